@@ -1,0 +1,128 @@
+//! What changed between two commits, as operations on skills.
+
+use super::{CacheError, Result};
+use crate::skills::{is_skill_path, validate_skill, Skill};
+use gix::object::tree::diff::ChangeDetached;
+use gix::ObjectId;
+
+/// One operation on the cache.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Create(Skill, ObjectId),
+    Update(Skill, ObjectId),
+    Rename {
+        from: String,
+        skill: Skill,
+        blob: ObjectId,
+    },
+    Delete {
+        path: String,
+    },
+    /// A file that could not be turned into a skill (it should have been refused).
+    Invalid {
+        path: String,
+        error: String,
+    },
+}
+
+/// The skill operations that turn the tree of `from` (or nothing) into the tree of `to`.
+/// Renames are detected (exact and similar content), so a moved skill keeps its id.
+pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<Op>> {
+    let new_tree = repo
+        .find_commit(to)
+        .map_err(CacheError::git)?
+        .tree()
+        .map_err(CacheError::git)?;
+    let old_tree = match from {
+        Some(c) => repo
+            .find_commit(c)
+            .map_err(CacheError::git)?
+            .tree()
+            .map_err(CacheError::git)?,
+        None => repo.empty_tree(),
+    };
+    let mut opts =
+        gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites::default()));
+    opts.track_path();
+    let changes = repo
+        .diff_tree_to_tree(&old_tree, &new_tree, opts)
+        .map_err(CacheError::git)?;
+    let mut ops = Vec::new();
+    for change in changes {
+        match change {
+            ChangeDetached::Addition {
+                entry_mode,
+                id,
+                location,
+                ..
+            } if entry_mode.is_blob() => {
+                let path = location.to_string();
+                if is_skill_path(&path) {
+                    ops.push(load(repo, &path, id, Op::Create));
+                }
+            }
+            ChangeDetached::Modification {
+                entry_mode,
+                id,
+                location,
+                ..
+            } if entry_mode.is_blob() => {
+                let path = location.to_string();
+                if is_skill_path(&path) {
+                    ops.push(load(repo, &path, id, Op::Update));
+                }
+            }
+            ChangeDetached::Deletion {
+                entry_mode,
+                location,
+                ..
+            } if entry_mode.is_blob() => {
+                let path = location.to_string();
+                if is_skill_path(&path) {
+                    ops.push(Op::Delete { path });
+                }
+            }
+            ChangeDetached::Rewrite {
+                source_location,
+                entry_mode,
+                id,
+                location,
+                copy,
+                ..
+            } if entry_mode.is_blob() => {
+                let from = source_location.to_string();
+                let path = location.to_string();
+                match (is_skill_path(&from) && !copy, is_skill_path(&path)) {
+                    (true, true) => ops.push(match load(repo, &path, id, Op::Create) {
+                        Op::Create(skill, blob) => Op::Rename { from, skill, blob },
+                        other => other,
+                    }),
+                    (true, false) => ops.push(Op::Delete { path: from }),
+                    (false, true) => ops.push(load(repo, &path, id, Op::Create)),
+                    (false, false) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ops)
+}
+
+fn load(repo: &gix::Repository, path: &str, blob: ObjectId, make: fn(Skill, ObjectId) -> Op) -> Op {
+    let data = match repo.find_blob(blob) {
+        Ok(mut b) => b.take_data(),
+        Err(e) => {
+            return Op::Invalid {
+                path: path.to_string(),
+                error: e.to_string(),
+            }
+        }
+    };
+    match validate_skill(path, &data) {
+        Ok(skill) => make(skill, blob),
+        Err(problems) => Op::Invalid {
+            path: path.to_string(),
+            error: crate::skills::render_problems(&problems),
+        },
+    }
+}

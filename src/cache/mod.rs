@@ -1,0 +1,28 @@
+//! The PostgreSQL cache of the skills on each repository's default branch.
+//!
+//! * [`changes`] turns two commits into skill operations (create, update, rename,
+//!   delete), reading and parsing each changed file once.
+//! * [`sync`] applies those operations in one transaction, serialised per repository
+//!   by an advisory lock and anchored on the `sync_state` watermark, so a late or
+//!   repeated sync is a no-op and the cache never moves backwards.
+//! * [`pushes`] records every push attempt, accepted or refused.
+
+pub mod changes;
+pub mod pushes;
+pub mod sync;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("git error: {0}")]
+    Git(String),
+}
+
+impl CacheError {
+    pub fn git(e: impl std::fmt::Display) -> Self {
+        CacheError::Git(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;

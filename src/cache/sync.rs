@@ -1,0 +1,337 @@
+//! Applying a branch's changes to the cache: one transaction per sync, serialised per
+//! repository with an advisory lock, and anchored on the `sync_state` watermark.
+//!
+//! The sync always goes from the commit the cache reflects (the watermark) to the
+//! branch's *current* tip, not from a push's old/new pair: a sync that runs late, twice
+//! or after a failed one still lands the cache exactly on the tip.
+
+use super::changes::{self, Op};
+use super::pushes::{self, PushRecord};
+use super::{CacheError, Result};
+use crate::skills::Skill;
+use gix::ObjectId;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::runtime::Handle;
+use uuid::Uuid;
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    /// The commit the cache now reflects.
+    pub commit: Option<String>,
+    pub created: usize,
+    pub updated: usize,
+    pub renamed: usize,
+    pub deleted: usize,
+    pub failed: usize,
+}
+
+impl SyncOutcome {
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} updated, {} renamed, {} deleted{}",
+            self.created,
+            self.updated,
+            self.renamed,
+            self.deleted,
+            if self.failed > 0 {
+                format!(", {} failed", self.failed)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Brings the cache of `repo_name`'s `branch` up to the branch's current tip. Blocking:
+/// call it from a blocking thread; `rt` drives the database futures. When `push` is
+/// given, the push record is written in the same transaction.
+pub fn sync_branch(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+    synced_by: &str,
+    push: Option<&PushRecord>,
+) -> Result<SyncOutcome> {
+    let started_at = chrono::Utc::now();
+    let mut tx = rt.block_on(pool.begin())?;
+    rt.block_on(
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("skillsd:cache:{repo_name}"))
+            .execute(&mut *tx),
+    )?;
+    if let Some(p) = push {
+        rt.block_on(pushes::insert(&mut tx, p))?;
+    }
+    let watermark: Option<String> = rt.block_on(
+        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
+            .bind(repo_name)
+            .bind(branch)
+            .fetch_optional(&mut *tx),
+    )?;
+    let tip = match repo.try_find_reference(format!("refs/heads/{branch}").as_str()) {
+        Ok(Some(mut r)) => r.peel_to_id().map_err(CacheError::git)?.detach(),
+        Ok(None) => {
+            rt.block_on(tx.commit())?;
+            return Ok(SyncOutcome {
+                commit: watermark,
+                ..Default::default()
+            });
+        }
+        Err(e) => return Err(CacheError::git(e)),
+    };
+    let tip_hex = tip.to_string();
+    if watermark.as_deref() == Some(tip_hex.as_str()) {
+        rt.block_on(tx.commit())?;
+        return Ok(SyncOutcome {
+            commit: Some(tip_hex),
+            ..Default::default()
+        });
+    }
+    let from = watermark
+        .as_deref()
+        .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
+        .filter(|oid| repo.has_object(oid));
+    let ops = changes::between(repo, from, tip)?;
+    let mut outcome = rt.block_on(apply(
+        &mut tx,
+        repo_name,
+        &tip_hex,
+        synced_by,
+        push.map(|p| p.id),
+        started_at,
+        ops,
+    ))?;
+    rt.block_on(
+        sqlx::query(
+            "INSERT INTO sync_state (repo, branch, commit_sha, updated_at) VALUES ($1, $2, $3, now())
+             ON CONFLICT (repo, branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, updated_at = now()",
+        )
+        .bind(repo_name)
+        .bind(branch)
+        .bind(&tip_hex)
+        .execute(&mut *tx),
+    )?;
+    rt.block_on(tx.commit())?;
+    outcome.commit = Some(tip_hex);
+    Ok(outcome)
+}
+
+const RECORD: &str =
+    "u(old_path text, path text, slug text, title text, description text, category text,
+      owner text, tags jsonb, status text, frontmatter jsonb, body text, blob_sha text)";
+
+fn skill_json(skill: &Skill, blob: &ObjectId, old_path: Option<&str>) -> serde_json::Value {
+    json!({
+        "old_path": old_path,
+        "path": skill.path,
+        "slug": skill.slug,
+        "title": skill.title,
+        "description": skill.description,
+        "category": skill.category,
+        "owner": skill.owner,
+        "tags": skill.tags,
+        "status": skill.status.as_str(),
+        "frontmatter": skill.frontmatter,
+        "body": skill.body,
+        "blob_sha": blob.to_string(),
+    })
+}
+
+/// One sync-log row to write.
+struct LogRow {
+    skill_id: Option<Uuid>,
+    slug: Option<String>,
+    path: String,
+    operation: &'static str,
+    error: Option<String>,
+}
+
+async fn apply(
+    tx: &mut PgConnection,
+    repo_name: &str,
+    commit: &str,
+    synced_by: &str,
+    push_id: Option<Uuid>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    ops: Vec<Op>,
+) -> Result<SyncOutcome> {
+    let mut outcome = SyncOutcome::default();
+    let mut log: Vec<LogRow> = Vec::new();
+    let mut deletes = Vec::new();
+    let mut renames = Vec::new();
+    let mut upserts = Vec::new();
+    for op in ops {
+        match op {
+            Op::Delete { path } => deletes.push(path),
+            Op::Rename { from, skill, blob } => {
+                renames.push(skill_json(&skill, &blob, Some(&from)))
+            }
+            Op::Create(skill, blob) | Op::Update(skill, blob) => {
+                upserts.push(skill_json(&skill, &blob, None))
+            }
+            Op::Invalid { path, error } => {
+                outcome.failed += 1;
+                log.push(LogRow {
+                    skill_id: None,
+                    slug: None,
+                    path,
+                    operation: "refresh",
+                    error: Some(error),
+                });
+            }
+        }
+    }
+
+    if !deletes.is_empty() {
+        let rows = sqlx::query(
+            "DELETE FROM skills WHERE repo = $1 AND path = ANY($2) RETURNING id, slug, path",
+        )
+        .bind(repo_name)
+        .bind(&deletes)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            outcome.deleted += 1;
+            log.push(LogRow {
+                skill_id: Some(r.get("id")),
+                slug: Some(r.get("slug")),
+                path: r.get("path"),
+                operation: "delete",
+                error: None,
+            });
+        }
+    }
+
+    if !renames.is_empty() {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE skills s SET path = u.path, slug = u.slug, title = u.title, description = u.description,
+                    category = u.category, owner = u.owner,
+                    tags = ARRAY(SELECT jsonb_array_elements_text(u.tags)), status = u.status,
+                    frontmatter = u.frontmatter, body = u.body, blob_sha = u.blob_sha,
+                    git_commit_sha = $3, sync_status = 'synced', last_synced_at = now(), updated_at = now()
+             FROM jsonb_to_recordset($2) AS {RECORD}
+             WHERE s.repo = $1 AND s.path = u.old_path
+             RETURNING s.id, s.slug, s.path, u.old_path"
+        )))
+        .bind(repo_name)
+        .bind(serde_json::Value::Array(renames.clone()))
+        .bind(commit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut done = std::collections::HashSet::new();
+        for r in rows {
+            outcome.renamed += 1;
+            done.insert(r.get::<String, _>("old_path"));
+            log.push(LogRow {
+                skill_id: Some(r.get("id")),
+                slug: Some(r.get("slug")),
+                path: r.get("path"),
+                operation: "rename",
+                error: None,
+            });
+        }
+        // A rename whose source the cache did not have becomes a plain upsert.
+        upserts.extend(
+            renames
+                .into_iter()
+                .filter(|r| !done.contains(r["old_path"].as_str().unwrap_or_default())),
+        );
+    }
+
+    if !upserts.is_empty() {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
+                                 frontmatter, body, blob_sha, git_commit_sha, sync_status, last_synced_at)
+             SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner,
+                    ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.status, u.frontmatter, u.body,
+                    u.blob_sha, $3, 'synced', now()
+             FROM jsonb_to_recordset($2) AS {RECORD}
+             ON CONFLICT (repo, path) DO UPDATE SET
+                slug = EXCLUDED.slug, title = EXCLUDED.title, description = EXCLUDED.description,
+                category = EXCLUDED.category, owner = EXCLUDED.owner, tags = EXCLUDED.tags,
+                status = EXCLUDED.status, frontmatter = EXCLUDED.frontmatter, body = EXCLUDED.body,
+                blob_sha = EXCLUDED.blob_sha, git_commit_sha = EXCLUDED.git_commit_sha,
+                sync_status = 'synced', last_synced_at = now(), updated_at = now()
+             RETURNING id, slug, path, (xmax = 0) AS inserted"
+        )))
+        .bind(repo_name)
+        .bind(serde_json::Value::Array(upserts))
+        .bind(commit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            let inserted: bool = r.get("inserted");
+            if inserted {
+                outcome.created += 1;
+            } else {
+                outcome.updated += 1;
+            }
+            log.push(LogRow {
+                skill_id: Some(r.get("id")),
+                slug: Some(r.get("slug")),
+                path: r.get("path"),
+                operation: if inserted { "create" } else { "update" },
+                error: None,
+            });
+        }
+    }
+
+    if !log.is_empty() {
+        let rows: Vec<serde_json::Value> = log
+            .iter()
+            .map(|l| {
+                json!({
+                    "skill_id": l.skill_id,
+                    "slug": l.slug,
+                    "path": l.path,
+                    "operation": l.operation,
+                    "status": if l.error.is_some() { "failed" } else { "success" },
+                    "error": l.error,
+                })
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
+                                         started_at, completed_at, error, git_commit_sha, synced_by, push_id)
+             SELECT u.skill_id, $1, u.slug, u.path, u.operation, 'git-to-db', u.status, $2, now(), u.error,
+                    $3, $4, $5
+             FROM jsonb_to_recordset($6) AS u(skill_id uuid, slug text, path text, operation text,
+                                               status text, error text)",
+        )
+        .bind(repo_name)
+        .bind(started_at)
+        .bind(commit)
+        .bind(synced_by)
+        .bind(push_id)
+        .bind(serde_json::Value::Array(rows))
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let mut slugs: Vec<&str> = log.iter().filter_map(|l| l.slug.as_deref()).collect();
+    slugs.sort_unstable();
+    slugs.dedup();
+    let mut payload = json!({
+        "repo": repo_name,
+        "commit": commit,
+        "created": outcome.created,
+        "updated": outcome.updated,
+        "renamed": outcome.renamed,
+        "deleted": outcome.deleted,
+        "failed": outcome.failed,
+        "slugs": slugs,
+    });
+    // NOTIFY payloads are limited to 8000 bytes: drop the slug list when it does not fit.
+    if payload.to_string().len() > 7000 {
+        payload["slugs"] = serde_json::Value::Null;
+    }
+    sqlx::query("SELECT pg_notify('skills_changed', $1)")
+        .bind(payload.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(outcome)
+}

@@ -1,0 +1,17 @@
+//! skillsd: an SSH git server for a repository of skills (Markdown with YAML
+//! frontmatter) that validates every push before anything is written and keeps a
+//! PostgreSQL cache of the default branch in step with git.
+//!
+//! The path of a push, top to bottom: [`ssh`] → [`protocol`] → [`receive`]
+//! (quarantine, pre-receive, refs, post-receive) → [`cache`]. See ARCHITECTURE.md.
+
+pub mod cache;
+pub mod check;
+pub mod db;
+pub mod localpg;
+pub mod protocol;
+pub mod receive;
+pub mod repos;
+pub mod server;
+pub mod skills;
+pub mod ssh;

@@ -1,0 +1,211 @@
+//! A private PostgreSQL cluster for when no `DATABASE_URL` is given: created with
+//! `initdb` under the data directory, started with `pg_ctl`, reachable only through a
+//! Unix socket in its own directory (no TCP port, so it never clashes with another
+//! server). As root, the server runs as the `postgres` system user, as PostgreSQL
+//! requires.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalPgError {
+    #[error(
+        "PostgreSQL's server programs (initdb, pg_ctl) were not found; install PostgreSQL \
+         (Debian: `apt-get install postgresql`) or pass --database-url"
+    )]
+    NotInstalled,
+    #[error("{0}")]
+    Failed(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A local cluster.
+#[derive(Debug, Clone)]
+pub struct LocalPg {
+    pub data: PathBuf,
+    pub socket_dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").is_file())
+        .collect();
+    candidates.sort();
+    if let Some(best) = candidates.pop() {
+        return Some(best);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
+    })
+}
+
+impl LocalPg {
+    /// A cluster in `dir` (`dir/data`, socket in `dir/sock`).
+    pub fn new(dir: &Path) -> Result<LocalPg, LocalPgError> {
+        let bin = find_bin().ok_or(LocalPgError::NotInstalled)?;
+        let dir = std::path::absolute(dir)?;
+        Ok(LocalPg {
+            data: dir.join("data"),
+            socket_dir: dir.join("sock"),
+            bin,
+            as_postgres: is_root(),
+        })
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run(&self, mut cmd: Command, what: &str) -> Result<(), LocalPgError> {
+        let out = cmd.output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(LocalPgError::Failed(format!(
+                "{what} failed: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            )))
+        }
+    }
+
+    /// Creates the cluster if needed and starts it if it is not running. `durable =
+    /// false` turns off fsync (for tests). Returns a connection URL for `database`.
+    pub fn ensure_running(&self, durable: bool) -> Result<(), LocalPgError> {
+        let root = self.data.parent().expect("data has a parent");
+        std::fs::create_dir_all(root)?;
+        std::fs::create_dir_all(&self.socket_dir)?;
+        if self.as_postgres {
+            chown_postgres(root)?;
+            chown_postgres(&self.socket_dir)?;
+        }
+        if !self.data.join("PG_VERSION").is_file() {
+            let mut c = self.cmd("initdb");
+            c.arg("-D").arg(&self.data).args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ]);
+            if !durable {
+                c.arg("--no-sync");
+            }
+            self.run(c, "initdb").map_err(|e| {
+                LocalPgError::Failed(format!(
+                    "{e}\n(the directory {} must be reachable by the user running PostgreSQL)",
+                    root.display()
+                ))
+            })?;
+        }
+        let mut status = self.cmd("pg_ctl");
+        status.arg("status").arg("-D").arg(&self.data);
+        if status.output()?.status.success() {
+            return Ok(());
+        }
+        let mut opts = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c max_connections=200",
+            self.socket_dir.display()
+        );
+        if !durable {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let mut start = self.cmd("pg_ctl");
+        start
+            .arg("start")
+            .arg("-w")
+            .arg("-t")
+            .arg("60")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.data.join("server.log"))
+            .arg("-o")
+            .arg(opts);
+        self.run(start, "pg_ctl start")
+    }
+
+    pub fn stop(&self) -> Result<(), LocalPgError> {
+        let mut c = self.cmd("pg_ctl");
+        c.arg("stop").arg("-D").arg(&self.data).args(["-m", "fast"]);
+        self.run(c, "pg_ctl stop")
+    }
+
+    /// Connection URL for `database` over the cluster's socket.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{database}?host={}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// Creates `database` if it does not exist.
+    pub async fn create_database(&self, database: &str) -> Result<(), LocalPgError> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .map_err(|e| {
+                LocalPgError::Failed(format!("cannot connect to the local PostgreSQL: {e}"))
+            })?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(database)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| LocalPgError::Failed(e.to_string()))?;
+        if !exists {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE \"{}\"",
+                database.replace('"', "")
+            )))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| LocalPgError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY-free check: the effective uid via /proc, no libc needed.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn chown_postgres(path: &Path) -> Result<(), LocalPgError> {
+    let out = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(path)
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LocalPgError::Failed(format!(
+            "chown postgres {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}

@@ -1,0 +1,276 @@
+//! The `skillsd` command line.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use skillsd::db::users::{self, Role};
+use skillsd::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
+use skillsd::server::{self, Database};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "skillsd",
+    version,
+    about = "SSH git server for a repository of skills, with a PostgreSQL cache"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where repositories, the host key and (without --database-url) the private
+    /// PostgreSQL cluster live.
+    #[arg(
+        long,
+        env = "SKILLSD_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// PostgreSQL URL. Without it, skillsd runs a private cluster under the data dir.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+impl Common {
+    fn database(&self) -> Database {
+        match &self.database_url {
+            Some(u) if !u.is_empty() => Database::Url(u.clone()),
+            _ => Database::Local,
+        }
+    }
+
+    async fn pool(&self) -> Result<sqlx::PgPool> {
+        let url = server::database_url(&self.database(), &self.data_dir).await?;
+        let pool = skillsd::db::connect(&url)
+            .await
+            .context("cannot connect to the database")?;
+        skillsd::db::migrate(&pool).await?;
+        Ok(pool)
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the SSH git server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SKILLSD_LISTEN", default_value = "127.0.0.1:2222")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create a repository (default `skills`) from the skills template.
+    Init {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        /// Create it with no commit at all.
+        #[arg(long)]
+        empty: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage users and their SSH keys.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    /// Validate the skills in a working tree, with the server's rules and messages.
+    Check {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Bring the cache up to the default branch's tip.
+    Reconcile {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Apply database migrations.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user with a key (or add a key / change the role of an existing user).
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["reader", "writer", "admin"])]
+        role: String,
+        /// An OpenSSH public key file (e.g. ~/.ssh/id_ed25519.pub).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List users, their roles and key fingerprints.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a user and all their keys.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLSD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,russh=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("skillsd: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if let Cmd::Check { path, format } = &cli.command {
+        return check(path, format);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cli))
+}
+
+fn check(path: &std::path::Path, format: &str) -> Result<i32> {
+    let (count, problems) = skillsd::check::check_tree(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if format == "json" {
+        let out = serde_json::json!({ "checked": count, "errors": problems });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", skillsd::check::report(count, &problems));
+    }
+    Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+async fn run_async(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Serve { listen, common } => {
+            let prepared = server::prepare(&common.data_dir, &common.database()).await?;
+            let (listener, addr) = server::bind(listen).await?;
+            let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
+            println!("skillsd listening on {addr}");
+            println!(
+                "  clone:  git clone ssh://git@{}:{}/skills.git",
+                addr.ip(),
+                addr.port()
+            );
+            println!(
+                "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
+                prepared.data_dir.display()
+            );
+            println!("  host key: {}", host.display());
+            let shutdown = async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("signal handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                tracing::info!("shutting down");
+            };
+            server::run(prepared, listener, shutdown).await?;
+            Ok(0)
+        }
+        Cmd::Init {
+            repo,
+            empty,
+            common,
+        } => {
+            let store = RepoStore::new(&common.data_dir);
+            let name = store.create(&repo, empty)?;
+            println!(
+                "created repository {name} in {}",
+                store.path_of(&name).display()
+            );
+            Ok(0)
+        }
+        Cmd::User { command } => match command {
+            UserCmd::Add {
+                name,
+                role,
+                key,
+                common,
+            } => {
+                let role = Role::parse(&role).expect("clap checked the role");
+                let text = std::fs::read_to_string(&key)
+                    .with_context(|| format!("cannot read {}", key.display()))?;
+                let key = users::parse_public_key(&text)?;
+                let pool = common.pool().await?;
+                let fp = users::add(&pool, &name, role, &key).await?;
+                println!("{name} ({}) can now connect with key {fp}", role.as_str());
+                Ok(0)
+            }
+            UserCmd::List { common } => {
+                let pool = common.pool().await?;
+                for u in users::list(&pool).await? {
+                    println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
+                }
+                Ok(0)
+            }
+            UserCmd::Remove { name, common } => {
+                let pool = common.pool().await?;
+                if users::remove(&pool, &name).await? {
+                    println!("removed {name} and their keys");
+                    Ok(0)
+                } else {
+                    bail!("no user named `{name}`")
+                }
+            }
+        },
+        Cmd::Reconcile { repo, common } => {
+            let pool = common.pool().await?;
+            let store = RepoStore::new(&common.data_dir);
+            let (name, repo) = store.open(&repo)?;
+            let rt = tokio::runtime::Handle::current();
+            let outcome = tokio::task::spawn_blocking(move || {
+                skillsd::cache::sync::sync_branch(
+                    &rt,
+                    &pool,
+                    &repo,
+                    &name,
+                    DEFAULT_BRANCH,
+                    "system",
+                    None,
+                )
+            })
+            .await??;
+            println!(
+                "cache at {}: {}",
+                outcome.commit.as_deref().unwrap_or("(empty branch)"),
+                outcome.summary()
+            );
+            Ok(0)
+        }
+        Cmd::Check { path, format } => check(&path, &format),
+        Cmd::Migrate { common } => {
+            common.pool().await?;
+            println!("migrations applied");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! `git-upload-pack`: serves clones and fetches, in protocol v2 (`ls-refs`, `fetch`)
+//! and protocol v0 (ref advertisement, want/have negotiation).
+
+use super::pack::{objects_to_send, write_pack};
+use super::pktline::{
+    parse_oid, write_delim, write_err, write_flush, write_text, Pkt, PktReader, SideBand,
+    SideBandMode,
+};
+use super::refs::RefList;
+use super::{ProtocolError, Result, AGENT};
+use gix::ObjectId;
+use std::collections::HashSet;
+use std::io::{Read, Write};
+
+/// Protocol versions a client may ask for (through `GIT_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V0,
+    V2,
+}
+
+impl Version {
+    /// From the `GIT_PROTOCOL` value, e.g. `version=2` (`:`-separated list).
+    pub fn from_git_protocol(value: Option<&str>) -> Version {
+        match value {
+            Some(v) if v.split(':').any(|kv| kv == "version=2") => Version::V2,
+            _ => Version::V0,
+        }
+    }
+}
+
+/// Serves one upload-pack session.
+pub fn serve(
+    repo: &gix::Repository,
+    input: impl Read,
+    out: &mut dyn Write,
+    version: Version,
+) -> Result<()> {
+    let mut input = PktReader::new(input);
+    let result = match version {
+        Version::V2 => serve_v2(repo, &mut input, out),
+        Version::V0 => serve_v0(repo, &mut input, out),
+    };
+    if let Err(ProtocolError::Protocol(msg)) = &result {
+        // Best effort: tell the client why; it prints `remote error: ...`.
+        let _ = write_err(out, msg);
+    }
+    out.flush()?;
+    result
+}
+
+const V0_CAPS: &str =
+    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta no-progress include-tag object-format=sha1";
+
+fn serve_v0<R: Read>(
+    repo: &gix::Repository,
+    input: &mut PktReader<R>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let refs = RefList::read(repo)?;
+    let mut caps = format!("{V0_CAPS} agent={AGENT}");
+    if let Some(target) = &refs.head_target {
+        caps = format!("{caps} symref=HEAD:{target}");
+    }
+    advertise_v0(&refs, &caps, out)?;
+    out.flush()?;
+
+    // Wants.
+    let mut wants = Vec::new();
+    let mut client_caps: Vec<String> = Vec::new();
+    loop {
+        match input.read_pkt()? {
+            Pkt::Eof => return Ok(()),
+            Pkt::Flush => break,
+            pkt @ Pkt::Data(_) => {
+                let line = pkt.text().unwrap_or_default();
+                if let Some(rest) = line.strip_prefix(b"want ") {
+                    let (oid, caps) = rest.split_at(rest.len().min(40));
+                    wants.push(parse_oid(oid)?);
+                    if wants.len() == 1 {
+                        client_caps = String::from_utf8_lossy(caps)
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect();
+                    }
+                } else if line.starts_with(b"shallow ") || line.starts_with(b"deepen") {
+                    return Err(ProtocolError::protocol(
+                        "shallow clones and fetches are not supported by this server yet",
+                    ));
+                } else {
+                    return Err(ProtocolError::protocol(format!(
+                        "unexpected line in want list: {}",
+                        String::from_utf8_lossy(line)
+                    )));
+                }
+            }
+            other => {
+                return Err(ProtocolError::protocol(format!(
+                    "unexpected {other:?} in want list"
+                )))
+            }
+        }
+    }
+    if wants.is_empty() {
+        return Ok(());
+    }
+    check_wants(&refs, &wants)?;
+    let has = |c: &str| client_caps.iter().any(|x| x == c);
+    let multi_ack_detailed = has("multi_ack_detailed");
+    let multi_ack = multi_ack_detailed || has("multi_ack");
+    let sideband = if has("side-band-64k") {
+        SideBandMode::Large
+    } else if has("side-band") {
+        SideBandMode::Small
+    } else {
+        SideBandMode::None
+    };
+
+    // Negotiation.
+    let mut commons: Vec<ObjectId> = Vec::new();
+    loop {
+        match input.read_pkt()? {
+            Pkt::Eof => return Ok(()),
+            Pkt::Flush => {
+                if multi_ack || commons.is_empty() {
+                    write_text(out, "NAK")?;
+                }
+                out.flush()?;
+            }
+            pkt @ Pkt::Data(_) => {
+                let line = pkt.text().unwrap_or_default();
+                if let Some(hex) = line.strip_prefix(b"have ") {
+                    let oid = parse_oid(hex)?;
+                    if is_common(repo, &oid) {
+                        if multi_ack_detailed {
+                            write_text(out, &format!("ACK {oid} common"))?;
+                        } else if multi_ack {
+                            write_text(out, &format!("ACK {oid} continue"))?;
+                        } else if commons.is_empty() {
+                            write_text(out, &format!("ACK {oid}"))?;
+                        }
+                        commons.push(oid);
+                    }
+                } else if line == b"done" {
+                    match commons.last() {
+                        Some(last) if multi_ack => write_text(out, &format!("ACK {last}"))?,
+                        Some(_) => {}
+                        None => write_text(out, "NAK")?,
+                    }
+                    break;
+                } else {
+                    return Err(ProtocolError::protocol(format!(
+                        "unexpected line in negotiation: {}",
+                        String::from_utf8_lossy(line)
+                    )));
+                }
+            }
+            other => {
+                return Err(ProtocolError::protocol(format!(
+                    "unexpected {other:?} in negotiation"
+                )))
+            }
+        }
+    }
+    let mut sb = SideBand::new(out, sideband, has("no-progress"));
+    send_pack(repo, &refs, &wants, &commons, has("include-tag"), &mut sb)?;
+    if sideband != SideBandMode::None {
+        write_flush(sb.inner())?;
+    }
+    sb.flush()?;
+    Ok(())
+}
+
+fn advertise_v0(refs: &RefList, caps: &str, out: &mut dyn Write) -> Result<()> {
+    let mut lines: Vec<(ObjectId, String)> = Vec::new();
+    if let Some(head) = refs.head_oid {
+        lines.push((head, "HEAD".into()));
+    }
+    for r in &refs.refs {
+        lines.push((r.oid, r.name.clone()));
+        if let Some(p) = r.peeled {
+            lines.push((p, format!("{}^{{}}", r.name)));
+        }
+    }
+    if lines.is_empty() {
+        write_text(
+            out,
+            &format!(
+                "{} capabilities^{{}}\0{caps}",
+                ObjectId::null(gix::hash::Kind::Sha1)
+            ),
+        )?;
+    }
+    for (i, (oid, name)) in lines.iter().enumerate() {
+        if i == 0 {
+            write_text(out, &format!("{oid} {name}\0{caps}"))?;
+        } else {
+            write_text(out, &format!("{oid} {name}"))?;
+        }
+    }
+    write_flush(out)?;
+    Ok(())
+}
+
+fn serve_v2<R: Read>(
+    repo: &gix::Repository,
+    input: &mut PktReader<R>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    write_text(out, "version 2")?;
+    write_text(out, &format!("agent={AGENT}"))?;
+    write_text(out, "ls-refs=unborn")?;
+    write_text(out, "fetch")?;
+    write_text(out, "server-option")?;
+    write_text(out, "object-format=sha1")?;
+    write_flush(out)?;
+    out.flush()?;
+    loop {
+        let command = match input.read_pkt()? {
+            Pkt::Eof => return Ok(()),
+            Pkt::Flush => continue,
+            pkt @ Pkt::Data(_) => {
+                let line = String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned();
+                match line.strip_prefix("command=") {
+                    Some(c) => c.to_string(),
+                    None => {
+                        return Err(ProtocolError::protocol(format!(
+                            "expected a command, got `{line}`"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(ProtocolError::protocol(format!(
+                    "expected a command, got {other:?}"
+                )))
+            }
+        };
+        // Capability lines, then (after a delimiter) arguments, then a flush.
+        let mut args: Vec<String> = Vec::new();
+        let mut in_args = false;
+        loop {
+            match input.read_pkt()? {
+                Pkt::Delim => in_args = true,
+                Pkt::Flush => break,
+                Pkt::Eof => return Err(ProtocolError::protocol("unexpected end of request")),
+                pkt @ Pkt::Data(_) => {
+                    if in_args {
+                        args.push(
+                            String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                Pkt::ResponseEnd => {
+                    return Err(ProtocolError::protocol("unexpected response-end packet"))
+                }
+            }
+        }
+        match command.as_str() {
+            "ls-refs" => ls_refs(repo, &args, out)?,
+            "fetch" => fetch_v2(repo, &args, out)?,
+            other => {
+                return Err(ProtocolError::protocol(format!(
+                    "unknown command `{other}`"
+                )))
+            }
+        }
+        out.flush()?;
+    }
+}
+
+fn ls_refs(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Result<()> {
+    let refs = RefList::read(repo)?;
+    let symrefs = args.iter().any(|a| a == "symrefs");
+    let peel = args.iter().any(|a| a == "peel");
+    let unborn = args.iter().any(|a| a == "unborn");
+    let prefixes: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("ref-prefix "))
+        .collect();
+    let wanted = |name: &str| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p));
+    if wanted("HEAD") {
+        match (refs.head_oid, &refs.head_target) {
+            (Some(oid), Some(target)) if symrefs => {
+                write_text(out, &format!("{oid} HEAD symref-target:{target}"))?
+            }
+            (Some(oid), _) => write_text(out, &format!("{oid} HEAD"))?,
+            (None, Some(target)) if unborn => {
+                let line = if symrefs {
+                    format!("unborn HEAD symref-target:{target}")
+                } else {
+                    "unborn HEAD".to_string()
+                };
+                write_text(out, &line)?
+            }
+            _ => {}
+        }
+    }
+    for r in refs.refs.iter().filter(|r| wanted(&r.name)) {
+        match r.peeled {
+            Some(p) if peel => write_text(out, &format!("{} {} peeled:{p}", r.oid, r.name))?,
+            _ => write_text(out, &format!("{} {}", r.oid, r.name))?,
+        }
+    }
+    write_flush(out)?;
+    Ok(())
+}
+
+fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Result<()> {
+    let refs = RefList::read(repo)?;
+    let mut wants = Vec::new();
+    let mut haves = Vec::new();
+    let mut done = false;
+    let mut no_progress = false;
+    let mut include_tag = false;
+    for arg in args {
+        if let Some(hex) = arg.strip_prefix("want ") {
+            wants.push(parse_oid(hex.as_bytes())?);
+        } else if let Some(hex) = arg.strip_prefix("have ") {
+            haves.push(parse_oid(hex.as_bytes())?);
+        } else if arg == "done" {
+            done = true;
+        } else if arg == "no-progress" {
+            no_progress = true;
+        } else if arg == "include-tag" {
+            include_tag = true;
+        } else if arg == "thin-pack" || arg == "ofs-delta" || arg == "wait-for-done" {
+            // We send complete packs; both are optional for the server.
+        } else if arg.starts_with("shallow ") || arg.starts_with("deepen") {
+            return Err(ProtocolError::protocol(
+                "shallow clones and fetches are not supported by this server yet",
+            ));
+        } else if arg.starts_with("filter ") {
+            return Err(ProtocolError::protocol(
+                "partial clone (--filter) is not supported by this server",
+            ));
+        } else {
+            return Err(ProtocolError::protocol(format!(
+                "unknown fetch argument `{arg}`"
+            )));
+        }
+    }
+    check_wants(&refs, &wants)?;
+    let commons: Vec<ObjectId> = haves.into_iter().filter(|h| is_common(repo, h)).collect();
+    if !done {
+        write_text(out, "acknowledgments")?;
+        if commons.is_empty() {
+            write_text(out, "NAK")?;
+        }
+        for c in &commons {
+            write_text(out, &format!("ACK {c}"))?;
+        }
+        if commons.is_empty() {
+            write_flush(out)?;
+            return Ok(());
+        }
+        write_text(out, "ready")?;
+        write_delim(out)?;
+    }
+    write_text(out, "packfile")?;
+    let mut sb = SideBand::new(out, SideBandMode::Large, no_progress);
+    send_pack(repo, &refs, &wants, &commons, include_tag, &mut sb)?;
+    write_flush(sb.inner())?;
+    Ok(())
+}
+
+fn check_wants(refs: &RefList, wants: &[ObjectId]) -> Result<()> {
+    for w in wants {
+        if !refs.is_tip(w) {
+            return Err(ProtocolError::protocol(format!(
+                "upload-pack: not our ref {w}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A `have` counts when we have that commit.
+fn is_common(repo: &gix::Repository, oid: &ObjectId) -> bool {
+    matches!(repo.find_header(*oid), Ok(h) if h.kind() == gix::object::Kind::Commit)
+}
+
+fn send_pack(
+    repo: &gix::Repository,
+    refs: &RefList,
+    wants: &[ObjectId],
+    commons: &[ObjectId],
+    include_tag: bool,
+    sb: &mut SideBand<'_>,
+) -> Result<()> {
+    let mut ids = objects_to_send(repo, wants, commons)?;
+    if include_tag {
+        let set: HashSet<ObjectId> = ids.iter().copied().collect();
+        for r in &refs.refs {
+            if let Some(p) = r.peeled {
+                if set.contains(&p) && !set.contains(&r.oid) {
+                    ids.push(r.oid);
+                }
+            }
+        }
+    }
+    sb.progress(&format!("Enumerating objects: {}, done.\n", ids.len()))?;
+    write_pack(repo, ids, sb)?;
+    Ok(())
+}

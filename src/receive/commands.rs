@@ -1,0 +1,127 @@
+//! The commands of a push: `<old> <new> <ref>` lines with the client's capabilities,
+//! then (optionally) push options.
+
+use crate::protocol::pktline::{parse_oid, Pkt, PktReader};
+use crate::protocol::{ProtocolError, Result};
+use gix::ObjectId;
+use std::io::Read;
+
+/// One ref update the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub old: ObjectId,
+    pub new: ObjectId,
+    pub name: String,
+}
+
+impl Command {
+    pub fn is_delete(&self) -> bool {
+        self.new.is_null()
+    }
+    pub fn is_create(&self) -> bool {
+        self.old.is_null()
+    }
+    /// The branch name for `refs/heads/<branch>`.
+    pub fn branch(&self) -> Option<&str> {
+        self.name.strip_prefix("refs/heads/")
+    }
+}
+
+/// Most ref updates one push may carry.
+pub const MAX_COMMANDS: usize = 1000;
+
+/// What the client sent before its pack.
+#[derive(Debug, Default)]
+pub struct Request {
+    pub commands: Vec<Command>,
+    pub capabilities: Vec<String>,
+    pub push_options: Vec<String>,
+}
+
+impl Request {
+    pub fn has(&self, cap: &str) -> bool {
+        self.capabilities.iter().any(|c| c == cap)
+    }
+}
+
+/// Reads the command list (and push options, when negotiated). `None` when the client
+/// hung up or sent nothing to do.
+pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
+    let mut req = Request::default();
+    loop {
+        match input.read_pkt()? {
+            Pkt::Eof => return Ok(None),
+            Pkt::Flush => break,
+            pkt @ Pkt::Data(_) => {
+                let line = pkt.text().unwrap_or_default();
+                let (line, caps) = match line.iter().position(|&b| b == 0) {
+                    Some(i) => (&line[..i], Some(&line[i + 1..])),
+                    None => (line, None),
+                };
+                if let Some(caps) = caps {
+                    if req.commands.is_empty() {
+                        req.capabilities = String::from_utf8_lossy(caps)
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect();
+                    }
+                }
+                if line.starts_with(b"shallow ") {
+                    return Err(ProtocolError::protocol(
+                        "pushing from a shallow clone is not supported",
+                    ));
+                }
+                if line.len() < 83 || line[40] != b' ' || line[81] != b' ' {
+                    return Err(ProtocolError::protocol(format!(
+                        "malformed command line `{}`",
+                        String::from_utf8_lossy(line)
+                    )));
+                }
+                let name = std::str::from_utf8(&line[82..])
+                    .map_err(|_| ProtocolError::protocol("ref name is not UTF-8"))?
+                    .to_string();
+                req.commands.push(Command {
+                    old: parse_oid(&line[..40])?,
+                    new: parse_oid(&line[41..81])?,
+                    name,
+                });
+                if req.commands.len() > MAX_COMMANDS {
+                    return Err(ProtocolError::protocol(format!(
+                        "too many ref updates in one push (at most {MAX_COMMANDS})"
+                    )));
+                }
+            }
+            other => {
+                return Err(ProtocolError::protocol(format!(
+                    "unexpected {other:?} in command list"
+                )))
+            }
+        }
+    }
+    if req.commands.is_empty() {
+        return Ok(None);
+    }
+    if req.has("push-options") {
+        loop {
+            match input.read_pkt()? {
+                Pkt::Flush => break,
+                Pkt::Eof => {
+                    return Err(ProtocolError::protocol("connection closed in push options"))
+                }
+                pkt @ Pkt::Data(_) => {
+                    let opt = String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned();
+                    if req.push_options.len() >= 100 {
+                        return Err(ProtocolError::protocol("too many push options"));
+                    }
+                    req.push_options.push(opt);
+                }
+                other => {
+                    return Err(ProtocolError::protocol(format!(
+                        "unexpected {other:?} in push options"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(Some(req))
+}

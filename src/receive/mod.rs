@@ -1,0 +1,272 @@
+//! `git-receive-pack`: a push, from the ref advertisement to the report.
+//!
+//! The stages, in order:
+//! 1. advertise refs and capabilities ([`advertise`]);
+//! 2. read the commands and push options ([`commands`]);
+//! 3. index the pack into a [`quarantine`] (thin packs completed from the repository);
+//! 4. [`pre_receive`]: policy, connectivity, validation of every changed skill;
+//! 5. on any problem: report every problem, drop the quarantine, record the refused push;
+//! 6. else migrate the pack in and update the refs with compare-and-swap ([`refs`]);
+//! 7. post-receive: sync the cache for the default branch, recording the push in the
+//!    same transaction ([`crate::cache::sync`]);
+//! 8. report the status of each ref.
+
+pub mod commands;
+pub mod pre_receive;
+pub mod quarantine;
+pub mod refs;
+
+use crate::cache::pushes::{PushRecord, RefResult};
+use crate::db::users::User;
+use crate::protocol::pktline::{write_flush, write_text, PktReader, SideBand, SideBandMode};
+use crate::protocol::refs::RefList;
+use crate::protocol::{ProtocolError, Result, AGENT};
+use commands::Command;
+use gix::ObjectId;
+use quarantine::Quarantine;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::sync::atomic::AtomicBool;
+
+/// Everything a push needs besides the streams.
+pub struct Context {
+    pub repo: gix::Repository,
+    pub repo_name: String,
+    pub default_branch: String,
+    pub user: User,
+    pub pool: PgPool,
+    pub rt: tokio::runtime::Handle,
+}
+
+const CAPS: &str =
+    "report-status delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
+
+/// Serves one receive-pack session.
+pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()> {
+    let started_at = chrono::Utc::now();
+    let refs = RefList::read(&ctx.repo)?;
+    advertise(&refs, out)?;
+    out.flush()?;
+
+    let mut input = PktReader::<R>::new(input);
+    let req = match commands::read(&mut input) {
+        Ok(Some(req)) => req,
+        Ok(None) => return Ok(()),
+        Err(ProtocolError::Protocol(msg)) => {
+            let _ = crate::protocol::pktline::write_err(out, &msg);
+            let _ = out.flush();
+            return Err(ProtocolError::Protocol(msg));
+        }
+        Err(e) => return Err(e),
+    };
+    let sideband = if req.has("side-band-64k") {
+        SideBandMode::Large
+    } else if req.has("side-band") {
+        SideBandMode::Small
+    } else {
+        SideBandMode::None
+    };
+    let report_status = req.has("report-status");
+    let mut sb = SideBand::new(out, sideband, req.has("quiet"));
+    let commands = &req.commands;
+    let current: HashMap<String, ObjectId> =
+        refs.refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
+
+    // The pack (absent when every command is a deletion).
+    let needs_pack = commands.iter().any(|c| !c.is_delete());
+    let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
+    let mut unpack_error = None;
+    if needs_pack {
+        let reader = input.into_inner();
+        let mut buffered = BufReader::with_capacity(64 * 1024, reader);
+        let interrupt = AtomicBool::new(false);
+        let result = gix_pack::Bundle::write_to_directory(
+            &mut buffered,
+            Some(&quarantine.pack_dir()),
+            &mut gix::progress::Discard,
+            &interrupt,
+            Some(ctx.repo.objects.clone()),
+            gix::hash::Kind::Sha1,
+            gix_pack::bundle::write::Options::default(),
+        );
+        if let Err(e) = result {
+            let msg = e.to_string();
+            tracing::info!(error = %msg, "pack refused");
+            unpack_error = Some(msg.lines().next().unwrap_or("invalid pack").to_string());
+        }
+    }
+
+    let mut problems = Vec::new();
+    let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
+        sb.message(&format!("error: the pack could not be read: {err}\n"))?;
+        commands
+            .iter()
+            .map(|_| Some("unpacker error".to_string()))
+            .collect()
+    } else {
+        let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+        let verdict = pre_receive::check(&view, commands, &ctx.default_branch, &current);
+        problems = verdict.problems;
+        verdict.rejections
+    };
+
+    if !problems.is_empty() {
+        let mut text = crate::skills::render_problems(&problems);
+        text.push_str(&format!(
+            "\n{}; push refused, nothing was written.\nRun `skillsd check` in your clone to see these before pushing.\n",
+            crate::skills::summary_line(&problems)
+        ));
+        sb.message(&text)?;
+    }
+
+    let any_accepted = results.iter().any(Option::is_none);
+    if any_accepted {
+        if let Err(e) = quarantine.migrate() {
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(format!("could not store the pack: {e}"));
+            }
+        } else {
+            refs::update(&ctx.repo, commands, &mut results, req.has("atomic"));
+        }
+    } else {
+        drop(quarantine);
+    }
+
+    // Post-receive: the push record, and the cache when the default branch moved.
+    let accepted = results.iter().any(Option::is_none);
+    let record = PushRecord {
+        id: uuid::Uuid::new_v4(),
+        repo: ctx.repo_name.clone(),
+        user: ctx.user.name.clone(),
+        key_fingerprint: ctx.user.key_fingerprint.clone(),
+        started_at,
+        accepted,
+        refs: commands
+            .iter()
+            .zip(&results)
+            .map(|(c, r)| RefResult {
+                name: c.name.clone(),
+                old: c.old.to_string(),
+                new: c.new.to_string(),
+                result: if r.is_none() { "ok" } else { "rejected" },
+                reason: r.clone(),
+            })
+            .collect(),
+        errors: problems,
+        push_options: req.push_options.clone(),
+    };
+    let default_ref = format!("refs/heads/{}", ctx.default_branch);
+    let default_moved = commands
+        .iter()
+        .zip(&results)
+        .any(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete());
+    post_receive(ctx, &record, default_moved, &mut sb)?;
+
+    report(
+        &mut sb,
+        commands,
+        &results,
+        unpack_error.as_deref(),
+        report_status,
+    )?;
+    sb.flush()?;
+    Ok(())
+}
+
+fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
+    let caps = format!("{CAPS} agent={AGENT}");
+    if refs.refs.is_empty() {
+        write_text(
+            out,
+            &format!(
+                "{} capabilities^{{}}\0{caps}",
+                ObjectId::null(gix::hash::Kind::Sha1)
+            ),
+        )?;
+    }
+    for (i, r) in refs.refs.iter().enumerate() {
+        if i == 0 {
+            write_text(out, &format!("{} {}\0{caps}", r.oid, r.name))?;
+        } else {
+            write_text(out, &format!("{} {}", r.oid, r.name))?;
+        }
+    }
+    write_flush(out)?;
+    Ok(())
+}
+
+fn post_receive(
+    ctx: &Context,
+    record: &PushRecord,
+    default_moved: bool,
+    sb: &mut SideBand<'_>,
+) -> Result<()> {
+    if default_moved {
+        match crate::cache::sync::sync_branch(
+            &ctx.rt,
+            &ctx.pool,
+            &ctx.repo,
+            &ctx.repo_name,
+            &ctx.default_branch,
+            &ctx.user.name,
+            Some(record),
+        ) {
+            Ok(outcome) => {
+                tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
+                sb.progress(&format!("skillsd: cache updated: {}\n", outcome.summary()))?;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(repo = %ctx.repo_name, error = %e, "cache sync failed after the refs moved");
+                sb.message(&format!(
+                    "warning: your push is stored, but the skills cache could not be updated ({e}).\nwarning: it will catch up with the next push or `skillsd reconcile`.\n"
+                ))?;
+            }
+        }
+    }
+    // Not synced (or the sync failed): record the push on its own.
+    let result = ctx.rt.block_on(async {
+        let mut conn = ctx.pool.acquire().await?;
+        crate::cache::pushes::insert(&mut conn, record).await
+    });
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record the push");
+    }
+    Ok(())
+}
+
+fn report(
+    sb: &mut SideBand<'_>,
+    commands: &[Command],
+    results: &[Option<String>],
+    unpack_error: Option<&str>,
+    report_status: bool,
+) -> Result<()> {
+    if !report_status {
+        if sb.mode() != SideBandMode::None {
+            write_flush(sb.inner())?;
+        }
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    match unpack_error {
+        None => write_text(&mut buf, "unpack ok")?,
+        Some(e) => write_text(&mut buf, &format!("unpack {}", e.replace('\n', " ")))?,
+    }
+    for (cmd, r) in commands.iter().zip(results) {
+        match r {
+            None => write_text(&mut buf, &format!("ok {}", cmd.name))?,
+            Some(reason) => write_text(
+                &mut buf,
+                &format!("ng {} {}", cmd.name, reason.replace('\n', " ")),
+            )?,
+        }
+    }
+    write_flush(&mut buf)?;
+    sb.data(&buf)?;
+    if sb.mode() != SideBandMode::None {
+        write_flush(sb.inner())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! The pre-receive stage: everything is checked before anything is written.
+//!
+//! * policy: ref names, branches and tags only, the default branch is neither deleted
+//!   nor rewritten, branch tips are commits;
+//! * connectivity: every object the new tips need is in the quarantine or the repository;
+//! * validation: every added, modified or renamed skill in each updated branch's new
+//!   tip, and slug uniqueness across that tip.
+
+use super::commands::Command;
+use crate::skills::{is_skill_path, validate::slug_of, validate_skill, Problem};
+use gix::ObjectId;
+use std::collections::{HashMap, HashSet};
+
+/// The outcome for each command (same order): `None` = may proceed, `Some(reason)`.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub rejections: Vec<Option<String>>,
+    pub problems: Vec<Problem>,
+}
+
+impl Verdict {
+    pub fn all_rejected(&self) -> bool {
+        self.rejections.iter().all(Option::is_some)
+    }
+}
+
+/// Runs every check. `view` sees the quarantined objects; `current` gives the refs'
+/// present values.
+pub fn check(
+    view: &gix::Repository,
+    commands: &[Command],
+    default_branch: &str,
+    current: &HashMap<String, ObjectId>,
+) -> Verdict {
+    let default_ref = format!("refs/heads/{default_branch}");
+    let mut verdict = Verdict::default();
+    for cmd in commands {
+        verdict.rejections.push(policy(view, cmd, &default_ref));
+    }
+    // Connectivity of everything that is still going ahead.
+    let hidden: Vec<ObjectId> = current.values().copied().collect();
+    for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter_mut()) {
+        if rejection.is_none() && !cmd.is_delete() {
+            if let Err(e) = connectivity(view, cmd.new, &hidden) {
+                *rejection = Some(format!("missing necessary objects ({e})"));
+            }
+        }
+    }
+    // Validation of the skills each branch update brings.
+    let mut seen: HashSet<(String, ObjectId)> = HashSet::new();
+    for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter()) {
+        if rejection.is_some() || cmd.is_delete() || cmd.branch().is_none() {
+            continue;
+        }
+        let base = if !cmd.is_create() {
+            Some(cmd.old)
+        } else if cmd.name != default_ref {
+            current.get(&default_ref).copied()
+        } else {
+            None
+        };
+        match validate_update(view, base, cmd.new, &mut seen) {
+            Ok(mut problems) => verdict.problems.append(&mut problems),
+            Err(e) => verdict.problems.push(Problem::new(
+                &cmd.name,
+                format!("cannot read the pushed commit: {e}"),
+            )),
+        }
+    }
+    if !verdict.problems.is_empty() {
+        let reason = format!(
+            "invalid skills: {}",
+            crate::skills::summary_line(&verdict.problems)
+        );
+        for r in verdict.rejections.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(reason.clone());
+        }
+    }
+    verdict
+}
+
+fn policy(view: &gix::Repository, cmd: &Command, default_ref: &str) -> Option<String> {
+    if gix::refs::FullName::try_from(cmd.name.as_str()).is_err()
+        || cmd.name.contains("/.")
+        || cmd.name.ends_with('/')
+        || cmd.name.contains("@{")
+    {
+        return Some("invalid ref name".into());
+    }
+    if !(cmd.name.starts_with("refs/heads/") || cmd.name.starts_with("refs/tags/")) {
+        return Some("only branches (refs/heads/*) and tags (refs/tags/*) can be pushed".into());
+    }
+    if cmd.is_delete() {
+        if cmd.name == default_ref {
+            return Some("deleting the default branch is not allowed".into());
+        }
+        return None;
+    }
+    let kind = match view.find_header(cmd.new) {
+        Ok(h) => h.kind(),
+        Err(_) => {
+            return Some(format!(
+                "missing necessary objects (the pushed object {} is not in the pack)",
+                cmd.new
+            ))
+        }
+    };
+    if cmd.branch().is_some() && kind != gix::object::Kind::Commit {
+        return Some(format!("a branch must point to a commit, not a {kind}"));
+    }
+    if cmd.name == default_ref && !cmd.is_create() {
+        match view.merge_base(cmd.old, cmd.new) {
+            Ok(Some(base)) if base.detach() == cmd.old => {}
+            Ok(_) | Err(_) => {
+                return Some("non-fast-forward: the default branch cannot be rewritten; fetch, rebase and push again".into())
+            }
+        }
+    }
+    None
+}
+
+/// Checks that `tip` and everything it needs is present. Objects the repository already
+/// had are trusted to be complete (git's own invariant); new trees are walked.
+fn connectivity(view: &gix::Repository, tip: ObjectId, hidden: &[ObjectId]) -> Result<(), String> {
+    let obj = view
+        .find_object(tip)
+        .map_err(|_| format!("object {tip} is missing"))?;
+    let commit_tip = match obj.kind {
+        gix::object::Kind::Commit => tip,
+        gix::object::Kind::Tag => {
+            let target = obj
+                .peel_to_kind(gix::object::Kind::Commit)
+                .map_err(|e| e.to_string());
+            match target {
+                Ok(c) => c.id,
+                Err(_) => return Ok(()), // a tag of a tree or blob that exists
+            }
+        }
+        _ => return Ok(()),
+    };
+    let walk = view
+        .rev_walk([commit_tip])
+        .with_hidden(hidden.iter().copied())
+        .all()
+        .map_err(|e| e.to_string())?;
+    let mut trees_seen = HashSet::new();
+    for info in walk {
+        let info = info.map_err(|e| format!("history is incomplete: {e}"))?;
+        let commit = view.find_commit(info.id).map_err(|e| e.to_string())?;
+        let tree = commit.tree_id().map_err(|e| e.to_string())?.detach();
+        check_tree(view, tree, &mut trees_seen)?;
+    }
+    Ok(())
+}
+
+fn check_tree(
+    view: &gix::Repository,
+    tree: ObjectId,
+    seen: &mut HashSet<ObjectId>,
+) -> Result<(), String> {
+    if !seen.insert(tree) {
+        return Ok(());
+    }
+    let tree_obj = view
+        .find_tree(tree)
+        .map_err(|_| format!("tree {tree} is missing"))?;
+    let mut subtrees = Vec::new();
+    for entry in tree_obj.iter() {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let mode = entry.mode();
+        let oid = entry.oid().to_owned();
+        if mode.is_tree() {
+            subtrees.push(oid);
+        } else if !mode.is_commit() && !view.has_object(oid) {
+            return Err(format!("blob {oid} is missing"));
+        }
+    }
+    for t in subtrees {
+        check_tree(view, t, seen)?;
+    }
+    Ok(())
+}
+
+/// Validates the skills added, modified or renamed between `base` and `new`.
+fn validate_update(
+    view: &gix::Repository,
+    base: Option<ObjectId>,
+    new: ObjectId,
+    seen: &mut HashSet<(String, ObjectId)>,
+) -> Result<Vec<Problem>, String> {
+    let new_tree = view
+        .find_commit(new)
+        .map_err(|e| e.to_string())?
+        .tree()
+        .map_err(|e| e.to_string())?;
+    let old_tree = match base {
+        Some(b) => view
+            .find_commit(b)
+            .map_err(|e| e.to_string())?
+            .tree()
+            .map_err(|e| e.to_string())?,
+        None => view.empty_tree(),
+    };
+    let mut opts = gix::diff::Options::default().with_rewrites(None);
+    opts.track_path();
+    let changes = view
+        .diff_tree_to_tree(&old_tree, &new_tree, opts)
+        .map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    let mut changed: Vec<String> = Vec::new();
+    for change in changes {
+        use gix::object::tree::diff::ChangeDetached as C;
+        let (mode, id, location) = match change {
+            C::Addition {
+                entry_mode,
+                id,
+                location,
+                ..
+            }
+            | C::Modification {
+                entry_mode,
+                id,
+                location,
+                ..
+            } => (entry_mode, id, location),
+            _ => continue,
+        };
+        let path = location.to_string();
+        if !is_skill_path(&path) {
+            continue;
+        }
+        changed.push(path.clone());
+        if !seen.insert((path.clone(), id)) {
+            continue;
+        }
+        if mode.is_link() {
+            problems.push(
+                Problem::new(&path, "a skill cannot be a symbolic link")
+                    .hint("commit the file itself instead of a link to it"),
+            );
+            continue;
+        }
+        if !mode.is_blob() {
+            continue;
+        }
+        let header = view.find_header(id).map_err(|e| e.to_string())?;
+        if header.size() > crate::skills::validate::MAX_FILE_BYTES as u64 {
+            problems.push(
+                Problem::new(
+                    &path,
+                    format!(
+                        "file is {} bytes, more than the limit of {}",
+                        header.size(),
+                        crate::skills::validate::MAX_FILE_BYTES
+                    ),
+                )
+                .hint("split the skill into smaller ones, or move large content out of the repository"),
+            );
+            continue;
+        }
+        let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+        if let Err(mut p) = validate_skill(&path, &blob.data) {
+            problems.append(&mut p);
+        }
+    }
+    if !changed.is_empty() {
+        problems.extend(duplicate_slugs(view, &new_tree, &changed)?);
+    }
+    Ok(problems)
+}
+
+/// Two skills with the same slug anywhere in the tree, where one of them changed.
+fn duplicate_slugs(
+    view: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    changed: &[String],
+) -> Result<Vec<Problem>, String> {
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| e.to_string())?;
+    let _ = view;
+    let mut by_slug: HashMap<String, Vec<String>> = HashMap::new();
+    for entry in recorder.records {
+        let path = entry.filepath.to_string();
+        if entry.mode.is_blob() && is_skill_path(&path) {
+            by_slug
+                .entry(slug_of(&path).to_string())
+                .or_default()
+                .push(path);
+        }
+    }
+    let mut problems = Vec::new();
+    for path in changed {
+        if let Some(paths) = by_slug.get(slug_of(path)) {
+            if paths.len() > 1 {
+                let others: Vec<&str> = paths
+                    .iter()
+                    .filter(|p| *p != path)
+                    .map(String::as_str)
+                    .collect();
+                problems.push(
+                    Problem::new(
+                        path,
+                        format!(
+                            "slug `{}` is already used by {}",
+                            slug_of(path),
+                            others.join(", ")
+                        ),
+                    )
+                    .at(1, None)
+                    .field("slug")
+                    .hint("slugs are unique across the repository: rename one of the files"),
+                );
+            }
+        }
+    }
+    Ok(problems)
+}

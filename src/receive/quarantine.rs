@@ -1,0 +1,103 @@
+//! The quarantine: a private object directory for an incoming pack. Its objects are
+//! visible to the checks (through a repository view whose object store is the
+//! quarantine with the main store as alternate) but to nobody else until
+//! [`Quarantine::migrate`] moves the pack into `objects/pack`. Dropping a quarantine
+//! that was not migrated deletes it and everything in it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("cannot prepare the quarantine: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot open the quarantine object store: {0}")]
+    Odb(String),
+}
+
+pub struct Quarantine {
+    dir: PathBuf,
+    objects_dir: PathBuf,
+}
+
+/// Prefix of quarantine directories inside `objects/`; leftovers are removed at start.
+pub const PREFIX: &str = "incoming-";
+
+impl Quarantine {
+    pub fn create(repo: &gix::Repository) -> Result<Quarantine, QuarantineError> {
+        let objects_dir = repo.objects.store_ref().path().to_path_buf();
+        let objects_dir = objects_dir.canonicalize()?;
+        let dir = objects_dir.join(format!("{PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("pack"))?;
+        std::fs::create_dir_all(dir.join("info"))?;
+        std::fs::write(
+            dir.join("info").join("alternates"),
+            format!("{}\n", objects_dir.display()),
+        )?;
+        Ok(Quarantine { dir, objects_dir })
+    }
+
+    pub fn pack_dir(&self) -> PathBuf {
+        self.dir.join("pack")
+    }
+
+    /// A view of `repo` that also sees the quarantined objects.
+    pub fn view(&self, repo: &gix::Repository) -> Result<gix::Repository, QuarantineError> {
+        let handle = gix::odb::at(&self.dir, gix::hash::Kind::Sha1)
+            .map_err(|e| QuarantineError::Odb(e.to_string()))?;
+        let mut view = repo.clone();
+        view.objects = handle.into();
+        Ok(view)
+    }
+
+    /// Moves the quarantined pack into the repository: the pack first, then its index,
+    /// so a reader that sees the index always finds the pack.
+    pub fn migrate(self) -> Result<(), QuarantineError> {
+        let target = self.objects_dir.join("pack");
+        std::fs::create_dir_all(&target)?;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(self.pack_dir())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        let rank = |p: &Path| match p.extension().and_then(|e| e.to_str()) {
+            Some("pack") => 0,
+            Some("rev") => 1,
+            Some("idx") => 2,
+            _ => 3,
+        };
+        entries.sort_by_key(|p| rank(p));
+        for path in entries {
+            if rank(&path) == 3 {
+                continue; // .keep and temporary files stay behind and are deleted
+            }
+            let name = path.file_name().expect("a file in the pack dir");
+            let dest = target.join(name);
+            if !dest.exists() {
+                std::fs::rename(&path, &dest)?;
+            }
+        }
+        Ok(())
+        // Drop removes what is left of the quarantine.
+    }
+}
+
+impl Drop for Quarantine {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove quarantine");
+            }
+        }
+    }
+}
+
+/// Removes quarantines left behind by a crash.
+pub fn remove_leftovers(objects_dir: &Path) -> std::io::Result<usize> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(objects_dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(PREFIX) {
+            std::fs::remove_dir_all(entry.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,91 @@
+//! Ref updates with compare-and-swap: a ref moves only if it still has the value the
+//! pusher saw. With `--atomic` all updates go in one transaction.
+
+use super::commands::Command;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::Target;
+
+fn edit(cmd: &Command) -> Result<RefEdit, String> {
+    let name = gix::refs::FullName::try_from(cmd.name.as_str())
+        .map_err(|_| "invalid ref name".to_string())?;
+    let expected = if cmd.is_create() {
+        PreviousValue::MustNotExist
+    } else {
+        PreviousValue::MustExistAndMatch(Target::Object(cmd.old))
+    };
+    let change = if cmd.is_delete() {
+        Change::Delete {
+            expected,
+            log: RefLog::AndReference,
+        }
+    } else {
+        Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: "push".into(),
+            },
+            expected,
+            new: Target::Object(cmd.new),
+        }
+    };
+    Ok(RefEdit {
+        change,
+        name,
+        deref: false,
+    })
+}
+
+fn explain(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    if text.contains("expected") || text.contains("exist") || text.contains("did not match") {
+        "stale info: the ref changed since you fetched; fetch and try again".into()
+    } else if text.contains("lock") {
+        "failed to lock the ref: another push is updating it; try again".into()
+    } else {
+        format!("failed to update the ref: {text}")
+    }
+}
+
+/// Applies the updates of the commands whose slot in `results` is `None`, recording a
+/// reason for each one that fails. Atomic: all or none.
+pub fn update(
+    repo: &gix::Repository,
+    commands: &[Command],
+    results: &mut [Option<String>],
+    atomic: bool,
+) {
+    if atomic {
+        let mut edits = Vec::new();
+        for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+            if r.is_none() {
+                match edit(cmd) {
+                    Ok(e) => edits.push(e),
+                    Err(reason) => *r = Some(reason),
+                }
+            }
+        }
+        if results.iter().any(Option::is_some) {
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some("atomic push failed: another ref in this push was refused".into());
+            }
+            return;
+        }
+        if let Err(e) = repo.edit_references_as(edits, None) {
+            let reason = explain(e);
+            for r in results.iter_mut() {
+                *r = Some(reason.clone());
+            }
+        }
+        return;
+    }
+    for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+        if r.is_some() {
+            continue;
+        }
+        let result = edit(cmd).and_then(|e| repo.edit_references_as([e], None).map_err(explain));
+        if let Err(reason) = result {
+            *r = Some(reason);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The repositories skillsd serves: where they live, how a client's path names one,
+//! and how a new one is created from the skills template.
+
+use std::path::{Path, PathBuf};
+
+/// The repository created on first start.
+pub const DEFAULT_REPO: &str = "skills";
+/// The branch whose skills the cache holds.
+pub const DEFAULT_BRANCH: &str = "main";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// Deliberately the same for "does not exist" and "not a valid name".
+    #[error("repository not found")]
+    NotFound,
+    #[error("repository `{0}` already exists")]
+    Exists(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("git error: {0}")]
+    Git(String),
+}
+
+impl RepoError {
+    fn git(e: impl std::fmt::Display) -> Self {
+        RepoError::Git(e.to_string())
+    }
+}
+
+/// The files of a new skills repository (`skills-template/`), embedded at build time.
+pub const TEMPLATE: &[(&str, &str)] = &[
+    ("README.md", include_str!("../skills-template/README.md")),
+    ("RULES.md", include_str!("../skills-template/RULES.md")),
+    (
+        "skills/README.md",
+        include_str!("../skills-template/skills/README.md"),
+    ),
+    (
+        "skills/getting-started/write-a-skill.md",
+        include_str!("../skills-template/skills/getting-started/write-a-skill.md"),
+    ),
+    (
+        "skills/git/commit-messages.md",
+        include_str!("../skills-template/skills/git/commit-messages.md"),
+    ),
+];
+
+/// Where repositories live: `<data-dir>/repos/<name>.git`.
+#[derive(Debug, Clone)]
+pub struct RepoStore {
+    root: PathBuf,
+}
+
+impl RepoStore {
+    pub fn new(data_dir: &Path) -> RepoStore {
+        RepoStore {
+            root: data_dir.join("repos"),
+        }
+    }
+
+    /// The canonical name for what a client sent: `skills`, `skills.git`, `/skills.git`,
+    /// `~/skills`... all name `skills`. Anything else is not found.
+    pub fn canonical_name(requested: &str) -> Result<String, RepoError> {
+        let mut name = requested.trim();
+        name = name.strip_prefix("~/").unwrap_or(name);
+        name = name.trim_start_matches('/');
+        name = name.trim_end_matches('/');
+        name = name.strip_suffix(".git").unwrap_or(name);
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+            })
+            && name.as_bytes()[0].is_ascii_alphanumeric()
+            && !name.contains("..");
+        if valid {
+            Ok(name.to_string())
+        } else {
+            Err(RepoError::NotFound)
+        }
+    }
+
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.git"))
+    }
+
+    /// Opens the repository a client asked for.
+    pub fn open(&self, requested: &str) -> Result<(String, gix::Repository), RepoError> {
+        let name = Self::canonical_name(requested)?;
+        let path = self.path_of(&name);
+        if !path.join("HEAD").is_file() {
+            return Err(RepoError::NotFound);
+        }
+        let repo = gix::open(&path).map_err(|_| RepoError::NotFound)?;
+        Ok((name, repo))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path_of(name).join("HEAD").is_file()
+    }
+
+    /// Names of all repositories.
+    pub fn list(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".git")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Creates a bare repository whose `HEAD` is `refs/heads/main`; unless `empty`, with
+    /// one commit holding the skills template.
+    pub fn create(&self, requested: &str, empty: bool) -> Result<String, RepoError> {
+        let name = Self::canonical_name(requested)?;
+        let path = self.path_of(&name);
+        if path.exists() {
+            return Err(RepoError::Exists(name));
+        }
+        std::fs::create_dir_all(&self.root)?;
+        // Build in a temporary directory and rename, so a half-made repository is never served.
+        let tmp = self
+            .root
+            .join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| -> Result<(), RepoError> {
+            gix::init_bare(&tmp).map_err(RepoError::git)?;
+            std::fs::write(
+                tmp.join("HEAD"),
+                format!("ref: refs/heads/{DEFAULT_BRANCH}\n"),
+            )?;
+            std::fs::write(
+                tmp.join("config"),
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\
+                 [user]\n\tname = skillsd\n\temail = skillsd@localhost\n",
+            )?;
+            std::fs::write(
+                tmp.join("description"),
+                format!("skillsd repository {name}\n"),
+            )?;
+            if !empty {
+                let repo = gix::open(&tmp).map_err(RepoError::git)?;
+                let mut editor = repo
+                    .edit_tree(gix::ObjectId::empty_tree(gix::hash::Kind::Sha1))
+                    .map_err(RepoError::git)?;
+                for (file, content) in TEMPLATE {
+                    let blob = repo
+                        .write_blob(content.as_bytes())
+                        .map_err(RepoError::git)?;
+                    editor
+                        .upsert(*file, gix::object::tree::EntryKind::Blob, blob)
+                        .map_err(RepoError::git)?;
+                }
+                let tree = editor.write().map_err(RepoError::git)?;
+                repo.commit(
+                    format!("refs/heads/{DEFAULT_BRANCH}").as_str(),
+                    "Create the skills repository from the template",
+                    tree,
+                    gix::commit::NO_PARENT_IDS,
+                )
+                .map_err(RepoError::git)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, &path)?;
+        Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "skills",
+            "skills.git",
+            "/skills.git",
+            "/skills",
+            "~/skills.git",
+            "skills/",
+        ] {
+            assert_eq!(RepoStore::canonical_name(ok).unwrap(), "skills", "{ok}");
+        }
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "",
+            "a/b",
+            "..",
+            ".hidden",
+            "Skills",
+            "x y",
+        ] {
+            assert!(RepoStore::canonical_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `skillsd serve`: prepares the data directory (host key, database, migrations,
+//! default repository) and runs the SSH server until shut down.
+
+use crate::localpg::LocalPg;
+use crate::repos::{RepoStore, DEFAULT_REPO};
+use crate::ssh::{AppState, SshServer};
+use russh::keys::PrivateKey;
+use russh::server::Server as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    LocalPg(#[from] crate::localpg::LocalPgError),
+    #[error(transparent)]
+    Repo(#[from] crate::repos::RepoError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the database is.
+pub enum Database {
+    Url(String),
+    /// A private cluster under `<data-dir>/postgres`.
+    Local,
+}
+
+/// Resolves the database URL, starting the private cluster when needed.
+pub async fn database_url(db: &Database, data_dir: &Path) -> Result<String, ServeError> {
+    match db {
+        Database::Url(u) => Ok(u.clone()),
+        Database::Local => {
+            let pg = LocalPg::new(&data_dir.join("postgres"))?;
+            let pg2 = pg.clone();
+            tokio::task::spawn_blocking(move || pg2.ensure_running(true))
+                .await
+                .map_err(|e| ServeError::Setup(e.to_string()))??;
+            pg.create_database("skillsd").await?;
+            Ok(pg.url("skillsd"))
+        }
+    }
+}
+
+/// Loads the host key, creating an ed25519 key on first start.
+pub fn host_key(data_dir: &Path) -> Result<PrivateKey, ServeError> {
+    let path = data_dir.join("ssh_host_ed25519_key");
+    if path.exists() {
+        return russh::keys::load_secret_key(&path, None).map_err(|e| {
+            ServeError::Setup(format!("cannot read host key {}: {e}", path.display()))
+        });
+    }
+    let seed: [u8; 32] = rand::random();
+    let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+        &seed,
+    ));
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| ServeError::Setup(format!("cannot encode host key: {e}")))?;
+    write_private(&path, text.as_bytes())?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| ServeError::Setup(format!("cannot encode host key: {e}")))?;
+    std::fs::write(
+        data_dir.join("ssh_host_ed25519_key.pub"),
+        format!("{public}\n"),
+    )?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, data)
+}
+
+/// A prepared server: everything but the listening socket.
+pub struct Prepared {
+    pub state: Arc<AppState>,
+    pub host_key: PrivateKey,
+    pub data_dir: PathBuf,
+}
+
+/// First-start work: data dir, host key, database and migrations, the default
+/// repository, leftover quarantines.
+pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeError> {
+    std::fs::create_dir_all(data_dir)?;
+    let data_dir = std::path::absolute(data_dir)?;
+    let host_key = host_key(&data_dir)?;
+    let url = database_url(db, &data_dir).await?;
+    let pool = crate::db::connect(&url).await?;
+    crate::db::migrate(&pool).await?;
+    let repos = RepoStore::new(&data_dir);
+    if !repos.exists(DEFAULT_REPO) {
+        repos.create(DEFAULT_REPO, false)?;
+        tracing::info!(
+            repo = DEFAULT_REPO,
+            "created repository from the skills template"
+        );
+    }
+    for name in repos.list() {
+        let objects = repos.path_of(&name).join("objects");
+        match crate::receive::quarantine::remove_leftovers(&objects) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(repo = %name, count = n, "removed quarantines left by an earlier crash")
+            }
+            Err(e) => {
+                tracing::warn!(repo = %name, error = %e, "could not check for leftover quarantines")
+            }
+        }
+    }
+    Ok(Prepared {
+        state: Arc::new(AppState { pool, repos }),
+        host_key,
+        data_dir,
+    })
+}
+
+/// The russh configuration.
+pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
+    russh::server::Config {
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(20),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        max_auth_attempts: 6,
+        inactivity_timeout: Some(Duration::from_secs(600)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keys: vec![host_key],
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` completes.
+pub async fn run(
+    prepared: Prepared,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(ssh_config(prepared.host_key));
+    let mut server = SshServer {
+        state: prepared.state,
+    };
+    let running = server.run_on_socket(config, &listener);
+    let handle = running.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.shutdown("skillsd is shutting down".into());
+    });
+    running.await?;
+    Ok(())
+}
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener and its address.
+pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Setup(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

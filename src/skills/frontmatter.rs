@@ -1,0 +1,299 @@
+//! Splits a skill file into its YAML frontmatter and Markdown body, and parses the
+//! frontmatter into an ordered list of fields that remember their line numbers.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// Upper bound on the size of a frontmatter block.
+pub const MAX_FRONTMATTER_BYTES: usize = 64 * 1024;
+
+/// One `key: value` pair of the frontmatter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub key: String,
+    pub value: serde_json::Value,
+    /// 1-based line of the key in the whole file.
+    pub line: u32,
+    /// 1-based column of the key.
+    pub column: u32,
+}
+
+/// A parsed skill file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document<'a> {
+    pub fields: Vec<Field>,
+    /// The Markdown after the closing `---` line.
+    pub body: &'a str,
+}
+
+impl Document<'_> {
+    pub fn get(&self, key: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.key == key)
+    }
+
+    /// All fields as a JSON object (the `frontmatter` column of the cache).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.fields
+                .iter()
+                .map(|f| (f.key.clone(), f.value.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// Why a file's frontmatter could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrontmatterError {
+    #[error("the file does not start with a `---` frontmatter block")]
+    Missing,
+    #[error("the frontmatter block opened on line 1 is never closed with a `---` line")]
+    Unterminated,
+    #[error("the frontmatter block is larger than {MAX_FRONTMATTER_BYTES} bytes")]
+    TooLarge,
+    #[error("{message}")]
+    Yaml {
+        line: u32,
+        column: u32,
+        message: String,
+    },
+    #[error("the frontmatter is a YAML {found}, not a mapping of `key: value` pairs")]
+    NotAMapping { found: &'static str },
+}
+
+impl FrontmatterError {
+    /// 1-based line in the whole file where the problem is.
+    pub fn line(&self) -> u32 {
+        match self {
+            FrontmatterError::Yaml { line, .. } => *line,
+            FrontmatterError::NotAMapping { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    pub fn column(&self) -> Option<u32> {
+        match self {
+            FrontmatterError::Yaml { column, .. } => Some(*column),
+            _ => None,
+        }
+    }
+}
+
+/// Splits `text` into (frontmatter YAML, body). The opening line must be exactly `---`;
+/// the block ends at the next line that is exactly `---` (or `...`).
+pub fn split(text: &str) -> Result<(&str, &str), FrontmatterError> {
+    let rest = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+        .ok_or(FrontmatterError::Missing)?;
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        if trimmed == "---" || trimmed == "..." {
+            let yaml = &rest[..offset];
+            let body = &rest[offset + line.len()..];
+            if yaml.len() > MAX_FRONTMATTER_BYTES {
+                return Err(FrontmatterError::TooLarge);
+            }
+            return Ok((yaml, body));
+        }
+        offset += line.len();
+        if offset > MAX_FRONTMATTER_BYTES {
+            return Err(FrontmatterError::TooLarge);
+        }
+    }
+    Err(FrontmatterError::Unterminated)
+}
+
+/// Parses a whole skill file.
+pub fn parse(text: &str) -> Result<Document<'_>, FrontmatterError> {
+    let (yaml, body) = split(text)?;
+    // The YAML starts on line 2 of the file.
+    const LINE_OFFSET: u32 = 1;
+    if yaml.trim().is_empty() {
+        return Ok(Document {
+            fields: Vec::new(),
+            body,
+        });
+    }
+    let value: serde_json::Value =
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e))?;
+    if !value.is_object() {
+        return Err(FrontmatterError::NotAMapping {
+            found: kind_name(&value),
+        });
+    }
+    let fields: Fields =
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e))?;
+    let fields = fields
+        .0
+        .into_iter()
+        .map(|(key, value)| Field {
+            key: key.value,
+            value: value.value,
+            line: key.referenced.line() as u32 + LINE_OFFSET,
+            column: key.referenced.column().max(1) as u32,
+        })
+        .collect();
+    Ok(Document { fields, body })
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    // A frontmatter block is small: keep every resource bound tight so that a
+    // "billion laughs" document is refused quickly and in bounded memory.
+    budget.max_events = 20_000;
+    budget.max_aliases = 100;
+    budget.max_anchors = 100;
+    budget.max_depth = 32;
+    budget.max_recorded_anchor_events = 10_000;
+    budget.max_total_scalar_bytes = MAX_FRONTMATTER_BYTES * 2;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = 10_000;
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.strict_booleans = true;
+    options.with_snippet = false;
+    options
+}
+
+fn yaml_error(err: &serde_saphyr::Error) -> FrontmatterError {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line() as u32 + 1, l.column().max(1) as u32))
+        .unwrap_or((2, 1));
+    // The error's Display may carry a rendered snippet; keep the first line only.
+    let message = err.to_string();
+    let message = message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
+    FrontmatterError::Yaml {
+        line,
+        column,
+        message,
+    }
+}
+
+fn kind_name(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null value",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "mapping",
+    }
+}
+
+/// Ordered `key: value` pairs with their locations.
+struct Fields(Vec<(Spanned<String>, Spanned<serde_json::Value>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Fields(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_frontmatter_and_body() {
+        let (yaml, body) = split("---\ntitle: x\n---\n# Body\n").unwrap();
+        assert_eq!(yaml, "title: x\n");
+        assert_eq!(body, "# Body\n");
+    }
+
+    #[test]
+    fn crlf_is_accepted() {
+        let doc = parse("---\r\ntitle: x\r\n---\r\nbody").unwrap();
+        assert_eq!(doc.get("title").unwrap().value, "x");
+        assert_eq!(doc.body, "body");
+    }
+
+    #[test]
+    fn missing_and_unterminated() {
+        assert_eq!(
+            parse("# no frontmatter").unwrap_err(),
+            FrontmatterError::Missing
+        );
+        assert_eq!(
+            parse("---\ntitle: x\n").unwrap_err(),
+            FrontmatterError::Unterminated
+        );
+    }
+
+    #[test]
+    fn fields_keep_order_and_lines() {
+        let doc = parse("---\ntitle: A\n\ntags:\n  - a\n  - b\nstatus: DRAFT\n---\n").unwrap();
+        let keys: Vec<_> = doc
+            .fields
+            .iter()
+            .map(|f| (f.key.as_str(), f.line))
+            .collect();
+        assert_eq!(keys, vec![("title", 2), ("tags", 4), ("status", 7)]);
+        assert_eq!(
+            doc.get("tags").unwrap().value,
+            serde_json::json!(["a", "b"])
+        );
+    }
+
+    #[test]
+    fn yaml_errors_point_at_the_file_line() {
+        let err = parse("---\ntitle: A\nbad: [unclosed\n---\n").unwrap_err();
+        match err {
+            FrontmatterError::Yaml { line, .. } => assert!((3..=4).contains(&line), "line {line}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_a_mapping() {
+        let err = parse("---\n- a\n- b\n---\n").unwrap_err();
+        assert_eq!(err, FrontmatterError::NotAMapping { found: "list" });
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        assert!(matches!(
+            parse("---\ntitle: A\ntitle: B\n---\n").unwrap_err(),
+            FrontmatterError::Yaml { .. }
+        ));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused() {
+        let mut y = String::from("---\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        for i in 1..10 {
+            let prev = (b'a' + i - 1) as char;
+            let cur = (b'a' + i) as char;
+            y.push_str(&format!(
+                "{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
+            ));
+        }
+        y.push_str("title: x\n---\n");
+        assert!(matches!(
+            parse(&y).unwrap_err(),
+            FrontmatterError::Yaml { .. }
+        ));
+    }
+}

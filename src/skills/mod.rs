@@ -1,0 +1,12 @@
+//! Skills: what a skill file is, how its frontmatter is parsed, the rules it must
+//! follow, and how problems are shown to people.
+//!
+//! This module is pure: it knows nothing of git, SSH or the database, so the server,
+//! `skillsd check` and the git hooks all share exactly the same rules and messages.
+
+pub mod frontmatter;
+pub mod report;
+pub mod validate;
+
+pub use report::{render_problems, summary_line};
+pub use validate::{is_skill_path, validate_skill, Problem, Skill, Status};

@@ -1,0 +1,79 @@
+//! How problems are shown: grouped by file, one `path:line:col: field: message` line
+//! each with a `hint:` line under it, and a summary. The server sends these lines on
+//! side-band 2 (the pusher sees them as `remote:` lines); `skillsd check` prints them.
+
+use super::validate::Problem;
+use std::fmt::Write as _;
+
+/// Renders every problem, grouped by file in the order first seen.
+pub fn render_problems(problems: &[Problem]) -> String {
+    let mut out = String::new();
+    let mut files: Vec<&str> = Vec::new();
+    for p in problems {
+        if !files.contains(&p.path.as_str()) {
+            files.push(&p.path);
+        }
+    }
+    for file in &files {
+        let _ = writeln!(out, "error: {file}");
+        for p in problems.iter().filter(|p| p.path == *file) {
+            let mut loc = p.path.clone();
+            if let Some(line) = p.line {
+                let _ = write!(loc, ":{line}");
+                if let Some(col) = p.column {
+                    let _ = write!(loc, ":{col}");
+                }
+            }
+            match &p.field {
+                Some(field) => {
+                    let _ = writeln!(out, "  {loc}: {field}: {}", p.message);
+                }
+                None => {
+                    let _ = writeln!(out, "  {loc}: {}", p.message);
+                }
+            }
+            if let Some(hint) = &p.hint {
+                let _ = writeln!(out, "    hint: {hint}");
+            }
+        }
+    }
+    out
+}
+
+/// `3 errors in 2 files`.
+pub fn summary_line(problems: &[Problem]) -> String {
+    let mut files: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    format!(
+        "{} error{} in {} file{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_by_file() {
+        let problems = vec![
+            Problem::new("skills/a.md", "required field is missing")
+                .at(2, None)
+                .field("title")
+                .hint("add it"),
+            Problem::new("skills/b.md", "bad")
+                .at(3, Some(1))
+                .field("status"),
+            Problem::new("skills/a.md", "not UTF-8"),
+        ];
+        assert_eq!(
+            render_problems(&problems),
+            "error: skills/a.md\n  skills/a.md:2: title: required field is missing\n    hint: add it\n  skills/a.md: not UTF-8\nerror: skills/b.md\n  skills/b.md:3:1: status: bad\n"
+        );
+        assert_eq!(summary_line(&problems), "3 errors in 2 files");
+    }
+}

@@ -1,0 +1,518 @@
+//! The rules a skill file must follow (see `skills-template/RULES.md`), and the
+//! conversion of a valid file into the record the cache stores.
+
+use super::frontmatter::{self, Document, FrontmatterError};
+use serde::Serialize;
+
+/// Upper bound on the size of one skill file.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Where skills live in a repository.
+pub const SKILLS_DIR: &str = "skills/";
+
+/// One problem found in one file: what the pusher reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub field: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(path: &str, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.to_string(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn at(mut self, line: u32, column: Option<u32>) -> Self {
+        self.line = Some(line);
+        self.column = column;
+        self
+    }
+    pub fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// The lifecycle state of a skill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Draft,
+    InReview,
+    Published,
+    Archived,
+}
+
+impl Status {
+    pub const ALL: [&'static str; 4] = ["DRAFT", "IN_REVIEW", "PUBLISHED", "ARCHIVED"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "DRAFT",
+            Status::InReview => "IN_REVIEW",
+            Status::Published => "PUBLISHED",
+            Status::Archived => "ARCHIVED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "DRAFT" => Some(Status::Draft),
+            "IN_REVIEW" => Some(Status::InReview),
+            "PUBLISHED" => Some(Status::Published),
+            "ARCHIVED" => Some(Status::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// A valid skill, as the cache stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skill {
+    pub slug: String,
+    pub path: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub frontmatter: serde_json::Value,
+    pub body: String,
+}
+
+/// Is `path` (relative to the repository root, `/`-separated) a skill file?
+/// Any `*.md` under `skills/` except `README.md` files.
+pub fn is_skill_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(SKILLS_DIR) else {
+        return false;
+    };
+    let name = rest.rsplit('/').next().unwrap_or(rest);
+    !rest.is_empty() && name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
+}
+
+/// The slug a skill file's name gives: the file name without `.md`.
+pub fn slug_of(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_suffix(".md").unwrap_or(name)
+}
+
+/// Is `slug` made of lowercase `a-z`, `0-9` and single `-` between them?
+pub fn is_valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 100
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+}
+
+/// A suggestion for a valid slug close to `s`.
+fn suggest_slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "my-skill".to_string()
+    } else {
+        out
+    }
+}
+
+/// Checks one skill file. Returns the skill, or every problem found.
+pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let slug = slug_of(path);
+    if !is_valid_slug(slug) {
+        problems.push(
+            Problem::new(path, format!("file name `{slug}.md` is not a valid slug"))
+                .at(1, None)
+                .field("slug")
+                .hint(format!(
+                    "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
+                    suggest_slug(slug)
+                )),
+        );
+    }
+    if bytes.len() > MAX_FILE_BYTES {
+        problems.push(
+            Problem::new(
+                path,
+                format!(
+                    "file is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+                    bytes.len()
+                ),
+            )
+            .hint("split the skill into smaller ones, or move large content out of the repository"),
+        );
+        return Err(problems);
+    }
+    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        problems.push(
+            Problem::new(
+                path,
+                "file contains a NUL byte; it looks like a binary file",
+            )
+            .at(line, None)
+            .hint("skills must be UTF-8 text; remove the binary content"),
+        );
+        return Err(problems);
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u32
+                + 1;
+            problems.push(
+                Problem::new(path, "file is not valid UTF-8")
+                    .at(line, None)
+                    .hint("save the file with UTF-8 encoding"),
+            );
+            return Err(problems);
+        }
+    };
+    let doc = match frontmatter::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let hint = match &e {
+                FrontmatterError::Missing => {
+                    "start the file with a line `---`, then `title: ...`, then a closing `---` line"
+                }
+                FrontmatterError::Unterminated => "add a line `---` after the last frontmatter field",
+                FrontmatterError::TooLarge => "keep long text in the Markdown body, not the frontmatter",
+                FrontmatterError::Yaml { .. } => {
+                    "fix the YAML syntax; quote values that contain ':' or start with a special character"
+                }
+                FrontmatterError::NotAMapping { .. } => "write the frontmatter as `key: value` lines",
+            };
+            problems.push(
+                Problem::new(path, e.to_string())
+                    .at(e.line(), e.column())
+                    .hint(hint),
+            );
+            return Err(problems);
+        }
+    };
+    let skill = check_fields(path, slug, &doc, &mut problems);
+    if problems.is_empty() {
+        Ok(skill.expect("no problems means a skill was built"))
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_fields(
+    path: &str,
+    slug: &str,
+    doc: &Document<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<Skill> {
+    let title = match doc.get("title") {
+        None => {
+            problems.push(
+                Problem::new(path, "required field is missing")
+                    .at(2, None)
+                    .field("title")
+                    .hint("add a line `title: A short human title` to the frontmatter"),
+            );
+            None
+        }
+        Some(f) => match &f.value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            serde_json::Value::String(_) | serde_json::Value::Null => {
+                problems.push(
+                    Problem::new(path, "must not be empty")
+                        .at(f.line, Some(f.column))
+                        .field("title")
+                        .hint("give the skill a short human title"),
+                );
+                None
+            }
+            other => {
+                problems.push(
+                    Problem::new(path, format!("must be a string, found {}", describe(other)))
+                        .at(f.line, Some(f.column))
+                        .field("title")
+                        .hint("quote the title: title: \"...\""),
+                );
+                None
+            }
+        },
+    };
+    let description = optional_string(path, doc, "description", problems);
+    let category = optional_string(path, doc, "category", problems);
+    let owner = optional_string(path, doc, "owner", problems);
+
+    let tags = match doc.get("tags") {
+        None => Vec::new(),
+        Some(f) => match &f.value {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(items) => {
+                let mut tags = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        serde_json::Value::String(s) => tags.push(s.clone()),
+                        other => problems.push(
+                            Problem::new(
+                                path,
+                                format!(
+                                    "item {} must be a string, found {}",
+                                    i + 1,
+                                    describe(other)
+                                ),
+                            )
+                            .at(f.line, Some(f.column))
+                            .field("tags")
+                            .hint("write tags as a list of words: tags: [git, review]"),
+                        ),
+                    }
+                }
+                tags
+            }
+            other => {
+                problems.push(
+                    Problem::new(
+                        path,
+                        format!("must be a list of strings, found {}", describe(other)),
+                    )
+                    .at(f.line, Some(f.column))
+                    .field("tags")
+                    .hint("write tags as a list: tags: [git, review]"),
+                );
+                Vec::new()
+            }
+        },
+    };
+
+    let status = match doc.get("status") {
+        None => Some(Status::Published),
+        Some(f) => {
+            let parsed = f.value.as_str().and_then(Status::parse);
+            if parsed.is_none() {
+                let shown = match &f.value {
+                    serde_json::Value::String(s) => format!("`{s}`"),
+                    other => describe(other).to_string(),
+                };
+                let mut hint = format!("use one of {}", Status::ALL.join(", "));
+                if let Some(up) = f
+                    .value
+                    .as_str()
+                    .map(|s| s.trim().to_ascii_uppercase().replace([' ', '-'], "_"))
+                {
+                    if Status::parse(&up).is_some() {
+                        hint = format!("statuses are upper case: status: {up}");
+                    }
+                }
+                problems.push(
+                    Problem::new(path, format!("{shown} is not a valid status"))
+                        .at(f.line, Some(f.column))
+                        .field("status")
+                        .hint(hint),
+                );
+            }
+            parsed
+        }
+    };
+
+    if let Some(f) = doc.get("slug") {
+        match f.value.as_str() {
+            Some(s) if s == slug => {}
+            Some(s) => problems.push(
+                Problem::new(path, format!("`{s}` does not match the file name `{slug}.md`"))
+                    .at(f.line, Some(f.column))
+                    .field("slug")
+                    .hint(format!(
+                        "the slug is the file name: set `slug: {slug}`, remove the field, or rename the file to `{s}.md`"
+                    )),
+            ),
+            None => problems.push(
+                Problem::new(path, format!("must be a string, found {}", describe(&f.value)))
+                    .at(f.line, Some(f.column))
+                    .field("slug")
+                    .hint(format!("set `slug: {slug}` or remove the field")),
+            ),
+        }
+    }
+
+    Some(Skill {
+        slug: slug.to_string(),
+        path: path.to_string(),
+        title: title?,
+        description,
+        category,
+        owner,
+        tags,
+        status: status?,
+        frontmatter: doc.to_json(),
+        body: doc.body.to_string(),
+    })
+}
+
+fn optional_string(
+    path: &str,
+    doc: &Document<'_>,
+    key: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let f = doc.get(key)?;
+    match &f.value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => {
+            problems.push(
+                Problem::new(path, format!("must be a string, found {}", describe(other)))
+                    .at(f.line, Some(f.column))
+                    .field(key)
+                    .hint(format!("quote the value: {key}: \"...\"")),
+            );
+            None
+        }
+    }
+}
+
+fn describe(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "nothing",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "---\ntitle: Deploy safely\ndescription: How\ncategory: ops\nowner: team-a\ntags: [deploy, ci]\nstatus: DRAFT\nextra: kept\n---\n# Body\n";
+
+    #[test]
+    fn skill_paths() {
+        assert!(is_skill_path("skills/a.md"));
+        assert!(is_skill_path("skills/ops/deploy.md"));
+        assert!(!is_skill_path("skills/README.md"));
+        assert!(!is_skill_path("skills/ops/readme.md"));
+        assert!(!is_skill_path("README.md"));
+        assert!(!is_skill_path("skills/ops/notes.txt"));
+        assert!(!is_skill_path("other/a.md"));
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(is_valid_slug("deploy-safely-2"));
+        assert!(!is_valid_slug("Deploy"));
+        assert!(!is_valid_slug("-x"));
+        assert!(!is_valid_slug("x-"));
+        assert!(!is_valid_slug("a_b"));
+        assert!(!is_valid_slug(""));
+        assert_eq!(suggest_slug("My Skill_v2"), "my-skill-v2");
+    }
+
+    #[test]
+    fn a_good_skill() {
+        let s = validate_skill("skills/ops/deploy-safely.md", GOOD.as_bytes()).unwrap();
+        assert_eq!(s.slug, "deploy-safely");
+        assert_eq!(s.title, "Deploy safely");
+        assert_eq!(s.tags, vec!["deploy", "ci"]);
+        assert_eq!(s.status, Status::Draft);
+        assert_eq!(s.category.as_deref(), Some("ops"));
+        assert_eq!(s.frontmatter["extra"], "kept");
+        assert_eq!(s.body, "# Body\n");
+    }
+
+    #[test]
+    fn status_defaults_to_published() {
+        let s = validate_skill("skills/a.md", b"---\ntitle: A\n---\n").unwrap();
+        assert_eq!(s.status, Status::Published);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "---\ntitle: \"\"\nstatus: done\ntags: nope\nslug: other\n---\n";
+        let p = validate_skill("skills/Bad_Name.md", text.as_bytes()).unwrap_err();
+        let fields: Vec<_> = p
+            .iter()
+            .map(|p| (p.field.as_deref().unwrap(), p.line.unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("slug", 1),
+                ("title", 2),
+                ("tags", 4),
+                ("status", 3),
+                ("slug", 5)
+            ]
+        );
+        assert_eq!(p[3].message, "`done` is not a valid status");
+    }
+
+    #[test]
+    fn lowercase_status_gets_a_precise_hint() {
+        let p =
+            validate_skill("skills/a.md", b"---\ntitle: A\nstatus: published\n---\n").unwrap_err();
+        assert_eq!(
+            p[0].hint.as_deref(),
+            Some("statuses are upper case: status: PUBLISHED")
+        );
+    }
+
+    #[test]
+    fn missing_title() {
+        let p = validate_skill("skills/a.md", b"---\nowner: x\n---\n").unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field.as_deref(), Some("title"));
+        assert_eq!(p[0].message, "required field is missing");
+    }
+
+    #[test]
+    fn binary_and_encoding() {
+        let p = validate_skill("skills/a.md", b"---\ntitle: A\n\0\n---\n").unwrap_err();
+        assert!(p[0].message.contains("NUL"));
+        assert_eq!(p[0].line, Some(3));
+        let p = validate_skill("skills/a.md", b"---\ntitle: \xff\n---\n").unwrap_err();
+        assert_eq!(p[0].message, "file is not valid UTF-8");
+        assert_eq!(p[0].line, Some(2));
+    }
+
+    #[test]
+    fn too_large() {
+        let mut big = b"---\ntitle: A\n---\n".to_vec();
+        big.resize(MAX_FILE_BYTES + 1, b'x');
+        let p = validate_skill("skills/a.md", &big).unwrap_err();
+        assert!(p[0].message.contains("more than the limit"));
+    }
+
+    #[test]
+    fn no_frontmatter() {
+        let p = validate_skill("skills/a.md", b"# Title\n").unwrap_err();
+        assert_eq!(p[0].line, Some(1));
+        assert!(p[0].message.contains("does not start with a `---`"));
+    }
+}

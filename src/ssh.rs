@@ -1,0 +1,389 @@
+//! The SSH front door (russh): public-key authentication against the `ssh_keys`
+//! table, and `exec` of `git-upload-pack` / `git-receive-pack`. Each git command runs
+//! on a blocking thread with the channel bridged to `std::io`, so the protocol code
+//! is plain blocking code and the async runtime never waits on git work.
+
+use crate::db::users::{self, User};
+use crate::protocol::upload_pack::{self, Version};
+use crate::receive;
+use crate::repos::{RepoError, RepoStore};
+use russh::keys::PublicKey;
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::io::SyncIoBridge;
+
+/// What every session shares.
+pub struct AppState {
+    pub pool: PgPool,
+    pub repos: RepoStore,
+}
+
+/// The russh server: one [`SessionHandler`] per connection.
+#[derive(Clone)]
+pub struct SshServer {
+    pub state: Arc<AppState>,
+}
+
+impl russh::server::Server for SshServer {
+    type Handler = SessionHandler;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> SessionHandler {
+        SessionHandler {
+            state: self.state.clone(),
+            peer,
+            user: None,
+            offered: None,
+            channels: HashMap::new(),
+            git_protocol: HashMap::new(),
+        }
+    }
+
+    fn handle_session_error(&mut self, error: russh::Error) {
+        tracing::debug!(%error, "ssh session ended with an error");
+    }
+}
+
+pub struct SessionHandler {
+    state: Arc<AppState>,
+    peer: Option<SocketAddr>,
+    user: Option<User>,
+    /// The user of the key offered last (checked before the client signs).
+    offered: Option<(String, User)>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    git_protocol: HashMap<ChannelId, String>,
+}
+
+/// A git service a client may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Service {
+    UploadPack(String),
+    ReceivePack(String),
+}
+
+/// Parses `git-upload-pack '/skills.git'` (also `git upload-pack`, double quotes, no quotes).
+pub fn parse_command(command: &str) -> Option<Service> {
+    let command = command.trim();
+    let (program, rest) = command.split_once(char::is_whitespace)?;
+    let (program, rest) = if program == "git" {
+        let rest = rest.trim_start();
+        let (sub, rest) = rest.split_once(char::is_whitespace)?;
+        (format!("git-{sub}"), rest)
+    } else {
+        (program.to_string(), rest)
+    };
+    let path = unquote(rest.trim())?;
+    match program.as_str() {
+        "git-upload-pack" => Some(Service::UploadPack(path)),
+        "git-receive-pack" => Some(Service::ReceivePack(path)),
+        _ => None,
+    }
+}
+
+/// Undoes git's `sq_quote`: `'a'\''b'` → `a'b`.
+fn unquote(s: &str) -> Option<String> {
+    if !s.starts_with('\'') {
+        if s.starts_with('"') && s.ends_with('"') && s.len() >= 2 {
+            return Some(s[1..s.len() - 1].to_string());
+        }
+        return (!s.contains(char::is_whitespace)).then(|| s.to_string());
+    }
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        match chars.next()? {
+            '\'' => {
+                // Inside quotes until the next quote.
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => out.push(c),
+                    }
+                }
+                match chars.next() {
+                    None => return Some(out),
+                    Some('\\') => out.push(chars.next()?),
+                    Some(_) => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+impl SessionHandler {
+    async fn lookup(&self, key: &PublicKey) -> Option<User> {
+        match users::find_by_key(&self.state.pool, key).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                None
+            }
+        }
+    }
+}
+
+impl russh::server::Handler for SessionHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fp = users::fingerprint(offer.public_key);
+        match self.lookup(offer.public_key).await {
+            Some(user) => {
+                self.offered = Some((fp, user));
+                Ok(Auth::Accept)
+            }
+            None => {
+                tracing::info!(peer = ?self.peer, fingerprint = %fp, "unknown key refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        _user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let fp = users::fingerprint(key.public_key);
+        let user = match self.offered.take() {
+            Some((offered_fp, user)) if offered_fp == fp => Some(user),
+            _ => self.lookup(key.public_key).await,
+        };
+        match user {
+            Some(user) => {
+                tracing::info!(peer = ?self.peer, user = %user.name, "authenticated");
+                self.user = Some(user);
+                Ok(Auth::Accept)
+            }
+            None => Ok(Auth::reject()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "GIT_PROTOCOL" && value.len() < 256 {
+            self.git_protocol.insert(channel, value.to_string());
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let name = self
+            .user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        self.channels.remove(&channel);
+        session.channel_success(channel)?;
+        session.extended_data(
+            channel,
+            1,
+            format!("Hi {name}! You've authenticated, but there is no shell access.\r\n")
+                .into_bytes(),
+        )?;
+        session.exit_status_request(channel, 1)?;
+        session.eof(channel)?;
+        session.close(channel)?;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(user), Some(ch)) = (self.user.clone(), self.channels.remove(&channel)) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        let command = String::from_utf8_lossy(data).into_owned();
+        let version =
+            Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
+        let state = self.state.clone();
+        tokio::spawn(run_exec(state, user, ch, command, version));
+        Ok(())
+    }
+}
+
+async fn run_exec(
+    state: Arc<AppState>,
+    user: User,
+    channel: Channel<Msg>,
+    command: String,
+    version: Version,
+) {
+    let (read_half, write_half) = channel.split();
+    let span = tracing::info_span!("exec", user = %user.name, command = %command);
+    let _enter = span.enter();
+    drop(_enter);
+    let stderr_line = |msg: String| {
+        let w = &write_half;
+        async move {
+            let _ = w
+                .extended_data_bytes(1, format!("{msg}\n").into_bytes())
+                .await;
+        }
+    };
+    let code = match parse_command(&command) {
+        None => {
+            stderr_line(format!(
+                "skillsd: `{command}` is not available here; this server only speaks git (clone, fetch, push)"
+            ))
+            .await;
+            1
+        }
+        Some(service) => {
+            let (path, pushing) = match &service {
+                Service::UploadPack(p) => (p.clone(), false),
+                Service::ReceivePack(p) => (p.clone(), true),
+            };
+            match state.repos.open(&path) {
+                Err(RepoError::NotFound) | Err(_) => {
+                    stderr_line(format!(
+                        "ERROR: repository `{}` not found. The skills repository is ssh://git@HOST:PORT/skills.git",
+                        path.trim_start_matches('/')
+                    ))
+                    .await;
+                    1
+                }
+                Ok(_) if pushing && !user.role.can_push() => {
+                    stderr_line(format!(
+                        "ERROR: {} has read-only access (role: {}); ask an admin for the writer role to push",
+                        user.name,
+                        user.role.as_str()
+                    ))
+                    .await;
+                    1
+                }
+                Ok((name, repo)) => {
+                    let writer = write_half.make_writer();
+                    let rt = tokio::runtime::Handle::current();
+                    let pool = state.pool.clone();
+                    let user2 = user.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        let mut read_half = read_half;
+                        let reader = Box::pin(read_half.make_reader());
+                        let input = SyncIoBridge::new_with_handle(reader, rt.clone());
+                        let mut output = std::io::BufWriter::with_capacity(
+                            64 * 1024,
+                            SyncIoBridge::new_with_handle(writer, rt.clone()),
+                        );
+                        let result = if pushing {
+                            let ctx = receive::Context {
+                                repo,
+                                repo_name: name,
+                                default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+                                user: user2,
+                                pool,
+                                rt,
+                            };
+                            receive::serve(&ctx, input, &mut output)
+                        } else {
+                            upload_pack::serve(&repo, input, &mut output, version)
+                        };
+                        let flushed = output.flush();
+                        result.and(flushed.map_err(Into::into))
+                    })
+                    .await;
+                    match result {
+                        Ok(Ok(())) => 0,
+                        Ok(Err(e)) => {
+                            tracing::info!(user = %user.name, error = %e, "git session failed");
+                            128
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "git session panicked");
+                            128
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let _ = write_half.exit_status(code).await;
+    let _ = write_half.eof().await;
+    let _ = write_half.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            parse_command("git-upload-pack '/skills.git'"),
+            Some(Service::UploadPack("/skills.git".into()))
+        );
+        assert_eq!(
+            parse_command("git-receive-pack 'skills.git'"),
+            Some(Service::ReceivePack("skills.git".into()))
+        );
+        assert_eq!(
+            parse_command("git upload-pack 'a'\\''b'"),
+            Some(Service::UploadPack("a'b".into()))
+        );
+        assert_eq!(
+            parse_command("git-upload-pack skills"),
+            Some(Service::UploadPack("skills".into()))
+        );
+        assert_eq!(parse_command("rm -rf /"), None);
+        assert_eq!(parse_command("git-upload-pack 'x' ; ls"), None);
+    }
+}
