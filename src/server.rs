@@ -121,11 +121,38 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
             }
         }
     }
+    catch_up(&pool, &repos).await;
     Ok(Prepared {
         state: Arc::new(AppState { pool, repos }),
         host_key,
         data_dir,
     })
+}
+
+/// Brings every repository's cache up to its default branch (after a crash, a push
+/// made while the database was away, or a repository created from the template).
+pub async fn catch_up(pool: &sqlx::PgPool, repos: &RepoStore) {
+    for name in repos.list() {
+        let (name, repo) = match repos.open(&name) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(repo = %name, error = %e, "cannot open repository");
+                continue;
+            }
+        };
+        let rt = tokio::runtime::Handle::current();
+        let pool = pool.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            crate::cache::sync::sync_branch(&rt, &pool, &repo, &name, crate::repos::DEFAULT_BRANCH, "system", None)
+                .map(|o| (name, o))
+        })
+        .await;
+        match result {
+            Ok(Ok((name, outcome))) => tracing::info!(repo = %name, summary = %outcome.summary(), "cache in step with git"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cache catch-up failed"),
+            Err(e) => tracing::error!(error = %e, "cache catch-up panicked"),
+        }
+    }
 }
 
 /// The russh configuration.

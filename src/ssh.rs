@@ -256,7 +256,8 @@ impl russh::server::Handler for SessionHandler {
         let version =
             Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
         let state = self.state.clone();
-        tokio::spawn(run_exec(state, user, ch, command, version));
+        let span = tracing::info_span!("exec", user = %user.name, command = %command);
+        tokio::spawn(tracing::Instrument::instrument(run_exec(state, user, ch, command, version), span));
         Ok(())
     }
 }
@@ -269,9 +270,6 @@ async fn run_exec(
     version: Version,
 ) {
     let (read_half, write_half) = channel.split();
-    let span = tracing::info_span!("exec", user = %user.name, command = %command);
-    let _enter = span.enter();
-    drop(_enter);
     let stderr_line = |msg: String| {
         let w = &write_half;
         async move {

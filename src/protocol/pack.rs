@@ -143,7 +143,9 @@ pub fn write_pack(
     out: &mut dyn Write,
 ) -> Result<usize> {
     use gix_pack::data::output;
-    let db = repo.objects.clone().into_inner();
+    let mut db = repo.objects.clone().into_inner();
+    // Packed entries are copied by location, which needs packs to stay mapped.
+    db.prevent_pack_unload();
     let interrupt = AtomicBool::new(false);
     let (counts, _) = output::count::objects(
         db.clone(),

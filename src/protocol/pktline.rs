@@ -71,7 +71,7 @@ pub fn write_data(w: &mut dyn Write, data: &[u8]) -> io::Result<()> {
 
 /// Writes one text pkt-line, adding the newline.
 pub fn write_text(w: &mut dyn Write, text: &str) -> io::Result<()> {
-    write!(w, "{:04x}{}\n", text.len() + 5, text)
+    writeln!(w, "{:04x}{}", text.len() + 5, text)
 }
 
 pub fn write_flush(w: &mut dyn Write) -> io::Result<()> {

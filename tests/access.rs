@@ -1,0 +1,135 @@
+//! Who may connect and what they may do: unknown keys, readers, shells, unknown
+//! repositories, and the `user` commands.
+
+mod common;
+
+use common::{skill, Git, Key, Server};
+use std::process::Command;
+
+fn ssh(server: &Server, key: &Key, extra: &[&str]) -> std::process::Output {
+    Command::new("ssh")
+        .args(["-i", key.private.to_str().unwrap()])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            &server.port.to_string(),
+            "git@127.0.0.1",
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unknown_key_is_refused() {
+    let server = Server::start();
+    server.add_user("alice", "writer");
+    let stranger = Key::generate("stranger");
+    let git = Git::new("/usr/local/bin/git", &stranger, &server);
+    let stderr = git.fails(git.home.path(), &["clone", &server.url("skills.git"), "x"]);
+    assert!(stderr.contains("Permission denied (publickey)"), "{stderr}");
+    assert!(!git.home.path().join("x").exists());
+}
+
+#[test]
+fn reader_can_clone_but_not_push() {
+    let server = Server::start();
+    let key = server.add_user("rita", "reader");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let before = server.server_ref("skills", "refs/heads/main").unwrap();
+    let files_before = server.object_files("skills");
+    git.commit_files(&dir, &[("skills/x/new-one.md", &skill("New", ""))], "new");
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert!(
+        stderr.contains("ERROR: rita has read-only access (role: reader); ask an admin for the writer role to push"),
+        "{stderr}"
+    );
+    assert_eq!(server.server_ref("skills", "refs/heads/main").unwrap(), before);
+    assert_eq!(server.object_files("skills"), files_before);
+}
+
+#[test]
+fn shell_access_is_refused_politely() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let out = ssh(&server, &key, &[]);
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("Hi alice! You've authenticated, but there is no shell access."), "{all}");
+    assert_eq!(out.status.code(), Some(1));
+    // An arbitrary command is refused too.
+    let out = ssh(&server, &key, &["ls", "/"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("this server only speaks git"), "{stderr}");
+}
+
+#[test]
+fn unknown_repositories_get_the_same_not_found() {
+    let server = Server::start();
+    let key = server.add_user("alice", "admin");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let data_dir = server.data.path().to_string_lossy().into_owned();
+    let mut messages = Vec::new();
+    for repo in ["nope.git", "../skills.git", "etc/passwd", "skills.git/../../x"] {
+        let stderr = git.fails(git.home.path(), &["clone", &server.url(repo), "x"]);
+        assert!(!stderr.contains(&data_dir), "no server paths: {stderr}");
+        assert!(stderr.contains("ERROR: repository"), "{stderr}");
+        assert!(stderr.contains("not found"), "{stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("ERROR"))
+            .unwrap()
+            .replace(repo.trim_start_matches('/'), "<repo>");
+        messages.push(line);
+    }
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+}
+
+#[test]
+fn user_commands_manage_keys() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let out = server.cli(&["user", "list"]);
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let fp_out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f", key.public.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp_out.stdout).split_whitespace().nth(1).unwrap().to_string();
+    assert_eq!(listing, format!("alice\twriter\t{fp}\n"));
+
+    // The key works, then stops working once the user is removed.
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    git.clone(&server.url("skills.git"), &[]);
+    let out = server.cli(&["user", "remove", "alice"]);
+    assert!(out.status.success());
+    let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    let out = server.cli(&["user", "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+
+    // Bad input is refused clearly.
+    let out = server.cli(&["user", "remove", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named `nobody`"));
+    let junk = server.data.path().join("junk.pub");
+    std::fs::write(&junk, "not a key\n").unwrap();
+    let out = server.cli(&["user", "add", "x", "--role", "writer", "--key", junk.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an OpenSSH public key"));
+    let out = server.cli(&["user", "add", "x", "--role", "owner", "--key", key.public.to_str().unwrap()]);
+    assert!(!out.status.success());
+}

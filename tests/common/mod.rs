@@ -1,0 +1,324 @@
+//! Test harness: a real PostgreSQL (one private cluster for the test run, a fresh
+//! database per test), skillsd started in-process on an ephemeral port with its own
+//! data directory, keys made by `ssh-keygen`, and the real `git` over the real OpenSSH
+//! client.
+#![allow(dead_code)]
+
+use skillsd::localpg::LocalPg;
+use skillsd::server::{self, Database};
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use tempfile::TempDir;
+
+/// Both git versions on the machine; every scenario runs with each.
+pub const GITS: [&str; 2] = ["/usr/bin/git", "/usr/local/bin/git"];
+
+pub const SKILLSD: &str = env!("CARGO_BIN_EXE_skillsd");
+
+/// URL of a database where tests may `CREATE DATABASE`: `SKILLSD_TEST_DATABASE_URL`,
+/// or a private cluster under /tmp started on first use.
+fn admin_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("SKILLSD_TEST_DATABASE_URL") {
+            return url;
+        }
+        let pg = LocalPg::new(Path::new("/tmp/skillsd-test-pg")).expect("PostgreSQL is installed");
+        pg.ensure_running(false).expect("test PostgreSQL starts");
+        pg.url("postgres")
+    })
+}
+
+fn with_url_db(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+pub fn run_sql_admin(rt: &tokio::runtime::Runtime, sql: &str) {
+    use sqlx::Connection;
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(admin_url()).await.expect("connect to admin db");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .expect("admin sql");
+    });
+}
+
+/// A running skillsd with its own data dir and database.
+pub struct Server {
+    pub port: u16,
+    pub data: TempDir,
+    pub db_name: String,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub rt: tokio::runtime::Runtime,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let db_name = format!("skillsd_test_{}", uuid::Uuid::new_v4().simple());
+        run_sql_admin(&rt, &format!("CREATE DATABASE {db_name}"));
+        let db_url = with_url_db(admin_url(), &db_name);
+        let data = tempfile::Builder::new().prefix("skillsd-test-").tempdir().unwrap();
+        let prepared = rt
+            .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
+            .expect("server prepares");
+        let pool = prepared.state.pool.clone();
+        let (listener, addr) = rt
+            .block_on(server::bind("127.0.0.1:0".parse().unwrap()))
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = server::run(prepared, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+            let _ = done_tx.send(());
+        });
+        Server {
+            port: addr.port(),
+            data,
+            db_name,
+            db_url,
+            pool,
+            rt,
+            shutdown: Some(tx),
+            done: Some(done_rx),
+        }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("ssh://git@127.0.0.1:{}/{repo}", self.port)
+    }
+
+    pub fn repo_path(&self, name: &str) -> PathBuf {
+        self.data.path().join("repos").join(format!("{name}.git"))
+    }
+
+    /// Runs the skillsd binary against this server's data dir and database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(SKILLSD)
+            .args(args)
+            .env("SKILLSD_DATA_DIR", self.data.path())
+            .env("DATABASE_URL", &self.db_url)
+            .env("SKILLSD_LOG", "warn")
+            .output()
+            .expect("run skillsd")
+    }
+
+    /// Creates a key pair with ssh-keygen and registers it for `name` with `role`
+    /// through `skillsd user add`.
+    pub fn add_user(&self, name: &str, role: &str) -> Key {
+        let key = Key::generate(name);
+        let out = self.cli(&["user", "add", name, "--role", role, "--key", key.public.to_str().unwrap()]);
+        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        key
+    }
+
+    /// `git rev-parse` of a ref in the server repository (None when absent).
+    pub fn server_ref(&self, repo: &str, name: &str) -> Option<String> {
+        let out = Command::new("/usr/local/bin/git")
+            .arg("--git-dir")
+            .arg(self.repo_path(repo))
+            .args(["rev-parse", "--verify", "-q", name])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Asserts that `git fsck --strict` finds the server repository clean.
+    pub fn assert_fsck(&self, repo: &str) {
+        let out = Command::new("/usr/local/bin/git")
+            .arg("--git-dir")
+            .arg(self.repo_path(repo))
+            .args(["fsck", "--strict", "--no-dangling"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fsck failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Files in the repository's object store: packs and loose objects, and any
+    /// quarantine directories.
+    pub fn object_files(&self, repo: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let objects = self.repo_path(repo).join("objects");
+        for entry in walkdir(&objects) {
+            out.push(entry.strip_prefix(&objects).unwrap().to_string_lossy().into_owned());
+        }
+        out.sort();
+        out
+    }
+
+    pub fn query<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.rt.block_on(f)
+    }
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push(p.clone());
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(10));
+        }
+        let pool = self.pool.clone();
+        self.rt.block_on(pool.close());
+        run_sql_admin(&self.rt, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name));
+    }
+}
+
+/// An SSH key pair made by ssh-keygen.
+pub struct Key {
+    pub dir: TempDir,
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+impl Key {
+    pub fn generate(name: &str) -> Key {
+        let dir = tempfile::Builder::new().prefix("skillsd-key-").tempdir().unwrap();
+        let private = dir.path().join(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&private)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let public = private.with_extension("pub");
+        Key { dir, private, public }
+    }
+}
+
+/// A git client: one git binary, one key, an isolated HOME.
+pub struct Git {
+    pub bin: &'static str,
+    pub home: TempDir,
+    pub ssh_command: String,
+}
+
+impl Git {
+    pub fn new(bin: &'static str, key: &Key, server: &Server) -> Git {
+        let home = tempfile::Builder::new().prefix("skillsd-home-").tempdir().unwrap();
+        let ssh_command = format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {}",
+            key.private.display(),
+            server.port
+        );
+        Git { bin, home, ssh_command }
+    }
+
+    pub fn cmd(&self, dir: &Path) -> Command {
+        let mut c = Command::new(self.bin);
+        c.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_SSH_COMMAND", &self.ssh_command)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.com")
+            .env("GIT_COMMITTER_NAME", "Test Author")
+            .env("GIT_COMMITTER_EMAIL", "author@example.com")
+            .args(["-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]);
+        c
+    }
+
+    /// Runs git in `dir`; returns (success, stdout, stderr).
+    pub fn run(&self, dir: &Path, args: &[&str]) -> (bool, String, String) {
+        let out = self.cmd(dir).args(args).output().expect("run git");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs git and asserts success; returns stdout.
+    pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(dir, args);
+        assert!(ok, "`{} {}` failed:\n{stdout}\n{stderr}", self.bin, args.join(" "));
+        stdout
+    }
+
+    /// Runs git and asserts failure; returns stderr.
+    pub fn fails(&self, dir: &Path, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = self.run(dir, args);
+        assert!(!ok, "`{} {}` should have failed:\n{stdout}\n{stderr}", self.bin, args.join(" "));
+        stderr
+    }
+
+    /// Clones `url` into a new directory under HOME and returns its path.
+    pub fn clone(&self, url: &str, extra: &[&str]) -> PathBuf {
+        let dest = self.home.path().join(format!("clone-{}", uuid::Uuid::new_v4().simple()));
+        let mut args = vec!["clone"];
+        args.extend_from_slice(extra);
+        args.push(url);
+        args.push(dest.to_str().unwrap());
+        self.ok(self.home.path(), &args);
+        dest
+    }
+
+    pub fn head(&self, dir: &Path) -> String {
+        self.ok(dir, &["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// Writes a file (creating folders), `git add`s everything and commits.
+    pub fn commit_files(&self, dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+        for (path, content) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+        }
+        self.ok(dir, &["add", "-A"]);
+        self.ok(dir, &["commit", "-q", "-m", message]);
+        self.head(dir)
+    }
+}
+
+/// A valid skill file.
+pub fn skill(title: &str, extra: &str) -> String {
+    format!("---\ntitle: {title}\n{extra}---\n\n# {title}\n\nSome body text.\n")
+}
