@@ -143,12 +143,22 @@ pub async fn catch_up(pool: &sqlx::PgPool, repos: &RepoStore) {
         let rt = tokio::runtime::Handle::current();
         let pool = pool.clone();
         let result = tokio::task::spawn_blocking(move || {
-            crate::cache::sync::sync_branch(&rt, &pool, &repo, &name, crate::repos::DEFAULT_BRANCH, "system", None)
-                .map(|o| (name, o))
+            crate::cache::sync::sync_branch(
+                &rt,
+                &pool,
+                &repo,
+                &name,
+                crate::repos::DEFAULT_BRANCH,
+                "system",
+                None,
+            )
+            .map(|o| (name, o))
         })
         .await;
         match result {
-            Ok(Ok((name, outcome))) => tracing::info!(repo = %name, summary = %outcome.summary(), "cache in step with git"),
+            Ok(Ok((name, outcome))) => {
+                tracing::info!(repo = %name, summary = %outcome.summary(), "cache in step with git")
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "cache catch-up failed"),
             Err(e) => tracing::error!(error = %e, "cache catch-up panicked"),
         }

@@ -257,7 +257,10 @@ impl russh::server::Handler for SessionHandler {
             Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
         let state = self.state.clone();
         let span = tracing::info_span!("exec", user = %user.name, command = %command);
-        tokio::spawn(tracing::Instrument::instrument(run_exec(state, user, ch, command, version), span));
+        tokio::spawn(tracing::Instrument::instrument(
+            run_exec(state, user, ch, command, version),
+            span,
+        ));
         Ok(())
     }
 }

@@ -55,7 +55,10 @@ fn reader_can_clone_but_not_push() {
         stderr.contains("ERROR: rita has read-only access (role: reader); ask an admin for the writer role to push"),
         "{stderr}"
     );
-    assert_eq!(server.server_ref("skills", "refs/heads/main").unwrap(), before);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").unwrap(),
+        before
+    );
     assert_eq!(server.object_files("skills"), files_before);
 }
 
@@ -64,8 +67,15 @@ fn shell_access_is_refused_politely() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     let out = ssh(&server, &key, &[]);
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(all.contains("Hi alice! You've authenticated, but there is no shell access."), "{all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("Hi alice! You've authenticated, but there is no shell access."),
+        "{all}"
+    );
     assert_eq!(out.status.code(), Some(1));
     // An arbitrary command is refused too.
     let out = ssh(&server, &key, &["ls", "/"]);
@@ -81,7 +91,12 @@ fn unknown_repositories_get_the_same_not_found() {
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let data_dir = server.data.path().to_string_lossy().into_owned();
     let mut messages = Vec::new();
-    for repo in ["nope.git", "../skills.git", "etc/passwd", "skills.git/../../x"] {
+    for repo in [
+        "nope.git",
+        "../skills.git",
+        "etc/passwd",
+        "skills.git/../../x",
+    ] {
         let stderr = git.fails(git.home.path(), &["clone", &server.url(repo), "x"]);
         assert!(!stderr.contains(&data_dir), "no server paths: {stderr}");
         assert!(stderr.contains("ERROR: repository"), "{stderr}");
@@ -108,7 +123,11 @@ fn user_commands_manage_keys() {
         .args(["-l", "-E", "sha256", "-f", key.public.to_str().unwrap()])
         .output()
         .unwrap();
-    let fp = String::from_utf8_lossy(&fp_out.stdout).split_whitespace().nth(1).unwrap().to_string();
+    let fp = String::from_utf8_lossy(&fp_out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
     assert_eq!(listing, format!("alice\twriter\t{fp}\n"));
 
     // The key works, then stops working once the user is removed.
@@ -127,9 +146,25 @@ fn user_commands_manage_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user named `nobody`"));
     let junk = server.data.path().join("junk.pub");
     std::fs::write(&junk, "not a key\n").unwrap();
-    let out = server.cli(&["user", "add", "x", "--role", "writer", "--key", junk.to_str().unwrap()]);
+    let out = server.cli(&[
+        "user",
+        "add",
+        "x",
+        "--role",
+        "writer",
+        "--key",
+        junk.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an OpenSSH public key"));
-    let out = server.cli(&["user", "add", "x", "--role", "owner", "--key", key.public.to_str().unwrap()]);
+    let out = server.cli(&[
+        "user",
+        "add",
+        "x",
+        "--role",
+        "owner",
+        "--key",
+        key.public.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
 }

@@ -74,10 +74,12 @@ fn last_log_id(server: &Server) -> i64 {
 
 fn watermark(server: &Server) -> Option<String> {
     server.query(async {
-        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'")
-            .fetch_optional(&server.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'",
+        )
+        .fetch_optional(&server.pool)
+        .await
+        .unwrap()
     })
 }
 
@@ -95,14 +97,18 @@ fn pushes(server: &Server) -> Vec<(bool, String, serde_json::Value, serde_json::
 }
 
 fn blob_of(git: &Git, dir: &Path, path: &str) -> String {
-    git.ok(dir, &["rev-parse", &format!("HEAD:{path}")]).trim().to_string()
+    git.ok(dir, &["rev-parse", &format!("HEAD:{path}")])
+        .trim()
+        .to_string()
 }
 
 #[test]
 fn clone_with_protocol_v2_and_v0_on_both_gits() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let main = server.server_ref("skills", "refs/heads/main").expect("template commit");
+    let main = server
+        .server_ref("skills", "refs/heads/main")
+        .expect("template commit");
     for bin in GITS {
         let git = Git::new(bin, &key, &server);
         for (proto, marker_expected) in [("2", true), ("0", false)] {
@@ -116,13 +122,23 @@ fn clone_with_protocol_v2_and_v0_on_both_gits() {
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{bin} v{proto} clone failed: {stderr}");
-            assert_eq!(stderr.contains("< version 2"), marker_expected, "{bin} v{proto}: {stderr}");
+            assert!(
+                out.status.success(),
+                "{bin} v{proto} clone failed: {stderr}"
+            );
+            assert_eq!(
+                stderr.contains("< version 2"),
+                marker_expected,
+                "{bin} v{proto}: {stderr}"
+            );
             assert_eq!(git.head(&dest), main);
             assert!(dest.join("skills/git/commit-messages.md").is_file());
             assert_eq!(git.ok(&dest, &["status", "--porcelain"]), "");
             // HEAD points at main.
-            assert_eq!(git.ok(&dest, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
+            assert_eq!(
+                git.ok(&dest, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+                "main"
+            );
         }
     }
     // The template's skills are in the cache from the first start.
@@ -169,7 +185,11 @@ fn every_repository_url_form_works() {
         .args(["clone", "skillsd-test:skills.git", "scp"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(git.head(&git.home.path().join("scp")), main);
 }
 
@@ -189,14 +209,23 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         let c1 = git.commit_files(
             &dir,
             &[
-                (&deploy, &skill("Deploy safely", "status: DRAFT\ntags: [deploy, ci]\nowner: team-a\nextra: kept\n")),
+                (
+                    &deploy,
+                    &skill(
+                        "Deploy safely",
+                        "status: DRAFT\ntags: [deploy, ci]\nowner: team-a\nextra: kept\n",
+                    ),
+                ),
                 (&rollback, &skill("Roll back", "")),
             ],
             "add two skills",
         );
         let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
         assert!(ok, "{bin}: {stderr}");
-        assert_eq!(server.server_ref("skills", "refs/heads/main").as_deref(), Some(c1.as_str()));
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(c1.as_str())
+        );
         assert_eq!(watermark(&server).as_deref(), Some(c1.as_str()));
         server.assert_fsck("skills");
         let rows = skills(&server);
@@ -208,7 +237,10 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert_eq!(d.blob_sha, blob_of(&git, &dir, &deploy));
         assert_eq!(d.git_commit_sha, c1);
         assert_eq!(d.sync_status, "synced");
-        let r = rows.iter().find(|r| r.path == rollback).expect("rollback row");
+        let r = rows
+            .iter()
+            .find(|r| r.path == rollback)
+            .expect("rollback row");
         assert_eq!(r.status, "PUBLISHED");
         let fm: serde_json::Value = server.query(async {
             sqlx::query_scalar("SELECT frontmatter FROM skills WHERE slug = $1")
@@ -221,24 +253,49 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert_eq!(
             sync_log(&server, log0),
             vec![
-                ("create".into(), format!("deploy-safely-{round}"), deploy.clone(), "alice".into(), c1.clone()),
-                ("create".into(), format!("roll-back-{round}"), rollback.clone(), "alice".into(), c1.clone()),
+                (
+                    "create".into(),
+                    format!("deploy-safely-{round}"),
+                    deploy.clone(),
+                    "alice".into(),
+                    c1.clone()
+                ),
+                (
+                    "create".into(),
+                    format!("roll-back-{round}"),
+                    rollback.clone(),
+                    "alice".into(),
+                    c1.clone()
+                ),
             ]
         );
         let deploy_id = d.id;
 
         // Modify one (a large file, so git sends a thin pack with a delta).
         let log1 = last_log_id(&server);
-        let long_body = "A line of the runbook that is long enough to make a delta worthwhile.\n".repeat(300);
+        let long_body =
+            "A line of the runbook that is long enough to make a delta worthwhile.\n".repeat(300);
         let c2 = git.commit_files(
             &dir,
-            &[(&deploy, &skill("Deploy safely, v2", &format!("status: PUBLISHED\n---\n{long_body}\nignored: x\n")))],
+            &[(
+                &deploy,
+                &skill(
+                    "Deploy safely, v2",
+                    &format!("status: PUBLISHED\n---\n{long_body}\nignored: x\n"),
+                ),
+            )],
             "edit",
         );
         git.ok(&dir, &["push", "origin", "main"]);
         let c2b = git.commit_files(
             &dir,
-            &[(&deploy, &skill("Deploy safely, v3", &format!("status: PUBLISHED\n---\n{long_body}one more line\nignored: x\n")))],
+            &[(
+                &deploy,
+                &skill(
+                    "Deploy safely, v3",
+                    &format!("status: PUBLISHED\n---\n{long_body}one more line\nignored: x\n"),
+                ),
+            )],
             "edit again",
         );
         let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
@@ -253,7 +310,9 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert_eq!(d.git_commit_sha, c2b);
         let log = sync_log(&server, log1);
         assert_eq!(log.len(), 2);
-        assert!(log.iter().all(|l| l.0 == "update" && l.1 == format!("deploy-safely-{round}")));
+        assert!(log
+            .iter()
+            .all(|l| l.0 == "update" && l.1 == format!("deploy-safely-{round}")));
 
         // Rename (git mv): same id, new slug and path.
         let log2 = last_log_id(&server);
@@ -264,12 +323,21 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         git.ok(&dir, &["push", "origin", "main"]);
         let rows = skills(&server);
         assert!(rows.iter().all(|r| r.path != deploy));
-        let s = rows.iter().find(|r| r.path == renamed).expect("renamed row");
+        let s = rows
+            .iter()
+            .find(|r| r.path == renamed)
+            .expect("renamed row");
         assert_eq!(s.id, deploy_id, "a rename keeps the id");
         assert_eq!(s.slug, format!("ship-safely-{round}"));
         assert_eq!(
             sync_log(&server, log2),
-            vec![("rename".into(), format!("ship-safely-{round}"), renamed.clone(), "alice".into(), c3.clone())]
+            vec![(
+                "rename".into(),
+                format!("ship-safely-{round}"),
+                renamed.clone(),
+                "alice".into(),
+                c3.clone()
+            )]
         );
 
         // Delete.
@@ -281,7 +349,13 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert!(skills(&server).iter().all(|r| r.path != rollback));
         assert_eq!(
             sync_log(&server, log3),
-            vec![("delete".into(), format!("roll-back-{round}"), rollback.clone(), "alice".into(), c4.clone())]
+            vec![(
+                "delete".into(),
+                format!("roll-back-{round}"),
+                rollback.clone(),
+                "alice".into(),
+                c4.clone()
+            )]
         );
         assert_eq!(watermark(&server).as_deref(), Some(c4.as_str()));
         server.assert_fsck("skills");
@@ -295,8 +369,13 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         && errors.as_array().unwrap().is_empty()));
     // Pushed objects are kept in packs, not loose.
     let files = server.object_files("skills");
-    assert!(files.iter().any(|f| f.starts_with("pack/") && f.ends_with(".pack")));
-    assert!(!files.iter().any(|f| f.starts_with("incoming-")), "{files:?}");
+    assert!(files
+        .iter()
+        .any(|f| f.starts_with("pack/") && f.ends_with(".pack")));
+    assert!(
+        !files.iter().any(|f| f.starts_with("incoming-")),
+        "{files:?}"
+    );
 }
 
 #[test]
@@ -313,9 +392,15 @@ fn invalid_push_is_refused_with_every_problem_and_writes_nothing() {
         git.commit_files(
             &dir,
             &[
-                ("skills/ops/Bad_Name.md", "---\ntitle: \"\"\nstatus: done\n---\nbody\n"),
+                (
+                    "skills/ops/Bad_Name.md",
+                    "---\ntitle: \"\"\nstatus: done\n---\nbody\n",
+                ),
                 ("skills/ops/no-frontmatter.md", "# just markdown\n"),
-                ("skills/ops/broken-yaml.md", "---\ntitle: A\ntags: [unclosed\n---\n"),
+                (
+                    "skills/ops/broken-yaml.md",
+                    "---\ntitle: A\ntags: [unclosed\n---\n",
+                ),
                 ("skills/ops/good.md", &skill("Good", "")),
                 ("skills/ops/binary.md", "---\ntitle: x\n\0\0\0\n---\n"),
             ],
@@ -341,11 +426,20 @@ fn invalid_push_is_refused_with_every_problem_and_writes_nothing() {
         assert!(!stderr.contains("good.md"), "{stderr}");
         assert!(!stderr.contains("/tmp/"), "no server paths: {stderr}");
         // Nothing written: ref, objects, cache, sync log.
-        assert_eq!(server.server_ref("skills", "refs/heads/main").unwrap(), before_ref);
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").unwrap(),
+            before_ref
+        );
         assert_eq!(server.object_files("skills"), before_files);
         let (exists, _, _) = git.run(
             &dir,
-            &["--git-dir", server.repo_path("skills").to_str().unwrap(), "cat-file", "-e", &bad_blob],
+            &[
+                "--git-dir",
+                server.repo_path("skills").to_str().unwrap(),
+                "cat-file",
+                "-e",
+                &bad_blob,
+            ],
         );
         assert!(!exists, "the refused blob must not be in the repository");
         assert_eq!(skills(&server), before_rows);
@@ -379,18 +473,40 @@ fn branches_deletes_and_non_fast_forward() {
 
         // A new branch with a valid skill: accepted, the cache (main only) unchanged.
         git.ok(&dir, &["checkout", "-q", "-b", "feature"]);
-        let tip = git.commit_files(&dir, &[("skills/new/feature-skill.md", &skill("Feature", ""))], "feature");
+        let tip = git.commit_files(
+            &dir,
+            &[("skills/new/feature-skill.md", &skill("Feature", ""))],
+            "feature",
+        );
         git.ok(&dir, &["push", "origin", "feature"]);
-        assert_eq!(server.server_ref("skills", "refs/heads/feature").as_deref(), Some(tip.as_str()));
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/feature").as_deref(),
+            Some(tip.as_str())
+        );
         assert_eq!(skills(&server), rows_before);
         server.assert_fsck("skills");
 
         // An invalid skill on a branch is refused too.
-        git.commit_files(&dir, &[("skills/new/bad.md", "---\nstatus: NOPE\n---\n")], "bad");
+        git.commit_files(
+            &dir,
+            &[("skills/new/bad.md", "---\nstatus: NOPE\n---\n")],
+            "bad",
+        );
         let stderr = git.fails(&dir, &["push", "origin", "feature"]);
-        assert!(stderr.contains("skills/new/bad.md:2: title: required field is missing"), "{stderr}");
-        assert!(stderr.contains("! [remote rejected] feature -> feature (invalid skills: 2 errors in 1 file)"), "{stderr}");
-        assert_eq!(server.server_ref("skills", "refs/heads/feature").as_deref(), Some(tip.as_str()));
+        assert!(
+            stderr.contains("skills/new/bad.md:2: title: required field is missing"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "! [remote rejected] feature -> feature (invalid skills: 2 errors in 1 file)"
+            ),
+            "{stderr}"
+        );
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/feature").as_deref(),
+            Some(tip.as_str())
+        );
         git.ok(&dir, &["reset", "-q", "--hard", "HEAD~1"]);
 
         // Delete the branch.
@@ -405,14 +521,26 @@ fn branches_deletes_and_non_fast_forward() {
         git.ok(&dir, &["reset", "-q", "--hard", "HEAD~1"]);
         git.commit_files(&dir, &[("skills/new/two.md", &skill("Two", ""))], "two");
         let stderr = git.fails(&dir, &["push", "-f", "origin", "main"]);
-        assert!(stderr.contains("! [remote rejected] main -> main (non-fast-forward"), "{stderr}");
-        assert_eq!(server.server_ref("skills", "refs/heads/main").as_deref(), Some(pushed.as_str()));
+        assert!(
+            stderr.contains("! [remote rejected] main -> main (non-fast-forward"),
+            "{stderr}"
+        );
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(pushed.as_str())
+        );
         assert!(skills(&server).iter().all(|r| r.slug != "two"));
 
         // Deleting main is refused.
         let stderr = git.fails(&dir, &["push", "origin", "--delete", "main"]);
-        assert!(stderr.contains("deleting the default branch is not allowed"), "{stderr}");
-        assert_eq!(server.server_ref("skills", "refs/heads/main").as_deref(), Some(pushed.as_str()));
+        assert!(
+            stderr.contains("deleting the default branch is not allowed"),
+            "{stderr}"
+        );
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(pushed.as_str())
+        );
 
         // Clean up for the next git: drop the skill we added.
         git.ok(&dir, &["reset", "-q", "--hard", &pushed]);
@@ -433,11 +561,15 @@ fn fetch_after_another_push_gets_only_the_new_objects() {
             let pusher = Git::new(bin, &key, &server);
             let fetcher = Git::new(bin, &key, &server);
             let a = pusher.clone(&server.url("skills.git"), &[]);
-            let b = fetcher.clone(&server.url("skills.git"), &["-c", &format!("protocol.version={proto}")]);
+            let b = fetcher.clone(
+                &server.url("skills.git"),
+                &["-c", &format!("protocol.version={proto}")],
+            );
             fetcher.ok(&b, &["config", "protocol.version", proto]);
             // One changed file, three folders deep: commit, 3 trees, 1 blob.
             let content = skill(&format!("Commit messages ({bin} v{proto})"), "");
-            let new_tip = pusher.commit_files(&a, &[("skills/git/commit-messages.md", &content)], "edit");
+            let new_tip =
+                pusher.commit_files(&a, &[("skills/git/commit-messages.md", &content)], "edit");
             pusher.ok(&a, &["push", "origin", "main"]);
             let before = fetcher.ok(&b, &["count-objects", "-v"]);
             assert!(before.contains("count: 0\n"), "{before}");
@@ -446,7 +578,10 @@ fn fetch_after_another_push_gets_only_the_new_objects() {
             let after = fetcher.ok(&b, &["count-objects", "-v"]);
             assert!(after.contains("count: 5\n"), "{bin} v{proto}: {after}");
             assert!(!after.contains("count: 0\n"));
-            assert_eq!(std::fs::read_to_string(b.join("skills/git/commit-messages.md")).unwrap(), content);
+            assert_eq!(
+                std::fs::read_to_string(b.join("skills/git/commit-messages.md")).unwrap(),
+                content
+            );
         }
     }
 }
@@ -455,7 +590,11 @@ fn fetch_after_another_push_gets_only_the_new_objects() {
 fn empty_repository_clone_and_first_push() {
     let server = Server::start();
     let out = server.cli(&["init", "notes", "--empty"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = server.add_user("erin", "writer");
     for bin in GITS {
         let git = Git::new(bin, &key, &server);
@@ -463,7 +602,13 @@ fn empty_repository_clone_and_first_push() {
             let dest = git.home.path().join(format!("empty-v{proto}"));
             let (ok, _, stderr) = git.run(
                 git.home.path(),
-                &["-c", &format!("protocol.version={proto}"), "clone", &server.url("notes.git"), dest.to_str().unwrap()],
+                &[
+                    "-c",
+                    &format!("protocol.version={proto}"),
+                    "clone",
+                    &server.url("notes.git"),
+                    dest.to_str().unwrap(),
+                ],
             );
             assert!(ok, "{bin} v{proto}: {stderr}");
             assert!(stderr.contains("empty repository"), "{stderr}");
@@ -474,7 +619,10 @@ fn empty_repository_clone_and_first_push() {
     let tip = git.commit_files(&dir, &[("skills/first.md", &skill("First", ""))], "first");
     let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
     assert!(ok, "{stderr}");
-    assert_eq!(server.server_ref("notes", "refs/heads/main").as_deref(), Some(tip.as_str()));
+    assert_eq!(
+        server.server_ref("notes", "refs/heads/main").as_deref(),
+        Some(tip.as_str())
+    );
     server.assert_fsck("notes");
     let rows: Vec<(String, String)> = server.query(async {
         sqlx::query_as("SELECT slug, git_commit_sha FROM skills WHERE repo = 'notes'")

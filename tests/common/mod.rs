@@ -32,7 +32,9 @@ fn admin_url() -> &'static str {
 }
 
 fn with_url_db(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.rfind('/') {
         Some(i) if i > "postgres://".len() => &base[..i],
         _ => base,
@@ -46,7 +48,9 @@ fn with_url_db(url: &str, db: &str) -> String {
 pub fn run_sql_admin(rt: &tokio::runtime::Runtime, sql: &str) {
     use sqlx::Connection;
     rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(admin_url()).await.expect("connect to admin db");
+        let mut conn = sqlx::PgConnection::connect(admin_url())
+            .await
+            .expect("connect to admin db");
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&mut conn)
             .await
@@ -76,7 +80,10 @@ impl Server {
         let db_name = format!("skillsd_test_{}", uuid::Uuid::new_v4().simple());
         run_sql_admin(&rt, &format!("CREATE DATABASE {db_name}"));
         let db_url = with_url_db(admin_url(), &db_name);
-        let data = tempfile::Builder::new().prefix("skillsd-test-").tempdir().unwrap();
+        let data = tempfile::Builder::new()
+            .prefix("skillsd-test-")
+            .tempdir()
+            .unwrap();
         let prepared = rt
             .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
             .expect("server prepares");
@@ -128,8 +135,20 @@ impl Server {
     /// through `skillsd user add`.
     pub fn add_user(&self, name: &str, role: &str) -> Key {
         let key = Key::generate(name);
-        let out = self.cli(&["user", "add", name, "--role", role, "--key", key.public.to_str().unwrap()]);
-        assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli(&[
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--key",
+            key.public.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         key
     }
 
@@ -168,7 +187,13 @@ impl Server {
         let mut out = Vec::new();
         let objects = self.repo_path(repo).join("objects");
         for entry in walkdir(&objects) {
-            out.push(entry.strip_prefix(&objects).unwrap().to_string_lossy().into_owned());
+            out.push(
+                entry
+                    .strip_prefix(&objects)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         out.sort();
         out
@@ -205,7 +230,10 @@ impl Drop for Server {
         }
         let pool = self.pool.clone();
         self.rt.block_on(pool.close());
-        run_sql_admin(&self.rt, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name));
+        run_sql_admin(
+            &self.rt,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+        );
     }
 }
 
@@ -218,7 +246,10 @@ pub struct Key {
 
 impl Key {
     pub fn generate(name: &str) -> Key {
-        let dir = tempfile::Builder::new().prefix("skillsd-key-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("skillsd-key-")
+            .tempdir()
+            .unwrap();
         let private = dir.path().join(name);
         let out = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
@@ -227,7 +258,11 @@ impl Key {
             .unwrap();
         assert!(out.status.success());
         let public = private.with_extension("pub");
-        Key { dir, private, public }
+        Key {
+            dir,
+            private,
+            public,
+        }
     }
 }
 
@@ -240,13 +275,20 @@ pub struct Git {
 
 impl Git {
     pub fn new(bin: &'static str, key: &Key, server: &Server) -> Git {
-        let home = tempfile::Builder::new().prefix("skillsd-home-").tempdir().unwrap();
+        let home = tempfile::Builder::new()
+            .prefix("skillsd-home-")
+            .tempdir()
+            .unwrap();
         let ssh_command = format!(
             "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {}",
             key.private.display(),
             server.port
         );
-        Git { bin, home, ssh_command }
+        Git {
+            bin,
+            home,
+            ssh_command,
+        }
     }
 
     pub fn cmd(&self, dir: &Path) -> Command {
@@ -262,7 +304,12 @@ impl Git {
             .env("GIT_AUTHOR_EMAIL", "author@example.com")
             .env("GIT_COMMITTER_NAME", "Test Author")
             .env("GIT_COMMITTER_EMAIL", "author@example.com")
-            .args(["-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]);
+            .args([
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "advice.detachedHead=false",
+            ]);
         c
     }
 
@@ -279,20 +326,33 @@ impl Git {
     /// Runs git and asserts success; returns stdout.
     pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
         let (ok, stdout, stderr) = self.run(dir, args);
-        assert!(ok, "`{} {}` failed:\n{stdout}\n{stderr}", self.bin, args.join(" "));
+        assert!(
+            ok,
+            "`{} {}` failed:\n{stdout}\n{stderr}",
+            self.bin,
+            args.join(" ")
+        );
         stdout
     }
 
     /// Runs git and asserts failure; returns stderr.
     pub fn fails(&self, dir: &Path, args: &[&str]) -> String {
         let (ok, stdout, stderr) = self.run(dir, args);
-        assert!(!ok, "`{} {}` should have failed:\n{stdout}\n{stderr}", self.bin, args.join(" "));
+        assert!(
+            !ok,
+            "`{} {}` should have failed:\n{stdout}\n{stderr}",
+            self.bin,
+            args.join(" ")
+        );
         stderr
     }
 
     /// Clones `url` into a new directory under HOME and returns its path.
     pub fn clone(&self, url: &str, extra: &[&str]) -> PathBuf {
-        let dest = self.home.path().join(format!("clone-{}", uuid::Uuid::new_v4().simple()));
+        let dest = self
+            .home
+            .path()
+            .join(format!("clone-{}", uuid::Uuid::new_v4().simple()));
         let mut args = vec!["clone"];
         args.extend_from_slice(extra);
         args.push(url);
