@@ -86,7 +86,7 @@ enum Cmd {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
-    /// Bring the cache up to the default branch's tip.
+    /// Compare the cache with the default branch's tip and repair it.
     Reconcile {
         #[arg(default_value = DEFAULT_REPO)]
         repo: String,
@@ -246,23 +246,17 @@ async fn run_async(cli: Cli) -> Result<i32> {
             let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
             let (name, repo) = store.open(&repo)?;
+            let store_name = name.clone();
             let rt = tokio::runtime::Handle::current();
             let outcome = tokio::task::spawn_blocking(move || {
-                skillsd::cache::sync::sync_branch(
-                    &rt,
-                    &pool,
-                    &repo,
-                    &name,
-                    DEFAULT_BRANCH,
-                    "system",
-                    None,
-                )
+                skillsd::cache::sync::reconcile(&rt, &pool, &repo, &name, DEFAULT_BRANCH)
             })
             .await??;
             println!(
-                "cache at {}: {}",
+                "reconciled {}: cache at {}: {}",
+                store_name,
                 outcome.commit.as_deref().unwrap_or("(empty branch)"),
-                outcome.summary()
+                outcome.reconcile_summary()
             );
             Ok(0)
         }

@@ -121,7 +121,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
             }
         }
     }
-    catch_up(&pool, &repos).await;
+    reconcile_all(&pool, &repos).await;
     Ok(Prepared {
         state: Arc::new(AppState { pool, repos }),
         host_key,
@@ -129,9 +129,10 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     })
 }
 
-/// Brings every repository's cache up to its default branch (after a crash, a push
-/// made while the database was away, or a repository created from the template).
-pub async fn catch_up(pool: &sqlx::PgPool, repos: &RepoStore) {
+/// Reconciles every repository's cache with its default branch (after a crash, a push
+/// made while the database was away, a cache edited by hand, or a repository created
+/// from the template).
+pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
     for name in repos.list() {
         let (name, repo) = match repos.open(&name) {
             Ok(r) => r,
@@ -143,24 +144,16 @@ pub async fn catch_up(pool: &sqlx::PgPool, repos: &RepoStore) {
         let rt = tokio::runtime::Handle::current();
         let pool = pool.clone();
         let result = tokio::task::spawn_blocking(move || {
-            crate::cache::sync::sync_branch(
-                &rt,
-                &pool,
-                &repo,
-                &name,
-                crate::repos::DEFAULT_BRANCH,
-                "system",
-                None,
-            )
-            .map(|o| (name, o))
+            crate::cache::sync::reconcile(&rt, &pool, &repo, &name, crate::repos::DEFAULT_BRANCH)
+                .map(|o| (name, o))
         })
         .await;
         match result {
             Ok(Ok((name, outcome))) => {
                 tracing::info!(repo = %name, summary = %outcome.summary(), "cache in step with git")
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "cache catch-up failed"),
-            Err(e) => tracing::error!(error = %e, "cache catch-up panicked"),
+            Ok(Err(e)) => tracing::error!(error = %e, "cache reconcile failed"),
+            Err(e) => tracing::error!(error = %e, "cache reconcile panicked"),
         }
     }
 }

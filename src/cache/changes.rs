@@ -108,7 +108,13 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
     Ok(ops)
 }
 
-fn load(repo: &gix::Repository, path: &str, blob: ObjectId, make: fn(Skill, ObjectId) -> Op) -> Op {
+/// Reads and validates one skill file, turning it into an operation with `make`.
+pub(crate) fn load(
+    repo: &gix::Repository,
+    path: &str,
+    blob: ObjectId,
+    make: fn(Skill, ObjectId) -> Op,
+) -> Op {
     let data = match repo.find_blob(blob) {
         Ok(mut b) => b.take_data(),
         Err(e) => {
@@ -125,4 +131,27 @@ fn load(repo: &gix::Repository, path: &str, blob: ObjectId, make: fn(Skill, Obje
             error: crate::skills::render_problems(&problems),
         },
     }
+}
+
+/// Every skill file in the tree of `commit`: path → blob id.
+pub fn skill_files(
+    repo: &gix::Repository,
+    commit: ObjectId,
+) -> Result<std::collections::HashMap<String, ObjectId>> {
+    let tree = repo
+        .find_commit(commit)
+        .map_err(CacheError::git)?
+        .tree()
+        .map_err(CacheError::git)?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(CacheError::git)?;
+    Ok(recorder
+        .records
+        .into_iter()
+        .filter(|e| e.mode.is_blob())
+        .map(|e| (e.filepath.to_string(), e.oid))
+        .filter(|(path, _)| is_skill_path(path))
+        .collect())
 }

@@ -28,6 +28,21 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
+    /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
+    pub fn reconcile_summary(&self) -> String {
+        format!(
+            "{} created, {} refreshed, {} deleted{}",
+            self.created,
+            self.updated,
+            self.deleted,
+            if self.failed > 0 {
+                format!(", {} failed", self.failed)
+            } else {
+                String::new()
+            }
+        )
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "{} created, {} updated, {} renamed, {} deleted{}",
@@ -58,11 +73,7 @@ pub fn sync_branch(
 ) -> Result<SyncOutcome> {
     let started_at = chrono::Utc::now();
     let mut tx = rt.block_on(pool.begin())?;
-    rt.block_on(
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("skillsd:cache:{repo_name}"))
-            .execute(&mut *tx),
-    )?;
+    rt.block_on(lock(&mut tx, repo_name))?;
     if let Some(p) = push {
         rt.block_on(pushes::insert(&mut tx, p))?;
     }
@@ -72,16 +83,12 @@ pub fn sync_branch(
             .bind(branch)
             .fetch_optional(&mut *tx),
     )?;
-    let tip = match repo.try_find_reference(format!("refs/heads/{branch}").as_str()) {
-        Ok(Some(mut r)) => r.peel_to_id().map_err(CacheError::git)?.detach(),
-        Ok(None) => {
-            rt.block_on(tx.commit())?;
-            return Ok(SyncOutcome {
-                commit: watermark,
-                ..Default::default()
-            });
-        }
-        Err(e) => return Err(CacheError::git(e)),
+    let Some(tip) = branch_tip(repo, branch)? else {
+        rt.block_on(tx.commit())?;
+        return Ok(SyncOutcome {
+            commit: watermark,
+            ..Default::default()
+        });
     };
     let tip_hex = tip.to_string();
     if watermark.as_deref() == Some(tip_hex.as_str()) {
@@ -96,28 +103,118 @@ pub fn sync_branch(
         .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
         .filter(|oid| repo.has_object(oid));
     let ops = changes::between(repo, from, tip)?;
-    let mut outcome = rt.block_on(apply(
-        &mut tx,
-        repo_name,
-        &tip_hex,
+    let target = Target {
+        repo: repo_name,
+        branch,
+        commit: &tip_hex,
         synced_by,
-        push.map(|p| p.id),
+        push_id: push.map(|p| p.id),
         started_at,
-        ops,
-    ))?;
-    rt.block_on(
-        sqlx::query(
-            "INSERT INTO sync_state (repo, branch, commit_sha, updated_at) VALUES ($1, $2, $3, now())
-             ON CONFLICT (repo, branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, updated_at = now()",
-        )
-        .bind(repo_name)
-        .bind(branch)
-        .bind(&tip_hex)
-        .execute(&mut *tx),
-    )?;
+        update_operation: "update",
+    };
+    let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
+    rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
-    outcome.commit = Some(tip_hex);
     Ok(outcome)
+}
+
+/// Compares the cache with the branch's tip file by file (by blob id) and repairs it:
+/// creates missing rows, refreshes stale ones, deletes orphans (rows with no file),
+/// logging each as `create`/`refresh`/`delete` by `system`, and moves the watermark to
+/// the tip. Unlike [`sync_branch`] it trusts nothing in the cache.
+pub fn reconcile(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+) -> Result<SyncOutcome> {
+    let started_at = chrono::Utc::now();
+    let mut tx = rt.block_on(pool.begin())?;
+    rt.block_on(lock(&mut tx, repo_name))?;
+    let Some(tip) = branch_tip(repo, branch)? else {
+        rt.block_on(tx.commit())?;
+        return Ok(SyncOutcome::default());
+    };
+    let tip_hex = tip.to_string();
+    let files = changes::skill_files(repo, tip)?;
+    let rows: Vec<(String, String)> = rt.block_on(
+        sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1")
+            .bind(repo_name)
+            .fetch_all(&mut *tx),
+    )?;
+    let cached: std::collections::HashMap<String, String> = rows.into_iter().collect();
+    tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
+    let mut ops = Vec::new();
+    for (path, blob) in &files {
+        match cached.get(path) {
+            None => ops.push(changes::load(repo, path, *blob, Op::Create)),
+            Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
+                ops.push(changes::load(repo, path, *blob, Op::Update))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in cached.keys() {
+        if !files.contains_key(path) {
+            ops.push(Op::Delete { path: path.clone() });
+        }
+    }
+    let target = Target {
+        repo: repo_name,
+        branch,
+        commit: &tip_hex,
+        synced_by: "system",
+        push_id: None,
+        started_at,
+        update_operation: "refresh",
+    };
+    let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
+    rt.block_on(set_watermark(&mut tx, &target))?;
+    rt.block_on(tx.commit())?;
+    Ok(outcome)
+}
+
+/// Serialises cache writers of one repository, across processes sharing the database.
+async fn lock(tx: &mut PgConnection, repo_name: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("skillsd:cache:{repo_name}"))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+fn branch_tip(repo: &gix::Repository, branch: &str) -> Result<Option<ObjectId>> {
+    match repo.try_find_reference(format!("refs/heads/{branch}").as_str()) {
+        Ok(Some(mut r)) => Ok(Some(r.peel_to_id().map_err(CacheError::git)?.detach())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(CacheError::git(e)),
+    }
+}
+
+async fn set_watermark(tx: &mut PgConnection, target: &Target<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sync_state (repo, branch, commit_sha, updated_at) VALUES ($1, $2, $3, now())
+         ON CONFLICT (repo, branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, updated_at = now()",
+    )
+    .bind(target.repo)
+    .bind(target.branch)
+    .bind(target.commit)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Where and on whose behalf a set of operations is applied.
+struct Target<'a> {
+    repo: &'a str,
+    branch: &'a str,
+    commit: &'a str,
+    synced_by: &'a str,
+    push_id: Option<Uuid>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    /// How an upsert of an existing row is logged: `update` (push) or `refresh` (reconcile).
+    update_operation: &'static str,
 }
 
 const RECORD: &str =
@@ -150,16 +247,20 @@ struct LogRow {
     error: Option<String>,
 }
 
-async fn apply(
-    tx: &mut PgConnection,
-    repo_name: &str,
-    commit: &str,
-    synced_by: &str,
-    push_id: Option<Uuid>,
-    started_at: chrono::DateTime<chrono::Utc>,
-    ops: Vec<Op>,
-) -> Result<SyncOutcome> {
-    let mut outcome = SyncOutcome::default();
+async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Result<SyncOutcome> {
+    let &Target {
+        repo: repo_name,
+        branch,
+        commit,
+        synced_by,
+        push_id,
+        started_at,
+        update_operation,
+    } = target;
+    let mut outcome = SyncOutcome {
+        commit: Some(commit.to_string()),
+        ..Default::default()
+    };
     let mut log: Vec<LogRow> = Vec::new();
     let mut deletes = Vec::new();
     let mut renames = Vec::new();
@@ -274,7 +375,7 @@ async fn apply(
                 skill_id: Some(r.get("id")),
                 slug: Some(r.get("slug")),
                 path: r.get("path"),
-                operation: if inserted { "create" } else { "update" },
+                operation: if inserted { "create" } else { update_operation },
                 error: None,
             });
         }
@@ -317,6 +418,7 @@ async fn apply(
     slugs.dedup();
     let mut payload = json!({
         "repo": repo_name,
+        "branch": branch,
         "commit": commit,
         "created": outcome.created,
         "updated": outcome.updated,

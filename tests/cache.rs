@@ -1,0 +1,241 @@
+//! The cache: reconcile repairs any drift, the watermark makes a late sync catch up,
+//! NOTIFY is sent with each change, and the health view adds up.
+
+mod common;
+
+use common::{skill, Git, Server};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// path → blob of every skill on the server's main, from `git ls-tree`.
+fn tree_skills(server: &Server) -> BTreeMap<String, String> {
+    let out = std::process::Command::new("/usr/local/bin/git")
+        .arg("--git-dir")
+        .arg(server.repo_path("skills"))
+        .args(["ls-tree", "-r", "main", "skills/"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (meta, path) = l.split_once('\t')?;
+            let blob = meta.split_whitespace().nth(2)?;
+            (path.ends_with(".md") && !path.ends_with("README.md"))
+                .then(|| (path.to_string(), blob.to_string()))
+        })
+        .collect()
+}
+
+fn cache_skills(server: &Server) -> BTreeMap<String, String> {
+    server.query(async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT path, blob_sha FROM skills WHERE repo = 'skills'",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    })
+}
+
+fn exec(server: &Server, sql: &str) {
+    server.query(async {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&server.pool)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn reconcile_repairs_missing_stale_and_orphan_rows() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.commit_files(
+        &dir,
+        &[
+            ("skills/a/one.md", &skill("One", "")),
+            ("skills/a/two.md", &skill("Two", "")),
+            ("skills/b/three.md", &skill("Three", "")),
+        ],
+        "three skills",
+    );
+    git.ok(&dir, &["push", "origin", "main"]);
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    let two_id: uuid::Uuid = server.query(async {
+        sqlx::query_scalar("SELECT id FROM skills WHERE slug = 'two'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+
+    // Drift: a row lost, a row stale, an orphan row.
+    exec(&server, "DELETE FROM skills WHERE slug = 'one'");
+    exec(
+        &server,
+        "UPDATE skills SET title = 'wrong', blob_sha = 'deadbeef' WHERE slug = 'two'",
+    );
+    exec(
+        &server,
+        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
+         VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
+    );
+    assert_ne!(cache_skills(&server), tree_skills(&server));
+    let log_before: i64 = server.query(async {
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+
+    let out = server.cli(&["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 created, 1 refreshed, 1 deleted"),
+        "{stdout}"
+    );
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    let (title, id): (String, uuid::Uuid) = server.query(async {
+        sqlx::query_as("SELECT title, id FROM skills WHERE slug = 'two'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(title, "Two");
+    assert_eq!(id, two_id, "a refresh keeps the id");
+    let log: Vec<(String, String, String)> = server.query(async {
+        sqlx::query_as(
+            "SELECT operation, slug, synced_by FROM skill_sync_log WHERE id > $1 ORDER BY operation",
+        )
+        .bind(log_before)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        log,
+        vec![
+            ("create".into(), "one".into(), "system".into()),
+            ("delete".into(), "ghost".into(), "system".into()),
+            ("refresh".into(), "two".into(), "system".into()),
+        ]
+    );
+
+    // A second reconcile finds nothing to do.
+    let out = server.cli(&["reconcile"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 created, 0 refreshed, 0 deleted"));
+}
+
+#[test]
+fn a_cache_left_behind_catches_up_with_the_next_push() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let template = git.head(&dir);
+    git.commit_files(&dir, &[("skills/a/early.md", &skill("Early", ""))], "early");
+    git.ok(&dir, &["push", "origin", "main"]);
+    // Simulate a sync that never happened: the cache is back at the template commit.
+    exec(&server, "DELETE FROM skills WHERE slug = 'early'");
+    exec(
+        &server,
+        &format!("UPDATE sync_state SET commit_sha = '{template}'"),
+    );
+    // The next push brings the cache to the tip, including the earlier change.
+    let tip = git.commit_files(&dir, &[("skills/a/late.md", &skill("Late", ""))], "late");
+    git.ok(&dir, &["push", "origin", "main"]);
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    let watermark: String = server.query(async {
+        sqlx::query_scalar(
+            "SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(watermark, tip);
+}
+
+#[test]
+fn a_push_notifies_listeners_in_the_same_transaction() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let mut listener = server.query(async {
+        let mut l = sqlx::postgres::PgListener::connect(&server.db_url)
+            .await
+            .unwrap();
+        l.listen("skills_changed").await.unwrap();
+        l
+    });
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let tip = git.commit_files(
+        &dir,
+        &[("skills/n/notified.md", &skill("Notified", ""))],
+        "n",
+    );
+    git.ok(&dir, &["push", "origin", "main"]);
+    let note = server.query(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification arrives")
+            .unwrap()
+    });
+    let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
+    assert_eq!(
+        payload,
+        serde_json::json!({
+            "repo": "skills", "branch": "main", "commit": tip,
+            "created": 1, "updated": 0, "renamed": 0, "deleted": 0, "failed": 0,
+            "slugs": ["notified"],
+        })
+    );
+    // By the time the notification is seen, the row is there.
+    let n: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug = 'notified'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(n, 1);
+    // The listener must be dropped inside the runtime (it returns its connection there).
+    server.query(async move { drop(listener) });
+}
+
+#[test]
+fn sync_health_view_adds_up() {
+    let server = Server::start();
+    let row = server.query(async {
+        sqlx::query("SELECT synced, pending, failed, unknown, total, recent_failures, healthy FROM skill_sync_health")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    // The template's two skills, synced at start.
+    assert_eq!(row.get::<i64, _>("synced"), 2);
+    assert_eq!(row.get::<i64, _>("pending"), 0);
+    assert_eq!(row.get::<i64, _>("failed"), 0);
+    assert_eq!(row.get::<i64, _>("unknown"), 0);
+    assert_eq!(row.get::<i64, _>("total"), 2);
+    assert_eq!(row.get::<i64, _>("recent_failures"), 0);
+    assert!(row.get::<bool, _>("healthy"));
+    exec(
+        &server,
+        "UPDATE skills SET sync_status = 'failed' WHERE slug = 'write-a-skill'",
+    );
+    let (failed, healthy): (i64, bool) = server.query(async {
+        sqlx::query_as("SELECT failed, healthy FROM skill_sync_health")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!((failed, healthy), (1, false));
+}
