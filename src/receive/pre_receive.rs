@@ -81,6 +81,7 @@ pub fn check(
 
 fn policy(view: &gix::Repository, cmd: &Command, default_ref: &str) -> Option<String> {
     if gix::refs::FullName::try_from(cmd.name.as_str()).is_err()
+        || !cmd.name.starts_with("refs/")
         || cmd.name.contains("/.")
         || cmd.name.ends_with('/')
         || cmd.name.contains("@{")

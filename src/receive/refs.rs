@@ -36,15 +36,26 @@ fn edit(cmd: &Command) -> Result<RefEdit, String> {
     })
 }
 
-fn explain(e: impl std::fmt::Display) -> String {
-    let text = e.to_string();
-    if text.contains("expected") || text.contains("exist") || text.contains("did not match") {
-        "stale info: the ref changed since you fetched; fetch and try again".into()
-    } else if text.contains("lock") {
-        "failed to lock the ref: another push is updating it; try again".into()
-    } else {
-        format!("failed to update the ref: {text}")
+/// Why an edit of `cmd` failed: a ref that no longer has the value the pusher saw is
+/// "stale info" (someone pushed first); anything else is reported with its causes.
+fn explain(repo: &gix::Repository, cmd: &Command, e: &dyn std::error::Error) -> String {
+    let current = repo
+        .try_find_reference(cmd.name.as_str())
+        .ok()
+        .flatten()
+        .and_then(|r| r.target().try_id().map(|id| id.to_owned()));
+    let expected = (!cmd.is_create()).then_some(cmd.old);
+    if current != expected {
+        return "stale info: the ref changed since you fetched; fetch and try again".into();
     }
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    format!("failed to update the ref: {text}")
 }
 
 /// Applies the updates of the commands whose slot in `results` is `None`, recording a
@@ -72,9 +83,8 @@ pub fn update(
             return;
         }
         if let Err(e) = repo.edit_references_as(edits, None) {
-            let reason = explain(e);
-            for r in results.iter_mut() {
-                *r = Some(reason.clone());
+            for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+                *r = Some(explain(repo, cmd, &e));
             }
         }
         return;
@@ -83,7 +93,10 @@ pub fn update(
         if r.is_some() {
             continue;
         }
-        let result = edit(cmd).and_then(|e| repo.edit_references_as([e], None).map_err(explain));
+        let result = edit(cmd).and_then(|e| {
+            repo.edit_references_as([e], None)
+                .map_err(|err| explain(repo, cmd, &err))
+        });
         if let Err(reason) = result {
             *r = Some(reason);
         }

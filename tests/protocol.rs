@@ -1,0 +1,180 @@
+//! The rest of the protocol surface with real git: tags, ls-remote, atomic pushes,
+//! push options, several refs at once, force-pushing a topic branch, pushing objects
+//! the server already has.
+
+mod common;
+
+use common::{skill, Git, Server, GITS};
+use sqlx::Row;
+
+#[test]
+fn tags_and_ls_remote() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    for (i, bin) in GITS.iter().enumerate() {
+        let git = Git::new(bin, &key, &server);
+        let dir = git.clone(&server.url("skills.git"), &[]);
+        let head = git.head(&dir);
+        let annotated = format!("v{i}.0");
+        let light = format!("light-{i}");
+        git.ok(&dir, &["tag", "-a", &annotated, "-m", "release"]);
+        git.ok(&dir, &["tag", &light]);
+        git.ok(&dir, &["push", "origin", &annotated, &light]);
+        let tag_obj = git.ok(&dir, &["rev-parse", &annotated]).trim().to_string();
+        assert_eq!(
+            server
+                .server_ref("skills", &format!("refs/tags/{annotated}"))
+                .as_deref(),
+            Some(tag_obj.as_str())
+        );
+        server.assert_fsck("skills");
+        for proto in ["2", "0"] {
+            let out = git.ok(
+                &dir,
+                &[
+                    "-c",
+                    &format!("protocol.version={proto}"),
+                    "ls-remote",
+                    &server.url("skills.git"),
+                ],
+            );
+            assert!(out.contains(&format!("{head}\tHEAD\n")), "{out}");
+            assert!(out.contains(&format!("{head}\trefs/heads/main\n")), "{out}");
+            assert!(
+                out.contains(&format!("{tag_obj}\trefs/tags/{annotated}\n")),
+                "{out}"
+            );
+            assert!(
+                out.contains(&format!("{head}\trefs/tags/{annotated}^{{}}\n")),
+                "{out}"
+            );
+            assert!(
+                out.contains(&format!("{head}\trefs/tags/{light}\n")),
+                "{out}"
+            );
+            // A fresh clone gets the tags.
+            let clone = git.clone(
+                &server.url("skills.git"),
+                &["-c", &format!("protocol.version={proto}")],
+            );
+            let tags = git.ok(&clone, &["tag", "-l"]);
+            assert!(tags.contains(&annotated) && tags.contains(&light), "{tags}");
+            assert_eq!(
+                git.ok(&clone, &["cat-file", "-t", &annotated]).trim(),
+                "tag"
+            );
+        }
+    }
+}
+
+#[test]
+fn atomic_push_is_all_or_nothing() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    git.ok(&dir, &["branch", "topic"]);
+    // Deleting main is refused; with --atomic the new branch is refused with it.
+    let stderr = git.fails(&dir, &["push", "--atomic", "origin", "topic", ":main"]);
+    assert!(
+        stderr.contains("deleting the default branch is not allowed"),
+        "{stderr}"
+    );
+    assert_eq!(server.server_ref("skills", "refs/heads/topic"), None);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    // Without --atomic the branch lands and main stays.
+    let stderr = git.fails(&dir, &["push", "origin", "topic", ":main"]);
+    assert!(
+        stderr.contains("deleting the default branch is not allowed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/topic").as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    server.assert_fsck("skills");
+}
+
+#[test]
+fn several_refs_options_force_and_known_objects() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+
+    // Objects the server already has: a new branch at main's tip sends an empty pack.
+    git.ok(&dir, &["push", "origin", "main:refs/heads/same"]);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/same").as_deref(),
+        Some(main.as_str())
+    );
+
+    // Several branches in one push, with push options (recorded).
+    git.ok(&dir, &["checkout", "-q", "-b", "a"]);
+    let a = git.commit_files(&dir, &[("skills/t/topic-a.md", &skill("A", ""))], "a");
+    git.ok(&dir, &["checkout", "-q", "-b", "b", "main"]);
+    let b = git.commit_files(&dir, &[("skills/t/topic-b.md", &skill("B", ""))], "b");
+    git.ok(
+        &dir,
+        &[
+            "push",
+            "-o",
+            "ci.skip",
+            "-o",
+            "reason=two topics",
+            "origin",
+            "a",
+            "b",
+        ],
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/a").as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/b").as_deref(),
+        Some(b.as_str())
+    );
+    let (options, refs): (Vec<String>, serde_json::Value) = server.query(async {
+        let r =
+            sqlx::query("SELECT push_options, refs FROM pushes ORDER BY started_at DESC LIMIT 1")
+                .fetch_one(&server.pool)
+                .await
+                .unwrap();
+        (r.get(0), r.get(1))
+    });
+    assert_eq!(options, vec!["ci.skip", "reason=two topics"]);
+    assert_eq!(refs.as_array().unwrap().len(), 2);
+
+    // A force-push to a topic branch is allowed.
+    git.ok(&dir, &["reset", "-q", "--hard", "main"]);
+    let b2 = git.commit_files(&dir, &[("skills/t/topic-b2.md", &skill("B2", ""))], "b2");
+    git.fails(&dir, &["push", "origin", "b"]);
+    git.ok(&dir, &["push", "-f", "origin", "b"]);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/b").as_deref(),
+        Some(b2.as_str())
+    );
+
+    // A push with nothing to do.
+    let (ok, _, stderr) = git.run(&dir, &["push", "origin", "b"]);
+    assert!(ok && stderr.contains("Everything up-to-date"), "{stderr}");
+    server.assert_fsck("skills");
+    // Topic branches never touch the cache of main.
+    let n: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug LIKE 'topic-%'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(n, 0);
+}
