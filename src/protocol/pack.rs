@@ -12,12 +12,34 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
-/// The objects to send for `wants`, given the `commons` the client has.
+/// A request to limit history (`git clone --depth`, `git fetch --deepen`).
+#[derive(Debug, Clone, Default)]
+pub struct Deepen {
+    /// How many commits deep (from the wants, or with `relative` from the client's
+    /// current shallow boundary).
+    pub depth: u32,
+    pub relative: bool,
+    /// The client's current shallow commits.
+    pub client_shallow: Vec<ObjectId>,
+}
+
+/// What a shallow walk decided.
+#[derive(Debug, Clone, Default)]
+pub struct ShallowUpdate {
+    /// Commits that become the client's new shallow boundary.
+    pub shallow: Vec<ObjectId>,
+    /// Client shallow commits whose parents are now sent.
+    pub unshallow: Vec<ObjectId>,
+}
+
+/// The objects to send for `wants`, given the `commons` the client has, and for a
+/// shallow request the boundary updates to tell the client first.
 pub fn objects_to_send(
     repo: &gix::Repository,
     wants: &[ObjectId],
     commons: &[ObjectId],
-) -> Result<Vec<ObjectId>> {
+    deepen: Option<&Deepen>,
+) -> Result<(Vec<ObjectId>, ShallowUpdate)> {
     let mut out = Vec::new();
     let mut sent: HashSet<ObjectId> = HashSet::new();
     let mut tips = Vec::new();
@@ -50,8 +72,35 @@ pub fn objects_to_send(
         }
     }
     if tips.is_empty() {
-        return Ok(out);
+        return Ok((out, ShallowUpdate::default()));
     }
+    let (commits, boundary, update) = match deepen {
+        None => full_history(repo, tips, commons)?,
+        Some(d) => shallow_history(repo, tips, commons, d)?,
+    };
+    // Trees and blobs the client has: everything in the trees of boundary commits.
+    let mut have: HashSet<ObjectId> = HashSet::new();
+    for commit in boundary {
+        let tree = commit_tree(repo, commit)?;
+        collect_tree(repo, tree, &mut have)?;
+    }
+    for commit in commits {
+        out.push(commit);
+        let tree = commit_tree(repo, commit)?;
+        add_new_tree(repo, tree, &have, &mut sent, &mut out)?;
+    }
+    Ok((out, update))
+}
+
+type History = (Vec<ObjectId>, Vec<ObjectId>, ShallowUpdate);
+
+/// Commits reachable from `tips` but not from `commons`; the boundary is their parents
+/// the client has.
+fn full_history(
+    repo: &gix::Repository,
+    tips: Vec<ObjectId>,
+    commons: &[ObjectId],
+) -> Result<History> {
     let walk = repo
         .rev_walk(tips)
         .with_hidden(commons.iter().copied())
@@ -65,18 +114,78 @@ pub fn objects_to_send(
         parents.extend(info.parent_ids.iter().copied());
     }
     let in_walk: HashSet<ObjectId> = commits.iter().copied().collect();
-    // Trees and blobs the client has: everything in the trees of boundary commits.
-    let mut have: HashSet<ObjectId> = HashSet::new();
-    for parent in parents.iter().filter(|p| !in_walk.contains(*p)) {
-        let tree = commit_tree(repo, *parent)?;
-        collect_tree(repo, tree, &mut have)?;
+    let mut boundary: Vec<ObjectId> = parents
+        .into_iter()
+        .filter(|p| !in_walk.contains(p))
+        .collect();
+    boundary.sort();
+    boundary.dedup();
+    Ok((commits, boundary, ShallowUpdate::default()))
+}
+
+fn parents_of(repo: &gix::Repository, commit: ObjectId) -> Result<Vec<ObjectId>> {
+    let c = repo.find_commit(commit).map_err(ProtocolError::git)?;
+    Ok(c.parent_ids().map(|p| p.detach()).collect())
+}
+
+/// A depth-limited walk. The client has the history of its `commons` only down to its
+/// shallow commits; the boundary (trees the client has) is the commons themselves.
+fn shallow_history(
+    repo: &gix::Repository,
+    tips: Vec<ObjectId>,
+    commons: &[ObjectId],
+    d: &Deepen,
+) -> Result<History> {
+    let client_shallow: HashSet<ObjectId> = d.client_shallow.iter().copied().collect();
+    // What the client has: reachable from its commons, not past its shallow commits.
+    let mut client_has: HashSet<ObjectId> = HashSet::new();
+    let mut stack: Vec<ObjectId> = commons.to_vec();
+    while let Some(c) = stack.pop() {
+        if !client_has.insert(c) || client_shallow.contains(&c) {
+            continue;
+        }
+        stack.extend(parents_of(repo, c)?);
     }
-    for commit in commits {
-        out.push(commit);
-        let tree = commit_tree(repo, commit)?;
-        add_new_tree(repo, tree, &have, &mut sent, &mut out)?;
+    // Breadth first from the wants; depth counts from 1 at a want, or (relative) from 0
+    // at a client shallow commit.
+    let mut depth_of: std::collections::HashMap<ObjectId, Option<u32>> =
+        std::collections::HashMap::new();
+    let mut queue: std::collections::VecDeque<(ObjectId, Option<u32>)> = tips
+        .into_iter()
+        .map(|t| (t, (!d.relative).then_some(1)))
+        .collect();
+    let mut order = Vec::new();
+    let mut update = ShallowUpdate::default();
+    while let Some((c, depth)) = queue.pop_front() {
+        if depth_of.contains_key(&c) {
+            continue;
+        }
+        let depth = match depth {
+            None if client_shallow.contains(&c) => Some(0),
+            other => other,
+        };
+        depth_of.insert(c, depth);
+        order.push(c);
+        let parents = parents_of(repo, c)?;
+        let at_boundary = depth.is_some_and(|n| n >= d.depth);
+        if at_boundary {
+            if !parents.is_empty() && !client_shallow.contains(&c) {
+                update.shallow.push(c);
+            }
+            continue;
+        }
+        if client_shallow.contains(&c) && !parents.is_empty() {
+            update.unshallow.push(c);
+        }
+        for p in parents {
+            queue.push_back((p, depth.map(|n| n + 1)));
+        }
     }
-    Ok(out)
+    let commits: Vec<ObjectId> = order
+        .into_iter()
+        .filter(|c| !client_has.contains(c))
+        .collect();
+    Ok((commits, commons.to_vec(), update))
 }
 
 fn commit_tree(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId> {

@@ -1,7 +1,7 @@
 //! `git-upload-pack`: serves clones and fetches, in protocol v2 (`ls-refs`, `fetch`)
 //! and protocol v0 (ref advertisement, want/have negotiation).
 
-use super::pack::{objects_to_send, write_pack};
+use super::pack::{objects_to_send, write_pack, Deepen, ShallowUpdate};
 use super::pktline::{
     parse_oid, write_delim, write_err, write_flush, write_text, Pkt, PktReader, SideBand,
     SideBandMode,
@@ -50,7 +50,7 @@ pub fn serve(
 }
 
 const V0_CAPS: &str =
-    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta no-progress include-tag object-format=sha1";
+    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-relative no-progress include-tag object-format=sha1";
 
 fn serve_v0<R: Read>(
     repo: &gix::Repository,
@@ -68,6 +68,9 @@ fn serve_v0<R: Read>(
     // Wants.
     let mut wants = Vec::new();
     let mut client_caps: Vec<String> = Vec::new();
+    let mut deepen: Option<Deepen> = None;
+    let mut client_shallow = Vec::new();
+    let mut relative = false;
     loop {
         match input.read_pkt()? {
             Pkt::Eof => return Ok(()),
@@ -83,10 +86,20 @@ fn serve_v0<R: Read>(
                             .map(str::to_string)
                             .collect();
                     }
-                } else if line.starts_with(b"shallow ") || line.starts_with(b"deepen") {
-                    return Err(ProtocolError::protocol(
-                        "shallow clones and fetches are not supported by this server yet",
-                    ));
+                } else if let Some(hex) = line.strip_prefix(b"shallow ") {
+                    client_shallow.push(parse_oid(hex)?);
+                } else if let Some(n) = line.strip_prefix(b"deepen ") {
+                    deepen = Some(Deepen {
+                        depth: parse_depth(n)?,
+                        ..Default::default()
+                    });
+                } else if line == b"deepen-relative" {
+                    relative = true;
+                } else if line.starts_with(b"deepen-") {
+                    return Err(ProtocolError::protocol(format!(
+                        "{} is not supported by this server; use --depth or --deepen",
+                        String::from_utf8_lossy(line)
+                    )));
                 } else {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected line in want list: {}",
@@ -105,6 +118,16 @@ fn serve_v0<R: Read>(
         return Ok(());
     }
     check_wants(&refs, &wants)?;
+    if let Some(d) = deepen.as_mut() {
+        // In v0, deepen-relative is a capability on the first want line.
+        d.relative = relative || client_caps.iter().any(|c| c == "deepen-relative");
+        d.client_shallow = client_shallow;
+        // The new shallow boundary goes out before negotiation.
+        let (_, update) = objects_to_send(repo, &wants, &[], Some(d))?;
+        write_shallow_update(out, &update)?;
+        write_flush(out)?;
+        out.flush()?;
+    }
     let has = |c: &str| client_caps.iter().any(|x| x == c);
     let multi_ack_detailed = has("multi_ack_detailed");
     let multi_ack = multi_ack_detailed || has("multi_ack");
@@ -163,7 +186,8 @@ fn serve_v0<R: Read>(
         }
     }
     let mut sb = SideBand::new(out, sideband, has("no-progress"));
-    send_pack(repo, &refs, &wants, &commons, has("include-tag"), &mut sb)?;
+    let (ids, _) = objects_to_send(repo, &wants, &commons, deepen.as_ref())?;
+    send_pack(repo, &refs, ids, has("include-tag"), &mut sb)?;
     if sideband != SideBandMode::None {
         write_flush(sb.inner())?;
     }
@@ -210,7 +234,7 @@ fn serve_v2<R: Read>(
     write_text(out, "version 2")?;
     write_text(out, &format!("agent={AGENT}"))?;
     write_text(out, "ls-refs=unborn")?;
-    write_text(out, "fetch")?;
+    write_text(out, "fetch=shallow")?;
     write_text(out, "server-option")?;
     write_text(out, "object-format=sha1")?;
     write_flush(out)?;
@@ -313,6 +337,9 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
     let mut done = false;
     let mut no_progress = false;
     let mut include_tag = false;
+    let mut deepen: Option<Deepen> = None;
+    let mut client_shallow = Vec::new();
+    let mut relative = false;
     for arg in args {
         if let Some(hex) = arg.strip_prefix("want ") {
             wants.push(parse_oid(hex.as_bytes())?);
@@ -326,10 +353,19 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
             include_tag = true;
         } else if arg == "thin-pack" || arg == "ofs-delta" || arg == "wait-for-done" {
             // We send complete packs; both are optional for the server.
-        } else if arg.starts_with("shallow ") || arg.starts_with("deepen") {
-            return Err(ProtocolError::protocol(
-                "shallow clones and fetches are not supported by this server yet",
-            ));
+        } else if let Some(hex) = arg.strip_prefix("shallow ") {
+            client_shallow.push(parse_oid(hex.as_bytes())?);
+        } else if let Some(n) = arg.strip_prefix("deepen ") {
+            deepen = Some(Deepen {
+                depth: parse_depth(n.as_bytes())?,
+                ..Default::default()
+            });
+        } else if arg == "deepen-relative" {
+            relative = true;
+        } else if arg.starts_with("deepen-") {
+            return Err(ProtocolError::protocol(format!(
+                "{arg} is not supported by this server; use --depth or --deepen"
+            )));
         } else if arg.starts_with("filter ") {
             return Err(ProtocolError::protocol(
                 "partial clone (--filter) is not supported by this server",
@@ -357,9 +393,19 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
         write_text(out, "ready")?;
         write_delim(out)?;
     }
+    if let Some(d) = deepen.as_mut() {
+        d.relative = relative;
+        d.client_shallow = client_shallow;
+    }
+    let (ids, update) = objects_to_send(repo, &wants, &commons, deepen.as_ref())?;
+    if deepen.is_some() {
+        write_text(out, "shallow-info")?;
+        write_shallow_update(out, &update)?;
+        write_delim(out)?;
+    }
     write_text(out, "packfile")?;
     let mut sb = SideBand::new(out, SideBandMode::Large, no_progress);
-    send_pack(repo, &refs, &wants, &commons, include_tag, &mut sb)?;
+    send_pack(repo, &refs, ids, include_tag, &mut sb)?;
     write_flush(sb.inner())?;
     Ok(())
 }
@@ -383,12 +429,10 @@ fn is_common(repo: &gix::Repository, oid: &ObjectId) -> bool {
 fn send_pack(
     repo: &gix::Repository,
     refs: &RefList,
-    wants: &[ObjectId],
-    commons: &[ObjectId],
+    mut ids: Vec<ObjectId>,
     include_tag: bool,
     sb: &mut SideBand<'_>,
 ) -> Result<()> {
-    let mut ids = objects_to_send(repo, wants, commons)?;
     if include_tag {
         let set: HashSet<ObjectId> = ids.iter().copied().collect();
         for r in &refs.refs {
@@ -402,4 +446,24 @@ fn send_pack(
     sb.progress(&format!("Enumerating objects: {}, done.\n", ids.len()))?;
     write_pack(repo, ids, sb)?;
     Ok(())
+}
+
+fn write_shallow_update(out: &mut dyn Write, update: &ShallowUpdate) -> Result<()> {
+    for c in &update.shallow {
+        write_text(out, &format!("shallow {c}"))?;
+    }
+    for c in &update.unshallow {
+        write_text(out, &format!("unshallow {c}"))?;
+    }
+    Ok(())
+}
+
+fn parse_depth(n: &[u8]) -> Result<u32> {
+    std::str::from_utf8(n)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&d| d > 0)
+        .ok_or_else(|| {
+            ProtocolError::protocol(format!("invalid depth `{}`", String::from_utf8_lossy(n)))
+        })
 }
