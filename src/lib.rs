@@ -9,6 +9,7 @@ pub mod cache;
 pub mod check;
 pub mod db;
 pub mod localpg;
+pub mod maintenance;
 pub mod protocol;
 pub mod receive;
 pub mod repos;

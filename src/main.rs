@@ -93,6 +93,14 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Consolidate a repository's packs into one (also runs by itself after pushes
+    /// once there are more than 16 packs).
+    Gc {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Apply database migrations.
     Migrate {
         #[command(flatten)]
@@ -261,6 +269,17 @@ async fn run_async(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Check { path, format } => check(&path, &format),
+        Cmd::Gc { repo, common } => {
+            let store = RepoStore::new(&common.data_dir);
+            let (name, _) = store.open(&repo)?;
+            let path = store.path_of(&name);
+            let o = tokio::task::spawn_blocking(move || skillsd::maintenance::gc(&path)).await??;
+            println!(
+                "{name}: {} packs and {} loose objects consolidated into 1 pack of {} objects",
+                o.packs_before, o.loose_before, o.objects
+            );
+            Ok(0)
+        }
         Cmd::Migrate { common } => {
             common.pool().await?;
             println!("migrations applied");

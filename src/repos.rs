@@ -165,6 +165,8 @@ impl RepoStore {
                     gix::commit::NO_PARENT_IDS,
                 )
                 .map_err(RepoError::git)?;
+                // gix writes loose objects; keep every object in a pack from the start.
+                crate::maintenance::gc(&tmp).map_err(RepoError::git)?;
             }
             Ok(())
         })();

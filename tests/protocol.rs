@@ -178,3 +178,32 @@ fn several_refs_options_force_and_known_objects() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn report_status_v2_is_used_by_new_gits() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let tip = git.commit_files(&dir, &[("skills/v2/report.md", &skill("Report", ""))], "r");
+    let out = git
+        .cmd(&dir)
+        .env("GIT_TRACE_PACKET", "1")
+        .args(["push", "origin", "main"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The client asked for report-status-v2 on its command line and got a report.
+    assert!(
+        stderr.lines().any(|l| l.contains("> ")
+            && l.contains("refs/heads/main")
+            && l.contains("report-status-v2")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("< ok refs/heads/main"), "{stderr}");
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(tip.as_str())
+    );
+}

@@ -40,7 +40,7 @@ pub struct Context {
 }
 
 const CAPS: &str =
-    "report-status delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
+    "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
 
 /// Serves one receive-pack session.
 pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()> {
@@ -67,7 +67,9 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     } else {
         SideBandMode::None
     };
-    let report_status = req.has("report-status");
+    // report-status-v2 adds optional `option` lines after `ok`; we send none, so both
+    // versions share one format.
+    let report_status = req.has("report-status") || req.has("report-status-v2");
     let mut sb = SideBand::new(out, sideband, req.has("quiet"));
     let commands = &req.commands;
     let current: HashMap<String, ObjectId> =
@@ -171,6 +173,9 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         report_status,
     )?;
     sb.flush()?;
+    if accepted {
+        crate::maintenance::maybe_gc_in_background(ctx.repo.path());
+    }
     Ok(())
 }
 

@@ -1,0 +1,217 @@
+//! Pack maintenance. Every push adds a pack; many small packs make clones and lookups
+//! slower. [`gc`] consolidates the packs and loose objects present when it starts into
+//! one pack, reusing the deltas they hold, and then deletes exactly those files.
+//!
+//! It is safe while pushes and clones run: packs that arrive meanwhile are left alone;
+//! every object of the old files is in the new pack (nothing is pruned, reachable or
+//! not) before any old file is deleted; readers that already mapped an old pack keep
+//! their mapping (the file is only unlinked), and gix refreshes its pack list on a miss.
+//! One gc per repository at a time (a lock file).
+
+use std::collections::HashSet;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Packs in `objects/pack` above which a push starts a background gc.
+pub const AUTO_GC_PACKS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("another gc is running on this repository")]
+    Busy,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("git error: {0}")]
+    Git(String),
+}
+
+impl GcError {
+    fn git(e: impl std::fmt::Display) -> Self {
+        GcError::Git(e.to_string())
+    }
+}
+
+/// What a gc did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcOutcome {
+    pub packs_before: usize,
+    pub loose_before: usize,
+    pub objects: usize,
+}
+
+struct Lock(PathBuf);
+
+impl Lock {
+    fn acquire(path: PathBuf) -> Result<Lock, GcError> {
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(Lock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lock older than an hour was left by a crash.
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > Duration::from_secs(3600));
+                    if !stale {
+                        return Err(GcError::Busy);
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(GcError::Busy)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Number of packs in a repository.
+pub fn pack_count(repo_path: &Path) -> usize {
+    std::fs::read_dir(repo_path.join("objects").join("pack"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Consolidates the repository at `repo_path` (a bare repository) into one pack.
+pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
+    let objects_dir = repo_path.join("objects");
+    let pack_dir = objects_dir.join("pack");
+    std::fs::create_dir_all(&pack_dir)?;
+    let _lock = Lock::acquire(pack_dir.join("skillsd-gc.lock"))?;
+
+    // The files this gc replaces, and every object in them.
+    let mut packs: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&pack_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "idx") && path.with_extension("pack").is_file() {
+            packs.push(path);
+        }
+    }
+    let mut loose: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&objects_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit()) && entry.path().is_dir() {
+            for file in std::fs::read_dir(entry.path())? {
+                let file = file?;
+                let fname = file.file_name();
+                if fname.len() == 38
+                    && fname
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit())
+                {
+                    loose.push(file.path());
+                }
+            }
+        }
+    }
+    let mut outcome = GcOutcome {
+        packs_before: packs.len(),
+        loose_before: loose.len(),
+        objects: 0,
+    };
+    if packs.len() <= 1 && loose.is_empty() {
+        return Ok(outcome);
+    }
+    let mut ids: HashSet<gix::ObjectId> = HashSet::new();
+    for idx in &packs {
+        let index = gix_pack::index::File::at(idx, gix::hash::Kind::Sha1).map_err(GcError::git)?;
+        for entry in index.iter() {
+            ids.insert(entry.oid);
+        }
+    }
+    for file in &loose {
+        let dir = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let (Some(dir), Some(name)) = (dir, name) {
+            if let Ok(oid) = gix::ObjectId::from_hex(format!("{dir}{name}").as_bytes()) {
+                ids.insert(oid);
+            }
+        }
+    }
+    outcome.objects = ids.len();
+
+    // Write the new pack into a private directory (removed at start if we crash),
+    // index it, move it in.
+    let repo = gix::open(repo_path).map_err(GcError::git)?;
+    let work = crate::receive::quarantine::Quarantine::create(&repo).map_err(GcError::git)?;
+    let tmp_pack = work.pack_dir().join("gc.pack.tmp");
+    {
+        let file = std::fs::File::create(&tmp_pack)?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut ids: Vec<gix::ObjectId> = ids.into_iter().collect();
+        ids.sort();
+        crate::protocol::pack::write_pack(&repo, ids, &mut out).map_err(GcError::git)?;
+        std::io::Write::flush(&mut out)?;
+    }
+    let interrupt = AtomicBool::new(false);
+    gix_pack::Bundle::write_to_directory(
+        &mut BufReader::new(std::fs::File::open(&tmp_pack)?),
+        Some(&work.pack_dir()),
+        &mut gix::progress::Discard,
+        &interrupt,
+        None::<gix::odb::Handle>,
+        gix::hash::Kind::Sha1,
+        gix_pack::bundle::write::Options::default(),
+    )
+    .map_err(GcError::git)?;
+    std::fs::remove_file(&tmp_pack)?;
+    let new_names: HashSet<std::ffi::OsString> = std::fs::read_dir(work.pack_dir())?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    work.migrate().map_err(GcError::git)?;
+
+    // Only now delete what was replaced: index first, so no index outlives its pack.
+    for idx in &packs {
+        if new_names.contains(idx.file_name().expect("a file")) {
+            continue; // the consolidated pack came out identical to an old one
+        }
+        std::fs::remove_file(idx)?;
+        for ext in ["rev", "keep", "pack"] {
+            let _ = std::fs::remove_file(idx.with_extension(ext));
+        }
+    }
+    for file in &loose {
+        let _ = std::fs::remove_file(file);
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::remove_dir(dir); // only when empty
+        }
+    }
+    Ok(outcome)
+}
+
+/// Starts a background gc when the repository has more than [`AUTO_GC_PACKS`] packs.
+pub fn maybe_gc_in_background(repo_path: &Path) {
+    if pack_count(repo_path) <= AUTO_GC_PACKS {
+        return;
+    }
+    let path = repo_path.to_path_buf();
+    std::thread::spawn(move || match gc(&path) {
+        Ok(o) => {
+            tracing::info!(repo = %path.display(), packs = o.packs_before, loose = o.loose_before, objects = o.objects, "packs consolidated")
+        }
+        Err(GcError::Busy) => {}
+        Err(e) => tracing::warn!(repo = %path.display(), error = %e, "gc failed"),
+    });
+}
