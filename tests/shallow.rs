@@ -84,3 +84,59 @@ fn depth_deepen_unshallow_and_pull() {
         }
     }
 }
+
+#[test]
+fn shallow_since_and_shallow_exclude() {
+    let server = Server::start();
+    let key = server.add_user("sam", "writer");
+    let author = Git::new("/usr/local/bin/git", &key, &server);
+    let work = author.clone(&server.url("skills.git"), &[]);
+    for (i, year) in ["2020", "2021", "2022", "2023"].iter().enumerate() {
+        std::fs::create_dir_all(work.join("skills/t")).unwrap();
+        std::fs::write(
+            work.join("skills/t/timed.md"),
+            skill(&format!("Year {year}"), ""),
+        )
+        .unwrap();
+        author.ok(&work, &["add", "-A"]);
+        let date = format!("{year}-06-01T00:00:00Z");
+        let out = author
+            .cmd(&work)
+            .env("GIT_COMMITTER_DATE", &date)
+            .env("GIT_AUTHOR_DATE", &date)
+            .args(["commit", "-q", "-m", year])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        if i == 1 {
+            author.ok(&work, &["tag", "v2021"]);
+        }
+    }
+    author.ok(&work, &["push", "-q", "origin", "main", "v2021"]);
+    for bin in GITS {
+        for proto in ["2", "0"] {
+            let git = Git::new(bin, &key, &server);
+            let p = format!("protocol.version={proto}");
+            // Commits from 2022 on: 2023 and 2022 (2022's parent is older).
+            let since = git.clone(
+                &server.url("skills.git"),
+                &["-c", &p, "--shallow-since=2022-01-01", "--no-tags"],
+            );
+            assert_eq!(count(&git, &since), 2, "{bin} v{proto} --shallow-since");
+            git.ok(&since, &["fsck", "--no-dangling"]);
+            // Everything after the v2021 tag: 2023 and 2022.
+            let exclude = git.clone(
+                &server.url("skills.git"),
+                &["-c", &p, "--shallow-exclude=v2021", "--no-tags"],
+            );
+            assert_eq!(count(&git, &exclude), 2, "{bin} v{proto} --shallow-exclude");
+            git.ok(&exclude, &["fsck", "--no-dangling"]);
+            let shallow = std::fs::read_to_string(exclude.join(".git/shallow")).unwrap();
+            let c2022 = git
+                .ok(&exclude, &["rev-parse", "HEAD~1"])
+                .trim()
+                .to_string();
+            assert_eq!(shallow.trim(), c2022);
+        }
+    }
+}

@@ -16,9 +16,13 @@ use std::sync::atomic::AtomicBool;
 #[derive(Debug, Clone, Default)]
 pub struct Deepen {
     /// How many commits deep (from the wants, or with `relative` from the client's
-    /// current shallow boundary).
-    pub depth: u32,
+    /// current shallow boundary); `None` for no depth limit.
+    pub depth: Option<u32>,
     pub relative: bool,
+    /// `deepen-since`: leave out commits older than this (seconds since the epoch).
+    pub since: Option<i64>,
+    /// `deepen-not`: leave out commits reachable from these.
+    pub not: Vec<ObjectId>,
     /// The client's current shallow commits.
     pub client_shallow: Vec<ObjectId>,
 }
@@ -137,6 +141,28 @@ fn shallow_history(
     d: &Deepen,
 ) -> Result<History> {
     let client_shallow: HashSet<ObjectId> = d.client_shallow.iter().copied().collect();
+    // Commits that deepen-not leaves out.
+    let mut excluded: HashSet<ObjectId> = HashSet::new();
+    if !d.not.is_empty() {
+        let walk = repo
+            .rev_walk(d.not.iter().copied())
+            .all()
+            .map_err(ProtocolError::git)?;
+        for info in walk {
+            excluded.insert(info.map_err(ProtocolError::git)?.id);
+        }
+    }
+    let left_out = |c: ObjectId| -> Result<bool> {
+        if excluded.contains(&c) {
+            return Ok(true);
+        }
+        if let Some(since) = d.since {
+            let commit = repo.find_commit(c).map_err(ProtocolError::git)?;
+            let time = commit.time().map_err(ProtocolError::git)?.seconds;
+            return Ok(time < since);
+        }
+        Ok(false)
+    };
     // What the client has: reachable from its commons, not past its shallow commits.
     let mut client_has: HashSet<ObjectId> = HashSet::new();
     let mut stack: Vec<ObjectId> = commons.to_vec();
@@ -167,7 +193,11 @@ fn shallow_history(
         depth_of.insert(c, depth);
         order.push(c);
         let parents = parents_of(repo, c)?;
-        let at_boundary = depth.is_some_and(|n| n >= d.depth);
+        let mut cut = false;
+        for p in &parents {
+            cut |= left_out(*p)?;
+        }
+        let at_boundary = cut || matches!((depth, d.depth), (Some(n), Some(max)) if n >= max);
         if at_boundary {
             if !parents.is_empty() && !client_shallow.contains(&c) {
                 update.shallow.push(c);

@@ -50,7 +50,7 @@ pub fn serve(
 }
 
 const V0_CAPS: &str =
-    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-relative no-progress include-tag object-format=sha1";
+    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag object-format=sha1";
 
 fn serve_v0<R: Read>(
     repo: &gix::Repository,
@@ -88,18 +88,13 @@ fn serve_v0<R: Read>(
                     }
                 } else if let Some(hex) = line.strip_prefix(b"shallow ") {
                     client_shallow.push(parse_oid(hex)?);
-                } else if let Some(n) = line.strip_prefix(b"deepen ") {
-                    deepen = Some(Deepen {
-                        depth: parse_depth(n)?,
-                        ..Default::default()
-                    });
-                } else if line == b"deepen-relative" {
-                    relative = true;
-                } else if line.starts_with(b"deepen-") {
-                    return Err(ProtocolError::protocol(format!(
-                        "{} is not supported by this server; use --depth or --deepen",
-                        String::from_utf8_lossy(line)
-                    )));
+                } else if line.starts_with(b"deepen") {
+                    parse_deepen(
+                        &String::from_utf8_lossy(line),
+                        &refs,
+                        &mut deepen,
+                        &mut relative,
+                    )?;
                 } else {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected line in want list: {}",
@@ -131,6 +126,7 @@ fn serve_v0<R: Read>(
     let has = |c: &str| client_caps.iter().any(|x| x == c);
     let multi_ack_detailed = has("multi_ack_detailed");
     let multi_ack = multi_ack_detailed || has("multi_ack");
+    let no_done = has("no-done");
     let sideband = if has("side-band-64k") {
         SideBandMode::Large
     } else if has("side-band") {
@@ -145,8 +141,18 @@ fn serve_v0<R: Read>(
         match input.read_pkt()? {
             Pkt::Eof => return Ok(()),
             Pkt::Flush => {
+                // With multi_ack_detailed, one common commit is enough to stop: the
+                // pack is built from the commons found so far.
+                let ready = multi_ack_detailed && !commons.is_empty();
+                if let (true, Some(last)) = (ready, commons.last()) {
+                    write_text(out, &format!("ACK {last} ready"))?;
+                }
                 if multi_ack || commons.is_empty() {
                     write_text(out, "NAK")?;
+                }
+                if let (true, true, Some(last)) = (ready, no_done, commons.last()) {
+                    write_text(out, &format!("ACK {last}"))?;
+                    break;
                 }
                 out.flush()?;
             }
@@ -355,17 +361,8 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
             // We send complete packs; both are optional for the server.
         } else if let Some(hex) = arg.strip_prefix("shallow ") {
             client_shallow.push(parse_oid(hex.as_bytes())?);
-        } else if let Some(n) = arg.strip_prefix("deepen ") {
-            deepen = Some(Deepen {
-                depth: parse_depth(n.as_bytes())?,
-                ..Default::default()
-            });
-        } else if arg == "deepen-relative" {
-            relative = true;
-        } else if arg.starts_with("deepen-") {
-            return Err(ProtocolError::protocol(format!(
-                "{arg} is not supported by this server; use --depth or --deepen"
-            )));
+        } else if arg.starts_with("deepen") {
+            parse_deepen(arg, &refs, &mut deepen, &mut relative)?;
         } else if arg.starts_with("filter ") {
             return Err(ProtocolError::protocol(
                 "partial clone (--filter) is not supported by this server",
@@ -454,6 +451,50 @@ fn write_shallow_update(out: &mut dyn Write, update: &ShallowUpdate) -> Result<(
     }
     for c in &update.unshallow {
         write_text(out, &format!("unshallow {c}"))?;
+    }
+    Ok(())
+}
+
+/// One `deepen`, `deepen-relative`, `deepen-since` or `deepen-not` line.
+fn parse_deepen(
+    line: &str,
+    refs: &RefList,
+    deepen: &mut Option<Deepen>,
+    relative: &mut bool,
+) -> Result<()> {
+    let d = deepen.get_or_insert_with(Deepen::default);
+    if let Some(n) = line.strip_prefix("deepen ") {
+        d.depth = Some(parse_depth(n.as_bytes())?);
+    } else if line == "deepen-relative" {
+        *relative = true;
+    } else if let Some(ts) = line.strip_prefix("deepen-since ") {
+        d.since = Some(
+            ts.trim()
+                .parse()
+                .map_err(|_| ProtocolError::protocol(format!("invalid deepen-since `{ts}`")))?,
+        );
+    } else if let Some(name) = line.strip_prefix("deepen-not ") {
+        let name = name.trim();
+        let found = [
+            name.to_string(),
+            format!("refs/{name}"),
+            format!("refs/tags/{name}"),
+            format!("refs/heads/{name}"),
+        ]
+        .into_iter()
+        .find_map(|n| refs.get(&n).map(|r| r.peeled.unwrap_or(r.oid)));
+        match found {
+            Some(oid) => d.not.push(oid),
+            None => {
+                return Err(ProtocolError::protocol(format!(
+                    "deepen-not: no such ref `{name}`"
+                )))
+            }
+        }
+    } else {
+        return Err(ProtocolError::protocol(format!(
+            "unknown argument `{line}`"
+        )));
     }
     Ok(())
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: skillsd vs the stock anchor (OpenSSH + git-receive-pack /
+# git-upload-pack + Python hooks + psql, ../shared/anchors/stock-git-ssh), on this
+# machine, in one run, with the same generated skills.
+#
+#   bench/compare.sh                 # N=10000 skills, RUNS=10 hyperfine runs
+#   N=1000 RUNS=15 bench/compare.sh
+#
+# Prints a Markdown table (medians in ms, ratio skillsd/stock) and writes it to
+# bench/results-N.md. Needs root (the anchor creates a `git` user and its own sshd).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
+N=${N:-10000}
+export RUNS=${RUNS:-10}
+SK_PORT=${SK_PORT:-2290}
+SK_ROOT=${SK_ROOT:-/tmp/skillsd-bench}
+
+(cd "$ROOT" && cargo build --release -q)
+SKILLSD=$ROOT/target/release/skillsd
+
+bash "$ANCHOR/setup.sh"
+IMPORT_ONLY=1 bash "$ANCHOR/bench.sh" "$N" 2> >(tee /tmp/skillsd-bench-import.log >&2)
+source "$ANCHOR/lib.sh"
+SEEDW=$WORK/seed-$N
+OUT=$RESULTS_DIR/skillsd-$N
+mkdir -p "$OUT"
+
+# ---- skillsd on its own port, data dir and private PostgreSQL (durable) ----------
+if [ -f "$SK_ROOT/pid" ] && alive "$(cat "$SK_ROOT/pid")"; then kill "$(cat "$SK_ROOT/pid")"; sleep 1; fi
+trash "$SK_ROOT"
+mkdir -p "$SK_ROOT"
+SK_DATA=$SK_ROOT/data
+"$SKILLSD" init bench --empty --data-dir "$SK_DATA" >/dev/null
+SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$SK_PORT" --data-dir "$SK_DATA" > "$SK_ROOT/serve.log" 2>&1 &
+echo $! > "$SK_ROOT/pid"
+SK_PID=$(cat "$SK_ROOT/pid")
+for _ in $(seq 1 100); do grep -q "listening" "$SK_ROOT/serve.log" && break; sleep 0.2; done
+"$SKILLSD" user add bench --role writer --key "$CLIENT_DIR/id_ed25519.pub" --data-dir "$SK_DATA" >/dev/null
+SK_URL="ssh://git@127.0.0.1:$SK_PORT/bench.git"
+SK_SSH="ssh -i $CLIENT_DIR/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+sk() { env "GIT_SSH_COMMAND=$SK_SSH" "$@"; }
+
+log "skillsd: import push of $N skills"
+t0=$(date +%s%N)
+sk git -C "$SEEDW" push -q "$SK_URL" main
+t1=$(date +%s%N)
+SK_IMPORT_MS=$(( (t1 - t0) / 1000000 ))
+STOCK_IMPORT_MS=$(sed -n 's/.*initial import push of [0-9]* skills: \([0-9]*\) ms.*/\1/p' /tmp/skillsd-bench-import.log | tail -1)
+SK_IDLE_KB=$(awk '/VmRSS/ {print $2}' "/proc/$SK_PID/status")
+
+hfx() {  # name prepare command
+  local name=$1 prep=$2 cmd=$3 args
+  args=(-N --runs "$RUNS" --warmup 1 --style basic --export-json "$OUT/$name.json")
+  [ -n "$prep" ] && args+=(--prepare "$prep")
+  log "hyperfine $name"
+  hyperfine "${args[@]}" "$cmd" >> "$OUT/hyperfine.log" 2>&1 || { tail -20 "$OUT/hyperfine.log"; exit 1; }
+}
+med() { python3 -c "import json;print('%.0f' % (1000*json.load(open('$OUT/$1.json'))['results'][0]['median']))"; }
+
+STOCK_SSH25519="$GIT_SSH_COMMAND -o KexAlgorithms=curve25519-sha256"
+hfx stock-ls-remote "" "git ls-remote $REMOTE_URL"
+hfx stock-ls-remote-25519 "" "env \"GIT_SSH_COMMAND=$STOCK_SSH25519\" git ls-remote $REMOTE_URL"
+hfx skillsd-ls-remote "" "env \"GIT_SSH_COMMAND=$SK_SSH\" git ls-remote $SK_URL"
+hfx stock-clone "bash $ANCHOR/prep.sh trash $WORK/c1" "git clone -q $REMOTE_URL $WORK/c1"
+hfx skillsd-clone "bash $ANCHOR/prep.sh trash $WORK/c2" "env \"GIT_SSH_COMMAND=$SK_SSH\" git clone -q $SK_URL $WORK/c2"
+hfx stock-clone-nc "bash $ANCHOR/prep.sh trash $WORK/c3" "git clone -q --no-checkout $REMOTE_URL $WORK/c3"
+hfx stock-clone-nc-25519 "bash $ANCHOR/prep.sh trash $WORK/c3" "env \"GIT_SSH_COMMAND=$STOCK_SSH25519\" git clone -q --no-checkout $REMOTE_URL $WORK/c3"
+hfx skillsd-clone-nc "bash $ANCHOR/prep.sh trash $WORK/c4" "env \"GIT_SSH_COMMAND=$SK_SSH\" git clone -q --no-checkout $SK_URL $WORK/c4"
+SK_PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SK_PID/status")
+
+# Bytes: the pack each server sends for a full clone.
+trash "$WORK/b1" "$WORK/b2"
+git clone -q --bare "$REMOTE_URL" "$WORK/b1"
+sk git clone -q --bare "$SK_URL" "$WORK/b2"
+STOCK_BYTES=$(cat "$WORK"/b1/objects/pack/*.pack | wc -c)
+SK_BYTES=$(cat "$WORK"/b2/objects/pack/*.pack | wc -c)
+
+# Push of one modified skill, end to end (cache updated before push returns).
+TARGET=$(cd "$SEEDW" && git ls-files skills | sed -n '1p')
+trash "$WORK/p1" "$WORK/p2"
+git clone -q "$REMOTE_URL" "$WORK/p1"
+sk git clone -q "$SK_URL" "$WORK/p2"
+hfx stock-push-one "bash $ANCHOR/prep.sh modify-one $WORK/p1 $TARGET" "git -C $WORK/p1 push -q origin main"
+hfx stock-push-one-25519 "bash $ANCHOR/prep.sh modify-one $WORK/p1 $TARGET" "env \"GIT_SSH_COMMAND=$STOCK_SSH25519\" git -C $WORK/p1 push -q origin main"
+hfx skillsd-push-one "bash $ANCHOR/prep.sh modify-one $WORK/p2 $TARGET" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
+hfx stock-push-100 "bash $ANCHOR/prep.sh add-100 $WORK/p1" "git -C $WORK/p1 push -q origin main"
+hfx skillsd-push-100 "bash $ANCHOR/prep.sh add-100 $WORK/p2" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
+
+# The cache must equal the tree after all that.
+SK_DB="postgres://postgres@localhost/skillsd?host=$SK_DATA/postgres/sock"
+rows=$(psql -X -qtA "$SK_DB" -c "SELECT count(*) FROM skills WHERE repo = 'bench'")
+files=$(sk git -C "$WORK/p2" ls-tree -r --name-only HEAD skills | grep -c '\.md$')
+[ "$rows" = "$files" ] || { echo "cache ($rows rows) != tree ($files files)" >&2; exit 1; }
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+{
+  echo "## N = $N skills, $(date -u +%Y-%m-%d), $(nproc) cores; medians of $RUNS runs (ms)"
+  echo
+  echo "| measurement | stock (default KEX) | stock (curve25519) | skillsd | skillsd / stock (curve25519) |"
+  echo "|---|---|---|---|---|"
+  echo "| git ls-remote | $(med stock-ls-remote) | $(med stock-ls-remote-25519) | $(med skillsd-ls-remote) | $(ratio "$(med skillsd-ls-remote)" "$(med stock-ls-remote-25519)") |"
+  echo "| git clone (with checkout) | $(med stock-clone) | – | $(med skillsd-clone) | (vs default) $(ratio "$(med skillsd-clone)" "$(med stock-clone)") |"
+  echo "| git clone --no-checkout | $(med stock-clone-nc) | $(med stock-clone-nc-25519) | $(med skillsd-clone-nc) | $(ratio "$(med skillsd-clone-nc)" "$(med stock-clone-nc-25519)") |"
+  echo "| push 1 modified skill (cache updated) | $(med stock-push-one) | $(med stock-push-one-25519) | $(med skillsd-push-one) | $(ratio "$(med skillsd-push-one)" "$(med stock-push-one-25519)") |"
+  echo "| push 100 new skills | $(med stock-push-100) | – | $(med skillsd-push-100) | (vs default) $(ratio "$(med skillsd-push-100)" "$(med stock-push-100)") |"
+  echo "| import push of $N skills (1 run) | $STOCK_IMPORT_MS | – | $SK_IMPORT_MS | (vs default) $(ratio "$SK_IMPORT_MS" "$STOCK_IMPORT_MS") |"
+  echo "| clone pack bytes | $STOCK_BYTES | – | $SK_BYTES | $(ratio "$SK_BYTES" "$STOCK_BYTES") |"
+  echo
+  echo "skillsd server RSS: idle after import $((SK_IDLE_KB / 1024)) MB, peak after the clones $((SK_PEAK_KB / 1024)) MB."
+} | tee "$ROOT/bench/results-$N.md"
+
+kill "$SK_PID" 2>/dev/null || true
