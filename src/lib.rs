@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod check;
 pub mod db;
+pub mod hook;
 pub mod localpg;
 pub mod maintenance;
 pub mod protocol;

@@ -101,6 +101,15 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Run a stage as a git server hook (for stock git, Gitea, GitLab): `pre-receive`
+    /// validates, `post-receive` updates the cache. See hooks/.
+    Hook {
+        #[arg(value_parser = ["pre-receive", "post-receive"])]
+        stage: String,
+        /// PostgreSQL URL (post-receive).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
     /// Apply database migrations.
     Migrate {
         #[command(flatten)]
@@ -155,6 +164,11 @@ fn main() {
 fn run(cli: Cli) -> Result<i32> {
     if let Cmd::Check { path, format } = &cli.command {
         return check(path, format);
+    }
+    if let Cmd::Hook { stage, .. } = &cli.command {
+        if stage == "pre-receive" {
+            return hook_pre_receive();
+        }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -269,6 +283,15 @@ async fn run_async(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Check { path, format } => check(&path, &format),
+        Cmd::Hook {
+            stage,
+            database_url,
+        } => {
+            if stage == "pre-receive" {
+                return hook_pre_receive();
+            }
+            hook_post_receive(database_url).await
+        }
         Cmd::Gc { repo, common } => {
             let store = RepoStore::new(&common.data_dir);
             let (name, _) = store.open(&repo)?;
@@ -283,6 +306,56 @@ async fn run_async(cli: Cli) -> Result<i32> {
         Cmd::Migrate { common } => {
             common.pool().await?;
             println!("migrations applied");
+            Ok(0)
+        }
+    }
+}
+
+fn hook_pre_receive() -> Result<i32> {
+    use skillsd::hook;
+    let commands = hook::read_updates(std::io::stdin().lock())?;
+    let (_, repo) = hook::open_repo()?;
+    let (view, _tmp) = hook::quarantine_view(&repo)?;
+    let (text, accept) = hook::pre_receive(&view, &repo, &commands);
+    eprint!("{text}");
+    Ok(if accept { 0 } else { 1 })
+}
+
+async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
+    use skillsd::hook;
+    let commands = hook::read_updates(std::io::stdin().lock())?;
+    let (dir, repo) = hook::open_repo()?;
+    let branch = hook::default_branch(&repo);
+    let default_ref = format!("refs/heads/{branch}");
+    if !commands
+        .iter()
+        .any(|c| c.name == default_ref && !c.is_delete())
+    {
+        return Ok(0);
+    }
+    let Some(url) = database_url.filter(|u| !u.is_empty()) else {
+        bail!("post-receive needs DATABASE_URL to update the skills cache");
+    };
+    let pool = skillsd::db::connect(&url).await?;
+    skillsd::db::migrate(&pool).await?;
+    let name = hook::repo_name(&dir);
+    let user = hook::pusher();
+    let rt = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || {
+        skillsd::cache::sync::sync_branch(&rt, &pool, &repo, &name, &branch, &user, None)
+    })
+    .await?;
+    match outcome {
+        Ok(o) => {
+            eprintln!("skillsd: cache updated: {}", o.summary());
+            Ok(0)
+        }
+        Err(e) => {
+            // The push is in; say so, and leave the catching up to the next sync.
+            eprintln!(
+                "warning: your push is stored, but the skills cache could not be updated ({e})."
+            );
+            eprintln!("warning: it will catch up with the next push or `skillsd reconcile`.");
             Ok(0)
         }
     }

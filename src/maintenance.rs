@@ -201,10 +201,24 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
     Ok(outcome)
 }
 
-/// Starts a background gc when the repository has more than [`AUTO_GC_PACKS`] packs.
+/// The pack count that starts a background gc: `SKILLSD_GC_PACKS` (0 turns automatic
+/// gc off), else [`AUTO_GC_PACKS`].
+pub fn auto_gc_threshold() -> Option<usize> {
+    match std::env::var("SKILLSD_GC_PACKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(AUTO_GC_PACKS),
+    }
+}
+
+/// Starts a background gc when the repository has more packs than the threshold.
 pub fn maybe_gc_in_background(repo_path: &Path) {
-    if pack_count(repo_path) <= AUTO_GC_PACKS {
-        return;
+    match auto_gc_threshold() {
+        Some(limit) if pack_count(repo_path) > limit => {}
+        _ => return,
     }
     let path = repo_path.to_path_buf();
     std::thread::spawn(move || match gc(&path) {

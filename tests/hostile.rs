@@ -132,7 +132,14 @@ impl Fixture {
 fn garbage_pkt_lines_are_refused() {
     let f = fixture();
     let before = f.server.object_files("skills");
-    for input in [&b"zzzzgarbage"[..], b"00", b"0003", &[0xffu8; 64][..]] {
+    let overlong = [&b"fff9"[..], &[b'x'; 200][..]].concat();
+    for input in [
+        &b"zzzzgarbage"[..],
+        b"00",
+        b"0003",
+        &[0xffu8; 64][..],
+        &overlong[..],
+    ] {
         let (stdout, _) = raw(&f.server, &f.key, "git-receive-pack", input);
         assert!(
             stdout.contains("ERR ") || stdout.ends_with("0000"),

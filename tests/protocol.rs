@@ -207,3 +207,92 @@ fn report_status_v2_is_used_by_new_gits() {
         Some(tip.as_str())
     );
 }
+
+#[test]
+fn mirror_clone_and_filter_fallback() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.ok(&dir, &["tag", "-a", "v1", "-m", "v1"]);
+    git.ok(&dir, &["push", "origin", "v1", "main:refs/heads/other"]);
+    for bin in GITS {
+        let git = Git::new(bin, &key, &server);
+        // --mirror takes every ref.
+        let mirror = git.home.path().join("mirror.git");
+        git.ok(
+            git.home.path(),
+            &[
+                "clone",
+                "--mirror",
+                &server.url("skills.git"),
+                mirror.to_str().unwrap(),
+            ],
+        );
+        let refs = git.ok(&mirror, &["for-each-ref", "--format=%(refname)"]);
+        assert_eq!(
+            refs, "refs/heads/main\nrefs/heads/other\nrefs/tags/v1\n",
+            "{bin}"
+        );
+        git.ok(&mirror, &["fsck"]);
+        // --filter is not offered: git says so and clones everything.
+        let filtered = git.home.path().join("filtered");
+        let (ok, _, stderr) = git.run(
+            git.home.path(),
+            &[
+                "clone",
+                "--filter=blob:none",
+                &server.url("skills.git"),
+                filtered.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{bin}: {stderr}");
+        assert!(
+            stderr.contains("filtering not recognized by server"),
+            "{bin}: {stderr}"
+        );
+        assert!(filtered.join("skills/git/commit-messages.md").is_file());
+    }
+}
+
+#[test]
+fn dry_run_push_option_validates_and_writes_nothing() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    let files = server.object_files("skills");
+    git.commit_files(&dir, &[("skills/d/dry.md", &skill("Dry", ""))], "dry");
+    let stderr = git.fails(&dir, &["push", "-o", "dry-run", "origin", "main"]);
+    assert!(
+        stderr.contains("remote: dry run: 1 ref update passed every check; nothing was written."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("! [remote rejected] main -> main (dry run: valid, nothing written)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(server.object_files("skills"), files);
+    // An invalid one reports its problems as usual.
+    git.commit_files(&dir, &[("skills/d/wet.md", "---\n---\n")], "wet");
+    let stderr = git.fails(&dir, &["push", "-o", "dry-run", "origin", "main"]);
+    assert!(
+        stderr.contains("skills/d/wet.md:2: title: required field is missing"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dry run: 1 ref"), "{stderr}");
+    assert_eq!(server.object_files("skills"), files);
+    // Nothing reached the cache.
+    let n: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/d/%'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(n, 0);
+}

@@ -240,7 +240,7 @@ fn serve_v2<R: Read>(
     write_text(out, "version 2")?;
     write_text(out, &format!("agent={AGENT}"))?;
     write_text(out, "ls-refs=unborn")?;
-    write_text(out, "fetch=shallow")?;
+    write_text(out, "fetch=shallow wait-for-done")?;
     write_text(out, "server-option")?;
     write_text(out, "object-format=sha1")?;
     write_flush(out)?;
@@ -343,6 +343,7 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
     let mut done = false;
     let mut no_progress = false;
     let mut include_tag = false;
+    let mut wait_for_done = false;
     let mut deepen: Option<Deepen> = None;
     let mut client_shallow = Vec::new();
     let mut relative = false;
@@ -357,7 +358,9 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
             no_progress = true;
         } else if arg == "include-tag" {
             include_tag = true;
-        } else if arg == "thin-pack" || arg == "ofs-delta" || arg == "wait-for-done" {
+        } else if arg == "wait-for-done" {
+            wait_for_done = true;
+        } else if arg == "thin-pack" || arg == "ofs-delta" {
             // We send complete packs; both are optional for the server.
         } else if let Some(hex) = arg.strip_prefix("shallow ") {
             client_shallow.push(parse_oid(hex.as_bytes())?);
@@ -383,7 +386,9 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
         for c in &commons {
             write_text(out, &format!("ACK {c}"))?;
         }
-        if commons.is_empty() {
+        // Without `done`, the pack only follows once a common commit is known, and never
+        // when the client asked to wait for its `done`.
+        if commons.is_empty() || wait_for_done {
             write_flush(out)?;
             return Ok(());
         }

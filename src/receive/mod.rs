@@ -122,6 +122,18 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         sb.message(&text)?;
     }
 
+    // `git push -o dry-run`: validate and report, write nothing.
+    if req.push_options.iter().any(|o| o == "dry-run") && results.iter().any(Option::is_none) {
+        let valid = results.iter().filter(|r| r.is_none()).count();
+        sb.message(&format!(
+            "dry run: {valid} ref update{} passed every check; nothing was written.\n",
+            if valid == 1 { "" } else { "s" }
+        ))?;
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some("dry run: valid, nothing written".into());
+        }
+    }
+
     let any_accepted = results.iter().any(Option::is_none);
     if any_accepted {
         if let Err(e) = quarantine.migrate() {

@@ -1,0 +1,199 @@
+//! `skillsd hook pre-receive|post-receive`: the same pre-receive and post-receive
+//! stages for a repository served by a stock git server (plain OpenSSH + git, Gitea,
+//! GitLab server hooks). git runs the hooks in the repository with the ref updates on
+//! stdin (`<old> <new> <ref>` lines); during pre-receive the pushed objects are in
+//! git's quarantine (`GIT_OBJECT_DIRECTORY`, with the repository's own objects in
+//! `GIT_ALTERNATE_OBJECT_DIRECTORIES`).
+
+use crate::receive::commands::Command;
+use crate::receive::pre_receive;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("cannot open the repository: {0}")]
+    Open(String),
+    #[error("invalid hook input line `{0}`")]
+    Input(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("git error: {0}")]
+    Git(String),
+}
+
+/// The updates git passes on stdin.
+pub fn read_updates(input: impl BufRead) -> Result<Vec<Command>, HookError> {
+    let mut commands = Vec::new();
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(old), Some(new), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(HookError::Input(line));
+        };
+        let parse = |h: &str| {
+            gix::ObjectId::from_hex(h.as_bytes()).map_err(|_| HookError::Input(line.clone()))
+        };
+        commands.push(Command {
+            old: parse(old)?,
+            new: parse(new)?,
+            name: name.to_string(),
+        });
+    }
+    Ok(commands)
+}
+
+/// The repository git runs the hook in (`GIT_DIR`, else the current directory).
+pub fn open_repo() -> Result<(PathBuf, gix::Repository), HookError> {
+    let dir = std::env::var_os("GIT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir)?;
+    let repo = gix::open(&dir).map_err(|e| HookError::Open(e.to_string()))?;
+    Ok((dir, repo))
+}
+
+/// A view of `repo` that also sees git's quarantine, built as an empty object
+/// directory whose alternates are the quarantine and every alternate git names.
+/// Returns the view and the temporary directory that must outlive it.
+pub fn quarantine_view(
+    repo: &gix::Repository,
+) -> Result<(gix::Repository, Option<tempdir::Dir>), HookError> {
+    let Some(quarantine) = std::env::var_os("GIT_OBJECT_DIRECTORY") else {
+        return Ok((repo.clone(), None));
+    };
+    let mut alternates = vec![std::path::absolute(PathBuf::from(quarantine))?];
+    if let Some(alt) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
+        alternates.extend(
+            std::env::split_paths(&alt).map(|p| std::path::absolute(p).unwrap_or_default()),
+        );
+    }
+    alternates.push(std::path::absolute(repo.objects.store_ref().path())?);
+    let dir = tempdir::Dir::new()?;
+    std::fs::create_dir_all(dir.path().join("info"))?;
+    std::fs::create_dir_all(dir.path().join("pack"))?;
+    let list: String = alternates
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    std::fs::write(dir.path().join("info").join("alternates"), list)?;
+    let handle = gix::odb::at(dir.path(), gix::hash::Kind::Sha1)
+        .map_err(|e| HookError::Git(e.to_string()))?;
+    let mut view = repo.clone();
+    view.objects = handle.into();
+    Ok((view, Some(dir)))
+}
+
+/// The branch whose skills the cache holds: `SKILLSD_BRANCH`, else where `HEAD` points,
+/// else `main`.
+pub fn default_branch(repo: &gix::Repository) -> String {
+    if let Ok(b) = std::env::var("SKILLSD_BRANCH") {
+        return b;
+    }
+    repo.find_reference("HEAD")
+        .ok()
+        .and_then(|h| {
+            h.target().try_name().and_then(|n| {
+                n.as_bstr()
+                    .to_string()
+                    .strip_prefix("refs/heads/")
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| crate::repos::DEFAULT_BRANCH.to_string())
+}
+
+/// The repository's name in the cache: `SKILLSD_REPO`, else the directory name
+/// without `.git`.
+pub fn repo_name(dir: &Path) -> String {
+    if let Ok(n) = std::env::var("SKILLSD_REPO") {
+        return n;
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
+    name.strip_suffix(".git").unwrap_or(&name).to_string()
+}
+
+/// Who pushed: `SKILLSD_USER`, then the names Gitea and GitLab set, then `USER`.
+pub fn pusher() -> String {
+    [
+        "SKILLSD_USER",
+        "GITEA_PUSHER_NAME",
+        "GL_USERNAME",
+        "REMOTE_USER",
+        "USER",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+    .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Runs the pre-receive checks; returns the text to show and whether to accept.
+pub fn pre_receive(
+    view: &gix::Repository,
+    repo: &gix::Repository,
+    commands: &[Command],
+) -> (String, bool) {
+    let branch = default_branch(repo);
+    let mut current: HashMap<String, gix::ObjectId> = HashMap::new();
+    if let Ok(platform) = repo.references() {
+        if let Ok(all) = platform.all() {
+            for r in all.flatten() {
+                if let Some(id) = r.target().try_id() {
+                    current.insert(r.name().as_bstr().to_string(), id.to_owned());
+                }
+            }
+        }
+    }
+    let verdict = pre_receive::check(view, commands, &branch, &current);
+    let mut text = String::new();
+    if !verdict.problems.is_empty() {
+        text.push_str(&crate::skills::render_problems(&verdict.problems));
+        text.push_str(&format!(
+            "\n{}; push refused, nothing was written.\n",
+            crate::skills::summary_line(&verdict.problems)
+        ));
+    }
+    for (cmd, r) in commands.iter().zip(&verdict.rejections) {
+        if let Some(reason) = r {
+            if verdict.problems.is_empty() {
+                text.push_str(&format!("error: {}: {reason}\n", cmd.name));
+            }
+        }
+    }
+    let accept = verdict.rejections.iter().all(Option::is_none);
+    (text, accept)
+}
+
+/// A private temporary directory, removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> std::io::Result<Dir> {
+            let path = std::env::temp_dir()
+                .join(format!("skillsd-hook-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path)?;
+            Ok(Dir(path))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The same stages as git hooks under a stock git server: a bare repository with
+//! hooks/pre-receive and hooks/post-receive installed, pushed to over file:// by both
+//! gits. Invalid skills are refused and nothing is written; valid pushes reach the
+//! cache with the pusher's name.
+
+mod common;
+
+use common::{skill, Server, GITS, SKILLSD};
+use std::path::Path;
+use std::process::Command;
+
+fn git(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("GIT_AUTHOR_NAME", "H")
+        .env("GIT_AUTHOR_EMAIL", "h@example.com")
+        .env("GIT_COMMITTER_NAME", "H")
+        .env("GIT_COMMITTER_EMAIL", "h@example.com")
+        .envs(env.iter().copied())
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn stock_git_with_skillsd_hooks() {
+    // The database comes from a test server; the repository is plain git's.
+    let server = Server::start();
+    for (i, bin) in GITS.iter().enumerate() {
+        let bin = *bin;
+        let tmp = tempfile::tempdir().unwrap();
+        let name = format!("team-skills-{i}");
+        let bare = tmp.path().join(format!("{name}.git"));
+        let (ok, out) = git(
+            bin,
+            tmp.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+            &[],
+        );
+        assert!(ok, "{out}");
+        for hook in ["pre-receive", "post-receive"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("hooks")
+                    .join(hook),
+                bare.join("hooks").join(hook),
+            )
+            .unwrap();
+        }
+        let env = [
+            ("SKILLSD", SKILLSD),
+            ("DATABASE_URL", server.db_url.as_str()),
+            ("SKILLSD_USER", "hook-user"),
+        ];
+        let work = tmp.path().join("work");
+        let url = format!("file://{}", bare.display());
+        let (ok, out) = git(
+            bin,
+            tmp.path(),
+            &["clone", "-q", &url, work.to_str().unwrap()],
+            &env,
+        );
+        assert!(ok, "{out}");
+        std::fs::create_dir_all(work.join("skills/h")).unwrap();
+        std::fs::write(work.join("skills/h/hooked.md"), skill("Hooked", "")).unwrap();
+        git(bin, &work, &["add", "-A"], &env);
+        git(bin, &work, &["commit", "-q", "-m", "first"], &env);
+        let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+        assert!(ok, "{bin}: {out}");
+        assert!(
+            out.contains("skillsd: cache updated: 1 created"),
+            "{bin}: {out}"
+        );
+        let rows: Vec<(String, String)> = server.query(async {
+            sqlx::query_as(
+                "SELECT s.slug, l.synced_by FROM skills s JOIN skill_sync_log l ON l.skill_id = s.id
+                 WHERE s.repo = $1",
+            )
+            .bind(&name)
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+        });
+        assert_eq!(rows, vec![("hooked".to_string(), "hook-user".to_string())]);
+
+        // An invalid skill is refused by pre-receive, with the same messages.
+        let tip = git(bin, &bare, &["rev-parse", "main"], &[]).1;
+        std::fs::write(work.join("skills/h/Bad.md"), "---\nstatus: nope\n---\n").unwrap();
+        git(bin, &work, &["add", "-A"], &env);
+        git(bin, &work, &["commit", "-q", "-m", "bad"], &env);
+        let bad_blob = git(bin, &work, &["rev-parse", "HEAD:skills/h/Bad.md"], &[]).1;
+        let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+        assert!(!ok, "{out}");
+        for expected in [
+            "remote: error: skills/h/Bad.md",
+            "remote:   skills/h/Bad.md:1: slug: file name `Bad.md` is not a valid slug",
+            "remote:   skills/h/Bad.md:2: title: required field is missing",
+            "remote:   skills/h/Bad.md:2:1: status: `nope` is not a valid status",
+            "remote: 3 errors in 1 file; push refused, nothing was written.",
+            "pre-receive hook declined",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{bin}: missing `{expected}` in {out}"
+            );
+        }
+        assert_eq!(git(bin, &bare, &["rev-parse", "main"], &[]).1, tip);
+        let (exists, _) = git(bin, &bare, &["cat-file", "-e", bad_blob.trim()], &[]);
+        assert!(!exists, "git dropped the quarantine");
+        let (ok, out) = git(bin, &bare, &["fsck", "--strict"], &[]);
+        assert!(ok, "{out}");
+    }
+}
+
+#[test]
+fn check_command_and_pre_commit_hook() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("skills/a")).unwrap();
+    std::fs::write(root.join("skills/a/good.md"), skill("Good", "")).unwrap();
+    std::fs::write(root.join("skills/README.md"), "docs, not a skill").unwrap();
+    let run = |args: &[&str]| Command::new(SKILLSD).args(args).output().unwrap();
+    let out = run(&["check", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 skill checked, no problems\n"
+    );
+    std::fs::write(root.join("skills/a/bad.md"), "---\ntitle: [x\n---\n").unwrap();
+    let out = run(&["check", root.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("error: skills/a/bad.md\n  skills/a/bad.md:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 error in 1 file (2 skills checked)"),
+        "{text}"
+    );
+    let out = run(&["check", root.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["checked"], 2);
+    assert_eq!(json["errors"][0]["path"], "skills/a/bad.md");
+
+    // The pre-commit hook refuses the commit.
+    let (ok, out) = git("/usr/local/bin/git", root, &["init", "-q"], &[]);
+    assert!(ok, "{out}");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pre-commit"),
+        root.join(".git/hooks/pre-commit"),
+    )
+    .unwrap();
+    git("/usr/local/bin/git", root, &["add", "-A"], &[]);
+    let (ok, out) = git(
+        "/usr/local/bin/git",
+        root,
+        &["commit", "-q", "-m", "x"],
+        &[("SKILLSD", SKILLSD)],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("skills/a/bad.md"), "{out}");
+    std::fs::remove_file(root.join("skills/a/bad.md")).unwrap();
+    git("/usr/local/bin/git", root, &["add", "-A"], &[]);
+    let (ok, out) = git(
+        "/usr/local/bin/git",
+        root,
+        &["commit", "-q", "-m", "x"],
+        &[("SKILLSD", SKILLSD)],
+    );
+    assert!(ok, "{out}");
+}
