@@ -122,8 +122,13 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
         }
     }
     reconcile_all(&pool, &repos).await;
+    let resync = Some(crate::cache::retry::spawn(pool.clone(), repos.clone()));
     Ok(Prepared {
-        state: Arc::new(AppState { pool, repos }),
+        state: Arc::new(AppState {
+            pool,
+            repos,
+            resync,
+        }),
         host_key,
         data_dir,
     })

@@ -21,6 +21,8 @@ use tokio_util::io::SyncIoBridge;
 pub struct AppState {
     pub pool: PgPool,
     pub repos: RepoStore,
+    /// Hands repositories whose cache fell behind to the retry task.
+    pub resync: Option<crate::cache::retry::Resync>,
 }
 
 /// The russh server: one [`SessionHandler`] per connection.
@@ -317,6 +319,7 @@ async fn run_exec(
                     let rt = tokio::runtime::Handle::current();
                     let pool = state.pool.clone();
                     let user2 = user.clone();
+                    let resync = state.resync.clone();
                     let result = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());
@@ -333,6 +336,7 @@ async fn run_exec(
                                 user: user2,
                                 pool,
                                 rt,
+                                resync: resync.clone(),
                             };
                             receive::serve(&ctx, input, &mut output)
                         } else {

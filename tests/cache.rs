@@ -239,3 +239,113 @@ fn sync_health_view_adds_up() {
     });
     assert_eq!((failed, healthy), (1, false));
 }
+
+#[test]
+fn a_failed_cache_write_is_reported_marked_and_retried_until_it_lands() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    // Inject a failure into every write of the skills table while the switch is on.
+    exec(&server, "CREATE TABLE fail_switch (on_ boolean)");
+    exec(
+        &server,
+        "CREATE FUNCTION injected_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM fail_switch) THEN RAISE EXCEPTION 'injected failure'; END IF;
+           RETURN NEW;
+         END $$",
+    );
+    exec(
+        &server,
+        "CREATE TRIGGER fail_writes BEFORE INSERT OR UPDATE OF title, blob_sha ON skills
+         FOR EACH ROW EXECUTE FUNCTION injected_failure()",
+    );
+    exec(&server, "INSERT INTO fail_switch VALUES (true)");
+
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let tip = git.commit_files(
+        &dir,
+        &[
+            ("skills/r/retried.md", &skill("Retried", "")),
+            (
+                "skills/git/commit-messages.md",
+                &skill("Commit messages, edited", ""),
+            ),
+        ],
+        "while the cache is failing",
+    );
+    let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "the push itself is accepted: {stderr}");
+    assert!(
+        stderr.contains("warning: your push is stored, but the skills cache could not be updated"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("injected failure"), "{stderr}");
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(tip.as_str())
+    );
+    // The failure is visible: failed log rows with the error, the edited row marked.
+    let failed: Vec<(String, String)> = server.query(async {
+        sqlx::query_as(
+            "SELECT path, operation FROM skill_sync_log WHERE status = 'failed' AND error LIKE '%injected failure%' ORDER BY path",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        failed,
+        vec![
+            ("skills/git/commit-messages.md".into(), "update".into()),
+            ("skills/r/retried.md".into(), "create".into()),
+        ]
+    );
+    let (status, healthy): (String, bool) = server.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT sync_status FROM skills WHERE slug = 'commit-messages'), (SELECT healthy FROM skill_sync_health)",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((status.as_str(), healthy), ("failed", false));
+
+    // The database recovers; the background retry brings the cache to the tip.
+    exec(&server, "DELETE FROM fail_switch");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let watermark: Option<String> = server.query(async {
+            sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'")
+                .fetch_optional(&server.pool)
+                .await
+                .unwrap()
+        });
+        if watermark.as_deref() == Some(tip.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cache never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    let (title, status): (String, String) = server.query(async {
+        sqlx::query_as("SELECT title, sync_status FROM skills WHERE slug = 'commit-messages'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        (title.as_str(), status.as_str()),
+        ("Commit messages, edited", "synced")
+    );
+    let by: Vec<String> = server.query(async {
+        sqlx::query_scalar("SELECT synced_by FROM skill_sync_log WHERE status = 'success' AND path = 'skills/r/retried.md'")
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(by, vec!["system"]);
+}

@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod pushes;
+pub mod retry;
 pub mod sync;
 
 #[derive(Debug, thiserror::Error)]

@@ -437,3 +437,68 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         .await?;
     Ok(outcome)
 }
+
+/// After a failed sync: in a transaction of its own, log a `failed` operation with the
+/// error for every skill the sync would have changed, and mark existing rows `failed`
+/// so the web application can tell they are behind. Best effort.
+pub fn record_failure(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+    synced_by: &str,
+    error: &str,
+) -> Result<()> {
+    let watermark: Option<String> = rt.block_on(
+        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
+            .bind(repo_name)
+            .bind(branch)
+            .fetch_optional(pool),
+    )?;
+    let Some(tip) = branch_tip(repo, branch)? else {
+        return Ok(());
+    };
+    let from = watermark
+        .as_deref()
+        .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
+        .filter(|oid| repo.has_object(oid));
+    let mut rows = Vec::new();
+    for op in changes::between(repo, from, tip)? {
+        let (path, operation) = match &op {
+            Op::Create(s, _) => (s.path.clone(), "create"),
+            Op::Update(s, _) => (s.path.clone(), "update"),
+            Op::Rename { from, .. } => (from.clone(), "rename"),
+            Op::Delete { path } => (path.clone(), "delete"),
+            Op::Invalid { path, .. } => (path.clone(), "refresh"),
+        };
+        rows.push(json!({ "path": path, "operation": operation }));
+    }
+    let paths: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(String::from))
+        .collect();
+    // Two statements, not one transaction: the log rows matter most.
+    rt.block_on(async {
+        sqlx::query(
+            "INSERT INTO skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
+                                         started_at, completed_at, error, git_commit_sha, synced_by)
+             SELECT s.id, $1, s.slug, u.path, u.operation, 'git-to-db', 'failed', now(), now(), $2, $3, $4
+             FROM jsonb_to_recordset($5) AS u(path text, operation text)
+             LEFT JOIN skills s ON s.repo = $1 AND s.path = u.path",
+        )
+        .bind(repo_name)
+        .bind(error)
+        .bind(tip.to_string())
+        .bind(synced_by)
+        .bind(serde_json::Value::Array(rows))
+        .execute(pool)
+        .await?;
+        sqlx::query("UPDATE skills SET sync_status = 'failed' WHERE repo = $1 AND path = ANY($2)")
+            .bind(repo_name)
+            .bind(&paths)
+            .execute(pool)
+            .await
+    })?;
+    Ok(())
+}

@@ -112,7 +112,7 @@ fn serve_v0<R: Read>(
     if wants.is_empty() {
         return Ok(());
     }
-    check_wants(&refs, &wants)?;
+    check_wants(repo, &refs, &wants)?;
     if let Some(d) = deepen.as_mut() {
         // In v0, deepen-relative is a capability on the first want line.
         d.relative = relative || client_caps.iter().any(|c| c == "deepen-relative");
@@ -376,7 +376,7 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
             )));
         }
     }
-    check_wants(&refs, &wants)?;
+    check_wants(repo, &refs, &wants)?;
     let commons: Vec<ObjectId> = haves.into_iter().filter(|h| is_common(repo, h)).collect();
     if !done {
         write_text(out, "acknowledgments")?;
@@ -412,15 +412,37 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
     Ok(())
 }
 
-fn check_wants(refs: &RefList, wants: &[ObjectId]) -> Result<()> {
-    for w in wants {
-        if !refs.is_tip(w) {
-            return Err(ProtocolError::protocol(format!(
-                "upload-pack: not our ref {w}"
-            )));
+/// Every want must be a ref tip or (protocol v2 is stateless: a ref may have moved
+/// since the client listed it) reachable from one. Objects that no ref reaches, such
+/// as those of a refused push, are never served.
+fn check_wants(repo: &gix::Repository, refs: &RefList, wants: &[ObjectId]) -> Result<()> {
+    let mut pending: HashSet<ObjectId> =
+        wants.iter().filter(|w| !refs.is_tip(w)).copied().collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let tips: Vec<ObjectId> = refs
+        .refs
+        .iter()
+        .map(|r| r.peeled.unwrap_or(r.oid))
+        .filter(
+            |oid| matches!(repo.find_header(*oid), Ok(h) if h.kind() == gix::object::Kind::Commit),
+        )
+        .collect();
+    if !tips.is_empty() {
+        let walk = repo.rev_walk(tips).all().map_err(ProtocolError::git)?;
+        for info in walk {
+            let info = info.map_err(ProtocolError::git)?;
+            pending.remove(&info.id);
+            if pending.is_empty() {
+                return Ok(());
+            }
         }
     }
-    Ok(())
+    let w = pending.into_iter().next().expect("not empty");
+    Err(ProtocolError::protocol(format!(
+        "upload-pack: not our ref {w}"
+    )))
 }
 
 /// A `have` counts when we have that commit.

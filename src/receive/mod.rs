@@ -37,6 +37,8 @@ pub struct Context {
     pub user: User,
     pub pool: PgPool,
     pub rt: tokio::runtime::Handle,
+    /// Where to hand the repository when the cache write fails.
+    pub resync: Option<crate::cache::retry::Resync>,
 }
 
 const CAPS: &str =
@@ -236,8 +238,22 @@ fn post_receive(
             }
             Err(e) => {
                 tracing::error!(repo = %ctx.repo_name, error = %e, "cache sync failed after the refs moved");
+                if let Err(e2) = crate::cache::sync::record_failure(
+                    &ctx.rt,
+                    &ctx.pool,
+                    &ctx.repo,
+                    &ctx.repo_name,
+                    &ctx.default_branch,
+                    &ctx.user.name,
+                    &e.to_string(),
+                ) {
+                    tracing::error!(error = %e2, "could not record the failed sync");
+                }
+                if let Some(r) = &ctx.resync {
+                    r.request(&ctx.repo_name);
+                }
                 sb.message(&format!(
-                    "warning: your push is stored, but the skills cache could not be updated ({e}).\nwarning: it will catch up with the next push or `skillsd reconcile`.\n"
+                    "warning: your push is stored, but the skills cache could not be updated ({e}).\nwarning: skillsd retries in the background until the cache matches the branch.\n"
                 ))?;
             }
         }

@@ -67,7 +67,7 @@ pub struct Server {
     pub pool: PgPool,
     pub rt: tokio::runtime::Runtime,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<std::sync::mpsc::Receiver<()>>,
+    done: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl Server {
@@ -108,7 +108,7 @@ impl Server {
             pool,
             rt,
             shutdown: Some(tx),
-            done: Some(done_rx),
+            done: std::sync::Mutex::new(Some(done_rx)),
         }
     }
 
@@ -225,7 +225,7 @@ impl Drop for Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(done) = self.done.take() {
+        if let Some(done) = self.done.lock().unwrap().take() {
             let _ = done.recv_timeout(std::time::Duration::from_secs(10));
         }
         let pool = self.pool.clone();
@@ -381,4 +381,84 @@ impl Git {
 /// A valid skill file.
 pub fn skill(title: &str, extra: &str) -> String {
     format!("---\ntitle: {title}\n{extra}---\n\n# {title}\n\nSome body text.\n")
+}
+
+/// A fresh database (name, url) for tests that run skillsd as a child process.
+pub fn fresh_database(rt: &tokio::runtime::Runtime) -> (String, String) {
+    let name = format!("skillsd_test_{}", uuid::Uuid::new_v4().simple());
+    run_sql_admin(rt, &format!("CREATE DATABASE {name}"));
+    let url = with_url_db(admin_url(), &name);
+    (name, url)
+}
+
+/// skillsd as a child process (`skillsd serve`), for tests that kill it.
+pub struct ChildServer {
+    pub port: u16,
+    pub data: PathBuf,
+    pub db_url: String,
+    child: Option<std::process::Child>,
+}
+
+impl ChildServer {
+    pub fn start(data: &Path, db_url: &str) -> ChildServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = ChildServer {
+            port,
+            data: data.to_path_buf(),
+            db_url: db_url.to_string(),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// Starts (again) and waits until the port accepts connections.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.with_extension("log"))
+            .unwrap();
+        let child = Command::new(SKILLSD)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("DATABASE_URL", &self.db_url)
+            .env("SKILLSD_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start skillsd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "skillsd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("ssh://git@127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -1,0 +1,162 @@
+//! Many clients pushing to the same branch at once, each retrying with fetch + rebase
+//! when it loses the race: no update is lost, the cache equals the final tree, and
+//! every change is logged exactly once.
+
+mod common;
+
+use common::{skill, Git, Server};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const CLIENTS: usize = 32;
+const COMMITS: usize = 2;
+
+#[test]
+fn concurrent_pushes_lose_nothing() {
+    let server = Arc::new(Server::start());
+    let key = Arc::new(server.add_user("crowd", "writer"));
+    // Every client owns some skills; seed them in one push.
+    let seeder = Git::new("/usr/local/bin/git", &key, &server);
+    let seed = seeder.clone(&server.url("skills.git"), &[]);
+    let files: Vec<(String, String)> = (0..CLIENTS)
+        .map(|c| {
+            (
+                format!("skills/crowd/client-{c}.md"),
+                skill(&format!("Client {c} v0"), ""),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    seeder.commit_files(&seed, &refs, "seed");
+    seeder.ok(&seed, &["push", "-q", "origin", "main"]);
+    let log_before: i64 = server.query(async {
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let server = server.clone();
+            let key = key.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let bin = if c % 2 == 0 {
+                    "/usr/bin/git"
+                } else {
+                    "/usr/local/bin/git"
+                };
+                let git = Git::new(bin, &key, &server);
+                let dir = git.clone(&server.url("skills.git"), &["-q"]);
+                barrier.wait();
+                let mut retries = 0;
+                for n in 1..=COMMITS {
+                    let path = format!("skills/crowd/client-{c}.md");
+                    git.commit_files(
+                        &dir,
+                        &[(&path, &skill(&format!("Client {c} v{n}"), ""))],
+                        "edit",
+                    );
+                    loop {
+                        let (ok, _, stderr) = git.run(&dir, &["push", "-q", "origin", "main"]);
+                        if ok {
+                            break;
+                        }
+                        assert!(
+                            stderr.contains("fetch first")
+                                || stderr.contains("non-fast-forward")
+                                || stderr.contains("stale info")
+                                || stderr.contains("failed to lock"),
+                            "unexpected push failure: {stderr}"
+                        );
+                        retries += 1;
+                        assert!(retries < 500, "client {c} starved");
+                        git.ok(&dir, &["pull", "-q", "--rebase", "origin", "main"]);
+                    }
+                }
+                retries
+            })
+        })
+        .collect();
+    let retries: usize = handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .sum();
+    eprintln!("{CLIENTS} clients x {COMMITS} commits: {retries} retries");
+
+    // Every client's last version is in the tree and in the cache.
+    let titles: BTreeMap<String, String> = server.query(async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT path, title FROM skills WHERE path LIKE 'skills/crowd/%'",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    });
+    assert_eq!(titles.len(), CLIENTS);
+    for c in 0..CLIENTS {
+        assert_eq!(
+            titles[&format!("skills/crowd/client-{c}.md")],
+            format!("Client {c} v{COMMITS}")
+        );
+    }
+    let tip = server.server_ref("skills", "refs/heads/main").unwrap();
+    let blobs: Vec<(String, String)> = server.query(async {
+        sqlx::query_as(
+            "SELECT path, blob_sha FROM skills WHERE path LIKE 'skills/crowd/%' ORDER BY path",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    for (path, blob) in blobs {
+        let out = std::process::Command::new("/usr/local/bin/git")
+            .arg("--git-dir")
+            .arg(server.repo_path("skills"))
+            .args(["rev-parse", &format!("{tip}:{path}")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), blob, "{path}");
+    }
+    let watermark: String = server.query(async {
+        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(watermark, tip);
+    // Each change logged exactly once: one update per client per commit... unless two of
+    // a client's commits landed in one sync, which then logs one update for both.
+    let per_path: Vec<(String, i64)> = server.query(async {
+        sqlx::query_as(
+            "SELECT path, count(*) FROM skill_sync_log WHERE id > $1 GROUP BY path ORDER BY path",
+        )
+        .bind(log_before)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(per_path.len(), CLIENTS);
+    for (path, n) in &per_path {
+        assert!((1..=COMMITS as i64).contains(n), "{path}: {n} log rows");
+    }
+    let syncs: i64 = server.query(async {
+        sqlx::query_scalar(
+            "SELECT count(DISTINCT git_commit_sha) FROM skill_sync_log WHERE id > $1",
+        )
+        .bind(log_before)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    let total_rows: i64 = per_path.iter().map(|(_, n)| n).sum();
+    assert!(syncs <= total_rows);
+    server.assert_fsck("skills");
+}
