@@ -9,6 +9,7 @@ pub mod cache;
 pub mod check;
 pub mod db;
 pub mod hook;
+pub mod http;
 pub mod localpg;
 pub mod maintenance;
 pub mod protocol;

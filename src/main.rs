@@ -60,6 +60,9 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, env = "SKILLSD_LISTEN", default_value = "127.0.0.1:2222")]
         listen: SocketAddr,
+        /// Also serve HTTP (health, readiness, the JSON status API) on this address.
+        #[arg(long, env = "SKILLSD_HTTP")]
+        http: Option<SocketAddr>,
         #[command(flatten)]
         common: Common,
     },
@@ -190,9 +193,21 @@ fn check(path: &std::path::Path, format: &str) -> Result<i32> {
 
 async fn run_async(cli: Cli) -> Result<i32> {
     match cli.command {
-        Cmd::Serve { listen, common } => {
+        Cmd::Serve {
+            listen,
+            http,
+            common,
+        } => {
             let prepared = server::prepare(&common.data_dir, &common.database()).await?;
             let (listener, addr) = server::bind(listen).await?;
+            let http = match http {
+                Some(a) => {
+                    let (l, a) = server::bind(a).await?;
+                    println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
+                    Some(l)
+                }
+                None => None,
+            };
             let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
             println!("skillsd listening on {addr}");
             println!(
@@ -215,7 +230,7 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 }
                 tracing::info!("shutting down");
             };
-            server::run(prepared, listener, shutdown).await?;
+            server::run(prepared, listener, http, shutdown).await?;
             Ok(0)
         }
         Cmd::Init {

@@ -88,6 +88,8 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// A prepared server: everything but the listening socket.
 pub struct Prepared {
     pub state: Arc<AppState>,
+    /// Bearer token of the HTTP admin API (`SKILLSD_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
     pub host_key: PrivateKey,
     pub data_dir: PathBuf,
 }
@@ -129,6 +131,9 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
             repos,
             resync,
         }),
+        admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
         host_key,
         data_dir,
     })
@@ -178,12 +183,30 @@ pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
     }
 }
 
-/// Serves SSH on `listener` until `shutdown` completes.
+/// Serves SSH on `listener` (and HTTP on `http`, when given) until `shutdown` completes.
 pub async fn run(
     prepared: Prepared,
     listener: tokio::net::TcpListener,
+    http: Option<tokio::net::TcpListener>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(http) = http {
+        let state = Arc::new(crate::http::HttpState {
+            pool: prepared.state.pool.clone(),
+            repos: prepared.state.repos.clone(),
+            admin_token: prepared.admin_token.clone(),
+        });
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::http::serve(http, state, stopped).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
     let config = Arc::new(ssh_config(prepared.host_key));
     let mut server = SshServer {
         state: prepared.state,
@@ -192,6 +215,7 @@ pub async fn run(
     let handle = running.handle();
     tokio::spawn(async move {
         shutdown.await;
+        let _ = stop_tx.send(true);
         handle.shutdown("skillsd is shutting down".into());
     });
     running.await?;

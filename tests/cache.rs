@@ -349,3 +349,38 @@ fn a_failed_cache_write_is_reported_marked_and_retried_until_it_lands() {
     });
     assert_eq!(by, vec!["system"]);
 }
+
+#[test]
+fn full_text_search_finds_skills_by_title_tags_and_body() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.commit_files(
+        &dir,
+        &[
+            ("skills/s/rotate-keys.md", "---\ntitle: Rotate signing keys\ntags: [security, pgp]\n---\nUse the vault CLI.\n"),
+            ("skills/s/tune-postgres.md", "---\ntitle: Tune Postgres\ntags: [database]\n---\nRaise work_mem carefully; vault not needed.\n"),
+        ],
+        "two",
+    );
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let search = |q: &str| -> Vec<String> {
+        server.query(async {
+            sqlx::query_scalar(
+                "SELECT slug FROM skills, websearch_to_tsquery('simple', $1) q
+                 WHERE search @@ q ORDER BY ts_rank(search, q) DESC, slug",
+            )
+            .bind(q)
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+        })
+    };
+    assert_eq!(search("rotate"), vec!["rotate-keys"]);
+    assert_eq!(search("pgp"), vec!["rotate-keys"]);
+    assert_eq!(search("work_mem"), vec!["tune-postgres"]);
+    // Title matches rank above body matches.
+    assert_eq!(search("vault"), vec!["rotate-keys", "tune-postgres"]);
+    assert_eq!(search("postgres"), vec!["tune-postgres"]);
+}

@@ -17,6 +17,9 @@ pub const GITS: [&str; 2] = ["/usr/bin/git", "/usr/local/bin/git"];
 
 pub const SKILLSD: &str = env!("CARGO_BIN_EXE_skillsd");
 
+/// The HTTP admin token of test servers.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// URL of a database where tests may `CREATE DATABASE`: `SKILLSD_TEST_DATABASE_URL`,
 /// or a private cluster under /tmp started on first use.
 fn admin_url() -> &'static str {
@@ -61,6 +64,8 @@ pub fn run_sql_admin(rt: &tokio::runtime::Runtime, sql: &str) {
 /// A running skillsd with its own data dir and database.
 pub struct Server {
     pub port: u16,
+    /// The HTTP API's port (0 when not started).
+    pub http_port: u16,
     pub data: TempDir,
     pub db_name: String,
     pub db_url: String,
@@ -72,6 +77,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(false)
+    }
+
+    /// With `http`, also serves the HTTP API on an ephemeral port ([`Server::http_port`]).
+    pub fn start_with(http: bool) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -84,17 +94,26 @@ impl Server {
             .prefix("skillsd-test-")
             .tempdir()
             .unwrap();
-        let prepared = rt
+        let mut prepared = rt
             .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
             .expect("server prepares");
+        prepared.admin_token = Some(ADMIN_TOKEN.to_string());
         let pool = prepared.state.pool.clone();
         let (listener, addr) = rt
             .block_on(server::bind("127.0.0.1:0".parse().unwrap()))
             .unwrap();
+        let (http_listener, http_port) = if http {
+            let (l, a) = rt
+                .block_on(server::bind("127.0.0.1:0".parse().unwrap()))
+                .unwrap();
+            (Some(l), a.port())
+        } else {
+            (None, 0)
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         rt.spawn(async move {
-            let _ = server::run(prepared, listener, async {
+            let _ = server::run(prepared, listener, http_listener, async {
                 let _ = rx.await;
             })
             .await;
@@ -102,6 +121,7 @@ impl Server {
         });
         Server {
             port: addr.port(),
+            http_port,
             data,
             db_name,
             db_url,

@@ -1,0 +1,236 @@
+//! The HTTP side (axum), on its own address (`skillsd serve --http ADDR`): liveness
+//! and readiness for operators, and the JSON API the prototype's web application used
+//! (`/api/skills/sync/status`, `/api/skills/{id|slug}/sync-logs`,
+//! `POST /api/skills/sync/trigger`).
+
+use crate::repos::{RepoStore, DEFAULT_BRANCH};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{PgPool, Row};
+use std::sync::Arc;
+
+/// What the handlers share.
+pub struct HttpState {
+    pub pool: PgPool,
+    pub repos: RepoStore,
+    /// Bearer token for admin endpoints (`SKILLSD_ADMIN_TOKEN`); none = admin API off.
+    pub admin_token: Option<String>,
+}
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/skills/sync/status", get(sync_status))
+        .route("/api/skills/sync/trigger", post(trigger))
+        .route("/api/skills/{key}/sync-logs", get(sync_logs))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error in HTTP handler");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable".into(),
+        )
+    }
+}
+
+async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
+    let db = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&s.pool),
+    )
+    .await;
+    let repos = s.repos.list();
+    let repos_ok = !repos.is_empty() && repos.iter().all(|r| s.repos.open(r).is_ok());
+    match (db, repos_ok) {
+        (Ok(Ok(_)), true) => (StatusCode::OK, "ready\n").into_response(),
+        (Ok(Ok(_)), false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "repositories unavailable\n",
+        )
+            .into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),
+    }
+}
+
+async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, ApiError> {
+    let r = sqlx::query(
+        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy FROM skill_sync_health",
+    )
+    .fetch_one(&s.pool)
+    .await?;
+    Ok(Json(json!({
+        "synced": r.get::<i64, _>("synced"),
+        "pending": r.get::<i64, _>("pending"),
+        "failed": r.get::<i64, _>("failed"),
+        "unknown": r.get::<i64, _>("unknown"),
+        "total": r.get::<i64, _>("total"),
+        "recentFailures": r.get::<i64, _>("recent_failures"),
+        "healthy": r.get::<bool, _>("healthy"),
+    })))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    limit: Option<i64>,
+    repo: Option<String>,
+}
+
+async fn sync_logs(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "limit must be between 1 and 100".into(),
+        ));
+    }
+    let repo = q
+        .repo
+        .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
+    // A skill by id, or by slug in `repo`; a deleted skill is found through its log.
+    let id: Option<uuid::Uuid> = match uuid::Uuid::parse_str(&key) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            sqlx::query_scalar(
+                "SELECT id FROM skills WHERE repo = $1 AND slug = $2
+                 UNION ALL
+                 (SELECT skill_id FROM skill_sync_log WHERE repo = $1 AND slug = $2 AND skill_id IS NOT NULL
+                  ORDER BY started_at DESC LIMIT 1)
+                 LIMIT 1",
+            )
+            .bind(&repo)
+            .bind(&key)
+            .fetch_optional(&s.pool)
+            .await?
+        }
+    };
+    let Some(id) = id else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
+    };
+    let rows = sqlx::query(
+        "SELECT id, skill_id, repo, slug, path, operation, direction, status, started_at, completed_at,
+                error, git_commit_sha, synced_by, push_id
+         FROM skill_sync_log WHERE skill_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    if rows.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
+    }
+    let logs: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<i64, _>("id"),
+                "skillId": r.get::<Option<uuid::Uuid>, _>("skill_id"),
+                "repo": r.get::<String, _>("repo"),
+                "slug": r.get::<Option<String>, _>("slug"),
+                "path": r.get::<Option<String>, _>("path"),
+                "operation": r.get::<String, _>("operation"),
+                "direction": r.get::<String, _>("direction"),
+                "status": r.get::<String, _>("status"),
+                "startedAt": r.get::<chrono::DateTime<chrono::Utc>, _>("started_at"),
+                "completedAt": r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("completed_at"),
+                "error": r.get::<Option<String>, _>("error"),
+                "gitCommitSha": r.get::<Option<String>, _>("git_commit_sha"),
+                "syncedBy": r.get::<String, _>("synced_by"),
+                "pushId": r.get::<Option<uuid::Uuid>, _>("push_id"),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "skillId": id, "logs": logs })))
+}
+
+fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &s.admin_token else {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "the admin API is off: start skillsd with SKILLSD_ADMIN_TOKEN set".into(),
+        ));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare in constant time.
+    let equal = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if equal {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin bearer token is required".into(),
+        ))
+    }
+}
+
+async fn trigger(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorized(&s, &headers)?;
+    let mut results = Vec::new();
+    for name in s.repos.list() {
+        let (name, repo) = s
+            .repos
+            .open(&name)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let pool = s.pool.clone();
+        let rt = tokio::runtime::Handle::current();
+        let n = name.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            crate::cache::sync::reconcile(&rt, &pool, &repo, &n, DEFAULT_BRANCH)
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        results.push(json!({
+            "repo": name,
+            "commit": outcome.commit,
+            "created": outcome.created,
+            "refreshed": outcome.updated,
+            "deleted": outcome.deleted,
+            "failed": outcome.failed,
+        }));
+    }
+    Ok(Json(json!({ "reconciled": results })))
+}
