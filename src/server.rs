@@ -126,11 +126,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     reconcile_all(&pool, &repos).await;
     let resync = Some(crate::cache::retry::spawn(pool.clone(), repos.clone()));
     Ok(Prepared {
-        state: Arc::new(AppState {
-            pool,
-            repos,
-            resync,
-        }),
+        state: Arc::new(AppState::new(pool, repos, resync)),
         admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),

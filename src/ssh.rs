@@ -23,6 +23,39 @@ pub struct AppState {
     pub repos: RepoStore,
     /// Hands repositories whose cache fell behind to the retry task.
     pub resync: Option<crate::cache::retry::Resync>,
+    /// Keys seen recently, so logins keep working while the database is away.
+    pub key_cache: std::sync::RwLock<HashMap<String, User>>,
+    /// While the database is unreachable: accept pushes and let the cache catch up
+    /// later (`SKILLSD_DB_DOWN=accept`), instead of refusing them up front.
+    pub accept_when_db_down: bool,
+}
+
+impl AppState {
+    pub fn new(
+        pool: PgPool,
+        repos: RepoStore,
+        resync: Option<crate::cache::retry::Resync>,
+    ) -> AppState {
+        AppState {
+            pool,
+            repos,
+            resync,
+            key_cache: Default::default(),
+            accept_when_db_down: std::env::var("SKILLSD_DB_DOWN").is_ok_and(|v| v == "accept"),
+        }
+    }
+
+    /// Does the database answer (within 2 s)?
+    pub async fn database_reachable(&self) -> bool {
+        matches!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&self.pool)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
 }
 
 /// The russh server: one [`SessionHandler`] per connection.
@@ -119,11 +152,40 @@ fn unquote(s: &str) -> Option<String> {
 
 impl SessionHandler {
     async fn lookup(&self, key: &PublicKey) -> Option<User> {
-        match users::find_by_key(&self.state.pool, key).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(error = %e, "key lookup failed");
-                None
+        let fp = users::fingerprint(key);
+        let found = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            users::find_by_key(&self.state.pool, key),
+        )
+        .await;
+        let cache = |u: &Option<User>| {
+            if let Ok(mut c) = self.state.key_cache.write() {
+                match u {
+                    Some(u) => c.insert(fp.clone(), u.clone()),
+                    None => c.remove(&fp),
+                };
+            }
+        };
+        match found {
+            Ok(Ok(u)) => {
+                cache(&u);
+                u
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "key lookup failed; using the keys seen recently");
+                self.state
+                    .key_cache
+                    .read()
+                    .ok()
+                    .and_then(|c| c.get(&fp).cloned())
+            }
+            Err(_) => {
+                tracing::error!("key lookup timed out; using the keys seen recently");
+                self.state
+                    .key_cache
+                    .read()
+                    .ok()
+                    .and_then(|c| c.get(&fp).cloned())
             }
         }
     }
@@ -311,6 +373,18 @@ async fn run_exec(
                         user.name,
                         user.role.as_str()
                     ))
+                    .await;
+                    1
+                }
+                Ok(_)
+                    if pushing
+                        && !state.accept_when_db_down
+                        && !state.database_reachable().await =>
+                {
+                    stderr_line(
+                        "ERROR: the skills cache database is unavailable; nothing was written. Try again in a moment."
+                            .to_string(),
+                    )
                     .await;
                     1
                 }

@@ -82,6 +82,11 @@ impl Server {
 
     /// With `http`, also serves the HTTP API on an ephemeral port ([`Server::http_port`]).
     pub fn start_with(http: bool) -> Server {
+        Self::start_full(http, false)
+    }
+
+    /// `accept_when_db_down`: the `SKILLSD_DB_DOWN=accept` policy.
+    pub fn start_full(http: bool, accept_when_db_down: bool) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -98,6 +103,9 @@ impl Server {
             .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
             .expect("server prepares");
         prepared.admin_token = Some(ADMIN_TOKEN.to_string());
+        std::sync::Arc::get_mut(&mut prepared.state)
+            .expect("not shared yet")
+            .accept_when_db_down = accept_when_db_down;
         let pool = prepared.state.pool.clone();
         let (listener, addr) = rt
             .block_on(server::bind("127.0.0.1:0".parse().unwrap()))
@@ -480,5 +488,35 @@ impl ChildServer {
 impl Drop for ChildServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl Server {
+    /// Makes this server's database refuse connections and drops the open ones.
+    pub fn database_down(&self) {
+        run_sql_admin(
+            &self.rt,
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                self.db_name
+            ),
+        );
+        run_sql_admin(
+            &self.rt,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                self.db_name
+            ),
+        );
+    }
+
+    pub fn database_up(&self) {
+        run_sql_admin(
+            &self.rt,
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+                self.db_name
+            ),
+        );
     }
 }
