@@ -9,7 +9,13 @@ use common::{fresh_database, run_sql_admin, skill, ChildServer, Key, SKILLSD};
 use std::process::Command;
 use std::time::Duration;
 
-const TRIALS: usize = 50;
+/// 50 in CI; `scripts/crash-trials N` runs more.
+fn trials() -> usize {
+    std::env::var("SKILLSD_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
 
 fn git_cmd(key: &Key, port: u16, home: &std::path::Path) -> Command {
     let mut c = Command::new("/usr/local/bin/git");
@@ -78,7 +84,8 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
 
     let mut seed: u64 = 0x5eed;
     let mut landed = 0;
-    for trial in 0..TRIALS {
+    let trials = trials();
+    for trial in 0..trials {
         let old = run({
             let mut c = Command::new("/usr/local/bin/git");
             c.arg("--git-dir")
@@ -183,7 +190,7 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
             .count();
         assert_eq!(rows as usize, skill_files, "trial {trial}");
     }
-    eprintln!("{TRIALS} trials, {landed} pushes landed before the kill");
+    eprintln!("{trials} trials, {landed} pushes landed before the kill");
     drop(server);
     rt.block_on(pool.close());
     run_sql_admin(

@@ -217,6 +217,9 @@ struct Target<'a> {
     update_operation: &'static str,
 }
 
+/// Rows per statement in large syncs.
+const UPSERT_BATCH: usize = 2000;
+
 const RECORD: &str =
     "u(old_path text, path text, slug text, title text, description text, category text,
       owner text, tags jsonb, status text, frontmatter jsonb, body text, blob_sha text)";
@@ -343,7 +346,8 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         );
     }
 
-    if !upserts.is_empty() {
+    // Large syncs (an import, a reconcile) go in batches to bound statement size.
+    for batch in upserts.chunks(UPSERT_BATCH) {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
                                  frontmatter, body, blob_sha, git_commit_sha, sync_status, last_synced_at)
@@ -360,7 +364,7 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
              RETURNING id, slug, path, (xmax = 0) AS inserted"
         )))
         .bind(repo_name)
-        .bind(serde_json::Value::Array(upserts))
+        .bind(serde_json::Value::Array(batch.to_vec()))
         .bind(commit)
         .fetch_all(&mut *tx)
         .await?;
@@ -381,8 +385,8 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         }
     }
 
-    if !log.is_empty() {
-        let rows: Vec<serde_json::Value> = log
+    for batch in log.chunks(UPSERT_BATCH * 4) {
+        let rows: Vec<serde_json::Value> = batch
             .iter()
             .map(|l| {
                 json!({
