@@ -153,7 +153,8 @@ pub fn pre_receive(
             }
         }
     }
-    let verdict = pre_receive::check(view, commands, &branch, &current);
+    let policy = pre_receive::Policy::from_env(&branch);
+    let verdict = pre_receive::check(view, commands, &policy, &current);
     let mut text = String::new();
     if !verdict.problems.is_empty() {
         text.push_str(&crate::skills::render_problems(&verdict.problems));

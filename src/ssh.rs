@@ -28,6 +28,8 @@ pub struct AppState {
     /// While the database is unreachable: accept pushes and let the cache catch up
     /// later (`SKILLSD_DB_DOWN=accept`), instead of refusing them up front.
     pub accept_when_db_down: bool,
+    /// Ref rules and push limits.
+    pub policy: crate::receive::pre_receive::Policy,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             resync,
             key_cache: Default::default(),
             accept_when_db_down: std::env::var("SKILLSD_DB_DOWN").is_ok_and(|v| v == "accept"),
+            policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
         }
     }
 
@@ -394,6 +397,7 @@ async fn run_exec(
                     let pool = state.pool.clone();
                     let user2 = user.clone();
                     let resync = state.resync.clone();
+                    let policy = state.policy.clone();
                     let result = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());
@@ -407,6 +411,7 @@ async fn run_exec(
                                 repo,
                                 repo_name: name,
                                 default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+                                policy: policy.clone(),
                                 user: user2,
                                 pool,
                                 rt,

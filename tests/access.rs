@@ -168,3 +168,70 @@ fn user_commands_manage_keys() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn forwarding_sftp_and_ptys_are_refused() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    // Port forwarding to anywhere (direct-tcpip, as `ssh -W`).
+    let out = ssh(&server, &key, &["-W", "127.0.0.1:22"]);
+    assert_eq!(out.status.code(), Some(255));
+    // Remote forwarding (tcpip-forward).
+    let out = Command::new("ssh")
+        .args(["-i", key.private.to_str().unwrap()])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            "0:127.0.0.1:9",
+        ])
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "git@127.0.0.1",
+            "git-upload-pack",
+            "'/skills.git'",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("remote port forwarding failed"), "{stderr}");
+    // sftp subsystem.
+    let out = ssh(&server, &key, &["-s", "sftp"]);
+    assert!(!out.status.success());
+    // From a real terminal (script(1) gives ssh one): the pty is refused, then the
+    // shell, politely.
+    let cmd = format!(
+        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {} git@127.0.0.1",
+        key.private.display(),
+        server.port
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("PTY allocation request failed"), "{all}");
+    assert!(
+        all.contains("Hi alice! You've authenticated, but there is no shell access."),
+        "{all}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+}

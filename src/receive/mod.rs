@@ -34,6 +34,8 @@ pub struct Context {
     pub repo: gix::Repository,
     pub repo_name: String,
     pub default_branch: String,
+    /// Ref rules and limits.
+    pub policy: pre_receive::Policy,
     pub user: User,
     pub pool: PgPool,
     pub rt: tokio::runtime::Handle,
@@ -82,7 +84,12 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
     let mut unpack_error = None;
     if needs_pack {
-        let reader = input.into_inner();
+        let exceeded = std::sync::Arc::new(AtomicBool::new(false));
+        let reader = Limited {
+            inner: input.into_inner(),
+            left: ctx.policy.max_pack_bytes,
+            exceeded: exceeded.clone(),
+        };
         let mut buffered = BufReader::with_capacity(64 * 1024, reader);
         let interrupt = AtomicBool::new(false);
         let result = gix_pack::Bundle::write_to_directory(
@@ -95,7 +102,14 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             gix_pack::bundle::write::Options::default(),
         );
         if let Err(e) = result {
-            let msg = e.to_string();
+            let msg = if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
+                format!(
+                    "the pack is larger than the limit of {} bytes; push fewer or smaller files at a time",
+                    ctx.policy.max_pack_bytes
+                )
+            } else {
+                e.to_string()
+            };
             tracing::info!(error = %msg, "pack refused");
             unpack_error = Some(msg.lines().next().unwrap_or("invalid pack").to_string());
         }
@@ -110,7 +124,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .collect()
     } else {
         let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
-        let verdict = pre_receive::check(&view, commands, &ctx.default_branch, &current);
+        let verdict = pre_receive::check(&view, commands, &ctx.policy, &current);
         problems = verdict.problems;
         verdict.rejections
     };
@@ -302,4 +316,26 @@ fn report(
         write_flush(sb.inner())?;
     }
     Ok(())
+}
+
+/// Reads at most `left` bytes, then fails: a pack over the limit is refused while it
+/// streams, before it is stored.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    exceeded: std::sync::Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            self.exceeded
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(std::io::Error::other("pack size limit exceeded"));
+        }
+        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }

@@ -24,18 +24,50 @@ impl Verdict {
     }
 }
 
+/// What a push may do, beyond the rules of skill files.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The protected branch whose skills the cache holds.
+    pub default_branch: String,
+    /// May a pushed tag be moved or deleted? (`SKILLSD_MUTABLE_TAGS=1`; default no)
+    pub mutable_tags: bool,
+    /// Most skill files one push may add or change (`SKILLSD_MAX_FILES_PER_PUSH`).
+    pub max_files_per_push: usize,
+    /// Largest pack one push may send, enforced while it streams (`SKILLSD_MAX_PACK_BYTES`).
+    pub max_pack_bytes: u64,
+}
+
+impl Policy {
+    /// The defaults (20,000 files, 512 MiB, immutable tags), overridden by the
+    /// environment.
+    pub fn from_env(default_branch: &str) -> Policy {
+        fn num<T: std::str::FromStr>(name: &str) -> Option<T> {
+            std::env::var(name).ok().and_then(|v| v.parse().ok())
+        }
+        Policy {
+            default_branch: default_branch.to_string(),
+            mutable_tags: std::env::var("SKILLSD_MUTABLE_TAGS")
+                .is_ok_and(|v| v == "1" || v == "true"),
+            max_files_per_push: num("SKILLSD_MAX_FILES_PER_PUSH").unwrap_or(20_000),
+            max_pack_bytes: num("SKILLSD_MAX_PACK_BYTES").unwrap_or(512 * 1024 * 1024),
+        }
+    }
+}
+
 /// Runs every check. `view` sees the quarantined objects; `current` gives the refs'
 /// present values.
 pub fn check(
     view: &gix::Repository,
     commands: &[Command],
-    default_branch: &str,
+    policy: &Policy,
     current: &HashMap<String, ObjectId>,
 ) -> Verdict {
-    let default_ref = format!("refs/heads/{default_branch}");
+    let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
     for cmd in commands {
-        verdict.rejections.push(policy(view, cmd, &default_ref));
+        verdict
+            .rejections
+            .push(ref_policy(view, cmd, &default_ref, policy.mutable_tags));
     }
     // Connectivity of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
@@ -67,6 +99,19 @@ pub fn check(
             )),
         }
     }
+    if seen.len() > policy.max_files_per_push {
+        verdict.problems.push(
+            Problem::new(
+                "(this push)",
+                format!(
+                    "adds or changes {} skill files, more than the limit of {}",
+                    seen.len(),
+                    policy.max_files_per_push
+                ),
+            )
+            .hint("split the change into several smaller pushes"),
+        );
+    }
     if !verdict.problems.is_empty() {
         let reason = format!(
             "invalid skills: {}",
@@ -79,7 +124,12 @@ pub fn check(
     verdict
 }
 
-fn policy(view: &gix::Repository, cmd: &Command, default_ref: &str) -> Option<String> {
+fn ref_policy(
+    view: &gix::Repository,
+    cmd: &Command,
+    default_ref: &str,
+    mutable_tags: bool,
+) -> Option<String> {
     if gix::refs::FullName::try_from(cmd.name.as_str()).is_err()
         || !cmd.name.starts_with("refs/")
         || cmd.name.contains("/.")
@@ -90,6 +140,9 @@ fn policy(view: &gix::Repository, cmd: &Command, default_ref: &str) -> Option<St
     }
     if !(cmd.name.starts_with("refs/heads/") || cmd.name.starts_with("refs/tags/")) {
         return Some("only branches (refs/heads/*) and tags (refs/tags/*) can be pushed".into());
+    }
+    if cmd.name.starts_with("refs/tags/") && !cmd.is_create() && !mutable_tags {
+        return Some("tags cannot be moved or deleted once pushed; push a new tag instead".into());
     }
     if cmd.is_delete() {
         if cmd.name == default_ref {

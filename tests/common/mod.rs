@@ -87,6 +87,13 @@ impl Server {
 
     /// `accept_when_db_down`: the `SKILLSD_DB_DOWN=accept` policy.
     pub fn start_full(http: bool, accept_when_db_down: bool) -> Server {
+        Self::start_tuned(http, |state| {
+            state.accept_when_db_down = accept_when_db_down
+        })
+    }
+
+    /// With the server's shared state adjusted before it starts (policy, limits).
+    pub fn start_tuned(http: bool, tune: impl FnOnce(&mut skillsd::ssh::AppState)) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -103,9 +110,7 @@ impl Server {
             .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
             .expect("server prepares");
         prepared.admin_token = Some(ADMIN_TOKEN.to_string());
-        std::sync::Arc::get_mut(&mut prepared.state)
-            .expect("not shared yet")
-            .accept_when_db_down = accept_when_db_down;
+        tune(std::sync::Arc::get_mut(&mut prepared.state).expect("not shared yet"));
         let pool = prepared.state.pool.clone();
         let (listener, addr) = rt
             .block_on(server::bind("127.0.0.1:0".parse().unwrap()))

@@ -1,0 +1,110 @@
+//! Protected refs and push limits: tags cannot be moved or deleted, packs over the
+//! size limit are refused while they stream, pushes over the file limit are refused;
+//! each refusal writes nothing.
+
+mod common;
+
+use common::{skill, Git, Server};
+
+#[test]
+fn tags_cannot_be_moved_or_deleted() {
+    let server = Server::start();
+    let key = server.add_user("alice", "admin");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.ok(&dir, &["tag", "-a", "v1", "-m", "v1"]);
+    git.ok(&dir, &["push", "origin", "v1"]);
+    let v1 = server.server_ref("skills", "refs/tags/v1").unwrap();
+    git.commit_files(&dir, &[("skills/t/later.md", &skill("Later", ""))], "later");
+    git.ok(&dir, &["push", "origin", "main"]);
+    git.ok(&dir, &["tag", "-f", "-a", "v1", "-m", "moved"]);
+    let stderr = git.fails(&dir, &["push", "-f", "origin", "v1"]);
+    assert!(
+        stderr.contains("tags cannot be moved or deleted once pushed"),
+        "{stderr}"
+    );
+    let stderr = git.fails(&dir, &["push", "origin", ":refs/tags/v1"]);
+    assert!(
+        stderr.contains("tags cannot be moved or deleted once pushed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/tags/v1").as_deref(),
+        Some(v1.as_str())
+    );
+}
+
+#[test]
+fn oversized_packs_are_refused_while_streaming() {
+    let server = Server::start_tuned(false, |s| s.policy.max_pack_bytes = 20_000);
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    let files = server.object_files("skills");
+    // ~60 KB that does not compress: a pseudo-random body.
+    let mut x: u64 = 42;
+    let body: String = (0..60_000)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            char::from(b'a' + ((x >> 33) % 26) as u8)
+        })
+        .collect();
+    git.commit_files(
+        &dir,
+        &[(
+            "skills/big/large.md",
+            &format!("---\ntitle: Large\n---\n{body}\n"),
+        )],
+        "big",
+    );
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert!(
+        stderr.contains("the pack is larger than the limit of 20000 bytes"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(server.object_files("skills"), files);
+    // A small push still goes through.
+    git.ok(&dir, &["reset", "-q", "--hard", &main]);
+    git.commit_files(
+        &dir,
+        &[("skills/big/small.md", &skill("Small", ""))],
+        "small",
+    );
+    git.ok(&dir, &["push", "origin", "main"]);
+    server.assert_fsck("skills");
+}
+
+#[test]
+fn pushes_over_the_file_limit_are_refused() {
+    let server = Server::start_tuned(false, |s| s.policy.max_files_per_push = 3);
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    let files: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("skills/many/s-{i}.md"), skill(&format!("S{i}"), "")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    git.commit_files(&dir, &refs, "five");
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert!(
+        stderr.contains("(this push): adds or changes 5 skill files, more than the limit of 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: split the change into several smaller pushes"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+}
