@@ -384,3 +384,43 @@ fn full_text_search_finds_skills_by_title_tags_and_body() {
     assert_eq!(search("vault"), vec!["rotate-keys", "tune-postgres"]);
     assert_eq!(search("postgres"), vec!["tune-postgres"]);
 }
+
+#[test]
+fn each_commit_of_a_push_is_logged_with_its_own_sha() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let before: i64 = server.query(async {
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    // Three commits in one push; the middle one breaks a file the last one fixes.
+    let c1 = git.commit_files(&dir, &[("skills/m/multi.md", &skill("One", ""))], "1");
+    git.commit_files(&dir, &[("skills/m/multi.md", "---\ntitle: ''\n---\n")], "2");
+    let c3 = git.commit_files(&dir, &[("skills/m/multi.md", &skill("Three", ""))], "3");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let log: Vec<(String, String, String)> = server.query(async {
+        sqlx::query_as("SELECT operation, status, git_commit_sha FROM skill_sync_log WHERE id > $1 ORDER BY id")
+            .bind(before)
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        log,
+        vec![
+            ("create".to_string(), "success".to_string(), c1.clone()),
+            ("update".to_string(), "success".to_string(), c3.clone()),
+        ]
+    );
+    let (sha, healthy): (String, bool) = server.query(async {
+        sqlx::query_as("SELECT (SELECT git_commit_sha FROM skills WHERE slug = 'multi'), (SELECT healthy FROM skill_sync_health)")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!((sha.as_str(), healthy), (c3.as_str(), true));
+}

@@ -132,11 +132,12 @@ fn concurrent_pushes_lose_nothing() {
             .unwrap()
     });
     assert_eq!(watermark, tip);
-    // Each change logged exactly once: one update per client per commit... unless two of
-    // a client's commits landed in one sync, which then logs one update for both.
-    let per_path: Vec<(String, i64)> = server.query(async {
+    // Each change logged exactly once, with the commit that made it: one update row
+    // per client per commit, each naming a distinct commit.
+    let per_path: Vec<(String, i64, i64)> = server.query(async {
         sqlx::query_as(
-            "SELECT path, count(*) FROM skill_sync_log WHERE id > $1 GROUP BY path ORDER BY path",
+            "SELECT path, count(*), count(DISTINCT git_commit_sha) FROM skill_sync_log
+             WHERE id > $1 AND operation = 'update' AND status = 'success' GROUP BY path ORDER BY path",
         )
         .bind(log_before)
         .fetch_all(&server.pool)
@@ -144,19 +145,79 @@ fn concurrent_pushes_lose_nothing() {
         .unwrap()
     });
     assert_eq!(per_path.len(), CLIENTS);
-    for (path, n) in &per_path {
-        assert!((1..=COMMITS as i64).contains(n), "{path}: {n} log rows");
+    for (path, n, distinct) in &per_path {
+        assert_eq!((*n, *distinct), (COMMITS as i64, COMMITS as i64), "{path}");
     }
-    let syncs: i64 = server.query(async {
+    let others: i64 = server.query(async {
         sqlx::query_scalar(
-            "SELECT count(DISTINCT git_commit_sha) FROM skill_sync_log WHERE id > $1",
+            "SELECT count(*) FROM skill_sync_log WHERE id > $1 AND operation <> 'update'",
         )
         .bind(log_before)
         .fetch_one(&server.pool)
         .await
         .unwrap()
     });
-    let total_rows: i64 = per_path.iter().map(|(_, n)| n).sum();
-    assert!(syncs <= total_rows);
+    assert_eq!(others, 0);
+    server.assert_fsck("skills");
+}
+
+#[test]
+fn concurrent_pushes_to_different_branches() {
+    let server = Arc::new(Server::start());
+    let key = Arc::new(server.add_user("crowd", "writer"));
+    let rows_before: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let server = server.clone();
+            let key = key.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let bin = if c % 2 == 0 {
+                    "/usr/bin/git"
+                } else {
+                    "/usr/local/bin/git"
+                };
+                let git = Git::new(bin, &key, &server);
+                let dir = git.clone(&server.url("skills.git"), &["-q"]);
+                let branch = format!("topic-{c}");
+                git.ok(&dir, &["checkout", "-q", "-b", &branch]);
+                barrier.wait();
+                let mut tip = String::new();
+                for n in 1..=COMMITS {
+                    tip = git.commit_files(
+                        &dir,
+                        &[(
+                            &format!("skills/topics/t{c}.md"),
+                            &skill(&format!("T{c} v{n}"), ""),
+                        )],
+                        "t",
+                    );
+                    git.ok(&dir, &["push", "-q", "origin", &branch]);
+                }
+                (branch, tip)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (branch, tip) = h.join().expect("client thread");
+        assert_eq!(
+            server.server_ref("skills", &format!("refs/heads/{branch}")),
+            Some(tip)
+        );
+    }
+    // Topic branches never touch the cache of main.
+    let rows_after: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(rows_after, rows_before);
     server.assert_fsck("skills");
 }

@@ -28,6 +28,14 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
+    fn add(&mut self, other: &SyncOutcome) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.renamed += other.renamed;
+        self.deleted += other.deleted;
+        self.failed += other.failed;
+    }
+
     /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
     pub fn reconcile_summary(&self) -> String {
         format!(
@@ -102,7 +110,35 @@ pub fn sync_branch(
         .as_deref()
         .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
         .filter(|oid| repo.has_object(oid));
-    let ops = changes::between(repo, from, tip)?;
+    // Replay commit by commit along the first-parent chain from the watermark, so each
+    // change is logged once, with the commit that made it. Without a watermark, or when
+    // the chain does not lead back to it, one diff to the tip.
+    let steps = match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
+        Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
+        None => vec![(from, tip)],
+    };
+    let mut outcome = SyncOutcome::default();
+    let last = steps.len().saturating_sub(1);
+    for (i, (base, commit)) in steps.into_iter().enumerate() {
+        let mut ops = changes::between(repo, base, commit)?;
+        if i < last {
+            // Only the tip was validated; a file broken in an intermediate commit and
+            // fixed later is not a failure of the cache.
+            ops.retain(|op| !matches!(op, Op::Invalid { .. }));
+        }
+        let commit_hex = commit.to_string();
+        let target = Target {
+            repo: repo_name,
+            branch,
+            commit: &commit_hex,
+            synced_by,
+            push_id: push.map(|p| p.id),
+            started_at,
+            update_operation: "update",
+        };
+        let step = rt.block_on(apply(&mut tx, &target, ops))?;
+        outcome.add(&step);
+    }
     let target = Target {
         repo: repo_name,
         branch,
@@ -112,10 +148,36 @@ pub fn sync_branch(
         started_at,
         update_operation: "update",
     };
-    let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    outcome.commit = Some(tip_hex);
     Ok(outcome)
+}
+
+/// Longest first-parent chain a sync replays commit by commit.
+const MAX_REPLAY: usize = 10_000;
+
+/// (parent, commit) pairs from `from` to `tip` along first parents, oldest first;
+/// `None` when `from` is not on that chain within `cap` commits.
+fn first_parent_chain(
+    repo: &gix::Repository,
+    from: ObjectId,
+    tip: ObjectId,
+    cap: usize,
+) -> Option<Vec<(ObjectId, ObjectId)>> {
+    let mut chain = Vec::new();
+    let mut current = tip;
+    while current != from {
+        if chain.len() >= cap {
+            return None;
+        }
+        let commit = repo.find_commit(current).ok()?;
+        let parent = commit.parent_ids().next()?.detach();
+        chain.push((parent, current));
+        current = parent;
+    }
+    chain.reverse();
+    Some(chain)
 }
 
 /// Compares the cache with the branch's tip file by file (by blob id) and repairs it:
