@@ -16,17 +16,14 @@ pub fn check_tree(root: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
     let mut problems = Vec::new();
     let mut count = 0;
     for rel in files {
+        let path = root.join(&rel);
+        let is_link = std::fs::symlink_metadata(&path)?.file_type().is_symlink();
+        problems.extend(crate::skills::validate::path_problems(&rel, is_link, false));
         if !is_skill_path(&rel) {
             continue;
         }
         count += 1;
-        let path = root.join(&rel);
-        let meta = std::fs::symlink_metadata(&path)?;
-        if meta.file_type().is_symlink() {
-            problems.push(
-                Problem::new(&rel, "a skill cannot be a symbolic link")
-                    .hint("commit the file itself instead of a link to it"),
-            );
+        if is_link {
             continue;
         }
         let bytes = std::fs::read(&path)?;

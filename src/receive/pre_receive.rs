@@ -262,6 +262,8 @@ fn validate_update(
         .map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
     let mut changed: Vec<String> = Vec::new();
+    let mut changed_any: Vec<String> = Vec::new();
+    let mut checked_paths: HashSet<String> = HashSet::new();
     for change in changes {
         use gix::object::tree::diff::ChangeDetached as C;
         let (mode, id, location) = match change {
@@ -280,21 +282,25 @@ fn validate_update(
             _ => continue,
         };
         let path = location.to_string();
+        if !path.starts_with(crate::skills::validate::SKILLS_DIR) {
+            continue;
+        }
+        if mode.is_tree() {
+            continue; // folders are checked through the files in them
+        }
+        changed_any.push(path.clone());
+        if !checked_paths.insert(path.clone()) {
+            continue;
+        }
+        let path_issues =
+            crate::skills::validate::path_problems(&path, mode.is_link(), mode.is_commit());
+        let unusable = mode.is_link() || mode.is_commit();
+        problems.extend(path_issues);
         if !is_skill_path(&path) {
             continue;
         }
         changed.push(path.clone());
-        if !seen.insert((path.clone(), id)) {
-            continue;
-        }
-        if mode.is_link() {
-            problems.push(
-                Problem::new(&path, "a skill cannot be a symbolic link")
-                    .hint("commit the file itself instead of a link to it"),
-            );
-            continue;
-        }
-        if !mode.is_blob() {
+        if !seen.insert((path.clone(), id)) || unusable || !mode.is_blob() {
             continue;
         }
         let header = view.find_header(id).map_err(|e| e.to_string())?;
@@ -317,26 +323,35 @@ fn validate_update(
             problems.append(&mut p);
         }
     }
-    if !changed.is_empty() {
-        problems.extend(duplicate_slugs(view, &new_tree, &changed)?);
+    if !changed_any.is_empty() {
+        problems.extend(tree_checks(&new_tree, &changed, &changed_any)?);
     }
     Ok(problems)
 }
 
-/// Two skills with the same slug anywhere in the tree, where one of them changed.
-fn duplicate_slugs(
-    view: &gix::Repository,
+/// Checks that need the whole new tree, for the paths that changed: two skills with the
+/// same slug, and two paths that differ only in case (they collide on macOS and
+/// Windows checkouts).
+fn tree_checks(
     tree: &gix::Tree<'_>,
     changed: &[String],
+    changed_any: &[String],
 ) -> Result<Vec<Problem>, String> {
     let mut recorder = gix::traverse::tree::Recorder::default();
     tree.traverse()
         .breadthfirst(&mut recorder)
         .map_err(|e| e.to_string())?;
-    let _ = view;
     let mut by_slug: HashMap<String, Vec<String>> = HashMap::new();
+    let mut by_folded: HashMap<String, Vec<String>> = HashMap::new();
     for entry in recorder.records {
         let path = entry.filepath.to_string();
+        if !path.starts_with(crate::skills::validate::SKILLS_DIR) {
+            continue;
+        }
+        by_folded
+            .entry(path.to_lowercase())
+            .or_default()
+            .push(path.clone());
         if entry.mode.is_blob() && is_skill_path(&path) {
             by_slug
                 .entry(slug_of(&path).to_string())
@@ -345,6 +360,25 @@ fn duplicate_slugs(
         }
     }
     let mut problems = Vec::new();
+    for path in changed_any {
+        // A changed file collides with another path, or one of its folders does.
+        let mut prefix = String::new();
+        for (i, part) in path.split('/').enumerate() {
+            if i > 0 {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if let Some(paths) = by_folded.get(&prefix.to_lowercase()) {
+                if let Some(other) = paths.iter().find(|p| **p != prefix) {
+                    problems.push(
+                        Problem::new(path, format!("`{prefix}` and `{other}` differ only in upper and lower case"))
+                            .hint("they would overwrite each other on macOS and Windows: rename one of them"),
+                    );
+                    break;
+                }
+            }
+        }
+    }
     for path in changed {
         if let Some(paths) = by_slug.get(slug_of(path)) {
             if paths.len() > 1 {

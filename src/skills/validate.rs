@@ -140,6 +140,69 @@ fn suggest_slug(s: &str) -> String {
     }
 }
 
+/// Longest path (in bytes) allowed under `skills/`.
+pub const MAX_PATH_BYTES: usize = 255;
+
+/// Problems with a path added or changed under `skills/`, whatever the file: length,
+/// characters that break on some system, symbolic links, submodules.
+pub fn path_problems(path: &str, is_link: bool, is_submodule: bool) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if is_submodule {
+        problems.push(
+            Problem::new(path, "submodules are not allowed under skills/")
+                .hint("commit the files themselves, or keep the submodule outside skills/"),
+        );
+    } else if is_link {
+        problems.push(
+            Problem::new(path, "symbolic links are not allowed under skills/")
+                .hint("commit the file itself instead of a link to it"),
+        );
+    }
+    if path.len() > MAX_PATH_BYTES {
+        problems.push(
+            Problem::new(
+                path,
+                format!(
+                    "path is {} bytes long, more than {MAX_PATH_BYTES}",
+                    path.len()
+                ),
+            )
+            .hint("use shorter folder and file names"),
+        );
+    }
+    for component in path.split('/') {
+        let bad: Vec<char> = component
+            .chars()
+            .filter(|c| {
+                c.is_control() || matches!(c, '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
+            })
+            .collect();
+        if !bad.is_empty() {
+            let shown: String = bad
+                .iter()
+                .map(|c| format!("{:?}", c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            problems.push(
+                Problem::new(
+                    path,
+                    format!(
+                        "name `{}` contains characters that break on some systems: {shown}",
+                        component.escape_debug()
+                    ),
+                )
+                .hint("use letters, digits, '-', '_' and '.' in file and folder names"),
+            );
+        } else if component.ends_with('.') || component.ends_with(' ') {
+            problems.push(
+                Problem::new(path, format!("name `{component}` ends with a dot or a space, which Windows cannot check out"))
+                    .hint("rename it"),
+            );
+        }
+    }
+    problems
+}
+
 /// Checks one skill file. Returns the skill, or every problem found.
 pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -421,6 +484,32 @@ mod tests {
         assert!(!is_skill_path("README.md"));
         assert!(!is_skill_path("skills/ops/notes.txt"));
         assert!(!is_skill_path("other/a.md"));
+    }
+
+    #[test]
+    fn paths() {
+        assert!(path_problems("skills/ops/deploy.md", false, false).is_empty());
+        assert_eq!(
+            path_problems("skills/ops/x.md", true, false)[0].message,
+            "symbolic links are not allowed under skills/"
+        );
+        assert_eq!(
+            path_problems("skills/vendor", false, true)[0].message,
+            "submodules are not allowed under skills/"
+        );
+        assert!(path_problems("skills/a:b/x.md", false, false)[0]
+            .message
+            .contains("':'"));
+        assert!(path_problems("skills/a\tb/x.md", false, false)[0]
+            .message
+            .contains("'\\t'"));
+        assert!(path_problems("skills/dot./x.md", false, false)[0]
+            .message
+            .contains("ends with a dot"));
+        let long = format!("skills/{}/x.md", "d".repeat(300));
+        assert!(path_problems(&long, false, false)[0]
+            .message
+            .contains("more than 255"));
     }
 
     #[test]
