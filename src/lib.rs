@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod check;
+pub mod commands;
 pub mod db;
 pub mod hook;
 pub mod http;

@@ -349,13 +349,26 @@ async fn run_exec(
         }
     };
     let code = match parse_command(&command) {
-        None => {
-            stderr_line(format!(
-                "skillsd: `{command}` is not available here; this server only speaks git (clone, fetch, push)"
-            ))
-            .await;
-            1
-        }
+        None => match crate::commands::run(&state.pool, &state.repos, &user, &command).await {
+            Some(out) => {
+                if !out.stdout.is_empty() {
+                    let _ = write_half.data_bytes(out.stdout.into_bytes()).await;
+                }
+                if !out.stderr.is_empty() {
+                    let _ = write_half
+                        .extended_data_bytes(1, out.stderr.into_bytes())
+                        .await;
+                }
+                out.code
+            }
+            None => {
+                stderr_line(format!(
+                    "skillsd: `{command}` is not available here; run `help` for what is (this server speaks git)"
+                ))
+                .await;
+                1
+            }
+        },
         Some(service) => {
             let (path, pushing) = match &service {
                 Service::UploadPack(p) => (p.clone(), false),

@@ -81,7 +81,10 @@ fn shell_access_is_refused_politely() {
     let out = ssh(&server, &key, &["ls", "/"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("this server only speaks git"), "{stderr}");
+    assert!(
+        stderr.contains("is not available here; run `help` for what is"),
+        "{stderr}"
+    );
 }
 
 #[test]

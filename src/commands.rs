@@ -1,0 +1,222 @@
+//! Commands over SSH besides git, like soft-serve's and gitolite's:
+//! `ssh -p 2222 git@host help | whoami | keys | status [REPO] | log SKILL [REPO] |
+//! reconcile [REPO]` (the last for admins). Plain, script-friendly output: one
+//! `key: value` or tab-separated record per line.
+
+use crate::db::users::{Role, User};
+use crate::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
+use sqlx::PgPool;
+
+/// What a command printed and its exit status.
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u32,
+}
+
+fn ok(stdout: String) -> Output {
+    Output {
+        stdout,
+        stderr: String::new(),
+        code: 0,
+    }
+}
+
+fn fail(stderr: String) -> Output {
+    Output {
+        stdout: String::new(),
+        stderr,
+        code: 1,
+    }
+}
+
+pub const HELP: &str = "\\
+skillsd: commands over ssh (besides git clone/fetch/push)
+  help                 this text
+  whoami               your user name and role
+  keys                 your SSH keys
+  status [REPO]        the branch tip, what the cache reflects, sync health
+  log SKILL [REPO]     the sync history of a skill (by slug)
+  reconcile [REPO]     repair the cache from git (admin)
+";
+
+/// Runs `command` for `user`; `None` when it is not one of these commands.
+pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -> Option<Output> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (&name, args) = words.split_first()?;
+    Some(match (name, args) {
+        ("help", []) => ok(HELP.to_string()),
+        ("whoami", []) => ok(format!(
+            "user: {}\nrole: {}\nkey: {}\n",
+            user.name,
+            user.role.as_str(),
+            user.key_fingerprint.as_deref().unwrap_or("-")
+        )),
+        ("keys", []) => keys(pool, user).await,
+        ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
+        ("log", rest) if !rest.is_empty() && rest.len() <= 2 => {
+            log(pool, rest[0], rest.get(1).copied()).await
+        }
+        ("reconcile", rest) if rest.len() <= 1 => {
+            reconcile(pool, repos, user, rest.first().copied()).await
+        }
+        ("help" | "whoami" | "keys" | "status" | "log" | "reconcile", _) => {
+            fail(format!("skillsd: wrong arguments for `{name}`\n{HELP}"))
+        }
+        _ => return None,
+    })
+}
+
+async fn keys(pool: &PgPool, user: &User) -> Output {
+    let rows: Result<
+        Vec<(
+            String,
+            String,
+            Option<String>,
+            Option<chrono::DateTime<chrono::Utc>>,
+        )>,
+        _,
+    > = sqlx::query_as(
+        "SELECT k.fingerprint, k.algorithm, k.comment, k.last_used_at FROM ssh_keys k
+             JOIN users u ON u.id = k.user_id WHERE u.name = $1 ORDER BY k.id",
+    )
+    .bind(&user.name)
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) => ok(rows
+            .into_iter()
+            .map(|(fp, alg, comment, used)| {
+                format!(
+                    "{fp}\t{alg}\t{}\t{}\n",
+                    comment.unwrap_or_default(),
+                    used.map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "never".into())
+                )
+            })
+            .collect()),
+        Err(e) => fail(format!("skillsd: database unavailable: {e}\n")),
+    }
+}
+
+fn open(repos: &RepoStore, repo: Option<&str>) -> Result<(String, gix::Repository), Output> {
+    repos.open(repo.unwrap_or(DEFAULT_REPO)).map_err(|_| {
+        fail(format!(
+            "ERROR: repository `{}` not found\n",
+            repo.unwrap_or(DEFAULT_REPO)
+        ))
+    })
+}
+
+async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output {
+    let (name, git) = match open(repos, repo) {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let tip = git
+        .try_find_reference(format!("refs/heads/{DEFAULT_BRANCH}").as_str())
+        .ok()
+        .flatten()
+        .and_then(|r| r.target().try_id().map(|id| id.to_string()));
+    let cached: Option<String> =
+        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
+            .bind(&name)
+            .bind(DEFAULT_BRANCH)
+            .fetch_optional(pool)
+            .await
+            .ok()
+            .flatten();
+    let counts: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE sync_status = 'pending'), count(*) FILTER (WHERE sync_status = 'failed')
+         FROM skills WHERE repo = $1",
+    )
+    .bind(&name)
+    .fetch_one(pool)
+    .await
+    .ok();
+    let in_sync = tip.is_some() && tip == cached;
+    let mut out = format!(
+        "repo: {name}\nbranch: {DEFAULT_BRANCH}\ntip: {}\ncache: {}\nin-sync: {}\n",
+        tip.as_deref().unwrap_or("(empty)"),
+        cached.as_deref().unwrap_or("(none)"),
+        if in_sync { "yes" } else { "no" }
+    );
+    match counts {
+        Some((total, pending, failed)) => out.push_str(&format!(
+            "skills: {total}\npending: {pending}\nfailed: {failed}\n"
+        )),
+        None => out.push_str("database: unavailable\n"),
+    }
+    ok(out)
+}
+
+async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
+    let rows: Result<
+        Vec<(
+            chrono::DateTime<chrono::Utc>,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+        )>,
+        _,
+    > = sqlx::query_as(
+        "SELECT started_at, operation, status, git_commit_sha, synced_by, error FROM skill_sync_log
+             WHERE repo = $1 AND slug = $2 ORDER BY started_at DESC, id DESC LIMIT 20",
+    )
+    .bind(repo.unwrap_or(DEFAULT_REPO))
+    .bind(slug)
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) if rows.is_empty() => fail(format!("skillsd: no history for `{slug}`\n")),
+        Ok(rows) => ok(rows
+            .into_iter()
+            .map(|(at, op, status, sha, by, error)| {
+                let mut line = format!(
+                    "{}\t{op}\t{status}\t{}\t{by}",
+                    at.to_rfc3339(),
+                    sha.unwrap_or_default()
+                );
+                if let Some(e) = error {
+                    line.push('\t');
+                    line.push_str(&e.replace('\n', " "));
+                }
+                line.push('\n');
+                line
+            })
+            .collect()),
+        Err(e) => fail(format!("skillsd: database unavailable: {e}\n")),
+    }
+}
+
+async fn reconcile(pool: &PgPool, repos: &RepoStore, user: &User, repo: Option<&str>) -> Output {
+    if user.role != Role::Admin {
+        return fail(format!(
+            "ERROR: reconcile needs the admin role; {} is a {}\n",
+            user.name,
+            user.role.as_str()
+        ));
+    }
+    let (name, git) = match open(repos, repo) {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let pool = pool.clone();
+    let rt = tokio::runtime::Handle::current();
+    let n = name.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::cache::sync::reconcile(&rt, &pool, &git, &n, DEFAULT_BRANCH)
+    })
+    .await;
+    match result {
+        Ok(Ok(o)) => ok(format!(
+            "reconciled {name}: cache at {}: {}\n",
+            o.commit.as_deref().unwrap_or("(empty branch)"),
+            o.reconcile_summary()
+        )),
+        Ok(Err(e)) => fail(format!("skillsd: reconcile failed: {e}\n")),
+        Err(e) => fail(format!("skillsd: reconcile failed: {e}\n")),
+    }
+}

@@ -1,0 +1,124 @@
+//! Commands over SSH besides git: help, whoami, keys, status, log, reconcile.
+
+mod common;
+
+use common::{skill, Git, Key, Server};
+use std::process::Command;
+
+fn ssh(server: &Server, key: &Key, command: &str) -> (i32, String, String) {
+    let out = Command::new("ssh")
+        .args(["-i", key.private.to_str().unwrap()])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            &server.port.to_string(),
+            "git@127.0.0.1",
+        ])
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn self_service_and_admin_commands() {
+    let server = Server::start();
+    let alice = server.add_user("alice", "writer");
+    let root = server.add_user("root", "admin");
+
+    let (code, out, _) = ssh(&server, &alice, "help");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("whoami") && out.contains("reconcile [REPO]"),
+        "{out}"
+    );
+
+    let fp = {
+        let o = Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&alice.public)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let (code, out, _) = ssh(&server, &alice, "whoami");
+    assert_eq!(
+        (code, out),
+        (0, format!("user: alice\nrole: writer\nkey: {fp}\n"))
+    );
+
+    let (code, out, _) = ssh(&server, &alice, "keys");
+    assert_eq!(code, 0);
+    let fields: Vec<&str> = out.trim_end().split('\t').collect();
+    assert_eq!(&fields[..3], &[fp.as_str(), "ssh-ed25519", "alice"]);
+    assert_ne!(fields[3], "never", "last_used_at is recorded at login");
+
+    // A push, then status and the skill's log.
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let tip = git.commit_files(
+        &dir,
+        &[("skills/c/commanded.md", &skill("Commanded", ""))],
+        "c",
+    );
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let (code, out, _) = ssh(&server, &alice, "status");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!("repo: skills\nbranch: main\ntip: {tip}\ncache: {tip}\nin-sync: yes\nskills: 3\npending: 0\nfailed: 0\n")
+    );
+    let (code, out, _) = ssh(&server, &alice, "log commanded");
+    assert_eq!(code, 0);
+    let fields: Vec<&str> = out.trim_end().split('\t').collect();
+    assert_eq!(&fields[1..], &["create", "success", tip.as_str(), "alice"]);
+    let (code, _, err) = ssh(&server, &alice, "log nothing-here");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "skillsd: no history for `nothing-here`\n")
+    );
+
+    // reconcile is for admins.
+    let (code, _, err) = ssh(&server, &alice, "reconcile");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("reconcile needs the admin role; alice is a writer"),
+        "{err}"
+    );
+    let (code, out, err) = ssh(&server, &root, "reconcile skills");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("reconciled skills: cache at {tip}: 0 created, 0 refreshed, 0 deleted\n")
+    );
+
+    // Unknown repository and wrong arguments.
+    let (code, _, err) = ssh(&server, &alice, "status nope");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "ERROR: repository `nope` not found\n")
+    );
+    let (code, _, err) = ssh(&server, &alice, "whoami please");
+    assert_eq!(code, 1);
+    assert!(err.contains("wrong arguments for `whoami`"), "{err}");
+}
