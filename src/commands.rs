@@ -7,6 +7,23 @@ use crate::db::users::{Role, User};
 use crate::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
 use sqlx::PgPool;
 
+/// fingerprint, algorithm, comment, last used.
+type KeyRow = (
+    String,
+    String,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+/// started, operation, status, commit, by, error.
+type LogRow = (
+    chrono::DateTime<chrono::Utc>,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
 /// What a command printed and its exit status.
 pub struct Output {
     pub stdout: String,
@@ -68,15 +85,7 @@ pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -
 }
 
 async fn keys(pool: &PgPool, user: &User) -> Output {
-    let rows: Result<
-        Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<chrono::DateTime<chrono::Utc>>,
-        )>,
-        _,
-    > = sqlx::query_as(
+    let rows: Result<Vec<KeyRow>, _> = sqlx::query_as(
         "SELECT k.fingerprint, k.algorithm, k.comment, k.last_used_at FROM ssh_keys k
              JOIN users u ON u.id = k.user_id WHERE u.name = $1 ORDER BY k.id",
     )
@@ -151,17 +160,7 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
 }
 
 async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
-    let rows: Result<
-        Vec<(
-            chrono::DateTime<chrono::Utc>,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-        )>,
-        _,
-    > = sqlx::query_as(
+    let rows: Result<Vec<LogRow>, _> = sqlx::query_as(
         "SELECT started_at, operation, status, git_commit_sha, synced_by, error FROM skill_sync_log
              WHERE repo = $1 AND slug = $2 ORDER BY started_at DESC, id DESC LIMIT 20",
     )
