@@ -5,7 +5,6 @@ use crate::localpg::LocalPg;
 use crate::repos::{RepoStore, DEFAULT_REPO};
 use crate::ssh::{AppState, SshServer};
 use russh::keys::PrivateKey;
-use russh::server::Server as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -204,17 +203,77 @@ pub async fn run(
         });
     }
     let config = Arc::new(ssh_config(prepared.host_key));
+    let state = prepared.state.clone();
     let mut server = SshServer {
         state: prepared.state,
     };
-    let running = server.run_on_socket(config, &listener);
-    let handle = running.handle();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        handle.shutdown("skillsd is shutting down".into());
-    });
-    running.await?;
+    // Our own accept loop, so that shutting down stops new connections but lets the
+    // sessions in flight (pushes, clones) finish, up to a grace period.
+    let (force_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let handler = russh::server::Server::new_client(&mut server, Some(peer));
+                let config = config.clone();
+                let mut force = force_tx.subscribe();
+                state.tasks.spawn(async move {
+                    let session = match russh::server::run_stream(config, socket, handler).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "ssh handshake failed");
+                            return;
+                        }
+                    };
+                    let handle = session.handle();
+                    tokio::select! {
+                        result = session => {
+                            if let Err(e) = result {
+                                tracing::debug!(error = %e, "ssh session ended with an error");
+                            }
+                        }
+                        _ = force.recv() => {
+                            let _ = handle
+                                .disconnect(russh::Disconnect::ByApplication, "skillsd is shutting down".into(), "".into())
+                                .await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let grace = std::env::var("SKILLSD_SHUTDOWN_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30u64);
+    state.tasks.close();
+    tracing::info!(
+        sessions = state.tasks.len(),
+        grace_secs = grace,
+        "no longer accepting; letting sessions finish"
+    );
+    if tokio::time::timeout(Duration::from_secs(grace), state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            sessions = state.tasks.len(),
+            "grace period over; disconnecting the rest"
+        );
+        let _ = force_tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), state.tasks.wait()).await;
+    }
     Ok(())
 }
 

@@ -30,6 +30,8 @@ pub struct AppState {
     pub accept_when_db_down: bool,
     /// Ref rules and push limits.
     pub policy: crate::receive::pre_receive::Policy,
+    /// Every SSH session and git command in flight (waited for at shutdown).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             key_cache: Default::default(),
             accept_when_db_down: std::env::var("SKILLSD_DB_DOWN").is_ok_and(|v| v == "accept"),
             policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -324,7 +327,7 @@ impl russh::server::Handler for SessionHandler {
             Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
         let state = self.state.clone();
         let span = tracing::info_span!("exec", user = %user.name, command = %command);
-        tokio::spawn(tracing::Instrument::instrument(
+        self.state.tasks.spawn(tracing::Instrument::instrument(
             run_exec(state, user, ch, command, version),
             span,
         ));

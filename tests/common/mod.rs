@@ -461,7 +461,7 @@ impl ChildServer {
             .arg("--data-dir")
             .arg(&self.data)
             .env("DATABASE_URL", &self.db_url)
-            .env("SKILLSD_LOG", "warn")
+            .env("SKILLSD_LOG", "info,sqlx=warn,russh=warn")
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -472,6 +472,27 @@ impl ChildServer {
             assert!(
                 std::time::Instant::now() < deadline,
                 "skillsd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits (up to a minute) for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let out = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "skillsd did not exit after SIGTERM"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
