@@ -63,6 +63,10 @@ enum Cmd {
         /// Also serve HTTP (health, readiness, the JSON status API) on this address.
         #[arg(long, env = "SKILLSD_HTTP")]
         http: Option<SocketAddr>,
+        /// Register this public key file for the user `admin` (role admin) if the key is
+        /// not registered yet: the way in on a fresh install.
+        #[arg(long, env = "SKILLSD_ADMIN_KEY")]
+        admin_key: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -149,11 +153,19 @@ enum UserCmd {
 fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLSD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,russh=warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // SKILLSD_LOG_FORMAT=json: one JSON object per line, with the span fields.
+    if std::env::var("SKILLSD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -197,9 +209,22 @@ async fn run_async(cli: Cli) -> Result<i32> {
         Cmd::Serve {
             listen,
             http,
+            admin_key,
             common,
         } => {
             let prepared = server::prepare(&common.data_dir, &common.database()).await?;
+            if let Some(path) = admin_key {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let key = users::parse_public_key(&text)?;
+                if users::find_by_key(&prepared.state.pool, &key)
+                    .await?
+                    .is_none()
+                {
+                    let fp = users::add(&prepared.state.pool, "admin", Role::Admin, &key).await?;
+                    println!("  admin:  user `admin` can connect with key {fp}");
+                }
+            }
             let (listener, addr) = server::bind(listen).await?;
             let http = match http {
                 Some(a) => {

@@ -7,25 +7,8 @@ use common::{skill, Git, Key, Server};
 use std::process::Command;
 
 fn ssh(server: &Server, key: &Key, extra: &[&str]) -> std::process::Output {
-    Command::new("ssh")
-        .args(["-i", key.private.to_str().unwrap()])
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-            &server.port.to_string(),
-            "git@127.0.0.1",
-        ])
+    common::ssh_to(key, server.port)
         .args(extra)
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap()
 }
@@ -180,32 +163,15 @@ fn forwarding_sftp_and_ptys_are_refused() {
     let out = ssh(&server, &key, &["-W", "127.0.0.1:22"]);
     assert_eq!(out.status.code(), Some(255));
     // Remote forwarding (tcpip-forward).
-    let out = Command::new("ssh")
-        .args(["-i", key.private.to_str().unwrap()])
+    let out = common::ssh_to(&key, server.port)
         .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
             "-o",
             "ExitOnForwardFailure=yes",
             "-R",
             "0:127.0.0.1:9",
-        ])
-        .args([
-            "-p",
-            &server.port.to_string(),
-            "git@127.0.0.1",
             "git-upload-pack",
             "'/skills.git'",
         ])
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -217,8 +183,8 @@ fn forwarding_sftp_and_ptys_are_refused() {
     // From a real terminal (script(1) gives ssh one): the pty is refused, then the
     // shell, politely.
     let cmd = format!(
-        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {} git@127.0.0.1",
-        key.private.display(),
+        "ssh {} -p {} git@127.0.0.1",
+        common::ssh_options(&key),
         server.port
     );
     let out = Command::new("script")

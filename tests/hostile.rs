@@ -7,7 +7,7 @@ mod common;
 
 use common::{skill, Git, Key, Server};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn pkt(s: &[u8]) -> Vec<u8> {
     let mut v = format!("{:04x}", s.len() + 4).into_bytes();
@@ -17,24 +17,8 @@ fn pkt(s: &[u8]) -> Vec<u8> {
 
 /// Runs `git-receive-pack '/skills.git'` over ssh with `input` on stdin.
 fn raw(server: &Server, key: &Key, service: &str, input: &[u8]) -> (String, String) {
-    let mut child = Command::new("ssh")
-        .args(["-i", key.private.to_str().unwrap()])
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-            &server.port.to_string(),
-            "git@127.0.0.1",
-            &format!("{service} '/skills.git'"),
-        ])
+    let mut child = common::ssh_to(key, server.port)
+        .arg(format!("{service} '/skills.git'"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -14,7 +14,10 @@ fn run_client(server: &Server, key: &Key, lib: &str) -> serde_json::Value {
         .tempdir()
         .unwrap();
     let out = Command::new("/usr/bin/python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/client.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/client.py"
+        ))
         .args([lib, &server.url("skills.git")])
         .arg(work.path())
         .arg(&key.private)
@@ -23,11 +26,7 @@ fn run_client(server: &Server, key: &Key, lib: &str) -> serde_json::Value {
         .env("HOME", work.path())
         .env(
             "GIT_SSH_COMMAND",
-            format!(
-                "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {}",
-                key.private.display(),
-                server.port
-            ),
+            format!("ssh {} -p {}", common::ssh_options(key), server.port),
         )
         .output()
         .unwrap();

@@ -6,27 +6,8 @@ use common::{skill, Git, Key, Server};
 use std::process::Command;
 
 fn ssh(server: &Server, key: &Key, command: &str) -> (i32, String, String) {
-    let out = Command::new("ssh")
-        .args(["-i", key.private.to_str().unwrap()])
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-p",
-            &server.port.to_string(),
-            "git@127.0.0.1",
-        ])
+    let out = common::ssh_to(key, server.port)
         .arg(command)
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     (

@@ -38,32 +38,33 @@ impl SyncOutcome {
 
     /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
     pub fn reconcile_summary(&self) -> String {
-        format!(
-            "{} created, {} refreshed, {} deleted{}",
-            self.created,
-            self.updated,
-            self.deleted,
-            if self.failed > 0 {
-                format!(", {} failed", self.failed)
-            } else {
-                String::new()
-            }
-        )
+        self.describe(&[
+            ("created", self.created),
+            ("refreshed", self.updated),
+            ("deleted", self.deleted),
+        ])
     }
 
+    /// `3 created, 1 updated, 0 renamed, 2 deleted`.
     pub fn summary(&self) -> String {
-        format!(
-            "{} created, {} updated, {} renamed, {} deleted{}",
-            self.created,
-            self.updated,
-            self.renamed,
-            self.deleted,
-            if self.failed > 0 {
-                format!(", {} failed", self.failed)
-            } else {
-                String::new()
-            }
-        )
+        self.describe(&[
+            ("created", self.created),
+            ("updated", self.updated),
+            ("renamed", self.renamed),
+            ("deleted", self.deleted),
+        ])
+    }
+
+    /// The counts, then `, N failed` when any failed.
+    fn describe(&self, counts: &[(&str, usize)]) -> String {
+        let mut parts: Vec<String> = counts
+            .iter()
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        parts.join(", ")
     }
 }
 

@@ -312,11 +312,7 @@ impl Git {
             .prefix("skillsd-home-")
             .tempdir()
             .unwrap();
-        let ssh_command = format!(
-            "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR -p {}",
-            key.private.display(),
-            server.port
-        );
+        let ssh_command = format!("ssh {} -p {}", ssh_options(key), server.port);
         Git {
             bin,
             home,
@@ -429,11 +425,23 @@ pub struct ChildServer {
     pub port: u16,
     pub data: PathBuf,
     pub db_url: String,
+    /// Extra arguments of `serve` and environment variables.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
     child: Option<std::process::Child>,
 }
 
 impl ChildServer {
     pub fn start(data: &Path, db_url: &str) -> ChildServer {
+        Self::start_with(data, db_url, &[], &[])
+    }
+
+    pub fn start_with(
+        data: &Path,
+        db_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ChildServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -443,6 +451,11 @@ impl ChildServer {
             port,
             data: data.to_path_buf(),
             db_url: db_url.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         s.restart();
@@ -462,6 +475,8 @@ impl ChildServer {
             .arg(&self.data)
             .env("DATABASE_URL", &self.db_url)
             .env("SKILLSD_LOG", "info,sqlx=warn,russh=warn")
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -543,6 +558,139 @@ impl Server {
                 "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
                 self.db_name
             ),
+        );
+    }
+}
+
+/// The OpenSSH client options every test uses: only this key, no host key checks
+/// (every server has a fresh host key), no prompts.
+pub fn ssh_options(key: &Key) -> String {
+    format!(
+        "-i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o BatchMode=yes -o LogLevel=ERROR",
+        key.private.display()
+    )
+}
+
+/// `ssh git@127.0.0.1 -p PORT` with [`ssh_options`]; append extra options and the command.
+pub fn ssh_to(key: &Key, port: u16) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(ssh_options(key).split(' '))
+        .args(["-p", &port.to_string(), "git@127.0.0.1"])
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// A git command for tests that run skillsd as a child process: `/usr/local/bin/git`
+/// in `dir`, HOME at `home`, ssh with `key` to `port`, a fixed identity.
+pub fn git_at(key: &Key, port: u16, home: &Path, dir: &Path) -> Command {
+    let mut c = Command::new("/usr/local/bin/git");
+    c.current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env(
+            "GIT_SSH_COMMAND",
+            format!("ssh {} -p {port}", ssh_options(key)),
+        )
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Author")
+        .env("GIT_COMMITTER_EMAIL", "author@example.com");
+    c
+}
+
+/// Runs a command, asserts success, returns its trimmed stdout.
+pub fn stdout_of(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A skillsd child process with a fresh database, a registered writer key and a clone
+/// of `skills` in `home/work`.
+pub struct ChildFixture {
+    pub rt: tokio::runtime::Runtime,
+    pub db_name: String,
+    pub db_url: String,
+    pub tmp: TempDir,
+    pub data: PathBuf,
+    pub home: PathBuf,
+    pub work: PathBuf,
+    pub key: Key,
+    pub server: ChildServer,
+}
+
+impl ChildFixture {
+    pub fn start(user: &str) -> ChildFixture {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (db_name, db_url) = fresh_database(&rt);
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let server = ChildServer::start(&data, &db_url);
+        let key = Key::generate(user);
+        let mut add = Command::new(SKILLSD);
+        add.args([
+            "user",
+            "add",
+            user,
+            "--role",
+            "writer",
+            "--key",
+            key.public.to_str().unwrap(),
+        ])
+        .env("DATABASE_URL", &db_url)
+        .arg("--data-dir")
+        .arg(&data);
+        stdout_of(add);
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let work = home.join("work");
+        let mut clone = git_at(&key, server.port, &home, &home);
+        clone
+            .args(["clone", "-q", &server.url("skills.git")])
+            .arg(&work);
+        stdout_of(clone);
+        ChildFixture {
+            rt,
+            db_name,
+            db_url,
+            tmp,
+            data,
+            home,
+            work,
+            key,
+            server,
+        }
+    }
+
+    /// git in the work clone.
+    pub fn git(&self) -> Command {
+        git_at(&self.key, self.server.port, &self.home, &self.work)
+    }
+
+    /// The server repository's `main`.
+    pub fn main(&self) -> String {
+        let mut c = Command::new("/usr/local/bin/git");
+        c.arg("--git-dir")
+            .arg(self.data.join("repos/skills.git"))
+            .args(["rev-parse", "refs/heads/main"]);
+        stdout_of(c)
+    }
+}
+
+impl Drop for ChildFixture {
+    fn drop(&mut self) {
+        self.server.kill();
+        run_sql_admin(
+            &self.rt,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
         );
     }
 }
