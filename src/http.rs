@@ -26,6 +26,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async { crate::metrics::METRICS.render() }),
+        )
         .route("/api/skills/sync/status", get(sync_status))
         .route("/api/skills/sync/trigger", post(trigger))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))

@@ -13,6 +13,7 @@ pub mod hook;
 pub mod http;
 pub mod localpg;
 pub mod maintenance;
+pub mod metrics;
 pub mod protocol;
 pub mod receive;
 pub mod repos;

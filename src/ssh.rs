@@ -343,6 +343,7 @@ async fn run_exec(
     version: Version,
 ) {
     let (read_half, write_half) = channel.split();
+    crate::metrics::METRICS.session_started();
     let stderr_line = |msg: String| {
         let w = &write_half;
         async move {
@@ -393,6 +394,7 @@ async fn run_exec(
                         user.role.as_str()
                     ))
                     .await;
+                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
                     1
                 }
                 Ok(_)
@@ -405,9 +407,13 @@ async fn run_exec(
                             .to_string(),
                     )
                     .await;
+                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
                     1
                 }
                 Ok((name, repo)) => {
+                    if !pushing {
+                        crate::metrics::METRICS.fetch();
+                    }
                     let writer = write_half.make_writer();
                     let rt = tokio::runtime::Handle::current();
                     let pool = state.pool.clone();
@@ -417,10 +423,10 @@ async fn run_exec(
                     let result = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());
-                        let input = SyncIoBridge::new_with_handle(reader, rt.clone());
+                        let input = Counted(SyncIoBridge::new_with_handle(reader, rt.clone()));
                         let mut output = std::io::BufWriter::with_capacity(
                             64 * 1024,
-                            SyncIoBridge::new_with_handle(writer, rt.clone()),
+                            Counted(SyncIoBridge::new_with_handle(writer, rt.clone())),
                         );
                         let result = if pushing {
                             let ctx = receive::Context {
@@ -456,6 +462,7 @@ async fn run_exec(
             }
         }
     };
+    crate::metrics::METRICS.session_ended();
     let _ = write_half.exit_status(code).await;
     let _ = write_half.eof().await;
     let _ = write_half.close().await;
@@ -485,5 +492,27 @@ mod tests {
         );
         assert_eq!(parse_command("rm -rf /"), None);
         assert_eq!(parse_command("git-upload-pack 'x' ; ls"), None);
+    }
+}
+
+/// Counts the bytes of a git session for the metrics.
+struct Counted<T>(T);
+
+impl<T: std::io::Read> std::io::Read for Counted<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        crate::metrics::METRICS.received(n);
+        Ok(n)
+    }
+}
+
+impl<T: std::io::Write> std::io::Write for Counted<T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        crate::metrics::METRICS.sent(n);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }

@@ -113,4 +113,34 @@ fn health_status_logs_and_trigger() {
     assert_eq!(v["reconciled"][0]["repo"], "skills");
     assert_eq!(v["reconciled"][0]["commit"], tip.as_str());
     assert_eq!(v["reconciled"][0]["created"], 0);
+
+    // Metrics (this test binary runs one server, so the process-wide counters are its).
+    git.commit_files(&dir, &[("skills/m/Bad.md", "---\n---\n")], "bad");
+    git.fails(&dir, &["push", "-q", "origin", "main"]);
+    let (code, body) = curl(&server, "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    for line in [
+        "skillsd_pushes_total{result=\"accepted\"} 1",
+        "skillsd_pushes_total{result=\"refused\"} 1",
+        "skillsd_push_refusals_total{reason=\"invalid_skills\"} 1",
+        "skillsd_validation_errors_total 2",
+        "skillsd_fetches_total 1",
+        "skillsd_active_sessions 0",
+        "skillsd_cache_sync_seconds_count 1",
+        "skillsd_cache_sync_seconds_bucket{le=\"+Inf\"} 1",
+    ] {
+        assert!(
+            body.contains(&format!("{line}\n")),
+            "missing `{line}` in:\n{body}"
+        );
+    }
+    // Reconciles: the one at start and the triggered one.
+    assert!(body.contains("skillsd_reconcile_runs_total 2\n"), "{body}");
+    let received: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("skillsd_received_bytes_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received > 0);
 }

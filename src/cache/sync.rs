@@ -192,6 +192,7 @@ pub fn reconcile(
     repo_name: &str,
     branch: &str,
 ) -> Result<SyncOutcome> {
+    crate::metrics::METRICS.reconcile_run();
     let started_at = chrono::Utc::now();
     let mut tx = rt.block_on(pool.begin())?;
     rt.block_on(lock(&mut tx, repo_name))?;

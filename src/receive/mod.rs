@@ -165,6 +165,19 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
 
     // Post-receive: the push record, and the cache when the default branch moved.
     let accepted = results.iter().any(Option::is_none);
+    {
+        use crate::metrics::{Refusal, METRICS};
+        METRICS.validation_errors(problems.len());
+        if accepted {
+            METRICS.push_accepted();
+        } else if unpack_error.is_some() {
+            METRICS.push_refused(Refusal::Unpack);
+        } else if !problems.is_empty() {
+            METRICS.push_refused(Refusal::InvalidSkills);
+        } else {
+            METRICS.push_refused(Refusal::Policy);
+        }
+    }
     let record = PushRecord {
         id: uuid::Uuid::new_v4(),
         repo: ctx.repo_name.clone(),
@@ -236,7 +249,8 @@ fn post_receive(
     sb: &mut SideBand<'_>,
 ) -> Result<()> {
     if default_moved {
-        match crate::cache::sync::sync_branch(
+        let started = std::time::Instant::now();
+        let synced = crate::cache::sync::sync_branch(
             &ctx.rt,
             &ctx.pool,
             &ctx.repo,
@@ -244,13 +258,16 @@ fn post_receive(
             &ctx.default_branch,
             &ctx.user.name,
             Some(record),
-        ) {
+        );
+        crate::metrics::METRICS.sync_took(started.elapsed());
+        match synced {
             Ok(outcome) => {
                 tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
                 sb.progress(&format!("skillsd: cache updated: {}\n", outcome.summary()))?;
                 return Ok(());
             }
             Err(e) => {
+                crate::metrics::METRICS.sync_failed();
                 tracing::error!(repo = %ctx.repo_name, error = %e, "cache sync failed after the refs moved");
                 if let Err(e2) = crate::cache::sync::record_failure(
                     &ctx.rt,

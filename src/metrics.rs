@@ -1,0 +1,218 @@
+//! Process-wide counters for `/metrics` (Prometheus text format, version 0.0.4).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Why a push was refused, for the `reason` label.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    InvalidSkills,
+    Policy,
+    Unpack,
+    Permission,
+    Database,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 5] = [
+        Refusal::InvalidSkills,
+        Refusal::Policy,
+        Refusal::Unpack,
+        Refusal::Permission,
+        Refusal::Database,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::InvalidSkills => "invalid_skills",
+            Refusal::Policy => "policy",
+            Refusal::Unpack => "unpack",
+            Refusal::Permission => "permission",
+            Refusal::Database => "database",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the cache sync latency histogram.
+const SYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+pub struct Metrics {
+    pushes_accepted: AtomicU64,
+    refusals: [AtomicU64; 5],
+    validation_errors: AtomicU64,
+    fetches: AtomicU64,
+    active_sessions: AtomicI64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    reconcile_runs: AtomicU64,
+    sync_failures: AtomicU64,
+    sync_buckets: [AtomicU64; 10],
+    sync_count: AtomicU64,
+    sync_sum_micros: AtomicU64,
+}
+
+pub static METRICS: Metrics = Metrics {
+    pushes_accepted: AtomicU64::new(0),
+    refusals: [const { AtomicU64::new(0) }; 5],
+    validation_errors: AtomicU64::new(0),
+    fetches: AtomicU64::new(0),
+    active_sessions: AtomicI64::new(0),
+    bytes_received: AtomicU64::new(0),
+    bytes_sent: AtomicU64::new(0),
+    reconcile_runs: AtomicU64::new(0),
+    sync_failures: AtomicU64::new(0),
+    sync_buckets: [const { AtomicU64::new(0) }; 10],
+    sync_count: AtomicU64::new(0),
+    sync_sum_micros: AtomicU64::new(0),
+};
+
+impl Metrics {
+    pub fn push_accepted(&self) {
+        self.pushes_accepted.fetch_add(1, Relaxed);
+    }
+    pub fn push_refused(&self, why: Refusal) {
+        self.refusals[why as usize].fetch_add(1, Relaxed);
+    }
+    pub fn validation_errors(&self, n: usize) {
+        self.validation_errors.fetch_add(n as u64, Relaxed);
+    }
+    pub fn fetch(&self) {
+        self.fetches.fetch_add(1, Relaxed);
+    }
+    pub fn session_started(&self) {
+        self.active_sessions.fetch_add(1, Relaxed);
+    }
+    pub fn session_ended(&self) {
+        self.active_sessions.fetch_sub(1, Relaxed);
+    }
+    pub fn received(&self, n: usize) {
+        self.bytes_received.fetch_add(n as u64, Relaxed);
+    }
+    pub fn sent(&self, n: usize) {
+        self.bytes_sent.fetch_add(n as u64, Relaxed);
+    }
+    pub fn reconcile_run(&self) {
+        self.reconcile_runs.fetch_add(1, Relaxed);
+    }
+    pub fn sync_failed(&self) {
+        self.sync_failures.fetch_add(1, Relaxed);
+    }
+    pub fn sync_took(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (i, le) in SYNC_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.sync_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.sync_count.fetch_add(1, Relaxed);
+        self.sync_sum_micros
+            .fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let mut counter = |name: &str, help: &str, kind: &str, lines: Vec<(String, String)>| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(o, "{name}{labels} {value}");
+            }
+        };
+        let mut pushes = vec![(
+            "{result=\"accepted\"}".to_string(),
+            self.pushes_accepted.load(Relaxed).to_string(),
+        )];
+        let refused: u64 = self.refusals.iter().map(|a| a.load(Relaxed)).sum();
+        pushes.push(("{result=\"refused\"}".into(), refused.to_string()));
+        counter(
+            "skillsd_pushes_total",
+            "Pushes by result.",
+            "counter",
+            pushes,
+        );
+        counter(
+            "skillsd_push_refusals_total",
+            "Refused pushes by reason.",
+            "counter",
+            Refusal::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        format!("{{reason=\"{}\"}}", r.label()),
+                        self.refusals[*r as usize].load(Relaxed).to_string(),
+                    )
+                })
+                .collect(),
+        );
+        let simple = [
+            (
+                "skillsd_validation_errors_total",
+                "Problems reported to pushers.",
+                "counter",
+                self.validation_errors.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_fetches_total",
+                "Clones and fetches served.",
+                "counter",
+                self.fetches.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_active_sessions",
+                "Git and command sessions running now.",
+                "gauge",
+                self.active_sessions.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_received_bytes_total",
+                "Bytes received from git clients.",
+                "counter",
+                self.bytes_received.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_sent_bytes_total",
+                "Bytes sent to git clients.",
+                "counter",
+                self.bytes_sent.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_reconcile_runs_total",
+                "Reconciles of the cache with git.",
+                "counter",
+                self.reconcile_runs.load(Relaxed).to_string(),
+            ),
+            (
+                "skillsd_cache_sync_failures_total",
+                "Cache writes that failed after the refs moved.",
+                "counter",
+                self.sync_failures.load(Relaxed).to_string(),
+            ),
+        ];
+        for (name, help, kind, value) in simple {
+            counter(name, help, kind, vec![(String::new(), value)]);
+        }
+        let mut hist: Vec<(String, String)> = SYNC_BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, le)| {
+                (
+                    format!("_bucket{{le=\"{le}\"}}"),
+                    self.sync_buckets[i].load(Relaxed).to_string(),
+                )
+            })
+            .collect();
+        let count = self.sync_count.load(Relaxed);
+        hist.push(("_bucket{le=\"+Inf\"}".into(), count.to_string()));
+        hist.push((
+            "_sum".into(),
+            format!("{}", self.sync_sum_micros.load(Relaxed) as f64 / 1e6),
+        ));
+        hist.push(("_count".into(), count.to_string()));
+        counter(
+            "skillsd_cache_sync_seconds",
+            "Time to apply a push to the cache.",
+            "histogram",
+            hist,
+        );
+        o
+    }
+}
