@@ -468,6 +468,28 @@ async fn run_exec(
     let _ = write_half.close().await;
 }
 
+/// Counts the bytes of a git session for the metrics.
+struct Counted<T>(T);
+
+impl<T: std::io::Read> std::io::Read for Counted<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        crate::metrics::METRICS.received(n);
+        Ok(n)
+    }
+}
+
+impl<T: std::io::Write> std::io::Write for Counted<T> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        crate::metrics::METRICS.sent(n);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,27 +514,5 @@ mod tests {
         );
         assert_eq!(parse_command("rm -rf /"), None);
         assert_eq!(parse_command("git-upload-pack 'x' ; ls"), None);
-    }
-}
-
-/// Counts the bytes of a git session for the metrics.
-struct Counted<T>(T);
-
-impl<T: std::io::Read> std::io::Read for Counted<T> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.0.read(buf)?;
-        crate::metrics::METRICS.received(n);
-        Ok(n)
-    }
-}
-
-impl<T: std::io::Write> std::io::Write for Counted<T> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.0.write(buf)?;
-        crate::metrics::METRICS.sent(n);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
     }
 }
