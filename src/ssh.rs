@@ -444,6 +444,8 @@ async fn run_exec(
                             upload_pack::serve(&repo, input, &mut output, version)
                         };
                         let flushed = output.flush();
+                        drop(output);
+                        crate::maintenance::release_memory();
                         result.and(flushed.map_err(Into::into))
                     })
                     .await;

@@ -236,6 +236,7 @@ pub fn reconcile(
     let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    crate::maintenance::release_memory();
     Ok(outcome)
 }
 
