@@ -48,6 +48,8 @@ t1=$(date +%s%N)
 SK_IMPORT_MS=$(( (t1 - t0) / 1000000 ))
 STOCK_IMPORT_MS=$(sed -n 's/.*initial import push of [0-9]* skills: \([0-9]*\) ms.*/\1/p' /tmp/skillsd-bench-import.log | tail -1)
 SK_IDLE_KB=$(awk '/VmRSS/ {print $2}' "/proc/$SK_PID/status")
+SK_IMPORT_PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SK_PID/status")
+echo 5 > "/proc/$SK_PID/clear_refs"  # reset the peak: measure the clones alone
 
 hfx() {  # name prepare command
   local name=$1 prep=$2 cmd=$3 args
@@ -107,7 +109,7 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
   echo "| import push of $N skills (1 run) | $STOCK_IMPORT_MS | – | $SK_IMPORT_MS | (vs default) $(ratio "$SK_IMPORT_MS" "$STOCK_IMPORT_MS") |"
   echo "| clone pack bytes | $STOCK_BYTES | – | $SK_BYTES | $(ratio "$SK_BYTES" "$STOCK_BYTES") |"
   echo
-  echo "skillsd server RSS: idle after import $((SK_IDLE_KB / 1024)) MB, peak after the clones $((SK_PEAK_KB / 1024)) MB."
+  echo "skillsd server RSS: idle after import $((SK_IDLE_KB / 1024)) MB; peak during the import push $((SK_IMPORT_PEAK_KB / 1024)) MB; peak during the ls-remote and clone runs $((SK_PEAK_KB / 1024)) MB."
 } | tee "$ROOT/bench/results-$N.md"
 
 kill "$SK_PID" 2>/dev/null || true
