@@ -154,7 +154,8 @@ pub fn pre_receive(
         }
     }
     let policy = pre_receive::Policy::from_env(&branch);
-    let verdict = pre_receive::check(view, commands, &policy, &current);
+    let mut progress = |line: &str| eprint!("{line}");
+    let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress);
     let mut text = String::new();
     if !verdict.problems.is_empty() {
         text.push_str(&crate::skills::render_problems(&verdict.problems));

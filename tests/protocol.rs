@@ -296,3 +296,49 @@ fn dry_run_push_option_validates_and_writes_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn long_checks_report_progress_unless_quiet() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let files: Vec<(String, String)> = (0..1100)
+        .map(|i| {
+            (
+                format!("skills/p{}/progress-{i}.md", i % 10),
+                skill(&format!("P{i}"), ""),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    git.commit_files(&dir, &refs, "many");
+    // git asks for quiet when its stderr is not a terminal; --progress asks for progress.
+    let (ok, _, stderr) = git.run(&dir, &["push", "--progress", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.split(['\r', '\n']).any(|l| l
+            .trim_end()
+            .starts_with("remote: Checking skills: 100% (")
+            && l.trim_end().ends_with("), done.")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Checking skills:  50%"), "{stderr}");
+    // -q asks for quiet: no progress, and still accepted.
+    let more: Vec<(String, String)> = (0..1100)
+        .map(|i| {
+            (
+                format!("skills/q{}/quiet-{i}.md", i % 10),
+                skill(&format!("Q{i}"), ""),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = more.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    git.commit_files(&dir, &refs, "more");
+    let (ok, _, stderr) = git.run(&dir, &["push", "-q", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("Checking skills"), "{stderr}");
+}

@@ -124,7 +124,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .collect()
     } else {
         let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
-        let verdict = pre_receive::check(&view, commands, &ctx.policy, &current);
+        let mut progress = |line: &str| {
+            let _ = sb.progress(line);
+            let _ = sb.flush();
+        };
+        let verdict = pre_receive::check(&view, commands, &ctx.policy, &current, &mut progress);
         problems = verdict.problems;
         verdict.rejections
     };

@@ -61,6 +61,7 @@ pub fn check(
     commands: &[Command],
     policy: &Policy,
     current: &HashMap<String, ObjectId>,
+    progress: &mut dyn FnMut(&str),
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
@@ -91,7 +92,7 @@ pub fn check(
         } else {
             None
         };
-        match validate_update(view, base, cmd.new, &mut seen) {
+        match validate_update(view, base, cmd.new, &mut seen, progress) {
             Ok(mut problems) => verdict.problems.append(&mut problems),
             Err(e) => verdict.problems.push(Problem::new(
                 &cmd.name,
@@ -241,6 +242,7 @@ fn validate_update(
     base: Option<ObjectId>,
     new: ObjectId,
     seen: &mut HashSet<(String, ObjectId)>,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Problem>, String> {
     let new_tree = view
         .find_commit(new)
@@ -260,11 +262,15 @@ fn validate_update(
     let changes = view
         .diff_tree_to_tree(&old_tree, &new_tree, opts)
         .map_err(|e| e.to_string())?;
+    // Like git's own "Resolving deltas: 45% (…)": only for pushes big enough to wait on.
+    let total = changes.len();
+    let mut meter = Meter::new("Checking skills", total, progress);
     let mut problems = Vec::new();
     let mut changed: Vec<String> = Vec::new();
     let mut changed_any: Vec<String> = Vec::new();
     let mut checked_paths: HashSet<String> = HashSet::new();
     for change in changes {
+        meter.tick();
         use gix::object::tree::diff::ChangeDetached as C;
         let (mode, id, location) = match change {
             C::Addition {
@@ -323,6 +329,7 @@ fn validate_update(
             problems.append(&mut p);
         }
     }
+    meter.done();
     if !changed_any.is_empty() {
         problems.extend(tree_checks(&new_tree, &changed, &changed_any)?);
     }
@@ -404,4 +411,52 @@ fn tree_checks(
         }
     }
     Ok(problems)
+}
+
+/// Progress lines for long checks: `Checking skills:  45% (4500/10000)` with a carriage
+/// return, every percent, then `…, done.` — only when there are at least 1,000 items.
+struct Meter<'a> {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    last_percent: usize,
+    out: &'a mut dyn FnMut(&str),
+}
+
+impl<'a> Meter<'a> {
+    const MIN_ITEMS: usize = 1000;
+
+    fn new(what: &'static str, total: usize, out: &'a mut dyn FnMut(&str)) -> Self {
+        Meter {
+            what,
+            total,
+            done: 0,
+            last_percent: usize::MAX,
+            out,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        if self.total < Self::MIN_ITEMS {
+            return;
+        }
+        let percent = self.done * 100 / self.total;
+        if percent != self.last_percent {
+            self.last_percent = percent;
+            (self.out)(&format!(
+                "{}: {percent:3}% ({}/{})\r",
+                self.what, self.done, self.total
+            ));
+        }
+    }
+
+    fn done(&mut self) {
+        if self.total >= Self::MIN_ITEMS {
+            (self.out)(&format!(
+                "{}: 100% ({}/{}), done.\n",
+                self.what, self.total, self.total
+            ));
+        }
+    }
 }
