@@ -170,7 +170,14 @@ pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
         auth_rejection_time: Duration::from_millis(20),
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 6,
-        inactivity_timeout: Some(Duration::from_secs(600)),
+        // A connection with no traffic for this long (also one that authenticated and
+        // never ran a command) is closed: SKILLSD_IDLE_TIMEOUT_SECS, default 300.
+        inactivity_timeout: Some(Duration::from_secs(
+            std::env::var("SKILLSD_IDLE_TIMEOUT_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300),
+        )),
         keepalive_interval: Some(Duration::from_secs(30)),
         keys: vec![host_key],
         nodelay: true,

@@ -32,6 +32,61 @@ pub struct AppState {
     pub policy: crate::receive::pre_receive::Policy,
     /// Every SSH session and git command in flight (waited for at shutdown).
     pub tasks: tokio_util::task::TaskTracker,
+    /// Session and authentication limits.
+    pub limits: Limits,
+    /// Commands running now, per user.
+    running: std::sync::Mutex<HashMap<String, usize>>,
+    /// Refused keys per source address: (count, start of the window).
+    auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+/// Limits on sessions and authentication (environment of `serve`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Commands (git or other) running at once, overall (`SKILLSD_MAX_SESSIONS`, 200).
+    pub max_sessions: usize,
+    /// ... and per user (`SKILLSD_MAX_SESSIONS_PER_USER`, 20).
+    pub max_sessions_per_user: usize,
+    /// Refused keys from one address within `auth_window` before that address is
+    /// refused outright (`SKILLSD_MAX_AUTH_FAILURES`, 20).
+    pub max_auth_failures: u32,
+    pub auth_window: std::time::Duration,
+}
+
+impl Limits {
+    pub fn from_env() -> Limits {
+        fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        }
+        Limits {
+            max_sessions: num("SKILLSD_MAX_SESSIONS", 200),
+            max_sessions_per_user: num("SKILLSD_MAX_SESSIONS_PER_USER", 20),
+            max_auth_failures: num("SKILLSD_MAX_AUTH_FAILURES", 20),
+            auth_window: std::time::Duration::from_secs(num("SKILLSD_AUTH_WINDOW_SECS", 300)),
+        }
+    }
+}
+
+/// A running command's place in the session counts; released on drop.
+pub struct SessionSlot {
+    state: Arc<AppState>,
+    user: String,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.state.running.lock() {
+            if let Some(n) = running.get_mut(&self.user) {
+                *n -= 1;
+                if *n == 0 {
+                    running.remove(&self.user);
+                }
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -48,7 +103,57 @@ impl AppState {
             accept_when_db_down: std::env::var("SKILLSD_DB_DOWN").is_ok_and(|v| v == "accept"),
             policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
             tasks: tokio_util::task::TaskTracker::new(),
+            limits: Limits::from_env(),
+            running: Default::default(),
+            auth_failures: Default::default(),
         }
+    }
+
+    /// Takes a session slot for `user`, or says which limit is reached.
+    pub fn start_session(self: &Arc<Self>, user: &str) -> Result<SessionSlot, String> {
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| "internal error".to_string())?;
+        let total: usize = running.values().sum();
+        if total >= self.limits.max_sessions {
+            return Err(format!(
+                "the server is busy ({total} sessions running); try again in a moment"
+            ));
+        }
+        let mine = running.entry(user.to_string()).or_insert(0);
+        if *mine >= self.limits.max_sessions_per_user {
+            return Err(format!(
+                "{user} already has {mine} sessions running (the limit); try again when one ends"
+            ));
+        }
+        *mine += 1;
+        Ok(SessionSlot {
+            state: self.clone(),
+            user: user.to_string(),
+        })
+    }
+
+    /// Is `addr` refused for too many failed authentications lately?
+    pub fn auth_throttled(&self, addr: Option<std::net::IpAddr>) -> bool {
+        let (Some(addr), Ok(failures)) = (addr, self.auth_failures.lock()) else {
+            return false;
+        };
+        matches!(failures.get(&addr), Some((n, since))
+            if *n >= self.limits.max_auth_failures && since.elapsed() < self.limits.auth_window)
+    }
+
+    fn auth_failed(&self, addr: Option<std::net::IpAddr>) {
+        let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
+            return;
+        };
+        let entry = failures
+            .entry(addr)
+            .or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= self.limits.auth_window {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
     }
 
     /// Does the database answer (within 2 s)?
@@ -206,6 +311,11 @@ impl russh::server::Handler for SessionHandler {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let fp = users::fingerprint(offer.public_key);
+        let ip = self.peer.map(|p| p.ip());
+        if self.state.auth_throttled(ip) {
+            tracing::warn!(peer = ?self.peer, "too many refused keys from this address; refusing");
+            return Ok(Auth::reject());
+        }
         match self.lookup(offer.public_key).await {
             Some(user) => {
                 self.offered = Some((fp, user));
@@ -213,6 +323,7 @@ impl russh::server::Handler for SessionHandler {
             }
             None => {
                 tracing::info!(peer = ?self.peer, fingerprint = %fp, "unknown key refused");
+                self.state.auth_failed(ip);
                 Ok(Auth::reject())
             }
         }
@@ -326,9 +437,23 @@ impl russh::server::Handler for SessionHandler {
         let version =
             Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
         let state = self.state.clone();
+        let slot = match state.start_session(&user.name) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::warn!(user = %user.name, %why, "session refused");
+                session.extended_data(channel, 1, format!("ERROR: {why}\n").into_bytes())?;
+                session.exit_status_request(channel, 1)?;
+                session.eof(channel)?;
+                session.close(channel)?;
+                return Ok(());
+            }
+        };
         let span = tracing::info_span!("exec", user = %user.name, command = %command);
         self.state.tasks.spawn(tracing::Instrument::instrument(
-            run_exec(state, user, ch, command, version),
+            async move {
+                run_exec(state, user, ch, command, version).await;
+                drop(slot);
+            },
             span,
         ));
         Ok(())

@@ -108,3 +108,72 @@ fn pushes_over_the_file_limit_are_refused() {
         Some(main.as_str())
     );
 }
+
+#[test]
+fn sessions_per_user_are_limited() {
+    let server = Server::start_tuned(false, |s| s.limits.max_sessions_per_user = 1);
+    let alice = server.add_user("alice", "writer");
+    let bob = server.add_user("bob", "reader");
+    // Alice holds a session open: upload-pack waits for her wants.
+    let mut held = common::ssh_to(&alice, server.port)
+        .arg("git-upload-pack '/skills.git'")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the advertisement arrived, so the session surely runs.
+    {
+        use std::io::Read;
+        let mut first = [0u8; 4];
+        held.stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+    }
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+    assert!(
+        stderr.contains(
+            "ERROR: alice already has 1 sessions running (the limit); try again when one ends"
+        ),
+        "{stderr}"
+    );
+    // Others are not affected.
+    let other = Git::new("/usr/local/bin/git", &bob, &server);
+    other.ok(other.home.path(), &["ls-remote", &server.url("skills.git")]);
+    // When the held session ends, alice may connect again.
+    drop(held.stdin.take());
+    held.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (ok, _, _) = git.run(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never released"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_address_with_too_many_refused_keys_is_refused() {
+    let server = Server::start_tuned(false, |s| s.limits.max_auth_failures = 2);
+    let alice = server.add_user("alice", "writer");
+    let stranger = common::Key::generate("stranger");
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    git.ok(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+    let intruder = Git::new("/usr/local/bin/git", &stranger, &server);
+    for _ in 0..2 {
+        intruder.fails(
+            intruder.home.path(),
+            &["ls-remote", &server.url("skills.git")],
+        );
+    }
+    // Now even a good key from this address is refused for a while.
+    let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}
