@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod check;
 pub mod commands;
+pub mod config;
 pub mod db;
 pub mod hook;
 pub mod http;

@@ -12,9 +12,13 @@ use std::path::PathBuf;
 #[command(
     name = "skillsd",
     version,
-    about = "SSH git server for a repository of skills, with a PostgreSQL cache"
+    about = "SSH git server for a repository of skills, with a PostgreSQL cache",
+    after_help = skillsd::config::help()
 )]
 struct Cli {
+    /// A TOML file with settings (keys: see below); default /etc/skillsd.toml if present.
+    #[arg(long, global = true, env = "SKILLSD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -151,6 +155,12 @@ enum UserCmd {
 }
 
 fn main() {
+    // The config file fills in what neither a flag nor the environment set: it becomes
+    // environment variables before anything else reads them (still single-threaded).
+    if let Err(e) = load_config() {
+        eprintln!("skillsd: {e:#}");
+        std::process::exit(2);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLSD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,russh=warn"));
     let logs = tracing_subscriber::fmt()
@@ -400,4 +410,26 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Reads the config file (`--config FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`) and
+/// sets every setting that the environment does not already have.
+fn load_config() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let explicit = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--config=").map(PathBuf::from).or_else(|| {
+            (a == "--config")
+                .then(|| args.get(i + 1).map(PathBuf::from))
+                .flatten()
+        })
+    });
+    let Some(path) = skillsd::config::locate(explicit) else {
+        return Ok(());
+    };
+    for (env, value) in skillsd::config::read(&path)? {
+        if std::env::var_os(env).is_none() {
+            std::env::set_var(env, value);
+        }
+    }
+    Ok(())
 }

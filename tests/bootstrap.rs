@@ -47,3 +47,61 @@ fn admin_key_and_json_logs() {
         &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
     );
 }
+
+#[test]
+fn config_file_with_environment_taking_precedence() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db_name, db_url) = fresh_database(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = Key::generate("config-admin");
+    let config = tmp.path().join("skillsd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin_key = \"{}\"\nlog_format = \"json\"\nmax_sessions_per_user = 3\n",
+            key.public.display()
+        ),
+    )
+    .unwrap();
+    // The environment wins over the file: text logs, not JSON.
+    let mut server = ChildServer::start_with(
+        &data,
+        &db_url,
+        &["--config", config.to_str().unwrap()],
+        &[("SKILLSD_LOG_FORMAT", "text")],
+    );
+    let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("user: admin\nrole: admin\n"));
+    server.kill();
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.lines().any(|l| l.contains("INFO")), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with('{')), "{log}");
+
+    // A mistake in the file stops the start with a clear message.
+    std::fs::write(&config, "lisen = \"0.0.0.0:22\"\n").unwrap();
+    let out = std::process::Command::new(common::SKILLSD)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown setting `lisen`"), "{stderr}");
+    // --help lists every setting.
+    let out = std::process::Command::new(common::SKILLSD)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("max_pack_bytes") && help.contains("SKILLSD_MAX_PACK_BYTES"),
+        "{help}"
+    );
+    run_sql_admin(
+        &rt,
+        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+    );
+}

@@ -1,0 +1,197 @@
+//! The configuration file. Every setting of `skillsd serve` can come from (highest
+//! precedence first): a command-line flag, an environment variable, the TOML file
+//! named by `--config` / `SKILLSD_CONFIG` (default `/etc/skillsd.toml` when it
+//! exists), or the built-in default. A key in the file is the environment variable's
+//! name in lower case without the `SKILLSD_` prefix (`database_url` for
+//! `DATABASE_URL`).
+
+use std::path::{Path, PathBuf};
+
+/// File key → environment variable, with what it means (for errors and `--help`).
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("listen", "SKILLSD_LISTEN", "SSH address [127.0.0.1:2222]"),
+    ("http", "SKILLSD_HTTP", "HTTP address [off]"),
+    ("data_dir", "SKILLSD_DATA_DIR", "data directory [./data]"),
+    (
+        "database_url",
+        "DATABASE_URL",
+        "PostgreSQL URL [private cluster in the data dir]",
+    ),
+    (
+        "admin_key",
+        "SKILLSD_ADMIN_KEY",
+        "public key file of the first admin",
+    ),
+    (
+        "admin_token",
+        "SKILLSD_ADMIN_TOKEN",
+        "bearer token of the HTTP admin API [off]",
+    ),
+    (
+        "log",
+        "SKILLSD_LOG",
+        "log filter [info,sqlx=warn,russh=warn]",
+    ),
+    ("log_format", "SKILLSD_LOG_FORMAT", "text or json [text]"),
+    (
+        "db_down",
+        "SKILLSD_DB_DOWN",
+        "refuse or accept pushes while PostgreSQL is away [refuse]",
+    ),
+    (
+        "max_pack_bytes",
+        "SKILLSD_MAX_PACK_BYTES",
+        "largest pack one push may send [536870912]",
+    ),
+    (
+        "max_files_per_push",
+        "SKILLSD_MAX_FILES_PER_PUSH",
+        "skill files one push may add or change [20000]",
+    ),
+    (
+        "mutable_tags",
+        "SKILLSD_MUTABLE_TAGS",
+        "1 lets pushed tags move [0]",
+    ),
+    (
+        "max_sessions",
+        "SKILLSD_MAX_SESSIONS",
+        "commands running at once [200]",
+    ),
+    (
+        "max_sessions_per_user",
+        "SKILLSD_MAX_SESSIONS_PER_USER",
+        "... per user [20]",
+    ),
+    (
+        "max_auth_failures",
+        "SKILLSD_MAX_AUTH_FAILURES",
+        "refused keys per address and window [20]",
+    ),
+    (
+        "auth_window_secs",
+        "SKILLSD_AUTH_WINDOW_SECS",
+        "that window [300]",
+    ),
+    (
+        "idle_timeout_secs",
+        "SKILLSD_IDLE_TIMEOUT_SECS",
+        "idle connections close after [300]",
+    ),
+    (
+        "shutdown_grace_secs",
+        "SKILLSD_SHUTDOWN_GRACE_SECS",
+        "how long shutdown waits for sessions [30]",
+    ),
+    (
+        "reconcile_secs",
+        "SKILLSD_RECONCILE_SECS",
+        "periodic reconcile, 0 = off [600]",
+    ),
+    (
+        "gc_packs",
+        "SKILLSD_GC_PACKS",
+        "pack count that starts a background gc, 0 = off [16]",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+}
+
+/// The settings in `path` as (environment variable, value) pairs.
+pub fn read(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let Some((_, env, _)) = SETTINGS.iter().find(|(k, _, _)| *k == key) else {
+            let known: Vec<&str> = SETTINGS.iter().map(|(k, _, _)| *k).collect();
+            return Err(ConfigError::Parse(
+                path.to_path_buf(),
+                format!(
+                    "unknown setting `{key}`; known settings: {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => if b { "1" } else { "0" }.to_string(),
+            other => {
+                return Err(ConfigError::Parse(
+                    path.to_path_buf(),
+                    format!(
+                        "`{key}` must be a string, a number or a boolean, not {}",
+                        other.type_str()
+                    ),
+                ))
+            }
+        };
+        out.push((*env, value));
+    }
+    Ok(out)
+}
+
+/// Which file to read: `--config`/`SKILLSD_CONFIG`, else `/etc/skillsd.toml` if present.
+pub fn locate(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit
+        .or_else(|| std::env::var_os("SKILLSD_CONFIG").map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from("/etc/skillsd.toml")).filter(|p| p.is_file()))
+}
+
+/// Text for `--help`: every setting with its environment variable.
+pub fn help() -> String {
+    let mut s = String::from(
+        "Settings (flag > environment > config file > default); in the file, use the key on the left:\n",
+    );
+    for (key, env, what) in SETTINGS {
+        s.push_str(&format!("  {key:<22} {env:<31} {what}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_settings_and_refuses_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("skillsd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(
+            &p,
+            "listen = \"0.0.0.0:22\"\nmax_sessions = 5\nmutable_tags = true\n",
+        )
+        .unwrap();
+        let got = read(&p).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("SKILLSD_LISTEN", "0.0.0.0:22".to_string()),
+                ("SKILLSD_MAX_SESSIONS", "5".to_string()),
+                ("SKILLSD_MUTABLE_TAGS", "1".to_string()),
+            ]
+        );
+        std::fs::write(&p, "lisen = 1\n").unwrap();
+        assert!(read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting `lisen`"));
+        std::fs::write(&p, "listen = [1]\n").unwrap();
+        assert!(read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("must be a string"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
