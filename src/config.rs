@@ -18,9 +18,9 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "PostgreSQL URL [private cluster in the data dir]",
     ),
     (
-        "admin_key",
-        "SKILLSD_ADMIN_KEY",
-        "public key file of the first admin",
+        "admin_keys",
+        "SKILLSD_ADMIN_KEYS",
+        "public key files of the first admins, ','-separated",
     ),
     (
         "admin_token",
@@ -77,6 +77,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "idle_timeout_secs",
         "SKILLSD_IDLE_TIMEOUT_SECS",
         "idle connections close after [300]",
+    ),
+    (
+        "session_timeout_secs",
+        "SKILLSD_SESSION_TIMEOUT_SECS",
+        "longest a git session may run [3600]",
     ),
     (
         "shutdown_grace_secs",

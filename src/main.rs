@@ -67,10 +67,11 @@ enum Cmd {
         /// Also serve HTTP (health, readiness, the JSON status API) on this address.
         #[arg(long, env = "SKILLSD_HTTP")]
         http: Option<SocketAddr>,
-        /// Register this public key file for the user `admin` (role admin) if the key is
-        /// not registered yet: the way in on a fresh install.
-        #[arg(long, env = "SKILLSD_ADMIN_KEY")]
-        admin_key: Option<PathBuf>,
+        /// Register these public key files for the user `admin` (role admin) unless they
+        /// are registered already: the way in on a fresh install (repeat the flag, or
+        /// separate files with ',' in SKILLSD_ADMIN_KEYS).
+        #[arg(long, env = "SKILLSD_ADMIN_KEYS", value_delimiter = ',')]
+        admin_key: Vec<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -152,6 +153,22 @@ enum UserCmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Give a user a role on one repository (it replaces their global role there).
+    Grant {
+        name: String,
+        repo: String,
+        #[arg(long, value_parser = ["reader", "writer", "admin"])]
+        role: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a user's role on one repository (their global role applies again).
+    Revoke {
+        name: String,
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn main() {
@@ -223,7 +240,7 @@ async fn run_async(cli: Cli) -> Result<i32> {
             common,
         } => {
             let prepared = server::prepare(&common.data_dir, &common.database()).await?;
-            if let Some(path) = admin_key {
+            for path in admin_key {
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 let key = users::parse_public_key(&text)?;
@@ -304,6 +321,29 @@ async fn run_async(cli: Cli) -> Result<i32> {
                     println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
                 }
                 Ok(0)
+            }
+            UserCmd::Grant {
+                name,
+                repo,
+                role,
+                common,
+            } => {
+                let role = Role::parse(&role).expect("clap checked the role");
+                let repo = RepoStore::canonical_name(&repo)
+                    .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
+                let pool = common.pool().await?;
+                users::grant(&pool, &name, &repo, role).await?;
+                println!("{name} is {} on {repo}", role.as_str());
+                Ok(0)
+            }
+            UserCmd::Revoke { name, repo, common } => {
+                let pool = common.pool().await?;
+                if users::revoke(&pool, &name, &repo).await? {
+                    println!("{name} has their global role on {repo} again");
+                    Ok(0)
+                } else {
+                    bail!("`{name}` has no grant on `{repo}`")
+                }
             }
             UserCmd::Remove { name, common } => {
                 let pool = common.pool().await?;

@@ -503,7 +503,18 @@ async fn run_exec(
                 Service::UploadPack(p) => (p.clone(), false),
                 Service::ReceivePack(p) => (p.clone(), true),
             };
-            match state.repos.open(&path) {
+            let opened = state.repos.open(&path);
+            // The role on this repository: a grant there replaces the global role.
+            let user = match &opened {
+                Ok((name, _)) => User {
+                    role: users::role_on(&state.pool, &user, name)
+                        .await
+                        .unwrap_or(user.role),
+                    ..user.clone()
+                },
+                Err(_) => user.clone(),
+            };
+            match opened {
                 Err(RepoError::NotFound) | Err(_) => {
                     stderr_line(format!(
                         "ERROR: repository `{}` not found. The skills repository is ssh://git@HOST:PORT/skills.git",
@@ -545,7 +556,7 @@ async fn run_exec(
                     let user2 = user.clone();
                     let resync = state.resync.clone();
                     let policy = state.policy.clone();
-                    let result = tokio::task::spawn_blocking(move || {
+                    let work = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());
                         let input = Counted(SyncIoBridge::new_with_handle(reader, rt.clone()));
@@ -572,8 +583,32 @@ async fn run_exec(
                         drop(output);
                         crate::maintenance::release_memory();
                         result.and(flushed.map_err(Into::into))
-                    })
-                    .await;
+                    });
+                    // A session may not run forever (a client trickling bytes): past the
+                    // limit the channel closes, which ends the git work on its next read
+                    // or write.
+                    let limit = std::time::Duration::from_secs(
+                        std::env::var("SKILLSD_SESSION_TIMEOUT_SECS")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(3600),
+                    );
+                    let result = match tokio::time::timeout(limit, work).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!(user = %user.name, "session time limit reached; closing");
+                            stderr_line(format!(
+                                "ERROR: the session took longer than {} s",
+                                limit.as_secs()
+                            ))
+                            .await;
+                            crate::metrics::METRICS.session_ended();
+                            let _ = write_half.exit_status(1).await;
+                            let _ = write_half.eof().await;
+                            let _ = write_half.close().await;
+                            return;
+                        }
+                    };
                     match result {
                         Ok(Ok(())) => 0,
                         Ok(Err(e)) => {

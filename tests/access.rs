@@ -204,3 +204,50 @@ fn forwarding_sftp_and_ptys_are_refused() {
     );
     assert_eq!(out.status.code(), Some(1), "{all}");
 }
+
+#[test]
+fn per_repository_grants_replace_the_global_role() {
+    let server = Server::start();
+    let key = server.add_user("bob", "reader");
+    assert!(server.cli(&["init", "notes", "--empty"]).status.success());
+    let out = server.cli(&["user", "grant", "bob", "notes.git", "--role", "writer"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "bob is writer on notes\n"
+    );
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    // Writer on notes...
+    let notes = git.clone(&server.url("notes.git"), &[]);
+    git.commit_files(&notes, &[("skills/first.md", &skill("First", ""))], "first");
+    git.ok(&notes, &["push", "origin", "main"]);
+    // ...still a reader on skills.
+    let skills = git.clone(&server.url("skills.git"), &[]);
+    git.commit_files(&skills, &[("skills/x/nope.md", &skill("Nope", ""))], "nope");
+    let stderr = git.fails(&skills, &["push", "origin", "main"]);
+    assert!(
+        stderr.contains("bob has read-only access (role: reader)"),
+        "{stderr}"
+    );
+    // Revoked: a reader on notes again.
+    assert!(server
+        .cli(&["user", "revoke", "bob", "notes"])
+        .status
+        .success());
+    git.commit_files(
+        &notes,
+        &[("skills/second.md", &skill("Second", ""))],
+        "second",
+    );
+    let stderr = git.fails(&notes, &["push", "origin", "main"]);
+    assert!(stderr.contains("bob has read-only access"), "{stderr}");
+    // Mistakes are named.
+    let out = server.cli(&["user", "grant", "nobody", "notes", "--role", "writer"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named `nobody`"));
+    let out = server.cli(&["user", "revoke", "bob", "notes"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`bob` has no grant on `notes`"));
+}

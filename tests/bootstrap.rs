@@ -62,7 +62,7 @@ fn config_file_with_environment_taking_precedence() {
     std::fs::write(
         &config,
         format!(
-            "admin_key = \"{}\"\nlog_format = \"json\"\nmax_sessions_per_user = 3\n",
+            "admin_keys = \"{}\"\nlog_format = \"json\"\nmax_sessions_per_user = 3\n",
             key.public.display()
         ),
     )
@@ -100,6 +100,48 @@ fn config_file_with_environment_taking_precedence() {
         help.contains("max_pack_bytes") && help.contains("SKILLSD_MAX_PACK_BYTES"),
         "{help}"
     );
+    run_sql_admin(
+        &rt,
+        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+    );
+}
+
+#[test]
+fn sessions_have_a_time_limit() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db_name, db_url) = fresh_database(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = Key::generate("slow");
+    let server = ChildServer::start_with(
+        &data,
+        &db_url,
+        &["--admin-key", key.public.to_str().unwrap()],
+        &[("SKILLSD_SESSION_TIMEOUT_SECS", "1")],
+    );
+    // upload-pack waits for wants that never come.
+    let started = std::time::Instant::now();
+    let mut child = ssh_to(&key, server.port)
+        .arg("git-upload-pack '/skills.git'")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_open = child.stdin.take();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("ERROR: the session took longer than 1 s"),
+        "{stderr}"
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    drop(server);
     run_sql_admin(
         &rt,
         &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),

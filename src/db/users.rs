@@ -158,3 +158,47 @@ pub async fn find_by_key(pool: &PgPool, key: &PublicKey) -> Result<Option<User>>
         })
     }))
 }
+
+/// Gives `name` the role `role` on `repo`, replacing their global role there.
+pub async fn grant(pool: &PgPool, name: &str, repo: &str, role: Role) -> Result<()> {
+    let n = sqlx::query(
+        "INSERT INTO repo_grants (user_id, repo, role) SELECT id, $2, $3 FROM users WHERE name = $1
+         ON CONFLICT (user_id, repo) DO UPDATE SET role = EXCLUDED.role",
+    )
+    .bind(name)
+    .bind(repo)
+    .bind(role.as_str())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(DbError::Invalid(format!("no user named `{name}`")));
+    }
+    Ok(())
+}
+
+/// Removes `name`'s grant on `repo`. Returns false when there was none.
+pub async fn revoke(pool: &PgPool, name: &str, repo: &str) -> Result<bool> {
+    let n = sqlx::query("DELETE FROM repo_grants g USING users u WHERE g.user_id = u.id AND u.name = $1 AND g.repo = $2")
+        .bind(name)
+        .bind(repo)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+/// The role `user` has on `repo`: their grant there, else their global role.
+pub async fn role_on(pool: &PgPool, user: &User, repo: &str) -> Result<Role> {
+    let granted: Option<String> = sqlx::query_scalar(
+        "SELECT g.role FROM repo_grants g JOIN users u ON u.id = g.user_id WHERE u.name = $1 AND g.repo = $2",
+    )
+    .bind(&user.name)
+    .bind(repo)
+    .fetch_optional(pool)
+    .await?;
+    Ok(granted
+        .as_deref()
+        .and_then(Role::parse)
+        .unwrap_or(user.role))
+}

@@ -48,6 +48,8 @@ const CAPS: &str =
 
 /// Serves one receive-pack session.
 pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()> {
+    let _span = tracing::info_span!("push", repo = %ctx.repo_name, user = %ctx.user.name).entered();
+    let clock = std::time::Instant::now();
     let started_at = chrono::Utc::now();
     let refs = RefList::read(&ctx.repo)?;
     advertise(&refs, out)?;
@@ -218,6 +220,18 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         report_status,
     )?;
     sb.flush()?;
+    tracing::info!(
+        refs = %commands
+            .iter()
+            .zip(&results)
+            .map(|(c, r)| format!("{}:{}", c.name, if r.is_none() { "ok" } else { "refused" }))
+            .collect::<Vec<_>>()
+            .join(","),
+        accepted,
+        problems = record.errors.len(),
+        duration_ms = clock.elapsed().as_millis() as u64,
+        "push"
+    );
     if accepted {
         crate::maintenance::maybe_gc_in_background(ctx.repo.path());
     }
