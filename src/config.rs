@@ -49,6 +49,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "skill files one push may add or change [20000]",
     ),
     (
+        "max_file_bytes",
+        "SKILLSD_MAX_FILE_BYTES",
+        "largest skill file, at most 1 MiB [1048576]",
+    ),
+    (
+        "admins_may_rewrite_main",
+        "SKILLSD_ADMINS_MAY_REWRITE_MAIN",
+        "1 lets admins force-push or delete main [0]",
+    ),
+    (
         "mutable_tags",
         "SKILLSD_MUTABLE_TAGS",
         "1 lets pushed tags move [0]",

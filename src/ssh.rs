@@ -555,7 +555,8 @@ async fn run_exec(
                     let pool = state.pool.clone();
                     let user2 = user.clone();
                     let resync = state.resync.clone();
-                    let policy = state.policy.clone();
+                    let mut policy = state.policy.clone();
+                    policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
                     let work = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());

@@ -177,3 +177,41 @@ fn an_address_with_too_many_refused_keys_is_refused() {
     let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
     assert!(stderr.contains("Permission denied"), "{stderr}");
 }
+
+#[test]
+fn configured_admins_may_rewrite_main_and_file_size_is_configurable() {
+    let server = Server::start_tuned(false, |s| {
+        s.policy.admins_may_rewrite_default = true;
+        s.policy.max_file_bytes = 2000;
+    });
+    let admin = server.add_user("root", "admin");
+    let writer = server.add_user("wendy", "writer");
+    let a = Git::new("/usr/local/bin/git", &admin, &server);
+    let w = Git::new("/usr/local/bin/git", &writer, &server);
+    let dir = a.clone(&server.url("skills.git"), &[]);
+    let base = a.head(&dir);
+    a.commit_files(&dir, &[("skills/r/one.md", &skill("One", ""))], "one");
+    a.ok(&dir, &["push", "origin", "main"]);
+    // A writer still cannot rewrite main...
+    let wdir = w.clone(&server.url("skills.git"), &[]);
+    w.ok(&wdir, &["reset", "-q", "--hard", &base]);
+    w.commit_files(&wdir, &[("skills/r/two.md", &skill("Two", ""))], "two");
+    let stderr = w.fails(&wdir, &["push", "-f", "origin", "main"]);
+    assert!(stderr.contains("non-fast-forward"), "{stderr}");
+    // ...an admin can, when the configuration says so.
+    a.ok(&dir, &["reset", "-q", "--hard", &base]);
+    let rewritten = a.commit_files(&dir, &[("skills/r/three.md", &skill("Three", ""))], "three");
+    a.ok(&dir, &["push", "-f", "origin", "main"]);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(rewritten.as_str())
+    );
+    // Files above the configured size are refused before they are read.
+    let big = format!("---\ntitle: Big\n---\n{}\n", "x".repeat(3000));
+    a.commit_files(&dir, &[("skills/r/big.md", &big)], "big");
+    let stderr = a.fails(&dir, &["push", "origin", "main"]);
+    assert!(
+        stderr.contains("skills/r/big.md: file is 3020 bytes, more than the limit of 2000"),
+        "{stderr}"
+    );
+}

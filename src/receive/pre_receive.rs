@@ -7,6 +7,7 @@
 //!   tip, and slug uniqueness across that tip.
 
 use super::commands::Command;
+use crate::skills::validate::MAX_FILE_BYTES;
 use crate::skills::{is_skill_path, validate::slug_of, validate_skill, Problem};
 use gix::ObjectId;
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,13 @@ pub struct Policy {
     pub max_files_per_push: usize,
     /// Largest pack one push may send, enforced while it streams (`SKILLSD_MAX_PACK_BYTES`).
     pub max_pack_bytes: u64,
+    /// Largest skill file (`SKILLSD_MAX_FILE_BYTES`; at most the built-in 1 MiB).
+    pub max_file_bytes: u64,
+    /// May admins force-push or delete the default branch?
+    /// (`SKILLSD_ADMINS_MAY_REWRITE_MAIN=1`; default no: nobody may)
+    pub admins_may_rewrite_default: bool,
+    /// Is the pusher an admin (on this repository)? Set per push.
+    pub pusher_is_admin: bool,
 }
 
 impl Policy {
@@ -50,6 +58,12 @@ impl Policy {
                 .is_ok_and(|v| v == "1" || v == "true"),
             max_files_per_push: num("SKILLSD_MAX_FILES_PER_PUSH").unwrap_or(20_000),
             max_pack_bytes: num("SKILLSD_MAX_PACK_BYTES").unwrap_or(512 * 1024 * 1024),
+            max_file_bytes: num::<u64>("SKILLSD_MAX_FILE_BYTES")
+                .unwrap_or(MAX_FILE_BYTES as u64)
+                .min(MAX_FILE_BYTES as u64),
+            admins_may_rewrite_default: std::env::var("SKILLSD_ADMINS_MAY_REWRITE_MAIN")
+                .is_ok_and(|v| v == "1" || v == "true"),
+            pusher_is_admin: false,
         }
     }
 }
@@ -68,7 +82,7 @@ pub fn check(
     for cmd in commands {
         verdict
             .rejections
-            .push(ref_policy(view, cmd, &default_ref, policy.mutable_tags));
+            .push(ref_policy(view, cmd, &default_ref, policy));
     }
     // Connectivity of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
@@ -92,7 +106,14 @@ pub fn check(
         } else {
             None
         };
-        match validate_update(view, base, cmd.new, &mut seen, progress) {
+        match validate_update(
+            view,
+            base,
+            cmd.new,
+            &mut seen,
+            policy.max_file_bytes,
+            progress,
+        ) {
             Ok(mut problems) => verdict.problems.append(&mut problems),
             Err(e) => verdict.problems.push(Problem::new(
                 &cmd.name,
@@ -129,8 +150,10 @@ fn ref_policy(
     view: &gix::Repository,
     cmd: &Command,
     default_ref: &str,
-    mutable_tags: bool,
+    policy: &Policy,
 ) -> Option<String> {
+    let mutable_tags = policy.mutable_tags;
+    let protected = !(policy.admins_may_rewrite_default && policy.pusher_is_admin);
     if gix::refs::FullName::try_from(cmd.name.as_str()).is_err()
         || !cmd.name.starts_with("refs/")
         || cmd.name.contains("/.")
@@ -146,7 +169,7 @@ fn ref_policy(
         return Some("tags cannot be moved or deleted once pushed; push a new tag instead".into());
     }
     if cmd.is_delete() {
-        if cmd.name == default_ref {
+        if cmd.name == default_ref && protected {
             return Some("deleting the default branch is not allowed".into());
         }
         return None;
@@ -163,7 +186,7 @@ fn ref_policy(
     if cmd.branch().is_some() && kind != gix::object::Kind::Commit {
         return Some(format!("a branch must point to a commit, not a {kind}"));
     }
-    if cmd.name == default_ref && !cmd.is_create() {
+    if cmd.name == default_ref && !cmd.is_create() && protected {
         match view.merge_base(cmd.old, cmd.new) {
             Ok(Some(base)) if base.detach() == cmd.old => {}
             Ok(_) | Err(_) => {
@@ -242,6 +265,7 @@ fn validate_update(
     base: Option<ObjectId>,
     new: ObjectId,
     seen: &mut HashSet<(String, ObjectId)>,
+    max_file_bytes: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Problem>, String> {
     let new_tree = view
@@ -310,15 +334,12 @@ fn validate_update(
             continue;
         }
         let header = view.find_header(id).map_err(|e| e.to_string())?;
-        if header.size() > crate::skills::validate::MAX_FILE_BYTES as u64 {
+        // Checked from the object header, before the file is read.
+        if header.size() > max_file_bytes {
             problems.push(
                 Problem::new(
                     &path,
-                    format!(
-                        "file is {} bytes, more than the limit of {}",
-                        header.size(),
-                        crate::skills::validate::MAX_FILE_BYTES
-                    ),
+                    format!("file is {} bytes, more than the limit of {max_file_bytes}", header.size()),
                 )
                 .hint("split the skill into smaller ones, or move large content out of the repository"),
             );
