@@ -177,6 +177,25 @@ fn forwarding_sftp_and_ptys_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("remote port forwarding failed"), "{stderr}");
+    // X11 forwarding is refused and the session goes on to its command. (Agent
+    // forwarding is requested without a reply; it is refused, and skillsd never opens
+    // an agent channel anyway.)
+    let out = common::ssh_to(&key, server.port)
+        .args(["-X", "-A", "-o", "ForwardX11Trusted=yes", "-v", "whoami"])
+        .env("DISPLAY", ":0")
+        .env("SSH_AUTH_SOCK", "/nonexistent/agent.sock")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("user: alice\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("X11 forwarding request failed"), "{stderr}");
+    assert!(
+        stderr.contains("X11 forwarding request failed on channel"),
+        "{stderr}"
+    );
     // sftp subsystem.
     let out = ssh(&server, &key, &["-s", "sftp"]);
     assert!(!out.status.success());
