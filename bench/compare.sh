@@ -14,6 +14,8 @@ ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
 N=${N:-10000}
 export RUNS=${RUNS:-10}
 SK_PORT=${SK_PORT:-2290}
+# The latency chart needs Debian's matplotlib.
+/usr/bin/python3 -c "import matplotlib" 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null
 SK_ROOT=${SK_ROOT:-/tmp/skillsd-bench}
 
 (cd "$ROOT" && cargo build --release -q)
@@ -88,6 +90,19 @@ hfx stock-push-one-25519 "bash $ANCHOR/prep.sh modify-one $WORK/p1 $TARGET" "env
 hfx skillsd-push-one "bash $ANCHOR/prep.sh modify-one $WORK/p2 $TARGET" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
 hfx stock-push-100 "bash $ANCHOR/prep.sh add-100 $WORK/p1" "git -C $WORK/p1 push -q origin main"
 hfx skillsd-push-100 "bash $ANCHOR/prep.sh add-100 $WORK/p2" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
+# 1,000 new skills per run (indices far above anything else, distinct per run).
+cat > "$OUT/add-1000.sh" <<PREP
+#!/usr/bin/env bash
+set -euo pipefail
+clone=\$1
+c=\$(( \$(cat "\$clone/.git/add1000-counter" 2>/dev/null || echo 0) + 1 ))
+echo "\$c" > "\$clone/.git/add1000-counter"
+python3 "$ANCHOR/gen_skills.py" gen --out "\$clone" --n 1000 --start \$(( 5000000 + c * 1000 )) --seed 42
+git -C "\$clone" add skills
+git -C "\$clone" commit -q -m "bench: add 1000 skills (\$c)"
+PREP
+hfx stock-push-1000 "bash $OUT/add-1000.sh $WORK/p1" "git -C $WORK/p1 push -q origin main"
+hfx skillsd-push-1000 "bash $OUT/add-1000.sh $WORK/p2" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
 
 # The cache must equal the tree after all that.
 SK_DB="postgres://postgres@localhost/skillsd?host=$SK_DATA/postgres/sock"
@@ -106,10 +121,12 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
   echo "| git clone --no-checkout | $(med stock-clone-nc) | $(med stock-clone-nc-25519) | $(med skillsd-clone-nc) | $(ratio "$(med skillsd-clone-nc)" "$(med stock-clone-nc-25519)") |"
   echo "| push 1 modified skill (cache updated) | $(med stock-push-one) | $(med stock-push-one-25519) | $(med skillsd-push-one) | $(ratio "$(med skillsd-push-one)" "$(med stock-push-one-25519)") |"
   echo "| push 100 new skills | $(med stock-push-100) | – | $(med skillsd-push-100) | (vs default) $(ratio "$(med skillsd-push-100)" "$(med stock-push-100)") |"
+  echo "| push 1,000 new skills | $(med stock-push-1000) | – | $(med skillsd-push-1000) | (vs default) $(ratio "$(med skillsd-push-1000)" "$(med stock-push-1000)") |"
   echo "| import push of $N skills (1 run) | $STOCK_IMPORT_MS | – | $SK_IMPORT_MS | (vs default) $(ratio "$SK_IMPORT_MS" "$STOCK_IMPORT_MS") |"
   echo "| clone pack bytes | $STOCK_BYTES | – | $SK_BYTES | $(ratio "$SK_BYTES" "$STOCK_BYTES") |"
   echo
   echo "skillsd server RSS: idle after import $((SK_IDLE_KB / 1024)) MB; peak during the import push $((SK_IMPORT_PEAK_KB / 1024)) MB; peak during the ls-remote and clone runs $((SK_PEAK_KB / 1024)) MB."
 } | tee "$ROOT/bench/results-$N.md"
 
+/usr/bin/python3 "$ROOT/bench/chart.py" "$OUT/stock-push-one.json" "$OUT/stock-push-one-25519.json" "$OUT/skillsd-push-one.json" "$ROOT/bench/push-latency.png" || echo "chart skipped (python3-matplotlib missing?)" >&2
 kill "$SK_PID" 2>/dev/null || true
