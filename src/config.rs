@@ -71,7 +71,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "max_sessions_per_user",
         "SKILLSD_MAX_SESSIONS_PER_USER",
-        "... per user [20]",
+        "... per user [64]",
     ),
     (
         "max_auth_failures",

@@ -45,7 +45,7 @@ pub struct AppState {
 pub struct Limits {
     /// Commands (git or other) running at once, overall (`SKILLSD_MAX_SESSIONS`, 200).
     pub max_sessions: usize,
-    /// ... and per user (`SKILLSD_MAX_SESSIONS_PER_USER`, 20).
+    /// ... and per user (`SKILLSD_MAX_SESSIONS_PER_USER`, 64).
     pub max_sessions_per_user: usize,
     /// Refused keys from one address within `auth_window` before that address is
     /// refused outright (`SKILLSD_MAX_AUTH_FAILURES`, 20).
@@ -63,7 +63,7 @@ impl Limits {
         }
         Limits {
             max_sessions: num("SKILLSD_MAX_SESSIONS", 200),
-            max_sessions_per_user: num("SKILLSD_MAX_SESSIONS_PER_USER", 20),
+            max_sessions_per_user: num("SKILLSD_MAX_SESSIONS_PER_USER", 64),
             max_auth_failures: num("SKILLSD_MAX_AUTH_FAILURES", 20),
             auth_window: std::time::Duration::from_secs(num("SKILLSD_AUTH_WINDOW_SECS", 300)),
         }

@@ -13,7 +13,9 @@ const COMMITS: usize = 2;
 
 #[test]
 fn concurrent_pushes_lose_nothing() {
-    let server = Arc::new(Server::start());
+    let server = Arc::new(Server::start_tuned(false, |s| {
+        s.limits.max_sessions_per_user = 4 * CLIENTS
+    }));
     let key = Arc::new(server.add_user("crowd", "writer"));
     // Every client owns some skills; seed them in one push.
     let seeder = Git::new("/usr/local/bin/git", &key, &server);
@@ -39,20 +41,26 @@ fn concurrent_pushes_lose_nothing() {
             .unwrap()
     });
 
-    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
-    let handles: Vec<_> = (0..CLIENTS)
+    // Clone first (a failure here must not leave the others waiting at the barrier).
+    let clients: Vec<(Git, std::path::PathBuf)> = (0..CLIENTS)
         .map(|c| {
-            let server = server.clone();
-            let key = key.clone();
+            let bin = if c % 2 == 0 {
+                "/usr/bin/git"
+            } else {
+                "/usr/local/bin/git"
+            };
+            let git = Git::new(bin, &key, &server);
+            let dir = git.clone(&server.url("skills.git"), &["-q"]);
+            (git, dir)
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, (git, dir))| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let bin = if c % 2 == 0 {
-                    "/usr/bin/git"
-                } else {
-                    "/usr/local/bin/git"
-                };
-                let git = Git::new(bin, &key, &server);
-                let dir = git.clone(&server.url("skills.git"), &["-q"]);
                 barrier.wait();
                 let mut retries = 0;
                 for n in 1..=COMMITS {
@@ -163,7 +171,9 @@ fn concurrent_pushes_lose_nothing() {
 
 #[test]
 fn concurrent_pushes_to_different_branches() {
-    let server = Arc::new(Server::start());
+    let server = Arc::new(Server::start_tuned(false, |s| {
+        s.limits.max_sessions_per_user = 4 * CLIENTS
+    }));
     let key = Arc::new(server.add_user("crowd", "writer"));
     let rows_before: i64 = server.query(async {
         sqlx::query_scalar("SELECT count(*) FROM skills")
@@ -171,22 +181,27 @@ fn concurrent_pushes_to_different_branches() {
             .await
             .unwrap()
     });
-    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
-    let handles: Vec<_> = (0..CLIENTS)
+    let clients: Vec<(Git, std::path::PathBuf, String)> = (0..CLIENTS)
         .map(|c| {
-            let server = server.clone();
-            let key = key.clone();
+            let bin = if c % 2 == 0 {
+                "/usr/bin/git"
+            } else {
+                "/usr/local/bin/git"
+            };
+            let git = Git::new(bin, &key, &server);
+            let dir = git.clone(&server.url("skills.git"), &["-q"]);
+            let branch = format!("topic-{c}");
+            git.ok(&dir, &["checkout", "-q", "-b", &branch]);
+            (git, dir, branch)
+        })
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, (git, dir, branch))| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let bin = if c % 2 == 0 {
-                    "/usr/bin/git"
-                } else {
-                    "/usr/local/bin/git"
-                };
-                let git = Git::new(bin, &key, &server);
-                let dir = git.clone(&server.url("skills.git"), &["-q"]);
-                let branch = format!("topic-{c}");
-                git.ok(&dir, &["checkout", "-q", "-b", &branch]);
                 barrier.wait();
                 let mut tip = String::new();
                 for n in 1..=COMMITS {

@@ -55,6 +55,9 @@ fn explain(repo: &gix::Repository, cmd: &Command, e: &dyn std::error::Error) -> 
         text.push_str(&s.to_string());
         source = s.source();
     }
+    if text.to_lowercase().contains("lock") {
+        return "failed to lock the ref: another push is updating it; try again".into();
+    }
     format!("failed to update the ref: {text}")
 }
 
