@@ -147,3 +147,34 @@ fn sessions_have_a_time_limit() {
         &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
     );
 }
+
+#[test]
+fn idle_connections_that_never_run_a_command_are_closed() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db_name, db_url) = fresh_database(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = Key::generate("idle");
+    let server = ChildServer::start_with(
+        &data,
+        &db_url,
+        &["--admin-key", key.public.to_str().unwrap()],
+        &[("SKILLSD_IDLE_TIMEOUT_SECS", "1")],
+    );
+    // -N: authenticate, then run nothing at all.
+    let started = std::time::Instant::now();
+    let out = ssh_to(&key, server.port).arg("-N").output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the idle connection was closed"
+    );
+    drop(server);
+    run_sql_admin(
+        &rt,
+        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+    );
+}
