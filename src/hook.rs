@@ -83,8 +83,13 @@ pub fn quarantine_view(
         .map(|p| format!("{}\n", p.display()))
         .collect();
     std::fs::write(dir.path().join("info").join("alternates"), list)?;
-    let handle = gix::odb::at(dir.path(), gix::hash::Kind::Sha1)
-        .map_err(|e| HookError::Git(e.to_string()))?;
+    let handle = gix::odb::at_opts(
+        dir.path(),
+        gix::hash::Kind::Sha1,
+        [],
+        crate::repos::odb_options(),
+    )
+    .map_err(|e| HookError::Git(e.to_string()))?;
     let mut view = repo.clone();
     view.objects = handle.into();
     Ok((view, Some(dir)))

@@ -166,7 +166,7 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
 
     // Write the new pack into a private directory (removed at start if we crash),
     // index it, move it in.
-    let repo = gix::open(repo_path).map_err(GcError::git)?;
+    let repo = crate::repos::open_server_repo(repo_path).map_err(GcError::git)?;
     let work = crate::receive::quarantine::Quarantine::create(&repo).map_err(GcError::git)?;
     let tmp_pack = work.pack_dir().join("gc.pack.tmp");
     {
@@ -194,7 +194,15 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
         .collect();
     work.migrate().map_err(GcError::git)?;
 
-    // Only now delete what was replaced: index first, so no index outlives its pack.
+    // Only now delete what was replaced, and only while no git session is reading the
+    // repository (a session may have listed a pack it has not opened yet). Under
+    // constant traffic the old packs stay; they are harmless (their objects are in the
+    // new pack too) and the next gc removes them.
+    let Some(_exclusive) = exclusive_guard(repo_path, Duration::from_secs(10)) else {
+        tracing::info!(repo = %repo_path.display(), "sessions kept running; old packs stay until the next gc");
+        return Ok(outcome);
+    };
+    // Index first, so no index outlives its pack.
     for idx in &packs {
         if new_names.contains(idx.file_name().expect("a file")) {
             continue; // the consolidated pack came out identical to an old one
@@ -240,4 +248,54 @@ pub fn maybe_gc_in_background(repo_path: &Path) {
         Err(GcError::Busy) => {}
         Err(e) => tracing::warn!(repo = %path.display(), error = %e, "gc failed"),
     });
+}
+
+/// File whose flock marks git sessions reading a repository (shared) and gc deleting
+/// packs (exclusive). Works across processes (the server and `skillsd gc`).
+fn readers_lock_path(repo_path: &Path) -> PathBuf {
+    repo_path
+        .join("objects")
+        .join("pack")
+        .join("skillsd-sessions.flock")
+}
+
+/// Held by a git session for its whole duration: gc deletes no pack meanwhile.
+pub struct ReadGuard(#[allow(dead_code)] std::fs::File);
+
+fn flock(file: &std::fs::File, operation: libc::c_int) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
+}
+
+fn open_lock(repo_path: &Path) -> Option<std::fs::File> {
+    let path = readers_lock_path(repo_path);
+    let _ = std::fs::create_dir_all(path.parent()?);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()
+}
+
+/// Takes the shared lock (waits only while a gc is deleting packs, which is quick).
+pub fn read_guard(repo_path: &Path) -> Option<ReadGuard> {
+    let file = open_lock(repo_path)?;
+    flock(&file, libc::LOCK_SH).then_some(ReadGuard(file))
+}
+
+/// Takes the exclusive lock, trying for up to `wait`.
+fn exclusive_guard(repo_path: &Path, wait: Duration) -> Option<std::fs::File> {
+    let file = open_lock(repo_path)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            return Some(file);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

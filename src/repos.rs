@@ -45,6 +45,27 @@ pub const TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Index slots of a repository's object store. gix sizes them from the packs on disk
+/// at open time by default, and a long session then fails ("too few index slots") when
+/// concurrent pushes add packs; a server should give a fixed, generous number.
+pub const ODB_SLOTS: u16 = 4096;
+
+/// Opens a repository the way the server uses it: isolated from the machine's git
+/// configuration, with [`ODB_SLOTS`] index slots.
+pub fn open_server_repo(path: &Path) -> Result<gix::Repository, RepoError> {
+    let opts = gix::open::Options::isolated()
+        .object_store_slots(gix::odb::store::init::Slots::Given(ODB_SLOTS));
+    gix::open_opts(path, opts).map_err(RepoError::git)
+}
+
+/// Object store options for views over a quarantine (same slots).
+pub fn odb_options() -> gix::odb::store::init::Options {
+    gix::odb::store::init::Options {
+        slots: gix::odb::store::init::Slots::Given(ODB_SLOTS),
+        ..Default::default()
+    }
+}
+
 /// Where repositories live: `<data-dir>/repos/<name>.git`.
 #[derive(Debug, Clone)]
 pub struct RepoStore {
@@ -91,7 +112,7 @@ impl RepoStore {
         if !path.join("HEAD").is_file() {
             return Err(RepoError::NotFound);
         }
-        let repo = gix::open(&path).map_err(|_| RepoError::NotFound)?;
+        let repo = open_server_repo(&path).map_err(|_| RepoError::NotFound)?;
         Ok((name, repo))
     }
 

@@ -563,6 +563,8 @@ async fn run_exec(
                     if !pushing {
                         crate::metrics::METRICS.fetch();
                     }
+                    // No pack is deleted by a gc while this session reads the repository.
+                    let reading = crate::maintenance::read_guard(repo.path());
                     let writer = write_half.make_writer();
                     let rt = tokio::runtime::Handle::current();
                     let pool = state.pool.clone();
@@ -595,6 +597,7 @@ async fn run_exec(
                         };
                         let flushed = output.flush();
                         drop(output);
+                        drop(reading);
                         crate::maintenance::release_memory();
                         result.and(flushed.map_err(Into::into))
                     });
@@ -625,8 +628,26 @@ async fn run_exec(
                     };
                     match result {
                         Ok(Ok(())) => 0,
+                        Ok(Err(
+                            e @ (crate::protocol::ProtocolError::Protocol(_)
+                            | crate::protocol::ProtocolError::Io(_)),
+                        )) => {
+                            // The client was told (an ERR line) or is gone.
+                            tracing::info!(user = %user.name, error = %e, "git session ended early");
+                            128
+                        }
                         Ok(Err(e)) => {
-                            tracing::info!(user = %user.name, error = %e, "git session failed");
+                            // The details may name server paths: they go to the log, the
+                            // client gets an incident id to quote.
+                            let incident = uuid::Uuid::new_v4().simple().to_string();
+                            tracing::error!(user = %user.name, error = %e, %incident, "git session failed");
+                            let _ = write_half
+                                .extended_data_bytes(
+                                    1,
+                                    format!("ERROR: skillsd could not complete the request (incident {incident})\n")
+                                        .into_bytes(),
+                                )
+                                .await;
                             128
                         }
                         Err(e) => {
