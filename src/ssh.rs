@@ -155,18 +155,6 @@ impl AppState {
         }
         entry.0 += 1;
     }
-
-    /// Does the database answer (within 2 s)?
-    pub async fn database_reachable(&self) -> bool {
-        matches!(
-            tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                sqlx::query("SELECT 1").execute(&self.pool)
-            )
-            .await,
-            Ok(Ok(_))
-        )
-    }
 }
 
 /// The russh server: one [`SessionHandler`] per connection.
@@ -517,15 +505,27 @@ async fn run_exec(
                 Service::ReceivePack(p) => (p.clone(), true),
             };
             let opened = state.repos.open(&path);
-            // The role on this repository: a grant there replaces the global role.
-            let user = match &opened {
-                Ok((name, _)) => User {
-                    role: users::role_on(&state.pool, &user, name)
-                        .await
-                        .unwrap_or(user.role),
-                    ..user.clone()
-                },
-                Err(_) => user.clone(),
+            // One query answers two questions: the role on this repository (a grant
+            // there replaces the global role) and whether the database answers at all.
+            let (user, database_up) = match &opened {
+                Ok((name, _)) => {
+                    let role = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        users::role_on(&state.pool, &user, name),
+                    )
+                    .await;
+                    match role {
+                        Ok(Ok(role)) => (
+                            User {
+                                role,
+                                ..user.clone()
+                            },
+                            true,
+                        ),
+                        _ => (user.clone(), false),
+                    }
+                }
+                Err(_) => (user.clone(), true),
             };
             match opened {
                 Err(RepoError::NotFound) | Err(_) => {
@@ -546,11 +546,7 @@ async fn run_exec(
                     crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
                     1
                 }
-                Ok(_)
-                    if pushing
-                        && !state.accept_when_db_down
-                        && !state.database_reachable().await =>
-                {
+                Ok(_) if pushing && !state.accept_when_db_down && !database_up => {
                     stderr_line(
                         "ERROR: the skills cache database is unavailable; nothing was written. Try again in a moment."
                             .to_string(),
