@@ -3,21 +3,13 @@
 
 mod common;
 
-use common::{fresh_database, run_sql_admin, ssh_to, ChildServer, Key};
+use common::{ssh_to, ChildEnv, Key};
 
 #[test]
 fn admin_key_and_json_logs() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db_name, db_url) = fresh_database(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+    let env = ChildEnv::new();
     let key = Key::generate("first-admin");
-    let mut server = ChildServer::start_with(
-        &data,
-        &db_url,
+    let mut server = env.start(
         &["--admin-key", key.public.to_str().unwrap()],
         &[("SKILLSD_LOG_FORMAT", "json")],
     );
@@ -30,7 +22,7 @@ fn admin_key_and_json_logs() {
     let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("user: admin\nrole: admin\n"));
     server.kill();
-    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let log = std::fs::read_to_string(env.data.with_extension("log")).unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
     for line in &lines {
@@ -42,23 +34,13 @@ fn admin_key_and_json_logs() {
         lines.iter().any(|l| l.contains("\"user\":\"admin\"")),
         "the exec span names the user"
     );
-    run_sql_admin(
-        &rt,
-        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
-    );
 }
 
 #[test]
 fn config_file_with_environment_taking_precedence() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db_name, db_url) = fresh_database(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+    let env = ChildEnv::new();
     let key = Key::generate("config-admin");
-    let config = tmp.path().join("skillsd.toml");
+    let config = env.tmp.path().join("skillsd.toml");
     std::fs::write(
         &config,
         format!(
@@ -68,16 +50,14 @@ fn config_file_with_environment_taking_precedence() {
     )
     .unwrap();
     // The environment wins over the file: text logs, not JSON.
-    let mut server = ChildServer::start_with(
-        &data,
-        &db_url,
+    let mut server = env.start(
         &["--config", config.to_str().unwrap()],
         &[("SKILLSD_LOG_FORMAT", "text")],
     );
     let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("user: admin\nrole: admin\n"));
     server.kill();
-    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    let log = std::fs::read_to_string(env.data.with_extension("log")).unwrap();
     assert!(log.lines().any(|l| l.contains("INFO")), "{log}");
     assert!(!log.lines().any(|l| l.starts_with('{')), "{log}");
 
@@ -100,25 +80,13 @@ fn config_file_with_environment_taking_precedence() {
         help.contains("max_pack_bytes") && help.contains("SKILLSD_MAX_PACK_BYTES"),
         "{help}"
     );
-    run_sql_admin(
-        &rt,
-        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
-    );
 }
 
 #[test]
 fn sessions_have_a_time_limit() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db_name, db_url) = fresh_database(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+    let env = ChildEnv::new();
     let key = Key::generate("slow");
-    let server = ChildServer::start_with(
-        &data,
-        &db_url,
+    let server = env.start(
         &["--admin-key", key.public.to_str().unwrap()],
         &[("SKILLSD_SESSION_TIMEOUT_SECS", "1")],
     );
@@ -141,26 +109,13 @@ fn sessions_have_a_time_limit() {
     );
     assert_eq!(status.code(), Some(1));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    drop(server);
-    run_sql_admin(
-        &rt,
-        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
-    );
 }
 
 #[test]
 fn idle_connections_that_never_run_a_command_are_closed() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db_name, db_url) = fresh_database(&rt);
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+    let env = ChildEnv::new();
     let key = Key::generate("idle");
-    let server = ChildServer::start_with(
-        &data,
-        &db_url,
+    let server = env.start(
         &["--admin-key", key.public.to_str().unwrap()],
         &[("SKILLSD_IDLE_TIMEOUT_SECS", "1")],
     );
@@ -171,10 +126,5 @@ fn idle_connections_that_never_run_a_command_are_closed() {
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),
         "the idle connection was closed"
-    );
-    drop(server);
-    run_sql_admin(
-        &rt,
-        &format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
     );
 }

@@ -610,22 +610,18 @@ pub fn stdout_of(mut c: Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A skillsd child process with a fresh database, a registered writer key and a clone
-/// of `skills` in `home/work`.
-pub struct ChildFixture {
+/// A fresh database and data directory for skillsd child processes; the database is
+/// dropped at the end.
+pub struct ChildEnv {
     pub rt: tokio::runtime::Runtime,
     pub db_name: String,
     pub db_url: String,
     pub tmp: TempDir,
     pub data: PathBuf,
-    pub home: PathBuf,
-    pub work: PathBuf,
-    pub key: Key,
-    pub server: ChildServer,
 }
 
-impl ChildFixture {
-    pub fn start(user: &str) -> ChildFixture {
+impl ChildEnv {
+    pub fn new() -> ChildEnv {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -633,7 +629,52 @@ impl ChildFixture {
         let (db_name, db_url) = fresh_database(&rt);
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        let server = ChildServer::start(&data, &db_url);
+        ChildEnv {
+            rt,
+            db_name,
+            db_url,
+            tmp,
+            data,
+        }
+    }
+
+    /// `skillsd serve` on this database and data dir, with extra arguments and
+    /// environment.
+    pub fn start(&self, args: &[&str], env: &[(&str, &str)]) -> ChildServer {
+        ChildServer::start_with(&self.data, &self.db_url, args, env)
+    }
+}
+
+impl Drop for ChildEnv {
+    fn drop(&mut self) {
+        run_sql_admin(
+            &self.rt,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+        );
+    }
+}
+
+/// A skillsd child process with a fresh database, a registered writer key and a clone
+/// of `skills` in `home/work`.
+pub struct ChildFixture {
+    pub env: ChildEnv,
+    pub home: PathBuf,
+    pub work: PathBuf,
+    pub key: Key,
+    pub server: ChildServer,
+}
+
+impl std::ops::Deref for ChildFixture {
+    type Target = ChildEnv;
+    fn deref(&self) -> &ChildEnv {
+        &self.env
+    }
+}
+
+impl ChildFixture {
+    pub fn start(user: &str) -> ChildFixture {
+        let env = ChildEnv::new();
+        let server = env.start(&[], &[]);
         let key = Key::generate(user);
         let mut add = Command::new(SKILLSD);
         add.args([
@@ -645,11 +686,11 @@ impl ChildFixture {
             "--key",
             key.public.to_str().unwrap(),
         ])
-        .env("DATABASE_URL", &db_url)
+        .env("DATABASE_URL", &env.db_url)
         .arg("--data-dir")
-        .arg(&data);
+        .arg(&env.data);
         stdout_of(add);
-        let home = tmp.path().join("home");
+        let home = env.tmp.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let work = home.join("work");
         let mut clone = git_at(&key, server.port, &home, &home);
@@ -658,11 +699,7 @@ impl ChildFixture {
             .arg(&work);
         stdout_of(clone);
         ChildFixture {
-            rt,
-            db_name,
-            db_url,
-            tmp,
-            data,
+            env,
             home,
             work,
             key,
@@ -687,10 +724,7 @@ impl ChildFixture {
 
 impl Drop for ChildFixture {
     fn drop(&mut self) {
+        // The server goes first; then `env` drops the database.
         self.server.kill();
-        run_sql_admin(
-            &self.rt,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
-        );
     }
 }
