@@ -594,7 +594,6 @@ async fn run_exec(
                         let flushed = output.flush();
                         drop(output);
                         drop(reading);
-                        crate::maintenance::release_memory();
                         result.and(flushed.map_err(Into::into))
                     });
                     // A session may not run forever (a client trickling bytes): past the
@@ -659,6 +658,8 @@ async fn run_exec(
     let _ = write_half.exit_status(code).await;
     let _ = write_half.eof().await;
     let _ = write_half.close().await;
+    // Hand freed memory back once the client has its answer, off its critical path.
+    tokio::task::spawn_blocking(crate::maintenance::release_memory);
 }
 
 /// Counts the bytes of a git session for the metrics.
