@@ -1,37 +1,80 @@
 //! `skillsd check [PATH]`: validates the skills in a working tree with exactly the
-//! rules and messages the server uses.
+//! rules and messages the server uses — the rules are read from the working tree's
+//! own `skillsd.toml` and schema, as the server reads them from the pushed commit.
 
-use crate::skills::{is_skill_path, render_problems, summary_line, validate_skill, Problem};
-use std::path::Path;
+use crate::skills::rules::{DirSource, Rules};
+use crate::skills::{render_problems, summary_line, tree, Problem};
+use std::path::{Path, PathBuf};
 
-/// Validates every skill under `root/skills/`. Returns the number of skills checked and
-/// every problem found.
-pub fn check_tree(root: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
+/// Validates every skill at or under `path` (a file or a folder of a working tree; the
+/// tree's root is the nearest folder up from it with a `skillsd.toml` or a `.git`).
+/// Returns the number of skills checked and every problem found.
+pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
+    let target = path.canonicalize()?;
+    let root = find_root(&target);
+    let scope = target
+        .strip_prefix(&root)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default();
+    let rules = match Rules::load(&DirSource { root: &root }) {
+        Ok(rules) => rules,
+        Err(problems) => return Ok((0, problems)),
+    };
     let mut files = Vec::new();
-    let skills = root.join("skills");
-    if skills.is_dir() {
-        walk(root, &skills, &mut files)?;
+    for dir in rules.roots() {
+        let dir = root.join(dir.trim_end_matches('/'));
+        if dir.is_dir() {
+            walk(&root, &dir, &mut files)?;
+        }
     }
     files.sort();
+    let in_scope =
+        |rel: &str| scope.is_empty() || rel == scope || rel.starts_with(&format!("{scope}/"));
     let mut problems = Vec::new();
     let mut count = 0;
+    let mut listed = Vec::new();
+    let mut checked = Vec::new();
     for rel in files {
-        let path = root.join(&rel);
-        let is_link = std::fs::symlink_metadata(&path)?.file_type().is_symlink();
+        let full = root.join(&rel);
+        let is_link = std::fs::symlink_metadata(&full)?.file_type().is_symlink();
+        listed.push(tree::File {
+            path: rel.clone(),
+            regular: !is_link,
+        });
+        if !in_scope(&rel) {
+            continue;
+        }
+        checked.push(rel.clone());
         problems.extend(crate::skills::validate::path_problems(&rel, is_link, false));
-        if !is_skill_path(&rel) {
+        if !rules.is_skill(&rel) {
             continue;
         }
         count += 1;
         if is_link {
             continue;
         }
-        let bytes = std::fs::read(&path)?;
-        if let Err(mut p) = validate_skill(&rel, &bytes) {
+        let bytes = std::fs::read(&full)?;
+        if let Err(mut p) = rules.validate(&rel, &bytes) {
             problems.append(&mut p);
         }
     }
+    problems.extend(tree::problems(&rules, &listed, &checked));
     Ok((count, problems))
+}
+
+/// The working tree's root: the nearest folder at or above `path` with a
+/// `skillsd.toml` or a `.git`; else `path` itself (or its folder, for a file).
+fn find_root(path: &Path) -> PathBuf {
+    let start = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    start
+        .ancestors()
+        .find(|d| d.join(crate::skills::rules::CONFIG_PATH).is_file() || d.join(".git").exists())
+        .unwrap_or(start)
+        .to_path_buf()
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {

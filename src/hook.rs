@@ -162,6 +162,10 @@ pub fn pre_receive(
     let mut progress = |line: &str| eprint!("{line}");
     let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress);
     let mut text = String::new();
+    for note in &verdict.notes {
+        text.push_str(note);
+        text.push('\n');
+    }
     if !verdict.problems.is_empty() {
         text.push_str(&crate::skills::render_problems(&verdict.problems));
         text.push_str(&format!(

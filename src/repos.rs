@@ -32,6 +32,18 @@ pub const TEMPLATE: &[(&str, &str)] = &[
     ("README.md", include_str!("../skills-template/README.md")),
     ("RULES.md", include_str!("../skills-template/RULES.md")),
     (
+        "skillsd.toml",
+        include_str!("../skills-template/skillsd.toml"),
+    ),
+    (
+        "rules/flat.schema.json",
+        include_str!("../skills-template/rules/flat.schema.json"),
+    ),
+    (
+        "rules/agent-skills.schema.json",
+        include_str!("../skills-template/rules/agent-skills.schema.json"),
+    ),
+    (
         "skills/README.md",
         include_str!("../skills-template/skills/README.md"),
     ),

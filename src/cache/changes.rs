@@ -1,9 +1,12 @@
 //! What changed between two commits, as operations on skills.
 
 use super::{CacheError, Result};
-use crate::skills::{is_skill_path, validate_skill, Skill};
+use crate::skills::rules::{self, Rules, TreeSource, CONFIG_PATH};
+use crate::skills::Skill;
 use gix::object::tree::diff::ChangeDetached;
 use gix::ObjectId;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One operation on the cache.
 #[derive(Debug, Clone)]
@@ -25,8 +28,10 @@ pub enum Op {
     },
 }
 
-/// The skill operations that turn the tree of `from` (or nothing) into the tree of `to`.
-/// Renames are detected (exact and similar content), so a moved skill keeps its id.
+/// The skill operations that turn the tree of `from` (or nothing) into the tree of `to`,
+/// under the rules of `to`. Renames are detected (exact and similar content), so a moved
+/// skill keeps its id. When the rules differ between the two trees, every skill of `to`
+/// is read again (the layout, the roots or the derived fields may have changed).
 pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<Op>> {
     let new_tree = repo
         .find_commit(to)
@@ -41,6 +46,49 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             .map_err(CacheError::git)?,
         None => repo.empty_tree(),
     };
+    let rules = match Rules::load(&TreeSource {
+        tree: new_tree.clone(),
+    }) {
+        Ok(rules) => rules,
+        Err(problems) => {
+            return Ok(vec![Op::Invalid {
+                path: CONFIG_PATH.to_string(),
+                error: crate::skills::render_problems(&problems),
+            }])
+        }
+    };
+    if from.is_some() {
+        let old_rules = Rules::load(&TreeSource {
+            tree: old_tree.clone(),
+        })
+        .ok();
+        let same = old_rules.as_ref().is_some_and(|old| {
+            rules::fingerprint(&old_tree, old) == rules::fingerprint(&new_tree, &rules)
+        });
+        if !same {
+            let old_files = match &old_rules {
+                Some(old) => files_of(&old_tree, old)?,
+                None => HashMap::new(),
+            };
+            let new_files = files_of(&new_tree, &rules)?;
+            let mut ops = Vec::new();
+            for (path, blob) in &new_files {
+                let make = if old_files.contains_key(path) {
+                    Op::Update
+                } else {
+                    Op::Create
+                };
+                ops.push(load(repo, &rules, path, *blob, make));
+            }
+            for path in old_files.keys() {
+                if !new_files.contains_key(path) {
+                    ops.push(Op::Delete { path: path.clone() });
+                }
+            }
+            return Ok(ops);
+        }
+    }
+    let is_skill_path = |p: &str| rules.is_skill(p);
     let mut opts =
         gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites::default()));
     opts.track_path();
@@ -58,7 +106,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             } if entry_mode.is_blob() => {
                 let path = location.to_string();
                 if is_skill_path(&path) {
-                    ops.push(load(repo, &path, id, Op::Create));
+                    ops.push(load(repo, &rules, &path, id, Op::Create));
                 }
             }
             ChangeDetached::Modification {
@@ -69,7 +117,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             } if entry_mode.is_blob() => {
                 let path = location.to_string();
                 if is_skill_path(&path) {
-                    ops.push(load(repo, &path, id, Op::Update));
+                    ops.push(load(repo, &rules, &path, id, Op::Update));
                 }
             }
             ChangeDetached::Deletion {
@@ -93,12 +141,12 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
                 let from = source_location.to_string();
                 let path = location.to_string();
                 match (is_skill_path(&from) && !copy, is_skill_path(&path)) {
-                    (true, true) => ops.push(match load(repo, &path, id, Op::Create) {
+                    (true, true) => ops.push(match load(repo, &rules, &path, id, Op::Create) {
                         Op::Create(skill, blob) => Op::Rename { from, skill, blob },
                         other => other,
                     }),
                     (true, false) => ops.push(Op::Delete { path: from }),
-                    (false, true) => ops.push(load(repo, &path, id, Op::Create)),
+                    (false, true) => ops.push(load(repo, &rules, &path, id, Op::Create)),
                     (false, false) => {}
                 }
             }
@@ -111,6 +159,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
 /// Reads and validates one skill file, turning it into an operation with `make`.
 pub(crate) fn load(
     repo: &gix::Repository,
+    rules: &Rules,
     path: &str,
     blob: ObjectId,
     make: fn(Skill, ObjectId) -> Op,
@@ -124,7 +173,7 @@ pub(crate) fn load(
             }
         }
     };
-    match validate_skill(path, &data) {
+    match rules.validate(path, &data) {
         Ok(skill) => make(skill, blob),
         Err(problems) => Op::Invalid {
             path: path.to_string(),
@@ -133,16 +182,24 @@ pub(crate) fn load(
     }
 }
 
-/// Every skill file in the tree of `commit`: path → blob id.
+/// The rules of `commit` and every skill file in its tree: path → blob id.
 pub fn skill_files(
     repo: &gix::Repository,
     commit: ObjectId,
-) -> Result<std::collections::HashMap<String, ObjectId>> {
+) -> Result<(Arc<Rules>, HashMap<String, ObjectId>)> {
     let tree = repo
         .find_commit(commit)
         .map_err(CacheError::git)?
         .tree()
         .map_err(CacheError::git)?;
+    let rules = Rules::load(&TreeSource { tree: tree.clone() })
+        .map_err(|p| CacheError::git(rules::RulesError::Invalid(p)))?;
+    let files = files_of(&tree, &rules)?;
+    Ok((rules, files))
+}
+
+/// Every regular skill file of `tree` under `rules`.
+fn files_of(tree: &gix::Tree<'_>, rules: &Rules) -> Result<HashMap<String, ObjectId>> {
     let mut recorder = gix::traverse::tree::Recorder::default();
     tree.traverse()
         .breadthfirst(&mut recorder)
@@ -152,6 +209,6 @@ pub fn skill_files(
         .into_iter()
         .filter(|e| e.mode.is_blob())
         .map(|e| (e.filepath.to_string(), e.oid))
-        .filter(|(path, _)| is_skill_path(path))
+        .filter(|(path, _)| rules.is_skill(path))
         .collect())
 }

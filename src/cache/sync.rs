@@ -201,7 +201,7 @@ pub fn reconcile(
         return Ok(SyncOutcome::default());
     };
     let tip_hex = tip.to_string();
-    let files = changes::skill_files(repo, tip)?;
+    let (rules, files) = changes::skill_files(repo, tip)?;
     let rows: Vec<(String, String)> = rt.block_on(
         sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1")
             .bind(repo_name)
@@ -212,9 +212,9 @@ pub fn reconcile(
     let mut ops = Vec::new();
     for (path, blob) in &files {
         match cached.get(path) {
-            None => ops.push(changes::load(repo, path, *blob, Op::Create)),
+            None => ops.push(changes::load(repo, &rules, path, *blob, Op::Create)),
             Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
-                ops.push(changes::load(repo, path, *blob, Op::Update))
+                ops.push(changes::load(repo, &rules, path, *blob, Op::Update))
             }
             Some(_) => {}
         }

@@ -118,6 +118,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     }
 
     let mut problems = Vec::new();
+    let mut check_ms = 0;
     let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
         sb.message(&format!("error: the pack could not be read: {err}\n"))?;
         commands
@@ -130,8 +131,13 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             let _ = sb.progress(line);
             let _ = sb.flush();
         };
+        let checking = std::time::Instant::now();
         let verdict = pre_receive::check(&view, commands, &ctx.policy, &current, &mut progress);
+        check_ms = checking.elapsed().as_millis() as u64;
         problems = verdict.problems;
+        for note in &verdict.notes {
+            sb.message(&format!("{note}\n"))?;
+        }
         verdict.rejections
     };
 
@@ -229,6 +235,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .join(","),
         accepted,
         problems = record.errors.len(),
+        check_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
         "push"
     );

@@ -7,8 +7,9 @@
 //!   tip, and slug uniqueness across that tip.
 
 use super::commands::Command;
+use crate::skills::rules::{self, Layout, Rules, TreeSource};
 use crate::skills::validate::MAX_FILE_BYTES;
-use crate::skills::{is_skill_path, validate::slug_of, validate_skill, Problem};
+use crate::skills::{tree, Problem};
 use gix::ObjectId;
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +18,9 @@ use std::collections::{HashMap, HashSet};
 pub struct Verdict {
     pub rejections: Vec<Option<String>>,
     pub problems: Vec<Problem>,
+    /// What the pusher should know even when nothing is wrong (shown whatever the
+    /// client's `quiet` setting): e.g. that the rules changed and everything was checked.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -94,7 +98,7 @@ pub fn check(
         }
     }
     // Validation of the skills each branch update brings.
-    let mut seen: HashSet<(String, ObjectId)> = HashSet::new();
+    let mut tally = Tally::default();
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter()) {
         if rejection.is_some() || cmd.is_delete() || cmd.branch().is_none() {
             continue;
@@ -110,7 +114,7 @@ pub fn check(
             view,
             base,
             cmd.new,
-            &mut seen,
+            &mut tally,
             policy.max_file_bytes,
             progress,
         ) {
@@ -121,14 +125,17 @@ pub fn check(
             )),
         }
     }
-    if seen.len() > policy.max_files_per_push {
+    verdict.notes = std::mem::take(&mut tally.notes);
+    let limit = tally.rules_limit.map_or(policy.max_files_per_push, |l| {
+        l.min(policy.max_files_per_push)
+    });
+    if tally.changed.len() > limit {
         verdict.problems.push(
             Problem::new(
                 "(this push)",
                 format!(
-                    "adds or changes {} skill files, more than the limit of {}",
-                    seen.len(),
-                    policy.max_files_per_push
+                    "adds or changes {} skill files, more than the limit of {limit}",
+                    tally.changed.len(),
                 ),
             )
             .hint("split the change into several smaller pushes"),
@@ -259,12 +266,25 @@ fn check_tree(
     Ok(())
 }
 
-/// Validates the skills added, modified or renamed between `base` and `new`.
+/// What one push adds up to across its commands.
+#[derive(Default)]
+struct Tally {
+    /// Skill files already validated, by path and blob (two branches may share them).
+    validated: HashSet<(String, ObjectId)>,
+    /// Skill files the push adds or changes (the per-push limit counts these).
+    changed: HashSet<(String, ObjectId)>,
+    /// The lowest per-push file limit of the rules of the pushed tips.
+    rules_limit: Option<usize>,
+    notes: Vec<String>,
+}
+
+/// Validates the skills added, modified or renamed between `base` and `new` under the
+/// rules of `new`; every skill of `new` when the rules differ from `base`'s.
 fn validate_update(
     view: &gix::Repository,
     base: Option<ObjectId>,
     new: ObjectId,
-    seen: &mut HashSet<(String, ObjectId)>,
+    tally: &mut Tally,
     max_file_bytes: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Problem>, String> {
@@ -281,22 +301,51 @@ fn validate_update(
             .map_err(|e| e.to_string())?,
         None => view.empty_tree(),
     };
+    let rules = match Rules::load(&TreeSource {
+        tree: new_tree.clone(),
+    }) {
+        Ok(rules) => rules,
+        Err(problems) => return Ok(problems),
+    };
+    if let Some(limit) = rules.max_files_per_push {
+        tally.rules_limit = Some(tally.rules_limit.map_or(limit, |l| l.min(limit)));
+    }
+    let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
+    let rules_changed = base.is_some()
+        && match Rules::load(&TreeSource {
+            tree: old_tree.clone(),
+        }) {
+            Ok(old) => rules::fingerprint(&old_tree, &old) != rules::fingerprint(&new_tree, &rules),
+            Err(_) => true,
+        };
+
+    // Every file of the new tree under the roots (for the tree-wide checks, and for
+    // revalidating everything when the rules changed).
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    new_tree
+        .traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| e.to_string())?;
+    let entries: Vec<(String, gix::object::tree::EntryMode, ObjectId)> = recorder
+        .records
+        .into_iter()
+        .filter(|e| !e.mode.is_tree())
+        .map(|e| (e.filepath.to_string(), e.mode, e.oid))
+        .filter(|(path, _, _)| rules.governs(path))
+        .collect();
+
+    // (path, mode, blob, counts toward the per-push limit)
+    let mut candidates: Vec<(String, gix::object::tree::EntryMode, ObjectId, bool)> = Vec::new();
+    let mut deleted: Vec<String> = Vec::new();
+    let mut changed_paths: HashSet<String> = HashSet::new();
     let mut opts = gix::diff::Options::default().with_rewrites(None);
     opts.track_path();
     let changes = view
         .diff_tree_to_tree(&old_tree, &new_tree, opts)
         .map_err(|e| e.to_string())?;
-    // Like git's own "Resolving deltas: 45% (…)": only for pushes big enough to wait on.
-    let total = changes.len();
-    let mut meter = Meter::new("Checking skills", total, progress);
-    let mut problems = Vec::new();
-    let mut changed: Vec<String> = Vec::new();
-    let mut changed_any: Vec<String> = Vec::new();
-    let mut checked_paths: HashSet<String> = HashSet::new();
     for change in changes {
-        meter.tick();
         use gix::object::tree::diff::ChangeDetached as C;
-        let (mode, id, location) = match change {
+        match change {
             C::Addition {
                 entry_mode,
                 id,
@@ -308,29 +357,78 @@ fn validate_update(
                 id,
                 location,
                 ..
-            } => (entry_mode, id, location),
-            _ => continue,
-        };
-        let path = location.to_string();
-        if !path.starts_with(crate::skills::validate::SKILLS_DIR) {
+            } if !entry_mode.is_tree() => {
+                let path = location.to_string();
+                if rules.governs(&path) && changed_paths.insert(path.clone()) {
+                    candidates.push((path, entry_mode, id, true));
+                }
+            }
+            C::Deletion {
+                entry_mode,
+                location,
+                ..
+            } if !entry_mode.is_tree() => {
+                let path = location.to_string();
+                if rules.governs(&path) {
+                    deleted.push(path);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    if rules_changed {
+        let note = format!(
+            "The rules changed ({}): checking every skill.",
+            rules.describe()
+        );
+        if !tally.notes.contains(&note) {
+            tally.notes.push(note);
+        }
+        for (path, mode, id) in &entries {
+            if !changed_paths.contains(path) && rules.is_skill(path) {
+                candidates.push((path.clone(), *mode, *id, false));
+            }
+        }
+    }
+    // In the agent-skills layout, a change to any file of a skill's folder checks the
+    // skill again.
+    if rules.layout == Layout::AgentSkills {
+        let listed: HashSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
+        let owners: HashSet<String> = candidates
+            .iter()
+            .map(|c| &c.0)
+            .chain(deleted.iter())
+            .filter_map(|p| rules.skill_of(p))
+            .filter(|s| !listed.contains(s))
+            .collect();
+        for (path, mode, id) in &entries {
+            if owners.contains(path) {
+                candidates.push((path.clone(), *mode, *id, false));
+            }
+        }
+    }
+
+    // Like git's own "Resolving deltas: 45% (…)": only for pushes big enough to wait on.
+    let mut meter = Meter::new("Checking skills", candidates.len(), progress);
+    let mut checked: Vec<String> = Vec::new();
+    for (path, mode, id, counts) in candidates {
+        meter.tick();
+        if counts {
+            problems.extend(crate::skills::validate::path_problems(
+                &path,
+                mode.is_link(),
+                mode.is_commit(),
+            ));
+        }
+        checked.push(path.clone());
+        if !rules.is_skill(&path) || mode.is_link() || mode.is_commit() || !mode.is_blob() {
             continue;
         }
-        if mode.is_tree() {
-            continue; // folders are checked through the files in them
+        if counts {
+            tally.changed.insert((path.clone(), id));
         }
-        changed_any.push(path.clone());
-        if !checked_paths.insert(path.clone()) {
-            continue;
-        }
-        let path_issues =
-            crate::skills::validate::path_problems(&path, mode.is_link(), mode.is_commit());
-        let unusable = mode.is_link() || mode.is_commit();
-        problems.extend(path_issues);
-        if !is_skill_path(&path) {
-            continue;
-        }
-        changed.push(path.clone());
-        if !seen.insert((path.clone(), id)) || unusable || !mode.is_blob() {
+        if !tally.validated.insert((path.clone(), id)) {
             continue;
         }
         let header = view.find_header(id).map_err(|e| e.to_string())?;
@@ -346,90 +444,21 @@ fn validate_update(
             continue;
         }
         let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-        if let Err(mut p) = validate_skill(&path, &blob.data) {
+        if let Err(mut p) = rules.validate(&path, &blob.data) {
             problems.append(&mut p);
         }
     }
     meter.done();
-    if !changed_any.is_empty() {
-        problems.extend(tree_checks(&new_tree, &changed, &changed_any)?);
-    }
-    Ok(problems)
-}
-
-/// Checks that need the whole new tree, for the paths that changed: two skills with the
-/// same slug, and two paths that differ only in case (they collide on macOS and
-/// Windows checkouts).
-fn tree_checks(
-    tree: &gix::Tree<'_>,
-    changed: &[String],
-    changed_any: &[String],
-) -> Result<Vec<Problem>, String> {
-    let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(|e| e.to_string())?;
-    let mut by_slug: HashMap<String, Vec<String>> = HashMap::new();
-    let mut by_folded: HashMap<String, Vec<String>> = HashMap::new();
-    for entry in recorder.records {
-        let path = entry.filepath.to_string();
-        if !path.starts_with(crate::skills::validate::SKILLS_DIR) {
-            continue;
-        }
-        by_folded
-            .entry(path.to_lowercase())
-            .or_default()
-            .push(path.clone());
-        if entry.mode.is_blob() && is_skill_path(&path) {
-            by_slug
-                .entry(slug_of(&path).to_string())
-                .or_default()
-                .push(path);
-        }
-    }
-    let mut problems = Vec::new();
-    for path in changed_any {
-        // A changed file collides with another path, or one of its folders does.
-        let mut prefix = String::new();
-        for (i, part) in path.split('/').enumerate() {
-            if i > 0 {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            if let Some(paths) = by_folded.get(&prefix.to_lowercase()) {
-                if let Some(other) = paths.iter().find(|p| **p != prefix) {
-                    problems.push(
-                        Problem::new(path, format!("`{prefix}` and `{other}` differ only in upper and lower case"))
-                            .hint("they would overwrite each other on macOS and Windows: rename one of them"),
-                    );
-                    break;
-                }
-            }
-        }
-    }
-    for path in changed {
-        if let Some(paths) = by_slug.get(slug_of(path)) {
-            if paths.len() > 1 {
-                let others: Vec<&str> = paths
-                    .iter()
-                    .filter(|p| *p != path)
-                    .map(String::as_str)
-                    .collect();
-                problems.push(
-                    Problem::new(
-                        path,
-                        format!(
-                            "slug `{}` is already used by {}",
-                            slug_of(path),
-                            others.join(", ")
-                        ),
-                    )
-                    .at(1, None)
-                    .field("slug")
-                    .hint("slugs are unique across the repository: rename one of the files"),
-                );
-            }
-        }
+    checked.extend(deleted);
+    if !checked.is_empty() {
+        let files: Vec<tree::File> = entries
+            .into_iter()
+            .map(|(path, mode, _)| tree::File {
+                path,
+                regular: mode.is_blob(),
+            })
+            .collect();
+        problems.extend(tree::problems(&rules, &files, &checked));
     }
     Ok(problems)
 }

@@ -50,8 +50,8 @@ pub enum FrontmatterError {
     Missing,
     #[error("the frontmatter block opened on line 1 is never closed with a `---` line")]
     Unterminated,
-    #[error("the frontmatter block is larger than {MAX_FRONTMATTER_BYTES} bytes")]
-    TooLarge,
+    #[error("the frontmatter block is larger than {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("{message}")]
     Yaml {
         line: u32,
@@ -82,7 +82,7 @@ impl FrontmatterError {
 
 /// Splits `text` into (frontmatter YAML, body). The opening line must be exactly `---`;
 /// the block ends at the next line that is exactly `---` (or `...`).
-pub fn split(text: &str) -> Result<(&str, &str), FrontmatterError> {
+pub fn split(text: &str, max_bytes: usize) -> Result<(&str, &str), FrontmatterError> {
     let rest = text
         .strip_prefix("---\n")
         .or_else(|| text.strip_prefix("---\r\n"))
@@ -93,22 +93,28 @@ pub fn split(text: &str) -> Result<(&str, &str), FrontmatterError> {
         if trimmed == "---" || trimmed == "..." {
             let yaml = &rest[..offset];
             let body = &rest[offset + line.len()..];
-            if yaml.len() > MAX_FRONTMATTER_BYTES {
-                return Err(FrontmatterError::TooLarge);
+            if yaml.len() > max_bytes {
+                return Err(FrontmatterError::TooLarge { limit: max_bytes });
             }
             return Ok((yaml, body));
         }
         offset += line.len();
-        if offset > MAX_FRONTMATTER_BYTES {
-            return Err(FrontmatterError::TooLarge);
+        if offset > max_bytes {
+            return Err(FrontmatterError::TooLarge { limit: max_bytes });
         }
     }
     Err(FrontmatterError::Unterminated)
 }
 
-/// Parses a whole skill file.
+/// Parses a whole skill file with the built-in frontmatter limit.
 pub fn parse(text: &str) -> Result<Document<'_>, FrontmatterError> {
-    let (yaml, body) = split(text)?;
+    parse_limited(text, MAX_FRONTMATTER_BYTES)
+}
+
+/// Parses a whole skill file whose frontmatter may hold at most `max_bytes` (never more
+/// than the built-in [`MAX_FRONTMATTER_BYTES`], which bounds the YAML parser's budget).
+pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Document<'_>, FrontmatterError> {
+    let (yaml, body) = split(text, max_bytes.min(MAX_FRONTMATTER_BYTES))?;
     // The YAML starts on line 2 of the file.
     const LINE_OFFSET: u32 = 1;
     if yaml.trim().is_empty() {
@@ -218,7 +224,7 @@ mod tests {
 
     #[test]
     fn splits_frontmatter_and_body() {
-        let (yaml, body) = split("---\ntitle: x\n---\n# Body\n").unwrap();
+        let (yaml, body) = split("---\ntitle: x\n---\n# Body\n", MAX_FRONTMATTER_BYTES).unwrap();
         assert_eq!(yaml, "title: x\n");
         assert_eq!(body, "# Body\n");
     }

@@ -4,9 +4,14 @@
 //! This module is pure: it knows nothing of git, SSH or the database, so the server,
 //! `skillsd check` and the git hooks all share exactly the same rules and messages.
 
+mod agent;
 pub mod frontmatter;
 pub mod report;
+pub mod rules;
+mod schema;
+pub mod tree;
 pub mod validate;
 
 pub use report::{render_problems, summary_line};
+pub use rules::{Layout, Rules};
 pub use validate::{is_skill_path, validate_skill, Problem, Skill, Status};

@@ -2,6 +2,7 @@
 //! conversion of a valid file into the record the cache stores.
 
 use super::frontmatter::{self, Document, FrontmatterError};
+use super::rules::{Layout, Rules};
 use serde::Serialize;
 
 /// Upper bound on the size of one skill file.
@@ -123,7 +124,7 @@ pub fn is_valid_slug(slug: &str) -> bool {
 }
 
 /// A suggestion for a valid slug close to `s`.
-fn suggest_slug(s: &str) -> String {
+pub(crate) fn suggest_slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {
@@ -203,11 +204,25 @@ pub fn path_problems(path: &str, is_link: bool, is_submodule: bool) -> Vec<Probl
     problems
 }
 
-/// Checks one skill file. Returns the skill, or every problem found.
+/// Checks one skill file against the built-in rules (a repository without
+/// `skillsd.toml`). Returns the skill, or every problem found.
 pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
+    Rules::builtin().validate(path, bytes)
+}
+
+impl Rules {
+    /// Checks one skill file against these rules: the built-in checks (encoding, size,
+    /// frontmatter, the layout's own fields), then the repository's JSON Schema.
+    /// Returns the skill, or every problem found.
+    pub fn validate(&self, path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
+        validate_with(self, path, bytes)
+    }
+}
+
+fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
     let mut problems = Vec::new();
-    let slug = slug_of(path);
-    if !is_valid_slug(slug) {
+    let slug = rules.slug_of(path);
+    if rules.layout == Layout::Flat && !is_valid_slug(slug) {
         problems.push(
             Problem::new(path, format!("file name `{slug}.md` is not a valid slug"))
                 .at(1, None)
@@ -218,12 +233,13 @@ pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
                 )),
         );
     }
-    if bytes.len() > MAX_FILE_BYTES {
+    let max_file_bytes = rules.max_file_bytes.min(MAX_FILE_BYTES);
+    if bytes.len() > max_file_bytes {
         problems.push(
             Problem::new(
                 path,
                 format!(
-                    "file is {} bytes, more than the limit of {MAX_FILE_BYTES}",
+                    "file is {} bytes, more than the limit of {max_file_bytes}",
                     bytes.len()
                 ),
             )
@@ -259,7 +275,7 @@ pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
             return Err(problems);
         }
     };
-    let doc = match frontmatter::parse(text) {
+    let doc = match frontmatter::parse_limited(text, rules.max_frontmatter_bytes) {
         Ok(doc) => doc,
         Err(e) => {
             let hint = match &e {
@@ -267,7 +283,7 @@ pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
                     "start the file with a line `---`, then `title: ...`, then a closing `---` line"
                 }
                 FrontmatterError::Unterminated => "add a line `---` after the last frontmatter field",
-                FrontmatterError::TooLarge => "keep long text in the Markdown body, not the frontmatter",
+                FrontmatterError::TooLarge { .. } => "keep long text in the Markdown body, not the frontmatter",
                 FrontmatterError::Yaml { .. } => {
                     "fix the YAML syntax; quote values that contain ':' or start with a special character"
                 }
@@ -281,7 +297,23 @@ pub fn validate_skill(path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
             return Err(problems);
         }
     };
-    let skill = check_fields(path, slug, &doc, &mut problems);
+    let skill = match rules.layout {
+        Layout::Flat => check_fields(path, slug, &doc, &mut problems),
+        Layout::AgentSkills => super::agent::check_fields(path, slug, &doc, &mut problems),
+    };
+    let frontmatter = doc.to_json();
+    let reported: Vec<String> = problems.iter().filter_map(|p| p.field.clone()).collect();
+    problems.extend(super::schema::problems(
+        &rules.schema,
+        path,
+        &doc,
+        &frontmatter,
+        &|field| {
+            reported
+                .iter()
+                .any(|r| r == field || r.starts_with(&format!("{field}.")))
+        },
+    ));
     if problems.is_empty() {
         Ok(skill.expect("no problems means a skill was built"))
     } else {
@@ -436,7 +468,7 @@ fn check_fields(
     })
 }
 
-fn optional_string(
+pub(crate) fn optional_string(
     path: &str,
     doc: &Document<'_>,
     key: &str,
@@ -458,7 +490,7 @@ fn optional_string(
     }
 }
 
-fn describe(v: &serde_json::Value) -> &'static str {
+pub(crate) fn describe(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "nothing",
         serde_json::Value::Bool(_) => "a boolean",

@@ -1,0 +1,703 @@
+//! The rules of a skills repository, kept in the repository itself so that changing
+//! them is reviewed like any other change: `skillsd.toml` at the root (the layout,
+//! which folders hold skills, limits, which schema) and a JSON Schema (draft 2020-12)
+//! for the frontmatter. A repository without `skillsd.toml` gets the built-in rules:
+//! the flat layout under `skills/` with the built-in flat schema.
+//!
+//! The same [`Rules`] value is used by the server's pre-receive stage (read from the
+//! pushed commit), the cache (read from the commit being cached), the git hooks and
+//! `skillsd check` (read from the working tree), so every one of them applies exactly
+//! the same rules with exactly the same messages.
+
+use super::frontmatter::MAX_FRONTMATTER_BYTES;
+use super::validate::{Problem, MAX_FILE_BYTES};
+use serde::Deserialize;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Where the rules live, relative to the repository root.
+pub const CONFIG_PATH: &str = "skillsd.toml";
+
+/// The schemas the template ships, built in for repositories that name none.
+pub const FLAT_SCHEMA: &str = include_str!("../../skills-template/rules/flat.schema.json");
+pub const AGENT_SKILLS_SCHEMA: &str =
+    include_str!("../../skills-template/rules/agent-skills.schema.json");
+
+/// The Agent Skills file name inside a skill's folder.
+pub const SKILL_FILE: &str = "SKILL.md";
+
+/// How skill files are laid out under the roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `skills/**/<slug>.md`; the slug is the file name.
+    Flat,
+    /// `skills/<name>/SKILL.md`; the slug is the folder name, and every other file in
+    /// the folder belongs to the skill.
+    AgentSkills,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Flat => "flat",
+            Layout::AgentSkills => "agent-skills",
+        }
+    }
+}
+
+/// Reads the files the rules are made of, from a commit's tree or a working tree.
+pub trait RulesSource {
+    /// The content of the file at `path` (relative, `/`-separated), `None` if there
+    /// is none, or why it cannot be read (it is a folder, a link, too large…).
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// The largest rules file read (config or schema).
+const MAX_RULES_FILE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    layout: Option<Layout>,
+    roots: Option<Vec<String>>,
+    schema: Option<String>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_file_bytes: Option<i64>,
+    max_frontmatter_bytes: Option<i64>,
+    max_files_per_push: Option<i64>,
+}
+
+/// A compiled frontmatter schema.
+pub struct Schema {
+    pub(crate) validator: jsonschema::Validator,
+    pub(crate) document: serde_json::Value,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schema").finish_non_exhaustive()
+    }
+}
+
+/// The rules one tree is checked against.
+#[derive(Debug)]
+pub struct Rules {
+    pub layout: Layout,
+    /// Folders that hold skills, each ending in `/`.
+    roots: Vec<String>,
+    pub max_file_bytes: usize,
+    pub max_frontmatter_bytes: usize,
+    pub max_files_per_push: Option<usize>,
+    /// The schema file named by the config, if any (else the built-in one is used).
+    pub schema_path: Option<String>,
+    pub(crate) schema: Schema,
+}
+
+impl Rules {
+    /// The rules of a repository without `skillsd.toml`.
+    pub fn builtin() -> Arc<Rules> {
+        static BUILTIN: OnceLock<Arc<Rules>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Arc::new(Rules {
+                    layout: Layout::Flat,
+                    roots: vec!["skills/".to_string()],
+                    max_file_bytes: MAX_FILE_BYTES,
+                    max_frontmatter_bytes: MAX_FRONTMATTER_BYTES,
+                    max_files_per_push: None,
+                    schema_path: None,
+                    schema: builtin_schema(Layout::Flat),
+                })
+            })
+            .clone()
+    }
+
+    /// Loads the rules from `source`: `skillsd.toml` and the schema it names. Rules that
+    /// do not load are every problem found, located in the rules files.
+    pub fn load(source: &dyn RulesSource) -> Result<Arc<Rules>, Vec<Problem>> {
+        let config = match read_rules_file(source, CONFIG_PATH)? {
+            None => return Ok(Rules::builtin()),
+            Some(bytes) => bytes,
+        };
+        let schema_bytes = {
+            // Which schema file: parse the config once to learn it (cheap), so that the
+            // cache below is keyed by the contents of both files.
+            let parsed = parse_config(&config);
+            match parsed.as_ref().ok().and_then(|c| c.schema.clone()) {
+                Some(path) => {
+                    let path = normalize(&path);
+                    match read_rules_file(source, &path)? {
+                        Some(bytes) => Some((path, bytes)),
+                        None => {
+                            return Err(vec![Problem::new(
+                                CONFIG_PATH,
+                                format!("the schema file `{path}` does not exist"),
+                            )
+                            .field("schema")
+                            .hint(
+                                "commit the schema file, fix the path, or remove `schema` to use the built-in schema",
+                            )])
+                        }
+                    }
+                }
+                None => None,
+            }
+        };
+        let key = (config.clone(), schema_bytes.clone());
+        if let Some(rules) = cached(&key) {
+            return Ok(rules);
+        }
+        let rules = Arc::new(build(&config, schema_bytes)?);
+        remember(key, rules.clone());
+        Ok(rules)
+    }
+
+    /// Is `path` inside one of the folders that hold skills?
+    pub fn governs(&self, path: &str) -> bool {
+        self.root_of(path).is_some()
+    }
+
+    fn root_of(&self, path: &str) -> Option<&str> {
+        self.roots
+            .iter()
+            .find(|r| path.starts_with(r.as_str()) && path.len() > r.len())
+            .map(String::as_str)
+    }
+
+    /// The folders that hold skills, each ending in `/`.
+    pub fn roots(&self) -> &[String] {
+        &self.roots
+    }
+
+    /// Is `path` a skill file?
+    pub fn is_skill(&self, path: &str) -> bool {
+        let Some(root) = self.root_of(path) else {
+            return false;
+        };
+        let rest = &path[root.len()..];
+        match self.layout {
+            Layout::Flat => {
+                let name = rest.rsplit('/').next().unwrap_or(rest);
+                name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
+            }
+            Layout::AgentSkills => rest
+                .split_once('/')
+                .is_some_and(|(folder, file)| !folder.is_empty() && file == SKILL_FILE),
+        }
+    }
+
+    /// The slug of a skill file: its name without `.md` (flat), or its folder's name.
+    pub fn slug_of<'a>(&self, path: &'a str) -> &'a str {
+        match self.layout {
+            Layout::Flat => {
+                let name = path.rsplit('/').next().unwrap_or(path);
+                name.strip_suffix(".md").unwrap_or(name)
+            }
+            Layout::AgentSkills => {
+                let folder = path.rsplit('/').nth(1).unwrap_or(path);
+                folder
+            }
+        }
+    }
+
+    /// The skill file that `path` belongs to: itself for a skill file; in the
+    /// agent-skills layout, the `SKILL.md` of the skill folder any file is in.
+    pub fn skill_of(&self, path: &str) -> Option<String> {
+        let root = self.root_of(path)?;
+        match self.layout {
+            Layout::Flat => self.is_skill(path).then(|| path.to_string()),
+            Layout::AgentSkills => {
+                let rest = &path[root.len()..];
+                let (folder, _) = rest.split_once('/')?;
+                (!folder.is_empty()).then(|| format!("{root}{folder}/{SKILL_FILE}"))
+            }
+        }
+    }
+
+    /// Is `path` one of the files the rules are read from?
+    pub fn is_rules_file(&self, path: &str) -> bool {
+        path == CONFIG_PATH || self.schema_path.as_deref() == Some(path)
+    }
+
+    /// One line for people: `flat layout under skills/, schema rules/flat.schema.json`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} layout under {}, {}",
+            self.layout.as_str(),
+            self.roots.join(", "),
+            match &self.schema_path {
+                Some(p) => format!("schema {p}"),
+                None => "built-in schema".to_string(),
+            }
+        )
+    }
+}
+
+fn builtin_schema(layout: Layout) -> Schema {
+    let text = match layout {
+        Layout::Flat => FLAT_SCHEMA,
+        Layout::AgentSkills => AGENT_SKILLS_SCHEMA,
+    };
+    let document: serde_json::Value =
+        serde_json::from_str(text).expect("the built-in schemas are valid JSON");
+    let validator = compile(&document).expect("the built-in schemas compile");
+    Schema {
+        validator,
+        document,
+    }
+}
+
+fn compile(document: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(document)
+        .map_err(|e| {
+            let at = e.instance_path().as_str();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at `{at}`: {e}")
+            }
+        })
+}
+
+fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8>>, Vec<Problem>> {
+    match source.read(path) {
+        Ok(Some(bytes)) if bytes.len() > MAX_RULES_FILE_BYTES => Err(vec![Problem::new(
+            path,
+            format!(
+                "rules file is {} bytes, more than the limit of {MAX_RULES_FILE_BYTES}",
+                bytes.len()
+            ),
+        )
+        .hint("keep the rules small")]),
+        Ok(found) => Ok(found),
+        Err(why) => Err(vec![Problem::new(
+            path,
+            format!("cannot read the rules: {why}"),
+        )
+        .hint("the rules must be regular files in the repository")]),
+    }
+}
+
+fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        Problem::new(CONFIG_PATH, "file is not valid UTF-8").hint("save it with UTF-8 encoding")
+    })?;
+    toml::from_str::<ConfigFile>(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        let message = e.message().trim().to_string();
+        let hint = if message.contains("unknown field") {
+            "the keys are layout, roots, schema and [limits] max_file_bytes, max_frontmatter_bytes, max_files_per_push"
+        } else if message.contains("unknown variant") {
+            "layout is \"flat\" or \"agent-skills\""
+        } else {
+            "fix the TOML; see RULES.md for an example"
+        };
+        Problem::new(CONFIG_PATH, message)
+            .at(line, Some(column))
+            .hint(hint)
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    (line, column)
+}
+
+fn normalize(path: &str) -> String {
+    path.trim().trim_start_matches("./").to_string()
+}
+
+fn build(config: &[u8], schema: Option<(String, Vec<u8>)>) -> Result<Rules, Vec<Problem>> {
+    let parsed = parse_config(config).map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let layout = parsed.layout.unwrap_or(Layout::Flat);
+
+    let mut roots = Vec::new();
+    for raw in parsed.roots.unwrap_or_else(|| vec!["skills".to_string()]) {
+        let root = normalize(&raw).trim_end_matches('/').to_string();
+        let bad = root.is_empty()
+            || root.starts_with('/')
+            || root
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            || root.contains('\\');
+        if bad {
+            problems.push(
+                Problem::new(
+                    CONFIG_PATH,
+                    format!("`{raw}` is not a folder of the repository"),
+                )
+                .field("roots")
+                .hint("name folders relative to the repository root, e.g. roots = [\"skills\"]"),
+            );
+        } else {
+            roots.push(format!("{root}/"));
+        }
+    }
+    if roots.is_empty() && problems.is_empty() {
+        problems.push(
+            Problem::new(CONFIG_PATH, "no folder holds skills")
+                .field("roots")
+                .hint("name at least one folder, e.g. roots = [\"skills\"]"),
+        );
+    }
+    for a in &roots {
+        for b in &roots {
+            if a != b && b.starts_with(a.as_str()) {
+                problems.push(
+                    Problem::new(CONFIG_PATH, format!("`{b}` is inside `{a}`"))
+                        .field("roots")
+                        .hint("list folders that do not contain one another"),
+                );
+            }
+        }
+    }
+    roots.dedup();
+
+    let limit =
+        |value: Option<i64>, max: usize, name: &str, problems: &mut Vec<Problem>| match value {
+            None => max,
+            Some(v) if v >= 1 && v as u64 <= max as u64 => v as usize,
+            Some(v) => {
+                problems.push(
+                    Problem::new(CONFIG_PATH, format!("{v} is out of range"))
+                        .field(&format!("limits.{name}"))
+                        .hint(format!("use a number from 1 to {max}")),
+                );
+                max
+            }
+        };
+    let max_file_bytes = limit(
+        parsed.limits.max_file_bytes,
+        MAX_FILE_BYTES,
+        "max_file_bytes",
+        &mut problems,
+    );
+    let max_frontmatter_bytes = limit(
+        parsed.limits.max_frontmatter_bytes,
+        MAX_FRONTMATTER_BYTES,
+        "max_frontmatter_bytes",
+        &mut problems,
+    );
+    let max_files_per_push = parsed.limits.max_files_per_push.map(|v| {
+        limit(
+            Some(v),
+            usize::MAX >> 1,
+            "max_files_per_push",
+            &mut problems,
+        )
+    });
+
+    let (schema_path, schema) = match schema {
+        None => (None, Some(builtin_schema(layout))),
+        Some((path, bytes)) => {
+            let schema = load_schema(&path, &bytes, &mut problems);
+            (Some(path), schema)
+        }
+    };
+    match schema {
+        Some(schema) if problems.is_empty() => Ok(Rules {
+            layout,
+            roots,
+            max_file_bytes,
+            max_frontmatter_bytes,
+            max_files_per_push,
+            schema_path,
+            schema,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn load_schema(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<Schema> {
+    let document: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(
+                Problem::new(path, format!("the schema is not valid JSON: {e}"))
+                    .at(e.line().max(1) as u32, Some(e.column().max(1) as u32))
+                    .hint("fix the JSON syntax"),
+            );
+            return None;
+        }
+    };
+    if let Some(declared) = document.get("$schema") {
+        let ok = declared.as_str().is_some_and(|s| {
+            s.trim_end_matches('#') == "https://json-schema.org/draft/2020-12/schema"
+        });
+        if !ok {
+            problems.push(
+                Problem::new(path, format!("`$schema` is {declared}, not draft 2020-12"))
+                    .field("$schema")
+                    .hint("set \"$schema\": \"https://json-schema.org/draft/2020-12/schema\""),
+            );
+            return None;
+        }
+    }
+    if !document.is_object() && !document.is_boolean() {
+        problems.push(
+            Problem::new(path, "the schema must be a JSON object")
+                .hint("start from rules/flat.schema.json in the skills template"),
+        );
+        return None;
+    }
+    match compile(&document) {
+        Ok(validator) => Some(Schema {
+            validator,
+            document,
+        }),
+        Err(e) => {
+            problems.push(
+                Problem::new(path, format!("the schema is not a valid JSON Schema: {e}"))
+                    .hint("check it against draft 2020-12; remote `$ref`s are not fetched"),
+            );
+            None
+        }
+    }
+}
+
+type CacheKey = (Vec<u8>, Option<(String, Vec<u8>)>);
+type Compiled = Mutex<Vec<(CacheKey, Arc<Rules>)>>;
+
+/// Compiled rules by the contents of their files: a repository's rules change rarely,
+/// and every push and every cached commit needs them.
+fn cache() -> &'static Compiled {
+    static CACHE: OnceLock<Compiled> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn cached(key: &CacheKey) -> Option<Arc<Rules>> {
+    let cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    cache.iter().find(|(k, _)| k == key).map(|(_, r)| r.clone())
+}
+
+fn remember(key: CacheKey, rules: Arc<Rules>) {
+    const KEEP: usize = 16;
+    let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= KEEP {
+        cache.remove(0);
+    }
+    cache.push((key, rules));
+}
+
+/// Rules read from a commit's tree.
+pub struct TreeSource<'r> {
+    pub tree: gix::Tree<'r>,
+}
+
+impl RulesSource for TreeSource<'_> {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let entry = self
+            .tree
+            .lookup_entry(path.split('/').map(|c| c.as_bytes()))
+            .map_err(|e| e.to_string())?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        if !entry.mode().is_blob() {
+            return Err(format!("`{path}` is not a regular file"));
+        }
+        let object = entry.object().map_err(|e| e.to_string())?;
+        Ok(Some(object.detach().data))
+    }
+}
+
+/// Rules read from a folder on disk (a working tree).
+pub struct DirSource<'p> {
+    pub root: &'p std::path::Path,
+}
+
+impl RulesSource for DirSource<'_> {
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let full = self.root.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+            Ok(m) if !m.is_file() => Err(format!("`{path}` is not a regular file")),
+            Ok(_) => std::fs::read(&full).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Loads the rules of a commit.
+pub fn of_commit(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Arc<Rules>, RulesError> {
+    let tree = repo
+        .find_commit(commit)
+        .map_err(|e| RulesError::Git(e.to_string()))?
+        .tree()
+        .map_err(|e| RulesError::Git(e.to_string()))?;
+    Rules::load(&TreeSource { tree }).map_err(RulesError::Invalid)
+}
+
+/// Why a commit's rules could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read the commit: {0}")]
+    Git(String),
+    #[error("the repository's rules do not load:\n{}", super::render_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// The blob ids of the rules files in `tree` (config, and the schema the config of
+/// `rules` names), to tell whether two trees have the same rules.
+pub fn fingerprint(tree: &gix::Tree<'_>, rules: &Rules) -> Vec<Option<gix::ObjectId>> {
+    let id = |path: &str| {
+        tree.lookup_entry(path.split('/').map(|c| c.as_bytes()))
+            .ok()
+            .flatten()
+            .map(|e| e.object_id())
+    };
+    let mut out = vec![id(CONFIG_PATH)];
+    if let Some(p) = &rules.schema_path {
+        out.push(id(p));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Files(HashMap<&'static str, &'static str>);
+    impl RulesSource for Files {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.get(path).map(|s| s.as_bytes().to_vec()))
+        }
+    }
+    fn files(list: &[(&'static str, &'static str)]) -> Files {
+        Files(list.iter().copied().collect())
+    }
+
+    #[test]
+    fn no_config_means_builtin_rules() {
+        let rules = Rules::load(&files(&[])).unwrap();
+        assert_eq!(rules.layout, Layout::Flat);
+        assert!(rules.is_skill("skills/a/b.md"));
+        assert!(!rules.is_skill("skills/README.md"));
+        assert!(!rules.is_skill("docs/a.md"));
+        assert_eq!(rules.slug_of("skills/a/b.md"), "b");
+    }
+
+    #[test]
+    fn agent_skills_layout() {
+        let rules = Rules::load(&files(&[(CONFIG_PATH, "layout = \"agent-skills\"\n")])).unwrap();
+        assert_eq!(rules.layout, Layout::AgentSkills);
+        assert!(rules.is_skill("skills/pdf/SKILL.md"));
+        assert!(!rules.is_skill("skills/pdf/scripts/SKILL.md"));
+        assert!(!rules.is_skill("skills/SKILL.md"));
+        assert!(!rules.is_skill("skills/pdf/skill.md"));
+        assert_eq!(rules.slug_of("skills/pdf/SKILL.md"), "pdf");
+        assert_eq!(
+            rules.skill_of("skills/pdf/scripts/run.py").as_deref(),
+            Some("skills/pdf/SKILL.md")
+        );
+        assert_eq!(rules.skill_of("skills/README.md"), None);
+        assert!(rules.schema.document["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("name")));
+    }
+
+    #[test]
+    fn roots_and_limits() {
+        let rules = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "roots = [\"docs/skills/\", \"./more\"]\n[limits]\nmax_file_bytes = 1000\nmax_files_per_push = 5\n",
+        )]))
+        .unwrap();
+        assert!(rules.is_skill("docs/skills/x.md"));
+        assert!(rules.is_skill("more/x.md"));
+        assert!(!rules.is_skill("skills/x.md"));
+        assert_eq!(rules.max_file_bytes, 1000);
+        assert_eq!(rules.max_files_per_push, Some(5));
+    }
+
+    #[test]
+    fn bad_config_is_located() {
+        let p =
+            Rules::load(&files(&[(CONFIG_PATH, "layout = \"flat\"\nlayuot = 1\n")])).unwrap_err();
+        assert_eq!(p[0].path, CONFIG_PATH);
+        assert_eq!(p[0].line, Some(2));
+        assert!(p[0].message.contains("unknown field"), "{p:?}");
+
+        let p = Rules::load(&files(&[(CONFIG_PATH, "layout = \"tree\"\n")])).unwrap_err();
+        assert!(p[0].hint.as_deref().unwrap().contains("agent-skills"));
+
+        let p = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "roots = [\"../x\", \"a\", \"a/b\"]\n[limits]\nmax_file_bytes = 99999999\n",
+        )]))
+        .unwrap_err();
+        let messages: Vec<_> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "`../x` is not a folder of the repository",
+                "`a/b/` is inside `a/`",
+                "99999999 is out of range"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_schema_is_refused() {
+        let config = "schema = \"rules/s.json\"\n";
+        let p = Rules::load(&files(&[(CONFIG_PATH, config)])).unwrap_err();
+        assert!(p[0].message.contains("does not exist"));
+
+        let p = Rules::load(&files(&[
+            (CONFIG_PATH, config),
+            ("rules/s.json", "{\n  \"type\": }"),
+        ]))
+        .unwrap_err();
+        assert_eq!(p[0].path, "rules/s.json");
+        assert_eq!(p[0].line, Some(2));
+
+        let p = Rules::load(&files(&[
+            (CONFIG_PATH, config),
+            ("rules/s.json", "{\"type\": \"strnig\"}"),
+        ]))
+        .unwrap_err();
+        assert!(p[0].message.contains("not a valid JSON Schema"), "{p:?}");
+
+        let p = Rules::load(&files(&[
+            (CONFIG_PATH, config),
+            (
+                "rules/s.json",
+                "{\"$schema\": \"http://json-schema.org/draft-07/schema#\"}",
+            ),
+        ]))
+        .unwrap_err();
+        assert!(p[0].message.contains("not draft 2020-12"), "{p:?}");
+
+        let p = Rules::load(&files(&[
+            (CONFIG_PATH, config),
+            ("rules/s.json", "{\"$ref\": \"https://example.com/x.json\"}"),
+        ]))
+        .unwrap_err();
+        assert!(p[0].message.contains("not a valid JSON Schema"), "{p:?}");
+    }
+
+    #[test]
+    fn compiled_rules_are_reused() {
+        let f = files(&[(CONFIG_PATH, "layout = \"flat\"\n# reuse\n")]);
+        let a = Rules::load(&f).unwrap();
+        let b = Rules::load(&f).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}
