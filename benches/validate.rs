@@ -76,11 +76,10 @@ fn flat_skill(rng: &mut Rng, i: usize) -> (String, String) {
     let title = format!("{} the {b}", &(a[..1].to_uppercase() + &a[1..]));
     let slug = format!("{a}-{b}-{i:05}");
     let category = CATEGORIES[rng.below(CATEGORIES.len())];
+    let tag = rng.word();
     let text = format!(
-        "---\ntitle: \"{title}\"\nslug: {slug}\ncategory: {category}\nowner: team-{}\nstatus: PUBLISHED\ntags: [{}, {}]\n---\n{}",
+        "---\ntitle: \"{title}\"\nslug: {slug}\ncategory: {category}\nowner: team-{}\nstatus: PUBLISHED\ntags: [{category}, {tag}]\n---\n{}",
         rng.below(20),
-        rng.word(),
-        rng.word(),
         body(rng, &title)
     );
     (format!("skills/{category}/{slug}.md"), text)
@@ -145,7 +144,7 @@ fn measure(
     old: &str,
     new: &str,
     runs: usize,
-) -> (Duration, Duration, usize) {
+) -> (Duration, Duration, Vec<skillsd::skills::Problem>) {
     let old = gix::ObjectId::from_hex(old.as_bytes()).unwrap();
     let new = gix::ObjectId::from_hex(new.as_bytes()).unwrap();
     let commands = vec![Command {
@@ -158,27 +157,29 @@ fn measure(
     let mut policy = Policy::from_env("main");
     policy.max_files_per_push = usize::MAX;
     let mut times = Vec::new();
-    let mut problems = 0;
+    let mut problems = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
         let verdict = check(repo, &commands, &policy, &current, &mut |_| {});
         times.push(started.elapsed());
-        problems = verdict.problems.len();
+        problems = verdict.problems;
     }
     times.sort();
     (times[times.len() / 2], times[0], problems)
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
-    let skills: usize = std::env::var("SKILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary
+    // without it, and then a small smoke run checks that the benchmark still works.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let skills = if bench { var("SKILLS", 10_000) } else { 200 };
+    let runs = if bench { var("RUNS", 5) } else { 1 };
     let template: Vec<(String, String)> = skillsd::repos::TEMPLATE
         .iter()
         .map(|(p, t)| (p.to_string(), t.to_string()))
@@ -243,7 +244,11 @@ fn main() {
         ("agent-skills: N new skills", &arepo, &aids[0], &aids[1]),
     ] {
         let (median, fastest, problems) = measure(repo, old, new, runs);
-        assert_eq!(problems, 0, "{what}: the generated skills must be valid");
+        assert!(
+            problems.is_empty(),
+            "{what}: the generated skills must be valid:\n{}",
+            skillsd::skills::render_problems(&problems)
+        );
         println!(
             "  {what:<40} {:>7.1} ms / {:>7.1} ms  ({:.1} µs per skill)",
             median.as_secs_f64() * 1000.0,

@@ -118,6 +118,25 @@ fn stock_git_with_skillsd_hooks() {
         assert_eq!(git(bin, &bare, &["rev-parse", "main"], &[]).1, tip);
         let (exists, _) = git(bin, &bare, &["cat-file", "-e", bad_blob.trim()], &[]);
         assert!(!exists, "git dropped the quarantine");
+
+        // The rules in the pushed commit apply under the hooks too: switching to the
+        // Agent Skills layout checks every skill again, and the old flat one breaks it.
+        git(bin, &work, &["reset", "-q", "--hard", "origin/main"], &env);
+        std::fs::write(work.join("skillsd.toml"), "layout = \"agent-skills\"\n").unwrap();
+        git(bin, &work, &["add", "-A"], &env);
+        git(bin, &work, &["commit", "-q", "-m", "agent skills"], &env);
+        let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+        assert!(!ok, "{out}");
+        for expected in [
+            "remote: The rules changed (agent-skills layout under skills/, built-in schema): checking every skill.",
+            "remote:   skills/h/SKILL.md: skill folder `skills/h/` has no SKILL.md",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{bin}: missing `{expected}` in {out}"
+            );
+        }
+        assert_eq!(git(bin, &bare, &["rev-parse", "main"], &[]).1, tip);
         let (ok, out) = git(bin, &bare, &["fsck", "--strict"], &[]);
         assert!(ok, "{out}");
     }

@@ -385,8 +385,9 @@ fn validate_update(
         if !tally.notes.contains(&note) {
             tally.notes.push(note);
         }
+        // Every file under the roots, as if new: the layout or the roots may differ.
         for (path, mode, id) in &entries {
-            if !changed_paths.contains(path) && rules.is_skill(path) {
+            if !changed_paths.contains(path) {
                 candidates.push((path.clone(), *mode, *id, false));
             }
         }
@@ -414,13 +415,11 @@ fn validate_update(
     let mut checked: Vec<String> = Vec::new();
     for (path, mode, id, counts) in candidates {
         meter.tick();
-        if counts {
-            problems.extend(crate::skills::validate::path_problems(
-                &path,
-                mode.is_link(),
-                mode.is_commit(),
-            ));
-        }
+        problems.extend(crate::skills::validate::path_problems(
+            &path,
+            mode.is_link(),
+            mode.is_commit(),
+        ));
         checked.push(path.clone());
         if !rules.is_skill(&path) || mode.is_link() || mode.is_commit() || !mode.is_blob() {
             continue;
