@@ -361,16 +361,30 @@ async fn run_async(cli: Cli) -> Result<i32> {
             let (name, repo) = store.open(&repo)?;
             let store_name = name.clone();
             let rt = tokio::runtime::Handle::current();
+            let started = std::time::Instant::now();
+            let rows_pool = pool.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                skillsd::cache::sync::reconcile(&rt, &pool, &repo, &name, DEFAULT_BRANCH)
+                skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
             })
             .await??;
+            let rows_took = started.elapsed();
             println!(
-                "reconciled {}: cache at {}: {}",
+                "reconciled {}: cache at {}: {} ({:.2} s)",
                 store_name,
                 outcome.commit.as_deref().unwrap_or("(empty branch)"),
-                outcome.reconcile_summary()
+                outcome.reconcile_summary(),
+                rows_took.as_secs_f64()
             );
+            // This process ends here: fill the search vectors a big reconcile left
+            // before it does (a server would do it in the background).
+            let filled =
+                skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
+            if filled > 0 {
+                println!(
+                    "search vectors: {filled} filled ({:.2} s after the rows)",
+                    (started.elapsed() - rows_took).as_secs_f64()
+                );
+            }
             Ok(0)
         }
         Cmd::Check { path, format } => check(&path, &format),
@@ -439,6 +453,11 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
     match outcome {
         Ok(o) => {
             eprintln!("skillsd: cache updated: {}", o.summary());
+            if o.search_deferred {
+                // The hook process ends here: fill the search vectors now.
+                let pool = skillsd::db::connect(&url).await?;
+                skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
+            }
             Ok(0)
         }
         Err(e) => {

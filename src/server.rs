@@ -123,6 +123,8 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
         }
     }
     reconcile_all(&pool, &repos).await;
+    // Vectors a crash left unfilled.
+    crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
     let resync = Some(crate::cache::retry::spawn(pool.clone(), repos.clone()));
     Ok(Prepared {
         state: Arc::new(AppState::new(pool, repos, resync)),

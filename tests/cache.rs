@@ -386,6 +386,74 @@ fn full_text_search_finds_skills_by_title_tags_and_body() {
 }
 
 #[test]
+fn a_big_push_is_searchable_once_its_vectors_are_filled() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // More rows than a sync writes with their vectors inline.
+    let n = skillsd::cache::sync::SEARCH_INLINE_ROWS + 20;
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("skills/bulk/bulk-{i:04}.md"),
+                format!("---\ntitle: Bulk {i}\n---\nword{i} appears here.\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    git.commit_files(&dir, &refs, "bulk");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    // The rows are there when the push returns.
+    let rows: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/bulk/%'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(rows, n as i64);
+    // The vectors follow within moments; the health view counts the ones to come.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pending: i64 = server.query(async {
+            sqlx::query_scalar("SELECT search_pending FROM skill_sync_health")
+                .fetch_one(&server.pool)
+                .await
+                .unwrap()
+        });
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} vectors never filled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let found: Vec<String> = server.query(async {
+        sqlx::query_scalar(
+            "SELECT slug FROM skills, websearch_to_tsquery('simple', 'word517') q WHERE search @@ q",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(found, vec!["bulk-0517"]);
+    let empty: i64 = server.query(async {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE search IS NULL OR search = ''::tsvector",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(empty, 0);
+}
+
+#[test]
 fn each_commit_of_a_push_is_logged_with_its_own_sha() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");

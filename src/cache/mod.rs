@@ -6,10 +6,12 @@
 //!   by an advisory lock and anchored on the `sync_state` watermark, so a late or
 //!   repeated sync is a no-op and the cache never moves backwards.
 //! * [`pushes`] records every push attempt, accepted or refused.
+//! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
 
 pub mod changes;
 pub mod pushes;
 pub mod retry;
+pub mod search;
 pub mod sync;
 
 #[derive(Debug, thiserror::Error)]

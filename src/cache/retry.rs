@@ -89,6 +89,7 @@ pub fn spawn(pool: PgPool, repos: RepoStore) -> Resync {
                             pending.insert(repo);
                         }
                     }
+                    super::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
                     next_reconcile = Some(tokio::time::Instant::now() + i);
                 }
             }

@@ -25,6 +25,9 @@ pub struct SyncOutcome {
     pub renamed: usize,
     pub deleted: usize,
     pub failed: usize,
+    /// Rows were written without their full-text vectors (a big sync): the search
+    /// indexer ([`super::search`]) fills them.
+    pub search_deferred: bool,
 }
 
 impl SyncOutcome {
@@ -34,6 +37,7 @@ impl SyncOutcome {
         self.renamed += other.renamed;
         self.deleted += other.deleted;
         self.failed += other.failed;
+        self.search_deferred |= other.search_deferred;
     }
 
     /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
@@ -151,6 +155,9 @@ pub fn sync_branch(
     };
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    if outcome.search_deferred {
+        super::search::fill_in_background(rt, pool);
+    }
     outcome.commit = Some(tip_hex);
     Ok(outcome)
 }
@@ -236,6 +243,9 @@ pub fn reconcile(
     let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    if outcome.search_deferred {
+        super::search::fill_in_background(rt, pool);
+    }
     crate::maintenance::release_memory();
     Ok(outcome)
 }
@@ -285,26 +295,90 @@ struct Target<'a> {
 /// Rows per statement in large syncs.
 const UPSERT_BATCH: usize = 2000;
 
-const RECORD: &str =
-    "u(old_path text, path text, slug text, title text, description text, category text,
-      owner text, tags jsonb, status text, frontmatter jsonb, body text, blob_sha text)";
+/// A sync that writes at most this many rows computes their full-text vectors in the
+/// same statements (a small push is searchable when `git push` returns); a bigger one
+/// leaves `search` NULL for [`super::search`] to fill right after it commits.
+pub const SEARCH_INLINE_ROWS: usize = 500;
 
-fn skill_json(skill: &Skill, blob: &ObjectId, old_path: Option<&str>) -> serde_json::Value {
-    json!({
-        "old_path": old_path,
-        "path": skill.path,
-        "slug": skill.slug,
-        "title": skill.title,
-        "description": skill.description,
-        "category": skill.category,
-        "owner": skill.owner,
-        "tags": skill.tags,
-        "status": skill.status.as_str(),
-        "frontmatter": skill.frontmatter,
-        "body": skill.body,
-        "blob_sha": blob.to_string(),
-    })
+/// A row to write, with the path it had before a rename.
+struct RowIn {
+    skill: Skill,
+    blob: ObjectId,
+    old_path: Option<String>,
 }
+
+/// A batch of rows as one array per column: bound as PostgreSQL arrays and read back
+/// with `unnest`, so neither side encodes or parses the bodies as JSON.
+#[derive(Default)]
+struct Columns {
+    old_path: Vec<Option<String>>,
+    path: Vec<String>,
+    slug: Vec<String>,
+    title: Vec<String>,
+    description: Vec<Option<String>>,
+    category: Vec<Option<String>>,
+    owner: Vec<Option<String>>,
+    /// Each row's tags as a JSON array (text arrays cannot be ragged).
+    tags: Vec<String>,
+    status: Vec<&'static str>,
+    frontmatter: Vec<String>,
+    body: Vec<String>,
+    blob_sha: Vec<String>,
+}
+
+impl Columns {
+    fn of(rows: &[RowIn]) -> Columns {
+        let mut c = Columns::default();
+        for r in rows {
+            let s = &r.skill;
+            c.old_path.push(r.old_path.clone());
+            c.path.push(s.path.clone());
+            c.slug.push(s.slug.clone());
+            c.title.push(s.title.clone());
+            c.description.push(s.description.clone());
+            c.category.push(s.category.clone());
+            c.owner.push(s.owner.clone());
+            c.tags
+                .push(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()));
+            c.status.push(s.status.as_str());
+            c.frontmatter.push(s.frontmatter.to_string());
+            c.body.push(s.body.clone());
+            c.blob_sha.push(r.blob.to_string());
+        }
+        c
+    }
+
+    /// Binds the columns in the order of [`UNNEST`], after `query`'s own parameters.
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.old_path)
+            .bind(self.path)
+            .bind(self.slug)
+            .bind(self.title)
+            .bind(self.description)
+            .bind(self.category)
+            .bind(self.owner)
+            .bind(self.tags)
+            .bind(self.status)
+            .bind(self.frontmatter)
+            .bind(self.body)
+            .bind(self.blob_sha)
+    }
+}
+
+/// The rows of a [`Columns`] batch bound as `$4..$15`, with their tags as a `text[]`
+/// (`t.tags`) and, when `$3` is true, their full-text vector (`t.search`).
+const UNNEST: &str = "unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+           AS u(old_path, path, slug, title, description, category, owner, tags, status,
+                frontmatter, body, blob_sha),
+         LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)) AS tags) t0,
+         LATERAL (SELECT t0.tags,
+                         CASE WHEN $3 THEN skills_search_vector(u.title, u.description, t0.tags, u.body)
+                         END AS search) t";
 
 /// One sync-log row to write.
 struct LogRow {
@@ -331,17 +405,21 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
     };
     let mut log: Vec<LogRow> = Vec::new();
     let mut deletes = Vec::new();
-    let mut renames = Vec::new();
-    let mut upserts = Vec::new();
+    let mut renames: Vec<RowIn> = Vec::new();
+    let mut upserts: Vec<RowIn> = Vec::new();
     for op in ops {
         match op {
             Op::Delete { path } => deletes.push(path),
-            Op::Rename { from, skill, blob } => {
-                renames.push(skill_json(&skill, &blob, Some(&from)))
-            }
-            Op::Create(skill, blob) | Op::Update(skill, blob) => {
-                upserts.push(skill_json(&skill, &blob, None))
-            }
+            Op::Rename { from, skill, blob } => renames.push(RowIn {
+                skill,
+                blob,
+                old_path: Some(from),
+            }),
+            Op::Create(skill, blob) | Op::Update(skill, blob) => upserts.push(RowIn {
+                skill,
+                blob,
+                old_path: None,
+            }),
             Op::Invalid { path, error } => {
                 outcome.failed += 1;
                 log.push(LogRow {
@@ -353,6 +431,10 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
                 });
             }
         }
+    }
+    let search_inline = renames.len() + upserts.len() <= SEARCH_INLINE_ROWS;
+    if !search_inline {
+        outcome.search_deferred = true;
     }
 
     if !deletes.is_empty() {
@@ -375,26 +457,23 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         }
     }
 
-    if !renames.is_empty() {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    for batch in renames.chunks(UPSERT_BATCH) {
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE skills s SET path = u.path, slug = u.slug, title = u.title, description = u.description,
-                    category = u.category, owner = u.owner,
-                    tags = ARRAY(SELECT jsonb_array_elements_text(u.tags)), status = u.status,
-                    frontmatter = u.frontmatter, body = u.body, blob_sha = u.blob_sha,
-                    git_commit_sha = $3, sync_status = 'synced', last_synced_at = now(), updated_at = now()
-             FROM jsonb_to_recordset($2) AS {RECORD}
+                    category = u.category, owner = u.owner, tags = t.tags, status = u.status,
+                    frontmatter = u.frontmatter::jsonb, body = u.body, blob_sha = u.blob_sha,
+                    git_commit_sha = $2, sync_status = 'synced', last_synced_at = now(),
+                    updated_at = now(), search = t.search
+             FROM {UNNEST}
              WHERE s.repo = $1 AND s.path = u.old_path
              RETURNING s.id, s.slug, s.path, u.old_path"
         )))
         .bind(repo_name)
-        .bind(serde_json::Value::Array(renames.clone()))
         .bind(commit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut done = std::collections::HashSet::new();
+        .bind(search_inline);
+        let rows = Columns::of(batch).bind(query).fetch_all(&mut *tx).await?;
         for r in rows {
             outcome.renamed += 1;
-            done.insert(r.get::<String, _>("old_path"));
             log.push(LogRow {
                 skill_id: Some(r.get("id")),
                 slug: Some(r.get("slug")),
@@ -403,36 +482,41 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
                 error: None,
             });
         }
-        // A rename whose source the cache did not have becomes a plain upsert.
-        upserts.extend(
-            renames
-                .into_iter()
-                .filter(|r| !done.contains(r["old_path"].as_str().unwrap_or_default())),
-        );
     }
+    // A rename whose source the cache did not have becomes a plain upsert.
+    let renamed: std::collections::HashSet<&str> = log
+        .iter()
+        .filter(|l| l.operation == "rename")
+        .map(|l| l.path.as_str())
+        .collect();
+    let missed: Vec<RowIn> = renames
+        .into_iter()
+        .filter(|r| !renamed.contains(r.skill.path.as_str()))
+        .collect();
+    upserts.extend(missed);
 
     // Large syncs (an import, a reconcile) go in batches to bound statement size.
     for batch in upserts.chunks(UPSERT_BATCH) {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
-                                 frontmatter, body, blob_sha, git_commit_sha, sync_status, last_synced_at)
-             SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner,
-                    ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.status, u.frontmatter, u.body,
-                    u.blob_sha, $3, 'synced', now()
-             FROM jsonb_to_recordset($2) AS {RECORD}
+                                 frontmatter, body, blob_sha, git_commit_sha, sync_status,
+                                 last_synced_at, search)
+             SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner, t.tags,
+                    u.status, u.frontmatter::jsonb, u.body, u.blob_sha, $2, 'synced', now(), t.search
+             FROM {UNNEST}
              ON CONFLICT (repo, path) DO UPDATE SET
                 slug = EXCLUDED.slug, title = EXCLUDED.title, description = EXCLUDED.description,
                 category = EXCLUDED.category, owner = EXCLUDED.owner, tags = EXCLUDED.tags,
                 status = EXCLUDED.status, frontmatter = EXCLUDED.frontmatter, body = EXCLUDED.body,
                 blob_sha = EXCLUDED.blob_sha, git_commit_sha = EXCLUDED.git_commit_sha,
-                sync_status = 'synced', last_synced_at = now(), updated_at = now()
+                sync_status = 'synced', last_synced_at = now(), updated_at = now(),
+                search = EXCLUDED.search
              RETURNING id, slug, path, (xmax = 0) AS inserted"
         )))
         .bind(repo_name)
-        .bind(serde_json::Value::Array(batch.to_vec()))
         .bind(commit)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(search_inline);
+        let rows = Columns::of(batch).bind(query).fetch_all(&mut *tx).await?;
         for r in rows {
             let inserted: bool = r.get("inserted");
             if inserted {
@@ -451,33 +535,43 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
     }
 
     for batch in log.chunks(UPSERT_BATCH * 4) {
-        let rows: Vec<serde_json::Value> = batch
-            .iter()
-            .map(|l| {
-                json!({
-                    "skill_id": l.skill_id,
-                    "slug": l.slug,
-                    "path": l.path,
-                    "operation": l.operation,
-                    "status": if l.error.is_some() { "failed" } else { "success" },
-                    "error": l.error,
-                })
-            })
-            .collect();
+        let mut skill_id = Vec::with_capacity(batch.len());
+        let mut slug = Vec::with_capacity(batch.len());
+        let mut path = Vec::with_capacity(batch.len());
+        let mut operation = Vec::with_capacity(batch.len());
+        let mut status = Vec::with_capacity(batch.len());
+        let mut error = Vec::with_capacity(batch.len());
+        for l in batch {
+            skill_id.push(l.skill_id);
+            slug.push(l.slug.as_deref());
+            path.push(l.path.as_str());
+            operation.push(l.operation);
+            status.push(if l.error.is_some() {
+                "failed"
+            } else {
+                "success"
+            });
+            error.push(l.error.as_deref());
+        }
         sqlx::query(
             "INSERT INTO skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
                                          started_at, completed_at, error, git_commit_sha, synced_by, push_id)
              SELECT u.skill_id, $1, u.slug, u.path, u.operation, 'git-to-db', u.status, $2, now(), u.error,
                     $3, $4, $5
-             FROM jsonb_to_recordset($6) AS u(skill_id uuid, slug text, path text, operation text,
-                                               status text, error text)",
+             FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                  AS u(skill_id, slug, path, operation, status, error)",
         )
         .bind(repo_name)
         .bind(started_at)
         .bind(commit)
         .bind(synced_by)
         .bind(push_id)
-        .bind(serde_json::Value::Array(rows))
+        .bind(skill_id)
+        .bind(slug)
+        .bind(path)
+        .bind(operation)
+        .bind(status)
+        .bind(error)
         .execute(&mut *tx)
         .await?;
     }

@@ -1,0 +1,87 @@
+//! The full-text vectors of the cache (`skills.search`).
+//!
+//! A small sync writes each row's vector in the statement that writes the row. A big
+//! one (an import, a reconcile: more than [`super::sync::SEARCH_INLINE_ROWS`] rows)
+//! writes the rows with `search` NULL, commits, and asks for them to be filled here,
+//! so its rows are visible without waiting for `to_tsvector` over every body. Filling
+//! runs in batches on several connections at once (PostgreSQL computes the vectors, one
+//! core per connection); `FOR UPDATE SKIP LOCKED` lets fillers and writers share rows
+//! safely. A filler that dies (a crash, a restart) leaves NULLs that the next fill —
+//! at start, periodically, after the next big sync — picks up.
+
+use sqlx::PgPool;
+
+/// Rows per statement.
+const BATCH: i64 = 500;
+
+/// How many connections fill at once.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// Fills every missing vector, with `workers` connections at once. Returns how many
+/// rows were filled.
+pub async fn fill(pool: &PgPool, workers: usize) -> sqlx::Result<u64> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let pool = pool.clone();
+        tasks.spawn(async move { fill_one(&pool).await });
+    }
+    let mut total = 0;
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Ok(n)) => total += n,
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(sqlx::Error::Protocol(format!("search filler: {e}"))),
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+async fn fill_one(pool: &PgPool) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let filled = sqlx::query(
+            "UPDATE skills s SET search = skills_search_vector(s.title, s.description, s.tags, s.body)
+             FROM (SELECT id FROM skills WHERE search IS NULL LIMIT $1 FOR UPDATE SKIP LOCKED) p
+             WHERE s.id = p.id",
+        )
+        .bind(BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if filled == 0 {
+            return Ok(total);
+        }
+        total += filled;
+    }
+}
+
+/// Fills in the background, on the runtime of `rt` (a server's). Errors are logged; the
+/// next fill picks up what is left.
+pub fn fill_in_background(rt: &tokio::runtime::Handle, pool: &PgPool) {
+    let pool = pool.clone();
+    rt.spawn(async move {
+        let started = std::time::Instant::now();
+        match fill(&pool, workers()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                rows = n,
+                ms = started.elapsed().as_millis() as u64,
+                "search vectors filled"
+            ),
+            Err(e) => tracing::warn!(error = %e, "filling search vectors failed; will retry"),
+        }
+    });
+}
+
+/// How many rows still wait for their vector.
+pub async fn pending(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM skills WHERE search IS NULL")
+        .fetch_one(pool)
+        .await
+}
