@@ -377,11 +377,10 @@ async fn run_async(cli: Cli) -> Result<i32> {
             );
             // This process ends here: fill the search vectors a big reconcile left
             // before it does (a server would do it in the background).
-            let filled =
+            if outcome.search_deferred {
                 skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
-            if filled > 0 {
                 println!(
-                    "search vectors: {filled} filled ({:.2} s after the rows)",
+                    "search vectors: all filled ({:.2} s after the rows)",
                     (started.elapsed() - rows_took).as_secs_f64()
                 );
             }

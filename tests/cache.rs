@@ -386,6 +386,75 @@ fn full_text_search_finds_skills_by_title_tags_and_body() {
 }
 
 #[test]
+fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // More than one write batch (2,000 rows), read on every core.
+    let n = 4_100;
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("skills/r{}/many-{i:05}.md", i % 7),
+                skill(&format!("Many {i}"), ""),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    git.commit_files(&dir, &refs, "many");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+
+    // Rebuild from nothing but one row, which is stale, and one orphan.
+    exec(&server, "DELETE FROM skills WHERE slug <> 'many-00001'");
+    exec(
+        &server,
+        "UPDATE skills SET blob_sha = 'deadbeef' WHERE slug = 'many-00001'",
+    );
+    exec(
+        &server,
+        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
+         VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
+    );
+    let log_before: i64 = server.query(async {
+        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    let out = server.cli(&["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The template's two skills and 4,099 generated ones are created.
+    assert!(
+        stdout.contains("4101 created, 1 refreshed, 1 deleted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("search vectors: all filled"), "{stdout}");
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    let (pending, logged): (i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT search_pending FROM skill_sync_health),
+                    (SELECT count(*) FROM skill_sync_log WHERE id > $1 AND synced_by = 'system')",
+        )
+        .bind(log_before)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(pending, 0);
+    assert_eq!(logged, 4101 + 1 + 1, "one log row per change");
+}
+
+#[test]
 fn a_big_push_is_searchable_once_its_vectors_are_filled() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");

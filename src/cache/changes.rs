@@ -71,15 +71,19 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
                 None => HashMap::new(),
             };
             let new_files = files_of(&new_tree, &rules)?;
-            let mut ops = Vec::new();
-            for (path, blob) in &new_files {
-                let make = if old_files.contains_key(path) {
-                    Op::Update
-                } else {
-                    Op::Create
-                };
-                ops.push(load(repo, &rules, path, *blob, make));
-            }
+            let jobs: Vec<Job> = new_files
+                .iter()
+                .map(|(path, blob)| Job {
+                    path: path.clone(),
+                    blob: *blob,
+                    make: if old_files.contains_key(path) {
+                        Make::Update
+                    } else {
+                        Make::Create
+                    },
+                })
+                .collect();
+            let mut ops = load_all(repo, &rules, jobs);
             for path in old_files.keys() {
                 if !new_files.contains_key(path) {
                     ops.push(Op::Delete { path: path.clone() });
@@ -96,6 +100,8 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
         .diff_tree_to_tree(&old_tree, &new_tree, opts)
         .map_err(CacheError::git)?;
     let mut ops = Vec::new();
+    let mut jobs = Vec::new();
+    let job = |path: String, blob: ObjectId, make: Make| Job { path, blob, make };
     for change in changes {
         match change {
             ChangeDetached::Addition {
@@ -106,7 +112,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             } if entry_mode.is_blob() => {
                 let path = location.to_string();
                 if is_skill_path(&path) {
-                    ops.push(load(repo, &rules, &path, id, Op::Create));
+                    jobs.push(job(path, id, Make::Create));
                 }
             }
             ChangeDetached::Modification {
@@ -117,7 +123,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             } if entry_mode.is_blob() => {
                 let path = location.to_string();
                 if is_skill_path(&path) {
-                    ops.push(load(repo, &rules, &path, id, Op::Update));
+                    jobs.push(job(path, id, Make::Update));
                 }
             }
             ChangeDetached::Deletion {
@@ -141,19 +147,115 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
                 let from = source_location.to_string();
                 let path = location.to_string();
                 match (is_skill_path(&from) && !copy, is_skill_path(&path)) {
-                    (true, true) => ops.push(match load(repo, &rules, &path, id, Op::Create) {
-                        Op::Create(skill, blob) => Op::Rename { from, skill, blob },
-                        other => other,
-                    }),
+                    (true, true) => jobs.push(job(path, id, Make::Rename(from))),
                     (true, false) => ops.push(Op::Delete { path: from }),
-                    (false, true) => ops.push(load(repo, &rules, &path, id, Op::Create)),
+                    (false, true) => jobs.push(job(path, id, Make::Create)),
                     (false, false) => {}
                 }
             }
             _ => {}
         }
     }
+    ops.extend(load_all(repo, &rules, jobs));
     Ok(ops)
+}
+
+/// What a read skill file becomes.
+#[derive(Debug, Clone)]
+pub(crate) enum Make {
+    Create,
+    Update,
+    Rename(String),
+}
+
+/// A skill file to read and validate.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub path: String,
+    pub blob: ObjectId,
+    pub make: Make,
+}
+
+impl Job {
+    fn run(&self, repo: &gix::Repository, rules: &Rules) -> Op {
+        match &self.make {
+            Make::Create => load(repo, rules, &self.path, self.blob, Op::Create),
+            Make::Update => load(repo, rules, &self.path, self.blob, Op::Update),
+            Make::Rename(from) => match load(repo, rules, &self.path, self.blob, Op::Create) {
+                Op::Create(skill, blob) => Op::Rename {
+                    from: from.clone(),
+                    skill,
+                    blob,
+                },
+                other => other,
+            },
+        }
+    }
+}
+
+/// Below this many files, reading and validating stays on the calling thread.
+const PARALLEL_FROM: usize = 512;
+
+/// Reads and validates every job, on all cores for big sets; the operations come
+/// back in the jobs' order.
+pub(crate) fn load_all(repo: &gix::Repository, rules: &Rules, jobs: Vec<Job>) -> Vec<Op> {
+    let mut ops = Vec::with_capacity(jobs.len());
+    let chunk = jobs.len().div_ceil(threads()).max(1);
+    let result: Result<()> = load_streaming(repo, rules, &jobs, chunk, &mut |batch| {
+        ops.push(batch);
+        Ok(())
+    });
+    debug_assert!(result.is_ok());
+    ops.sort_by_key(|(i, _)| *i);
+    ops.into_iter().flat_map(|(_, batch)| batch).collect()
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Reads and validates `jobs` in batches of `batch`, on every core when there are many,
+/// handing each batch (with its index) to `consume` on the calling thread as soon as it
+/// is ready: a caller that writes batches to the database overlaps that with the
+/// reading, and holds only a few batches in memory. An error from `consume` stops it.
+pub(crate) fn load_streaming(
+    repo: &gix::Repository,
+    rules: &Rules,
+    jobs: &[Job],
+    batch: usize,
+    consume: &mut dyn FnMut((usize, Vec<Op>)) -> Result<()>,
+) -> Result<()> {
+    let batch = batch.max(1);
+    let threads = threads();
+    if jobs.len() < PARALLEL_FROM || threads < 2 {
+        for (i, part) in jobs.chunks(batch).enumerate() {
+            consume((i, part.iter().map(|j| j.run(repo, rules)).collect()))?;
+        }
+        return Ok(());
+    }
+    let parts: Vec<&[Job]> = jobs.chunks(batch).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Op>)>(threads);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let repo = repo.clone();
+            let (parts, next) = (&parts, &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(part) = parts.get(i) else { break };
+                let ops = part.iter().map(|j| j.run(&repo, rules)).collect();
+                if tx.send((i, ops)).is_err() {
+                    break; // the consumer stopped
+                }
+            });
+        }
+        drop(tx);
+        for ready in rx {
+            consume(ready)?;
+        }
+        Ok(())
+    })
 }
 
 /// Reads and validates one skill file, turning it into an operation with `make`.

@@ -19,8 +19,9 @@ pub fn workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
 }
 
-/// Fills every missing vector, with `workers` connections at once. Returns how many
-/// rows were filled.
+/// Fills every missing vector, with `workers` connections at once, and returns when
+/// none is missing (also those other fillers were working on). Returns how many rows
+/// these workers filled.
 pub async fn fill(pool: &PgPool, workers: usize) -> sqlx::Result<u64> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
@@ -55,7 +56,17 @@ async fn fill_one(pool: &PgPool) -> sqlx::Result<u64> {
         .await?
         .rows_affected();
         if filled == 0 {
-            return Ok(total);
+            // Nothing this filler could lock: done, unless another filler still holds
+            // rows (it may die before it commits; then they are ours to fill).
+            let left: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM skills WHERE search IS NULL)")
+                    .fetch_one(pool)
+                    .await?;
+            if !left {
+                return Ok(total);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
         }
         total += filled;
     }

@@ -12,6 +12,7 @@ use crate::skills::Skill;
 use gix::ObjectId;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
+use std::collections::BTreeSet;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -216,21 +217,26 @@ pub fn reconcile(
     )?;
     let cached: std::collections::HashMap<String, String> = rows.into_iter().collect();
     tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
-    let mut ops = Vec::new();
+    let mut jobs = Vec::new();
     for (path, blob) in &files {
-        match cached.get(path) {
-            None => ops.push(changes::load(repo, &rules, path, *blob, Op::Create)),
+        let make = match cached.get(path) {
+            None => changes::Make::Create,
             Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
-                ops.push(changes::load(repo, &rules, path, *blob, Op::Update))
+                changes::Make::Update
             }
-            Some(_) => {}
-        }
+            Some(_) => continue,
+        };
+        jobs.push(changes::Job {
+            path: path.clone(),
+            blob: *blob,
+            make,
+        });
     }
-    for path in cached.keys() {
-        if !files.contains_key(path) {
-            ops.push(Op::Delete { path: path.clone() });
-        }
-    }
+    let deletes: Vec<Op> = cached
+        .keys()
+        .filter(|path| !files.contains_key(*path))
+        .map(|path| Op::Delete { path: path.clone() })
+        .collect();
     let target = Target {
         repo: repo_name,
         branch,
@@ -240,12 +246,24 @@ pub fn reconcile(
         started_at,
         update_operation: "refresh",
     };
-    let outcome = rt.block_on(apply(&mut tx, &target, ops))?;
+    // Orphans first (their slugs may be reused), then the files in batches, written
+    // while the next ones are read and validated on the other cores.
+    let search_inline = jobs.len() <= SEARCH_INLINE_ROWS;
+    let mut slugs = BTreeSet::new();
+    let mut outcome = rt.block_on(write(&mut tx, &target, deletes, search_inline, &mut slugs))?;
+    changes::load_streaming(repo, &rules, &jobs, UPSERT_BATCH, &mut |(_, ops)| {
+        let step = rt.block_on(write(&mut tx, &target, ops, search_inline, &mut slugs))?;
+        outcome.add(&step);
+        Ok(())
+    })?;
+    drop(jobs);
+    rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
     if outcome.search_deferred {
         super::search::fill_in_background(rt, pool);
     }
+    outcome.commit = Some(tip_hex.clone());
     crate::maintenance::release_memory();
     Ok(outcome)
 }
@@ -389,15 +407,35 @@ struct LogRow {
     error: Option<String>,
 }
 
+/// Writes `ops` and announces them (`NOTIFY skills_changed`).
 async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Result<SyncOutcome> {
+    let writes = ops
+        .iter()
+        .filter(|op| !matches!(op, Op::Delete { .. } | Op::Invalid { .. }))
+        .count();
+    let mut slugs = BTreeSet::new();
+    let outcome = write(tx, target, ops, writes <= SEARCH_INLINE_ROWS, &mut slugs).await?;
+    notify(tx, target, &outcome, slugs).await?;
+    Ok(outcome)
+}
+
+/// Writes `ops` (rows and sync-log rows), adding the slugs it touched to `slugs`.
+/// With `search_inline`, the rows' full-text vectors are written with them.
+async fn write(
+    tx: &mut PgConnection,
+    target: &Target<'_>,
+    ops: Vec<Op>,
+    search_inline: bool,
+    slugs: &mut BTreeSet<String>,
+) -> Result<SyncOutcome> {
     let &Target {
         repo: repo_name,
-        branch,
         commit,
         synced_by,
         push_id,
         started_at,
         update_operation,
+        ..
     } = target;
     let mut outcome = SyncOutcome {
         commit: Some(commit.to_string()),
@@ -432,8 +470,8 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
             }
         }
     }
-    let search_inline = renames.len() + upserts.len() <= SEARCH_INLINE_ROWS;
-    if !search_inline {
+    let writes_rows = !(renames.is_empty() && upserts.is_empty());
+    if writes_rows && !search_inline {
         outcome.search_deferred = true;
     }
 
@@ -576,9 +614,23 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         .await?;
     }
 
-    let mut slugs: Vec<&str> = log.iter().filter_map(|l| l.slug.as_deref()).collect();
-    slugs.sort_unstable();
-    slugs.dedup();
+    slugs.extend(log.into_iter().filter_map(|l| l.slug));
+    Ok(outcome)
+}
+
+/// `NOTIFY skills_changed` with the counts and, when they fit, the slugs.
+async fn notify(
+    tx: &mut PgConnection,
+    target: &Target<'_>,
+    outcome: &SyncOutcome,
+    slugs: BTreeSet<String>,
+) -> Result<()> {
+    let &Target {
+        repo: repo_name,
+        branch,
+        commit,
+        ..
+    } = target;
     let mut payload = json!({
         "repo": repo_name,
         "branch": branch,
@@ -598,7 +650,7 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
         .bind(payload.to_string())
         .execute(&mut *tx)
         .await?;
-    Ok(outcome)
+    Ok(())
 }
 
 /// After a failed sync: in a transaction of its own, log a `failed` operation with the
