@@ -84,12 +84,7 @@ fn reconcile_repairs_missing_stale_and_orphan_rows() {
          VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
     );
     assert_ne!(cache_skills(&server), tree_skills(&server));
-    let log_before: i64 = server.query(async {
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let log_before = server.last_log_id();
 
     let out = server.cli(&["reconcile", "skills"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -420,12 +415,7 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
         "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
          VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
     );
-    let log_before: i64 = server.query(async {
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let log_before = server.last_log_id();
     let out = server.cli(&["reconcile", "skills"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -528,12 +518,7 @@ fn each_commit_of_a_push_is_logged_with_its_own_sha() {
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    let before: i64 = server.query(async {
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let before = server.last_log_id();
     // Three commits in one push; the middle one breaks a file the last one fixes.
     let c1 = git.commit_files(&dir, &[("skills/m/multi.md", &skill("One", ""))], "1");
     git.commit_files(&dir, &[("skills/m/multi.md", "---\ntitle: ''\n---\n")], "2");

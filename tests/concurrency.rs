@@ -34,12 +34,7 @@ fn concurrent_pushes_lose_nothing() {
         .collect();
     seeder.commit_files(&seed, &refs, "seed");
     seeder.ok(&seed, &["push", "-q", "origin", "main"]);
-    let log_before: i64 = server.query(async {
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let log_before = server.last_log_id();
 
     // Clone first (a failure here must not leave the others waiting at the barrier).
     let clients: Vec<(Git, std::path::PathBuf)> = (0..CLIENTS)

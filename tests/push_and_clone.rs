@@ -63,15 +63,6 @@ fn sync_log(server: &Server, after: i64) -> Vec<(String, String, String, String,
     })
 }
 
-fn last_log_id(server: &Server) -> i64 {
-    server.query(async {
-        sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    })
-}
-
 fn watermark(server: &Server) -> Option<String> {
     server.query(async {
         sqlx::query_scalar(
@@ -203,7 +194,7 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         let ops = format!("ops{round}");
 
         // Add two skills.
-        let log0 = last_log_id(&server);
+        let log0 = server.last_log_id();
         let deploy = format!("skills/{ops}/deploy-safely-{round}.md");
         let rollback = format!("skills/{ops}/roll-back-{round}.md");
         let c1 = git.commit_files(
@@ -272,7 +263,7 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         let deploy_id = d.id;
 
         // Modify one (a large file, so git sends a thin pack with a delta).
-        let log1 = last_log_id(&server);
+        let log1 = server.last_log_id();
         let long_body =
             "A line of the runbook that is long enough to make a delta worthwhile.\n".repeat(300);
         let c2 = git.commit_files(
@@ -315,7 +306,7 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
             .all(|l| l.0 == "update" && l.1 == format!("deploy-safely-{round}")));
 
         // Rename (git mv): same id, new slug and path.
-        let log2 = last_log_id(&server);
+        let log2 = server.last_log_id();
         let renamed = format!("skills/{ops}/ship-safely-{round}.md");
         git.ok(&dir, &["mv", &deploy, &renamed]);
         git.ok(&dir, &["commit", "-q", "-m", "rename"]);
@@ -341,7 +332,7 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         );
 
         // Delete.
-        let log3 = last_log_id(&server);
+        let log3 = server.last_log_id();
         git.ok(&dir, &["rm", "-q", &rollback]);
         git.ok(&dir, &["commit", "-q", "-m", "delete"]);
         let c4 = git.head(&dir);
@@ -388,7 +379,7 @@ fn invalid_push_is_refused_with_every_problem_and_writes_nothing() {
         let before_ref = server.server_ref("skills", "refs/heads/main").unwrap();
         let before_files = server.object_files("skills");
         let before_rows = skills(&server);
-        let before_log = last_log_id(&server);
+        let before_log = server.last_log_id();
         git.commit_files(
             &dir,
             &[
@@ -443,7 +434,7 @@ fn invalid_push_is_refused_with_every_problem_and_writes_nothing() {
         );
         assert!(!exists, "the refused blob must not be in the repository");
         assert_eq!(skills(&server), before_rows);
-        assert_eq!(last_log_id(&server), before_log);
+        assert_eq!(server.last_log_id(), before_log);
         server.assert_fsck("skills");
     }
     // Both refused pushes are recorded with their errors.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server, SKILLSD};
+use common::{assert_contains_all, skill, Git, Server, SKILLSD};
 use std::path::Path;
 
 /// The template's flat schema with `owner` required and checked as a mail address.
@@ -56,16 +56,17 @@ fn changed_rules_check_every_skill_and_broken_rules_are_refused() {
         "owners are mail addresses",
     );
     let stderr = git.fails(&dir, &["push", "origin", "main"]);
-    for expected in [
-        "The rules changed (flat layout under skills/, schema rules/flat.schema.json): checking every skill.",
-        "skills/ops/deploy.md:3:1: owner: `ops-team` is not a valid email",
-        "hint: the owner is a team's mail address, e.g. owner: platform@example.com",
-        "skills/git/commit-messages.md:5:1: owner: `skills-maintainers` is not a valid email",
-        "skills/getting-started/write-a-skill.md:5:1: owner: `skills-maintainers` is not a valid email",
-        "3 errors in 3 files",
-    ] {
-        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
-    }
+    assert_contains_all(
+        &stderr,
+        &[
+            "The rules changed (flat layout under skills/, schema rules/flat.schema.json): checking every skill.",
+            "skills/ops/deploy.md:3:1: owner: `ops-team` is not a valid email",
+            "hint: the owner is a team's mail address, e.g. owner: platform@example.com",
+            "skills/git/commit-messages.md:5:1: owner: `skills-maintainers` is not a valid email",
+            "skills/getting-started/write-a-skill.md:5:1: owner: `skills-maintainers` is not a valid email",
+            "3 errors in 3 files",
+        ],
+    );
     assert_eq!(
         server.server_ref("skills", "refs/heads/main").as_deref(),
         Some(main.as_str())
@@ -247,21 +248,22 @@ fn agent_skills_layout_end_to_end() {
         "mistakes",
     );
     let stderr = git.fails(&dir, &["push", "origin", "main"]);
-    for expected in [
-        "skills/Bad_Name/SKILL.md:1: name: folder name `Bad_Name` may contain only lowercase letters a-z, digits and hyphens",
-        "hint: a skill's folder is its name: rename the folder to `bad-name`",
-        "skills/Bad_Name/SKILL.md:2:1: name: `bad-name` does not match the folder name `Bad_Name`",
-        "skills/csv/SKILL.md:2:1: name: `csv-tools` does not match the folder name `csv`",
-        "skills/csv/SKILL.md:3:1: description: must not be empty",
-        "skills/csv/SKILL.md:4:1: version: unknown field",
-        "put anything else under `metadata:`",
-        "skills/notes.txt: file is not inside a skill folder",
-        "skills/empty/SKILL.md: skill folder `skills/empty/` has no SKILL.md",
-        "skills/lower/SKILL.md: skill folder `skills/lower/` has no SKILL.md",
-        "hint: the file must be named exactly SKILL.md: rename `skills/lower/skill.md`",
-    ] {
-        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
-    }
+    assert_contains_all(
+        &stderr,
+        &[
+            "skills/Bad_Name/SKILL.md:1: name: folder name `Bad_Name` may contain only lowercase letters a-z, digits and hyphens",
+            "hint: a skill's folder is its name: rename the folder to `bad-name`",
+            "skills/Bad_Name/SKILL.md:2:1: name: `bad-name` does not match the folder name `Bad_Name`",
+            "skills/csv/SKILL.md:2:1: name: `csv-tools` does not match the folder name `csv`",
+            "skills/csv/SKILL.md:3:1: description: must not be empty",
+            "skills/csv/SKILL.md:4:1: version: unknown field",
+            "put anything else under `metadata:`",
+            "skills/notes.txt: file is not inside a skill folder",
+            "skills/empty/SKILL.md: skill folder `skills/empty/` has no SKILL.md",
+            "skills/lower/SKILL.md: skill folder `skills/lower/` has no SKILL.md",
+            "hint: the file must be named exactly SKILL.md: rename `skills/lower/skill.md`",
+        ],
+    );
     assert_eq!(
         server.server_ref("skills", "refs/heads/main").as_deref(),
         Some(main.as_str())

@@ -123,6 +123,15 @@ pub fn sync_branch(
         Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
         None => vec![(from, tip)],
     };
+    let target = Target {
+        repo: repo_name,
+        branch,
+        commit: &tip_hex,
+        synced_by,
+        push_id: push.map(|p| p.id),
+        started_at,
+        update_operation: "update",
+    };
     let mut outcome = SyncOutcome::default();
     let last = steps.len().saturating_sub(1);
     for (i, (base, commit)) in steps.into_iter().enumerate() {
@@ -133,27 +142,9 @@ pub fn sync_branch(
             ops.retain(|op| !matches!(op, Op::Invalid { .. }));
         }
         let commit_hex = commit.to_string();
-        let target = Target {
-            repo: repo_name,
-            branch,
-            commit: &commit_hex,
-            synced_by,
-            push_id: push.map(|p| p.id),
-            started_at,
-            update_operation: "update",
-        };
-        let step = rt.block_on(apply(&mut tx, &target, ops))?;
+        let step = rt.block_on(apply(&mut tx, &target.at(&commit_hex), ops))?;
         outcome.add(&step);
     }
-    let target = Target {
-        repo: repo_name,
-        branch,
-        commit: &tip_hex,
-        synced_by,
-        push_id: push.map(|p| p.id),
-        started_at,
-        update_operation: "update",
-    };
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
     if outcome.search_deferred {
@@ -299,6 +290,7 @@ async fn set_watermark(tx: &mut PgConnection, target: &Target<'_>) -> sqlx::Resu
 }
 
 /// Where and on whose behalf a set of operations is applied.
+#[derive(Clone, Copy)]
 struct Target<'a> {
     repo: &'a str,
     branch: &'a str,
@@ -308,6 +300,16 @@ struct Target<'a> {
     started_at: chrono::DateTime<chrono::Utc>,
     /// How an upsert of an existing row is logged: `update` (push) or `refresh` (reconcile).
     update_operation: &'static str,
+}
+
+impl<'a> Target<'a> {
+    /// The same target at another commit (a step of a replay).
+    fn at<'b>(&self, commit: &'b str) -> Target<'b>
+    where
+        'a: 'b,
+    {
+        Target { commit, ..*self }
+    }
 }
 
 /// Rows per statement in large syncs.

@@ -199,6 +199,16 @@ impl Server {
     }
 
     /// Asserts that `git fsck --strict` finds the server repository clean.
+    /// The newest sync-log row's id (0 when there is none): rows after it are new.
+    pub fn last_log_id(&self) -> i64 {
+        self.query(async {
+            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM skill_sync_log")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap()
+        })
+    }
+
     pub fn assert_fsck(&self, repo: &str) {
         let out = Command::new("/usr/local/bin/git")
             .arg("--git-dir")
@@ -726,5 +736,12 @@ impl Drop for ChildFixture {
     fn drop(&mut self) {
         // The server goes first; then `env` drops the database.
         self.server.kill();
+    }
+}
+
+/// Asserts that `text` contains every one of `expected`, naming the first one missing.
+pub fn assert_contains_all(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "missing `{e}` in:\n{text}");
     }
 }
