@@ -15,6 +15,7 @@ pub mod http;
 pub mod localpg;
 pub mod maintenance;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod receive;
 pub mod repos;

@@ -236,6 +236,7 @@ pub async fn run(
                 let config = config.clone();
                 let mut force = force_tx.subscribe();
                 state.tasks.spawn(async move {
+                    let socket = crate::net::QuickAck(socket);
                     let session = match russh::server::run_stream(config, socket, handler).await {
                         Ok(s) => s,
                         Err(e) => {
