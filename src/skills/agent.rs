@@ -306,7 +306,7 @@ pub(crate) fn check_fields(
         owner: meta("owner"),
         tags,
         status: status?,
-        frontmatter: doc.to_json(),
+        frontmatter: Value::Null, // the caller's, converted once
         body: doc.body.to_string(),
     })
 }

@@ -14,4 +14,4 @@ pub mod validate;
 
 pub use report::{render_problems, summary_line};
 pub use rules::{Layout, Rules};
-pub use validate::{is_skill_path, validate_skill, Problem, Skill, Status};
+pub use validate::{validate_skill, Problem, Skill, Status};

@@ -8,9 +8,6 @@ use serde::Serialize;
 /// Upper bound on the size of one skill file.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-/// Where skills live in a repository.
-pub const SKILLS_DIR: &str = "skills/";
-
 /// One problem found in one file: what the pusher reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -94,22 +91,6 @@ pub struct Skill {
     pub status: Status,
     pub frontmatter: serde_json::Value,
     pub body: String,
-}
-
-/// Is `path` (relative to the repository root, `/`-separated) a skill file?
-/// Any `*.md` under `skills/` except `README.md` files.
-pub fn is_skill_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix(SKILLS_DIR) else {
-        return false;
-    };
-    let name = rest.rsplit('/').next().unwrap_or(rest);
-    !rest.is_empty() && name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
-}
-
-/// The slug a skill file's name gives: the file name without `.md`.
-pub fn slug_of(path: &str) -> &str {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name.strip_suffix(".md").unwrap_or(name)
 }
 
 /// Is `slug` made of lowercase `a-z`, `0-9` and single `-` between them?
@@ -315,7 +296,9 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
         },
     ));
     if problems.is_empty() {
-        Ok(skill.expect("no problems means a skill was built"))
+        let mut skill = skill.expect("no problems means a skill was built");
+        skill.frontmatter = frontmatter;
+        Ok(skill)
     } else {
         Err(problems)
     }
@@ -463,7 +446,7 @@ fn check_fields(
         owner,
         tags,
         status: status?,
-        frontmatter: doc.to_json(),
+        frontmatter: serde_json::Value::Null, // the caller's, converted once
         body: doc.body.to_string(),
     })
 }
@@ -509,13 +492,14 @@ mod tests {
 
     #[test]
     fn skill_paths() {
-        assert!(is_skill_path("skills/a.md"));
-        assert!(is_skill_path("skills/ops/deploy.md"));
-        assert!(!is_skill_path("skills/README.md"));
-        assert!(!is_skill_path("skills/ops/readme.md"));
-        assert!(!is_skill_path("README.md"));
-        assert!(!is_skill_path("skills/ops/notes.txt"));
-        assert!(!is_skill_path("other/a.md"));
+        let rules = Rules::builtin();
+        assert!(rules.is_skill("skills/a.md"));
+        assert!(rules.is_skill("skills/ops/deploy.md"));
+        assert!(!rules.is_skill("skills/README.md"));
+        assert!(!rules.is_skill("skills/ops/readme.md"));
+        assert!(!rules.is_skill("README.md"));
+        assert!(!rules.is_skill("skills/ops/notes.txt"));
+        assert!(!rules.is_skill("other/a.md"));
     }
 
     #[test]
