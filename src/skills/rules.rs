@@ -125,14 +125,12 @@ impl Rules {
             None => return Ok(Rules::builtin()),
             Some(bytes) => bytes,
         };
-        let schema_bytes = {
-            // Which schema file: parse the config once to learn it (cheap), so that the
-            // cache below is keyed by the contents of both files.
-            let parsed = parse_config(&config);
-            match parsed.as_ref().ok().and_then(|c| c.schema.clone()) {
-                Some(path) => {
-                    let path = normalize(&path);
-                    match read_rules_file(source, &path)? {
+        let parsed = parse_config(&config).map_err(|p| vec![p])?;
+        // The cache below is keyed by the contents of both files.
+        let schema_bytes = match &parsed.schema {
+            Some(path) => {
+                let path = normalize(path);
+                match read_rules_file(source, &path)? {
                         Some(bytes) => Some((path, bytes)),
                         None => {
                             return Err(vec![Problem::new(
@@ -145,15 +143,15 @@ impl Rules {
                             )])
                         }
                     }
-                }
-                None => None,
             }
+            None => None,
         };
-        let key = (config.clone(), schema_bytes.clone());
+        let key = (config, schema_bytes);
         if let Some(rules) = cached(&key) {
             return Ok(rules);
         }
-        let rules = Arc::new(build(&config, schema_bytes)?);
+        let schema = key.1.as_ref().map(|(p, b)| (p.as_str(), b.as_slice()));
+        let rules = Arc::new(build(parsed, schema)?);
         remember(key, rules.clone());
         Ok(rules)
     }
@@ -321,8 +319,7 @@ fn normalize(path: &str) -> String {
     path.trim().trim_start_matches("./").to_string()
 }
 
-fn build(config: &[u8], schema: Option<(String, Vec<u8>)>) -> Result<Rules, Vec<Problem>> {
-    let parsed = parse_config(config).map_err(|p| vec![p])?;
+fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec<Problem>> {
     let mut problems = Vec::new();
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
@@ -405,8 +402,8 @@ fn build(config: &[u8], schema: Option<(String, Vec<u8>)>) -> Result<Rules, Vec<
     let (schema_path, schema) = match schema {
         None => (None, Some(builtin_schema(layout))),
         Some((path, bytes)) => {
-            let schema = load_schema(&path, &bytes, &mut problems);
-            (Some(path), schema)
+            let schema = load_schema(path, bytes, &mut problems);
+            (Some(path.to_string()), schema)
         }
     };
     match schema {
