@@ -302,15 +302,10 @@ pub fn skill_files(
 
 /// Every regular skill file of `tree` under `rules`.
 fn files_of(tree: &gix::Tree<'_>, rules: &Rules) -> Result<HashMap<String, ObjectId>> {
-    let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(CacheError::git)?;
-    Ok(recorder
-        .records
+    Ok(rules::files_under(tree, rules)
+        .map_err(CacheError::git)?
         .into_iter()
-        .filter(|e| e.mode.is_blob())
-        .map(|e| (e.filepath.to_string(), e.oid))
-        .filter(|(path, _)| rules.is_skill(path))
+        .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
+        .map(|f| (f.path, f.id))
         .collect())
 }

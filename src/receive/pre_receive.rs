@@ -319,21 +319,6 @@ fn validate_update(
             Err(_) => true,
         };
 
-    // Every file of the new tree under the roots (for the tree-wide checks, and for
-    // revalidating everything when the rules changed).
-    let mut recorder = gix::traverse::tree::Recorder::default();
-    new_tree
-        .traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(|e| e.to_string())?;
-    let entries: Vec<(String, gix::object::tree::EntryMode, ObjectId)> = recorder
-        .records
-        .into_iter()
-        .filter(|e| !e.mode.is_tree())
-        .map(|e| (e.filepath.to_string(), e.mode, e.oid))
-        .filter(|(path, _, _)| rules.governs(path))
-        .collect();
-
     // (path, mode, blob, counts toward the per-push limit)
     let mut candidates: Vec<(String, gix::object::tree::EntryMode, ObjectId, bool)> = Vec::new();
     let mut deleted: Vec<String> = Vec::new();
@@ -376,6 +361,13 @@ fn validate_update(
             _ => {}
         }
     }
+    if !rules_changed && candidates.is_empty() && deleted.is_empty() {
+        return Ok(Vec::new()); // nothing under the roots changed
+    }
+    // Every file of the new tree under the roots (for the tree-wide checks, and for
+    // revalidating everything when the rules changed).
+    let entries = rules::files_under(&new_tree, &rules)?;
+
     let mut problems = Vec::new();
     if rules_changed {
         let note = format!(
@@ -386,9 +378,9 @@ fn validate_update(
             tally.notes.push(note);
         }
         // Every file under the roots, as if new: the layout or the roots may differ.
-        for (path, mode, id) in &entries {
-            if !changed_paths.contains(path) {
-                candidates.push((path.clone(), *mode, *id, false));
+        for f in &entries {
+            if !changed_paths.contains(&f.path) {
+                candidates.push((f.path.clone(), f.mode, f.id, false));
             }
         }
     }
@@ -403,9 +395,9 @@ fn validate_update(
             .filter_map(|p| rules.skill_of(p))
             .filter(|s| !listed.contains(s))
             .collect();
-        for (path, mode, id) in &entries {
-            if owners.contains(path) {
-                candidates.push((path.clone(), *mode, *id, false));
+        for f in &entries {
+            if owners.contains(&f.path) {
+                candidates.push((f.path.clone(), f.mode, f.id, false));
             }
         }
     }
@@ -452,9 +444,9 @@ fn validate_update(
     if !checked.is_empty() {
         let files: Vec<tree::File> = entries
             .into_iter()
-            .map(|(path, mode, _)| tree::File {
-                path,
-                regular: mode.is_blob(),
+            .map(|f| tree::File {
+                regular: f.mode.is_blob(),
+                path: f.path,
             })
             .collect();
         problems.extend(tree::problems(&rules, &files, &checked));

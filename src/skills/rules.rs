@@ -530,6 +530,33 @@ impl RulesSource for DirSource<'_> {
     }
 }
 
+/// One file (not a folder) of a tree under the rules' roots.
+pub struct TreeFile {
+    pub path: String,
+    pub mode: gix::object::tree::EntryMode,
+    pub id: gix::ObjectId,
+}
+
+/// Every file of `tree` under the roots of `rules` (skills, their folders' other files,
+/// links and submodules alike).
+pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>, String> {
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| e.to_string())?;
+    Ok(recorder
+        .records
+        .into_iter()
+        .filter(|e| !e.mode.is_tree())
+        .map(|e| TreeFile {
+            path: e.filepath.to_string(),
+            mode: e.mode,
+            id: e.oid,
+        })
+        .filter(|f| rules.governs(&f.path))
+        .collect())
+}
+
 /// Loads the rules of a commit.
 pub fn of_commit(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Arc<Rules>, RulesError> {
     let tree = repo
