@@ -321,6 +321,7 @@ const UPSERT_BATCH: usize = 2000;
 pub const SEARCH_INLINE_ROWS: usize = 500;
 
 /// A row to write, with the path it had before a rename.
+#[derive(Clone)]
 struct RowIn {
     skill: Skill,
     blob: ObjectId,
@@ -347,22 +348,23 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(rows: &[RowIn]) -> Columns {
+    /// Takes the rows apart (their bodies move, they are not copied).
+    fn of(rows: impl IntoIterator<Item = RowIn>) -> Columns {
         let mut c = Columns::default();
         for r in rows {
-            let s = &r.skill;
-            c.old_path.push(r.old_path.clone());
-            c.path.push(s.path.clone());
-            c.slug.push(s.slug.clone());
-            c.title.push(s.title.clone());
-            c.description.push(s.description.clone());
-            c.category.push(s.category.clone());
-            c.owner.push(s.owner.clone());
+            let s = r.skill;
+            c.old_path.push(r.old_path);
+            c.path.push(s.path);
+            c.slug.push(s.slug);
+            c.title.push(s.title);
+            c.description.push(s.description);
+            c.category.push(s.category);
+            c.owner.push(s.owner);
             c.tags
                 .push(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()));
             c.status.push(s.status.as_str());
             c.frontmatter.push(s.frontmatter.to_string());
-            c.body.push(s.body.clone());
+            c.body.push(s.body);
             c.blob_sha.push(r.blob.to_string());
         }
         c
@@ -511,7 +513,10 @@ async fn write(
         .bind(repo_name)
         .bind(commit)
         .bind(search_inline);
-        let rows = Columns::of(batch).bind(query).fetch_all(&mut *tx).await?;
+        let rows = Columns::of(batch.iter().cloned())
+            .bind(query)
+            .fetch_all(&mut *tx)
+            .await?;
         for r in rows {
             outcome.renamed += 1;
             log.push(LogRow {
@@ -536,7 +541,12 @@ async fn write(
     upserts.extend(missed);
 
     // Large syncs (an import, a reconcile) go in batches to bound statement size.
-    for batch in upserts.chunks(UPSERT_BATCH) {
+    let mut upserts = upserts.into_iter();
+    loop {
+        let batch: Vec<RowIn> = upserts.by_ref().take(UPSERT_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
                                  frontmatter, body, blob_sha, git_commit_sha, sync_status,
