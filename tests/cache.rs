@@ -39,6 +39,26 @@ fn cache_skills(server: &Server) -> BTreeMap<String, String> {
     })
 }
 
+/// Runs `skillsd reconcile skills`, which must succeed; its output.
+fn reconcile(server: &Server) -> String {
+    let out = server.cli(&["reconcile", "skills"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A cache row with no file behind it.
+fn insert_orphan(server: &Server) {
+    exec(
+        server,
+        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
+         VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
+    );
+}
+
 fn exec(server: &Server, sql: &str) {
     server.query(async {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
@@ -78,21 +98,11 @@ fn reconcile_repairs_missing_stale_and_orphan_rows() {
         &server,
         "UPDATE skills SET title = 'wrong', blob_sha = 'deadbeef' WHERE slug = 'two'",
     );
-    exec(
-        &server,
-        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
-         VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
-    );
+    insert_orphan(&server);
     assert_ne!(cache_skills(&server), tree_skills(&server));
     let log_before = server.last_log_id();
 
-    let out = server.cli(&["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile(&server);
     assert!(
         stdout.contains("1 created, 1 refreshed, 1 deleted"),
         "{stdout}"
@@ -410,19 +420,9 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
         &server,
         "UPDATE skills SET blob_sha = 'deadbeef' WHERE slug = 'many-00001'",
     );
-    exec(
-        &server,
-        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
-         VALUES ('skills', 'ghost', 'skills/x/ghost.md', 'Ghost', 'abc', 'abc')",
-    );
+    insert_orphan(&server);
     let log_before = server.last_log_id();
-    let out = server.cli(&["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile(&server);
     // The template's two skills and 4,099 generated ones are created.
     assert!(
         stdout.contains("4101 created, 1 refreshed, 1 deleted"),
