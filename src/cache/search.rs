@@ -89,10 +89,3 @@ pub fn fill_in_background(rt: &tokio::runtime::Handle, pool: &PgPool) {
         }
     });
 }
-
-/// How many rows still wait for their vector.
-pub async fn pending(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM skills WHERE search IS NULL")
-        .fetch_one(pool)
-        .await
-}

@@ -218,11 +218,6 @@ impl Rules {
         }
     }
 
-    /// Is `path` one of the files the rules are read from?
-    pub fn is_rules_file(&self, path: &str) -> bool {
-        path == CONFIG_PATH || self.schema_path.as_deref() == Some(path)
-    }
-
     /// One line for people: `flat layout under skills/, schema rules/flat.schema.json`.
     pub fn describe(&self) -> String {
         format!(
@@ -557,21 +552,9 @@ pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>,
         .collect())
 }
 
-/// Loads the rules of a commit.
-pub fn of_commit(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Arc<Rules>, RulesError> {
-    let tree = repo
-        .find_commit(commit)
-        .map_err(|e| RulesError::Git(e.to_string()))?
-        .tree()
-        .map_err(|e| RulesError::Git(e.to_string()))?;
-    Rules::load(&TreeSource { tree }).map_err(RulesError::Invalid)
-}
-
 /// Why a commit's rules could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
-    #[error("cannot read the commit: {0}")]
-    Git(String),
     #[error("the repository's rules do not load:\n{}", super::render_problems(.0))]
     Invalid(Vec<Problem>),
 }
