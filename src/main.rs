@@ -446,8 +446,9 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
     let name = hook::repo_name(&dir);
     let user = hook::pusher();
     let rt = tokio::runtime::Handle::current();
+    let sync_pool = pool.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        skillsd::cache::sync::sync_branch(&rt, &pool, &repo, &name, &branch, &user, None)
+        skillsd::cache::sync::sync_branch(&rt, &sync_pool, &repo, &name, &branch, &user, None)
     })
     .await?;
     match outcome {
@@ -455,7 +456,6 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
             eprintln!("skillsd: cache updated: {}", o.summary());
             if o.search_deferred {
                 // The hook process ends here: fill the search vectors now.
-                let pool = skillsd::db::connect(&url).await?;
                 skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
             }
             Ok(0)
