@@ -33,6 +33,77 @@ fn git(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, Str
     )
 }
 
+/// A bare repository `<dir>/<name>.git` with skillsd's pre- and post-receive hooks.
+fn bare_with_hooks(bin: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+    let bare = dir.join(format!("{name}.git"));
+    let (ok, out) = git(
+        bin,
+        dir,
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok, "{out}");
+    for hook in ["pre-receive", "post-receive"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("hooks")
+                .join(hook),
+            bare.join("hooks").join(hook),
+        )
+        .unwrap();
+    }
+    bare
+}
+
+#[test]
+fn a_big_push_through_the_hook_is_searchable_when_it_returns() {
+    // The hook process ends with the push: it fills the search vectors itself.
+    let server = Server::start();
+    let bin = GITS[0];
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_with_hooks(bin, tmp.path(), "bulk");
+    let env = [
+        ("SKILLSD", SKILLSD),
+        ("DATABASE_URL", server.db_url.as_str()),
+        ("SKILLSD_USER", "hook-user"),
+    ];
+    let work = tmp.path().join("work");
+    let url = format!("file://{}", bare.display());
+    let (ok, out) = git(
+        bin,
+        tmp.path(),
+        &["clone", "-q", &url, work.to_str().unwrap()],
+        &env,
+    );
+    assert!(ok, "{out}");
+    let n = skillsd::cache::sync::SEARCH_INLINE_ROWS + 10;
+    std::fs::create_dir_all(work.join("skills/b")).unwrap();
+    for i in 0..n {
+        std::fs::write(
+            work.join(format!("skills/b/bulk-{i:04}.md")),
+            skill(&format!("Bulk {i}"), ""),
+        )
+        .unwrap();
+    }
+    git(bin, &work, &["add", "-A"], &env);
+    git(bin, &work, &["commit", "-q", "-m", "bulk"], &env);
+    let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("skillsd: cache updated: {n} created")),
+        "{out}"
+    );
+    let (rows, pending): (i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE search IS NULL) FROM skills WHERE repo = 'bulk'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((rows, pending), (n as i64, 0));
+}
+
 #[test]
 fn stock_git_with_skillsd_hooks() {
     // The database comes from a test server; the repository is plain git's.
@@ -41,23 +112,7 @@ fn stock_git_with_skillsd_hooks() {
         let bin = *bin;
         let tmp = tempfile::tempdir().unwrap();
         let name = format!("team-skills-{i}");
-        let bare = tmp.path().join(format!("{name}.git"));
-        let (ok, out) = git(
-            bin,
-            tmp.path(),
-            &["init", "-q", "--bare", bare.to_str().unwrap()],
-            &[],
-        );
-        assert!(ok, "{out}");
-        for hook in ["pre-receive", "post-receive"] {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("hooks")
-                    .join(hook),
-                bare.join("hooks").join(hook),
-            )
-            .unwrap();
-        }
+        let bare = bare_with_hooks(bin, tmp.path(), &name);
         let env = [
             ("SKILLSD", SKILLSD),
             ("DATABASE_URL", server.db_url.as_str()),
