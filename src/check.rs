@@ -45,7 +45,10 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
             continue;
         }
         checked.push(rel.clone());
-        problems.extend(crate::skills::validate::path_problems(&rel, is_link, false));
+        let root = rules.root_of(&rel).unwrap_or_default();
+        problems.extend(crate::skills::validate::path_problems(
+            root, &rel, is_link, false,
+        ));
         if !rules.is_skill(&rel) {
             continue;
         }

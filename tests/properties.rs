@@ -36,13 +36,13 @@ proptest! {
     #[test]
     fn portable_paths_pass(parts in proptest::collection::vec("[a-z0-9][a-z0-9_-]{0,20}", 1..6)) {
         let path = format!("skills/{}.md", parts.join("/"));
-        prop_assert!(path_problems(&path, false, false).is_empty(), "{}", path);
+        prop_assert!(path_problems("skills/", &path, false, false).is_empty(), "{}", path);
     }
 
     #[test]
     fn control_characters_in_paths_are_refused(a in "[a-z]{1,8}", c in 0u8..32, b in "[a-z]{1,8}") {
         let path = format!("skills/{a}{}{b}/x.md", c as char);
-        prop_assert!(!path_problems(&path, false, false).is_empty());
+        prop_assert!(!path_problems("skills/", &path, false, false).is_empty());
     }
 
     #[test]

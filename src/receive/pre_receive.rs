@@ -408,6 +408,7 @@ fn validate_update(
     for (path, mode, id, counts) in candidates {
         meter.tick();
         problems.extend(crate::skills::validate::path_problems(
+            rules.root_of(&path).unwrap_or_default(),
             &path,
             mode.is_link(),
             mode.is_commit(),

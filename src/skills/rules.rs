@@ -161,7 +161,8 @@ impl Rules {
         self.root_of(path).is_some()
     }
 
-    fn root_of(&self, path: &str) -> Option<&str> {
+    /// The folder of skills (ending in `/`) that holds `path`.
+    pub fn root_of(&self, path: &str) -> Option<&str> {
         self.roots
             .iter()
             .find(|r| path.starts_with(r.as_str()) && path.len() > r.len())

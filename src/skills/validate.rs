@@ -125,18 +125,20 @@ pub(crate) fn suggest_slug(s: &str) -> String {
 /// Longest path (in bytes) allowed under `skills/`.
 pub const MAX_PATH_BYTES: usize = 255;
 
-/// Problems with a path added or changed under `skills/`, whatever the file: length,
-/// characters that break on some system, symbolic links, submodules.
-pub fn path_problems(path: &str, is_link: bool, is_submodule: bool) -> Vec<Problem> {
+/// Problems with a path added or changed under a folder of skills (`root`, e.g.
+/// `skills/`), whatever the file: length, characters that break on some system,
+/// symbolic links, submodules.
+pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) -> Vec<Problem> {
     let mut problems = Vec::new();
     if is_submodule {
         problems.push(
-            Problem::new(path, "submodules are not allowed under skills/")
-                .hint("commit the files themselves, or keep the submodule outside skills/"),
+            Problem::new(path, format!("submodules are not allowed under {root}")).hint(format!(
+                "commit the files themselves, or keep the submodule outside {root}"
+            )),
         );
     } else if is_link {
         problems.push(
-            Problem::new(path, "symbolic links are not allowed under skills/")
+            Problem::new(path, format!("symbolic links are not allowed under {root}"))
                 .hint("commit the file itself instead of a link to it"),
         );
     }
@@ -504,26 +506,34 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert!(path_problems("skills/ops/deploy.md", false, false).is_empty());
+        assert!(path_problems("skills/", "skills/ops/deploy.md", false, false).is_empty());
         assert_eq!(
-            path_problems("skills/ops/x.md", true, false)[0].message,
+            path_problems("skills/", "skills/ops/x.md", true, false)[0].message,
             "symbolic links are not allowed under skills/"
         );
         assert_eq!(
-            path_problems("skills/vendor", false, true)[0].message,
+            path_problems("skills/", "skills/vendor", false, true)[0].message,
             "submodules are not allowed under skills/"
         );
-        assert!(path_problems("skills/a:b/x.md", false, false)[0]
+        assert_eq!(
+            path_problems("docs/skills/", "docs/skills/x.md", true, false)[0].message,
+            "symbolic links are not allowed under docs/skills/"
+        );
+        assert!(path_problems("skills/", "skills/a:b/x.md", false, false)[0]
             .message
             .contains("':'"));
-        assert!(path_problems("skills/a\tb/x.md", false, false)[0]
-            .message
-            .contains("'\\t'"));
-        assert!(path_problems("skills/dot./x.md", false, false)[0]
-            .message
-            .contains("ends with a dot"));
+        assert!(
+            path_problems("skills/", "skills/a\tb/x.md", false, false)[0]
+                .message
+                .contains("'\\t'")
+        );
+        assert!(
+            path_problems("skills/", "skills/dot./x.md", false, false)[0]
+                .message
+                .contains("ends with a dot")
+        );
         let long = format!("skills/{}/x.md", "d".repeat(300));
-        assert!(path_problems(&long, false, false)[0]
+        assert!(path_problems("skills/", &long, false, false)[0]
             .message
             .contains("more than 255"));
     }
