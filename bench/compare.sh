@@ -111,6 +111,13 @@ git -C "\$clone" commit -q -m "bench: add 1000 skills (\$c)"
 PREP
 hfx stock-push-1000 "bash $OUT/add-1000.sh $WORK/p1" "git -C $WORK/p1 push -q origin main"
 hfx skillsd-push-1000 "bash $OUT/add-1000.sh $WORK/p2" "env \"GIT_SSH_COMMAND=$SK_SSH\" git -C $WORK/p2 push -q origin main"
+# The floor any server can reach with this client: the same push to a bare repository
+# on the local disk (git's own receive-pack, no SSH, no hooks, no database). Most of it
+# is the client's own pack-objects (delta search over the new blobs).
+trash "$WORK/floor.git" "$WORK/p3"
+git clone -q --bare "$SEEDW" "$WORK/floor.git"
+git clone -q "$WORK/floor.git" "$WORK/p3"
+hfx floor-push-1000 "bash $OUT/add-1000.sh $WORK/p3" "git -C $WORK/p3 push -q origin main"
 
 # The cache must equal the tree after all that.
 SK_DB="postgres://postgres@localhost/skillsd?host=$SK_DATA/postgres/sock"
@@ -130,6 +137,7 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
   echo "| push 1 modified skill (cache updated) | $(med stock-push-one) | $(med stock-push-one-25519) | $(med skillsd-push-one) | $(ratio "$(med skillsd-push-one)" "$(med stock-push-one-25519)") |"
   echo "| push 100 new skills | $(med stock-push-100) | – | $(med skillsd-push-100) | (vs default) $(ratio "$(med skillsd-push-100)" "$(med stock-push-100)") |"
   echo "| push 1,000 new skills | $(med stock-push-1000) | – | $(med skillsd-push-1000) | (vs default) $(ratio "$(med skillsd-push-1000)" "$(med stock-push-1000)") |"
+  echo "| push 1,000 new skills: floor (local push, no SSH, no hooks, no database) | – | – | $(med floor-push-1000) | (vs default) $(ratio "$(med floor-push-1000)" "$(med stock-push-1000)") |"
   echo "| import push of $N skills (1 run) | $STOCK_IMPORT_MS | – | $SK_IMPORT_MS | (vs default) $(ratio "$SK_IMPORT_MS" "$STOCK_IMPORT_MS") |"
   echo "| clone pack bytes | $STOCK_BYTES | – | $SK_BYTES | $(ratio "$SK_BYTES" "$STOCK_BYTES") |"
   echo

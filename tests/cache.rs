@@ -396,13 +396,19 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    // More than one write batch (2,000 rows), read on every core.
+    // More than one write batch (2,000 rows), read on every core; every third body
+    // has a URL (its vector is PostgreSQL's to compute, after the rows).
     let n = 4_100;
     let files: Vec<(String, String)> = (0..n)
         .map(|i| {
+            let body = if i % 3 == 0 {
+                format!("See https://example.com/{i}.")
+            } else {
+                format!("Plain words, number {i}.")
+            };
             (
                 format!("skills/r{}/many-{i:05}.md", i % 7),
-                skill(&format!("Many {i}"), ""),
+                format!("---\ntitle: Many {i}\n---\n\n{body}\n"),
             )
         })
         .collect();
@@ -442,6 +448,16 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
     });
     assert_eq!(pending, 0);
     assert_eq!(logged, 4101 + 1 + 1, "one log row per change");
+    let wrong: i64 = server.query(async {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM skills
+             WHERE search IS DISTINCT FROM skills_search_vector(title, description, tags, body)",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(wrong, 0);
 }
 
 #[test]
@@ -450,13 +466,14 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    // More rows than a sync writes with their vectors inline.
+    // More rows whose vectors PostgreSQL must compute (skillsd leaves text with URLs to
+    // it) than a sync writes with their vectors inline.
     let n = skillsd::cache::sync::SEARCH_INLINE_ROWS + 20;
     let files: Vec<(String, String)> = (0..n)
         .map(|i| {
             (
                 format!("skills/bulk/bulk-{i:04}.md"),
-                format!("---\ntitle: Bulk {i}\n---\nword{i} appears here.\n"),
+                format!("---\ntitle: Bulk {i}\n---\nword{i} appears at https://example.com/{i}.\n"),
             )
         })
         .collect();
@@ -501,15 +518,17 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
         .unwrap()
     });
     assert_eq!(found, vec!["bulk-0517"]);
-    let empty: i64 = server.query(async {
+    let wrong: i64 = server.query(async {
         sqlx::query_scalar(
-            "SELECT count(*) FROM skills WHERE search IS NULL OR search = ''::tsvector",
+            "SELECT count(*) FROM skills
+             WHERE search IS DISTINCT FROM skills_search_vector(title, description, tags, body)
+                OR search = ''::tsvector",
         )
         .fetch_one(&server.pool)
         .await
         .unwrap()
     });
-    assert_eq!(empty, 0);
+    assert_eq!(wrong, 0);
 }
 
 #[test]

@@ -76,12 +76,14 @@ fn a_big_push_through_the_hook_is_searchable_when_it_returns() {
         &env,
     );
     assert!(ok, "{out}");
+    // More rows whose vectors PostgreSQL must compute (a URL in each body: skillsd
+    // leaves such text to it) than a sync computes inline: the hook fills them.
     let n = skillsd::cache::sync::SEARCH_INLINE_ROWS + 10;
     std::fs::create_dir_all(work.join("skills/b")).unwrap();
     for i in 0..n {
         std::fs::write(
             work.join(format!("skills/b/bulk-{i:04}.md")),
-            skill(&format!("Bulk {i}"), ""),
+            format!("---\ntitle: Bulk {i}\n---\n\nSee https://example.com/b/{i}.\n"),
         )
         .unwrap();
     }

@@ -13,6 +13,7 @@ pub mod pushes;
 pub mod retry;
 pub mod search;
 pub mod sync;
+pub mod vector;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

@@ -7,12 +7,14 @@
 
 use super::changes::{self, Op};
 use super::pushes::{self, PushRecord};
+use super::vector::{search_vector, SearchVector};
 use super::{CacheError, Result};
 use crate::skills::Skill;
 use gix::ObjectId;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -134,19 +136,31 @@ pub fn sync_branch(
     };
     let mut outcome = SyncOutcome::default();
     let last = steps.len().saturating_sub(1);
+    let (mut diff_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
     for (i, (base, commit)) in steps.into_iter().enumerate() {
+        let diffing = std::time::Instant::now();
         let mut ops = changes::between(repo, base, commit)?;
+        diff_time += diffing.elapsed();
         if i < last {
             // Only the tip was validated; a file broken in an intermediate commit and
             // fixed later is not a failure of the cache.
             ops.retain(|op| !matches!(op, Op::Invalid { .. }));
         }
         let commit_hex = commit.to_string();
+        let writing = std::time::Instant::now();
         let step = rt.block_on(apply(&mut tx, &target.at(&commit_hex), ops))?;
+        write_time += writing.elapsed();
         outcome.add(&step);
     }
+    let committing = std::time::Instant::now();
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    tracing::debug!(
+        diff_ms = diff_time.as_millis() as u64,
+        write_ms = write_time.as_millis() as u64,
+        commit_ms = committing.elapsed().as_millis() as u64,
+        "sync timings"
+    );
     if outcome.search_deferred {
         super::search::fill_in_background(rt, pool);
     }
@@ -315,9 +329,11 @@ impl<'a> Target<'a> {
 /// Rows per statement in large syncs.
 const UPSERT_BATCH: usize = 2000;
 
-/// A sync that writes at most this many rows computes their full-text vectors in the
-/// same statements (a small push is searchable when `git push` returns); a bigger one
-/// leaves `search` NULL for [`super::search`] to fill right after it commits.
+/// Full-text vectors skillsd cannot compute itself ([`super::vector`]) are computed by
+/// PostgreSQL in the statements that write the rows when a sync writes at most this many
+/// rows, or has at most this many such vectors (a push is searchable when `git push`
+/// returns); otherwise `search` stays NULL for [`super::search`] to fill right after
+/// the sync commits.
 pub const SEARCH_INLINE_ROWS: usize = 500;
 
 /// A row to write, with the path it had before a rename.
@@ -326,6 +342,24 @@ struct RowIn {
     skill: Skill,
     blob: ObjectId,
     old_path: Option<String>,
+    search: Option<SearchVector>,
+}
+
+impl RowIn {
+    fn new(skill: Skill, blob: ObjectId, old_path: Option<String>) -> RowIn {
+        let search = search_vector(
+            &skill.title,
+            skill.description.as_deref(),
+            &skill.tags,
+            &skill.body,
+        );
+        RowIn {
+            skill,
+            blob,
+            old_path,
+            search,
+        }
+    }
 }
 
 /// A batch of rows as one array per column: bound as PostgreSQL arrays and read back
@@ -345,6 +379,8 @@ struct Columns {
     frontmatter: Vec<String>,
     body: Vec<String>,
     blob_sha: Vec<String>,
+    /// The full-text vector when skillsd could compute it ([`super::vector`]).
+    search: Vec<Option<SearchVector>>,
 }
 
 impl Columns {
@@ -353,6 +389,7 @@ impl Columns {
         let mut c = Columns::default();
         for r in rows {
             let s = r.skill;
+            c.search.push(r.search);
             c.old_path.push(r.old_path);
             c.path.push(s.path);
             c.slug.push(s.slug);
@@ -388,18 +425,22 @@ impl Columns {
             .bind(self.frontmatter)
             .bind(self.body)
             .bind(self.blob_sha)
+            .bind(self.search)
     }
 }
 
-/// The rows of a [`Columns`] batch bound as `$4..$15`, with their tags as a `text[]`
-/// (`t.tags`) and, when `$3` is true, their full-text vector (`t.search`).
+/// The rows of a [`Columns`] batch bound as `$4..$16`, with their tags as a `text[]`
+/// (`t.tags`) and their full-text vector (`t.search`): the one skillsd computed, else,
+/// when `$3` is true, PostgreSQL's, else NULL (for [`super::search`] to fill).
 const UNNEST: &str = "unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                  $16::tsvector[])
            AS u(old_path, path, slug, title, description, category, owner, tags, status,
-                frontmatter, body, blob_sha),
+                frontmatter, body, blob_sha, search),
          LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)) AS tags) t0,
          LATERAL (SELECT t0.tags,
-                         CASE WHEN $3 THEN skills_search_vector(u.title, u.description, t0.tags, u.body)
+                         CASE WHEN u.search IS NOT NULL THEN u.search
+                              WHEN $3 THEN skills_search_vector(u.title, u.description, t0.tags, u.body)
                          END AS search) t";
 
 /// One sync-log row to write.
@@ -452,16 +493,10 @@ async fn write(
     for op in ops {
         match op {
             Op::Delete { path } => deletes.push(path),
-            Op::Rename { from, skill, blob } => renames.push(RowIn {
-                skill,
-                blob,
-                old_path: Some(from),
-            }),
-            Op::Create(skill, blob) | Op::Update(skill, blob) => upserts.push(RowIn {
-                skill,
-                blob,
-                old_path: None,
-            }),
+            Op::Rename { from, skill, blob } => renames.push(RowIn::new(skill, blob, Some(from))),
+            Op::Create(skill, blob) | Op::Update(skill, blob) => {
+                upserts.push(RowIn::new(skill, blob, None))
+            }
             Op::Invalid { path, error } => {
                 outcome.failed += 1;
                 log.push(LogRow {
@@ -474,8 +509,15 @@ async fn write(
             }
         }
     }
-    let writes_rows = !(renames.is_empty() && upserts.is_empty());
-    if writes_rows && !search_inline {
+    // Rows whose vector skillsd could not compute: PostgreSQL computes them in the same
+    // statements when the sync is small or they are few, else the search filler does.
+    let lacking = renames
+        .iter()
+        .chain(&upserts)
+        .filter(|r| r.search.is_none())
+        .count();
+    let search_inline = search_inline || lacking <= SEARCH_INLINE_ROWS;
+    if lacking > 0 && !search_inline {
         outcome.search_deferred = true;
     }
 

@@ -83,6 +83,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
 
     // The pack (absent when every command is a deletion).
     let needs_pack = commands.iter().any(|c| !c.is_delete());
+    let receiving = std::time::Instant::now();
     let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
     let mut unpack_error = None;
     if needs_pack {
@@ -117,6 +118,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         }
     }
 
+    let pack_ms = receiving.elapsed().as_millis() as u64;
     let mut problems = Vec::new();
     let mut check_ms = 0;
     let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
@@ -162,6 +164,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         }
     }
 
+    let storing = std::time::Instant::now();
     let any_accepted = results.iter().any(Option::is_none);
     if any_accepted {
         if let Err(e) = quarantine.migrate() {
@@ -216,7 +219,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         .iter()
         .zip(&results)
         .any(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete());
+    let store_ms = storing.elapsed().as_millis() as u64;
+    let caching = std::time::Instant::now();
     post_receive(ctx, &record, default_moved, &mut sb)?;
+    let cache_ms = caching.elapsed().as_millis() as u64;
 
     report(
         &mut sb,
@@ -235,7 +241,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .join(","),
         accepted,
         problems = record.errors.len(),
+        pack_ms,
         check_ms,
+        store_ms,
+        cache_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
         "push"
     );
