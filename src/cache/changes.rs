@@ -1,5 +1,6 @@
 //! What changed between two commits, as operations on skills.
 
+use super::vector::{search_vector, SearchVector};
 use super::{CacheError, Result};
 use crate::skills::rules::{self, Rules, TreeSource, CONFIG_PATH};
 use crate::skills::Skill;
@@ -8,15 +9,40 @@ use gix::ObjectId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A skill read from the tree: what its cache row is made of.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub skill: Skill,
+    pub blob: ObjectId,
+    /// Its full-text vector when skillsd can compute it ([`super::vector`]): computed
+    /// with the reading and validating, on the same threads.
+    pub search: Option<SearchVector>,
+}
+
+impl Row {
+    pub fn new(skill: Skill, blob: ObjectId) -> Row {
+        let search = search_vector(
+            &skill.title,
+            skill.description.as_deref(),
+            &skill.tags,
+            &skill.body,
+        );
+        Row {
+            skill,
+            blob,
+            search,
+        }
+    }
+}
+
 /// One operation on the cache.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Create(Skill, ObjectId),
-    Update(Skill, ObjectId),
+    Create(Row),
+    Update(Row),
     Rename {
         from: String,
-        skill: Skill,
-        blob: ObjectId,
+        row: Row,
     },
     Delete {
         path: String,
@@ -182,10 +208,9 @@ impl Job {
             Make::Create => load(repo, rules, &self.path, self.blob, Op::Create),
             Make::Update => load(repo, rules, &self.path, self.blob, Op::Update),
             Make::Rename(from) => match load(repo, rules, &self.path, self.blob, Op::Create) {
-                Op::Create(skill, blob) => Op::Rename {
+                Op::Create(row) => Op::Rename {
                     from: from.clone(),
-                    skill,
-                    blob,
+                    row,
                 },
                 other => other,
             },
@@ -264,7 +289,7 @@ pub(crate) fn load(
     rules: &Rules,
     path: &str,
     blob: ObjectId,
-    make: fn(Skill, ObjectId) -> Op,
+    make: fn(Row) -> Op,
 ) -> Op {
     let data = match repo.find_blob(blob) {
         Ok(mut b) => b.take_data(),
@@ -276,7 +301,7 @@ pub(crate) fn load(
         }
     };
     match rules.validate(path, &data) {
-        Ok(skill) => make(skill, blob),
+        Ok(skill) => make(Row::new(skill, blob)),
         Err(problems) => Op::Invalid {
             path: path.to_string(),
             error: crate::skills::render_problems(&problems),

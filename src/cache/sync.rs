@@ -7,9 +7,8 @@
 
 use super::changes::{self, Op};
 use super::pushes::{self, PushRecord};
-use super::vector::{search_vector, SearchVector};
+use super::vector::SearchVector;
 use super::{CacheError, Result};
-use crate::skills::Skill;
 use gix::ObjectId;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -339,27 +338,8 @@ pub const SEARCH_INLINE_ROWS: usize = 500;
 /// A row to write, with the path it had before a rename.
 #[derive(Clone)]
 struct RowIn {
-    skill: Skill,
-    blob: ObjectId,
+    row: changes::Row,
     old_path: Option<String>,
-    search: Option<SearchVector>,
-}
-
-impl RowIn {
-    fn new(skill: Skill, blob: ObjectId, old_path: Option<String>) -> RowIn {
-        let search = search_vector(
-            &skill.title,
-            skill.description.as_deref(),
-            &skill.tags,
-            &skill.body,
-        );
-        RowIn {
-            skill,
-            blob,
-            old_path,
-            search,
-        }
-    }
 }
 
 /// A batch of rows as one array per column: bound as PostgreSQL arrays and read back
@@ -388,8 +368,8 @@ impl Columns {
     fn of(rows: impl IntoIterator<Item = RowIn>) -> Columns {
         let mut c = Columns::default();
         for r in rows {
-            let s = r.skill;
-            c.search.push(r.search);
+            let s = r.row.skill;
+            c.search.push(r.row.search);
             c.old_path.push(r.old_path);
             c.path.push(s.path);
             c.slug.push(s.slug);
@@ -402,7 +382,7 @@ impl Columns {
             c.status.push(s.status.as_str());
             c.frontmatter.push(s.frontmatter.to_string());
             c.body.push(s.body);
-            c.blob_sha.push(r.blob.to_string());
+            c.blob_sha.push(r.row.blob.to_string());
         }
         c
     }
@@ -493,10 +473,14 @@ async fn write(
     for op in ops {
         match op {
             Op::Delete { path } => deletes.push(path),
-            Op::Rename { from, skill, blob } => renames.push(RowIn::new(skill, blob, Some(from))),
-            Op::Create(skill, blob) | Op::Update(skill, blob) => {
-                upserts.push(RowIn::new(skill, blob, None))
-            }
+            Op::Rename { from, row } => renames.push(RowIn {
+                row,
+                old_path: Some(from),
+            }),
+            Op::Create(row) | Op::Update(row) => upserts.push(RowIn {
+                row,
+                old_path: None,
+            }),
             Op::Invalid { path, error } => {
                 outcome.failed += 1;
                 log.push(LogRow {
@@ -514,7 +498,7 @@ async fn write(
     let lacking = renames
         .iter()
         .chain(&upserts)
-        .filter(|r| r.search.is_none())
+        .filter(|r| r.row.search.is_none())
         .count();
     let search_inline = search_inline || lacking <= SEARCH_INLINE_ROWS;
     if lacking > 0 && !search_inline {
@@ -578,7 +562,7 @@ async fn write(
         .collect();
     let missed: Vec<RowIn> = renames
         .into_iter()
-        .filter(|r| !renamed.contains(r.skill.path.as_str()))
+        .filter(|r| !renamed.contains(r.row.skill.path.as_str()))
         .collect();
     upserts.extend(missed);
 
@@ -735,8 +719,8 @@ pub fn record_failure(
     let mut rows = Vec::new();
     for op in changes::between(repo, from, tip)? {
         let (path, operation) = match &op {
-            Op::Create(s, _) => (s.path.clone(), "create"),
-            Op::Update(s, _) => (s.path.clone(), "update"),
+            Op::Create(r) => (r.skill.path.clone(), "create"),
+            Op::Update(r) => (r.skill.path.clone(), "update"),
             Op::Rename { from, .. } => (from.clone(), "rename"),
             Op::Delete { path } => (path.clone(), "delete"),
             Op::Invalid { path, .. } => (path.clone(), "refresh"),

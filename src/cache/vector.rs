@@ -26,6 +26,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::Postgres;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Longest word kept (PostgreSQL's own limit is higher; longer words go to it).
 pub const MAX_WORD: usize = 255;
@@ -56,15 +57,10 @@ pub fn search_vector(
     let mut words = Words::default();
     words.add(title, WEIGHT_A)?;
     words.add(description.unwrap_or(""), WEIGHT_B)?;
-    // `array_to_string(tags, ' ')`: the tags joined by single spaces.
-    for (i, tag) in tags.iter().enumerate() {
-        if i > 0 {
-            words.add(" ", WEIGHT_B)?;
-        }
-        words.add(tag, WEIGHT_B)?;
-    }
+    // `array_to_string(tags, ' ')`
+    words.add(&tags.join(" "), WEIGHT_B)?;
     words.add(body, WEIGHT_C)?;
-    Some(words.finish())
+    words.finish()
 }
 
 /// Separators the parser skips without starting a token of its own, whatever follows.
@@ -118,47 +114,50 @@ fn ends_a_sentence(next: u8) -> bool {
     )
 }
 
-/// Words seen so far, with their positions (weight in the top two bits).
+/// The words of the parts added so far: each word's place in `lower` (the parts'
+/// text, lower-cased) and weight. A word's position is its index + 1.
 #[derive(Default)]
 struct Words {
-    positions: HashMap<Vec<u8>, Vec<u16>>,
-    last: u32,
+    lower: Vec<u8>,
+    words: Vec<(u32, u16, u16)>,
 }
 
 impl Words {
     fn add(&mut self, text: &str, weight: u16) -> Option<()> {
+        let base = self.lower.len();
+        self.lower.extend_from_slice(text.as_bytes());
+        self.lower[base..].make_ascii_lowercase();
         let b = text.as_bytes();
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
             if c.is_ascii_alphanumeric() {
                 let start = i;
-                let mut parts = Vec::new();
-                let mut j = i;
+                let mut end = i;
+                let mut parts = 0;
                 loop {
-                    let from = j;
-                    while j < b.len() && b[j].is_ascii_alphanumeric() {
-                        j += 1;
+                    while end < b.len() && b[end].is_ascii_alphanumeric() {
+                        end += 1;
                     }
-                    parts.push(from..j);
-                    if j + 1 < b.len() && b[j] == b'-' && b[j + 1].is_ascii_alphanumeric() {
-                        j += 1;
+                    parts += 1;
+                    if end + 1 < b.len() && b[end] == b'-' && b[end + 1].is_ascii_alphanumeric() {
+                        end += 1;
                         continue;
                     }
                     break;
                 }
-                if parts.len() > 1 {
-                    if b[start..j].iter().any(u8::is_ascii_digit) {
+                self.word(base + start, base + end, weight)?;
+                if parts > 1 {
+                    if b[start..end].iter().any(u8::is_ascii_digit) {
                         return None;
                     }
-                    self.word(&b[start..j], weight)?;
-                    for part in parts {
-                        self.word(&b[part], weight)?;
+                    // The whole hyphenated word, then each part.
+                    for part in b[start..end].split(|&c| c == b'-') {
+                        let from = part.as_ptr() as usize - b.as_ptr() as usize;
+                        self.word(base + from, base + from + part.len(), weight)?;
                     }
-                } else {
-                    self.word(&b[start..j], weight)?;
                 }
-                i = j;
+                i = end;
                 continue;
             }
             let next = b.get(i + 1).copied();
@@ -173,36 +172,105 @@ impl Words {
         Some(())
     }
 
-    fn word(&mut self, word: &[u8], weight: u16) -> Option<()> {
-        if word.len() > MAX_WORD || self.last >= MAX_POSITION {
+    fn word(&mut self, start: usize, end: usize, weight: u16) -> Option<()> {
+        if end - start > MAX_WORD || self.words.len() >= MAX_POSITION as usize {
             return None;
         }
-        self.last += 1;
-        let positions = self.positions.entry(word.to_ascii_lowercase()).or_default();
-        if positions.len() >= MAX_OCCURRENCES {
-            return None;
-        }
-        positions.push((weight << 14) | self.last as u16);
+        self.words
+            .push((start as u32, (end - start) as u16, weight));
         Some(())
     }
 
     /// `tsvectorrecv`'s format: the number of lexemes, then each lexeme (sorted by
-    /// bytes) NUL-terminated, its number of positions and the positions, big-endian.
-    fn finish(self) -> SearchVector {
-        let mut entries: Vec<(Vec<u8>, Vec<u16>)> = self.positions.into_iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let size: usize = entries.iter().map(|(w, p)| w.len() + 3 + 2 * p.len()).sum();
+    /// bytes) NUL-terminated, its number of positions and the positions (weight in the
+    /// top two bits), big-endian.
+    fn finish(self) -> Option<SearchVector> {
+        let text = |&(start, len, _): &(u32, u16, u16)| {
+            &self.lower[start as usize..start as usize + len as usize]
+        };
+        // Each word's lexeme number, and each lexeme's first word and count.
+        let mut number: HashMap<&[u8], u32, BuildHasherDefault<Fx>> =
+            HashMap::with_capacity_and_hasher(self.words.len() / 2, Default::default());
+        let mut lexemes: Vec<(&[u8], u32)> = Vec::new();
+        let mut of_word = Vec::with_capacity(self.words.len());
+        for w in &self.words {
+            let lexeme = text(w);
+            let n = *number.entry(lexeme).or_insert_with(|| {
+                lexemes.push((lexeme, 0));
+                lexemes.len() as u32 - 1
+            });
+            let count = &mut lexemes[n as usize].1;
+            *count += 1;
+            if *count as usize > MAX_OCCURRENCES {
+                return None;
+            }
+            of_word.push(n);
+        }
+        // Positions grouped by lexeme, in order.
+        let mut first = Vec::with_capacity(lexemes.len() + 1);
+        let mut total = 0;
+        for (_, count) in &lexemes {
+            first.push(total);
+            total += *count as usize;
+        }
+        first.push(total);
+        let mut fill = first.clone();
+        let mut positions = vec![0u16; total];
+        for (i, (n, w)) in of_word.iter().zip(&self.words).enumerate() {
+            positions[fill[*n as usize]] = (w.2 << 14) | (i as u16 + 1);
+            fill[*n as usize] += 1;
+        }
+        let mut order: Vec<u32> = (0..lexemes.len() as u32).collect();
+        order.sort_unstable_by_key(|&n| lexemes[n as usize].0);
+        let size: usize = lexemes
+            .iter()
+            .map(|(l, c)| l.len() + 3 + 2 * *c as usize)
+            .sum();
         let mut wire = Vec::with_capacity(4 + size);
-        wire.extend_from_slice(&(entries.len() as i32).to_be_bytes());
-        for (word, positions) in entries {
-            wire.extend_from_slice(&word);
+        wire.extend_from_slice(&(lexemes.len() as i32).to_be_bytes());
+        for n in order {
+            let (lexeme, count) = lexemes[n as usize];
+            wire.extend_from_slice(lexeme);
             wire.push(0);
-            wire.extend_from_slice(&(positions.len() as u16).to_be_bytes());
-            for p in positions {
+            wire.extend_from_slice(&(count as u16).to_be_bytes());
+            for p in &positions[first[n as usize]..first[n as usize + 1]] {
                 wire.extend_from_slice(&p.to_be_bytes());
             }
         }
-        SearchVector { wire }
+        Some(SearchVector { wire })
+    }
+}
+
+/// A fast hash for short keys (words), eight bytes at a time (the multiply-rotate of
+/// rustc's FxHash). No need for SipHash's resistance to chosen input here: a word
+/// repeated too often is refused before collisions could matter.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Fx {
+    fn mix(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(last));
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
     }
 }
 
