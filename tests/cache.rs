@@ -565,3 +565,35 @@ fn each_commit_of_a_push_is_logged_with_its_own_sha() {
     });
     assert_eq!((sha.as_str(), healthy), (c3.as_str(), true));
 }
+
+#[test]
+fn big_columns_are_compressed_with_lz4() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // A body big enough to be compressed (over the ~2 KB TOAST threshold).
+    let body = "Rotate the keys before the window closes, then verify. ".repeat(100);
+    let text = format!("---\ntitle: Big one\n---\n{body}\n");
+    git.commit_files(&dir, &[("skills/s/big-one.md", &text)], "big");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let (methods, body_method): (Vec<String>, Option<String>) = server.query(async {
+        let methods = sqlx::query_scalar(
+            "SELECT attname || '=' || attcompression::text FROM pg_attribute
+             WHERE attrelid = 'skills'::regclass AND attname IN ('body', 'frontmatter', 'search')
+             ORDER BY attname",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap();
+        let body_method = sqlx::query_scalar(
+            "SELECT pg_column_compression(body) FROM skills WHERE slug = 'big-one'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        (methods, body_method)
+    });
+    assert_eq!(methods, vec!["body=l", "frontmatter=l", "search=l"]);
+    assert_eq!(body_method.as_deref(), Some("lz4"));
+}
