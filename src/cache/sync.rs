@@ -252,11 +252,10 @@ pub fn reconcile(
     };
     // Orphans first (their slugs may be reused), then the files in batches, written
     // while the next ones are read and validated on the other cores.
-    let search_inline = jobs.len() <= SEARCH_INLINE_ROWS;
     let mut slugs = BTreeSet::new();
-    let mut outcome = rt.block_on(write(&mut tx, &target, deletes, search_inline, &mut slugs))?;
+    let mut outcome = rt.block_on(write(&mut tx, &target, deletes, &mut slugs))?;
     changes::load_streaming(repo, &rules, &jobs, UPSERT_BATCH, &mut |(_, ops)| {
-        let step = rt.block_on(write(&mut tx, &target, ops, search_inline, &mut slugs))?;
+        let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);
         Ok(())
     })?;
@@ -329,10 +328,10 @@ impl<'a> Target<'a> {
 const UPSERT_BATCH: usize = 2000;
 
 /// Full-text vectors skillsd cannot compute itself ([`super::vector`]) are computed by
-/// PostgreSQL in the statements that write the rows when a sync writes at most this many
-/// rows, or has at most this many such vectors (a push is searchable when `git push`
-/// returns); otherwise `search` stays NULL for [`super::search`] to fill right after
-/// the sync commits.
+/// PostgreSQL in the statements that write the rows when a write (a commit's changes, a
+/// reconcile batch) has at most this many of them, so a push is searchable when `git
+/// push` returns; otherwise `search` stays NULL for [`super::search`] to fill right
+/// after the sync commits.
 pub const SEARCH_INLINE_ROWS: usize = 500;
 
 /// A row to write, with the path it had before a rename.
@@ -434,23 +433,17 @@ struct LogRow {
 
 /// Writes `ops` and announces them (`NOTIFY skills_changed`).
 async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Result<SyncOutcome> {
-    let writes = ops
-        .iter()
-        .filter(|op| !matches!(op, Op::Delete { .. } | Op::Invalid { .. }))
-        .count();
     let mut slugs = BTreeSet::new();
-    let outcome = write(tx, target, ops, writes <= SEARCH_INLINE_ROWS, &mut slugs).await?;
+    let outcome = write(tx, target, ops, &mut slugs).await?;
     notify(tx, target, &outcome, slugs).await?;
     Ok(outcome)
 }
 
 /// Writes `ops` (rows and sync-log rows), adding the slugs it touched to `slugs`.
-/// With `search_inline`, the rows' full-text vectors are written with them.
 async fn write(
     tx: &mut PgConnection,
     target: &Target<'_>,
     ops: Vec<Op>,
-    search_inline: bool,
     slugs: &mut BTreeSet<String>,
 ) -> Result<SyncOutcome> {
     let &Target {
@@ -494,13 +487,13 @@ async fn write(
         }
     }
     // Rows whose vector skillsd could not compute: PostgreSQL computes them in the same
-    // statements when the sync is small or they are few, else the search filler does.
+    // statements when they are few, else the search filler does after the commit.
     let lacking = renames
         .iter()
         .chain(&upserts)
         .filter(|r| r.row.search.is_none())
         .count();
-    let search_inline = search_inline || lacking <= SEARCH_INLINE_ROWS;
+    let search_inline = lacking <= SEARCH_INLINE_ROWS;
     if lacking > 0 && !search_inline {
         outcome.search_deferred = true;
     }
