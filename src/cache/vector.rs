@@ -136,12 +136,10 @@ impl Words {
             if c.is_ascii_alphanumeric() {
                 let start = i;
                 let mut end = i;
-                let mut parts = 0;
                 loop {
                     while end < b.len() && b[end].is_ascii_alphanumeric() {
                         end += 1;
                     }
-                    parts += 1;
                     if end + 1 < b.len() && b[end] == b'-' && b[end + 1].is_ascii_alphanumeric() {
                         end += 1;
                         continue;
@@ -149,14 +147,16 @@ impl Words {
                     break;
                 }
                 self.word(base + start, base + end, weight)?;
-                if parts > 1 {
-                    if b[start..end].iter().any(u8::is_ascii_digit) {
+                let word = &b[start..end];
+                if word.contains(&b'-') {
+                    if word.iter().any(u8::is_ascii_digit) {
                         return None;
                     }
                     // The whole hyphenated word, then each part.
-                    for part in b[start..end].split(|&c| c == b'-') {
-                        let from = part.as_ptr() as usize - b.as_ptr() as usize;
-                        self.word(base + from, base + from + part.len(), weight)?;
+                    let mut from = base + start;
+                    for part in word.split(|&c| c == b'-') {
+                        self.word(from, from + part.len(), weight)?;
+                        from += part.len() + 1;
                     }
                 }
                 i = end;
