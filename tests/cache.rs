@@ -412,11 +412,7 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    git.commit_files(&dir, &refs, "many");
+    git.commit_files(&dir, &files, "many");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     assert_eq!(cache_skills(&server), tree_skills(&server));
 
@@ -477,11 +473,7 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    git.commit_files(&dir, &refs, "bulk");
+    git.commit_files(&dir, &files, "bulk");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     // The rows are there when the push returns.
     let rows: i64 = server.query(async {

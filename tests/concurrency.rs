@@ -28,11 +28,7 @@ fn concurrent_pushes_lose_nothing() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, s)| (p.as_str(), s.as_str()))
-        .collect();
-    seeder.commit_files(&seed, &refs, "seed");
+    seeder.commit_files(&seed, &files, "seed");
     seeder.ok(&seed, &["push", "-q", "origin", "main"]);
     let log_before = server.last_log_id();
 

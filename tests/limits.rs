@@ -89,11 +89,7 @@ fn pushes_over_the_file_limit_are_refused() {
     let files: Vec<(String, String)> = (0..5)
         .map(|i| (format!("skills/many/s-{i}.md"), skill(&format!("S{i}"), "")))
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    git.commit_files(&dir, &refs, "five");
+    git.commit_files(&dir, &files, "five");
     let stderr = git.fails(&dir, &["push", "origin", "main"]);
     assert!(
         stderr.contains("(this push): adds or changes 5 skill files, more than the limit of 3"),

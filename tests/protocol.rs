@@ -311,11 +311,7 @@ fn long_checks_report_progress_unless_quiet() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    git.commit_files(&dir, &refs, "many");
+    git.commit_files(&dir, &files, "many");
     // git asks for quiet when its stderr is not a terminal; --progress asks for progress.
     let (ok, _, stderr) = git.run(&dir, &["push", "--progress", "origin", "main"]);
     assert!(ok, "{stderr}");
@@ -336,8 +332,7 @@ fn long_checks_report_progress_unless_quiet() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = more.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-    git.commit_files(&dir, &refs, "more");
+    git.commit_files(&dir, &more, "more");
     let (ok, _, stderr) = git.run(&dir, &["push", "-q", "origin", "main"]);
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("Checking skills"), "{stderr}");

@@ -142,8 +142,7 @@ fn changed_rules_check_every_skill_and_broken_rules_are_refused() {
         files.push((path, fix(std::fs::read_to_string(dir.join(path)).unwrap())));
     }
     files.push(("rules/flat.schema.json", strict_schema()));
-    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
-    git.commit_files(&dir, &refs, "owners are mail addresses");
+    git.commit_files(&dir, &files, "owners are mail addresses");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     let owners: Vec<Option<String>> = cached(&server).into_iter().map(|r| r.2).collect();
     assert_eq!(

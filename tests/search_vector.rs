@@ -321,11 +321,7 @@ fn a_big_push_of_plain_skills_is_searchable_when_it_returns() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    git.commit_files(&dir, &refs, "bulk");
+    git.commit_files(&dir, &files, "bulk");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     // No wait: the vectors were written with the rows.
     let (rows, equal, pending): (i64, i64, i64) = server.query(async {

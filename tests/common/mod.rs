@@ -405,9 +405,14 @@ impl Git {
     }
 
     /// Writes a file (creating folders), `git add`s everything and commits.
-    pub fn commit_files(&self, dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    pub fn commit_files<P: AsRef<str>, C: AsRef<[u8]>>(
+        &self,
+        dir: &Path,
+        files: &[(P, C)],
+        message: &str,
+    ) -> String {
         for (path, content) in files {
-            let p = dir.join(path);
+            let p = dir.join(path.as_ref());
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, content).unwrap();
         }
