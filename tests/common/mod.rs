@@ -198,7 +198,6 @@ impl Server {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// Asserts that `git fsck --strict` finds the server repository clean.
     /// The newest sync-log row's id (0 when there is none): rows after it are new.
     pub fn last_log_id(&self) -> i64 {
         self.query(async {
@@ -209,6 +208,21 @@ impl Server {
         })
     }
 
+    /// Cached rows whose full-text vector is not what PostgreSQL's own
+    /// `skills_search_vector` gives (a NULL one counts: still to come).
+    pub fn vectors_unlike_postgres(&self) -> i64 {
+        self.query(async {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM skills
+                 WHERE search IS DISTINCT FROM skills_search_vector(title, description, tags, body)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+        })
+    }
+
+    /// Asserts that `git fsck --strict` finds the server repository clean.
     pub fn assert_fsck(&self, repo: &str) {
         let out = Command::new("/usr/local/bin/git")
             .arg("--git-dir")
