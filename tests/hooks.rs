@@ -6,7 +6,7 @@
 mod common;
 
 use common::{skill, Server, GITS, SKILLSD};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
@@ -34,7 +34,7 @@ fn git(bin: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, Str
 }
 
 /// A bare repository `<dir>/<name>.git` with skillsd's pre- and post-receive hooks.
-fn bare_with_hooks(bin: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+fn bare_with_hooks(bin: &str, dir: &Path, name: &str) -> PathBuf {
     let bare = dir.join(format!("{name}.git"));
     let (ok, out) = git(
         bin,
@@ -55,27 +55,39 @@ fn bare_with_hooks(bin: &str, dir: &Path, name: &str) -> std::path::PathBuf {
     bare
 }
 
+/// A bare repository `<dir>/<name>.git` with the hooks, cloned to `<dir>/work`, and
+/// the environment the hooks need to reach `server`'s database.
+fn hooked_clone<'a>(
+    bin: &str,
+    dir: &Path,
+    name: &str,
+    server: &'a Server,
+) -> (PathBuf, PathBuf, [(&'static str, &'a str); 3]) {
+    let bare = bare_with_hooks(bin, dir, name);
+    let env = [
+        ("SKILLSD", SKILLSD),
+        ("DATABASE_URL", server.db_url.as_str()),
+        ("SKILLSD_USER", "hook-user"),
+    ];
+    let work = dir.join("work");
+    let url = format!("file://{}", bare.display());
+    let (ok, out) = git(
+        bin,
+        dir,
+        &["clone", "-q", &url, work.to_str().unwrap()],
+        &env,
+    );
+    assert!(ok, "{out}");
+    (bare, work, env)
+}
+
 #[test]
 fn a_big_push_through_the_hook_is_searchable_when_it_returns() {
     // The hook process ends with the push: it fills the search vectors itself.
     let server = Server::start();
     let bin = GITS[0];
     let tmp = tempfile::tempdir().unwrap();
-    let bare = bare_with_hooks(bin, tmp.path(), "bulk");
-    let env = [
-        ("SKILLSD", SKILLSD),
-        ("DATABASE_URL", server.db_url.as_str()),
-        ("SKILLSD_USER", "hook-user"),
-    ];
-    let work = tmp.path().join("work");
-    let url = format!("file://{}", bare.display());
-    let (ok, out) = git(
-        bin,
-        tmp.path(),
-        &["clone", "-q", &url, work.to_str().unwrap()],
-        &env,
-    );
-    assert!(ok, "{out}");
+    let (_, work, env) = hooked_clone(bin, tmp.path(), "bulk", &server);
     // More rows whose vectors PostgreSQL must compute (a URL in each body: skillsd
     // leaves such text to it) than a sync computes inline: the hook fills them.
     let n = skillsd::cache::sync::SEARCH_INLINE_ROWS + 10;
@@ -114,21 +126,7 @@ fn stock_git_with_skillsd_hooks() {
         let bin = *bin;
         let tmp = tempfile::tempdir().unwrap();
         let name = format!("team-skills-{i}");
-        let bare = bare_with_hooks(bin, tmp.path(), &name);
-        let env = [
-            ("SKILLSD", SKILLSD),
-            ("DATABASE_URL", server.db_url.as_str()),
-            ("SKILLSD_USER", "hook-user"),
-        ];
-        let work = tmp.path().join("work");
-        let url = format!("file://{}", bare.display());
-        let (ok, out) = git(
-            bin,
-            tmp.path(),
-            &["clone", "-q", &url, work.to_str().unwrap()],
-            &env,
-        );
-        assert!(ok, "{out}");
+        let (bare, work, env) = hooked_clone(bin, tmp.path(), &name, &server);
         std::fs::create_dir_all(work.join("skills/h")).unwrap();
         std::fs::write(work.join("skills/h/hooked.md"), skill("Hooked", "")).unwrap();
         git(bin, &work, &["add", "-A"], &env);
