@@ -12,6 +12,8 @@
 //!
 //! `SKILLS=10000 RUNS=5` by default.
 
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use skillsd::receive::commands::Command;
 use skillsd::receive::pre_receive::{check, Policy};
 use std::collections::HashMap;
@@ -26,17 +28,18 @@ const WORDS: &[&str] = &[
 ];
 const CATEGORIES: &[&str] = &["ops", "security", "data", "frontend", "backend", "process"];
 
-/// A tiny deterministic generator (xorshift), so every run builds the same files.
-struct Rng(u64);
+/// proptest's deterministic generator from a fixed seed, so every run builds the same
+/// files.
+struct Rng(TestRng);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn seeded() -> Rng {
+        Rng(TestRng::from_seed(
+            RngAlgorithm::XorShift,
+            b"skillsd-validate",
+        ))
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.random_range(0..n)
     }
     fn word(&mut self) -> &'static str {
         WORDS[self.below(WORDS.len())]
@@ -185,7 +188,7 @@ fn main() {
         .map(|(p, t)| (p.to_string(), t.to_string()))
         .collect();
 
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::seeded();
     let flat: Vec<_> = (0..skills).map(|i| flat_skill(&mut rng, i)).collect();
     let schema =
         skillsd::skills::rules::FLAT_SCHEMA.replace("\"maxLength\": 200", "\"maxLength\": 180");
