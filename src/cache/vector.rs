@@ -13,7 +13,7 @@
 //!   than the previous word's, counted across the four parts in order;
 //! - a hyphenated word of letters (`foo-bar`) is the whole word, then each part, each at
 //!   its own position;
-//! - whitespace and the separators listed in [`plain_separator`] are skipped.
+//! - whitespace and the separators listed in [`CLASSES`] are skipped.
 //!
 //! Anything else returns `None` and PostgreSQL computes the vector as before: non-ASCII
 //! text, control characters, `/ @ & < \ ~ % + $ ^`, a `.` or `:` followed by anything
@@ -27,8 +27,6 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
 use sqlx::Postgres;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Longest word kept (PostgreSQL's own limit is higher; longer words go to it).
 pub const MAX_WORD: usize = 255;
@@ -65,56 +63,37 @@ pub fn search_vector(
     words.finish()
 }
 
-/// Separators the parser skips without starting a token of its own, whatever follows.
-fn plain_separator(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b','
-            | b';'
-            | b'!'
-            | b'?'
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'"'
-            | b'\''
-            | b'*'
-            | b'#'
-            | b'`'
-            | b'='
-            | b'|'
-            | b'>'
-            | b'_'
-    )
-}
+/// A byte's classes: a word's letter or digit, a separator the parser skips without
+/// starting a token of its own whatever follows ([`PLAIN`]), or something that may
+/// follow a `.` or `:` for it to be plain punctuation, not part of a host, a file name,
+/// a version or a URL ([`ENDS_A_SENTENCE`]).
+const ALNUM: u8 = 1;
+const PLAIN: u8 = 2;
+const ENDS_A_SENTENCE: u8 = 4;
 
-/// What may follow a `.` or `:` for it to be plain punctuation, not part of a host, a
-/// file name, a version or a URL.
-fn ends_a_sentence(next: u8) -> bool {
-    matches!(
-        next,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | b','
-            | b';'
-            | b')'
-            | b']'
-            | b'}'
-            | b'"'
-            | b'\''
-            | b'*'
-            | b'`'
-            | b'!'
-            | b'?'
-    )
-}
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if (c as u8).is_ascii_alphanumeric() {
+            t[c] = ALNUM;
+        }
+        c += 1;
+    }
+    let plain = b" \t\n\r,;!?()[]{}\"'*#`=|>_";
+    let mut i = 0;
+    while i < plain.len() {
+        t[plain[i] as usize] |= PLAIN;
+        i += 1;
+    }
+    let ends = b" \t\n\r,;)]}\"'*`!?";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] |= ENDS_A_SENTENCE;
+        i += 1;
+    }
+    t
+};
 
 /// The words of the parts added so far: each word's place in `lower` (the parts'
 /// text, lower-cased) and weight. A word's position is its index + 1.
@@ -130,25 +109,28 @@ impl Words {
         self.lower.extend_from_slice(text.as_bytes());
         self.lower[base..].make_ascii_lowercase();
         let b = text.as_bytes();
+        let class = |c: u8| CLASSES[c as usize];
         let mut i = 0;
         while i < b.len() {
-            let c = b[i];
-            if c.is_ascii_alphanumeric() {
+            let c = class(b[i]);
+            if c & ALNUM != 0 {
                 let start = i;
                 let mut end = i;
+                let mut hyphens = false;
                 loop {
-                    while end < b.len() && b[end].is_ascii_alphanumeric() {
+                    while end < b.len() && class(b[end]) & ALNUM != 0 {
                         end += 1;
                     }
-                    if end + 1 < b.len() && b[end] == b'-' && b[end + 1].is_ascii_alphanumeric() {
+                    if end + 1 < b.len() && b[end] == b'-' && class(b[end + 1]) & ALNUM != 0 {
+                        hyphens = true;
                         end += 1;
                         continue;
                     }
                     break;
                 }
                 self.word(base + start, base + end, weight)?;
-                let word = &b[start..end];
-                if word.contains(&b'-') {
+                if hyphens {
+                    let word = &b[start..end];
                     if word.iter().any(u8::is_ascii_digit) {
                         return None;
                     }
@@ -162,12 +144,14 @@ impl Words {
                 i = end;
                 continue;
             }
-            let next = b.get(i + 1).copied();
-            let plain = plain_separator(c)
-                || (matches!(c, b'.' | b':') && next.is_none_or(ends_a_sentence))
-                || (c == b'-' && !next.is_some_and(|n| n.is_ascii_digit()));
-            if !plain {
-                return None;
+            if c & PLAIN == 0 {
+                let next = b.get(i + 1).copied();
+                let plain = (matches!(b[i], b'.' | b':')
+                    && next.is_none_or(|n| class(n) & ENDS_A_SENTENCE != 0))
+                    || (b[i] == b'-' && !next.is_some_and(|n| n.is_ascii_digit()));
+                if !plain {
+                    return None;
+                }
             }
             i += 1;
         }
@@ -186,93 +170,96 @@ impl Words {
     /// `tsvectorrecv`'s format: the number of lexemes, then each lexeme (sorted by
     /// bytes) NUL-terminated, its number of positions and the positions (weight in the
     /// top two bits), big-endian.
+    ///
+    /// Words are told apart by their first eight bytes as an integer ([`prefix`]), and
+    /// by their bytes only when they are longer: a small hash table finds each word's
+    /// lexeme, the distinct lexemes are sorted, and each word's position is written
+    /// straight into its lexeme's place in the output.
     fn finish(self) -> Option<SearchVector> {
-        let text = |&(start, len, _): &(u32, u16, u16)| {
-            &self.lower[start as usize..start as usize + len as usize]
+        let lower = &self.lower;
+        let text = |i: u32| {
+            let (start, len, _) = self.words[i as usize];
+            &lower[start as usize..start as usize + len as usize]
         };
-        // Each word's lexeme number, and each lexeme's first word and count.
-        let mut number: HashMap<&[u8], u32, BuildHasherDefault<Fx>> =
-            HashMap::with_capacity_and_hasher(self.words.len() / 2, Default::default());
-        let mut lexemes: Vec<(&[u8], u32)> = Vec::new();
-        let mut of_word = Vec::with_capacity(self.words.len());
-        for w in &self.words {
-            let lexeme = text(w);
-            let n = *number.entry(lexeme).or_insert_with(|| {
-                lexemes.push((lexeme, 0));
-                lexemes.len() as u32 - 1
-            });
-            let count = &mut lexemes[n as usize].1;
-            *count += 1;
-            if *count as usize > MAX_OCCURRENCES {
+        let n = self.words.len();
+        let bits = (2 * n).max(16).next_power_of_two().trailing_zeros();
+        let mut table = vec![0u32; 1 << bits];
+        // Each lexeme: its prefix, its first word, its number of words.
+        let mut lexemes: Vec<(u64, u32, u32)> = Vec::new();
+        let mut of_word: Vec<u32> = Vec::with_capacity(n);
+        for i in 0..n as u32 {
+            let word = text(i);
+            let key = prefix(word);
+            let mut slot =
+                (key ^ word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits);
+            let id = loop {
+                match table[slot as usize] {
+                    0 => {
+                        lexemes.push((key, i, 0));
+                        table[slot as usize] = lexemes.len() as u32;
+                        break lexemes.len() - 1;
+                    }
+                    found => {
+                        let (k, first, _) = lexemes[found as usize - 1];
+                        let short = word.len() <= 8 && self.words[first as usize].1 <= 8;
+                        if k == key && (short || text(first) == word) {
+                            break found as usize - 1;
+                        }
+                        slot = (slot + 1) & ((1 << bits) - 1);
+                    }
+                }
+            };
+            lexemes[id].2 += 1;
+            if lexemes[id].2 as usize > MAX_OCCURRENCES {
                 return None;
             }
-            of_word.push(n);
-        }
-        // Positions grouped by lexeme, in order.
-        let mut first = Vec::with_capacity(lexemes.len() + 1);
-        let mut total = 0;
-        for (_, count) in &lexemes {
-            first.push(total);
-            total += *count as usize;
-        }
-        first.push(total);
-        let mut fill = first.clone();
-        let mut positions = vec![0u16; total];
-        for (i, (n, w)) in of_word.iter().zip(&self.words).enumerate() {
-            positions[fill[*n as usize]] = (w.2 << 14) | (i as u16 + 1);
-            fill[*n as usize] += 1;
+            of_word.push(id as u32);
         }
         let mut order: Vec<u32> = (0..lexemes.len() as u32).collect();
-        order.sort_unstable_by_key(|&n| lexemes[n as usize].0);
-        let size: usize = lexemes
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (lexemes[a as usize], lexemes[b as usize]);
+            a.0.cmp(&b.0).then_with(|| text(a.1).cmp(text(b.1)))
+        });
+        // Lay the lexemes out; `at[id]` is where the lexeme's next position goes.
+        let size = 4 + lexemes
             .iter()
-            .map(|(l, c)| l.len() + 3 + 2 * *c as usize)
-            .sum();
-        let mut wire = Vec::with_capacity(4 + size);
+            .map(|&(_, first, count)| text(first).len() + 3 + 2 * count as usize)
+            .sum::<usize>();
+        let mut wire = Vec::with_capacity(size);
         wire.extend_from_slice(&(lexemes.len() as i32).to_be_bytes());
-        for n in order {
-            let (lexeme, count) = lexemes[n as usize];
-            wire.extend_from_slice(lexeme);
+        let mut at = vec![0usize; lexemes.len()];
+        for &id in &order {
+            let (_, first, count) = lexemes[id as usize];
+            wire.extend_from_slice(text(first));
             wire.push(0);
             wire.extend_from_slice(&(count as u16).to_be_bytes());
-            for p in &positions[first[n as usize]..first[n as usize + 1]] {
-                wire.extend_from_slice(&p.to_be_bytes());
-            }
+            at[id as usize] = wire.len();
+            wire.resize(wire.len() + 2 * count as usize, 0);
+        }
+        for (i, &id) in of_word.iter().enumerate() {
+            let weight = self.words[i].2;
+            let place = &mut at[id as usize];
+            wire[*place..*place + 2]
+                .copy_from_slice(&((weight << 14) | (i as u16 + 1)).to_be_bytes());
+            *place += 2;
         }
         Some(SearchVector { wire })
     }
 }
 
-/// A fast hash for short keys (words), eight bytes at a time (the multiply-rotate of
-/// rustc's FxHash). No need for SipHash's resistance to chosen input here: a word
-/// repeated too often is refused before collisions could matter.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Fx {
-    fn mix(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
+/// The first eight bytes of `word` as a big-endian integer, zero-padded: ordering these
+/// orders the words by bytes, up to their eighth.
+fn prefix(word: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = word.len().min(8);
+    head[..n].copy_from_slice(&word[..n]);
+    u64::from_be_bytes(head)
 }
 
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(last));
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
+impl SearchVector {
+    /// The wire form, as `tsvectorrecv` reads it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.wire
     }
 }
 
@@ -388,6 +375,23 @@ mod tests {
         assert_eq!(search_vector("", None, &[], &many), None);
         let enough = "word ".repeat(MAX_OCCURRENCES);
         assert!(search_vector("", None, &[], &enough).is_some());
+    }
+
+    #[test]
+    fn long_words_sharing_eight_bytes_are_in_byte_order() {
+        let body = "abcdefghij abcdefghi abcdefgh abcdefghij abcdefgha abcdefghz abcdefgh";
+        let v = search_vector("", None, &[], body).unwrap();
+        let c = 1 << 14;
+        assert_eq!(
+            decode(&v),
+            vec![
+                ("abcdefgh".to_string(), vec![c | 3, c | 7]),
+                ("abcdefgha".to_string(), vec![c | 5]),
+                ("abcdefghi".to_string(), vec![c | 2]),
+                ("abcdefghij".to_string(), vec![c | 1, c | 4]),
+                ("abcdefghz".to_string(), vec![c | 6]),
+            ]
+        );
     }
 
     #[test]
