@@ -108,6 +108,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "SKILLSD_GC_PACKS",
         "pack count that starts a background gc, 0 = off [16]",
     ),
+    (
+        "bulk_load_from",
+        "SKILLSD_BULK_LOAD_FROM",
+        "skills an empty cache is rebuilt indexes-last from, 0 = never [10000]",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -376,6 +376,9 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 outcome.reconcile_summary(),
                 rows_took.as_secs_f64()
             );
+            if outcome.bulk_loaded {
+                println!("the cache was empty: rows loaded first, indexes built after them");
+            }
             // This process ends here: fill the search vectors a big reconcile left
             // before it does (a server would do it in the background).
             if outcome.search_deferred {

@@ -575,5 +575,229 @@ fn big_columns_are_compressed_with_lz4() {
         (methods, body_method)
     });
     assert_eq!(methods, vec!["body=l", "frontmatter=l", "search=l"]);
+    // Vectors do not compress: they are stored as they are (out of line when big).
+    let storage: String = server.query(async {
+        sqlx::query_scalar(
+            "SELECT attstorage::text FROM pg_attribute
+             WHERE attrelid = 'skills'::regclass AND attname = 'search'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(storage, "e");
     assert_eq!(body_method.as_deref(), Some("lz4"));
+}
+
+/// The `skills` table's indexes: (name, definition), by name.
+fn skill_indexes(server: &Server) -> Vec<(String, String)> {
+    server.query(async {
+        sqlx::query_as(
+            "SELECT indexname::text, indexdef FROM pg_indexes WHERE tablename = 'skills'
+             ORDER BY indexname",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// Every column of every cached row that does not change when a row is written again
+/// (not its id, timestamps or commit), as text, by path.
+fn cache_rows(server: &Server) -> Vec<Vec<Option<String>>> {
+    server.query(async {
+        sqlx::query(
+            "SELECT path, slug, title, description, category, owner, tags::text, status,
+                    frontmatter::text, body, blob_sha, sync_status,
+                    search::text, (last_synced_at IS NOT NULL)::text
+             FROM skills ORDER BY path",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+        .collect()
+    })
+}
+
+/// The first row that differs, rather than two thousand rows printed.
+fn assert_same_rows(got: &[Vec<Option<String>>], want: &[Vec<Option<String>>]) {
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+/// `n` skill files named `{prefix}-{i}`, with tags and descriptions; the bodies of
+/// those `i % url_every == 0` have a URL (PostgreSQL computes their vectors).
+fn varied_skills(prefix: &str, n: usize, url_every: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let body = if i % url_every == 0 {
+                format!("Read https://example.com/{prefix}/{i} first.")
+            } else {
+                format!("Rotate the {prefix} keys, step {i}.")
+            };
+            let extra = format!(
+                "description: About {prefix} {i}.\ntags: [{prefix}, t{}]\n",
+                i % 5
+            );
+            (
+                format!("skills/b{}/{prefix}-{i:04}.md", i % 4),
+                format!("---\ntitle: {prefix} {i}\n{extra}---\n\n{body}\n"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // 1 in 3 bodies with a URL: 234 vectors for PostgreSQL, computed with the rows.
+    git.commit_files(&dir, &varied_skills("alpha", 700, 3), "alpha");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let indexes = skill_indexes(&server);
+    assert!(indexes.len() >= 10, "{indexes:?}");
+    let rows = cache_rows(&server);
+    assert_eq!(rows.len(), 702);
+
+    exec(&server, "DELETE FROM skills");
+    let log_before = server.last_log_id();
+    let bulk = [("SKILLSD_BULK_LOAD_FROM", "500")];
+    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("702 created, 0 refreshed, 0 deleted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows loaded first, indexes built after them"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("search vectors"), "{stdout}");
+    // The same indexes, the same rows, every vector PostgreSQL's own.
+    assert_eq!(skill_indexes(&server), indexes);
+    assert_same_rows(&cache_rows(&server), &rows);
+    assert_eq!(server.vectors_unlike_postgres(), 0);
+    let commits: Vec<String> = server.query(async {
+        sqlx::query_scalar("SELECT DISTINCT git_commit_sha FROM skills")
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(commits, vec![server.server_ref("skills", "main").unwrap()]);
+    // One `create` per skill, naming the row's id.
+    let (logged, matching): (i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT count(*), count(s.id) FILTER (WHERE l.operation = 'create' AND l.synced_by = 'system'
+                                                   AND l.slug = s.slug AND l.status = 'success')
+             FROM skill_sync_log l LEFT JOIN skills s ON s.id = l.skill_id WHERE l.id > $1",
+        )
+        .bind(log_before)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((logged, matching), (702, 702));
+    // The rebuilt GIN index answers searches.
+    let found: i64 = server.query(async {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE search @@ to_tsquery('simple', 'rotate & alpha')",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(found, 700 - 234);
+
+    // More than 500 vectors for PostgreSQL: they are filled after the rows commit.
+    git.commit_files(&dir, &varied_skills("beta", 600, 1), "beta");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    // The push left those vectors for after its commit, too: wait for them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server.vectors_unlike_postgres() > 0 {
+        assert!(std::time::Instant::now() < deadline, "vectors never filled");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let rows = cache_rows(&server);
+    exec(&server, "DELETE FROM skills");
+    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1302 created"), "{stdout}");
+    assert!(stdout.contains("rows loaded first"), "{stdout}");
+    assert!(stdout.contains("search vectors: all filled"), "{stdout}");
+    assert_eq!(skill_indexes(&server), indexes);
+    assert_same_rows(&cache_rows(&server), &rows);
+    assert_eq!(server.vectors_unlike_postgres(), 0);
+}
+
+#[test]
+fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.commit_files(&dir, &varied_skills("gamma", 120, 4), "gamma");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let indexes = skill_indexes(&server);
+    let rows = cache_rows(&server);
+    let bulk = [("SKILLSD_BULK_LOAD_FROM", "10")];
+
+    // Another repository's row: the table is not empty, its indexes stay.
+    exec(&server, "DELETE FROM skills");
+    exec(
+        &server,
+        "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
+         VALUES ('other', 'kept', 'skills/x/kept.md', 'Kept', 'abc', 'abc')",
+    );
+    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("122 created"), "{stdout}");
+    assert!(!stdout.contains("rows loaded first"), "{stdout}");
+    exec(&server, "DELETE FROM skills WHERE repo = 'other'");
+    assert_same_rows(&cache_rows(&server), &rows);
+
+    // An empty table someone is reading: the reconcile does not wait on the reader
+    // (nor make every later reader wait behind it); it writes row by row.
+    exec(&server, "DELETE FROM skills");
+    let reader = server.query(async {
+        let mut tx = server.pool.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM skills")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    });
+    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("122 created"), "{stdout}");
+    assert!(!stdout.contains("rows loaded first"), "{stdout}");
+    server.query(reader.rollback()).unwrap();
+    assert_same_rows(&cache_rows(&server), &rows);
+    assert_eq!(skill_indexes(&server), indexes);
+    assert_eq!(server.vectors_unlike_postgres(), 0);
 }

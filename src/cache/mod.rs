@@ -6,8 +6,11 @@
 //!   by an advisory lock and anchored on the `sync_state` watermark, so a late or
 //!   repeated sync is a no-op and the cache never moves backwards.
 //! * [`pushes`] records every push attempt, accepted or refused.
+//! * [`bulk`] rebuilds an empty cache rows first, indexes after.
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
 
+pub mod binary_copy;
+pub mod bulk;
 pub mod changes;
 pub mod pushes;
 pub mod retry;

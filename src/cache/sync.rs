@@ -5,6 +5,8 @@
 //! branch's *current* tip, not from a push's old/new pair: a sync that runs late, twice
 //! or after a failed one still lands the cache exactly on the tip.
 
+use super::binary_copy::CopyBuffer;
+use super::bulk;
 use super::changes::{self, Op};
 use super::pushes::{self, PushRecord};
 use super::vector::SearchVector;
@@ -30,6 +32,9 @@ pub struct SyncOutcome {
     /// Rows were written without their full-text vectors (a big sync): the search
     /// indexer ([`super::search`]) fills them.
     pub search_deferred: bool,
+    /// A reconcile into an empty table loaded the rows before building the indexes
+    /// ([`bulk`]).
+    pub bulk_loaded: bool,
 }
 
 impl SyncOutcome {
@@ -132,6 +137,7 @@ pub fn sync_branch(
         push_id: push.map(|p| p.id),
         started_at,
         update_operation: "update",
+        bulk_now: None,
     };
     let mut outcome = SyncOutcome::default();
     let last = steps.len().saturating_sub(1);
@@ -249,17 +255,33 @@ pub fn reconcile(
         push_id: None,
         started_at,
         update_operation: "refresh",
+        bulk_now: None,
     };
     // Orphans first (their slugs may be reused), then the files in batches, written
     // while the next ones are read and validated on the other cores.
     let mut slugs = BTreeSet::new();
     let mut outcome = rt.block_on(write(&mut tx, &target, deletes, &mut slugs))?;
+    // Into an empty table, many rows load faster with the indexes built after them.
+    let bulk = match bulk::threshold() {
+        Some(from) if cached.is_empty() && jobs.len() >= from => {
+            rt.block_on(bulk::begin(&mut tx))?
+        }
+        _ => None,
+    };
+    let target = Target {
+        bulk_now: bulk.as_ref().map(|b| b.now),
+        ..target
+    };
     changes::load_streaming(repo, &rules, &jobs, UPSERT_BATCH, &mut |(_, ops)| {
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);
         Ok(())
     })?;
     drop(jobs);
+    if let Some(dropped) = bulk {
+        rt.block_on(bulk::finish(&mut tx, dropped))?;
+        outcome.bulk_loaded = true;
+    }
     rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
@@ -312,6 +334,9 @@ struct Target<'a> {
     started_at: chrono::DateTime<chrono::Utc>,
     /// How an upsert of an existing row is logged: `update` (push) or `refresh` (reconcile).
     update_operation: &'static str,
+    /// In a [`bulk`] load (an empty table, locked): the transaction's `now()`; rows are
+    /// then all new and go in with `COPY`.
+    bulk_now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<'a> Target<'a> {
@@ -559,6 +584,20 @@ async fn write(
         .collect();
     upserts.extend(missed);
 
+    if let Some(now) = target.bulk_now {
+        for (id, slug, path) in copy_new_rows(tx, target, now, upserts, search_inline).await? {
+            outcome.created += 1;
+            log.push(LogRow {
+                skill_id: Some(id),
+                slug: Some(slug),
+                path,
+                operation: "create",
+                error: None,
+            });
+        }
+        upserts = Vec::new();
+    }
+
     // Large syncs (an import, a reconcile) go in batches to bound statement size.
     let mut upserts = upserts.into_iter();
     loop {
@@ -648,6 +687,78 @@ async fn write(
     slugs.extend(log.into_iter().filter_map(|l| l.slug));
     Ok(outcome)
 }
+
+/// Writes new rows with `COPY` (a [`bulk`] load: the table was empty and is locked, so
+/// every row is new); their ids are made here, for the sync log. Vectors skillsd could
+/// not compute are PostgreSQL's, right after, when `search_inline`.
+async fn copy_new_rows(
+    tx: &mut PgConnection,
+    target: &Target<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+    rows: Vec<RowIn>,
+    search_inline: bool,
+) -> Result<Vec<(Uuid, String, String)>> {
+    const COLUMNS: i16 = 17;
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY skills (id, repo, slug, path, title, description, category, owner, tags, status,
+                          frontmatter, body, blob_sha, git_commit_sha, sync_status,
+                          last_synced_at, search)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let mut buf = CopyBuffer::new();
+    let mut written = Vec::with_capacity(rows.len());
+    let mut lacking = Vec::new();
+    for r in rows {
+        let id = Uuid::new_v4();
+        let s = r.row.skill;
+        buf.row(COLUMNS);
+        buf.uuid(&id);
+        buf.text(target.repo);
+        buf.text(&s.slug);
+        buf.text(&s.path);
+        buf.text(&s.title);
+        buf.opt_text(s.description.as_deref());
+        buf.opt_text(s.category.as_deref());
+        buf.opt_text(s.owner.as_deref());
+        buf.text_array(&s.tags);
+        buf.text(s.status.as_str());
+        buf.jsonb(&s.frontmatter.to_string());
+        buf.text(&s.body);
+        buf.text(&r.row.blob.to_string());
+        buf.text(target.commit);
+        buf.text("synced");
+        buf.timestamptz(&now);
+        match &r.row.search {
+            Some(vector) => buf.raw(vector.as_bytes()),
+            None => {
+                buf.null();
+                lacking.push(id);
+            }
+        }
+        if buf.len() >= COPY_CHUNK {
+            copy.send(buf.take()).await?;
+        }
+        written.push((id, s.slug, s.path));
+    }
+    buf.finish();
+    copy.send(buf.take()).await?;
+    copy.finish().await?;
+    if search_inline && !lacking.is_empty() {
+        sqlx::query(
+            "UPDATE skills SET search = skills_search_vector(title, description, tags, body)
+             WHERE id = ANY($1)",
+        )
+        .bind(&lacking)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(written)
+}
+
+/// Bytes of `COPY` data sent at a time.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// `NOTIFY skills_changed` with the counts and, when they fit, the slugs.
 async fn notify(

@@ -155,11 +155,17 @@ impl Server {
 
     /// Runs the skillsd binary against this server's data dir and database.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(&[], args)
+    }
+
+    /// [`Server::cli`] with more environment variables.
+    pub fn cli_with(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(SKILLSD)
             .args(args)
             .env("SKILLSD_DATA_DIR", self.data.path())
             .env("DATABASE_URL", &self.db_url)
             .env("SKILLSD_LOG", "warn")
+            .envs(env.iter().copied())
             .output()
             .expect("run skillsd")
     }
