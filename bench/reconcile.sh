@@ -26,11 +26,16 @@ python3 "$ANCHOR/gen_skills.py" gen --out "$W" --n "$N" --seed 42
 git -C "$W" add -A && git -C "$W" commit -q -m "import $N"
 git -C "$W" push -q "$DATA/repos/bench.git" main
 DB="postgres://postgres@localhost/skillsd?host=$DATA/postgres/sock"
-# Each run: empty the repository's cache, then time `skillsd reconcile`. It prints when
-# the rows are committed and when the full-text vectors are all filled after them.
+# Each run: empty the cache (as a new or restored database has it: TRUNCATE, not
+# DELETE, which would leave the old pages to reuse), let the kernel write out what the
+# generator and the previous run left dirty and PostgreSQL checkpoint, so that no run
+# pays for another's writes; then time `skillsd reconcile`. It prints when the rows
+# are committed and when the full-text vectors are all filled after them.
 : > "$BASE/runs.txt"
 for run in $(seq 1 "$RUNS"); do
-  psql -X -q "$DB" -c "DELETE FROM skills WHERE repo = 'bench'; DELETE FROM sync_state WHERE repo = 'bench'" -c "VACUUM skills"
+  psql -X -q "$DB" -c "TRUNCATE skills; DELETE FROM sync_state WHERE repo = 'bench'"
+  sync
+  psql -X -q "$DB" -c "CHECKPOINT"
   t0=$(date +%s%N)
   out=$("$SKILLSD" reconcile bench --data-dir "$DATA")
   t1=$(date +%s%N)

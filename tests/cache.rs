@@ -589,12 +589,15 @@ fn big_columns_are_compressed_with_lz4() {
     assert_eq!(body_method.as_deref(), Some("lz4"));
 }
 
-/// The `skills` table's indexes: (name, definition), by name.
+/// The `skills` table's indexes and constraints: (name, definition), by name.
 fn skill_indexes(server: &Server) -> Vec<(String, String)> {
     server.query(async {
         sqlx::query_as(
             "SELECT indexname::text, indexdef FROM pg_indexes WHERE tablename = 'skills'
-             ORDER BY indexname",
+             UNION ALL
+             SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE conrelid = 'skills'::regclass
+             ORDER BY 1",
         )
         .fetch_all(&server.pool)
         .await
@@ -800,4 +803,23 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
     assert_same_rows(&cache_rows(&server), &rows);
     assert_eq!(skill_indexes(&server), indexes);
     assert_eq!(server.vectors_unlike_postgres(), 0);
+
+    // A foreign key on the primary key (a table of the web application's, say): the
+    // key cannot be dropped, so nothing is, and the rows go in one by one.
+    exec(&server, "DELETE FROM skills");
+    exec(
+        &server,
+        "CREATE TABLE favourites (skill_id uuid REFERENCES skills (id))",
+    );
+    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("122 created"), "{stdout}");
+    assert!(!stdout.contains("rows loaded first"), "{stdout}");
+    assert_same_rows(&cache_rows(&server), &rows);
+    assert_eq!(skill_indexes(&server), indexes);
 }

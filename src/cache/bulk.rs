@@ -4,7 +4,7 @@
 //! for a 100,000-skill repository that is most of the reconcile's time (the full-text
 //! GIN index alone costs twice what building it from the finished table does). When a
 //! reconcile finds the *whole* table empty (a new database, a restored one, a cache
-//! deleted on purpose) and has many skills to create, it drops the table's secondary
+//! deleted on purpose) and has many skills to create, it drops the table's
 //! indexes inside its transaction, writes the rows, and creates the same indexes again
 //! before it commits — PostgreSQL's own advice for populating a database.
 //!
@@ -13,7 +13,9 @@
 //! readers of `skills` wait until the reconcile commits (seconds) instead of seeing an
 //! empty table. That is why only an empty table qualifies, and why the lock is not
 //! waited for long: if another session holds the table, the reconcile goes row by
-//! row as usual. Unique indexes and the primary key stay (the writes rely on them).
+//! row as usual. The primary key and the unique constraints are dropped and added
+//! again the same way (the rows go in with `COPY`, which needs neither; a duplicate
+//! fails the reconcile when they are added back, as it would have on insert).
 
 use sqlx::PgConnection;
 
@@ -30,9 +32,12 @@ pub fn threshold() -> Option<usize> {
     }
 }
 
-/// The secondary indexes dropped for a bulk load, to be created again by [`finish`].
+/// The indexes and key constraints dropped for a bulk load, to be created again by [`finish`].
 #[derive(Debug)]
 pub struct Dropped {
+    /// The primary key and unique constraints: (quoted name, definition as
+    /// `pg_get_constraintdef` gives it).
+    constraints: Vec<(String, String)>,
     /// `CREATE INDEX …` statements, as `pg_get_indexdef` gives them.
     definitions: Vec<String>,
     /// The transaction's `now()`, for the rows' timestamps.
@@ -40,7 +45,7 @@ pub struct Dropped {
 }
 
 /// Inside the caller's transaction: when the `skills` table holds no row at all, locks
-/// it, drops its secondary indexes and returns their definitions. `None`, with nothing
+/// it, drops its indexes and key constraints and returns their definitions. `None`, with nothing
 /// changed, when the table has rows, the lock is not granted within a moment, or the
 /// role may not drop the indexes.
 pub async fn begin(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
@@ -101,32 +106,70 @@ async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    if indexes.is_empty() {
+    let constraints: Vec<(String, String)> = sqlx::query_as(
+        "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = 'skills'::regclass AND contype IN ('p', 'u')
+         ORDER BY oid",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if indexes.is_empty() && constraints.is_empty() {
         return Ok(None);
     }
+    // The names come from the catalog, quoted where they need it. Anything depending
+    // on a constraint (a foreign key) makes the drop fail: then nothing is dropped.
+    if !constraints.is_empty() {
+        let drops: Vec<String> = constraints
+            .iter()
+            .map(|(name, _)| format!("DROP CONSTRAINT {name}"))
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE skills {}",
+            drops.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
     let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
-    // The names come from the catalog, already quoted where they need it.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP INDEX {}",
-        names.join(", ")
-    )))
-    .execute(&mut *tx)
-    .await?;
+    if !names.is_empty() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP INDEX {}",
+            names.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
     tracing::debug!(
         indexes = names.len(),
-        "bulk load: secondary indexes dropped"
+        constraints = constraints.len(),
+        "bulk load: indexes dropped"
     );
     let now = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *tx)
         .await?;
     Ok(Some(Dropped {
+        constraints,
         definitions: indexes.into_iter().map(|(_, def)| def).collect(),
         now,
     }))
 }
 
-/// Creates the indexes [`begin`] dropped, from the rows now in the table.
+/// Creates the constraints and indexes [`begin`] dropped, from the rows now in the
+/// table. A duplicate key fails here, as it would have on insert.
 pub async fn finish(tx: &mut PgConnection, dropped: Dropped) -> sqlx::Result<()> {
+    if !dropped.constraints.is_empty() {
+        let adds: Vec<String> = dropped
+            .constraints
+            .iter()
+            .map(|(name, definition)| format!("ADD CONSTRAINT {name} {definition}"))
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE skills {}",
+            adds.join(", ")
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
     for definition in dropped.definitions {
         sqlx::query(sqlx::AssertSqlSafe(definition))
             .execute(&mut *tx)
