@@ -115,6 +115,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// A count from the environment variable `var` where 0 turns the feature off: `None`
+/// for 0, the number when it parses, else `default`.
+pub fn count_or_off(var: &str, default: u64) -> Option<u64> {
+    match std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(default),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {0}: {1}")]

@@ -238,14 +238,7 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
 /// The pack count that starts a background gc: `SKILLSD_GC_PACKS` (0 turns automatic
 /// gc off), else [`AUTO_GC_PACKS`].
 pub fn auto_gc_threshold() -> Option<usize> {
-    match std::env::var("SKILLSD_GC_PACKS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(AUTO_GC_PACKS),
-    }
+    crate::config::count_or_off("SKILLSD_GC_PACKS", AUTO_GC_PACKS as u64).map(|n| n as usize)
 }
 
 /// Starts a background gc when the repository has more packs than the threshold.

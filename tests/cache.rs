@@ -654,15 +654,38 @@ fn varied_skills(prefix: &str, n: usize, url_every: usize) -> Vec<(String, Strin
         .collect()
 }
 
-#[test]
-fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
+/// A server whose `skills` repository has `files` pushed on top of the template; the
+/// pusher's key (it must outlive the git), git and clone, to push more.
+fn server_with(files: &[(String, String)]) -> (Server, common::Key, Git, std::path::PathBuf) {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    // 1 in 3 bodies with a URL: 234 vectors for PostgreSQL, computed with the rows.
-    git.commit_files(&dir, &varied_skills("alpha", 700, 3), "alpha");
+    git.commit_files(&dir, files, "more skills");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
+    (server, key, git, dir)
+}
+
+/// `skillsd reconcile skills` with `SKILLSD_BULK_LOAD_FROM=from`, which must succeed;
+/// its output.
+fn reconcile_bulk_from(server: &Server, from: &str) -> String {
+    let out = server.cli_with(
+        &[("SKILLSD_BULK_LOAD_FROM", from)],
+        &["reconcile", "skills"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
+    // 1 in 3 bodies with a URL: 234 vectors for PostgreSQL, computed with the rows.
+    let (server, _key, git, dir) = server_with(&varied_skills("alpha", 700, 3));
     let indexes = skill_indexes(&server);
     assert!(indexes.len() >= 10, "{indexes:?}");
     let rows = cache_rows(&server);
@@ -670,14 +693,7 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
 
     exec(&server, "DELETE FROM skills");
     let log_before = server.last_log_id();
-    let bulk = [("SKILLSD_BULK_LOAD_FROM", "500")];
-    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile_bulk_from(&server, "500");
     assert!(
         stdout.contains("702 created, 0 refreshed, 0 deleted"),
         "{stdout}"
@@ -733,13 +749,7 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
     }
     let rows = cache_rows(&server);
     exec(&server, "DELETE FROM skills");
-    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile_bulk_from(&server, "500");
     assert!(stdout.contains("1302 created"), "{stdout}");
     assert!(stdout.contains("rows loaded first"), "{stdout}");
     assert!(stdout.contains("search vectors: all filled"), "{stdout}");
@@ -750,15 +760,9 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
 
 #[test]
 fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
-    let server = Server::start();
-    let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
-    let dir = git.clone(&server.url("skills.git"), &[]);
-    git.commit_files(&dir, &varied_skills("gamma", 120, 4), "gamma");
-    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let (server, _key, _git, _dir) = server_with(&varied_skills("gamma", 120, 4));
     let indexes = skill_indexes(&server);
     let rows = cache_rows(&server);
-    let bulk = [("SKILLSD_BULK_LOAD_FROM", "10")];
 
     // Another repository's row: the table is not empty, its indexes stay.
     exec(&server, "DELETE FROM skills");
@@ -767,13 +771,7 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
         "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
          VALUES ('other', 'kept', 'skills/x/kept.md', 'Kept', 'abc', 'abc')",
     );
-    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile_bulk_from(&server, "10");
     assert!(stdout.contains("122 created"), "{stdout}");
     assert!(!stdout.contains("rows loaded first"), "{stdout}");
     exec(&server, "DELETE FROM skills WHERE repo = 'other'");
@@ -790,13 +788,7 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
             .unwrap();
         tx
     });
-    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile_bulk_from(&server, "10");
     assert!(stdout.contains("122 created"), "{stdout}");
     assert!(!stdout.contains("rows loaded first"), "{stdout}");
     server.query(reader.rollback()).unwrap();
@@ -811,13 +803,7 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
         &server,
         "CREATE TABLE favourites (skill_id uuid REFERENCES skills (id))",
     );
-    let out = server.cli_with(&bulk, &["reconcile", "skills"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = reconcile_bulk_from(&server, "10");
     assert!(stdout.contains("122 created"), "{stdout}");
     assert!(!stdout.contains("rows loaded first"), "{stdout}");
     assert_same_rows(&cache_rows(&server), &rows);

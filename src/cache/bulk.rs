@@ -22,14 +22,7 @@ use sqlx::PgConnection;
 /// Fewest skills to create for a reconcile into an empty table to load indexes last:
 /// `SKILLSD_BULK_LOAD_FROM` (0 = never), default 10,000.
 pub fn threshold() -> Option<usize> {
-    match std::env::var("SKILLSD_BULK_LOAD_FROM")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(10_000),
-    }
+    crate::config::count_or_off("SKILLSD_BULK_LOAD_FROM", 10_000).map(|n| n as usize)
 }
 
 /// The indexes and key constraints dropped for a bulk load, to be created again by [`finish`].
@@ -118,18 +111,10 @@ async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     }
     // The names come from the catalog, quoted where they need it. Anything depending
     // on a constraint (a foreign key) makes the drop fail: then nothing is dropped.
-    if !constraints.is_empty() {
-        let drops: Vec<String> = constraints
-            .iter()
-            .map(|(name, _)| format!("DROP CONSTRAINT {name}"))
-            .collect();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER TABLE skills {}",
-            drops.join(", ")
-        )))
-        .execute(&mut *tx)
-        .await?;
-    }
+    let drops = constraints
+        .iter()
+        .map(|(name, _)| format!("DROP CONSTRAINT {name}"));
+    alter_skills(tx, drops.collect()).await?;
     let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
     if !names.is_empty() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -157,23 +142,24 @@ async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
 /// Creates the constraints and indexes [`begin`] dropped, from the rows now in the
 /// table. A duplicate key fails here, as it would have on insert.
 pub async fn finish(tx: &mut PgConnection, dropped: Dropped) -> sqlx::Result<()> {
-    if !dropped.constraints.is_empty() {
-        let adds: Vec<String> = dropped
-            .constraints
-            .iter()
-            .map(|(name, definition)| format!("ADD CONSTRAINT {name} {definition}"))
-            .collect();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER TABLE skills {}",
-            adds.join(", ")
-        )))
-        .execute(&mut *tx)
-        .await?;
-    }
+    let adds = dropped
+        .constraints
+        .iter()
+        .map(|(name, definition)| format!("ADD CONSTRAINT {name} {definition}"));
+    alter_skills(tx, adds.collect()).await?;
     for definition in dropped.definitions {
         sqlx::query(sqlx::AssertSqlSafe(definition))
             .execute(&mut *tx)
             .await?;
+    }
+    Ok(())
+}
+
+/// `ALTER TABLE skills` with `actions` (none: nothing to do).
+async fn alter_skills(tx: &mut PgConnection, actions: Vec<String>) -> sqlx::Result<()> {
+    if !actions.is_empty() {
+        let sql = format!("ALTER TABLE skills {}", actions.join(", "));
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(tx).await?;
     }
     Ok(())
 }

@@ -27,14 +27,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Periodic reconcile interval: `SKILLSD_RECONCILE_SECS` (0 = off), default 600 s.
 fn reconcile_interval() -> Option<Duration> {
-    match std::env::var("SKILLSD_RECONCILE_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        Some(0) => None,
-        Some(s) => Some(Duration::from_secs(s)),
-        None => Some(Duration::from_secs(600)),
-    }
+    crate::config::count_or_off("SKILLSD_RECONCILE_SECS", 600).map(Duration::from_secs)
 }
 
 /// Starts the background task on the current runtime.
