@@ -141,7 +141,8 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
   echo "| import push of $N skills (1 run) | $STOCK_IMPORT_MS | – | $SK_IMPORT_MS | (vs default) $(ratio "$SK_IMPORT_MS" "$STOCK_IMPORT_MS") |"
   echo "| clone pack bytes | $STOCK_BYTES | – | $SK_BYTES | $(ratio "$SK_BYTES" "$STOCK_BYTES") |"
   echo
-  echo "skillsd server RSS: idle after import $((SK_IDLE_KB / 1024)) MB; peak during the import push $((SK_IMPORT_PEAK_KB / 1024)) MB; peak during the ls-remote and clone runs $((SK_PEAK_KB / 1024)) MB."
+  mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
+  echo "skillsd server RSS (MiB): idle after import $(mib "$SK_IDLE_KB"); peak during the import push $(mib "$SK_IMPORT_PEAK_KB"); peak during the ls-remote and clone runs $(mib "$SK_PEAK_KB")."
 } | tee "$ROOT/bench/results-$N.md"
 
 /usr/bin/python3 "$ROOT/bench/chart.py" "$OUT/stock-push-one.json" "$OUT/stock-push-one-25519.json" "$OUT/skillsd-push-one.json" "$ROOT/bench/push-latency.png" || echo "chart skipped (python3-matplotlib missing?)" >&2

@@ -25,7 +25,8 @@ pub fn threshold() -> Option<usize> {
     crate::config::count_or_off("SKILLSD_BULK_LOAD_FROM", 10_000).map(|n| n as usize)
 }
 
-/// The indexes and key constraints dropped for a bulk load, to be created again by [`finish`].
+/// The indexes and key constraints dropped for a bulk load, for [`finish`] to create
+/// again.
 #[derive(Debug)]
 pub struct Dropped {
     /// The primary key and unique constraints: (quoted name, definition as
@@ -38,9 +39,9 @@ pub struct Dropped {
 }
 
 /// Inside the caller's transaction: when the `skills` table holds no row at all, locks
-/// it, drops its indexes and key constraints and returns their definitions. `None`, with nothing
-/// changed, when the table has rows, the lock is not granted within a moment, or the
-/// role may not drop the indexes.
+/// it, drops its indexes and key constraints and returns their definitions. `None`,
+/// with nothing changed, when the table has rows, the lock is not granted within 2 s,
+/// or something forbids the drop (the role's rights, a foreign key).
 pub async fn begin(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM skills)")
         .fetch_one(&mut *tx)

@@ -92,7 +92,8 @@ pub fn sync_branch(
     push: Option<&PushRecord>,
 ) -> Result<SyncOutcome> {
     let started_at = chrono::Utc::now();
-    let mut tx = rt.block_on(pool.begin())?;
+    let mut conn = rt.block_on(pool.acquire())?;
+    let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     rt.block_on(lock(&mut tx, repo_name))?;
     if let Some(p) = push {
         rt.block_on(pushes::insert(&mut tx, p))?;
@@ -160,6 +161,7 @@ pub fn sync_branch(
     let committing = std::time::Instant::now();
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    shrink(&mut conn);
     tracing::debug!(
         diff_ms = diff_time.as_millis() as u64,
         write_ms = write_time.as_millis() as u64,
@@ -212,7 +214,8 @@ pub fn reconcile(
 ) -> Result<SyncOutcome> {
     crate::metrics::METRICS.reconcile_run();
     let started_at = chrono::Utc::now();
-    let mut tx = rt.block_on(pool.begin())?;
+    let mut conn = rt.block_on(pool.acquire())?;
+    let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     rt.block_on(lock(&mut tx, repo_name))?;
     let Some(tip) = branch_tip(repo, branch)? else {
         rt.block_on(tx.commit())?;
@@ -285,12 +288,20 @@ pub fn reconcile(
     rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
+    shrink(&mut conn);
     if outcome.search_deferred {
         super::search::fill_in_background(rt, pool);
     }
     outcome.commit = Some(tip_hex.clone());
     crate::maintenance::release_memory();
     Ok(outcome)
+}
+
+/// Gives back the memory a big sync made the connection's buffers grow to (its
+/// batches are megabytes): the connection goes back to the pool and would keep it
+/// while idle, for as long as the pool keeps the connection.
+fn shrink(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    sqlx::Connection::shrink_buffers(&mut **conn);
 }
 
 /// Serialises cache writers of one repository, across processes sharing the database.
