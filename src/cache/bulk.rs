@@ -140,6 +140,30 @@ async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     }))
 }
 
+/// The `lacking` full-text vectors skillsd could not compute, once every row is in:
+/// PostgreSQL computes them now, in one pass (the table has no index yet to find rows
+/// by), when there are at most `inline` of them; else they stay NULL for
+/// [`super::search`] to fill after the commit, and this returns true.
+pub async fn fill_vectors(
+    tx: &mut PgConnection,
+    lacking: usize,
+    inline: usize,
+) -> sqlx::Result<bool> {
+    if lacking == 0 {
+        return Ok(false);
+    }
+    if lacking > inline {
+        return Ok(true);
+    }
+    sqlx::query(
+        "UPDATE skills SET search = skills_search_vector(title, description, tags, body)
+         WHERE search IS NULL",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(false)
+}
+
 /// Creates the constraints and indexes [`begin`] dropped, from the rows now in the
 /// table. A duplicate key fails here, as it would have on insert.
 pub async fn finish(tx: &mut PgConnection, dropped: Dropped) -> sqlx::Result<()> {

@@ -35,6 +35,8 @@ pub struct SyncOutcome {
     /// A reconcile into an empty table loaded the rows before building the indexes
     /// ([`bulk`]).
     pub bulk_loaded: bool,
+    /// Rows written without a vector of skillsd's (a bulk load fills them at its end).
+    vectors_lacking: usize,
 }
 
 impl SyncOutcome {
@@ -45,6 +47,7 @@ impl SyncOutcome {
         self.deleted += other.deleted;
         self.failed += other.failed;
         self.search_deferred |= other.search_deferred;
+        self.vectors_lacking += other.vectors_lacking;
     }
 
     /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
@@ -282,6 +285,9 @@ pub fn reconcile(
     })?;
     drop(jobs);
     if let Some(dropped) = bulk {
+        let lacking = outcome.vectors_lacking;
+        outcome.search_deferred |=
+            rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
         rt.block_on(bulk::finish(&mut tx, dropped))?;
         outcome.bulk_loaded = true;
     }
@@ -529,8 +535,10 @@ async fn write(
         .chain(&upserts)
         .filter(|r| r.row.search.is_none())
         .count();
+    outcome.vectors_lacking = lacking;
     let search_inline = lacking <= SEARCH_INLINE_ROWS;
-    if lacking > 0 && !search_inline {
+    // A bulk load decides once, for all its rows, when they are in (`bulk::fill_vectors`).
+    if lacking > 0 && !search_inline && target.bulk_now.is_none() {
         outcome.search_deferred = true;
     }
 
@@ -596,7 +604,7 @@ async fn write(
     upserts.extend(missed);
 
     if let Some(now) = target.bulk_now {
-        for (id, slug, path) in copy_new_rows(tx, target, now, upserts, search_inline).await? {
+        for (id, slug, path) in copy_new_rows(tx, target, now, upserts).await? {
             outcome.created += 1;
             log.push(LogRow {
                 skill_id: Some(id),
@@ -701,13 +709,12 @@ async fn write(
 
 /// Writes new rows with `COPY` (a [`bulk`] load: the table was empty and is locked, so
 /// every row is new); their ids are made here, for the sync log. Vectors skillsd could
-/// not compute are PostgreSQL's, right after, when `search_inline`.
+/// not compute stay NULL: [`bulk::fill_vectors`] sees to them once all rows are in.
 async fn copy_new_rows(
     tx: &mut PgConnection,
     target: &Target<'_>,
     now: chrono::DateTime<chrono::Utc>,
     rows: Vec<RowIn>,
-    search_inline: bool,
 ) -> Result<Vec<(Uuid, String, String)>> {
     const COLUMNS: i16 = 17;
     let mut copy = tx
@@ -720,7 +727,6 @@ async fn copy_new_rows(
         .await?;
     let mut buf = CopyBuffer::new();
     let mut written = Vec::with_capacity(rows.len());
-    let mut lacking = Vec::new();
     for r in rows {
         let id = Uuid::new_v4();
         let s = r.row.skill;
@@ -743,10 +749,7 @@ async fn copy_new_rows(
         buf.timestamptz(&now);
         match &r.row.search {
             Some(vector) => buf.raw(vector.as_bytes()),
-            None => {
-                buf.null();
-                lacking.push(id);
-            }
+            None => buf.null(),
         }
         if buf.len() >= COPY_CHUNK {
             copy.send(buf.take()).await?;
@@ -756,15 +759,6 @@ async fn copy_new_rows(
     buf.finish();
     copy.send(buf.take()).await?;
     copy.finish().await?;
-    if search_inline && !lacking.is_empty() {
-        sqlx::query(
-            "UPDATE skills SET search = skills_search_vector(title, description, tags, body)
-             WHERE id = ANY($1)",
-        )
-        .bind(&lacking)
-        .execute(&mut *tx)
-        .await?;
-    }
     Ok(written)
 }
 
