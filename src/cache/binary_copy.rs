@@ -36,9 +36,15 @@ impl CopyBuffer {
         self.buf.is_empty()
     }
 
-    /// Hands over the bytes buffered so far (to send), keeping the buffer for more.
-    pub fn take(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20))
+    /// The bytes buffered so far, to send; [`CopyBuffer::clear`] then makes room for
+    /// more in the same memory.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets the bytes buffered so far (they were sent), keeping the memory.
+    pub fn clear(&mut self) {
+        self.buf.clear();
     }
 
     /// Ends the stream.

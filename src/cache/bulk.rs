@@ -52,26 +52,20 @@ pub async fn begin(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     sqlx::query("SAVEPOINT skillsd_bulk_load")
         .execute(&mut *tx)
         .await?;
-    match drop_indexes(tx).await {
-        Ok(Some(dropped)) => {
-            sqlx::query("RELEASE SAVEPOINT skillsd_bulk_load")
-                .execute(&mut *tx)
-                .await?;
-            Ok(Some(dropped))
-        }
-        outcome => {
-            if let Err(e) = &outcome {
-                tracing::info!(error = %e, "bulk load not possible; writing row by row");
-            }
-            sqlx::query("ROLLBACK TO SAVEPOINT skillsd_bulk_load")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("RELEASE SAVEPOINT skillsd_bulk_load")
-                .execute(&mut *tx)
-                .await?;
-            Ok(None)
-        }
+    let dropped = drop_indexes(tx).await.unwrap_or_else(|e| {
+        tracing::info!(error = %e, "bulk load not possible; writing row by row");
+        None
+    });
+    if dropped.is_none() {
+        // Undoes whatever got done, the table lock included.
+        sqlx::query("ROLLBACK TO SAVEPOINT skillsd_bulk_load")
+            .execute(&mut *tx)
+            .await?;
     }
+    sqlx::query("RELEASE SAVEPOINT skillsd_bulk_load")
+        .execute(&mut *tx)
+        .await?;
+    Ok(dropped)
 }
 
 async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {

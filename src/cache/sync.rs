@@ -752,12 +752,13 @@ async fn copy_new_rows(
             None => buf.null(),
         }
         if buf.len() >= COPY_CHUNK {
-            copy.send(buf.take()).await?;
+            copy.send(buf.bytes()).await?;
+            buf.clear();
         }
         written.push((id, s.slug, s.path));
     }
     buf.finish();
-    copy.send(buf.take()).await?;
+    copy.send(buf.bytes()).await?;
     copy.finish().await?;
     Ok(written)
 }

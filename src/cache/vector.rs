@@ -80,20 +80,19 @@ const CLASSES: [u8; 256] = {
         }
         c += 1;
     }
-    let plain = b" \t\n\r,;!?()[]{}\"'*#`=|>_";
-    let mut i = 0;
-    while i < plain.len() {
-        t[plain[i] as usize] |= PLAIN;
-        i += 1;
-    }
-    let ends = b" \t\n\r,;)]}\"'*`!?";
-    let mut i = 0;
-    while i < ends.len() {
-        t[ends[i] as usize] |= ENDS_A_SENTENCE;
-        i += 1;
-    }
+    mark(&mut t, b" \t\n\r,;!?()[]{}\"'*#`=|>_", PLAIN);
+    mark(&mut t, b" \t\n\r,;)]}\"'*`!?", ENDS_A_SENTENCE);
     t
 };
+
+/// Adds `class` to each of `bytes` in `table`.
+const fn mark(table: &mut [u8; 256], bytes: &[u8], class: u8) {
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] |= class;
+        i += 1;
+    }
+}
 
 /// The words of the parts added so far: each word's place in `lower` (the parts'
 /// text, lower-cased) and weight. A word's position is its index + 1.
