@@ -215,6 +215,7 @@ fn run(cli: Cli) -> Result<i32> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(skillsd::ssh::SERVICE_STACK_BYTES)
         .build()?;
     rt.block_on(run_async(cli))
 }

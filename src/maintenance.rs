@@ -6,7 +6,7 @@
 //! every object of the old files is in the new pack (nothing is pruned, reachable or
 //! not) before any old file is deleted; readers that already mapped an old pack keep
 //! their mapping (the file is only unlinked), and gix refreshes its pack list on a miss.
-//! One gc per repository at a time (a lock file).
+//! One gc per repository at a time (a file lock the kernel releases on exit).
 
 use std::collections::HashSet;
 use std::io::BufReader;
@@ -41,39 +41,39 @@ pub struct GcOutcome {
     pub objects: usize,
 }
 
-struct Lock(PathBuf);
+/// One gc per repository: an exclusive `flock` on `skillsd-gc.lock`. The kernel
+/// releases it when the process ends, however it ends, so a crashed gc never blocks
+/// the next one; the file itself stays (deleting it would race with a new holder).
+struct Lock(#[allow(dead_code)] std::fs::File);
 
 impl Lock {
     fn acquire(path: PathBuf) -> Result<Lock, GcError> {
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(_) => return Ok(Lock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lock older than an hour was left by a crash.
-                    let stale = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(3600));
-                    if !stale {
-                        return Err(GcError::Busy);
-                    }
-                    let _ = std::fs::remove_file(&path);
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Lock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(GcError::Busy),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
         }
-        Err(GcError::Busy)
     }
 }
 
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Is a gc holding this repository's gc lock right now?
+pub fn gc_running(repo_path: &Path) -> bool {
+    let path = repo_path
+        .join("objects")
+        .join("pack")
+        .join("skillsd-gc.lock");
+    match std::fs::File::open(path) {
+        Ok(file) => match file.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(_)) => false,
+        },
+        Err(_) => false,
     }
 }
 
@@ -192,8 +192,15 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
         std::io::Write::flush(&mut out)?;
     }
     let interrupt = AtomicBool::new(false);
+    // The consolidated pack is read through the same guard as a push: an object
+    // stored before the limits existed (or under larger ones) fails the gc with a
+    // message instead of being inflated whole.
+    let guarded = crate::receive::inspect::Inspector::new(
+        std::fs::File::open(&tmp_pack)?,
+        crate::receive::inspect::PackLimits::from_env(),
+    );
     gix_pack::Bundle::write_to_directory(
-        &mut BufReader::new(std::fs::File::open(&tmp_pack)?),
+        &mut BufReader::new(guarded),
         Some(&work.pack_dir()),
         &mut gix::progress::Discard,
         &interrupt,

@@ -17,6 +17,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::io::SyncIoBridge;
 
+/// Stack of every thread of the server's runtime, the blocking threads that run git
+/// services included: 8 MiB, like a main thread (tokio's default is 2 MiB). No code
+/// recurses on a depth the client chooses (trees, tags and delta chains are walked
+/// with explicit stacks, and tree nesting is limited to 4,096 levels); this is the
+/// margin for the libraries (YAML, JSON Schema) whose recursion is bounded by their
+/// own limits. A stack overflow cannot be caught: it would end the whole process.
+pub const SERVICE_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 /// What every session shares.
 pub struct AppState {
     pub pool: PgPool,
@@ -646,7 +654,17 @@ async fn run_exec(
                             128
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "git session panicked");
+                            // A panic in one session ends that session only (the
+                            // blocking task catches it); the pusher gets an incident id.
+                            let incident = uuid::Uuid::new_v4().simple().to_string();
+                            tracing::error!(user = %user.name, error = %e, %incident, "git session panicked");
+                            let _ = write_half
+                                .extended_data_bytes(
+                                    1,
+                                    format!("ERROR: skillsd could not complete the request (incident {incident})\n")
+                                        .into_bytes(),
+                                )
+                                .await;
                             128
                         }
                     }

@@ -114,11 +114,7 @@ fn many_pushes_trigger_a_background_gc() {
     let count = packs(&server);
     assert!(count <= 3, "packs were not consolidated: {count}");
     // Let a gc that is still finishing complete before checking.
-    while server
-        .object_files("skills")
-        .iter()
-        .any(|f| f.ends_with("skillsd-gc.lock"))
-    {
+    while skillsd::maintenance::gc_running(&server.repo_path("skills")) {
         std::thread::sleep(Duration::from_millis(50));
     }
     server.assert_fsck("skills");

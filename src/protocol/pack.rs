@@ -66,7 +66,13 @@ pub fn objects_to_send(
                     tips.push(id);
                     break;
                 }
-                gix::object::Kind::Tree | gix::object::Kind::Blob => {
+                // A tag of a tree (or a wanted tree): the tree and all it contains,
+                // or the clone would lack objects the tag needs.
+                gix::object::Kind::Tree => {
+                    add_new_tree(repo, id, &HashSet::new(), &mut sent, &mut out)?;
+                    break;
+                }
+                gix::object::Kind::Blob => {
                     if sent.insert(id) {
                         out.push(id);
                     }
@@ -223,29 +229,30 @@ fn commit_tree(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId> {
     Ok(commit.tree_id().map_err(ProtocolError::git)?.detach())
 }
 
-/// Every tree and blob id under `tree`, into `set`.
+/// Every tree and blob id under `tree`, into `set`. An explicit stack, not recursion:
+/// the nesting of a stored tree is bounded by the push limits, but never trusted.
 fn collect_tree(repo: &gix::Repository, tree: ObjectId, set: &mut HashSet<ObjectId>) -> Result<()> {
-    if !set.insert(tree) {
-        return Ok(());
-    }
-    let tree_obj = repo.find_tree(tree).map_err(ProtocolError::git)?;
-    let mut subtrees = Vec::new();
-    for entry in tree_obj.iter() {
-        let entry = entry.map_err(ProtocolError::git)?;
-        let mode = entry.mode();
-        if mode.is_tree() {
-            subtrees.push(entry.oid().to_owned());
-        } else if !mode.is_commit() {
-            set.insert(entry.oid().to_owned());
+    let mut stack = vec![tree];
+    while let Some(tree) = stack.pop() {
+        if !set.insert(tree) {
+            continue;
         }
-    }
-    for t in subtrees {
-        collect_tree(repo, t, set)?;
+        let tree_obj = repo.find_tree(tree).map_err(ProtocolError::git)?;
+        for entry in tree_obj.iter() {
+            let entry = entry.map_err(ProtocolError::git)?;
+            let mode = entry.mode();
+            if mode.is_tree() {
+                stack.push(entry.oid().to_owned());
+            } else if !mode.is_commit() {
+                set.insert(entry.oid().to_owned());
+            }
+        }
     }
     Ok(())
 }
 
-/// Adds `tree` and everything under it that the client lacks to `out`.
+/// Adds `tree` and everything under it that the client lacks to `out` (each tree
+/// before what it contains), with an explicit stack.
 fn add_new_tree(
     repo: &gix::Repository,
     tree: ObjectId,
@@ -253,24 +260,26 @@ fn add_new_tree(
     sent: &mut HashSet<ObjectId>,
     out: &mut Vec<ObjectId>,
 ) -> Result<()> {
-    if have.contains(&tree) || !sent.insert(tree) {
-        return Ok(());
-    }
-    out.push(tree);
-    let tree_obj = repo.find_tree(tree).map_err(ProtocolError::git)?;
-    let mut subtrees = Vec::new();
-    for entry in tree_obj.iter() {
-        let entry = entry.map_err(ProtocolError::git)?;
-        let mode = entry.mode();
-        let oid = entry.oid().to_owned();
-        if mode.is_tree() {
-            subtrees.push(oid);
-        } else if !mode.is_commit() && !have.contains(&oid) && sent.insert(oid) {
-            out.push(oid);
+    let mut stack = vec![tree];
+    while let Some(tree) = stack.pop() {
+        if have.contains(&tree) || !sent.insert(tree) {
+            continue;
         }
-    }
-    for t in subtrees {
-        add_new_tree(repo, t, have, sent, out)?;
+        out.push(tree);
+        let tree_obj = repo.find_tree(tree).map_err(ProtocolError::git)?;
+        let first_subtree = stack.len();
+        for entry in tree_obj.iter() {
+            let entry = entry.map_err(ProtocolError::git)?;
+            let mode = entry.mode();
+            let oid = entry.oid().to_owned();
+            if mode.is_tree() {
+                stack.push(oid);
+            } else if !mode.is_commit() && !have.contains(&oid) && sent.insert(oid) {
+                out.push(oid);
+            }
+        }
+        // Visit subtrees in the order they appear in the tree.
+        stack[first_subtree..].reverse();
     }
     Ok(())
 }

@@ -31,12 +31,22 @@ impl RefList {
             let Some(oid) = r.target().try_id().map(|id| id.to_owned()) else {
                 continue; // symbolic refs other than HEAD are not advertised
             };
-            let peeled = match repo.find_object(oid) {
-                Ok(obj) if obj.kind == gix::object::Kind::Tag => {
-                    Some(r.peel_to_id().map_err(ProtocolError::git)?.detach())
-                }
+            // A ref that cannot be served (its object or a tag's target missing) is
+            // left out and logged: one bad ref must not make the whole repository
+            // unreachable, and it is never offered to a client.
+            let peeled = match repo.find_header(oid) {
+                Ok(h) if h.kind() == gix::object::Kind::Tag => match r.peel_to_id() {
+                    Ok(id) => Some(id.detach()),
+                    Err(e) => {
+                        tracing::error!(r#ref = %name, %oid, error = %e, "ref skipped: its tag cannot be peeled");
+                        continue;
+                    }
+                },
                 Ok(_) => None,
-                Err(e) => return Err(ProtocolError::git(e)),
+                Err(e) => {
+                    tracing::error!(r#ref = %name, %oid, error = %e, "ref skipped: its object is missing");
+                    continue;
+                }
             };
             refs.push(AdvertisedRef { name, oid, peeled });
         }

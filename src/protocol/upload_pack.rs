@@ -71,11 +71,14 @@ fn serve_v0<R: Read>(
     let mut deepen: Option<Deepen> = None;
     let mut client_shallow = Vec::new();
     let mut relative = false;
+    let mut lines = 0usize;
     loop {
         match input.read_pkt()? {
             Pkt::Eof => return Ok(()),
             Pkt::Flush => break,
             pkt @ Pkt::Data(_) => {
+                lines += 1;
+                too_many_lines(lines)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(rest) = line.strip_prefix(b"want ") {
                     let (oid, caps) = rest.split_at(rest.len().min(40));
@@ -157,6 +160,8 @@ fn serve_v0<R: Read>(
                 out.flush()?;
             }
             pkt @ Pkt::Data(_) => {
+                lines += 1;
+                too_many_lines(lines)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(hex) = line.strip_prefix(b"have ") {
                     let oid = parse_oid(hex)?;
@@ -201,6 +206,17 @@ fn serve_v0<R: Read>(
     Ok(())
 }
 
+/// A v0 request may not grow without bound either (the wants, shallows and common
+/// haves are kept until the pack is sent).
+fn too_many_lines(lines: usize) -> Result<()> {
+    if lines > MAX_V0_LINES {
+        return Err(ProtocolError::protocol(format!(
+            "more than {MAX_V0_LINES} want/have lines in one request; fetch fewer refs at a time"
+        )));
+    }
+    Ok(())
+}
+
 fn advertise_v0(refs: &RefList, caps: &str, out: &mut dyn Write) -> Result<()> {
     let mut lines: Vec<(ObjectId, String)> = Vec::new();
     if let Some(head) = refs.head_oid {
@@ -231,6 +247,11 @@ fn advertise_v0(refs: &RefList, caps: &str, out: &mut dyn Write) -> Result<()> {
     write_flush(out)?;
     Ok(())
 }
+
+/// Largest protocol v2 request (its arguments as held in memory) and most want/have
+/// lines of a v0 request: about 300,000 lines, far more than a real client sends.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+const MAX_V0_LINES: usize = 300_000;
 
 fn serve_v2<R: Read>(
     repo: &gix::Repository,
@@ -267,18 +288,27 @@ fn serve_v2<R: Read>(
             }
         };
         // Capability lines, then (after a delimiter) arguments, then a flush.
+        // The request is held whole (v2 is one request per command), so its size is
+        // bounded: a client cannot make the server hold gigabytes of arguments.
         let mut args: Vec<String> = Vec::new();
         let mut in_args = false;
+        let mut request_bytes = 0usize;
         loop {
             match input.read_pkt()? {
                 Pkt::Delim => in_args = true,
                 Pkt::Flush => break,
                 Pkt::Eof => return Err(ProtocolError::protocol("unexpected end of request")),
                 pkt @ Pkt::Data(_) => {
+                    let text = pkt.text().unwrap_or_default();
+                    request_bytes += text.len() + std::mem::size_of::<String>();
+                    if request_bytes > MAX_REQUEST_BYTES {
+                        return Err(ProtocolError::protocol(format!(
+                            "the {command} request is larger than {} MiB; fetch fewer refs at a time",
+                            MAX_REQUEST_BYTES >> 20
+                        )));
+                    }
                     if in_args {
-                        args.push(
-                            String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned(),
-                        );
+                        args.push(String::from_utf8_lossy(text).into_owned());
                     }
                 }
                 Pkt::ResponseEnd => {

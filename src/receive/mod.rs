@@ -12,6 +12,8 @@
 //! 8. report the status of each ref.
 
 pub mod commands;
+pub mod connectivity;
+pub mod inspect;
 pub mod pre_receive;
 pub mod quarantine;
 pub mod refs;
@@ -93,7 +95,9 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             left: ctx.policy.max_pack_bytes,
             exceeded: exceeded.clone(),
         };
-        let mut buffered = BufReader::with_capacity(64 * 1024, reader);
+        let inspector = inspect::Inspector::new(reader, ctx.policy.pack);
+        let findings = inspector.findings();
+        let mut buffered = BufReader::with_capacity(64 * 1024, inspector);
         let interrupt = AtomicBool::new(false);
         let result = gix_pack::Bundle::write_to_directory(
             &mut buffered,
@@ -110,11 +114,21 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
                     "the pack is larger than the limit of {} bytes; push fewer or smaller files at a time",
                     ctx.policy.max_pack_bytes
                 )
+            } else if let Some(why) = findings.lock().ok().and_then(|f| f.refusal.clone()) {
+                why
             } else {
                 e.to_string()
             };
             tracing::info!(error = %msg, "pack refused");
             unpack_error = Some(msg.lines().next().unwrap_or("invalid pack").to_string());
+        } else if findings.lock().is_ok_and(|f| f.ref_deltas > 0) {
+            // Chains through deltas that name their base by id are only known now.
+            if let Err(msg) =
+                inspect::check_delta_depths(&quarantine.pack_dir(), ctx.policy.pack.max_delta_depth)
+            {
+                tracing::info!(error = %msg, "pack refused");
+                unpack_error = Some(msg);
+            }
         }
     }
 
@@ -165,14 +179,23 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     }
 
     let storing = std::time::Instant::now();
+    // A ref that moved since the advertisement fails its compare-and-swap anyway:
+    // found now, its pack is not stored for nothing.
+    refs::precheck(&ctx.repo, commands, &mut results, req.has("atomic"));
     let any_accepted = results.iter().any(Option::is_none);
     if any_accepted {
-        if let Err(e) = quarantine.migrate() {
-            for r in results.iter_mut().filter(|r| r.is_none()) {
-                *r = Some(format!("could not store the pack: {e}"));
+        match quarantine.migrate() {
+            Err(e) => {
+                for r in results.iter_mut().filter(|r| r.is_none()) {
+                    *r = Some(format!("could not store the pack: {e}"));
+                }
             }
-        } else {
-            refs::update(&ctx.repo, commands, &mut results, req.has("atomic"));
+            Ok(moved) => {
+                refs::update(&ctx.repo, commands, &mut results, req.has("atomic"));
+                if results.iter().all(Option::is_some) {
+                    quarantine::withdraw(&moved);
+                }
+            }
         }
     } else {
         drop(quarantine);

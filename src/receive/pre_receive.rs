@@ -7,6 +7,7 @@
 //!   tip, and slug uniqueness across that tip.
 
 use super::commands::Command;
+use super::connectivity;
 use crate::skills::rules::{self, Layout, Rules, TreeSource};
 use crate::skills::validate::MAX_FILE_BYTES;
 use crate::skills::{tree, Problem};
@@ -47,6 +48,12 @@ pub struct Policy {
     pub admins_may_rewrite_default: bool,
     /// Is the pusher an admin (on this repository)? Set per push.
     pub pusher_is_admin: bool,
+    /// Bounds on the pushed objects: tree depth, commit size
+    /// (`SKILLSD_MAX_TREE_DEPTH`, `SKILLSD_MAX_COMMIT_BYTES`).
+    pub limits: connectivity::Limits,
+    /// What a pack may declare: object size, object count (`SKILLSD_MAX_OBJECT_BYTES`,
+    /// `SKILLSD_MAX_OBJECTS`).
+    pub pack: super::inspect::PackLimits,
 }
 
 impl Policy {
@@ -68,6 +75,13 @@ impl Policy {
             admins_may_rewrite_default: std::env::var("SKILLSD_ADMINS_MAY_REWRITE_MAIN")
                 .is_ok_and(|v| v == "1" || v == "true"),
             pusher_is_admin: false,
+            limits: connectivity::Limits {
+                max_tree_depth: num("SKILLSD_MAX_TREE_DEPTH")
+                    .unwrap_or(connectivity::DEFAULT_MAX_TREE_DEPTH),
+                max_commit_bytes: num("SKILLSD_MAX_COMMIT_BYTES")
+                    .unwrap_or(connectivity::DEFAULT_MAX_COMMIT_BYTES),
+            },
+            pack: super::inspect::PackLimits::from_env(),
         }
     }
 }
@@ -83,17 +97,20 @@ pub fn check(
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
+    let names = RefNames::new(current, commands);
     for cmd in commands {
-        verdict
-            .rejections
-            .push(ref_policy(view, cmd, &default_ref, policy));
+        let rejection =
+            ref_policy(view, cmd, &default_ref, policy).or_else(|| names.collision(cmd));
+        verdict.rejections.push(rejection);
     }
-    // Connectivity of everything that is still going ahead.
+    // Connectivity and limits of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
+    let mut walk = connectivity::Walk::default();
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter_mut()) {
         if rejection.is_none() && !cmd.is_delete() {
-            if let Err(e) = connectivity(view, cmd.new, &hidden) {
-                *rejection = Some(format!("missing necessary objects ({e})"));
+            if let Err(e) = walk.tip(view, cmd.new, &hidden, &policy.limits) {
+                verdict.problems.push(e.problem(&cmd.name));
+                *rejection = Some(e.to_string());
             }
         }
     }
@@ -116,6 +133,7 @@ pub fn check(
             cmd.new,
             &mut tally,
             policy.max_file_bytes,
+            policy.max_files_per_push,
             progress,
         ) {
             Ok(mut problems) => verdict.problems.append(&mut problems),
@@ -130,16 +148,9 @@ pub fn check(
         l.min(policy.max_files_per_push)
     });
     if tally.changed.len() > limit {
-        verdict.problems.push(
-            Problem::new(
-                "(this push)",
-                format!(
-                    "adds or changes {} skill files, more than the limit of {limit}",
-                    tally.changed.len(),
-                ),
-            )
-            .hint("split the change into several smaller pushes"),
-        );
+        verdict
+            .problems
+            .push(too_many_files(Some(tally.changed.len()), limit));
     }
     if !verdict.problems.is_empty() {
         let reason = format!(
@@ -204,66 +215,81 @@ fn ref_policy(
     None
 }
 
-/// Checks that `tip` and everything it needs is present. Objects the repository already
-/// had are trusted to be complete (git's own invariant); new trees are walked.
-fn connectivity(view: &gix::Repository, tip: ObjectId, hidden: &[ObjectId]) -> Result<(), String> {
-    let obj = view
-        .find_object(tip)
-        .map_err(|_| format!("object {tip} is missing"))?;
-    let commit_tip = match obj.kind {
-        gix::object::Kind::Commit => tip,
-        gix::object::Kind::Tag => {
-            let target = obj
-                .peel_to_kind(gix::object::Kind::Commit)
-                .map_err(|e| e.to_string());
-            match target {
-                Ok(c) => c.id,
-                Err(_) => return Ok(()), // a tag of a tree or blob that exists
-            }
-        }
-        _ => return Ok(()),
-    };
-    let walk = view
-        .rev_walk([commit_tip])
-        .with_hidden(hidden.iter().copied())
-        .all()
-        .map_err(|e| e.to_string())?;
-    let mut trees_seen = HashSet::new();
-    for info in walk {
-        let info = info.map_err(|e| format!("history is incomplete: {e}"))?;
-        let commit = view.find_commit(info.id).map_err(|e| e.to_string())?;
-        let tree = commit.tree_id().map_err(|e| e.to_string())?.detach();
-        check_tree(view, tree, &mut trees_seen)?;
-    }
-    Ok(())
+/// The names a new ref must not collide with: not one differing only in case (two
+/// such refs cannot both be checked out on macOS or Windows, and `MAIN` beside
+/// `main` misleads), and not a name that is a folder of another ref or the other way
+/// round (`refs/heads/a` and `refs/heads/a/b` cannot both exist).
+struct RefNames<'a> {
+    names: std::collections::BTreeSet<&'a str>,
+    lower: HashMap<String, &'a str>,
 }
 
-fn check_tree(
-    view: &gix::Repository,
-    tree: ObjectId,
-    seen: &mut HashSet<ObjectId>,
-) -> Result<(), String> {
-    if !seen.insert(tree) {
-        return Ok(());
-    }
-    let tree_obj = view
-        .find_tree(tree)
-        .map_err(|_| format!("tree {tree} is missing"))?;
-    let mut subtrees = Vec::new();
-    for entry in tree_obj.iter() {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let mode = entry.mode();
-        let oid = entry.oid().to_owned();
-        if mode.is_tree() {
-            subtrees.push(oid);
-        } else if !mode.is_commit() && !view.has_object(oid) {
-            return Err(format!("blob {oid} is missing"));
+impl<'a> RefNames<'a> {
+    fn new(current: &'a HashMap<String, ObjectId>, commands: &'a [Command]) -> Self {
+        let names: std::collections::BTreeSet<&str> = current
+            .keys()
+            .map(String::as_str)
+            .chain(
+                commands
+                    .iter()
+                    .filter(|c| !c.is_delete())
+                    .map(|c| c.name.as_str()),
+            )
+            .collect();
+        let mut lower: HashMap<String, &str> = HashMap::new();
+        for n in &names {
+            lower.entry(n.to_lowercase()).or_insert(n);
         }
+        RefNames { names, lower }
     }
-    for t in subtrees {
-        check_tree(view, t, seen)?;
+
+    fn collision(&self, cmd: &Command) -> Option<String> {
+        if !cmd.is_create() || cmd.is_delete() {
+            return None;
+        }
+        let name = cmd.name.as_str();
+        if let Some(other) = self.lower.get(&name.to_lowercase()).filter(|o| **o != name) {
+            return Some(format!(
+                "ref conflict: `{other}` differs only in case; choose another name"
+            ));
+        }
+        // A folder of this name: the names sorting right after `name/`.
+        let folder = format!("{name}/");
+        if let Some(other) = self
+            .names
+            .range(folder.as_str()..)
+            .next()
+            .filter(|o| o.starts_with(&folder))
+        {
+            return Some(format!(
+                "ref conflict: `{other}` exists; a ref name cannot also be a folder of refs"
+            ));
+        }
+        // This name inside another ref's name: `refs/heads/a` for `refs/heads/a/b`.
+        let mut prefix = name;
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if self.names.contains(prefix) {
+                return Some(format!(
+                    "ref conflict: `{prefix}` exists; a ref name cannot also be a folder of refs"
+                ));
+            }
+        }
+        None
     }
-    Ok(())
+}
+
+/// Files under the skill folders, per skill file of the limit, that one push may
+/// add or change.
+const OTHER_FILES_PER_SKILL: usize = 5;
+
+/// The per-push file limit: `count` files when known, else "more than the limit".
+fn too_many_files(count: Option<usize>, limit: usize) -> Problem {
+    let message = match count {
+        Some(n) => format!("adds or changes {n} skill files, more than the limit of {limit}"),
+        None => format!("adds or changes more than the limit of {limit} skill files"),
+    };
+    Problem::new("(this push)", message).hint("split the change into several smaller pushes")
 }
 
 /// What one push adds up to across its commands.
@@ -286,6 +312,7 @@ fn validate_update(
     new: ObjectId,
     tally: &mut Tally,
     max_file_bytes: u64,
+    max_files_per_push: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Problem>, String> {
     let new_tree = view
@@ -323,14 +350,21 @@ fn validate_update(
     let mut candidates: Vec<(String, gix::object::tree::EntryMode, ObjectId, bool)> = Vec::new();
     let mut deleted: Vec<String> = Vec::new();
     let mut changed_paths: HashSet<String> = HashSet::new();
-    let mut opts = gix::diff::Options::default().with_rewrites(None);
-    opts.track_path();
-    let changes = view
-        .diff_tree_to_tree(&old_tree, &new_tree, opts)
-        .map_err(|e| e.to_string())?;
-    for change in changes {
+    // The per-push file limit is enforced as the diff is walked: a push of a million
+    // files stops here, after `limit` of them, not after validating them all.
+    let limit = rules
+        .max_files_per_push
+        .map_or(max_files_per_push, |l| l.min(max_files_per_push));
+    let mut over_limit = false;
+    let mut skill_files = 0usize;
+    let mut platform = old_tree.changes().map_err(|e| e.to_string())?;
+    platform.options(|o| {
+        o.track_path();
+        o.track_rewrites(None);
+    });
+    let walked = platform.for_each_to_obtain_tree(&new_tree, |change| {
         use gix::object::tree::diff::ChangeDetached as C;
-        match change {
+        match change.detach() {
             C::Addition {
                 entry_mode,
                 id,
@@ -345,6 +379,7 @@ fn validate_update(
             } if !entry_mode.is_tree() => {
                 let path = location.to_string();
                 if rules.governs(&path) && changed_paths.insert(path.clone()) {
+                    skill_files += usize::from(rules.is_skill(&path));
                     candidates.push((path, entry_mode, id, true));
                 }
             }
@@ -360,7 +395,20 @@ fn validate_update(
             }
             _ => {}
         }
+        // Other files under the skill folders (assets) are checked too, more
+        // cheaply: they may be several per skill, not without bound.
+        if skill_files > limit || candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL) {
+            over_limit = true;
+            return Ok(std::ops::ControlFlow::Break(()));
+        }
+        Ok(std::ops::ControlFlow::Continue(()))
+    });
+    // Breaking off the walk surfaces as an error ("cancelled"): not one when the limit
+    // is why.
+    if over_limit {
+        return Ok(vec![too_many_files(None, limit)]);
     }
+    walked.map_err(|e| e.to_string())?;
     if !rules_changed && candidates.is_empty() && deleted.is_empty() {
         return Ok(Vec::new()); // nothing under the roots changed
     }

@@ -56,7 +56,8 @@ impl Quarantine {
 
     /// Moves the quarantined pack into the repository: the pack first, then its index,
     /// so a reader that sees the index always finds the pack.
-    pub fn migrate(self) -> Result<(), QuarantineError> {
+    /// Returns the files moved in (pack first, index last).
+    pub fn migrate(self) -> Result<Vec<PathBuf>, QuarantineError> {
         let target = self.objects_dir.join("pack");
         std::fs::create_dir_all(&target)?;
         let mut entries: Vec<PathBuf> = std::fs::read_dir(self.pack_dir())?
@@ -69,6 +70,7 @@ impl Quarantine {
             _ => 3,
         };
         entries.sort_by_key(|p| rank(p));
+        let mut moved = Vec::new();
         for path in entries {
             if rank(&path) == 3 {
                 continue; // .keep and temporary files stay behind and are deleted
@@ -77,9 +79,10 @@ impl Quarantine {
             let dest = target.join(name);
             if !dest.exists() {
                 std::fs::rename(&path, &dest)?;
+                moved.push(dest);
             }
         }
-        Ok(())
+        Ok(moved)
         // Drop removes what is left of the quarantine.
     }
 }
@@ -90,6 +93,16 @@ impl Drop for Quarantine {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove quarantine");
             }
+        }
+    }
+}
+
+/// Takes back a migrated pack that no ref came to name (every ref update of its push
+/// failed the compare-and-swap): index first, so no index outlives its pack.
+pub fn withdraw(moved: &[PathBuf]) {
+    for path in moved.iter().rev() {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(file = %path.display(), error = %e, "could not remove an unused pack");
         }
     }
 }

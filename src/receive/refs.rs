@@ -46,7 +46,7 @@ fn explain(repo: &gix::Repository, cmd: &Command, e: &dyn std::error::Error) -> 
         .and_then(|r| r.target().try_id().map(|id| id.to_owned()));
     let expected = (!cmd.is_create()).then_some(cmd.old);
     if current != expected {
-        return "stale info: the ref changed since you fetched; fetch and try again".into();
+        return STALE.into();
     }
     let mut text = e.to_string();
     let mut source = e.source();
@@ -60,6 +60,38 @@ fn explain(repo: &gix::Repository, cmd: &Command, e: &dyn std::error::Error) -> 
     }
     format!("failed to update the ref: {text}")
 }
+
+/// Marks the commands whose ref no longer has the value the pusher saw (someone
+/// pushed first) before anything is stored; with `--atomic`, all of them.
+pub fn precheck(
+    repo: &gix::Repository,
+    commands: &[Command],
+    results: &mut [Option<String>],
+    atomic: bool,
+) {
+    let mut stale = false;
+    for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+        if r.is_some() {
+            continue;
+        }
+        let current = repo
+            .try_find_reference(cmd.name.as_str())
+            .ok()
+            .flatten()
+            .and_then(|r| r.target().try_id().map(|id| id.to_owned()));
+        if current != (!cmd.is_create()).then_some(cmd.old) {
+            *r = Some(STALE.into());
+            stale = true;
+        }
+    }
+    if atomic && stale {
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some("atomic push failed: another ref in this push was refused".into());
+        }
+    }
+}
+
+const STALE: &str = "stale info: the ref changed since you fetched; fetch and try again";
 
 /// Applies the updates of the commands whose slot in `results` is `None`, recording a
 /// reason for each one that fails. Atomic: all or none.

@@ -280,6 +280,25 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
             return Err(problems);
         }
     };
+    // A NUL written as an escape (`"a\0b"`, `"\x00"`) passes the byte check above but
+    // no PostgreSQL text or jsonb value can hold it: refused here, where the pusher
+    // learns which field, not by the database after the refs moved.
+    for f in &doc.fields {
+        if f.key.contains('\0') || contains_nul(&f.value) {
+            problems.push(
+                Problem::new(
+                    path,
+                    "contains a NUL character (an escaped \\0 or \\x00), which cannot be stored",
+                )
+                .at(f.line, Some(f.column))
+                .field(&f.key.replace('\0', "\\0"))
+                .hint("remove the NUL escape from the value"),
+            );
+        }
+    }
+    if !problems.is_empty() && problems.iter().any(|p| p.message.contains("NUL character")) {
+        return Err(problems);
+    }
     let skill = match rules.layout {
         Layout::Flat => check_fields(path, slug, &doc, &mut problems),
         Layout::AgentSkills => super::agent::check_fields(path, slug, &doc, &mut problems),
@@ -304,6 +323,25 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
     } else {
         Err(problems)
     }
+}
+
+/// Does any string (or key) in `value` contain a NUL? Walked with an explicit stack.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => return true,
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    return true;
+                }
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn check_fields(
@@ -609,6 +647,19 @@ mod tests {
     #[test]
     fn binary_and_encoding() {
         let p = validate_skill("skills/a.md", b"---\ntitle: A\n\0\n---\n").unwrap_err();
+        assert!(p[0].message.contains("NUL"));
+        // Escaped NULs, in a value, deep in a list, in a key: refused with the field.
+        for (text, field) in [
+            ("---\ntitle: \"a\\0b\"\n---\n", "title"),
+            ("---\ntitle: T\ntags: [a, \"\\x00\"]\n---\n", "tags"),
+            ("---\ntitle: T\nmeta:\n  \"k\\0\": 1\n---\n", "meta"),
+        ] {
+            let p = validate_skill("skills/a.md", text.as_bytes()).unwrap_err();
+            assert_eq!(p.len(), 1, "{text}: {p:?}");
+            assert!(p[0].message.contains("NUL character"), "{p:?}");
+            assert_eq!(p[0].field.as_deref(), Some(field));
+            assert_eq!(p[0].line, Some(if field == "title" { 2 } else { 3 }));
+        }
         assert!(p[0].message.contains("NUL"));
         assert_eq!(p[0].line, Some(3));
         let p = validate_skill("skills/a.md", b"---\ntitle: \xff\n---\n").unwrap_err();

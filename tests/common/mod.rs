@@ -4,6 +4,8 @@
 //! client.
 #![allow(dead_code)]
 
+pub mod packs;
+
 use skillsd::localpg::LocalPg;
 use skillsd::server::{self, Database};
 use sqlx::PgPool;
@@ -558,6 +560,35 @@ impl ChildServer {
 
     pub fn url(&self, repo: &str) -> String {
         format!("ssh://git@127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Is the process still running (not exited or killed by a signal)?
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Resets the kernel's record of the peak resident memory (`VmHWM`).
+    pub fn reset_peak_rss(&self) {
+        let pid = self.pid().expect("running");
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    }
+
+    /// Peak resident memory since the start or the last reset, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 }
 

@@ -1,0 +1,295 @@
+//! Connectivity: every object a pushed ref will name is present, complete and within
+//! the limits, before any ref may move.
+//!
+//! * a tag is peeled to its end: every tag in the chain and the object it finally
+//!   names must exist (a tag of a missing commit would break every later clone);
+//! * a commit's history is walked down to what the repository already had, and every
+//!   new commit is at most [`Limits::max_commit_bytes`] large;
+//! * a tree is walked with an explicit stack — never by recursion, whose depth the
+//!   pusher would choose — to its leaves: every blob must exist and no path may be
+//!   deeper than [`Limits::max_tree_depth`] (git's `core.maxTreeDepth`, 4,096 too,
+//!   counted the same way: a clone by git never fails on what was accepted).
+//!
+//! Each tree is read once per push: its height (levels of trees below it) is kept,
+//! so shared subtrees cost nothing the second time and the depth check stays exact.
+
+use gix::bstr::{BString, ByteSlice};
+use gix::ObjectId;
+use std::collections::HashMap;
+
+/// Default deepest tree nesting (like git's `core.maxTreeDepth`).
+pub const DEFAULT_MAX_TREE_DEPTH: u32 = 4096;
+/// Default largest commit or tag object: its message and headers.
+pub const DEFAULT_MAX_COMMIT_BYTES: u64 = 1024 * 1024;
+
+/// The bounds a pushed object graph must stay within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest path, counted as git counts `core.maxTreeDepth`: `a/b/c` has depth 3,
+    /// the root tree is level 1, so trees nest at most `max_tree_depth - 1` deep and
+    /// every accepted tree can be checked out by a git with the same default.
+    pub max_tree_depth: u32,
+    /// Largest commit or annotated tag object (message included).
+    pub max_commit_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tree_depth: DEFAULT_MAX_TREE_DEPTH,
+            max_commit_bytes: DEFAULT_MAX_COMMIT_BYTES,
+        }
+    }
+}
+
+/// Why a tip cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// An object the tip needs is not in the pack nor the repository.
+    #[error("missing necessary objects ({0})")]
+    Missing(String),
+    /// An object exists but cannot be read as what it claims to be.
+    #[error("corrupt object ({0})")]
+    Corrupt(String),
+    /// Trees nested deeper than the limit; `path` is the start of the deepest path.
+    #[error("trees nested more than {limit} levels deep, under `{path}`")]
+    TooDeep { path: String, limit: u32 },
+    /// A commit or tag larger than the limit.
+    #[error("{kind} {id} is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        kind: &'static str,
+        id: ObjectId,
+        size: u64,
+        limit: u64,
+    },
+}
+
+impl WalkError {
+    /// The problem shown to the pusher (`remote:` lines), with a hint.
+    pub fn problem(&self, ref_name: &str) -> crate::skills::Problem {
+        use crate::skills::Problem;
+        match self {
+            WalkError::TooDeep { path, limit } => Problem::new(
+                path,
+                format!("folders are nested more than {limit} levels deep"),
+            )
+            .hint("flatten the folder structure; no skill needs thousands of nested folders"),
+            WalkError::TooLarge { kind, .. } => {
+                Problem::new(ref_name, self.to_string()).hint(if *kind == "commit" {
+                    "shorten the commit message (git commit --amend) and push again"
+                } else {
+                    "shorten the tag message and push again"
+                })
+            }
+            WalkError::Missing(_) | WalkError::Corrupt(_) => {
+                Problem::new(ref_name, self.to_string()).hint(
+                    "push again with a current git; if this repeats, run `git fsck` in your clone",
+                )
+            }
+        }
+    }
+}
+
+/// What a push's walk has already seen: each tree's height, so a tree is read once.
+#[derive(Default)]
+pub struct Walk {
+    heights: HashMap<ObjectId, u32>,
+}
+
+impl Walk {
+    /// Checks that `tip` and everything it needs is present and within `limits`.
+    /// Commits in `hidden`'s history (the refs' current values) are trusted to be
+    /// complete, as git trusts what it already has; their trees are not walked again.
+    pub fn tip(
+        &mut self,
+        view: &gix::Repository,
+        tip: ObjectId,
+        hidden: &[ObjectId],
+        limits: &Limits,
+    ) -> Result<(), WalkError> {
+        let mut id = tip;
+        // A chain of tags ends at a non-tag; a cycle is impossible (ids are hashes of
+        // content), but the chain's length is the pusher's: a loop, not recursion.
+        loop {
+            let header = view
+                .find_header(id)
+                .map_err(|_| WalkError::Missing(format!("object {id} is missing")))?;
+            match header.kind() {
+                gix::object::Kind::Tag => {
+                    check_size("tag", id, header.size(), limits)?;
+                    let tag = view
+                        .find_object(id)
+                        .map_err(|_| WalkError::Missing(format!("tag {id} is missing")))?;
+                    let target =
+                        gix::objs::TagRefIter::from_bytes(&tag.data, gix::hash::Kind::Sha1)
+                            .target_id()
+                            .map_err(|e| WalkError::Corrupt(format!("tag {id}: {e}")))?;
+                    id = target;
+                }
+                gix::object::Kind::Commit => return self.history(view, id, hidden, limits),
+                gix::object::Kind::Tree => return self.tree(view, id, limits),
+                gix::object::Kind::Blob => return Ok(()),
+            }
+        }
+    }
+
+    fn history(
+        &mut self,
+        view: &gix::Repository,
+        tip: ObjectId,
+        hidden: &[ObjectId],
+        limits: &Limits,
+    ) -> Result<(), WalkError> {
+        let walk = view
+            .rev_walk([tip])
+            .with_hidden(hidden.iter().copied())
+            .all()
+            .map_err(|e| WalkError::Missing(format!("history is incomplete: {e}")))?;
+        for info in walk {
+            let info =
+                info.map_err(|e| WalkError::Missing(format!("history is incomplete: {e}")))?;
+            let header = view
+                .find_header(info.id)
+                .map_err(|_| WalkError::Missing(format!("commit {} is missing", info.id)))?;
+            check_size("commit", info.id, header.size(), limits)?;
+            let commit = view
+                .find_commit(info.id)
+                .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?;
+            let tree = commit
+                .tree_id()
+                .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?
+                .detach();
+            self.tree(view, tree, limits)?;
+        }
+        Ok(())
+    }
+
+    /// Walks `root` depth first with an explicit stack: every blob present, no tree
+    /// deeper than the limit. The stack holds one frame per level, so its length is
+    /// the depth of the tree on top.
+    fn tree(
+        &mut self,
+        view: &gix::Repository,
+        root: ObjectId,
+        limits: &Limits,
+    ) -> Result<(), WalkError> {
+        if self.heights.contains_key(&root) {
+            return Ok(());
+        }
+        let mut stack = vec![Frame::read(view, root, BString::default())?];
+        loop {
+            // The child is at level `stack.len() + 1` (the root is level 1); the
+            // levels below it add to that.
+            let depth = stack.len() as u32 + 1;
+            let Some(top) = stack.last_mut() else { break };
+            let Some((name, child)) = top.subtrees.get(top.next).cloned() else {
+                let done = stack.pop().expect("a frame is on the stack");
+                self.heights.insert(done.id, done.height);
+                if let Some(parent) = stack.last_mut() {
+                    parent.height = parent.height.max(done.height + 1);
+                }
+                continue;
+            };
+            top.next += 1;
+            let below = self.heights.get(&child).copied();
+            if depth + below.unwrap_or(0) > limits.max_tree_depth {
+                return Err(too_deep(&stack, &name, limits.max_tree_depth));
+            }
+            match below {
+                Some(h) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.height = top.height.max(h + 1);
+                    }
+                }
+                None => {
+                    let frame = Frame::read(view, child, name)?;
+                    stack.push(frame);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_size(
+    kind: &'static str,
+    id: ObjectId,
+    size: u64,
+    limits: &Limits,
+) -> Result<(), WalkError> {
+    if size > limits.max_commit_bytes {
+        return Err(WalkError::TooLarge {
+            kind,
+            id,
+            size,
+            limit: limits.max_commit_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// One tree being walked: its subtrees, the next one to visit, its height so far.
+struct Frame {
+    id: ObjectId,
+    /// The name this tree has in its parent (empty for a root).
+    name: BString,
+    subtrees: Vec<(BString, ObjectId)>,
+    next: usize,
+    height: u32,
+}
+
+impl Frame {
+    /// Reads a tree: notes its subtrees and checks that every blob it names exists
+    /// (submodule commits are not ours to have).
+    fn read(view: &gix::Repository, id: ObjectId, name: BString) -> Result<Frame, WalkError> {
+        let tree = view
+            .find_tree(id)
+            .map_err(|_| WalkError::Missing(format!("tree {id} is missing")))?;
+        let mut subtrees = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(|e| WalkError::Corrupt(format!("tree {id}: {e}")))?;
+            let mode = entry.mode();
+            let oid = entry.oid().to_owned();
+            if mode.is_tree() {
+                subtrees.push((entry.filename().to_owned(), oid));
+            } else if !mode.is_commit() && !view.has_object(oid) {
+                return Err(WalkError::Missing(format!("blob {oid} is missing")));
+            }
+        }
+        Ok(Frame {
+            id,
+            name,
+            subtrees,
+            next: 0,
+            height: 0,
+        })
+    }
+}
+
+/// The start of the too-deep path, for the message: the first few folder names.
+fn too_deep(stack: &[Frame], child: &BString, limit: u32) -> WalkError {
+    const SHOWN: usize = 8;
+    let names: Vec<&[u8]> = stack
+        .iter()
+        .skip(1) // the root has no name
+        .map(|f| f.name.as_slice())
+        .chain(std::iter::once(child.as_slice()))
+        .collect();
+    let mut path: String = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| {
+            let s = n.to_str_lossy();
+            if s.len() > 40 {
+                format!("{}…", s.chars().take(40).collect::<String>())
+            } else {
+                s.into_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    if names.len() > SHOWN {
+        path.push_str("/…");
+    }
+    WalkError::TooDeep { path, limit }
+}

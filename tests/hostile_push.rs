@@ -1,0 +1,544 @@
+//! Hostile pushes, built by hand and sent as an attacker would: raw `git-receive-pack`
+//! over the real OpenSSH client to skillsd running as its own process, with packs no
+//! `git` would write (trees thousands of levels deep, deflate and delta bombs, long
+//! delta chains, huge commit messages, tags of missing objects, lying headers).
+//!
+//! For each: the refusal the pusher reads, the server process still up and serving
+//! others, its peak resident memory (reset before each case, read from
+//! `/proc/PID/status`) under the 512 MiB budget, nothing written (`main`, the object
+//! files) and `git fsck --strict` clean. Peaks are printed (`--nocapture`).
+
+mod common;
+
+use common::packs::{self, Pack, BLOB, COMMIT, TAG, TREE};
+use common::{stdout_of, ChildFixture};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BUDGET_KIB: u64 = 512 * 1024;
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+struct Attack<'a> {
+    f: &'a mut ChildFixture,
+    main: String,
+    files: Vec<String>,
+    pid: u32,
+}
+
+impl<'a> Attack<'a> {
+    fn new(f: &'a mut ChildFixture) -> Attack<'a> {
+        let main = f.main();
+        let files = object_files(f);
+        let pid = f.server.pid().unwrap();
+        Attack {
+            f,
+            main,
+            files,
+            pid,
+        }
+    }
+
+    /// Sends `request` to `git-receive-pack`; returns what the client received and
+    /// the server's peak RSS (KiB) meanwhile.
+    fn push(&mut self, name: &str, request: &[u8]) -> (String, u64) {
+        self.f.server.reset_peak_rss();
+        let mut child = common::ssh_to(&self.f.key, self.f.server.port)
+            .arg("git-receive-pack '/skills.git'")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let request = request.to_vec();
+        // Written on a thread: the server may answer (and stop reading) early.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&request);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        let peak = self.f.server.peak_rss_kib();
+        eprintln!(
+            "hostile push `{name}`: peak RSS {:.1} MiB",
+            peak as f64 / 1024.0
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (text, peak)
+    }
+
+    /// The server survived, kept its memory within budget, wrote nothing, and serves
+    /// others.
+    fn assert_refused_cleanly(&mut self, name: &str, text: &str, peak: u64, expected: &[&str]) {
+        common::assert_contains_all(text, expected);
+        assert!(
+            peak < BUDGET_KIB,
+            "{name}: peak RSS {peak} KiB is over the budget"
+        );
+        assert!(self.f.server.alive(), "{name}: the server died");
+        assert_eq!(
+            self.f.server.pid(),
+            Some(self.pid),
+            "{name}: the server restarted"
+        );
+        assert_eq!(self.f.main(), self.main, "{name}: main moved");
+        assert_eq!(
+            object_files(self.f),
+            self.files,
+            "{name}: objects were written"
+        );
+        fsck(self.f);
+        // Someone else is served as usual.
+        let mut ls = self.f.git();
+        ls.args(["ls-remote", "origin", "refs/heads/main"]);
+        assert!(stdout_of(ls).starts_with(&self.main), "{name}: ls-remote");
+    }
+}
+
+/// Every file under the repository's `objects/` (the locks gc keeps aside).
+fn object_files(f: &ChildFixture) -> Vec<String> {
+    let root = f.data.join("repos/skills.git/objects");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().ends_with(".lock")
+                && !p.to_string_lossy().ends_with(".flock")
+            {
+                out.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn fsck(f: &ChildFixture) {
+    let out = Command::new("/usr/local/bin/git")
+        .arg("--git-dir")
+        .arg(f.data.join("repos/skills.git"))
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A push of `main` from the current tip to a commit on `tree`.
+fn push_tree(pack: &mut Pack, main: &str, tree: gix::ObjectId, message: &[u8]) -> Vec<u8> {
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), message));
+    packs::push_request(
+        &[(
+            main.to_string(),
+            commit.to_string(),
+            "refs/heads/main".into(),
+        )],
+        &pack.finish(),
+    )
+}
+
+/// `depth` trees nested as `<top>/d/d/.../f` (`top` wrapping the chain), optionally
+/// under `skills/`.
+fn deep_tree(pack: &mut Pack, depth: usize, under_skills: bool) -> gix::ObjectId {
+    let blob = pack.object(BLOB, b"leaf\n");
+    let mut id = pack.object(TREE, &packs::tree(&[("100644", "f", blob)]));
+    for _ in 0..depth {
+        id = pack.object(TREE, &packs::tree(&[("40000", "d", id)]));
+    }
+    let top = pack.object(TREE, &packs::tree(&[("40000", "deep", id)]));
+    if under_skills {
+        pack.object(TREE, &packs::tree(&[("40000", "skills", top)]))
+    } else {
+        top
+    }
+}
+
+#[test]
+fn deep_trees_are_refused_without_harm() {
+    let mut f = ChildFixture::start("mallory");
+    let mut a = Attack::new(&mut f);
+    for (depth, under_skills) in [(5_000, false), (5_000, true), (100_000, false)] {
+        let name = format!(
+            "tree {depth} deep{}",
+            if under_skills { " under skills/" } else { "" }
+        );
+        let mut pack = Pack::new();
+        let root = deep_tree(&mut pack, depth, under_skills);
+        let request = push_tree(&mut pack, &a.main.clone(), root, b"deep\n");
+        let (text, peak) = a.push(&name, &request);
+        let prefix = if under_skills {
+            "skills/deep/d/d/d/d/d/d/…"
+        } else {
+            "deep/d/d/d/d/d/d/d/…"
+        };
+        a.assert_refused_cleanly(
+            &name,
+            &text,
+            peak,
+            &[
+                "folders are nested more than 4096 levels deep",
+                prefix,
+                "ng refs/heads/main trees nested more than 4096 levels deep",
+            ],
+        );
+    }
+    // Just within the limit is a legitimate tree: accepted.
+    let mut pack = Pack::new();
+    // `deep`, 4,094 `d` and `f`: a path 4,096 deep, git's own limit for checkouts.
+    let root = deep_tree(&mut pack, 4094, false);
+    let request = push_tree(&mut pack, &a.main.clone(), root, b"deep but allowed\n");
+    let (text, peak) = a.push("tree 4096 deep", &request);
+    assert!(text.contains("ok refs/heads/main"), "{text}");
+    assert!(peak < BUDGET_KIB);
+    assert!(a.f.server.alive());
+    fsck(a.f);
+    // Served whole (a checkout of it would exceed PATH_MAX on Linux, so a bare clone).
+    let mut clone = a.f.git();
+    clone
+        .args(["clone", "--bare", "-q", &a.f.server.url("skills.git")])
+        .arg(a.f.home.join("deep-clone"));
+    stdout_of(clone);
+    let mut fsck = Command::new("/usr/local/bin/git");
+    fsck.arg("--git-dir")
+        .arg(a.f.home.join("deep-clone"))
+        .args(["fsck", "--strict"]);
+    stdout_of(fsck);
+}
+
+#[test]
+fn bombs_are_refused_before_they_inflate() {
+    let mut f = ChildFixture::start("mallory");
+    let mut a = Attack::new(&mut f);
+    let main = a.main.clone();
+
+    // A blob of 2 GiB of zeros: ~2 MiB on the wire.
+    let mut pack = Pack::new();
+    pack.raw(BLOB, 2 << 30, &packs::deflate_zeros(2 << 30));
+    let fake = packs::object_id(BLOB, b"");
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("deflate bomb (2 GiB blob)", &request);
+    a.assert_refused_cleanly(
+        "deflate bomb",
+        &text,
+        peak,
+        &["an object of 2147483648 bytes (entry 0) is larger than the limit of 33554432 bytes"],
+    );
+
+    // The same stream under a small declared size: stopped as it inflates.
+    let mut pack = Pack::new();
+    pack.raw(BLOB, 100, &packs::deflate_zeros(256 << 20));
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("lying deflate bomb", &request);
+    a.assert_refused_cleanly(
+        "lying deflate bomb",
+        &text,
+        peak,
+        &["entry 0 inflates to more than the 100 bytes it declares"],
+    );
+
+    // A delta of a few hundred bytes that claims a 16 GiB result.
+    let mut pack = Pack::new();
+    let base = pack.object(BLOB, &[b'x'; 1000]);
+    let mut delta = packs::delta_varint(1000);
+    delta.extend(packs::delta_varint(16 << 30));
+    for _ in 0..80 {
+        delta.extend(packs::copy_op(0, 1000));
+    }
+    pack.ref_delta(base, &delta);
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("delta bomb (16 GiB result)", &request);
+    a.assert_refused_cleanly(
+        "delta bomb",
+        &text,
+        peak,
+        &["declares a result of 17179869184 bytes, more than the limit"],
+    );
+
+    // A commit whose message is 100 MB.
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &packs::tree(&[]));
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let mut message = packs::commit(tree, Some(parent), b"");
+    let header_len = message.len();
+    message.resize(header_len + 100_000_000, b'a');
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&message).unwrap();
+    let deflated = e.finish().unwrap();
+    pack.raw(COMMIT, message.len() as u64, &deflated);
+    let commit = packs::object_id(COMMIT, &message);
+    drop(message);
+    let request = packs::push_request(
+        &[(main.clone(), commit.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("commit with a 100 MB message", &request);
+    a.assert_refused_cleanly(
+        "100 MB commit message",
+        &text,
+        peak,
+        &["is larger than the limit of 33554432 bytes"],
+    );
+
+    // A 2 MB message passes the object limit but not the commit limit (1 MiB).
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &packs::tree(&[]));
+    let request = push_tree(&mut pack, &main, tree, &vec![b'a'; 2_000_000]);
+    let (text, peak) = a.push("commit with a 2 MB message", &request);
+    a.assert_refused_cleanly(
+        "2 MB commit message",
+        &text,
+        peak,
+        &[
+            "bytes, more than the limit of 1048576",
+            "shorten the commit message",
+        ],
+    );
+}
+
+#[test]
+fn delta_chains_and_lying_packs_are_refused() {
+    let mut f = ChildFixture::start("mallory");
+    let mut a = Attack::new(&mut f);
+    let main = a.main.clone();
+    let fake = packs::object_id(BLOB, b"");
+
+    // A chain of 10,000 offset deltas, each rebuilding the same 1 KiB blob.
+    let chain = |size: u32, n: usize| {
+        let mut pack = Pack::new();
+        let mut prev = pack.next_offset();
+        pack.object(BLOB, &vec![b'z'; size as usize]);
+        let mut delta = packs::delta_varint(size.into());
+        delta.extend(packs::delta_varint(size.into()));
+        delta.extend(packs::copy_op(0, size));
+        for _ in 0..n {
+            prev = pack.ofs_delta(prev, &delta);
+        }
+        pack
+    };
+    let pack = chain(1024, 10_000);
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("offset delta chain 10,000 long", &request);
+    a.assert_refused_cleanly(
+        "offset delta chain",
+        &text,
+        peak,
+        &["a delta chain is longer than the limit of 4095 (entry 4096)"],
+    );
+
+    // A "comb" the indexer would keep whole in memory (every base alive until its
+    // last delta is resolved): 4,000 deltas of 64 KiB objects, each on the last.
+    let pack = chain(65536, 4_000);
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("4,000 deltas on 250 MiB of bases", &request);
+    a.assert_refused_cleanly(
+        "deltas on 250 MiB of bases",
+        &text,
+        peak,
+        &["the pack's deltas build on more than 192 MiB of objects (the limit)"],
+    );
+
+    // A chain by object id: its depth is known once indexed, and refused then.
+    let mut pack = Pack::new();
+    let mut data = b"v0\n".to_vec();
+    let mut base = pack.object(BLOB, &data);
+    for i in 1..=5_000u32 {
+        let next = format!("v{i}\n").into_bytes();
+        let mut delta = packs::delta_varint(data.len() as u64);
+        delta.extend(packs::delta_varint(next.len() as u64));
+        delta.push(next.len() as u8); // insert instruction
+        delta.extend_from_slice(&next);
+        pack.ref_delta(base, &delta);
+        base = packs::object_id(BLOB, &next);
+        data = next;
+    }
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("id delta chain 5,000 long", &request);
+    a.assert_refused_cleanly(
+        "id delta chain",
+        &text,
+        peak,
+        &["a delta chain is longer than the limit of 4095"],
+    );
+
+    // Headers that lie: 4 billion objects; one object more than sent; a wrong trailer.
+    let mut pack = Pack::new();
+    pack.object(BLOB, b"hello\n");
+    pack.declared_count = Some(u32::MAX);
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("pack declaring 4 billion objects", &request);
+    a.assert_refused_cleanly(
+        "4 billion objects",
+        &text,
+        peak,
+        &["the pack declares 4294967295 objects, more than the limit"],
+    );
+    pack.declared_count = Some(2);
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("pack declaring one object more", &request);
+    a.assert_refused_cleanly("one object more", &text, peak, &["unpack "]);
+    pack.declared_count = None;
+    let mut bad_trailer = pack.finish();
+    let n = bad_trailer.len();
+    bad_trailer[n - 1] ^= 0xff;
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        &bad_trailer,
+    );
+    let (text, peak) = a.push("pack with a wrong trailer", &request);
+    a.assert_refused_cleanly("wrong trailer", &text, peak, &["unpack "]);
+    let truncated = &pack.finish()[..20];
+    let request = packs::push_request(
+        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
+        truncated,
+    );
+    let (text, peak) = a.push("truncated pack", &request);
+    a.assert_refused_cleanly("truncated pack", &text, peak, &["unpack "]);
+}
+
+#[test]
+fn huge_trees_and_many_refs_are_refused() {
+    let mut f = ChildFixture::start("mallory");
+    let mut a = Attack::new(&mut f);
+    let main = a.main.clone();
+
+    // A tree of 1,000,000 entries (34 MB): over the object limit.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"same\n");
+    let names: Vec<String> = (0..1_000_000).map(|i| format!("{i:06}")).collect();
+    let entries: Vec<(&str, &str, gix::ObjectId)> =
+        names.iter().map(|n| ("100644", n.as_str(), blob)).collect();
+    let root = pack.object(TREE, &packs::tree(&entries));
+    drop(entries);
+    let request = push_tree(&mut pack, &main, root, b"wide\n");
+    let (text, peak) = a.push("tree with 1,000,000 entries", &request);
+    a.assert_refused_cleanly(
+        "1,000,000 entries",
+        &text,
+        peak,
+        &["is larger than the limit of 33554432 bytes"],
+    );
+
+    // 100,000 invalid skills in one small pack: refused at the file limit while the
+    // change is walked, not after validating every one.
+    let mut pack = Pack::new();
+    let bad = pack.object(BLOB, b"no frontmatter\n");
+    let names: Vec<String> = (0..100_000).map(|i| format!("s{i}.md")).collect();
+    let entries: Vec<(&str, &str, gix::ObjectId)> =
+        names.iter().map(|n| ("100644", n.as_str(), bad)).collect();
+    let folder = pack.object(TREE, &packs::tree(&entries));
+    let skills = pack.object(TREE, &packs::tree(&[("40000", "many", folder)]));
+    let root = pack.object(TREE, &packs::tree(&[("40000", "skills", skills)]));
+    let request = push_tree(&mut pack, &main, root, b"many\n");
+    let started = std::time::Instant::now();
+    let (text, peak) = a.push("100,000 invalid skills", &request);
+    a.assert_refused_cleanly(
+        "100,000 invalid skills",
+        &text,
+        peak,
+        &["adds or changes more than the limit of 20000 skill files"],
+    );
+    eprintln!("100,000 invalid skills refused in {:?}", started.elapsed());
+
+    // 10,000 ref updates in one push.
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &packs::tree(&[]));
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"refs\n"));
+    let commands: Vec<(String, String, String)> = (0..10_000)
+        .map(|i| {
+            (
+                ZERO.to_string(),
+                commit.to_string(),
+                format!("refs/heads/b{i}"),
+            )
+        })
+        .collect();
+    let request = packs::push_request(&commands, &pack.finish());
+    let (text, peak) = a.push("10,000 refs", &request);
+    a.assert_refused_cleanly(
+        "10,000 refs",
+        &text,
+        peak,
+        &["too many ref updates in one push (at most 1000)"],
+    );
+
+    // A tag of a commit that does not exist: refused, the repository stays usable.
+    let ghost = gix::ObjectId::from_hex(b"feedfacefeedfacefeedfacefeedfacefeedface").unwrap();
+    let mut pack = Pack::new();
+    let t = pack.object(TAG, &packs::tag(ghost, "commit", "ghosttag"));
+    let request = packs::push_request(
+        &[(ZERO.to_string(), t.to_string(), "refs/tags/ghosttag".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("tag of a missing commit", &request);
+    a.assert_refused_cleanly(
+        "tag of a missing commit",
+        &text,
+        peak,
+        &["missing necessary objects (object feedfacefeedfacefeedfacefeedfacefeedface is missing)"],
+    );
+    // A tag of a tag of a missing blob.
+    let mut pack = Pack::new();
+    let inner = pack.object(TAG, &packs::tag(ghost, "blob", "inner"));
+    let outer = pack.object(TAG, &packs::tag(inner, "tag", "outer"));
+    let request = packs::push_request(
+        &[(
+            ZERO.to_string(),
+            outer.to_string(),
+            "refs/tags/outer".into(),
+        )],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("tag of a tag of a missing blob", &request);
+    a.assert_refused_cleanly("tag chain", &text, peak, &["missing necessary objects"]);
+    // A tag of a tree whose blob is missing.
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &packs::tree(&[("100644", "gone", ghost)]));
+    let t = pack.object(TAG, &packs::tag(tree, "tree", "treetag"));
+    let request = packs::push_request(
+        &[(ZERO.to_string(), t.to_string(), "refs/tags/treetag".into())],
+        &pack.finish(),
+    );
+    let (text, peak) = a.push("tag of a tree with a missing blob", &request);
+    a.assert_refused_cleanly(
+        "tag of an incomplete tree",
+        &text,
+        peak,
+        &["blob feedfacefeedfacefeedfacefeedfacefeedface is missing"],
+    );
+}
