@@ -42,6 +42,7 @@ pub async fn serve(
     state: Arc<HttpState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listener = crate::net::HttpListener::new(listener, crate::net::HttpLimits::from_env());
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -71,13 +72,23 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
         sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&s.pool),
     )
     .await;
+    // Every repository opens and its default branch names an object that exists.
     let repos = s.repos.list();
-    let repos_ok = !repos.is_empty() && repos.iter().all(|r| s.repos.open(r).is_ok());
-    match (db, repos_ok) {
+    let mut broken: Vec<String> = repos
+        .iter()
+        .filter_map(|r| match s.repos.open(r) {
+            Err(e) => Some(format!("{r}: {e}")),
+            Ok((_, repo)) => crate::repos::unservable(&repo).map(|why| format!("{r}: {why}")),
+        })
+        .collect();
+    if repos.is_empty() {
+        broken.push("no repository".into());
+    }
+    match (db, broken.is_empty()) {
         (Ok(Ok(_)), true) => (StatusCode::OK, "ready\n").into_response(),
         (Ok(Ok(_)), false) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "repositories unavailable\n",
+            format!("repositories unavailable: {}\n", broken.join("; ")),
         )
             .into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response(),

@@ -113,6 +113,11 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// List a repository's refs (marking those that cannot be served), or delete one.
+    Ref {
+        #[command(subcommand)]
+        command: RefCmd,
+    },
     /// Run a stage as a git server hook (for stock git, Gitea, GitLab): `pre-receive`
     /// validates, `post-receive` updates the cache. See hooks/.
     Hook {
@@ -124,6 +129,28 @@ enum Cmd {
     },
     /// Apply database migrations.
     Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum RefCmd {
+    /// Every ref with its target; refs that cannot be served (a missing object, a tag
+    /// that cannot be peeled) are marked and make the exit status 1.
+    List {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a ref whatever it points to (e.g. `refs/tags/broken`); pushes cannot
+    /// delete tags or the default branch, an admin on the server can.
+    Delete {
+        /// The full ref name, e.g. `refs/tags/v1`.
+        name: String,
+        #[arg(long, default_value = DEFAULT_REPO)]
+        repo: String,
         #[command(flatten)]
         common: Common,
     },
@@ -410,6 +437,36 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 "{name}: {} packs and {} loose objects consolidated into 1 pack of {} objects",
                 o.packs_before, o.loose_before, o.objects
             );
+            Ok(0)
+        }
+        Cmd::Ref {
+            command: RefCmd::List { repo, common },
+        } => {
+            let store = RepoStore::new(&common.data_dir);
+            let (_, repo) = store.open(&repo)?;
+            let mut bad = 0;
+            for r in skillsd::repos::ref_states(&repo)? {
+                match &r.problem {
+                    None => println!("{} {}", r.target, r.name),
+                    Some(p) => {
+                        bad += 1;
+                        println!("{} {}  (cannot be served: {p})", r.target, r.name);
+                    }
+                }
+            }
+            if let Some(why) = skillsd::repos::unservable(&repo) {
+                println!("the repository cannot be served: {why}");
+                bad += 1;
+            }
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+        Cmd::Ref {
+            command: RefCmd::Delete { name, repo, common },
+        } => {
+            let store = RepoStore::new(&common.data_dir);
+            let (repo_name, repo) = store.open(&repo)?;
+            skillsd::repos::delete_ref(&repo, &name)?;
+            println!("{repo_name}: deleted {name}");
             Ok(0)
         }
         Cmd::Migrate { common } => {

@@ -48,6 +48,7 @@ pub struct Metrics {
     sync_buckets: [AtomicU64; 10],
     sync_count: AtomicU64,
     sync_sum_micros: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -63,6 +64,7 @@ pub static METRICS: Metrics = Metrics {
     sync_buckets: [const { AtomicU64::new(0) }; 10],
     sync_count: AtomicU64::new(0),
     sync_sum_micros: AtomicU64::new(0),
+    connections_refused: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -74,6 +76,10 @@ impl Metrics {
     }
     pub fn validation_errors(&self, n: usize) {
         self.validation_errors.fetch_add(n as u64, Relaxed);
+    }
+    /// A connection closed at once because the connection cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
     }
     pub fn fetch(&self) {
         self.fetches.fetch_add(1, Relaxed);
@@ -144,6 +150,12 @@ impl Metrics {
                 .collect(),
         );
         let simple = [
+            (
+                "skillsd_connections_refused_total",
+                "Connections closed at once because the connection cap was reached.",
+                "counter",
+                self.connections_refused.load(Relaxed).to_string(),
+            ),
             (
                 "skillsd_validation_errors_total",
                 "Problems reported to pushers.",

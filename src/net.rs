@@ -1,4 +1,7 @@
-//! The SSH connection's socket, tuned for request/response traffic.
+//! Sockets: the SSH connection's, tuned for request/response traffic; accept loops
+//! that back off on errors; connection caps; the HTTP listener's timeouts.
+//!
+//! The SSH connection's socket:
 //!
 //! A git client over OpenSSH writes a request in several small TCP segments and Nagle's
 //! algorithm on its side holds the next one until the previous is acknowledged, while
@@ -79,5 +82,239 @@ impl AsyncWrite for QuickAck {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// What an accept loop does when `accept` fails (out of file descriptors, out of
+/// memory): wait before trying again, longer each time (10 ms doubling to 1 s), and
+/// log at most once a second with the number of failures in between. Without it the
+/// loop would retry at once forever: a core at 100 % and a flood of log lines.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    delay: std::time::Duration,
+    failures: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            delay: Self::FIRST,
+            failures: 0,
+            last_log: None,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// After a failed accept: logs (rate-limited) and returns how long to wait.
+    pub fn failed(&mut self, what: &str, error: &io::Error) -> std::time::Duration {
+        self.failures += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            tracing::warn!(listener = what, %error, failures = self.failures, "accept failed; backing off");
+            self.last_log = Some(now);
+            self.failures = 0;
+        }
+        let wait = self.delay;
+        self.delay = (self.delay * 2).min(Self::MAX);
+        wait
+    }
+
+    /// After a successful accept.
+    pub fn succeeded(&mut self) {
+        self.delay = Self::FIRST;
+    }
+}
+
+/// A cap on open connections: a connection holds a permit for its whole life, and a
+/// connection accepted over the cap is closed at once (instead of waiting in the
+/// kernel's queue while holding a descriptor).
+#[derive(Clone, Debug)]
+pub struct ConnectionCap(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl ConnectionCap {
+    pub fn new(max: usize) -> Self {
+        ConnectionCap(std::sync::Arc::new(tokio::sync::Semaphore::new(max)))
+    }
+
+    /// A permit, or `None` when the cap is reached.
+    pub fn try_take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
+}
+
+/// Limits of the HTTP listener: connections at once, and how long a connection may
+/// sit without traffic or live at all (a client trickling a request's headers byte
+/// by byte is cut off by the lifetime).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub idle: std::time::Duration,
+    pub lifetime: std::time::Duration,
+}
+
+impl HttpLimits {
+    /// `SKILLSD_HTTP_MAX_CONNECTIONS` (256), `SKILLSD_HTTP_IDLE_SECS` (60),
+    /// `SKILLSD_HTTP_LIFETIME_SECS` (300).
+    pub fn from_env() -> Self {
+        fn num(name: &str, default: u64) -> u64 {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        }
+        HttpLimits {
+            max_connections: num("SKILLSD_HTTP_MAX_CONNECTIONS", 256) as usize,
+            idle: std::time::Duration::from_secs(num("SKILLSD_HTTP_IDLE_SECS", 60)),
+            lifetime: std::time::Duration::from_secs(num("SKILLSD_HTTP_LIFETIME_SECS", 300)),
+        }
+    }
+}
+
+/// The HTTP listener: accept errors back off, connections are capped, and each
+/// connection is a [`Timed`] stream.
+pub struct HttpListener {
+    inner: tokio::net::TcpListener,
+    cap: ConnectionCap,
+    limits: HttpLimits,
+    backoff: AcceptBackoff,
+}
+
+impl HttpListener {
+    pub fn new(inner: tokio::net::TcpListener, limits: HttpLimits) -> Self {
+        HttpListener {
+            inner,
+            cap: ConnectionCap::new(limits.max_connections),
+            limits,
+            backoff: AcceptBackoff::default(),
+        }
+    }
+}
+
+impl axum::serve::Listener for HttpListener {
+    type Io = Timed<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    self.backoff.succeeded();
+                    let Some(permit) = self.cap.try_take() else {
+                        tracing::debug!(%addr, "HTTP connection cap reached; closing");
+                        crate::metrics::METRICS.connection_refused();
+                        continue; // dropped: closed at once
+                    };
+                    return (Timed::new(stream, self.limits, permit), addr);
+                }
+                Err(e) => {
+                    let wait = self.backoff.failed("http", &e);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A stream that fails with `TimedOut` once it has waited `idle` for traffic, or once
+/// its lifetime is over; it holds its connection permit until dropped.
+pub struct Timed<S> {
+    inner: S,
+    idle: std::time::Duration,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    end: Pin<Box<tokio::time::Sleep>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<S> Timed<S> {
+    fn new(inner: S, limits: HttpLimits, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Timed {
+            inner,
+            idle: limits.idle,
+            idle_timer: Box::pin(tokio::time::sleep(limits.idle)),
+            end: Box::pin(tokio::time::sleep(limits.lifetime)),
+            _permit: permit,
+        }
+    }
+
+    /// `Ready(Err)` when a limit is over; registers the timers otherwise.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.end.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection lifetime over",
+            )));
+        }
+        if self.idle_timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle",
+            )));
+        }
+        Poll::Pending
+    }
+
+    fn progressed(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.idle;
+        self.idle_timer.as_mut().reset(deadline);
+    }
+}
+
+use std::future::Future as _;
+
+impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.progressed();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.expired(cx),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.progressed();
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.expired(cx).map(|r| r.map(|_| 0)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => this.expired(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

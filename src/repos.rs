@@ -242,3 +242,95 @@ mod tests {
         }
     }
 }
+
+/// One ref and whether it can be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefState {
+    pub name: String,
+    /// Its object id, or the symbolic target for a symbolic ref.
+    pub target: String,
+    /// Why it cannot be served (its object, or a tag's target, is missing).
+    pub problem: Option<String>,
+}
+
+/// Every ref of `repo`, each checked: its object exists and, for a tag, peels to an
+/// object that exists.
+pub fn ref_states(repo: &gix::Repository) -> Result<Vec<RefState>, RepoError> {
+    let platform = repo
+        .references()
+        .map_err(|e| RepoError::Git(e.to_string()))?;
+    let mut out = Vec::new();
+    for r in platform.all().map_err(|e| RepoError::Git(e.to_string()))? {
+        let mut r = r.map_err(|e| RepoError::Git(e.to_string()))?;
+        let name = r.name().as_bstr().to_string();
+        let Some(id) = r.target().try_id().map(|id| id.to_owned()) else {
+            let target = r
+                .target()
+                .try_name()
+                .map(|n| n.as_bstr().to_string())
+                .unwrap_or_default();
+            out.push(RefState {
+                name,
+                target,
+                problem: None,
+            });
+            continue;
+        };
+        let problem = match repo.find_header(id) {
+            Err(_) => Some(format!("its object {id} is missing")),
+            Ok(h) if h.kind() == gix::object::Kind::Tag => r
+                .peel_to_id()
+                .err()
+                .map(|e| format!("its tag cannot be peeled: {e}")),
+            Ok(_) => None,
+        };
+        out.push(RefState {
+            name,
+            target: id.to_string(),
+            problem,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Why `repo` cannot be served, if it cannot: `HEAD`'s branch names a missing object.
+/// (Other refs that cannot be served are left out of listings, not fatal.)
+pub fn unservable(repo: &gix::Repository) -> Option<String> {
+    let head = repo.find_reference("HEAD").ok()?;
+    let branch = head.target().try_name()?.as_bstr().to_string();
+    let id = repo
+        .try_find_reference(branch.as_str())
+        .ok()??
+        .target()
+        .try_id()?
+        .to_owned();
+    repo.find_header(id)
+        .is_err()
+        .then(|| format!("{branch} points to a missing object {id}"))
+}
+
+/// Deletes the ref `name` whatever it points to (for an admin removing a ref that
+/// cannot be served; pushes cannot create such refs any more).
+pub fn delete_ref(repo: &gix::Repository, name: &str) -> Result<(), RepoError> {
+    use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
+    let full = gix::refs::FullName::try_from(name)
+        .map_err(|_| RepoError::Git(format!("`{name}` is not a valid ref name")))?;
+    if repo
+        .try_find_reference(name)
+        .map_err(|e| RepoError::Git(e.to_string()))?
+        .is_none()
+    {
+        return Err(RepoError::Git(format!("no ref `{name}`")));
+    }
+    repo.edit_reference(RefEdit {
+        change: Change::Delete {
+            expected: PreviousValue::Any,
+            log: RefLog::AndReference,
+        },
+        name: full,
+        deref: false,
+    })
+    .map_err(|e| RepoError::Git(e.to_string()))?;
+    Ok(())
+}

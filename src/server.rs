@@ -220,22 +220,38 @@ pub async fn run(
     // sessions in flight (pushes, clones) finish, up to a grace period.
     let (force_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = crate::net::AcceptBackoff::default();
+    let cap = crate::net::ConnectionCap::new(max_connections());
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (socket, peer) = match accepted {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        backoff.succeeded();
+                        a
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        // Out of descriptors (or memory): wait, never spin.
+                        let wait = backoff.failed("ssh", &e);
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
                         continue;
                     }
+                };
+                let Some(permit) = cap.try_take() else {
+                    tracing::debug!(%peer, "SSH connection cap reached; closing");
+                    crate::metrics::METRICS.connection_refused();
+                    continue;
                 };
                 let _ = socket.set_nodelay(true);
                 let handler = russh::server::Server::new_client(&mut server, Some(peer));
                 let config = config.clone();
                 let mut force = force_tx.subscribe();
                 state.tasks.spawn(async move {
+                    let _permit = permit;
                     let socket = crate::net::QuickAck(socket);
                     let session = match russh::server::run_stream(config, socket, handler).await {
                         Ok(s) => s,
@@ -285,6 +301,16 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), state.tasks.wait()).await;
     }
     Ok(())
+}
+
+/// Most SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`, 1,000): a
+/// connection over the cap is closed at once, so idle connections cannot take every
+/// file descriptor.
+fn max_connections() -> usize {
+    std::env::var("SKILLSD_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.

@@ -809,3 +809,83 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
     assert_same_rows(&cache_rows(&server), &rows);
     assert_eq!(skill_indexes(&server), indexes);
 }
+
+/// A row PostgreSQL refuses (here a `category` too long for its B-tree index) fails that
+/// skill alone: the other skills of the push are cached, the watermark moves on, the
+/// failure is logged with the database's reason, and the next push lands as usual.
+#[test]
+fn a_row_the_database_refuses_fails_that_skill_only() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // 6,000 characters that do not compress: over the 2,704-byte index entry limit.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let long: String = (0..6000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect();
+    let tip = git.commit_files(
+        &dir,
+        &[
+            ("skills/a/fine.md", skill("Fine", "")),
+            (
+                "skills/a/huge.md",
+                skill("Huge", &format!("category: {long}\n")),
+            ),
+        ],
+        "two",
+    );
+    let out = git.ok(&dir, &["push", "origin", "main"]);
+    let _ = out;
+    let (watermark, fine, huge, error): (String, i64, i64, String) = server.query(async {
+        let w: String = sqlx::query_scalar(
+            "SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        let fine: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE repo = 'skills' AND path = 'skills/a/fine.md'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        let huge: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE repo = 'skills' AND path = 'skills/a/huge.md'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        let error: String = sqlx::query_scalar(
+            "SELECT error FROM skill_sync_log WHERE path = 'skills/a/huge.md' AND status = 'failed'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+        (w, fine, huge, error)
+    });
+    assert_eq!(watermark, tip, "the cache moved on to the pushed commit");
+    assert_eq!((fine, huge), (1, 0));
+    assert!(
+        error.contains("the database refused this skill") && error.contains("index row"),
+        "{error}"
+    );
+    // A later push still reaches the cache.
+    let next = git.commit_files(&dir, &[("skills/a/later.md", skill("Later", ""))], "later");
+    git.ok(&dir, &["push", "origin", "main"]);
+    let later: i64 = server.query(async {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE path = 'skills/a/later.md' AND git_commit_sha = $1",
+        )
+        .bind(&next)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(later, 1);
+}

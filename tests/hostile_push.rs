@@ -470,7 +470,7 @@ fn huge_trees_and_many_refs_are_refused() {
         "100,000 invalid skills",
         &text,
         peak,
-        &["adds or changes more than the limit of 20000 skill files"],
+        &["adds or changes 100000 skill files, more than the limit of 20000"],
     );
     eprintln!("100,000 invalid skills refused in {:?}", started.elapsed());
 
@@ -541,4 +541,223 @@ fn huge_trees_and_many_refs_are_refused() {
         peak,
         &["blob feedfacefeedfacefeedfacefeedfacefeedface is missing"],
     );
+}
+
+/// `skillsd` run against the fixture's data directory and database.
+fn cli(f: &ChildFixture, args: &[&str]) -> std::process::Output {
+    Command::new(common::SKILLSD)
+        .args(args)
+        .arg("--data-dir")
+        .arg(&f.data)
+        .env("DATABASE_URL", &f.db_url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn tags_of_trees_and_blobs_are_served_whole_and_bad_refs_never_block() {
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut f = ChildFixture::start_with("alice", &["--http", &format!("127.0.0.1:{http}")], &[]);
+    let main = f.main();
+    // A tag of a tree (with a blob inside) and a tag of a blob: legitimate, accepted.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"inside the tagged tree\n");
+    let inner = pack.object(TREE, &packs::tree(&[("100644", "file.txt", blob)]));
+    let tree = pack.object(TREE, &packs::tree(&[("40000", "dir", inner)]));
+    let tree_tag = pack.object(TAG, &packs::tag(tree, "tree", "treetag"));
+    let lone = pack.object(BLOB, b"a blob of its own\n");
+    let blob_tag = pack.object(TAG, &packs::tag(lone, "blob", "blobtag"));
+    let request = packs::push_request(
+        &[
+            (
+                ZERO.into(),
+                tree_tag.to_string(),
+                "refs/tags/treetag".into(),
+            ),
+            (
+                ZERO.into(),
+                blob_tag.to_string(),
+                "refs/tags/blobtag".into(),
+            ),
+        ],
+        &pack.finish(),
+    );
+    let mut a = Attack::new(&mut f);
+    let (text, _) = a.push("tags of a tree and a blob", &request);
+    assert!(
+        text.contains("ok refs/tags/treetag") && text.contains("ok refs/tags/blobtag"),
+        "{text}"
+    );
+    // Every new clone, with both gits, gets everything the tags need.
+    for (i, git) in common::GITS.iter().enumerate() {
+        let dest = f.home.join(format!("tags-{i}"));
+        let out = Command::new(git)
+            .args(["clone", "-q", &f.server.url("skills.git")])
+            .arg(&dest)
+            .env("HOME", &f.home)
+            .env(
+                "GIT_SSH_COMMAND",
+                format!("ssh {} -p {}", common::ssh_options(&f.key), f.server.port),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{git}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let show = Command::new(git)
+            .arg("-C")
+            .arg(&dest)
+            .args(["cat-file", "-p", "treetag^{tree}:dir/file.txt"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&show.stdout),
+            "inside the tagged tree\n",
+            "{git}"
+        );
+        let fsck = Command::new(git)
+            .arg("-C")
+            .arg(&dest)
+            .args(["fsck", "--strict"])
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{git}: {}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
+    }
+
+    // A ref that names a missing object (left by an older version, a disk problem):
+    // listings skip it, clones and pushes go on, `skillsd ref` shows and deletes it.
+    let repo = f.data.join("repos/skills.git");
+    std::fs::write(
+        repo.join("refs/tags/ghost"),
+        "feedfacefeedfacefeedfacefeedfacefeedface\n",
+    )
+    .unwrap();
+    let mut ls = f.git();
+    ls.args(["ls-remote", "origin"]);
+    let listed = stdout_of(ls);
+    assert!(
+        listed.contains("refs/heads/main") && !listed.contains("ghost"),
+        "{listed}"
+    );
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("after-ghost"));
+    stdout_of(clone);
+    let out = cli(&f, &["ref", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refs/tags/ghost  (cannot be served: its object feedface"),
+        "{text}"
+    );
+    let ready = |f: &ChildFixture| {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-w",
+            " %{http_code}",
+            &format!("http://127.0.0.1:{http}/readyz"),
+        ]);
+        let _ = f;
+        stdout_of(c)
+    };
+    assert_eq!(ready(&f), "ready\n 200");
+    let out = cli(&f, &["ref", "delete", "refs/tags/ghost"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!repo.join("refs/tags/ghost").exists());
+    let out = cli(&f, &["ref", "list"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A default branch naming a missing object: the repository cannot be served, and
+    // readiness says so.
+    std::fs::write(
+        repo.join("refs/heads/main"),
+        "feedfacefeedfacefeedfacefeedfacefeedface\n",
+    )
+    .unwrap();
+    let text = ready(&f);
+    assert!(
+        text.ends_with(" 503")
+            && text.contains("skills: refs/heads/main points to a missing object"),
+        "{text}"
+    );
+    std::fs::write(repo.join("refs/heads/main"), format!("{main}\n")).unwrap();
+    assert_eq!(ready(&f), "ready\n 200");
+}
+
+#[test]
+fn refused_refs_store_nothing_and_colliding_names_are_refused() {
+    let mut f = ChildFixture::start("alice");
+    let main = f.main();
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let request_for = |name: &str, old: &str, body: &[u8]| {
+        let mut pack = Pack::new();
+        let blob = pack.object(BLOB, body);
+        let tree = pack.object(TREE, &packs::tree(&[("100644", "x.txt", blob)]));
+        let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"b\n"));
+        packs::push_request(
+            &[(old.to_string(), commit.to_string(), name.to_string())],
+            &pack.finish(),
+        )
+    };
+    let mut a = Attack::new(&mut f);
+    // Another client created `refs/heads/topic` first: this push's pack is not kept.
+    let (text, _) = a.push(
+        "create topic",
+        &request_for("refs/heads/topic", ZERO, b"first\n"),
+    );
+    assert!(text.contains("ok refs/heads/topic"), "{text}");
+    a.files = object_files(a.f);
+    let (text, peak) = a.push(
+        "create topic again",
+        &request_for("refs/heads/topic", ZERO, b"second\n"),
+    );
+    a.assert_refused_cleanly(
+        "stale create",
+        &text,
+        peak,
+        &["ng refs/heads/topic stale info"],
+    );
+    // Names that collide with existing refs.
+    for (name, why) in [
+        (
+            "refs/heads/MAIN",
+            "ref conflict: `refs/heads/main` differs only in case",
+        ),
+        (
+            "refs/heads/Topic",
+            "ref conflict: `refs/heads/topic` differs only in case",
+        ),
+        (
+            "refs/heads/main/x",
+            "ref conflict: `refs/heads/main` exists; a ref name cannot also be a folder",
+        ),
+        (
+            "refs/heads/topic/sub",
+            "ref conflict: `refs/heads/topic` exists",
+        ),
+    ] {
+        let (text, peak) = a.push(name, &request_for(name, ZERO, name.as_bytes()));
+        a.assert_refused_cleanly(name, &text, peak, &[why]);
+    }
 }

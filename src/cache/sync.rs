@@ -562,24 +562,11 @@ async fn write(
         }
     }
 
+    let mut refused: Vec<(RowIn, String)> = Vec::new();
     for batch in renames.chunks(UPSERT_BATCH) {
-        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE skills s SET path = u.path, slug = u.slug, title = u.title, description = u.description,
-                    category = u.category, owner = u.owner, tags = t.tags, status = u.status,
-                    frontmatter = u.frontmatter::jsonb, body = u.body, blob_sha = u.blob_sha,
-                    git_commit_sha = $2, sync_status = 'synced', last_synced_at = now(),
-                    updated_at = now(), search = t.search
-             FROM {UNNEST}
-             WHERE s.repo = $1 AND s.path = u.old_path
-             RETURNING s.id, s.slug, s.path, u.old_path"
-        )))
-        .bind(repo_name)
-        .bind(commit)
-        .bind(search_inline);
-        let rows = Columns::of(batch.iter().cloned())
-            .bind(query)
-            .fetch_all(&mut *tx)
-            .await?;
+        let (rows, mut bad) =
+            run_tolerant(tx, Statement::Rename, target, search_inline, batch.to_vec()).await?;
+        refused.append(&mut bad);
         for r in rows {
             outcome.renamed += 1;
             log.push(LogRow {
@@ -597,9 +584,16 @@ async fn write(
         .filter(|l| l.operation == "rename")
         .map(|l| l.path.as_str())
         .collect();
+    let refused_paths: std::collections::HashSet<String> = refused
+        .iter()
+        .map(|(r, _)| r.row.skill.path.clone())
+        .collect();
     let missed: Vec<RowIn> = renames
         .into_iter()
-        .filter(|r| !renamed.contains(r.row.skill.path.as_str()))
+        .filter(|r| {
+            !renamed.contains(r.row.skill.path.as_str())
+                && !refused_paths.contains(&r.row.skill.path)
+        })
         .collect();
     upserts.extend(missed);
 
@@ -624,26 +618,9 @@ async fn write(
         if batch.is_empty() {
             break;
         }
-        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
-                                 frontmatter, body, blob_sha, git_commit_sha, sync_status,
-                                 last_synced_at, search)
-             SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner, t.tags,
-                    u.status, u.frontmatter::jsonb, u.body, u.blob_sha, $2, 'synced', now(), t.search
-             FROM {UNNEST}
-             ON CONFLICT (repo, path) DO UPDATE SET
-                slug = EXCLUDED.slug, title = EXCLUDED.title, description = EXCLUDED.description,
-                category = EXCLUDED.category, owner = EXCLUDED.owner, tags = EXCLUDED.tags,
-                status = EXCLUDED.status, frontmatter = EXCLUDED.frontmatter, body = EXCLUDED.body,
-                blob_sha = EXCLUDED.blob_sha, git_commit_sha = EXCLUDED.git_commit_sha,
-                sync_status = 'synced', last_synced_at = now(), updated_at = now(),
-                search = EXCLUDED.search
-             RETURNING id, slug, path, (xmax = 0) AS inserted"
-        )))
-        .bind(repo_name)
-        .bind(commit)
-        .bind(search_inline);
-        let rows = Columns::of(batch).bind(query).fetch_all(&mut *tx).await?;
+        let (rows, mut bad) =
+            run_tolerant(tx, Statement::Upsert, target, search_inline, batch).await?;
+        refused.append(&mut bad);
         for r in rows {
             let inserted: bool = r.get("inserted");
             if inserted {
@@ -659,6 +636,34 @@ async fn write(
                 error: None,
             });
         }
+    }
+
+    // Rows the database refused (a value too long for an index, ...): each fails alone,
+    // logged with the database's reason and its cached row marked failed; the rest of
+    // the sync, and later pushes, still land.
+    if !refused.is_empty() {
+        let mut paths = Vec::new();
+        for (row, error) in refused {
+            tracing::error!(repo = %repo_name, path = %row.row.skill.path, %error, "the database refused a skill's row");
+            outcome.failed += 1;
+            paths.push(
+                row.old_path
+                    .clone()
+                    .unwrap_or_else(|| row.row.skill.path.clone()),
+            );
+            log.push(LogRow {
+                skill_id: None,
+                slug: None,
+                path: row.row.skill.path,
+                operation: "refresh",
+                error: Some(format!("the database refused this skill: {error}")),
+            });
+        }
+        sqlx::query("UPDATE skills SET sync_status = 'failed' WHERE repo = $1 AND path = ANY($2)")
+            .bind(repo_name)
+            .bind(&paths)
+            .execute(&mut *tx)
+            .await?;
     }
 
     for batch in log.chunks(UPSERT_BATCH * 4) {
@@ -705,6 +710,139 @@ async fn write(
 
     slugs.extend(log.into_iter().filter_map(|l| l.slug));
     Ok(outcome)
+}
+
+/// The two statements that write skill rows from a [`Columns`] batch.
+#[derive(Clone, Copy)]
+enum Statement {
+    /// Moves rows from `old_path` (keeping their ids).
+    Rename,
+    /// Inserts or updates rows by path.
+    Upsert,
+}
+
+impl Statement {
+    fn sql(self) -> String {
+        match self {
+            Statement::Rename => format!(
+                "UPDATE skills s SET path = u.path, slug = u.slug, title = u.title, description = u.description,
+                        category = u.category, owner = u.owner, tags = t.tags, status = u.status,
+                        frontmatter = u.frontmatter::jsonb, body = u.body, blob_sha = u.blob_sha,
+                        git_commit_sha = $2, sync_status = 'synced', last_synced_at = now(),
+                        updated_at = now(), search = t.search
+                 FROM {UNNEST}
+                 WHERE s.repo = $1 AND s.path = u.old_path
+                 RETURNING s.id, s.slug, s.path, u.old_path"
+            ),
+            Statement::Upsert => format!(
+                "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
+                                     frontmatter, body, blob_sha, git_commit_sha, sync_status,
+                                     last_synced_at, search)
+                 SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner, t.tags,
+                        u.status, u.frontmatter::jsonb, u.body, u.blob_sha, $2, 'synced', now(), t.search
+                 FROM {UNNEST}
+                 ON CONFLICT (repo, path) DO UPDATE SET
+                    slug = EXCLUDED.slug, title = EXCLUDED.title, description = EXCLUDED.description,
+                    category = EXCLUDED.category, owner = EXCLUDED.owner, tags = EXCLUDED.tags,
+                    status = EXCLUDED.status, frontmatter = EXCLUDED.frontmatter, body = EXCLUDED.body,
+                    blob_sha = EXCLUDED.blob_sha, git_commit_sha = EXCLUDED.git_commit_sha,
+                    sync_status = 'synced', last_synced_at = now(), updated_at = now(),
+                    search = EXCLUDED.search
+                 RETURNING id, slug, path, (xmax = 0) AS inserted"
+            ),
+        }
+    }
+
+    async fn run(
+        self,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        search_inline: bool,
+        rows: Vec<RowIn>,
+    ) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+        let query = sqlx::query(sqlx::AssertSqlSafe(self.sql()))
+            .bind(target.repo)
+            .bind(target.commit)
+            .bind(search_inline);
+        Columns::of(rows).bind(query).fetch_all(&mut *tx).await
+    }
+}
+
+/// Is `e` about the data of some row (a value too long for an index, a constraint),
+/// rather than the connection or the server? SQLSTATE classes 22, 23 and 54.
+fn refused_data(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    let code = db.code()?;
+    ["22", "23", "54"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        .then(|| db.message().to_string())
+}
+
+/// Runs `statement` for `batch` under a savepoint. When the database refuses the data,
+/// runs it again row by row, each under its own savepoint: the rows it accepts are
+/// written, the ones it refuses are returned with its reason.
+async fn run_tolerant(
+    tx: &mut PgConnection,
+    statement: Statement,
+    target: &Target<'_>,
+    search_inline: bool,
+    batch: Vec<RowIn>,
+) -> Result<(Vec<sqlx::postgres::PgRow>, Vec<(RowIn, String)>)> {
+    sqlx::query("SAVEPOINT skillsd_batch")
+        .execute(&mut *tx)
+        .await?;
+    let first = statement
+        .run(tx, target, search_inline, batch.clone())
+        .await;
+    let error = match first {
+        Ok(rows) => {
+            sqlx::query("RELEASE SAVEPOINT skillsd_batch")
+                .execute(&mut *tx)
+                .await?;
+            return Ok((rows, Vec::new()));
+        }
+        Err(e) => e,
+    };
+    if refused_data(&error).is_none() {
+        return Err(error.into());
+    }
+    sqlx::query("ROLLBACK TO SAVEPOINT skillsd_batch")
+        .execute(&mut *tx)
+        .await?;
+    let mut written = Vec::new();
+    let mut refused = Vec::new();
+    for row in batch {
+        sqlx::query("SAVEPOINT skillsd_row")
+            .execute(&mut *tx)
+            .await?;
+        match statement
+            .run(tx, target, search_inline, vec![row.clone()])
+            .await
+        {
+            Ok(mut rows) => {
+                sqlx::query("RELEASE SAVEPOINT skillsd_row")
+                    .execute(&mut *tx)
+                    .await?;
+                written.append(&mut rows);
+            }
+            Err(e) => {
+                let Some(reason) = refused_data(&e) else {
+                    return Err(e.into());
+                };
+                sqlx::query("ROLLBACK TO SAVEPOINT skillsd_row")
+                    .execute(&mut *tx)
+                    .await?;
+                refused.push((row, reason));
+            }
+        }
+    }
+    sqlx::query("RELEASE SAVEPOINT skillsd_batch")
+        .execute(&mut *tx)
+        .await?;
+    Ok((written, refused))
 }
 
 /// Writes new rows with `COPY` (a [`bulk`] load: the table was empty and is locked, so

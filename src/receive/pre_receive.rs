@@ -236,8 +236,14 @@ impl<'a> RefNames<'a> {
                     .map(|c| c.name.as_str()),
             )
             .collect();
+        // Existing refs first: a new name is the one that collides, not the old one.
         let mut lower: HashMap<String, &str> = HashMap::new();
-        for n in &names {
+        let existing = current.keys().map(String::as_str);
+        let new = commands
+            .iter()
+            .filter(|c| !c.is_delete())
+            .map(|c| c.name.as_str());
+        for n in existing.chain(new) {
             lower.entry(n.to_lowercase()).or_insert(n);
         }
         RefNames { names, lower }
@@ -378,7 +384,11 @@ fn validate_update(
                 ..
             } if !entry_mode.is_tree() => {
                 let path = location.to_string();
-                if rules.governs(&path) && changed_paths.insert(path.clone()) {
+                if over_limit {
+                    // Past the limit nothing is kept: skill files are only counted,
+                    // for the message, up to ten times the limit.
+                    skill_files += usize::from(rules.is_skill(&path));
+                } else if rules.governs(&path) && changed_paths.insert(path.clone()) {
                     skill_files += usize::from(rules.is_skill(&path));
                     candidates.push((path, entry_mode, id, true));
                 }
@@ -397,16 +407,22 @@ fn validate_update(
         }
         // Other files under the skill folders (assets) are checked too, more
         // cheaply: they may be several per skill, not without bound.
-        if skill_files > limit || candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL) {
+        let others = candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
+        if skill_files > limit || others {
             over_limit = true;
-            return Ok(std::ops::ControlFlow::Break(()));
+            candidates.clear();
+            if others || skill_files > limit.saturating_mul(10) {
+                return Ok(std::ops::ControlFlow::Break(()));
+            }
         }
         Ok(std::ops::ControlFlow::Continue(()))
     });
     // Breaking off the walk surfaces as an error ("cancelled"): not one when the limit
     // is why.
     if over_limit {
-        return Ok(vec![too_many_files(None, limit)]);
+        let count =
+            (skill_files > limit && skill_files <= limit.saturating_mul(10)).then_some(skill_files);
+        return Ok(vec![too_many_files(count, limit)]);
     }
     walked.map_err(|e| e.to_string())?;
     if !rules_changed && candidates.is_empty() && deleted.is_empty() {

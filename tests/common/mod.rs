@@ -739,8 +739,13 @@ impl std::ops::Deref for ChildFixture {
 
 impl ChildFixture {
     pub fn start(user: &str) -> ChildFixture {
+        Self::start_with(user, &[], &[])
+    }
+
+    /// With extra arguments of `serve` and environment variables.
+    pub fn start_with(user: &str, args: &[&str], env_vars: &[(&str, &str)]) -> ChildFixture {
         let env = ChildEnv::new();
-        let server = env.start(&[], &[]);
+        let server = env.start(args, env_vars);
         let key = Key::generate(user);
         let mut add = Command::new(SKILLSD);
         add.args([
