@@ -163,7 +163,8 @@ fn measure(
     let mut problems = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
-        let verdict = check(repo, &commands, &policy, &current, &mut |_| {});
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let verdict = check(repo, &commands, &policy, &current, &mut |_| {}, &never);
         times.push(started.elapsed());
         problems = verdict.problems;
     }

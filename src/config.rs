@@ -109,6 +109,56 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "pack count that starts a background gc, 0 = off [16]",
     ),
     (
+        "max_tree_depth",
+        "SKILLSD_MAX_TREE_DEPTH",
+        "deepest path in a pushed tree, like git's core.maxTreeDepth [4096]",
+    ),
+    (
+        "max_commit_bytes",
+        "SKILLSD_MAX_COMMIT_BYTES",
+        "largest pushed commit or tag object, message included [1048576]",
+    ),
+    (
+        "max_object_bytes",
+        "SKILLSD_MAX_OBJECT_BYTES",
+        "largest pushed object (or delta result), inflated [33554432]",
+    ),
+    (
+        "max_objects",
+        "SKILLSD_MAX_OBJECTS",
+        "most objects in one pushed pack [2000000]",
+    ),
+    (
+        "max_delta_depth",
+        "SKILLSD_MAX_DELTA_DEPTH",
+        "longest delta chain in a pushed pack [4095]",
+    ),
+    (
+        "max_delta_base_bytes",
+        "SKILLSD_MAX_DELTA_BASE_BYTES",
+        "total size of the objects a pack's deltas build on [201326592]",
+    ),
+    (
+        "max_connections",
+        "SKILLSD_MAX_CONNECTIONS",
+        "SSH connections open at once [1000]",
+    ),
+    (
+        "http_max_connections",
+        "SKILLSD_HTTP_MAX_CONNECTIONS",
+        "HTTP connections open at once [256]",
+    ),
+    (
+        "http_idle_secs",
+        "SKILLSD_HTTP_IDLE_SECS",
+        "an HTTP connection without traffic closes after [60]",
+    ),
+    (
+        "http_lifetime_secs",
+        "SKILLSD_HTTP_LIFETIME_SECS",
+        "longest an HTTP connection may live [300]",
+    ),
+    (
         "bulk_load_from",
         "SKILLSD_BULK_LOAD_FROM",
         "skills an empty cache is rebuilt indexes-last from, 0 = never [10000]",

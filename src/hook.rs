@@ -160,7 +160,8 @@ pub fn pre_receive(
     }
     let policy = pre_receive::Policy::from_env(&branch);
     let mut progress = |line: &str| eprint!("{line}");
-    let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress, &never);
     let mut text = String::new();
     for note in &verdict.notes {
         text.push_str(note);

@@ -174,12 +174,7 @@ pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
         max_auth_attempts: 6,
         // A connection with no traffic for this long (also one that authenticated and
         // never ran a command) is closed: SKILLSD_IDLE_TIMEOUT_SECS, default 300.
-        inactivity_timeout: Some(Duration::from_secs(
-            std::env::var("SKILLSD_IDLE_TIMEOUT_SECS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(300),
-        )),
+        inactivity_timeout: Some(idle_timeout()),
         keepalive_interval: Some(Duration::from_secs(30)),
         keys: vec![host_key],
         nodelay: true,
@@ -248,6 +243,7 @@ pub async fn run(
                 };
                 let _ = socket.set_nodelay(true);
                 let handler = russh::server::Server::new_client(&mut server, Some(peer));
+                let activity = handler.activity();
                 let config = config.clone();
                 let mut force = force_tx.subscribe();
                 state.tasks.spawn(async move {
@@ -261,11 +257,29 @@ pub async fn run(
                         }
                     };
                     let handle = session.handle();
+                    // Closes a connection that has run no command for the idle time,
+                    // whatever keepalives it sends.
+                    let idle = idle_timeout();
+                    let watchdog = async move {
+                        let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                        loop {
+                            tokio::time::sleep(every).await;
+                            if activity.idle_for().is_some_and(|d| d >= idle) {
+                                break;
+                            }
+                        }
+                    };
                     tokio::select! {
                         result = session => {
                             if let Err(e) = result {
                                 tracing::debug!(error = %e, "ssh session ended with an error");
                             }
+                        }
+                        _ = watchdog => {
+                            tracing::info!(%peer, "idle connection closed");
+                            let _ = handle
+                                .disconnect(russh::Disconnect::ByApplication, "idle for too long".into(), "".into())
+                                .await;
                         }
                         _ = force.recv() => {
                             let _ = handle
@@ -301,6 +315,17 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), state.tasks.wait()).await;
     }
     Ok(())
+}
+
+/// `SKILLSD_IDLE_TIMEOUT_SECS` (300): a connection without traffic, or that runs no
+/// command (keepalives do not count), for this long is closed.
+fn idle_timeout() -> Duration {
+    Duration::from_secs(
+        std::env::var("SKILLSD_IDLE_TIMEOUT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    )
 }
 
 /// Most SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`, 1,000): a

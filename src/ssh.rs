@@ -44,8 +44,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Commands running now, per user.
     running: std::sync::Mutex<HashMap<String, usize>>,
-    /// Refused keys per source address: (count, start of the window).
-    auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+    /// Refused keys per source address, and when its next key lookup may run.
+    auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, Throttle>>,
 }
 
 /// Limits on sessions and authentication (environment of `serve`).
@@ -142,27 +142,125 @@ impl AppState {
         })
     }
 
-    /// Is `addr` refused for too many failed authentications lately?
-    pub fn auth_throttled(&self, addr: Option<std::net::IpAddr>) -> bool {
-        let (Some(addr), Ok(failures)) = (addr, self.auth_failures.lock()) else {
-            return false;
+    /// How long a key lookup from `addr` must wait: nothing until the address has
+    /// `max_auth_failures` refused keys in the window; then lookups from it are spaced
+    /// out, 250 ms doubling per further refusal up to 4 s apart. `None` when the
+    /// queue is over 10 s long: refused at once. Not a blanket lockout: people behind
+    /// the same address (NAT) still get in, a little later, and keys that logged in
+    /// recently skip the wait altogether.
+    pub fn auth_wait(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
+        use std::time::{Duration, Instant};
+        let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
+            return Some(Duration::ZERO);
         };
-        matches!(failures.get(&addr), Some((n, since))
-            if *n >= self.limits.max_auth_failures && since.elapsed() < self.limits.auth_window)
+        let Some(t) = failures.get_mut(&addr) else {
+            return Some(Duration::ZERO);
+        };
+        let now = Instant::now();
+        if t.since.elapsed() >= self.limits.auth_window {
+            failures.remove(&addr);
+            return Some(Duration::ZERO);
+        }
+        let Some(excess) = t.failures.checked_sub(self.limits.max_auth_failures) else {
+            return Some(Duration::ZERO);
+        };
+        let spacing = Duration::from_millis(250 << excess.min(4));
+        let start = t.next_lookup.max(now);
+        let wait = start - now;
+        if wait > Duration::from_secs(10) {
+            return None;
+        }
+        t.next_lookup = start + spacing;
+        Some(wait)
     }
 
     fn auth_failed(&self, addr: Option<std::net::IpAddr>) {
         let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
             return;
         };
-        let entry = failures
-            .entry(addr)
-            .or_insert((0, std::time::Instant::now()));
-        if entry.1.elapsed() >= self.limits.auth_window {
-            *entry = (0, std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let entry = failures.entry(addr).or_insert(Throttle {
+            failures: 0,
+            since: now,
+            next_lookup: now,
+        });
+        if entry.since.elapsed() >= self.limits.auth_window {
+            *entry = Throttle {
+                failures: 0,
+                since: now,
+                next_lookup: now,
+            };
         }
-        entry.0 += 1;
+        entry.failures += 1;
     }
+}
+
+/// What a connection has really done lately, for the idle timeout: russh's own
+/// inactivity timer counts every packet, so a client sending keepalives (`ssh -N`
+/// with `ServerAliveInterval`) would never be idle by it. Here only logins and
+/// commands count, and a connection is never idle while a command runs.
+pub struct Activity {
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` of the last login, command start or command end.
+    last_ms: std::sync::atomic::AtomicU64,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            epoch: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            running: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the connection has done nothing (`None` while a command runs).
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.running.load(Relaxed) > 0 {
+            return None;
+        }
+        let since = self.epoch.elapsed().as_millis() as u64 - self.last_ms.load(Relaxed);
+        Some(std::time::Duration::from_millis(since))
+    }
+}
+
+/// Counts a command as running for as long as it lives.
+struct Running(Arc<Activity>);
+
+impl Running {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.touch();
+        activity
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running(activity)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Refused keys from one address.
+struct Throttle {
+    failures: u32,
+    /// Start of the window.
+    since: std::time::Instant,
+    /// The earliest time the next key lookup from this address may run.
+    next_lookup: std::time::Instant,
 }
 
 /// The russh server: one [`SessionHandler`] per connection.
@@ -182,6 +280,8 @@ impl russh::server::Server for SshServer {
             offered: None,
             channels: HashMap::new(),
             git_protocol: HashMap::new(),
+            running: HashMap::new(),
+            activity: Arc::new(Activity::new()),
         }
     }
 
@@ -198,6 +298,25 @@ pub struct SessionHandler {
     offered: Option<(String, User)>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     git_protocol: HashMap<ChannelId, String>,
+    /// Each running command's cancel flag: set when its channel closes or the
+    /// connection goes away, so blocking git work stops instead of running on.
+    running: HashMap<ChannelId, Arc<std::sync::atomic::AtomicBool>>,
+    activity: Arc<Activity>,
+}
+
+impl SessionHandler {
+    /// This connection's activity, for the idle timeout.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+}
+
+impl Drop for SessionHandler {
+    fn drop(&mut self) {
+        for flag in self.running.values() {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// A git service a client may run.
@@ -308,9 +427,23 @@ impl russh::server::Handler for SessionHandler {
     ) -> Result<Auth, Self::Error> {
         let fp = users::fingerprint(offer.public_key);
         let ip = self.peer.map(|p| p.ip());
-        if self.state.auth_throttled(ip) {
-            tracing::warn!(peer = ?self.peer, "too many refused keys from this address; refusing");
-            return Ok(Auth::reject());
+        let seen_lately = self
+            .state
+            .key_cache
+            .read()
+            .is_ok_and(|c| c.contains_key(&fp));
+        if !seen_lately {
+            match self.state.auth_wait(ip) {
+                None => {
+                    tracing::warn!(peer = ?self.peer, "too many refused keys from this address; refusing");
+                    return Ok(Auth::reject());
+                }
+                Some(wait) if !wait.is_zero() => {
+                    tracing::info!(peer = ?self.peer, wait_ms = wait.as_millis() as u64, "refused keys from this address; key lookup delayed");
+                    tokio::time::sleep(wait).await;
+                }
+                Some(_) => {}
+            }
         }
         match self.lookup(offer.public_key).await {
             Some(user) => {
@@ -339,6 +472,7 @@ impl russh::server::Handler for SessionHandler {
             Some(user) => {
                 tracing::info!(peer = ?self.peer, user = %user.name, "authenticated");
                 self.user = Some(user);
+                self.activity.touch();
                 Ok(Auth::Accept)
             }
             None => Ok(Auth::reject()),
@@ -353,6 +487,18 @@ impl russh::server::Handler for SessionHandler {
     ) -> Result<(), Self::Error> {
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The client closed the channel: a command still working for it stops.
+        if let Some(flag) = self.running.remove(&channel) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -458,9 +604,14 @@ impl russh::server::Handler for SessionHandler {
             }
         };
         let span = tracing::info_span!("exec", user = %user.name, command = %command);
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.running.retain(|_, f| Arc::strong_count(f) > 1);
+        self.running.insert(channel, cancel.clone());
+        let running = Running::new(self.activity.clone());
         self.state.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                run_exec(state, user, ch, command, version).await;
+                let _running = running;
+                run_exec(state, user, ch, command, version, cancel).await;
                 drop(slot);
             },
             span,
@@ -475,6 +626,7 @@ async fn run_exec(
     channel: Channel<Msg>,
     command: String,
     version: Version,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let (read_half, write_half) = channel.split();
     crate::metrics::METRICS.session_started();
@@ -576,6 +728,7 @@ async fn run_exec(
                     let resync = state.resync.clone();
                     let mut policy = state.policy.clone();
                     policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
+                    let cancel_work = cancel.clone();
                     let work = tokio::task::spawn_blocking(move || {
                         let mut read_half = read_half;
                         let reader = Box::pin(read_half.make_reader());
@@ -594,6 +747,7 @@ async fn run_exec(
                                 pool,
                                 rt,
                                 resync: resync.clone(),
+                                cancel: cancel_work,
                             };
                             receive::serve(&ctx, input, &mut output)
                         } else {
@@ -616,6 +770,7 @@ async fn run_exec(
                     let result = match tokio::time::timeout(limit, work).await {
                         Ok(r) => r,
                         Err(_) => {
+                            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                             tracing::warn!(user = %user.name, "session time limit reached; closing");
                             stderr_line(format!(
                                 "ERROR: the session took longer than {} s",

@@ -175,3 +175,41 @@ fn http_connections_are_capped_and_idle_or_endless_ones_closed() {
     assert_eq!(stdout_of(c), "ok");
     drop(server);
 }
+
+#[test]
+fn keepalives_do_not_keep_an_idle_connection_open() {
+    let f = ChildFixture::start_with("alice", &[], &[("SKILLSD_IDLE_TIMEOUT_SECS", "2")]);
+    // `ssh -N` runs no command and answers nothing but keepalives, every second.
+    let mut ssh = common::ssh_to(&f.key, f.server.port);
+    ssh.args([
+        "-N",
+        "-o",
+        "ServerAliveInterval=1",
+        "-o",
+        "ServerAliveCountMax=100",
+    ]);
+    let mut child = ssh.spawn().unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            child.kill().unwrap();
+            panic!("an idle connection sending keepalives was kept for 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= Duration::from_secs(2),
+        "closed after {lasted:?}, before the idle time"
+    );
+    // A connection running a command is not idle, however long the command takes:
+    // a clone still works with the same timeout.
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("again"));
+    stdout_of(clone);
+}

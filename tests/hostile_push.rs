@@ -14,6 +14,7 @@ use common::packs::{self, Pack, BLOB, COMMIT, TAG, TREE};
 use common::{stdout_of, ChildFixture};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const BUDGET_KIB: u64 = 512 * 1024;
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -760,4 +761,74 @@ fn refused_refs_store_nothing_and_colliding_names_are_refused() {
         let (text, peak) = a.push(name, &request_for(name, ZERO, name.as_bytes()));
         a.assert_refused_cleanly(name, &text, peak, &[why]);
     }
+}
+
+/// CPU time (user + system) a process has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_client_that_leaves_stops_the_work_it_started() {
+    let mut f = ChildFixture::start("mallory");
+    let main = f.main();
+    // 20,000 skills of 40 KB each: ~800 MB to index and check, a few MB on the wire.
+    let mut pack = Pack::new();
+    let filler = "All work and no play makes a dull skill.\n".repeat(1000);
+    let mut names = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..20_000 {
+        let body = format!("---\ntitle: Skill {i}\n---\n{filler}");
+        ids.push(pack.object(BLOB, body.as_bytes()));
+        names.push(format!("s-{i}.md"));
+    }
+    let entries: Vec<(&str, &str, gix::ObjectId)> = names
+        .iter()
+        .zip(&ids)
+        .map(|(n, id)| ("100644", n.as_str(), *id))
+        .collect();
+    let folder = pack.object(TREE, &packs::tree(&entries));
+    let skills = pack.object(TREE, &packs::tree(&[("40000", "many", folder)]));
+    let root = pack.object(TREE, &packs::tree(&[("40000", "skills", skills)]));
+    let request = push_tree(&mut pack, &main, root, b"big\n");
+    let a = Attack::new(&mut f);
+    let files = a.files.clone();
+    let pid = a.pid;
+
+    let mut child = common::ssh_to(&f.key, f.server.port)
+        .arg("git-receive-pack '/skills.git'")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&request).unwrap();
+    // The server is busy with the pack now; the client leaves.
+    std::thread::sleep(Duration::from_millis(300));
+    let busy_from = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = cpu_ticks(pid) - busy_from;
+    child.kill().unwrap();
+    let _ = child.wait();
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle_from = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = cpu_ticks(pid) - idle_from;
+    eprintln!("server CPU: {busy} ticks in 0.5 s while working, {after} ticks in 2 s after the client left");
+    assert!(
+        busy >= 20,
+        "the server was not working on the push ({busy} ticks): the test proves nothing"
+    );
+    assert!(
+        after <= 20,
+        "the server kept working for a client that left ({after} ticks in 2 s)"
+    );
+    assert!(f.server.alive());
+    assert_eq!(f.main(), main);
+    assert_eq!(object_files(&f), files);
 }

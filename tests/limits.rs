@@ -156,9 +156,10 @@ fn sessions_per_user_are_limited() {
 }
 
 #[test]
-fn an_address_with_too_many_refused_keys_is_refused() {
+fn an_address_with_too_many_refused_keys_is_slowed_not_locked_out() {
     let server = Server::start_tuned(false, |s| s.limits.max_auth_failures = 2);
     let alice = server.add_user("alice", "writer");
+    let bob = server.add_user("bob", "reader");
     let stranger = common::Key::generate("stranger");
     let git = Git::new("/usr/local/bin/git", &alice, &server);
     git.ok(git.home.path(), &["ls-remote", &server.url("skills.git")]);
@@ -169,9 +170,28 @@ fn an_address_with_too_many_refused_keys_is_refused() {
             &["ls-remote", &server.url("skills.git")],
         );
     }
-    // Now even a good key from this address is refused for a while.
-    let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
-    assert!(stderr.contains("Permission denied"), "{stderr}");
+    // Further unknown keys from this address wait longer and longer.
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let stderr = intruder.fails(
+            intruder.home.path(),
+            &["ls-remote", &server.url("skills.git")],
+        );
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+    let slowed = started.elapsed();
+    assert!(
+        slowed >= std::time::Duration::from_millis(1200),
+        "four throttled attempts took only {slowed:?}"
+    );
+    // People behind the same address still get in: a key seen lately at once, a key
+    // never seen after its turn.
+    git.ok(git.home.path(), &["ls-remote", &server.url("skills.git")]);
+    let bob_git = Git::new("/usr/local/bin/git", &bob, &server);
+    bob_git.ok(
+        bob_git.home.path(),
+        &["ls-remote", &server.url("skills.git")],
+    );
 }
 
 #[test]

@@ -63,6 +63,15 @@ fn gc_consolidates_while_clones_run() {
             n
         })
     };
+    // A lock file left by a gc that crashed does not block the next one (the lock is
+    // an flock, released by the kernel with the process).
+    std::fs::write(
+        server
+            .repo_path("skills")
+            .join("objects/pack/skillsd-gc.lock"),
+        "",
+    )
+    .unwrap();
     let out = server.cli(&["gc", "skills"]);
     assert!(
         out.status.success(),
@@ -79,11 +88,16 @@ fn gc_consolidates_while_clones_run() {
     assert!(clones >= 1);
     assert_eq!(packs(&server), 1);
     server.assert_fsck("skills");
-    // Nothing left behind, and a fresh clone has everything.
+    // Nothing left behind (the gc lock file stays, unlocked), and a fresh clone has
+    // everything.
+    assert!(!skillsd::maintenance::gc_running(
+        &server.repo_path("skills")
+    ));
     assert!(!server
         .object_files("skills")
         .iter()
-        .any(|f| f.starts_with("incoming-") || f.ends_with(".lock")));
+        .any(|f| f.starts_with("incoming-")
+            || (f.ends_with(".lock") && !f.ends_with("skillsd-gc.lock"))));
     let fresh = git.clone(&server.url("skills.git"), &[]);
     assert_eq!(git.head(&fresh), tip);
     assert_eq!(git.ok(&fresh, &["rev-list", "--count", "HEAD"]).trim(), "7");

@@ -16,6 +16,7 @@
 use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Default deepest tree nesting (like git's `core.maxTreeDepth`).
 pub const DEFAULT_MAX_TREE_DEPTH: u32 = 4096;
@@ -54,6 +55,9 @@ pub enum WalkError {
     /// Trees nested deeper than the limit; `path` is the start of the deepest path.
     #[error("trees nested more than {limit} levels deep, under `{path}`")]
     TooDeep { path: String, limit: u32 },
+    /// The session ended (the client left, or its time ran out): the walk stopped.
+    #[error("cancelled: the session ended")]
+    Cancelled,
     /// A commit or tag larger than the limit.
     #[error("{kind} {id} is {size} bytes, more than the limit of {limit}")]
     TooLarge {
@@ -86,17 +90,33 @@ impl WalkError {
                     "push again with a current git; if this repeats, run `git fsck` in your clone",
                 )
             }
+            WalkError::Cancelled => Problem::new(ref_name, self.to_string()),
         }
     }
 }
 
 /// What a push's walk has already seen: each tree's height, so a tree is read once.
-#[derive(Default)]
-pub struct Walk {
+pub struct Walk<'c> {
     heights: HashMap<ObjectId, u32>,
+    /// Set when the session ends: the walk stops at the next tree.
+    cancel: &'c AtomicBool,
 }
 
-impl Walk {
+impl<'c> Walk<'c> {
+    pub fn new(cancel: &'c AtomicBool) -> Self {
+        Walk {
+            heights: HashMap::new(),
+            cancel,
+        }
+    }
+
+    fn cancelled(&self) -> Result<(), WalkError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(WalkError::Cancelled);
+        }
+        Ok(())
+    }
+
     /// Checks that `tip` and everything it needs is present and within `limits`.
     /// Commits in `hidden`'s history (the refs' current values) are trusted to be
     /// complete, as git trusts what it already has; their trees are not walked again.
@@ -202,6 +222,7 @@ impl Walk {
                     }
                 }
                 None => {
+                    self.cancelled()?;
                     let frame = Frame::read(view, child, name)?;
                     stack.push(frame);
                 }

@@ -43,6 +43,9 @@ pub struct Context {
     pub rt: tokio::runtime::Handle,
     /// Where to hand the repository when the cache write fails.
     pub resync: Option<crate::cache::retry::Resync>,
+    /// Set when the session ends (the client left, or its time ran out): indexing,
+    /// the walks and validation stop, and nothing is written.
+    pub cancel: std::sync::Arc<AtomicBool>,
 }
 
 const CAPS: &str =
@@ -98,12 +101,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         let inspector = inspect::Inspector::new(reader, ctx.policy.pack);
         let findings = inspector.findings();
         let mut buffered = BufReader::with_capacity(64 * 1024, inspector);
-        let interrupt = AtomicBool::new(false);
         let result = gix_pack::Bundle::write_to_directory(
             &mut buffered,
             Some(&quarantine.pack_dir()),
             &mut gix::progress::Discard,
-            &interrupt,
+            &ctx.cancel,
             Some(ctx.repo.objects.clone()),
             gix::hash::Kind::Sha1,
             gix_pack::bundle::write::Options::default(),
@@ -148,7 +150,14 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             let _ = sb.flush();
         };
         let checking = std::time::Instant::now();
-        let verdict = pre_receive::check(&view, commands, &ctx.policy, &current, &mut progress);
+        let verdict = pre_receive::check(
+            &view,
+            commands,
+            &ctx.policy,
+            &current,
+            &mut progress,
+            &ctx.cancel,
+        );
         check_ms = checking.elapsed().as_millis() as u64;
         problems = verdict.problems;
         for note in &verdict.notes {
@@ -182,6 +191,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     // A ref that moved since the advertisement fails its compare-and-swap anyway:
     // found now, its pack is not stored for nothing.
     refs::precheck(&ctx.repo, commands, &mut results, req.has("atomic"));
+    if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        for r in results.iter_mut() {
+            *r = Some(pre_receive::CANCELLED.into());
+        }
+    }
     let any_accepted = results.iter().any(Option::is_none);
     if any_accepted {
         match quarantine.migrate() {

@@ -13,6 +13,7 @@ use crate::skills::validate::MAX_FILE_BYTES;
 use crate::skills::{tree, Problem};
 use gix::ObjectId;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The outcome for each command (same order): `None` = may proceed, `Some(reason)`.
 #[derive(Debug, Default)]
@@ -94,6 +95,7 @@ pub fn check(
     policy: &Policy,
     current: &HashMap<String, ObjectId>,
     progress: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
@@ -105,7 +107,7 @@ pub fn check(
     }
     // Connectivity and limits of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
-    let mut walk = connectivity::Walk::default();
+    let mut walk = connectivity::Walk::new(cancel);
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter_mut()) {
         if rejection.is_none() && !cmd.is_delete() {
             if let Err(e) = walk.tip(view, cmd.new, &hidden, &policy.limits) {
@@ -115,7 +117,10 @@ pub fn check(
         }
     }
     // Validation of the skills each branch update brings.
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        cancel: Some(cancel),
+        ..Tally::default()
+    };
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter()) {
         if rejection.is_some() || cmd.is_delete() || cmd.branch().is_none() {
             continue;
@@ -142,6 +147,14 @@ pub fn check(
                 format!("cannot read the pushed commit: {e}"),
             )),
         }
+    }
+    // The session ended meanwhile (the client left, or its time ran out): nothing is
+    // written for a pusher who cannot learn the outcome.
+    if cancel.load(Ordering::Relaxed) {
+        for r in verdict.rejections.iter_mut() {
+            *r = Some(CANCELLED.into());
+        }
+        return verdict;
     }
     verdict.notes = std::mem::take(&mut tally.notes);
     let limit = tally.rules_limit.map_or(policy.max_files_per_push, |l| {
@@ -298,9 +311,14 @@ fn too_many_files(count: Option<usize>, limit: usize) -> Problem {
     Problem::new("(this push)", message).hint("split the change into several smaller pushes")
 }
 
+/// The reason given for every ref when the session ended during the checks.
+pub const CANCELLED: &str = "cancelled: the session ended before the checks finished";
+
 /// What one push adds up to across its commands.
 #[derive(Default)]
-struct Tally {
+struct Tally<'c> {
+    /// Set when the session ends: validation stops at the next file.
+    cancel: Option<&'c AtomicBool>,
     /// Skill files already validated, by path and blob (two branches may share them).
     validated: HashSet<(String, ObjectId)>,
     /// Skill files the push adds or changes (the per-push limit counts these).
@@ -316,7 +334,7 @@ fn validate_update(
     view: &gix::Repository,
     base: Option<ObjectId>,
     new: ObjectId,
-    tally: &mut Tally,
+    tally: &mut Tally<'_>,
     max_file_bytes: u64,
     max_files_per_push: usize,
     progress: &mut dyn FnMut(&str),
@@ -471,6 +489,9 @@ fn validate_update(
     let mut checked: Vec<String> = Vec::new();
     for (path, mode, id, counts) in candidates {
         meter.tick();
+        if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(CANCELLED.into());
+        }
         problems.extend(crate::skills::validate::path_problems(
             rules.root_of(&path).unwrap_or_default(),
             &path,
