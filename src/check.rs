@@ -21,10 +21,16 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
         Err(problems) => return Ok((0, problems)),
     };
     let mut files = Vec::new();
+    let max_depth = std::env::var("SKILLSD_MAX_TREE_DEPTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::receive::connectivity::DEFAULT_MAX_TREE_DEPTH);
     for dir in rules.roots() {
         let dir = root.join(dir.trim_end_matches('/'));
         if dir.is_dir() {
-            walk(&root, &dir, &mut files)?;
+            if let Some(too_deep) = walk(&root, &dir, max_depth, &mut files)? {
+                return Ok((0, vec![too_deep]));
+            }
         }
     }
     files.sort();
@@ -80,18 +86,47 @@ fn find_root(path: &Path) -> PathBuf {
         .to_path_buf()
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            walk(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_string_lossy().replace('\\', "/"));
+/// Every file under `dir`, as paths relative to `root`, walked with an explicit stack
+/// (folders are not followed through symbolic links). A folder nested deeper than
+/// `max_depth` below `root` (git's limit for what a server accepts) is a problem, as
+/// the server would refuse the push.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    max_depth: u32,
+    out: &mut Vec<String>,
+) -> std::io::Result<Option<Problem>> {
+    let depth_of = |p: &Path| p.strip_prefix(root).map_or(0, |r| r.components().count());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                if depth_of(&path) as u64 > u64::from(max_depth) {
+                    let shown: Vec<String> = path
+                        .strip_prefix(root)
+                        .unwrap_or(&path)
+                        .components()
+                        .take(8)
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    return Ok(Some(
+                        Problem::new(
+                            &format!("{}/…", shown.join("/")),
+                            format!("folders are nested more than {max_depth} levels deep"),
+                        )
+                        .hint("flatten the folder structure; the server refuses deeper trees"),
+                    ));
+                }
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Renders the report `skillsd check` prints.

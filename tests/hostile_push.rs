@@ -196,15 +196,16 @@ fn deep_trees_are_refused_without_harm() {
     }
     // Just within the limit is a legitimate tree: accepted.
     let mut pack = Pack::new();
-    // `deep`, 4,094 `d` and `f`: a path 4,096 deep, git's own limit for checkouts.
-    let root = deep_tree(&mut pack, 4094, false);
+    // `deep`, 1,998 `d` and `f`: 2,000 levels, a path of 4,002 bytes (under the
+    // 4,096 bytes any path may have).
+    let root = deep_tree(&mut pack, 1998, false);
     let request = push_tree(&mut pack, &a.main.clone(), root, b"deep but allowed\n");
-    let (text, peak) = a.push("tree 4096 deep", &request);
+    let (text, peak) = a.push("tree 2000 deep", &request);
     assert!(text.contains("ok refs/heads/main"), "{text}");
     assert!(peak < BUDGET_KIB);
     assert!(a.f.server.alive());
     fsck(a.f);
-    // Served whole (a checkout of it would exceed PATH_MAX on Linux, so a bare clone).
+    // Served whole (a bare clone: the checkout's absolute paths would pass PATH_MAX).
     let mut clone = a.f.git();
     clone
         .args(["clone", "--bare", "-q", &a.f.server.url("skills.git")])
@@ -452,6 +453,43 @@ fn huge_trees_and_many_refs_are_refused() {
         &text,
         peak,
         &["is larger than the limit of 33554432 bytes"],
+    );
+
+    // A tree bomb: every level names the same subtree twice; 31 objects expand to
+    // 2^30 paths. Refused from the walk's counts, before anything lists them.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"x\n");
+    let mut t = pack.object(TREE, &packs::tree(&[("100644", "f", blob)]));
+    for _ in 0..30 {
+        t = pack.object(TREE, &packs::tree(&[("40000", "a", t), ("40000", "b", t)]));
+    }
+    let root = pack.object(TREE, &packs::tree(&[("40000", "skills", t)]));
+    let request = push_tree(&mut pack, &main, root, b"bomb\n");
+    let (text, peak) = a.push("tree bomb (2^30 paths)", &request);
+    a.assert_refused_cleanly(
+        "tree bomb",
+        &text,
+        peak,
+        &[
+            "the tree expands to",
+            "more than the limit of 2000000 entries",
+        ],
+    );
+    // Paths longer than any system can check out: 20 folders of 250-byte names.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"x\n");
+    let long = "n".repeat(250);
+    let mut t = pack.object(TREE, &packs::tree(&[("100644", "f", blob)]));
+    for _ in 0..20 {
+        t = pack.object(TREE, &packs::tree(&[("40000", &long, t)]));
+    }
+    let request = push_tree(&mut pack, &main, t, b"long\n");
+    let (text, peak) = a.push("a path of 5,000 bytes", &request);
+    a.assert_refused_cleanly(
+        "long path",
+        &text,
+        peak,
+        &["the tree expands to a path of 5021 bytes, more than the limit of 4096 bytes per path"],
     );
 
     // 100,000 invalid skills in one small pack: refused at the file limit while the
@@ -831,4 +869,45 @@ fn a_client_that_leaves_stops_the_work_it_started() {
     assert!(f.server.alive());
     assert_eq!(f.main(), main);
     assert_eq!(object_files(&f), files);
+}
+
+#[test]
+fn a_schema_built_to_crash_the_compiler_is_refused() {
+    let f = ChildFixture::start("mallory");
+    let main = f.main();
+    // 2,000 `$ref` links through `unevaluatedProperties` (148 KB, under the rules-file
+    // limit): compiling it by recursion overflowed the stack and aborted the server.
+    let mut defs = serde_json::Map::new();
+    for i in 0..2000 {
+        defs.insert(
+            format!("a{i}"),
+            serde_json::json!({"unevaluatedProperties": false,
+                               "allOf": [{"$ref": format!("#/$defs/a{}", i + 1)}]}),
+        );
+    }
+    defs.insert("a2000".into(), serde_json::json!({"type": "object"}));
+    let schema = serde_json::json!({"$ref": "#/$defs/a0", "$defs": defs});
+    std::fs::write(f.work.join("rules/flat.schema.json"), schema.to_string()).unwrap();
+    let mut add = f.git();
+    add.args(["commit", "-qam", "a schema"]);
+    stdout_of(add);
+    let mut push = f.git();
+    push.args(["push", "origin", "main"]);
+    let out = push.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    common::assert_contains_all(
+        &stderr,
+        &[
+            "rules/flat.schema.json",
+            "the schema has 2001 `$ref`s, more than 1000",
+        ],
+    );
+    let mut f = f;
+    assert!(f.server.alive());
+    assert_eq!(f.main(), main);
+    // The server serves on.
+    let mut ls = f.git();
+    ls.args(["ls-remote", "origin", "refs/heads/main"]);
+    assert!(stdout_of(ls).starts_with(&main));
 }

@@ -10,8 +10,11 @@
 //!   deeper than [`Limits::max_tree_depth`] (git's `core.maxTreeDepth`, 4,096 too,
 //!   counted the same way: a clone by git never fails on what was accepted).
 //!
-//! Each tree is read once per push: its height (levels of trees below it) is kept,
-//! so shared subtrees cost nothing the second time and the depth check stays exact.
+//! Each tree is read once per push: its shape (levels below it, files and folders
+//! below it, the bytes of their paths) is kept, so shared subtrees cost nothing the
+//! second time and every check is exact on what the tree expands to: a tree whose
+//! few dozen objects expand to a billion paths is refused before anything diffs,
+//! lists or checks out its paths.
 
 use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
@@ -22,6 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const DEFAULT_MAX_TREE_DEPTH: u32 = 4096;
 /// Default largest commit or tag object: its message and headers.
 pub const DEFAULT_MAX_COMMIT_BYTES: u64 = 1024 * 1024;
+/// Default most files and folders in one commit's tree, all levels.
+pub const DEFAULT_MAX_TREE_ENTRIES: u64 = 2_000_000;
+/// Default most bytes of all the paths of one commit's tree.
+pub const DEFAULT_MAX_TREE_PATH_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The bounds a pushed object graph must stay within.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +39,12 @@ pub struct Limits {
     pub max_tree_depth: u32,
     /// Largest commit or annotated tag object (message included).
     pub max_commit_bytes: u64,
+    /// Most files and folders a commit's tree may expand to (all levels).
+    pub max_tree_entries: u64,
+    /// Longest path in a tree (Linux's `PATH_MAX` is 4,096: nobody could check out more).
+    pub max_path_bytes: u32,
+    /// Most bytes of all the paths of a commit's tree together.
+    pub max_tree_path_bytes: u64,
 }
 
 impl Default for Limits {
@@ -39,6 +52,9 @@ impl Default for Limits {
         Limits {
             max_tree_depth: DEFAULT_MAX_TREE_DEPTH,
             max_commit_bytes: DEFAULT_MAX_COMMIT_BYTES,
+            max_tree_entries: DEFAULT_MAX_TREE_ENTRIES,
+            max_path_bytes: 4096,
+            max_tree_path_bytes: DEFAULT_MAX_TREE_PATH_BYTES,
         }
     }
 }
@@ -55,6 +71,9 @@ pub enum WalkError {
     /// Trees nested deeper than the limit; `path` is the start of the deepest path.
     #[error("trees nested more than {limit} levels deep, under `{path}`")]
     TooDeep { path: String, limit: u32 },
+    /// A tree that expands to more than the limits allow.
+    #[error("the tree expands to {what}, more than the limit of {limit}")]
+    TooWide { what: String, limit: String },
     /// The session ended (the client left, or its time ran out): the walk stopped.
     #[error("cancelled: the session ended")]
     Cancelled,
@@ -91,13 +110,52 @@ impl WalkError {
                 )
             }
             WalkError::Cancelled => Problem::new(ref_name, self.to_string()),
+            WalkError::TooWide { .. } => Problem::new(ref_name, self.to_string())
+                .hint("keep the repository's tree smaller; split it into several repositories"),
         }
     }
 }
 
-/// What a push's walk has already seen: each tree's height, so a tree is read once.
+/// What a tree expands to when checked out (or diffed, or listed): counted once per
+/// distinct tree, so a tree that names the same subtree twice at every level (a few
+/// dozen objects that expand to a billion paths) is seen for what it is.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    /// Levels of trees below this one.
+    height: u32,
+    /// Files and folders below, all levels.
+    entries: u64,
+    /// Bytes of all their paths relative to this tree.
+    path_bytes: u64,
+    /// The longest of those paths.
+    longest: u64,
+}
+
+impl Shape {
+    /// Adds an entry named `name` holding `below` (a file holds nothing).
+    fn add(&mut self, name_len: u64, below: Option<&Shape>) {
+        let b = below.copied().unwrap_or_default();
+        self.entries = self.entries.saturating_add(1).saturating_add(b.entries);
+        self.path_bytes = self
+            .path_bytes
+            .saturating_add(name_len)
+            .saturating_add((name_len + 1).saturating_mul(b.entries))
+            .saturating_add(b.path_bytes);
+        let longest = if below.is_some() && b.entries > 0 {
+            name_len + 1 + b.longest
+        } else {
+            name_len
+        };
+        self.longest = self.longest.max(longest);
+        if below.is_some() {
+            self.height = self.height.max(b.height + 1);
+        }
+    }
+}
+
+/// What a push's walk has already seen: each tree's [`Shape`], so a tree is read once.
 pub struct Walk<'c> {
-    heights: HashMap<ObjectId, u32>,
+    shapes: HashMap<ObjectId, Shape>,
     /// Set when the session ends: the walk stops at the next tree.
     cancel: &'c AtomicBool,
 }
@@ -105,7 +163,7 @@ pub struct Walk<'c> {
 impl<'c> Walk<'c> {
     pub fn new(cancel: &'c AtomicBool) -> Self {
         Walk {
-            heights: HashMap::new(),
+            shapes: HashMap::new(),
             cancel,
         }
     }
@@ -193,32 +251,35 @@ impl<'c> Walk<'c> {
         root: ObjectId,
         limits: &Limits,
     ) -> Result<(), WalkError> {
-        if self.heights.contains_key(&root) {
+        if self.shapes.contains_key(&root) {
             return Ok(());
         }
         let mut stack = vec![Frame::read(view, root, BString::default())?];
-        loop {
+        let root_shape = loop {
             // The child is at level `stack.len() + 1` (the root is level 1); the
             // levels below it add to that.
             let depth = stack.len() as u32 + 1;
-            let Some(top) = stack.last_mut() else { break };
+            let Some(top) = stack.last_mut() else {
+                unreachable!("the root frame is popped last")
+            };
             let Some((name, child)) = top.subtrees.get(top.next).cloned() else {
                 let done = stack.pop().expect("a frame is on the stack");
-                self.heights.insert(done.id, done.height);
-                if let Some(parent) = stack.last_mut() {
-                    parent.height = parent.height.max(done.height + 1);
+                self.shapes.insert(done.id, done.shape);
+                match stack.last_mut() {
+                    Some(parent) => parent.shape.add(done.name.len() as u64, Some(&done.shape)),
+                    None => break done.shape,
                 }
                 continue;
             };
             top.next += 1;
-            let below = self.heights.get(&child).copied();
-            if depth + below.unwrap_or(0) > limits.max_tree_depth {
+            let below = self.shapes.get(&child).copied();
+            if depth + below.map_or(0, |b| b.height) > limits.max_tree_depth {
                 return Err(too_deep(&stack, &name, limits.max_tree_depth));
             }
             match below {
-                Some(h) => {
+                Some(b) => {
                     if let Some(top) = stack.last_mut() {
-                        top.height = top.height.max(h + 1);
+                        top.shape.add(name.len() as u64, Some(&b));
                     }
                 }
                 None => {
@@ -227,6 +288,24 @@ impl<'c> Walk<'c> {
                     stack.push(frame);
                 }
             }
+        };
+        if root_shape.entries > limits.max_tree_entries {
+            return Err(WalkError::TooWide {
+                what: format!("{} files and folders", root_shape.entries),
+                limit: format!("{} entries", limits.max_tree_entries),
+            });
+        }
+        if root_shape.longest > u64::from(limits.max_path_bytes) {
+            return Err(WalkError::TooWide {
+                what: format!("a path of {} bytes", root_shape.longest),
+                limit: format!("{} bytes per path", limits.max_path_bytes),
+            });
+        }
+        if root_shape.path_bytes > limits.max_tree_path_bytes {
+            return Err(WalkError::TooWide {
+                what: format!("{} bytes of paths", root_shape.path_bytes),
+                limit: format!("{} bytes of paths", limits.max_tree_path_bytes),
+            });
         }
         Ok(())
     }
@@ -256,7 +335,8 @@ struct Frame {
     name: BString,
     subtrees: Vec<(BString, ObjectId)>,
     next: usize,
-    height: u32,
+    /// Its files so far, and the subtrees walked so far.
+    shape: Shape,
 }
 
 impl Frame {
@@ -267,22 +347,26 @@ impl Frame {
             .find_tree(id)
             .map_err(|_| WalkError::Missing(format!("tree {id} is missing")))?;
         let mut subtrees = Vec::new();
+        let mut shape = Shape::default();
         for entry in tree.iter() {
             let entry = entry.map_err(|e| WalkError::Corrupt(format!("tree {id}: {e}")))?;
             let mode = entry.mode();
             let oid = entry.oid().to_owned();
             if mode.is_tree() {
                 subtrees.push((entry.filename().to_owned(), oid));
-            } else if !mode.is_commit() && !view.has_object(oid) {
+                continue;
+            }
+            if !mode.is_commit() && !view.has_object(oid) {
                 return Err(WalkError::Missing(format!("blob {oid} is missing")));
             }
+            shape.add(entry.filename().len() as u64, None);
         }
         Ok(Frame {
             id,
             name,
             subtrees,
             next: 0,
-            height: 0,
+            shape,
         })
     }
 }

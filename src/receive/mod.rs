@@ -28,7 +28,7 @@ use gix::ObjectId;
 use quarantine::Quarantine;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::AtomicBool;
 
 /// Everything a push needs besides the streams.
@@ -92,45 +92,13 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
     let mut unpack_error = None;
     if needs_pack {
-        let exceeded = std::sync::Arc::new(AtomicBool::new(false));
-        let reader = Limited {
-            inner: input.into_inner(),
-            left: ctx.policy.max_pack_bytes,
-            exceeded: exceeded.clone(),
+        let limits = quarantine::IndexLimits {
+            max_pack_bytes: ctx.policy.max_pack_bytes,
+            pack: ctx.policy.pack,
         };
-        let inspector = inspect::Inspector::new(reader, ctx.policy.pack);
-        let findings = inspector.findings();
-        let mut buffered = BufReader::with_capacity(64 * 1024, inspector);
-        let result = gix_pack::Bundle::write_to_directory(
-            &mut buffered,
-            Some(&quarantine.pack_dir()),
-            &mut gix::progress::Discard,
-            &ctx.cancel,
-            Some(ctx.repo.objects.clone()),
-            gix::hash::Kind::Sha1,
-            gix_pack::bundle::write::Options::default(),
-        );
-        if let Err(e) = result {
-            let msg = if exceeded.load(std::sync::atomic::Ordering::Relaxed) {
-                format!(
-                    "the pack is larger than the limit of {} bytes; push fewer or smaller files at a time",
-                    ctx.policy.max_pack_bytes
-                )
-            } else if let Some(why) = findings.lock().ok().and_then(|f| f.refusal.clone()) {
-                why
-            } else {
-                e.to_string()
-            };
+        if let Err(msg) = quarantine.index(&ctx.repo, input.into_inner(), &limits, &ctx.cancel) {
             tracing::info!(error = %msg, "pack refused");
-            unpack_error = Some(msg.lines().next().unwrap_or("invalid pack").to_string());
-        } else if findings.lock().is_ok_and(|f| f.ref_deltas > 0) {
-            // Chains through deltas that name their base by id are only known now.
-            if let Err(msg) =
-                inspect::check_delta_depths(&quarantine.pack_dir(), ctx.policy.pack.max_delta_depth)
-            {
-                tracing::info!(error = %msg, "pack refused");
-                unpack_error = Some(msg);
-            }
+            unpack_error = Some(msg);
         }
     }
 
@@ -404,26 +372,4 @@ fn report(
         write_flush(sb.inner())?;
     }
     Ok(())
-}
-
-/// Reads at most `left` bytes, then fails: a pack over the limit is refused while it
-/// streams, before it is stored.
-struct Limited<R> {
-    inner: R,
-    left: u64,
-    exceeded: std::sync::Arc<AtomicBool>,
-}
-
-impl<R: Read> Read for Limited<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            self.exceeded
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(std::io::Error::other("pack size limit exceeded"));
-        }
-        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
 }

@@ -81,6 +81,9 @@ impl Policy {
                     .unwrap_or(connectivity::DEFAULT_MAX_TREE_DEPTH),
                 max_commit_bytes: num("SKILLSD_MAX_COMMIT_BYTES")
                     .unwrap_or(connectivity::DEFAULT_MAX_COMMIT_BYTES),
+                max_tree_entries: num("SKILLSD_MAX_TREE_ENTRIES")
+                    .unwrap_or(connectivity::DEFAULT_MAX_TREE_ENTRIES),
+                ..connectivity::Limits::default()
             },
             pack: super::inspect::PackLimits::from_env(),
         }

@@ -4,7 +4,11 @@
 //! [`Quarantine::migrate`] moves the pack into `objects/pack`. Dropping a quarantine
 //! that was not migrated deletes it and everything in it.
 
+use super::inspect::{self, Inspector, PackLimits};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuarantineError {
@@ -38,6 +42,55 @@ impl Quarantine {
 
     pub fn pack_dir(&self) -> PathBuf {
         self.dir.join("pack")
+    }
+
+    /// Indexes the pack on `input` into the quarantine (a thin pack completed from
+    /// `repo`'s objects), as it streams, through the [`Inspector`] and a byte limit.
+    /// `cancel` interrupts the indexer. The error is the refusal in words for the
+    /// pusher (one line).
+    pub fn index<R: Read>(
+        &self,
+        repo: &gix::Repository,
+        input: R,
+        limits: &IndexLimits,
+        cancel: &AtomicBool,
+    ) -> Result<(), String> {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let reader = Limited {
+            inner: input,
+            left: limits.max_pack_bytes,
+            exceeded: exceeded.clone(),
+        };
+        let inspector = Inspector::new(reader, limits.pack);
+        let findings = inspector.findings();
+        let mut buffered = BufReader::with_capacity(64 * 1024, inspector);
+        let result = gix_pack::Bundle::write_to_directory(
+            &mut buffered,
+            Some(&self.pack_dir()),
+            &mut gix::progress::Discard,
+            cancel,
+            Some(repo.objects.clone()),
+            gix::hash::Kind::Sha1,
+            gix_pack::bundle::write::Options::default(),
+        );
+        if let Err(e) = result {
+            let msg = if exceeded.load(Ordering::Relaxed) {
+                format!(
+                    "the pack is larger than the limit of {} bytes; push fewer or smaller files at a time",
+                    limits.max_pack_bytes
+                )
+            } else if let Some(why) = findings.lock().ok().and_then(|f| f.refusal.clone()) {
+                why
+            } else {
+                e.to_string()
+            };
+            return Err(msg.lines().next().unwrap_or("invalid pack").to_string());
+        }
+        if findings.lock().is_ok_and(|f| f.ref_deltas > 0) {
+            // Chains through deltas that name their base by id are only known now.
+            inspect::check_delta_depths(&self.pack_dir(), limits.pack.max_delta_depth)?;
+        }
+        Ok(())
     }
 
     /// A view of `repo` that also sees the quarantined objects.
@@ -94,6 +147,34 @@ impl Drop for Quarantine {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "could not remove quarantine");
             }
         }
+    }
+}
+
+/// What an incoming pack may be: its size on the wire, and what it may declare.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexLimits {
+    pub max_pack_bytes: u64,
+    pub pack: PackLimits,
+}
+
+/// Reads at most `left` bytes, then fails: a pack over the limit is refused while it
+/// streams, before it is stored.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other("pack size limit exceeded"));
+        }
+        let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

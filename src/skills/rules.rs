@@ -247,19 +247,156 @@ fn builtin_schema(layout: Layout) -> Schema {
     }
 }
 
+/// Compiles a schema the repository supplies. Its shape is checked first
+/// ([`check_schema_shape`]); the compiler then runs on a thread of its own with a large
+/// stack, as jsonschema compiles some keywords (`unevaluatedProperties` through
+/// `$ref`s) by recursion: a stack overflow cannot be caught and would end the server.
 fn compile(document: &serde_json::Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(document)
-        .map_err(|e| {
-            let at = e.instance_path().as_str();
-            if at.is_empty() {
-                e.to_string()
-            } else {
-                format!("at `{at}`: {e}")
+    check_schema_shape(document)?;
+    let build = || {
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(document)
+            .map_err(|e| {
+                let at = e.instance_path().as_str();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at `{at}`: {e}")
+                }
+            })
+    };
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("schema-compile".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn_scoped(scope, build)
+            .map_err(|e| format!("cannot compile the schema: {e}"))?
+            .join()
+            .map_err(|_| "the schema could not be compiled".to_string())?
+    })
+}
+
+/// Stack of the thread that compiles a schema (virtual memory: only what is used is
+/// resident).
+const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
+/// Most JSON values in a schema, `$ref`s in it, `$ref`s followed one after another,
+/// and ways through its `$ref`s from the root (each is a validation path).
+const MAX_SCHEMA_NODES: usize = 20_000;
+const MAX_SCHEMA_REFS: usize = 1_000;
+const MAX_REF_DEPTH: usize = 32;
+const MAX_REF_PATHS: u64 = 10_000;
+
+/// Refuses a schema whose `$ref`s would make compiling or validating it explode: a
+/// chain of thousands (recursion in the compiler), branches that multiply
+/// (`{"oneOf": [{"$ref": "#/$defs/a1"}, {"$ref": "#/$defs/a1"}]}` repeated: the
+/// validator walks every way through, 2^n), or a `$ref` that leads back to itself.
+/// Walked with explicit stacks.
+pub fn check_schema_shape(document: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    // Every `$ref` to a place in this document: (where it is, where it points).
+    let mut refs: Vec<(String, String)> = Vec::new();
+    let mut nodes = 0usize;
+    let mut stack = vec![(document, String::new())];
+    while let Some((value, at)) = stack.pop() {
+        nodes += 1;
+        if nodes > MAX_SCHEMA_NODES {
+            return Err(format!(
+                "the schema has more than {MAX_SCHEMA_NODES} values; keep it smaller"
+            ));
+        }
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key == "$ref" || key == "$dynamicRef" {
+                        if let Some(target) = child.as_str().and_then(local_pointer) {
+                            refs.push((at.clone(), target));
+                        }
+                    }
+                    stack.push((
+                        child,
+                        format!("{at}/{}", key.replace('~', "~0").replace('/', "~1")),
+                    ));
+                }
             }
-        })
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    stack.push((child, format!("{at}/{i}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    if refs.len() > MAX_SCHEMA_REFS {
+        return Err(format!(
+            "the schema has {} `$ref`s, more than {MAX_SCHEMA_REFS}",
+            refs.len()
+        ));
+    }
+    // The `$ref` targets found under a place (itself included).
+    let under = |place: &str| -> Vec<String> {
+        refs.iter()
+            .filter(|(at, _)| at == place || at.starts_with(&format!("{place}/")))
+            .map(|(_, target)| target.clone())
+            .collect()
+    };
+    // Ways through the `$ref`s from each place, depth first with an explicit stack.
+    let mut ways: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut on_path: Vec<String> = Vec::new();
+    // (place, its targets, next target, ways so far)
+    let mut frames: Vec<(String, Vec<String>, usize, u64)> = vec![(String::new(), under(""), 0, 1)];
+    on_path.push(String::new());
+    while let Some(frame) = frames.last_mut() {
+        if frame.2 == frame.1.len() {
+            let (place, _, _, total) = frames.pop().expect("a frame");
+            on_path.pop();
+            ways.insert(place, total);
+            if let Some(parent) = frames.last_mut() {
+                parent.3 = parent.3.saturating_add(total);
+                if parent.3 > MAX_REF_PATHS {
+                    return Err(format!(
+                        "the schema's `$ref`s branch into more than {MAX_REF_PATHS} ways to check a value; validating would take too long"
+                    ));
+                }
+            }
+            continue;
+        }
+        let target = frame.1[frame.2].clone();
+        frame.2 += 1;
+        if let Some(w) = ways.get(&target) {
+            frame.3 = frame.3.saturating_add(*w);
+            if frame.3 > MAX_REF_PATHS {
+                return Err(format!(
+                    "the schema's `$ref`s branch into more than {MAX_REF_PATHS} ways to check a value; validating would take too long"
+                ));
+            }
+            continue;
+        }
+        if on_path
+            .iter()
+            .any(|p| *p == target || p.starts_with(&format!("{target}/")))
+        {
+            return Err(format!(
+                "`$ref` `#{target}` leads back to itself; recursive schemas are not supported"
+            ));
+        }
+        if frames.len() > MAX_REF_DEPTH {
+            return Err(format!(
+                "the schema's `$ref`s are chained more than {MAX_REF_DEPTH} deep"
+            ));
+        }
+        on_path.push(target.clone());
+        let targets = under(&target);
+        frames.push((target, targets, 0, 1));
+    }
+    Ok(())
+}
+
+/// The JSON pointer of a `$ref` to this document (`#` or `#/...`), else `None`.
+fn local_pointer(reference: &str) -> Option<String> {
+    let fragment = reference.strip_prefix('#')?;
+    (fragment.is_empty() || fragment.starts_with('/')).then(|| fragment.to_string())
 }
 
 fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8>>, Vec<Problem>> {
@@ -589,6 +726,62 @@ mod tests {
     }
     fn files(list: &[(&'static str, &'static str)]) -> Files {
         Files(list.iter().copied().collect())
+    }
+
+    /// `$defs` a0..a(n-1), each `link(i+1)` to the next; the root refers to a0.
+    fn chain(n: usize, link: impl Fn(usize) -> serde_json::Value) -> serde_json::Value {
+        let mut defs = serde_json::Map::new();
+        for i in 0..n {
+            let v = if i + 1 < n {
+                link(i + 1)
+            } else {
+                serde_json::json!({"type": "object"})
+            };
+            defs.insert(format!("a{i}"), v);
+        }
+        serde_json::json!({"$ref": "#/$defs/a0", "$defs": defs})
+    }
+
+    #[test]
+    fn schemas_that_would_explode_are_refused_before_compiling() {
+        // 2,000 links compiled by recursion overflowed an 8 MiB stack (aborting the
+        // process) before this check.
+        let link = |i: usize| {
+            let next = format!("#/$defs/a{i}");
+            serde_json::json!({"unevaluatedProperties": false, "allOf": [{"$ref": next}]})
+        };
+        let err = compile(&chain(2000, link)).err().unwrap();
+        assert!(
+            err.contains("the schema has 2000 `$ref`s, more than 1000"),
+            "{err}"
+        );
+        let err = compile(&chain(1000, link)).err().unwrap();
+        assert!(err.contains("chained more than 32 deep"), "{err}");
+        // Branches that double at each link: 2^22 ways to validate one value.
+        let wide = chain(22, |i| {
+            let r = serde_json::json!({"$ref": format!("#/$defs/a{i}")});
+            serde_json::json!({"oneOf": [r.clone(), r]})
+        });
+        let err = compile(&wide).err().unwrap();
+        assert!(err.contains("more than 10000 ways"), "{err}");
+        for recursive in [
+            serde_json::json!({"properties": {"x": {"$ref": "#"}}}),
+            serde_json::json!({"$ref": "#/$defs/a", "$defs": {"a": {"items": {"$ref": "#/$defs/a"}}}}),
+        ] {
+            let err = compile(&recursive).err().unwrap();
+            assert!(err.contains("leads back to itself"), "{err}");
+        }
+        // Ordinary use of `$ref` compiles.
+        let fine = chain(
+            20,
+            |i| serde_json::json!({"allOf": [{"$ref": format!("#/$defs/a{i}")}]}),
+        );
+        compile(&fine).unwrap();
+        let shared = serde_json::json!({
+            "properties": {"a": {"$ref": "#/$defs/s"}, "b": {"$ref": "#/$defs/s"}},
+            "$defs": {"s": {"type": "string"}}
+        });
+        compile(&shared).unwrap();
     }
 
     #[test]

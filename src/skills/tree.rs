@@ -26,8 +26,16 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
     for file in files {
         let path = file.path.as_str();
         present.insert(path);
+        // Every folder prefix is folded, so a path costs its length times its depth:
+        // paths over the length limit are reported by the path checks and skipped
+        // here, which keeps this linear in practice.
         let mut end = 0;
-        for part in path.split('/') {
+        let parts = if path.len() > super::validate::MAX_PATH_BYTES {
+            ""
+        } else {
+            path
+        };
+        for part in parts.split('/').filter(|p| !p.is_empty()) {
             end += part.len();
             let prefix = &path[..end];
             by_folded
