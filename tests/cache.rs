@@ -888,4 +888,12 @@ fn a_row_the_database_refuses_fails_that_skill_only() {
         .unwrap()
     });
     assert_eq!(later, 1);
+    // Rebuilding an empty cache by bulk load (`COPY`, which fails whole on one bad
+    // row) falls back to row by row: every other skill is back, the bad one fails.
+    exec(&server, "DELETE FROM skills");
+    let stdout = reconcile_bulk_from(&server, "1");
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    let rows = cache_skills(&server);
+    assert!(rows.contains_key("skills/a/fine.md") && rows.contains_key("skills/a/later.md"));
+    assert!(!rows.contains_key("skills/a/huge.md"));
 }

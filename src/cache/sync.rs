@@ -215,6 +215,27 @@ pub fn reconcile(
     repo_name: &str,
     branch: &str,
 ) -> Result<SyncOutcome> {
+    let mut bulk_tried = false;
+    match reconcile_once(rt, pool, repo, repo_name, branch, true, &mut bulk_tried) {
+        // A bulk load (`COPY`) fails whole when the database refuses one row: the same
+        // reconcile goes again row by row, where such a row fails alone.
+        Err(e) if bulk_tried => {
+            tracing::warn!(repo = %repo_name, error = %e, "the bulk load failed; reconciling row by row");
+            reconcile_once(rt, pool, repo, repo_name, branch, false, &mut bulk_tried)
+        }
+        result => result,
+    }
+}
+
+fn reconcile_once(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+    allow_bulk: bool,
+    bulk_tried: &mut bool,
+) -> Result<SyncOutcome> {
     crate::metrics::METRICS.reconcile_run();
     let started_at = chrono::Utc::now();
     let mut conn = rt.block_on(pool.acquire())?;
@@ -269,11 +290,12 @@ pub fn reconcile(
     let mut outcome = rt.block_on(write(&mut tx, &target, deletes, &mut slugs))?;
     // Into an empty table, many rows load faster with the indexes built after them.
     let bulk = match bulk::threshold() {
-        Some(from) if cached.is_empty() && jobs.len() >= from => {
+        Some(from) if allow_bulk && cached.is_empty() && jobs.len() >= from => {
             rt.block_on(bulk::begin(&mut tx))?
         }
         _ => None,
     };
+    *bulk_tried = bulk.is_some();
     let target = Target {
         bulk_now: bulk.as_ref().map(|b| b.now),
         ..target
