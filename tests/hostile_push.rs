@@ -58,6 +58,7 @@ impl<'a> Attack<'a> {
         });
         let out = child.wait_with_output().unwrap();
         let _ = writer.join();
+        assert!(self.f.server.alive(), "{name}: the server died");
         let peak = self.f.server.peak_rss_kib();
         eprintln!(
             "hostile push `{name}`: peak RSS {:.1} MiB",
@@ -910,4 +911,68 @@ fn a_schema_built_to_crash_the_compiler_is_refused() {
     let mut ls = f.git();
     ls.args(["ls-remote", "origin", "refs/heads/main"]);
     assert!(stdout_of(ls).starts_with(&main));
+}
+
+#[test]
+fn fetch_requests_cannot_grow_without_bound() {
+    let mut f = ChildFixture::start("reader");
+    let main = f.main();
+    // Protocol v2: a fetch whose arguments go on and on (48 MB of `have` lines).
+    let mut request = packs::pkt(b"command=fetch\n");
+    request.extend_from_slice(b"0001");
+    let have = packs::pkt(format!("have {main}\n").as_bytes());
+    while request.len() < 48 << 20 {
+        request.extend_from_slice(&have);
+    }
+    request.extend_from_slice(b"0000");
+    // Protocol v0: 400,000 `have` lines after a want.
+    let mut v0 = packs::pkt(format!("want {main} side-band-64k\n").as_bytes());
+    v0.extend_from_slice(b"0000");
+    for _ in 0..400_000 {
+        v0.extend_from_slice(&have);
+    }
+    for (name, version, input, expected) in [
+        (
+            "v2 fetch of 48 MB",
+            "version=2",
+            request,
+            "the fetch request is larger than 32 MiB",
+        ),
+        (
+            "v0 with 400,000 haves",
+            "version=0",
+            v0,
+            "more than 300000 want/have lines",
+        ),
+    ] {
+        f.server.reset_peak_rss();
+        let mut child = common::ssh_to(&f.key, f.server.port)
+            .args(["-o", &format!("SetEnv=GIT_PROTOCOL={version}")])
+            .arg("git-upload-pack '/skills.git'")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(f.server.alive(), "{name}: the server died");
+        let peak = f.server.peak_rss_kib();
+        eprintln!(
+            "hostile fetch `{name}`: peak RSS {:.1} MiB",
+            peak as f64 / 1024.0
+        );
+        assert!(text.contains(expected), "{name}: {text:.300}");
+        assert!(peak < BUDGET_KIB, "{name}: peak {peak} KiB");
+    }
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("after"));
+    stdout_of(clone);
 }
