@@ -151,8 +151,13 @@ pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
         let rt = tokio::runtime::Handle::current();
         let pool = pool.clone();
         let result = tokio::task::spawn_blocking(move || {
-            crate::cache::sync::reconcile(&rt, &pool, &repo, &name, crate::repos::DEFAULT_BRANCH)
-                .map(|o| (name, o))
+            // Pushes the last run stopped in first: their changes are logged under
+            // their pushers, then the reconcile checks everything.
+            let branch = crate::repos::DEFAULT_BRANCH;
+            if let Err(e) = crate::cache::sync::finish_interrupted(&rt, &pool, &repo, &name, branch) {
+                tracing::error!(repo = %name, error = %e, "could not complete the interrupted pushes");
+            }
+            crate::cache::sync::reconcile(&rt, &pool, &repo, &name, branch).map(|o| (name, o))
         })
         .await;
         match result {

@@ -120,3 +120,66 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
     eprintln!("{trials} trials, {landed} pushes landed before the kill");
     f.rt.block_on(pool.close());
 }
+
+/// A crash after the refs moved but before the cache committed: the push is known
+/// (recorded before its refs moved) and the next start completes it under its pusher,
+/// not `system`.
+#[test]
+fn a_push_the_server_stopped_in_is_completed_under_its_pusher() {
+    let mut f = ChildFixture::start("carol");
+    let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+    std::fs::create_dir_all(f.work.join("skills/held")).unwrap();
+    std::fs::write(f.work.join("skills/held/late.md"), skill("Late", "")).unwrap();
+    let mut add = f.git();
+    add.args(["add", "-A"]);
+    stdout_of(add);
+    let mut commit = f.git();
+    commit.args(["commit", "-q", "-m", "late"]);
+    stdout_of(commit);
+    let mut head = f.git();
+    head.args(["rev-parse", "HEAD"]);
+    let new = stdout_of(head);
+    // The cache write blocks on a lock this test holds: the refs move, the cache does not.
+    let mut blocker = f.rt.block_on(pool.begin()).unwrap();
+    f.rt.block_on(sqlx::query("LOCK TABLE skills IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker))
+        .unwrap();
+    let push = f
+        .git()
+        .args(["push", "-q", "origin", "main"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while f.main() != new {
+        assert!(std::time::Instant::now() < deadline, "the refs never moved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    f.server.kill();
+    f.rt.block_on(blocker.rollback()).unwrap();
+    let _ = push.wait_with_output();
+
+    f.server.restart();
+    let (user, accepted, completed): (String, bool, bool) = f.rt.block_on(async {
+        sqlx::query_as(
+            "SELECT user_name, accepted, completed_at IS NOT NULL FROM pushes
+             WHERE refs @> $1::jsonb",
+        )
+        .bind(format!(r#"[{{"ref": "refs/heads/main", "new": "{new}"}}]"#))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((user.as_str(), accepted, completed), ("carol", true, true));
+    let (synced_by, push_id_set): (String, bool) = f.rt.block_on(async {
+        sqlx::query_as(
+            "SELECT synced_by, push_id IS NOT NULL FROM skill_sync_log
+             WHERE path = 'skills/held/late.md' AND operation = 'create'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((synced_by.as_str(), push_id_set), ("carol", true));
+    f.rt.block_on(pool.close());
+}

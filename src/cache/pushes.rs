@@ -31,11 +31,14 @@ pub struct PushRecord {
     pub push_options: Vec<String>,
 }
 
+/// Records the push as it completes (or completes the record [`begin`] wrote).
 pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
                              accepted, refs, errors, push_options)
-         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9)
+         ON CONFLICT (id) DO UPDATE SET completed_at = now(), accepted = EXCLUDED.accepted,
+                                        refs = EXCLUDED.refs, errors = EXCLUDED.errors",
     )
     .bind(p.id)
     .bind(&p.repo)
@@ -49,4 +52,107 @@ pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()>
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Records a push whose refs are about to move, before they do (`completed_at` NULL:
+/// in progress), so that a crash between the ref update and the cache's commit leaves
+/// the push known: the next start completes it ([`finish_interrupted`]) and the cache
+/// changes it brought are logged under its pusher, not `system`. Written without
+/// waiting for the disk (`synchronous_commit = off`): it guards against skillsd
+/// stopping, and costs no fsync on the push's path.
+pub async fn begin(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
+                             accepted, refs, errors, push_options)
+         VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '[]', $8)",
+    )
+    .bind(p.id)
+    .bind(&p.repo)
+    .bind(&p.user)
+    .bind(&p.key_fingerprint)
+    .bind(p.started_at)
+    .bind(p.accepted)
+    .bind(sqlx::types::Json(&p.refs))
+    .bind(&p.push_options)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A push found in progress at start: the server stopped between its ref update and
+/// its record's completion.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    pub record: PushRecord,
+}
+
+/// The pushes of `repo` still in progress, oldest first, with each ref's result
+/// decided from the repository as it is now: `ok` when the ref holds the new value.
+pub async fn interrupted(
+    conn: &mut PgConnection,
+    repo_name: &str,
+    repo: &gix::Repository,
+) -> sqlx::Result<Vec<Interrupted>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT id, user_name, key_fingerprint, started_at, refs, push_options
+         FROM pushes WHERE repo = $1 AND completed_at IS NULL ORDER BY started_at",
+    )
+    .bind(repo_name)
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let refs: sqlx::types::Json<Vec<serde_json::Value>> = row.get("refs");
+        let refs: Vec<RefResult> = refs
+            .0
+            .iter()
+            .map(|r| {
+                let text = |k: &str| {
+                    r.get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (name, new) = (text("ref"), text("new"));
+                let current = repo
+                    .try_find_reference(name.as_str())
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.target().try_id().map(|id| id.to_string()));
+                let deleted = new.bytes().all(|b| b == b'0');
+                let ok = if deleted {
+                    current.is_none()
+                } else {
+                    current.as_deref() == Some(new.as_str())
+                };
+                RefResult {
+                    old: text("old"),
+                    new,
+                    result: if ok { "ok" } else { "rejected" },
+                    reason: (!ok)
+                        .then(|| "the server stopped before this ref was updated".to_string()),
+                    name,
+                }
+            })
+            .collect();
+        out.push(Interrupted {
+            record: PushRecord {
+                id: row.get("id"),
+                repo: repo_name.to_string(),
+                user: row.get("user_name"),
+                key_fingerprint: row.get("key_fingerprint"),
+                started_at: row.get("started_at"),
+                accepted: refs.iter().any(|r| r.result == "ok"),
+                refs,
+                errors: Vec::new(),
+                push_options: row.get("push_options"),
+            },
+        });
+    }
+    Ok(out)
 }

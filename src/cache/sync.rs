@@ -178,6 +178,50 @@ pub fn sync_branch(
     Ok(outcome)
 }
 
+/// Completes the pushes of `repo_name` that were in progress when the server stopped
+/// (their refs may have moved, their cache write never committed): each one's refs
+/// are judged from the repository as it is, and the push that brought the default
+/// branch to its current tip brings the cache there under its pusher's name, in one
+/// transaction with its record. Returns how many were found.
+pub fn finish_interrupted(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+) -> Result<usize> {
+    let pending = {
+        let mut conn = rt.block_on(pool.acquire())?;
+        rt.block_on(pushes::interrupted(&mut conn, repo_name, repo))?
+    };
+    let default_ref = format!("refs/heads/{branch}");
+    let tip = branch_tip(repo, branch)?.map(|t| t.to_string());
+    let found = pending.len();
+    for p in pending {
+        let brought_tip = p
+            .record
+            .refs
+            .iter()
+            .any(|r| r.name == default_ref && r.result == "ok" && Some(&r.new) == tip.as_ref());
+        tracing::warn!(repo = %repo_name, push = %p.record.id, user = %p.record.user, brought_tip, "completing a push the server stopped in");
+        if brought_tip {
+            sync_branch(
+                rt,
+                pool,
+                repo,
+                repo_name,
+                branch,
+                &p.record.user,
+                Some(&p.record),
+            )?;
+        } else {
+            let mut conn = rt.block_on(pool.acquire())?;
+            rt.block_on(pushes::insert(&mut conn, &p.record))?;
+        }
+    }
+    Ok(found)
+}
+
 /// Longest first-parent chain a sync replays commit by commit.
 const MAX_REPLAY: usize = 10_000;
 

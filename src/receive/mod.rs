@@ -165,7 +165,39 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         }
     }
     let any_accepted = results.iter().any(Option::is_none);
+    let push_id = uuid::Uuid::new_v4();
     if any_accepted {
+        // Known before the refs move: a crash from here on leaves a push in progress
+        // that the next start completes under this pusher's name.
+        let pending = PushRecord {
+            id: push_id,
+            repo: ctx.repo_name.clone(),
+            user: ctx.user.name.clone(),
+            key_fingerprint: ctx.user.key_fingerprint.clone(),
+            started_at,
+            accepted: true,
+            refs: ref_results(commands, &results),
+            errors: Vec::new(),
+            push_options: req.push_options.clone(),
+        };
+        // Bounded: with the database away (and SKILLSD_DB_DOWN=accept) the push
+        // goes on without it.
+        let begun = ctx.rt.block_on(tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            async {
+                let mut conn = ctx.pool.acquire().await?;
+                crate::cache::pushes::begin(&mut conn, &pending).await
+            },
+        ));
+        match begun {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not record the push before its refs move")
+            }
+            Err(_) => tracing::warn!(
+                "the database did not answer; the push goes on unrecorded until it completes"
+            ),
+        }
         match quarantine.migrate() {
             Err(e) => {
                 for r in results.iter_mut().filter(|r| r.is_none()) {
@@ -199,23 +231,13 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         }
     }
     let record = PushRecord {
-        id: uuid::Uuid::new_v4(),
+        id: push_id,
         repo: ctx.repo_name.clone(),
         user: ctx.user.name.clone(),
         key_fingerprint: ctx.user.key_fingerprint.clone(),
         started_at,
         accepted,
-        refs: commands
-            .iter()
-            .zip(&results)
-            .map(|(c, r)| RefResult {
-                name: c.name.clone(),
-                old: c.old.to_string(),
-                new: c.new.to_string(),
-                result: if r.is_none() { "ok" } else { "rejected" },
-                reason: r.clone(),
-            })
-            .collect(),
+        refs: ref_results(commands, &results),
         errors: problems,
         push_options: req.push_options.clone(),
     };
@@ -257,6 +279,21 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         crate::maintenance::maybe_gc_in_background(ctx.repo.path());
     }
     Ok(())
+}
+
+/// Each command with its result (`None`: ok).
+fn ref_results(commands: &[Command], results: &[Option<String>]) -> Vec<RefResult> {
+    commands
+        .iter()
+        .zip(results)
+        .map(|(c, r)| RefResult {
+            name: c.name.clone(),
+            old: c.old.to_string(),
+            new: c.new.to_string(),
+            result: if r.is_none() { "ok" } else { "rejected" },
+            reason: r.clone(),
+        })
+        .collect()
 }
 
 fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
