@@ -136,6 +136,14 @@ fn fsck(f: &ChildFixture) {
     );
 }
 
+/// A push of `main` from `old` to `new` with `pack`.
+fn update_main(old: &str, new: gix::ObjectId, pack: &[u8]) -> Vec<u8> {
+    packs::push_request(
+        &[(old.to_string(), new.to_string(), "refs/heads/main".into())],
+        pack,
+    )
+}
+
 /// A push of `main` from the current tip to a commit on `tree`.
 fn push_tree(pack: &mut Pack, main: &str, tree: gix::ObjectId, message: &[u8]) -> Vec<u8> {
     let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
@@ -229,10 +237,7 @@ fn bombs_are_refused_before_they_inflate() {
     let mut pack = Pack::new();
     pack.raw(BLOB, 2 << 30, &packs::deflate_zeros(2 << 30));
     let fake = packs::object_id(BLOB, b"");
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("deflate bomb (2 GiB blob)", &request);
     a.assert_refused_cleanly(
         "deflate bomb",
@@ -244,10 +249,7 @@ fn bombs_are_refused_before_they_inflate() {
     // The same stream under a small declared size: stopped as it inflates.
     let mut pack = Pack::new();
     pack.raw(BLOB, 100, &packs::deflate_zeros(256 << 20));
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("lying deflate bomb", &request);
     a.assert_refused_cleanly(
         "lying deflate bomb",
@@ -265,10 +267,7 @@ fn bombs_are_refused_before_they_inflate() {
         delta.extend(packs::copy_op(0, 1000));
     }
     pack.ref_delta(base, &delta);
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("delta bomb (16 GiB result)", &request);
     a.assert_refused_cleanly(
         "delta bomb",
@@ -339,10 +338,7 @@ fn delta_chains_and_lying_packs_are_refused() {
         pack
     };
     let pack = chain(1024, 10_000);
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("offset delta chain 10,000 long", &request);
     a.assert_refused_cleanly(
         "offset delta chain",
@@ -354,10 +350,7 @@ fn delta_chains_and_lying_packs_are_refused() {
     // A "comb" the indexer would keep whole in memory (every base alive until its
     // last delta is resolved): 4,000 deltas of 64 KiB objects, each on the last.
     let pack = chain(65536, 4_000);
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("4,000 deltas on 250 MiB of bases", &request);
     a.assert_refused_cleanly(
         "deltas on 250 MiB of bases",
@@ -380,10 +373,7 @@ fn delta_chains_and_lying_packs_are_refused() {
         base = packs::object_id(BLOB, &next);
         data = next;
     }
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("id delta chain 5,000 long", &request);
     a.assert_refused_cleanly(
         "id delta chain",
@@ -396,10 +386,7 @@ fn delta_chains_and_lying_packs_are_refused() {
     let mut pack = Pack::new();
     pack.object(BLOB, b"hello\n");
     pack.declared_count = Some(u32::MAX);
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("pack declaring 4 billion objects", &request);
     a.assert_refused_cleanly(
         "4 billion objects",
@@ -408,27 +395,18 @@ fn delta_chains_and_lying_packs_are_refused() {
         &["the pack declares 4294967295 objects, more than the limit"],
     );
     pack.declared_count = Some(2);
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &pack.finish(),
-    );
+    let request = update_main(&main, fake, &pack.finish());
     let (text, peak) = a.push("pack declaring one object more", &request);
     a.assert_refused_cleanly("one object more", &text, peak, &["unpack "]);
     pack.declared_count = None;
     let mut bad_trailer = pack.finish();
     let n = bad_trailer.len();
     bad_trailer[n - 1] ^= 0xff;
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        &bad_trailer,
-    );
+    let request = update_main(&main, fake, &bad_trailer);
     let (text, peak) = a.push("pack with a wrong trailer", &request);
     a.assert_refused_cleanly("wrong trailer", &text, peak, &["unpack "]);
     let truncated = &pack.finish()[..20];
-    let request = packs::push_request(
-        &[(main.clone(), fake.to_string(), "refs/heads/main".into())],
-        truncated,
-    );
+    let request = update_main(&main, fake, truncated);
     let (text, peak) = a.push("truncated pack", &request);
     a.assert_refused_cleanly("truncated pack", &text, peak, &["unpack "]);
 }

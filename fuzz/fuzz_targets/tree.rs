@@ -19,21 +19,7 @@ fn repo() -> &'static gix::ThreadSafeRepository {
 }
 
 fn entry(kind: u8, data: &[u8], out: &mut Vec<u8>) {
-    let size = data.len() as u64;
-    let mut first = (kind << 4) | (size & 0x0f) as u8;
-    let mut rest = size >> 4;
-    if rest > 0 {
-        first |= 0x80;
-    }
-    out.push(first);
-    while rest > 0 {
-        let mut b = (rest & 0x7f) as u8;
-        rest >>= 7;
-        if rest > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-    }
+    out.extend(skillsd::receive::inspect::entry_header(kind, data.len() as u64));
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     z.write_all(data).unwrap();
     out.extend(z.finish().unwrap());

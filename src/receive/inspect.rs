@@ -471,6 +471,39 @@ impl<R: Read> Read for Inspector<R> {
     }
 }
 
+/// A pack entry's type-and-size header as git writes it (what the inspector reads):
+/// for building packs in tests and fuzz targets.
+pub fn entry_header(kind: u8, size: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut first = (kind << 4) | (size & 0x0f) as u8;
+    let mut rest = size >> 4;
+    if rest > 0 {
+        first |= 0x80;
+    }
+    out.push(first);
+    while rest > 0 {
+        let mut b = (rest & 0x7f) as u8;
+        rest >>= 7;
+        if rest > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// An offset delta's distance back to its base, in git's encoding.
+pub fn ofs_distance(mut distance: u64) -> Vec<u8> {
+    let mut out = vec![(distance & 0x7f) as u8];
+    distance >>= 7;
+    while distance > 0 {
+        distance -= 1;
+        out.insert(0, 0x80 | (distance & 0x7f) as u8);
+        distance >>= 7;
+    }
+    out
+}
+
 /// A delta header's base and result sizes, once enough of it is there.
 fn delta_sizes(head: &[u8]) -> Option<(u64, u64)> {
     let (base, used) = varint(head)?;
@@ -563,21 +596,7 @@ mod tests {
     }
 
     fn entry(kind: u8, size: u64, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut first = (kind << 4) | (size & 0x0f) as u8;
-        let mut rest = size >> 4;
-        if rest > 0 {
-            first |= 0x80;
-        }
-        out.push(first);
-        while rest > 0 {
-            let mut b = (rest & 0x7f) as u8;
-            rest >>= 7;
-            if rest > 0 {
-                b |= 0x80;
-            }
-            out.push(b);
-        }
+        let mut out = entry_header(kind, size);
         out.extend_from_slice(body);
         out
     }
@@ -677,22 +696,17 @@ mod tests {
         }
     }
 
+    /// An offset delta `distance` bytes after its base, with the delta bytes given.
+    fn ofs_delta_of(distance: u64, delta: &[u8]) -> Vec<u8> {
+        let mut e = entry(OBJ_OFS_DELTA, delta.len() as u64, &ofs_distance(distance));
+        e.extend_from_slice(&deflate(delta));
+        e
+    }
+
     /// An offset delta `distance` bytes after its base: copy `n` bytes of a base of
     /// `base` bytes.
     fn ofs_delta(distance: u64, base: u8, n: u8) -> Vec<u8> {
-        let delta = [base, n, 0x90, n];
-        let mut e = entry(OBJ_OFS_DELTA, delta.len() as u64, &[]);
-        // git's offset encoding
-        let mut bytes = vec![(distance & 0x7f) as u8];
-        let mut d = distance >> 7;
-        while d > 0 {
-            d -= 1;
-            bytes.insert(0, 0x80 | (d & 0x7f) as u8);
-            d >>= 7;
-        }
-        e.extend_from_slice(&bytes);
-        e.extend_from_slice(&deflate(&delta));
-        e
+        ofs_delta_of(distance, &[base, n, 0x90, n])
     }
 
     /// A chain: a blob, then `n` deltas each on the entry before it.
@@ -727,20 +741,8 @@ mod tests {
         let mut entries = vec![entry(3, 900, &deflate(&base))];
         let mut from_base = entries[0].len() as u64;
         for _ in 0..5 {
-            let d = {
-                let delta = [0x84, 0x07, 10, 0x90, 10]; // base 900, result 10
-                let mut e = entry(OBJ_OFS_DELTA, delta.len() as u64, &[]);
-                let mut bytes = vec![(from_base & 0x7f) as u8];
-                let mut d = from_base >> 7;
-                while d > 0 {
-                    d -= 1;
-                    bytes.insert(0, 0x80 | (d & 0x7f) as u8);
-                    d >>= 7;
-                }
-                e.extend_from_slice(&bytes);
-                e.extend_from_slice(&deflate(&delta));
-                e
-            };
+            // base 900, result 10
+            let d = ofs_delta_of(from_base, &[0x84, 0x07, 10, 0x90, 10]);
             from_base += d.len() as u64;
             entries.push(d);
         }

@@ -42,25 +42,7 @@ pub fn deflate_zeros(n: u64) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// An entry's type-and-size header.
-fn entry_header(kind: u8, size: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut first = (kind << 4) | (size & 0x0f) as u8;
-    let mut rest = size >> 4;
-    if rest > 0 {
-        first |= 0x80;
-    }
-    out.push(first);
-    while rest > 0 {
-        let mut b = (rest & 0x7f) as u8;
-        rest >>= 7;
-        if rest > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-    }
-    out
-}
+use skillsd::receive::inspect::{entry_header, ofs_distance};
 
 /// A delta header size (little-endian base 128).
 pub fn delta_varint(mut n: u64) -> Vec<u8> {
@@ -144,17 +126,9 @@ impl Pack {
     /// A delta on the entry at `base_offset`.
     pub fn ofs_delta(&mut self, base_offset: u64, delta: &[u8]) -> u64 {
         let offset = self.next_offset();
-        let mut distance = offset - base_offset;
         self.body
             .extend(entry_header(OFS_DELTA, delta.len() as u64));
-        let mut enc = vec![(distance & 0x7f) as u8];
-        distance >>= 7;
-        while distance > 0 {
-            distance -= 1;
-            enc.insert(0, 0x80 | (distance & 0x7f) as u8);
-            distance >>= 7;
-        }
-        self.body.extend(enc);
+        self.body.extend(ofs_distance(offset - base_offset));
         self.body.extend(deflate(delta));
         self.count += 1;
         offset
