@@ -72,6 +72,12 @@ impl<'a> Attack<'a> {
         (text, peak)
     }
 
+    /// Sends `request` and checks it was refused cleanly with every one of `expected`.
+    fn refused(&mut self, name: &str, request: &[u8], expected: &[&str]) {
+        let (text, peak) = self.push(name, request);
+        self.assert_refused_cleanly(name, &text, peak, expected);
+    }
+
     /// The server survived, kept its memory within budget, wrote nothing, and serves
     /// others.
     fn assert_refused_cleanly(&mut self, name: &str, text: &str, peak: u64, expected: &[&str]) {
@@ -238,11 +244,9 @@ fn bombs_are_refused_before_they_inflate() {
     pack.raw(BLOB, 2 << 30, &packs::deflate_zeros(2 << 30));
     let fake = packs::object_id(BLOB, b"");
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("deflate bomb (2 GiB blob)", &request);
-    a.assert_refused_cleanly(
-        "deflate bomb",
-        &text,
-        peak,
+    a.refused(
+        "deflate bomb (2 GiB blob)",
+        &request,
         &["an object of 2147483648 bytes (entry 0) is larger than the limit of 33554432 bytes"],
     );
 
@@ -250,11 +254,9 @@ fn bombs_are_refused_before_they_inflate() {
     let mut pack = Pack::new();
     pack.raw(BLOB, 100, &packs::deflate_zeros(256 << 20));
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("lying deflate bomb", &request);
-    a.assert_refused_cleanly(
+    a.refused(
         "lying deflate bomb",
-        &text,
-        peak,
+        &request,
         &["entry 0 inflates to more than the 100 bytes it declares"],
     );
 
@@ -268,11 +270,9 @@ fn bombs_are_refused_before_they_inflate() {
     }
     pack.ref_delta(base, &delta);
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("delta bomb (16 GiB result)", &request);
-    a.assert_refused_cleanly(
-        "delta bomb",
-        &text,
-        peak,
+    a.refused(
+        "delta bomb (16 GiB result)",
+        &request,
         &["declares a result of 17179869184 bytes, more than the limit"],
     );
 
@@ -293,11 +293,9 @@ fn bombs_are_refused_before_they_inflate() {
         &[(main.clone(), commit.to_string(), "refs/heads/main".into())],
         &pack.finish(),
     );
-    let (text, peak) = a.push("commit with a 100 MB message", &request);
-    a.assert_refused_cleanly(
-        "100 MB commit message",
-        &text,
-        peak,
+    a.refused(
+        "commit with a 100 MB message",
+        &request,
         &["is larger than the limit of 33554432 bytes"],
     );
 
@@ -305,11 +303,9 @@ fn bombs_are_refused_before_they_inflate() {
     let mut pack = Pack::new();
     let tree = pack.object(TREE, &packs::tree(&[]));
     let request = push_tree(&mut pack, &main, tree, &vec![b'a'; 2_000_000]);
-    let (text, peak) = a.push("commit with a 2 MB message", &request);
-    a.assert_refused_cleanly(
-        "2 MB commit message",
-        &text,
-        peak,
+    a.refused(
+        "commit with a 2 MB message",
+        &request,
         &[
             "bytes, more than the limit of 1048576",
             "shorten the commit message",
@@ -339,11 +335,9 @@ fn delta_chains_and_lying_packs_are_refused() {
     };
     let pack = chain(1024, 10_000);
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("offset delta chain 10,000 long", &request);
-    a.assert_refused_cleanly(
-        "offset delta chain",
-        &text,
-        peak,
+    a.refused(
+        "offset delta chain 10,000 long",
+        &request,
         &["a delta chain is longer than the limit of 4095 (entry 4096)"],
     );
 
@@ -351,11 +345,9 @@ fn delta_chains_and_lying_packs_are_refused() {
     // last delta is resolved): 4,000 deltas of 64 KiB objects, each on the last.
     let pack = chain(65536, 4_000);
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("4,000 deltas on 250 MiB of bases", &request);
-    a.assert_refused_cleanly(
-        "deltas on 250 MiB of bases",
-        &text,
-        peak,
+    a.refused(
+        "4,000 deltas on 250 MiB of bases",
+        &request,
         &["the pack's deltas build on more than 192 MiB of objects (the limit)"],
     );
 
@@ -374,11 +366,9 @@ fn delta_chains_and_lying_packs_are_refused() {
         data = next;
     }
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("id delta chain 5,000 long", &request);
-    a.assert_refused_cleanly(
-        "id delta chain",
-        &text,
-        peak,
+    a.refused(
+        "id delta chain 5,000 long",
+        &request,
         &["a delta chain is longer than the limit of 4095"],
     );
 
@@ -387,28 +377,23 @@ fn delta_chains_and_lying_packs_are_refused() {
     pack.object(BLOB, b"hello\n");
     pack.declared_count = Some(u32::MAX);
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("pack declaring 4 billion objects", &request);
-    a.assert_refused_cleanly(
-        "4 billion objects",
-        &text,
-        peak,
+    a.refused(
+        "pack declaring 4 billion objects",
+        &request,
         &["the pack declares 4294967295 objects, more than the limit"],
     );
     pack.declared_count = Some(2);
     let request = update_main(&main, fake, &pack.finish());
-    let (text, peak) = a.push("pack declaring one object more", &request);
-    a.assert_refused_cleanly("one object more", &text, peak, &["unpack "]);
+    a.refused("pack declaring one object more", &request, &["unpack "]);
     pack.declared_count = None;
     let mut bad_trailer = pack.finish();
     let n = bad_trailer.len();
     bad_trailer[n - 1] ^= 0xff;
     let request = update_main(&main, fake, &bad_trailer);
-    let (text, peak) = a.push("pack with a wrong trailer", &request);
-    a.assert_refused_cleanly("wrong trailer", &text, peak, &["unpack "]);
+    a.refused("pack with a wrong trailer", &request, &["unpack "]);
     let truncated = &pack.finish()[..20];
     let request = update_main(&main, fake, truncated);
-    let (text, peak) = a.push("truncated pack", &request);
-    a.assert_refused_cleanly("truncated pack", &text, peak, &["unpack "]);
+    a.refused("truncated pack", &request, &["unpack "]);
 }
 
 #[test]
@@ -426,11 +411,9 @@ fn huge_trees_and_many_refs_are_refused() {
     let root = pack.object(TREE, &packs::tree(&entries));
     drop(entries);
     let request = push_tree(&mut pack, &main, root, b"wide\n");
-    let (text, peak) = a.push("tree with 1,000,000 entries", &request);
-    a.assert_refused_cleanly(
-        "1,000,000 entries",
-        &text,
-        peak,
+    a.refused(
+        "tree with 1,000,000 entries",
+        &request,
         &["is larger than the limit of 33554432 bytes"],
     );
 
@@ -444,11 +427,9 @@ fn huge_trees_and_many_refs_are_refused() {
     }
     let root = pack.object(TREE, &packs::tree(&[("40000", "skills", t)]));
     let request = push_tree(&mut pack, &main, root, b"bomb\n");
-    let (text, peak) = a.push("tree bomb (2^30 paths)", &request);
-    a.assert_refused_cleanly(
-        "tree bomb",
-        &text,
-        peak,
+    a.refused(
+        "tree bomb (2^30 paths)",
+        &request,
         &[
             "the tree expands to",
             "more than the limit of 2000000 entries",
@@ -463,11 +444,9 @@ fn huge_trees_and_many_refs_are_refused() {
         t = pack.object(TREE, &packs::tree(&[("40000", &long, t)]));
     }
     let request = push_tree(&mut pack, &main, t, b"long\n");
-    let (text, peak) = a.push("a path of 5,000 bytes", &request);
-    a.assert_refused_cleanly(
-        "long path",
-        &text,
-        peak,
+    a.refused(
+        "a path of 5,000 bytes",
+        &request,
         &["the tree expands to a path of 5021 bytes, more than the limit of 4096 bytes per path"],
     );
 
@@ -483,11 +462,9 @@ fn huge_trees_and_many_refs_are_refused() {
     let root = pack.object(TREE, &packs::tree(&[("40000", "skills", skills)]));
     let request = push_tree(&mut pack, &main, root, b"many\n");
     let started = std::time::Instant::now();
-    let (text, peak) = a.push("100,000 invalid skills", &request);
-    a.assert_refused_cleanly(
+    a.refused(
         "100,000 invalid skills",
-        &text,
-        peak,
+        &request,
         &["adds or changes 100000 skill files, more than the limit of 20000"],
     );
     eprintln!("100,000 invalid skills refused in {:?}", started.elapsed());
@@ -507,11 +484,9 @@ fn huge_trees_and_many_refs_are_refused() {
         })
         .collect();
     let request = packs::push_request(&commands, &pack.finish());
-    let (text, peak) = a.push("10,000 refs", &request);
-    a.assert_refused_cleanly(
+    a.refused(
         "10,000 refs",
-        &text,
-        peak,
+        &request,
         &["too many ref updates in one push (at most 1000)"],
     );
 
@@ -523,13 +498,7 @@ fn huge_trees_and_many_refs_are_refused() {
         &[(ZERO.to_string(), t.to_string(), "refs/tags/ghosttag".into())],
         &pack.finish(),
     );
-    let (text, peak) = a.push("tag of a missing commit", &request);
-    a.assert_refused_cleanly(
-        "tag of a missing commit",
-        &text,
-        peak,
-        &["missing necessary objects (object feedfacefeedfacefeedfacefeedfacefeedface is missing)"],
-    );
+    a.refused("tag of a missing commit", &request, &["missing necessary objects (object feedfacefeedfacefeedfacefeedfacefeedface is missing)"]);
     // A tag of a tag of a missing blob.
     let mut pack = Pack::new();
     let inner = pack.object(TAG, &packs::tag(ghost, "blob", "inner"));
@@ -542,8 +511,11 @@ fn huge_trees_and_many_refs_are_refused() {
         )],
         &pack.finish(),
     );
-    let (text, peak) = a.push("tag of a tag of a missing blob", &request);
-    a.assert_refused_cleanly("tag chain", &text, peak, &["missing necessary objects"]);
+    a.refused(
+        "tag of a tag of a missing blob",
+        &request,
+        &["missing necessary objects"],
+    );
     // A tag of a tree whose blob is missing.
     let mut pack = Pack::new();
     let tree = pack.object(TREE, &packs::tree(&[("100644", "gone", ghost)]));
@@ -552,11 +524,9 @@ fn huge_trees_and_many_refs_are_refused() {
         &[(ZERO.to_string(), t.to_string(), "refs/tags/treetag".into())],
         &pack.finish(),
     );
-    let (text, peak) = a.push("tag of a tree with a missing blob", &request);
-    a.assert_refused_cleanly(
-        "tag of an incomplete tree",
-        &text,
-        peak,
+    a.refused(
+        "tag of a tree with a missing blob",
+        &request,
         &["blob feedfacefeedfacefeedfacefeedfacefeedface is missing"],
     );
 }
@@ -775,8 +745,7 @@ fn refused_refs_store_nothing_and_colliding_names_are_refused() {
             "ref conflict: `refs/heads/topic` exists",
         ),
     ] {
-        let (text, peak) = a.push(name, &request_for(name, ZERO, name.as_bytes()));
-        a.assert_refused_cleanly(name, &text, peak, &[why]);
+        a.refused(name, &request_for(name, ZERO, name.as_bytes()), &[why]);
     }
 }
 
