@@ -175,8 +175,13 @@ fn yaml_error(err: &serde_saphyr::Error) -> FrontmatterError {
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid YAML")
-        .trim()
-        .to_string();
+        .trim();
+    // The parser counts lines from the frontmatter's start: its own "at line N,
+    // column M" would contradict the file line the problem carries.
+    let message = match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
+        _ => message.to_string(),
+    };
     FrontmatterError::Yaml {
         line,
         column,

@@ -648,6 +648,17 @@ mod tests {
     fn binary_and_encoding() {
         let p = validate_skill("skills/a.md", b"---\ntitle: A\n\0\n---\n").unwrap_err();
         assert!(p[0].message.contains("NUL"));
+        // A lone surrogate escape cannot become a Rust (or PostgreSQL) string: refused
+        // by the parser with a located message, never stored.
+        for text in [
+            "---\ntitle: \"\\ud800\"\n---\n",
+            "---\ntitle: \"\\udfffb\"\n---\n",
+        ] {
+            let p = validate_skill("skills/a.md", text.as_bytes()).unwrap_err();
+            assert_eq!((p[0].line, p[0].column), (Some(2), Some(8)), "{p:?}");
+            assert!(p[0].message.contains("surrogate"), "{p:?}");
+            assert!(!p[0].message.contains("line 1"), "{p:?}");
+        }
         // Escaped NULs, in a value, deep in a list, in a key: refused with the field.
         for (text, field) in [
             ("---\ntitle: \"a\\0b\"\n---\n", "title"),
