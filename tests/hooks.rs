@@ -256,3 +256,80 @@ fn check_command_and_pre_commit_hook() {
     );
     assert!(ok, "{out}");
 }
+
+#[test]
+fn deep_trees_are_refused_by_the_hook_and_by_check() {
+    use common::packs::{self, Pack, BLOB, COMMIT, TREE};
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_with_hooks("/usr/local/bin/git", tmp.path(), "deep");
+    // A commit whose tree is 5,000 levels deep, as an attacker would send it straight
+    // to stock git's receive-pack.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"leaf\n");
+    let mut t = pack.object(TREE, &packs::tree(&[("100644", "f", blob)]));
+    for _ in 0..5000 {
+        t = pack.object(TREE, &packs::tree(&[("40000", "d", t)]));
+    }
+    let commit = pack.object(COMMIT, &packs::commit(t, None, b"deep\n"));
+    let zero = "0".repeat(40);
+    let request = packs::push_request(
+        &[(zero, commit.to_string(), "refs/heads/main".into())],
+        &pack.finish(),
+    );
+    let mut child = Command::new("/usr/local/bin/git")
+        .args(["receive-pack", bare.to_str().unwrap()])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                Path::new(SKILLSD).parent().unwrap().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .env("SKILLSD", SKILLSD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&request);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("folders are nested more than 4096 levels deep"),
+        "{text}"
+    );
+    assert!(text.contains("ng refs/heads/main"), "{text}");
+    let (ok, _) = git(
+        "/usr/local/bin/git",
+        &bare,
+        &["rev-parse", "--verify", "-q", "refs/heads/main"],
+        &[],
+    );
+    assert!(!ok, "the deep commit was stored under main");
+
+    // `skillsd check` on a working tree nested past the limit (10 here).
+    let root = tmp.path().join("tree");
+    let mut dir = root.join("skills");
+    for _ in 0..12 {
+        dir = dir.join("d");
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deep.md"), skill("Deep", "")).unwrap();
+    let out = Command::new(SKILLSD)
+        .args(["check", root.to_str().unwrap()])
+        .env("SKILLSD_MAX_TREE_DEPTH", "10")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("folders are nested more than 10 levels deep"),
+        "{text}"
+    );
+}
