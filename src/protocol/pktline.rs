@@ -69,10 +69,27 @@ pub fn write_data(w: &mut dyn Write, data: &[u8]) -> io::Result<()> {
     w.write_all(data)
 }
 
-/// Writes one text pkt-line, adding the newline.
+/// Writes one text pkt-line, adding the newline. Text longer than a pkt-line holds is
+/// cut (at a character boundary): the length prefix always has four digits.
 pub fn write_text(w: &mut dyn Write, text: &str) -> io::Result<()> {
+    let text = cut(text, MAX_DATA - 1);
     writeln!(w, "{:04x}{}", text.len() + 5, text)
 }
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Longest error message sent to a client (they may quote what the client sent).
+const MAX_ERR: usize = 1000;
 
 pub fn write_flush(w: &mut dyn Write) -> io::Result<()> {
     w.write_all(b"0000")
@@ -84,7 +101,20 @@ pub fn write_delim(w: &mut dyn Write) -> io::Result<()> {
 
 /// A fatal error the client prints as `fatal: remote error: ...`.
 pub fn write_err(w: &mut dyn Write, msg: &str) -> io::Result<()> {
-    write_text(w, &format!("ERR {msg}"))
+    // Control characters a client put into what the message quotes are shown escaped
+    // (no terminal escapes reach the pusher's screen), and the message is kept short.
+    let clean: String = msg
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    write_text(w, &format!("ERR {}", cut(&clean, MAX_ERR)))
 }
 
 /// Which side-band the client asked for.
@@ -197,6 +227,29 @@ pub fn parse_oid(hex: &[u8]) -> Result<gix::ObjectId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_and_hostile_text_keeps_the_pkt_line_format() {
+        let mut out = Vec::new();
+        write_text(&mut out, &"é".repeat(40_000)).unwrap();
+        let len = usize::from_str_radix(std::str::from_utf8(&out[..4]).unwrap(), 16).unwrap();
+        assert_eq!(len, out.len());
+        assert!(len <= MAX_DATA + 4);
+        assert!(std::str::from_utf8(&out[4..]).is_ok());
+        let mut out = Vec::new();
+        let echoed = format!("unknown fetch argument `\x1b[2J{}`", "a".repeat(65_000));
+        write_err(&mut out, &echoed).unwrap();
+        let text = std::str::from_utf8(&out[4..]).unwrap();
+        assert!(
+            text.starts_with("ERR unknown fetch argument `\\u{1b}[2J"),
+            "{text:.60}"
+        );
+        assert!(out.len() <= MAX_ERR + 10);
+        assert_eq!(
+            usize::from_str_radix(std::str::from_utf8(&out[..4]).unwrap(), 16).unwrap(),
+            out.len()
+        );
+    }
 
     #[test]
     fn round_trip() {
