@@ -793,11 +793,17 @@ fn a_client_that_leaves_stops_the_work_it_started() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&request).unwrap();
-    // The server is busy with the pack now; the client leaves.
-    std::thread::sleep(Duration::from_millis(300));
-    let busy_from = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_millis(500));
-    let busy = cpu_ticks(pid) - busy_from;
+    // Once the server is visibly busy with the pack (on a loaded machine it may take
+    // a moment to get there), the client leaves.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let busy = loop {
+        let from = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_millis(500));
+        let busy = cpu_ticks(pid) - from;
+        if busy >= 10 || std::time::Instant::now() > deadline {
+            break busy;
+        }
+    };
     child.kill().unwrap();
     let _ = child.wait();
     drop(stdin);
@@ -807,7 +813,7 @@ fn a_client_that_leaves_stops_the_work_it_started() {
     let after = cpu_ticks(pid) - idle_from;
     eprintln!("server CPU: {busy} ticks in 0.5 s while working, {after} ticks in 2 s after the client left");
     assert!(
-        busy >= 20,
+        busy >= 10,
         "the server was not working on the push ({busy} ticks): the test proves nothing"
     );
     assert!(
