@@ -84,8 +84,9 @@ impl LocalPg {
     }
 
     /// Creates the cluster if needed and starts it if it is not running. `durable =
-    /// false` turns off fsync (for tests). Returns a connection URL for `database`.
-    pub fn ensure_running(&self, durable: bool) -> Result<(), LocalPgError> {
+    /// false` turns off fsync (for tests). Returns whether this call started it (it
+    /// was not running): only then is it the caller's to stop.
+    pub fn ensure_running(&self, durable: bool) -> Result<bool, LocalPgError> {
         let root = self.data.parent().expect("data has a parent");
         std::fs::create_dir_all(root)?;
         std::fs::create_dir_all(&self.socket_dir)?;
@@ -117,7 +118,7 @@ impl LocalPg {
         let mut status = self.cmd("pg_ctl");
         status.arg("status").arg("-D").arg(&self.data);
         if status.output()?.status.success() {
-            return Ok(());
+            return Ok(false);
         }
         let mut opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -c max_connections=200",
@@ -138,7 +139,13 @@ impl LocalPg {
             .arg(self.data.join("server.log"))
             .arg("-o")
             .arg(opts);
-        self.run(start, "pg_ctl start")
+        self.run(start, "pg_ctl start")?;
+        Ok(true)
+    }
+
+    /// A guard that stops this cluster when dropped (for the process that started it).
+    pub fn stop_on_drop(self) -> StartedCluster {
+        StartedCluster(self)
     }
 
     pub fn stop(&self) -> Result<(), LocalPgError> {
@@ -207,5 +214,19 @@ fn chown_postgres(path: &Path) -> Result<(), LocalPgError> {
             path.display(),
             String::from_utf8_lossy(&out.stderr)
         )))
+    }
+}
+
+/// A private cluster this process started: stopped when the guard is dropped, so
+/// `skillsd serve` (or any command) leaves no PostgreSQL running behind it. A cluster
+/// found running is someone else's and has no guard.
+pub struct StartedCluster(LocalPg);
+
+impl Drop for StartedCluster {
+    fn drop(&mut self) {
+        match self.0.stop() {
+            Ok(()) => tracing::info!("stopped the private PostgreSQL this process started"),
+            Err(e) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
+        }
     }
 }

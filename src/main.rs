@@ -47,13 +47,32 @@ impl Common {
         }
     }
 
-    async fn pool(&self) -> Result<sqlx::PgPool> {
-        let url = server::database_url(&self.database(), &self.data_dir).await?;
+    /// The database, migrated; a private cluster this command started is stopped again
+    /// when the returned handle is dropped.
+    async fn pool(&self) -> Result<Db> {
+        let (url, cluster) = server::database_url(&self.database(), &self.data_dir).await?;
         let pool = skillsd::db::connect(&url)
             .await
             .context("cannot connect to the database")?;
         skillsd::db::migrate(&pool).await?;
-        Ok(pool)
+        Ok(Db {
+            pool,
+            _cluster: cluster,
+        })
+    }
+}
+
+/// A pool, and the private cluster behind it when this process started it (dropped
+/// after the pool: fields drop in order).
+struct Db {
+    pool: sqlx::PgPool,
+    _cluster: Option<skillsd::localpg::StartedCluster>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = sqlx::PgPool;
+    fn deref(&self) -> &sqlx::PgPool {
+        &self.pool
     }
 }
 

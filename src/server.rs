@@ -31,18 +31,23 @@ pub enum Database {
     Local,
 }
 
-/// Resolves the database URL, starting the private cluster when needed.
-pub async fn database_url(db: &Database, data_dir: &Path) -> Result<String, ServeError> {
+/// Resolves the database URL, starting the private cluster when needed; when this
+/// call started it, the guard that stops it again.
+pub async fn database_url(
+    db: &Database,
+    data_dir: &Path,
+) -> Result<(String, Option<crate::localpg::StartedCluster>), ServeError> {
     match db {
-        Database::Url(u) => Ok(u.clone()),
+        Database::Url(u) => Ok((u.clone(), None)),
         Database::Local => {
             let pg = LocalPg::new(&data_dir.join("postgres"))?;
             let pg2 = pg.clone();
-            tokio::task::spawn_blocking(move || pg2.ensure_running(true))
+            let started = tokio::task::spawn_blocking(move || pg2.ensure_running(true))
                 .await
                 .map_err(|e| ServeError::Setup(e.to_string()))??;
+            let guard = started.then(|| pg.clone().stop_on_drop());
             pg.create_database("skillsd").await?;
-            Ok(pg.url("skillsd"))
+            Ok((pg.url("skillsd"), guard))
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct Prepared {
     pub admin_token: Option<String>,
     pub host_key: PrivateKey,
     pub data_dir: PathBuf,
+    /// The private PostgreSQL this start launched: stopped when dropped, after the
+    /// server has shut down.
+    pub private_pg: Option<crate::localpg::StartedCluster>,
 }
 
 /// First-start work: data dir, host key, database and migrations, the default
@@ -99,7 +107,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     std::fs::create_dir_all(data_dir)?;
     let data_dir = std::path::absolute(data_dir)?;
     let host_key = host_key(&data_dir)?;
-    let url = database_url(db, &data_dir).await?;
+    let (url, private_pg) = database_url(db, &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::migrate(&pool).await?;
     let repos = RepoStore::new(&data_dir);
@@ -133,6 +141,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
             .filter(|t| !t.is_empty()),
         host_key,
         data_dir,
+        private_pg,
     })
 }
 

@@ -128,3 +128,88 @@ fn idle_connections_that_never_run_a_command_are_closed() {
         "the idle connection was closed"
     );
 }
+
+/// `serve` without `DATABASE_URL` runs a private PostgreSQL under the data dir; on
+/// SIGTERM it stops the cluster it started. A command that started the cluster stops
+/// it too; a cluster found running (someone else's) is left running.
+#[test]
+fn the_private_postgres_is_stopped_by_whoever_started_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // The cluster runs as `postgres` when the tests run as root: it must reach the dir.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    let pid_file = data.join("postgres/data/postmaster.pid");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = std::process::Command::new(common::SKILLSD)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("DATABASE_URL")
+        .env("SKILLSD_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "skillsd did not start"
+        );
+        assert!(serve.try_wait().unwrap().is_none(), "skillsd exited");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(pid_file.exists(), "no private PostgreSQL is running");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(serve.wait().unwrap().success());
+    assert!(
+        !pid_file.exists(),
+        "the private PostgreSQL was left running"
+    );
+
+    let user_list = || {
+        std::process::Command::new(common::SKILLSD)
+            .args(["user", "list", "--data-dir"])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = user_list();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !pid_file.exists(),
+        "`user list` left the cluster it started running"
+    );
+
+    let pg = skillsd::localpg::LocalPg::new(&data.join("postgres")).unwrap();
+    assert!(
+        pg.ensure_running(true).unwrap(),
+        "the cluster was not stopped"
+    );
+    let out = user_list();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pid_file.exists(), "a cluster found running was stopped");
+    pg.stop().unwrap();
+}
