@@ -165,6 +165,91 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// What a setting's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number (a count, bytes, seconds).
+    Count,
+    /// `1`/`0`/`true`/`false`.
+    Flag,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// Anything (addresses are checked by the command line, URLs by the connection).
+    Text,
+}
+
+/// The kind of the setting behind environment variable `env`.
+pub fn kind_of(env: &str) -> Kind {
+    match env {
+        "SKILLSD_MUTABLE_TAGS" | "SKILLSD_ADMINS_MAY_REWRITE_MAIN" => Kind::Flag,
+        "SKILLSD_DB_DOWN" => Kind::OneOf(&["refuse", "accept"]),
+        "SKILLSD_LOG_FORMAT" => Kind::OneOf(&["text", "json"]),
+        "SKILLSD_MAX_PACK_BYTES"
+        | "SKILLSD_MAX_FILES_PER_PUSH"
+        | "SKILLSD_MAX_FILE_BYTES"
+        | "SKILLSD_MAX_SESSIONS"
+        | "SKILLSD_MAX_SESSIONS_PER_USER"
+        | "SKILLSD_MAX_AUTH_FAILURES"
+        | "SKILLSD_AUTH_WINDOW_SECS"
+        | "SKILLSD_IDLE_TIMEOUT_SECS"
+        | "SKILLSD_SESSION_TIMEOUT_SECS"
+        | "SKILLSD_SHUTDOWN_GRACE_SECS"
+        | "SKILLSD_RECONCILE_SECS"
+        | "SKILLSD_GC_PACKS"
+        | "SKILLSD_BULK_LOAD_FROM"
+        | "SKILLSD_MAX_TREE_DEPTH"
+        | "SKILLSD_MAX_TREE_ENTRIES"
+        | "SKILLSD_MAX_COMMIT_BYTES"
+        | "SKILLSD_MAX_OBJECT_BYTES"
+        | "SKILLSD_MAX_OBJECTS"
+        | "SKILLSD_MAX_DELTA_DEPTH"
+        | "SKILLSD_MAX_DELTA_BASE_BYTES"
+        | "SKILLSD_MAX_CONNECTIONS"
+        | "SKILLSD_HTTP_MAX_CONNECTIONS"
+        | "SKILLSD_HTTP_IDLE_SECS"
+        | "SKILLSD_HTTP_LIFETIME_SECS" => Kind::Count,
+        _ => Kind::Text,
+    }
+}
+
+/// Checks every setting that has a value (from `value_of`, e.g. the environment after
+/// the config file was merged in): a malformed value stops the start, naming the
+/// setting and the value, instead of being replaced by the default without a word.
+pub fn check(value_of: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let mut bad = Vec::new();
+    for (key, env, _) in SETTINGS.iter().chain(EXTRA) {
+        let Some(value) = value_of(env) else { continue };
+        let ok = match kind_of(env) {
+            Kind::Count => value.trim().parse::<u64>().is_ok() && value.trim() == value,
+            Kind::Flag => matches!(value.as_str(), "1" | "0" | "true" | "false"),
+            Kind::OneOf(words) => words.contains(&value.as_str()),
+            Kind::Text => true,
+        };
+        if !ok {
+            let expected = match kind_of(env) {
+                Kind::Count => "a whole number".to_string(),
+                Kind::Flag => "1, 0, true or false".to_string(),
+                Kind::OneOf(words) => format!("one of {}", words.join(", ")),
+                Kind::Text => unreachable!("text is always accepted"),
+            };
+            bad.push(format!(
+                "{env}={value:?} (`{key}` in the file): expected {expected}"
+            ));
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(bad.join("; ")))
+    }
+}
+
+/// Settings read from the environment only (not in the file): checked all the same.
+const EXTRA: &[(&str, &str, &str)] = &[
+    ("max_tree_entries", "SKILLSD_MAX_TREE_ENTRIES", ""),
+    ("auth_window_secs", "SKILLSD_AUTH_WINDOW_SECS", ""),
+];
+
 /// A count from the environment variable `var` where 0 turns the feature off: `None`
 /// for 0, the number when it parses, else `default`.
 pub fn count_or_off(var: &str, default: u64) -> Option<u64> {
@@ -179,6 +264,8 @@ pub fn count_or_off(var: &str, default: u64) -> Option<u64> {
 pub enum ConfigError {
     #[error("cannot read {0}: {1}")]
     Read(PathBuf, std::io::Error),
+    #[error("invalid setting: {0}")]
+    Invalid(String),
     #[error("{0}: {1}")]
     Parse(PathBuf, String),
 }
@@ -242,6 +329,55 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_values_are_refused_by_name() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(check(env(&[
+            ("SKILLSD_MAX_PACK_BYTES", "1048576"),
+            ("SKILLSD_MUTABLE_TAGS", "true"),
+            ("SKILLSD_DB_DOWN", "accept"),
+            ("SKILLSD_LISTEN", "0.0.0.0:22"),
+        ]))
+        .is_ok());
+        let err = check(env(&[
+            ("SKILLSD_MAX_PACK_BYTES", "lots"),
+            ("SKILLSD_MUTABLE_TAGS", "yes"),
+            ("SKILLSD_DB_DOWN", "maybe"),
+            ("SKILLSD_HTTP_IDLE_SECS", "-1"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "SKILLSD_MAX_PACK_BYTES=\"lots\" (`max_pack_bytes` in the file): expected a whole number",
+            "SKILLSD_MUTABLE_TAGS=\"yes\"",
+            "SKILLSD_DB_DOWN=\"maybe\" (`db_down` in the file): expected one of refuse, accept",
+            "SKILLSD_HTTP_IDLE_SECS=\"-1\"",
+        ] {
+            assert!(err.contains(part), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_setting_with_a_numeric_default_is_checked_as_a_number() {
+        for (_, env, what) in SETTINGS {
+            let default = what.rsplit('[').next().unwrap_or("").trim_end_matches(']');
+            if default.parse::<u64>().is_ok() {
+                // (flags document `[0]` as their default)
+                assert!(
+                    matches!(kind_of(env), Kind::Count | Kind::Flag),
+                    "{env}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn reads_settings_and_refuses_unknown_keys() {

@@ -220,7 +220,7 @@ enum UserCmd {
 fn main() {
     // The config file fills in what neither a flag nor the environment set: it becomes
     // environment variables before anything else reads them (still single-threaded).
-    if let Err(e) = load_config() {
+    if let Err(e) = load_config().and_then(|()| check_settings()) {
         eprintln!("skillsd: {e:#}");
         std::process::exit(2);
     }
@@ -570,5 +570,11 @@ fn load_config() -> Result<()> {
             std::env::set_var(env, value);
         }
     }
+    Ok(())
+}
+
+/// Every setting's value, after the config file: a malformed one stops the start.
+fn check_settings() -> Result<()> {
+    skillsd::config::check(|name| std::env::var(name).ok())?;
     Ok(())
 }

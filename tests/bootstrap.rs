@@ -213,3 +213,39 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
     assert!(pid_file.exists(), "a cluster found running was stopped");
     pg.stop().unwrap();
 }
+
+/// A malformed setting stops the start with its name and value (it used to be replaced
+/// by the default without a word), from the environment and from the config file.
+#[test]
+fn malformed_settings_stop_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::SKILLSD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env("SKILLSD_MAX_PACK_BYTES", "lots")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SKILLSD_MAX_PACK_BYTES=\"lots\" (`max_pack_bytes` in the file): expected a whole number"),
+        "{stderr}"
+    );
+    let config = tmp.path().join("skillsd.toml");
+    std::fs::write(&config, "max_tree_depth = \"deep\"\n").unwrap();
+    let out = std::process::Command::new(common::SKILLSD)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env_remove("SKILLSD_MAX_TREE_DEPTH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SKILLSD_MAX_TREE_DEPTH=\"deep\""),
+        "{stderr}"
+    );
+}
