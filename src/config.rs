@@ -371,10 +371,7 @@ mod tests {
             let default = what.rsplit('[').next().unwrap_or("").trim_end_matches(']');
             if default.parse::<u64>().is_ok() {
                 // (flags document `[0]` as their default)
-                assert!(
-                    matches!(kind_of(env), Kind::Count | Kind::Flag),
-                    "{env}"
-                );
+                assert!(matches!(kind_of(env), Kind::Count | Kind::Flag), "{env}");
             }
         }
     }

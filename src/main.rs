@@ -54,7 +54,7 @@ impl Common {
         let pool = skillsd::db::connect(&url)
             .await
             .context("cannot connect to the database")?;
-        skillsd::db::migrate(&pool).await?;
+        skillsd::db::prepare(&pool).await?;
         Ok(Db {
             pool,
             _cluster: cluster,
@@ -522,7 +522,7 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
         bail!("post-receive needs DATABASE_URL to update the skills cache");
     };
     let pool = skillsd::db::connect(&url).await?;
-    skillsd::db::migrate(&pool).await?;
+    skillsd::db::prepare(&pool).await?;
     let name = hook::repo_name(&dir);
     let user = hook::pusher();
     let rt = tokio::runtime::Handle::current();

@@ -109,7 +109,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     let host_key = host_key(&data_dir)?;
     let (url, private_pg) = database_url(db, &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
-    crate::db::migrate(&pool).await?;
+    crate::db::prepare(&pool).await?;
     let repos = RepoStore::new(&data_dir);
     if !repos.exists(DEFAULT_REPO) {
         repos.create(DEFAULT_REPO, false)?;

@@ -46,9 +46,88 @@ pub struct SearchVector {
     wire: Vec<u8>,
 }
 
+/// Whether skillsd's vectors are known to equal the database's (see [`verify`]).
+static TRUSTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Is skillsd computing vectors itself (not left to PostgreSQL)?
+pub fn in_use() -> bool {
+    TRUSTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Texts whose vectors are compared with the database's before skillsd computes any
+/// itself: upper-case `I` (a Turkish locale lowercases it to a dotless `ı`), other
+/// capitals, digits, punctuation, hyphens — every rule of the plain-text subset.
+const CANARY: &[(&str, &str, &str, &str)] = &[
+    (
+        "API Install",
+        "IMPORTANT INDEX",
+        "Iris",
+        "Is it IT? In Istanbul, I insist.",
+    ),
+    (
+        "Straight Quotes",
+        "Version 2 of 10",
+        "x-ray",
+        "Hello, World. It's fine; (really)!",
+    ),
+    (
+        "ABC def",
+        "",
+        "",
+        "well-known, CamelCase and snake_case words: 42 items.",
+    ),
+];
+
+/// Compares skillsd's vectors of [`CANARY`] with what the database's
+/// `skills_search_vector` gives, and turns skillsd's own vectors off for this process
+/// when any differs (a database locale whose lower-casing is not ASCII's, a changed
+/// `simple` configuration, another PostgreSQL version): PostgreSQL computes them all
+/// then. Returns whether skillsd's vectors are in use.
+pub async fn verify(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
+    let mut equal = true;
+    for (title, description, tags, body) in CANARY {
+        let tags: Vec<String> = tags.split_whitespace().map(str::to_string).collect();
+        let description = (!description.is_empty()).then_some(*description);
+        let Some(ours) = compute(title, description, &tags, body) else {
+            continue;
+        };
+        let same: bool = sqlx::query_scalar(
+            "SELECT $1::tsvector = skills_search_vector($2, $3, $4::text[], $5)",
+        )
+        .bind(&ours)
+        .bind(title)
+        .bind(description)
+        .bind(&tags)
+        .bind(body)
+        .fetch_one(pool)
+        .await?;
+        equal &= same;
+    }
+    TRUSTED.store(equal, std::sync::atomic::Ordering::Relaxed);
+    if equal {
+        tracing::info!("full-text vectors: computed by skillsd where the text is plain (checked equal to PostgreSQL's)");
+    } else {
+        tracing::warn!("full-text vectors: all left to PostgreSQL, whose text search differs from skillsd's on this database (its locale?)");
+    }
+    Ok(equal)
+}
+
 /// The vector `skills_search_vector(title, description, tags, body)` would compute, or
-/// `None` when the text is not plain enough to be sure (PostgreSQL computes it then).
+/// `None` when the text is not plain enough to be sure, or when [`verify`] found the
+/// database's text search different (PostgreSQL computes it then).
 pub fn search_vector(
+    title: &str,
+    description: Option<&str>,
+    tags: &[String],
+    body: &str,
+) -> Option<SearchVector> {
+    if !in_use() {
+        return None;
+    }
+    compute(title, description, tags, body)
+}
+
+fn compute(
     title: &str,
     description: Option<&str>,
     tags: &[String],

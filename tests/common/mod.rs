@@ -451,8 +451,13 @@ pub fn skill(title: &str, extra: &str) -> String {
 
 /// A fresh database (name, url) for tests that run skillsd as a child process.
 pub fn fresh_database(rt: &tokio::runtime::Runtime) -> (String, String) {
+    fresh_database_with(rt, "")
+}
+
+/// A fresh database created with extra options, e.g. `LOCALE 'tr_TR.UTF-8' TEMPLATE template0`.
+pub fn fresh_database_with(rt: &tokio::runtime::Runtime, options: &str) -> (String, String) {
     let name = format!("skillsd_test_{}", uuid::Uuid::new_v4().simple());
-    run_sql_admin(rt, &format!("CREATE DATABASE {name}"));
+    run_sql_admin(rt, &format!("CREATE DATABASE {name} {options}"));
     let url = with_url_db(admin_url(), &name);
     (name, url)
 }
@@ -688,11 +693,16 @@ pub struct ChildEnv {
 
 impl ChildEnv {
     pub fn new() -> ChildEnv {
+        Self::with_database_options("")
+    }
+
+    /// With a database created with `options` (`LOCALE ...`).
+    pub fn with_database_options(options: &str) -> ChildEnv {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let (db_name, db_url) = fresh_database(&rt);
+        let (db_name, db_url) = fresh_database_with(&rt, options);
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         ChildEnv {
@@ -744,7 +754,16 @@ impl ChildFixture {
 
     /// With extra arguments of `serve` and environment variables.
     pub fn start_with(user: &str, args: &[&str], env_vars: &[(&str, &str)]) -> ChildFixture {
-        let env = ChildEnv::new();
+        Self::start_in(ChildEnv::new(), user, args, env_vars)
+    }
+
+    /// In `env` (e.g. a database with another locale).
+    pub fn start_in(
+        env: ChildEnv,
+        user: &str,
+        args: &[&str],
+        env_vars: &[(&str, &str)],
+    ) -> ChildFixture {
         let server = env.start(args, env_vars);
         let key = Key::generate(user);
         let mut add = Command::new(SKILLSD);
