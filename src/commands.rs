@@ -47,7 +47,7 @@ fn fail(stderr: String) -> Output {
     }
 }
 
-pub const HELP: &str = "\\
+pub const HELP: &str = "\
 skillsd: commands over ssh (besides git clone/fetch/push)
   help                 this text
   whoami               your user name and role

@@ -60,13 +60,23 @@ pub enum FrontmatterError {
     },
     #[error("the frontmatter is a YAML {found}, not a mapping of `key: value` pairs")]
     NotAMapping { found: &'static str },
+    #[error("`{key}` is set twice{}", first.map(|l| format!(" (first on line {l})")).unwrap_or_default())]
+    DuplicateKey {
+        key: String,
+        line: u32,
+        column: u32,
+        /// The file line of the first occurrence, when found.
+        first: Option<u32>,
+    },
 }
 
 impl FrontmatterError {
     /// 1-based line in the whole file where the problem is.
     pub fn line(&self) -> u32 {
         match self {
-            FrontmatterError::Yaml { line, .. } => *line,
+            FrontmatterError::Yaml { line, .. } | FrontmatterError::DuplicateKey { line, .. } => {
+                *line
+            }
             FrontmatterError::NotAMapping { .. } => 2,
             _ => 1,
         }
@@ -74,7 +84,8 @@ impl FrontmatterError {
 
     pub fn column(&self) -> Option<u32> {
         match self {
-            FrontmatterError::Yaml { column, .. } => Some(*column),
+            FrontmatterError::Yaml { column, .. }
+            | FrontmatterError::DuplicateKey { column, .. } => Some(*column),
             _ => None,
         }
     }
@@ -124,14 +135,14 @@ pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Document<'_>, Front
         });
     }
     let value: serde_json::Value =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e))?;
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e, yaml))?;
     if !value.is_object() {
         return Err(FrontmatterError::NotAMapping {
             found: kind_name(&value),
         });
     }
     let fields: Fields =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e))?;
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e, yaml))?;
     let fields = fields
         .0
         .into_iter()
@@ -164,11 +175,46 @@ fn options() -> serde_saphyr::Options {
     options
 }
 
-fn yaml_error(err: &serde_saphyr::Error) -> FrontmatterError {
+/// `err` for people: located on the file's lines (the frontmatter starts on line 2);
+/// a repeated key says which key and where it was first set.
+fn yaml_error(err: &serde_saphyr::Error, yaml: &str) -> FrontmatterError {
     let (line, column) = err
         .location()
         .map(|l| (l.line() as u32 + 1, l.column().max(1) as u32))
         .unwrap_or((2, 1));
+    if let Some(key) = err
+        .to_string()
+        .lines()
+        .next()
+        .and_then(|m| m.strip_prefix("duplicate mapping key: "))
+        .map(|rest| {
+            rest.split(", set DuplicateKeyPolicy")
+                .next()
+                .unwrap_or(rest)
+                .trim()
+                .to_string()
+        })
+    {
+        // The first line before this one that sets the same key at the same indent.
+        let indent = column.saturating_sub(1) as usize;
+        let first = yaml
+            .lines()
+            .take(line.saturating_sub(2) as usize)
+            .position(|l| {
+                l.len() > indent
+                    && l[..indent].chars().all(|c| c == ' ')
+                    && (l[indent..].starts_with(&format!("{key}:"))
+                        || l[indent..].starts_with(&format!("\"{key}\":"))
+                        || l[indent..].starts_with(&format!("'{key}':")))
+            })
+            .map(|i| i as u32 + 2);
+        return FrontmatterError::DuplicateKey {
+            key,
+            line,
+            column,
+            first,
+        };
+    }
     // The error's Display may carry a rendered snippet; keep the first line only.
     let message = err.to_string();
     let message = message
@@ -284,11 +330,22 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_refused() {
-        assert!(matches!(
-            parse("---\ntitle: A\ntitle: B\n---\n").unwrap_err(),
-            FrontmatterError::Yaml { .. }
-        ));
+    fn duplicate_keys_are_refused_by_name_and_line() {
+        let err = parse("---\ntitle: A\nowner: x\ntitle: B\n---\n").unwrap_err();
+        assert_eq!(
+            err,
+            FrontmatterError::DuplicateKey {
+                key: "title".into(),
+                line: 4,
+                column: 1,
+                first: Some(2),
+            }
+        );
+        assert_eq!(err.to_string(), "`title` is set twice (first on line 2)");
+        // Nested: the first occurrence at the same indent.
+        let err = parse("---\ntitle: A\nmetadata:\n  a: 1\n  b: 2\n  a: 3\n---\n").unwrap_err();
+        assert_eq!(err.to_string(), "`a` is set twice (first on line 4)");
+        assert_eq!(err.line(), 6);
     }
 
     #[test]

@@ -271,6 +271,7 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
                     "fix the YAML syntax; quote values that contain ':' or start with a special character"
                 }
                 FrontmatterError::NotAMapping { .. } => "write the frontmatter as `key: value` lines",
+                FrontmatterError::DuplicateKey { .. } => "keep one of the two lines and delete the other",
             };
             problems.push(
                 Problem::new(path, e.to_string())
