@@ -287,6 +287,13 @@ async fn run_async(cli: Cli) -> Result<i32> {
             common,
         } => {
             skillsd::maintenance::tune_allocator();
+            // The addresses first: a port already taken is said at once, before the
+            // database, the migrations and the reconcile.
+            let (listener, addr) = server::bind(listen).await?;
+            let http = match http {
+                Some(a) => Some(server::bind(a).await?),
+                None => None,
+            };
             let prepared = server::prepare(&common.data_dir, &common.database()).await?;
             for path in admin_key {
                 let text = std::fs::read_to_string(&path)
@@ -300,10 +307,8 @@ async fn run_async(cli: Cli) -> Result<i32> {
                     println!("  admin:  user `admin` can connect with key {fp}");
                 }
             }
-            let (listener, addr) = server::bind(listen).await?;
             let http = match http {
-                Some(a) => {
-                    let (l, a) = server::bind(a).await?;
+                Some((l, a)) => {
                     println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
                     Some(l)
                 }

@@ -356,7 +356,11 @@ fn max_connections() -> usize {
 pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| ServeError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| {
+            ServeError::Setup(format!(
+                "cannot listen on {addr}: {e}; choose another address with --listen ADDR (or --http ADDR)"
+            ))
+        })?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }

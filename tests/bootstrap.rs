@@ -159,15 +159,8 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "skillsd did not start"
-        );
-        assert!(serve.try_wait().unwrap().is_none(), "skillsd exited");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::wait_ready(port, std::time::Duration::from_secs(120));
+    assert!(serve.try_wait().unwrap().is_none(), "skillsd exited");
     assert!(pid_file.exists(), "no private PostgreSQL is running");
     let term = std::process::Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
@@ -248,4 +241,34 @@ fn malformed_settings_stop_the_start() {
         stderr.contains("SKILLSD_MAX_TREE_DEPTH=\"deep\""),
         "{stderr}"
     );
+}
+
+/// A port already taken is said at once, before the database is even tried.
+#[test]
+fn a_taken_port_is_reported_before_the_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(common::SKILLSD)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("data"))
+        // A database that does not answer: reached first, it would be the error.
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && stderr.contains("--listen ADDR"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(taken);
 }

@@ -524,14 +524,7 @@ impl ChildServer {
             .spawn()
             .expect("start skillsd");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "skillsd did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_ready(self.port, std::time::Duration::from_secs(60));
     }
 
     /// SIGTERM, then waits (up to a minute) for the process to exit.
@@ -630,6 +623,27 @@ impl Server {
                 self.db_name
             ),
         );
+    }
+}
+
+/// Waits until skillsd serves SSH on `port`: its SSH banner arrives. (The port is bound
+/// before the start's database work, so an open port alone does not mean ready.)
+pub fn wait_ready(port: u16, within: std::time::Duration) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+            let mut banner = [0u8; 4];
+            if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "skillsd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
