@@ -36,7 +36,8 @@ fn find_bin() -> Option<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("initdb").is_file())
         .collect();
-    candidates.sort();
+    // The newest version: compared as numbers (`15` after `9.6`), not as text.
+    candidates.sort_by_key(|bin| version_key(bin));
     if let Some(best) = candidates.pop() {
         return Some(best);
     }
@@ -44,6 +45,19 @@ fn find_bin() -> Option<PathBuf> {
         std::env::split_paths(&paths)
             .find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
     })
+}
+
+/// `/usr/lib/postgresql/<version>/bin` → the version's numbers (`9.6` → `[9, 6]`).
+fn version_key(bin: &Path) -> Vec<u64> {
+    bin.parent()
+        .and_then(|p| p.file_name())
+        .map(|v| {
+            v.to_string_lossy()
+                .split('.')
+                .map(|n| n.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl LocalPg {
@@ -103,6 +117,9 @@ impl LocalPg {
                 "trust",
                 "-E",
                 "UTF8",
+                // Whatever the environment's locale: C.UTF-8 sorts by code point and
+                // lower-cases as skillsd's full-text vectors expect.
+                "--locale=C.UTF-8",
                 "--no-instructions",
             ]);
             if !durable {
@@ -228,5 +245,31 @@ impl Drop for StartedCluster {
             Ok(()) => tracing::info!("stopped the private PostgreSQL this process started"),
             Err(e) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_as_numbers() {
+        let mut bins: Vec<PathBuf> = ["9.6", "15", "10", "16"]
+            .iter()
+            .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
+            .collect();
+        bins.sort_by_key(|b| version_key(b));
+        let order: Vec<String> = bins
+            .iter()
+            .map(|b| {
+                b.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(order, ["9.6", "10", "15", "16"]);
     }
 }
