@@ -21,10 +21,8 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
         Err(problems) => return Ok((0, problems)),
     };
     let mut files = Vec::new();
-    let max_depth = std::env::var("SKILLSD_MAX_TREE_DEPTH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(crate::receive::connectivity::DEFAULT_MAX_TREE_DEPTH);
+    // The server's own limit, so `check` refuses what a push would.
+    let max_depth = crate::receive::connectivity::Limits::from_env().max_tree_depth;
     for dir in rules.roots() {
         let dir = root.join(dir.trim_end_matches('/'));
         if dir.is_dir() {

@@ -250,10 +250,16 @@ const EXTRA: &[(&str, &str, &str)] = &[
     ("auth_window_secs", "SKILLSD_AUTH_WINDOW_SECS", ""),
 ];
 
+/// The number in environment variable `var`, if set and well-formed ([`check`] has
+/// refused malformed values at start).
+pub fn number<T: std::str::FromStr>(var: &str) -> Option<T> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
 /// A count from the environment variable `var` where 0 turns the feature off: `None`
 /// for 0, the number when it parses, else `default`.
 pub fn count_or_off(var: &str, default: u64) -> Option<u64> {
-    match std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+    match number::<u64>(var) {
         Some(0) => None,
         Some(n) => Some(n),
         None => Some(default),

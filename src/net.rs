@@ -164,16 +164,14 @@ impl HttpLimits {
     /// `SKILLSD_HTTP_MAX_CONNECTIONS` (256), `SKILLSD_HTTP_IDLE_SECS` (60),
     /// `SKILLSD_HTTP_LIFETIME_SECS` (300).
     pub fn from_env() -> Self {
-        fn num(name: &str, default: u64) -> u64 {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        }
+        use crate::config::number;
+        let secs = |var: &str, default: u64| {
+            std::time::Duration::from_secs(number(var).unwrap_or(default))
+        };
         HttpLimits {
-            max_connections: num("SKILLSD_HTTP_MAX_CONNECTIONS", 256) as usize,
-            idle: std::time::Duration::from_secs(num("SKILLSD_HTTP_IDLE_SECS", 60)),
-            lifetime: std::time::Duration::from_secs(num("SKILLSD_HTTP_LIFETIME_SECS", 300)),
+            max_connections: number("SKILLSD_HTTP_MAX_CONNECTIONS").unwrap_or(256),
+            idle: secs("SKILLSD_HTTP_IDLE_SECS", 60),
+            lifetime: secs("SKILLSD_HTTP_LIFETIME_SECS", 300),
         }
     }
 }

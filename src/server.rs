@@ -307,10 +307,7 @@ pub async fn run(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let grace = std::env::var("SKILLSD_SHUTDOWN_GRACE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30u64);
+    let grace = crate::config::number("SKILLSD_SHUTDOWN_GRACE_SECS").unwrap_or(30u64);
     state.tasks.close();
     tracing::info!(
         sessions = state.tasks.len(),
@@ -334,22 +331,14 @@ pub async fn run(
 /// `SKILLSD_IDLE_TIMEOUT_SECS` (300): a connection without traffic, or that runs no
 /// command (keepalives do not count), for this long is closed.
 fn idle_timeout() -> Duration {
-    Duration::from_secs(
-        std::env::var("SKILLSD_IDLE_TIMEOUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(300),
-    )
+    Duration::from_secs(crate::config::number("SKILLSD_IDLE_TIMEOUT_SECS").unwrap_or(300))
 }
 
 /// Most SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`, 1,000): a
 /// connection over the cap is closed at once, so idle connections cannot take every
 /// file descriptor.
 fn max_connections() -> usize {
-    std::env::var("SKILLSD_MAX_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+    crate::config::number("SKILLSD_MAX_CONNECTIONS").unwrap_or(1000)
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.

@@ -64,10 +64,7 @@ pub struct Limits {
 impl Limits {
     pub fn from_env() -> Limits {
         fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
+            crate::config::number(name).unwrap_or(default)
         }
         Limits {
             max_sessions: num("SKILLSD_MAX_SESSIONS", 200),
@@ -759,13 +756,9 @@ async fn run_exec(
                         result.and(flushed.map_err(Into::into))
                     });
                     // A session may not run forever (a client trickling bytes): past the
-                    // limit the channel closes, which ends the git work on its next read
-                    // or write.
+                    // limit the channel closes and the cancel flag stops the git work.
                     let limit = std::time::Duration::from_secs(
-                        std::env::var("SKILLSD_SESSION_TIMEOUT_SECS")
-                            .ok()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(3600),
+                        crate::config::number("SKILLSD_SESSION_TIMEOUT_SECS").unwrap_or(3600),
                     );
                     let result = match tokio::time::timeout(limit, work).await {
                         Ok(r) => r,

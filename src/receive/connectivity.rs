@@ -47,6 +47,21 @@ pub struct Limits {
     pub max_tree_path_bytes: u64,
 }
 
+impl Limits {
+    /// `SKILLSD_MAX_TREE_DEPTH`, `SKILLSD_MAX_COMMIT_BYTES`, `SKILLSD_MAX_TREE_ENTRIES`,
+    /// else the defaults.
+    pub fn from_env() -> Self {
+        use crate::config::number;
+        let d = Limits::default();
+        Limits {
+            max_tree_depth: number("SKILLSD_MAX_TREE_DEPTH").unwrap_or(d.max_tree_depth),
+            max_commit_bytes: number("SKILLSD_MAX_COMMIT_BYTES").unwrap_or(d.max_commit_bytes),
+            max_tree_entries: number("SKILLSD_MAX_TREE_ENTRIES").unwrap_or(d.max_tree_entries),
+            ..d
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -51,9 +51,7 @@ impl PackLimits {
     /// `SKILLSD_MAX_OBJECT_BYTES`, `SKILLSD_MAX_OBJECTS`, `SKILLSD_MAX_DELTA_DEPTH`,
     /// `SKILLSD_MAX_DELTA_BASE_BYTES`, else the defaults.
     pub fn from_env() -> Self {
-        fn num<T: std::str::FromStr>(name: &str) -> Option<T> {
-            std::env::var(name).ok().and_then(|v| v.parse().ok())
-        }
+        use crate::config::number as num;
         let d = PackLimits::default();
         PackLimits {
             max_object_bytes: num("SKILLSD_MAX_OBJECT_BYTES").unwrap_or(d.max_object_bytes),

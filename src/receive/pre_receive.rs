@@ -61,9 +61,7 @@ impl Policy {
     /// The defaults (20,000 files, 512 MiB, immutable tags), overridden by the
     /// environment.
     pub fn from_env(default_branch: &str) -> Policy {
-        fn num<T: std::str::FromStr>(name: &str) -> Option<T> {
-            std::env::var(name).ok().and_then(|v| v.parse().ok())
-        }
+        use crate::config::number as num;
         Policy {
             default_branch: default_branch.to_string(),
             mutable_tags: std::env::var("SKILLSD_MUTABLE_TAGS")
@@ -76,15 +74,7 @@ impl Policy {
             admins_may_rewrite_default: std::env::var("SKILLSD_ADMINS_MAY_REWRITE_MAIN")
                 .is_ok_and(|v| v == "1" || v == "true"),
             pusher_is_admin: false,
-            limits: connectivity::Limits {
-                max_tree_depth: num("SKILLSD_MAX_TREE_DEPTH")
-                    .unwrap_or(connectivity::DEFAULT_MAX_TREE_DEPTH),
-                max_commit_bytes: num("SKILLSD_MAX_COMMIT_BYTES")
-                    .unwrap_or(connectivity::DEFAULT_MAX_COMMIT_BYTES),
-                max_tree_entries: num("SKILLSD_MAX_TREE_ENTRIES")
-                    .unwrap_or(connectivity::DEFAULT_MAX_TREE_ENTRIES),
-                ..connectivity::Limits::default()
-            },
+            limits: connectivity::Limits::from_env(),
             pack: super::inspect::PackLimits::from_env(),
         }
     }
