@@ -231,6 +231,7 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = crate::net::AcceptBackoff::default();
     let cap = crate::net::ConnectionCap::new(max_connections());
+    let idle = idle_timeout();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -273,7 +274,6 @@ pub async fn run(
                     let handle = session.handle();
                     // Closes a connection that has run no command for the idle time,
                     // whatever keepalives it sends.
-                    let idle = idle_timeout();
                     let watchdog = async move {
                         let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
                         loop {

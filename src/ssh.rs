@@ -175,18 +175,9 @@ impl AppState {
         let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
             return;
         };
-        let now = std::time::Instant::now();
-        let entry = failures.entry(addr).or_insert(Throttle {
-            failures: 0,
-            since: now,
-            next_lookup: now,
-        });
+        let entry = failures.entry(addr).or_insert_with(Throttle::new);
         if entry.since.elapsed() >= self.limits.auth_window {
-            *entry = Throttle {
-                failures: 0,
-                since: now,
-                next_lookup: now,
-            };
+            *entry = Throttle::new();
         }
         entry.failures += 1;
     }
@@ -224,7 +215,9 @@ impl Activity {
         if self.running.load(Relaxed) > 0 {
             return None;
         }
-        let since = self.epoch.elapsed().as_millis() as u64 - self.last_ms.load(Relaxed);
+        // A touch on another thread may land after `elapsed` is read: never below zero.
+        let since =
+            (self.epoch.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Relaxed));
         Some(std::time::Duration::from_millis(since))
     }
 }
@@ -260,6 +253,18 @@ struct Throttle {
     next_lookup: std::time::Instant,
 }
 
+impl Throttle {
+    /// A window starting now.
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Throttle {
+            failures: 0,
+            since: now,
+            next_lookup: now,
+        }
+    }
+}
+
 /// The russh server: one [`SessionHandler`] per connection.
 #[derive(Clone)]
 pub struct SshServer {
@@ -277,7 +282,7 @@ impl russh::server::Server for SshServer {
             offered: None,
             channels: HashMap::new(),
             git_protocol: HashMap::new(),
-            running: HashMap::new(),
+            cancels: HashMap::new(),
             activity: Arc::new(Activity::new()),
         }
     }
@@ -297,7 +302,7 @@ pub struct SessionHandler {
     git_protocol: HashMap<ChannelId, String>,
     /// Each running command's cancel flag: set when its channel closes or the
     /// connection goes away, so blocking git work stops instead of running on.
-    running: HashMap<ChannelId, Arc<std::sync::atomic::AtomicBool>>,
+    cancels: HashMap<ChannelId, Arc<std::sync::atomic::AtomicBool>>,
     activity: Arc<Activity>,
 }
 
@@ -310,7 +315,7 @@ impl SessionHandler {
 
 impl Drop for SessionHandler {
     fn drop(&mut self) {
-        for flag in self.running.values() {
+        for flag in self.cancels.values() {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -493,7 +498,7 @@ impl russh::server::Handler for SessionHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         // The client closed the channel: a command still working for it stops.
-        if let Some(flag) = self.running.remove(&channel) {
+        if let Some(flag) = self.cancels.remove(&channel) {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
@@ -602,8 +607,8 @@ impl russh::server::Handler for SessionHandler {
         };
         let span = tracing::info_span!("exec", user = %user.name, command = %command);
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        self.running.retain(|_, f| Arc::strong_count(f) > 1);
-        self.running.insert(channel, cancel.clone());
+        self.cancels.retain(|_, f| Arc::strong_count(f) > 1);
+        self.cancels.insert(channel, cancel.clone());
         let running = Running::new(self.activity.clone());
         self.state.tasks.spawn(tracing::Instrument::instrument(
             async move {
@@ -788,32 +793,24 @@ async fn run_exec(
                             128
                         }
                         Ok(Err(e)) => {
-                            // The details may name server paths: they go to the log, the
-                            // client gets an incident id to quote.
-                            let incident = uuid::Uuid::new_v4().simple().to_string();
-                            tracing::error!(user = %user.name, error = %e, %incident, "git session failed");
-                            let _ = write_half
-                                .extended_data_bytes(
-                                    1,
-                                    format!("ERROR: skillsd could not complete the request (incident {incident})\n")
-                                        .into_bytes(),
-                                )
-                                .await;
-                            128
+                            report_incident(
+                                &write_half,
+                                &user.name,
+                                e.to_string(),
+                                "git session failed",
+                            )
+                            .await
                         }
+                        // A panic in one session ends that session only (the blocking
+                        // task catches it).
                         Err(e) => {
-                            // A panic in one session ends that session only (the
-                            // blocking task catches it); the pusher gets an incident id.
-                            let incident = uuid::Uuid::new_v4().simple().to_string();
-                            tracing::error!(user = %user.name, error = %e, %incident, "git session panicked");
-                            let _ = write_half
-                                .extended_data_bytes(
-                                    1,
-                                    format!("ERROR: skillsd could not complete the request (incident {incident})\n")
-                                        .into_bytes(),
-                                )
-                                .await;
-                            128
+                            report_incident(
+                                &write_half,
+                                &user.name,
+                                e.to_string(),
+                                "git session panicked",
+                            )
+                            .await
                         }
                     }
                 }
@@ -826,6 +823,26 @@ async fn run_exec(
     let _ = write_half.close().await;
     // Hand freed memory back once the client has its answer, off its critical path.
     tokio::task::spawn_blocking(crate::maintenance::release_memory);
+}
+
+/// A session that failed on the server's side: the details (they may name server
+/// paths) go to the log, the client gets an incident id to quote. Returns the exit code.
+async fn report_incident(
+    write_half: &russh::ChannelWriteHalf<Msg>,
+    user: &str,
+    error: String,
+    what: &'static str,
+) -> u32 {
+    let incident = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(user = %user, %error, %incident, "{what}");
+    let _ = write_half
+        .extended_data_bytes(
+            1,
+            format!("ERROR: skillsd could not complete the request (incident {incident})\n")
+                .into_bytes(),
+        )
+        .await;
+    128
 }
 
 /// Counts the bytes of a git session for the metrics.
