@@ -122,11 +122,8 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
         Ok(r) => r,
         Err(o) => return o,
     };
-    let tip = git
-        .try_find_reference(format!("refs/heads/{DEFAULT_BRANCH}").as_str())
-        .ok()
-        .flatten()
-        .and_then(|r| r.target().try_id().map(|id| id.to_string()));
+    let tip = crate::repos::ref_target(&git, &format!("refs/heads/{DEFAULT_BRANCH}"))
+        .map(|id| id.to_string());
     let cached: Option<String> =
         sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
             .bind(&name)

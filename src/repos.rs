@@ -294,17 +294,20 @@ pub fn ref_states(repo: &gix::Repository) -> Result<Vec<RefState>, RepoError> {
     Ok(out)
 }
 
+/// The object the ref `name` holds directly (`None`: no such ref, or a symbolic one).
+pub fn ref_target(repo: &gix::Repository, name: &str) -> Option<gix::ObjectId> {
+    repo.try_find_reference(name)
+        .ok()
+        .flatten()
+        .and_then(|r| r.target().try_id().map(|id| id.to_owned()))
+}
+
 /// Why `repo` cannot be served, if it cannot: `HEAD`'s branch names a missing object.
 /// (Other refs that cannot be served are left out of listings, not fatal.)
 pub fn unservable(repo: &gix::Repository) -> Option<String> {
     let head = repo.find_reference("HEAD").ok()?;
     let branch = head.target().try_name()?.as_bstr().to_string();
-    let id = repo
-        .try_find_reference(branch.as_str())
-        .ok()??
-        .target()
-        .try_id()?
-        .to_owned();
+    let id = ref_target(repo, &branch)?;
     repo.find_header(id)
         .is_err()
         .then(|| format!("{branch} points to a missing object {id}"))

@@ -119,11 +119,7 @@ pub async fn interrupted(
                         .to_string()
                 };
                 let (name, new) = (text("ref"), text("new"));
-                let current = repo
-                    .try_find_reference(name.as_str())
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.target().try_id().map(|id| id.to_string()));
+                let current = crate::repos::ref_target(repo, &name).map(|id| id.to_string());
                 let deleted = new.bytes().all(|b| b == b'0');
                 let ok = if deleted {
                     current.is_none()

@@ -39,13 +39,7 @@ fn edit(cmd: &Command) -> Result<RefEdit, String> {
 /// Why an edit of `cmd` failed: a ref that no longer has the value the pusher saw is
 /// "stale info" (someone pushed first); anything else is reported with its causes.
 fn explain(repo: &gix::Repository, cmd: &Command, e: &dyn std::error::Error) -> String {
-    let current = repo
-        .try_find_reference(cmd.name.as_str())
-        .ok()
-        .flatten()
-        .and_then(|r| r.target().try_id().map(|id| id.to_owned()));
-    let expected = (!cmd.is_create()).then_some(cmd.old);
-    if current != expected {
+    if is_stale(repo, cmd) {
         return STALE.into();
     }
     let mut text = e.to_string();
@@ -74,24 +68,25 @@ pub fn precheck(
         if r.is_some() {
             continue;
         }
-        let current = repo
-            .try_find_reference(cmd.name.as_str())
-            .ok()
-            .flatten()
-            .and_then(|r| r.target().try_id().map(|id| id.to_owned()));
-        if current != (!cmd.is_create()).then_some(cmd.old) {
+        if is_stale(repo, cmd) {
             *r = Some(STALE.into());
             stale = true;
         }
     }
     if atomic && stale {
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some("atomic push failed: another ref in this push was refused".into());
+            *r = Some(ATOMIC_REFUSED.into());
         }
     }
 }
 
+/// Does the ref no longer hold the value the pusher saw (someone pushed first)?
+fn is_stale(repo: &gix::Repository, cmd: &Command) -> bool {
+    crate::repos::ref_target(repo, &cmd.name) != (!cmd.is_create()).then_some(cmd.old)
+}
+
 const STALE: &str = "stale info: the ref changed since you fetched; fetch and try again";
+const ATOMIC_REFUSED: &str = "atomic push failed: another ref in this push was refused";
 
 /// Applies the updates of the commands whose slot in `results` is `None`, recording a
 /// reason for each one that fails. Atomic: all or none.
@@ -113,7 +108,7 @@ pub fn update(
         }
         if results.iter().any(Option::is_some) {
             for r in results.iter_mut().filter(|r| r.is_none()) {
-                *r = Some("atomic push failed: another ref in this push was refused".into());
+                *r = Some(ATOMIC_REFUSED.into());
             }
             return;
         }
