@@ -33,11 +33,33 @@ pub struct PushRecord {
 
 /// Records the push as it completes (or completes the record [`begin`] wrote).
 pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
+    upsert(conn, p, true).await
+}
+
+/// Records a push whose refs are about to move, before they do (`completed_at` NULL:
+/// in progress), so that a crash between the ref update and the cache's commit leaves
+/// the push known: the next start completes it ([`interrupted`]) and the cache
+/// changes it brought are logged under its pusher, not `system`. Written without
+/// waiting for the disk (`synchronous_commit = off`): it guards against skillsd
+/// stopping, and costs no fsync on the push's path.
+pub async fn begin(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    upsert(&mut tx, p, false).await?;
+    tx.commit().await
+}
+
+/// One push row, completed now or in progress; a second write of the same push
+/// completes the first.
+async fn upsert(conn: &mut PgConnection, p: &PushRecord, completed: bool) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
                              accepted, refs, errors, push_options)
-         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET completed_at = now(), accepted = EXCLUDED.accepted,
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $10 THEN now() END, $6, $7, $8, $9)
+         ON CONFLICT (id) DO UPDATE SET completed_at = EXCLUDED.completed_at,
+                                        accepted = EXCLUDED.accepted,
                                         refs = EXCLUDED.refs, errors = EXCLUDED.errors",
     )
     .bind(p.id)
@@ -49,54 +71,20 @@ pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()>
     .bind(sqlx::types::Json(&p.refs))
     .bind(sqlx::types::Json(&p.errors))
     .bind(&p.push_options)
+    .bind(completed)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Records a push whose refs are about to move, before they do (`completed_at` NULL:
-/// in progress), so that a crash between the ref update and the cache's commit leaves
-/// the push known: the next start completes it ([`finish_interrupted`]) and the cache
-/// changes it brought are logged under its pusher, not `system`. Written without
-/// waiting for the disk (`synchronous_commit = off`): it guards against skillsd
-/// stopping, and costs no fsync on the push's path.
-pub async fn begin(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
-                             accepted, refs, errors, push_options)
-         VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, '[]', $8)",
-    )
-    .bind(p.id)
-    .bind(&p.repo)
-    .bind(&p.user)
-    .bind(&p.key_fingerprint)
-    .bind(p.started_at)
-    .bind(p.accepted)
-    .bind(sqlx::types::Json(&p.refs))
-    .bind(&p.push_options)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
-}
-
-/// A push found in progress at start: the server stopped between its ref update and
-/// its record's completion.
-#[derive(Debug, Clone)]
-pub struct Interrupted {
-    pub record: PushRecord,
-}
-
-/// The pushes of `repo` still in progress, oldest first, with each ref's result
-/// decided from the repository as it is now: `ok` when the ref holds the new value.
+/// The pushes of `repo` still in progress (the server stopped between their ref
+/// update and their record's completion), oldest first, with each ref's result decided
+/// from the repository as it is now: `ok` when the ref holds the new value.
 pub async fn interrupted(
     conn: &mut PgConnection,
     repo_name: &str,
     repo: &gix::Repository,
-) -> sqlx::Result<Vec<Interrupted>> {
+) -> sqlx::Result<Vec<PushRecord>> {
     use sqlx::Row;
     let rows = sqlx::query(
         "SELECT id, user_name, key_fingerprint, started_at, refs, push_options
@@ -136,18 +124,16 @@ pub async fn interrupted(
                 }
             })
             .collect();
-        out.push(Interrupted {
-            record: PushRecord {
-                id: row.get("id"),
-                repo: repo_name.to_string(),
-                user: row.get("user_name"),
-                key_fingerprint: row.get("key_fingerprint"),
-                started_at: row.get("started_at"),
-                accepted: refs.iter().any(|r| r.result == "ok"),
-                refs,
-                errors: Vec::new(),
-                push_options: row.get("push_options"),
-            },
+        out.push(PushRecord {
+            id: row.get("id"),
+            repo: repo_name.to_string(),
+            user: row.get("user_name"),
+            key_fingerprint: row.get("key_fingerprint"),
+            started_at: row.get("started_at"),
+            accepted: refs.iter().any(|r| r.result == "ok"),
+            refs,
+            errors: Vec::new(),
+            push_options: row.get("push_options"),
         });
     }
     Ok(out)

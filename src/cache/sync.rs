@@ -199,24 +199,15 @@ pub fn finish_interrupted(
     let found = pending.len();
     for p in pending {
         let brought_tip = p
-            .record
             .refs
             .iter()
             .any(|r| r.name == default_ref && r.result == "ok" && Some(&r.new) == tip.as_ref());
-        tracing::warn!(repo = %repo_name, push = %p.record.id, user = %p.record.user, brought_tip, "completing a push the server stopped in");
+        tracing::warn!(repo = %repo_name, push = %p.id, user = %p.user, brought_tip, "completing a push the server stopped in");
         if brought_tip {
-            sync_branch(
-                rt,
-                pool,
-                repo,
-                repo_name,
-                branch,
-                &p.record.user,
-                Some(&p.record),
-            )?;
+            sync_branch(rt, pool, repo, repo_name, branch, &p.user, Some(&p))?;
         } else {
             let mut conn = rt.block_on(pool.acquire())?;
-            rt.block_on(pushes::insert(&mut conn, &p.record))?;
+            rt.block_on(pushes::insert(&mut conn, &p))?;
         }
     }
     Ok(found)
