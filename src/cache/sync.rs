@@ -443,43 +443,44 @@ struct RowIn {
 /// A batch of rows as one array per column: bound as PostgreSQL arrays and read back
 /// with `unnest`, so neither side encodes or parses the bodies as JSON.
 #[derive(Default)]
-struct Columns {
-    old_path: Vec<Option<String>>,
-    path: Vec<String>,
-    slug: Vec<String>,
-    title: Vec<String>,
-    description: Vec<Option<String>>,
-    category: Vec<Option<String>>,
-    owner: Vec<Option<String>>,
+struct Columns<'a> {
+    old_path: Vec<Option<&'a str>>,
+    path: Vec<&'a str>,
+    slug: Vec<&'a str>,
+    title: Vec<&'a str>,
+    description: Vec<Option<&'a str>>,
+    category: Vec<Option<&'a str>>,
+    owner: Vec<Option<&'a str>>,
     /// Each row's tags as a JSON array (text arrays cannot be ragged).
     tags: Vec<String>,
     status: Vec<&'static str>,
     frontmatter: Vec<String>,
-    body: Vec<String>,
+    body: Vec<&'a str>,
     blob_sha: Vec<String>,
     /// The full-text vector when skillsd could compute it ([`super::vector`]).
-    search: Vec<Option<SearchVector>>,
+    search: Vec<Option<&'a SearchVector>>,
 }
 
-impl Columns {
-    /// Takes the rows apart (their bodies move, they are not copied).
-    fn of(rows: impl IntoIterator<Item = RowIn>) -> Columns {
+impl<'a> Columns<'a> {
+    /// The rows' columns, borrowed (bodies are neither moved nor copied, so a batch
+    /// the database refuses can be written again row by row).
+    fn of(rows: &'a [RowIn]) -> Columns<'a> {
         let mut c = Columns::default();
         for r in rows {
-            let s = r.row.skill;
-            c.search.push(r.row.search);
-            c.old_path.push(r.old_path);
-            c.path.push(s.path);
-            c.slug.push(s.slug);
-            c.title.push(s.title);
-            c.description.push(s.description);
-            c.category.push(s.category);
-            c.owner.push(s.owner);
+            let s = &r.row.skill;
+            c.search.push(r.row.search.as_ref());
+            c.old_path.push(r.old_path.as_deref());
+            c.path.push(&s.path);
+            c.slug.push(&s.slug);
+            c.title.push(&s.title);
+            c.description.push(s.description.as_deref());
+            c.category.push(s.category.as_deref());
+            c.owner.push(s.owner.as_deref());
             c.tags
                 .push(serde_json::to_string(&s.tags).unwrap_or_else(|_| "[]".into()));
             c.status.push(s.status.as_str());
             c.frontmatter.push(s.frontmatter.to_string());
-            c.body.push(s.body);
+            c.body.push(&s.body);
             c.blob_sha.push(r.row.blob.to_string());
         }
         c
@@ -489,7 +490,10 @@ impl Columns {
     fn bind<'q>(
         self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(self.old_path)
             .bind(self.path)
@@ -622,7 +626,7 @@ async fn write(
     let mut refused: Vec<(RowIn, String)> = Vec::new();
     for batch in renames.chunks(UPSERT_BATCH) {
         let (rows, mut bad) =
-            run_tolerant(tx, Statement::Rename, target, search_inline, batch.to_vec()).await?;
+            run_tolerant(tx, Statement::Rename, target, search_inline, batch).await?;
         refused.append(&mut bad);
         for r in rows {
             outcome.renamed += 1;
@@ -676,7 +680,7 @@ async fn write(
             break;
         }
         let (rows, mut bad) =
-            run_tolerant(tx, Statement::Upsert, target, search_inline, batch).await?;
+            run_tolerant(tx, Statement::Upsert, target, search_inline, &batch).await?;
         refused.append(&mut bad);
         for r in rows {
             let inserted: bool = r.get("inserted");
@@ -815,7 +819,7 @@ impl Statement {
         tx: &mut PgConnection,
         target: &Target<'_>,
         search_inline: bool,
-        rows: Vec<RowIn>,
+        rows: &[RowIn],
     ) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
         let query = sqlx::query(sqlx::AssertSqlSafe(self.sql()))
             .bind(target.repo)
@@ -846,14 +850,14 @@ async fn run_tolerant(
     statement: Statement,
     target: &Target<'_>,
     search_inline: bool,
-    batch: Vec<RowIn>,
+    batch: &[RowIn],
 ) -> Result<(Vec<sqlx::postgres::PgRow>, Vec<(RowIn, String)>)> {
+    // The batch is bound by reference: refused, it is written again row by row (only
+    // the rows the database refuses are copied, for the caller to log).
     sqlx::query("SAVEPOINT skillsd_batch")
         .execute(&mut *tx)
         .await?;
-    let first = statement
-        .run(tx, target, search_inline, batch.clone())
-        .await;
+    let first = statement.run(tx, target, search_inline, batch).await;
     let error = match first {
         Ok(rows) => {
             sqlx::query("RELEASE SAVEPOINT skillsd_batch")
@@ -876,7 +880,7 @@ async fn run_tolerant(
             .execute(&mut *tx)
             .await?;
         match statement
-            .run(tx, target, search_inline, vec![row.clone()])
+            .run(tx, target, search_inline, std::slice::from_ref(row))
             .await
         {
             Ok(mut rows) => {
@@ -892,7 +896,7 @@ async fn run_tolerant(
                 sqlx::query("ROLLBACK TO SAVEPOINT skillsd_row")
                     .execute(&mut *tx)
                     .await?;
-                refused.push((row, reason));
+                refused.push((row.clone(), reason));
             }
         }
     }
