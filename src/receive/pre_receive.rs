@@ -232,7 +232,8 @@ struct RefNames<'a> {
 
 impl<'a> RefNames<'a> {
     fn new(current: &'a HashMap<String, ObjectId>, commands: &'a [Command]) -> Self {
-        let names: std::collections::BTreeSet<&str> = current
+        // Existing refs first: a new name is the one that collides, not the old one.
+        let all: Vec<&str> = current
             .keys()
             .map(String::as_str)
             .chain(
@@ -242,17 +243,14 @@ impl<'a> RefNames<'a> {
                     .map(|c| c.name.as_str()),
             )
             .collect();
-        // Existing refs first: a new name is the one that collides, not the old one.
         let mut lower: HashMap<String, &str> = HashMap::new();
-        let existing = current.keys().map(String::as_str);
-        let new = commands
-            .iter()
-            .filter(|c| !c.is_delete())
-            .map(|c| c.name.as_str());
-        for n in existing.chain(new) {
+        for n in &all {
             lower.entry(n.to_lowercase()).or_insert(n);
         }
-        RefNames { names, lower }
+        RefNames {
+            names: all.into_iter().collect(),
+            lower,
+        }
     }
 
     fn collision(&self, cmd: &Command) -> Option<String> {
