@@ -108,17 +108,24 @@ async fn keys(pool: &PgPool, user: &User) -> Output {
     }
 }
 
-fn open(repos: &RepoStore, repo: Option<&str>) -> Result<(String, gix::Repository), Output> {
-    repos.open(repo.unwrap_or(DEFAULT_REPO)).map_err(|_| {
-        fail(format!(
-            "ERROR: repository `{}` not found\n",
-            repo.unwrap_or(DEFAULT_REPO)
-        ))
-    })
+/// The repository, from a copy brought to the database's state.
+async fn open(
+    pool: &PgPool,
+    repos: &RepoStore,
+    repo: Option<&str>,
+) -> Result<(String, gix::Repository), Output> {
+    crate::storage::replica::open(pool, repos, repo.unwrap_or(DEFAULT_REPO), false)
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "ERROR: repository `{}` not found\n",
+                repo.unwrap_or(DEFAULT_REPO)
+            ))
+        })
 }
 
 async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output {
-    let (name, git) = match open(repos, repo) {
+    let (name, git) = match open(pool, repos, repo).await {
         Ok(r) => r,
         Err(o) => return o,
     };
@@ -195,7 +202,7 @@ async fn reconcile(pool: &PgPool, repos: &RepoStore, user: &User, repo: Option<&
             user.role.as_str()
         ));
     }
-    let (name, git) = match open(repos, repo) {
+    let (name, git) = match open(pool, repos, repo).await {
         Ok(r) => r,
         Err(o) => return o,
     };

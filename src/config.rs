@@ -36,7 +36,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "db_down",
         "SKILLSD_DB_DOWN",
-        "refuse or accept pushes while PostgreSQL is away [refuse]",
+        "pushes while PostgreSQL is away: always refused, it stores the git data [refuse]",
+    ),
+    (
+        "pack_grace_secs",
+        "SKILLSD_PACK_GRACE_SECS",
+        "how long packs a gc replaced stay for readers [3600]",
     ),
     (
         "max_pack_bytes",
@@ -182,7 +187,7 @@ pub enum Kind {
 pub fn kind_of(env: &str) -> Kind {
     match env {
         "SKILLSD_MUTABLE_TAGS" | "SKILLSD_ADMINS_MAY_REWRITE_MAIN" => Kind::Flag,
-        "SKILLSD_DB_DOWN" => Kind::OneOf(&["refuse", "accept"]),
+        "SKILLSD_DB_DOWN" => Kind::OneOf(&["refuse"]),
         "SKILLSD_LOG_FORMAT" => Kind::OneOf(&["text", "json"]),
         "SKILLSD_MAX_PACK_BYTES"
         | "SKILLSD_MAX_FILES_PER_PUSH"
@@ -196,6 +201,7 @@ pub fn kind_of(env: &str) -> Kind {
         | "SKILLSD_SHUTDOWN_GRACE_SECS"
         | "SKILLSD_RECONCILE_SECS"
         | "SKILLSD_GC_PACKS"
+        | "SKILLSD_PACK_GRACE_SECS"
         | "SKILLSD_BULK_LOAD_FROM"
         | "SKILLSD_MAX_TREE_DEPTH"
         | "SKILLSD_MAX_TREE_ENTRIES"
@@ -349,14 +355,14 @@ mod tests {
         assert!(check(env(&[
             ("SKILLSD_MAX_PACK_BYTES", "1048576"),
             ("SKILLSD_MUTABLE_TAGS", "true"),
-            ("SKILLSD_DB_DOWN", "accept"),
+            ("SKILLSD_DB_DOWN", "refuse"),
             ("SKILLSD_LISTEN", "0.0.0.0:22"),
         ]))
         .is_ok());
         let err = check(env(&[
             ("SKILLSD_MAX_PACK_BYTES", "lots"),
             ("SKILLSD_MUTABLE_TAGS", "yes"),
-            ("SKILLSD_DB_DOWN", "maybe"),
+            ("SKILLSD_DB_DOWN", "accept"),
             ("SKILLSD_HTTP_IDLE_SECS", "-1"),
         ]))
         .unwrap_err()
@@ -364,7 +370,7 @@ mod tests {
         for part in [
             "SKILLSD_MAX_PACK_BYTES=\"lots\" (`max_pack_bytes` in the file): expected a whole number",
             "SKILLSD_MUTABLE_TAGS=\"yes\"",
-            "SKILLSD_DB_DOWN=\"maybe\" (`db_down` in the file): expected one of refuse, accept",
+            "SKILLSD_DB_DOWN=\"accept\" (`db_down` in the file): expected one of refuse",
             "SKILLSD_HTTP_IDLE_SECS=\"-1\"",
         ] {
             assert!(err.contains(part), "{err}");

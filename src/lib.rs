@@ -22,3 +22,4 @@ pub mod repos;
 pub mod server;
 pub mod skills;
 pub mod ssh;
+pub mod storage;

@@ -146,6 +146,14 @@ enum Cmd {
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Write a repository from the database into DIR as a plain bare repository (for
+    /// backups, or for leaving skillsd).
+    Export {
+        repo: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Apply database migrations.
     Migrate {
         #[command(flatten)]
@@ -278,6 +286,24 @@ fn check(path: &std::path::Path, format: &str) -> Result<i32> {
     Ok(if problems.is_empty() { 0 } else { 1 })
 }
 
+/// This node's copy of `requested`, brought to the database's state first.
+async fn fresh_copy(
+    pool: &sqlx::PgPool,
+    store: &RepoStore,
+    requested: &str,
+) -> Result<(String, gix::Repository)> {
+    let name = RepoStore::canonical_name(requested)?;
+    let (rt, p2, s2, n2) = (
+        tokio::runtime::Handle::current(),
+        pool.clone(),
+        store.clone(),
+        name.clone(),
+    );
+    tokio::task::spawn_blocking(move || skillsd::storage::replica::refresh(&rt, &p2, &s2, &n2))
+        .await??;
+    Ok(store.open(&name)?)
+}
+
 async fn run_async(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Serve {
@@ -325,7 +351,11 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
                 prepared.data_dir.display()
             );
-            println!("  host key: {}", host.display());
+            println!(
+                "  host key: {} ({})",
+                skillsd::storage::identity::fingerprint(&prepared.host_key),
+                host.display()
+            );
             let shutdown = async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -344,10 +374,31 @@ async fn run_async(cli: Cli) -> Result<i32> {
             empty,
             common,
         } => {
+            let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
+            let requested = RepoStore::canonical_name(&repo)?;
+            if skillsd::storage::replica::db_generation(&pool, &requested)
+                .await?
+                .is_some()
+            {
+                bail!("repository `{requested}` already exists");
+            }
             let name = store.create(&repo, empty)?;
+            let (rt, p2, s2, n2) = (
+                tokio::runtime::Handle::current(),
+                pool.pool.clone(),
+                store.clone(),
+                name.clone(),
+            );
+            let imported = tokio::task::spawn_blocking(move || {
+                skillsd::storage::import::import(&rt, &p2, &s2, &n2)
+            })
+            .await??;
+            if imported.is_none() {
+                bail!("repository `{name}` was created by another node meanwhile");
+            }
             println!(
-                "created repository {name} in {}",
+                "created repository {name} (in the database; this node's copy is {})",
                 store.path_of(&name).display()
             );
             Ok(0)
@@ -411,7 +462,7 @@ async fn run_async(cli: Cli) -> Result<i32> {
         Cmd::Reconcile { repo, common } => {
             let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
-            let (name, repo) = store.open(&repo)?;
+            let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
             let store_name = name.clone();
             let rt = tokio::runtime::Handle::current();
             let started = std::time::Instant::now();
@@ -453,21 +504,34 @@ async fn run_async(cli: Cli) -> Result<i32> {
             hook_post_receive(database_url).await
         }
         Cmd::Gc { repo, common } => {
+            let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
-            let (name, _) = store.open(&repo)?;
-            let path = store.path_of(&name);
-            let o = tokio::task::spawn_blocking(move || skillsd::maintenance::gc(&path)).await??;
-            println!(
-                "{name}: {} packs and {} loose objects consolidated into 1 pack of {} objects",
-                o.packs_before, o.loose_before, o.objects
+            let (name, _) = fresh_copy(&pool, &store, &repo).await?;
+            let (rt, p2, n2) = (
+                tokio::runtime::Handle::current(),
+                pool.pool.clone(),
+                name.clone(),
             );
+            let o = tokio::task::spawn_blocking(move || {
+                skillsd::storage::gc::gc(&rt, &p2, &store, &n2)
+            })
+            .await??;
+            if o.packs_before <= 1 {
+                println!("{name}: {} pack, nothing to consolidate", o.packs_before);
+            } else {
+                println!(
+                    "{name}: {} packs consolidated into 1 pack of {} objects, published",
+                    o.packs_before, o.objects
+                );
+            }
             Ok(0)
         }
         Cmd::Ref {
             command: RefCmd::List { repo, common },
         } => {
+            let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
-            let (_, repo) = store.open(&repo)?;
+            let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
             let mut bad = 0;
             for r in skillsd::repos::ref_states(&repo)? {
                 match &r.problem {
@@ -487,10 +551,35 @@ async fn run_async(cli: Cli) -> Result<i32> {
         Cmd::Ref {
             command: RefCmd::Delete { name, repo, common },
         } => {
+            let pool = common.pool().await?;
             let store = RepoStore::new(&common.data_dir);
-            let (repo_name, repo) = store.open(&repo)?;
-            skillsd::repos::delete_ref(&repo, &name)?;
+            let repo_name = RepoStore::canonical_name(&repo)?;
+            if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
+                bail!("no ref `{name}` in {repo_name}");
+            }
+            fresh_copy(&pool, &store, &repo_name).await?;
             println!("{repo_name}: deleted {name}");
+            Ok(0)
+        }
+        Cmd::Export { repo, dir, common } => {
+            let pool = common.pool().await?;
+            let name = RepoStore::canonical_name(&repo)?;
+            let (rt, p2, n2, d2) = (
+                tokio::runtime::Handle::current(),
+                pool.pool.clone(),
+                name.clone(),
+                dir.clone(),
+            );
+            let done = tokio::task::spawn_blocking(move || {
+                skillsd::storage::export::export(&rt, &p2, &n2, &d2)
+            })
+            .await??;
+            println!(
+                "exported {name} (generation {}, {} packs) to {}: a plain bare repository",
+                done.generation,
+                done.fetched,
+                dir.display()
+            );
             Ok(0)
         }
         Cmd::Migrate { common } => {

@@ -114,14 +114,14 @@ pub fn pack_count(repo_path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Consolidates the repository at `repo_path` (a bare repository) into one pack.
+/// Consolidates the repository at `repo_path` (a bare repository) into one pack: every
+/// pack and loose object present when it starts. Local only (a repository under
+/// construction, or under a stock git server); a served repository goes through
+/// [`crate::storage::gc`], which publishes the new pack.
 pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
-    let objects_dir = repo_path.join("objects");
-    let pack_dir = objects_dir.join("pack");
+    let pack_dir = repo_path.join("objects").join("pack");
     std::fs::create_dir_all(&pack_dir)?;
     let _lock = Lock::acquire(pack_dir.join("skillsd-gc.lock"))?;
-
-    // The files this gc replaces, and every object in them.
     let mut packs: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(&pack_dir)? {
         let path = entry?.path();
@@ -129,8 +129,25 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
             packs.push(path);
         }
     }
+    let loose = loose_objects(repo_path)?;
+    let mut outcome = GcOutcome {
+        packs_before: packs.len(),
+        loose_before: loose.len(),
+        objects: 0,
+    };
+    if packs.len() <= 1 && loose.is_empty() {
+        return Ok(outcome);
+    }
+    let done = consolidate(repo_path, &packs, &loose)?;
+    outcome.objects = done.objects;
+    remove_replaced(repo_path, &packs, &loose, &done.pack);
+    Ok(outcome)
+}
+
+/// Loose objects of a repository.
+fn loose_objects(repo_path: &Path) -> Result<Vec<PathBuf>, GcError> {
     let mut loose: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(&objects_dir)? {
+    for entry in std::fs::read_dir(repo_path.join("objects"))? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -149,22 +166,32 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
             }
         }
     }
-    let mut outcome = GcOutcome {
-        packs_before: packs.len(),
-        loose_before: loose.len(),
-        objects: 0,
-    };
-    if packs.len() <= 1 && loose.is_empty() {
-        return Ok(outcome);
-    }
+    Ok(loose)
+}
+
+/// A pack that replaces others, moved into `objects/pack`.
+pub struct Consolidated {
+    /// Its `.pack` file.
+    pub pack: PathBuf,
+    pub objects: usize,
+}
+
+/// Writes one pack of every object of the packs (`.idx` paths) and loose objects
+/// given, reusing their deltas, indexes it (read back through the inspector) and
+/// moves it into `objects/pack`. Nothing is deleted.
+pub fn consolidate(
+    repo_path: &Path,
+    packs: &[PathBuf],
+    loose: &[PathBuf],
+) -> Result<Consolidated, GcError> {
     let mut ids: HashSet<gix::ObjectId> = HashSet::new();
-    for idx in &packs {
+    for idx in packs {
         let index = gix_pack::index::File::at(idx, gix::hash::Kind::Sha1).map_err(GcError::git)?;
         for entry in index.iter() {
             ids.insert(entry.oid);
         }
     }
-    for file in &loose {
+    for file in loose {
         let dir = file
             .parent()
             .and_then(|p| p.file_name())
@@ -176,7 +203,7 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
             }
         }
     }
-    outcome.objects = ids.len();
+    let objects = ids.len();
 
     // Write the new pack into a private directory (removed at start if we crash),
     // index it, move it in.
@@ -210,58 +237,58 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
     )
     .map_err(GcError::git)?;
     std::fs::remove_file(&tmp_pack)?;
-    let new_names: HashSet<std::ffi::OsString> = std::fs::read_dir(work.pack_dir())?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .collect();
-    work.migrate().map_err(GcError::git)?;
+    let moved = work.migrate().map_err(GcError::git)?;
+    let pack = moved
+        .iter()
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .cloned()
+        .or_else(|| {
+            // The consolidated pack came out identical to one present: that one.
+            std::fs::read_dir(repo_path.join("objects").join("pack"))
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.extension().is_some_and(|x| x == "pack")
+                        && packs.iter().any(|i| i.with_extension("pack") == *p)
+                })
+        })
+        .ok_or_else(|| GcError::Git("the consolidated pack is missing".into()))?;
+    Ok(Consolidated { pack, objects })
+}
 
-    // Only now delete what was replaced, and only while no git session is reading the
-    // repository (a session may have listed a pack it has not opened yet). Under
-    // constant traffic the old packs stay; they are harmless (their objects are in the
-    // new pack too) and the next gc removes them.
+/// Deletes the packs (`.idx` paths) and loose objects a consolidation replaced,
+/// except `kept` (the new pack), and only while no git session of this process or
+/// another reads the repository (a session may have listed a pack it has not opened
+/// yet). Under constant traffic they stay: harmless (their objects are in the new
+/// pack too), and the next gc removes them.
+pub fn remove_replaced(repo_path: &Path, packs: &[PathBuf], loose: &[PathBuf], kept: &Path) {
     let Some(_exclusive) = exclusive_guard(repo_path, Duration::from_secs(10)) else {
         tracing::info!(repo = %repo_path.display(), "sessions kept running; old packs stay until the next gc");
-        return Ok(outcome);
+        return;
     };
     // Index first, so no index outlives its pack.
-    for idx in &packs {
-        if new_names.contains(idx.file_name().expect("a file")) {
-            continue; // the consolidated pack came out identical to an old one
+    for idx in packs {
+        if idx.with_extension("pack") == kept {
+            continue;
         }
-        std::fs::remove_file(idx)?;
+        let _ = std::fs::remove_file(idx);
         for ext in ["rev", "keep", "pack"] {
             let _ = std::fs::remove_file(idx.with_extension(ext));
         }
     }
-    for file in &loose {
+    for file in loose {
         let _ = std::fs::remove_file(file);
         if let Some(dir) = file.parent() {
             let _ = std::fs::remove_dir(dir); // only when empty
         }
     }
-    Ok(outcome)
 }
 
 /// The pack count that starts a background gc: `SKILLSD_GC_PACKS` (0 turns automatic
 /// gc off), else [`AUTO_GC_PACKS`].
 pub fn auto_gc_threshold() -> Option<usize> {
     crate::config::count_or_off("SKILLSD_GC_PACKS", AUTO_GC_PACKS as u64).map(|n| n as usize)
-}
-
-/// Starts a background gc when the repository has more packs than the threshold.
-pub fn maybe_gc_in_background(repo_path: &Path) {
-    match auto_gc_threshold() {
-        Some(limit) if pack_count(repo_path) > limit => {}
-        _ => return,
-    }
-    let path = repo_path.to_path_buf();
-    std::thread::spawn(move || match gc(&path) {
-        Ok(o) => {
-            tracing::info!(repo = %path.display(), packs = o.packs_before, loose = o.loose_before, objects = o.objects, "packs consolidated")
-        }
-        Err(GcError::Busy) => {}
-        Err(e) => tracing::warn!(repo = %path.display(), error = %e, "gc failed"),
-    });
 }
 
 /// File whose flock marks git sessions reading a repository (shared) and gc deleting
@@ -300,7 +327,7 @@ pub fn read_guard(repo_path: &Path) -> Option<ReadGuard> {
 }
 
 /// Takes the exclusive lock, trying for up to `wait`.
-fn exclusive_guard(repo_path: &Path, wait: Duration) -> Option<std::fs::File> {
+pub fn exclusive_guard(repo_path: &Path, wait: Duration) -> Option<std::fs::File> {
     let file = open_lock(repo_path)?;
     let deadline = std::time::Instant::now() + wait;
     loop {

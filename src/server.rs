@@ -52,43 +52,6 @@ pub async fn database_url(
     }
 }
 
-/// Loads the host key, creating an ed25519 key on first start.
-pub fn host_key(data_dir: &Path) -> Result<PrivateKey, ServeError> {
-    let path = data_dir.join("ssh_host_ed25519_key");
-    if path.exists() {
-        return russh::keys::load_secret_key(&path, None).map_err(|e| {
-            ServeError::Setup(format!("cannot read host key {}: {e}", path.display()))
-        });
-    }
-    let seed: [u8; 32] = rand::random();
-    let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
-        &seed,
-    ));
-    let text = key
-        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| ServeError::Setup(format!("cannot encode host key: {e}")))?;
-    write_private(&path, text.as_bytes())?;
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| ServeError::Setup(format!("cannot encode host key: {e}")))?;
-    std::fs::write(
-        data_dir.join("ssh_host_ed25519_key.pub"),
-        format!("{public}\n"),
-    )?;
-    Ok(key)
-}
-
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    std::io::Write::write_all(&mut f, data)
-}
-
 /// A prepared server: everything but the listening socket.
 pub struct Prepared {
     pub state: Arc<AppState>,
@@ -106,18 +69,18 @@ pub struct Prepared {
 pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeError> {
     std::fs::create_dir_all(data_dir)?;
     let data_dir = std::path::absolute(data_dir)?;
-    let host_key = host_key(&data_dir)?;
     let (url, private_pg) = database_url(db, &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::prepare(&pool).await?;
+    let (host_key, key_origin) = crate::storage::identity::host_key(&pool, &data_dir)
+        .await
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    tracing::info!(
+        fingerprint = %crate::storage::identity::fingerprint(&host_key),
+        from = %key_origin,
+        "SSH host key"
+    );
     let repos = RepoStore::new(&data_dir);
-    if !repos.exists(DEFAULT_REPO) {
-        repos.create(DEFAULT_REPO, false)?;
-        tracing::info!(
-            repo = DEFAULT_REPO,
-            "created repository from the skills template"
-        );
-    }
     for name in repos.list() {
         let objects = repos.path_of(&name).join("objects");
         match crate::receive::quarantine::remove_leftovers(&objects) {
@@ -130,10 +93,12 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
             }
         }
     }
+    adopt_repositories(&pool, &repos).await?;
     reconcile_all(&pool, &repos).await;
     // Vectors a crash left unfilled.
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
     let resync = Some(crate::cache::retry::spawn(pool.clone(), repos.clone()));
+    crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     Ok(Prepared {
         state: Arc::new(AppState::new(pool, repos, resync)),
         admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
@@ -143,6 +108,64 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
         data_dir,
         private_pg,
     })
+}
+
+/// Brings the data dir and the database together at start: a repository only this
+/// data dir has (the single-node layout, or `skillsd init`) is imported into the
+/// database; the default repository is created from the template when neither has
+/// it; every repository of the database gets a current copy here.
+pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Result<(), ServeError> {
+    let setup = |e: crate::storage::StorageError| ServeError::Setup(e.to_string());
+    let in_db = crate::storage::replica::db_repos(pool)
+        .await
+        .map_err(setup)?;
+    if !in_db.iter().any(|n| n == DEFAULT_REPO) && !repos.exists(DEFAULT_REPO) {
+        repos.create(DEFAULT_REPO, false)?;
+        tracing::info!(
+            repo = DEFAULT_REPO,
+            "created repository from the skills template"
+        );
+    }
+    let rt = tokio::runtime::Handle::current();
+    for name in repos.list() {
+        if in_db.contains(&name) {
+            continue;
+        }
+        let (rt, pool, repos, name2) = (rt.clone(), pool.clone(), repos.clone(), name.clone());
+        let imported = tokio::task::spawn_blocking(move || {
+            crate::storage::import::import(&rt, &pool, &repos, &name2)
+        })
+        .await
+        .map_err(|e| ServeError::Setup(e.to_string()))?
+        .map_err(setup)?;
+        match imported {
+            Some(i) => tracing::info!(
+                repo = %name, refs = i.refs, packs = i.packs, bytes = i.bytes,
+                skipped = ?i.skipped, "imported the repository into the database"
+            ),
+            None => {
+                tracing::info!(repo = %name, "the database already holds this repository; this copy follows it")
+            }
+        }
+    }
+    for name in crate::storage::replica::db_repos(pool)
+        .await
+        .map_err(setup)?
+    {
+        let (rt, pool, repos2) = (rt.clone(), pool.clone(), repos.clone());
+        let n = name.clone();
+        let refreshed = tokio::task::spawn_blocking(move || {
+            crate::storage::replica::refresh(&rt, &pool, &repos2, &n)
+        })
+        .await
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+        if let Err(e) = refreshed {
+            return Err(ServeError::Setup(format!(
+                "cannot bring the copy of {name} up to date: {e}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reconciles every repository's cache with its default branch (after a crash, a push

@@ -6,7 +6,8 @@
 use crate::db::users::{self, User};
 use crate::protocol::upload_pack::{self, Version};
 use crate::receive;
-use crate::repos::{RepoError, RepoStore};
+use crate::repos::RepoStore;
+use crate::storage::replica::OpenError;
 use russh::keys::PublicKey;
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
@@ -33,9 +34,6 @@ pub struct AppState {
     pub resync: Option<crate::cache::retry::Resync>,
     /// Keys seen recently, so logins keep working while the database is away.
     pub key_cache: std::sync::RwLock<HashMap<String, User>>,
-    /// While the database is unreachable: accept pushes and let the cache catch up
-    /// later (`SKILLSD_DB_DOWN=accept`), instead of refusing them up front.
-    pub accept_when_db_down: bool,
     /// Ref rules and push limits.
     pub policy: crate::receive::pre_receive::Policy,
     /// Every SSH session and git command in flight (waited for at shutdown).
@@ -105,7 +103,6 @@ impl AppState {
             repos,
             resync,
             key_cache: Default::default(),
-            accept_when_db_down: std::env::var("SKILLSD_DB_DOWN").is_ok_and(|v| v == "accept"),
             policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
             tasks: tokio_util::task::TaskTracker::new(),
             limits: Limits::from_env(),
@@ -666,10 +663,12 @@ async fn run_exec(
                 Service::UploadPack(p) => (p.clone(), false),
                 Service::ReceivePack(p) => (p.clone(), true),
             };
-            let opened = state.repos.open(&path);
-            // One query answers two questions: the role on this repository (a grant
-            // there replaces the global role) and whether the database answers at all.
-            let (user, database_up) = match &opened {
+            // The copy is brought to the database's generation first; a push needs the
+            // database, a read may be served from the copy as last verified.
+            let opened =
+                crate::storage::replica::open(&state.pool, &state.repos, &path, pushing).await;
+            // The role on this repository: a grant there replaces the global role.
+            let user = match &opened {
                 Ok((name, _)) => {
                     let role = tokio::time::timeout(
                         std::time::Duration::from_secs(2),
@@ -677,20 +676,26 @@ async fn run_exec(
                     )
                     .await;
                     match role {
-                        Ok(Ok(role)) => (
-                            User {
-                                role,
-                                ..user.clone()
-                            },
-                            true,
-                        ),
-                        _ => (user.clone(), false),
+                        Ok(Ok(role)) => User {
+                            role,
+                            ..user.clone()
+                        },
+                        _ => user.clone(),
                     }
                 }
-                Err(_) => (user.clone(), true),
+                Err(_) => user.clone(),
             };
             match opened {
-                Err(RepoError::NotFound) | Err(_) => {
+                Err(OpenError::DatabaseDown) if pushing => {
+                    stderr_line(
+                        "ERROR: the database is unavailable; nothing was written. Try again in a moment."
+                            .to_string(),
+                    )
+                    .await;
+                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
+                    1
+                }
+                Err(_) => {
                     stderr_line(format!(
                         "ERROR: repository `{}` not found. The skills repository is ssh://git@HOST:PORT/skills.git",
                         path.trim_start_matches('/')
@@ -708,15 +713,6 @@ async fn run_exec(
                     crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
                     1
                 }
-                Ok(_) if pushing && !state.accept_when_db_down && !database_up => {
-                    stderr_line(
-                        "ERROR: the skills cache database is unavailable; nothing was written. Try again in a moment."
-                            .to_string(),
-                    )
-                    .await;
-                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
-                    1
-                }
                 Ok((name, repo)) => {
                     if !pushing {
                         crate::metrics::METRICS.fetch();
@@ -727,7 +723,7 @@ async fn run_exec(
                     let rt = tokio::runtime::Handle::current();
                     let pool = state.pool.clone();
                     let user2 = user.clone();
-                    let resync = state.resync.clone();
+                    let repos = state.repos.clone();
                     let mut policy = state.policy.clone();
                     policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
                     let cancel_work = cancel.clone();
@@ -748,7 +744,7 @@ async fn run_exec(
                                 user: user2,
                                 pool,
                                 rt,
-                                resync: resync.clone(),
+                                repos,
                                 cancel: cancel_work,
                             };
                             receive::serve(&ctx, input, &mut output)

@@ -245,8 +245,12 @@ fn sync_health_view_adds_up() {
     assert_eq!((failed, healthy), (1, false));
 }
 
+/// The cache is written in the push's own transaction: when that write fails, the
+/// push is refused with the database's reason and nothing of it exists anywhere — no
+/// ref, no pack, no row, no log entry. Once the database accepts the write again, the
+/// same push goes through.
 #[test]
-fn a_failed_cache_write_is_reported_marked_and_retried_until_it_lands() {
+fn a_failed_cache_write_refuses_the_push_and_writes_nothing() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     // Inject a failure into every write of the skills table while the switch is on.
@@ -268,6 +272,11 @@ fn a_failed_cache_write_is_reported_marked_and_retried_until_it_lands() {
 
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
+    let old = git.head(&dir);
+    let files = server.object_files("skills");
+    let before = cache_skills(&server);
+    let log_rows = server.last_log_id();
+    let packs = server.count("SELECT count(*) FROM git_packs");
     let tip = git.commit_files(
         &dir,
         &[
@@ -279,80 +288,52 @@ fn a_failed_cache_write_is_reported_marked_and_retried_until_it_lands() {
         ],
         "while the cache is failing",
     );
-    let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
-    assert!(ok, "the push itself is accepted: {stderr}");
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
     assert!(
-        stderr.contains("warning: your push is stored, but the skills cache could not be updated"),
+        stderr.contains("error: the push could not be stored, nothing was written"),
         "{stderr}"
     );
     assert!(stderr.contains("injected failure"), "{stderr}");
     assert_eq!(
         server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(old.as_str())
+    );
+    assert_eq!(server.object_files("skills"), files);
+    assert_eq!(server.count("SELECT count(*) FROM git_packs"), packs);
+    assert_eq!(
+        server.count(&format!(
+            "SELECT count(*) FROM git_refs WHERE target = '{tip}'"
+        )),
+        0
+    );
+    assert_eq!(cache_skills(&server), before);
+    assert_eq!(server.last_log_id(), log_rows, "no sync-log row");
+    assert_eq!(
+        server.count("SELECT count(*) FROM pushes WHERE accepted"),
+        0
+    );
+    // The refused push is on record, with its reason.
+    assert_eq!(
+        server.count("SELECT count(*) FROM pushes WHERE NOT accepted AND refs::text LIKE '%injected failure%'"),
+        1
+    );
+
+    // The database recovers: the same push lands, refs and cache together.
+    exec(&server, "DELETE FROM fail_switch");
+    git.ok(&dir, &["push", "origin", "main"]);
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
         Some(tip.as_str())
     );
-    // The failure is visible: failed log rows with the error, the edited row marked.
-    let failed: Vec<(String, String)> = server.query(async {
-        sqlx::query_as(
-            "SELECT path, operation FROM skill_sync_log WHERE status = 'failed' AND error LIKE '%injected failure%' ORDER BY path",
-        )
-        .fetch_all(&server.pool)
-        .await
-        .unwrap()
-    });
-    assert_eq!(
-        failed,
-        vec![
-            ("skills/git/commit-messages.md".into(), "update".into()),
-            ("skills/r/retried.md".into(), "create".into()),
-        ]
-    );
-    let (status, healthy): (String, bool) = server.query(async {
-        sqlx::query_as(
-            "SELECT (SELECT sync_status FROM skills WHERE slug = 'commit-messages'), (SELECT healthy FROM skill_sync_health)",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
-    assert_eq!((status.as_str(), healthy), ("failed", false));
-
-    // The database recovers; the background retry brings the cache to the tip.
-    exec(&server, "DELETE FROM fail_switch");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let watermark: Option<String> = server.query(async {
-            sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'")
-                .fetch_optional(&server.pool)
-                .await
-                .unwrap()
-        });
-        if watermark.as_deref() == Some(tip.as_str()) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the cache never caught up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
     assert_eq!(cache_skills(&server), tree_skills(&server));
-    let (title, status): (String, String) = server.query(async {
-        sqlx::query_as("SELECT title, sync_status FROM skills WHERE slug = 'commit-messages'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
-    assert_eq!(
-        (title.as_str(), status.as_str()),
-        ("Commit messages, edited", "synced")
-    );
     let by: Vec<String> = server.query(async {
         sqlx::query_scalar("SELECT synced_by FROM skill_sync_log WHERE status = 'success' AND path = 'skills/r/retried.md'")
             .fetch_all(&server.pool)
             .await
             .unwrap()
     });
-    assert_eq!(by, vec!["system"]);
+    assert_eq!(by, vec!["alice"]);
+    server.assert_fsck("skills");
 }
 
 #[test]

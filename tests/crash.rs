@@ -65,8 +65,18 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
         f.server.kill();
         let _ = push.wait_with_output();
 
-        // The ref is either where it was or where the push wanted it.
+        // The ref is either where it was or where the push wanted it (this node's copy
+        // may still be behind the database when the kill came right after the commit).
+        let before = f.main();
+        assert!(
+            before == old || before == new,
+            "trial {trial}: main is {before}, neither {old} nor {new}"
+        );
+
+        f.server.restart();
+        // After the restart the copy equals the database, the store of record.
         let now = f.main();
+        assert_eq!(Some(now.clone()), db_main(&f, &pool), "trial {trial}");
         assert!(
             now == old || now == new,
             "trial {trial}: main is {now}, neither {old} nor {new}"
@@ -74,8 +84,6 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
         if now == new {
             landed += 1;
         }
-
-        f.server.restart();
         let leftovers: Vec<_> = std::fs::read_dir(repo.join("objects"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -121,65 +129,94 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
     f.rt.block_on(pool.close());
 }
 
-/// A crash after the refs moved but before the cache committed: the push is known
-/// (recorded before its refs moved) and the next start completes it under its pusher,
-/// not `system`.
+fn db_main(f: &ChildFixture, pool: &sqlx::PgPool) -> Option<String> {
+    f.rt.block_on(async {
+        sqlx::query_scalar(
+            "SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// The cache's watermark and its number of rows.
+fn cache_of(f: &ChildFixture, pool: &sqlx::PgPool) -> (String, i64) {
+    f.rt.block_on(async {
+        sqlx::query_as(
+            "SELECT (SELECT commit_sha FROM sync_state WHERE repo = 'skills'),
+                    (SELECT count(*) FROM skills WHERE repo = 'skills')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// SIGKILL while a push of 2,000 skills is on its way (in the pack, in validation, in
+/// its transaction): refs and cache are either untouched or complete, together.
 #[test]
-fn a_push_the_server_stopped_in_is_completed_under_its_pusher() {
+fn sigkill_during_a_2000_skill_push_leaves_refs_and_cache_untouched_or_complete() {
     let mut f = ChildFixture::start("carol");
     let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
-    std::fs::create_dir_all(f.work.join("skills/held")).unwrap();
-    std::fs::write(f.work.join("skills/held/late.md"), skill("Late", "")).unwrap();
-    let mut add = f.git();
-    add.args(["add", "-A"]);
-    stdout_of(add);
-    let mut commit = f.git();
-    commit.args(["commit", "-q", "-m", "late"]);
-    stdout_of(commit);
-    let mut head = f.git();
-    head.args(["rev-parse", "HEAD"]);
-    let new = stdout_of(head);
-    // The cache write blocks on a lock this test holds: the refs move, the cache does not.
-    let mut blocker = f.rt.block_on(pool.begin()).unwrap();
-    f.rt.block_on(sqlx::query("LOCK TABLE skills IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker))
-        .unwrap();
-    let push = f
-        .git()
-        .args(["push", "-q", "origin", "main"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while f.main() != new {
-        assert!(std::time::Instant::now() < deadline, "the refs never moved");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    f.server.kill();
-    f.rt.block_on(blocker.rollback()).unwrap();
-    let _ = push.wait_with_output();
+    let (_, rows_before) = cache_of(&f, &pool);
+    let mut outcomes = Vec::new();
+    for (trial, delay_ms) in [150u64, 900, 2500].into_iter().enumerate() {
+        let old = f.main();
+        let dir = f.work.join(format!("skills/bulk-{trial}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..2000 {
+            std::fs::write(
+                dir.join(format!("b{trial}-{i}.md")),
+                skill(&format!("Bulk {trial} {i}"), ""),
+            )
+            .unwrap();
+        }
+        let mut add = f.git();
+        add.args(["add", "-A"]);
+        stdout_of(add);
+        let mut commit = f.git();
+        commit.args(["commit", "-q", "-m", &format!("bulk {trial}")]);
+        stdout_of(commit);
+        let mut head = f.git();
+        head.args(["rev-parse", "HEAD"]);
+        let new = stdout_of(head);
+        let push = f
+            .git()
+            .args(["push", "-q", "origin", "main"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        f.server.kill();
+        let _ = push.wait_with_output();
+        f.server.restart();
 
-    f.server.restart();
-    let (user, accepted, completed): (String, bool, bool) = f.rt.block_on(async {
-        sqlx::query_as(
-            "SELECT user_name, accepted, completed_at IS NOT NULL FROM pushes
-             WHERE refs @> $1::jsonb",
-        )
-        .bind(format!(r#"[{{"ref": "refs/heads/main", "new": "{new}"}}]"#))
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    });
-    assert_eq!((user.as_str(), accepted, completed), ("carol", true, true));
-    let (synced_by, push_id_set): (String, bool) = f.rt.block_on(async {
-        sqlx::query_as(
-            "SELECT synced_by, push_id IS NOT NULL FROM skill_sync_log
-             WHERE path = 'skills/held/late.md' AND operation = 'create'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    });
-    assert_eq!((synced_by.as_str(), push_id_set), ("carol", true));
+        let now = f.main();
+        assert_eq!(Some(now.clone()), db_main(&f, &pool), "trial {trial}");
+        let (watermark, rows) = cache_of(&f, &pool);
+        assert_eq!(
+            watermark, now,
+            "trial {trial}: the cache is where the refs are"
+        );
+        let landed = if now == new {
+            true
+        } else {
+            assert_eq!(now, old, "trial {trial}");
+            false
+        };
+        let expected_rows = rows_before
+            + 2000 * outcomes.iter().filter(|l| **l).count() as i64
+            + if landed { 2000 } else { 0 };
+        assert_eq!(rows, expected_rows, "trial {trial}");
+        outcomes.push(landed);
+        if !landed {
+            // The next trial builds on what the server has.
+            let mut reset = f.git();
+            reset.args(["reset", "-q", "--hard", &old]);
+            stdout_of(reset);
+        }
+    }
+    eprintln!("2,000-skill pushes killed: landed {outcomes:?}");
     f.rt.block_on(pool.close());
 }

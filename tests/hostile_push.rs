@@ -624,12 +624,25 @@ fn tags_of_trees_and_blobs_are_served_whole_and_bad_refs_never_block() {
 
     // A ref that names a missing object (left by an older version, a disk problem):
     // listings skip it, clones and pushes go on, `skillsd ref` shows and deletes it.
+    // Planted in the database, the store of record; the node's copy takes it from there.
     let repo = f.data.join("repos/skills.git");
-    std::fs::write(
-        repo.join("refs/tags/ghost"),
-        "feedfacefeedfacefeedfacefeedfacefeedface\n",
-    )
-    .unwrap();
+    {
+        let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+        f.rt.block_on(async {
+            sqlx::query(
+                "INSERT INTO git_refs (repo, name, target)
+                 VALUES ('skills', 'refs/tags/ghost', 'feedfacefeedfacefeedfacefeedfacefeedface')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query("UPDATE git_repos SET generation = generation + 1 WHERE name = 'skills'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        });
+    }
     let mut ls = f.git();
     ls.args(["ls-remote", "origin"]);
     let listed = stdout_of(ls);

@@ -24,6 +24,8 @@ pub enum CacheError {
     Db(#[from] sqlx::Error),
     #[error("git error: {0}")]
     Git(String),
+    #[error("this node's copy of the repository is behind the database; refresh it and try again")]
+    Behind,
 }
 
 impl CacheError {

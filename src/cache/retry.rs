@@ -97,7 +97,9 @@ async fn sync_one(
     name: &str,
     full: bool,
 ) -> Result<String, String> {
-    let (name, repo) = repos.open(name).map_err(|e| e.to_string())?;
+    let (name, repo) = crate::storage::replica::open(pool, repos, name, false)
+        .await
+        .map_err(|e| e.to_string())?;
     let pool = pool.clone();
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

@@ -101,81 +101,121 @@ pub fn sync_branch(
     if let Some(p) = push {
         rt.block_on(pushes::insert(&mut tx, p))?;
     }
-    let watermark: Option<String> = rt.block_on(
-        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
-            .bind(repo_name)
-            .bind(branch)
-            .fetch_optional(&mut *tx),
-    )?;
-    let Some(tip) = branch_tip(repo, branch)? else {
+    let tip = branch_tip(repo, branch)?;
+    rt.block_on(check_current(&mut tx, repo_name, branch, tip))?;
+    let Some(tip) = tip else {
+        let watermark = rt.block_on(watermark(&mut tx, repo_name, branch))?;
         rt.block_on(tx.commit())?;
         return Ok(SyncOutcome {
             commit: watermark,
             ..Default::default()
         });
     };
-    let tip_hex = tip.to_string();
-    if watermark.as_deref() == Some(tip_hex.as_str()) {
-        rt.block_on(tx.commit())?;
-        return Ok(SyncOutcome {
-            commit: Some(tip_hex),
-            ..Default::default()
-        });
-    }
-    let from = watermark
-        .as_deref()
-        .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
-        .filter(|oid| repo.has_object(oid));
-    // Replay commit by commit along the first-parent chain from the watermark, so each
-    // change is logged once, with the commit that made it. Without a watermark, or when
-    // the chain does not lead back to it, one diff to the tip.
-    let steps = match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
-        Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
-        None => vec![(from, tip)],
-    };
-    let target = Target {
-        repo: repo_name,
+    let replay = Replay {
+        repo,
+        repo_name,
         branch,
-        commit: &tip_hex,
+        tip,
         synced_by,
         push_id: push.map(|p| p.id),
         started_at,
-        update_operation: "update",
-        bulk_now: None,
     };
-    let mut outcome = SyncOutcome::default();
-    let last = steps.len().saturating_sub(1);
-    let (mut diff_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
-    for (i, (base, commit)) in steps.into_iter().enumerate() {
-        let diffing = std::time::Instant::now();
-        let mut ops = changes::between(repo, base, commit)?;
-        diff_time += diffing.elapsed();
-        if i < last {
-            // Only the tip was validated; a file broken in an intermediate commit and
-            // fixed later is not a failure of the cache.
-            ops.retain(|op| !matches!(op, Op::Invalid { .. }));
-        }
-        let commit_hex = commit.to_string();
-        let writing = std::time::Instant::now();
-        let step = rt.block_on(apply(&mut tx, &target.at(&commit_hex), ops))?;
-        write_time += writing.elapsed();
-        outcome.add(&step);
-    }
-    let committing = std::time::Instant::now();
-    rt.block_on(set_watermark(&mut tx, &target))?;
+    let outcome = replay.run(rt, &mut tx)?;
     rt.block_on(tx.commit())?;
     shrink(&mut conn);
-    tracing::debug!(
-        diff_ms = diff_time.as_millis() as u64,
-        write_ms = write_time.as_millis() as u64,
-        commit_ms = committing.elapsed().as_millis() as u64,
-        "sync timings"
-    );
     if outcome.search_deferred {
         super::search::fill_in_background(rt, pool);
     }
-    outcome.commit = Some(tip_hex);
     Ok(outcome)
+}
+
+async fn watermark(
+    tx: &mut PgConnection,
+    repo_name: &str,
+    branch: &str,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
+        .bind(repo_name)
+        .bind(branch)
+        .fetch_optional(tx)
+        .await
+}
+
+/// A sync of one branch to `tip`, inside a transaction that holds the repository's
+/// cache lock ([`lock`]): a push's, or [`sync_branch`]'s.
+pub struct Replay<'a> {
+    /// Where the commits are read (for a push: the view that sees its quarantine).
+    pub repo: &'a gix::Repository,
+    pub repo_name: &'a str,
+    pub branch: &'a str,
+    pub tip: ObjectId,
+    pub synced_by: &'a str,
+    pub push_id: Option<Uuid>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Replay<'_> {
+    /// Replays the branch from the watermark to the tip and moves the watermark; the
+    /// caller commits (and starts [`super::search::fill_in_background`] when the
+    /// outcome says the vectors were deferred).
+    pub fn run(&self, rt: &Handle, tx: &mut PgConnection) -> Result<SyncOutcome> {
+        let (repo, tip) = (self.repo, self.tip);
+        let watermark = rt.block_on(watermark(tx, self.repo_name, self.branch))?;
+        let tip_hex = tip.to_string();
+        if watermark.as_deref() == Some(tip_hex.as_str()) {
+            return Ok(SyncOutcome {
+                commit: Some(tip_hex),
+                ..Default::default()
+            });
+        }
+        let from = watermark
+            .as_deref()
+            .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
+            .filter(|oid| repo.has_object(oid));
+        // Replay commit by commit along the first-parent chain from the watermark, so
+        // each change is logged once, with the commit that made it. Without a
+        // watermark, or when the chain does not lead back to it, one diff to the tip.
+        let steps = match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
+            Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
+            None => vec![(from, tip)],
+        };
+        let target = Target {
+            repo: self.repo_name,
+            branch: self.branch,
+            commit: &tip_hex,
+            synced_by: self.synced_by,
+            push_id: self.push_id,
+            started_at: self.started_at,
+            update_operation: "update",
+            bulk_now: None,
+        };
+        let mut outcome = SyncOutcome::default();
+        let last = steps.len().saturating_sub(1);
+        let (mut diff_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
+        for (i, (base, commit)) in steps.into_iter().enumerate() {
+            let diffing = std::time::Instant::now();
+            let mut ops = changes::between(repo, base, commit)?;
+            diff_time += diffing.elapsed();
+            if i < last {
+                // Only the tip was validated; a file broken in an intermediate commit
+                // and fixed later is not a failure of the cache.
+                ops.retain(|op| !matches!(op, Op::Invalid { .. }));
+            }
+            let commit_hex = commit.to_string();
+            let writing = std::time::Instant::now();
+            let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
+            write_time += writing.elapsed();
+            outcome.add(&step);
+        }
+        rt.block_on(set_watermark(tx, &target))?;
+        tracing::debug!(
+            diff_ms = diff_time.as_millis() as u64,
+            write_ms = write_time.as_millis() as u64,
+            "sync timings"
+        );
+        outcome.commit = Some(tip_hex);
+        Ok(outcome)
+    }
 }
 
 /// Completes the pushes of `repo_name` that were in progress when the server stopped
@@ -276,7 +316,9 @@ fn reconcile_once(
     let mut conn = rt.block_on(pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     rt.block_on(lock(&mut tx, repo_name))?;
-    let Some(tip) = branch_tip(repo, branch)? else {
+    let tip = branch_tip(repo, branch)?;
+    rt.block_on(check_current(&mut tx, repo_name, branch, tip))?;
+    let Some(tip) = tip else {
         rt.block_on(tx.commit())?;
         return Ok(SyncOutcome::default());
     };
@@ -368,12 +410,36 @@ fn shrink(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
 }
 
 /// Serialises cache writers of one repository, across processes sharing the database.
-async fn lock(tx: &mut PgConnection, repo_name: &str) -> sqlx::Result<()> {
+pub async fn lock(tx: &mut PgConnection, repo_name: &str) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("skillsd:cache:{repo_name}"))
         .execute(tx)
         .await?;
     Ok(())
+}
+
+/// The cache only ever moves to what the database's refs say (the store of record): a
+/// node whose copy is behind them (another node's push committed since it refreshed)
+/// must refresh first. Repositories the database does not hold (under a stock git
+/// server, `skillsd hook`) are their own record.
+async fn check_current(
+    tx: &mut PgConnection,
+    repo_name: &str,
+    branch: &str,
+    local_tip: Option<ObjectId>,
+) -> Result<()> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT (SELECT target FROM git_refs WHERE repo = $1 AND name = $2)
+         FROM git_repos WHERE name = $1",
+    )
+    .bind(repo_name)
+    .bind(format!("refs/heads/{branch}"))
+    .fetch_optional(&mut *tx)
+    .await?;
+    match row {
+        Some((db_tip,)) if db_tip != local_tip.map(|t| t.to_string()) => Err(CacheError::Behind),
+        _ => Ok(()),
+    }
 }
 
 fn branch_tip(repo: &gix::Repository, branch: &str) -> Result<Option<ObjectId>> {

@@ -6,15 +6,17 @@
 //! 3. index the pack into a [`quarantine`] (thin packs completed from the repository);
 //! 4. [`pre_receive`]: policy, connectivity, validation of every changed skill;
 //! 5. on any problem: report every problem, drop the quarantine, record the refused push;
-//! 6. else migrate the pack in and update the refs with compare-and-swap ([`refs`]);
-//! 7. post-receive: sync the cache for the default branch, recording the push in the
-//!    same transaction ([`crate::cache::sync`]);
-//! 8. report the status of each ref.
+//! 6. else one database transaction ([`publish`]): refs moved by compare-and-swap, the
+//!    pack published, the cache synced to the default branch's new tip
+//!    ([`crate::cache::sync`]), the push recorded — all or nothing; then this node's
+//!    copy takes the pack and the database's refs;
+//! 7. report the status of each ref.
 
 pub mod commands;
 pub mod connectivity;
 pub mod inspect;
 pub mod pre_receive;
+pub mod publish;
 pub mod quarantine;
 pub mod refs;
 
@@ -41,8 +43,8 @@ pub struct Context {
     pub user: User,
     pub pool: PgPool,
     pub rt: tokio::runtime::Handle,
-    /// Where to hand the repository when the cache write fails.
-    pub resync: Option<crate::cache::retry::Resync>,
+    /// This node's copies (refreshed from the database after the push commits).
+    pub repos: crate::repos::RepoStore,
     /// Set when the session ends (the client left, or its time ran out): indexing,
     /// the walks and validation stop, and nothing is written.
     pub cancel: std::sync::Arc<AtomicBool>,
@@ -164,50 +166,57 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             *r = Some(pre_receive::CANCELLED.into());
         }
     }
-    let any_accepted = results.iter().any(Option::is_none);
     let push_id = uuid::Uuid::new_v4();
-    if any_accepted {
-        // Known before the refs move: a crash from here on leaves a push in progress
-        // that the next start completes under this pusher's name.
-        let pending = PushRecord {
-            id: push_id,
-            repo: ctx.repo_name.clone(),
-            user: ctx.user.name.clone(),
-            key_fingerprint: ctx.user.key_fingerprint.clone(),
-            started_at,
-            accepted: true,
-            refs: ref_results(commands, &results),
-            errors: Vec::new(),
-            push_options: req.push_options.clone(),
-        };
-        // Bounded: with the database away (and SKILLSD_DB_DOWN=accept) the push
-        // goes on without it.
-        let begun = ctx.rt.block_on(tokio::time::timeout(
-            std::time::Duration::from_secs(2),
-            async {
-                let mut conn = ctx.pool.acquire().await?;
-                crate::cache::pushes::begin(&mut conn, &pending).await
-            },
-        ));
-        match begun {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not record the push before its refs move")
-            }
-            Err(_) => tracing::warn!(
-                "the database did not answer; the push goes on unrecorded until it completes"
-            ),
-        }
-        match quarantine.migrate() {
-            Err(e) => {
-                for r in results.iter_mut().filter(|r| r.is_none()) {
-                    *r = Some(format!("could not store the pack: {e}"));
+    let make_record = |results: &[Option<String>]| PushRecord {
+        id: push_id,
+        repo: ctx.repo_name.clone(),
+        user: ctx.user.name.clone(),
+        key_fingerprint: ctx.user.key_fingerprint.clone(),
+        started_at,
+        accepted: results.iter().any(Option::is_none),
+        refs: ref_results(commands, results),
+        errors: problems.clone(),
+        push_options: req.push_options.clone(),
+    };
+    let mut cache = None;
+    if results.iter().any(Option::is_none) {
+        let pack = publish::pack_files(&quarantine.pack_dir());
+        let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+        let caching = std::time::Instant::now();
+        let published = publish::run(
+            ctx,
+            &view,
+            &pack,
+            commands,
+            &mut results,
+            req.has("atomic"),
+            &make_record,
+        );
+        drop(view);
+        match published {
+            Ok(p) if p.generation.is_some() => {
+                crate::metrics::METRICS.sync_took(caching.elapsed());
+                cache = p.cache;
+                // Committed: this node's copy takes the pack, then the database's refs.
+                if let Err(e) = quarantine.migrate() {
+                    tracing::warn!(error = %e, "could not move the pack into this node's copy; it is fetched from the database");
+                }
+                if let Err(e) =
+                    crate::storage::replica::refresh(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name)
+                {
+                    tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
                 }
             }
-            Ok(moved) => {
-                refs::update(&ctx.repo, commands, &mut results, req.has("atomic"));
-                if results.iter().all(Option::is_some) {
-                    quarantine::withdraw(&moved);
+            Ok(_) => drop(quarantine),
+            Err(e) => {
+                drop(quarantine);
+                crate::metrics::METRICS.sync_failed();
+                tracing::error!(error = %e, "the push's transaction failed; nothing was written");
+                sb.message(&format!(
+                    "error: the push could not be stored, nothing was written: {e}\nerror: try again in a moment; if it keeps failing, tell an admin.\n"
+                ))?;
+                for r in results.iter_mut().filter(|r| r.is_none()) {
+                    *r = Some(format!("not stored: {}", e.to_string().replace('\n', " ")));
                 }
             }
         }
@@ -215,7 +224,6 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         drop(quarantine);
     }
 
-    // Post-receive: the push record, and the cache when the default branch moved.
     let accepted = results.iter().any(Option::is_none);
     {
         use crate::metrics::{Refusal, METRICS};
@@ -230,26 +238,22 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             METRICS.push_refused(Refusal::Policy);
         }
     }
-    let record = PushRecord {
-        id: push_id,
-        repo: ctx.repo_name.clone(),
-        user: ctx.user.name.clone(),
-        key_fingerprint: ctx.user.key_fingerprint.clone(),
-        started_at,
-        accepted,
-        refs: ref_results(commands, &results),
-        errors: problems,
-        push_options: req.push_options.clone(),
-    };
-    let default_ref = format!("refs/heads/{}", ctx.default_branch);
-    let default_moved = commands
-        .iter()
-        .zip(&results)
-        .any(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete());
     let store_ms = storing.elapsed().as_millis() as u64;
-    let caching = std::time::Instant::now();
-    post_receive(ctx, &record, default_moved, &mut sb)?;
-    let cache_ms = caching.elapsed().as_millis() as u64;
+    if let Some(outcome) = &cache {
+        tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
+        sb.progress(&format!("skillsd: cache updated: {}\n", outcome.summary()))?;
+    }
+    if !accepted {
+        // A refused push is recorded on its own (an accepted one was, in its transaction).
+        let record = make_record(&results);
+        let recorded = ctx.rt.block_on(async {
+            let mut conn = ctx.pool.acquire().await?;
+            crate::cache::pushes::insert(&mut conn, &record).await
+        });
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the push");
+        }
+    }
 
     report(
         &mut sb,
@@ -267,16 +271,15 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .collect::<Vec<_>>()
             .join(","),
         accepted,
-        problems = record.errors.len(),
+        problems = problems.len(),
         pack_ms,
         check_ms,
         store_ms,
-        cache_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
         "push"
     );
     if accepted {
-        crate::maintenance::maybe_gc_in_background(ctx.repo.path());
+        crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
     Ok(())
 }
@@ -315,64 +318,6 @@ fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
         }
     }
     write_flush(out)?;
-    Ok(())
-}
-
-fn post_receive(
-    ctx: &Context,
-    record: &PushRecord,
-    default_moved: bool,
-    sb: &mut SideBand<'_>,
-) -> Result<()> {
-    if default_moved {
-        let started = std::time::Instant::now();
-        let synced = crate::cache::sync::sync_branch(
-            &ctx.rt,
-            &ctx.pool,
-            &ctx.repo,
-            &ctx.repo_name,
-            &ctx.default_branch,
-            &ctx.user.name,
-            Some(record),
-        );
-        crate::metrics::METRICS.sync_took(started.elapsed());
-        match synced {
-            Ok(outcome) => {
-                tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
-                sb.progress(&format!("skillsd: cache updated: {}\n", outcome.summary()))?;
-                return Ok(());
-            }
-            Err(e) => {
-                crate::metrics::METRICS.sync_failed();
-                tracing::error!(repo = %ctx.repo_name, error = %e, "cache sync failed after the refs moved");
-                if let Err(e2) = crate::cache::sync::record_failure(
-                    &ctx.rt,
-                    &ctx.pool,
-                    &ctx.repo,
-                    &ctx.repo_name,
-                    &ctx.default_branch,
-                    &ctx.user.name,
-                    &e.to_string(),
-                ) {
-                    tracing::error!(error = %e2, "could not record the failed sync");
-                }
-                if let Some(r) = &ctx.resync {
-                    r.request(&ctx.repo_name);
-                }
-                sb.message(&format!(
-                    "warning: your push is stored, but the skills cache could not be updated ({e}).\nwarning: skillsd retries in the background until the cache matches the branch.\n"
-                ))?;
-            }
-        }
-    }
-    // Not synced (or the sync failed): record the push on its own.
-    let result = ctx.rt.block_on(async {
-        let mut conn = ctx.pool.acquire().await?;
-        crate::cache::pushes::insert(&mut conn, record).await
-    });
-    if let Err(e) = result {
-        tracing::error!(error = %e, "could not record the push");
-    }
     Ok(())
 }
 

@@ -84,14 +84,7 @@ impl Server {
 
     /// With `http`, also serves the HTTP API on an ephemeral port ([`Server::http_port`]).
     pub fn start_with(http: bool) -> Server {
-        Self::start_full(http, false)
-    }
-
-    /// `accept_when_db_down`: the `SKILLSD_DB_DOWN=accept` policy.
-    pub fn start_full(http: bool, accept_when_db_down: bool) -> Server {
-        Self::start_tuned(http, |state| {
-            state.accept_when_db_down = accept_when_db_down
-        })
+        Self::start_tuned(http, |_| {})
     }
 
     /// With the server's shared state adjusted before it starts (policy, limits).
@@ -267,6 +260,16 @@ impl Server {
     pub fn query<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt.block_on(f)
     }
+
+    /// The `bigint` one SQL query returns (e.g. a `count(*)`).
+    pub fn count(&self, sql: &str) -> i64 {
+        self.query(async {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_one(&self.pool)
+                .await
+                .unwrap()
+        })
+    }
 }
 
 fn walkdir(dir: &Path) -> Vec<PathBuf> {
@@ -382,6 +385,16 @@ impl Git {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Starts git in the background (stdout and stderr captured).
+    pub fn spawn(&self, dir: &Path, args: &[&str]) -> std::process::Child {
+        self.cmd(dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start git")
     }
 
     /// Runs git and asserts success; returns stdout.

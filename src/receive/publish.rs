@@ -1,0 +1,147 @@
+//! The push's one transaction: the repository's row locked, every ref moved by
+//! compare-and-swap against the database, the pack published, the cache brought to
+//! the default branch's new tip (with its sync log and watermark), the `pushes`
+//! record, the generation bumped with a `NOTIFY` — committed together or not at all.
+//! Only after the commit does this node move the pack into its copy and set its refs
+//! from the database ([`crate::storage::replica`]).
+
+use super::commands::Command;
+use super::refs::{ATOMIC_REFUSED, STALE};
+use super::Context;
+use crate::cache::pushes::{self, PushRecord};
+use crate::cache::sync::{self, Replay, SyncOutcome};
+use crate::storage::{self, publish, StorageError};
+use gix::ObjectId;
+use std::path::PathBuf;
+
+/// What the transaction did.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The cache's sync, when the default branch moved.
+    pub cache: Option<SyncOutcome>,
+    /// The repository's generation after the commit (`None`: nothing was committed).
+    pub generation: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Cache(#[from] crate::cache::CacheError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The pack files of the push in its quarantine: (`.pack`, `.idx`).
+pub type PackFiles = Option<(PathBuf, PathBuf)>;
+
+/// Runs the transaction for the commands whose slot in `results` is `None`; a ref that
+/// moved meanwhile gets `stale info` (with `atomic`, every ref is refused then).
+/// `record` makes the push record from the final results. On an error nothing is
+/// committed: the caller refuses every ref with it.
+pub fn run(
+    ctx: &Context,
+    view: &gix::Repository,
+    pack: &PackFiles,
+    commands: &[Command],
+    results: &mut [Option<String>],
+    atomic: bool,
+    record: &dyn Fn(&[Option<String>]) -> PushRecord,
+) -> Result<Published, PublishError> {
+    if atomic && results.iter().any(Option::is_some) {
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(ATOMIC_REFUSED.into());
+        }
+        return Ok(Published::default());
+    }
+    let rt = &ctx.rt;
+    let mut conn = rt.block_on(ctx.pool.acquire())?;
+    let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
+    let generation = rt.block_on(publish::lock(&mut tx, &ctx.repo_name))?;
+    rt.block_on(sync::lock(&mut tx, &ctx.repo_name))?;
+
+    let mut stale = false;
+    for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+        if r.is_some() {
+            continue;
+        }
+        let change = publish::RefChange {
+            name: &cmd.name,
+            old: (!cmd.is_create()).then(|| cmd.old.to_string()),
+            new: (!cmd.is_delete()).then(|| {
+                (
+                    cmd.new.to_string(),
+                    storage::peeled(view, cmd.new).map(|p| p.to_string()),
+                )
+            }),
+        };
+        if !rt.block_on(publish::compare_and_swap(&mut tx, &ctx.repo_name, &change))? {
+            *r = Some(STALE.into());
+            stale = true;
+        }
+    }
+    if atomic && stale {
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(ATOMIC_REFUSED.into());
+        }
+    }
+    if results.iter().all(Option::is_some) {
+        rt.block_on(tx.rollback())?;
+        return Ok(Published::default());
+    }
+
+    let brings_objects = commands
+        .iter()
+        .zip(results.iter())
+        .any(|(c, r)| r.is_none() && !c.is_delete());
+    if let (true, Some((pack, idx))) = (brings_objects, pack) {
+        storage::packs::upload(rt, &mut tx, &ctx.repo_name, pack, idx, generation + 1)?;
+    }
+    let record = record(results);
+    rt.block_on(pushes::insert(&mut tx, &record))?;
+    let default_ref = format!("refs/heads/{}", ctx.default_branch);
+    let new_tip: Option<ObjectId> = commands
+        .iter()
+        .zip(results.iter())
+        .find(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete())
+        .map(|(c, _)| c.new);
+    let cache = match new_tip {
+        Some(tip) => {
+            let replay = Replay {
+                repo: view,
+                repo_name: &ctx.repo_name,
+                branch: &ctx.default_branch,
+                tip,
+                synced_by: &ctx.user.name,
+                push_id: Some(record.id),
+                started_at: record.started_at,
+            };
+            Some(replay.run(rt, &mut tx)?)
+        }
+        None => None,
+    };
+    let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
+    rt.block_on(tx.commit())?;
+    sqlx::Connection::shrink_buffers(&mut *conn);
+    if cache.as_ref().is_some_and(|c| c.search_deferred) {
+        crate::cache::search::fill_in_background(rt, &ctx.pool);
+    }
+    Ok(Published {
+        cache,
+        generation: Some(generation),
+    })
+}
+
+/// The `.pack` and `.idx` an indexed quarantine holds.
+pub fn pack_files(pack_dir: &std::path::Path) -> PackFiles {
+    let pack = std::fs::read_dir(pack_dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "pack") && p.with_extension("idx").is_file()
+        })?;
+    let idx = pack.with_extension("idx");
+    Some((pack, idx))
+}

@@ -1,0 +1,27 @@
+//! `skillsd export REPO DIR`: a plain bare repository written from the database —
+//! every live pack, every ref, `HEAD` — for backups and for leaving skillsd. Any git
+//! can clone or `fsck` it.
+
+use super::{replica, Result, StorageError};
+use sqlx::PgPool;
+use std::path::Path;
+use tokio::runtime::Handle;
+
+/// Writes `repo` into `dir` (which must not exist, or be empty). Blocking.
+pub fn export(rt: &Handle, pool: &PgPool, repo: &str, dir: &Path) -> Result<replica::Refreshed> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(StorageError::Invalid(format!(
+            "{} exists and is not empty; give a new directory",
+            dir.display()
+        )));
+    }
+    gix::init_bare(dir).map_err(StorageError::git)?;
+    std::fs::write(
+        dir.join("config"),
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+    )?;
+    let mut conn = rt.block_on(pool.acquire())?;
+    let done = replica::sync_into(rt, &mut conn, repo, dir, None)?;
+    std::fs::remove_file(dir.join(replica::GENERATION_FILE))?;
+    Ok(done)
+}

@@ -1,0 +1,102 @@
+//! The SSH host key every node presents, so clients behind a load balancer see one
+//! server. Taken, in order, from the file `SKILLSD_HOST_KEY` names (the operator's;
+//! not stored), the database, the data dir's `ssh_host_ed25519_key` of a single-node
+//! install (stored in the database for the other nodes), or made by the first node to
+//! start (an ed25519 key; if two first nodes race, both keep the one stored first).
+
+use russh::keys::PrivateKey;
+use sqlx::PgPool;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot read host key {0}: {1}")]
+    Read(String, String),
+    #[error("cannot encode the host key: {0}")]
+    Encode(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const ROW: &str = "ssh_host_ed25519_key";
+const FILE: &str = "ssh_host_ed25519_key";
+
+/// The host key, and where it came from (for the start banner).
+pub async fn host_key(
+    pool: &PgPool,
+    data_dir: &Path,
+) -> Result<(PrivateKey, String), IdentityError> {
+    if let Some(path) = std::env::var_os("SKILLSD_HOST_KEY").filter(|p| !p.is_empty()) {
+        let key = load(Path::new(&path))?;
+        return Ok((key, format!("the file {}", Path::new(&path).display())));
+    }
+    if let Some(key) = stored(pool).await? {
+        write_public(data_dir, &key)?;
+        return Ok((key, "the database".into()));
+    }
+    let local = data_dir.join(FILE);
+    let (key, origin) = if local.is_file() {
+        (
+            load(&local)?,
+            format!("{} (now in the database)", local.display()),
+        )
+    } else {
+        let seed: [u8; 32] = rand::random();
+        let key = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
+            &seed,
+        ));
+        (key, "a new key (now in the database)".to_string())
+    };
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| IdentityError::Encode(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO server_identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(ROW)
+    .bind(text.as_str())
+    .execute(pool)
+    .await?;
+    // Another node may have stored its key first: everyone uses that one.
+    let key = stored(pool).await?.unwrap_or(key);
+    write_public(data_dir, &key)?;
+    Ok((key, origin))
+}
+
+async fn stored(pool: &PgPool) -> Result<Option<PrivateKey>, IdentityError> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT value FROM server_identity WHERE name = $1")
+            .bind(ROW)
+            .fetch_optional(pool)
+            .await?;
+    text.map(|t| {
+        PrivateKey::from_openssh(t.as_bytes())
+            .map_err(|e| IdentityError::Read("in the database".into(), e.to_string()))
+    })
+    .transpose()
+}
+
+fn load(path: &Path) -> Result<PrivateKey, IdentityError> {
+    russh::keys::load_secret_key(path, None)
+        .map_err(|e| IdentityError::Read(path.display().to_string(), e.to_string()))
+}
+
+/// The public half in the data dir (`ssh_host_ed25519_key.pub`), for operators and
+/// `known_hosts`.
+fn write_public(data_dir: &Path, key: &PrivateKey) -> Result<(), IdentityError> {
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| IdentityError::Encode(e.to_string()))?;
+    std::fs::write(data_dir.join(format!("{FILE}.pub")), format!("{public}\n"))?;
+    Ok(())
+}
+
+/// `SHA256:...` of the host key, as `ssh-keygen -lf` prints it.
+pub fn fingerprint(key: &PrivateKey) -> String {
+    key.public_key()
+        .fingerprint(russh::keys::ssh_key::HashAlg::Sha256)
+        .to_string()
+}

@@ -1,0 +1,75 @@
+//! Git data in PostgreSQL: the store of record for every repository's refs and packs.
+//! Each node's data dir holds a copy it serves from.
+//!
+//! * [`packs`]: packs and their indexes as chunked rows; upload and download.
+//! * [`replica`]: a node's copy — one query tells whether it is current; if not, the
+//!   packs it lacks are fetched, then its refs are set to the database's.
+//! * [`publish`]: what a push (or a gc, or an admin) changes, inside one transaction:
+//!   the repository row locked, refs moved by compare-and-swap, the generation bumped
+//!   with a `NOTIFY`.
+//! * [`import`]: a data dir of the single-node layout taken into the database on first
+//!   start; [`export`]: a plain bare repository written from the database.
+//! * [`identity`]: the SSH host key every node presents.
+//! * [`gc`]: consolidation published in one transaction, retired packs removed after
+//!   a grace period.
+
+pub mod export;
+pub mod gc;
+pub mod identity;
+pub mod import;
+pub mod packs;
+pub mod publish;
+pub mod replica;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("git error: {0}")]
+    Git(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("repository `{0}` is not in the database")]
+    NotInDatabase(String),
+    #[error("another node is running a gc of this repository")]
+    Busy,
+}
+
+impl StorageError {
+    pub fn git(e: impl std::fmt::Display) -> Self {
+        StorageError::Git(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// The `NOTIFY` channel of published changes: the payload is `<repo> <generation>`.
+/// A hint for prefetching only: a node checks the generation before every read.
+pub const NOTIFY_CHANNEL: &str = "skillsd_git";
+
+/// A ref as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DbRef {
+    pub name: String,
+    pub target: String,
+    pub peeled: Option<String>,
+}
+
+/// How long a retired pack stays (rows and files): `SKILLSD_PACK_GRACE_SECS`, 3600.
+pub fn pack_grace() -> std::time::Duration {
+    std::time::Duration::from_secs(
+        crate::config::number::<u64>("SKILLSD_PACK_GRACE_SECS").unwrap_or(3600),
+    )
+}
+
+/// The object at the end of `id`'s chain of tags, when `id` is an annotated tag.
+pub fn peeled(repo: &gix::Repository, id: gix::ObjectId) -> Option<gix::ObjectId> {
+    let header = repo.find_header(id).ok()?;
+    if header.kind() != gix::object::Kind::Tag {
+        return None;
+    }
+    let object = repo.find_object(id).ok()?;
+    object.peel_tags_to_end().ok().map(|o| o.id)
+}

@@ -1,0 +1,118 @@
+//! Changing a repository in the database, inside the caller's transaction: lock its
+//! row (writers of one repository go one at a time, on every node), move refs by
+//! compare-and-swap, and bump the generation with a `NOTIFY`. Nothing is visible to
+//! any node before the caller commits, and all of it is visible after.
+
+use super::{Result, StorageError, NOTIFY_CHANNEL};
+use sqlx::PgConnection;
+
+/// Locks `repo`'s row until the transaction ends; its current generation.
+pub async fn lock(tx: &mut PgConnection, repo: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT generation FROM git_repos WHERE name = $1 FOR UPDATE")
+        .bind(repo)
+        .fetch_optional(tx)
+        .await?
+        .ok_or_else(|| StorageError::NotInDatabase(repo.to_string()))
+}
+
+/// One ref's change: `old` is what the pusher saw (`None`: the ref must not exist),
+/// `new` the value it gets with its peeled object (`None`: the ref is deleted).
+pub struct RefChange<'a> {
+    pub name: &'a str,
+    pub old: Option<String>,
+    pub new: Option<(String, Option<String>)>,
+}
+
+/// Applies `change` if the ref still holds `old`; `false` when it moved (someone
+/// else's push committed first): nothing changed then.
+pub async fn compare_and_swap(
+    tx: &mut PgConnection,
+    repo: &str,
+    change: &RefChange<'_>,
+) -> Result<bool> {
+    let done = match (&change.old, &change.new) {
+        (None, Some((target, peeled))) => sqlx::query(
+            "INSERT INTO git_refs (repo, name, target, peeled) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repo, name) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(change.name)
+        .bind(target)
+        .bind(peeled)
+        .execute(tx)
+        .await?
+        .rows_affected(),
+        (Some(old), Some((target, peeled))) => sqlx::query(
+            "UPDATE git_refs SET target = $3, peeled = $4
+             WHERE repo = $1 AND name = $2 AND target = $5",
+        )
+        .bind(repo)
+        .bind(change.name)
+        .bind(target)
+        .bind(peeled)
+        .bind(old)
+        .execute(tx)
+        .await?
+        .rows_affected(),
+        (Some(old), None) => {
+            sqlx::query("DELETE FROM git_refs WHERE repo = $1 AND name = $2 AND target = $3")
+                .bind(repo)
+                .bind(change.name)
+                .bind(old)
+                .execute(tx)
+                .await?
+                .rows_affected()
+        }
+        (None, None) => 0,
+    };
+    Ok(done == 1)
+}
+
+/// Deletes the ref `name` of `repo` whatever it holds (an admin removing a ref that
+/// cannot be served; pushes cannot delete tags or the default branch), in a
+/// transaction of its own; `false` when there is no such ref.
+pub async fn delete_ref(pool: &sqlx::PgPool, repo: &str, name: &str) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    lock(&mut tx, repo).await?;
+    let n = sqlx::query("DELETE FROM git_refs WHERE repo = $1 AND name = $2")
+        .bind(repo)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    bump(&mut tx, repo).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The ref `name` of `repo` as the transaction sees it.
+pub async fn ref_target(tx: &mut PgConnection, repo: &str, name: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT target FROM git_refs WHERE repo = $1 AND name = $2")
+            .bind(repo)
+            .bind(name)
+            .fetch_optional(tx)
+            .await?,
+    )
+}
+
+/// Marks a change of `repo`: the generation grows by one and every node is told
+/// (`NOTIFY`, delivered at commit). Returns the new generation.
+pub async fn bump(tx: &mut PgConnection, repo: &str) -> Result<i64> {
+    let generation: i64 = sqlx::query_scalar(
+        "UPDATE git_repos SET generation = generation + 1, updated_at = now()
+         WHERE name = $1 RETURNING generation",
+    )
+    .bind(repo)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{repo} {generation}"))
+        .execute(tx)
+        .await?;
+    Ok(generation)
+}

@@ -1,0 +1,457 @@
+//! Several nodes on one PostgreSQL: every node is `skillsd serve --listen ADDR
+//! --data-dir DIR --database-url URL` with the same URL and its own data dir, and
+//! serves every push the moment `git push` returns, whichever node took it.
+
+mod common;
+
+use common::{skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS, SKILLSD};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// N nodes on one fresh database, a writer key, and a home for clones.
+struct Cluster {
+    env: ChildEnv,
+    nodes: Vec<ChildServer>,
+    key: Key,
+    home: PathBuf,
+}
+
+impl Cluster {
+    fn start(n: usize, extra_env: &[(&str, &str)]) -> Cluster {
+        let env = ChildEnv::new();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(start_node(&env, i, extra_env));
+        }
+        let key = Key::generate("writer");
+        let mut add = Command::new(SKILLSD);
+        add.args(["user", "add", "writer", "--role", "writer", "--key"])
+            .arg(&key.public)
+            .arg("--data-dir")
+            .arg(node_dir(&env, 0))
+            .arg("--database-url")
+            .arg(&env.db_url);
+        stdout_of(add);
+        let home = env.tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        Cluster {
+            env,
+            nodes,
+            key,
+            home,
+        }
+    }
+
+    fn url(&self, node: usize) -> String {
+        self.nodes[node].url("skills.git")
+    }
+
+    /// git (`bin`) in `dir`, talking to whichever node the URL names.
+    fn git(&self, bin: &str, dir: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.current_dir(dir)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_SSH_COMMAND", format!("ssh {}", ssh_options(&self.key)))
+            .env("GIT_AUTHOR_NAME", "Node Tester")
+            .env("GIT_AUTHOR_EMAIL", "nodes@example.com")
+            .env("GIT_COMMITTER_NAME", "Node Tester")
+            .env("GIT_COMMITTER_EMAIL", "nodes@example.com");
+        c
+    }
+
+    fn run(&self, bin: &str, dir: &Path, args: &[&str]) -> String {
+        let mut c = self.git(bin, dir);
+        c.args(args);
+        stdout_of(c)
+    }
+
+    fn clone(&self, bin: &str, node: usize, name: &str) -> PathBuf {
+        let dir = self.home.join(name);
+        let mut c = self.git(bin, &self.home);
+        c.args(["clone", "-q", &self.url(node)]).arg(&dir);
+        stdout_of(c);
+        dir
+    }
+
+    /// `main` as node `node` advertises it.
+    fn ls_remote_main(&self, node: usize) -> String {
+        let out = self.run(
+            GITS[1],
+            &self.home,
+            &["ls-remote", &self.url(node), "refs/heads/main"],
+        );
+        out.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn query<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.env.rt.block_on(f)
+    }
+
+    fn pool(&self) -> sqlx::PgPool {
+        self.query(skillsd::db::connect(&self.env.db_url)).unwrap()
+    }
+}
+
+fn node_dir(env: &ChildEnv, i: usize) -> PathBuf {
+    env.tmp.path().join(format!("node{i}"))
+}
+
+fn start_node(env: &ChildEnv, i: usize, extra_env: &[(&str, &str)]) -> ChildServer {
+    ChildServer::start_with(
+        &node_dir(env, i),
+        &env.db_url,
+        &["--database-url", &env.db_url],
+        extra_env,
+    )
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+}
+
+fn commit_skill(c: &Cluster, bin: &str, dir: &Path, path: &str, title: &str) -> String {
+    let file = dir.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, skill(title, "")).unwrap();
+    c.run(bin, dir, &["add", "-A"]);
+    c.run(bin, dir, &["commit", "-q", "-m", title]);
+    c.run(bin, dir, &["rev-parse", "HEAD"])
+}
+
+fn fsck(dir: &Path) {
+    let out = Command::new(GITS[1])
+        .current_dir(dir)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck in {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cache's watermark and whether the skill `slug` is cached.
+fn cache_state(c: &Cluster, pool: &sqlx::PgPool, slug: &str) -> (Option<String>, i64) {
+    c.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT commit_sha FROM sync_state WHERE repo = 'skills'),
+                    (SELECT count(*) FROM skills WHERE repo = 'skills' AND slug = $1)",
+        )
+        .bind(slug)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    })
+}
+
+#[test]
+fn a_push_through_one_node_is_served_by_every_other_the_moment_it_returns() {
+    let c = Cluster::start(3, &[]);
+    let pool = c.pool();
+    // All three present the same host key.
+    let keys: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let out = Command::new("ssh-keyscan")
+                .args(["-t", "ed25519", "-p", &n.port.to_string(), "127.0.0.1"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace()
+                .nth(2)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(!keys[0].is_empty(), "ssh-keyscan found no key");
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+
+    let work = c.clone(GITS[0], 0, "work");
+    let readers: Vec<PathBuf> = (0..3)
+        .map(|i| c.clone(GITS[i % 2], i, &format!("reader{i}")))
+        .collect();
+    for round in 0..20 {
+        let bin = GITS[round % 2];
+        let via = round % 3;
+        let slug = format!("round-{round}");
+        let tip = commit_skill(&c, bin, &work, &format!("skills/r/{slug}.md"), &slug);
+        c.run(bin, &work, &["push", "-q", &c.url(via), "HEAD:main"]);
+        // The moment the push returns: every node advertises it, serves it, and the
+        // cache holds it.
+        for node in 0..3 {
+            assert_eq!(c.ls_remote_main(node), tip, "round {round}, node {node}");
+            let reader = &readers[node];
+            c.run(GITS[node % 2], reader, &["fetch", "-q", "origin"]);
+            assert_eq!(
+                c.run(GITS[1], reader, &["rev-parse", "origin/main"]),
+                tip,
+                "round {round}: fetch through node {node}"
+            );
+        }
+        assert_eq!(
+            cache_state(&c, &pool, &slug),
+            (Some(tip.clone()), 1),
+            "round {round}"
+        );
+    }
+    for reader in &readers {
+        fsck(reader);
+    }
+    c.query(pool.close());
+}
+
+#[test]
+fn concurrent_pushes_through_different_nodes_lose_nothing() {
+    let c = Cluster::start(3, &[]);
+    let pool = c.pool();
+    let clients: Vec<PathBuf> = (0..6)
+        .map(|i| c.clone(GITS[i % 2], i % 3, &format!("client{i}")))
+        .collect();
+    std::thread::scope(|s| {
+        for (i, dir) in clients.iter().enumerate() {
+            let c = &c;
+            s.spawn(move || {
+                let bin = GITS[i % 2];
+                let url = c.url(i % 3);
+                for k in 0..3 {
+                    commit_skill(
+                        c,
+                        bin,
+                        dir,
+                        &format!("skills/c{i}/c{i}-s{k}.md"),
+                        &format!("c{i} s{k}"),
+                    );
+                    // Someone else may have pushed first: fetch, rebase, try again.
+                    let mut tries = 0;
+                    loop {
+                        let mut push = c.git(bin, dir);
+                        push.args(["push", "-q", &url, "HEAD:main"]);
+                        let out = push.output().unwrap();
+                        if out.status.success() {
+                            break;
+                        }
+                        tries += 1;
+                        assert!(
+                            tries < 60,
+                            "client {i} never got its push in: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        c.run(bin, dir, &["pull", "-q", "--rebase", &url, "main"]);
+                    }
+                }
+            });
+        }
+    });
+    let tips: Vec<String> = (0..3).map(|n| c.ls_remote_main(n)).collect();
+    assert!(tips.iter().all(|t| *t == tips[0]), "{tips:?}");
+    let check = c.clone(GITS[1], 2, "check");
+    assert_eq!(c.run(GITS[1], &check, &["rev-parse", "HEAD"]), tips[0]);
+    for i in 0..6 {
+        for k in 0..3 {
+            assert!(
+                check.join(format!("skills/c{i}/c{i}-s{k}.md")).is_file(),
+                "c{i} s{k} lost"
+            );
+        }
+    }
+    fsck(&check);
+    let (watermark, cached): (Option<String>, i64) = c.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT commit_sha FROM sync_state WHERE repo = 'skills'),
+                    (SELECT count(*) FROM skills WHERE repo = 'skills' AND path LIKE 'skills/c%')",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(watermark.as_deref(), Some(tips[0].as_str()));
+    assert_eq!(cached, 18);
+    c.query(pool.close());
+}
+
+#[test]
+fn a_node_on_an_empty_data_dir_serves_the_whole_history_and_loses_nothing() {
+    let mut c = Cluster::start(2, &[]);
+    let work = c.clone(GITS[1], 0, "work");
+    for i in 0..5 {
+        commit_skill(
+            &c,
+            GITS[1],
+            &work,
+            &format!("skills/h/h{i}.md"),
+            &format!("History {i}"),
+        );
+        c.run(GITS[1], &work, &["push", "-q", &c.url(i % 2), "HEAD:main"]);
+    }
+    c.run(
+        GITS[1],
+        &work,
+        &["tag", "-a", "v1", "-m", "the first release"],
+    );
+    c.run(GITS[1], &work, &["push", "-q", &c.url(0), "v1"]);
+    let tip = c.run(GITS[1], &work, &["rev-parse", "HEAD"]);
+    let commits = c.run(GITS[1], &work, &["rev-list", "--count", "HEAD"]);
+
+    // A third node on an empty data dir.
+    c.nodes.push(start_node(&c.env, 2, &[]));
+    let fresh = c.clone(GITS[0], 2, "fresh");
+    assert_eq!(c.run(GITS[1], &fresh, &["rev-parse", "HEAD"]), tip);
+    assert_eq!(
+        c.run(GITS[1], &fresh, &["rev-list", "--count", "HEAD"]),
+        commits
+    );
+    assert_eq!(c.run(GITS[1], &fresh, &["tag", "-l"]), "v1");
+    fsck(&fresh);
+    fsck(&node_dir(&c.env, 2).join("repos/skills.git"));
+
+    // Node 0 loses its data dir entirely and starts again: nothing is lost.
+    c.nodes[0].kill();
+    std::fs::remove_dir_all(node_dir(&c.env, 0)).unwrap();
+    c.nodes[0].restart();
+    let again = c.clone(GITS[1], 0, "again");
+    assert_eq!(c.run(GITS[1], &again, &["rev-parse", "HEAD"]), tip);
+    assert_eq!(c.run(GITS[1], &again, &["rev-parse", "v1^{commit}"]), tip);
+    fsck(&again);
+    // And it takes pushes again.
+    commit_skill(&c, GITS[1], &again, "skills/h/after.md", "After the loss");
+    c.run(GITS[1], &again, &["push", "-q", "origin", "HEAD:main"]);
+    let after = c.run(GITS[1], &again, &["rev-parse", "HEAD"]);
+    for n in 0..3 {
+        assert_eq!(c.ls_remote_main(n), after);
+    }
+}
+
+#[test]
+fn gc_on_one_node_while_clones_run_through_the_others() {
+    // No automatic gc; retired packs go at once (grace 0) so the second gc deletes them.
+    let env_vars = [("SKILLSD_GC_PACKS", "0"), ("SKILLSD_PACK_GRACE_SECS", "0")];
+    let c = Cluster::start(3, &env_vars);
+    let pool = c.pool();
+    let work = c.clone(GITS[1], 0, "work");
+    for i in 0..8 {
+        commit_skill(
+            &c,
+            GITS[1],
+            &work,
+            &format!("skills/g/g{i}.md"),
+            &format!("Gc {i}"),
+        );
+        c.run(GITS[1], &work, &["push", "-q", &c.url(i % 3), "HEAD:main"]);
+    }
+    let tip = c.run(GITS[1], &work, &["rev-parse", "HEAD"]);
+    let live = |c: &Cluster| -> i64 {
+        c.query(async {
+            sqlx::query_scalar("SELECT count(*) FROM git_packs WHERE retired_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        })
+    };
+    assert!(live(&c) >= 9, "one pack per push, and the template's");
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let clones = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for node in [1, 2] {
+            let (c, stop, clones, tip) = (&c, &stop, &clones, &tip);
+            s.spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
+                    let dir = c.clone(GITS[n % 2], node, &format!("during-{node}-{n}"));
+                    assert_eq!(&c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
+                    fsck(&dir);
+                    std::fs::remove_dir_all(&dir).unwrap();
+                    n += 1;
+                    clones.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        let mut gc = Command::new(SKILLSD);
+        gc.args(["gc", "skills", "--data-dir"])
+            .arg(node_dir(&c.env, 0))
+            .arg("--database-url")
+            .arg(&c.env.db_url)
+            .envs(env_vars);
+        let out = stdout_of(gc);
+        assert!(out.contains("consolidated into 1 pack"), "{out}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(clones.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert_eq!(live(&c), 1);
+    // Every node serves from the one pack; a second gc deletes the retired rows.
+    for node in 0..3 {
+        let dir = c.clone(GITS[0], node, &format!("after-{node}"));
+        fsck(&dir);
+    }
+    let mut gc = Command::new(SKILLSD);
+    gc.args(["gc", "skills", "--data-dir"])
+        .arg(node_dir(&c.env, 1))
+        .arg("--database-url")
+        .arg(&c.env.db_url)
+        .envs(env_vars);
+    stdout_of(gc);
+    let rows: i64 = c.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM git_packs")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(rows, 1, "retired packs are deleted after the grace period");
+    c.query(pool.close());
+}
+
+#[test]
+fn export_writes_a_plain_bare_repository() {
+    let c = Cluster::start(1, &[]);
+    let work = c.clone(GITS[1], 0, "work");
+    commit_skill(&c, GITS[1], &work, "skills/e/exported.md", "Exported");
+    c.run(GITS[1], &work, &["push", "-q", "origin", "HEAD:main"]);
+    let tip = c.run(GITS[1], &work, &["rev-parse", "HEAD"]);
+    let out_dir = c.env.tmp.path().join("backup.git");
+    let mut export = Command::new(SKILLSD);
+    export
+        .args(["export", "skills"])
+        .arg(&out_dir)
+        .arg("--data-dir")
+        .arg(c.env.tmp.path().join("elsewhere"))
+        .arg("--database-url")
+        .arg(&c.env.db_url);
+    let said = stdout_of(export);
+    assert!(said.contains("a plain bare repository"), "{said}");
+    fsck(&out_dir);
+    let mut head = Command::new(GITS[0]);
+    head.arg("--git-dir")
+        .arg(&out_dir)
+        .args(["rev-parse", "main"]);
+    assert_eq!(stdout_of(head), tip);
+    // Any git clones it.
+    let mut clone = Command::new(GITS[0]);
+    clone
+        .args(["clone", "-q"])
+        .arg(&out_dir)
+        .arg(c.home.join("from-backup"));
+    stdout_of(clone);
+    assert!(c.home.join("from-backup/skills/e/exported.md").is_file());
+    // A directory that is not empty is refused.
+    let mut again = Command::new(SKILLSD);
+    again
+        .args(["export", "skills"])
+        .arg(&out_dir)
+        .arg("--database-url")
+        .arg(&c.env.db_url);
+    let out = again.output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
+}
