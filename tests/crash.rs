@@ -161,7 +161,7 @@ fn sigkill_during_a_2000_skill_push_leaves_refs_and_cache_untouched_or_complete(
     let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
     let (_, rows_before) = cache_of(&f, &pool);
     let mut outcomes = Vec::new();
-    for (trial, delay_ms) in [150u64, 900, 2500].into_iter().enumerate() {
+    for (trial, delay_ms) in [100u64, 350, 900].into_iter().enumerate() {
         let old = f.main();
         let dir = f.work.join(format!("skills/bulk-{trial}"));
         std::fs::create_dir_all(&dir).unwrap();

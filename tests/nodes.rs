@@ -455,3 +455,136 @@ fn export_writes_a_plain_bare_repository() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// HAProxy running `deploy/haproxy.cfg`, killed when dropped.
+struct Haproxy(std::process::Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HAProxy (deploy/haproxy.cfg, as shipped) in TCP mode in front of three nodes:
+/// pushes and clones through it land on every node; a node that dies is routed
+/// around.
+#[test]
+fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("haproxy is installed (scripts/deps)");
+    let env = ChildEnv::new();
+    let mut nodes = Vec::new();
+    let mut lb_env: Vec<(String, String)> = Vec::new();
+    for i in 0..3 {
+        let http = free_port();
+        let addr = format!("127.0.0.1:{http}");
+        nodes.push(ChildServer::start_with(
+            &node_dir(&env, i),
+            &env.db_url,
+            &["--database-url", &env.db_url, "--http", &addr],
+            &[],
+        ));
+        lb_env.push((
+            format!("SKILLSD_NODE{}", i + 1),
+            format!("127.0.0.1:{}", nodes[i].port),
+        ));
+        lb_env.push((format!("SKILLSD_NODE{}_HTTP_PORT", i + 1), http.to_string()));
+    }
+    let lb_port = free_port();
+    lb_env.push(("SKILLSD_LB_LISTEN".into(), format!("127.0.0.1:{lb_port}")));
+    let log = std::fs::File::create(env.tmp.path().join("haproxy.log")).unwrap();
+    let _lb = Haproxy(
+        Command::new(haproxy)
+            .args(["-db", "-f"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg"))
+            .envs(lb_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start haproxy"),
+    );
+    let mut c = Cluster {
+        env,
+        nodes,
+        key: Key::generate("writer"),
+        home: PathBuf::new(),
+    };
+    c.home = c.env.tmp.path().join("home");
+    std::fs::create_dir_all(&c.home).unwrap();
+    let mut add = Command::new(SKILLSD);
+    add.args(["user", "add", "writer", "--role", "writer", "--key"])
+        .arg(&c.key.public)
+        .arg("--database-url")
+        .arg(&c.env.db_url)
+        .arg("--data-dir")
+        .arg(node_dir(&c.env, 0));
+    stdout_of(add);
+    let lb = format!("ssh://git@127.0.0.1:{lb_port}/skills.git");
+    // Until HAProxy's checks have seen the nodes ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut ls = c.git(GITS[1], &c.home);
+        ls.args(["ls-remote", &lb, "refs/heads/main"]);
+        if ls.output().unwrap().status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "HAProxy never served");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let work = c.home.join("work");
+    let mut clone = c.git(GITS[1], &c.home);
+    clone.args(["clone", "-q", &lb]).arg(&work);
+    stdout_of(clone);
+    for round in 0..9 {
+        let bin = GITS[round % 2];
+        let tip = commit_skill(
+            &c,
+            bin,
+            &work,
+            &format!("skills/lb/lb-{round}.md"),
+            &format!("Balanced {round}"),
+        );
+        c.run(bin, &work, &["push", "-q", "origin", "HEAD:main"]);
+        let dir = c.home.join(format!("through-lb-{round}"));
+        let mut clone = c.git(bin, &c.home);
+        clone.args(["clone", "-q", &lb]).arg(&dir);
+        stdout_of(clone);
+        assert_eq!(
+            c.run(GITS[1], &dir, &["rev-parse", "HEAD"]),
+            tip,
+            "round {round}"
+        );
+        for node in 0..3 {
+            assert_eq!(c.ls_remote_main(node), tip, "round {round}, node {node}");
+        }
+    }
+    // Node 1 dies: HAProxy routes around it; pushes and clones go on.
+    c.nodes[0].kill();
+    for round in 0..4 {
+        let tip = commit_skill(
+            &c,
+            GITS[1],
+            &work,
+            &format!("skills/lb/down-{round}.md"),
+            &format!("Failover {round}"),
+        );
+        c.run(GITS[1], &work, &["push", "-q", "origin", "HEAD:main"]);
+        let dir = c.home.join(format!("after-kill-{round}"));
+        let mut clone = c.git(GITS[0], &c.home);
+        clone.args(["clone", "-q", &lb]).arg(&dir);
+        stdout_of(clone);
+        assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
+        fsck(&dir);
+    }
+}

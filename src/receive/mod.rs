@@ -27,6 +27,7 @@ use crate::protocol::refs::RefList;
 use crate::protocol::{ProtocolError, Result, AGENT};
 use commands::Command;
 use gix::ObjectId;
+use publish::Published;
 use quarantine::Quarantine;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -194,17 +195,42 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         );
         drop(view);
         match published {
-            Ok(p) if p.generation.is_some() => {
+            Ok(Published {
+                generation: Some(generation),
+                previous,
+                cache: synced,
+            }) => {
                 crate::metrics::METRICS.sync_took(caching.elapsed());
-                cache = p.cache;
-                // Committed: this node's copy takes the pack, then the database's refs.
-                if let Err(e) = quarantine.migrate() {
+                cache = synced;
+                // Committed: this node's copy takes the pack, then the new refs.
+                let migrated = quarantine.migrate();
+                if let Err(e) = &migrated {
                     tracing::warn!(error = %e, "could not move the pack into this node's copy; it is fetched from the database");
                 }
-                if let Err(e) =
-                    crate::storage::replica::refresh(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name)
-                {
-                    tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
+                let changes: Vec<(String, Option<ObjectId>)> = commands
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
+                    .collect();
+                let advanced = migrated.is_ok()
+                    && crate::storage::replica::advance(
+                        &ctx.repos,
+                        &ctx.repo_name,
+                        previous,
+                        generation,
+                        &changes,
+                    )
+                    .unwrap_or(false);
+                if !advanced {
+                    if let Err(e) = crate::storage::replica::refresh(
+                        &ctx.rt,
+                        &ctx.pool,
+                        &ctx.repos,
+                        &ctx.repo_name,
+                    ) {
+                        tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
+                    }
                 }
             }
             Ok(_) => drop(quarantine),

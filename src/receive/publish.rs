@@ -21,6 +21,8 @@ pub struct Published {
     pub cache: Option<SyncOutcome>,
     /// The repository's generation after the commit (`None`: nothing was committed).
     pub generation: Option<i64>,
+    /// Its generation before.
+    pub previous: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ pub fn run(
         }
         None => None,
     };
+    let previous = generation;
     let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
     rt.block_on(tx.commit())?;
     sqlx::Connection::shrink_buffers(&mut *conn);
@@ -130,6 +133,7 @@ pub fn run(
     Ok(Published {
         cache,
         generation: Some(generation),
+        previous,
     })
 }
 

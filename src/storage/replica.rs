@@ -97,6 +97,54 @@ pub fn refresh(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Res
     Ok(done)
 }
 
+/// After this node committed a change of `repo` that took the database from
+/// generation `from` to `to`: when the copy was at `from`, it takes `changes` (ref →
+/// new target, `None`: deleted) and records `to` without asking the database again
+/// (the change's objects must be in the copy already). Returns `false` when the copy
+/// was elsewhere: then [`refresh`] it.
+pub fn advance(
+    repos: &RepoStore,
+    repo: &str,
+    from: i64,
+    to: i64,
+    changes: &[(String, Option<gix::ObjectId>)],
+) -> Result<bool> {
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+    let path = repos.path_of(repo);
+    let _lock = lock(&path)?;
+    if local_generation(&path) != Some(from) {
+        return Ok(false);
+    }
+    let mut edits = Vec::new();
+    for (name, target) in changes {
+        let name = gix::refs::FullName::try_from(name.as_str()).map_err(StorageError::git)?;
+        let change = match target {
+            Some(id) => Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "push".into(),
+                },
+                expected: PreviousValue::Any,
+                new: gix::refs::Target::Object(*id),
+            },
+            None => Change::Delete {
+                expected: PreviousValue::Any,
+                log: RefLog::AndReference,
+            },
+        };
+        edits.push(RefEdit {
+            change,
+            name,
+            deref: false,
+        });
+    }
+    let repo = crate::repos::open_server_repo(&path).map_err(StorageError::git)?;
+    repo.edit_references(edits).map_err(StorageError::git)?;
+    set_local_generation(&path, to)?;
+    Ok(true)
+}
+
 /// Serialises refreshes of one copy (threads and processes): an exclusive `flock`.
 struct RefreshLock(#[allow(dead_code)] std::fs::File);
 
