@@ -1,6 +1,6 @@
 //! Commands over SSH besides git, like soft-serve's and gitolite's:
-//! `ssh -p 2222 git@host help | whoami | keys | status [REPO] | log SKILL [REPO] |
-//! reconcile [REPO]` (the last for admins). Plain, script-friendly output: one
+//! `ssh -p 2222 git@host help | whoami | keys | status [REPO] | ls [REPO] |
+//! show SKILL [REPO] | log SKILL [REPO] | reconcile [REPO]` (the last for admins). Plain, script-friendly output: one
 //! `key: value` or tab-separated record per line.
 
 use crate::db::users::{Role, User};
@@ -14,13 +14,14 @@ type KeyRow = (
     Option<String>,
     Option<chrono::DateTime<chrono::Utc>>,
 );
-/// started, operation, status, commit, by, error.
+/// started, operation, status, commit, by, path, error.
 type LogRow = (
     chrono::DateTime<chrono::Utc>,
     String,
     String,
     Option<String>,
     String,
+    Option<String>,
     Option<String>,
 );
 
@@ -53,7 +54,9 @@ skillsd: commands over ssh (besides git clone/fetch/push)
   whoami               your user name and role
   keys                 your SSH keys
   status [REPO]        the branch tip, what the cache reflects, sync health
-  log SKILL [REPO]     the sync history of a skill (by slug)
+  ls [REPO]            every cached skill: slug, title, status, sync state
+  show SKILL [REPO]    a skill's file as the cache has it (by slug)
+  log SKILL [REPO]     the sync history of a skill, renames included
   reconcile [REPO]     repair the cache from git (admin)
 ";
 
@@ -71,13 +74,17 @@ pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -
         )),
         ("keys", []) => keys(pool, user).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
+        ("ls", rest) if rest.len() <= 1 => list(pool, rest.first().copied()).await,
+        ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {
+            show(pool, repos, rest[0], rest.get(1).copied()).await
+        }
         ("log", rest) if !rest.is_empty() && rest.len() <= 2 => {
             log(pool, rest[0], rest.get(1).copied()).await
         }
         ("reconcile", rest) if rest.len() <= 1 => {
             reconcile(pool, repos, user, rest.first().copied()).await
         }
-        ("help" | "whoami" | "keys" | "status" | "log" | "reconcile", _) => {
+        ("help" | "whoami" | "keys" | "status" | "ls" | "show" | "log" | "reconcile", _) => {
             fail(format!("skillsd: wrong arguments for `{name}`\n{HELP}"))
         }
         _ => return None,
@@ -163,10 +170,73 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
     ok(out)
 }
 
+/// `slug<TAB>title<TAB>status<TAB>sync state` per cached skill, by slug.
+async fn list(pool: &PgPool, repo: Option<&str>) -> Output {
+    let rows: Result<Vec<(String, String, String, String)>, _> = sqlx::query_as(
+        "SELECT slug, title, status, sync_status FROM skills WHERE repo = $1 ORDER BY slug",
+    )
+    .bind(repo.unwrap_or(DEFAULT_REPO))
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) => ok(rows
+            .into_iter()
+            .map(|(slug, title, status, sync)| {
+                format!(
+                    "{slug}\t{}\t{status}\t{sync}\n",
+                    title.replace(['\t', '\n'], " ")
+                )
+            })
+            .collect()),
+        Err(e) => fail(format!("skillsd: database unavailable: {e}\n")),
+    }
+}
+
+/// The file the cache row of `slug` was made from: the blob it names, read from git.
+async fn show(pool: &PgPool, repos: &RepoStore, slug: &str, repo: Option<&str>) -> Output {
+    let row: Result<Option<(String, String)>, _> =
+        sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1 AND slug = $2")
+            .bind(repo.unwrap_or(DEFAULT_REPO))
+            .bind(slug)
+            .fetch_optional(pool)
+            .await;
+    let (path, blob) = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => return fail(format!("skillsd: no skill `{slug}`; `ls` lists them\n")),
+        Err(e) => return fail(format!("skillsd: database unavailable: {e}\n")),
+    };
+    let (_, git) = match open(pool, repos, repo).await {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let text = gix::ObjectId::from_hex(blob.as_bytes())
+        .ok()
+        .and_then(|id| git.find_object(id).ok())
+        .map(|o| String::from_utf8_lossy(&o.data).into_owned());
+    match text {
+        Some(text) => ok(text),
+        None => fail(format!(
+            "skillsd: the file of `{slug}` ({path}, blob {blob}) is missing\n"
+        )),
+    }
+}
+
+/// The sync history of the skill now called `slug` (or last called so, if deleted),
+/// followed by its id through renames: newest first, 20 rows.
 async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
     let rows: Result<Vec<LogRow>, _> = sqlx::query_as(
-        "SELECT started_at, operation, status, git_commit_sha, synced_by, error FROM skill_sync_log
-             WHERE repo = $1 AND slug = $2 ORDER BY started_at DESC, id DESC LIMIT 20",
+        "WITH target AS (
+             SELECT COALESCE(
+                 (SELECT id FROM skills WHERE repo = $1 AND slug = $2),
+                 (SELECT skill_id FROM skill_sync_log
+                  WHERE repo = $1 AND slug = $2 AND skill_id IS NOT NULL
+                  ORDER BY id DESC LIMIT 1)) AS id)
+         SELECT l.started_at, l.operation, l.status, l.git_commit_sha, l.synced_by, l.path,
+                l.error
+         FROM skill_sync_log l, target
+         WHERE l.repo = $1
+           AND (l.skill_id = target.id OR (target.id IS NULL AND l.slug = $2))
+         ORDER BY l.started_at DESC, l.id DESC LIMIT 20",
     )
     .bind(repo.unwrap_or(DEFAULT_REPO))
     .bind(slug)
@@ -176,11 +246,12 @@ async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
         Ok(rows) if rows.is_empty() => fail(format!("skillsd: no history for `{slug}`\n")),
         Ok(rows) => ok(rows
             .into_iter()
-            .map(|(at, op, status, sha, by, error)| {
+            .map(|(at, op, status, sha, by, path, error)| {
                 let mut line = format!(
-                    "{}\t{op}\t{status}\t{}\t{by}",
+                    "{}\t{op}\t{status}\t{}\t{by}\t{}",
                     at.to_rfc3339(),
-                    sha.unwrap_or_default()
+                    sha.unwrap_or_default(),
+                    path.unwrap_or_default()
                 );
                 if let Some(e) = error {
                     line.push('\t');

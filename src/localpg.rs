@@ -29,6 +29,14 @@ pub struct LocalPg {
     as_postgres: bool,
 }
 
+/// `psql`: from the newest PostgreSQL installed, else from `PATH`.
+pub fn psql() -> PathBuf {
+    find_bin()
+        .map(|b| b.join("psql"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
 fn find_bin() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()

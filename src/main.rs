@@ -154,6 +154,15 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Open psql on the configured database (the private cluster included; it is
+    /// started for the session if it is not running, and stopped again after).
+    Psql {
+        #[command(flatten)]
+        common: Common,
+        /// Further arguments for psql (after `--`), e.g. `-- -c 'SELECT 1'`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Apply database migrations.
     Migrate {
         #[command(flatten)]
@@ -352,9 +361,25 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 prepared.data_dir.display()
             );
             println!(
-                "  host key: {} ({})",
+                "  host key: {} ({}; ssh asks to confirm it on first connect)",
                 skillsd::storage::identity::fingerprint(&prepared.host_key),
                 host.display()
+            );
+            let private =
+                prepared.private_pg.is_some() || matches!(common.database(), Database::Local);
+            println!(
+                "  database: {}{}",
+                skillsd::db::redact_url(&prepared.database_url),
+                if private {
+                    " (the private cluster under the data dir)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  psql:   skillsd psql --data-dir {}{}",
+                prepared.data_dir.display(),
+                if private { "" } else { " --database-url URL" }
             );
             let shutdown = async {
                 let mut term =
@@ -581,6 +606,20 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 dir.display()
             );
             Ok(0)
+        }
+        Cmd::Psql { common, args } => {
+            let (url, cluster) = server::database_url(&common.database(), &common.data_dir).await?;
+            let psql = skillsd::localpg::psql();
+            let status = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(&psql)
+                    .arg(&url)
+                    .args(&args)
+                    .status()
+                    .with_context(|| format!("cannot run {}", psql.display()))
+            })
+            .await??;
+            drop(cluster);
+            Ok(status.code().unwrap_or(1) as i32)
         }
         Cmd::Migrate { common } => {
             common.pool().await?;

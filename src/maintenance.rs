@@ -1,12 +1,15 @@
 //! Pack maintenance. Every push adds a pack; many small packs make clones and lookups
-//! slower. [`gc`] consolidates the packs and loose objects present when it starts into
-//! one pack, reusing the deltas they hold, and then deletes exactly those files.
+//! slower. [`consolidate`] writes one pack of the packs and loose objects it is given,
+//! reusing the deltas they hold; [`remove_replaced`] then deletes exactly those files.
+//! A served repository is consolidated by [`crate::storage::gc`], which publishes the
+//! new pack; [`gc`] is the local form for a repository under construction.
 //!
 //! It is safe while pushes and clones run: packs that arrive meanwhile are left alone;
 //! every object of the old files is in the new pack (nothing is pruned, reachable or
 //! not) before any old file is deleted; readers that already mapped an old pack keep
-//! their mapping (the file is only unlinked), and gix refreshes its pack list on a miss.
-//! One gc per repository at a time (a file lock the kernel releases on exit).
+//! their mapping (the file is only unlinked), and gix refreshes its pack list on a
+//! miss; files are deleted only while no git session of this node reads the
+//! repository (a shared/exclusive `flock`).
 
 use std::collections::HashSet;
 use std::io::BufReader;
@@ -58,22 +61,6 @@ impl Lock {
             Err(std::fs::TryLockError::WouldBlock) => Err(GcError::Busy),
             Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
         }
-    }
-}
-
-/// Is a gc holding this repository's gc lock right now?
-pub fn gc_running(repo_path: &Path) -> bool {
-    let path = repo_path
-        .join("objects")
-        .join("pack")
-        .join("skillsd-gc.lock");
-    match std::fs::File::open(path) {
-        Ok(file) => match file.try_lock() {
-            Ok(()) => false,
-            Err(std::fs::TryLockError::WouldBlock) => true,
-            Err(std::fs::TryLockError::Error(_)) => false,
-        },
-        Err(_) => false,
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Prepared {
     pub admin_token: Option<String>,
     pub host_key: PrivateKey,
     pub data_dir: PathBuf,
+    /// The database in use (with its password, if any: redact before showing).
+    pub database_url: String,
     /// The private PostgreSQL this start launched: stopped when dropped, after the
     /// server has shut down.
     pub private_pg: Option<crate::localpg::StartedCluster>,
@@ -97,15 +99,16 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     reconcile_all(&pool, &repos).await;
     // Vectors a crash left unfilled.
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
-    let resync = Some(crate::cache::retry::spawn(pool.clone(), repos.clone()));
+    crate::cache::periodic::spawn(pool.clone(), repos.clone());
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     Ok(Prepared {
-        state: Arc::new(AppState::new(pool, repos, resync)),
+        state: Arc::new(AppState::new(pool, repos)),
         admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
         host_key,
         data_dir,
+        database_url: url,
         private_pg,
     })
 }

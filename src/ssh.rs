@@ -30,8 +30,6 @@ pub const SERVICE_STACK_BYTES: usize = 8 * 1024 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub repos: RepoStore,
-    /// Hands repositories whose cache fell behind to the retry task.
-    pub resync: Option<crate::cache::retry::Resync>,
     /// Keys seen recently, so logins keep working while the database is away.
     pub key_cache: std::sync::RwLock<HashMap<String, User>>,
     /// Ref rules and push limits.
@@ -93,15 +91,10 @@ impl Drop for SessionSlot {
 }
 
 impl AppState {
-    pub fn new(
-        pool: PgPool,
-        repos: RepoStore,
-        resync: Option<crate::cache::retry::Resync>,
-    ) -> AppState {
+    pub fn new(pool: PgPool, repos: RepoStore) -> AppState {
         AppState {
             pool,
             repos,
-            resync,
             key_cache: Default::default(),
             policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
             tasks: tokio_util::task::TaskTracker::new(),

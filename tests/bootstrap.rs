@@ -155,7 +155,7 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
         .arg(&data)
         .env_remove("DATABASE_URL")
         .env("SKILLSD_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::fs::File::create(tmp.path().join("banner")).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -171,6 +171,49 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
     assert!(
         !pid_file.exists(),
         "the private PostgreSQL was left running"
+    );
+    // The banner: the host key's fingerprint as ssh-keygen shows it, the database in
+    // use and the command that opens it.
+    let banner = std::fs::read_to_string(tmp.path().join("banner")).unwrap();
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(data.join("ssh_host_ed25519_key.pub"))
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&keygen.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let abs = std::path::absolute(&data).unwrap();
+    common::assert_contains_all(
+        &banner,
+        &[
+            &format!("  host key: {fingerprint} ("),
+            &format!(
+                "  database: postgres://postgres@localhost/skillsd?host={}/postgres/sock (the private cluster under the data dir)\n",
+                abs.display()
+            ),
+            &format!("  psql:   skillsd psql --data-dir {}\n", abs.display()),
+        ],
+    );
+    // `skillsd psql` opens that database, starting the cluster for the session only.
+    let psql = std::process::Command::new(common::SKILLSD)
+        .args(["psql", "--data-dir"])
+        .arg(&data)
+        .args(["--", "-XAtc", "SELECT name FROM git_repos"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout),
+        "skills\n",
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert!(
+        !pid_file.exists(),
+        "`skillsd psql` left the cluster running"
     );
 
     let user_list = || {

@@ -578,7 +578,7 @@ fn skill_indexes(server: &Server) -> Vec<(String, String)> {
              UNION ALL
              SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
              WHERE conrelid = 'skills'::regclass
-             ORDER BY 1",
+             ORDER BY 1, 2",
         )
         .fetch_all(&server.pool)
         .await

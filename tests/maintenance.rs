@@ -63,15 +63,32 @@ fn gc_consolidates_while_clones_run() {
             n
         })
     };
-    // A lock file left by a gc that crashed does not block the next one (the lock is
-    // an flock, released by the kernel with the process).
-    std::fs::write(
-        server
-            .repo_path("skills")
-            .join("objects/pack/skillsd-gc.lock"),
-        "",
-    )
-    .unwrap();
+    // One gc per repository across nodes: while another holds the database lock,
+    // `skillsd gc` says so and changes nothing.
+    let mut holder = server.query(server.pool.acquire()).unwrap();
+    server
+        .query(
+            sqlx::query("SELECT pg_advisory_lock(hashtextextended('skillsd:gc:skills', 0))")
+                .execute(&mut *holder),
+        )
+        .unwrap();
+    let busy = server.cli(&["gc", "skills"]);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr)
+            .contains("another node is running a gc of this repository"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    assert_eq!(packs(&server), 7);
+    server
+        .query(
+            sqlx::query("SELECT pg_advisory_unlock(hashtextextended('skillsd:gc:skills', 0))")
+                .execute(&mut *holder),
+        )
+        .unwrap();
+    // Back to the pool inside the runtime (a pooled connection returns through it).
+    server.query(async move { drop(holder) });
     let out = server.cli(&["gc", "skills"]);
     assert!(
         out.status.success(),
@@ -88,16 +105,16 @@ fn gc_consolidates_while_clones_run() {
     assert!(clones >= 1);
     assert_eq!(packs(&server), 1);
     server.assert_fsck("skills");
-    // Nothing left behind (the gc lock file stays, unlocked), and a fresh clone has
+    // Nothing left behind, one live pack in the database, and a fresh clone has
     // everything.
-    assert!(!skillsd::maintenance::gc_running(
-        &server.repo_path("skills")
-    ));
     assert!(!server
         .object_files("skills")
         .iter()
-        .any(|f| f.starts_with("incoming-")
-            || (f.ends_with(".lock") && !f.ends_with("skillsd-gc.lock"))));
+        .any(|f| f.starts_with("incoming-") || f.contains("tmp")));
+    assert_eq!(
+        server.count("SELECT count(*) FROM git_packs WHERE retired_at IS NULL"),
+        1
+    );
     let fresh = git.clone(&server.url("skills.git"), &[]);
     assert_eq!(git.head(&fresh), tip);
     assert_eq!(git.ok(&fresh, &["rev-list", "--count", "HEAD"]).trim(), "7");
@@ -128,7 +145,26 @@ fn many_pushes_trigger_a_background_gc() {
     let count = packs(&server);
     assert!(count <= 3, "packs were not consolidated: {count}");
     // Let a gc that is still finishing complete before checking.
-    while skillsd::maintenance::gc_running(&server.repo_path("skills")) {
+    loop {
+        let free: bool = server.query(async {
+            let mut conn = server.pool.acquire().await.unwrap();
+            let free: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock(hashtextextended('skillsd:gc:skills', 0))",
+            )
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+            if free {
+                sqlx::query("SELECT pg_advisory_unlock(hashtextextended('skillsd:gc:skills', 0))")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            free
+        });
+        if free {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     server.assert_fsck("skills");

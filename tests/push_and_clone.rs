@@ -626,3 +626,56 @@ fn empty_repository_clone_and_first_push() {
     let clone = git.clone(&server.url("notes"), &[]);
     assert_eq!(git.head(&clone), tip);
 }
+
+/// An accepted push says what it did to the cache in one line, like git's own servers
+/// print their progress; `git push -q` silences it. (Without a terminal git asks for
+/// quiet by itself, so the terminal comes from script(1).)
+#[test]
+fn an_accepted_push_prints_one_summary_line_unless_quiet() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    for bin in GITS {
+        let git = Git::new(bin, &key, &server);
+        let dir = git.clone(&server.url("skills.git"), &[]);
+        let tip = git.commit_files(
+            &dir,
+            &[
+                (
+                    format!("skills/t/told-{}.md", bin.len()).as_str(),
+                    skill("Told", "").as_str(),
+                ),
+                (
+                    "skills/git/commit-messages.md",
+                    skill(&format!("Edited by {bin}"), "").as_str(),
+                ),
+            ],
+            "two",
+        );
+        let (ok, shown) = git.run_in_tty(&dir, &["push", "origin", "main"]);
+        assert!(ok, "{bin}: {shown}");
+        let expected = format!(
+            "remote: skills: 1 created, 1 updated, 0 renamed, 0 deleted; cache at {}",
+            &tip[..7]
+        );
+        assert_eq!(
+            shown.lines().filter(|l| l.trim_end() == expected).count(),
+            1,
+            "{bin}: {shown}"
+        );
+        let tip = git.commit_files(
+            &dir,
+            &[(
+                &format!("skills/t/quiet-{}.md", bin.len()),
+                &skill("Quiet", ""),
+            )],
+            "quiet",
+        );
+        let (ok, shown) = git.run_in_tty(&dir, &["push", "-q", "origin", "main"]);
+        assert!(ok, "{bin}: {shown}");
+        assert!(!shown.contains("remote:"), "{bin}: {shown}");
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(tip.as_str())
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! Commands over SSH besides git: help, whoami, keys, status, log, reconcile.
+//! Commands over SSH besides git: help, whoami, keys, status, ls, show, log, reconcile
+//! — each one's exact output.
 
 mod common;
 
@@ -27,7 +28,7 @@ fn self_service_and_admin_commands() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "skillsd: commands over ssh (besides git clone/fetch/push)\n  help                 this text\n  whoami               your user name and role\n  keys                 your SSH keys\n  status [REPO]        the branch tip, what the cache reflects, sync health\n  log SKILL [REPO]     the sync history of a skill (by slug)\n  reconcile [REPO]     repair the cache from git (admin)\n"
+        "skillsd: commands over ssh (besides git clone/fetch/push)\n  help                 this text\n  whoami               your user name and role\n  keys                 your SSH keys\n  status [REPO]        the branch tip, what the cache reflects, sync health\n  ls [REPO]            every cached skill: slug, title, status, sync state\n  show SKILL [REPO]    a skill's file as the cache has it (by slug)\n  log SKILL [REPO]     the sync history of a skill, renames included\n  reconcile [REPO]     repair the cache from git (admin)\n"
     );
 
     let fp = {
@@ -72,7 +73,66 @@ fn self_service_and_admin_commands() {
     let (code, out, _) = ssh(&server, &alice, "log commanded");
     assert_eq!(code, 0);
     let fields: Vec<&str> = out.trim_end().split('\t').collect();
-    assert_eq!(&fields[1..], &["create", "success", tip.as_str(), "alice"]);
+    assert_eq!(
+        &fields[1..],
+        &[
+            "create",
+            "success",
+            tip.as_str(),
+            "alice",
+            "skills/c/commanded.md"
+        ]
+    );
+    // ls and show: what the cache holds, without psql.
+    let (code, out, _) = ssh(&server, &alice, "ls");
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "commanded\tCommanded\tPUBLISHED\tsynced\ncommit-messages\tWrite a good commit message\tPUBLISHED\tsynced\nwrite-a-skill\tWrite a skill\tPUBLISHED\tsynced\n"
+        )
+    );
+    let (code, out, _) = ssh(&server, &alice, "show commanded");
+    assert_eq!((code, out), (0, skill("Commanded", "")));
+    let (code, _, err) = ssh(&server, &alice, "show nothing-here");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "skillsd: no skill `nothing-here`; `ls` lists them\n")
+    );
+    // A rename keeps the skill's history: `log` follows its id, not its slug.
+    git.ok(
+        &dir,
+        &["mv", "skills/c/commanded.md", "skills/c/renamed-skill.md"],
+    );
+    git.ok(&dir, &["commit", "-q", "-m", "rename"]);
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let renamed_at = git.head(&dir);
+    let (code, out, _) = ssh(&server, &alice, "log renamed-skill");
+    assert_eq!(code, 0);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split('\t').skip(1).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "rename",
+                "success",
+                renamed_at.as_str(),
+                "alice",
+                "skills/c/renamed-skill.md"
+            ],
+            vec![
+                "create",
+                "success",
+                tip.as_str(),
+                "alice",
+                "skills/c/commanded.md"
+            ],
+        ]
+    );
+    let tip = renamed_at;
     let (code, _, err) = ssh(&server, &alice, "log nothing-here");
     assert_eq!(
         (code, err.as_str()),

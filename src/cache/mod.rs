@@ -8,12 +8,13 @@
 //! * [`pushes`] records every push attempt, accepted or refused.
 //! * [`bulk`] rebuilds an empty cache rows first, indexes after.
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
+//! * [`periodic`] reconciles every repository now and then.
 
 pub mod binary_copy;
 pub mod bulk;
 pub mod changes;
+pub mod periodic;
 pub mod pushes;
-pub mod retry;
 pub mod search;
 pub mod sync;
 pub mod vector;

@@ -31,24 +31,10 @@ pub struct PushRecord {
     pub push_options: Vec<String>,
 }
 
-/// Records the push as it completes (or completes the record [`begin`] wrote).
+/// Records the push as it completes (or completes a record an earlier version left
+/// in progress).
 pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
     upsert(conn, p, true).await
-}
-
-/// Records a push whose refs are about to move, before they do (`completed_at` NULL:
-/// in progress), so that a crash between the ref update and the cache's commit leaves
-/// the push known: the next start completes it ([`interrupted`]) and the cache
-/// changes it brought are logged under its pusher, not `system`. Written without
-/// waiting for the disk (`synchronous_commit = off`): it guards against skillsd
-/// stopping, and costs no fsync on the push's path.
-pub async fn begin(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    upsert(&mut tx, p, false).await?;
-    tx.commit().await
 }
 
 /// One push row, completed now or in progress; a second write of the same push

@@ -22,6 +22,33 @@ pub type Result<T> = std::result::Result<T, DbError>;
 /// The schema, embedded at build time from `migrations/`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// `url` with its password (if any) replaced by `***`, for logs and banners.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = tail
+        .split('&')
+        .map(|part| match part.split_once("password=") {
+            Some((before, _)) => format!("{before}password=***"),
+            None => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    format!("{scheme}://{authority}{tail}")
+}
+
 /// Connects to `url` (retrying briefly while a just-started server comes up).
 pub async fn connect(url: &str) -> Result<PgPool> {
     let opts = PgConnectOptions::from_str(url)?.application_name("skillsd");
@@ -46,4 +73,32 @@ pub async fn prepare(pool: &PgPool) -> Result<()> {
     migrate(pool).await?;
     crate::cache::vector::verify(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/skills",
+                "postgres://app:***@db:5432/skills",
+            ),
+            (
+                "postgres://app@db/skills?sslmode=require",
+                "postgres://app@db/skills?sslmode=require",
+            ),
+            (
+                "postgres://db/skills?user=app&password=s3cret",
+                "postgres://db/skills?user=app&password=***",
+            ),
+            (
+                "postgres://postgres@localhost/skillsd?host=/data/postgres/sock",
+                "postgres://postgres@localhost/skillsd?host=/data/postgres/sock",
+            ),
+            ("postgres://u:p%40ss@h", "postgres://u:***@h"),
+        ] {
+            assert_eq!(super::redact_url(url), shown, "{url}");
+        }
+    }
 }

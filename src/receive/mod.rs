@@ -267,7 +267,16 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     let store_ms = storing.elapsed().as_millis() as u64;
     if let Some(outcome) = &cache {
         tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
-        sb.progress(&format!("skillsd: cache updated: {}\n", outcome.summary()))?;
+        // One line, like git's own servers print; `git push -q` silences it.
+        let at = outcome
+            .commit
+            .as_deref()
+            .map_or("", |c| &c[..c.len().min(7)]);
+        sb.progress(&format!(
+            "{}: {}; cache at {at}\n",
+            ctx.repo_name,
+            outcome.summary()
+        ))?;
     }
     if !accepted {
         // A refused push is recorded on its own (an accepted one was, in its transaction).

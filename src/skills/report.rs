@@ -5,7 +5,8 @@
 use super::validate::Problem;
 use std::fmt::Write as _;
 
-/// Renders every problem, grouped by file in the order first seen.
+/// Renders every problem, grouped by file in the order first seen, each file's in line
+/// order.
 pub fn render_problems(problems: &[Problem]) -> String {
     let mut out = String::new();
     // Files in the order first seen, each with its problems: one pass, so a push
@@ -19,7 +20,10 @@ pub fn render_problems(problems: &[Problem]) -> String {
         });
         files[i].1.push(p);
     }
-    for (file, file_problems) in &files {
+    for (file, file_problems) in &mut files {
+        // In line order (problems of the whole file first); stable, so problems on
+        // one line keep the order they were found in.
+        file_problems.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
         let _ = writeln!(out, "error: {file}");
         for p in file_problems {
             let mut loc = p.path.clone();
@@ -77,8 +81,22 @@ mod tests {
         ];
         assert_eq!(
             render_problems(&problems),
-            "error: skills/a.md\n  skills/a.md:2: title: required field is missing\n    hint: add it\n  skills/a.md: not UTF-8\nerror: skills/b.md\n  skills/b.md:3:1: status: bad\n"
+            "error: skills/a.md\n  skills/a.md: not UTF-8\n  skills/a.md:2: title: required field is missing\n    hint: add it\nerror: skills/b.md\n  skills/b.md:3:1: status: bad\n"
         );
         assert_eq!(summary_line(&problems), "3 errors in 2 files");
+    }
+
+    #[test]
+    fn problems_of_a_file_are_in_line_order() {
+        let problems = vec![
+            Problem::new("skills/a.md", "third").at(9, Some(3)),
+            Problem::new("skills/a.md", "first").at(2, None),
+            Problem::new("skills/a.md", "second").at(9, Some(1)),
+            Problem::new("skills/a.md", "whole file"),
+        ];
+        assert_eq!(
+            render_problems(&problems),
+            "error: skills/a.md\n  skills/a.md: whole file\n  skills/a.md:2: first\n  skills/a.md:9:1: second\n  skills/a.md:9:3: third\n"
+        );
     }
 }

@@ -413,7 +413,7 @@ pub fn spawn_prefetch(pool: PgPool, repos: RepoStore) {
                 let Ok(generation) = generation.parse::<i64>() else {
                     continue;
                 };
-                if is_current(&repos, repo, generation) || !repos.exists(repo) {
+                if is_current(&repos, repo, generation) {
                     continue;
                 }
                 let (rt, pool2, repos2, repo) = (

@@ -387,6 +387,31 @@ impl Git {
         )
     }
 
+    /// Runs git with a terminal (script(1) gives it one), as a person at a prompt
+    /// does: git then asks the server for progress (no `quiet`). Returns everything
+    /// the terminal showed.
+    pub fn run_in_tty(&self, dir: &Path, args: &[&str]) -> (bool, String) {
+        let mut line = String::from(self.bin);
+        for a in args {
+            line.push(' ');
+            line.push_str(a);
+        }
+        let probe = self.cmd(dir);
+        let mut c = Command::new("script");
+        c.current_dir(dir).env_clear();
+        for (k, v) in probe.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c.args(["-qec", &line, "/dev/null"]);
+        let out = c.output().expect("run script");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        )
+    }
+
     /// Starts git in the background (stdout and stderr captured).
     pub fn spawn(&self, dir: &Path, args: &[&str]) -> std::process::Child {
         self.cmd(dir)
