@@ -74,7 +74,7 @@ pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -
         )),
         ("keys", []) => keys(pool, user).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
-        ("ls", rest) if rest.len() <= 1 => list(pool, rest.first().copied()).await,
+        ("ls", rest) if rest.len() <= 1 => list(pool, repos, rest.first().copied()).await,
         ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {
             show(pool, repos, rest[0], rest.get(1).copied()).await
         }
@@ -171,11 +171,15 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
 }
 
 /// `slug<TAB>title<TAB>status<TAB>sync state` per cached skill, by slug.
-async fn list(pool: &PgPool, repo: Option<&str>) -> Output {
+async fn list(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output {
+    let name = match open(pool, repos, repo).await {
+        Ok((name, _)) => name,
+        Err(o) => return o,
+    };
     let rows: Result<Vec<(String, String, String, String)>, _> = sqlx::query_as(
         "SELECT slug, title, status, sync_status FROM skills WHERE repo = $1 ORDER BY slug",
     )
-    .bind(repo.unwrap_or(DEFAULT_REPO))
+    .bind(&name)
     .fetch_all(pool)
     .await;
     match rows {

@@ -61,12 +61,19 @@ fn shell_access_is_refused_politely() {
     );
     assert_eq!(out.status.code(), Some(1));
     // An arbitrary command is refused too.
-    let out = ssh(&server, &key, &["ls", "/"]);
+    let out = ssh(&server, &key, &["cat", "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("is not available here; run `help` for what is"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "skillsd: `cat /etc/passwd` is not available here; run `help` for what is (this server speaks git)\n"
+    );
+    // skillsd's own `ls` names repositories, not paths.
+    let out = ssh(&server, &key, &["ls", "/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ERROR: repository `/` not found\n"
     );
 }
 
