@@ -162,10 +162,9 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
         })
         .await
         .map_err(|e| ServeError::Setup(e.to_string()))?;
+        // Every read tries again; the node serves what it can meanwhile.
         if let Err(e) = refreshed {
-            return Err(ServeError::Setup(format!(
-                "cannot bring the copy of {name} up to date: {e}"
-            )));
+            tracing::error!(repo = %name, error = %e, "cannot bring this node's copy up to date");
         }
     }
     Ok(())

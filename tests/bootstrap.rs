@@ -44,7 +44,7 @@ fn config_file_with_environment_taking_precedence() {
     std::fs::write(
         &config,
         format!(
-            "admin_keys = \"{}\"\nlog_format = \"json\"\nmax_sessions_per_user = 3\n",
+            "admin_keys = \"{}\"\nlog_format = \"json\"\nmax_sessions_per_user = 1\n",
             key.public.display()
         ),
     )
@@ -56,6 +56,33 @@ fn config_file_with_environment_taking_precedence() {
     );
     let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("user: admin\nrole: admin\n"));
+    // The file's `max_sessions_per_user = 1` applies: with one session held open, a
+    // second one is refused.
+    let mut held = ssh_to(&key, server.port)
+        .arg("git-upload-pack '/skills.git'")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Read;
+        let mut first = [0u8; 4];
+        held.stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+    }
+    let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("admin already has 1 sessions running (the limit)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    held.kill().unwrap();
+    held.wait().unwrap();
     server.kill();
     let log = std::fs::read_to_string(env.data.with_extension("log")).unwrap();
     assert!(log.lines().any(|l| l.contains("INFO")), "{log}");
@@ -119,13 +146,23 @@ fn idle_connections_that_never_run_a_command_are_closed() {
         &["--admin-key", key.public.to_str().unwrap()],
         &[("SKILLSD_IDLE_TIMEOUT_SECS", "1")],
     );
-    // -N: authenticate, then run nothing at all.
+    // -N: authenticate, then run nothing at all. -v: ssh says when it authenticated.
     let started = std::time::Instant::now();
-    let out = ssh_to(&key, server.port).arg("-N").output().unwrap();
+    let out = ssh_to(&key, server.port)
+        .args(["-v", "-N"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    assert!(stderr.contains("Authenticated to 127.0.0.1"), "{stderr}");
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(20),
-        "the idle connection was closed"
+        took >= std::time::Duration::from_millis(900),
+        "closed after {took:?}, before the idle timeout: {stderr}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the idle connection was not closed"
     );
 }
 

@@ -821,8 +821,7 @@ fn a_row_the_database_refuses_fails_that_skill_only() {
         ],
         "two",
     );
-    let out = git.ok(&dir, &["push", "origin", "main"]);
-    let _ = out;
+    git.ok(&dir, &["push", "origin", "main"]);
     let (watermark, fine, huge, error): (String, i64, i64, String) = server.query(async {
         let w: String = sqlx::query_scalar(
             "SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'",

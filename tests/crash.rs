@@ -126,6 +126,9 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
         assert_eq!(rows as usize, skill_files, "trial {trial}");
     }
     eprintln!("{trials} trials, {landed} pushes landed before the kill");
+    // The kills must really land in the middle of pushes, and not all of them.
+    assert!(landed < trials, "no trial interrupted a push: kill earlier");
+    assert!(landed > 0, "no push ever landed: kill later");
     f.rt.block_on(pool.close());
 }
 
@@ -219,4 +222,34 @@ fn sigkill_during_a_2000_skill_push_leaves_refs_and_cache_untouched_or_complete(
     }
     eprintln!("2,000-skill pushes killed: landed {outcomes:?}");
     f.rt.block_on(pool.close());
+}
+
+/// gix leaves `refs/heads/main.lock` behind when a process dies while writing the ref:
+/// the next writer of the copy (under the refresh lock) removes it instead of failing
+/// every push to `main` from then on.
+#[test]
+fn a_ref_lock_left_by_a_crash_does_not_block_the_next_push() {
+    let mut f = ChildFixture::start("dora");
+    f.server.kill();
+    let lock = f.data.join("repos/skills.git/refs/heads/main.lock");
+    std::fs::write(&lock, "0000000000000000000000000000000000000000\n").unwrap();
+    f.server.restart();
+    std::fs::write(
+        f.work.join("skills/after-lock.md"),
+        skill("After the lock", ""),
+    )
+    .unwrap();
+    let mut add = f.git();
+    add.args(["add", "-A"]);
+    stdout_of(add);
+    let mut commit = f.git();
+    commit.args(["commit", "-q", "-m", "after the lock"]);
+    stdout_of(commit);
+    let mut push = f.git();
+    push.args(["push", "-q", "origin", "main"]);
+    stdout_of(push);
+    let mut head = f.git();
+    head.args(["rev-parse", "HEAD"]);
+    assert_eq!(f.main(), stdout_of(head));
+    assert!(!lock.exists());
 }

@@ -117,18 +117,27 @@ fn garbage_pkt_lines_are_refused() {
     let f = fixture();
     let before = f.server.object_files("skills");
     let overlong = [&b"fff9"[..], &[b'x'; 200][..]].concat();
-    for input in [
-        &b"zzzzgarbage"[..],
-        b"00",
-        b"0003",
-        &[0xffu8; 64][..],
-        &overlong[..],
+    // Each is answered with an `ERR` line after the advertisement, except a stream
+    // that ends inside a length (then there is nothing to answer: the advertisement
+    // alone, and nothing written).
+    for (input, refused) in [
+        (&b"zzzzgarbage"[..], true),
+        (b"00", false),
+        (b"0003", true),
+        (&[0xffu8; 64][..], true),
+        (&overlong[..], true),
     ] {
         let (stdout, _) = raw(&f.server, &f.key, "git-receive-pack", input);
-        assert!(
-            stdout.contains("ERR ") || stdout.ends_with("0000"),
-            "{stdout:?}"
-        );
+        let advertisement_end = stdout.find("0000").expect("an advertisement") + 4;
+        let after = &stdout[advertisement_end..];
+        if refused {
+            assert!(
+                after.starts_with("00") && after.contains("ERR "),
+                "{input:?}: {stdout:?}"
+            );
+        } else {
+            assert_eq!(after, "", "{input:?}: {stdout:?}");
+        }
         f.assert_untouched(&before);
     }
     // A malformed command line.

@@ -291,7 +291,10 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         );
         let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
         assert!(ok, "{stderr}");
-        let _ = c2;
+        assert_eq!(
+            server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(c2.as_str())
+        );
         server.assert_fsck("skills");
         let rows = skills(&server);
         let d = rows.iter().find(|r| r.path == deploy).unwrap();
@@ -538,7 +541,16 @@ fn branches_deletes_and_non_fast_forward() {
         git.ok(&dir, &["rm", "-q", "skills/new/one.md"]);
         git.ok(&dir, &["commit", "-q", "-m", "cleanup"]);
         git.ok(&dir, &["push", "origin", "main"]);
-        let _ = main_before;
+        // main moved on from where it was by exactly the pushed commits.
+        let log = git.ok(
+            &dir,
+            &[
+                "rev-list",
+                "--first-parent",
+                &format!("{main_before}..origin/main"),
+            ],
+        );
+        assert_eq!(log.lines().count(), 2, "{log}");
         server.assert_fsck("skills");
     }
 }

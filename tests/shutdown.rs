@@ -34,7 +34,20 @@ fn sigterm_lets_the_push_in_flight_finish() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The signal comes once the push is surely in flight: its quarantine exists.
+    let objects = f.data.join("repos/skills.git/objects");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&objects)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("incoming-"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let status = f.server.terminate();
     let pushed = push.wait_with_output().unwrap();
     assert!(

@@ -145,7 +145,8 @@ pub fn advance(
     Ok(true)
 }
 
-/// Serialises refreshes of one copy (threads and processes): an exclusive `flock`.
+/// Serialises every writer of a copy's refs (refreshes and pushes, threads and
+/// processes): an exclusive `flock`, which the kernel releases however its holder ends.
 struct RefreshLock(#[allow(dead_code)] std::fs::File);
 
 fn lock(repo_path: &Path) -> Result<RefreshLock> {
@@ -155,7 +156,35 @@ fn lock(repo_path: &Path) -> Result<RefreshLock> {
         .truncate(false)
         .open(repo_path.join(LOCK_FILE))?;
     file.lock()?;
+    remove_stale_ref_locks(repo_path);
     Ok(RefreshLock(file))
+}
+
+/// Lock files gix leaves next to a ref it was writing when the process was killed
+/// (`refs/heads/main.lock`, `packed-refs.lock`, `HEAD.lock`): with the refresh lock
+/// held nobody else writes this copy's refs, so any such file is stale, and left in
+/// place it would refuse every later update of that ref.
+fn remove_stale_ref_locks(repo_path: &Path) {
+    let mut stack = vec![repo_path.join("refs")];
+    let mut stale: Vec<PathBuf> = ["packed-refs.lock", "HEAD.lock"]
+        .iter()
+        .map(|f| repo_path.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "lock") {
+                stale.push(path);
+            }
+        }
+    }
+    for path in stale {
+        tracing::warn!(file = %path.display(), "removing a ref lock left by a crash");
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Makes the bare repository at `path` equal to the database's `repo`, from one

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Two skillsd binaries side by side on the same generated skills, in one run: what a
+# change costs. Each binary gets its own data dir and private PostgreSQL; the
+# measurements are compare.sh's skillsd rows (hyperfine medians).
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY          # N=10000 RUNS=10
+#
+# Writes bench/ab-N.md. Uses the anchor's skill generator
+# (../shared/anchors/stock-git-ssh/gen_skills.py); needs hyperfine.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
+OLD=$1 NEW=$2
+N=${N:-10000}
+RUNS=${RUNS:-10}
+WORK=${WORK:-/var/tmp/skillsd-ab}
+PORT=${PORT:-2380}
+rm -rf "$WORK"; mkdir -p "$WORK"
+chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C ab
+export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+
+SEED=$WORK/seed
+git init -q -b main "$SEED"
+python3 "$ANCHOR/gen_skills.py" gen --out "$SEED" --n "$N" --seed 42
+git -C "$SEED" add -A && git -C "$SEED" commit -q -m "$N skills"
+TARGET=$(git -C "$SEED" ls-files skills | sed -n '1p')
+cat > "$WORK/modify-one.sh" <<'PREP'
+#!/usr/bin/env bash
+set -euo pipefail
+clone=$1 path=$2 anchor=$3
+c=$(( $(cat "$clone/.git/ab-counter" 2>/dev/null || echo 0) + 1 )); echo "$c" > "$clone/.git/ab-counter"
+python3 "$anchor/gen_skills.py" modify --out "$clone" --path "$path" --rev "$c"
+git -C "$clone" commit -q -m "modify $c" -- "$path"
+PREP
+cat > "$WORK/add-1000.sh" <<'PREP'
+#!/usr/bin/env bash
+set -euo pipefail
+clone=$1 anchor=$2
+c=$(( $(cat "$clone/.git/ab-counter" 2>/dev/null || echo 0) + 1 )); echo "$c" > "$clone/.git/ab-counter"
+python3 "$anchor/gen_skills.py" gen --out "$clone" --n 1000 --start $(( 5000000 + c * 1000 )) --seed 42
+git -C "$clone" add skills
+git -C "$clone" commit -q -m "add 1000 ($c)"
+PREP
+
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
+med() { python3 -c "import json;print('%.0f' % (1000*json.load(open('$1'))['results'][0]['median']))"; }
+declare -A R
+for label in old new; do
+  bin=$OLD; [ "$label" = new ] && bin=$NEW
+  D=$WORK/$label; mkdir -p "$D"
+  "$bin" init bench --empty --data-dir "$D/data" >/dev/null
+  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$PORT" --data-dir "$D/data" > "$D/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q listening "$D/serve.log" && break; sleep 0.2; done
+  "$bin" user add bench --role writer --key "$WORK/id.pub" --data-dir "$D/data" >/dev/null
+  URL="ssh://git@127.0.0.1:$PORT/bench.git"
+  git -C "$SEED" push -q "$URL" main
+  DB="postgres://postgres@localhost/skillsd?host=$D/data/postgres/sock"
+  for _ in $(seq 1 600); do
+    [ "$(psql -X -qtA "$DB" -c 'SELECT search_pending FROM skill_sync_health')" = "0" ] && break
+    sleep 0.1
+  done
+  hf() { hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$D/$1.json" ${3:+--prepare "$3"} "$2" >> "$D/hyperfine.log" 2>&1; R[$label-$1]=$(med "$D/$1.json"); }
+  hf ls-remote "git ls-remote $URL"
+  hf clone-nc "git clone -q --no-checkout $URL $D/c" "rm -rf $D/c"
+  git clone -q "$URL" "$D/p"
+  hf push-one "git -C $D/p push -q origin main" "bash $WORK/modify-one.sh $D/p $TARGET $ANCHOR"
+  hf push-1000 "git -C $D/p push -q origin main" "bash $WORK/add-1000.sh $D/p $ANCHOR"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+{
+  echo "## A/B, N = $N skills, $(date -u +%Y-%m-%d), $(nproc) cores; medians of $RUNS runs (ms)"
+  echo
+  echo "| measurement | old | new | new / old |"
+  echo "|---|---|---|---|"
+  for m in push-one push-1000 ls-remote clone-nc; do
+    echo "| $m | ${R[old-$m]} | ${R[new-$m]} | $(ratio "${R[new-$m]}" "${R[old-$m]}") |"
+  done
+} | tee "$ROOT/bench/ab-$N.md"
