@@ -4,6 +4,7 @@
 # measurements are compare.sh's skillsd rows (hyperfine medians).
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY          # N=10000 RUNS=10
+#   ONLY="push-one ls-remote" bench/ab.sh ...   # some of the measurements
 #
 # Writes bench/ab-N.md. Uses the anchor's skill generator
 # (../shared/anchors/stock-git-ssh/gen_skills.py); needs hyperfine.
@@ -63,7 +64,8 @@ for label in old new; do
     [ "$(psql -X -qtA "$DB" -c 'SELECT search_pending FROM skill_sync_health')" = "0" ] && break
     sleep 0.1
   done
-  hf() { hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$D/$1.json" ${3:+--prepare "$3"} "$2" >> "$D/hyperfine.log" 2>&1; R[$label-$1]=$(med "$D/$1.json"); }
+  ONLY=${ONLY:-push-one push-1000 ls-remote clone-nc}
+  hf() { case " $ONLY " in *" $1 "*) ;; *) return 0 ;; esac; hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$D/$1.json" ${3:+--prepare "$3"} "$2" >> "$D/hyperfine.log" 2>&1; R[$label-$1]=$(med "$D/$1.json"); }
   hf ls-remote "git ls-remote $URL"
   hf clone-nc "git clone -q --no-checkout $URL $D/c" "rm -rf $D/c"
   git clone -q "$URL" "$D/p"
@@ -77,7 +79,7 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
   echo
   echo "| measurement | old | new | new / old |"
   echo "|---|---|---|---|"
-  for m in push-one push-1000 ls-remote clone-nc; do
+  for m in $ONLY; do
     echo "| $m | ${R[old-$m]} | ${R[new-$m]} | $(ratio "${R[new-$m]}" "${R[old-$m]}") |"
   done
 } | tee "$ROOT/bench/ab-$N.md"

@@ -658,25 +658,22 @@ async fn run_exec(
             };
             // The copy is brought to the database's generation first; a push needs the
             // database, a read may be served from the copy as last verified.
-            let opened =
-                crate::storage::replica::open(&state.pool, &state.repos, &path, pushing).await;
-            // The role on this repository: a grant there replaces the global role.
-            let user = match &opened {
-                Ok((name, _)) => {
-                    let role = tokio::time::timeout(
-                        std::time::Duration::from_secs(2),
-                        users::role_on(&state.pool, &user, name),
-                    )
-                    .await;
-                    match role {
-                        Ok(Ok(role)) => User {
-                            role,
-                            ..user.clone()
-                        },
-                        _ => user.clone(),
-                    }
-                }
-                Err(_) => user.clone(),
+            // The role on this repository (a grant there replaces the global role) is
+            // asked at the same time.
+            let canonical = RepoStore::canonical_name(&path).unwrap_or_default();
+            let (opened, role) = tokio::join!(
+                crate::storage::replica::open(&state.pool, &state.repos, &path, pushing),
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    users::role_on(&state.pool, &user, &canonical),
+                )
+            );
+            let user = match (&opened, role) {
+                (Ok(_), Ok(Ok(role))) => User {
+                    role,
+                    ..user.clone()
+                },
+                _ => user.clone(),
             };
             match opened {
                 Err(OpenError::DatabaseDown) if pushing => {

@@ -588,3 +588,124 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
         fsck(&dir);
     }
 }
+
+/// The upgrade path: a data dir of the single-node layout (a bare repository made and
+/// pushed to by stock git: loose objects, a tag) is imported into the database on first
+/// start, once: a restart and a second node change nothing, and both serve it whole.
+#[test]
+fn a_single_node_data_dir_is_imported_once() {
+    let env = ChildEnv::new();
+    let data = node_dir(&env, 0);
+    let bare = data.join("repos/legacy.git");
+    std::fs::create_dir_all(data.join("repos")).unwrap();
+    let git = |dir: &Path, args: &[&str]| {
+        let mut c = Command::new(GITS[1]);
+        c.current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Old Timer")
+            .env("GIT_AUTHOR_EMAIL", "old@example.com")
+            .env("GIT_COMMITTER_NAME", "Old Timer")
+            .env("GIT_COMMITTER_EMAIL", "old@example.com")
+            .args(args);
+        stdout_of(c)
+    };
+    git(
+        env.tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    let work = env.tmp.path().join("legacy-work");
+    git(
+        env.tmp.path(),
+        &["init", "-q", "-b", "main", work.to_str().unwrap()],
+    );
+    for i in 0..3 {
+        let file = work.join(format!("skills/old/old-{i}.md"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, skill(&format!("Old {i}"), "")).unwrap();
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", &format!("old {i}")]);
+    }
+    git(
+        &work,
+        &[
+            "tag",
+            "-a",
+            "v0",
+            "-m",
+            "before skillsd kept git in the database",
+        ],
+    );
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main", "v0"]);
+    let tip = git(&work, &["rev-parse", "HEAD"]);
+    // Few objects: stock receive-pack stored them loose.
+    assert!(std::fs::read_dir(bare.join("objects"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().len() == 2));
+
+    let mut c = Cluster {
+        nodes: vec![start_node(&env, 0, &[])],
+        key: Key::generate("writer"),
+        home: env.tmp.path().join("home"),
+        env,
+    };
+    std::fs::create_dir_all(&c.home).unwrap();
+    let mut add = Command::new(SKILLSD);
+    add.args(["user", "add", "writer", "--role", "writer", "--key"])
+        .arg(&c.key.public)
+        .arg("--database-url")
+        .arg(&c.env.db_url)
+        .arg("--data-dir")
+        .arg(&data);
+    stdout_of(add);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert_eq!(
+        log.matches("imported the repository into the database")
+            .count(),
+        2,
+        "skills (from the template) and legacy: {log}"
+    );
+    let pool = c.pool();
+    let state = |c: &Cluster| -> (i64, i64, i64) {
+        c.query(async {
+            sqlx::query_as(
+                "SELECT (SELECT generation FROM git_repos WHERE name = 'legacy'),
+                        (SELECT count(*) FROM git_refs WHERE repo = 'legacy'),
+                        (SELECT count(*) FROM git_packs WHERE repo = 'legacy')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        })
+    };
+    let imported = state(&c);
+    assert_eq!(
+        (imported.0, imported.1),
+        (1, 2),
+        "main and v0, generation 1"
+    );
+    assert!(imported.2 >= 1);
+    // A restart and a second node import nothing again.
+    c.nodes[0].kill();
+    c.nodes[0].restart();
+    c.nodes.push(start_node(&c.env, 1, &[]));
+    assert_eq!(state(&c), imported);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert_eq!(
+        log.matches("imported the repository into the database")
+            .count(),
+        2
+    );
+    for node in 0..2 {
+        let dir = c.home.join(format!("legacy-{node}"));
+        let mut clone = c.git(GITS[node], &c.home);
+        clone
+            .args(["clone", "-q", &c.nodes[node].url("legacy.git")])
+            .arg(&dir);
+        stdout_of(clone);
+        assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
+        assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "v0^{commit}"]), tip);
+        fsck(&dir);
+    }
+    c.query(pool.close());
+}

@@ -293,6 +293,10 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert!(ok, "{stderr}");
         assert_eq!(
             server.server_ref("skills", "refs/heads/main").as_deref(),
+            Some(c2b.as_str())
+        );
+        assert_eq!(
+            server.server_ref("skills", &format!("{c2b}^")).as_deref(),
             Some(c2.as_str())
         );
         server.assert_fsck("skills");

@@ -214,14 +214,8 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
                     .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
                     .collect();
                 let advanced = migrated.is_ok()
-                    && crate::storage::replica::advance(
-                        &ctx.repos,
-                        &ctx.repo_name,
-                        previous,
-                        generation,
-                        &changes,
-                    )
-                    .unwrap_or(false);
+                    && crate::storage::replica::advance(&ctx.repo, previous, generation, &changes)
+                        .unwrap_or(false);
                 if !advanced {
                     if let Err(e) = crate::storage::replica::refresh(
                         &ctx.rt,

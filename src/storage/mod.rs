@@ -45,9 +45,17 @@ impl StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// The `NOTIFY` channel of published changes: the payload is `<repo> <generation>`.
-/// A hint for prefetching only: a node checks the generation before every read.
+/// The `NOTIFY` channel of published changes: the payload is `<repo> <generation>
+/// <node>`. A hint for prefetching only: a node checks the generation before every
+/// read.
 pub const NOTIFY_CHANNEL: &str = "skillsd_git";
+
+/// This process's name in notifications: a node ignores its own (it brought its copy
+/// up to date itself, and a refresh racing with that would only cost the pusher time).
+pub fn node_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
 
 /// A ref as the database holds it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -100,19 +100,20 @@ pub async fn ref_target(tx: &mut PgConnection, repo: &str, name: &str) -> Result
 }
 
 /// Marks a change of `repo`: the generation grows by one and every node is told
-/// (`NOTIFY`, delivered at commit). Returns the new generation.
+/// (`NOTIFY`, delivered at commit), in one statement. Returns the new generation.
 pub async fn bump(tx: &mut PgConnection, repo: &str) -> Result<i64> {
-    let generation: i64 = sqlx::query_scalar(
-        "UPDATE git_repos SET generation = generation + 1, updated_at = now()
-         WHERE name = $1 RETURNING generation",
+    let (generation,): (i64,) = sqlx::query_as(
+        "WITH g AS (
+             UPDATE git_repos SET generation = generation + 1, updated_at = now()
+             WHERE name = $1 RETURNING generation)
+         SELECT g.generation, pg_notify($2, $1 || ' ' || g.generation || ' ' || $3)::text
+         FROM g",
     )
     .bind(repo)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(NOTIFY_CHANNEL)
-        .bind(format!("{repo} {generation}"))
-        .execute(tx)
-        .await?;
+    .bind(NOTIFY_CHANNEL)
+    .bind(super::node_id())
+    .fetch_one(tx)
+    .await
+    .map(|(g, _): (i64, String)| (g,))?;
     Ok(generation)
 }

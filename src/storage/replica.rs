@@ -97,20 +97,20 @@ pub fn refresh(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Res
     Ok(done)
 }
 
-/// After this node committed a change of `repo` that took the database from
+/// After this node committed a change of `repo` (this node's copy, open) that took
+/// the database from
 /// generation `from` to `to`: when the copy was at `from`, it takes `changes` (ref →
 /// new target, `None`: deleted) and records `to` without asking the database again
 /// (the change's objects must be in the copy already). Returns `false` when the copy
 /// was elsewhere: then [`refresh`] it.
 pub fn advance(
-    repos: &RepoStore,
-    repo: &str,
+    repo: &gix::Repository,
     from: i64,
     to: i64,
     changes: &[(String, Option<gix::ObjectId>)],
 ) -> Result<bool> {
     use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-    let path = repos.path_of(repo);
+    let path = repo.path().to_path_buf();
     let _lock = lock(&path)?;
     if local_generation(&path) != Some(from) {
         return Ok(false);
@@ -139,7 +139,6 @@ pub fn advance(
             deref: false,
         });
     }
-    let repo = crate::repos::open_server_repo(&path).map_err(StorageError::git)?;
     repo.edit_references(edits).map_err(StorageError::git)?;
     set_local_generation(&path, to)?;
     Ok(true)
@@ -436,12 +435,18 @@ pub fn spawn_prefetch(pool: PgPool, repos: RepoStore) {
                         break;
                     }
                 };
-                let Some((repo, generation)) = note.payload().split_once(' ') else {
+                let mut words = note.payload().split(' ');
+                let (Some(repo), Some(generation), node) =
+                    (words.next(), words.next(), words.next())
+                else {
                     continue;
                 };
                 let Ok(generation) = generation.parse::<i64>() else {
                     continue;
                 };
+                if node == Some(super::node_id()) {
+                    continue; // this node's own change: its copy is already there
+                }
                 if is_current(&repos, repo, generation) {
                     continue;
                 }
