@@ -696,9 +696,9 @@ fn a_single_node_data_dir_is_imported_once() {
             .count(),
         2
     );
-    for node in 0..2 {
+    for (node, bin) in GITS.iter().enumerate() {
         let dir = c.home.join(format!("legacy-{node}"));
-        let mut clone = c.git(GITS[node], &c.home);
+        let mut clone = c.git(bin, &c.home);
         clone
             .args(["clone", "-q", &c.nodes[node].url("legacy.git")])
             .arg(&dir);
