@@ -6,6 +6,7 @@
 #    (`git ls-remote` through node 2, started the moment the push returns), ROUNDS times.
 #
 #   bench/nodes.sh                    # N=10000 skills, CLIENTS=4, SECS=20, ROUNDS=20
+#   SKILLSD=path/to/skillsd bench/nodes.sh   # a binary built already
 #
 # Prints a Markdown table and writes it to bench/nodes-N.md. Needs haproxy
 # (scripts/deps) and PostgreSQL's server programs.
@@ -19,13 +20,16 @@ WORK=${WORK:-/tmp/skillsd-nodes-bench}
 BASE_PORT=${BASE_PORT:-2400}
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
-(cd "$ROOT" && cargo build --release -q)
-SKILLSD=$ROOT/target/release/skillsd
+if [ -z "${SKILLSD:-}" ]; then  # or a binary given as SKILLSD=...
+  (cd "$ROOT" && cargo build --release -q)
+  SKILLSD=$ROOT/target/release/skillsd
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 rm -rf "$WORK"; mkdir -p "$WORK"
+chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
 export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
