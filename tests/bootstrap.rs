@@ -352,3 +352,34 @@ fn a_taken_port_is_reported_before_the_database() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(taken);
 }
+
+/// `skillsd migrate` applies the schema to an empty database, and again changes nothing.
+#[test]
+fn migrate_applies_the_schema_once() {
+    let env = ChildEnv::new();
+    for _ in 0..2 {
+        let out = std::process::Command::new(common::SKILLSD)
+            .args(["migrate", "--database-url", &env.db_url, "--data-dir"])
+            .arg(&env.data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "migrations applied\n");
+    }
+    let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();
+    let (tables, migrations): (i64, i64) = env.rt.block_on(async {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM information_schema.tables
+                     WHERE table_schema = 'public' AND table_name IN
+                       ('skills', 'skill_sync_log', 'pushes', 'sync_state', 'users', 'ssh_keys',
+                        'git_repos', 'git_refs', 'git_packs', 'git_pack_chunks', 'server_identity')),
+                    (SELECT count(*) FROM _sqlx_migrations WHERE success)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(tables, 11);
+    assert_eq!(migrations, skillsd::db::MIGRATOR.iter().count() as i64);
+    env.rt.block_on(pool.close());
+}

@@ -211,6 +211,35 @@ fn a_push_notifies_listeners_in_the_same_transaction() {
             .unwrap()
     });
     assert_eq!(n, 1);
+    // A list of slugs that would not fit in a notification (PostgreSQL's limit is 8,000
+    // bytes) is left out: `slugs` is null, the counts stay.
+    let many: Vec<(String, String)> = (0..400)
+        .map(|i| {
+            (
+                format!("skills/n/a-rather-long-notified-skill-name-{i}.md"),
+                skill(&format!("Many {i}"), ""),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = many.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let tip = git.commit_files(&dir, &files, "many");
+    git.ok(&dir, &["push", "origin", "main"]);
+    let note = server.query(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification arrives")
+            .unwrap()
+    });
+    assert!(note.payload().len() < 8000);
+    let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
+    assert_eq!(
+        payload,
+        serde_json::json!({
+            "repo": "skills", "branch": "main", "commit": tip,
+            "created": 400, "updated": 0, "renamed": 0, "deleted": 0, "failed": 0,
+            "slugs": null,
+        })
+    );
     // The listener must be dropped inside the runtime (it returns its connection there).
     server.query(async move { drop(listener) });
 }
@@ -876,4 +905,84 @@ fn a_row_the_database_refuses_fails_that_skill_only() {
     let rows = cache_skills(&server);
     assert!(rows.contains_key("skills/a/fine.md") && rows.contains_key("skills/a/later.md"));
     assert!(!rows.contains_key("skills/a/huge.md"));
+}
+
+/// The binary `COPY` stream bulk loads write (`cache/binary_copy.rs`), read back by
+/// PostgreSQL itself: every kind of field, with the edge cases (NULL, empty and
+/// non-ASCII text, an empty array, a timestamp before 2000, nested JSON).
+#[test]
+fn binary_copy_rows_read_back_equal() {
+    use skillsd::cache::binary_copy::CopyBuffer;
+    let server = Server::start();
+    let id = uuid::Uuid::new_v4();
+    let early = chrono::DateTime::parse_from_rfc3339("1999-12-31T23:59:59.123456Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let late = chrono::DateTime::parse_from_rfc3339("2026-12-01T06:00:00.000001Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut buf = CopyBuffer::new();
+    buf.row(6);
+    buf.uuid(&id);
+    buf.text("Grüße, 世界 — \"quoted\"\ttab");
+    buf.null();
+    buf.text_array(&["one".into(), "zwei–drei".into(), String::new()]);
+    buf.jsonb(r#"{"a": [1, {"b": null}], "c": "ü"}"#);
+    buf.timestamptz(&early);
+    buf.row(6);
+    buf.uuid(&uuid::Uuid::nil());
+    buf.text("");
+    buf.opt_text(Some("present"));
+    buf.text_array(&[]);
+    buf.jsonb("{}");
+    buf.timestamptz(&late);
+    buf.finish();
+    type Row = (
+        uuid::Uuid,
+        String,
+        Option<String>,
+        Vec<String>,
+        serde_json::Value,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let rows: Vec<Row> = server.query(async {
+        let mut conn = server.pool.acquire().await.unwrap();
+        sqlx::query(
+            "CREATE TEMP TABLE copied (id uuid, t text, o text, a text[], j jsonb, at timestamptz)",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let mut copy = conn
+            .copy_in_raw("COPY copied FROM STDIN (FORMAT binary)")
+            .await
+            .unwrap();
+        copy.send(buf.bytes()).await.unwrap();
+        assert_eq!(copy.finish().await.unwrap(), 2);
+        sqlx::query_as("SELECT id, t, o, a, j, at FROM copied ORDER BY t DESC")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        rows,
+        vec![
+            (
+                id,
+                "Grüße, 世界 — \"quoted\"\ttab".to_string(),
+                None,
+                vec!["one".to_string(), "zwei–drei".to_string(), String::new()],
+                serde_json::json!({"a": [1, {"b": null}], "c": "ü"}),
+                early,
+            ),
+            (
+                uuid::Uuid::nil(),
+                String::new(),
+                Some("present".to_string()),
+                vec![],
+                serde_json::json!({}),
+                late,
+            ),
+        ]
+    );
 }

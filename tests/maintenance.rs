@@ -54,13 +54,15 @@ fn gc_consolidates_while_clones_run() {
         let tip = tip.clone();
         let git = Git::new("/usr/bin/git", &key, &server);
         std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
+            // When each clone ran: some must overlap the gc.
+            let mut spans = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = Instant::now();
                 let d = git.clone(&url, &["-q"]);
                 assert_eq!(git.head(&d), tip);
-                n += 1;
+                spans.push((started, Instant::now()));
             }
-            n
+            spans
         })
     };
     // One gc per repository across nodes: while another holds the database lock,
@@ -89,7 +91,9 @@ fn gc_consolidates_while_clones_run() {
         .unwrap();
     // Back to the pool inside the runtime (a pooled connection returns through it).
     server.query(async move { drop(holder) });
+    let gc_started = Instant::now();
     let out = server.cli(&["gc", "skills"]);
+    let gc_ended = Instant::now();
     assert!(
         out.status.success(),
         "{}",
@@ -101,8 +105,14 @@ fn gc_consolidates_while_clones_run() {
         "{stdout}"
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let clones = cloner.join().expect("every clone during gc succeeded");
-    assert!(clones >= 1);
+    let spans = cloner.join().expect("every clone during gc succeeded");
+    assert!(
+        spans
+            .iter()
+            .any(|(start, end)| *start < gc_ended && *end > gc_started),
+        "no clone ran while the gc did ({} clones)",
+        spans.len()
+    );
     assert_eq!(packs(&server), 1);
     server.assert_fsck("skills");
     // Nothing left behind, one live pack in the database, and a fresh clone has

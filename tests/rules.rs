@@ -342,3 +342,42 @@ fn check_reads_the_rules_of_the_working_tree() {
     assert_eq!(json["errors"][0]["path"], "skillsd.toml");
     assert_eq!(json["errors"][0]["line"], 1);
 }
+
+/// Slugs are unique across the repository: a new file whose slug another skill has
+/// (already on `main`, or in the same push) is refused, naming both files.
+#[test]
+fn slugs_are_unique_across_the_repository() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    // `commit-messages` is on main already (skills/git/commit-messages.md).
+    git.commit_files(
+        &dir,
+        &[
+            ("skills/other/commit-messages.md", &skill("Again", "")),
+            ("skills/a/twin.md", &skill("Twin A", "")),
+            ("skills/b/twin.md", &skill("Twin B", "")),
+        ],
+        "duplicates",
+    );
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert_contains_all(
+        &stderr,
+        &[
+            "skills/other/commit-messages.md:1: slug: slug `commit-messages` is already used by skills/git/commit-messages.md",
+            "slug `twin` is already used by skills/",
+            "hint: slugs are unique across the repository: rename one of the files",
+            "push refused, nothing was written.",
+        ],
+    );
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM skills WHERE slug IN ('twin') OR path LIKE 'skills/other/%'"),
+        0
+    );
+}
