@@ -363,7 +363,11 @@ fn migrate_applies_the_schema_once() {
             .arg(&env.data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "migrations applied\n");
     }
     let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();

@@ -377,7 +377,9 @@ fn slugs_are_unique_across_the_repository() {
         Some(main.as_str())
     );
     assert_eq!(
-        server.count("SELECT count(*) FROM skills WHERE slug IN ('twin') OR path LIKE 'skills/other/%'"),
+        server.count(
+            "SELECT count(*) FROM skills WHERE slug IN ('twin') OR path LIKE 'skills/other/%'"
+        ),
         0
     );
 }

@@ -1065,4 +1065,3 @@ async fn notify(
         .await?;
     Ok(())
 }
-

@@ -179,70 +179,20 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         errors: problems.clone(),
         push_options: req.push_options.clone(),
     };
-    let mut cache = None;
-    if results.iter().any(Option::is_none) {
-        let pack = publish::pack_files(&quarantine.pack_dir());
-        let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
-        let caching = std::time::Instant::now();
-        let published = publish::run(
+    let cache = if results.iter().any(Option::is_none) {
+        store(
             ctx,
-            &view,
-            &pack,
+            quarantine,
             commands,
             &mut results,
             req.has("atomic"),
             &make_record,
-        );
-        drop(view);
-        match published {
-            Ok(Published {
-                generation: Some(generation),
-                previous,
-                cache: synced,
-            }) => {
-                crate::metrics::METRICS.sync_took(caching.elapsed());
-                cache = synced;
-                // Committed: this node's copy takes the pack, then the new refs.
-                let migrated = quarantine.migrate();
-                if let Err(e) = &migrated {
-                    tracing::warn!(error = %e, "could not move the pack into this node's copy; it is fetched from the database");
-                }
-                let changes: Vec<(String, Option<ObjectId>)> = commands
-                    .iter()
-                    .zip(&results)
-                    .filter(|(_, r)| r.is_none())
-                    .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
-                    .collect();
-                let advanced = migrated.is_ok()
-                    && crate::storage::replica::advance(&ctx.repo, previous, generation, &changes)
-                        .unwrap_or(false);
-                if !advanced {
-                    if let Err(e) = crate::storage::replica::refresh(
-                        &ctx.rt,
-                        &ctx.pool,
-                        &ctx.repos,
-                        &ctx.repo_name,
-                    ) {
-                        tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
-                    }
-                }
-            }
-            Ok(_) => drop(quarantine),
-            Err(e) => {
-                drop(quarantine);
-                crate::metrics::METRICS.sync_failed();
-                tracing::error!(error = %e, "the push's transaction failed; nothing was written");
-                sb.message(&format!(
-                    "error: the push could not be stored, nothing was written: {e}\nerror: try again in a moment; if it keeps failing, tell an admin.\n"
-                ))?;
-                for r in results.iter_mut().filter(|r| r.is_none()) {
-                    *r = Some(format!("not stored: {}", e.to_string().replace('\n', " ")));
-                }
-            }
-        }
+            &mut sb,
+        )?
     } else {
-        drop(quarantine);
-    }
+        drop(quarantine); // deleted, and everything in it
+        None
+    };
 
     let accepted = results.iter().any(Option::is_none);
     {
@@ -260,28 +210,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     }
     let store_ms = storing.elapsed().as_millis() as u64;
     if let Some(outcome) = &cache {
-        tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
-        // One line, like git's own servers print; `git push -q` silences it.
-        let at = outcome
-            .commit
-            .as_deref()
-            .map_or("", |c| &c[..c.len().min(7)]);
-        sb.progress(&format!(
-            "{}: {}; cache at {at}\n",
-            ctx.repo_name,
-            outcome.summary()
-        ))?;
+        summarize(ctx, outcome, &mut sb)?;
     }
     if !accepted {
-        // A refused push is recorded on its own (an accepted one was, in its transaction).
-        let record = make_record(&results);
-        let recorded = ctx.rt.block_on(async {
-            let mut conn = ctx.pool.acquire().await?;
-            crate::cache::pushes::insert(&mut conn, &record).await
-        });
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the push");
-        }
+        record_refused(ctx, &make_record(&results));
     }
 
     report(
@@ -348,6 +280,112 @@ fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
     }
     write_flush(out)?;
     Ok(())
+}
+
+/// Stage 6: the push's one transaction ([`publish::run`]), then this node's copy (the
+/// pack moved in, the refs advanced). Returns the cache's sync when `main` moved. On
+/// a failed transaction every ref is refused with the reason; nothing was written.
+fn store(
+    ctx: &Context,
+    quarantine: Quarantine,
+    commands: &[Command],
+    results: &mut [Option<String>],
+    atomic: bool,
+    make_record: &dyn Fn(&[Option<String>]) -> PushRecord,
+    sb: &mut SideBand<'_>,
+) -> Result<Option<crate::cache::sync::SyncOutcome>> {
+    let pack = publish::pack_files(&quarantine.pack_dir());
+    let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+    let caching = std::time::Instant::now();
+    let published = publish::run(ctx, &view, &pack, commands, results, atomic, make_record);
+    drop(view);
+    match published {
+        Ok(Published {
+            generation: Some(generation),
+            previous,
+            cache,
+        }) => {
+            crate::metrics::METRICS.sync_took(caching.elapsed());
+            update_copy(ctx, quarantine, commands, results, previous, generation);
+            Ok(cache)
+        }
+        Ok(_) => Ok(None), // every ref moved meanwhile: nothing committed
+        Err(e) => {
+            crate::metrics::METRICS.sync_failed();
+            tracing::error!(error = %e, "the push's transaction failed; nothing was written");
+            sb.message(&format!(
+                "error: the push could not be stored, nothing was written: {e}\nerror: try again in a moment; if it keeps failing, tell an admin.\n"
+            ))?;
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(format!("not stored: {}", e.to_string().replace('\n', " ")));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// After the commit: this node's copy takes the pack, then the new refs — advanced in
+/// place when the copy was current, else refreshed from the database. A failure here
+/// loses nothing (the push is in the database); the next read refreshes the copy.
+fn update_copy(
+    ctx: &Context,
+    quarantine: Quarantine,
+    commands: &[Command],
+    results: &[Option<String>],
+    previous: i64,
+    generation: i64,
+) {
+    let migrated = quarantine.migrate();
+    if let Err(e) = &migrated {
+        tracing::warn!(error = %e, "could not move the pack into this node's copy; it is fetched from the database");
+    }
+    let changes: Vec<(String, Option<ObjectId>)> = commands
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| r.is_none())
+        .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
+        .collect();
+    let advanced = migrated.is_ok()
+        && crate::storage::replica::advance(&ctx.repo, previous, generation, &changes)
+            .unwrap_or(false);
+    if !advanced {
+        if let Err(e) =
+            crate::storage::replica::refresh(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name)
+        {
+            tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
+        }
+    }
+}
+
+/// The accepted push's one line, like git's own servers print (`git push -q` silences
+/// it): `skills: 1 created, 0 updated, 0 renamed, 0 deleted; cache at 3f2a9c1`.
+fn summarize(
+    ctx: &Context,
+    outcome: &crate::cache::sync::SyncOutcome,
+    sb: &mut SideBand<'_>,
+) -> Result<()> {
+    tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
+    let at = outcome
+        .commit
+        .as_deref()
+        .map_or("", |c| &c[..c.len().min(7)]);
+    sb.progress(&format!(
+        "{}: {}; cache at {at}\n",
+        ctx.repo_name,
+        outcome.summary()
+    ))?;
+    Ok(())
+}
+
+/// A refused push is recorded on its own (an accepted one was, in its transaction).
+fn record_refused(ctx: &Context, record: &PushRecord) {
+    let recorded = ctx.rt.block_on(async {
+        let mut conn = ctx.pool.acquire().await?;
+        crate::cache::pushes::insert(&mut conn, record).await
+    });
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "could not record the push");
+    }
 }
 
 fn report(
