@@ -58,21 +58,7 @@ fn config_file_with_environment_taking_precedence() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("user: admin\nrole: admin\n"));
     // The file's `max_sessions_per_user = 1` applies: with one session held open, a
     // second one is refused.
-    let mut held = ssh_to(&key, server.port)
-        .arg("git-upload-pack '/skills.git'")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Read;
-        let mut first = [0u8; 4];
-        held.stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut first)
-            .unwrap();
-    }
+    let mut held = common::hold_session(&key, server.port);
     let out = ssh_to(&key, server.port).arg("whoami").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(

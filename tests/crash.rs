@@ -42,22 +42,9 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
             )
             .unwrap();
         }
-        let mut add = f.git();
-        add.args(["add", "-A"]);
-        stdout_of(add);
-        let mut commit = f.git();
-        commit.args(["commit", "-q", "-m", &format!("trial {trial}")]);
-        stdout_of(commit);
-        let mut head = f.git();
-        head.args(["rev-parse", "HEAD"]);
-        let new = stdout_of(head);
+        let new = f.commit_all(&format!("trial {trial}"));
 
-        let push = f
-            .git()
-            .args(["push", "-q", "origin", "main"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let push = f.push_in_background();
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -175,21 +162,8 @@ fn sigkill_during_a_2000_skill_push_leaves_refs_and_cache_untouched_or_complete(
             )
             .unwrap();
         }
-        let mut add = f.git();
-        add.args(["add", "-A"]);
-        stdout_of(add);
-        let mut commit = f.git();
-        commit.args(["commit", "-q", "-m", &format!("bulk {trial}")]);
-        stdout_of(commit);
-        let mut head = f.git();
-        head.args(["rev-parse", "HEAD"]);
-        let new = stdout_of(head);
-        let push = f
-            .git()
-            .args(["push", "-q", "origin", "main"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let new = f.commit_all(&format!("bulk {trial}"));
+        let push = f.push_in_background();
         std::thread::sleep(Duration::from_millis(delay_ms));
         f.server.kill();
         let _ = push.wait_with_output();
@@ -239,17 +213,10 @@ fn a_ref_lock_left_by_a_crash_does_not_block_the_next_push() {
         skill("After the lock", ""),
     )
     .unwrap();
-    let mut add = f.git();
-    add.args(["add", "-A"]);
-    stdout_of(add);
-    let mut commit = f.git();
-    commit.args(["commit", "-q", "-m", "after the lock"]);
-    stdout_of(commit);
+    let new = f.commit_all("after the lock");
     let mut push = f.git();
     push.args(["push", "-q", "origin", "main"]);
     stdout_of(push);
-    let mut head = f.git();
-    head.args(["rev-parse", "HEAD"]);
-    assert_eq!(f.main(), stdout_of(head));
+    assert_eq!(f.main(), new);
     assert!(!lock.exists());
 }

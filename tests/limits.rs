@@ -111,22 +111,7 @@ fn sessions_per_user_are_limited() {
     let alice = server.add_user("alice", "writer");
     let bob = server.add_user("bob", "reader");
     // Alice holds a session open: upload-pack waits for her wants.
-    let mut held = common::ssh_to(&alice, server.port)
-        .arg("git-upload-pack '/skills.git'")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the advertisement arrived, so the session surely runs.
-    {
-        use std::io::Read;
-        let mut first = [0u8; 4];
-        held.stdout
-            .as_mut()
-            .unwrap()
-            .read_exact(&mut first)
-            .unwrap();
-    }
+    let mut held = common::hold_session(&alice, server.port);
     let git = Git::new("/usr/local/bin/git", &alice, &server);
     let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
     assert!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS, SKILLSD};
+use common::{free_port, skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS, SKILLSD};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,10 +19,12 @@ struct Cluster {
 impl Cluster {
     fn start(n: usize, extra_env: &[(&str, &str)]) -> Cluster {
         let env = ChildEnv::new();
-        let mut nodes = Vec::new();
-        for i in 0..n {
-            nodes.push(start_node(&env, i, extra_env));
-        }
+        let nodes = (0..n).map(|i| start_node(&env, i, extra_env)).collect();
+        Cluster::of(env, nodes)
+    }
+
+    /// `nodes` on `env`'s database, with a writer key registered and a home for clones.
+    fn of(env: ChildEnv, nodes: Vec<ChildServer>) -> Cluster {
         let key = Key::generate("writer");
         let mut add = Command::new(SKILLSD);
         add.args(["user", "add", "writer", "--role", "writer", "--key"])
@@ -456,14 +458,6 @@ fn export_writes_a_plain_bare_repository() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// HAProxy running `deploy/haproxy.cfg`, killed when dropped.
 struct Haproxy(std::process::Child);
 
@@ -514,22 +508,7 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
             .spawn()
             .expect("start haproxy"),
     );
-    let mut c = Cluster {
-        env,
-        nodes,
-        key: Key::generate("writer"),
-        home: PathBuf::new(),
-    };
-    c.home = c.env.tmp.path().join("home");
-    std::fs::create_dir_all(&c.home).unwrap();
-    let mut add = Command::new(SKILLSD);
-    add.args(["user", "add", "writer", "--role", "writer", "--key"])
-        .arg(&c.key.public)
-        .arg("--database-url")
-        .arg(&c.env.db_url)
-        .arg("--data-dir")
-        .arg(node_dir(&c.env, 0));
-    stdout_of(add);
+    let mut c = Cluster::of(env, nodes);
     let lb = format!("ssh://git@127.0.0.1:{lb_port}/skills.git");
     // Until HAProxy's checks have seen the nodes ready.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -643,21 +622,8 @@ fn a_single_node_data_dir_is_imported_once() {
         .flatten()
         .any(|e| e.file_name().len() == 2));
 
-    let mut c = Cluster {
-        nodes: vec![start_node(&env, 0, &[])],
-        key: Key::generate("writer"),
-        home: env.tmp.path().join("home"),
-        env,
-    };
-    std::fs::create_dir_all(&c.home).unwrap();
-    let mut add = Command::new(SKILLSD);
-    add.args(["user", "add", "writer", "--role", "writer", "--key"])
-        .arg(&c.key.public)
-        .arg("--database-url")
-        .arg(&c.env.db_url)
-        .arg("--data-dir")
-        .arg(&data);
-    stdout_of(add);
+    let nodes = vec![start_node(&env, 0, &[])];
+    let mut c = Cluster::of(env, nodes);
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert_eq!(
         log.matches("imported the repository into the database")

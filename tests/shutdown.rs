@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, stdout_of, ChildFixture};
+use common::{skill, ChildFixture};
 use std::time::Duration;
 
 #[test]
@@ -19,21 +19,8 @@ fn sigterm_lets_the_push_in_flight_finish() {
         )
         .unwrap();
     }
-    let mut add = f.git();
-    add.args(["add", "-A"]);
-    stdout_of(add);
-    let mut commit = f.git();
-    commit.args(["commit", "-q", "-m", "bulk"]);
-    stdout_of(commit);
-    let mut head = f.git();
-    head.args(["rev-parse", "HEAD"]);
-    let tip = stdout_of(head);
-    let push = f
-        .git()
-        .args(["push", "-q", "origin", "main"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let tip = f.commit_all("bulk");
+    let push = f.push_in_background();
     // The signal comes once the push is surely in flight: its quarantine exists.
     let objects = f.data.join("repos/skills.git/objects");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

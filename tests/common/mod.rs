@@ -522,11 +522,7 @@ impl ChildServer {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> ChildServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut s = ChildServer {
             port,
             data: data.to_path_buf(),
@@ -721,6 +717,34 @@ pub fn git_at(key: &Key, port: u16, home: &Path, dir: &Path) -> Command {
     c
 }
 
+/// A port nobody listens on right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upload-pack session of `key` held open (it waits for wants that never come),
+/// returned once its advertisement arrived, so the session surely runs.
+pub fn hold_session(key: &Key, port: u16) -> std::process::Child {
+    use std::io::Read;
+    let mut held = ssh_to(key, port)
+        .arg("git-upload-pack '/skills.git'")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4];
+    held.stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    held
+}
+
 /// Runs a command, asserts success, returns its trimmed stdout.
 pub fn stdout_of(mut c: Command) -> String {
     let out = c.output().unwrap();
@@ -852,6 +876,27 @@ impl ChildFixture {
     /// git in the work clone.
     pub fn git(&self) -> Command {
         git_at(&self.key, self.server.port, &self.home, &self.work)
+    }
+
+    /// Commits everything in the work clone; its commit id.
+    pub fn commit_all(&self, message: &str) -> String {
+        for args in [&["add", "-A"][..], &["commit", "-q", "-m", message]] {
+            let mut c = self.git();
+            c.args(args);
+            stdout_of(c);
+        }
+        let mut head = self.git();
+        head.args(["rev-parse", "HEAD"]);
+        stdout_of(head)
+    }
+
+    /// `git push -q origin main` from the work clone, running in the background.
+    pub fn push_in_background(&self) -> std::process::Child {
+        self.git()
+            .args(["push", "-q", "origin", "main"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// The server repository's `main`.
