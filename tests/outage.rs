@@ -147,3 +147,117 @@ fn a_database_restart_in_the_middle_of_a_push_leaves_nothing() {
     );
     server.assert_fsck("skills");
 }
+
+/// PostgreSQL itself restarts while a push is in its transaction (a cluster of this
+/// test's own, so no other test loses its database): the push is refused with the
+/// reason and nothing of it remains; once the database is back the node takes the
+/// same push, without a restart of its own.
+#[test]
+fn a_real_database_restart_in_the_middle_of_a_push() {
+    use common::{git_at, stdout_of, ChildServer, Key, SKILLSD};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // The cluster runs as `postgres` when the tests run as root: it must reach the dir.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = skillsd::localpg::LocalPg::new(&tmp.path().join("pg")).unwrap();
+    pg.ensure_running(false).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(pg.create_database("skillsd")).unwrap();
+    let url = pg.url("skillsd");
+    let data = tmp.path().join("data");
+    let mut node = ChildServer::start(&data, &url);
+    let key = Key::generate("restart");
+    let mut add = std::process::Command::new(SKILLSD);
+    add.args(["user", "add", "restart", "--role", "writer", "--key"])
+        .arg(&key.public)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("DATABASE_URL", &url);
+    stdout_of(add);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let work = home.join("work");
+    let git = |args: &[&str]| {
+        let mut c = git_at(
+            &key,
+            node.port,
+            &home,
+            if work.exists() { &work } else { &home },
+        );
+        c.args(args);
+        c
+    };
+    let mut clone = git(&["clone", "-q", &node.url("skills.git")]);
+    clone.arg(&work);
+    stdout_of(clone);
+    let main = stdout_of(git(&["rev-parse", "HEAD"]));
+    std::fs::write(work.join("skills/restarted.md"), skill("Restarted", "")).unwrap();
+    stdout_of(git(&["add", "-A"]));
+    stdout_of(git(&["commit", "-q", "-m", "across a restart"]));
+    let tip = stdout_of(git(&["rev-parse", "HEAD"]));
+
+    let pool = rt.block_on(skillsd::db::connect(&url)).unwrap();
+    let mut blocker = rt.block_on(pool.begin()).unwrap();
+    rt.block_on(sqlx::query("LOCK TABLE skills IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker))
+        .unwrap();
+    let push = git(&["push", "origin", "main"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                )
+                .fetch_one(&pool),
+            )
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached its cache write"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The restart, with the push waiting inside its transaction.
+    pg.stop().unwrap();
+    rt.block_on(async move {
+        drop(blocker);
+        pool.close().await
+    });
+    pg.ensure_running(false).unwrap();
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the push could not be stored, nothing was written"),
+        "{stderr}"
+    );
+
+    let pool = rt.block_on(skillsd::db::connect(&url)).unwrap();
+    let state = |pool: &sqlx::PgPool| -> (Option<String>, i64) {
+        rt.block_on(
+            sqlx::query_as(
+                "SELECT (SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'),
+                        (SELECT count(*) FROM skills WHERE slug = 'restarted')",
+            )
+            .fetch_one(pool),
+        )
+        .unwrap()
+    };
+    assert_eq!(state(&pool), (Some(main), 0));
+    // The node reconnects by itself: the same push now lands.
+    stdout_of(git(&["push", "-q", "origin", "main"]));
+    assert_eq!(state(&pool), (Some(tip), 1));
+    rt.block_on(pool.close());
+    node.kill();
+    pg.stop().unwrap();
+}
