@@ -20,22 +20,9 @@ pub struct QuickAck(pub TcpStream);
 
 impl QuickAck {
     fn rearm(&self) {
+        // Failure only means the acknowledgement may be delayed.
         #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let one: libc::c_int = 1;
-            // SAFETY: a valid socket descriptor and a c_int option of the right size;
-            // failure only means the acknowledgement may be delayed.
-            unsafe {
-                libc::setsockopt(
-                    self.0.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_QUICKACK,
-                    &one as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
+        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
     }
 }
 
