@@ -198,8 +198,8 @@ impl RepoStore {
                     gix::commit::NO_PARENT_IDS,
                 )
                 .map_err(RepoError::git)?;
-                // gix writes loose objects; keep every object in a pack from the start.
-                crate::maintenance::gc(&tmp).map_err(RepoError::git)?;
+                // gix writes loose objects: the import into the database packs them
+                // (`storage::import`), before the repository is served.
             }
             Ok(())
         })();
