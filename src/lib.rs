@@ -3,7 +3,8 @@
 //! PostgreSQL cache of the default branch in step with git.
 //!
 //! The path of a push, top to bottom: [`ssh`] → [`protocol`] → [`receive`]
-//! (quarantine, pre-receive, refs, post-receive) → [`cache`]. See ARCHITECTURE.md.
+//! (the pack into an [`incoming`] quarantine, pre-receive, then one transaction that
+//! publishes refs and pack ([`storage`]) and writes the [`cache`]). See ARCHITECTURE.md.
 
 pub mod cache;
 pub mod check;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod hook;
 pub mod http;
+pub mod incoming;
 pub mod localpg;
 pub mod maintenance;
 pub mod metrics;

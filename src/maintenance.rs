@@ -195,7 +195,7 @@ pub fn consolidate(
     // Write the new pack into a private directory (removed at start if we crash),
     // index it, move it in.
     let repo = crate::repos::open_server_repo(repo_path).map_err(GcError::git)?;
-    let work = crate::receive::quarantine::Quarantine::create(&repo).map_err(GcError::git)?;
+    let work = crate::incoming::quarantine::Quarantine::create(&repo).map_err(GcError::git)?;
     let tmp_pack = work.pack_dir().join("gc.pack.tmp");
     {
         let file = std::fs::File::create(&tmp_pack)?;
@@ -209,9 +209,9 @@ pub fn consolidate(
     // The consolidated pack is read through the same guard as a push: an object
     // stored before the limits existed (or under larger ones) fails the gc with a
     // message instead of being inflated whole.
-    let guarded = crate::receive::inspect::Inspector::new(
+    let guarded = crate::incoming::inspect::Inspector::new(
         std::fs::File::open(&tmp_pack)?,
-        crate::receive::inspect::PackLimits::from_env(),
+        crate::incoming::inspect::PackLimits::from_env(),
     );
     gix_pack::Bundle::write_to_directory(
         &mut BufReader::new(guarded),

@@ -85,7 +85,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     let repos = RepoStore::new(&data_dir);
     for name in repos.list() {
         let objects = repos.path_of(&name).join("objects");
-        match crate::receive::quarantine::remove_leftovers(&objects) {
+        match crate::incoming::quarantine::remove_leftovers(&objects) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::warn!(repo = %name, count = n, "removed quarantines left by an earlier crash")

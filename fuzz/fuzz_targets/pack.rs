@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use skillsd::receive::connectivity::{Limits, Walk};
-use skillsd::receive::inspect::PackLimits;
-use skillsd::receive::quarantine::{IndexLimits, Quarantine};
+use skillsd::incoming::inspect::PackLimits;
+use skillsd::incoming::quarantine::{IndexLimits, Quarantine};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use skillsd::receive::connectivity::{Limits, Walk};
-use skillsd::receive::quarantine::{IndexLimits, Quarantine};
+use skillsd::incoming::quarantine::{IndexLimits, Quarantine};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
@@ -19,7 +19,7 @@ fn repo() -> &'static gix::ThreadSafeRepository {
 }
 
 fn entry(kind: u8, data: &[u8], out: &mut Vec<u8>) {
-    out.extend(skillsd::receive::inspect::entry_header(kind, data.len() as u64));
+    out.extend(skillsd::incoming::inspect::entry_header(kind, data.len() as u64));
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     z.write_all(data).unwrap();
     out.extend(z.finish().unwrap());

@@ -14,21 +14,19 @@
 
 pub mod commands;
 pub mod connectivity;
-pub mod inspect;
 pub mod pre_receive;
 pub mod publish;
-pub mod quarantine;
 pub mod refs;
 
 use crate::cache::pushes::{PushRecord, RefResult};
 use crate::db::users::User;
+use crate::incoming::quarantine::{self, Quarantine};
 use crate::protocol::pktline::{write_flush, write_text, PktReader, SideBand, SideBandMode};
 use crate::protocol::refs::RefList;
 use crate::protocol::{ProtocolError, Result, AGENT};
 use commands::Command;
 use gix::ObjectId;
 use publish::Published;
-use quarantine::Quarantine;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -54,7 +54,7 @@ pub struct Policy {
     pub limits: connectivity::Limits,
     /// What a pack may declare: object size, object count (`SKILLSD_MAX_OBJECT_BYTES`,
     /// `SKILLSD_MAX_OBJECTS`).
-    pub pack: super::inspect::PackLimits,
+    pub pack: crate::incoming::inspect::PackLimits,
 }
 
 impl Policy {
@@ -75,7 +75,7 @@ impl Policy {
                 .is_ok_and(|v| v == "1" || v == "true"),
             pusher_is_admin: false,
             limits: connectivity::Limits::from_env(),
-            pack: super::inspect::PackLimits::from_env(),
+            pack: crate::incoming::inspect::PackLimits::from_env(),
         }
     }
 }

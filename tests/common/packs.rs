@@ -42,7 +42,7 @@ pub fn deflate_zeros(n: u64) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-use skillsd::receive::inspect::{entry_header, ofs_distance};
+use skillsd::incoming::inspect::{entry_header, ofs_distance};
 
 /// A delta header size (little-endian base 128).
 pub fn delta_varint(mut n: u64) -> Vec<u8> {
