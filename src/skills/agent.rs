@@ -10,7 +10,7 @@
 //! separated).
 
 use super::frontmatter::Document;
-use super::validate::{describe, suggest_slug, Problem, Skill, Status};
+use super::skill::{describe, suggest_slug, Problem, Skill, Status};
 use serde_json::Value;
 
 /// The keys the specification allows.

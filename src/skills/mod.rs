@@ -9,6 +9,7 @@ pub mod frontmatter;
 pub mod report;
 pub mod rules;
 mod schema;
+pub mod skill;
 pub mod tree;
 pub mod validate;
 

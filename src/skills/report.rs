@@ -2,7 +2,7 @@
 //! each with a `hint:` line under it, and a summary. The server sends these lines on
 //! side-band 2 (the pusher sees them as `remote:` lines); `skillsd check` prints them.
 
-use super::validate::Problem;
+use super::skill::Problem;
 use std::fmt::Write as _;
 
 /// Renders every problem, grouped by file in the order first seen, each file's in line

@@ -10,7 +10,7 @@
 //! the same rules with exactly the same messages.
 
 use super::frontmatter::MAX_FRONTMATTER_BYTES;
-use super::validate::{Problem, MAX_FILE_BYTES};
+use super::skill::{Problem, MAX_FILE_BYTES};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -5,7 +5,7 @@
 
 use super::frontmatter::Document;
 use super::rules::Schema;
-use super::validate::Problem;
+use super::skill::Problem;
 use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;

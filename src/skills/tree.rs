@@ -4,7 +4,7 @@
 //! stage (a commit's tree) and `skillsd check` (a working tree).
 
 use super::rules::{Layout, Rules, SKILL_FILE};
-use super::validate::Problem;
+use super::skill::Problem;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One file (not a folder) under the rules' roots.
@@ -30,7 +30,7 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
         // paths over the length limit are reported by the path checks and skipped
         // here, which keeps this linear in practice.
         let mut end = 0;
-        let parts = if path.len() > super::validate::MAX_PATH_BYTES {
+        let parts = if path.len() > super::skill::MAX_PATH_BYTES {
             ""
         } else {
             path
