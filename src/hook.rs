@@ -21,6 +21,8 @@ pub enum HookError {
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
     Git(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
 /// The updates git passes on stdin.
@@ -208,4 +210,56 @@ pub mod tempdir {
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
+}
+
+/// Does the push move the default branch (not delete it)?
+pub fn touches_default_branch(repo: &gix::Repository, commands: &[Command]) -> bool {
+    let default_ref = format!("refs/heads/{}", default_branch(repo));
+    commands
+        .iter()
+        .any(|c| c.name == default_ref && !c.is_delete())
+}
+
+/// Runs the post-receive stage: when the default branch moved, brings the cache of the
+/// repository at `dir` to its tip (the pusher from [`pusher`]) and returns the line to
+/// show; `None` when the push did not touch the default branch. A failed cache write is
+/// said, not fatal: the push is in git already, and the next sync or `skillsd
+/// reconcile` catches up.
+pub async fn post_receive(
+    url: &str,
+    dir: &Path,
+    repo: gix::Repository,
+    commands: &[Command],
+) -> Result<Option<String>, HookError> {
+    if !touches_default_branch(&repo, commands) {
+        return Ok(None);
+    }
+    let branch = default_branch(&repo);
+    let pool = crate::db::connect(url).await?;
+    crate::db::prepare(&pool).await?;
+    let name = repo_name(dir);
+    let user = pusher();
+    let rt = tokio::runtime::Handle::current();
+    let sync_pool = pool.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::cache::sync::sync_branch(&rt, &sync_pool, &repo, &name, &branch, &user, None)
+    })
+    .await
+    .map_err(|e| HookError::Git(e.to_string()))?;
+    let said = match outcome {
+        Ok(o) => {
+            if o.search_deferred {
+                // The hook process ends here: fill the search vectors now.
+                crate::cache::search::fill(&pool, crate::cache::search::workers())
+                    .await
+                    .map_err(crate::db::DbError::from)?;
+            }
+            format!("skillsd: cache updated: {}\n", o.summary())
+        }
+        Err(e) => format!(
+            "warning: your push is stored, but the skills cache could not be updated ({e}).\nwarning: it will catch up with the next push or `skillsd reconcile`.\n"
+        ),
+    };
+    pool.close().await;
+    Ok(Some(said))
 }

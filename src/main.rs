@@ -643,45 +643,17 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
     use skillsd::hook;
     let commands = hook::read_updates(std::io::stdin().lock())?;
     let (dir, repo) = hook::open_repo()?;
-    let branch = hook::default_branch(&repo);
-    let default_ref = format!("refs/heads/{branch}");
-    if !commands
-        .iter()
-        .any(|c| c.name == default_ref && !c.is_delete())
-    {
+    let url = database_url.filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        if hook::touches_default_branch(&repo, &commands) {
+            bail!("post-receive needs DATABASE_URL to update the skills cache");
+        }
         return Ok(0);
-    }
-    let Some(url) = database_url.filter(|u| !u.is_empty()) else {
-        bail!("post-receive needs DATABASE_URL to update the skills cache");
     };
-    let pool = skillsd::db::connect(&url).await?;
-    skillsd::db::prepare(&pool).await?;
-    let name = hook::repo_name(&dir);
-    let user = hook::pusher();
-    let rt = tokio::runtime::Handle::current();
-    let sync_pool = pool.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        skillsd::cache::sync::sync_branch(&rt, &sync_pool, &repo, &name, &branch, &user, None)
-    })
-    .await?;
-    match outcome {
-        Ok(o) => {
-            eprintln!("skillsd: cache updated: {}", o.summary());
-            if o.search_deferred {
-                // The hook process ends here: fill the search vectors now.
-                skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
-            }
-            Ok(0)
-        }
-        Err(e) => {
-            // The push is in; say so, and leave the catching up to the next sync.
-            eprintln!(
-                "warning: your push is stored, but the skills cache could not be updated ({e})."
-            );
-            eprintln!("warning: it will catch up with the next push or `skillsd reconcile`.");
-            Ok(0)
-        }
+    if let Some(said) = hook::post_receive(&url, &dir, repo, &commands).await? {
+        eprint!("{said}");
     }
+    Ok(0)
 }
 
 /// Reads the config file (`--config FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`) and
