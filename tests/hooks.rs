@@ -333,3 +333,81 @@ fn deep_trees_are_refused_by_the_hook_and_by_check() {
         "{text}"
     );
 }
+
+/// The variables the hooks read: the pusher from Gitea's or GitLab's variable when
+/// `SKILLSD_USER` is not set, the cache's repository name from `SKILLSD_REPO`, the
+/// branch the cache follows from `SKILLSD_BRANCH` (a push to another branch leaves the
+/// cache alone).
+#[test]
+fn the_hooks_read_the_pusher_repository_and_branch_from_the_environment() {
+    let server = Server::start();
+    let bin = GITS[1];
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = bare_with_hooks(bin, tmp.path(), "hosted");
+    let work = tmp.path().join("work");
+    let url = format!("file://{}", bare.display());
+    let base = [
+        ("SKILLSD", SKILLSD),
+        ("DATABASE_URL", server.db_url.as_str()),
+    ];
+    let (ok, out) = git(
+        bin,
+        tmp.path(),
+        &["clone", "-q", &url, work.to_str().unwrap()],
+        &base,
+    );
+    assert!(ok, "{out}");
+    std::fs::create_dir_all(work.join("skills/v")).unwrap();
+    let synced = |slug: &str| -> Vec<(String, String)> {
+        server.query(async {
+            sqlx::query_as("SELECT repo, synced_by FROM skill_sync_log WHERE slug = $1 ORDER BY id")
+                .bind(slug)
+                .fetch_all(&server.pool)
+                .await
+                .unwrap()
+        })
+    };
+    // Gitea names the pusher; SKILLSD_REPO names the repository in the cache.
+    std::fs::write(work.join("skills/v/from-gitea.md"), skill("From Gitea", "")).unwrap();
+    git(bin, &work, &["add", "-A"], &base);
+    git(bin, &work, &["commit", "-q", "-m", "gitea"], &base);
+    let env = [
+        base[0],
+        base[1],
+        ("GITEA_PUSHER_NAME", "gitea-gail"),
+        ("SKILLSD_REPO", "team-skills"),
+    ];
+    let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+    assert!(ok, "{out}");
+    assert_eq!(
+        synced("from-gitea"),
+        vec![("team-skills".to_string(), "gitea-gail".to_string())]
+    );
+    // GitLab's variable, and SKILLSD_BRANCH: the cache follows `release`, so a push
+    // to main leaves it alone and a push to release reaches it.
+    std::fs::write(
+        work.join("skills/v/from-gitlab.md"),
+        skill("From GitLab", ""),
+    )
+    .unwrap();
+    git(bin, &work, &["add", "-A"], &base);
+    git(bin, &work, &["commit", "-q", "-m", "gitlab"], &base);
+    let env = [
+        base[0],
+        base[1],
+        ("GL_USERNAME", "gitlab-gus"),
+        ("SKILLSD_REPO", "team-skills"),
+        ("SKILLSD_BRANCH", "release"),
+    ];
+    let (ok, out) = git(bin, &work, &["push", "origin", "main"], &env);
+    assert!(ok, "{out}");
+    assert!(!out.contains("cache updated"), "{out}");
+    assert_eq!(synced("from-gitlab"), vec![]);
+    let (ok, out) = git(bin, &work, &["push", "origin", "main:release"], &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("skillsd: cache updated: 1 created"), "{out}");
+    assert_eq!(
+        synced("from-gitlab"),
+        vec![("team-skills".to_string(), "gitlab-gus".to_string())]
+    );
+}
