@@ -302,14 +302,7 @@ async fn fresh_copy(
     requested: &str,
 ) -> Result<(String, gix::Repository)> {
     let name = RepoStore::canonical_name(requested)?;
-    let (rt, p2, s2, n2) = (
-        tokio::runtime::Handle::current(),
-        pool.clone(),
-        store.clone(),
-        name.clone(),
-    );
-    tokio::task::spawn_blocking(move || skillsd::storage::replica::refresh(&rt, &p2, &s2, &n2))
-        .await??;
+    skillsd::storage::replica::refresh_async(pool, store, &name).await?;
     Ok(store.open(&name)?)
 }
 

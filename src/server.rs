@@ -155,15 +155,8 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
         .await
         .map_err(setup)?
     {
-        let (rt, pool, repos2) = (rt.clone(), pool.clone(), repos.clone());
-        let n = name.clone();
-        let refreshed = tokio::task::spawn_blocking(move || {
-            crate::storage::replica::refresh(&rt, &pool, &repos2, &n)
-        })
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
         // Every read tries again; the node serves what it can meanwhile.
-        if let Err(e) = refreshed {
+        if let Err(e) = crate::storage::replica::refresh_async(pool, repos, &name).await {
             tracing::error!(repo = %name, error = %e, "cannot bring this node's copy up to date");
         }
     }

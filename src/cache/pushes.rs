@@ -31,19 +31,13 @@ pub struct PushRecord {
     pub push_options: Vec<String>,
 }
 
-/// Records the push as it completes (or completes a record an earlier version left
-/// in progress).
+/// Records the push, completed now; a record of the same push left in progress (by a
+/// version that wrote it before its refs moved) is completed by it.
 pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
-    upsert(conn, p, true).await
-}
-
-/// One push row, completed now or in progress; a second write of the same push
-/// completes the first.
-async fn upsert(conn: &mut PgConnection, p: &PushRecord, completed: bool) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
                              accepted, refs, errors, push_options)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $10 THEN now() END, $6, $7, $8, $9)
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9)
          ON CONFLICT (id) DO UPDATE SET completed_at = EXCLUDED.completed_at,
                                         accepted = EXCLUDED.accepted,
                                         refs = EXCLUDED.refs, errors = EXCLUDED.errors",
@@ -57,7 +51,6 @@ async fn upsert(conn: &mut PgConnection, p: &PushRecord, completed: bool) -> sql
     .bind(sqlx::types::Json(&p.refs))
     .bind(sqlx::types::Json(&p.errors))
     .bind(&p.push_options)
-    .bind(completed)
     .execute(conn)
     .await?;
     Ok(())

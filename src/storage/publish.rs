@@ -88,17 +88,6 @@ pub async fn delete_ref(pool: &sqlx::PgPool, repo: &str, name: &str) -> Result<b
     Ok(true)
 }
 
-/// The ref `name` of `repo` as the transaction sees it.
-pub async fn ref_target(tx: &mut PgConnection, repo: &str, name: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT target FROM git_refs WHERE repo = $1 AND name = $2")
-            .bind(repo)
-            .bind(name)
-            .fetch_optional(tx)
-            .await?,
-    )
-}
-
 /// Marks a change of `repo`: the generation grows by one and every node is told
 /// (`NOTIFY`, delivered at commit), in one statement. Returns the new generation.
 pub async fn bump(tx: &mut PgConnection, repo: &str) -> Result<i64> {

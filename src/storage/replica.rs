@@ -109,39 +109,31 @@ pub fn advance(
     to: i64,
     changes: &[(String, Option<gix::ObjectId>)],
 ) -> Result<bool> {
-    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
     let path = repo.path().to_path_buf();
     let _lock = lock(&path)?;
     if local_generation(&path) != Some(from) {
         return Ok(false);
     }
-    let mut edits = Vec::new();
-    for (name, target) in changes {
-        let name = gix::refs::FullName::try_from(name.as_str()).map_err(StorageError::git)?;
-        let change = match target {
-            Some(id) => Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: "push".into(),
-                },
-                expected: PreviousValue::Any,
-                new: gix::refs::Target::Object(*id),
-            },
-            None => Change::Delete {
-                expected: PreviousValue::Any,
-                log: RefLog::AndReference,
-            },
-        };
-        edits.push(RefEdit {
-            change,
-            name,
-            deref: false,
-        });
-    }
+    let edits = changes
+        .iter()
+        .map(|(name, target)| forced_edit(name, *target, "push"))
+        .collect::<Result<Vec<_>>>()?;
     repo.edit_references(edits).map_err(StorageError::git)?;
     set_local_generation(&path, to)?;
     Ok(true)
+}
+
+/// [`refresh`] from async code: on a blocking thread.
+pub async fn refresh_async(pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<Refreshed> {
+    let (rt, pool, repos, repo) = (
+        Handle::current(),
+        pool.clone(),
+        repos.clone(),
+        repo.to_string(),
+    );
+    tokio::task::spawn_blocking(move || refresh(&rt, &pool, &repos, &repo))
+        .await
+        .map_err(|e| StorageError::Invalid(format!("the refresh stopped: {e}")))?
 }
 
 /// Serialises every writer of a copy's refs (refreshes and pushes, threads and
@@ -266,7 +258,6 @@ async fn read_snapshot(
 /// Sets the refs of the bare repository at `path` to `refs` (others deleted) and its
 /// `HEAD` to `head`. Returns whether anything changed.
 fn set_refs(path: &Path, head: &str, refs: &[DbRef]) -> Result<bool> {
-    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
     let repo = crate::repos::open_server_repo(path).map_err(StorageError::git)?;
     let mut local: HashMap<String, Option<gix::ObjectId>> = HashMap::new();
     let platform = repo.references().map_err(StorageError::git)?;
@@ -280,32 +271,16 @@ fn set_refs(path: &Path, head: &str, refs: &[DbRef]) -> Result<bool> {
     let mut edits = Vec::new();
     for r in refs {
         let target = gix::ObjectId::from_hex(r.target.as_bytes()).map_err(StorageError::git)?;
-        if local.remove(&r.name) == Some(Some(target)) {
-            continue;
+        if local.remove(&r.name) != Some(Some(target)) {
+            edits.push(forced_edit(
+                &r.name,
+                Some(target),
+                "skillsd: from the database",
+            )?);
         }
-        edits.push(RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: "skillsd: from the database".into(),
-                },
-                expected: PreviousValue::Any,
-                new: gix::refs::Target::Object(target),
-            },
-            name: gix::refs::FullName::try_from(r.name.as_str()).map_err(StorageError::git)?,
-            deref: false,
-        });
     }
     for name in local.into_keys() {
-        edits.push(RefEdit {
-            change: Change::Delete {
-                expected: PreviousValue::Any,
-                log: RefLog::AndReference,
-            },
-            name: gix::refs::FullName::try_from(name.as_str()).map_err(StorageError::git)?,
-            deref: false,
-        });
+        edits.push(forced_edit(&name, None, "skillsd: from the database")?);
     }
     let mut changed = !edits.is_empty();
     if changed {
@@ -320,6 +295,36 @@ fn set_refs(path: &Path, head: &str, refs: &[DbRef]) -> Result<bool> {
         changed = true;
     }
     Ok(changed)
+}
+
+/// An edit that sets the ref `name` to `target` (`None`: deletes it) whatever it holds
+/// now: the copy follows the database, which already did the compare-and-swap.
+fn forced_edit(
+    name: &str,
+    target: Option<gix::ObjectId>,
+    message: &str,
+) -> Result<gix::refs::transaction::RefEdit> {
+    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+    let change = match target {
+        Some(id) => Change::Update {
+            log: LogChange {
+                mode: RefLog::AndReference,
+                force_create_reflog: false,
+                message: message.into(),
+            },
+            expected: PreviousValue::Any,
+            new: gix::refs::Target::Object(id),
+        },
+        None => Change::Delete {
+            expected: PreviousValue::Any,
+            log: RefLog::AndReference,
+        },
+    };
+    Ok(RefEdit {
+        change,
+        name: gix::refs::FullName::try_from(name).map_err(StorageError::git)?,
+        deref: false,
+    })
 }
 
 /// Removes the local files of packs retired longer ago than the grace period (a gc on
@@ -369,13 +374,7 @@ pub async fn open(
     match asked {
         Ok(Ok(Some(generation))) => {
             if !is_current(repos, &name, generation) {
-                let (rt, pool2, repos2, name2) =
-                    (Handle::current(), pool.clone(), repos.clone(), name.clone());
-                let refreshed =
-                    tokio::task::spawn_blocking(move || refresh(&rt, &pool2, &repos2, &name2))
-                        .await
-                        .map_err(|e| OpenError::Failed(e.to_string()))?;
-                if let Err(e) = refreshed {
+                if let Err(e) = refresh_async(pool, repos, &name).await {
                     tracing::error!(repo = %name, error = %e, "could not refresh the copy from the database");
                     if writing {
                         return Err(OpenError::DatabaseDown);
@@ -406,8 +405,6 @@ pub enum OpenError {
     NotFound,
     #[error("the database is unavailable")]
     DatabaseDown,
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// Refreshes a repository when another node announces a change (`NOTIFY`), so the
@@ -450,14 +447,9 @@ pub fn spawn_prefetch(pool: PgPool, repos: RepoStore) {
                 if is_current(&repos, repo, generation) {
                     continue;
                 }
-                let (rt, pool2, repos2, repo) = (
-                    Handle::current(),
-                    pool.clone(),
-                    repos.clone(),
-                    repo.to_string(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = refresh(&rt, &pool2, &repos2, &repo) {
+                let (pool, repos, repo) = (pool.clone(), repos.clone(), repo.to_string());
+                tokio::spawn(async move {
+                    if let Err(e) = refresh_async(&pool, &repos, &repo).await {
                         tracing::debug!(repo = %repo, error = %e, "prefetch failed");
                     }
                 });
