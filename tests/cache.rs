@@ -169,6 +169,19 @@ fn a_cache_left_behind_catches_up_with_the_next_push() {
     assert_eq!(watermark, tip);
 }
 
+/// The next notification `listener` receives (within 10 s).
+fn next_notification(
+    server: &Server,
+    listener: &mut sqlx::postgres::PgListener,
+) -> sqlx::postgres::PgNotification {
+    server.query(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .expect("a notification arrives")
+            .unwrap()
+    })
+}
+
 #[test]
 fn a_push_notifies_listeners_in_the_same_transaction() {
     let server = Server::start();
@@ -188,12 +201,7 @@ fn a_push_notifies_listeners_in_the_same_transaction() {
         "n",
     );
     git.ok(&dir, &["push", "origin", "main"]);
-    let note = server.query(async {
-        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
-            .await
-            .expect("a notification arrives")
-            .unwrap()
-    });
+    let note = next_notification(&server, &mut listener);
     let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
     assert_eq!(
         payload,
@@ -224,12 +232,7 @@ fn a_push_notifies_listeners_in_the_same_transaction() {
     let files: Vec<(&str, &str)> = many.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let tip = git.commit_files(&dir, &files, "many");
     git.ok(&dir, &["push", "origin", "main"]);
-    let note = server.query(async {
-        tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
-            .await
-            .expect("a notification arrives")
-            .unwrap()
-    });
+    let note = next_notification(&server, &mut listener);
     assert!(note.payload().len() < 8000);
     let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
     assert_eq!(

@@ -25,6 +25,43 @@ fn wait_for_watermark(server: &Server, tip: &str) {
     }
 }
 
+/// The pid of the session waiting on a lock in this database, once there is one (a push
+/// that reached its cache write while the test holds the table).
+fn wait_for_lock_waiter(rt: &tokio::runtime::Runtime, pool: &sqlx::PgPool) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: Option<i32> = rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND pid <> pg_backend_pid()",
+                )
+                .fetch_optional(pool),
+            )
+            .unwrap();
+        if let Some(pid) = waiting {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached its cache write"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The push (git, running) ends refused because its transaction failed.
+fn assert_not_stored(push: std::process::Child) {
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the push could not be stored, nothing was written"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn pushes_are_refused_while_the_database_is_down() {
     let server = Server::start();
@@ -78,26 +115,7 @@ fn a_database_restart_in_the_middle_of_a_push_leaves_nothing() {
         .query(sqlx::query("LOCK TABLE skills IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker))
         .unwrap();
     let push = git.spawn(&dir, &["push", "origin", "main"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pid: i32 = loop {
-        let waiting: Option<i32> = server.query(async {
-            sqlx::query_scalar(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
-            )
-            .fetch_optional(&server.pool)
-            .await
-            .unwrap()
-        });
-        if let Some(pid) = waiting {
-            break pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the push never reached the cache write"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let pid = wait_for_lock_waiter(&server.rt, &server.pool);
     // ... and the database ends its connection there.
     server.query(async {
         sqlx::query("SELECT pg_terminate_backend($1)")
@@ -107,13 +125,7 @@ fn a_database_restart_in_the_middle_of_a_push_leaves_nothing() {
             .unwrap()
     });
     server.query(blocker.rollback()).unwrap();
-    let out = push.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("the push could not be stored, nothing was written"),
-        "{stderr}"
-    );
+    assert_not_stored(push);
     assert_eq!(
         server.server_ref("skills", "refs/heads/main").as_deref(),
         Some(main.as_str())
@@ -208,25 +220,7 @@ fn a_real_database_restart_in_the_middle_of_a_push() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = rt
-            .block_on(
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-                )
-                .fetch_one(&pool),
-            )
-            .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the push never reached its cache write"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lock_waiter(&rt, &pool);
     // The restart, with the push waiting inside its transaction.
     pg.stop().unwrap();
     rt.block_on(async move {
@@ -234,13 +228,7 @@ fn a_real_database_restart_in_the_middle_of_a_push() {
         pool.close().await
     });
     pg.ensure_running(false).unwrap();
-    let out = push.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("the push could not be stored, nothing was written"),
-        "{stderr}"
-    );
+    assert_not_stored(push);
 
     let pool = rt.block_on(skillsd::db::connect(&url)).unwrap();
     let state = |pool: &sqlx::PgPool| -> (Option<String>, i64) {
