@@ -23,14 +23,13 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
     let mut files = Vec::new();
     // The server's own limit, so `check` refuses what a push would.
     let max_depth = crate::receive::connectivity::Limits::from_env().max_tree_depth;
-    for dir in rules.roots() {
-        let dir = root.join(dir.trim_end_matches('/'));
-        if dir.is_dir() {
-            if let Some(too_deep) = walk(&root, &dir, max_depth, &mut files)? {
-                return Ok((0, vec![too_deep]));
-            }
-        }
+    // The whole working tree: roots may be patterns (`plugins/*/skills`), and a
+    // SKILL.md outside them is reported, as the server would.
+    if let Some(too_deep) = walk(&root, &root, max_depth, &mut files)? {
+        return Ok((0, vec![too_deep]));
     }
+    let (mut files, strays): (Vec<String>, Vec<String>) =
+        files.into_iter().partition(|f| rules.governs(f));
     files.sort();
     let in_scope =
         |rel: &str| scope.is_empty() || rel == scope || rel.starts_with(&format!("{scope}/"));
@@ -61,11 +60,14 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
             continue;
         }
         let bytes = std::fs::read(&full)?;
-        if let Err(mut p) = rules.validate(&rel, &bytes) {
-            problems.append(&mut p);
+        match rules.validate(&rel, &bytes) {
+            Ok(mut skill) => problems.append(&mut skill.warnings),
+            Err(mut p) => problems.append(&mut p),
         }
     }
     problems.extend(tree::problems(&rules, &listed, &checked));
+    let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
+    problems.extend(tree::stray_skill_files(&rules, &strays));
     Ok((count, problems))
 }
 
@@ -101,6 +103,9 @@ fn walk(
             let entry = entry?;
             let path = entry.path();
             let ft = entry.file_type()?;
+            if ft.is_dir() && entry.file_name() == ".git" {
+                continue; // git's own files, not the working tree's
+            }
             if ft.is_dir() {
                 if depth_of(&path) as u64 > u64::from(max_depth) {
                     let shown: Vec<String> = path
@@ -112,6 +117,7 @@ fn walk(
                         .collect();
                     return Ok(Some(
                         Problem::new(
+                            crate::skills::Check::TreeDepth,
                             &format!("{}/…", shown.join("/")),
                             format!("folders are nested more than {max_depth} levels deep"),
                         )
@@ -135,11 +141,16 @@ pub fn report(count: usize, problems: &[Problem]) -> String {
             if count == 1 { "" } else { "s" }
         )
     } else {
-        format!(
+        let mut text = format!(
             "{}\n{} ({count} skill{} checked)\n",
             render_problems(problems),
             summary_line(problems),
             if count == 1 { "" } else { "s" }
-        )
+        );
+        if let Some(note) = crate::skills::adoption_note(problems) {
+            text.push_str(&note);
+            text.push('\n');
+        }
+        text
     }
 }

@@ -170,15 +170,11 @@ pub fn pre_receive(
         text.push('\n');
     }
     if !verdict.problems.is_empty() {
-        text.push_str(&crate::skills::render_problems(&verdict.problems));
-        text.push_str(&format!(
-            "\n{}; push refused, nothing was written.\n",
-            crate::skills::summary_line(&verdict.problems)
-        ));
+        text.push_str(&crate::skills::push_report(&verdict.problems));
     }
     for (cmd, r) in commands.iter().zip(&verdict.rejections) {
         if let Some(reason) = r {
-            if verdict.problems.is_empty() {
+            if !crate::skills::any_error(&verdict.problems) {
                 text.push_str(&format!("error: {}: {reason}\n", cmd.name));
             }
         }

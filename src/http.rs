@@ -32,6 +32,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/api/skills/sync/status", get(sync_status))
         .route("/api/skills/sync/trigger", post(trigger))
+        .route("/api/skills/{key}", get(skill))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
         .with_state(state)
 }
@@ -97,7 +98,8 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
 
 async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, ApiError> {
     let r = sqlx::query(
-        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy FROM skill_sync_health",
+        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy, with_warnings
+         FROM skill_sync_health",
     )
     .fetch_one(&s.pool)
     .await?;
@@ -109,6 +111,57 @@ async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, Api
         "total": r.get::<i64, _>("total"),
         "recentFailures": r.get::<i64, _>("recent_failures"),
         "healthy": r.get::<bool, _>("healthy"),
+        "withWarnings": r.get::<i64, _>("with_warnings"),
+    })))
+}
+
+#[derive(Deserialize)]
+struct RepoQuery {
+    repo: Option<String>,
+}
+
+/// One cached skill by id or by slug (in `?repo=`, default the default repository),
+/// with its frontmatter and the warnings its checks found.
+async fn skill(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(q): Query<RepoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let repo = q
+        .repo
+        .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
+    let id = uuid::Uuid::parse_str(&key).ok();
+    let row = sqlx::query(
+        "SELECT id, repo, slug, path, title, description, category, owner, tags, status,
+                frontmatter, blob_sha, git_commit_sha, sync_status, last_synced_at, warnings
+         FROM skills WHERE ($1::uuid IS NOT NULL AND id = $1) OR (repo = $2 AND slug = $3)
+         LIMIT 1",
+    )
+    .bind(id)
+    .bind(&repo)
+    .bind(&key)
+    .fetch_optional(&s.pool)
+    .await?;
+    let Some(r) = row else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
+    };
+    Ok(Json(json!({
+        "id": r.get::<uuid::Uuid, _>("id"),
+        "repo": r.get::<String, _>("repo"),
+        "slug": r.get::<String, _>("slug"),
+        "path": r.get::<String, _>("path"),
+        "title": r.get::<String, _>("title"),
+        "description": r.get::<Option<String>, _>("description"),
+        "category": r.get::<Option<String>, _>("category"),
+        "owner": r.get::<Option<String>, _>("owner"),
+        "tags": r.get::<Vec<String>, _>("tags"),
+        "status": r.get::<String, _>("status"),
+        "frontmatter": r.get::<Value, _>("frontmatter"),
+        "blobSha": r.get::<String, _>("blob_sha"),
+        "gitCommitSha": r.get::<String, _>("git_commit_sha"),
+        "syncStatus": r.get::<Option<String>, _>("sync_status"),
+        "lastSyncedAt": r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_synced_at"),
+        "warnings": r.get::<Value, _>("warnings"),
     })))
 }
 

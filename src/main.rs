@@ -287,12 +287,18 @@ fn check(path: &std::path::Path, format: &str) -> Result<i32> {
     let (count, problems) = skillsd::check::check_tree(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if format == "json" {
-        let out = serde_json::json!({ "checked": count, "errors": problems });
+        let (errors, warnings): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.is_error());
+        let out = serde_json::json!({ "checked": count, "errors": errors, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", skillsd::check::report(count, &problems));
     }
-    Ok(if problems.is_empty() { 0 } else { 1 })
+    // Warnings do not fail the check, as they do not refuse a push.
+    Ok(if skillsd::skills::any_error(&problems) {
+        1
+    } else {
+        0
+    })
 }
 
 /// This node's copy of `requested`, brought to the database's state first.

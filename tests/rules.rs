@@ -92,7 +92,7 @@ fn changed_rules_check_every_skill_and_broken_rules_are_refused() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: the keys are layout, roots, schema and [limits]"),
+        stderr.contains("hint: the keys are layout, roots, schema, nested_skills, [limits]"),
         "{stderr}"
     );
     assert_eq!(

@@ -525,6 +525,8 @@ struct Columns<'a> {
     blob_sha: Vec<String>,
     /// The full-text vector when skillsd could compute it ([`super::vector`]).
     search: Vec<Option<&'a SearchVector>>,
+    /// The findings of checks set to `warning`, as a JSON array.
+    warnings: Vec<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -548,6 +550,7 @@ impl<'a> Columns<'a> {
             c.frontmatter.push(s.frontmatter.to_string());
             c.body.push(&s.body);
             c.blob_sha.push(r.row.blob.to_string());
+            c.warnings.push(warnings_json(&s.warnings));
         }
         c
     }
@@ -574,17 +577,23 @@ impl<'a> Columns<'a> {
             .bind(self.body)
             .bind(self.blob_sha)
             .bind(self.search)
+            .bind(self.warnings)
     }
 }
 
-/// The rows of a [`Columns`] batch bound as `$4..$16`, with their tags as a `text[]`
+/// A skill's warnings as the `warnings` column stores them.
+fn warnings_json(warnings: &[crate::skills::Problem]) -> String {
+    serde_json::to_string(warnings).unwrap_or_else(|_| "[]".into())
+}
+
+/// The rows of a [`Columns`] batch bound as `$4..$17`, with their tags as a `text[]`
 /// (`t.tags`) and their full-text vector (`t.search`): the one skillsd computed, else,
 /// when `$3` is true, PostgreSQL's, else NULL (for [`super::search`] to fill).
 const UNNEST: &str = "unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                   $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                  $16::tsvector[])
+                  $16::tsvector[], $17::text[])
            AS u(old_path, path, slug, title, description, category, owner, tags, status,
-                frontmatter, body, blob_sha, search),
+                frontmatter, body, blob_sha, search, warnings),
          LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)) AS tags) t0,
          LATERAL (SELECT t0.tags,
                          CASE WHEN u.search IS NOT NULL THEN u.search
@@ -856,7 +865,7 @@ impl Statement {
                         category = u.category, owner = u.owner, tags = t.tags, status = u.status,
                         frontmatter = u.frontmatter::jsonb, body = u.body, blob_sha = u.blob_sha,
                         git_commit_sha = $2, sync_status = 'synced', last_synced_at = now(),
-                        updated_at = now(), search = t.search
+                        updated_at = now(), search = t.search, warnings = u.warnings::jsonb
                  FROM {UNNEST}
                  WHERE s.repo = $1 AND s.path = u.old_path
                  RETURNING s.id, s.slug, s.path, u.old_path"
@@ -864,9 +873,10 @@ impl Statement {
             Statement::Upsert => format!(
                 "INSERT INTO skills (repo, slug, path, title, description, category, owner, tags, status,
                                      frontmatter, body, blob_sha, git_commit_sha, sync_status,
-                                     last_synced_at, search)
+                                     last_synced_at, search, warnings)
                  SELECT $1, u.slug, u.path, u.title, u.description, u.category, u.owner, t.tags,
-                        u.status, u.frontmatter::jsonb, u.body, u.blob_sha, $2, 'synced', now(), t.search
+                        u.status, u.frontmatter::jsonb, u.body, u.blob_sha, $2, 'synced', now(), t.search,
+                        u.warnings::jsonb
                  FROM {UNNEST}
                  ON CONFLICT (repo, path) DO UPDATE SET
                     slug = EXCLUDED.slug, title = EXCLUDED.title, description = EXCLUDED.description,
@@ -874,7 +884,7 @@ impl Statement {
                     status = EXCLUDED.status, frontmatter = EXCLUDED.frontmatter, body = EXCLUDED.body,
                     blob_sha = EXCLUDED.blob_sha, git_commit_sha = EXCLUDED.git_commit_sha,
                     sync_status = 'synced', last_synced_at = now(), updated_at = now(),
-                    search = EXCLUDED.search
+                    search = EXCLUDED.search, warnings = EXCLUDED.warnings
                  RETURNING id, slug, path, (xmax = 0) AS inserted"
             ),
         }
@@ -981,12 +991,12 @@ async fn copy_new_rows(
     now: chrono::DateTime<chrono::Utc>,
     rows: Vec<RowIn>,
 ) -> Result<Vec<(Uuid, String, String)>> {
-    const COLUMNS: i16 = 17;
+    const COLUMNS: i16 = 18;
     let mut copy = tx
         .copy_in_raw(
             "COPY skills (id, repo, slug, path, title, description, category, owner, tags, status,
                           frontmatter, body, blob_sha, git_commit_sha, sync_status,
-                          last_synced_at, search)
+                          last_synced_at, search, warnings)
              FROM STDIN (FORMAT binary)",
         )
         .await?;
@@ -1016,6 +1026,7 @@ async fn copy_new_rows(
             Some(vector) => buf.raw(vector.as_bytes()),
             None => buf.null(),
         }
+        buf.jsonb(&warnings_json(&s.warnings));
         if buf.len() >= COPY_CHUNK {
             copy.send(buf.bytes()).await?;
             buf.clear();

@@ -108,25 +108,32 @@ impl WalkError {
         use crate::skills::Problem;
         match self {
             WalkError::TooDeep { path, limit } => Problem::new(
+                crate::skills::Check::TreeDepth,
                 path,
                 format!("folders are nested more than {limit} levels deep"),
             )
             .hint("flatten the folder structure; no skill needs thousands of nested folders"),
             WalkError::TooLarge { kind, .. } => {
-                Problem::new(ref_name, self.to_string()).hint(if *kind == "commit" {
-                    "shorten the commit message (git commit --amend) and push again"
-                } else {
-                    "shorten the tag message and push again"
-                })
+                Problem::new(crate::skills::Check::Push, ref_name, self.to_string()).hint(
+                    if *kind == "commit" {
+                        "shorten the commit message (git commit --amend) and push again"
+                    } else {
+                        "shorten the tag message and push again"
+                    },
+                )
             }
             WalkError::Missing(_) | WalkError::Corrupt(_) => {
-                Problem::new(ref_name, self.to_string()).hint(
+                Problem::new(crate::skills::Check::Push, ref_name, self.to_string()).hint(
                     "push again with a current git; if this repeats, run `git fsck` in your clone",
                 )
             }
-            WalkError::Cancelled => Problem::new(ref_name, self.to_string()),
-            WalkError::TooWide { .. } => Problem::new(ref_name, self.to_string())
-                .hint("keep the repository's tree smaller; split it into several repositories"),
+            WalkError::Cancelled => {
+                Problem::new(crate::skills::Check::Push, ref_name, self.to_string())
+            }
+            WalkError::TooWide { .. } => {
+                Problem::new(crate::skills::Check::Push, ref_name, self.to_string())
+                    .hint("keep the repository's tree smaller; split it into several repositories")
+            }
         }
     }
 }

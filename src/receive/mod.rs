@@ -136,11 +136,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     };
 
     if !problems.is_empty() {
-        let mut text = crate::skills::render_problems(&problems);
-        text.push_str(&format!(
-            "\n{}; push refused, nothing was written.\nRun `skillsd check` in your clone to see these before pushing.\n",
-            crate::skills::summary_line(&problems)
-        ));
+        let mut text = crate::skills::push_report(&problems);
+        if crate::skills::any_error(&problems) {
+            text.push_str("Run `skillsd check` in your clone to see these before pushing.\n");
+        }
         sb.message(&text)?;
     }
 

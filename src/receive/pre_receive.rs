@@ -136,6 +136,7 @@ pub fn check(
         ) {
             Ok(mut problems) => verdict.problems.append(&mut problems),
             Err(e) => verdict.problems.push(Problem::new(
+                crate::skills::Check::Push,
                 &cmd.name,
                 format!("cannot read the pushed commit: {e}"),
             )),
@@ -158,7 +159,7 @@ pub fn check(
             .problems
             .push(too_many_files(Some(tally.changed.len()), limit));
     }
-    if !verdict.problems.is_empty() {
+    if crate::skills::any_error(&verdict.problems) {
         let reason = format!(
             "invalid skills: {}",
             crate::skills::summary_line(&verdict.problems)
@@ -299,7 +300,8 @@ fn too_many_files(count: Option<usize>, limit: usize) -> Problem {
         Some(n) => format!("adds or changes {n} skill files, more than the limit of {limit}"),
         None => format!("adds or changes more than the limit of {limit} skill files"),
     };
-    Problem::new("(this push)", message).hint("split the change into several smaller pushes")
+    Problem::new(crate::skills::Check::TooManyFiles, "(this push)", message)
+        .hint("split the change into several smaller pushes")
 }
 
 /// The reason given for every ref when the session ended during the checks.
@@ -365,6 +367,9 @@ fn validate_update(
     let mut candidates: Vec<(String, gix::object::tree::EntryMode, ObjectId, bool)> = Vec::new();
     let mut deleted: Vec<String> = Vec::new();
     let mut changed_paths: HashSet<String> = HashSet::new();
+    // Changed files named SKILL.md outside every root: named in a problem, never
+    // silently left out.
+    let mut strays: Vec<String> = Vec::new();
     // The per-push file limit is enforced as the diff is walked: a push of a million
     // files stops here, after `limit` of them, not after validating them all.
     let limit = rules
@@ -400,6 +405,8 @@ fn validate_update(
                 } else if rules.governs(&path) && changed_paths.insert(path.clone()) {
                     skill_files += usize::from(rules.is_skill(&path));
                     candidates.push((path, entry_mode, id, true));
+                } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
+                    strays.push(path);
                 }
             }
             C::Deletion {
@@ -434,14 +441,25 @@ fn validate_update(
         return Ok(vec![too_many_files(count, limit)]);
     }
     walked.map_err(|e| e.to_string())?;
+    let mut problems = tree::stray_skill_files(&rules, &strays);
+    if rules.layout == Layout::Flat
+        && (!strays.is_empty() || changed_paths.iter().any(|p| tree::is_skill_file_name(p)))
+    {
+        let note = format!(
+            "This repository is on the flat layout (one `<slug>.md` per skill under {}, with `title:`), but this push has SKILL.md files, the Agent Skills format. To use that format, commit `layout = \"agent-skills\"` in skillsd.toml at the root (see RULES.md: adopting an existing collection).",
+            rules.roots().join(", ")
+        );
+        if !tally.notes.contains(&note) {
+            tally.notes.push(note);
+        }
+    }
     if !rules_changed && candidates.is_empty() && deleted.is_empty() {
-        return Ok(Vec::new()); // nothing under the roots changed
+        return Ok(problems); // nothing under the roots changed
     }
     // Every file of the new tree under the roots (for the tree-wide checks, and for
     // revalidating everything when the rules changed).
     let entries = rules::files_under(&new_tree, &rules)?;
 
-    let mut problems = Vec::new();
     if rules_changed {
         let note = format!(
             "The rules changed ({}): checking every skill.",
@@ -461,11 +479,17 @@ fn validate_update(
     // skill again.
     if rules.layout == Layout::AgentSkills {
         let listed: HashSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
+        let skill_paths: HashSet<&str> = entries
+            .iter()
+            .filter(|f| rules.is_skill(&f.path))
+            .map(|f| f.path.as_str())
+            .collect();
+        let exists = |p: &str| skill_paths.contains(p);
         let owners: HashSet<String> = candidates
             .iter()
             .map(|c| &c.0)
             .chain(deleted.iter())
-            .filter_map(|p| rules.skill_of(p))
+            .filter_map(|p| rules.skill_of(p, &exists))
             .filter(|s| !listed.contains(s))
             .collect();
         for f in &entries {
@@ -503,7 +527,7 @@ fn validate_update(
         // Checked from the object header, before the file is read.
         if header.size() > max_file_bytes {
             problems.push(
-                Problem::new(
+                Problem::new(crate::skills::Check::FileTooLarge,
                     &path,
                     format!("file is {} bytes, more than the limit of {max_file_bytes}", header.size()),
                 )
@@ -512,8 +536,9 @@ fn validate_update(
             continue;
         }
         let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-        if let Err(mut p) = rules.validate(&path, &blob.data) {
-            problems.append(&mut p);
+        match rules.validate(&path, &blob.data) {
+            Ok(mut skill) => problems.append(&mut skill.warnings),
+            Err(mut p) => problems.append(&mut p),
         }
     }
     meter.done();

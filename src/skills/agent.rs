@@ -10,7 +10,7 @@
 //! separated).
 
 use super::frontmatter::Document;
-use super::skill::{describe, suggest_slug, Problem, Skill, Status};
+use super::skill::{describe, suggest_slug, Check, Problem, Skill, Status};
 use serde_json::Value;
 
 /// The keys the specification allows.
@@ -65,15 +65,55 @@ fn suggest_name(s: &str) -> String {
         .to_string()
 }
 
+/// Checks the frontmatter of the skill in folder `folder` and builds its cache row.
+/// Every finding goes to `problems`; the row is built all the same, reading a value
+/// that a (relaxed) check objected to as if it were absent. Keys `schema_allows` are
+/// the repository schema's business, not unknown fields.
 pub(crate) fn check_fields(
     path: &str,
     folder: &str,
     doc: &Document<'_>,
+    schema_allows: &dyn Fn(&str) -> bool,
     problems: &mut Vec<Problem>,
-) -> Option<Skill> {
+) -> Skill {
+    check_folder(path, folder, problems);
+    let name = check_name(path, folder, doc, problems);
+    let description = check_description(path, doc, problems);
+    check_optional_strings(path, doc, problems);
+    let metadata = check_metadata(path, doc, problems);
+    check_unknown_keys(path, doc, schema_allows, problems);
+
+    let meta = |k: &str| metadata.get(k).and_then(Value::as_str).map(str::to_string);
+    let status = metadata_status(path, doc, meta("status"), problems);
+    let tags = meta("tags")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Skill {
+        slug: folder.to_string(),
+        path: path.to_string(),
+        title: meta("title").or(name).unwrap_or_else(|| folder.to_string()),
+        description,
+        category: meta("category"),
+        owner: meta("owner"),
+        tags,
+        status: status.unwrap_or(Status::Published),
+        frontmatter: Value::Null, // the caller's, converted once
+        body: doc.body.to_string(),
+        warnings: Vec::new(),
+    }
+}
+
+/// The folder's name is the skill's slug.
+fn check_folder(path: &str, folder: &str, problems: &mut Vec<Problem>) {
     if let Some(why) = name_problem(folder) {
         problems.push(
-            Problem::new(path, format!("folder name {why}"))
+            Problem::new(Check::SlugFormat, path, format!("folder name {why}"))
                 .at(1, None)
                 .field("name")
                 .hint(format!(
@@ -82,102 +122,120 @@ pub(crate) fn check_fields(
                 )),
         );
     }
+}
 
-    let name = match doc.get("name") {
-        None => {
-            problems.push(
-                Problem::new(path, "required field is missing")
-                    .at(2, None)
-                    .field("name")
-                    .hint(format!(
-                        "add `name: {}` (the folder's name)",
-                        suggest_name(folder)
-                    )),
-            );
-            None
-        }
-        Some(f) => match &f.value {
-            Value::String(s) => {
-                if let Some(why) = name_problem(s) {
-                    problems.push(
-                        Problem::new(path, why)
-                            .at(f.line, Some(f.column))
-                            .field("name")
-                            .hint(format!(
-                                "use lowercase a-z, 0-9 and single hyphens, at most {MAX_NAME_CHARS} characters, e.g. `{}`",
-                                suggest_name(s)
-                            )),
-                    );
-                } else if s != folder {
-                    problems.push(
-                        Problem::new(path, format!("`{s}` does not match the folder name `{folder}`"))
-                            .at(f.line, Some(f.column))
-                            .field("name")
-                            .hint(format!("the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`")),
-                    );
-                }
-                Some(s.clone())
-            }
-            other => {
-                problems.push(
-                    Problem::new(path, format!("must be a string, found {}", describe(other)))
-                        .at(f.line, Some(f.column))
-                        .field("name")
-                        .hint(format!("set `name: {}`", suggest_name(folder))),
-                );
-                None
-            }
-        },
+/// `name`: required, a valid name, equal to the folder's.
+fn check_name(
+    path: &str,
+    folder: &str,
+    doc: &Document<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let Some(f) = doc.get("name") else {
+        problems.push(
+            Problem::new(Check::MissingField, path, "required field is missing")
+                .at(2, None)
+                .field("name")
+                .hint(format!(
+                    "add `name: {}` (the folder's name)",
+                    suggest_name(folder)
+                )),
+        );
+        return None;
     };
+    let Value::String(s) = &f.value else {
+        problems.push(
+            Problem::new(
+                Check::FieldType,
+                path,
+                format!("must be a string, found {}", describe(&f.value)),
+            )
+            .at(f.line, Some(f.column))
+            .field("name")
+            .hint(format!("set `name: {}`", suggest_name(folder))),
+        );
+        return None;
+    };
+    if let Some(why) = name_problem(s) {
+        problems.push(
+            Problem::new(Check::NameFormat, path, why)
+                .at(f.line, Some(f.column))
+                .field("name")
+                .hint(format!(
+                    "use lowercase a-z, 0-9 and single hyphens, at most {MAX_NAME_CHARS} characters, e.g. `{}`",
+                    suggest_name(s)
+                )),
+        );
+    } else if s != folder {
+        problems.push(
+            Problem::new(Check::NameMismatch, path, format!("`{s}` does not match the folder name `{folder}`"))
+                .at(f.line, Some(f.column))
+                .field("name")
+                .hint(format!("the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`")),
+        );
+    }
+    Some(s.clone())
+}
 
-    let description = match doc.get("description") {
-        None => {
+/// `description`: required, 1 to 1,024 characters. A relaxed over-long one is kept.
+fn check_description(
+    path: &str,
+    doc: &Document<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let Some(f) = doc.get("description") else {
+        problems.push(
+            Problem::new(Check::MissingField, path, "required field is missing")
+                .at(2, None)
+                .field("description")
+                .hint("add `description: ` saying what the skill does and when to use it"),
+        );
+        return None;
+    };
+    match &f.value {
+        Value::String(s) if s.trim().is_empty() => {
             problems.push(
-                Problem::new(path, "required field is missing")
-                    .at(2, None)
+                Problem::new(Check::EmptyField, path, "must not be empty")
+                    .at(f.line, Some(f.column))
                     .field("description")
-                    .hint("add `description: ` saying what the skill does and when to use it"),
+                    .hint("say what the skill does and when to use it"),
             );
             None
         }
-        Some(f) => match &f.value {
-            Value::String(s) if s.trim().is_empty() => {
-                problems.push(
-                    Problem::new(path, "must not be empty")
-                        .at(f.line, Some(f.column))
-                        .field("description")
-                        .hint("say what the skill does and when to use it"),
-                );
-                None
-            }
-            Value::String(s) if s.chars().count() > MAX_DESCRIPTION_CHARS => {
+        Value::String(s) => {
+            let chars = s.chars().count();
+            if chars > MAX_DESCRIPTION_CHARS {
                 problems.push(
                     Problem::new(
+                        Check::DescriptionTooLong,
                         path,
-                        format!(
-                            "is {} characters long, more than {MAX_DESCRIPTION_CHARS}",
-                            s.chars().count()
-                        ),
+                        format!("is {chars} characters long, more than {MAX_DESCRIPTION_CHARS}"),
                     )
                     .at(f.line, Some(f.column))
                     .field("description")
                     .hint("keep it to what the skill does and when to use it; move details into the body"),
                 );
-                None
             }
-            Value::String(s) => Some(s.clone()),
-            other => {
-                problems.push(
-                    Problem::new(path, format!("must be a string, found {}", describe(other)))
-                        .at(f.line, Some(f.column))
-                        .field("description")
-                        .hint("quote the value: description: \"...\""),
-                );
-                None
-            }
-        },
-    };
+            Some(s.clone())
+        }
+        other => {
+            problems.push(
+                Problem::new(
+                    Check::FieldType,
+                    path,
+                    format!("must be a string, found {}", describe(other)),
+                )
+                .at(f.line, Some(f.column))
+                .field("description")
+                .hint("quote the value: description: \"...\""),
+            );
+            None
+        }
+    }
+}
 
+/// `license`, `compatibility` (1 to 500 characters) and `allowed-tools`: strings.
+fn check_optional_strings(path: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) {
     for key in ["license", "compatibility", "allowed-tools"] {
         let Some(f) = doc.get(key) else { continue };
         match &f.value {
@@ -187,6 +245,7 @@ pub(crate) fn check_fields(
             {
                 problems.push(
                     Problem::new(
+                        Check::CompatibilityLength,
                         path,
                         format!(
                             "must be 1 to {MAX_COMPATIBILITY_CHARS} characters, found {}",
@@ -200,54 +259,86 @@ pub(crate) fn check_fields(
             }
             Value::String(_) => {}
             Value::Array(_) if key == "allowed-tools" => problems.push(
-                Problem::new(path, "must be a string, found a list")
+                Problem::new(Check::AllowedToolsType, path, "must be a string, found a list")
                     .at(f.line, Some(f.column))
                     .field(key)
                     .hint("write the tools as one space-separated string: allowed-tools: Bash(git:*) Read"),
             ),
             other => problems.push(
-                Problem::new(path, format!("must be a string, found {}", describe(other)))
+                Problem::new(Check::FieldType, path, format!("must be a string, found {}", describe(other)))
                     .at(f.line, Some(f.column))
                     .field(key)
                     .hint(format!("quote the value: {key}: \"...\"")),
             ),
         }
     }
+}
 
+/// `metadata`: a mapping of strings. Returns its string values; a value of another
+/// type is reported on its own line.
+fn check_metadata(
+    path: &str,
+    doc: &Document<'_>,
+    problems: &mut Vec<Problem>,
+) -> serde_json::Map<String, Value> {
     let mut metadata = serde_json::Map::new();
-    if let Some(f) = doc.get("metadata") {
-        match &f.value {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    if v.is_string() {
-                        metadata.insert(k.clone(), v.clone());
-                    } else {
-                        problems.push(
-                            Problem::new(path, format!("must be a string, found {}", describe(v)))
-                                .at(f.line, Some(f.column))
-                                .field(&format!("metadata.{k}"))
-                                .hint(format!(
-                                    "metadata values are strings: quote it, {k}: \"...\""
-                                )),
-                        );
-                    }
+    let Some(f) = doc.get("metadata") else {
+        return metadata;
+    };
+    match &f.value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if v.is_string() {
+                    metadata.insert(k.clone(), v.clone());
+                    continue;
                 }
+                let (line, column) = doc.nested_key_position(f, k).unwrap_or((f.line, f.column));
+                let hint = match v {
+                    Value::Array(_) => format!(
+                        "metadata holds strings only: write the list as one string, {k}: \"a, b\""
+                    ),
+                    Value::Object(_) => format!(
+                        "metadata holds strings only: flatten the mapping into keys of their own, e.g. {k}-name: \"...\""
+                    ),
+                    Value::Null => format!("give it a value, {k}: \"...\", or remove the line"),
+                    other => format!("metadata holds strings only: quote it, {k}: \"{other}\""),
+                };
+                problems.push(
+                    Problem::new(
+                        Check::MetadataType,
+                        path,
+                        format!("must be a string, found {}", describe(v)),
+                    )
+                    .at(line, Some(column))
+                    .field(&format!("metadata.{k}"))
+                    .hint(hint),
+                );
             }
-            Value::Null => {}
-            other => problems.push(
-                Problem::new(
-                    path,
-                    format!("must be a mapping, found {}", describe(other)),
-                )
-                .at(f.line, Some(f.column))
-                .field("metadata")
-                .hint("write `key: \"value\"` pairs indented under `metadata:`"),
-            ),
         }
+        Value::Null => {}
+        other => problems.push(
+            Problem::new(
+                Check::MetadataType,
+                path,
+                format!("must be a mapping, found {}", describe(other)),
+            )
+            .at(f.line, Some(f.column))
+            .field("metadata")
+            .hint("write `key: \"value\"` pairs indented under `metadata:`"),
+        ),
     }
+    metadata
+}
 
+/// Keys neither the specification nor the repository's schema allows.
+fn check_unknown_keys(
+    path: &str,
+    doc: &Document<'_>,
+    schema_allows: &dyn Fn(&str) -> bool,
+    problems: &mut Vec<Problem>,
+) {
     for f in &doc.fields {
-        if ALLOWED_KEYS.contains(&f.key.as_str()) {
+        if ALLOWED_KEYS.contains(&f.key.as_str()) || schema_allows(&f.key) {
             continue;
         }
         let close = ALLOWED_KEYS
@@ -262,59 +353,52 @@ pub(crate) fn check_fields(
             ),
         };
         problems.push(
-            Problem::new(path, "unknown field")
+            Problem::new(Check::UnknownField, path, "unknown field")
                 .at(f.line, Some(f.column))
                 .field(&f.key)
                 .hint(hint),
         );
     }
+}
 
-    let meta = |k: &str| metadata.get(k).and_then(Value::as_str).map(str::to_string);
-    let status = match meta("status") {
-        None => Some(Status::Published),
-        Some(s) => {
-            let parsed = Status::parse(&s);
-            if parsed.is_none() {
-                let line = doc.get("metadata").map_or(2, |f| f.line);
-                problems.push(
-                    Problem::new(path, format!("`{s}` is not a valid status"))
-                        .at(line, None)
-                        .field("metadata.status")
-                        .hint(format!("use one of {}", Status::ALL.join(", "))),
-                );
-            }
-            parsed
-        }
+/// `metadata.status`, when set, is a valid status; reported on its own line.
+fn metadata_status(
+    path: &str,
+    doc: &Document<'_>,
+    status: Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Status> {
+    let Some(s) = status else {
+        return Some(Status::Published);
     };
-    let tags = meta("tags")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-
-    let name = name?;
-    Some(Skill {
-        slug: folder.to_string(),
-        path: path.to_string(),
-        title: meta("title").unwrap_or_else(|| name.clone()),
-        description: Some(description?),
-        category: meta("category"),
-        owner: meta("owner"),
-        tags,
-        status: status?,
-        frontmatter: Value::Null, // the caller's, converted once
-        body: doc.body.to_string(),
-    })
+    let parsed = Status::parse(&s);
+    if parsed.is_none() {
+        let (line, column) = doc
+            .get("metadata")
+            .map(|f| {
+                doc.nested_key_position(f, "status")
+                    .unwrap_or((f.line, f.column))
+            })
+            .unwrap_or((2, 1));
+        problems.push(
+            Problem::new(
+                Check::InvalidStatus,
+                path,
+                format!("`{s}` is not a valid status"),
+            )
+            .at(line, Some(column))
+            .field("metadata.status")
+            .hint(format!("use one of {}", Status::ALL.join(", "))),
+        );
+    }
+    parsed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::skills::rules::{Rules, RulesSource, CONFIG_PATH};
+    use crate::skills::Level;
 
     struct Agent;
     impl RulesSource for Agent {
@@ -342,6 +426,124 @@ mod tests {
         assert_eq!(s.body, "# PDF\n");
     }
 
+    struct Config(&'static str, Option<&'static str>);
+    impl RulesSource for Config {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(match path {
+                CONFIG_PATH => Some(self.0.as_bytes().to_vec()),
+                "rules/schema.json" => self.1.map(|s| s.as_bytes().to_vec()),
+                _ => None,
+            })
+        }
+    }
+
+    /// A real collection's skill: client keys, tools as a list, a long description,
+    /// non-string metadata, a name unlike its folder.
+    const REAL: &str = "---\nname: PDF Tools\ndescription: DESC\nargument-hint: \"[file]\"\nallowed-tools:\n  - Read\n  - Bash\nmetadata:\n  author: docs-team\n  version: 2\n  related:\n    - name: x\n---\n# PDF\n";
+
+    #[test]
+    fn relaxed_checks_are_warnings_and_the_skill_is_cached_as_if_the_values_were_absent() {
+        let text = REAL.replace("DESC", &"d".repeat(1100));
+        let strict = Config("layout = \"agent-skills\"\n", None);
+        let p = Rules::load(&strict)
+            .unwrap()
+            .validate("skills/pdf-tools/SKILL.md", text.as_bytes())
+            .unwrap_err();
+        let mut got: Vec<(u32, &str, Level)> = p
+            .iter()
+            .map(|p| (p.line.unwrap(), p.check.id(), p.level))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (2, "name-format", Level::Error),
+                (3, "description-too-long", Level::Error),
+                (4, "unknown-field", Level::Error),
+                (5, "allowed-tools-type", Level::Error),
+                // The values' own lines, not `metadata:`'s.
+                (10, "metadata-type", Level::Error),
+                (11, "metadata-type", Level::Error),
+            ]
+        );
+        let at = |line: u32| {
+            p.iter()
+                .find(|p| p.line == Some(line))
+                .unwrap()
+                .hint
+                .clone()
+                .unwrap()
+        };
+        assert!(
+            at(11).contains("write the list as one string, related: \"a, b\""),
+            "{}",
+            at(11)
+        );
+        assert!(at(10).contains("quote it, version: \"2\""), "{}", at(10));
+
+        let relaxed = Config(
+            "layout = \"agent-skills\"\n[levels]\nname-format = \"warning\"\ndescription-too-long = \"warning\"\nallowed-tools-type = \"warning\"\nmetadata-type = \"warning\"\nunknown-field = \"off\"\n[columns]\nowner = [\"owner\", \"metadata.author\"]\n",
+            None,
+        );
+        let skill = Rules::load(&relaxed)
+            .unwrap()
+            .validate("skills/pdf-tools/SKILL.md", text.as_bytes())
+            .unwrap();
+        assert_eq!(skill.slug, "pdf-tools");
+        assert_eq!(skill.title, "PDF Tools");
+        assert_eq!(skill.description.as_deref().map(str::len), Some(1100));
+        assert_eq!(skill.owner.as_deref(), Some("docs-team"));
+        let mut warned: Vec<&str> = skill.warnings.iter().map(|w| w.check.id()).collect();
+        warned.sort();
+        assert_eq!(
+            warned,
+            vec![
+                "allowed-tools-type",
+                "description-too-long",
+                "metadata-type",
+                "metadata-type",
+                "name-format"
+            ]
+        );
+        assert!(skill.warnings.iter().all(|w| w.level == Level::Warning));
+        // Unknown keys are kept in the frontmatter either way.
+        assert_eq!(skill.frontmatter["argument-hint"], "[file]");
+        assert_eq!(skill.frontmatter["metadata"]["version"], 2);
+    }
+
+    #[test]
+    fn keys_the_repository_schema_allows_are_not_unknown() {
+        let open = Config(
+            "layout = \"agent-skills\"\nschema = \"rules/schema.json\"\n",
+            Some(
+                r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "additionalProperties": true}"#,
+            ),
+        );
+        let text = "---\nname: pdf\ndescription: Fill PDFs.\nargument-hint: x\nversion: 1\n---\n";
+        let skill = Rules::load(&open)
+            .unwrap()
+            .validate("skills/pdf/SKILL.md", text.as_bytes())
+            .unwrap();
+        assert!(skill.warnings.is_empty());
+        assert_eq!(skill.frontmatter["version"], 1);
+        // A schema that lists its keys allows those only.
+        let listed = Config(
+            "layout = \"agent-skills\"\nschema = \"rules/schema.json\"\n",
+            Some(
+                r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "properties": {"name": {}, "description": {}, "argument-hint": {"type": "string"}}, "additionalProperties": false}"#,
+            ),
+        );
+        let p = Rules::load(&listed)
+            .unwrap()
+            .validate("skills/pdf/SKILL.md", text.as_bytes())
+            .unwrap_err();
+        let got: Vec<(&str, Option<&str>)> = p
+            .iter()
+            .map(|p| (p.check.id(), p.field.as_deref()))
+            .collect();
+        assert_eq!(got, vec![("unknown-field", Some("version"))]);
+    }
+
     #[test]
     fn names() {
         assert_eq!(name_problem("a-b-1"), None);
@@ -353,6 +555,8 @@ mod tests {
         assert!(name_problem(&"a".repeat(64)).is_none());
         assert!(name_problem(&"a".repeat(65)).is_some());
         assert_eq!(suggest_name("My__Skill"), "my-skill");
+        assert_eq!(suggest_name("café"), "cafe");
+        assert_eq!(suggest_name("Straße Ökonomie"), "strasse-okonomie");
     }
 
     #[test]

@@ -25,11 +25,46 @@ pub struct Document<'a> {
     pub fields: Vec<Field>,
     /// The Markdown after the closing `---` line.
     pub body: &'a str,
+    /// The frontmatter's YAML as written (it starts on line 2 of the file).
+    pub yaml: &'a str,
 }
 
 impl Document<'_> {
     pub fn get(&self, key: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.key == key)
+    }
+
+    /// Where key `key` of the mapping under `field` is written (file line, column),
+    /// for block mappings (`metadata:` then indented `key: value` lines); `None` for
+    /// flow mappings (`metadata: {a: 1}`) and keys not found.
+    pub fn nested_key_position(&self, field: &Field, key: &str) -> Option<(u32, u32)> {
+        let parent_indent = field.column.saturating_sub(1) as usize;
+        let first = field.line.checked_sub(1)? as usize; // the yaml line after the field's
+        let mut child_indent = None;
+        for (i, line) in self.yaml.lines().enumerate().skip(first) {
+            let trimmed = line.trim_start_matches(' ');
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if indent <= parent_indent {
+                return None;
+            }
+            if *child_indent.get_or_insert(indent) != indent {
+                continue;
+            }
+            let named = [
+                format!("{key}:"),
+                format!("\"{key}\":"),
+                format!("'{key}':"),
+            ]
+            .iter()
+            .any(|k| trimmed.starts_with(k.as_str()));
+            if named {
+                return Some((i as u32 + 2, indent as u32 + 1));
+            }
+        }
+        None
     }
 
     /// All fields as a JSON object (the `frontmatter` column of the cache).
@@ -132,6 +167,7 @@ pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Document<'_>, Front
         return Ok(Document {
             fields: Vec::new(),
             body,
+            yaml,
         });
     }
     let value: serde_json::Value =
@@ -153,7 +189,7 @@ pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Document<'_>, Front
             column: key.referenced.column().max(1) as u32,
         })
         .collect();
-    Ok(Document { fields, body })
+    Ok(Document { fields, body, yaml })
 }
 
 fn options() -> serde_saphyr::Options {

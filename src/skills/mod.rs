@@ -13,6 +13,7 @@ pub mod skill;
 pub mod tree;
 pub mod validate;
 
-pub use report::{render_problems, summary_line};
+pub use report::{adoption_note, push_report, render_problems, summary_line};
 pub use rules::{Layout, Rules};
+pub use skill::{any_error, Check, Level};
 pub use validate::{validate_skill, Problem, Skill, Status};

@@ -10,8 +10,9 @@
 //! the same rules with exactly the same messages.
 
 use super::frontmatter::MAX_FRONTMATTER_BYTES;
-use super::skill::{Problem, MAX_FILE_BYTES};
+use super::skill::{Check, Level, Problem, MAX_FILE_BYTES};
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where the rules live, relative to the repository root.
@@ -61,8 +62,40 @@ struct ConfigFile {
     layout: Option<Layout>,
     roots: Option<Vec<String>>,
     schema: Option<String>,
+    nested_skills: Option<bool>,
     #[serde(default)]
     limits: LimitsFile,
+    #[serde(default)]
+    levels: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    columns: BTreeMap<String, OneOrMany>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A cache column that `[columns]` may fill from the team's own frontmatter fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Title,
+    Description,
+    Category,
+    Owner,
+    Tags,
+}
+
+impl Column {
+    const ALL: [(&'static str, Column); 5] = [
+        ("title", Column::Title),
+        ("description", Column::Description),
+        ("category", Column::Category),
+        ("owner", Column::Owner),
+        ("tags", Column::Tags),
+    ];
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,8 +122,19 @@ impl std::fmt::Debug for Schema {
 #[derive(Debug)]
 pub struct Rules {
     pub layout: Layout,
-    /// Folders that hold skills, each ending in `/`.
+    /// Folders that hold skills, each ending in `/`, as written (patterns included).
     roots: Vec<String>,
+    /// The roots without wildcards (`skills/`).
+    literal_roots: HashSet<String>,
+    /// The roots with wildcards (`plugins/*/skills`, `**/skills`), if any.
+    root_globs: Option<globset::GlobSet>,
+    /// Agent-skills layout: is every folder with a `SKILL.md` a skill, however deep
+    /// (`nested_skills = true`)? Else only the folders right under a root are.
+    pub nested_skills: bool,
+    /// `[levels]`: what each check's findings weigh (absent: error).
+    levels: HashMap<Check, Level>,
+    /// `[columns]`: cache columns filled from frontmatter paths, first found wins.
+    pub columns: Vec<(Column, Vec<String>)>,
     pub max_file_bytes: usize,
     pub max_frontmatter_bytes: usize,
     pub max_files_per_push: Option<usize>,
@@ -108,6 +152,11 @@ impl Rules {
                 Arc::new(Rules {
                     layout: Layout::Flat,
                     roots: vec!["skills/".to_string()],
+                    literal_roots: HashSet::from(["skills/".to_string()]),
+                    root_globs: None,
+                    nested_skills: false,
+                    levels: HashMap::new(),
+                    columns: Vec::new(),
                     max_file_bytes: MAX_FILE_BYTES,
                     max_frontmatter_bytes: MAX_FRONTMATTER_BYTES,
                     max_files_per_push: None,
@@ -133,7 +182,7 @@ impl Rules {
                 match read_rules_file(source, &path)? {
                         Some(bytes) => Some((path, bytes)),
                         None => {
-                            return Err(vec![Problem::new(
+                            return Err(vec![Problem::new(Check::Rules,
                                 CONFIG_PATH,
                                 format!("the schema file `{path}` does not exist"),
                             )
@@ -161,15 +210,27 @@ impl Rules {
         self.root_of(path).is_some()
     }
 
-    /// The folder of skills (ending in `/`) that holds `path`.
-    pub fn root_of(&self, path: &str) -> Option<&str> {
-        self.roots
-            .iter()
-            .find(|r| path.starts_with(r.as_str()) && path.len() > r.len())
-            .map(String::as_str)
+    /// The folder of skills (ending in `/`) that holds `path`: the shortest folder of
+    /// the path that a root names (a root may be a pattern: `plugins/*/skills`).
+    pub fn root_of<'a>(&self, path: &'a str) -> Option<&'a str> {
+        for (end, _) in path.match_indices('/') {
+            if end + 1 == path.len() {
+                break;
+            }
+            let folder = &path[..=end];
+            if self.literal_roots.contains(folder)
+                || self
+                    .root_globs
+                    .as_ref()
+                    .is_some_and(|g| g.is_match(&path[..end]))
+            {
+                return Some(folder);
+            }
+        }
+        None
     }
 
-    /// The folders that hold skills, each ending in `/`.
+    /// The folders that hold skills, each ending in `/`, as written (patterns too).
     pub fn roots(&self) -> &[String] {
         &self.roots
     }
@@ -183,12 +244,32 @@ impl Rules {
         match self.layout {
             Layout::Flat => {
                 let name = rest.rsplit('/').next().unwrap_or(rest);
-                name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
+                name.ends_with(".md")
+                    && !name.eq_ignore_ascii_case("README.md")
+                    // An Agent Skills file: reported as `layout-mismatch`, never
+                    // read as a flat skill called `SKILL`.
+                    && name != SKILL_FILE
             }
-            Layout::AgentSkills => rest
-                .split_once('/')
-                .is_some_and(|(folder, file)| !folder.is_empty() && file == SKILL_FILE),
+            Layout::AgentSkills => match rest.rsplit_once('/') {
+                Some((folder, file)) => {
+                    file == SKILL_FILE
+                        && !folder.is_empty()
+                        && (self.nested_skills || !folder.contains('/'))
+                }
+                None => false,
+            },
         }
+    }
+
+    /// A `SKILL.md` under a root that is not a skill because it sits inside another
+    /// skill's folder (agent-skills layout without `nested_skills`).
+    pub fn is_nested_skill_file(&self, path: &str) -> bool {
+        self.layout == Layout::AgentSkills
+            && !self.nested_skills
+            && self.root_of(path).is_some_and(|root| {
+                let rest = &path[root.len()..];
+                rest.ends_with(&format!("/{SKILL_FILE}")) && rest.matches('/').count() >= 2
+            })
     }
 
     /// The slug of a skill file: its name without `.md` (flat), or its folder's name.
@@ -206,24 +287,64 @@ impl Rules {
     }
 
     /// The skill file that `path` belongs to: itself for a skill file; in the
-    /// agent-skills layout, the `SKILL.md` of the skill folder any file is in.
-    pub fn skill_of(&self, path: &str) -> Option<String> {
+    /// agent-skills layout, the `SKILL.md` of the skill folder any file is in. With
+    /// `nested_skills`, the deepest folder above the file whose `SKILL.md` `exists`;
+    /// else (and when none does) the folder right under the root.
+    pub fn skill_of(&self, path: &str, exists: &dyn Fn(&str) -> bool) -> Option<String> {
         let root = self.root_of(path)?;
         match self.layout {
             Layout::Flat => self.is_skill(path).then(|| path.to_string()),
             Layout::AgentSkills => {
                 let rest = &path[root.len()..];
                 let (folder, _) = rest.split_once('/')?;
-                (!folder.is_empty()).then(|| format!("{root}{folder}/{SKILL_FILE}"))
+                if folder.is_empty() {
+                    return None;
+                }
+                if self.nested_skills {
+                    let mut dir = rest;
+                    while let Some((parent, _)) = dir.rsplit_once('/') {
+                        let candidate = format!("{root}{parent}/{SKILL_FILE}");
+                        if exists(&candidate) {
+                            return Some(candidate);
+                        }
+                        dir = parent;
+                    }
+                }
+                Some(format!("{root}{folder}/{SKILL_FILE}"))
             }
         }
+    }
+
+    /// What `check`'s findings weigh under these rules: protected checks are always
+    /// errors.
+    pub fn level(&self, check: Check) -> Level {
+        if check.protected() {
+            Level::Error
+        } else {
+            self.levels.get(&check).copied().unwrap_or_default()
+        }
+    }
+
+    /// `problems` with their levels set from `[levels]`; those turned off dropped.
+    pub fn levelled(&self, problems: Vec<Problem>) -> Vec<Problem> {
+        if self.levels.is_empty() {
+            return problems;
+        }
+        problems
+            .into_iter()
+            .filter_map(|mut p| {
+                p.level = self.level(p.check);
+                (p.level != Level::Off).then_some(p)
+            })
+            .collect()
     }
 
     /// One line for people: `flat layout under skills/, schema rules/flat.schema.json`.
     pub fn describe(&self) -> String {
         format!(
-            "{} layout under {}, {}",
+            "{}{} layout under {}, {}",
             self.layout.as_str(),
+            if self.nested_skills { " (nested)" } else { "" },
             self.roots.join(", "),
             match &self.schema_path {
                 Some(p) => format!("schema {p}"),
@@ -402,6 +523,7 @@ fn local_pointer(reference: &str) -> Option<String> {
 fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8>>, Vec<Problem>> {
     match source.read(path) {
         Ok(Some(bytes)) if bytes.len() > MAX_RULES_FILE_BYTES => Err(vec![Problem::new(
+            Check::Rules,
             path,
             format!(
                 "rules file is {} bytes, more than the limit of {MAX_RULES_FILE_BYTES}",
@@ -411,6 +533,7 @@ fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8
         .hint("keep the rules small")]),
         Ok(found) => Ok(found),
         Err(why) => Err(vec![Problem::new(
+            Check::Rules,
             path,
             format!("cannot read the rules: {why}"),
         )
@@ -420,7 +543,8 @@ fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8
 
 fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
     let text = std::str::from_utf8(bytes).map_err(|_| {
-        Problem::new(CONFIG_PATH, "file is not valid UTF-8").hint("save it with UTF-8 encoding")
+        Problem::new(Check::Rules, CONFIG_PATH, "file is not valid UTF-8")
+            .hint("save it with UTF-8 encoding")
     })?;
     toml::from_str::<ConfigFile>(text).map_err(|e| {
         let (line, column) = e
@@ -429,13 +553,13 @@ fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
         let hint = if message.contains("unknown field") {
-            "the keys are layout, roots, schema and [limits] max_file_bytes, max_frontmatter_bytes, max_files_per_push"
+            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels] and [columns]"
         } else if message.contains("unknown variant") {
             "layout is \"flat\" or \"agent-skills\""
         } else {
             "fix the TOML; see RULES.md for an example"
         };
-        Problem::new(CONFIG_PATH, message)
+        Problem::new(Check::Rules, CONFIG_PATH, message)
             .at(line, Some(column))
             .hint(hint)
     })
@@ -457,6 +581,9 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
     let mut roots = Vec::new();
+    let mut literal_roots = HashSet::new();
+    let mut globs = globset::GlobSetBuilder::new();
+    let mut has_globs = false;
     for raw in parsed.roots.unwrap_or_else(|| vec!["skills".to_string()]) {
         let root = normalize(&raw).trim_end_matches('/').to_string();
         let bad = root.is_empty()
@@ -467,29 +594,47 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
             || root.contains('\\');
         if bad {
             problems.push(
-                Problem::new(
+                Problem::new(Check::Rules,
                     CONFIG_PATH,
                     format!("`{raw}` is not a folder of the repository"),
                 )
                 .field("roots")
-                .hint("name folders relative to the repository root, e.g. roots = [\"skills\"]"),
+                .hint("name folders relative to the repository root, e.g. roots = [\"skills\"] or \"plugins/*/skills\""),
             );
-        } else {
-            roots.push(format!("{root}/"));
+            continue;
         }
+        if root.contains(['*', '?', '[', '{']) {
+            match globset::GlobBuilder::new(&root)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(glob) => {
+                    globs.add(glob);
+                    has_globs = true;
+                }
+                Err(e) => problems.push(
+                    Problem::new(Check::Rules, CONFIG_PATH, format!("`{raw}` is not a valid pattern: {}", e.kind()))
+                        .field("roots")
+                        .hint("`*` stands for one folder name, `**` for any number of folders: \"plugins/*/skills\", \"**/skills\""),
+                ),
+            }
+        } else {
+            literal_roots.insert(format!("{root}/"));
+        }
+        roots.push(format!("{root}/"));
     }
     if roots.is_empty() && problems.is_empty() {
         problems.push(
-            Problem::new(CONFIG_PATH, "no folder holds skills")
+            Problem::new(Check::Rules, CONFIG_PATH, "no folder holds skills")
                 .field("roots")
                 .hint("name at least one folder, e.g. roots = [\"skills\"]"),
         );
     }
-    for a in &roots {
-        for b in &roots {
+    for a in &literal_roots {
+        for b in &literal_roots {
             if a != b && b.starts_with(a.as_str()) {
                 problems.push(
-                    Problem::new(CONFIG_PATH, format!("`{b}` is inside `{a}`"))
+                    Problem::new(Check::Rules, CONFIG_PATH, format!("`{b}` is inside `{a}`"))
                         .field("roots")
                         .hint("list folders that do not contain one another"),
                 );
@@ -497,6 +642,35 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
         }
     }
     roots.dedup();
+    let root_globs = if has_globs {
+        match globs.build() {
+            Ok(set) => Some(set),
+            Err(e) => {
+                problems.push(
+                    Problem::new(
+                        Check::Rules,
+                        CONFIG_PATH,
+                        format!("the root patterns do not compile: {e}"),
+                    )
+                    .field("roots"),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let levels = parse_levels(&parsed.levels, &mut problems);
+    let columns = parse_columns(&parsed.columns, &mut problems);
+    let nested_skills = parsed.nested_skills.unwrap_or(false);
+    if nested_skills && layout == Layout::Flat {
+        problems.push(
+            Problem::new(Check::Rules, CONFIG_PATH, "`nested_skills` needs the agent-skills layout")
+                .field("nested_skills")
+                .hint("add layout = \"agent-skills\", or remove nested_skills (flat skills may be in any folder already)"),
+        );
+    }
 
     let limit =
         |value: Option<i64>, max: usize, name: &str, problems: &mut Vec<Problem>| match value {
@@ -504,7 +678,7 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
             Some(v) if v >= 1 && v as u64 <= max as u64 => v as usize,
             Some(v) => {
                 problems.push(
-                    Problem::new(CONFIG_PATH, format!("{v} is out of range"))
+                    Problem::new(Check::Rules, CONFIG_PATH, format!("{v} is out of range"))
                         .field(&format!("limits.{name}"))
                         .hint(format!("use a number from 1 to {max}")),
                 );
@@ -543,6 +717,11 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
         Some(schema) if problems.is_empty() => Ok(Rules {
             layout,
             roots,
+            literal_roots,
+            root_globs,
+            nested_skills,
+            levels,
+            columns,
             max_file_bytes,
             max_frontmatter_bytes,
             max_files_per_push,
@@ -553,14 +732,119 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
     }
 }
 
+/// `[levels]`: `check-id = "error" | "warning" | "off"`. Unknown ids and protected
+/// checks set below error are problems of the config, not silently ignored.
+fn parse_levels(
+    table: &BTreeMap<String, toml::Value>,
+    problems: &mut Vec<Problem>,
+) -> HashMap<Check, Level> {
+    let mut levels = HashMap::new();
+    for (id, value) in table {
+        let field = format!("levels.{id}");
+        let Some(check) = Check::from_id(id) else {
+            let close = Check::ALL
+                .iter()
+                .find(|c| c.id().replace('-', "") == id.replace(['-', '_'], "").to_lowercase());
+            problems.push(
+                Problem::new(Check::Rules, CONFIG_PATH, format!("`{id}` is not a check"))
+                    .field(&field)
+                    .hint(match close {
+                        Some(c) => format!("did you mean `{}`?", c.id()),
+                        None => "the check ids are listed in RULES.md (and shown in brackets after each problem)".to_string(),
+                    }),
+            );
+            continue;
+        };
+        let level = match value.as_str() {
+            Some("error") => Level::Error,
+            Some("warning") => Level::Warning,
+            Some("off") => Level::Off,
+            _ => {
+                problems.push(
+                    Problem::new(
+                        Check::Rules,
+                        CONFIG_PATH,
+                        match value.as_str() {
+                            Some(text) => format!("\"{text}\" is not a level"),
+                            None => format!("a {} is not a level", value.type_str()),
+                        },
+                    )
+                    .field(&field)
+                    .hint(format!("write {id} = \"error\", \"warning\" or \"off\"")),
+                );
+                continue;
+            }
+        };
+        if check.protected() && level != Level::Error {
+            problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    format!("`{id}` protects the server and the cache and is always an error"),
+                )
+                .field(&field)
+                .hint(format!(
+                    "remove `{id}` from [levels]; RULES.md lists the checks that can be relaxed"
+                )),
+            );
+            continue;
+        }
+        levels.insert(check, level);
+    }
+    levels
+}
+
+/// `[columns]`: `owner = ["owner", "metadata.author"]`.
+fn parse_columns(
+    table: &BTreeMap<String, OneOrMany>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(Column, Vec<String>)> {
+    let mut columns = Vec::new();
+    for (name, paths) in table {
+        let Some((_, column)) = Column::ALL.iter().find(|(n, _)| n == name) else {
+            problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    format!("`{name}` is not a cache column that can be mapped"),
+                )
+                .field(&format!("columns.{name}"))
+                .hint("map title, description, category, owner or tags"),
+            );
+            continue;
+        };
+        let paths = match paths {
+            OneOrMany::One(p) => vec![p.clone()],
+            OneOrMany::Many(list) => list.clone(),
+        };
+        if paths.is_empty() || paths.iter().any(|p| p.split('.').any(str::is_empty)) {
+            problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    "needs frontmatter paths like \"owner\" or \"metadata.author\"",
+                )
+                .field(&format!("columns.{name}")),
+            );
+            continue;
+        }
+        columns.push((*column, paths));
+    }
+    columns
+}
+
 fn load_schema(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<Schema> {
     let document: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
             problems.push(
-                Problem::new(path, format!("the schema is not valid JSON: {e}"))
-                    .at(e.line().max(1) as u32, Some(e.column().max(1) as u32))
-                    .hint("fix the JSON syntax"),
+                Problem::new(
+                    Check::Rules,
+                    path,
+                    format!("the schema is not valid JSON: {e}"),
+                )
+                .at(e.line().max(1) as u32, Some(e.column().max(1) as u32))
+                .hint("fix the JSON syntax"),
             );
             return None;
         }
@@ -571,16 +855,20 @@ fn load_schema(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<
         });
         if !ok {
             problems.push(
-                Problem::new(path, format!("`$schema` is {declared}, not draft 2020-12"))
-                    .field("$schema")
-                    .hint("set \"$schema\": \"https://json-schema.org/draft/2020-12/schema\""),
+                Problem::new(
+                    Check::Rules,
+                    path,
+                    format!("`$schema` is {declared}, not draft 2020-12"),
+                )
+                .field("$schema")
+                .hint("set \"$schema\": \"https://json-schema.org/draft/2020-12/schema\""),
             );
             return None;
         }
     }
     if !document.is_object() && !document.is_boolean() {
         problems.push(
-            Problem::new(path, "the schema must be a JSON object")
+            Problem::new(Check::Rules, path, "the schema must be a JSON object")
                 .hint("start from rules/flat.schema.json in the skills template"),
         );
         return None;
@@ -592,8 +880,12 @@ fn load_schema(path: &str, bytes: &[u8], problems: &mut Vec<Problem>) -> Option<
         }),
         Err(e) => {
             problems.push(
-                Problem::new(path, format!("the schema is not a valid JSON Schema: {e}"))
-                    .hint("check it against draft 2020-12; remote `$ref`s are not fetched"),
+                Problem::new(
+                    Check::Rules,
+                    path,
+                    format!("the schema is not a valid JSON Schema: {e}"),
+                )
+                .hint("check it against draft 2020-12; remote `$ref`s are not fetched"),
             );
             None
         }
@@ -803,15 +1095,100 @@ mod tests {
         assert!(!rules.is_skill("skills/SKILL.md"));
         assert!(!rules.is_skill("skills/pdf/skill.md"));
         assert_eq!(rules.slug_of("skills/pdf/SKILL.md"), "pdf");
+        let none = |_: &str| false;
         assert_eq!(
-            rules.skill_of("skills/pdf/scripts/run.py").as_deref(),
+            rules
+                .skill_of("skills/pdf/scripts/run.py", &none)
+                .as_deref(),
             Some("skills/pdf/SKILL.md")
         );
-        assert_eq!(rules.skill_of("skills/README.md"), None);
+        assert_eq!(rules.skill_of("skills/README.md", &none), None);
+        assert!(rules.is_nested_skill_file("skills/pdf/scripts/SKILL.md"));
+        assert!(!rules.is_nested_skill_file("skills/pdf/SKILL.md"));
         assert!(rules.schema.document["required"]
             .as_array()
             .unwrap()
             .contains(&serde_json::json!("name")));
+    }
+
+    #[test]
+    fn glob_roots_nested_skills_levels_and_columns() {
+        let rules = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "layout = \"agent-skills\"\nroots = [\"skills\", \"plugins/*/skills\", \"**/more-skills\"]\nnested_skills = true\n[levels]\nunknown-field = \"warning\"\nname-mismatch = \"off\"\n[columns]\nowner = [\"owner\", \"metadata.author\"]\ntags = \"keywords\"\n",
+        )]))
+        .unwrap();
+        // The shortest folder of the path that a root names.
+        assert_eq!(rules.root_of("skills/pdf/SKILL.md"), Some("skills/"));
+        assert_eq!(
+            rules.root_of("plugins/docs/skills/pdf/SKILL.md"),
+            Some("plugins/docs/skills/")
+        );
+        assert_eq!(rules.root_of("plugins/a/b/skills/pdf/SKILL.md"), None);
+        assert_eq!(
+            rules.root_of("more-skills/x/SKILL.md"),
+            Some("more-skills/")
+        );
+        assert_eq!(
+            rules.root_of("a/b/more-skills/x/SKILL.md"),
+            Some("a/b/more-skills/")
+        );
+        assert_eq!(rules.root_of("plugins/docs/skills"), None);
+        // Nested: every folder with a SKILL.md is a skill; files belong to the deepest.
+        assert!(rules.is_skill("skills/docs/pdf/SKILL.md"));
+        assert_eq!(rules.slug_of("skills/docs/pdf/SKILL.md"), "pdf");
+        assert!(!rules.is_nested_skill_file("skills/docs/pdf/SKILL.md"));
+        let exists = |p: &str| p == "skills/docs/pdf/SKILL.md" || p == "skills/docs/SKILL.md";
+        assert_eq!(
+            rules
+                .skill_of("skills/docs/pdf/scripts/x.py", &exists)
+                .as_deref(),
+            Some("skills/docs/pdf/SKILL.md")
+        );
+        assert_eq!(
+            rules.skill_of("skills/docs/other.md", &exists).as_deref(),
+            Some("skills/docs/SKILL.md")
+        );
+        assert_eq!(rules.level(Check::UnknownField), Level::Warning);
+        assert_eq!(rules.level(Check::NameMismatch), Level::Off);
+        assert_eq!(rules.level(Check::DescriptionTooLong), Level::Error);
+        assert_eq!(rules.columns.len(), 2);
+        assert!(rules.describe().contains(
+            "agent-skills (nested) layout under skills/, plugins/*/skills/, **/more-skills/"
+        ));
+    }
+
+    #[test]
+    fn levels_cannot_relax_protected_checks_and_name_real_ones() {
+        let problems = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "[levels]\nencoding = \"off\"\nunknown_field = \"warning\"\nschema = \"loud\"\n",
+        )]))
+        .unwrap_err();
+        let got: Vec<(String, String, Option<String>)> = problems
+            .iter()
+            .map(|p| (p.field.clone().unwrap(), p.message.clone(), p.hint.clone()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].0, "levels.encoding");
+        assert!(got[0].1.contains("always an error"), "{got:?}");
+        assert_eq!(got[1].1, "\"loud\" is not a level");
+        assert_eq!(got[2].1, "`unknown_field` is not a check");
+        assert_eq!(got[2].2.as_deref(), Some("did you mean `unknown-field`?"));
+        let problems = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "roots = [\"skills/[\"]\nnested_skills = true\n[columns]\nteam = \"owner\"\n",
+        )]))
+        .unwrap_err();
+        let fields: Vec<&str> = problems
+            .iter()
+            .map(|p| p.field.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            vec!["roots", "columns.team", "nested_skills"],
+            "{problems:?}"
+        );
     }
 
     #[test]

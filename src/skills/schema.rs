@@ -5,7 +5,7 @@
 
 use super::frontmatter::Document;
 use super::rules::Schema;
-use super::skill::Problem;
+use super::skill::{Check, Problem};
 use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
@@ -47,7 +47,7 @@ pub(crate) fn problems(
             let field = display_path(&names, kind);
             let (message, generic_hint) = describe(kind, error.instance(), &names);
             let hint = x_hint(&schema.document, &schema_at, kind, &names).or(generic_hint);
-            let mut problem = Problem::new(path, message);
+            let mut problem = Problem::new(Check::Schema, path, message);
             problem = match doc.get(&top) {
                 Some(f) => problem.at(f.line, Some(f.column)),
                 None => problem.at(2, None),
@@ -59,6 +59,26 @@ pub(crate) fn problems(
                 problem = problem.hint(hint);
             }
             out.push(problem);
+        }
+    }
+    out
+}
+
+/// The top-level keys of `frontmatter` that `schema` rejects as additional or
+/// unevaluated properties: every other key, the schema allows.
+pub(crate) fn unexpected_keys(
+    schema: &Schema,
+    frontmatter: &Value,
+) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    for error in schema.validator.iter_errors(frontmatter) {
+        if error.instance_path().iter().next().is_some() {
+            continue;
+        }
+        if let K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } =
+            error.kind()
+        {
+            out.extend(unexpected.iter().cloned());
         }
     }
     out

@@ -8,6 +8,108 @@ use serde::Serialize;
 /// Upper bound on the size of one skill file.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
+/// How much a check's finding weighs: an error refuses the push, a warning is shown
+/// (and stored with the skill) but lets it through, `off` drops it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    #[default]
+    Error,
+    Warning,
+    Off,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Off => "off",
+        }
+    }
+}
+
+macro_rules! checks {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, protected = $protected:literal, $what:literal; )*) => {
+        /// Every check skillsd makes, each with a stable id (shown in messages, in
+        /// `skillsd check --format json` and set in `skillsd.toml`'s `[levels]`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Check {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Check {
+            /// Every check, in the order RULES.md lists them.
+            pub const ALL: &'static [Check] = &[$(Check::$variant),*];
+
+            /// The stable id, e.g. `unknown-field`.
+            pub fn id(self) -> &'static str {
+                match self { $(Check::$variant => $id,)* }
+            }
+
+            /// Checks that protect the server and the cache: always errors, whatever
+            /// `[levels]` says.
+            pub fn protected(self) -> bool {
+                match self { $(Check::$variant => $protected,)* }
+            }
+
+            /// What the check is about, in a few words (for RULES.md and errors).
+            pub fn what(self) -> &'static str {
+                match self { $(Check::$variant => $what,)* }
+            }
+
+            pub fn from_id(id: &str) -> Option<Check> {
+                Check::ALL.iter().copied().find(|c| c.id() == id)
+            }
+        }
+    };
+}
+
+checks! {
+    Encoding = "encoding", protected = true, "the file is not UTF-8";
+    BinaryFile = "binary-file", protected = true, "the file has a NUL byte";
+    FileTooLarge = "file-too-large", protected = true, "the file is over the size limit";
+    Frontmatter = "frontmatter", protected = true, "no frontmatter, unterminated, too large, bad YAML or over the YAML bounds, duplicate keys";
+    NulCharacter = "nul-character", protected = true, "an escaped NUL in a value";
+    SlugFormat = "slug-format", protected = true, "the file (flat) or folder (agent-skills) name is not a valid slug";
+    DuplicateSlug = "duplicate-slug", protected = true, "two skills with one slug";
+    CaseCollision = "case-collision", protected = true, "two paths that differ only in case";
+    Symlink = "symlink", protected = true, "a symbolic link under a root";
+    Submodule = "submodule", protected = true, "a submodule under a root";
+    PathCharacters = "path-characters", protected = true, "a name with characters that break on some systems";
+    PathLength = "path-length", protected = true, "a path over 255 bytes";
+    TreeDepth = "tree-depth", protected = true, "folders nested too deep";
+    TooManyFiles = "too-many-files", protected = true, "a push over the per-push file limit";
+    Rules = "rules", protected = true, "skillsd.toml or the schema does not load";
+    Push = "push", protected = true, "the pushed objects cannot be read or are over a limit";
+    MissingField = "missing-field", protected = false, "a required field is missing";
+    EmptyField = "empty-field", protected = false, "a required field is empty";
+    FieldType = "field-type", protected = false, "a field has the wrong type";
+    InvalidStatus = "invalid-status", protected = false, "status is not DRAFT, IN_REVIEW, PUBLISHED or ARCHIVED";
+    SlugMismatch = "slug-mismatch", protected = false, "`slug:` differs from the file name (flat)";
+    NameFormat = "name-format", protected = false, "`name:` is not 1-64 of a-z, 0-9 and single hyphens";
+    NameMismatch = "name-mismatch", protected = false, "`name:` differs from the folder name";
+    DescriptionTooLong = "description-too-long", protected = false, "`description:` over 1,024 characters";
+    CompatibilityLength = "compatibility-length", protected = false, "`compatibility:` not 1-500 characters";
+    AllowedToolsType = "allowed-tools-type", protected = false, "`allowed-tools:` is a list, not a string";
+    MetadataType = "metadata-type", protected = false, "`metadata:` is not a mapping of strings";
+    UnknownField = "unknown-field", protected = false, "a key the layout and the schema do not allow";
+    Schema = "schema", protected = false, "the repository's JSON Schema is violated";
+    NestedSkill = "nested-skill", protected = false, "a SKILL.md inside another skill's folder";
+    SkillOutsideRoots = "skill-outside-roots", protected = false, "a SKILL.md outside the folders that hold skills";
+    LayoutMismatch = "layout-mismatch", protected = false, "a SKILL.md in a repository on the flat layout";
+    OutsideSkillFolder = "outside-skill-folder", protected = false, "a file under a root but in no skill folder";
+    MissingSkillFile = "missing-skill-file", protected = false, "a skill folder without a SKILL.md";
+}
+
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
 /// One problem found in one file: what the pusher reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -17,10 +119,14 @@ pub struct Problem {
     pub field: Option<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// Which check found it.
+    pub check: Check,
+    /// Error (refuses the push) or warning; set from the rules' `[levels]`.
+    pub level: Level,
 }
 
 impl Problem {
-    pub fn new(path: &str, message: impl Into<String>) -> Self {
+    pub fn new(check: Check, path: &str, message: impl Into<String>) -> Self {
         Problem {
             path: path.to_string(),
             line: None,
@@ -28,6 +134,8 @@ impl Problem {
             field: None,
             message: message.into(),
             hint: None,
+            check,
+            level: Level::Error,
         }
     }
     pub fn at(mut self, line: u32, column: Option<u32>) -> Self {
@@ -43,6 +151,14 @@ impl Problem {
         self.hint = Some(hint.into());
         self
     }
+    pub fn is_error(&self) -> bool {
+        self.level == Level::Error
+    }
+}
+
+/// Does any of `problems` refuse a push?
+pub fn any_error(problems: &[Problem]) -> bool {
+    problems.iter().any(Problem::is_error)
 }
 
 /// The lifecycle state of a skill.
@@ -91,6 +207,8 @@ pub struct Skill {
     pub status: Status,
     pub frontmatter: serde_json::Value,
     pub body: String,
+    /// Findings of checks set to `warning`: shown to the pusher, stored with the skill.
+    pub warnings: Vec<Problem>,
 }
 
 /// Is `slug` made of lowercase `a-z`, `0-9` and single `-` between them?
@@ -107,7 +225,8 @@ pub fn is_valid_slug(slug: &str) -> bool {
 /// A suggestion for a valid slug close to `s`.
 pub(crate) fn suggest_slug(s: &str) -> String {
     let mut out = String::new();
-    for c in s.chars() {
+    // `café` -> `cafe`, `Straße` -> `strasse`: letters of any script, in ASCII.
+    for c in deunicode::deunicode(s).chars() {
         if c.is_ascii_alphanumeric() {
             out.push(c.to_ascii_lowercase());
         } else if !out.ends_with('-') {
@@ -133,5 +252,34 @@ pub(crate) fn describe(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RULES.md is what adopters read to fill `[levels]`: it must list every check,
+    /// with whether it can be relaxed, and nothing that is not a check.
+    #[test]
+    fn rules_md_lists_every_check_with_its_protection() {
+        let doc = include_str!("../../skills-template/RULES.md");
+        for check in Check::ALL {
+            let row = format!(
+                "| `{}` | {} | error |",
+                check.id(),
+                if check.protected() { "yes" } else { "no" }
+            );
+            assert!(doc.contains(&row), "RULES.md lacks `{row}`");
+        }
+        let listed = doc
+            .lines()
+            .filter(|l| l.ends_with(" |") && l.contains("| error |"))
+            .count();
+        assert_eq!(listed, Check::ALL.len());
+        let mut ids: Vec<&str> = Check::ALL.iter().map(|c| c.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), Check::ALL.len(), "check ids are unique");
     }
 }

@@ -4,7 +4,7 @@
 //! stage (a commit's tree) and `skillsd check` (a working tree).
 
 use super::rules::{Layout, Rules, SKILL_FILE};
-use super::skill::Problem;
+use super::skill::{Check, Problem};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One file (not a folder) under the rules' roots.
@@ -18,6 +18,16 @@ pub struct File {
 /// The problems of `changed` paths (added, modified, or in the agent-skills layout
 /// also deleted) given every file of the tree under the roots.
 pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
+    rules.levelled(findings(rules, files, changed))
+}
+
+fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
+    let skill_files: HashSet<&str> = files
+        .iter()
+        .filter(|f| f.regular && rules.is_skill(&f.path))
+        .map(|f| f.path.as_str())
+        .collect();
+    let exists = |p: &str| skill_files.contains(p);
     let mut by_folded: HashMap<String, BTreeSet<&str>> = HashMap::new();
     let mut by_slug: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut present: HashSet<&str> = HashSet::new();
@@ -48,7 +58,7 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
             skills.insert(path);
             by_slug.entry(rules.slug_of(path)).or_default().push(path);
         }
-        if let Some(skill) = rules.skill_of(path) {
+        if let Some(skill) = rules.skill_of(path, &exists) {
             folders_with_files.insert(skill);
         }
     }
@@ -65,6 +75,7 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
             if let Some(other) = others.and_then(|o| o.iter().find(|p| **p != prefix)) {
                 problems.push(
                     Problem::new(
+                        Check::CaseCollision,
                         path,
                         format!("`{prefix}` and `{other}` differ only in upper and lower case"),
                     )
@@ -86,6 +97,7 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
         if !same.is_empty() {
             problems.push(
                 Problem::new(
+                    Check::DuplicateSlug,
                     path,
                     format!("slug `{slug}` is already used by {}", same.join(", ")),
                 )
@@ -102,16 +114,39 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
             );
         }
     }
+    // SKILL.md files that are not skills under these rules: never silently.
+    let mut nested_in: HashSet<String> = HashSet::new();
+    for path in changed.iter().filter(|p| present.contains(p.as_str())) {
+        if rules.layout == Layout::Flat && is_skill_file_name(path) {
+            problems.push(layout_mismatch(path));
+        } else if rules.is_nested_skill_file(path) {
+            let root = rules.root_of(path).unwrap_or_default();
+            let top = path[root.len()..].split('/').next().unwrap_or_default();
+            let outer = format!("{root}{top}/{SKILL_FILE}");
+            let folder = path.rsplit('/').nth(1).unwrap_or_default();
+            let message = if skills.contains(outer.as_str()) {
+                format!("this SKILL.md is inside the skill folder `{root}{top}/`, so it is not a skill of its own")
+            } else {
+                nested_in.insert(outer);
+                format!("this SKILL.md is below `{root}{top}/`, not right under {root}, so it is not a skill")
+            };
+            problems.push(
+                Problem::new(Check::NestedSkill, path, message).hint(format!(
+                    "set `nested_skills = true` in skillsd.toml to make every folder with a SKILL.md a skill, or move the folder to {root}{folder}/"
+                )),
+            );
+        }
+    }
     if rules.layout == Layout::AgentSkills {
-        let mut reported: HashSet<String> = HashSet::new();
+        let mut reported: HashSet<String> = nested_in;
         for path in changed {
-            match rules.skill_of(path) {
+            match rules.skill_of(path, &exists) {
                 None if present.contains(path.as_str()) => {
                     let name = path.rsplit('/').next().unwrap_or(path);
                     if rules.governs(path) && !name.eq_ignore_ascii_case("README.md") {
                         let root = &path[..path.len() - name.len()];
                         problems.push(
-                            Problem::new(path, "file is not inside a skill folder")
+                            Problem::new(Check::OutsideSkillFolder, path, "file is not inside a skill folder")
                                 .hint(format!(
                                     "each skill is a folder with a {SKILL_FILE}: move the file into {root}<name>/, or remove it"
                                 )),
@@ -136,6 +171,7 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
                     };
                     problems.push(
                         Problem::new(
+                            Check::MissingSkillFile,
                             &skill,
                             format!("skill folder `{folder}` has no {SKILL_FILE}"),
                         )
@@ -147,4 +183,187 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
         }
     }
     problems
+}
+
+/// Is the file named like an Agent Skills skill (`SKILL.md`)?
+pub fn is_skill_file_name(path: &str) -> bool {
+    path.rsplit('/').next() == Some(SKILL_FILE)
+}
+
+fn layout_mismatch(path: &str) -> Problem {
+    Problem::new(
+        Check::LayoutMismatch,
+        path,
+        "an Agent Skills file (SKILL.md), but this repository is on the flat layout, where it is not a skill",
+    )
+    .hint("add `layout = \"agent-skills\"` to skillsd.toml at the repository root (RULES.md), in this push or before it")
+}
+
+/// The problems of changed files named `SKILL.md` outside every root (`paths`: such
+/// files of the new tree): in the flat layout, the layout is the cause; else the roots.
+pub fn stray_skill_files(rules: &Rules, paths: &[String]) -> Vec<Problem> {
+    let problems = paths
+        .iter()
+        .filter(|p| is_skill_file_name(p) && !rules.governs(p))
+        .map(|path| match rules.layout {
+            Layout::Flat => layout_mismatch(path),
+            Layout::AgentSkills => {
+                // `plugins/x/skills/pdf/SKILL.md` suggests the root `plugins/x/skills`.
+                let parts: Vec<&str> = path.split('/').collect();
+                let hint = if parts.len() >= 3 {
+                    let root = parts[..parts.len() - 2].join("/");
+                    format!(
+                        "the folders that hold skills are {}: add \"{root}\" to `roots` in skillsd.toml (patterns such as \"plugins/*/skills\" work too), or move the skill",
+                        rules.roots().join(", ")
+                    )
+                } else {
+                    format!(
+                        "a skill is a folder with a SKILL.md under one of {}: move it there",
+                        rules.roots().join(", ")
+                    )
+                };
+                Problem::new(
+                    Check::SkillOutsideRoots,
+                    path,
+                    "a SKILL.md outside the folders that hold skills: it is not a skill",
+                )
+                .hint(hint)
+            }
+        })
+        .collect();
+    rules.levelled(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skills::rules::{RulesSource, CONFIG_PATH};
+
+    struct Config(&'static str);
+    impl RulesSource for Config {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok((path == CONFIG_PATH).then(|| self.0.as_bytes().to_vec()))
+        }
+    }
+
+    fn files(paths: &[&str]) -> Vec<File> {
+        paths
+            .iter()
+            .map(|p| File {
+                path: p.to_string(),
+                regular: true,
+            })
+            .collect()
+    }
+
+    fn checks(problems: &[Problem]) -> Vec<(String, &'static str)> {
+        let mut out: Vec<(String, &'static str)> = problems
+            .iter()
+            .map(|p| (p.path.clone(), p.check.id()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    const TREE: &[&str] = &[
+        "skills/pdf/SKILL.md",
+        "skills/pdf/forms/SKILL.md",
+        "skills/document-skills/docx/SKILL.md",
+        "skills/document-skills/xlsx/SKILL.md",
+        "skills/document-skills/LICENSE.txt",
+    ];
+
+    #[test]
+    fn a_skill_md_that_is_not_a_skill_is_always_named() {
+        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
+        let changed: Vec<String> = TREE.iter().map(|p| p.to_string()).collect();
+        let problems = problems(&rules, &files(TREE), &changed);
+        // Inside a skill, and below a folder that is no skill: nested either way; the
+        // grouping folder is not also reported for its missing SKILL.md.
+        assert_eq!(
+            checks(&problems),
+            vec![
+                (
+                    "skills/document-skills/docx/SKILL.md".into(),
+                    "nested-skill"
+                ),
+                (
+                    "skills/document-skills/xlsx/SKILL.md".into(),
+                    "nested-skill"
+                ),
+                ("skills/pdf/forms/SKILL.md".into(), "nested-skill"),
+            ]
+        );
+        let forms = problems
+            .iter()
+            .find(|p| p.path == "skills/pdf/forms/SKILL.md")
+            .unwrap();
+        assert!(forms
+            .message
+            .contains("inside the skill folder `skills/pdf/`"));
+        assert!(forms
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("nested_skills = true"));
+
+        let nested =
+            Rules::load(&Config("layout = \"agent-skills\"\nnested_skills = true\n")).unwrap();
+        let problems = super::problems(&nested, &files(TREE), &changed);
+        // The license file sits in a folder without a SKILL.md of its own.
+        assert_eq!(
+            checks(&problems),
+            vec![(
+                "skills/document-skills/SKILL.md".into(),
+                "missing-skill-file"
+            )]
+        );
+        let relaxed = Rules::load(&Config(
+            "layout = \"agent-skills\"\nnested_skills = true\n[levels]\nmissing-skill-file = \"warning\"\n",
+        ))
+        .unwrap();
+        let problems = super::problems(&relaxed, &files(TREE), &changed);
+        assert_eq!(problems[0].level, crate::skills::Level::Warning);
+    }
+
+    #[test]
+    fn skill_md_files_in_a_flat_repository_or_outside_the_roots() {
+        let flat = Rules::builtin();
+        let changed = vec!["skills/pdf/SKILL.md".to_string()];
+        let problems = problems(&flat, &files(&["skills/pdf/SKILL.md"]), &changed);
+        assert_eq!(
+            checks(&problems),
+            vec![("skills/pdf/SKILL.md".into(), "layout-mismatch")]
+        );
+        assert!(problems[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("layout = \"agent-skills\""));
+        let strays = vec![
+            "plugins/git/skills/commit/SKILL.md".to_string(),
+            "README.md".to_string(),
+        ];
+        assert_eq!(
+            checks(&stray_skill_files(&flat, &strays)),
+            vec![(
+                "plugins/git/skills/commit/SKILL.md".into(),
+                "layout-mismatch"
+            )]
+        );
+        let agent = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
+        let problems = stray_skill_files(&agent, &strays);
+        assert_eq!(
+            checks(&problems),
+            vec![(
+                "plugins/git/skills/commit/SKILL.md".into(),
+                "skill-outside-roots"
+            )]
+        );
+        assert!(problems[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("add \"plugins/git/skills\" to `roots`"));
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::frontmatter::{self, Document, FrontmatterError};
 use super::rules::{Layout, Rules};
-use super::skill::{describe, suggest_slug};
+use super::skill::{describe, suggest_slug, Check};
 pub use super::skill::{is_valid_slug, Problem, Skill, Status, MAX_FILE_BYTES, MAX_PATH_BYTES};
 
 /// Problems with a path added or changed under a folder of skills (`root`, e.g.
@@ -13,19 +13,29 @@ pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) 
     let mut problems = Vec::new();
     if is_submodule {
         problems.push(
-            Problem::new(path, format!("submodules are not allowed under {root}")).hint(format!(
+            Problem::new(
+                Check::Submodule,
+                path,
+                format!("submodules are not allowed under {root}"),
+            )
+            .hint(format!(
                 "commit the files themselves, or keep the submodule outside {root}"
             )),
         );
     } else if is_link {
         problems.push(
-            Problem::new(path, format!("symbolic links are not allowed under {root}"))
-                .hint("commit the file itself instead of a link to it"),
+            Problem::new(
+                Check::Symlink,
+                path,
+                format!("symbolic links are not allowed under {root}"),
+            )
+            .hint("commit the file itself instead of a link to it"),
         );
     }
     if path.len() > MAX_PATH_BYTES {
         problems.push(
             Problem::new(
+                Check::PathLength,
                 path,
                 format!(
                     "path is {} bytes long, more than {MAX_PATH_BYTES}",
@@ -50,6 +60,7 @@ pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) 
                 .join(", ");
             problems.push(
                 Problem::new(
+                    Check::PathCharacters,
                     path,
                     format!(
                         "name `{}` contains characters that break on some systems: {shown}",
@@ -60,7 +71,7 @@ pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) 
             );
         } else if component.ends_with('.') || component.ends_with(' ') {
             problems.push(
-                Problem::new(path, format!("name `{component}` ends with a dot or a space, which Windows cannot check out"))
+                Problem::new(Check::PathCharacters, path, format!("name `{component}` ends with a dot or a space, which Windows cannot check out"))
                     .hint("rename it"),
             );
         }
@@ -78,29 +89,55 @@ impl Rules {
     /// Checks one skill file against these rules: the built-in checks (encoding, size,
     /// frontmatter, the layout's own fields), then the repository's JSON Schema.
     /// Returns the skill, or every problem found.
+    ///
+    /// The findings are levelled by the rules' `[levels]`: a skill whose findings are
+    /// all warnings is valid and carries them in [`Skill::warnings`]; else every
+    /// finding (warnings too) is returned.
     pub fn validate(&self, path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
-        validate_with(self, path, bytes)
+        let (skill, problems) = match validate_with(self, path, bytes) {
+            Ok((skill, problems)) => (Some(skill), problems),
+            Err(problems) => (None, problems),
+        };
+        let problems = self.levelled(problems);
+        match skill {
+            Some(mut skill) if !super::skill::any_error(&problems) => {
+                skill.warnings = problems;
+                Ok(skill)
+            }
+            _ => Err(problems),
+        }
     }
 }
 
-fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<Problem>> {
+/// The skill with every finding, or (when the file cannot be read as a skill at all:
+/// encoding, size, frontmatter) only the findings.
+fn validate_with(
+    rules: &Rules,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(Skill, Vec<Problem>), Vec<Problem>> {
     let mut problems = Vec::new();
     let slug = rules.slug_of(path);
     if rules.layout == Layout::Flat && !is_valid_slug(slug) {
         problems.push(
-            Problem::new(path, format!("file name `{slug}.md` is not a valid slug"))
-                .at(1, None)
-                .field("slug")
-                .hint(format!(
-                    "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
-                    suggest_slug(slug)
-                )),
+            Problem::new(
+                Check::SlugFormat,
+                path,
+                format!("file name `{slug}.md` is not a valid slug"),
+            )
+            .at(1, None)
+            .field("slug")
+            .hint(format!(
+                "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
+                suggest_slug(slug)
+            )),
         );
     }
     let max_file_bytes = rules.max_file_bytes.min(MAX_FILE_BYTES);
     if bytes.len() > max_file_bytes {
         problems.push(
             Problem::new(
+                Check::FileTooLarge,
                 path,
                 format!(
                     "file is {} bytes, more than the limit of {max_file_bytes}",
@@ -115,6 +152,7 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
         let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
         problems.push(
             Problem::new(
+                Check::BinaryFile,
                 path,
                 "file contains a NUL byte; it looks like a binary file",
             )
@@ -132,7 +170,7 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
                 .count() as u32
                 + 1;
             problems.push(
-                Problem::new(path, "file is not valid UTF-8")
+                Problem::new(Check::Encoding, path, "file is not valid UTF-8")
                     .at(line, None)
                     .hint("save the file with UTF-8 encoding"),
             );
@@ -155,7 +193,7 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
                 FrontmatterError::DuplicateKey { .. } => "keep one of the two lines and delete the other",
             };
             problems.push(
-                Problem::new(path, e.to_string())
+                Problem::new(Check::Frontmatter, path, e.to_string())
                     .at(e.line(), e.column())
                     .hint(hint),
             );
@@ -169,6 +207,7 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
         if f.key.contains('\0') || contains_nul(&f.value) {
             problems.push(
                 Problem::new(
+                    Check::NulCharacter,
                     path,
                     "contains a NUL character (an escaped \\0 or \\x00), which cannot be stored",
                 )
@@ -181,11 +220,24 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
     if !problems.is_empty() && problems.iter().any(|p| p.message.contains("NUL character")) {
         return Err(problems);
     }
-    let skill = match rules.layout {
-        Layout::Flat => check_fields(path, slug, &doc, &mut problems),
-        Layout::AgentSkills => super::agent::check_fields(path, slug, &doc, &mut problems),
-    };
     let frontmatter = doc.to_json();
+    // A key the repository's own schema allows is not an unknown field, whatever the
+    // layout's list says: the schema is the repository's word on its keys.
+    let schema_unexpected = rules
+        .schema_path
+        .is_some()
+        .then(|| super::schema::unexpected_keys(&rules.schema, &frontmatter));
+    let schema_allows = |key: &str| {
+        schema_unexpected
+            .as_ref()
+            .is_some_and(|unexpected| !unexpected.contains(key))
+    };
+    let mut skill = match rules.layout {
+        Layout::Flat => check_fields(path, slug, &doc, &mut problems),
+        Layout::AgentSkills => {
+            super::agent::check_fields(path, slug, &doc, &schema_allows, &mut problems)
+        }
+    };
     let reported: Vec<String> = problems.iter().filter_map(|p| p.field.clone()).collect();
     problems.extend(super::schema::problems(
         &rules.schema,
@@ -198,12 +250,66 @@ fn validate_with(rules: &Rules, path: &str, bytes: &[u8]) -> Result<Skill, Vec<P
                 .any(|r| r == field || r.starts_with(&format!("{field}.")))
         },
     ));
-    if problems.is_empty() {
-        let mut skill = skill.expect("no problems means a skill was built");
-        skill.frontmatter = frontmatter;
-        Ok(skill)
-    } else {
-        Err(problems)
+    fill_columns(&mut skill, &rules.columns, &frontmatter);
+    skill.frontmatter = frontmatter;
+    Ok((skill, problems))
+}
+
+/// `[columns]`: each mapped column from the first of its frontmatter paths that holds a
+/// usable value (a string; for tags also a list of strings or a comma-separated
+/// string). Columns none of whose paths is set keep what the layout gave them.
+fn fill_columns(
+    skill: &mut Skill,
+    columns: &[(super::rules::Column, Vec<String>)],
+    frontmatter: &serde_json::Value,
+) {
+    use super::rules::Column;
+    use serde_json::Value;
+    let lookup = |path: &str| -> Option<&Value> {
+        path.split('.')
+            .try_fold(frontmatter, |v, key| v.as_object()?.get(key))
+            .filter(|v| !v.is_null())
+    };
+    for (column, paths) in columns {
+        let text = || {
+            paths
+                .iter()
+                .find_map(|p| lookup(p).and_then(Value::as_str))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        match column {
+            Column::Title => {
+                if let Some(t) = text() {
+                    skill.title = t;
+                }
+            }
+            Column::Description => skill.description = text().or(skill.description.take()),
+            Column::Category => skill.category = text().or(skill.category.take()),
+            Column::Owner => skill.owner = text().or(skill.owner.take()),
+            Column::Tags => {
+                let tags = paths.iter().find_map(|p| match lookup(p)? {
+                    Value::Array(items) => Some(
+                        items
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect::<Vec<_>>(),
+                    ),
+                    Value::String(s) => Some(
+                        s.split(',')
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    ),
+                    _ => None,
+                });
+                if let Some(tags) = tags {
+                    skill.tags = tags;
+                }
+            }
+        }
     }
 }
 
@@ -226,16 +332,11 @@ fn contains_nul(value: &serde_json::Value) -> bool {
     false
 }
 
-fn check_fields(
-    path: &str,
-    slug: &str,
-    doc: &Document<'_>,
-    problems: &mut Vec<Problem>,
-) -> Option<Skill> {
+fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) -> Skill {
     let title = match doc.get("title") {
         None => {
             problems.push(
-                Problem::new(path, "required field is missing")
+                Problem::new(Check::MissingField, path, "required field is missing")
                     .at(2, None)
                     .field("title")
                     .hint("add a line `title: A short human title` to the frontmatter"),
@@ -246,7 +347,7 @@ fn check_fields(
             serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
             serde_json::Value::String(_) | serde_json::Value::Null => {
                 problems.push(
-                    Problem::new(path, "must not be empty")
+                    Problem::new(Check::EmptyField, path, "must not be empty")
                         .at(f.line, Some(f.column))
                         .field("title")
                         .hint("give the skill a short human title"),
@@ -255,10 +356,14 @@ fn check_fields(
             }
             other => {
                 problems.push(
-                    Problem::new(path, format!("must be a string, found {}", describe(other)))
-                        .at(f.line, Some(f.column))
-                        .field("title")
-                        .hint("quote the title: title: \"...\""),
+                    Problem::new(
+                        Check::FieldType,
+                        path,
+                        format!("must be a string, found {}", describe(other)),
+                    )
+                    .at(f.line, Some(f.column))
+                    .field("title")
+                    .hint("quote the title: title: \"...\""),
                 );
                 None
             }
@@ -279,6 +384,7 @@ fn check_fields(
                         serde_json::Value::String(s) => tags.push(s.clone()),
                         other => problems.push(
                             Problem::new(
+                                Check::FieldType,
                                 path,
                                 format!(
                                     "item {} must be a string, found {}",
@@ -297,6 +403,7 @@ fn check_fields(
             other => {
                 problems.push(
                     Problem::new(
+                        Check::FieldType,
                         path,
                         format!("must be a list of strings, found {}", describe(other)),
                     )
@@ -329,10 +436,14 @@ fn check_fields(
                     }
                 }
                 problems.push(
-                    Problem::new(path, format!("{shown} is not a valid status"))
-                        .at(f.line, Some(f.column))
-                        .field("status")
-                        .hint(hint),
+                    Problem::new(
+                        Check::InvalidStatus,
+                        path,
+                        format!("{shown} is not a valid status"),
+                    )
+                    .at(f.line, Some(f.column))
+                    .field("status")
+                    .hint(hint),
                 );
             }
             parsed
@@ -343,7 +454,7 @@ fn check_fields(
         match f.value.as_str() {
             Some(s) if s == slug => {}
             Some(s) => problems.push(
-                Problem::new(path, format!("`{s}` does not match the file name `{slug}.md`"))
+                Problem::new(Check::SlugMismatch, path, format!("`{s}` does not match the file name `{slug}.md`"))
                     .at(f.line, Some(f.column))
                     .field("slug")
                     .hint(format!(
@@ -351,7 +462,7 @@ fn check_fields(
                     )),
             ),
             None => problems.push(
-                Problem::new(path, format!("must be a string, found {}", describe(&f.value)))
+                Problem::new(Check::FieldType, path, format!("must be a string, found {}", describe(&f.value)))
                     .at(f.line, Some(f.column))
                     .field("slug")
                     .hint(format!("set `slug: {slug}` or remove the field")),
@@ -359,18 +470,21 @@ fn check_fields(
         }
     }
 
-    Some(Skill {
+    // What a check set to `warning` lets through is read as if the field were
+    // absent: the slug for a title, the default status.
+    Skill {
         slug: slug.to_string(),
         path: path.to_string(),
-        title: title?,
+        title: title.unwrap_or_else(|| slug.to_string()),
         description,
         category,
         owner,
         tags,
-        status: status?,
+        status: status.unwrap_or(Status::Published),
         frontmatter: serde_json::Value::Null, // the caller's, converted once
         body: doc.body.to_string(),
-    })
+        warnings: Vec::new(),
+    }
 }
 
 pub(crate) fn optional_string(
@@ -385,10 +499,14 @@ pub(crate) fn optional_string(
         serde_json::Value::Null => None,
         other => {
             problems.push(
-                Problem::new(path, format!("must be a string, found {}", describe(other)))
-                    .at(f.line, Some(f.column))
-                    .field(key)
-                    .hint(format!("quote the value: {key}: \"...\"")),
+                Problem::new(
+                    Check::FieldType,
+                    path,
+                    format!("must be a string, found {}", describe(other)),
+                )
+                .at(f.line, Some(f.column))
+                .field(key)
+                .hint(format!("quote the value: {key}: \"...\"")),
             );
             None
         }
