@@ -39,7 +39,7 @@ fn health_status_logs_and_trigger() {
     assert_eq!(
         json(&body),
         serde_json::json!({"synced": 2, "pending": 0, "failed": 0, "unknown": 0, "total": 2,
-                           "recentFailures": 0, "healthy": true})
+                           "recentFailures": 0, "healthy": true, "withWarnings": 0})
     );
 
     // A push adds a log row; the history comes newest first, by slug or by id.
