@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod hook;
 pub mod http;
+pub mod import;
 pub mod incoming;
 pub mod localpg;
 pub mod maintenance;

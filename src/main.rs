@@ -154,6 +154,35 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Import skills and land them through the checks and the cache of a push: the rows
+    /// of a legacy table (`--from-postgres URL --table NAME [REPO]`; one commit per
+    /// skill, dated by its `updatedAt`), or the files of a collection (`DIR [REPO]`).
+    /// Files that do not pass are reported and left out (all refused with `--strict`).
+    Import {
+        /// `[REPO]` with --from-postgres; else `DIR [REPO]`.
+        #[arg(num_args = 0..=2)]
+        args: Vec<String>,
+        /// The legacy database (a table shaped like the seed's `Skill` model).
+        #[arg(long, value_name = "URL")]
+        from_postgres: Option<String>,
+        /// The table to read, e.g. `Skill` or `public.skills`.
+        #[arg(long, requires = "from_postgres")]
+        table: Option<String>,
+        /// Statuses to import (repeat or comma-separate; `all` for every row).
+        #[arg(long, default_values_t = Vec::<String>::new())]
+        status: Vec<String>,
+        /// Import nothing if any row or file does not pass.
+        #[arg(long)]
+        strict: bool,
+        /// Print what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Author and committer of the commits.
+        #[arg(long, default_value = "skillsd import <import@skillsd.invalid>")]
+        author: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Open psql on the configured database (the private cluster included; it is
     /// started for the session if it is not running, and stopped again after).
     Psql {
@@ -302,6 +331,52 @@ fn check(path: &std::path::Path, format: &str) -> Result<i32> {
 }
 
 /// This node's copy of `requested`, brought to the database's state first.
+#[allow(clippy::too_many_arguments)]
+async fn import(
+    args: Vec<String>,
+    from_postgres: Option<String>,
+    table: Option<String>,
+    status: Vec<String>,
+    strict: bool,
+    dry_run: bool,
+    author: String,
+    common: Common,
+) -> Result<i32> {
+    use skillsd::import;
+    let options = import::Options {
+        statuses: import::statuses(&status),
+        strict,
+        dry_run,
+        author,
+    };
+    let (dir, repo) = match (&from_postgres, args.as_slice()) {
+        (Some(_), []) => (None, skillsd::repos::DEFAULT_REPO.to_string()),
+        (Some(_), [repo]) => (None, repo.clone()),
+        (None, [dir]) => (
+            Some(PathBuf::from(dir)),
+            skillsd::repos::DEFAULT_REPO.to_string(),
+        ),
+        (None, [dir, repo]) => (Some(PathBuf::from(dir)), repo.clone()),
+        _ => anyhow::bail!("give either --from-postgres URL --table NAME [REPO], or DIR [REPO]"),
+    };
+    let pool = common.pool().await?;
+    let target = import::Target {
+        pool: pool.pool.clone(),
+        store: RepoStore::new(&common.data_dir),
+        repo: RepoStore::canonical_name(&repo)?,
+    };
+    let report = match (from_postgres, dir) {
+        (Some(url), _) => {
+            let table = table.context("--from-postgres needs --table NAME")?;
+            import::import_table(&target, &url, &table, &options).await?
+        }
+        (None, Some(dir)) => import::import_dir(&target, &dir, &options).await?,
+        (None, None) => unreachable!("matched above"),
+    };
+    import::print(&report, dry_run, &mut std::io::stdout());
+    Ok(0)
+}
+
 async fn fresh_copy(
     pool: &sqlx::PgPool,
     store: &RepoStore,
@@ -605,6 +680,28 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 dir.display()
             );
             Ok(0)
+        }
+        Cmd::Import {
+            args,
+            from_postgres,
+            table,
+            status,
+            strict,
+            dry_run,
+            author,
+            common,
+        } => {
+            import(
+                args,
+                from_postgres,
+                table,
+                status,
+                strict,
+                dry_run,
+                author,
+                common,
+            )
+            .await
         }
         Cmd::Psql { common, args } => {
             let (url, cluster) = server::database_url(&common.database(), &common.data_dir).await?;

@@ -1,0 +1,772 @@
+//! `skillsd import`: bringing skills that live elsewhere into a repository.
+//!
+//! * **Legacy database** (`--from-postgres URL --table NAME`): the rows of a table
+//!   shaped like the seed's `Skill` model become one Markdown file each, and **one
+//!   commit per skill** (author: the importer; date: the row's `updatedAt`).
+//! * **A folder** (`import DIR`): the files of an existing collection, in one commit.
+//!
+//! Either way the commits land through the push path itself ([`crate::receive::serve`]
+//! fed with a pack in-process): the same checks, the same transaction, the same cache
+//! and push record. A file that does not pass the repository's rules is reported and
+//! left out (or, with `--strict`, nothing is imported); nothing is half-imported.
+
+use crate::db::users::{Role, User};
+use crate::receive;
+use crate::skills::rules::{Layout, Rules, TreeSource};
+use crate::skills::{Problem, Status};
+use gix::ObjectId;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read the source table: {0}")]
+    Source(#[source] sqlx::Error),
+    #[error("`{0}` is not a table name (letters, digits, `_`, optionally `schema.table`)")]
+    TableName(String),
+    #[error("git: {0}")]
+    Git(String),
+    #[error("the repository's rules do not load:\n{0}")]
+    Rules(String),
+    #[error("cannot read {0}: {1}")]
+    Read(std::path::PathBuf, #[source] std::io::Error),
+    #[error("nothing was imported: {0}")]
+    Refused(String),
+}
+
+fn git(e: impl std::fmt::Display) -> ImportError {
+    ImportError::Git(e.to_string())
+}
+
+/// Which rows and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Statuses to import (upper case); empty = every row.
+    pub statuses: Vec<String>,
+    /// Refuse the whole import when any row or file does not pass.
+    pub strict: bool,
+    /// Print what would be written; write nothing.
+    pub dry_run: bool,
+    /// `Name <mail>` of the commits' author and committer.
+    pub author: String,
+}
+
+/// One file to import, and when (for the commit date).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Where the row came from (`row 12 (id abc)`) or the file's path.
+    pub source: String,
+    pub path: String,
+    pub text: String,
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    pub message: String,
+}
+
+/// What an import did (or, for a dry run, would do).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub imported: Vec<Entry>,
+    pub skipped: Vec<(String, Vec<Problem>)>,
+    /// What the push said (`remote:` lines without the prefix).
+    pub messages: String,
+    pub commit: Option<String>,
+}
+
+/// Reads the rows of `table` at `url` as JSON objects, oldest change first.
+pub async fn read_table(url: &str, table: &str) -> Result<Vec<Value>, ImportError> {
+    let valid = table.split('.').count() <= 2
+        && table.split('.').all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !valid {
+        return Err(ImportError::TableName(table.to_string()));
+    }
+    let quoted: Vec<String> = table.split('.').map(|p| format!("\"{p}\"")).collect();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(ImportError::Source)?;
+    // The name is checked above and quoted: letters, digits and `_` only.
+    let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_jsonb(t) FROM {} t",
+        quoted.join(".")
+    )))
+    .fetch_all(&pool)
+    .await
+    .map_err(ImportError::Source)?;
+    pool.close().await;
+    Ok(rows)
+}
+
+/// A column of a legacy row by any of its spellings (`ownerId`, `owner_id`).
+fn column<'a>(row: &'a Value, names: &[&str]) -> Option<&'a Value> {
+    names
+        .iter()
+        .find_map(|n| row.get(*n))
+        .filter(|v| !v.is_null())
+}
+
+fn text(row: &Value, names: &[&str]) -> Option<String> {
+    column(row, names).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn timestamp(row: &Value, names: &[&str]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let s = text(row, names)?;
+    chrono::DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+/// A YAML scalar that means exactly `s` (a JSON string is a YAML double-quoted one).
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The file a legacy row becomes under `rules`, or why it cannot be one.
+pub fn entry_of_row(
+    rules: &Rules,
+    row: &Value,
+    index: usize,
+    taken: &mut std::collections::HashSet<String>,
+) -> Result<Entry, (String, Vec<Problem>)> {
+    let id = text(row, &["id"]).unwrap_or_else(|| format!("#{}", index + 1));
+    let source = format!("row {} (id {id})", index + 1);
+    let problem = |message: String| {
+        (
+            source.clone(),
+            vec![Problem::new(
+                crate::skills::Check::MissingField,
+                &source,
+                message,
+            )],
+        )
+    };
+    let Some(title) = text(row, &["title"]).filter(|t| !t.trim().is_empty()) else {
+        return Err(problem("has no title".into()));
+    };
+    let body = text(row, &["content", "body"]).unwrap_or_default();
+    let slug = text(row, &["slug"])
+        .filter(|s| crate::skills::skill::is_valid_slug(s))
+        .unwrap_or_else(|| crate::skills::skill::suggest_slug(&title));
+    if !taken.insert(slug.clone()) {
+        return Err((
+            source.clone(),
+            vec![Problem::new(
+                crate::skills::Check::DuplicateSlug,
+                &source,
+                format!("slug `{slug}` is already used by another skill"),
+            )
+            .hint("give one of the rows another slug or title")],
+        ));
+    }
+    let description = text(row, &["description"]);
+    let category = text(row, &["category"]);
+    let owner = text(row, &["ownerId", "owner_id", "owner"]);
+    let status = text(row, &["status"]).map(|s| s.to_ascii_uppercase());
+    let tags: Vec<String> = match column(row, &["tags"]) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let root = rules
+        .roots()
+        .iter()
+        .find(|r| !r.contains(['*', '?', '[', '{']))
+        .cloned()
+        .unwrap_or_else(|| "skills/".to_string());
+    let mut fm = String::from("---\n");
+    let path = match rules.layout {
+        Layout::Flat => {
+            fm.push_str(&format!("title: {}\n", yaml_string(&title)));
+            if let Some(d) = &description {
+                fm.push_str(&format!("description: {}\n", yaml_string(d)));
+            }
+            if let Some(c) = &category {
+                fm.push_str(&format!("category: {}\n", yaml_string(c)));
+            }
+            if let Some(o) = &owner {
+                fm.push_str(&format!("owner: {}\n", yaml_string(o)));
+            }
+            if !tags.is_empty() {
+                let list: Vec<String> = tags.iter().map(|t| yaml_string(t)).collect();
+                fm.push_str(&format!("tags: [{}]\n", list.join(", ")));
+            }
+            if let Some(s) = &status {
+                fm.push_str(&format!("status: {}\n", yaml_string(s)));
+            }
+            fm.push_str(&format!("legacy-id: {}\n", yaml_string(&id)));
+            format!("{root}{slug}.md")
+        }
+        Layout::AgentSkills => {
+            fm.push_str(&format!("name: {slug}\n"));
+            let d = description.clone().unwrap_or_else(|| title.clone());
+            fm.push_str(&format!("description: {}\n", yaml_string(&d)));
+            fm.push_str("metadata:\n");
+            fm.push_str(&format!("  title: {}\n", yaml_string(&title)));
+            for (k, v) in [
+                ("category", &category),
+                ("owner", &owner),
+                ("status", &status),
+            ] {
+                if let Some(v) = v {
+                    fm.push_str(&format!("  {k}: {}\n", yaml_string(v)));
+                }
+            }
+            if !tags.is_empty() {
+                fm.push_str(&format!("  tags: {}\n", yaml_string(&tags.join(", "))));
+            }
+            fm.push_str(&format!("  legacy-id: {}\n", yaml_string(&id)));
+            format!("{root}{slug}/SKILL.md")
+        }
+    };
+    fm.push_str("---\n");
+    let text = format!("{fm}{body}");
+    if let Err(problems) = rules.validate(&path, text.as_bytes()) {
+        let problems = problems
+            .into_iter()
+            .map(|mut p| {
+                p.message = format!("{}: {}", source, p.message);
+                p
+            })
+            .collect();
+        taken.remove(&slug);
+        return Err((path, problems));
+    }
+    Ok(Entry {
+        source,
+        message: format!("Import {title}\n\nLegacy id: {id}\n"),
+        path,
+        text,
+        time: timestamp(row, &["updatedAt", "updated_at"])
+            .or_else(|| timestamp(row, &["createdAt", "created_at"])),
+    })
+}
+
+/// Keeps the rows whose status is one of `statuses` (all when empty), oldest change
+/// first (ties by id).
+pub fn select_rows(mut rows: Vec<Value>, statuses: &[String]) -> Vec<Value> {
+    rows.retain(|r| {
+        statuses.is_empty()
+            || text(r, &["status"])
+                .is_some_and(|s| statuses.iter().any(|w| w.eq_ignore_ascii_case(&s)))
+    });
+    rows.sort_by_key(|r| {
+        (
+            timestamp(r, &["updatedAt", "updated_at"]),
+            text(r, &["id"]).unwrap_or_default(),
+        )
+    });
+    rows
+}
+
+/// The files of an existing collection in `dir` (not `.git`), each checked against
+/// `rules` where it is a skill.
+pub fn entries_of_dir(
+    rules: &Rules,
+    dir: &std::path::Path,
+) -> Result<(Vec<Entry>, Vec<(String, Vec<Problem>)>), ImportError> {
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let list = std::fs::read_dir(&d).map_err(|e| ImportError::Read(d.clone(), e))?;
+        for item in list {
+            let item = item.map_err(|e| ImportError::Read(d.clone(), e))?;
+            let path = item.path();
+            let ft = item
+                .file_type()
+                .map_err(|e| ImportError::Read(path.clone(), e))?;
+            if ft.is_dir() {
+                if item.file_name() != ".git" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if !ft.is_file() {
+                continue; // links are refused by the push's path checks anyway
+            }
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let bytes = std::fs::read(&path).map_err(|e| ImportError::Read(path.clone(), e))?;
+            if rules.is_skill(&rel) {
+                if let Err(problems) = rules.validate(&rel, &bytes) {
+                    skipped.push((rel, problems));
+                    continue;
+                }
+            }
+            match String::from_utf8(bytes) {
+                Ok(text) => entries.push(Entry {
+                    source: rel.clone(),
+                    message: String::new(),
+                    path: rel,
+                    text,
+                    time: None,
+                }),
+                Err(_) => skipped.push((
+                    rel.clone(),
+                    vec![Problem::new(
+                        crate::skills::Check::Encoding,
+                        &rel,
+                        "not UTF-8 text; binary files are not imported",
+                    )],
+                )),
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((entries, skipped))
+}
+
+/// The rules of `repo`'s default branch (the built-in ones for an empty repository).
+pub fn rules_of(repo: &gix::Repository) -> Result<std::sync::Arc<Rules>, ImportError> {
+    let tip = crate::repos::ref_target(
+        repo,
+        &format!("refs/heads/{}", crate::repos::DEFAULT_BRANCH),
+    );
+    match tip {
+        None => Ok(Rules::builtin()),
+        Some(tip) => {
+            let tree = repo.find_commit(tip).map_err(git)?.tree().map_err(git)?;
+            Rules::load(&TreeSource { tree })
+                .map_err(|p| ImportError::Rules(crate::skills::render_problems(&p)))
+        }
+    }
+}
+
+/// Commits `commits` (each a list of files) on top of the default branch of `repo` in a
+/// scratch repository that borrows `repo`'s objects, then pushes them through the push
+/// path. Returns the messages the push printed and the new tip, if it was accepted.
+pub fn land(
+    ctx: &receive::Context,
+    commits: &[(Vec<&Entry>, String, Option<chrono::DateTime<chrono::Utc>>)],
+    author: &str,
+) -> Result<(String, Option<String>), ImportError> {
+    let branch = format!("refs/heads/{}", ctx.default_branch);
+    let old = crate::repos::ref_target(&ctx.repo, &branch);
+    let scratch = tempfile::Builder::new()
+        .prefix("skillsd-import-")
+        .tempdir()
+        .map_err(git)?;
+    let work = gix::init_bare(scratch.path()).map_err(git)?;
+    let alternates = scratch.path().join("objects/info/alternates");
+    std::fs::write(
+        &alternates,
+        format!("{}\n", ctx.repo.objects.store_ref().path().display()),
+    )
+    .map_err(git)?;
+    let work = gix::open(work.path()).map_err(git)?;
+    let (name, email) = match author.split_once('<') {
+        Some((n, rest)) => (
+            n.trim().to_string(),
+            rest.trim_end_matches('>').trim().to_string(),
+        ),
+        None => (author.trim().to_string(), String::new()),
+    };
+    let mut parent = old;
+    let mut tree = match old {
+        Some(c) => work
+            .find_commit(c)
+            .map_err(git)?
+            .tree_id()
+            .map_err(git)?
+            .detach(),
+        None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
+    };
+    for (files, message, time) in commits {
+        let mut editor = work.edit_tree(tree).map_err(git)?;
+        for entry in files {
+            let blob = work
+                .write_blob(entry.text.as_bytes())
+                .map_err(git)?
+                .detach();
+            editor
+                .upsert(
+                    entry.path.as_str(),
+                    gix::object::tree::EntryKind::Blob,
+                    blob,
+                )
+                .map_err(git)?;
+        }
+        tree = editor.write().map_err(git)?.detach();
+        let when = time.unwrap_or_else(chrono::Utc::now);
+        let signature = gix::actor::Signature {
+            name: name.clone().into(),
+            email: email.clone().into(),
+            time: gix::date::Time::new(when.timestamp(), 0),
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parent.into_iter().collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: message.clone().into(),
+            extra_headers: Vec::new(),
+        };
+        parent = Some(work.write_object(&commit).map_err(git)?.detach());
+    }
+    let new = parent.ok_or_else(|| ImportError::Refused("nothing to commit".into()))?;
+    // The push, as a client would send it: the command, then the pack.
+    let (ids, _) = crate::protocol::pack::objects_to_send(
+        &work,
+        &[new],
+        &old.into_iter().collect::<Vec<_>>(),
+        None,
+    )
+    .map_err(git)?;
+    let mut input = Vec::new();
+    let zero = ObjectId::null(gix::hash::Kind::Sha1);
+    let line = format!(
+        "{} {new} {branch}\0report-status side-band-64k\n",
+        old.unwrap_or(zero)
+    );
+    input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+    input.extend_from_slice(line.as_bytes());
+    input.extend_from_slice(b"0000");
+    crate::protocol::pack::write_pack(&work, ids, &mut input).map_err(git)?;
+    let mut output = Vec::new();
+    receive::serve(ctx, std::io::Cursor::new(input), &mut output).map_err(git)?;
+    let (messages, status) = demux(&output);
+    let accepted = status
+        .lines()
+        .any(|l| l.trim_end() == format!("ok {branch}"));
+    Ok((messages, accepted.then(|| new.to_string())))
+}
+
+/// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
+/// inside band 1.
+fn demux(output: &[u8]) -> (String, String) {
+    let mut messages = Vec::new();
+    let mut status = Vec::new();
+    let mut rest = output;
+    // The advertisement comes first, outside the side-band: its lines start with an
+    // object id, never with a band byte.
+    while rest.len() >= 4 {
+        let Ok(len) = usize::from_str_radix(&String::from_utf8_lossy(&rest[..4]), 16) else {
+            break;
+        };
+        if len < 4 {
+            rest = &rest[4..];
+            continue;
+        }
+        if rest.len() < len {
+            break;
+        }
+        let payload = &rest[4..len];
+        rest = &rest[len..];
+        match payload.first() {
+            Some(1) => {
+                let mut inner = &payload[1..];
+                while inner.len() >= 4 {
+                    let Ok(n) = usize::from_str_radix(&String::from_utf8_lossy(&inner[..4]), 16)
+                    else {
+                        break;
+                    };
+                    if n < 4 || inner.len() < n {
+                        inner = &inner[4.min(inner.len())..];
+                        continue;
+                    }
+                    status.extend_from_slice(&inner[4..n]);
+                    inner = &inner[n..];
+                }
+            }
+            Some(2) | Some(3) => {
+                messages.extend_from_slice(&payload[1..]);
+            }
+            _ => {}
+        }
+    }
+    (
+        String::from_utf8_lossy(&messages).replace('\r', "\n"),
+        String::from_utf8_lossy(&status).into_owned(),
+    )
+}
+
+/// Where an import lands.
+pub struct Target {
+    pub pool: sqlx::PgPool,
+    pub store: crate::repos::RepoStore,
+    pub repo: String,
+}
+
+impl Target {
+    /// This node's copy of the repository, current with the database.
+    async fn open(&self) -> Result<gix::Repository, ImportError> {
+        crate::storage::replica::refresh_async(&self.pool, &self.store, &self.repo)
+            .await
+            .map_err(git)?;
+        let (_, repo) = self.store.open(&self.repo).map_err(git)?;
+        Ok(repo)
+    }
+
+    /// Lands `commits` through the push path, off the async runtime.
+    async fn land(
+        &self,
+        commits: Vec<(Vec<Entry>, String, Option<chrono::DateTime<chrono::Utc>>)>,
+        author: String,
+    ) -> Result<(String, Option<String>), ImportError> {
+        let repo = self.open().await?;
+        let ctx = receive::Context {
+            repo,
+            repo_name: self.repo.clone(),
+            default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+            policy: crate::receive::pre_receive::Policy {
+                pusher_is_admin: true,
+                ..crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH)
+            },
+            user: importer(),
+            pool: self.pool.clone(),
+            rt: tokio::runtime::Handle::current(),
+            repos: self.store.clone(),
+            cancel: Default::default(),
+        };
+        tokio::task::spawn_blocking(move || {
+            let _reading = crate::maintenance::read_guard(ctx.repo.path());
+            let borrowed: Vec<(Vec<&Entry>, String, Option<chrono::DateTime<chrono::Utc>>)> =
+                commits
+                    .iter()
+                    .map(|(files, m, t)| (files.iter().collect(), m.clone(), *t))
+                    .collect();
+            land(&ctx, &borrowed, &author)
+        })
+        .await
+        .map_err(git)?
+    }
+
+    /// The slugs the default branch has already.
+    fn slugs(repo: &gix::Repository, rules: &Rules) -> std::collections::HashSet<String> {
+        let branch = format!("refs/heads/{}", crate::repos::DEFAULT_BRANCH);
+        let Some(tip) = crate::repos::ref_target(repo, &branch) else {
+            return Default::default();
+        };
+        let Ok(tree) = repo.find_commit(tip).and_then(|c| Ok(c.tree()?)) else {
+            return Default::default();
+        };
+        crate::skills::rules::files_under(&tree, rules)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| rules.is_skill(&f.path))
+            .map(|f| rules.slug_of(&f.path).to_string())
+            .collect()
+    }
+}
+
+/// Imports the rows of a legacy table: one file and one commit per row that passes.
+pub async fn import_table(
+    target: &Target,
+    url: &str,
+    table: &str,
+    options: &Options,
+) -> Result<Report, ImportError> {
+    let repo = target.open().await?;
+    let rules = rules_of(&repo)?;
+    let mut taken = Target::slugs(&repo, &rules);
+    drop(repo);
+    let rows = select_rows(read_table(url, table).await?, &options.statuses);
+    let mut report = Report::default();
+    for (i, row) in rows.iter().enumerate() {
+        match entry_of_row(&rules, row, i, &mut taken) {
+            Ok(entry) => report.imported.push(entry),
+            Err(skipped) => report.skipped.push(skipped),
+        }
+    }
+    finish(target, report, options, |entries| {
+        entries
+            .into_iter()
+            .map(|e| {
+                let (message, time) = (e.message.clone(), e.time);
+                (vec![e], message, time)
+            })
+            .collect()
+    })
+    .await
+}
+
+/// Imports the files of an existing collection in `dir`, in one commit.
+pub async fn import_dir(
+    target: &Target,
+    dir: &std::path::Path,
+    options: &Options,
+) -> Result<Report, ImportError> {
+    let repo = target.open().await?;
+    // The collection's own rules when it brings them, else the repository's.
+    let rules = match Rules::load(&crate::skills::rules::DirSource { root: dir }) {
+        Ok(rules) if dir.join(crate::skills::rules::CONFIG_PATH).is_file() => rules,
+        Ok(_) => rules_of(&repo)?,
+        Err(p) => return Err(ImportError::Rules(crate::skills::render_problems(&p))),
+    };
+    drop(repo);
+    let (imported, skipped) = entries_of_dir(&rules, dir)?;
+    let report = Report {
+        imported,
+        skipped,
+        ..Report::default()
+    };
+    let message = format!(
+        "Import {}
+",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "a collection".into())
+    );
+    finish(target, report, options, |entries| {
+        vec![(entries, message, None)]
+    })
+    .await
+}
+
+async fn finish(
+    target: &Target,
+    mut report: Report,
+    options: &Options,
+    commits: impl FnOnce(Vec<Entry>) -> Vec<(Vec<Entry>, String, Option<chrono::DateTime<chrono::Utc>>)>,
+) -> Result<Report, ImportError> {
+    if options.strict && !report.skipped.is_empty() {
+        return Err(ImportError::Refused(format!(
+            "{} rows or files do not pass the rules (--strict):\n{}",
+            report.skipped.len(),
+            report
+                .skipped
+                .iter()
+                .map(|(what, p)| format!("{what}:\n{}", crate::skills::render_problems(p)))
+                .collect::<Vec<_>>()
+                .join("")
+        )));
+    }
+    if options.dry_run || report.imported.is_empty() {
+        return Ok(report);
+    }
+    let (messages, commit) = target
+        .land(commits(report.imported.clone()), options.author.clone())
+        .await?;
+    if commit.is_none() {
+        return Err(ImportError::Refused(format!(
+            "the push was refused:\n{messages}"
+        )));
+    }
+    report.messages = messages;
+    report.commit = commit;
+    Ok(report)
+}
+
+/// The importer as the push record names it.
+pub fn importer() -> User {
+    User {
+        name: "import".to_string(),
+        role: Role::Admin,
+        key_fingerprint: None,
+    }
+}
+
+/// Prints `report` for people: what was (or would be) imported, and every row or file
+/// left out with its problems.
+pub fn print(report: &Report, dry_run: bool, out: &mut dyn std::io::Write) {
+    for e in &report.imported {
+        let _ = writeln!(
+            out,
+            "{} {} <- {}",
+            if dry_run { "would write" } else { "wrote" },
+            e.path,
+            e.source
+        );
+        if dry_run {
+            for line in e.text.lines().take_while(|l| !l.is_empty()) {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    for (what, problems) in &report.skipped {
+        let _ = writeln!(out, "skipped {what}:");
+        for line in crate::skills::render_problems(problems).lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if !report.messages.trim().is_empty() {
+        for line in report.messages.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(out, "remote: {line}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} {} file{}, skipped {}{}",
+        if dry_run { "would import" } else { "imported" },
+        report.imported.len(),
+        if report.imported.len() == 1 { "" } else { "s" },
+        report.skipped.len(),
+        report
+            .commit
+            .as_deref()
+            .map(|c| format!("; main at {}", &c[..7.min(c.len())]))
+            .unwrap_or_default()
+    );
+}
+
+/// The statuses to import from `--status` (`PUBLISHED` by default; `all` for every row).
+pub fn statuses(given: &[String]) -> Vec<String> {
+    if given.iter().any(|s| s.eq_ignore_ascii_case("all")) {
+        return Vec::new();
+    }
+    if given.is_empty() {
+        return vec![Status::Published.as_str().to_string()];
+    }
+    given
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_becomes_a_valid_flat_skill_and_duplicates_or_untitled_rows_are_skipped() {
+        let rules = Rules::builtin();
+        let mut taken = Default::default();
+        let row = json!({"id": "c1", "title": "Café: \"quotes\" & colons", "content": "# Body\n",
+                         "category": "ops", "tags": ["a", "b: c"], "status": "PUBLISHED",
+                         "ownerId": "u1", "updatedAt": "2024-03-04T05:06:07.123"});
+        let e = entry_of_row(&rules, &row, 0, &mut taken).unwrap();
+        assert_eq!(e.path, "skills/cafe-quotes-colons.md");
+        let skill = rules.validate(&e.path, e.text.as_bytes()).unwrap();
+        assert_eq!(skill.title, "Café: \"quotes\" & colons");
+        assert_eq!(skill.tags, vec!["a", "b: c"]);
+        assert_eq!(skill.owner.as_deref(), Some("u1"));
+        assert_eq!(skill.body, "# Body\n");
+        assert_eq!(skill.frontmatter["legacy-id"], "c1");
+        assert_eq!(
+            e.time.unwrap().to_rfc3339(),
+            "2024-03-04T05:06:07.123+00:00"
+        );
+        let again = entry_of_row(&rules, &row, 1, &mut taken).unwrap_err();
+        assert!(again.1[0].message.contains("already used"), "{again:?}");
+        let untitled = entry_of_row(&rules, &json!({"id": 3}), 2, &mut taken).unwrap_err();
+        assert_eq!(untitled.0, "row 3 (id 3)");
+    }
+
+    #[test]
+    fn statuses_default_to_published() {
+        assert_eq!(statuses(&[]), vec!["PUBLISHED"]);
+        assert!(statuses(&["all".into()]).is_empty());
+        assert_eq!(
+            statuses(&["draft,published".into()]),
+            vec!["DRAFT", "PUBLISHED"]
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! `skillsd import`: a legacy table shaped like the seed's `Skill` model (Prisma's
+//! quoted camelCase names, an enum status, a text[] of tags) becomes one commit per
+//! skill through the push path; rows that do not pass are reported and skipped (or the
+//! whole import refused with --strict); a folder of an existing collection lands in one
+//! commit.
+
+mod common;
+
+use common::{assert_contains_all, Git, Server, SKILLSD};
+use std::process::Command;
+
+const LEGACY: &str = r#"
+CREATE SCHEMA legacy;
+CREATE TYPE legacy."SkillStatus" AS ENUM ('DRAFT', 'IN_REVIEW', 'PUBLISHED', 'ARCHIVED');
+CREATE TABLE legacy."Skill" (
+    id          text PRIMARY KEY,
+    title       text NOT NULL,
+    content     text NOT NULL,
+    slug        text,
+    description text,
+    category    text,
+    tags        text[] NOT NULL DEFAULT '{}',
+    status      legacy."SkillStatus" NOT NULL DEFAULT 'DRAFT',
+    "ownerId"   text,
+    "createdAt" timestamp(3) NOT NULL DEFAULT now(),
+    "updatedAt" timestamp(3) NOT NULL
+);
+INSERT INTO legacy."Skill" (id, title, content, slug, description, category, tags, status, "ownerId", "updatedAt") VALUES
+ ('c3', 'Review: "the" checklist', E'# Review\n\nRead it twice.\n', NULL, 'How to review', 'eng', '{review,"code: style"}', 'PUBLISHED', 'u-7', '2024-05-03 10:00:00'),
+ ('c1', 'Deploy safely', E'# Deploy\n', 'deploy-safely', NULL, 'ops', '{}', 'PUBLISHED', 'u-1', '2024-01-02 08:30:00'),
+ ('c2', 'Rotate keys', E'# Keys\n', 'rotate-keys', 'Yearly', 'sec', '{keys}', 'PUBLISHED', NULL, '2024-02-01 12:00:00'),
+ ('c4', 'A draft', E'# Draft\n', NULL, NULL, NULL, '{}', 'DRAFT', 'u-1', '2024-06-01 00:00:00'),
+ ('c5', 'Deploy safely again', E'# Dup\n', 'deploy-safely', NULL, NULL, '{}', 'PUBLISHED', NULL, '2024-07-01 00:00:00'),
+ ('c6', '   ', E'# Untitled\n', NULL, NULL, NULL, '{}', 'PUBLISHED', NULL, '2024-08-01 00:00:00');
+"#;
+
+fn import(server: &Server, data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(SKILLSD)
+        .arg("import")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--database-url")
+        .arg(&server.db_url)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn main_of(server: &Server) -> String {
+    server.server_ref("skills", "refs/heads/main").unwrap()
+}
+
+#[test]
+fn a_legacy_table_becomes_one_commit_per_published_skill_through_the_push_path() {
+    let server = Server::start();
+    server.query(async {
+        sqlx::raw_sql(LEGACY).execute(&server.pool).await.unwrap();
+    });
+    let node = tempfile::tempdir().unwrap();
+    let before = main_of(&server);
+    let table = ["--from-postgres", &server.db_url, "--table", "legacy.Skill"];
+
+    // A dry run says what it would write, and writes nothing.
+    let (ok, stdout, stderr) = import(&server, node.path(), &[&table[..], &["--dry-run"]].concat());
+    assert!(ok, "{stdout}{stderr}");
+    assert_contains_all(
+        &stdout,
+        &[
+            "would write skills/deploy-safely.md <- row 1 (id c1)",
+            "would write skills/review-the-checklist.md <- row 3 (id c3)",
+            "    title: \"Review: \\\"the\\\" checklist\"",
+            "skipped row 4 (id c5):",
+            "slug `deploy-safely` is already used",
+            "skipped row 5 (id c6):",
+            "would import 3 files, skipped 2",
+        ],
+    );
+    assert!(
+        !stdout.contains("A draft"),
+        "only PUBLISHED rows by default"
+    );
+    assert_eq!(main_of(&server), before);
+
+    // --strict: a row that does not pass refuses the whole import.
+    let (ok, _, stderr) = import(&server, node.path(), &[&table[..], &["--strict"]].concat());
+    assert!(!ok);
+    assert!(
+        stderr.contains("nothing was imported: 2 rows or files do not pass the rules"),
+        "{stderr}"
+    );
+    assert_eq!(main_of(&server), before);
+
+    let (ok, stdout, stderr) = import(
+        &server,
+        node.path(),
+        &[&table[..], &["--author", "Ada Importer <ada@example.com>"]].concat(),
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_contains_all(
+        &stdout,
+        &[
+            "wrote skills/rotate-keys.md <- row 2 (id c2)",
+            "imported 3 files, skipped 2; main at",
+        ],
+    );
+
+    // One commit per skill, oldest change first, dated by updatedAt, by the importer.
+    let key = server.add_user("alice", "reader");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let log = git.ok(
+        &dir,
+        &[
+            "log",
+            "--format=%an <%ae>|%ad|%s|%cn",
+            "--date=iso-strict",
+            &format!("{before}..HEAD"),
+        ],
+    );
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        vec![
+            "Ada Importer <ada@example.com>|2024-05-03T10:00:00+00:00|Import Review: \"the\" checklist|Ada Importer",
+            "Ada Importer <ada@example.com>|2024-02-01T12:00:00+00:00|Import Rotate keys|Ada Importer",
+            "Ada Importer <ada@example.com>|2024-01-02T08:30:00+00:00|Import Deploy safely|Ada Importer",
+        ]
+    );
+    let file = std::fs::read_to_string(dir.join("skills/review-the-checklist.md")).unwrap();
+    assert!(
+        file.ends_with("---\n# Review\n\nRead it twice.\n"),
+        "{file}"
+    );
+
+    // In the cache, with their fields; the push is recorded like any other.
+    let rows: Vec<(String, String, Option<String>, Vec<String>, String)> = server.query(async {
+        sqlx::query_as(
+            "SELECT slug, title, owner, tags, status FROM skills
+             WHERE repo = 'skills' AND frontmatter ? 'legacy-id' ORDER BY slug",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "deploy-safely".into(),
+                "Deploy safely".into(),
+                Some("u-1".into()),
+                vec![],
+                "PUBLISHED".into()
+            ),
+            (
+                "review-the-checklist".into(),
+                "Review: \"the\" checklist".into(),
+                Some("u-7".into()),
+                vec!["review".into(), "code: style".into()],
+                "PUBLISHED".into()
+            ),
+            (
+                "rotate-keys".into(),
+                "Rotate keys".into(),
+                None,
+                vec!["keys".into()],
+                "PUBLISHED".into()
+            ),
+        ]
+    );
+    let pushes: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM pushes WHERE user_name = 'import' AND accepted")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(pushes, 1);
+
+    // Again: every slug is taken now, nothing is written twice.
+    let tip = main_of(&server);
+    let (ok, stdout, _) = import(&server, node.path(), &table);
+    assert!(ok);
+    assert!(stdout.contains("imported 0 files, skipped 5"), "{stdout}");
+    assert_eq!(main_of(&server), tip);
+}
+
+#[test]
+fn a_folder_of_an_existing_collection_lands_in_one_commit_and_says_what_must_change() {
+    let server = Server::start();
+    let node = tempfile::tempdir().unwrap();
+    let collection = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let p = collection.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "skills/ops/runbook.md",
+        "---\ntitle: Runbook\n---\n# Runbook\n",
+    );
+    write("skills/ops/Bad_Name.md", "---\ntitle: Bad\n---\n");
+    write("skills/ops/notes.txt", "assets come along\n");
+    let before = main_of(&server);
+    let (ok, stdout, stderr) = import(&server, node.path(), &[collection.path().to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_contains_all(
+        &stdout,
+        &[
+            "wrote skills/ops/runbook.md <- skills/ops/runbook.md",
+            "skipped skills/ops/Bad_Name.md:",
+            "file name `Bad_Name.md` is not a valid slug [slug-format]",
+            "imported 2 files, skipped 1; main at",
+        ],
+    );
+    let after = main_of(&server);
+    assert_ne!(after, before);
+    let count: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE repo = 'skills' AND slug = 'runbook'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(count, 1);
+    let key = server.add_user("bob", "reader");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    assert_eq!(
+        git.ok(&dir, &["rev-list", "--count", &format!("{before}..HEAD")])
+            .trim(),
+        "1"
+    );
+    assert!(dir.join("skills/ops/notes.txt").is_file());
+    assert!(!dir.join("skills/ops/Bad_Name.md").exists());
+}
