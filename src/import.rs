@@ -37,6 +37,13 @@ fn git(e: impl std::fmt::Display) -> ImportError {
     ImportError::Git(e.to_string())
 }
 
+/// A commit's date (now when `None`).
+type When = Option<chrono::DateTime<chrono::Utc>>;
+/// A row or file left out, with why.
+pub type Skipped = (String, Vec<Problem>);
+/// One commit to make: its files, message and date.
+type Planned<E> = (Vec<E>, String, When);
+
 /// Which rows and how.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -65,7 +72,7 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Report {
     pub imported: Vec<Entry>,
-    pub skipped: Vec<(String, Vec<Problem>)>,
+    pub skipped: Vec<Skipped>,
     /// What the push said (`remote:` lines without the prefix).
     pub messages: String,
     pub commit: Option<String>,
@@ -274,7 +281,7 @@ pub fn select_rows(mut rows: Vec<Value>, statuses: &[String]) -> Vec<Value> {
 pub fn entries_of_dir(
     rules: &Rules,
     dir: &std::path::Path,
-) -> Result<(Vec<Entry>, Vec<(String, Vec<Problem>)>), ImportError> {
+) -> Result<(Vec<Entry>, Vec<Skipped>), ImportError> {
     let mut entries = Vec::new();
     let mut skipped = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -351,7 +358,7 @@ pub fn rules_of(repo: &gix::Repository) -> Result<std::sync::Arc<Rules>, ImportE
 /// path. Returns the messages the push printed and the new tip, if it was accepted.
 pub fn land(
     ctx: &receive::Context,
-    commits: &[(Vec<&Entry>, String, Option<chrono::DateTime<chrono::Utc>>)],
+    commits: &[Planned<&Entry>],
     author: &str,
 ) -> Result<(String, Option<String>), ImportError> {
     let branch = format!("refs/heads/{}", ctx.default_branch);
@@ -515,7 +522,7 @@ impl Target {
     /// Lands `commits` through the push path, off the async runtime.
     async fn land(
         &self,
-        commits: Vec<(Vec<Entry>, String, Option<chrono::DateTime<chrono::Utc>>)>,
+        commits: Vec<Planned<Entry>>,
         author: String,
     ) -> Result<(String, Option<String>), ImportError> {
         let repo = self.open().await?;
@@ -535,11 +542,10 @@ impl Target {
         };
         tokio::task::spawn_blocking(move || {
             let _reading = crate::maintenance::read_guard(ctx.repo.path());
-            let borrowed: Vec<(Vec<&Entry>, String, Option<chrono::DateTime<chrono::Utc>>)> =
-                commits
-                    .iter()
-                    .map(|(files, m, t)| (files.iter().collect(), m.clone(), *t))
-                    .collect();
+            let borrowed: Vec<Planned<&Entry>> = commits
+                .iter()
+                .map(|(files, m, t)| (files.iter().collect(), m.clone(), *t))
+                .collect();
             land(&ctx, &borrowed, &author)
         })
         .await
@@ -552,7 +558,11 @@ impl Target {
         let Some(tip) = crate::repos::ref_target(repo, &branch) else {
             return Default::default();
         };
-        let Ok(tree) = repo.find_commit(tip).and_then(|c| Ok(c.tree()?)) else {
+        let Ok(tree) = repo
+            .find_commit(tip)
+            .map_err(git)
+            .and_then(|c| c.tree().map_err(git))
+        else {
             return Default::default();
         };
         crate::skills::rules::files_under(&tree, rules)
@@ -632,7 +642,7 @@ async fn finish(
     target: &Target,
     mut report: Report,
     options: &Options,
-    commits: impl FnOnce(Vec<Entry>) -> Vec<(Vec<Entry>, String, Option<chrono::DateTime<chrono::Utc>>)>,
+    commits: impl FnOnce(Vec<Entry>) -> Vec<Planned<Entry>>,
 ) -> Result<Report, ImportError> {
     if options.strict && !report.skipped.is_empty() {
         return Err(ImportError::Refused(format!(

@@ -137,7 +137,8 @@ fn a_legacy_table_becomes_one_commit_per_published_skill_through_the_push_path()
     );
 
     // In the cache, with their fields; the push is recorded like any other.
-    let rows: Vec<(String, String, Option<String>, Vec<String>, String)> = server.query(async {
+    type Row = (String, String, Option<String>, Vec<String>, String);
+    let rows: Vec<Row> = server.query(async {
         sqlx::query_as(
             "SELECT slug, title, owner, tags, status FROM skills
              WHERE repo = 'skills' AND frontmatter ? 'legacy-id' ORDER BY slug",
