@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use skillsd::config::{Flags, LogFormat, Settings};
 use skillsd::db::users::{self, Role};
 use skillsd::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
 use skillsd::server::{self, Database};
@@ -23,43 +24,37 @@ struct Cli {
     command: Cmd,
 }
 
+/// Flags of every command that uses the data dir or the database. Without them, the
+/// settings (environment, config file, default) decide.
 #[derive(Args, Clone)]
 struct Common {
     /// Where repositories, the host key and (without --database-url) the private
-    /// PostgreSQL cluster live.
-    #[arg(
-        long,
-        env = "SKILLSD_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// PostgreSQL URL. Without it, skillsd runs a private cluster under the data dir.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    /// PostgreSQL cluster live [env SKILLSD_DATA_DIR; default ./data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL [env DATABASE_URL]. Without it, skillsd runs a private cluster
+    /// under the data dir.
+    #[arg(long, global = true)]
     database_url: Option<String>,
 }
 
-impl Common {
-    fn database(&self) -> Database {
-        match &self.database_url {
-            Some(u) if !u.is_empty() => Database::Url(u.clone()),
-            _ => Database::Local,
-        }
-    }
+/// The database of `settings`, migrated; a private cluster this command started is
+/// stopped again when the returned handle is dropped.
+async fn pool(settings: &Settings) -> Result<Db> {
+    let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
+    let pool = skillsd::db::connect(&url)
+        .await
+        .context("cannot connect to the database")?;
+    skillsd::db::prepare(&pool).await?;
+    Ok(Db {
+        pool,
+        _cluster: cluster,
+    })
+}
 
-    /// The database, migrated; a private cluster this command started is stopped again
-    /// when the returned handle is dropped.
-    async fn pool(&self) -> Result<Db> {
-        let (url, cluster) = server::database_url(&self.database(), &self.data_dir).await?;
-        let pool = skillsd::db::connect(&url)
-            .await
-            .context("cannot connect to the database")?;
-        skillsd::db::prepare(&pool).await?;
-        Ok(Db {
-            pool,
-            _cluster: cluster,
-        })
-    }
+/// This node's repositories, kept as the settings say.
+fn store(settings: &Settings) -> RepoStore {
+    RepoStore::new(&settings.data_dir, settings.store())
 }
 
 /// A pool, and the private cluster behind it when this process started it (dropped
@@ -80,16 +75,17 @@ impl std::ops::Deref for Db {
 enum Cmd {
     /// Run the SSH git server.
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "SKILLSD_LISTEN", default_value = "127.0.0.1:2222")]
-        listen: SocketAddr,
-        /// Also serve HTTP (health, readiness, the JSON status API) on this address.
-        #[arg(long, env = "SKILLSD_HTTP")]
+        /// Address to listen on [env SKILLSD_LISTEN; default 127.0.0.1:2222].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Also serve HTTP (health, readiness, the JSON status API) on this address
+        /// [env SKILLSD_HTTP].
+        #[arg(long)]
         http: Option<SocketAddr>,
         /// Register these public key files for the user `admin` (role admin) unless they
         /// are registered already: the way in on a fresh install (repeat the flag, or
         /// separate files with ',' in SKILLSD_ADMIN_KEYS).
-        #[arg(long, env = "SKILLSD_ADMIN_KEYS", value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',')]
         admin_key: Vec<PathBuf>,
         #[command(flatten)]
         common: Common,
@@ -142,8 +138,8 @@ enum Cmd {
     Hook {
         #[arg(value_parser = ["pre-receive", "post-receive"])]
         stage: String,
-        /// PostgreSQL URL (post-receive).
-        #[arg(long, env = "DATABASE_URL")]
+        /// PostgreSQL URL (post-receive) [env DATABASE_URL].
+        #[arg(long)]
         database_url: Option<String>,
     },
     /// Write a repository from the database into DIR as a plain bare repository (for
@@ -235,29 +231,17 @@ enum UserCmd {
 }
 
 fn main() {
-    // The config file fills in what neither a flag nor the environment set: it becomes
-    // environment variables before anything else reads them (still single-threaded).
-    if let Err(e) = load_config().and_then(|()| check_settings()) {
-        eprintln!("skillsd: {e:#}");
-        std::process::exit(2);
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLSD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,russh=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // SKILLSD_LOG_FORMAT=json: one JSON object per line, with the span fields.
-    if std::env::var("SKILLSD_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        logs.init();
-    }
     let cli = Cli::parse();
-    let code = match run(cli) {
+    // Every setting, once: a malformed one stops the start before anything runs.
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skillsd: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(&settings);
+    let code = match run(cli, settings) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("skillsd: {e:#}");
@@ -267,24 +251,44 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> Result<i32> {
+/// Logs to stderr with the settings' filter; `SKILLSD_LOG_FORMAT=json`: one JSON
+/// object per line, with the span fields.
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match settings.log_format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
+}
+
+fn run(cli: Cli, settings: Settings) -> Result<i32> {
     if let Cmd::Check { path, format } = &cli.command {
-        return check(path, format);
+        return check(path, format, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
         if stage == "pre-receive" {
-            return hook_pre_receive();
+            return hook_pre_receive(&settings);
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(skillsd::ssh::SERVICE_STACK_BYTES)
         .build()?;
-    rt.block_on(run_async(cli))
+    rt.block_on(run_async(cli, settings))
 }
 
-fn check(path: &std::path::Path, format: &str) -> Result<i32> {
-    let (count, problems) = skillsd::check::check_tree(path)
+fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i32> {
+    let max_depth = settings.policy.limits.max_tree_depth;
+    let (count, problems) = skillsd::check::check_tree(path, max_depth)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if format == "json" {
         let out = serde_json::json!({ "checked": count, "errors": problems });
@@ -306,25 +310,21 @@ async fn fresh_copy(
     Ok(store.open(&name)?)
 }
 
-async fn run_async(cli: Cli) -> Result<i32> {
+async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
+    skillsd::cache::bulk::set_threshold(settings.bulk_load_from);
     match cli.command {
-        Cmd::Serve {
-            listen,
-            http,
-            admin_key,
-            common,
-        } => {
+        Cmd::Serve { .. } => {
             skillsd::maintenance::tune_allocator();
             // The addresses first: a port already taken is said at once, before the
             // database, the migrations and the reconcile.
-            let (listener, addr) = server::bind(listen).await?;
-            let http = match http {
+            let (listener, addr) = server::bind(settings.listen).await?;
+            let http = match settings.http {
                 Some(a) => Some(server::bind(a).await?),
                 None => None,
             };
-            let prepared = server::prepare(&common.data_dir, &common.database()).await?;
-            for path in admin_key {
-                let text = std::fs::read_to_string(&path)
+            let prepared = server::prepare(&settings).await?;
+            for path in &settings.admin_keys {
+                let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
                 let key = users::parse_public_key(&text)?;
                 if users::find_by_key(&prepared.state.pool, &key)
@@ -359,7 +359,7 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 host.display()
             );
             let private =
-                prepared.private_pg.is_some() || matches!(common.database(), Database::Local);
+                prepared.private_pg.is_some() || matches!(Database::of(&settings), Database::Local);
             println!(
                 "  database: {}{}",
                 skillsd::db::redact_url(&prepared.database_url),
@@ -387,13 +387,9 @@ async fn run_async(cli: Cli) -> Result<i32> {
             server::run(prepared, listener, http, shutdown).await?;
             Ok(0)
         }
-        Cmd::Init {
-            repo,
-            empty,
-            common,
-        } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
+        Cmd::Init { repo, empty, .. } => {
+            let pool = pool(&settings).await?;
+            let store = store(&settings);
             let requested = RepoStore::canonical_name(&repo)?;
             if skillsd::storage::replica::db_generation(&pool, &requested)
                 .await?
@@ -423,43 +419,37 @@ async fn run_async(cli: Cli) -> Result<i32> {
         }
         Cmd::User { command } => match command {
             UserCmd::Add {
-                name,
-                role,
-                key,
-                common,
+                name, role, key, ..
             } => {
                 let role = Role::parse(&role).expect("clap checked the role");
                 let text = std::fs::read_to_string(&key)
                     .with_context(|| format!("cannot read {}", key.display()))?;
                 let key = users::parse_public_key(&text)?;
-                let pool = common.pool().await?;
+                let pool = pool(&settings).await?;
                 let fp = users::add(&pool, &name, role, &key).await?;
                 println!("{name} ({}) can now connect with key {fp}", role.as_str());
                 Ok(0)
             }
-            UserCmd::List { common } => {
-                let pool = common.pool().await?;
+            UserCmd::List { .. } => {
+                let pool = pool(&settings).await?;
                 for u in users::list(&pool).await? {
                     println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
                 }
                 Ok(0)
             }
             UserCmd::Grant {
-                name,
-                repo,
-                role,
-                common,
+                name, repo, role, ..
             } => {
                 let role = Role::parse(&role).expect("clap checked the role");
                 let repo = RepoStore::canonical_name(&repo)
                     .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
-                let pool = common.pool().await?;
+                let pool = pool(&settings).await?;
                 users::grant(&pool, &name, &repo, role).await?;
                 println!("{name} is {} on {repo}", role.as_str());
                 Ok(0)
             }
-            UserCmd::Revoke { name, repo, common } => {
-                let pool = common.pool().await?;
+            UserCmd::Revoke { name, repo, .. } => {
+                let pool = pool(&settings).await?;
                 if users::revoke(&pool, &name, &repo).await? {
                     println!("{name} has their global role on {repo} again");
                     Ok(0)
@@ -467,8 +457,8 @@ async fn run_async(cli: Cli) -> Result<i32> {
                     bail!("`{name}` has no grant on `{repo}`")
                 }
             }
-            UserCmd::Remove { name, common } => {
-                let pool = common.pool().await?;
+            UserCmd::Remove { name, .. } => {
+                let pool = pool(&settings).await?;
                 if users::remove(&pool, &name).await? {
                     println!("removed {name} and their keys");
                     Ok(0)
@@ -477,9 +467,9 @@ async fn run_async(cli: Cli) -> Result<i32> {
                 }
             }
         },
-        Cmd::Reconcile { repo, common } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
+        Cmd::Reconcile { repo, .. } => {
+            let pool = pool(&settings).await?;
+            let store = store(&settings);
             let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
             let store_name = name.clone();
             let rt = tokio::runtime::Handle::current();
@@ -511,19 +501,16 @@ async fn run_async(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Cmd::Check { path, format } => check(&path, &format),
-        Cmd::Hook {
-            stage,
-            database_url,
-        } => {
+        Cmd::Check { path, format } => check(&path, &format, &settings),
+        Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
-                return hook_pre_receive();
+                return hook_pre_receive(&settings);
             }
-            hook_post_receive(database_url).await
+            hook_post_receive(settings.database_url.clone()).await
         }
-        Cmd::Gc { repo, common } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
+        Cmd::Gc { repo, .. } => {
+            let pool = pool(&settings).await?;
+            let store = store(&settings);
             let (name, _) = fresh_copy(&pool, &store, &repo).await?;
             let (rt, p2, n2) = (
                 tokio::runtime::Handle::current(),
@@ -545,10 +532,10 @@ async fn run_async(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Ref {
-            command: RefCmd::List { repo, common },
+            command: RefCmd::List { repo, .. },
         } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
+            let pool = pool(&settings).await?;
+            let store = store(&settings);
             let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
             let mut bad = 0;
             for r in skillsd::repos::ref_states(&repo)? {
@@ -567,10 +554,10 @@ async fn run_async(cli: Cli) -> Result<i32> {
             Ok(if bad == 0 { 0 } else { 1 })
         }
         Cmd::Ref {
-            command: RefCmd::Delete { name, repo, common },
+            command: RefCmd::Delete { name, repo, .. },
         } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
+            let pool = pool(&settings).await?;
+            let store = store(&settings);
             let repo_name = RepoStore::canonical_name(&repo)?;
             if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
                 bail!("no ref `{name}` in {repo_name}");
@@ -579,8 +566,8 @@ async fn run_async(cli: Cli) -> Result<i32> {
             println!("{repo_name}: deleted {name}");
             Ok(0)
         }
-        Cmd::Export { repo, dir, common } => {
-            let pool = common.pool().await?;
+        Cmd::Export { repo, dir, .. } => {
+            let pool = pool(&settings).await?;
             let name = RepoStore::canonical_name(&repo)?;
             let (rt, p2, n2, d2) = (
                 tokio::runtime::Handle::current(),
@@ -600,8 +587,9 @@ async fn run_async(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Psql { common, args } => {
-            let (url, cluster) = server::database_url(&common.database(), &common.data_dir).await?;
+        Cmd::Psql { args, .. } => {
+            let (url, cluster) =
+                server::database_url(&Database::of(&settings), &settings.data_dir).await?;
             let psql = skillsd::localpg::psql();
             let status = tokio::task::spawn_blocking(move || {
                 std::process::Command::new(&psql)
@@ -614,20 +602,20 @@ async fn run_async(cli: Cli) -> Result<i32> {
             drop(cluster);
             Ok(status.code().unwrap_or(1) as i32)
         }
-        Cmd::Migrate { common } => {
-            common.pool().await?;
+        Cmd::Migrate { .. } => {
+            pool(&settings).await?;
             println!("migrations applied");
             Ok(0)
         }
     }
 }
 
-fn hook_pre_receive() -> Result<i32> {
+fn hook_pre_receive(settings: &Settings) -> Result<i32> {
     use skillsd::hook;
     let commands = hook::read_updates(std::io::stdin().lock())?;
     let (_, repo) = hook::open_repo()?;
     let (view, _tmp) = hook::quarantine_view(&repo)?;
-    let (text, accept) = hook::pre_receive(&view, &repo, &commands);
+    let (text, accept) = hook::pre_receive(&view, &repo, &commands, &settings.policy);
     eprint!("{text}");
     Ok(if accept { 0 } else { 1 })
 }
@@ -649,30 +637,57 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads the config file (`--config FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`) and
-/// sets every setting that the environment does not already have.
-fn load_config() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let explicit = args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--config=").map(PathBuf::from).or_else(|| {
-            (a == "--config")
-                .then(|| args.get(i + 1).map(PathBuf::from))
-                .flatten()
-        })
-    });
-    let Some(path) = skillsd::config::locate(explicit) else {
-        return Ok(());
+/// The flags that name settings, whichever command they came with.
+fn flags(cli: &Cli) -> Flags {
+    let common = |c: &Common| Flags {
+        data_dir: c.data_dir.clone(),
+        database_url: c.database_url.clone(),
+        ..Flags::default()
     };
-    for (env, value) in skillsd::config::read(&path)? {
-        if std::env::var_os(env).is_none() {
-            std::env::set_var(env, value);
+    match &cli.command {
+        Cmd::Serve {
+            listen,
+            http,
+            admin_key,
+            common: c,
+        } => Flags {
+            listen: *listen,
+            http: *http,
+            admin_keys: admin_key.clone(),
+            ..common(c)
+        },
+        Cmd::Hook { database_url, .. } => Flags {
+            database_url: database_url.clone(),
+            ..Flags::default()
+        },
+        Cmd::Check { .. } => Flags::default(),
+        Cmd::Init { common: c, .. }
+        | Cmd::Reconcile { common: c, .. }
+        | Cmd::Gc { common: c, .. }
+        | Cmd::Export { common: c, .. }
+        | Cmd::Psql { common: c, .. }
+        | Cmd::Migrate { common: c }
+        | Cmd::Ref {
+            command: RefCmd::List { common: c, .. } | RefCmd::Delete { common: c, .. },
         }
+        | Cmd::User {
+            command:
+                UserCmd::Add { common: c, .. }
+                | UserCmd::List { common: c }
+                | UserCmd::Remove { common: c, .. }
+                | UserCmd::Grant { common: c, .. }
+                | UserCmd::Revoke { common: c, .. },
+        } => common(c),
     }
-    Ok(())
 }
 
-/// Every setting's value, after the config file: a malformed one stops the start.
-fn check_settings() -> Result<()> {
-    skillsd::config::check(|name| std::env::var(name).ok())?;
-    Ok(())
+/// Every setting: the flags, then the environment, then the config file (`--config
+/// FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`), then the defaults.
+fn load_settings(cli: &Cli) -> Result<Settings> {
+    let file = skillsd::config::locate(cli.config.clone());
+    Ok(Settings::load(
+        &flags(cli),
+        |name| std::env::var(name).ok(),
+        file.as_deref(),
+    )?)
 }

@@ -1,6 +1,7 @@
 //! `skillsd serve`: prepares the data directory (host key, database, migrations,
 //! default repository) and runs the SSH server until shut down.
 
+use crate::config::Settings;
 use crate::localpg::LocalPg;
 use crate::repos::{RepoStore, DEFAULT_REPO};
 use crate::ssh::{AppState, SshServer};
@@ -14,6 +15,8 @@ use std::time::Duration;
 pub enum ServeError {
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    HostKey(#[from] crate::storage::identity::IdentityError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
@@ -29,6 +32,16 @@ pub enum Database {
     Url(String),
     /// A private cluster under `<data-dir>/postgres`.
     Local,
+}
+
+impl Database {
+    /// The database the settings name: a URL, else the private cluster.
+    pub fn of(settings: &Settings) -> Database {
+        match &settings.database_url {
+            Some(u) if !u.is_empty() => Database::Url(u.clone()),
+            _ => Database::Local,
+        }
+    }
 }
 
 /// Resolves the database URL, starting the private cluster when needed; when this
@@ -55,8 +68,9 @@ pub async fn database_url(
 /// A prepared server: everything but the listening socket.
 pub struct Prepared {
     pub state: Arc<AppState>,
-    /// Bearer token of the HTTP admin API (`SKILLSD_ADMIN_TOKEN`).
-    pub admin_token: Option<String>,
+    /// What it was prepared with; `run` takes its connection limits, timeouts and the
+    /// HTTP admin token from here.
+    pub settings: Settings,
     pub host_key: PrivateKey,
     pub data_dir: PathBuf,
     /// The database in use (with its password, if any: redact before showing).
@@ -66,23 +80,23 @@ pub struct Prepared {
     pub private_pg: Option<crate::localpg::StartedCluster>,
 }
 
-/// First-start work: data dir, host key, database and migrations, the default
-/// repository, leftover quarantines.
-pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeError> {
-    std::fs::create_dir_all(data_dir)?;
-    let data_dir = std::path::absolute(data_dir)?;
-    let (url, private_pg) = database_url(db, &data_dir).await?;
+/// First-start work, with `settings`: data dir, host key, database and migrations,
+/// the default repository, leftover quarantines.
+pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let data_dir = std::path::absolute(&settings.data_dir)?;
+    let (url, private_pg) = database_url(&Database::of(settings), &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::prepare(&pool).await?;
-    let (host_key, key_origin) = crate::storage::identity::host_key(&pool, &data_dir)
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    crate::cache::bulk::set_threshold(settings.bulk_load_from);
+    let (host_key, key_origin) =
+        crate::storage::identity::host_key(&pool, &data_dir, settings.host_key.as_deref()).await?;
     tracing::info!(
         fingerprint = %crate::storage::identity::fingerprint(&host_key),
         from = %key_origin,
         "SSH host key"
     );
-    let repos = RepoStore::new(&data_dir);
+    let repos = RepoStore::new(&data_dir, settings.store());
     for name in repos.list() {
         let objects = repos.path_of(&name).join("objects");
         match crate::incoming::quarantine::remove_leftovers(&objects) {
@@ -99,13 +113,16 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     reconcile_all(&pool, &repos).await;
     // Vectors a crash left unfilled.
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
-    crate::cache::periodic::spawn(pool.clone(), repos.clone());
+    crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     Ok(Prepared {
-        state: Arc::new(AppState::new(pool, repos)),
-        admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        state: Arc::new(AppState::new(
+            pool,
+            repos,
+            settings.policy.clone(),
+            settings.limits.clone(),
+        )),
+        settings: settings.clone(),
         host_key,
         data_dir,
         database_url: url,
@@ -197,8 +214,8 @@ pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
     }
 }
 
-/// The russh configuration.
-pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
+/// The russh configuration; connections without traffic for `idle` are closed.
+pub fn ssh_config(host_key: PrivateKey, idle: Duration) -> russh::server::Config {
     russh::server::Config {
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(20),
@@ -206,7 +223,7 @@ pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
         max_auth_attempts: 6,
         // A connection with no traffic for this long (also one that authenticated and
         // never ran a command) is closed: SKILLSD_IDLE_TIMEOUT_SECS, default 300.
-        inactivity_timeout: Some(idle_timeout()),
+        inactivity_timeout: Some(idle),
         keepalive_interval: Some(Duration::from_secs(30)),
         keys: vec![host_key],
         nodelay: true,
@@ -226,19 +243,21 @@ pub async fn run(
         let state = Arc::new(crate::http::HttpState {
             pool: prepared.state.pool.clone(),
             repos: prepared.state.repos.clone(),
-            admin_token: prepared.admin_token.clone(),
+            admin_token: prepared.settings.admin_token.clone(),
         });
+        let limits = prepared.settings.http_limits;
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::http::serve(http, state, stopped).await {
+            if let Err(e) = crate::http::serve(http, state, limits, stopped).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
     }
-    let config = Arc::new(ssh_config(prepared.host_key));
+    let idle = prepared.settings.idle_timeout;
+    let config = Arc::new(ssh_config(prepared.host_key, idle));
     let state = prepared.state.clone();
     let mut server = SshServer {
         state: prepared.state,
@@ -248,8 +267,9 @@ pub async fn run(
     let (force_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = crate::net::AcceptBackoff::default();
-    let cap = crate::net::ConnectionCap::new(max_connections());
-    let idle = idle_timeout();
+    // Most SSH connections open at once: a connection over the cap is closed at
+    // once, so idle connections cannot take every file descriptor.
+    let cap = crate::net::ConnectionCap::new(prepared.settings.max_connections);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -325,14 +345,14 @@ pub async fn run(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let grace = crate::config::number("SKILLSD_SHUTDOWN_GRACE_SECS").unwrap_or(30u64);
+    let grace = prepared.settings.shutdown_grace;
     state.tasks.close();
     tracing::info!(
         sessions = state.tasks.len(),
-        grace_secs = grace,
+        grace_secs = grace.as_secs(),
         "no longer accepting; letting sessions finish"
     );
-    if tokio::time::timeout(Duration::from_secs(grace), state.tasks.wait())
+    if tokio::time::timeout(grace, state.tasks.wait())
         .await
         .is_err()
     {
@@ -344,19 +364,6 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), state.tasks.wait()).await;
     }
     Ok(())
-}
-
-/// `SKILLSD_IDLE_TIMEOUT_SECS` (300): a connection without traffic, or that runs no
-/// command (keepalives do not count), for this long is closed.
-fn idle_timeout() -> Duration {
-    Duration::from_secs(crate::config::number("SKILLSD_IDLE_TIMEOUT_SECS").unwrap_or(300))
-}
-
-/// Most SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`, 1,000): a
-/// connection over the cap is closed at once, so idle connections cannot take every
-/// file descriptor.
-fn max_connections() -> usize {
-    crate::config::number("SKILLSD_MAX_CONNECTIONS").unwrap_or(1000)
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.

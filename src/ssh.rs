@@ -44,7 +44,7 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, Throttle>>,
 }
 
-/// Limits on sessions and authentication (environment of `serve`).
+/// Limits on sessions and authentication (settings of `serve`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Commands (git or other) running at once, overall (`SKILLSD_MAX_SESSIONS`, 200).
@@ -54,19 +54,21 @@ pub struct Limits {
     /// Refused keys from one address within `auth_window` before that address is
     /// refused outright (`SKILLSD_MAX_AUTH_FAILURES`, 20).
     pub max_auth_failures: u32,
+    /// (`SKILLSD_AUTH_WINDOW_SECS`, 300 s)
     pub auth_window: std::time::Duration,
+    /// The longest a git session may run (`SKILLSD_SESSION_TIMEOUT_SECS`, 3,600 s):
+    /// past it the channel closes and the cancel flag stops the git work.
+    pub session_timeout: std::time::Duration,
 }
 
-impl Limits {
-    pub fn from_env() -> Limits {
-        fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
-            crate::config::number(name).unwrap_or(default)
-        }
+impl Default for Limits {
+    fn default() -> Limits {
         Limits {
-            max_sessions: num("SKILLSD_MAX_SESSIONS", 200),
-            max_sessions_per_user: num("SKILLSD_MAX_SESSIONS_PER_USER", 64),
-            max_auth_failures: num("SKILLSD_MAX_AUTH_FAILURES", 20),
-            auth_window: std::time::Duration::from_secs(num("SKILLSD_AUTH_WINDOW_SECS", 300)),
+            max_sessions: 200,
+            max_sessions_per_user: 64,
+            max_auth_failures: 20,
+            auth_window: std::time::Duration::from_secs(300),
+            session_timeout: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -91,14 +93,19 @@ impl Drop for SessionSlot {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, repos: RepoStore) -> AppState {
+    pub fn new(
+        pool: PgPool,
+        repos: RepoStore,
+        policy: crate::receive::pre_receive::Policy,
+        limits: Limits,
+    ) -> AppState {
         AppState {
             pool,
             repos,
             key_cache: Default::default(),
-            policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
+            policy,
             tasks: tokio_util::task::TaskTracker::new(),
-            limits: Limits::from_env(),
+            limits,
             running: Default::default(),
             auth_failures: Default::default(),
         }
@@ -748,9 +755,7 @@ async fn run_exec(
                     });
                     // A session may not run forever (a client trickling bytes): past the
                     // limit the channel closes and the cancel flag stops the git work.
-                    let limit = std::time::Duration::from_secs(
-                        crate::config::number("SKILLSD_SESSION_TIMEOUT_SECS").unwrap_or(3600),
-                    );
+                    let limit = state.limits.session_timeout;
                     let result = match tokio::time::timeout(limit, work).await {
                         Ok(r) => r,
                         Err(_) => {

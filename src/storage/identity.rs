@@ -27,10 +27,11 @@ const FILE: &str = "ssh_host_ed25519_key";
 pub async fn host_key(
     pool: &PgPool,
     data_dir: &Path,
+    file: Option<&Path>,
 ) -> Result<(PrivateKey, String), IdentityError> {
-    if let Some(path) = std::env::var_os("SKILLSD_HOST_KEY").filter(|p| !p.is_empty()) {
-        let key = load(Path::new(&path))?;
-        return Ok((key, format!("the file {}", Path::new(&path).display())));
+    if let Some(path) = file {
+        let key = load(path)?;
+        return Ok((key, format!("the file {}", path.display())));
     }
     if let Some(key) = stored(pool).await? {
         write_public(data_dir, &key)?;
