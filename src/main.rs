@@ -312,302 +312,347 @@ async fn fresh_copy(
 
 async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
     skillsd::cache::bulk::set_threshold(settings.bulk_load_from);
+    let s = &settings;
     match cli.command {
-        Cmd::Serve { .. } => {
-            skillsd::maintenance::tune_allocator();
-            // The addresses first: a port already taken is said at once, before the
-            // database, the migrations and the reconcile.
-            let (listener, addr) = server::bind(settings.listen).await?;
-            let http = match settings.http {
-                Some(a) => Some(server::bind(a).await?),
-                None => None,
-            };
-            let prepared = server::prepare(&settings).await?;
-            for path in &settings.admin_keys {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let key = users::parse_public_key(&text)?;
-                if users::find_by_key(&prepared.state.pool, &key)
-                    .await?
-                    .is_none()
-                {
-                    let fp = users::add(&prepared.state.pool, "admin", Role::Admin, &key).await?;
-                    println!("  admin:  user `admin` can connect with key {fp}");
-                }
-            }
-            let http = match http {
-                Some((l, a)) => {
-                    println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
-                    Some(l)
-                }
-                None => None,
-            };
-            let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
-            println!("skillsd listening on {addr}");
-            println!(
-                "  clone:  git clone ssh://git@{}:{}/skills.git",
-                addr.ip(),
-                addr.port()
-            );
-            println!(
-                "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
-                prepared.data_dir.display()
-            );
-            println!(
-                "  host key: {} ({}; ssh asks to confirm it on first connect)",
-                skillsd::storage::identity::fingerprint(&prepared.host_key),
-                host.display()
-            );
-            let private =
-                prepared.private_pg.is_some() || matches!(Database::of(&settings), Database::Local);
-            println!(
-                "  database: {}{}",
-                skillsd::db::redact_url(&prepared.database_url),
-                if private {
-                    " (the private cluster under the data dir)"
-                } else {
-                    ""
-                }
-            );
-            println!(
-                "  psql:   skillsd psql --data-dir {}{}",
-                prepared.data_dir.display(),
-                if private { "" } else { " --database-url URL" }
-            );
-            let shutdown = async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("signal handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                tracing::info!("shutting down");
-            };
-            server::run(prepared, listener, http, shutdown).await?;
-            Ok(0)
-        }
-        Cmd::Init { repo, empty, .. } => {
-            let pool = pool(&settings).await?;
-            let store = store(&settings);
-            let requested = RepoStore::canonical_name(&repo)?;
-            if skillsd::storage::replica::db_generation(&pool, &requested)
-                .await?
-                .is_some()
-            {
-                bail!("repository `{requested}` already exists");
-            }
-            let name = store.create(&repo, empty)?;
-            let (rt, p2, s2, n2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                store.clone(),
-                name.clone(),
-            );
-            let imported = tokio::task::spawn_blocking(move || {
-                skillsd::storage::import::import(&rt, &p2, &s2, &n2)
-            })
-            .await??;
-            if imported.is_none() {
-                bail!("repository `{name}` was created by another node meanwhile");
-            }
-            println!(
-                "created repository {name} (in the database; this node's copy is {})",
-                store.path_of(&name).display()
-            );
-            Ok(0)
-        }
+        Cmd::Serve { .. } => serve(s).await,
+        Cmd::Init { repo, empty, .. } => init(s, repo, empty).await,
         Cmd::User { command } => match command {
             UserCmd::Add {
                 name, role, key, ..
-            } => {
-                let role = Role::parse(&role).expect("clap checked the role");
-                let text = std::fs::read_to_string(&key)
-                    .with_context(|| format!("cannot read {}", key.display()))?;
-                let key = users::parse_public_key(&text)?;
-                let pool = pool(&settings).await?;
-                let fp = users::add(&pool, &name, role, &key).await?;
-                println!("{name} ({}) can now connect with key {fp}", role.as_str());
-                Ok(0)
-            }
-            UserCmd::List { .. } => {
-                let pool = pool(&settings).await?;
-                for u in users::list(&pool).await? {
-                    println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
-                }
-                Ok(0)
-            }
+            } => user_add(s, name, role, key).await,
+            UserCmd::List { .. } => user_list(s).await,
             UserCmd::Grant {
                 name, repo, role, ..
-            } => {
-                let role = Role::parse(&role).expect("clap checked the role");
-                let repo = RepoStore::canonical_name(&repo)
-                    .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
-                let pool = pool(&settings).await?;
-                users::grant(&pool, &name, &repo, role).await?;
-                println!("{name} is {} on {repo}", role.as_str());
-                Ok(0)
-            }
-            UserCmd::Revoke { name, repo, .. } => {
-                let pool = pool(&settings).await?;
-                if users::revoke(&pool, &name, &repo).await? {
-                    println!("{name} has their global role on {repo} again");
-                    Ok(0)
-                } else {
-                    bail!("`{name}` has no grant on `{repo}`")
-                }
-            }
-            UserCmd::Remove { name, .. } => {
-                let pool = pool(&settings).await?;
-                if users::remove(&pool, &name).await? {
-                    println!("removed {name} and their keys");
-                    Ok(0)
-                } else {
-                    bail!("no user named `{name}`")
-                }
-            }
+            } => user_grant(s, name, repo, role).await,
+            UserCmd::Revoke { name, repo, .. } => user_revoke(s, name, repo).await,
+            UserCmd::Remove { name, .. } => user_remove(s, name).await,
         },
-        Cmd::Reconcile { repo, .. } => {
-            let pool = pool(&settings).await?;
-            let store = store(&settings);
-            let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
-            let store_name = name.clone();
-            let rt = tokio::runtime::Handle::current();
-            let started = std::time::Instant::now();
-            let rows_pool = pool.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
-            })
-            .await??;
-            let rows_took = started.elapsed();
-            println!(
-                "reconciled {}: cache at {}: {} ({:.2} s)",
-                store_name,
-                outcome.commit.as_deref().unwrap_or("(empty branch)"),
-                outcome.reconcile_summary(),
-                rows_took.as_secs_f64()
-            );
-            if outcome.bulk_loaded {
-                println!("the cache was empty: rows loaded first, indexes built after them");
-            }
-            // This process ends here: fill the search vectors a big reconcile left
-            // before it does (a server would do it in the background).
-            if outcome.search_deferred {
-                skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
-                println!(
-                    "search vectors: all filled ({:.2} s after the rows)",
-                    (started.elapsed() - rows_took).as_secs_f64()
-                );
-            }
-            Ok(0)
-        }
-        Cmd::Check { path, format } => check(&path, &format, &settings),
+        Cmd::Reconcile { repo, .. } => reconcile(s, repo).await,
+        Cmd::Check { path, format } => check(&path, &format, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
-                return hook_pre_receive(&settings);
+                return hook_pre_receive(s);
             }
-            hook_post_receive(settings.database_url.clone()).await
+            hook_post_receive(s.database_url.clone()).await
         }
-        Cmd::Gc { repo, .. } => {
-            let pool = pool(&settings).await?;
-            let store = store(&settings);
-            let (name, _) = fresh_copy(&pool, &store, &repo).await?;
-            let (rt, p2, n2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                name.clone(),
-            );
-            let o = tokio::task::spawn_blocking(move || {
-                skillsd::storage::gc::gc(&rt, &p2, &store, &n2)
-            })
-            .await??;
-            if o.packs_before <= 1 {
-                println!("{name}: {} pack, nothing to consolidate", o.packs_before);
-            } else {
-                println!(
-                    "{name}: {} packs consolidated into 1 pack of {} objects, published",
-                    o.packs_before, o.objects
-                );
-            }
-            Ok(0)
-        }
+        Cmd::Gc { repo, .. } => gc(s, repo).await,
         Cmd::Ref {
             command: RefCmd::List { repo, .. },
-        } => {
-            let pool = pool(&settings).await?;
-            let store = store(&settings);
-            let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
-            let mut bad = 0;
-            for r in skillsd::repos::ref_states(&repo)? {
-                match &r.problem {
-                    None => println!("{} {}", r.target, r.name),
-                    Some(p) => {
-                        bad += 1;
-                        println!("{} {}  (cannot be served: {p})", r.target, r.name);
-                    }
-                }
-            }
-            if let Some(why) = skillsd::repos::unservable(&repo) {
-                println!("the repository cannot be served: {why}");
-                bad += 1;
-            }
-            Ok(if bad == 0 { 0 } else { 1 })
-        }
+        } => ref_list(s, repo).await,
         Cmd::Ref {
             command: RefCmd::Delete { name, repo, .. },
-        } => {
-            let pool = pool(&settings).await?;
-            let store = store(&settings);
-            let repo_name = RepoStore::canonical_name(&repo)?;
-            if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
-                bail!("no ref `{name}` in {repo_name}");
-            }
-            fresh_copy(&pool, &store, &repo_name).await?;
-            println!("{repo_name}: deleted {name}");
-            Ok(0)
-        }
-        Cmd::Export { repo, dir, .. } => {
-            let pool = pool(&settings).await?;
-            let name = RepoStore::canonical_name(&repo)?;
-            let (rt, p2, n2, d2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                name.clone(),
-                dir.clone(),
-            );
-            let done = tokio::task::spawn_blocking(move || {
-                skillsd::storage::export::export(&rt, &p2, &n2, &d2)
-            })
-            .await??;
-            println!(
-                "exported {name} (generation {}, {} packs) to {}: a plain bare repository",
-                done.generation,
-                done.fetched,
-                dir.display()
-            );
-            Ok(0)
-        }
-        Cmd::Psql { args, .. } => {
-            let (url, cluster) =
-                server::database_url(&Database::of(&settings), &settings.data_dir).await?;
-            let psql = skillsd::localpg::psql();
-            let status = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(&psql)
-                    .arg(&url)
-                    .args(&args)
-                    .status()
-                    .with_context(|| format!("cannot run {}", psql.display()))
-            })
-            .await??;
-            drop(cluster);
-            Ok(status.code().unwrap_or(1) as i32)
-        }
-        Cmd::Migrate { .. } => {
-            pool(&settings).await?;
-            println!("migrations applied");
-            Ok(0)
+        } => ref_delete(s, name, repo).await,
+        Cmd::Export { repo, dir, .. } => export(s, repo, dir).await,
+        Cmd::Psql { args, .. } => psql(s, args).await,
+        Cmd::Migrate { .. } => migrate(s).await,
+    }
+}
+
+/// `skillsd serve`: the addresses bound first (a port already taken is said at once,
+/// before the database, the migrations and the reconcile), then the start's work,
+/// the first admins, the banner, and the server until SIGTERM or Ctrl-C.
+async fn serve(settings: &Settings) -> Result<i32> {
+    skillsd::maintenance::tune_allocator();
+    let (listener, addr) = server::bind(settings.listen).await?;
+    let http = match settings.http {
+        Some(a) => Some(server::bind(a).await?),
+        None => None,
+    };
+    let prepared = server::prepare(settings).await?;
+    register_admins(&prepared.state.pool, &settings.admin_keys).await?;
+    let http = http.map(|(listener, a)| {
+        println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
+        listener
+    });
+    print_banner(&prepared, addr, settings);
+    server::run(prepared, listener, http, shutdown_signal()).await?;
+    Ok(0)
+}
+
+/// Registers each public key file for the user `admin` unless the key is known.
+async fn register_admins(pool: &sqlx::PgPool, keys: &[PathBuf]) -> Result<()> {
+    for path in keys {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let key = users::parse_public_key(&text)?;
+        if users::find_by_key(pool, &key).await?.is_none() {
+            let fp = users::add(pool, "admin", Role::Admin, &key).await?;
+            println!("  admin:  user `admin` can connect with key {fp}");
         }
     }
+    Ok(())
+}
+
+/// What the operator needs to know at start: the address, how to clone, add users,
+/// check the host key and reach the database.
+fn print_banner(prepared: &server::Prepared, addr: SocketAddr, settings: &Settings) {
+    let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
+    println!("skillsd listening on {addr}");
+    println!(
+        "  clone:  git clone ssh://git@{}:{}/skills.git",
+        addr.ip(),
+        addr.port()
+    );
+    println!(
+        "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
+        prepared.data_dir.display()
+    );
+    println!(
+        "  host key: {} ({}; ssh asks to confirm it on first connect)",
+        skillsd::storage::identity::fingerprint(&prepared.host_key),
+        host.display()
+    );
+    let private =
+        prepared.private_pg.is_some() || matches!(Database::of(settings), Database::Local);
+    println!(
+        "  database: {}{}",
+        skillsd::db::redact_url(&prepared.database_url),
+        if private {
+            " (the private cluster under the data dir)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  psql:   skillsd psql --data-dir {}{}",
+        prepared.data_dir.display(),
+        if private { "" } else { " --database-url URL" }
+    );
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// `skillsd init [REPO]`: a repository from the template, imported into the database.
+async fn init(settings: &Settings, repo: String, empty: bool) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let requested = RepoStore::canonical_name(&repo)?;
+    if skillsd::storage::replica::db_generation(&pool, &requested)
+        .await?
+        .is_some()
+    {
+        bail!("repository `{requested}` already exists");
+    }
+    let name = store.create(&repo, empty)?;
+    let (rt, p2, s2, n2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        store.clone(),
+        name.clone(),
+    );
+    let imported =
+        tokio::task::spawn_blocking(move || skillsd::storage::import::import(&rt, &p2, &s2, &n2))
+            .await??;
+    if imported.is_none() {
+        bail!("repository `{name}` was created by another node meanwhile");
+    }
+    println!(
+        "created repository {name} (in the database; this node's copy is {})",
+        store.path_of(&name).display()
+    );
+    Ok(0)
+}
+
+/// `skillsd user add`.
+async fn user_add(settings: &Settings, name: String, role: String, key: PathBuf) -> Result<i32> {
+    let role = Role::parse(&role).expect("clap checked the role");
+    let text =
+        std::fs::read_to_string(&key).with_context(|| format!("cannot read {}", key.display()))?;
+    let key = users::parse_public_key(&text)?;
+    let pool = pool(settings).await?;
+    let fp = users::add(&pool, &name, role, &key).await?;
+    println!("{name} ({}) can now connect with key {fp}", role.as_str());
+    Ok(0)
+}
+
+/// `skillsd user list`.
+async fn user_list(settings: &Settings) -> Result<i32> {
+    let pool = pool(settings).await?;
+    for u in users::list(&pool).await? {
+        println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
+    }
+    Ok(0)
+}
+
+/// `skillsd user grant`.
+async fn user_grant(settings: &Settings, name: String, repo: String, role: String) -> Result<i32> {
+    let role = Role::parse(&role).expect("clap checked the role");
+    let repo = RepoStore::canonical_name(&repo)
+        .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
+    let pool = pool(settings).await?;
+    users::grant(&pool, &name, &repo, role).await?;
+    println!("{name} is {} on {repo}", role.as_str());
+    Ok(0)
+}
+
+/// `skillsd user revoke`.
+async fn user_revoke(settings: &Settings, name: String, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    if users::revoke(&pool, &name, &repo).await? {
+        println!("{name} has their global role on {repo} again");
+        Ok(0)
+    } else {
+        bail!("`{name}` has no grant on `{repo}`")
+    }
+}
+
+/// `skillsd user remove`.
+async fn user_remove(settings: &Settings, name: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    if users::remove(&pool, &name).await? {
+        println!("removed {name} and their keys");
+        Ok(0)
+    } else {
+        bail!("no user named `{name}`")
+    }
+}
+
+/// `skillsd reconcile [REPO]`: the cache compared with the default branch and repaired.
+async fn reconcile(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
+    let store_name = name.clone();
+    let rt = tokio::runtime::Handle::current();
+    let started = std::time::Instant::now();
+    let rows_pool = pool.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
+    })
+    .await??;
+    let rows_took = started.elapsed();
+    println!(
+        "reconciled {}: cache at {}: {} ({:.2} s)",
+        store_name,
+        outcome.commit.as_deref().unwrap_or("(empty branch)"),
+        outcome.reconcile_summary(),
+        rows_took.as_secs_f64()
+    );
+    if outcome.bulk_loaded {
+        println!("the cache was empty: rows loaded first, indexes built after them");
+    }
+    // This process ends here: fill the search vectors a big reconcile left
+    // before it does (a server would do it in the background).
+    if outcome.search_deferred {
+        skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
+        println!(
+            "search vectors: all filled ({:.2} s after the rows)",
+            (started.elapsed() - rows_took).as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// `skillsd gc [REPO]`: the live packs consolidated into one, published.
+async fn gc(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (name, _) = fresh_copy(&pool, &store, &repo).await?;
+    let (rt, p2, n2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        name.clone(),
+    );
+    let o = tokio::task::spawn_blocking(move || skillsd::storage::gc::gc(&rt, &p2, &store, &n2))
+        .await??;
+    if o.packs_before <= 1 {
+        println!("{name}: {} pack, nothing to consolidate", o.packs_before);
+    } else {
+        println!(
+            "{name}: {} packs consolidated into 1 pack of {} objects, published",
+            o.packs_before, o.objects
+        );
+    }
+    Ok(0)
+}
+
+/// `skillsd ref list [REPO]`: exit status 1 when a ref cannot be served.
+async fn ref_list(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
+    let mut bad = 0;
+    for r in skillsd::repos::ref_states(&repo)? {
+        match &r.problem {
+            None => println!("{} {}", r.target, r.name),
+            Some(p) => {
+                bad += 1;
+                println!("{} {}  (cannot be served: {p})", r.target, r.name);
+            }
+        }
+    }
+    if let Some(why) = skillsd::repos::unservable(&repo) {
+        println!("the repository cannot be served: {why}");
+        bad += 1;
+    }
+    Ok(if bad == 0 { 0 } else { 1 })
+}
+
+/// `skillsd ref delete NAME`.
+async fn ref_delete(settings: &Settings, name: String, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let repo_name = RepoStore::canonical_name(&repo)?;
+    if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
+        bail!("no ref `{name}` in {repo_name}");
+    }
+    fresh_copy(&pool, &store, &repo_name).await?;
+    println!("{repo_name}: deleted {name}");
+    Ok(0)
+}
+
+/// `skillsd export REPO DIR`.
+async fn export(settings: &Settings, repo: String, dir: PathBuf) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let name = RepoStore::canonical_name(&repo)?;
+    let (rt, p2, n2, d2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        name.clone(),
+        dir.clone(),
+    );
+    let done =
+        tokio::task::spawn_blocking(move || skillsd::storage::export::export(&rt, &p2, &n2, &d2))
+            .await??;
+    println!(
+        "exported {name} (generation {}, {} packs) to {}: a plain bare repository",
+        done.generation,
+        done.fetched,
+        dir.display()
+    );
+    Ok(0)
+}
+
+/// `skillsd psql [-- ARGS]`.
+async fn psql(settings: &Settings, args: Vec<String>) -> Result<i32> {
+    let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
+    let psql = skillsd::localpg::psql();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&psql)
+            .arg(&url)
+            .args(&args)
+            .status()
+            .with_context(|| format!("cannot run {}", psql.display()))
+    })
+    .await??;
+    drop(cluster);
+    Ok(status.code().unwrap_or(1) as i32)
+}
+
+/// `skillsd migrate`.
+async fn migrate(settings: &Settings) -> Result<i32> {
+    pool(settings).await?;
+    println!("migrations applied");
+    Ok(0)
 }
 
 fn hook_pre_receive(settings: &Settings) -> Result<i32> {
