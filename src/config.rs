@@ -520,12 +520,16 @@ impl Reader<'_> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {0}: {1}")]
+    /// (The cause is in the error's chain.)
+    #[error("cannot read {0}")]
     Read(PathBuf, #[source] std::io::Error),
     #[error("invalid setting: {0}")]
     Invalid(String),
     #[error("{0}: {1}")]
     Parse(PathBuf, String),
+    /// (The cause is in the error's chain.)
+    #[error("{0}")]
+    Toml(PathBuf, #[source] toml::de::Error),
 }
 
 /// The settings in `path` as (environment variable, value) pairs.
@@ -534,7 +538,7 @@ pub fn read(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
+        .map_err(|e: toml::de::Error| ConfigError::Toml(path.to_path_buf(), e))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let Some((_, env, _)) = SETTINGS.iter().find(|(k, _, _)| *k == key) else {

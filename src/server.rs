@@ -13,10 +13,19 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    Setup(String),
+    /// (The cause is in the error's chain: `main` prints it after the message.)
+    #[error("cannot listen on {addr} (choose another address with --listen ADDR or --http ADDR)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     HostKey(#[from] crate::storage::identity::IdentityError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
@@ -55,9 +64,7 @@ pub async fn database_url(
         Database::Local => {
             let pg = LocalPg::new(&data_dir.join("postgres"))?;
             let pg2 = pg.clone();
-            let started = tokio::task::spawn_blocking(move || pg2.ensure_running(true))
-                .await
-                .map_err(|e| ServeError::Setup(e.to_string()))??;
+            let started = tokio::task::spawn_blocking(move || pg2.ensure_running(true)).await??;
             let guard = started.then(|| pg.clone().stop_on_drop());
             pg.create_database("skillsd").await?;
             Ok((pg.url("skillsd"), guard))
@@ -135,10 +142,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
 /// database; the default repository is created from the template when neither has
 /// it; every repository of the database gets a current copy here.
 pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Result<(), ServeError> {
-    let setup = |e: crate::storage::StorageError| ServeError::Setup(e.to_string());
-    let in_db = crate::storage::replica::db_repos(pool)
-        .await
-        .map_err(setup)?;
+    let in_db = crate::storage::replica::db_repos(pool).await?;
     if !in_db.iter().any(|n| n == DEFAULT_REPO) && !repos.exists(DEFAULT_REPO) {
         repos.create(DEFAULT_REPO, false)?;
         tracing::info!(
@@ -155,9 +159,7 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
         let imported = tokio::task::spawn_blocking(move || {
             crate::storage::import::import(&rt, &pool, &repos, &name2)
         })
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?
-        .map_err(setup)?;
+        .await??;
         match imported {
             Some(i) => tracing::info!(
                 repo = %name, refs = i.refs, packs = i.packs, bytes = i.bytes,
@@ -168,10 +170,7 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
             }
         }
     }
-    for name in crate::storage::replica::db_repos(pool)
-        .await
-        .map_err(setup)?
-    {
+    for name in crate::storage::replica::db_repos(pool).await? {
         // Every read tries again; the node serves what it can meanwhile.
         if let Err(e) = crate::storage::replica::refresh_async(pool, repos, &name).await {
             tracing::error!(repo = %name, error = %e, "cannot bring this node's copy up to date");
@@ -370,11 +369,7 @@ pub async fn run(
 pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| {
-            ServeError::Setup(format!(
-                "cannot listen on {addr}: {e}; choose another address with --listen ADDR (or --http ADDR)"
-            ))
-        })?;
+        .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
