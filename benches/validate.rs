@@ -157,8 +157,10 @@ fn measure(
     }];
     let current: HashMap<String, gix::ObjectId> =
         [("refs/heads/main".to_string(), old)].into_iter().collect();
-    let mut policy = Policy::from_env("main");
-    policy.max_files_per_push = usize::MAX;
+    let policy = Policy {
+        max_files_per_push: usize::MAX,
+        ..Policy::default()
+    };
     let mut times = Vec::new();
     let mut problems = Vec::new();
     for _ in 0..runs {

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Validates every skill at or under `path` (a file or a folder of a working tree; the
 /// tree's root is the nearest folder up from it with a `skillsd.toml` or a `.git`).
-/// Returns the number of skills checked and every problem found.
-pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
+/// Returns the number of skills checked and every problem found. `max_depth` is the
+/// server's own limit (`SKILLSD_MAX_TREE_DEPTH`), so `check` refuses what a push would.
+pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Problem>)> {
     let target = path.canonicalize()?;
     let root = find_root(&target);
     let scope = target
@@ -21,8 +22,6 @@ pub fn check_tree(path: &Path) -> std::io::Result<(usize, Vec<Problem>)> {
         Err(problems) => return Ok((0, problems)),
     };
     let mut files = Vec::new();
-    // The server's own limit, so `check` refuses what a push would.
-    let max_depth = crate::receive::connectivity::Limits::from_env().max_tree_depth;
     // The whole working tree: roots may be patterns (`plugins/*/skills`), and a
     // SKILL.md outside them is reported, as the server would.
     if let Some(too_deep) = walk(&root, &root, max_depth, &mut files)? {

@@ -1,11 +1,15 @@
-//! The configuration file. Every setting of `skillsd serve` can come from (highest
-//! precedence first): a command-line flag, an environment variable, the TOML file
-//! named by `--config` / `SKILLSD_CONFIG` (default `/etc/skillsd.toml` when it
-//! exists), or the built-in default. A key in the file is the environment variable's
+//! Settings. Every setting of `skillsd` can come from (highest precedence first): a
+//! command-line flag, an environment variable, the TOML file named by `--config` /
+//! `SKILLSD_CONFIG` (default `/etc/skillsd.toml` when it exists), or the built-in
+//! default. [`Settings::load`] reads them all once, into one typed [`Settings`] that
+//! is passed to what uses it; a malformed value stops the start, naming the setting
+//! and the value. A key in the file is the environment variable's
 //! name in lower case without the `SKILLSD_` prefix (`database_url` for
 //! `DATABASE_URL`).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// File key → environment variable, with what it means (for errors and `--help`).
 pub const SETTINGS: &[(&str, &str, &str)] = &[
@@ -26,6 +30,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "admin_token",
         "SKILLSD_ADMIN_TOKEN",
         "bearer token of the HTTP admin API [off]",
+    ),
+    (
+        "host_key",
+        "SKILLSD_HOST_KEY",
+        "OpenSSH private key file every node presents [the one in the database]",
     ),
     (
         "log",
@@ -114,6 +123,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "pack count that starts a background gc, 0 = off [16]",
     ),
     (
+        "max_tree_entries",
+        "SKILLSD_MAX_TREE_ENTRIES",
+        "most files and folders a pushed commit's tree may expand to [2000000]",
+    ),
+    (
         "max_tree_depth",
         "SKILLSD_MAX_TREE_DEPTH",
         "deepest path in a pushed tree, like git's core.maxTreeDepth [4096]",
@@ -170,116 +184,352 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// What a setting's value must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A whole number (a count, bytes, seconds).
-    Count,
-    /// `1`/`0`/`true`/`false`.
-    Flag,
-    /// One of these words.
-    OneOf(&'static [&'static str]),
-    /// Anything (addresses are checked by the command line, URLs by the connection).
+/// The values given on the command line: they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub listen: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    /// Empty: not given.
+    pub admin_keys: Vec<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
     Text,
+    /// One JSON object per line, with the span fields.
+    Json,
 }
 
-/// The kind of the setting behind environment variable `env`.
-pub fn kind_of(env: &str) -> Kind {
-    match env {
-        "SKILLSD_MUTABLE_TAGS" | "SKILLSD_ADMINS_MAY_REWRITE_MAIN" => Kind::Flag,
-        "SKILLSD_DB_DOWN" => Kind::OneOf(&["refuse"]),
-        "SKILLSD_LOG_FORMAT" => Kind::OneOf(&["text", "json"]),
-        "SKILLSD_MAX_PACK_BYTES"
-        | "SKILLSD_MAX_FILES_PER_PUSH"
-        | "SKILLSD_MAX_FILE_BYTES"
-        | "SKILLSD_MAX_SESSIONS"
-        | "SKILLSD_MAX_SESSIONS_PER_USER"
-        | "SKILLSD_MAX_AUTH_FAILURES"
-        | "SKILLSD_AUTH_WINDOW_SECS"
-        | "SKILLSD_IDLE_TIMEOUT_SECS"
-        | "SKILLSD_SESSION_TIMEOUT_SECS"
-        | "SKILLSD_SHUTDOWN_GRACE_SECS"
-        | "SKILLSD_RECONCILE_SECS"
-        | "SKILLSD_GC_PACKS"
-        | "SKILLSD_PACK_GRACE_SECS"
-        | "SKILLSD_BULK_LOAD_FROM"
-        | "SKILLSD_MAX_TREE_DEPTH"
-        | "SKILLSD_MAX_TREE_ENTRIES"
-        | "SKILLSD_MAX_COMMIT_BYTES"
-        | "SKILLSD_MAX_OBJECT_BYTES"
-        | "SKILLSD_MAX_OBJECTS"
-        | "SKILLSD_MAX_DELTA_DEPTH"
-        | "SKILLSD_MAX_DELTA_BASE_BYTES"
-        | "SKILLSD_MAX_CONNECTIONS"
-        | "SKILLSD_HTTP_MAX_CONNECTIONS"
-        | "SKILLSD_HTTP_IDLE_SECS"
-        | "SKILLSD_HTTP_LIFETIME_SECS" => Kind::Count,
-        _ => Kind::Text,
-    }
+/// Every setting, typed: filled once by [`Settings::load`] (flag > environment >
+/// config file > default) and passed to what uses it. Nothing else reads settings
+/// from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// SSH address (`SKILLSD_LISTEN`).
+    pub listen: SocketAddr,
+    /// HTTP address (`SKILLSD_HTTP`; `None`: no HTTP).
+    pub http: Option<SocketAddr>,
+    /// `SKILLSD_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL` (`None`: the private cluster under the data dir).
+    pub database_url: Option<String>,
+    /// Public key files of the first admins (`SKILLSD_ADMIN_KEYS`).
+    pub admin_keys: Vec<PathBuf>,
+    /// Bearer token of the HTTP admin API (`SKILLSD_ADMIN_TOKEN`; `None`: API off).
+    pub admin_token: Option<String>,
+    /// The host key file every node presents (`SKILLSD_HOST_KEY`; `None`: the one
+    /// in the database).
+    pub host_key: Option<PathBuf>,
+    /// Log filter (`SKILLSD_LOG`).
+    pub log: String,
+    /// `SKILLSD_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// Sessions, authentication and the session time limit.
+    pub limits: crate::ssh::Limits,
+    /// Ref rules and push limits (the pushed objects' and the pack's included).
+    pub policy: crate::receive::pre_receive::Policy,
+    /// The HTTP listener's limits.
+    pub http_limits: crate::net::HttpLimits,
+    /// How long packs a gc replaced stay for readers (`SKILLSD_PACK_GRACE_SECS`).
+    pub pack_grace: Duration,
+    /// Pack count that starts a background gc (`SKILLSD_GC_PACKS`; `None`: off).
+    pub gc_packs: Option<usize>,
+    /// A connection without a command for this long is closed
+    /// (`SKILLSD_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long shutdown waits for sessions (`SKILLSD_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
+    /// Periodic reconcile (`SKILLSD_RECONCILE_SECS`; `None`: off).
+    pub reconcile_every: Option<Duration>,
+    /// Fewest skills for a reconcile into an empty cache to build indexes last
+    /// (`SKILLSD_BULK_LOAD_FROM`; `None`: never).
+    pub bulk_load_from: Option<usize>,
 }
 
-/// Checks every setting that has a value (from `value_of`, e.g. the environment after
-/// the config file was merged in): a malformed value stops the start, naming the
-/// setting and the value, instead of being replaced by the default without a word.
-pub fn check(value_of: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    let mut bad = Vec::new();
-    for (key, env, _) in SETTINGS.iter().chain(EXTRA) {
-        let Some(value) = value_of(env) else { continue };
-        let ok = match kind_of(env) {
-            Kind::Count => value.trim().parse::<u64>().is_ok() && value.trim() == value,
-            Kind::Flag => matches!(value.as_str(), "1" | "0" | "true" | "false"),
-            Kind::OneOf(words) => words.contains(&value.as_str()),
-            Kind::Text => true,
-        };
-        if !ok {
-            let expected = match kind_of(env) {
-                Kind::Count => "a whole number".to_string(),
-                Kind::Flag => "1, 0, true or false".to_string(),
-                Kind::OneOf(words) => format!("one of {}", words.join(", ")),
-                Kind::Text => unreachable!("text is always accepted"),
-            };
-            bad.push(format!(
-                "{env}={value:?} (`{key}` in the file): expected {expected}"
-            ));
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            http: None,
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            admin_keys: Vec::new(),
+            admin_token: None,
+            host_key: None,
+            log: "info,sqlx=warn,russh=warn".to_string(),
+            log_format: LogFormat::Text,
+            limits: Default::default(),
+            policy: Default::default(),
+            http_limits: Default::default(),
+            pack_grace: Duration::from_secs(3600),
+            gc_packs: Some(crate::maintenance::AUTO_GC_PACKS),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 1000,
+            shutdown_grace: Duration::from_secs(30),
+            reconcile_every: Some(Duration::from_secs(600)),
+            bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
         }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(bad.join("; ")))
+}
+
+impl Settings {
+    /// Every setting from `flags`, else the environment (`env` looks a variable up),
+    /// else the config `file`, else its default. Every malformed value is named in
+    /// the one error, with the setting and the value; nothing falls back to a
+    /// default without a word.
+    pub fn load(
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&Path>,
+    ) -> Result<Settings, ConfigError> {
+        let from_file = match file {
+            Some(path) => read(path)?,
+            None => Vec::new(),
+        };
+        let lookup = |name: &str| {
+            env(name).or_else(|| {
+                from_file
+                    .iter()
+                    .find(|(e, _)| *e == name)
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let mut r = Reader {
+            lookup: &lookup,
+            bad: Vec::new(),
+        };
+        let s = r.settings(flags);
+        if r.bad.is_empty() {
+            Ok(s)
+        } else {
+            Err(ConfigError::Invalid(r.bad.join("; ")))
+        }
+    }
+
+    /// What the repository store needs: pack retention, automatic gc, and the pack
+    /// limits a gc reads its own pack through.
+    pub fn store(&self) -> crate::repos::StoreSettings {
+        crate::repos::StoreSettings {
+            pack_grace: self.pack_grace,
+            gc_packs: self.gc_packs,
+            pack_limits: self.policy.pack,
+        }
     }
 }
 
-/// Settings read from the environment only (not in the file): checked all the same.
-const EXTRA: &[(&str, &str, &str)] = &[
-    ("max_tree_entries", "SKILLSD_MAX_TREE_ENTRIES", ""),
-    ("auth_window_secs", "SKILLSD_AUTH_WINDOW_SECS", ""),
-];
-
-/// The number in environment variable `var`, if set and well-formed ([`check`] has
-/// refused malformed values at start).
-pub fn number<T: std::str::FromStr>(var: &str) -> Option<T> {
-    std::env::var(var).ok().and_then(|v| v.parse().ok())
+/// Reads raw values and collects what is malformed.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    bad: Vec<String>,
 }
 
-/// A count from the environment variable `var` where 0 turns the feature off: `None`
-/// for 0, the number when it parses, else `default`.
-pub fn count_or_off(var: &str, default: u64) -> Option<u64> {
-    match number::<u64>(var) {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => Some(default),
+impl Reader<'_> {
+    fn settings(&mut self, flags: &Flags) -> Settings {
+        use crate::incoming::inspect::PackLimits;
+        use crate::receive::connectivity;
+        let d = Settings::default();
+        let (dl, dp, dh) = (&d.limits, &d.policy, &d.http_limits);
+        let (dc, dk) = (&dp.limits, &dp.pack);
+        let address = "an address like 127.0.0.1:2222";
+        let listen = flags
+            .listen
+            .or_else(|| self.parsed("SKILLSD_LISTEN", address))
+            .unwrap_or(d.listen);
+        let http = flags.http.or_else(|| self.parsed("SKILLSD_HTTP", address));
+        let admin_keys = if flags.admin_keys.is_empty() {
+            self.text("SKILLSD_ADMIN_KEYS")
+                .map(|v| {
+                    v.split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            flags.admin_keys.clone()
+        };
+        let log = self.text("SKILLSD_LOG").unwrap_or(d.log);
+        if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+            self.refuse("SKILLSD_LOG", &log, "a log filter like info,sqlx=warn");
+        }
+        let log_format = match self.one_of("SKILLSD_LOG_FORMAT", &["text", "json"]) {
+            Some("json") => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        // Pushes while the database is away are always refused: the only value.
+        self.one_of("SKILLSD_DB_DOWN", &["refuse"]);
+        let limits = crate::ssh::Limits {
+            max_sessions: self.count("SKILLSD_MAX_SESSIONS", dl.max_sessions),
+            max_sessions_per_user: self
+                .count("SKILLSD_MAX_SESSIONS_PER_USER", dl.max_sessions_per_user),
+            max_auth_failures: self.count("SKILLSD_MAX_AUTH_FAILURES", dl.max_auth_failures),
+            auth_window: self.secs("SKILLSD_AUTH_WINDOW_SECS", dl.auth_window),
+            session_timeout: self.secs("SKILLSD_SESSION_TIMEOUT_SECS", dl.session_timeout),
+        };
+        let policy = crate::receive::pre_receive::Policy {
+            mutable_tags: self.flag("SKILLSD_MUTABLE_TAGS"),
+            max_files_per_push: self.count("SKILLSD_MAX_FILES_PER_PUSH", dp.max_files_per_push),
+            max_pack_bytes: self.count("SKILLSD_MAX_PACK_BYTES", dp.max_pack_bytes),
+            // At most the built-in limit (the default).
+            max_file_bytes: self
+                .count("SKILLSD_MAX_FILE_BYTES", dp.max_file_bytes)
+                .min(dp.max_file_bytes),
+            admins_may_rewrite_default: self.flag("SKILLSD_ADMINS_MAY_REWRITE_MAIN"),
+            limits: connectivity::Limits {
+                max_tree_depth: self.count("SKILLSD_MAX_TREE_DEPTH", dc.max_tree_depth),
+                max_commit_bytes: self.count("SKILLSD_MAX_COMMIT_BYTES", dc.max_commit_bytes),
+                max_tree_entries: self.count("SKILLSD_MAX_TREE_ENTRIES", dc.max_tree_entries),
+                ..*dc
+            },
+            pack: PackLimits {
+                max_object_bytes: self.count("SKILLSD_MAX_OBJECT_BYTES", dk.max_object_bytes),
+                max_objects: self.count("SKILLSD_MAX_OBJECTS", dk.max_objects),
+                max_delta_depth: self.count("SKILLSD_MAX_DELTA_DEPTH", dk.max_delta_depth),
+                max_delta_base_bytes: self
+                    .count("SKILLSD_MAX_DELTA_BASE_BYTES", dk.max_delta_base_bytes),
+            },
+            ..d.policy.clone()
+        };
+        let http_limits = crate::net::HttpLimits {
+            max_connections: self.count("SKILLSD_HTTP_MAX_CONNECTIONS", dh.max_connections),
+            idle: self.secs("SKILLSD_HTTP_IDLE_SECS", dh.idle),
+            lifetime: self.secs("SKILLSD_HTTP_LIFETIME_SECS", dh.lifetime),
+        };
+        Settings {
+            listen,
+            http,
+            data_dir: flags
+                .data_dir
+                .clone()
+                .or_else(|| self.text("SKILLSD_DATA_DIR").map(PathBuf::from))
+                .unwrap_or(d.data_dir),
+            database_url: flags
+                .database_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or_else(|| self.text("DATABASE_URL")),
+            admin_keys,
+            admin_token: self.text("SKILLSD_ADMIN_TOKEN"),
+            host_key: self.text("SKILLSD_HOST_KEY").map(PathBuf::from),
+            log,
+            log_format,
+            limits,
+            policy,
+            http_limits,
+            pack_grace: self.secs("SKILLSD_PACK_GRACE_SECS", d.pack_grace),
+            gc_packs: self.count_or_off("SKILLSD_GC_PACKS", d.gc_packs),
+            idle_timeout: self.secs("SKILLSD_IDLE_TIMEOUT_SECS", d.idle_timeout),
+            max_connections: self.count("SKILLSD_MAX_CONNECTIONS", d.max_connections),
+            shutdown_grace: self.secs("SKILLSD_SHUTDOWN_GRACE_SECS", d.shutdown_grace),
+            reconcile_every: self
+                .count_or_off(
+                    "SKILLSD_RECONCILE_SECS",
+                    d.reconcile_every.map(|t| t.as_secs()),
+                )
+                .map(Duration::from_secs),
+            bulk_load_from: self.count_or_off("SKILLSD_BULK_LOAD_FROM", d.bulk_load_from),
+        }
+    }
+
+    fn refuse(&mut self, env: &str, value: &str, expected: &str) {
+        let key = SETTINGS
+            .iter()
+            .find(|(_, e, _)| *e == env)
+            .map_or_else(|| env.to_lowercase(), |(k, _, _)| k.to_string());
+        self.bad.push(format!(
+            "{env}={value:?} (`{key}` in the file): expected {expected}"
+        ));
+    }
+
+    /// A value that means something (an empty one is no value).
+    fn text(&self, env: &str) -> Option<String> {
+        (self.lookup)(env).filter(|v| !v.is_empty())
+    }
+
+    fn parsed<T: std::str::FromStr>(&mut self, env: &str, expected: &str) -> Option<T> {
+        let value = self.text(env)?;
+        let parsed = value.parse().ok();
+        if parsed.is_none() {
+            self.refuse(env, &value, expected);
+        }
+        parsed
+    }
+
+    /// A whole number, exactly (no sign, no spaces; an empty value is malformed too).
+    fn number<T: std::str::FromStr>(&mut self, env: &str) -> Option<T> {
+        let value = (self.lookup)(env)?;
+        let parsed = value
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| value.parse().ok())
+            .flatten();
+        if parsed.is_none() {
+            self.refuse(env, &value, "a whole number");
+        }
+        parsed
+    }
+
+    fn count<T: std::str::FromStr>(&mut self, env: &str, default: T) -> T {
+        self.number(env).unwrap_or(default)
+    }
+
+    fn secs(&mut self, env: &str, default: Duration) -> Duration {
+        self.number(env).map_or(default, Duration::from_secs)
+    }
+
+    /// A count where 0 turns the feature off.
+    fn count_or_off<T: std::str::FromStr + PartialEq + Default>(
+        &mut self,
+        env: &str,
+        default: Option<T>,
+    ) -> Option<T> {
+        match self.number::<T>(env) {
+            Some(n) if n == T::default() => None,
+            Some(n) => Some(n),
+            None => default,
+        }
+    }
+
+    fn flag(&mut self, env: &str) -> bool {
+        match (self.lookup)(env).as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                let other = other.to_string();
+                self.refuse(env, &other, "1, 0, true or false");
+                false
+            }
+        }
+    }
+
+    fn one_of(&mut self, env: &str, words: &[&'static str]) -> Option<&'static str> {
+        let value = (self.lookup)(env)?;
+        let found = words.iter().find(|w| **w == value).copied();
+        if found.is_none() {
+            self.refuse(env, &value, &format!("one of {}", words.join(", ")));
+        }
+        found
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {0}: {1}")]
-    Read(PathBuf, std::io::Error),
+    /// (The cause is in the error's chain.)
+    #[error("cannot read {0}")]
+    Read(PathBuf, #[source] std::io::Error),
     #[error("invalid setting: {0}")]
     Invalid(String),
     #[error("{0}: {1}")]
     Parse(PathBuf, String),
+    /// (The cause is in the error's chain.)
+    #[error("{0}")]
+    Toml(PathBuf, #[source] toml::de::Error),
 }
 
 /// The settings in `path` as (environment variable, value) pairs.
@@ -288,7 +538,7 @@ pub fn read(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
         std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
+        .map_err(|e: toml::de::Error| ConfigError::Toml(path.to_path_buf(), e))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let Some((_, env, _)) = SETTINGS.iter().find(|(k, _, _)| *k == key) else {
@@ -320,10 +570,11 @@ pub fn read(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
     Ok(out)
 }
 
-/// Which file to read: `--config`/`SKILLSD_CONFIG`, else `/etc/skillsd.toml` if present.
+/// Which file to read: `explicit` (`--config`/`SKILLSD_CONFIG`), else
+/// `/etc/skillsd.toml` if present.
 pub fn locate(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit
-        .or_else(|| std::env::var_os("SKILLSD_CONFIG").map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
         .or_else(|| Some(PathBuf::from("/etc/skillsd.toml")).filter(|p| p.is_file()))
 }
 
@@ -342,29 +593,45 @@ pub fn help() -> String {
 mod tests {
     use super::*;
 
+    /// A lookup over fixed pairs, like the environment.
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Flags::default(), env(pairs), None)
+    }
+
     #[test]
     fn malformed_values_are_refused_by_name() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert!(check(env(&[
+        let s = load_env(&[
             ("SKILLSD_MAX_PACK_BYTES", "1048576"),
             ("SKILLSD_MUTABLE_TAGS", "true"),
             ("SKILLSD_DB_DOWN", "refuse"),
             ("SKILLSD_LISTEN", "0.0.0.0:22"),
-        ]))
-        .is_ok());
-        let err = check(env(&[
+        ])
+        .unwrap();
+        assert_eq!(s.policy.max_pack_bytes, 1_048_576);
+        assert!(s.policy.mutable_tags);
+        assert_eq!(s.listen, "0.0.0.0:22".parse().unwrap());
+        let err = load_env(&[
             ("SKILLSD_MAX_PACK_BYTES", "lots"),
             ("SKILLSD_MUTABLE_TAGS", "yes"),
             ("SKILLSD_DB_DOWN", "accept"),
             ("SKILLSD_HTTP_IDLE_SECS", "-1"),
-        ]))
+            ("SKILLSD_MAX_OBJECTS", " 5"),
+            ("SKILLSD_LISTEN", "localhost"),
+            ("SKILLSD_LOG_FORMAT", "xml"),
+        ])
         .unwrap_err()
         .to_string();
         for part in [
@@ -372,20 +639,128 @@ mod tests {
             "SKILLSD_MUTABLE_TAGS=\"yes\"",
             "SKILLSD_DB_DOWN=\"accept\" (`db_down` in the file): expected one of refuse",
             "SKILLSD_HTTP_IDLE_SECS=\"-1\"",
+            "SKILLSD_MAX_OBJECTS=\" 5\"",
+            "SKILLSD_LISTEN=\"localhost\" (`listen` in the file): expected an address",
+            "SKILLSD_LOG_FORMAT=\"xml\"",
         ] {
             assert!(err.contains(part), "{err}");
         }
     }
 
+    /// Every documented setting is read by the loader, and every one with a numeric
+    /// default refuses a value that is not a number.
     #[test]
-    fn every_setting_with_a_numeric_default_is_checked_as_a_number() {
+    fn every_documented_setting_is_read() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        Settings::load(
+            &Flags::default(),
+            |name: &str| {
+                asked.borrow_mut().push(name.to_string());
+                None
+            },
+            None,
+        )
+        .unwrap();
         for (_, env, what) in SETTINGS {
+            assert!(
+                asked.borrow().iter().any(|a| a == env),
+                "{env} is never read"
+            );
             let default = what.rsplit('[').next().unwrap_or("").trim_end_matches(']');
             if default.parse::<u64>().is_ok() {
-                // (flags document `[0]` as their default)
-                assert!(matches!(kind_of(env), Kind::Count | Kind::Flag), "{env}");
+                let err = load_env(&[(env, "many")]).unwrap_err().to_string();
+                assert!(err.contains(&format!("{env}=\"many\"")), "{env}: {err}");
             }
         }
+    }
+
+    /// flag > environment > config file > default, setting by setting; a malformed
+    /// value in the file is refused naming the setting.
+    #[test]
+    fn precedence_flag_environment_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("skillsd.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:3000\"\nhttp = \"127.0.0.1:3001\"\n\
+             max_pack_bytes = 1000\nmax_file_bytes = 2000\nmutable_tags = true\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            listen: Some("127.0.0.1:4000".parse().unwrap()),
+            ..Flags::default()
+        };
+        let s = Settings::load(
+            &flags,
+            env(&[
+                ("SKILLSD_LISTEN", "127.0.0.1:5000"),
+                ("SKILLSD_HTTP", "127.0.0.1:5001"),
+                ("SKILLSD_MAX_PACK_BYTES", "3000"),
+            ]),
+            Some(&file),
+        )
+        .unwrap();
+        // flag over environment and file
+        assert_eq!(s.listen, "127.0.0.1:4000".parse().unwrap());
+        // environment over file
+        assert_eq!(s.http, Some("127.0.0.1:5001".parse().unwrap()));
+        assert_eq!(s.policy.max_pack_bytes, 3000);
+        // file over default
+        assert_eq!(s.policy.max_file_bytes, 2000);
+        assert!(s.policy.mutable_tags);
+        // default
+        let d = Settings::default();
+        assert_eq!(s.policy.max_files_per_push, d.policy.max_files_per_push);
+        assert_eq!(s.data_dir, d.data_dir);
+        // A malformed environment value hidden by a flag is not in the way.
+        let s = Settings::load(&flags, env(&[("SKILLSD_LISTEN", "nowhere")]), None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:4000".parse().unwrap());
+
+        std::fs::write(&file, "max_file_bytes = \"big\"\ngc_packs = 0\n").unwrap();
+        let err = Settings::load(&Flags::default(), env(&[]), Some(&file))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "SKILLSD_MAX_FILE_BYTES=\"big\" (`max_file_bytes` in the file): expected a whole number"
+            ),
+            "{err}"
+        );
+        // ... unless the environment overrides it.
+        let s = Settings::load(
+            &Flags::default(),
+            env(&[("SKILLSD_MAX_FILE_BYTES", "10")]),
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(s.policy.max_file_bytes, 10);
+        assert_eq!(s.gc_packs, None, "0 turns automatic gc off");
+    }
+
+    #[test]
+    fn limits_and_offs() {
+        let s = load_env(&[
+            ("SKILLSD_MAX_FILE_BYTES", "99999999"),
+            ("SKILLSD_RECONCILE_SECS", "0"),
+            ("SKILLSD_BULK_LOAD_FROM", "5"),
+            ("SKILLSD_ADMIN_KEYS", "a.pub,b.pub"),
+            ("SKILLSD_ADMIN_TOKEN", ""),
+            ("DATABASE_URL", ""),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.policy.max_file_bytes,
+            crate::skills::validate::MAX_FILE_BYTES as u64,
+            "at most the built-in limit"
+        );
+        assert_eq!(s.reconcile_every, None);
+        assert_eq!(s.bulk_load_from, Some(5));
+        assert_eq!(
+            s.admin_keys,
+            vec![PathBuf::from("a.pub"), PathBuf::from("b.pub")]
+        );
+        assert_eq!(s.admin_token, None, "an empty token is no token");
+        assert_eq!(s.database_url, None);
     }
 
     #[test]

@@ -143,11 +143,14 @@ pub fn pusher() -> String {
     .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Runs the pre-receive checks; returns the text to show and whether to accept.
+/// Runs the pre-receive checks with `policy` (the settings' ref rules and limits; the
+/// default branch is the repository's); returns the text to show and whether to
+/// accept.
 pub fn pre_receive(
     view: &gix::Repository,
     repo: &gix::Repository,
     commands: &[Command],
+    policy: &pre_receive::Policy,
 ) -> (String, bool) {
     let branch = default_branch(repo);
     let mut current: HashMap<String, gix::ObjectId> = HashMap::new();
@@ -160,7 +163,10 @@ pub fn pre_receive(
             }
         }
     }
-    let policy = pre_receive::Policy::from_env(&branch);
+    let policy = pre_receive::Policy {
+        default_branch: branch,
+        ..policy.clone()
+    };
     let mut progress = |line: &str| eprint!("{line}");
     let never = std::sync::atomic::AtomicBool::new(false);
     let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress, &never);

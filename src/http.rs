@@ -41,9 +41,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HttpState>,
+    limits: crate::net::HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = crate::net::HttpListener::new(listener, crate::net::HttpLimits::from_env());
+    let listener = crate::net::HttpListener::new(listener, limits);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

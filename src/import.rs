@@ -507,6 +507,8 @@ pub struct Target {
     pub pool: sqlx::PgPool,
     pub store: crate::repos::RepoStore,
     pub repo: String,
+    /// The server's push policy and limits (from the settings).
+    pub policy: crate::receive::pre_receive::Policy,
 }
 
 impl Target {
@@ -532,7 +534,7 @@ impl Target {
             default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
             policy: crate::receive::pre_receive::Policy {
                 pusher_is_admin: true,
-                ..crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH)
+                ..self.policy.clone()
             },
             user: importer(),
             pool: self.pool.clone(),

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
+use skillsd::config::{Flags, LogFormat, Settings};
 use skillsd::db::users::{self, Role};
 use skillsd::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
 use skillsd::server::{self, Database};
@@ -23,43 +24,37 @@ struct Cli {
     command: Cmd,
 }
 
+/// Flags of every command that uses the data dir or the database. Without them, the
+/// settings (environment, config file, default) decide.
 #[derive(Args, Clone)]
 struct Common {
     /// Where repositories, the host key and (without --database-url) the private
-    /// PostgreSQL cluster live.
-    #[arg(
-        long,
-        env = "SKILLSD_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// PostgreSQL URL. Without it, skillsd runs a private cluster under the data dir.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    /// PostgreSQL cluster live [env SKILLSD_DATA_DIR; default ./data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL [env DATABASE_URL]. Without it, skillsd runs a private cluster
+    /// under the data dir.
+    #[arg(long, global = true)]
     database_url: Option<String>,
 }
 
-impl Common {
-    fn database(&self) -> Database {
-        match &self.database_url {
-            Some(u) if !u.is_empty() => Database::Url(u.clone()),
-            _ => Database::Local,
-        }
-    }
+/// The database of `settings`, migrated; a private cluster this command started is
+/// stopped again when the returned handle is dropped.
+async fn pool(settings: &Settings) -> Result<Db> {
+    let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
+    let pool = skillsd::db::connect(&url)
+        .await
+        .context("cannot connect to the database")?;
+    skillsd::db::prepare(&pool).await?;
+    Ok(Db {
+        pool,
+        _cluster: cluster,
+    })
+}
 
-    /// The database, migrated; a private cluster this command started is stopped again
-    /// when the returned handle is dropped.
-    async fn pool(&self) -> Result<Db> {
-        let (url, cluster) = server::database_url(&self.database(), &self.data_dir).await?;
-        let pool = skillsd::db::connect(&url)
-            .await
-            .context("cannot connect to the database")?;
-        skillsd::db::prepare(&pool).await?;
-        Ok(Db {
-            pool,
-            _cluster: cluster,
-        })
-    }
+/// This node's repositories, kept as the settings say.
+fn store(settings: &Settings) -> RepoStore {
+    RepoStore::new(&settings.data_dir, settings.store())
 }
 
 /// A pool, and the private cluster behind it when this process started it (dropped
@@ -80,16 +75,17 @@ impl std::ops::Deref for Db {
 enum Cmd {
     /// Run the SSH git server.
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "SKILLSD_LISTEN", default_value = "127.0.0.1:2222")]
-        listen: SocketAddr,
-        /// Also serve HTTP (health, readiness, the JSON status API) on this address.
-        #[arg(long, env = "SKILLSD_HTTP")]
+        /// Address to listen on [env SKILLSD_LISTEN; default 127.0.0.1:2222].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Also serve HTTP (health, readiness, the JSON status API) on this address
+        /// [env SKILLSD_HTTP].
+        #[arg(long)]
         http: Option<SocketAddr>,
         /// Register these public key files for the user `admin` (role admin) unless they
         /// are registered already: the way in on a fresh install (repeat the flag, or
         /// separate files with ',' in SKILLSD_ADMIN_KEYS).
-        #[arg(long, env = "SKILLSD_ADMIN_KEYS", value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',')]
         admin_key: Vec<PathBuf>,
         #[command(flatten)]
         common: Common,
@@ -142,8 +138,8 @@ enum Cmd {
     Hook {
         #[arg(value_parser = ["pre-receive", "post-receive"])]
         stage: String,
-        /// PostgreSQL URL (post-receive).
-        #[arg(long, env = "DATABASE_URL")]
+        /// PostgreSQL URL (post-receive) [env DATABASE_URL].
+        #[arg(long)]
         database_url: Option<String>,
     },
     /// Write a repository from the database into DIR as a plain bare repository (for
@@ -264,29 +260,17 @@ enum UserCmd {
 }
 
 fn main() {
-    // The config file fills in what neither a flag nor the environment set: it becomes
-    // environment variables before anything else reads them (still single-threaded).
-    if let Err(e) = load_config().and_then(|()| check_settings()) {
-        eprintln!("skillsd: {e:#}");
-        std::process::exit(2);
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLSD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,russh=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    // SKILLSD_LOG_FORMAT=json: one JSON object per line, with the span fields.
-    if std::env::var("SKILLSD_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        logs.init();
-    }
     let cli = Cli::parse();
-    let code = match run(cli) {
+    // Every setting, once: a malformed one stops the start before anything runs.
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skillsd: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(&settings);
+    let code = match run(cli, settings) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("skillsd: {e:#}");
@@ -296,24 +280,44 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(cli: Cli) -> Result<i32> {
+/// Logs to stderr with the settings' filter; `SKILLSD_LOG_FORMAT=json`: one JSON
+/// object per line, with the span fields.
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match settings.log_format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
+}
+
+fn run(cli: Cli, settings: Settings) -> Result<i32> {
     if let Cmd::Check { path, format } = &cli.command {
-        return check(path, format);
+        return check(path, format, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
         if stage == "pre-receive" {
-            return hook_pre_receive();
+            return hook_pre_receive(&settings);
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(skillsd::ssh::SERVICE_STACK_BYTES)
         .build()?;
-    rt.block_on(run_async(cli))
+    rt.block_on(run_async(cli, settings))
 }
 
-fn check(path: &std::path::Path, format: &str) -> Result<i32> {
-    let (count, problems) = skillsd::check::check_tree(path)
+fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i32> {
+    let max_depth = settings.policy.limits.max_tree_depth;
+    let (count, problems) = skillsd::check::check_tree(path, max_depth)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if format == "json" {
         let (errors, warnings): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.is_error());
@@ -331,24 +335,16 @@ fn check(path: &std::path::Path, format: &str) -> Result<i32> {
 }
 
 /// This node's copy of `requested`, brought to the database's state first.
-#[allow(clippy::too_many_arguments)]
+/// `skillsd import`: a legacy table or a folder, landed through the push path.
 async fn import(
+    settings: &Settings,
     args: Vec<String>,
     from_postgres: Option<String>,
     table: Option<String>,
-    status: Vec<String>,
-    strict: bool,
-    dry_run: bool,
-    author: String,
-    common: Common,
+    options: skillsd::import::Options,
 ) -> Result<i32> {
     use skillsd::import;
-    let options = import::Options {
-        statuses: import::statuses(&status),
-        strict,
-        dry_run,
-        author,
-    };
+    let dry_run = options.dry_run;
     let (dir, repo) = match (&from_postgres, args.as_slice()) {
         (Some(_), []) => (None, skillsd::repos::DEFAULT_REPO.to_string()),
         (Some(_), [repo]) => (None, repo.clone()),
@@ -359,11 +355,12 @@ async fn import(
         (None, [dir, repo]) => (Some(PathBuf::from(dir)), repo.clone()),
         _ => anyhow::bail!("give either --from-postgres URL --table NAME [REPO], or DIR [REPO]"),
     };
-    let pool = common.pool().await?;
+    let pool = pool(settings).await?;
     let target = import::Target {
         pool: pool.pool.clone(),
-        store: RepoStore::new(&common.data_dir),
+        store: store(settings),
         repo: RepoStore::canonical_name(&repo)?,
+        policy: settings.policy.clone(),
     };
     let report = match (from_postgres, dir) {
         (Some(url), _) => {
@@ -387,300 +384,39 @@ async fn fresh_copy(
     Ok(store.open(&name)?)
 }
 
-async fn run_async(cli: Cli) -> Result<i32> {
+async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
+    skillsd::cache::bulk::set_threshold(settings.bulk_load_from);
+    let s = &settings;
     match cli.command {
-        Cmd::Serve {
-            listen,
-            http,
-            admin_key,
-            common,
-        } => {
-            skillsd::maintenance::tune_allocator();
-            // The addresses first: a port already taken is said at once, before the
-            // database, the migrations and the reconcile.
-            let (listener, addr) = server::bind(listen).await?;
-            let http = match http {
-                Some(a) => Some(server::bind(a).await?),
-                None => None,
-            };
-            let prepared = server::prepare(&common.data_dir, &common.database()).await?;
-            for path in admin_key {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let key = users::parse_public_key(&text)?;
-                if users::find_by_key(&prepared.state.pool, &key)
-                    .await?
-                    .is_none()
-                {
-                    let fp = users::add(&prepared.state.pool, "admin", Role::Admin, &key).await?;
-                    println!("  admin:  user `admin` can connect with key {fp}");
-                }
-            }
-            let http = match http {
-                Some((l, a)) => {
-                    println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
-                    Some(l)
-                }
-                None => None,
-            };
-            let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
-            println!("skillsd listening on {addr}");
-            println!(
-                "  clone:  git clone ssh://git@{}:{}/skills.git",
-                addr.ip(),
-                addr.port()
-            );
-            println!(
-                "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
-                prepared.data_dir.display()
-            );
-            println!(
-                "  host key: {} ({}; ssh asks to confirm it on first connect)",
-                skillsd::storage::identity::fingerprint(&prepared.host_key),
-                host.display()
-            );
-            let private =
-                prepared.private_pg.is_some() || matches!(common.database(), Database::Local);
-            println!(
-                "  database: {}{}",
-                skillsd::db::redact_url(&prepared.database_url),
-                if private {
-                    " (the private cluster under the data dir)"
-                } else {
-                    ""
-                }
-            );
-            println!(
-                "  psql:   skillsd psql --data-dir {}{}",
-                prepared.data_dir.display(),
-                if private { "" } else { " --database-url URL" }
-            );
-            let shutdown = async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("signal handler");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-                tracing::info!("shutting down");
-            };
-            server::run(prepared, listener, http, shutdown).await?;
-            Ok(0)
-        }
-        Cmd::Init {
-            repo,
-            empty,
-            common,
-        } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
-            let requested = RepoStore::canonical_name(&repo)?;
-            if skillsd::storage::replica::db_generation(&pool, &requested)
-                .await?
-                .is_some()
-            {
-                bail!("repository `{requested}` already exists");
-            }
-            let name = store.create(&repo, empty)?;
-            let (rt, p2, s2, n2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                store.clone(),
-                name.clone(),
-            );
-            let imported = tokio::task::spawn_blocking(move || {
-                skillsd::storage::import::import(&rt, &p2, &s2, &n2)
-            })
-            .await??;
-            if imported.is_none() {
-                bail!("repository `{name}` was created by another node meanwhile");
-            }
-            println!(
-                "created repository {name} (in the database; this node's copy is {})",
-                store.path_of(&name).display()
-            );
-            Ok(0)
-        }
+        Cmd::Serve { .. } => serve(s).await,
+        Cmd::Init { repo, empty, .. } => init(s, repo, empty).await,
         Cmd::User { command } => match command {
             UserCmd::Add {
-                name,
-                role,
-                key,
-                common,
-            } => {
-                let role = Role::parse(&role).expect("clap checked the role");
-                let text = std::fs::read_to_string(&key)
-                    .with_context(|| format!("cannot read {}", key.display()))?;
-                let key = users::parse_public_key(&text)?;
-                let pool = common.pool().await?;
-                let fp = users::add(&pool, &name, role, &key).await?;
-                println!("{name} ({}) can now connect with key {fp}", role.as_str());
-                Ok(0)
-            }
-            UserCmd::List { common } => {
-                let pool = common.pool().await?;
-                for u in users::list(&pool).await? {
-                    println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
-                }
-                Ok(0)
-            }
+                name, role, key, ..
+            } => user_add(s, name, role, key).await,
+            UserCmd::List { .. } => user_list(s).await,
             UserCmd::Grant {
-                name,
-                repo,
-                role,
-                common,
-            } => {
-                let role = Role::parse(&role).expect("clap checked the role");
-                let repo = RepoStore::canonical_name(&repo)
-                    .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
-                let pool = common.pool().await?;
-                users::grant(&pool, &name, &repo, role).await?;
-                println!("{name} is {} on {repo}", role.as_str());
-                Ok(0)
-            }
-            UserCmd::Revoke { name, repo, common } => {
-                let pool = common.pool().await?;
-                if users::revoke(&pool, &name, &repo).await? {
-                    println!("{name} has their global role on {repo} again");
-                    Ok(0)
-                } else {
-                    bail!("`{name}` has no grant on `{repo}`")
-                }
-            }
-            UserCmd::Remove { name, common } => {
-                let pool = common.pool().await?;
-                if users::remove(&pool, &name).await? {
-                    println!("removed {name} and their keys");
-                    Ok(0)
-                } else {
-                    bail!("no user named `{name}`")
-                }
-            }
+                name, repo, role, ..
+            } => user_grant(s, name, repo, role).await,
+            UserCmd::Revoke { name, repo, .. } => user_revoke(s, name, repo).await,
+            UserCmd::Remove { name, .. } => user_remove(s, name).await,
         },
-        Cmd::Reconcile { repo, common } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
-            let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
-            let store_name = name.clone();
-            let rt = tokio::runtime::Handle::current();
-            let started = std::time::Instant::now();
-            let rows_pool = pool.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
-            })
-            .await??;
-            let rows_took = started.elapsed();
-            println!(
-                "reconciled {}: cache at {}: {} ({:.2} s)",
-                store_name,
-                outcome.commit.as_deref().unwrap_or("(empty branch)"),
-                outcome.reconcile_summary(),
-                rows_took.as_secs_f64()
-            );
-            if outcome.bulk_loaded {
-                println!("the cache was empty: rows loaded first, indexes built after them");
-            }
-            // This process ends here: fill the search vectors a big reconcile left
-            // before it does (a server would do it in the background).
-            if outcome.search_deferred {
-                skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
-                println!(
-                    "search vectors: all filled ({:.2} s after the rows)",
-                    (started.elapsed() - rows_took).as_secs_f64()
-                );
-            }
-            Ok(0)
-        }
-        Cmd::Check { path, format } => check(&path, &format),
-        Cmd::Hook {
-            stage,
-            database_url,
-        } => {
+        Cmd::Reconcile { repo, .. } => reconcile(s, repo).await,
+        Cmd::Check { path, format } => check(&path, &format, s),
+        Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
-                return hook_pre_receive();
+                return hook_pre_receive(s);
             }
-            hook_post_receive(database_url).await
+            hook_post_receive(s.database_url.clone()).await
         }
-        Cmd::Gc { repo, common } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
-            let (name, _) = fresh_copy(&pool, &store, &repo).await?;
-            let (rt, p2, n2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                name.clone(),
-            );
-            let o = tokio::task::spawn_blocking(move || {
-                skillsd::storage::gc::gc(&rt, &p2, &store, &n2)
-            })
-            .await??;
-            if o.packs_before <= 1 {
-                println!("{name}: {} pack, nothing to consolidate", o.packs_before);
-            } else {
-                println!(
-                    "{name}: {} packs consolidated into 1 pack of {} objects, published",
-                    o.packs_before, o.objects
-                );
-            }
-            Ok(0)
-        }
+        Cmd::Gc { repo, .. } => gc(s, repo).await,
         Cmd::Ref {
-            command: RefCmd::List { repo, common },
-        } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
-            let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
-            let mut bad = 0;
-            for r in skillsd::repos::ref_states(&repo)? {
-                match &r.problem {
-                    None => println!("{} {}", r.target, r.name),
-                    Some(p) => {
-                        bad += 1;
-                        println!("{} {}  (cannot be served: {p})", r.target, r.name);
-                    }
-                }
-            }
-            if let Some(why) = skillsd::repos::unservable(&repo) {
-                println!("the repository cannot be served: {why}");
-                bad += 1;
-            }
-            Ok(if bad == 0 { 0 } else { 1 })
-        }
+            command: RefCmd::List { repo, .. },
+        } => ref_list(s, repo).await,
         Cmd::Ref {
-            command: RefCmd::Delete { name, repo, common },
-        } => {
-            let pool = common.pool().await?;
-            let store = RepoStore::new(&common.data_dir);
-            let repo_name = RepoStore::canonical_name(&repo)?;
-            if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
-                bail!("no ref `{name}` in {repo_name}");
-            }
-            fresh_copy(&pool, &store, &repo_name).await?;
-            println!("{repo_name}: deleted {name}");
-            Ok(0)
-        }
-        Cmd::Export { repo, dir, common } => {
-            let pool = common.pool().await?;
-            let name = RepoStore::canonical_name(&repo)?;
-            let (rt, p2, n2, d2) = (
-                tokio::runtime::Handle::current(),
-                pool.pool.clone(),
-                name.clone(),
-                dir.clone(),
-            );
-            let done = tokio::task::spawn_blocking(move || {
-                skillsd::storage::export::export(&rt, &p2, &n2, &d2)
-            })
-            .await??;
-            println!(
-                "exported {name} (generation {}, {} packs) to {}: a plain bare repository",
-                done.generation,
-                done.fetched,
-                dir.display()
-            );
-            Ok(0)
-        }
+            command: RefCmd::Delete { name, repo, .. },
+        } => ref_delete(s, name, repo).await,
+        Cmd::Export { repo, dir, .. } => export(s, repo, dir).await,
         Cmd::Import {
             args,
             from_postgres,
@@ -689,48 +425,334 @@ async fn run_async(cli: Cli) -> Result<i32> {
             strict,
             dry_run,
             author,
-            common,
+            ..
         } => {
-            import(
-                args,
-                from_postgres,
-                table,
-                status,
+            let options = skillsd::import::Options {
+                statuses: skillsd::import::statuses(&status),
                 strict,
                 dry_run,
                 author,
-                common,
-            )
-            .await
+            };
+            import(s, args, from_postgres, table, options).await
         }
-        Cmd::Psql { common, args } => {
-            let (url, cluster) = server::database_url(&common.database(), &common.data_dir).await?;
-            let psql = skillsd::localpg::psql();
-            let status = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(&psql)
-                    .arg(&url)
-                    .args(&args)
-                    .status()
-                    .with_context(|| format!("cannot run {}", psql.display()))
-            })
-            .await??;
-            drop(cluster);
-            Ok(status.code().unwrap_or(1) as i32)
-        }
-        Cmd::Migrate { common } => {
-            common.pool().await?;
-            println!("migrations applied");
-            Ok(0)
-        }
+        Cmd::Psql { args, .. } => psql(s, args).await,
+        Cmd::Migrate { .. } => migrate(s).await,
     }
 }
 
-fn hook_pre_receive() -> Result<i32> {
+/// `skillsd serve`: the addresses bound first (a port already taken is said at once,
+/// before the database, the migrations and the reconcile), then the start's work,
+/// the first admins, the banner, and the server until SIGTERM or Ctrl-C.
+async fn serve(settings: &Settings) -> Result<i32> {
+    skillsd::maintenance::tune_allocator();
+    let (listener, addr) = server::bind(settings.listen).await?;
+    let http = match settings.http {
+        Some(a) => Some(server::bind(a).await?),
+        None => None,
+    };
+    let prepared = server::prepare(settings).await?;
+    register_admins(&prepared.state.pool, &settings.admin_keys).await?;
+    let http = http.map(|(listener, a)| {
+        println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
+        listener
+    });
+    print_banner(&prepared, addr, settings);
+    server::run(prepared, listener, http, shutdown_signal()).await?;
+    Ok(0)
+}
+
+/// Registers each public key file for the user `admin` unless the key is known.
+async fn register_admins(pool: &sqlx::PgPool, keys: &[PathBuf]) -> Result<()> {
+    for path in keys {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let key = users::parse_public_key(&text)?;
+        if users::find_by_key(pool, &key).await?.is_none() {
+            let fp = users::add(pool, "admin", Role::Admin, &key).await?;
+            println!("  admin:  user `admin` can connect with key {fp}");
+        }
+    }
+    Ok(())
+}
+
+/// What the operator needs to know at start: the address, how to clone, add users,
+/// check the host key and reach the database.
+fn print_banner(prepared: &server::Prepared, addr: SocketAddr, settings: &Settings) {
+    let host = prepared.data_dir.join("ssh_host_ed25519_key.pub");
+    println!("skillsd listening on {addr}");
+    println!(
+        "  clone:  git clone ssh://git@{}:{}/skills.git",
+        addr.ip(),
+        addr.port()
+    );
+    println!(
+        "  users:  skillsd user add NAME --role writer --key ~/.ssh/id_ed25519.pub --data-dir {}",
+        prepared.data_dir.display()
+    );
+    println!(
+        "  host key: {} ({}; ssh asks to confirm it on first connect)",
+        skillsd::storage::identity::fingerprint(&prepared.host_key),
+        host.display()
+    );
+    let private =
+        prepared.private_pg.is_some() || matches!(Database::of(settings), Database::Local);
+    println!(
+        "  database: {}{}",
+        skillsd::db::redact_url(&prepared.database_url),
+        if private {
+            " (the private cluster under the data dir)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  psql:   skillsd psql --data-dir {}{}",
+        prepared.data_dir.display(),
+        if private { "" } else { " --database-url URL" }
+    );
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// `skillsd init [REPO]`: a repository from the template, imported into the database.
+async fn init(settings: &Settings, repo: String, empty: bool) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let requested = RepoStore::canonical_name(&repo)?;
+    if skillsd::storage::replica::db_generation(&pool, &requested)
+        .await?
+        .is_some()
+    {
+        bail!("repository `{requested}` already exists");
+    }
+    let name = store.create(&repo, empty)?;
+    let (rt, p2, s2, n2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        store.clone(),
+        name.clone(),
+    );
+    let imported =
+        tokio::task::spawn_blocking(move || skillsd::storage::import::import(&rt, &p2, &s2, &n2))
+            .await??;
+    if imported.is_none() {
+        bail!("repository `{name}` was created by another node meanwhile");
+    }
+    println!(
+        "created repository {name} (in the database; this node's copy is {})",
+        store.path_of(&name).display()
+    );
+    Ok(0)
+}
+
+/// `skillsd user add`.
+async fn user_add(settings: &Settings, name: String, role: String, key: PathBuf) -> Result<i32> {
+    let role = Role::parse(&role).expect("clap checked the role");
+    let text =
+        std::fs::read_to_string(&key).with_context(|| format!("cannot read {}", key.display()))?;
+    let key = users::parse_public_key(&text)?;
+    let pool = pool(settings).await?;
+    let fp = users::add(&pool, &name, role, &key).await?;
+    println!("{name} ({}) can now connect with key {fp}", role.as_str());
+    Ok(0)
+}
+
+/// `skillsd user list`.
+async fn user_list(settings: &Settings) -> Result<i32> {
+    let pool = pool(settings).await?;
+    for u in users::list(&pool).await? {
+        println!("{}\t{}\t{}", u.name, u.role, u.fingerprints.join(","));
+    }
+    Ok(0)
+}
+
+/// `skillsd user grant`.
+async fn user_grant(settings: &Settings, name: String, repo: String, role: String) -> Result<i32> {
+    let role = Role::parse(&role).expect("clap checked the role");
+    let repo = RepoStore::canonical_name(&repo)
+        .map_err(|_| anyhow::anyhow!("`{repo}` is not a repository name"))?;
+    let pool = pool(settings).await?;
+    users::grant(&pool, &name, &repo, role).await?;
+    println!("{name} is {} on {repo}", role.as_str());
+    Ok(0)
+}
+
+/// `skillsd user revoke`.
+async fn user_revoke(settings: &Settings, name: String, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    if users::revoke(&pool, &name, &repo).await? {
+        println!("{name} has their global role on {repo} again");
+        Ok(0)
+    } else {
+        bail!("`{name}` has no grant on `{repo}`")
+    }
+}
+
+/// `skillsd user remove`.
+async fn user_remove(settings: &Settings, name: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    if users::remove(&pool, &name).await? {
+        println!("removed {name} and their keys");
+        Ok(0)
+    } else {
+        bail!("no user named `{name}`")
+    }
+}
+
+/// `skillsd reconcile [REPO]`: the cache compared with the default branch and repaired.
+async fn reconcile(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (name, repo) = fresh_copy(&pool, &store, &repo).await?;
+    let store_name = name.clone();
+    let rt = tokio::runtime::Handle::current();
+    let started = std::time::Instant::now();
+    let rows_pool = pool.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
+    })
+    .await??;
+    let rows_took = started.elapsed();
+    println!(
+        "reconciled {}: cache at {}: {} ({:.2} s)",
+        store_name,
+        outcome.commit.as_deref().unwrap_or("(empty branch)"),
+        outcome.reconcile_summary(),
+        rows_took.as_secs_f64()
+    );
+    if outcome.bulk_loaded {
+        println!("the cache was empty: rows loaded first, indexes built after them");
+    }
+    // This process ends here: fill the search vectors a big reconcile left
+    // before it does (a server would do it in the background).
+    if outcome.search_deferred {
+        skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
+        println!(
+            "search vectors: all filled ({:.2} s after the rows)",
+            (started.elapsed() - rows_took).as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// `skillsd gc [REPO]`: the live packs consolidated into one, published.
+async fn gc(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (name, _) = fresh_copy(&pool, &store, &repo).await?;
+    let (rt, p2, n2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        name.clone(),
+    );
+    let o = tokio::task::spawn_blocking(move || skillsd::storage::gc::gc(&rt, &p2, &store, &n2))
+        .await??;
+    if o.packs_before <= 1 {
+        println!("{name}: {} pack, nothing to consolidate", o.packs_before);
+    } else {
+        println!(
+            "{name}: {} packs consolidated into 1 pack of {} objects, published",
+            o.packs_before, o.objects
+        );
+    }
+    Ok(0)
+}
+
+/// `skillsd ref list [REPO]`: exit status 1 when a ref cannot be served.
+async fn ref_list(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let (_, repo) = fresh_copy(&pool, &store, &repo).await?;
+    let mut bad = 0;
+    for r in skillsd::repos::ref_states(&repo)? {
+        match &r.problem {
+            None => println!("{} {}", r.target, r.name),
+            Some(p) => {
+                bad += 1;
+                println!("{} {}  (cannot be served: {p})", r.target, r.name);
+            }
+        }
+    }
+    if let Some(why) = skillsd::repos::unservable(&repo) {
+        println!("the repository cannot be served: {why}");
+        bad += 1;
+    }
+    Ok(if bad == 0 { 0 } else { 1 })
+}
+
+/// `skillsd ref delete NAME`.
+async fn ref_delete(settings: &Settings, name: String, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let repo_name = RepoStore::canonical_name(&repo)?;
+    if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
+        bail!("no ref `{name}` in {repo_name}");
+    }
+    fresh_copy(&pool, &store, &repo_name).await?;
+    println!("{repo_name}: deleted {name}");
+    Ok(0)
+}
+
+/// `skillsd export REPO DIR`.
+async fn export(settings: &Settings, repo: String, dir: PathBuf) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let name = RepoStore::canonical_name(&repo)?;
+    let (rt, p2, n2, d2) = (
+        tokio::runtime::Handle::current(),
+        pool.pool.clone(),
+        name.clone(),
+        dir.clone(),
+    );
+    let done =
+        tokio::task::spawn_blocking(move || skillsd::storage::export::export(&rt, &p2, &n2, &d2))
+            .await??;
+    println!(
+        "exported {name} (generation {}, {} packs) to {}: a plain bare repository",
+        done.generation,
+        done.fetched,
+        dir.display()
+    );
+    Ok(0)
+}
+
+/// `skillsd psql [-- ARGS]`.
+async fn psql(settings: &Settings, args: Vec<String>) -> Result<i32> {
+    let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
+    let psql = skillsd::localpg::psql();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&psql)
+            .arg(&url)
+            .args(&args)
+            .status()
+            .with_context(|| format!("cannot run {}", psql.display()))
+    })
+    .await??;
+    drop(cluster);
+    Ok(status.code().unwrap_or(1) as i32)
+}
+
+/// `skillsd migrate`.
+async fn migrate(settings: &Settings) -> Result<i32> {
+    pool(settings).await?;
+    println!("migrations applied");
+    Ok(0)
+}
+
+fn hook_pre_receive(settings: &Settings) -> Result<i32> {
     use skillsd::hook;
     let commands = hook::read_updates(std::io::stdin().lock())?;
     let (_, repo) = hook::open_repo()?;
     let (view, _tmp) = hook::quarantine_view(&repo)?;
-    let (text, accept) = hook::pre_receive(&view, &repo, &commands);
+    let (text, accept) = hook::pre_receive(&view, &repo, &commands, &settings.policy);
     eprint!("{text}");
     Ok(if accept { 0 } else { 1 })
 }
@@ -752,30 +774,58 @@ async fn hook_post_receive(database_url: Option<String>) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads the config file (`--config FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`) and
-/// sets every setting that the environment does not already have.
-fn load_config() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let explicit = args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--config=").map(PathBuf::from).or_else(|| {
-            (a == "--config")
-                .then(|| args.get(i + 1).map(PathBuf::from))
-                .flatten()
-        })
-    });
-    let Some(path) = skillsd::config::locate(explicit) else {
-        return Ok(());
+/// The flags that name settings, whichever command they came with.
+fn flags(cli: &Cli) -> Flags {
+    let common = |c: &Common| Flags {
+        data_dir: c.data_dir.clone(),
+        database_url: c.database_url.clone(),
+        ..Flags::default()
     };
-    for (env, value) in skillsd::config::read(&path)? {
-        if std::env::var_os(env).is_none() {
-            std::env::set_var(env, value);
+    match &cli.command {
+        Cmd::Serve {
+            listen,
+            http,
+            admin_key,
+            common: c,
+        } => Flags {
+            listen: *listen,
+            http: *http,
+            admin_keys: admin_key.clone(),
+            ..common(c)
+        },
+        Cmd::Hook { database_url, .. } => Flags {
+            database_url: database_url.clone(),
+            ..Flags::default()
+        },
+        Cmd::Check { .. } => Flags::default(),
+        Cmd::Init { common: c, .. }
+        | Cmd::Reconcile { common: c, .. }
+        | Cmd::Gc { common: c, .. }
+        | Cmd::Export { common: c, .. }
+        | Cmd::Import { common: c, .. }
+        | Cmd::Psql { common: c, .. }
+        | Cmd::Migrate { common: c }
+        | Cmd::Ref {
+            command: RefCmd::List { common: c, .. } | RefCmd::Delete { common: c, .. },
         }
+        | Cmd::User {
+            command:
+                UserCmd::Add { common: c, .. }
+                | UserCmd::List { common: c }
+                | UserCmd::Remove { common: c, .. }
+                | UserCmd::Grant { common: c, .. }
+                | UserCmd::Revoke { common: c, .. },
+        } => common(c),
     }
-    Ok(())
 }
 
-/// Every setting's value, after the config file: a malformed one stops the start.
-fn check_settings() -> Result<()> {
-    skillsd::config::check(|name| std::env::var(name).ok())?;
-    Ok(())
+/// Every setting: the flags, then the environment, then the config file (`--config
+/// FILE` / `SKILLSD_CONFIG` / `/etc/skillsd.toml`), then the defaults.
+fn load_settings(cli: &Cli) -> Result<Settings> {
+    let file = skillsd::config::locate(cli.config.clone());
+    Ok(Settings::load(
+        &flags(cli),
+        |name| std::env::var(name).ok(),
+        file.as_deref(),
+    )?)
 }

@@ -11,6 +11,7 @@
 //! miss; files are deleted only while no git session of this node reads the
 //! repository (a shared/exclusive `flock`).
 
+use crate::incoming::inspect::PackLimits;
 use std::collections::HashSet;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,7 @@ pub fn pack_count(repo_path: &Path) -> usize {
 /// pack and loose object present when it starts. Local only (a repository under
 /// construction, or under a stock git server); a served repository goes through
 /// [`crate::storage::gc`], which publishes the new pack.
-pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
+pub fn gc(repo_path: &Path, limits: PackLimits) -> Result<GcOutcome, GcError> {
     let pack_dir = repo_path.join("objects").join("pack");
     std::fs::create_dir_all(&pack_dir)?;
     let _lock = Lock::acquire(pack_dir.join("skillsd-gc.lock"))?;
@@ -125,7 +126,7 @@ pub fn gc(repo_path: &Path) -> Result<GcOutcome, GcError> {
     if packs.len() <= 1 && loose.is_empty() {
         return Ok(outcome);
     }
-    let done = consolidate(repo_path, &packs, &loose)?;
+    let done = consolidate(repo_path, &packs, &loose, limits)?;
     outcome.objects = done.objects;
     remove_replaced(repo_path, &packs, &loose, &done.pack);
     Ok(outcome)
@@ -170,6 +171,7 @@ pub fn consolidate(
     repo_path: &Path,
     packs: &[PathBuf],
     loose: &[PathBuf],
+    limits: PackLimits,
 ) -> Result<Consolidated, GcError> {
     let mut ids: HashSet<gix::ObjectId> = HashSet::new();
     for idx in packs {
@@ -209,10 +211,7 @@ pub fn consolidate(
     // The consolidated pack is read through the same guard as a push: an object
     // stored before the limits existed (or under larger ones) fails the gc with a
     // message instead of being inflated whole.
-    let guarded = crate::incoming::inspect::Inspector::new(
-        std::fs::File::open(&tmp_pack)?,
-        crate::incoming::inspect::PackLimits::from_env(),
-    );
+    let guarded = crate::incoming::inspect::Inspector::new(std::fs::File::open(&tmp_pack)?, limits);
     gix_pack::Bundle::write_to_directory(
         &mut BufReader::new(guarded),
         Some(&work.pack_dir()),
@@ -270,12 +269,6 @@ pub fn remove_replaced(repo_path: &Path, packs: &[PathBuf], loose: &[PathBuf], k
             let _ = std::fs::remove_dir(dir); // only when empty
         }
     }
-}
-
-/// The pack count that starts a background gc: `SKILLSD_GC_PACKS` (0 turns automatic
-/// gc off), else [`AUTO_GC_PACKS`].
-pub fn auto_gc_threshold() -> Option<usize> {
-    crate::config::count_or_off("SKILLSD_GC_PACKS", AUTO_GC_PACKS as u64).map(|n| n as usize)
 }
 
 /// File whose flock marks git sessions reading a repository (shared) and gc deleting

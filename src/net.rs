@@ -147,18 +147,14 @@ pub struct HttpLimits {
     pub lifetime: std::time::Duration,
 }
 
-impl HttpLimits {
+impl Default for HttpLimits {
     /// `SKILLSD_HTTP_MAX_CONNECTIONS` (256), `SKILLSD_HTTP_IDLE_SECS` (60),
     /// `SKILLSD_HTTP_LIFETIME_SECS` (300).
-    pub fn from_env() -> Self {
-        use crate::config::number;
-        let secs = |var: &str, default: u64| {
-            std::time::Duration::from_secs(number(var).unwrap_or(default))
-        };
+    fn default() -> Self {
         HttpLimits {
-            max_connections: number("SKILLSD_HTTP_MAX_CONNECTIONS").unwrap_or(256),
-            idle: secs("SKILLSD_HTTP_IDLE_SECS", 60),
-            lifetime: secs("SKILLSD_HTTP_LIFETIME_SECS", 300),
+            max_connections: 256,
+            idle: std::time::Duration::from_secs(60),
+            lifetime: std::time::Duration::from_secs(300),
         }
     }
 }

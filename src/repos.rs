@@ -78,16 +78,36 @@ pub fn odb_options() -> gix::odb::store::init::Options {
     }
 }
 
-/// Where repositories live: `<data-dir>/repos/<name>.git`.
+/// Where repositories live: `<data-dir>/repos/<name>.git`, and how their packs are
+/// kept.
 #[derive(Debug, Clone)]
 pub struct RepoStore {
     root: PathBuf,
+    pub settings: StoreSettings,
+}
+
+/// How a node keeps its copies' packs (from [`crate::config::Settings::store`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// How long a retired pack stays (rows and files): `SKILLSD_PACK_GRACE_SECS`.
+    pub pack_grace: std::time::Duration,
+    /// The pack count that starts a background gc: `SKILLSD_GC_PACKS` (`None`: off).
+    pub gc_packs: Option<usize>,
+    /// What a pack a gc writes is read back through (the push limits).
+    pub pack_limits: crate::incoming::inspect::PackLimits,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        crate::config::Settings::default().store()
+    }
 }
 
 impl RepoStore {
-    pub fn new(data_dir: &Path) -> RepoStore {
+    pub fn new(data_dir: &Path, settings: StoreSettings) -> RepoStore {
         RepoStore {
             root: data_dir.join("repos"),
+            settings,
         }
     }
 

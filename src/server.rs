@@ -1,6 +1,7 @@
 //! `skillsd serve`: prepares the data directory (host key, database, migrations,
 //! default repository) and runs the SSH server until shut down.
 
+use crate::config::Settings;
 use crate::localpg::LocalPg;
 use crate::repos::{RepoStore, DEFAULT_REPO};
 use crate::ssh::{AppState, SshServer};
@@ -12,8 +13,19 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    Setup(String),
+    /// (The cause is in the error's chain: `main` prints it after the message.)
+    #[error("cannot listen on {addr} (choose another address with --listen ADDR or --http ADDR)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    HostKey(#[from] crate::storage::identity::IdentityError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
@@ -31,6 +43,16 @@ pub enum Database {
     Local,
 }
 
+impl Database {
+    /// The database the settings name: a URL, else the private cluster.
+    pub fn of(settings: &Settings) -> Database {
+        match &settings.database_url {
+            Some(u) if !u.is_empty() => Database::Url(u.clone()),
+            _ => Database::Local,
+        }
+    }
+}
+
 /// Resolves the database URL, starting the private cluster when needed; when this
 /// call started it, the guard that stops it again.
 pub async fn database_url(
@@ -42,9 +64,7 @@ pub async fn database_url(
         Database::Local => {
             let pg = LocalPg::new(&data_dir.join("postgres"))?;
             let pg2 = pg.clone();
-            let started = tokio::task::spawn_blocking(move || pg2.ensure_running(true))
-                .await
-                .map_err(|e| ServeError::Setup(e.to_string()))??;
+            let started = tokio::task::spawn_blocking(move || pg2.ensure_running(true)).await??;
             let guard = started.then(|| pg.clone().stop_on_drop());
             pg.create_database("skillsd").await?;
             Ok((pg.url("skillsd"), guard))
@@ -55,8 +75,9 @@ pub async fn database_url(
 /// A prepared server: everything but the listening socket.
 pub struct Prepared {
     pub state: Arc<AppState>,
-    /// Bearer token of the HTTP admin API (`SKILLSD_ADMIN_TOKEN`).
-    pub admin_token: Option<String>,
+    /// What it was prepared with; `run` takes its connection limits, timeouts and the
+    /// HTTP admin token from here.
+    pub settings: Settings,
     pub host_key: PrivateKey,
     pub data_dir: PathBuf,
     /// The database in use (with its password, if any: redact before showing).
@@ -66,23 +87,23 @@ pub struct Prepared {
     pub private_pg: Option<crate::localpg::StartedCluster>,
 }
 
-/// First-start work: data dir, host key, database and migrations, the default
-/// repository, leftover quarantines.
-pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeError> {
-    std::fs::create_dir_all(data_dir)?;
-    let data_dir = std::path::absolute(data_dir)?;
-    let (url, private_pg) = database_url(db, &data_dir).await?;
+/// First-start work, with `settings`: data dir, host key, database and migrations,
+/// the default repository, leftover quarantines.
+pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let data_dir = std::path::absolute(&settings.data_dir)?;
+    let (url, private_pg) = database_url(&Database::of(settings), &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::prepare(&pool).await?;
-    let (host_key, key_origin) = crate::storage::identity::host_key(&pool, &data_dir)
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    crate::cache::bulk::set_threshold(settings.bulk_load_from);
+    let (host_key, key_origin) =
+        crate::storage::identity::host_key(&pool, &data_dir, settings.host_key.as_deref()).await?;
     tracing::info!(
         fingerprint = %crate::storage::identity::fingerprint(&host_key),
         from = %key_origin,
         "SSH host key"
     );
-    let repos = RepoStore::new(&data_dir);
+    let repos = RepoStore::new(&data_dir, settings.store());
     for name in repos.list() {
         let objects = repos.path_of(&name).join("objects");
         match crate::incoming::quarantine::remove_leftovers(&objects) {
@@ -99,13 +120,16 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
     reconcile_all(&pool, &repos).await;
     // Vectors a crash left unfilled.
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
-    crate::cache::periodic::spawn(pool.clone(), repos.clone());
+    crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     Ok(Prepared {
-        state: Arc::new(AppState::new(pool, repos)),
-        admin_token: std::env::var("SKILLSD_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        state: Arc::new(AppState::new(
+            pool,
+            repos,
+            settings.policy.clone(),
+            settings.limits.clone(),
+        )),
+        settings: settings.clone(),
         host_key,
         data_dir,
         database_url: url,
@@ -118,10 +142,7 @@ pub async fn prepare(data_dir: &Path, db: &Database) -> Result<Prepared, ServeEr
 /// database; the default repository is created from the template when neither has
 /// it; every repository of the database gets a current copy here.
 pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Result<(), ServeError> {
-    let setup = |e: crate::storage::StorageError| ServeError::Setup(e.to_string());
-    let in_db = crate::storage::replica::db_repos(pool)
-        .await
-        .map_err(setup)?;
+    let in_db = crate::storage::replica::db_repos(pool).await?;
     if !in_db.iter().any(|n| n == DEFAULT_REPO) && !repos.exists(DEFAULT_REPO) {
         repos.create(DEFAULT_REPO, false)?;
         tracing::info!(
@@ -138,9 +159,7 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
         let imported = tokio::task::spawn_blocking(move || {
             crate::storage::import::import(&rt, &pool, &repos, &name2)
         })
-        .await
-        .map_err(|e| ServeError::Setup(e.to_string()))?
-        .map_err(setup)?;
+        .await??;
         match imported {
             Some(i) => tracing::info!(
                 repo = %name, refs = i.refs, packs = i.packs, bytes = i.bytes,
@@ -151,10 +170,7 @@ pub async fn adopt_repositories(pool: &sqlx::PgPool, repos: &RepoStore) -> Resul
             }
         }
     }
-    for name in crate::storage::replica::db_repos(pool)
-        .await
-        .map_err(setup)?
-    {
+    for name in crate::storage::replica::db_repos(pool).await? {
         // Every read tries again; the node serves what it can meanwhile.
         if let Err(e) = crate::storage::replica::refresh_async(pool, repos, &name).await {
             tracing::error!(repo = %name, error = %e, "cannot bring this node's copy up to date");
@@ -197,8 +213,8 @@ pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
     }
 }
 
-/// The russh configuration.
-pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
+/// The russh configuration; connections without traffic for `idle` are closed.
+pub fn ssh_config(host_key: PrivateKey, idle: Duration) -> russh::server::Config {
     russh::server::Config {
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
         auth_rejection_time: Duration::from_millis(20),
@@ -206,7 +222,7 @@ pub fn ssh_config(host_key: PrivateKey) -> russh::server::Config {
         max_auth_attempts: 6,
         // A connection with no traffic for this long (also one that authenticated and
         // never ran a command) is closed: SKILLSD_IDLE_TIMEOUT_SECS, default 300.
-        inactivity_timeout: Some(idle_timeout()),
+        inactivity_timeout: Some(idle),
         keepalive_interval: Some(Duration::from_secs(30)),
         keys: vec![host_key],
         nodelay: true,
@@ -226,19 +242,21 @@ pub async fn run(
         let state = Arc::new(crate::http::HttpState {
             pool: prepared.state.pool.clone(),
             repos: prepared.state.repos.clone(),
-            admin_token: prepared.admin_token.clone(),
+            admin_token: prepared.settings.admin_token.clone(),
         });
+        let limits = prepared.settings.http_limits;
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::http::serve(http, state, stopped).await {
+            if let Err(e) = crate::http::serve(http, state, limits, stopped).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
     }
-    let config = Arc::new(ssh_config(prepared.host_key));
+    let idle = prepared.settings.idle_timeout;
+    let config = Arc::new(ssh_config(prepared.host_key, idle));
     let state = prepared.state.clone();
     let mut server = SshServer {
         state: prepared.state,
@@ -248,8 +266,9 @@ pub async fn run(
     let (force_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = crate::net::AcceptBackoff::default();
-    let cap = crate::net::ConnectionCap::new(max_connections());
-    let idle = idle_timeout();
+    // Most SSH connections open at once: a connection over the cap is closed at
+    // once, so idle connections cannot take every file descriptor.
+    let cap = crate::net::ConnectionCap::new(prepared.settings.max_connections);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -325,14 +344,14 @@ pub async fn run(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let grace = crate::config::number("SKILLSD_SHUTDOWN_GRACE_SECS").unwrap_or(30u64);
+    let grace = prepared.settings.shutdown_grace;
     state.tasks.close();
     tracing::info!(
         sessions = state.tasks.len(),
-        grace_secs = grace,
+        grace_secs = grace.as_secs(),
         "no longer accepting; letting sessions finish"
     );
-    if tokio::time::timeout(Duration::from_secs(grace), state.tasks.wait())
+    if tokio::time::timeout(grace, state.tasks.wait())
         .await
         .is_err()
     {
@@ -346,28 +365,11 @@ pub async fn run(
     Ok(())
 }
 
-/// `SKILLSD_IDLE_TIMEOUT_SECS` (300): a connection without traffic, or that runs no
-/// command (keepalives do not count), for this long is closed.
-fn idle_timeout() -> Duration {
-    Duration::from_secs(crate::config::number("SKILLSD_IDLE_TIMEOUT_SECS").unwrap_or(300))
-}
-
-/// Most SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`, 1,000): a
-/// connection over the cap is closed at once, so idle connections cannot take every
-/// file descriptor.
-fn max_connections() -> usize {
-    crate::config::number("SKILLSD_MAX_CONNECTIONS").unwrap_or(1000)
-}
-
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.
 pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| {
-            ServeError::Setup(format!(
-                "cannot listen on {addr}: {e}; choose another address with --listen ADDR (or --http ADDR)"
-            ))
-        })?;
+        .map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }

@@ -44,7 +44,7 @@ pub struct AppState {
     auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, Throttle>>,
 }
 
-/// Limits on sessions and authentication (environment of `serve`).
+/// Limits on sessions and authentication (settings of `serve`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Commands (git or other) running at once, overall (`SKILLSD_MAX_SESSIONS`, 200).
@@ -54,19 +54,21 @@ pub struct Limits {
     /// Refused keys from one address within `auth_window` before that address is
     /// refused outright (`SKILLSD_MAX_AUTH_FAILURES`, 20).
     pub max_auth_failures: u32,
+    /// (`SKILLSD_AUTH_WINDOW_SECS`, 300 s)
     pub auth_window: std::time::Duration,
+    /// The longest a git session may run (`SKILLSD_SESSION_TIMEOUT_SECS`, 3,600 s):
+    /// past it the channel closes and the cancel flag stops the git work.
+    pub session_timeout: std::time::Duration,
 }
 
-impl Limits {
-    pub fn from_env() -> Limits {
-        fn num<T: std::str::FromStr>(name: &str, default: T) -> T {
-            crate::config::number(name).unwrap_or(default)
-        }
+impl Default for Limits {
+    fn default() -> Limits {
         Limits {
-            max_sessions: num("SKILLSD_MAX_SESSIONS", 200),
-            max_sessions_per_user: num("SKILLSD_MAX_SESSIONS_PER_USER", 64),
-            max_auth_failures: num("SKILLSD_MAX_AUTH_FAILURES", 20),
-            auth_window: std::time::Duration::from_secs(num("SKILLSD_AUTH_WINDOW_SECS", 300)),
+            max_sessions: 200,
+            max_sessions_per_user: 64,
+            max_auth_failures: 20,
+            auth_window: std::time::Duration::from_secs(300),
+            session_timeout: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -91,14 +93,19 @@ impl Drop for SessionSlot {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, repos: RepoStore) -> AppState {
+    pub fn new(
+        pool: PgPool,
+        repos: RepoStore,
+        policy: crate::receive::pre_receive::Policy,
+        limits: Limits,
+    ) -> AppState {
         AppState {
             pool,
             repos,
             key_cache: Default::default(),
-            policy: crate::receive::pre_receive::Policy::from_env(crate::repos::DEFAULT_BRANCH),
+            policy,
             tasks: tokio_util::task::TaskTracker::new(),
-            limits: Limits::from_env(),
+            limits,
             running: Default::default(),
             auth_failures: Default::default(),
         }
@@ -612,6 +619,8 @@ impl russh::server::Handler for SessionHandler {
     }
 }
 
+/// One command of a session, from start to exit status: a git service, or one of
+/// the other commands (`help`, `whoami`...).
 async fn run_exec(
     state: Arc<AppState>,
     user: User,
@@ -622,193 +631,270 @@ async fn run_exec(
 ) {
     let (read_half, write_half) = channel.split();
     crate::metrics::METRICS.session_started();
-    let stderr_line = |msg: String| {
-        let w = &write_half;
-        async move {
-            let _ = w
-                .extended_data_bytes(1, format!("{msg}\n").into_bytes())
-                .await;
-        }
-    };
     let code = match parse_command(&command) {
-        None => match crate::commands::run(&state.pool, &state.repos, &user, &command).await {
-            Some(out) => {
-                if !out.stdout.is_empty() {
-                    let _ = write_half.data_bytes(out.stdout.into_bytes()).await;
-                }
-                if !out.stderr.is_empty() {
-                    let _ = write_half
-                        .extended_data_bytes(1, out.stderr.into_bytes())
-                        .await;
-                }
-                out.code
-            }
-            None => {
-                stderr_line(format!(
-                    "skillsd: `{command}` is not available here; run `help` for what is (this server speaks git)"
-                ))
-                .await;
-                1
-            }
-        },
+        None => run_command(&state, &user, &command, &write_half).await,
         Some(service) => {
-            let (path, pushing) = match &service {
-                Service::UploadPack(p) => (p.clone(), false),
-                Service::ReceivePack(p) => (p.clone(), true),
+            let git = Git {
+                state: &state,
+                user,
+                version,
+                cancel,
             };
-            // The copy is brought to the database's generation first; a push needs the
-            // database, a read may be served from the copy as last verified.
-            // The role on this repository (a grant there replaces the global role) is
-            // asked at the same time.
-            let canonical = RepoStore::canonical_name(&path).unwrap_or_default();
-            let (opened, role) = tokio::join!(
-                crate::storage::replica::open(&state.pool, &state.repos, &path, pushing),
-                tokio::time::timeout(
-                    std::time::Duration::from_secs(2),
-                    users::role_on(&state.pool, &user, &canonical),
-                )
-            );
-            let user = match (&opened, role) {
-                (Ok(_), Ok(Ok(role))) => User {
-                    role,
-                    ..user.clone()
-                },
-                _ => user.clone(),
-            };
-            match opened {
-                Err(OpenError::DatabaseDown) if pushing => {
-                    stderr_line(
-                        "ERROR: the database is unavailable; nothing was written. Try again in a moment."
-                            .to_string(),
-                    )
-                    .await;
-                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
-                    1
-                }
-                Err(_) => {
-                    stderr_line(format!(
-                        "ERROR: repository `{}` not found. The skills repository is ssh://git@HOST:PORT/skills.git",
-                        path.trim_start_matches('/')
-                    ))
-                    .await;
-                    1
-                }
-                Ok(_) if pushing && !user.role.can_push() => {
-                    stderr_line(format!(
-                        "ERROR: {} has read-only access (role: {}); ask an admin for the writer role to push",
-                        user.name,
-                        user.role.as_str()
-                    ))
-                    .await;
-                    crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
-                    1
-                }
-                Ok((name, repo)) => {
-                    if !pushing {
-                        crate::metrics::METRICS.fetch();
-                    }
-                    // No pack is deleted by a gc while this session reads the repository.
-                    let reading = crate::maintenance::read_guard(repo.path());
-                    let writer = write_half.make_writer();
-                    let rt = tokio::runtime::Handle::current();
-                    let pool = state.pool.clone();
-                    let user2 = user.clone();
-                    let repos = state.repos.clone();
-                    let mut policy = state.policy.clone();
-                    policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
-                    let cancel_work = cancel.clone();
-                    let work = tokio::task::spawn_blocking(move || {
-                        let mut read_half = read_half;
-                        let reader = Box::pin(read_half.make_reader());
-                        let input = Counted(SyncIoBridge::new_with_handle(reader, rt.clone()));
-                        let mut output = std::io::BufWriter::with_capacity(
-                            64 * 1024,
-                            Counted(SyncIoBridge::new_with_handle(writer, rt.clone())),
-                        );
-                        let result = if pushing {
-                            let ctx = receive::Context {
-                                repo,
-                                repo_name: name,
-                                default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
-                                policy: policy.clone(),
-                                user: user2,
-                                pool,
-                                rt,
-                                repos,
-                                cancel: cancel_work,
-                            };
-                            receive::serve(&ctx, input, &mut output)
-                        } else {
-                            upload_pack::serve(&repo, input, &mut output, version)
-                        };
-                        let flushed = output.flush();
-                        drop(output);
-                        drop(reading);
-                        result.and(flushed.map_err(Into::into))
-                    });
-                    // A session may not run forever (a client trickling bytes): past the
-                    // limit the channel closes and the cancel flag stops the git work.
-                    let limit = std::time::Duration::from_secs(
-                        crate::config::number("SKILLSD_SESSION_TIMEOUT_SECS").unwrap_or(3600),
-                    );
-                    let result = match tokio::time::timeout(limit, work).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-                            tracing::warn!(user = %user.name, "session time limit reached; closing");
-                            stderr_line(format!(
-                                "ERROR: the session took longer than {} s",
-                                limit.as_secs()
-                            ))
-                            .await;
-                            crate::metrics::METRICS.session_ended();
-                            let _ = write_half.exit_status(1).await;
-                            let _ = write_half.eof().await;
-                            let _ = write_half.close().await;
-                            return;
-                        }
-                    };
-                    match result {
-                        Ok(Ok(())) => 0,
-                        Ok(Err(
-                            e @ (crate::protocol::ProtocolError::Protocol(_)
-                            | crate::protocol::ProtocolError::Io(_)),
-                        )) => {
-                            // The client was told (an ERR line) or is gone.
-                            tracing::info!(user = %user.name, error = %e, "git session ended early");
-                            128
-                        }
-                        Ok(Err(e)) => {
-                            report_incident(
-                                &write_half,
-                                &user.name,
-                                e.to_string(),
-                                "git session failed",
-                            )
-                            .await
-                        }
-                        // A panic in one session ends that session only (the blocking
-                        // task catches it).
-                        Err(e) => {
-                            report_incident(
-                                &write_half,
-                                &user.name,
-                                e.to_string(),
-                                "git session panicked",
-                            )
-                            .await
-                        }
-                    }
+            match git.run(service, read_half, &write_half).await {
+                Some(code) => code,
+                // Past the time limit: the channel closes, nothing more to do.
+                None => {
+                    end_channel(&write_half, 1).await;
+                    return;
                 }
             }
         }
     };
+    end_channel(&write_half, code).await;
+    // Hand freed memory back once the client has its answer, off its critical path.
+    tokio::task::spawn_blocking(crate::maintenance::release_memory);
+}
+
+/// The exit status, EOF, close.
+async fn end_channel(write_half: &russh::ChannelWriteHalf<Msg>, code: u32) {
     crate::metrics::METRICS.session_ended();
     let _ = write_half.exit_status(code).await;
     let _ = write_half.eof().await;
     let _ = write_half.close().await;
-    // Hand freed memory back once the client has its answer, off its critical path.
-    tokio::task::spawn_blocking(crate::maintenance::release_memory);
+}
+
+/// One line on the client's stderr.
+async fn say(write_half: &russh::ChannelWriteHalf<Msg>, msg: String) {
+    let _ = write_half
+        .extended_data_bytes(1, format!("{msg}\n").into_bytes())
+        .await;
+}
+
+/// A command that is not git (`help`, `whoami`, ...): its output and exit code.
+async fn run_command(
+    state: &AppState,
+    user: &User,
+    command: &str,
+    write_half: &russh::ChannelWriteHalf<Msg>,
+) -> u32 {
+    match crate::commands::run(&state.pool, &state.repos, user, command).await {
+        Some(out) => {
+            if !out.stdout.is_empty() {
+                let _ = write_half.data_bytes(out.stdout.into_bytes()).await;
+            }
+            if !out.stderr.is_empty() {
+                let _ = write_half
+                    .extended_data_bytes(1, out.stderr.into_bytes())
+                    .await;
+            }
+            out.code
+        }
+        None => {
+            say(
+                write_half,
+                format!(
+                    "skillsd: `{command}` is not available here; run `help` for what is (this server speaks git)"
+                ),
+            )
+            .await;
+            1
+        }
+    }
+}
+
+/// A git service for one user: the repository opened, access checked, the service
+/// run on a blocking thread within the session time limit.
+struct Git<'a> {
+    state: &'a Arc<AppState>,
+    user: User,
+    version: Version,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Git<'_> {
+    /// The exit code, or `None` when the session ran past its time limit.
+    async fn run(
+        self,
+        service: Service,
+        read_half: russh::ChannelReadHalf,
+        write_half: &russh::ChannelWriteHalf<Msg>,
+    ) -> Option<u32> {
+        let (path, pushing) = match &service {
+            Service::UploadPack(p) => (p.clone(), false),
+            Service::ReceivePack(p) => (p.clone(), true),
+        };
+        let (opened, user) = self.open(&path, pushing).await;
+        let (name, repo) = match opened {
+            Err(e) => return Some(refuse_open(write_half, &e, &path, pushing).await),
+            Ok(_) if pushing && !user.role.can_push() => {
+                say(
+                    write_half,
+                    format!(
+                        "ERROR: {} has read-only access (role: {}); ask an admin for the writer role to push",
+                        user.name,
+                        user.role.as_str()
+                    ),
+                )
+                .await;
+                crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
+                return Some(1);
+            }
+            Ok(opened) => opened,
+        };
+        if !pushing {
+            crate::metrics::METRICS.fetch();
+        }
+        let work = self.spawn_service(&user, name, repo, pushing, read_half, write_half);
+        // A session may not run forever (a client trickling bytes): past the limit the
+        // channel closes and the cancel flag stops the git work.
+        let limit = self.state.limits.session_timeout;
+        let result = match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.cancel
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(user = %user.name, "session time limit reached; closing");
+                say(
+                    write_half,
+                    format!("ERROR: the session took longer than {} s", limit.as_secs()),
+                )
+                .await;
+                return None;
+            }
+        };
+        Some(exit_code(write_half, &user.name, result).await)
+    }
+
+    /// The copy brought to the database's generation first (a push needs the
+    /// database, a read may be served from the copy as last verified), and at the same
+    /// time the user's role on this repository (a grant there replaces the global
+    /// role).
+    async fn open(
+        &self,
+        path: &str,
+        pushing: bool,
+    ) -> (Result<(String, gix::Repository), OpenError>, User) {
+        let state = self.state;
+        let canonical = RepoStore::canonical_name(path).unwrap_or_default();
+        let (opened, role) = tokio::join!(
+            crate::storage::replica::open(&state.pool, &state.repos, path, pushing),
+            tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                users::role_on(&state.pool, &self.user, &canonical),
+            )
+        );
+        let user = match (&opened, role) {
+            (Ok(_), Ok(Ok(role))) => User {
+                role,
+                ..self.user.clone()
+            },
+            _ => self.user.clone(),
+        };
+        (opened, user)
+    }
+
+    /// Runs upload-pack or receive-pack on a blocking thread, the channel bridged to
+    /// `std::io`; no gc deletes a pack while it reads the repository.
+    fn spawn_service(
+        &self,
+        user: &User,
+        name: String,
+        repo: gix::Repository,
+        pushing: bool,
+        read_half: russh::ChannelReadHalf,
+        write_half: &russh::ChannelWriteHalf<Msg>,
+    ) -> tokio::task::JoinHandle<Result<(), crate::protocol::ProtocolError>> {
+        let reading = crate::maintenance::read_guard(repo.path());
+        let writer = write_half.make_writer();
+        let rt = tokio::runtime::Handle::current();
+        let pool = self.state.pool.clone();
+        let user = user.clone();
+        let repos = self.state.repos.clone();
+        let mut policy = self.state.policy.clone();
+        policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
+        let cancel = self.cancel.clone();
+        let version = self.version;
+        tokio::task::spawn_blocking(move || {
+            let mut read_half = read_half;
+            let reader = Box::pin(read_half.make_reader());
+            let input = Counted(SyncIoBridge::new_with_handle(reader, rt.clone()));
+            let mut output = std::io::BufWriter::with_capacity(
+                64 * 1024,
+                Counted(SyncIoBridge::new_with_handle(writer, rt.clone())),
+            );
+            let result = if pushing {
+                let ctx = receive::Context {
+                    repo,
+                    repo_name: name,
+                    default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+                    policy,
+                    user,
+                    pool,
+                    rt,
+                    repos,
+                    cancel,
+                };
+                receive::serve(&ctx, input, &mut output)
+            } else {
+                upload_pack::serve(&repo, input, &mut output, version)
+            };
+            let flushed = output.flush();
+            drop(output);
+            drop(reading);
+            result.and(flushed.map_err(Into::into))
+        })
+    }
+}
+
+/// Why a repository could not be opened, told to the client; the exit code.
+async fn refuse_open(
+    write_half: &russh::ChannelWriteHalf<Msg>,
+    error: &OpenError,
+    path: &str,
+    pushing: bool,
+) -> u32 {
+    if pushing && matches!(error, OpenError::DatabaseDown) {
+        say(
+            write_half,
+            "ERROR: the database is unavailable; nothing was written. Try again in a moment."
+                .to_string(),
+        )
+        .await;
+        crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
+    } else {
+        say(
+            write_half,
+            format!(
+                "ERROR: repository `{}` not found. The skills repository is ssh://git@HOST:PORT/skills.git",
+                path.trim_start_matches('/')
+            ),
+        )
+        .await;
+    }
+    1
+}
+
+/// The exit code of a finished git service; a failure on the server's side is an
+/// incident.
+async fn exit_code(
+    write_half: &russh::ChannelWriteHalf<Msg>,
+    user: &str,
+    result: Result<Result<(), crate::protocol::ProtocolError>, tokio::task::JoinError>,
+) -> u32 {
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(
+            e @ (crate::protocol::ProtocolError::Protocol(_)
+            | crate::protocol::ProtocolError::Io(_)),
+        )) => {
+            // The client was told (an ERR line) or is gone.
+            tracing::info!(user = %user, error = %e, "git session ended early");
+            128
+        }
+        Ok(Err(e)) => report_incident(write_half, user, e.to_string(), "git session failed").await,
+        // A panic in one session ends that session only (the blocking task catches it).
+        Err(e) => report_incident(write_half, user, e.to_string(), "git session panicked").await,
+    }
 }
 
 /// A session that failed on the server's side: the details (they may name server

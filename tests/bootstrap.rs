@@ -373,3 +373,68 @@ fn migrate_applies_the_schema_once() {
     assert_eq!(migrations, skillsd::db::MIGRATOR.iter().count() as i64);
     env.rt.block_on(pool.close());
 }
+
+/// Push limits from the config file and the environment really take effect in
+/// `skillsd serve`: the file's `max_file_bytes` refuses a bigger file, and the
+/// environment's `SKILLSD_MAX_FILES_PER_PUSH` wins over the file's `max_files_per_push`.
+#[test]
+fn push_limits_from_the_file_and_the_environment_apply() {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("skillsd.toml");
+    std::fs::write(&config, "max_file_bytes = 2000\nmax_files_per_push = 1\n").unwrap();
+    let f = common::ChildFixture::start_with(
+        "limited",
+        &["--config", config.to_str().unwrap()],
+        &[("SKILLSD_MAX_FILES_PER_PUSH", "3")],
+    );
+    let push = |f: &common::ChildFixture| {
+        let out = f.git().args(["push", "origin", "main"]).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Two files: over the file's limit of 1, within the environment's 3.
+    for name in ["one", "two"] {
+        std::fs::create_dir_all(f.work.join("skills/lim")).unwrap();
+        std::fs::write(
+            f.work.join(format!("skills/lim/{name}.md")),
+            common::skill(name, ""),
+        )
+        .unwrap();
+    }
+    let two = f.commit_all("two small skills");
+    let (ok, stderr) = push(&f);
+    assert!(ok, "{stderr}");
+    assert_eq!(f.main(), two);
+    // Four files: over the environment's 3.
+    for name in ["a", "b", "c", "d"] {
+        std::fs::write(
+            f.work.join(format!("skills/lim/{name}.md")),
+            common::skill(name, ""),
+        )
+        .unwrap();
+    }
+    f.commit_all("four more");
+    let (ok, stderr) = push(&f);
+    assert!(!ok);
+    assert!(
+        stderr.contains("adds or changes 4 skill files, more than the limit of 3"),
+        "{stderr}"
+    );
+    assert_eq!(f.main(), two);
+    let mut reset = f.git();
+    reset.args(["reset", "-q", "--hard", &two]);
+    common::stdout_of(reset);
+    // One file over the file's 2,000 bytes.
+    let big = format!("---\ntitle: Big\n---\n{}\n", "x".repeat(3000));
+    std::fs::write(f.work.join("skills/lim/big.md"), big).unwrap();
+    f.commit_all("big");
+    let (ok, stderr) = push(&f);
+    assert!(!ok);
+    assert!(
+        stderr.contains("skills/lim/big.md: file is 3020 bytes, more than the limit of 2000"),
+        "{stderr}"
+    );
+    assert_eq!(f.main(), two);
+}

@@ -14,14 +14,10 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
 }
 
-/// Periodic reconcile interval: `SKILLSD_RECONCILE_SECS` (0 = off), default 600 s.
-fn reconcile_interval() -> Option<Duration> {
-    crate::config::count_or_off("SKILLSD_RECONCILE_SECS", 600).map(Duration::from_secs)
-}
-
-/// Starts the background task on the current runtime (nothing when the interval is 0).
-pub fn spawn(pool: PgPool, repos: RepoStore) {
-    let Some(interval) = reconcile_interval() else {
+/// Starts the background task on the current runtime, reconciling every `every`
+/// (`SKILLSD_RECONCILE_SECS`; nothing when `None`).
+pub fn spawn(pool: PgPool, repos: RepoStore, every: Option<Duration>) {
+    let Some(interval) = every else {
         return;
     };
     tokio::spawn(async move {

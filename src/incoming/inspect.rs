@@ -38,29 +38,14 @@ pub const DEFAULT_MAX_DELTA_DEPTH: u32 = 4095;
 /// Default total size of the distinct objects a pack's deltas build on.
 pub const DEFAULT_MAX_DELTA_BASE_BYTES: u64 = 192 * 1024 * 1024;
 
-/// What a pack may declare.
+/// What a pack may declare (`SKILLSD_MAX_OBJECT_BYTES`, `SKILLSD_MAX_OBJECTS`,
+/// `SKILLSD_MAX_DELTA_DEPTH`, `SKILLSD_MAX_DELTA_BASE_BYTES`: [`crate::config::Settings`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PackLimits {
     pub max_object_bytes: u64,
     pub max_objects: u32,
     pub max_delta_depth: u32,
     pub max_delta_base_bytes: u64,
-}
-
-impl PackLimits {
-    /// `SKILLSD_MAX_OBJECT_BYTES`, `SKILLSD_MAX_OBJECTS`, `SKILLSD_MAX_DELTA_DEPTH`,
-    /// `SKILLSD_MAX_DELTA_BASE_BYTES`, else the defaults.
-    pub fn from_env() -> Self {
-        use crate::config::number as num;
-        let d = PackLimits::default();
-        PackLimits {
-            max_object_bytes: num("SKILLSD_MAX_OBJECT_BYTES").unwrap_or(d.max_object_bytes),
-            max_objects: num("SKILLSD_MAX_OBJECTS").unwrap_or(d.max_objects),
-            max_delta_depth: num("SKILLSD_MAX_DELTA_DEPTH").unwrap_or(d.max_delta_depth),
-            max_delta_base_bytes: num("SKILLSD_MAX_DELTA_BASE_BYTES")
-                .unwrap_or(d.max_delta_base_bytes),
-        }
-    }
 }
 
 impl Default for PackLimits {

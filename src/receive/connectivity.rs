@@ -30,7 +30,8 @@ pub const DEFAULT_MAX_TREE_ENTRIES: u64 = 2_000_000;
 /// Default most bytes of all the paths of one commit's tree.
 pub const DEFAULT_MAX_TREE_PATH_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The bounds a pushed object graph must stay within.
+/// The bounds a pushed object graph must stay within (`SKILLSD_MAX_TREE_DEPTH`,
+/// `SKILLSD_MAX_COMMIT_BYTES`, `SKILLSD_MAX_TREE_ENTRIES`: [`crate::config::Settings`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Deepest path, counted as git counts `core.maxTreeDepth`: `a/b/c` has depth 3,
@@ -45,21 +46,6 @@ pub struct Limits {
     pub max_path_bytes: u32,
     /// Most bytes of all the paths of a commit's tree together.
     pub max_tree_path_bytes: u64,
-}
-
-impl Limits {
-    /// `SKILLSD_MAX_TREE_DEPTH`, `SKILLSD_MAX_COMMIT_BYTES`, `SKILLSD_MAX_TREE_ENTRIES`,
-    /// else the defaults.
-    pub fn from_env() -> Self {
-        use crate::config::number;
-        let d = Limits::default();
-        Limits {
-            max_tree_depth: number("SKILLSD_MAX_TREE_DEPTH").unwrap_or(d.max_tree_depth),
-            max_commit_bytes: number("SKILLSD_MAX_COMMIT_BYTES").unwrap_or(d.max_commit_bytes),
-            max_tree_entries: number("SKILLSD_MAX_TREE_ENTRIES").unwrap_or(d.max_tree_entries),
-            ..d
-        }
-    }
 }
 
 impl Default for Limits {

@@ -57,25 +57,20 @@ pub struct Policy {
     pub pack: crate::incoming::inspect::PackLimits,
 }
 
-impl Policy {
-    /// The defaults (20,000 files, 512 MiB, immutable tags), overridden by the
-    /// environment.
-    pub fn from_env(default_branch: &str) -> Policy {
-        use crate::config::number as num;
+impl Default for Policy {
+    /// The defaults: `main`, 20,000 files, 512 MiB, 1 MiB files, immutable tags, `main`
+    /// never rewritten (the settings change them: [`crate::config::Settings`]).
+    fn default() -> Policy {
         Policy {
-            default_branch: default_branch.to_string(),
-            mutable_tags: std::env::var("SKILLSD_MUTABLE_TAGS")
-                .is_ok_and(|v| v == "1" || v == "true"),
-            max_files_per_push: num("SKILLSD_MAX_FILES_PER_PUSH").unwrap_or(20_000),
-            max_pack_bytes: num("SKILLSD_MAX_PACK_BYTES").unwrap_or(512 * 1024 * 1024),
-            max_file_bytes: num::<u64>("SKILLSD_MAX_FILE_BYTES")
-                .unwrap_or(MAX_FILE_BYTES as u64)
-                .min(MAX_FILE_BYTES as u64),
-            admins_may_rewrite_default: std::env::var("SKILLSD_ADMINS_MAY_REWRITE_MAIN")
-                .is_ok_and(|v| v == "1" || v == "true"),
+            default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+            mutable_tags: false,
+            max_files_per_push: 20_000,
+            max_pack_bytes: 512 * 1024 * 1024,
+            max_file_bytes: MAX_FILE_BYTES as u64,
+            admins_may_rewrite_default: false,
             pusher_is_admin: false,
-            limits: connectivity::Limits::from_env(),
-            pack: crate::incoming::inspect::PackLimits::from_env(),
+            limits: connectivity::Limits::default(),
+            pack: crate::incoming::inspect::PackLimits::default(),
         }
     }
 }

@@ -21,7 +21,8 @@ pub fn export(rt: &Handle, pool: &PgPool, repo: &str, dir: &Path) -> Result<repl
         "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
     )?;
     let mut conn = rt.block_on(pool.acquire())?;
-    let done = replica::sync_into(rt, &mut conn, repo, dir, None)?;
+    // Not a served copy: nobody reads it while it is written, no pack to keep.
+    let done = replica::sync_into(rt, &mut conn, repo, dir, None, std::time::Duration::MAX)?;
     std::fs::remove_file(dir.join(replica::GENERATION_FILE))?;
     Ok(done)
 }

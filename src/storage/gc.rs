@@ -35,7 +35,7 @@ pub fn gc(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<G
 
 fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOutcome> {
     replica::refresh(rt, pool, repos, repo)?;
-    let grace = super::pack_grace();
+    let grace = repos.settings.pack_grace;
     let mut conn = rt.block_on(pool.acquire())?;
     let expired = rt.block_on(
         sqlx::query(
@@ -70,7 +70,8 @@ fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOu
         .iter()
         .map(|p| packs::local_files(&pack_dir, &p.checksum).1)
         .collect();
-    let done = crate::maintenance::consolidate(&path, &idx, &[]).map_err(StorageError::git)?;
+    let done = crate::maintenance::consolidate(&path, &idx, &[], repos.settings.pack_limits)
+        .map_err(StorageError::git)?;
     outcome.objects = done.objects;
     let checksum = packs::checksum_of(&done.pack)
         .ok_or_else(|| StorageError::Invalid("the consolidated pack has no checksum".into()))?;
@@ -114,7 +115,7 @@ fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOu
 /// Starts a background gc when this node's copy of `repo` has more packs than the
 /// threshold (`SKILLSD_GC_PACKS`).
 pub fn maybe_in_background(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) {
-    match crate::maintenance::auto_gc_threshold() {
+    match repos.settings.gc_packs {
         Some(limit) if crate::maintenance::pack_count(&repos.path_of(repo)) > limit => {}
         _ => return,
     }

@@ -10,10 +10,11 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("cannot read host key {0}: {1}")]
-    Read(String, String),
-    #[error("cannot encode the host key: {0}")]
-    Encode(String),
+    // (The causes are in the error's chain: `main` prints them after the message.)
+    #[error("cannot read host key {0}")]
+    Read(String, #[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot encode the host key")]
+    Encode(#[source] russh::keys::ssh_key::Error),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("I/O error: {0}")]
@@ -27,10 +28,11 @@ const FILE: &str = "ssh_host_ed25519_key";
 pub async fn host_key(
     pool: &PgPool,
     data_dir: &Path,
+    file: Option<&Path>,
 ) -> Result<(PrivateKey, String), IdentityError> {
-    if let Some(path) = std::env::var_os("SKILLSD_HOST_KEY").filter(|p| !p.is_empty()) {
-        let key = load(Path::new(&path))?;
-        return Ok((key, format!("the file {}", Path::new(&path).display())));
+    if let Some(path) = file {
+        let key = load(path)?;
+        return Ok((key, format!("the file {}", path.display())));
     }
     if let Some(key) = stored(pool).await? {
         write_public(data_dir, &key)?;
@@ -51,7 +53,7 @@ pub async fn host_key(
     };
     let text = key
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-        .map_err(|e| IdentityError::Encode(e.to_string()))?;
+        .map_err(IdentityError::Encode)?;
     sqlx::query(
         "INSERT INTO server_identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
@@ -73,14 +75,14 @@ async fn stored(pool: &PgPool) -> Result<Option<PrivateKey>, IdentityError> {
             .await?;
     text.map(|t| {
         PrivateKey::from_openssh(t.as_bytes())
-            .map_err(|e| IdentityError::Read("in the database".into(), e.to_string()))
+            .map_err(|e| IdentityError::Read("in the database".into(), e.into()))
     })
     .transpose()
 }
 
 fn load(path: &Path) -> Result<PrivateKey, IdentityError> {
     russh::keys::load_secret_key(path, None)
-        .map_err(|e| IdentityError::Read(path.display().to_string(), e.to_string()))
+        .map_err(|e| IdentityError::Read(path.display().to_string(), e.into()))
 }
 
 /// The public half in the data dir (`ssh_host_ed25519_key.pub`), for operators and
@@ -89,7 +91,7 @@ fn write_public(data_dir: &Path, key: &PrivateKey) -> Result<(), IdentityError> 
     let public = key
         .public_key()
         .to_openssh()
-        .map_err(|e| IdentityError::Encode(e.to_string()))?;
+        .map_err(IdentityError::Encode)?;
     std::fs::write(data_dir.join(format!("{FILE}.pub")), format!("{public}\n"))?;
     Ok(())
 }

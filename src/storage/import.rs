@@ -29,7 +29,7 @@ pub fn import(
     let path = repos.path_of(name);
     if has_loose_objects(&path) {
         // Every object is stored in a pack: pack the loose ones first.
-        crate::maintenance::gc(&path).map_err(StorageError::git)?;
+        crate::maintenance::gc(&path, repos.settings.pack_limits).map_err(StorageError::git)?;
     }
     let repo = crate::repos::open_server_repo(&path).map_err(StorageError::git)?;
     let mut imported = Imported::default();

@@ -65,13 +65,6 @@ pub struct DbRef {
     pub peeled: Option<String>,
 }
 
-/// How long a retired pack stays (rows and files): `SKILLSD_PACK_GRACE_SECS`, 3600.
-pub fn pack_grace() -> std::time::Duration {
-    std::time::Duration::from_secs(
-        crate::config::number::<u64>("SKILLSD_PACK_GRACE_SECS").unwrap_or(3600),
-    )
-}
-
 /// The object at the end of `id`'s chain of tags, when `id` is an annotated tag.
 pub fn peeled(repo: &gix::Repository, id: gix::ObjectId) -> Option<gix::ObjectId> {
     let header = repo.find_header(id).ok()?;

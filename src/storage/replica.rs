@@ -85,7 +85,14 @@ pub fn refresh(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Res
     }
     let _lock = lock(&path)?;
     let mut conn = rt.block_on(pool.acquire())?;
-    let done = sync_into(rt, &mut conn, repo, &path, local_generation(&path))?;
+    let done = sync_into(
+        rt,
+        &mut conn,
+        repo,
+        &path,
+        local_generation(&path),
+        repos.settings.pack_grace,
+    )?;
     if done.changed {
         tracing::info!(
             repo,
@@ -180,14 +187,15 @@ fn remove_stale_ref_locks(repo_path: &Path) {
 
 /// Makes the bare repository at `path` equal to the database's `repo`, from one
 /// consistent snapshot: live packs it lacks are fetched, then its refs and `HEAD` are
-/// set, then its generation is recorded; packs retired longer ago than the grace
-/// period are removed. Nothing is read beyond the generation when `known` equals it.
+/// set, then its generation is recorded; packs retired longer ago than `grace` are
+/// removed. Nothing is read beyond the generation when `known` equals it.
 pub fn sync_into(
     rt: &Handle,
     conn: &mut PgConnection,
     repo: &str,
     path: &Path,
     known: Option<i64>,
+    grace: std::time::Duration,
 ) -> Result<Refreshed> {
     let snapshot = rt.block_on(read_snapshot(conn, repo, known))?;
     let Some(snapshot) = snapshot else {
@@ -206,7 +214,7 @@ pub fn sync_into(
     }
     let refs_changed = set_refs(path, &snapshot.head, &snapshot.refs)?;
     set_local_generation(path, snapshot.generation)?;
-    remove_retired(path, &snapshot.packs);
+    remove_retired(path, &snapshot.packs, grace);
     Ok(Refreshed {
         generation: snapshot.generation,
         fetched,
@@ -330,8 +338,8 @@ fn forced_edit(
 /// Removes the local files of packs retired longer ago than the grace period (a gc on
 /// some node replaced them; every object is in a live pack), while no session of this
 /// node reads the repository.
-fn remove_retired(path: &Path, rows: &[PackRow]) {
-    let grace = super::pack_grace().as_secs_f64();
+fn remove_retired(path: &Path, rows: &[PackRow], grace: std::time::Duration) {
+    let grace = grace.as_secs_f64();
     let pack_dir = path.join("objects").join("pack");
     let expired: Vec<(PathBuf, PathBuf)> = rows
         .iter()

@@ -6,8 +6,9 @@
 
 pub mod packs;
 
+use skillsd::config::Settings;
 use skillsd::localpg::LocalPg;
-use skillsd::server::{self, Database};
+use skillsd::server;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -87,8 +88,10 @@ impl Server {
         Self::start_tuned(http, |_| {})
     }
 
-    /// With the server's shared state adjusted before it starts (policy, limits).
-    pub fn start_tuned(http: bool, tune: impl FnOnce(&mut skillsd::ssh::AppState)) -> Server {
+    /// With the server's settings adjusted before it is prepared (policy, limits,
+    /// timeouts): the settings a real `skillsd serve` would load, with this test's data
+    /// dir, database and admin token.
+    pub fn start_tuned(http: bool, tune: impl FnOnce(&mut Settings)) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -101,11 +104,16 @@ impl Server {
             .prefix("skillsd-test-")
             .tempdir()
             .unwrap();
-        let mut prepared = rt
-            .block_on(server::prepare(data.path(), &Database::Url(db_url.clone())))
+        let mut settings = Settings {
+            data_dir: data.path().to_path_buf(),
+            database_url: Some(db_url.clone()),
+            admin_token: Some(ADMIN_TOKEN.to_string()),
+            ..Settings::default()
+        };
+        tune(&mut settings);
+        let prepared = rt
+            .block_on(server::prepare(&settings))
             .expect("server prepares");
-        prepared.admin_token = Some(ADMIN_TOKEN.to_string());
-        tune(std::sync::Arc::get_mut(&mut prepared.state).expect("not shared yet"));
         let pool = prepared.state.pool.clone();
         let (listener, addr) = rt
             .block_on(server::bind("127.0.0.1:0".parse().unwrap()))
