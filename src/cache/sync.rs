@@ -617,53 +617,28 @@ async fn apply(tx: &mut PgConnection, target: &Target<'_>, ops: Vec<Op>) -> Resu
     Ok(outcome)
 }
 
-/// Writes `ops` (rows and sync-log rows), adding the slugs it touched to `slugs`.
+/// Writes `ops` (rows and sync-log rows), adding the slugs it touched to `slugs`:
+/// deletions, renames, creations and updates (by `COPY` for a bulk load), the rows the
+/// database refused marked failed, then the sync log.
 async fn write(
     tx: &mut PgConnection,
     target: &Target<'_>,
     ops: Vec<Op>,
     slugs: &mut BTreeSet<String>,
 ) -> Result<SyncOutcome> {
-    let &Target {
-        repo: repo_name,
-        commit,
-        synced_by,
-        push_id,
-        started_at,
-        update_operation,
-        ..
-    } = target;
-    let mut outcome = SyncOutcome {
-        commit: Some(commit.to_string()),
-        ..Default::default()
+    let mut w = Written {
+        outcome: SyncOutcome {
+            commit: Some(target.commit.to_string()),
+            ..Default::default()
+        },
+        log: Vec::new(),
+        refused: Vec::new(),
     };
-    let mut log: Vec<LogRow> = Vec::new();
-    let mut deletes = Vec::new();
-    let mut renames: Vec<RowIn> = Vec::new();
-    let mut upserts: Vec<RowIn> = Vec::new();
-    for op in ops {
-        match op {
-            Op::Delete { path } => deletes.push(path),
-            Op::Rename { from, row } => renames.push(RowIn {
-                row,
-                old_path: Some(from),
-            }),
-            Op::Create(row) | Op::Update(row) => upserts.push(RowIn {
-                row,
-                old_path: None,
-            }),
-            Op::Invalid { path, error } => {
-                outcome.failed += 1;
-                log.push(LogRow {
-                    skill_id: None,
-                    slug: None,
-                    path,
-                    operation: "refresh",
-                    error: Some(error),
-                });
-            }
-        }
-    }
+    let Sorted {
+        deletes,
+        renames,
+        mut upserts,
+    } = w.sort(ops);
     // Rows whose vector skillsd could not compute: PostgreSQL computes them in the same
     // statements when they are few, else the search filler does after the commit.
     let lacking = renames
@@ -671,72 +646,157 @@ async fn write(
         .chain(&upserts)
         .filter(|r| r.row.search.is_none())
         .count();
-    outcome.vectors_lacking = lacking;
+    w.outcome.vectors_lacking = lacking;
     let search_inline = lacking <= SEARCH_INLINE_ROWS;
     // A bulk load decides once, for all its rows, when they are in (`bulk::fill_vectors`).
     if lacking > 0 && !search_inline && target.bulk_now.is_none() {
-        outcome.search_deferred = true;
+        w.outcome.search_deferred = true;
+    }
+    w.delete_rows(tx, target, &deletes).await?;
+    let missed = w.rename_rows(tx, target, search_inline, renames).await?;
+    upserts.extend(missed);
+    if let Some(now) = target.bulk_now {
+        w.copy_rows(tx, target, now, std::mem::take(&mut upserts))
+            .await?;
+    }
+    w.upsert_rows(tx, target, search_inline, upserts).await?;
+    w.mark_refused(tx, target).await?;
+    write_log(tx, target, &w.log).await?;
+    slugs.extend(w.log.into_iter().filter_map(|l| l.slug));
+    Ok(w.outcome)
+}
+
+/// The operations of a sync by the statement that writes them.
+struct Sorted {
+    deletes: Vec<String>,
+    renames: Vec<RowIn>,
+    upserts: Vec<RowIn>,
+}
+
+/// What a sync has written so far: its counts, its log rows, and the rows the database
+/// refused (each with the database's reason).
+struct Written {
+    outcome: SyncOutcome,
+    log: Vec<LogRow>,
+    refused: Vec<(RowIn, String)>,
+}
+
+impl Written {
+    fn logged(&mut self, r: &sqlx::postgres::PgRow, operation: &'static str) {
+        self.log.push(LogRow {
+            skill_id: Some(r.get("id")),
+            slug: Some(r.get("slug")),
+            path: r.get("path"),
+            operation,
+            error: None,
+        });
     }
 
-    if !deletes.is_empty() {
+    /// Sorts `ops` by statement; files that are no skill are logged as failed here.
+    fn sort(&mut self, ops: Vec<Op>) -> Sorted {
+        let mut sorted = Sorted {
+            deletes: Vec::new(),
+            renames: Vec::new(),
+            upserts: Vec::new(),
+        };
+        for op in ops {
+            match op {
+                Op::Delete { path } => sorted.deletes.push(path),
+                Op::Rename { from, row } => sorted.renames.push(RowIn {
+                    row,
+                    old_path: Some(from),
+                }),
+                Op::Create(row) | Op::Update(row) => sorted.upserts.push(RowIn {
+                    row,
+                    old_path: None,
+                }),
+                Op::Invalid { path, error } => {
+                    self.outcome.failed += 1;
+                    self.log.push(LogRow {
+                        skill_id: None,
+                        slug: None,
+                        path,
+                        operation: "refresh",
+                        error: Some(error),
+                    });
+                }
+            }
+        }
+        sorted
+    }
+
+    async fn delete_rows(
+        &mut self,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        deletes: &[String],
+    ) -> Result<()> {
+        if deletes.is_empty() {
+            return Ok(());
+        }
         let rows = sqlx::query(
             "DELETE FROM skills WHERE repo = $1 AND path = ANY($2) RETURNING id, slug, path",
         )
-        .bind(repo_name)
-        .bind(&deletes)
+        .bind(target.repo)
+        .bind(deletes)
         .fetch_all(&mut *tx)
         .await?;
         for r in rows {
-            outcome.deleted += 1;
-            log.push(LogRow {
-                skill_id: Some(r.get("id")),
-                slug: Some(r.get("slug")),
-                path: r.get("path"),
-                operation: "delete",
-                error: None,
-            });
+            self.outcome.deleted += 1;
+            self.logged(&r, "delete");
         }
+        Ok(())
     }
 
-    let mut refused: Vec<(RowIn, String)> = Vec::new();
-    for batch in renames.chunks(UPSERT_BATCH) {
-        let (rows, mut bad) =
-            run_tolerant(tx, Statement::Rename, target, search_inline, batch).await?;
-        refused.append(&mut bad);
-        for r in rows {
-            outcome.renamed += 1;
-            log.push(LogRow {
-                skill_id: Some(r.get("id")),
-                slug: Some(r.get("slug")),
-                path: r.get("path"),
-                operation: "rename",
-                error: None,
-            });
+    /// Moves renamed rows (keeping their ids). Returns the renames whose source the
+    /// cache did not have: they become plain upserts.
+    async fn rename_rows(
+        &mut self,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        search_inline: bool,
+        renames: Vec<RowIn>,
+    ) -> Result<Vec<RowIn>> {
+        for batch in renames.chunks(UPSERT_BATCH) {
+            let (rows, mut bad) =
+                run_tolerant(tx, Statement::Rename, target, search_inline, batch).await?;
+            self.refused.append(&mut bad);
+            for r in rows {
+                self.outcome.renamed += 1;
+                self.logged(&r, "rename");
+            }
         }
+        let renamed: std::collections::HashSet<&str> = self
+            .log
+            .iter()
+            .filter(|l| l.operation == "rename")
+            .map(|l| l.path.as_str())
+            .collect();
+        let refused: std::collections::HashSet<&str> = self
+            .refused
+            .iter()
+            .map(|(r, _)| r.row.skill.path.as_str())
+            .collect();
+        Ok(renames
+            .into_iter()
+            .filter(|r| {
+                let path = r.row.skill.path.as_str();
+                !renamed.contains(path) && !refused.contains(path)
+            })
+            .collect())
     }
-    // A rename whose source the cache did not have becomes a plain upsert.
-    let renamed: std::collections::HashSet<&str> = log
-        .iter()
-        .filter(|l| l.operation == "rename")
-        .map(|l| l.path.as_str())
-        .collect();
-    let refused_paths: std::collections::HashSet<String> = refused
-        .iter()
-        .map(|(r, _)| r.row.skill.path.clone())
-        .collect();
-    let missed: Vec<RowIn> = renames
-        .into_iter()
-        .filter(|r| {
-            !renamed.contains(r.row.skill.path.as_str())
-                && !refused_paths.contains(&r.row.skill.path)
-        })
-        .collect();
-    upserts.extend(missed);
 
-    if let Some(now) = target.bulk_now {
-        for (id, slug, path) in copy_new_rows(tx, target, now, upserts).await? {
-            outcome.created += 1;
-            log.push(LogRow {
+    /// A bulk load's new rows, by `COPY`.
+    async fn copy_rows(
+        &mut self,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+        rows: Vec<RowIn>,
+    ) -> Result<()> {
+        for (id, slug, path) in copy_new_rows(tx, target, now, rows).await? {
+            self.outcome.created += 1;
+            self.log.push(LogRow {
                 skill_id: Some(id),
                 slug: Some(slug),
                 path,
@@ -744,50 +804,63 @@ async fn write(
                 error: None,
             });
         }
-        upserts = Vec::new();
+        Ok(())
     }
 
-    // Large syncs (an import, a reconcile) go in batches to bound statement size.
-    let mut upserts = upserts.into_iter();
-    loop {
-        let batch: Vec<RowIn> = upserts.by_ref().take(UPSERT_BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let (rows, mut bad) =
-            run_tolerant(tx, Statement::Upsert, target, search_inline, &batch).await?;
-        refused.append(&mut bad);
-        for r in rows {
-            let inserted: bool = r.get("inserted");
-            if inserted {
-                outcome.created += 1;
-            } else {
-                outcome.updated += 1;
+    /// Creations and updates, in batches that bound the statement's size (an import, a
+    /// reconcile).
+    async fn upsert_rows(
+        &mut self,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        search_inline: bool,
+        upserts: Vec<RowIn>,
+    ) -> Result<()> {
+        let mut upserts = upserts.into_iter();
+        loop {
+            let batch: Vec<RowIn> = upserts.by_ref().take(UPSERT_BATCH).collect();
+            if batch.is_empty() {
+                return Ok(());
             }
-            log.push(LogRow {
-                skill_id: Some(r.get("id")),
-                slug: Some(r.get("slug")),
-                path: r.get("path"),
-                operation: if inserted { "create" } else { update_operation },
-                error: None,
-            });
+            let (rows, mut bad) =
+                run_tolerant(tx, Statement::Upsert, target, search_inline, &batch).await?;
+            self.refused.append(&mut bad);
+            for r in rows {
+                let inserted: bool = r.get("inserted");
+                if inserted {
+                    self.outcome.created += 1;
+                } else {
+                    self.outcome.updated += 1;
+                }
+                self.logged(
+                    &r,
+                    if inserted {
+                        "create"
+                    } else {
+                        target.update_operation
+                    },
+                );
+            }
         }
     }
 
-    // Rows the database refused (a value too long for an index, ...): each fails alone,
-    // logged with the database's reason and its cached row marked failed; the rest of
-    // the sync, and later pushes, still land.
-    if !refused.is_empty() {
+    /// Rows the database refused (a value too long for an index, ...): each fails
+    /// alone, logged with the database's reason and its cached row marked failed; the
+    /// rest of the sync, and later pushes, still land.
+    async fn mark_refused(&mut self, tx: &mut PgConnection, target: &Target<'_>) -> Result<()> {
+        if self.refused.is_empty() {
+            return Ok(());
+        }
         let mut paths = Vec::new();
-        for (row, error) in refused {
-            tracing::error!(repo = %repo_name, path = %row.row.skill.path, %error, "the database refused a skill's row");
-            outcome.failed += 1;
+        for (row, error) in std::mem::take(&mut self.refused) {
+            tracing::error!(repo = %target.repo, path = %row.row.skill.path, %error, "the database refused a skill's row");
+            self.outcome.failed += 1;
             paths.push(
                 row.old_path
                     .clone()
                     .unwrap_or_else(|| row.row.skill.path.clone()),
             );
-            log.push(LogRow {
+            self.log.push(LogRow {
                 skill_id: None,
                 slug: None,
                 path: row.row.skill.path,
@@ -796,12 +869,16 @@ async fn write(
             });
         }
         sqlx::query("UPDATE skills SET sync_status = 'failed' WHERE repo = $1 AND path = ANY($2)")
-            .bind(repo_name)
+            .bind(target.repo)
             .bind(&paths)
             .execute(&mut *tx)
             .await?;
+        Ok(())
     }
+}
 
+/// The sync log rows, in batches.
+async fn write_log(tx: &mut PgConnection, target: &Target<'_>, log: &[LogRow]) -> Result<()> {
     for batch in log.chunks(UPSERT_BATCH * 4) {
         let mut skill_id = Vec::with_capacity(batch.len());
         let mut slug = Vec::with_capacity(batch.len());
@@ -829,11 +906,11 @@ async fn write(
              FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                   AS u(skill_id, slug, path, operation, status, error)",
         )
-        .bind(repo_name)
-        .bind(started_at)
-        .bind(commit)
-        .bind(synced_by)
-        .bind(push_id)
+        .bind(target.repo)
+        .bind(target.started_at)
+        .bind(target.commit)
+        .bind(target.synced_by)
+        .bind(target.push_id)
         .bind(skill_id)
         .bind(slug)
         .bind(path)
@@ -843,9 +920,7 @@ async fn write(
         .execute(&mut *tx)
         .await?;
     }
-
-    slugs.extend(log.into_iter().filter_map(|l| l.slug));
-    Ok(outcome)
+    Ok(())
 }
 
 /// The two statements that write skill rows from a [`Columns`] batch.

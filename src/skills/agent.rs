@@ -10,7 +10,7 @@
 //! separated).
 
 use super::frontmatter::Document;
-use super::skill::{describe, suggest_slug, Check, Problem, Skill, Status};
+use super::skill::{describe, not_a_string, suggest_slug, Check, Problem, Skill, Status};
 use serde_json::Value;
 
 /// The keys the specification allows.
@@ -144,16 +144,13 @@ fn check_name(
         return None;
     };
     let Value::String(s) = &f.value else {
-        problems.push(
-            Problem::new(
-                Check::FieldType,
-                path,
-                format!("must be a string, found {}", describe(&f.value)),
-            )
-            .at(f.line, Some(f.column))
-            .field("name")
-            .hint(format!("set `name: {}`", suggest_name(folder))),
-        );
+        problems.push(not_a_string(
+            path,
+            "name",
+            (f.line, f.column),
+            &f.value,
+            format!("set `name: {}`", suggest_name(folder)),
+        ));
         return None;
     };
     if let Some(why) = name_problem(s) {
@@ -219,16 +216,13 @@ fn check_description(
             Some(s.clone())
         }
         other => {
-            problems.push(
-                Problem::new(
-                    Check::FieldType,
-                    path,
-                    format!("must be a string, found {}", describe(other)),
-                )
-                .at(f.line, Some(f.column))
-                .field("description")
-                .hint("quote the value: description: \"...\""),
-            );
+            problems.push(not_a_string(
+                path,
+                "description",
+                (f.line, f.column),
+                other,
+                "quote the value: description: \"...\"",
+            ));
             None
         }
     }
@@ -264,12 +258,13 @@ fn check_optional_strings(path: &str, doc: &Document<'_>, problems: &mut Vec<Pro
                     .field(key)
                     .hint("write the tools as one space-separated string: allowed-tools: Bash(git:*) Read"),
             ),
-            other => problems.push(
-                Problem::new(Check::FieldType, path, format!("must be a string, found {}", describe(other)))
-                    .at(f.line, Some(f.column))
-                    .field(key)
-                    .hint(format!("quote the value: {key}: \"...\"")),
-            ),
+            other => problems.push(not_a_string(
+                path,
+                key,
+                (f.line, f.column),
+                other,
+                format!("quote the value: {key}: \"...\""),
+            )),
         }
     }
 }

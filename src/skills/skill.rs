@@ -156,6 +156,24 @@ impl Problem {
     }
 }
 
+/// `must be a string, found a list` on the field `field` written at `line`:`column`.
+pub(crate) fn not_a_string(
+    path: &str,
+    field: &str,
+    (line, column): (u32, u32),
+    found: &serde_json::Value,
+    hint: impl Into<String>,
+) -> Problem {
+    Problem::new(
+        Check::FieldType,
+        path,
+        format!("must be a string, found {}", describe(found)),
+    )
+    .at(line, Some(column))
+    .field(field)
+    .hint(hint)
+}
+
 /// Does any of `problems` refuse a push?
 pub fn any_error(problems: &[Problem]) -> bool {
     problems.iter().any(Problem::is_error)

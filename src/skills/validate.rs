@@ -3,7 +3,7 @@
 
 use super::frontmatter::{self, Document, FrontmatterError};
 use super::rules::{Layout, Rules};
-use super::skill::{describe, suggest_slug, Check};
+use super::skill::{describe, not_a_string, suggest_slug, Check};
 pub use super::skill::{is_valid_slug, Problem, Skill, Status, MAX_FILE_BYTES, MAX_PATH_BYTES};
 
 /// Problems with a path added or changed under a folder of skills (`root`, e.g.
@@ -355,16 +355,13 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                 None
             }
             other => {
-                problems.push(
-                    Problem::new(
-                        Check::FieldType,
-                        path,
-                        format!("must be a string, found {}", describe(other)),
-                    )
-                    .at(f.line, Some(f.column))
-                    .field("title")
-                    .hint("quote the title: title: \"...\""),
-                );
+                problems.push(not_a_string(
+                    path,
+                    "title",
+                    (f.line, f.column),
+                    other,
+                    "quote the title: title: \"...\"",
+                ));
                 None
             }
         },
@@ -461,12 +458,13 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                         "the slug is the file name: set `slug: {slug}`, remove the field, or rename the file to `{s}.md`"
                     )),
             ),
-            None => problems.push(
-                Problem::new(Check::FieldType, path, format!("must be a string, found {}", describe(&f.value)))
-                    .at(f.line, Some(f.column))
-                    .field("slug")
-                    .hint(format!("set `slug: {slug}` or remove the field")),
-            ),
+            None => problems.push(not_a_string(
+                path,
+                "slug",
+                (f.line, f.column),
+                &f.value,
+                format!("set `slug: {slug}` or remove the field"),
+            )),
         }
     }
 
@@ -498,16 +496,13 @@ pub(crate) fn optional_string(
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Null => None,
         other => {
-            problems.push(
-                Problem::new(
-                    Check::FieldType,
-                    path,
-                    format!("must be a string, found {}", describe(other)),
-                )
-                .at(f.line, Some(f.column))
-                .field(key)
-                .hint(format!("quote the value: {key}: \"...\"")),
-            );
+            problems.push(not_a_string(
+                path,
+                key,
+                (f.line, f.column),
+                other,
+                format!("quote the value: {key}: \"...\""),
+            ));
             None
         }
     }
