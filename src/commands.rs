@@ -284,8 +284,9 @@ async fn reconcile(pool: &PgPool, repos: &RepoStore, user: &User, repo: Option<&
     let pool = pool.clone();
     let rt = tokio::runtime::Handle::current();
     let n = name.clone();
+    let bulk_from = repos.settings.bulk_load_from;
     let result = tokio::task::spawn_blocking(move || {
-        crate::cache::sync::reconcile(&rt, &pool, &git, &n, DEFAULT_BRANCH)
+        crate::cache::sync::reconcile(&rt, &pool, &git, &n, DEFAULT_BRANCH, bulk_from)
     })
     .await;
     match result {

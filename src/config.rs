@@ -319,6 +319,7 @@ impl Settings {
             pack_grace: self.pack_grace,
             gc_packs: self.gc_packs,
             pack_limits: self.policy.pack,
+            bulk_load_from: self.bulk_load_from,
         }
     }
 }

@@ -281,8 +281,9 @@ async fn trigger(
         let pool = s.pool.clone();
         let rt = tokio::runtime::Handle::current();
         let n = name.clone();
+        let bulk_from = s.repos.settings.bulk_load_from;
         let outcome = tokio::task::spawn_blocking(move || {
-            crate::cache::sync::reconcile(&rt, &pool, &repo, &n, DEFAULT_BRANCH)
+            crate::cache::sync::reconcile(&rt, &pool, &repo, &n, DEFAULT_BRANCH, bulk_from)
         })
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

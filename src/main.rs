@@ -385,7 +385,6 @@ async fn fresh_copy(
 }
 
 async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
-    skillsd::cache::bulk::set_threshold(settings.bulk_load_from);
     let s = &settings;
     match cli.command {
         Cmd::Serve { .. } => serve(s).await,
@@ -617,8 +616,9 @@ async fn reconcile(settings: &Settings, repo: String) -> Result<i32> {
     let rt = tokio::runtime::Handle::current();
     let started = std::time::Instant::now();
     let rows_pool = pool.clone();
+    let bulk_from = settings.bulk_load_from;
     let outcome = tokio::task::spawn_blocking(move || {
-        skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH)
+        skillsd::cache::sync::reconcile(&rt, &rows_pool, &repo, &name, DEFAULT_BRANCH, bulk_from)
     })
     .await??;
     let rows_took = started.elapsed();

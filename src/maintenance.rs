@@ -283,12 +283,6 @@ fn readers_lock_path(repo_path: &Path) -> PathBuf {
 /// Held by a git session for its whole duration: gc deletes no pack meanwhile.
 pub struct ReadGuard(#[allow(dead_code)] std::fs::File);
 
-fn flock(file: &std::fs::File, operation: libc::c_int) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
-}
-
 fn open_lock(repo_path: &Path) -> Option<std::fs::File> {
     let path = readers_lock_path(repo_path);
     let _ = std::fs::create_dir_all(path.parent()?);
@@ -303,7 +297,8 @@ fn open_lock(repo_path: &Path) -> Option<std::fs::File> {
 /// Takes the shared lock (waits only while a gc is deleting packs, which is quick).
 pub fn read_guard(repo_path: &Path) -> Option<ReadGuard> {
     let file = open_lock(repo_path)?;
-    flock(&file, libc::LOCK_SH).then_some(ReadGuard(file))
+    file.lock_shared().ok()?;
+    Some(ReadGuard(file))
 }
 
 /// Takes the exclusive lock, trying for up to `wait`.
@@ -311,7 +306,7 @@ pub fn exclusive_guard(repo_path: &Path, wait: Duration) -> Option<std::fs::File
     let file = open_lock(repo_path)?;
     let deadline = std::time::Instant::now() + wait;
     loop {
-        if flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+        if file.try_lock().is_ok() {
             return Some(file);
         }
         if std::time::Instant::now() >= deadline {

@@ -86,7 +86,7 @@ pub struct RepoStore {
     pub settings: StoreSettings,
 }
 
-/// How a node keeps its copies' packs (from [`crate::config::Settings::store`]).
+/// How a node keeps its copies' packs and rebuilds their caches (from [`crate::config::Settings::store`]).
 #[derive(Debug, Clone, Copy)]
 pub struct StoreSettings {
     /// How long a retired pack stays (rows and files): `SKILLSD_PACK_GRACE_SECS`.
@@ -95,6 +95,9 @@ pub struct StoreSettings {
     pub gc_packs: Option<usize>,
     /// What a pack a gc writes is read back through (the push limits).
     pub pack_limits: crate::incoming::inspect::PackLimits,
+    /// The fewest skills a reconcile into an empty cache loads indexes-last
+    /// (`SKILLSD_BULK_LOAD_FROM`; `None`: never).
+    pub bulk_load_from: Option<usize>,
 }
 
 impl Default for StoreSettings {

@@ -95,7 +95,6 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     let (url, private_pg) = database_url(&Database::of(settings), &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::prepare(&pool).await?;
-    crate::cache::bulk::set_threshold(settings.bulk_load_from);
     let (host_key, key_origin) =
         crate::storage::identity::host_key(&pool, &data_dir, settings.host_key.as_deref()).await?;
     tracing::info!(
@@ -193,6 +192,7 @@ pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
         };
         let rt = tokio::runtime::Handle::current();
         let pool = pool.clone();
+        let bulk_from = repos.settings.bulk_load_from;
         let result = tokio::task::spawn_blocking(move || {
             // Pushes the last run stopped in first: their changes are logged under
             // their pushers, then the reconcile checks everything.
@@ -200,7 +200,8 @@ pub async fn reconcile_all(pool: &sqlx::PgPool, repos: &RepoStore) {
             if let Err(e) = crate::cache::sync::finish_interrupted(&rt, &pool, &repo, &name, branch) {
                 tracing::error!(repo = %name, error = %e, "could not complete the interrupted pushes");
             }
-            crate::cache::sync::reconcile(&rt, &pool, &repo, &name, branch).map(|o| (name, o))
+            crate::cache::sync::reconcile(&rt, &pool, &repo, &name, branch, bulk_from)
+                .map(|o| (name, o))
         })
         .await;
         match result {

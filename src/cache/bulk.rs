@@ -22,24 +22,6 @@ use sqlx::PgConnection;
 /// The default of `SKILLSD_BULK_LOAD_FROM`.
 pub const DEFAULT_THRESHOLD: usize = 10_000;
 
-/// The process's threshold (0 = never): set once from the settings at start
-/// ([`set_threshold`]). A process-wide value rather than a parameter only because
-/// the sync code that asks for it has no settings of its own yet.
-static THRESHOLD: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(DEFAULT_THRESHOLD);
-
-/// Sets the threshold from `SKILLSD_BULK_LOAD_FROM` ([`crate::config::Settings`];
-/// `None` = never).
-pub fn set_threshold(from: Option<usize>) {
-    THRESHOLD.store(from.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Fewest skills to create for a reconcile into an empty table to load indexes last
-/// (`None`: never).
-pub fn threshold() -> Option<usize> {
-    Some(THRESHOLD.load(std::sync::atomic::Ordering::Relaxed)).filter(|n| *n > 0)
-}
-
 /// The indexes and key constraints dropped for a bulk load, for [`finish`] to create
 /// again.
 #[derive(Debug)]

@@ -69,8 +69,9 @@ async fn reconcile_one(pool: &PgPool, repos: &RepoStore, name: &str) -> Result<S
         .map_err(|e| e.to_string())?;
     let pool = pool.clone();
     let rt = tokio::runtime::Handle::current();
+    let bulk_from = repos.settings.bulk_load_from;
     tokio::task::spawn_blocking(move || {
-        super::sync::reconcile(&rt, &pool, &repo, &name, DEFAULT_BRANCH)
+        super::sync::reconcile(&rt, &pool, &repo, &name, DEFAULT_BRANCH, bulk_from)
             .map(|o| o.reconcile_summary())
             .map_err(|e| e.to_string())
     })

@@ -283,20 +283,32 @@ fn first_parent_chain(
 /// creates missing rows, refreshes stale ones, deletes orphans (rows with no file),
 /// logging each as `create`/`refresh`/`delete` by `system`, and moves the watermark to
 /// the tip. Unlike [`sync_branch`] it trusts nothing in the cache.
+///
+/// Into an empty cache, `bulk_from` or more skills are loaded with `COPY` and the
+/// indexes built after them ([`bulk`]; `None`: never).
 pub fn reconcile(
     rt: &Handle,
     pool: &PgPool,
     repo: &gix::Repository,
     repo_name: &str,
     branch: &str,
+    bulk_from: Option<usize>,
 ) -> Result<SyncOutcome> {
     let mut bulk_tried = false;
-    match reconcile_once(rt, pool, repo, repo_name, branch, true, &mut bulk_tried) {
+    match reconcile_once(
+        rt,
+        pool,
+        repo,
+        repo_name,
+        branch,
+        bulk_from,
+        &mut bulk_tried,
+    ) {
         // A bulk load (`COPY`) fails whole when the database refuses one row: the same
         // reconcile goes again row by row, where such a row fails alone.
         Err(e) if bulk_tried => {
             tracing::warn!(repo = %repo_name, error = %e, "the bulk load failed; reconciling row by row");
-            reconcile_once(rt, pool, repo, repo_name, branch, false, &mut bulk_tried)
+            reconcile_once(rt, pool, repo, repo_name, branch, None, &mut bulk_tried)
         }
         result => result,
     }
@@ -308,7 +320,7 @@ fn reconcile_once(
     repo: &gix::Repository,
     repo_name: &str,
     branch: &str,
-    allow_bulk: bool,
+    bulk_from: Option<usize>,
     bulk_tried: &mut bool,
 ) -> Result<SyncOutcome> {
     crate::metrics::METRICS.reconcile_run();
@@ -366,8 +378,8 @@ fn reconcile_once(
     let mut slugs = BTreeSet::new();
     let mut outcome = rt.block_on(write(&mut tx, &target, deletes, &mut slugs))?;
     // Into an empty table, many rows load faster with the indexes built after them.
-    let bulk = match bulk::threshold() {
-        Some(from) if allow_bulk && cached.is_empty() && jobs.len() >= from => {
+    let bulk = match bulk_from {
+        Some(from) if cached.is_empty() && jobs.len() >= from => {
             rt.block_on(bulk::begin(&mut tx))?
         }
         _ => None,

@@ -28,7 +28,7 @@ pub enum StorageError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     Invalid(String),
     #[error("repository `{0}` is not in the database")]
@@ -38,8 +38,9 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub fn git(e: impl std::fmt::Display) -> Self {
-        StorageError::Git(e.to_string())
+    /// A gix (or other git-side) error, kept with its chain of causes.
+    pub fn git(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StorageError::Git(Box::new(e))
     }
 }
 
