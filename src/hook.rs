@@ -66,7 +66,7 @@ pub fn open_repo() -> Result<(PathBuf, gix::Repository), HookError> {
 /// Returns the view and the temporary directory that must outlive it.
 pub fn quarantine_view(
     repo: &gix::Repository,
-) -> Result<(gix::Repository, Option<tempdir::Dir>), HookError> {
+) -> Result<(gix::Repository, Option<tempfile::TempDir>), HookError> {
     let Some(quarantine) = std::env::var_os("GIT_OBJECT_DIRECTORY") else {
         return Ok((repo.clone(), None));
     };
@@ -77,7 +77,7 @@ pub fn quarantine_view(
         );
     }
     alternates.push(std::path::absolute(repo.objects.store_ref().path())?);
-    let dir = tempdir::Dir::new()?;
+    let dir = tempfile::Builder::new().prefix("skillsd-hook-").tempdir()?;
     std::fs::create_dir_all(dir.path().join("info"))?;
     std::fs::create_dir_all(dir.path().join("pack"))?;
     let list: String = alternates
@@ -187,31 +187,6 @@ pub fn pre_receive(
     }
     let accept = verdict.rejections.iter().all(Option::is_none);
     (text, accept)
-}
-
-/// A private temporary directory, removed on drop.
-pub mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new() -> std::io::Result<Dir> {
-            let path = std::env::temp_dir()
-                .join(format!("skillsd-hook-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&path)?;
-            Ok(Dir(path))
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// Does the push move the default branch (not delete it)?

@@ -1,4 +1,11 @@
 //! Process-wide counters for `/metrics` (Prometheus text format, version 0.0.4).
+//!
+//! Written by hand on purpose. The maintained client (`prometheus-client`, the
+//! Prometheus project's own) was weighed: it encodes OpenMetrics only (`# EOF`, a
+//! `_total` suffix it adds itself, a different content type), so adopting it would
+//! rename the series dashboards and alerts already scrape; and what it would replace
+//! here is a dozen atomics and one text renderer with a test. Revisit if labels with
+//! unbounded values (per repository, per user) are ever needed.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
