@@ -34,6 +34,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/skills/sync/trigger", post(trigger))
         .route("/api/skills/{key}", get(skill))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
+        .merge(crate::web::router())
         .with_state(state)
 }
 

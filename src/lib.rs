@@ -26,3 +26,4 @@ pub mod server;
 pub mod skills;
 pub mod ssh;
 pub mod storage;
+pub mod web;

@@ -1,0 +1,508 @@
+//! The pages' handlers: one query each (or a few), rendered with maud.
+
+use super::{error_page, markdown, page};
+use crate::http::HttpState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, PreEscaped};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::Row;
+use std::sync::Arc;
+
+const PAGE_SIZE: i64 = 50;
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn unavailable(e: sqlx::Error) -> Response {
+    tracing::warn!(error = %e, "a status page could not read the database");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database cannot be reached right now; try again in a moment.",
+    )
+}
+
+/// `None` for an absent or blank query parameter.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn sync_badge(status: &str) -> Markup {
+    let class = match status {
+        "synced" => "ok",
+        "pending" => "warn",
+        _ => "bad",
+    };
+    html! { span class={"badge " (class)} { (status) } }
+}
+
+/// `/`: every repository's tip and cache, the status bar, recent pushes and failures.
+pub async fn dashboard(State(s): State<Arc<HttpState>>) -> Response {
+    match dashboard_markup(&s).await {
+        Ok(body) => page("Dashboard", body),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn dashboard_markup(s: &HttpState) -> Result<Markup, sqlx::Error> {
+    let branch = crate::repos::DEFAULT_BRANCH;
+    let health = sqlx::query(
+        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy, search_pending, with_warnings
+         FROM skill_sync_health",
+    )
+    .fetch_one(&s.pool)
+    .await?;
+    let repos = sqlx::query(
+        "SELECT r.name,
+                (SELECT target FROM git_refs g WHERE g.repo = r.name AND g.name = 'refs/heads/' || $1) AS tip,
+                (SELECT commit_sha FROM sync_state t WHERE t.repo = r.name AND t.branch = $1) AS cached,
+                (SELECT count(*) FROM skills k WHERE k.repo = r.name) AS skills
+         FROM git_repos r ORDER BY r.name",
+    )
+    .bind(branch)
+    .fetch_all(&s.pool)
+    .await?;
+    let pushes = sqlx::query(
+        "SELECT p.id, p.repo, p.user_name, p.started_at, p.accepted, p.refs,
+                jsonb_array_length(p.errors) AS problems,
+                (SELECT count(*) FROM skill_sync_log l WHERE l.push_id = p.id AND l.status = 'success') AS changed
+         FROM pushes p ORDER BY p.started_at DESC LIMIT 20",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let failures = sqlx::query(
+        "SELECT started_at, repo, path, error FROM skill_sync_log
+         WHERE status = 'failed' ORDER BY started_at DESC LIMIT 10",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let count = |name: &str| health.get::<i64, _>(name);
+    Ok(html! {
+        h1 { "Dashboard" }
+        div class="bar" id="status-bar" {
+            span { strong id="count-synced" { (count("synced")) } "/" (count("total")) " skills synced" }
+            span class=(if count("pending") > 0 { "warn" } else { "muted" }) { strong id="count-pending" { (count("pending")) } " pending" }
+            span class=(if count("failed") > 0 { "bad" } else { "muted" }) { strong id="count-failed" { (count("failed")) } " failed" }
+            span class="muted" { strong id="count-unknown" { (count("unknown")) } " unknown" }
+            span class="muted" { strong id="count-search-pending" { (count("search_pending")) } " search vectors pending" }
+            span class=(if count("with_warnings") > 0 { "warn" } else { "muted" }) { strong id="count-warnings" { (count("with_warnings")) } " with warnings" }
+            @if health.get::<bool, _>("healthy") { span class="badge ok" { "healthy" } } @else { span class="badge bad" { "needs attention" } }
+        }
+        h2 { "Repositories" }
+        table {
+            thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } } }
+            tbody {
+                @for r in &repos {
+                    @let name: String = r.get("name");
+                    @let tip: Option<String> = r.get("tip");
+                    @let cached: Option<String> = r.get("cached");
+                    tr {
+                        td { a href={"/skills?repo=" (name)} { (name) } }
+                        td class="sha" { (tip.as_deref().map(short).unwrap_or("(empty)")) }
+                        td class="sha" { (cached.as_deref().map(short).unwrap_or("-")) }
+                        td {
+                            @if tip.is_some() && tip == cached { span class="badge ok" { "in sync" } }
+                            @else if tip.is_none() { span class="badge muted" { "empty" } }
+                            @else { span class="badge warn" { "behind" } }
+                        }
+                        td { (r.get::<i64, _>("skills")) }
+                    }
+                }
+            }
+        }
+        h2 { "Recent pushes" }
+        table {
+            thead { tr { th { "when" } th { "who" } th class="hide-small" { "repository" } th { "refs" } th { "result" } th { "skills changed" } } }
+            tbody {
+                @for p in &pushes {
+                    @let id: uuid::Uuid = p.get("id");
+                    @let refs: Value = p.get("refs");
+                    @let accepted: bool = p.get("accepted");
+                    tr {
+                        td { a href={"/pushes/" (id)} { (when(p.get("started_at"))) } }
+                        td { (p.get::<String, _>("user_name")) }
+                        td class="hide-small" { (p.get::<String, _>("repo")) }
+                        td { @for r in refs.as_array().into_iter().flatten() { code { (r["ref"].as_str().unwrap_or("")) } " " } }
+                        td {
+                            @if accepted { span class="badge ok" { "accepted" } }
+                            @else {
+                                span class="badge bad" { "refused" } " "
+                                @for r in refs.as_array().into_iter().flatten().filter(|r| r["reason"].is_string()).take(1) {
+                                    span class="muted" { (r["reason"].as_str().unwrap_or("")) }
+                                }
+                            }
+                        }
+                        td { (p.get::<i64, _>("changed")) }
+                    }
+                }
+            }
+        }
+        h2 { "Recent sync failures" }
+        @if failures.is_empty() { p class="muted" { "None." } }
+        @else {
+            table {
+                thead { tr { th { "when" } th { "repository" } th { "file" } th { "error" } } }
+                tbody {
+                    @for f in &failures {
+                        tr {
+                            td { (when(f.get("started_at"))) }
+                            td { (f.get::<String, _>("repo")) }
+                            td { code { (f.get::<Option<String>, _>("path").unwrap_or_default()) } }
+                            td { pre { (f.get::<Option<String>, _>("error").unwrap_or_default()) } }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct SkillsQuery {
+    repo: Option<String>,
+    q: Option<String>,
+    category: Option<String>,
+    owner: Option<String>,
+    status: Option<String>,
+    tag: Option<String>,
+    page: Option<i64>,
+}
+
+impl SkillsQuery {
+    /// This query's link with page `page`.
+    fn link(&self, page: i64) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("repo", &self.repo),
+            ("q", &self.q),
+            ("category", &self.category),
+            ("owner", &self.owner),
+            ("status", &self.status),
+            ("tag", &self.tag),
+        ] {
+            if let Some(v) = given(v) {
+                parts.push(format!("{k}={}", encode(v)));
+            }
+        }
+        parts.push(format!("page={page}"));
+        format!("/skills?{}", parts.join("&"))
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `/skills`: the skills of a repository, searched (`q`, ranked) and filtered.
+pub async fn skills(State(s): State<Arc<HttpState>>, Query(q): Query<SkillsQuery>) -> Response {
+    let repo = given(&q.repo)
+        .unwrap_or(crate::repos::DEFAULT_REPO)
+        .to_string();
+    let page_no = q.page.unwrap_or(1).max(1);
+    let rows = sqlx::query(
+        "SELECT slug, title, category, owner, status, tags, sync_status,
+                jsonb_array_length(warnings) AS warnings, count(*) OVER () AS total
+         FROM skills
+         WHERE repo = $1
+           AND ($2::text IS NULL OR search @@ websearch_to_tsquery('simple', $2))
+           AND ($3::text IS NULL OR category = $3)
+           AND ($4::text IS NULL OR owner = $4)
+           AND ($5::text IS NULL OR status = $5)
+           AND ($6::text IS NULL OR $6 = ANY (tags))
+         ORDER BY CASE WHEN $2::text IS NULL THEN 0
+                       ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END DESC,
+                  title, slug
+         LIMIT $7 OFFSET $8",
+    )
+    .bind(&repo)
+    .bind(given(&q.q))
+    .bind(given(&q.category))
+    .bind(given(&q.owner))
+    .bind(given(&q.status))
+    .bind(given(&q.tag))
+    .bind(PAGE_SIZE)
+    .bind((page_no - 1) * PAGE_SIZE)
+    .fetch_all(&s.pool)
+    .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return unavailable(e),
+    };
+    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
+    let statuses = crate::skills::Status::ALL;
+    let body = html! {
+        h1 { "Skills of " (repo) }
+        form class="filters" method="get" action="/skills" {
+            input type="hidden" name="repo" value=(repo);
+            input type="search" name="q" placeholder="Search titles, descriptions, tags and bodies" value=(given(&q.q).unwrap_or(""));
+            input type="text" name="category" placeholder="category" value=(given(&q.category).unwrap_or(""));
+            input type="text" name="owner" placeholder="owner" value=(given(&q.owner).unwrap_or(""));
+            input type="text" name="tag" placeholder="tag" value=(given(&q.tag).unwrap_or(""));
+            select name="status" {
+                option value="" { "any status" }
+                @for st in statuses {
+                    option value=(st) selected[given(&q.status) == Some(st)] { (st) }
+                }
+            }
+            button type="submit" { "Search" }
+        }
+        p class="muted" id="result-count" { (total) " skill" @if total != 1 { "s" } }
+        table id="skills" {
+            thead { tr { th { "title" } th class="hide-small" { "slug" } th { "category" } th class="hide-small" { "owner" } th { "status" } th class="hide-small" { "tags" } th { "sync" } } }
+            tbody {
+                @for r in &rows {
+                    @let slug: String = r.get("slug");
+                    @let warnings: i32 = r.get("warnings");
+                    tr {
+                        td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.get::<String, _>("title")) } }
+                        td class="hide-small" { code { (slug) } }
+                        td { (r.get::<Option<String>, _>("category").unwrap_or_default()) }
+                        td class="hide-small" { (r.get::<Option<String>, _>("owner").unwrap_or_default()) }
+                        td { (r.get::<String, _>("status")) }
+                        td class="hide-small" { (r.get::<Vec<String>, _>("tags").join(", ")) }
+                        td {
+                            (sync_badge(&r.get::<String, _>("sync_status")))
+                            @if warnings > 0 { " " span class="badge warn" { (warnings) " warning" @if warnings != 1 { "s" } } }
+                        }
+                    }
+                }
+            }
+        }
+        div class="pages" {
+            @if page_no > 1 { a href=(q.link(page_no - 1)) rel="prev" { "← previous" } }
+            @if page_no * PAGE_SIZE < total { a href=(q.link(page_no + 1)) rel="next" { "next →" } }
+        }
+    };
+    page("Skills", body)
+}
+
+#[derive(Deserialize, Default)]
+pub struct SkillQuery {
+    repo: Option<String>,
+    /// The sync log's status filter: success, failed or pending.
+    log: Option<String>,
+}
+
+/// `/skills/{slug}`: the skill, its rendered body, its warnings and its sync log.
+pub async fn skill(
+    State(s): State<Arc<HttpState>>,
+    Path(slug): Path<String>,
+    Query(q): Query<SkillQuery>,
+) -> Response {
+    let repo = given(&q.repo)
+        .unwrap_or(crate::repos::DEFAULT_REPO)
+        .to_string();
+    let row = sqlx::query(
+        "SELECT id, slug, path, title, description, category, owner, tags, status, frontmatter,
+                body, blob_sha, git_commit_sha, sync_status, last_synced_at, warnings
+         FROM skills WHERE repo = $1 AND slug = $2",
+    )
+    .bind(&repo)
+    .bind(&slug)
+    .fetch_optional(&s.pool)
+    .await;
+    let row = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                &format!("No skill `{slug}` in {repo}."),
+            )
+        }
+        Err(e) => return unavailable(e),
+    };
+    let id: uuid::Uuid = row.get("id");
+    let log = sqlx::query(
+        "SELECT started_at, operation, status, error, git_commit_sha, synced_by, push_id
+         FROM skill_sync_log WHERE skill_id = $1 AND ($2::text IS NULL OR status = $2)
+         ORDER BY started_at DESC, id DESC LIMIT 100",
+    )
+    .bind(id)
+    .bind(given(&q.log))
+    .fetch_all(&s.pool)
+    .await;
+    let log = match log {
+        Ok(l) => l,
+        Err(e) => return unavailable(e),
+    };
+    let title: String = row.get("title");
+    let frontmatter: Value = row.get("frontmatter");
+    let warnings: Value = row.get("warnings");
+    let body_html = markdown::render(&row.get::<String, _>("body"));
+    let here = format!("/skills/{}?repo={}", encode(&slug), encode(&repo));
+    let markup = html! {
+        h1 { (title) " " (sync_badge(&row.get::<String, _>("sync_status"))) }
+        @if let Some(d) = row.get::<Option<String>, _>("description") { p { (d) } }
+        dl class="meta" {
+            dt { "slug" } dd { code { (row.get::<String, _>("slug")) } }
+            dt { "path" } dd { code { (row.get::<String, _>("path")) } }
+            dt { "status" } dd { (row.get::<String, _>("status")) }
+            dt { "category" } dd { (row.get::<Option<String>, _>("category").unwrap_or_default()) }
+            dt { "owner" } dd { (row.get::<Option<String>, _>("owner").unwrap_or_default()) }
+            dt { "tags" } dd { (row.get::<Vec<String>, _>("tags").join(", ")) }
+            dt { "blob" } dd class="sha" { (row.get::<String, _>("blob_sha")) }
+            dt { "commit" } dd class="sha" { (row.get::<String, _>("git_commit_sha")) }
+            @if let Some(t) = row.get::<Option<DateTime<Utc>>, _>("last_synced_at") { dt { "synced" } dd { (when(t)) } }
+        }
+        @if let Some(list) = warnings.as_array().filter(|l| !l.is_empty()) {
+            h2 class="warn" { (list.len()) " warning" @if list.len() != 1 { "s" } }
+            pre id="warnings" { @for w in list { (problem_line(w)) } }
+        }
+        div class="body" id="body" { (PreEscaped(body_html)) }
+        h2 { "Frontmatter" }
+        pre id="frontmatter" { (serde_json::to_string_pretty(&frontmatter).unwrap_or_default()) }
+        h2 { "Sync log" }
+        p {
+            "Show: "
+            a href=(here) { "all" } " · "
+            a href={(here) "&log=success"} { "success" } " · "
+            a href={(here) "&log=failed"} { "failed" } " · "
+            a href={(here) "&log=pending"} { "pending" }
+        }
+        table id="sync-log" {
+            thead { tr { th { "when" } th { "operation" } th { "status" } th { "commit" } th { "by" } th { "error" } } }
+            tbody {
+                @for l in &log {
+                    tr {
+                        td {
+                            @match l.get::<Option<uuid::Uuid>, _>("push_id") {
+                                Some(p) => a href={"/pushes/" (p)} { (when(l.get("started_at"))) },
+                                None => (when(l.get("started_at"))),
+                            }
+                        }
+                        td { (l.get::<String, _>("operation")) }
+                        td { (l.get::<String, _>("status")) }
+                        td class="sha" { (l.get::<Option<String>, _>("git_commit_sha").as_deref().map(short).unwrap_or("")) }
+                        td { (l.get::<String, _>("synced_by")) }
+                        td { @if let Some(e) = l.get::<Option<String>, _>("error") { pre { (e) } } }
+                    }
+                }
+            }
+        }
+    };
+    page(&title, markup)
+}
+
+/// One problem as the pusher read it: `path:line:col: field: message [check]` and its
+/// hint.
+fn problem_line(p: &Value) -> String {
+    let mut loc = p["path"].as_str().unwrap_or("").to_string();
+    if let Some(line) = p["line"].as_u64() {
+        loc.push_str(&format!(":{line}"));
+        if let Some(col) = p["column"].as_u64() {
+            loc.push_str(&format!(":{col}"));
+        }
+    }
+    let level = p["level"].as_str().unwrap_or("error");
+    let mut out = format!("{level}: {loc}: ");
+    if let Some(field) = p["field"].as_str() {
+        out.push_str(&format!("{field}: "));
+    }
+    out.push_str(p["message"].as_str().unwrap_or(""));
+    if let Some(check) = p["check"].as_str() {
+        out.push_str(&format!(" [{check}]"));
+    }
+    out.push('\n');
+    if let Some(hint) = p["hint"].as_str() {
+        out.push_str(&format!("    hint: {hint}\n"));
+    }
+    out
+}
+
+/// `/pushes/{id}`: one push, its refs and its problems as the pusher saw them.
+pub async fn push(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        return error_page(StatusCode::NOT_FOUND, "No such push.");
+    };
+    let row = sqlx::query(
+        "SELECT repo, user_name, key_fingerprint, started_at, completed_at, accepted, refs, errors,
+                push_options
+         FROM pushes WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&s.pool)
+    .await;
+    let row = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => return error_page(StatusCode::NOT_FOUND, "No such push."),
+        Err(e) => return unavailable(e),
+    };
+    let changed = sqlx::query(
+        "SELECT slug, path, operation, status FROM skill_sync_log WHERE push_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&s.pool)
+    .await;
+    let changed = match changed {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let refs: Value = row.get("refs");
+    let errors: Value = row.get("errors");
+    let accepted: bool = row.get("accepted");
+    let markup = html! {
+        h1 {
+            "Push by " (row.get::<String, _>("user_name")) " "
+            @if accepted { span class="badge ok" { "accepted" } } @else { span class="badge bad" { "refused" } }
+        }
+        dl class="meta" {
+            dt { "repository" } dd { (row.get::<String, _>("repo")) }
+            dt { "when" } dd { (when(row.get("started_at"))) }
+            dt { "key" } dd class="sha" { (row.get::<Option<String>, _>("key_fingerprint").unwrap_or_default()) }
+            dt { "push options" } dd { (row.get::<Vec<String>, _>("push_options").join(", ")) }
+        }
+        h2 { "Refs" }
+        table id="refs" {
+            thead { tr { th { "ref" } th { "old" } th { "new" } th { "result" } th { "reason" } } }
+            tbody {
+                @for r in refs.as_array().into_iter().flatten() {
+                    tr {
+                        td { code { (r["ref"].as_str().unwrap_or("")) } }
+                        td class="sha" { (short(r["old"].as_str().unwrap_or(""))) }
+                        td class="sha" { (short(r["new"].as_str().unwrap_or(""))) }
+                        td { (r["result"].as_str().unwrap_or("")) }
+                        td { (r["reason"].as_str().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @if let Some(list) = errors.as_array().filter(|l| !l.is_empty()) {
+            h2 { "What the pusher read" }
+            pre id="problems" { @for p in list { (problem_line(p)) } }
+        }
+        @if !changed.is_empty() {
+            h2 { "Skills changed" }
+            table id="changed" {
+                thead { tr { th { "skill" } th { "file" } th { "operation" } th { "status" } } }
+                tbody {
+                    @for c in &changed {
+                        tr {
+                            td { @if let Some(slug) = c.get::<Option<String>, _>("slug") { a href={"/skills/" (slug) "?repo=" (encode(&row.get::<String, _>("repo")))} { (slug) } } }
+                            td { code { (c.get::<Option<String>, _>("path").unwrap_or_default()) } }
+                            td { (c.get::<String, _>("operation")) }
+                            td { (c.get::<String, _>("status")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Push", markup)
+}

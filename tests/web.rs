@@ -1,0 +1,163 @@
+//! The status pages, loaded in a real headless browser (Debian's chromium) from a
+//! server with real pushes: the dashboard's counts are the database's, search finds by
+//! a word of the body and only those skills, the skill page shows rendered Markdown,
+//! a hostile skill runs nothing, a refused push shows what its pusher read.
+
+mod common;
+
+use common::{assert_contains_all, skill, Git, Server};
+use std::process::Command;
+
+/// The DOM of `path` after the browser loaded it and ran whatever it would run.
+fn dom(server: &Server, path: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--virtual-time-budget=3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("http://127.0.0.1:{}{path}", server.http_port))
+        .output()
+        .expect("chromium is installed (scripts/deps)");
+    assert!(out.status.success(), "chromium: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The text of the element with id `id` (its first text run).
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {dom}"));
+    let open = dom[start..].find('>').unwrap() + start + 1;
+    let close = dom[open..].find('<').unwrap() + open;
+    dom[open..close].to_string()
+}
+
+const HOSTILE: &str = "---\ntitle: \"<script>document.body.setAttribute('data-pwned','title')</script>\"\ndescription: \"<img src=x onerror=\\\"document.body.setAttribute('data-pwned','desc')\\\">\"\n---\n# Hostile\n\n<script>document.body.setAttribute('data-pwned','body')</script>\n\n<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">\n\n[click](javascript:document.body.setAttribute('data-pwned','link'))\n";
+
+#[test]
+fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
+    let server = Server::start_with(true);
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.commit_files(
+        &dir,
+        &[
+            (
+                "skills/ops/rollback.md",
+                "---\ntitle: Roll back a release\ncategory: ops\nowner: sre\ntags: [deploy]\n---\n## Steps\n\nRun the *zeppelin* procedure, then check the dashboards.\n".to_string(),
+            ),
+            ("skills/ops/hostile.md", HOSTILE.to_string()),
+            ("skills/eng/review.md", skill("Review code", "category: eng\n")),
+        ],
+        "three skills",
+    );
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    // A refused push, for its page.
+    git.commit_files(
+        &dir,
+        &[("skills/eng/Bad_Name.md", "---\ntitle: x\n---\n")],
+        "bad",
+    );
+    git.fails(&dir, &["push", "origin", "main"]);
+
+    // The dashboard's counts are the health view's.
+    let (synced, total): (i64, i64) = server.query(async {
+        sqlx::query_as("SELECT synced, total FROM skill_sync_health")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    let page = dom(&server, "/");
+    assert_eq!(text_of(&page, "count-synced"), synced.to_string());
+    assert!(page.contains(&format!("/{total} skills synced")), "{page}");
+    assert_eq!(text_of(&page, "count-failed"), "0");
+    assert_contains_all(&page, &["in sync", "accepted", "refused", "alice"]);
+
+    // Search by a word of the body finds that skill, and only it.
+    let found = dom(&server, "/skills?q=zeppelin");
+    assert_eq!(text_of(&found, "result-count"), "1 skill");
+    assert!(found.contains("Roll back a release"), "{found}");
+    assert!(!found.contains("Review code"), "{found}");
+    let eng = dom(&server, "/skills?category=eng&q=");
+    assert_eq!(text_of(&eng, "result-count"), "1 skill");
+    assert!(
+        eng.contains("Review code") && !eng.contains("Roll back"),
+        "{eng}"
+    );
+    let tagged = dom(&server, "/skills?tag=deploy&status=PUBLISHED");
+    assert_eq!(text_of(&tagged, "result-count"), "1 skill");
+
+    // The skill page renders the Markdown body.
+    let page = dom(&server, "/skills/rollback");
+    assert_contains_all(
+        &page,
+        &[
+            "<h2>Steps</h2>",
+            "<em>zeppelin</em>",
+            "skills/ops/rollback.md",
+            "sre",
+        ],
+    );
+
+    // A hostile title, description and body: shown as text, nothing runs.
+    let page = dom(&server, "/skills/hostile");
+    assert!(!page.contains("data-pwned=\""), "something ran:\n{page}");
+    assert!(
+        page.contains("&lt;script&gt;document.body.setAttribute"),
+        "{page}"
+    );
+    assert!(!page.contains("href=\"javascript"), "{page}");
+    let list = dom(&server, "/skills");
+    assert!(!list.contains("data-pwned=\""), "something ran:\n{list}");
+
+    // The refused push, as its pusher read it.
+    let id: uuid::Uuid = server.query(async {
+        sqlx::query_scalar("SELECT id FROM pushes WHERE NOT accepted")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    let page = dom(&server, &format!("/pushes/{id}"));
+    assert_contains_all(
+        &page,
+        &[
+            "refused",
+            "skills/eng/Bad_Name.md:1: slug: file name `Bad_Name.md` is not a valid slug [slug-format]",
+            "invalid skills: 1 error in 1 file",
+        ],
+    );
+}
+
+#[test]
+fn every_page_sends_a_strict_content_security_policy() {
+    let server = Server::start_with(true);
+    for path in ["/", "/skills", "/skills/no-such-skill", "/pushes/nope"] {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null"])
+            .arg(format!("http://127.0.0.1:{}{path}", server.http_port))
+            .output()
+            .unwrap();
+        let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(
+            headers.contains("content-security-policy: default-src 'none'; style-src 'self'"),
+            "{path}: {headers}"
+        );
+        assert!(
+            headers.contains("x-content-type-options: nosniff"),
+            "{path}"
+        );
+        let expected = if path.contains("no") { "404" } else { "200" };
+        assert!(
+            headers.starts_with(&format!("http/1.1 {expected}")),
+            "{path}: {headers}"
+        );
+    }
+}
