@@ -32,7 +32,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route("/api/skills/sync/status", get(sync_status))
         .route("/api/skills/sync/trigger", post(trigger))
+        .route("/api/skills", get(skills))
         .route("/api/skills/{key}", get(skill))
+        .route("/api/skills/{key}/history", get(history))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
         .merge(crate::web::router())
         .with_state(state)
@@ -115,6 +117,61 @@ async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, Api
         "healthy": r.get::<bool, _>("healthy"),
         "withWarnings": r.get::<i64, _>("with_warnings"),
     })))
+}
+
+/// `GET /api/skills`: the `/skills` page's search and filters as JSON (`q`,
+/// `category`, `owner`, `status`, `tag`, `repo`, `page`, `limit` ≤ 200).
+async fn skills(
+    State(s): State<Arc<HttpState>>,
+    Query(q): Query<crate::web::SkillsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (total, rows) = crate::web::search(&s.pool, &q).await?;
+    let skills: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<uuid::Uuid, _>("id"),
+                "slug": r.get::<String, _>("slug"),
+                "path": r.get::<String, _>("path"),
+                "title": r.get::<String, _>("title"),
+                "description": r.get::<Option<String>, _>("description"),
+                "category": r.get::<Option<String>, _>("category"),
+                "owner": r.get::<Option<String>, _>("owner"),
+                "tags": r.get::<Vec<String>, _>("tags"),
+                "status": r.get::<String, _>("status"),
+                "syncStatus": r.get::<String, _>("sync_status"),
+                "warnings": r.get::<i32, _>("warnings"),
+                "rank": r.get::<f32, _>("rank"),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": total, "skills": skills })))
+}
+
+/// `GET /api/skills/{id or slug}/history`: every change of the skill with its commit's
+/// author, date and message, newest first.
+async fn history(
+    State(s): State<Arc<HttpState>>,
+    Path(key): Path<String>,
+    Query(q): Query<RepoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let repo = q
+        .repo
+        .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
+    let id: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM skills WHERE ($1::uuid IS NOT NULL AND id = $1) OR (repo = $2 AND slug = $3)
+         LIMIT 1",
+    )
+    .bind(uuid::Uuid::parse_str(&key).ok())
+    .bind(&repo)
+    .bind(&key)
+    .fetch_optional(&s.pool)
+    .await?;
+    let Some(id) = id else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
+    };
+    let changes = crate::cache::commits::history(&s.pool, id, 1000).await?;
+    Ok(Json(json!({ "skillId": id, "history": changes })))
 }
 
 #[derive(Deserialize)]

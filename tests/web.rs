@@ -39,6 +39,26 @@ fn text_of(dom: &str, id: &str) -> String {
     dom[open..close].to_string()
 }
 
+fn text_between(text: &str, from: &str, to: &str) -> String {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("no `{from}` in {text}"));
+    let end = text[start..].find(to).map_or(text.len(), |e| start + e);
+    text[start..end].to_string()
+}
+
+fn curl(server: &Server, path: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            &format!("http://127.0.0.1:{}{path}", server.http_port),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {path}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 const HOSTILE: &str = "---\ntitle: \"<script>document.body.setAttribute('data-pwned','title')</script>\"\ndescription: \"<img src=x onerror=\\\"document.body.setAttribute('data-pwned','desc')\\\">\"\n---\n# Hostile\n\n<script>document.body.setAttribute('data-pwned','body')</script>\n\n<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">\n\n[click](javascript:document.body.setAttribute('data-pwned','link'))\n";
 
 #[test]
@@ -58,6 +78,24 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
             ("skills/eng/review.md", skill("Review code", "category: eng\n")),
         ],
         "three skills",
+    );
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    // A second author changes the rollback skill: the history shows both.
+    std::fs::write(
+        dir.join("skills/ops/rollback.md"),
+        "---\ntitle: Roll back a release\ncategory: ops\nowner: sre\ntags: [deploy]\n---\n## Steps\n\nRun the *zeppelin* procedure within the hour.\n",
+    )
+    .unwrap();
+    git.ok(
+        &dir,
+        &[
+            "commit",
+            "-qa",
+            "--author",
+            "Grace Hopper <grace@example.com>",
+            "-m",
+            "Say how long the rollback window is",
+        ],
     );
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     // A refused push, for its page.
@@ -105,6 +143,45 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
             "skills/ops/rollback.md",
             "sre",
         ],
+    );
+
+    let history = text_between(&page, "id=\"history\"", "</table>");
+    assert_contains_all(
+        &history,
+        &[
+            "Grace Hopper",
+            "Say how long the rollback window is",
+            "three skills",
+            "create",
+            "update",
+        ],
+    );
+    let first_author: String = server.query(async {
+        sqlx::query_scalar("SELECT author_name FROM commits WHERE message LIKE 'three skills%'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert!(history.contains(&first_author), "{history}");
+    assert_ne!(first_author, "Grace Hopper");
+
+    // The JSON twins.
+    let api: serde_json::Value =
+        serde_json::from_str(&curl(&server, "/api/skills?q=zeppelin")).unwrap();
+    assert_eq!(api["total"], 1);
+    assert_eq!(api["skills"][0]["slug"], "rollback");
+    let api: serde_json::Value =
+        serde_json::from_str(&curl(&server, "/api/skills/rollback/history")).unwrap();
+    let authors: Vec<&str> = api["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["authorName"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, vec!["Grace Hopper", first_author.as_str()]);
+    assert_eq!(
+        api["history"][0]["message"],
+        "Say how long the rollback window is\n"
     );
 
     // A hostile title, description and body: shown as text, nothing runs.

@@ -13,6 +13,7 @@
 pub mod binary_copy;
 pub mod bulk;
 pub mod changes;
+pub mod commits;
 pub mod periodic;
 pub mod pushes;
 pub mod search;

@@ -190,6 +190,8 @@ impl Replay<'_> {
             bulk_now: None,
         };
         let mut outcome = SyncOutcome::default();
+        // Who made each step and why, for histories without git.
+        let mut made = Vec::with_capacity(steps.len());
         let last = steps.len().saturating_sub(1);
         let (mut diff_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
         for (i, (base, commit)) in steps.into_iter().enumerate() {
@@ -202,11 +204,15 @@ impl Replay<'_> {
                 ops.retain(|op| !matches!(op, Op::Invalid { .. }));
             }
             let commit_hex = commit.to_string();
+            if !ops.is_empty() {
+                made.push(super::commits::read(repo, commit)?);
+            }
             let writing = std::time::Instant::now();
             let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
             write_time += writing.elapsed();
             outcome.add(&step);
         }
+        rt.block_on(super::commits::insert(tx, self.repo_name, &made))?;
         rt.block_on(set_watermark(tx, &target))?;
         tracing::debug!(
             diff_ms = diff_time.as_millis() as u64,
@@ -402,6 +408,8 @@ fn reconcile_once(
         rt.block_on(bulk::finish(&mut tx, dropped))?;
         outcome.bulk_loaded = true;
     }
+    let made = super::commits::read(repo, tip)?;
+    rt.block_on(super::commits::insert(&mut tx, repo_name, &[made]))?;
     rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;

@@ -8,6 +8,8 @@
 pub mod markdown;
 mod pages;
 
+pub use pages::{search, SkillsQuery};
+
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -174,6 +174,8 @@ pub struct SkillsQuery {
     status: Option<String>,
     tag: Option<String>,
     page: Option<i64>,
+    /// Rows per page (the API's; the page shows 50): 1 to 200.
+    limit: Option<i64>,
 }
 
 impl SkillsQuery {
@@ -210,15 +212,20 @@ fn encode(v: &str) -> String {
     out
 }
 
-/// `/skills`: the skills of a repository, searched (`q`, ranked) and filtered.
-pub async fn skills(State(s): State<Arc<HttpState>>, Query(q): Query<SkillsQuery>) -> Response {
-    let repo = given(&q.repo)
-        .unwrap_or(crate::repos::DEFAULT_REPO)
-        .to_string();
+/// The skills `q` asks for (search ranked by relevance, then filters, one page) and
+/// how many match in all. Shared by `/skills` and `GET /api/skills`.
+pub async fn search(
+    pool: &sqlx::PgPool,
+    q: &SkillsQuery,
+) -> Result<(i64, Vec<sqlx::postgres::PgRow>), sqlx::Error> {
+    let repo = given(&q.repo).unwrap_or(crate::repos::DEFAULT_REPO);
     let page_no = q.page.unwrap_or(1).max(1);
+    let limit = q.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
     let rows = sqlx::query(
-        "SELECT slug, title, category, owner, status, tags, sync_status,
-                jsonb_array_length(warnings) AS warnings, count(*) OVER () AS total
+        "SELECT id, slug, path, title, description, category, owner, status, tags, sync_status,
+                jsonb_array_length(warnings) AS warnings, count(*) OVER () AS total,
+                CASE WHEN $2::text IS NULL THEN 0::real
+                     ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END AS rank
          FROM skills
          WHERE repo = $1
            AND ($2::text IS NULL OR search @@ websearch_to_tsquery('simple', $2))
@@ -226,26 +233,34 @@ pub async fn skills(State(s): State<Arc<HttpState>>, Query(q): Query<SkillsQuery
            AND ($4::text IS NULL OR owner = $4)
            AND ($5::text IS NULL OR status = $5)
            AND ($6::text IS NULL OR $6 = ANY (tags))
-         ORDER BY CASE WHEN $2::text IS NULL THEN 0
-                       ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END DESC,
-                  title, slug
+         ORDER BY rank DESC, title, slug
          LIMIT $7 OFFSET $8",
     )
-    .bind(&repo)
+    .bind(repo)
     .bind(given(&q.q))
     .bind(given(&q.category))
     .bind(given(&q.owner))
     .bind(given(&q.status))
     .bind(given(&q.tag))
-    .bind(PAGE_SIZE)
-    .bind((page_no - 1) * PAGE_SIZE)
-    .fetch_all(&s.pool)
-    .await;
-    let rows = match rows {
-        Ok(r) => r,
+    .bind(limit)
+    .bind((page_no - 1) * limit)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
+    Ok((total, rows))
+}
+
+/// `/skills`: the skills of a repository, searched (`q`, ranked) and filtered.
+pub async fn skills(State(s): State<Arc<HttpState>>, Query(mut q): Query<SkillsQuery>) -> Response {
+    let repo = given(&q.repo)
+        .unwrap_or(crate::repos::DEFAULT_REPO)
+        .to_string();
+    let page_no = q.page.unwrap_or(1).max(1);
+    q.limit = Some(PAGE_SIZE);
+    let (total, rows) = match search(&s.pool, &q).await {
+        Ok(found) => found,
         Err(e) => return unavailable(e),
     };
-    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
     let statuses = crate::skills::Status::ALL;
     let body = html! {
         h1 { "Skills of " (repo) }
@@ -342,6 +357,10 @@ pub async fn skill(
         Ok(l) => l,
         Err(e) => return unavailable(e),
     };
+    let history = match crate::cache::commits::history(&s.pool, id, 200).await {
+        Ok(h) => h,
+        Err(e) => return unavailable(e),
+    };
     let title: String = row.get("title");
     let frontmatter: Value = row.get("frontmatter");
     let warnings: Value = row.get("warnings");
@@ -366,6 +385,21 @@ pub async fn skill(
             pre id="warnings" { @for w in list { (problem_line(w)) } }
         }
         div class="body" id="body" { (PreEscaped(body_html)) }
+        h2 { "History" }
+        table id="history" {
+            thead { tr { th { "commit" } th { "author" } th { "date" } th { "operation" } th { "message" } } }
+            tbody {
+                @for c in &history {
+                    tr {
+                        td class="sha" { (c.commit.as_deref().map(short).unwrap_or("")) }
+                        td { (c.author_name.as_deref().unwrap_or(&c.synced_by)) }
+                        td { (when(c.authored_at.unwrap_or(c.synced_at))) }
+                        td { (c.operation) }
+                        td { (c.message.as_deref().map(|m| m.lines().next().unwrap_or("")).unwrap_or("")) }
+                    }
+                }
+            }
+        }
         h2 { "Frontmatter" }
         pre id="frontmatter" { (serde_json::to_string_pretty(&frontmatter).unwrap_or_default()) }
         h2 { "Sync log" }

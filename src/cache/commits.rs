@@ -1,0 +1,144 @@
+//! The commits a sync went through, kept in the `commits` table (author, committer,
+//! times, message) so that a skill's history is a query, never a git command: the
+//! sync log names the commit of each change, this table says who made it and why.
+
+use super::{CacheError, Result};
+use gix::ObjectId;
+use sqlx::PgConnection;
+
+/// Longest message kept (the rest is cut at a character boundary).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// One commit as the `commits` table holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRow {
+    pub sha: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub authored_at: chrono::DateTime<chrono::Utc>,
+    pub committer_name: String,
+    pub committer_email: String,
+    pub committed_at: chrono::DateTime<chrono::Utc>,
+    pub message: String,
+}
+
+/// Text PostgreSQL can hold: valid UTF-8 (lossy), no NUL.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
+}
+
+fn time(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// Reads `id` from `repo`.
+pub fn read(repo: &gix::Repository, id: ObjectId) -> Result<CommitRow> {
+    let commit = repo.find_commit(id).map_err(CacheError::git)?;
+    let decoded = commit.decode().map_err(CacheError::git)?;
+    let author = decoded.author().map_err(CacheError::git)?;
+    let committer = decoded.committer().map_err(CacheError::git)?;
+    let mut message = text(decoded.message);
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    Ok(CommitRow {
+        sha: id.to_string(),
+        author_name: text(author.name),
+        author_email: text(author.email),
+        authored_at: time(author.seconds()),
+        committer_name: text(committer.name),
+        committer_email: text(committer.email),
+        committed_at: time(committer.seconds()),
+        message,
+    })
+}
+
+/// Writes `rows` of `repo_name` (one statement; commits already there are kept).
+pub async fn insert(tx: &mut PgConnection, repo_name: &str, rows: &[CommitRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&CommitRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let times =
+        |f: fn(&CommitRow) -> chrono::DateTime<chrono::Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO commits (repo, sha, author_name, author_email, authored_at, committer_name,
+                              committer_email, committed_at, message)
+         SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                                    $6::text[], $7::text[], $8::timestamptz[], $9::text[]) AS u
+         ON CONFLICT (repo, sha) DO NOTHING",
+    )
+    .bind(repo_name)
+    .bind(col(|r| &r.sha))
+    .bind(col(|r| &r.author_name))
+    .bind(col(|r| &r.author_email))
+    .bind(times(|r| r.authored_at))
+    .bind(col(|r| &r.committer_name))
+    .bind(col(|r| &r.committer_email))
+    .bind(times(|r| r.committed_at))
+    .bind(col(|r| &r.message))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// One change of a skill's history: the operation, the commit that made it, and who
+/// made that commit and why (absent for commits synced before the table existed).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    pub operation: String,
+    pub path: Option<String>,
+    pub commit: Option<String>,
+    pub synced_at: chrono::DateTime<chrono::Utc>,
+    pub synced_by: String,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    pub authored_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub committer_name: Option<String>,
+    pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub message: Option<String>,
+}
+
+/// Every change the cache made to skill `skill_id` (through renames: the id stays),
+/// newest first, at most `limit`.
+pub async fn history(
+    pool: &sqlx::PgPool,
+    skill_id: uuid::Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<Change>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT l.operation, l.path, l.git_commit_sha, l.started_at, l.synced_by,
+                c.author_name, c.author_email, c.authored_at, c.committer_name, c.committed_at,
+                c.message
+         FROM skill_sync_log l
+         LEFT JOIN commits c ON c.repo = l.repo AND c.sha = l.git_commit_sha
+         WHERE l.skill_id = $1 AND l.status = 'success'
+         ORDER BY l.id DESC LIMIT $2",
+    )
+    .bind(skill_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Change {
+            operation: r.get("operation"),
+            path: r.get("path"),
+            commit: r.get("git_commit_sha"),
+            synced_at: r.get("started_at"),
+            synced_by: r.get("synced_by"),
+            author_name: r.get("author_name"),
+            author_email: r.get("author_email"),
+            authored_at: r.get("authored_at"),
+            committer_name: r.get("committer_name"),
+            committed_at: r.get("committed_at"),
+            message: r.get("message"),
+        })
+        .collect())
+}
