@@ -58,10 +58,30 @@ skillsd: commands over ssh (besides git clone/fetch/push)
   show SKILL [REPO]    a skill's file as the cache has it (by slug)
   log SKILL [REPO]     the sync history of a skill, renames included
   reconcile [REPO]     repair the cache from git (admin)
+  web-login            a one-time link that signs you in to the status pages
 ";
 
+/// A one-time sign-in link to the status pages for `user`.
+async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output {
+    match crate::web::auth::issue_link(pool, &user.name).await {
+        Ok(token) => ok(format!(
+            "Sign in to the status pages as {} (the link works once, within {} minutes):\n{}/login?token={token}\n",
+            user.name,
+            crate::web::auth::LINK_TTL.as_secs() / 60,
+            web_url.unwrap_or("http://HTTP-ADDRESS")
+        )),
+        Err(e) => fail(format!("error: cannot make a sign-in link: {e}\n")),
+    }
+}
+
 /// Runs `command` for `user`; `None` when it is not one of these commands.
-pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -> Option<Output> {
+pub async fn run(
+    pool: &PgPool,
+    repos: &RepoStore,
+    web_url: Option<&str>,
+    user: &User,
+    command: &str,
+) -> Option<Output> {
     let words: Vec<&str> = command.split_whitespace().collect();
     let (&name, args) = words.split_first()?;
     Some(match (name, args) {
@@ -73,6 +93,7 @@ pub async fn run(pool: &PgPool, repos: &RepoStore, user: &User, command: &str) -
             user.key_fingerprint.as_deref().unwrap_or("-")
         )),
         ("keys", []) => keys(pool, user).await,
+        ("web-login", []) => web_login(pool, web_url, user).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
         ("ls", rest) if rest.len() <= 1 => list(pool, repos, rest.first().copied()).await,
         ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {

@@ -43,6 +43,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     ("log_format", "SKILLSD_LOG_FORMAT", "text or json [text]"),
     (
+        "web_access",
+        "SKILLSD_WEB_ACCESS",
+        "who may read the status pages: open or signed-in [open]",
+    ),
+    (
+        "public_url",
+        "SKILLSD_PUBLIC_URL",
+        "the HTTP listener's address as browsers reach it, for sign-in links [http://HTTP]",
+    ),
+    (
         "db_down",
         "SKILLSD_DB_DOWN",
         "pushes while PostgreSQL is away: always refused, it stores the git data [refuse]",
@@ -204,6 +214,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may read the status pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebAccess {
+    /// Anyone who reaches the HTTP listener.
+    #[default]
+    Open,
+    /// Users signed in with a link from `ssh ... web-login`.
+    SignedIn,
+}
+
 /// Every setting, typed: filled once by [`Settings::load`] (flag > environment >
 /// config file > default) and passed to what uses it. Nothing else reads settings
 /// from the environment.
@@ -228,6 +248,11 @@ pub struct Settings {
     pub log: String,
     /// `SKILLSD_LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// Who may read the status pages (`SKILLSD_WEB_ACCESS`).
+    pub web_access: WebAccess,
+    /// The status pages' address for browsers (`SKILLSD_PUBLIC_URL`; `None`:
+    /// `http://` and the HTTP address).
+    pub public_url: Option<String>,
     /// Sessions, authentication and the session time limit.
     pub limits: crate::ssh::Limits,
     /// Ref rules and push limits (the pushed objects' and the pack's included).
@@ -264,6 +289,8 @@ impl Default for Settings {
             host_key: None,
             log: "info,sqlx=warn,russh=warn".to_string(),
             log_format: LogFormat::Text,
+            web_access: WebAccess::Open,
+            public_url: None,
             limits: Default::default(),
             policy: Default::default(),
             http_limits: Default::default(),
@@ -363,6 +390,17 @@ impl Reader<'_> {
             Some("json") => LogFormat::Json,
             _ => LogFormat::Text,
         };
+        let web_access = match self.one_of("SKILLSD_WEB_ACCESS", &["open", "signed-in"]) {
+            Some("signed-in") => WebAccess::SignedIn,
+            _ => WebAccess::Open,
+        };
+        let public_url = self.text("SKILLSD_PUBLIC_URL");
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let url = url.clone();
+                self.refuse("SKILLSD_PUBLIC_URL", &url, "an http:// or https:// address");
+            }
+        }
         // Pushes while the database is away are always refused: the only value.
         self.one_of("SKILLSD_DB_DOWN", &["refuse"]);
         let limits = crate::ssh::Limits {
@@ -420,6 +458,8 @@ impl Reader<'_> {
             host_key: self.text("SKILLSD_HOST_KEY").map(PathBuf::from),
             log,
             log_format,
+            web_access,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             limits,
             policy,
             http_limits,

@@ -20,6 +20,10 @@ pub struct HttpState {
     pub repos: RepoStore,
     /// Bearer token for admin endpoints (`SKILLSD_ADMIN_TOKEN`); none = admin API off.
     pub admin_token: Option<String>,
+    /// Who may read the status pages.
+    pub web_access: crate::config::WebAccess,
+    /// Session cookies are `Secure` when browsers come over https.
+    pub secure_cookies: bool,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -36,7 +40,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/skills/{key}", get(skill))
         .route("/api/skills/{key}/history", get(history))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
-        .merge(crate::web::router())
+        .merge(crate::web::router(state.clone()))
         .with_state(state)
 }
 

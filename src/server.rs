@@ -122,12 +122,20 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     Ok(Prepared {
-        state: Arc::new(AppState::new(
-            pool,
-            repos,
-            settings.policy.clone(),
-            settings.limits.clone(),
-        )),
+        state: Arc::new(
+            AppState::new(
+                pool,
+                repos,
+                settings.policy.clone(),
+                settings.limits.clone(),
+            )
+            .with_web_url(
+                settings
+                    .public_url
+                    .clone()
+                    .or_else(|| settings.http.map(|a| format!("http://{a}"))),
+            ),
+        ),
         settings: settings.clone(),
         host_key,
         data_dir,
@@ -244,6 +252,12 @@ pub async fn run(
             pool: prepared.state.pool.clone(),
             repos: prepared.state.repos.clone(),
             admin_token: prepared.settings.admin_token.clone(),
+            web_access: prepared.settings.web_access,
+            secure_cookies: prepared
+                .settings
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         });
         let limits = prepared.settings.http_limits;
         let mut rx = stop_rx.clone();

@@ -38,6 +38,8 @@ pub struct AppState {
     pub tasks: tokio_util::task::TaskTracker,
     /// Session and authentication limits.
     pub limits: Limits,
+    /// Where browsers reach the status pages (for `web-login` links), if served.
+    pub web_url: Option<String>,
     /// Commands running now, per user.
     running: std::sync::Mutex<HashMap<String, usize>>,
     /// Refused keys per source address, and when its next key lookup may run.
@@ -106,9 +108,16 @@ impl AppState {
             policy,
             tasks: tokio_util::task::TaskTracker::new(),
             limits,
+            web_url: None,
             running: Default::default(),
             auth_failures: Default::default(),
         }
+    }
+
+    /// With the address browsers reach the status pages at (for `web-login`).
+    pub fn with_web_url(mut self, url: Option<String>) -> AppState {
+        self.web_url = url;
+        self
     }
 
     /// Takes a session slot for `user`, or says which limit is reached.
@@ -677,7 +686,15 @@ async fn run_command(
     command: &str,
     write_half: &russh::ChannelWriteHalf<Msg>,
 ) -> u32 {
-    match crate::commands::run(&state.pool, &state.repos, user, command).await {
+    match crate::commands::run(
+        &state.pool,
+        &state.repos,
+        state.web_url.as_deref(),
+        user,
+        command,
+    )
+    .await
+    {
         Some(out) => {
             if !out.stdout.is_empty() {
                 let _ = write_half.data_bytes(out.stdout.into_bytes()).await;

@@ -238,3 +238,151 @@ fn every_page_sends_a_strict_content_security_policy() {
         );
     }
 }
+
+/// `curl` with a cookie jar: (status, body) of a GET, or of a POST of `form`.
+fn browser(
+    server: &Server,
+    jar: &std::path::Path,
+    path: &str,
+    form: Option<&str>,
+) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-L", "-w", "\n%{http_code}", "-c"])
+        .arg(jar)
+        .arg("-b")
+        .arg(jar);
+    if let Some(form) = form {
+        c.args(["--data", form]);
+    }
+    let out = c
+        .arg(format!("http://127.0.0.1:{}{path}", server.http_port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+fn sign_in_link(server: &Server, key: &common::Key) -> String {
+    let out = common::ssh_to(key, server.port)
+        .arg("web-login")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let token = text
+        .split("token=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .trim()
+        .to_string();
+    format!("/login?token={token}")
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no form in {page}"))
+        + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_string()
+}
+
+#[test]
+fn signed_in_pages_one_time_links_and_the_manual_sync_for_admins_only() {
+    let server = Server::start_tuned(true, |s| {
+        s.web_access = skillsd::config::WebAccess::SignedIn;
+    });
+    let alice = server.add_user("alice", "writer");
+    let root = server.add_user("root", "admin");
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Nobody signed in: no page, only the way to sign in.
+    let (code, body) = browser(&server, &tmp.path().join("none"), "/", None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("web-login"), "{body}");
+    let (code, _) = browser(&server, &tmp.path().join("none"), "/skills", None);
+    assert_eq!(code, 401);
+
+    // The link works in a browser, once.
+    let link = sign_in_link(&server, &alice);
+    let page = dom(&server, &link);
+    assert!(page.contains("alice (writer)"), "{page}");
+    assert!(page.contains("Dashboard"), "{page}");
+    let again = dom(&server, &link);
+    assert!(again.contains("already used"), "{again}");
+    assert!(!again.contains("alice (writer)"), "{again}");
+
+    // A writer sees no sync button and is refused the sync, even with its own token.
+    let jar = tmp.path().join("alice");
+    let (code, page) = browser(&server, &jar, &sign_in_link(&server, &alice), None);
+    assert_eq!(code, 200, "{page}");
+    assert!(!page.contains("Sync now"), "{page}");
+    let csrf = csrf_of(&page); // the sign-out form's
+    let (code, body) = browser(
+        &server,
+        &jar,
+        "/reconcile",
+        Some(&format!("csrf={csrf}&repo=skills")),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("Only admins"), "{body}");
+
+    // An admin: refused without the session's form token, served with it.
+    let jar = tmp.path().join("root");
+    let (code, page) = browser(&server, &jar, &sign_in_link(&server, &root), None);
+    assert_eq!(code, 200);
+    assert!(page.contains("Sync now"), "{page}");
+    let (code, _) = browser(&server, &jar, "/reconcile", Some("csrf=forged&repo=skills"));
+    assert_eq!(code, 403);
+    let (code, _) = browser(
+        &server,
+        &tmp.path().join("none"),
+        "/reconcile",
+        Some("csrf=x&repo=skills"),
+    );
+    assert_eq!(code, 401);
+    // The cache drifted (a row deleted behind skillsd's back): the sync repairs it.
+    let count = |server: &Server| -> i64 {
+        server.query(async {
+            sqlx::query_scalar("SELECT count(*) FROM skills WHERE repo = 'skills'")
+                .fetch_one(&server.pool)
+                .await
+                .unwrap()
+        })
+    };
+    let before = count(&server);
+    server.query(async {
+        sqlx::query("DELETE FROM skills WHERE path = (SELECT min(path) FROM skills)")
+            .execute(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(count(&server), before - 1);
+    let csrf = csrf_of(&page);
+    let (code, body) = browser(
+        &server,
+        &jar,
+        "/reconcile",
+        Some(&format!("csrf={csrf}&repo=skills")),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Synced skills"), "{body}");
+    assert!(body.contains("1 created"), "{body}");
+    assert_eq!(count(&server), before);
+
+    // Signing out ends the session: the cookie no longer opens pages.
+    let (code, _) = browser(&server, &jar, "/logout", Some(&format!("csrf={csrf}")));
+    assert_eq!(
+        code, 401,
+        "after sign-out the redirect lands on a closed page"
+    );
+    let sessions: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM web_sessions WHERE user_name = 'root'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(sessions, 0);
+}

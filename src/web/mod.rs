@@ -5,14 +5,18 @@
 //! stylesheet, no JavaScript: the pages work with it off. Every response carries a
 //! strict Content-Security-Policy (no scripts, no inline styles, no frames).
 
+pub mod auth;
 pub mod markdown;
 mod pages;
 
 pub use pages::{search, SkillsQuery};
 
-use axum::http::{header, HeaderValue};
+use auth::Viewer;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use std::sync::Arc;
@@ -26,14 +30,40 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' http
 
 const STYLE: &str = include_str!("style.css");
 
-/// The pages' routes.
-pub fn router() -> Router<Arc<HttpState>> {
+/// The pages' routes, behind [`gate`].
+pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/skills", get(pages::skills))
         .route("/skills/{slug}", get(pages::skill))
         .route("/pushes/{id}", get(pages::push))
+        .route("/reconcile", post(pages::reconcile))
+        .route("/login", get(pages::login))
+        .route("/logout", post(pages::logout))
         .route("/static/style.css", get(style))
+        .layer(axum::middleware::from_fn_with_state(state, gate))
+}
+
+/// Finds who is looking (a signed-in viewer or nobody) for the handlers, and with
+/// `SKILLSD_WEB_ACCESS=signed-in` lets nobody else past, except to sign in.
+async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: Next) -> Response {
+    let viewer = match auth::viewer(&s.pool, request.headers()).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the web session");
+            None
+        }
+    };
+    let open_path = matches!(request.uri().path(), "/login" | "/static/style.css");
+    if s.web_access == crate::config::WebAccess::SignedIn && viewer.is_none() && !open_path {
+        return error_page(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Sign in to see these pages: run `ssh -p PORT git@HOST web-login` and open the link it prints.",
+        );
+    }
+    request.extensions_mut().insert(viewer);
+    next.run(request).await
 }
 
 async fn style() -> Response {
@@ -48,7 +78,7 @@ async fn style() -> Response {
 }
 
 /// A whole page around `body`, with the security headers.
-fn page(title: &str, body: Markup) -> Response {
+fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -63,16 +93,24 @@ fn page(title: &str, body: Markup) -> Response {
                     nav {
                         a href="/" { "skillsd" }
                         a href="/skills" { "Skills" }
+                        span class="spacer" {}
+                        @if let Some(v) = viewer {
+                            span class="muted" id="viewer" { (v.user) " (" (v.role.as_str()) ")" }
+                            form class="inline" method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(v.csrf);
+                                button class="link" type="submit" { "sign out" }
+                            }
+                        }
                     }
                 }
                 main { (body) }
             }
         }
     };
-    html_response(axum::http::StatusCode::OK, markup)
+    html_response(StatusCode::OK, markup)
 }
 
-fn html_response(status: axum::http::StatusCode, markup: Markup) -> Response {
+fn html_response(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, markup.into_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -96,10 +134,11 @@ fn html_response(status: axum::http::StatusCode, markup: Markup) -> Response {
 }
 
 /// A page that says what went wrong (not found, bad request, database away).
-fn error_page(status: axum::http::StatusCode, message: &str) -> Response {
+fn error_page(status: StatusCode, viewer: Option<&Viewer>, message: &str) -> Response {
     let mut response = page(
         status.canonical_reason().unwrap_or("Error"),
-        html! { h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) } p { (message) } },
+        viewer,
+        html! { h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) } p id="message" { (message) } },
     );
     *response.status_mut() = status;
     response

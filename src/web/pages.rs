@@ -1,10 +1,12 @@
 //! The pages' handlers: one query each (or a few), rendered with maud.
 
+use super::auth::{self, Viewer};
 use super::{error_page, markdown, page};
 use crate::http::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped};
 use serde::Deserialize;
@@ -26,6 +28,7 @@ fn unavailable(e: sqlx::Error) -> Response {
     tracing::warn!(error = %e, "a status page could not read the database");
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
+        None,
         "The database cannot be reached right now; try again in a moment.",
     )
 }
@@ -45,14 +48,18 @@ fn sync_badge(status: &str) -> Markup {
 }
 
 /// `/`: every repository's tip and cache, the status bar, recent pushes and failures.
-pub async fn dashboard(State(s): State<Arc<HttpState>>) -> Response {
-    match dashboard_markup(&s).await {
-        Ok(body) => page("Dashboard", body),
+pub async fn dashboard(
+    State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
+) -> Response {
+    match dashboard_markup(&s, viewer.as_ref()).await {
+        Ok(body) => page("Dashboard", viewer.as_ref(), body),
         Err(e) => unavailable(e),
     }
 }
 
-async fn dashboard_markup(s: &HttpState) -> Result<Markup, sqlx::Error> {
+async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Markup, sqlx::Error> {
+    let admin = viewer.filter(|v| v.role == crate::db::users::Role::Admin);
     let branch = crate::repos::DEFAULT_BRANCH;
     let health = sqlx::query(
         "SELECT synced, pending, failed, unknown, total, recent_failures, healthy, search_pending, with_warnings
@@ -98,7 +105,7 @@ async fn dashboard_markup(s: &HttpState) -> Result<Markup, sqlx::Error> {
         }
         h2 { "Repositories" }
         table {
-            thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } } }
+            thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } @if admin.is_some() { th { "" } } } }
             tbody {
                 @for r in &repos {
                     @let name: String = r.get("name");
@@ -114,6 +121,15 @@ async fn dashboard_markup(s: &HttpState) -> Result<Markup, sqlx::Error> {
                             @else { span class="badge warn" { "behind" } }
                         }
                         td { (r.get::<i64, _>("skills")) }
+                        @if let Some(a) = admin {
+                            td {
+                                form class="inline" method="post" action="/reconcile" {
+                                    input type="hidden" name="csrf" value=(a.csrf);
+                                    input type="hidden" name="repo" value=(name);
+                                    button type="submit" { "Sync now" }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -251,7 +267,11 @@ pub async fn search(
 }
 
 /// `/skills`: the skills of a repository, searched (`q`, ranked) and filtered.
-pub async fn skills(State(s): State<Arc<HttpState>>, Query(mut q): Query<SkillsQuery>) -> Response {
+pub async fn skills(
+    State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
+    Query(mut q): Query<SkillsQuery>,
+) -> Response {
     let repo = given(&q.repo)
         .unwrap_or(crate::repos::DEFAULT_REPO)
         .to_string();
@@ -305,7 +325,7 @@ pub async fn skills(State(s): State<Arc<HttpState>>, Query(mut q): Query<SkillsQ
             @if page_no * PAGE_SIZE < total { a href=(q.link(page_no + 1)) rel="next" { "next →" } }
         }
     };
-    page("Skills", body)
+    page("Skills", viewer.as_ref(), body)
 }
 
 #[derive(Deserialize, Default)]
@@ -318,6 +338,7 @@ pub struct SkillQuery {
 /// `/skills/{slug}`: the skill, its rendered body, its warnings and its sync log.
 pub async fn skill(
     State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
     Path(slug): Path<String>,
     Query(q): Query<SkillQuery>,
 ) -> Response {
@@ -338,6 +359,7 @@ pub async fn skill(
         Ok(None) => {
             return error_page(
                 StatusCode::NOT_FOUND,
+                viewer.as_ref(),
                 &format!("No skill `{slug}` in {repo}."),
             )
         }
@@ -431,7 +453,7 @@ pub async fn skill(
             }
         }
     };
-    page(&title, markup)
+    page(&title, viewer.as_ref(), markup)
 }
 
 /// One problem as the pusher read it: `path:line:col: field: message [check]` and its
@@ -461,9 +483,13 @@ fn problem_line(p: &Value) -> String {
 }
 
 /// `/pushes/{id}`: one push, its refs and its problems as the pusher saw them.
-pub async fn push(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+pub async fn push(
+    State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
-        return error_page(StatusCode::NOT_FOUND, "No such push.");
+        return error_page(StatusCode::NOT_FOUND, viewer.as_ref(), "No such push.");
     };
     let row = sqlx::query(
         "SELECT repo, user_name, key_fingerprint, started_at, completed_at, accepted, refs, errors,
@@ -475,7 +501,7 @@ pub async fn push(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Re
     .await;
     let row = match row {
         Ok(Some(r)) => r,
-        Ok(None) => return error_page(StatusCode::NOT_FOUND, "No such push."),
+        Ok(None) => return error_page(StatusCode::NOT_FOUND, viewer.as_ref(), "No such push."),
         Err(e) => return unavailable(e),
     };
     let changed = sqlx::query(
@@ -538,5 +564,134 @@ pub async fn push(State(s): State<Arc<HttpState>>, Path(id): Path<String>) -> Re
             }
         }
     };
-    page("Push", markup)
+    page("Push", viewer.as_ref(), markup)
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    token: Option<String>,
+}
+
+/// `/login?token=`: a one-time link from `web-login` opens a session.
+pub async fn login(State(s): State<Arc<HttpState>>, Query(q): Query<LoginQuery>) -> Response {
+    let token = q.token.unwrap_or_default();
+    match auth::redeem(&s.pool, &token).await {
+        Ok(Some(id)) => {
+            let mut response = axum::response::Redirect::to("/").into_response();
+            if let Ok(cookie) = auth::cookie(&id, s.secure_cookies).parse() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Ok(None) => error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "This sign-in link was already used, has expired, or is not one. Run `ssh -p PORT git@HOST web-login` for a new one.",
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+    repo: Option<String>,
+}
+
+/// Refuses a form post that has no session or whose token is not the session's.
+fn checked<'v>(viewer: &'v Option<Viewer>, form: &CsrfForm) -> Result<&'v Viewer, Box<Response>> {
+    match viewer {
+        None => Err(Box::new(error_page(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Sign in first: run `ssh -p PORT git@HOST web-login`.",
+        ))),
+        Some(v) if !auth::csrf_ok(v, &form.csrf) => Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            Some(v),
+            "This form is out of date or did not come from these pages; reload the page and try again.",
+        ))),
+        Some(v) => Ok(v),
+    }
+}
+
+/// `POST /logout`: ends the session.
+pub async fn logout(
+    State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
+    headers: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = checked(&viewer, &form) {
+        return *refused;
+    }
+    if let Err(e) = auth::sign_out(&s.pool, &headers).await {
+        return unavailable(e);
+    }
+    let mut response = axum::response::Redirect::to("/").into_response();
+    if let Ok(cookie) = auth::expired_cookie().parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `POST /reconcile` (admins): the manual sync of one repository's cache.
+pub async fn reconcile(
+    State(s): State<Arc<HttpState>>,
+    Extension(viewer): Extension<Option<Viewer>>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    let v = match checked(&viewer, &form) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
+    if v.role != crate::db::users::Role::Admin {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            Some(v),
+            "Only admins may sync the cache by hand.",
+        );
+    }
+    let requested = form.repo.as_deref().unwrap_or(crate::repos::DEFAULT_REPO);
+    let opened = crate::storage::replica::open(&s.pool, &s.repos, requested, false).await;
+    let (name, repo) = match opened {
+        Ok(found) => found,
+        Err(e) => return error_page(StatusCode::NOT_FOUND, Some(v), &e.to_string()),
+    };
+    let (pool, rt, n) = (
+        s.pool.clone(),
+        tokio::runtime::Handle::current(),
+        name.clone(),
+    );
+    let bulk_from = s.repos.settings.bulk_load_from;
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::cache::sync::reconcile(
+            &rt,
+            &pool,
+            &repo,
+            &n,
+            crate::repos::DEFAULT_BRANCH,
+            bulk_from,
+        )
+    })
+    .await;
+    let summary = match outcome {
+        Ok(Ok(o)) => o.reconcile_summary(),
+        Ok(Err(e)) => return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(v), &e.to_string()),
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, Some(v), &e.to_string()),
+    };
+    tracing::info!(repo = %name, user = %v.user, %summary, "manual sync from the status pages");
+    page(
+        "Synced",
+        Some(v),
+        html! {
+            h1 { "Synced " (name) }
+            p id="message" { (summary) }
+            p { a href="/" { "Back to the dashboard" } }
+        },
+    )
 }
