@@ -24,6 +24,8 @@ pub struct HttpState {
     pub web_access: crate::config::WebAccess,
     /// Session cookies are `Secure` when browsers come over https.
     pub secure_cookies: bool,
+    /// Cache changes for the live pages ([`crate::web::live`]).
+    pub events: crate::web::live::Events,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {

@@ -258,7 +258,13 @@ pub async fn run(
                 .public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
+            events: crate::web::live::channel(),
         });
+        tokio::spawn(crate::web::live::relay(
+            state.pool.clone(),
+            state.events.clone(),
+            stop_rx.clone(),
+        ));
         let limits = prepared.settings.http_limits;
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {

@@ -18,7 +18,7 @@ fn dom(server: &Server, path: &str) -> String {
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--no-first-run",
-            "--virtual-time-budget=3000",
+            "--timeout=10000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
@@ -115,7 +115,8 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
     });
     let page = dom(&server, "/");
     assert_eq!(text_of(&page, "count-synced"), synced.to_string());
-    assert!(page.contains(&format!("/{total} skills synced")), "{page}");
+    assert_eq!(text_of(&page, "count-total"), total.to_string());
+    assert!(page.contains("skills synced"), "{page}");
     assert_eq!(text_of(&page, "count-failed"), "0");
     assert_contains_all(&page, &["in sync", "accepted", "refused", "alice"]);
 
@@ -385,4 +386,73 @@ fn signed_in_pages_one_time_links_and_the_manual_sync_for_admins_only() {
             .unwrap()
     });
     assert_eq!(sessions, 0);
+}
+
+#[test]
+fn the_cache_s_changes_stream_to_open_pages() {
+    let server = Server::start_with(true);
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    // The page loads the script, and the policy lets it and its stream through.
+    let page = dom(&server, "/");
+    assert!(
+        page.contains("<script src=\"/static/live.js\" defer=\"\"></script>"),
+        "{page}"
+    );
+    assert!(curl(&server, "/static/live.js").contains("new EventSource(\"/events\")"));
+    // A reader of /events, then a push.
+    let mut reader = Command::new("curl")
+        .args(["-sN", "--max-time", "20"])
+        .arg(format!("http://127.0.0.1:{}/events", server.http_port))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = reader.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("data:");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    // The stream is open once the server holds a subscriber; pushes before that are
+    // not seen, so push until one is (the first normally is).
+    let mut pushed = 0;
+    while !lines.is_finished() && pushed < 5 {
+        pushed += 1;
+        git.commit_files(
+            &dir,
+            &[(format!("skills/live/live-{pushed}.md"), skill("Live", ""))],
+            "live",
+        );
+        git.ok(&dir, &["push", "-q", "origin", "main"]);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let seen = lines.join().unwrap();
+    let _ = reader.kill();
+    let _ = reader.wait();
+    assert!(seen.iter().any(|l| l == "event: cache"), "{seen:?}");
+    let data = seen.last().unwrap().strip_prefix("data:").unwrap().trim();
+    let event: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(event["repo"], "skills");
+    let slug = event["slugs"][0].as_str().unwrap();
+    assert!(slug.starts_with("live-"), "{event}");
+    let synced: i64 = server.query(async {
+        sqlx::query_scalar("SELECT synced FROM skill_sync_health")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert!(
+        event["health"]["synced"].as_i64().unwrap() <= synced,
+        "{event}"
+    );
+    assert!(event["health"]["synced"].as_i64().unwrap() >= 3, "{event}");
 }

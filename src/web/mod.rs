@@ -6,6 +6,7 @@
 //! strict Content-Security-Policy (no scripts, no inline styles, no frames).
 
 pub mod auth;
+pub mod live;
 pub mod markdown;
 mod pages;
 
@@ -23,12 +24,15 @@ use std::sync::Arc;
 
 use crate::http::HttpState;
 
-/// The Content-Security-Policy of every page: nothing but this server's stylesheet
-/// and images from anywhere secure; no script at all.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
+/// The Content-Security-Policy of every page: this server's stylesheet, its one
+/// script (live updates) and its event stream, images from anywhere secure; no
+/// inline script or style, no frames, forms only to this server.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+                       connect-src 'self'; img-src 'self' https: data:; \
                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLE: &str = include_str!("style.css");
+const SCRIPT: &str = include_str!("live.js");
 
 /// The pages' routes, behind [`gate`].
 pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
@@ -41,6 +45,8 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/login", get(pages::login))
         .route("/logout", post(pages::logout))
         .route("/static/style.css", get(style))
+        .route("/static/live.js", get(script))
+        .route("/events", get(live::events))
         .layer(axum::middleware::from_fn_with_state(state, gate))
 }
 
@@ -54,7 +60,10 @@ async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: Next)
             None
         }
     };
-    let open_path = matches!(request.uri().path(), "/login" | "/static/style.css");
+    let open_path = matches!(
+        request.uri().path(),
+        "/login" | "/static/style.css" | "/static/live.js"
+    );
     if s.web_access == crate::config::WebAccess::SignedIn && viewer.is_none() && !open_path {
         return error_page(
             StatusCode::UNAUTHORIZED,
@@ -77,6 +86,17 @@ async fn style() -> Response {
         .into_response()
 }
 
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
 /// A whole page around `body`, with the security headers.
 fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
     let markup = html! {
@@ -87,6 +107,7 @@ fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · skillsd" }
                 link rel="stylesheet" href="/static/style.css";
+                script src="/static/live.js" defer {}
             }
             body {
                 header {

@@ -44,7 +44,7 @@ fn sync_badge(status: &str) -> Markup {
         "pending" => "warn",
         _ => "bad",
     };
-    html! { span class={"badge " (class)} { (status) } }
+    html! { span class={"badge " (class) " sync"} { (status) } }
 }
 
 /// `/`: every repository's tip and cache, the status bar, recent pushes and failures.
@@ -95,13 +95,14 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
     Ok(html! {
         h1 { "Dashboard" }
         div class="bar" id="status-bar" {
-            span { strong id="count-synced" { (count("synced")) } "/" (count("total")) " skills synced" }
+            span { strong id="count-synced" { (count("synced")) } "/" span id="count-total" { (count("total")) } " skills synced" }
             span class=(if count("pending") > 0 { "warn" } else { "muted" }) { strong id="count-pending" { (count("pending")) } " pending" }
             span class=(if count("failed") > 0 { "bad" } else { "muted" }) { strong id="count-failed" { (count("failed")) } " failed" }
             span class="muted" { strong id="count-unknown" { (count("unknown")) } " unknown" }
             span class="muted" { strong id="count-search-pending" { (count("search_pending")) } " search vectors pending" }
             span class=(if count("with_warnings") > 0 { "warn" } else { "muted" }) { strong id="count-warnings" { (count("with_warnings")) } " with warnings" }
             @if health.get::<bool, _>("healthy") { span class="badge ok" { "healthy" } } @else { span class="badge bad" { "needs attention" } }
+            span class="muted" id="live" {}
         }
         h2 { "Repositories" }
         table {
@@ -305,7 +306,7 @@ pub async fn skills(
                 @for r in &rows {
                     @let slug: String = r.get("slug");
                     @let warnings: i32 = r.get("warnings");
-                    tr {
+                    tr data-slug=(slug) {
                         td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.get::<String, _>("title")) } }
                         td class="hide-small" { code { (slug) } }
                         td { (r.get::<Option<String>, _>("category").unwrap_or_default()) }

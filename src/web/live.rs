@@ -1,0 +1,110 @@
+//! Live status pages: one task per process listens to `skills_changed` (the cache's own
+//! notification, sent in the transaction of every sync) on a connection of its own,
+//! reads the health view once per notification, and hands the result to every open
+//! `/events` stream (server-sent events). `/static/live.js` applies them to the page:
+//! the status bar's counts and the changed skills' badges. Without JavaScript the
+//! pages are the same, just not live.
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use serde_json::json;
+use sqlx::{PgPool, Row};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+use crate::http::HttpState;
+
+/// The channel of cache changes, as JSON events.
+pub type Events = broadcast::Sender<String>;
+
+pub fn channel() -> Events {
+    broadcast::channel(64).0
+}
+
+/// Listens for `skills_changed` until `stop` says so, and sends one event per
+/// notification: the health view's counts, the repository and the changed slugs.
+/// Reconnects (with a pause) when the database goes away.
+pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "live pages: cannot listen yet");
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen("skills_changed").await {
+            tracing::debug!(error = %e, "live pages: LISTEN failed");
+            continue;
+        }
+        loop {
+            let notification = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                n = listener.recv() => n,
+            };
+            let payload = match notification {
+                Ok(n) => serde_json::from_str(n.payload()).unwrap_or(serde_json::Value::Null),
+                Err(e) => {
+                    tracing::debug!(error = %e, "live pages: the listening connection ended");
+                    break;
+                }
+            };
+            if events.receiver_count() == 0 {
+                continue;
+            }
+            match health(&pool).await {
+                Ok(health) => {
+                    let event = json!({
+                        "health": health,
+                        "repo": payload["repo"],
+                        "commit": payload["commit"],
+                        "slugs": payload["slugs"],
+                    });
+                    let _ = events.send(event.to_string());
+                }
+                Err(e) => tracing::debug!(error = %e, "live pages: cannot read the health view"),
+            }
+        }
+    }
+}
+
+async fn health(pool: &PgPool) -> sqlx::Result<serde_json::Value> {
+    let r = sqlx::query(
+        "SELECT synced, pending, failed, unknown, total, search_pending, with_warnings, healthy
+         FROM skill_sync_health",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(json!({
+        "synced": r.get::<i64, _>("synced"),
+        "pending": r.get::<i64, _>("pending"),
+        "failed": r.get::<i64, _>("failed"),
+        "unknown": r.get::<i64, _>("unknown"),
+        "total": r.get::<i64, _>("total"),
+        "search_pending": r.get::<i64, _>("search_pending"),
+        "with_warnings": r.get::<i64, _>("with_warnings"),
+        "healthy": r.get::<bool, _>("healthy"),
+    }))
+}
+
+/// `GET /events`: the cache's changes as server-sent events named `cache`.
+pub async fn events(
+    State(s): State<Arc<HttpState>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let rx = s.events.subscribe();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(data) => return Some((Ok(Event::default().event("cache").data(data)), rx)),
+                // A slow reader missed some: the next event has the whole state anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
