@@ -659,8 +659,12 @@ mod tests {
             ("SKILLSD_MUTABLE_TAGS", "true"),
             ("SKILLSD_DB_DOWN", "refuse"),
             ("SKILLSD_LISTEN", "0.0.0.0:22"),
+            ("SKILLSD_WEB_ACCESS", "signed-in"),
+            ("SKILLSD_PUBLIC_URL", "https://skills.example.com/"),
         ])
         .unwrap();
+        assert_eq!(s.web_access, WebAccess::SignedIn);
+        assert_eq!(s.public_url.as_deref(), Some("https://skills.example.com"));
         assert_eq!(s.policy.max_pack_bytes, 1_048_576);
         assert!(s.policy.mutable_tags);
         assert_eq!(s.listen, "0.0.0.0:22".parse().unwrap());
@@ -672,6 +676,8 @@ mod tests {
             ("SKILLSD_MAX_OBJECTS", " 5"),
             ("SKILLSD_LISTEN", "localhost"),
             ("SKILLSD_LOG_FORMAT", "xml"),
+            ("SKILLSD_WEB_ACCESS", "everyone"),
+            ("SKILLSD_PUBLIC_URL", "skills.example.com"),
         ])
         .unwrap_err()
         .to_string();
@@ -683,6 +689,8 @@ mod tests {
             "SKILLSD_MAX_OBJECTS=\" 5\"",
             "SKILLSD_LISTEN=\"localhost\" (`listen` in the file): expected an address",
             "SKILLSD_LOG_FORMAT=\"xml\"",
+            "SKILLSD_WEB_ACCESS=\"everyone\" (`web_access` in the file): expected one of open, signed-in",
+            "SKILLSD_PUBLIC_URL=\"skills.example.com\" (`public_url` in the file): expected an http:// or https:// address",
         ] {
             assert!(err.contains(part), "{err}");
         }

@@ -135,20 +135,10 @@ async fn skills(
     let skills: Vec<Value> = rows
         .iter()
         .map(|r| {
-            json!({
-                "id": r.get::<uuid::Uuid, _>("id"),
-                "slug": r.get::<String, _>("slug"),
-                "path": r.get::<String, _>("path"),
-                "title": r.get::<String, _>("title"),
-                "description": r.get::<Option<String>, _>("description"),
-                "category": r.get::<Option<String>, _>("category"),
-                "owner": r.get::<Option<String>, _>("owner"),
-                "tags": r.get::<Vec<String>, _>("tags"),
-                "status": r.get::<String, _>("status"),
-                "syncStatus": r.get::<String, _>("sync_status"),
-                "warnings": r.get::<i32, _>("warnings"),
-                "rank": r.get::<f32, _>("rank"),
-            })
+            let mut fields = skill_fields(r);
+            fields.insert("warnings".into(), json!(r.get::<i32, _>("warnings")));
+            fields.insert("rank".into(), json!(r.get::<f32, _>("rank")));
+            Value::Object(fields)
         })
         .collect();
     Ok(Json(json!({ "total": total, "skills": skills })))
@@ -210,9 +200,27 @@ async fn skill(
     let Some(r) = row else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
-    Ok(Json(json!({
+    let mut fields = skill_fields(&r);
+    for (key, value) in [
+        ("repo", json!(r.get::<String, _>("repo"))),
+        ("frontmatter", r.get::<Value, _>("frontmatter")),
+        ("blobSha", json!(r.get::<String, _>("blob_sha"))),
+        ("gitCommitSha", json!(r.get::<String, _>("git_commit_sha"))),
+        (
+            "lastSyncedAt",
+            json!(r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_synced_at")),
+        ),
+        ("warnings", r.get::<Value, _>("warnings")),
+    ] {
+        fields.insert(key.into(), value);
+    }
+    Ok(Json(Value::Object(fields)))
+}
+
+/// The fields of a skill row every JSON answer has.
+fn skill_fields(r: &sqlx::postgres::PgRow) -> serde_json::Map<String, Value> {
+    let value = json!({
         "id": r.get::<uuid::Uuid, _>("id"),
-        "repo": r.get::<String, _>("repo"),
         "slug": r.get::<String, _>("slug"),
         "path": r.get::<String, _>("path"),
         "title": r.get::<String, _>("title"),
@@ -221,13 +229,12 @@ async fn skill(
         "owner": r.get::<Option<String>, _>("owner"),
         "tags": r.get::<Vec<String>, _>("tags"),
         "status": r.get::<String, _>("status"),
-        "frontmatter": r.get::<Value, _>("frontmatter"),
-        "blobSha": r.get::<String, _>("blob_sha"),
-        "gitCommitSha": r.get::<String, _>("git_commit_sha"),
-        "syncStatus": r.get::<Option<String>, _>("sync_status"),
-        "lastSyncedAt": r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_synced_at"),
-        "warnings": r.get::<Value, _>("warnings"),
-    })))
+        "syncStatus": r.get::<String, _>("sync_status"),
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
 }
 
 #[derive(Deserialize)]

@@ -180,11 +180,11 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
             .unwrap()
     });
     assert_eq!(with_warnings, 3);
-    let body = http_get(&server, "/api/skills/pdf?repo=skills");
+    let body = server.get("/api/skills/pdf?repo=skills");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["owner"], "docs-team");
     assert!(json["warnings"].as_array().unwrap().len() >= 5, "{json}");
-    let status = http_get(&server, "/api/skills/sync/status");
+    let status = server.get("/api/skills/sync/status");
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["withWarnings"], 3);
 
@@ -211,18 +211,6 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
     assert!(ok, "{stderr}");
     let slugs: Vec<String> = rows_slugs(&server);
     assert_eq!(slugs, vec!["commit", "forms", "pdf", "readme"]);
-}
-
-fn http_get(server: &Server, path: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            &format!("http://127.0.0.1:{}{path}", server.http_port),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn server_main(server: &Server) -> String {

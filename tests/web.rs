@@ -47,18 +47,6 @@ fn text_between(text: &str, from: &str, to: &str) -> String {
     text[start..end].to_string()
 }
 
-fn curl(server: &Server, path: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            &format!("http://127.0.0.1:{}{path}", server.http_port),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "GET {path}: {out:?}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 const HOSTILE: &str = "---\ntitle: \"<script>document.body.setAttribute('data-pwned','title')</script>\"\ndescription: \"<img src=x onerror=\\\"document.body.setAttribute('data-pwned','desc')\\\">\"\n---\n# Hostile\n\n<script>document.body.setAttribute('data-pwned','body')</script>\n\n<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">\n\n[click](javascript:document.body.setAttribute('data-pwned','link'))\n";
 
 #[test]
@@ -168,11 +156,11 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
 
     // The JSON twins.
     let api: serde_json::Value =
-        serde_json::from_str(&curl(&server, "/api/skills?q=zeppelin")).unwrap();
+        serde_json::from_str(&server.get("/api/skills?q=zeppelin")).unwrap();
     assert_eq!(api["total"], 1);
     assert_eq!(api["skills"][0]["slug"], "rollback");
     let api: serde_json::Value =
-        serde_json::from_str(&curl(&server, "/api/skills/rollback/history")).unwrap();
+        serde_json::from_str(&server.get("/api/skills/rollback/history")).unwrap();
     let authors: Vec<&str> = api["history"]
         .as_array()
         .unwrap()
@@ -400,7 +388,9 @@ fn the_cache_s_changes_stream_to_open_pages() {
         page.contains("<script src=\"/static/live.js\" defer=\"\"></script>"),
         "{page}"
     );
-    assert!(curl(&server, "/static/live.js").contains("new EventSource(\"/events\")"));
+    assert!(server
+        .get("/static/live.js")
+        .contains("new EventSource(\"/events\")"));
     // A reader of /events, then a push.
     let mut reader = Command::new("curl")
         .args(["-sN", "--max-time", "20"])

@@ -265,6 +265,16 @@ impl Server {
         out
     }
 
+    /// The body of `GET path` on the HTTP listener (which must answer 2xx).
+    pub fn get(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{}{path}", self.http_port)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET {path}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn query<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt.block_on(f)
     }
