@@ -65,6 +65,7 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
         }
     }
     problems.extend(tree::problems(&rules, &listed, &checked));
+    let mut problems = tree::quiet_under_skill_folders(&rules, &listed, problems);
     let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
     problems.extend(tree::stray_skill_files(&rules, &strays));
     Ok((count, problems))
@@ -146,6 +147,12 @@ pub fn report(count: usize, problems: &[Problem]) -> String {
             summary_line(problems),
             if count == 1 { "" } else { "s" }
         );
+        if problems
+            .iter()
+            .any(|p| p.check == crate::skills::Check::LayoutMismatch)
+        {
+            text.push_str("These SKILL.md files are in the Agent Skills format, but the tree is on the flat layout: add `layout = \"agent-skills\"` to skillsd.toml (RULES.md: adopting an existing collection).\n");
+        }
         if let Some(note) = crate::skills::adoption_note(problems) {
             text.push_str(&note);
             text.push('\n');

@@ -232,7 +232,7 @@ fn skill_md_files_pushed_to_a_flat_repository_get_one_word_about_the_layout() {
     let git = Git::new("/usr/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = server_main(&server);
-    let files: Vec<(String, String)> = (0..5)
+    let mut files: Vec<(String, String)> = (0..5)
         .map(|i| {
             (
                 format!("skills/s{i}/SKILL.md"),
@@ -240,6 +240,13 @@ fn skill_md_files_pushed_to_a_flat_repository_get_one_word_about_the_layout() {
             )
         })
         .collect();
+    // The skills' own references: no frontmatter, one name in two folders.
+    for i in 0..2 {
+        files.push((
+            format!("skills/s{i}/reference/api.md"),
+            "# API notes\n".to_string(),
+        ));
+    }
     git.commit_files(&dir, &files, "an Agent Skills collection");
     let stderr = git.fails(&dir, &["push", "origin", "main"]);
     assert_eq!(
@@ -257,7 +264,12 @@ fn skill_md_files_pushed_to_a_flat_repository_get_one_word_about_the_layout() {
             "5 errors in 5 files; push refused",
         ],
     );
-    // Not the misleading flat-layout complaints about each file.
+    // Not the misleading flat-layout complaints about each file, nor advice to relax.
+    assert!(!stderr.contains("api.md"), "{stderr}");
+    assert!(
+        !stderr.contains("Adopting an existing collection?"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("add a line `title:"), "{stderr}");
     assert!(!stderr.contains("is not a valid slug"), "{stderr}");
     assert_eq!(server_main(&server), main);

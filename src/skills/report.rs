@@ -2,7 +2,7 @@
 //! each with a `hint:` line under it, and a summary. The server sends these lines on
 //! side-band 2 (the pusher sees them as `remote:` lines); `skillsd check` prints them.
 
-use super::skill::{Level, Problem};
+use super::skill::{Check, Level, Problem};
 use std::fmt::Write as _;
 
 /// Renders every problem: the errors grouped by file in the order first seen, each
@@ -119,9 +119,11 @@ pub fn push_report(problems: &[Problem]) -> String {
 /// can be relaxed to warnings, with how often each fired. `None` when none can.
 pub fn adoption_note(problems: &[Problem]) -> Option<String> {
     let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    // (A layout mismatch is fixed by choosing the layout, which the push says up front,
+    // not by relaxing the check.)
     for p in problems
         .iter()
-        .filter(|p| p.is_error() && !p.check.protected())
+        .filter(|p| p.is_error() && !p.check.protected() && p.check != Check::LayoutMismatch)
     {
         match counts.iter_mut().find(|(id, _)| *id == p.check.id()) {
             Some((_, n)) => *n += 1,
@@ -143,7 +145,6 @@ pub fn adoption_note(problems: &[Problem]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::skills::Check;
 
     #[test]
     fn warnings_come_after_errors_and_count_apart() {

@@ -4,7 +4,7 @@
 //! stage (a commit's tree) and `skillsd check` (a working tree).
 
 use super::rules::{Layout, Rules, SKILL_FILE};
-use super::skill::{Check, Problem};
+use super::skill::{Check, Level, Problem};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One file (not a folder) under the rules' roots.
@@ -185,6 +185,37 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
     problems
 }
 
+/// In a repository on the flat layout, the other files of an Agent Skills folder (its
+/// references, examples) are not flat skills gone wrong: once the folder's SKILL.md is
+/// refused as a `layout-mismatch`, their flat-layout problems would only bury that one
+/// message (a public collection gave 100 of them). They are dropped while
+/// `layout-mismatch` is an error; `files` are the tree's files under the roots.
+pub fn quiet_under_skill_folders(
+    rules: &Rules,
+    files: &[File],
+    problems: Vec<Problem>,
+) -> Vec<Problem> {
+    if rules.layout != Layout::Flat || rules.level(Check::LayoutMismatch) != Level::Error {
+        return problems;
+    }
+    let folders: HashSet<&str> = files
+        .iter()
+        .filter(|f| is_skill_file_name(&f.path))
+        .filter_map(|f| f.path.strip_suffix(SKILL_FILE))
+        .collect();
+    if folders.is_empty() {
+        return problems;
+    }
+    let inside = |path: &str| {
+        path.match_indices('/')
+            .any(|(end, _)| folders.contains(&path[..=end]))
+    };
+    problems
+        .into_iter()
+        .filter(|p| p.check == Check::LayoutMismatch || !inside(&p.path))
+        .collect()
+}
+
 /// Is the file named like an Agent Skills skill (`SKILL.md`)?
 pub fn is_skill_file_name(path: &str) -> bool {
     path.rsplit('/').next() == Some(SKILL_FILE)
@@ -340,6 +371,28 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("layout = \"agent-skills\""));
+        // The folder's other files' flat-layout problems are noise next to it.
+        let tree = files(&[
+            "skills/pdf/SKILL.md",
+            "skills/pdf/ref/forms.md",
+            "skills/ops/x.md",
+        ]);
+        let noisy = vec![
+            problems[0].clone(),
+            Problem::new(
+                Check::Frontmatter,
+                "skills/pdf/ref/forms.md",
+                "no frontmatter",
+            ),
+            Problem::new(Check::Frontmatter, "skills/ops/x.md", "no frontmatter"),
+        ];
+        let kept: Vec<String> = quiet_under_skill_folders(&flat, &tree, noisy.clone())
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
+        assert_eq!(kept, vec!["skills/pdf/SKILL.md", "skills/ops/x.md"]);
+        let relaxed = Rules::load(&Config("[levels]\nlayout-mismatch = \"warning\"\n")).unwrap();
+        assert_eq!(quiet_under_skill_folders(&relaxed, &tree, noisy).len(), 3);
         let strays = vec![
             "plugins/git/skills/commit/SKILL.md".to_string(),
             "README.md".to_string(),
