@@ -12,7 +12,7 @@
 
 use crate::db::users::{Role, User};
 use crate::receive;
-use crate::skills::rules::{Layout, Rules, TreeSource};
+use crate::skills::rules::{Layout, Rules};
 use crate::skills::{Problem, Status};
 use gix::ObjectId;
 use serde_json::Value;
@@ -337,20 +337,21 @@ pub fn entries_of_dir(
     Ok((entries, skipped))
 }
 
-/// The rules of `repo`'s default branch (the built-in ones for an empty repository).
-pub fn rules_of(repo: &gix::Repository) -> Result<std::sync::Arc<Rules>, ImportError> {
-    let tip = crate::repos::ref_target(
-        repo,
-        &format!("refs/heads/{}", crate::repos::DEFAULT_BRANCH),
-    );
-    match tip {
-        None => Ok(Rules::builtin()),
-        Some(tip) => {
-            let tree = repo.find_commit(tip).map_err(git)?.tree().map_err(git)?;
-            Rules::load(&TreeSource { tree })
-                .map_err(|p| ImportError::Rules(crate::skills::render_problems(&p)))
-        }
-    }
+/// The rules of `repo`'s default branch and the slugs its skills have (the built-in
+/// rules and no slugs for an empty repository).
+pub fn current(
+    repo: &gix::Repository,
+) -> Result<(std::sync::Arc<Rules>, std::collections::HashSet<String>), ImportError> {
+    let branch = format!("refs/heads/{}", crate::repos::DEFAULT_BRANCH);
+    let Some(tip) = crate::repos::ref_target(repo, &branch) else {
+        return Ok((Rules::builtin(), Default::default()));
+    };
+    let (rules, files) = crate::cache::changes::skill_files(repo, tip).map_err(git)?;
+    let slugs = files
+        .keys()
+        .map(|path| rules.slug_of(path).to_string())
+        .collect();
+    Ok((rules, slugs))
 }
 
 /// Commits `commits` (each a list of files) on top of the default branch of `repo` in a
@@ -553,27 +554,6 @@ impl Target {
         .await
         .map_err(git)?
     }
-
-    /// The slugs the default branch has already.
-    fn slugs(repo: &gix::Repository, rules: &Rules) -> std::collections::HashSet<String> {
-        let branch = format!("refs/heads/{}", crate::repos::DEFAULT_BRANCH);
-        let Some(tip) = crate::repos::ref_target(repo, &branch) else {
-            return Default::default();
-        };
-        let Ok(tree) = repo
-            .find_commit(tip)
-            .map_err(git)
-            .and_then(|c| c.tree().map_err(git))
-        else {
-            return Default::default();
-        };
-        crate::skills::rules::files_under(&tree, rules)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|f| rules.is_skill(&f.path))
-            .map(|f| rules.slug_of(&f.path).to_string())
-            .collect()
-    }
 }
 
 /// Imports the rows of a legacy table: one file and one commit per row that passes.
@@ -584,8 +564,7 @@ pub async fn import_table(
     options: &Options,
 ) -> Result<Report, ImportError> {
     let repo = target.open().await?;
-    let rules = rules_of(&repo)?;
-    let mut taken = Target::slugs(&repo, &rules);
+    let (rules, mut taken) = current(&repo)?;
     drop(repo);
     let rows = select_rows(read_table(url, table).await?, &options.statuses);
     let mut report = Report::default();
@@ -617,7 +596,7 @@ pub async fn import_dir(
     // The collection's own rules when it brings them, else the repository's.
     let rules = match Rules::load(&crate::skills::rules::DirSource { root: dir }) {
         Ok(rules) if dir.join(crate::skills::rules::CONFIG_PATH).is_file() => rules,
-        Ok(_) => rules_of(&repo)?,
+        Ok(_) => current(&repo)?.0,
         Err(p) => return Err(ImportError::Rules(crate::skills::render_problems(&p))),
     };
     drop(repo);

@@ -8,19 +8,30 @@ use super::rules::Schema;
 use super::skill::{Check, Problem};
 use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use jsonschema::paths::LocationSegment;
+use jsonschema::ValidationError;
 use serde_json::Value;
 
-/// Every violation of `schema` by the frontmatter of `doc`, skipping fields for which
-/// `skip(field)` is true (the built-in checks already reported them, in better words).
+/// Every violation of `schema` by `frontmatter`: found once per file, then read by
+/// [`unexpected_keys`] and turned into [`problems`].
+pub(crate) fn violations<'a>(
+    schema: &'a Schema,
+    frontmatter: &'a Value,
+) -> Vec<ValidationError<'a>> {
+    schema.validator.iter_errors(frontmatter).collect()
+}
+
+/// The `violations` of `schema` in the frontmatter of `doc` as problems, skipping
+/// fields for which `skip(field)` is true (the built-in checks already reported them,
+/// in better words).
 pub(crate) fn problems(
     schema: &Schema,
+    violations: &[ValidationError<'_>],
     path: &str,
     doc: &Document<'_>,
-    frontmatter: &Value,
     skip: &dyn Fn(&str) -> bool,
 ) -> Vec<Problem> {
     let mut out = Vec::new();
-    for error in schema.validator.iter_errors(frontmatter) {
+    for error in violations {
         let segments: Vec<LocationSegment<'_>> = error.instance_path().iter().collect();
         let kind = error.kind();
         // Violations of the whole mapping name their fields themselves.
@@ -64,14 +75,13 @@ pub(crate) fn problems(
     out
 }
 
-/// The top-level keys of `frontmatter` that `schema` rejects as additional or
+/// The top-level keys that the schema's `violations` reject as additional or
 /// unevaluated properties: every other key, the schema allows.
 pub(crate) fn unexpected_keys(
-    schema: &Schema,
-    frontmatter: &Value,
+    violations: &[ValidationError<'_>],
 ) -> std::collections::HashSet<String> {
     let mut out = std::collections::HashSet::new();
-    for error in schema.validator.iter_errors(frontmatter) {
+    for error in violations {
         if error.instance_path().iter().next().is_some() {
             continue;
         }

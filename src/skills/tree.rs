@@ -22,16 +22,17 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
 }
 
 fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
-    let skill_files: HashSet<&str> = files
+    // The tree's skills (regular files the layout makes skills), first: with nested
+    // skills, which skill a file belongs to depends on which folders have one.
+    let skills: HashSet<&str> = files
         .iter()
         .filter(|f| f.regular && rules.is_skill(&f.path))
         .map(|f| f.path.as_str())
         .collect();
-    let exists = |p: &str| skill_files.contains(p);
+    let exists = |p: &str| skills.contains(p);
     let mut by_folded: HashMap<String, BTreeSet<&str>> = HashMap::new();
     let mut by_slug: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut present: HashSet<&str> = HashSet::new();
-    let mut skills: HashSet<&str> = HashSet::new();
     let mut folders_with_files: HashSet<String> = HashSet::new();
     for file in files {
         let path = file.path.as_str();
@@ -54,8 +55,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                 .insert(prefix);
             end += 1;
         }
-        if file.regular && rules.is_skill(path) {
-            skills.insert(path);
+        if skills.contains(path) {
             by_slug.entry(rules.slug_of(path)).or_default().push(path);
         }
         if let Some(skill) = rules.skill_of(path, &exists) {

@@ -217,16 +217,17 @@ fn validate_with(
             );
         }
     }
-    if !problems.is_empty() && problems.iter().any(|p| p.message.contains("NUL character")) {
+    if problems.iter().any(|p| p.check == Check::NulCharacter) {
         return Err(problems);
     }
     let frontmatter = doc.to_json();
+    let violations = super::schema::violations(&rules.schema, &frontmatter);
     // A key the repository's own schema allows is not an unknown field, whatever the
     // layout's list says: the schema is the repository's word on its keys.
     let schema_unexpected = rules
         .schema_path
         .is_some()
-        .then(|| super::schema::unexpected_keys(&rules.schema, &frontmatter));
+        .then(|| super::schema::unexpected_keys(&violations));
     let schema_allows = |key: &str| {
         schema_unexpected
             .as_ref()
@@ -241,15 +242,16 @@ fn validate_with(
     let reported: Vec<String> = problems.iter().filter_map(|p| p.field.clone()).collect();
     problems.extend(super::schema::problems(
         &rules.schema,
+        &violations,
         path,
         &doc,
-        &frontmatter,
         &|field| {
             reported
                 .iter()
                 .any(|r| r == field || r.starts_with(&format!("{field}.")))
         },
     ));
+    drop(violations); // (they borrow the frontmatter, which the skill takes next)
     fill_columns(&mut skill, &rules.columns, &frontmatter);
     skill.frontmatter = frontmatter;
     Ok((skill, problems))
