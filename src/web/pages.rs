@@ -216,17 +216,16 @@ impl SkillsQuery {
     }
 }
 
-/// Percent-encodes a query value.
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value.
 fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(v, COMPONENT).to_string()
 }
 
 /// The skills `q` asks for (search ranked by relevance, then filters, one page) and
@@ -695,4 +694,12 @@ pub async fn reconcile(
             p { a href="/" { "Back to the dashboard" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_in_links_are_percent_encoded_except_unreserved_characters() {
+        assert_eq!(super::encode("a b/é-_.~&q=1"), "a%20b%2F%C3%A9-_.~%26q%3D1");
+    }
 }
