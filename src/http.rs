@@ -154,19 +154,13 @@ async fn history(
     let repo = q
         .repo
         .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
-    let id: Option<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM skills WHERE ($1::uuid IS NOT NULL AND id = $1) OR (repo = $2 AND slug = $3)
-         LIMIT 1",
-    )
-    .bind(uuid::Uuid::parse_str(&key).ok())
-    .bind(&repo)
-    .bind(&key)
-    .fetch_optional(&s.pool)
-    .await?;
-    let Some(id) = id else {
+    let Some(id) = skill_id(&s.pool, &repo, &key).await? else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
     let changes = crate::cache::commits::history(&s.pool, id, 1000).await?;
+    if changes.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
+    }
     Ok(Json(json!({ "skillId": id, "history": changes })))
 }
 
@@ -258,24 +252,7 @@ async fn sync_logs(
     let repo = q
         .repo
         .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
-    // A skill by id, or by slug in `repo`; a deleted skill is found through its log.
-    let id: Option<uuid::Uuid> = match uuid::Uuid::parse_str(&key) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            sqlx::query_scalar(
-                "SELECT id FROM skills WHERE repo = $1 AND slug = $2
-                 UNION ALL
-                 (SELECT skill_id FROM skill_sync_log WHERE repo = $1 AND slug = $2 AND skill_id IS NOT NULL
-                  ORDER BY started_at DESC LIMIT 1)
-                 LIMIT 1",
-            )
-            .bind(&repo)
-            .bind(&key)
-            .fetch_optional(&s.pool)
-            .await?
-        }
-    };
-    let Some(id) = id else {
+    let Some(id) = skill_id(&s.pool, &repo, &key).await? else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
     let rows = sqlx::query(
@@ -312,6 +289,24 @@ async fn sync_logs(
         })
         .collect();
     Ok(Json(json!({ "skillId": id, "logs": logs })))
+}
+
+/// A skill by id, or by slug in `repo`; a deleted skill is found through its log.
+async fn skill_id(pool: &PgPool, repo: &str, key: &str) -> sqlx::Result<Option<uuid::Uuid>> {
+    if let Ok(id) = uuid::Uuid::parse_str(key) {
+        return Ok(Some(id));
+    }
+    sqlx::query_scalar(
+        "SELECT id FROM skills WHERE repo = $1 AND slug = $2
+         UNION ALL
+         (SELECT skill_id FROM skill_sync_log WHERE repo = $1 AND slug = $2 AND skill_id IS NOT NULL
+          ORDER BY started_at DESC LIMIT 1)
+         LIMIT 1",
+    )
+    .bind(repo)
+    .bind(key)
+    .fetch_optional(pool)
+    .await
 }
 
 fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
