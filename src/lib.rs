@@ -26,4 +26,5 @@ pub mod server;
 pub mod skills;
 pub mod ssh;
 pub mod storage;
+pub mod upstream;
 pub mod web;
