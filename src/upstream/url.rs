@@ -68,7 +68,17 @@ impl UpstreamUrl {
                     "not an SSH address (ssh://[user@]host[:port]/path or [user@]host:path)",
                 )
             })?;
-            (&url[..colon], url[colon + 1..].to_string())
+            let path = &url[colon + 1..];
+            // `user:password@host:path` reads as host `user`: refused, not guessed.
+            if let Some(at) = path.find('@') {
+                if !path[..at].contains('/') && path[at + 1..].contains(':') {
+                    return Err(bad(
+                        url,
+                        "a password in the URL is not allowed; mirrors authenticate with their SSH key",
+                    ));
+                }
+            }
+            (&url[..colon], path.to_string())
         };
         let scp = !url.contains("://");
         let (userinfo, hostport) = match authority.rfind('@') {

@@ -1,0 +1,525 @@
+//! Push mirrors against a real upstream: OpenSSH's `sshd` on a loopback port, the
+//! mirror's key authorized with `git-shell` as its only command, bare repositories
+//! made by the `git` CLI — and skillsd's native push client.
+
+use skillsd::upstream::{
+    self, fingerprint, generate_key, HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+type ObjectId = gix::ObjectId;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// git 2.39 (the system's) and git 2.47 (/usr/local): each git-shell runs the
+/// receive-pack of its own installation (its built-in exec path).
+const GIT_SHELLS: [&str; 2] = ["/usr/bin/git-shell", "/usr/local/bin/git-shell"];
+
+/// A real `sshd` as the current user, on a free loopback port.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+    host_key: russh::keys::PublicKey,
+}
+
+impl Sshd {
+    /// `authorized`: public key lines, each allowed to run only `git-shell`.
+    fn start(git_shell: &str, authorized: &[&str]) -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all("/run/sshd").ok();
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(d.join("host_key"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let host_key =
+            russh::keys::parse_public_key_base64(host_pub.split_whitespace().nth(1).unwrap())
+                .unwrap();
+        let mut lines = String::new();
+        for key in authorized {
+            lines.push_str(&format!(
+                "command=\"{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\"\",restrict {key}\n"
+            ));
+        }
+        std::fs::write(d.join("authorized_keys"), lines).unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nPidFile {d}/sshd.pid\nLogLevel VERBOSE\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let sshd = Sshd {
+            child,
+            port,
+            dir,
+            host_key,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd does not listen: {}",
+                sshd.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sshd
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn url(&self, repo: &Path) -> UpstreamUrl {
+        UpstreamUrl::parse(&format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            whoami(),
+            self.port,
+            repo.display()
+        ))
+        .unwrap()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `git` (the first on PATH) with a clean configuration and fixed identities.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Ann")
+        .env("GIT_AUTHOR_EMAIL", "ann@example.org")
+        .env("GIT_COMMITTER_NAME", "Ann")
+        .env("GIT_COMMITTER_EMAIL", "ann@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn commit(work: &Path, file: &str, text: &str) {
+    let path = work.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", &format!("{file}: {text}")]);
+}
+
+/// Every ref of a repository, name → target.
+fn refs_of(repo: &Path) -> BTreeMap<String, ObjectId> {
+    git(repo, &["for-each-ref", "--format=%(refname) %(objectname)"])
+        .lines()
+        .map(|l| {
+            let (name, id) = l.split_once(' ').unwrap();
+            (name.to_string(), ObjectId::from_hex(id.as_bytes()).unwrap())
+        })
+        .collect()
+}
+
+/// The source: a working repository whose state is mirrored into a bare one (the
+/// repository the library pushes from).
+struct Source {
+    _dir: TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+}
+
+impl Source {
+    fn new() -> Source {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let bare = dir.path().join("src.git");
+        std::fs::create_dir(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        commit(&work, "skills/a/SKILL.md", "one");
+        commit(&work, "README.md", "two");
+        git(&work, &["tag", "-a", "v1", "-m", "version one"]);
+        git(&work, &["checkout", "-q", "-b", "feature"]);
+        commit(&work, "skills/b/SKILL.md", "feature");
+        git(&work, &["checkout", "-q", "main"]);
+        git(dir.path(), &["init", "-q", "--bare", "src.git"]);
+        let s = Source {
+            _dir: dir,
+            work,
+            bare,
+        };
+        s.sync();
+        s
+    }
+
+    fn sync(&self) {
+        git(
+            &self.work,
+            &["push", "-q", "--mirror", self.bare.to_str().unwrap()],
+        );
+    }
+
+    fn refs(&self) -> Vec<(String, ObjectId)> {
+        refs_of(&self.bare).into_iter().collect()
+    }
+}
+
+/// An upstream bare repository that keeps every received pack as a pack (so a push's
+/// object count can be read back).
+fn upstream_repo(dir: &Path) -> PathBuf {
+    git(dir, &["init", "-q", "--bare", "up.git"]);
+    let up = dir.join("up.git");
+    git(&up, &["config", "receive.unpackLimit", "1"]);
+    up
+}
+
+/// Objects in the newest pack of a repository.
+fn newest_pack_objects(repo: &Path) -> usize {
+    let packs = repo.join("objects/pack");
+    let newest = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("a pack");
+    let idx = std::fs::File::open(newest).unwrap();
+    let out = Command::new("git")
+        .args(["show-index"])
+        .stdin(idx)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().lines().count()
+}
+
+/// What the mirror has pushed after `outcome` (the caller's bookkeeping).
+fn pushed_after(
+    mut last: HashMap<String, ObjectId>,
+    ours: &[(String, ObjectId)],
+    outcome: &PushOutcome,
+) -> HashMap<String, ObjectId> {
+    for u in outcome.updates.iter().filter(|u| u.result.is_ok()) {
+        match u.new {
+            Some(id) => last.insert(u.name.clone(), id),
+            None => last.remove(&u.name),
+        };
+    }
+    for name in &outcome.in_sync {
+        let id = ours.iter().find(|(n, _)| n == name).unwrap().1;
+        last.insert(name.clone(), id);
+    }
+    last
+}
+
+struct Mirror {
+    private: String,
+    public: String,
+}
+
+impl Mirror {
+    fn new() -> Mirror {
+        let (private, public) = generate_key("skillsd-mirror");
+        Mirror { private, public }
+    }
+}
+
+async fn push(
+    url: &UpstreamUrl,
+    mirror: &Mirror,
+    host_keys: &HostKeys,
+    source: &Source,
+    last_pushed: &HashMap<String, ObjectId>,
+    force: bool,
+) -> Result<PushOutcome, UpstreamError> {
+    upstream::push(PushRequest {
+        url,
+        private_key_pem: &mirror.private,
+        host_keys,
+        repo_path: &source.bare,
+        refs: source.refs(),
+        last_pushed: last_pushed.clone(),
+        force,
+        timeout: TIMEOUT,
+    })
+    .await
+}
+
+fn fsck(repo: &Path) {
+    git(repo, &["fsck", "--strict", "--no-progress"]);
+}
+
+/// The whole life of a mirror against one git-shell: create, fast-forward, diverge,
+/// force, delete.
+async fn mirror_life(git_shell: &str) {
+    let mirror = Mirror::new();
+    let sshd = Sshd::start(git_shell, &[&mirror.public]);
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream_repo(dir.path());
+    let url = sshd.url(&up);
+    let source = Source::new();
+
+    // First contact: any key accepted and reported; every ref created.
+    let first_contact = HostKeys {
+        keys: vec![],
+        accept_any: true,
+    };
+    let out = push(
+        &url,
+        &mirror,
+        &first_contact,
+        &source,
+        &HashMap::new(),
+        false,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("first push: {e}\n{}", sshd.log()));
+    assert_eq!(out.host_key.key_data(), sshd.host_key.key_data());
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 3, "{:?}", out.updates);
+    assert!(out.updates.iter().all(|u| u.old.is_none()));
+    assert!(out.diverged.is_empty() && out.in_sync.is_empty());
+    assert_eq!(refs_of(&up), refs_of(&source.bare));
+    fsck(&up);
+    let mut last = pushed_after(HashMap::new(), &source.refs(), &out);
+    let pinned = HostKeys {
+        keys: vec![out.host_key.clone()],
+        accept_any: false,
+    };
+
+    // New commits: a fast-forward that sends only the new objects.
+    let before = refs_of(&source.bare)["refs/heads/main"];
+    commit(&source.work, "skills/a/SKILL.md", "three");
+    source.sync();
+    let after = refs_of(&source.bare)["refs/heads/main"];
+    let expected_objects = git(
+        &source.bare,
+        &["rev-list", "--objects", &format!("{before}..{after}")],
+    )
+    .lines()
+    .count();
+    assert_eq!(expected_objects, 5); // commit, trees of /, skills/, skills/a/, the blob
+    let out = push(&url, &mirror, &pinned, &source, &last, false)
+        .await
+        .unwrap();
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 1);
+    assert_eq!(out.updates[0].name, "refs/heads/main");
+    assert_eq!(out.updates[0].old, Some(before));
+    assert_eq!(out.updates[0].new, Some(after));
+    assert_eq!(out.in_sync, vec!["refs/heads/feature", "refs/tags/v1"]);
+    assert_eq!(newest_pack_objects(&up), expected_objects);
+    assert_eq!(refs_of(&up), refs_of(&source.bare));
+    fsck(&up);
+    last = pushed_after(last, &source.refs(), &out);
+
+    // Nothing changed: nothing sent, all in sync.
+    let out = push(&url, &mirror, &pinned, &source, &last, false)
+        .await
+        .unwrap();
+    assert!(out.updates.is_empty() && out.diverged.is_empty());
+    assert_eq!(out.in_sync.len(), 3);
+
+    // Someone commits to the upstream directly, and makes a branch of their own.
+    let theirs = dir.path().join("theirs");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            up.to_str().unwrap(),
+            theirs.to_str().unwrap(),
+        ],
+    );
+    commit(&theirs, "THEIRS.md", "not ours");
+    git(
+        &theirs,
+        &["push", "-q", "origin", "main", "main:refs/heads/theirs"],
+    );
+    let their_main = refs_of(&up)["refs/heads/main"];
+    commit(&source.work, "skills/a/SKILL.md", "four");
+    source.sync();
+    let ours = refs_of(&source.bare)["refs/heads/main"];
+    let out = push(&url, &mirror, &pinned, &source, &last, false)
+        .await
+        .unwrap();
+    assert!(out.updates.is_empty(), "{:?}", out.updates);
+    assert_eq!(out.diverged.len(), 1);
+    assert_eq!(out.diverged[0].name, "refs/heads/main");
+    assert_eq!(out.diverged[0].upstream, their_main);
+    assert_eq!(out.diverged[0].ours, Some(ours));
+    assert_eq!(refs_of(&up)["refs/heads/main"], their_main);
+    // Forced: ours wins; their own branch is left alone.
+    let out = push(&url, &mirror, &pinned, &source, &last, true)
+        .await
+        .unwrap();
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 1);
+    assert_eq!(out.updates[0].old, Some(their_main));
+    let up_refs = refs_of(&up);
+    assert_eq!(up_refs["refs/heads/main"], ours);
+    assert_eq!(up_refs["refs/heads/theirs"], their_main);
+    fsck(&up);
+    last = pushed_after(last, &source.refs(), &out);
+
+    // A branch deleted here is deleted upstream.
+    git(&source.work, &["branch", "-q", "-D", "feature"]);
+    source.sync();
+    assert!(!refs_of(&source.bare).contains_key("refs/heads/feature"));
+    let out = push(&url, &mirror, &pinned, &source, &last, false)
+        .await
+        .unwrap();
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 1);
+    assert_eq!(out.updates[0].name, "refs/heads/feature");
+    assert_eq!(out.updates[0].new, None);
+    let up_refs = refs_of(&up);
+    assert!(!up_refs.contains_key("refs/heads/feature"));
+    assert!(up_refs.contains_key("refs/heads/theirs"));
+    assert!(up_refs.contains_key("refs/tags/v1"));
+    fsck(&up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_life_with_git_2_39_shell() {
+    mirror_life(GIT_SHELLS[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_life_with_git_2_47_shell() {
+    mirror_life(GIT_SHELLS[1]).await;
+}
+
+/// Wrong pinned key, a key the upstream does not know, a repository it does not
+/// have: typed errors, and nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals() {
+    let mirror = Mirror::new();
+    let sshd = Sshd::start(GIT_SHELLS[1], &[&mirror.public]);
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream_repo(dir.path());
+    let url = sshd.url(&up);
+    let source = Source::new();
+
+    // The host key, as `mirror add` pins it.
+    let key = upstream::host_key(&url, TIMEOUT).await.unwrap();
+    assert_eq!(key.key_data(), sshd.host_key.key_data());
+
+    // Another host key pinned: refused before anything is sent.
+    let (_, other_public) = generate_key("other");
+    let other =
+        russh::keys::parse_public_key_base64(other_public.split_whitespace().nth(1).unwrap())
+            .unwrap();
+    let wrong = HostKeys {
+        keys: vec![other.clone()],
+        accept_any: false,
+    };
+    match push(&url, &mirror, &wrong, &source, &HashMap::new(), true).await {
+        Err(UpstreamError::HostKeyMismatch {
+            presented,
+            expected,
+        }) => {
+            assert_eq!(presented, fingerprint(&sshd.host_key));
+            assert_eq!(expected, vec![fingerprint(&other)]);
+        }
+        other => panic!("expected a host key mismatch, got {other:?}"),
+    }
+    assert!(refs_of(&up).is_empty());
+    // No key pinned and none accepted: refused too.
+    let none = HostKeys::default();
+    assert!(matches!(
+        push(&url, &mirror, &none, &source, &HashMap::new(), false).await,
+        Err(UpstreamError::HostKeyMismatch { .. })
+    ));
+
+    // A key the upstream has not authorized.
+    let stranger = Mirror::new();
+    let pinned = HostKeys {
+        keys: vec![sshd.host_key.clone()],
+        accept_any: false,
+    };
+    match push(&url, &stranger, &pinned, &source, &HashMap::new(), false).await {
+        Err(e @ UpstreamError::Auth { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("authorize"), "{text}");
+            assert!(!text.contains("PRIVATE"), "{text}");
+        }
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+    assert!(refs_of(&up).is_empty());
+
+    // A repository the upstream does not have: its own words come back.
+    let missing = sshd.url(&dir.path().join("missing.git"));
+    match push(&missing, &mirror, &pinned, &source, &HashMap::new(), false).await {
+        Err(UpstreamError::Upstream(m)) => {
+            assert!(m.contains("does not appear to be a git repository"), "{m}")
+        }
+        other => panic!("expected the upstream's refusal, got {other:?}"),
+    }
+
+    // A command git-shell does not allow for a path it rejects: still an error, no hang.
+    let bad = UpstreamUrl::parse(&format!(
+        "ssh://{}@127.0.0.1:{}/nonexistent/'quoted'.git",
+        whoami(),
+        sshd.port
+    ))
+    .unwrap();
+    assert!(
+        push(&bad, &mirror, &pinned, &source, &HashMap::new(), false)
+            .await
+            .is_err()
+    );
+
+    // Nothing listening: a connection error.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let nowhere = UpstreamUrl::parse(&format!("ssh://git@127.0.0.1:{closed}/x.git")).unwrap();
+    assert!(matches!(
+        push(&nowhere, &mirror, &pinned, &source, &HashMap::new(), false).await,
+        Err(UpstreamError::Connect { .. })
+    ));
+
+    // After all that, the upstream is still empty; a good push works.
+    assert!(refs_of(&up).is_empty());
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    assert!(out.all_ok());
+    assert_eq!(refs_of(&up), refs_of(&source.bare));
+}
