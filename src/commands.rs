@@ -188,6 +188,22 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
         )),
         None => out.push_str("database: unavailable\n"),
     }
+    // One line per mirror: `mirror: URL STATE behind N [lag S s] [error: …]`.
+    if let Ok(mirrors) = crate::deliver::mirrors::list(pool, Some(&name)).await {
+        for m in mirrors {
+            out.push_str(&format!(
+                "mirror: {} {} behind {}",
+                m.url, m.state, m.refs_behind
+            ));
+            if let Some(lag) = m.lag_seconds {
+                out.push_str(&format!(" lag {lag:.0} s"));
+            }
+            if let Some(e) = &m.last_error {
+                out.push_str(&format!(" error: {}", e.replace('\n', " ")));
+            }
+            out.push('\n');
+        }
+    }
     ok(out)
 }
 

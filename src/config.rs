@@ -192,6 +192,31 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "SKILLSD_BULK_LOAD_FROM",
         "skills an empty cache is rebuilt indexes-last from, 0 = never [10000]",
     ),
+    (
+        "delivery_retry_secs",
+        "SKILLSD_DELIVERY_RETRY_SECS",
+        "first wait before a mirror or webhook delivery is retried, doubled each time [10]",
+    ),
+    (
+        "delivery_retry_max_secs",
+        "SKILLSD_DELIVERY_RETRY_MAX_SECS",
+        "longest wait between retries of a mirror or webhook delivery [600]",
+    ),
+    (
+        "webhook_attempts",
+        "SKILLSD_WEBHOOK_ATTEMPTS",
+        "attempts of a webhook delivery before it is marked failed [8]",
+    ),
+    (
+        "webhook_timeout_secs",
+        "SKILLSD_WEBHOOK_TIMEOUT_SECS",
+        "one webhook request, connecting included [10]",
+    ),
+    (
+        "mirror_timeout_secs",
+        "SKILLSD_MIRROR_TIMEOUT_SECS",
+        "one push to a mirror, connecting included [600]",
+    ),
 ];
 
 /// The values given on the command line: they win over everything else.
@@ -275,6 +300,8 @@ pub struct Settings {
     /// Fewest skills for a reconcile into an empty cache to build indexes last
     /// (`SKILLSD_BULK_LOAD_FROM`; `None`: never).
     pub bulk_load_from: Option<usize>,
+    /// Retries and time limits of mirror and webhook deliveries.
+    pub delivery: crate::deliver::Settings,
 }
 
 impl Default for Settings {
@@ -301,6 +328,7 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
+            delivery: Default::default(),
         }
     }
 }
@@ -475,6 +503,7 @@ impl Reader<'_> {
                 )
                 .map(Duration::from_secs),
             bulk_load_from: self.count_or_off("SKILLSD_BULK_LOAD_FROM", d.bulk_load_from),
+            delivery: self.delivery(&d.delivery),
         }
     }
 
@@ -518,6 +547,36 @@ impl Reader<'_> {
 
     fn count<T: std::str::FromStr>(&mut self, env: &str, default: T) -> T {
         self.number(env).unwrap_or(default)
+    }
+
+    fn delivery(&mut self, d: &crate::deliver::Settings) -> crate::deliver::Settings {
+        let s = crate::deliver::Settings {
+            retry_base: self.secs("SKILLSD_DELIVERY_RETRY_SECS", d.retry_base),
+            retry_max: self.secs("SKILLSD_DELIVERY_RETRY_MAX_SECS", d.retry_max),
+            webhook_attempts: self.count("SKILLSD_WEBHOOK_ATTEMPTS", d.webhook_attempts),
+            webhook_timeout: self.secs("SKILLSD_WEBHOOK_TIMEOUT_SECS", d.webhook_timeout),
+            mirror_timeout: self.secs("SKILLSD_MIRROR_TIMEOUT_SECS", d.mirror_timeout),
+        };
+        let zero = |d: Duration| d.is_zero();
+        for (env, bad) in [
+            ("SKILLSD_DELIVERY_RETRY_SECS", zero(s.retry_base)),
+            ("SKILLSD_WEBHOOK_TIMEOUT_SECS", zero(s.webhook_timeout)),
+            ("SKILLSD_MIRROR_TIMEOUT_SECS", zero(s.mirror_timeout)),
+            ("SKILLSD_WEBHOOK_ATTEMPTS", s.webhook_attempts == 0),
+        ] {
+            if bad {
+                self.refuse(env, "0", "a number of at least 1");
+            }
+        }
+        if s.retry_max < s.retry_base {
+            let v = s.retry_max.as_secs().to_string();
+            self.refuse(
+                "SKILLSD_DELIVERY_RETRY_MAX_SECS",
+                &v,
+                "at least SKILLSD_DELIVERY_RETRY_SECS",
+            );
+        }
+        s
     }
 
     fn secs(&mut self, env: &str, default: Duration) -> Duration {

@@ -32,10 +32,9 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { crate::metrics::METRICS.render() }),
-        )
+        .route("/metrics", get(metrics))
+        .route("/api/mirrors", get(mirrors))
+        .route("/api/webhooks", get(webhooks))
         .route("/api/skills/sync/status", get(sync_status))
         .route("/api/skills/sync/trigger", post(trigger))
         .route("/api/skills", get(skills))
@@ -75,6 +74,68 @@ impl From<sqlx::Error> for ApiError {
             "database unavailable".into(),
         )
     }
+}
+
+/// The process's counters, then the mirrors' state from the database (every node
+/// shows the same; a scrape without the database shows the counters alone).
+async fn metrics(State(s): State<Arc<HttpState>>) -> String {
+    let mut text = crate::metrics::METRICS.render();
+    if let Ok(Ok(mirrors)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        crate::deliver::mirrors::list(&s.pool, None),
+    )
+    .await
+    {
+        text.push_str(&crate::deliver::mirrors::render_metrics(&mirrors));
+    }
+    text
+}
+
+/// `GET /api/mirrors[?repo=NAME]`: every mirror's state (no secret in it).
+async fn mirrors(
+    State(s): State<Arc<HttpState>>,
+    Query(q): Query<RepoFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let list = crate::deliver::mirrors::list(&s.pool, q.repo.as_deref())
+        .await
+        .map_err(deliver_error)?;
+    Ok(Json(json!({ "mirrors": list })))
+}
+
+/// `GET /api/webhooks[?repo=NAME]` (admin token: a receiver's URL can be its secret):
+/// every webhook and its newest delivery, with its recent deliveries.
+async fn webhooks(
+    State(s): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<RepoFilter>,
+) -> Result<Json<Value>, ApiError> {
+    authorized(&s, &headers)?;
+    let hooks = crate::deliver::webhooks::list(&s.pool, q.repo.as_deref())
+        .await
+        .map_err(deliver_error)?;
+    let mut out = Vec::new();
+    for h in hooks {
+        let recent = crate::deliver::webhooks::deliveries(&s.pool, &h.repo, h.id, 20)
+            .await
+            .map_err(deliver_error)?;
+        let mut v = serde_json::to_value(&h).unwrap_or_default();
+        v["deliveries"] = serde_json::to_value(recent).unwrap_or_default();
+        out.push(v);
+    }
+    Ok(Json(json!({ "webhooks": out })))
+}
+
+#[derive(Deserialize)]
+struct RepoFilter {
+    repo: Option<String>,
+}
+
+fn deliver_error(e: crate::deliver::DeliverError) -> ApiError {
+    tracing::error!(error = %e, "mirror or webhook state");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database unavailable".into(),
+    )
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> Response {

@@ -11,6 +11,7 @@ pub mod check;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod deliver;
 pub mod hook;
 pub mod http;
 pub mod import;

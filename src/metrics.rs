@@ -56,6 +56,10 @@ pub struct Metrics {
     sync_count: AtomicU64,
     sync_sum_micros: AtomicU64,
     connections_refused: AtomicU64,
+    /// Mirror deliveries: [in sync after it, not].
+    mirror_pushes: [AtomicU64; 2],
+    /// Webhook delivery attempts: [delivered, failed].
+    webhook_attempts: [AtomicU64; 2],
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -72,7 +76,14 @@ pub static METRICS: Metrics = Metrics {
     sync_count: AtomicU64::new(0),
     sync_sum_micros: AtomicU64::new(0),
     connections_refused: AtomicU64::new(0),
+    mirror_pushes: [const { AtomicU64::new(0) }; 2],
+    webhook_attempts: [const { AtomicU64::new(0) }; 2],
 };
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
 
 impl Metrics {
     pub fn push_accepted(&self) {
@@ -87,6 +98,16 @@ impl Metrics {
     /// A connection closed at once because the connection cap was reached.
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
+    }
+    /// A mirror delivery ended (`ok`: the upstream has every ref).
+    pub fn mirror_push(&self, ok: bool) {
+        self.mirror_pushes[usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+    pub fn webhook_delivered(&self) {
+        self.webhook_attempts[0].fetch_add(1, Relaxed);
+    }
+    pub fn webhook_failed(&self) {
+        self.webhook_attempts[1].fetch_add(1, Relaxed);
     }
     pub fn fetch(&self) {
         self.fetches.fetch_add(1, Relaxed);
@@ -155,6 +176,30 @@ impl Metrics {
                     )
                 })
                 .collect(),
+        );
+        let pair = |a: &[AtomicU64; 2], ok: &str, bad: &str| {
+            vec![
+                (
+                    format!("{{result=\"{ok}\"}}"),
+                    a[0].load(Relaxed).to_string(),
+                ),
+                (
+                    format!("{{result=\"{bad}\"}}"),
+                    a[1].load(Relaxed).to_string(),
+                ),
+            ]
+        };
+        counter(
+            "skillsd_mirror_pushes_total",
+            "Mirror deliveries by this process, by result.",
+            "counter",
+            pair(&self.mirror_pushes, "in_sync", "failed"),
+        );
+        counter(
+            "skillsd_webhook_attempts_total",
+            "Webhook delivery attempts by this process, by result.",
+            "counter",
+            pair(&self.webhook_attempts, "delivered", "failed"),
         );
         let simple = [
             (

@@ -121,6 +121,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
     crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
+    crate::deliver::spawn(pool.clone(), repos.clone(), settings.delivery.clone());
     Ok(Prepared {
         state: Arc::new(
             AppState::new(

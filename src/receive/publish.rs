@@ -10,6 +10,7 @@ use super::refs::{ATOMIC_REFUSED, STALE};
 use super::Context;
 use crate::cache::pushes::{self, PushRecord};
 use crate::cache::sync::{self, Replay, SyncOutcome};
+use crate::deliver::webhooks::{PushEvent, RefMove};
 use crate::storage::{self, publish, StorageError};
 use gix::ObjectId;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum PublishError {
     Cache(#[from] crate::cache::CacheError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Deliver(#[from] crate::deliver::DeliverError),
 }
 
 /// The pack files of the push in its quarantine: (`.pack`, `.idx`).
@@ -125,6 +128,26 @@ pub fn run(
     };
     let previous = generation;
     let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
+    // Mirrors and webhooks learn of the push in its transaction: a rollback tells
+    // nobody.
+    let event = PushEvent {
+        repo: &ctx.repo_name,
+        push_id: record.id,
+        pusher: &ctx.user.name,
+        default_branch: &ctx.default_branch,
+        default_tip: crate::repos::ref_target(view, &default_ref),
+        refs: commands
+            .iter()
+            .zip(results.iter())
+            .filter(|(_, r)| r.is_none())
+            .map(|(c, _)| RefMove {
+                name: &c.name,
+                old: (!c.is_create()).then_some(c.old),
+                new: (!c.is_delete()).then_some(c.new),
+            })
+            .collect(),
+    };
+    rt.block_on(crate::deliver::enqueue(&mut tx, view, &event, generation))?;
     rt.block_on(tx.commit())?;
     sqlx::Connection::shrink_buffers(&mut *conn);
     if cache.as_ref().is_some_and(|c| c.search_deferred) {

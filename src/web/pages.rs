@@ -91,6 +91,12 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
     )
     .fetch_all(&s.pool)
     .await?;
+    let mirrors = crate::deliver::mirrors::list(&s.pool, None)
+        .await
+        .unwrap_or_default();
+    let hooks = crate::deliver::webhooks::list(&s.pool, None)
+        .await
+        .unwrap_or_default();
     let count = |name: &str| health.get::<i64, _>(name);
     Ok(html! {
         h1 { "Dashboard" }
@@ -130,6 +136,58 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
                                     button type="submit" { "Sync now" }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+        @if !mirrors.is_empty() {
+            h2 { "Mirrors" }
+            table id="mirrors" {
+                thead { tr { th { "repository" } th { "upstream" } th { "" } th { "refs behind" } th class="hide-small" { "lag" } th class="hide-small" { "last success" } th { "last error" } } }
+                tbody {
+                    @for m in &mirrors {
+                        tr {
+                            td { (m.repo) }
+                            td class="sha" { (m.url) }
+                            td {
+                                @match m.state.as_str() {
+                                    "in-sync" => span class="badge ok" { "in sync" },
+                                    "pending" => span class="badge warn" { "pending" },
+                                    _ => span class="badge bad" { "failing" },
+                                }
+                            }
+                            td { (m.refs_behind) }
+                            td class="hide-small" { (m.lag_seconds.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into())) }
+                            td class="hide-small" { (m.last_success_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into())) }
+                            td { (m.last_error.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !hooks.is_empty() {
+            h2 { "Webhooks" }
+            table id="webhooks" {
+                thead { tr { th { "repository" } th { "receiver" } th { "events" } th { "last delivery" } th { "pending" } th { "failed" } } }
+                tbody {
+                    @for h in &hooks {
+                        tr {
+                            td { (h.repo) }
+                            // The host only: a receiver's path can be its secret.
+                            td { (reqwest::Url::parse(&h.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()) }
+                            td { (h.events.join(", ")) }
+                            td {
+                                @match h.last_status.as_deref() {
+                                    None => span class="muted" { "none yet" },
+                                    Some("delivered") => span class="badge ok" { "delivered" },
+                                    Some("pending") => span class="badge warn" { "retrying" },
+                                    Some(other) => span class="badge bad" { (other) },
+                                }
+                                @if let Some(code) = h.last_code { " HTTP " (code) }
+                            }
+                            td { (h.pending) }
+                            td class=(if h.failed > 0 { "bad" } else { "" }) { (h.failed) }
                         }
                     }
                 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod packs;
+pub mod upstream;
 
 use skillsd::config::Settings;
 use skillsd::localpg::LocalPg;
