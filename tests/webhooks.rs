@@ -96,9 +96,15 @@ impl Receiver {
                 });
                 let status = statuses[n.min(statuses.len() - 1)];
                 let text = format!("status {status}");
+                // A redirect points back here: following it would show as a request.
+                let location = if (300..400).contains(&status) {
+                    format!("Location: http://127.0.0.1:{port}/followed\r\n")
+                } else {
+                    String::new()
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
                     text.len()
                 );
             }
@@ -358,6 +364,28 @@ fn webhook_test_sends_a_ping_and_says_what_the_receiver_answered() {
         stdout(&out).contains("status 503"),
         "the answer's body is shown"
     );
+    // A redirect is not followed.
+    let redirecting = Receiver::start(&[302]);
+    let out = server.cli(&[
+        "webhook",
+        "add",
+        "skills",
+        &redirecting.url(),
+        "--secret",
+        "s",
+        "--allow-private",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.cli(&["webhook", "test", "skills", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("redirects are not followed"),
+        "{}",
+        stdout(&out)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(redirecting.count(), 1, "the redirect was followed");
+
     // A name that does not resolve now is added with a note; its ping says why.
     let out = server.cli(&[
         "webhook",
@@ -373,7 +401,7 @@ fn webhook_test_sends_a_ping_and_says_what_the_receiver_answered() {
         "{}",
         stderr(&out)
     );
-    let out = server.cli(&["webhook", "test", "skills", "3"]);
+    let out = server.cli(&["webhook", "test", "skills", "4"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("failed ("), "{}", stdout(&out));
 
@@ -463,6 +491,22 @@ fn private_addresses_are_refused_at_add_and_at_delivery() {
     let out = server.cli(&["webhook", "list", "skills"]);
     let text = stdout(&out);
     assert_eq!(text.matches("0 pending, 1 failed").count(), 2, "{text}");
+
+    // Deliveries that ended over 30 days ago are pruned; recent ones stay.
+    server.query(
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, completed_at)
+             SELECT gen_random_uuid(), min(id), 'push', '{}', 'delivered', now() - interval '31 days'
+             FROM webhooks",
+        )
+        .execute(&server.pool),
+    )
+    .unwrap();
+    let pruned = server
+        .query(skillsd::deliver::webhooks::prune(&server.pool))
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(server.count("SELECT count(*) FROM webhook_deliveries"), 2);
 }
 
 /// `skillsd serve` nodes on one database, each with its own data dir.

@@ -109,7 +109,14 @@ pub fn spawn(
     tokio::spawn(async move {
         let poll = settings.retry_base.min(Duration::from_secs(5));
         let mut listener = None;
+        let mut pruned: Option<std::time::Instant> = None;
         loop {
+            if pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                pruned = Some(std::time::Instant::now());
+                if let Err(e) = webhooks::prune(&pool).await {
+                    tracing::warn!(error = %e, "pruning old webhook deliveries");
+                }
+            }
             if listener.is_none() {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
                     Ok(mut l) => {

@@ -289,6 +289,21 @@ fn lease(settings: &Settings) -> f64 {
     (settings.webhook_timeout + Duration::from_secs(30)).as_secs_f64()
 }
 
+/// Deliveries are kept this long after they ended (delivered or given up).
+const KEEP_DAYS: i32 = 30;
+
+/// Deletes the deliveries that ended more than [`KEEP_DAYS`] ago.
+pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM webhook_deliveries
+         WHERE status <> 'pending' AND completed_at < now() - make_interval(days => $1)",
+    )
+    .bind(KEEP_DAYS)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// One ref a push moved (`None`: created or deleted).
 pub struct RefMove<'a> {
     pub name: &'a str,
