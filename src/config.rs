@@ -846,6 +846,33 @@ mod tests {
     }
 
     #[test]
+    fn delivery_settings_are_read_and_checked() {
+        let s = load_env(&[
+            ("SKILLSD_DELIVERY_RETRY_SECS", "2"),
+            ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "30"),
+            ("SKILLSD_WEBHOOK_ATTEMPTS", "3"),
+            ("SKILLSD_WEBHOOK_TIMEOUT_SECS", "4"),
+            ("SKILLSD_MIRROR_TIMEOUT_SECS", "50"),
+        ])
+        .unwrap();
+        let d = &s.delivery;
+        assert_eq!(d.retry_base, Duration::from_secs(2));
+        assert_eq!(d.retry_max, Duration::from_secs(30));
+        assert_eq!(d.webhook_attempts, 3);
+        assert_eq!(d.webhook_timeout, Duration::from_secs(4));
+        assert_eq!(d.mirror_timeout, Duration::from_secs(50));
+        let e = load_env(&[
+            ("SKILLSD_DELIVERY_RETRY_SECS", "60"),
+            ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "10"),
+            ("SKILLSD_WEBHOOK_ATTEMPTS", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("delivery_retry_max_secs"), "{e}");
+        assert!(e.contains("webhook_attempts"), "{e}");
+    }
+
+    #[test]
     fn limits_and_offs() {
         let s = load_env(&[
             ("SKILLSD_MAX_FILE_BYTES", "99999999"),
