@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 type ObjectId = gix::ObjectId;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// git 2.39 (the system's) and git 2.47 (/usr/local): each git-shell runs the
 /// receive-pack of its own installation (its built-in exec path).
@@ -109,6 +109,14 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Logs with `RUST_LOG=skillsd=debug` (shown for failing tests).
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
 }
 
 fn whoami() -> String {
@@ -286,6 +294,7 @@ fn fsck(repo: &Path) {
 /// The whole life of a mirror against one git-shell: create, fast-forward, diverge,
 /// force, delete.
 async fn mirror_life(git_shell: &str) {
+    logs();
     let mirror = Mirror::new();
     let sshd = Sshd::start(git_shell, &[&mirror.public]);
     let dir = tempfile::tempdir().unwrap();
@@ -361,6 +370,8 @@ async fn mirror_life(git_shell: &str) {
         &[
             "clone",
             "-q",
+            "-b",
+            "main",
             up.to_str().unwrap(),
             theirs.to_str().unwrap(),
         ],
@@ -428,6 +439,7 @@ async fn mirror_life_with_git_2_47_shell() {
 /// have: typed errors, and nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals() {
+    logs();
     let mirror = Mirror::new();
     let sshd = Sshd::start(GIT_SHELLS[1], &[&mirror.public]);
     let dir = tempfile::tempdir().unwrap();
@@ -488,7 +500,10 @@ async fn refusals() {
         Err(UpstreamError::Upstream(m)) => {
             assert!(m.contains("does not appear to be a git repository"), "{m}")
         }
-        other => panic!("expected the upstream's refusal, got {other:?}"),
+        other => panic!(
+            "expected the upstream's refusal, got {other:?}\n{}",
+            sshd.log()
+        ),
     }
 
     // A command git-shell does not allow for a path it rejects: still an error, no hang.
@@ -498,11 +513,10 @@ async fn refusals() {
         sshd.port
     ))
     .unwrap();
-    assert!(
-        push(&bad, &mirror, &pinned, &source, &HashMap::new(), false)
-            .await
-            .is_err()
-    );
+    match push(&bad, &mirror, &pinned, &source, &HashMap::new(), false).await {
+        Err(UpstreamError::Upstream(m)) => assert!(m.contains("quoted"), "{m}"),
+        other => panic!("expected the upstream's refusal, got {other:?}"),
+    }
 
     // Nothing listening: a connection error.
     let closed = {

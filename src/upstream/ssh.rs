@@ -9,6 +9,7 @@ use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::io::SyncIoBridge;
@@ -204,13 +205,27 @@ async fn run(
                 "the push task failed: {e}"
             ))),
         };
+        tracing::trace!(ok = result.is_ok(), "conversation over");
         let _ = write_half.eof().await;
         if result.is_err() {
             let _ = write_half.close().await;
         }
         result
     };
-    let (tail, result) = tokio::join!(pump(read_half, pipe_in), work);
+    let mut tail = Tail::default();
+    let result = {
+        let pump = pump(read_half, pipe_in, &mut tail);
+        tokio::pin!(pump, work);
+        tokio::select! {
+            () = &mut pump => work.await,
+            result = &mut work => {
+                // The upstream's last words (stderr, exit status) follow shortly, but
+                // its channel close may never be relayed once ours is sent.
+                let _ = tokio::time::timeout(AFTERWORDS, &mut pump).await;
+                result
+            }
+        }
+    };
     let said = tail.said();
     if !said.is_empty() {
         tracing::debug!(stderr = %said, "upstream said");
@@ -233,12 +248,21 @@ async fn run(
     }
 }
 
-/// Reads the channel until it closes: stdout into the pipe, stderr and the exit
-/// status kept.
-async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -> Tail {
-    let mut tail = Tail::default();
+/// How long the upstream's stderr and exit status are awaited after the
+/// conversation.
+const AFTERWORDS: Duration = Duration::from_secs(2);
+
+/// Reads the channel until it closes (or has ended with an exit status): stdout into
+/// the pipe, stderr and the exit status kept.
+async fn pump(
+    mut read: russh::ChannelReadHalf,
+    pipe: tokio::io::DuplexStream,
+    tail: &mut Tail,
+) {
     let mut pipe = Some(pipe);
+    let mut eof = false;
     while let Some(msg) = read.wait().await {
+        tracing::trace!(?msg, "channel");
         match msg {
             ChannelMsg::Data { data } => {
                 if let Some(p) = pipe.as_mut() {
@@ -251,7 +275,10 @@ async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -
                 let room = MAX_STDERR.saturating_sub(tail.stderr.len());
                 tail.stderr.extend_from_slice(&data[..data.len().min(room)]);
             }
-            ChannelMsg::Eof => pipe = None,
+            ChannelMsg::Eof => {
+                pipe = None;
+                eof = true;
+            }
             ChannelMsg::ExitStatus { exit_status } => tail.exit_status = Some(exit_status),
             ChannelMsg::ExitSignal { signal_name, .. } => {
                 tail.exit_signal = Some(format!("{signal_name:?}"))
@@ -263,6 +290,8 @@ async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -
             ChannelMsg::Close => break,
             _ => {}
         }
+        if eof && (tail.exit_status.is_some() || tail.exit_signal.is_some()) {
+            break; // nothing more can come
+        }
     }
-    tail
 }
