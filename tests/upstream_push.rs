@@ -529,6 +529,38 @@ async fn refusals() {
         Err(UpstreamError::Connect { .. })
     ));
 
+    // A host that accepts the connection and never answers: the attempt's time
+    // limit holds.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = UpstreamUrl::parse(&format!(
+        "ssh://git@127.0.0.1:{}/x.git",
+        silent.local_addr().unwrap().port()
+    ))
+    .unwrap();
+    let short = Duration::from_millis(500);
+    let started = Instant::now();
+    let timed_out = upstream::push(PushRequest {
+        url: &silent_url,
+        private_key_pem: &mirror.private,
+        host_keys: &pinned,
+        repo_path: &source.bare,
+        refs: source.refs(),
+        last_pushed: HashMap::new(),
+        force: false,
+        timeout: short,
+    })
+    .await;
+    assert!(
+        matches!(timed_out, Err(UpstreamError::Timeout(d)) if d == short),
+        "{timed_out:?}"
+    );
+    assert!(matches!(
+        upstream::host_key(&silent_url, short).await,
+        Err(UpstreamError::Timeout(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(silent);
+
     // After all that, the upstream is still empty; a good push works.
     assert!(refs_of(&up).is_empty());
     let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)

@@ -254,11 +254,7 @@ const AFTERWORDS: Duration = Duration::from_secs(2);
 
 /// Reads the channel until it closes (or has ended with an exit status): stdout into
 /// the pipe, stderr and the exit status kept.
-async fn pump(
-    mut read: russh::ChannelReadHalf,
-    pipe: tokio::io::DuplexStream,
-    tail: &mut Tail,
-) {
+async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream, tail: &mut Tail) {
     let mut pipe = Some(pipe);
     let mut eof = false;
     while let Some(msg) = read.wait().await {
