@@ -356,6 +356,36 @@ async fn mirror_life(git_shell: &str) {
     fsck(&up);
     last = pushed_after(last, &source.refs(), &out);
 
+    // Forgotten bookkeeping (no last_pushed): a fast-forward is still recognised
+    // from history, a rewound branch is not ours to move.
+    let before = after;
+    commit(&source.work, "skills/c/SKILL.md", "five");
+    source.sync();
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 1);
+    assert_eq!(out.updates[0].old, Some(before));
+    assert!(out.diverged.is_empty());
+    git(&source.work, &["branch", "-q", "-f", "rewound", "main"]);
+    source.sync();
+    push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    git(&source.work, &["branch", "-q", "-f", "rewound", "main~2"]);
+    source.sync();
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    assert!(out.updates.is_empty(), "{:?}", out.updates);
+    assert_eq!(out.diverged.len(), 1);
+    assert_eq!(out.diverged[0].name, "refs/heads/rewound");
+    git(&source.work, &["branch", "-q", "-D", "rewound"]);
+    source.sync();
+    git(&up, &["update-ref", "-d", "refs/heads/rewound"]);
+    last = pushed_after(HashMap::new(), &source.refs(), &out);
+
     // Nothing changed: nothing sent, all in sync.
     let out = push(&url, &mirror, &pinned, &source, &last, false)
         .await
