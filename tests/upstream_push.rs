@@ -591,11 +591,53 @@ async fn refusals() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(silent);
 
-    // After all that, the upstream is still empty; a good push works.
+    // After all that, the upstream is still empty; a good push works, with a pack
+    // larger than the SSH channel's window (flow control while streaming).
     assert!(refs_of(&up).is_empty());
+    let noise: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(source.work.join("big.bin"), &noise).unwrap();
+    git(&source.work, &["add", "-A"]);
+    git(&source.work, &["commit", "-q", "-m", "big"]);
+    source.sync();
     let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
         .await
         .unwrap();
     assert!(out.all_ok());
     assert_eq!(refs_of(&up), refs_of(&source.bare));
+    fsck(&up);
+
+    // A ref the upstream's hook declines: that ref fails with the upstream's reason,
+    // the others go through.
+    let hooked_dir = tempfile::tempdir().unwrap();
+    let hooked = upstream_repo(hooked_dir.path());
+    let hook = hooked.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in refs/heads/feature) echo 'feature is frozen' >&2; exit 1;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = push(
+        &sshd.url(&hooked),
+        &mirror,
+        &pinned,
+        &source,
+        &HashMap::new(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!out.all_ok());
+    for u in &out.updates {
+        if u.name == "refs/heads/feature" {
+            assert_eq!(u.result, Err("hook declined".to_string()), "{u:?}");
+        } else {
+            assert_eq!(u.result, Ok(()), "{u:?}");
+        }
+    }
+    let hooked_refs = refs_of(&hooked);
+    assert!(!hooked_refs.contains_key("refs/heads/feature"));
+    assert!(hooked_refs.contains_key("refs/heads/main"));
 }
