@@ -368,11 +368,13 @@ async fn mirror_life(git_shell: &str) {
     assert_eq!(out.updates.len(), 1);
     assert_eq!(out.updates[0].old, Some(before));
     assert!(out.diverged.is_empty());
+    last = pushed_after(last, &source.refs(), &out);
     git(&source.work, &["branch", "-q", "-f", "rewound", "main"]);
     source.sync();
-    push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
         .await
         .unwrap();
+    last = pushed_after(last, &source.refs(), &out);
     git(&source.work, &["branch", "-q", "-f", "rewound", "main~2"]);
     source.sync();
     let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
@@ -384,7 +386,7 @@ async fn mirror_life(git_shell: &str) {
     git(&source.work, &["branch", "-q", "-D", "rewound"]);
     source.sync();
     git(&up, &["update-ref", "-d", "refs/heads/rewound"]);
-    last = pushed_after(HashMap::new(), &source.refs(), &out);
+    last.remove("refs/heads/rewound");
 
     // Nothing changed: nothing sent, all in sync.
     let out = push(&url, &mirror, &pinned, &source, &last, false)
