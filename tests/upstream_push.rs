@@ -30,6 +30,15 @@ struct Sshd {
 impl Sshd {
     /// `authorized`: public key lines, each allowed to run only `git-shell`.
     fn start(git_shell: &str, authorized: &[&str]) -> Sshd {
+        Sshd::start_with(
+            &format!("{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\""),
+            authorized,
+        )
+    }
+
+    /// `command`: what every authorized key runs (as written in `authorized_keys`,
+    /// inside double quotes).
+    fn start_with(command: &str, authorized: &[&str]) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all("/run/sshd").ok();
@@ -45,9 +54,7 @@ impl Sshd {
                 .unwrap();
         let mut lines = String::new();
         for key in authorized {
-            lines.push_str(&format!(
-                "command=\"{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\"\",restrict {key}\n"
-            ));
+            lines.push_str(&format!("command=\"{command}\",restrict {key}\n"));
         }
         std::fs::write(d.join("authorized_keys"), lines).unwrap();
         let port = {
@@ -233,6 +240,19 @@ fn newest_pack_objects(repo: &Path) -> usize {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().lines().count()
+}
+
+/// Incompressible bytes (xorshift), so a pack is as big as its content.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 /// What the mirror has pushed after `outcome` (the caller's bookkeeping).
@@ -596,9 +616,7 @@ async fn refusals() {
     // After all that, the upstream is still empty; a good push works, with a pack
     // larger than the SSH channel's window (flow control while streaming).
     assert!(refs_of(&up).is_empty());
-    let noise: Vec<u8> = (0..6_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let noise = noise(6_000_000);
     std::fs::write(source.work.join("big.bin"), &noise).unwrap();
     git(&source.work, &["add", "-A"]);
     git(&source.work, &["commit", "-q", "-m", "big"]);
@@ -642,4 +660,52 @@ async fn refusals() {
     let hooked_refs = refs_of(&hooked);
     assert!(!hooked_refs.contains_key("refs/heads/feature"));
     assert!(hooked_refs.contains_key("refs/heads/main"));
+}
+
+/// An upstream that advertises and then neither reads nor answers: a push whose pack
+/// does not fit the channel's window ends at its time limit, with its writer stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upstream_times_out() {
+    logs();
+    let mirror = Mirror::new();
+    let dir = tempfile::tempdir().unwrap();
+    let caps = "report-status delete-refs side-band-64k ofs-delta";
+    let line = format!("{} capabilities^{{}}\\000{caps}\\n", "0".repeat(40));
+    let len = 40 + 1 + "capabilities^{}".len() + 1 + caps.len() + 1 + 4;
+    let script = dir.path().join("stall.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '{len:04x}{line}0000'\nexec sleep 60\n"),
+    )
+    .unwrap();
+    let sshd = Sshd::start_with(&format!("/bin/sh {}", script.display()), &[&mirror.public]);
+    let source = Source::new();
+    let noise = noise(8_000_000);
+    std::fs::write(source.work.join("big.bin"), &noise).unwrap();
+    git(&source.work, &["add", "-A"]);
+    git(&source.work, &["commit", "-q", "-m", "big"]);
+    source.sync();
+    let pinned = HostKeys {
+        keys: vec![sshd.host_key.clone()],
+        accept_any: false,
+    };
+    let limit = Duration::from_secs(3);
+    let started = Instant::now();
+    let result = upstream::push(PushRequest {
+        url: &sshd.url(Path::new("/stalled.git")),
+        private_key_pem: &mirror.private,
+        host_keys: &pinned,
+        repo_path: &source.bare,
+        refs: source.refs(),
+        last_pushed: HashMap::new(),
+        force: false,
+        timeout: limit,
+    })
+    .await;
+    assert!(
+        matches!(result, Err(UpstreamError::Timeout(d)) if d == limit),
+        "{result:?}\n{}",
+        sshd.log()
+    );
+    assert!(started.elapsed() < limit + Duration::from_secs(3));
 }

@@ -192,11 +192,23 @@ async fn run(
     let (pipe_in, pipe_out) = tokio::io::duplex(1 << 20);
     let rt = tokio::runtime::Handle::current();
     let writer = write_half.make_writer();
+    // When this attempt ends (its time ran out), a write waiting for the channel's
+    // window stops too: the blocking thread does not outlive the attempt.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop_writes = cancel.clone().drop_guard();
     let blocking = tokio::task::spawn_blocking(move || {
         let input = SyncIoBridge::new_with_handle(pipe_out, rt.clone());
-        let mut out =
-            std::io::BufWriter::with_capacity(64 * 1024, SyncIoBridge::new_with_handle(writer, rt));
-        session::run(conversation, input, &mut out)
+        let mut out = std::io::BufWriter::with_capacity(
+            64 * 1024,
+            ChannelWriter {
+                inner: Box::pin(writer),
+                rt,
+                cancel,
+            },
+        );
+        let result = session::run(conversation, input, &mut out);
+        tracing::trace!(ok = result.is_ok(), "conversation thread ends");
+        result
     });
     let work = async {
         let result = match blocking.await {
@@ -245,6 +257,41 @@ async fn run(
             Err(UpstreamError::Upstream(format!("{m}; {said}")))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The channel as a blocking writer whose writes stop when `cancel` fires.
+struct ChannelWriter {
+    inner: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    rt: tokio::runtime::Handle,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl ChannelWriter {
+    fn stopped() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the push attempt ended")
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (inner, cancel) = (&mut self.inner, &self.cancel);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = inner.write(buf) => r,
+                () = cancel.cancelled() => Err(Self::stopped()),
+            }
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let (inner, cancel) = (&mut self.inner, &self.cancel);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = inner.flush() => r,
+                () = cancel.cancelled() => Err(Self::stopped()),
+            }
+        })
     }
 }
 
