@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 type ObjectId = gix::ObjectId;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// git 2.39 (the system's) and git 2.47 (/usr/local): each git-shell runs the
 /// receive-pack of its own installation (its built-in exec path).
@@ -30,6 +30,15 @@ struct Sshd {
 impl Sshd {
     /// `authorized`: public key lines, each allowed to run only `git-shell`.
     fn start(git_shell: &str, authorized: &[&str]) -> Sshd {
+        Sshd::start_with(
+            &format!("{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\""),
+            authorized,
+        )
+    }
+
+    /// `command`: what every authorized key runs (as written in `authorized_keys`,
+    /// inside double quotes).
+    fn start_with(command: &str, authorized: &[&str]) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all("/run/sshd").ok();
@@ -45,9 +54,7 @@ impl Sshd {
                 .unwrap();
         let mut lines = String::new();
         for key in authorized {
-            lines.push_str(&format!(
-                "command=\"{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\"\",restrict {key}\n"
-            ));
+            lines.push_str(&format!("command=\"{command}\",restrict {key}\n"));
         }
         std::fs::write(d.join("authorized_keys"), lines).unwrap();
         let port = {
@@ -109,6 +116,14 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Logs with `RUST_LOG=skillsd=debug` (shown for failing tests).
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
 }
 
 fn whoami() -> String {
@@ -227,6 +242,19 @@ fn newest_pack_objects(repo: &Path) -> usize {
     String::from_utf8(out.stdout).unwrap().lines().count()
 }
 
+/// Incompressible bytes (xorshift), so a pack is as big as its content.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// What the mirror has pushed after `outcome` (the caller's bookkeeping).
 fn pushed_after(
     mut last: HashMap<String, ObjectId>,
@@ -286,6 +314,7 @@ fn fsck(repo: &Path) {
 /// The whole life of a mirror against one git-shell: create, fast-forward, diverge,
 /// force, delete.
 async fn mirror_life(git_shell: &str) {
+    logs();
     let mirror = Mirror::new();
     let sshd = Sshd::start(git_shell, &[&mirror.public]);
     let dir = tempfile::tempdir().unwrap();
@@ -347,6 +376,38 @@ async fn mirror_life(git_shell: &str) {
     fsck(&up);
     last = pushed_after(last, &source.refs(), &out);
 
+    // Forgotten bookkeeping (no last_pushed): a fast-forward is still recognised
+    // from history, a rewound branch is not ours to move.
+    let before = after;
+    commit(&source.work, "skills/c/SKILL.md", "five");
+    source.sync();
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    assert!(out.all_ok(), "{:?}", out.updates);
+    assert_eq!(out.updates.len(), 1);
+    assert_eq!(out.updates[0].old, Some(before));
+    assert!(out.diverged.is_empty());
+    last = pushed_after(last, &source.refs(), &out);
+    git(&source.work, &["branch", "-q", "-f", "rewound", "main"]);
+    source.sync();
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    last = pushed_after(last, &source.refs(), &out);
+    git(&source.work, &["branch", "-q", "-f", "rewound", "main~2"]);
+    source.sync();
+    let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
+        .await
+        .unwrap();
+    assert!(out.updates.is_empty(), "{:?}", out.updates);
+    assert_eq!(out.diverged.len(), 1);
+    assert_eq!(out.diverged[0].name, "refs/heads/rewound");
+    git(&source.work, &["branch", "-q", "-D", "rewound"]);
+    source.sync();
+    git(&up, &["update-ref", "-d", "refs/heads/rewound"]);
+    last.remove("refs/heads/rewound");
+
     // Nothing changed: nothing sent, all in sync.
     let out = push(&url, &mirror, &pinned, &source, &last, false)
         .await
@@ -361,6 +422,8 @@ async fn mirror_life(git_shell: &str) {
         &[
             "clone",
             "-q",
+            "-b",
+            "main",
             up.to_str().unwrap(),
             theirs.to_str().unwrap(),
         ],
@@ -428,6 +491,7 @@ async fn mirror_life_with_git_2_47_shell() {
 /// have: typed errors, and nothing written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals() {
+    logs();
     let mirror = Mirror::new();
     let sshd = Sshd::start(GIT_SHELLS[1], &[&mirror.public]);
     let dir = tempfile::tempdir().unwrap();
@@ -488,7 +552,10 @@ async fn refusals() {
         Err(UpstreamError::Upstream(m)) => {
             assert!(m.contains("does not appear to be a git repository"), "{m}")
         }
-        other => panic!("expected the upstream's refusal, got {other:?}"),
+        other => panic!(
+            "expected the upstream's refusal, got {other:?}\n{}",
+            sshd.log()
+        ),
     }
 
     // A command git-shell does not allow for a path it rejects: still an error, no hang.
@@ -498,11 +565,10 @@ async fn refusals() {
         sshd.port
     ))
     .unwrap();
-    assert!(
-        push(&bad, &mirror, &pinned, &source, &HashMap::new(), false)
-            .await
-            .is_err()
-    );
+    match push(&bad, &mirror, &pinned, &source, &HashMap::new(), false).await {
+        Err(UpstreamError::Upstream(m)) => assert!(m.contains("quoted"), "{m}"),
+        other => panic!("expected the upstream's refusal, got {other:?}"),
+    }
 
     // Nothing listening: a connection error.
     let closed = {
@@ -515,11 +581,131 @@ async fn refusals() {
         Err(UpstreamError::Connect { .. })
     ));
 
-    // After all that, the upstream is still empty; a good push works.
+    // A host that accepts the connection and never answers: the attempt's time
+    // limit holds.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = UpstreamUrl::parse(&format!(
+        "ssh://git@127.0.0.1:{}/x.git",
+        silent.local_addr().unwrap().port()
+    ))
+    .unwrap();
+    let short = Duration::from_millis(500);
+    let started = Instant::now();
+    let timed_out = upstream::push(PushRequest {
+        url: &silent_url,
+        private_key_pem: &mirror.private,
+        host_keys: &pinned,
+        repo_path: &source.bare,
+        refs: source.refs(),
+        last_pushed: HashMap::new(),
+        force: false,
+        timeout: short,
+    })
+    .await;
+    assert!(
+        matches!(timed_out, Err(UpstreamError::Timeout(d)) if d == short),
+        "{timed_out:?}"
+    );
+    assert!(matches!(
+        upstream::host_key(&silent_url, short).await,
+        Err(UpstreamError::Timeout(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(silent);
+
+    // After all that, the upstream is still empty; a good push works, with a pack
+    // larger than the SSH channel's window (flow control while streaming).
     assert!(refs_of(&up).is_empty());
+    let noise = noise(6_000_000);
+    std::fs::write(source.work.join("big.bin"), &noise).unwrap();
+    git(&source.work, &["add", "-A"]);
+    git(&source.work, &["commit", "-q", "-m", "big"]);
+    source.sync();
     let out = push(&url, &mirror, &pinned, &source, &HashMap::new(), false)
         .await
         .unwrap();
     assert!(out.all_ok());
     assert_eq!(refs_of(&up), refs_of(&source.bare));
+    fsck(&up);
+
+    // A ref the upstream's hook declines: that ref fails with the upstream's reason,
+    // the others go through.
+    let hooked_dir = tempfile::tempdir().unwrap();
+    let hooked = upstream_repo(hooked_dir.path());
+    let hook = hooked.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in refs/heads/feature) echo 'feature is frozen' >&2; exit 1;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = push(
+        &sshd.url(&hooked),
+        &mirror,
+        &pinned,
+        &source,
+        &HashMap::new(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(!out.all_ok());
+    for u in &out.updates {
+        if u.name == "refs/heads/feature" {
+            assert_eq!(u.result, Err("hook declined".to_string()), "{u:?}");
+        } else {
+            assert_eq!(u.result, Ok(()), "{u:?}");
+        }
+    }
+    let hooked_refs = refs_of(&hooked);
+    assert!(!hooked_refs.contains_key("refs/heads/feature"));
+    assert!(hooked_refs.contains_key("refs/heads/main"));
+}
+
+/// An upstream that advertises and then neither reads nor answers: a push whose pack
+/// does not fit the channel's window ends at its time limit, with its writer stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upstream_times_out() {
+    logs();
+    let mirror = Mirror::new();
+    let dir = tempfile::tempdir().unwrap();
+    let caps = "report-status delete-refs side-band-64k ofs-delta";
+    let line = format!("{} capabilities^{{}}\\000{caps}\\n", "0".repeat(40));
+    let len = 40 + 1 + "capabilities^{}".len() + 1 + caps.len() + 1 + 4;
+    let script = dir.path().join("stall.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '{len:04x}{line}0000'\nexec sleep 60\n"),
+    )
+    .unwrap();
+    let sshd = Sshd::start_with(&format!("/bin/sh {}", script.display()), &[&mirror.public]);
+    let source = Source::new();
+    let noise = noise(8_000_000);
+    std::fs::write(source.work.join("big.bin"), &noise).unwrap();
+    git(&source.work, &["add", "-A"]);
+    git(&source.work, &["commit", "-q", "-m", "big"]);
+    source.sync();
+    let pinned = HostKeys {
+        keys: vec![sshd.host_key.clone()],
+        accept_any: false,
+    };
+    let limit = Duration::from_secs(3);
+    let started = Instant::now();
+    let result = upstream::push(PushRequest {
+        url: &sshd.url(Path::new("/stalled.git")),
+        private_key_pem: &mirror.private,
+        host_keys: &pinned,
+        repo_path: &source.bare,
+        refs: source.refs(),
+        last_pushed: HashMap::new(),
+        force: false,
+        timeout: limit,
+    })
+    .await;
+    assert!(
+        matches!(result, Err(UpstreamError::Timeout(d)) if d == limit),
+        "{result:?}\n{}",
+        sshd.log()
+    );
+    assert!(started.elapsed() < limit + Duration::from_secs(3));
 }

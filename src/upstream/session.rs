@@ -145,17 +145,10 @@ fn is_ancestor(repo: &gix::Repository, old: ObjectId, new: ObjectId) -> bool {
     if !is_commit(old) || !is_commit(new) {
         return false;
     }
-    let Ok(walk) = repo.rev_walk([new]).all() else {
-        return false;
-    };
-    for info in walk {
-        match info {
-            Ok(info) if info.id == old => return true,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    false
+    // `old` is an ancestor of `new` exactly when it is their (then only) best common
+    // ancestor; the merge-base walk stops early, unlike a walk of all of `new`.
+    repo.merge_base(old, new)
+        .is_ok_and(|base| base.is_some_and(|b| b.detach() == old))
 }
 
 #[cfg(test)]

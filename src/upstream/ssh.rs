@@ -9,6 +9,7 @@ use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::io::SyncIoBridge;
@@ -191,11 +192,23 @@ async fn run(
     let (pipe_in, pipe_out) = tokio::io::duplex(1 << 20);
     let rt = tokio::runtime::Handle::current();
     let writer = write_half.make_writer();
+    // When this attempt ends (its time ran out), a write waiting for the channel's
+    // window stops too: the blocking thread does not outlive the attempt.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _stop_writes = cancel.clone().drop_guard();
     let blocking = tokio::task::spawn_blocking(move || {
         let input = SyncIoBridge::new_with_handle(pipe_out, rt.clone());
-        let mut out =
-            std::io::BufWriter::with_capacity(64 * 1024, SyncIoBridge::new_with_handle(writer, rt));
-        session::run(conversation, input, &mut out)
+        let mut out = std::io::BufWriter::with_capacity(
+            64 * 1024,
+            ChannelWriter {
+                inner: Box::pin(writer),
+                rt,
+                cancel,
+            },
+        );
+        let result = session::run(conversation, input, &mut out);
+        tracing::trace!(ok = result.is_ok(), "conversation thread ends");
+        result
     });
     let work = async {
         let result = match blocking.await {
@@ -204,13 +217,27 @@ async fn run(
                 "the push task failed: {e}"
             ))),
         };
+        tracing::trace!(ok = result.is_ok(), "conversation over");
         let _ = write_half.eof().await;
         if result.is_err() {
             let _ = write_half.close().await;
         }
         result
     };
-    let (tail, result) = tokio::join!(pump(read_half, pipe_in), work);
+    let mut tail = Tail::default();
+    let result = {
+        let pump = pump(read_half, pipe_in, &mut tail);
+        tokio::pin!(pump, work);
+        tokio::select! {
+            () = &mut pump => work.await,
+            result = &mut work => {
+                // The upstream's last words (stderr, exit status) follow shortly, but
+                // its channel close may never be relayed once ours is sent.
+                let _ = tokio::time::timeout(AFTERWORDS, &mut pump).await;
+                result
+            }
+        }
+    };
     let said = tail.said();
     if !said.is_empty() {
         tracing::debug!(stderr = %said, "upstream said");
@@ -233,12 +260,52 @@ async fn run(
     }
 }
 
-/// Reads the channel until it closes: stdout into the pipe, stderr and the exit
-/// status kept.
-async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -> Tail {
-    let mut tail = Tail::default();
+/// The channel as a blocking writer whose writes stop when `cancel` fires.
+struct ChannelWriter {
+    inner: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    rt: tokio::runtime::Handle,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl ChannelWriter {
+    fn stopped() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the push attempt ended")
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (inner, cancel) = (&mut self.inner, &self.cancel);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = inner.write(buf) => r,
+                () = cancel.cancelled() => Err(Self::stopped()),
+            }
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let (inner, cancel) = (&mut self.inner, &self.cancel);
+        self.rt.block_on(async {
+            tokio::select! {
+                r = inner.flush() => r,
+                () = cancel.cancelled() => Err(Self::stopped()),
+            }
+        })
+    }
+}
+
+/// How long the upstream's stderr and exit status are awaited after the
+/// conversation.
+const AFTERWORDS: Duration = Duration::from_secs(2);
+
+/// Reads the channel until it closes (or has ended with an exit status): stdout into
+/// the pipe, stderr and the exit status kept.
+async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream, tail: &mut Tail) {
     let mut pipe = Some(pipe);
+    let mut eof = false;
     while let Some(msg) = read.wait().await {
+        tracing::trace!(?msg, "channel");
         match msg {
             ChannelMsg::Data { data } => {
                 if let Some(p) = pipe.as_mut() {
@@ -251,7 +318,10 @@ async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -
                 let room = MAX_STDERR.saturating_sub(tail.stderr.len());
                 tail.stderr.extend_from_slice(&data[..data.len().min(room)]);
             }
-            ChannelMsg::Eof => pipe = None,
+            ChannelMsg::Eof => {
+                pipe = None;
+                eof = true;
+            }
             ChannelMsg::ExitStatus { exit_status } => tail.exit_status = Some(exit_status),
             ChannelMsg::ExitSignal { signal_name, .. } => {
                 tail.exit_signal = Some(format!("{signal_name:?}"))
@@ -263,6 +333,8 @@ async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream) -
             ChannelMsg::Close => break,
             _ => {}
         }
+        if eof && (tail.exit_status.is_some() || tail.exit_signal.is_some()) {
+            break; // nothing more can come
+        }
     }
-    tail
 }
