@@ -5,9 +5,12 @@
 use skillsd::upstream::{
     self, fingerprint, generate_key, HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl,
 };
+mod common;
+
+use common::upstream::Upstream;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -19,102 +22,41 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// receive-pack of its own installation (its built-in exec path).
 const GIT_SHELLS: [&str; 2] = ["/usr/bin/git-shell", "/usr/local/bin/git-shell"];
 
-/// A real `sshd` as the current user, on a free loopback port.
+/// A real `sshd` on a free loopback port (the shared harness), with the keys it lets
+/// in and its host key as the client sees it.
 struct Sshd {
-    child: Child,
-    port: u16,
-    dir: TempDir,
+    up: Upstream,
     host_key: russh::keys::PublicKey,
 }
 
 impl Sshd {
     /// `authorized`: public key lines, each allowed to run only `git-shell`.
     fn start(git_shell: &str, authorized: &[&str]) -> Sshd {
-        Sshd::start_with(
-            &format!("{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\""),
-            authorized,
-        )
+        Sshd::with(Upstream::start(git_shell), authorized)
     }
 
     /// `command`: what every authorized key runs (as written in `authorized_keys`,
     /// inside double quotes).
     fn start_with(command: &str, authorized: &[&str]) -> Sshd {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::create_dir_all("/run/sshd").ok();
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(d.join("host_key"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        let host_key =
-            russh::keys::parse_public_key_base64(host_pub.split_whitespace().nth(1).unwrap())
-                .unwrap();
-        let mut lines = String::new();
+        Sshd::with(Upstream::start_with_command(command), authorized)
+    }
+
+    fn with(up: Upstream, authorized: &[&str]) -> Sshd {
         for key in authorized {
-            lines.push_str(&format!("command=\"{command}\",restrict {key}\n"));
+            up.authorize(key);
         }
-        std::fs::write(d.join("authorized_keys"), lines).unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
-             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             PermitRootLogin prohibit-password\nPidFile {d}/sshd.pid\nLogLevel VERBOSE\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("sshd starts");
-        let sshd = Sshd {
-            child,
-            port,
-            dir,
-            host_key,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "sshd does not listen: {}",
-                sshd.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sshd
+        let line = up.host_key();
+        let host_key =
+            russh::keys::parse_public_key_base64(line.split_whitespace().nth(1).unwrap()).unwrap();
+        Sshd { up, host_key }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+        self.up.log()
     }
 
     fn url(&self, repo: &Path) -> UpstreamUrl {
-        UpstreamUrl::parse(&format!(
-            "ssh://{}@127.0.0.1:{}{}",
-            whoami(),
-            self.port,
-            repo.display()
-        ))
-        .unwrap()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        UpstreamUrl::parse(&self.up.url(repo)).unwrap()
     }
 }
 
@@ -124,11 +66,6 @@ fn logs() {
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
-}
-
-fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Runs `git` (the first on PATH) with a clean configuration and fixed identities.
@@ -559,12 +496,7 @@ async fn refusals() {
     }
 
     // A command git-shell does not allow for a path it rejects: still an error, no hang.
-    let bad = UpstreamUrl::parse(&format!(
-        "ssh://{}@127.0.0.1:{}/nonexistent/'quoted'.git",
-        whoami(),
-        sshd.port
-    ))
-    .unwrap();
+    let bad = sshd.url(Path::new("/nonexistent/'quoted'.git"));
     match push(&bad, &mirror, &pinned, &source, &HashMap::new(), false).await {
         Err(UpstreamError::Upstream(m)) => assert!(m.contains("quoted"), "{m}"),
         other => panic!("expected the upstream's refusal, got {other:?}"),

@@ -12,14 +12,21 @@ pub struct Upstream {
     /// The user the mirror logs in as (this process's user: sshd started by a user
     /// other than root lets in only that user).
     pub user: String,
-    /// The git-shell the keys are forced into.
-    git_shell: String,
+    /// What every authorized key runs (as written in `authorized_keys`, inside double
+    /// quotes).
+    command: String,
     child: Option<Child>,
 }
 
 impl Upstream {
     /// sshd with its own host key, forcing every authorized key into `git_shell`.
     pub fn start(git_shell: &str) -> Upstream {
+        Self::start_with_command(&format!("{git_shell} -c \\\"$SSH_ORIGINAL_COMMAND\\\""))
+    }
+
+    /// sshd where every authorized key runs `command` (as written in
+    /// `authorized_keys`, inside double quotes).
+    pub fn start_with_command(command: &str) -> Upstream {
         let dir = tempfile::Builder::new()
             .prefix("skillsd-upstream-")
             .tempdir()
@@ -44,7 +51,7 @@ impl Upstream {
             port: super::free_port(),
             dir,
             user,
-            git_shell: git_shell.to_string(),
+            command: command.to_string(),
             child: None,
         };
         up.resume();
@@ -59,7 +66,7 @@ impl Upstream {
             format!(
                 "Port {}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
                  StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 UsePAM no\nPermitRootLogin prohibit-password\nPidFile {}\nLogLevel ERROR\n",
+                 UsePAM no\nPermitRootLogin prohibit-password\nPidFile {}\nLogLevel VERBOSE\n",
                 self.port,
                 d.join("host_ed25519").display(),
                 d.join("authorized_keys").display(),
@@ -112,19 +119,19 @@ impl Upstream {
             .to_string()
     }
 
-    /// Lets `public_key` in, forced into git-shell.
+    /// sshd's log (its errors, for failing tests).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Lets `public_key` in, forced into the command.
     pub fn authorize(&self, public_key: &str) {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(self.dir.path().join("authorized_keys"))
             .unwrap();
-        writeln!(
-            f,
-            "command=\"{} -c \\\"$SSH_ORIGINAL_COMMAND\\\"\",restrict {public_key}",
-            self.git_shell
-        )
-        .unwrap();
+        writeln!(f, "command=\"{}\",restrict {public_key}", self.command).unwrap();
     }
 
     /// A new bare repository; returns its path.
