@@ -17,7 +17,8 @@ CREATE TABLE mirrors (
     public_key         text NOT NULL,
     -- the upstream's host keys (OpenSSH public keys); empty: pinned on first contact
     host_keys          text[] NOT NULL DEFAULT '{}',
-    -- what this mirror last wrote on the upstream, per ref name
+    -- what this mirror last wrote on the upstream (or found there equal), per ref name;
+    -- the refs behind are the repository's branches and tags that differ from it
     pushed_refs        jsonb NOT NULL DEFAULT '{}',
     wanted_generation  bigint NOT NULL DEFAULT 0,
     synced_generation  bigint NOT NULL DEFAULT 0,
@@ -30,8 +31,6 @@ CREATE TABLE mirrors (
     last_attempt_at    timestamptz,
     last_success_at    timestamptz,
     last_error         text,
-    -- refs that differ from the upstream after the last attempt
-    refs_behind        integer NOT NULL DEFAULT 0,
     created_at         timestamptz NOT NULL DEFAULT now(),
     UNIQUE (repo, url)
 );

@@ -297,11 +297,9 @@ fn an_upstream_down_for_a_while_is_caught_up_by_itself() {
         let l = mirror_list(&server);
         l.contains("failing") && l.contains("cannot connect")
     });
-    assert!(
-        mirror_list(&server).contains("lag "),
-        "{}",
-        mirror_list(&server)
-    );
+    let list = mirror_list(&server);
+    assert!(list.contains("lag "), "{list}");
+    assert!(list.contains("refs behind 1"), "main is behind: {list}");
 
     upstream.resume();
     eventually(30, "caught up without a manual sync", || {

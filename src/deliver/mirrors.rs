@@ -34,6 +34,8 @@ pub struct Mirror {
     pub host_keys: Vec<String>,
     /// `in-sync`, `pending` or `failing`.
     pub state: String,
+    /// The repository's branches and tags the upstream does not hold as they are here
+    /// (as far as this mirror knows), and refs deleted here still there.
     pub refs_behind: i32,
     /// Seconds since the oldest push the upstream does not have yet.
     pub lag_seconds: Option<f64>,
@@ -132,11 +134,17 @@ pub async fn add(
 /// Every mirror (of `repo`, or of all).
 pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Mirror>> {
     let rows = sqlx::query(
-        "SELECT id, repo, url, force, public_key, host_keys, refs_behind, failures,
-                last_attempt_at, last_success_at, last_error, next_attempt_at, created_at,
-                synced_generation < wanted_generation AS pending,
-                extract(epoch FROM now() - pending_since)::float8 AS lag
-         FROM mirrors WHERE $1::text IS NULL OR repo = $1 ORDER BY repo, id",
+        "SELECT m.id, m.repo, m.url, m.force, m.public_key, m.host_keys,
+                ((SELECT count(*) FROM git_refs g
+                   WHERE g.repo = m.repo AND (g.name LIKE 'refs/heads/%' OR g.name LIKE 'refs/tags/%')
+                     AND (m.pushed_refs ->> g.name) IS DISTINCT FROM g.target)
+                 + (SELECT count(*) FROM jsonb_object_keys(m.pushed_refs) k
+                     WHERE NOT EXISTS (SELECT 1 FROM git_refs g WHERE g.repo = m.repo AND g.name = k))
+                )::int AS refs_behind,
+                m.failures, m.last_attempt_at, m.last_success_at, m.last_error, m.next_attempt_at,
+                m.created_at, m.synced_generation < m.wanted_generation AS pending,
+                extract(epoch FROM now() - m.pending_since)::float8 AS lag
+         FROM mirrors m WHERE $1::text IS NULL OR m.repo = $1 ORDER BY m.repo, m.id",
     )
     .bind(repo)
     .fetch_all(pool)
@@ -480,7 +488,7 @@ async fn record_outcome(
         sqlx::query(
             "UPDATE mirrors SET pushed_refs = $2, synced_generation = greatest(synced_generation, $3),
                     pending_since = CASE WHEN wanted_generation > $3 THEN now() END,
-                    failures = 0, last_error = NULL, last_success_at = now(), refs_behind = 0,
+                    failures = 0, last_error = NULL, last_success_at = now(),
                     host_keys = CASE WHEN $4::text IS NULL THEN host_keys ELSE ARRAY[$4] END,
                     lease_until = NULL
              WHERE id = $1",
@@ -500,15 +508,14 @@ async fn record_outcome(
         tracing::warn!(mirror = m.id, repo = %m.repo, url = %m.url, error, "mirror push incomplete");
         sqlx::query(
             "UPDATE mirrors SET pushed_refs = $2, failures = failures + 1, last_error = $3,
-                    refs_behind = $4, next_attempt_at = now() + make_interval(secs => $5),
-                    host_keys = CASE WHEN $6::text IS NULL THEN host_keys ELSE ARRAY[$6] END,
+                    next_attempt_at = now() + make_interval(secs => $4),
+                    host_keys = CASE WHEN $5::text IS NULL THEN host_keys ELSE ARRAY[$5] END,
                     lease_until = NULL
              WHERE id = $1",
         )
         .bind(m.id)
         .bind(sqlx::types::Json(&pushed_json))
         .bind(&error)
-        .bind(behind as i32)
         .bind(failure_wait(pool, settings, m.id).await?)
         .bind(&pin)
         .execute(pool)
@@ -530,7 +537,7 @@ pub fn render_metrics(mirrors: &[Mirror]) -> String {
         ),
         (
             "skillsd_mirror_refs_behind",
-            "Refs that differ from the upstream after the last attempt.",
+            "Branches and tags the upstream does not hold as they are here.",
             |m| f64::from(m.refs_behind),
         ),
         (
