@@ -151,7 +151,8 @@ pub fn report(count: usize, problems: &[Problem]) -> String {
             .iter()
             .any(|p| p.check == crate::skills::Check::LayoutMismatch)
         {
-            text.push_str("These SKILL.md files are in the Agent Skills format, but the tree is on the flat layout: add `layout = \"agent-skills\"` to skillsd.toml (RULES.md: adopting an existing collection).\n");
+            text.push_str(&crate::skills::report::flat_layout_note(&[]));
+            text.push('\n');
         }
         if let Some(note) = crate::skills::adoption_note(problems) {
             text.push_str(&note);

@@ -440,10 +440,7 @@ fn validate_update(
     if rules.layout == Layout::Flat
         && (!strays.is_empty() || changed_paths.iter().any(|p| tree::is_skill_file_name(p)))
     {
-        let note = format!(
-            "This repository is on the flat layout (one `<slug>.md` per skill under {}, with `title:`), but this push has SKILL.md files, the Agent Skills format. To use that format, commit `layout = \"agent-skills\"` in skillsd.toml at the root (see RULES.md: adopting an existing collection).",
-            rules.roots().join(", ")
-        );
+        let note = crate::skills::report::flat_layout_note(rules.roots());
         if !tally.notes.contains(&note) {
             tally.notes.push(note);
         }

@@ -115,6 +115,22 @@ pub fn push_report(problems: &[Problem]) -> String {
     text
 }
 
+/// The note for SKILL.md files in a repository on the flat layout (`roots`: where its
+/// skills live, when known): how to switch to the Agent Skills layout.
+pub fn flat_layout_note(roots: &[String]) -> String {
+    let under = if roots.is_empty() {
+        String::new()
+    } else {
+        format!(" under {}", roots.join(", "))
+    };
+    format!(
+        "This repository is on the flat layout (one `<slug>.md` per skill{under}, with \
+         `title:`), but it has SKILL.md files, the Agent Skills format. To use that format, \
+         commit `layout = \"agent-skills\"` in skillsd.toml at the root (see RULES.md: \
+         adopting an existing collection)."
+    )
+}
+
 /// For a first push of an existing collection: which of the checks that refused it
 /// can be relaxed to warnings, with how often each fired. `None` when none can.
 pub fn adoption_note(problems: &[Problem]) -> Option<String> {
@@ -144,6 +160,22 @@ pub fn adoption_note(problems: &[Problem]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_flat_layout_note_names_the_roots_when_known() {
+        let with = flat_layout_note(&["skills/".to_string(), "docs/".to_string()]);
+        assert!(
+            with.contains("one `<slug>.md` per skill under skills/, docs/, with"),
+            "{with}"
+        );
+        assert!(with.contains("commit `layout = \"agent-skills\"` in skillsd.toml"));
+        let without = flat_layout_note(&[]);
+        assert!(
+            without.contains("one `<slug>.md` per skill, with `title:`"),
+            "{without}"
+        );
+    }
+
     use super::*;
 
     #[test]
