@@ -63,13 +63,21 @@ skillsd: commands over ssh (besides git clone/fetch/push)
 
 /// A one-time sign-in link to the status pages for `user`.
 async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output {
+    let minutes = crate::web::auth::LINK_TTL.as_secs() / 60;
     match crate::web::auth::issue_link(pool, &user.name).await {
-        Ok(token) => ok(format!(
-            "Sign in to the status pages as {} (the link works once, within {} minutes):\n{}/login?token={token}\n",
-            user.name,
-            crate::web::auth::LINK_TTL.as_secs() / 60,
-            web_url.unwrap_or("http://HTTP-ADDRESS")
-        )),
+        Ok(token) => ok(match web_url {
+            Some(url) => format!(
+                "Sign in to the status pages as {} (the link works once, within {minutes} minutes):\n{url}/login?token={token}\n",
+                user.name
+            ),
+            // No address to put in front: the path alone, and why.
+            None => format!(
+                "Sign in to the status pages as {} (works once, within {minutes} minutes): this node \
+                 does not know the pages' address (its operator can set SKILLSD_PUBLIC_URL); open \
+                 this path on a node that serves them (skillsd serve --http):\n/login?token={token}\n",
+                user.name
+            ),
+        }),
         Err(e) => fail(format!("error: cannot make a sign-in link: {e}\n")),
     }
 }

@@ -259,6 +259,11 @@ fn sign_in_link(server: &Server, key: &common::Key) -> String {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}");
+    // The in-process server has no address for its pages: the path, and why.
+    assert!(
+        text.contains("can set SKILLSD_PUBLIC_URL") && text.contains("\n/login?token="),
+        "{text}"
+    );
     let token = text
         .split("token=")
         .nth(1)
