@@ -88,6 +88,14 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> String {
     {
         text.push_str(&crate::deliver::mirrors::render_metrics(&mirrors));
     }
+    if let Ok(Ok(hooks)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        crate::deliver::webhooks::list(&s.pool, None),
+    )
+    .await
+    {
+        text.push_str(&crate::deliver::webhooks::render_metrics(&hooks));
+    }
     text
 }
 

@@ -416,7 +416,7 @@ fn webhook_test_sends_a_ping_and_says_what_the_receiver_answered() {
 
 #[test]
 fn private_addresses_are_refused_at_add_and_at_delivery() {
-    let server = Server::start_tuned(false, |s| {
+    let server = Server::start_tuned(true, |s| {
         fast_retries(s);
         s.delivery.webhook_attempts = 2;
     });
@@ -491,6 +491,12 @@ fn private_addresses_are_refused_at_add_and_at_delivery() {
     let out = server.cli(&["webhook", "list", "skills"]);
     let text = stdout(&out);
     assert_eq!(text.matches("0 pending, 1 failed").count(), 2, "{text}");
+    let metrics = server.get("/metrics");
+    assert!(
+        metrics.contains("skillsd_webhook_deliveries_failed{repo=\"skills\",webhook=\"1\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("by-name"), "no URL in the metrics");
 
     // Deliveries that ended over 30 days ago are pruned; recent ones stay.
     server.query(
