@@ -13,7 +13,7 @@ pub mod plan;
 mod session;
 mod ssh;
 pub mod url;
-mod wire;
+pub mod wire;
 
 pub use keys::{fingerprint, generate_key, known_host_keys, known_host_keys_file, HostKeys};
 pub use url::UpstreamUrl;

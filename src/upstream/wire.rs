@@ -1,5 +1,5 @@
 //! The client's half of receive-pack, protocol v0: the ref advertisement, the
-//! commands, the report.
+//! commands, the report. What the upstream sends is bounded before it is held.
 
 use super::plan::Command;
 use super::UpstreamError;
@@ -30,6 +30,12 @@ impl Advertisement {
             .chain(self.haves.iter().copied())
     }
 }
+
+/// The most refs (and `.have` lines) an advertisement may hold: an upstream is not
+/// trusted with this server's memory.
+const MAX_ADVERTISED: usize = 1_000_000;
+/// The most bytes of report lines (one line per ref sent, plus the unpack status).
+const MAX_REPORT_BYTES: usize = 16 << 20;
 
 fn protocol(msg: impl Into<String>) -> UpstreamError {
     UpstreamError::Protocol(msg.into())
@@ -93,6 +99,11 @@ pub fn read_advertisement<R: Read>(
             }
         };
         let oid = parse_oid(oid)?;
+        if adv.refs.len() + adv.haves.len() >= MAX_ADVERTISED {
+            return Err(protocol(format!(
+                "the upstream advertised more than {MAX_ADVERTISED} refs"
+            )));
+        }
         match name {
             b"capabilities^{}" => {}
             b".have" => adv.haves.push(oid),
@@ -181,7 +192,12 @@ pub fn read_report<R: Read>(
             match input.read_pkt()? {
                 Pkt::Flush | Pkt::Eof => break,
                 Pkt::Data(d) => match d.split_first() {
-                    Some((1, rest)) => inner.extend_from_slice(rest),
+                    Some((1, rest)) => {
+                        if inner.len() + rest.len() > MAX_REPORT_BYTES {
+                            return Err(protocol("the upstream's report is too long"));
+                        }
+                        inner.extend_from_slice(rest)
+                    }
                     Some((2, rest)) => {
                         if messages.len() < MAX_MESSAGES {
                             messages.push_str(&String::from_utf8_lossy(rest));
@@ -238,11 +254,16 @@ pub fn read_report<R: Read>(
 
 fn read_lines<R: Read>(input: &mut PktReader<R>) -> Result<Vec<String>, UpstreamError> {
     let mut lines = Vec::new();
+    let mut bytes = 0;
     loop {
         match input.read_pkt()? {
             Pkt::Flush | Pkt::Eof => return Ok(lines),
             pkt @ Pkt::Data(_) => {
                 let line = text(pkt.text().unwrap_or_default());
+                bytes += line.len();
+                if bytes > MAX_REPORT_BYTES {
+                    return Err(protocol("the upstream's report is too long"));
+                }
                 if let Some(msg) = line.strip_prefix("ERR ") {
                     return Err(UpstreamError::Upstream(msg.to_string()));
                 }
@@ -338,6 +359,30 @@ mod tests {
             b"",
         ]);
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_report_that_never_ends_is_cut_off() {
+        // Band 1 data beyond the bound, in 65515-byte packets (the side-band maximum).
+        let chunk = vec![b'x'; 65515];
+        let mut outer = Vec::new();
+        let mut sent = 0;
+        while sent <= MAX_REPORT_BYTES {
+            let mut pkt = vec![1u8];
+            pkt.extend_from_slice(&chunk[1..]);
+            write_data(&mut outer, &pkt).unwrap();
+            sent += pkt.len() - 1;
+        }
+        let e = read_report(&mut PktReader::new(&outer[..]), true).unwrap_err();
+        assert!(e.to_string().contains("too long"), "{e}");
+        // The same without side-band: many lines.
+        let mut plain = Vec::new();
+        let line = "ok refs/heads/".to_string() + &"y".repeat(60000);
+        for _ in 0..=(MAX_REPORT_BYTES / 60000) {
+            write_text(&mut plain, &line).unwrap();
+        }
+        let e = read_report(&mut PktReader::new(&plain[..]), false).unwrap_err();
+        assert!(e.to_string().contains("too long"), "{e}");
     }
 
     #[test]
