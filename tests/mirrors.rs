@@ -10,6 +10,7 @@ use common::upstream::{eventually, ref_of, Upstream};
 use common::*;
 use std::path::Path;
 use std::process::Command;
+
 use std::time::Duration;
 
 fn fast_retries(s: &mut skillsd::config::Settings) {
@@ -307,4 +308,98 @@ fn an_upstream_down_for_a_while_is_caught_up_by_itself() {
     });
     eventually(10, "in sync", || mirror_list(&server).contains("in-sync"));
     fsck(&up);
+}
+
+/// Three nodes on one database: each push reaches the upstream once (one node claims
+/// the mirror's delivery; the upstream's sshd counts the logins).
+#[test]
+fn with_several_nodes_one_node_pushes_each_change() {
+    let env = ChildEnv::new();
+    let dir = |i: usize| env.tmp.path().join(format!("node{i}"));
+    let retry = [
+        ("SKILLSD_DELIVERY_RETRY_SECS", "1"),
+        ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "1"),
+    ];
+    let mut nodes: Vec<ChildServer> = (0..3)
+        .map(|i| ChildServer::start_with(&dir(i), &env.db_url, &[], &retry))
+        .collect();
+    let cli = |args: &[&str]| {
+        Command::new(SKILLSD)
+            .args(args)
+            .arg("--data-dir")
+            .arg(env.tmp.path().join("cli"))
+            .arg("--database-url")
+            .arg(&env.db_url)
+            .env("SKILLSD_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let upstream = Upstream::start("/usr/local/bin/git-shell");
+    let up = upstream.bare("mirror.git");
+    let out = cli(&["mirror", "add", "skills", &upstream.url(&up)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mirror_key = text
+        .lines()
+        .find(|l| l.starts_with("ssh-ed25519 "))
+        .unwrap();
+    upstream.authorize(mirror_key);
+    let logins = || upstream.log().matches("Accepted publickey").count();
+    eventually(30, "the first delivery", || {
+        ref_of(&up, "refs/heads/main").is_some()
+    });
+
+    let key = Key::generate("writer");
+    let out = cli(&[
+        "user",
+        "add",
+        "w",
+        "--role",
+        "writer",
+        "--key",
+        key.public.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = env.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let work = home.join("work");
+    let mut clone = git_at(&key, nodes[0].port, &home, &home);
+    clone
+        .args(["clone", "-q", &nodes[0].url("skills")])
+        .arg(&work);
+    stdout_of(clone);
+    for i in 0..3 {
+        let before = logins();
+        std::fs::write(
+            work.join(format!("skills/n{i}.md")),
+            skill(&format!("N {i}"), ""),
+        )
+        .unwrap();
+        let node = &nodes[i];
+        for args in [
+            vec!["add", "-A"],
+            vec!["commit", "-q", "-m", "another"],
+            vec!["push", "-q", &node.url("skills"), "HEAD:main"],
+        ] {
+            let mut c = git_at(&key, node.port, &home, &work);
+            c.args(&args);
+            stdout_of(c);
+        }
+        let mut head = git_at(&key, node.port, &home, &work);
+        head.args(["rev-parse", "HEAD"]);
+        let head = stdout_of(head);
+        eventually(30, "the push upstream", || {
+            ref_of(&up, "refs/heads/main").as_deref() == Some(head.as_str())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            logins(),
+            before + 1,
+            "one delivery per push: {}",
+            upstream.log()
+        );
+    }
+    for n in &mut nodes {
+        n.kill();
+    }
 }
