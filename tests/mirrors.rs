@@ -368,14 +368,13 @@ fn with_several_nodes_one_node_pushes_each_change() {
         .args(["clone", "-q", &nodes[0].url("skills")])
         .arg(&work);
     stdout_of(clone);
-    for i in 0..3 {
+    for (i, node) in nodes.iter().enumerate() {
         let before = logins();
         std::fs::write(
             work.join(format!("skills/n{i}.md")),
             skill(&format!("N {i}"), ""),
         )
         .unwrap();
-        let node = &nodes[i];
         for args in [
             vec!["add", "-A"],
             vec!["commit", "-q", "-m", "another"],
