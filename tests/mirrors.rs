@@ -154,6 +154,14 @@ fn pushes_and_tags_arrive_and_a_refused_push_never_does() {
         status.contains(&format!("mirror: {} in-sync behind 0", upstream.url(&up))),
         "{status}"
     );
+
+    // A tag an admin deletes on the server (pushes cannot) is deleted there too.
+    let out = server.cli(&["ref", "delete", "refs/tags/v1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(30, "the tag deleted upstream", || {
+        ref_of(&up, "refs/tags/v1").is_none()
+    });
+    assert!(upstream_has(&up, "refs/heads/main", &c2));
 }
 
 /// Someone pushes to the upstream directly: skillsd does not overwrite it, says why,

@@ -83,7 +83,9 @@ pub async fn delete_ref(pool: &sqlx::PgPool, repo: &str, name: &str) -> Result<b
     if n == 0 {
         return Ok(false);
     }
-    bump(&mut tx, repo).await?;
+    let generation = bump(&mut tx, repo).await?;
+    // The repository's mirrors delete it too.
+    crate::deliver::mirrors::wanted(&mut tx, repo, generation).await?;
     tx.commit().await?;
     Ok(true)
 }
