@@ -27,7 +27,9 @@ CREATE TABLE mirrors (
     -- failed deliveries in a row (the backoff grows with them)
     failures           integer NOT NULL DEFAULT 0,
     next_attempt_at    timestamptz NOT NULL DEFAULT now(),
+    -- a claim: until when, and by which node (given back when that node stops)
     lease_until        timestamptz,
+    lease_owner        text,
     last_attempt_at    timestamptz,
     last_success_at    timestamptz,
     last_error         text,
@@ -61,6 +63,7 @@ CREATE TABLE webhook_deliveries (
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     lease_until      timestamptz,
+    lease_owner      text,
     response_code    integer,
     duration_ms      integer,
     last_error       text,

@@ -85,6 +85,9 @@ pub struct Prepared {
     /// The private PostgreSQL this start launched: stopped when dropped, after the
     /// server has shut down.
     pub private_pg: Option<crate::localpg::StartedCluster>,
+    /// This node's mirror and webhook worker ([`crate::deliver::spawn`]): stopped at
+    /// shutdown, and its leases given back for another node.
+    pub deliveries: tokio::task::JoinHandle<()>,
 }
 
 /// First-start work, with `settings`: data dir, host key, database and migrations,
@@ -121,7 +124,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     crate::cache::search::fill_in_background(&tokio::runtime::Handle::current(), &pool);
     crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
-    crate::deliver::spawn(pool.clone(), repos.clone(), settings.delivery.clone());
+    let deliveries = crate::deliver::spawn(pool.clone(), repos.clone(), settings.delivery.clone());
     Ok(Prepared {
         state: Arc::new(
             AppState::new(
@@ -142,6 +145,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
         data_dir,
         database_url: url,
         private_pg,
+        deliveries,
     })
 }
 
@@ -248,6 +252,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let deliveries = prepared.deliveries;
     if let Some(http) = http {
         let state = Arc::new(crate::http::HttpState {
             pool: prepared.state.pool.clone(),
@@ -366,6 +371,21 @@ pub async fn run(
     }
     drop(listener);
     let _ = stop_tx.send(true);
+    // A mirror push or webhook in flight is abandoned and its lease given back: another
+    // node (or this one, restarted) takes it at once instead of after the lease.
+    deliveries.abort();
+    let _ = deliveries.await;
+    let pool = state.pool.clone();
+    match tokio::time::timeout(Duration::from_secs(5), crate::deliver::release(&pool)).await {
+        Ok(Ok(n)) if n > 0 => {
+            tracing::info!(
+                released = n,
+                "gave back the deliveries this node had claimed"
+            )
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not give back this node's deliveries"),
+        _ => {}
+    }
     let grace = prepared.settings.shutdown_grace;
     state.tasks.close();
     tracing::info!(

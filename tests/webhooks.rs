@@ -35,7 +35,7 @@ impl Request {
 
 /// A minimal HTTP/1.1 receiver: answers the n-th request of each event (the
 /// `X-Skillsd-Event` header) with the n-th status of `statuses` (the last one
-/// repeats), and records it.
+/// repeats; 0: never answers), and records it.
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Request>>>,
@@ -95,6 +95,14 @@ impl Receiver {
                     body,
                 });
                 let status = statuses[n.min(statuses.len() - 1)];
+                if status == 0 {
+                    // Never answer: hold the connection open.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(120));
+                        drop(stream);
+                    });
+                    continue;
+                }
                 let text = format!("status {status}");
                 // A redirect points back here: following it would show as a request.
                 let location = if (300..400).contains(&status) {
@@ -668,4 +676,85 @@ fn each_delivery_is_sent_by_one_node_and_survives_every_node_restarting() {
     let body = got[0].json();
     assert_eq!(body["skills"][0]["slug"], "late", "{body:#}");
     fresh.kill();
+}
+
+/// A node stopped (SIGTERM) while its delivery hangs gives the delivery back: another
+/// node sends it at once, not after the lease (40 s here) runs out.
+#[test]
+fn a_node_that_stops_mid_delivery_gives_it_back() {
+    let env = ChildEnv::new();
+    let mut first = node(&env, 0);
+    let key = Key::generate("writer");
+    let out = cli_on(
+        &env,
+        &[
+            "user",
+            "add",
+            "writer",
+            "--role",
+            "writer",
+            "--key",
+            key.public.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receiver = Receiver::start(&[0, 200]);
+    let out = cli_on(
+        &env,
+        &[
+            "webhook",
+            "add",
+            "skills",
+            &receiver.url(),
+            "--secret",
+            "s",
+            "--allow-private",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = env.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let work = home.join("work");
+    let mut clone = git_at(&key, first.port, &home, &home);
+    clone.args(["clone", "-q", &first.url("skills")]).arg(&work);
+    stdout_of(clone);
+    std::fs::write(work.join("skills/held.md"), skill("Held", "")).unwrap();
+    for args in [
+        vec!["add", "-A"],
+        vec!["commit", "-q", "-m", "held"],
+        vec!["push", "-q", "origin", "main"],
+    ] {
+        let mut c = git_at(&key, first.port, &home, &work);
+        c.args(&args);
+        stdout_of(c);
+    }
+    // The first node's request hangs at the receiver.
+    receiver.wait_for(1);
+    let mut second = node(&env, 1);
+    let stopped = Instant::now();
+    assert!(first.terminate().success());
+    let got = receiver.wait_for(2);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "taken over after {:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        got[0].header("X-Skillsd-Delivery"),
+        got[1].header("X-Skillsd-Delivery")
+    );
+    let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();
+    let start = Instant::now();
+    loop {
+        let status: String = env
+            .rt
+            .block_on(sqlx::query_scalar("SELECT status FROM webhook_deliveries").fetch_one(&pool))
+            .unwrap();
+        if status == "delivered" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    second.kill();
 }

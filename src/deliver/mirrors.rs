@@ -260,7 +260,7 @@ pub async fn deliver_due(pool: &PgPool, repos: &RepoStore, settings: &Settings) 
     loop {
         let row = sqlx::query(
             "UPDATE mirrors SET lease_until = now() + make_interval(secs => $1),
-                                last_attempt_at = now()
+                                lease_owner = $2, last_attempt_at = now()
              WHERE id = (SELECT id FROM mirrors
                           WHERE synced_generation < wanted_generation AND next_attempt_at <= now()
                             AND (lease_until IS NULL OR lease_until < now())
@@ -268,6 +268,7 @@ pub async fn deliver_due(pool: &PgPool, repos: &RepoStore, settings: &Settings) 
              RETURNING id, repo, url, force, private_key, host_keys, pushed_refs",
         )
         .bind(lease(settings))
+        .bind(crate::storage::node_id())
         .fetch_optional(pool)
         .await?;
         let Some(row) = row else {
@@ -310,12 +311,13 @@ pub async fn sync_now(
     for id in ids {
         let row = sqlx::query(
             "UPDATE mirrors SET lease_until = now() + make_interval(secs => $1),
-                                last_attempt_at = now()
+                                lease_owner = $3, last_attempt_at = now()
              WHERE id = $2 AND (lease_until IS NULL OR lease_until < now())
              RETURNING id, repo, url, force, private_key, host_keys, pushed_refs",
         )
         .bind(lease(settings))
         .bind(id)
+        .bind(crate::storage::node_id())
         .fetch_optional(pool)
         .await?;
         let note = match row {

@@ -99,6 +99,29 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Gives back the claims of this process (at shutdown, after its worker stopped): the
+/// work is due again at once for the other nodes. Returns how many.
+pub async fn release(pool: &PgPool) -> sqlx::Result<u64> {
+    let node = crate::storage::node_id();
+    let mirrors = sqlx::query(
+        "UPDATE mirrors SET lease_until = NULL, lease_owner = NULL, next_attempt_at = now()
+         WHERE lease_owner = $1 AND lease_until > now()",
+    )
+    .bind(node)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let hooks = sqlx::query(
+        "UPDATE webhook_deliveries SET lease_until = NULL, lease_owner = NULL
+         WHERE lease_owner = $1 AND lease_until > now() AND status = 'pending'",
+    )
+    .bind(node)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(mirrors + hooks)
+}
+
 /// Every node's delivery worker: wakes on a push's `NOTIFY`, and at least every
 /// `min(retry_base, 5 s)` for retries that came due; delivers until nothing is due.
 pub fn spawn(

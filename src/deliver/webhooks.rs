@@ -581,7 +581,8 @@ fn claimed(r: sqlx::postgres::PgRow) -> Claimed {
 pub async fn deliver_due(pool: &PgPool, settings: &Settings) -> Result<usize> {
     let rows = sqlx::query(
         "UPDATE webhook_deliveries d
-            SET lease_until = now() + make_interval(secs => $1), attempts = d.attempts + 1
+            SET lease_until = now() + make_interval(secs => $1), lease_owner = $2,
+                attempts = d.attempts + 1
            FROM webhooks w
           WHERE w.id = d.webhook_id AND d.id IN (SELECT id FROM webhook_deliveries
                   WHERE status = 'pending' AND next_attempt_at <= now()
@@ -590,6 +591,7 @@ pub async fn deliver_due(pool: &PgPool, settings: &Settings) -> Result<usize> {
          RETURNING d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.allow_private",
     )
     .bind(lease(settings))
+    .bind(crate::storage::node_id())
     .fetch_all(pool)
     .await?;
     let n = rows.len();
