@@ -6,25 +6,12 @@
 
 mod common;
 
-use common::upstream::{eventually, ref_of, Upstream};
+use common::upstream::{eventually, Upstream};
 use common::*;
 use std::path::Path;
 use std::process::Command;
 
 use std::time::Duration;
-
-fn fast_retries(s: &mut skillsd::config::Settings) {
-    s.delivery.retry_base = Duration::from_secs(1);
-    s.delivery.retry_max = Duration::from_secs(2);
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// `skillsd mirror add` (with `extra` flags); returns the key it printed, which the
 /// upstream then authorizes.
@@ -53,16 +40,6 @@ fn mirror_list(server: &Server) -> String {
 
 fn upstream_has(up: &Path, name: &str, target: &str) -> bool {
     ref_of(up, name).as_deref() == Some(target)
-}
-
-fn fsck(repo: &Path) {
-    let out = Command::new("/usr/local/bin/git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["fsck", "--strict", "--no-dangling"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fsck: {}", stderr(&out));
 }
 
 #[test]
@@ -95,7 +72,7 @@ fn pushes_and_tags_arrive_and_a_refused_push_never_does() {
             && upstream_has(&up, "refs/heads/draft", &draft)
             && upstream_has(&up, "refs/tags/v1", &tag)
     });
-    fsck(&up);
+    assert_fsck_at(&up);
     let list = mirror_list(&server);
     assert!(list.contains("in-sync"), "{list}");
     assert!(list.contains("refs behind 0"), "{list}");
@@ -127,7 +104,7 @@ fn pushes_and_tags_arrive_and_a_refused_push_never_does() {
     eventually(30, "draft deleted and main moved upstream", || {
         ref_of(&up, "refs/heads/draft").is_none() && upstream_has(&up, "refs/heads/main", &c2)
     });
-    fsck(&up);
+    assert_fsck_at(&up);
 
     // The state everywhere it is shown.
     eventually(10, "in sync", || mirror_list(&server).contains("in-sync"));
@@ -209,7 +186,7 @@ fn a_diverged_upstream_is_not_overwritten_and_says_why() {
     assert!(mirror_list(&server).contains("no mirrors"));
     add_mirror(&server, &upstream, &up, &["--force"]);
     eventually(30, "forced", || upstream_has(&up, "refs/heads/main", &ours));
-    fsck(&up);
+    assert_fsck_at(&up);
 }
 
 #[test]
@@ -315,7 +292,7 @@ fn an_upstream_down_for_a_while_is_caught_up_by_itself() {
         upstream_has(&up, "refs/heads/main", &last)
     });
     eventually(10, "in sync", || mirror_list(&server).contains("in-sync"));
-    fsck(&up);
+    assert_fsck_at(&up);
 }
 
 /// Three nodes on one database: each push reaches the upstream once (one node claims
@@ -323,28 +300,14 @@ fn an_upstream_down_for_a_while_is_caught_up_by_itself() {
 #[test]
 fn with_several_nodes_one_node_pushes_each_change() {
     let env = ChildEnv::new();
-    let dir = |i: usize| env.tmp.path().join(format!("node{i}"));
     let retry = [
         ("SKILLSD_DELIVERY_RETRY_SECS", "1"),
         ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "1"),
     ];
-    let mut nodes: Vec<ChildServer> = (0..3)
-        .map(|i| ChildServer::start_with(&dir(i), &env.db_url, &[], &retry))
-        .collect();
-    let cli = |args: &[&str]| {
-        Command::new(SKILLSD)
-            .args(args)
-            .arg("--data-dir")
-            .arg(env.tmp.path().join("cli"))
-            .arg("--database-url")
-            .arg(&env.db_url)
-            .env("SKILLSD_LOG", "warn")
-            .output()
-            .unwrap()
-    };
+    let mut nodes: Vec<ChildServer> = (0..3).map(|i| env.node(i, &retry)).collect();
     let upstream = Upstream::start("/usr/local/bin/git-shell");
     let up = upstream.bare("mirror.git");
-    let out = cli(&["mirror", "add", "skills", &upstream.url(&up)]);
+    let out = env.cli(&["mirror", "add", "skills", &upstream.url(&up)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let mirror_key = text
@@ -357,44 +320,19 @@ fn with_several_nodes_one_node_pushes_each_change() {
         ref_of(&up, "refs/heads/main").is_some()
     });
 
-    let key = Key::generate("writer");
-    let out = cli(&[
-        "user",
-        "add",
-        "w",
-        "--role",
-        "writer",
-        "--key",
-        key.public.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.add_writer("w");
     let home = env.tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let work = home.join("work");
-    let mut clone = git_at(&key, nodes[0].port, &home, &home);
-    clone
-        .args(["clone", "-q", &nodes[0].url("skills")])
-        .arg(&work);
-    stdout_of(clone);
+    let work = clone_from(&key, &nodes[0], &home);
     for (i, node) in nodes.iter().enumerate() {
         let before = logins();
-        std::fs::write(
-            work.join(format!("skills/n{i}.md")),
-            skill(&format!("N {i}"), ""),
-        )
-        .unwrap();
-        for args in [
-            vec!["add", "-A"],
-            vec!["commit", "-q", "-m", "another"],
-            vec!["push", "-q", &node.url("skills"), "HEAD:main"],
-        ] {
-            let mut c = git_at(&key, node.port, &home, &work);
-            c.args(&args);
-            stdout_of(c);
-        }
-        let mut head = git_at(&key, node.port, &home, &work);
-        head.args(["rev-parse", "HEAD"]);
-        let head = stdout_of(head);
+        let head = commit_and_push(
+            &key,
+            node,
+            &home,
+            &work,
+            &format!("skills/n{i}.md"),
+            &skill(&format!("N {i}"), ""),
+        );
         eventually(30, "the push upstream", || {
             ref_of(&up, "refs/heads/main").as_deref() == Some(head.as_str())
         });

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{free_port, skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS, SKILLSD};
+use common::{
+    assert_fsck_at, free_port, skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS,
+    SKILLSD,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,7 +22,7 @@ struct Cluster {
 impl Cluster {
     fn start(n: usize, extra_env: &[(&str, &str)]) -> Cluster {
         let env = ChildEnv::new();
-        let nodes = (0..n).map(|i| start_node(&env, i, extra_env)).collect();
+        let nodes = (0..n).map(|i| env.node(i, extra_env)).collect();
         Cluster::of(env, nodes)
     }
 
@@ -30,7 +33,7 @@ impl Cluster {
         add.args(["user", "add", "writer", "--role", "writer", "--key"])
             .arg(&key.public)
             .arg("--data-dir")
-            .arg(node_dir(&env, 0))
+            .arg(env.node_dir(0))
             .arg("--database-url")
             .arg(&env.db_url);
         stdout_of(add);
@@ -98,19 +101,6 @@ impl Cluster {
     }
 }
 
-fn node_dir(env: &ChildEnv, i: usize) -> PathBuf {
-    env.tmp.path().join(format!("node{i}"))
-}
-
-fn start_node(env: &ChildEnv, i: usize, extra_env: &[(&str, &str)]) -> ChildServer {
-    ChildServer::start_with(
-        &node_dir(env, i),
-        &env.db_url,
-        &["--database-url", &env.db_url],
-        extra_env,
-    )
-}
-
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
@@ -126,21 +116,6 @@ fn commit_skill(c: &Cluster, bin: &str, dir: &Path, path: &str, title: &str) -> 
     c.run(bin, dir, &["add", "-A"]);
     c.run(bin, dir, &["commit", "-q", "-m", title]);
     c.run(bin, dir, &["rev-parse", "HEAD"])
-}
-
-fn fsck(dir: &Path) {
-    let out = Command::new(GITS[1])
-        .current_dir(dir)
-        .args(["fsck", "--strict", "--no-dangling"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "fsck in {}: {}{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The cache's watermark and whether the skill `slug` is cached.
@@ -209,7 +184,7 @@ fn a_push_through_one_node_is_served_by_every_other_the_moment_it_returns() {
         );
     }
     for reader in &readers {
-        fsck(reader);
+        assert_fsck_at(reader);
     }
     c.query(pool.close());
 }
@@ -268,7 +243,7 @@ fn concurrent_pushes_through_different_nodes_lose_nothing() {
             );
         }
     }
-    fsck(&check);
+    assert_fsck_at(&check);
     let (watermark, cached): (Option<String>, i64) = c.query(async {
         sqlx::query_as(
             "SELECT (SELECT commit_sha FROM sync_state WHERE repo = 'skills'),
@@ -307,7 +282,7 @@ fn a_node_on_an_empty_data_dir_serves_the_whole_history_and_loses_nothing() {
     let commits = c.run(GITS[1], &work, &["rev-list", "--count", "HEAD"]);
 
     // A third node on an empty data dir.
-    c.nodes.push(start_node(&c.env, 2, &[]));
+    c.nodes.push(c.env.node(2, &[]));
     let fresh = c.clone(GITS[0], 2, "fresh");
     assert_eq!(c.run(GITS[1], &fresh, &["rev-parse", "HEAD"]), tip);
     assert_eq!(
@@ -315,17 +290,17 @@ fn a_node_on_an_empty_data_dir_serves_the_whole_history_and_loses_nothing() {
         commits
     );
     assert_eq!(c.run(GITS[1], &fresh, &["tag", "-l"]), "v1");
-    fsck(&fresh);
-    fsck(&node_dir(&c.env, 2).join("repos/skills.git"));
+    assert_fsck_at(&fresh);
+    assert_fsck_at(&c.env.node_dir(2).join("repos/skills.git"));
 
     // Node 0 loses its data dir entirely and starts again: nothing is lost.
     c.nodes[0].kill();
-    std::fs::remove_dir_all(node_dir(&c.env, 0)).unwrap();
+    std::fs::remove_dir_all(c.env.node_dir(0)).unwrap();
     c.nodes[0].restart();
     let again = c.clone(GITS[1], 0, "again");
     assert_eq!(c.run(GITS[1], &again, &["rev-parse", "HEAD"]), tip);
     assert_eq!(c.run(GITS[1], &again, &["rev-parse", "v1^{commit}"]), tip);
-    fsck(&again);
+    assert_fsck_at(&again);
     // And it takes pushes again.
     commit_skill(&c, GITS[1], &again, "skills/h/after.md", "After the loss");
     c.run(GITS[1], &again, &["push", "-q", "origin", "HEAD:main"]);
@@ -373,7 +348,7 @@ fn gc_on_one_node_while_clones_run_through_the_others() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
                     let dir = c.clone(GITS[n % 2], node, &format!("during-{node}-{n}"));
                     assert_eq!(&c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
-                    fsck(&dir);
+                    assert_fsck_at(&dir);
                     std::fs::remove_dir_all(&dir).unwrap();
                     n += 1;
                     clones.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -382,7 +357,7 @@ fn gc_on_one_node_while_clones_run_through_the_others() {
         }
         let mut gc = Command::new(SKILLSD);
         gc.args(["gc", "skills", "--data-dir"])
-            .arg(node_dir(&c.env, 0))
+            .arg(c.env.node_dir(0))
             .arg("--database-url")
             .arg(&c.env.db_url)
             .envs(env_vars);
@@ -395,11 +370,11 @@ fn gc_on_one_node_while_clones_run_through_the_others() {
     // Every node serves from the one pack; a second gc deletes the retired rows.
     for node in 0..3 {
         let dir = c.clone(GITS[0], node, &format!("after-{node}"));
-        fsck(&dir);
+        assert_fsck_at(&dir);
     }
     let mut gc = Command::new(SKILLSD);
     gc.args(["gc", "skills", "--data-dir"])
-        .arg(node_dir(&c.env, 1))
+        .arg(c.env.node_dir(1))
         .arg("--database-url")
         .arg(&c.env.db_url)
         .envs(env_vars);
@@ -432,7 +407,7 @@ fn export_writes_a_plain_bare_repository() {
         .arg(&c.env.db_url);
     let said = stdout_of(export);
     assert!(said.contains("a plain bare repository"), "{said}");
-    fsck(&out_dir);
+    assert_fsck_at(&out_dir);
     let mut head = Command::new(GITS[0]);
     head.arg("--git-dir")
         .arg(&out_dir)
@@ -484,7 +459,7 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
         let http = free_port();
         let addr = format!("127.0.0.1:{http}");
         nodes.push(ChildServer::start_with(
-            &node_dir(&env, i),
+            &env.node_dir(i),
             &env.db_url,
             &["--database-url", &env.db_url, "--http", &addr],
             &[],
@@ -564,7 +539,7 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
         clone.args(["clone", "-q", &lb]).arg(&dir);
         stdout_of(clone);
         assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
-        fsck(&dir);
+        assert_fsck_at(&dir);
     }
 }
 
@@ -574,7 +549,7 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
 #[test]
 fn a_single_node_data_dir_is_imported_once() {
     let env = ChildEnv::new();
-    let data = node_dir(&env, 0);
+    let data = env.node_dir(0);
     let bare = data.join("repos/legacy.git");
     std::fs::create_dir_all(data.join("repos")).unwrap();
     let git = |dir: &Path, args: &[&str]| {
@@ -622,7 +597,7 @@ fn a_single_node_data_dir_is_imported_once() {
         .flatten()
         .any(|e| e.file_name().len() == 2));
 
-    let nodes = vec![start_node(&env, 0, &[])];
+    let nodes = vec![env.node(0, &[])];
     let mut c = Cluster::of(env, nodes);
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert_eq!(
@@ -654,7 +629,7 @@ fn a_single_node_data_dir_is_imported_once() {
     // A restart and a second node import nothing again.
     c.nodes[0].kill();
     c.nodes[0].restart();
-    c.nodes.push(start_node(&c.env, 1, &[]));
+    c.nodes.push(c.env.node(1, &[]));
     assert_eq!(state(&c), imported);
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
     assert_eq!(
@@ -671,7 +646,7 @@ fn a_single_node_data_dir_is_imported_once() {
         stdout_of(clone);
         assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
         assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "v0^{commit}"]), tip);
-        fsck(&dir);
+        assert_fsck_at(&dir);
     }
     c.query(pool.close());
 }

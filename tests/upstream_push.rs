@@ -231,6 +231,19 @@ async fn push(
     last_pushed: &HashMap<String, ObjectId>,
     force: bool,
 ) -> Result<PushOutcome, UpstreamError> {
+    push_within(url, mirror, host_keys, source, last_pushed, force, TIMEOUT).await
+}
+
+/// [`push`] with a time limit of its own.
+async fn push_within(
+    url: &UpstreamUrl,
+    mirror: &Mirror,
+    host_keys: &HostKeys,
+    source: &Source,
+    last_pushed: &HashMap<String, ObjectId>,
+    force: bool,
+    timeout: Duration,
+) -> Result<PushOutcome, UpstreamError> {
     upstream::push(PushRequest {
         url,
         private_key_pem: &mirror.private,
@@ -239,13 +252,9 @@ async fn push(
         refs: source.refs(),
         last_pushed: last_pushed.clone(),
         force,
-        timeout: TIMEOUT,
+        timeout,
     })
     .await
-}
-
-fn fsck(repo: &Path) {
-    git(repo, &["fsck", "--strict", "--no-progress"]);
 }
 
 /// The whole life of a mirror against one git-shell: create, fast-forward, diverge,
@@ -280,7 +289,7 @@ async fn mirror_life(git_shell: &str) {
     assert!(out.updates.iter().all(|u| u.old.is_none()));
     assert!(out.diverged.is_empty() && out.in_sync.is_empty());
     assert_eq!(refs_of(&up), refs_of(&source.bare));
-    fsck(&up);
+    common::assert_fsck_at(&up);
     let mut last = pushed_after(HashMap::new(), &source.refs(), &out);
     let pinned = HostKeys {
         keys: vec![out.host_key.clone()],
@@ -310,7 +319,7 @@ async fn mirror_life(git_shell: &str) {
     assert_eq!(out.in_sync, vec!["refs/heads/feature", "refs/tags/v1"]);
     assert_eq!(newest_pack_objects(&up), expected_objects);
     assert_eq!(refs_of(&up), refs_of(&source.bare));
-    fsck(&up);
+    common::assert_fsck_at(&up);
     last = pushed_after(last, &source.refs(), &out);
 
     // Forgotten bookkeeping (no last_pushed): a fast-forward is still recognised
@@ -393,7 +402,7 @@ async fn mirror_life(git_shell: &str) {
     let up_refs = refs_of(&up);
     assert_eq!(up_refs["refs/heads/main"], ours);
     assert_eq!(up_refs["refs/heads/theirs"], their_main);
-    fsck(&up);
+    common::assert_fsck_at(&up);
     last = pushed_after(last, &source.refs(), &out);
 
     // A branch deleted here is deleted upstream.
@@ -411,7 +420,7 @@ async fn mirror_life(git_shell: &str) {
     assert!(!up_refs.contains_key("refs/heads/feature"));
     assert!(up_refs.contains_key("refs/heads/theirs"));
     assert!(up_refs.contains_key("refs/tags/v1"));
-    fsck(&up);
+    common::assert_fsck_at(&up);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,16 +532,15 @@ async fn refusals() {
     .unwrap();
     let short = Duration::from_millis(500);
     let started = Instant::now();
-    let timed_out = upstream::push(PushRequest {
-        url: &silent_url,
-        private_key_pem: &mirror.private,
-        host_keys: &pinned,
-        repo_path: &source.bare,
-        refs: source.refs(),
-        last_pushed: HashMap::new(),
-        force: false,
-        timeout: short,
-    })
+    let timed_out = push_within(
+        &silent_url,
+        &mirror,
+        &pinned,
+        &source,
+        &HashMap::new(),
+        false,
+        short,
+    )
     .await;
     assert!(
         matches!(timed_out, Err(UpstreamError::Timeout(d)) if d == short),
@@ -558,7 +566,7 @@ async fn refusals() {
         .unwrap();
     assert!(out.all_ok());
     assert_eq!(refs_of(&up), refs_of(&source.bare));
-    fsck(&up);
+    common::assert_fsck_at(&up);
 
     // A ref the upstream's hook declines: that ref fails with the upstream's reason,
     // the others go through.
@@ -623,16 +631,15 @@ async fn a_stalled_upstream_times_out() {
     };
     let limit = Duration::from_secs(3);
     let started = Instant::now();
-    let result = upstream::push(PushRequest {
-        url: &sshd.url(Path::new("/stalled.git")),
-        private_key_pem: &mirror.private,
-        host_keys: &pinned,
-        repo_path: &source.bare,
-        refs: source.refs(),
-        last_pushed: HashMap::new(),
-        force: false,
-        timeout: limit,
-    })
+    let result = push_within(
+        &sshd.url(Path::new("/stalled.git")),
+        &mirror,
+        &pinned,
+        &source,
+        &HashMap::new(),
+        false,
+        limit,
+    )
     .await;
     assert!(
         matches!(result, Err(UpstreamError::Timeout(d)) if d == limit),

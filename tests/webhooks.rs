@@ -164,19 +164,6 @@ fn python_signature(secret: &str, body: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn fast_retries(s: &mut skillsd::config::Settings) {
-    s.delivery.retry_base = Duration::from_secs(1);
-    s.delivery.retry_max = Duration::from_secs(2);
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn a_push_is_delivered_signed_with_its_commits_and_skills_and_retried_after_a_500() {
     let server = Server::start_tuned(false, fast_retries);
@@ -523,12 +510,10 @@ fn private_addresses_are_refused_at_add_and_at_delivery() {
     assert_eq!(server.count("SELECT count(*) FROM webhook_deliveries"), 2);
 }
 
-/// `skillsd serve` nodes on one database, each with its own data dir.
+/// Node `i` on `env`'s database, retrying deliveries every second.
 fn node(env: &ChildEnv, i: usize) -> ChildServer {
-    ChildServer::start_with(
-        &env.tmp.path().join(format!("node{i}")),
-        &env.db_url,
-        &[],
+    env.node(
+        i,
         &[
             ("SKILLSD_DELIVERY_RETRY_SECS", "1"),
             ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "1"),
@@ -536,76 +521,40 @@ fn node(env: &ChildEnv, i: usize) -> ChildServer {
     )
 }
 
-fn cli_on(env: &ChildEnv, args: &[&str]) -> std::process::Output {
-    Command::new(SKILLSD)
-        .args(args)
-        .arg("--data-dir")
-        .arg(env.tmp.path().join("cli"))
-        .arg("--database-url")
-        .arg(&env.db_url)
-        .env("SKILLSD_LOG", "warn")
-        .output()
-        .unwrap()
+/// `skillsd webhook add skills URL --allow-private` on `env`'s database.
+fn add_hook(env: &ChildEnv, url: &str) {
+    let out = env.cli(&[
+        "webhook",
+        "add",
+        "skills",
+        url,
+        "--secret",
+        "s",
+        "--allow-private",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
 fn each_delivery_is_sent_by_one_node_and_survives_every_node_restarting() {
     let env = ChildEnv::new();
     let mut nodes = vec![node(&env, 0), node(&env, 1), node(&env, 2)];
-    let key = Key::generate("writer");
-    let out = cli_on(
-        &env,
-        &[
-            "user",
-            "add",
-            "writer",
-            "--role",
-            "writer",
-            "--key",
-            key.public.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.add_writer("writer");
     let receiver = Receiver::start(&[200]);
-    let out = cli_on(
-        &env,
-        &[
-            "webhook",
-            "add",
-            "skills",
-            &receiver.url(),
-            "--secret",
-            "s",
-            "--allow-private",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    add_hook(&env, &receiver.url());
 
     // Five pushes, through every node in turn; three workers compete for each delivery.
     let home = env.tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let work = home.join("work");
-    let mut clone = git_at(&key, nodes[0].port, &home, &home);
-    clone
-        .args(["clone", "-q", &nodes[0].url("skills")])
-        .arg(&work);
-    stdout_of(clone);
+    let work = clone_from(&key, &nodes[0], &home);
     for i in 0..5 {
-        let port = nodes[i % 3].port;
-        std::fs::write(
-            work.join(format!("skills/s{i}.md")),
-            skill(&format!("S {i}"), ""),
-        )
-        .unwrap();
-        for args in [
-            vec!["add", "-A"],
-            vec!["commit", "-q", "-m", "another"],
-            vec!["push", "-q", &nodes[i % 3].url("skills"), "main"],
-        ] {
-            let mut c = git_at(&key, port, &home, &work);
-            c.args(&args);
-            stdout_of(c);
-        }
+        commit_and_push(
+            &key,
+            &nodes[i % 3],
+            &home,
+            &work,
+            &format!("skills/s{i}.md"),
+            &skill(&format!("S {i}"), ""),
+        );
     }
     let got = receiver.wait_for(5);
     std::thread::sleep(Duration::from_secs(3));
@@ -619,32 +568,17 @@ fn each_delivery_is_sent_by_one_node_and_survives_every_node_restarting() {
 
     // The receiver goes away; a push is accepted and its delivery waits.
     let port = free_port();
-    let out = cli_on(&env, &["webhook", "remove", "skills", "1"]);
+    let out = env.cli(&["webhook", "remove", "skills", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let url = format!("http://127.0.0.1:{port}/later");
-    let out = cli_on(
-        &env,
-        &[
-            "webhook",
-            "add",
-            "skills",
-            &url,
-            "--secret",
-            "s",
-            "--allow-private",
-        ],
+    add_hook(&env, &format!("http://127.0.0.1:{port}/later"));
+    commit_and_push(
+        &key,
+        &nodes[0],
+        &home,
+        &work,
+        "skills/late.md",
+        &skill("Late", ""),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    std::fs::write(work.join("skills/late.md"), skill("Late", "")).unwrap();
-    for args in [
-        vec!["add", "-A"],
-        vec!["commit", "-q", "-m", "late"],
-        vec!["push", "-q", &nodes[0].url("skills"), "main"],
-    ] {
-        let mut c = git_at(&key, nodes[0].port, &home, &work);
-        c.args(&args);
-        stdout_of(c);
-    }
     let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();
     let failed_once = || -> i64 {
         env.rt
@@ -684,50 +618,19 @@ fn each_delivery_is_sent_by_one_node_and_survives_every_node_restarting() {
 fn a_node_that_stops_mid_delivery_gives_it_back() {
     let env = ChildEnv::new();
     let mut first = node(&env, 0);
-    let key = Key::generate("writer");
-    let out = cli_on(
-        &env,
-        &[
-            "user",
-            "add",
-            "writer",
-            "--role",
-            "writer",
-            "--key",
-            key.public.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let key = env.add_writer("writer");
     let receiver = Receiver::start(&[0, 200]);
-    let out = cli_on(
-        &env,
-        &[
-            "webhook",
-            "add",
-            "skills",
-            &receiver.url(),
-            "--secret",
-            "s",
-            "--allow-private",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    add_hook(&env, &receiver.url());
     let home = env.tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let work = home.join("work");
-    let mut clone = git_at(&key, first.port, &home, &home);
-    clone.args(["clone", "-q", &first.url("skills")]).arg(&work);
-    stdout_of(clone);
-    std::fs::write(work.join("skills/held.md"), skill("Held", "")).unwrap();
-    for args in [
-        vec!["add", "-A"],
-        vec!["commit", "-q", "-m", "held"],
-        vec!["push", "-q", "origin", "main"],
-    ] {
-        let mut c = git_at(&key, first.port, &home, &work);
-        c.args(&args);
-        stdout_of(c);
-    }
+    let work = clone_from(&key, &first, &home);
+    commit_and_push(
+        &key,
+        &first,
+        &home,
+        &work,
+        "skills/held.md",
+        &skill("Held", ""),
+    );
     // The first node's request hangs at the receiver.
     receiver.wait_for(1);
     let mut second = node(&env, 1);

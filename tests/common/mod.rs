@@ -197,15 +197,7 @@ impl Server {
 
     /// `git rev-parse` of a ref in the server repository (None when absent).
     pub fn server_ref(&self, repo: &str, name: &str) -> Option<String> {
-        let out = Command::new("/usr/local/bin/git")
-            .arg("--git-dir")
-            .arg(self.repo_path(repo))
-            .args(["rev-parse", "--verify", "-q", name])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        ref_of(&self.repo_path(repo), name)
     }
 
     /// The newest sync-log row's id (0 when there is none): rows after it are new.
@@ -234,18 +226,7 @@ impl Server {
 
     /// Asserts that `git fsck --strict` finds the server repository clean.
     pub fn assert_fsck(&self, repo: &str) {
-        let out = Command::new("/usr/local/bin/git")
-            .arg("--git-dir")
-            .arg(self.repo_path(repo))
-            .args(["fsck", "--strict", "--no-dangling"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "fsck failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_fsck_at(&self.repo_path(repo));
     }
 
     /// Files in the repository's object store: packs and loose objects, and any
@@ -814,6 +795,135 @@ impl ChildEnv {
     pub fn start(&self, args: &[&str], env: &[(&str, &str)]) -> ChildServer {
         ChildServer::start_with(&self.data, &self.db_url, args, env)
     }
+
+    /// The data dir of node `i` of a cluster on this database.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.tmp.path().join(format!("node{i}"))
+    }
+
+    /// `skillsd serve` as node `i`: this database, its own data dir, more environment.
+    pub fn node(&self, i: usize, env: &[(&str, &str)]) -> ChildServer {
+        ChildServer::start_with(
+            &self.node_dir(i),
+            &self.db_url,
+            &["--database-url", &self.db_url],
+            env,
+        )
+    }
+
+    /// A skillsd command on this database (a data dir of its own, as an operator's
+    /// machine would have).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(SKILLSD)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.tmp.path().join("cli"))
+            .arg("--database-url")
+            .arg(&self.db_url)
+            .env("SKILLSD_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// A key registered with `skillsd user add NAME --role writer`.
+    pub fn add_writer(&self, name: &str) -> Key {
+        let key = Key::generate(name);
+        let out = self.cli(&[
+            "user",
+            "add",
+            name,
+            "--role",
+            "writer",
+            "--key",
+            key.public.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "user add: {}", stderr(&out));
+        key
+    }
+}
+
+/// Clones `skills` from `node` with `key` into `home/work` (HOME `home`, made here).
+pub fn clone_from(key: &Key, node: &ChildServer, home: &Path) -> PathBuf {
+    std::fs::create_dir_all(home).unwrap();
+    let work = home.join("work");
+    let mut clone = git_at(key, node.port, home, home);
+    clone.args(["clone", "-q", &node.url("skills")]).arg(&work);
+    stdout_of(clone);
+    work
+}
+
+/// Writes `file` in the clone `work` (HOME `home`), commits it and pushes `main` to
+/// `node` with `key`; returns the new head.
+pub fn commit_and_push(
+    key: &Key,
+    node: &ChildServer,
+    home: &Path,
+    work: &Path,
+    file: &str,
+    content: &str,
+) -> String {
+    let path = work.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    let url = node.url("skills");
+    for args in [
+        vec!["add", "-A"],
+        vec!["commit", "-q", "-m", file],
+        vec!["push", "-q", &url, "HEAD:main"],
+    ] {
+        let mut c = git_at(key, node.port, home, work);
+        c.args(&args);
+        stdout_of(c);
+    }
+    let mut head = git_at(key, node.port, home, work);
+    head.args(["rev-parse", "HEAD"]);
+    stdout_of(head)
+}
+
+/// A command's standard output, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's standard error, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Mirror and webhook retries within a test's patience: 1 s, then 2 s apart.
+pub fn fast_retries(s: &mut Settings) {
+    s.delivery.retry_base = std::time::Duration::from_secs(1);
+    s.delivery.retry_max = std::time::Duration::from_secs(2);
+}
+
+/// A ref of a repository (`None`: absent).
+pub fn ref_of(git_dir: &Path, name: &str) -> Option<String> {
+    let out = Command::new("/usr/local/bin/git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", "--verify", "-q", name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Asserts that `git fsck --strict` finds the repository at `dir` (bare, or a clone's
+/// working tree) clean.
+pub fn assert_fsck_at(dir: &Path) {
+    let out = Command::new("/usr/local/bin/git")
+        .current_dir(dir)
+        .args(["fsck", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck in {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for ChildEnv {

@@ -163,19 +163,6 @@ impl Drop for Upstream {
     }
 }
 
-/// A ref of a bare repository (`None`: absent).
-pub fn ref_of(repo: &Path, name: &str) -> Option<String> {
-    let out = Command::new("/usr/local/bin/git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["rev-parse", "--verify", "-q", name])
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// Waits (up to `secs`) until `check` holds.
 pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
