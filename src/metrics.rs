@@ -39,6 +39,30 @@ impl Refusal {
     }
 }
 
+/// One gauge over rows read at scrape time: name, help, the value of a row.
+pub type Gauge<T> = (&'static str, &'static str, fn(&T) -> f64);
+
+/// Gauges over `rows` (mirrors, webhooks) in the text exposition: each gauge's `HELP`
+/// and `TYPE` once, then one series per row with the row's `labels` (values escaped).
+pub fn render_gauges<T>(
+    rows: &[T],
+    labels: impl Fn(&T) -> Vec<(&'static str, String)>,
+    gauges: &[Gauge<T>],
+) -> String {
+    let mut o = String::new();
+    for (name, help, value) in gauges {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for row in rows {
+            let labels: Vec<String> = labels(row)
+                .into_iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            let _ = writeln!(o, "{name}{{{}}} {}", labels.join(","), value(row));
+        }
+    }
+    o
+}
+
 /// Upper bounds (seconds) of the cache sync latency histogram.
 const SYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -278,5 +302,25 @@ impl Metrics {
             hist,
         );
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_have_help_type_and_a_series_per_row_with_escaped_labels() {
+        let rows = [("a\"b", 1.0), ("c", 2.5)];
+        let text = render_gauges(
+            &rows,
+            |r| vec![("repo", r.0.to_string())],
+            &[("x_value", "A value.", |r| r.1)],
+        );
+        assert_eq!(
+            text,
+            "# HELP x_value A value.\n# TYPE x_value gauge\n\
+             x_value{repo=\"a\\\"b\"} 1\nx_value{repo=\"c\"} 2.5\n"
+        );
     }
 }

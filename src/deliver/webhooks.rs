@@ -140,34 +140,22 @@ pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Webhook>> {
 /// The webhooks' deliveries waiting for a retry and given up, as Prometheus gauges, one
 /// series per webhook (`repo`, `webhook` id; never its URL).
 pub fn render_metrics(hooks: &[Webhook]) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    type Gauge = (&'static str, &'static str, fn(&Webhook) -> i64);
-    let gauges: [Gauge; 2] = [
-        (
-            "skillsd_webhook_deliveries_pending",
-            "Deliveries not yet accepted by the receiver (being retried).",
-            |h| h.pending,
-        ),
-        (
-            "skillsd_webhook_deliveries_failed",
-            "Deliveries given up after every attempt (kept 30 days).",
-            |h| h.failed,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for h in hooks {
-            let _ = writeln!(
-                o,
-                "{name}{{repo=\"{}\",webhook=\"{}\"}} {}",
-                h.repo,
-                h.id,
-                value(h)
-            );
-        }
-    }
-    o
+    crate::metrics::render_gauges(
+        hooks,
+        |h| vec![("repo", h.repo.clone()), ("webhook", h.id.to_string())],
+        &[
+            (
+                "skillsd_webhook_deliveries_pending",
+                "Deliveries not yet accepted by the receiver (being retried).",
+                |h| h.pending as f64,
+            ),
+            (
+                "skillsd_webhook_deliveries_failed",
+                "Deliveries given up after every attempt (kept 30 days).",
+                |h| h.failed as f64,
+            ),
+        ],
+    )
 }
 
 /// Removes a webhook (by id, or by URL) of `repo`, with its deliveries.
