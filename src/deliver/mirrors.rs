@@ -235,6 +235,8 @@ struct Claimed {
     private_key: String,
     host_keys: Vec<String>,
     pushed_refs: serde_json::Value,
+    /// Failed deliveries in a row before this one.
+    failures: i32,
 }
 
 fn claimed(r: sqlx::postgres::PgRow) -> Claimed {
@@ -246,6 +248,7 @@ fn claimed(r: sqlx::postgres::PgRow) -> Claimed {
         private_key: r.get(4),
         host_keys: r.get(5),
         pushed_refs: r.get(6),
+        failures: r.get(7),
     }
 }
 
@@ -265,7 +268,7 @@ pub async fn deliver_due(pool: &PgPool, repos: &RepoStore, settings: &Settings) 
                           WHERE synced_generation < wanted_generation AND next_attempt_at <= now()
                             AND (lease_until IS NULL OR lease_until < now())
                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING id, repo, url, force, private_key, host_keys, pushed_refs",
+             RETURNING id, repo, url, force, private_key, host_keys, pushed_refs, failures",
         )
         .bind(lease(settings))
         .bind(crate::storage::node_id())
@@ -307,34 +310,47 @@ pub async fn sync_now(
             None => format!("{repo} has no mirrors (add one with `skillsd mirror add`)"),
         }));
     }
-    let mut out = Vec::new();
-    for id in ids {
+    let mut notes = HashMap::new();
+    for &id in &ids {
         let row = sqlx::query(
             "UPDATE mirrors SET lease_until = now() + make_interval(secs => $1),
                                 lease_owner = $3, last_attempt_at = now()
              WHERE id = $2 AND (lease_until IS NULL OR lease_until < now())
-             RETURNING id, repo, url, force, private_key, host_keys, pushed_refs",
+             RETURNING id, repo, url, force, private_key, host_keys, pushed_refs, failures",
         )
         .bind(lease(settings))
         .bind(id)
         .bind(crate::storage::node_id())
         .fetch_optional(pool)
         .await?;
-        let note = match row {
-            Some(row) => {
-                deliver(pool, repos, settings, claimed(row)).await?;
-                None
+        match row {
+            Some(row) => deliver(pool, repos, settings, claimed(row)).await?,
+            None => {
+                notes.insert(
+                    id,
+                    "another node is delivering it now; not tried".to_string(),
+                );
             }
-            None => Some("another node is delivering it now; not tried".to_string()),
-        };
-        let m = list(pool, Some(repo))
-            .await?
-            .into_iter()
-            .find(|m| m.id == id)
-            .ok_or_else(|| DeliverError::Invalid("the mirror was removed meanwhile".into()))?;
-        out.push((m, note));
+        }
     }
-    Ok(out)
+    // Their state after it all.
+    let states: Vec<Mirror> = list(pool, Some(repo))
+        .await?
+        .into_iter()
+        .filter(|m| ids.contains(&m.id))
+        .collect();
+    if states.len() < ids.len() {
+        return Err(DeliverError::Invalid(
+            "the mirror was removed meanwhile".into(),
+        ));
+    }
+    Ok(states
+        .into_iter()
+        .map(|m| {
+            let note = notes.remove(&m.id);
+            (m, note)
+        })
+        .collect())
 }
 
 /// One delivery of a claimed mirror, recorded whatever its outcome (only a database
@@ -365,7 +381,7 @@ async fn deliver(pool: &PgPool, repos: &RepoStore, settings: &Settings, m: Claim
             )
             .bind(m.id)
             .bind(&error)
-            .bind(failure_wait(pool, settings, m.id).await?)
+            .bind(failure_wait(settings, &m))
             .execute(pool)
             .await?;
             Ok(())
@@ -373,12 +389,9 @@ async fn deliver(pool: &PgPool, repos: &RepoStore, settings: &Settings, m: Claim
     }
 }
 
-async fn failure_wait(pool: &PgPool, settings: &Settings, id: i64) -> sqlx::Result<f64> {
-    let failures: i32 = sqlx::query_scalar("SELECT failures FROM mirrors WHERE id = $1")
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
-    Ok(backoff(settings, failures as u32 + 1).as_secs_f64())
+/// The wait after this delivery failed too (seconds).
+fn failure_wait(settings: &Settings, m: &Claimed) -> f64 {
+    backoff(settings, m.failures as u32 + 1).as_secs_f64()
 }
 
 /// Brings the copy current, reads its branches and tags, and pushes. Returns the
@@ -518,7 +531,7 @@ async fn record_outcome(
         .bind(m.id)
         .bind(sqlx::types::Json(&pushed_json))
         .bind(&error)
-        .bind(failure_wait(pool, settings, m.id).await?)
+        .bind(failure_wait(settings, m))
         .bind(&pin)
         .execute(pool)
         .await?;
@@ -528,48 +541,36 @@ async fn record_outcome(
 
 /// The mirrors as Prometheus gauges, one series per mirror (`repo`, `mirror` id).
 pub fn render_metrics(mirrors: &[Mirror]) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    type Gauge = (&'static str, &'static str, fn(&Mirror) -> f64);
-    let gauges: [Gauge; 4] = [
-        (
-            "skillsd_mirror_lag_seconds",
-            "Seconds since the oldest push the mirror lacks (0: in sync).",
-            |m| m.lag_seconds.unwrap_or(0.0),
-        ),
-        (
-            "skillsd_mirror_refs_behind",
-            "Branches and tags the upstream does not hold as they are here.",
-            |m| f64::from(m.refs_behind),
-        ),
-        (
-            "skillsd_mirror_failing",
-            "1 when the mirror's last attempt failed.",
-            |m| f64::from(u8::from(m.state == "failing")),
-        ),
-        (
-            "skillsd_mirror_last_success_timestamp_seconds",
-            "When the mirror was last in sync (0: never).",
-            |m| {
-                m.last_success_at
-                    .map(|t| t.timestamp() as f64)
-                    .unwrap_or(0.0)
-            },
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for m in mirrors {
-            let repo = m.repo.replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(
-                o,
-                "{name}{{repo=\"{repo}\",mirror=\"{}\"}} {}",
-                m.id,
-                value(m)
-            );
-        }
-    }
-    o
+    crate::metrics::render_gauges(
+        mirrors,
+        |m| vec![("repo", m.repo.clone()), ("mirror", m.id.to_string())],
+        &[
+            (
+                "skillsd_mirror_lag_seconds",
+                "Seconds since the oldest push the mirror lacks (0: in sync).",
+                |m| m.lag_seconds.unwrap_or(0.0),
+            ),
+            (
+                "skillsd_mirror_refs_behind",
+                "Branches and tags the upstream does not hold as they are here.",
+                |m| f64::from(m.refs_behind),
+            ),
+            (
+                "skillsd_mirror_failing",
+                "1 when the mirror's last attempt failed.",
+                |m| f64::from(u8::from(m.state == "failing")),
+            ),
+            (
+                "skillsd_mirror_last_success_timestamp_seconds",
+                "When the mirror was last in sync (0: never).",
+                |m| {
+                    m.last_success_at
+                        .map(|t| t.timestamp() as f64)
+                        .unwrap_or(0.0)
+                },
+            ),
+        ],
+    )
 }
 
 /// A host key as stored: its OpenSSH public line.
