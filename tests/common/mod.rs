@@ -177,22 +177,7 @@ impl Server {
     /// Creates a key pair with ssh-keygen and registers it for `name` with `role`
     /// through `skillsd user add`.
     pub fn add_user(&self, name: &str, role: &str) -> Key {
-        let key = Key::generate(name);
-        let out = self.cli(&[
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--key",
-            key.public.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        key
+        register(|args| self.cli(args), name, role)
     }
 
     /// `git rev-parse` of a ref in the server repository (None when absent).
@@ -827,19 +812,29 @@ impl ChildEnv {
 
     /// A key registered with `skillsd user add NAME --role writer`.
     pub fn add_writer(&self, name: &str) -> Key {
-        let key = Key::generate(name);
-        let out = self.cli(&[
-            "user",
-            "add",
-            name,
-            "--role",
-            "writer",
-            "--key",
-            key.public.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "user add: {}", stderr(&out));
-        key
+        register(|args| self.cli(args), name, "writer")
     }
+}
+
+/// A key pair made by ssh-keygen, registered for `name` with `role` by `skillsd user
+/// add` run through `cli`.
+fn register(cli: impl Fn(&[&str]) -> Output, name: &str, role: &str) -> Key {
+    let key = Key::generate(name);
+    let out = cli(&[
+        "user",
+        "add",
+        name,
+        "--role",
+        role,
+        "--key",
+        key.public.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key
 }
 
 /// Clones `skills` from `node` with `key` into `home/work` (HOME `home`, made here).
