@@ -59,7 +59,60 @@ skillsd: commands over ssh (besides git clone/fetch/push)
   log SKILL [REPO]     the sync history of a skill, renames included
   reconcile [REPO]     repair the cache from git (admin)
   web-login            a one-time link that signs you in to the status pages
+  api-token [LABEL]    a bearer token for the JSON API (Authorization: Bearer TOKEN)
+  api-token list       your API tokens that still work
+  api-token revoke     ends every API token of yours
 ";
+
+/// `api-token`: a new bearer token for the JSON API, the list of yours, or all of
+/// them revoked.
+async fn api_token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
+    use crate::web::auth;
+    match args {
+        ["list"] => match auth::api_tokens(pool, &user.name).await {
+            Ok(rows) => {
+                let mut out = String::new();
+                for (label, created, expires, used) in rows {
+                    out.push_str(&format!(
+                        "{}\tcreated {}\texpires {}\tlast used {}\n",
+                        label.as_deref().unwrap_or("-"),
+                        created.format("%Y-%m-%d %H:%M"),
+                        expires.format("%Y-%m-%d %H:%M"),
+                        used.map_or("never".to_string(), |u| u
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string())
+                    ));
+                }
+                ok(out)
+            }
+            Err(e) => fail(format!("error: cannot list your tokens: {e}\n")),
+        },
+        ["revoke"] => match auth::revoke_api_tokens(pool, &user.name).await {
+            Ok(n) => ok(format!(
+                "revoked {n} API token{}\n",
+                if n == 1 { "" } else { "s" }
+            )),
+            Err(e) => fail(format!("error: cannot revoke your tokens: {e}\n")),
+        },
+        [] | [_] => {
+            let label = args.first().copied().unwrap_or("api");
+            if label.chars().count() > 64 || label.chars().any(char::is_control) {
+                return fail("error: a token's label is at most 64 printable characters\n".into());
+            }
+            let days = auth::API_TOKEN_TTL.as_secs() / 86_400;
+            match auth::issue_api_token(pool, &user.name, label).await {
+                Ok(token) => ok(format!(
+                    "An API token for {} ({}), valid {days} days, ended by a change of your role \
+                     or `api-token revoke`; send it as `Authorization: Bearer TOKEN`:\n{token}\n",
+                    user.name,
+                    user.role.as_str()
+                )),
+                Err(e) => fail(format!("error: cannot make a token: {e}\n")),
+            }
+        }
+        _ => fail(format!("skillsd: wrong arguments for `api-token`\n{HELP}")),
+    }
+}
 
 /// A one-time sign-in link to the status pages for `user`.
 async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output {
@@ -102,6 +155,7 @@ pub async fn run(
         )),
         ("keys", []) => keys(pool, user).await,
         ("web-login", []) => web_login(pool, web_url, user).await,
+        ("api-token", rest) => api_token(pool, user, rest).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
         ("ls", rest) if rest.len() <= 1 => list(pool, repos, rest.first().copied()).await,
         ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {

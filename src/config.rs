@@ -48,6 +48,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "who may read the status pages: open or signed-in [open]",
     ),
     (
+        "metrics",
+        "SKILLSD_METRICS",
+        "who may read /metrics: open or token [open; token with web_access = signed-in]",
+    ),
+    (
+        "metrics_token",
+        "SKILLSD_METRICS_TOKEN",
+        "bearer token for /metrics when metrics = token [the admin token]",
+    ),
+    (
         "public_url",
         "SKILLSD_PUBLIC_URL",
         "the HTTP listener's address as browsers reach it, for sign-in links [http://HTTP]",
@@ -81,6 +91,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "admins_may_rewrite_main",
         "SKILLSD_ADMINS_MAY_REWRITE_MAIN",
         "1 lets admins force-push or delete main [0]",
+    ),
+    (
+        "ref_pattern",
+        "SKILLSD_REF_PATTERN",
+        "regular expression every pushed ref's full name must match \
+         [refs/(heads|tags)/[A-Za-z0-9][A-Za-z0-9._/@+-]*]",
     ),
     (
         "mutable_tags",
@@ -249,6 +265,15 @@ pub enum WebAccess {
     SignedIn,
 }
 
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the HTTP listener (a scraper on a private network).
+    Open,
+    /// A bearer token: `SKILLSD_METRICS_TOKEN`, or else the admin token.
+    Token,
+}
+
 /// Every setting, typed: filled once by [`Settings::load`] (flag > environment >
 /// config file > default) and passed to what uses it. Nothing else reads settings
 /// from the environment.
@@ -275,6 +300,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Who may read the status pages (`SKILLSD_WEB_ACCESS`).
     pub web_access: WebAccess,
+    /// Who may read `/metrics` (`SKILLSD_METRICS`; default: open when the pages are,
+    /// a token when they need signing in).
+    pub metrics: MetricsAccess,
+    /// `/metrics`' bearer token (`SKILLSD_METRICS_TOKEN`; `None`: the admin token).
+    pub metrics_token: Option<String>,
     /// The status pages' address for browsers (`SKILLSD_PUBLIC_URL`; `None`:
     /// `http://` and the HTTP address).
     pub public_url: Option<String>,
@@ -317,6 +347,8 @@ impl Default for Settings {
             log: "info,sqlx=warn,russh=warn".to_string(),
             log_format: LogFormat::Text,
             web_access: WebAccess::Open,
+            metrics: MetricsAccess::Open,
+            metrics_token: None,
             public_url: None,
             limits: Default::default(),
             policy: Default::default(),
@@ -422,6 +454,12 @@ impl Reader<'_> {
             Some("signed-in") => WebAccess::SignedIn,
             _ => WebAccess::Open,
         };
+        let metrics = match self.one_of("SKILLSD_METRICS", &["open", "token"]) {
+            Some("open") => MetricsAccess::Open,
+            Some("token") => MetricsAccess::Token,
+            _ if web_access == WebAccess::SignedIn => MetricsAccess::Token,
+            _ => MetricsAccess::Open,
+        };
         let public_url = self.text("SKILLSD_PUBLIC_URL");
         if let Some(url) = &public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -439,7 +477,19 @@ impl Reader<'_> {
             auth_window: self.secs("SKILLSD_AUTH_WINDOW_SECS", dl.auth_window),
             session_timeout: self.secs("SKILLSD_SESSION_TIMEOUT_SECS", dl.session_timeout),
         };
+        let ref_pattern = match self.text("SKILLSD_REF_PATTERN") {
+            None => d.policy.ref_pattern.clone(),
+            Some(p) => match crate::receive::pre_receive::ref_pattern(&p) {
+                Ok(re) => re,
+                Err(e) => {
+                    let expected = format!("a regular expression ({e})");
+                    self.refuse("SKILLSD_REF_PATTERN", &p, &expected);
+                    d.policy.ref_pattern.clone()
+                }
+            },
+        };
         let policy = crate::receive::pre_receive::Policy {
+            ref_pattern,
             mutable_tags: self.flag("SKILLSD_MUTABLE_TAGS"),
             max_files_per_push: self.count("SKILLSD_MAX_FILES_PER_PUSH", dp.max_files_per_push),
             max_pack_bytes: self.count("SKILLSD_MAX_PACK_BYTES", dp.max_pack_bytes),
@@ -487,6 +537,8 @@ impl Reader<'_> {
             log,
             log_format,
             web_access,
+            metrics,
+            metrics_token: self.text("SKILLSD_METRICS_TOKEN"),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             limits,
             policy,
@@ -723,6 +775,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.web_access, WebAccess::SignedIn);
+        assert_eq!(
+            s.metrics,
+            MetricsAccess::Token,
+            "signed-in pages keep /metrics closed too"
+        );
+        assert_eq!(load_env(&[]).unwrap().metrics, MetricsAccess::Open);
+        let open = load_env(&[
+            ("SKILLSD_WEB_ACCESS", "signed-in"),
+            ("SKILLSD_METRICS", "open"),
+        ])
+        .unwrap();
+        assert_eq!(open.metrics, MetricsAccess::Open);
+        assert!(load_env(&[("SKILLSD_METRICS", "public")]).is_err());
+        let wide = load_env(&[("SKILLSD_REF_PATTERN", "refs/(heads|tags)/.+")]).unwrap();
+        assert!(wide.policy.ref_pattern.is_match("refs/heads/café"));
+        assert!(!wide.policy.ref_pattern.is_match("refs/notes/x"));
+        assert!(!s.policy.ref_pattern.is_match("refs/heads/café"));
+        assert!(s.policy.ref_pattern.is_match("refs/heads/feature/x-1.2"));
+        let err = load_env(&[("SKILLSD_REF_PATTERN", "refs/(heads")]).unwrap_err();
+        assert!(err.to_string().contains("SKILLSD_REF_PATTERN"), "{err}");
         assert_eq!(s.public_url.as_deref(), Some("https://skills.example.com"));
         assert_eq!(s.policy.max_pack_bytes, 1_048_576);
         assert!(s.policy.mutable_tags);

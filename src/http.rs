@@ -20,8 +20,12 @@ pub struct HttpState {
     pub repos: RepoStore,
     /// Bearer token for admin endpoints (`SKILLSD_ADMIN_TOKEN`); none = admin API off.
     pub admin_token: Option<String>,
-    /// Who may read the status pages.
+    /// Who may read the status pages and the JSON API.
     pub web_access: crate::config::WebAccess,
+    /// Who may read `/metrics`.
+    pub metrics_access: crate::config::MetricsAccess,
+    /// `/metrics`' bearer token (`None`: the admin token).
+    pub metrics_token: Option<String>,
     /// Session cookies are `Secure` when browsers come over https.
     pub secure_cookies: bool,
     /// Cache changes for the live pages ([`crate::web::live`]).
@@ -41,7 +45,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/skills/{key}", get(skill))
         .route("/api/skills/{key}/history", get(history))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
-        .merge(crate::web::router(state.clone()))
+        .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::gate,
+        ))
         .with_state(state)
 }
 
@@ -200,6 +208,9 @@ async fn skills(
     State(s): State<Arc<HttpState>>,
     Query(q): Query<crate::web::SkillsQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(problem) = q.problem() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, problem));
+    }
     let (total, rows) = crate::web::search(&s.pool, &q).await?;
     let skills: Vec<Value> = rows
         .iter()
@@ -385,14 +396,7 @@ fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API is off: start skillsd with SKILLSD_ADMIN_TOKEN set".into(),
         ));
     };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compared in constant time (the length is not secret).
-    let equal: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into();
-    if equal {
+    if token_matches(headers, token) {
         Ok(())
     } else {
         Err(ApiError(
@@ -400,6 +404,13 @@ fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
             "a valid admin bearer token is required".into(),
         ))
     }
+}
+
+/// Does the request's bearer token equal `token`? Compared in constant time (the
+/// length is not secret).
+pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
+    let given = crate::web::auth::bearer(headers).unwrap_or("");
+    subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.as_bytes()).into()
 }
 
 async fn trigger(

@@ -120,6 +120,15 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Check every object every ref of a repository reaches, as a push's are checked
+    /// (present, within the limits, valid for `git fsck --strict`), and the refs'
+    /// names against each other; exit status 1 when anything is wrong, with the fix.
+    Fsck {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Consolidate a repository's packs into one (also runs by itself after pushes
     /// once there are more than 16 packs).
     Gc {
@@ -522,6 +531,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             hook_post_receive(s.database_url.clone()).await
         }
         Cmd::Gc { repo, .. } => gc(s, repo).await,
+        Cmd::Fsck { repo, .. } => fsck(s, repo).await,
         Cmd::Ref {
             command: RefCmd::List { repo, .. },
         } => ref_list(s, repo).await,
@@ -834,6 +844,34 @@ async fn ref_list(settings: &Settings, repo: String) -> Result<i32> {
         bad += 1;
     }
     Ok(if bad == 0 { 0 } else { 1 })
+}
+
+/// `skillsd fsck [REPO]`: exit status 1 when anything is wrong.
+async fn fsck(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let name = RepoStore::canonical_name(&repo)?;
+    let refs = skillsd::storage::refs(&pool, &name).await?;
+    let (name, copy) = fresh_copy(&pool, &store, &name).await?;
+    let limits = settings.policy.limits;
+    let found =
+        tokio::task::spawn_blocking(move || skillsd::repos::fsck(&copy, &refs, &limits)).await?;
+    if found.is_empty() {
+        println!("{name}: every ref and every object it reaches is valid");
+        return Ok(0);
+    }
+    for f in &found {
+        println!("{}: {}", f.ref_name, f.problem);
+    }
+    let mut names: Vec<&str> = found.iter().map(|f| f.ref_name.as_str()).collect();
+    names.dedup();
+    println!(
+        "{name}: {} ref{} with problems; remove each with `skillsd ref delete --repo {name} REF` \
+         (the default branch: push a repaired history with SKILLSD_ADMINS_MAY_REWRITE_MAIN=1)",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" }
+    );
+    Ok(1)
 }
 
 /// `skillsd ref delete NAME`.
@@ -1212,6 +1250,7 @@ fn flags(cli: &Cli) -> Flags {
         Cmd::Init { common: c, .. }
         | Cmd::Reconcile { common: c, .. }
         | Cmd::Gc { common: c, .. }
+        | Cmd::Fsck { common: c, .. }
         | Cmd::Export { common: c, .. }
         | Cmd::Import { common: c, .. }
         | Cmd::Psql { common: c, .. }

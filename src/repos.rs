@@ -325,15 +325,109 @@ pub fn ref_target(repo: &gix::Repository, name: &str) -> Option<gix::ObjectId> {
         .and_then(|r| r.target().try_id().map(|id| id.to_owned()))
 }
 
-/// Why `repo` cannot be served, if it cannot: `HEAD`'s branch names a missing object.
-/// (Other refs that cannot be served are left out of listings, not fatal.)
+/// Why `repo` cannot be served, if it cannot: `HEAD`'s branch names a missing object,
+/// or a tag says its object is of another type than it is (every fresh clone fails
+/// on such a tag: "invalid index-pack output"). Other refs that cannot be served are
+/// left out of listings, not fatal; `skillsd fsck` checks every object.
 pub fn unservable(repo: &gix::Repository) -> Option<String> {
+    if let Some(why) = lying_tag(repo) {
+        return Some(why);
+    }
     let head = repo.find_reference("HEAD").ok()?;
     let branch = head.target().try_name()?.as_bstr().to_string();
     let id = ref_target(repo, &branch)?;
     repo.find_header(id)
         .is_err()
         .then(|| format!("{branch} points to a missing object {id}"))
+}
+
+/// The first tag ref whose tag object declares a type its object does not have.
+fn lying_tag(repo: &gix::Repository) -> Option<String> {
+    let platform = repo.references().ok()?;
+    for r in platform.tags().ok()?.flatten() {
+        let Some(mut id) = r.target().try_id().map(|id| id.to_owned()) else {
+            continue;
+        };
+        // Along a chain of tags (bounded: a chain is the pusher's choice).
+        for _ in 0..64 {
+            let Ok(object) = repo.find_object(id) else {
+                break;
+            };
+            if object.kind != gix::object::Kind::Tag {
+                break;
+            }
+            let Ok((target, declared)) = crate::incoming::fsck::tag(&object.data) else {
+                break;
+            };
+            match repo.find_header(target) {
+                Ok(h) if h.kind() != declared => {
+                    return Some(format!(
+                        "{} is a tag of a {declared} whose object {target} is a {} \
+                         (every clone fails; `skillsd ref delete` removes it)",
+                        r.name().as_bstr(),
+                        h.kind()
+                    ))
+                }
+                Ok(_) => id = target,
+                Err(_) => break,
+            }
+        }
+    }
+    None
+}
+
+/// What `skillsd fsck` found wrong with one ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub ref_name: String,
+    pub problem: String,
+}
+
+/// Every ref's objects as a push's would be checked: present, within `limits`, and
+/// valid for `git fsck --strict` (dates, identities, tree entries, tags whose type
+/// lies). `names` are the refs the database holds (a pair that cannot coexist in a
+/// clone is a finding too: `a` beside `a/b`, or two differing only in case).
+pub fn fsck(
+    repo: &gix::Repository,
+    names: &[(String, gix::ObjectId)],
+    limits: &crate::receive::connectivity::Limits,
+) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let all: std::collections::BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut lower: std::collections::HashMap<String, &str> = Default::default();
+    for (name, _) in names {
+        if let Some(other) = lower.insert(name.to_lowercase(), name) {
+            found.push(Finding {
+                ref_name: name.clone(),
+                problem: format!("differs from `{other}` only in case (a clone on macOS or Windows cannot hold both)"),
+            });
+        }
+        let mut prefix = name.as_str();
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if all.contains(prefix) {
+                found.push(Finding {
+                    ref_name: name.clone(),
+                    problem: format!(
+                        "`{prefix}` is a ref too: a name cannot be a ref and a folder of refs"
+                    ),
+                });
+            }
+        }
+    }
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let mut walk = crate::receive::connectivity::Walk::new(&never);
+    let mut good: Vec<gix::ObjectId> = Vec::new();
+    for (name, target) in names {
+        match walk.tip(repo, *target, &good, limits) {
+            Ok(()) => good.push(*target),
+            Err(e) => found.push(Finding {
+                ref_name: name.clone(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+    found
 }
 
 /// Deletes the ref `name` whatever it points to (for an admin removing a ref that

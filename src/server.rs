@@ -259,6 +259,8 @@ pub async fn run(
             repos: prepared.state.repos.clone(),
             admin_token: prepared.settings.admin_token.clone(),
             web_access: prepared.settings.web_access,
+            metrics_access: prepared.settings.metrics,
+            metrics_token: prepared.settings.metrics_token.clone(),
             secure_cookies: prepared
                 .settings
                 .public_url

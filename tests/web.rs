@@ -451,3 +451,203 @@ fn the_cache_s_changes_stream_to_open_pages() {
     );
     assert!(event["health"]["synced"].as_i64().unwrap() >= 3, "{event}");
 }
+
+/// (status, body) of a GET with `headers` (`-H` values).
+fn get_with(server: &Server, path: &str, headers: &[String]) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-g", "-w", "\n%{http_code}"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let out = c
+        .arg(format!("http://127.0.0.1:{}{path}", server.http_port))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+fn bearer(token: &str) -> Vec<String> {
+    vec![format!("Authorization: Bearer {token}")]
+}
+
+/// `ssh ... api-token` for `key`: the token on the output's last line.
+fn api_token(server: &Server, key: &common::Key) -> String {
+    let out = common::ssh_to(key, server.port)
+        .args(["api-token", "ci"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let token = text.lines().last().unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "{text}");
+    token
+}
+
+/// Every JSON endpoint the pages' data comes from, and `/metrics`.
+const CLOSED: &[&str] = &[
+    "/api/skills",
+    "/api/skills?status=PUBLISHED",
+    "/api/skills/commit-messages",
+    "/api/skills/commit-messages/history",
+    "/api/skills/commit-messages/sync-logs",
+    "/api/skills/sync/status",
+    "/api/mirrors",
+    "/metrics",
+    "/",
+    "/skills",
+    "/events",
+];
+
+#[test]
+fn signed_in_mode_closes_the_json_api_and_metrics_and_sessions_end_with_their_user() {
+    let server = Server::start_tuned(true, |s| {
+        s.web_access = skillsd::config::WebAccess::SignedIn;
+        s.metrics = skillsd::config::MetricsAccess::Token;
+        s.metrics_token = Some("metrics-secret".into());
+    });
+    let alice = server.add_user("alice", "writer");
+
+    // Nobody: nothing but health, readiness and the way to sign in.
+    for path in CLOSED {
+        let (code, body) = get_with(&server, path, &[]);
+        assert_eq!(code, 401, "{path} answered anonymously: {body}");
+        assert!(!body.contains("commit-messages\""), "{path}: {body}");
+    }
+    let (code, body) = get_with(&server, "/api/skills", &[]);
+    assert!(body.contains("api-token"), "{body}");
+    assert_eq!(get_with(&server, "/healthz", &[]).0, 200);
+    assert_eq!(get_with(&server, "/readyz", &[]).0, 200);
+    assert_eq!(code, 401);
+    // A made-up bearer or cookie opens nothing.
+    let forged = "ab".repeat(32);
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&forged)).0, 401);
+    assert_eq!(
+        get_with(
+            &server,
+            "/api/skills",
+            &[format!("Cookie: skillsd_session={forged}")]
+        )
+        .0,
+        401
+    );
+
+    // A user's API token opens the API (not /metrics, which has its own token).
+    let token = api_token(&server, &alice);
+    for path in CLOSED.iter().filter(|p| p.starts_with("/api/")) {
+        let (code, body) = get_with(&server, path, &bearer(&token));
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    let (_, body) = get_with(&server, "/api/skills/commit-messages", &bearer(&token));
+    assert!(body.contains("\"frontmatter\""), "{body}");
+    assert_eq!(get_with(&server, "/metrics", &bearer(&token)).0, 401);
+    let (code, body) = get_with(&server, "/metrics", &bearer("metrics-secret"));
+    assert_eq!(code, 200);
+    assert!(body.contains("skillsd_pushes_total"), "{body}");
+    // The admin token opens the API too.
+    let (code, _) = get_with(&server, "/api/skills", &bearer(common::ADMIN_TOKEN));
+    assert_eq!(code, 200);
+    // A browser session's cookie opens the API, but is no bearer token (and a token
+    // is no cookie).
+    let tmp = tempfile::tempdir().unwrap();
+    let jar = tmp.path().join("alice");
+    let (code, _) = browser(&server, &jar, &sign_in_link(&server, &alice), None);
+    assert_eq!(code, 200);
+    let (code, body) = browser(&server, &jar, "/api/skills/sync/status", None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        get_with(
+            &server,
+            "/api/skills",
+            &[format!("Cookie: skillsd_session={token}")]
+        )
+        .0,
+        401
+    );
+    let listed = common::ssh_to(&alice, server.port)
+        .args(["api-token", "list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).starts_with("ci\t"),
+        "{listed:?}"
+    );
+
+    // A change of role ends the token and the session: signing in again gives the new
+    // role.
+    let out = server.cli(&[
+        "user",
+        "add",
+        "alice",
+        "--role",
+        "admin",
+        "--key",
+        alice.public.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 401);
+    assert_eq!(browser(&server, &jar, "/", None).0, 401);
+    let (code, page) = browser(&server, &jar, &sign_in_link(&server, &alice), None);
+    assert_eq!(code, 200);
+    assert!(page.contains("alice (admin)"), "{page}");
+
+    // Removed, and the name given to someone else: the old session and token are
+    // gone, and open nothing of the newcomer's.
+    let token = api_token(&server, &alice);
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 200);
+    let out = server.cli(&["user", "remove", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    let sessions = server.count("SELECT count(*) FROM web_sessions");
+    assert_eq!(sessions, 0, "the user's sessions went with the user");
+    let _newcomer = server.add_user("alice", "reader");
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 401);
+    let (code, page) = browser(&server, &jar, "/", None);
+    assert_eq!(code, 401, "{page}");
+    assert!(!page.contains("alice ("), "{page}");
+    // Revoking ends a token at once.
+    let bob = server.add_user("bob", "reader");
+    let token = api_token(&server, &bob);
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 200);
+    let out = common::ssh_to(&bob, server.port)
+        .args(["api-token", "revoke"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("revoked 1 API token"),
+        "{out:?}"
+    );
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 401);
+}
+
+#[test]
+fn bad_paging_and_nul_in_queries_are_bad_requests_not_database_errors() {
+    let server = Server::start_with(true);
+    for path in [
+        "/api/skills?page=9223372036854775807",
+        "/api/skills?page=0",
+        "/api/skills?page=-5",
+        "/api/skills?limit=100000",
+        "/api/skills?q=a%00b",
+        "/api/skills?tag=%00",
+        "/api/skills/a%00b",
+        "/api/skills/a%00b/history",
+        "/api/skills/a%00b/sync-logs",
+        "/skills?page=9223372036854775807",
+        "/skills?q=%00",
+        "/skills/x%00y",
+    ] {
+        let (code, body) = get_with(&server, path, &[]);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(!body.contains("database"), "{path}: {body}");
+    }
+    let long = "x".repeat(5000);
+    assert_eq!(
+        get_with(&server, &format!("/api/skills?q={long}"), &[]).0,
+        400
+    );
+    // The database was never asked: still healthy, and a good query still answers.
+    let (code, body) = get_with(&server, "/api/skills?page=1&q=commit", &[]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(get_with(&server, "/readyz", &[]).0, 200);
+}

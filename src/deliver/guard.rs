@@ -44,6 +44,8 @@ fn not_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_private() => "a private address",
         (100, b, _) if (64..128).contains(&b) => "a shared (carrier-grade NAT) address",
         (192, 0, 0) => "an IETF protocol address",
+        // 6to4 relay anycast: reaches whatever IPv4 address the packet embeds.
+        (192, 88, 99) => "a 6to4 relay address",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "a documentation address",
         (198, 18 | 19, _) => "a benchmarking address",
         _ if ip.is_multicast() => "a multicast address",
@@ -62,6 +64,20 @@ fn not_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         let [a, b] = s[6].to_be_bytes();
         let [c, d] = s[7].to_be_bytes();
         return not_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    // 6to4 (2002::/16) carries an IPv4 address in bits 16..48: that address is
+    // where the packet goes.
+    if s[0] == 0x2002 {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        return not_public_v4(Ipv4Addr::new(a, b, c, d))
+            .map(|_| "a 6to4 address of a non-public IPv4 address");
+    }
+    // Teredo (2001::/32) tunnels to the IPv4 address obfuscated in its last 32 bits
+    // through the relay named in bits 32..64: whatever it reaches is not a public
+    // IPv6 host of its own, so it is refused outright.
+    if s[0] == 0x2001 && s[1] == 0 {
+        return Some("a Teredo tunnel address");
     }
     Some(match s[0] {
         _ if ip.is_loopback() => "a loopback address",
@@ -206,6 +222,13 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "ff02::1",
             "2001:db8::1",
+            // 6to4 of 127.0.0.1, 10.0.0.1 and 169.254.169.254; Teredo; 6to4 relays
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:a00:1::",
+            "192.88.99.1",
         ] {
             assert!(np(a), "{a} should not be public");
         }
@@ -216,6 +239,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            // 6to4 of 8.8.8.8
+            "2002:808:808::1",
         ] {
             assert!(!np(a), "{a} is public");
         }

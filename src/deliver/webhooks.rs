@@ -618,9 +618,11 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// The HTTP clients: one that reaches public addresses only, one that reaches any.
-fn client(allow_private: bool, timeout: Duration) -> &'static reqwest::Client {
-    static GUARDED: OnceLock<reqwest::Client> = OnceLock::new();
-    static OPEN: OnceLock<reqwest::Client> = OnceLock::new();
+/// A client that cannot be built (no TLS roots, say) is an error each delivery
+/// reports, never a panic of the worker.
+fn client(allow_private: bool, timeout: Duration) -> Result<&'static reqwest::Client, String> {
+    static GUARDED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    static OPEN: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     let make = |guarded: bool| {
         // reqwest's TLS runs on rustls with ring (already used by the SSH side).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -635,13 +637,35 @@ fn client(allow_private: bool, timeout: Duration) -> &'static reqwest::Client {
         } else {
             b
         };
-        b.build().expect("the webhook HTTP client builds")
+        b.build()
+            .map_err(|e| format!("cannot build the HTTP client: {}", describe(&e)))
     };
-    if allow_private {
+    let made = if allow_private {
         OPEN.get_or_init(|| make(false))
     } else {
         GUARDED.get_or_init(|| make(true))
+    };
+    made.as_ref().map_err(Clone::clone)
+}
+
+/// The most of an answer's body that is read (for the error shown): a receiver that
+/// answers with gigabytes costs this much memory, no more.
+pub const MAX_ANSWER_BYTES: usize = 4096;
+
+/// The start of an answer's body, at most [`MAX_ANSWER_BYTES`], read chunk by chunk
+/// (the rest is never read: the connection is dropped with the response).
+async fn answer_start(resp: &mut reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < MAX_ANSWER_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_ANSWER_BYTES - buf.len();
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
     }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 async fn send(c: &Claimed, settings: &Settings) -> Sent {
@@ -661,7 +685,11 @@ async fn send(c: &Claimed, settings: &Settings) -> Sent {
             return failed(e.to_string());
         }
     }
-    let answer = client(c.allow_private, settings.webhook_timeout)
+    let client = match client(c.allow_private, settings.webhook_timeout) {
+        Ok(client) => client,
+        Err(e) => return failed(e),
+    };
+    let answer = client
         .post(url)
         .header("Content-Type", "application/json")
         .header("X-Skillsd-Event", &c.event)
@@ -676,7 +704,7 @@ async fn send(c: &Claimed, settings: &Settings) -> Sent {
         .send()
         .await;
     match answer {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status();
             let code = Some(status.as_u16());
             let error = if status.is_success() {
@@ -686,7 +714,7 @@ async fn send(c: &Claimed, settings: &Settings) -> Sent {
                     "HTTP {status}: redirects are not followed (give the final URL)"
                 ))
             } else {
-                let body = resp.text().await.unwrap_or_default();
+                let body = answer_start(&mut resp).await;
                 let snippet: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
                 Some(
                     format!("HTTP {status}: {snippet}")

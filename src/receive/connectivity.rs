@@ -16,6 +16,7 @@
 //! few dozen objects expand to a billion paths is refused before anything diffs,
 //! lists or checks out its paths.
 
+use crate::incoming::fsck::{self, EntryKind};
 use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
 use std::collections::HashMap;
@@ -69,6 +70,15 @@ pub enum WalkError {
     /// An object exists but cannot be read as what it claims to be.
     #[error("corrupt object ({0})")]
     Corrupt(String),
+    /// An object `git fsck --strict` refuses (a bad date, a `.git` entry, a tag whose
+    /// type lies): every clone that checks objects, and every mirror whose host does,
+    /// would refuse it.
+    #[error("invalid {kind} {id}: {error}")]
+    Fsck {
+        kind: &'static str,
+        id: ObjectId,
+        error: crate::incoming::fsck::FsckError,
+    },
     /// Trees nested deeper than the limit; `path` is the start of the deepest path.
     #[error("trees nested more than {limit} levels deep, under `{path}`")]
     TooDeep { path: String, limit: u32 },
@@ -105,6 +115,18 @@ impl WalkError {
                         "shorten the commit message (git commit --amend) and push again"
                     } else {
                         "shorten the tag message and push again"
+                    },
+                )
+            }
+            WalkError::Fsck { kind, .. } => {
+                Problem::new(crate::skills::Check::Push, ref_name, self.to_string()).hint(
+                    match *kind {
+                        "commit" => "`git fsck --strict` in your clone names it; rewrite the commit \
+                                     (git commit --amend, git rebase) with a current git and push again",
+                        "tree" => "`git fsck --strict` in your clone names it; commit the files again \
+                                   with a current git (a tool wrote this tree by hand)",
+                        _ => "`git fsck --strict` in your clone names it; delete the tag \
+                              (git tag -d) and make it again with `git tag -a`",
                     },
                 )
             }
@@ -206,10 +228,30 @@ impl<'c> Walk<'c> {
                     let tag = view
                         .find_object(id)
                         .map_err(|_| WalkError::Missing(format!("tag {id} is missing")))?;
-                    let target =
-                        gix::objs::TagRefIter::from_bytes(&tag.data, gix::hash::Kind::Sha1)
-                            .target_id()
-                            .map_err(|e| WalkError::Corrupt(format!("tag {id}: {e}")))?;
+                    let (target, declared) =
+                        fsck::tag(&tag.data).map_err(|error| WalkError::Fsck {
+                            kind: "tag",
+                            id,
+                            error,
+                        })?;
+                    // The type a tag declares is the one a client trusts when it
+                    // reads the object: a lie breaks every clone.
+                    let actual = view
+                        .find_header(target)
+                        .map_err(|_| WalkError::Missing(format!("object {target} is missing")))?
+                        .kind();
+                    if actual != declared {
+                        return Err(WalkError::Fsck {
+                            kind: "tag",
+                            id,
+                            error: fsck::FsckError {
+                                id: "badType",
+                                message: format!(
+                                    "its object {target} is a {actual}, not the {declared} its 'type' line says"
+                                ),
+                            },
+                        });
+                    }
                     id = target;
                 }
                 gix::object::Kind::Commit => return self.history(view, id, hidden, limits),
@@ -241,6 +283,11 @@ impl<'c> Walk<'c> {
             let commit = view
                 .find_commit(info.id)
                 .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?;
+            fsck::commit(&commit.data).map_err(|error| WalkError::Fsck {
+                kind: "commit",
+                id: info.id,
+                error,
+            })?;
             let tree = commit
                 .tree_id()
                 .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?
@@ -356,18 +403,42 @@ impl Frame {
             .map_err(|_| WalkError::Missing(format!("tree {id} is missing")))?;
         let mut subtrees = Vec::new();
         let mut shape = Shape::default();
-        for entry in tree.iter() {
-            let entry = entry.map_err(|e| WalkError::Corrupt(format!("tree {id}: {e}")))?;
-            let mode = entry.mode();
-            let oid = entry.oid().to_owned();
-            if mode.is_tree() {
-                subtrees.push((entry.filename().to_owned(), oid));
+        let invalid = |error| WalkError::Fsck {
+            kind: "tree",
+            id,
+            error,
+        };
+        for entry in fsck::tree(&tree.data).map_err(invalid)? {
+            let oid = entry.id;
+            let expected = match entry.kind {
+                EntryKind::Commit => {
+                    // A submodule's commit is not ours to have.
+                    shape.add(entry.name.len() as u64, None);
+                    continue;
+                }
+                EntryKind::Tree => gix::object::Kind::Tree,
+                EntryKind::Blob => gix::object::Kind::Blob,
+            };
+            // The mode says what the entry holds; a client trusts it when it
+            // checks out or packs the tree.
+            let actual = view
+                .find_header(oid)
+                .map_err(|_| WalkError::Missing(format!("{expected} {oid} is missing")))?
+                .kind();
+            if actual != expected {
+                return Err(invalid(fsck::FsckError {
+                    id: "badType",
+                    message: format!(
+                        "entry `{}` has the mode of a {expected} but names the {actual} {oid}",
+                        entry.name.as_bstr()
+                    ),
+                }));
+            }
+            if entry.kind == EntryKind::Tree {
+                subtrees.push((entry.name.into(), oid));
                 continue;
             }
-            if !mode.is_commit() && !view.has_object(oid) {
-                return Err(WalkError::Missing(format!("blob {oid} is missing")));
-            }
-            shape.add(entry.filename().len() as u64, None);
+            shape.add(entry.name.len() as u64, None);
         }
         Ok(Frame {
             id,

@@ -55,6 +55,31 @@ pub struct Policy {
     /// What a pack may declare: object size, object count (`SKILLSD_MAX_OBJECT_BYTES`,
     /// `SKILLSD_MAX_OBJECTS`).
     pub pack: crate::incoming::inspect::PackLimits,
+    /// The pattern every pushed ref's full name must match (`SKILLSD_REF_PATTERN`,
+    /// [`DEFAULT_REF_PATTERN`] by default), anchored at both ends.
+    pub ref_pattern: regex::Regex,
+}
+
+/// The names a pushed ref may have by default: branches and tags whose names are
+/// ASCII letters, digits and `. _ / @ + -`, starting with a letter or digit — no
+/// look-alikes of `main` from other scripts, no invisible characters, no names a
+/// shell or a command line reads as an option.
+pub const DEFAULT_REF_PATTERN: &str = "refs/(heads|tags)/[A-Za-z0-9][A-Za-z0-9._/@+-]*";
+
+/// `pattern` anchored at both ends, compiled.
+pub fn ref_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// What a ref name looks like to a reader: letters from other scripts transliterated
+/// (`maın`, `mаin` in Cyrillic → `main`), invisible and format characters dropped,
+/// case folded. Two names with one skeleton are confusable.
+pub fn skeleton(name: &str) -> String {
+    let visible: String = name
+        .chars()
+        .filter(|c| !crate::skills::invisible(*c))
+        .collect();
+    deunicode::deunicode_with_tofu(&visible, "\u{fffd}").to_lowercase()
 }
 
 impl Default for Policy {
@@ -71,6 +96,7 @@ impl Default for Policy {
             pusher_is_admin: false,
             limits: connectivity::Limits::default(),
             pack: crate::incoming::inspect::PackLimits::default(),
+            ref_pattern: ref_pattern(DEFAULT_REF_PATTERN).expect("the default pattern compiles"),
         }
     }
 }
@@ -87,7 +113,7 @@ pub fn check(
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
-    let names = RefNames::new(current, commands);
+    let names = RefNames::new(current, commands, &default_ref);
     for cmd in commands {
         let rejection =
             ref_policy(view, cmd, &default_ref, policy).or_else(|| names.collision(cmd));
@@ -185,6 +211,27 @@ fn ref_policy(
     if !(cmd.name.starts_with("refs/heads/") || cmd.name.starts_with("refs/tags/")) {
         return Some("only branches (refs/heads/*) and tags (refs/tags/*) can be pushed".into());
     }
+    let short = cmd
+        .name
+        .strip_prefix("refs/heads/")
+        .or_else(|| cmd.name.strip_prefix("refs/tags/"))
+        .unwrap_or(&cmd.name);
+    if !cmd.is_delete() {
+        if short == "HEAD" || short.starts_with("HEAD/") {
+            return Some("`HEAD` is not a branch or tag name (git reads it as the current commit); choose another name".into());
+        }
+        if !policy.ref_pattern.is_match(&cmd.name) {
+            return Some(format!(
+                "ref name not allowed: names are limited to ASCII letters, digits and . _ / @ + - \
+                 (the server's pattern: {})",
+                policy
+                    .ref_pattern
+                    .as_str()
+                    .trim_start_matches("^(?:")
+                    .trim_end_matches(")$")
+            ));
+        }
+    }
     if cmd.name.starts_with("refs/tags/") && !cmd.is_create() && !mutable_tags {
         return Some("tags cannot be moved or deleted once pushed; push a new tag instead".into());
     }
@@ -224,14 +271,20 @@ fn ref_policy(
 struct RefNames<'a> {
     names: std::collections::BTreeSet<&'a str>,
     lower: HashMap<String, &'a str>,
+    /// Each short name's [`skeleton`] (the default branch's first), for look-alikes.
+    skeletons: HashMap<String, &'a str>,
 }
 
 impl<'a> RefNames<'a> {
-    fn new(current: &'a HashMap<String, ObjectId>, commands: &'a [Command]) -> Self {
+    fn new(
+        current: &'a HashMap<String, ObjectId>,
+        commands: &'a [Command],
+        default_ref: &'a str,
+    ) -> Self {
         // Existing refs first: a new name is the one that collides, not the old one.
-        let all: Vec<&str> = current
-            .keys()
-            .map(String::as_str)
+        let all: Vec<&str> = std::iter::once(default_ref)
+            .filter(|d| current.contains_key(*d))
+            .chain(current.keys().map(String::as_str))
             .chain(
                 commands
                     .iter()
@@ -240,12 +293,17 @@ impl<'a> RefNames<'a> {
             )
             .collect();
         let mut lower: HashMap<String, &str> = HashMap::new();
+        let mut skeletons: HashMap<String, &str> = HashMap::new();
+        // The default branch is protected whether it exists yet or not.
+        skeletons.insert(skeleton(short_name(default_ref)), default_ref);
         for n in &all {
             lower.entry(n.to_lowercase()).or_insert(n);
+            skeletons.entry(skeleton(short_name(n))).or_insert(n);
         }
         RefNames {
             names: all.into_iter().collect(),
             lower,
+            skeletons,
         }
     }
 
@@ -257,6 +315,17 @@ impl<'a> RefNames<'a> {
         if let Some(other) = self.lower.get(&name.to_lowercase()).filter(|o| **o != name) {
             return Some(format!(
                 "ref conflict: `{other}` differs only in case; choose another name"
+            ));
+        }
+        if let Some(other) = self
+            .skeletons
+            .get(&skeleton(short_name(name)))
+            .filter(|o| short_name(o) != short_name(name))
+        {
+            return Some(format!(
+                "ref conflict: `{}` looks like `{other}` (letters from another script, or \
+                 invisible characters); choose another name",
+                name.escape_debug()
             ));
         }
         // A folder of this name: the names sorting right after `name/`.
@@ -283,6 +352,13 @@ impl<'a> RefNames<'a> {
         }
         None
     }
+}
+
+/// A ref's name without `refs/heads/` or `refs/tags/`.
+fn short_name(name: &str) -> &str {
+    name.strip_prefix("refs/heads/")
+        .or_else(|| name.strip_prefix("refs/tags/"))
+        .unwrap_or(name)
 }
 
 /// Files under the skill folders, per skill file of the limit, that one push may

@@ -67,6 +67,22 @@ pub fn run(
     rt.block_on(sync::lock(&mut tx, &ctx.repo_name))?;
 
     let mut stale = false;
+    // New names that cannot exist beside the refs the database has now.
+    let created: Vec<&str> = commands
+        .iter()
+        .zip(results.iter())
+        .filter(|(c, r)| r.is_none() && c.is_create() && !c.is_delete())
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    let conflicts = rt.block_on(publish::conflicting_refs(&mut tx, &ctx.repo_name, &created))?;
+    for (name, other) in conflicts {
+        for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+            if r.is_none() && cmd.name == name {
+                *r = Some(ref_conflict(&name, &other));
+                stale = true;
+            }
+        }
+    }
     for (cmd, r) in commands.iter().zip(results.iter_mut()) {
         if r.is_some() {
             continue;
@@ -158,6 +174,15 @@ pub fn run(
         generation: Some(generation),
         previous,
     })
+}
+
+/// Why `name` cannot be created beside `other`.
+fn ref_conflict(name: &str, other: &str) -> String {
+    if name.eq_ignore_ascii_case(other) || name.to_lowercase() == other.to_lowercase() {
+        format!("ref conflict: `{other}` differs only in case; choose another name")
+    } else {
+        format!("ref conflict: `{other}` exists; a ref name cannot also be a folder of refs")
+    }
 }
 
 /// The `.pack` and `.idx` an indexed quarantine holds.

@@ -11,9 +11,11 @@ pub mod rules;
 mod schema;
 pub mod skill;
 pub mod tree;
+pub mod unicode;
 pub mod validate;
 
 pub use report::{adoption_note, push_report, render_problems, summary_line};
 pub use rules::{Layout, Rules};
 pub use skill::{any_error, Check, Level};
+pub use unicode::invisible;
 pub use validate::{validate_skill, Problem, Skill, Status};

@@ -53,6 +53,22 @@ pub const NOTIFY_CHANNEL: &str = "skillsd_git";
 
 /// This process's name in notifications: a node ignores its own (it brought its copy
 /// up to date itself, and a refresh racing with that would only cost the pusher time).
+/// Every ref of `repo` the database holds, by name.
+pub async fn refs(pool: &sqlx::PgPool, repo: &str) -> Result<Vec<(String, gix::ObjectId)>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, target FROM git_refs WHERE repo = $1 ORDER BY name")
+            .bind(repo)
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|(name, target)| {
+            gix::ObjectId::from_hex(target.as_bytes())
+                .map(|id| (name, id))
+                .map_err(StorageError::git)
+        })
+        .collect()
+}
+
 pub fn node_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())

@@ -23,6 +23,35 @@ pub struct RefChange<'a> {
     pub new: Option<(String, Option<String>)>,
 }
 
+/// For each name in `names` (refs about to be created) that cannot exist beside a ref
+/// `repo` has now — one differing only in case (a clone on macOS or Windows cannot
+/// hold both), or one that is a folder of the other (`a` and `a/b`) — that name and
+/// the ref in the way. Checked under the repository's lock, against the database:
+/// the copy a push was checked against may be behind (another node's push, or one
+/// that committed after this one's advertisement).
+pub async fn conflicting_refs(
+    tx: &mut PgConnection,
+    repo: &str,
+    names: &[&str],
+) -> Result<Vec<(String, String)>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (c.name) c.name, r.name
+         FROM unnest($2::text[]) AS c(name)
+         JOIN git_refs r ON r.repo = $1 AND r.name <> c.name
+          AND (lower(r.name) = lower(c.name)
+               OR starts_with(r.name, c.name || '/')
+               OR starts_with(c.name, r.name || '/'))
+         ORDER BY c.name, r.name",
+    )
+    .bind(repo)
+    .bind(names)
+    .fetch_all(tx)
+    .await?)
+}
+
 /// Applies `change` if the ref still holds `old`; `false` when it moved (someone
 /// else's push committed first): nothing changed then.
 pub async fn compare_and_swap(

@@ -277,7 +277,29 @@ fn set_refs(path: &Path, head: &str, refs: &[DbRef]) -> Result<bool> {
         );
     }
     let mut edits = Vec::new();
+    // A ref whose name is a folder of another (`a` beside `a/b`) cannot exist in a
+    // copy on disk: the longer one is left out (with a warning), rather than no ref
+    // being set at all. Pushes refuse such pairs; `skillsd fsck` finds old ones.
+    let all: std::collections::HashSet<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+    let hidden = |name: &str| {
+        let mut prefix = name;
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if all.contains(prefix) {
+                return Some(prefix.to_string());
+            }
+        }
+        None
+    };
     for r in refs {
+        if let Some(folder) = hidden(&r.name) {
+            tracing::warn!(
+                ref_name = %r.name,
+                blocked_by = %folder,
+                "a ref cannot be set beside a ref named like its folder: run `skillsd fsck`"
+            );
+            continue;
+        }
         let target = gix::ObjectId::from_hex(r.target.as_bytes()).map_err(StorageError::git)?;
         if local.remove(&r.name) != Some(Some(target)) {
             edits.push(forced_edit(

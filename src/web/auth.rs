@@ -3,6 +3,12 @@
 //! a session cookie (HttpOnly, SameSite=Strict) for that user. The user's role is read
 //! from `users` on every request, so removing or demoting a user takes effect at once.
 //! Every form carries the session's CSRF token, compared in constant time.
+//!
+//! A session belongs to its user by id and keeps the role the user had when it was
+//! opened: removing the user ends it (the rows go with the user), and so does any
+//! change of the user's role (the session no longer matches). `ssh ... api-token`
+//! gives a bearer token of the same kind for programs (`Authorization: Bearer`), valid
+//! [`API_TOKEN_TTL`], under the same rules.
 
 use crate::db::users::Role;
 use axum::http::HeaderMap;
@@ -13,6 +19,8 @@ use sqlx::PgPool;
 pub const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// How long a session lasts.
 pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+/// How long an API token lasts.
+pub const API_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 60 * 60);
 /// The session cookie's name.
 pub const COOKIE: &str = "skillsd_session";
 
@@ -46,8 +54,8 @@ fn interval(d: std::time::Duration) -> String {
 pub async fn issue_link(pool: &PgPool, user: &str) -> sqlx::Result<String> {
     let token = secret();
     sqlx::query(
-        "INSERT INTO web_logins (token_hash, user_name, expires_at)
-         VALUES ($1, $2, now() + $3::interval)",
+        "INSERT INTO web_logins (token_hash, user_name, user_id, expires_at)
+         SELECT $1, name, id, now() + $3::interval FROM users WHERE name = $2",
     )
     .bind(hash(&token))
     .bind(user)
@@ -57,14 +65,65 @@ pub async fn issue_link(pool: &PgPool, user: &str) -> sqlx::Result<String> {
     Ok(token)
 }
 
+/// A bearer token for the JSON API as `user` (only its hash is stored), valid
+/// [`API_TOKEN_TTL`]; `label` says what it is for (shown by `api-token list`).
+pub async fn issue_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<String> {
+    let token = secret();
+    sqlx::query(
+        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at)
+         SELECT $1, name, id, role, $3, 'api', $4, now() + $5::interval FROM users WHERE name = $2",
+    )
+    .bind(hash(&token))
+    .bind(user)
+    .bind(secret())
+    .bind(label)
+    .bind(interval(API_TOKEN_TTL))
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+/// `user`'s API tokens: (label, created, expires, last used).
+pub type TokenRow = (
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// The API tokens `user` holds that still work, oldest first.
+pub async fn api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<Vec<TokenRow>> {
+    sqlx::query_as(
+        "SELECT s.label, s.created_at, s.expires_at, s.last_used_at
+         FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE u.name = $1 AND s.kind = 'api' AND s.expires_at > now() AND s.role = u.role
+         ORDER BY s.created_at",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// Ends every API token of `user`; how many there were.
+pub async fn revoke_api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM web_sessions WHERE kind = 'api'
+           AND user_id = (SELECT id FROM users WHERE name = $1)",
+    )
+    .bind(user)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Uses `token` up and opens a session: its id (for the cookie), or `None` when the
 /// token is unknown, used or expired.
 pub async fn redeem(pool: &PgPool, token: &str) -> sqlx::Result<Option<String>> {
     let mut tx = pool.begin().await?;
-    let user: Option<String> = sqlx::query_scalar(
+    let user: Option<i64> = sqlx::query_scalar(
         "UPDATE web_logins SET used_at = now()
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
-         RETURNING user_name",
+         RETURNING user_id",
     )
     .bind(hash(token))
     .fetch_optional(&mut *tx)
@@ -73,16 +132,19 @@ pub async fn redeem(pool: &PgPool, token: &str) -> sqlx::Result<Option<String>> 
         return Ok(None);
     };
     let id = secret();
-    sqlx::query(
-        "INSERT INTO web_sessions (id_hash, user_name, csrf, expires_at)
-         VALUES ($1, $2, $3, now() + $4::interval)",
+    let opened = sqlx::query(
+        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, expires_at)
+         SELECT $1, name, id, role, $3, now() + $4::interval FROM users WHERE id = $2",
     )
     .bind(hash(&id))
-    .bind(&user)
+    .bind(user)
     .bind(secret())
     .bind(interval(SESSION_TTL))
     .execute(&mut *tx)
     .await?;
+    if opened.rows_affected() == 0 {
+        return Ok(None);
+    }
     // Old links and sessions go as new ones come.
     sqlx::query("DELETE FROM web_logins WHERE expires_at < now() - interval '1 day'")
         .execute(&mut *tx)
@@ -106,18 +168,47 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-/// The signed-in viewer of a request, if any (a user who still exists).
+/// The bearer token of the request's `Authorization` header, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The signed-in viewer of a request, if any: a browser session's cookie, or an API
+/// token as a bearer, of a user who still exists with the role the session began
+/// with.
 pub async fn viewer(pool: &PgPool, headers: &HeaderMap) -> sqlx::Result<Option<Viewer>> {
-    let Some(id) = session_id(headers) else {
-        return Ok(None);
+    let (id, kind) = match (session_id(headers), bearer(headers)) {
+        (Some(id), _) => (id, "browser"),
+        (None, Some(token)) => (token.to_string(), "api"),
+        (None, None) => return Ok(None),
     };
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT s.user_name, u.role, s.csrf FROM web_sessions s JOIN users u ON u.name = s.user_name
-         WHERE s.id_hash = $1 AND s.expires_at > now()",
+    // Only a value of the form a secret has is looked up.
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let row: Option<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT u.name, u.role, s.csrf,
+                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes'
+         FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role",
     )
     .bind(hash(&id))
+    .bind(kind)
     .fetch_optional(pool)
     .await?;
+    // When a token was last used, to the nearest few minutes (no write per request).
+    if let Some((_, _, _, true)) = &row {
+        sqlx::query("UPDATE web_sessions SET last_used_at = now() WHERE id_hash = $1")
+            .bind(hash(&id))
+            .execute(pool)
+            .await?;
+    }
+    let row = row.map(|(user, role, csrf, _)| (user, role, csrf));
     Ok(row.and_then(|(user, role, csrf)| {
         Some(Viewer {
             user,

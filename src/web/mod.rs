@@ -24,6 +24,36 @@ use std::sync::Arc;
 
 use crate::http::HttpState;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_has_its_surface() {
+        assert_eq!(surface("/healthz"), Surface::Open);
+        assert_eq!(surface("/static/style.css"), Surface::Open);
+        assert_eq!(surface("/metrics"), Surface::Metrics);
+        assert_eq!(surface("/api/skills"), Surface::Api);
+        assert_eq!(surface("/api/mirrors"), Surface::Api);
+        assert_eq!(surface("/apiary"), Surface::Page);
+        assert_eq!(surface("/"), Surface::Page);
+        assert_eq!(surface("/events"), Surface::Page);
+        assert_eq!(surface("/static/other"), Surface::Page);
+    }
+
+    #[test]
+    fn nul_and_control_characters_are_found_encoded_or_not() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        assert!(control_characters(&uri("/api/skills?q=a%00b")));
+        assert!(control_characters(&uri("/skills/x%00y")));
+        assert!(control_characters(&uri("/api/skills?tag=%0a")));
+        assert!(!control_characters(&uri(
+            "/api/skills?q=caf%C3%A9&tag=x%20y"
+        )));
+        assert!(!control_characters(&uri("/skills/commit-messages")));
+    }
+}
+
 /// The Content-Security-Policy of every page: this server's stylesheet, its one
 /// script (live updates) and its event stream, images from anywhere secure; no
 /// inline script or style, no frames, forms only to this server.
@@ -34,8 +64,8 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; 
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("live.js");
 
-/// The pages' routes, behind [`gate`].
-pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
+/// The pages' routes (the whole HTTP router sits behind [`gate`]).
+pub fn router() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/skills", get(pages::skills))
@@ -47,12 +77,78 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/static/style.css", get(style))
         .route("/static/live.js", get(script))
         .route("/events", get(live::events))
-        .layer(axum::middleware::from_fn_with_state(state, gate))
 }
 
-/// Finds who is looking (a signed-in viewer or nobody) for the handlers, and with
-/// `SKILLSD_WEB_ACCESS=signed-in` lets nobody else past, except to sign in.
-async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: Next) -> Response {
+/// What a request asks for, as far as who may have it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// Liveness, readiness, signing in and the static files: anyone.
+    Open,
+    /// `/metrics`: its own setting ([`crate::config::MetricsAccess`]).
+    Metrics,
+    /// The JSON API (`/api/...`): answered in JSON.
+    Api,
+    /// The status pages.
+    Page,
+}
+
+fn surface(path: &str) -> Surface {
+    match path {
+        "/healthz" | "/readyz" | "/login" | "/static/style.css" | "/static/live.js" => {
+            Surface::Open
+        }
+        "/metrics" => Surface::Metrics,
+        p if p == "/api" || p.starts_with("/api/") => Surface::Api,
+        _ => Surface::Page,
+    }
+}
+
+/// Does the request's path or query hold, once percent-decoded, a NUL or another
+/// control character? No route takes one; PostgreSQL refuses NUL in text.
+fn control_characters(uri: &axum::http::Uri) -> bool {
+    let raw = [uri.path(), uri.query().unwrap_or("")];
+    raw.iter().any(|part| {
+        percent_encoding::percent_decode_str(part)
+            .any(|b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
+    })
+}
+
+/// The gate in front of every route (pages, JSON API, `/metrics`): it refuses
+/// requests no route can take (a NUL or control character in the path or query:
+/// 400), finds who is looking (a browser session's cookie or an API token; see
+/// [`auth`]), and with `SKILLSD_WEB_ACCESS=signed-in` lets nobody else past the pages
+/// and the JSON API, bar the admin token on the API. `/metrics` follows its own
+/// setting. Health, readiness, sign-in and the static files are always open.
+pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: Next) -> Response {
+    let surface = surface(request.uri().path());
+    if control_characters(request.uri()) {
+        let message = "the request's path or query holds a NUL or control character";
+        return match surface {
+            Surface::Page => error_page(StatusCode::BAD_REQUEST, None, message),
+            _ => json_error(StatusCode::BAD_REQUEST, message),
+        };
+    }
+    match surface {
+        Surface::Open => return next.run(request).await,
+        Surface::Metrics => {
+            if s.metrics_access == crate::config::MetricsAccess::Token {
+                let Some(token) = s.metrics_token.as_ref().or(s.admin_token.as_ref()) else {
+                    return json_error(
+                        StatusCode::FORBIDDEN,
+                        "/metrics needs a token: set SKILLSD_METRICS_TOKEN (or SKILLSD_ADMIN_TOKEN),                          or SKILLSD_METRICS=open",
+                    );
+                };
+                if !crate::http::token_matches(request.headers(), token) {
+                    return json_error(
+                        StatusCode::UNAUTHORIZED,
+                        "/metrics needs its bearer token (SKILLSD_METRICS_TOKEN, or the admin token)",
+                    );
+                }
+            }
+            return next.run(request).await;
+        }
+        Surface::Api | Surface::Page => {}
+    }
     let viewer = match auth::viewer(&s.pool, request.headers()).await {
         Ok(v) => v,
         Err(e) => {
@@ -60,19 +156,35 @@ async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: Next)
             None
         }
     };
-    let open_path = matches!(
-        request.uri().path(),
-        "/login" | "/static/style.css" | "/static/live.js"
-    );
-    if s.web_access == crate::config::WebAccess::SignedIn && viewer.is_none() && !open_path {
-        return error_page(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "Sign in to see these pages: run `ssh -p PORT git@HOST web-login` and open the link it prints.",
-        );
+    if s.web_access == crate::config::WebAccess::SignedIn && viewer.is_none() {
+        let admin = s
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| crate::http::token_matches(request.headers(), t));
+        match surface {
+            Surface::Api if !admin => {
+                return json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "sign in first: send `Authorization: Bearer TOKEN` with a token from                      `ssh -p PORT git@HOST api-token` (or the admin token), or a session cookie",
+                )
+            }
+            Surface::Page => {
+                return error_page(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    "Sign in to see these pages: run `ssh -p PORT git@HOST web-login` and open the link it prints.",
+                )
+            }
+            _ => {}
+        }
     }
     request.extensions_mut().insert(viewer);
     next.run(request).await
+}
+
+/// `{"error": message}` with `status`.
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn style() -> Response {

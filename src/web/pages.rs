@@ -253,7 +253,45 @@ pub struct SkillsQuery {
     limit: Option<i64>,
 }
 
+/// The last page anyone may ask for (deeper pages are refused, not computed).
+pub const MAX_PAGE: i64 = 100_000;
+/// The longest search text or filter value.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
 impl SkillsQuery {
+    /// What is wrong with this query, if anything (a page out of range, a value too
+    /// long): answered with 400, never sent to the database.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(page) = self.page {
+            if !(1..=MAX_PAGE).contains(&page) {
+                return Some(format!("page must be between 1 and {MAX_PAGE}"));
+            }
+        }
+        if let Some(limit) = self.limit {
+            if !(1..=200).contains(&limit) {
+                return Some("limit must be between 1 and 200".into());
+            }
+        }
+        for (name, value) in [
+            ("repo", &self.repo),
+            ("q", &self.q),
+            ("category", &self.category),
+            ("owner", &self.owner),
+            ("status", &self.status),
+            ("tag", &self.tag),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().count() > MAX_QUERY_CHARS)
+            {
+                return Some(format!(
+                    "{name} is longer than {MAX_QUERY_CHARS} characters"
+                ));
+            }
+        }
+        None
+    }
+
     /// This query's link with page `page`.
     fn link(&self, page: i64) -> String {
         let mut parts = Vec::new();
@@ -293,7 +331,7 @@ pub async fn search(
     q: &SkillsQuery,
 ) -> Result<(i64, Vec<sqlx::postgres::PgRow>), sqlx::Error> {
     let repo = given(&q.repo).unwrap_or(crate::repos::DEFAULT_REPO);
-    let page_no = q.page.unwrap_or(1).max(1);
+    let page_no = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let limit = q.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
     let rows = sqlx::query(
         "SELECT id, slug, path, title, description, category, owner, status, tags, sync_status,
@@ -330,6 +368,9 @@ pub async fn skills(
     Extension(viewer): Extension<Option<Viewer>>,
     Query(mut q): Query<SkillsQuery>,
 ) -> Response {
+    if let Some(problem) = q.problem() {
+        return error_page(StatusCode::BAD_REQUEST, viewer.as_ref(), &problem);
+    }
     let repo = given(&q.repo)
         .unwrap_or(crate::repos::DEFAULT_REPO)
         .to_string();
