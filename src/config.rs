@@ -194,6 +194,31 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "HTTP connections open at once [256]",
     ),
     (
+        "http_max_per_address",
+        "SKILLSD_HTTP_MAX_PER_ADDRESS",
+        "... from one address (an eighth more is kept for new addresses) [32]",
+    ),
+    (
+        "http_header_secs",
+        "SKILLSD_HTTP_HEADER_SECS",
+        "a new HTTP connection's first byte must come within [10]",
+    ),
+    (
+        "login_grace_secs",
+        "SKILLSD_LOGIN_GRACE_SECS",
+        "an SSH connection must sign in within (OpenSSH's LoginGraceTime) [30]",
+    ),
+    (
+        "max_startups",
+        "SKILLSD_MAX_STARTUPS",
+        "SSH connections not signed in yet, in all (a fifth more for new addresses) [100]",
+    ),
+    (
+        "max_startups_per_source",
+        "SKILLSD_MAX_STARTUPS_PER_SOURCE",
+        "... from one address [10]",
+    ),
+    (
         "http_idle_secs",
         "SKILLSD_HTTP_IDLE_SECS",
         "an HTTP connection without traffic closes after [60]",
@@ -321,6 +346,12 @@ pub struct Settings {
     /// A connection without a command for this long is closed
     /// (`SKILLSD_IDLE_TIMEOUT_SECS`).
     pub idle_timeout: Duration,
+    /// How long an SSH connection may take to sign in (`SKILLSD_LOGIN_GRACE_SECS`).
+    pub login_grace: Duration,
+    /// SSH connections not signed in yet, in all and per address
+    /// (`SKILLSD_MAX_STARTUPS`, `SKILLSD_MAX_STARTUPS_PER_SOURCE`).
+    pub max_startups: usize,
+    pub max_startups_per_source: usize,
     /// SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// How long shutdown waits for sessions (`SKILLSD_SHUTDOWN_GRACE_SECS`).
@@ -357,6 +388,9 @@ impl Default for Settings {
             gc_packs: Some(crate::maintenance::AUTO_GC_PACKS),
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
+            login_grace: Duration::from_secs(30),
+            max_startups: 100,
+            max_startups_per_source: 10,
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
@@ -515,6 +549,8 @@ impl Reader<'_> {
         };
         let http_limits = crate::net::HttpLimits {
             max_connections: self.count("SKILLSD_HTTP_MAX_CONNECTIONS", dh.max_connections),
+            max_per_address: self.count("SKILLSD_HTTP_MAX_PER_ADDRESS", dh.max_per_address),
+            header: self.secs("SKILLSD_HTTP_HEADER_SECS", dh.header),
             idle: self.secs("SKILLSD_HTTP_IDLE_SECS", dh.idle),
             lifetime: self.secs("SKILLSD_HTTP_LIFETIME_SECS", dh.lifetime),
         };
@@ -547,6 +583,10 @@ impl Reader<'_> {
             gc_packs: self.count_or_off("SKILLSD_GC_PACKS", d.gc_packs),
             idle_timeout: self.secs("SKILLSD_IDLE_TIMEOUT_SECS", d.idle_timeout),
             max_connections: self.count("SKILLSD_MAX_CONNECTIONS", d.max_connections),
+            login_grace: self.secs("SKILLSD_LOGIN_GRACE_SECS", d.login_grace),
+            max_startups: self.count("SKILLSD_MAX_STARTUPS", d.max_startups),
+            max_startups_per_source: self
+                .count("SKILLSD_MAX_STARTUPS_PER_SOURCE", d.max_startups_per_source),
             shutdown_grace: self.secs("SKILLSD_SHUTDOWN_GRACE_SECS", d.shutdown_grace),
             reconcile_every: self
                 .count_or_off(

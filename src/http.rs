@@ -30,6 +30,8 @@ pub struct HttpState {
     pub secure_cookies: bool,
     /// Cache changes for the live pages ([`crate::web::live`]).
     pub events: crate::web::live::Events,
+    /// The places of open live streams ([`crate::web::live::stream_admission`]).
+    pub streams: Arc<crate::net::Admission>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -61,9 +63,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = crate::net::HttpListener::new(listener, limits);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<crate::net::Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 struct ApiError(StatusCode, String);

@@ -137,22 +137,104 @@ impl ConnectionCap {
     }
 }
 
+/// Admission by source address, like OpenSSH's `MaxStartups` and
+/// `PerSourceMaxStartups`: at most `per_source` from one address, at most `max` in
+/// all, and above `max` a `reserve` only for addresses that hold none yet — so one
+/// address (or a few) opening sockets that never finish cannot lock everyone else out.
+#[derive(Debug)]
+pub struct Admission {
+    max: usize,
+    per_source: usize,
+    reserve: usize,
+    /// Admitted per address, and their sum.
+    held: std::sync::Mutex<(std::collections::HashMap<std::net::IpAddr, usize>, usize)>,
+}
+
+/// One admitted connection's place; given back on drop.
+#[derive(Debug)]
+pub struct Admitted {
+    admission: std::sync::Arc<Admission>,
+    ip: std::net::IpAddr,
+}
+
+impl Admission {
+    pub fn new(max: usize, per_source: usize, reserve: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Admission {
+            max,
+            per_source,
+            reserve,
+            held: Default::default(),
+        })
+    }
+
+    /// A place for a connection from `ip`, or `None` when its address or everyone's
+    /// share is used up.
+    pub fn admit(self: &std::sync::Arc<Self>, ip: std::net::IpAddr) -> Option<Admitted> {
+        let mut held = self.held.lock().ok()?;
+        let (per, total) = &mut *held;
+        let mine = per.get(&ip).copied().unwrap_or(0);
+        if mine >= self.per_source {
+            return None;
+        }
+        if *total >= self.max && (mine > 0 || *total >= self.max + self.reserve) {
+            return None;
+        }
+        *per.entry(ip).or_insert(0) += 1;
+        *total += 1;
+        Some(Admitted {
+            admission: self.clone(),
+            ip,
+        })
+    }
+
+    /// How many are admitted now.
+    pub fn held(&self) -> usize {
+        self.held.lock().map_or(0, |h| h.1)
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.admission.held.lock() {
+            let (per, total) = &mut *held;
+            if let Some(n) = per.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per.remove(&self.ip);
+                }
+            }
+            *total = total.saturating_sub(1);
+        }
+    }
+}
+
+/// A connection of SSH that has not signed in yet holds one of these.
+pub type StartupSlot = Admitted;
+
 /// Limits of the HTTP listener: connections at once, and how long a connection may
 /// sit without traffic or live at all (a client trickling a request's headers byte
 /// by byte is cut off by the lifetime).
 #[derive(Clone, Copy, Debug)]
 pub struct HttpLimits {
     pub max_connections: usize,
+    /// ... from one address (a reserve of an eighth of `max_connections` above the
+    /// cap is kept for addresses that hold none: health checks, new visitors).
+    pub max_per_address: usize,
+    /// How long a new connection may take to send its first byte.
+    pub header: std::time::Duration,
     pub idle: std::time::Duration,
     pub lifetime: std::time::Duration,
 }
 
 impl Default for HttpLimits {
-    /// `SKILLSD_HTTP_MAX_CONNECTIONS` (256), `SKILLSD_HTTP_IDLE_SECS` (60),
+    /// `SKILLSD_HTTP_MAX_CONNECTIONS` (256), `SKILLSD_HTTP_MAX_PER_ADDRESS` (32),
+    /// `SKILLSD_HTTP_HEADER_SECS` (10), `SKILLSD_HTTP_IDLE_SECS` (60),
     /// `SKILLSD_HTTP_LIFETIME_SECS` (300).
     fn default() -> Self {
         HttpLimits {
             max_connections: 256,
+            max_per_address: 32,
+            header: std::time::Duration::from_secs(10),
             idle: std::time::Duration::from_secs(60),
             lifetime: std::time::Duration::from_secs(300),
         }
@@ -163,7 +245,7 @@ impl Default for HttpLimits {
 /// connection is a [`Timed`] stream.
 pub struct HttpListener {
     inner: tokio::net::TcpListener,
-    cap: ConnectionCap,
+    admission: std::sync::Arc<Admission>,
     limits: HttpLimits,
     backoff: AcceptBackoff,
 }
@@ -172,7 +254,11 @@ impl HttpListener {
     pub fn new(inner: tokio::net::TcpListener, limits: HttpLimits) -> Self {
         HttpListener {
             inner,
-            cap: ConnectionCap::new(limits.max_connections),
+            admission: Admission::new(
+                limits.max_connections,
+                limits.max_per_address,
+                (limits.max_connections / 8).max(4),
+            ),
             limits,
             backoff: AcceptBackoff::default(),
         }
@@ -188,8 +274,8 @@ impl axum::serve::Listener for HttpListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     self.backoff.succeeded();
-                    let Some(permit) = self.cap.try_take() else {
-                        tracing::debug!(%addr, "HTTP connection cap reached; closing");
+                    let Some(permit) = self.admission.admit(addr.ip()) else {
+                        tracing::debug!(%addr, "HTTP connection cap reached (in all or for this address); closing");
                         crate::metrics::METRICS.connection_refused();
                         continue; // dropped: closed at once
                     };
@@ -208,22 +294,59 @@ impl axum::serve::Listener for HttpListener {
     }
 }
 
-/// A stream that fails with `TimedOut` once it has waited `idle` for traffic, or once
-/// its lifetime is over; it holds its connection permit until dropped.
+#[cfg(test)]
+mod admission_tests {
+    use super::Admission;
+
+    #[test]
+    fn one_address_cannot_take_every_place_and_new_ones_have_a_reserve() {
+        let a = Admission::new(4, 2, 2);
+        let ip = |n: u8| std::net::IpAddr::from([127, 0, 0, n]);
+        let x1 = a.admit(ip(2)).unwrap();
+        let _x2 = a.admit(ip(2)).unwrap();
+        assert!(a.admit(ip(2)).is_none(), "per address");
+        let _y = (a.admit(ip(3)).unwrap(), a.admit(ip(3)).unwrap());
+        assert_eq!(a.held(), 4);
+        // Full: an address already holding one gets nothing, a new one the reserve.
+        assert!(a.admit(ip(3)).is_none());
+        let _z = a.admit(ip(4)).unwrap();
+        let _w = a.admit(ip(5)).unwrap();
+        assert!(a.admit(ip(6)).is_none(), "the reserve is used up");
+        drop(x1);
+        assert_eq!(a.held(), 5);
+        assert!(a.admit(ip(2)).is_none(), "still over the cap");
+    }
+}
+
+/// The address a request came from (axum's `ConnectInfo` on [`HttpListener`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// A stream that fails with `TimedOut` once it has waited `idle` for traffic (the
+/// shorter `header` for its first byte), or once its lifetime is over; it holds its
+/// place in the listener's admission until dropped.
 pub struct Timed<S> {
     inner: S,
     idle: std::time::Duration,
     idle_timer: Pin<Box<tokio::time::Sleep>>,
     end: Pin<Box<tokio::time::Sleep>>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: Admitted,
 }
 
 impl<S> Timed<S> {
-    fn new(inner: S, limits: HttpLimits, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+    fn new(inner: S, limits: HttpLimits, permit: Admitted) -> Self {
         Timed {
             inner,
             idle: limits.idle,
-            idle_timer: Box::pin(tokio::time::sleep(limits.idle)),
+            idle_timer: Box::pin(tokio::time::sleep(limits.header.min(limits.idle))),
             end: Box::pin(tokio::time::sleep(limits.lifetime)),
             _permit: permit,
         }

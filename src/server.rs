@@ -267,6 +267,7 @@ pub async fn run(
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
             events: crate::web::live::channel(),
+            streams: crate::web::live::stream_admission(),
         });
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),
@@ -298,6 +299,16 @@ pub async fn run(
     // Most SSH connections open at once: a connection over the cap is closed at
     // once, so idle connections cannot take every file descriptor.
     let cap = crate::net::ConnectionCap::new(prepared.settings.max_connections);
+    // Connections that have not signed in yet: a few per address, a reserve for new
+    // addresses, and each must sign in within the login grace time — sockets that
+    // never speak cannot lock out everyone's logins (OpenSSH's MaxStartups,
+    // PerSourceMaxStartups, LoginGraceTime).
+    let startups = crate::net::Admission::new(
+        prepared.settings.max_startups,
+        prepared.settings.max_startups_per_source,
+        (prepared.settings.max_startups / 5).max(2),
+    );
+    let login_grace = prepared.settings.login_grace;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -322,22 +333,46 @@ pub async fn run(
                     crate::metrics::METRICS.connection_refused();
                     continue;
                 };
+                let Some(startup) = startups.admit(peer.ip()) else {
+                    tracing::info!(%peer, "too many connections signing in (from this address or in all); closing");
+                    crate::metrics::METRICS.connection_refused();
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
-                let handler = russh::server::Server::new_client(&mut server, Some(peer));
+                let mut handler = russh::server::Server::new_client(&mut server, Some(peer));
+                handler.hold_startup(startup);
+                let authenticated = handler.authenticated();
                 let activity = handler.activity();
                 let config = config.clone();
                 let mut force = force_tx.subscribe();
                 state.tasks.spawn(async move {
                     let _permit = permit;
                     let socket = crate::net::QuickAck(socket);
-                    let session = match russh::server::run_stream(config, socket, handler).await {
-                        Ok(s) => s,
-                        Err(e) => {
+                    let deadline = tokio::time::Instant::now() + login_grace;
+                    let session = match tokio::time::timeout_at(
+                        deadline,
+                        russh::server::run_stream(config, socket, handler),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
                             tracing::debug!(error = %e, "ssh handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "no SSH greeting within the login grace time; closed");
                             return;
                         }
                     };
                     let handle = session.handle();
+                    // Closes a connection that has not signed in by the deadline.
+                    let grace = async move {
+                        tokio::time::sleep_until(deadline).await;
+                        if authenticated.load(std::sync::atomic::Ordering::Relaxed) {
+                            std::future::pending::<()>().await;
+                        }
+                    };
                     // Closes a connection that has run no command for the idle time,
                     // whatever keepalives it sends.
                     let watchdog = async move {
@@ -354,6 +389,12 @@ pub async fn run(
                             if let Err(e) = result {
                                 tracing::debug!(error = %e, "ssh session ended with an error");
                             }
+                        }
+                        _ = grace => {
+                            tracing::info!(%peer, "not signed in within the login grace time; closed");
+                            let _ = handle
+                                .disconnect(russh::Disconnect::ByApplication, "login grace time over".into(), "".into())
+                                .await;
                         }
                         _ = watchdog => {
                             tracing::info!(%peer, "idle connection closed");

@@ -42,9 +42,18 @@ pub struct AppState {
     pub web_url: Option<String>,
     /// Commands running now, per user.
     running: std::sync::Mutex<HashMap<String, usize>>,
-    /// Refused keys per source address, and when its next key lookup may run.
+    /// Refused keys per source address.
     auth_failures: std::sync::Mutex<HashMap<std::net::IpAddr, Throttle>>,
+    /// Refusals per key offered (by fingerprint), from any address.
+    key_failures: std::sync::Mutex<HashMap<String, Throttle>>,
 }
+
+/// Most channels a connection may hold open without a command running on them (a
+/// client opening channels and never using them cannot grow the server).
+pub const MAX_IDLE_CHANNELS: usize = 8;
+/// Most entries each refusal table keeps (an attacker with fresh keys or addresses
+/// cannot grow them without bound: the oldest windows go first).
+const MAX_THROTTLED: usize = 50_000;
 
 /// Limits on sessions and authentication (settings of `serve`).
 #[derive(Debug, Clone)]
@@ -53,8 +62,9 @@ pub struct Limits {
     pub max_sessions: usize,
     /// ... and per user (`SKILLSD_MAX_SESSIONS_PER_USER`, 64).
     pub max_sessions_per_user: usize,
-    /// Refused keys from one address within `auth_window` before that address is
-    /// refused outright (`SKILLSD_MAX_AUTH_FAILURES`, 20).
+    /// Refused keys from one address (or refusals of one key) within `auth_window`
+    /// before further refusals of unknown keys from it are slowed down
+    /// (`SKILLSD_MAX_AUTH_FAILURES`, 20). A known key is never refused for them.
     pub max_auth_failures: u32,
     /// (`SKILLSD_AUTH_WINDOW_SECS`, 300 s)
     pub auth_window: std::time::Duration,
@@ -111,6 +121,7 @@ impl AppState {
             web_url: None,
             running: Default::default(),
             auth_failures: Default::default(),
+            key_failures: Default::default(),
         }
     }
 
@@ -145,48 +156,51 @@ impl AppState {
         })
     }
 
-    /// How long a key lookup from `addr` must wait: nothing until the address has
-    /// `max_auth_failures` refused keys in the window; then lookups from it are spaced
-    /// out, 250 ms doubling per further refusal up to 4 s apart. `None` when the
-    /// queue is over 10 s long: refused at once. Not a blanket lockout: people behind
-    /// the same address (NAT) still get in, a little later, and keys that logged in
-    /// recently skip the wait altogether.
-    pub fn auth_wait(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
-        use std::time::{Duration, Instant};
-        let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
-            return Some(Duration::ZERO);
-        };
-        let Some(t) = failures.get_mut(&addr) else {
-            return Some(Duration::ZERO);
-        };
-        let now = Instant::now();
-        if t.since.elapsed() >= self.limits.auth_window {
-            failures.remove(&addr);
-            return Some(Duration::ZERO);
+    /// Records that an unknown key was refused, by address and by key separately,
+    /// and returns how long to hold the refusal back: nothing until the address (or
+    /// the key, from any address) has `max_auth_failures` refusals in the window,
+    /// then 250 ms doubling per further refusal up to 4 s. Only refusals wait: a key
+    /// that is known is looked up and let in at once, whoever else failed from the
+    /// same address (people behind one NAT, a restarted server's empty cache).
+    pub fn auth_failed(
+        &self,
+        addr: Option<std::net::IpAddr>,
+        fingerprint: &str,
+    ) -> std::time::Duration {
+        let window = self.limits.auth_window;
+        let max = self.limits.max_auth_failures;
+        let by_addr = addr.map_or(0, |a| count_failure(&self.auth_failures, a, window));
+        let by_key = count_failure(&self.key_failures, fingerprint.to_string(), window);
+        let excess = by_addr.max(by_key).saturating_sub(max);
+        if excess == 0 {
+            return std::time::Duration::ZERO;
         }
-        let Some(excess) = t.failures.checked_sub(self.limits.max_auth_failures) else {
-            return Some(Duration::ZERO);
-        };
-        let spacing = Duration::from_millis(250 << excess.min(4));
-        let start = t.next_lookup.max(now);
-        let wait = start - now;
-        if wait > Duration::from_secs(10) {
-            return None;
-        }
-        t.next_lookup = start + spacing;
-        Some(wait)
+        std::time::Duration::from_millis(250 << excess.min(4))
     }
+}
 
-    fn auth_failed(&self, addr: Option<std::net::IpAddr>) {
-        let (Some(addr), Ok(mut failures)) = (addr, self.auth_failures.lock()) else {
-            return;
-        };
-        let entry = failures.entry(addr).or_insert_with(Throttle::new);
-        if entry.since.elapsed() >= self.limits.auth_window {
-            *entry = Throttle::new();
+/// Counts one more failure of `key` in its window (a new window when the last one is
+/// over); the count.
+fn count_failure<K: std::hash::Hash + Eq>(
+    table: &std::sync::Mutex<HashMap<K, Throttle>>,
+    key: K,
+    window: std::time::Duration,
+) -> u32 {
+    let Ok(mut table) = table.lock() else {
+        return 0;
+    };
+    if table.len() >= MAX_THROTTLED {
+        table.retain(|_, t| t.since.elapsed() < window);
+        if table.len() >= MAX_THROTTLED {
+            table.clear();
         }
-        entry.failures += 1;
     }
+    let entry = table.entry(key).or_insert_with(Throttle::new);
+    if entry.since.elapsed() >= window {
+        *entry = Throttle::new();
+    }
+    entry.failures += 1;
+    entry.failures
 }
 
 /// What a connection has really done lately, for the idle timeout: russh's own
@@ -250,23 +264,19 @@ impl Drop for Running {
     }
 }
 
-/// Refused keys from one address.
+/// Refusals from one address, or of one key.
 struct Throttle {
     failures: u32,
     /// Start of the window.
     since: std::time::Instant,
-    /// The earliest time the next key lookup from this address may run.
-    next_lookup: std::time::Instant,
 }
 
 impl Throttle {
     /// A window starting now.
     fn new() -> Self {
-        let now = std::time::Instant::now();
         Throttle {
             failures: 0,
-            since: now,
-            next_lookup: now,
+            since: std::time::Instant::now(),
         }
     }
 }
@@ -290,6 +300,8 @@ impl russh::server::Server for SshServer {
             git_protocol: HashMap::new(),
             cancels: HashMap::new(),
             activity: Arc::new(Activity::new()),
+            startup: None,
+            authenticated: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -310,12 +322,26 @@ pub struct SessionHandler {
     /// connection goes away, so blocking git work stops instead of running on.
     cancels: HashMap<ChannelId, Arc<std::sync::atomic::AtomicBool>>,
     activity: Arc<Activity>,
+    /// This connection's place among those not yet signed in; given back at login.
+    startup: Option<crate::net::StartupSlot>,
+    /// Set at login (the login grace time's watchdog reads it).
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SessionHandler {
     /// This connection's activity, for the idle timeout.
     pub fn activity(&self) -> Arc<Activity> {
         self.activity.clone()
+    }
+
+    /// Holds `slot` until the connection signs in (or ends).
+    pub fn hold_startup(&mut self, slot: crate::net::StartupSlot) {
+        self.startup = Some(slot);
+    }
+
+    /// Whether the connection has signed in (for the login grace time).
+    pub fn authenticated(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.authenticated.clone()
     }
 }
 
@@ -435,32 +461,21 @@ impl russh::server::Handler for SessionHandler {
     ) -> Result<Auth, Self::Error> {
         let fp = users::fingerprint(offer.public_key);
         let ip = self.peer.map(|p| p.ip());
-        let seen_lately = self
-            .state
-            .key_cache
-            .read()
-            .is_ok_and(|c| c.contains_key(&fp));
-        if !seen_lately {
-            match self.state.auth_wait(ip) {
-                None => {
-                    tracing::warn!(peer = ?self.peer, "too many refused keys from this address; refusing");
-                    return Ok(Auth::reject());
-                }
-                Some(wait) if !wait.is_zero() => {
-                    tracing::info!(peer = ?self.peer, wait_ms = wait.as_millis() as u64, "refused keys from this address; key lookup delayed");
-                    tokio::time::sleep(wait).await;
-                }
-                Some(_) => {}
-            }
-        }
         match self.lookup(offer.public_key).await {
             Some(user) => {
                 self.offered = Some((fp, user));
                 Ok(Auth::Accept)
             }
             None => {
-                tracing::info!(peer = ?self.peer, fingerprint = %fp, "unknown key refused");
-                self.state.auth_failed(ip);
+                let wait = self.state.auth_failed(ip, &fp);
+                if wait.is_zero() {
+                    tracing::info!(peer = ?self.peer, fingerprint = %fp, "unknown key refused");
+                } else {
+                    // Repeated refusals are answered slowly: guessing costs time,
+                    // and only the guesser's connections wait.
+                    tracing::info!(peer = ?self.peer, fingerprint = %fp, wait_ms = wait.as_millis() as u64, "unknown key refused, slowly (many refusals from this address or of this key)");
+                    tokio::time::sleep(wait).await;
+                }
                 Ok(Auth::reject())
             }
         }
@@ -481,6 +496,9 @@ impl russh::server::Handler for SessionHandler {
                 tracing::info!(peer = ?self.peer, user = %user.name, "authenticated");
                 self.user = Some(user);
                 self.activity.touch();
+                self.startup = None;
+                self.authenticated
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(Auth::Accept)
             }
             None => Ok(Auth::reject()),
@@ -493,6 +511,14 @@ impl russh::server::Handler for SessionHandler {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        // Channels are opened to run a command; a client that opens them and runs
+        // nothing gets a few, not an unbounded table.
+        if self.channels.len() >= MAX_IDLE_CHANNELS {
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
         Ok(())
@@ -503,10 +529,13 @@ impl russh::server::Handler for SessionHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // The client closed the channel: a command still working for it stops.
+        // The client closed the channel: a command still working for it stops, and
+        // whatever the channel held is freed.
         if let Some(flag) = self.cancels.remove(&channel) {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        self.channels.remove(&channel);
+        self.git_protocol.remove(&channel);
         Ok(())
     }
 
@@ -517,7 +546,7 @@ impl russh::server::Handler for SessionHandler {
         value: &str,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name == "GIT_PROTOCOL" && value.len() < 256 {
+        if name == "GIT_PROTOCOL" && value.len() < 256 && self.channels.contains_key(&channel) {
             self.git_protocol.insert(channel, value.to_string());
         }
         Ok(())
@@ -597,8 +626,7 @@ impl russh::server::Handler for SessionHandler {
         };
         session.channel_success(channel)?;
         let command = String::from_utf8_lossy(data).into_owned();
-        let version =
-            Version::from_git_protocol(self.git_protocol.get(&channel).map(String::as_str));
+        let version = Version::from_git_protocol(self.git_protocol.remove(&channel).as_deref());
         let state = self.state.clone();
         let slot = match state.start_session(&user.name) {
             Ok(slot) => slot,

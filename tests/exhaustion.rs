@@ -205,3 +205,213 @@ fn keepalives_do_not_keep_an_idle_connection_open() {
         .arg(f.home.join("again"));
     stdout_of(clone);
 }
+
+/// A TCP connection to `port` on 127.0.0.1 from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    socket.into()
+}
+
+/// `ssh ... whoami` for `f`'s user: how long it took, and whether it worked.
+fn whoami(f: &ChildFixture) -> (Duration, bool) {
+    let started = Instant::now();
+    let out = common::ssh_to(&f.key, f.server.port)
+        .args(["-o", "ConnectTimeout=20", "whoami"])
+        .output()
+        .unwrap();
+    (started.elapsed(), out.status.success())
+}
+
+#[test]
+fn sockets_that_never_sign_in_lock_nobody_out_and_are_closed_after_the_grace_time() {
+    let http = free_port();
+    let f = ChildFixture::start_with(
+        "alice",
+        &["--http", &format!("127.0.0.1:{http}")],
+        &[
+            ("SKILLSD_LOGIN_GRACE_SECS", "3"),
+            ("SKILLSD_MAX_STARTUPS", "20"),
+            ("SKILLSD_MAX_STARTUPS_PER_SOURCE", "5"),
+            ("SKILLSD_HTTP_MAX_CONNECTIONS", "32"),
+            ("SKILLSD_HTTP_MAX_PER_ADDRESS", "8"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", http)).is_err() {
+        assert!(Instant::now() < deadline, "no HTTP listener");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three addresses open 60 SSH sockets each that never send a banner.
+    let mut silent: Vec<TcpStream> = Vec::new();
+    for n in 2..5u8 {
+        for _ in 0..60 {
+            silent.push(connect_from([127, 0, 0, n], f.server.port));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // All but five per address are closed at once.
+    let kept = silent
+        .iter_mut()
+        .map(|s| !closed_within(s, Duration::from_millis(20)))
+        .filter(|open| *open)
+        .count();
+    assert_eq!(kept, 15, "sockets still open beyond 5 per address");
+    // Meanwhile a user logs in at once.
+    let (took, ok) = whoami(&f);
+    assert!(
+        ok && took < Duration::from_secs(5),
+        "login took {took:?}, ok {ok}"
+    );
+    // The silent ones are closed by the grace time (3 s), and the address may
+    // open new ones.
+    let started = Instant::now();
+    for s in &mut silent {
+        assert!(
+            closed_within(s, Duration::from_secs(6)),
+            "a silent socket outlived the grace time"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(6));
+    let mut again = connect_from([127, 0, 0, 2], f.server.port);
+    assert!(
+        !closed_within(&mut again, Duration::from_millis(300)),
+        "a new socket after the grace time was refused"
+    );
+
+    // HTTP: two addresses hold idle sockets; health checks and pages from another
+    // address are still served.
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for n in [2u8, 3] {
+        for _ in 0..40 {
+            idle.push(connect_from([127, 0, 0, n], http));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kept = idle
+        .iter_mut()
+        .map(|s| !closed_within(s, Duration::from_millis(20)))
+        .filter(|open| *open)
+        .count();
+    assert_eq!(kept, 16, "HTTP sockets still open beyond 8 per address");
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-m", "5", &format!("http://127.0.0.1:{http}/healthz")]);
+    assert_eq!(stdout_of(c), "ok");
+    // Live streams: four per address, then 503 (pages still answer).
+    let mut streams = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let mut s = TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        statuses.push(String::from_utf8_lossy(&buf[9..12]).into_owned());
+        streams.push(s);
+    }
+    assert_eq!(statuses, ["200", "200", "200", "200", "503", "503"]);
+    let mut c = std::process::Command::new("curl");
+    c.args([
+        "-s",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{http}/"),
+    ]);
+    assert_eq!(stdout_of(c), "200");
+}
+
+#[test]
+fn channels_opened_and_never_used_are_bounded_and_freed() {
+    use std::sync::Arc;
+    struct Accept;
+    impl russh::client::Handler for Accept {
+        type Error = russh::Error;
+        async fn check_server_key(
+            &mut self,
+            _: &russh::keys::PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+    let mut f = ChildFixture::start("alice");
+    let port = f.server.port;
+    let key = russh::keys::load_secret_key(&f.key.private, None).unwrap();
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let pid = f.server.pid().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (rejected, before, after) = rt.block_on(async {
+        let config = Arc::new(russh::client::Config::default());
+        let mut handle = russh::client::connect(config, ("127.0.0.1", port), Accept)
+            .await
+            .unwrap();
+        let auth = handle
+            .authenticate_publickey(
+                "git",
+                russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None),
+            )
+            .await
+            .unwrap();
+        assert!(auth.success());
+        // Eight channels without a command are held; the ninth is refused.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(handle.channel_open_session().await.unwrap());
+        }
+        let rejected = handle.channel_open_session().await.is_err();
+        for ch in held {
+            ch.close().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Warm up, then many channels opened and closed: memory stays flat.
+        for _ in 0..500 {
+            let ch = handle.channel_open_session().await.unwrap();
+            ch.close().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = rss(pid);
+        for _ in 0..10_000 {
+            let ch = handle.channel_open_session().await.unwrap();
+            ch.close().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = rss(pid);
+        // The connection still runs commands.
+        let mut ch = handle.channel_open_session().await.unwrap();
+        ch.exec(true, "whoami").await.unwrap();
+        let mut out = Vec::new();
+        while let Some(msg) = ch.wait().await {
+            if let russh::ChannelMsg::Data { data } = msg {
+                out.extend_from_slice(&data);
+            }
+        }
+        assert!(
+            String::from_utf8_lossy(&out).contains("user: alice"),
+            "{out:?}"
+        );
+        (rejected, before, after)
+    });
+    assert!(rejected, "a ninth idle channel was accepted");
+    eprintln!("RSS before {before} KiB, after 10,000 channels {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "10,000 closed channels grew the server from {before} to {after} KiB"
+    );
+    assert!(f.server.alive());
+}

@@ -942,3 +942,503 @@ fn fetch_requests_cannot_grow_without_bound() {
         .arg(f.home.join("after"));
     stdout_of(clone);
 }
+
+/// A tree's bytes from entries `(mode, name, id)` exactly in the order given (no
+/// sorting: duplicates and disorder as an attacker writes them).
+fn raw_tree(entries: &[(&str, &[u8], gix::ObjectId)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (mode, name, id) in entries {
+        out.extend_from_slice(mode.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(id.as_bytes());
+    }
+    out
+}
+
+/// A commit of `tree` on `parent` whose author line is `author`.
+fn commit_by(tree: gix::ObjectId, parent: gix::ObjectId, author: &[u8], extra: &[u8]) -> Vec<u8> {
+    let mut out = format!("tree {tree}\nparent {parent}\nauthor ").into_bytes();
+    out.extend_from_slice(author);
+    out.extend_from_slice(b"\ncommitter Mallory <m@example.com> 1700000000 +0000\n");
+    out.extend_from_slice(extra);
+    out.extend_from_slice(b"\nmessage\n");
+    out
+}
+
+#[test]
+fn objects_git_fsck_refuses_are_refused_with_the_object_and_the_reason() {
+    let mut f = ChildFixture::start("alice");
+    let main = f.main();
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let mut a = Attack::new(&mut f);
+
+    // Commits on main that `git fsck --strict` refuses: each refused with git's id.
+    for (what, author, extra, id) in [
+        (
+            "negative date",
+            &b"Mallory <m@example.com> -1700000000 +0000"[..],
+            &b""[..],
+            "badDate",
+        ),
+        (
+            "overflowing date",
+            b"Mallory <m@example.com> 99999999999999999999 +0000",
+            b"",
+            "badDateOverflow",
+        ),
+        (
+            "timezone +99999",
+            b"Mallory <m@example.com> 1700000000 +99999",
+            b"",
+            "badTimezone",
+        ),
+        (
+            "bad ident",
+            b"Mallory <a@x>> 1700000000 +0000",
+            b"",
+            "missingSpaceBeforeDate",
+        ),
+        (
+            "NUL in a header",
+            b"Mallory <m@example.com> 1700000000 +0000",
+            b"x-evil a\0b\n",
+            "nulInHeader",
+        ),
+    ] {
+        let mut pack = Pack::new();
+        let blob = pack.object(BLOB, what.as_bytes());
+        let tree = pack.object(TREE, &packs::tree(&[("100644", "x.txt", blob)]));
+        let commit = pack.object(COMMIT, &commit_by(tree, parent, author, extra));
+        let request = update_main(&main, commit, &pack.finish());
+        a.refused(
+            what,
+            &request,
+            &[
+                &format!("invalid commit {commit}"),
+                &format!("({id})"),
+                "ng refs/heads/main",
+                "git fsck --strict",
+            ],
+        );
+    }
+
+    // Trees git refuses, on a new branch.
+    let mut base = Pack::new();
+    let blob_id = packs::object_id(BLOB, b"x\n");
+    let sub_id = packs::object_id(TREE, &packs::tree(&[("100644", "f", blob_id)]));
+    for (i, (what, entries, id)) in [
+        (
+            "duplicate entries",
+            vec![("100644", &b"a"[..], blob_id), ("100644", b"a", blob_id)],
+            "duplicateEntries",
+        ),
+        (
+            "a .git entry",
+            vec![("40000", b".git", sub_id)],
+            "hasDotgit",
+        ),
+        (
+            "a .GIT entry",
+            vec![("40000", b".GIT", sub_id)],
+            "hasDotgit",
+        ),
+        (
+            "a slash in a name",
+            vec![("100644", b"a/b", blob_id)],
+            "fullPathname",
+        ),
+        (
+            "unsorted entries",
+            vec![("100644", b"b", blob_id), ("100644", b"a", blob_id)],
+            "treeNotSorted",
+        ),
+        // Objects that lie about their type: a file entry naming a tree.
+        (
+            "a file that is a tree",
+            vec![("100644", b"file", sub_id)],
+            "badType",
+        ),
+        (
+            "a folder that is a blob",
+            vec![("40000", b"dir", blob_id)],
+            "badType",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut pack = Pack::new();
+        pack.object(BLOB, b"x\n");
+        pack.object(TREE, &packs::tree(&[("100644", "f", blob_id)]));
+        let tree = pack.object(TREE, &raw_tree(&entries));
+        let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"evil\n"));
+        let name = format!("refs/heads/evil-{i}");
+        let request = packs::push_request(
+            &[(ZERO.to_string(), commit.to_string(), name.clone())],
+            &pack.finish(),
+        );
+        a.refused(
+            what,
+            &request,
+            &[
+                &format!("invalid tree {tree}"),
+                &format!("({id})"),
+                &format!("ng {name}"),
+            ],
+        );
+    }
+    let _ = &mut base;
+
+    // A tag whose type says commit while its object is a blob, and a malformed tag.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"not a commit\n");
+    let liar = pack.object(TAG, &packs::tag(blob, "commit", "liar"));
+    let request = packs::push_request(
+        &[(ZERO.into(), liar.to_string(), "refs/tags/liar".into())],
+        &pack.finish(),
+    );
+    a.refused(
+        "a tag lying about its object's type",
+        &request,
+        &[
+            &format!("invalid tag {liar}"),
+            "is a blob, not the commit its 'type' line says (badType)",
+            "ng refs/tags/liar",
+        ],
+    );
+    let mut pack = Pack::new();
+    let bad = pack.object(
+        TAG,
+        format!("object {parent}\ntype commit\n\nno tag line\n").as_bytes(),
+    );
+    let request = packs::push_request(
+        &[(ZERO.into(), bad.to_string(), "refs/tags/bad".into())],
+        &pack.finish(),
+    );
+    a.refused(
+        "a tag without a tag line",
+        &request,
+        &[&format!("invalid tag {bad}"), "(missingTagEntry)"],
+    );
+
+    // The same objects made right are accepted: the checks refuse only what git does.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"fine\n");
+    let tree = pack.object(TREE, &packs::tree(&[("100644", ".gitignore", blob)]));
+    let commit = pack.object(
+        COMMIT,
+        &commit_by(tree, parent, b"Mallory <m@example.com> 0 -0130", b""),
+    );
+    let (text, _) = a.push(
+        "a valid commit",
+        &update_main(&main, commit, &pack.finish()),
+    );
+    assert!(text.contains("ok refs/heads/main"), "{text}");
+}
+
+/// A push that creates `name` at a new commit on `parent`.
+fn create_on(parent: gix::ObjectId, name: &str, body: &[u8]) -> Vec<u8> {
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, body);
+    let tree = pack.object(TREE, &packs::tree(&[("100644", "x.txt", blob)]));
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"b\n"));
+    packs::push_request(
+        &[(ZERO.to_string(), commit.to_string(), name.to_string())],
+        &pack.finish(),
+    )
+}
+
+#[test]
+fn look_alike_names_and_refs_a_stale_advertisement_would_let_collide_are_refused() {
+    let mut f = ChildFixture::start("alice");
+    let main = f.main();
+    let parent = gix::ObjectId::from_hex(main.as_bytes()).unwrap();
+    let request_for = |name: &str, body: &[u8]| create_on(parent, name, body);
+    {
+        let mut a = Attack::new(&mut f);
+        for name in [
+            "refs/heads/ma\u{131}n",   // dotless i
+            "refs/heads/MA\u{130}N",   // dotted capital I
+            "refs/heads/main\u{200b}", // zero-width space
+            "refs/heads/m\u{430}in",   // Cyrillic a
+            "refs/heads/-rf",
+        ] {
+            a.refused(
+                name,
+                &request_for(name, name.as_bytes()),
+                &["ref name not allowed", "ASCII letters, digits"],
+            );
+        }
+        a.refused(
+            "HEAD",
+            &request_for("refs/heads/HEAD", b"head"),
+            &["`HEAD` is not a branch or tag name"],
+        );
+    }
+
+    // Session B reads the advertisement; A creates `x` and `feature`; then B sends
+    // `x/y` and `Feature`. One of each pair is refused, and the repository stays
+    // servable on every later push.
+    let mut b = common::ssh_to(&f.key, f.server.port)
+        .arg("git-receive-pack '/skills.git'")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b_out = b.stdout.take().unwrap();
+    {
+        // The advertisement ends with a flush packet.
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"0000") {
+            b_out.read_exact(&mut byte).unwrap();
+            seen.push(byte[0]);
+        }
+    }
+    {
+        let mut a = Attack::new(&mut f);
+        for name in ["refs/heads/x", "refs/heads/feature"] {
+            let (text, _) = a.push(name, &request_for(name, b"first"));
+            assert!(text.contains(&format!("ok {name}")), "{text}");
+        }
+    }
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"second");
+    let tree = pack.object(TREE, &packs::tree(&[("100644", "x.txt", blob)]));
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"b\n"));
+    let request = packs::push_request(
+        &[
+            (ZERO.into(), commit.to_string(), "refs/heads/x/y".into()),
+            (ZERO.into(), commit.to_string(), "refs/heads/Feature".into()),
+        ],
+        &pack.finish(),
+    );
+    let mut stdin = b.stdin.take().unwrap();
+    stdin.write_all(&request).unwrap();
+    drop(stdin);
+    let mut text = String::new();
+    {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        b_out.read_to_end(&mut rest).unwrap();
+        text.push_str(&String::from_utf8_lossy(&rest));
+    }
+    let _ = b.wait();
+    assert!(
+        text.contains("ng refs/heads/x/y ref conflict: `refs/heads/x` exists"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ng refs/heads/Feature ref conflict: `refs/heads/feature` differs only in case"
+        ),
+        "{text}"
+    );
+    let refs = f.rt.block_on(async {
+        let pool = skillsd::db::connect(&f.db_url).await.unwrap();
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM git_refs WHERE repo = 'skills' ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        names
+    });
+    assert_eq!(
+        refs,
+        ["refs/heads/feature", "refs/heads/main", "refs/heads/x"],
+        "nothing of B's push was stored"
+    );
+    // Later pushes go on.
+    std::fs::write(f.work.join("later.txt"), "later\n").unwrap();
+    f.commit_all("later");
+    let mut push = f.git();
+    push.args(["push", "-q", "origin", "main"]);
+    stdout_of(push);
+    fsck(&f);
+
+    // With a wider pattern, names from other scripts are allowed, but not those that
+    // look like an existing ref.
+    let mut wide = ChildFixture::start_with(
+        "alice",
+        &[],
+        &[("SKILLSD_REF_PATTERN", "refs/(heads|tags)/.+")],
+    );
+    let wide_main = gix::ObjectId::from_hex(wide.main().as_bytes()).unwrap();
+    let request_for = |name: &str, body: &[u8]| create_on(wide_main, name, body);
+    let mut a = Attack::new(&mut wide);
+    let (text, _) = a.push("café", &request_for("refs/heads/caf\u{e9}", b"cafe"));
+    assert!(text.contains("ok refs/heads/caf\u{e9}"), "{text}");
+    a.files = object_files(a.f);
+    a.main = a.f.main();
+    for name in [
+        "refs/heads/ma\u{131}n",
+        "refs/heads/main\u{200b}",
+        "refs/heads/m\u{430}in",
+    ] {
+        a.refused(
+            name,
+            &request_for(name, name.as_bytes()),
+            &["looks like `refs/heads/main`"],
+        );
+    }
+}
+
+/// Plants refs and a pack in the database as an older skillsd (or a bug) could have
+/// left them, bypassing every check: the store of record, which every node follows.
+fn plant(f: &ChildFixture, pack: &[u8], refs: &[(&str, gix::ObjectId)]) {
+    // A runtime whose workers drive the connection while this thread blocks on it
+    // (the upload is written for a blocking thread).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let loose = dir.path().join("planted.pack");
+    std::fs::write(&loose, pack).unwrap();
+    let out = Command::new("/usr/local/bin/git")
+        .arg("index-pack")
+        .arg(&loose)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Named as packs are: by the checksum index-pack prints.
+    let sum = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let pack_path = dir.path().join(format!("pack-{sum}.pack"));
+    std::fs::rename(&loose, &pack_path).unwrap();
+    std::fs::rename(loose.with_extension("idx"), pack_path.with_extension("idx")).unwrap();
+    let rt = runtime.handle().clone();
+    let pool = rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+    let mut conn = rt.block_on(pool.acquire()).unwrap();
+    let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn)).unwrap();
+    let generation = rt
+        .block_on(skillsd::storage::publish::lock(&mut tx, "skills"))
+        .unwrap();
+    skillsd::storage::packs::upload(
+        &rt,
+        &mut tx,
+        "skills",
+        &pack_path,
+        &pack_path.with_extension("idx"),
+        generation + 1,
+    )
+    .unwrap();
+    for (name, target) in refs {
+        rt.block_on(
+            sqlx::query("INSERT INTO git_refs (repo, name, target) VALUES ('skills', $1, $2)")
+                .bind(name)
+                .bind(target.to_string())
+                .execute(&mut *tx),
+        )
+        .unwrap();
+    }
+    rt.block_on(skillsd::storage::publish::bump(&mut tx, "skills"))
+        .unwrap();
+    rt.block_on(tx.commit()).unwrap();
+    drop(conn);
+    rt.block_on(pool.close());
+}
+
+#[test]
+fn skillsd_fsck_finds_what_older_versions_let_in_and_ref_delete_repairs_it() {
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = ChildFixture::start_with("alice", &["--http", &format!("127.0.0.1:{http}")], &[]);
+    let main = gix::ObjectId::from_hex(f.main().as_bytes()).unwrap();
+    let ready = || {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-w",
+            " %{http_code}",
+            &format!("http://127.0.0.1:{http}/readyz"),
+        ]);
+        stdout_of(c)
+    };
+    let clone = |dest: &str| {
+        Command::new("/usr/local/bin/git")
+            .args(["clone", "-q", &f.server.url("skills.git")])
+            .arg(f.home.join(dest))
+            .env("HOME", &f.home)
+            .env(
+                "GIT_SSH_COMMAND",
+                format!("ssh {} -p {}", common::ssh_options(&f.key), f.server.port),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = cli(&f, &["fsck"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("every ref and every object it reaches is valid"));
+
+    // A tag that says commit of a blob, and a branch whose name is another's folder.
+    let mut pack = Pack::new();
+    let blob = pack.object(BLOB, b"not a commit\n");
+    let liar = pack.object(TAG, &packs::tag(blob, "commit", "poison"));
+    plant(
+        &f,
+        &pack.finish(),
+        &[
+            ("refs/tags/poison", liar),
+            ("refs/heads/x", main),
+            ("refs/heads/x/y", main),
+        ],
+    );
+    // The poison is real: a fresh clone fails on it.
+    let out = clone("poisoned");
+    assert!(
+        !out.status.success(),
+        "the planted tag should break clones: {out:?}"
+    );
+    let text = ready();
+    assert!(
+        text.ends_with(" 503")
+            && text.contains("refs/tags/poison is a tag of a commit whose object"),
+        "{text}"
+    );
+    let out = cli(&f, &["fsck"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    common::assert_contains_all(
+        &text,
+        &[
+            &format!("refs/tags/poison: invalid tag {liar}"),
+            "(badType)",
+            "refs/heads/x/y: `refs/heads/x` is a ref too",
+            "2 refs with problems",
+            "skillsd ref delete --repo skills REF",
+        ],
+    );
+    // Pushes still work meanwhile (the copy leaves out the ref it cannot hold).
+    std::fs::write(f.work.join("meanwhile.txt"), "meanwhile\n").unwrap();
+    f.commit_all("meanwhile");
+    let mut push = f.git();
+    push.args(["push", "-q", "origin", "main"]);
+    stdout_of(push);
+
+    // The documented way out: delete the refs; everything is valid and clones again.
+    for name in ["refs/tags/poison", "refs/heads/x/y"] {
+        let out = cli(&f, &["ref", "delete", "--repo", "skills", name]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = cli(&f, &["fsck"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(ready(), "ready\n 200");
+    let out = clone("repaired");
+    assert!(out.status.success(), "{out:?}");
+}

@@ -216,3 +216,71 @@ fn configured_admins_may_rewrite_main_and_file_size_is_configurable() {
         "{stderr}"
     );
 }
+
+#[test]
+fn unknown_keys_hammering_from_one_address_never_refuse_a_known_key() {
+    let server = Server::start_tuned(false, |s| s.limits.max_auth_failures = 2);
+    let stranger = common::Key::generate("stranger");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Unknown keys, several at a time, from the same address as the user, for as long
+    // as the user's logins take (bounded: 40 s at most).
+    let hammers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            let port = server.port;
+            let private = stranger.private.clone();
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                let mut tries = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < std::time::Duration::from_secs(40)
+                {
+                    let _ = std::process::Command::new("ssh")
+                        .args([
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "StrictHostKeyChecking=no",
+                            "-o",
+                            "UserKnownHostsFile=/dev/null",
+                            "-o",
+                            "IdentitiesOnly=yes",
+                            "-o",
+                            "LogLevel=ERROR",
+                            "-i",
+                        ])
+                        .arg(&private)
+                        .args(["-p", &port.to_string(), "git@127.0.0.1", "whoami"])
+                        .stdin(std::process::Stdio::null())
+                        .output();
+                    tries += 1;
+                }
+                tries
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A key never seen before (not in any cache) logs in at once, every time.
+    let alice = server.add_user("alice", "writer");
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let out = common::ssh_to(&alice, server.port)
+            .arg("whoami")
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "a known key was refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "a known key waited {took:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let tries: usize = hammers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(tries >= 6, "the unknown keys were hardly tried ({tries})");
+}

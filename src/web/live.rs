@@ -91,20 +91,51 @@ async fn health(pool: &PgPool) -> sqlx::Result<serde_json::Value> {
     }))
 }
 
-/// `GET /events`: the cache's changes as server-sent events named `cache`.
+/// Most live streams open at once, in all and per address: well under the HTTP
+/// listener's connections, so open pages never crowd out health checks and requests.
+pub const MAX_STREAMS: usize = 64;
+pub const MAX_STREAMS_PER_ADDRESS: usize = 4;
+
+/// The places of open streams.
+pub fn stream_admission() -> Arc<crate::net::Admission> {
+    crate::net::Admission::new(MAX_STREAMS, MAX_STREAMS_PER_ADDRESS, 0)
+}
+
+/// `GET /events`: the cache's changes as server-sent events named `cache`; 503 when
+/// this address, or everyone, has as many streams open as allowed (the pages work
+/// without: they are just not live).
 pub async fn events(
     State(s): State<Arc<HttpState>>,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    axum::extract::ConnectInfo(crate::net::Peer(peer)): axum::extract::ConnectInfo<
+        crate::net::Peer,
+    >,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(place) = s.streams.admit(peer.ip()) else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "30")],
+            "too many live streams open; the pages work without them\n",
+        )
+            .into_response();
+    };
     let rx = s.events.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    let stream = futures_util::stream::unfold((rx, place), |(mut rx, place)| async move {
         loop {
             match rx.recv().await {
-                Ok(data) => return Some((Ok(Event::default().event("cache").data(data)), rx)),
+                Ok(data) => {
+                    return Some((
+                        Ok::<_, Infallible>(Event::default().event("cache").data(data)),
+                        (rx, place),
+                    ))
+                }
                 // A slow reader missed some: the next event has the whole state anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
