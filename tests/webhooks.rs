@@ -661,3 +661,72 @@ fn a_node_that_stops_mid_delivery_gives_it_back() {
     }
     second.kill();
 }
+
+#[test]
+fn a_silent_mirror_upstream_holds_no_webhook_back() {
+    let env = ChildEnv::new();
+    let first = env.node(
+        0,
+        &[
+            ("SKILLSD_DELIVERY_RETRY_SECS", "1"),
+            ("SKILLSD_DELIVERY_RETRY_MAX_SECS", "1"),
+            ("SKILLSD_MIRROR_TIMEOUT_SECS", "120"),
+        ],
+    );
+    let key = env.add_writer("writer");
+    // An upstream that accepts connections and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in silent.incoming().take(50).flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let out = env.cli(&[
+        "mirror",
+        "add",
+        "skills",
+        &format!("ssh://git@127.0.0.1:{silent_port}/skills.git"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let receiver = Receiver::start(&[200]);
+    add_hook(&env, &receiver.url());
+    let home = env.tmp.path().join("home");
+    let work = clone_from(&key, &first, &home);
+    commit_and_push(
+        &key,
+        &first,
+        &home,
+        &work,
+        "skills/one.md",
+        &skill("One", ""),
+    );
+    receiver.wait_for(1);
+    // The mirror's delivery is hanging on the silent upstream now.
+    let start = Instant::now();
+    while held.lock().unwrap().len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the mirror never connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A second push's webhook is delivered at once, not after the mirror's time limit.
+    let pushed = Instant::now();
+    commit_and_push(
+        &key,
+        &first,
+        &home,
+        &work,
+        "skills/two.md",
+        &skill("Two", ""),
+    );
+    receiver.wait_for(2);
+    assert!(
+        pushed.elapsed() < Duration::from_secs(10),
+        "the webhook waited {:?} behind the mirror",
+        pushed.elapsed()
+    );
+}

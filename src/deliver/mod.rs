@@ -130,49 +130,76 @@ pub fn spawn(
     settings: Settings,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let poll = settings.retry_base.min(Duration::from_secs(5));
-        let mut listener = None;
-        let mut pruned: Option<std::time::Instant> = None;
-        loop {
+        // Webhooks and mirrors each have a loop of their own: a mirror upstream that
+        // takes its whole time limit never holds a webhook back, nor the other way.
+        tokio::join!(
+            work(&pool, &settings, Work::Webhooks),
+            work(&pool, &settings, Work::Mirrors(&repos)),
+        );
+    })
+}
+
+/// What one delivery loop sends.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    Webhooks,
+    Mirrors(&'a crate::repos::RepoStore),
+}
+
+/// One delivery loop: wakes on `NOTIFY skillsd_deliveries` or a timer, delivers what
+/// is due, again while there was some.
+async fn work(pool: &PgPool, settings: &Settings, what: Work<'_>) {
+    let poll = settings.retry_base.min(Duration::from_secs(5));
+    let mut listener = None;
+    let mut pruned: Option<std::time::Instant> = None;
+    loop {
+        if let Work::Webhooks = what {
             if pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                 pruned = Some(std::time::Instant::now());
-                if let Err(e) = webhooks::prune(&pool).await {
+                if let Err(e) = webhooks::prune(pool).await {
                     tracing::warn!(error = %e, "pruning old webhook deliveries");
                 }
             }
-            if listener.is_none() {
-                match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut l) => {
-                        if l.listen(NOTIFY_CHANNEL).await.is_ok() {
-                            listener = Some(l);
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "delivery worker: cannot listen"),
-                }
-            }
-            let mut busy = false;
-            match webhooks::deliver_due(&pool, &settings).await {
-                Ok(n) => busy |= n > 0,
-                Err(e) => tracing::warn!(error = %e, "webhook deliveries"),
-            }
-            match mirrors::deliver_due(&pool, &repos, &settings).await {
-                Ok(n) => busy |= n > 0,
-                Err(e) => tracing::warn!(error = %e, "mirror deliveries"),
-            }
-            if busy {
-                continue;
-            }
-            match listener.as_mut() {
-                Some(l) => {
-                    tokio::select! {
-                        r = l.recv() => if r.is_err() { listener = None; },
-                        _ = tokio::time::sleep(poll) => {}
+        }
+        if listener.is_none() {
+            match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(mut l) => {
+                    if l.listen(NOTIFY_CHANNEL).await.is_ok() {
+                        listener = Some(l);
                     }
                 }
-                None => tokio::time::sleep(poll).await,
+                Err(e) => tracing::warn!(error = %e, "delivery worker: cannot listen"),
             }
         }
-    })
+        let busy = match what {
+            Work::Webhooks => match webhooks::deliver_due(pool, settings).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook deliveries");
+                    false
+                }
+            },
+            Work::Mirrors(repos) => match mirrors::deliver_due(pool, repos, settings).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mirror deliveries");
+                    false
+                }
+            },
+        };
+        if busy {
+            continue;
+        }
+        match listener.as_mut() {
+            Some(l) => {
+                tokio::select! {
+                    r = l.recv() => if r.is_err() { listener = None; },
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+            None => tokio::time::sleep(poll).await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,9 @@ pub(super) async fn disconnect(handle: &Handle) {
         .await;
 }
 
+/// The longest the TCP connection and SSH handshake to an upstream may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub(super) async fn push(req: PushRequest<'_>) -> Result<PushOutcome, UpstreamError> {
     let deadline = Instant::now() + req.timeout;
     let timed_out = || UpstreamError::Timeout(req.timeout);
@@ -101,9 +104,14 @@ pub(super) async fn push(req: PushRequest<'_>) -> Result<PushOutcome, UpstreamEr
     // The key's text is never quoted in an error.
     let key = russh::keys::decode_secret_key(req.private_key_pem, None)
         .map_err(|_| UpstreamError::Key("the mirror's private key cannot be read".into()))?;
-    let (mut handle, host_key) = tokio::time::timeout_at(deadline, connect(req.url, req.host_keys))
-        .await
-        .map_err(|_| timed_out())??;
+    // Reaching the upstream and its SSH greeting has a deadline of its own: an
+    // address that swallows packets fails in seconds, not at the end of the push's
+    // whole time limit.
+    let connected_by = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+    let (mut handle, host_key) =
+        tokio::time::timeout_at(connected_by, connect(req.url, req.host_keys))
+            .await
+            .map_err(|_| UpstreamError::Timeout(CONNECT_TIMEOUT.min(req.timeout)))??;
     let conversation = session::Request {
         repo_path: req.repo_path.to_path_buf(),
         refs: req.refs,

@@ -34,6 +34,13 @@ impl Advertisement {
 /// The most refs (and `.have` lines) an advertisement may hold: an upstream is not
 /// trusted with this server's memory.
 const MAX_ADVERTISED: usize = 1_000_000;
+/// The most bytes of ref names an advertisement may hold, all refs together (a ref
+/// name git would make is at most a few hundred bytes: 64 MiB is hundreds of
+/// thousands of them, and bounds what 1,000,000 names of 60 KB would take).
+const MAX_ADVERTISED_NAME_BYTES: usize = 64 << 20;
+/// The longest ref name an advertisement may hold (git's own refs fit in 4 KiB:
+/// `PATH_MAX` on Linux).
+const MAX_REF_NAME_BYTES: usize = 4096;
 /// The most bytes of report lines (one line per ref sent, plus the unpack status).
 const MAX_REPORT_BYTES: usize = 16 << 20;
 
@@ -51,6 +58,7 @@ pub fn read_advertisement<R: Read>(
 ) -> Result<Advertisement, UpstreamError> {
     let mut adv = Advertisement::default();
     let mut first = true;
+    let mut name_bytes = 0usize;
     loop {
         let pkt = input.read_pkt()?;
         let line = match &pkt {
@@ -99,6 +107,19 @@ pub fn read_advertisement<R: Read>(
             }
         };
         let oid = parse_oid(oid)?;
+        if name.len() > MAX_REF_NAME_BYTES {
+            return Err(protocol(format!(
+                "the upstream advertised a ref name of {} bytes, more than {MAX_REF_NAME_BYTES}",
+                name.len()
+            )));
+        }
+        name_bytes += name.len();
+        if name_bytes > MAX_ADVERTISED_NAME_BYTES {
+            return Err(protocol(format!(
+                "the upstream advertised more than {} MiB of ref names",
+                MAX_ADVERTISED_NAME_BYTES >> 20
+            )));
+        }
         if adv.refs.len() + adv.haves.len() >= MAX_ADVERTISED {
             return Err(protocol(format!(
                 "the upstream advertised more than {MAX_ADVERTISED} refs"
@@ -359,6 +380,30 @@ mod tests {
             b"",
         ]);
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn an_advertisement_is_bounded_in_bytes_not_only_in_refs() {
+        // 2,000 refs of 40 KB names: 80 MB of names, under the ref count.
+        let mut adv = Vec::new();
+        let long = "n".repeat(40_000);
+        for i in 0..2_000 {
+            let line = format!("{A} refs/heads/{long}{i}\n");
+            write_data(&mut adv, line.as_bytes()).unwrap();
+        }
+        write_flush(&mut adv).unwrap();
+        let e = read_advertisement(&mut PktReader::new(&adv[..])).unwrap_err();
+        assert!(e.to_string().contains("MiB of ref names"), "{e}");
+        // One name longer than any git makes.
+        let mut adv = Vec::new();
+        write_data(
+            &mut adv,
+            format!("{A} refs/heads/{}\n", "x".repeat(5000)).as_bytes(),
+        )
+        .unwrap();
+        write_flush(&mut adv).unwrap();
+        let e = read_advertisement(&mut PktReader::new(&adv[..])).unwrap_err();
+        assert!(e.to_string().contains("ref name of"), "{e}");
     }
 
     #[test]
