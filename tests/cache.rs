@@ -989,3 +989,89 @@ fn binary_copy_rows_read_back_equal() {
         ]
     );
 }
+
+/// Every cached skill's id by path.
+fn ids_by_path(server: &Server) -> BTreeMap<String, uuid::Uuid> {
+    server.query(async {
+        sqlx::query_as::<_, (String, uuid::Uuid)>(
+            "SELECT path, id FROM skills WHERE repo = 'skills'",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    })
+}
+
+#[test]
+fn renames_with_edits_are_searched_within_a_bound_and_plain_moves_always_keep_ids() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let body = |i: usize, edit: &str| {
+        let lines: String = (0..30)
+            .map(|l| format!("Step {l} of skill {i}: do the thing carefully.\n"))
+            .collect();
+        format!("---\ntitle: Skill {i}\n---\n\n{lines}{edit}")
+    };
+    let n = 150;
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("skills/bulk/s-{i}.md"), body(i, "")))
+        .collect();
+    git.commit_files(&dir, &files, "many");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let ids = ids_by_path(&server);
+    let id_of = |ids: &BTreeMap<String, uuid::Uuid>, p: String| ids[&p];
+
+    // Every file moved unchanged: found by id, however many.
+    git.ok(&dir, &["mv", "skills/bulk", "skills/moved"]);
+    git.ok(&dir, &["commit", "-q", "-m", "move all"]);
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let moved = ids_by_path(&server);
+    for i in 0..n {
+        assert_eq!(
+            id_of(&moved, format!("skills/moved/s-{i}.md")),
+            id_of(&ids, format!("skills/bulk/s-{i}.md"))
+        );
+    }
+
+    // A few moved and edited: still renames (same ids).
+    for i in 0..10 {
+        std::fs::remove_file(dir.join(format!("skills/moved/s-{i}.md"))).unwrap();
+    }
+    let edited: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("skills/few/s-{i}.md"), body(i, "One more line.\n")))
+        .collect();
+    git.commit_files(&dir, &edited, "move and edit a few");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let after = ids_by_path(&server);
+    for i in 0..10 {
+        assert_eq!(
+            id_of(&after, format!("skills/few/s-{i}.md")),
+            id_of(&ids, format!("skills/bulk/s-{i}.md")),
+            "a moved and edited skill kept its id"
+        );
+    }
+
+    // Many moved and edited in one commit: past the bound, each is a delete and a
+    // create (new ids), and the push goes through with the cache complete.
+    for i in 10..n {
+        std::fs::remove_file(dir.join(format!("skills/moved/s-{i}.md"))).unwrap();
+    }
+    let edited: Vec<(String, String)> = (10..n)
+        .map(|i| (format!("skills/many/s-{i}.md"), body(i, "One more line.\n")))
+        .collect();
+    git.commit_files(&dir, &edited, "move and edit many");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let after = ids_by_path(&server);
+    assert!((n - 10) * (n - 10) > skillsd::cache::changes::RENAME_LIMIT.pow(2));
+    for i in 10..n {
+        assert_ne!(
+            id_of(&after, format!("skills/many/s-{i}.md")),
+            id_of(&ids, format!("skills/bulk/s-{i}.md"))
+        );
+    }
+    assert_eq!(tree_skills(&server), cache_skills(&server));
+}

@@ -9,6 +9,13 @@ use gix::ObjectId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Renames with edits are looked for among at most this many deleted and this many
+/// added files of one commit (git's `diff.renameLimit`, lower): the similarity
+/// search costs deleted × added blob comparisons, inside the push's transaction.
+/// Files moved unchanged are always found (by their id, whatever their number);
+/// beyond the limit a moved-and-edited file is a delete and a create, as in git.
+pub const RENAME_LIMIT: usize = 64;
+
 /// A skill read from the tree: what its cache row is made of.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -119,8 +126,10 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
         }
     }
     let is_skill_path = |p: &str| rules.is_skill(p);
-    let mut opts =
-        gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites::default()));
+    let mut opts = gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites {
+        limit: RENAME_LIMIT,
+        ..Default::default()
+    }));
     opts.track_path();
     let changes = repo
         .diff_tree_to_tree(&old_tree, &new_tree, opts)
