@@ -237,6 +237,15 @@ pub fn entry_of_row(
         }
     };
     fm.push_str("---\n");
+    // A title like `README` makes a path the rules read as documentation, not as a
+    // skill: such a row is left out with the reason, the others go on.
+    if !rules.is_skill(&path) {
+        taken.remove(&slug);
+        return Err(problem(format!(
+            "its slug `{slug}` makes `{path}`, which the rules do not read as a skill \
+             (README files are documentation); give the row a `slug`"
+        )));
+    }
     let text = format!("{fm}{body}");
     if let Err(problems) = rules.validate(&path, text.as_bytes()) {
         let problems = problems
@@ -413,7 +422,9 @@ pub fn land(
         let signature = gix::actor::Signature {
             name: name.clone().into(),
             email: email.clone().into(),
-            time: gix::date::Time::new(when.timestamp(), 0),
+            // A date before 1970 (`0001-01-01` from a legacy table) is one git's fsck
+            // refuses: it is clamped to the epoch.
+            time: gix::date::Time::new(commit_seconds(when), 0),
         };
         let commit = gix::objs::Commit {
             tree,
@@ -452,6 +463,11 @@ pub fn land(
         .lines()
         .any(|l| l.trim_end() == format!("ok {branch}"));
     Ok((messages, accepted.then(|| new.to_string())))
+}
+
+/// A commit date git accepts for `when`: seconds since 1970, never negative.
+fn commit_seconds(when: chrono::DateTime<chrono::Utc>) -> i64 {
+    when.timestamp().max(0)
 }
 
 /// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
@@ -749,6 +765,25 @@ mod tests {
         assert!(again.1[0].message.contains("already used"), "{again:?}");
         let untitled = entry_of_row(&rules, &json!({"id": 3}), 2, &mut taken).unwrap_err();
         assert_eq!(untitled.0, "row 3 (id 3)");
+        let readme =
+            entry_of_row(&rules, &json!({"id": 4, "title": "README"}), 3, &mut taken).unwrap_err();
+        assert!(
+            readme.1[0]
+                .message
+                .contains("README files are documentation"),
+            "{readme:?}"
+        );
+        assert!(!taken.contains("readme"), "a skipped row keeps no slug");
+    }
+
+    #[test]
+    fn commit_dates_before_1970_are_clamped_to_the_epoch() {
+        let old = chrono::DateTime::parse_from_rfc3339("0001-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(commit_seconds(old), 0);
+        let now = chrono::Utc::now();
+        assert_eq!(commit_seconds(now), now.timestamp());
     }
 
     #[test]

@@ -246,3 +246,46 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_and_says_what_must_cha
     assert!(dir.join("skills/ops/notes.txt").is_file());
     assert!(!dir.join("skills/ops/Bad_Name.md").exists());
 }
+
+#[test]
+fn a_bad_row_skips_only_itself_and_old_dates_make_commits_git_accepts() {
+    let server = Server::start();
+    server.query(async {
+        sqlx::raw_sql(LEGACY).execute(&server.pool).await.unwrap();
+        sqlx::raw_sql(
+            r#"DELETE FROM legacy."Skill";
+               INSERT INTO legacy."Skill" (id, title, content, status, "updatedAt") VALUES
+                ('r1', 'README', E'# Read me\n', 'PUBLISHED', '2024-01-01 00:00:00'),
+                ('r2', 'Ancient wisdom', E'# Old\n', 'PUBLISHED', '0001-01-01 00:00:00'),
+                ('r3', 'Fresh advice', E'# New\n', 'PUBLISHED', '2024-02-02 00:00:00');"#,
+        )
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    });
+    let node = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = import(
+        &server,
+        node.path(),
+        &["--from-postgres", &server.db_url, "--table", "legacy.Skill"],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_contains_all(
+        &stdout,
+        &[
+            "skipped row",
+            "README files are documentation",
+            "wrote skills/ancient-wisdom.md",
+            "wrote skills/fresh-advice.md",
+            "imported 2 files, skipped 1",
+        ],
+    );
+    // The commit dated 0001 is dated 1970 instead: git's fsck accepts it.
+    let key = server.add_user("alice", "reader");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let log = git.ok(&dir, &["log", "--format=%at|%s", "-2"]);
+    assert!(log.contains("0|Import Ancient wisdom"), "{log}");
+    git.ok(&dir, &["fsck", "--strict"]);
+    server.assert_fsck("skills");
+}
