@@ -881,7 +881,7 @@ impl Git<'_> {
                 };
                 receive::serve(&ctx, input, &mut output)
             } else {
-                upload_pack::serve(&repo, input, &mut output, version)
+                upload_pack::serve(&repo, input, &mut output, version, &user.name)
             };
             let flushed = output.flush();
             drop(output);

@@ -1442,3 +1442,63 @@ fn skillsd_fsck_finds_what_older_versions_let_in_and_ref_delete_repairs_it() {
     let out = clone("repaired");
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn one_reader_cannot_hold_many_large_requests_at_once() {
+    let f = ChildFixture::start("reader");
+    let main = f.main();
+    // A v2 fetch of 20 MB (29 MiB as held) that never ends (no flush): held until
+    // the session ends.
+    let mut request = packs::pkt(b"command=fetch\n");
+    request.extend_from_slice(b"0001");
+    let have = packs::pkt(format!("have {main}\n").as_bytes());
+    while request.len() < 20 << 20 {
+        request.extend_from_slice(&have);
+    }
+    f.server.reset_peak_rss();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..4 {
+        let mut child = common::ssh_to(&f.key, f.server.port)
+            .args(["-o", "SetEnv=GIT_PROTOCOL=version=2"])
+            .arg("git-upload-pack '/skills.git'")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // A refused request is cut off while it is written: a broken pipe.
+        let _ = stdin.write_all(&request);
+        // Give the server the time to read it all.
+        std::thread::sleep(Duration::from_millis(1500));
+        if let Ok(Some(_)) = child.try_wait() {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("your requests in progress hold as much as one user may"),
+                "{text:.300}"
+            );
+            refused += 1;
+        } else {
+            held.push((child, stdin));
+        }
+    }
+    // 64 MiB per user: two are held, the others refused at once.
+    assert_eq!((held.len(), refused), (2, 2));
+    let peak = f.server.peak_rss_kib();
+    eprintln!("held requests: peak RSS {:.1} MiB", peak as f64 / 1024.0);
+    assert!(peak < BUDGET_KIB, "peak {peak} KiB");
+    // The held ones given back, the same reader is served again.
+    for (mut child, stdin) in held {
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("after"));
+    stdout_of(clone);
+}

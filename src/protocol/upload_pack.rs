@@ -35,10 +35,11 @@ pub fn serve(
     input: impl Read,
     out: &mut dyn Write,
     version: Version,
+    user: &str,
 ) -> Result<()> {
     let mut input = PktReader::new(input);
     let result = match version {
-        Version::V2 => serve_v2(repo, &mut input, out),
+        Version::V2 => serve_v2(repo, &mut input, out, user),
         Version::V0 => serve_v0(repo, &mut input, out),
     };
     if let Err(ProtocolError::Protocol(msg)) = &result {
@@ -252,11 +253,94 @@ fn advertise_v0(refs: &RefList, caps: &str, out: &mut dyn Write) -> Result<()> {
 /// lines of a v0 request: about 300,000 lines, far more than a real client sends.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 const MAX_V0_LINES: usize = 300_000;
+/// The most bytes of v2 requests held at once, by everyone together and by one user:
+/// many clients each sending a request just under [`MAX_REQUEST_BYTES`] and never
+/// finishing it cannot make the server hold gigabytes.
+pub const MAX_HELD_REQUEST_BYTES: usize = 256 * 1024 * 1024;
+pub const MAX_HELD_REQUEST_BYTES_PER_USER: usize = 64 * 1024 * 1024;
+
+/// Bytes of requests held now: in all, and per user.
+pub struct RequestBudget {
+    total: usize,
+    per_user: usize,
+    held: std::sync::Mutex<(std::collections::HashMap<String, usize>, usize)>,
+}
+
+/// The process's budget for v2 requests.
+pub static REQUESTS: std::sync::LazyLock<RequestBudget> = std::sync::LazyLock::new(|| {
+    RequestBudget::new(MAX_HELD_REQUEST_BYTES, MAX_HELD_REQUEST_BYTES_PER_USER)
+});
+
+impl RequestBudget {
+    pub fn new(total: usize, per_user: usize) -> Self {
+        RequestBudget {
+            total,
+            per_user,
+            held: Default::default(),
+        }
+    }
+
+    /// A request's share, empty so far.
+    pub fn hold<'a>(&'a self, user: &str) -> Held<'a> {
+        Held {
+            budget: self,
+            user: user.to_string(),
+            bytes: 0,
+        }
+    }
+}
+
+/// One request's bytes in the budget; given back on drop.
+pub struct Held<'a> {
+    budget: &'a RequestBudget,
+    user: String,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Counts `n` more bytes; an error when the user's or everyone's share is used up.
+    pub fn grow(&mut self, n: usize) -> std::result::Result<(), &'static str> {
+        let Ok(mut held) = self.budget.held.lock() else {
+            return Err("internal error");
+        };
+        let (per, total) = &mut *held;
+        let mine = per.get(&self.user).copied().unwrap_or(0);
+        if mine + n > self.budget.per_user {
+            return Err("your requests in progress hold as much as one user may");
+        }
+        if *total + n > self.budget.total {
+            return Err("the server holds as many requests as it may");
+        }
+        *per.entry(self.user.clone()).or_insert(0) += n;
+        *total += n;
+        self.bytes += n;
+        Ok(())
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.bytes == 0 {
+            return;
+        }
+        if let Ok(mut held) = self.budget.held.lock() {
+            let (per, total) = &mut *held;
+            if let Some(n) = per.get_mut(&self.user) {
+                *n = n.saturating_sub(self.bytes);
+                if *n == 0 {
+                    per.remove(&self.user);
+                }
+            }
+            *total = total.saturating_sub(self.bytes);
+        }
+    }
+}
 
 fn serve_v2<R: Read>(
     repo: &gix::Repository,
     input: &mut PktReader<R>,
     out: &mut dyn Write,
+    user: &str,
 ) -> Result<()> {
     write_text(out, "version 2")?;
     write_text(out, &format!("agent={AGENT}"))?;
@@ -290,6 +374,9 @@ fn serve_v2<R: Read>(
         // Capability lines, then (after a delimiter) arguments, then a flush.
         // The request is held whole (v2 is one request per command), so its size is
         // bounded: a client cannot make the server hold gigabytes of arguments.
+        // Counted in the process's budget too, until the command is answered (this
+        // is declared before `args`: dropped after them).
+        let mut held = REQUESTS.hold(user);
         let mut args: Vec<String> = Vec::new();
         let mut in_args = false;
         let mut request_bytes = 0usize;
@@ -300,7 +387,13 @@ fn serve_v2<R: Read>(
                 Pkt::Eof => return Err(ProtocolError::protocol("unexpected end of request")),
                 pkt @ Pkt::Data(_) => {
                     let text = pkt.text().unwrap_or_default();
-                    request_bytes += text.len() + std::mem::size_of::<String>();
+                    let cost = text.len() + std::mem::size_of::<String>();
+                    request_bytes += cost;
+                    if let Err(why) = held.grow(cost) {
+                        return Err(ProtocolError::protocol(format!(
+                            "{why}; try again in a moment"
+                        )));
+                    }
                     if request_bytes > MAX_REQUEST_BYTES {
                         return Err(ProtocolError::protocol(format!(
                             "the {command} request is larger than {} MiB; fetch fewer refs at a time",
@@ -564,4 +657,25 @@ fn parse_depth(n: &[u8]) -> Result<u32> {
         .ok_or_else(|| {
             ProtocolError::protocol(format!("invalid depth `{}`", String::from_utf8_lossy(n)))
         })
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::RequestBudget;
+
+    #[test]
+    fn held_requests_are_bounded_per_user_and_in_all_and_given_back() {
+        let b = RequestBudget::new(100, 60);
+        let mut a1 = b.hold("alice");
+        a1.grow(50).unwrap();
+        let mut a2 = b.hold("alice");
+        assert!(a2.grow(20).is_err(), "alice's share is 60");
+        let mut bob = b.hold("bob");
+        bob.grow(45).unwrap();
+        let mut carol = b.hold("carol");
+        assert!(carol.grow(10).is_err(), "100 in all");
+        drop(a1);
+        a2.grow(20).unwrap();
+        carol.grow(10).unwrap();
+    }
 }
