@@ -211,12 +211,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "max_startups",
         "SKILLSD_MAX_STARTUPS",
-        "SSH connections not signed in yet, in all (a fifth more for new addresses) [100]",
+        "SSH connections not signed in yet, in all (a fifth more for new addresses) [256]",
     ),
     (
         "max_startups_per_source",
         "SKILLSD_MAX_STARTUPS_PER_SOURCE",
-        "... from one address [10]",
+        "... from one address (CI runners behind one NAT sign in together) [64]",
     ),
     (
         "http_idle_secs",
@@ -389,8 +389,8 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
             login_grace: Duration::from_secs(30),
-            max_startups: 100,
-            max_startups_per_source: 10,
+            max_startups: 256,
+            max_startups_per_source: 64,
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),

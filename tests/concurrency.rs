@@ -227,3 +227,89 @@ fn concurrent_pushes_to_different_branches() {
     assert_eq!(rows_after, rows_before);
     server.assert_fsck("skills");
 }
+
+#[test]
+fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
+    const PUSHERS: usize = 20;
+    let server = Arc::new(Server::start_tuned(true, |s| {
+        s.limits.max_sessions_per_user = 4 * PUSHERS
+    }));
+    let key = server.add_user("crowd", "writer");
+    let clients: Vec<(Git, std::path::PathBuf)> = (0..PUSHERS)
+        .map(|c| {
+            let git = Git::new("/usr/local/bin/git", &key, &server);
+            let dir = git.clone(&server.url("skills.git"), &["-q"]);
+            git.commit_files(
+                &dir,
+                &[(
+                    format!("skills/q/client-{c}.md"),
+                    skill(&format!("Client {c}"), ""),
+                )],
+                "mine",
+            );
+            (git, dir)
+        })
+        .collect();
+    // Another writer (another node, say) holds the repository's row: every push
+    // waits to store.
+    let lock = server.query(async {
+        let mut tx = server.pool.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM git_repos WHERE name = 'skills' FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    });
+    let pushes: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(c, (git, dir))| {
+            git.spawn(
+                dir,
+                &[
+                    "push",
+                    "--progress",
+                    "origin",
+                    &format!("HEAD:refs/heads/q{c}"),
+                ],
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Meanwhile logins and reads are served: the waiting pushes do not hold the
+    // pool's connections.
+    let newcomer = server.add_user("newcomer", "reader");
+    let started = std::time::Instant::now();
+    let out = common::ssh_to(&newcomer, server.port)
+        .arg("whoami")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let body = server.get("/api/skills/sync/status");
+    assert!(body.contains("\"healthy\""), "{body}");
+    let in_database = server.count(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    );
+    assert!(
+        in_database <= 1,
+        "{in_database} pushes wait in the database"
+    );
+    server.query(lock.rollback()).unwrap();
+    let mut queued = 0;
+    for p in pushes {
+        let out = p.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        if stderr.contains("queued: another push to skills is being stored") {
+            queued += 1;
+        }
+    }
+    assert!(
+        queued >= PUSHERS - 1,
+        "only {queued} pushers were told they wait"
+    );
+    let branches = server
+        .count("SELECT count(*) FROM git_refs WHERE repo = 'skills' AND name LIKE 'refs/heads/q%'");
+    assert_eq!(branches, PUSHERS as i64);
+}

@@ -293,6 +293,18 @@ fn store(
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
     let pack = publish::pack_files(&quarantine.pack_dir());
     let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+    // Pushes to one repository take turns on this node before they take a database
+    // connection: a queue of pushers waits here, not in the database holding the
+    // pool's connections (which logins and reads need).
+    let Some(_turn) = publish::take_turn(&ctx.repo_name, &ctx.cancel, &mut |line| {
+        let _ = sb.progress(line);
+        let _ = sb.flush();
+    }) else {
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(pre_receive::CANCELLED.into());
+        }
+        return Ok(None);
+    };
     let caching = std::time::Instant::now();
     let published = publish::run(ctx, &view, &pack, commands, results, atomic, make_record);
     drop(view);

@@ -14,6 +14,8 @@ use crate::deliver::webhooks::{PushEvent, RefMove};
 use crate::storage::{self, publish, StorageError};
 use gix::ObjectId;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// What the transaction did.
 #[derive(Debug, Default)]
@@ -182,6 +184,48 @@ fn ref_conflict(name: &str, other: &str) -> String {
         format!("ref conflict: `{other}` differs only in case; choose another name")
     } else {
         format!("ref conflict: `{other}` exists; a ref name cannot also be a folder of refs")
+    }
+}
+
+/// This node's turn to store a push to one repository, held until dropped.
+pub struct Turn(Arc<AtomicBool>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Waits for this node's turn to store a push to `repo` (one at a time per
+/// repository; telling the pusher once that it waits), or `None` when the session
+/// ended meanwhile.
+pub fn take_turn(repo: &str, cancel: &AtomicBool, say: &mut dyn FnMut(&str)) -> Option<Turn> {
+    type Turns = std::sync::Mutex<std::collections::HashMap<String, Arc<AtomicBool>>>;
+    static TURNS: std::sync::LazyLock<Turns> = std::sync::LazyLock::new(Default::default);
+    let busy = {
+        let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries nobody holds or waits for go as others come.
+        turns.retain(|_, b| Arc::strong_count(b) > 1);
+        turns.entry(repo.to_string()).or_default().clone()
+    };
+    let mut told = false;
+    loop {
+        if busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Some(Turn(busy));
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        if !told {
+            told = true;
+            say(&format!(
+                "queued: another push to {repo} is being stored on this server; this one follows\n"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
