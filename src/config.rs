@@ -510,6 +510,9 @@ impl Reader<'_> {
             max_auth_failures: self.count("SKILLSD_MAX_AUTH_FAILURES", dl.max_auth_failures),
             auth_window: self.secs("SKILLSD_AUTH_WINDOW_SECS", dl.auth_window),
             session_timeout: self.secs("SKILLSD_SESSION_TIMEOUT_SECS", dl.session_timeout),
+            // A running command's client must keep sending while the command waits
+            // for it: the idle time is the window of that rule too.
+            min_rate_window: self.secs("SKILLSD_IDLE_TIMEOUT_SECS", d.idle_timeout),
         };
         let ref_pattern = match self.text("SKILLSD_REF_PATTERN") {
             None => d.policy.ref_pattern.clone(),

@@ -71,7 +71,15 @@ pub struct Limits {
     /// The longest a git session may run (`SKILLSD_SESSION_TIMEOUT_SECS`, 3,600 s):
     /// past it the channel closes and the cancel flag stops the git work.
     pub session_timeout: std::time::Duration,
+    /// While a git command waits for its client, the client must send at least
+    /// [`MIN_RATE_BYTES`] per this much waiting (`SKILLSD_IDLE_TIMEOUT_SECS`, 300 s):
+    /// a client trickling a byte now and then, or sending nothing, is cut off.
+    pub min_rate_window: std::time::Duration,
 }
+
+/// The fewest bytes a client must send per [`Limits::min_rate_window`] of the
+/// server waiting for it.
+pub const MIN_RATE_BYTES: u64 = 1024;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -81,6 +89,7 @@ impl Default for Limits {
             max_auth_failures: 20,
             auth_window: std::time::Duration::from_secs(300),
             session_timeout: std::time::Duration::from_secs(3600),
+            min_rate_window: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -859,9 +868,10 @@ impl Git<'_> {
         policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
         let cancel = self.cancel.clone();
         let version = self.version;
+        let window = self.state.limits.min_rate_window;
         tokio::task::spawn_blocking(move || {
             let mut read_half = read_half;
-            let reader = Box::pin(read_half.make_reader());
+            let reader = Box::pin(MinRate::new(read_half.make_reader(), window));
             let input = Counted(SyncIoBridge::new_with_handle(reader, rt.clone()));
             let mut output = std::io::BufWriter::with_capacity(
                 64 * 1024,
@@ -960,6 +970,92 @@ async fn report_incident(
         )
         .await;
     128
+}
+
+/// A client's input that must keep coming while the server waits for it: of each
+/// `window` the reader spent waiting (time the server spends working does not
+/// count), at least [`MIN_RATE_BYTES`] must arrive, else the read fails with
+/// `TimedOut`. Nothing legitimate is that slow; a client trickling a byte every few
+/// seconds to hold a session (and its memory) is.
+struct MinRate<R> {
+    inner: R,
+    window: std::time::Duration,
+    /// Waiting counted in this window before the current wait.
+    waited: std::time::Duration,
+    /// Bytes received in this window.
+    got: u64,
+    /// When the current wait began, and the timer for the window's end.
+    waiting: Option<(tokio::time::Instant, std::pin::Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl<R> MinRate<R> {
+    fn new(inner: R, window: std::time::Duration) -> Self {
+        MinRate {
+            inner,
+            window,
+            waited: std::time::Duration::ZERO,
+            got: 0,
+            waiting: None,
+        }
+    }
+
+    /// The current wait ends (data came, or the window's check ran).
+    fn stop_waiting(&mut self) {
+        if let Some((since, _)) = self.waiting.take() {
+            self.waited += since.elapsed();
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for MinRate<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.stop_waiting();
+                this.got += (buf.filled().len() - before) as u64;
+                if this.got >= MIN_RATE_BYTES {
+                    // Enough came: a new window starts.
+                    this.waited = std::time::Duration::ZERO;
+                    this.got = 0;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => loop {
+                if this.waiting.is_none() {
+                    let left = this.window.saturating_sub(this.waited);
+                    let now = tokio::time::Instant::now();
+                    this.waiting = Some((now, Box::pin(tokio::time::sleep_until(now + left))));
+                }
+                let Some((_, timer)) = this.waiting.as_mut() else {
+                    unreachable!("set above")
+                };
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.stop_waiting();
+                if this.got < MIN_RATE_BYTES {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the client sent {} bytes in {} s of waiting for it (fewer than {MIN_RATE_BYTES})",
+                            this.got,
+                            this.window.as_secs()
+                        ),
+                    )));
+                }
+                this.waited = std::time::Duration::ZERO;
+                this.got = 0;
+            },
+        }
+    }
 }
 
 /// Counts the bytes of a git session for the metrics.

@@ -415,3 +415,55 @@ fn channels_opened_and_never_used_are_bounded_and_freed() {
     );
     assert!(f.server.alive());
 }
+
+#[test]
+fn a_client_trickling_or_silent_inside_a_command_is_cut_off() {
+    let f = ChildFixture::start_with("alice", &[], &[("SKILLSD_IDLE_TIMEOUT_SECS", "3")]);
+    for (name, trickle) in [("silent", false), ("one byte a second", true)] {
+        let mut child = common::ssh_to(&f.key, f.server.port)
+            .arg("git-upload-pack '/skills.git'")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let started = Instant::now();
+        // A want line, a byte at a time (or nothing at all), for at most 20 s.
+        let line = b"0032want 0000000000000000000000000000000000000000\n";
+        let mut sent = 0;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{name}: the session was kept for 20 s"
+            );
+            if trickle && sent < line.len() {
+                let _ = stdin.write_all(&line[sent..sent + 1]);
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let lasted = started.elapsed();
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            lasted >= Duration::from_secs(3) && lasted < Duration::from_secs(12),
+            "{name}: ended after {lasted:?}"
+        );
+        assert!(!out.status.success(), "{name}: {text}");
+        drop(stdin);
+    }
+    // A real clone is as fast as ever with the same window.
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("again"));
+    stdout_of(clone);
+}
