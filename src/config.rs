@@ -184,6 +184,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "total size of the objects a pack's deltas build on [201326592]",
     ),
     (
+        "max_inflate_ratio",
+        "SKILLSD_MAX_INFLATE_RATIO",
+        "what a pushed pack may inflate to, as a multiple of its size, above 256 MiB; 0 = unbounded [200]",
+    ),
+    (
         "max_connections",
         "SKILLSD_MAX_CONNECTIONS",
         "SSH connections open at once [1000]",
@@ -547,6 +552,8 @@ impl Reader<'_> {
                 max_delta_depth: self.count("SKILLSD_MAX_DELTA_DEPTH", dk.max_delta_depth),
                 max_delta_base_bytes: self
                     .count("SKILLSD_MAX_DELTA_BASE_BYTES", dk.max_delta_base_bytes),
+                max_inflate_ratio: self
+                    .count_or_off("SKILLSD_MAX_INFLATE_RATIO", dk.max_inflate_ratio),
             },
             ..d.policy.clone()
         };

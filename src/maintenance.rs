@@ -211,6 +211,12 @@ pub fn consolidate(
     // The consolidated pack is read through the same guard as a push: an object
     // stored before the limits existed (or under larger ones) fails the gc with a
     // message instead of being inflated whole.
+    // What it inflates to is what pushes already brought (their own budget): a gc is
+    // not refused for consolidating many of them.
+    let limits = PackLimits {
+        max_inflate_ratio: None,
+        ..limits
+    };
     let guarded = crate::incoming::inspect::Inspector::new(std::fs::File::open(&tmp_pack)?, limits);
     gix_pack::Bundle::write_to_directory(
         &mut BufReader::new(guarded),

@@ -1502,3 +1502,39 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
         .arg(f.home.join("after"));
     stdout_of(clone);
 }
+
+#[test]
+fn many_deltas_on_one_large_base_are_refused_before_they_cost_minutes() {
+    let mut f = ChildFixture::start("alice");
+    let main = f.main();
+    let mut a = Attack::new(&mut f);
+    // A 30 MiB blob of zeros (30 KiB deflated), then 100 deltas of a few bytes that
+    // each copy all of it: 3 GiB to produce from a pack of about 35 KiB.
+    let size: u64 = 30 << 20;
+    let mut pack = Pack::new();
+    let base = pack.raw(BLOB, size, &packs::deflate_zeros(size));
+    for i in 0..100u8 {
+        let mut delta = packs::delta_varint(size);
+        delta.extend(packs::delta_varint(size + 1));
+        delta.extend(packs::copy_op(0, 15 << 20));
+        delta.extend(packs::copy_op(15 << 20, 15 << 20));
+        delta.extend([1, i]); // one literal byte: every result differs
+        pack.ofs_delta(base, &delta);
+    }
+    let blob = packs::object_id(BLOB, b"x");
+    let request = push_tree(
+        &mut pack,
+        &main,
+        packs::object_id(TREE, &packs::tree(&[("100644", "x", blob)])),
+        b"amplified\n",
+    );
+    // Refused by the guard in front of the indexer: nothing was inflated.
+    a.refused(
+        "deltas copying one large base",
+        &request,
+        &[
+            "inflate to more than 200 times its size",
+            "push in smaller parts",
+        ],
+    );
+}

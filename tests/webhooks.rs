@@ -730,3 +730,104 @@ fn a_silent_mirror_upstream_holds_no_webhook_back() {
         pushed.elapsed()
     );
 }
+
+#[test]
+fn a_receiver_answering_with_gigabytes_costs_a_few_kilobytes() {
+    let env = ChildEnv::new();
+    let node = node(&env, 0);
+    let key = env.add_writer("writer");
+    // A receiver that answers 500 with a body of 1.5 GiB, streamed until the
+    // connection is closed on it; it counts what it managed to send.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3).flatten() {
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                // The request's headers, then its body by Content-Length.
+                let mut len = 0usize;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let total: u64 = 1536 << 20;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 500 Oops\r\nContent-Length: {total}\r\nContent-Type: text/plain\r\n\r\n"
+                );
+                let chunk = vec![b'x'; 1 << 20];
+                let mut n = 0u64;
+                while n < total {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    n += chunk.len() as u64;
+                }
+                record.lock().unwrap().push(n);
+            });
+        }
+    });
+    add_hook(&env, &format!("http://127.0.0.1:{port}/hook"));
+    node.reset_peak_rss();
+    let home = env.tmp.path().join("home");
+    let work = clone_from(&key, &node, &home);
+    commit_and_push(
+        &key,
+        &node,
+        &home,
+        &work,
+        "skills/big.md",
+        &skill("Big", ""),
+    );
+    let start = Instant::now();
+    while sent.lock().unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no answer was sent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let streamed = sent.lock().unwrap()[0];
+    let peak = node.peak_rss_kib();
+    eprintln!(
+        "receiver streamed {} MiB before the connection was closed; node peak RSS {} MiB",
+        streamed >> 20,
+        peak >> 10
+    );
+    assert!(streamed < 1536 << 20, "the whole answer was read");
+    assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
+    // The attempt is recorded with the start of the answer.
+    let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();
+    let start = Instant::now();
+    loop {
+        let error: Option<String> = env
+            .rt
+            .block_on(
+                sqlx::query_scalar("SELECT last_error FROM webhook_deliveries LIMIT 1")
+                    .fetch_one(&pool),
+            )
+            .unwrap();
+        if let Some(e) = error {
+            assert!(e.starts_with("HTTP 500"), "{e}");
+            assert!(e.len() < 1024, "{} bytes of error kept", e.len());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no attempt recorded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -46,7 +46,18 @@ pub struct PackLimits {
     pub max_objects: u32,
     pub max_delta_depth: u32,
     pub max_delta_base_bytes: u64,
+    /// The most bytes the objects of a pack may inflate to (whole objects' sizes and
+    /// deltas' results together), as a multiple of the pack's bytes so far, above
+    /// [`INFLATE_FLOOR`]; `None`: unbounded (a gc re-reading what pushes brought).
+    /// What a pack inflates to is what indexing it costs in CPU: a small pack of many
+    /// deltas that each copy a large base costs minutes (`SKILLSD_MAX_INFLATE_RATIO`).
+    pub max_inflate_ratio: Option<u64>,
 }
+
+/// Bytes any pack may inflate to, whatever its size.
+pub const INFLATE_FLOOR: u64 = 256 * 1024 * 1024;
+/// Default [`PackLimits::max_inflate_ratio`].
+pub const DEFAULT_MAX_INFLATE_RATIO: u64 = 200;
 
 impl Default for PackLimits {
     fn default() -> Self {
@@ -55,6 +66,7 @@ impl Default for PackLimits {
             max_objects: DEFAULT_MAX_OBJECTS,
             max_delta_depth: DEFAULT_MAX_DELTA_DEPTH,
             max_delta_base_bytes: DEFAULT_MAX_DELTA_BASE_BYTES,
+            max_inflate_ratio: Some(DEFAULT_MAX_INFLATE_RATIO),
         }
     }
 }
@@ -120,6 +132,8 @@ pub struct Inspector<R> {
     /// Objects named by id that deltas build on, counted once each.
     id_bases: HashSet<[u8; 20]>,
     base_bytes: u64,
+    /// What the entries so far inflate to: whole objects and deltas' results.
+    inflated: u64,
     scratch: Vec<u8>,
     findings: Arc<Mutex<Findings>>,
 }
@@ -139,6 +153,7 @@ impl<R: Read> Inspector<R> {
             entries: Vec::new(),
             id_bases: HashSet::new(),
             base_bytes: 0,
+            inflated: 0,
             scratch: vec![0; 64 * 1024],
             findings: Arc::new(Mutex::new(Findings::default())),
         }
@@ -261,6 +276,7 @@ impl<R: Read> Inspector<R> {
                         limits.max_object_bytes
                     ));
                 }
+                self.count_inflated(size, start)?;
                 (None, 0)
             }
             OBJ_OFS_DELTA => {
@@ -398,6 +414,25 @@ impl<R: Read> Inspector<R> {
         Ok(data)
     }
 
+    /// Counts `bytes` more of inflated objects, `at` bytes into the pack.
+    fn count_inflated(&mut self, bytes: u64, at: u64) -> Result<(), String> {
+        self.inflated = self.inflated.saturating_add(bytes);
+        let Some(ratio) = self.limits.max_inflate_ratio else {
+            return Ok(());
+        };
+        let allowed = INFLATE_FLOOR.saturating_add(ratio.saturating_mul(at));
+        if self.inflated > allowed {
+            return Err(format!(
+                "the pack's objects inflate to more than {ratio} times its size ({} MiB from \
+                 {} KiB so far): indexing it would cost minutes; push in smaller parts, or \
+                 ask an admin to raise SKILLSD_MAX_INFLATE_RATIO",
+                self.inflated >> 20,
+                at >> 10
+            ));
+        }
+        Ok(())
+    }
+
     /// A delta's declared sizes, and the bases the pack's deltas build on in total.
     fn check_delta(
         &mut self,
@@ -414,6 +449,7 @@ impl<R: Read> Inspector<R> {
                 ));
             }
         }
+        self.count_inflated(result_size, self.pos)?;
         let first_use = match base {
             Some(Base::Entry(i)) => {
                 let fresh = self.entries[i].1 & COUNTED == 0;
@@ -620,6 +656,7 @@ mod tests {
         max_objects: 10,
         max_delta_depth: 3,
         max_delta_base_bytes: 2500,
+        max_inflate_ratio: None,
     };
 
     #[test]
@@ -741,6 +778,56 @@ mod tests {
         }
         let err = run(&pack(&by_id), SMALL, 7).unwrap_err();
         assert!(err.contains("build on more than"), "{err}");
+    }
+
+    #[test]
+    fn what_a_pack_inflates_to_is_bounded_by_its_size() {
+        // Many deltas, each a few bytes, each declaring a large result.
+        let limits = PackLimits {
+            max_object_bytes: 64 << 20,
+            max_objects: 100_000,
+            max_delta_depth: 10,
+            max_delta_base_bytes: 64 << 20,
+            max_inflate_ratio: Some(200),
+        };
+        let base = entry(3, 4, &deflate(b"base"));
+        let mut entries = vec![base.clone()];
+        let mut offset = 12 + base.len() as u64;
+        let result = 32u64 << 20;
+        for _ in 0..20 {
+            let mut delta = varint_bytes(4);
+            delta.extend(varint_bytes(result));
+            let e = ofs_delta_of(offset - 12, &delta);
+            offset += e.len() as u64;
+            entries.push(e);
+        }
+        let err = run(&pack(&entries), limits, 4096).unwrap_err();
+        assert!(
+            err.contains("inflate to more than 200 times its size"),
+            "{err}"
+        );
+        // Without the bound (a gc), the same declarations pass the inspector.
+        let open = PackLimits {
+            max_inflate_ratio: None,
+            ..limits
+        };
+        let out = run(&pack(&entries), open, 4096);
+        assert!(
+            out.as_ref()
+                .err()
+                .is_none_or(|e| !e.contains("inflate to more")),
+            "{out:?}"
+        );
+    }
+
+    fn varint_bytes(mut n: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out
     }
 
     #[test]
