@@ -3,8 +3,11 @@
 //! The object set is exact: every commit reachable from the wants and not from the
 //! client's common commits, plus every tree and blob of those commits that the
 //! boundary commits (parents the client already has) do not contain. The pack is
-//! produced by `gix-pack`'s generator, reusing deltas already stored in packs, and
-//! streamed to the writer chunk by chunk: nothing is held whole in memory.
+//! made of `gix-pack`'s entries, reusing deltas already stored in packs, and
+//! streamed to the writer one object at a time: the memory a clone takes does not
+//! grow with the repository (gix's own `iter_from_counts` sizes its chunks by the
+//! object count — half the objects per chunk for a small repository — and holds
+//! chunks in flight, so a clone of a repository of large files held most of it).
 
 use super::{ProtocolError, Result};
 use gix::ObjectId;
@@ -291,9 +294,15 @@ pub fn write_pack(
     out: &mut dyn Write,
 ) -> Result<usize> {
     use gix_pack::data::output;
+    use gix_pack::data::output::count::PackLocation;
     let mut db = repo.objects.clone().into_inner();
     // Packed entries are copied by location, which needs packs to stay mapped.
     db.prevent_pack_unload();
+    // No caches of inflated objects: entries are copied as they are stored, and a
+    // cache would hold up to its limit of inflated objects per clone, memory that
+    // grows with the repository's objects' sizes.
+    db.unset_pack_cache();
+    db.unset_object_cache();
     let interrupt = AtomicBool::new(false);
     let (counts, _) = output::count::objects(
         db.clone(),
@@ -308,22 +317,70 @@ pub fn write_pack(
     )
     .map_err(ProtocolError::git)?;
     let num = counts.len();
-    let entries = output::entry::iter_from_counts(
-        counts,
-        db,
-        Box::new(gix::progress::Discard),
-        output::entry::iter_from_counts::Options {
-            thread_limit: Some(1),
-            mode: output::entry::iter_from_counts::Mode::PackCopyAndBaseObjects,
-            allow_thin_pack: false,
-            chunk_size: 64,
-            version: gix_pack::data::Version::V2,
-            compression: Default::default(),
+    // Where each object is stored, then the objects in pack order (as gix's
+    // generator sorts them: loose ones first, then by pack and offset), so that a
+    // stored delta whose base is sent too becomes an offset delta to it.
+    let mut counts = counts;
+    let mut buf = Vec::new();
+    for c in counts.iter_mut() {
+        if matches!(c.entry_pack_location, PackLocation::NotLookedUp) {
+            let found = gix_pack::Find::location_by_oid(&db, &c.id, &mut buf)
+                .map_err(ProtocolError::git)?;
+            c.entry_pack_location = PackLocation::LookedUp(found);
+        }
+    }
+    counts.sort_by(
+        |a, b| match (&a.entry_pack_location, &b.entry_pack_location) {
+            (PackLocation::LookedUp(Some(a)), PackLocation::LookedUp(Some(b))) => a
+                .pack_id
+                .cmp(&b.pack_id)
+                .then(a.pack_offset.cmp(&b.pack_offset)),
+            (PackLocation::LookedUp(Some(_)), _) => std::cmp::Ordering::Greater,
+            (_, PackLocation::LookedUp(Some(_))) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Equal,
         },
-    )
-    .map_err(ProtocolError::git)?;
+    );
+    // Each pack's range of the sorted objects: a delta's base is looked for there.
+    let mut by_pack: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+    for (i, c) in counts.iter().enumerate() {
+        if let PackLocation::LookedUp(Some(l)) = &c.entry_pack_location {
+            match by_pack.last_mut() {
+                Some((id, range)) if *id == l.pack_id => range.end = i + 1,
+                _ => by_pack.push((l.pack_id, i..i + 1)),
+            }
+        }
+    }
+    let entries = (0..counts.len()).map(|i| -> gix_error::Result<Vec<output::Entry>> {
+        let count = &counts[i];
+        let copied = match &count.entry_pack_location {
+            PackLocation::LookedUp(Some(location)) => {
+                gix_pack::Find::entry_by_location(&db, location).and_then(|stored| {
+                    let (_, range) = by_pack.iter().find(|(id, _)| *id == location.pack_id)?;
+                    output::Entry::from_pack_entry(
+                        stored,
+                        count,
+                        &counts[range.clone()],
+                        range.start,
+                        None::<fn(u32, u64) -> gix_error::Result<Option<ObjectId>>>,
+                        gix_pack::data::Version::V2,
+                    )
+                })
+            }
+            _ => None,
+        };
+        let entry = match copied {
+            Some(entry) => entry?,
+            // Not copyable as stored (loose, or a delta whose base is not sent):
+            // the object itself, compressed anew.
+            None => match gix_pack::Find::try_find(&db, &count.id, &mut buf)? {
+                Some((object, _)) => output::Entry::from_data(count, &object, Default::default())?,
+                None => output::Entry::invalid(),
+            },
+        };
+        Ok(vec![entry])
+    });
     let bytes = output::bytes::FromEntriesIter::new(
-        entries.map(|r| r.map(|(_, entries)| entries)),
+        entries,
         out,
         num as u32,
         gix_pack::data::Version::V2,
