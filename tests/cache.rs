@@ -1075,3 +1075,54 @@ fn renames_with_edits_are_searched_within_a_bound_and_plain_moves_always_keep_id
     }
     assert_eq!(tree_skills(&server), cache_skills(&server));
 }
+
+#[test]
+fn a_push_of_more_commits_than_the_replay_bound_is_synced_by_one_diff_to_its_tip() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let before = server.last_log_id();
+    // Many commits each changing one skill, made at once with fast-import.
+    let n = skillsd::cache::sync::MAX_REPLAY + 20;
+    let head = git.ok(&dir, &["rev-parse", "HEAD"]).trim().to_string();
+    let mut stream = String::new();
+    for i in 0..n {
+        let body = skill(&format!("Version {i}"), "");
+        stream.push_str(&format!(
+            "commit refs/heads/main\ncommitter A <a@example.com> {} +0000\ndata 2\nc\n{}M 100644 inline skills/m/many.md\ndata {}\n{}\n",
+            1_700_000_000 + i,
+            if i == 0 { format!("from {head}\n") } else { String::new() },
+            body.len(),
+            body
+        ));
+    }
+    let mut fi = git.cmd(&dir);
+    fi.args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = fi.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), stream.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    git.ok(&dir, &["reset", "-q", "--hard", "main"]);
+    let tip = git.ok(&dir, &["rev-parse", "HEAD"]).trim().to_string();
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    // One row for the skill, logged once, at the tip; the cache is the tip's.
+    let log: Vec<(String, String)> = server.query(async {
+        sqlx::query_as(
+            "SELECT operation, git_commit_sha FROM skill_sync_log WHERE id > $1 ORDER BY id",
+        )
+        .bind(before)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(log, vec![("create".to_string(), tip.clone())]);
+    let title: String = server.query(async {
+        sqlx::query_scalar("SELECT title FROM skills WHERE slug = 'many'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(title, format!("Version {}", n - 1));
+    assert_eq!(tree_skills(&server), cache_skills(&server));
+}

@@ -259,8 +259,11 @@ pub fn finish_interrupted(
     Ok(found)
 }
 
-/// Longest first-parent chain a sync replays commit by commit.
-const MAX_REPLAY: usize = 10_000;
+/// Longest first-parent chain a sync replays commit by commit (each a diff inside
+/// the push's transaction, with the repository's row locked): a push of more
+/// commits is synced with one diff to its tip, its changes logged at the tip, so a
+/// push of thousands of commits holds the repository for seconds, not minutes.
+pub const MAX_REPLAY: usize = 500;
 
 /// (parent, commit) pairs from `from` to `tip` along first parents, oldest first;
 /// `None` when `from` is not on that chain within `cap` commits.
