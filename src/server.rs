@@ -98,6 +98,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     let (url, private_pg) = database_url(&Database::of(settings), &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
     crate::db::prepare(&pool).await?;
+    let login_pool = crate::db::connect_logins(&url)?;
     let (host_key, key_origin) =
         crate::storage::identity::host_key(&pool, &data_dir, settings.host_key.as_deref()).await?;
     tracing::info!(
@@ -133,6 +134,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
                 settings.policy.clone(),
                 settings.limits.clone(),
             )
+            .with_login_pool(login_pool)
             .with_web_url(
                 settings
                     .public_url

@@ -29,6 +29,9 @@ pub const SERVICE_STACK_BYTES: usize = 8 * 1024 * 1024;
 /// What every session shares.
 pub struct AppState {
     pub pool: PgPool,
+    /// Logins' own connections ([`crate::db::connect_logins`]); the main pool when
+    /// none is given.
+    pub login_pool: PgPool,
     pub repos: RepoStore,
     /// Keys seen recently, so logins keep working while the database is away.
     pub key_cache: std::sync::RwLock<HashMap<String, User>>,
@@ -121,6 +124,7 @@ impl AppState {
         limits: Limits,
     ) -> AppState {
         AppState {
+            login_pool: pool.clone(),
             pool,
             repos,
             key_cache: Default::default(),
@@ -132,6 +136,12 @@ impl AppState {
             auth_failures: Default::default(),
             key_failures: Default::default(),
         }
+    }
+
+    /// With a pool of its own for logins.
+    pub fn with_login_pool(mut self, pool: PgPool) -> AppState {
+        self.login_pool = pool;
+        self
     }
 
     /// With the address browsers reach the status pages at (for `web-login`).
@@ -424,7 +434,7 @@ impl SessionHandler {
         let fp = users::fingerprint(key);
         let found = tokio::time::timeout(
             std::time::Duration::from_secs(3),
-            users::find_by_key(&self.state.pool, key),
+            users::find_by_key(&self.state.login_pool, key),
         )
         .await;
         let cache = |u: &Option<User>| {
@@ -834,7 +844,7 @@ impl Git<'_> {
             crate::storage::replica::open(&state.pool, &state.repos, path, pushing),
             tokio::time::timeout(
                 std::time::Duration::from_secs(2),
-                users::role_on(&state.pool, &self.user, &canonical),
+                users::role_on(&state.login_pool, &self.user, &canonical),
             )
         );
         let user = match (&opened, role) {

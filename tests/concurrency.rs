@@ -313,3 +313,37 @@ fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
         .count("SELECT count(*) FROM git_refs WHERE repo = 'skills' AND name LIKE 'refs/heads/q%'");
     assert_eq!(branches, PUSHERS as i64);
 }
+
+#[test]
+fn logins_have_connections_of_their_own() {
+    let server = Server::start();
+    let alice = server.add_user("alice", "writer");
+    // Every connection of the main pool taken (by pushes, reads, anything).
+    // (Some are the server's own listeners already: take what is left.)
+    let held: Vec<_> = server.query(async {
+        let mut held = Vec::new();
+        while let Ok(Ok(c)) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), server.pool.acquire()).await
+        {
+            held.push(c);
+            assert!(held.len() <= 16, "the pool has more than 16 connections");
+        }
+        held
+    });
+    assert!(!held.is_empty());
+    // A key never seen before still logs in at once.
+    let started = std::time::Instant::now();
+    let out = common::ssh_to(&alice, server.port)
+        .arg("whoami")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("user: alice"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Given back on the runtime (a pooled connection is returned by a task).
+    server.query(async move { drop(held) });
+}

@@ -60,6 +60,17 @@ pub async fn connect(url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// A small pool of its own for logins (key lookups, roles), opened lazily: pushes and
+/// reads that take every connection of the main pool never make a login wait for
+/// one ("Permission denied" for a known key).
+pub fn connect_logins(url: &str) -> Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url)?.application_name("skillsd-logins");
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(opts))
+}
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await?;
