@@ -63,7 +63,11 @@ pub struct Entry {
     /// Where the row came from (`row 12 (id abc)`) or the file's path.
     pub source: String,
     pub path: String,
+    /// The file's text; for a row already written to the import's scratch
+    /// repository ([`Entry::blob`]), only its frontmatter (for a dry run's listing).
     pub text: String,
+    /// The blob, when it is written already.
+    pub blob: Option<ObjectId>,
     pub time: Option<chrono::DateTime<chrono::Utc>>,
     pub message: String,
 }
@@ -76,33 +80,6 @@ pub struct Report {
     /// What the push said (`remote:` lines without the prefix).
     pub messages: String,
     pub commit: Option<String>,
-}
-
-/// Reads the rows of `table` at `url` as JSON objects, oldest change first.
-pub async fn read_table(url: &str, table: &str) -> Result<Vec<Value>, ImportError> {
-    let valid = table.split('.').count() <= 2
-        && table.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-    if !valid {
-        return Err(ImportError::TableName(table.to_string()));
-    }
-    let quoted: Vec<String> = table.split('.').map(|p| format!("\"{p}\"")).collect();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .map_err(ImportError::Source)?;
-    // The name is checked above and quoted: letters, digits and `_` only.
-    let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT to_jsonb(t) FROM {} t",
-        quoted.join(".")
-    )))
-    .fetch_all(&pool)
-    .await
-    .map_err(ImportError::Source)?;
-    pool.close().await;
-    Ok(rows)
 }
 
 /// A column of a legacy row by any of its spellings (`ownerId`, `owner_id`).
@@ -263,26 +240,10 @@ pub fn entry_of_row(
         message: format!("Import {title}\n\nLegacy id: {id}\n"),
         path,
         text,
+        blob: None,
         time: timestamp(row, &["updatedAt", "updated_at"])
             .or_else(|| timestamp(row, &["createdAt", "created_at"])),
     })
-}
-
-/// Keeps the rows whose status is one of `statuses` (all when empty), oldest change
-/// first (ties by id).
-pub fn select_rows(mut rows: Vec<Value>, statuses: &[String]) -> Vec<Value> {
-    rows.retain(|r| {
-        statuses.is_empty()
-            || text(r, &["status"])
-                .is_some_and(|s| statuses.iter().any(|w| w.eq_ignore_ascii_case(&s)))
-    });
-    rows.sort_by_key(|r| {
-        (
-            timestamp(r, &["updatedAt", "updated_at"]),
-            text(r, &["id"]).unwrap_or_default(),
-        )
-    });
-    rows
 }
 
 /// The files of an existing collection in `dir` (not `.git`), each checked against
@@ -329,6 +290,7 @@ pub fn entries_of_dir(
                     message: String::new(),
                     path: rel,
                     text,
+                    blob: None,
                     time: None,
                 }),
                 Err(_) => skipped.push((
@@ -363,6 +325,36 @@ pub fn current(
     Ok((rules, slugs))
 }
 
+/// A scratch repository that borrows a copy's objects (its alternates): an import's
+/// blobs are written here as its rows come, its commits on top, and its push is
+/// made from here. Removed with its folder when dropped.
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    repo: gix::Repository,
+}
+
+impl Scratch {
+    pub fn new(copy: &gix::Repository) -> Result<Scratch, ImportError> {
+        let dir = tempfile::Builder::new()
+            .prefix("skillsd-import-")
+            .tempdir()
+            .map_err(git)?;
+        gix::init_bare(dir.path()).map_err(git)?;
+        std::fs::write(
+            dir.path().join("objects/info/alternates"),
+            format!("{}\n", copy.objects.store_ref().path().display()),
+        )
+        .map_err(git)?;
+        let repo = gix::open(dir.path()).map_err(git)?;
+        Ok(Scratch { _dir: dir, repo })
+    }
+
+    /// Writes `text` as a blob.
+    pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
+        Ok(self.repo.write_blob(text.as_bytes()).map_err(git)?.detach())
+    }
+}
+
 /// Commits `commits` (each a list of files) on top of the default branch of `repo` in a
 /// scratch repository that borrows `repo`'s objects, then pushes them through the push
 /// path. Returns the messages the push printed and the new tip, if it was accepted.
@@ -370,21 +362,15 @@ pub fn land(
     ctx: &receive::Context,
     commits: &[Planned<&Entry>],
     author: &str,
+    scratch: Option<Scratch>,
 ) -> Result<(String, Option<String>), ImportError> {
     let branch = format!("refs/heads/{}", ctx.default_branch);
     let old = crate::repos::ref_target(&ctx.repo, &branch);
-    let scratch = tempfile::Builder::new()
-        .prefix("skillsd-import-")
-        .tempdir()
-        .map_err(git)?;
-    let work = gix::init_bare(scratch.path()).map_err(git)?;
-    let alternates = scratch.path().join("objects/info/alternates");
-    std::fs::write(
-        &alternates,
-        format!("{}\n", ctx.repo.objects.store_ref().path().display()),
-    )
-    .map_err(git)?;
-    let work = gix::open(work.path()).map_err(git)?;
+    let scratch = match scratch {
+        Some(s) => s,
+        None => Scratch::new(&ctx.repo)?,
+    };
+    let work = &scratch.repo;
     let (name, email) = match author.split_once('<') {
         Some((n, rest)) => (
             n.trim().to_string(),
@@ -405,10 +391,13 @@ pub fn land(
     for (files, message, time) in commits {
         let mut editor = work.edit_tree(tree).map_err(git)?;
         for entry in files {
-            let blob = work
-                .write_blob(entry.text.as_bytes())
-                .map_err(git)?
-                .detach();
+            let blob = match entry.blob {
+                Some(blob) => blob,
+                None => work
+                    .write_blob(entry.text.as_bytes())
+                    .map_err(git)?
+                    .detach(),
+            };
             editor
                 .upsert(
                     entry.path.as_str(),
@@ -440,7 +429,7 @@ pub fn land(
     let new = parent.ok_or_else(|| ImportError::Refused("nothing to commit".into()))?;
     // The push, as a client would send it: the command, then the pack.
     let (ids, _) = crate::protocol::pack::objects_to_send(
-        &work,
+        work,
         &[new],
         &old.into_iter().collect::<Vec<_>>(),
         None,
@@ -455,9 +444,21 @@ pub fn land(
     input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
     input.extend_from_slice(line.as_bytes());
     input.extend_from_slice(b"0000");
-    crate::protocol::pack::write_pack(&work, ids, &mut input).map_err(git)?;
+    // The pack goes through a file in the scratch folder, never whole in memory.
+    let pack_path = scratch._dir.path().join("import.pack");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path).map_err(git)?);
+        crate::protocol::pack::write_pack(work, ids, &mut file).map_err(git)?;
+        std::io::Write::flush(&mut file).map_err(git)?;
+    }
+    let pack = std::io::BufReader::new(std::fs::File::open(&pack_path).map_err(git)?);
     let mut output = Vec::new();
-    receive::serve(ctx, std::io::Cursor::new(input), &mut output).map_err(git)?;
+    receive::serve(
+        ctx,
+        std::io::Read::chain(std::io::Cursor::new(input), pack),
+        &mut output,
+    )
+    .map_err(git)?;
     let (messages, status) = demux(&output);
     let accepted = status
         .lines()
@@ -543,6 +544,7 @@ impl Target {
         &self,
         commits: Vec<Planned<Entry>>,
         author: String,
+        scratch: Option<Scratch>,
     ) -> Result<(String, Option<String>), ImportError> {
         let repo = self.open().await?;
         let ctx = receive::Context {
@@ -565,7 +567,7 @@ impl Target {
                 .iter()
                 .map(|(files, m, t)| (files.iter().collect(), m.clone(), *t))
                 .collect();
-            land(&ctx, &borrowed, &author)
+            land(&ctx, &borrowed, &author, scratch)
         })
         .await
         .map_err(git)?
@@ -573,6 +575,9 @@ impl Target {
 }
 
 /// Imports the rows of a legacy table: one file and one commit per row that passes.
+/// The rows are streamed from the source in the order of their commits (oldest
+/// change first) and each is written as a blob at once: what the import holds is a
+/// line per row (its path, blob id and frontmatter), never the table.
 pub async fn import_table(
     target: &Target,
     url: &str,
@@ -581,25 +586,108 @@ pub async fn import_table(
 ) -> Result<Report, ImportError> {
     let repo = target.open().await?;
     let (rules, mut taken) = current(&repo)?;
+    let scratch = Scratch::new(&repo)?;
     drop(repo);
-    let rows = select_rows(read_table(url, table).await?, &options.statuses);
+    let query = table_query(table)?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(ImportError::Source)?;
     let mut report = Report::default();
-    for (i, row) in rows.iter().enumerate() {
-        match entry_of_row(&rules, row, i, &mut taken) {
-            Ok(entry) => report.imported.push(entry),
-            Err(skipped) => report.skipped.push(skipped),
+    // A cursor, read a hundred rows at a time: the client never holds more than a
+    // batch, however fast the server sends.
+    let mut conn = pool.acquire().await.map_err(ImportError::Source)?;
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(ImportError::Source)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DECLARE skillsd_import NO SCROLL CURSOR FOR {query}"
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(ImportError::Source)?;
+    let mut i = 0;
+    loop {
+        let batch: Vec<Value> = sqlx::query_scalar("FETCH 100 FROM skillsd_import")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(ImportError::Source)?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch {
+            let wanted = options.statuses.is_empty()
+                || text(&row, &["status"])
+                    .is_some_and(|s| options.statuses.iter().any(|w| w.eq_ignore_ascii_case(&s)));
+            if !wanted {
+                continue;
+            }
+            match entry_of_row(&rules, &row, i, &mut taken) {
+                Ok(mut entry) => {
+                    if !options.dry_run {
+                        entry.blob = Some(scratch.write(&entry.text)?);
+                    }
+                    // Only the frontmatter is kept (a dry run lists it).
+                    entry.text = frontmatter_lines(&entry.text);
+                    report.imported.push(entry);
+                }
+                Err(skipped) => report.skipped.push(skipped),
+            }
+            i += 1;
         }
     }
-    finish(target, report, options, |entries| {
-        entries
-            .into_iter()
-            .map(|e| {
-                let (message, time) = (e.message.clone(), e.time);
-                (vec![e], message, time)
-            })
-            .collect()
-    })
+    drop(tx);
+    drop(conn);
+    pool.close().await;
+    finish(
+        target,
+        report,
+        options,
+        |entries| {
+            entries
+                .into_iter()
+                .map(|e| {
+                    let (message, time) = (e.message.clone(), e.time);
+                    (vec![e], message, time)
+                })
+                .collect()
+        },
+        Some(scratch),
+    )
     .await
+}
+
+/// The frontmatter of a file made from a row: its lines up to the closing `---`.
+fn frontmatter_lines(text: &str) -> String {
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if n > 0 && line == "---" {
+            break;
+        }
+    }
+    out
+}
+
+/// The query that reads `table`'s rows as JSON objects, oldest change first
+/// (`updatedAt`, then `updated_at`; rows without one first), ties by id.
+fn table_query(table: &str) -> Result<String, ImportError> {
+    let valid = table.split('.').count() <= 2
+        && table.split('.').all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !valid {
+        return Err(ImportError::TableName(table.to_string()));
+    }
+    let quoted: Vec<String> = table.split('.').map(|p| format!("\"{p}\"")).collect();
+    // The name is checked above and quoted: letters, digits and `_` only.
+    Ok(format!(
+        "SELECT r FROM (SELECT to_jsonb(t) AS r FROM {} t) s
+         ORDER BY COALESCE(r->>'updatedAt', r->>'updated_at') NULLS FIRST, r->>'id'",
+        quoted.join(".")
+    ))
 }
 
 /// Imports the files of an existing collection in `dir`, in one commit.
@@ -629,9 +717,13 @@ pub async fn import_dir(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "a collection".into())
     );
-    finish(target, report, options, |entries| {
-        vec![(entries, message, None)]
-    })
+    finish(
+        target,
+        report,
+        options,
+        |entries| vec![(entries, message, None)],
+        None,
+    )
     .await
 }
 
@@ -640,6 +732,7 @@ async fn finish(
     mut report: Report,
     options: &Options,
     commits: impl FnOnce(Vec<Entry>) -> Vec<Planned<Entry>>,
+    scratch: Option<Scratch>,
 ) -> Result<Report, ImportError> {
     if options.strict && !report.skipped.is_empty() {
         return Err(ImportError::Refused(format!(
@@ -657,7 +750,11 @@ async fn finish(
         return Ok(report);
     }
     let (messages, commit) = target
-        .land(commits(report.imported.clone()), options.author.clone())
+        .land(
+            commits(report.imported.clone()),
+            options.author.clone(),
+            scratch,
+        )
         .await?;
     if commit.is_none() {
         return Err(ImportError::Refused(format!(

@@ -289,3 +289,88 @@ fn a_bad_row_skips_only_itself_and_old_dates_make_commits_git_accepts() {
     git.ok(&dir, &["fsck", "--strict"]);
     server.assert_fsck("skills");
 }
+
+#[test]
+fn a_large_table_is_streamed_not_held() {
+    let server = Server::start();
+    // 1,500 rows of 82 KB each: 123 MB of content.
+    server.query(async {
+        sqlx::raw_sql(
+            r#"CREATE TABLE big (id text PRIMARY KEY, title text, content text, status text,
+                                 "updatedAt" timestamp);
+               INSERT INTO big
+               SELECT 'b' || g, 'Big skill ' || g, repeat(md5(g::text) || ' ', 2500),
+                      'PUBLISHED', timestamp '2024-01-01' + g * interval '1 minute'
+               FROM generate_series(1, 1500) g;"#,
+        )
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    });
+    let node = tempfile::tempdir().unwrap();
+    // The importer with `args`: its output (in a file: a pipe nobody reads would
+    // fill), and its peak resident memory, sampled until it exits.
+    let run = |args: &[&str]| -> (String, u64) {
+        let log = node.path().join("import.out");
+        let mut child = Command::new(SKILLSD)
+            .args([
+                "import",
+                "--from-postgres",
+                &server.db_url,
+                "--table",
+                "big",
+            ])
+            .args(args)
+            .arg("--data-dir")
+            .arg(node.path())
+            .arg("--database-url")
+            .arg(&server.db_url)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut peak = 0u64;
+        while child.try_wait().unwrap().is_none() {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(kib);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(child.wait().unwrap().success());
+        (std::fs::read_to_string(&log).unwrap(), peak)
+    };
+    // Reading and checking every row (a dry run: no push, whose cache write holds a
+    // batch of rows by design) holds a row at a time, not the table.
+    let (stdout, peak) = run(&["--dry-run"]);
+    assert!(
+        stdout.contains("would import 1500 files, skipped 0"),
+        "{stdout:.500}"
+    );
+    eprintln!("dry run over 123 MB of rows: peak RSS {} MiB", peak >> 10);
+    assert!(
+        peak < 64 * 1024,
+        "the importer held {} MiB reading 123 MB of rows",
+        peak >> 10
+    );
+    // The import itself: every row is a blob as it comes, the pack goes through a
+    // file, and everything lands.
+    let (stdout, _) = run(&[]);
+    assert!(
+        stdout.contains("imported 1500 files, skipped 0"),
+        "{stdout:.500}"
+    );
+    let count: i64 = server.query(async {
+        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug LIKE 'big-skill-%'")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(count, 1500);
+}

@@ -272,14 +272,7 @@ impl SkillsQuery {
                 return Some("limit must be between 1 and 200".into());
             }
         }
-        for (name, value) in [
-            ("repo", &self.repo),
-            ("q", &self.q),
-            ("category", &self.category),
-            ("owner", &self.owner),
-            ("status", &self.status),
-            ("tag", &self.tag),
-        ] {
+        for (name, value) in self.texts() {
             if value
                 .as_deref()
                 .is_some_and(|v| v.chars().count() > MAX_QUERY_CHARS)
@@ -292,17 +285,22 @@ impl SkillsQuery {
         None
     }
 
-    /// This query's link with page `page`.
-    fn link(&self, page: i64) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in [
+    /// The text values of the query, by name.
+    fn texts(&self) -> [(&'static str, &Option<String>); 6] {
+        [
             ("repo", &self.repo),
             ("q", &self.q),
             ("category", &self.category),
             ("owner", &self.owner),
             ("status", &self.status),
             ("tag", &self.tag),
-        ] {
+        ]
+    }
+
+    /// This query's link with page `page`.
+    fn link(&self, page: i64) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in self.texts() {
             if let Some(v) = given(v) {
                 parts.push(format!("{k}={}", encode(v)));
             }
