@@ -256,8 +256,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let deliveries = prepared.deliveries;
     if let Some(http) = http {
+        // The pages and the API read through a pool of their own.
+        let web_pool = crate::db::connect_web(&prepared.database_url)
+            .unwrap_or_else(|_| prepared.state.pool.clone());
         let state = Arc::new(crate::http::HttpState {
-            pool: prepared.state.pool.clone(),
+            pool: web_pool,
             repos: prepared.state.repos.clone(),
             admin_token: prepared.settings.admin_token.clone(),
             web_access: prepared.settings.web_access,

@@ -315,8 +315,8 @@ fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
 }
 
 #[test]
-fn logins_have_connections_of_their_own() {
-    let server = Server::start();
+fn logins_and_pages_have_connections_of_their_own() {
+    let server = Server::start_with(true);
     let alice = server.add_user("alice", "writer");
     // Every connection of the main pool taken (by pushes, reads, anything).
     // (Some are the server's own listeners already: take what is left.)
@@ -344,6 +344,10 @@ fn logins_have_connections_of_their_own() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("user: alice"));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The pages and the API answer too.
+    let body = server.get("/api/skills/sync/status");
+    assert!(body.contains("\"healthy\""), "{body}");
+    assert!(server.get("/readyz").starts_with("ready"));
     // Given back on the runtime (a pooled connection is returned by a task).
     server.query(async move { drop(held) });
 }

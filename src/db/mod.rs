@@ -64,9 +64,20 @@ pub async fn connect(url: &str) -> Result<PgPool> {
 /// reads that take every connection of the main pool never make a login wait for
 /// one ("Permission denied" for a known key).
 pub fn connect_logins(url: &str) -> Result<PgPool> {
-    let opts = PgConnectOptions::from_str(url)?.application_name("skillsd-logins");
+    connect_lazy(url, "skillsd-logins", 4)
+}
+
+/// A pool of its own for the HTTP side (pages, JSON API, sessions), opened lazily:
+/// pushes that take every connection of the main pool never make the pages answer
+/// "database unavailable".
+pub fn connect_web(url: &str) -> Result<PgPool> {
+    connect_lazy(url, "skillsd-web", 8)
+}
+
+fn connect_lazy(url: &str, name: &str, max: u32) -> Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url)?.application_name(name);
     Ok(PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(opts))
 }
