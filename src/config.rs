@@ -221,7 +221,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "max_startups_per_source",
         "SKILLSD_MAX_STARTUPS_PER_SOURCE",
-        "... from one address (CI runners behind one NAT sign in together) [64]",
+        "... from one address (CI runners behind one NAT sign in together) [128]",
     ),
     (
         "http_idle_secs",
@@ -395,7 +395,7 @@ impl Default for Settings {
             max_connections: 1000,
             login_grace: Duration::from_secs(30),
             max_startups: 256,
-            max_startups_per_source: 64,
+            max_startups_per_source: 128,
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
