@@ -146,7 +146,7 @@ pub async fn run(
     let words: Vec<&str> = command.split_whitespace().collect();
     let (&name, args) = words.split_first()?;
     Some(match (name, args) {
-        ("help", []) => ok(HELP.to_string()),
+        ("help", []) => ok(format!("{HELP}{}", crate::review::commands::HELP)),
         ("whoami", []) => ok(format!(
             "user: {}\nrole: {}\nkey: {}\n",
             user.name,

@@ -32,6 +32,8 @@ pub struct HttpState {
     pub events: crate::web::live::Events,
     /// The places of open live streams ([`crate::web::live::stream_admission`]).
     pub streams: Arc<crate::net::Admission>,
+    /// Acting on changes from the pages ([`crate::review::act`]).
+    pub review: crate::review::Service,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {

@@ -349,6 +349,16 @@ impl Scratch {
         Ok(Scratch { _dir: dir, repo })
     }
 
+    /// The scratch repository (objects written to it stay in its folder).
+    pub fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// Its folder (a pack to send is written here).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Writes `text` as a blob.
     pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
         Ok(self.repo.write_blob(text.as_bytes()).map_err(git)?.detach())
@@ -427,7 +437,6 @@ pub fn land(
         parent = Some(work.write_object(&commit).map_err(git)?.detach());
     }
     let new = parent.ok_or_else(|| ImportError::Refused("nothing to commit".into()))?;
-    // The push, as a client would send it: the command, then the pack.
     let (ids, _) = crate::protocol::pack::objects_to_send(
         work,
         &[new],
@@ -435,17 +444,52 @@ pub fn land(
         None,
     )
     .map_err(git)?;
+    let (messages, status) =
+        push_in_process(ctx, work, scratch.dir(), &branch, old, new, ids, &[])?;
+    let accepted = status
+        .lines()
+        .any(|l| l.trim_end() == format!("ok {branch}"));
+    Ok((messages, accepted.then(|| new.to_string())))
+}
+
+/// Pushes `new` to `branch` (from `old`) through [`receive::serve`], as a client would
+/// send it: the command, the push options, then a pack of `ids` read from `work`
+/// (written to a file in `dir`, never whole in memory). Returns what the push printed
+/// (side-band 2) and its report-status lines.
+#[allow(clippy::too_many_arguments)]
+pub fn push_in_process(
+    ctx: &receive::Context,
+    work: &gix::Repository,
+    dir: &std::path::Path,
+    branch: &str,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    ids: Vec<ObjectId>,
+    options: &[String],
+) -> Result<(String, String), ImportError> {
     let mut input = Vec::new();
     let zero = ObjectId::null(gix::hash::Kind::Sha1);
-    let line = format!(
-        "{} {new} {branch}\0report-status side-band-64k\n",
-        old.unwrap_or(zero)
+    let caps = if options.is_empty() {
+        "report-status side-band-64k"
+    } else {
+        "report-status side-band-64k push-options"
+    };
+    let pkt = |input: &mut Vec<u8>, line: &str| {
+        input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+        input.extend_from_slice(line.as_bytes());
+    };
+    pkt(
+        &mut input,
+        &format!("{} {new} {branch}\0{caps}\n", old.unwrap_or(zero)),
     );
-    input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-    input.extend_from_slice(line.as_bytes());
     input.extend_from_slice(b"0000");
-    // The pack goes through a file in the scratch folder, never whole in memory.
-    let pack_path = scratch._dir.path().join("import.pack");
+    if !options.is_empty() {
+        for o in options {
+            pkt(&mut input, &format!("{o}\n"));
+        }
+        input.extend_from_slice(b"0000");
+    }
+    let pack_path = dir.join("push.pack");
     {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path).map_err(git)?);
         crate::protocol::pack::write_pack(work, ids, &mut file).map_err(git)?;
@@ -459,11 +503,8 @@ pub fn land(
         &mut output,
     )
     .map_err(git)?;
-    let (messages, status) = demux(&output);
-    let accepted = status
-        .lines()
-        .any(|l| l.trim_end() == format!("ok {branch}"));
-    Ok((messages, accepted.then(|| new.to_string())))
+    let _ = std::fs::remove_file(&pack_path);
+    Ok(demux(&output))
 }
 
 /// A commit date git accepts for `when`: seconds since 1970, never negative.
@@ -473,7 +514,7 @@ fn commit_seconds(when: chrono::DateTime<chrono::Utc>) -> i64 {
 
 /// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
 /// inside band 1.
-fn demux(output: &[u8]) -> (String, String) {
+pub(crate) fn demux(output: &[u8]) -> (String, String) {
     let mut messages = Vec::new();
     let mut status = Vec::new();
     let mut rest = output;
@@ -553,6 +594,8 @@ impl Target {
             default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
             policy: crate::receive::pre_receive::Policy {
                 pusher_is_admin: true,
+                pusher: importer().name,
+                pusher_role: "admin",
                 ..self.policy.clone()
             },
             user: importer(),
@@ -560,6 +603,8 @@ impl Target {
             rt: tokio::runtime::Handle::current(),
             repos: self.store.clone(),
             cancel: Default::default(),
+            web_url: None,
+            merging: None,
         };
         tokio::task::spawn_blocking(move || {
             let _reading = crate::maintenance::read_guard(ctx.repo.path());

@@ -23,6 +23,7 @@ pub mod net;
 pub mod protocol;
 pub mod receive;
 pub mod repos;
+pub mod review;
 pub mod server;
 pub mod skills;
 pub mod ssh;

@@ -273,6 +273,10 @@ pub async fn run(
                 .is_some_and(|u| u.starts_with("https://")),
             events: crate::web::live::channel(),
             streams: crate::web::live::stream_admission(),
+            review: crate::review::Service {
+                pool: prepared.state.pool.clone(),
+                ..prepared.state.review()
+            },
         });
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),

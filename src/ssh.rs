@@ -138,6 +138,16 @@ impl AppState {
         }
     }
 
+    /// What acting on changes needs ([`crate::review`]).
+    pub fn review(&self) -> crate::review::Service {
+        crate::review::Service {
+            pool: self.pool.clone(),
+            repos: self.repos.clone(),
+            policy: self.policy.clone(),
+            web_url: self.web_url.clone(),
+        }
+    }
+
     /// With a pool of its own for logins.
     pub fn with_login_pool(mut self, pool: PgPool) -> AppState {
         self.login_pool = pool;
@@ -733,15 +743,21 @@ async fn run_command(
     command: &str,
     write_half: &russh::ChannelWriteHalf<Msg>,
 ) -> u32 {
-    match crate::commands::run(
-        &state.pool,
-        &state.repos,
-        state.web_url.as_deref(),
-        user,
-        command,
-    )
-    .await
-    {
+    let review = crate::review::commands::run(&state.review(), user, command).await;
+    let ran = match review {
+        Some(out) => Some(out),
+        None => {
+            crate::commands::run(
+                &state.pool,
+                &state.repos,
+                state.web_url.as_deref(),
+                user,
+                command,
+            )
+            .await
+        }
+    };
+    match ran {
         Some(out) => {
             if !out.stdout.is_empty() {
                 let _ = write_half.data_bytes(out.stdout.into_bytes()).await;
@@ -876,6 +892,9 @@ impl Git<'_> {
         let repos = self.state.repos.clone();
         let mut policy = self.state.policy.clone();
         policy.pusher_is_admin = user.role == crate::db::users::Role::Admin;
+        policy.pusher = user.name.clone();
+        policy.pusher_role = user.role.as_str();
+        let web_url = self.state.web_url.clone();
         let cancel = self.cancel.clone();
         let version = self.version;
         let window = self.state.limits.min_rate_window;
@@ -898,6 +917,8 @@ impl Git<'_> {
                     rt,
                     repos,
                     cancel,
+                    web_url,
+                    merging: None,
                 };
                 receive::serve(&ctx, input, &mut output)
             } else {

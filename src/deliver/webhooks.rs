@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 /// Events a webhook can ask for: every accepted push (`push`, one delivery per ref),
 /// or only pushes that changed skills on the default branch (`skills`).
-pub const EVENTS: &[&str] = &["push", "skills"];
+pub const EVENTS: &[&str] = &["push", "skills", "change"];
 /// At most this many commits in a payload (the newest), as GitHub does.
 const MAX_COMMITS: usize = 20;
 /// At most this many skills in a payload; `skills_total` tells the rest.
@@ -409,6 +409,64 @@ pub async fn enqueue(
             .await?;
     }
     Ok(n)
+}
+
+/// Writes a `change` delivery for every webhook of the change's repository that wants
+/// one (`action`: opened, updated, approved, rejected, marked ready, merged,
+/// abandoned), in the caller's transaction. Returns how many.
+pub async fn enqueue_change(
+    tx: &mut PgConnection,
+    change: &crate::review::store::Change,
+    action: &str,
+    sender: &str,
+) -> Result<usize> {
+    let hooks: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE repo = $1 AND 'change' = ANY(events)")
+            .bind(&change.repo)
+            .fetch_all(&mut *tx)
+            .await?;
+    if hooks.is_empty() {
+        return Ok(0);
+    }
+    // The change as it is now, in this transaction (its state after the action).
+    let (state, patch_set): (String, i32) = sqlx::query_as(
+        "SELECT c.state, coalesce((SELECT max(number) FROM change_patch_sets p WHERE p.change_id = c.id), 0)
+         FROM changes c WHERE c.id = $1",
+    )
+    .bind(change.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let body = serde_json::json!({
+        "action": action.replace(' ', "_"),
+        "change": {
+            "number": change.number,
+            "title": change.title,
+            "target": change.target,
+            "author": change.author,
+            "topic": change.topic,
+            "state": state,
+            "patchSet": patch_set,
+            "ref": format!("refs/changes/{}/head", change.number),
+        },
+        "repository": {"name": change.repo},
+        "sender": {"login": sender},
+    })
+    .to_string();
+    let ids: Vec<Uuid> = hooks.iter().map(|_| Uuid::new_v4()).collect();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event, payload)
+         SELECT u.id, u.hook, 'change', $3 FROM unnest($1::uuid[], $2::bigint[]) AS u(id, hook)",
+    )
+    .bind(&ids)
+    .bind(&hooks)
+    .bind(&body)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    Ok(hooks.len())
 }
 
 /// The skills the push's cache sync wrote (its sync-log rows), and how many in all.

@@ -24,6 +24,7 @@ use crate::incoming::quarantine::{self, Quarantine};
 use crate::protocol::pktline::{write_flush, write_text, PktReader, SideBand, SideBandMode};
 use crate::protocol::refs::RefList;
 use crate::protocol::{ProtocolError, Result, AGENT};
+use crate::review;
 use commands::Command;
 use gix::ObjectId;
 use publish::Published;
@@ -47,6 +48,11 @@ pub struct Context {
     /// Set when the session ends (the client left, or its time ran out): indexing,
     /// the walks and validation stop, and nothing is written.
     pub cancel: std::sync::Arc<AtomicBool>,
+    /// Where browsers reach the status pages (a change's address), if served.
+    pub web_url: Option<String>,
+    /// This push merges a change ([`crate::review::merge`]): its transaction also
+    /// marks the change merged, after checking it may be.
+    pub merging: Option<crate::review::Merging>,
 }
 
 const CAPS: &str =
@@ -106,12 +112,29 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     let pack_ms = receiving.elapsed().as_millis() as u64;
     let mut problems = Vec::new();
     let mut check_ms = 0;
+    // A push to refs/for/BRANCH proposes a change: checked as an update of BRANCH.
+    let proposal = commands
+        .iter()
+        .any(|c| c.name.starts_with(review::open::FOR_PREFIX))
+        .then(|| {
+            if commands.len() > 1 {
+                Err(format!(
+                    "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
+                    review::open::FOR_PREFIX
+                ))
+            } else {
+                review::open::prepare(ctx, &commands[0], &req.push_options, &current)
+            }
+        });
     let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
         sb.message(&format!("error: the pack could not be read: {err}\n"))?;
         commands
             .iter()
             .map(|_| Some("unpacker error".to_string()))
             .collect()
+    } else if let Some(Err(why)) = &proposal {
+        sb.message(&format!("error: {why}\n"))?;
+        commands.iter().map(|_| Some(why.clone())).collect()
     } else {
         let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
         let mut progress = |line: &str| {
@@ -119,10 +142,20 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             let _ = sb.flush();
         };
         let checking = std::time::Instant::now();
+        let (checked, policy) = match &proposal {
+            Some(Ok(p)) => (
+                vec![p.as_update()],
+                std::borrow::Cow::Owned(pre_receive::Policy {
+                    proposal: true,
+                    ..ctx.policy.clone()
+                }),
+            ),
+            _ => (commands.clone(), std::borrow::Cow::Borrowed(&ctx.policy)),
+        };
         let verdict = pre_receive::check(
             &view,
-            commands,
-            &ctx.policy,
+            &checked,
+            &policy,
             &current,
             &mut progress,
             &ctx.cancel,
@@ -177,6 +210,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         push_options: req.push_options.clone(),
     };
     let cache = if results.iter().any(Option::is_none) {
+        let proposal = match &proposal {
+            Some(Ok(p)) => Some(p),
+            _ => None,
+        };
         store(
             ctx,
             quarantine,
@@ -185,6 +222,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             req.has("atomic"),
             &make_record,
             &mut sb,
+            proposal,
         )?
     } else {
         drop(quarantine); // deleted, and everything in it
@@ -279,9 +317,11 @@ fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Stage 6: the push's one transaction ([`publish::run`]), then this node's copy (the
-/// pack moved in, the refs advanced). Returns the cache's sync when `main` moved. On
-/// a failed transaction every ref is refused with the reason; nothing was written.
+/// Stage 6: the push's one transaction ([`publish::run`]; a change's:
+/// [`review::open::publish`]), then this node's copy (the pack moved in, the refs
+/// advanced). Returns the cache's sync when `main` moved. On a failed transaction
+/// every ref is refused with the reason; nothing was written.
+#[allow(clippy::too_many_arguments)]
 fn store(
     ctx: &Context,
     quarantine: Quarantine,
@@ -290,6 +330,7 @@ fn store(
     atomic: bool,
     make_record: &dyn Fn(&[Option<String>]) -> PushRecord,
     sb: &mut SideBand<'_>,
+    proposal: Option<&review::open::Proposal>,
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
     let pack = publish::pack_files(&quarantine.pack_dir());
     let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
@@ -306,7 +347,31 @@ fn store(
         return Ok(None);
     };
     let caching = std::time::Instant::now();
-    let published = publish::run(ctx, &view, &pack, commands, results, atomic, make_record);
+    let mut moved: Vec<(String, Option<ObjectId>)> = Vec::new();
+    let published = match proposal {
+        Some(p) => review::open::publish(ctx, &view, &pack, p, &make_record(results)).map(
+            |(published, opened)| {
+                for name in [
+                    format!("refs/changes/{}/{}", opened.number, opened.patch_set),
+                    format!("refs/changes/{}/head", opened.number),
+                ] {
+                    moved.push((name, Some(p.commit)));
+                }
+                let _ = sb.message(&opened_message(ctx, &opened));
+                published
+            },
+        ),
+        None => {
+            let published = publish::run(ctx, &view, &pack, commands, results, atomic, make_record);
+            moved = commands
+                .iter()
+                .zip(results.iter())
+                .filter(|(_, r)| r.is_none())
+                .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
+                .collect();
+            published
+        }
+    };
     drop(view);
     match published {
         Ok(Published {
@@ -315,8 +380,15 @@ fn store(
             cache,
         }) => {
             crate::metrics::METRICS.sync_took(caching.elapsed());
-            update_copy(ctx, quarantine, commands, results, previous, generation);
+            update_copy(ctx, quarantine, &moved, previous, generation);
             Ok(cache)
+        }
+        Err(publish::PublishError::Refused(why)) => {
+            sb.message(&format!("error: {why}\n"))?;
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(why.clone());
+            }
+            Ok(None)
         }
         Ok(_) => Ok(None), // every ref moved meanwhile: nothing committed
         Err(e) => {
@@ -339,8 +411,7 @@ fn store(
 fn update_copy(
     ctx: &Context,
     quarantine: Quarantine,
-    commands: &[Command],
-    results: &[Option<String>],
+    changes: &[(String, Option<ObjectId>)],
     previous: i64,
     generation: i64,
 ) {
@@ -348,14 +419,8 @@ fn update_copy(
     if let Err(e) = &migrated {
         tracing::warn!(error = %e, "could not move the pack into this node's copy; it is fetched from the database");
     }
-    let changes: Vec<(String, Option<ObjectId>)> = commands
-        .iter()
-        .zip(results)
-        .filter(|(_, r)| r.is_none())
-        .map(|(c, _)| (c.name.clone(), (!c.is_delete()).then_some(c.new)))
-        .collect();
     let advanced = migrated.is_ok()
-        && crate::storage::replica::advance(&ctx.repo, previous, generation, &changes)
+        && crate::storage::replica::advance(&ctx.repo, previous, generation, changes)
             .unwrap_or(false);
     if !advanced {
         if let Err(e) =
@@ -384,6 +449,38 @@ fn summarize(
         outcome.summary()
     ))?;
     Ok(())
+}
+
+/// What the pusher of a change reads: `change 3 opened: TITLE (IN_REVIEW)`, its page,
+/// how to fetch it and what comes next.
+fn opened_message(ctx: &Context, opened: &review::open::Opened) -> String {
+    let n = opened.number;
+    let mut text = if opened.created {
+        format!(
+            "change {n} opened: {} ({})\n",
+            opened.title,
+            opened.state.as_str()
+        )
+    } else {
+        format!(
+            "change {n} updated: patch set {} ({})\n",
+            opened.patch_set,
+            opened.state.as_str()
+        )
+    };
+    if let Some(url) = review::page_url(ctx.web_url.as_deref(), &ctx.repo_name, n) {
+        text.push_str(&format!("  {url}\n"));
+    }
+    text.push_str(&format!(
+        "  fetch it: git fetch origin refs/changes/{n}/head; see it: ssh ... review {n}\n"
+    ));
+    if opened.created {
+        text.push_str(&format!(
+            "  add a patch set: git push -o change={n} origin HEAD:refs/for/{}\n",
+            ctx.default_branch
+        ));
+    }
+    text
 }
 
 /// A refused push is recorded on its own (an accepted one was, in its transaction).

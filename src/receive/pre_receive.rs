@@ -49,6 +49,17 @@ pub struct Policy {
     pub admins_may_rewrite_default: bool,
     /// Is the pusher an admin (on this repository)? Set per push.
     pub pusher_is_admin: bool,
+    /// The pusher's name and role on this repository (`reader`, `writer`, `admin`),
+    /// for `[review] direct_push`. Set per push.
+    pub pusher: String,
+    pub pusher_role: &'static str,
+    /// This push merges an approved change ([`crate::review::merge`]): the branch's
+    /// review is what let it through, not `direct_push`.
+    pub merging_change: bool,
+    /// The commands are a change's patch set checked as an update of its target
+    /// branch ([`crate::review::open`]): the branch does not move, so it need not be a
+    /// fast-forward.
+    pub proposal: bool,
     /// Bounds on the pushed objects: tree depth, commit size
     /// (`SKILLSD_MAX_TREE_DEPTH`, `SKILLSD_MAX_COMMIT_BYTES`).
     pub limits: connectivity::Limits,
@@ -94,6 +105,10 @@ impl Default for Policy {
             max_file_bytes: MAX_FILE_BYTES as u64,
             admins_may_rewrite_default: false,
             pusher_is_admin: false,
+            pusher: String::new(),
+            pusher_role: "reader",
+            merging_change: false,
+            proposal: false,
             limits: connectivity::Limits::default(),
             pack: crate::incoming::inspect::PackLimits::default(),
             ref_pattern: ref_pattern(DEFAULT_REF_PATTERN).expect("the default pattern compiles"),
@@ -115,8 +130,9 @@ pub fn check(
     let mut verdict = Verdict::default();
     let names = RefNames::new(current, commands, &default_ref);
     for cmd in commands {
-        let rejection =
-            ref_policy(view, cmd, &default_ref, policy).or_else(|| names.collision(cmd));
+        let rejection = ref_policy(view, cmd, &default_ref, policy)
+            .or_else(|| names.collision(cmd))
+            .or_else(|| review_gate(view, cmd, policy, current));
         verdict.rejections.push(rejection);
     }
     // Connectivity and limits of everything that is still going ahead.
@@ -208,8 +224,13 @@ fn ref_policy(
     {
         return Some("invalid ref name".into());
     }
+    if cmd.name.starts_with("refs/changes/") {
+        return Some(
+            "refs/changes/ is written by the server: push to refs/for/BRANCH to open a change or add a patch set".into(),
+        );
+    }
     if !(cmd.name.starts_with("refs/heads/") || cmd.name.starts_with("refs/tags/")) {
-        return Some("only branches (refs/heads/*) and tags (refs/tags/*) can be pushed".into());
+        return Some("only branches (refs/heads/*) and tags (refs/tags/*) can be pushed, and changes to refs/for/BRANCH".into());
     }
     let short = cmd
         .name
@@ -253,7 +274,7 @@ fn ref_policy(
     if cmd.branch().is_some() && kind != gix::object::Kind::Commit {
         return Some(format!("a branch must point to a commit, not a {kind}"));
     }
-    if cmd.name == default_ref && !cmd.is_create() && protected {
+    if cmd.name == default_ref && !cmd.is_create() && protected && !policy.proposal {
         match view.merge_base(cmd.old, cmd.new) {
             Ok(Some(base)) if base.detach() == cmd.old => {}
             Ok(_) | Err(_) => {
@@ -262,6 +283,34 @@ fn ref_policy(
         }
     }
     None
+}
+
+/// A direct push to a branch whose rules (read from its tip now: a push cannot lift
+/// the review it is under) ask for review, by someone `[review] direct_push` does not
+/// name: refused with the way to propose the change instead.
+fn review_gate(
+    view: &gix::Repository,
+    cmd: &Command,
+    policy: &Policy,
+    current: &HashMap<String, ObjectId>,
+) -> Option<String> {
+    if policy.merging_change || policy.proposal || cmd.is_delete() {
+        return None;
+    }
+    let branch = cmd.branch()?;
+    let tip = current.get(&cmd.name)?;
+    let tree = view.find_commit(*tip).ok()?.tree().ok()?;
+    // Rules that do not load here are the push's own problem to report, not this.
+    let rules = Rules::load(&TreeSource { tree }).ok()?;
+    if rules
+        .review
+        .may_push_directly(&policy.pusher, policy.pusher_role)
+    {
+        return None;
+    }
+    Some(format!(
+        "{branch} requires review: push to refs/for/{branch} to open a change (git push origin HEAD:refs/for/{branch})"
+    ))
 }
 
 /// The names a new ref must not collide with: not one differing only in case (two

@@ -38,6 +38,10 @@ pub enum PublishError {
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Deliver(#[from] crate::deliver::DeliverError),
+    /// Refused under the repository's lock (a change closed meanwhile, a ref moved):
+    /// told to the pusher as it is.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The pack files of the push in its quarantine: (`.pack`, `.idx`).
@@ -114,6 +118,22 @@ pub fn run(
         return Ok(Published::default());
     }
 
+    // A merge: the change is checked again and marked merged under its lock.
+    if let Some(merging) = &ctx.merging {
+        let tip = commands
+            .iter()
+            .zip(results.iter())
+            .find(|(c, r)| r.is_none() && !c.is_delete())
+            .map(|(c, _)| c.new);
+        if let Some(tip) = tip {
+            rt.block_on(crate::review::merge::mark_merged(
+                &mut tx,
+                merging,
+                &ctx.user.name,
+                tip,
+            ))?;
+        }
+    }
     let brings_objects = commands
         .iter()
         .zip(results.iter())

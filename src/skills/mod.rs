@@ -7,6 +7,7 @@
 mod agent;
 pub mod frontmatter;
 pub mod report;
+pub mod review;
 pub mod rules;
 mod schema;
 pub mod skill;

@@ -69,6 +69,8 @@ struct ConfigFile {
     levels: BTreeMap<String, toml::Value>,
     #[serde(default)]
     columns: BTreeMap<String, OneOrMany>,
+    #[serde(default)]
+    review: super::review::ReviewFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +143,8 @@ pub struct Rules {
     /// The schema file named by the config, if any (else the built-in one is used).
     pub schema_path: Option<String>,
     pub(crate) schema: Schema,
+    /// `[review]`: what changes to the branch these rules are read from need.
+    pub review: super::review::Review,
 }
 
 impl Rules {
@@ -162,6 +166,7 @@ impl Rules {
                     max_files_per_push: None,
                     schema_path: None,
                     schema: builtin_schema(Layout::Flat),
+                    review: super::review::Review::default(),
                 })
             })
             .clone()
@@ -200,7 +205,8 @@ impl Rules {
             return Ok(rules);
         }
         let schema = key.1.as_ref().map(|(p, b)| (p.as_str(), b.as_slice()));
-        let rules = Arc::new(build(parsed, schema)?);
+        let text = String::from_utf8_lossy(&key.0);
+        let rules = Arc::new(build(parsed, schema, &text)?);
         remember(key, rules.clone());
         Ok(rules)
     }
@@ -553,7 +559,7 @@ fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
         let hint = if message.contains("unknown field") {
-            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels] and [columns]"
+            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns] and [review] (required_approvals, direct_push, dismiss_stale, [review.owners])"
         } else if message.contains("unknown variant") {
             "layout is \"flat\" or \"agent-skills\""
         } else {
@@ -576,8 +582,13 @@ fn normalize(path: &str) -> String {
     path.trim().trim_start_matches("./").to_string()
 }
 
-fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec<Problem>> {
+fn build(
+    parsed: ConfigFile,
+    schema: Option<(&str, &[u8])>,
+    text: &str,
+) -> Result<Rules, Vec<Problem>> {
     let mut problems = Vec::new();
+    let review = super::review::build(parsed.review, text, &mut problems);
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
     let mut roots = Vec::new();
@@ -727,6 +738,7 @@ fn build(parsed: ConfigFile, schema: Option<(&str, &[u8])>) -> Result<Rules, Vec
             max_files_per_push,
             schema_path,
             schema,
+            review,
         }),
         _ => Err(problems),
     }

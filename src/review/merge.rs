@@ -1,0 +1,346 @@
+//! Merging a change is publishing: the target branch gets the change's latest patch
+//! set through the push path itself ([`crate::receive::serve`], in-process, as
+//! `skillsd import` does), so the merge is checked, stored, cached, recorded and
+//! delivered in one transaction exactly like a push — whose
+//! [`crate::receive::publish::run`] also checks again, under the change's row lock,
+//! that the change may be merged, and marks it merged.
+//!
+//! * The target has not moved since the patch set's base (its tip is an ancestor of
+//!   the patch set): a fast-forward; git keeps the change's commits as they are.
+//! * It has: the server makes a merge commit (gix's three-way merge of trees and
+//!   file contents) when nothing conflicts — author: the change's author, committer:
+//!   who merged — and refuses with "rebase on main and push a new patch set" when
+//!   something does.
+//! * A merge racing another merge or a push: the branch's compare-and-swap lets one
+//!   win; the other is tried again on the new tip (a new merge commit, checked
+//!   again), three times at most.
+
+use super::store::{self, Change};
+use super::{Merging, Service};
+use crate::db::users::{Role, User};
+use crate::receive::publish::PublishError;
+use gix::ObjectId;
+
+/// How many times a merge is tried when the branch moved under it (a push, or a merge
+/// on another node: merges on one node take turns).
+const ATTEMPTS: usize = 5;
+
+/// This node's merges into one repository take turns: each reads the tip, makes its
+/// commit and publishes it before the next reads the tip, so they do not make each
+/// other retry.
+async fn merge_turn(repo: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    type Turns =
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static TURNS: std::sync::LazyLock<Turns> = std::sync::LazyLock::new(Default::default);
+    let lock = {
+        let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+        turns.retain(|_, m| std::sync::Arc::strong_count(m) > 1);
+        turns.entry(repo.to_string()).or_default().clone()
+    };
+    lock.lock_owned().await
+}
+
+/// Merges change `number` of `repo` for `user` (whose role there is set); the lines to
+/// show, or why not.
+pub async fn merge(svc: &Service, user: &User, repo: &str, number: i32) -> Result<String, String> {
+    if user.role == Role::Reader {
+        return Err(format!(
+            "{} has read-only access (role: reader): only writers and admins merge",
+            user.name
+        ));
+    }
+    let db = |e: sqlx::Error| format!("the database is unavailable: {e}");
+    let _turn = merge_turn(repo).await;
+    for attempt in 1..=ATTEMPTS {
+        let (name, copy) = crate::storage::replica::open(&svc.pool, &svc.repos, repo, true)
+            .await
+            .map_err(|e| format!("cannot open {repo}: {e}"))?;
+        let mut conn = svc.pool.acquire().await.map_err(db)?;
+        let change = store::find(&mut conn, &name, number)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| format!("no change {number} in {name}"))?;
+        let patch_sets = store::patch_sets(&mut conn, change.id).await.map_err(db)?;
+        let reviews = store::reviews(&mut conn, change.id).await.map_err(db)?;
+        drop(conn);
+        let Some(latest) = patch_sets.last().cloned() else {
+            return Err(format!("change {number} has no patch set"));
+        };
+        let svc2 = svc.clone();
+        let user2 = user.clone();
+        let rt = tokio::runtime::Handle::current();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _reading = crate::maintenance::read_guard(copy.path());
+            attempt_merge(&svc2, &user2, rt, name, copy, change, latest, &reviews)
+        })
+        .await
+        .map_err(|e| format!("the merge failed: {e}"))?;
+        match outcome {
+            Outcome::Merged(text) => return Ok(text),
+            Outcome::Refused(text) => return Err(text),
+            Outcome::Moved if attempt < ATTEMPTS => {
+                tracing::info!(
+                    repo,
+                    change = number,
+                    attempt,
+                    "the branch moved during a merge; trying again"
+                );
+            }
+            Outcome::Moved => {}
+        }
+    }
+    Err(format!(
+        "change {number}: the branch kept moving while merging; try again in a moment"
+    ))
+}
+
+enum Outcome {
+    Merged(String),
+    Refused(String),
+    /// The branch moved between reading it and the transaction: try again.
+    Moved,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attempt_merge(
+    svc: &Service,
+    user: &User,
+    rt: tokio::runtime::Handle,
+    name: String,
+    copy: gix::Repository,
+    change: Change,
+    latest: store::PatchSet,
+    reviews: &[store::ReviewRow],
+) -> Outcome {
+    let number = change.number;
+    let target_ref = format!("refs/heads/{}", change.target);
+    let Some(tip) = crate::repos::ref_target(&copy, &target_ref) else {
+        return Outcome::Refused(format!(
+            "change {number} is for `{}`, which no longer exists",
+            change.target
+        ));
+    };
+    let Ok(head) = ObjectId::from_hex(latest.commit_sha.as_bytes()) else {
+        return Outcome::Refused(format!("change {number}'s patch set is unreadable"));
+    };
+    let base = copy
+        .merge_base(tip, head)
+        .ok()
+        .flatten()
+        .map(|b| b.detach());
+    let review = super::open::target_review(&copy, tip);
+    let paths = match super::changed_paths(&copy, base, head) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Refused(format!("cannot read change {number}: {e}")),
+    };
+    let missing = store::missing(&change, &review, reviews, &paths);
+    if !missing.is_empty() {
+        return Outcome::Refused(format!(
+            "change {number} cannot be merged yet:\n{}",
+            missing
+                .iter()
+                .map(|m| format!("  - {m}\n"))
+                .collect::<String>()
+        ));
+    }
+    let scratch = match crate::import::Scratch::new(&copy) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Refused(format!("cannot prepare the merge: {e}")),
+    };
+    let fast_forward = base == Some(tip);
+    let (new, ids) = if fast_forward {
+        (head, Vec::new())
+    } else {
+        match merge_commit(scratch.repo(), tip, head, &change, reviews, user, latest.number) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return Outcome::Refused(format!(
+                    "change {number} conflicts with {target}: rebase on {target} and push a new patch set:\n  \
+                     git fetch origin refs/changes/{number}/head && git checkout FETCH_HEAD\n  \
+                     git rebase origin/{target}\n  \
+                     git push -o change={number} origin HEAD:refs/for/{target}\n",
+                    target = change.target
+                ))
+            }
+            Err(e) => return Outcome::Refused(format!("cannot merge change {number}: {e}")),
+        }
+    };
+    let merging = Merging {
+        change: change.clone(),
+        patch_set: latest.number,
+        review,
+        paths,
+    };
+    let policy = crate::receive::pre_receive::Policy {
+        pusher_is_admin: user.role == Role::Admin,
+        pusher: user.name.clone(),
+        pusher_role: user.role.as_str(),
+        merging_change: true,
+        ..svc.policy.clone()
+    };
+    let ctx = crate::receive::Context {
+        repo: copy,
+        repo_name: name,
+        default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+        policy,
+        user: user.clone(),
+        pool: svc.pool.clone(),
+        rt,
+        repos: svc.repos.clone(),
+        cancel: Default::default(),
+        web_url: svc.web_url.clone(),
+        merging: Some(merging),
+    };
+    let pushed = crate::import::push_in_process(
+        &ctx,
+        scratch.repo(),
+        scratch.dir(),
+        &target_ref,
+        Some(tip),
+        new,
+        ids,
+        &[format!("merge-change={number}")],
+    );
+    let (messages, status) = match pushed {
+        Ok(r) => r,
+        Err(e) => return Outcome::Refused(format!("the merge could not be stored: {e}")),
+    };
+    let ok_line = format!("ok {target_ref}");
+    if status.lines().any(|l| l.trim_end() == ok_line) {
+        let how = if fast_forward {
+            "fast-forward".to_string()
+        } else {
+            format!("merge commit on {}", &tip.to_string()[..7])
+        };
+        return Outcome::Merged(format!(
+            "change {number} merged into {} at {} ({how})\n{messages}",
+            change.target,
+            &new.to_string()[..7]
+        ));
+    }
+    let reason = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("ng {target_ref} ")))
+        .unwrap_or("refused")
+        .to_string();
+    if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
+        return Outcome::Moved;
+    }
+    Outcome::Refused(format!(
+        "change {number} was not merged: {reason}\n{messages}"
+    ))
+}
+
+/// The merge commit of `head` into `tip`, written to `repo` (a scratch repository), and
+/// the objects it adds; `None` when something conflicts.
+fn merge_commit(
+    repo: &gix::Repository,
+    tip: ObjectId,
+    head: ObjectId,
+    change: &Change,
+    reviews: &[store::ReviewRow],
+    merger: &User,
+    patch_set: i32,
+) -> Result<Option<(ObjectId, Vec<ObjectId>)>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let options = repo.tree_merge_options().map_err(|e| err(&e))?;
+    let labels = gix::merge::blob::builtin_driver::text::Labels {
+        ancestor: None,
+        current: Some(change.target.as_str().into()),
+        other: Some("change".into()),
+    };
+    let mut outcome = repo
+        .merge_commits(tip, head, labels, options.into())
+        .map_err(|e| err(&e))?;
+    if outcome
+        .tree_merge
+        .has_unresolved_conflicts(gix::merge::tree::TreatAsUnresolved::git())
+    {
+        return Ok(None);
+    }
+    let tree = outcome
+        .tree_merge
+        .tree
+        .write()
+        .map_err(|e| err(&e))?
+        .detach();
+    let author = repo
+        .find_commit(head)
+        .map_err(|e| err(&e))?
+        .author()
+        .map_err(|e| err(&e))?
+        .to_owned()
+        .map_err(|e| err(&e))?;
+    let now = gix::date::Time::now_local_or_utc();
+    let committer = gix::actor::Signature {
+        name: merger.name.clone().into(),
+        email: format!("{}@skillsd", merger.name).into(),
+        time: now,
+    };
+    let approvers: Vec<&str> = reviews
+        .iter()
+        .filter(|r| r.dismissed_at.is_none() && r.verdict == "approve")
+        .map(|r| r.reviewer.as_str())
+        .collect();
+    let mut message = format!(
+        "Merge change {}: {}\n\nChange: {} (patch set {patch_set})\n",
+        change.number, change.title, change.number
+    );
+    for a in approvers {
+        message.push_str(&format!("Approved-by: {a}\n"));
+    }
+    message.push_str(&format!("Merged-by: {}\n", merger.name));
+    let commit = gix::objs::Commit {
+        tree,
+        parents: [tip, head].into_iter().collect(),
+        author,
+        committer,
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    let id = repo.write_object(&commit).map_err(|e| err(&e))?.detach();
+    let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[tip, head], None)
+        .map_err(|e| err(&e))?;
+    Ok(Some((id, ids)))
+}
+
+/// In the merge's transaction (from [`crate::receive::publish::run`]), under the
+/// change's row lock: the change is still open, its latest patch set is the one being
+/// merged, and it still has what it needs (a rejection or a new patch set since is
+/// seen here); then it is marked merged and the `change` webhooks are told.
+pub async fn mark_merged(
+    tx: &mut sqlx::PgConnection,
+    merging: &Merging,
+    merger: &str,
+    commit: ObjectId,
+) -> Result<(), PublishError> {
+    let number = merging.change.number;
+    let change = store::lock(tx, merging.change.id)
+        .await?
+        .ok_or_else(|| PublishError::Refused(format!("change {number} is gone")))?;
+    let latest = store::latest_patch_set(tx, change.id).await?;
+    if change.state().is_open() && latest != merging.patch_set {
+        return Err(PublishError::Refused(format!(
+            "change {number} got patch set {latest} meanwhile: review it, then merge"
+        )));
+    }
+    let reviews = store::reviews(tx, change.id).await?;
+    let missing = store::missing(&change, &merging.review, &reviews, &merging.paths);
+    if !missing.is_empty() {
+        return Err(PublishError::Refused(format!(
+            "change {number} cannot be merged: {}",
+            missing.join("; ")
+        )));
+    }
+    store::set_state(
+        tx,
+        change.id,
+        super::ChangeState::Merged,
+        merger,
+        Some(&commit.to_string()),
+    )
+    .await?;
+    crate::deliver::webhooks::enqueue_change(tx, &change, "merged", merger).await?;
+    Ok(())
+}

@@ -1,0 +1,490 @@
+//! Review before publishing: the seed's DRAFT / IN_REVIEW / PUBLISHED / ARCHIVED
+//! lifecycle on git refs, in the AGit / Gerrit way — no forge, only `git push` and a
+//! few commands.
+//!
+//! * [`open`]: `git push origin HEAD:refs/for/main` is checked exactly as a push to
+//!   `main` would be, then stored as a change's patch set (`refs/changes/N/K`,
+//!   `refs/changes/N/head`) in one transaction with its rows; `main` does not move.
+//! * [`act`]: approve, reject, abandon, mark ready — rows, under the change's lock.
+//! * [`merge`]: an approved change lands through the push path itself (a
+//!   fast-forward, or a merge commit the server makes when nothing conflicts), so a
+//!   merge gets the checks, the one transaction (refs, pack, cache, sync log, push
+//!   record, mirrors, webhooks) and the compare-and-swap of any push; that
+//!   transaction also marks the change merged.
+//! * [`commands`]: `changes` and `review N ...` over SSH; the pages and the JSON API
+//!   read [`store`] and act through [`act`].
+//!
+//! The policy is `[review]` in `skillsd.toml` of the target branch
+//! ([`crate::skills::review`]).
+
+pub mod commands;
+pub mod merge;
+pub mod open;
+pub mod store;
+
+use crate::db::users::{Role, User};
+use crate::receive::pre_receive::Policy;
+use crate::repos::RepoStore;
+use gix::ObjectId;
+use sqlx::PgPool;
+
+/// What acting on changes needs: the database, this node's copies, the push policy
+/// (a merge is a push), the pages' address.
+#[derive(Clone)]
+pub struct Service {
+    pub pool: PgPool,
+    pub repos: RepoStore,
+    pub policy: Policy,
+    pub web_url: Option<String>,
+}
+
+/// A change's state, in the seed's words (a merged change's skills are PUBLISHED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeState {
+    Draft,
+    InReview,
+    Merged,
+    Abandoned,
+}
+
+impl ChangeState {
+    pub const ALL: [&'static str; 4] = ["DRAFT", "IN_REVIEW", "MERGED", "ABANDONED"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeState::Draft => "DRAFT",
+            ChangeState::InReview => "IN_REVIEW",
+            ChangeState::Merged => "MERGED",
+            ChangeState::Abandoned => "ABANDONED",
+        }
+    }
+
+    /// `IN_REVIEW`, `in_review`, `in-review` and `open` (DRAFT and IN_REVIEW) are read.
+    pub fn parse(s: &str) -> Option<ChangeState> {
+        match s.to_ascii_uppercase().replace('-', "_").as_str() {
+            "DRAFT" => Some(ChangeState::Draft),
+            "IN_REVIEW" => Some(ChangeState::InReview),
+            "MERGED" => Some(ChangeState::Merged),
+            "ABANDONED" => Some(ChangeState::Abandoned),
+            _ => None,
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        matches!(self, ChangeState::Draft | ChangeState::InReview)
+    }
+}
+
+/// The states a `--state` / `?state=` filter names: `open`, `all`, or one state.
+pub fn states_filter(filter: Option<&str>) -> Option<Vec<&'static str>> {
+    match filter.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("open") => Some(vec!["DRAFT", "IN_REVIEW"]),
+        Some("all") => Some(Vec::new()),
+        Some("closed") => Some(vec!["MERGED", "ABANDONED"]),
+        Some(s) => ChangeState::parse(s).map(|st| vec![st.as_str()]),
+    }
+}
+
+/// A push that merges a change: its transaction checks again, under the change's
+/// lock, that the change may be merged, and marks it merged.
+#[derive(Debug, Clone)]
+pub struct Merging {
+    pub change: store::Change,
+    /// The patch set being merged (its commit is what the branch gets, or a parent of
+    /// the merge commit).
+    pub patch_set: i32,
+    /// The target branch's `[review]`, read from its tip the merge starts from.
+    pub review: crate::skills::review::Review,
+    /// The files the change touches (for `[review.owners]`).
+    pub paths: Vec<String>,
+}
+
+/// The files that differ between two commits (`from`: none, every file of `to`).
+pub fn changed_paths(
+    repo: &gix::Repository,
+    from: Option<ObjectId>,
+    to: ObjectId,
+) -> Result<Vec<String>, String> {
+    let tree_of = |c: ObjectId| -> Result<gix::Tree<'_>, String> {
+        repo.find_commit(c)
+            .map_err(|e| e.to_string())?
+            .tree()
+            .map_err(|e| e.to_string())
+    };
+    let new = tree_of(to)?;
+    let old = match from {
+        Some(c) => tree_of(c)?,
+        None => repo.empty_tree(),
+    };
+    let mut opts = gix::diff::Options::default();
+    opts.track_path();
+    let changes = repo
+        .diff_tree_to_tree(&old, &new, opts)
+        .map_err(|e| e.to_string())?;
+    let mut paths: Vec<String> = changes
+        .into_iter()
+        .filter(|c| !c.entry_mode().is_tree())
+        .map(|c| c.location().to_string())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// What a reviewer does to a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Approve(String),
+    Reject(String),
+    Ready,
+    Abandon,
+    Merge,
+}
+
+impl Action {
+    fn past(&self) -> &'static str {
+        match self {
+            Action::Approve(_) => "approved",
+            Action::Reject(_) => "rejected",
+            Action::Ready => "marked ready",
+            Action::Abandon => "abandoned",
+            Action::Merge => "merged",
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            Action::Approve(_) => "approve",
+            Action::Reject(_) => "reject",
+            Action::Ready => "mark ready",
+            Action::Abandon => "abandon",
+            Action::Merge => "merge",
+        }
+    }
+}
+
+/// The longest review message.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// Does `action` on change `number` of `repo` for `user` (whose role on the repository
+/// is looked up); the line to show, or why it was refused. The same rules hold over
+/// SSH and on the pages.
+pub async fn act(
+    svc: &Service,
+    user: &User,
+    repo: &str,
+    number: i32,
+    action: Action,
+) -> Result<String, String> {
+    let role = crate::db::users::role_on(&svc.pool, user, repo)
+        .await
+        .map_err(|e| format!("the database is unavailable: {e}"))?;
+    let user = User {
+        role,
+        ..user.clone()
+    };
+    if let Action::Approve(m) | Action::Reject(m) = &action {
+        if m.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(format!(
+                "a review message is at most {MAX_MESSAGE_CHARS} characters"
+            ));
+        }
+        if m.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err("a review message cannot hold control characters".into());
+        }
+    }
+    if action == Action::Merge {
+        return merge::merge(svc, &user, repo, number).await;
+    }
+    let db = |e: sqlx::Error| format!("the database is unavailable: {e}");
+    let mut tx = svc.pool.begin().await.map_err(db)?;
+    let found = store::find(&mut tx, repo, number).await.map_err(db)?;
+    let Some(found) = found else {
+        return Err(format!("no change {number} in {repo}"));
+    };
+    // Under the change's lock: a merge or another review waits.
+    let change = store::lock(&mut tx, found.id)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| format!("no change {number} in {repo}"))?;
+    let state = change.state();
+    if !state.is_open() {
+        return Err(format!(
+            "change {number} is {}: it can no longer be {}; open a new change to go on",
+            state.as_str().to_lowercase(),
+            action.past()
+        ));
+    }
+    let latest = store::latest_patch_set(&mut tx, change.id)
+        .await
+        .map_err(db)?;
+    let is_author = change.author == user.name;
+    let message = match &action {
+        Action::Approve(m) | Action::Reject(m) => {
+            if is_author {
+                return Err(format!(
+                    "you are the author of change {number}: your own approval or rejection never counts; ask another reviewer"
+                ));
+            }
+            if role == Role::Reader {
+                return Err(format!(
+                    "{} has read-only access (role: reader): only writers and admins review",
+                    user.name
+                ));
+            }
+            let verdict = if matches!(action, Action::Approve(_)) {
+                "approve"
+            } else {
+                if m.trim().is_empty() {
+                    return Err("say why: review N --reject -m \"what must change\"".into());
+                }
+                "reject"
+            };
+            store::add_review(
+                &mut tx,
+                change.id,
+                latest,
+                &user.name,
+                role.as_str(),
+                verdict,
+                m.trim(),
+            )
+            .await
+            .map_err(db)?;
+            format!(
+                "change {number} {} by {} (patch set {latest})",
+                if verdict == "approve" {
+                    "approved"
+                } else {
+                    "rejected"
+                },
+                user.name
+            )
+        }
+        Action::Ready => {
+            if !is_author && role != Role::Admin {
+                return Err(format!(
+                    "only the author of change {number} ({}) or an admin can mark it ready",
+                    change.author
+                ));
+            }
+            if state != ChangeState::Draft {
+                return Err(format!("change {number} is in review already"));
+            }
+            store::set_state(&mut tx, change.id, ChangeState::InReview, &user.name, None)
+                .await
+                .map_err(db)?;
+            format!("change {number} is ready for review (IN_REVIEW)")
+        }
+        Action::Abandon => {
+            if !is_author && role != Role::Admin {
+                return Err(format!(
+                    "only the author of change {number} ({}) or an admin can abandon it",
+                    change.author
+                ));
+            }
+            store::set_state(&mut tx, change.id, ChangeState::Abandoned, &user.name, None)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM change_skills WHERE change_id = $1")
+                .bind(change.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            format!("change {number} abandoned")
+        }
+        Action::Merge => unreachable!("merged above"),
+    };
+    crate::deliver::webhooks::enqueue_change(&mut tx, &change, action.past(), &user.name)
+        .await
+        .map_err(|e| format!("the database is unavailable: {e}"))?;
+    tx.commit().await.map_err(db)?;
+    tracing::info!(repo, change = number, user = %user.name, action = action.verb(), "review");
+    Ok(message)
+}
+
+/// The address of a change's page, when the pages' address is known.
+pub fn page_url(web_url: Option<&str>, repo: &str, number: i32) -> Option<String> {
+    web_url.map(|u| {
+        if repo == crate::repos::DEFAULT_REPO {
+            format!("{}/changes/{number}", u.trim_end_matches('/'))
+        } else {
+            format!(
+                "{}/changes/{number}?repo={}",
+                u.trim_end_matches('/'),
+                percent_encoding::utf8_percent_encode(repo, percent_encoding::NON_ALPHANUMERIC)
+            )
+        }
+    })
+}
+
+/// What an open change still needs to be merged, computed as a merge would (the
+/// target's `[review]` at its tip, the files the change touches); empty: mergeable.
+pub async fn readiness(
+    svc: &Service,
+    change: &store::Change,
+    reviews: &[store::ReviewRow],
+) -> Result<Vec<String>, String> {
+    let (_, copy) = crate::storage::replica::open(&svc.pool, &svc.repos, &change.repo, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let change = change.clone();
+    let reviews = reviews.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let tip = crate::repos::ref_target(&copy, &format!("refs/heads/{}", change.target))
+            .ok_or_else(|| format!("the branch `{}` is gone", change.target))?;
+        let head = crate::repos::ref_target(&copy, &format!("refs/changes/{}/head", change.number))
+            .ok_or_else(|| "its patch set is missing".to_string())?;
+        let base = copy
+            .merge_base(tip, head)
+            .ok()
+            .flatten()
+            .map(|b| b.detach());
+        let review = open::target_review(&copy, tip);
+        let paths = changed_paths(&copy, base, head)?;
+        Ok(store::missing(&change, &review, &reviews, &paths))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// One line on what a proposed skill changes: the frontmatter fields that differ, the
+/// body's lines added and removed, its warnings.
+pub fn diff_summary(skill: &store::ChangeSkill) -> String {
+    let mut parts = Vec::new();
+    let empty = serde_json::Map::new();
+    let old = skill
+        .old_frontmatter
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .unwrap_or(&empty);
+    let new = skill
+        .frontmatter
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .unwrap_or(&empty);
+    if skill.operation != "create" && skill.operation != "delete" {
+        let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let changed: Vec<&str> = keys
+            .into_iter()
+            .filter(|k| old.get(*k) != new.get(*k))
+            .map(String::as_str)
+            .collect();
+        if !changed.is_empty() {
+            parts.push(format!("fields: {}", changed.join(", ")));
+        }
+    }
+    let (added, removed) = line_changes(
+        skill.old_body.as_deref().unwrap_or(""),
+        skill.body.as_deref().unwrap_or(""),
+    );
+    if added + removed > 0 {
+        parts.push(format!("body +{added} -{removed}"));
+    }
+    let warnings = skill.warnings.as_array().map_or(0, Vec::len);
+    if warnings > 0 {
+        parts.push(format!(
+            "{warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        "no content change".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Lines added and removed between two texts (a line diff's counts).
+pub fn line_changes(old: &str, new: &str) -> (usize, usize) {
+    diff_lines(old, new)
+        .iter()
+        .fold((0, 0), |(a, r), (kind, _)| match kind {
+            LineKind::Added => (a + 1, r),
+            LineKind::Removed => (a, r + 1),
+            LineKind::Same => (a, r),
+        })
+}
+
+/// A line of a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Same,
+    Added,
+    Removed,
+}
+
+/// The lines of `old` and `new` as a diff (longest common subsequence; texts past
+/// 2,000 lines on either side are compared as a whole removal and addition, so a
+/// page never spends quadratic time).
+pub fn diff_lines<'a>(old: &'a str, new: &'a str) -> Vec<(LineKind, &'a str)> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    // Common head and tail first: most edits touch a few lines.
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (ma, mb) = (&a[head..a.len() - tail], &b[head..b.len() - tail]);
+    let mut out: Vec<(LineKind, &str)> = a[..head].iter().map(|l| (LineKind::Same, *l)).collect();
+    if ma.len() > 2000 || mb.len() > 2000 || ma.len() * mb.len() > 4_000_000 {
+        out.extend(ma.iter().map(|l| (LineKind::Removed, *l)));
+        out.extend(mb.iter().map(|l| (LineKind::Added, *l)));
+    } else {
+        let (n, m) = (ma.len(), mb.len());
+        let mut lcs = vec![0u16; (n + 1) * (m + 1)];
+        for i in (0..n).rev() {
+            for j in (0..m).rev() {
+                lcs[i * (m + 1) + j] = if ma[i] == mb[j] {
+                    lcs[(i + 1) * (m + 1) + j + 1] + 1
+                } else {
+                    lcs[(i + 1) * (m + 1) + j].max(lcs[i * (m + 1) + j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < n || j < m {
+            if i < n && j < m && ma[i] == mb[j] {
+                out.push((LineKind::Same, ma[i]));
+                i += 1;
+                j += 1;
+            } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] >= lcs[(i + 1) * (m + 1) + j]) {
+                out.push((LineKind::Added, mb[j]));
+                j += 1;
+            } else {
+                out.push((LineKind::Removed, ma[i]));
+                i += 1;
+            }
+        }
+    }
+    out.extend(a[a.len() - tail..].iter().map(|l| (LineKind::Same, *l)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_diff_finds_the_edit() {
+        let d = diff_lines("a\nb\nc\nd\n", "a\nB\nc\nd\ne\n");
+        let kinds: Vec<LineKind> = d.iter().map(|(k, _)| *k).collect();
+        use LineKind::*;
+        assert_eq!(kinds, vec![Same, Removed, Added, Same, Same, Added]);
+        assert_eq!(line_changes("a\nb\n", "a\nb\n"), (0, 0));
+        assert_eq!(line_changes("", "x\ny\n"), (2, 0));
+    }
+
+    #[test]
+    fn states_filter_reads_words() {
+        assert_eq!(states_filter(None), Some(vec!["DRAFT", "IN_REVIEW"]));
+        assert_eq!(states_filter(Some("all")), Some(vec![]));
+        assert_eq!(states_filter(Some("in-review")), Some(vec!["IN_REVIEW"]));
+        assert_eq!(states_filter(Some("bogus")), None);
+    }
+}
