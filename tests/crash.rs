@@ -220,3 +220,127 @@ fn a_ref_lock_left_by_a_crash_does_not_block_the_next_push() {
     assert_eq!(f.main(), new);
     assert!(!lock.exists());
 }
+
+/// A node killed while it merges a change: the branch, the change's state, the cache
+/// and the push record move together or not at all.
+#[test]
+fn sigkill_during_merges_leaves_all_or_nothing() {
+    let mut f = ChildFixture::start("author");
+    let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+    // Review on (a writer may push it: review is not on yet), and a reviewer.
+    std::fs::write(
+        f.work.join("skillsd.toml"),
+        "layout = \"flat\"\nroots = [\"skills\"]\n[review]\nrequired_approvals = 1\n",
+    )
+    .unwrap();
+    f.commit_all("review on");
+    let mut push = f.git();
+    push.args(["push", "-q", "origin", "main"]);
+    stdout_of(push);
+    let reviewer = common::Key::generate("reviewer");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_skillsd"));
+    add.args(["user", "add", "reviewer", "--role", "writer", "--key"])
+        .arg(&reviewer.public)
+        .env("DATABASE_URL", &f.db_url)
+        .arg("--data-dir")
+        .arg(&f.data);
+    stdout_of(add);
+
+    let trials = (trials() / 4).max(8);
+    let mut seed: u64 = 0x3e46e;
+    let mut merged = 0;
+    for trial in 0..trials {
+        let number = trial as i32 + 1;
+        let mut sync = f.git();
+        sync.args(["fetch", "-q", "origin"]);
+        stdout_of(sync);
+        let mut reset = f.git();
+        reset.args(["reset", "-q", "--hard", "origin/main"]);
+        stdout_of(reset);
+        let old = db_main(&f, &pool).unwrap();
+        let dir = f.work.join("skills/merge");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("m-{trial}.md")),
+            skill(&format!("M{trial}"), ""),
+        )
+        .unwrap();
+        let head = f.commit_all(&format!("merge trial {trial}"));
+        let mut open = f.git();
+        open.args(["push", "-q", "origin", "HEAD:refs/for/main"]);
+        stdout_of(open);
+        let approve = common::ssh_to(&reviewer, f.server.port)
+            .arg(format!("review {number} --approve"))
+            .output()
+            .unwrap();
+        assert!(approve.status.success(), "{approve:?}");
+
+        let merging = common::ssh_to(&reviewer, f.server.port)
+            .arg(format!("review {number} --merge"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 40));
+        f.server.kill();
+        let _ = merging.wait_with_output();
+        f.server.restart();
+
+        let now = db_main(&f, &pool).unwrap();
+        let (state, records) = merge_state(&f, &pool, number);
+        if now == head {
+            merged += 1;
+            assert_eq!(
+                state, "MERGED",
+                "trial {trial}: main moved, the change did not"
+            );
+            assert_eq!(records, 1, "trial {trial}: the merge's push record");
+        } else {
+            assert_eq!(
+                now, old,
+                "trial {trial}: main is neither old nor the change"
+            );
+            assert_eq!(
+                state, "IN_REVIEW",
+                "trial {trial}: the change moved, main did not"
+            );
+            assert_eq!(records, 0, "trial {trial}");
+            // Merged after the restart instead.
+            let again = common::ssh_to(&reviewer, f.server.port)
+                .arg(format!("review {number} --merge"))
+                .output()
+                .unwrap();
+            assert!(again.status.success(), "trial {trial}: {again:?}");
+        }
+        let (watermark, _) = cache_of(&f, &pool);
+        assert_eq!(
+            Some(watermark),
+            db_main(&f, &pool),
+            "trial {trial}: the cache"
+        );
+    }
+    eprintln!("{trials} trials, {merged} merges landed before the kill");
+    assert!(
+        merged < trials,
+        "no trial interrupted a merge: kill earlier"
+    );
+    f.rt.block_on(pool.close());
+}
+
+/// A change's state, and how many accepted pushes merged it.
+fn merge_state(f: &ChildFixture, pool: &sqlx::PgPool, number: i32) -> (String, i64) {
+    f.rt.block_on(async {
+        sqlx::query_as(
+            "SELECT c.state, (SELECT count(*) FROM pushes p WHERE p.accepted
+                                AND 'merge-change=' || c.number = ANY(p.push_options))
+             FROM changes c WHERE c.number = $1",
+        )
+        .bind(number)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    })
+}

@@ -153,7 +153,10 @@ fn lifecycle(bin: &'static str) {
     // A new patch set (same topic) dismisses the approval.
     git.commit_files(
         &dir,
-        &[("skills/r/reviewed.md", skill("Reviewed", "tags: [a]\n"))],
+        &[(
+            "skills/r/reviewed.md",
+            skill("Reviewed", "tags: [a]\nstatus: DRAFT\n"),
+        )],
         "tags",
     );
     let (ok, err) = push_change(&git, &dir, &["topic=reviewed"]);
@@ -229,6 +232,26 @@ fn lifecycle(bin: &'static str) {
     assert_eq!(ssh_ok(&server, &bob, "changes"), "", "no open change");
     let err = ssh_fails(&server, &bob, "review 99");
     assert!(err.contains("no change 99"), "{err}");
+
+    // Archiving is a change like any other: the skill stays cached, marked.
+    git.ok(&dir, &["fetch", "-q", "origin"]);
+    git.ok(&dir, &["reset", "-q", "--hard", "origin/main"]);
+    git.commit_files(
+        &dir,
+        &[(
+            "skills/r/reviewed.md",
+            skill("Reviewed", "status: ARCHIVED\n"),
+        )],
+        "Archive the reviewed skill",
+    );
+    let (ok, err) = push_change(&git, &dir, &[]);
+    assert!(ok && err.contains("change 2 opened"), "{err}");
+    ssh_ok(&server, &bob, "review 2 --approve");
+    ssh_ok(&server, &bob, "review 2 --merge");
+    assert_eq!(
+        server.count("SELECT count(*) FROM skills WHERE slug = 'reviewed' AND status = 'ARCHIVED'"),
+        1
+    );
     server.assert_fsck("skills");
 }
 

@@ -310,7 +310,14 @@ pub(crate) fn load(
         }
     };
     match rules.validate(path, &data) {
-        Ok(skill) => make(Row::new(skill, blob)),
+        Ok(mut skill) => {
+            // Under review the lifecycle is the change's: what is on the branch is
+            // published, unless the skill itself says it is archived.
+            if rules.review.enabled() && skill.status != crate::skills::Status::Archived {
+                skill.status = crate::skills::Status::Published;
+            }
+            make(Row::new(skill, blob))
+        }
         Err(problems) => Op::Invalid {
             path: path.to_string(),
             error: crate::skills::render_problems(&problems),
