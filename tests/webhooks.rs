@@ -831,3 +831,63 @@ fn a_receiver_answering_with_gigabytes_costs_a_few_kilobytes() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_change_is_delivered_as_it_opens_is_approved_and_merges() {
+    let server = Server::start_tuned(false, fast_retries);
+    let receiver = Receiver::start(&[200]);
+    let out = server.cli(&[
+        "webhook",
+        "add",
+        "skills",
+        &receiver.url(),
+        "--secret",
+        "s3cret",
+        "--allow-private",
+        "--events",
+        "change",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alice = server.add_user("alice", "writer");
+    let bob = server.add_user("bob", "writer");
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let work = git.clone(&server.url("skills"), &[]);
+    git.commit_files(
+        &work,
+        &[("skills/proposed.md", skill("Proposed", ""))],
+        "Propose a skill",
+    );
+    git.ok(
+        &work,
+        &[
+            "push",
+            "-q",
+            "-o",
+            "topic=p",
+            "origin",
+            "HEAD:refs/for/main",
+        ],
+    );
+    for command in ["review 1 --approve", "review 1 --merge"] {
+        let out = ssh_to(&bob, server.port).arg(command).output().unwrap();
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+    let got = receiver.wait_for(3);
+    let actions: Vec<String> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header("X-Skillsd-Event"), Some("change"));
+            let body = r.json();
+            assert_eq!(body["change"]["number"], 1);
+            assert_eq!(body["change"]["title"], "Propose a skill");
+            body["action"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(actions, ["opened", "approved", "merged"]);
+    let merged = got[2].json();
+    assert_eq!(merged["change"]["state"], "MERGED");
+    assert_eq!(merged["sender"]["login"], "bob");
+    // Only `change` was asked for: the merge's push is not delivered.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.count(), 3);
+}
