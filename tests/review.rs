@@ -469,6 +469,15 @@ fn two_merges_at_once_both_land() {
         assert!(push_change(&git, &dir, &[&format!("topic=t{i}")]).0);
         ssh_ok(&server, &bob, &format!("review {i} --approve"));
     }
+    // An admin pushes straight to main meanwhile (admins may): it races the merges.
+    let admin = Git::new(bin, &root, &server);
+    let adir = fresh_clone(&admin, &server);
+    admin.commit_files(
+        &adir,
+        &[("skills/root/direct.md", skill("Direct", ""))],
+        "direct",
+    );
+    let direct = admin.spawn(&adir, &["push", "-q", "origin", "HEAD:main"]);
     let spawned: Vec<_> = (5..=8)
         .map(|i| {
             common::ssh_to(&bob, server.port)
@@ -488,9 +497,19 @@ fn two_merges_at_once_both_land() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The direct push won its race, or lost it cleanly (main had moved): then it is
+    // pushed again on the new tip. Nothing is lost either way.
+    if !direct.wait_with_output().unwrap().status.success() {
+        admin.ok(&adir, &["pull", "-q", "--rebase", "origin", "main"]);
+        admin.ok(&adir, &["push", "-q", "origin", "HEAD:main"]);
+    }
     assert_eq!(
         server.count("SELECT count(*) FROM changes WHERE state = 'MERGED'"),
         8
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM skills WHERE slug = 'direct'"),
+        1
     );
     assert_eq!(
         server.count("SELECT count(*) FROM skills WHERE slug ~ '^s[0-9]$'"),
