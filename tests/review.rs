@@ -384,6 +384,30 @@ fn bad_change_pushes_are_refused_with_one_line_and_store_nothing() {
     let root = server.add_user("root", "admin");
     let alice = server.add_user("alice", "writer");
     let bob = server.add_user("bob", "writer");
+    // A malformed [review] is a rules error like any other, located, with a hint.
+    let admin = Git::new(bin, &root, &server);
+    let adir = fresh_clone(&admin, &server);
+    admin.commit_files(
+        &adir,
+        &[(
+            "skillsd.toml",
+            "layout = \"flat\"\n[review]\nrequired_approvals = 1\ndirect_push = [\"a b\"]\n[review.owners]\n\"skills/[\" = \"carol\"\n",
+        )],
+        "bad review",
+    );
+    let err = admin.fails(&adir, &["push", "origin", "HEAD:main"]);
+    assert!(err.contains("skillsd.toml:4"), "{err}");
+    assert!(err.contains("`a b` is not a user name or a role"), "{err}");
+    assert!(err.contains("skillsd.toml:6"), "{err}");
+    assert!(err.contains("is not a valid pattern"), "{err}");
+    let mut unknown = std::fs::read_to_string(adir.join("skillsd.toml")).unwrap();
+    unknown = unknown.replace("direct_push = [\"a b\"]", "approvals = 2");
+    admin.ok(&adir, &["reset", "-q", "--hard", "HEAD~1"]);
+    admin.commit_files(&adir, &[("skillsd.toml", unknown)], "unknown key");
+    let err = admin.fails(&adir, &["push", "origin", "HEAD:main"]);
+    assert!(err.contains("unknown field `approvals`"), "{err}");
+    assert!(err.contains("[review] (required_approvals"), "{err}");
+
     review_on(&server, &root, bin, REVIEW_ON);
     let git = Git::new(bin, &alice, &server);
     let dir = fresh_clone(&git, &server);
