@@ -435,21 +435,47 @@ fn bad_change_pushes_are_refused_with_one_line_and_store_nothing() {
     assert_eq!(server.count("SELECT count(*) FROM changes"), 0);
     assert_eq!(server.count("SELECT count(*) FROM git_refs"), refs_before);
 
+    // Another reviewed branch: a writer may not delete it, and a topic names one
+    // change (for one branch) at a time.
+    let admin = Git::new(bin, &root, &server);
+    let adir = fresh_clone(&admin, &server);
+    admin.ok(&adir, &["push", "-q", "origin", "HEAD:refs/heads/release"]);
+    let err = git.fails(&dir, &["push", "origin", ":release"]);
+    assert!(err.contains("release requires review"), "{err}");
+    git.commit_files(&dir, &[("skills/a/t.md", skill("T", ""))], "t");
+    assert!(push_change(&git, &dir, &["topic=shared"]).0);
+    let (ok, _, err) = git.run(
+        &dir,
+        &[
+            "push",
+            "-o",
+            "topic=shared",
+            "origin",
+            "HEAD:refs/for/release",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("use another topic"), "{err}");
+    ssh_ok(&server, &alice, "review 1 --abandon");
+    git.ok(&dir, &["reset", "-q", "--hard", "origin/main"]);
+
     // Someone else's change, and a merged one, take no patch set.
     git.commit_files(&dir, &[("skills/a/x.md", skill("X", ""))], "x");
     assert!(push_change(&git, &dir, &[]).0);
     let bgit = Git::new(bin, &bob, &server);
     let bdir = fresh_clone(&bgit, &server);
     bgit.commit_files(&bdir, &[("skills/b/y.md", skill("Y", ""))], "y");
-    let (ok, err) = push_change(&bgit, &bdir, &["change=1"]);
+    let (ok, err) = push_change(&bgit, &bdir, &["change=2"]);
     assert!(!ok);
-    assert!(err.contains("change 1 is alice's"), "{err}");
-    ssh_ok(&server, &bob, "review 1 --approve");
-    ssh_ok(&server, &bob, "review 1 --merge");
+    assert!(err.contains("change 2 is alice's"), "{err}");
+    ssh_ok(&server, &bob, "review 2 --approve");
+    ssh_ok(&server, &bob, "review 2 --merge");
     git.commit_files(&dir, &[("skills/a/z.md", skill("Z", ""))], "z");
+    let err = push_change(&git, &dir, &["change=2"]).1;
+    assert!(err.contains("change 2 is merged"), "{err}");
     let err = push_change(&git, &dir, &["change=1"]).1;
-    assert!(err.contains("change 1 is merged"), "{err}");
-    assert_eq!(server.count("SELECT count(*) FROM change_patch_sets"), 1);
+    assert!(err.contains("change 1 is abandoned"), "{err}");
+    assert_eq!(server.count("SELECT count(*) FROM change_patch_sets"), 2);
 }
 
 #[test]

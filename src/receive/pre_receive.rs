@@ -285,16 +285,16 @@ fn ref_policy(
     None
 }
 
-/// A direct push to a branch whose rules (read from its tip now: a push cannot lift
-/// the review it is under) ask for review, by someone `[review] direct_push` does not
-/// name: refused with the way to propose the change instead.
+/// A direct push to (or deletion of) a branch whose rules (read from its tip now: a
+/// push cannot lift the review it is under) ask for review, by someone `[review]
+/// direct_push` does not name: refused with the way to propose the change instead.
 fn review_gate(
     view: &gix::Repository,
     cmd: &Command,
     policy: &Policy,
     current: &HashMap<String, ObjectId>,
 ) -> Option<String> {
-    if policy.merging_change || policy.proposal || cmd.is_delete() {
+    if policy.merging_change || policy.proposal {
         return None;
     }
     let branch = cmd.branch()?;
@@ -307,6 +307,11 @@ fn review_gate(
         .may_push_directly(&policy.pusher, policy.pusher_role)
     {
         return None;
+    }
+    if cmd.is_delete() {
+        return Some(format!(
+            "{branch} requires review: only those `[review] direct_push` names may delete it"
+        ));
     }
     Some(format!(
         "{branch} requires review: push to refs/for/{branch} to open a change (git push origin HEAD:refs/for/{branch})"

@@ -172,10 +172,18 @@ pub fn prepare(
                 }
                 Ok(Some(change))
             }
-            (None, Some(t)) => Ok(store::open_with_topic(&mut conn, &ctx.repo_name, &ctx.user.name, t)
-                .await
-                .map_err(db)?
-                .filter(|c| c.target == target)),
+            (None, Some(t)) => {
+                let found = store::open_with_topic(&mut conn, &ctx.repo_name, &ctx.user.name, t)
+                    .await
+                    .map_err(db)?;
+                match found {
+                    Some(c) if c.target != target => Err(format!(
+                        "your change {} has the topic `{t}` and is for `{}`: use another topic for a change to `{target}`",
+                        c.number, c.target
+                    )),
+                    found => Ok(found),
+                }
+            }
             (None, None) => Ok(None),
         }
     })?;
