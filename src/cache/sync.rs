@@ -15,7 +15,6 @@ use gix::ObjectId;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::BTreeSet;
-use std::time::Duration;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -154,30 +153,97 @@ pub struct Replay<'a> {
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The part of a replay that needs no database: the steps from a watermark to the tip,
+/// each commit's operations (its files read, validated and vectorized, its renames
+/// found) and its author and message. A push prepares it before it takes its
+/// transaction, so the repository's lock is held for the writes only.
+pub struct Prepared {
+    /// The watermark it starts from.
+    from: Option<String>,
+    /// Each commit (hex) with its operations, oldest first.
+    steps: Vec<(String, Vec<Op>)>,
+    made: Vec<super::commits::CommitRow>,
+}
+
+/// The cache's watermark of `branch` now (read outside any transaction: a guess that a
+/// push's transaction confirms under the lock).
+pub async fn current_watermark(
+    pool: &PgPool,
+    repo_name: &str,
+    branch: &str,
+) -> sqlx::Result<Option<String>> {
+    let mut conn = pool.acquire().await?;
+    watermark(&mut conn, repo_name, branch).await
+}
+
 impl Replay<'_> {
+    /// Reads the steps from `watermark` to the tip and their operations (git only).
+    pub fn prepare(&self, watermark: Option<&str>) -> Result<Prepared> {
+        let (repo, tip) = (self.repo, self.tip);
+        let from = watermark
+            .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
+            .filter(|oid| repo.has_object(oid));
+        // Replay commit by commit along the first-parent chain from the watermark, so
+        // each change is logged once, with the commit that made it. Without a
+        // watermark, or when the chain does not lead back to it, one diff to the tip.
+        let steps: Vec<(Option<ObjectId>, ObjectId)> =
+            match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
+                Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
+                None => vec![(from, tip)],
+            };
+        let diffing = std::time::Instant::now();
+        let last = steps.len().saturating_sub(1);
+        let mut prepared = Prepared {
+            from: watermark.map(str::to_string),
+            steps: Vec::with_capacity(steps.len()),
+            made: Vec::new(),
+        };
+        for (i, (base, commit)) in steps.into_iter().enumerate() {
+            let mut ops = changes::between(repo, base, commit)?;
+            if i < last {
+                // Only the tip was validated; a file broken in an intermediate commit
+                // and fixed later is not a failure of the cache.
+                ops.retain(|op| !matches!(op, Op::Invalid { .. }));
+            }
+            if !ops.is_empty() {
+                prepared.made.push(super::commits::read(repo, commit)?);
+            }
+            prepared.steps.push((commit.to_string(), ops));
+        }
+        tracing::debug!(
+            diff_ms = diffing.elapsed().as_millis() as u64,
+            steps = prepared.steps.len(),
+            "sync prepared"
+        );
+        Ok(prepared)
+    }
+
     /// Replays the branch from the watermark to the tip and moves the watermark; the
     /// caller commits (and starts [`super::search::fill_in_background`] when the
     /// outcome says the vectors were deferred).
     pub fn run(&self, rt: &Handle, tx: &mut PgConnection) -> Result<SyncOutcome> {
-        let (repo, tip) = (self.repo, self.tip);
+        self.run_prepared(rt, tx, None)
+    }
+
+    /// [`Replay::run`] with the operations prepared before the transaction: used when
+    /// they start from the watermark the transaction finds, else read again here.
+    pub fn run_prepared(
+        &self,
+        rt: &Handle,
+        tx: &mut PgConnection,
+        prepared: Option<Prepared>,
+    ) -> Result<SyncOutcome> {
         let watermark = rt.block_on(watermark(tx, self.repo_name, self.branch))?;
-        let tip_hex = tip.to_string();
+        let tip_hex = self.tip.to_string();
         if watermark.as_deref() == Some(tip_hex.as_str()) {
             return Ok(SyncOutcome {
                 commit: Some(tip_hex),
                 ..Default::default()
             });
         }
-        let from = watermark
-            .as_deref()
-            .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
-            .filter(|oid| repo.has_object(oid));
-        // Replay commit by commit along the first-parent chain from the watermark, so
-        // each change is logged once, with the commit that made it. Without a
-        // watermark, or when the chain does not lead back to it, one diff to the tip.
-        let steps = match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
-            Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
-            None => vec![(from, tip)],
+        let prepared = match prepared {
+            Some(p) if p.from == watermark => p,
+            _ => self.prepare(watermark.as_deref())?,
         };
         let target = Target {
             repo: self.repo_name,
@@ -190,34 +256,16 @@ impl Replay<'_> {
             bulk_now: None,
         };
         let mut outcome = SyncOutcome::default();
-        // Who made each step and why, for histories without git.
-        let mut made = Vec::with_capacity(steps.len());
-        let last = steps.len().saturating_sub(1);
-        let (mut diff_time, mut write_time) = (Duration::ZERO, Duration::ZERO);
-        for (i, (base, commit)) in steps.into_iter().enumerate() {
-            let diffing = std::time::Instant::now();
-            let mut ops = changes::between(repo, base, commit)?;
-            diff_time += diffing.elapsed();
-            if i < last {
-                // Only the tip was validated; a file broken in an intermediate commit
-                // and fixed later is not a failure of the cache.
-                ops.retain(|op| !matches!(op, Op::Invalid { .. }));
-            }
-            let commit_hex = commit.to_string();
-            if !ops.is_empty() {
-                made.push(super::commits::read(repo, commit)?);
-            }
-            let writing = std::time::Instant::now();
+        let writing = std::time::Instant::now();
+        for (commit_hex, ops) in prepared.steps {
             let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
-            write_time += writing.elapsed();
             outcome.add(&step);
         }
-        rt.block_on(super::commits::insert(tx, self.repo_name, &made))?;
+        rt.block_on(super::commits::insert(tx, self.repo_name, &prepared.made))?;
         rt.block_on(set_watermark(tx, &target))?;
         tracing::debug!(
-            diff_ms = diff_time.as_millis() as u64,
-            write_ms = write_time.as_millis() as u64,
-            "sync timings"
+            write_ms = writing.elapsed().as_millis() as u64,
+            "sync written"
         );
         outcome.commit = Some(tip_hex);
         Ok(outcome)

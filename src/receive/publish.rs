@@ -67,6 +67,37 @@ pub fn run(
         return Ok(Published::default());
     }
     let rt = &ctx.rt;
+    // The cache's work that needs no database — each commit's files read, validated,
+    // their renames found — is done before the transaction: the repository's lock is
+    // held for the writes only.
+    let default_ref = format!("refs/heads/{}", ctx.default_branch);
+    let prepared = match commands
+        .iter()
+        .zip(results.iter())
+        .find(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete())
+    {
+        Some((cmd, _)) => {
+            let guess = rt
+                .block_on(sync::current_watermark(
+                    &ctx.pool,
+                    &ctx.repo_name,
+                    &ctx.default_branch,
+                ))
+                .ok()
+                .flatten();
+            let replay = Replay {
+                repo: view,
+                repo_name: &ctx.repo_name,
+                branch: &ctx.default_branch,
+                tip: cmd.new,
+                synced_by: &ctx.user.name,
+                push_id: None,
+                started_at: chrono::Utc::now(),
+            };
+            Some(replay.prepare(guess.as_deref())?)
+        }
+        None => None,
+    };
     let mut conn = rt.block_on(ctx.pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     let generation = rt.block_on(publish::lock(&mut tx, &ctx.repo_name))?;
@@ -143,7 +174,6 @@ pub fn run(
     }
     let record = record(results);
     rt.block_on(pushes::insert(&mut tx, &record))?;
-    let default_ref = format!("refs/heads/{}", ctx.default_branch);
     let new_tip: Option<ObjectId> = commands
         .iter()
         .zip(results.iter())
@@ -160,7 +190,7 @@ pub fn run(
                 push_id: Some(record.id),
                 started_at: record.started_at,
             };
-            Some(replay.run(rt, &mut tx)?)
+            Some(replay.run_prepared(rt, &mut tx, prepared)?)
         }
         None => None,
     };
