@@ -1,7 +1,8 @@
 //! The HTTP side (axum), on its own address (`skillsd serve --http ADDR`): liveness
 //! and readiness for operators, and the JSON API the prototype's web application used
 //! (`/api/skills/sync/status`, `/api/skills/{id|slug}/sync-logs`,
-//! `POST /api/skills/sync/trigger`).
+//! `POST /api/skills/sync/trigger`), and the changes under review (`/api/changes`,
+//! `/api/changes/{n}`, `/api/skills?status=IN_REVIEW`).
 
 use crate::repos::{RepoStore, DEFAULT_BRANCH};
 use axum::extract::{Path, Query, State};
@@ -49,6 +50,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/skills/{key}", get(skill))
         .route("/api/skills/{key}/history", get(history))
         .route("/api/skills/{key}/sync-logs", get(sync_logs))
+        .route("/api/changes", get(changes))
+        .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -210,13 +213,18 @@ async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, Api
 }
 
 /// `GET /api/skills`: the `/skills` page's search and filters as JSON (`q`,
-/// `category`, `owner`, `status`, `tag`, `repo`, `page`, `limit` ≤ 200).
+/// `category`, `owner`, `status`, `tag`, `repo`, `page`, `limit` ≤ 200). `status`
+/// `IN_REVIEW` or `DRAFT` answers with the skills that changes in that state propose
+/// ([`proposed_skills`]), not the published cache.
 async fn skills(
     State(s): State<Arc<HttpState>>,
     Query(q): Query<crate::web::SkillsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(problem) = q.problem() {
         return Err(ApiError(StatusCode::BAD_REQUEST, problem));
+    }
+    if let Some(state) = crate::web::changes::proposal_state(q.status.as_deref()) {
+        return proposed_skills(&s, &q, state).await;
     }
     let (total, rows) = crate::web::search(&s.pool, &q).await?;
     let skills: Vec<Value> = rows
@@ -229,6 +237,209 @@ async fn skills(
         })
         .collect();
     Ok(Json(json!({ "total": total, "skills": skills })))
+}
+
+/// `GET /api/skills?status=IN_REVIEW|DRAFT`: the skills the changes in that state
+/// propose (deletions left out), each with its change, in the `{total, skills}`
+/// envelope of the published ones; `q`, `category`, `owner`, `tag`, `repo` and paging
+/// as there.
+async fn proposed_skills(
+    s: &HttpState,
+    q: &crate::web::SkillsQuery,
+    state: &str,
+) -> Result<Json<Value>, ApiError> {
+    let (total, rows) = crate::web::changes::proposed(&s.pool, q, state).await?;
+    let skills: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "slug": r.get::<String, _>("slug"),
+                "path": r.get::<String, _>("path"),
+                "oldPath": r.get::<Option<String>, _>("old_path"),
+                "title": r.get::<String, _>("title"),
+                "description": r.get::<Option<String>, _>("description"),
+                "status": r.get::<String, _>("state"),
+                "operation": r.get::<String, _>("operation"),
+                "warnings": r.get::<i32, _>("warnings"),
+                "change": {
+                    "number": r.get::<i32, _>("number"),
+                    "title": r.get::<String, _>("change_title"),
+                    "author": r.get::<String, _>("author"),
+                    "state": r.get::<String, _>("state"),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "total": total, "skills": skills })))
+}
+
+#[derive(Deserialize)]
+struct ChangesQuery {
+    state: Option<String>,
+    repo: Option<String>,
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// A change's fields every JSON answer about it has.
+fn change_fields(c: &crate::review::store::Change) -> serde_json::Map<String, Value> {
+    let value = json!({
+        "number": c.number,
+        "repo": c.repo,
+        "target": c.target,
+        "title": c.title,
+        "author": c.author,
+        "topic": c.topic,
+        "state": c.state,
+        "createdAt": c.created_at,
+        "updatedAt": c.updated_at,
+        "closedBy": c.closed_by,
+        "closedAt": c.closed_at,
+        "mergedCommit": c.merged_commit,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// `GET /api/changes?state=open|all|closed|draft|in-review|merged|abandoned&repo=R&page=&limit=`:
+/// changes (every repository unless `repo`), the most recently updated first.
+async fn changes(
+    State(s): State<Arc<HttpState>>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let page = q.page.unwrap_or(1);
+    if !(1..=crate::web::MAX_PAGE).contains(&page) {
+        return Err(bad(format!(
+            "page must be between 1 and {}",
+            crate::web::MAX_PAGE
+        )));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad("limit must be between 1 and 200".into()));
+    }
+    let state = q.state.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let Some(states) = crate::review::states_filter(state) else {
+        return Err(bad(
+            "state must be one of: open, all, closed, draft, in-review, merged, abandoned".into(),
+        ));
+    };
+    let repo =
+        crate::web::changes::repo_param(&q.repo).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let (total, rows) =
+        crate::web::changes::list(&s.pool, repo.as_deref(), &states, limit, (page - 1) * limit)
+            .await?;
+    let changes: Vec<Value> = rows
+        .iter()
+        .map(|l| {
+            let mut fields = change_fields(&l.change);
+            fields.insert("patchSets".into(), json!(l.patch_sets));
+            Value::Object(fields)
+        })
+        .collect();
+    Ok(Json(json!({ "total": total, "changes": changes })))
+}
+
+/// `GET /api/changes/{number}?repo=R` (default the default repository): the change,
+/// its patch sets and reviews, whether it can be merged and what it still needs, and
+/// each skill it proposes with the frontmatter fields that differ and the body as a
+/// line diff.
+async fn change(
+    State(s): State<Arc<HttpState>>,
+    Path(number): Path<String>,
+    Query(q): Query<RepoQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let repo = crate::web::changes::repo_param(&q.repo)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?
+        .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
+    let Some(n) = crate::web::changes::number_param(&number) else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{number}` is not a change number"),
+        ));
+    };
+    let Some(d) = crate::web::changes::load(&s.review, &repo, n).await? else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no change {n} in {repo}"),
+        ));
+    };
+    let mut fields = change_fields(&d.change);
+    let needs: Vec<String> = match &d.needs {
+        Some(Ok(needs)) => needs.clone(),
+        Some(Err(e)) => vec![format!("cannot tell whether it can be merged: {e}")],
+        None => Vec::new(),
+    };
+    let patch_sets: Vec<Value> = d
+        .patch_sets
+        .iter()
+        .map(|p| {
+            json!({
+                "number": p.number,
+                "commit": p.commit_sha,
+                "base": p.base_sha,
+                "pushedBy": p.pushed_by,
+                "createdAt": p.created_at,
+            })
+        })
+        .collect();
+    let reviews: Vec<Value> = d
+        .reviews
+        .iter()
+        .map(|r| {
+            json!({
+                "reviewer": r.reviewer,
+                "role": r.reviewer_role,
+                "verdict": r.verdict,
+                "message": r.message,
+                "patchSet": r.patch_set,
+                "createdAt": r.created_at,
+                "dismissed": r.dismissed_at.is_some(),
+            })
+        })
+        .collect();
+    let skills: Vec<Value> = d
+        .skills
+        .iter()
+        .map(|sk| {
+            let changed: Vec<Value> = crate::web::changes::fields(sk)
+                .iter()
+                .map(|f| json!({ "name": f.name, "old": f.old, "new": f.new }))
+                .collect();
+            let diff: Vec<Value> = crate::web::changes::body_diff(sk)
+                .iter()
+                .map(|(kind, line)| {
+                    json!({ "kind": crate::web::changes::kind_word(*kind), "line": line })
+                })
+                .collect();
+            json!({
+                "path": sk.path,
+                "slug": sk.slug,
+                "oldPath": sk.old_path,
+                "operation": sk.operation,
+                "title": sk.title,
+                "description": sk.description,
+                "status": sk.status,
+                "warnings": sk.warnings,
+                "fields": changed,
+                "diff": diff,
+            })
+        })
+        .collect();
+    for (key, value) in [
+        ("description", json!(d.change.description)),
+        ("mergeable", json!(d.mergeable())),
+        ("needs", json!(needs)),
+        ("patchSets", json!(patch_sets)),
+        ("reviews", json!(reviews)),
+        ("skills", json!(skills)),
+    ] {
+        fields.insert(key.into(), value);
+    }
+    Ok(Json(Value::Object(fields)))
 }
 
 /// `GET /api/skills/{id or slug}/history`: every change of the skill with its commit's

@@ -494,9 +494,11 @@ const CLOSED: &[&str] = &[
     "/api/skills/commit-messages/sync-logs",
     "/api/skills/sync/status",
     "/api/mirrors",
+    "/api/changes",
     "/metrics",
     "/",
     "/skills",
+    "/changes",
     "/events",
 ];
 

@@ -1,16 +1,18 @@
 //! Status pages in the browser, on the `--http` listener: the dashboard (`/`), the
-//! skills (`/skills`, searchable and filterable), one skill (`/skills/{slug}`) and one
-//! push (`/pushes/{id}`). Server-rendered HTML (maud: every value is escaped unless
+//! skills (`/skills`, searchable and filterable), one skill (`/skills/{slug}`), one
+//! push (`/pushes/{id}`) and the changes under review (`/changes`, `/changes/{n}`, with
+//! the reviewers' forms: [`changes`]). Server-rendered HTML (maud: every value is escaped unless
 //! marked otherwise, and only the sanitized Markdown of [`markdown`] is), one small
 //! stylesheet, no JavaScript: the pages work with it off. Every response carries a
 //! strict Content-Security-Policy (no scripts, no inline styles, no frames).
 
 pub mod auth;
+pub mod changes;
 pub mod live;
 pub mod markdown;
 mod pages;
 
-pub use pages::{search, SkillsQuery};
+pub use pages::{search, SkillsQuery, MAX_PAGE};
 
 use auth::Viewer;
 use axum::extract::{Request, State};
@@ -71,6 +73,9 @@ pub fn router() -> Router<Arc<HttpState>> {
         .route("/skills", get(pages::skills))
         .route("/skills/{slug}", get(pages::skill))
         .route("/pushes/{id}", get(pages::push))
+        .route("/changes", get(changes::changes))
+        .route("/changes/{n}", get(changes::change))
+        .route("/changes/{n}/review", post(changes::review))
         .route("/reconcile", post(pages::reconcile))
         .route("/login", get(pages::login))
         .route("/logout", post(pages::logout))
@@ -226,6 +231,7 @@ fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                     nav {
                         a href="/" { "skillsd" }
                         a href="/skills" { "Skills" }
+                        a href="/changes" { "Changes" }
                         span class="spacer" {}
                         @if let Some(v) = viewer {
                             span class="muted" id="viewer" { (v.user) " (" (v.role.as_str()) ")" }

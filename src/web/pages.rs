@@ -14,17 +14,17 @@ use serde_json::Value;
 use sqlx::Row;
 use std::sync::Arc;
 
-const PAGE_SIZE: i64 = 50;
+pub(super) const PAGE_SIZE: i64 = 50;
 
-fn when(t: DateTime<Utc>) -> String {
+pub(super) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-fn short(sha: &str) -> &str {
+pub(super) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
-fn unavailable(e: sqlx::Error) -> Response {
+pub(super) fn unavailable(e: sqlx::Error) -> Response {
     tracing::warn!(error = %e, "a status page could not read the database");
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -34,7 +34,7 @@ fn unavailable(e: sqlx::Error) -> Response {
 }
 
 /// `None` for an absent or blank query parameter.
-fn given(v: &Option<String>) -> Option<&str> {
+pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -242,15 +242,15 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
 
 #[derive(Deserialize, Default)]
 pub struct SkillsQuery {
-    repo: Option<String>,
-    q: Option<String>,
-    category: Option<String>,
-    owner: Option<String>,
-    status: Option<String>,
-    tag: Option<String>,
-    page: Option<i64>,
+    pub(crate) repo: Option<String>,
+    pub(crate) q: Option<String>,
+    pub(crate) category: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) tag: Option<String>,
+    pub(crate) page: Option<i64>,
     /// Rows per page (the API's; the page shows 50): 1 to 200.
-    limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
 }
 
 /// The last page anyone may ask for (deeper pages are refused, not computed).
@@ -318,7 +318,7 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
     .remove(b'~');
 
 /// Percent-encodes a path segment or query value.
-fn encode(v: &str) -> String {
+pub(super) fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, COMPONENT).to_string()
 }
 
@@ -374,7 +374,13 @@ pub async fn skills(
         .to_string();
     let page_no = q.page.unwrap_or(1).max(1);
     q.limit = Some(PAGE_SIZE);
-    let (total, rows) = match search(&s.pool, &q).await {
+    // IN_REVIEW and DRAFT are the skills changes propose, as in the JSON twin.
+    let proposed = super::changes::proposal_state(q.status.as_deref());
+    let found = match proposed {
+        Some(state) => super::changes::proposed(&s.pool, &q, state).await,
+        None => search(&s.pool, &q).await,
+    };
+    let (total, rows) = match found {
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
@@ -396,22 +402,26 @@ pub async fn skills(
             button type="submit" { "Search" }
         }
         p class="muted" id="result-count" { (total) " skill" @if total != 1 { "s" } }
-        table id="skills" {
-            thead { tr { th { "title" } th class="hide-small" { "slug" } th { "category" } th class="hide-small" { "owner" } th { "status" } th class="hide-small" { "tags" } th { "sync" } } }
-            tbody {
-                @for r in &rows {
-                    @let slug: String = r.get("slug");
-                    @let warnings: i32 = r.get("warnings");
-                    tr data-slug=(slug) {
-                        td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.get::<String, _>("title")) } }
-                        td class="hide-small" { code { (slug) } }
-                        td { (r.get::<Option<String>, _>("category").unwrap_or_default()) }
-                        td class="hide-small" { (r.get::<Option<String>, _>("owner").unwrap_or_default()) }
-                        td { (r.get::<String, _>("status")) }
-                        td class="hide-small" { (r.get::<Vec<String>, _>("tags").join(", ")) }
-                        td {
-                            (sync_badge(&r.get::<String, _>("sync_status")))
-                            @if warnings > 0 { " " span class="badge warn" { (warnings) " warning" @if warnings != 1 { "s" } } }
+        @if let Some(state) = proposed {
+            (super::changes::proposed_table(&repo, state, &rows))
+        } @else {
+            table id="skills" {
+                thead { tr { th { "title" } th class="hide-small" { "slug" } th { "category" } th class="hide-small" { "owner" } th { "status" } th class="hide-small" { "tags" } th { "sync" } } }
+                tbody {
+                    @for r in &rows {
+                        @let slug: String = r.get("slug");
+                        @let warnings: i32 = r.get("warnings");
+                        tr data-slug=(slug) {
+                            td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.get::<String, _>("title")) } }
+                            td class="hide-small" { code { (slug) } }
+                            td { (r.get::<Option<String>, _>("category").unwrap_or_default()) }
+                            td class="hide-small" { (r.get::<Option<String>, _>("owner").unwrap_or_default()) }
+                            td { (r.get::<String, _>("status")) }
+                            td class="hide-small" { (r.get::<Vec<String>, _>("tags").join(", ")) }
+                            td {
+                                (sync_badge(&r.get::<String, _>("sync_status")))
+                                @if warnings > 0 { " " span class="badge warn" { (warnings) " warning" @if warnings != 1 { "s" } } }
+                            }
                         }
                     }
                 }
@@ -555,7 +565,7 @@ pub async fn skill(
 
 /// One problem as the pusher read it: `path:line:col: field: message [check]` and its
 /// hint.
-fn problem_line(p: &Value) -> String {
+pub(super) fn problem_line(p: &Value) -> String {
     let mut loc = p["path"].as_str().unwrap_or("").to_string();
     if let Some(line) = p["line"].as_u64() {
         loc.push_str(&format!(":{line}"));
@@ -697,15 +707,19 @@ pub struct CsrfForm {
     repo: Option<String>,
 }
 
-/// Refuses a form post that has no session or whose token is not the session's.
-fn checked<'v>(viewer: &'v Option<Viewer>, form: &CsrfForm) -> Result<&'v Viewer, Box<Response>> {
+/// Refuses a form post that has no session or whose token (`csrf`) is not the
+/// session's.
+pub(super) fn checked<'v>(
+    viewer: &'v Option<Viewer>,
+    csrf: &str,
+) -> Result<&'v Viewer, Box<Response>> {
     match viewer {
         None => Err(Box::new(error_page(
             StatusCode::UNAUTHORIZED,
             None,
             "Sign in first: run `ssh -p PORT git@HOST web-login`.",
         ))),
-        Some(v) if !auth::csrf_ok(v, &form.csrf) => Err(Box::new(error_page(
+        Some(v) if !auth::csrf_ok(v, csrf) => Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             Some(v),
             "This form is out of date or did not come from these pages; reload the page and try again.",
@@ -721,7 +735,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = checked(&viewer, &form) {
+    if let Err(refused) = checked(&viewer, &form.csrf) {
         return *refused;
     }
     if let Err(e) = auth::sign_out(&s.pool, &headers).await {
@@ -742,7 +756,7 @@ pub async fn reconcile(
     Extension(viewer): Extension<Option<Viewer>>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    let v = match checked(&viewer, &form) {
+    let v = match checked(&viewer, &form.csrf) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
