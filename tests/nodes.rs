@@ -455,8 +455,10 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
     let env = ChildEnv::new();
     let mut nodes = Vec::new();
     let mut lb_env: Vec<(String, String)> = Vec::new();
+    let mut http_ports = Vec::new();
     for i in 0..3 {
         let http = free_port();
+        http_ports.push(http);
         let addr = format!("127.0.0.1:{http}");
         nodes.push(ChildServer::start_with(
             &env.node_dir(i),
@@ -523,6 +525,62 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
             assert_eq!(c.ls_remote_main(node), tip, "round {round}, node {node}");
         }
     }
+    // Idle sockets from another address (127.0.0.2) fill every node's HTTP port,
+    // where HAProxy's health checks go: the checks keep their place, no node is
+    // marked DOWN, and git through the balancer goes on.
+    let mut idle = Vec::new();
+    for port in &http_ports {
+        for _ in 0..300 {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(
+                    &"127.0.0.2:0"
+                        .parse::<std::net::SocketAddr>()
+                        .unwrap()
+                        .into(),
+                )
+                .unwrap();
+            let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            if socket.connect(&to.into()).is_ok() {
+                idle.push(socket);
+            }
+        }
+    }
+    assert!(
+        idle.len() >= 300,
+        "only {} idle sockets connected",
+        idle.len()
+    );
+    for _ in 0..5 {
+        // Two failed checks a second apart would take a node out.
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let mut ls = c.git(GITS[1], &c.home);
+        ls.args(["ls-remote", &lb, "refs/heads/main"]);
+        let out = ls.output().unwrap();
+        assert!(
+            out.status.success(),
+            "through HAProxy while idle sockets wait: {out:?}"
+        );
+    }
+    for port in &http_ports {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "/readyz of :{port} while idle sockets wait: {answer}"
+        );
+    }
+    let log = std::fs::read_to_string(c.env.tmp.path().join("haproxy.log")).unwrap();
+    assert!(!log.contains("is DOWN"), "HAProxy took a node out:\n{log}");
+    drop(idle);
+
     // Node 1 dies: HAProxy routes around it; pushes and clones go on.
     c.nodes[0].kill();
     for round in 0..4 {
@@ -540,6 +598,16 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
         stdout_of(clone);
         assert_eq!(c.run(GITS[1], &dir, &["rev-parse", "HEAD"]), tip);
         assert_fsck_at(&dir);
+    }
+    // HAProxy says so when it takes a node out (what the idle-socket check reads).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let log = std::fs::read_to_string(c.env.tmp.path().join("haproxy.log")).unwrap();
+        if log.contains("node1 is DOWN") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no DOWN in:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 

@@ -453,7 +453,8 @@ pub fn diff_lines<'a>(old: &'a str, new: &'a str) -> Vec<(LineKind, &'a str)> {
                 out.push((LineKind::Same, ma[i]));
                 i += 1;
                 j += 1;
-            } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] >= lcs[(i + 1) * (m + 1) + j]) {
+            } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] > lcs[(i + 1) * (m + 1) + j]) {
+                // On a tie the removal comes first, as in git's diffs.
                 out.push((LineKind::Added, mb[j]));
                 j += 1;
             } else {
