@@ -1504,6 +1504,69 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
 }
 
 #[test]
+fn one_reader_cannot_hold_many_large_v0_negotiations_at_once() {
+    let f = ChildFixture::start("reader");
+    let main = f.main();
+    // A protocol v0 fetch: one want, then 290,000 `have` lines of a commit the
+    // server has (each kept as common), never `done`: held until the session ends.
+    // Without multi_ack the server answers only the first (a client that sends
+    // everything at once while the server ACKs each line stalls the session's flow
+    // control: see the notes).
+    let mut request = packs::pkt(format!("want {main} side-band-64k\n").as_bytes());
+    request.extend_from_slice(b"0000");
+    let have = packs::pkt(format!("have {main}\n").as_bytes());
+    for _ in 0..290_000 {
+        request.extend_from_slice(&have);
+    }
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..7 {
+        let mut child = common::ssh_to(&f.key, f.server.port)
+            .arg("git-upload-pack '/skills.git'")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Whatever the server answers is read as it comes.
+        let mut stdout = child.stdout.take().unwrap();
+        let answer = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut all);
+            all
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&request);
+        let _ = stdin.flush();
+        std::thread::sleep(Duration::from_millis(2500));
+        if let Ok(Some(_)) = child.try_wait() {
+            let text = String::from_utf8_lossy(&answer.join().unwrap()).into_owned();
+            assert!(
+                text.contains("your requests in progress hold as much as one user may"),
+                "{}",
+                &text[text.len().saturating_sub(300)..]
+            );
+            refused += 1;
+        } else {
+            held.push((child, stdin));
+        }
+    }
+    // 64 MiB per user, about 12 MB per negotiation as held: five are held.
+    assert_eq!((held.len(), refused), (5, 2));
+    for (mut child, stdin) in held {
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut clone = f.git();
+    clone
+        .args(["clone", "-q", &f.server.url("skills.git")])
+        .arg(f.home.join("after-v0"));
+    stdout_of(clone);
+}
+
+#[test]
 fn many_deltas_on_one_large_base_are_refused_before_they_cost_minutes() {
     let mut f = ChildFixture::start("alice");
     let main = f.main();

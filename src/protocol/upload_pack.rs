@@ -40,7 +40,7 @@ pub fn serve(
     let mut input = PktReader::new(input);
     let result = match version {
         Version::V2 => serve_v2(repo, &mut input, out, user),
-        Version::V0 => serve_v0(repo, &mut input, out),
+        Version::V0 => serve_v0(repo, &mut input, out, user),
     };
     if let Err(ProtocolError::Protocol(msg)) = &result {
         // Best effort: tell the client why; it prints `remote error: ...`.
@@ -57,6 +57,7 @@ fn serve_v0<R: Read>(
     repo: &gix::Repository,
     input: &mut PktReader<R>,
     out: &mut dyn Write,
+    user: &str,
 ) -> Result<()> {
     let refs = RefList::read(repo)?;
     let mut caps = format!("{V0_CAPS} agent={AGENT}");
@@ -73,6 +74,9 @@ fn serve_v0<R: Read>(
     let mut client_shallow = Vec::new();
     let mut relative = false;
     let mut lines = 0usize;
+    // What the request keeps (wants, shallows, common haves) counts in the process's
+    // budget of held requests, like a v2 request's bytes, until the pack is sent.
+    let mut held = REQUESTS.hold(user);
     loop {
         match input.read_pkt()? {
             Pkt::Eof => return Ok(()),
@@ -80,6 +84,7 @@ fn serve_v0<R: Read>(
             pkt @ Pkt::Data(_) => {
                 lines += 1;
                 too_many_lines(lines)?;
+                hold_line(&mut held)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(rest) = line.strip_prefix(b"want ") {
                     let (oid, caps) = rest.split_at(rest.len().min(40));
@@ -163,6 +168,7 @@ fn serve_v0<R: Read>(
             pkt @ Pkt::Data(_) => {
                 lines += 1;
                 too_many_lines(lines)?;
+                hold_line(&mut held)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(hex) = line.strip_prefix(b"have ") {
                     let oid = parse_oid(hex)?;
@@ -205,6 +211,16 @@ fn serve_v0<R: Read>(
     }
     sb.flush()?;
     Ok(())
+}
+
+/// What one kept v0 line costs in the budget of held requests: an object id in a
+/// `Vec` and its share of the vector's spare room.
+const V0_LINE_BYTES: usize = 2 * std::mem::size_of::<ObjectId>();
+
+fn hold_line(held: &mut Held<'_>) -> Result<()> {
+    held.grow(V0_LINE_BYTES).map_err(|why| {
+        ProtocolError::protocol(format!("{why}; try again when your other fetches end"))
+    })
 }
 
 /// A v0 request may not grow without bound either (the wants, shallows and common
