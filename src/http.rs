@@ -2,7 +2,8 @@
 //! and readiness for operators, and the JSON API the prototype's web application used
 //! (`/api/skills/sync/status`, `/api/skills/{id|slug}/sync-logs`,
 //! `POST /api/skills/sync/trigger`), and the changes under review (`/api/changes`,
-//! `/api/changes/{n}`, `/api/skills?status=IN_REVIEW`).
+//! `/api/changes/{n}`, `/api/skills?status=IN_REVIEW`); and the skills for agents
+//! under `/.well-known/agent-skills/` ([`crate::agents`]).
 
 use crate::repos::{RepoStore, DEFAULT_BRANCH};
 use axum::extract::{Path, Query, State};
@@ -35,6 +36,9 @@ pub struct HttpState {
     pub streams: Arc<crate::net::Admission>,
     /// Acting on changes from the pages ([`crate::review::act`]).
     pub review: crate::review::Service,
+    /// The published skills as agents fetch them ([`crate::agents`]), built once per
+    /// state of the cache.
+    pub agents: crate::agents::Catalog,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -53,6 +57,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/changes", get(changes))
         .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
+        .merge(crate::agents::serve::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::gate,

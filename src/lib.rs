@@ -6,6 +6,7 @@
 //! (the pack into an [`incoming`] quarantine, pre-receive, then one transaction that
 //! publishes refs and pack ([`storage`]) and writes the [`cache`]). See ARCHITECTURE.md.
 
+pub mod agents;
 pub mod cache;
 pub mod check;
 pub mod commands;

@@ -277,6 +277,7 @@ pub async fn run(
                 pool: prepared.state.pool.clone(),
                 ..prepared.state.review()
             },
+            agents: crate::agents::Catalog::default(),
         });
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),

@@ -485,7 +485,8 @@ fn api_token(server: &Server, key: &common::Key) -> String {
     token
 }
 
-/// Every JSON endpoint the pages' data comes from, and `/metrics`.
+/// Every JSON endpoint the pages' data comes from, `/metrics`, and the agents' index
+/// and files.
 const CLOSED: &[&str] = &[
     "/api/skills",
     "/api/skills?status=PUBLISHED",
@@ -500,6 +501,9 @@ const CLOSED: &[&str] = &[
     "/skills",
     "/changes",
     "/events",
+    "/.well-known/agent-skills/index.json",
+    "/skills/.well-known/agent-skills/index.json",
+    "/.well-known/agent-skills/commit-messages/SKILL.md",
 ];
 
 #[test]
@@ -541,6 +545,12 @@ fn signed_in_mode_closes_the_json_api_and_metrics_and_sessions_end_with_their_us
         let (code, body) = get_with(&server, path, &bearer(&token));
         assert_eq!(code, 200, "{path}: {body}");
     }
+    let (code, body) = get_with(
+        &server,
+        "/.well-known/agent-skills/index.json",
+        &bearer(&token),
+    );
+    assert_eq!(code, 200, "{body}");
     let (_, body) = get_with(&server, "/api/skills/commit-messages", &bearer(&token));
     assert!(body.contains("\"frontmatter\""), "{body}");
     assert_eq!(get_with(&server, "/metrics", &bearer(&token)).0, 401);

@@ -4,7 +4,7 @@
 //! This module is pure: it knows nothing of git, SSH or the database, so the server,
 //! `skillsd check` and the git hooks all share exactly the same rules and messages.
 
-mod agent;
+pub(crate) mod agent;
 pub mod frontmatter;
 pub mod report;
 pub mod review;

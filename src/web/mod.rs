@@ -37,6 +37,15 @@ mod tests {
         assert_eq!(surface("/metrics"), Surface::Metrics);
         assert_eq!(surface("/api/skills"), Surface::Api);
         assert_eq!(surface("/api/mirrors"), Surface::Api);
+        assert_eq!(
+            surface("/.well-known/agent-skills/index.json"),
+            Surface::Api
+        );
+        assert_eq!(
+            surface("/team/.well-known/agent-skills/x/SKILL.md"),
+            Surface::Api
+        );
+        assert_eq!(surface("/.well-known/other"), Surface::Page);
         assert_eq!(surface("/apiary"), Surface::Page);
         assert_eq!(surface("/"), Surface::Page);
         assert_eq!(surface("/events"), Surface::Page);
@@ -91,7 +100,8 @@ enum Surface {
     Open,
     /// `/metrics`: its own setting ([`crate::config::MetricsAccess`]).
     Metrics,
-    /// The JSON API (`/api/...`): answered in JSON.
+    /// The JSON API (`/api/...`) and the skills for agents
+    /// (`[/{repo}]/.well-known/agent-skills/...`): answered in JSON.
     Api,
     /// The status pages.
     Page,
@@ -104,6 +114,7 @@ fn surface(path: &str) -> Surface {
         }
         "/metrics" => Surface::Metrics,
         p if p == "/api" || p.starts_with("/api/") => Surface::Api,
+        p if crate::agents::is_agents_path(p) => Surface::Api,
         _ => Surface::Page,
     }
 }

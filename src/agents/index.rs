@@ -1,0 +1,626 @@
+//! The published skills of one repository as agents fetch them, built from the cache
+//! (which skills are published, at which commit) and from this node's copy of git
+//! (their bytes, read by the blob ids of that commit's tree): the discovery index,
+//! and per skill its files with their digests and, for a folder, its archive.
+//!
+//! A skill is in the index when its cached row is `PUBLISHED`, its file in the commit
+//! is the blob the row was made from, and that file is an Agent Skills `SKILL.md` as
+//! it stands: frontmatter `name` equal to the slug (a valid Agent Skills name) and a
+//! `description` of 1 to 1,024 characters. Nothing is rewritten or made up: the bytes
+//! served are git's. In the agent-skills layout every published skill qualifies (the
+//! push checks the same); a flat-layout skill (`skills/**/<slug>.md`) qualifies when
+//! its frontmatter carries `name` and `description` too, and is served as a lone
+//! `SKILL.md` (the other files near it belong to no skill).
+//!
+//! A skill whose folder holds only `SKILL.md` is a `skill-md` entry; one with more
+//! files (with `nested_skills`, a nested skill's files are its own, not its parent's)
+//! is an `archive` entry, whose `.tar.gz` ([`super::archive`]) is made here once per
+//! content, so its digest is known before anyone asks for it.
+
+use super::archive;
+use crate::skills::agent::{name_problem, MAX_DESCRIPTION_CHARS};
+use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
+use axum::body::Bytes;
+use gix::ObjectId;
+use serde::Serialize;
+use sha2::Digest;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// The index's `$schema`: the Agent Skills discovery schema the `skills` CLI reads.
+pub const SCHEMA: &str = "https://schemas.agentskills.io/discovery/0.2.0/schema.json";
+/// The index's `version`: the Agent Skills Discovery RFC's.
+pub const RFC_VERSION: &str = "0.2.0";
+
+/// Bytes of skill files and archives one repository's index keeps in memory (the rest
+/// are read from git, or made again, when asked for).
+pub const MEMORY_BUDGET: usize = 32 * 1024 * 1024;
+
+/// What the cache of a repository's default branch reflects: its commit and when it
+/// last moved (a reconcile of the same commit moves it too). The index is built again
+/// when this changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub commit: Option<String>,
+    pub synced_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A `PUBLISHED` row of the cache.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub slug: String,
+    pub path: String,
+    pub blob_sha: String,
+    pub frontmatter: serde_json::Value,
+}
+
+/// `sha256:` and the hex of the SHA-256 of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in hash.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// One file of a skill's folder.
+#[derive(Debug)]
+pub struct File {
+    /// Its path inside the skill's folder (`SKILL.md`, `scripts/run.sh`).
+    pub path: String,
+    pub blob: ObjectId,
+    pub executable: bool,
+    pub digest: String,
+    /// Its bytes, when the memory budget kept them.
+    pub data: Option<Bytes>,
+}
+
+/// How a skill is distributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A lone `SKILL.md`.
+    SkillMd,
+    /// A folder with more files: a `.tar.gz`.
+    Archive,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SkillMd => "skill-md",
+            Kind::Archive => "archive",
+        }
+    }
+}
+
+/// A skill as agents get it.
+#[derive(Debug)]
+pub struct Skill {
+    pub name: String,
+    pub description: String,
+    pub kind: Kind,
+    /// `SKILL.md` first, then the others by path.
+    pub files: Vec<File>,
+    /// The archive's digest (an `archive` skill).
+    pub archive_digest: Option<String>,
+    /// The archive's bytes, when the memory budget kept them.
+    pub archive: Option<Bytes>,
+}
+
+impl Skill {
+    /// The digest of what the index entry's `url` serves.
+    pub fn digest(&self) -> &str {
+        match (&self.kind, &self.archive_digest) {
+            (Kind::Archive, Some(d)) => d,
+            _ => &self.files[0].digest,
+        }
+    }
+
+    pub fn file(&self, path: &str) -> Option<&File> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
+    /// The URL of the artifact, relative to the index.
+    pub fn url(&self) -> String {
+        match self.kind {
+            Kind::SkillMd => format!("{}/{SKILL_FILE}", self.name),
+            Kind::Archive => format!("{}.tar.gz", self.name),
+        }
+    }
+
+    /// Paths, blobs and modes, and the fields of the entry: equal signatures, equal
+    /// artifacts.
+    fn same_content(
+        &self,
+        name: &str,
+        description: &str,
+        files: &[(String, ObjectId, bool)],
+    ) -> bool {
+        self.name == name
+            && self.description == description
+            && self.files.len() == files.len()
+            && self
+                .files
+                .iter()
+                .zip(files)
+                .all(|(f, (p, b, x))| f.path == *p && f.blob == *b && f.executable == *x)
+    }
+}
+
+/// One repository's published skills at one [`Key`].
+#[derive(Debug)]
+pub struct Published {
+    pub repo: String,
+    pub key: Key,
+    /// `index.json`'s bytes and their digest.
+    pub index: Bytes,
+    pub index_digest: String,
+    pub skills: BTreeMap<String, Arc<Skill>>,
+    /// Published rows not served, with the reason (logged at each build).
+    pub left_out: Vec<(String, String)>,
+}
+
+/// Why the published skills could not be read from git.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+fn git_error(e: impl std::fmt::Display) -> BuildError {
+    BuildError(e.to_string())
+}
+
+/// The bytes of blob `id`.
+pub fn read_blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>, BuildError> {
+    Ok(repo.find_object(id).map_err(git_error)?.detach().data)
+}
+
+/// The archive of `skill`'s files, read from `repo`.
+pub fn make_archive(repo: &gix::Repository, files: &[File]) -> Result<Vec<u8>, BuildError> {
+    let mut data = Vec::with_capacity(files.len());
+    for f in files {
+        data.push(match &f.data {
+            Some(d) => d.clone(),
+            None => Bytes::from(read_blob(repo, f.blob)?),
+        });
+    }
+    let members: Vec<archive::Member<'_>> = files
+        .iter()
+        .zip(&data)
+        .map(|(f, d)| archive::Member {
+            path: &f.path,
+            executable: f.executable,
+            data: d,
+        })
+        .collect();
+    archive::build(&members).map_err(git_error)
+}
+
+/// Builds the published skills of `repo_name` at `key` from the cache's `rows` and the
+/// copy `repo`. Skills whose content equals one in `previous` are taken from it
+/// (digests and archives are not made again). `SKILL.md` files and archives are kept
+/// in memory up to `budget` bytes ([`MEMORY_BUDGET`]). Blocking.
+pub fn build(
+    repo: &gix::Repository,
+    repo_name: &str,
+    key: &Key,
+    rows: &[Row],
+    previous: Option<&Published>,
+    budget: usize,
+) -> Result<Published, BuildError> {
+    let mut skills = BTreeMap::new();
+    let mut left_out = Vec::new();
+    if let Some(commit) = &key.commit {
+        let id = ObjectId::from_hex(commit.as_bytes()).map_err(git_error)?;
+        let tree = repo
+            .find_commit(id)
+            .map_err(|e| {
+                BuildError(format!(
+                    "the cache's commit {commit} is not in this node's copy: {e}"
+                ))
+            })?
+            .tree()
+            .map_err(git_error)?;
+        let rules = Rules::load(&TreeSource { tree: tree.clone() })
+            .map_err(|p| git_error(rules::RulesError::Invalid(p)))?;
+        let groups = group_files(&tree, &rules)?;
+        let mut budget = budget;
+        for row in rows {
+            match one_skill(repo, &rules, &groups, row, previous, &mut budget) {
+                Ok(skill) => {
+                    skills.insert(skill.name.clone(), skill);
+                }
+                Err(why) => left_out.push((row.path.clone(), why)),
+            }
+        }
+    }
+    let index = render_index(&skills);
+    Ok(Published {
+        repo: repo_name.to_string(),
+        key: key.clone(),
+        index_digest: digest(&index),
+        index: Bytes::from(index),
+        skills,
+        left_out,
+    })
+}
+
+/// The files of a tree under the roots, grouped by the skill file they belong to
+/// (regular files only: links and submodules are refused under the roots by every
+/// push, and never served).
+fn group_files(
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+) -> Result<HashMap<String, Vec<rules::TreeFile>>, BuildError> {
+    let files = rules::files_under(tree, rules).map_err(git_error)?;
+    let skill_files: HashSet<String> = files
+        .iter()
+        .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
+        .map(|f| f.path.clone())
+        .collect();
+    let mut groups: HashMap<String, Vec<rules::TreeFile>> = HashMap::new();
+    for f in files {
+        if !f.mode.is_blob() {
+            continue;
+        }
+        let Some(skill) = rules.skill_of(&f.path, &|p| skill_files.contains(p)) else {
+            continue;
+        };
+        if skill_files.contains(&skill) {
+            groups.entry(skill).or_default().push(f);
+        }
+    }
+    Ok(groups)
+}
+
+/// The skill of `row`, or why it is not served.
+fn one_skill(
+    repo: &gix::Repository,
+    rules: &Rules,
+    groups: &HashMap<String, Vec<rules::TreeFile>>,
+    row: &Row,
+    previous: Option<&Published>,
+    budget: &mut usize,
+) -> Result<Arc<Skill>, String> {
+    let Some(members) = groups.get(&row.path) else {
+        return Err("not a skill file of the cache's commit".into());
+    };
+    let Some(main) = members.iter().find(|f| f.path == row.path) else {
+        return Err("not a skill file of the cache's commit".into());
+    };
+    if ObjectId::from_hex(row.blob_sha.as_bytes()).ok() != Some(main.id) {
+        return Err("the cached row is not the commit's file (its sync failed?)".into());
+    }
+    let name = match row.frontmatter.get("name") {
+        Some(serde_json::Value::String(n)) => n.clone(),
+        _ => return Err("no `name` in its frontmatter (an Agent Skills client needs one)".into()),
+    };
+    if name != row.slug {
+        return Err(format!(
+            "its `name` ({name}) is not its slug ({})",
+            row.slug
+        ));
+    }
+    if let Some(why) = name_problem(&name) {
+        return Err(format!("its name {why}"));
+    }
+    let description = match row.frontmatter.get("description") {
+        Some(serde_json::Value::String(d)) if !d.trim().is_empty() => d.clone(),
+        _ => {
+            return Err(
+                "no `description` in its frontmatter (an Agent Skills client needs one)".into(),
+            )
+        }
+    };
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "its description is longer than {MAX_DESCRIPTION_CHARS} characters"
+        ));
+    }
+    // The folder's files, by their path in it; the skill file is `SKILL.md`.
+    let folder = match row.path.strip_suffix(SKILL_FILE) {
+        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
+        _ => "",
+    };
+    let mut files: Vec<(String, ObjectId, bool)> = Vec::new();
+    for f in members {
+        let path = if f.path == row.path {
+            SKILL_FILE.to_string()
+        } else if folder.is_empty() {
+            continue;
+        } else {
+            match f.path.strip_prefix(folder) {
+                Some(rest) => rest.to_string(),
+                None => continue,
+            }
+        };
+        files.push((path, f.id, f.mode.is_executable()));
+    }
+    files.sort_by(|a, b| {
+        (a.0 != SKILL_FILE, a.0.as_bytes()).cmp(&(b.0 != SKILL_FILE, b.0.as_bytes()))
+    });
+    if let Some(old) = previous.and_then(|p| p.skills.get(&name)) {
+        if old.same_content(&name, &description, &files) {
+            let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
+                + old.archive.as_ref().map_or(0, |a| a.len());
+            *budget = budget.saturating_sub(kept);
+            return Ok(old.clone());
+        }
+    }
+    let mut read = Vec::with_capacity(files.len());
+    for (path, blob, executable) in files {
+        let data = read_blob(repo, blob).map_err(|e| e.0)?;
+        read.push((path, blob, executable, data));
+    }
+    let kind = if read.len() == 1 {
+        Kind::SkillMd
+    } else {
+        Kind::Archive
+    };
+    let (archive_digest, archive) = match kind {
+        Kind::SkillMd => (None, None),
+        Kind::Archive => {
+            let members: Vec<archive::Member<'_>> = read
+                .iter()
+                .map(|(p, _, x, d)| archive::Member {
+                    path: p,
+                    executable: *x,
+                    data: d,
+                })
+                .collect();
+            let bytes = archive::build(&members).map_err(|e| e.to_string())?;
+            let d = digest(&bytes);
+            let kept = (bytes.len() <= *budget).then(|| {
+                *budget -= bytes.len();
+                Bytes::from(bytes)
+            });
+            (Some(d), kept)
+        }
+    };
+    let files = read
+        .into_iter()
+        .map(|(path, blob, executable, data)| {
+            let keep = path == SKILL_FILE && data.len() <= *budget;
+            if keep {
+                *budget -= data.len();
+            }
+            File {
+                digest: digest(&data),
+                path,
+                blob,
+                executable,
+                data: keep.then(|| Bytes::from(data)),
+            }
+        })
+        .collect();
+    Ok(Arc::new(Skill {
+        name,
+        description,
+        kind,
+        files,
+        archive_digest,
+        archive,
+    }))
+}
+
+#[derive(Serialize)]
+struct IndexDoc<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'a str,
+    version: &'a str,
+    skills: Vec<EntryDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryDoc<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    description: &'a str,
+    url: String,
+    digest: &'a str,
+    files: Vec<FileDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<PackageDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileDoc<'a> {
+    path: &'a str,
+    digest: &'a str,
+}
+
+#[derive(Serialize)]
+struct PackageDoc<'a> {
+    url: String,
+    digest: &'a str,
+}
+
+/// `index.json`: the discovery schema's fields (`name`, `type`, `description`, `url`,
+/// `digest` of the artifact at `url`), and the RFC's `version`, per-file `files` and,
+/// for an archive, `package`. URLs are relative to the index, so one index serves
+/// under any host name and any repository prefix.
+fn render_index(skills: &BTreeMap<String, Arc<Skill>>) -> Vec<u8> {
+    let doc = IndexDoc {
+        schema: SCHEMA,
+        version: RFC_VERSION,
+        skills: skills
+            .values()
+            .map(|s| EntryDoc {
+                name: &s.name,
+                kind: s.kind.as_str(),
+                description: &s.description,
+                url: s.url(),
+                digest: s.digest(),
+                files: s
+                    .files
+                    .iter()
+                    .map(|f| FileDoc {
+                        path: &f.path,
+                        digest: &f.digest,
+                    })
+                    .collect(),
+                package: s.archive_digest.as_deref().map(|d| PackageDoc {
+                    url: s.url(),
+                    digest: d,
+                }),
+            })
+            .collect(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare repository with one commit of `files` (path, content, executable).
+    fn repository(files: &[(&str, &str, bool)]) -> (tempfile::TempDir, gix::Repository, String) {
+        let dir = tempfile::tempdir().unwrap();
+        gix::init_bare(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            "[core]\n\tbare = true\n[user]\n\tname = t\n\temail = t@localhost\n",
+        )
+        .unwrap();
+        let repo = gix::open(dir.path()).unwrap();
+        let mut editor = repo
+            .edit_tree(ObjectId::empty_tree(gix::hash::Kind::Sha1))
+            .unwrap();
+        for (path, content, executable) in files {
+            let blob = repo.write_blob(content.as_bytes()).unwrap();
+            let kind = if *executable {
+                gix::object::tree::EntryKind::BlobExecutable
+            } else {
+                gix::object::tree::EntryKind::Blob
+            };
+            editor.upsert(*path, kind, blob).unwrap();
+        }
+        let tree = editor.write().unwrap().detach();
+        drop(editor);
+        let commit = repo
+            .commit(
+                "refs/heads/main",
+                "skills",
+                tree,
+                gix::commit::NO_PARENT_IDS,
+            )
+            .unwrap()
+            .to_string();
+        (dir, repo, commit)
+    }
+
+    fn blob_of(content: &str) -> String {
+        gix::objs::compute_hash(
+            gix::hash::Kind::Sha1,
+            gix::object::Kind::Blob,
+            content.as_bytes(),
+        )
+        .unwrap()
+        .to_string()
+    }
+
+    const DEPLOY: &str = "---\nname: deploy\ndescription: Deploy it.\n---\n# Deploy\n";
+    const LONE: &str = "---\nname: lone\ndescription: Alone.\n---\n# Lone\n";
+
+    fn row(slug: &str, content: &str, description: &str) -> Row {
+        Row {
+            slug: slug.into(),
+            path: format!("skills/{slug}/SKILL.md"),
+            blob_sha: blob_of(content),
+            frontmatter: serde_json::json!({"name": slug, "description": description}),
+        }
+    }
+
+    #[test]
+    fn skills_are_read_from_the_commit_and_kept_within_the_memory_budget() {
+        let (_dir, repo, commit) = repository(&[
+            (
+                "skillsd.toml",
+                "layout = \"agent-skills\"\nroots = [\"skills\"]\n",
+                false,
+            ),
+            ("skills/deploy/SKILL.md", DEPLOY, false),
+            ("skills/deploy/scripts/run.sh", "#!/bin/sh\n", true),
+            ("skills/deploy/references/guide.md", "# Guide\n", false),
+            ("skills/lone/SKILL.md", LONE, false),
+            ("skills/stale/SKILL.md", LONE, false),
+        ]);
+        let key = Key {
+            commit: Some(commit),
+            synced_at: None,
+        };
+        let mut stale = row("stale", DEPLOY, "Stale.");
+        stale.path = "skills/stale/SKILL.md".into();
+        let rows = [
+            row("deploy", DEPLOY, "Deploy it."),
+            row("lone", LONE, "Alone."),
+            stale,
+        ];
+        let lean = build(&repo, "skills", &key, &rows, None, 0).unwrap();
+        let full = build(&repo, "skills", &key, &rows, None, MEMORY_BUDGET).unwrap();
+        assert_eq!(lean.index, full.index, "the same index whatever is kept");
+        assert_eq!(lean.skills.keys().collect::<Vec<_>>(), ["deploy", "lone"]);
+        assert_eq!(lean.left_out.len(), 1, "the row is not the commit's file");
+
+        let deploy = &lean.skills["deploy"];
+        assert_eq!(deploy.kind, Kind::Archive);
+        let paths: Vec<&str> = deploy.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["SKILL.md", "references/guide.md", "scripts/run.sh"]);
+        assert!(deploy.files.iter().all(|f| f.data.is_none()));
+        assert!(deploy.archive.is_none());
+        assert!(deploy.file("scripts/run.sh").unwrap().executable);
+        // What is not kept is read or made again, to the same digests.
+        let made = make_archive(&repo, &deploy.files).unwrap();
+        assert_eq!(Some(digest(&made)), deploy.archive_digest);
+        assert_eq!(
+            full.skills["deploy"].archive.as_deref(),
+            Some(made.as_slice())
+        );
+        for f in &deploy.files {
+            assert_eq!(digest(&read_blob(&repo, f.blob).unwrap()), f.digest);
+        }
+        let lone = &full.skills["lone"];
+        assert_eq!(lone.kind, Kind::SkillMd);
+        assert_eq!(lone.digest(), digest(LONE.as_bytes()));
+        assert_eq!(lone.files[0].data.as_deref(), Some(LONE.as_bytes()));
+
+        // A build of the same content carries the skills over.
+        let again = build(&repo, "skills", &key, &rows, Some(&full), MEMORY_BUDGET).unwrap();
+        assert!(Arc::ptr_eq(&again.skills["deploy"], &full.skills["deploy"]));
+        assert_eq!(again.index, full.index);
+        // A changed description is a changed skill.
+        let rows = [
+            row("deploy", DEPLOY, "Deploy it, now."),
+            row("lone", LONE, "Alone."),
+        ];
+        let changed = build(&repo, "skills", &key, &rows, Some(&full), MEMORY_BUDGET).unwrap();
+        assert!(!Arc::ptr_eq(
+            &changed.skills["deploy"],
+            &full.skills["deploy"]
+        ));
+        assert!(Arc::ptr_eq(&changed.skills["lone"], &full.skills["lone"]));
+    }
+
+    #[test]
+    fn digests_are_sha256_in_lower_hex() {
+        // The RFC's worked example: `# Hello\n`.
+        assert_eq!(
+            digest(b"# Hello\n"),
+            "sha256:90f8ec5669cd34183b9b0fdf8b94f5efb4c3672876330f4aa76088c2b4ad17be"
+        );
+    }
+
+    #[test]
+    fn an_empty_index_names_its_schema_and_version() {
+        let bytes = render_index(&BTreeMap::new());
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"$schema": SCHEMA, "version": "0.2.0", "skills": []})
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! Skills for agents, straight from skillsd: the Agent Skills discovery index
+//! (`/.well-known/agent-skills/index.json`) of the published skills of a repository's
+//! default branch, each skill's files and, for a folder, a deterministic `.tar.gz`.
+//!
+//! * [`index`]: what is published (the cache's `PUBLISHED` rows at the commit
+//!   `sync_state` names) and the bytes of it (this node's copy of git, by blob id),
+//!   with their digests; the index document.
+//! * [`archive`]: a skill folder as a `.tar.gz` whose bytes depend on the files alone.
+//! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
+//!
+//! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
+//! reflects ([`index::Key`]): a request asks the database for that key (one query) and
+//! is answered from memory while it holds; a push or reconcile that moves the cache
+//! moves the key, and the next request builds the index again (skills whose files did
+//! not change are carried over, not read again).
+
+pub mod archive;
+pub mod index;
+pub mod serve;
+
+use index::{Key, Published, Row};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Where the well-known paths start.
+pub const WELL_KNOWN: &str = "/.well-known/agent-skills";
+
+/// Is `path` (as requested, percent-encoded) one of the agents' paths:
+/// `/.well-known/agent-skills[/…]` or `/{repo}/.well-known/agent-skills[/…]`?
+pub fn is_agents_path(path: &str) -> bool {
+    fn under(p: &str) -> bool {
+        p.strip_prefix(WELL_KNOWN)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+    under(path)
+        || path
+            .strip_prefix('/')
+            .and_then(|p| p.find('/').map(|i| &path[i + 1..]))
+            .is_some_and(under)
+}
+
+/// Why the published skills cannot be had now.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentsError {
+    #[error("database unavailable")]
+    Database(#[from] sqlx::Error),
+    #[error("the repository's skills cannot be read: {0}")]
+    Git(String),
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Published>>>>;
+
+/// Each repository's published skills, built at most once per [`Key`].
+#[derive(Default)]
+pub struct Catalog {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl Catalog {
+    /// The published skills of `repo` as the cache has them now; `None` when there is
+    /// no such repository. One query when the index in memory is current; otherwise
+    /// it is built again (one build per repository at a time: the others wait for it).
+    pub async fn current(
+        &self,
+        pool: &PgPool,
+        repos: &crate::repos::RepoStore,
+        repo: &str,
+    ) -> Result<Option<Arc<Published>>, AgentsError> {
+        let Some(key) = key_of(pool, repo).await? else {
+            return Ok(None);
+        };
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(repo.to_string()).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        if let Some(p) = held.as_ref().filter(|p| p.key == key) {
+            return Ok(Some(p.clone()));
+        }
+        let (key, rows) = snapshot(pool, repo).await?;
+        let (_, copy) = crate::storage::replica::open(pool, repos, repo, false)
+            .await
+            .map_err(|e| AgentsError::Git(e.to_string()))?;
+        let previous = held.clone();
+        let name = repo.to_string();
+        let built = tokio::task::spawn_blocking(move || {
+            index::build(
+                &copy,
+                &name,
+                &key,
+                &rows,
+                previous.as_deref(),
+                index::MEMORY_BUDGET,
+            )
+        })
+        .await
+        .map_err(|e| AgentsError::Git(e.to_string()))?
+        .map_err(|e| AgentsError::Git(e.0))?;
+        tracing::info!(
+            repo = %built.repo,
+            commit = built.key.commit.as_deref().unwrap_or("none"),
+            served = built.skills.len(),
+            left_out = built.left_out.len(),
+            "agent skills index built"
+        );
+        for (path, why) in &built.left_out {
+            tracing::debug!(repo = %built.repo, %path, %why, "published skill not served to agents");
+        }
+        let built = Arc::new(built);
+        *held = Some(built.clone());
+        Ok(Some(built))
+    }
+}
+
+/// The [`Key`] of `repo`'s cache, `None` when the repository does not exist.
+async fn key_of(pool: &PgPool, repo: &str) -> Result<Option<Key>, AgentsError> {
+    let row: Option<(Option<String>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
+        "SELECT s.commit_sha, s.updated_at
+         FROM git_repos r LEFT JOIN sync_state s ON s.repo = r.name AND s.branch = $2
+         WHERE r.name = $1",
+    )
+    .bind(repo)
+    .bind(crate::repos::DEFAULT_BRANCH)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(commit, synced_at)| Key { commit, synced_at }))
+}
+
+/// The key and the `PUBLISHED` rows of `repo`, read in one snapshot.
+async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let key: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT commit_sha, updated_at FROM sync_state WHERE repo = $1 AND branch = $2",
+    )
+    .bind(repo)
+    .bind(crate::repos::DEFAULT_BRANCH)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let rows: Vec<(String, String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT slug, path, blob_sha, frontmatter FROM skills
+         WHERE repo = $1 AND status = 'PUBLISHED' ORDER BY slug",
+    )
+    .bind(repo)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let key = match key {
+        Some((commit, at)) => Key {
+            commit: Some(commit),
+            synced_at: Some(at),
+        },
+        None => Key {
+            commit: None,
+            synced_at: None,
+        },
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(slug, path, blob_sha, frontmatter)| Row {
+            slug,
+            path,
+            blob_sha,
+            frontmatter,
+        })
+        .collect();
+    Ok((key, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agents_paths_are_the_well_known_ones_at_the_root_or_under_one_repository() {
+        assert!(is_agents_path("/.well-known/agent-skills/index.json"));
+        assert!(is_agents_path("/.well-known/agent-skills"));
+        assert!(is_agents_path("/.well-known/agent-skills/x/SKILL.md"));
+        assert!(is_agents_path("/team/.well-known/agent-skills/index.json"));
+        assert!(is_agents_path("/skills/.well-known/agent-skills/a.tar.gz"));
+        assert!(!is_agents_path("/.well-known/agent-skillsx"));
+        assert!(!is_agents_path("/a/b/.well-known/agent-skills/index.json"));
+        assert!(!is_agents_path("/skills/commit-messages"));
+        assert!(!is_agents_path("/.well-known/other"));
+        assert!(!is_agents_path("/"));
+    }
+}
