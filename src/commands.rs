@@ -62,6 +62,11 @@ skillsd: commands over ssh (besides git clone/fetch/push)
   api-token [LABEL]    a bearer token for the JSON API (Authorization: Bearer TOKEN)
   api-token list       your API tokens that still work
   api-token revoke     ends every API token of yours
+  token create [--name N] [--expires DAYS]
+                       a read-only bearer token for the API and agents (shown once)
+  token list           your tokens: name, created, expires, last used
+  token revoke NAME|--all
+                       ends your tokens of that name, or all of them
 ";
 
 /// `api-token`: a new bearer token for the JSON API, the list of yours, or all of
@@ -114,6 +119,74 @@ async fn api_token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
     }
 }
 
+/// The longest a token made by `token create` may last.
+pub const MAX_TOKEN_DAYS: u64 = 365;
+
+/// `token create [--name N] [--expires DAYS]`, `token list`, `token revoke NAME|--all`:
+/// personal bearer tokens for the JSON API and the agents' index (what an agent or a
+/// script reads with). They read what the user may read; nothing acts with them.
+async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
+    use crate::web::auth;
+    match args {
+        ["create", rest @ ..] => {
+            let mut name = "token".to_string();
+            let mut days = auth::API_TOKEN_TTL.as_secs() / 86_400;
+            let mut i = 0;
+            while i < rest.len() {
+                match (rest[i], rest.get(i + 1)) {
+                    ("--name", Some(v)) => name = v.to_string(),
+                    ("--expires", Some(v)) => match v.parse::<u64>() {
+                        Ok(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => days = d,
+                        _ => {
+                            return fail(format!(
+                                "error: --expires takes a number of days from 1 to {MAX_TOKEN_DAYS}\n"
+                            ))
+                        }
+                    },
+                    (flag, _) => {
+                        return fail(format!(
+                            "error: `token create` takes --name NAME and --expires DAYS, not `{flag}`\n"
+                        ))
+                    }
+                }
+                i += 2;
+            }
+            if name.is_empty()
+                || name.chars().count() > 64
+                || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return fail(
+                    "error: a token's name is 1 to 64 printable characters without spaces\n".into(),
+                );
+            }
+            let ttl = std::time::Duration::from_secs(days * 86_400);
+            match auth::issue_api_token_for(pool, &user.name, &name, ttl).await {
+                Ok(token) => ok(format!(
+                    "A read-only token `{name}` for {} ({}), valid {days} day{}; it is shown once, \
+                     send it as `Authorization: Bearer TOKEN`; `token revoke {name}` ends it:\n{token}\n",
+                    user.name,
+                    user.role.as_str(),
+                    if days == 1 { "" } else { "s" }
+                )),
+                Err(e) => fail(format!("error: cannot make a token: {e}\n")),
+            }
+        }
+        ["list"] => api_token(pool, user, &["list"]).await,
+        ["revoke", "--all"] => api_token(pool, user, &["revoke"]).await,
+        ["revoke", name] => match auth::revoke_api_token(pool, &user.name, name).await {
+            Ok(0) => fail(format!(
+                "error: you have no token named `{name}` (`token list` shows yours)\n"
+            )),
+            Ok(n) => ok(format!(
+                "revoked {n} token{} named {name}\n",
+                if n == 1 { "" } else { "s" }
+            )),
+            Err(e) => fail(format!("error: cannot revoke the token: {e}\n")),
+        },
+        _ => fail(format!("skillsd: wrong arguments for `token`\n{HELP}")),
+    }
+}
+
 /// A one-time sign-in link to the status pages for `user`.
 async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output {
     let minutes = crate::web::auth::LINK_TTL.as_secs() / 60;
@@ -156,6 +229,7 @@ pub async fn run(
         ("keys", []) => keys(pool, user).await,
         ("web-login", []) => web_login(pool, web_url, user).await,
         ("api-token", rest) => api_token(pool, user, rest).await,
+        ("token", rest) => token(pool, user, rest).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
         ("ls", rest) if rest.len() <= 1 => list(pool, repos, rest.first().copied()).await,
         ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {

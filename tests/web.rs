@@ -630,6 +630,53 @@ fn signed_in_mode_closes_the_json_api_and_metrics_and_sessions_end_with_their_us
         "{out:?}"
     );
     assert_eq!(get_with(&server, "/api/skills", &bearer(&token)).0, 401);
+
+    // Named tokens with their own lifetime (what an agent or a script reads with),
+    // listed, and revoked one by one.
+    let ssh = |args: &[&str]| {
+        let out = common::ssh_to(&bob, server.port)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, _) = ssh(&["token", "create", "--name", "agent", "--expires", "7"]);
+    assert!(ok && out.contains("valid 7 days"), "{out}");
+    let agent = out.lines().last().unwrap().trim().to_string();
+    let (ok, out, _) = ssh(&["token", "create", "--name", "nightly"]);
+    assert!(ok, "{out}");
+    let nightly = out.lines().last().unwrap().trim().to_string();
+    for t in [&agent, &nightly] {
+        assert_eq!(get_with(&server, "/api/skills", &bearer(t)).0, 200);
+    }
+    let (_, listed, _) = ssh(&["token", "list"]);
+    let expires: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.starts_with("agent\t"))
+        .collect();
+    assert_eq!(expires.len(), 1, "{listed}");
+    let in_a_week = (chrono::Utc::now() + chrono::Duration::days(7))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(
+        expires[0].contains(&format!("expires {in_a_week}")),
+        "{listed}"
+    );
+    let (ok, _, err) = ssh(&["token", "create", "--expires", "9999"]);
+    assert!(!ok && err.contains("from 1 to 365"), "{err}");
+    let (ok, _, err) = ssh(&["token", "revoke", "nosuch"]);
+    assert!(!ok && err.contains("no token named `nosuch`"), "{err}");
+    let (ok, out, _) = ssh(&["token", "revoke", "agent"]);
+    assert!(ok && out.contains("revoked 1 token named agent"), "{out}");
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&agent)).0, 401);
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&nightly)).0, 200);
+    let (ok, _, _) = ssh(&["token", "revoke", "--all"]);
+    assert!(ok);
+    assert_eq!(get_with(&server, "/api/skills", &bearer(&nightly)).0, 401);
 }
 
 #[test]

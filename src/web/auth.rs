@@ -68,6 +68,16 @@ pub async fn issue_link(pool: &PgPool, user: &str) -> sqlx::Result<String> {
 /// A bearer token for the JSON API as `user` (only its hash is stored), valid
 /// [`API_TOKEN_TTL`]; `label` says what it is for (shown by `api-token list`).
 pub async fn issue_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<String> {
+    issue_api_token_for(pool, user, label, API_TOKEN_TTL).await
+}
+
+/// [`issue_api_token`] valid for `ttl`.
+pub async fn issue_api_token_for(
+    pool: &PgPool,
+    user: &str,
+    label: &str,
+    ttl: std::time::Duration,
+) -> sqlx::Result<String> {
     let token = secret();
     sqlx::query(
         "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at)
@@ -77,7 +87,7 @@ pub async fn issue_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Re
     .bind(user)
     .bind(secret())
     .bind(label)
-    .bind(interval(API_TOKEN_TTL))
+    .bind(interval(ttl))
     .execute(pool)
     .await?;
     Ok(token)
@@ -102,6 +112,19 @@ pub async fn api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<Vec<TokenRow>
     .bind(user)
     .fetch_all(pool)
     .await
+}
+
+/// Ends `user`'s API tokens labelled `label`; how many there were.
+pub async fn revoke_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM web_sessions WHERE kind = 'api' AND label = $2
+           AND user_id = (SELECT id FROM users WHERE name = $1)",
+    )
+    .bind(user)
+    .bind(label)
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Ends every API token of `user`; how many there were.
