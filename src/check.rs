@@ -52,6 +52,12 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
             root, &rel, is_link, false,
         ));
         if !rules.is_skill(&rel) {
+            // Another file of a skill (a script, a reference): its text is checked
+            // for hidden text and credentials, as a push checks it.
+            if !is_link {
+                let bytes = std::fs::read(&full)?;
+                problems.extend(rules.validate_other(&rel, &bytes));
+            }
             continue;
         }
         count += 1;

@@ -24,6 +24,21 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(skill.slug, "some-skill");
         assert!(skill.description.is_some_and(|d| !d.trim().is_empty()));
     }
+    // Any file of a skill: hidden text and credentials, over the whole text; every
+    // finding located inside it, and no secret shown in a message.
+    let other = agent.validate_other("skills/some-skill/scripts/run.sh", data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let lines = text.split('\n').count() as u32;
+        for p in &other {
+            assert!(p.line.is_some_and(|l| (1..=lines).contains(&l)));
+            assert!(p.column.is_some_and(|c| c >= 1));
+            if p.check == skillsd::skills::Check::Secret {
+                assert!(p.message.contains("fingerprint sha256:"));
+            }
+        }
+    } else {
+        assert!(other.is_empty());
+    }
     // Every problem names the file it is about.
     if let Err(problems) = flat.validate("skills/x.md", data) {
         assert!(problems.iter().all(|p| p.path == "skills/x.md"));

@@ -636,7 +636,17 @@ fn validate_update(
             mode.is_commit(),
         ));
         checked.push(path.clone());
-        if !rules.is_skill(&path) || mode.is_link() || mode.is_commit() || !mode.is_blob() {
+        if mode.is_link() || mode.is_commit() || !mode.is_blob() {
+            continue;
+        }
+        if !rules.is_skill(&path) {
+            // Another file under the roots (a skill's script, reference or asset):
+            // its text, the whole of it, is checked for hidden text and credentials.
+            // Only added or changed files (all of them when the rules changed).
+            if tally.validated.insert((path.clone(), id)) {
+                let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+                problems.extend(rules.validate_other(&path, &blob.data));
+            }
             continue;
         }
         if counts {

@@ -71,6 +71,8 @@ struct ConfigFile {
     columns: BTreeMap<String, OneOrMany>,
     #[serde(default)]
     review: super::review::ReviewFile,
+    #[serde(default)]
+    secrets: super::secrets::SecretsFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +147,8 @@ pub struct Rules {
     pub(crate) schema: Schema,
     /// `[review]`: what changes to the branch these rules are read from need.
     pub review: super::review::Review,
+    /// `[secrets]`: the fingerprints of credentials that may be committed (fixtures).
+    pub secrets: super::secrets::Secrets,
 }
 
 impl Rules {
@@ -167,6 +171,7 @@ impl Rules {
                     schema_path: None,
                     schema: builtin_schema(Layout::Flat),
                     review: super::review::Review::default(),
+                    secrets: super::secrets::Secrets::default(),
                 })
             })
             .clone()
@@ -559,7 +564,7 @@ fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
         let hint = if message.contains("unknown field") {
-            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns] and [review] (required_approvals, direct_push, dismiss_stale, [review.owners])"
+            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns], [review] (required_approvals, direct_push, dismiss_stale, [review.owners]) and [secrets] (allow)"
         } else if message.contains("unknown variant") {
             "layout is \"flat\" or \"agent-skills\""
         } else {
@@ -589,6 +594,7 @@ fn build(
 ) -> Result<Rules, Vec<Problem>> {
     let mut problems = Vec::new();
     let review = super::review::build(parsed.review, text, &mut problems);
+    let secrets = super::secrets::build(parsed.secrets, text, &mut problems);
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
     let mut roots = Vec::new();
@@ -739,6 +745,7 @@ fn build(
             schema_path,
             schema,
             review,
+            secrets,
         }),
         _ => Err(problems),
     }

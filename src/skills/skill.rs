@@ -84,6 +84,7 @@ checks! {
     TooManyFiles = "too-many-files", protected = true, "a push over the per-push file limit";
     Rules = "rules", protected = true, "skillsd.toml or the schema does not load";
     Push = "push", protected = true, "the pushed objects cannot be read or are over a limit";
+    Secret = "secret", protected = true, "a credential (cloud key, token, private key, signed JWT) in a file of a skill";
     MissingField = "missing-field", protected = false, "a required field is missing";
     EmptyField = "empty-field", protected = false, "a required field is empty";
     FieldType = "field-type", protected = false, "a field has the wrong type";
@@ -102,6 +103,7 @@ checks! {
     LayoutMismatch = "layout-mismatch", protected = false, "a SKILL.md in a repository on the flat layout";
     OutsideSkillFolder = "outside-skill-folder", protected = false, "a file under a root but in no skill folder";
     MissingSkillFile = "missing-skill-file", protected = false, "a skill folder without a SKILL.md";
+    HiddenText = "hidden-text", protected = false, "characters a reader does not see (tags, bidi controls, zero-width, format) in a file of a skill";
 }
 
 impl Serialize for Check {

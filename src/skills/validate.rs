@@ -109,6 +109,30 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// Checks a file of a skill that is not its skill file (a script, a reference, an
+    /// asset): when it is text (UTF-8, the whole of it), for hidden text and
+    /// credentials. A binary file (an image, not UTF-8) has no text to check. Returns
+    /// the findings, levelled by `[levels]`.
+    pub fn validate_other(&self, path: &str, bytes: &[u8]) -> Vec<Problem> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.levelled(content_problems(self, path, text)),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// The checks of any text file of a skill, whatever its format: `hidden-text` and
+/// `secret`, each over the whole text (linear in its size).
+fn content_problems(rules: &Rules, path: &str, text: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if rules.level(Check::HiddenText) != super::skill::Level::Off {
+        problems = super::unicode::hidden_text(path, text);
+    }
+    problems.extend(super::secrets::scan(path, text, &rules.secrets));
+    problems
+}
+
 /// The skill with every finding, or (when the file cannot be read as a skill at all:
 /// encoding, size, frontmatter) only the findings.
 fn validate_with(
@@ -177,6 +201,9 @@ fn validate_with(
             return Err(problems);
         }
     };
+    // The whole text, frontmatter and body, before anything is parsed: what the
+    // agent reads, not what the parser keeps.
+    problems.extend(content_problems(rules, path, text));
     let doc = match frontmatter::parse_limited(text, rules.max_frontmatter_bytes) {
         Ok(doc) => doc,
         Err(e) => {
