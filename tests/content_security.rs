@@ -294,3 +294,49 @@ fn a_token_is_refused_without_being_shown_and_allowed_only_by_its_fingerprint() 
     );
     assert!(!stderr.contains(&other), "{stderr}");
 }
+
+#[test]
+fn a_token_added_and_removed_within_one_push_is_still_refused() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    let main = git.head(&dir);
+    let token = token();
+    let fingerprint = skillsd::skills::secrets::fingerprint(&token);
+    // The token comes in one commit and goes in the next: the tip is clean, the
+    // history everyone would clone is not.
+    let leaked = git.commit_files(
+        &dir,
+        &[(
+            "skills/ops/release.md",
+            format!("---\ntitle: Release\n---\n\nexport GITHUB_TOKEN={token}\n"),
+        )],
+        "release notes",
+    );
+    git.commit_files(
+        &dir,
+        &[(
+            "skills/ops/release.md",
+            "---\ntitle: Release\n---\n\nexport GITHUB_TOKEN=$TOKEN\n",
+        )],
+        "oops",
+    );
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert_contains_all(
+        &stderr,
+        &[
+            &format!("skills/ops/release.md (in commit {})", &leaked[..7]),
+            &format!("GitHub token committed (fingerprint {fingerprint})"),
+        ],
+    );
+    assert!(!stderr.contains(&token), "the token is echoed:\n{stderr}");
+    assert_eq!(
+        server.server_ref("skills", "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    // Squashed away, the push goes through.
+    git.ok(&dir, &["reset", "-q", "--soft", &main]);
+    git.ok(&dir, &["commit", "-q", "-m", "release notes"]);
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+}

@@ -178,6 +178,16 @@ pub fn check(
                 format!("cannot read the pushed commit: {e}"),
             )),
         }
+        // A credential added by one commit and removed by a later one of the same push
+        // is not in the tip, but it would be in the history everyone clones.
+        match secrets_in_history(view, cmd.new, &hidden, &mut tally) {
+            Ok(mut problems) => verdict.problems.append(&mut problems),
+            Err(e) => verdict.problems.push(Problem::new(
+                crate::skills::Check::Push,
+                &cmd.name,
+                format!("cannot read the pushed history: {e}"),
+            )),
+        }
     }
     // The session ended meanwhile (the client left, or its time ran out): nothing is
     // written for a pusher who cannot learn the outcome.
@@ -413,6 +423,102 @@ fn short_name(name: &str) -> &str {
     name.strip_prefix("refs/heads/")
         .or_else(|| name.strip_prefix("refs/tags/"))
         .unwrap_or(name)
+}
+
+/// The `secret` check over every file under the roots that a new commit of the push
+/// adds or changes (the tip's files are checked with the tip), under the rules of
+/// `new`; each finding names the commit. Commits that existing refs already reach are
+/// not read again.
+fn secrets_in_history(
+    view: &gix::Repository,
+    new: ObjectId,
+    hidden: &[ObjectId],
+    tally: &mut Tally<'_>,
+) -> Result<Vec<Problem>, String> {
+    let tree = view
+        .find_commit(new)
+        .map_err(|e| e.to_string())?
+        .tree()
+        .map_err(|e| e.to_string())?;
+    // Rules that do not load are reported by the validation of the tip.
+    let Ok(rules) = Rules::load(&TreeSource { tree }) else {
+        return Ok(Vec::new());
+    };
+    let mut problems = Vec::new();
+    // The walk stops at commits: refs to tags are peeled, refs to anything else left out.
+    let hidden: Vec<ObjectId> = hidden
+        .iter()
+        .filter_map(|id| {
+            view.find_object(*id)
+                .ok()?
+                .peel_to_kind(gix::object::Kind::Commit)
+                .ok()
+                .map(|c| c.id)
+        })
+        .collect();
+    let walk = view
+        .rev_walk([new])
+        .with_hidden(hidden)
+        .all()
+        .map_err(|e| e.to_string())?;
+    for info in walk {
+        if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(CANCELLED.into());
+        }
+        let info = info.map_err(|e| e.to_string())?;
+        let commit = view.find_commit(info.id).map_err(|e| e.to_string())?;
+        let tree = commit.tree().map_err(|e| e.to_string())?;
+        let parent_tree = match commit.parent_ids().next() {
+            Some(p) => view
+                .find_commit(p)
+                .map_err(|e| e.to_string())?
+                .tree()
+                .map_err(|e| e.to_string())?,
+            None => view.empty_tree(),
+        };
+        let mut opts = gix::diff::Options::default();
+        opts.track_path();
+        let changes = view
+            .diff_tree_to_tree(&parent_tree, &tree, opts)
+            .map_err(|e| e.to_string())?;
+        let short = info.id.to_string()[..7].to_string();
+        for change in changes {
+            use gix::object::tree::diff::ChangeDetached as C;
+            let (path, id) = match change {
+                C::Addition {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Modification {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Rewrite {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                } if entry_mode.is_blob() => (location.to_string(), id),
+                _ => continue,
+            };
+            if !rules.governs(&path) || !tally.validated.insert((path.clone(), id)) {
+                continue;
+            }
+            let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+            let Ok(text) = std::str::from_utf8(&blob.data) else {
+                continue;
+            };
+            for mut p in crate::skills::secrets::scan(&path, text, &rules.secrets) {
+                p.path = format!("{path} (in commit {short})");
+                problems.push(p);
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// Files under the skill folders, per skill file of the limit, that one push may
