@@ -6,6 +6,7 @@
 
 pub(crate) mod agent;
 pub mod frontmatter;
+pub mod injection;
 pub mod report;
 pub mod review;
 pub mod rules;

@@ -332,7 +332,10 @@ impl Rules {
         if check.protected() {
             Level::Error
         } else {
-            self.levels.get(&check).copied().unwrap_or_default()
+            self.levels
+                .get(&check)
+                .copied()
+                .unwrap_or_else(|| check.default_level())
         }
     }
 

@@ -104,6 +104,18 @@ checks! {
     OutsideSkillFolder = "outside-skill-folder", protected = false, "a file under a root but in no skill folder";
     MissingSkillFile = "missing-skill-file", protected = false, "a skill folder without a SKILL.md";
     HiddenText = "hidden-text", protected = false, "characters a reader does not see (tags, bidi controls, zero-width, format) in a file of a skill";
+    AgentInstructions = "agent-instructions", protected = false, "text that tells the agent to override its instructions, send secrets or files away, pipe a remote script into a shell or switch off its safety checks (a warning by default)";
+}
+
+impl Check {
+    /// What a finding weighs when `[levels]` says nothing: an error, but for the
+    /// checks that flag what may be meant (`agent-instructions`).
+    pub fn default_level(self) -> Level {
+        match self {
+            Check::AgentInstructions => Level::Warning,
+            _ => Level::Error,
+        }
+    }
 }
 
 impl Serialize for Check {
@@ -286,15 +298,16 @@ mod tests {
         let doc = include_str!("../../skills-template/RULES.md");
         for check in Check::ALL {
             let row = format!(
-                "| `{}` | {} | error |",
+                "| `{}` | {} | {} |",
                 check.id(),
-                if check.protected() { "yes" } else { "no" }
+                if check.protected() { "yes" } else { "no" },
+                check.default_level().as_str()
             );
             assert!(doc.contains(&row), "RULES.md lacks `{row}`");
         }
         let listed = doc
             .lines()
-            .filter(|l| l.ends_with(" |") && l.contains("| error |"))
+            .filter(|l| l.ends_with(" |") && (l.contains("| error |") || l.contains("| warning |")))
             .count();
         assert_eq!(listed, Check::ALL.len());
         let mut ids: Vec<&str> = Check::ALL.iter().map(|c| c.id()).collect();

@@ -122,14 +122,17 @@ impl Rules {
     }
 }
 
-/// The checks of any text file of a skill, whatever its format: `hidden-text` and
-/// `secret`, each over the whole text (linear in its size).
+/// The checks of any text file of a skill, whatever its format: `hidden-text`,
+/// `secret` and `agent-instructions`, each over the whole text (linear in its size).
 fn content_problems(rules: &Rules, path: &str, text: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
     if rules.level(Check::HiddenText) != super::skill::Level::Off {
         problems = super::unicode::hidden_text(path, text);
     }
     problems.extend(super::secrets::scan(path, text, &rules.secrets));
+    if rules.level(Check::AgentInstructions) != super::skill::Level::Off {
+        problems.extend(super::injection::scan(path, text));
+    }
     problems
 }
 
