@@ -568,3 +568,31 @@ fn two_merges_at_once_both_land() {
     );
     server.assert_fsck("skills");
 }
+
+#[test]
+fn the_push_that_opens_a_change_names_its_page() {
+    let bin = "/usr/local/bin/git";
+    let server = Server::start_tuned(false, |s| {
+        s.public_url = Some("https://skills.example.com".into())
+    });
+    let alice = server.add_user("alice", "writer");
+    let git = Git::new(bin, &alice, &server);
+    let dir = fresh_clone(&git, &server);
+    git.commit_files(&dir, &[("skills/a/paged.md", skill("Paged", ""))], "Paged");
+    let (ok, err) = push_change(&git, &dir, &["title=A paged change"]);
+    assert!(ok, "{err}");
+    common::assert_contains_all(
+        &err,
+        &[
+            "change 1 opened: A paged change (IN_REVIEW)",
+            "https://skills.example.com/changes/1",
+            "git fetch origin refs/changes/1/head",
+            "git push -o change=1 origin HEAD:refs/for/main",
+        ],
+    );
+    let shown = ssh_ok(&server, &alice, "review 1");
+    assert!(
+        shown.contains("page: https://skills.example.com/changes/1"),
+        "{shown}"
+    );
+}

@@ -477,7 +477,7 @@ fn opened_message(ctx: &Context, opened: &review::open::Opened) -> String {
     if opened.created {
         text.push_str(&format!(
             "  add a patch set: git push -o change={n} origin HEAD:refs/for/{}\n",
-            ctx.default_branch
+            opened.target
         ));
     }
     text

@@ -61,6 +61,8 @@ impl Proposal {
 #[derive(Debug, Clone)]
 pub struct Opened {
     pub number: i32,
+    /// The branch it is for.
+    pub target: String,
     pub patch_set: i32,
     pub title: String,
     pub state: ChangeState,
@@ -407,6 +409,7 @@ pub fn publish(
         },
         Opened {
             number: n,
+            target: proposal.target.clone(),
             patch_set,
             title,
             state: change.state(),
