@@ -32,7 +32,7 @@ pub struct Output {
     pub code: u32,
 }
 
-fn ok(stdout: String) -> Output {
+pub(crate) fn ok(stdout: String) -> Output {
     Output {
         stdout,
         stderr: String::new(),
@@ -40,7 +40,7 @@ fn ok(stdout: String) -> Output {
     }
 }
 
-fn fail(stderr: String) -> Output {
+pub(crate) fn fail(stderr: String) -> Output {
     Output {
         stdout: String::new(),
         stderr,

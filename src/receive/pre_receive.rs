@@ -309,11 +309,7 @@ fn review_gate(
     }
     let branch = cmd.branch()?;
     let tip = current.get(&cmd.name)?;
-    let tree = view.find_commit(*tip).ok()?.tree().ok()?;
-    // Rules that do not load here are the push's own problem to report, not this.
-    let rules = Rules::load(&TreeSource { tree }).ok()?;
-    if rules
-        .review
+    if crate::review::target_review(view, *tip)
         .may_push_directly(&policy.pusher, policy.pusher_role)
     {
         return None;

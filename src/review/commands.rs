@@ -18,23 +18,14 @@ pub const HELP: &str = "\
   review N --abandon           close it without merging
 ";
 
-fn ok(stdout: String) -> Output {
-    Output {
-        stdout,
-        stderr: String::new(),
-        code: 0,
-    }
-}
+use crate::commands::ok;
 
+/// [`crate::commands::fail`], the line ended.
 fn fail(stderr: String) -> Output {
-    Output {
-        stdout: String::new(),
-        stderr: if stderr.ends_with('\n') {
-            stderr
-        } else {
-            format!("{stderr}\n")
-        },
-        code: 1,
+    if stderr.ends_with('\n') {
+        crate::commands::fail(stderr)
+    } else {
+        crate::commands::fail(format!("{stderr}\n"))
     }
 }
 

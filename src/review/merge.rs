@@ -114,26 +114,19 @@ fn attempt_merge(
 ) -> Outcome {
     let number = change.number;
     let target_ref = format!("refs/heads/{}", change.target);
-    let Some(tip) = crate::repos::ref_target(&copy, &target_ref) else {
-        return Outcome::Refused(format!(
-            "change {number} is for `{}`, which no longer exists",
-            change.target
-        ));
-    };
     let Ok(head) = ObjectId::from_hex(latest.commit_sha.as_bytes()) else {
         return Outcome::Refused(format!("change {number}'s patch set is unreadable"));
     };
-    let base = copy
-        .merge_base(tip, head)
-        .ok()
-        .flatten()
-        .map(|b| b.detach());
-    let review = super::open::target_review(&copy, tip);
-    let paths = match super::changed_paths(&copy, base, head) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Refused(format!("cannot read change {number}: {e}")),
+    let super::Assessment {
+        tip,
+        base,
+        review,
+        paths,
+        missing,
+    } = match super::assess(&copy, &change, head, reviews) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Refused(format!("change {number} cannot be merged: {e}")),
     };
-    let missing = store::missing(&change, &review, reviews, &paths);
     if !missing.is_empty() {
         return Outcome::Refused(format!(
             "change {number} cannot be merged yet:\n{}",

@@ -331,21 +331,67 @@ pub async fn readiness(
     let change = change.clone();
     let reviews = reviews.to_vec();
     tokio::task::spawn_blocking(move || {
-        let tip = crate::repos::ref_target(&copy, &format!("refs/heads/{}", change.target))
-            .ok_or_else(|| format!("the branch `{}` is gone", change.target))?;
         let head = crate::repos::ref_target(&copy, &format!("refs/changes/{}/head", change.number))
             .ok_or_else(|| "its patch set is missing".to_string())?;
-        let base = copy
-            .merge_base(tip, head)
-            .ok()
-            .flatten()
-            .map(|b| b.detach());
-        let review = open::target_review(&copy, tip);
-        let paths = changed_paths(&copy, base, head)?;
-        Ok(store::missing(&change, &review, &reviews, &paths))
+        Ok(assess(&copy, &change, head, &reviews)?.missing)
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// A change's patch set against its target's tip, as a merge sees it.
+pub struct Assessment {
+    /// The target branch's tip.
+    pub tip: ObjectId,
+    /// The merge base of the tip and the patch set.
+    pub base: Option<ObjectId>,
+    /// The target's `[review]`, read from its tip.
+    pub review: crate::skills::review::Review,
+    /// The files the change touches (merge base → patch set).
+    pub paths: Vec<String>,
+    /// What the change still lacks to be merged ([`store::missing`]).
+    pub missing: Vec<String>,
+}
+
+/// Assesses `change` with its patch set `head` in `repo` (this node's copy): the
+/// target's tip, `[review]` and the change's files, and what it lacks; why not, when
+/// the target or the change cannot be read.
+pub fn assess(
+    repo: &gix::Repository,
+    change: &store::Change,
+    head: ObjectId,
+    reviews: &[store::ReviewRow],
+) -> Result<Assessment, String> {
+    let tip = crate::repos::ref_target(repo, &format!("refs/heads/{}", change.target))
+        .ok_or_else(|| format!("the branch `{}` no longer exists", change.target))?;
+    let base = repo
+        .merge_base(tip, head)
+        .ok()
+        .flatten()
+        .map(|b| b.detach());
+    let review = target_review(repo, tip);
+    let paths = changed_paths(repo, base, head)?;
+    let missing = store::missing(change, &review, reviews, &paths);
+    Ok(Assessment {
+        tip,
+        base,
+        review,
+        paths,
+        missing,
+    })
+}
+
+/// A branch's `[review]`, read from its tip `tip` (the built-in rules' — no review —
+/// when they do not load: those are the push's own problem to report).
+pub fn target_review(repo: &gix::Repository, tip: ObjectId) -> crate::skills::review::Review {
+    repo.find_commit(tip)
+        .ok()
+        .and_then(|c| c.tree().ok())
+        .and_then(|tree| {
+            crate::skills::Rules::load(&crate::skills::rules::TreeSource { tree }).ok()
+        })
+        .map(|r| r.review.clone())
+        .unwrap_or_default()
 }
 
 /// One line on what a proposed skill changes: the frontmatter fields that differ, the

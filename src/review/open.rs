@@ -352,7 +352,7 @@ pub fn publish(
         .bind(record.id)
         .execute(&mut *tx),
     )?;
-    let review = target_review(view, proposal.base);
+    let review = super::target_review(view, proposal.base);
     if !created {
         if review.dismiss_stale {
             rt.block_on(
@@ -393,14 +393,11 @@ pub fn publish(
         &ctx.user.name,
     ))?;
     rt.block_on(tx.commit())?;
-    let title = rt
-        .block_on(async {
-            sqlx::query_scalar::<_, String>("SELECT title FROM changes WHERE id = $1")
-                .bind(change.id)
-                .fetch_one(&ctx.pool)
-                .await
-        })
-        .unwrap_or(change.title.clone());
+    // A patch set may retitle the change (`-o title=`); a new change has its own.
+    let title = match (&proposal.title, created) {
+        (Some(t), false) => t.clone(),
+        _ => change.title.clone(),
+    };
     Ok((
         Published {
             cache: None,
@@ -416,19 +413,6 @@ pub fn publish(
             created,
         },
     ))
-}
-
-/// The target's `[review]`, read from its tip (the built-in rules' when they do not
-/// load).
-pub fn target_review(repo: &gix::Repository, tip: ObjectId) -> crate::skills::review::Review {
-    repo.find_commit(tip)
-        .ok()
-        .and_then(|c| c.tree().ok())
-        .and_then(|tree| {
-            crate::skills::Rules::load(&crate::skills::rules::TreeSource { tree }).ok()
-        })
-        .map(|r| r.review.clone())
-        .unwrap_or_default()
 }
 
 /// The skills the latest patch set proposes replace the change's rows. The old
