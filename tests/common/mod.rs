@@ -209,9 +209,13 @@ impl Server {
         })
     }
 
-    /// Asserts that `git fsck --strict` finds the server repository clean.
+    /// Asserts that `git fsck --strict` finds the server repository clean. It reads
+    /// the copy as a git session does, under the readers' lock: a gc the pushes before
+    /// started in the background deletes no pack while fsck lists them.
     pub fn assert_fsck(&self, repo: &str) {
-        assert_fsck_at(&self.repo_path(repo));
+        let path = self.repo_path(repo);
+        let _reading = skillsd::maintenance::read_guard(&path);
+        assert_fsck_at(&path);
     }
 
     /// Files in the repository's object store: packs and loose objects, and any
