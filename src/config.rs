@@ -554,6 +554,7 @@ impl Reader<'_> {
                     .count("SKILLSD_MAX_DELTA_BASE_BYTES", dk.max_delta_base_bytes),
                 max_inflate_ratio: self
                     .count_or_off("SKILLSD_MAX_INFLATE_RATIO", dk.max_inflate_ratio),
+                inflate_floor: dk.inflate_floor,
             },
             ..d.policy.clone()
         };

@@ -29,6 +29,14 @@ pub enum GcError {
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
     Git(String),
+    /// The stored objects are beyond what a gc may inflate (objects stored before the
+    /// limits existed, or under larger ones): the gc stops instead of paying minutes
+    /// of CPU every time.
+    #[error(
+        "gc refused: {0}. The packs stay as they are (the repository still serves); \
+         raise SKILLSD_MAX_INFLATE_RATIO for this run to consolidate anyway"
+    )]
+    Refused(String),
 }
 
 impl GcError {
@@ -210,15 +218,13 @@ pub fn consolidate(
     let interrupt = AtomicBool::new(false);
     // The consolidated pack is read through the same guard as a push: an object
     // stored before the limits existed (or under larger ones) fails the gc with a
-    // message instead of being inflated whole.
-    // What it inflates to is what pushes already brought (their own budget): a gc is
-    // not refused for consolidating many of them.
-    let limits = PackLimits {
-        max_inflate_ratio: None,
-        ..limits
-    };
+    // message instead of being inflated whole. Its inflation budget is the sum of
+    // the budgets its packs came in under (one floor per pack), so a gc never pays
+    // more than the pushes that brought its objects were allowed to cost.
+    let limits = limits.for_consolidating(packs.len() + usize::from(!loose.is_empty()));
     let guarded = crate::incoming::inspect::Inspector::new(std::fs::File::open(&tmp_pack)?, limits);
-    gix_pack::Bundle::write_to_directory(
+    let findings = guarded.findings();
+    let indexed = gix_pack::Bundle::write_to_directory(
         &mut BufReader::new(guarded),
         Some(&work.pack_dir()),
         &mut gix::progress::Discard,
@@ -226,8 +232,23 @@ pub fn consolidate(
         None::<gix::odb::Handle>,
         gix::hash::Kind::Sha1,
         gix_pack::bundle::write::Options::default(),
-    )
-    .map_err(GcError::git)?;
+    );
+    if let Err(e) = indexed {
+        let refusal = findings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refusal
+            .clone();
+        let _ = std::fs::remove_file(&tmp_pack);
+        return Err(match refusal {
+            Some(why) => GcError::Refused(
+                why.strip_suffix(crate::incoming::inspect::INFLATE_HINT)
+                    .unwrap_or(&why)
+                    .to_string(),
+            ),
+            None => GcError::git(e),
+        });
+    }
     std::fs::remove_file(&tmp_pack)?;
     let moved = work.migrate().map_err(GcError::git)?;
     let pack = moved

@@ -181,3 +181,82 @@ fn many_pushes_trigger_a_background_gc() {
     let fresh = git.clone(&server.url("skills.git"), &[]);
     assert_eq!(git.head(&fresh), git.head(&dir));
 }
+
+/// Objects stored before the inflation budget existed (or under a larger one): many
+/// deltas copying one large base. A gc would pay minutes of CPU for them at every run;
+/// it is refused with the reason instead, leaves the packs as they are, and goes
+/// through when the admin raises the ratio for that run.
+#[test]
+fn a_gc_of_objects_beyond_the_inflation_budget_is_refused() {
+    use common::packs::{self, Pack, BLOB};
+    use skillsd::incoming::inspect::PackLimits;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("stored.git");
+    let git = |args: &[&str], stdin: Option<Vec<u8>>| {
+        let mut c = std::process::Command::new("git");
+        c.arg("-C").arg(&repo).args(args);
+        c.stdin(std::process::Stdio::piped());
+        c.stdout(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(data) = stdin {
+            std::io::Write::write_all(&mut input, &data).unwrap();
+        }
+        drop(input);
+        assert!(child.wait().unwrap().success(), "git {args:?}");
+    };
+    std::fs::create_dir(&repo).unwrap();
+    git(&["init", "-q", "--bare"], None);
+    // 8 MiB of zeros (8 KiB deflated), then 80 deltas of a few bytes that each copy
+    // all of it: 648 MiB to produce from a pack of about 10 KiB. Stored with git's
+    // own index-pack, as a repository from before the limits would have it.
+    let size: u64 = 8 << 20;
+    let mut bomb = Pack::new();
+    let base = bomb.raw(BLOB, size, &packs::deflate_zeros(size));
+    for i in 0..80u8 {
+        let mut delta = packs::delta_varint(size);
+        delta.extend(packs::delta_varint(size + 1));
+        delta.extend(packs::copy_op(0, 4 << 20));
+        delta.extend(packs::copy_op(4 << 20, 4 << 20));
+        delta.extend([1, i]);
+        bomb.ofs_delta(base, &delta);
+    }
+    git(&["index-pack", "--stdin"], Some(bomb.finish()));
+    let mut small = Pack::new();
+    small.object(BLOB, b"an ordinary file\n");
+    git(&["index-pack", "--stdin"], Some(small.finish()));
+    let pack_count = || skillsd::maintenance::pack_count(&repo);
+    assert_eq!(pack_count(), 2);
+
+    // Two packs: a budget of two floors (512 MiB) plus 200 times the bytes.
+    let err = skillsd::maintenance::gc(&repo, PackLimits::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, skillsd::maintenance::GcError::Refused(_)),
+        "{text}"
+    );
+    assert!(
+        text.contains("inflate to more than 200 times its size")
+            && text.contains("raise SKILLSD_MAX_INFLATE_RATIO")
+            && !text.contains("push in smaller parts"),
+        "{text}"
+    );
+    assert_eq!(pack_count(), 2, "the packs stay as they were");
+    let leftovers: Vec<_> = std::fs::read_dir(repo.join("objects"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "pack" && n != "info")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // With the ratio raised for the run, the same packs are consolidated.
+    let raised = PackLimits {
+        max_inflate_ratio: Some(1_000_000),
+        ..PackLimits::default()
+    };
+    let done = skillsd::maintenance::gc(&repo, raised).unwrap();
+    assert_eq!((done.packs_before, done.objects), (2, 82));
+    assert_eq!(pack_count(), 1);
+    git(&["fsck", "--no-dangling"], None);
+}

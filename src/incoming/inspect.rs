@@ -52,10 +52,18 @@ pub struct PackLimits {
     /// What a pack inflates to is what indexing it costs in CPU: a small pack of many
     /// deltas that each copy a large base costs minutes (`SKILLSD_MAX_INFLATE_RATIO`).
     pub max_inflate_ratio: Option<u64>,
+    /// Bytes the pack may inflate to whatever its size ([`INFLATE_FLOOR`] for a push; a
+    /// gc gets one floor per pack it consolidates, see
+    /// [`PackLimits::for_consolidating`]).
+    pub inflate_floor: u64,
 }
 
 /// Bytes any pack may inflate to, whatever its size.
 pub const INFLATE_FLOOR: u64 = 256 * 1024 * 1024;
+/// What the pusher of a pack beyond its inflation budget can do (the end of the
+/// refusal; a gc, refused for the same reason, says what the admin can do instead).
+pub const INFLATE_HINT: &str =
+    "; push in smaller parts, or ask an admin to raise SKILLSD_MAX_INFLATE_RATIO";
 /// Default [`PackLimits::max_inflate_ratio`].
 pub const DEFAULT_MAX_INFLATE_RATIO: u64 = 200;
 
@@ -67,6 +75,23 @@ impl Default for PackLimits {
             max_delta_depth: DEFAULT_MAX_DELTA_DEPTH,
             max_delta_base_bytes: DEFAULT_MAX_DELTA_BASE_BYTES,
             max_inflate_ratio: Some(DEFAULT_MAX_INFLATE_RATIO),
+            inflate_floor: INFLATE_FLOOR,
+        }
+    }
+}
+
+impl PackLimits {
+    /// The limits of a gc consolidating `packs` packs into one: each pack came in under
+    /// a push's budget (a floor plus the ratio times its bytes), so the consolidated
+    /// pack gets the sum of them: one floor per pack, and the same ratio of the bytes
+    /// (a consolidated pack reuses the deltas, so its size is about theirs together).
+    /// A gc of what pushes brought is never refused; objects stored before the limits
+    /// existed, or under larger ones, that would cost more are refused with the reason
+    /// instead of costing minutes of CPU at every gc.
+    pub fn for_consolidating(self, packs: usize) -> PackLimits {
+        PackLimits {
+            inflate_floor: self.inflate_floor.saturating_mul(packs.max(1) as u64),
+            ..self
         }
     }
 }
@@ -420,12 +445,14 @@ impl<R: Read> Inspector<R> {
         let Some(ratio) = self.limits.max_inflate_ratio else {
             return Ok(());
         };
-        let allowed = INFLATE_FLOOR.saturating_add(ratio.saturating_mul(at));
+        let allowed = self
+            .limits
+            .inflate_floor
+            .saturating_add(ratio.saturating_mul(at));
         if self.inflated > allowed {
             return Err(format!(
                 "the pack's objects inflate to more than {ratio} times its size ({} MiB from \
-                 {} KiB so far): indexing it would cost minutes; push in smaller parts, or \
-                 ask an admin to raise SKILLSD_MAX_INFLATE_RATIO",
+                 {} KiB so far): indexing it would cost minutes{INFLATE_HINT}",
                 self.inflated >> 20,
                 at >> 10
             ));
@@ -657,6 +684,7 @@ mod tests {
         max_delta_depth: 3,
         max_delta_base_bytes: 2500,
         max_inflate_ratio: None,
+        inflate_floor: INFLATE_FLOOR,
     };
 
     #[test]
@@ -789,6 +817,7 @@ mod tests {
             max_delta_depth: 10,
             max_delta_base_bytes: 64 << 20,
             max_inflate_ratio: Some(200),
+            inflate_floor: INFLATE_FLOOR,
         };
         let base = entry(3, 4, &deflate(b"base"));
         let mut entries = vec![base.clone()];
