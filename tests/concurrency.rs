@@ -351,3 +351,112 @@ fn logins_and_pages_have_connections_of_their_own() {
     // Given back on the runtime (a pooled connection is returned by a task).
     server.query(async move { drop(held) });
 }
+
+/// The work of a push that needs no database — reading and validating every changed
+/// file, looking for renames — is done before it takes the repository's lock: a push
+/// that deletes 300 skills and adds 300 others has finished all of it while it still
+/// waits for the lock (held here by the test), and holds the lock for the writes only.
+/// (Rename detection inside the transaction once held the lock for minutes.)
+#[test]
+fn a_push_prepares_its_cache_work_before_taking_the_repository_lock() {
+    use common::{stdout_of, ChildFixture};
+    let f = ChildFixture::start_with(
+        "alice",
+        &[],
+        &[(
+            "SKILLSD_LOG",
+            "info,skillsd::cache::sync=debug,skillsd::receive::publish=debug,sqlx=warn,russh=warn",
+        )],
+    );
+    let log_path = f.data.with_extension("log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let count = |what: &str| log().matches(what).count();
+    for i in 0..300 {
+        let dir = f.work.join("skills/old");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("s{i}.md")), skill(&format!("Old {i}"), "")).unwrap();
+    }
+    f.commit_all("300 skills");
+    let mut push = f.git();
+    push.args(["push", "-q", "origin", "main"]);
+    stdout_of(push);
+    std::fs::remove_dir_all(f.work.join("skills/old")).unwrap();
+    for i in 0..300 {
+        let dir = f.work.join("skills/new");
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = format!("Entirely different text number {i}.\n").repeat(20);
+        std::fs::write(
+            dir.join(format!("t{i}.md")),
+            skill(&format!("New {i}"), "") + &body,
+        )
+        .unwrap();
+    }
+    let tip = f.commit_all("300 deleted, 300 others added");
+
+    let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+    let mut held = f.rt.block_on(pool.begin()).unwrap();
+    f.rt.block_on(
+        sqlx::query("SELECT generation FROM git_repos WHERE name = 'skills' FOR UPDATE")
+            .execute(&mut *held),
+    )
+    .unwrap();
+    let prepared_before = count("sync prepared");
+    let released_before = count("repository lock released");
+    let mut pushing = f.push_in_background();
+    let waiting = || -> i64 {
+        f.rt.block_on(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE '%FROM git_repos%FOR UPDATE%'",
+            )
+            .fetch_one(&pool),
+        )
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while waiting() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never waited for the lock"
+        );
+        assert!(
+            pushing.try_wait().unwrap().is_none(),
+            "the push ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Waiting for the lock, the push has read, validated and diffed everything...
+    assert_eq!(count("sync prepared"), prepared_before + 1, "{}", log());
+    // ...and written nothing yet.
+    let old_rows: i64 =
+        f.rt.block_on(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM skills WHERE repo = 'skills' AND path LIKE 'skills/old/%'",
+            )
+            .fetch_one(&pool),
+        )
+        .unwrap();
+    assert_eq!(old_rows, 300);
+    f.rt.block_on(held.rollback()).unwrap();
+    let out = pushing.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.main(), tip);
+    // Not prepared again under the lock (the watermark was the one guessed).
+    assert_eq!(count("sync prepared"), prepared_before + 1);
+    assert_eq!(count("repository lock released"), released_before + 1);
+    let rows: Vec<(String, i64)> =
+        f.rt.block_on(
+            sqlx::query_as(
+                "SELECT split_part(path, '/', 2), count(*) FROM skills
+                 WHERE repo = 'skills' AND path ~ '^skills/(old|new)/'
+                 GROUP BY 1 ORDER BY 1",
+            )
+            .fetch_all(&pool),
+        )
+        .unwrap();
+    assert_eq!(rows, vec![("new".to_string(), 300)]);
+}

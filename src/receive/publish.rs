@@ -102,6 +102,8 @@ pub fn run(
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     let generation = rt.block_on(publish::lock(&mut tx, &ctx.repo_name))?;
     rt.block_on(sync::lock(&mut tx, &ctx.repo_name))?;
+    // How long other writers of this repository wait on this push (logged at commit).
+    let locked_at = std::time::Instant::now();
 
     let mut stale = false;
     // New names that cannot exist beside the refs the database has now.
@@ -217,6 +219,12 @@ pub fn run(
     };
     rt.block_on(crate::deliver::enqueue(&mut tx, view, &event, generation))?;
     rt.block_on(tx.commit())?;
+    tracing::debug!(
+        repo = %ctx.repo_name,
+        generation,
+        lock_ms = locked_at.elapsed().as_millis() as u64,
+        "repository lock released"
+    );
     sqlx::Connection::shrink_buffers(&mut *conn);
     if cache.as_ref().is_some_and(|c| c.search_deferred) {
         crate::cache::search::fill_in_background(rt, &ctx.pool);
