@@ -224,6 +224,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "... from one address (CI runners behind one NAT sign in together) [128]",
     ),
     (
+        "proxy_protocol",
+        "SKILLSD_PROXY_PROTOCOL",
+        "balancers (addresses or networks, comma-separated) whose SSH connections start \
+         with a PROXY header naming the client (HAProxy's send-proxy-v2) [none]",
+    ),
+    (
         "http_idle_secs",
         "SKILLSD_HTTP_IDLE_SECS",
         "an HTTP connection without traffic closes after [60]",
@@ -357,6 +363,9 @@ pub struct Settings {
     /// (`SKILLSD_MAX_STARTUPS`, `SKILLSD_MAX_STARTUPS_PER_SOURCE`).
     pub max_startups: usize,
     pub max_startups_per_source: usize,
+    /// Balancers whose SSH connections start with a PROXY header
+    /// (`SKILLSD_PROXY_PROTOCOL`): the client it names is the connection's address.
+    pub proxy_protocol: crate::net::proxy::Trusted,
     /// SSH connections open at once (`SKILLSD_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// How long shutdown waits for sessions (`SKILLSD_SHUTDOWN_GRACE_SECS`).
@@ -396,6 +405,7 @@ impl Default for Settings {
             login_grace: Duration::from_secs(30),
             max_startups: 256,
             max_startups_per_source: 128,
+            proxy_protocol: Default::default(),
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
@@ -530,6 +540,17 @@ impl Reader<'_> {
                 }
             },
         };
+        let proxy_protocol = match self.text("SKILLSD_PROXY_PROTOCOL") {
+            None => d.proxy_protocol.clone(),
+            Some(t) => crate::net::proxy::Trusted::parse(&t).unwrap_or_else(|e| {
+                self.refuse(
+                    "SKILLSD_PROXY_PROTOCOL",
+                    &t,
+                    &format!("addresses or networks, comma-separated ({e})"),
+                );
+                d.proxy_protocol.clone()
+            }),
+        };
         let policy = crate::receive::pre_receive::Policy {
             ref_pattern,
             mutable_tags: self.flag("SKILLSD_MUTABLE_TAGS"),
@@ -598,6 +619,7 @@ impl Reader<'_> {
             max_startups: self.count("SKILLSD_MAX_STARTUPS", d.max_startups),
             max_startups_per_source: self
                 .count("SKILLSD_MAX_STARTUPS_PER_SOURCE", d.max_startups_per_source),
+            proxy_protocol,
             shutdown_grace: self.secs("SKILLSD_SHUTDOWN_GRACE_SECS", d.shutdown_grace),
             reconcile_every: self
                 .count_or_off(

@@ -9,6 +9,8 @@
 //! runs that took either ~15 ms or ~55 ms. `TCP_QUICKACK` (re-armed after every read,
 //! as the kernel clears it) makes the server acknowledge at once.
 
+pub mod proxy;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -298,7 +298,7 @@ pub async fn run(
     let idle = prepared.settings.idle_timeout;
     let config = Arc::new(ssh_config(prepared.host_key, idle));
     let state = prepared.state.clone();
-    let mut server = SshServer {
+    let server = SshServer {
         state: prepared.state,
     };
     // Our own accept loop, so that shutting down stops new connections but lets the
@@ -319,6 +319,7 @@ pub async fn run(
         (prepared.settings.max_startups / 5).max(2),
     );
     let login_grace = prepared.settings.login_grace;
+    let proxy_protocol = prepared.settings.proxy_protocol.clone();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -343,22 +344,63 @@ pub async fn run(
                     crate::metrics::METRICS.connection_refused();
                     continue;
                 };
-                let Some(startup) = startups.admit(peer.ip()) else {
-                    tracing::info!(%peer, "too many connections signing in (from this address or in all); closing");
-                    crate::metrics::METRICS.connection_refused();
-                    continue;
+                // A balancer's connection names its client in a PROXY header, read
+                // in the connection's task (under the login grace); admission is by
+                // that client's address.
+                let proxied = proxy_protocol.sends_header(peer.ip());
+                let early = if proxied {
+                    None
+                } else {
+                    match startups.admit(peer.ip()) {
+                        Some(startup) => Some(startup),
+                        None => {
+                            tracing::info!(%peer, "too many connections signing in (from this address or in all); closing");
+                            crate::metrics::METRICS.connection_refused();
+                            continue;
+                        }
+                    }
                 };
                 let _ = socket.set_nodelay(true);
-                let mut handler = russh::server::Server::new_client(&mut server, Some(peer));
-                handler.hold_startup(startup);
-                let authenticated = handler.authenticated();
-                let activity = handler.activity();
+                let mut server = server.clone();
+                let startups = startups.clone();
                 let config = config.clone();
                 let mut force = force_tx.subscribe();
                 state.tasks.spawn(async move {
                     let _permit = permit;
-                    let socket = crate::net::QuickAck(socket);
                     let deadline = tokio::time::Instant::now() + login_grace;
+                    let mut socket = socket;
+                    let (peer, startup) = match early {
+                        Some(startup) => (peer, startup),
+                        None => {
+                            let client = match tokio::time::timeout_at(
+                                deadline,
+                                crate::net::proxy::read_header(&mut socket),
+                            )
+                            .await
+                            {
+                                Ok(Ok(client)) => client.unwrap_or(peer),
+                                Ok(Err(e)) => {
+                                    tracing::warn!(%peer, error = %e, "balancer connection closed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::info!(%peer, "no PROXY header within the login grace time; closed");
+                                    return;
+                                }
+                            };
+                            let Some(startup) = startups.admit(client.ip()) else {
+                                tracing::info!(peer = %client, balancer = %peer, "too many connections signing in (from this address or in all); closing");
+                                crate::metrics::METRICS.connection_refused();
+                                return;
+                            };
+                            (client, startup)
+                        }
+                    };
+                    let mut handler = russh::server::Server::new_client(&mut server, Some(peer));
+                    handler.hold_startup(startup);
+                    let authenticated = handler.authenticated();
+                    let activity = handler.activity();
+                    let socket = crate::net::QuickAck(socket);
                     let session = match tokio::time::timeout_at(
                         deadline,
                         russh::server::run_stream(config, socket, handler),

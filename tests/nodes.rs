@@ -17,6 +17,8 @@ struct Cluster {
     nodes: Vec<ChildServer>,
     key: Key,
     home: PathBuf,
+    /// More ssh options for git (e.g. the source address).
+    ssh_extra: String,
 }
 
 impl Cluster {
@@ -44,6 +46,7 @@ impl Cluster {
             nodes,
             key,
             home,
+            ssh_extra: String::new(),
         }
     }
 
@@ -57,7 +60,10 @@ impl Cluster {
         c.current_dir(dir)
             .env("HOME", &self.home)
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_SSH_COMMAND", format!("ssh {}", ssh_options(&self.key)))
+            .env(
+                "GIT_SSH_COMMAND",
+                format!("ssh {} {}", ssh_options(&self.key), self.ssh_extra),
+            )
             .env("GIT_AUTHOR_NAME", "Node Tester")
             .env("GIT_AUTHOR_EMAIL", "nodes@example.com")
             .env("GIT_COMMITTER_NAME", "Node Tester")
@@ -464,7 +470,13 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
             &env.node_dir(i),
             &env.db_url,
             &["--database-url", &env.db_url, "--http", &addr],
-            &[],
+            // HAProxy connects from 127.0.0.1 and names the client in a PROXY
+            // header; few sign-ins per client address, to see that they are counted
+            // per client, not per balancer.
+            &[
+                ("SKILLSD_PROXY_PROTOCOL", "127.0.0.1"),
+                ("SKILLSD_MAX_STARTUPS_PER_SOURCE", "4"),
+            ],
         ));
         lb_env.push((
             format!("SKILLSD_NODE{}", i + 1),
@@ -486,6 +498,9 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
             .expect("start haproxy"),
     );
     let mut c = Cluster::of(env, nodes);
+    // The test's own clients come from 127.0.0.9 (to the balancer and, without a
+    // PROXY header, straight to the nodes).
+    c.ssh_extra = "-o BindAddress=127.0.0.9".into();
     let lb = format!("ssh://git@127.0.0.1:{lb_port}/skills.git");
     // Until HAProxy's checks have seen the nodes ready.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -579,6 +594,62 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
     }
     let log = std::fs::read_to_string(c.env.tmp.path().join("haproxy.log")).unwrap();
     assert!(!log.contains("is DOWN"), "HAProxy took a node out:\n{log}");
+    drop(idle);
+
+    // Idle SSH sockets through the balancer from 127.0.0.2, far more than a node
+    // admits from one address: the nodes see 127.0.0.2 in the PROXY headers, refuse
+    // its extra sockets, and still sign in the test's client (127.0.0.9) — without
+    // the header all would be the balancer's 127.0.0.1, and its share used up.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(
+                &"127.0.0.2:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        let to: std::net::SocketAddr = format!("127.0.0.1:{lb_port}").parse().unwrap();
+        socket.connect(&to.into()).unwrap();
+        idle.push(socket);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused_by_client = |c: &Cluster| {
+        (0..3)
+            .map(|i| {
+                std::fs::read_to_string(c.env.node_dir(i).with_extension("log")).unwrap_or_default()
+            })
+            .flat_map(|log| {
+                log.lines()
+                    .filter(|l| {
+                        l.contains("too many connections signing in")
+                            && l.contains("peer=127.0.0.2:")
+                            && l.contains("balancer=127.0.0.1:")
+                    })
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .count()
+    };
+    while refused_by_client(&c) < 60 - 3 * 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the nodes did not refuse 127.0.0.2's extra sockets by its address"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for _ in 0..3 {
+        let mut ls = c.git(GITS[1], &c.home);
+        ls.args(["ls-remote", &lb, "refs/heads/main"]);
+        let out = ls.output().unwrap();
+        assert!(
+            out.status.success(),
+            "through HAProxy while 127.0.0.2's sockets wait: {out:?}"
+        );
+    }
     drop(idle);
 
     // Node 1 dies: HAProxy routes around it; pushes and clones go on.

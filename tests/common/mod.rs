@@ -655,7 +655,18 @@ pub fn wait_ready(port: u16, within: std::time::Duration) {
     use std::io::Read;
     let deadline = std::time::Instant::now() + within;
     loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        // From 127.0.0.8: a node that reads PROXY headers from 127.0.0.1 (a balancer
+        // there, tests/nodes.rs) greets this address at once.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 8], 0)).into())
+            .unwrap();
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if let Ok(mut s) = socket
+            .connect(&to.into())
+            .map(|_| std::net::TcpStream::from(socket))
+        {
             let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
             let mut banner = [0u8; 4];
             if s.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
