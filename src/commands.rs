@@ -62,11 +62,15 @@ skillsd: commands over ssh (besides git clone/fetch/push)
   api-token [LABEL]    a bearer token for the JSON API (Authorization: Bearer TOKEN)
   api-token list       your API tokens that still work
   api-token revoke     ends every API token of yours
-  token create [--name N] [--expires DAYS]
-                       a read-only bearer token for the API and agents (shown once)
+  token create [--name N] [--expires DAYS] [--write]
+                       a bearer token for the API and agents (shown once); read-only
+                       unless --write (then it may also open changes: contents API)
   token list           your tokens: name, created, expires, last used
   token revoke NAME|--all
                        ends your tokens of that name, or all of them
+  profile [USER] [--name FULL NAME] [--email ADDRESS]
+                       the author name and email of commits made for you in the
+                       browser or the contents API (admins: anyone's)
 ";
 
 /// `api-token`: a new bearer token for the JSON API, the list of yours, or all of
@@ -131,8 +135,14 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
         ["create", rest @ ..] => {
             let mut name = "token".to_string();
             let mut days = auth::API_TOKEN_TTL.as_secs() / 86_400;
+            let mut write = false;
             let mut i = 0;
             while i < rest.len() {
+                if rest[i] == "--write" {
+                    write = true;
+                    i += 1;
+                    continue;
+                }
                 match (rest[i], rest.get(i + 1)) {
                     ("--name", Some(v)) => name = v.to_string(),
                     ("--expires", Some(v)) => match v.parse::<u64>() {
@@ -145,7 +155,7 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
                     },
                     (flag, _) => {
                         return fail(format!(
-                            "error: `token create` takes --name NAME and --expires DAYS, not `{flag}`\n"
+                            "error: `token create` takes --name NAME, --expires DAYS and --write, not `{flag}`\n"
                         ))
                     }
                 }
@@ -160,10 +170,17 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
                 );
             }
             let ttl = std::time::Duration::from_secs(days * 86_400);
-            match auth::issue_api_token_for(pool, &user.name, &name, ttl).await {
+            if write && user.role == crate::db::users::Role::Reader {
+                return fail(format!(
+                    "error: {} has read-only access (role: reader): a --write token could do nothing more\n",
+                    user.name
+                ));
+            }
+            match auth::issue_token(pool, &user.name, &name, ttl, write).await {
                 Ok(token) => ok(format!(
-                    "A read-only token `{name}` for {} ({}), valid {days} day{}; it is shown once, \
+                    "A {} token `{name}` for {} ({}), valid {days} day{}; it is shown once, \
                      send it as `Authorization: Bearer TOKEN`; `token revoke {name}` ends it:\n{token}\n",
+                    if write { "read-write (opens changes)" } else { "read-only" },
                     user.name,
                     user.role.as_str(),
                     if days == 1 { "" } else { "s" }
@@ -208,6 +225,88 @@ async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output 
     }
 }
 
+/// `profile [USER] [--name FULL NAME] [--email ADDRESS]`: the name and email of the
+/// commits the server makes for a user (the contents API, the editor pages). Anyone
+/// sets their own; admins set anyone's. Without options: shows them.
+async fn profile(pool: &PgPool, user: &User, args: &[&str]) -> Output {
+    use crate::db::users::Role;
+    let (target, rest) = match args.first() {
+        Some(a) if !a.starts_with("--") => (a.to_string(), &args[1..]),
+        _ => (user.name.clone(), args),
+    };
+    if target != user.name && user.role != Role::Admin {
+        return fail(format!(
+            "error: only admins set another user's profile; `profile --name … --email …` sets yours ({})\n",
+            user.name
+        ));
+    }
+    let mut name: Option<String> = None;
+    let mut email: Option<String> = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let flag = rest[i];
+        let mut value = Vec::new();
+        i += 1;
+        while i < rest.len() && !rest[i].starts_with("--") {
+            value.push(rest[i]);
+            i += 1;
+        }
+        let value = value.join(" ");
+        match flag {
+            "--name" if !value.is_empty() => name = Some(value),
+            "--email" if !value.is_empty() => email = Some(value),
+            _ => {
+                return fail(format!(
+                    "error: `profile` takes [USER] --name FULL NAME --email ADDRESS, not `{flag} {value}`\n"
+                ))
+            }
+        }
+    }
+    if let Some(n) = &name {
+        if n.chars().count() > 200 || n.contains(['<', '>', '\n', '\r']) {
+            return fail("error: a name is 1 to 200 characters, without < or >\n".into());
+        }
+    }
+    if let Some(e) = &email {
+        let parts: Vec<&str> = e.split('@').collect();
+        if parts.len() != 2
+            || parts.iter().any(|p| p.is_empty())
+            || e.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
+            return fail(format!(
+                "error: `{e}` is not an email address (name@example.com)\n"
+            ));
+        }
+    }
+    let updated = if name.is_some() || email.is_some() {
+        sqlx::query(
+            "UPDATE users SET full_name = COALESCE($2, full_name), email = COALESCE($3, email)
+             WHERE name = $1",
+        )
+        .bind(&target)
+        .bind(&name)
+        .bind(&email)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    } else {
+        Ok(1)
+    };
+    match updated {
+        Ok(0) => return fail(format!("error: there is no user `{target}`\n")),
+        Ok(_) => {}
+        Err(e) => return fail(format!("skillsd: database unavailable: {e}\n")),
+    }
+    match crate::edit::identity(pool, &target).await {
+        Ok(Some((n, e))) => ok(format!(
+            "user: {target}\nname: {n}\nemail: {e}\n(commits made for {target} in the browser or \
+             through the contents API carry these)\n"
+        )),
+        Ok(None) => fail(format!("error: there is no user `{target}`\n")),
+        Err(e) => fail(format!("skillsd: database unavailable: {e}\n")),
+    }
+}
+
 /// Runs `command` for `user`; `None` when it is not one of these commands.
 pub async fn run(
     pool: &PgPool,
@@ -230,6 +329,7 @@ pub async fn run(
         ("web-login", []) => web_login(pool, web_url, user).await,
         ("api-token", rest) => api_token(pool, user, rest).await,
         ("token", rest) => token(pool, user, rest).await,
+        ("profile", rest) => profile(pool, user, rest).await,
         ("status", rest) if rest.len() <= 1 => status(pool, repos, rest.first().copied()).await,
         ("ls", rest) if rest.len() <= 1 => list(pool, repos, rest.first().copied()).await,
         ("show", rest) if !rest.is_empty() && rest.len() <= 2 => {

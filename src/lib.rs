@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod deliver;
+pub mod edit;
 pub mod hook;
 pub mod http;
 pub mod import;

@@ -31,6 +31,9 @@ pub struct Viewer {
     pub role: Role,
     /// This session's form token.
     pub csrf: String,
+    /// May act (open changes), not only read: a browser session (its forms carry the
+    /// CSRF token), or an API token made with `token create --write`.
+    pub can_write: bool,
 }
 
 fn secret() -> String {
@@ -78,16 +81,29 @@ pub async fn issue_api_token_for(
     label: &str,
     ttl: std::time::Duration,
 ) -> sqlx::Result<String> {
+    issue_token(pool, user, label, ttl, false).await
+}
+
+/// A bearer token as `user`, valid `ttl`, that may also act (`can_write`: open changes
+/// through the contents API) or only read.
+pub async fn issue_token(
+    pool: &PgPool,
+    user: &str,
+    label: &str,
+    ttl: std::time::Duration,
+    can_write: bool,
+) -> sqlx::Result<String> {
     let token = secret();
     sqlx::query(
-        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at)
-         SELECT $1, name, id, role, $3, 'api', $4, now() + $5::interval FROM users WHERE name = $2",
+        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at, can_write)
+         SELECT $1, name, id, role, $3, 'api', $4, now() + $5::interval, $6 FROM users WHERE name = $2",
     )
     .bind(hash(&token))
     .bind(user)
     .bind(secret())
     .bind(label)
     .bind(interval(ttl))
+    .bind(can_write)
     .execute(pool)
     .await?;
     Ok(token)
@@ -214,9 +230,10 @@ pub async fn viewer(pool: &PgPool, headers: &HeaderMap) -> sqlx::Result<Option<V
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let row: Option<(String, String, String, bool)> = sqlx::query_as(
+    let row: Option<(String, String, String, bool, bool)> = sqlx::query_as(
         "SELECT u.name, u.role, s.csrf,
-                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes'
+                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes',
+                s.kind = 'browser' OR s.can_write
          FROM web_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role",
     )
@@ -225,18 +242,18 @@ pub async fn viewer(pool: &PgPool, headers: &HeaderMap) -> sqlx::Result<Option<V
     .fetch_optional(pool)
     .await?;
     // When a token was last used, to the nearest few minutes (no write per request).
-    if let Some((_, _, _, true)) = &row {
+    if let Some((_, _, _, true, _)) = &row {
         sqlx::query("UPDATE web_sessions SET last_used_at = now() WHERE id_hash = $1")
             .bind(hash(&id))
             .execute(pool)
             .await?;
     }
-    let row = row.map(|(user, role, csrf, _)| (user, role, csrf));
-    Ok(row.and_then(|(user, role, csrf)| {
+    Ok(row.and_then(|(user, role, csrf, _, can_write)| {
         Some(Viewer {
             user,
             role: Role::parse(&role)?,
             csrf,
+            can_write,
         })
     }))
 }

@@ -1,0 +1,828 @@
+//! Editing without git: a commit made on the server for a user — from the contents
+//! API (`POST /api/repos/{repo}/changes`, [`api`]) — that goes through exactly what a
+//! push goes through. The files are written onto the branch's tip (or onto an open
+//! change's latest patch set) in a scratch repository, the commit is checked here for
+//! a precise answer (stale `sha`s: 409; the skills' problems: 422, as JSON), then
+//! pushed in process to `refs/for/BRANCH` ([`crate::import::push_in_process`]): the
+//! push's own checks, the review gate and the one publishing transaction decide, and
+//! the change then follows review like any other. `publish: true` merges it at once
+//! through the review's merge path when the branch's rules need no approval.
+//!
+//! The author and committer are the user, with the name and email of their profile
+//! (`ssh HOST profile --name … --email …`).
+
+pub mod api;
+
+use crate::db::users::{Role, User};
+use crate::review::store;
+use crate::skills::Problem;
+use gix::ObjectId;
+use serde::Deserialize;
+
+/// Most file operations in one request.
+pub const MAX_FILES: usize = 200;
+
+/// What happens to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Rename,
+}
+
+/// One file operation of a request (Gitea's shape).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEdit {
+    pub operation: Operation,
+    pub path: String,
+    /// The file's old path (rename).
+    #[serde(default)]
+    pub from_path: Option<String>,
+    /// The new content, base64 (create, update; rename: optional, else unchanged).
+    #[serde(default)]
+    pub content: Option<String>,
+    /// The blob id the client last saw (update, delete, rename: required).
+    #[serde(default)]
+    pub sha: Option<String>,
+}
+
+/// `POST /api/repos/{repo}/changes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// An open change of this user's to add a patch set to.
+    #[serde(default)]
+    pub change: Option<i32>,
+    #[serde(default)]
+    pub draft: bool,
+    /// Merge at once when the branch needs no approval.
+    #[serde(default)]
+    pub publish: bool,
+    pub files: Vec<FileEdit>,
+}
+
+/// Why nothing was committed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A `sha` that is not the file's blob now (or a file that exists already).
+    #[error("{message}")]
+    Stale {
+        path: String,
+        current: Option<String>,
+        message: String,
+    },
+    /// The commit breaks the rules: every problem, or the push's own words.
+    #[error("{message}")]
+    Invalid {
+        problems: Vec<Problem>,
+        message: String,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What was committed.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub change: i32,
+    pub patch_set: i32,
+    pub commit: String,
+    pub branch: String,
+    /// The change's page (`SKILLSD_PUBLIC_URL`), else its path.
+    pub url: String,
+    /// `publish`: merged (the merge's words), or why not.
+    pub published: Option<Result<String, String>>,
+    /// What the push printed.
+    pub messages: String,
+}
+
+/// The name and email of `user`'s commits: their profile's, else the user name and
+/// `NAME@users.skillsd` (an address that is nobody's mailbox). `None`: no such user.
+pub async fn identity(pool: &sqlx::PgPool, user: &str) -> sqlx::Result<Option<(String, String)>> {
+    let row: Option<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT name, full_name, email FROM users WHERE name = $1")
+            .bind(user)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(name, full, email)| {
+        (
+            full.unwrap_or_else(|| name.clone()),
+            email.unwrap_or_else(|| format!("{name}@users.skillsd")),
+        )
+    }))
+}
+
+/// A path a client may name: relative, `/`-separated, no empty, `.`, `..` or `.git`
+/// parts, no control characters, not too long.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("a file path is empty".into());
+    }
+    if path.len() > 1024 {
+        return Err("a file path is longer than 1024 bytes".into());
+    }
+    if path.starts_with('/') || path.contains('\\') {
+        return Err(format!(
+            "`{path}`: paths are relative to the repository, with `/`"
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "`{}`: a path cannot hold control characters",
+            path.escape_debug()
+        ));
+    }
+    for part in path.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(format!("`{path}`: no empty, `.` or `..` parts in a path"));
+        }
+        if part.eq_ignore_ascii_case(".git") {
+            return Err(format!("`{path}`: `.git` cannot be part of a path"));
+        }
+    }
+    Ok(())
+}
+
+/// A request's files, decoded and checked before any repository is opened.
+struct Decoded {
+    op: Operation,
+    path: String,
+    from_path: Option<String>,
+    content: Option<Vec<u8>>,
+    sha: Option<ObjectId>,
+}
+
+fn decode(req: &ChangeRequest, max_file_bytes: u64) -> Result<Vec<Decoded>, EditError> {
+    use base64::Engine;
+    let bad = |m: String| EditError::BadRequest(m);
+    if req.files.is_empty() {
+        return Err(bad(
+            "`files` is empty: name at least one file operation".into()
+        ));
+    }
+    if req.files.len() > MAX_FILES {
+        return Err(bad(format!(
+            "{} file operations; at most {MAX_FILES} in one change",
+            req.files.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(req.files.len());
+    for f in &req.files {
+        check_path(&f.path).map_err(bad)?;
+        if let Some(from) = &f.from_path {
+            check_path(from).map_err(bad)?;
+        }
+        let from_path = match (f.operation, &f.from_path) {
+            (Operation::Rename, Some(from)) if from != &f.path => Some(from.clone()),
+            (Operation::Rename, _) => {
+                return Err(bad(format!(
+                    "`{}`: a rename names the old path in `from_path`, different from `path`",
+                    f.path
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(bad(format!("`{}`: only a rename has `from_path`", f.path)))
+            }
+            (_, None) => None,
+        };
+        for p in std::iter::once(&f.path).chain(from_path.iter()) {
+            if !seen.insert(p.clone()) {
+                return Err(bad(format!("`{p}` is named by two operations")));
+            }
+        }
+        let sha = match (&f.sha, f.operation) {
+            (Some(s), _) => Some(ObjectId::from_hex(s.trim().as_bytes()).map_err(|_| {
+                bad(format!(
+                    "`{}`: `sha` is a blob id (40 hex digits), not `{s}`",
+                    f.path
+                ))
+            })?),
+            (None, Operation::Create) => None,
+            (None, op) => {
+                return Err(bad(format!(
+                    "`{}`: `sha` (the blob id you last read) is required to {}",
+                    f.path,
+                    format!("{op:?}").to_lowercase()
+                )))
+            }
+        };
+        let content = match (&f.content, f.operation) {
+            (Some(_), Operation::Delete) => {
+                return Err(bad(format!("`{}`: a delete has no content", f.path)))
+            }
+            (None, Operation::Create | Operation::Update) => {
+                return Err(bad(format!("`{}`: `content` (base64) is required", f.path)))
+            }
+            (None, _) => None,
+            (Some(c), _) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(c.trim())
+                    .map_err(|e| bad(format!("`{}`: `content` is not base64 ({e})", f.path)))?;
+                if bytes.len() as u64 > max_file_bytes {
+                    return Err(bad(format!(
+                        "`{}` is {} bytes, more than the limit of {max_file_bytes}",
+                        f.path,
+                        bytes.len()
+                    )));
+                }
+                if bytes.contains(&0) || std::str::from_utf8(&bytes).is_err() {
+                    return Err(bad(format!(
+                        "`{}`: the content is binary; only UTF-8 text is edited here (push binary files with git)",
+                        f.path
+                    )));
+                }
+                Some(bytes)
+            }
+        };
+        out.push(Decoded {
+            op: f.operation,
+            path: f.path.clone(),
+            from_path,
+            content,
+            sha,
+        });
+    }
+    Ok(out)
+}
+
+/// One line, bounded, for a title.
+fn title_of(req: &ChangeRequest, files: &[Decoded]) -> Result<String, EditError> {
+    let title = match req.title.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => {
+            let first = &files[0];
+            let verb = match first.op {
+                Operation::Create => "Add",
+                Operation::Update => "Update",
+                Operation::Delete => "Delete",
+                Operation::Rename => "Rename",
+            };
+            if files.len() == 1 {
+                format!("{verb} {}", first.path)
+            } else {
+                format!("{verb} {} and {} more", first.path, files.len() - 1)
+            }
+        }
+    };
+    if title.contains(['\n', '\r']) || title.chars().count() > crate::review::open::MAX_TITLE_CHARS
+    {
+        return Err(EditError::BadRequest(format!(
+            "the title is one line of at most {} characters",
+            crate::review::open::MAX_TITLE_CHARS
+        )));
+    }
+    Ok(title)
+}
+
+/// Commits `req`'s files for `user` onto `branch` of `repo` (or onto change
+/// `req.change`), pushes the commit to `refs/for/BRANCH`, and merges it when asked to.
+pub async fn submit(
+    svc: &crate::review::Service,
+    user: &User,
+    repo: &str,
+    req: ChangeRequest,
+) -> Result<Submitted, EditError> {
+    let db = |e: sqlx::Error| EditError::Unavailable(format!("the database is unavailable: {e}"));
+    let files = decode(&req, svc.policy.max_file_bytes)?;
+    let title = title_of(&req, &files)?;
+    let message = req.message.clone().unwrap_or_default();
+    if message.chars().count() > crate::review::open::MAX_DESCRIPTION_CHARS {
+        return Err(EditError::BadRequest(format!(
+            "the message is more than {} characters",
+            crate::review::open::MAX_DESCRIPTION_CHARS
+        )));
+    }
+    let (name, copy) = crate::storage::replica::open(&svc.pool, &svc.repos, repo, true)
+        .await
+        .map_err(|e| EditError::NotFound(format!("no repository `{repo}`: {e}")))?;
+    let role = crate::db::users::role_on(&svc.pool, user, &name)
+        .await
+        .map_err(|e| EditError::Unavailable(format!("the database is unavailable: {e}")))?;
+    let user = User {
+        role,
+        ..user.clone()
+    };
+    if user.role == Role::Reader {
+        return Err(EditError::Forbidden(format!(
+            "{} has read-only access to {name} (role: reader): only writers and admins propose changes",
+            user.name
+        )));
+    }
+    let (full_name, email) = identity(&svc.pool, &user.name)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| EditError::Forbidden(format!("there is no user `{}`", user.name)))?;
+    // Where the commit goes on top of: an open change of the user's, or the branch.
+    let mut branch = req
+        .branch
+        .clone()
+        .unwrap_or_else(|| crate::repos::DEFAULT_BRANCH.to_string());
+    let base_of_change = match req.change {
+        None => None,
+        Some(n) => {
+            let mut conn = svc.pool.acquire().await.map_err(db)?;
+            let change = store::find(&mut conn, &name, n)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| EditError::NotFound(format!("there is no change {n} in {name}")))?;
+            if change.author != user.name {
+                return Err(EditError::Forbidden(format!(
+                    "change {n} is {}'s: only its author adds patch sets",
+                    change.author
+                )));
+            }
+            if !change.state().is_open() {
+                return Err(EditError::BadRequest(format!(
+                    "change {n} is {}: open a new change instead",
+                    change.state().as_str().to_lowercase()
+                )));
+            }
+            match &req.branch {
+                Some(b) if b != &change.target => {
+                    return Err(EditError::BadRequest(format!(
+                        "change {n} is for `{}`, not `{b}`",
+                        change.target
+                    )))
+                }
+                _ => branch = change.target.clone(),
+            }
+            let sets = store::patch_sets(&mut conn, change.id).await.map_err(db)?;
+            let head = sets
+                .last()
+                .and_then(|p| ObjectId::from_hex(p.commit_sha.as_bytes()).ok())
+                .ok_or_else(|| EditError::Unavailable(format!("change {n} has no patch set")))?;
+            Some(head)
+        }
+    };
+    let rt = tokio::runtime::Handle::current();
+    let svc2 = svc.clone();
+    let user2 = user.clone();
+    let options = {
+        let mut o = vec![format!("title={title}")];
+        if !message.is_empty() {
+            o.push(format!("description={}", message.replace('\n', "\\n")));
+        }
+        if req.draft {
+            o.push("draft".to_string());
+        }
+        if let Some(n) = req.change {
+            o.push(format!("change={n}"));
+        }
+        o
+    };
+    let commit_message = if message.is_empty() {
+        format!("{title}\n")
+    } else {
+        format!("{title}\n\n{}\n", message.trim_end())
+    };
+    let name2 = name.clone();
+    let branch2 = branch.clone();
+    let (commit, messages) = tokio::task::spawn_blocking(move || {
+        let _reading = crate::maintenance::read_guard(copy.path());
+        commit_and_push(
+            &svc2,
+            &user2,
+            rt,
+            name2,
+            copy,
+            &branch2,
+            base_of_change,
+            &files,
+            (&full_name, &email),
+            &commit_message,
+            &options,
+        )
+    })
+    .await
+    .map_err(|e| EditError::Unavailable(format!("the commit failed: {e}")))??;
+    let found: Option<(i32, i32)> = sqlx::query_as(
+        "SELECT c.number, p.number FROM change_patch_sets p JOIN changes c ON c.id = p.change_id
+         WHERE c.repo = $1 AND p.commit_sha = $2 ORDER BY p.created_at DESC LIMIT 1",
+    )
+    .bind(&name)
+    .bind(commit.to_string())
+    .fetch_optional(&svc.pool)
+    .await
+    .map_err(db)?;
+    let (number, patch_set) = found.ok_or_else(|| {
+        EditError::Unavailable(format!(
+            "the change was pushed but is not recorded:\n{messages}"
+        ))
+    })?;
+    let path = format!("/changes/{number}?repo={name}");
+    let url = match &svc.web_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => path,
+    };
+    let published = if req.publish {
+        Some(crate::review::act(svc, &user, &name, number, crate::review::Action::Merge).await)
+    } else {
+        None
+    };
+    Ok(Submitted {
+        change: number,
+        patch_set,
+        commit: commit.to_string(),
+        branch,
+        url,
+        published,
+        messages,
+    })
+}
+
+/// In a scratch repository over `copy`: the files written onto the base (the change's
+/// head, else the branch's tip), checked, committed and pushed to `refs/for/BRANCH`.
+#[allow(clippy::too_many_arguments)]
+fn commit_and_push(
+    svc: &crate::review::Service,
+    user: &User,
+    rt: tokio::runtime::Handle,
+    name: String,
+    copy: gix::Repository,
+    branch: &str,
+    base_of_change: Option<ObjectId>,
+    files: &[Decoded],
+    (full_name, email): (&str, &str),
+    message: &str,
+    options: &[String],
+) -> Result<(ObjectId, String), EditError> {
+    let git = |e: &dyn std::fmt::Display| EditError::Unavailable(format!("git: {e}"));
+    let branch_ref = format!("refs/heads/{branch}");
+    let Some(tip) = crate::repos::ref_target(&copy, &branch_ref) else {
+        return Err(EditError::NotFound(format!(
+            "there is no branch `{branch}` in {name}"
+        )));
+    };
+    let base = base_of_change.unwrap_or(tip);
+    let scratch = crate::import::Scratch::new(&copy).map_err(|e| git(&e))?;
+    let repo = scratch.repo();
+    let base_tree = repo
+        .find_commit(base)
+        .map_err(|e| git(&e))?
+        .tree()
+        .map_err(|e| git(&e))?;
+    let rules = crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource {
+        tree: base_tree.clone(),
+    })
+    .unwrap_or_else(|_| crate::skills::rules::Rules::builtin());
+    // The blob at `path` in the base: (mode, id), or None.
+    let entry_at =
+        |path: &str| -> Result<Option<(gix::object::tree::EntryMode, ObjectId)>, EditError> {
+            Ok(base_tree
+                .lookup_entry(path.split('/').map(str::as_bytes))
+                .map_err(|e| git(&e))?
+                .map(|e| (e.mode(), e.object_id())))
+        };
+    let mut editor = repo.edit_tree(base_tree.id).map_err(|e| git(&e))?;
+    let mut written: Vec<(String, Vec<u8>)> = Vec::new();
+    for f in files {
+        for p in std::iter::once(&f.path).chain(f.from_path.iter()) {
+            if !rules.governs(p) {
+                return Err(EditError::BadRequest(format!(
+                    "`{p}` is outside the skill roots of {name} ({}): only skills are edited here",
+                    rules.roots().join(", ")
+                )));
+            }
+        }
+        let existing = entry_at(&f.path)?;
+        if let Some((mode, _)) = &existing {
+            if !mode.is_blob() && !(f.op == Operation::Create) {
+                return Err(EditError::BadRequest(format!(
+                    "`{}` is not a regular file (a folder, a symbolic link or a submodule)",
+                    f.path
+                )));
+            }
+        }
+        let stale = |path: &str, current: Option<ObjectId>, why: String| EditError::Stale {
+            path: path.to_string(),
+            current: current.map(|c| c.to_string()),
+            message: why,
+        };
+        match f.op {
+            Operation::Create => {
+                if let Some((_, id)) = existing {
+                    return Err(stale(
+                        &f.path,
+                        Some(id),
+                        format!(
+                            "`{}` exists already: update it with its sha instead",
+                            f.path
+                        ),
+                    ));
+                }
+            }
+            Operation::Update | Operation::Delete => match existing {
+                None => {
+                    return Err(stale(
+                        &f.path,
+                        None,
+                        format!("`{}` does not exist (any more) on {branch}", f.path),
+                    ))
+                }
+                Some((_, id)) if Some(id) != f.sha => {
+                    return Err(stale(
+                        &f.path,
+                        Some(id),
+                        format!("`{}` changed since you opened it: it is {} now", f.path, id),
+                    ))
+                }
+                Some(_) => {}
+            },
+            Operation::Rename => {
+                let from = f.from_path.as_deref().unwrap_or_default();
+                match entry_at(from)? {
+                    None => {
+                        return Err(stale(from, None, format!("`{from}` does not exist (any more) on {branch}")))
+                    }
+                    Some((mode, _)) if !mode.is_blob() => {
+                        return Err(EditError::BadRequest(format!(
+                            "`{from}` is not a regular file (a folder, a symbolic link or a submodule)"
+                        )))
+                    }
+                    Some((_, id)) if Some(id) != f.sha => {
+                        return Err(stale(
+                            from,
+                            Some(id),
+                            format!("`{from}` changed since you opened it: it is {id} now"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if let Some((_, id)) = existing {
+                    return Err(stale(
+                        &f.path,
+                        Some(id),
+                        format!("`{}` exists already", f.path),
+                    ));
+                }
+            }
+        }
+        // The parents of a new path must be folders, not files.
+        let parts: Vec<&str> = f.path.split('/').collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            if let Some((mode, _)) = entry_at(&parent)? {
+                if !mode.is_tree() {
+                    return Err(EditError::BadRequest(format!(
+                        "`{}`: `{parent}` is a file, not a folder",
+                        f.path
+                    )));
+                }
+            }
+        }
+        let kind_of = |mode: Option<gix::object::tree::EntryMode>| match mode {
+            Some(m) if m.is_executable() => gix::object::tree::EntryKind::BlobExecutable,
+            _ => gix::object::tree::EntryKind::Blob,
+        };
+        match f.op {
+            Operation::Delete => {
+                editor.remove(f.path.as_str()).map_err(|e| git(&e))?;
+            }
+            Operation::Create | Operation::Update => {
+                let bytes = f.content.clone().unwrap_or_default();
+                let id = repo.write_blob(&bytes).map_err(|e| git(&e))?.detach();
+                editor
+                    .upsert(f.path.as_str(), kind_of(existing.map(|e| e.0)), id)
+                    .map_err(|e| git(&e))?;
+                written.push((f.path.clone(), bytes));
+            }
+            Operation::Rename => {
+                let from = f.from_path.as_deref().unwrap_or_default();
+                let (mode, old_id) = entry_at(from)?.expect("checked above");
+                let (id, bytes) = match &f.content {
+                    Some(bytes) => (
+                        repo.write_blob(bytes).map_err(|e| git(&e))?.detach(),
+                        bytes.clone(),
+                    ),
+                    None => (
+                        old_id,
+                        repo.find_object(old_id).map_err(|e| git(&e))?.detach().data,
+                    ),
+                };
+                editor.remove(from).map_err(|e| git(&e))?;
+                editor
+                    .upsert(f.path.as_str(), kind_of(Some(mode)), id)
+                    .map_err(|e| git(&e))?;
+                written.push((f.path.clone(), bytes));
+            }
+        }
+    }
+    let tree = editor.write().map_err(|e| git(&e))?.detach();
+    if tree == base_tree.id {
+        return Err(EditError::BadRequest(
+            "the files are as they are already: nothing to change".into(),
+        ));
+    }
+    // The skills' problems, as JSON, before anything is pushed (the push checks again,
+    // with every rule: this is for a precise answer).
+    let new_tree = repo.find_tree(tree).map_err(|e| git(&e))?;
+    let rules = match crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource {
+        tree: new_tree,
+    }) {
+        Ok(r) => r,
+        Err(problems) => {
+            return Err(EditError::Invalid {
+                message: crate::skills::summary_line(&problems),
+                problems,
+            })
+        }
+    };
+    let mut problems = Vec::new();
+    for (path, bytes) in &written {
+        if rules.is_skill(path) {
+            if let Err(p) = rules.validate(path, bytes) {
+                problems.extend(p);
+            }
+        } else {
+            problems.extend(rules.validate_other(path, bytes));
+        }
+    }
+    if problems
+        .iter()
+        .any(|p| p.level == crate::skills::Level::Error)
+    {
+        return Err(EditError::Invalid {
+            message: crate::skills::summary_line(&problems),
+            problems,
+        });
+    }
+    let now = gix::date::Time::now_local_or_utc();
+    let signature = gix::actor::Signature {
+        name: full_name.into(),
+        email: email.into(),
+        time: now,
+    };
+    let commit = gix::objs::Commit {
+        tree,
+        parents: [base].into_iter().collect(),
+        author: signature.clone(),
+        committer: signature,
+        encoding: None,
+        message: message.into(),
+        extra_headers: Vec::new(),
+    };
+    let id = repo.write_object(&commit).map_err(|e| git(&e))?.detach();
+    let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[base, tip], None)
+        .map_err(|e| git(&e))?;
+    let policy = crate::receive::pre_receive::Policy {
+        pusher_is_admin: user.role == Role::Admin,
+        pusher: user.name.clone(),
+        pusher_role: user.role.as_str(),
+        ..svc.policy.clone()
+    };
+    let ctx = crate::receive::Context {
+        repo: copy,
+        repo_name: name,
+        default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+        policy,
+        user: user.clone(),
+        pool: svc.pool.clone(),
+        rt,
+        repos: svc.repos.clone(),
+        cancel: Default::default(),
+        web_url: svc.web_url.clone(),
+        merging: None,
+    };
+    let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
+    let (messages, status) =
+        crate::import::push_in_process(&ctx, repo, scratch.dir(), &target, None, id, ids, options)
+            .map_err(|e| git(&e))?;
+    if status
+        .lines()
+        .any(|l| l.trim_end() == format!("ok {target}"))
+    {
+        return Ok((id, messages));
+    }
+    let reason = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("ng {target} ")))
+        .unwrap_or("refused")
+        .to_string();
+    let text = format!("{reason}\n{messages}");
+    if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
+        return Err(EditError::Stale {
+            path: String::new(),
+            current: None,
+            message: format!("{branch} moved while committing; try again\n{text}"),
+        });
+    }
+    if reason.contains("no change") || reason.contains("there is no") {
+        return Err(EditError::NotFound(text));
+    }
+    if reason.contains("read-only")
+        || reason.contains("only its author")
+        || reason.contains("may not")
+    {
+        return Err(EditError::Forbidden(text));
+    }
+    Err(EditError::Invalid {
+        problems: Vec::new(),
+        message: text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "skills/../secrets.md",
+            "skills/./a.md",
+            "skills//a.md",
+            "skills/.git/config",
+            "skills/.GIT/hooks/x",
+            "skills\\a.md",
+            "skills/a\u{0}.md",
+            "skills/a\n.md",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "skills/a.md",
+            "skills/deploy/SKILL.md",
+            "skills/café/x y.md",
+        ] {
+            assert!(check_path(good).is_ok(), "{good:?}");
+        }
+    }
+
+    fn request(files: serde_json::Value) -> ChangeRequest {
+        serde_json::from_value(serde_json::json!({ "files": files })).unwrap()
+    }
+
+    #[test]
+    fn requests_are_checked_before_anything_is_read() {
+        use base64::Engine;
+        let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        let cases = [
+            (serde_json::json!([]), "is empty"),
+            (
+                serde_json::json!([{"operation": "update", "path": "skills/a.md", "content": b64(b"x")}]),
+                "`sha` (the blob id you last read) is required",
+            ),
+            (
+                serde_json::json!([{"operation": "create", "path": "skills/a.md", "content": "***"}]),
+                "not base64",
+            ),
+            (
+                serde_json::json!([{"operation": "create", "path": "skills/a.md", "content": b64(b"\x00\x01PNG")}]),
+                "binary",
+            ),
+            (
+                serde_json::json!([{"operation": "create", "path": "skills/a.md", "content": b64(&[b'a'; 2000])}]),
+                "more than the limit of 1000",
+            ),
+            (
+                serde_json::json!([{"operation": "rename", "path": "skills/a.md", "sha": "0".repeat(40)}]),
+                "from_path",
+            ),
+            (
+                serde_json::json!([{"operation": "delete", "path": "skills/a.md", "sha": "0".repeat(40), "content": b64(b"x")}]),
+                "a delete has no content",
+            ),
+            (
+                serde_json::json!([
+                    {"operation": "create", "path": "skills/a.md", "content": b64(b"x")},
+                    {"operation": "create", "path": "skills/a.md", "content": b64(b"y")}
+                ]),
+                "named by two operations",
+            ),
+            (
+                serde_json::json!([{"operation": "create", "path": "../a.md", "content": b64(b"x")}]),
+                "`..`",
+            ),
+        ];
+        for (files, want) in cases {
+            let err = decode(&request(files.clone()), 1000)
+                .err()
+                .unwrap_or_else(|| panic!("{files} was accepted"));
+            assert!(
+                matches!(err, EditError::BadRequest(_)) && err.to_string().contains(want),
+                "{files}: {err}"
+            );
+        }
+        let unknown: Result<ChangeRequest, _> =
+            serde_json::from_value(serde_json::json!({"files": [], "sneaky": true}));
+        assert!(unknown.is_err());
+    }
+}
