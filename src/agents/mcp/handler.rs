@@ -634,11 +634,9 @@ impl ServerHandler for Handler {
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), McpError> {
         let mcp = &self.state.mcp;
         let Some(_place) = mcp.admit_listener() else {
+            // Refused before rmcp acknowledged it, unless another came in between.
             return Err(McpError::internal_error(
-                format!(
-                    "this server has {} change subscriptions open, as many as it keeps; try again later",
-                    mcp.limits().max_sessions
-                ),
+                super::too_many_listeners(mcp.limits().max_sessions),
                 None,
             ));
         };

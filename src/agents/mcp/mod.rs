@@ -233,7 +233,7 @@ pub async fn endpoint(State(s): State<Arc<HttpState>>, request: Request) -> Resp
         }
     };
     let request = if request.method() == Method::POST {
-        match checked(request).await {
+        match checked(request, &s.mcp).await {
             Ok(r) => r,
             Err(refused) => return refused,
         }
@@ -251,7 +251,7 @@ pub async fn endpoint(State(s): State<Arc<HttpState>>, request: Request) -> Resp
 
 /// The POST `request` with its body read (at most [`MAX_BODY_BYTES`]) and found to be
 /// one JSON-RPC message rmcp can take; or the error answer.
-async fn checked(request: Request) -> Result<Request, Response> {
+async fn checked(request: Request, mcp: &Mcp) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -280,16 +280,81 @@ async fn checked(request: Request) -> Result<Request, Response> {
         ));
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
-    if let Err(e) = serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
-        return Err(rpc_error(
+    match serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
+        Err(e) => Err(rpc_error(
             StatusCode::BAD_REQUEST,
             id,
             -32600,
             &format!("not a JSON-RPC 2.0 request, notification or response of MCP: {e}"),
-        ));
+        )),
+        // A method rmcp knows whose params are not its own reads as a custom request:
+        // said as it is rather than as an unknown method.
+        Ok(rmcp::model::ClientJsonRpcMessage::Request(r))
+            if matches!(&r.request, rmcp::model::ClientRequest::CustomRequest(c)
+                if KNOWN_METHODS.contains(&c.method.as_str())) =>
+        {
+            Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32602,
+                &format!(
+                    "the params of `{}` are not the ones MCP defines for it",
+                    r.request.method()
+                ),
+            ))
+        }
+        // A change subscription over the cap: refused before it is acknowledged.
+        Ok(rmcp::model::ClientJsonRpcMessage::Request(r))
+            if matches!(
+                &r.request,
+                rmcp::model::ClientRequest::SubscriptionsListenRequest(_)
+            ) && mcp.listeners.load(Ordering::Acquire) >= mcp.limits.max_sessions =>
+        {
+            let mut refused = rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                -32000,
+                &too_many_listeners(mcp.limits.max_sessions),
+            );
+            refused.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+            Err(refused)
+        }
+        Ok(_) => Ok(Request::from_parts(parts, Body::from(bytes))),
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
+
+/// Why a change subscription is refused.
+pub fn too_many_listeners(max: usize) -> String {
+    format!("this server has {max} change subscriptions open, as many as it keeps; try again later")
+}
+
+/// The client requests of MCP (and its skills extension) rmcp reads.
+const KNOWN_METHODS: [&str; 21] = [
+    "initialize",
+    "server/discover",
+    "ping",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/directory/read",
+    "subscriptions/listen",
+    "prompts/list",
+    "prompts/get",
+    "logging/setLevel",
+    "completion/complete",
+    "tools/list",
+    "tools/call",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "skills/list",
+    "skills/get",
+];
 
 /// Follows the cache's changes (the live pages' `skills_changed` events) until `stop`,
 /// and tells the MCP sessions and subscriptions of a repository when its published
