@@ -255,7 +255,7 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
                 .contains("**rollback**"),
             "{mode}: {both}"
         );
-        for q in ["proposed", "archived", "zzzqqq"] {
+        for q in ["proposed", "old", "region", "zzzqqq"] {
             assert_eq!(hit_names(&search[q]), Vec::<String>::new(), "{}", m(q));
         }
         assert_eq!(

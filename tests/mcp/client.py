@@ -117,7 +117,7 @@ async def tour(url: str, mode: str, token: str | None) -> dict[str, Any]:
 
         out["search"] = {
             q: await call("search_skills", {"query": q, "limit": 5})
-            for q in ["deploy", "region", "conventions", "proposed", "archived", "zzzqqq"]
+            for q in ["deploy", "region", "conventions", "proposed", "old", "zzzqqq"]
         }
         out["search_limit_1"] = await call("search_skills", {"query": "deploy OR git", "limit": 1})
         out["search_bad"] = {
