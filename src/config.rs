@@ -269,6 +269,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "SKILLSD_MIRROR_TIMEOUT_SECS",
         "one push to a mirror, connecting included [600]",
     ),
+    (
+        "mcp_max_sessions",
+        "SKILLSD_MCP_MAX_SESSIONS",
+        "MCP sessions (and change subscriptions) open at once; the idlest closes first [256]",
+    ),
+    (
+        "mcp_session_idle_secs",
+        "SKILLSD_MCP_SESSION_IDLE_SECS",
+        "an MCP session without a request closes after [1800]",
+    ),
 ];
 
 /// The values given on the command line: they win over everything else.
@@ -377,6 +387,9 @@ pub struct Settings {
     pub bulk_load_from: Option<usize>,
     /// Retries and time limits of mirror and webhook deliveries.
     pub delivery: crate::deliver::Settings,
+    /// The MCP server's sessions (`SKILLSD_MCP_MAX_SESSIONS`,
+    /// `SKILLSD_MCP_SESSION_IDLE_SECS`).
+    pub mcp: crate::agents::mcp::Limits,
 }
 
 impl Default for Settings {
@@ -410,6 +423,7 @@ impl Default for Settings {
             reconcile_every: Some(Duration::from_secs(600)),
             bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
             delivery: Default::default(),
+            mcp: Default::default(),
         }
     }
 }
@@ -629,6 +643,7 @@ impl Reader<'_> {
                 .map(Duration::from_secs),
             bulk_load_from: self.count_or_off("SKILLSD_BULK_LOAD_FROM", d.bulk_load_from),
             delivery: self.delivery(&d.delivery),
+            mcp: self.mcp(&d.mcp),
         }
     }
 
@@ -702,6 +717,22 @@ impl Reader<'_> {
             );
         }
         s
+    }
+
+    fn mcp(&mut self, d: &crate::agents::mcp::Limits) -> crate::agents::mcp::Limits {
+        let limits = crate::agents::mcp::Limits {
+            max_sessions: self.count("SKILLSD_MCP_MAX_SESSIONS", d.max_sessions),
+            idle: self.secs("SKILLSD_MCP_SESSION_IDLE_SECS", d.idle),
+        };
+        for (env, bad) in [
+            ("SKILLSD_MCP_MAX_SESSIONS", limits.max_sessions == 0),
+            ("SKILLSD_MCP_SESSION_IDLE_SECS", limits.idle.is_zero()),
+        ] {
+            if bad {
+                self.refuse(env, "0", "a number of at least 1");
+            }
+        }
+        limits
     }
 
     fn secs(&mut self, env: &str, default: Duration) -> Duration {

@@ -3,7 +3,7 @@
 //! (`/api/skills/sync/status`, `/api/skills/{id|slug}/sync-logs`,
 //! `POST /api/skills/sync/trigger`), and the changes under review (`/api/changes`,
 //! `/api/changes/{n}`, `/api/skills?status=IN_REVIEW`); and the skills for agents
-//! under `/.well-known/agent-skills/` ([`crate::agents`]).
+//! under `/.well-known/agent-skills/` and over MCP at `/mcp` ([`crate::agents`]).
 
 use crate::repos::{RepoStore, DEFAULT_BRANCH};
 use axum::extract::{Path, Query, State};
@@ -39,6 +39,8 @@ pub struct HttpState {
     /// The published skills as agents fetch them ([`crate::agents`]), built once per
     /// state of the cache.
     pub agents: crate::agents::Catalog,
+    /// The MCP server's sessions and change notifications ([`crate::agents::mcp`]).
+    pub mcp: crate::agents::mcp::Mcp,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -59,6 +61,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .merge(crate::web::router())
         .merge(crate::agents::serve::router())
         .merge(crate::edit::api::router())
+        .merge(crate::agents::mcp::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::gate,

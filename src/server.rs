@@ -278,7 +278,9 @@ pub async fn run(
                 ..prepared.state.review()
             },
             agents: crate::agents::Catalog::default(),
+            mcp: crate::agents::mcp::Mcp::new(prepared.settings.mcp),
         });
+        tokio::spawn(crate::agents::mcp::watch(state.clone(), stop_rx.clone()));
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),
             state.events.clone(),

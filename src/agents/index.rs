@@ -73,6 +73,10 @@ pub struct File {
     pub blob: ObjectId,
     pub executable: bool,
     pub digest: String,
+    /// How many bytes it has.
+    pub size: u64,
+    /// Whether its bytes are UTF-8 text (MCP serves text as text, the rest as base64).
+    pub utf8: bool,
     /// Its bytes, when the memory budget kept them.
     pub data: Option<Bytes>,
 }
@@ -100,6 +104,8 @@ impl Kind {
 pub struct Skill {
     pub name: String,
     pub description: String,
+    /// Its `SKILL.md` frontmatter as the cache holds it (all of it, as JSON).
+    pub frontmatter: serde_json::Value,
     pub kind: Kind,
     /// `SKILL.md` first, then the others by path.
     pub files: Vec<File>,
@@ -136,10 +142,12 @@ impl Skill {
         &self,
         name: &str,
         description: &str,
+        frontmatter: &serde_json::Value,
         files: &[(String, ObjectId, bool)],
     ) -> bool {
         self.name == name
             && self.description == description
+            && self.frontmatter == *frontmatter
             && self.files.len() == files.len()
             && self
                 .files
@@ -341,7 +349,7 @@ fn one_skill(
         (a.0 != SKILL_FILE, a.0.as_bytes()).cmp(&(b.0 != SKILL_FILE, b.0.as_bytes()))
     });
     if let Some(old) = previous.and_then(|p| p.skills.get(&name)) {
-        if old.same_content(&name, &description, &files) {
+        if old.same_content(&name, &description, &row.frontmatter, &files) {
             let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
                 + old.archive.as_ref().map_or(0, |a| a.len());
             *budget = budget.saturating_sub(kept);
@@ -387,6 +395,8 @@ fn one_skill(
             }
             File {
                 digest: digest(&data),
+                size: data.len() as u64,
+                utf8: std::str::from_utf8(&data).is_ok(),
                 path,
                 blob,
                 executable,
@@ -397,6 +407,7 @@ fn one_skill(
     Ok(Arc::new(Skill {
         name,
         description,
+        frontmatter: row.frontmatter.clone(),
         kind,
         files,
         archive_digest,

@@ -7,6 +7,8 @@
 //!   with their digests; the index document.
 //! * [`archive`]: a skill folder as a `.tar.gz` whose bytes depend on the files alone.
 //! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
+//! * [`mcp`]: the same published skills over MCP (`/mcp`): tools, `skill://`
+//!   resources, SEP-2640's `skills/list` and `skills/get`, change notifications.
 //!
 //! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
 //! reflects ([`index::Key`]): a request asks the database for that key (one query) and
@@ -16,6 +18,7 @@
 
 pub mod archive;
 pub mod index;
+pub mod mcp;
 pub mod serve;
 
 use index::{Key, Published, Row};

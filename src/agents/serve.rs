@@ -92,7 +92,7 @@ pub fn parse(raw: &str) -> Result<(Option<String>, Wanted), Refused> {
 
 /// One path segment, percent-decoded: not empty, not `.` or `..`, without `/`, `\` or
 /// NUL once decoded, valid UTF-8.
-fn segment(raw: &str) -> Result<String, String> {
+pub(crate) fn segment(raw: &str) -> Result<String, String> {
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| "the path is not UTF-8".to_string())?;
@@ -200,8 +200,12 @@ fn answer(
 /// The content type of a skill file: Markdown, JSON, other text, or bytes. Never
 /// HTML.
 pub fn content_type(path: &str, data: &[u8]) -> &'static str {
+    content_type_of(path, std::str::from_utf8(data).is_ok())
+}
+
+/// [`content_type`] of a file whose bytes are UTF-8 text (`text`) or not.
+pub fn content_type_of(path: &str, text: bool) -> &'static str {
     let lower = path.to_ascii_lowercase();
-    let text = std::str::from_utf8(data).is_ok();
     if !text {
         "application/octet-stream"
     } else if lower.ends_with(".md") || lower.ends_with(".markdown") {
@@ -281,40 +285,65 @@ async fn file(
     if not_modified(headers, &etag) {
         return answer(s, headers, &f.digest, "", Freshness::Content, None);
     }
-    let data = match &f.data {
-        Some(d) => d.clone(),
-        None => {
-            let (blob, repo) = (f.blob, published.repo.clone());
-            let s2 = s.clone();
-            let read = tokio::task::spawn_blocking(move || {
-                let (_, copy) = s2.repos.open(&repo).map_err(|e| e.to_string())?;
-                index::read_blob(&copy, blob).map_err(|e| e.0)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
-            match read {
-                // Read again: checked against the digest the index gave.
-                Ok(d) if index::digest(&d) == f.digest => Bytes::from(d),
-                Ok(_) => {
-                    tracing::error!(repo = %published.repo, skill = %skill.name, %path, "a skill file's bytes differ from its digest");
-                    return json_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "the file differs from its digest",
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(repo = %published.repo, skill = %skill.name, %path, error = %e, "cannot read a skill file");
-                    return json_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the file cannot be read now",
-                    );
-                }
-            }
+    let data = match file_bytes(&s.repos, &published.repo, f).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(repo = %published.repo, skill = %skill.name, %path, error = %e, "cannot serve a skill file");
+            let status = match e {
+                ReadError::Digest => StatusCode::INTERNAL_SERVER_ERROR,
+                ReadError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            return json_error(status, e.public());
         }
     };
     let ct = content_type(path, &data);
     answer(s, headers, &f.digest, ct, Freshness::Content, Some(data))
+}
+
+/// Why a skill file's bytes cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the file's bytes differ from its digest")]
+    Digest,
+    #[error("the file cannot be read: {0}")]
+    Unavailable(String),
+}
+
+impl ReadError {
+    /// What a client is told (no server detail).
+    pub fn public(&self) -> &'static str {
+        match self {
+            ReadError::Digest => "the file differs from its digest",
+            ReadError::Unavailable(_) => "the file cannot be read now",
+        }
+    }
+}
+
+/// The bytes of `f`, a file of `repo`'s published skills: the ones kept in memory, or
+/// read again from this node's copy of git and checked against the digest the index
+/// gave.
+pub async fn file_bytes(
+    repos: &crate::repos::RepoStore,
+    repo: &str,
+    f: &index::File,
+) -> Result<Bytes, ReadError> {
+    if let Some(d) = &f.data {
+        return Ok(d.clone());
+    }
+    let (blob, repo, repos) = (f.blob, repo.to_string(), repos.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let (_, copy) = repos.open(&repo).map_err(|e| e.to_string())?;
+        index::read_blob(&copy, blob).map_err(|e| e.0)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(ReadError::Unavailable)?;
+    if index::digest(&read) == f.digest {
+        Ok(Bytes::from(read))
+    } else {
+        Err(ReadError::Digest)
+    }
 }
 
 async fn archive(

@@ -12,7 +12,7 @@ pub mod live;
 pub mod markdown;
 mod pages;
 
-pub use pages::{search, SkillsQuery, MAX_PAGE};
+pub use pages::{search, SkillsQuery, MAX_PAGE, MAX_QUERY_CHARS};
 
 use auth::Viewer;
 use axum::extract::{Request, State};
@@ -45,6 +45,9 @@ mod tests {
             surface("/team/.well-known/agent-skills/x/SKILL.md"),
             Surface::Api
         );
+        assert_eq!(surface("/mcp"), Surface::Api);
+        assert_eq!(surface("/team/mcp"), Surface::Api);
+        assert_eq!(surface("/skills/mcp"), Surface::Page);
         assert_eq!(surface("/.well-known/other"), Surface::Page);
         assert_eq!(surface("/apiary"), Surface::Page);
         assert_eq!(surface("/"), Surface::Page);
@@ -101,7 +104,7 @@ enum Surface {
     /// `/metrics`: its own setting ([`crate::config::MetricsAccess`]).
     Metrics,
     /// The JSON API (`/api/...`) and the skills for agents
-    /// (`[/{repo}]/.well-known/agent-skills/...`): answered in JSON.
+    /// (`[/{repo}]/.well-known/agent-skills/...`, `[/{repo}]/mcp`): answered in JSON.
     Api,
     /// The status pages.
     Page,
@@ -115,6 +118,7 @@ fn surface(path: &str) -> Surface {
         "/metrics" => Surface::Metrics,
         p if p == "/api" || p.starts_with("/api/") => Surface::Api,
         p if crate::agents::is_agents_path(p) => Surface::Api,
+        p if crate::agents::mcp::is_mcp_path(p) => Surface::Api,
         _ => Surface::Page,
     }
 }
