@@ -542,6 +542,34 @@ fn bad_filters_and_unreachable_objects_are_refused() {
     );
     assert!(out.contains("ERR more than one filter line"), "{out}");
 
+    // A v0 client writes `done` after its want list without reading in between: the
+    // session stays open for it after the refusal (were it closed, git's next write
+    // could fail with a broken pipe before it reads the reason), until it hangs up.
+    let mut child = common::ssh_to(&f.key, f.server.port)
+        .args(["-o", "SetEnv=GIT_PROTOCOL=version=0"])
+        .arg("git-upload-pack '/skills.git'")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut wants = pkt(format!("want {main} side-band-64k\n").as_bytes());
+    wants.extend_from_slice(&pkt(b"filter tree:x\n"));
+    wants.extend_from_slice(b"0000");
+    stdin.write_all(&wants).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "closed before the client's done"
+    );
+    stdin.write_all(&pkt(b"done\n")).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ERR filter `tree:x`"), "{text}");
+
     // An object that does not exist gets the same answer as one no ref reaches: the
     // answer does not tell which.
     let absent = "0123456789abcdef0123456789abcdef01234567";

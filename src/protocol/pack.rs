@@ -338,14 +338,12 @@ impl<'r> TreeWalk<'r> {
                     if children_ok {
                         stack.push((oid, child_depth));
                     }
-                } else if !mode.is_commit()
-                    && children_ok
-                    && !have.contains(&oid)
-                    && !self.sent.contains(&oid)
-                    && self.blob_ok(oid)?
-                {
-                    self.sent.insert(oid);
-                    self.out.push(oid);
+                } else if !mode.is_commit() && children_ok && !have.contains(&oid) {
+                    // Without a size filter, one set lookup as before filters existed.
+                    let sized = self.filter.blob_limit.is_some();
+                    if !sized || (!self.sent.contains(&oid) && self.blob_ok(oid)?) {
+                        self.send(oid);
+                    }
                 }
             }
             // Visit subtrees in the order they appear in the tree.

@@ -49,10 +49,23 @@ pub fn serve(
     if let Err(ProtocolError::Protocol(msg)) = &result {
         // Best effort: tell the client why; it prints `remote error: ...`.
         let _ = write_err(out, msg);
+        if version == Version::V0 {
+            // A v0 client writes its want list and then `done` without reading in
+            // between: were the session closed at once, that second write could
+            // fail (a broken pipe) before git reads the reason. Read on until the
+            // client hangs up, which git does on ERR (a silent one is cut off by
+            // the session's minimum rate), at most a little.
+            let _ = out.flush();
+            let rest = input.into_inner().take(DRAIN_BYTES);
+            let _ = std::io::copy(&mut { rest }, &mut std::io::sink());
+        }
     }
     out.flush()?;
     result
 }
+
+/// The most a v0 session reads after refusing a request (see [`serve`]).
+const DRAIN_BYTES: u64 = 64 * 1024;
 
 const V0_CAPS: &str =
     "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag filter allow-tip-sha1-in-want allow-reachable-sha1-in-want object-format=sha1";
