@@ -50,13 +50,13 @@ pub fn check_wants(repo: &gix::Repository, refs: &RefList, wants: &[ObjectId]) -
         let mut id = oid;
         loop {
             pending.remove(&id);
-            let Ok(obj) = repo.find_object(id) else {
+            let Ok(header) = repo.find_header(id) else {
                 break;
             };
-            match obj.kind {
-                Kind::Tag => match obj.into_tag().target_id() {
-                    Ok(target) => id = target.detach(),
-                    Err(_) => break,
+            match header.kind() {
+                Kind::Tag => match repo.find_tag(id).map(|t| t.target_id()) {
+                    Ok(Ok(target)) => id = target.detach(),
+                    _ => break,
                 },
                 Kind::Commit => {
                     if tip_set.insert(id) {
