@@ -209,7 +209,7 @@ fn report_status_v2_is_used_by_new_gits() {
 }
 
 #[test]
-fn mirror_clone_and_filter_fallback() {
+fn mirror_clone_and_filtered_clone() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/local/bin/git", &key, &server);
@@ -235,7 +235,8 @@ fn mirror_clone_and_filter_fallback() {
             "{bin}"
         );
         git.ok(&mirror, &["fsck"]);
-        // --filter is not offered: git says so and clones everything.
+        // --filter is offered (tests/partial_clone.rs): a partial clone whose
+        // checkout fetches the blobs it needs.
         let filtered = git.home.path().join("filtered");
         let (ok, _, stderr) = git.run(
             git.home.path(),
@@ -248,8 +249,14 @@ fn mirror_clone_and_filter_fallback() {
         );
         assert!(ok, "{bin}: {stderr}");
         assert!(
-            stderr.contains("filtering not recognized by server"),
+            !stderr.contains("filtering not recognized by server"),
             "{bin}: {stderr}"
+        );
+        assert_eq!(
+            git.ok(&filtered, &["config", "remote.origin.promisor"])
+                .trim(),
+            "true",
+            "{bin}"
         );
         assert!(filtered.join("skills/git/commit-messages.md").is_file());
     }

@@ -6,8 +6,10 @@
 //! a service on a blocking thread with the channel bridged in, so git object work
 //! (gix) never blocks the async runtime.
 
+pub mod filter;
 pub mod pack;
 pub mod pktline;
+pub mod reach;
 pub mod refs;
 pub mod upload_pack;
 

@@ -2,16 +2,18 @@
 //!
 //! The object set is exact: every commit reachable from the wants and not from the
 //! client's common commits, plus every tree and blob of those commits that the
-//! boundary commits (parents the client already has) do not contain. The pack is
+//! boundary commits (parents the client already has) do not contain, less what a
+//! partial clone's [`Filter`] leaves out (objects named in `want` are always sent). The pack is
 //! made of `gix-pack`'s entries, reusing deltas already stored in packs, and
 //! streamed to the writer one object at a time: the memory a clone takes does not
 //! grow with the repository (gix's own `iter_from_counts` sizes its chunks by the
 //! object count — half the objects per chunk for a small repository — and holds
 //! chunks in flight, so a clone of a repository of large files held most of it).
 
+use super::filter::Filter;
 use super::{ProtocolError, Result};
 use gix::ObjectId;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
@@ -47,8 +49,20 @@ pub fn objects_to_send(
     commons: &[ObjectId],
     deepen: Option<&Deepen>,
 ) -> Result<(Vec<ObjectId>, ShallowUpdate)> {
-    let mut out = Vec::new();
-    let mut sent: HashSet<ObjectId> = HashSet::new();
+    objects_to_send_filtered(repo, wants, commons, deepen, &Filter::default())
+}
+
+/// [`objects_to_send`] for a partial clone: the `filter` leaves out trees and blobs
+/// of the commits sent, never an object named in `wants`.
+pub fn objects_to_send_filtered(
+    repo: &gix::Repository,
+    wants: &[ObjectId],
+    commons: &[ObjectId],
+    deepen: Option<&Deepen>,
+    filter: &Filter,
+) -> Result<(Vec<ObjectId>, ShallowUpdate)> {
+    let mut have: HashSet<ObjectId> = HashSet::new();
+    let mut trees = TreeWalk::new(repo, filter);
     let mut tips = Vec::new();
     for want in wants {
         let mut id = *want;
@@ -56,9 +70,7 @@ pub fn objects_to_send(
             let obj = repo.find_object(id).map_err(ProtocolError::git)?;
             match obj.kind {
                 gix::object::Kind::Tag => {
-                    if sent.insert(id) {
-                        out.push(id);
-                    }
+                    trees.send(id);
                     id = obj
                         .into_tag()
                         .target_id()
@@ -69,40 +81,38 @@ pub fn objects_to_send(
                     tips.push(id);
                     break;
                 }
-                // A tag of a tree (or a wanted tree): the tree and all it contains,
-                // or the clone would lack objects the tag needs.
+                // A tag of a tree (or a wanted tree): the tree and what it contains
+                // (as the filter allows, counting depth from this tree), or the clone
+                // would lack objects the tag needs.
                 gix::object::Kind::Tree => {
-                    add_new_tree(repo, id, &HashSet::new(), &mut sent, &mut out)?;
+                    trees.add(id, &have, true)?;
                     break;
                 }
                 gix::object::Kind::Blob => {
-                    if sent.insert(id) {
-                        out.push(id);
-                    }
+                    trees.send(id);
                     break;
                 }
             }
         }
     }
     if tips.is_empty() {
-        return Ok((out, ShallowUpdate::default()));
+        return Ok((trees.out, ShallowUpdate::default()));
     }
     let (commits, boundary, update) = match deepen {
         None => full_history(repo, tips, commons)?,
         Some(d) => shallow_history(repo, tips, commons, d)?,
     };
     // Trees and blobs the client has: everything in the trees of boundary commits.
-    let mut have: HashSet<ObjectId> = HashSet::new();
     for commit in boundary {
         let tree = commit_tree(repo, commit)?;
         collect_tree(repo, tree, &mut have)?;
     }
     for commit in commits {
-        out.push(commit);
+        trees.send(commit);
         let tree = commit_tree(repo, commit)?;
-        add_new_tree(repo, tree, &have, &mut sent, &mut out)?;
+        trees.add(tree, &have, false)?;
     }
-    Ok((out, update))
+    Ok((trees.out, update))
 }
 
 type History = (Vec<ObjectId>, Vec<ObjectId>, ShallowUpdate);
@@ -254,37 +264,114 @@ fn collect_tree(repo: &gix::Repository, tree: ObjectId, set: &mut HashSet<Object
     Ok(())
 }
 
-/// Adds `tree` and everything under it that the client lacks to `out` (each tree
-/// before what it contains), with an explicit stack.
-fn add_new_tree(
-    repo: &gix::Repository,
-    tree: ObjectId,
-    have: &HashSet<ObjectId>,
-    sent: &mut HashSet<ObjectId>,
-    out: &mut Vec<ObjectId>,
-) -> Result<()> {
-    let mut stack = vec![tree];
-    while let Some(tree) = stack.pop() {
-        if have.contains(&tree) || !sent.insert(tree) {
-            continue;
+/// The objects of a pack in the order they are sent (each tree before what it
+/// contains), each once, as the filter allows.
+struct TreeWalk<'r> {
+    repo: &'r gix::Repository,
+    filter: Filter,
+    sent: HashSet<ObjectId>,
+    out: Vec<ObjectId>,
+    /// With a depth filter: the least depth each tree was walked at. A tree seen
+    /// deeper first (its entries past the depth left out) is walked again when it
+    /// turns up higher (git: "minimum depth if an object is located at multiple
+    /// depths").
+    walked_at: HashMap<ObjectId, u64>,
+    /// With a size filter: blobs found too big (their size is looked up once).
+    too_big: HashSet<ObjectId>,
+}
+
+impl<'r> TreeWalk<'r> {
+    fn new(repo: &'r gix::Repository, filter: &Filter) -> Self {
+        TreeWalk {
+            repo,
+            filter: *filter,
+            sent: HashSet::new(),
+            out: Vec::new(),
+            walked_at: HashMap::new(),
+            too_big: HashSet::new(),
         }
-        out.push(tree);
-        let tree_obj = repo.find_tree(tree).map_err(ProtocolError::git)?;
-        let first_subtree = stack.len();
-        for entry in tree_obj.iter() {
-            let entry = entry.map_err(ProtocolError::git)?;
-            let mode = entry.mode();
-            let oid = entry.oid().to_owned();
-            if mode.is_tree() {
-                stack.push(oid);
-            } else if !mode.is_commit() && !have.contains(&oid) && sent.insert(oid) {
-                out.push(oid);
-            }
-        }
-        // Visit subtrees in the order they appear in the tree.
-        stack[first_subtree..].reverse();
     }
-    Ok(())
+
+    /// Sends `id` (once), whatever the filter.
+    fn send(&mut self, id: ObjectId) {
+        if self.sent.insert(id) {
+            self.out.push(id);
+        }
+    }
+
+    /// Adds `root` and everything under it that the client lacks and the filter
+    /// allows, with an explicit stack. `named`: the client asked for `root` itself,
+    /// so it is sent even when the filter leaves out trees of its depth.
+    fn add(&mut self, root: ObjectId, have: &HashSet<ObjectId>, named: bool) -> Result<()> {
+        let by_depth = self.filter.tree_depth.is_some();
+        let mut stack = vec![(root, 0u64)];
+        while let Some((tree, depth)) = stack.pop() {
+            if have.contains(&tree) {
+                continue;
+            }
+            let is_root = named && tree == root && depth == 0;
+            if !is_root && !self.filter.depth_ok(depth) {
+                continue;
+            }
+            if by_depth {
+                match self.walked_at.get(&tree) {
+                    Some(&d) if d <= depth => continue,
+                    _ => {
+                        self.walked_at.insert(tree, depth);
+                    }
+                }
+                self.send(tree);
+            } else if self.sent.insert(tree) {
+                self.out.push(tree);
+            } else {
+                continue;
+            }
+            let tree_obj = self.repo.find_tree(tree).map_err(ProtocolError::git)?;
+            let first_subtree = stack.len();
+            let child_depth = depth + 1;
+            let children_ok = self.filter.depth_ok(child_depth);
+            for entry in tree_obj.iter() {
+                let entry = entry.map_err(ProtocolError::git)?;
+                let mode = entry.mode();
+                let oid = entry.oid().to_owned();
+                if mode.is_tree() {
+                    if children_ok {
+                        stack.push((oid, child_depth));
+                    }
+                } else if !mode.is_commit() && children_ok && !have.contains(&oid) {
+                    // Without a size filter, one set lookup as before filters existed.
+                    let sized = self.filter.blob_limit.is_some();
+                    if !sized || (!self.sent.contains(&oid) && self.blob_ok(oid)?) {
+                        self.send(oid);
+                    }
+                }
+            }
+            // Visit subtrees in the order they appear in the tree.
+            stack[first_subtree..].reverse();
+        }
+        Ok(())
+    }
+
+    /// Does the size filter let this blob through? Without one, no lookup at all.
+    fn blob_ok(&mut self, blob: ObjectId) -> Result<bool> {
+        if self.filter.blob_limit.is_none() {
+            return Ok(true);
+        }
+        if self.filter.no_blobs() || self.too_big.contains(&blob) {
+            return Ok(false);
+        }
+        let size = self
+            .repo
+            .find_header(blob)
+            .map_err(ProtocolError::git)?
+            .size();
+        if self.filter.size_ok(size) {
+            Ok(true)
+        } else {
+            self.too_big.insert(blob);
+            Ok(false)
+        }
+    }
 }
 
 /// Streams a version 2 pack of `ids` into `out`. Returns the number of objects.

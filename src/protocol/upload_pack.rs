@@ -1,11 +1,15 @@
 //! `git-upload-pack`: serves clones and fetches, in protocol v2 (`ls-refs`, `fetch`)
-//! and protocol v0 (ref advertisement, want/have negotiation).
+//! and protocol v0 (ref advertisement, want/have negotiation), shallow (`deepen…`)
+//! and partial (`filter`) ones; wants may name any object an advertised ref reaches
+//! ([`super::reach`]), as a partial clone's lazy fetches do.
 
-use super::pack::{objects_to_send, write_pack, Deepen, ShallowUpdate};
+use super::filter::Filter;
+use super::pack::{objects_to_send_filtered, write_pack, Deepen, ShallowUpdate};
 use super::pktline::{
     parse_oid, write_delim, write_err, write_flush, write_text, Pkt, PktReader, SideBand,
     SideBandMode,
 };
+use super::reach::check_wants;
 use super::refs::RefList;
 use super::{ProtocolError, Result, AGENT};
 use gix::ObjectId;
@@ -45,13 +49,26 @@ pub fn serve(
     if let Err(ProtocolError::Protocol(msg)) = &result {
         // Best effort: tell the client why; it prints `remote error: ...`.
         let _ = write_err(out, msg);
+        if version == Version::V0 {
+            // A v0 client writes its want list and then `done` without reading in
+            // between: were the session closed at once, that second write could
+            // fail (a broken pipe) before git reads the reason. Read on until the
+            // client hangs up, which git does on ERR (a silent one is cut off by
+            // the session's minimum rate), at most a little.
+            let _ = out.flush();
+            let rest = input.into_inner().take(DRAIN_BYTES);
+            let _ = std::io::copy(&mut { rest }, &mut std::io::sink());
+        }
     }
     out.flush()?;
     result
 }
 
+/// The most a v0 session reads after refusing a request (see [`serve`]).
+const DRAIN_BYTES: u64 = 64 * 1024;
+
 const V0_CAPS: &str =
-    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag object-format=sha1";
+    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag filter allow-tip-sha1-in-want allow-reachable-sha1-in-want object-format=sha1";
 
 fn serve_v0<R: Read>(
     repo: &gix::Repository,
@@ -73,6 +90,7 @@ fn serve_v0<R: Read>(
     let mut deepen: Option<Deepen> = None;
     let mut client_shallow = Vec::new();
     let mut relative = false;
+    let mut filter: Option<Filter> = None;
     let mut lines = 0usize;
     // What the request keeps (wants, shallows, common haves) counts in the process's
     // budget of held requests, like a v2 request's bytes, until the pack is sent.
@@ -104,6 +122,8 @@ fn serve_v0<R: Read>(
                         &mut deepen,
                         &mut relative,
                     )?;
+                } else if let Some(spec) = line.strip_prefix(b"filter ") {
+                    parse_filter(&String::from_utf8_lossy(spec), &mut filter)?;
                 } else {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected line in want list: {}",
@@ -122,12 +142,13 @@ fn serve_v0<R: Read>(
         return Ok(());
     }
     check_wants(repo, &refs, &wants)?;
+    let filter = filter.unwrap_or_default();
     if let Some(d) = deepen.as_mut() {
         // In v0, deepen-relative is a capability on the first want line.
         d.relative = relative || client_caps.iter().any(|c| c == "deepen-relative");
         d.client_shallow = client_shallow;
         // The new shallow boundary goes out before negotiation.
-        let (_, update) = objects_to_send(repo, &wants, &[], Some(d))?;
+        let (_, update) = objects_to_send_filtered(repo, &wants, &[], Some(d), &filter)?;
         write_shallow_update(out, &update)?;
         write_flush(out)?;
         out.flush()?;
@@ -204,7 +225,7 @@ fn serve_v0<R: Read>(
         }
     }
     let mut sb = SideBand::new(out, sideband, has("no-progress"));
-    let (ids, _) = objects_to_send(repo, &wants, &commons, deepen.as_ref())?;
+    let (ids, _) = objects_to_send_filtered(repo, &wants, &commons, deepen.as_ref(), &filter)?;
     send_pack(repo, &refs, ids, has("include-tag"), &mut sb)?;
     if sideband != SideBandMode::None {
         write_flush(sb.inner())?;
@@ -361,7 +382,7 @@ fn serve_v2<R: Read>(
     write_text(out, "version 2")?;
     write_text(out, &format!("agent={AGENT}"))?;
     write_text(out, "ls-refs=unborn")?;
-    write_text(out, "fetch=shallow wait-for-done")?;
+    write_text(out, "fetch=shallow wait-for-done filter")?;
     write_text(out, "server-option")?;
     write_text(out, "object-format=sha1")?;
     write_flush(out)?;
@@ -486,6 +507,7 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
     let mut deepen: Option<Deepen> = None;
     let mut client_shallow = Vec::new();
     let mut relative = false;
+    let mut filter: Option<Filter> = None;
     for arg in args {
         if let Some(hex) = arg.strip_prefix("want ") {
             wants.push(parse_oid(hex.as_bytes())?);
@@ -505,10 +527,8 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
             client_shallow.push(parse_oid(hex.as_bytes())?);
         } else if arg.starts_with("deepen") {
             parse_deepen(arg, &refs, &mut deepen, &mut relative)?;
-        } else if arg.starts_with("filter ") {
-            return Err(ProtocolError::protocol(
-                "partial clone (--filter) is not supported by this server",
-            ));
+        } else if let Some(spec) = arg.strip_prefix("filter ") {
+            parse_filter(spec, &mut filter)?;
         } else {
             return Err(ProtocolError::protocol(format!(
                 "unknown fetch argument `{arg}`"
@@ -538,7 +558,8 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
         d.relative = relative;
         d.client_shallow = client_shallow;
     }
-    let (ids, update) = objects_to_send(repo, &wants, &commons, deepen.as_ref())?;
+    let filter = filter.unwrap_or_default();
+    let (ids, update) = objects_to_send_filtered(repo, &wants, &commons, deepen.as_ref(), &filter)?;
     if deepen.is_some() {
         write_text(out, "shallow-info")?;
         write_shallow_update(out, &update)?;
@@ -549,39 +570,6 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
     send_pack(repo, &refs, ids, include_tag, &mut sb)?;
     write_flush(sb.inner())?;
     Ok(())
-}
-
-/// Every want must be a ref tip or (protocol v2 is stateless: a ref may have moved
-/// since the client listed it) reachable from one. Objects that no ref reaches, such
-/// as those of a refused push, are never served.
-fn check_wants(repo: &gix::Repository, refs: &RefList, wants: &[ObjectId]) -> Result<()> {
-    let mut pending: HashSet<ObjectId> =
-        wants.iter().filter(|w| !refs.is_tip(w)).copied().collect();
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let tips: Vec<ObjectId> = refs
-        .refs
-        .iter()
-        .map(|r| r.peeled.unwrap_or(r.oid))
-        .filter(
-            |oid| matches!(repo.find_header(*oid), Ok(h) if h.kind() == gix::object::Kind::Commit),
-        )
-        .collect();
-    if !tips.is_empty() {
-        let walk = repo.rev_walk(tips).all().map_err(ProtocolError::git)?;
-        for info in walk {
-            let info = info.map_err(ProtocolError::git)?;
-            pending.remove(&info.id);
-            if pending.is_empty() {
-                return Ok(());
-            }
-        }
-    }
-    let w = pending.into_iter().next().expect("not empty");
-    Err(ProtocolError::protocol(format!(
-        "upload-pack: not our ref {w}"
-    )))
 }
 
 /// A `have` counts when we have that commit.
@@ -618,6 +606,20 @@ fn write_shallow_update(out: &mut dyn Write, update: &ShallowUpdate) -> Result<(
     for c in &update.unshallow {
         write_text(out, &format!("unshallow {c}"))?;
     }
+    Ok(())
+}
+
+/// One `filter <spec>` line; a request has at most one (git sends several
+/// `--filter` options as one `combine:`).
+fn parse_filter(spec: &str, filter: &mut Option<Filter>) -> Result<()> {
+    if filter.is_some() {
+        return Err(ProtocolError::protocol(
+            "more than one filter line; send several filters as one combine:",
+        ));
+    }
+    let parsed = Filter::parse(spec.trim_end_matches('\n'))
+        .map_err(|e| ProtocolError::protocol(e.to_string()))?;
+    *filter = Some(parsed);
     Ok(())
 }
 
