@@ -58,6 +58,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
         .merge(crate::agents::serve::router())
+        .merge(crate::agents::versions::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::gate,

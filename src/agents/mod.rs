@@ -7,6 +7,7 @@
 //!   with their digests; the index document.
 //! * [`archive`]: a skill folder as a `.tar.gz` whose bytes depend on the files alone.
 //! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
+//! * [`versions`]: `/api/skills/{slug}/versions`, each version read from git history.
 //!
 //! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
 //! reflects ([`index::Key`]): a request asks the database for that key (one query) and
@@ -17,6 +18,7 @@
 pub mod archive;
 pub mod index;
 pub mod serve;
+pub mod versions;
 
 use index::{Key, Published, Row};
 use sqlx::PgPool;
@@ -140,9 +142,19 @@ async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsEr
     .bind(crate::repos::DEFAULT_BRANCH)
     .fetch_optional(&mut *tx)
     .await?;
-    let rows: Vec<(String, String, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT slug, path, blob_sha, frontmatter FROM skills
-         WHERE repo = $1 AND status = 'PUBLISHED' ORDER BY slug",
+    type Published = (
+        String,
+        String,
+        String,
+        serde_json::Value,
+        Option<i32>,
+        Option<String>,
+    );
+    let rows: Vec<Published> = sqlx::query_as(
+        "SELECT s.slug, s.path, s.blob_sha, s.frontmatter, v.version, v.digest FROM skills s
+         LEFT JOIN LATERAL (SELECT version, digest FROM skill_versions
+                            WHERE skill_id = s.id ORDER BY version DESC LIMIT 1) v ON true
+         WHERE s.repo = $1 AND s.status = 'PUBLISHED' ORDER BY s.slug",
     )
     .bind(repo)
     .fetch_all(&mut *tx)
@@ -160,11 +172,12 @@ async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsEr
     };
     let rows = rows
         .into_iter()
-        .map(|(slug, path, blob_sha, frontmatter)| Row {
+        .map(|(slug, path, blob_sha, frontmatter, version, digest)| Row {
             slug,
             path,
             blob_sha,
             frontmatter,
+            version: version.zip(digest).map(|(n, d)| (i64::from(n), d)),
         })
         .collect();
     Ok((key, rows))
