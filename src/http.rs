@@ -39,6 +39,13 @@ pub struct HttpState {
     /// The published skills as agents fetch them ([`crate::agents`]), built once per
     /// state of the cache.
     pub agents: crate::agents::Catalog,
+    /// The SSH clone address the marketplace manifests name (`SKILLSD_SSH_URL`;
+    /// `None`: made from the addresses below, [`crate::agents::marketplace::ssh_base`]).
+    pub ssh_url: Option<String>,
+    /// The SSH listener's address.
+    pub ssh_addr: Option<std::net::SocketAddr>,
+    /// `SKILLSD_PUBLIC_URL`.
+    pub public_url: Option<String>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -58,6 +65,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
         .merge(crate::agents::serve::router())
+        .merge(crate::agents::marketplace::router())
         .merge(crate::agents::versions::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

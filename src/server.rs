@@ -278,6 +278,9 @@ pub async fn run(
                 ..prepared.state.review()
             },
             agents: crate::agents::Catalog::default(),
+            ssh_url: prepared.settings.ssh_url.clone(),
+            ssh_addr: listener.local_addr().ok(),
+            public_url: prepared.settings.public_url.clone(),
         });
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),

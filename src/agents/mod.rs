@@ -7,6 +7,8 @@
 //!   with their digests; the index document.
 //! * [`archive`]: a skill folder as a `.tar.gz` whose bytes depend on the files alone.
 //! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
+//! * [`marketplace`]: Claude Code's and Codex's plugin marketplace manifests of the
+//!   same skills, each entry a git source pinned to the published commit.
 //! * [`versions`]: `/api/skills/{slug}/versions`, each version read from git history.
 //!
 //! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
@@ -17,6 +19,7 @@
 
 pub mod archive;
 pub mod index;
+pub mod marketplace;
 pub mod serve;
 pub mod versions;
 
@@ -29,11 +32,13 @@ use std::sync::{Arc, Mutex};
 pub const WELL_KNOWN: &str = "/.well-known/agent-skills";
 
 /// Is `path` (as requested, percent-encoded) one of the agents' paths:
-/// `/.well-known/agent-skills[/…]` or `/{repo}/.well-known/agent-skills[/…]`?
+/// `/.well-known/agent-skills[/…]` or a marketplace manifest
+/// ([`marketplace::is_manifest_path`]), at the root or under `/{repo}`?
 pub fn is_agents_path(path: &str) -> bool {
     fn under(p: &str) -> bool {
         p.strip_prefix(WELL_KNOWN)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            || marketplace::is_manifest_path(p)
     }
     under(path)
         || path
@@ -57,7 +62,11 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Published>>>>;
 #[derive(Default)]
 pub struct Catalog {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Rendered marketplace manifests: per repository, format and clone URL.
+    pub(crate) manifests: Mutex<ManifestCache>,
 }
+
+type ManifestCache = HashMap<(String, marketplace::Flavor, String), Arc<marketplace::Rendered>>;
 
 impl Catalog {
     /// The published skills of `repo` as the cache has them now; `None` when there is
@@ -199,5 +208,11 @@ mod tests {
         assert!(!is_agents_path("/skills/commit-messages"));
         assert!(!is_agents_path("/.well-known/other"));
         assert!(!is_agents_path("/"));
+        assert!(is_agents_path("/.claude-plugin/marketplace.json"));
+        assert!(is_agents_path("/team/.claude-plugin/marketplace.json"));
+        assert!(is_agents_path("/.agents/plugins/marketplace.json"));
+        assert!(is_agents_path("/team/.agents/plugins/marketplace.json"));
+        assert!(!is_agents_path("/a/b/.claude-plugin/marketplace.json"));
+        assert!(!is_agents_path("/.claude-plugin/plugin.json"));
     }
 }
