@@ -895,6 +895,126 @@ mod tests {
     }
 
     #[test]
+    fn one_skill_read_from_its_folder_has_the_members_and_digest_the_index_gives_it() {
+        let (_dir, repo, commit) = repository(&[
+            (
+                "skillsd.toml",
+                "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n",
+                false,
+            ),
+            ("skills/deploy/SKILL.md", DEPLOY, false),
+            ("skills/deploy/scripts/run.sh", "#!/bin/sh\n", true),
+            // A nested skill: its files are its own, not deploy's.
+            ("skills/deploy/lone/SKILL.md", LONE, false),
+            ("skills/deploy/lone/notes.md", "# Notes\n", false),
+            ("skills/README.md", "# Skills\n", false),
+        ]);
+        let key = Key {
+            commit: Some(commit.clone()),
+            synced_at: None,
+        };
+        let mut lone = row("lone", LONE, "Alone.");
+        lone.path = "skills/deploy/lone/SKILL.md".into();
+        let built = build(
+            &repo,
+            "skills",
+            &key,
+            &[row("deploy", DEPLOY, "Deploy it."), lone],
+            None,
+            MEMORY_BUDGET,
+        )
+        .unwrap();
+        let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+        let tree = repo.find_commit(id).unwrap().tree().unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        for (name, path) in [
+            ("deploy", "skills/deploy/SKILL.md"),
+            ("lone", "skills/deploy/lone/SKILL.md"),
+        ] {
+            let skill = &built.skills[name];
+            let members = skill_members(&tree, &rules, path).unwrap().unwrap();
+            let listed: Members = skill
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.blob, f.executable))
+                .collect();
+            assert_eq!(members, listed, "{name}");
+            let made = artifact(&repo, members).unwrap();
+            assert_eq!(made.digest(), skill.digest(), "{name}");
+            assert_eq!(made.kind, skill.kind, "{name}");
+        }
+        assert!(built.skills["deploy"].holds_skills);
+        assert!(!built.skills["lone"].holds_skills);
+        for not_a_skill in [
+            "skills/README.md",
+            "skills/nope/SKILL.md",
+            "skills/deploy/scripts/run.sh",
+        ] {
+            assert!(
+                skill_members(&tree, &rules, not_a_skill).unwrap().is_none(),
+                "{not_a_skill}"
+            );
+        }
+    }
+
+    #[test]
+    fn plugin_folders_are_the_roots_parents_with_a_manifest() {
+        let (_dir, repo, commit) = repository(&[
+            (
+                "skillsd.toml",
+                "layout = \"agent-skills\"\nroots = [\"skills\", \"plugins/*/skills\"]\n",
+                false,
+            ),
+            ("skills/lone/SKILL.md", LONE, false),
+            (
+                "plugins/kit/.claude-plugin/plugin.json",
+                "{\"name\": \"kit\"}",
+                false,
+            ),
+            ("plugins/kit/skills/deploy/SKILL.md", DEPLOY, false),
+            ("plugins/kit/skills/stale/SKILL.md", LONE, false),
+            ("plugins/bare/skills/other/SKILL.md", LONE, false),
+            ("plugins/bad/.codex-plugin/plugin.json", "[1]", false),
+            ("plugins/bad/skills/x/SKILL.md", LONE, false),
+        ]);
+        let key = Key {
+            commit: Some(commit),
+            synced_at: None,
+        };
+        let mut deploy = row("deploy", DEPLOY, "Deploy it.");
+        deploy.path = "plugins/kit/skills/deploy/SKILL.md".into();
+        let built = build(
+            &repo,
+            "skills",
+            &key,
+            &[deploy, row("lone", LONE, "Alone.")],
+            None,
+            0,
+        )
+        .unwrap();
+        let folders: Vec<(&str, Vec<String>, usize, bool)> = built
+            .plugins
+            .iter()
+            .map(|p| {
+                (
+                    p.folder.as_str(),
+                    p.skills.clone(),
+                    p.unserved,
+                    p.manifest.is_ok(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            folders,
+            [
+                ("plugins/bad", vec![], 1, false),
+                ("plugins/kit", vec!["deploy".to_string()], 1, true),
+            ]
+        );
+        assert_eq!(built.plugins[1].manifest.as_ref().unwrap()["name"], "kit");
+    }
+
+    #[test]
     fn digests_are_sha256_in_lower_hex() {
         // The RFC's worked example: `# Hello\n`.
         assert_eq!(

@@ -275,3 +275,129 @@ pub async fn lacking(tx: &mut PgConnection, repo: &str) -> sqlx::Result<BTreeSet
     .await?;
     Ok(paths.into_iter().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare repository for the test's commits.
+    fn repository() -> (tempfile::TempDir, gix::Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        gix::init_bare(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            "[core]\n\tbare = true\n[user]\n\tname = t\n\temail = t@localhost\n",
+        )
+        .unwrap();
+        let repo = gix::open(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    /// A commit of `parent`'s tree with `files` written (`None`: removed).
+    fn commit(
+        repo: &gix::Repository,
+        parent: Option<ObjectId>,
+        files: &[(&str, Option<&str>)],
+    ) -> ObjectId {
+        let base = match parent {
+            Some(p) => repo.find_commit(p).unwrap().tree_id().unwrap().detach(),
+            None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
+        };
+        let mut editor = repo.edit_tree(base).unwrap();
+        for (path, content) in files {
+            match content {
+                Some(c) => {
+                    let blob = repo.write_blob(c.as_bytes()).unwrap();
+                    editor
+                        .upsert(*path, gix::object::tree::EntryKind::Blob, blob)
+                        .unwrap();
+                }
+                None => {
+                    editor.remove(*path).unwrap();
+                }
+            }
+        }
+        let tree = editor.write().unwrap().detach();
+        drop(editor);
+        let parents: Vec<ObjectId> = parent.into_iter().collect();
+        repo.commit("refs/heads/main", "c", tree, parents)
+            .unwrap()
+            .detach()
+    }
+
+    const NESTED: &str = "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n";
+
+    fn skill(name: &str) -> String {
+        format!("---\nname: {name}\ndescription: It.\n---\n# {name}\n")
+    }
+
+    fn paths(contents: &[Content]) -> Vec<&str> {
+        contents.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn the_skills_a_change_touches_are_the_folders_above_its_files() {
+        let (_dir, repo) = repository();
+        let (a, b, c) = (skill("a"), skill("b"), skill("c"));
+        let first = commit(
+            &repo,
+            None,
+            &[
+                ("skillsd.toml", Some(NESTED)),
+                ("skills/a/SKILL.md", Some(&a)),
+                ("skills/a/run.sh", Some("echo\n")),
+                ("skills/a/b/SKILL.md", Some(&b)),
+                ("skills/c/SKILL.md", Some(&c)),
+            ],
+        );
+        // No base: every skill.
+        let all = between(&repo, None, first).unwrap();
+        assert_eq!(
+            paths(&all),
+            [
+                "skills/a/SKILL.md",
+                "skills/a/b/SKILL.md",
+                "skills/c/SKILL.md"
+            ]
+        );
+        // A file of a's folder: a alone; its digest changes.
+        let second = commit(&repo, Some(first), &[("skills/a/run.sh", Some("echo 2\n"))]);
+        let touched = between(&repo, Some(first), second).unwrap();
+        assert_eq!(paths(&touched), ["skills/a/SKILL.md"]);
+        assert_ne!(touched[0].digest, all[0].digest);
+        // A nested skill's file: it and the skill around it.
+        let third = commit(
+            &repo,
+            Some(second),
+            &[("skills/a/b/notes.md", Some("# n\n"))],
+        );
+        assert_eq!(
+            paths(&between(&repo, Some(second), third).unwrap()),
+            ["skills/a/SKILL.md", "skills/a/b/SKILL.md"]
+        );
+        // Files outside the skills, a README under the root, a deleted skill: none.
+        let fourth = commit(
+            &repo,
+            Some(third),
+            &[
+                ("README.md", Some("# r\n")),
+                ("skills/README.md", Some("# s\n")),
+                ("skills/c/SKILL.md", None),
+            ],
+        );
+        assert!(between(&repo, Some(third), fourth).unwrap().is_empty());
+        // Other rules: every skill again.
+        let fifth = commit(
+            &repo,
+            Some(fourth),
+            &[(
+                "skillsd.toml",
+                Some("layout = \"agent-skills\"\nroots = [\"skills\"]\n"),
+            )],
+        );
+        assert_eq!(
+            paths(&between(&repo, Some(fourth), fifth).unwrap()),
+            ["skills/a/SKILL.md"]
+        );
+    }
+}
