@@ -96,7 +96,51 @@ fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<gix::Tree<'_>> {
         .map_err(CacheError::git)
 }
 
+/// Below this many skills, their contents are made on the calling thread.
+const PARALLEL_FROM: usize = 512;
+
+/// The content of each skill of `paths` in `tree`: on every core (up to 8) when there
+/// are many (a first push, an import, a rules change), in `paths`' order.
 fn contents(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    paths: BTreeSet<String>,
+) -> Result<Vec<Content>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if paths.len() < PARALLEL_FROM || threads < 2 {
+        return contents_here(repo, tree, rules, paths);
+    }
+    let paths: Vec<String> = paths.into_iter().collect();
+    let tree_id = tree.id;
+    let parts: Vec<&[String]> = paths.chunks(paths.len().div_ceil(threads)).collect();
+    let made: Vec<Result<Vec<Content>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let repo = repo.clone();
+                scope.spawn(move || {
+                    let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
+                    contents_here(&repo, &tree, rules, part.iter().cloned().collect())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(CacheError::Git("a digest thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(paths.len());
+    for part in made {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+fn contents_here(
     repo: &gix::Repository,
     tree: &gix::Tree<'_>,
     rules: &Rules,
@@ -333,6 +377,29 @@ mod tests {
 
     fn paths(contents: &[Content]) -> Vec<&str> {
         contents.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn many_skills_are_read_on_every_core_to_the_same_contents() {
+        let (_dir, repo) = repository();
+        let skills: Vec<(String, String)> = (0..PARALLEL_FROM + 7)
+            .map(|i| {
+                (
+                    format!("skills/s{i:04}/SKILL.md"),
+                    skill(&format!("s{i:04}")),
+                )
+            })
+            .collect();
+        let mut files: Vec<(&str, Option<&str>)> = vec![("skillsd.toml", Some(NESTED))];
+        files.extend(skills.iter().map(|(p, c)| (p.as_str(), Some(c.as_str()))));
+        let tip = commit(&repo, None, &files);
+        let tree = tree_of(&repo, tip).unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let paths: BTreeSet<String> = skills.iter().map(|(p, _)| p.clone()).collect();
+        let parallel = contents(&repo, &tree, &rules, paths.clone()).unwrap();
+        let here = contents_here(&repo, &tree, &rules, paths).unwrap();
+        assert_eq!(parallel.len(), PARALLEL_FROM + 7);
+        assert_eq!(parallel, here);
     }
 
     #[test]
