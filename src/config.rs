@@ -63,6 +63,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "the HTTP listener's address as browsers reach it, for sign-in links [http://HTTP]",
     ),
     (
+        "ssh_url",
+        "SKILLSD_SSH_URL",
+        "the SSH address as clients clone from it, for the marketplace manifests \
+         [ssh://git@HOST:PORT from the public URL or the listener]",
+    ),
+    (
         "db_down",
         "SKILLSD_DB_DOWN",
         "pushes while PostgreSQL is away: always refused, it stores the git data [refuse]",
@@ -354,6 +360,10 @@ pub struct Settings {
     /// The status pages' address for browsers (`SKILLSD_PUBLIC_URL`; `None`:
     /// `http://` and the HTTP address).
     pub public_url: Option<String>,
+    /// The SSH address clients clone from, without the repository
+    /// (`SKILLSD_SSH_URL`: `ssh://git@skills.example.com:2222`; `None`: made from the
+    /// public URL's host or the listener's address and the listener's port).
+    pub ssh_url: Option<String>,
     /// Sessions, authentication and the session time limit.
     pub limits: crate::ssh::Limits,
     /// Ref rules and push limits (the pushed objects' and the pack's included).
@@ -408,6 +418,7 @@ impl Default for Settings {
             metrics: MetricsAccess::Open,
             metrics_token: None,
             public_url: None,
+            ssh_url: None,
             limits: Default::default(),
             policy: Default::default(),
             http_limits: Default::default(),
@@ -530,6 +541,19 @@ impl Reader<'_> {
                 self.refuse("SKILLSD_PUBLIC_URL", &url, "an http:// or https:// address");
             }
         }
+        let ssh_url = self.text("SKILLSD_SSH_URL");
+        if let Some(url) = &ssh_url {
+            let rest = url.strip_prefix("ssh://").unwrap_or_default();
+            let host = rest.trim_end_matches('/');
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                let url = url.clone();
+                self.refuse(
+                    "SKILLSD_SSH_URL",
+                    &url,
+                    "an ssh:// address without a path (ssh://git@HOST:PORT)",
+                );
+            }
+        }
         // Pushes while the database is away are always refused: the only value.
         self.one_of("SKILLSD_DB_DOWN", &["refuse"]);
         let limits = crate::ssh::Limits {
@@ -622,6 +646,7 @@ impl Reader<'_> {
             metrics,
             metrics_token: self.text("SKILLSD_METRICS_TOKEN"),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
+            ssh_url: ssh_url.map(|u| u.trim_end_matches('/').to_string()),
             limits,
             policy,
             http_limits,
@@ -1104,5 +1129,24 @@ mod tests {
             .to_string()
             .contains("must be a string"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_ssh_url_is_an_ssh_address_without_a_path() {
+        let s = load_env(&[("SKILLSD_SSH_URL", "ssh://git@skills.example.com:2222/")]).unwrap();
+        assert_eq!(
+            s.ssh_url.as_deref(),
+            Some("ssh://git@skills.example.com:2222")
+        );
+        assert_eq!(load_env(&[]).unwrap().ssh_url, None);
+        for bad in [
+            "skills.example.com",
+            "ssh://",
+            "ssh://h/skills.git",
+            "https://h",
+        ] {
+            let err = load_env(&[("SKILLSD_SSH_URL", bad)]).unwrap_err();
+            assert!(err.to_string().contains("SKILLSD_SSH_URL"), "{bad}: {err}");
+        }
     }
 }

@@ -41,6 +41,13 @@ pub struct HttpState {
     pub agents: crate::agents::Catalog,
     /// The MCP server's sessions and change notifications ([`crate::agents::mcp`]).
     pub mcp: crate::agents::mcp::Mcp,
+    /// The SSH clone address the marketplace manifests name (`SKILLSD_SSH_URL`;
+    /// `None`: made from the addresses below, [`crate::agents::marketplace::ssh_base`]).
+    pub ssh_url: Option<String>,
+    /// The SSH listener's address.
+    pub ssh_addr: Option<std::net::SocketAddr>,
+    /// `SKILLSD_PUBLIC_URL`.
+    pub public_url: Option<String>,
 }
 
 pub fn router(state: Arc<HttpState>) -> Router {
@@ -62,6 +69,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .merge(crate::agents::serve::router())
         .merge(crate::edit::api::router())
         .merge(crate::agents::mcp::router())
+        .merge(crate::agents::marketplace::router())
+        .merge(crate::agents::versions::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::gate,

@@ -279,6 +279,9 @@ pub async fn run(
             },
             agents: crate::agents::Catalog::default(),
             mcp: crate::agents::mcp::Mcp::new(prepared.settings.mcp),
+            ssh_url: prepared.settings.ssh_url.clone(),
+            ssh_addr: listener.local_addr().ok(),
+            public_url: prepared.settings.public_url.clone(),
         });
         tokio::spawn(crate::agents::mcp::watch(state.clone(), stop_rx.clone()));
         tokio::spawn(crate::web::live::relay(

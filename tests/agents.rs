@@ -221,6 +221,7 @@ fn the_index_lists_the_published_skills_with_digests_etags_and_archives() {
             "description": "Follow the team's Git conventions for branches and commits.",
             "url": "git-workflow/SKILL.md",
             "digest": sha256(&lone),
+            "version": 1,
             "files": [{"path": "SKILL.md", "digest": sha256(&lone)}],
         })
     );
@@ -533,6 +534,7 @@ fn a_flat_skill_is_served_as_it_is_when_it_names_itself_and_says_what_it_does() 
             "description": "Undo a bad deploy.",
             "url": "rollback/SKILL.md",
             "digest": sha256(rollback.as_bytes()),
+            "version": 1,
             "files": [{"path": "SKILL.md", "digest": sha256(rollback.as_bytes())}],
         })
     );

@@ -271,6 +271,8 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
         // get_skill: SKILL.md's text and the files with their digests.
         let got = &tour["get_skill"]["deploy"];
         assert_eq!(got["isError"], false, "{}", m("get_skill"));
+        // Its current version, as /api/skills/deploy/versions has it.
+        assert_eq!(got["structured"]["version"], 1, "{}", m("get_skill version"));
         let skill_md = &files["skill://deploy/SKILL.md"];
         assert_eq!(
             got["structured"]["skillMd"].as_str().unwrap().as_bytes(),

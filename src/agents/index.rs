@@ -45,13 +45,16 @@ pub struct Key {
     pub synced_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A `PUBLISHED` row of the cache.
+/// A `PUBLISHED` row of the cache, with its skill's latest recorded version
+/// (`skill_versions`, [`crate::cache::versions`]).
 #[derive(Debug, Clone)]
 pub struct Row {
     pub slug: String,
     pub path: String,
     pub blob_sha: String,
     pub frontmatter: serde_json::Value,
+    /// The latest version's number and digest (`None`: none recorded yet).
+    pub version: Option<(i64, String)>,
 }
 
 /// `sha256:` and the hex of the SHA-256 of `bytes`.
@@ -106,6 +109,14 @@ pub struct Skill {
     pub description: String,
     /// Its `SKILL.md` frontmatter as the cache holds it (all of it, as JSON).
     pub frontmatter: serde_json::Value,
+    /// Its skill file's path in the repository (`skills/deploy/SKILL.md`).
+    pub path: String,
+    /// Its current version: the number of the latest version recorded for it whose
+    /// digest is this content's ([`crate::cache::versions`]); 0 when none is.
+    pub version: i64,
+    /// Its folder holds another skill's file (a nested skill): the folder is not
+    /// this skill's alone.
+    pub holds_skills: bool,
     pub kind: Kind,
     /// `SKILL.md` first, then the others by path.
     pub files: Vec<File>,
@@ -168,7 +179,33 @@ pub struct Published {
     pub skills: BTreeMap<String, Arc<Skill>>,
     /// Published rows not served, with the reason (logged at each build).
     pub left_out: Vec<(String, String)>,
+    /// The plugin folders of the commit that hold skills ([`Plugin`]), by folder.
+    pub plugins: Vec<Plugin>,
 }
+
+/// A plugin folder: the folder above a root of skills (`plugins/git/` for the root
+/// `plugins/git/skills/`) that holds a plugin manifest, `.claude-plugin/plugin.json`
+/// (Claude Code) or `.codex-plugin/plugin.json` (Codex). The marketplace manifests
+/// ([`super::marketplace`]) list such a folder as one plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    /// The folder, without the trailing `/` (`plugins/git`).
+    pub folder: String,
+    /// The manifest's JSON object (`.claude-plugin/plugin.json` first), or why it
+    /// could not be read.
+    pub manifest: Result<serde_json::Map<String, serde_json::Value>, String>,
+    /// The names of the served skills in it.
+    pub skills: Vec<String>,
+    /// Skill files in it that are not served (not published, or not fit for an
+    /// agent): listing the folder would hand them out too.
+    pub unserved: usize,
+}
+
+/// The plugin manifests a folder may hold, in the order they are read.
+pub const PLUGIN_MANIFESTS: [&str; 2] = [".claude-plugin/plugin.json", ".codex-plugin/plugin.json"];
+
+/// Largest plugin manifest read (a manifest is a few hundred bytes).
+const MAX_PLUGIN_MANIFEST_BYTES: usize = 64 * 1024;
 
 /// Why the published skills could not be read from git.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +242,152 @@ pub fn make_archive(repo: &gix::Repository, files: &[File]) -> Result<Vec<u8>, B
     archive::build(&members).map_err(git_error)
 }
 
+/// A skill's files: each path inside its folder (`SKILL.md` first, then the others by
+/// path, bytewise), blob id and executable bit. Equal members, equal artifact.
+pub type Members = Vec<(String, ObjectId, bool)>;
+
+/// The members of the skill whose skill file is `skill_path`, from `group`: the files
+/// of the tree that belong to it ([`Rules::skill_of`]). In the agent-skills layout the
+/// folder's files, by their path in it (the skill file as `SKILL.md`); a flat-layout
+/// skill is its file alone, as `SKILL.md`.
+fn members_of(rules: &Rules, skill_path: &str, group: &[rules::TreeFile]) -> Members {
+    let folder = match skill_path.strip_suffix(SKILL_FILE) {
+        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
+        _ => "",
+    };
+    let mut files: Members = Vec::new();
+    for f in group {
+        let path = if f.path == skill_path {
+            SKILL_FILE.to_string()
+        } else if folder.is_empty() {
+            continue;
+        } else {
+            match f.path.strip_prefix(folder) {
+                Some(rest) => rest.to_string(),
+                None => continue,
+            }
+        };
+        files.push((path, f.id, f.mode.is_executable()));
+    }
+    files.sort_by(|a, b| {
+        (a.0 != SKILL_FILE, a.0.as_bytes()).cmp(&(b.0 != SKILL_FILE, b.0.as_bytes()))
+    });
+    files
+}
+
+/// The members of the skill whose skill file is `skill_path` in `tree` under `rules`
+/// (the rules of that tree), reading only its folder: the same files [`build`] gives
+/// it. `None` when `skill_path` is not a skill file of the tree.
+pub fn skill_members(
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    skill_path: &str,
+) -> Result<Option<Members>, BuildError> {
+    if !rules.is_skill(skill_path) {
+        return Ok(None);
+    }
+    let Some(entry) = tree
+        .lookup_entry(skill_path.split('/').map(str::as_bytes))
+        .map_err(git_error)?
+    else {
+        return Ok(None);
+    };
+    if !entry.mode().is_blob() {
+        return Ok(None);
+    }
+    let folder = match skill_path.strip_suffix(SKILL_FILE) {
+        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
+        _ => {
+            let file = rules::TreeFile {
+                path: skill_path.to_string(),
+                mode: entry.mode(),
+                id: entry.object_id(),
+            };
+            return Ok(Some(members_of(rules, skill_path, &[file])));
+        }
+    };
+    let Some(dir) = tree
+        .lookup_entry(folder.trim_end_matches('/').split('/').map(str::as_bytes))
+        .map_err(git_error)?
+    else {
+        return Ok(None);
+    };
+    let subtree = dir.object().map_err(git_error)?.into_tree();
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    subtree
+        .traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(git_error)?;
+    let files: Vec<rules::TreeFile> = recorder
+        .records
+        .into_iter()
+        .filter(|e| !e.mode.is_tree())
+        .map(|e| rules::TreeFile {
+            path: format!("{folder}{}", e.filepath),
+            mode: e.mode,
+            id: e.oid,
+        })
+        .collect();
+    let mut groups = group_of(files, rules);
+    Ok(groups
+        .remove(skill_path)
+        .map(|group| members_of(rules, skill_path, &group)))
+}
+
+/// A skill's artifact: its files' bytes, and what the index's `url` serves — the lone
+/// `SKILL.md`, or the folder's archive.
+pub struct Artifact {
+    pub kind: Kind,
+    /// (path, blob, executable, bytes) of each member, in [`Members`]' order.
+    pub files: Vec<(String, ObjectId, bool, Vec<u8>)>,
+    /// The archive (an `archive` skill).
+    pub archive: Option<Vec<u8>>,
+}
+
+impl Artifact {
+    /// The digest of what the index entry's `url` serves for this content.
+    pub fn digest(&self) -> String {
+        match &self.archive {
+            Some(a) => digest(a),
+            None => digest(self.files.first().map_or(&[][..], |f| f.3.as_slice())),
+        }
+    }
+}
+
+/// Reads `members` from `repo` and makes their artifact: one file is a `skill-md`
+/// skill, more are an `archive` ([`super::archive`]).
+pub fn artifact(repo: &gix::Repository, members: Members) -> Result<Artifact, BuildError> {
+    let mut files = Vec::with_capacity(members.len());
+    for (path, blob, executable) in members {
+        let data = read_blob(repo, blob)?;
+        files.push((path, blob, executable, data));
+    }
+    let kind = if files.len() == 1 {
+        Kind::SkillMd
+    } else {
+        Kind::Archive
+    };
+    let archive = match kind {
+        Kind::SkillMd => None,
+        Kind::Archive => {
+            let members: Vec<archive::Member<'_>> = files
+                .iter()
+                .map(|(p, _, x, d)| archive::Member {
+                    path: p,
+                    executable: *x,
+                    data: d,
+                })
+                .collect();
+            Some(archive::build(&members).map_err(git_error)?)
+        }
+    };
+    Ok(Artifact {
+        kind,
+        files,
+        archive,
+    })
+}
+
 /// Builds the published skills of `repo_name` at `key` from the cache's `rows` and the
 /// copy `repo`. Skills whose content equals one in `previous` are taken from it
 /// (digests and archives are not made again). `SKILL.md` files and archives are kept
@@ -219,6 +402,7 @@ pub fn build(
 ) -> Result<Published, BuildError> {
     let mut skills = BTreeMap::new();
     let mut left_out = Vec::new();
+    let mut plugins = Vec::new();
     if let Some(commit) = &key.commit {
         let id = ObjectId::from_hex(commit.as_bytes()).map_err(git_error)?;
         let tree = repo
@@ -233,15 +417,26 @@ pub fn build(
         let rules = Rules::load(&TreeSource { tree: tree.clone() })
             .map_err(|p| git_error(rules::RulesError::Invalid(p)))?;
         let groups = group_files(&tree, &rules)?;
+        let skill_paths: std::collections::BTreeSet<&str> =
+            groups.keys().map(String::as_str).collect();
         let mut budget = budget;
         for row in rows {
-            match one_skill(repo, &rules, &groups, row, previous, &mut budget) {
+            match one_skill(
+                repo,
+                &rules,
+                &groups,
+                &skill_paths,
+                row,
+                previous,
+                &mut budget,
+            ) {
                 Ok(skill) => {
                     skills.insert(skill.name.clone(), skill);
                 }
                 Err(why) => left_out.push((row.path.clone(), why)),
             }
         }
+        plugins = plugin_folders(repo, &tree, &rules, &skill_paths, &skills)?;
     }
     let index = render_index(&skills);
     Ok(Published {
@@ -251,7 +446,98 @@ pub fn build(
         index: Bytes::from(index),
         skills,
         left_out,
+        plugins,
     })
+}
+
+/// The plugin folders of `tree` that hold skill files: each root's parent folder
+/// (not the repository's own root) with a plugin manifest ([`PLUGIN_MANIFESTS`]),
+/// with the served skills in it and how many of its skill files are not served.
+fn plugin_folders(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    skill_paths: &std::collections::BTreeSet<&str>,
+    served: &BTreeMap<String, Arc<Skill>>,
+) -> Result<Vec<Plugin>, BuildError> {
+    let mut folders: BTreeMap<String, Plugin> = BTreeMap::new();
+    let mut checked: HashMap<String, bool> = HashMap::new();
+    let served_paths: HashMap<&str, &str> = served
+        .values()
+        .map(|s| (s.path.as_str(), s.name.as_str()))
+        .collect();
+    for path in skill_paths {
+        let Some(root) = rules.root_of(path) else {
+            continue;
+        };
+        // `plugins/git/skills/` → `plugins/git`.
+        let Some((folder, _)) = root.trim_end_matches('/').rsplit_once('/') else {
+            continue;
+        };
+        let is_plugin = *checked.entry(folder.to_string()).or_insert_with(|| {
+            PLUGIN_MANIFESTS.iter().any(|m| {
+                tree.lookup_entry(format!("{folder}/{m}").split('/').map(str::as_bytes))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|e| e.mode().is_blob())
+            })
+        });
+        if !is_plugin {
+            continue;
+        }
+        let plugin = folders.entry(folder.to_string()).or_insert_with(|| Plugin {
+            folder: folder.to_string(),
+            manifest: Err(String::new()),
+            skills: Vec::new(),
+            unserved: 0,
+        });
+        match served_paths.get(path) {
+            Some(name) => plugin.skills.push(name.to_string()),
+            None => plugin.unserved += 1,
+        }
+    }
+    let mut out = Vec::with_capacity(folders.len());
+    for (_, mut plugin) in folders {
+        plugin.manifest = read_manifest(repo, tree, &plugin.folder);
+        out.push(plugin);
+    }
+    Ok(out)
+}
+
+/// The plugin manifest of `folder`: a JSON object, from the first manifest file there.
+fn read_manifest(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    folder: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    for m in PLUGIN_MANIFESTS {
+        let path = format!("{folder}/{m}");
+        let Some(entry) = tree
+            .lookup_entry(path.split('/').map(str::as_bytes))
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        if !entry.mode().is_blob() {
+            continue;
+        }
+        let header = repo
+            .find_header(entry.object_id())
+            .map_err(|e| e.to_string())?;
+        if header.size() as usize > MAX_PLUGIN_MANIFEST_BYTES {
+            return Err(format!(
+                "{path} is larger than {} KiB",
+                MAX_PLUGIN_MANIFEST_BYTES / 1024
+            ));
+        }
+        let data = read_blob(repo, entry.object_id()).map_err(|e| e.0)?;
+        return match serde_json::from_slice::<serde_json::Value>(&data) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(format!("{path} is not a JSON object")),
+            Err(e) => Err(format!("{path} is not valid JSON: {e}")),
+        };
+    }
+    Err(format!("{folder} has no plugin manifest"))
 }
 
 /// The files of a tree under the roots, grouped by the skill file they belong to
@@ -262,6 +548,11 @@ fn group_files(
     rules: &Rules,
 ) -> Result<HashMap<String, Vec<rules::TreeFile>>, BuildError> {
     let files = rules::files_under(tree, rules).map_err(git_error)?;
+    Ok(group_of(files, rules))
+}
+
+/// `files` (of one tree, under the roots) grouped by the skill file they belong to.
+fn group_of(files: Vec<rules::TreeFile>, rules: &Rules) -> HashMap<String, Vec<rules::TreeFile>> {
     let skill_files: HashSet<String> = files
         .iter()
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
@@ -279,7 +570,7 @@ fn group_files(
             groups.entry(skill).or_default().push(f);
         }
     }
-    Ok(groups)
+    groups
 }
 
 /// The skill of `row`, or why it is not served.
@@ -287,6 +578,7 @@ fn one_skill(
     repo: &gix::Repository,
     rules: &Rules,
     groups: &HashMap<String, Vec<rules::TreeFile>>,
+    skill_paths: &std::collections::BTreeSet<&str>,
     row: &Row,
     previous: Option<&Published>,
     budget: &mut usize,
@@ -326,67 +618,47 @@ fn one_skill(
             "its description is longer than {MAX_DESCRIPTION_CHARS} characters"
         ));
     }
-    // The folder's files, by their path in it; the skill file is `SKILL.md`.
-    let folder = match row.path.strip_suffix(SKILL_FILE) {
-        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
-        _ => "",
+    let files = members_of(rules, &row.path, members);
+    // Another skill file under this one's folder (a nested skill).
+    let holds_skills = match row.path.strip_suffix(SKILL_FILE) {
+        Some(folder) if rules.layout == rules::Layout::AgentSkills => skill_paths
+            .range::<str, _>((
+                std::ops::Bound::Included(folder),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|p| p.starts_with(folder))
+            .any(|p| *p != row.path),
+        _ => false,
     };
-    let mut files: Vec<(String, ObjectId, bool)> = Vec::new();
-    for f in members {
-        let path = if f.path == row.path {
-            SKILL_FILE.to_string()
-        } else if folder.is_empty() {
-            continue;
-        } else {
-            match f.path.strip_prefix(folder) {
-                Some(rest) => rest.to_string(),
-                None => continue,
-            }
-        };
-        files.push((path, f.id, f.mode.is_executable()));
-    }
-    files.sort_by(|a, b| {
-        (a.0 != SKILL_FILE, a.0.as_bytes()).cmp(&(b.0 != SKILL_FILE, b.0.as_bytes()))
-    });
     if let Some(old) = previous.and_then(|p| p.skills.get(&name)) {
         if old.same_content(&name, &description, &row.frontmatter, &files) {
-            let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
-                + old.archive.as_ref().map_or(0, |a| a.len());
-            *budget = budget.saturating_sub(kept);
-            return Ok(old.clone());
+            let version = version_of(row, old.digest());
+            if old.version == version && old.path == row.path && old.holds_skills == holds_skills {
+                let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
+                    + old.archive.as_ref().map_or(0, |a| a.len());
+                *budget = budget.saturating_sub(kept);
+                return Ok(old.clone());
+            }
         }
     }
-    let mut read = Vec::with_capacity(files.len());
-    for (path, blob, executable) in files {
-        let data = read_blob(repo, blob).map_err(|e| e.0)?;
-        read.push((path, blob, executable, data));
-    }
-    let kind = if read.len() == 1 {
-        Kind::SkillMd
-    } else {
-        Kind::Archive
-    };
-    let (archive_digest, archive) = match kind {
-        Kind::SkillMd => (None, None),
-        Kind::Archive => {
-            let members: Vec<archive::Member<'_>> = read
-                .iter()
-                .map(|(p, _, x, d)| archive::Member {
-                    path: p,
-                    executable: *x,
-                    data: d,
-                })
-                .collect();
-            let bytes = archive::build(&members).map_err(|e| e.to_string())?;
-            let d = digest(&bytes);
+    let made = artifact(repo, files).map_err(|e| e.0)?;
+    let artifact_digest = made.digest();
+    let Artifact {
+        kind,
+        files,
+        archive,
+    } = made;
+    let (archive_digest, archive) = match archive {
+        None => (None, None),
+        Some(bytes) => {
             let kept = (bytes.len() <= *budget).then(|| {
                 *budget -= bytes.len();
                 Bytes::from(bytes)
             });
-            (Some(d), kept)
+            (Some(artifact_digest.clone()), kept)
         }
     };
-    let files = read
+    let files = files
         .into_iter()
         .map(|(path, blob, executable, data)| {
             let keep = path == SKILL_FILE && data.len() <= *budget;
@@ -405,14 +677,26 @@ fn one_skill(
         })
         .collect();
     Ok(Arc::new(Skill {
+        version: version_of(row, &artifact_digest),
         name,
         description,
         frontmatter: row.frontmatter.clone(),
+        path: row.path.clone(),
+        holds_skills,
         kind,
         files,
         archive_digest,
         archive,
     }))
+}
+
+/// The row's latest version when its digest is the one served (`digest`), else 0: a
+/// version number always names the bytes the entry's digest names.
+fn version_of(row: &Row, digest: &str) -> i64 {
+    match &row.version {
+        Some((n, d)) if d == digest => *n,
+        _ => 0,
+    }
 }
 
 #[derive(Serialize)]
@@ -431,6 +715,9 @@ struct EntryDoc<'a> {
     description: &'a str,
     url: String,
     digest: &'a str,
+    /// The skill's current version ([`crate::cache::versions`]), when one is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
     files: Vec<FileDoc<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     package: Option<PackageDoc<'a>>,
@@ -464,6 +751,7 @@ fn render_index(skills: &BTreeMap<String, Arc<Skill>>) -> Vec<u8> {
                 description: &s.description,
                 url: s.url(),
                 digest: s.digest(),
+                version: (s.version > 0).then_some(s.version),
                 files: s
                     .files
                     .iter()
@@ -543,6 +831,7 @@ mod tests {
             path: format!("skills/{slug}/SKILL.md"),
             blob_sha: blob_of(content),
             frontmatter: serde_json::json!({"name": slug, "description": description}),
+            version: None,
         }
     }
 
@@ -614,6 +903,126 @@ mod tests {
             &full.skills["deploy"]
         ));
         assert!(Arc::ptr_eq(&changed.skills["lone"], &full.skills["lone"]));
+    }
+
+    #[test]
+    fn one_skill_read_from_its_folder_has_the_members_and_digest_the_index_gives_it() {
+        let (_dir, repo, commit) = repository(&[
+            (
+                "skillsd.toml",
+                "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n",
+                false,
+            ),
+            ("skills/deploy/SKILL.md", DEPLOY, false),
+            ("skills/deploy/scripts/run.sh", "#!/bin/sh\n", true),
+            // A nested skill: its files are its own, not deploy's.
+            ("skills/deploy/lone/SKILL.md", LONE, false),
+            ("skills/deploy/lone/notes.md", "# Notes\n", false),
+            ("skills/README.md", "# Skills\n", false),
+        ]);
+        let key = Key {
+            commit: Some(commit.clone()),
+            synced_at: None,
+        };
+        let mut lone = row("lone", LONE, "Alone.");
+        lone.path = "skills/deploy/lone/SKILL.md".into();
+        let built = build(
+            &repo,
+            "skills",
+            &key,
+            &[row("deploy", DEPLOY, "Deploy it."), lone],
+            None,
+            MEMORY_BUDGET,
+        )
+        .unwrap();
+        let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
+        let tree = repo.find_commit(id).unwrap().tree().unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        for (name, path) in [
+            ("deploy", "skills/deploy/SKILL.md"),
+            ("lone", "skills/deploy/lone/SKILL.md"),
+        ] {
+            let skill = &built.skills[name];
+            let members = skill_members(&tree, &rules, path).unwrap().unwrap();
+            let listed: Members = skill
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.blob, f.executable))
+                .collect();
+            assert_eq!(members, listed, "{name}");
+            let made = artifact(&repo, members).unwrap();
+            assert_eq!(made.digest(), skill.digest(), "{name}");
+            assert_eq!(made.kind, skill.kind, "{name}");
+        }
+        assert!(built.skills["deploy"].holds_skills);
+        assert!(!built.skills["lone"].holds_skills);
+        for not_a_skill in [
+            "skills/README.md",
+            "skills/nope/SKILL.md",
+            "skills/deploy/scripts/run.sh",
+        ] {
+            assert!(
+                skill_members(&tree, &rules, not_a_skill).unwrap().is_none(),
+                "{not_a_skill}"
+            );
+        }
+    }
+
+    #[test]
+    fn plugin_folders_are_the_roots_parents_with_a_manifest() {
+        let (_dir, repo, commit) = repository(&[
+            (
+                "skillsd.toml",
+                "layout = \"agent-skills\"\nroots = [\"skills\", \"plugins/*/skills\"]\n",
+                false,
+            ),
+            ("skills/lone/SKILL.md", LONE, false),
+            (
+                "plugins/kit/.claude-plugin/plugin.json",
+                "{\"name\": \"kit\"}",
+                false,
+            ),
+            ("plugins/kit/skills/deploy/SKILL.md", DEPLOY, false),
+            ("plugins/kit/skills/stale/SKILL.md", LONE, false),
+            ("plugins/bare/skills/other/SKILL.md", LONE, false),
+            ("plugins/bad/.codex-plugin/plugin.json", "[1]", false),
+            ("plugins/bad/skills/x/SKILL.md", LONE, false),
+        ]);
+        let key = Key {
+            commit: Some(commit),
+            synced_at: None,
+        };
+        let mut deploy = row("deploy", DEPLOY, "Deploy it.");
+        deploy.path = "plugins/kit/skills/deploy/SKILL.md".into();
+        let built = build(
+            &repo,
+            "skills",
+            &key,
+            &[deploy, row("lone", LONE, "Alone.")],
+            None,
+            0,
+        )
+        .unwrap();
+        let folders: Vec<(&str, Vec<String>, usize, bool)> = built
+            .plugins
+            .iter()
+            .map(|p| {
+                (
+                    p.folder.as_str(),
+                    p.skills.clone(),
+                    p.unserved,
+                    p.manifest.is_ok(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            folders,
+            [
+                ("plugins/bad", vec![], 1, false),
+                ("plugins/kit", vec!["deploy".to_string()], 1, true),
+            ]
+        );
+        assert_eq!(built.plugins[1].manifest.as_ref().unwrap()["name"], "kit");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
 //! * [`mcp`]: the same published skills over MCP (`/mcp`): tools, `skill://`
 //!   resources, SEP-2640's `skills/list` and `skills/get`, change notifications.
+//! * [`marketplace`]: Claude Code's and Codex's plugin marketplace manifests of the
+//!   same skills, each entry a git source pinned to the published commit.
+//! * [`versions`]: `/api/skills/{slug}/versions`, each version read from git history.
 //!
 //! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
 //! reflects ([`index::Key`]): a request asks the database for that key (one query) and
@@ -19,7 +22,9 @@
 pub mod archive;
 pub mod index;
 pub mod mcp;
+pub mod marketplace;
 pub mod serve;
+pub mod versions;
 
 use index::{Key, Published, Row};
 use sqlx::PgPool;
@@ -30,11 +35,13 @@ use std::sync::{Arc, Mutex};
 pub const WELL_KNOWN: &str = "/.well-known/agent-skills";
 
 /// Is `path` (as requested, percent-encoded) one of the agents' paths:
-/// `/.well-known/agent-skills[/…]` or `/{repo}/.well-known/agent-skills[/…]`?
+/// `/.well-known/agent-skills[/…]` or a marketplace manifest
+/// ([`marketplace::is_manifest_path`]), at the root or under `/{repo}`?
 pub fn is_agents_path(path: &str) -> bool {
     fn under(p: &str) -> bool {
         p.strip_prefix(WELL_KNOWN)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            || marketplace::is_manifest_path(p)
     }
     under(path)
         || path
@@ -58,7 +65,11 @@ type Slot = Arc<tokio::sync::Mutex<Option<Arc<Published>>>>;
 #[derive(Default)]
 pub struct Catalog {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Rendered marketplace manifests: per repository, format and clone URL.
+    pub(crate) manifests: Mutex<ManifestCache>,
 }
+
+type ManifestCache = HashMap<(String, marketplace::Flavor, String), Arc<marketplace::Rendered>>;
 
 impl Catalog {
     /// The published skills of `repo` as the cache has them now; `None` when there is
@@ -143,9 +154,19 @@ async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsEr
     .bind(crate::repos::DEFAULT_BRANCH)
     .fetch_optional(&mut *tx)
     .await?;
-    let rows: Vec<(String, String, String, serde_json::Value)> = sqlx::query_as(
-        "SELECT slug, path, blob_sha, frontmatter FROM skills
-         WHERE repo = $1 AND status = 'PUBLISHED' ORDER BY slug",
+    type Published = (
+        String,
+        String,
+        String,
+        serde_json::Value,
+        Option<i32>,
+        Option<String>,
+    );
+    let rows: Vec<Published> = sqlx::query_as(
+        "SELECT s.slug, s.path, s.blob_sha, s.frontmatter, v.version, v.digest FROM skills s
+         LEFT JOIN LATERAL (SELECT version, digest FROM skill_versions
+                            WHERE skill_id = s.id ORDER BY version DESC LIMIT 1) v ON true
+         WHERE s.repo = $1 AND s.status = 'PUBLISHED' ORDER BY s.slug",
     )
     .bind(repo)
     .fetch_all(&mut *tx)
@@ -163,11 +184,12 @@ async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsEr
     };
     let rows = rows
         .into_iter()
-        .map(|(slug, path, blob_sha, frontmatter)| Row {
+        .map(|(slug, path, blob_sha, frontmatter, version, digest)| Row {
             slug,
             path,
             blob_sha,
             frontmatter,
+            version: version.zip(digest).map(|(n, d)| (i64::from(n), d)),
         })
         .collect();
     Ok((key, rows))
@@ -189,5 +211,11 @@ mod tests {
         assert!(!is_agents_path("/skills/commit-messages"));
         assert!(!is_agents_path("/.well-known/other"));
         assert!(!is_agents_path("/"));
+        assert!(is_agents_path("/.claude-plugin/marketplace.json"));
+        assert!(is_agents_path("/team/.claude-plugin/marketplace.json"));
+        assert!(is_agents_path("/.agents/plugins/marketplace.json"));
+        assert!(is_agents_path("/team/.agents/plugins/marketplace.json"));
+        assert!(!is_agents_path("/a/b/.claude-plugin/marketplace.json"));
+        assert!(!is_agents_path("/.claude-plugin/plugin.json"));
     }
 }

@@ -108,7 +108,7 @@ pub(crate) fn segment(raw: &str) -> Result<String, String> {
     Ok(decoded.into_owned())
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
@@ -125,11 +125,14 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 
 /// How long clients and caches may keep an answer.
 #[derive(Clone, Copy)]
-enum Freshness {
+pub(crate) enum Freshness {
     /// The index: changes with every push.
     Index,
     /// A file or archive: its URL serves other bytes only when the skill changes.
     Content,
+    /// A file or archive of a skill's numbered version: its URL always serves the
+    /// same bytes ([`super::versions`]).
+    Version,
 }
 
 fn cache_control(s: &HttpState, freshness: Freshness) -> &'static str {
@@ -139,11 +142,13 @@ fn cache_control(s: &HttpState, freshness: Freshness) -> &'static str {
         (Freshness::Index, true) => "private, max-age=60",
         (Freshness::Content, false) => "public, max-age=300, must-revalidate",
         (Freshness::Content, true) => "private, max-age=300, must-revalidate",
+        (Freshness::Version, false) => "public, max-age=86400",
+        (Freshness::Version, true) => "private, max-age=86400",
     }
 }
 
 /// The answer with `bytes`, or `304` when the client has them.
-fn answer(
+pub(crate) fn answer(
     s: &HttpState,
     headers: &HeaderMap,
     digest: &str,

@@ -9,6 +9,7 @@
 //! * [`bulk`] rebuilds an empty cache rows first, indexes after.
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
 //! * [`periodic`] reconciles every repository now and then.
+//! * [`versions`] records each published skill's versions with their digests.
 
 pub mod binary_copy;
 pub mod bulk;
@@ -19,6 +20,7 @@ pub mod pushes;
 pub mod search;
 pub mod sync;
 pub mod vector;
+pub mod versions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

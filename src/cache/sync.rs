@@ -163,6 +163,9 @@ pub struct Prepared {
     /// Each commit (hex) with its operations, oldest first.
     steps: Vec<(String, Vec<Op>)>,
     made: Vec<super::commits::CommitRow>,
+    /// The skills whose files the steps change, with their content at the tip: their
+    /// next versions ([`super::versions`]).
+    versions: Vec<super::versions::Content>,
 }
 
 /// The cache's watermark of `branch` now (read outside any transaction: a guess that a
@@ -197,6 +200,7 @@ impl Replay<'_> {
             from: watermark.map(str::to_string),
             steps: Vec::with_capacity(steps.len()),
             made: Vec::new(),
+            versions: super::versions::between(repo, from, tip)?,
         };
         for (i, (base, commit)) in steps.into_iter().enumerate() {
             let mut ops = changes::between(repo, base, commit)?;
@@ -262,6 +266,13 @@ impl Replay<'_> {
             outcome.add(&step);
         }
         rt.block_on(super::commits::insert(tx, self.repo_name, &prepared.made))?;
+        let publish = super::versions::Publish {
+            repo: self.repo_name,
+            commit: &tip_hex,
+            pushed_by: (self.synced_by != "system").then_some(self.synced_by),
+            push_id: self.push_id,
+        };
+        rt.block_on(super::versions::write(tx, &publish, &prepared.versions))?;
         rt.block_on(set_watermark(tx, &target))?;
         tracing::debug!(
             write_ms = writing.elapsed().as_millis() as u64,
@@ -451,6 +462,9 @@ fn reconcile_once(
         outcome.add(&step);
         Ok(())
     })?;
+    // The skills it wrote and the published ones without a version (published before
+    // versions existed): their content now is their next version.
+    let mut versioned: BTreeSet<String> = jobs.iter().map(|j| j.path.clone()).collect();
     drop(jobs);
     if let Some(dropped) = bulk {
         let lacking = outcome.vectors_lacking;
@@ -461,6 +475,15 @@ fn reconcile_once(
     }
     let made = super::commits::read(repo, tip)?;
     rt.block_on(super::commits::insert(&mut tx, repo_name, &[made]))?;
+    versioned.extend(rt.block_on(super::versions::lacking(&mut tx, repo_name))?);
+    let contents = super::versions::at(repo, tip, versioned)?;
+    let publish = super::versions::Publish {
+        repo: repo_name,
+        commit: &tip_hex,
+        pushed_by: None,
+        push_id: None,
+    };
+    rt.block_on(super::versions::write(&mut tx, &publish, &contents))?;
     rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;

@@ -4,6 +4,7 @@
 //! client.
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod packs;
 pub mod upstream;
 

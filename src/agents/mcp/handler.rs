@@ -389,6 +389,10 @@ impl Handler {
             "name": skill.name,
             "description": skill.description,
             "uri": uris::file(&skill.name, crate::skills::rules::SKILL_FILE),
+            // The skill's current version (`/api/skills/NAME/versions`); absent when
+            // none is recorded for this content yet.
+            "version": (skill.version > 0).then_some(skill.version),
+            "digest": skill.digest(),
             "skillMd": text,
             "files": files,
         });

@@ -1,0 +1,470 @@
+//! Versions of the published skills (`skill_versions`): each publish that changes a
+//! `PUBLISHED` skill's files records the skill's next version number with the digest
+//! agents are served for its new content ([`crate::agents::index`]: `sha256:` of a
+//! lone `SKILL.md`, or of the folder's deterministic archive), the commit that holds
+//! it, and who pushed it.
+//!
+//! The git side ([`between`], [`at`]) runs before the push's transaction (in
+//! [`super::sync::Replay::prepare`]): which skills the commits touched — any file of a
+//! skill's folder, not only its `SKILL.md` — and their digests at the new tip. The
+//! database side ([`write`]) is one statement inside it, after the rows are written:
+//! a skill gets a version when its row is `PUBLISHED`, is the file the digest was
+//! made from, and its latest version has another digest (or it has none). So a push
+//! that leaves a skill's files as they were records nothing for it, and a rename keeps
+//! the skill's id, hence its numbering.
+//!
+//! Skills published before versions existed, or whose row a reconcile (not a push)
+//! wrote, get theirs from [`super::sync::reconcile`], which every start runs: version
+//! 1 at the content they have then ([`lacking`]).
+
+use super::{CacheError, Result};
+use crate::agents::index;
+use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
+use gix::object::tree::diff::ChangeDetached;
+use gix::ObjectId;
+use sqlx::PgConnection;
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// A skill's content at the tip of a publish: what its version would record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// The skill file's path at the tip.
+    pub path: String,
+    /// The skill file's blob: the cache row must be this file for a version to be
+    /// recorded (a row the sync could not write keeps its old content).
+    pub blob: ObjectId,
+    pub digest: String,
+    /// `skill-md` or `archive`.
+    pub kind: &'static str,
+}
+
+/// The skills whose files differ between the trees of `from` (or nothing) and `to`,
+/// with their content at `to`. Every skill of `to` when there is no `from` or the
+/// rules files differ (the layout, the roots: every folder may have changed).
+pub fn between(
+    repo: &gix::Repository,
+    from: Option<ObjectId>,
+    to: ObjectId,
+) -> Result<Vec<Content>> {
+    let new_tree = tree_of(repo, to)?;
+    // Rules that do not load: the sync records the failure; no skill is published.
+    let Ok(rules) = Rules::load(&TreeSource {
+        tree: new_tree.clone(),
+    }) else {
+        return Ok(Vec::new());
+    };
+    let old_tree = match from {
+        Some(c) => Some(tree_of(repo, c)?),
+        None => None,
+    };
+    let same_rules = old_tree.as_ref().is_some_and(|old| {
+        Rules::load(&TreeSource { tree: old.clone() }).is_ok_and(|old_rules| {
+            rules::fingerprint(old, &old_rules) == rules::fingerprint(&new_tree, &rules)
+        })
+    });
+    let paths: BTreeSet<String> = match (&old_tree, same_rules) {
+        (Some(old), true) => touched(repo, old, &new_tree, &rules)?,
+        _ => rules::files_under(&new_tree, &rules)
+            .map_err(CacheError::git)?
+            .into_iter()
+            .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
+            .map(|f| f.path)
+            .collect(),
+    };
+    contents(repo, &new_tree, &rules, paths)
+}
+
+/// The content at `commit` of the skills whose skill files are `paths` (those that
+/// are skill files there).
+pub fn at(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    paths: BTreeSet<String>,
+) -> Result<Vec<Content>> {
+    let tree = tree_of(repo, commit)?;
+    let Ok(rules) = Rules::load(&TreeSource { tree: tree.clone() }) else {
+        return Ok(Vec::new());
+    };
+    contents(repo, &tree, &rules, paths)
+}
+
+fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<gix::Tree<'_>> {
+    repo.find_commit(commit)
+        .map_err(CacheError::git)?
+        .tree()
+        .map_err(CacheError::git)
+}
+
+/// Below this many skills, their contents are made on the calling thread.
+const PARALLEL_FROM: usize = 512;
+
+/// The content of each skill of `paths` in `tree`: on every core (up to 8) when there
+/// are many (a first push, an import, a rules change), in `paths`' order.
+fn contents(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    paths: BTreeSet<String>,
+) -> Result<Vec<Content>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if paths.len() < PARALLEL_FROM || threads < 2 {
+        return contents_here(repo, tree, rules, paths);
+    }
+    let paths: Vec<String> = paths.into_iter().collect();
+    let tree_id = tree.id;
+    let parts: Vec<&[String]> = paths.chunks(paths.len().div_ceil(threads)).collect();
+    let made: Vec<Result<Vec<Content>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let repo = repo.clone();
+                scope.spawn(move || {
+                    let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
+                    contents_here(&repo, &tree, rules, part.iter().cloned().collect())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(CacheError::Git("a digest thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(paths.len());
+    for part in made {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+fn contents_here(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    paths: BTreeSet<String>,
+) -> Result<Vec<Content>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let Some(members) =
+            index::skill_members(tree, rules, &path).map_err(|e| CacheError::Git(e.0))?
+        else {
+            continue;
+        };
+        let blob = members[0].1;
+        let made = index::artifact(repo, members).map_err(|e| CacheError::Git(e.0))?;
+        out.push(Content {
+            path,
+            blob,
+            digest: made.digest(),
+            kind: made.kind.as_str(),
+        });
+    }
+    Ok(out)
+}
+
+/// The skill files of `new` whose skill a change between the trees touches: for each
+/// added, changed or deleted file under the roots, every skill file of `new` in the
+/// folders above it (a nested skill's parent too: its folder's files changed) —
+/// in the flat layout, the file itself.
+fn touched(
+    repo: &gix::Repository,
+    old: &gix::Tree<'_>,
+    new: &gix::Tree<'_>,
+    rules: &Rules,
+) -> Result<BTreeSet<String>> {
+    let mut opts = gix::diff::Options::default().with_rewrites(None);
+    opts.track_path();
+    let changes = repo
+        .diff_tree_to_tree(old, new, opts)
+        .map_err(CacheError::git)?;
+    let mut exists: HashMap<String, bool> = HashMap::new();
+    let mut is_skill_file = |path: &str| -> bool {
+        if let Some(known) = exists.get(path) {
+            return *known;
+        }
+        let found = rules.is_skill(path)
+            && new
+                .lookup_entry(path.split('/').map(str::as_bytes))
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.mode().is_blob());
+        exists.insert(path.to_string(), found);
+        found
+    };
+    let mut out = BTreeSet::new();
+    for change in changes {
+        let (location, mode) = match &change {
+            ChangeDetached::Addition {
+                location,
+                entry_mode,
+                ..
+            }
+            | ChangeDetached::Deletion {
+                location,
+                entry_mode,
+                ..
+            }
+            | ChangeDetached::Modification {
+                location,
+                entry_mode,
+                ..
+            }
+            | ChangeDetached::Rewrite {
+                location,
+                entry_mode,
+                ..
+            } => (location.to_string(), *entry_mode),
+        };
+        if mode.is_tree() {
+            continue;
+        }
+        let Some(root) = rules.root_of(&location) else {
+            continue;
+        };
+        match rules.layout {
+            rules::Layout::Flat => {
+                if is_skill_file(&location) {
+                    out.insert(location);
+                }
+            }
+            rules::Layout::AgentSkills => {
+                // Each folder between the root and the file: `root/a/`, `root/a/b/`, ...
+                let rest = &location[root.len()..];
+                for (end, _) in rest.match_indices('/') {
+                    let candidate = format!("{root}{}/{SKILL_FILE}", &rest[..end]);
+                    if is_skill_file(&candidate) {
+                        out.insert(candidate);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Who and what a set of versions is recorded for.
+pub struct Publish<'a> {
+    pub repo: &'a str,
+    /// The default branch's commit the publish brought the cache to.
+    pub commit: &'a str,
+    /// The pusher (or the merger); `None` when no push published it.
+    pub pushed_by: Option<&'a str>,
+    pub push_id: Option<Uuid>,
+}
+
+/// Records the next version of each skill in `contents` whose cached row is
+/// `PUBLISHED`, is the file the content was read from, and whose latest version has
+/// another digest (or that has none): one statement. Returns (slug, version) of each
+/// version recorded.
+pub async fn write(
+    tx: &mut PgConnection,
+    publish: &Publish<'_>,
+    contents: &[Content],
+) -> sqlx::Result<Vec<(String, i32)>> {
+    let mut recorded = Vec::new();
+    for batch in contents.chunks(2000) {
+        let mut path = Vec::with_capacity(batch.len());
+        let mut blob = Vec::with_capacity(batch.len());
+        let mut digest = Vec::with_capacity(batch.len());
+        let mut kind = Vec::with_capacity(batch.len());
+        for c in batch {
+            path.push(c.path.as_str());
+            blob.push(c.blob.to_string());
+            digest.push(c.digest.as_str());
+            kind.push(c.kind);
+        }
+        let rows: Vec<(String, i32)> = sqlx::query_as(
+            "INSERT INTO skill_versions (skill_id, repo, version, digest, kind, path, slug,
+                                         commit_sha, pushed_by, push_id)
+             SELECT s.id, s.repo, COALESCE(l.version, 0) + 1, u.digest, u.kind, s.path, s.slug,
+                    $2, $3, $4
+             FROM unnest($5::text[], $6::text[], $7::text[], $8::text[]) AS u(path, blob, digest, kind)
+             JOIN skills s ON s.repo = $1 AND s.path = u.path AND s.blob_sha = u.blob
+                          AND s.status = 'PUBLISHED'
+             LEFT JOIN LATERAL (SELECT v.version, v.digest FROM skill_versions v
+                                WHERE v.skill_id = s.id ORDER BY v.version DESC LIMIT 1) l ON true
+             WHERE l.digest IS DISTINCT FROM u.digest
+             RETURNING slug, version",
+        )
+        .bind(publish.repo)
+        .bind(publish.commit)
+        .bind(publish.pushed_by)
+        .bind(publish.push_id)
+        .bind(path)
+        .bind(blob)
+        .bind(digest)
+        .bind(kind)
+        .fetch_all(&mut *tx)
+        .await?;
+        recorded.extend(rows);
+    }
+    if !recorded.is_empty() {
+        tracing::debug!(repo = %publish.repo, commit = %publish.commit, versions = recorded.len(), "skill versions recorded");
+    }
+    Ok(recorded)
+}
+
+/// The skill files of `repo`'s `PUBLISHED` rows that have no version yet.
+pub async fn lacking(tx: &mut PgConnection, repo: &str) -> sqlx::Result<BTreeSet<String>> {
+    let paths: Vec<String> = sqlx::query_scalar(
+        "SELECT s.path FROM skills s
+         WHERE s.repo = $1 AND s.status = 'PUBLISHED'
+           AND NOT EXISTS (SELECT 1 FROM skill_versions v WHERE v.skill_id = s.id)",
+    )
+    .bind(repo)
+    .fetch_all(tx)
+    .await?;
+    Ok(paths.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare repository for the test's commits.
+    fn repository() -> (tempfile::TempDir, gix::Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        gix::init_bare(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            "[core]\n\tbare = true\n[user]\n\tname = t\n\temail = t@localhost\n",
+        )
+        .unwrap();
+        let repo = gix::open(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    /// A commit of `parent`'s tree with `files` written (`None`: removed).
+    fn commit(
+        repo: &gix::Repository,
+        parent: Option<ObjectId>,
+        files: &[(&str, Option<&str>)],
+    ) -> ObjectId {
+        let base = match parent {
+            Some(p) => repo.find_commit(p).unwrap().tree_id().unwrap().detach(),
+            None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
+        };
+        let mut editor = repo.edit_tree(base).unwrap();
+        for (path, content) in files {
+            match content {
+                Some(c) => {
+                    let blob = repo.write_blob(c.as_bytes()).unwrap();
+                    editor
+                        .upsert(*path, gix::object::tree::EntryKind::Blob, blob)
+                        .unwrap();
+                }
+                None => {
+                    editor.remove(*path).unwrap();
+                }
+            }
+        }
+        let tree = editor.write().unwrap().detach();
+        drop(editor);
+        let parents: Vec<ObjectId> = parent.into_iter().collect();
+        repo.commit("refs/heads/main", "c", tree, parents)
+            .unwrap()
+            .detach()
+    }
+
+    const NESTED: &str = "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n";
+
+    fn skill(name: &str) -> String {
+        format!("---\nname: {name}\ndescription: It.\n---\n# {name}\n")
+    }
+
+    fn paths(contents: &[Content]) -> Vec<&str> {
+        contents.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn many_skills_are_read_on_every_core_to_the_same_contents() {
+        let (_dir, repo) = repository();
+        let skills: Vec<(String, String)> = (0..PARALLEL_FROM + 7)
+            .map(|i| {
+                (
+                    format!("skills/s{i:04}/SKILL.md"),
+                    skill(&format!("s{i:04}")),
+                )
+            })
+            .collect();
+        let mut files: Vec<(&str, Option<&str>)> = vec![("skillsd.toml", Some(NESTED))];
+        files.extend(skills.iter().map(|(p, c)| (p.as_str(), Some(c.as_str()))));
+        let tip = commit(&repo, None, &files);
+        let tree = tree_of(&repo, tip).unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let paths: BTreeSet<String> = skills.iter().map(|(p, _)| p.clone()).collect();
+        let parallel = contents(&repo, &tree, &rules, paths.clone()).unwrap();
+        let here = contents_here(&repo, &tree, &rules, paths).unwrap();
+        assert_eq!(parallel.len(), PARALLEL_FROM + 7);
+        assert_eq!(parallel, here);
+    }
+
+    #[test]
+    fn the_skills_a_change_touches_are_the_folders_above_its_files() {
+        let (_dir, repo) = repository();
+        let (a, b, c) = (skill("a"), skill("b"), skill("c"));
+        let first = commit(
+            &repo,
+            None,
+            &[
+                ("skillsd.toml", Some(NESTED)),
+                ("skills/a/SKILL.md", Some(&a)),
+                ("skills/a/run.sh", Some("echo\n")),
+                ("skills/a/b/SKILL.md", Some(&b)),
+                ("skills/c/SKILL.md", Some(&c)),
+            ],
+        );
+        // No base: every skill.
+        let all = between(&repo, None, first).unwrap();
+        assert_eq!(
+            paths(&all),
+            [
+                "skills/a/SKILL.md",
+                "skills/a/b/SKILL.md",
+                "skills/c/SKILL.md"
+            ]
+        );
+        // A file of a's folder: a alone; its digest changes.
+        let second = commit(&repo, Some(first), &[("skills/a/run.sh", Some("echo 2\n"))]);
+        let touched = between(&repo, Some(first), second).unwrap();
+        assert_eq!(paths(&touched), ["skills/a/SKILL.md"]);
+        assert_ne!(touched[0].digest, all[0].digest);
+        // A nested skill's file: it and the skill around it.
+        let third = commit(
+            &repo,
+            Some(second),
+            &[("skills/a/b/notes.md", Some("# n\n"))],
+        );
+        assert_eq!(
+            paths(&between(&repo, Some(second), third).unwrap()),
+            ["skills/a/SKILL.md", "skills/a/b/SKILL.md"]
+        );
+        // Files outside the skills, a README under the root, a deleted skill: none.
+        let fourth = commit(
+            &repo,
+            Some(third),
+            &[
+                ("README.md", Some("# r\n")),
+                ("skills/README.md", Some("# s\n")),
+                ("skills/c/SKILL.md", None),
+            ],
+        );
+        assert!(between(&repo, Some(third), fourth).unwrap().is_empty());
+        // Other rules: every skill again.
+        let fifth = commit(
+            &repo,
+            Some(fourth),
+            &[(
+                "skillsd.toml",
+                Some("layout = \"agent-skills\"\nroots = [\"skills\"]\n"),
+            )],
+        );
+        assert_eq!(
+            paths(&between(&repo, Some(fourth), fifth).unwrap()),
+            ["skills/a/SKILL.md"]
+        );
+    }
+}
