@@ -272,7 +272,12 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
         let got = &tour["get_skill"]["deploy"];
         assert_eq!(got["isError"], false, "{}", m("get_skill"));
         // Its current version, as /api/skills/deploy/versions has it.
-        assert_eq!(got["structured"]["version"], 1, "{}", m("get_skill version"));
+        assert_eq!(
+            got["structured"]["version"],
+            1,
+            "{}",
+            m("get_skill version")
+        );
         let skill_md = &files["skill://deploy/SKILL.md"];
         assert_eq!(
             got["structured"]["skillMd"].as_str().unwrap().as_bytes(),

@@ -21,8 +21,8 @@
 
 pub mod archive;
 pub mod index;
-pub mod mcp;
 pub mod marketplace;
+pub mod mcp;
 pub mod serve;
 pub mod versions;
 

@@ -684,6 +684,7 @@ fn commit_and_push(
         pusher_is_admin: user.role == Role::Admin,
         pusher: user.name.clone(),
         pusher_role: user.role.as_str(),
+        server_made: true,
         ..svc.policy.clone()
     };
     let ctx = crate::receive::Context {

@@ -17,6 +17,7 @@ pub mod connectivity;
 pub mod pre_receive;
 pub mod publish;
 pub mod refs;
+pub mod signatures;
 
 use crate::cache::pushes::{PushRecord, RefResult};
 use crate::db::users::User;
@@ -142,15 +143,30 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             let _ = sb.flush();
         };
         let checking = std::time::Instant::now();
+        // The registered keys, read only if a branch requires signed commits.
+        let signers = ctx.policy.signers.clone().or_else(|| {
+            let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
+            Some(signatures::SignersSource(std::sync::Arc::new(move || {
+                rt.block_on(signatures::load(&pool))
+                    .map_err(|e| format!("the database is unavailable: {e}"))
+            })))
+        });
         let (checked, policy) = match &proposal {
             Some(Ok(p)) => (
                 vec![p.as_update()],
-                std::borrow::Cow::Owned(pre_receive::Policy {
+                pre_receive::Policy {
                     proposal: true,
+                    signers,
                     ..ctx.policy.clone()
-                }),
+                },
             ),
-            _ => (commands.clone(), std::borrow::Cow::Borrowed(&ctx.policy)),
+            _ => (
+                commands.clone(),
+                pre_receive::Policy {
+                    signers,
+                    ..ctx.policy.clone()
+                },
+            ),
         };
         let verdict = pre_receive::check(
             &view,

@@ -69,6 +69,13 @@ pub struct Policy {
     /// The pattern every pushed ref's full name must match (`SKILLSD_REF_PATTERN`,
     /// [`DEFAULT_REF_PATTERN`] by default), anchored at both ends.
     pub ref_pattern: regex::Regex,
+    /// The commits are made by the server itself for a signed-in user (an edit in the
+    /// browser or the contents API): `[commits] require_signed` does not apply to them.
+    pub server_made: bool,
+    /// The registered keys, read when a branch requires signed commits
+    /// ([`super::signatures`]); `None`: no database to read them from (then such a
+    /// push is refused).
+    pub signers: Option<super::signatures::SignersSource>,
 }
 
 /// The names a pushed ref may have by default: branches and tags whose names are
@@ -112,6 +119,8 @@ impl Default for Policy {
             limits: connectivity::Limits::default(),
             pack: crate::incoming::inspect::PackLimits::default(),
             ref_pattern: ref_pattern(DEFAULT_REF_PATTERN).expect("the default pattern compiles"),
+            server_made: false,
+            signers: None,
         }
     }
 }
@@ -151,6 +160,7 @@ pub fn check(
         cancel: Some(cancel),
         ..Tally::default()
     };
+    let mut signers: Option<super::signatures::Signers> = None;
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter()) {
         if rejection.is_some() || cmd.is_delete() || cmd.branch().is_none() {
             continue;
@@ -188,6 +198,31 @@ pub fn check(
                 format!("cannot read the pushed history: {e}"),
             )),
         }
+        // Signed commits, when the branch's rules (at its tip now) require them.
+        let target = current
+            .get(&cmd.name)
+            .or_else(|| current.get(&default_ref))
+            .copied();
+        if !(policy.merging_change || policy.server_made) && requires_signed(view, target) {
+            let signers = match &policy.signers {
+                Some(source) => match &signers {
+                    Some(loaded) => Ok(loaded),
+                    None => (source.0)().map(|l| &*signers.insert(l)),
+                },
+                None => Err("no user database to read the signing keys from".to_string()),
+            };
+            let found = signers.and_then(|keys| {
+                super::signatures::check(view, &cmd.name, cmd.new, &hidden, keys, 10_000)
+            });
+            match found {
+                Ok(mut problems) => verdict.problems.append(&mut problems),
+                Err(e) => verdict.problems.push(Problem::new(
+                    crate::skills::Check::Push,
+                    &cmd.name,
+                    format!("cannot verify the pushed commits' signatures: {e}"),
+                )),
+            }
+        }
     }
     // The session ended meanwhile (the client left, or its time ran out): nothing is
     // written for a pusher who cannot learn the outcome.
@@ -216,6 +251,17 @@ pub fn check(
         }
     }
     verdict
+}
+
+/// Do the rules at `tip` (a branch's tip before the push) require signed commits?
+fn requires_signed(view: &gix::Repository, tip: Option<ObjectId>) -> bool {
+    let Some(tree) = tip
+        .and_then(|t| view.find_commit(t).ok())
+        .and_then(|c| c.tree().ok())
+    else {
+        return false;
+    };
+    Rules::load(&TreeSource { tree }).is_ok_and(|r| r.require_signed)
 }
 
 fn ref_policy(

@@ -73,6 +73,17 @@ struct ConfigFile {
     review: super::review::ReviewFile,
     #[serde(default)]
     secrets: super::secrets::SecretsFile,
+    #[serde(default)]
+    commits: CommitsFile,
+}
+
+/// `[commits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitsFile {
+    /// Every new commit must carry a valid SSH signature (git's `gpg.format=ssh`) by
+    /// a key registered to a skillsd user.
+    require_signed: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +160,9 @@ pub struct Rules {
     pub review: super::review::Review,
     /// `[secrets]`: the fingerprints of credentials that may be committed (fixtures).
     pub secrets: super::secrets::Secrets,
+    /// `[commits] require_signed`: pushes to the branch these rules are read from must
+    /// bring only commits signed (SSH signatures) by keys of skillsd users.
+    pub require_signed: bool,
 }
 
 impl Rules {
@@ -172,6 +186,7 @@ impl Rules {
                     schema: builtin_schema(Layout::Flat),
                     review: super::review::Review::default(),
                     secrets: super::secrets::Secrets::default(),
+                    require_signed: false,
                 })
             })
             .clone()
@@ -598,6 +613,7 @@ fn build(
     let mut problems = Vec::new();
     let review = super::review::build(parsed.review, text, &mut problems);
     let secrets = super::secrets::build(parsed.secrets, text, &mut problems);
+    let require_signed = parsed.commits.require_signed.unwrap_or(false);
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
     let mut roots = Vec::new();
@@ -749,6 +765,7 @@ fn build(
             schema,
             review,
             secrets,
+            require_signed,
         }),
         _ => Err(problems),
     }

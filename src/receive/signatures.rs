@@ -1,0 +1,160 @@
+//! Signed commits (`[commits] require_signed = true` in `skillsd.toml`, read from the
+//! branch's tip before the push, never from the push itself): every commit a push
+//! brings to that branch must carry an SSH signature (git's `gpg.format=ssh`) that
+//! verifies, in the `git` namespace, with a key registered to a skillsd user. The
+//! signature is read by gix (`Commit::signature`: the armored text and the bytes it
+//! covers) and verified by the `ssh-key` crate's `sshsig` implementation (russh's own).
+//!
+//! Commits the server makes itself — a review's merge commit, an edit in the browser
+//! or the contents API, made for a signed-in user — carry no signature; their pushes
+//! are in process and say so ([`super::pre_receive::Policy::server_made`]).
+
+use crate::skills::{Check, Problem};
+use gix::ObjectId;
+use russh::keys::ssh_key::SshSig;
+use russh::keys::{HashAlg, PublicKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Who holds each registered key: `SHA256:…` fingerprint -> user name.
+pub type Signers = HashMap<String, String>;
+
+/// Reads the registered keys when a push needs them (one query, only then).
+#[derive(Clone)]
+pub struct SignersSource(pub Arc<dyn Fn() -> Result<Signers, String> + Send + Sync>);
+
+impl std::fmt::Debug for SignersSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignersSource")
+    }
+}
+
+/// The registered keys, from the database.
+pub async fn load(pool: &sqlx::PgPool) -> sqlx::Result<Signers> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT k.fingerprint, u.name FROM ssh_keys k JOIN users u ON u.id = k.user_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A commit's signature as verified against the registered keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// By this user's key (its fingerprint).
+    By { user: String, key: String },
+    /// Not signed at all.
+    Unsigned,
+    /// Signed, but not acceptably: why.
+    Bad(String),
+}
+
+/// Verifies `commit`'s signature.
+pub fn verify(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    signers: &Signers,
+) -> Result<Verified, String> {
+    let commit = repo.find_commit(commit).map_err(|e| e.to_string())?;
+    let Some((signature, signed)) = commit.signature().map_err(|e| e.to_string())? else {
+        return Ok(Verified::Unsigned);
+    };
+    let text = String::from_utf8_lossy(signature.as_ref()).into_owned();
+    if text.contains("BEGIN PGP SIGNATURE") {
+        return Ok(Verified::Bad(
+            "it is signed with OpenPGP; skillsd verifies SSH signatures (git config gpg.format ssh)".into(),
+        ));
+    }
+    if text.contains("BEGIN SIGNED MESSAGE") || text.contains("BEGIN CERTIFICATE") {
+        return Ok(Verified::Bad(
+            "it is signed with X.509; skillsd verifies SSH signatures (git config gpg.format ssh)"
+                .into(),
+        ));
+    }
+    let sig = match SshSig::from_pem(text.trim().as_bytes()) {
+        Ok(s) => s,
+        Err(e) => return Ok(Verified::Bad(format!("its signature cannot be read ({e})"))),
+    };
+    let key = PublicKey::from(sig.public_key().clone());
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let Some(user) = signers.get(&fingerprint) else {
+        return Ok(Verified::Bad(format!(
+            "it is signed by a key no skillsd user has ({fingerprint}); register it with `skillsd user key add`"
+        )));
+    };
+    let payload = signed.to_bstring();
+    match key.verify("git", payload.as_ref(), &sig) {
+        Ok(()) => Ok(Verified::By {
+            user: user.clone(),
+            key: fingerprint,
+        }),
+        Err(e) => Ok(Verified::Bad(format!(
+            "its signature by {user}'s key {fingerprint} does not verify ({e}): the commit was changed after it was signed"
+        ))),
+    }
+}
+
+/// The commits `new` brings that `hidden` does not reach, each checked: a problem per
+/// commit that is unsigned or not acceptably signed (`ref_name` is what it is pushed
+/// to). At most `limit` commits are read; more is a problem of its own.
+pub fn check(
+    repo: &gix::Repository,
+    ref_name: &str,
+    new: ObjectId,
+    hidden: &[ObjectId],
+    signers: &Signers,
+    limit: usize,
+) -> Result<Vec<Problem>, String> {
+    // The walk stops at commits: refs to tags are peeled, refs to anything else left out.
+    let hidden: Vec<ObjectId> = hidden
+        .iter()
+        .filter_map(|id| {
+            repo.find_object(*id)
+                .ok()?
+                .peel_to_kind(gix::object::Kind::Commit)
+                .ok()
+                .map(|c| c.id)
+        })
+        .collect();
+    let walk = repo
+        .rev_walk([new])
+        .with_hidden(hidden)
+        .all()
+        .map_err(|e| e.to_string())?;
+    let mut problems = Vec::new();
+    for (n, info) in walk.enumerate() {
+        let info = info.map_err(|e| e.to_string())?;
+        if n >= limit {
+            problems.push(
+                Problem::new(
+                    Check::Push,
+                    ref_name,
+                    format!("more than {limit} new commits to verify in one push"),
+                )
+                .hint("push the history in parts"),
+            );
+            break;
+        }
+        let short = &info.id.to_string()[..7];
+        let why = match verify(repo, info.id, signers)? {
+            Verified::By { .. } => continue,
+            Verified::Unsigned => "it is not signed".to_string(),
+            Verified::Bad(why) => why,
+        };
+        problems.push(
+            Problem::new(
+                Check::Push,
+                ref_name,
+                format!("commit {short} cannot go to {ref_name}: {why}"),
+            )
+            .field("commits.require_signed")
+            .hint(
+                "this branch requires signed commits: `git config gpg.format ssh`, \
+                 `git config user.signingkey ~/.ssh/id_ed25519.pub` (a key skillsd knows), then \
+                 `git rebase --exec 'git commit --amend --no-edit -S' ORIGIN/BRANCH` and push again",
+            ),
+        );
+    }
+    Ok(problems)
+}
