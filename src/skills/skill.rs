@@ -104,6 +104,7 @@ checks! {
     OutsideSkillFolder = "outside-skill-folder", protected = false, "a file under a root but in no skill folder";
     MissingSkillFile = "missing-skill-file", protected = false, "a skill folder without a SKILL.md";
     HiddenText = "hidden-text", protected = false, "characters a reader does not see (tags, bidi controls, zero-width, format) in a file of a skill";
+    Padding = "padding", protected = false, "text after a long run of whitespace or filler, or a file that is mostly blank (hidden from readers and truncating scanners)";
     AgentInstructions = "agent-instructions", protected = false, "text that tells the agent to override its instructions, send secrets or files away, pipe a remote script into a shell or switch off its safety checks (a warning by default)";
 }
 

@@ -130,6 +130,9 @@ fn content_problems(rules: &Rules, path: &str, text: &str) -> Vec<Problem> {
         problems = super::unicode::hidden_text(path, text);
     }
     problems.extend(super::secrets::scan(path, text, &rules.secrets));
+    if rules.level(Check::Padding) != super::skill::Level::Off {
+        problems.extend(super::padding::scan(path, text));
+    }
     if rules.level(Check::AgentInstructions) != super::skill::Level::Off {
         problems.extend(super::injection::scan(path, text));
     }
