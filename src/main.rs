@@ -129,6 +129,16 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Run every check a push runs — frontmatter, hidden text, credentials, padding,
+    /// instructions aimed at the agent — on every file of the default branch, not only
+    /// what a push changes (a collection adopted before a check existed); exit status 1
+    /// when there are errors.
+    Audit {
+        #[arg(default_value = DEFAULT_REPO)]
+        repo: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Consolidate a repository's packs into one (also runs by itself after pushes
     /// once there are more than 16 packs).
     Gc {
@@ -532,6 +542,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
         }
         Cmd::Gc { repo, .. } => gc(s, repo).await,
         Cmd::Fsck { repo, .. } => fsck(s, repo).await,
+        Cmd::Audit { repo, .. } => audit(s, repo).await,
         Cmd::Ref {
             command: RefCmd::List { repo, .. },
         } => ref_list(s, repo).await,
@@ -872,6 +883,46 @@ async fn fsck(settings: &Settings, repo: String) -> Result<i32> {
         if names.len() == 1 { "" } else { "s" }
     );
     Ok(1)
+}
+
+/// `skillsd audit [REPO]`: the checks over the whole tree of the default branch.
+async fn audit(settings: &Settings, repo: String) -> Result<i32> {
+    let pool = pool(settings).await?;
+    let store = store(settings);
+    let name = RepoStore::canonical_name(&repo)?;
+    let (name, copy) = fresh_copy(&pool, &store, &name).await?;
+    let branch = format!("refs/heads/{}", settings.policy.default_branch);
+    let Some(tip) = skillsd::repos::ref_target(&copy, &branch) else {
+        println!("{name}: {branch} does not exist yet: nothing to audit");
+        return Ok(0);
+    };
+    let max_file_bytes = settings.policy.max_file_bytes;
+    let (count, problems) = tokio::task::spawn_blocking(move || {
+        skillsd::receive::pre_receive::audit(&copy, tip, max_file_bytes)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+    print!("{}", skillsd::check::report(count, &problems));
+    let errors = problems
+        .iter()
+        .filter(|p| p.level == skillsd::skills::Level::Error)
+        .count();
+    let mut by_check: std::collections::BTreeMap<&str, usize> = Default::default();
+    for p in &problems {
+        *by_check.entry(p.check.id()).or_default() += 1;
+    }
+    let counts: Vec<String> = by_check.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    println!(
+        "{name} at {}: {count} skill files, {errors} errors, {} warnings{}",
+        &tip.to_string()[..7],
+        problems.len() - errors,
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counts.join(", "))
+        }
+    );
+    Ok(if errors > 0 { 1 } else { 0 })
 }
 
 /// `skillsd ref delete NAME`.
@@ -1251,6 +1302,7 @@ fn flags(cli: &Cli) -> Flags {
         | Cmd::Reconcile { common: c, .. }
         | Cmd::Gc { common: c, .. }
         | Cmd::Fsck { common: c, .. }
+        | Cmd::Audit { common: c, .. }
         | Cmd::Export { common: c, .. }
         | Cmd::Import { common: c, .. }
         | Cmd::Psql { common: c, .. }

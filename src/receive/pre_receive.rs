@@ -594,6 +594,27 @@ struct Tally<'c> {
     notes: Vec<String>,
 }
 
+/// `skillsd audit`: every file of `tip`'s tree under its rules — the checks a push
+/// runs on what it changes, run on everything (a collection adopted before a check
+/// existed). Returns the number of skill files read and every problem.
+pub fn audit(
+    view: &gix::Repository,
+    tip: ObjectId,
+    max_file_bytes: u64,
+) -> Result<(usize, Vec<Problem>), String> {
+    let mut tally = Tally::default();
+    let problems = validate_update(
+        view,
+        None,
+        tip,
+        &mut tally,
+        max_file_bytes,
+        usize::MAX,
+        &mut |_| {},
+    )?;
+    Ok((tally.changed.len(), problems))
+}
+
 /// Validates the skills added, modified or renamed between `base` and `new` under the
 /// rules of `new`; every skill of `new` when the rules differ from `base`'s.
 fn validate_update(
