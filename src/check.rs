@@ -57,6 +57,13 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
             if !is_link {
                 let bytes = std::fs::read(&full)?;
                 problems.extend(rules.validate_other(&rel, &bytes));
+                problems.extend(crate::skills::policy::file_problems(
+                    &rules.policy,
+                    &rel,
+                    crate::skills::policy::skill_folder(&rules, &rel).as_deref(),
+                    is_executable(&full),
+                    &bytes,
+                ));
             }
             continue;
         }
@@ -66,7 +73,15 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
         }
         let bytes = std::fs::read(&full)?;
         match rules.validate(&rel, &bytes) {
-            Ok(mut skill) => problems.append(&mut skill.warnings),
+            Ok(mut skill) => {
+                problems.append(&mut skill.warnings);
+                problems.extend(crate::skills::policy::tool_problems(
+                    &rules.policy,
+                    &rel,
+                    &skill.frontmatter,
+                    &String::from_utf8_lossy(&bytes),
+                ));
+            }
             Err(mut p) => problems.append(&mut p),
         }
     }
@@ -75,6 +90,12 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
     let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
     problems.extend(tree::stray_skill_files(&rules, &strays));
     Ok((count, problems))
+}
+
+/// Does the file have an executable bit (as git records it: any of them)?
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
 /// The working tree's root: the nearest folder at or above `path` with a

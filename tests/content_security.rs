@@ -493,3 +493,96 @@ fn audit_checks_the_whole_tree_of_main() {
     let out = server.cli(&["audit", "nope"]);
     assert!(!out.status.success());
 }
+
+/// `[policy]`: the push lists its executable files; executables warned about, scripts
+/// outside `scripts/` and `allowed-tools` entries matching `deny_tools` refused, each
+/// named; nothing is checked without a policy.
+#[test]
+fn the_policy_weighs_executables_script_locations_and_allowed_tools() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.ok(
+        &dir,
+        &["rm", "-q", "-r", "skills/git", "skills/getting-started"],
+    );
+    let agent = |name: &str, tools: &str| {
+        format!("---\nname: {name}\ndescription: Does {name} things when asked to.\n{tools}---\n\n# {name}\n\nSteps.\n")
+    };
+    let write = |path: &str, text: &str, executable: bool| {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        if executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    };
+    // Without a policy: an executable script anywhere, any tools — accepted, listed.
+    std::fs::write(
+        dir.join("skillsd.toml"),
+        "layout = \"agent-skills\"\nroots = [\"skills\"]\n",
+    )
+    .unwrap();
+    write(
+        "skills/deploy/SKILL.md",
+        &agent("deploy", "allowed-tools: Bash Read\n"),
+        false,
+    );
+    write("skills/deploy/run.sh", "#!/bin/sh\necho deploy\n", true);
+    git.ok(&dir, &["add", "-A"]);
+    git.ok(&dir, &["commit", "-q", "-m", "deploy"]);
+    let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("Executable files in this push (1): skills/deploy/run.sh"),
+        "{stderr}"
+    );
+
+    // With a policy (read from the pushed tree, like every rule of skillsd.toml).
+    std::fs::write(
+        dir.join("skillsd.toml"),
+        "layout = \"agent-skills\"\nroots = [\"skills\"]\n\n[policy]\nexecutables = \"warn\"\n\
+         scripts_outside_scripts = \"deny\"\ndeny_tools = [\"Bash\", \"Bash(rm*)\"]\n",
+    )
+    .unwrap();
+    let main = server.server_ref("skills", "refs/heads/main");
+    git.ok(&dir, &["add", "-A"]);
+    git.ok(&dir, &["commit", "-q", "-m", "a policy"]);
+    let stderr = git.fails(&dir, &["push", "origin", "main"]);
+    assert_contains_all(
+        &stderr,
+        &[
+            "skills/deploy/run.sh: a script outside its skill's scripts/ folder [script-location]",
+            "move it to skills/deploy/scripts/",
+            "skills/deploy/SKILL.md:4: allowed-tools: allowed-tools grants `Bash`, which [policy] deny_tools forbids (`Bash`) [denied-tool]",
+            "skills/deploy/run.sh: an executable file (mode 100755) [executable]",
+        ],
+    );
+    assert!(!stderr.contains("grants `Read`"), "{stderr}");
+    assert_eq!(server.server_ref("skills", "refs/heads/main"), main);
+
+    // Fixed: the script under scripts/ (still executable: a warning), narrower tools.
+    std::fs::create_dir_all(dir.join("skills/deploy/scripts")).unwrap();
+    git.ok(
+        &dir,
+        &["mv", "skills/deploy/run.sh", "skills/deploy/scripts/run.sh"],
+    );
+    write(
+        "skills/deploy/SKILL.md",
+        &agent("deploy", "allowed-tools: Bash(git status:*) Read\n"),
+        false,
+    );
+    git.ok(&dir, &["add", "-A"]);
+    git.ok(&dir, &["commit", "-q", "-m", "within the policy"]);
+    let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert_contains_all(
+        &stderr,
+        &[
+            "skills/deploy/scripts/run.sh: an executable file (mode 100755) [executable]",
+            "warnings do not refuse the push",
+        ],
+    );
+}

@@ -793,6 +793,7 @@ fn validate_update(
     // Like git's own "Resolving deltas: 45% (…)": only for pushes big enough to wait on.
     let mut meter = Meter::new("Checking skills", candidates.len(), progress);
     let mut checked: Vec<String> = Vec::new();
+    let mut executables: Vec<String> = Vec::new();
     for (path, mode, id, counts) in candidates {
         meter.tick();
         if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -808,6 +809,9 @@ fn validate_update(
         if mode.is_link() || mode.is_commit() || !mode.is_blob() {
             continue;
         }
+        if mode.is_executable() && counts {
+            executables.push(path.clone());
+        }
         if !rules.is_skill(&path) {
             // Another file under the roots (a skill's script, reference or asset):
             // its text, the whole of it, is checked for hidden text and credentials.
@@ -815,8 +819,24 @@ fn validate_update(
             if tally.validated.insert((path.clone(), id)) {
                 let blob = view.find_blob(id).map_err(|e| e.to_string())?;
                 problems.extend(rules.validate_other(&path, &blob.data));
+                problems.extend(crate::skills::policy::file_problems(
+                    &rules.policy,
+                    &path,
+                    crate::skills::policy::skill_folder(&rules, &path).as_deref(),
+                    mode.is_executable(),
+                    &blob.data,
+                ));
             }
             continue;
+        }
+        if mode.is_executable() {
+            problems.extend(crate::skills::policy::file_problems(
+                &rules.policy,
+                &path,
+                crate::skills::policy::skill_folder(&rules, &path).as_deref(),
+                true,
+                b"",
+            ));
         }
         if counts {
             tally.changed.insert((path.clone(), id));
@@ -838,11 +858,33 @@ fn validate_update(
         }
         let blob = view.find_blob(id).map_err(|e| e.to_string())?;
         match rules.validate(&path, &blob.data) {
-            Ok(mut skill) => problems.append(&mut skill.warnings),
+            Ok(mut skill) => {
+                problems.append(&mut skill.warnings);
+                problems.extend(crate::skills::policy::tool_problems(
+                    &rules.policy,
+                    &path,
+                    &skill.frontmatter,
+                    &String::from_utf8_lossy(&blob.data),
+                ));
+            }
             Err(mut p) => problems.append(&mut p),
         }
     }
     meter.done();
+    if !executables.is_empty() {
+        executables.sort();
+        let shown: Vec<&str> = executables.iter().take(20).map(String::as_str).collect();
+        tally.notes.push(format!(
+            "Executable files in this push ({}): {}{}",
+            executables.len(),
+            shown.join(", "),
+            if executables.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
     checked.extend(deleted);
     if !checked.is_empty() {
         let files: Vec<tree::File> = entries

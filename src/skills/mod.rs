@@ -8,6 +8,7 @@ pub(crate) mod agent;
 pub mod frontmatter;
 pub mod injection;
 pub mod padding;
+pub mod policy;
 pub mod report;
 pub mod review;
 pub mod rules;

@@ -75,6 +75,8 @@ struct ConfigFile {
     secrets: super::secrets::SecretsFile,
     #[serde(default)]
     commits: CommitsFile,
+    #[serde(default)]
+    policy: super::policy::PolicyFile,
 }
 
 /// `[commits]`.
@@ -163,6 +165,8 @@ pub struct Rules {
     /// `[commits] require_signed`: pushes to the branch these rules are read from must
     /// bring only commits signed (SSH signatures) by keys of skillsd users.
     pub require_signed: bool,
+    /// `[policy]`: executables, scripts outside `scripts/`, denied `allowed-tools`.
+    pub policy: super::policy::Policy,
 }
 
 impl Rules {
@@ -187,6 +191,7 @@ impl Rules {
                     review: super::review::Review::default(),
                     secrets: super::secrets::Secrets::default(),
                     require_signed: false,
+                    policy: super::policy::Policy::default(),
                 })
             })
             .clone()
@@ -345,12 +350,17 @@ impl Rules {
     /// errors.
     pub fn level(&self, check: Check) -> Level {
         if check.protected() {
-            Level::Error
-        } else {
-            self.levels
-                .get(&check)
-                .copied()
-                .unwrap_or_else(|| check.default_level())
+            return Level::Error;
+        }
+        if let Some(level) = self.levels.get(&check) {
+            return *level;
+        }
+        // The policy's checks weigh what `[policy]` says, and nothing without it.
+        match check {
+            Check::Executable => self.policy.executables.unwrap_or(Level::Off),
+            Check::ScriptLocation => self.policy.scripts_outside_scripts.unwrap_or(Level::Off),
+            Check::DeniedTool => self.policy.tools.unwrap_or(Level::Off),
+            _ => check.default_level(),
         }
     }
 
@@ -614,6 +624,7 @@ fn build(
     let review = super::review::build(parsed.review, text, &mut problems);
     let secrets = super::secrets::build(parsed.secrets, text, &mut problems);
     let require_signed = parsed.commits.require_signed.unwrap_or(false);
+    let policy = super::policy::build(parsed.policy, text, &mut problems);
     let layout = parsed.layout.unwrap_or(Layout::Flat);
 
     let mut roots = Vec::new();
@@ -766,6 +777,7 @@ fn build(
             review,
             secrets,
             require_signed,
+            policy,
         }),
         _ => Err(problems),
     }

@@ -104,6 +104,9 @@ checks! {
     OutsideSkillFolder = "outside-skill-folder", protected = false, "a file under a root but in no skill folder";
     MissingSkillFile = "missing-skill-file", protected = false, "a skill folder without a SKILL.md";
     HiddenText = "hidden-text", protected = false, "characters a reader does not see (tags, bidi controls, zero-width, format) in a file of a skill";
+    Executable = "executable", protected = false, "an executable file in a skill, when [policy] executables says warn or deny (off otherwise)";
+    ScriptLocation = "script-location", protected = false, "a script outside its skill's scripts/ folder, when [policy] scripts_outside_scripts says warn or deny (off otherwise)";
+    DeniedTool = "denied-tool", protected = false, "an allowed-tools entry matching [policy] deny_tools (off without deny_tools)";
     Padding = "padding", protected = false, "text after a long run of whitespace or filler, or a file that is mostly blank (hidden from readers and truncating scanners)";
     AgentInstructions = "agent-instructions", protected = false, "text that tells the agent to override its instructions, send secrets or files away, pipe a remote script into a shell or switch off its safety checks (a warning by default)";
 }
@@ -114,6 +117,8 @@ impl Check {
     pub fn default_level(self) -> Level {
         match self {
             Check::AgentInstructions => Level::Warning,
+            // On only when `[policy]` asks (see `Rules::level`).
+            Check::Executable | Check::ScriptLocation | Check::DeniedTool => Level::Off,
             _ => Level::Error,
         }
     }
@@ -308,7 +313,12 @@ mod tests {
         }
         let listed = doc
             .lines()
-            .filter(|l| l.ends_with(" |") && (l.contains("| error |") || l.contains("| warning |")))
+            .filter(|l| {
+                l.ends_with(" |")
+                    && (l.contains("| error |")
+                        || l.contains("| warning |")
+                        || l.contains("| off |"))
+            })
             .count();
         assert_eq!(listed, Check::ALL.len());
         let mut ids: Vec<&str> = Check::ALL.iter().map(|c| c.id()).collect();
