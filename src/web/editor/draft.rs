@@ -439,15 +439,15 @@ const RESERVED: [&str; 14] = [
 pub fn scalar(s: &str, flow: bool) -> String {
     let first_ok = s.chars().next().is_some_and(char::is_alphabetic);
     let last_ok = s.chars().last().is_some_and(|c| !c.is_whitespace());
-    let chars_ok = s.chars().all(|c| {
-        !c.is_control()
-            && !matches!(
-                c,
-                ':' | '#' | '"' | '\\' | '`' | '{' | '}' | '[' | ']' | '|' | '>'
-            )
-            && !(flow && c == ',')
-            && !(c.is_whitespace() && c != ' ')
-    });
+    let meaningful = |c: char| {
+        matches!(
+            c,
+            ':' | '#' | '"' | '\\' | '`' | '{' | '}' | '[' | ']' | '|' | '>'
+        ) || (flow && c == ',')
+    };
+    let chars_ok = s
+        .chars()
+        .all(|c| !c.is_control() && !meaningful(c) && (c == ' ' || !c.is_whitespace()));
     let reserved = RESERVED.contains(&s.to_ascii_lowercase().as_str());
     if first_ok && last_ok && chars_ok && !reserved {
         s.to_string()

@@ -635,7 +635,10 @@ async fn propose(
     let heading = if new {
         "New skill".to_string()
     } else {
-        format!("Edit {}", draft.path)
+        let title = ["title", "name"]
+            .iter()
+            .find_map(|k| draft.values.get(*k).filter(|t| !t.trim().is_empty()));
+        format!("Edit {}", title.unwrap_or(&draft.path))
     };
     let again = |draft: &Draft, problems: Option<Vec<Value>>, notice: Option<Notice>, status| {
         render(
@@ -728,7 +731,8 @@ async fn propose(
             draft.sha = sha;
             // A deleted file is proposed as a new one on the next save.
             let new_now = draft.sha.is_empty();
-            let response = render(
+            let problems = check(&opened.rules, &draft.path, &content);
+            render(
                 View {
                     viewer: v,
                     repo: &opened.repo,
@@ -737,12 +741,11 @@ async fn propose(
                     draft: &draft,
                     new: new_now && new,
                     heading: heading.clone(),
-                    problems: None,
+                    problems: Some(problems),
                     notice: Some(Notice::Stale { was, now }),
                 },
                 StatusCode::CONFLICT,
-            );
-            response
+            )
         }
         Err(EditError::Invalid { problems, message }) => {
             if problems.is_empty() {
