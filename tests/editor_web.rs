@@ -699,3 +699,108 @@ fn a_real_browser_edits_proposes_and_meets_a_conflict() {
     );
     assert_eq!(changes(&server), 5, "alice's four and bob's one");
 }
+
+#[test]
+fn the_agent_skills_layout_gets_its_own_fields_paths_and_archive() {
+    let server = Server::start_with(true);
+    let root = server.add_user("root", "admin");
+    let (alice, _bob, _bob_token, _rita) = team(&server);
+    // An admin moves the repository to the Agent Skills layout (a direct push).
+    let admin = Git::new("/usr/local/bin/git", &root, &server);
+    let dir = admin.clone(&server.url("skills.git"), &[]);
+    admin.ok(&dir, &["rm", "-q", "-r", "skills"]);
+    let config = "layout = \"agent-skills\"\nroots = [\"skills\"]\nschema = \"rules/agent-skills.schema.json\"\n";
+    let pdf = "---\nname: pdf\ndescription: Fill PDF forms. Use when asked to fill a PDF.\nlicense: MIT\nmetadata:\n  owner: docs-team\n  status: PUBLISHED\n---\n# PDF\n\nOpen it, fill it.\n";
+    admin.commit_files(
+        &dir,
+        &[("skillsd.toml", config), ("skills/pdf/SKILL.md", pdf)],
+        "agent skills",
+    );
+    admin.ok(&dir, &["push", "-q", "origin", "main"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let jar = tmp.path().join("alice");
+    sign_in(&server, &alice, &jar);
+
+    // The schema's fields; `metadata` (a mapping) kept as YAML.
+    let page = request(&server, &jar, "/skills/pdf/edit", None, None);
+    assert_eq!(page.code, 200, "{}", page.body);
+    assert_eq!(input_value(&page.body, "f.name"), "pdf");
+    assert_eq!(input_value(&page.body, "f.license"), "MIT");
+    assert!(!page.body.contains("name=\"f.title\""));
+    assert_eq!(
+        textarea(&page.body, "other"),
+        "metadata:\n  owner: docs-team\n  status: PUBLISHED\n"
+    );
+    let csrf = input_value(&page.body, "csrf");
+    let sha = input_value(&page.body, "sha");
+
+    // A new skill is a folder with its SKILL.md.
+    let page = request(&server, &jar, "/edit/new", None, None);
+    assert!(
+        page.body.contains("skills/&lt;name&gt;/SKILL.md"),
+        "{}",
+        page.body
+    );
+    let create = |path: &str| {
+        request(
+            &server,
+            &jar,
+            "/edit",
+            Some(&[
+                ("csrf", csrf.as_str()),
+                ("sha", ""),
+                ("path", path),
+                ("f.name", "ocr"),
+                (
+                    "f.description",
+                    "Read text from scans. Use for scanned PDFs.",
+                ),
+                ("other", "metadata:\n  owner: docs-team\n"),
+                ("body", "# OCR\n"),
+            ]),
+            None,
+        )
+    };
+    let r = create("skills/ocr.md");
+    assert_eq!(r.code, 422, "{}", r.body);
+    assert!(r.body.contains("SKILL.md"), "{}", r.body);
+    let r = create("skills/ocr/SKILL.md");
+    assert_eq!(r.code, 303, "{}", r.body);
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let clone = git.clone(&server.url("skills.git"), &[]);
+    let (_, file) = fetched(
+        &git,
+        &clone,
+        change_of(r.location.as_deref()),
+        "skills/ocr/SKILL.md",
+    );
+    assert_eq!(
+        file,
+        "---\nname: ocr\ndescription: Read text from scans. Use for scanned PDFs.\nmetadata:\n  owner: docs-team\n---\n# OCR\n"
+    );
+
+    // Archive sets `metadata.status`, keeping the mapping's other keys.
+    let r = request(
+        &server,
+        &jar,
+        "/edit/archive",
+        Some(&[
+            ("csrf", csrf.as_str()),
+            ("path", "skills/pdf/SKILL.md"),
+            ("sha", sha.as_str()),
+        ]),
+        None,
+    );
+    assert_eq!(r.code, 303, "{}", r.body);
+    let (who, file) = fetched(
+        &git,
+        &clone,
+        change_of(r.location.as_deref()),
+        "skills/pdf/SKILL.md",
+    );
+    assert!(
+        who.starts_with("Alice Liddell <alice@example.com>|"),
+        "{who}"
+    );
+    assert_eq!(file, pdf.replace("status: PUBLISHED", "status: ARCHIVED"));
+}
