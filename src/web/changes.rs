@@ -172,7 +172,7 @@ pub fn body_diff(skill: &ChangeSkill) -> Vec<(LineKind, &str)> {
 
 /// Within each run of changed lines (between unchanged ones), the removed lines first,
 /// then the added ones, each in their order: the same diff, in the usual reading order.
-fn removed_first(lines: Vec<(LineKind, &str)>) -> Vec<(LineKind, &str)> {
+pub(super) fn removed_first(lines: Vec<(LineKind, &str)>) -> Vec<(LineKind, &str)> {
     let mut out = Vec::with_capacity(lines.len());
     let mut added = Vec::new();
     for (kind, line) in lines {
@@ -549,7 +549,7 @@ fn value_text(v: Option<&Value>) -> String {
 const CONTEXT: usize = 3;
 
 /// A body's diff as lines: added and removed lines marked, long unchanged runs folded.
-fn diff_markup(id: &str, lines: &[(LineKind, &str)]) -> Markup {
+pub(super) fn diff_markup(id: &str, lines: &[(LineKind, &str)]) -> Markup {
     // Which lines show: every changed line and CONTEXT lines either side of one (one
     // pass: a body can have many thousand lines); a short unchanged body whole.
     let mut shown = vec![lines.len() <= 2 * CONTEXT + 1; lines.len()];

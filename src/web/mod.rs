@@ -1,13 +1,17 @@
 //! Status pages in the browser, on the `--http` listener: the dashboard (`/`), the
 //! skills (`/skills`, searchable and filterable), one skill (`/skills/{slug}`), one
-//! push (`/pushes/{id}`) and the changes under review (`/changes`, `/changes/{n}`, with
-//! the reviewers' forms: [`changes`]). Server-rendered HTML (maud: every value is escaped unless
-//! marked otherwise, and only the sanitized Markdown of [`markdown`] is), one small
-//! stylesheet, no JavaScript: the pages work with it off. Every response carries a
-//! strict Content-Security-Policy (no scripts, no inline styles, no frames).
+//! push (`/pushes/{id}`), the changes under review (`/changes`, `/changes/{n}`, with
+//! the reviewers' forms: [`changes`]) and the editor (`/skills/{slug}/edit`,
+//! `/edit/new`, `POST /edit`, `POST /edit/archive`: [`editor`]). Server-rendered HTML
+//! (maud: every value is escaped unless marked otherwise, and only the sanitized
+//! Markdown of [`markdown`] is), one small stylesheet; the pages work with
+//! JavaScript off (`live.js` and `editor.js` only enhance them). Every response
+//! carries a strict Content-Security-Policy (scripts from this server only, nothing
+//! inline, no frames).
 
 pub mod auth;
 pub mod changes;
+pub mod editor;
 pub mod live;
 pub mod markdown;
 mod pages;
@@ -34,6 +38,8 @@ mod tests {
     fn every_path_has_its_surface() {
         assert_eq!(surface("/healthz"), Surface::Open);
         assert_eq!(surface("/static/style.css"), Surface::Open);
+        assert_eq!(surface("/static/editor.js"), Surface::Open);
+        assert_eq!(surface("/edit/preview"), Surface::Page);
         assert_eq!(surface("/metrics"), Surface::Metrics);
         assert_eq!(surface("/api/skills"), Surface::Api);
         assert_eq!(surface("/api/mirrors"), Surface::Api);
@@ -88,6 +94,12 @@ pub fn router() -> Router<Arc<HttpState>> {
         .route("/changes", get(changes::changes))
         .route("/changes/{n}", get(changes::change))
         .route("/changes/{n}/review", post(changes::review))
+        .route("/skills/{slug}/edit", get(editor::edit_page))
+        .route("/edit/new", get(editor::new_page))
+        .route("/edit", post(editor::save))
+        .route("/edit/archive", post(editor::archive))
+        .route("/edit/preview", post(editor::preview))
+        .route("/static/editor.js", get(editor::script))
         .route("/reconcile", post(pages::reconcile))
         .route("/login", get(pages::login))
         .route("/logout", post(pages::logout))
@@ -112,9 +124,8 @@ enum Surface {
 
 fn surface(path: &str) -> Surface {
     match path {
-        "/healthz" | "/readyz" | "/login" | "/static/style.css" | "/static/live.js" => {
-            Surface::Open
-        }
+        "/healthz" | "/readyz" | "/login" | "/static/style.css" | "/static/live.js"
+        | "/static/editor.js" => Surface::Open,
         "/metrics" => Surface::Metrics,
         p if p == "/api" || p.starts_with("/api/") => Surface::Api,
         p if crate::agents::is_agents_path(p) => Surface::Api,
@@ -231,6 +242,15 @@ async fn script() -> Response {
 
 /// A whole page around `body`, with the security headers.
 fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
+    page_with(title, viewer, None, body)
+}
+
+/// [`page`] that also loads `script` (a path under `/static/`).
+fn page_with_script(title: &str, viewer: Option<&Viewer>, script: &str, body: Markup) -> Response {
+    page_with(title, viewer, Some(script), body)
+}
+
+fn page_with(title: &str, viewer: Option<&Viewer>, script: Option<&str>, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -240,6 +260,7 @@ fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Response {
                 title { (title) " · skillsd" }
                 link rel="stylesheet" href="/static/style.css";
                 script src="/static/live.js" defer {}
+                @if let Some(src) = script { script src=(src) defer {} }
             }
             body {
                 header {

@@ -385,8 +385,10 @@ pub async fn skills(
         Err(e) => return unavailable(e),
     };
     let statuses = crate::skills::Status::ALL;
+    let editor = super::editor::may_edit(&s, viewer.as_ref(), &repo).await;
     let body = html! {
         h1 { "Skills of " (repo) }
+        @if editor { (super::editor::new_button(&repo)) }
         form class="filters" method="get" action="/skills" {
             input type="hidden" name="repo" value=(repo);
             input type="search" name="q" placeholder="Search titles, descriptions, tags and bodies" value=(given(&q.q).unwrap_or(""));
@@ -495,8 +497,22 @@ pub async fn skill(
     let warnings: Value = row.get("warnings");
     let body_html = markdown::render(&row.get::<String, _>("body"));
     let here = format!("/skills/{}?repo={}", encode(&slug), encode(&repo));
+    let buttons = match viewer.as_ref() {
+        Some(v) if super::editor::may_edit(&s, Some(v), &repo).await => {
+            Some(super::editor::skill_buttons(
+                v,
+                &repo,
+                &slug,
+                &row.get::<String, _>("path"),
+                &row.get::<String, _>("blob_sha"),
+                row.get::<String, _>("status") == "ARCHIVED",
+            ))
+        }
+        _ => None,
+    };
     let markup = html! {
         h1 { (title) " " (sync_badge(&row.get::<String, _>("sync_status"))) }
+        @if let Some(b) = buttons { (b) }
         @if let Some(d) = row.get::<Option<String>, _>("description") { p { (d) } }
         dl class="meta" {
             dt { "slug" } dd { code { (row.get::<String, _>("slug")) } }
