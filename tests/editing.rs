@@ -452,3 +452,60 @@ fn v_sha(server: &Server, token: &str, number: i64, path: &str) -> String {
     assert_eq!(code, 200, "{v}");
     v["sha"].as_str().unwrap().to_string()
 }
+
+/// A read-only API token reads the pages, and with them the form token they carry, but
+/// acts on nothing through their forms: approving a change with it is refused.
+#[test]
+fn a_read_only_token_cannot_act_through_the_pages_forms() {
+    let server = Server::start_with(true);
+    let alice = server.add_user("alice", "writer");
+    let bob = server.add_user("bob", "writer");
+    let write = token(&server, &alice, "--write");
+    let body = json!({"files": [{"operation": "create", "path": "skills/ops/x.md",
+        "content": b64(&skill("X", ""))}]});
+    let (code, v) = call(
+        &server,
+        &write,
+        "POST",
+        "/api/repos/skills/changes",
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{v}");
+    let number = v["change"].as_i64().unwrap();
+    // Bob's read-only token: the page, and the form token in it.
+    let read_only = token(&server, &bob, "");
+    let page = Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {read_only}")])
+        .arg(format!(
+            "http://127.0.0.1:{}/changes/{number}",
+            server.http_port
+        ))
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout).into_owned();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no form token in {page}"))
+        + marker.len();
+    let csrf = &page[start..start + page[start..].find('"').unwrap()];
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-H", &format!("Authorization: Bearer {read_only}")])
+        .args([
+            "--data",
+            &format!("csrf={csrf}&action=approve&message=lgtm"),
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{}/changes/{number}/review",
+            server.http_port
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    assert_eq!(
+        server.count("SELECT count(*) FROM change_reviews"),
+        0,
+        "nothing was recorded"
+    );
+}

@@ -740,6 +740,13 @@ pub(super) fn checked<'v>(
             Some(v),
             "This form is out of date or did not come from these pages; reload the page and try again.",
         ))),
+        // A read-only API token sees the pages (and their form token) but acts on
+        // nothing through them.
+        Some(v) if !v.can_write => Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            Some(v),
+            "This token is read-only: it cannot act through the pages. Sign in with `web-login`, or use a token made with `token create --write`.",
+        ))),
         Some(v) => Ok(v),
     }
 }
