@@ -27,6 +27,7 @@ pub mod receive;
 pub mod repos;
 pub mod review;
 pub mod server;
+pub mod signing;
 pub mod skills;
 pub mod ssh;
 pub mod storage;

@@ -151,5 +151,42 @@ fn only_commits_signed_by_registered_keys_reach_a_branch_that_requires_them() {
     let answer = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(answer.trim_end().ends_with("201"), "{answer}");
     assert!(answer.contains("\"published\":true"), "{answer}");
+
+    // The history says which commits were signed, and by whom.
+    let history = |slug: &str| -> serde_json::Value {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                &format!(
+                    "http://127.0.0.1:{}/api/skills/{slug}/history",
+                    server.http_port
+                ),
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let signed = history("signed-18");
+    let latest = &signed["history"][0];
+    assert_eq!(latest["signature"], "verified", "{signed}");
+    assert_eq!(latest["signedBy"], "alice", "{signed}");
+    assert!(
+        latest["signingKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:"),
+        "{signed}"
+    );
+    let browser = history("from-the-browser");
+    assert_eq!(browser["history"][0]["signature"], "unsigned", "{browser}");
+    let page = std::process::Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://127.0.0.1:{}/skills/signed-18", server.http_port),
+        ])
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains("✓ verified: alice"), "{page}");
     server.assert_fsck("skills");
 }

@@ -20,6 +20,10 @@ pub struct CommitRow {
     pub committer_email: String,
     pub committed_at: chrono::DateTime<chrono::Utc>,
     pub message: String,
+    /// `valid`, `invalid` or `unsigned` ([`crate::signing::Signature::state`]).
+    pub signature: String,
+    /// The signing key's fingerprint, when signed with SSH.
+    pub signing_key: Option<String>,
 }
 
 /// Text PostgreSQL can hold: valid UTF-8 (lossy), no NUL.
@@ -33,6 +37,7 @@ fn time(seconds: i64) -> chrono::DateTime<chrono::Utc> {
 
 /// Reads `id` from `repo`.
 pub fn read(repo: &gix::Repository, id: ObjectId) -> Result<CommitRow> {
+    let signature = crate::signing::inspect(repo, id).map_err(CacheError::git)?;
     let commit = repo.find_commit(id).map_err(CacheError::git)?;
     let decoded = commit.decode().map_err(CacheError::git)?;
     let author = decoded.author().map_err(CacheError::git)?;
@@ -54,6 +59,8 @@ pub fn read(repo: &gix::Repository, id: ObjectId) -> Result<CommitRow> {
         committer_email: text(committer.email),
         committed_at: time(committer.seconds()),
         message,
+        signature: signature.state().to_string(),
+        signing_key: signature.key().map(str::to_string),
     })
 }
 
@@ -67,9 +74,14 @@ pub async fn insert(tx: &mut PgConnection, repo_name: &str, rows: &[CommitRow]) 
         |f: fn(&CommitRow) -> chrono::DateTime<chrono::Utc>| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO commits (repo, sha, author_name, author_email, authored_at, committer_name,
-                              committer_email, committed_at, message)
-         SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                                    $6::text[], $7::text[], $8::timestamptz[], $9::text[]) AS u
+                              committer_email, committed_at, message, signature, signing_key,
+                              signed_by)
+         SELECT $1, u.sha, u.an, u.ae, u.at, u.cn, u.ce, u.ct, u.msg, u.sig, u.key,
+                (SELECT us.name FROM ssh_keys k JOIN users us ON us.id = k.user_id
+                 WHERE u.sig = 'valid' AND k.fingerprint = u.key)
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                     $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
+              AS u(sha, an, ae, at, cn, ce, ct, msg, sig, key)
          ON CONFLICT (repo, sha) DO NOTHING",
     )
     .bind(repo_name)
@@ -81,6 +93,12 @@ pub async fn insert(tx: &mut PgConnection, repo_name: &str, rows: &[CommitRow]) 
     .bind(col(|r| &r.committer_email))
     .bind(times(|r| r.committed_at))
     .bind(col(|r| &r.message))
+    .bind(col(|r| &r.signature))
+    .bind(
+        rows.iter()
+            .map(|r| r.signing_key.as_deref())
+            .collect::<Vec<Option<&str>>>(),
+    )
     .execute(tx)
     .await?;
     Ok(())
@@ -102,6 +120,12 @@ pub struct Change {
     pub committer_name: Option<String>,
     pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub message: Option<String>,
+    /// `verified` (an SSH signature that verifies, by a key of `signed_by`'s),
+    /// `unverified` (signed, but invalid or by a key nobody registered), `unsigned`;
+    /// absent for commits synced before this was recorded.
+    pub signature: Option<String>,
+    pub signed_by: Option<String>,
+    pub signing_key: Option<String>,
 }
 
 /// Every change the cache made to skill `skill_id` (through renames: the id stays),
@@ -115,7 +139,7 @@ pub async fn history(
     let rows = sqlx::query(
         "SELECT l.operation, l.path, l.git_commit_sha, l.started_at, l.synced_by,
                 c.author_name, c.author_email, c.authored_at, c.committer_name, c.committed_at,
-                c.message
+                c.message, c.signature, c.signed_by, c.signing_key
          FROM skill_sync_log l
          LEFT JOIN commits c ON c.repo = l.repo AND c.sha = l.git_commit_sha
          WHERE l.skill_id = $1 AND l.status = 'success'
@@ -138,6 +162,15 @@ pub async fn history(
             authored_at: r.get("authored_at"),
             committer_name: r.get("committer_name"),
             committed_at: r.get("committed_at"),
+            signature: r.get::<Option<String>, _>("signature").map(|s| {
+                match (s.as_str(), r.get::<Option<String>, _>("signed_by")) {
+                    ("valid", Some(_)) => "verified".to_string(),
+                    ("unsigned", _) => "unsigned".to_string(),
+                    _ => "unverified".to_string(),
+                }
+            }),
+            signed_by: r.get("signed_by"),
+            signing_key: r.get("signing_key"),
             message: r.get("message"),
         })
         .collect())

@@ -9,10 +9,9 @@
 //! or the contents API, made for a signed-in user — carry no signature; their pushes
 //! are in process and say so ([`super::pre_receive::Policy::server_made`]).
 
+use crate::signing::Signature;
 use crate::skills::{Check, Problem};
 use gix::ObjectId;
-use russh::keys::ssh_key::SshSig;
-use russh::keys::{HashAlg, PublicKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,49 +49,33 @@ pub enum Verified {
     Bad(String),
 }
 
-/// Verifies `commit`'s signature.
+/// Verifies `commit`'s signature against the registered keys.
 pub fn verify(
     repo: &gix::Repository,
     commit: ObjectId,
     signers: &Signers,
 ) -> Result<Verified, String> {
-    let commit = repo.find_commit(commit).map_err(|e| e.to_string())?;
-    let Some((signature, signed)) = commit.signature().map_err(|e| e.to_string())? else {
-        return Ok(Verified::Unsigned);
-    };
-    let text = String::from_utf8_lossy(signature.as_ref()).into_owned();
-    if text.contains("BEGIN PGP SIGNATURE") {
-        return Ok(Verified::Bad(
-            "it is signed with OpenPGP; skillsd verifies SSH signatures (git config gpg.format ssh)".into(),
-        ));
-    }
-    if text.contains("BEGIN SIGNED MESSAGE") || text.contains("BEGIN CERTIFICATE") {
-        return Ok(Verified::Bad(
-            "it is signed with X.509; skillsd verifies SSH signatures (git config gpg.format ssh)"
-                .into(),
-        ));
-    }
-    let sig = match SshSig::from_pem(text.trim().as_bytes()) {
-        Ok(s) => s,
-        Err(e) => return Ok(Verified::Bad(format!("its signature cannot be read ({e})"))),
-    };
-    let key = PublicKey::from(sig.public_key().clone());
-    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-    let Some(user) = signers.get(&fingerprint) else {
-        return Ok(Verified::Bad(format!(
-            "it is signed by a key no skillsd user has ({fingerprint}); register it with `skillsd user key add`"
-        )));
-    };
-    let payload = signed.to_bstring();
-    match key.verify("git", payload.as_ref(), &sig) {
-        Ok(()) => Ok(Verified::By {
-            user: user.clone(),
-            key: fingerprint,
-        }),
-        Err(e) => Ok(Verified::Bad(format!(
-            "its signature by {user}'s key {fingerprint} does not verify ({e}): the commit was changed after it was signed"
-        ))),
-    }
+    Ok(match crate::signing::inspect(repo, commit)? {
+        Signature::Unsigned => Verified::Unsigned,
+        Signature::Unreadable(why) => Verified::Bad(why),
+        Signature::Invalid { key, why } => match signers.get(&key) {
+            Some(user) => Verified::Bad(format!(
+                "its signature by {user}'s key {key} does not verify ({why}): the commit was changed after it was signed"
+            )),
+            None => Verified::Bad(format!(
+                "its signature does not verify ({why}), and its key {key} is no skillsd user's"
+            )),
+        },
+        Signature::Valid { key } => match signers.get(&key) {
+            Some(user) => Verified::By {
+                user: user.clone(),
+                key,
+            },
+            None => Verified::Bad(format!(
+                "it is signed by a key no skillsd user has ({key}); register it with `skillsd user key add`"
+            )),
+        },
+    })
 }
 
 /// The commits `new` brings that `hidden` does not reach, each checked: a problem per

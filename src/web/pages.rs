@@ -532,7 +532,7 @@ pub async fn skill(
         div class="body" id="body" { (PreEscaped(body_html)) }
         h2 { "History" }
         table id="history" {
-            thead { tr { th { "commit" } th { "author" } th { "date" } th { "operation" } th { "message" } } }
+            thead { tr { th { "commit" } th { "author" } th { "date" } th { "operation" } th { "message" } th { "signature" } } }
             tbody {
                 @for c in &history {
                     tr {
@@ -541,6 +541,14 @@ pub async fn skill(
                         td { (when(c.authored_at.unwrap_or(c.synced_at))) }
                         td { (c.operation) }
                         td { (c.message.as_deref().map(|m| m.lines().next().unwrap_or("")).unwrap_or("")) }
+                        td class="signature" title=(c.signing_key.as_deref().unwrap_or("")) {
+                            @match (c.signature.as_deref(), c.signed_by.as_deref()) {
+                                (Some("verified"), Some(who)) => { "✓ verified: " (who) }
+                                (Some("unverified"), _) => { "unverified" }
+                                (Some("unsigned"), _) => { "unsigned" }
+                                _ => { "" }
+                            }
+                        }
                     }
                 }
             }

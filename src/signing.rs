@@ -1,0 +1,83 @@
+//! A git commit's signature, read by gix (`Commit::signature`: the armored text and the
+//! bytes it covers) and checked by the `ssh-key` crate's `sshsig` implementation
+//! (russh's own) with the key the signature carries, in git's namespace. Whether that
+//! key belongs to someone is the caller's question: the push's gate
+//! ([`crate::receive::signatures`]) and the cache's history ([`crate::cache::commits`]).
+
+use gix::ObjectId;
+use russh::keys::ssh_key::SshSig;
+use russh::keys::{HashAlg, PublicKey};
+
+/// What a commit's signature is, on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signature {
+    Unsigned,
+    /// Not an SSH signature, or not readable as one: why.
+    Unreadable(String),
+    /// An SSH signature that verifies with the key it carries (`SHA256:…`).
+    Valid {
+        key: String,
+    },
+    /// An SSH signature that does not verify: its key, and why.
+    Invalid {
+        key: String,
+        why: String,
+    },
+}
+
+impl Signature {
+    /// The cache's words: `valid`, `invalid`, `unsigned`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Signature::Unsigned => "unsigned",
+            Signature::Valid { .. } => "valid",
+            Signature::Invalid { .. } | Signature::Unreadable(_) => "invalid",
+        }
+    }
+
+    /// The signing key's fingerprint, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Signature::Valid { key } | Signature::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and checks `commit`'s signature.
+pub fn inspect(repo: &gix::Repository, commit: ObjectId) -> Result<Signature, String> {
+    let commit = repo.find_commit(commit).map_err(|e| e.to_string())?;
+    let Some((signature, signed)) = commit.signature().map_err(|e| e.to_string())? else {
+        return Ok(Signature::Unsigned);
+    };
+    let text = String::from_utf8_lossy(signature.as_ref()).into_owned();
+    if text.contains("BEGIN PGP SIGNATURE") {
+        return Ok(Signature::Unreadable(
+            "it is signed with OpenPGP; skillsd verifies SSH signatures (git config gpg.format ssh)".into(),
+        ));
+    }
+    if text.contains("BEGIN SIGNED MESSAGE") || text.contains("BEGIN CERTIFICATE") {
+        return Ok(Signature::Unreadable(
+            "it is signed with X.509; skillsd verifies SSH signatures (git config gpg.format ssh)"
+                .into(),
+        ));
+    }
+    let sig = match SshSig::from_pem(text.trim().as_bytes()) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Signature::Unreadable(format!(
+                "its signature cannot be read ({e})"
+            )))
+        }
+    };
+    let key = PublicKey::from(sig.public_key().clone());
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let payload = signed.to_bstring();
+    Ok(match key.verify("git", payload.as_ref(), &sig) {
+        Ok(()) => Signature::Valid { key: fingerprint },
+        Err(e) => Signature::Invalid {
+            key: fingerprint,
+            why: e.to_string(),
+        },
+    })
+}
