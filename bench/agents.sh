@@ -166,6 +166,7 @@ FILE_SHA=$(digest "$S$FILE")
 # wrk, ROUNDS times per URL, skillsd and nginx alternating.
 RAW=$WORK/wrk.log
 : > "$RAW"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A RPS
 measure() {  # label url
   local out
@@ -180,6 +181,7 @@ for r in $(seq 1 "$ROUNDS"); do
   measure skillsd-file "$S$FILE"
   measure nginx-file "$NG$FILE"
 done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
 declare -A MED
 for k in "${!RPS[@]}"; do MED[$k]=$(median <<<"${RPS[$k]}"); done
@@ -256,6 +258,7 @@ OUT=$ROOT/bench/agents-$N.md
   echo "One push of $N skills took $PUSH_MS ms; $PUBLISHED published, $ENTRIES in the index."
   echo "The first index request after it (the build in memory) took $BUILD_MS ms."
   echo "index.json: $INDEX_BYTES bytes (sha256 $INDEX_SHA); $FILE: $FILE_BYTES bytes (sha256 $FILE_SHA); the same from skillsd and nginx."
+  echo "Load average (other work on the machine) before and after the wrk runs: $LOAD_BEFORE / $LOAD_AFTER."
   echo "wrk -t$THREADS -c$CONNS -d${SECS}s (keep-alive), $ROUNDS rounds alternating; requests/s, median (all rounds):"
   echo
   echo "| what | skillsd req/s | nginx req/s | skillsd / nginx |"
