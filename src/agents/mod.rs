@@ -14,10 +14,13 @@
 //! * [`versions`]: `/api/skills/{slug}/versions`, each version read from git history.
 //!
 //! [`Catalog`] keeps each repository's built index in memory, keyed by what the cache
-//! reflects ([`index::Key`]): a request asks the database for that key (one query) and
-//! is answered from memory while it holds; a push or reconcile that moves the cache
-//! moves the key, and the next request builds the index again (skills whose files did
-//! not change are carried over, not read again).
+//! reflects ([`index::Key`]): a request asks the database for that key and is answered
+//! from memory while it holds; a push or reconcile that moves the cache moves the key,
+//! and the next request builds the index again (skills whose files did not change are
+//! carried over, not read again). The key is read by a query that starts after the
+//! request arrived, so a push that returned before it is served, on every node; under
+//! load, the requests that arrive while one query runs share the next one
+//! ([`KeyReads`]).
 
 pub mod archive;
 pub mod index;
@@ -59,12 +62,63 @@ pub enum AgentsError {
     Git(String),
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Arc<Published>>>>;
+/// One repository's published skills: the last built (`ready`, read without waiting)
+/// and the lock a build is made under.
+#[derive(Default)]
+struct Slot {
+    ready: Mutex<Option<Arc<Published>>>,
+    building: tokio::sync::Mutex<()>,
+    keys: KeyReads,
+}
+
+/// Reads of one repository's [`Key`], shared by the requests that wait for the same
+/// query. A request joins the batch whose query has not started yet, so what it gets
+/// was read after it arrived: a push that returned before the request is seen, on any
+/// node. Queries run one at a time: the requests that arrive while one runs form the
+/// next batch, and one query answers them all (under load, a few queries a
+/// millisecond instead of one per request). A query that fails or is cancelled is run
+/// again by the next waiter of its batch.
+#[derive(Default)]
+struct KeyReads {
+    /// The batch whose query has not started.
+    pending: Mutex<Option<Batch>>,
+    /// Held while a query runs.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// What one query read: the key, `None` when the repository does not exist.
+type Batch = Arc<tokio::sync::OnceCell<Option<Key>>>;
+
+impl KeyReads {
+    async fn key(&self, pool: &PgPool, repo: &str) -> Result<Option<Key>, AgentsError> {
+        let batch = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Default::default)
+            .clone();
+        let read = batch
+            .get_or_try_init(|| async {
+                let _running = self.running.lock().await;
+                // The query starts now, after every request of the batch arrived: the
+                // ones arriving from here on wait for the next.
+                {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    if pending.as_ref().is_some_and(|p| Arc::ptr_eq(p, &batch)) {
+                        *pending = None;
+                    }
+                }
+                key_of(pool, repo).await
+            })
+            .await?;
+        Ok(read.clone())
+    }
+}
 
 /// Each repository's published skills, built at most once per [`Key`].
 #[derive(Default)]
 pub struct Catalog {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
     /// Rendered marketplace manifests: per repository, format and clone URL.
     pub(crate) manifests: Mutex<ManifestCache>,
 }
@@ -81,22 +135,36 @@ impl Catalog {
         repos: &crate::repos::RepoStore,
         repo: &str,
     ) -> Result<Option<Arc<Published>>, AgentsError> {
-        let Some(key) = key_of(pool, repo).await? else {
-            return Ok(None);
-        };
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(repo.to_string()).or_default().clone()
+            match slots.get(repo) {
+                Some(slot) => slot.clone(),
+                None => slots.entry(repo.to_string()).or_default().clone(),
+            }
         };
-        let mut held = slot.lock().await;
-        if let Some(p) = held.as_ref().filter(|p| p.key == key) {
-            return Ok(Some(p.clone()));
+        let Some(key) = slot.keys.key(pool, repo).await? else {
+            return Ok(None);
+        };
+        let ready = |slot: &Slot| {
+            slot.ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .filter(|p| p.key == key)
+                .cloned()
+        };
+        if let Some(p) = ready(&slot) {
+            return Ok(Some(p));
         }
+        let _building = slot.building.lock().await;
+        if let Some(p) = ready(&slot) {
+            return Ok(Some(p));
+        }
+        let previous = slot.ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (key, rows) = snapshot(pool, repo).await?;
         let (_, copy) = crate::storage::replica::open(pool, repos, repo, false)
             .await
             .map_err(|e| AgentsError::Git(e.to_string()))?;
-        let previous = held.clone();
         let name = repo.to_string();
         let built = tokio::task::spawn_blocking(move || {
             index::build(
@@ -122,7 +190,7 @@ impl Catalog {
             tracing::debug!(repo = %built.repo, %path, %why, "published skill not served to agents");
         }
         let built = Arc::new(built);
-        *held = Some(built.clone());
+        *slot.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
         Ok(Some(built))
     }
 }
