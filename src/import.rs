@@ -446,10 +446,24 @@ pub fn land(
     .map_err(git)?;
     let (messages, status) =
         push_in_process(ctx, work, scratch.dir(), &branch, old, new, ids, &[])?;
-    let accepted = status
-        .lines()
-        .any(|l| l.trim_end() == format!("ok {branch}"));
+    let accepted = ref_outcome(&status, &branch).is_ok();
     Ok((messages, accepted.then(|| new.to_string())))
+}
+
+/// What receive-pack's report-status (`status`, as [`push_in_process`] returns it) says
+/// of `name`: accepted (`ok NAME`), or the reason it was not (`ng NAME REASON`;
+/// `refused` when it names none).
+pub fn ref_outcome(status: &str, name: &str) -> Result<(), String> {
+    let ok = format!("ok {name}");
+    if status.lines().any(|l| l.trim_end() == ok) {
+        return Ok(());
+    }
+    let ng = format!("ng {name} ");
+    Err(status
+        .lines()
+        .find_map(|l| l.strip_prefix(&ng))
+        .unwrap_or("refused")
+        .to_string())
 }
 
 /// Pushes `new` to `branch` (from `old`) through [`receive::serve`], as a client would

@@ -680,41 +680,15 @@ fn commit_and_push(
     let id = repo.write_object(&commit).map_err(|e| git(&e))?.detach();
     let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[base, tip], None)
         .map_err(|e| git(&e))?;
-    let policy = crate::receive::pre_receive::Policy {
-        pusher_is_admin: user.role == Role::Admin,
-        pusher: user.name.clone(),
-        pusher_role: user.role.as_str(),
-        server_made: true,
-        ..svc.policy.clone()
-    };
-    let ctx = crate::receive::Context {
-        repo: copy,
-        repo_name: name,
-        default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
-        policy,
-        user: user.clone(),
-        pool: svc.pool.clone(),
-        rt,
-        repos: svc.repos.clone(),
-        cancel: Default::default(),
-        web_url: svc.web_url.clone(),
-        merging: None,
-    };
+    let ctx = svc.in_process(user, rt, name, copy, None);
     let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
     let (messages, status) =
         crate::import::push_in_process(&ctx, repo, scratch.dir(), &target, None, id, ids, options)
             .map_err(|e| git(&e))?;
-    if status
-        .lines()
-        .any(|l| l.trim_end() == format!("ok {target}"))
-    {
-        return Ok((id, messages));
-    }
-    let reason = status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("ng {target} ")))
-        .unwrap_or("refused")
-        .to_string();
+    let reason = match crate::import::ref_outcome(&status, &target) {
+        Ok(()) => return Ok((id, messages)),
+        Err(reason) => reason,
+    };
     let text = format!("{reason}\n{messages}");
     if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
         return Err(EditError::Stale {

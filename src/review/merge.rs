@@ -164,26 +164,7 @@ fn attempt_merge(
         review,
         paths,
     };
-    let policy = crate::receive::pre_receive::Policy {
-        pusher_is_admin: user.role == Role::Admin,
-        pusher: user.name.clone(),
-        pusher_role: user.role.as_str(),
-        merging_change: true,
-        ..svc.policy.clone()
-    };
-    let ctx = crate::receive::Context {
-        repo: copy,
-        repo_name: name,
-        default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
-        policy,
-        user: user.clone(),
-        pool: svc.pool.clone(),
-        rt,
-        repos: svc.repos.clone(),
-        cancel: Default::default(),
-        web_url: svc.web_url.clone(),
-        merging: Some(merging),
-    };
+    let ctx = svc.in_process(user, rt, name, copy, Some(merging));
     let pushed = crate::import::push_in_process(
         &ctx,
         scratch.repo(),
@@ -198,8 +179,8 @@ fn attempt_merge(
         Ok(r) => r,
         Err(e) => return Outcome::Refused(format!("the merge could not be stored: {e}")),
     };
-    let ok_line = format!("ok {target_ref}");
-    if status.lines().any(|l| l.trim_end() == ok_line) {
+    let outcome = crate::import::ref_outcome(&status, &target_ref);
+    if outcome.is_ok() {
         let how = if fast_forward {
             "fast-forward".to_string()
         } else {
@@ -211,11 +192,7 @@ fn attempt_merge(
             &new.to_string()[..7]
         ));
     }
-    let reason = status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("ng {target_ref} ")))
-        .unwrap_or("refused")
-        .to_string();
+    let reason = outcome.err().unwrap_or_default();
     if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
         return Outcome::Moved;
     }

@@ -38,6 +38,43 @@ pub struct Service {
     pub web_url: Option<String>,
 }
 
+impl Service {
+    /// The context of a push the server makes itself, in process, for `user` (whose
+    /// role on the repository is set) into `copy` of repository `name`: a review's merge
+    /// (`merging`), or an edit made in the browser or through the contents API. Its
+    /// commits are the server's own (`Policy::server_made`).
+    pub fn in_process(
+        &self,
+        user: &User,
+        rt: tokio::runtime::Handle,
+        name: String,
+        copy: gix::Repository,
+        merging: Option<Merging>,
+    ) -> crate::receive::Context {
+        let policy = Policy {
+            pusher_is_admin: user.role == Role::Admin,
+            pusher: user.name.clone(),
+            pusher_role: user.role.as_str(),
+            merging_change: merging.is_some(),
+            server_made: true,
+            ..self.policy.clone()
+        };
+        crate::receive::Context {
+            repo: copy,
+            repo_name: name,
+            default_branch: crate::repos::DEFAULT_BRANCH.to_string(),
+            policy,
+            user: user.clone(),
+            pool: self.pool.clone(),
+            rt,
+            repos: self.repos.clone(),
+            cancel: Default::default(),
+            web_url: self.web_url.clone(),
+            merging,
+        }
+    }
+}
+
 /// A change's state, in the seed's words (a merged change's skills are PUBLISHED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeState {
