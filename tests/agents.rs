@@ -14,71 +14,11 @@ use std::process::Command;
 const SCHEMA: &str = "https://schemas.agentskills.io/discovery/0.2.0/schema.json";
 const INDEX: &str = "/.well-known/agent-skills/index.json";
 
-/// An answer: status, headers (names in lower case) and body bytes.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
+use common::agents::Reply;
 
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// `method path` on the HTTP listener with extra `headers` (`Name: value`); the path
-/// is sent exactly as written (no `..` folding, no globbing).
+/// `method path` on the HTTP listener (tests/common/agents.rs).
 fn request(server: &Server, method: &str, path: &str, headers: &[String]) -> Reply {
-    let mut c = Command::new("curl");
-    c.args(["-s", "--path-as-is", "-g"]);
-    if method == "HEAD" {
-        c.arg("-I");
-    } else {
-        c.args(["-i", "-X", method]);
-    }
-    for h in headers {
-        c.args(["-H", h]);
-    }
-    let out = c
-        .arg(format!("http://127.0.0.1:{}{path}", server.http_port))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "curl {path}: {out:?}");
-    let raw = out.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header block");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    common::agents::request_method(server, method, path, headers)
 }
 
 fn get(server: &Server, path: &str) -> Reply {

@@ -36,8 +36,19 @@ impl Reply {
 /// `GET path` on the HTTP listener with extra `headers` (`Name: value`); the path is
 /// sent exactly as written.
 pub fn request(server: &Server, path: &str, headers: &[String]) -> Reply {
+    request_method(server, "GET", path, headers)
+}
+
+/// `method path` on the HTTP listener with extra `headers` (`Name: value`); the path
+/// is sent exactly as written (`HEAD` as curl's `-I`).
+pub fn request_method(server: &Server, method: &str, path: &str, headers: &[String]) -> Reply {
     let mut c = Command::new("curl");
-    c.args(["-s", "--path-as-is", "-g", "-i"]);
+    c.args(["-s", "--path-as-is", "-g"]);
+    if method == "HEAD" {
+        c.arg("-I");
+    } else {
+        c.args(["-i", "-X", method]);
+    }
     for h in headers {
         c.args(["-H", h]);
     }
