@@ -76,7 +76,7 @@ skillsd: commands over ssh (besides git clone/fetch/push)
 /// `api-token`: a new bearer token for the JSON API, the list of yours, or all of
 /// them revoked.
 async fn api_token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
-    use crate::web::auth;
+    use crate::db::credentials as auth;
     match args {
         ["list"] => match auth::api_tokens(pool, &user.name).await {
             Ok(rows) => {
@@ -130,7 +130,7 @@ pub const MAX_TOKEN_DAYS: u64 = 365;
 /// personal bearer tokens for the JSON API and the agents' index (what an agent or a
 /// script reads with). They read what the user may read; nothing acts with them.
 async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
-    use crate::web::auth;
+    use crate::db::credentials as auth;
     match args {
         ["create", rest @ ..] => {
             let mut name = "token".to_string();
@@ -206,8 +206,8 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
 
 /// A one-time sign-in link to the status pages for `user`.
 async fn web_login(pool: &PgPool, web_url: Option<&str>, user: &User) -> Output {
-    let minutes = crate::web::auth::LINK_TTL.as_secs() / 60;
-    match crate::web::auth::issue_link(pool, &user.name).await {
+    let minutes = crate::db::credentials::LINK_TTL.as_secs() / 60;
+    match crate::db::credentials::issue_link(pool, &user.name).await {
         Ok(token) => ok(match web_url {
             Some(url) => format!(
                 "Sign in to the status pages as {} (the link works once, within {minutes} minutes):\n{url}/login?token={token}\n",

@@ -404,6 +404,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
+        let store = crate::repos::StoreSettings::default();
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
             http: None,
@@ -422,8 +423,8 @@ impl Default for Settings {
             limits: Default::default(),
             policy: Default::default(),
             http_limits: Default::default(),
-            pack_grace: Duration::from_secs(3600),
-            gc_packs: Some(crate::maintenance::AUTO_GC_PACKS),
+            pack_grace: store.pack_grace,
+            gc_packs: store.gc_packs,
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
             login_grace: Duration::from_secs(30),
@@ -432,7 +433,7 @@ impl Default for Settings {
             proxy_protocol: Default::default(),
             shutdown_grace: Duration::from_secs(30),
             reconcile_every: Some(Duration::from_secs(600)),
-            bulk_load_from: Some(crate::cache::bulk::DEFAULT_THRESHOLD),
+            bulk_load_from: store.bulk_load_from,
             delivery: Default::default(),
             mcp: Default::default(),
         }

@@ -89,7 +89,7 @@ pub fn quarantine_view(
         dir.path(),
         gix::hash::Kind::Sha1,
         [],
-        crate::repos::odb_options(),
+        crate::incoming::odb_options(),
     )
     .map_err(|e| HookError::Git(e.to_string()))?;
     let mut view = repo.clone();

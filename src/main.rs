@@ -865,8 +865,10 @@ async fn fsck(settings: &Settings, repo: String) -> Result<i32> {
     let refs = skillsd::storage::refs(&pool, &name).await?;
     let (name, copy) = fresh_copy(&pool, &store, &name).await?;
     let limits = settings.policy.limits;
-    let found =
-        tokio::task::spawn_blocking(move || skillsd::repos::fsck(&copy, &refs, &limits)).await?;
+    let found = tokio::task::spawn_blocking(move || {
+        skillsd::receive::connectivity::fsck(&copy, &refs, &limits)
+    })
+    .await?;
     if found.is_empty() {
         println!("{name}: every ref and every object it reaches is valid");
         return Ok(0);
@@ -930,9 +932,15 @@ async fn ref_delete(settings: &Settings, name: String, repo: String) -> Result<i
     let pool = pool(settings).await?;
     let store = store(settings);
     let repo_name = RepoStore::canonical_name(&repo)?;
-    if !skillsd::storage::publish::delete_ref(&pool, &repo_name, &name).await? {
+    let mut tx = pool.begin().await?;
+    let Some(generation) =
+        skillsd::storage::publish::delete_ref(&mut tx, &repo_name, &name).await?
+    else {
         bail!("no ref `{name}` in {repo_name}");
-    }
+    };
+    // The repository's mirrors delete it too, in the same transaction.
+    skillsd::deliver::mirrors::wanted(&mut tx, &repo_name, generation).await?;
+    tx.commit().await?;
     fresh_copy(&pool, &store, &repo_name).await?;
     println!("{repo_name}: deleted {name}");
     Ok(0)

@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-/// Packs in `objects/pack` above which a push starts a background gc.
-pub const AUTO_GC_PACKS: usize = 16;
+pub use crate::repos::AUTO_GC_PACKS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {

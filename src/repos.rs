@@ -57,10 +57,7 @@ pub const TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
-/// Index slots of a repository's object store. gix sizes them from the packs on disk
-/// at open time by default, and a long session then fails ("too few index slots") when
-/// concurrent pushes add packs; a server should give a fixed, generous number.
-pub const ODB_SLOTS: u16 = 4096;
+pub use crate::incoming::{odb_options, ODB_SLOTS};
 
 /// Opens a repository the way the server uses it: isolated from the machine's git
 /// configuration, with [`ODB_SLOTS`] index slots.
@@ -68,14 +65,6 @@ pub fn open_server_repo(path: &Path) -> Result<gix::Repository, RepoError> {
     let opts = gix::open::Options::isolated()
         .object_store_slots(gix::odb::store::init::Slots::Given(ODB_SLOTS));
     gix::open_opts(path, opts).map_err(RepoError::git)
-}
-
-/// Object store options for views over a quarantine (same slots).
-pub fn odb_options() -> gix::odb::store::init::Options {
-    gix::odb::store::init::Options {
-        slots: gix::odb::store::init::Slots::Given(ODB_SLOTS),
-        ..Default::default()
-    }
 }
 
 /// Where repositories live: `<data-dir>/repos/<name>.git`, and how their packs are
@@ -86,7 +75,8 @@ pub struct RepoStore {
     pub settings: StoreSettings,
 }
 
-/// How a node keeps its copies' packs and rebuilds their caches (from [`crate::config::Settings::store`]).
+/// How a node keeps its copies' packs and rebuilds their caches. The defaults are
+/// here; the configuration reads its values into this type.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreSettings {
     /// How long a retired pack stays (rows and files): `SKILLSD_PACK_GRACE_SECS`.
@@ -100,9 +90,21 @@ pub struct StoreSettings {
     pub bulk_load_from: Option<usize>,
 }
 
+/// Packs in `objects/pack` above which a push starts a background gc (the default
+/// of `SKILLSD_GC_PACKS`).
+pub const AUTO_GC_PACKS: usize = 16;
+
+/// The default of `SKILLSD_BULK_LOAD_FROM`.
+pub const BULK_LOAD_FROM: usize = 10_000;
+
 impl Default for StoreSettings {
     fn default() -> Self {
-        crate::config::Settings::default().store()
+        StoreSettings {
+            pack_grace: std::time::Duration::from_secs(3600),
+            gc_packs: Some(AUTO_GC_PACKS),
+            pack_limits: crate::incoming::inspect::PackLimits::default(),
+            bulk_load_from: Some(BULK_LOAD_FROM),
+        }
     }
 }
 
@@ -374,60 +376,6 @@ fn lying_tag(repo: &gix::Repository) -> Option<String> {
         }
     }
     None
-}
-
-/// What `skillsd fsck` found wrong with one ref.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub ref_name: String,
-    pub problem: String,
-}
-
-/// Every ref's objects as a push's would be checked: present, within `limits`, and
-/// valid for `git fsck --strict` (dates, identities, tree entries, tags whose type
-/// lies). `names` are the refs the database holds (a pair that cannot coexist in a
-/// clone is a finding too: `a` beside `a/b`, or two differing only in case).
-pub fn fsck(
-    repo: &gix::Repository,
-    names: &[(String, gix::ObjectId)],
-    limits: &crate::receive::connectivity::Limits,
-) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let all: std::collections::BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-    let mut lower: std::collections::HashMap<String, &str> = Default::default();
-    for (name, _) in names {
-        if let Some(other) = lower.insert(name.to_lowercase(), name) {
-            found.push(Finding {
-                ref_name: name.clone(),
-                problem: format!("differs from `{other}` only in case (a clone on macOS or Windows cannot hold both)"),
-            });
-        }
-        let mut prefix = name.as_str();
-        while let Some(i) = prefix.rfind('/') {
-            prefix = &prefix[..i];
-            if all.contains(prefix) {
-                found.push(Finding {
-                    ref_name: name.clone(),
-                    problem: format!(
-                        "`{prefix}` is a ref too: a name cannot be a ref and a folder of refs"
-                    ),
-                });
-            }
-        }
-    }
-    let never = std::sync::atomic::AtomicBool::new(false);
-    let mut walk = crate::receive::connectivity::Walk::new(&never);
-    let mut good: Vec<gix::ObjectId> = Vec::new();
-    for (name, target) in names {
-        match walk.tip(repo, *target, &good, limits) {
-            Ok(()) => good.push(*target),
-            Err(e) => found.push(Finding {
-                ref_name: name.clone(),
-                problem: e.to_string(),
-            }),
-        }
-    }
-    found
 }
 
 /// Deletes the ref `name` whatever it points to (for an admin removing a ref that

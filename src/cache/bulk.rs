@@ -19,9 +19,6 @@
 
 use sqlx::PgConnection;
 
-/// The default of `SKILLSD_BULK_LOAD_FROM`.
-pub const DEFAULT_THRESHOLD: usize = 10_000;
-
 /// The indexes and key constraints dropped for a bulk load, for [`finish`] to create
 /// again.
 #[derive(Debug)]

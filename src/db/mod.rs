@@ -1,5 +1,6 @@
 //! PostgreSQL: connection, migrations, and the access-control tables.
 
+pub mod credentials;
 pub mod users;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -7,3 +7,16 @@
 pub mod fsck;
 pub mod inspect;
 pub mod quarantine;
+
+/// Index slots of a repository's object store. gix sizes them from the packs on disk
+/// at open time by default, and a long session then fails ("too few index slots") when
+/// concurrent pushes add packs; a server should give a fixed, generous number.
+pub const ODB_SLOTS: u16 = 4096;
+
+/// Object store options for repositories and the views over a quarantine (same slots).
+pub fn odb_options() -> gix::odb::store::init::Options {
+    gix::odb::store::init::Options {
+        slots: gix::odb::store::init::Slots::Given(ODB_SLOTS),
+        ..Default::default()
+    }
+}

@@ -95,13 +95,8 @@ impl Quarantine {
 
     /// A view of `repo` that also sees the quarantined objects.
     pub fn view(&self, repo: &gix::Repository) -> Result<gix::Repository, QuarantineError> {
-        let handle = gix::odb::at_opts(
-            &self.dir,
-            gix::hash::Kind::Sha1,
-            [],
-            crate::repos::odb_options(),
-        )
-        .map_err(|e| QuarantineError::Odb(e.to_string()))?;
+        let handle = gix::odb::at_opts(&self.dir, gix::hash::Kind::Sha1, [], super::odb_options())
+            .map_err(|e| QuarantineError::Odb(e.to_string()))?;
         let mut view = repo.clone();
         view.objects = handle.into();
         Ok(view)

@@ -477,3 +477,57 @@ fn too_deep(stack: &[Frame], child: &BString, limit: u32) -> WalkError {
     }
     WalkError::TooDeep { path, limit }
 }
+
+/// What `skillsd fsck` found wrong with one ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub ref_name: String,
+    pub problem: String,
+}
+
+/// Every ref's objects as a push's would be checked: present, within `limits`, and
+/// valid for `git fsck --strict` (dates, identities, tree entries, tags whose type
+/// lies). `names` are the refs the database holds (a pair that cannot coexist in a
+/// clone is a finding too: `a` beside `a/b`, or two differing only in case).
+pub fn fsck(
+    repo: &gix::Repository,
+    names: &[(String, gix::ObjectId)],
+    limits: &Limits,
+) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let all: std::collections::BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut lower: std::collections::HashMap<String, &str> = Default::default();
+    for (name, _) in names {
+        if let Some(other) = lower.insert(name.to_lowercase(), name) {
+            found.push(Finding {
+                ref_name: name.clone(),
+                problem: format!("differs from `{other}` only in case (a clone on macOS or Windows cannot hold both)"),
+            });
+        }
+        let mut prefix = name.as_str();
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if all.contains(prefix) {
+                found.push(Finding {
+                    ref_name: name.clone(),
+                    problem: format!(
+                        "`{prefix}` is a ref too: a name cannot be a ref and a folder of refs"
+                    ),
+                });
+            }
+        }
+    }
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let mut walk = Walk::new(&never);
+    let mut good: Vec<gix::ObjectId> = Vec::new();
+    for (name, target) in names {
+        match walk.tip(repo, *target, &good, limits) {
+            Ok(()) => good.push(*target),
+            Err(e) => found.push(Finding {
+                ref_name: name.clone(),
+                problem: e.to_string(),
+            }),
+        }
+    }
+    found
+}

@@ -98,11 +98,12 @@ pub async fn compare_and_swap(
 }
 
 /// Deletes the ref `name` of `repo` whatever it holds (an admin removing a ref that
-/// cannot be served; pushes cannot delete tags or the default branch), in a
-/// transaction of its own; `false` when there is no such ref.
-pub async fn delete_ref(pool: &sqlx::PgPool, repo: &str, name: &str) -> Result<bool> {
-    let mut tx = pool.begin().await?;
-    lock(&mut tx, repo).await?;
+/// cannot be served; pushes cannot delete tags or the default branch), inside the
+/// caller's transaction, which holds the repository's lock after it: the new
+/// generation, `None` when there is no such ref (nothing changed then). The caller
+/// tells the mirrors ([`crate::deliver::mirrors::wanted`]) in the same transaction.
+pub async fn delete_ref(tx: &mut PgConnection, repo: &str, name: &str) -> Result<Option<i64>> {
+    lock(tx, repo).await?;
     let n = sqlx::query("DELETE FROM git_refs WHERE repo = $1 AND name = $2")
         .bind(repo)
         .bind(name)
@@ -110,13 +111,9 @@ pub async fn delete_ref(pool: &sqlx::PgPool, repo: &str, name: &str) -> Result<b
         .await?
         .rows_affected();
     if n == 0 {
-        return Ok(false);
+        return Ok(None);
     }
-    let generation = bump(&mut tx, repo).await?;
-    // The repository's mirrors delete it too.
-    crate::deliver::mirrors::wanted(&mut tx, repo, generation).await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(Some(bump(tx, repo).await?))
 }
 
 /// Marks a change of `repo`: the generation grows by one and every node is told

@@ -1,0 +1,259 @@
+//! Who may read and act without SSH: the one-time sign-in links `web-login` prints,
+//! the browser sessions they open, and the API tokens `token create` / `api-token`
+//! give — only their hashes are stored. The HTTP side (cookies, headers, CSRF) is
+//! [`crate::web::auth`]'s; this is what both it and the SSH commands share.
+
+use super::users::Role;
+use sha2::Digest;
+use sqlx::PgPool;
+
+/// How long a sign-in link works.
+pub const LINK_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// How long a session lasts.
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 60 * 60);
+/// How long an API token lasts.
+pub const API_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 60 * 60);
+/// Who is looking at a page.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: String,
+    pub role: Role,
+    /// This session's form token.
+    pub csrf: String,
+    /// May act (open changes), not only read: a browser session (its forms carry the
+    /// CSRF token), or an API token made with `token create --write`.
+    pub can_write: bool,
+}
+
+fn secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hash(secret: &str) -> String {
+    hex(&sha2::Sha256::digest(secret.as_bytes()))
+}
+
+fn interval(d: std::time::Duration) -> String {
+    format!("{} seconds", d.as_secs())
+}
+
+/// A one-time sign-in token for `user` (only its hash is stored).
+pub async fn issue_link(pool: &PgPool, user: &str) -> sqlx::Result<String> {
+    let token = secret();
+    sqlx::query(
+        "INSERT INTO web_logins (token_hash, user_name, user_id, expires_at)
+         SELECT $1, name, id, now() + $3::interval FROM users WHERE name = $2",
+    )
+    .bind(hash(&token))
+    .bind(user)
+    .bind(interval(LINK_TTL))
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+/// A bearer token for the JSON API as `user` (only its hash is stored), valid
+/// [`API_TOKEN_TTL`]; `label` says what it is for (shown by `api-token list`).
+pub async fn issue_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<String> {
+    issue_api_token_for(pool, user, label, API_TOKEN_TTL).await
+}
+
+/// [`issue_api_token`] valid for `ttl`.
+pub async fn issue_api_token_for(
+    pool: &PgPool,
+    user: &str,
+    label: &str,
+    ttl: std::time::Duration,
+) -> sqlx::Result<String> {
+    issue_token(pool, user, label, ttl, false).await
+}
+
+/// A bearer token as `user`, valid `ttl`, that may also act (`can_write`: open changes
+/// through the contents API) or only read.
+pub async fn issue_token(
+    pool: &PgPool,
+    user: &str,
+    label: &str,
+    ttl: std::time::Duration,
+    can_write: bool,
+) -> sqlx::Result<String> {
+    let token = secret();
+    sqlx::query(
+        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at, can_write)
+         SELECT $1, name, id, role, $3, 'api', $4, now() + $5::interval, $6 FROM users WHERE name = $2",
+    )
+    .bind(hash(&token))
+    .bind(user)
+    .bind(secret())
+    .bind(label)
+    .bind(interval(ttl))
+    .bind(can_write)
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+/// `user`'s API tokens: (label, created, expires, last used).
+pub type TokenRow = (
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// The API tokens `user` holds that still work, oldest first.
+pub async fn api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<Vec<TokenRow>> {
+    sqlx::query_as(
+        "SELECT s.label, s.created_at, s.expires_at, s.last_used_at
+         FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE u.name = $1 AND s.kind = 'api' AND s.expires_at > now() AND s.role = u.role
+         ORDER BY s.created_at",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// Ends `user`'s API tokens labelled `label`; how many there were.
+pub async fn revoke_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM web_sessions WHERE kind = 'api' AND label = $2
+           AND user_id = (SELECT id FROM users WHERE name = $1)",
+    )
+    .bind(user)
+    .bind(label)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Ends every API token of `user`; how many there were.
+pub async fn revoke_api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM web_sessions WHERE kind = 'api'
+           AND user_id = (SELECT id FROM users WHERE name = $1)",
+    )
+    .bind(user)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Uses `token` up and opens a session: its id (for the cookie), or `None` when the
+/// token is unknown, used or expired.
+pub async fn redeem(pool: &PgPool, token: &str) -> sqlx::Result<Option<String>> {
+    let mut tx = pool.begin().await?;
+    let user: Option<i64> = sqlx::query_scalar(
+        "UPDATE web_logins SET used_at = now()
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
+         RETURNING user_id",
+    )
+    .bind(hash(token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let id = secret();
+    let opened = sqlx::query(
+        "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, expires_at)
+         SELECT $1, name, id, role, $3, now() + $4::interval FROM users WHERE id = $2",
+    )
+    .bind(hash(&id))
+    .bind(user)
+    .bind(secret())
+    .bind(interval(SESSION_TTL))
+    .execute(&mut *tx)
+    .await?;
+    if opened.rows_affected() == 0 {
+        return Ok(None);
+    }
+    // Old links and sessions go as new ones come.
+    sqlx::query("DELETE FROM web_logins WHERE expires_at < now() - interval '1 day'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM web_sessions WHERE expires_at < now()")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
+/// Whether a secret is a browser session's (a cookie) or an API token's (a bearer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Browser,
+    Api,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Browser => "browser",
+            Kind::Api => "api",
+        }
+    }
+}
+
+/// The viewer whose session or token `id` is, if it still works: a user who still
+/// exists with the role the session began with.
+pub async fn session(pool: &PgPool, id: &str, kind: Kind) -> sqlx::Result<Option<Viewer>> {
+    // Only a value of the form a secret has is looked up.
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let row: Option<(String, String, String, bool, bool)> = sqlx::query_as(
+        "SELECT u.name, u.role, s.csrf,
+                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes',
+                s.kind = 'browser' OR s.can_write
+         FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role",
+    )
+    .bind(hash(id))
+    .bind(kind.as_str())
+    .fetch_optional(pool)
+    .await?;
+    // When a token was last used, to the nearest few minutes (no write per request).
+    if let Some((_, _, _, true, _)) = &row {
+        sqlx::query("UPDATE web_sessions SET last_used_at = now() WHERE id_hash = $1")
+            .bind(hash(id))
+            .execute(pool)
+            .await?;
+    }
+    Ok(row.and_then(|(user, role, csrf, _, can_write)| {
+        Some(Viewer {
+            user,
+            role: Role::parse(&role)?,
+            csrf,
+            can_write,
+        })
+    }))
+}
+
+/// Ends the browser session `id`.
+pub async fn end_session(pool: &PgPool, id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+        .bind(hash(id))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_only_hashes_are_kept() {
+        let (a, b) = (secret(), secret());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert_eq!(hash(&a).len(), 64);
+        assert_ne!(hash(&a), a);
+    }
+}
