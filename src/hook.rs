@@ -213,7 +213,7 @@ pub async fn post_receive(
     }
     let branch = default_branch(&repo);
     let pool = crate::db::connect(url).await?;
-    crate::db::prepare(&pool).await?;
+    crate::cache::prepare(&pool).await?;
     let name = repo_name(dir);
     let user = pusher();
     let rt = tokio::runtime::Handle::current();

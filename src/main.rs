@@ -45,7 +45,7 @@ async fn pool(settings: &Settings) -> Result<Db> {
     let pool = skillsd::db::connect(&url)
         .await
         .context("cannot connect to the database")?;
-    skillsd::db::prepare(&pool).await?;
+    skillsd::cache::prepare(&pool).await?;
     Ok(Db {
         pool,
         _cluster: cluster,

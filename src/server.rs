@@ -97,7 +97,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     let data_dir = std::path::absolute(&settings.data_dir)?;
     let (url, private_pg) = database_url(&Database::of(settings), &data_dir).await?;
     let pool = crate::db::connect(&url).await?;
-    crate::db::prepare(&pool).await?;
+    crate::cache::prepare(&pool).await?;
     let login_pool = crate::db::connect_logins(&url)?;
     let (host_key, key_origin) =
         crate::storage::identity::host_key(&pool, &data_dir, settings.host_key.as_deref()).await?;

@@ -17,14 +17,16 @@
 //! is an `archive` entry, whose `.tar.gz` ([`super::archive`]) is made here once per
 //! content, so its digest is known before anyone asks for it.
 
-use super::archive;
+use crate::artifact::{archive, git_error, members_of};
+pub use crate::artifact::{
+    artifact, digest, group_of, read_blob, skill_members, Artifact, BuildError, Kind, Members,
+};
 use crate::skills::agent::{name_problem, MAX_DESCRIPTION_CHARS};
 use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
 use axum::body::Bytes;
 use gix::ObjectId;
 use serde::Serialize;
-use sha2::Digest;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The index's `$schema`: the Agent Skills discovery schema the `skills` CLI reads.
@@ -57,17 +59,6 @@ pub struct Row {
     pub version: Option<(i64, String)>,
 }
 
-/// `sha256:` and the hex of the SHA-256 of `bytes`.
-pub fn digest(bytes: &[u8]) -> String {
-    let hash = sha2::Sha256::digest(bytes);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in hash.iter() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
-
 /// One file of a skill's folder.
 #[derive(Debug)]
 pub struct File {
@@ -82,24 +73,6 @@ pub struct File {
     pub utf8: bool,
     /// Its bytes, when the memory budget kept them.
     pub data: Option<Bytes>,
-}
-
-/// How a skill is distributed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A lone `SKILL.md`.
-    SkillMd,
-    /// A folder with more files: a `.tar.gz`.
-    Archive,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::SkillMd => "skill-md",
-            Kind::Archive => "archive",
-        }
-    }
 }
 
 /// A skill as agents get it.
@@ -207,20 +180,6 @@ pub const PLUGIN_MANIFESTS: [&str; 2] = [".claude-plugin/plugin.json", ".codex-p
 /// Largest plugin manifest read (a manifest is a few hundred bytes).
 const MAX_PLUGIN_MANIFEST_BYTES: usize = 64 * 1024;
 
-/// Why the published skills could not be read from git.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
-
-fn git_error(e: impl std::fmt::Display) -> BuildError {
-    BuildError(e.to_string())
-}
-
-/// The bytes of blob `id`.
-pub fn read_blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>, BuildError> {
-    Ok(repo.find_object(id).map_err(git_error)?.detach().data)
-}
-
 /// The archive of `skill`'s files, read from `repo`.
 pub fn make_archive(repo: &gix::Repository, files: &[File]) -> Result<Vec<u8>, BuildError> {
     let mut data = Vec::with_capacity(files.len());
@@ -240,152 +199,6 @@ pub fn make_archive(repo: &gix::Repository, files: &[File]) -> Result<Vec<u8>, B
         })
         .collect();
     archive::build(&members).map_err(git_error)
-}
-
-/// A skill's files: each path inside its folder (`SKILL.md` first, then the others by
-/// path, bytewise), blob id and executable bit. Equal members, equal artifact.
-pub type Members = Vec<(String, ObjectId, bool)>;
-
-/// The members of the skill whose skill file is `skill_path`, from `group`: the files
-/// of the tree that belong to it ([`Rules::skill_of`]). In the agent-skills layout the
-/// folder's files, by their path in it (the skill file as `SKILL.md`); a flat-layout
-/// skill is its file alone, as `SKILL.md`.
-fn members_of(rules: &Rules, skill_path: &str, group: &[rules::TreeFile]) -> Members {
-    let folder = match skill_path.strip_suffix(SKILL_FILE) {
-        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
-        _ => "",
-    };
-    let mut files: Members = Vec::new();
-    for f in group {
-        let path = if f.path == skill_path {
-            SKILL_FILE.to_string()
-        } else if folder.is_empty() {
-            continue;
-        } else {
-            match f.path.strip_prefix(folder) {
-                Some(rest) => rest.to_string(),
-                None => continue,
-            }
-        };
-        files.push((path, f.id, f.mode.is_executable()));
-    }
-    files.sort_by(|a, b| {
-        (a.0 != SKILL_FILE, a.0.as_bytes()).cmp(&(b.0 != SKILL_FILE, b.0.as_bytes()))
-    });
-    files
-}
-
-/// The members of the skill whose skill file is `skill_path` in `tree` under `rules`
-/// (the rules of that tree), reading only its folder: the same files [`build`] gives
-/// it. `None` when `skill_path` is not a skill file of the tree.
-pub fn skill_members(
-    tree: &gix::Tree<'_>,
-    rules: &Rules,
-    skill_path: &str,
-) -> Result<Option<Members>, BuildError> {
-    if !rules.is_skill(skill_path) {
-        return Ok(None);
-    }
-    let Some(entry) = tree
-        .lookup_entry(skill_path.split('/').map(str::as_bytes))
-        .map_err(git_error)?
-    else {
-        return Ok(None);
-    };
-    if !entry.mode().is_blob() {
-        return Ok(None);
-    }
-    let folder = match skill_path.strip_suffix(SKILL_FILE) {
-        Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
-        _ => {
-            let file = rules::TreeFile {
-                path: skill_path.to_string(),
-                mode: entry.mode(),
-                id: entry.object_id(),
-            };
-            return Ok(Some(members_of(rules, skill_path, &[file])));
-        }
-    };
-    let Some(dir) = tree
-        .lookup_entry(folder.trim_end_matches('/').split('/').map(str::as_bytes))
-        .map_err(git_error)?
-    else {
-        return Ok(None);
-    };
-    let subtree = dir.object().map_err(git_error)?.into_tree();
-    let mut recorder = gix::traverse::tree::Recorder::default();
-    subtree
-        .traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(git_error)?;
-    let files: Vec<rules::TreeFile> = recorder
-        .records
-        .into_iter()
-        .filter(|e| !e.mode.is_tree())
-        .map(|e| rules::TreeFile {
-            path: format!("{folder}{}", e.filepath),
-            mode: e.mode,
-            id: e.oid,
-        })
-        .collect();
-    let mut groups = group_of(files, rules);
-    Ok(groups
-        .remove(skill_path)
-        .map(|group| members_of(rules, skill_path, &group)))
-}
-
-/// A skill's artifact: its files' bytes, and what the index's `url` serves — the lone
-/// `SKILL.md`, or the folder's archive.
-pub struct Artifact {
-    pub kind: Kind,
-    /// (path, blob, executable, bytes) of each member, in [`Members`]' order.
-    pub files: Vec<(String, ObjectId, bool, Vec<u8>)>,
-    /// The archive (an `archive` skill).
-    pub archive: Option<Vec<u8>>,
-}
-
-impl Artifact {
-    /// The digest of what the index entry's `url` serves for this content.
-    pub fn digest(&self) -> String {
-        match &self.archive {
-            Some(a) => digest(a),
-            None => digest(self.files.first().map_or(&[][..], |f| f.3.as_slice())),
-        }
-    }
-}
-
-/// Reads `members` from `repo` and makes their artifact: one file is a `skill-md`
-/// skill, more are an `archive` ([`super::archive`]).
-pub fn artifact(repo: &gix::Repository, members: Members) -> Result<Artifact, BuildError> {
-    let mut files = Vec::with_capacity(members.len());
-    for (path, blob, executable) in members {
-        let data = read_blob(repo, blob)?;
-        files.push((path, blob, executable, data));
-    }
-    let kind = if files.len() == 1 {
-        Kind::SkillMd
-    } else {
-        Kind::Archive
-    };
-    let archive = match kind {
-        Kind::SkillMd => None,
-        Kind::Archive => {
-            let members: Vec<archive::Member<'_>> = files
-                .iter()
-                .map(|(p, _, x, d)| archive::Member {
-                    path: p,
-                    executable: *x,
-                    data: d,
-                })
-                .collect();
-            Some(archive::build(&members).map_err(git_error)?)
-        }
-    };
-    Ok(Artifact {
-        kind,
-        files,
-        archive,
-    })
 }
 
 /// Builds the published skills of `repo_name` at `key` from the cache's `rows` and the
@@ -549,28 +362,6 @@ fn group_files(
 ) -> Result<HashMap<String, Vec<rules::TreeFile>>, BuildError> {
     let files = rules::files_under(tree, rules).map_err(git_error)?;
     Ok(group_of(files, rules))
-}
-
-/// `files` (of one tree, under the roots) grouped by the skill file they belong to.
-fn group_of(files: Vec<rules::TreeFile>, rules: &Rules) -> HashMap<String, Vec<rules::TreeFile>> {
-    let skill_files: HashSet<String> = files
-        .iter()
-        .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
-        .map(|f| f.path.clone())
-        .collect();
-    let mut groups: HashMap<String, Vec<rules::TreeFile>> = HashMap::new();
-    for f in files {
-        if !f.mode.is_blob() {
-            continue;
-        }
-        let Some(skill) = rules.skill_of(&f.path, &|p| skill_files.contains(p)) else {
-            continue;
-        };
-        if skill_files.contains(&skill) {
-            groups.entry(skill).or_default().push(f);
-        }
-    }
-    groups
 }
 
 /// The skill of `row`, or why it is not served.

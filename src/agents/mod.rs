@@ -5,7 +5,6 @@
 //! * [`index`]: what is published (the cache's `PUBLISHED` rows at the commit
 //!   `sync_state` names) and the bytes of it (this node's copy of git, by blob id),
 //!   with their digests; the index document.
-//! * [`archive`]: a skill folder as a `.tar.gz` whose bytes depend on the files alone.
 //! * [`serve`]: the routes, ETags and `If-None-Match`, `Cache-Control`, refusals.
 //! * [`mcp`]: the same published skills over MCP (`/mcp`): tools, `skill://`
 //!   resources, SEP-2640's `skills/list` and `skills/get`, change notifications.
@@ -22,7 +21,6 @@
 //! load, the requests that arrive while one query runs share the next one
 //! ([`KeyReads`]).
 
-pub mod archive;
 pub mod index;
 pub mod marketplace;
 pub mod mcp;

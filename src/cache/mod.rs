@@ -39,3 +39,12 @@ impl CacheError {
 }
 
 pub type Result<T> = std::result::Result<T, CacheError>;
+
+/// Everything a process does with a database before using it: the migrations
+/// ([`crate::db::migrate`]), then the check that skillsd's full-text vectors equal
+/// this database's ([`vector::verify`]; if not, PostgreSQL computes them all).
+pub async fn prepare(pool: &sqlx::PgPool) -> std::result::Result<(), crate::db::DbError> {
+    crate::db::migrate(pool).await?;
+    vector::verify(pool).await?;
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Versions of the published skills (`skill_versions`): each publish that changes a
 //! `PUBLISHED` skill's files records the skill's next version number with the digest
-//! agents are served for its new content ([`crate::agents::index`]: `sha256:` of a
+//! agents are served for its new content ([`crate::artifact`]: `sha256:` of a
 //! lone `SKILL.md`, or of the folder's deterministic archive), the commit that holds
 //! it, and who pushed it.
 //!
@@ -18,7 +18,7 @@
 //! 1 at the content they have then ([`lacking`]).
 
 use super::{CacheError, Result};
-use crate::agents::index;
+use crate::artifact as index;
 use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
 use gix::object::tree::diff::ChangeDetached;
 use gix::ObjectId;

@@ -89,15 +89,6 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Everything a process does with a database before using it: the migrations, then the
-/// check that skillsd's full-text vectors equal this database's
-/// ([`crate::cache::vector::verify`]; if not, PostgreSQL computes them all).
-pub async fn prepare(pool: &PgPool) -> Result<()> {
-    migrate(pool).await?;
-    crate::cache::vector::verify(pool).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -411,15 +411,36 @@ pub async fn enqueue(
     Ok(n)
 }
 
-/// Writes a `change` delivery for every webhook of the change's repository that wants
-/// one (`action`: opened, updated, approved, rejected, marked ready, merged,
-/// abandoned), in the caller's transaction. Returns how many.
+/// Writes a `change` delivery for every webhook of the repository of the change whose
+/// row is `change_id` (`action`: opened, updated, approved, rejected, marked ready,
+/// merged, abandoned), in the caller's transaction, with the change as that
+/// transaction sees it (its state after the action). Returns how many.
 pub async fn enqueue_change(
     tx: &mut PgConnection,
-    change: &crate::review::store::Change,
+    change_id: i64,
     action: &str,
     sender: &str,
 ) -> Result<usize> {
+    #[derive(sqlx::FromRow)]
+    struct Change {
+        repo: String,
+        number: i32,
+        title: String,
+        target: String,
+        author: String,
+        topic: Option<String>,
+        state: String,
+        patch_set: i32,
+    }
+    let change: Change = sqlx::query_as(
+        "SELECT c.repo, c.number, c.title, c.target, c.author, c.topic, c.state,
+                coalesce((SELECT max(number) FROM change_patch_sets p WHERE p.change_id = c.id), 0)
+                  AS patch_set
+         FROM changes c WHERE c.id = $1",
+    )
+    .bind(change_id)
+    .fetch_one(&mut *tx)
+    .await?;
     let hooks: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM webhooks WHERE repo = $1 AND 'change' = ANY(events)")
             .bind(&change.repo)
@@ -428,14 +449,6 @@ pub async fn enqueue_change(
     if hooks.is_empty() {
         return Ok(0);
     }
-    // The change as it is now, in this transaction (its state after the action).
-    let (state, patch_set): (String, i32) = sqlx::query_as(
-        "SELECT c.state, coalesce((SELECT max(number) FROM change_patch_sets p WHERE p.change_id = c.id), 0)
-         FROM changes c WHERE c.id = $1",
-    )
-    .bind(change.id)
-    .fetch_one(&mut *tx)
-    .await?;
     let body = serde_json::json!({
         "action": action.replace(' ', "_"),
         "change": {
@@ -444,8 +457,8 @@ pub async fn enqueue_change(
             "target": change.target,
             "author": change.author,
             "topic": change.topic,
-            "state": state,
-            "patchSet": patch_set,
+            "state": change.state,
+            "patchSet": change.patch_set,
             "ref": format!("refs/changes/{}/head", change.number),
         },
         "repository": {"name": change.repo},

@@ -311,6 +311,6 @@ pub async fn mark_merged(
         Some(&commit.to_string()),
     )
     .await?;
-    crate::deliver::webhooks::enqueue_change(tx, &change, "merged", merger).await?;
+    crate::deliver::webhooks::enqueue_change(tx, change.id, "merged", merger).await?;
     Ok(())
 }

@@ -332,7 +332,7 @@ pub async fn act(
         }
         Action::Merge => unreachable!("merged above"),
     };
-    crate::deliver::webhooks::enqueue_change(&mut tx, &change, action.past(), &user.name)
+    crate::deliver::webhooks::enqueue_change(&mut tx, change.id, action.past(), &user.name)
         .await
         .map_err(|e| format!("the database is unavailable: {e}"))?;
     tx.commit().await.map_err(db)?;

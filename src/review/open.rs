@@ -388,7 +388,7 @@ pub fn publish(
     let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
     rt.block_on(crate::deliver::webhooks::enqueue_change(
         &mut tx,
-        &change,
+        change.id,
         if created { "opened" } else { "updated" },
         &ctx.user.name,
     ))?;
