@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod artifact;
 pub mod cache;
+pub mod changes;
 pub mod check;
 pub mod commands;
 pub mod config;

@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod connectivity;
 pub mod pre_receive;
+pub mod proposal;
 pub mod publish;
 pub mod refs;
 pub mod signatures;
@@ -25,7 +26,6 @@ use crate::incoming::quarantine::{self, Quarantine};
 use crate::protocol::pktline::{write_flush, write_text, PktReader, SideBand, SideBandMode};
 use crate::protocol::refs::RefList;
 use crate::protocol::{ProtocolError, Result, AGENT};
-use crate::review;
 use commands::Command;
 use gix::ObjectId;
 use publish::Published;
@@ -53,7 +53,7 @@ pub struct Context {
     pub web_url: Option<String>,
     /// This push merges a change ([`crate::review::merge`]): its transaction also
     /// marks the change merged, after checking it may be.
-    pub merging: Option<crate::review::Merging>,
+    pub merging: Option<crate::changes::Merging>,
 }
 
 const CAPS: &str =
@@ -116,15 +116,15 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     // A push to refs/for/BRANCH proposes a change: checked as an update of BRANCH.
     let proposal = commands
         .iter()
-        .any(|c| c.name.starts_with(review::open::FOR_PREFIX))
+        .any(|c| c.name.starts_with(proposal::FOR_PREFIX))
         .then(|| {
             if commands.len() > 1 {
                 Err(format!(
                     "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
-                    review::open::FOR_PREFIX
+                    proposal::FOR_PREFIX
                 ))
             } else {
-                review::open::prepare(ctx, &commands[0], &req.push_options, &current)
+                proposal::prepare(ctx, &commands[0], &req.push_options, &current)
             }
         });
     let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
@@ -334,7 +334,7 @@ fn advertise(refs: &RefList, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Stage 6: the push's one transaction ([`publish::run`]; a change's:
-/// [`review::open::publish`]), then this node's copy (the pack moved in, the refs
+/// [`proposal::publish`]), then this node's copy (the pack moved in, the refs
 /// advanced). Returns the cache's sync when `main` moved. On a failed transaction
 /// every ref is refused with the reason; nothing was written.
 #[allow(clippy::too_many_arguments)]
@@ -346,7 +346,7 @@ fn store(
     atomic: bool,
     make_record: &dyn Fn(&[Option<String>]) -> PushRecord,
     sb: &mut SideBand<'_>,
-    proposal: Option<&review::open::Proposal>,
+    proposal: Option<&proposal::Proposal>,
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
     let pack = publish::pack_files(&quarantine.pack_dir());
     let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
@@ -365,7 +365,7 @@ fn store(
     let caching = std::time::Instant::now();
     let mut moved: Vec<(String, Option<ObjectId>)> = Vec::new();
     let published = match proposal {
-        Some(p) => review::open::publish(ctx, &view, &pack, p, &make_record(results)).map(
+        Some(p) => proposal::publish(ctx, &view, &pack, p, &make_record(results)).map(
             |(published, opened)| {
                 for name in [
                     format!("refs/changes/{}/{}", opened.number, opened.patch_set),
@@ -469,7 +469,7 @@ fn summarize(
 
 /// What the pusher of a change reads: `change 3 opened: TITLE (IN_REVIEW)`, its page,
 /// how to fetch it and what comes next.
-fn opened_message(ctx: &Context, opened: &review::open::Opened) -> String {
+fn opened_message(ctx: &Context, opened: &proposal::Opened) -> String {
     let n = opened.number;
     let mut text = if opened.created {
         format!(
@@ -484,7 +484,7 @@ fn opened_message(ctx: &Context, opened: &review::open::Opened) -> String {
             opened.state.as_str()
         )
     };
-    if let Some(url) = review::page_url(ctx.web_url.as_deref(), &ctx.repo_name, n) {
+    if let Some(url) = crate::changes::page_url(ctx.web_url.as_deref(), &ctx.repo_name, n) {
         text.push_str(&format!("  {url}\n"));
     }
     text.push_str(&format!(

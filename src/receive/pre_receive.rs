@@ -355,7 +355,7 @@ fn review_gate(
     }
     let branch = cmd.branch()?;
     let tip = current.get(&cmd.name)?;
-    if crate::review::target_review(view, *tip)
+    if crate::changes::target_review(view, *tip)
         .may_push_directly(&policy.pusher, policy.pusher_role)
     {
         return None;

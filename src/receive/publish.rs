@@ -159,7 +159,7 @@ pub fn run(
             .find(|(c, r)| r.is_none() && !c.is_delete())
             .map(|(c, _)| c.new);
         if let Some(tip) = tip {
-            rt.block_on(crate::review::merge::mark_merged(
+            rt.block_on(super::proposal::mark_merged(
                 &mut tx,
                 merging,
                 &ctx.user.name,

@@ -18,7 +18,6 @@
 use super::store::{self, Change};
 use super::{Merging, Service};
 use crate::db::users::{Role, User};
-use crate::receive::publish::PublishError;
 use gix::ObjectId;
 
 /// How many times a merge is tried when the branch moved under it (a push, or a merge
@@ -273,44 +272,4 @@ fn merge_commit(
     let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[tip, head], None)
         .map_err(|e| err(&e))?;
     Ok(Some((id, ids)))
-}
-
-/// In the merge's transaction (from [`crate::receive::publish::run`]), under the
-/// change's row lock: the change is still open, its latest patch set is the one being
-/// merged, and it still has what it needs (a rejection or a new patch set since is
-/// seen here); then it is marked merged and the `change` webhooks are told.
-pub async fn mark_merged(
-    tx: &mut sqlx::PgConnection,
-    merging: &Merging,
-    merger: &str,
-    commit: ObjectId,
-) -> Result<(), PublishError> {
-    let number = merging.change.number;
-    let change = store::lock(tx, merging.change.id)
-        .await?
-        .ok_or_else(|| PublishError::Refused(format!("change {number} is gone")))?;
-    let latest = store::latest_patch_set(tx, change.id).await?;
-    if change.state().is_open() && latest != merging.patch_set {
-        return Err(PublishError::Refused(format!(
-            "change {number} got patch set {latest} meanwhile: review it, then merge"
-        )));
-    }
-    let reviews = store::reviews(tx, change.id).await?;
-    let missing = store::missing(&change, &merging.review, &reviews, &merging.paths);
-    if !missing.is_empty() {
-        return Err(PublishError::Refused(format!(
-            "change {number} cannot be merged: {}",
-            missing.join("; ")
-        )));
-    }
-    store::set_state(
-        tx,
-        change.id,
-        super::ChangeState::Merged,
-        merger,
-        Some(&commit.to_string()),
-    )
-    .await?;
-    crate::deliver::webhooks::enqueue_change(tx, change.id, "merged", merger).await?;
-    Ok(())
 }

@@ -2,7 +2,7 @@
 //! lifecycle on git refs, in the AGit / Gerrit way — no forge, only `git push` and a
 //! few commands.
 //!
-//! * [`open`]: `git push origin HEAD:refs/for/main` is checked exactly as a push to
+//! * [`open`] ([`crate::receive::proposal`]): `git push origin HEAD:refs/for/main` is checked exactly as a push to
 //!   `main` would be, then stored as a change's patch set (`refs/changes/N/K`,
 //!   `refs/changes/N/head`) in one transaction with its rows; `main` does not move.
 //! * [`act`]: approve, reject, abandon, mark ready — rows, under the change's lock.
@@ -12,15 +12,16 @@
 //!   record, mirrors, webhooks) and the compare-and-swap of any push; that
 //!   transaction also marks the change merged.
 //! * [`commands`]: `changes` and `review N ...` over SSH; the pages and the JSON API
-//!   read [`store`] and act through [`act`].
+//!   read [`store`] ([`crate::changes`]) and act through [`act`].
 //!
 //! The policy is `[review]` in `skillsd.toml` of the target branch
 //! ([`crate::skills::review`]).
 
 pub mod commands;
 pub mod merge;
-pub mod open;
-pub mod store;
+
+pub use crate::changes::{page_url, states_filter, store, target_review, ChangeState, Merging};
+pub use crate::receive::proposal as open;
 
 use crate::db::users::{Role, User};
 use crate::receive::pre_receive::Policy;
@@ -73,67 +74,6 @@ impl Service {
             merging,
         }
     }
-}
-
-/// A change's state, in the seed's words (a merged change's skills are PUBLISHED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeState {
-    Draft,
-    InReview,
-    Merged,
-    Abandoned,
-}
-
-impl ChangeState {
-    pub const ALL: [&'static str; 4] = ["DRAFT", "IN_REVIEW", "MERGED", "ABANDONED"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeState::Draft => "DRAFT",
-            ChangeState::InReview => "IN_REVIEW",
-            ChangeState::Merged => "MERGED",
-            ChangeState::Abandoned => "ABANDONED",
-        }
-    }
-
-    /// `IN_REVIEW`, `in_review`, `in-review` and `open` (DRAFT and IN_REVIEW) are read.
-    pub fn parse(s: &str) -> Option<ChangeState> {
-        match s.to_ascii_uppercase().replace('-', "_").as_str() {
-            "DRAFT" => Some(ChangeState::Draft),
-            "IN_REVIEW" => Some(ChangeState::InReview),
-            "MERGED" => Some(ChangeState::Merged),
-            "ABANDONED" => Some(ChangeState::Abandoned),
-            _ => None,
-        }
-    }
-
-    pub fn is_open(self) -> bool {
-        matches!(self, ChangeState::Draft | ChangeState::InReview)
-    }
-}
-
-/// The states a `--state` / `?state=` filter names: `open`, `all`, or one state.
-pub fn states_filter(filter: Option<&str>) -> Option<Vec<&'static str>> {
-    match filter.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("open") => Some(vec!["DRAFT", "IN_REVIEW"]),
-        Some("all") => Some(Vec::new()),
-        Some("closed") => Some(vec!["MERGED", "ABANDONED"]),
-        Some(s) => ChangeState::parse(s).map(|st| vec![st.as_str()]),
-    }
-}
-
-/// A push that merges a change: its transaction checks again, under the change's
-/// lock, that the change may be merged, and marks it merged.
-#[derive(Debug, Clone)]
-pub struct Merging {
-    pub change: store::Change,
-    /// The patch set being merged (its commit is what the branch gets, or a parent of
-    /// the merge commit).
-    pub patch_set: i32,
-    /// The target branch's `[review]`, read from its tip the merge starts from.
-    pub review: crate::skills::review::Review,
-    /// The files the change touches (for `[review.owners]`).
-    pub paths: Vec<String>,
 }
 
 /// The files that differ between two commits (`from`: none, every file of `to`).
@@ -340,21 +280,6 @@ pub async fn act(
     Ok(message)
 }
 
-/// The address of a change's page, when the pages' address is known.
-pub fn page_url(web_url: Option<&str>, repo: &str, number: i32) -> Option<String> {
-    web_url.map(|u| {
-        if repo == crate::repos::DEFAULT_REPO {
-            format!("{}/changes/{number}", u.trim_end_matches('/'))
-        } else {
-            format!(
-                "{}/changes/{number}?repo={}",
-                u.trim_end_matches('/'),
-                percent_encoding::utf8_percent_encode(repo, percent_encoding::NON_ALPHANUMERIC)
-            )
-        }
-    })
-}
-
 /// What an open change still needs to be merged, computed as a merge would (the
 /// target's `[review]` at its tip, the files the change touches); empty: mergeable.
 pub async fn readiness(
@@ -416,19 +341,6 @@ pub fn assess(
         paths,
         missing,
     })
-}
-
-/// A branch's `[review]`, read from its tip `tip` (the built-in rules' — no review —
-/// when they do not load: those are the push's own problem to report).
-pub fn target_review(repo: &gix::Repository, tip: ObjectId) -> crate::skills::review::Review {
-    repo.find_commit(tip)
-        .ok()
-        .and_then(|c| c.tree().ok())
-        .and_then(|tree| {
-            crate::skills::Rules::load(&crate::skills::rules::TreeSource { tree }).ok()
-        })
-        .map(|r| r.review.clone())
-        .unwrap_or_default()
 }
 
 /// One line on what a proposed skill changes: the frontmatter fields that differ, the

@@ -1,4 +1,5 @@
-//! A push to `refs/for/<branch>`: a change opened, or a patch set added to one.
+//! A push to `refs/for/<branch>`: a change opened, or a patch set added to one; and
+//! the change a merging push marks merged ([`mark_merged`]).
 //!
 //! [`prepare`] reads what the push asks for (the target branch, push options, the
 //! change it updates) before anything is checked; the push is then checked by
@@ -8,13 +9,13 @@
 //! skills it proposes, stale approvals dismissed), the push record, the generation
 //! and the `change` webhooks. The target branch does not move.
 
-use super::store::{self, Change};
-use super::ChangeState;
+use super::commands::Command;
+use super::publish::{PackFiles, PublishError, Published};
+use super::Context;
 use crate::cache::changes::Op;
 use crate::cache::pushes::PushRecord;
-use crate::receive::commands::Command;
-use crate::receive::publish::{PackFiles, PublishError, Published};
-use crate::receive::Context;
+use crate::changes::store::{self, Change};
+use crate::changes::{ChangeState, Merging};
 use crate::storage::{self, publish};
 use gix::ObjectId;
 use std::collections::HashMap;
@@ -352,7 +353,7 @@ pub fn publish(
         .bind(record.id)
         .execute(&mut *tx),
     )?;
-    let review = super::target_review(view, proposal.base);
+    let review = crate::changes::target_review(view, proposal.base);
     if !created {
         if review.dismiss_stale {
             rt.block_on(
@@ -462,5 +463,45 @@ async fn write_skills(
         .execute(&mut *tx)
         .await?;
     }
+    Ok(())
+}
+
+/// In the merge's transaction (from [`crate::receive::publish::run`]), under the
+/// change's row lock: the change is still open, its latest patch set is the one being
+/// merged, and it still has what it needs (a rejection or a new patch set since is
+/// seen here); then it is marked merged and the `change` webhooks are told.
+pub async fn mark_merged(
+    tx: &mut sqlx::PgConnection,
+    merging: &Merging,
+    merger: &str,
+    commit: ObjectId,
+) -> Result<(), PublishError> {
+    let number = merging.change.number;
+    let change = store::lock(tx, merging.change.id)
+        .await?
+        .ok_or_else(|| PublishError::Refused(format!("change {number} is gone")))?;
+    let latest = store::latest_patch_set(tx, change.id).await?;
+    if change.state().is_open() && latest != merging.patch_set {
+        return Err(PublishError::Refused(format!(
+            "change {number} got patch set {latest} meanwhile: review it, then merge"
+        )));
+    }
+    let reviews = store::reviews(tx, change.id).await?;
+    let missing = store::missing(&change, &merging.review, &reviews, &merging.paths);
+    if !missing.is_empty() {
+        return Err(PublishError::Refused(format!(
+            "change {number} cannot be merged: {}",
+            missing.join("; ")
+        )));
+    }
+    store::set_state(
+        tx,
+        change.id,
+        ChangeState::Merged,
+        merger,
+        Some(&commit.to_string()),
+    )
+    .await?;
+    crate::deliver::webhooks::enqueue_change(tx, change.id, "merged", merger).await?;
     Ok(())
 }
