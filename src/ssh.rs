@@ -743,7 +743,7 @@ async fn run_command(
     command: &str,
     write_half: &russh::ChannelWriteHalf<Msg>,
 ) -> u32 {
-    let review = crate::review::commands::run(&state.review(), user, command).await;
+    let review = crate::commands::review::run(&state.review(), user, command).await;
     let ran = match review {
         Some(out) => Some(out),
         None => {

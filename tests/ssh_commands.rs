@@ -30,7 +30,7 @@ fn self_service_and_admin_commands() {
         out,
         format!(
             "skillsd: commands over ssh (besides git clone/fetch/push)\n  help                 this text\n  whoami               your user name and role\n  keys                 your SSH keys\n  status [REPO]        the branch tip, what the cache reflects, sync health\n  ls [REPO]            every cached skill: slug, title, status, sync state\n  show SKILL [REPO]    a skill's file as the cache has it (by slug)\n  log SKILL [REPO]     the sync history of a skill, renames included\n  reconcile [REPO]     repair the cache from git (admin)\n  web-login            a one-time link that signs you in to the status pages\n  api-token [LABEL]    a bearer token for the JSON API (Authorization: Bearer TOKEN)\n  api-token list       your API tokens that still work\n  api-token revoke     ends every API token of yours\n  token create [--name N] [--expires DAYS] [--write]\n                       a bearer token for the API and agents (shown once); read-only\n                       unless --write (then it may also open changes: contents API)\n  token list           your tokens: name, created, expires, last used\n  token revoke NAME|--all\n                       ends your tokens of that name, or all of them\n  profile [USER] [--name FULL NAME] [--email ADDRESS]\n                       the author name and email of commits made for you in the\n                       browser or the contents API (admins: anyone's)\n{}",
-            skillsd::review::commands::HELP
+            skillsd::commands::review::HELP
         )
     );
 

@@ -11,13 +11,12 @@
 //!   merge gets the checks, the one transaction (refs, pack, cache, sync log, push
 //!   record, mirrors, webhooks) and the compare-and-swap of any push; that
 //!   transaction also marks the change merged.
-//! * [`commands`]: `changes` and `review N ...` over SSH; the pages and the JSON API
+//! * [`crate::commands::review`]: `changes` and `review N ...` over SSH; the pages and the JSON API
 //!   read [`store`] ([`crate::changes`]) and act through [`act`].
 //!
 //! The policy is `[review]` in `skillsd.toml` of the target branch
 //! ([`crate::skills::review`]).
 
-pub mod commands;
 pub mod merge;
 
 pub use crate::changes::{page_url, states_filter, store, target_review, ChangeState, Merging};

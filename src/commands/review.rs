@@ -2,11 +2,11 @@
 //! `review N [REPO] [--approve|--reject|--merge|--abandon|--ready] [-m MESSAGE]` over
 //! SSH. Plain output: one `key: value` or tab-separated record per line.
 
-use super::store::{self, Change};
-use super::{Action, Service};
-use crate::commands::Output;
+use super::Output;
 use crate::db::users::User;
 use crate::repos::DEFAULT_REPO;
+use crate::review::store::{self, Change};
+use crate::review::{Action, Service};
 
 pub const HELP: &str = "\
   changes [REPO] [--state S]   changes: open (default), draft, in-review, merged, abandoned, closed, all
@@ -18,14 +18,14 @@ pub const HELP: &str = "\
   review N --abandon           close it without merging
 ";
 
-use crate::commands::ok;
+use super::ok;
 
-/// [`crate::commands::fail`], the line ended.
+/// [`super::fail`], the line ended.
 fn fail(stderr: String) -> Output {
     if stderr.ends_with('\n') {
-        crate::commands::fail(stderr)
+        super::fail(stderr)
     } else {
-        crate::commands::fail(format!("{stderr}\n"))
+        super::fail(format!("{stderr}\n"))
     }
 }
 
@@ -67,7 +67,7 @@ async fn changes(svc: &Service, rest: &str) -> Output {
             w => return fail(format!("error: `changes` does not take `{w}`\n{}", HELP)),
         }
     }
-    let Some(states) = super::states_filter(state) else {
+    let Some(states) = crate::review::states_filter(state) else {
         return fail(format!(
             "error: `{}` is not a state: open, draft, in-review, merged, abandoned, closed or all",
             state.unwrap_or_default()
@@ -171,7 +171,7 @@ async fn review(svc: &Service, user: &User, rest: &str) -> Output {
         }
         Some(a) => a,
     };
-    match super::act(svc, user, &repo, number, action).await {
+    match crate::review::act(svc, user, &repo, number, action).await {
         Ok(line) => ok(format!("{}\n", line.trim_end())),
         Err(why) => fail(format!("error: {why}")),
     }
@@ -222,7 +222,7 @@ async fn show(svc: &Service, repo: &str, number: i32) -> Output {
         Ok(None) => return fail(format!("error: no change {number} in {repo}")),
         Err(e) => return fail(format!("error: the database is unavailable: {e}")),
     };
-    let needs = super::readiness(svc, &change, &reviews).await;
+    let needs = crate::review::readiness(svc, &change, &reviews).await;
     ok(render(svc, &change, &patch_sets, &reviews, &skills, &needs))
 }
 
@@ -260,7 +260,8 @@ fn render(
     if let Some(c) = &change.merged_commit {
         out.push_str(&format!("merged-commit: {c}\n"));
     }
-    if let Some(url) = super::page_url(svc.web_url.as_deref(), &change.repo, change.number) {
+    if let Some(url) = crate::review::page_url(svc.web_url.as_deref(), &change.repo, change.number)
+    {
         out.push_str(&format!("page: {url}\n"));
     }
     out.push_str(&format!(
@@ -331,7 +332,7 @@ fn render(
                 .as_ref()
                 .map(|o| format!(" (from {o})"))
                 .unwrap_or_default(),
-            super::diff_summary(s)
+            crate::review::diff_summary(s)
         ));
     }
     out

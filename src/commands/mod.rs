@@ -3,6 +3,8 @@
 //! show SKILL [REPO] | log SKILL [REPO] | reconcile [REPO]` (the last for admins). Plain, script-friendly output: one
 //! `key: value` or tab-separated record per line.
 
+pub mod review;
+
 use crate::db::users::{Role, User};
 use crate::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
 use sqlx::PgPool;
@@ -318,7 +320,7 @@ pub async fn run(
     let words: Vec<&str> = command.split_whitespace().collect();
     let (&name, args) = words.split_first()?;
     Some(match (name, args) {
-        ("help", []) => ok(format!("{HELP}{}", crate::review::commands::HELP)),
+        ("help", []) => ok(format!("{HELP}{}", review::HELP)),
         ("whoami", []) => ok(format!(
             "user: {}\nrole: {}\nkey: {}\n",
             user.name,
