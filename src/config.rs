@@ -307,24 +307,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Who may read the status pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WebAccess {
-    /// Anyone who reaches the HTTP listener.
-    #[default]
-    Open,
-    /// Users signed in with a link from `ssh ... web-login`.
-    SignedIn,
-}
-
-/// Who may read `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsAccess {
-    /// Anyone who reaches the HTTP listener (a scraper on a private network).
-    Open,
-    /// A bearer token: `SKILLSD_METRICS_TOKEN`, or else the admin token.
-    Token,
-}
+pub use crate::web::{MetricsAccess, WebAccess};
 
 /// Every setting, typed: filled once by [`Settings::load`] (flag > environment >
 /// config file > default) and passed to what uses it. Nothing else reads settings

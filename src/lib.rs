@@ -17,7 +17,6 @@ pub mod db;
 pub mod deliver;
 pub mod edit;
 pub mod hook;
-pub mod http;
 pub mod import;
 pub mod incoming;
 pub mod localpg;

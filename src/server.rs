@@ -259,7 +259,7 @@ pub async fn run(
         // The pages and the API read through a pool of their own.
         let web_pool = crate::db::connect_web(&prepared.database_url)
             .unwrap_or_else(|_| prepared.state.pool.clone());
-        let state = Arc::new(crate::http::HttpState {
+        let state = Arc::new(crate::web::HttpState {
             pool: web_pool,
             repos: prepared.state.repos.clone(),
             admin_token: prepared.settings.admin_token.clone(),
@@ -295,7 +295,7 @@ pub async fn run(
             let stopped = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::http::serve(http, state, limits, stopped).await {
+            if let Err(e) = crate::web::serve(http, state, limits, stopped).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

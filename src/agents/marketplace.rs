@@ -34,8 +34,8 @@
 
 use super::index::{Plugin, Published};
 use super::serve::{answer, json_error, Freshness};
-use crate::http::HttpState;
 use crate::skills::rules::SKILL_FILE;
+use crate::web::HttpState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};

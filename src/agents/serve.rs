@@ -13,7 +13,7 @@
 //! Only the files listed for a skill can be served, so no path reaches anything else.
 
 use super::index::{self, Kind, Published, Skill};
-use crate::http::HttpState;
+use crate::web::HttpState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};

@@ -17,8 +17,8 @@
 
 use super::index;
 use super::serve::{answer, content_type, json_error, Freshness};
-use crate::http::HttpState;
 use crate::skills::rules::{Rules, TreeSource, SKILL_FILE};
+use crate::web::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

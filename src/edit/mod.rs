@@ -11,8 +11,6 @@
 //! The author and committer are the user, with the name and email of their profile
 //! (`ssh HOST profile --name … --email …`).
 
-pub mod api;
-
 use crate::db::users::{Role, User};
 use crate::review::store;
 use crate::skills::Problem;

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-use crate::http::HttpState;
+use crate::web::HttpState;
 
 /// The channel of cache changes, as JSON events.
 pub type Events = broadcast::Sender<String>;

@@ -9,12 +9,16 @@
 //! carries a strict Content-Security-Policy (scripts from this server only, nothing
 //! inline, no frames).
 
+pub mod api;
 pub mod auth;
 pub mod changes;
+pub mod contents;
 pub mod editor;
 pub mod live;
 pub mod markdown;
 mod pages;
+
+pub use api::{serve, token_matches, HttpState};
 
 pub use pages::{search, SkillsQuery, MAX_PAGE, MAX_QUERY_CHARS};
 
@@ -28,7 +32,24 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use std::sync::Arc;
 
-use crate::http::HttpState;
+/// Who may read the status pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebAccess {
+    /// Anyone who reaches the HTTP listener.
+    #[default]
+    Open,
+    /// Users signed in with a link from `ssh ... web-login`.
+    SignedIn,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the HTTP listener (a scraper on a private network).
+    Open,
+    /// A bearer token: `SKILLSD_METRICS_TOKEN`, or else the admin token.
+    Token,
+}
 
 #[cfg(test)]
 mod tests {
@@ -113,7 +134,7 @@ pub fn router() -> Router<Arc<HttpState>> {
 enum Surface {
     /// Liveness, readiness, signing in and the static files: anyone.
     Open,
-    /// `/metrics`: its own setting ([`crate::config::MetricsAccess`]).
+    /// `/metrics`: its own setting ([`MetricsAccess`]).
     Metrics,
     /// The JSON API (`/api/...`) and the skills for agents
     /// (`[/{repo}]/.well-known/agent-skills/...`, `[/{repo}]/mcp`): answered in JSON.
@@ -162,14 +183,14 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
     match surface {
         Surface::Open => return next.run(request).await,
         Surface::Metrics => {
-            if s.metrics_access == crate::config::MetricsAccess::Token {
+            if s.metrics_access == MetricsAccess::Token {
                 let Some(token) = s.metrics_token.as_ref().or(s.admin_token.as_ref()) else {
                     return json_error(
                         StatusCode::FORBIDDEN,
                         "/metrics needs a token: set SKILLSD_METRICS_TOKEN (or SKILLSD_ADMIN_TOKEN),                          or SKILLSD_METRICS=open",
                     );
                 };
-                if !crate::http::token_matches(request.headers(), token) {
+                if !crate::web::token_matches(request.headers(), token) {
                     return json_error(
                         StatusCode::UNAUTHORIZED,
                         "/metrics needs its bearer token (SKILLSD_METRICS_TOKEN, or the admin token)",
@@ -187,11 +208,11 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
             None
         }
     };
-    if s.web_access == crate::config::WebAccess::SignedIn && viewer.is_none() {
+    if s.web_access == WebAccess::SignedIn && viewer.is_none() {
         let admin = s
             .admin_token
             .as_ref()
-            .is_some_and(|t| crate::http::token_matches(request.headers(), t));
+            .is_some_and(|t| crate::web::token_matches(request.headers(), t));
         match surface {
             Surface::Api if !admin => {
                 return json_error(

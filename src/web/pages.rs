@@ -2,7 +2,7 @@
 
 use super::auth::{self, Viewer};
 use super::{error_page, markdown, page};
-use crate::http::HttpState;
+use crate::web::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

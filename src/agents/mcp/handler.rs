@@ -5,7 +5,7 @@
 
 use super::uris::{self, FileUri};
 use crate::agents::index::{File, Published, Skill};
-use crate::http::HttpState;
+use crate::web::HttpState;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetSkillRequestParams,
     GetSkillResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,

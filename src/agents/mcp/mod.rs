@@ -22,7 +22,7 @@ pub mod handler;
 pub mod sessions;
 pub mod uris;
 
-use crate::http::HttpState;
+use crate::web::HttpState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};

@@ -25,8 +25,8 @@ use super::pages::{checked, encode, unavailable};
 use super::{error_page, markdown, page_with_script};
 use crate::db::users::{Role, User};
 use crate::edit::{self, ChangeRequest, EditError, FileEdit, Operation};
-use crate::http::HttpState;
 use crate::skills::rules::{Layout, Rules};
+use crate::web::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -793,7 +793,7 @@ pub async fn preview(
     };
     let opened = match edit::open_file(&s.pool, &s.repos, &repo, BRANCH, None, None).await {
         Ok(o) => o,
-        Err(e) => return crate::edit::api::edit_error(e),
+        Err(e) => return super::contents::edit_error(e),
     };
     let content = draft.compose(&specs(&opened));
     let mut problems = Vec::new();

@@ -23,9 +23,9 @@ pub struct HttpState {
     /// Bearer token for admin endpoints (`SKILLSD_ADMIN_TOKEN`); none = admin API off.
     pub admin_token: Option<String>,
     /// Who may read the status pages and the JSON API.
-    pub web_access: crate::config::WebAccess,
+    pub web_access: super::WebAccess,
     /// Who may read `/metrics`.
-    pub metrics_access: crate::config::MetricsAccess,
+    pub metrics_access: super::MetricsAccess,
     /// `/metrics`' bearer token (`None`: the admin token).
     pub metrics_token: Option<String>,
     /// Session cookies are `Secure` when browsers come over https.
@@ -67,7 +67,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
         .merge(crate::agents::serve::router())
-        .merge(crate::edit::api::router())
+        .merge(super::contents::router())
         .merge(crate::agents::mcp::router())
         .merge(crate::agents::marketplace::router())
         .merge(crate::agents::versions::router())

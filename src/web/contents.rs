@@ -2,7 +2,7 @@
 //! * `GET /api/repos/{repo}/contents/{path}?ref=` — a file (`sha` = its blob id,
 //!   `content` base64) or a folder's listing; the root without a path;
 //! * `POST /api/repos/{repo}/changes` — file operations committed for the signed-in
-//!   user and opened as a change for review ([`super::submit`]): `201 {change, url}`,
+//!   user and opened as a change for review ([`crate::edit::submit`]): `201 {change, url}`,
 //!   `409` for a stale `sha`, `422` with the problems, `403` for readers;
 //! * `POST /api/check` — one file's problems under a repository's rules, for an editor
 //!   that shows them as the user types (no side effects).
@@ -12,9 +12,9 @@
 //! `token create --write`, or a browser session whose request carries its CSRF token
 //! in `X-CSRF-Token`.
 
-use super::{ChangeRequest, EditError};
-use crate::http::HttpState;
+use crate::edit::{ChangeRequest, EditError};
 use crate::web::auth::Viewer;
+use crate::web::HttpState;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,7 +78,7 @@ async fn read_contents(
 ) -> Response {
     let path = path.trim_end_matches('/').to_string();
     if !path.is_empty() {
-        if let Err(e) = super::check_path(&path) {
+        if let Err(e) = crate::edit::check_path(&path) {
             return error(StatusCode::BAD_REQUEST, e);
         }
     }
@@ -297,7 +297,7 @@ async fn create_change(
             )
         }
     };
-    match super::submit(&s.review, &user, &repo, req).await {
+    match crate::edit::submit(&s.review, &user, &repo, req).await {
         Ok(done) => {
             let mut v = json!({
                 "change": done.change,
@@ -370,7 +370,7 @@ async fn check(State(s): State<Arc<HttpState>>, body: axum::body::Bytes) -> Resp
             )
         }
     };
-    if let Err(e) = super::check_path(&req.path) {
+    if let Err(e) = crate::edit::check_path(&req.path) {
         return error(StatusCode::BAD_REQUEST, e);
     }
     if req.content.len() as u64 > s.review.policy.max_file_bytes {
