@@ -259,6 +259,18 @@ pub async fn run(
         // The pages and the API read through a pool of their own.
         let web_pool = crate::db::connect_web(&prepared.database_url)
             .unwrap_or_else(|_| prepared.state.pool.clone());
+        let events = crate::web::live::channel();
+        let agents = Arc::new(crate::agents::AgentsState {
+            pool: web_pool.clone(),
+            repos: prepared.state.repos.clone(),
+            catalog: crate::agents::Catalog::default(),
+            mcp: crate::agents::mcp::Mcp::new(prepared.settings.mcp),
+            signed_in: prepared.settings.web_access == crate::web::WebAccess::SignedIn,
+            events: events.clone(),
+            ssh_url: prepared.settings.ssh_url.clone(),
+            ssh_addr: listener.local_addr().ok(),
+            public_url: prepared.settings.public_url.clone(),
+        });
         let state = Arc::new(crate::web::HttpState {
             pool: web_pool,
             repos: prepared.state.repos.clone(),
@@ -271,19 +283,16 @@ pub async fn run(
                 .public_url
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
-            events: crate::web::live::channel(),
+            events: events.clone(),
             streams: crate::web::live::stream_admission(),
             review: crate::review::Service {
                 pool: prepared.state.pool.clone(),
                 ..prepared.state.review()
             },
-            agents: crate::agents::Catalog::default(),
-            mcp: crate::agents::mcp::Mcp::new(prepared.settings.mcp),
-            ssh_url: prepared.settings.ssh_url.clone(),
-            ssh_addr: listener.local_addr().ok(),
+            agents: agents.clone(),
             public_url: prepared.settings.public_url.clone(),
         });
-        tokio::spawn(crate::agents::mcp::watch(state.clone(), stop_rx.clone()));
+        tokio::spawn(crate::agents::mcp::watch(agents, stop_rx.clone()));
         tokio::spawn(crate::web::live::relay(
             state.pool.clone(),
             state.events.clone(),

@@ -34,8 +34,8 @@
 
 use super::index::{Plugin, Published};
 use super::serve::{answer, json_error, Freshness};
+use crate::agents::AgentsState;
 use crate::skills::rules::SKILL_FILE;
-use crate::web::HttpState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -52,7 +52,7 @@ pub const CLAUDE: &str = "/.claude-plugin/marketplace.json";
 pub const CODEX: &str = "/.agents/plugins/marketplace.json";
 
 /// The routes (the default repository's and any repository's).
-pub fn router() -> Router<Arc<HttpState>> {
+pub fn router() -> Router<Arc<AgentsState>> {
     Router::new()
         .route(CLAUDE, get(manifest))
         .route(CODEX, get(manifest))
@@ -244,7 +244,7 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
 
 /// The SSH address clients clone from, without the repository: `SKILLSD_SSH_URL`, or
 /// `ssh://git@HOST:PORT` ([`self`]'s rules); `None` when no host can be told.
-pub fn ssh_base(s: &HttpState, headers: &HeaderMap) -> Option<String> {
+pub fn ssh_base(s: &AgentsState, headers: &HeaderMap) -> Option<String> {
     if let Some(u) = &s.ssh_url {
         return Some(u.clone());
     }
@@ -290,12 +290,12 @@ pub(crate) struct Rendered {
 /// Manifests kept in memory: per repository, format and clone URL.
 const KEEP: usize = 64;
 
-async fn manifest(State(s): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn manifest(State(s): State<Arc<AgentsState>>, uri: Uri, headers: HeaderMap) -> Response {
     let Some((repo, flavor)) = parse(uri.path()) else {
         return json_error(StatusCode::NOT_FOUND, "no such repository");
     };
     let repo = repo.unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
-    let published = match s.agents.current(&s.pool, &s.repos, &repo).await {
+    let published = match s.catalog.current(&s.pool, &s.repos, &repo).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return json_error(StatusCode::NOT_FOUND, &format!("no repository `{repo}`"));
@@ -318,7 +318,11 @@ async fn manifest(State(s): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
     let clone_url = format!("{base}/{repo}.git");
     let slot = (repo.clone(), flavor, clone_url.clone());
     let kept = {
-        let held = s.agents.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        let held = s
+            .catalog
+            .manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         held.get(&slot)
             .filter(|r| r.key == published.key)
             .map(|r| (r.bytes.clone(), r.digest.clone()))
@@ -328,7 +332,11 @@ async fn manifest(State(s): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap)
         None => {
             let bytes = Bytes::from(render(&published, flavor, &clone_url));
             let digest = super::index::digest(&bytes);
-            let mut held = s.agents.manifests.lock().unwrap_or_else(|e| e.into_inner());
+            let mut held = s
+                .catalog
+                .manifests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if held.len() >= KEEP {
                 held.clear();
             }

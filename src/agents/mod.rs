@@ -113,6 +113,40 @@ impl KeyReads {
     }
 }
 
+/// What the agents' endpoints share. The web's state holds one
+/// ([`crate::web::HttpState::agents`]) and hands it to [`router`].
+pub struct AgentsState {
+    pub pool: PgPool,
+    pub repos: crate::repos::RepoStore,
+    /// The published skills as agents fetch them, built once per state of the cache.
+    pub catalog: Catalog,
+    /// The MCP server's sessions and change notifications ([`mcp`]).
+    pub mcp: mcp::Mcp,
+    /// Only signed-in users may read (`SKILLSD_WEB_ACCESS=signed-in`): answers are
+    /// private to them, never shared by caches.
+    pub signed_in: bool,
+    /// The cache's changes, as the live pages get them ([`crate::web::live::relay`]).
+    pub events: tokio::sync::broadcast::Sender<String>,
+    /// The SSH clone address the marketplace manifests name (`SKILLSD_SSH_URL`;
+    /// `None`: made from the addresses below, [`marketplace::ssh_base`]).
+    pub ssh_url: Option<String>,
+    /// The SSH listener's address.
+    pub ssh_addr: Option<std::net::SocketAddr>,
+    /// `SKILLSD_PUBLIC_URL`.
+    pub public_url: Option<String>,
+}
+
+/// Every endpoint agents use: the discovery index and its files ([`serve`]), the
+/// versions ([`versions`]), the marketplaces ([`marketplace`]) and MCP ([`mcp`]).
+pub fn router<S: Clone + Send + Sync + 'static>(state: Arc<AgentsState>) -> axum::Router<S> {
+    axum::Router::new()
+        .merge(serve::router())
+        .merge(mcp::router())
+        .merge(marketplace::router())
+        .merge(versions::router())
+        .with_state(state)
+}
+
 /// Each repository's published skills, built at most once per [`Key`].
 #[derive(Default)]
 pub struct Catalog {

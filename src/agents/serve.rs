@@ -13,7 +13,7 @@
 //! Only the files listed for a skill can be served, so no path reaches anything else.
 
 use super::index::{self, Kind, Published, Skill};
-use crate::web::HttpState;
+use crate::agents::AgentsState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -23,7 +23,7 @@ use axum::Router;
 use std::sync::Arc;
 
 /// The routes (both the default repository's and any repository's).
-pub fn router() -> Router<Arc<HttpState>> {
+pub fn router() -> Router<Arc<AgentsState>> {
     Router::new()
         .route("/.well-known/agent-skills", get(any))
         .route("/.well-known/agent-skills/", get(any))
@@ -135,8 +135,8 @@ pub(crate) enum Freshness {
     Version,
 }
 
-fn cache_control(s: &HttpState, freshness: Freshness) -> &'static str {
-    let private = s.web_access == crate::config::WebAccess::SignedIn;
+fn cache_control(s: &AgentsState, freshness: Freshness) -> &'static str {
+    let private = s.signed_in;
     match (freshness, private) {
         (Freshness::Index, false) => "public, max-age=60",
         (Freshness::Index, true) => "private, max-age=60",
@@ -149,7 +149,7 @@ fn cache_control(s: &HttpState, freshness: Freshness) -> &'static str {
 
 /// The answer with `bytes`, or `304` when the client has them.
 pub(crate) fn answer(
-    s: &HttpState,
+    s: &AgentsState,
     headers: &HeaderMap,
     digest: &str,
     content_type: &str,
@@ -183,7 +183,7 @@ pub(crate) fn answer(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    if s.web_access == crate::config::WebAccess::SignedIn {
+    if s.signed_in {
         h.insert(
             header::VARY,
             HeaderValue::from_static("Authorization, Cookie"),
@@ -222,13 +222,13 @@ pub fn content_type_of(path: &str, text: bool) -> &'static str {
     }
 }
 
-async fn any(State(s): State<Arc<HttpState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn any(State(s): State<Arc<AgentsState>>, uri: Uri, headers: HeaderMap) -> Response {
     let (repo, wanted) = match parse(uri.path()) {
         Ok(found) => found,
         Err(Refused(status, message)) => return json_error(status, &message),
     };
     let repo = repo.unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
-    let published = match s.agents.current(&s.pool, &s.repos, &repo).await {
+    let published = match s.catalog.current(&s.pool, &s.repos, &repo).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return json_error(StatusCode::NOT_FOUND, &format!("no repository `{repo}`"));
@@ -274,7 +274,7 @@ fn no_skill(p: &Published, name: &str) -> Response {
 }
 
 async fn file(
-    s: &Arc<HttpState>,
+    s: &Arc<AgentsState>,
     headers: &HeaderMap,
     published: &Published,
     skill: &Arc<Skill>,
@@ -352,7 +352,7 @@ pub async fn file_bytes(
 }
 
 async fn archive(
-    s: &Arc<HttpState>,
+    s: &Arc<AgentsState>,
     headers: &HeaderMap,
     published: &Published,
     skill: &Arc<Skill>,

@@ -17,8 +17,8 @@
 
 use super::index;
 use super::serve::{answer, content_type, json_error, Freshness};
+use crate::agents::AgentsState;
 use crate::skills::rules::{Rules, TreeSource, SKILL_FILE};
-use crate::web::HttpState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// The routes.
-pub fn router() -> Router<Arc<HttpState>> {
+pub fn router() -> Router<Arc<AgentsState>> {
     Router::new()
         .route("/api/skills/{key}/versions", get(list))
         .route("/api/skills/{key}/versions/{n}", get(one))
@@ -73,7 +73,7 @@ impl From<sqlx::Error> for Refusal {
 }
 
 fn repo_of(q: &Option<String>) -> Result<String, Refusal> {
-    crate::web::changes::repo_param(q)
+    crate::cache::query::repo_param(q)
         .map(|r| r.unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string()))
         .map_err(|e| Refusal(StatusCode::NOT_FOUND, e))
 }
@@ -98,7 +98,7 @@ const COLUMNS: &str =
 
 /// The skill `key` names in `repo`: an id, or a slug (the skill that has it now, else
 /// the one whose version last had it: a renamed or deleted skill is still found).
-async fn skill_of(s: &HttpState, repo: &str, key: &str) -> Result<Uuid, Refusal> {
+async fn skill_of(s: &AgentsState, repo: &str, key: &str) -> Result<Uuid, Refusal> {
     let found: Option<Uuid> = match Uuid::parse_str(key) {
         Ok(id) => {
             sqlx::query_scalar(
@@ -175,7 +175,7 @@ fn version_json(key: &str, repo: &str, v: &VersionRow) -> serde_json::Value {
 
 /// `GET /api/skills/{key}/versions`.
 async fn list(
-    State(s): State<Arc<HttpState>>,
+    State(s): State<Arc<AgentsState>>,
     Path(key): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, Refusal> {
@@ -185,10 +185,10 @@ async fn list(
         return Err(bad("limit must be between 1 and 1000".into()));
     }
     let page = q.page.unwrap_or(1);
-    if !(1..=crate::web::MAX_PAGE).contains(&page) {
+    if !(1..=crate::cache::query::MAX_PAGE).contains(&page) {
         return Err(bad(format!(
             "page must be between 1 and {}",
-            crate::web::MAX_PAGE
+            crate::cache::query::MAX_PAGE
         )));
     }
     let repo = repo_of(&q.repo)?;
@@ -229,7 +229,7 @@ async fn list(
 
 /// The version `n` of the skill `key`, with its content read from git.
 async fn load(
-    s: &Arc<HttpState>,
+    s: &Arc<AgentsState>,
     repo: &str,
     key: &str,
     n: &str,
@@ -306,7 +306,7 @@ fn read_version(
 
 /// `GET /api/skills/{key}/versions/{n}`.
 async fn one(
-    State(s): State<Arc<HttpState>>,
+    State(s): State<Arc<AgentsState>>,
     Path((key, n)): Path<(String, String)>,
     Query(q): Query<RepoQuery>,
     headers: HeaderMap,
@@ -361,7 +361,7 @@ async fn one(
 
 /// `GET /api/skills/{key}/versions/{n}/files/{path}`.
 async fn file(
-    State(s): State<Arc<HttpState>>,
+    State(s): State<Arc<AgentsState>>,
     Path((key, n, path)): Path<(String, String, String)>,
     Query(q): Query<RepoQuery>,
     headers: HeaderMap,
@@ -389,7 +389,7 @@ async fn file(
 
 /// `GET /api/skills/{key}/versions/{n}/archive.tar.gz`.
 async fn archive(
-    State(s): State<Arc<HttpState>>,
+    State(s): State<Arc<AgentsState>>,
     Path((key, n)): Path<(String, String)>,
     Query(q): Query<RepoQuery>,
     headers: HeaderMap,

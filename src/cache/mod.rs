@@ -17,6 +17,7 @@ pub mod changes;
 pub mod commits;
 pub mod periodic;
 pub mod pushes;
+pub mod query;
 pub mod search;
 pub mod sync;
 pub mod vector;

@@ -36,16 +36,8 @@ pub struct HttpState {
     pub streams: Arc<crate::net::Admission>,
     /// Acting on changes from the pages ([`crate::review::act`]).
     pub review: crate::review::Service,
-    /// The published skills as agents fetch them ([`crate::agents`]), built once per
-    /// state of the cache.
-    pub agents: crate::agents::Catalog,
-    /// The MCP server's sessions and change notifications ([`crate::agents::mcp`]).
-    pub mcp: crate::agents::mcp::Mcp,
-    /// The SSH clone address the marketplace manifests name (`SKILLSD_SSH_URL`;
-    /// `None`: made from the addresses below, [`crate::agents::marketplace::ssh_base`]).
-    pub ssh_url: Option<String>,
-    /// The SSH listener's address.
-    pub ssh_addr: Option<std::net::SocketAddr>,
+    /// What the agents' endpoints share ([`crate::agents::router`]).
+    pub agents: Arc<crate::agents::AgentsState>,
     /// `SKILLSD_PUBLIC_URL`.
     pub public_url: Option<String>,
 }
@@ -66,11 +58,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/changes", get(changes))
         .route("/api/changes/{number}", get(change))
         .merge(crate::web::router())
-        .merge(crate::agents::serve::router())
+        .merge(crate::agents::router(state.agents.clone()))
         .merge(super::contents::router())
-        .merge(crate::agents::mcp::router())
-        .merge(crate::agents::marketplace::router())
-        .merge(crate::agents::versions::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::gate,

@@ -283,16 +283,7 @@ pub(super) fn proposed_table(repo: &str, state: &str, rows: &[sqlx::postgres::Pg
     }
 }
 
-/// The repository a `?repo=` names (`skills.git`, `/skills` … name `skills`); `None`
-/// when absent or blank; `Err` when it cannot be a repository's name.
-pub fn repo_param(v: &Option<String>) -> Result<Option<String>, String> {
-    match given(v) {
-        None => Ok(None),
-        Some(r) => crate::repos::RepoStore::canonical_name(r)
-            .map(Some)
-            .map_err(|_| "no such repository".to_string()),
-    }
-}
+pub use crate::cache::query::repo_param;
 
 /// The change number in a path, when it is one.
 pub fn number_param(n: &str) -> Option<i32> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::Row;
 use std::sync::Arc;
 
-pub(super) const PAGE_SIZE: i64 = 50;
+pub(super) const PAGE_SIZE: i64 = crate::cache::query::DEFAULT_LIMIT;
 
 pub(super) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -240,74 +240,18 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
     })
 }
 
-#[derive(Deserialize, Default)]
-pub struct SkillsQuery {
-    pub(crate) repo: Option<String>,
-    pub(crate) q: Option<String>,
-    pub(crate) category: Option<String>,
-    pub(crate) owner: Option<String>,
-    pub(crate) status: Option<String>,
-    pub(crate) tag: Option<String>,
-    pub(crate) page: Option<i64>,
-    /// Rows per page (the API's; the page shows 50): 1 to 200.
-    pub(crate) limit: Option<i64>,
-}
+pub use crate::cache::query::{search, SkillsQuery, MAX_PAGE, MAX_QUERY_CHARS};
 
-/// The last page anyone may ask for (deeper pages are refused, not computed).
-pub const MAX_PAGE: i64 = 100_000;
-/// The longest search text or filter value.
-pub const MAX_QUERY_CHARS: usize = 1000;
-
-impl SkillsQuery {
-    /// What is wrong with this query, if anything (a page out of range, a value too
-    /// long): answered with 400, never sent to the database.
-    pub fn problem(&self) -> Option<String> {
-        if let Some(page) = self.page {
-            if !(1..=MAX_PAGE).contains(&page) {
-                return Some(format!("page must be between 1 and {MAX_PAGE}"));
-            }
+/// `q`'s link with page `page`.
+fn link(q: &SkillsQuery, page: i64) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in q.texts() {
+        if let Some(v) = given(v) {
+            parts.push(format!("{k}={}", encode(v)));
         }
-        if let Some(limit) = self.limit {
-            if !(1..=200).contains(&limit) {
-                return Some("limit must be between 1 and 200".into());
-            }
-        }
-        for (name, value) in self.texts() {
-            if value
-                .as_deref()
-                .is_some_and(|v| v.chars().count() > MAX_QUERY_CHARS)
-            {
-                return Some(format!(
-                    "{name} is longer than {MAX_QUERY_CHARS} characters"
-                ));
-            }
-        }
-        None
     }
-
-    /// The text values of the query, by name.
-    fn texts(&self) -> [(&'static str, &Option<String>); 6] {
-        [
-            ("repo", &self.repo),
-            ("q", &self.q),
-            ("category", &self.category),
-            ("owner", &self.owner),
-            ("status", &self.status),
-            ("tag", &self.tag),
-        ]
-    }
-
-    /// This query's link with page `page`.
-    fn link(&self, page: i64) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in self.texts() {
-            if let Some(v) = given(v) {
-                parts.push(format!("{k}={}", encode(v)));
-            }
-        }
-        parts.push(format!("page={page}"));
-        format!("/skills?{}", parts.join("&"))
-    }
+    parts.push(format!("page={page}"));
+    format!("/skills?{}", parts.join("&"))
 }
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded.
@@ -320,44 +264,6 @@ const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 /// Percent-encodes a path segment or query value.
 pub(super) fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, COMPONENT).to_string()
-}
-
-/// The skills `q` asks for (search ranked by relevance, then filters, one page) and
-/// how many match in all. Shared by `/skills` and `GET /api/skills`.
-pub async fn search(
-    pool: &sqlx::PgPool,
-    q: &SkillsQuery,
-) -> Result<(i64, Vec<sqlx::postgres::PgRow>), sqlx::Error> {
-    let repo = given(&q.repo).unwrap_or(crate::repos::DEFAULT_REPO);
-    let page_no = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
-    let limit = q.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
-    let rows = sqlx::query(
-        "SELECT id, slug, path, title, description, category, owner, status, tags, sync_status,
-                jsonb_array_length(warnings) AS warnings, count(*) OVER () AS total,
-                CASE WHEN $2::text IS NULL THEN 0::real
-                     ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END AS rank
-         FROM skills
-         WHERE repo = $1
-           AND ($2::text IS NULL OR search @@ websearch_to_tsquery('simple', $2))
-           AND ($3::text IS NULL OR category = $3)
-           AND ($4::text IS NULL OR owner = $4)
-           AND ($5::text IS NULL OR status = $5)
-           AND ($6::text IS NULL OR $6 = ANY (tags))
-         ORDER BY rank DESC, title, slug
-         LIMIT $7 OFFSET $8",
-    )
-    .bind(repo)
-    .bind(given(&q.q))
-    .bind(given(&q.category))
-    .bind(given(&q.owner))
-    .bind(given(&q.status))
-    .bind(given(&q.tag))
-    .bind(limit)
-    .bind((page_no - 1) * limit)
-    .fetch_all(pool)
-    .await?;
-    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
-    Ok((total, rows))
 }
 
 /// `/skills`: the skills of a repository, searched (`q`, ranked) and filtered.
@@ -430,8 +336,8 @@ pub async fn skills(
             }
         }
         div class="pages" {
-            @if page_no > 1 { a href=(q.link(page_no - 1)) rel="prev" { "← previous" } }
-            @if page_no * PAGE_SIZE < total { a href=(q.link(page_no + 1)) rel="next" { "next →" } }
+            @if page_no > 1 { a href=(link(&q, page_no - 1)) rel="prev" { "← previous" } }
+            @if page_no * PAGE_SIZE < total { a href=(link(&q, page_no + 1)) rel="next" { "next →" } }
         }
     };
     page("Skills", viewer.as_ref(), body)

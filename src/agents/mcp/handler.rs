@@ -5,7 +5,7 @@
 
 use super::uris::{self, FileUri};
 use crate::agents::index::{File, Published, Skill};
-use crate::web::HttpState;
+use crate::agents::AgentsState;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetSkillRequestParams,
     GetSkillResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
@@ -33,7 +33,7 @@ pub const SKILLS_PAGE: usize = 200;
 
 /// The server of one MCP session (or, without sessions, of one request) for `repo`.
 pub struct Handler {
-    state: Arc<HttpState>,
+    state: Arc<AgentsState>,
     repo: String,
     /// Cancelled when the handler goes, that is when its session ends: the session's
     /// change notifier stops with it.
@@ -47,7 +47,7 @@ impl Drop for Handler {
 }
 
 impl Handler {
-    pub fn new(state: Arc<HttpState>, repo: String) -> Handler {
+    pub fn new(state: Arc<AgentsState>, repo: String) -> Handler {
         Handler {
             state,
             repo,
@@ -58,7 +58,7 @@ impl Handler {
     /// The published skills of the repository now.
     async fn published(&self) -> Result<Arc<Published>, McpError> {
         let s = &self.state;
-        match s.agents.current(&s.pool, &s.repos, &self.repo).await {
+        match s.catalog.current(&s.pool, &s.repos, &self.repo).await {
             Ok(Some(p)) => Ok(p),
             Ok(None) => Err(McpError::invalid_request(
                 format!("no repository `{}`", self.repo),
@@ -156,7 +156,7 @@ fn tools() -> Vec<Tool> {
                         "type": "string",
                         "description": "What to look for: words, \"a phrase\", -excluded, or OR",
                         "minLength": 1,
-                        "maxLength": crate::web::MAX_QUERY_CHARS,
+                        "maxLength": crate::cache::query::MAX_QUERY_CHARS,
                     },
                     "limit": {
                         "type": "integer",
@@ -273,10 +273,10 @@ impl Handler {
             }
             Some(_) => return Ok(tool_refusal("`query` must be a string")),
         };
-        if query.chars().count() > crate::web::MAX_QUERY_CHARS {
+        if query.chars().count() > crate::cache::query::MAX_QUERY_CHARS {
             return Ok(tool_refusal(format!(
                 "`query` is longer than {} characters",
-                crate::web::MAX_QUERY_CHARS
+                crate::cache::query::MAX_QUERY_CHARS
             )));
         }
         if query.chars().any(|c| c.is_control()) {
@@ -302,7 +302,7 @@ impl Handler {
         // The status pages' search, over the published rows; the ones the index
         // leaves out (no Agent Skills name or description) are skipped, so a few
         // more are asked for than wanted.
-        let q = crate::web::SkillsQuery {
+        let q = crate::cache::query::SkillsQuery {
             repo: Some(self.repo.clone()),
             q: Some(query.clone()),
             category: None,
@@ -312,7 +312,7 @@ impl Handler {
             page: None,
             limit: Some(200),
         };
-        let (_, rows) = crate::web::search(&self.state.pool, &q)
+        let (_, rows) = crate::cache::query::search(&self.state.pool, &q)
             .await
             .map_err(database_error)?;
         let hits: Vec<(Arc<Skill>, f32)> = rows

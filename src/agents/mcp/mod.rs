@@ -22,7 +22,7 @@ pub mod handler;
 pub mod sessions;
 pub mod uris;
 
-use crate::web::HttpState;
+use crate::agents::AgentsState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -169,7 +169,7 @@ pub fn is_mcp_path(path: &str) -> bool {
 }
 
 /// The routes.
-pub fn router() -> Router<Arc<HttpState>> {
+pub fn router() -> Router<Arc<AgentsState>> {
     Router::new()
         .route("/mcp", any(endpoint))
         .route("/{repo}/mcp", any(endpoint))
@@ -197,7 +197,7 @@ async fn repository_exists(pool: &sqlx::PgPool, name: &str) -> sqlx::Result<bool
 }
 
 /// Every request to `/mcp` and `/{repo}/mcp`.
-pub async fn endpoint(State(s): State<Arc<HttpState>>, request: Request) -> Response {
+pub async fn endpoint(State(s): State<Arc<AgentsState>>, request: Request) -> Response {
     let Some(named) = repo_of(request.uri().path()) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
@@ -359,7 +359,7 @@ const KNOWN_METHODS: [&str; 21] = [
 /// Follows the cache's changes (the live pages' `skills_changed` events) until `stop`,
 /// and tells the MCP sessions and subscriptions of a repository when its published
 /// skills changed. Then ends every MCP session and stream.
-pub async fn watch(state: Arc<HttpState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn watch(state: Arc<AgentsState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut events = state.events.subscribe();
     // The index digest each repository had when last looked at.
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -388,7 +388,11 @@ pub async fn watch(state: Arc<HttpState>, mut stop: tokio::sync::watch::Receiver
             continue;
         }
         for repo in repos {
-            match state.agents.current(&state.pool, &state.repos, &repo).await {
+            match state
+                .catalog
+                .current(&state.pool, &state.repos, &repo)
+                .await
+            {
                 Ok(Some(p)) => {
                     if seen.get(&repo) != Some(&p.index_digest) {
                         seen.insert(repo.clone(), p.index_digest.clone());
