@@ -7,6 +7,7 @@
 //! publishes refs and pack ([`storage`]) and writes the [`cache`]). See ARCHITECTURE.md.
 
 pub mod agents;
+pub mod alloc;
 pub mod artifact;
 pub mod cache;
 pub mod changes;

@@ -611,7 +611,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
 /// before the database, the migrations and the reconcile), then the start's work,
 /// the first admins, the banner, and the server until SIGTERM or Ctrl-C.
 async fn serve(settings: &Settings) -> Result<i32> {
-    skillsd::maintenance::tune_allocator();
+    skillsd::alloc::tune_allocator();
     let (listener, addr) = server::bind(settings.listen).await?;
     let http = match settings.http {
         Some(a) => Some(server::bind(a).await?),

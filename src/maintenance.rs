@@ -72,32 +72,6 @@ impl Lock {
     }
 }
 
-/// Limits glibc's allocator to two heaps ("arenas") for a long-running server. By
-/// default every thread that contends gets its own (up to 8 per core); the threads
-/// that read a big push or reconcile on every core then leave heaps behind that
-/// `malloc_trim` cannot shrink to nothing: measured after a 10,000-skill import, the
-/// idle server kept 60 MB with the default and 29 MB with this.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's tuning; called before the server
-    // starts its work.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// Hands freed heap memory back to the operating system. A push or a clone of
-/// thousands of skills briefly needs tens of megabytes; glibc's allocator keeps them
-/// otherwise, so the idle server would stay at its peak.
-pub fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory at the top of the heaps to the
-    // system; it touches no allocation that is in use.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Number of packs in a repository.
 pub fn pack_count(repo_path: &Path) -> usize {
     std::fs::read_dir(repo_path.join("objects").join("pack"))

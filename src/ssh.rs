@@ -718,7 +718,7 @@ async fn run_exec(
     };
     end_channel(&write_half, code).await;
     // Hand freed memory back once the client has its answer, off its critical path.
-    tokio::task::spawn_blocking(crate::maintenance::release_memory);
+    tokio::task::spawn_blocking(crate::alloc::release_memory);
 }
 
 /// The exit status, EOF, close.

@@ -492,7 +492,7 @@ fn reconcile_once(
         super::search::fill_in_background(rt, pool);
     }
     outcome.commit = Some(tip_hex.clone());
-    crate::maintenance::release_memory();
+    crate::alloc::release_memory();
     Ok(outcome)
 }
 
