@@ -27,7 +27,7 @@ pub enum GcError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The stored objects are beyond what a gc may inflate (objects stored before the
     /// limits existed, or under larger ones): the gc stops instead of paying minutes
     /// of CPU every time.
@@ -39,8 +39,9 @@ pub enum GcError {
 }
 
 impl GcError {
-    fn git(e: impl std::fmt::Display) -> Self {
-        GcError::Git(e.to_string())
+    /// A gix error, kept with its chain of causes.
+    fn git(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        GcError::Git(Box::new(e))
     }
 }
 

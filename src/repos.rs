@@ -18,12 +18,17 @@ pub enum RepoError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("`{0}` is not a valid ref name")]
+    BadRefName(String),
+    #[error("no ref `{0}`")]
+    NoSuchRef(String),
 }
 
 impl RepoError {
-    fn git(e: impl std::fmt::Display) -> Self {
-        RepoError::Git(e.to_string())
+    /// A gix error, kept with its chain of causes.
+    fn git(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        RepoError::Git(Box::new(e))
     }
 }
 
@@ -281,12 +286,10 @@ pub struct RefState {
 /// Every ref of `repo`, each checked: its object exists and, for a tag, peels to an
 /// object that exists.
 pub fn ref_states(repo: &gix::Repository) -> Result<Vec<RefState>, RepoError> {
-    let platform = repo
-        .references()
-        .map_err(|e| RepoError::Git(e.to_string()))?;
+    let platform = repo.references().map_err(RepoError::git)?;
     let mut out = Vec::new();
-    for r in platform.all().map_err(|e| RepoError::Git(e.to_string()))? {
-        let mut r = r.map_err(|e| RepoError::Git(e.to_string()))?;
+    for r in platform.all().map_err(RepoError::git)? {
+        let mut r = r.map_err(RepoError::git)?;
         let name = r.name().as_bstr().to_string();
         let Some(id) = r.target().try_id().map(|id| id.to_owned()) else {
             let target = r
@@ -382,14 +385,14 @@ fn lying_tag(repo: &gix::Repository) -> Option<String> {
 /// cannot be served; pushes cannot create such refs any more).
 pub fn delete_ref(repo: &gix::Repository, name: &str) -> Result<(), RepoError> {
     use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
-    let full = gix::refs::FullName::try_from(name)
-        .map_err(|_| RepoError::Git(format!("`{name}` is not a valid ref name")))?;
+    let full =
+        gix::refs::FullName::try_from(name).map_err(|_| RepoError::BadRefName(name.to_string()))?;
     if repo
         .try_find_reference(name)
-        .map_err(|e| RepoError::Git(e.to_string()))?
+        .map_err(RepoError::git)?
         .is_none()
     {
-        return Err(RepoError::Git(format!("no ref `{name}`")));
+        return Err(RepoError::NoSuchRef(name.to_string()));
     }
     repo.edit_reference(RefEdit {
         change: Change::Delete {
@@ -399,6 +402,6 @@ pub fn delete_ref(repo: &gix::Repository, name: &str) -> Result<(), RepoError> {
         name: full,
         deref: false,
     })
-    .map_err(|e| RepoError::Git(e.to_string()))?;
+    .map_err(RepoError::git)?;
     Ok(())
 }

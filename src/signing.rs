@@ -44,10 +44,23 @@ impl Signature {
     }
 }
 
+/// A commit that could not be read to look at its signature, with the git error.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read commit {commit}: {source}")]
+pub struct ReadError {
+    pub commit: ObjectId,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// Reads and checks `commit`'s signature.
-pub fn inspect(repo: &gix::Repository, commit: ObjectId) -> Result<Signature, String> {
-    let commit = repo.find_commit(commit).map_err(|e| e.to_string())?;
-    let Some((signature, signed)) = commit.signature().map_err(|e| e.to_string())? else {
+pub fn inspect(repo: &gix::Repository, id: ObjectId) -> Result<Signature, ReadError> {
+    let read = |e: Box<dyn std::error::Error + Send + Sync>| ReadError {
+        commit: id,
+        source: e,
+    };
+    let commit = repo.find_commit(id).map_err(|e| read(e.into()))?;
+    let Some((signature, signed)) = commit.signature().map_err(|e| read(e.into()))? else {
         return Ok(Signature::Unsigned);
     };
     let text = String::from_utf8_lossy(signature.as_ref()).into_owned();

@@ -28,14 +28,15 @@ pub enum CacheError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("git error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("this node's copy of the repository is behind the database; refresh it and try again")]
     Behind,
 }
 
 impl CacheError {
-    pub fn git(e: impl std::fmt::Display) -> Self {
-        CacheError::Git(e.to_string())
+    /// A gix (or other git-side) error, kept with its chain of causes.
+    pub fn git(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        CacheError::Git(Box::new(e))
     }
 }
 

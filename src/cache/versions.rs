@@ -148,13 +148,12 @@ fn contents_here(
 ) -> Result<Vec<Content>> {
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
-        let Some(members) =
-            index::skill_members(tree, rules, &path).map_err(|e| CacheError::Git(e.0))?
+        let Some(members) = index::skill_members(tree, rules, &path).map_err(CacheError::git)?
         else {
             continue;
         };
         let blob = members[0].1;
-        let made = index::artifact(repo, members).map_err(|e| CacheError::Git(e.0))?;
+        let made = index::artifact(repo, members).map_err(CacheError::git)?;
         out.push(Content {
             path,
             blob,

@@ -15,7 +15,7 @@ pub enum QuarantineError {
     #[error("cannot prepare the quarantine: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot open the quarantine object store: {0}")]
-    Odb(String),
+    Odb(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub struct Quarantine {
@@ -96,7 +96,7 @@ impl Quarantine {
     /// A view of `repo` that also sees the quarantined objects.
     pub fn view(&self, repo: &gix::Repository) -> Result<gix::Repository, QuarantineError> {
         let handle = gix::odb::at_opts(&self.dir, gix::hash::Kind::Sha1, [], super::odb_options())
-            .map_err(|e| QuarantineError::Odb(e.to_string()))?;
+            .map_err(|e| QuarantineError::Odb(Box::new(e)))?;
         let mut view = repo.clone();
         view.objects = handle.into();
         Ok(view)

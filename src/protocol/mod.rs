@@ -24,15 +24,16 @@ pub enum ProtocolError {
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("git object store error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ProtocolError {
     pub fn protocol(msg: impl Into<String>) -> Self {
         ProtocolError::Protocol(msg.into())
     }
-    pub fn git(e: impl std::fmt::Display) -> Self {
-        ProtocolError::Git(e.to_string())
+    /// A gix error, kept with its chain of causes.
+    pub fn git(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ProtocolError::Git(Box::new(e))
     }
 }
 

@@ -749,7 +749,7 @@ fn validate_update(
     }
     // Every file of the new tree under the roots (for the tree-wide checks, and for
     // revalidating everything when the rules changed).
-    let entries = rules::files_under(&new_tree, &rules)?;
+    let entries = rules::files_under(&new_tree, &rules).map_err(|e| e.to_string())?;
 
     if rules_changed {
         let note = format!(

@@ -55,7 +55,7 @@ pub fn verify(
     commit: ObjectId,
     signers: &Signers,
 ) -> Result<Verified, String> {
-    Ok(match crate::signing::inspect(repo, commit)? {
+    Ok(match crate::signing::inspect(repo, commit).map_err(|e| e.to_string())? {
         Signature::Unsigned => Verified::Unsigned,
         Signature::Unreadable(why) => Verified::Bad(why),
         Signature::Invalid { key, why } => match signers.get(&key) {

@@ -1015,11 +1015,9 @@ pub struct TreeFile {
 
 /// Every file of `tree` under the roots of `rules` (skills, their folders' other files,
 /// links and submodules alike).
-pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>, String> {
+pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>, gix::Error> {
     let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(|e| e.to_string())?;
+    tree.traverse().breadthfirst(&mut recorder)?;
     Ok(recorder
         .records
         .into_iter()

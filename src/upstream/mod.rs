@@ -75,7 +75,7 @@ impl From<crate::protocol::ProtocolError> for UpstreamError {
         match e {
             P::Io(e) => UpstreamError::Protocol(format!("connection: {e}")),
             P::Protocol(m) => UpstreamError::Protocol(m),
-            P::Git(m) => UpstreamError::Git(m),
+            P::Git(e) => UpstreamError::Git(e.to_string()),
         }
     }
 }
