@@ -258,6 +258,40 @@ pub async fn viewer(pool: &PgPool, headers: &HeaderMap) -> sqlx::Result<Option<V
     }))
 }
 
+/// What a request was signed in with, kept to be looked at again while a long answer
+/// (an MCP change stream) runs: the hash of its session id or token, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    id_hash: String,
+    kind: &'static str,
+}
+
+/// The credential of `headers`, chosen as [`viewer`] chooses it.
+pub fn credential(headers: &HeaderMap) -> Option<Credential> {
+    let (id, kind) = match (session_id(headers), bearer(headers)) {
+        (Some(id), _) => (id, "browser"),
+        (None, Some(token)) => (token.to_string(), "api"),
+        (None, None) => return None,
+    };
+    Some(Credential {
+        id_hash: hash(&id),
+        kind,
+    })
+}
+
+/// Does `credential` still sign its user in (not revoked, not expired, the user still
+/// there with the role it was made with)? The test [`viewer`] makes.
+pub async fn still_valid(pool: &PgPool, credential: &Credential) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role)",
+    )
+    .bind(&credential.id_hash)
+    .bind(credential.kind)
+    .fetch_one(pool)
+    .await
+}
+
 /// Ends the session of `headers`.
 pub async fn sign_out(pool: &PgPool, headers: &HeaderMap) -> sqlx::Result<()> {
     if let Some(id) = session_id(headers) {
