@@ -9,6 +9,7 @@
 //! carries a strict Content-Security-Policy (scripts from this server only, nothing
 //! inline, no frames).
 
+pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod editor;
@@ -88,6 +89,7 @@ const SCRIPT: &str = include_str!("live.js");
 pub fn router() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(pages::dashboard))
+        .route("/api/audit", get(audit::api))
         .route("/skills", get(pages::skills))
         .route("/skills/{slug}", get(pages::skill))
         .route("/pushes/{id}", get(pages::push))
