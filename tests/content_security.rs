@@ -586,3 +586,130 @@ fn the_policy_weighs_executables_script_locations_and_allowed_tools() {
         ],
     );
 }
+
+/// A password in a URL, in a code block of a skill's body and in another file of the
+/// skill: refused through a real push (both gits), located, the password never shown,
+/// nothing written; placeholders pass; `[secrets] allow` by fingerprint is the only way
+/// past, as for every credential.
+#[test]
+fn a_password_in_a_url_is_refused_in_the_body_and_in_other_files_and_allowed_by_fingerprint() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    // Made at run time, so that no scanner takes this file for a leak.
+    let password: String = (0..16)
+        .map(|i| b"Q7wM2kXr9PlZ4tBn8VhC3jSf"[(i * 5 + 2) % 24] as char)
+        .collect();
+    let config = "layout = \"agent-skills\"\nroots = [\"agent\"]\n";
+    let skill_md = |extra: &str| {
+        format!("---\nname: deploy\ndescription: Deploys the service.\n---\n\n# Deploy\n\n{extra}")
+    };
+    let out = server.cli(&["init", "team"]);
+    assert!(out.status.success(), "{out:?}");
+    for (bin, repo) in [("/usr/bin/git", "skills"), ("/usr/local/bin/git", "team")] {
+        let git = Git::new(bin, &key, &server);
+        let dir = git.clone(&server.url(&format!("{repo}.git")), &[]);
+        git.commit_files(
+            &dir,
+            &[
+                ("skillsd.toml", config.to_string()),
+                // Placeholders and documentation hosts pass.
+                (
+                    "agent/deploy/SKILL.md",
+                    skill_md(
+                        "```sh\ngit clone https://${USER}:${TOKEN}@git.acme.dev/app.git\npsql postgres://postgres:postgres@localhost/app\ncurl https://alice:s3cretvalue@example.com/x\n```\n",
+                    ),
+                ),
+            ],
+            "placeholders",
+        );
+        let (ok, _, stderr) = git.run(&dir, &["push", "origin", "HEAD:main"]);
+        assert!(ok, "{bin}: placeholders pass: {stderr}");
+        assert!(!stderr.contains("[secret]"), "{bin}: {stderr}");
+        let main = git.head(&dir);
+        let pushes = server.count("SELECT count(*) FROM pushes WHERE accepted");
+
+        let in_body = format!("https://deploy:{password}@git.acme.dev/app.git");
+        let in_script = format!("postgres://app:{password}@db.acme.dev:5432/prod");
+        git.commit_files(
+            &dir,
+            &[
+                (
+                    "agent/deploy/SKILL.md",
+                    skill_md(&format!("```sh\ngit clone {in_body}\n```\n")),
+                ),
+                (
+                    "agent/deploy/scripts/migrate.sh",
+                    format!("#!/bin/sh\nset -eu\nexport DATABASE_URL={in_script}\n"),
+                ),
+            ],
+            "passwords in URLs",
+        );
+        let stderr = git.fails(&dir, &["push", "origin", "HEAD:main"]);
+        let fp_body = skillsd::skills::secrets::fingerprint(&format!(
+            "https://deploy:{password}@git.acme.dev"
+        ));
+        let fp_script = skillsd::skills::secrets::fingerprint(&format!(
+            "postgres://app:{password}@db.acme.dev"
+        ));
+        assert_contains_all(
+            &stderr,
+            &[
+                &format!("agent/deploy/SKILL.md:9:11: password in a URL committed (fingerprint {fp_body}); the secret is not shown [secret]"),
+                &format!("agent/deploy/scripts/migrate.sh:3:21: password in a URL committed (fingerprint {fp_script})"),
+                "rotate it",
+            ],
+        );
+        assert!(
+            !stderr.contains(&password),
+            "{bin}: the password is echoed:\n{stderr}"
+        );
+        assert!(!stderr.contains(&password[..8]), "{bin}: {stderr}");
+        assert_eq!(
+            server.server_ref(repo, "refs/heads/main").as_deref(),
+            Some(main.as_str()),
+            "{bin}: nothing written"
+        );
+        assert_eq!(
+            server.count("SELECT count(*) FROM pushes WHERE accepted"),
+            pushes
+        );
+        // `skillsd check` says the same, locally.
+        let (code, stdout) = check(&dir);
+        assert_eq!(code, Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&fp_body) && stdout.contains(&fp_script),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(&password), "{stdout}");
+
+        // Allowing one fingerprint lets that URL through; the other is still refused.
+        git.commit_files(
+            &dir,
+            &[(
+                "skillsd.toml",
+                format!("{config}[secrets]\nallow = [\"{fp_body}\"]\n"),
+            )],
+            "the clone URL is a fixture",
+        );
+        let stderr = git.fails(&dir, &["push", "origin", "HEAD:main"]);
+        assert!(stderr.contains(&fp_script), "{bin}: {stderr}");
+        assert!(
+            !stderr.contains(&format!("(fingerprint {fp_body})")),
+            "{bin}: {stderr}"
+        );
+        git.commit_files(
+            &dir,
+            &[(
+                "skillsd.toml",
+                format!("{config}[secrets]\nallow = [\"{fp_body}\", \"{fp_script}\"]\n"),
+            )],
+            "both are fixtures",
+        );
+        let (ok, _, stderr) = git.run(&dir, &["push", "origin", "HEAD:main"]);
+        assert!(ok, "{bin}: allowed by fingerprint: {stderr}");
+        assert_eq!(
+            server.server_ref(repo, "refs/heads/main"),
+            Some(git.head(&dir))
+        );
+    }
+}

@@ -199,9 +199,9 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
         assert_eq!(caps["resources"]["listChanged"], true, "{}", m("resources"));
         assert_eq!(
             caps["extensions"]["io.modelcontextprotocol/skills"],
-            json!({}),
+            json!({"directoryRead": true}),
             "{}",
-            m("the skills extension")
+            m("the skills extension, with directory reads")
         );
         let tools: Vec<&str> = tour["tools"]
             .as_array()
@@ -442,6 +442,81 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
         ] {
             assert_eq!(error_code(&tour["skills_get"][uri]), -32602, "{}", m(uri));
         }
+
+        // resources/directory/read: a skill's folder and the folders in it, one level,
+        // files as resources/list has them, folders as inode/directory.
+        let dirs = &tour["directories"];
+        let children = |uri: &str| -> Vec<(String, String, String)> {
+            dirs[uri]["ok"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{}", m(uri)))
+                .iter()
+                .map(|r| {
+                    (
+                        r["uri"].as_str().unwrap().to_string(),
+                        r["name"].as_str().unwrap().to_string(),
+                        r["mimeType"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let d = |uri: &str, name: &str| {
+            (
+                uri.to_string(),
+                name.to_string(),
+                "inode/directory".to_string(),
+            )
+        };
+        assert_eq!(
+            children("skill://deploy"),
+            [
+                (
+                    "skill://deploy/SKILL.md".to_string(),
+                    "deploy".to_string(),
+                    "text/markdown".to_string()
+                ),
+                d("skill://deploy/assets", "assets"),
+                d("skill://deploy/references", "references"),
+                d("skill://deploy/scripts", "scripts"),
+            ],
+            "{}",
+            m("the deploy folder")
+        );
+        assert_eq!(
+            children("skill://deploy/scripts"),
+            [(
+                "skill://deploy/scripts/run.sh".to_string(),
+                "deploy/scripts/run.sh".to_string(),
+                "text/plain".to_string()
+            )],
+            "{}",
+            m("scripts/")
+        );
+        assert_eq!(
+            children("skill://git-workflow").len(),
+            1,
+            "{}",
+            m("git-workflow")
+        );
+        for uri in [
+            "skill://deploy/SKILL.md",
+            "skill://deploy/nope",
+            "skill://deploy/",
+            "skill://nope",
+            "skill://old-way",
+            "skill://deploy/..",
+            "skill://deploy/%2e%2e/git-workflow",
+        ] {
+            assert_eq!(error_code(&dirs[uri]), -32602, "{}", m(uri));
+        }
+        assert!(
+            dirs["skill://deploy/SKILL.md"]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a directory resource"),
+            "{}",
+            m("a file is no directory")
+        );
     }
 
     // Another repository, at /{repo}/mcp: its own skills.
@@ -866,4 +941,258 @@ fn an_idle_session_is_closed() {
         json!(["search_skills", "get_skill"]),
         "{v}"
     );
+}
+
+/// A file of exactly `n` bytes of plain text (every such file is the same blob).
+fn text_of(n: usize) -> Vec<u8> {
+    let line = b"Reference data for the limits test, nothing hidden in it at all.\n";
+    line.iter().copied().cycle().take(n).collect()
+}
+
+fn skill_md(name: &str) -> Vec<u8> {
+    format!("---\nname: {name}\ndescription: A skill at or over the per-skill limits.\n---\n\n# {name}\n")
+        .into_bytes()
+}
+
+/// SEP-2640 fixes 512 files and 16 MiB per skill: a server should not serve a skill
+/// over either. At the limits a skill is served in full; over them it is in no list,
+/// and asking for it says why. The MCP series of /metrics count what was asked.
+#[test]
+fn skills_over_the_extensions_limits_are_not_served_and_metrics_count_requests() {
+    let server = Server::start_with(true);
+    let alice = server.add_user("alice", "writer");
+    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+    git.ok(
+        &dir,
+        &["rm", "-q", "-r", "skills/git", "skills/getting-started"],
+    );
+    const MIB: usize = 1024 * 1024;
+    let mut files: Vec<(String, Vec<u8>)> = vec![("skillsd.toml".into(), LAYOUT.into())];
+    // `many`: 512 files (SKILL.md and 511 more); `toomany`: 513.
+    for (name, count) in [("many", 512), ("toomany", 513)] {
+        files.push((format!("skills/{name}/SKILL.md"), skill_md(name)));
+        for i in 1..count {
+            files.push((
+                format!("skills/{name}/references/r{i:03}.md"),
+                format!("Reference {i}.\n").into_bytes(),
+            ));
+        }
+    }
+    // `full`: exactly 16 MiB; `heavy`: one byte more.
+    for (name, extra) in [("full", 0), ("heavy", 1)] {
+        let md = skill_md(name);
+        let rest = 16 * MIB - md.len() + extra;
+        files.push((format!("skills/{name}/SKILL.md"), md));
+        for i in 0..15 {
+            files.push((format!("skills/{name}/data/d{i:02}.txt"), text_of(MIB)));
+        }
+        files.push((
+            format!("skills/{name}/data/last.txt"),
+            text_of(rest - 15 * MIB),
+        ));
+    }
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    push_files(&git, &dir, &refs, "skills at and over the limits");
+
+    let url = endpoint(&server, "/mcp");
+    for mode in MODES {
+        let v = run(&["limits", &url, mode]);
+        let m = |what: &str| format!("{mode}: {what}: {v}");
+        assert_eq!(
+            v["listed"],
+            json!({"full": 17, "many": 512}),
+            "{}",
+            m("skills/list")
+        );
+        assert_eq!(
+            v["resource_skills"],
+            json!(["full", "many"]),
+            "{}",
+            m("resources/list")
+        );
+        for name in ["many", "full"] {
+            assert!(v["get"][name]["ok"]["skill"].is_object(), "{}", m(name));
+        }
+        for (name, files, bytes) in [
+            ("toomany", "513 files", ""),
+            ("heavy", "17 files", "16777217 bytes"),
+        ] {
+            let e = &v["get"][name];
+            assert_eq!(error_code(e), -32602, "{}", m(name));
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(files) && message.contains(bytes),
+                "{}",
+                m(name)
+            );
+            assert!(message.contains("SEP-2640"), "{}", m(name));
+        }
+        assert!(
+            v["read"]["many"]["ok"]["size"].is_u64(),
+            "{}",
+            m("read many")
+        );
+        assert_eq!(
+            error_code(&v["read"]["toomany"]),
+            -32602,
+            "{}",
+            m("read toomany")
+        );
+        assert_eq!(
+            v["tool"]["full"]["isError"],
+            false,
+            "{}",
+            m("get_skill full")
+        );
+        assert_eq!(
+            v["tool"]["heavy"]["isError"],
+            true,
+            "{}",
+            m("get_skill heavy")
+        );
+        assert!(
+            v["tool"]["heavy"]["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("not served over MCP"),
+            "{}",
+            m("get_skill heavy")
+        );
+        // 511 children: two pages, put together by the client.
+        assert_eq!(
+            v["directory"]["skill://many/references"]["ok"]
+                .as_array()
+                .map(Vec::len),
+            Some(511),
+            "{}",
+            m("directory pages")
+        );
+        assert_eq!(
+            error_code(&v["directory"]["skill://toomany/references"]),
+            -32602,
+            "{}",
+            m("directory of toomany")
+        );
+    }
+
+    // /metrics: the requests of both runs by method, the errors among them.
+    let metrics = server.get("/metrics");
+    for line in [
+        "skillsd_mcp_requests_total{method=\"skills/list\"} 2",
+        "skillsd_mcp_requests_total{method=\"skills/get\"} 8",
+        "skillsd_mcp_errors_total{method=\"skills/get\"} 4",
+        "skillsd_mcp_requests_total{method=\"resources/read\"} 4",
+        "skillsd_mcp_errors_total{method=\"resources/read\"} 2",
+        "skillsd_mcp_requests_total{method=\"tools/call\"} 4",
+        "skillsd_mcp_errors_total{method=\"tools/call\"} 2",
+        "skillsd_mcp_requests_total{method=\"resources/directory/read\"} 6",
+        "skillsd_mcp_errors_total{method=\"resources/directory/read\"} 2",
+        "skillsd_mcp_errors_total{method=\"skills/list\"} 0",
+        "skillsd_mcp_requests_total{method=\"initialize\"} 1",
+        "# TYPE skillsd_mcp_sessions_open gauge",
+        "# TYPE skillsd_mcp_subscriptions_open gauge",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in /metrics:\n{metrics}"
+        );
+    }
+    // A body that is not JSON: an error with no method.
+    let (status, _, _) = post(&server, "/mcp", "{not json", &[]);
+    assert_eq!(status, 400);
+    let metrics = server.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "skillsd_mcp_errors_total{method=\"other\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// The value of the unlabelled series `name` in /metrics.
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits up to 15 s for the series `name` to read `want`.
+fn wait_for_metric(server: &Server, name: &str, want: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got = metric(server, name);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} is {got}, not {want}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Reads the client's next line of output as JSON.
+fn next_line(out: &mut BufReader<std::process::ChildStdout>) -> Value {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+/// A change stream opened with a token gets notifications while the token works; once
+/// it is revoked, the next change sends it nothing and its stream (2026-07-28's
+/// subscription) or session (the handshake era's) is closed on the server.
+#[test]
+fn a_revoked_tokens_open_change_stream_gets_nothing_more_and_is_closed() {
+    let server = Server::start_tuned(true, |s| {
+        s.web_access = skillsd::config::WebAccess::SignedIn;
+    });
+    let alice = server.add_user("alice", "writer");
+    let (git, dir) = agent_skills_repo(&server, &alice, "skills");
+    let url = endpoint(&server, "/mcp");
+    for (round, mode) in MODES.iter().enumerate() {
+        let name = format!("agent-{round}");
+        let t = token(&server, &alice, &["token", "create", "--name", &name]);
+        let args = ["revoked", url.as_str(), mode, t.as_str()];
+        let (child, mut out) = spawn_ready(&args);
+        let open = if *mode == "legacy" {
+            "skillsd_mcp_sessions_open"
+        } else {
+            "skillsd_mcp_subscriptions_open"
+        };
+        wait_for_metric(&server, open, 1.0);
+        let change = |n: usize| {
+            let text = format!(
+                "---\nname: deploy\ndescription: Deploy the service safely, change {round}.{n}.\n---\n\n# Deploy\n"
+            );
+            push_files(
+                &git,
+                &dir,
+                &[("skills/deploy/SKILL.md", text.into_bytes())],
+                "deploy changes",
+            );
+        };
+        // While the token works, a change is told.
+        change(1);
+        let first = next_line(&mut out);
+        assert_eq!(
+            first["first"].as_array().map(Vec::len),
+            Some(1),
+            "{mode}: {first}"
+        );
+        // Revoked: the next change tells it nothing, and the server closes it while the
+        // client still waits.
+        token(&server, &alice, &["token", "revoke", &name]);
+        change(2);
+        wait_for_metric(&server, open, 0.0);
+        let v = finish(&args, child, out);
+        assert_eq!(v["after"], json!([]), "{mode}: {v}");
+        if *mode == "auto" {
+            assert_eq!(v["ended"], true, "{mode}: the subscription ends: {v}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! [`crate::web::auth`]'s; this is what both it and the SSH commands share.
 
 use super::users::Role;
+use axum::http::HeaderMap;
 use sha2::Digest;
 use sqlx::PgPool;
 
@@ -242,6 +243,65 @@ pub async fn end_session(pool: &PgPool, id: &str) -> sqlx::Result<()> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// The session cookie's name.
+pub const COOKIE: &str = "skillsd_session";
+
+/// The session id in the request's cookies.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The bearer token of the request's `Authorization` header, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// What a request was signed in with, kept to be looked at again while a long answer
+/// (an MCP change stream) runs: the hash of its session id or token, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    id_hash: String,
+    kind: &'static str,
+}
+
+/// The credential of `headers`, chosen as [`crate::web::auth::viewer`] chooses it.
+pub fn credential(headers: &HeaderMap) -> Option<Credential> {
+    let (id, kind) = match (session_id(headers), bearer(headers)) {
+        (Some(id), _) => (id, "browser"),
+        (None, Some(token)) => (token.to_string(), "api"),
+        (None, None) => return None,
+    };
+    Some(Credential {
+        id_hash: hash(&id),
+        kind,
+    })
+}
+
+/// Does `credential` still sign its user in (not revoked, not expired, the user still
+/// there with the role it was made with)? The test [`crate::web::auth::viewer`] makes.
+pub async fn still_valid(pool: &PgPool, credential: &Credential) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role)",
+    )
+    .bind(&credential.id_hash)
+    .bind(credential.kind)
+    .fetch_one(pool)
+    .await
 }
 
 #[cfg(test)]

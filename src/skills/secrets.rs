@@ -105,6 +105,7 @@ struct Patterns {
     gcp_account: Regex,
     pem_begin: Regex,
     jwt: Regex,
+    url_password: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -156,6 +157,12 @@ fn patterns() -> &'static Patterns {
             pem_begin: re(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----"),
             jwt: re(
                 r"(?-u:\b)(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})",
+            ),
+            // scheme://user:password@host — RFC 3986 userinfo with a password, the
+            // user and password without the characters that end a URL in prose or
+            // code (`"`, `'`, `<`, `>`, `` ` ``, whitespace, brackets).
+            url_password: re(
+                r"(?i)(?-u:\b)([a-z][a-z0-9+.-]{1,30})://([^\s:/?#@\[\]`'\x22<>()]+):([^\s/?#@\[\]`'\x22<>()]+)@([a-z0-9][a-z0-9.-]*|\[[0-9a-f:.]+\])",
             ),
         }
     })
@@ -260,6 +267,7 @@ fn find(text: &str) -> Vec<Finding> {
     }
     aws(text, p, &mut out);
     pem(text, p, &mut out);
+    url_passwords(text, p, &mut out);
     for c in p.jwt.captures_iter(text) {
         let m = c.get(1).expect("group 1");
         if signed_jwt(m.as_str()) && !placeholder(m.as_str()) {
@@ -272,6 +280,80 @@ fn find(text: &str) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Passwords in a URL's userinfo (`https://user:password@host`, `postgres://…`): found
+/// at the URL; the fingerprint is of `scheme://user:password@host`. What is plainly
+/// no password passes: a placeholder (`<password>`, `${DB_PASSWORD}`, `$PASS`,
+/// `%(pw)s`, `{{ pw }}`, `***`, `password`, `changeme`, …, or [`placeholder`]'s
+/// words), a password equal to the user (`postgres:postgres`), and a host of the
+/// names reserved for documentation (`example.com`, `.org`, `.net`, and anything
+/// under `.example`, `.test`, `.invalid`; RFC 2606).
+fn url_passwords(text: &str, p: &Patterns, out: &mut Vec<Finding>) {
+    for c in p.url_password.captures_iter(text) {
+        let (Some(all), Some(user), Some(password), Some(host)) =
+            (c.get(0), c.get(2), c.get(3), c.get(4))
+        else {
+            continue;
+        };
+        let (user, password, host) = (user.as_str(), password.as_str(), host.as_str());
+        if password_placeholder(password) || password == user || documentation_host(host) {
+            continue;
+        }
+        out.push(Finding {
+            start: all.start(),
+            end: all.end(),
+            kind: "password in a URL",
+            secret: all.as_str().to_string(),
+        });
+    }
+}
+
+/// Is a URL's password plainly a stand-in for one?
+fn password_placeholder(password: &str) -> bool {
+    let lower = password.to_ascii_lowercase();
+    const WORDS: [&str; 14] = [
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "pw",
+        "secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "mypassword",
+        "yourpassword",
+        "token",
+        "apikey",
+        "api_key",
+    ];
+    // Interpolation and templates: $VAR, ${VAR}, %(name)s, %s, {{ x }}, {x}, <x>.
+    let templated = ["$", "%", "{", "<"].iter().any(|t| password.starts_with(t))
+        || password.ends_with('>')
+        || password.ends_with('}');
+    let masked = password
+        .bytes()
+        .all(|b| matches!(b, b'*' | b'.' | b'x' | b'X' | b'#'));
+    templated
+        || masked
+        || WORDS.contains(&lower.as_str())
+        || lower.starts_with("your")
+        || lower.starts_with("my-")
+        || lower.starts_with("my_")
+        || placeholder(password)
+}
+
+/// Is `host` a name reserved for documentation (RFC 2606, RFC 6761)?
+fn documentation_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ["example.com", "example.org", "example.net"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || [".example", ".test", ".invalid"]
+            .iter()
+            .any(|t| host.ends_with(t))
+        || ["example", "test", "invalid"].contains(&host.as_str())
 }
 
 /// An AWS access key id together with a secret access key (40 characters of base64
@@ -600,6 +682,64 @@ mod tests {
             format!("eyJub3QganNvbg.{}.{}", fake("eyJ", 20), fake("", 30)),
             // Azurite's development key.
             format!("AccountName=devstoreaccount1;AccountKey={}", PUBLIC_EXAMPLES[0]),
+        ] {
+            assert!(kinds(&text).is_empty(), "{text}: {:?}", kinds(&text));
+        }
+    }
+
+    #[test]
+    fn passwords_in_urls_are_found_in_prose_code_and_config_and_never_shown() {
+        let pw = fake("", 14);
+        let cases = [
+            format!("Clone https://deploy:{pw}@git.internal.acme.dev/repo.git first."),
+            format!("```sh\ncurl -s \"https://bot:{pw}@api.acme.dev/v1/x\" | jq\n```"),
+            format!("DATABASE_URL=postgres://app:{pw}@10.0.3.7:5432/prod"),
+            format!("url: 'redis://default:{pw}@cache.acme.dev:6379/0'"),
+            format!("see <ftp://ops:{pw}@[fd00::7]/pub>"),
+            format!("amqp://guest:{pw}@localhost:5672//"),
+        ];
+        for text in &cases {
+            let found = kinds(text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            assert!(found[0].2.starts_with("password in a URL"), "{found:?}");
+            assert!(!found[0].2.contains(&pw), "the password is never shown");
+        }
+        // Located at the URL's first character.
+        let found = kinds(&format!("# x\n\n  git clone https://u:{pw}@acme.dev/r"));
+        assert_eq!((found[0].0, found[0].1), (3, 13));
+        // Allowed by the fingerprint of scheme://user:password@host.
+        let text = &cases[2];
+        let secrets = Secrets {
+            allow: BTreeSet::from([fingerprint(&format!("postgres://app:{pw}@10.0.3.7"))]),
+        };
+        assert!(scan("skills/x/SKILL.md", text, &secrets).is_empty());
+    }
+
+    #[test]
+    fn placeholder_passwords_and_documentation_hosts_in_urls_pass() {
+        let pw = fake("", 14);
+        for text in [
+            "postgres://postgres:postgres@localhost:5432/db".to_string(),
+            "https://user:password@host.acme.dev/".to_string(),
+            "https://user:<password>@host.acme.dev/".to_string(),
+            "https://user:${GITHUB_TOKEN}@github.com/o/r.git".to_string(),
+            "https://user:$TOKEN@github.com/o/r.git".to_string(),
+            "mysql://root:%(pw)s@db/x".to_string(),
+            "https://u:{{ secret }}@h.acme.dev".to_string(),
+            "https://u:****@h.acme.dev".to_string(),
+            "https://admin:changeme@h.acme.dev".to_string(),
+            "https://u:YOUR_PASSWORD@h.acme.dev".to_string(),
+            "https://u:xxxxxxxx@h.acme.dev".to_string(),
+            format!("https://alice:{pw}@example.com/x"),
+            format!("https://alice:{pw}@db.example.org/x"),
+            format!("https://alice:{pw}@db.internal.test/x"),
+            // No password: a user alone, an email address, an scp-style remote.
+            "https://alice@git.acme.dev/r.git".to_string(),
+            "mailto:ops@acme.dev".to_string(),
+            "git@github.com:o/r.git".to_string(),
+            "ssh://git@host.acme.dev:2222/skills.git".to_string(),
+            // A port, not a password.
+            "http://host.acme.dev:8080/path@v2".to_string(),
         ] {
             assert!(kinds(&text).is_empty(), "{text}: {:?}", kinds(&text));
         }

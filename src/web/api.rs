@@ -105,6 +105,7 @@ impl From<sqlx::Error> for ApiError {
 /// shows the same; a scrape without the database shows the counters alone).
 async fn metrics(State(s): State<Arc<HttpState>>) -> String {
     let mut text = crate::metrics::METRICS.render();
+    text.push_str(&s.agents.mcp.render_metrics());
     if let Ok(Ok(mirrors)) = tokio::time::timeout(
         std::time::Duration::from_secs(2),
         crate::deliver::mirrors::list(&s.pool, None),

@@ -11,36 +11,12 @@
 //! [`API_TOKEN_TTL`], under the same rules.
 
 pub use crate::db::credentials::{
-    self, api_tokens, issue_api_token, issue_api_token_for, issue_link, issue_token, redeem,
-    revoke_api_token, revoke_api_tokens, TokenRow, Viewer, API_TOKEN_TTL, LINK_TTL, SESSION_TTL,
+    self, api_tokens, bearer, credential, issue_api_token, issue_api_token_for, issue_link,
+    issue_token, redeem, revoke_api_token, revoke_api_tokens, session_id, still_valid, Credential,
+    TokenRow, Viewer, API_TOKEN_TTL, COOKIE, LINK_TTL, SESSION_TTL,
 };
 use axum::http::HeaderMap;
 use sqlx::PgPool;
-
-/// The session cookie's name.
-pub const COOKIE: &str = "skillsd_session";
-
-/// The session id in the request's cookies.
-pub fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_string())
-}
-
-/// The bearer token of the request's `Authorization` header, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
 
 /// The signed-in viewer of a request, if any: a browser session's cookie, or an API
 /// token as a bearer, of a user who still exists with the role the session began

@@ -10,6 +10,7 @@
 //! inline, no frames).
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod contents;
@@ -109,6 +110,7 @@ const SCRIPT: &str = include_str!("live.js");
 pub fn router() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/", get(pages::dashboard))
+        .route("/api/audit", get(audit::api))
         .route("/skills", get(pages::skills))
         .route("/skills/{slug}", get(pages::skill))
         .route("/pushes/{id}", get(pages::push))

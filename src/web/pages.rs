@@ -47,6 +47,32 @@ fn sync_badge(status: &str) -> Markup {
     html! { span class={"badge " (class) " sync"} { (status) } }
 }
 
+/// A repository's audit counts (`skillsd audit` over main): errors and warnings, and
+/// which checks found them.
+fn audit_cell(state: Option<&super::audit::Progress>) -> Markup {
+    use super::audit::Progress;
+    match state {
+        Some(Progress::Ready(a)) => html! {
+            @if a.errors == 0 && a.warnings == 0 { span class="badge ok" { "clean" } }
+            @else {
+                span class=(if a.errors > 0 { "bad" } else { "warn" }) {
+                    strong { (a.errors) } " errors, " strong { (a.warnings) } " warnings"
+                }
+                " "
+                span class="muted" {
+                    @for (i, (check, c)) in a.checks.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        (check) " " (c.errors + c.warnings)
+                    }
+                }
+            }
+        },
+        Some(Progress::Empty) | None => html! { span class="muted" { "-" } },
+        Some(Progress::Counting) => html! { span class="muted" { "being counted…" } },
+        Some(Progress::Failed(why)) => html! { span class="bad" { (why) } },
+    }
+}
+
 /// `/`: every repository's tip and cache, the status bar, recent pushes and failures.
 pub async fn dashboard(
     State(s): State<Arc<HttpState>>,
@@ -98,6 +124,8 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
         .await
         .unwrap_or_default();
     let count = |name: &str| health.get::<i64, _>(name);
+    let names: Vec<String> = repos.iter().map(|r| r.get("name")).collect();
+    let audits = super::audit::states(s, &names, super::audit::PAGE_WAIT).await;
     Ok(html! {
         h1 { "Dashboard" }
         div class="bar" id="status-bar" {
@@ -112,7 +140,7 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
         }
         h2 { "Repositories" }
         table {
-            thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } @if admin.is_some() { th { "" } } } }
+            thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } th { "audit" } @if admin.is_some() { th { "" } } } }
             tbody {
                 @for r in &repos {
                     @let name: String = r.get("name");
@@ -128,6 +156,7 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
                             @else { span class="badge warn" { "behind" } }
                         }
                         td { (r.get::<i64, _>("skills")) }
+                        td class="audit" { (audit_cell(audits.get(&name))) }
                         @if let Some(a) = admin {
                             td {
                                 form class="inline" method="post" action="/reconcile" {

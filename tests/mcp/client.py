@@ -9,6 +9,8 @@ scripts/deps under $SKILLSD_TEST_TOOLS/mcp).
     client.py skills URL MODE            the names skills/list gives
     client.py idle URL SECONDS           one session, asked again after SECONDS idle
     client.py listeners URL CAP          CAP + 1 change subscriptions (2026-07-28)
+    client.py limits URL MODE            what is served of skills at and over SEP-2640's limits
+    client.py revoked URL MODE TOKEN     a change stream whose token is revoked while it is open
 
 MODE is `legacy` (the initialize handshake, sessions, a GET stream for notifications)
 or `auto` (the SDK's default: `server/discover`, then 2026-07-28 without sessions and
@@ -174,7 +176,34 @@ async def tour(url: str, mode: str, token: str | None) -> dict[str, Any]:
                 "skill://deploy/../git-workflow/SKILL.md",
             ]
         }
+        out["directories"] = {
+            uri: await attempt(directory(client, uri))
+            for uri in [
+                "skill://deploy",
+                "skill://deploy/scripts",
+                "skill://git-workflow",
+                "skill://deploy/SKILL.md",
+                "skill://deploy/nope",
+                "skill://deploy/",
+                "skill://nope",
+                "skill://old-way",
+                "skill://deploy/..",
+                "skill://deploy/%2e%2e/git-workflow",
+            ]
+        }
     return out
+
+
+async def directory(client: Client, uri: str) -> list[dict[str, Any]]:
+    """Every child `resources/directory/read` gives for `uri`, page after page."""
+    children: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"uri": uri}
+    while True:
+        page = await raw(client, "resources/directory/read", params)
+        children += page["resources"]
+        if not page.get("nextCursor"):
+            return children
+        params = {"uri": uri, "cursor": page["nextCursor"]}
 
 
 async def _read(client: Client, uri: str) -> dict[str, Any]:
@@ -307,6 +336,97 @@ async def listeners(url: str, cap: int) -> dict[str, Any]:
     return out
 
 
+async def limits(url: str, mode: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with connect(url, mode) as client:
+        listing = await raw(client, "skills/list", {})
+        out["listed"] = {s["frontmatter"]["name"]: len(s["resources"]) for s in listing["skills"]}
+        out["get"] = {
+            n: await attempt(raw(client, "skills/get", {"uri": f"skill://{n}/SKILL.md"}))
+            for n in ["many", "toomany", "full", "heavy"]
+        }
+        out["read"] = {
+            n: await attempt(_read(client, f"skill://{n}/SKILL.md")) for n in ["many", "toomany"]
+        }
+        tool = {}
+        for n in ["full", "heavy"]:
+            r = await client.call_tool("get_skill", {"name": n})
+            tool[n] = {
+                "isError": bool(r.is_error),
+                "text": [c.text for c in r.content if getattr(c, "text", None) is not None],
+            }
+        out["tool"] = tool
+        out["directory"] = {
+            uri: await attempt(directory(client, uri))
+            for uri in ["skill://many/references", "skill://toomany/references"]
+        }
+        names = set()
+        cursor = None
+        while True:
+            page = await client.list_resources(cursor=cursor)
+            names |= {str(r.uri).split("/")[2] for r in page.resources}
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        out["resource_skills"] = sorted(names)
+    return out
+
+
+async def revoked(url: str, mode: str, token: str) -> dict[str, Any]:
+    """Opens a change stream with `token`; prints {"ready": true}, then {"first": ...}
+    at the first list_changed; then waits up to 10 s for the stream's next event."""
+    events: list[str] = []
+    arrived = anyio.Event()
+
+    async def on_message(message) -> None:
+        method = getattr(message, "method", None)
+        if method == "notifications/resources/list_changed":
+            events.append(method)
+            arrived.set()
+
+    out: dict[str, Any] = {}
+    try:
+        await _revoked(url, mode, token, out, events, arrived, on_message)
+    except Exception as e:  # leaving with a revoked token can fail: recorded, not fatal
+        out["exit_error"] = f"{type(e).__name__}: {e!r}"
+    return out
+
+
+async def _revoked(url, mode, token, out, events, arrived, on_message) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(connect(url, mode, token, on_message))
+        if mode == "legacy":
+            await asyncio.sleep(1)
+            print(json.dumps({"ready": True}), flush=True)
+            with anyio.fail_after(TIMEOUT):
+                await arrived.wait()
+            print(json.dumps({"first": events[:]}), flush=True)
+            with anyio.move_on_after(10):
+                while len(events) == 1:
+                    await asyncio.sleep(0.1)
+            out["after"] = events[1:]
+        else:
+            sub = await stack.enter_async_context(client.listen(resources_list_changed=True))
+            print(json.dumps({"ready": True}), flush=True)
+            it = sub.__aiter__()
+            with anyio.fail_after(TIMEOUT):
+                first = await it.__anext__()
+            print(json.dumps({"first": [type(first).__name__]}), flush=True)
+            after: list[str] = []
+            out["ended"] = False
+            try:
+                with anyio.move_on_after(10):
+                    async for event in it:
+                        after.append(type(event).__name__)
+                        break
+                    else:
+                        out["ended"] = True
+            except Exception as e:  # the stream ended with an error
+                out["ended"] = True
+                out["end_error"] = f"{type(e).__name__}: {e}"
+            out["after"] = after
+
+
 async def main() -> None:
     command, url = sys.argv[1], sys.argv[2]
     if command == "tour":
@@ -324,6 +444,10 @@ async def main() -> None:
         result = await skills(url, sys.argv[3])
     elif command == "listeners":
         result = await listeners(url, int(sys.argv[3]))
+    elif command == "limits":
+        result = await limits(url, sys.argv[3])
+    elif command == "revoked":
+        result = await revoked(url, sys.argv[3], sys.argv[4])
     elif command == "idle":
         result = await idle(url, float(sys.argv[3]))
     else:

@@ -9,10 +9,11 @@ use crate::agents::AgentsState;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetSkillRequestParams,
     GetSkillResult, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    ListSkillsResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
-    ServerCapabilities, ServerConfig, SkillFrontmatter, SkillResource, SkillResources,
-    SubscriptionFilter, Tool, ToolAnnotations,
+    ListSkillsResult, ListToolsResult, PaginatedRequestParams, ReadResourceDirectoryRequestParams,
+    ReadResourceDirectoryResult, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, ServerCapabilities,
+    ServerConfig, SkillFrontmatter, SkillResource, SkillResources, SubscriptionFilter, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -30,11 +31,51 @@ pub const DEFAULT_SEARCH_LIMIT: u64 = 10;
 pub const RESOURCES_PAGE: usize = 500;
 /// Entries of `skills/list` per page.
 pub const SKILLS_PAGE: usize = 200;
+/// SEP-2640's limit of files per skill (`SKILL.md` included): a skill with more is
+/// not served over MCP (the extension's servers SHOULD NOT serve it; no host has to
+/// load it).
+pub const MAX_SKILL_FILES: usize = 512;
+/// SEP-2640's limit of bytes per skill (the sum of its files' sizes), 16 MiB.
+pub const MAX_SKILL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why `skill` is not served over MCP: more files or bytes than SEP-2640 lets a
+/// server serve; `None` when it is within both limits.
+pub fn over_limits(skill: &Skill) -> Option<String> {
+    let files = skill.files.len();
+    let bytes: u64 = skill.files.iter().map(|f| f.size).sum();
+    if files <= MAX_SKILL_FILES && bytes <= MAX_SKILL_BYTES {
+        return None;
+    }
+    Some(format!(
+        "the skill `{}` is not served over MCP: it has {files} files of {bytes} bytes in all, \
+         and the skills extension (SEP-2640) allows at most {MAX_SKILL_FILES} files and \
+         {MAX_SKILL_BYTES} bytes (16 MiB) per skill; it is still in the discovery index \
+         and in git",
+        skill.name
+    ))
+}
+
+/// How often an open change stream's credential is looked at again when no change
+/// comes (at each change it is looked at before the notification is sent).
+pub const CREDENTIAL_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why a change relay ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The session or stream ended, or the server stops.
+    Gone,
+    /// The credential it was opened with no longer signs its user in.
+    Revoked,
+}
 
 /// The server of one MCP session (or, without sessions, of one request) for `repo`.
 pub struct Handler {
     state: Arc<AgentsState>,
     repo: String,
+    /// What the session or request was signed in with (signed-in mode): its change
+    /// streams end when this no longer signs its user in (revoked, expired, the user
+    /// removed or their role changed).
+    credential: Option<crate::db::credentials::Credential>,
     /// Cancelled when the handler goes, that is when its session ends: the session's
     /// change notifier stops with it.
     gone: CancellationToken,
@@ -47,10 +88,15 @@ impl Drop for Handler {
 }
 
 impl Handler {
-    pub fn new(state: Arc<AgentsState>, repo: String) -> Handler {
+    pub fn new(
+        state: Arc<AgentsState>,
+        repo: String,
+        credential: Option<crate::db::credentials::Credential>,
+    ) -> Handler {
         Handler {
             state,
             repo,
+            credential,
             gone: CancellationToken::new(),
         }
     }
@@ -89,6 +135,14 @@ impl Handler {
             })
     }
 
+    /// `result`, counted as an error of `method` when it is one (`/metrics`).
+    fn tally<T>(&self, method: &str, result: Result<T, McpError>) -> Result<T, McpError> {
+        if result.is_err() {
+            self.state.mcp.counters.error(Some(method));
+        }
+        result
+    }
+
     fn no_skill(&self, name: &str) -> String {
         format!(
             "no published skill `{name}` in repository `{}` (search_skills or skills/list name the ones there are)",
@@ -98,21 +152,50 @@ impl Handler {
 
     /// Sends `notifications/resources/list_changed` through `send` each time the
     /// published skills of the repository change, until `until` is cancelled, the
-    /// server stops or a send fails (the client is gone).
+    /// server stops, a send fails (the client is gone) or — with a `credential` — the
+    /// credential no longer signs its user in: it is looked at before each
+    /// notification and every [`CREDENTIAL_RECHECK`], so a revoked token's stream
+    /// gets nothing more and ends.
     async fn relay_changes<F, Fut>(
         mut changes: broadcast::Receiver<String>,
         repo: String,
         until: CancellationToken,
         stop: CancellationToken,
+        credential: Option<(sqlx::PgPool, crate::db::credentials::Credential)>,
         send: F,
-    ) where
+    ) -> Ended
+    where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
+        let valid = || async {
+            let Some((pool, credential)) = &credential else {
+                return true;
+            };
+            match crate::db::credentials::still_valid(pool, credential).await {
+                Ok(valid) => valid,
+                Err(e) => {
+                    // Not confirmed: ended, as the gate would refuse it now; the client
+                    // reconnects through the gate.
+                    tracing::warn!(error = %e, "MCP: cannot confirm a change stream's credential; ending it");
+                    false
+                }
+            }
+        };
+        let mut recheck = tokio::time::interval_at(
+            tokio::time::Instant::now() + CREDENTIAL_RECHECK,
+            CREDENTIAL_RECHECK,
+        );
         loop {
             let changed = tokio::select! {
-                _ = until.cancelled() => return,
-                _ = stop.cancelled() => return,
+                _ = until.cancelled() => return Ended::Gone,
+                _ = stop.cancelled() => return Ended::Gone,
+                _ = recheck.tick(), if credential.is_some() => {
+                    if !valid().await {
+                        return Ended::Revoked;
+                    }
+                    continue;
+                }
                 c = changes.recv() => c,
             };
             match changed {
@@ -120,12 +203,22 @@ impl Handler {
                 Ok(_) => continue,
                 // Some were missed: one of them may have been this repository's.
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => return Ended::Gone,
+            }
+            if !valid().await {
+                return Ended::Revoked;
             }
             if !send().await {
-                return;
+                return Ended::Gone;
             }
         }
+    }
+
+    /// The pool and credential a change relay looks at (signed-in mode only).
+    fn relay_credential(&self) -> Option<(sqlx::PgPool, crate::db::credentials::Credential)> {
+        self.credential
+            .clone()
+            .map(|c| (self.state.pool.clone(), c))
     }
 }
 
@@ -320,7 +413,11 @@ impl Handler {
             .filter_map(|r| {
                 let slug: String = r.get("slug");
                 let rank: f32 = r.get("rank");
-                published.skills.get(&slug).map(|s| (s.clone(), rank))
+                published
+                    .skills
+                    .get(&slug)
+                    .filter(|s| over_limits(s).is_none())
+                    .map(|s| (s.clone(), rank))
             })
             .take(limit as usize)
             .collect();
@@ -367,6 +464,9 @@ impl Handler {
         let Some(skill) = published.skills.get(&name) else {
             return Ok(tool_refusal(self.no_skill(&name)));
         };
+        if let Some(why) = over_limits(skill) {
+            return Ok(tool_refusal(why));
+        }
         let main = &skill.files[0];
         let bytes = self.bytes(&published, main).await?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -436,14 +536,202 @@ async fn snippets(
         .collect())
 }
 
+impl Handler {
+    async fn list_resources_page(
+        &self,
+        request: Option<PaginatedRequestParams>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let start = offset(&request)?;
+        let published = self.published().await?;
+        let all: Vec<(&Arc<Skill>, &File)> = published
+            .skills
+            .values()
+            .filter(|s| over_limits(s).is_none())
+            .flat_map(|s| s.files.iter().map(move |f| (s, f)))
+            .collect();
+        let page: Vec<Resource> = all
+            .iter()
+            .skip(start)
+            .take(RESOURCES_PAGE)
+            .map(|(s, f)| file_resource(s, f))
+            .collect();
+        let mut result = ListResourcesResult::with_all_items(Vec::new());
+        result.next_cursor = next_cursor(start, page.len(), all.len());
+        result.resources = page;
+        Ok(result)
+    }
+
+    async fn read(
+        &self,
+        request: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResult, McpError> {
+        let FileUri { name, path } = uris::parse(&request.uri)
+            .map_err(|why| McpError::invalid_params(format!("{}: {why}", request.uri), None))?;
+        let published = self.published().await?;
+        let Some(skill) = published.skills.get(&name) else {
+            return Err(McpError::resource_not_found(self.no_skill(&name), None));
+        };
+        if let Some(why) = over_limits(skill) {
+            return Err(McpError::invalid_params(why, None));
+        }
+        let Some(f) = skill.file(&path) else {
+            return Err(McpError::resource_not_found(
+                format!("the skill `{name}` has no file `{path}`"),
+                None,
+            ));
+        };
+        let bytes = self.bytes(&published, f).await?;
+        let mime = uris::mime_type(&f.path, f.utf8);
+        let contents = match std::str::from_utf8(&bytes) {
+            Ok(text) => ResourceContents::text(text, request.uri.clone()).with_mime_type(mime),
+            Err(_) => ResourceContents::blob(uris::base64(&bytes), request.uri.clone())
+                .with_mime_type(mime),
+        };
+        Ok(ReadResourceResult::new(vec![contents]))
+    }
+
+    async fn list_skills_page(
+        &self,
+        request: Option<PaginatedRequestParams>,
+    ) -> Result<ListSkillsResult, McpError> {
+        let start = offset(&request)?;
+        let published = self.published().await?;
+        let served: Vec<&Arc<Skill>> = published
+            .skills
+            .values()
+            .filter(|s| over_limits(s).is_none())
+            .collect();
+        let page: Vec<rmcp::model::Skill> = served
+            .iter()
+            .skip(start)
+            .take(SKILLS_PAGE)
+            .map(|s| skill_entry(s))
+            .collect();
+        let mut result = ListSkillsResult::with_all_items(Vec::new());
+        result.next_cursor = next_cursor(start, page.len(), served.len());
+        result.skills = page;
+        Ok(result)
+    }
+
+    async fn skill_entry_of(
+        &self,
+        request: GetSkillRequestParams,
+    ) -> Result<GetSkillResult, McpError> {
+        let unknown =
+            || McpError::invalid_params(format!("No skill is served at {}", request.uri), None);
+        let FileUri { name, path } = uris::parse(&request.uri)
+            .map_err(|why| McpError::invalid_params(format!("{}: {why}", request.uri), None))?;
+        if path != crate::skills::rules::SKILL_FILE {
+            return Err(unknown());
+        }
+        let published = self.published().await?;
+        let Some(skill) = published.skills.get(&name) else {
+            return Err(unknown());
+        };
+        if let Some(why) = over_limits(skill) {
+            return Err(McpError::invalid_params(
+                format!("No skill is served at {}: {why}", request.uri),
+                None,
+            ));
+        }
+        let entry = skill_entry(skill);
+        if entry.uri != request.uri {
+            return Err(McpError::invalid_params(
+                format!(
+                    "No skill is served at {}: its URI is {}",
+                    request.uri, entry.uri
+                ),
+                None,
+            ));
+        }
+        Ok(GetSkillResult::new(entry))
+    }
+
+    /// SEP-2640's `resources/directory/read`: the direct children of a skill's folder
+    /// (`skill://NAME`) or of a folder in it (`skill://NAME/DIR`), files with the
+    /// metadata `resources/list` gives them, folders as `inode/directory`; by name.
+    async fn directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+    ) -> Result<ReadResourceDirectoryResult, McpError> {
+        let uri = &request.uri;
+        let FileUri { name, path } = uris::parse_directory(uri)
+            .map_err(|why| McpError::invalid_params(format!("{uri}: {why}"), None))?;
+        let start = match request.cursor.as_deref() {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| {
+                McpError::invalid_params(format!("`{c}` is not a cursor of this directory"), None)
+            })?,
+        };
+        let published = self.published().await?;
+        let no_directory =
+            || McpError::invalid_params(format!("No directory is served at {uri}"), None);
+        let Some(skill) = published.skills.get(&name) else {
+            return Err(no_directory());
+        };
+        if let Some(why) = over_limits(skill) {
+            return Err(McpError::invalid_params(
+                format!("No directory is served at {uri}: {why}"),
+                None,
+            ));
+        }
+        if skill.file(&path).is_some() {
+            return Err(McpError::invalid_params(
+                format!("{uri} is not a directory resource"),
+                None,
+            ));
+        }
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        // Child name → its resource; a folder once, however many files it holds.
+        let mut children: std::collections::BTreeMap<String, Resource> = Default::default();
+        for f in &skill.files {
+            let Some(rest) = f.path.strip_prefix(&prefix) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                None => {
+                    children.insert(rest.to_string(), file_resource(skill, f));
+                }
+                Some((folder, _)) => {
+                    children.entry(folder.to_string()).or_insert_with(|| {
+                        Resource::new(
+                            uris::directory(&skill.name, &format!("{prefix}{folder}")),
+                            folder.to_string(),
+                        )
+                        .with_mime_type(rmcp::model::DIRECTORY_MIME_TYPE)
+                    });
+                }
+            }
+        }
+        // A folder exists when a file is in it; the skill's own folder always does.
+        if children.is_empty() && !path.is_empty() {
+            return Err(no_directory());
+        }
+        let total = children.len();
+        let page: Vec<Resource> = children
+            .into_values()
+            .skip(start)
+            .take(RESOURCES_PAGE)
+            .collect();
+        let mut result = ReadResourceDirectoryResult::with_all_items(Vec::new());
+        result.next_cursor = next_cursor(start, page.len(), total);
+        result.resources = page;
+        Ok(result)
+    }
+}
+
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
             .enable_resources_list_changed()
-            // SEP-2640: `skills/list` and `skills/get`, no directory reads.
-            .enable_skills()
+            // SEP-2640: `skills/list`, `skills/get` and `resources/directory/read`.
+            .enable_skills_with_directory_read()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("skillsd", env!("CARGO_PKG_VERSION")))
@@ -475,15 +763,17 @@ impl ServerHandler for Handler {
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
-            "search_skills" => self.search_skills(&args).await?,
-            "get_skill" => self.get_skill_tool(&args).await?,
-            other => {
-                return Err(McpError::invalid_params(
-                    format!("no tool `{other}`: the tools are search_skills and get_skill"),
-                    None,
-                ))
-            }
+            "search_skills" => self.search_skills(&args).await,
+            "get_skill" => self.get_skill_tool(&args).await,
+            other => Err(McpError::invalid_params(
+                format!("no tool `{other}`: the tools are search_skills and get_skill"),
+                None,
+            )),
         };
+        let result = self.tally("tools/call", result)?;
+        if result.is_error == Some(true) {
+            self.state.mcp.counters.error(Some("tools/call"));
+        }
         Ok(result.into())
     }
 
@@ -492,23 +782,8 @@ impl ServerHandler for Handler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let start = offset(&request)?;
-        let published = self.published().await?;
-        let all: Vec<(&Arc<Skill>, &File)> = published
-            .skills
-            .values()
-            .flat_map(|s| s.files.iter().map(move |f| (s, f)))
-            .collect();
-        let page: Vec<Resource> = all
-            .iter()
-            .skip(start)
-            .take(RESOURCES_PAGE)
-            .map(|(s, f)| file_resource(s, f))
-            .collect();
-        let mut result = ListResourcesResult::with_all_items(Vec::new());
-        result.next_cursor = next_cursor(start, page.len(), all.len());
-        result.resources = page;
-        Ok(result)
+        let result = self.list_resources_page(request).await;
+        self.tally("resources/list", result)
     }
 
     async fn list_resource_templates(
@@ -534,26 +809,17 @@ impl ServerHandler for Handler {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let FileUri { name, path } = uris::parse(&request.uri)
-            .map_err(|why| McpError::invalid_params(format!("{}: {why}", request.uri), None))?;
-        let published = self.published().await?;
-        let Some(skill) = published.skills.get(&name) else {
-            return Err(McpError::resource_not_found(self.no_skill(&name), None));
-        };
-        let Some(f) = skill.file(&path) else {
-            return Err(McpError::resource_not_found(
-                format!("the skill `{name}` has no file `{path}`"),
-                None,
-            ));
-        };
-        let bytes = self.bytes(&published, f).await?;
-        let mime = uris::mime_type(&f.path, f.utf8);
-        let contents = match std::str::from_utf8(&bytes) {
-            Ok(text) => ResourceContents::text(text, request.uri.clone()).with_mime_type(mime),
-            Err(_) => ResourceContents::blob(uris::base64(&bytes), request.uri.clone())
-                .with_mime_type(mime),
-        };
-        Ok(ReadResourceResult::new(vec![contents]).into())
+        let result = self.read(request).await;
+        self.tally("resources/read", result).map(Into::into)
+    }
+
+    async fn read_resource_directory(
+        &self,
+        request: ReadResourceDirectoryRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceDirectoryResult, McpError> {
+        let result = self.directory(request).await;
+        self.tally("resources/directory/read", result)
     }
 
     async fn list_skills(
@@ -561,20 +827,8 @@ impl ServerHandler for Handler {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListSkillsResult, McpError> {
-        let start = offset(&request)?;
-        let published = self.published().await?;
-        let total = published.skills.len();
-        let page: Vec<rmcp::model::Skill> = published
-            .skills
-            .values()
-            .skip(start)
-            .take(SKILLS_PAGE)
-            .map(|s| skill_entry(s))
-            .collect();
-        let mut result = ListSkillsResult::with_all_items(Vec::new());
-        result.next_cursor = next_cursor(start, page.len(), total);
-        result.skills = page;
-        Ok(result)
+        let result = self.list_skills_page(request).await;
+        self.tally("skills/list", result)
     }
 
     async fn get_skill(
@@ -582,28 +836,8 @@ impl ServerHandler for Handler {
         request: GetSkillRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetSkillResult, McpError> {
-        let unknown =
-            || McpError::invalid_params(format!("No skill is served at {}", request.uri), None);
-        let FileUri { name, path } = uris::parse(&request.uri)
-            .map_err(|why| McpError::invalid_params(format!("{}: {why}", request.uri), None))?;
-        if path != crate::skills::rules::SKILL_FILE {
-            return Err(unknown());
-        }
-        let published = self.published().await?;
-        let Some(skill) = published.skills.get(&name) else {
-            return Err(unknown());
-        };
-        let entry = skill_entry(skill);
-        if entry.uri != request.uri {
-            return Err(McpError::invalid_params(
-                format!(
-                    "No skill is served at {}: its URI is {}",
-                    request.uri, entry.uri
-                ),
-                None,
-            ));
-        }
-        Ok(GetSkillResult::new(entry))
+        let result = self.skill_entry_of(request).await;
+        self.tally("skills/get", result)
     }
 
     // Handshake-era sessions: a task per session sends `list_changed` on its stream.
@@ -611,16 +845,36 @@ impl ServerHandler for Handler {
         let mcp = &self.state.mcp;
         let changes = mcp.changes();
         let peer = context.peer;
-        tokio::spawn(Self::relay_changes(
+        // The session, to close when its credential is revoked.
+        let session: Option<rmcp::transport::streamable_http_server::session::SessionId> = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(Into::into);
+        let relay = Self::relay_changes(
             changes,
             self.repo.clone(),
             self.gone.clone(),
             mcp.stopping(),
+            self.relay_credential(),
             move || {
                 let peer = peer.clone();
                 async move { peer.notify_resource_list_changed().await.is_ok() }
             },
-        ));
+        );
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            if relay.await == Ended::Revoked {
+                tracing::info!(session = ?session, "MCP: the session's credential was revoked; closing it");
+                if let Some(id) = session {
+                    use rmcp::transport::streamable_http_server::session::SessionManager;
+                    if let Err(e) = state.mcp.sessions.close_session(&id).await {
+                        tracing::debug!(error = %e, "closing a revoked MCP session");
+                    }
+                }
+            }
+        });
     }
 
     // 2026-07-28 (no sessions): `subscriptions/listen` streams.
@@ -651,6 +905,7 @@ impl ServerHandler for Handler {
             self.repo.clone(),
             ended.clone(),
             mcp.stopping(),
+            self.relay_credential(),
             move || {
                 let sink = sink.clone();
                 async move { sink.notify_resource_list_changed().await.is_ok() }
@@ -658,7 +913,9 @@ impl ServerHandler for Handler {
         );
         tokio::select! {
             _ = subscription.cancelled() => {}
-            _ = relay => {}
+            ended = relay => if ended == Ended::Revoked {
+                tracing::info!("MCP: a change subscription's credential was revoked; ending it");
+            }
         }
         ended.cancel();
         Ok(())

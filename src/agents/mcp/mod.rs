@@ -19,6 +19,7 @@
 //! the last one it saw, tells every session and subscription of that repository.
 
 pub mod handler;
+pub mod metrics;
 pub mod sessions;
 pub mod uris;
 
@@ -70,6 +71,8 @@ pub struct Mcp {
     changed: broadcast::Sender<String>,
     listeners: Arc<AtomicUsize>,
     stop: CancellationToken,
+    /// Requests and errors by method (`/metrics`).
+    pub counters: metrics::Counters,
 }
 
 impl Mcp {
@@ -88,6 +91,7 @@ impl Mcp {
             changed: broadcast::channel(64).0,
             listeners: Arc::new(AtomicUsize::new(0)),
             stop,
+            counters: metrics::Counters::default(),
         }
     }
 
@@ -98,6 +102,17 @@ impl Mcp {
     /// Sessions open now.
     pub fn sessions_open(&self) -> usize {
         self.sessions.open()
+    }
+
+    /// Change subscriptions (`subscriptions/listen`) open now.
+    pub fn subscriptions_open(&self) -> usize {
+        self.listeners.load(Ordering::Acquire)
+    }
+
+    /// The MCP series of `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        self.counters
+            .render(self.sessions_open(), self.subscriptions_open())
     }
 
     /// The names of repositories whose published skills change, from now on.
@@ -212,15 +227,17 @@ pub async fn endpoint(State(s): State<Arc<AgentsState>>, request: Request) -> Re
             match repository_exists(&s.pool, &name).await {
                 Ok(true) => {}
                 Ok(false) => {
+                    s.mcp.counters.error(None);
                     return rpc_error(
                         StatusCode::NOT_FOUND,
                         Value::Null,
                         -32600,
                         &format!("no repository `{name}`"),
-                    )
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "MCP: cannot look up a repository");
+                    s.mcp.counters.error(None);
                     return rpc_error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         Value::Null,
@@ -240,9 +257,27 @@ pub async fn endpoint(State(s): State<Arc<AgentsState>>, request: Request) -> Re
     } else {
         request
     };
+    // Signed in with a token or a session: its change streams last only as long as
+    // the credential does ([`handler::Handler::new`]).
+    let signed_in = s.signed_in
+        && matches!(
+            request
+                .extensions()
+                .get::<Option<crate::db::credentials::Viewer>>(),
+            Some(Some(_))
+        );
+    let credential = signed_in
+        .then(|| crate::db::credentials::credential(request.headers()))
+        .flatten();
     let state = s.clone();
     let service = StreamableHttpService::new(
-        move || Ok(handler::Handler::new(state.clone(), repo.clone())),
+        move || {
+            Ok(handler::Handler::new(
+                state.clone(),
+                repo.clone(),
+                credential.clone(),
+            ))
+        },
         s.mcp.sessions.clone(),
         s.mcp.config.clone(),
     );
@@ -251,7 +286,22 @@ pub async fn endpoint(State(s): State<Arc<AgentsState>>, request: Request) -> Re
 
 /// The POST `request` with its body read (at most [`MAX_BODY_BYTES`]) and found to be
 /// one JSON-RPC message rmcp can take; or the error answer.
+/// Requests are counted by method here, and the refused ones as errors (`other` when
+/// no method could be read).
 async fn checked(request: Request, mcp: &Mcp) -> Result<Request, Response> {
+    let mut method = None;
+    let result = checked_body(request, mcp, &mut method).await;
+    if result.is_err() {
+        mcp.counters.error(method.as_deref());
+    }
+    result
+}
+
+async fn checked_body(
+    request: Request,
+    mcp: &Mcp,
+    method: &mut Option<String>,
+) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -280,6 +330,10 @@ async fn checked(request: Request, mcp: &Mcp) -> Result<Request, Response> {
         ));
     }
     let id = value.get("id").cloned().unwrap_or(Value::Null);
+    if let (Some(m), Some(_)) = (value.get("method").and_then(Value::as_str), value.get("id")) {
+        mcp.counters.request(m);
+        *method = Some(m.to_string());
+    }
     match serde_json::from_value::<rmcp::model::ClientJsonRpcMessage>(value) {
         Err(e) => Err(rpc_error(
             StatusCode::BAD_REQUEST,

@@ -68,6 +68,39 @@ pub fn parse(uri: &str) -> Result<FileUri, String> {
     })
 }
 
+/// The skill and directory (inside the skill's folder; empty for the folder itself) a
+/// directory URI names: `skill://NAME` or `skill://NAME/DIR`, written without a
+/// trailing slash (SEP-2640's directory resources), or why it names none.
+pub fn parse_directory(uri: &str) -> Result<FileUri, String> {
+    let rest = match uri.get(..SCHEME.len()) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(SCHEME) => &uri[SCHEME.len()..],
+        _ => return Err("not a skill:// URI".into()),
+    };
+    if rest.contains(['?', '#']) {
+        return Err("a skill directory's URI has no query or fragment".into());
+    }
+    let mut segments = rest
+        .split('/')
+        .map(crate::agents::serve::segment)
+        .collect::<Result<Vec<String>, String>>()?;
+    let name = segments.remove(0);
+    Ok(FileUri {
+        name,
+        path: segments.join("/"),
+    })
+}
+
+/// The URI of the directory `path` (empty: the skill's folder) of the skill `name`.
+pub fn directory(name: &str, path: &str) -> String {
+    if path.is_empty() {
+        let mut uri = String::from(SCHEME);
+        uri.extend(utf8_percent_encode(name, SEGMENT));
+        uri
+    } else {
+        file(name, path)
+    }
+}
+
 /// The MIME type of a skill file: the HTTP side's content type without parameters.
 pub fn mime_type(path: &str, utf8: bool) -> &'static str {
     let full = crate::agents::serve::content_type_of(path, utf8);
@@ -151,6 +184,35 @@ mod tests {
             "skill://deploy/%ff.md",
         ] {
             assert!(parse(uri).is_err(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn directory_uris_name_a_skill_folder_or_a_folder_in_it() {
+        assert_eq!(directory("deploy", ""), "skill://deploy");
+        assert_eq!(directory("deploy", "a b/c"), "skill://deploy/a%20b/c");
+        for (name, path) in [("deploy", ""), ("deploy", "scripts"), ("deploy", "a b/c")] {
+            assert_eq!(
+                parse_directory(&directory(name, path)),
+                Ok(FileUri {
+                    name: name.into(),
+                    path: path.into()
+                })
+            );
+        }
+        for uri in [
+            "skill://deploy/",
+            "skill://deploy/scripts/",
+            "skill://deploy/..",
+            "skill://deploy/%2e%2e",
+            "skill://deploy/a%2Fb",
+            "skill://..",
+            "skill://",
+            "skill:///x",
+            "skill://deploy?x",
+            "file:///etc",
+        ] {
+            assert!(parse_directory(uri).is_err(), "{uri}");
         }
     }
 
