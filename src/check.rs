@@ -92,6 +92,14 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
     Ok((count, problems))
 }
 
+/// The working tree's `skillsd.toml` that `check_tree(path)` reads its rules from, if
+/// the tree has one (without it, the built-in rules apply).
+pub fn rules_file(path: &Path) -> Option<PathBuf> {
+    let root = find_root(&path.canonicalize().ok()?);
+    let file = root.join(crate::skills::rules::CONFIG_PATH);
+    file.is_file().then_some(file)
+}
+
 /// Does the file have an executable bit (as git records it: any of them)?
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -14,7 +14,11 @@ use std::time::Duration;
 /// File key → environment variable, with what it means (for errors and `--help`).
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("listen", "SKILLSD_LISTEN", "SSH address [127.0.0.1:2222]"),
-    ("http", "SKILLSD_HTTP", "HTTP address [off]"),
+    (
+        "http",
+        "SKILLSD_HTTP",
+        "HTTP address of the status pages, health and the JSON API; off = none [127.0.0.1:8080]",
+    ),
     ("data_dir", "SKILLSD_DATA_DIR", "data directory [./data]"),
     (
         "database_url",
@@ -287,11 +291,28 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Where `skillsd serve` serves the status pages unless told otherwise (`--http ADDR`,
+/// `--http off`): loopback only, so nothing is exposed by default.
+pub const DEFAULT_HTTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
+/// `--http ADDR` or `--http off`.
+pub fn parse_http(value: &str) -> Result<Option<SocketAddr>, String> {
+    if value == "off" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("`{value}` is not an address like 127.0.0.1:8080, nor `off`"))
+}
+
 /// The values given on the command line: they win over everything else.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub listen: Option<SocketAddr>,
-    pub http: Option<SocketAddr>,
+    /// `Some(None)`: `--http off`.
+    pub http: Option<Option<SocketAddr>>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     /// Empty: not given.
@@ -316,7 +337,7 @@ pub use crate::web::{MetricsAccess, WebAccess};
 pub struct Settings {
     /// SSH address (`SKILLSD_LISTEN`).
     pub listen: SocketAddr,
-    /// HTTP address (`SKILLSD_HTTP`; `None`: no HTTP).
+    /// HTTP address (`SKILLSD_HTTP`, default [`DEFAULT_HTTP`]; `None`: `off`, no HTTP).
     pub http: Option<SocketAddr>,
     /// `SKILLSD_DATA_DIR`.
     pub data_dir: PathBuf,
@@ -390,7 +411,7 @@ impl Default for Settings {
         let store = crate::repos::StoreSettings::default();
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
-            http: None,
+            http: Some(DEFAULT_HTTP),
             data_dir: PathBuf::from("./data"),
             database_url: None,
             admin_keys: Vec::new(),
@@ -487,7 +508,16 @@ impl Reader<'_> {
             .listen
             .or_else(|| self.parsed("SKILLSD_LISTEN", address))
             .unwrap_or(d.listen);
-        let http = flags.http.or_else(|| self.parsed("SKILLSD_HTTP", address));
+        let http = match flags.http {
+            Some(given) => given,
+            None => match self.text("SKILLSD_HTTP").as_deref() {
+                Some("off") => None,
+                Some(_) => self
+                    .parsed("SKILLSD_HTTP", "an address like 127.0.0.1:8080, or off")
+                    .or(d.http),
+                None => d.http,
+            },
+        };
         let admin_keys = if flags.admin_keys.is_empty() {
             self.text("SKILLSD_ADMIN_KEYS")
                 .map(|v| {
@@ -854,9 +884,92 @@ pub fn help() -> String {
     s
 }
 
+/// Every setting on its default, as a config file (README.md's block is this text, and
+/// a test keeps it so): `key = value` where the default is a value (checked: loading
+/// it gives the built-in default), else a comment with what the default is.
+pub fn defaults_toml() -> String {
+    let builtin = format!("{:?}", Settings::default());
+    let mut s = String::new();
+    for (key, env, what) in SETTINGS {
+        let (about, default) = split_default(what);
+        let literal = default.filter(|d| {
+            let given = |name: &str| (name == *env).then(|| d.to_string());
+            Settings::load(&Flags::default(), given, None)
+                .is_ok_and(|loaded| format!("{loaded:?}") == builtin)
+        });
+        match literal {
+            Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+                s.push_str(&format!("{key} = {d}\n"));
+            }
+            Some(d) => s.push_str(&format!(
+                "{key} = \"{}\"\n",
+                d.replace('\\', "\\\\").replace('"', "\\\"")
+            )),
+            None => s.push_str(&format!(
+                "# {key}: {about}{}\n",
+                default.map_or(String::new(), |d| format!(" [{d}]"))
+            )),
+        }
+    }
+    s
+}
+
+/// `what [default]` → (`what`, `default`).
+fn split_default(what: &str) -> (&str, Option<&str>) {
+    match what.strip_suffix(']').and_then(|w| w.rsplit_once(" [")) {
+        Some((about, default)) => (about, Some(default)),
+        None => (what, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README.md's block of defaults is what the settings table and the code say.
+    #[test]
+    fn readme_defaults_block_is_the_defaults() {
+        let readme = include_str!("../README.md");
+        let begin = "<!-- defaults: generated by config::defaults_toml -->\n```toml\n";
+        let start = readme.find(begin).expect("README has the defaults block") + begin.len();
+        let len = readme[start..].find("```\n").expect("the block ends");
+        let expected = defaults_toml();
+        assert!(
+            readme[start..start + len] == expected,
+            "README.md's defaults block differs from the code; it should be:\n{expected}"
+        );
+    }
+
+    /// A default written as a number in the table is the number the code uses (a
+    /// number that drifted would turn into a comment line above, silently).
+    #[test]
+    fn numeric_defaults_in_the_table_are_the_code_defaults() {
+        let block = defaults_toml();
+        for (key, _, what) in SETTINGS {
+            if let (_, Some(d)) = split_default(what) {
+                if d.bytes().all(|b| b.is_ascii_digit()) && !d.is_empty() {
+                    assert!(
+                        block.contains(&format!("\n{key} = {d}\n"))
+                            || block.starts_with(&format!("{key} = {d}\n")),
+                        "`{key}`: the table says [{d}], the code differs"
+                    );
+                }
+            }
+        }
+        for key in [
+            "listen",
+            "http",
+            "data_dir",
+            "log",
+            "web_access",
+            "max_pack_bytes",
+        ] {
+            assert!(
+                block.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "{key}: {block}"
+            );
+        }
+    }
 
     /// A lookup over fixed pairs, like the environment.
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

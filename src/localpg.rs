@@ -81,6 +81,12 @@ impl LocalPg {
         })
     }
 
+    /// Whether `dir` holds a cluster (made by [`LocalPg::ensure_running`]), without
+    /// creating or starting anything.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("data").join("PG_VERSION").is_file()
+    }
+
     fn cmd(&self, program: &str) -> Command {
         let exe = self.bin.join(program);
         if self.as_postgres {

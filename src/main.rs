@@ -39,8 +39,39 @@ struct Common {
 }
 
 /// The database of `settings`, migrated; a private cluster this command started is
-/// stopped again when the returned handle is dropped.
+/// stopped again when the returned handle is dropped. Refuses, creating nothing, when
+/// it would have to make a new data dir or a new private cluster: an admin command
+/// run in the wrong folder must not answer for a database no server reads.
 async fn pool(settings: &Settings) -> Result<Db> {
+    refuse_without_data(settings)?;
+    open_pool(settings).await
+}
+
+/// Whether the settings name a database: a URL, or a data dir that holds the private
+/// cluster `skillsd serve` made. Otherwise the error that says how to name one.
+fn refuse_without_data(settings: &Settings) -> Result<()> {
+    if !matches!(Database::of(settings), Database::Local)
+        || skillsd::localpg::LocalPg::exists(&settings.data_dir.join("postgres"))
+    {
+        return Ok(());
+    }
+    let dir = settings.data_dir.display();
+    let what = if settings.data_dir.exists() {
+        format!("{dir} holds no skillsd database (no private PostgreSQL under {dir}/postgres)")
+    } else {
+        format!("there is no data dir {dir}")
+    };
+    bail!(
+        "{what}, and no --database-url is given; nothing was created.\n\
+         Name the server's data with --data-dir DIR (or SKILLSD_DATA_DIR; the folder \
+         `skillsd serve` printed on its `users:` line), or its database with \
+         --database-url URL (or DATABASE_URL). `skillsd serve` creates a new data dir."
+    )
+}
+
+/// [`pool`] without the refusal: for `init` told where (it creates a data dir, and
+/// says so).
+async fn open_pool(settings: &Settings) -> Result<Db> {
     let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
     let pool = skillsd::db::connect(&url)
         .await
@@ -71,6 +102,14 @@ impl std::ops::Deref for Db {
     }
 }
 
+/// `--http ADDR` or `--http off` (`None`).
+#[derive(Clone, Copy)]
+struct Http(Option<SocketAddr>);
+
+fn parse_http(value: &str) -> Result<Http, String> {
+    skillsd::config::parse_http(value).map(Http)
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the SSH git server.
@@ -78,10 +117,11 @@ enum Cmd {
         /// Address to listen on [env SKILLSD_LISTEN; default 127.0.0.1:2222].
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Also serve HTTP (health, readiness, the JSON status API) on this address
-        /// [env SKILLSD_HTTP].
-        #[arg(long)]
-        http: Option<SocketAddr>,
+        /// Where to serve the status pages (the dashboard, pushes, skills), health,
+        /// readiness and the JSON API: an address, or `off` [env SKILLSD_HTTP; default
+        /// 127.0.0.1:8080, loopback only]. The banner prints the dashboard's address.
+        #[arg(long, value_name = "ADDR|off", value_parser = parse_http)]
+        http: Option<Http>,
         /// Register these public key files for the user `admin` (role admin) unless they
         /// are registered already: the way in on a fresh install (repeat the flag, or
         /// separate files with ',' in SKILLSD_ADMIN_KEYS).
@@ -112,6 +152,10 @@ enum Cmd {
         /// Output format.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+        /// Without a skillsd.toml, list every error of the built-in rules (else, past
+        /// 20 errors, only their count and how to make a skillsd.toml).
+        #[arg(long)]
+        builtin_rules: bool,
     },
     /// Compare the cache with the default branch's tip and repair it.
     Reconcile {
@@ -353,7 +397,10 @@ enum WebhookCmd {
 enum UserCmd {
     /// Add a user with a key (or add a key / change the role of an existing user).
     Add {
+        /// The user's name, as pushes, the sync log and the pages show it (e.g. alice);
+        /// an existing user gets the key added and the role set.
         name: String,
+        /// reader: clone and fetch; writer: also push; admin: everything.
         #[arg(long, value_parser = ["reader", "writer", "admin"])]
         role: String,
         /// An OpenSSH public key file (e.g. ~/.ssh/id_ed25519.pub).
@@ -432,8 +479,13 @@ fn init_logs(settings: &Settings) {
 }
 
 fn run(cli: Cli, settings: Settings) -> Result<i32> {
-    if let Cmd::Check { path, format } = &cli.command {
-        return check(path, format, &settings);
+    if let Cmd::Check {
+        path,
+        format,
+        builtin_rules,
+    } = &cli.command
+    {
+        return check(path, format, *builtin_rules, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
         if stage == "pre-receive" {
@@ -447,7 +499,16 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
     rt.block_on(run_async(cli, settings))
 }
 
-fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i32> {
+/// More errors than this, without a `skillsd.toml`, and `check` says what is missing
+/// instead of listing them.
+const FLOOD: usize = 20;
+
+/// Whether the working tree at `path` has no `skillsd.toml` (the built-in rules).
+fn check_rules_missing(path: &std::path::Path) -> bool {
+    skillsd::check::rules_file(path).is_none()
+}
+
+fn check(path: &std::path::Path, format: &str, all: bool, settings: &Settings) -> Result<i32> {
     let max_depth = settings.policy.limits.max_tree_depth;
     let (count, problems) = skillsd::check::check_tree(path, max_depth)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -455,6 +516,35 @@ fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i3
         let (errors, warnings): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.is_error());
         let out = serde_json::json!({ "checked": count, "errors": errors, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !all
+        && problems.iter().filter(|p| p.is_error()).count() > FLOOD
+        && check_rules_missing(path)
+    {
+        // No skillsd.toml: the built-in rules' errors on a collection that never had
+        // them would flood the screen. Say what is missing instead, and stop. (A few
+        // errors are listed: a repository may rely on the built-in rules.)
+        let errors = problems.iter().filter(|p| p.is_error()).count();
+        let files: std::collections::BTreeSet<&str> = problems
+            .iter()
+            .filter(|p| p.is_error())
+            .map(|p| p.path.as_str())
+            .collect();
+        println!(
+            "no skillsd.toml in {}: with the built-in rules (flat layout: every *.md \
+             under skills/ is a skill with a `title`) there are {errors} error{} in {} \
+             file{} ({count} skill{} checked), so this is not a skills repository yet.\n\
+             - `skillsd check --suggest-config` proposes a skillsd.toml for the layout \
+             found here;\n\
+             - or start from the template: skills-template/skillsd.toml and \
+             skills-template/RULES.md in skillsd's source (`skillsd init` makes a \
+             repository from it);\n\
+             - `skillsd check --builtin-rules` lists every error anyway.",
+            path.display(),
+            if errors == 1 { "" } else { "s" },
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+            if count == 1 { "" } else { "s" },
+        );
     } else {
         print!("{}", skillsd::check::report(count, &problems));
     }
@@ -533,7 +623,11 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             UserCmd::Remove { name, .. } => user_remove(s, name).await,
         },
         Cmd::Reconcile { repo, .. } => reconcile(s, repo).await,
-        Cmd::Check { path, format } => check(&path, &format, s),
+        Cmd::Check {
+            path,
+            format,
+            builtin_rules,
+        } => check(&path, &format, builtin_rules, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
                 return hook_pre_receive(s);
@@ -613,17 +707,51 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
 async fn serve(settings: &Settings) -> Result<i32> {
     skillsd::alloc::tune_allocator();
     let (listener, addr) = server::bind(settings.listen).await?;
+    // The default address taken (another skillsd on this machine) does not stop the
+    // server: the banner says the pages are off and how to place them. An address
+    // asked for must be had.
+    let mut pages_note = None;
     let http = match settings.http {
+        Some(a) if a == skillsd::config::DEFAULT_HTTP => match server::bind(a).await {
+            Ok(bound) => Some(bound),
+            Err(e) => {
+                tracing::warn!(error = %e, "the status pages are off: their default address is taken");
+                pages_note = Some(format!(
+                    "off: {a} is taken (another skillsd?); place them with --http ADDR"
+                ));
+                None
+            }
+        },
         Some(a) => Some(server::bind(a).await?),
         None => None,
     };
+    // Pages off: no web address for links either.
+    let adjusted = (http.is_none() && settings.http.is_some()).then(|| Settings {
+        http: None,
+        ..settings.clone()
+    });
+    let settings = adjusted.as_ref().unwrap_or(settings);
     let prepared = server::prepare(settings).await?;
     register_admins(&prepared.state.pool, &settings.admin_keys).await?;
     let http = http.map(|(listener, a)| {
-        println!("HTTP on http://{a} (/healthz, /readyz, /api/skills/sync/status)");
+        let shown = match a.ip() {
+            ip if ip.is_unspecified() => format!("127.0.0.1:{}", a.port()),
+            _ => a.to_string(),
+        };
+        let url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{shown}"));
+        pages_note = Some(format!(
+            "{url}/ (the dashboard: pushes, skills, health; JSON under /api, /healthz, /readyz)"
+        ));
         listener
     });
     print_banner(&prepared, addr, settings);
+    match &pages_note {
+        Some(note) => println!("  pages:  {note}"),
+        None => println!("  pages:  off (--http ADDR serves them)"),
+    }
     server::run(prepared, listener, http, shutdown_signal()).await?;
     Ok(0)
 }
@@ -692,7 +820,23 @@ async fn shutdown_signal() {
 
 /// `skillsd init [REPO]`: a repository from the template, imported into the database.
 async fn init(settings: &Settings, repo: String, empty: bool) -> Result<i32> {
-    let pool = pool(settings).await?;
+    // `init` may set up a new data dir, but only one it was told of: in a folder
+    // without one, `skillsd init` alone is refused like every admin command.
+    let named = settings.data_dir != Settings::default().data_dir;
+    let new_dir = named && refuse_without_data(settings).is_err();
+    let pool = if named {
+        open_pool(settings).await?
+    } else {
+        pool(settings).await?
+    };
+    if new_dir {
+        println!(
+            "new data dir {} (with a private PostgreSQL cluster): start the server on it \
+             with `skillsd serve --data-dir {}`",
+            settings.data_dir.display(),
+            settings.data_dir.display()
+        );
+    }
     let store = store(settings);
     let requested = RepoStore::canonical_name(&repo)?;
     if skillsd::storage::replica::db_generation(&pool, &requested)
@@ -1234,6 +1378,7 @@ async fn export(settings: &Settings, repo: String, dir: PathBuf) -> Result<i32> 
 
 /// `skillsd psql [-- ARGS]`.
 async fn psql(settings: &Settings, args: Vec<String>) -> Result<i32> {
+    refuse_without_data(settings)?;
     let (url, cluster) = server::database_url(&Database::of(settings), &settings.data_dir).await?;
     let psql = skillsd::localpg::psql();
     let status = tokio::task::spawn_blocking(move || {
@@ -1297,7 +1442,7 @@ fn flags(cli: &Cli) -> Flags {
             common: c,
         } => Flags {
             listen: *listen,
-            http: *http,
+            http: http.map(|h| h.0),
             admin_keys: admin_key.clone(),
             ..common(c)
         },

@@ -178,6 +178,7 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
         .arg(&data)
         .env_remove("DATABASE_URL")
         .env("SKILLSD_LOG", "warn")
+        .env("SKILLSD_HTTP", "off")
         .stdout(std::fs::File::create(tmp.path().join("banner")).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -643,11 +643,12 @@ fn empty_repository_clone_and_first_push() {
     assert_eq!(git.head(&clone), tip);
 }
 
-/// An accepted push says what it did to the cache in one line, like git's own servers
-/// print their progress; `git push -q` silences it. (Without a terminal git asks for
-/// quiet by itself, so the terminal comes from script(1).)
+/// An accepted push says what it did to the cache in one line. It is the push's
+/// result, so it is shown however git asked: at a terminal (script(1) gives one), with
+/// `git push -q`, and with stderr a pipe (scripts, CI, editors), where git asks the
+/// server for quiet by itself.
 #[test]
-fn an_accepted_push_prints_one_summary_line_unless_quiet() {
+fn an_accepted_push_prints_one_summary_line_even_when_quiet() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     for bin in GITS {
@@ -688,10 +689,40 @@ fn an_accepted_push_prints_one_summary_line_unless_quiet() {
         );
         let (ok, shown) = git.run_in_tty(&dir, &["push", "-q", "origin", "main"]);
         assert!(ok, "{bin}: {shown}");
-        assert!(!shown.contains("remote:"), "{bin}: {shown}");
+        let expected = format!(
+            "remote: skills: 1 created, 0 updated, 0 renamed, 0 deleted; cache at {}",
+            &tip[..7]
+        );
+        // The summary, and nothing else from the server (no progress).
+        let remote: Vec<&str> = shown
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| l.starts_with("remote:"))
+            .collect();
+        assert_eq!(remote, vec![expected.as_str()], "{bin}: {shown}");
         assert_eq!(
             server.server_ref("skills", "refs/heads/main").as_deref(),
             Some(tip.as_str())
+        );
+        // No terminal at all: stderr is a pipe, as in a script or CI.
+        let tip = git.commit_files(
+            &dir,
+            &[(
+                &format!("skills/t/piped-{}.md", bin.len()),
+                &skill("Piped", ""),
+            )],
+            "piped",
+        );
+        let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);
+        assert!(ok, "{bin}: {stderr}");
+        let expected = format!(
+            "remote: skills: 1 created, 0 updated, 0 renamed, 0 deleted; cache at {}",
+            &tip[..7]
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| l.trim_end() == expected).count(),
+            1,
+            "{bin}: {stderr}"
         );
     }
 }

@@ -56,6 +56,16 @@ pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()>
     Ok(())
 }
 
+/// Stores what the pusher read (the `remote:` messages, as sent) with the push.
+pub async fn set_said(conn: &mut PgConnection, id: uuid::Uuid, said: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE pushes SET said = $2 WHERE id = $1")
+        .bind(id)
+        .bind(said)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The pushes of `repo` still in progress (the server stopped between their ref
 /// update and their record's completion), oldest first, with each ref's result decided
 /// from the repository as it is now: `ok` when the ref holds the new value.

@@ -132,11 +132,28 @@ pub struct SideBand<'a> {
     out: &'a mut dyn Write,
     mode: SideBandMode,
     quiet: bool,
+    /// With [`SideBand::keep_transcript`]: every message sent (not progress).
+    transcript: Option<String>,
 }
 
 impl<'a> SideBand<'a> {
     pub fn new(out: &'a mut dyn Write, mode: SideBandMode, quiet: bool) -> Self {
-        SideBand { out, mode, quiet }
+        SideBand {
+            out,
+            mode,
+            quiet,
+            transcript: None,
+        }
+    }
+
+    /// Keeps the text of every [`SideBand::message`] sent from now on.
+    pub fn keep_transcript(&mut self) {
+        self.transcript.get_or_insert_with(String::new);
+    }
+
+    /// The messages sent since [`SideBand::keep_transcript`], as the client read them.
+    pub fn transcript(&self) -> Option<&str> {
+        self.transcript.as_deref()
     }
 
     fn max_chunk(&self) -> usize {
@@ -179,6 +196,9 @@ impl<'a> SideBand<'a> {
     pub fn message(&mut self, text: &str) -> io::Result<()> {
         if self.mode == SideBandMode::None {
             return Ok(());
+        }
+        if let Some(t) = &mut self.transcript {
+            t.push_str(text);
         }
         self.band(2, text.as_bytes())
     }

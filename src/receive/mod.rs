@@ -90,6 +90,8 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     // versions share one format.
     let report_status = req.has("report-status") || req.has("report-status-v2");
     let mut sb = SideBand::new(out, sideband, req.has("quiet"));
+    // Kept with the push record: the push page shows what the pusher read.
+    sb.keep_transcript();
     let commands = &req.commands;
     let current: HashMap<String, ObjectId> =
         refs.refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
@@ -264,7 +266,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         summarize(ctx, outcome, &mut sb)?;
     }
     if !accepted {
-        record_refused(ctx, &make_record(&results));
+        record_refused(ctx, &make_record(&results), sb.transcript());
     }
 
     report(
@@ -275,6 +277,19 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         report_status,
     )?;
     sb.flush()?;
+    if accepted {
+        // The accepted push's record was written in its transaction, before the
+        // summary existed: its text follows (the pusher has the answer already).
+        if let Some(said) = sb.transcript().filter(|t| !t.is_empty()) {
+            let stored = ctx.rt.block_on(async {
+                let mut conn = ctx.pool.acquire().await?;
+                crate::cache::pushes::set_said(&mut conn, push_id, said).await
+            });
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "could not store what the pusher read");
+            }
+        }
+    }
     tracing::info!(
         refs = %commands
             .iter()
@@ -447,8 +462,10 @@ fn update_copy(
     }
 }
 
-/// The accepted push's one line, like git's own servers print (`git push -q` silences
-/// it): `skills: 1 created, 0 updated, 0 renamed, 0 deleted; cache at 3f2a9c1`.
+/// The accepted push's one line: `skills: 1 created, 0 updated, 0 renamed, 0 deleted;
+/// cache at 3f2a9c1`. It is the push's result, not progress: shown even when git asks
+/// for quiet (`-q`, or no terminal: scripts, CI, editors), as GitHub shows its remote
+/// messages.
 fn summarize(
     ctx: &Context,
     outcome: &crate::cache::sync::SyncOutcome,
@@ -459,7 +476,7 @@ fn summarize(
         .commit
         .as_deref()
         .map_or("", |c| &c[..c.len().min(7)]);
-    sb.progress(&format!(
+    sb.message(&format!(
         "{}: {}; cache at {at}\n",
         ctx.repo_name,
         outcome.summary()
@@ -500,10 +517,14 @@ fn opened_message(ctx: &Context, opened: &proposal::Opened) -> String {
 }
 
 /// A refused push is recorded on its own (an accepted one was, in its transaction).
-fn record_refused(ctx: &Context, record: &PushRecord) {
+fn record_refused(ctx: &Context, record: &PushRecord, said: Option<&str>) {
     let recorded = ctx.rt.block_on(async {
         let mut conn = ctx.pool.acquire().await?;
-        crate::cache::pushes::insert(&mut conn, record).await
+        crate::cache::pushes::insert(&mut conn, record).await?;
+        match said.filter(|t| !t.is_empty()) {
+            Some(said) => crate::cache::pushes::set_said(&mut conn, record.id, said).await,
+            None => Ok(()),
+        }
     });
     if let Err(e) = recorded {
         tracing::error!(error = %e, "could not record the push");

@@ -219,14 +219,21 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
             Surface::Api if !admin => {
                 return json_error(
                     StatusCode::UNAUTHORIZED,
-                    "sign in first: send `Authorization: Bearer TOKEN` with a token from                      `ssh -p PORT git@HOST api-token` (or the admin token), or a session cookie",
+                    &format!(
+                        "sign in first: send `Authorization: Bearer TOKEN` with a token from \
+                         `{}` (or the admin token), or a session cookie",
+                        ssh_command(&s, request.headers(), "api-token")
+                    ),
                 )
             }
             Surface::Page => {
                 return error_page(
                     StatusCode::UNAUTHORIZED,
                     None,
-                    "Sign in to see these pages: run `ssh -p PORT git@HOST web-login` and open the link it prints.",
+                    &format!(
+                        "Sign in to see these pages: run `{}` and open the link it prints.",
+                        ssh_command(&s, request.headers(), "web-login")
+                    ),
                 )
             }
             _ => {}
@@ -234,6 +241,25 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
     }
     request.extensions_mut().insert(viewer);
     next.run(request).await
+}
+
+/// The SSH command line that runs `command` on this server, with its real host and
+/// port (`ssh -p 2222 git@skills.example.com web-login`), as sign-in messages show it.
+pub(crate) fn ssh_command(s: &HttpState, headers: &axum::http::HeaderMap, command: &str) -> String {
+    let Some(base) = crate::agents::marketplace::ssh_base(&s.agents, headers) else {
+        return format!("ssh -p PORT git@HOST {command}");
+    };
+    let rest = base.strip_prefix("ssh://").unwrap_or(&base);
+    match rest.rsplit_once(':') {
+        Some((who, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            if port == "22" {
+                format!("ssh {who} {command}")
+            } else {
+                format!("ssh -p {port} {who} {command}")
+            }
+        }
+        _ => format!("ssh {rest} {command}"),
+    }
 }
 
 /// `{"error": message}` with `status`.

@@ -38,6 +38,29 @@ pub(super) fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A push asked to be a dry run (`git push -o dry-run`) and passed every check: it
+/// wrote nothing on purpose, so it is no refusal.
+fn is_dry_run(options: &[String], refs: &Value) -> bool {
+    options.iter().any(|o| o == "dry-run")
+        && refs.as_array().is_some_and(|refs| {
+            !refs.is_empty()
+                && refs.iter().all(|r| {
+                    r["reason"]
+                        .as_str()
+                        .is_some_and(|why| why.starts_with("dry run:"))
+                })
+        })
+}
+
+/// A push's result: accepted, a dry run that passed, or refused.
+fn result_badge(accepted: bool, options: &[String], refs: &Value) -> Markup {
+    html! {
+        @if accepted { span class="badge ok" { "accepted" } }
+        @else if is_dry_run(options, refs) { span class="badge info" title="git push -o dry-run: every check passed, nothing was written" { "dry run: passed" } }
+        @else { span class="badge bad" { "refused" } }
+    }
+}
+
 fn sync_badge(status: &str) -> Markup {
     let class = match status {
         "synced" => "ok",
@@ -104,7 +127,7 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
     .fetch_all(&s.pool)
     .await?;
     let pushes = sqlx::query(
-        "SELECT p.id, p.repo, p.user_name, p.started_at, p.accepted, p.refs,
+        "SELECT p.id, p.repo, p.user_name, p.started_at, p.accepted, p.refs, p.push_options,
                 jsonb_array_length(p.errors) AS problems,
                 (SELECT count(*) FROM skill_sync_log l WHERE l.push_id = p.id AND l.status = 'success') AS changed
          FROM pushes p ORDER BY p.started_at DESC LIMIT 20",
@@ -224,7 +247,7 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
         }
         h2 { "Recent pushes" }
         table {
-            thead { tr { th { "when" } th { "who" } th class="hide-small" { "repository" } th { "refs" } th { "result" } th { "skills changed" } } }
+            thead { tr { th { "when" } th { "who" } th class="hide-small" { "repository" } th class="hide-small" { "refs" } th { "result" } th { "skills changed" } } }
             tbody {
                 @for p in &pushes {
                     @let id: uuid::Uuid = p.get("id");
@@ -234,11 +257,12 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
                         td { a href={"/pushes/" (id)} { (when(p.get("started_at"))) } }
                         td { (p.get::<String, _>("user_name")) }
                         td class="hide-small" { (p.get::<String, _>("repo")) }
-                        td { @for r in refs.as_array().into_iter().flatten() { code { (r["ref"].as_str().unwrap_or("")) } " " } }
+                        td class="hide-small" { @for r in refs.as_array().into_iter().flatten() { code { (r["ref"].as_str().unwrap_or("")) } " " } }
+                        @let options: Vec<String> = p.get("push_options");
                         td {
-                            @if accepted { span class="badge ok" { "accepted" } }
-                            @else {
-                                span class="badge bad" { "refused" } " "
+                            (result_badge(accepted, &options, &refs))
+                            @if !accepted && !is_dry_run(&options, &refs) {
+                                " "
                                 @for r in refs.as_array().into_iter().flatten().filter(|r| r["reason"].is_string()).take(1) {
                                     span class="muted" { (r["reason"].as_str().unwrap_or("")) }
                                 }
@@ -322,11 +346,14 @@ pub async fn skills(
     let statuses = crate::skills::Status::ALL;
     let editor = super::editor::may_edit(&s, viewer.as_ref(), &repo).await;
     let body = html! {
-        h1 { "Skills of " (repo) }
+        h1 {
+            "Skills"
+            @if repo != crate::repos::DEFAULT_REPO { " " span class="muted" { "in " (repo) } }
+        }
         @if editor { (super::editor::new_button(&repo)) }
         form class="filters" method="get" action="/skills" {
             input type="hidden" name="repo" value=(repo);
-            input type="search" name="q" placeholder="Search titles, descriptions, tags and bodies" value=(given(&q.q).unwrap_or(""));
+            input type="search" name="q" placeholder="Search skills" title="Searches titles, descriptions, tags and bodies" aria-label="Search titles, descriptions, tags and bodies" value=(given(&q.q).unwrap_or(""));
             input type="text" name="category" placeholder="category" value=(given(&q.category).unwrap_or(""));
             input type="text" name="owner" placeholder="owner" value=(given(&q.owner).unwrap_or(""));
             input type="text" name="tag" placeholder="tag" value=(given(&q.tag).unwrap_or(""));
@@ -389,13 +416,16 @@ pub async fn skill(
     let repo = given(&q.repo)
         .unwrap_or(crate::repos::DEFAULT_REPO)
         .to_string();
+    // By slug, or by the skill's stable id (push pages link so: it survives renames).
     let row = sqlx::query(
         "SELECT id, slug, path, title, description, category, owner, tags, status, frontmatter,
                 body, blob_sha, git_commit_sha, sync_status, last_synced_at, warnings
-         FROM skills WHERE repo = $1 AND slug = $2",
+         FROM skills WHERE repo = $1 AND (slug = $2 OR id = $3)
+         ORDER BY slug = $2 DESC LIMIT 1",
     )
     .bind(&repo)
     .bind(&slug)
+    .bind(uuid::Uuid::parse_str(&slug).ok())
     .fetch_optional(&s.pool)
     .await;
     let row = match row {
@@ -410,6 +440,7 @@ pub async fn skill(
         Err(e) => return unavailable(e),
     };
     let id: uuid::Uuid = row.get("id");
+    let slug: String = row.get("slug");
     let log = sqlx::query(
         "SELECT started_at, operation, status, error, git_commit_sha, synced_by, push_id
          FROM skill_sync_log WHERE skill_id = $1 AND ($2::text IS NULL OR status = $2)
@@ -559,7 +590,7 @@ pub async fn push(
     };
     let row = sqlx::query(
         "SELECT repo, user_name, key_fingerprint, started_at, completed_at, accepted, refs, errors,
-                push_options
+                push_options, said
          FROM pushes WHERE id = $1",
     )
     .bind(id)
@@ -570,8 +601,11 @@ pub async fn push(
         Ok(None) => return error_page(StatusCode::NOT_FOUND, viewer.as_ref(), "No such push."),
         Err(e) => return unavailable(e),
     };
+    // Each skill by its stable id: where it is now (renamed since, or deleted).
     let changed = sqlx::query(
-        "SELECT slug, path, operation, status FROM skill_sync_log WHERE push_id = $1 ORDER BY id",
+        "SELECT l.slug, l.path, l.operation, l.status, l.skill_id, k.slug AS now_slug
+         FROM skill_sync_log l LEFT JOIN skills k ON k.id = l.skill_id
+         WHERE l.push_id = $1 ORDER BY l.id",
     )
     .bind(id)
     .fetch_all(&s.pool)
@@ -583,16 +617,21 @@ pub async fn push(
     let refs: Value = row.get("refs");
     let errors: Value = row.get("errors");
     let accepted: bool = row.get("accepted");
+    let options: Vec<String> = row.get("push_options");
+    let said: Option<String> = row.get("said");
+    let repo: String = row.get("repo");
     let markup = html! {
         h1 {
             "Push by " (row.get::<String, _>("user_name")) " "
-            @if accepted { span class="badge ok" { "accepted" } } @else { span class="badge bad" { "refused" } }
+            (result_badge(accepted, &options, &refs))
         }
         dl class="meta" {
-            dt { "repository" } dd { (row.get::<String, _>("repo")) }
+            dt { "repository" } dd { (repo) }
             dt { "when" } dd { (when(row.get("started_at"))) }
             dt { "key" } dd class="sha" { (row.get::<Option<String>, _>("key_fingerprint").unwrap_or_default()) }
-            dt { "push options" } dd { (row.get::<Vec<String>, _>("push_options").join(", ")) }
+            @if !options.is_empty() {
+                dt { "push options" } dd { (options.join(", ")) }
+            }
         }
         h2 { "Refs" }
         table id="refs" {
@@ -609,7 +648,11 @@ pub async fn push(
                 }
             }
         }
-        @if let Some(list) = errors.as_array().filter(|l| !l.is_empty()) {
+        @if let Some(said) = said.as_deref() {
+            // Exactly the `remote:` lines git showed, in their order.
+            h2 { "What the pusher read" }
+            pre id="problems" { @for line in said.lines() { "remote: " (line) "\n" } }
+        } @else if let Some(list) = errors.as_array().filter(|l| !l.is_empty()) {
             h2 { "What the pusher read" }
             pre id="problems" { @for p in list { (problem_line(p)) } }
         }
@@ -619,8 +662,24 @@ pub async fn push(
                 thead { tr { th { "skill" } th { "file" } th { "operation" } th { "status" } } }
                 tbody {
                     @for c in &changed {
+                        @let slug: Option<String> = c.get("slug");
+                        @let now: Option<String> = c.get("now_slug");
+                        @let id: Option<uuid::Uuid> = c.get("skill_id");
                         tr {
-                            td { @if let Some(slug) = c.get::<Option<String>, _>("slug") { a href={"/skills/" (slug) "?repo=" (encode(&row.get::<String, _>("repo")))} { (slug) } } }
+                            td {
+                                @match (&now, id) {
+                                    (Some(now), Some(id)) => {
+                                        a href={"/skills/" (id) "?repo=" (encode(&repo))} { (slug.as_deref().unwrap_or(now)) }
+                                        @if slug.as_deref() != Some(now.as_str()) {
+                                            " " span class="muted" { "renamed to " a href={"/skills/" (id) "?repo=" (encode(&repo))} { (now) } }
+                                        }
+                                    },
+                                    _ => {
+                                        (slug.as_deref().unwrap_or(""))
+                                        " " span class="muted" { "deleted" }
+                                    },
+                                }
+                            }
                             td { code { (c.get::<Option<String>, _>("path").unwrap_or_default()) } }
                             td { (c.get::<String, _>("operation")) }
                             td { (c.get::<String, _>("status")) }
@@ -639,7 +698,11 @@ pub struct LoginQuery {
 }
 
 /// `/login?token=`: a one-time link from `web-login` opens a session.
-pub async fn login(State(s): State<Arc<HttpState>>, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(s): State<Arc<HttpState>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let token = q.token.unwrap_or_default();
     match auth::redeem(&s.pool, &token).await {
         Ok(Some(id)) => {
@@ -654,7 +717,10 @@ pub async fn login(State(s): State<Arc<HttpState>>, Query(q): Query<LoginQuery>)
         Ok(None) => error_page(
             StatusCode::FORBIDDEN,
             None,
-            "This sign-in link was already used, has expired, or is not one. Run `ssh -p PORT git@HOST web-login` for a new one.",
+            &format!(
+                "This sign-in link was already used, has expired, or is not one. Run `{}` for a new one.",
+                super::ssh_command(&s, &headers, "web-login")
+            ),
         ),
         Err(e) => unavailable(e),
     }
@@ -676,7 +742,7 @@ pub(super) fn checked<'v>(
         None => Err(Box::new(error_page(
             StatusCode::UNAUTHORIZED,
             None,
-            "Sign in first: run `ssh -p PORT git@HOST web-login`.",
+            "Sign in first: run the `web-login` command over SSH (as when you signed in) and open the link it prints.",
         ))),
         Some(v) if !auth::csrf_ok(v, csrf) => Err(Box::new(error_page(
             StatusCode::FORBIDDEN,

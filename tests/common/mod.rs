@@ -110,6 +110,9 @@ impl Server {
             data_dir: data.path().to_path_buf(),
             database_url: Some(db_url.clone()),
             admin_token: Some(ADMIN_TOKEN.to_string()),
+            // The listeners are this harness's own (ephemeral ports): never the fixed
+            // default pages address, which parallel tests would fight over.
+            http: None,
             ..Settings::default()
         };
         tune(&mut settings);
@@ -541,6 +544,9 @@ impl ChildServer {
             .arg(&self.data)
             .env("DATABASE_URL", &self.db_url)
             .env("SKILLSD_LOG", "info,sqlx=warn,russh=warn")
+            // Tests run many servers at once: none takes the fixed default pages
+            // address (a test's own `--http ADDR` in `args` wins over this).
+            .env("SKILLSD_HTTP", "off")
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::null())
