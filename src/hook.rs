@@ -179,9 +179,9 @@ pub fn pre_receive(
         text.push_str(&crate::skills::push_report(&verdict.problems));
     }
     for (cmd, r) in commands.iter().zip(&verdict.rejections) {
-        if let Some(reason) = r {
+        if let Some(refusal) = r {
             if !crate::skills::any_error(&verdict.problems) {
-                text.push_str(&format!("error: {}: {reason}\n", cmd.name));
+                text.push_str(&format!("error: {}: {}\n", cmd.name, refusal.message));
             }
         }
     }

@@ -10,31 +10,55 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-/// Why a push was refused, for the `reason` label.
-#[derive(Debug, Clone, Copy)]
-pub enum Refusal {
+/// Why a ref update (and a push) was refused: the `reason` label of
+/// `skillsd_push_refusals_total`, and the reason each refused ref of a push record
+/// carries ([`crate::receive::outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A skill does not pass its checks.
     InvalidSkills,
+    /// The server's rules for refs: names, tags, deletions, the review gate, a change's
+    /// push options.
     Policy,
+    /// The pack could not be read, or its objects are missing or invalid.
     Unpack,
+    /// The user may not push to the repository.
     Permission,
+    /// The push's transaction failed: nothing was written.
     Database,
+    /// The ref moved since the pusher looked (another push came first).
+    Stale,
+    /// The session ended (the client left, its time ran out, the server stopped).
+    Cancelled,
+    /// Valid, but not stored: another ref of an atomic push was refused.
+    NotStored,
+    /// `git push -o dry-run`: checked, nothing written.
+    DryRun,
 }
 
-impl Refusal {
-    const ALL: [Refusal; 5] = [
-        Refusal::InvalidSkills,
-        Refusal::Policy,
-        Refusal::Unpack,
-        Refusal::Permission,
-        Refusal::Database,
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::InvalidSkills,
+        Reason::Policy,
+        Reason::Unpack,
+        Reason::Permission,
+        Reason::Database,
+        Reason::Stale,
+        Reason::Cancelled,
+        Reason::NotStored,
+        Reason::DryRun,
     ];
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
-            Refusal::InvalidSkills => "invalid_skills",
-            Refusal::Policy => "policy",
-            Refusal::Unpack => "unpack",
-            Refusal::Permission => "permission",
-            Refusal::Database => "database",
+            Reason::InvalidSkills => "invalid_skills",
+            Reason::Policy => "policy",
+            Reason::Unpack => "unpack",
+            Reason::Permission => "permission",
+            Reason::Database => "database",
+            Reason::Stale => "stale",
+            Reason::Cancelled => "cancelled",
+            Reason::NotStored => "not_stored",
+            Reason::DryRun => "dry_run",
         }
     }
 }
@@ -68,7 +92,7 @@ const SYNC_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 
 pub struct Metrics {
     pushes_accepted: AtomicU64,
-    refusals: [AtomicU64; 5],
+    refusals: [AtomicU64; Reason::ALL.len()],
     validation_errors: AtomicU64,
     fetches: AtomicU64,
     active_sessions: AtomicI64,
@@ -88,7 +112,7 @@ pub struct Metrics {
 
 pub static METRICS: Metrics = Metrics {
     pushes_accepted: AtomicU64::new(0),
-    refusals: [const { AtomicU64::new(0) }; 5],
+    refusals: [const { AtomicU64::new(0) }; Reason::ALL.len()],
     validation_errors: AtomicU64::new(0),
     fetches: AtomicU64::new(0),
     active_sessions: AtomicI64::new(0),
@@ -113,7 +137,7 @@ impl Metrics {
     pub fn push_accepted(&self) {
         self.pushes_accepted.fetch_add(1, Relaxed);
     }
-    pub fn push_refused(&self, why: Refusal) {
+    pub fn push_refused(&self, why: Reason) {
         self.refusals[why as usize].fetch_add(1, Relaxed);
     }
     pub fn validation_errors(&self, n: usize) {
@@ -191,7 +215,7 @@ impl Metrics {
             "skillsd_push_refusals_total",
             "Refused pushes by reason.",
             "counter",
-            Refusal::ALL
+            Reason::ALL
                 .iter()
                 .map(|r| {
                     (

@@ -816,7 +816,7 @@ impl Git<'_> {
                     ),
                 )
                 .await;
-                crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Permission);
+                crate::metrics::METRICS.push_refused(crate::metrics::Reason::Permission);
                 return Some(1);
             }
             Ok(opened) => opened,
@@ -946,7 +946,7 @@ async fn refuse_open(
                 .to_string(),
         )
         .await;
-        crate::metrics::METRICS.push_refused(crate::metrics::Refusal::Database);
+        crate::metrics::METRICS.push_refused(crate::metrics::Reason::Database);
     } else {
         say(
             write_half,

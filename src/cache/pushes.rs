@@ -14,6 +14,10 @@ pub struct RefResult {
     pub new: String,
     /// `ok` or `rejected`.
     pub result: &'static str,
+    /// Why it was rejected, as the metrics count it (`stale`, `invalid_skills`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<&'static str>,
+    /// What the pusher read on the ref's `ng` line.
     pub reason: Option<String>,
 }
 
@@ -107,6 +111,7 @@ pub async fn interrupted(
                     old: text("old"),
                     new,
                     result: if ok { "ok" } else { "rejected" },
+                    refusal: (!ok).then(|| crate::metrics::Reason::Cancelled.label()),
                     reason: (!ok)
                         .then(|| "the server stopped before this ref was updated".to_string()),
                     name,

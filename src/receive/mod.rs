@@ -14,6 +14,7 @@
 
 pub mod commands;
 pub mod connectivity;
+pub mod outcome;
 pub mod pre_receive;
 pub mod proposal;
 pub mod publish;
@@ -28,6 +29,7 @@ use crate::protocol::refs::RefList;
 use crate::protocol::{ProtocolError, Result, AGENT};
 use commands::Command;
 use gix::ObjectId;
+use outcome::{Outcome, Reason, Refusal};
 use publish::Published;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -129,15 +131,18 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
                 proposal::prepare(ctx, &commands[0], &req.push_options, &current)
             }
         });
-    let mut results: Vec<Option<String>> = if let Some(err) = &unpack_error {
+    let mut results: Vec<Outcome> = if let Some(err) = &unpack_error {
         sb.message(&format!("error: the pack could not be read: {err}\n"))?;
         commands
             .iter()
-            .map(|_| Some("unpacker error".to_string()))
+            .map(|_| Some(Refusal::new(Reason::Unpack, "unpacker error")))
             .collect()
     } else if let Some(Err(why)) = &proposal {
         sb.message(&format!("error: {why}\n"))?;
-        commands.iter().map(|_| Some(why.clone())).collect()
+        commands
+            .iter()
+            .map(|_| Some(Refusal::new(Reason::Policy, why.clone())))
+            .collect()
     } else {
         let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
         let mut progress = |line: &str| {
@@ -202,7 +207,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             if valid == 1 { "" } else { "s" }
         ))?;
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some("dry run: valid, nothing written".into());
+            *r = Some(Refusal::new(
+                Reason::DryRun,
+                "dry run: valid, nothing written",
+            ));
         }
     }
 
@@ -212,11 +220,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     refs::precheck(&ctx.repo, commands, &mut results, req.has("atomic"));
     if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         for r in results.iter_mut() {
-            *r = Some(pre_receive::CANCELLED.into());
+            *r = Some(Refusal::new(Reason::Cancelled, pre_receive::CANCELLED));
         }
     }
     let push_id = uuid::Uuid::new_v4();
-    let make_record = |results: &[Option<String>]| PushRecord {
+    let make_record = |results: &[Outcome]| PushRecord {
         id: push_id,
         repo: ctx.repo_name.clone(),
         user: ctx.user.name.clone(),
@@ -249,16 +257,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
 
     let accepted = results.iter().any(Option::is_none);
     {
-        use crate::metrics::{Refusal, METRICS};
+        use crate::metrics::METRICS;
         METRICS.validation_errors(problems.len());
-        if accepted {
-            METRICS.push_accepted();
-        } else if unpack_error.is_some() {
-            METRICS.push_refused(Refusal::Unpack);
-        } else if !problems.is_empty() {
-            METRICS.push_refused(Refusal::InvalidSkills);
-        } else {
-            METRICS.push_refused(Refusal::Policy);
+        match outcome::push_reason(&results) {
+            None => METRICS.push_accepted(),
+            Some(reason) => METRICS.push_refused(reason),
         }
     }
     let store_ms = storing.elapsed().as_millis() as u64;
@@ -311,8 +314,8 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
-/// Each command with its result (`None`: ok).
-fn ref_results(commands: &[Command], results: &[Option<String>]) -> Vec<RefResult> {
+/// Each command with its outcome, as the push record keeps it.
+fn ref_results(commands: &[Command], results: &[Outcome]) -> Vec<RefResult> {
     commands
         .iter()
         .zip(results)
@@ -321,7 +324,8 @@ fn ref_results(commands: &[Command], results: &[Option<String>]) -> Vec<RefResul
             old: c.old.to_string(),
             new: c.new.to_string(),
             result: if r.is_none() { "ok" } else { "rejected" },
-            reason: r.clone(),
+            refusal: r.as_ref().map(|r| r.reason.label()),
+            reason: r.as_ref().map(|r| r.message.clone()),
         })
         .collect()
 }
@@ -357,9 +361,9 @@ fn store(
     ctx: &Context,
     quarantine: Quarantine,
     commands: &[Command],
-    results: &mut [Option<String>],
+    results: &mut [Outcome],
     atomic: bool,
-    make_record: &dyn Fn(&[Option<String>]) -> PushRecord,
+    make_record: &dyn Fn(&[Outcome]) -> PushRecord,
     sb: &mut SideBand<'_>,
     proposal: Option<&proposal::Proposal>,
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
@@ -373,7 +377,7 @@ fn store(
         let _ = sb.flush();
     }) else {
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(pre_receive::CANCELLED.into());
+            *r = Some(Refusal::new(Reason::Cancelled, pre_receive::CANCELLED));
         }
         return Ok(None);
     };
@@ -417,7 +421,7 @@ fn store(
         Err(publish::PublishError::Refused(why)) => {
             sb.message(&format!("error: {why}\n"))?;
             for r in results.iter_mut().filter(|r| r.is_none()) {
-                *r = Some(why.clone());
+                *r = Some(Refusal::new(Reason::Stale, why.clone()));
             }
             Ok(None)
         }
@@ -429,7 +433,10 @@ fn store(
                 "error: the push could not be stored, nothing was written: {e}\nerror: try again in a moment; if it keeps failing, tell an admin.\n"
             ))?;
             for r in results.iter_mut().filter(|r| r.is_none()) {
-                *r = Some(format!("not stored: {}", e.to_string().replace('\n', " ")));
+                *r = Some(Refusal::new(
+                    Reason::Database,
+                    format!("not stored: {}", e.to_string().replace('\n', " ")),
+                ));
             }
             Ok(None)
         }
@@ -534,7 +541,7 @@ fn record_refused(ctx: &Context, record: &PushRecord, said: Option<&str>) {
 fn report(
     sb: &mut SideBand<'_>,
     commands: &[Command],
-    results: &[Option<String>],
+    results: &[Outcome],
     unpack_error: Option<&str>,
     report_status: bool,
 ) -> Result<()> {
@@ -552,9 +559,9 @@ fn report(
     for (cmd, r) in commands.iter().zip(results) {
         match r {
             None => write_text(&mut buf, &format!("ok {}", cmd.name))?,
-            Some(reason) => write_text(
+            Some(refusal) => write_text(
                 &mut buf,
-                &format!("ng {} {}", cmd.name, reason.replace('\n', " ")),
+                &format!("ng {} {}", cmd.name, refusal.message.replace('\n', " ")),
             )?,
         }
     }

@@ -8,6 +8,7 @@
 
 use super::commands::Command;
 use super::connectivity;
+use super::outcome::{Reason, Refusal};
 use crate::skills::rules::{self, Layout, Rules, TreeSource};
 use crate::skills::validate::MAX_FILE_BYTES;
 use crate::skills::{tree, Problem};
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The outcome for each command (same order): `None` = may proceed, `Some(reason)`.
 #[derive(Debug, Default)]
 pub struct Verdict {
-    pub rejections: Vec<Option<String>>,
+    pub rejections: Vec<super::outcome::Outcome>,
     pub problems: Vec<Problem>,
     /// What the pusher should know even when nothing is wrong (shown whatever the
     /// client's `quiet` setting): e.g. that the rules changed and everything was checked.
@@ -142,7 +143,9 @@ pub fn check(
         let rejection = ref_policy(view, cmd, &default_ref, policy)
             .or_else(|| names.collision(cmd))
             .or_else(|| review_gate(view, cmd, policy, current));
-        verdict.rejections.push(rejection);
+        verdict
+            .rejections
+            .push(rejection.map(|why| Refusal::new(Reason::Policy, why)));
     }
     // Connectivity and limits of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
@@ -151,7 +154,7 @@ pub fn check(
         if rejection.is_none() && !cmd.is_delete() {
             if let Err(e) = walk.tip(view, cmd.new, &hidden, &policy.limits) {
                 verdict.problems.push(e.problem(&cmd.name));
-                *rejection = Some(e.to_string());
+                *rejection = Some(Refusal::new(Reason::Unpack, e.to_string()));
             }
         }
     }
@@ -228,7 +231,7 @@ pub fn check(
     // written for a pusher who cannot learn the outcome.
     if cancel.load(Ordering::Relaxed) {
         for r in verdict.rejections.iter_mut() {
-            *r = Some(CANCELLED.into());
+            *r = Some(Refusal::new(Reason::Cancelled, CANCELLED));
         }
         return verdict;
     }
@@ -247,7 +250,7 @@ pub fn check(
             crate::skills::summary_line(&verdict.problems)
         );
         for r in verdict.rejections.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(reason.clone());
+            *r = Some(Refusal::new(Reason::InvalidSkills, reason.clone()));
         }
     }
     verdict

@@ -6,6 +6,7 @@
 //! from the database ([`crate::storage::replica`]).
 
 use super::commands::Command;
+use super::outcome::{Reason, Refusal};
 use super::refs::{ATOMIC_REFUSED, STALE};
 use super::Context;
 use crate::cache::pushes::{self, PushRecord};
@@ -56,13 +57,13 @@ pub fn run(
     view: &gix::Repository,
     pack: &PackFiles,
     commands: &[Command],
-    results: &mut [Option<String>],
+    results: &mut [super::outcome::Outcome],
     atomic: bool,
-    record: &dyn Fn(&[Option<String>]) -> PushRecord,
+    record: &dyn Fn(&[super::outcome::Outcome]) -> PushRecord,
 ) -> Result<Published, PublishError> {
     if atomic && results.iter().any(Option::is_some) {
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(ATOMIC_REFUSED.into());
+            *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
         }
         return Ok(Published::default());
     }
@@ -117,7 +118,7 @@ pub fn run(
     for (name, other) in conflicts {
         for (cmd, r) in commands.iter().zip(results.iter_mut()) {
             if r.is_none() && cmd.name == name {
-                *r = Some(ref_conflict(&name, &other));
+                *r = Some(Refusal::new(Reason::Stale, ref_conflict(&name, &other)));
                 stale = true;
             }
         }
@@ -137,13 +138,13 @@ pub fn run(
             }),
         };
         if !rt.block_on(publish::compare_and_swap(&mut tx, &ctx.repo_name, &change))? {
-            *r = Some(STALE.into());
+            *r = Some(Refusal::new(Reason::Stale, STALE));
             stale = true;
         }
     }
     if atomic && stale {
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(ATOMIC_REFUSED.into());
+            *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
         }
     }
     if results.iter().all(Option::is_some) {

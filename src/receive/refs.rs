@@ -3,13 +3,14 @@
 //! runs in the database ([`super::publish`]).
 
 use super::commands::Command;
+use super::outcome::{Outcome, Reason, Refusal};
 
 /// Marks the commands whose ref no longer has the value the pusher saw (someone
 /// pushed first) before anything is stored; with `--atomic`, all of them.
 pub fn precheck(
     repo: &gix::Repository,
     commands: &[Command],
-    results: &mut [Option<String>],
+    results: &mut [Outcome],
     atomic: bool,
 ) {
     let mut stale = false;
@@ -18,13 +19,13 @@ pub fn precheck(
             continue;
         }
         if is_stale(repo, cmd) {
-            *r = Some(STALE.into());
+            *r = Some(Refusal::new(Reason::Stale, STALE));
             stale = true;
         }
     }
     if atomic && stale {
         for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(ATOMIC_REFUSED.into());
+            *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
         }
     }
 }
