@@ -866,7 +866,7 @@ impl ServerHandler for Handler {
         let state = self.state.clone();
         tokio::spawn(async move {
             if relay.await == Ended::Revoked {
-                tracing::info!(session = ?session, "MCP: the session's credential was revoked; closing it");
+                tracing::info!("MCP: a session's credential was revoked; closing the session");
                 if let Some(id) = session {
                     use rmcp::transport::streamable_http_server::session::SessionManager;
                     if let Err(e) = state.mcp.sessions.close_session(&id).await {

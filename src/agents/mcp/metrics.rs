@@ -2,8 +2,9 @@
 //! ([`crate::metrics`]): requests by method, errors by method, and the sessions and
 //! change subscriptions open. One set per server ([`super::Mcp`]); the method label
 //! takes only the methods MCP and its skills extension define ([`super::KNOWN_METHODS`])
-//! and `other` (any other method, or a body with no method that could be read), so
-//! the series stay few whatever clients send.
+//! and `other` (any other method, or a request refused before its method was read: a
+//! body too large or not JSON, an unknown repository), so the series stay few whatever
+//! clients send.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
