@@ -107,6 +107,10 @@ enum Cmd {
     },
     /// Validate the skills in a working tree, with the server's rules and messages.
     Check {
+        /// List every problem (repeated ones are otherwise shown a few at a time, then
+        /// counted).
+        #[arg(long)]
+        all: bool,
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Output format.
@@ -432,8 +436,8 @@ fn init_logs(settings: &Settings) {
 }
 
 fn run(cli: Cli, settings: Settings) -> Result<i32> {
-    if let Cmd::Check { path, format } = &cli.command {
-        return check(path, format, &settings);
+    if let Cmd::Check { path, format, all } = &cli.command {
+        return check(path, format, *all, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
         if stage == "pre-receive" {
@@ -447,7 +451,7 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
     rt.block_on(run_async(cli, settings))
 }
 
-fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i32> {
+fn check(path: &std::path::Path, format: &str, all: bool, settings: &Settings) -> Result<i32> {
     let max_depth = settings.policy.limits.max_tree_depth;
     let (count, problems) = skillsd::check::check_tree(path, max_depth)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -456,7 +460,7 @@ fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i3
         let out = serde_json::json!({ "checked": count, "errors": errors, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", skillsd::check::report(count, &problems));
+        print!("{}", skillsd::check::report(count, &problems, all));
     }
     // Warnings do not fail the check, as they do not refuse a push.
     Ok(if skillsd::skills::any_error(&problems) {
@@ -503,7 +507,7 @@ async fn import(
         (None, None) => unreachable!("matched above"),
     };
     import::print(&report, dry_run, &mut std::io::stdout());
-    Ok(0)
+    Ok(report.exit_code())
 }
 
 async fn fresh_copy(
@@ -533,7 +537,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             UserCmd::Remove { name, .. } => user_remove(s, name).await,
         },
         Cmd::Reconcile { repo, .. } => reconcile(s, repo).await,
-        Cmd::Check { path, format } => check(&path, &format, s),
+        Cmd::Check { path, format, all } => check(&path, &format, all, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
                 return hook_pre_receive(s);
@@ -902,7 +906,7 @@ async fn audit(settings: &Settings, repo: String) -> Result<i32> {
     })
     .await?
     .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
-    print!("{}", skillsd::check::report(count, &problems));
+    print!("{}", skillsd::check::report(count, &problems, true));
     let errors = problems
         .iter()
         .filter(|p| p.level == skillsd::skills::Level::Error)

@@ -365,8 +365,8 @@ pub fn adoption_note(problems: &[Problem]) -> Option<String> {
         list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.id().cmp(b.0.id())));
     }
     let mut text = String::from(
-        "Adopting an existing collection? `skillsd check --suggest-config` in a clone prints \
-         a skillsd.toml for the tree (layout, roots, nested skills, levels) that lets it \
+        "Adopting an existing collection? `skillsd check --suggest-config` prints a \
+         skillsd.toml for the tree (layout, roots, nested skills, levels) that lets it \
          through with every SKILL.md stored or named (RULES.md: adopting an existing \
          collection).\n",
     );
