@@ -81,7 +81,7 @@ fn check_in(
                 problems.extend(crate::skills::policy::file_problems(
                     &rules.policy,
                     &rel,
-                    crate::skills::policy::skill_folder(&rules, &rel).as_deref(),
+                    crate::skills::policy::skill_folder(rules, &rel).as_deref(),
                     is_executable(&full),
                     &bytes,
                 ));
@@ -106,13 +106,13 @@ fn check_in(
             Err(mut p) => problems.append(&mut p),
         }
     }
-    problems.extend(tree::problems(&rules, &listed, &checked));
+    problems.extend(tree::problems(rules, &listed, &checked));
     let mut problems = tree::free_renames(
         &listed,
-        tree::quiet_under_skill_folders(&rules, &listed, problems),
+        tree::quiet_under_skill_folders(rules, &listed, problems),
     );
     let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
-    problems.extend(tree::stray_skill_files(&rules, &strays));
+    problems.extend(tree::stray_skill_files(rules, &strays));
     Ok((count, problems))
 }
 

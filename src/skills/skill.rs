@@ -187,8 +187,20 @@ pub struct Problem {
     /// The path (a file's, or a folder's ending in `/`) the hint proposes to rename
     /// the file or folder to: checked against the tree (`tree::free_renames`), so a
     /// hint never proposes a name that is taken.
+    /// (Boxed: a problem stays small, as errors are passed by value.)
     #[serde(skip)]
-    pub rename_to: Option<String>,
+    pub rename_to: Option<Box<RenameTo>>,
+}
+
+/// A path a hint proposes to rename a file or folder to ([`Problem::rename_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameTo(pub String);
+
+impl Problem {
+    /// The path the hint proposes to rename to, if any.
+    pub fn rename_target(&self) -> Option<&str> {
+        self.rename_to.as_deref().map(|r| r.0.as_str())
+    }
 }
 
 impl Problem {
@@ -207,7 +219,7 @@ impl Problem {
     }
     /// The hint proposes renaming to `path` (see [`Problem::rename_to`]).
     pub fn renaming_to(mut self, path: impl Into<String>) -> Self {
-        self.rename_to = Some(path.into());
+        self.rename_to = Some(Box::new(RenameTo(path.into())));
         self
     }
     pub fn at(mut self, line: u32, column: Option<u32>) -> Self {

@@ -323,7 +323,7 @@ pub fn free_renames(files: &[File], mut problems: Vec<Problem>) -> Vec<Problem> 
     // `slug-format` and `name-mismatch` may propose the same name).
     let mut decided: HashMap<(String, String), Option<String>> = HashMap::new();
     for p in problems.iter_mut() {
-        let Some(to) = p.rename_to.clone() else {
+        let Some(to) = p.rename_target().map(str::to_string) else {
             continue;
         };
         let key = (p.path.clone(), to.to_lowercase());
@@ -396,7 +396,7 @@ pub fn free_renames(files: &[File], mut problems: Vec<Problem>) -> Vec<Problem> 
             hint.push_str(&format!(" (`{stem}{ext}` is taken)"));
             p.hint = Some(hint);
         }
-        p.rename_to = Some(alt);
+        p.rename_to = Some(Box::new(super::skill::RenameTo(alt)));
     }
     problems
 }
@@ -629,7 +629,7 @@ mod tests {
             .validate("skills/_lib/SKILL.md", text.as_bytes())
             .unwrap_err();
         let format = found.iter().find(|p| p.check == Check::SlugFormat).unwrap();
-        assert_eq!(format.rename_to.as_deref(), Some("skills/lib/"));
+        assert_eq!(format.rename_target(), Some("skills/lib/"));
         // `skills/lib/` is free: the hint stands. Taken: the next free name, said so.
         let free = free_renames(&files(&["skills/_lib/SKILL.md"]), found.clone());
         let h = free
@@ -701,8 +701,8 @@ mod tests {
             .filter(|p| p.check == Check::SlugFormat)
             .collect();
         let fixed = free_renames(&files(&["skills/_x/SKILL.md", "skills/x_/SKILL.md"]), both);
-        assert_eq!(fixed[0].rename_to.as_deref(), Some("skills/x/"));
-        assert_eq!(fixed[1].rename_to.as_deref(), Some("skills/x-2/"));
+        assert_eq!(fixed[0].rename_target(), Some("skills/x/"));
+        assert_eq!(fixed[1].rename_target(), Some("skills/x-2/"));
     }
 
     #[test]
