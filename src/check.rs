@@ -223,5 +223,9 @@ pub fn report(count: usize, problems: &[Problem], all: bool) -> String {
         text.push_str(&note);
         text.push('\n');
     }
+    if let Some(note) = crate::skills::report::not_stored_note(problems) {
+        text.push_str(&note);
+        text.push('\n');
+    }
     text
 }

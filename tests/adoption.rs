@@ -127,6 +127,10 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
             "remote: warning: skills/pdf/forms/SKILL.md",
             "remote: warning: examples/template/SKILL.md",
             "warnings do not refuse the push.",
+            // Relaxed, the checks that store nothing say so, with the fix that stores.
+            "remote: Not stored in the cache: these checks are relaxed to warnings, so the files they name are in git but are not skills. To store them:",
+            "remote:   nested-skill (1): set `nested_skills = true` in skillsd.toml",
+            "remote:   skill-outside-roots (1): add \"examples\" to `roots` in skillsd.toml",
         ],
     );
     assert!(!stderr.contains("remote: error:"), "{stderr}");

@@ -214,6 +214,9 @@ pub fn push_report(problems: &[Problem]) -> String {
             summary_line(problems)
         );
     }
+    if let Some(note) = not_stored_note(problems) {
+        let _ = writeln!(text, "{note}");
+    }
     text
 }
 
@@ -298,12 +301,12 @@ fn storing_fix(check: Check, problems: &[Problem]) -> String {
         Check::SkillOutsideRoots => {
             let folders: Vec<String> = problems
                 .iter()
-                .filter(|p| p.check == check && p.is_error())
+                .filter(|p| p.check == check)
                 .filter_map(|p| root_for(&p.path))
                 .collect();
             let top = problems
                 .iter()
-                .any(|p| p.check == check && p.is_error() && root_for(&p.path).is_none());
+                .any(|p| p.check == check && root_for(&p.path).is_none());
             let mut fix = String::new();
             if !folders.is_empty() {
                 let patterns: Vec<String> = root_patterns(&folders)
@@ -332,6 +335,38 @@ fn storing_fix(check: Check, problems: &[Problem]) -> String {
         Check::LayoutMismatch => "set `layout = \"agent-skills\"` in skillsd.toml".into(),
         _ => String::new(),
     }
+}
+
+/// When checks whose findings are not stored (see [`Check::keeps_out_of_cache`]) are
+/// relaxed to warnings: that those files are in git but not in the cache, how many,
+/// and the fix that stores them. `None` when there are no such warnings.
+pub fn not_stored_note(problems: &[Problem]) -> Option<String> {
+    let mut counts: Vec<(Check, usize)> = Vec::new();
+    for p in problems
+        .iter()
+        .filter(|p| p.level == Level::Warning && p.check.keeps_out_of_cache())
+    {
+        match counts.iter_mut().find(|(c, _)| *c == p.check) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((p.check, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return None;
+    }
+    let mut text = String::from(
+        "Not stored in the cache: these checks are relaxed to warnings, so the files they \
+         name are in git but are not skills. To store them:\n",
+    );
+    for (check, n) in &counts {
+        let _ = writeln!(
+            text,
+            "  {} ({n}): {}",
+            check.id(),
+            storing_fix(*check, problems)
+        );
+    }
+    Some(text.trim_end().to_string())
 }
 
 /// For a refused push of an existing collection: where to start
@@ -645,5 +680,30 @@ mod tests {
             Some("plugins/x/skills")
         );
         assert_eq!(root_for("pdf/SKILL.md"), None);
+    }
+
+    #[test]
+    fn relaxed_checks_that_store_nothing_are_said_to_store_nothing() {
+        let mut problems: Vec<Problem> = ["plugins/a/skills/x", "plugins/b/skills/y"]
+            .iter()
+            .map(|f| {
+                let mut p = Problem::new(
+                    Check::SkillOutsideRoots,
+                    &format!("{f}/SKILL.md"),
+                    "outside",
+                );
+                p.level = Level::Warning;
+                p
+            })
+            .collect();
+        let report = push_report(&problems);
+        assert!(report.contains("2 warnings in 2 files; warnings do not refuse the push."));
+        assert!(
+            report.contains("Not stored in the cache: these checks are relaxed to warnings, so the files they name are in git but are not skills. To store them:\n  skill-outside-roots (2): add \"plugins/*/skills\" to `roots` in skillsd.toml"),
+            "{report}"
+        );
+        problems[0].check = Check::UnknownField;
+        problems.truncate(1);
+        assert_eq!(not_stored_note(&problems), None);
     }
 }
