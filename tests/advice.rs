@@ -175,7 +175,7 @@ fn a_refused_push_sums_up_what_cannot_be_relaxed_first_and_groups_the_rest() {
 }
 
 #[test]
-fn renames_are_proposed_only_to_free_valid_names() {
+fn renames_are_proposed_only_to_free_valid_names_and_hints_use_the_layouts_fields() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     let git = Git::new("/usr/local/bin/git", &key, &server);
@@ -195,6 +195,12 @@ fn renames_are_proposed_only_to_free_valid_names() {
         "plugins/docs/.claude-plugin/plugin.json",
         "{\"name\": \"docs\"}\n",
     );
+    // No frontmatter: hinted with this layout's fields, not the flat one's `title`.
+    write(
+        &dir,
+        "plugins/docs/bare/SKILL.md",
+        "# Bare\n\nNo frontmatter.\n",
+    );
     git.ok(&dir, &["add", "-A"]);
     git.ok(&dir, &["commit", "-q", "-m", "a plugin"]);
     let stderr = git.fails(&dir, &["push", "origin", "main"]);
@@ -207,8 +213,10 @@ fn renames_are_proposed_only_to_free_valid_names() {
             "hint: the name is the folder's name: set `name: pdf-tools` (a folder `pdf` is there already)",
             "plugins/docs/.claude-plugin/SKILL.md: skill folder `plugins/docs/.claude-plugin/` has no SKILL.md [missing-skill-file]",
             "hint: `.claude-plugin` is not a valid skill name, so this folder cannot be a skill",
+            "hint: start the file with a line `---`, then `name: bare`, then `description: ...` (what the skill does and when to use it), then a closing `---` line",
         ],
     );
+    assert!(!stderr.contains("`title: ...`"), "{stderr}");
     assert!(!stderr.contains("rename the folder to `lib`"), "{stderr}");
     assert!(!stderr.contains("rename the folder to `pdf`"), "{stderr}");
     assert!(!stderr.contains("name: .claude-plugin"), "{stderr}");
