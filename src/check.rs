@@ -21,6 +21,27 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
         Ok(rules) => rules,
         Err(problems) => return Ok((0, problems)),
     };
+    check_in(&root, &scope, &rules, max_depth)
+}
+
+/// Validates every skill of the folder `root` (all of it: the tree a push of that
+/// folder would bring) under `rules`, as [`check_tree`] does; for
+/// `skillsd import DIR --dry-run`, where the rules may be the repository's.
+pub fn check_folder(
+    root: &Path,
+    rules: &Rules,
+    max_depth: u32,
+) -> std::io::Result<(usize, Vec<Problem>)> {
+    check_in(&root.canonicalize()?, "", rules, max_depth)
+}
+
+fn check_in(
+    root: &Path,
+    scope: &str,
+    rules: &Rules,
+    max_depth: u32,
+) -> std::io::Result<(usize, Vec<Problem>)> {
+    let root = root.to_path_buf();
     let mut files = Vec::new();
     // The whole working tree: roots may be patterns (`plugins/*/skills`), and a
     // SKILL.md outside them is reported, as the server would.
@@ -60,7 +81,7 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
                 problems.extend(crate::skills::policy::file_problems(
                     &rules.policy,
                     &rel,
-                    crate::skills::policy::skill_folder(&rules, &rel).as_deref(),
+                    crate::skills::policy::skill_folder(rules, &rel).as_deref(),
                     is_executable(&full),
                     &bytes,
                 ));
@@ -85,10 +106,13 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
             Err(mut p) => problems.append(&mut p),
         }
     }
-    problems.extend(tree::problems(&rules, &listed, &checked));
-    let mut problems = tree::quiet_under_skill_folders(&rules, &listed, problems);
+    problems.extend(tree::problems(rules, &listed, &checked));
+    let mut problems = tree::free_renames(
+        &listed,
+        tree::quiet_under_skill_folders(rules, &listed, problems),
+    );
     let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
-    problems.extend(tree::stray_skill_files(&rules, &strays));
+    problems.extend(tree::stray_skill_files(rules, &strays));
     Ok((count, problems))
 }
 
@@ -168,31 +192,48 @@ fn walk(
     Ok(None)
 }
 
-/// Renders the report `skillsd check` prints.
-pub fn report(count: usize, problems: &[Problem]) -> String {
+/// Renders the report `skillsd check` prints: for errors no setting relaxes, a
+/// summary of those first; the problems, repeated ones grouped unless `all`; the
+/// summary line; the notes on the layout and on adopting a collection.
+pub fn report(count: usize, problems: &[Problem], all: bool) -> String {
     if problems.is_empty() {
-        format!(
+        return format!(
             "{count} skill{} checked, no problems\n",
             if count == 1 { "" } else { "s" }
-        )
-    } else {
-        let mut text = format!(
-            "{}\n{} ({count} skill{} checked)\n",
-            render_problems(problems),
-            summary_line(problems),
-            if count == 1 { "" } else { "s" }
         );
-        if problems
-            .iter()
-            .any(|p| p.check == crate::skills::Check::LayoutMismatch)
-        {
-            text.push_str(&crate::skills::report::flat_layout_note(&[]));
-            text.push('\n');
-        }
-        if let Some(note) = crate::skills::adoption_note(problems) {
-            text.push_str(&note);
-            text.push('\n');
-        }
-        text
     }
+    let mut text = String::new();
+    if let Some(summary) = crate::skills::report::unrelaxable_summary(problems) {
+        text.push_str(&summary);
+        text.push('\n');
+    }
+    if all {
+        text.push_str(&render_problems(problems));
+    } else {
+        text.push_str(&crate::skills::render_grouped(
+            problems,
+            "`skillsd check --all` lists every problem.",
+        ));
+    }
+    text.push_str(&format!(
+        "\n{} ({count} skill{} checked)\n",
+        summary_line(problems),
+        if count == 1 { "" } else { "s" }
+    ));
+    if problems
+        .iter()
+        .any(|p| p.check == crate::skills::Check::LayoutMismatch)
+    {
+        text.push_str(&crate::skills::report::flat_layout_note(&[]));
+        text.push('\n');
+    }
+    if let Some(note) = crate::skills::adoption_note(problems) {
+        text.push_str(&note);
+        text.push('\n');
+    }
+    if let Some(note) = crate::skills::report::not_stored_note(problems) {
+        text.push_str(&note);
+        text.push('\n');
+    }
+    text
 }

@@ -3,11 +3,14 @@
 //! * **Legacy database** (`--from-postgres URL --table NAME`): the rows of a table
 //!   shaped like the seed's `Skill` model become one Markdown file each, and **one
 //!   commit per skill** (author: the importer; date: the row's `updatedAt`).
-//! * **A folder** (`import DIR`): the files of an existing collection, in one commit.
+//! * **A folder** (`import DIR`): exactly a push of that folder, in one commit: every
+//!   file as it is (executable bits, binary files, symbolic links as links), accepted
+//!   or refused as a whole by the push's checks; `--dry-run` prints `skillsd check`'s
+//!   report for the folder.
 //!
 //! Either way the commits land through the push path itself ([`crate::receive::serve`]
 //! fed with a pack in-process): the same checks, the same transaction, the same cache
-//! and push record. A file that does not pass the repository's rules is reported and
+//! and push record. A row that does not pass the repository's rules is reported and
 //! left out (or, with `--strict`, nothing is imported); nothing is half-imported.
 
 use crate::db::users::{Role, User};
@@ -31,6 +34,8 @@ pub enum ImportError {
     Read(std::path::PathBuf, #[source] std::io::Error),
     #[error("nothing was imported: {0}")]
     Refused(String),
+    #[error("nothing was imported: `{0}` is {1}, which git cannot store; remove it or move it out of the folder")]
+    Unstorable(String, &'static str),
 }
 
 fn git(e: impl std::fmt::Display) -> ImportError {
@@ -70,6 +75,8 @@ pub struct Entry {
     pub blob: Option<ObjectId>,
     pub time: Option<chrono::DateTime<chrono::Utc>>,
     pub message: String,
+    /// How git stores it: a file, an executable file, a symbolic link.
+    pub kind: gix::object::tree::EntryKind,
 }
 
 /// What an import did (or, for a dry run, would do).
@@ -80,6 +87,19 @@ pub struct Report {
     /// What the push said (`remote:` lines without the prefix).
     pub messages: String,
     pub commit: Option<String>,
+    /// A folder's dry run: the skills checked and every problem, as `skillsd check`
+    /// finds them.
+    pub checked: Option<(usize, Vec<Problem>)>,
+}
+
+impl Report {
+    /// The exit status: 1 when a dry run of a folder found errors (as `skillsd check`).
+    pub fn exit_code(&self) -> i32 {
+        match &self.checked {
+            Some((_, problems)) if crate::skills::any_error(problems) => 1,
+            _ => 0,
+        }
+    }
 }
 
 /// A column of a legacy row by any of its spellings (`ownerId`, `owner_id`).
@@ -243,17 +263,23 @@ pub fn entry_of_row(
         blob: None,
         time: timestamp(row, &["updatedAt", "updated_at"])
             .or_else(|| timestamp(row, &["createdAt", "created_at"])),
+        kind: gix::object::tree::EntryKind::Blob,
     })
 }
 
-/// The files of an existing collection in `dir` (not `.git`), each checked against
-/// `rules` where it is a skill.
+/// Every file of the collection in `dir` (not `.git`), as a push of that folder
+/// brings it: each file's bytes as they are (binary ones too) with its executable bit,
+/// each symbolic link as a link (its target the blob), written to `scratch` as they
+/// are read; nothing left out. What git cannot store (a FIFO, a socket, a device) is
+/// refused by name. `progress` hears of the number of files, then of each file read.
 pub fn entries_of_dir(
-    rules: &Rules,
     dir: &std::path::Path,
-) -> Result<(Vec<Entry>, Vec<Skipped>), ImportError> {
-    let mut entries = Vec::new();
-    let mut skipped = Vec::new();
+    scratch: &Scratch,
+    progress: &dyn Fn(Progress),
+) -> Result<Vec<Entry>, ImportError> {
+    use gix::object::tree::EntryKind;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let mut found: Vec<(String, std::path::PathBuf, std::fs::FileType)> = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let list = std::fs::read_dir(&d).map_err(|e| ImportError::Read(d.clone(), e))?;
@@ -269,43 +295,71 @@ pub fn entries_of_dir(
                 }
                 continue;
             }
-            if !ft.is_file() {
-                continue; // links are refused by the push's path checks anyway
-            }
             let rel = path
                 .strip_prefix(dir)
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            let bytes = std::fs::read(&path).map_err(|e| ImportError::Read(path.clone(), e))?;
-            if rules.is_skill(&rel) {
-                if let Err(problems) = rules.validate(&rel, &bytes) {
-                    skipped.push((rel, problems));
-                    continue;
-                }
+            if !(ft.is_file() || ft.is_symlink()) {
+                let what = if ft.is_fifo() {
+                    "a FIFO"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                };
+                return Err(ImportError::Unstorable(rel, what));
             }
-            match String::from_utf8(bytes) {
-                Ok(text) => entries.push(Entry {
-                    source: rel.clone(),
-                    message: String::new(),
-                    path: rel,
-                    text,
-                    blob: None,
-                    time: None,
-                }),
-                Err(_) => skipped.push((
-                    rel.clone(),
-                    vec![Problem::new(
-                        crate::skills::Check::Encoding,
-                        &rel,
-                        "not UTF-8 text; binary files are not imported",
-                    )],
-                )),
-            }
+            found.push((rel, path, ft));
         }
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((entries, skipped))
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    progress(Progress::Files(found.len() as u64));
+    let mut entries = Vec::with_capacity(found.len());
+    for (rel, path, ft) in found {
+        let (bytes, kind) = if ft.is_symlink() {
+            let target =
+                std::fs::read_link(&path).map_err(|e| ImportError::Read(path.clone(), e))?;
+            (
+                target.as_os_str().as_encoded_bytes().to_vec(),
+                EntryKind::Link,
+            )
+        } else {
+            let bytes = std::fs::read(&path).map_err(|e| ImportError::Read(path.clone(), e))?;
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| ImportError::Read(path.clone(), e))?
+                .permissions()
+                .mode();
+            // As git records it: any executable bit.
+            let kind = if mode & 0o111 != 0 {
+                EntryKind::BlobExecutable
+            } else {
+                EntryKind::Blob
+            };
+            (bytes, kind)
+        };
+        let blob = scratch.write_bytes(&bytes)?;
+        progress(Progress::Read);
+        entries.push(Entry {
+            source: rel.clone(),
+            message: String::new(),
+            path: rel,
+            text: String::new(),
+            blob: Some(blob),
+            time: None,
+            kind,
+        });
+    }
+    Ok(entries)
+}
+
+/// What [`entries_of_dir`] reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// How many files there are.
+    Files(u64),
+    /// One more file read and written.
+    Read,
 }
 
 /// The rules of `repo`'s default branch and the slugs its skills have (the built-in
@@ -361,7 +415,12 @@ impl Scratch {
 
     /// Writes `text` as a blob.
     pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
-        Ok(self.repo.write_blob(text.as_bytes()).map_err(git)?.detach())
+        self.write_bytes(text.as_bytes())
+    }
+
+    /// Writes `bytes` as a blob.
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<ObjectId, ImportError> {
+        Ok(self.repo.write_blob(bytes).map_err(git)?.detach())
     }
 }
 
@@ -409,11 +468,7 @@ pub fn land(
                     .detach(),
             };
             editor
-                .upsert(
-                    entry.path.as_str(),
-                    gix::object::tree::EntryKind::Blob,
-                    blob,
-                )
+                .upsert(entry.path.as_str(), entry.kind, blob)
                 .map_err(git)?;
         }
         tree = editor.write().map_err(git)?.detach();
@@ -749,7 +804,9 @@ fn table_query(table: &str) -> Result<String, ImportError> {
     ))
 }
 
-/// Imports the files of an existing collection in `dir`, in one commit.
+/// Imports the files of an existing collection in `dir`, in one commit: exactly a
+/// push of that folder onto the default branch. A dry run writes nothing and reports
+/// what `skillsd check` finds in the folder under the rules the push would apply.
 pub async fn import_dir(
     target: &Target,
     dir: &std::path::Path,
@@ -762,28 +819,102 @@ pub async fn import_dir(
         Ok(_) => current(&repo)?.0,
         Err(p) => return Err(ImportError::Rules(crate::skills::render_problems(&p))),
     };
+    if options.dry_run {
+        let max_depth = target.policy.limits.max_tree_depth;
+        let checked = crate::check::check_folder(dir, &rules, max_depth)
+            .map_err(|e| ImportError::Read(dir.to_path_buf(), e))?;
+        return Ok(Report {
+            checked: Some(checked),
+            ..Report::default()
+        });
+    }
+    let scratch = Scratch::new(&repo)?;
     drop(repo);
-    let (imported, skipped) = entries_of_dir(&rules, dir)?;
+    let bar = progress_bar();
+    let imported = entries_of_dir(dir, &scratch, &|p| match p {
+        Progress::Files(n) => {
+            // Drawn once its length is known, and only on a terminal.
+            bar.set_length(n);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        Progress::Read => bar.inc(1),
+    })?;
+    bar.set_message("checking and storing them (a push)");
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let report = Report {
         imported,
-        skipped,
         ..Report::default()
     };
     let message = format!(
-        "Import {}
-",
+        "Import {}\n",
         dir.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "a collection".into())
     );
-    finish(
+    let result = finish(
         target,
         report,
         options,
         |entries| vec![(entries, message, None)],
-        None,
+        Some(scratch),
     )
-    .await
+    .await;
+    bar.finish_and_clear();
+    result
+        .map_err(|e| match e {
+            ImportError::Refused(text) => ImportError::Refused(for_a_folder(&text, dir)),
+            other => other,
+        })
+        .map(|mut report| {
+            report.messages = for_a_folder(&report.messages, dir);
+            report
+        })
+}
+
+/// One progress bar on standard error, drawn only when that is a terminal.
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{prefix}[{bar:30}] {pos}/{len} files {msg} {elapsed}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix("Importing ");
+    bar.set_message("reading");
+    bar
+}
+
+/// What the push said, for someone who imports a folder (not a clone): the push's
+/// own progress lines left out, and the commands for a folder.
+fn for_a_folder(messages: &str, dir: &std::path::Path) -> String {
+    let dir = dir.display().to_string();
+    let dry_run = format!("`skillsd import --dry-run {dir}` lists every problem, writing nothing.");
+    messages
+        .lines()
+        .filter(|l| !l.starts_with("Checking skills:"))
+        .map(|l| {
+            if l == crate::skills::report::EVERY_PROBLEM_IN_A_CLONE
+                || l.starts_with("Run `skillsd check` in your clone")
+            {
+                dry_run.clone()
+            } else {
+                l.replace(
+                    "`skillsd check --suggest-config`",
+                    &format!("`skillsd check --suggest-config {dir}`"),
+                )
+            }
+        })
+        .fold((String::new(), false), |(mut out, said), line| {
+            // The two lines that name the dry run become one.
+            let again = line == dry_run;
+            if !(again && said) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            (out, said || again)
+        })
+        .0
 }
 
 async fn finish(
@@ -837,7 +968,23 @@ pub fn importer() -> User {
 /// Prints `report` for people: what was (or would be) imported, and every row or file
 /// left out with its problems.
 pub fn print(report: &Report, dry_run: bool, out: &mut dyn std::io::Write) {
-    for e in &report.imported {
+    // A folder's dry run: `skillsd check`'s report, every problem listed.
+    if let Some((count, problems)) = &report.checked {
+        let _ = write!(out, "{}", crate::check::report(*count, problems, true));
+        return;
+    }
+    // A folder's files are not listed one by one (a collection has thousands): the
+    // counts say what came, by kind.
+    let files = report.imported.iter().filter(|e| e.source == e.path);
+    let (mut links, mut executables) = (0, 0);
+    for e in files {
+        match e.kind {
+            gix::object::tree::EntryKind::Link => links += 1,
+            gix::object::tree::EntryKind::BlobExecutable => executables += 1,
+            _ => {}
+        }
+    }
+    for e in report.imported.iter().filter(|e| e.source != e.path) {
         let _ = writeln!(
             out,
             "{} {} <- {}",
@@ -862,9 +1009,18 @@ pub fn print(report: &Report, dry_run: bool, out: &mut dyn std::io::Write) {
             let _ = writeln!(out, "remote: {line}");
         }
     }
+    let kinds = match (executables, links) {
+        (0, 0) => String::new(),
+        (e, 0) => format!(" ({e} executable)"),
+        (0, l) => format!(" ({l} symbolic link{})", if l == 1 { "" } else { "s" }),
+        (e, l) => format!(
+            " ({e} executable, {l} symbolic link{})",
+            if l == 1 { "" } else { "s" }
+        ),
+    };
     let _ = writeln!(
         out,
-        "{} {} file{}, skipped {}{}",
+        "{} {} file{}{kinds}, skipped {}{}",
         if dry_run { "would import" } else { "imported" },
         report.imported.len(),
         if report.imported.len() == 1 { "" } else { "s" },

@@ -147,6 +147,10 @@ enum Cmd {
     },
     /// Validate the skills in a working tree, with the server's rules and messages.
     Check {
+        /// List every problem (repeated ones are otherwise shown a few at a time, then
+        /// counted).
+        #[arg(long)]
+        all: bool,
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Output format.
@@ -483,9 +487,10 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
         path,
         format,
         builtin_rules,
+        all,
     } = &cli.command
     {
-        return check(path, format, *builtin_rules, &settings);
+        return check(path, format, *builtin_rules, *all, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
         if stage == "pre-receive" {
@@ -508,7 +513,13 @@ fn check_rules_missing(path: &std::path::Path) -> bool {
     skillsd::check::rules_file(path).is_none()
 }
 
-fn check(path: &std::path::Path, format: &str, all: bool, settings: &Settings) -> Result<i32> {
+fn check(
+    path: &std::path::Path,
+    format: &str,
+    builtin_rules: bool,
+    all: bool,
+    settings: &Settings,
+) -> Result<i32> {
     let max_depth = settings.policy.limits.max_tree_depth;
     let (count, problems) = skillsd::check::check_tree(path, max_depth)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -516,7 +527,7 @@ fn check(path: &std::path::Path, format: &str, all: bool, settings: &Settings) -
         let (errors, warnings): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.is_error());
         let out = serde_json::json!({ "checked": count, "errors": errors, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if !all
+    } else if !(builtin_rules || all)
         && problems.iter().filter(|p| p.is_error()).count() > FLOOD
         && check_rules_missing(path)
     {
@@ -546,7 +557,7 @@ fn check(path: &std::path::Path, format: &str, all: bool, settings: &Settings) -
             if count == 1 { "" } else { "s" },
         );
     } else {
-        print!("{}", skillsd::check::report(count, &problems));
+        print!("{}", skillsd::check::report(count, &problems, all));
     }
     // Warnings do not fail the check, as they do not refuse a push.
     Ok(if skillsd::skills::any_error(&problems) {
@@ -593,7 +604,7 @@ async fn import(
         (None, None) => unreachable!("matched above"),
     };
     import::print(&report, dry_run, &mut std::io::stdout());
-    Ok(0)
+    Ok(report.exit_code())
 }
 
 async fn fresh_copy(
@@ -627,7 +638,8 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             path,
             format,
             builtin_rules,
-        } => check(&path, &format, builtin_rules, s),
+            all,
+        } => check(&path, &format, builtin_rules, all, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
                 return hook_pre_receive(s);
@@ -1048,7 +1060,7 @@ async fn audit(settings: &Settings, repo: String) -> Result<i32> {
     })
     .await?
     .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
-    print!("{}", skillsd::check::report(count, &problems));
+    print!("{}", skillsd::check::report(count, &problems, true));
     let errors = problems
         .iter()
         .filter(|p| p.level == skillsd::skills::Level::Error)

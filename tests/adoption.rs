@@ -102,10 +102,17 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
             "examples/template/SKILL.md: a SKILL.md outside the folders that hold skills: it is not a skill [skill-outside-roots]",
             "add \"examples\" to `roots` in skillsd.toml",
             "push refused, nothing was written.",
-            "Adopting an existing collection? These checks can be relaxed while you fix it:",
+            "Adopting an existing collection? `skillsd check --suggest-config`",
+            // Relaxing the checks that would store nothing is not offered as such:
+            // the fixes that store those skills are.
+            "These keep skills out of the cache: relaxing them would let the push through but store none of those skills. To store them:",
+            "remote:   nested-skill (1): set `nested_skills = true` in skillsd.toml",
+            "remote:   skill-outside-roots (1): add \"examples\" to `roots` in skillsd.toml",
+            "These checks can be relaxed while you fix the files:",
             "Under [levels] in skillsd.toml",
         ],
     );
+    assert!(!stderr.contains("nested-skill = \"warning\""), "{stderr}");
     assert_eq!(server_main(&server), before, "nothing was written");
 
     // With the tripped checks set to warnings: accepted, the warnings shown and cached.
@@ -120,6 +127,10 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
             "remote: warning: skills/pdf/forms/SKILL.md",
             "remote: warning: examples/template/SKILL.md",
             "warnings do not refuse the push.",
+            // Relaxed, the checks that store nothing say so, with the fix that stores.
+            "remote: Not stored in the cache: these checks are relaxed to warnings, so the files they name are in git but are not skills. To store them:",
+            "remote:   nested-skill (1): set `nested_skills = true` in skillsd.toml",
+            "remote:   skill-outside-roots (1): add \"examples\" to `roots` in skillsd.toml",
         ],
     );
     assert!(!stderr.contains("remote: error:"), "{stderr}");

@@ -300,9 +300,12 @@ fn deep_trees_are_refused_by_the_hook_and_by_check() {
     let out = child.wait_with_output().unwrap();
     let _ = writer.join();
     let text = String::from_utf8_lossy(&out.stdout);
+    // The messages as the client reads them: side-band 2's payloads joined (where a
+    // packet ends depends on what comes before).
+    let messages = side_band_2(&out.stdout);
     assert!(
-        text.contains("folders are nested more than 4096 levels deep"),
-        "{text}"
+        messages.contains("folders are nested more than 4096 levels deep"),
+        "{messages}"
     );
     assert!(text.contains("ng refs/heads/main"), "{text}");
     let (ok, _) = git(
@@ -410,4 +413,31 @@ fn the_hooks_read_the_pusher_repository_and_branch_from_the_environment() {
         synced("from-gitlab"),
         vec![("team-skills".to_string(), "gitlab-gus".to_string())]
     );
+}
+
+/// The payloads of side-band 2 (the messages) in receive-pack's answer `out`: the
+/// pkt-lines after the advertisement, each `0x02` one's text joined.
+fn side_band_2(out: &[u8]) -> String {
+    let mut text = Vec::new();
+    let mut rest = out;
+    while rest.len() >= 4 {
+        let Some(len) = std::str::from_utf8(&rest[..4])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+        else {
+            break;
+        };
+        if len < 4 {
+            rest = &rest[4..];
+            continue;
+        }
+        if rest.len() < len {
+            break;
+        }
+        if rest[4] == 2 {
+            text.extend_from_slice(&rest[5..len]);
+        }
+        rest = &rest[len..];
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }

@@ -2,7 +2,7 @@
 //! quoted camelCase names, an enum status, a text[] of tags) becomes one commit per
 //! skill through the push path; rows that do not pass are reported and skipped (or the
 //! whole import refused with --strict); a folder of an existing collection lands in one
-//! commit.
+//! commit, or is refused whole, as a push of it would be (tests/advice.rs compares).
 
 mod common;
 
@@ -199,7 +199,7 @@ fn a_legacy_table_becomes_one_commit_per_published_skill_through_the_push_path()
 }
 
 #[test]
-fn a_folder_of_an_existing_collection_lands_in_one_commit_and_says_what_must_change() {
+fn a_folder_of_an_existing_collection_lands_in_one_commit_or_not_at_all_as_a_push() {
     let server = Server::start();
     let node = tempfile::tempdir().unwrap();
     let collection = tempfile::tempdir().unwrap();
@@ -215,26 +215,43 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_and_says_what_must_cha
     write("skills/ops/Bad_Name.md", "---\ntitle: Bad\n---\n");
     write("skills/ops/notes.txt", "assets come along\n");
     let before = main_of(&server);
+    // A file that does not pass refuses the whole folder, as it refuses a push: the
+    // push's report says what must change, and nothing is written.
+    let (ok, stdout, stderr) = import(&server, node.path(), &[collection.path().to_str().unwrap()]);
+    assert!(!ok, "{stdout}{stderr}");
+    assert_contains_all(
+        &stderr,
+        &[
+            "nothing was imported: the push was refused:",
+            "skills/ops/Bad_Name.md:1: slug: file name `Bad_Name.md` is not a valid slug [slug-format]",
+            "rename the file to `bad-name.md`",
+            "push refused, nothing was written.",
+        ],
+    );
+    assert_eq!(main_of(&server), before);
+    // Fixed as the hint says: it lands, in one commit, assets and all.
+    std::fs::rename(
+        collection.path().join("skills/ops/Bad_Name.md"),
+        collection.path().join("skills/ops/bad-name.md"),
+    )
+    .unwrap();
     let (ok, stdout, stderr) = import(&server, node.path(), &[collection.path().to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
-    assert_contains_all(
-        &stdout,
-        &[
-            "wrote skills/ops/runbook.md <- skills/ops/runbook.md",
-            "skipped skills/ops/Bad_Name.md:",
-            "file name `Bad_Name.md` is not a valid slug [slug-format]",
-            "imported 2 files, skipped 1; main at",
-        ],
+    assert!(
+        stdout.contains("imported 3 files, skipped 0; main at"),
+        "{stdout}"
     );
     let after = main_of(&server);
     assert_ne!(after, before);
     let count: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE repo = 'skills' AND slug = 'runbook'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT count(*) FROM skills WHERE repo = 'skills' AND slug IN ('runbook', 'bad-name')",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
     });
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
     let key = server.add_user("bob", "reader");
     let git = Git::new("/usr/local/bin/git", &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
@@ -244,7 +261,6 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_and_says_what_must_cha
         "1"
     );
     assert!(dir.join("skills/ops/notes.txt").is_file());
-    assert!(!dir.join("skills/ops/Bad_Name.md").exists());
 }
 
 #[test]

@@ -899,6 +899,7 @@ fn validate_update(
             .collect();
         problems.extend(tree::problems(&rules, &files, &checked));
         problems = tree::quiet_under_skill_folders(&rules, &files, problems);
+        problems = tree::free_renames(&files, problems);
     }
     Ok(problems)
 }

@@ -112,15 +112,28 @@ pub(crate) fn check_fields(
 /// The folder's name is the skill's slug.
 fn check_folder(path: &str, folder: &str, problems: &mut Vec<Problem>) {
     if let Some(why) = name_problem(folder) {
+        let to = suggest_name(folder);
         problems.push(
             Problem::new(Check::SlugFormat, path, format!("folder name {why}"))
                 .at(1, None)
                 .field("name")
                 .hint(format!(
-                    "a skill's folder is its name: rename the folder to `{}`",
-                    suggest_name(folder)
-                )),
+                    "a skill's folder is its name: rename the folder to `{to}` and set `name: {to}`"
+                ))
+                .renaming_to(sibling(path, &to)),
         );
+    }
+}
+
+/// The folder `name` next to the skill folder of `path` (its `SKILL.md`), as a folder
+/// path ending in `/`.
+fn sibling(path: &str, name: &str) -> String {
+    let folder = path.rsplit_once('/').map_or("", |(f, _)| f);
+    let parent = folder.rsplit_once('/').map_or("", |(p, _)| p);
+    if parent.is_empty() {
+        format!("{name}/")
+    } else {
+        format!("{parent}/{name}/")
     }
 }
 
@@ -164,11 +177,22 @@ fn check_name(
                 )),
         );
     } else if s != folder {
+        // A folder whose own name is no valid name cannot be kept: only the rename.
+        let hint = if name_problem(folder).is_some() {
+            format!("the name is the folder's name: rename the folder to `{s}`")
+        } else {
+            format!("the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`")
+        };
         problems.push(
-            Problem::new(Check::NameMismatch, path, format!("`{s}` does not match the folder name `{folder}`"))
-                .at(f.line, Some(f.column))
-                .field("name")
-                .hint(format!("the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`")),
+            Problem::new(
+                Check::NameMismatch,
+                path,
+                format!("`{s}` does not match the folder name `{folder}`"),
+            )
+            .at(f.line, Some(f.column))
+            .field("name")
+            .hint(hint)
+            .renaming_to(sibling(path, s)),
         );
     }
     Some(s.clone())

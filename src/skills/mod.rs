@@ -19,7 +19,7 @@ pub mod tree;
 pub mod unicode;
 pub mod validate;
 
-pub use report::{adoption_note, push_report, render_problems, summary_line};
+pub use report::{adoption_note, push_report, render_grouped, render_problems, summary_line};
 pub use rules::{Layout, Rules};
 pub use skill::{any_error, Check, Level};
 pub use unicode::{hidden_text, invisible};

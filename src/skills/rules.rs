@@ -580,6 +580,8 @@ fn read_rules_file(source: &dyn RulesSource, path: &str) -> Result<Option<Vec<u8
     }
 }
 
+// One problem, once per load of the rules: its size (128 bytes) does not matter here.
+#[allow(clippy::result_large_err)]
 fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
     let text = std::str::from_utf8(bytes).map_err(|_| {
         Problem::new(Check::Rules, CONFIG_PATH, "file is not valid UTF-8")

@@ -11,7 +11,7 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// How much a check's finding weighs: an error refuses the push, a warning is shown
 /// (and stored with the skill) but lets it through, `off` drops it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, Default,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize, Default,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -124,6 +124,47 @@ impl Check {
     }
 }
 
+impl Check {
+    /// Checks whose findings are files the cache does not store as skills (a
+    /// `SKILL.md` outside the roots, nested in another skill, in a flat repository; a
+    /// skill folder without one; a file in no skill folder). Relaxing one lets a push
+    /// through, but stores none of those skills: advice names the fix that stores them.
+    pub fn keeps_out_of_cache(self) -> bool {
+        matches!(
+            self,
+            Check::SkillOutsideRoots
+                | Check::NestedSkill
+                | Check::MissingSkillFile
+                | Check::OutsideSkillFolder
+                | Check::LayoutMismatch
+        )
+    }
+
+    /// Why a protected check cannot be relaxed, in a few words (`None` for the others).
+    pub fn why_protected(self) -> Option<&'static str> {
+        Some(match self {
+            Check::Encoding | Check::BinaryFile => "the cache stores text",
+            Check::FileTooLarge => "it bounds what one skill costs every reader",
+            Check::Frontmatter => "without a readable frontmatter there is no skill to store",
+            Check::NulCharacter => "no PostgreSQL text value can hold it",
+            Check::SlugFormat => "the name is the skill's key in the cache, the API and its URLs",
+            Check::DuplicateSlug => {
+                "the cache, the API and agents find a skill by its name (names repeated                  across plugins: `namespaces` in skillsd.toml, see `skillsd check --suggest-config`)"
+            }
+            Check::CaseCollision => "the files would overwrite each other on macOS and Windows",
+            Check::Symlink => "a link may point outside its skill or the repository",
+            Check::Submodule => "its files are not in this repository",
+            Check::PathCharacters | Check::PathLength => "such paths break clones on some systems",
+            Check::TreeDepth => "it bounds the work of every check",
+            Check::TooManyFiles => "it bounds the work of one push",
+            Check::Rules => "without rules nothing can be checked",
+            Check::Push => "the pushed objects cannot be checked",
+            Check::Secret => "a credential pushed is one every clone has",
+            _ => return None,
+        })
+    }
+}
+
 impl Serialize for Check {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.id())
@@ -143,6 +184,23 @@ pub struct Problem {
     pub check: Check,
     /// Error (refuses the push) or warning; set from the rules' `[levels]`.
     pub level: Level,
+    /// The path (a file's, or a folder's ending in `/`) the hint proposes to rename
+    /// the file or folder to: checked against the tree (`tree::free_renames`), so a
+    /// hint never proposes a name that is taken.
+    /// (Boxed: a problem stays small, as errors are passed by value.)
+    #[serde(skip)]
+    pub rename_to: Option<Box<RenameTo>>,
+}
+
+/// A path a hint proposes to rename a file or folder to ([`Problem::rename_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameTo(pub String);
+
+impl Problem {
+    /// The path the hint proposes to rename to, if any.
+    pub fn rename_target(&self) -> Option<&str> {
+        self.rename_to.as_deref().map(|r| r.0.as_str())
+    }
 }
 
 impl Problem {
@@ -156,7 +214,13 @@ impl Problem {
             hint: None,
             check,
             level: Level::Error,
+            rename_to: None,
         }
+    }
+    /// The hint proposes renaming to `path` (see [`Problem::rename_to`]).
+    pub fn renaming_to(mut self, path: impl Into<String>) -> Self {
+        self.rename_to = Some(Box::new(RenameTo(path.into())));
+        self
     }
     pub fn at(mut self, line: u32, column: Option<u32>) -> Self {
         self.line = Some(line);
@@ -296,6 +360,19 @@ pub(crate) fn describe(v: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_protected_check_says_why() {
+        for check in Check::ALL {
+            assert_eq!(
+                check.why_protected().is_some(),
+                check.protected(),
+                "{}",
+                check.id()
+            );
+            assert!(!(check.protected() && check.keeps_out_of_cache()));
+        }
+    }
 
     /// RULES.md is what adopters read to fill `[levels]`: it must list every check,
     /// with whether it can be relaxed, and nothing that is not a check.

@@ -131,9 +131,11 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                 format!("this SKILL.md is below `{root}{top}/`, not right under {root}, so it is not a skill")
             };
             problems.push(
-                Problem::new(Check::NestedSkill, path, message).hint(format!(
-                    "set `nested_skills = true` in skillsd.toml to make every folder with a SKILL.md a skill, or move the folder to {root}{folder}/"
-                )),
+                Problem::new(Check::NestedSkill, path, message)
+                    .hint(format!(
+                        "set `nested_skills = true` in skillsd.toml to make every folder with a SKILL.md a skill, or move the folder to `{root}{folder}/`"
+                    ))
+                    .renaming_to(format!("{root}{folder}/")),
             );
         }
     }
@@ -158,16 +160,35 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                         && !skills.contains(skill.as_str())
                         && reported.insert(skill.clone()) =>
                 {
+                    // A SKILL.md that is there but no file (a symbolic link, a
+                    // submodule) is named by its own protected check, as what it is.
+                    if present.contains(skill.as_str()) {
+                        continue;
+                    }
                     let folder = skill.strip_suffix(SKILL_FILE).unwrap_or(&skill);
                     let other_case = files.iter().find(|f| {
                         f.path.len() == skill.len() && f.path.eq_ignore_ascii_case(&skill)
                     });
+                    let name = folder
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(folder);
+                    let root = rules.root_of(&skill).unwrap_or_default();
                     let hint = match other_case {
                         Some(f) => format!("the file must be named exactly {SKILL_FILE}: rename `{}`", f.path),
-                        None => format!(
-                            "add {skill} with `name: {}` and a `description`, or move the other files out",
-                            folder.trim_end_matches('/').rsplit('/').next().unwrap_or(folder)
+                        None if super::agent::name_problem(name).is_some() => format!(
+                            "`{name}` is not a valid skill name, so this folder cannot be a skill: move its files into a skill's folder or out of {root}; if {root} holds other folders than skills (plugin manifests, shared code), choose roots that hold only skill folders (`skillsd check --suggest-config` prints them)"
                         ),
+                        None => match by_slug.get(name) {
+                            Some(other) => format!(
+                                "add {skill} with `name: {name}` and a `description` after renaming the folder (`{name}` is the name of {}), or move the other files out",
+                                other.join(", ")
+                            ),
+                            None => format!(
+                                "add {skill} with `name: {name}` and a `description`, or move the other files out"
+                            ),
+                        },
                     };
                     problems.push(
                         Problem::new(
@@ -231,27 +252,41 @@ fn layout_mismatch(path: &str) -> Problem {
 }
 
 /// The problems of changed files named `SKILL.md` outside every root (`paths`: such
-/// files of the new tree): in the flat layout, the layout is the cause; else the roots.
+/// files of the new tree): in the flat layout, the layout is the cause; else the roots,
+/// suggested as the fewest patterns that cover every such file's folder.
 pub fn stray_skill_files(rules: &Rules, paths: &[String]) -> Vec<Problem> {
-    let problems = paths
+    let strays: Vec<&String> = paths
         .iter()
         .filter(|p| is_skill_file_name(p) && !rules.governs(p))
+        .collect();
+    let folders: Vec<String> = strays
+        .iter()
+        .filter_map(|p| super::report::root_for(p))
+        .collect();
+    let patterns = super::report::root_patterns(&folders);
+    let problems = strays
+        .into_iter()
         .map(|path| match rules.layout {
             Layout::Flat => layout_mismatch(path),
             Layout::AgentSkills => {
-                // `plugins/x/skills/pdf/SKILL.md` suggests the root `plugins/x/skills`.
-                let parts: Vec<&str> = path.split('/').collect();
-                let hint = if parts.len() >= 3 {
-                    let root = parts[..parts.len() - 2].join("/");
-                    format!(
-                        "the folders that hold skills are {}: add \"{root}\" to `roots` in skillsd.toml (patterns such as \"plugins/*/skills\" work too), or move the skill",
+                // `plugins/x/skills/pdf/SKILL.md` suggests the root `plugins/x/skills`,
+                // or the pattern that covers it and the other strays' folders.
+                let hint = match super::report::root_for(path) {
+                    Some(folder) => {
+                        let root = patterns
+                            .iter()
+                            .find(|p| super::report::pattern_covers(p, &folder))
+                            .cloned()
+                            .unwrap_or(folder);
+                        format!(
+                            "the folders that hold skills are {}: add \"{root}\" to `roots` in skillsd.toml, or move the skill",
+                            rules.roots().join(", ")
+                        )
+                    }
+                    None => format!(
+                        "a skill is a folder with a SKILL.md under one of {}: move it there, or add \".\" to `roots` in skillsd.toml for skill folders at the top of the repository",
                         rules.roots().join(", ")
-                    )
-                } else {
-                    format!(
-                        "a skill is a folder with a SKILL.md under one of {}: move it there",
-                        rules.roots().join(", ")
-                    )
+                    ),
                 };
                 Problem::new(
                     Check::SkillOutsideRoots,
@@ -263,6 +298,107 @@ pub fn stray_skill_files(rules: &Rules, paths: &[String]) -> Vec<Problem> {
         })
         .collect();
     rules.levelled(problems)
+}
+
+/// The rename hints of `problems` (those with [`Problem::rename_to`]) checked
+/// against the tree (`files`: every file under the roots): a proposed name that a
+/// file or folder has already (or that an earlier hint proposed) is replaced by a free
+/// one (`lib-2`), said so; a `name-mismatch` whose folder can keep its name just
+/// proposes setting the name.
+pub fn free_renames(files: &[File], mut problems: Vec<Problem>) -> Vec<Problem> {
+    if problems.iter().all(|p| p.rename_to.is_none()) {
+        return problems;
+    }
+    // Every path and folder of the tree, case folded (a rename to another case of a
+    // taken name collides on macOS and Windows).
+    let mut taken: HashSet<String> = HashSet::new();
+    for f in files {
+        let lower = f.path.to_lowercase();
+        for (end, _) in lower.match_indices('/') {
+            taken.insert(lower[..=end].to_string());
+        }
+        taken.insert(lower);
+    }
+    // What was decided for a file's proposed name: its problems agree (a folder's
+    // `slug-format` and `name-mismatch` may propose the same name).
+    let mut decided: HashMap<(String, String), Option<String>> = HashMap::new();
+    for p in problems.iter_mut() {
+        let Some(to) = p.rename_target().map(str::to_string) else {
+            continue;
+        };
+        let key = (p.path.clone(), to.to_lowercase());
+        let earlier = decided.get(&key).cloned();
+        // `PDF/` → `pdf/`: the same folder in another case is no other's name.
+        let own = match p.path.strip_suffix(SKILL_FILE) {
+            Some(folder) if to.ends_with('/') => folder,
+            _ => p.path.as_str(),
+        };
+        let itself = own.eq_ignore_ascii_case(&to);
+        if earlier == Some(None)
+            || (earlier.is_none() && (taken.insert(to.to_lowercase()) || itself))
+        {
+            decided.insert(key, None);
+            continue;
+        }
+        let is_folder = to.ends_with('/');
+        let trimmed = to.trim_end_matches('/');
+        let (parent, last) = match trimmed.rsplit_once('/') {
+            Some((parent, last)) => (format!("{parent}/"), last),
+            None => (String::new(), trimmed),
+        };
+        let (stem, ext) = match last.strip_suffix(".md").filter(|_| !is_folder) {
+            Some(stem) => (stem, ".md"),
+            None => (last, ""),
+        };
+        if p.check == Check::NameMismatch
+            && p.hint.as_deref().is_some_and(|h| h.contains("set `name: "))
+        {
+            let folder = p.path.rsplit('/').nth(1).unwrap_or_default();
+            p.hint = Some(format!(
+                "the name is the folder's name: set `name: {folder}` (a folder `{stem}` is there already)"
+            ));
+            p.rename_to = None;
+            continue;
+        }
+        let alt = match earlier.flatten() {
+            Some(alt) => alt,
+            None => {
+                let Some(alt) = (2..)
+                    .map(|n| {
+                        format!(
+                            "{parent}{stem}-{n}{ext}{}",
+                            if is_folder { "/" } else { "" }
+                        )
+                    })
+                    .find(|alt| !taken.contains(&alt.to_lowercase()))
+                else {
+                    continue;
+                };
+                taken.insert(alt.to_lowercase());
+                decided.insert(key, Some(alt.clone()));
+                alt
+            }
+        };
+        let alt_last = alt.trim_end_matches('/').rsplit('/').next().unwrap_or(&alt);
+        let alt_stem = alt_last
+            .strip_suffix(".md")
+            .filter(|_| !is_folder)
+            .unwrap_or(alt_last)
+            .to_string();
+        if let Some(hint) = &p.hint {
+            let mut hint = hint
+                .replace(&format!("`{to}`"), &format!("`{alt}`"))
+                .replace(&format!("`{stem}{ext}`"), &format!("`{alt_stem}{ext}`"))
+                .replace(&format!("`name: {stem}`"), &format!("`name: {alt_stem}`"));
+            if matches!(p.check, Check::NameMismatch | Check::NestedSkill) {
+                hint.push_str(&format!(" and set `name: {alt_stem}`"));
+            }
+            hint.push_str(&format!(" (`{stem}{ext}` is taken)"));
+            p.hint = Some(hint);
+        }
+        p.rename_to = Some(Box::new(super::skill::RenameTo(alt)));
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -418,5 +554,173 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("add \"plugins/git/skills\" to `roots`"));
+    }
+
+    #[test]
+    fn a_symlinked_skill_md_is_called_a_symlink_not_a_missing_file() {
+        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
+        let mut tree = files(&["skills/alpha/SKILL.md", "skills/beta/notes.md"]);
+        tree.push(File {
+            path: "skills/beta/SKILL.md".into(),
+            regular: false,
+        });
+        let changed: Vec<String> = tree.iter().map(|f| f.path.clone()).collect();
+        let found = problems(&rules, &tree, &changed);
+        assert!(
+            found.iter().all(|p| p.check != Check::MissingSkillFile),
+            "{found:?}"
+        );
+        // The path check names it, as what it is.
+        let link =
+            crate::skills::validate::path_problems("skills/", "skills/beta/SKILL.md", true, false);
+        assert_eq!(link[0].check, Check::Symlink);
+        assert_eq!(
+            link[0].message,
+            "SKILL.md is a symbolic link, and symbolic links are not allowed under skills/, so `skills/beta/` is not a skill"
+        );
+        assert!(link[0].hint.as_deref().unwrap().contains(
+            "`cp --remove-destination \"$(readlink -f skills/beta/SKILL.md)\" skills/beta/SKILL.md`"
+        ));
+    }
+
+    #[test]
+    fn a_folder_whose_name_is_no_skill_name_is_not_told_to_become_one() {
+        let rules = Rules::load(&Config(
+            "layout = \"agent-skills\"\nroots = [\"plugins/*\"]\n",
+        ))
+        .unwrap();
+        let tree = files(&[
+            "plugins/git/commit/SKILL.md",
+            "plugins/git/.claude-plugin/plugin.json",
+            "plugins/git/_lib/util.py",
+            "plugins/git/helpers/run.sh",
+        ]);
+        let changed: Vec<String> = tree.iter().map(|f| f.path.clone()).collect();
+        let found = problems(&rules, &tree, &changed);
+        let hint = |path: &str| {
+            found
+                .iter()
+                .find(|p| p.path == path && p.check == Check::MissingSkillFile)
+                .and_then(|p| p.hint.clone())
+                .unwrap_or_else(|| panic!("{path}: {found:?}"))
+        };
+        for folder in [".claude-plugin", "_lib"] {
+            let h = hint(&format!("plugins/git/{folder}/SKILL.md"));
+            assert!(!h.contains("name: "), "{h}");
+            assert!(
+                h.starts_with(&format!(
+                    "`{folder}` is not a valid skill name, so this folder cannot be a skill"
+                )),
+                "{h}"
+            );
+            assert!(h.contains("skillsd check --suggest-config"), "{h}");
+        }
+        assert_eq!(
+            hint("plugins/git/helpers/SKILL.md"),
+            "add plugins/git/helpers/SKILL.md with `name: helpers` and a `description`, or move the other files out"
+        );
+    }
+
+    #[test]
+    fn renames_are_suggested_only_to_free_valid_names() {
+        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
+        let text = "---\nname: lib\ndescription: Shared.\n---\n";
+        let found = rules
+            .validate("skills/_lib/SKILL.md", text.as_bytes())
+            .unwrap_err();
+        let format = found.iter().find(|p| p.check == Check::SlugFormat).unwrap();
+        assert_eq!(format.rename_target(), Some("skills/lib/"));
+        // `skills/lib/` is free: the hint stands. Taken: the next free name, said so.
+        let free = free_renames(&files(&["skills/_lib/SKILL.md"]), found.clone());
+        let h = free
+            .iter()
+            .find(|p| p.check == Check::SlugFormat)
+            .unwrap()
+            .hint
+            .clone()
+            .unwrap();
+        assert_eq!(
+            h,
+            "a skill's folder is its name: rename the folder to `lib` and set `name: lib`"
+        );
+        let tree = files(&[
+            "skills/_lib/SKILL.md",
+            "skills/lib/SKILL.md",
+            "skills/Lib-2/x.md",
+        ]);
+        let taken = free_renames(&tree, found);
+        let p = taken.iter().find(|p| p.check == Check::SlugFormat).unwrap();
+        assert_eq!(
+            p.hint.as_deref(),
+            Some("a skill's folder is its name: rename the folder to `lib-3` and set `name: lib-3` (`lib` is taken)")
+        );
+        // `name-mismatch`: the folder keeps its name when the other is taken.
+        let found = rules
+            .validate(
+                "skills/pdf-tools/SKILL.md",
+                b"---\nname: pdf\ndescription: PDFs.\n---\n",
+            )
+            .unwrap_err();
+        let tree = files(&["skills/pdf-tools/SKILL.md", "skills/pdf/SKILL.md"]);
+        let fixed = free_renames(&tree, found);
+        assert_eq!(
+            fixed[0].hint.as_deref(),
+            Some("the name is the folder's name: set `name: pdf-tools` (a folder `pdf` is there already)")
+        );
+        // Flat: a file name.
+        let flat = Rules::builtin();
+        let found = flat
+            .validate("skills/ops/Bad_Name.md", b"---\ntitle: Bad\n---\n")
+            .unwrap_err();
+        let tree = files(&["skills/ops/Bad_Name.md", "skills/ops/bad-name.md"]);
+        let fixed = free_renames(&tree, found);
+        assert!(
+            fixed[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .ends_with("rename the file to `bad-name-2.md` (`bad-name.md` is taken)"),
+            "{fixed:?}"
+        );
+        // Two folders that would take one name get two.
+        let a = rules
+            .validate(
+                "skills/_x/SKILL.md",
+                b"---\nname: x\ndescription: D.\n---\n",
+            )
+            .unwrap_err();
+        let b = rules
+            .validate(
+                "skills/x_/SKILL.md",
+                b"---\nname: x\ndescription: D.\n---\n",
+            )
+            .unwrap_err();
+        let both: Vec<Problem> = a
+            .into_iter()
+            .chain(b)
+            .filter(|p| p.check == Check::SlugFormat)
+            .collect();
+        let fixed = free_renames(&files(&["skills/_x/SKILL.md", "skills/x_/SKILL.md"]), both);
+        assert_eq!(fixed[0].rename_target(), Some("skills/x/"));
+        assert_eq!(fixed[1].rename_target(), Some("skills/x-2/"));
+    }
+
+    #[test]
+    fn roots_outside_are_suggested_as_one_pattern() {
+        let agent = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
+        let strays: Vec<String> = (0..37)
+            .map(|i| format!("plugins/p{i}/skills/s{i}/SKILL.md"))
+            .collect();
+        let found = stray_skill_files(&agent, &strays);
+        assert_eq!(found.len(), 37);
+        for p in &found {
+            assert!(
+                p.hint
+                    .as_deref()
+                    .unwrap()
+                    .contains("add \"plugins/*/skills\" to `roots`"),
+                "{p:?}"
+            );
+        }
     }
 }

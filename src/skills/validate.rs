@@ -9,6 +9,18 @@ pub use super::skill::{is_valid_slug, Problem, Skill, Status, MAX_FILE_BYTES, MA
 /// Problems with a path added or changed under a folder of skills (`root`, e.g.
 /// `skills/`), whatever the file: length, characters that break on some system,
 /// symbolic links, submodules.
+/// `path` as a POSIX shell word: as it is when it is plain, else in single quotes.
+fn shell_quoted(path: &str) -> String {
+    if path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._/-+@".contains(&b))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
 pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) -> Vec<Problem> {
     let mut problems = Vec::new();
     if is_submodule {
@@ -23,14 +35,19 @@ pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) 
             )),
         );
     } else if is_link {
-        problems.push(
-            Problem::new(
-                Check::Symlink,
-                path,
+        // A linked SKILL.md is named as such: its folder is no skill while it is one.
+        let q = shell_quoted(path);
+        let (message, hint) = match path.rsplit_once('/') {
+            Some((folder, super::rules::SKILL_FILE)) => (
+                format!("SKILL.md is a symbolic link, and symbolic links are not allowed under {root}, so `{folder}/` is not a skill"),
+                format!("commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`, then `git add {q}`"),
+            ),
+            _ => (
                 format!("symbolic links are not allowed under {root}"),
-            )
-            .hint("commit the file itself instead of a link to it"),
-        );
+                format!("commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`"),
+            ),
+        };
+        problems.push(Problem::new(Check::Symlink, path, message).hint(hint));
     }
     if path.len() > MAX_PATH_BYTES {
         problems.push(
@@ -160,6 +177,11 @@ fn validate_with(
             .hint(format!(
                 "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
                 suggest_slug(slug)
+            ))
+            .renaming_to(format!(
+                "{}{}.md",
+                &path[..path.len() - path.rsplit('/').next().unwrap_or(path).len()],
+                suggest_slug(slug)
             )),
         );
     }
@@ -213,10 +235,17 @@ fn validate_with(
     let doc = match frontmatter::parse_limited(text, rules.max_frontmatter_bytes) {
         Ok(doc) => doc,
         Err(e) => {
-            let hint = match &e {
-                FrontmatterError::Missing => {
+            let missing = match rules.layout {
+                Layout::Flat => {
                     "start the file with a line `---`, then `title: ...`, then a closing `---` line"
+                        .to_string()
                 }
+                Layout::AgentSkills => format!(
+                    "start the file with a line `---`, then `name: {slug}`, then `description: ...` (what the skill does and when to use it), then a closing `---` line"
+                ),
+            };
+            let hint = match &e {
+                FrontmatterError::Missing => missing.as_str(),
                 FrontmatterError::Unterminated => "add a line `---` after the last frontmatter field",
                 FrontmatterError::TooLarge { .. } => "keep long text in the Markdown body, not the frontmatter",
                 FrontmatterError::Yaml { .. } => {
@@ -710,5 +739,32 @@ mod tests {
         let p = validate_skill("skills/a.md", b"# Title\n").unwrap_err();
         assert_eq!(p[0].line, Some(1));
         assert!(p[0].message.contains("does not start with a `---`"));
+    }
+
+    #[test]
+    fn a_missing_frontmatter_is_hinted_in_the_layouts_own_fields() {
+        let flat = Rules::builtin();
+        let p = flat
+            .validate("skills/a.md", b"# No frontmatter\n")
+            .unwrap_err();
+        assert!(p[0].hint.as_deref().unwrap().contains("`title: ...`"));
+        let agent = Rules::load(&AgentConfig).unwrap();
+        let p = agent
+            .validate("skills/pdf/SKILL.md", b"# No frontmatter\n")
+            .unwrap_err();
+        let hint = p[0].hint.as_deref().unwrap();
+        assert!(
+            hint.contains("`name: pdf`, then `description: ...`"),
+            "{hint}"
+        );
+        assert!(!hint.contains("title"), "{hint}");
+    }
+
+    struct AgentConfig;
+    impl crate::skills::rules::RulesSource for AgentConfig {
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok((path == crate::skills::rules::CONFIG_PATH)
+                .then(|| b"layout = \"agent-skills\"\n".to_vec()))
+        }
     }
 }
