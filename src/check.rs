@@ -21,10 +21,22 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
         Ok(rules) => rules,
         Err(problems) => return Ok((0, problems)),
     };
+    check_with(&root, &scope, &rules, max_depth)
+}
+
+/// Validates every skill of the working tree at `root` (within `scope`, a relative
+/// folder or file; empty: all of it) under `rules`, as [`check_tree`] does with the
+/// tree's own rules (`--suggest-config` checks the rules it is about to suggest).
+pub fn check_with(
+    root: &Path,
+    scope: &str,
+    rules: &Rules,
+    max_depth: u32,
+) -> std::io::Result<(usize, Vec<Problem>)> {
     let mut files = Vec::new();
     // The whole working tree: roots may be patterns (`plugins/*/skills`), and a
     // SKILL.md outside them is reported, as the server would.
-    if let Some(too_deep) = walk(&root, &root, max_depth, &mut files)? {
+    if let Some(too_deep) = walk(root, root, max_depth, &mut files)? {
         return Ok((0, vec![too_deep]));
     }
     let (mut files, strays): (Vec<String>, Vec<String>) =
@@ -60,7 +72,7 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
                 problems.extend(crate::skills::policy::file_problems(
                     &rules.policy,
                     &rel,
-                    crate::skills::policy::skill_folder(&rules, &rel).as_deref(),
+                    crate::skills::policy::skill_folder(rules, &rel).as_deref(),
                     is_executable(&full),
                     &bytes,
                 ));
@@ -85,10 +97,10 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
             Err(mut p) => problems.append(&mut p),
         }
     }
-    problems.extend(tree::problems(&rules, &listed, &checked));
-    let mut problems = tree::quiet_under_skill_folders(&rules, &listed, problems);
+    problems.extend(tree::problems(rules, &listed, &checked));
+    let mut problems = tree::quiet_under_skill_folders(rules, &listed, problems);
     let strays: Vec<String> = strays.into_iter().filter(|p| in_scope(p)).collect();
-    problems.extend(tree::stray_skill_files(&rules, &strays));
+    problems.extend(tree::stray_skill_files(rules, &strays));
     Ok((count, problems))
 }
 
@@ -117,7 +129,7 @@ fn find_root(path: &Path) -> PathBuf {
 /// (folders are not followed through symbolic links). A folder nested deeper than
 /// `max_depth` below `root` (git's limit for what a server accepts) is a problem, as
 /// the server would refuse the push.
-fn walk(
+pub(crate) fn walk(
     root: &Path,
     dir: &Path,
     max_depth: u32,

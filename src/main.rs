@@ -112,6 +112,11 @@ enum Cmd {
         /// Output format.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+        /// Print a complete skillsd.toml for the tree instead (layout, roots,
+        /// nested_skills, namespaces, [levels]), each choice explained; exit status 1
+        /// when a push would still be refused.
+        #[arg(long)]
+        suggest_config: bool,
     },
     /// Compare the cache with the default branch's tip and repair it.
     Reconcile {
@@ -432,7 +437,15 @@ fn init_logs(settings: &Settings) {
 }
 
 fn run(cli: Cli, settings: Settings) -> Result<i32> {
-    if let Cmd::Check { path, format } = &cli.command {
+    if let Cmd::Check {
+        path,
+        format,
+        suggest_config,
+    } = &cli.command
+    {
+        if *suggest_config {
+            return suggest_config_for(path, &settings);
+        }
         return check(path, format, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
@@ -464,6 +477,26 @@ fn check(path: &std::path::Path, format: &str, settings: &Settings) -> Result<i3
     } else {
         0
     })
+}
+
+/// `skillsd check --suggest-config`: the file on stdout, a summary on stderr.
+fn suggest_config_for(path: &std::path::Path, settings: &Settings) -> Result<i32> {
+    let max_depth = settings.policy.limits.max_tree_depth;
+    let s = skillsd::suggest::suggest(path, max_depth)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    print!("{}", s.config);
+    eprintln!(
+        "{} skill file{}, {} cached with this configuration; {}",
+        s.skill_files,
+        if s.skill_files == 1 { "" } else { "s" },
+        s.cached,
+        if s.accepted() {
+            "a push would be accepted (save it as skillsd.toml at the repository root)"
+        } else {
+            "a push would still be refused: see the errors at the end"
+        }
+    );
+    Ok(if s.accepted() { 0 } else { 1 })
 }
 
 /// This node's copy of `requested`, brought to the database's state first.
@@ -533,7 +566,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             UserCmd::Remove { name, .. } => user_remove(s, name).await,
         },
         Cmd::Reconcile { repo, .. } => reconcile(s, repo).await,
-        Cmd::Check { path, format } => check(&path, &format, s),
+        Cmd::Check { path, format, .. } => check(&path, &format, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {
                 return hook_pre_receive(s);
