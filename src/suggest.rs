@@ -380,8 +380,9 @@ pub fn suggest(root: &Path, max_depth: u32) -> std::io::Result<Suggestion> {
         };
         // One wildcard that tells every repeat apart (`plugins/*`: every plugin its
         // namespace, Claude Code's way), the shortest such; else, greedily, the pattern
-        // that removes the most repeats per skill it namespaces (the folder that holds
-        // most skills keeps its plain names).
+        // that leaves the fewest repeats, of those the one that namespaces the fewest
+        // skills (a folder that holds most skills keeps its plain names), a wildcard
+        // before a single folder, shorter before longer.
         let mut left = before;
         let whole = candidates
             .iter()
@@ -403,11 +404,9 @@ pub fn suggest(root: &Path, max_depth: u32) -> std::io::Result<Suggestion> {
                 if after >= left || namespaced == 0 {
                     continue;
                 }
-                let gain = left - after;
-                // gain / namespaced, larger first; compared without division.
                 if best
                     .as_ref()
-                    .is_none_or(|b| gain * b.1 > (left - b.0) * namespaced)
+                    .is_none_or(|b| (after, namespaced) < (b.0, b.1))
                 {
                     best = Some((after, namespaced, candidate.2.clone()));
                 }
@@ -418,6 +417,7 @@ pub fn suggest(root: &Path, max_depth: u32) -> std::io::Result<Suggestion> {
             left = after;
             draft.namespaces.push(pattern);
         }
+        draft.namespaces.sort();
         if draft.namespaces.is_empty() {
             notes.push(format!(
                 "namespaces: {before} skill name{} repeat, and no folder pattern tells them apart: see the end",

@@ -301,9 +301,10 @@ impl Rules {
         self.dot_root
     }
 
-    /// The namespace of the skill file `path`: the last segment of the shortest folder
+    /// The namespace of the skill file `path`: the last segment of the deepest folder
     /// above the skill's own folder (agent-skills) or file (flat) that a `namespaces`
-    /// pattern matches (`plugins/foo/skills/bar/SKILL.md` with `plugins/*`: `foo`).
+    /// pattern matches (`plugins/foo/skills/bar/SKILL.md` with `plugins/*`: `foo`; with
+    /// `["*", "partner/*"]`, `partner/zoom/skills/x/SKILL.md` is in `zoom`).
     pub fn namespace_of<'a>(&self, path: &'a str) -> Option<&'a str> {
         let globs = self.namespace_globs.as_ref()?;
         // The skill's own folder (agent-skills) or file (flat) is never its namespace.
@@ -315,7 +316,8 @@ impl Rules {
             .match_indices('/')
             .map(|(end, _)| end)
             .chain(std::iter::once(own))
-            .find(|&end| globs.is_match(&path[..end]))
+            .filter(|&end| globs.is_match(&path[..end]))
+            .last()
             .map(|end| path[..end].rsplit('/').next().unwrap_or_default())
     }
 
@@ -666,7 +668,7 @@ fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
         let hint = if message.contains("unknown field") {
-            "the keys are layout, roots, schema, nested_skills, namespaces, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns], [review] (required_approvals, direct_push, dismiss_stale, [review.owners]) and [secrets] (allow)"
+            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns], [review] (required_approvals, direct_push, dismiss_stale, [review.owners]), [secrets] (allow) and namespaces"
         } else if message.contains("unknown variant") {
             "layout is \"flat\" or \"agent-skills\""
         } else {
@@ -1285,6 +1287,52 @@ mod tests {
         assert!(!rules.is_skill("skills/README.md"));
         assert!(!rules.is_skill("docs/a.md"));
         assert_eq!(rules.slug_of("skills/a/b.md"), "b");
+    }
+
+    #[test]
+    fn namespaces_make_keys_and_the_dot_root_holds_the_top() {
+        let rules = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "layout = \"agent-skills\"\nroots = [\"plugins/*/skills\", \".\"]\nnamespaces = [\"plugins/*\", \"partner/*\", \"*\"]\n",
+        )]))
+        .unwrap();
+        assert_eq!(rules.namespaces(), ["plugins/*", "partner/*", "*"]);
+        let p = "plugins/alpha/skills/review/SKILL.md";
+        assert_eq!(rules.namespace_of(p), Some("alpha"));
+        assert_eq!(rules.key_of(p), "alpha:review");
+        // The deepest matching folder above the skill's own.
+        assert_eq!(rules.key_of("partner/zoom/skills/x/SKILL.md"), "zoom:x");
+        // The skill's own folder is never its namespace: at the top, no namespace.
+        assert_eq!(rules.namespace_of("pdf/SKILL.md"), None);
+        assert_eq!(rules.key_of("pdf/SKILL.md"), "pdf");
+        // The root ".": the top's folders, not its files nor hidden folders.
+        assert_eq!(rules.root_of("pdf/SKILL.md"), Some(""));
+        assert!(rules.is_skill("pdf/SKILL.md"));
+        assert_eq!(rules.root_of("README.md"), None);
+        assert_eq!(rules.root_of(".github/skills/x/SKILL.md"), None);
+        assert_eq!(
+            rules.root_of("plugins/alpha/skills/review/SKILL.md"),
+            Some("plugins/alpha/skills/")
+        );
+        assert!(rules.describe().contains("plugins/*/skills/, ./"));
+        // The flat layout at the top: lowercase Markdown files only.
+        let flat = Rules::load(&files(&[(CONFIG_PATH, "roots = [\".\"]\n")])).unwrap();
+        assert!(flat.is_skill("deploy.md"));
+        assert!(flat.is_skill("ops/rollback.md"));
+        assert!(!flat.is_skill("CHANGELOG.md"));
+        assert!(!flat.is_skill(".github/notes.md"));
+        assert_eq!(flat.root_of("skillsd.toml"), None);
+        // Without namespaces, keys are slugs.
+        assert_eq!(Rules::builtin().key_of("skills/a/b.md"), "b");
+        // Bad patterns are located problems of the config.
+        for bad in ["\"../x\"", "\"/abs\"", "\"a//b\"", "\"[\""] {
+            let err = Rules::load(&files(&[(
+                CONFIG_PATH,
+                Box::leak(format!("namespaces = [{bad}]\n").into_boxed_str()),
+            )]))
+            .unwrap_err();
+            assert_eq!(err[0].field.as_deref(), Some("namespaces"), "{bad}");
+        }
     }
 
     #[test]
