@@ -101,6 +101,15 @@ fn repeated_names_in_different_namespaces_get_distinct_stable_keys() {
         .collect();
     names.sort();
     assert_eq!(names, vec!["alpha:review", "beta:review"]);
+    // The pages: the list links each skill by its key, and its page answers to it.
+    let list = server.get("/skills");
+    assert!(list.contains("href=\"/skills/alpha:review?repo="), "{list}");
+    assert!(list.contains("href=\"/skills/beta:review?repo="), "{list}");
+    let page = server.get("/skills/beta:review");
+    assert!(
+        page.contains("plugins/beta/skills/review/SKILL.md"),
+        "{page}"
+    );
     let served = server.get("/.well-known/agent-skills/beta:review/SKILL.md");
     assert!(served.contains("name: review"), "{served}");
 
