@@ -16,6 +16,10 @@
 //!   checks whose relaxing keeps a `SKILL.md` out of the cache ([`KEEPS_OUT`]) get a
 //!   comment that says so and names the files.
 //!
+//! A `SKILL.md` that no rules can make a skill (no frontmatter, not UTF-8, too large,
+//! a folder name that is no slug) gives no root: alone in its folders it is then
+//! outside the roots, named on every push, instead of refusing it.
+//!
 //! What no configuration can fix (the checks that protect the server and the cache)
 //! is listed at the end of the file, and the suggestion says the push would be
 //! refused. Every choice is explained by a comment in the printed file.
