@@ -316,8 +316,8 @@ impl Rules {
             .match_indices('/')
             .map(|(end, _)| end)
             .chain(std::iter::once(own))
-            .filter(|&end| globs.is_match(&path[..end]))
-            .last()
+            .rev()
+            .find(|&end| globs.is_match(&path[..end]))
             .map(|end| path[..end].rsplit('/').next().unwrap_or_default())
     }
 
