@@ -21,7 +21,7 @@ pub fn check_tree(path: &Path, max_depth: u32) -> std::io::Result<(usize, Vec<Pr
         Ok(rules) => rules,
         Err(problems) => return Ok((0, problems)),
     };
-    check_in(&root, &scope, &rules, max_depth)
+    check_with(&root, &scope, &rules, max_depth)
 }
 
 /// Validates every skill of the folder `root` (all of it: the tree a push of that
@@ -32,10 +32,13 @@ pub fn check_folder(
     rules: &Rules,
     max_depth: u32,
 ) -> std::io::Result<(usize, Vec<Problem>)> {
-    check_in(&root.canonicalize()?, "", rules, max_depth)
+    check_with(&root.canonicalize()?, "", rules, max_depth)
 }
 
-fn check_in(
+/// Validates every skill of the working tree at `root` (within `scope`, a relative
+/// folder or file; empty: all of it) under `rules`, as [`check_tree`] does with the
+/// tree's own rules (`--suggest-config` checks the rules it is about to suggest).
+pub fn check_with(
     root: &Path,
     scope: &str,
     rules: &Rules,
@@ -149,7 +152,7 @@ fn find_root(path: &Path) -> PathBuf {
 /// (folders are not followed through symbolic links). A folder nested deeper than
 /// `max_depth` below `root` (git's limit for what a server accepts) is a problem, as
 /// the server would refuse the push.
-fn walk(
+pub(crate) fn walk(
     root: &Path,
     dir: &Path,
     max_depth: u32,

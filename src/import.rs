@@ -372,10 +372,7 @@ pub fn current(
         return Ok((Rules::builtin(), Default::default()));
     };
     let (rules, files) = crate::cache::changes::skill_files(repo, tip).map_err(git)?;
-    let slugs = files
-        .keys()
-        .map(|path| rules.slug_of(path).to_string())
-        .collect();
+    let slugs = files.keys().map(|path| rules.key_of(path)).collect();
     Ok((rules, slugs))
 }
 

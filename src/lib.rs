@@ -33,5 +33,6 @@ pub mod signing;
 pub mod skills;
 pub mod ssh;
 pub mod storage;
+pub mod suggest;
 pub mod upstream;
 pub mod web;

@@ -160,6 +160,11 @@ enum Cmd {
         /// 20 errors, only their count and how to make a skillsd.toml).
         #[arg(long)]
         builtin_rules: bool,
+        /// Print a complete skillsd.toml for the tree instead (layout, roots,
+        /// nested_skills, namespaces, [levels]), each choice explained; exit status 1
+        /// when a push would still be refused.
+        #[arg(long)]
+        suggest_config: bool,
     },
     /// Compare the cache with the default branch's tip and repair it.
     Reconcile {
@@ -488,8 +493,12 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
         format,
         builtin_rules,
         all,
+        suggest_config,
     } = &cli.command
     {
+        if *suggest_config {
+            return suggest_config_for(path, &settings);
+        }
         return check(path, format, *builtin_rules, *all, &settings);
     }
     if let Cmd::Hook { stage, .. } = &cli.command {
@@ -567,6 +576,26 @@ fn check(
     })
 }
 
+/// `skillsd check --suggest-config`: the file on stdout, a summary on stderr.
+fn suggest_config_for(path: &std::path::Path, settings: &Settings) -> Result<i32> {
+    let max_depth = settings.policy.limits.max_tree_depth;
+    let s = skillsd::suggest::suggest(path, max_depth)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    print!("{}", s.config);
+    eprintln!(
+        "{} skill file{}, {} cached with this configuration; {}",
+        s.skill_files,
+        if s.skill_files == 1 { "" } else { "s" },
+        s.cached,
+        if s.accepted() {
+            "a push would be accepted (save it as skillsd.toml at the repository root)"
+        } else {
+            "a push would still be refused: see the errors at the end"
+        }
+    );
+    Ok(if s.accepted() { 0 } else { 1 })
+}
+
 /// This node's copy of `requested`, brought to the database's state first.
 /// `skillsd import`: a legacy table or a folder, landed through the push path.
 async fn import(
@@ -639,6 +668,7 @@ async fn run_async(cli: Cli, settings: Settings) -> Result<i32> {
             format,
             builtin_rules,
             all,
+            ..
         } => check(&path, &format, builtin_rules, all, s),
         Cmd::Hook { stage, .. } => {
             if stage == "pre-receive" {

@@ -5,7 +5,8 @@
 //!
 //! A skill is in the index when its cached row is `PUBLISHED`, its file in the commit
 //! is the blob the row was made from, and that file is an Agent Skills `SKILL.md` as
-//! it stands: frontmatter `name` equal to the slug (a valid Agent Skills name) and a
+//! it stands: frontmatter `name` equal to the slug (a valid Agent Skills name; under a
+//! namespace folder the entry's name is the key, `namespace:name`) and a
 //! `description` of 1 to 1,024 characters. Nothing is rewritten or made up: the bytes
 //! served are git's. In the agent-skills layout every published skill qualifies (the
 //! push checks the same); a flat-layout skill (`skills/**/<slug>.md`) qualifies when
@@ -387,7 +388,10 @@ fn one_skill(
         Some(serde_json::Value::String(n)) => n.clone(),
         _ => return Err("no `name` in its frontmatter (an Agent Skills client needs one)".into()),
     };
-    if name != row.slug {
+    // A namespaced skill (`namespaces` in skillsd.toml) is served under its key,
+    // `namespace:name`, the `plugin:skill` style of Claude Code.
+    let bare = row.slug.rsplit_once(':').map_or(row.slug.as_str(), |x| x.1);
+    if name != bare {
         return Err(format!(
             "its `name` ({name}) is not its slug ({})",
             row.slug
@@ -396,6 +400,7 @@ fn one_skill(
     if let Some(why) = name_problem(&name) {
         return Err(format!("its name {why}"));
     }
+    let name = row.slug.clone();
     let description = match row.frontmatter.get("description") {
         Some(serde_json::Value::String(d)) if !d.trim().is_empty() => d.clone(),
         _ => {

@@ -84,7 +84,7 @@ pub(crate) fn check_fields(
     check_unknown_keys(path, doc, schema_allows, problems);
 
     let meta = |k: &str| metadata.get(k).and_then(Value::as_str).map(str::to_string);
-    let status = metadata_status(path, doc, meta("status"), problems);
+    let status = metadata_status(meta("status"));
     let tags = meta("tags")
         .map(|t| {
             t.split(',')
@@ -102,7 +102,7 @@ pub(crate) fn check_fields(
         category: meta("category"),
         owner: meta("owner"),
         tags,
-        status: status.unwrap_or(Status::Published),
+        status,
         frontmatter: Value::Null, // the caller's, converted once
         body: doc.body.to_string(),
         warnings: Vec::new(),
@@ -380,37 +380,17 @@ fn check_unknown_keys(
     }
 }
 
-/// `metadata.status`, when set, is a valid status; reported on its own line.
-fn metadata_status(
-    path: &str,
-    doc: &Document<'_>,
-    status: Option<String>,
-    problems: &mut Vec<Problem>,
-) -> Option<Status> {
-    let Some(s) = status else {
-        return Some(Status::Published);
-    };
-    let parsed = Status::parse(&s);
-    if parsed.is_none() {
-        let (line, column) = doc
-            .get("metadata")
-            .map(|f| {
-                doc.nested_key_position(f, "status")
-                    .unwrap_or((f.line, f.column))
-            })
-            .unwrap_or((2, 1));
-        problems.push(
-            Problem::new(
-                Check::InvalidStatus,
-                path,
-                format!("`{s}` is not a valid status"),
-            )
-            .at(line, Some(column))
-            .field("metadata.status")
-            .hint(format!("use one of {}", Status::ALL.join(", "))),
-        );
-    }
-    parsed
+/// The status `metadata.status` gives the cache row: one of skillsd's statuses
+/// (`DRAFT`, `IN_REVIEW`, `PUBLISHED`, `ARCHIVED`) sets it; any other value
+/// (`deprecated`, `beta`) is the collection's own and free-form, as the Agent Skills
+/// specification leaves `metadata`: kept in the frontmatter, never a problem, and the
+/// row is `PUBLISHED`. skillsd's `invalid-status` check is for its own `status` field
+/// (the flat layout's).
+fn metadata_status(status: Option<String>) -> Status {
+    status
+        .as_deref()
+        .and_then(Status::parse)
+        .unwrap_or(Status::Published)
 }
 
 #[cfg(test)]
@@ -443,6 +423,29 @@ mod tests {
         assert_eq!(s.tags, vec!["pdf", "forms"]);
         assert_eq!(s.status, Status::Draft);
         assert_eq!(s.body, "# PDF\n");
+    }
+
+    /// `metadata` is free-form (the Agent Skills specification): a status of the
+    /// collection's own is kept, not refused as `invalid-status`.
+    #[test]
+    fn metadata_status_is_free_form() {
+        for value in ["deprecated", "beta", "draft", "\"\""] {
+            let text = format!(
+                "---\nname: pdf\ndescription: Fill PDF forms.\nmetadata:\n  status: {value}\n---\n# PDF\n"
+            );
+            let s = check("skills/pdf/SKILL.md", &text)
+                .unwrap_or_else(|p| panic!("metadata.status {value} refused: {p:?}"));
+            assert_eq!(s.status, Status::Published, "{value}");
+            assert!(s.warnings.is_empty(), "{value}: {:?}", s.warnings);
+        }
+        let text =
+            "---\nname: pdf\ndescription: Fill PDF forms.\nmetadata:\n  status: deprecated\n---\n";
+        let s = check("skills/pdf/SKILL.md", text).unwrap();
+        assert_eq!(s.frontmatter["metadata"]["status"], "deprecated");
+        // skillsd's own values still set the status.
+        let archived = text.replace("deprecated", "ARCHIVED");
+        let s = check("skills/pdf/SKILL.md", &archived).unwrap();
+        assert_eq!(s.status, Status::Archived);
     }
 
     struct Config(&'static str, Option<&'static str>);

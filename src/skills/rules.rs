@@ -63,6 +63,7 @@ struct ConfigFile {
     roots: Option<Vec<String>>,
     schema: Option<String>,
     nested_skills: Option<bool>,
+    namespaces: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -145,6 +146,13 @@ pub struct Rules {
     literal_roots: HashSet<String>,
     /// The roots with wildcards (`plugins/*/skills`, `**/skills`), if any.
     root_globs: Option<globset::GlobSet>,
+    /// `roots` names `"."`: the top of the repository holds skills (see
+    /// [`Rules::root_of`] for what it leaves out).
+    dot_root: bool,
+    /// `namespaces`: folder patterns (`plugins/*`) whose folders' last segment is the
+    /// namespace of the skills below them (key `foo:bar`), as written.
+    namespaces: Vec<String>,
+    namespace_globs: Option<globset::GlobSet>,
     /// Agent-skills layout: is every folder with a `SKILL.md` a skill, however deep
     /// (`nested_skills = true`)? Else only the folders right under a root are.
     pub nested_skills: bool,
@@ -180,6 +188,9 @@ impl Rules {
                     roots: vec!["skills/".to_string()],
                     literal_roots: HashSet::from(["skills/".to_string()]),
                     root_globs: None,
+                    dot_root: false,
+                    namespaces: Vec::new(),
+                    namespace_globs: None,
                     nested_skills: false,
                     levels: HashMap::new(),
                     columns: Vec::new(),
@@ -243,6 +254,14 @@ impl Rules {
 
     /// The folder of skills (ending in `/`) that holds `path`: the shortest folder of
     /// the path that a root names (a root may be a pattern: `plugins/*/skills`).
+    ///
+    /// With the root `"."` (and no other root holding the path) it is `""`, the top of
+    /// the repository, for every path except: anything inside a hidden folder
+    /// (`.git`, `.github`, `.claude-plugin`: tooling, never skills), and the files at
+    /// the very top — in the agent-skills layout all of them (`README.md`,
+    /// `skillsd.toml`, `LICENSE`: the repository's own files, no skill's), in the flat
+    /// layout all but lowercase `*.md` files (`deploy.md` is a skill, `README.md`,
+    /// `CHANGELOG.md`, `AGENTS.md` are the repository's documents).
     pub fn root_of<'a>(&self, path: &'a str) -> Option<&'a str> {
         for (end, _) in path.match_indices('/') {
             if end + 1 == path.len() {
@@ -258,7 +277,64 @@ impl Rules {
                 return Some(folder);
             }
         }
-        None
+        (self.dot_root && self.top_holds(path)).then_some(&path[..0])
+    }
+
+    /// Under the root `"."`, is `path` in the part of the repository that holds skills?
+    fn top_holds(&self, path: &str) -> bool {
+        if path.is_empty() || path.ends_with('/') || path.split('/').any(|c| c.starts_with('.')) {
+            return false;
+        }
+        match path.split_once('/') {
+            Some(_) => true,
+            None => {
+                self.layout == Layout::Flat
+                    && path
+                        .strip_suffix(".md")
+                        .is_some_and(|stem| !stem.bytes().any(|b| b.is_ascii_uppercase()))
+            }
+        }
+    }
+
+    /// Is `"."` one of the roots (skills at the top of the repository)?
+    pub fn has_dot_root(&self) -> bool {
+        self.dot_root
+    }
+
+    /// The namespace of the skill file `path`: the last segment of the deepest folder
+    /// above the skill's own folder (agent-skills) or file (flat) that a `namespaces`
+    /// pattern matches (`plugins/foo/skills/bar/SKILL.md` with `plugins/*`: `foo`; with
+    /// `["*", "partner/*"]`, `partner/zoom/skills/x/SKILL.md` is in `zoom`).
+    pub fn namespace_of<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let globs = self.namespace_globs.as_ref()?;
+        // The skill's own folder (agent-skills) or file (flat) is never its namespace.
+        let own = match self.layout {
+            Layout::Flat => path.rfind('/')?,
+            Layout::AgentSkills => path.rsplit_once('/')?.0.rfind('/')?,
+        };
+        path[..own]
+            .match_indices('/')
+            .map(|(end, _)| end)
+            .chain(std::iter::once(own))
+            .rev()
+            .find(|&end| globs.is_match(&path[..end]))
+            .map(|end| path[..end].rsplit('/').next().unwrap_or_default())
+    }
+
+    /// The key of the skill file `path`: `namespace:slug` when it lies under a
+    /// namespace folder, else its slug. Unique per repository (`duplicate-slug`); the
+    /// cache's `slug` column, the API, the pages and the agents' index use it.
+    pub fn key_of(&self, path: &str) -> String {
+        let slug = self.slug_of(path);
+        match self.namespace_of(path) {
+            Some(namespace) => format!("{namespace}:{slug}"),
+            None => slug.to_string(),
+        }
+    }
+
+    /// The `namespaces` patterns, as written.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
     }
 
     /// The folders that hold skills, each ending in `/`, as written (patterns too).
@@ -594,7 +670,7 @@ fn parse_config(bytes: &[u8]) -> Result<ConfigFile, Problem> {
             .unwrap_or((1, 1));
         let message = e.message().trim().to_string();
         let hint = if message.contains("unknown field") {
-            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns], [review] (required_approvals, direct_push, dismiss_stale, [review.owners]) and [secrets] (allow)"
+            "the keys are layout, roots, schema, nested_skills, [limits] (max_file_bytes, max_frontmatter_bytes, max_files_per_push), [levels], [columns], [review] (required_approvals, direct_push, dismiss_stale, [review.owners]), [secrets] (allow) and namespaces"
         } else if message.contains("unknown variant") {
             "layout is \"flat\" or \"agent-skills\""
         } else {
@@ -633,7 +709,13 @@ fn build(
     let mut literal_roots = HashSet::new();
     let mut globs = globset::GlobSetBuilder::new();
     let mut has_globs = false;
+    let mut dot_root = false;
     for raw in parsed.roots.unwrap_or_else(|| vec!["skills".to_string()]) {
+        if matches!(raw.trim(), "." | "./") {
+            dot_root = true;
+            roots.push("./".to_string());
+            continue;
+        }
         let root = normalize(&raw).trim_end_matches('/').to_string();
         let bad = root.is_empty()
             || root.starts_with('/')
@@ -648,7 +730,7 @@ fn build(
                     format!("`{raw}` is not a folder of the repository"),
                 )
                 .field("roots")
-                .hint("name folders relative to the repository root, e.g. roots = [\"skills\"] or \"plugins/*/skills\""),
+                .hint("name folders relative to the repository root, e.g. roots = [\"skills\"], \"plugins/*/skills\" or \".\" (the top of the repository)"),
             );
             continue;
         }
@@ -710,6 +792,9 @@ fn build(
         None
     };
 
+    let (namespaces, namespace_globs) =
+        parse_namespaces(parsed.namespaces.unwrap_or_default(), &mut problems);
+
     let levels = parse_levels(&parsed.levels, &mut problems);
     let columns = parse_columns(&parsed.columns, &mut problems);
     let nested_skills = parsed.nested_skills.unwrap_or(false);
@@ -768,6 +853,9 @@ fn build(
             roots,
             literal_roots,
             root_globs,
+            dot_root,
+            namespaces,
+            namespace_globs,
             nested_skills,
             levels,
             columns,
@@ -782,6 +870,70 @@ fn build(
             policy,
         }),
         _ => Err(problems),
+    }
+}
+
+/// `namespaces = ["plugins/*"]`: folder patterns, in the syntax of `roots`.
+fn parse_namespaces(
+    list: Vec<String>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<String>, Option<globset::GlobSet>) {
+    let mut patterns = Vec::new();
+    let mut globs = globset::GlobSetBuilder::new();
+    for raw in list {
+        let pattern = normalize(&raw).trim_end_matches('/').to_string();
+        let bad = pattern.is_empty()
+            || pattern.starts_with('/')
+            || pattern
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            || pattern.contains('\\');
+        let glob = (!bad).then(|| {
+            globset::GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .build()
+        });
+        match glob {
+            Some(Ok(glob)) => {
+                globs.add(glob);
+                patterns.push(pattern);
+            }
+            Some(Err(e)) => problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    format!("`{raw}` is not a valid pattern: {}", e.kind()),
+                )
+                .field("namespaces")
+                .hint("`*` stands for one folder name: namespaces = [\"plugins/*\"]"),
+            ),
+            None => problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    format!("`{raw}` is not a folder pattern of the repository"),
+                )
+                .field("namespaces")
+                .hint("name folders relative to the repository root; each matching folder's name becomes the namespace of the skills below it: namespaces = [\"plugins/*\"]"),
+            ),
+        }
+    }
+    if patterns.is_empty() {
+        return (patterns, None);
+    }
+    match globs.build() {
+        Ok(set) => (patterns, Some(set)),
+        Err(e) => {
+            problems.push(
+                Problem::new(
+                    Check::Rules,
+                    CONFIG_PATH,
+                    format!("the namespace patterns do not compile: {e}"),
+                )
+                .field("namespaces"),
+            );
+            (patterns, None)
+        }
     }
 }
 
@@ -1135,6 +1287,52 @@ mod tests {
         assert!(!rules.is_skill("skills/README.md"));
         assert!(!rules.is_skill("docs/a.md"));
         assert_eq!(rules.slug_of("skills/a/b.md"), "b");
+    }
+
+    #[test]
+    fn namespaces_make_keys_and_the_dot_root_holds_the_top() {
+        let rules = Rules::load(&files(&[(
+            CONFIG_PATH,
+            "layout = \"agent-skills\"\nroots = [\"plugins/*/skills\", \".\"]\nnamespaces = [\"plugins/*\", \"partner/*\", \"*\"]\n",
+        )]))
+        .unwrap();
+        assert_eq!(rules.namespaces(), ["plugins/*", "partner/*", "*"]);
+        let p = "plugins/alpha/skills/review/SKILL.md";
+        assert_eq!(rules.namespace_of(p), Some("alpha"));
+        assert_eq!(rules.key_of(p), "alpha:review");
+        // The deepest matching folder above the skill's own.
+        assert_eq!(rules.key_of("partner/zoom/skills/x/SKILL.md"), "zoom:x");
+        // The skill's own folder is never its namespace: at the top, no namespace.
+        assert_eq!(rules.namespace_of("pdf/SKILL.md"), None);
+        assert_eq!(rules.key_of("pdf/SKILL.md"), "pdf");
+        // The root ".": the top's folders, not its files nor hidden folders.
+        assert_eq!(rules.root_of("pdf/SKILL.md"), Some(""));
+        assert!(rules.is_skill("pdf/SKILL.md"));
+        assert_eq!(rules.root_of("README.md"), None);
+        assert_eq!(rules.root_of(".github/skills/x/SKILL.md"), None);
+        assert_eq!(
+            rules.root_of("plugins/alpha/skills/review/SKILL.md"),
+            Some("plugins/alpha/skills/")
+        );
+        assert!(rules.describe().contains("plugins/*/skills/, ./"));
+        // The flat layout at the top: lowercase Markdown files only.
+        let flat = Rules::load(&files(&[(CONFIG_PATH, "roots = [\".\"]\n")])).unwrap();
+        assert!(flat.is_skill("deploy.md"));
+        assert!(flat.is_skill("ops/rollback.md"));
+        assert!(!flat.is_skill("CHANGELOG.md"));
+        assert!(!flat.is_skill(".github/notes.md"));
+        assert_eq!(flat.root_of("skillsd.toml"), None);
+        // Without namespaces, keys are slugs.
+        assert_eq!(Rules::builtin().key_of("skills/a/b.md"), "b");
+        // Bad patterns are located problems of the config.
+        for bad in ["\"../x\"", "\"/abs\"", "\"a//b\"", "\"[\""] {
+            let err = Rules::load(&files(&[(
+                CONFIG_PATH,
+                Box::leak(format!("namespaces = [{bad}]\n").into_boxed_str()),
+            )]))
+            .unwrap_err();
+            assert_eq!(err[0].field.as_deref(), Some("namespaces"), "{bad}");
+        }
     }
 
     #[test]

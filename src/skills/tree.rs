@@ -31,7 +31,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         .collect();
     let exists = |p: &str| skills.contains(p);
     let mut by_folded: HashMap<String, BTreeSet<&str>> = HashMap::new();
-    let mut by_slug: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut by_slug: HashMap<String, Vec<&str>> = HashMap::new();
     let mut present: HashSet<&str> = HashSet::new();
     let mut folders_with_files: HashSet<String> = HashSet::new();
     for file in files {
@@ -56,7 +56,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
             end += 1;
         }
         if skills.contains(path) {
-            by_slug.entry(rules.slug_of(path)).or_default().push(path);
+            by_slug.entry(rules.key_of(path)).or_default().push(path);
         }
         if let Some(skill) = rules.skill_of(path, &exists) {
             folders_with_files.insert(skill);
@@ -88,8 +88,8 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         }
     }
     for path in changed.iter().filter(|p| skills.contains(p.as_str())) {
-        let slug = rules.slug_of(path);
-        let same: Vec<&str> = by_slug[slug]
+        let slug = rules.key_of(path);
+        let same: Vec<&str> = by_slug[&slug]
             .iter()
             .copied()
             .filter(|p| *p != path)
@@ -103,14 +103,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                 )
                 .at(1, None)
                 .field("slug")
-                .hint(match rules.layout {
-                    Layout::Flat => {
-                        "slugs are unique across the repository: rename one of the files"
-                    }
-                    Layout::AgentSkills => {
-                        "skill names are unique across the repository: rename one of the folders"
-                    }
-                }),
+                .hint(duplicate_hint(rules, path, &same)),
             );
         }
     }
@@ -155,9 +148,12 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                         );
                     }
                 }
+                // Under the root ".", a folder without a SKILL.md is the
+                // repository's (docs/, rules/, scripts/), not a skill's.
                 Some(skill)
                     if folders_with_files.contains(&skill)
                         && !skills.contains(skill.as_str())
+                        && rules.root_of(&skill) != Some("")
                         && reported.insert(skill.clone()) =>
                 {
                     // A SKILL.md that is there but no file (a symbolic link, a
@@ -204,6 +200,45 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// How to tell two skills with one key apart: rename one, or (names repeated in
+/// different folders) give each folder its namespace with `namespaces`.
+fn duplicate_hint(rules: &Rules, path: &str, same: &[&str]) -> String {
+    let (what, unique) = match rules.layout {
+        Layout::Flat => (
+            "rename one of the files",
+            "slugs are unique across the repository: rename one of the files",
+        ),
+        Layout::AgentSkills => (
+            "rename one of the folders",
+            "skill names are unique across the repository: rename one of the folders",
+        ),
+    };
+    match rules.namespace_of(path) {
+        Some(namespace) => format!(
+            "names are unique within a namespace (`{namespace}`, from `namespaces` in skillsd.toml): {what}"
+        ),
+        None => {
+            // The folder above each skill's own, the candidates for a namespace.
+            let parent = |p: &str| {
+                let own = match rules.layout {
+                    Layout::Flat => p.rsplit_once('/').map(|x| x.0),
+                    Layout::AgentSkills => p.rsplit_once('/').and_then(|x| x.0.rsplit_once('/')).map(|x| x.0),
+                };
+                own.unwrap_or_default().to_string()
+            };
+            let here = parent(path);
+            let elsewhere = same.iter().any(|p| parent(p) != here);
+            if elsewhere {
+                format!(
+                    "{unique}, or give each folder of skills its own namespace with `namespaces` in skillsd.toml (namespaces = [\"plugins/*\"] makes the key of plugins/foo/skills/bar `foo:bar`)"
+                )
+            } else {
+                unique.to_string()
+            }
+        }
+    }
 }
 
 /// In a repository on the flat layout, the other files of an Agent Skills folder (its

@@ -185,6 +185,23 @@ fn validate_with(
             )),
         );
     }
+    if let Some(namespace) = rules.namespace_of(path) {
+        if !is_valid_slug(namespace) {
+            problems.push(
+                Problem::new(
+                    Check::SlugFormat,
+                    path,
+                    format!("namespace folder `{namespace}` is not a valid slug"),
+                )
+                .at(1, None)
+                .field("namespace")
+                .hint(format!(
+                    "a namespace folder's name (`namespaces` in skillsd.toml) is part of the skill's key: rename the folder to `{}`",
+                    suggest_slug(namespace)
+                )),
+            );
+        }
+    }
     let max_file_bytes = rules.max_file_bytes.min(MAX_FILE_BYTES);
     if bytes.len() > max_file_bytes {
         problems.push(
@@ -314,6 +331,8 @@ fn validate_with(
         },
     ));
     drop(violations); // (they borrow the frontmatter, which the skill takes next)
+                      // The cache's key: `namespace:slug` under a namespace folder.
+    skill.slug = rules.key_of(path);
     fill_columns(&mut skill, &rules.columns, &frontmatter);
     skill.frontmatter = frontmatter;
     Ok((skill, problems))

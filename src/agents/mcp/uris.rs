@@ -9,9 +9,12 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 pub const SCHEME: &str = "skill://";
 
-/// What a path segment keeps encoded: what a URI cannot hold as it is, and `/`.
+/// What a path segment keeps encoded: what a URI cannot hold as it is, `/`, and `:`
+/// (a namespaced skill's key, `alpha:review`, would read as a host and port in the
+/// authority).
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b':')
     .add(b'"')
     .add(b'#')
     .add(b'%')
@@ -139,6 +142,16 @@ mod tests {
     #[test]
     fn uris_name_a_skill_and_a_file_in_its_folder() {
         assert_eq!(file("deploy", "SKILL.md"), "skill://deploy/SKILL.md");
+        // A namespaced key: no host:port in the authority, and it reads back.
+        let uri = file("alpha:review", "SKILL.md");
+        assert_eq!(uri, "skill://alpha%3Areview/SKILL.md");
+        assert_eq!(
+            parse(&uri).unwrap(),
+            FileUri {
+                name: "alpha:review".into(),
+                path: "SKILL.md".into()
+            }
+        );
         assert_eq!(
             file("deploy", "scripts/run.sh"),
             "skill://deploy/scripts/run.sh"

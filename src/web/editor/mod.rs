@@ -346,7 +346,7 @@ fn render(view: View<'_>, status: StatusCode) -> Response {
                     div class="buttons" {
                         button type="submit" id="save" { "Propose change" }
                         @if !view.new {
-                            a href={"/skills/" (encode(view.rules.slug_of(&d.path))) "?repo=" (encode(view.repo))} class="cancel" { "Cancel" }
+                            a href={"/skills/" (encode(&view.rules.key_of(&d.path))) "?repo=" (encode(view.repo))} class="cancel" { "Cancel" }
                         }
                     }
                 }
