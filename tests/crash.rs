@@ -27,6 +27,27 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
         c.arg("--git-dir").arg(&repo).args(args);
         c
     };
+    // The kill window follows how long a push takes here (a loaded machine is slower):
+    // one push of the same shape, timed, then kills from 0 to twice that.
+    let calibration = f.work.join("skills/calibration");
+    std::fs::create_dir_all(&calibration).unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            calibration.join(format!("c-{i}.md")),
+            skill(&format!("C {i}"), ""),
+        )
+        .unwrap();
+    }
+    let calibrated = f.commit_all("calibration");
+    let timer = std::time::Instant::now();
+    let out = f.push_in_background().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.main(), calibrated);
+    let window_ms = (2 * timer.elapsed().as_millis() as u64).max(150);
     let mut seed: u64 = 0x5eed;
     let mut landed = 0;
     let trials = trials();
@@ -48,7 +69,7 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis((seed >> 33) % 150));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % window_ms));
         f.server.kill();
         let _ = push.wait_with_output();
 
@@ -112,7 +133,9 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
             .count();
         assert_eq!(rows as usize, skill_files, "trial {trial}");
     }
-    eprintln!("{trials} trials, {landed} pushes landed before the kill");
+    eprintln!(
+        "{trials} trials, kills within {window_ms} ms, {landed} pushes landed before the kill"
+    );
     // The kills must really land in the middle of pushes, and not all of them.
     assert!(landed < trials, "no trial interrupted a push: kill earlier");
     assert!(landed > 0, "no push ever landed: kill later");
