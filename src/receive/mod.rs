@@ -61,7 +61,9 @@ pub struct Context {
 const CAPS: &str =
     "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
 
-/// Serves one receive-pack session.
+/// Serves one receive-pack session, stage by stage: the advertisement and the
+/// client's commands, the pack into a quarantine ([`receive_pack`]), the checks
+/// ([`check_push`]), the dry run, the one transaction ([`store`]), then the report.
 pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()> {
     let _span = tracing::info_span!("push", repo = %ctx.repo_name, user = %ctx.user.name).entered();
     let clock = std::time::Instant::now();
@@ -71,126 +73,27 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     out.flush()?;
 
     let mut input = PktReader::<R>::new(input);
-    let req = match commands::read(&mut input) {
-        Ok(Some(req)) => req,
-        Ok(None) => return Ok(()),
-        Err(ProtocolError::Protocol(msg)) => {
-            let _ = crate::protocol::pktline::write_err(out, &msg);
-            let _ = out.flush();
-            return Err(ProtocolError::Protocol(msg));
-        }
-        Err(e) => return Err(e),
-    };
-    let sideband = if req.has("side-band-64k") {
-        SideBandMode::Large
-    } else if req.has("side-band") {
-        SideBandMode::Small
-    } else {
-        SideBandMode::None
+    let Some(req) = read_request(&mut input, out)? else {
+        return Ok(());
     };
     // report-status-v2 adds optional `option` lines after `ok`; we send none, so both
     // versions share one format.
     let report_status = req.has("report-status") || req.has("report-status-v2");
-    let mut sb = SideBand::new(out, sideband, req.has("quiet"));
+    let mut sb = SideBand::new(out, side_band_mode(&req), req.has("quiet"));
     // Kept with the push record: the push page shows what the pusher read.
     sb.keep_transcript();
     let commands = &req.commands;
     let current: HashMap<String, ObjectId> =
         refs.refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
 
-    // The pack (absent when every command is a deletion).
-    let needs_pack = commands.iter().any(|c| !c.is_delete());
-    let receiving = std::time::Instant::now();
-    let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
-    let mut unpack_error = None;
-    if needs_pack {
-        let limits = quarantine::IndexLimits {
-            max_pack_bytes: ctx.policy.max_pack_bytes,
-            pack: ctx.policy.pack,
-        };
-        if let Err(msg) = quarantine.index(&ctx.repo, input.into_inner(), &limits, &ctx.cancel) {
-            tracing::info!(error = %msg, "pack refused");
-            unpack_error = Some(msg);
-        }
-    }
-
-    let pack_ms = receiving.elapsed().as_millis() as u64;
-    let mut problems = Vec::new();
-    let mut check_ms = 0;
-    // A push to refs/for/BRANCH proposes a change: checked as an update of BRANCH.
-    let proposal = commands
-        .iter()
-        .any(|c| c.name.starts_with(proposal::FOR_PREFIX))
-        .then(|| {
-            if commands.len() > 1 {
-                Err(format!(
-                    "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
-                    proposal::FOR_PREFIX
-                ))
-            } else {
-                proposal::prepare(ctx, &commands[0], &req.push_options, &current)
-            }
-        });
-    let mut results: Vec<Outcome> = if let Some(err) = &unpack_error {
-        sb.message(&format!("error: the pack could not be read: {err}\n"))?;
-        commands
-            .iter()
-            .map(|_| Some(Refusal::new(Reason::Unpack, "unpacker error")))
-            .collect()
-    } else if let Some(Err(why)) = &proposal {
-        sb.message(&format!("error: {why}\n"))?;
-        commands
-            .iter()
-            .map(|_| Some(Refusal::new(Reason::Policy, why.clone())))
-            .collect()
-    } else {
-        let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
-        let mut progress = |line: &str| {
-            let _ = sb.progress(line);
-            let _ = sb.flush();
-        };
-        let checking = std::time::Instant::now();
-        // The registered keys, read only if a branch requires signed commits.
-        let signers = ctx.policy.signers.clone().or_else(|| {
-            let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
-            Some(signatures::SignersSource(std::sync::Arc::new(move || {
-                rt.block_on(signatures::load(&pool))
-                    .map_err(|e| format!("the database is unavailable: {e}"))
-            })))
-        });
-        let (checked, policy) = match &proposal {
-            Some(Ok(p)) => (
-                vec![p.as_update()],
-                pre_receive::Policy {
-                    proposal: true,
-                    signers,
-                    ..ctx.policy.clone()
-                },
-            ),
-            _ => (
-                commands.clone(),
-                pre_receive::Policy {
-                    signers,
-                    ..ctx.policy.clone()
-                },
-            ),
-        };
-        let verdict = pre_receive::check(
-            &view,
-            &checked,
-            &policy,
-            &current,
-            &mut progress,
-            &ctx.cancel,
-        );
-        check_ms = checking.elapsed().as_millis() as u64;
-        problems = verdict.problems;
-        for note in &verdict.notes {
-            sb.message(&format!("{note}\n"))?;
-        }
-        verdict.rejections
-    };
-
+    let received = receive_pack(ctx, commands, input.into_inner())?;
+    let checked = check_push(ctx, &req, &current, &received, &mut sb)?;
+    let Checked {
+        mut results,
+        problems,
+        proposal,
+        check_ms,
+    } = checked;
     if !problems.is_empty() {
         let mut text = crate::skills::push_report(&problems);
         if crate::skills::any_error(&problems) {
@@ -198,20 +101,8 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         }
         sb.message(&text)?;
     }
-
-    // `git push -o dry-run`: validate and report, write nothing.
-    if req.push_options.iter().any(|o| o == "dry-run") && results.iter().any(Option::is_none) {
-        let valid = results.iter().filter(|r| r.is_none()).count();
-        sb.message(&format!(
-            "dry run: {valid} ref update{} passed every check; nothing was written.\n",
-            if valid == 1 { "" } else { "s" }
-        ))?;
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(Refusal::new(
-                Reason::DryRun,
-                "dry run: valid, nothing written",
-            ));
-        }
+    if req.push_options.iter().any(|o| o == "dry-run") {
+        dry_run(&mut results, &mut sb)?;
     }
 
     let storing = std::time::Instant::now();
@@ -236,13 +127,10 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         push_options: req.push_options.clone(),
     };
     let cache = if results.iter().any(Option::is_none) {
-        let proposal = match &proposal {
-            Some(Ok(p)) => Some(p),
-            _ => None,
-        };
+        let proposal = proposal.as_ref().and_then(|p| p.as_ref().ok());
         store(
             ctx,
-            quarantine,
+            received.quarantine,
             commands,
             &mut results,
             req.has("atomic"),
@@ -251,19 +139,12 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             proposal,
         )?
     } else {
-        drop(quarantine); // deleted, and everything in it
+        drop(received.quarantine); // deleted, and everything in it
         None
     };
 
     let accepted = results.iter().any(Option::is_none);
-    {
-        use crate::metrics::METRICS;
-        METRICS.validation_errors(problems.len());
-        match outcome::push_reason(&results) {
-            None => METRICS.push_accepted(),
-            Some(reason) => METRICS.push_refused(reason),
-        }
-    }
+    count(&results, problems.len());
     let store_ms = storing.elapsed().as_millis() as u64;
     if let Some(outcome) = &cache {
         summarize(ctx, outcome, &mut sb)?;
@@ -271,27 +152,16 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     if !accepted {
         record_refused(ctx, &make_record(&results), sb.transcript());
     }
-
     report(
         &mut sb,
         commands,
         &results,
-        unpack_error.as_deref(),
+        received.unpack_error.as_deref(),
         report_status,
     )?;
     sb.flush()?;
     if accepted {
-        // The accepted push's record was written in its transaction, before the
-        // summary existed: its text follows (the pusher has the answer already).
-        if let Some(said) = sb.transcript().filter(|t| !t.is_empty()) {
-            let stored = ctx.rt.block_on(async {
-                let mut conn = ctx.pool.acquire().await?;
-                crate::cache::pushes::set_said(&mut conn, push_id, said).await
-            });
-            if let Err(e) = stored {
-                tracing::warn!(error = %e, "could not store what the pusher read");
-            }
-        }
+        record_said(ctx, push_id, sb.transcript());
     }
     tracing::info!(
         refs = %commands
@@ -302,7 +172,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             .join(","),
         accepted,
         problems = problems.len(),
-        pack_ms,
+        pack_ms = received.pack_ms,
         check_ms,
         store_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
@@ -312,6 +182,223 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
     Ok(())
+}
+
+/// The client's commands and capabilities; `None` when it sent none (nothing to do).
+/// A malformed request is answered with an `ERR` line.
+fn read_request<R: Read>(
+    input: &mut PktReader<R>,
+    out: &mut dyn Write,
+) -> Result<Option<commands::Request>> {
+    match commands::read(input) {
+        Ok(req) => Ok(req),
+        Err(ProtocolError::Protocol(msg)) => {
+            let _ = crate::protocol::pktline::write_err(out, &msg);
+            let _ = out.flush();
+            Err(ProtocolError::Protocol(msg))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn side_band_mode(req: &commands::Request) -> SideBandMode {
+    if req.has("side-band-64k") {
+        SideBandMode::Large
+    } else if req.has("side-band") {
+        SideBandMode::Small
+    } else {
+        SideBandMode::None
+    }
+}
+
+/// Stage 1's result: the quarantine with the pack indexed in it (or why the pack could
+/// not be read), and how long it took.
+struct Received {
+    quarantine: Quarantine,
+    unpack_error: Option<String>,
+    pack_ms: u64,
+}
+
+/// Stage 1: the pack (absent when every command is a deletion) streamed into a
+/// quarantine through the byte limit and the inspector.
+fn receive_pack(ctx: &Context, commands: &[Command], input: impl Read) -> Result<Received> {
+    let receiving = std::time::Instant::now();
+    let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
+    let mut unpack_error = None;
+    if commands.iter().any(|c| !c.is_delete()) {
+        let limits = quarantine::IndexLimits {
+            max_pack_bytes: ctx.policy.max_pack_bytes,
+            pack: ctx.policy.pack,
+        };
+        if let Err(msg) = quarantine.index(&ctx.repo, input, &limits, &ctx.cancel) {
+            tracing::info!(error = %msg, "pack refused");
+            unpack_error = Some(msg);
+        }
+    }
+    Ok(Received {
+        quarantine,
+        unpack_error,
+        pack_ms: receiving.elapsed().as_millis() as u64,
+    })
+}
+
+/// Stage 2's result: each ref's outcome so far, every problem found, the change a push
+/// to `refs/for/BRANCH` proposes (or why it cannot), and how long the checks took.
+struct Checked {
+    results: Vec<Outcome>,
+    problems: Vec<crate::skills::Problem>,
+    proposal: Option<std::result::Result<proposal::Proposal, String>>,
+    check_ms: u64,
+}
+
+/// Stage 2, pre-receive: every command checked against the quarantined objects
+/// ([`pre_receive::check`]); a push to `refs/for/BRANCH` as an update of `BRANCH`.
+fn check_push(
+    ctx: &Context,
+    req: &commands::Request,
+    current: &HashMap<String, ObjectId>,
+    received: &Received,
+    sb: &mut SideBand<'_>,
+) -> Result<Checked> {
+    let commands = &req.commands;
+    // A push to refs/for/BRANCH proposes a change: checked as an update of BRANCH.
+    let proposal = commands
+        .iter()
+        .any(|c| c.name.starts_with(proposal::FOR_PREFIX))
+        .then(|| {
+            if commands.len() > 1 {
+                Err(format!(
+                    "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
+                    proposal::FOR_PREFIX
+                ))
+            } else {
+                proposal::prepare(ctx, &commands[0], &req.push_options, current)
+            }
+        });
+    let refuse_all = |reason: Reason, why: &str| -> Vec<Outcome> {
+        commands
+            .iter()
+            .map(|_| Some(Refusal::new(reason, why)))
+            .collect()
+    };
+    if let Some(err) = &received.unpack_error {
+        sb.message(&format!("error: the pack could not be read: {err}\n"))?;
+        let results = refuse_all(Reason::Unpack, "unpacker error");
+        return Ok(Checked {
+            results,
+            problems: Vec::new(),
+            proposal,
+            check_ms: 0,
+        });
+    }
+    if let Some(Err(why)) = &proposal {
+        sb.message(&format!("error: {why}\n"))?;
+        let results = refuse_all(Reason::Policy, why);
+        return Ok(Checked {
+            results,
+            problems: Vec::new(),
+            proposal,
+            check_ms: 0,
+        });
+    }
+    let view = received
+        .quarantine
+        .view(&ctx.repo)
+        .map_err(ProtocolError::git)?;
+    let checking = std::time::Instant::now();
+    // The registered keys, read only if a branch requires signed commits.
+    let signers = ctx.policy.signers.clone().or_else(|| {
+        let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
+        Some(signatures::SignersSource(std::sync::Arc::new(move || {
+            rt.block_on(signatures::load(&pool))
+                .map_err(|e| format!("the database is unavailable: {e}"))
+        })))
+    });
+    let (checked, policy) = match &proposal {
+        Some(Ok(p)) => (
+            vec![p.as_update()],
+            pre_receive::Policy {
+                proposal: true,
+                signers,
+                ..ctx.policy.clone()
+            },
+        ),
+        _ => (
+            commands.clone(),
+            pre_receive::Policy {
+                signers,
+                ..ctx.policy.clone()
+            },
+        ),
+    };
+    let verdict = {
+        let mut progress = |line: &str| {
+            let _ = sb.progress(line);
+            let _ = sb.flush();
+        };
+        pre_receive::check(
+            &view,
+            &checked,
+            &policy,
+            current,
+            &mut progress,
+            &ctx.cancel,
+        )
+    };
+    for note in &verdict.notes {
+        sb.message(&format!("{note}\n"))?;
+    }
+    Ok(Checked {
+        results: verdict.rejections,
+        problems: verdict.problems,
+        proposal,
+        check_ms: checking.elapsed().as_millis() as u64,
+    })
+}
+
+/// `git push -o dry-run`: what passed every check is reported, and refused as a dry
+/// run — nothing is written.
+fn dry_run(results: &mut [Outcome], sb: &mut SideBand<'_>) -> Result<()> {
+    let valid = results.iter().filter(|r| r.is_none()).count();
+    if valid == 0 {
+        return Ok(());
+    }
+    sb.message(&format!(
+        "dry run: {valid} ref update{} passed every check; nothing was written.\n",
+        if valid == 1 { "" } else { "s" }
+    ))?;
+    for r in results.iter_mut().filter(|r| r.is_none()) {
+        *r = Some(Refusal::new(
+            Reason::DryRun,
+            "dry run: valid, nothing written",
+        ));
+    }
+    Ok(())
+}
+
+/// The push counted in the metrics: accepted, or refused under its reason.
+fn count(results: &[Outcome], problems: usize) {
+    use crate::metrics::METRICS;
+    METRICS.validation_errors(problems);
+    match outcome::push_reason(results) {
+        None => METRICS.push_accepted(),
+        Some(reason) => METRICS.push_refused(reason),
+    }
+}
+
+/// The accepted push's record was written in its transaction, before the summary
+/// existed: what the pusher read follows (they have the answer already).
+fn record_said(ctx: &Context, push_id: uuid::Uuid, said: Option<&str>) {
+    let Some(said) = said.filter(|t| !t.is_empty()) else {
+        return;
+    };
+    let stored = ctx.rt.block_on(async {
+        let mut conn = ctx.pool.acquire().await?;
+        crate::cache::pushes::set_said(&mut conn, push_id, said).await
+    });
+    if let Err(e) = stored {
+        tracing::warn!(error = %e, "could not store what the pusher read");
+    }
 }
 
 /// Each command with its outcome, as the push record keeps it.
