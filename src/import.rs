@@ -837,6 +837,9 @@ pub async fn import_dir(
         Progress::Read => bar.inc(1),
     })?;
     bar.set_message("checking and storing them (a push)");
+    // Every file read shows, however fast the push after it: the reads' last draw may
+    // have been skipped by the bar's rate limit.
+    bar.force_draw();
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let report = Report {
         imported,

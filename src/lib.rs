@@ -13,6 +13,7 @@ pub mod cache;
 pub mod changes;
 pub mod check;
 pub mod commands;
+pub mod commit_tree;
 pub mod config;
 pub mod db;
 pub mod deliver;

@@ -22,8 +22,9 @@ use crate::artifact::{archive, git_error, members_of};
 pub use crate::artifact::{
     artifact, digest, group_of, read_blob, skill_members, Artifact, BuildError, Kind, Members,
 };
+use crate::commit_tree::{self, TreeSource};
 use crate::skills::agent::{name_problem, MAX_DESCRIPTION_CHARS};
-use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
+use crate::skills::rules::{self, Rules, SKILL_FILE};
 use axum::body::Bytes;
 use gix::ObjectId;
 use serde::Serialize;
@@ -360,8 +361,8 @@ fn read_manifest(
 fn group_files(
     tree: &gix::Tree<'_>,
     rules: &Rules,
-) -> Result<HashMap<String, Vec<rules::TreeFile>>, BuildError> {
-    let files = rules::files_under(tree, rules).map_err(git_error)?;
+) -> Result<HashMap<String, Vec<commit_tree::TreeFile>>, BuildError> {
+    let files = commit_tree::files_under(tree, rules).map_err(git_error)?;
     Ok(group_of(files, rules))
 }
 
@@ -369,7 +370,7 @@ fn group_files(
 fn one_skill(
     repo: &gix::Repository,
     rules: &Rules,
-    groups: &HashMap<String, Vec<rules::TreeFile>>,
+    groups: &HashMap<String, Vec<commit_tree::TreeFile>>,
     skill_paths: &std::collections::BTreeSet<&str>,
     row: &Row,
     previous: Option<&Published>,

@@ -18,7 +18,8 @@
 use super::index;
 use super::serve::{answer, content_type, json_error, Freshness};
 use crate::agents::AgentsState;
-use crate::skills::rules::{Rules, TreeSource, SKILL_FILE};
+use crate::commit_tree::TreeSource;
+use crate::skills::rules::{Rules, SKILL_FILE};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -6,6 +6,7 @@
 
 pub mod archive;
 
+use crate::commit_tree;
 use crate::skills::rules::{self, Rules, SKILL_FILE};
 use gix::ObjectId;
 use sha2::Digest;
@@ -62,7 +63,7 @@ pub type Members = Vec<(String, ObjectId, bool)>;
 /// of the tree that belong to it ([`Rules::skill_of`]). In the agent-skills layout the
 /// folder's files, by their path in it (the skill file as `SKILL.md`); a flat-layout
 /// skill is its file alone, as `SKILL.md`.
-pub fn members_of(rules: &Rules, skill_path: &str, group: &[rules::TreeFile]) -> Members {
+pub fn members_of(rules: &Rules, skill_path: &str, group: &[commit_tree::TreeFile]) -> Members {
     let folder = match skill_path.strip_suffix(SKILL_FILE) {
         Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
         _ => "",
@@ -110,7 +111,7 @@ pub fn skill_members(
     let folder = match skill_path.strip_suffix(SKILL_FILE) {
         Some(folder) if rules.layout == rules::Layout::AgentSkills => folder,
         _ => {
-            let file = rules::TreeFile {
+            let file = commit_tree::TreeFile {
                 path: skill_path.to_string(),
                 mode: entry.mode(),
                 id: entry.object_id(),
@@ -130,11 +131,11 @@ pub fn skill_members(
         .traverse()
         .breadthfirst(&mut recorder)
         .map_err(git_error)?;
-    let files: Vec<rules::TreeFile> = recorder
+    let files: Vec<commit_tree::TreeFile> = recorder
         .records
         .into_iter()
         .filter(|e| !e.mode.is_tree())
-        .map(|e| rules::TreeFile {
+        .map(|e| commit_tree::TreeFile {
             path: format!("{folder}{}", e.filepath),
             mode: e.mode,
             id: e.oid,
@@ -202,15 +203,15 @@ pub fn artifact(repo: &gix::Repository, members: Members) -> Result<Artifact, Bu
 
 /// `files` (of one tree, under the roots) grouped by the skill file they belong to.
 pub fn group_of(
-    files: Vec<rules::TreeFile>,
+    files: Vec<commit_tree::TreeFile>,
     rules: &Rules,
-) -> HashMap<String, Vec<rules::TreeFile>> {
+) -> HashMap<String, Vec<commit_tree::TreeFile>> {
     let skill_files: HashSet<String> = files
         .iter()
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
         .map(|f| f.path.clone())
         .collect();
-    let mut groups: HashMap<String, Vec<rules::TreeFile>> = HashMap::new();
+    let mut groups: HashMap<String, Vec<commit_tree::TreeFile>> = HashMap::new();
     for f in files {
         if !f.mode.is_blob() {
             continue;

@@ -2,7 +2,8 @@
 
 use super::vector::{search_vector, SearchVector};
 use super::{CacheError, Result};
-use crate::skills::rules::{self, Rules, TreeSource, CONFIG_PATH};
+use crate::commit_tree::{self, TreeSource};
+use crate::skills::rules::{self, Rules, CONFIG_PATH};
 use crate::skills::Skill;
 use gix::object::tree::diff::ChangeDetached;
 use gix::ObjectId;
@@ -96,7 +97,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
         })
         .ok();
         let same = old_rules.as_ref().is_some_and(|old| {
-            rules::fingerprint(&old_tree, old) == rules::fingerprint(&new_tree, &rules)
+            commit_tree::fingerprint(&old_tree, old) == commit_tree::fingerprint(&new_tree, &rules)
         });
         if !same {
             let old_files = match &old_rules {
@@ -343,7 +344,7 @@ pub fn skill_files(
 
 /// Every regular skill file of `tree` under `rules`.
 fn files_of(tree: &gix::Tree<'_>, rules: &Rules) -> Result<HashMap<String, ObjectId>> {
-    Ok(rules::files_under(tree, rules)
+    Ok(commit_tree::files_under(tree, rules)
         .map_err(CacheError::git)?
         .into_iter()
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))

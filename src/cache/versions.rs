@@ -19,7 +19,8 @@
 
 use super::{CacheError, Result};
 use crate::artifact as index;
-use crate::skills::rules::{self, Rules, TreeSource, SKILL_FILE};
+use crate::commit_tree::{self, TreeSource};
+use crate::skills::rules::{self, Rules, SKILL_FILE};
 use gix::object::tree::diff::ChangeDetached;
 use gix::ObjectId;
 use sqlx::PgConnection;
@@ -60,12 +61,12 @@ pub fn between(
     };
     let same_rules = old_tree.as_ref().is_some_and(|old| {
         Rules::load(&TreeSource { tree: old.clone() }).is_ok_and(|old_rules| {
-            rules::fingerprint(old, &old_rules) == rules::fingerprint(&new_tree, &rules)
+            commit_tree::fingerprint(old, &old_rules) == commit_tree::fingerprint(&new_tree, &rules)
         })
     });
     let paths: BTreeSet<String> = match (&old_tree, same_rules) {
         (Some(old), true) => touched(repo, old, &new_tree, &rules)?,
-        _ => rules::files_under(&new_tree, &rules)
+        _ => commit_tree::files_under(&new_tree, &rules)
             .map_err(CacheError::git)?
             .into_iter()
             .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))

@@ -90,9 +90,7 @@ pub fn target_review(repo: &gix::Repository, tip: ObjectId) -> crate::skills::re
     repo.find_commit(tip)
         .ok()
         .and_then(|c| c.tree().ok())
-        .and_then(|tree| {
-            crate::skills::Rules::load(&crate::skills::rules::TreeSource { tree }).ok()
-        })
+        .and_then(|tree| crate::skills::Rules::load(&crate::commit_tree::TreeSource { tree }).ok())
         .map(|r| r.review.clone())
         .unwrap_or_default()
 }

@@ -475,7 +475,7 @@ fn commit_and_push(
         .map_err(|e| git(&e))?
         .tree()
         .map_err(|e| git(&e))?;
-    let rules = crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource {
+    let rules = crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource {
         tree: base_tree.clone(),
     })
     .unwrap_or_else(|_| crate::skills::rules::Rules::builtin());
@@ -630,17 +630,17 @@ fn commit_and_push(
     // The skills' problems, as JSON, before anything is pushed (the push checks again,
     // with every rule: this is for a precise answer).
     let new_tree = repo.find_tree(tree).map_err(|e| git(&e))?;
-    let rules = match crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource {
-        tree: new_tree,
-    }) {
-        Ok(r) => r,
-        Err(problems) => {
-            return Err(EditError::Invalid {
-                message: crate::skills::summary_line(&problems),
-                problems,
-            })
-        }
-    };
+    let rules =
+        match crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource { tree: new_tree })
+        {
+            Ok(r) => r,
+            Err(problems) => {
+                return Err(EditError::Invalid {
+                    message: crate::skills::summary_line(&problems),
+                    problems,
+                })
+            }
+        };
     let mut problems = Vec::new();
     for (path, bytes) in &written {
         if rules.is_skill(path) {
@@ -774,7 +774,7 @@ pub async fn open_file(
             None => None,
         };
         let rules = match &tree {
-            Some(tree) => crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource {
+            Some(tree) => crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource {
                 tree: tree.clone(),
             })
             .unwrap_or_else(|_| crate::skills::rules::Rules::builtin()),

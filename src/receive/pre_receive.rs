@@ -9,7 +9,8 @@
 use super::commands::Command;
 use super::connectivity;
 use super::outcome::{Reason, Refusal};
-use crate::skills::rules::{self, Layout, Rules, TreeSource};
+use crate::commit_tree::{self, TreeSource};
+use crate::skills::rules::{Layout, Rules};
 use crate::skills::validate::MAX_FILE_BYTES;
 use crate::skills::{tree, Problem};
 use gix::ObjectId;
@@ -656,7 +657,10 @@ fn validate_update(
         && match Rules::load(&TreeSource {
             tree: old_tree.clone(),
         }) {
-            Ok(old) => rules::fingerprint(&old_tree, &old) != rules::fingerprint(&new_tree, &rules),
+            Ok(old) => {
+                commit_tree::fingerprint(&old_tree, &old)
+                    != commit_tree::fingerprint(&new_tree, &rules)
+            }
             Err(_) => true,
         };
 
@@ -752,7 +756,7 @@ fn validate_update(
     }
     // Every file of the new tree under the roots (for the tree-wide checks, and for
     // revalidating everything when the rules changed).
-    let entries = rules::files_under(&new_tree, &rules).map_err(|e| e.to_string())?;
+    let entries = commit_tree::files_under(&new_tree, &rules).map_err(|e| e.to_string())?;
 
     if rules_changed {
         let note = format!(

@@ -1121,28 +1121,6 @@ fn remember(key: CacheKey, rules: Arc<Rules>) {
     cache.push((key, rules));
 }
 
-/// Rules read from a commit's tree.
-pub struct TreeSource<'r> {
-    pub tree: gix::Tree<'r>,
-}
-
-impl RulesSource for TreeSource<'_> {
-    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
-        let entry = self
-            .tree
-            .lookup_entry(path.split('/').map(|c| c.as_bytes()))
-            .map_err(|e| e.to_string())?;
-        let Some(entry) = entry else {
-            return Ok(None);
-        };
-        if !entry.mode().is_blob() {
-            return Err(format!("`{path}` is not a regular file"));
-        }
-        let object = entry.object().map_err(|e| e.to_string())?;
-        Ok(Some(object.detach().data))
-    }
-}
-
 /// Rules read from a folder on disk (a working tree).
 pub struct DirSource<'p> {
     pub root: &'p std::path::Path,
@@ -1160,52 +1138,11 @@ impl RulesSource for DirSource<'_> {
     }
 }
 
-/// One file (not a folder) of a tree under the rules' roots.
-pub struct TreeFile {
-    pub path: String,
-    pub mode: gix::object::tree::EntryMode,
-    pub id: gix::ObjectId,
-}
-
-/// Every file of `tree` under the roots of `rules` (skills, their folders' other files,
-/// links and submodules alike).
-pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>, gix::Error> {
-    let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse().breadthfirst(&mut recorder)?;
-    Ok(recorder
-        .records
-        .into_iter()
-        .filter(|e| !e.mode.is_tree())
-        .map(|e| TreeFile {
-            path: e.filepath.to_string(),
-            mode: e.mode,
-            id: e.oid,
-        })
-        .filter(|f| rules.governs(&f.path))
-        .collect())
-}
-
 /// Why a commit's rules could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     #[error("the repository's rules do not load:\n{}", super::render_problems(.0))]
     Invalid(Vec<Problem>),
-}
-
-/// The blob ids of the rules files in `tree` (config, and the schema the config of
-/// `rules` names), to tell whether two trees have the same rules.
-pub fn fingerprint(tree: &gix::Tree<'_>, rules: &Rules) -> Vec<Option<gix::ObjectId>> {
-    let id = |path: &str| {
-        tree.lookup_entry(path.split('/').map(|c| c.as_bytes()))
-            .ok()
-            .flatten()
-            .map(|e| e.object_id())
-    };
-    let mut out = vec![id(CONFIG_PATH)];
-    if let Some(p) = &rules.schema_path {
-        out.push(id(p));
-    }
-    out
 }
 
 #[cfg(test)]

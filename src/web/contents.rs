@@ -402,7 +402,7 @@ async fn check(State(s): State<Arc<HttpState>>, body: axum::body::Bytes) -> Resp
             .and_then(|c| c.tree().ok())
         {
             Some(tree) => {
-                crate::skills::rules::Rules::load(&crate::skills::rules::TreeSource { tree })
+                crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource { tree })
                     .unwrap_or_else(|_| crate::skills::rules::Rules::builtin())
             }
             None => crate::skills::rules::Rules::builtin(),

@@ -1,0 +1,163 @@
+//! Reconcile: the cache compared with the tip file by file and repaired.
+
+use super::write::{notify, write};
+use super::{
+    branch_tip, check_current, lock, set_watermark, shrink, SyncOutcome, Target,
+    SEARCH_INLINE_ROWS, UPSERT_BATCH,
+};
+use crate::cache::bulk;
+use crate::cache::changes::{self, Op};
+use crate::cache::Result;
+use gix::ObjectId;
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+use tokio::runtime::Handle;
+
+/// Compares the cache with the branch's tip file by file (by blob id) and repairs it:
+/// creates missing rows, refreshes stale ones, deletes orphans (rows with no file),
+/// logging each as `create`/`refresh`/`delete` by `system`, and moves the watermark to
+/// the tip. Unlike [`sync_branch`] it trusts nothing in the cache.
+///
+/// Into an empty cache, `bulk_from` or more skills are loaded with `COPY` and the
+/// indexes built after them ([`bulk`]; `None`: never).
+pub fn reconcile(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+    bulk_from: Option<usize>,
+) -> Result<SyncOutcome> {
+    let mut bulk_tried = false;
+    match reconcile_once(
+        rt,
+        pool,
+        repo,
+        repo_name,
+        branch,
+        bulk_from,
+        &mut bulk_tried,
+    ) {
+        // A bulk load (`COPY`) fails whole when the database refuses one row: the same
+        // reconcile goes again row by row, where such a row fails alone.
+        Err(e) if bulk_tried => {
+            tracing::warn!(repo = %repo_name, error = %e, "the bulk load failed; reconciling row by row");
+            reconcile_once(rt, pool, repo, repo_name, branch, None, &mut bulk_tried)
+        }
+        result => result,
+    }
+}
+
+fn reconcile_once(
+    rt: &Handle,
+    pool: &PgPool,
+    repo: &gix::Repository,
+    repo_name: &str,
+    branch: &str,
+    bulk_from: Option<usize>,
+    bulk_tried: &mut bool,
+) -> Result<SyncOutcome> {
+    crate::metrics::METRICS.reconcile_run();
+    let started_at = chrono::Utc::now();
+    let mut conn = rt.block_on(pool.acquire())?;
+    let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
+    rt.block_on(lock(&mut tx, repo_name))?;
+    let tip = branch_tip(repo, branch)?;
+    rt.block_on(check_current(&mut tx, repo_name, branch, tip))?;
+    let Some(tip) = tip else {
+        rt.block_on(tx.commit())?;
+        return Ok(SyncOutcome::default());
+    };
+    let tip_hex = tip.to_string();
+    let (rules, files) = changes::skill_files(repo, tip)?;
+    let rows: Vec<(String, String)> = rt.block_on(
+        sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1")
+            .bind(repo_name)
+            .fetch_all(&mut *tx),
+    )?;
+    let cached: std::collections::HashMap<String, String> = rows.into_iter().collect();
+    tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
+    let mut jobs = Vec::new();
+    for (path, blob) in &files {
+        let make = match cached.get(path) {
+            None => changes::Make::Create,
+            Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
+                changes::Make::Update
+            }
+            Some(_) => continue,
+        };
+        jobs.push(changes::Job {
+            path: path.clone(),
+            blob: *blob,
+            make,
+        });
+    }
+    let deletes: Vec<Op> = cached
+        .keys()
+        .filter(|path| !files.contains_key(*path))
+        .map(|path| Op::Delete { path: path.clone() })
+        .collect();
+    let target = Target {
+        repo: repo_name,
+        branch,
+        commit: &tip_hex,
+        synced_by: "system",
+        push_id: None,
+        started_at,
+        update_operation: "refresh",
+        bulk_now: None,
+    };
+    // Orphans first (their slugs may be reused), then the files in batches, written
+    // while the next ones are read and validated on the other cores.
+    let mut slugs = BTreeSet::new();
+    let mut outcome = rt.block_on(write(&mut tx, &target, deletes, &mut slugs))?;
+    // Into an empty table, many rows load faster with the indexes built after them.
+    let bulk = match bulk_from {
+        Some(from) if cached.is_empty() && jobs.len() >= from => {
+            rt.block_on(bulk::begin(&mut tx))?
+        }
+        _ => None,
+    };
+    *bulk_tried = bulk.is_some();
+    let target = Target {
+        bulk_now: bulk.as_ref().map(|b| b.now),
+        ..target
+    };
+    changes::load_streaming(repo, &rules, &jobs, UPSERT_BATCH, &mut |(_, ops)| {
+        let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
+        outcome.add(&step);
+        Ok(())
+    })?;
+    // The skills it wrote and the published ones without a version (published before
+    // versions existed): their content now is their next version.
+    let mut versioned: BTreeSet<String> = jobs.iter().map(|j| j.path.clone()).collect();
+    drop(jobs);
+    if let Some(dropped) = bulk {
+        let lacking = outcome.vectors_lacking;
+        outcome.search_deferred |=
+            rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
+        rt.block_on(bulk::finish(&mut tx, dropped))?;
+        outcome.bulk_loaded = true;
+    }
+    let made = crate::cache::commits::read(repo, tip)?;
+    rt.block_on(crate::cache::commits::insert(&mut tx, repo_name, &[made]))?;
+    versioned.extend(rt.block_on(crate::cache::versions::lacking(&mut tx, repo_name))?);
+    let contents = crate::cache::versions::at(repo, tip, versioned)?;
+    let publish = crate::cache::versions::Publish {
+        repo: repo_name,
+        commit: &tip_hex,
+        pushed_by: None,
+        push_id: None,
+    };
+    rt.block_on(crate::cache::versions::write(&mut tx, &publish, &contents))?;
+    rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
+    rt.block_on(set_watermark(&mut tx, &target))?;
+    rt.block_on(tx.commit())?;
+    shrink(&mut conn);
+    if outcome.search_deferred {
+        crate::cache::search::fill_in_background(rt, pool);
+    }
+    outcome.commit = Some(tip_hex.clone());
+    crate::alloc::release_memory();
+    Ok(outcome)
+}

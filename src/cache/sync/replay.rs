@@ -1,0 +1,182 @@
+//! A sync's replay: from the watermark to the tip, commit by commit along the first
+//! parents, each commit's operations prepared outside the transaction.
+
+use super::write::apply;
+use super::{set_watermark, watermark, SyncOutcome, Target};
+use crate::cache::changes::{self, Op};
+use crate::cache::Result;
+use gix::ObjectId;
+use sqlx::PgConnection;
+use tokio::runtime::Handle;
+use uuid::Uuid;
+
+/// A sync of one branch to `tip`, inside a transaction that holds the repository's
+/// cache lock ([`lock`]): a push's, or [`sync_branch`]'s.
+pub struct Replay<'a> {
+    /// Where the commits are read (for a push: the view that sees its quarantine).
+    pub repo: &'a gix::Repository,
+    pub repo_name: &'a str,
+    pub branch: &'a str,
+    pub tip: ObjectId,
+    pub synced_by: &'a str,
+    pub push_id: Option<Uuid>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The part of a replay that needs no database: the steps from a watermark to the tip,
+/// each commit's operations (its files read, validated and vectorized, its renames
+/// found) and its author and message. A push prepares it before it takes its
+/// transaction, so the repository's lock is held for the writes only.
+pub struct Prepared {
+    /// The watermark it starts from.
+    from: Option<String>,
+    /// Each commit (hex) with its operations, oldest first.
+    steps: Vec<(String, Vec<Op>)>,
+    made: Vec<crate::cache::commits::CommitRow>,
+    /// The skills whose files the steps change, with their content at the tip: their
+    /// next versions ([`crate::cache::versions`]).
+    versions: Vec<crate::cache::versions::Content>,
+}
+
+impl Replay<'_> {
+    /// Reads the steps from `watermark` to the tip and their operations (git only).
+    pub fn prepare(&self, watermark: Option<&str>) -> Result<Prepared> {
+        let (repo, tip) = (self.repo, self.tip);
+        let from = watermark
+            .and_then(|h| ObjectId::from_hex(h.as_bytes()).ok())
+            .filter(|oid| repo.has_object(oid));
+        // Replay commit by commit along the first-parent chain from the watermark, so
+        // each change is logged once, with the commit that made it. Without a
+        // watermark, or when the chain does not lead back to it, one diff to the tip.
+        let steps: Vec<(Option<ObjectId>, ObjectId)> =
+            match from.and_then(|f| first_parent_chain(repo, f, tip, MAX_REPLAY)) {
+                Some(chain) => chain.into_iter().map(|(p, c)| (Some(p), c)).collect(),
+                None => vec![(from, tip)],
+            };
+        let diffing = std::time::Instant::now();
+        let last = steps.len().saturating_sub(1);
+        let mut prepared = Prepared {
+            from: watermark.map(str::to_string),
+            steps: Vec::with_capacity(steps.len()),
+            made: Vec::new(),
+            versions: crate::cache::versions::between(repo, from, tip)?,
+        };
+        for (i, (base, commit)) in steps.into_iter().enumerate() {
+            let mut ops = changes::between(repo, base, commit)?;
+            if i < last {
+                // Only the tip was validated; a file broken in an intermediate commit
+                // and fixed later is not a failure of the cache.
+                ops.retain(|op| !matches!(op, Op::Invalid { .. }));
+            }
+            if !ops.is_empty() {
+                prepared
+                    .made
+                    .push(crate::cache::commits::read(repo, commit)?);
+            }
+            prepared.steps.push((commit.to_string(), ops));
+        }
+        tracing::debug!(
+            diff_ms = diffing.elapsed().as_millis() as u64,
+            steps = prepared.steps.len(),
+            "sync prepared"
+        );
+        Ok(prepared)
+    }
+
+    /// Replays the branch from the watermark to the tip and moves the watermark; the
+    /// caller commits (and starts [`crate::cache::search::fill_in_background`] when the
+    /// outcome says the vectors were deferred).
+    pub fn run(&self, rt: &Handle, tx: &mut PgConnection) -> Result<SyncOutcome> {
+        self.run_prepared(rt, tx, None)
+    }
+
+    /// [`Replay::run`] with the operations prepared before the transaction: used when
+    /// they start from the watermark the transaction finds, else read again here.
+    pub fn run_prepared(
+        &self,
+        rt: &Handle,
+        tx: &mut PgConnection,
+        prepared: Option<Prepared>,
+    ) -> Result<SyncOutcome> {
+        let watermark = rt.block_on(watermark(tx, self.repo_name, self.branch))?;
+        let tip_hex = self.tip.to_string();
+        if watermark.as_deref() == Some(tip_hex.as_str()) {
+            return Ok(SyncOutcome {
+                commit: Some(tip_hex),
+                ..Default::default()
+            });
+        }
+        let prepared = match prepared {
+            Some(p) if p.from == watermark => p,
+            _ => self.prepare(watermark.as_deref())?,
+        };
+        let target = Target {
+            repo: self.repo_name,
+            branch: self.branch,
+            commit: &tip_hex,
+            synced_by: self.synced_by,
+            push_id: self.push_id,
+            started_at: self.started_at,
+            update_operation: "update",
+            bulk_now: None,
+        };
+        let mut outcome = SyncOutcome::default();
+        let writing = std::time::Instant::now();
+        for (commit_hex, ops) in prepared.steps {
+            let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
+            outcome.add(&step);
+        }
+        rt.block_on(crate::cache::commits::insert(
+            tx,
+            self.repo_name,
+            &prepared.made,
+        ))?;
+        let publish = crate::cache::versions::Publish {
+            repo: self.repo_name,
+            commit: &tip_hex,
+            pushed_by: (self.synced_by != "system").then_some(self.synced_by),
+            push_id: self.push_id,
+        };
+        rt.block_on(crate::cache::versions::write(
+            tx,
+            &publish,
+            &prepared.versions,
+        ))?;
+        rt.block_on(set_watermark(tx, &target))?;
+        tracing::debug!(
+            write_ms = writing.elapsed().as_millis() as u64,
+            "sync written"
+        );
+        outcome.commit = Some(tip_hex);
+        Ok(outcome)
+    }
+}
+
+/// Longest first-parent chain a sync replays commit by commit (each a diff inside
+/// the push's transaction, with the repository's row locked): a push of more
+/// commits is synced with one diff to its tip, its changes logged at the tip, so a
+/// push of thousands of commits holds the repository for seconds, not minutes.
+pub const MAX_REPLAY: usize = 500;
+
+/// (parent, commit) pairs from `from` to `tip` along first parents, oldest first;
+/// `None` when `from` is not on that chain within `cap` commits.
+fn first_parent_chain(
+    repo: &gix::Repository,
+    from: ObjectId,
+    tip: ObjectId,
+    cap: usize,
+) -> Option<Vec<(ObjectId, ObjectId)>> {
+    let mut chain = Vec::new();
+    let mut current = tip;
+    while current != from {
+        if chain.len() >= cap {
+            return None;
+        }
+        let commit = repo.find_commit(current).ok()?;
+        let parent = commit.parent_ids().next()?.detach();
+        chain.push((parent, current));
+        current = parent;
+    }
+    chain.reverse();
+    Some(chain)
+}
