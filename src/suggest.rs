@@ -14,7 +14,8 @@
 //!   runs), and each check that can be relaxed and that the collection trips is set to
 //!   `"warning"` — never `"off"`, so every finding is still shown on every push. The
 //!   checks whose relaxing keeps a `SKILL.md` out of the cache ([`KEEPS_OUT`]) get a
-//!   comment that says so and names the files.
+//!   comment that says so and names the files. `hidden-text` and `padding` are never
+//!   relaxed ([`GUARDS`]): the files are to be fixed.
 //!
 //! A `SKILL.md` that no rules can make a skill (no frontmatter, not UTF-8, too large,
 //! a folder name that is no slug) gives no root: alone in its folders it is then
@@ -22,12 +23,17 @@
 //!
 //! What no configuration can fix (the checks that protect the server and the cache)
 //! is listed at the end of the file, and the suggestion says the push would be
-//! refused. Every choice is explained by a comment in the printed file.
+//! refused; credentials come with a commented `[secrets] allow` of their fingerprints,
+//! to uncomment only for fixtures that are no live credential. Every choice is explained by a comment in the printed file.
 
 use crate::skills::rules::{Layout, Rules, RulesSource, CONFIG_PATH, SKILL_FILE};
 use crate::skills::{Check, Level, Problem};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// Checks `--suggest-config` never relaxes, though `[levels]` may: they guard the
+/// reader against text they do not see, and relaxing them holds for every skill.
+const GUARDS: [Check; 2] = [Check::HiddenText, Check::Padding];
 
 /// The checks whose relaxing lets a push through with a `SKILL.md` (or a skill's
 /// files) that the cache does not hold.
@@ -448,7 +454,7 @@ pub fn suggest(root: &Path, max_depth: u32) -> std::io::Result<Suggestion> {
     let mut tripped: BTreeMap<&'static str, (Check, Vec<String>)> = BTreeMap::new();
     for p in problems
         .iter()
-        .filter(|p| p.is_error() && !p.check.protected())
+        .filter(|p| p.is_error() && !p.check.protected() && !GUARDS.contains(&p.check))
     {
         let entry = tripped
             .entry(p.check.id())
@@ -608,7 +614,7 @@ fn render(
         out.push_str("# A push of the tree with this file is accepted.\n");
     } else {
         out.push_str(&format!(
-            "# A push is still REFUSED: {} error{} that no setting can relax (listed at the end).\n",
+            "# A push is still REFUSED: {} error{} to fix in the files (listed at the end).\n",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" }
         ));
@@ -669,7 +675,9 @@ fn render(
         }
     }
     if !errors.is_empty() {
-        out.push_str("\n# Errors no setting can relax (fix the files, then push):\n");
+        out.push_str(
+            "\n# Errors to fix in the files, then push (no level is suggested for them):\n",
+        );
         for p in errors.iter().take(20) {
             out.push_str(&format!(
                 "#   {}: {} [{}]\n",
@@ -681,8 +689,42 @@ fn render(
         if errors.len() > 20 {
             out.push_str(&format!("#   … and {} more\n", errors.len() - 20));
         }
+        if errors.iter().any(|p| GUARDS.contains(&p.check)) {
+            out.push_str(
+                "# hidden-text and padding could be relaxed in [levels], for every skill; they are\n\
+                 # not suggested: text a reader does not see is what they guard against. Write such\n\
+                 # a character as an escape (\\u200b) where a skill shows one on purpose.\n",
+            );
+        }
+    }
+    let fingerprints: BTreeSet<&str> = errors
+        .iter()
+        .filter(|p| p.check == Check::Secret)
+        .filter_map(|p| fingerprint_in(&p.message))
+        .collect();
+    if !fingerprints.is_empty() {
+        out.push_str(
+            "\n# The credentials above are refused whatever the levels say. Only one that is a\n\
+             # fixture and no live credential (an example, a revoked key) may be let through:\n\
+             # check each, rotate any that is real, then uncomment.\n",
+        );
+        out.push_str("# [secrets]\n# allow = [\n");
+        for fp in fingerprints {
+            out.push_str(&format!("#     \"{fp}\",\n"));
+        }
+        out.push_str("# ]\n");
     }
     out
+}
+
+/// The `sha256:` fingerprint a `secret` problem's message names.
+fn fingerprint_in(message: &str) -> Option<&str> {
+    let at = message.find("(fingerprint sha256:")? + "(fingerprint ".len();
+    let fp = message.get(at..at + "sha256:".len() + 12)?;
+    fp["sha256:".len()..]
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then_some(fp)
 }
 
 #[cfg(test)]
@@ -790,6 +832,38 @@ mod tests {
         assert!(!s.accepted());
         assert!(s.config.contains("A push is still REFUSED"), "{}", s.config);
         assert!(s.config.contains("#   skills/a/SKILL.md: "), "{}", s.config);
+    }
+
+    #[test]
+    fn credentials_are_listed_with_an_allowlist_to_uncomment_after_checking_them() {
+        // As in a public collection's example API response (RULES.md, "Known false
+        // positives"): a password in a connection URI at a real host.
+        let uri = "postgresql://owner:npg_EwcS9IOgFfb7@ep-raspy-glade.aws.neon.tech/db";
+        let dir = tree(&[
+            ("skills/a/SKILL.md", &skill("a", "")),
+            ("skills/a/references/api.md", &format!("uri: {uri}\n")),
+        ]);
+        let s = suggest(dir.path(), 64).unwrap();
+        assert!(!s.accepted(), "{}", s.config);
+        let fp = crate::skills::secrets::fingerprint(
+            "postgresql://owner:npg_EwcS9IOgFfb7@ep-raspy-glade.aws.neon.tech",
+        );
+        assert!(
+            s.config.contains(&format!("#     \"{fp}\",\n")),
+            "{}",
+            s.config
+        );
+        assert!(!s.config.contains("npg_EwcS9IOgFfb7"), "{}", s.config);
+        // Uncommented, the file lets that fixture through, and the push is accepted.
+        let allowed = s
+            .config
+            .replace("# [secrets]", "[secrets]")
+            .replace("# allow = [", "allow = [")
+            .replace("#     \"sha256:", "    \"sha256:")
+            .replace("# ]", "]");
+        std::fs::write(dir.path().join(CONFIG_PATH), allowed).unwrap();
+        let (_, problems) = crate::check::check_tree(dir.path(), 64).unwrap();
+        assert!(!problems.iter().any(|p| p.is_error()), "{problems:?}");
     }
 
     #[test]

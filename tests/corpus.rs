@@ -146,3 +146,79 @@ fn every_collection_is_accepted_on_the_first_push_with_the_suggested_config() {
     }
     eprintln!("{}", summary.join("\n"));
 }
+
+/// The content checks (`agent-instructions`, `hidden-text`, `secret`, `padding`) over
+/// every SKILL.md of the corpus find exactly what RULES.md lists under "What the
+/// checks find in public collections": a pattern that starts to fire on ordinary text
+/// of real skills fails here, and so does one that stops finding the known cases.
+#[test]
+fn the_content_checks_find_in_the_corpus_only_what_rules_md_lists() {
+    let known: &[(&str, &str, u64, &str)] = &[
+        (
+            "expo__skills",
+            ".claude/skills/expo-skill-eval/SKILL.md",
+            77,
+            "agent-instructions",
+        ),
+        (
+            "expo__skills",
+            ".claude/skills/expo-skill-eval/SKILL.md",
+            79,
+            "agent-instructions",
+        ),
+        (
+            "expo__skills",
+            ".claude/skills/expo-skill-eval/SKILL.md",
+            159,
+            "agent-instructions",
+        ),
+        (
+            "expo__skills",
+            ".claude/skills/expo-skill-eval/SKILL.md",
+            193,
+            "agent-instructions",
+        ),
+    ];
+    let mut found = Vec::new();
+    for source in corpus() {
+        let name = source.file_name().unwrap().to_str().unwrap().to_string();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(&name);
+        let copied = Command::new("cp")
+            .args(["-a", source.to_str().unwrap(), dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        std::fs::remove_file(dir.join("SOURCE")).unwrap();
+        let out = Command::new(SKILLSD)
+            .args(["check", "--suggest-config", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        std::fs::write(dir.join("skillsd.toml"), &out.stdout).unwrap();
+        let out = Command::new(SKILLSD)
+            .args(["check", "--all", "--format", "json", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        for level in ["errors", "warnings"] {
+            for p in report[level].as_array().unwrap() {
+                let check = p["check"].as_str().unwrap();
+                if ["agent-instructions", "hidden-text", "secret", "padding"].contains(&check) {
+                    found.push((
+                        name.clone(),
+                        p["path"].as_str().unwrap().to_string(),
+                        p["line"].as_u64().unwrap_or(0),
+                        check.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    found.sort();
+    let known: Vec<(String, String, u64, String)> = known
+        .iter()
+        .map(|(n, p, l, c)| (n.to_string(), p.to_string(), *l, c.to_string()))
+        .collect();
+    assert_eq!(found, known);
+}

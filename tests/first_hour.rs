@@ -240,7 +240,25 @@ fn check_without_skillsd_toml_says_so_and_stops() {
     assert!(stdout.lines().count() < 8, "{stdout}");
     assert!(!stdout.contains("error: skills/"), "{stdout}");
 
+    // With the built-in rules, the errors are listed as any check lists them: a few of
+    // each kind, then counted; `--all` lists every one.
     let out = check(&["--builtin-rules"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(
+        stdout.matches("error: skills/topic-").count(),
+        3,
+        "{stdout}"
+    );
+    common::assert_contains_all(
+        &stdout,
+        &[
+            "… and 37 more `missing-field` errors (40 in all)",
+            "`skillsd check --all` lists every problem.",
+            "80 errors in 40 files (40 skills checked)",
+        ],
+    );
+    let out = check(&["--builtin-rules", "--all"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(
@@ -251,7 +269,7 @@ fn check_without_skillsd_toml_says_so_and_stops() {
 
     // With the rules file, the errors are the repository's own: listed.
     std::fs::write(root.join("skillsd.toml"), "layout = \"flat\"\n").unwrap();
-    let out = check(&[]);
+    let out = check(&["--all"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(!stdout.contains("no skillsd.toml"), "{stdout}");

@@ -104,7 +104,7 @@ pub(crate) enum Cmd {
         /// Output format.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
-        /// Without a skillsd.toml, list every error of the built-in rules (else, past
+        /// Without a skillsd.toml, list the errors of the built-in rules (else, past
         /// 20 errors, only their count and how to make a skillsd.toml).
         #[arg(long)]
         builtin_rules: bool,
