@@ -11,20 +11,27 @@ ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
 N=${N:-100000}
 RUNS=${RUNS:-3}
 BASE=${BASE:-/tmp/skillsd-reconcile}
+PORT=${PORT:-2294}
 (cd "$ROOT" && cargo build --release -q)
 SKILLSD=$ROOT/target/release/skillsd
 [ -d "$BASE" ] && mv "$BASE" "$BASE.trash-$(date +%s%N)"
 mkdir -p "$BASE"
 DATA=$BASE/data
 "$SKILLSD" init bench --empty --data-dir "$DATA" >/dev/null
-"$SKILLSD" migrate --data-dir "$DATA" >/dev/null  # starts the private PostgreSQL
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=b@example.invalid GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=b@example.invalid
+# The server holds the private PostgreSQL for the whole run: a command started alone
+# stops the cluster it started when it ends, and the database is the store of record
+# (a node's repository is a copy, so skills go in by a push, never into the copy).
+SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$PORT" --http off --data-dir "$DATA" > "$BASE/serve.log" 2>&1 &
+SERVE=$!
+trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do grep -q "listening" "$BASE/serve.log" && break; sleep 0.2; done
+grep -q "listening" "$BASE/serve.log" || { cat "$BASE/serve.log" >&2; exit 1; }
 W=$BASE/work
-git init -q -b main "$W"
+mkdir -p "$W"
 echo "generating $N skills" >&2
 python3 "$ANCHOR/gen_skills.py" gen --out "$W" --n "$N" --seed 42
-git -C "$W" add -A && git -C "$W" commit -q -m "import $N"
-git -C "$W" push -q "$DATA/repos/bench.git" main
+# `skillsd import DIR` is a push of the folder, by the same path as `git push`.
+SKILLSD_LOG=warn "$SKILLSD" import "$W" bench --data-dir "$DATA" >&2
 DB="postgres://postgres@localhost/skillsd?host=$DATA/postgres/sock"
 # Each run: empty the cache (as a new or restored database has it: TRUNCATE, not
 # DELETE, which would leave the old pages to reuse), let the kernel write out what the

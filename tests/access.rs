@@ -18,7 +18,7 @@ fn unknown_key_is_refused() {
     let server = Server::start();
     server.add_user("alice", "writer");
     let stranger = Key::generate("stranger");
-    let git = Git::new("/usr/local/bin/git", &stranger, &server);
+    let git = Git::new(common::GIT_NEW, &stranger, &server);
     let stderr = git.fails(git.home.path(), &["clone", &server.url("skills.git"), "x"]);
     assert!(stderr.contains("Permission denied (publickey)"), "{stderr}");
     assert!(!git.home.path().join("x").exists());
@@ -28,7 +28,7 @@ fn unknown_key_is_refused() {
 fn reader_can_clone_but_not_push() {
     let server = Server::start();
     let key = server.add_user("rita", "reader");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let before = server.server_ref("skills", "refs/heads/main").unwrap();
     let files_before = server.object_files("skills");
@@ -81,7 +81,7 @@ fn shell_access_is_refused_politely() {
 fn unknown_repositories_get_the_same_not_found() {
     let server = Server::start();
     let key = server.add_user("alice", "admin");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let data_dir = server.data.path().to_string_lossy().into_owned();
     let mut messages = Vec::new();
     for repo in [
@@ -124,7 +124,7 @@ fn user_commands_manage_keys() {
     assert_eq!(listing, format!("alice\twriter\t{fp}\n"));
 
     // The key works, then stops working once the user is removed.
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     git.clone(&server.url("skills.git"), &[]);
     let out = server.cli(&["user", "remove", "alice"]);
     assert!(out.status.success());
@@ -246,7 +246,7 @@ fn per_repository_grants_replace_the_global_role() {
         String::from_utf8_lossy(&out.stdout),
         "bob is writer on notes\n"
     );
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     // Writer on notes...
     let notes = git.clone(&server.url("notes.git"), &[]);
     git.commit_files(&notes, &[("skills/first.md", &skill("First", ""))], "first");

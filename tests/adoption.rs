@@ -70,7 +70,7 @@ fn rows(server: &Server) -> Vec<Row> {
 fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(
         &dir,
@@ -240,7 +240,7 @@ fn rows_slugs(server: &Server) -> Vec<String> {
 fn skill_md_files_pushed_to_a_flat_repository_get_one_word_about_the_layout() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = server_main(&server);
     let mut files: Vec<(String, String)> = (0..5)

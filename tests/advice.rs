@@ -50,7 +50,7 @@ fn main_of(server: &Server, repo: &str) -> Option<String> {
 fn a_refused_push_sums_up_what_cannot_be_relaxed_first_and_groups_the_rest() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    for bin in ["/usr/bin/git", "/usr/local/bin/git"] {
+    for bin in [common::GIT_OLD, common::GIT_NEW] {
         let git = Git::new(bin, &key, &server);
         let dir = clone_for_adoption(
             &server,
@@ -178,7 +178,7 @@ fn a_refused_push_sums_up_what_cannot_be_relaxed_first_and_groups_the_rest() {
 fn renames_are_proposed_only_to_free_valid_names_and_hints_use_the_layouts_fields() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = clone_for_adoption(
         &server,
         &git,
@@ -312,7 +312,7 @@ fn a_folder_imported_and_the_same_folder_pushed_give_the_same_tree_and_cache() {
         assert!(out.status.success(), "{out:?}");
     }
     let key = server.add_user("alice", "admin");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let folder = tempfile::tempdir().unwrap();
     collection(folder.path());
     let node = tempfile::tempdir().unwrap();
@@ -388,7 +388,7 @@ fn a_folder_a_push_refuses_is_refused_by_import_too_in_the_same_words() {
         assert!(server.cli(&["init", repo, "--empty"]).status.success());
     }
     let key = server.add_user("alice", "admin");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let folder = tempfile::tempdir().unwrap();
     collection(folder.path());
     // A symbolic link for a SKILL.md (import used to drop it without a word), and a

@@ -94,7 +94,7 @@ fn push_files(git: &Git, dir: &Path, files: &[(&str, String)], message: &str) ->
 
 /// A clone of `repo` switched to the agent-skills layout with the test's skills.
 fn agent_skills_repo(server: &Server, key: &Key, repo: &str) -> (Git, PathBuf) {
-    let git = Git::new("/usr/local/bin/git", key, server);
+    let git = Git::new(common::GIT_NEW, key, server);
     let dir = git.clone(&server.url(&format!("{repo}.git")), &[]);
     git.ok(
         &dir,
@@ -445,7 +445,7 @@ fn a_flat_skill_is_served_as_it_is_when_it_names_itself_and_says_what_it_does() 
     );
 
     let alice = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let rollback = "---\ntitle: Roll back\nname: rollback\ndescription: Undo a bad deploy.\n---\n\n# Roll back\n";
     let files = [

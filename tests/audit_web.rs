@@ -26,7 +26,7 @@ fn api(server: &Server, query: &str) -> (u16, Value) {
 }
 
 fn tip(server: &Server) -> String {
-    let out = Command::new("/usr/local/bin/git")
+    let out = Command::new(common::GIT_NEW)
         .arg("--git-dir")
         .arg(server.repo_path("skills"))
         .args(["rev-parse", "main"])
@@ -82,7 +82,7 @@ fn row<'a>(dom: &'a str, repo: &str) -> &'a str {
 fn the_dashboard_shows_each_repositorys_audit_counts_for_its_tip() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
 
     // The template's skills: clean.

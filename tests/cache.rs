@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// path → blob of every skill on the server's main, from `git ls-tree`.
 fn tree_skills(server: &Server) -> BTreeMap<String, String> {
-    let out = std::process::Command::new("/usr/local/bin/git")
+    let out = std::process::Command::new(common::GIT_NEW)
         .arg("--git-dir")
         .arg(server.repo_path("skills"))
         .args(["ls-tree", "-r", "main", "skills/"])
@@ -72,7 +72,7 @@ fn exec(server: &Server, sql: &str) {
 fn reconcile_repairs_missing_stale_and_orphan_rows() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.commit_files(
         &dir,
@@ -143,7 +143,7 @@ fn reconcile_repairs_missing_stale_and_orphan_rows() {
 fn a_cache_left_behind_catches_up_with_the_next_push() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let template = git.head(&dir);
     git.commit_files(&dir, &[("skills/a/early.md", &skill("Early", ""))], "early");
@@ -193,7 +193,7 @@ fn a_push_notifies_listeners_in_the_same_transaction() {
         l.listen("skills_changed").await.unwrap();
         l
     });
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let tip = git.commit_files(
         &dir,
@@ -302,7 +302,7 @@ fn a_failed_cache_write_refuses_the_push_and_writes_nothing() {
     );
     exec(&server, "INSERT INTO fail_switch VALUES (true)");
 
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let old = git.head(&dir);
     let files = server.object_files("skills");
@@ -372,7 +372,7 @@ fn a_failed_cache_write_refuses_the_push_and_writes_nothing() {
 fn full_text_search_finds_skills_by_title_tags_and_body() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.commit_files(
         &dir,
@@ -407,7 +407,7 @@ fn full_text_search_finds_skills_by_title_tags_and_body() {
 fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // More than one write batch (2,000 rows), read on every core; every third body
     // has a URL (its vector is PostgreSQL's to compute, after the rows).
@@ -464,7 +464,7 @@ fn a_big_reconcile_streams_batches_and_fills_the_vectors() {
 fn a_big_push_is_searchable_once_its_vectors_are_filled() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // More rows whose vectors PostgreSQL must compute (skillsd leaves text with URLs to
     // it) than a sync writes with their vectors inline.
@@ -528,7 +528,7 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
 fn each_commit_of_a_push_is_logged_with_its_own_sha() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let before = server.last_log_id();
     // Three commits in one push; the middle one breaks a file the last one fixes.
@@ -563,7 +563,7 @@ fn each_commit_of_a_push_is_logged_with_its_own_sha() {
 fn big_columns_are_compressed_with_lz4() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // A body big enough to be compressed (over the ~2 KB TOAST threshold).
     let body = "Rotate the keys before the window closes, then verify. ".repeat(100);
@@ -672,7 +672,7 @@ fn varied_skills(prefix: &str, n: usize, url_every: usize) -> Vec<(String, Strin
 fn server_with(files: &[(String, String)]) -> (Server, common::Key, Git, std::path::PathBuf) {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.commit_files(&dir, files, "more skills");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
@@ -830,7 +830,7 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
 fn a_row_the_database_refuses_fails_that_skill_only() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // 6,000 characters that do not compress: over the 2,704-byte index entry limit.
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -1008,7 +1008,7 @@ fn ids_by_path(server: &Server) -> BTreeMap<String, uuid::Uuid> {
 fn renames_with_edits_are_searched_within_a_bound_and_plain_moves_always_keep_ids() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let body = |i: usize, edit: &str| {
         let lines: String = (0..30)
@@ -1080,7 +1080,7 @@ fn renames_with_edits_are_searched_within_a_bound_and_plain_moves_always_keep_id
 fn a_push_of_more_commits_than_the_replay_bound_is_synced_by_one_diff_to_its_tip() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let before = server.last_log_id();
     // Many commits each changing one skill, made at once with fast-import.

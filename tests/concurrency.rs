@@ -18,7 +18,7 @@ fn concurrent_pushes_lose_nothing() {
     }));
     let key = Arc::new(server.add_user("crowd", "writer"));
     // Every client owns some skills; seed them in one push.
-    let seeder = Git::new("/usr/local/bin/git", &key, &server);
+    let seeder = Git::new(common::GIT_NEW, &key, &server);
     let seed = seeder.clone(&server.url("skills.git"), &[]);
     let files: Vec<(String, String)> = (0..CLIENTS)
         .map(|c| {
@@ -36,9 +36,9 @@ fn concurrent_pushes_lose_nothing() {
     let clients: Vec<(Git, std::path::PathBuf)> = (0..CLIENTS)
         .map(|c| {
             let bin = if c % 2 == 0 {
-                "/usr/bin/git"
+                common::GIT_OLD
             } else {
-                "/usr/local/bin/git"
+                common::GIT_NEW
             };
             let git = Git::new(bin, &key, &server);
             let dir = git.clone(&server.url("skills.git"), &["-q"]);
@@ -116,7 +116,7 @@ fn concurrent_pushes_lose_nothing() {
         .unwrap()
     });
     for (path, blob) in blobs {
-        let out = std::process::Command::new("/usr/local/bin/git")
+        let out = std::process::Command::new(common::GIT_NEW)
             .arg("--git-dir")
             .arg(server.repo_path("skills"))
             .args(["rev-parse", &format!("{tip}:{path}")])
@@ -175,9 +175,9 @@ fn concurrent_pushes_to_different_branches() {
     let clients: Vec<(Git, std::path::PathBuf, String)> = (0..CLIENTS)
         .map(|c| {
             let bin = if c % 2 == 0 {
-                "/usr/bin/git"
+                common::GIT_OLD
             } else {
-                "/usr/local/bin/git"
+                common::GIT_NEW
             };
             let git = Git::new(bin, &key, &server);
             let dir = git.clone(&server.url("skills.git"), &["-q"]);
@@ -237,7 +237,7 @@ fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
     let key = server.add_user("crowd", "writer");
     let clients: Vec<(Git, std::path::PathBuf)> = (0..PUSHERS)
         .map(|c| {
-            let git = Git::new("/usr/local/bin/git", &key, &server);
+            let git = Git::new(common::GIT_NEW, &key, &server);
             let dir = git.clone(&server.url("skills.git"), &["-q"]);
             git.commit_files(
                 &dir,

@@ -49,7 +49,7 @@ fn trojan_skill() -> String {
 fn hidden_text_is_refused_with_its_code_points_and_can_be_relaxed_to_a_warning() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let objects = server.object_files("skills");
@@ -172,7 +172,7 @@ fn token() -> String {
 fn a_token_is_refused_without_being_shown_and_allowed_only_by_its_fingerprint() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let config = "layout = \"agent-skills\"\nroots = [\"agent\"]\n";
     git.commit_files(
@@ -299,7 +299,7 @@ fn a_token_is_refused_without_being_shown_and_allowed_only_by_its_fingerprint() 
 fn a_token_added_and_removed_within_one_push_is_still_refused() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let token = token();
@@ -345,7 +345,7 @@ fn a_token_added_and_removed_within_one_push_is_still_refused() {
 fn instructions_aimed_at_the_agent_are_a_warning_or_with_levels_an_error() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let path = "skills/ops/helpful.md";
     git.commit_files(
@@ -420,7 +420,7 @@ fn instructions_aimed_at_the_agent_are_a_warning_or_with_levels_an_error() {
 fn text_hidden_past_a_long_gap_is_refused_at_its_line() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = server.server_ref("skills", "refs/heads/main");
     let objects = server.object_files("skills");
@@ -458,7 +458,7 @@ fn text_hidden_past_a_long_gap_is_refused_at_its_line() {
 fn audit_checks_the_whole_tree_of_main() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let out = server.cli(&["audit"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -501,7 +501,7 @@ fn audit_checks_the_whole_tree_of_main() {
 fn the_policy_weighs_executables_script_locations_and_allowed_tools() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(
         &dir,
@@ -605,7 +605,7 @@ fn a_password_in_a_url_is_refused_in_the_body_and_in_other_files_and_allowed_by_
     };
     let out = server.cli(&["init", "team"]);
     assert!(out.status.success(), "{out:?}");
-    for (bin, repo) in [("/usr/bin/git", "skills"), ("/usr/local/bin/git", "team")] {
+    for (bin, repo) in [(common::GIT_OLD, "skills"), (common::GIT_NEW, "team")] {
         let git = Git::new(bin, &key, &server);
         let dir = git.clone(&server.url(&format!("{repo}.git")), &[]);
         git.commit_files(

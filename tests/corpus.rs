@@ -65,7 +65,7 @@ fn every_collection_is_accepted_on_the_first_push_with_the_suggested_config() {
     );
     let server = Server::start();
     let key = server.add_user("alice", "admin");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let work = tempfile::tempdir().unwrap();
     let mut summary = Vec::new();
     for source in &collections {

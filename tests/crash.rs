@@ -23,7 +23,7 @@ fn sigkill_during_pushes_never_leaves_a_half_state() {
     let repo = f.data.join("repos/skills.git");
     let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
     let server_git = |args: &[&str]| {
-        let mut c = Command::new("/usr/local/bin/git");
+        let mut c = Command::new(common::GIT_NEW);
         c.arg("--git-dir").arg(&repo).args(args);
         c
     };

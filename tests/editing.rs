@@ -85,7 +85,7 @@ fn the_contents_api_opens_changes_as_the_user_checked_like_a_push() {
     let alice = server.add_user("alice", "writer");
     let carol = server.add_user("carol", "writer");
     let bob = server.add_user("bob", "reader");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let run = |args: &[&str]| git.ok(&dir, args).trim().to_string();
     let deploy = skill("Deploy safely", "") + "\nRoll out in stages.\n";

@@ -287,7 +287,7 @@ fn team(server: &Server) -> (Key, Key, String, Key) {
 fn the_editor_forms_work_without_javascript() {
     let server = Server::start_with(true);
     let (alice, _bob, bob_token, rita) = team(&server);
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let original = std::fs::read_to_string(dir.join(PATH)).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -614,7 +614,7 @@ fn a_real_browser_edits_proposes_and_meets_a_conflict() {
     );
     let server = Server::start_with(true);
     let (alice, _bob, bob_token, rita) = team(&server);
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let original = std::fs::read_to_string(dir.join(PATH)).unwrap();
     let before_main = git.head(&dir);
@@ -706,7 +706,7 @@ fn the_agent_skills_layout_gets_its_own_fields_paths_and_archive() {
     let root = server.add_user("root", "admin");
     let (alice, _bob, _bob_token, _rita) = team(&server);
     // An admin moves the repository to the Agent Skills layout (a direct push).
-    let admin = Git::new("/usr/local/bin/git", &root, &server);
+    let admin = Git::new(common::GIT_NEW, &root, &server);
     let dir = admin.clone(&server.url("skills.git"), &[]);
     admin.ok(&dir, &["rm", "-q", "-r", "skills"]);
     let config = "layout = \"agent-skills\"\nroots = [\"skills\"]\nschema = \"rules/agent-skills.schema.json\"\n";
@@ -766,7 +766,7 @@ fn the_agent_skills_layout_gets_its_own_fields_paths_and_archive() {
     assert!(r.body.contains("SKILL.md"), "{}", r.body);
     let r = create("skills/ocr/SKILL.md");
     assert_eq!(r.code, 303, "{}", r.body);
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let clone = git.clone(&server.url("skills.git"), &[]);
     let (_, file) = fetched(
         &git,

@@ -230,16 +230,16 @@ fn check_command_and_pre_commit_hook() {
     assert_eq!(json["errors"][0]["path"], "skills/a/bad.md");
 
     // The pre-commit hook refuses the commit.
-    let (ok, out) = git("/usr/local/bin/git", root, &["init", "-q"], &[]);
+    let (ok, out) = git(common::GIT_NEW, root, &["init", "-q"], &[]);
     assert!(ok, "{out}");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pre-commit"),
         root.join(".git/hooks/pre-commit"),
     )
     .unwrap();
-    git("/usr/local/bin/git", root, &["add", "-A"], &[]);
+    git(common::GIT_NEW, root, &["add", "-A"], &[]);
     let (ok, out) = git(
-        "/usr/local/bin/git",
+        common::GIT_NEW,
         root,
         &["commit", "-q", "-m", "x"],
         &[("SKILLSD", SKILLSD)],
@@ -247,9 +247,9 @@ fn check_command_and_pre_commit_hook() {
     assert!(!ok, "{out}");
     assert!(out.contains("skills/a/bad.md"), "{out}");
     std::fs::remove_file(root.join("skills/a/bad.md")).unwrap();
-    git("/usr/local/bin/git", root, &["add", "-A"], &[]);
+    git(common::GIT_NEW, root, &["add", "-A"], &[]);
     let (ok, out) = git(
-        "/usr/local/bin/git",
+        common::GIT_NEW,
         root,
         &["commit", "-q", "-m", "x"],
         &[("SKILLSD", SKILLSD)],
@@ -262,7 +262,7 @@ fn deep_trees_are_refused_by_the_hook_and_by_check() {
     use common::packs::{self, Pack, BLOB, COMMIT, TREE};
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
-    let bare = bare_with_hooks("/usr/local/bin/git", tmp.path(), "deep");
+    let bare = bare_with_hooks(common::GIT_NEW, tmp.path(), "deep");
     // A commit whose tree is 5,000 levels deep, as an attacker would send it straight
     // to stock git's receive-pack.
     let mut pack = Pack::new();
@@ -277,7 +277,7 @@ fn deep_trees_are_refused_by_the_hook_and_by_check() {
         &[(zero, commit.to_string(), "refs/heads/main".into())],
         &pack.finish(),
     );
-    let mut child = Command::new("/usr/local/bin/git")
+    let mut child = Command::new(common::GIT_NEW)
         .args(["receive-pack", bare.to_str().unwrap()])
         .env(
             "PATH",
@@ -309,7 +309,7 @@ fn deep_trees_are_refused_by_the_hook_and_by_check() {
     );
     assert!(text.contains("ng refs/heads/main"), "{text}");
     let (ok, _) = git(
-        "/usr/local/bin/git",
+        common::GIT_NEW,
         &bare,
         &["rev-parse", "--verify", "-q", "refs/heads/main"],
         &[],

@@ -75,7 +75,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let server = Server::start();
     let key = server.add_user("mallory", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let commit = git.commit_files(&dir, &[("skills/h/new-skill.md", &skill("New", ""))], "new");

@@ -128,7 +128,7 @@ fn object_files(f: &ChildFixture) -> Vec<String> {
 }
 
 fn fsck(f: &ChildFixture) {
-    let out = Command::new("/usr/local/bin/git")
+    let out = Command::new(common::GIT_NEW)
         .arg("--git-dir")
         .arg(f.data.join("repos/skills.git"))
         .args(["fsck", "--strict", "--no-dangling"])
@@ -226,7 +226,7 @@ fn deep_trees_are_refused_without_harm() {
         .args(["clone", "--bare", "-q", &a.f.server.url("skills.git")])
         .arg(a.f.home.join("deep-clone"));
     stdout_of(clone);
-    let mut fsck = Command::new("/usr/local/bin/git");
+    let mut fsck = Command::new(common::GIT_NEW);
     fsck.arg("--git-dir")
         .arg(a.f.home.join("deep-clone"))
         .args(["fsck", "--strict"]);
@@ -1302,7 +1302,7 @@ fn plant(f: &ChildFixture, pack: &[u8], refs: &[(&str, gix::ObjectId)]) {
     let dir = tempfile::tempdir().unwrap();
     let loose = dir.path().join("planted.pack");
     std::fs::write(&loose, pack).unwrap();
-    let out = Command::new("/usr/local/bin/git")
+    let out = Command::new(common::GIT_NEW)
         .arg("index-pack")
         .arg(&loose)
         .output()
@@ -1365,7 +1365,7 @@ fn skillsd_fsck_finds_what_older_versions_let_in_and_ref_delete_repairs_it() {
         stdout_of(c)
     };
     let clone = |dest: &str| {
-        Command::new("/usr/local/bin/git")
+        Command::new(common::GIT_NEW)
             .args(["clone", "-q", &f.server.url("skills.git")])
             .arg(f.home.join(dest))
             .env("HOME", &f.home)

@@ -44,7 +44,7 @@ fn health_status_logs_and_trigger() {
 
     // A push adds a log row; the history comes newest first, by slug or by id.
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let tip = git.commit_files(
         &dir,

@@ -120,7 +120,7 @@ fn a_legacy_table_becomes_one_commit_per_published_skill_through_the_push_path()
 
     // One commit per skill, oldest change first, dated by updatedAt, by the importer.
     let key = server.add_user("alice", "reader");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let log = git.ok(
         &dir,
@@ -253,7 +253,7 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_or_not_at_all_as_a_pus
     });
     assert_eq!(count, 2);
     let key = server.add_user("bob", "reader");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     assert_eq!(
         git.ok(&dir, &["rev-list", "--count", &format!("{before}..HEAD")])
@@ -298,7 +298,7 @@ fn a_bad_row_skips_only_itself_and_old_dates_make_commits_git_accepts() {
     );
     // The commit dated 0001 is dated 1970 instead: git's fsck accepts it.
     let key = server.add_user("alice", "reader");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let log = git.ok(&dir, &["log", "--format=%at|%s", "-2"]);
     assert!(log.contains("0|Import Ancient wisdom"), "{log}");

@@ -10,7 +10,7 @@ use common::{skill, Git, Server};
 fn tags_cannot_be_moved_or_deleted() {
     let server = Server::start();
     let key = server.add_user("alice", "admin");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(&dir, &["tag", "-a", "v1", "-m", "v1"]);
     git.ok(&dir, &["push", "origin", "v1"]);
@@ -38,7 +38,7 @@ fn tags_cannot_be_moved_or_deleted() {
 fn oversized_packs_are_refused_while_streaming() {
     let server = Server::start_tuned(false, |s| s.policy.max_pack_bytes = 20_000);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let files = server.object_files("skills");
@@ -83,7 +83,7 @@ fn oversized_packs_are_refused_while_streaming() {
 fn pushes_over_the_file_limit_are_refused() {
     let server = Server::start_tuned(false, |s| s.policy.max_files_per_push = 3);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let files: Vec<(String, String)> = (0..5)
@@ -112,7 +112,7 @@ fn sessions_per_user_are_limited() {
     let bob = server.add_user("bob", "reader");
     // Alice holds a session open: upload-pack waits for her wants.
     let mut held = common::hold_session(&alice, server.port);
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let stderr = git.fails(git.home.path(), &["ls-remote", &server.url("skills.git")]);
     assert!(
         stderr.contains(
@@ -121,7 +121,7 @@ fn sessions_per_user_are_limited() {
         "{stderr}"
     );
     // Others are not affected.
-    let other = Git::new("/usr/local/bin/git", &bob, &server);
+    let other = Git::new(common::GIT_NEW, &bob, &server);
     other.ok(other.home.path(), &["ls-remote", &server.url("skills.git")]);
     // When the held session ends, alice may connect again.
     drop(held.stdin.take());
@@ -146,9 +146,9 @@ fn an_address_with_too_many_refused_keys_is_slowed_not_locked_out() {
     let alice = server.add_user("alice", "writer");
     let bob = server.add_user("bob", "reader");
     let stranger = common::Key::generate("stranger");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     git.ok(git.home.path(), &["ls-remote", &server.url("skills.git")]);
-    let intruder = Git::new("/usr/local/bin/git", &stranger, &server);
+    let intruder = Git::new(common::GIT_NEW, &stranger, &server);
     for _ in 0..2 {
         intruder.fails(
             intruder.home.path(),
@@ -172,7 +172,7 @@ fn an_address_with_too_many_refused_keys_is_slowed_not_locked_out() {
     // People behind the same address still get in: a key seen lately at once, a key
     // never seen after its turn.
     git.ok(git.home.path(), &["ls-remote", &server.url("skills.git")]);
-    let bob_git = Git::new("/usr/local/bin/git", &bob, &server);
+    let bob_git = Git::new(common::GIT_NEW, &bob, &server);
     bob_git.ok(
         bob_git.home.path(),
         &["ls-remote", &server.url("skills.git")],
@@ -187,8 +187,8 @@ fn configured_admins_may_rewrite_main_and_file_size_is_configurable() {
     });
     let admin = server.add_user("root", "admin");
     let writer = server.add_user("wendy", "writer");
-    let a = Git::new("/usr/local/bin/git", &admin, &server);
-    let w = Git::new("/usr/local/bin/git", &writer, &server);
+    let a = Git::new(common::GIT_NEW, &admin, &server);
+    let w = Git::new(common::GIT_NEW, &writer, &server);
     let dir = a.clone(&server.url("skills.git"), &[]);
     let base = a.head(&dir);
     a.commit_files(&dir, &[("skills/r/one.md", &skill("One", ""))], "one");

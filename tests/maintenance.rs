@@ -30,7 +30,7 @@ fn a_new_repository_is_one_pack() {
 fn gc_consolidates_while_clones_run() {
     let server = Server::start();
     let key = server.add_user("gary", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     for i in 0..6 {
         git.commit_files(
@@ -52,7 +52,7 @@ fn gc_consolidates_while_clones_run() {
     let cloner = {
         let stop = stop.clone();
         let tip = tip.clone();
-        let git = Git::new("/usr/bin/git", &key, &server);
+        let git = Git::new(common::GIT_OLD, &key, &server);
         std::thread::spawn(move || {
             // When each clone ran: some must overlap the gc.
             let mut spans = Vec::new();
@@ -134,7 +134,7 @@ fn gc_consolidates_while_clones_run() {
 fn many_pushes_trigger_a_background_gc() {
     let server = Server::start();
     let key = server.add_user("gary", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let n = skillsd::maintenance::AUTO_GC_PACKS + 2;
     for i in 0..n {

@@ -72,7 +72,7 @@ fn files() -> Vec<(&'static str, String)> {
 
 /// The test's repository on `server`, pushed by `key`: (git, clone, main's commit).
 fn repository(server: &Server, key: &Key) -> (Git, PathBuf, String) {
-    let git = Git::new("/usr/local/bin/git", key, server);
+    let git = Git::new(common::GIT_NEW, key, server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(
         &dir,

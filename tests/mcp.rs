@@ -126,7 +126,7 @@ fn push_files(git: &Git, dir: &Path, files: &[(&str, Vec<u8>)], message: &str) {
 /// A clone of `repo` in the agent-skills layout with the test's skills pushed, and an
 /// open change that proposes one more skill (`proposed`), which is never published.
 fn agent_skills_repo(server: &Server, key: &Key, repo: &str) -> (Git, PathBuf) {
-    let git = Git::new("/usr/local/bin/git", key, server);
+    let git = Git::new(common::GIT_NEW, key, server);
     let dir = git.clone(&server.url(&format!("{repo}.git")), &[]);
     git.ok(
         &dir,
@@ -522,7 +522,7 @@ fn an_agent_finds_reads_and_verifies_exactly_the_published_skills() {
     // Another repository, at /{repo}/mcp: its own skills.
     let out = server.cli(&["init", "team"]);
     assert!(out.status.success(), "{out:?}");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("team.git"), &[]);
     git.ok(
         &dir,
@@ -961,7 +961,7 @@ fn skill_md(name: &str) -> Vec<u8> {
 fn skills_over_the_extensions_limits_are_not_served_and_metrics_count_requests() {
     let server = Server::start_with(true);
     let alice = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(
         &dir,
@@ -1122,18 +1122,9 @@ fn metric(server: &Server, name: &str) -> f64 {
 
 /// Waits up to 15 s for the series `name` to read `want`.
 fn wait_for_metric(server: &Server, name: &str, want: f64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let got = metric(server, name);
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} is {got}, not {want}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::eventually(15, &format!("{name} reads {want}"), || {
+        metric(server, name) == want
+    });
 }
 
 /// Reads the client's next line of output as JSON.

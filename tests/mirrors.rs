@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::upstream::{eventually, Upstream};
+use common::eventually;
+use common::upstream::Upstream;
 use common::*;
 use std::path::Path;
 use std::process::Command;
@@ -59,7 +60,7 @@ fn pushes_and_tags_arrive_and_a_refused_push_never_does() {
     });
 
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let work = git.clone(&server.url("skills"), &[]);
     let c1 = git.commit_files(&work, &[("skills/one.md", skill("One", ""))], "One");
     git.ok(&work, &["tag", "-a", "v1", "-m", "release 1"]);
@@ -88,7 +89,7 @@ fn pushes_and_tags_arrive_and_a_refused_push_never_does() {
     let out = server.cli(&["mirror", "sync", "skills"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(upstream_has(&up, "refs/heads/main", &c1));
-    let exists = Command::new("/usr/local/bin/git")
+    let exists = Command::new(common::GIT_NEW)
         .arg("--git-dir")
         .arg(&up)
         .args(["cat-file", "-e", &bad])
@@ -156,7 +157,7 @@ fn a_diverged_upstream_is_not_overwritten_and_says_why() {
 
     // A commit made on the upstream itself.
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let elsewhere = git.clone(&format!("file://{}", up.display()), &[]);
     let theirs = git.commit_files(&elsewhere, &[("README.upstream", "theirs\n")], "Theirs");
     git.ok(&elsewhere, &["push", "-q", "origin", "main"]);
@@ -273,7 +274,7 @@ fn an_upstream_down_for_a_while_is_caught_up_by_itself() {
 
     upstream.stop();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let work = git.clone(&server.url("skills"), &[]);
     git.commit_files(&work, &[("skills/a.md", skill("A", ""))], "A");
     git.ok(&work, &["push", "-q", "origin", "main"]);

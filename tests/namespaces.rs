@@ -45,7 +45,7 @@ fn id_of(server: &Server, slug: &str) -> Option<String> {
 fn repeated_names_in_different_namespaces_get_distinct_stable_keys() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // `review` in two plugins; `metadata.status` of the collection's own (free-form,
     // as the Agent Skills specification leaves metadata) is no `invalid-status`.
@@ -138,7 +138,7 @@ fn repeated_names_in_different_namespaces_get_distinct_stable_keys() {
 fn a_name_repeated_within_a_namespace_or_a_bad_namespace_is_refused() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     // Two roots in one plugin: the same name twice in the namespace `beta`.
@@ -204,7 +204,7 @@ fn a_name_repeated_within_a_namespace_or_a_bad_namespace_is_refused() {
 fn skills_at_the_root_of_the_repository() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // Agent-skills at the top: `<name>/SKILL.md`. The repository's own files at the
     // top (README.md, LICENSE, skillsd.toml), hidden folders (.github, .claude-plugin)

@@ -8,8 +8,7 @@ use common::{skill, Git, Server};
 use std::time::{Duration, Instant};
 
 fn wait_for_watermark(server: &Server, tip: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    common::eventually(60, "the cache caught up", || {
         let w: Option<String> = server.query(async {
             sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'")
                 .fetch_optional(&server.pool)
@@ -17,12 +16,8 @@ fn wait_for_watermark(server: &Server, tip: &str) {
                 .ok()
                 .flatten()
         });
-        if w.as_deref() == Some(tip) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the cache never caught up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        w.as_deref() == Some(tip)
+    });
 }
 
 /// The pid of the session waiting on a lock in this database, once there is one (a push
@@ -66,7 +61,7 @@ fn assert_not_stored(push: std::process::Child) {
 fn pushes_are_refused_while_the_database_is_down() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]); // the key is now known
     let main = git.head(&dir);
     let files = server.object_files("skills");
@@ -102,7 +97,7 @@ fn pushes_are_refused_while_the_database_is_down() {
 fn a_database_restart_in_the_middle_of_a_push_leaves_nothing() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let files = server.object_files("skills");

@@ -39,7 +39,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let server = Server::start();
     let key = server.add_user("sam", "writer");
-    let author = Git::new("/usr/local/bin/git", &key, &server);
+    let author = Git::new(common::GIT_NEW, &key, &server);
     let work = author.clone(&server.url("skills.git"), &[]);
     author.ok(
         &work,
@@ -425,7 +425,7 @@ fn bad_filters_and_unreachable_objects_are_refused() {
     f.author.ok(&f.work, &["checkout", "-q", "main"]);
     assert_eq!(f.server.server_ref("skills", "refs/heads/secret"), None);
     let server_has = |id: &str| {
-        std::process::Command::new("/usr/local/bin/git")
+        std::process::Command::new(common::GIT_NEW)
             .arg("--git-dir")
             .arg(f.server.repo_path("skills"))
             .args(["cat-file", "-e", id])

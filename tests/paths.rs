@@ -10,7 +10,7 @@ use common::{skill, Git, Server};
 fn hostile_paths_are_refused() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let files = server.object_files("skills");

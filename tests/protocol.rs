@@ -71,7 +71,7 @@ fn tags_and_ls_remote() {
 fn atomic_push_is_all_or_nothing() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     git.ok(&dir, &["branch", "topic"]);
@@ -107,7 +107,7 @@ fn atomic_push_is_all_or_nothing() {
 fn several_refs_options_force_and_known_objects() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
 
@@ -183,7 +183,7 @@ fn several_refs_options_force_and_known_objects() {
 fn report_status_v2_is_used_by_new_gits() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let tip = git.commit_files(&dir, &[("skills/v2/report.md", &skill("Report", ""))], "r");
     let out = git
@@ -212,7 +212,7 @@ fn report_status_v2_is_used_by_new_gits() {
 fn mirror_clone_and_filtered_clone() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(&dir, &["tag", "-a", "v1", "-m", "v1"]);
     git.ok(&dir, &["push", "origin", "v1", "main:refs/heads/other"]);
@@ -266,7 +266,7 @@ fn mirror_clone_and_filtered_clone() {
 fn dry_run_push_option_validates_and_writes_nothing() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     let files = server.object_files("skills");
@@ -308,7 +308,7 @@ fn dry_run_push_option_validates_and_writes_nothing() {
 fn long_checks_report_progress_unless_quiet() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let files: Vec<(String, String)> = (0..1100)
         .map(|i| {

@@ -143,7 +143,7 @@ fn clone_with_protocol_v2_and_v0_on_both_gits() {
 fn every_repository_url_form_works() {
     let server = Server::start();
     let key = server.add_user("alice", "reader");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let main = server.server_ref("skills", "refs/heads/main").unwrap();
     let port = server.port;
     for url in [
@@ -621,7 +621,7 @@ fn empty_repository_clone_and_first_push() {
             assert!(stderr.contains("empty repository"), "{stderr}");
         }
     }
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("notes.git"), &[]);
     let tip = git.commit_files(&dir, &[("skills/first.md", &skill("First", ""))], "first");
     let (ok, _, stderr) = git.run(&dir, &["push", "origin", "main"]);

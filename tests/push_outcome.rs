@@ -65,7 +65,7 @@ fn gated_ssh(git: &Git, dir: &Path) -> (String, std::path::PathBuf, std::path::P
 fn a_dry_run_a_stale_push_and_a_failed_transaction_are_each_counted_under_their_reason() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let first = git.clone(&server.url("skills.git"), &[]);
     let second = git.clone(&server.url("skills.git"), &[]);
 

@@ -257,17 +257,17 @@ fn lifecycle(bin: &'static str) {
 
 #[test]
 fn lifecycle_git_2_47() {
-    lifecycle("/usr/local/bin/git");
+    lifecycle(common::GIT_NEW);
 }
 
 #[test]
 fn lifecycle_git_2_39() {
-    lifecycle("/usr/bin/git");
+    lifecycle(common::GIT_OLD);
 }
 
 #[test]
 fn merge_commits_conflicts_owners_and_drafts() {
-    let bin = "/usr/local/bin/git";
+    let bin = common::GIT_NEW;
     let server = Server::start();
     let root = server.add_user("root", "admin");
     let alice = server.add_user("alice", "writer");
@@ -379,7 +379,7 @@ fn merge_commits_conflicts_owners_and_drafts() {
 
 #[test]
 fn bad_change_pushes_are_refused_with_one_line_and_store_nothing() {
-    let bin = "/usr/bin/git";
+    let bin = common::GIT_OLD;
     let server = Server::start();
     let root = server.add_user("root", "admin");
     let alice = server.add_user("alice", "writer");
@@ -480,7 +480,7 @@ fn bad_change_pushes_are_refused_with_one_line_and_store_nothing() {
 
 #[test]
 fn two_merges_at_once_both_land() {
-    let bin = "/usr/local/bin/git";
+    let bin = common::GIT_NEW;
     let server = Server::start();
     let root = server.add_user("root", "admin");
     let alice = server.add_user("alice", "writer");
@@ -571,7 +571,7 @@ fn two_merges_at_once_both_land() {
 
 #[test]
 fn the_push_that_opens_a_change_names_its_page() {
-    let bin = "/usr/local/bin/git";
+    let bin = common::GIT_NEW;
     let server = Server::start_tuned(false, |s| {
         s.public_url = Some("https://skills.example.com".into())
     });

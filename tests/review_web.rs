@@ -26,7 +26,7 @@ fn main_tip(server: &Server) -> String {
 
 /// An admin switches review on (a direct push: admins may), keeping the template's rules.
 fn review_on(server: &Server, root: &Key) {
-    let git = Git::new("/usr/local/bin/git", root, server);
+    let git = Git::new(common::GIT_NEW, root, server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let mut config = std::fs::read_to_string(dir.join("skillsd.toml")).unwrap();
     config.push_str("\n[review]\nrequired_approvals = 1\n");
@@ -150,7 +150,7 @@ fn changes_through_the_json_api_the_pages_and_their_forms() {
     let before = main_tip(&server);
 
     // alice proposes an edit of a published skill and a new, hostile one.
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let path = "skills/git/commit-messages.md";
     let edited = std::fs::read_to_string(dir.join(path))

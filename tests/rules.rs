@@ -35,7 +35,7 @@ fn cached(server: &Server) -> Vec<(String, String, Option<String>)> {
 fn changed_rules_check_every_skill_and_broken_rules_are_refused() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.commit_files(
         &dir,
@@ -190,7 +190,7 @@ fn agent_config() -> &'static str {
 fn agent_skills_layout_end_to_end() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     assert_eq!(cached(&server).len(), 2);
 
@@ -349,7 +349,7 @@ fn check_reads_the_rules_of_the_working_tree() {
 fn slugs_are_unique_across_the_repository() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let main = git.head(&dir);
     // `commit-messages` is on main already (skills/git/commit-messages.md).

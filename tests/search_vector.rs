@@ -277,7 +277,7 @@ fn long_texts_near_the_limits_equal_postgresql_s() {
 fn pushed_skills_get_postgresql_s_vector_whoever_computes_it() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let files = [
         ("skills/s/plain.md", "---\ntitle: Rotate signing keys\ndescription: When a key leaks.\ntags: [security, pgp]\n---\n# Steps\n\n- Revoke the old key-pair first.\n- Publish the new one.\n"),
@@ -309,7 +309,7 @@ fn pushed_skills_get_postgresql_s_vector_whoever_computes_it() {
 fn a_big_push_of_plain_skills_is_searchable_when_it_returns() {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // More rows than PostgreSQL computes vectors for inline: skillsd computes these.
     let n = skillsd::cache::sync::SEARCH_INLINE_ROWS * 2;

@@ -16,7 +16,7 @@ fn count(git: &Git, dir: &std::path::Path) -> usize {
 fn depth_deepen_unshallow_and_pull() {
     let server = Server::start();
     let key = server.add_user("sam", "writer");
-    let author = Git::new("/usr/local/bin/git", &key, &server);
+    let author = Git::new(common::GIT_NEW, &key, &server);
     let work = author.clone(&server.url("skills.git"), &[]);
     for i in 0..4 {
         author.commit_files(
@@ -89,7 +89,7 @@ fn depth_deepen_unshallow_and_pull() {
 fn shallow_since_and_shallow_exclude() {
     let server = Server::start();
     let key = server.add_user("sam", "writer");
-    let author = Git::new("/usr/local/bin/git", &key, &server);
+    let author = Git::new(common::GIT_NEW, &key, &server);
     let work = author.clone(&server.url("skills.git"), &[]);
     for (i, year) in ["2020", "2021", "2022", "2023"].iter().enumerate() {
         std::fs::create_dir_all(work.join("skills/t")).unwrap();

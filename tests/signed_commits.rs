@@ -10,7 +10,7 @@ use common::{skill, Git, Key, Server, GITS};
 use std::path::Path;
 
 fn require_signed(server: &Server, key: &Key) {
-    let git = Git::new("/usr/local/bin/git", key, server);
+    let git = Git::new(common::GIT_NEW, key, server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let mut config = std::fs::read_to_string(dir.join("skillsd.toml")).unwrap();
     config.push_str("\n[commits]\nrequire_signed = true\n");

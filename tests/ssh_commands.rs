@@ -59,7 +59,7 @@ fn self_service_and_admin_commands() {
     assert_ne!(fields[3], "never", "last_used_at is recorded at login");
 
     // A push, then status and the skill's log.
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let tip = git.commit_files(
         &dir,

@@ -39,7 +39,7 @@ fn files() -> Vec<(&'static str, String)> {
 
 /// The test's skills pushed by `key`: (git, clone, main's commit).
 fn repository(server: &Server, key: &Key) -> (Git, PathBuf, String) {
-    let git = Git::new("/usr/local/bin/git", key, server);
+    let git = Git::new(common::GIT_NEW, key, server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.ok(
         &dir,
@@ -370,7 +370,7 @@ fn a_review_merge_records_the_next_version_and_a_proposal_does_not() {
     assert_eq!(numbers(&versions(&server, "deploy")), [1]);
 
     // A change proposes a new deploy: no version while it is only proposed.
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     commit(
         &git,

@@ -53,7 +53,7 @@ const HOSTILE: &str = "---\ntitle: \"<script>document.body.setAttribute('data-pw
 fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     git.commit_files(
         &dir,
@@ -385,7 +385,7 @@ fn signed_in_pages_one_time_links_and_the_manual_sync_for_admins_only() {
 fn the_cache_s_changes_stream_to_open_pages() {
     let server = Server::start_with(true);
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     // The page loads the script, and the policy lets it and its stream through.
     let page = dom(&server, "/");

@@ -188,7 +188,7 @@ fn a_push_is_delivered_signed_with_its_commits_and_skills_and_retried_after_a_50
     );
 
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/local/bin/git", &key, &server);
+    let git = Git::new(common::GIT_NEW, &key, &server);
     let work = git.clone(&server.url("skills"), &[]);
     let before = git.head(&work);
     let after = git.commit_files(
@@ -458,7 +458,7 @@ fn private_addresses_are_refused_at_add_and_at_delivery() {
     )
     .unwrap();
     let key = server.add_user("alice", "writer");
-    let git = Git::new("/usr/bin/git", &key, &server);
+    let git = Git::new(common::GIT_OLD, &key, &server);
     let work = git.clone(&server.url("skills"), &[]);
     git.commit_files(&work, &[("skills/a.md", skill("A", ""))], "A");
     git.ok(&work, &["push", "-q", "origin", "main"]);
@@ -850,7 +850,7 @@ fn a_change_is_delivered_as_it_opens_is_approved_and_merges() {
     assert!(out.status.success(), "{}", stderr(&out));
     let alice = server.add_user("alice", "writer");
     let bob = server.add_user("bob", "writer");
-    let git = Git::new("/usr/local/bin/git", &alice, &server);
+    let git = Git::new(common::GIT_NEW, &alice, &server);
     let work = git.clone(&server.url("skills"), &[]);
     git.commit_files(
         &work,

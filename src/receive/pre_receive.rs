@@ -160,72 +160,21 @@ pub fn check(
         }
     }
     // Validation of the skills each branch update brings.
-    let mut tally = Tally {
-        cancel: Some(cancel),
-        ..Tally::default()
+    let mut update = Update {
+        view,
+        policy,
+        current,
+        default_ref: &default_ref,
+        hidden: &hidden,
+        tally: Tally {
+            cancel: Some(cancel),
+            ..Tally::default()
+        },
+        signers: None,
     };
-    let mut signers: Option<super::signatures::Signers> = None;
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter()) {
-        if rejection.is_some() || cmd.is_delete() || cmd.branch().is_none() {
-            continue;
-        }
-        let base = if !cmd.is_create() {
-            Some(cmd.old)
-        } else if cmd.name != default_ref {
-            current.get(&default_ref).copied()
-        } else {
-            None
-        };
-        match validate_update(
-            view,
-            base,
-            cmd.new,
-            &mut tally,
-            policy.max_file_bytes,
-            policy.max_files_per_push,
-            progress,
-        ) {
-            Ok(mut problems) => verdict.problems.append(&mut problems),
-            Err(e) => verdict.problems.push(Problem::new(
-                crate::skills::Check::Push,
-                &cmd.name,
-                format!("cannot read the pushed commit: {e}"),
-            )),
-        }
-        // A credential added by one commit and removed by a later one of the same push
-        // is not in the tip, but it would be in the history everyone clones.
-        match secrets_in_history(view, cmd.new, &hidden, &mut tally) {
-            Ok(mut problems) => verdict.problems.append(&mut problems),
-            Err(e) => verdict.problems.push(Problem::new(
-                crate::skills::Check::Push,
-                &cmd.name,
-                format!("cannot read the pushed history: {e}"),
-            )),
-        }
-        // Signed commits, when the branch's rules (at its tip now) require them.
-        let target = current
-            .get(&cmd.name)
-            .or_else(|| current.get(&default_ref))
-            .copied();
-        if !(policy.merging_change || policy.server_made) && requires_signed(view, target) {
-            let signers = match &policy.signers {
-                Some(source) => match &signers {
-                    Some(loaded) => Ok(loaded),
-                    None => (source.0)().map(|l| &*signers.insert(l)),
-                },
-                None => Err("no user database to read the signing keys from".to_string()),
-            };
-            let found = signers.and_then(|keys| {
-                super::signatures::check(view, &cmd.name, cmd.new, &hidden, keys, 10_000)
-            });
-            match found {
-                Ok(mut problems) => verdict.problems.append(&mut problems),
-                Err(e) => verdict.problems.push(Problem::new(
-                    crate::skills::Check::Push,
-                    &cmd.name,
-                    format!("cannot verify the pushed commits' signatures: {e}"),
-                )),
-            }
+        if rejection.is_none() && !cmd.is_delete() && cmd.branch().is_some() {
+            verdict.problems.append(&mut update.check(cmd, progress));
         }
     }
     // The session ended meanwhile (the client left, or its time ran out): nothing is
@@ -236,6 +185,7 @@ pub fn check(
         }
         return verdict;
     }
+    let mut tally = update.tally;
     verdict.notes = std::mem::take(&mut tally.notes);
     let limit = tally.rules_limit.map_or(policy.max_files_per_push, |l| {
         l.min(policy.max_files_per_push)
@@ -255,6 +205,86 @@ pub fn check(
         }
     }
     verdict
+}
+
+/// The checks of the branch updates of one push, with what they share: the files
+/// already validated, the signing keys once loaded.
+struct Update<'a> {
+    view: &'a gix::Repository,
+    policy: &'a Policy,
+    current: &'a HashMap<String, ObjectId>,
+    default_ref: &'a str,
+    /// The refs' tips before the push: what is already known and checked.
+    hidden: &'a [ObjectId],
+    tally: Tally<'a>,
+    signers: Option<super::signatures::Signers>,
+}
+
+impl Update<'_> {
+    /// The problems of one branch update: its skills, the credentials anywhere in its
+    /// new history, its commits' signatures when the rules require them.
+    fn check(&mut self, cmd: &Command, progress: &mut dyn FnMut(&str)) -> Vec<Problem> {
+        let (view, policy) = (self.view, self.policy);
+        // A new branch is checked against the default branch: what it adds to it.
+        let base = if !cmd.is_create() {
+            Some(cmd.old)
+        } else if cmd.name != self.default_ref {
+            self.current.get(self.default_ref).copied()
+        } else {
+            None
+        };
+        let unreadable = |what: &str, e: String| {
+            vec![Problem::new(
+                crate::skills::Check::Push,
+                &cmd.name,
+                format!("cannot {what}: {e}"),
+            )]
+        };
+        let mut problems = validate_update(
+            view,
+            base,
+            cmd.new,
+            &mut self.tally,
+            policy.max_file_bytes,
+            policy.max_files_per_push,
+            progress,
+        )
+        .unwrap_or_else(|e| unreadable("read the pushed commit", e));
+        // A credential added by one commit and removed by a later one of the same push
+        // is not in the tip, but it would be in the history everyone clones.
+        problems.append(
+            &mut secrets_in_history(view, cmd.new, self.hidden, &mut self.tally)
+                .unwrap_or_else(|e| unreadable("read the pushed history", e)),
+        );
+        // Signed commits, when the branch's rules (at its tip now) require them.
+        let target = self
+            .current
+            .get(&cmd.name)
+            .or_else(|| self.current.get(self.default_ref))
+            .copied();
+        if !(policy.merging_change || policy.server_made) && requires_signed(view, target) {
+            problems.append(
+                &mut self
+                    .signatures(cmd)
+                    .unwrap_or_else(|e| unreadable("verify the pushed commits' signatures", e)),
+            );
+        }
+        problems
+    }
+
+    /// The signature problems of the commits `cmd` brings, with the signing keys read
+    /// once per push.
+    fn signatures(&mut self, cmd: &Command) -> Result<Vec<Problem>, String> {
+        let keys = match (self.signers.take(), &self.policy.signers) {
+            (Some(loaded), _) => loaded,
+            (None, Some(source)) => (source.0)()?,
+            (None, None) => return Err("no user database to read the signing keys from".into()),
+        };
+        let found =
+            super::signatures::check(self.view, &cmd.name, cmd.new, self.hidden, &keys, 10_000);
+        self.signers = Some(keys);
+        found
+    }
 }
 
 /// Do the rules at `tip` (a branch's tip before the push) require signed commits?
@@ -620,7 +650,10 @@ pub fn audit(
 }
 
 /// Validates the skills added, modified or renamed between `base` and `new` under the
-/// rules of `new`; every skill of `new` when the rules differ from `base`'s.
+/// rules of `new`; every skill of `new` when the rules differ from `base`'s. In
+/// stages: the rules of both trees, the diff walked (with the per-push limit), the
+/// files to check widened (the rules changed, a skill's folder changed), each file
+/// checked, then the checks that see the whole tree.
 fn validate_update(
     view: &gix::Repository,
     base: Option<ObjectId>,
@@ -630,178 +663,297 @@ fn validate_update(
     max_files_per_push: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Problem>, String> {
-    let new_tree = view
-        .find_commit(new)
-        .map_err(|e| e.to_string())?
-        .tree()
-        .map_err(|e| e.to_string())?;
-    let old_tree = match base {
-        Some(b) => view
-            .find_commit(b)
-            .map_err(|e| e.to_string())?
-            .tree()
-            .map_err(|e| e.to_string())?,
-        None => view.empty_tree(),
-    };
-    let rules = match Rules::load(&TreeSource {
-        tree: new_tree.clone(),
-    }) {
-        Ok(rules) => rules,
+    let trees = match Trees::read(view, base, new)? {
+        Ok(trees) => trees,
         Err(problems) => return Ok(problems),
     };
+    let rules = &trees.rules;
     if let Some(limit) = rules.max_files_per_push {
         tally.rules_limit = Some(tally.rules_limit.map_or(limit, |l| l.min(limit)));
     }
-    let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
-    let rules_changed = base.is_some()
-        && match Rules::load(&TreeSource {
-            tree: old_tree.clone(),
-        }) {
-            Ok(old) => {
-                commit_tree::fingerprint(&old_tree, &old)
-                    != commit_tree::fingerprint(&new_tree, &rules)
-            }
-            Err(_) => true,
-        };
-
-    // (path, mode, blob, counts toward the per-push limit)
-    let mut candidates: Vec<(String, gix::object::tree::EntryMode, ObjectId, bool)> = Vec::new();
-    let mut deleted: Vec<String> = Vec::new();
-    let mut changed_paths: HashSet<String> = HashSet::new();
-    // Changed files named SKILL.md outside every root: named in a problem, never
-    // silently left out.
-    let mut strays: Vec<String> = Vec::new();
-    // The per-push file limit is enforced as the diff is walked: a push of a million
-    // files stops here, after `limit` of them, not after validating them all.
     let limit = rules
         .max_files_per_push
         .map_or(max_files_per_push, |l| l.min(max_files_per_push));
-    let mut over_limit = false;
-    let mut skill_files = 0usize;
-    let mut platform = old_tree.changes().map_err(|e| e.to_string())?;
-    platform.options(|o| {
-        o.track_path();
-        o.track_rewrites(None);
-    });
-    let walked = platform.for_each_to_obtain_tree(&new_tree, |change| {
-        use gix::object::tree::diff::ChangeDetached as C;
-        match change.detach() {
-            C::Addition {
-                entry_mode,
-                id,
-                location,
-                ..
-            }
-            | C::Modification {
-                entry_mode,
-                id,
-                location,
-                ..
-            } if !entry_mode.is_tree() => {
-                let path = location.to_string();
-                if over_limit {
-                    // Past the limit nothing is kept: skill files are only counted,
-                    // for the message, up to ten times the limit.
-                    skill_files += usize::from(rules.is_skill(&path));
-                } else if rules.governs(&path) && changed_paths.insert(path.clone()) {
-                    skill_files += usize::from(rules.is_skill(&path));
-                    candidates.push((path, entry_mode, id, true));
-                } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
-                    strays.push(path);
-                }
-            }
-            C::Deletion {
-                entry_mode,
-                location,
-                ..
-            } if !entry_mode.is_tree() => {
-                let path = location.to_string();
-                if rules.governs(&path) {
-                    deleted.push(path);
-                }
-            }
-            _ => {}
-        }
-        // Other files under the skill folders (assets) are checked too, more
-        // cheaply: they may be several per skill, not without bound.
-        let others = candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
-        if skill_files > limit || others {
-            over_limit = true;
-            candidates.clear();
-            if others || skill_files > limit.saturating_mul(10) {
-                return Ok(std::ops::ControlFlow::Break(()));
-            }
-        }
-        Ok(std::ops::ControlFlow::Continue(()))
-    });
-    // Breaking off the walk surfaces as an error ("cancelled"): not one when the limit
-    // is why.
-    if over_limit {
-        let count =
-            (skill_files > limit && skill_files <= limit.saturating_mul(10)).then_some(skill_files);
-        return Ok(vec![too_many_files(count, limit)]);
-    }
-    walked.map_err(|e| e.to_string())?;
-    let mut problems = tree::stray_skill_files(&rules, &strays);
+    let mut diff = match Diff::walk(&trees, limit)? {
+        Ok(diff) => diff,
+        Err(too_many) => return Ok(vec![too_many]),
+    };
+    let mut problems = tree::stray_skill_files(rules, &diff.strays);
     if rules.layout == Layout::Flat
-        && (!strays.is_empty() || changed_paths.iter().any(|p| tree::is_skill_file_name(p)))
+        && (!diff.strays.is_empty() || diff.changed.iter().any(|p| tree::is_skill_file_name(p)))
     {
-        let note = crate::skills::report::flat_layout_note(rules.roots());
-        if !tally.notes.contains(&note) {
-            tally.notes.push(note);
-        }
+        note_once(
+            tally,
+            crate::skills::report::flat_layout_note(rules.roots()),
+        );
     }
-    if !rules_changed && candidates.is_empty() && deleted.is_empty() {
+    if !trees.rules_changed && diff.candidates.is_empty() && diff.deleted.is_empty() {
         return Ok(problems); // nothing under the roots changed
     }
     // Every file of the new tree under the roots (for the tree-wide checks, and for
     // revalidating everything when the rules changed).
-    let entries = commit_tree::files_under(&new_tree, &rules).map_err(|e| e.to_string())?;
-
-    if rules_changed {
-        let note = format!(
-            "The rules changed ({}): checking every skill.",
-            rules.describe()
+    let entries = commit_tree::files_under(&trees.new, rules).map_err(|e| e.to_string())?;
+    if trees.rules_changed {
+        note_once(
+            tally,
+            format!(
+                "The rules changed ({}): checking every skill.",
+                rules.describe()
+            ),
         );
-        if !tally.notes.contains(&note) {
-            tally.notes.push(note);
-        }
-        // Every file under the roots, as if new: the layout or the roots may differ.
-        for f in &entries {
-            if !changed_paths.contains(&f.path) {
-                candidates.push((f.path.clone(), f.mode, f.id, false));
-            }
-        }
     }
-    // In the agent-skills layout, a change to any file of a skill's folder checks the
-    // skill again.
-    if rules.layout == Layout::AgentSkills {
-        let listed: HashSet<String> = candidates.iter().map(|c| c.0.clone()).collect();
-        let skill_paths: HashSet<&str> = entries
-            .iter()
-            .filter(|f| rules.is_skill(&f.path))
-            .map(|f| f.path.as_str())
+    diff.widen(rules, trees.rules_changed, &entries);
+
+    let mut checked = check_files(
+        view,
+        rules,
+        diff.candidates,
+        tally,
+        max_file_bytes,
+        progress,
+        &mut problems,
+    )?;
+    checked.extend(diff.deleted);
+    if !checked.is_empty() {
+        let files: Vec<tree::File> = entries
+            .into_iter()
+            .map(|f| tree::File {
+                regular: f.mode.is_blob(),
+                path: f.path,
+            })
             .collect();
-        let exists = |p: &str| skill_paths.contains(p);
-        let owners: HashSet<String> = candidates
-            .iter()
-            .map(|c| &c.0)
-            .chain(deleted.iter())
-            .filter_map(|p| rules.skill_of(p, &exists))
-            .filter(|s| !listed.contains(s))
-            .collect();
-        for f in &entries {
-            if owners.contains(&f.path) {
-                candidates.push((f.path.clone(), f.mode, f.id, false));
+        problems.extend(tree::problems(rules, &files, &checked));
+        problems = tree::quiet_under_skill_folders(rules, &files, problems);
+        problems = tree::free_renames(&files, problems);
+    }
+    Ok(problems)
+}
+
+fn note_once(tally: &mut Tally<'_>, note: String) {
+    if !tally.notes.contains(&note) {
+        tally.notes.push(note);
+    }
+}
+
+/// The trees of an update and the rules of its new tip.
+struct Trees<'r> {
+    old: gix::Tree<'r>,
+    new: gix::Tree<'r>,
+    rules: std::sync::Arc<Rules>,
+    /// `base`'s rules files differ from the new tip's: every skill is checked again.
+    rules_changed: bool,
+}
+
+impl<'r> Trees<'r> {
+    /// The trees and the rules; `Ok(Err(problems))` when the new tip's rules do not load.
+    fn read(
+        view: &'r gix::Repository,
+        base: Option<ObjectId>,
+        new: ObjectId,
+    ) -> Result<Result<Self, Vec<Problem>>, String> {
+        let tree_of = |commit: ObjectId| {
+            view.find_commit(commit)
+                .map_err(|e| e.to_string())?
+                .tree()
+                .map_err(|e| e.to_string())
+        };
+        let new_tree = tree_of(new)?;
+        let old_tree = match base {
+            Some(b) => tree_of(b)?,
+            None => view.empty_tree(),
+        };
+        let rules = match Rules::load(&TreeSource {
+            tree: new_tree.clone(),
+        }) {
+            Ok(rules) => rules,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        let rules_changed = base.is_some()
+            && match Rules::load(&TreeSource {
+                tree: old_tree.clone(),
+            }) {
+                Ok(old) => {
+                    commit_tree::fingerprint(&old_tree, &old)
+                        != commit_tree::fingerprint(&new_tree, &rules)
+                }
+                Err(_) => true,
+            };
+        Ok(Ok(Trees {
+            old: old_tree,
+            new: new_tree,
+            rules,
+            rules_changed,
+        }))
+    }
+}
+
+/// A file to check.
+struct Candidate {
+    path: String,
+    mode: gix::object::tree::EntryMode,
+    id: ObjectId,
+    /// Added or changed by the push (counts toward the per-push limit), not only
+    /// checked again.
+    counts: bool,
+}
+
+/// What an update changes under the roots.
+#[derive(Default)]
+struct Diff {
+    candidates: Vec<Candidate>,
+    deleted: Vec<String>,
+    changed: HashSet<String>,
+    /// Changed files named SKILL.md outside every root: named in a problem, never
+    /// silently left out.
+    strays: Vec<String>,
+}
+
+impl Diff {
+    /// The diff of the trees, with the per-push file limit enforced as it is walked: a
+    /// push of a million files stops here, after `limit` of them, not after validating
+    /// them all. `Ok(Err(problem))`: over the limit.
+    fn walk(trees: &Trees<'_>, limit: usize) -> Result<Result<Diff, Problem>, String> {
+        let rules = &trees.rules;
+        let mut diff = Diff::default();
+        let mut over_limit = false;
+        let mut skill_files = 0usize;
+        let mut platform = trees.old.changes().map_err(|e| e.to_string())?;
+        platform.options(|o| {
+            o.track_path();
+            o.track_rewrites(None);
+        });
+        let walked = platform.for_each_to_obtain_tree(&trees.new, |change| {
+            use gix::object::tree::diff::ChangeDetached as C;
+            match change.detach() {
+                C::Addition {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Modification {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    let path = location.to_string();
+                    if over_limit {
+                        // Past the limit nothing is kept: skill files are only counted,
+                        // for the message, up to ten times the limit.
+                        skill_files += usize::from(rules.is_skill(&path));
+                    } else if rules.governs(&path) && diff.changed.insert(path.clone()) {
+                        skill_files += usize::from(rules.is_skill(&path));
+                        diff.candidates.push(Candidate {
+                            path,
+                            mode: entry_mode,
+                            id,
+                            counts: true,
+                        });
+                    } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
+                        diff.strays.push(path);
+                    }
+                }
+                C::Deletion {
+                    entry_mode,
+                    location,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    let path = location.to_string();
+                    if rules.governs(&path) {
+                        diff.deleted.push(path);
+                    }
+                }
+                _ => {}
             }
+            // Other files under the skill folders (assets) are checked too, more
+            // cheaply: they may be several per skill, not without bound.
+            let others = diff.candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
+            if skill_files > limit || others {
+                over_limit = true;
+                diff.candidates.clear();
+                if others || skill_files > limit.saturating_mul(10) {
+                    return Ok(std::ops::ControlFlow::Break(()));
+                }
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        });
+        // Breaking off the walk surfaces as an error ("cancelled"): not one when the
+        // limit is why.
+        if over_limit {
+            let count = (skill_files > limit && skill_files <= limit.saturating_mul(10))
+                .then_some(skill_files);
+            return Ok(Err(too_many_files(count, limit)));
         }
+        walked.map_err(|e| e.to_string())?;
+        Ok(Ok(diff))
     }
 
-    // Like git's own "Resolving deltas: 45% (…)": only for pushes big enough to wait on.
+    /// The files checked again though the push did not change them: every file under
+    /// the roots when the rules changed (the layout or the roots may differ); in the
+    /// agent-skills layout, the skill of any file of its folder that changed.
+    fn widen(&mut self, rules: &Rules, rules_changed: bool, entries: &[commit_tree::TreeFile]) {
+        let again = |f: &commit_tree::TreeFile| Candidate {
+            path: f.path.clone(),
+            mode: f.mode,
+            id: f.id,
+            counts: false,
+        };
+        if rules_changed {
+            for f in entries {
+                if !self.changed.contains(&f.path) {
+                    self.candidates.push(again(f));
+                }
+            }
+        }
+        if rules.layout == Layout::AgentSkills {
+            let listed: HashSet<&str> = self.candidates.iter().map(|c| c.path.as_str()).collect();
+            let skill_paths: HashSet<&str> = entries
+                .iter()
+                .filter(|f| rules.is_skill(&f.path))
+                .map(|f| f.path.as_str())
+                .collect();
+            let exists = |p: &str| skill_paths.contains(p);
+            let owners: HashSet<String> = self
+                .candidates
+                .iter()
+                .map(|c| &c.path)
+                .chain(self.deleted.iter())
+                .filter_map(|p| rules.skill_of(p, &exists))
+                .filter(|s| !listed.contains(s.as_str()))
+                .collect();
+            for f in entries {
+                if owners.contains(&f.path) {
+                    self.candidates.push(again(f));
+                }
+            }
+        }
+    }
+}
+
+/// Checks each candidate (its path, its mode, its text), adding to `problems`; returns
+/// the paths checked. Like git's own "Resolving deltas: 45% (…)", a meter for pushes
+/// big enough to wait on.
+fn check_files(
+    view: &gix::Repository,
+    rules: &Rules,
+    candidates: Vec<Candidate>,
+    tally: &mut Tally<'_>,
+    max_file_bytes: u64,
+    progress: &mut dyn FnMut(&str),
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<String>, String> {
+    let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
     let mut meter = Meter::new("Checking skills", candidates.len(), progress);
     let mut checked: Vec<String> = Vec::new();
     let mut executables: Vec<String> = Vec::new();
-    for (path, mode, id, counts) in candidates {
+    for Candidate {
+        path,
+        mode,
+        id,
+        counts,
+    } in candidates
+    {
         meter.tick();
         if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(CANCELLED.into());
@@ -819,62 +971,31 @@ fn validate_update(
         if mode.is_executable() && counts {
             executables.push(path.clone());
         }
-        if !rules.is_skill(&path) {
+        if rules.is_skill(&path) {
+            check_skill_file(
+                view,
+                rules,
+                &path,
+                mode,
+                id,
+                counts,
+                tally,
+                max_file_bytes,
+                problems,
+            )?;
+        } else if tally.validated.insert((path.clone(), id)) {
             // Another file under the roots (a skill's script, reference or asset):
             // its text, the whole of it, is checked for hidden text and credentials.
             // Only added or changed files (all of them when the rules changed).
-            if tally.validated.insert((path.clone(), id)) {
-                let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-                problems.extend(rules.validate_other(&path, &blob.data));
-                problems.extend(crate::skills::policy::file_problems(
-                    &rules.policy,
-                    &path,
-                    crate::skills::policy::skill_folder(&rules, &path).as_deref(),
-                    mode.is_executable(),
-                    &blob.data,
-                ));
-            }
-            continue;
-        }
-        if mode.is_executable() {
+            let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+            problems.extend(rules.validate_other(&path, &blob.data));
             problems.extend(crate::skills::policy::file_problems(
                 &rules.policy,
                 &path,
-                crate::skills::policy::skill_folder(&rules, &path).as_deref(),
-                true,
-                b"",
+                crate::skills::policy::skill_folder(rules, &path).as_deref(),
+                mode.is_executable(),
+                &blob.data,
             ));
-        }
-        if counts {
-            tally.changed.insert((path.clone(), id));
-        }
-        if !tally.validated.insert((path.clone(), id)) {
-            continue;
-        }
-        let header = view.find_header(id).map_err(|e| e.to_string())?;
-        // Checked from the object header, before the file is read.
-        if header.size() > max_file_bytes {
-            problems.push(
-                Problem::new(crate::skills::Check::FileTooLarge,
-                    &path,
-                    format!("file is {} bytes, more than the limit of {max_file_bytes}", header.size()),
-                )
-                .hint("split the skill into smaller ones, or move large content out of the repository"),
-            );
-            continue;
-        }
-        let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-        match rules.validate(&path, &blob.data) {
-            Ok(mut skill) => {
-                problems.append(&mut skill.warnings);
-                problems.extend(crate::skills::policy::tool_problems(
-                    &rules.policy,
-                    &path,
-                    &skill.frontmatter,
-                    &String::from_utf8_lossy(&blob.data),
-                ));
-            }
-            Err(mut p) => problems.append(&mut p),
         }
     }
     meter.done();
@@ -892,20 +1013,67 @@ fn validate_update(
             }
         ));
     }
-    checked.extend(deleted);
-    if !checked.is_empty() {
-        let files: Vec<tree::File> = entries
-            .into_iter()
-            .map(|f| tree::File {
-                regular: f.mode.is_blob(),
-                path: f.path,
-            })
-            .collect();
-        problems.extend(tree::problems(&rules, &files, &checked));
-        problems = tree::quiet_under_skill_folders(&rules, &files, problems);
-        problems = tree::free_renames(&files, problems);
+    Ok(checked)
+}
+
+/// A skill file: its executable bit against the policy, its size from the object
+/// header before it is read, then its frontmatter, fields and text.
+#[allow(clippy::too_many_arguments)]
+fn check_skill_file(
+    view: &gix::Repository,
+    rules: &Rules,
+    path: &str,
+    mode: gix::object::tree::EntryMode,
+    id: ObjectId,
+    counts: bool,
+    tally: &mut Tally<'_>,
+    max_file_bytes: u64,
+    problems: &mut Vec<Problem>,
+) -> Result<(), String> {
+    if mode.is_executable() {
+        problems.extend(crate::skills::policy::file_problems(
+            &rules.policy,
+            path,
+            crate::skills::policy::skill_folder(rules, path).as_deref(),
+            true,
+            b"",
+        ));
     }
-    Ok(problems)
+    if counts {
+        tally.changed.insert((path.to_string(), id));
+    }
+    if !tally.validated.insert((path.to_string(), id)) {
+        return Ok(());
+    }
+    let header = view.find_header(id).map_err(|e| e.to_string())?;
+    if header.size() > max_file_bytes {
+        problems.push(
+            Problem::new(
+                crate::skills::Check::FileTooLarge,
+                path,
+                format!(
+                    "file is {} bytes, more than the limit of {max_file_bytes}",
+                    header.size()
+                ),
+            )
+            .hint("split the skill into smaller ones, or move large content out of the repository"),
+        );
+        return Ok(());
+    }
+    let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+    match rules.validate(path, &blob.data) {
+        Ok(mut skill) => {
+            problems.append(&mut skill.warnings);
+            problems.extend(crate::skills::policy::tool_problems(
+                &rules.policy,
+                path,
+                &skill.frontmatter,
+                &String::from_utf8_lossy(&blob.data),
+            ));
+        }
+        Err(mut p) => problems.append(&mut p),
+    }
+    Ok(())
 }
 
 /// Progress lines for long checks: `Checking skills:  45% (4500/10000)` with a carriage

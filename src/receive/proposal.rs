@@ -78,6 +78,32 @@ pub fn prepare(
     options: &[String],
     current: &HashMap<String, ObjectId>,
 ) -> Result<Proposal, String> {
+    let (target, target_ref, base) = target_of(cmd, current)?;
+    let options = PushOptions::parse(options)?;
+    let existing = ctx.rt.block_on(existing_change(
+        ctx,
+        &target,
+        options.change,
+        options.topic.as_deref(),
+    ))?;
+    Ok(Proposal {
+        target,
+        target_ref,
+        base,
+        commit: cmd.new,
+        existing,
+        title: options.title,
+        description: options.description,
+        topic: options.topic,
+        draft: options.draft,
+    })
+}
+
+/// The branch a push to `refs/for/BRANCH` is for, its ref and its tip.
+fn target_of(
+    cmd: &Command,
+    current: &HashMap<String, ObjectId>,
+) -> Result<(String, String, ObjectId), String> {
     let target = cmd.name.strip_prefix(FOR_PREFIX).unwrap_or_default();
     if target.contains('%') {
         return Err(format!(
@@ -116,91 +142,101 @@ pub fn prepare(
             &base.to_string()[..7]
         ));
     }
-    let mut topic = None;
-    let mut title = None;
-    let mut description = None;
-    let mut draft = false;
-    let mut change_number = None;
-    for option in options {
-        let (key, value) = option.split_once('=').unwrap_or((option.as_str(), ""));
-        match key {
-            "topic" => topic = Some(one_line(value, "topic", MAX_TOPIC_CHARS)?),
-            "title" => title = Some(one_line(value, "title", MAX_TITLE_CHARS)?),
-            "description" => {
-                if value.chars().count() > MAX_DESCRIPTION_CHARS {
-                    return Err(format!(
-                        "the description is {} characters, more than {MAX_DESCRIPTION_CHARS}",
-                        value.chars().count()
-                    ));
+    Ok((target.to_string(), target_ref, base))
+}
+
+/// The push options a proposal reads (`git push -o KEY=VALUE`); others are ignored.
+#[derive(Default)]
+struct PushOptions {
+    topic: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    draft: bool,
+    change: Option<i32>,
+}
+
+impl PushOptions {
+    fn parse(options: &[String]) -> Result<Self, String> {
+        let mut out = PushOptions::default();
+        for option in options {
+            let (key, value) = option.split_once('=').unwrap_or((option.as_str(), ""));
+            match key {
+                "topic" => out.topic = Some(one_line(value, "topic", MAX_TOPIC_CHARS)?),
+                "title" => out.title = Some(one_line(value, "title", MAX_TITLE_CHARS)?),
+                "description" => {
+                    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+                        return Err(format!(
+                            "the description is {} characters, more than {MAX_DESCRIPTION_CHARS}",
+                            value.chars().count()
+                        ));
+                    }
+                    out.description = Some(value.replace("\\n", "\n"));
                 }
-                description = Some(value.replace("\\n", "\n"));
+                "draft" | "wip" => out.draft = true,
+                "change" => {
+                    out.change = Some(value.trim().parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(
+                        || format!("`-o change={value}`: a change is named by its number, e.g. -o change=12"),
+                    )?)
+                }
+                _ => {}
             }
-            "draft" | "wip" => draft = true,
-            "change" => {
-                change_number = Some(value.trim().parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(
-                    || format!("`-o change={value}`: a change is named by its number, e.g. -o change=12"),
-                )?)
-            }
-            _ => {}
         }
-    }
-    if topic.as_deref() == Some("") {
-        topic = None;
-    }
-    let existing = ctx.rt.block_on(async {
-        let mut conn = ctx.pool.acquire().await.map_err(db)?;
-        match (change_number, &topic) {
-            (Some(n), _) => {
-                let change = store::find(&mut conn, &ctx.repo_name, n)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| format!("there is no change {n} in {}", ctx.repo_name))?;
-                if change.author != ctx.user.name {
-                    return Err(format!(
-                        "change {n} is {}'s: only its author adds patch sets; push without -o change to open your own",
-                        change.author
-                    ));
-                }
-                if !change.state().is_open() {
-                    return Err(format!(
-                        "change {n} is {}: open a new change instead (push without -o change)",
-                        change.state().as_str().to_lowercase()
-                    ));
-                }
-                if change.target != target {
-                    return Err(format!(
-                        "change {n} is for `{}`, not `{target}`: push to {FOR_PREFIX}{}",
-                        change.target, change.target
-                    ));
-                }
-                Ok(Some(change))
-            }
-            (None, Some(t)) => {
-                let found = store::open_with_topic(&mut conn, &ctx.repo_name, &ctx.user.name, t)
-                    .await
-                    .map_err(db)?;
-                match found {
-                    Some(c) if c.target != target => Err(format!(
-                        "your change {} has the topic `{t}` and is for `{}`: use another topic for a change to `{target}`",
-                        c.number, c.target
-                    )),
-                    found => Ok(found),
-                }
-            }
-            (None, None) => Ok(None),
+        if out.topic.as_deref() == Some("") {
+            out.topic = None;
         }
-    })?;
-    Ok(Proposal {
-        target: target.to_string(),
-        target_ref,
-        base,
-        commit: cmd.new,
-        existing,
-        title,
-        description,
-        topic,
-        draft,
-    })
+        Ok(out)
+    }
+}
+
+/// The open change a push adds a patch set to: the one `-o change=N` names (the
+/// pusher's, open, for the same branch), else the pusher's open change with the topic.
+async fn existing_change(
+    ctx: &Context,
+    target: &str,
+    number: Option<i32>,
+    topic: Option<&str>,
+) -> Result<Option<Change>, String> {
+    let mut conn = ctx.pool.acquire().await.map_err(db)?;
+    match (number, topic) {
+        (Some(n), _) => {
+            let change = store::find(&mut conn, &ctx.repo_name, n)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| format!("there is no change {n} in {}", ctx.repo_name))?;
+            if change.author != ctx.user.name {
+                return Err(format!(
+                    "change {n} is {}'s: only its author adds patch sets; push without -o change to open your own",
+                    change.author
+                ));
+            }
+            if !change.state().is_open() {
+                return Err(format!(
+                    "change {n} is {}: open a new change instead (push without -o change)",
+                    change.state().as_str().to_lowercase()
+                ));
+            }
+            if change.target != target {
+                return Err(format!(
+                    "change {n} is for `{}`, not `{target}`: push to {FOR_PREFIX}{}",
+                    change.target, change.target
+                ));
+            }
+            Ok(Some(change))
+        }
+        (None, Some(t)) => {
+            let found = store::open_with_topic(&mut conn, &ctx.repo_name, &ctx.user.name, t)
+                .await
+                .map_err(db)?;
+            match found {
+                Some(c) if c.target != target => Err(format!(
+                    "your change {} has the topic `{t}` and is for `{}`: use another topic for a change to `{target}`",
+                    c.number, c.target
+                )),
+                found => Ok(found),
+            }
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn db(e: sqlx::Error) -> String {
@@ -269,114 +305,27 @@ pub fn publish(
     let mut conn = rt.block_on(ctx.pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     let generation = rt.block_on(publish::lock(&mut tx, &ctx.repo_name))?;
-    let refused = |why: String| PublishError::Refused(why);
-    let (change, patch_set, created) = match &proposal.existing {
-        Some(found) => {
-            let change = rt
-                .block_on(store::lock(&mut tx, found.id))?
-                .filter(|c| c.state().is_open())
-                .ok_or_else(|| refused(format!("change {} was closed meanwhile", found.number)))?;
-            let k = rt.block_on(store::latest_patch_set(&mut tx, change.id))? + 1;
-            (change, k, false)
-        }
-        None => {
-            let number: i32 = rt.block_on(
-                sqlx::query_scalar(
-                    "SELECT coalesce(max(number), 0) + 1 FROM changes WHERE repo = $1",
-                )
-                .bind(&ctx.repo_name)
-                .fetch_one(&mut *tx),
-            )?;
-            let title = proposal
-                .title
-                .clone()
-                .unwrap_or_else(|| subject(view, proposal.commit));
-            let state = if proposal.draft {
-                ChangeState::Draft
-            } else {
-                ChangeState::InReview
-            };
-            let change: Change = rt.block_on(
-                sqlx::query_as(
-                    "INSERT INTO changes (repo, number, target, author, title, description, topic, state)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     RETURNING id, repo, number, target, author, title, description, topic, state,
-                               created_at, updated_at, closed_by, closed_at, merged_commit",
-                )
-                .bind(&ctx.repo_name)
-                .bind(number)
-                .bind(&proposal.target)
-                .bind(&ctx.user.name)
-                .bind(&title)
-                .bind(proposal.description.as_deref().unwrap_or(""))
-                .bind(&proposal.topic)
-                .bind(state.as_str())
-                .fetch_one(&mut *tx),
-            )?;
-            (change, 1, true)
-        }
-    };
-    let n = change.number;
-    let commit = proposal.commit.to_string();
-    let patch_ref = format!("refs/changes/{n}/{patch_set}");
-    let head_ref = format!("refs/changes/{n}/head");
-    let old_head: Option<String> = rt.block_on(
-        sqlx::query_scalar("SELECT target FROM git_refs WHERE repo = $1 AND name = $2")
-            .bind(&ctx.repo_name)
-            .bind(&head_ref)
-            .fetch_optional(&mut *tx),
-    )?;
-    for (name, old) in [(&patch_ref, None), (&head_ref, old_head)] {
-        let change = publish::RefChange {
-            name,
-            old,
-            new: Some((commit.clone(), None)),
-        };
-        if !rt.block_on(publish::compare_and_swap(&mut tx, &ctx.repo_name, &change))? {
-            return Err(refused(format!("{name} moved meanwhile; push again")));
-        }
-    }
+    let (change, patch_set, created) = rt.block_on(change_of(&mut tx, ctx, view, proposal))?;
+    rt.block_on(move_change_refs(
+        &mut tx,
+        &ctx.repo_name,
+        change.number,
+        patch_set,
+        proposal.commit,
+    ))?;
     if let Some((pack, idx)) = pack {
         storage::packs::upload(rt, &mut tx, &ctx.repo_name, pack, idx, generation + 1)?;
     }
     rt.block_on(crate::cache::pushes::insert(&mut tx, record))?;
-    rt.block_on(
-        sqlx::query(
-            "INSERT INTO change_patch_sets (change_id, number, commit_sha, base_sha, pushed_by, push_id)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(change.id)
-        .bind(patch_set)
-        .bind(&commit)
-        .bind(proposal.base.to_string())
-        .bind(&ctx.user.name)
-        .bind(record.id)
-        .execute(&mut *tx),
-    )?;
-    let review = crate::changes::target_review(view, proposal.base);
-    if !created {
-        if review.dismiss_stale {
-            rt.block_on(
-                sqlx::query(
-                    "UPDATE change_reviews SET dismissed_at = now()
-                     WHERE change_id = $1 AND dismissed_at IS NULL AND verdict = 'approve'",
-                )
-                .bind(change.id)
-                .execute(&mut *tx),
-            )?;
-        }
-        rt.block_on(
-            sqlx::query(
-                "UPDATE changes SET updated_at = now(), title = coalesce($2, title),
-                        description = coalesce($3, description)
-                 WHERE id = $1",
-            )
-            .bind(change.id)
-            .bind(&proposal.title)
-            .bind(&proposal.description)
-            .execute(&mut *tx),
-        )?;
-    }
+    rt.block_on(record_patch_set(
+        &mut tx,
+        ctx,
+        view,
+        proposal,
+        &change,
+        (patch_set, created),
+        record,
+    ))?;
     let default = proposal.target == ctx.default_branch;
     rt.block_on(write_skills(
         &mut tx,
@@ -406,7 +355,7 @@ pub fn publish(
             previous,
         },
         Opened {
-            number: n,
+            number: change.number,
             target: proposal.target.clone(),
             patch_set,
             title,
@@ -414,6 +363,138 @@ pub fn publish(
             created,
         },
     ))
+}
+
+/// The change the proposal goes to, locked, with its new patch set's number and
+/// whether it was opened now: the existing one (still open), or a new one.
+async fn change_of(
+    tx: &mut sqlx::PgConnection,
+    ctx: &Context,
+    view: &gix::Repository,
+    proposal: &Proposal,
+) -> Result<(Change, i32, bool), PublishError> {
+    if let Some(found) = &proposal.existing {
+        let change = store::lock(&mut *tx, found.id)
+            .await?
+            .filter(|c| c.state().is_open())
+            .ok_or_else(|| {
+                PublishError::Refused(format!("change {} was closed meanwhile", found.number))
+            })?;
+        let k = store::latest_patch_set(&mut *tx, change.id).await? + 1;
+        return Ok((change, k, false));
+    }
+    let number: i32 =
+        sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM changes WHERE repo = $1")
+            .bind(&ctx.repo_name)
+            .fetch_one(&mut *tx)
+            .await?;
+    let title = proposal
+        .title
+        .clone()
+        .unwrap_or_else(|| subject(view, proposal.commit));
+    let state = if proposal.draft {
+        ChangeState::Draft
+    } else {
+        ChangeState::InReview
+    };
+    let change: Change = sqlx::query_as(
+        "INSERT INTO changes (repo, number, target, author, title, description, topic, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, repo, number, target, author, title, description, topic, state,
+                   created_at, updated_at, closed_by, closed_at, merged_commit",
+    )
+    .bind(&ctx.repo_name)
+    .bind(number)
+    .bind(&proposal.target)
+    .bind(&ctx.user.name)
+    .bind(&title)
+    .bind(proposal.description.as_deref().unwrap_or(""))
+    .bind(&proposal.topic)
+    .bind(state.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((change, 1, true))
+}
+
+/// `refs/changes/N/K` (new) and `refs/changes/N/head` moved to the commit, by
+/// compare-and-swap against the database's refs.
+async fn move_change_refs(
+    tx: &mut sqlx::PgConnection,
+    repo: &str,
+    number: i32,
+    patch_set: i32,
+    commit: ObjectId,
+) -> Result<(), PublishError> {
+    let commit = commit.to_string();
+    let patch_ref = format!("refs/changes/{number}/{patch_set}");
+    let head_ref = format!("refs/changes/{number}/head");
+    let old_head: Option<String> =
+        sqlx::query_scalar("SELECT target FROM git_refs WHERE repo = $1 AND name = $2")
+            .bind(repo)
+            .bind(&head_ref)
+            .fetch_optional(&mut *tx)
+            .await?;
+    for (name, old) in [(&patch_ref, None), (&head_ref, old_head)] {
+        let change = publish::RefChange {
+            name,
+            old,
+            new: Some((commit.clone(), None)),
+        };
+        if !publish::compare_and_swap(&mut *tx, repo, &change).await? {
+            return Err(PublishError::Refused(format!(
+                "{name} moved meanwhile; push again"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The patch set's row; for a change that existed, its approvals dismissed when the
+/// target's review rules say so, and its title and description as the push gives them.
+async fn record_patch_set(
+    tx: &mut sqlx::PgConnection,
+    ctx: &Context,
+    view: &gix::Repository,
+    proposal: &Proposal,
+    change: &Change,
+    (patch_set, created): (i32, bool),
+    record: &PushRecord,
+) -> Result<(), PublishError> {
+    sqlx::query(
+        "INSERT INTO change_patch_sets (change_id, number, commit_sha, base_sha, pushed_by, push_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(change.id)
+    .bind(patch_set)
+    .bind(proposal.commit.to_string())
+    .bind(proposal.base.to_string())
+    .bind(&ctx.user.name)
+    .bind(record.id)
+    .execute(&mut *tx)
+    .await?;
+    if created {
+        return Ok(());
+    }
+    if crate::changes::target_review(view, proposal.base).dismiss_stale {
+        sqlx::query(
+            "UPDATE change_reviews SET dismissed_at = now()
+             WHERE change_id = $1 AND dismissed_at IS NULL AND verdict = 'approve'",
+        )
+        .bind(change.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE changes SET updated_at = now(), title = coalesce($2, title),
+                description = coalesce($3, description)
+         WHERE id = $1",
+    )
+    .bind(change.id)
+    .bind(&proposal.title)
+    .bind(&proposal.description)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The skills the latest patch set proposes replace the change's rows. The old

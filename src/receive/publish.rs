@@ -62,41 +62,18 @@ pub fn run(
     record: &dyn Fn(&[super::outcome::Outcome]) -> PushRecord,
 ) -> Result<Published, PublishError> {
     if atomic && results.iter().any(Option::is_some) {
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
-        }
+        refuse_the_rest(results);
         return Ok(Published::default());
     }
     let rt = &ctx.rt;
-    // The cache's work that needs no database — each commit's files read, validated,
-    // their renames found — is done before the transaction: the repository's lock is
-    // held for the writes only.
     let default_ref = format!("refs/heads/{}", ctx.default_branch);
-    let prepared = match commands
-        .iter()
-        .zip(results.iter())
-        .find(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete())
-    {
-        Some((cmd, _)) => {
-            let guess = rt
-                .block_on(sync::current_watermark(
-                    &ctx.pool,
-                    &ctx.repo_name,
-                    &ctx.default_branch,
-                ))
-                .ok()
-                .flatten();
-            let replay = Replay {
-                repo: view,
-                repo_name: &ctx.repo_name,
-                branch: &ctx.default_branch,
-                tip: cmd.new,
-                synced_by: &ctx.user.name,
-                push_id: None,
-                started_at: chrono::Utc::now(),
-            };
-            Some(replay.prepare(guess.as_deref())?)
-        }
+    let default_tip = |results: &[super::outcome::Outcome]| {
+        accepted(commands, results)
+            .find(|c| c.name == default_ref && !c.is_delete())
+            .map(|c| c.new)
+    };
+    let prepared = match default_tip(results) {
+        Some(tip) => Some(prepare_cache(ctx, view, tip)?),
         None => None,
     };
     let mut conn = rt.block_on(ctx.pool.acquire())?;
@@ -106,92 +83,37 @@ pub fn run(
     // How long other writers of this repository wait on this push (logged at commit).
     let locked_at = std::time::Instant::now();
 
-    let mut stale = false;
-    // New names that cannot exist beside the refs the database has now.
-    let created: Vec<&str> = commands
-        .iter()
-        .zip(results.iter())
-        .filter(|(c, r)| r.is_none() && c.is_create() && !c.is_delete())
-        .map(|(c, _)| c.name.as_str())
-        .collect();
-    let conflicts = rt.block_on(publish::conflicting_refs(&mut tx, &ctx.repo_name, &created))?;
-    for (name, other) in conflicts {
-        for (cmd, r) in commands.iter().zip(results.iter_mut()) {
-            if r.is_none() && cmd.name == name {
-                *r = Some(Refusal::new(Reason::Stale, ref_conflict(&name, &other)));
-                stale = true;
-            }
-        }
-    }
-    for (cmd, r) in commands.iter().zip(results.iter_mut()) {
-        if r.is_some() {
-            continue;
-        }
-        let change = publish::RefChange {
-            name: &cmd.name,
-            old: (!cmd.is_create()).then(|| cmd.old.to_string()),
-            new: (!cmd.is_delete()).then(|| {
-                (
-                    cmd.new.to_string(),
-                    storage::peeled(view, cmd.new).map(|p| p.to_string()),
-                )
-            }),
-        };
-        if !rt.block_on(publish::compare_and_swap(&mut tx, &ctx.repo_name, &change))? {
-            *r = Some(Refusal::new(Reason::Stale, STALE));
-            stale = true;
-        }
-    }
+    let stale = rt.block_on(move_refs(&mut tx, ctx, view, commands, results))?;
     if atomic && stale {
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
-        }
+        refuse_the_rest(results);
     }
     if results.iter().all(Option::is_some) {
         rt.block_on(tx.rollback())?;
         return Ok(Published::default());
     }
-
     // A merge: the change is checked again and marked merged under its lock.
     if let Some(merging) = &ctx.merging {
-        let tip = commands
-            .iter()
-            .zip(results.iter())
-            .find(|(c, r)| r.is_none() && !c.is_delete())
-            .map(|(c, _)| c.new);
-        if let Some(tip) = tip {
+        if let Some(tip) = accepted(commands, results).find(|c| !c.is_delete()) {
             rt.block_on(super::proposal::mark_merged(
                 &mut tx,
                 merging,
                 &ctx.user.name,
-                tip,
+                tip.new,
             ))?;
         }
     }
-    let brings_objects = commands
-        .iter()
-        .zip(results.iter())
-        .any(|(c, r)| r.is_none() && !c.is_delete());
+    let brings_objects = accepted(commands, results).any(|c| !c.is_delete());
     if let (true, Some((pack, idx))) = (brings_objects, pack) {
         storage::packs::upload(rt, &mut tx, &ctx.repo_name, pack, idx, generation + 1)?;
     }
     let record = record(results);
     rt.block_on(pushes::insert(&mut tx, &record))?;
-    let new_tip: Option<ObjectId> = commands
-        .iter()
-        .zip(results.iter())
-        .find(|(c, r)| r.is_none() && c.name == default_ref && !c.is_delete())
-        .map(|(c, _)| c.new);
-    let cache = match new_tip {
+    let cache = match default_tip(results) {
         Some(tip) => {
             let replay = Replay {
-                repo: view,
-                repo_name: &ctx.repo_name,
-                branch: &ctx.default_branch,
-                tip,
-                synced_by: &ctx.user.name,
                 push_id: Some(record.id),
                 started_at: record.started_at,
+                ..replay(ctx, view, tip)
             };
             Some(replay.run_prepared(rt, &mut tx, prepared)?)
         }
@@ -207,11 +129,8 @@ pub fn run(
         pusher: &ctx.user.name,
         default_branch: &ctx.default_branch,
         default_tip: crate::repos::ref_target(view, &default_ref),
-        refs: commands
-            .iter()
-            .zip(results.iter())
-            .filter(|(_, r)| r.is_none())
-            .map(|(c, _)| RefMove {
+        refs: accepted(commands, results)
+            .map(|c| RefMove {
                 name: &c.name,
                 old: (!c.is_create()).then_some(c.old),
                 new: (!c.is_delete()).then_some(c.new),
@@ -235,6 +154,106 @@ pub fn run(
         generation: Some(generation),
         previous,
     })
+}
+
+/// The commands not refused so far.
+fn accepted<'c>(
+    commands: &'c [Command],
+    results: &'c [super::outcome::Outcome],
+) -> impl Iterator<Item = &'c Command> {
+    commands
+        .iter()
+        .zip(results.iter())
+        .filter(|(_, r)| r.is_none())
+        .map(|(c, _)| c)
+}
+
+/// Every ref not refused yet is refused as not stored (an atomic push).
+fn refuse_the_rest(results: &mut [super::outcome::Outcome]) {
+    for r in results.iter_mut().filter(|r| r.is_none()) {
+        *r = Some(Refusal::new(Reason::NotStored, ATOMIC_REFUSED));
+    }
+}
+
+/// The default branch's replay to `tip`, by this push's user.
+fn replay<'a>(ctx: &'a Context, view: &'a gix::Repository, tip: ObjectId) -> Replay<'a> {
+    Replay {
+        repo: view,
+        repo_name: &ctx.repo_name,
+        branch: &ctx.default_branch,
+        tip,
+        synced_by: &ctx.user.name,
+        push_id: None,
+        started_at: chrono::Utc::now(),
+    }
+}
+
+/// The cache's work that needs no database — each commit's files read, validated,
+/// their renames found — done before the transaction, from the watermark as it looks
+/// now: the repository's lock is held for the writes only (the transaction reads it
+/// again under the lock, and prepares again if it moved).
+fn prepare_cache(
+    ctx: &Context,
+    view: &gix::Repository,
+    tip: ObjectId,
+) -> Result<sync::Prepared, PublishError> {
+    let guess = ctx
+        .rt
+        .block_on(sync::current_watermark(
+            &ctx.pool,
+            &ctx.repo_name,
+            &ctx.default_branch,
+        ))
+        .ok()
+        .flatten();
+    Ok(replay(ctx, view, tip).prepare(guess.as_deref())?)
+}
+
+/// Moves every ref not refused yet by compare-and-swap against the database's refs;
+/// a new name that conflicts with a ref there, or a ref that moved meanwhile, is
+/// refused as stale. Returns whether any was.
+async fn move_refs(
+    tx: &mut sqlx::PgConnection,
+    ctx: &Context,
+    view: &gix::Repository,
+    commands: &[Command],
+    results: &mut [super::outcome::Outcome],
+) -> Result<bool, PublishError> {
+    let mut stale = false;
+    // New names that cannot exist beside the refs the database has now.
+    let created: Vec<&str> = accepted(commands, results)
+        .filter(|c| c.is_create() && !c.is_delete())
+        .map(|c| c.name.as_str())
+        .collect();
+    let conflicts = publish::conflicting_refs(&mut *tx, &ctx.repo_name, &created).await?;
+    for (name, other) in conflicts {
+        for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+            if r.is_none() && cmd.name == name {
+                *r = Some(Refusal::new(Reason::Stale, ref_conflict(&name, &other)));
+                stale = true;
+            }
+        }
+    }
+    for (cmd, r) in commands.iter().zip(results.iter_mut()) {
+        if r.is_some() {
+            continue;
+        }
+        let change = publish::RefChange {
+            name: &cmd.name,
+            old: (!cmd.is_create()).then(|| cmd.old.to_string()),
+            new: (!cmd.is_delete()).then(|| {
+                (
+                    cmd.new.to_string(),
+                    storage::peeled(view, cmd.new).map(|p| p.to_string()),
+                )
+            }),
+        };
+        if !publish::compare_and_swap(&mut *tx, &ctx.repo_name, &change).await? {
+            *r = Some(Refusal::new(Reason::Stale, STALE));
+            stale = true;
+        }
+    }
+    Ok(stale)
 }
 
 /// Why `name` cannot be created beside `other`.

@@ -18,7 +18,33 @@ use std::sync::OnceLock;
 use tempfile::TempDir;
 
 /// Both git versions on the machine; every scenario runs with each.
-pub const GITS: [&str; 2] = ["/usr/bin/git", "/usr/local/bin/git"];
+/// Waits (up to `secs`) until `check` holds; fails naming `what` otherwise. The one
+/// way the tests wait for something that happens after a call returns.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    eventually_some(secs, what, || check().then_some(()));
+}
+
+/// Waits (up to `secs`) until `check` gives a value, and returns it.
+pub fn eventually_some<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "not within {secs} s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Debian's git (2.39).
+pub const GIT_OLD: &str = "/usr/bin/git";
+/// The newer git under /usr/local (2.47).
+pub const GIT_NEW: &str = "/usr/local/bin/git";
+/// Both gits on the machine: every client-facing behaviour is tested with each.
+pub const GITS: [&str; 2] = [GIT_OLD, GIT_NEW];
 
 pub const SKILLSD: &str = env!("CARGO_BIN_EXE_skillsd");
 
@@ -709,7 +735,7 @@ pub fn ssh_to(key: &Key, port: u16) -> Command {
 /// A git command for tests that run skillsd as a child process: `/usr/local/bin/git`
 /// in `dir`, HOME at `home`, ssh with `key` to `port`, a fixed identity.
 pub fn git_at(key: &Key, port: u16, home: &Path, dir: &Path) -> Command {
-    let mut c = Command::new("/usr/local/bin/git");
+    let mut c = Command::new(GIT_NEW);
     c.current_dir(dir)
         .env("HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -915,7 +941,7 @@ pub fn fast_retries(s: &mut Settings) {
 
 /// A ref of a repository (`None`: absent).
 pub fn ref_of(git_dir: &Path, name: &str) -> Option<String> {
-    let out = Command::new("/usr/local/bin/git")
+    let out = Command::new(GIT_NEW)
         .arg("--git-dir")
         .arg(git_dir)
         .args(["rev-parse", "--verify", "-q", name])
@@ -929,7 +955,7 @@ pub fn ref_of(git_dir: &Path, name: &str) -> Option<String> {
 /// Asserts that `git fsck --strict` finds the repository at `dir` (bare, or a clone's
 /// working tree) clean.
 pub fn assert_fsck_at(dir: &Path) {
-    let out = Command::new("/usr/local/bin/git")
+    let out = Command::new(GIT_NEW)
         .current_dir(dir)
         .args(["fsck", "--strict", "--no-dangling"])
         .output()
@@ -1047,7 +1073,7 @@ impl ChildFixture {
 
     /// The server repository's `main`.
     pub fn main(&self) -> String {
-        let mut c = Command::new("/usr/local/bin/git");
+        let mut c = Command::new(GIT_NEW);
         c.arg("--git-dir")
             .arg(self.data.join("repos/skills.git"))
             .args(["rev-parse", "refs/heads/main"]);

@@ -137,7 +137,7 @@ impl Upstream {
     /// A new bare repository; returns its path.
     pub fn bare(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join(name);
-        let out = Command::new("/usr/local/bin/git")
+        let out = Command::new(super::GIT_NEW)
             .args(["init", "-q", "--bare", "-b", "main"])
             .arg(&path)
             .output()
@@ -163,14 +163,3 @@ impl Drop for Upstream {
     }
 }
 
-/// Waits (up to `secs`) until `check` holds.
-pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "not within {secs} s: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
