@@ -53,7 +53,7 @@ for label in old new; do
   bin=$OLD; [ "$label" = new ] && bin=$NEW
   D=$WORK/$label; mkdir -p "$D"
   "$bin" init bench --empty --data-dir "$D/data" >/dev/null
-  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$PORT" --data-dir "$D/data" > "$D/serve.log" 2>&1 &
+  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$PORT" --http off --data-dir "$D/data" > "$D/serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do grep -q listening "$D/serve.log" && break; sleep 0.2; done
   "$bin" user add bench --role writer --key "$WORK/id.pub" --data-dir "$D/data" >/dev/null

@@ -34,7 +34,7 @@ trash "$SK_ROOT"
 mkdir -p "$SK_ROOT"
 SK_DATA=$SK_ROOT/data
 "$SKILLSD" init bench --empty --data-dir "$SK_DATA" >/dev/null
-SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$SK_PORT" --data-dir "$SK_DATA" > "$SK_ROOT/serve.log" 2>&1 &
+SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$SK_PORT" --http off --data-dir "$SK_DATA" > "$SK_ROOT/serve.log" 2>&1 &
 echo $! > "$SK_ROOT/pid"
 SK_PID=$(cat "$SK_ROOT/pid")
 for _ in $(seq 1 100); do grep -q "listening" "$SK_ROOT/serve.log" && break; sleep 0.2; done

@@ -26,7 +26,7 @@ SEEDW=$WORK/seed-$N
 trash "$SK_ROOT"; mkdir -p "$SK_ROOT"
 DATA=$SK_ROOT/data
 "$SKILLSD" init bench --empty --data-dir "$DATA" >/dev/null
-SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$SK_PORT" --data-dir "$DATA" > "$SK_ROOT/serve.log" 2>&1 &
+SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$SK_PORT" --http off --data-dir "$DATA" > "$SK_ROOT/serve.log" 2>&1 &
 SK_PID=$!
 trap 'kill $SK_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q listening "$SK_ROOT/serve.log" && break; sleep 0.2; done

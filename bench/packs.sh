@@ -23,7 +23,7 @@ run_case() {  # label gc_packs
   mkdir -p "$dir"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/key"
   "$SKILLSD" init bench --empty --data-dir "$dir/data" >/dev/null
-  SKILLSD_GC_PACKS=$gc SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$PORT" --data-dir "$dir/data" > "$dir/serve.log" 2>&1 &
+  SKILLSD_GC_PACKS=$gc SKILLSD_LOG=warn "$SKILLSD" serve --listen "127.0.0.1:$PORT" --http off --data-dir "$dir/data" > "$dir/serve.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do grep -q listening "$dir/serve.log" && break; sleep 0.2; done
   "$SKILLSD" user add bench --role writer --key "$dir/key.pub" --data-dir "$dir/data" >/dev/null

@@ -12,8 +12,10 @@ N=${N:-100000}
 RUNS=${RUNS:-3}
 BASE=${BASE:-/tmp/skillsd-reconcile}
 PORT=${PORT:-2294}
-(cd "$ROOT" && cargo build --release -q)
-SKILLSD=$ROOT/target/release/skillsd
+# PROFILE=profiling: the same optimized code with line tables (bench/profile.sh's build).
+PROFILE=${PROFILE:-release}
+(cd "$ROOT" && cargo build -q --profile "$PROFILE")
+SKILLSD=$ROOT/target/$PROFILE/skillsd
 [ -d "$BASE" ] && mv "$BASE" "$BASE.trash-$(date +%s%N)"
 mkdir -p "$BASE"
 DATA=$BASE/data
