@@ -662,6 +662,28 @@ fn render(
             out.push_str(&format!("{id} = \"warning\"\n"));
         }
     }
+    // The guards the tree trips: never relaxed here, but the line that would is printed,
+    // commented out, for an adopter who has read the files.
+    let mut guarded: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
+    for p in errors.iter().filter(|p| GUARDS.contains(&p.check)) {
+        let paths = guarded.entry(p.check.id()).or_default();
+        if !paths.contains(&p.path.as_str()) {
+            paths.push(&p.path);
+        }
+    }
+    if !guarded.is_empty() {
+        if draft.levels.is_empty() {
+            out.push_str("\n[levels]\n");
+        }
+        for (id, paths) in &guarded {
+            out.push_str(&format!(
+                "# CAUTION: {id} is not relaxed: text a reader does not see is what it guards against ({} file{}, e.g. {}). Fix the files (a character shown on purpose written as an escape, \\u200b); or, having read them, uncomment (for every skill):\n# {id} = \"warning\"\n",
+                paths.len(),
+                if paths.len() == 1 { "" } else { "s" },
+                paths[0]
+            ));
+        }
+    }
     if !kept_out.is_empty() {
         out.push_str(&format!(
             "\n# Not cached ({}), each named in the push's output:\n",
@@ -688,13 +710,6 @@ fn render(
         }
         if errors.len() > 20 {
             out.push_str(&format!("#   … and {} more\n", errors.len() - 20));
-        }
-        if errors.iter().any(|p| GUARDS.contains(&p.check)) {
-            out.push_str(
-                "# hidden-text and padding could be relaxed in [levels], for every skill; they are\n\
-                 # not suggested: text a reader does not see is what they guard against. Write such\n\
-                 # a character as an escape (\\u200b) where a skill shows one on purpose.\n",
-            );
         }
     }
     let fingerprints: BTreeSet<&str> = errors
@@ -864,6 +879,39 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_PATH), allowed).unwrap();
         let (_, problems) = crate::check::check_tree(dir.path(), 64).unwrap();
         assert!(!problems.iter().any(|p| p.is_error()), "{problems:?}");
+    }
+
+    #[test]
+    fn hidden_text_is_not_relaxed_but_the_line_that_would_is_printed_commented_out() {
+        let dir = tree(&[
+            ("skills/a/SKILL.md", &skill("a", "")),
+            (
+                "skills/a/references/evasion.md",
+                "Split a word: ig\u{200B}nore.\n",
+            ),
+        ]);
+        let s = suggest(dir.path(), 64).unwrap();
+        assert!(!s.accepted(), "{}", s.config);
+        assert!(s.config.contains("\n[levels]\n"), "{}", s.config);
+        assert!(
+            s.config.contains("# CAUTION: hidden-text is not relaxed"),
+            "{}",
+            s.config
+        );
+        assert!(
+            s.config.contains("\n# hidden-text = \"warning\"\n"),
+            "{}",
+            s.config
+        );
+        // Uncommented as printed, the push goes through with the finding as a warning.
+        let relaxed = s.config.replace(
+            "\n# hidden-text = \"warning\"\n",
+            "\nhidden-text = \"warning\"\n",
+        );
+        std::fs::write(dir.path().join(CONFIG_PATH), relaxed).unwrap();
+        let (_, problems) = crate::check::check_tree(dir.path(), 64).unwrap();
+        assert!(!problems.iter().any(|p| p.is_error()), "{problems:?}");
+        assert!(problems.iter().any(|p| p.check == Check::HiddenText));
     }
 
     #[test]

@@ -162,4 +162,3 @@ impl Drop for Upstream {
         self.stop();
     }
 }
-
