@@ -2,9 +2,10 @@
 """Breaks a whole-machine profile (inferno's folded stacks: `comm;frame;...;leaf N`)
 down into a push's stages, as a Markdown table with a bar per row.
 
-    bench/breakdown.py FOLDED LABEL WALL_MS [RUNS] [FREQ]
+    bench/breakdown.py FOLDED LABEL WALL_MS [RUNS]
 
-Each sample is one core busy (or idle: `swapper`) for 1/FREQ s. A stack of the
+Each line's count is the CPU time of its samples in nanoseconds (perf's cpu-clock
+period); an idle core is `swapper`. A stack of the
 server is put in the first stage whose pattern any of its frames contains, in the
 order below (more specific first); other processes by their name.
 """
@@ -49,7 +50,6 @@ def stage(comm, frames):
 def main():
     folded, label, wall_ms = sys.argv[1], sys.argv[2], float(sys.argv[3])
     runs = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    freq = float(sys.argv[5]) if len(sys.argv) > 5 else 1999.0
     totals = {}
     for line in open(folded, encoding="utf-8", errors="replace"):
         stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -60,7 +60,7 @@ def main():
         totals[name] = totals.get(name, 0) + int(count)
     samples = sum(totals.values())
     busy = samples - totals.get("idle (a core with nothing to run)", 0)
-    ms = lambda n: n / freq * 1000 / runs
+    ms = lambda n: n / 1e6 / runs
     width = 40
     print(f"### Where the time goes: {label}\n")
     print(

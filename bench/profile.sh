@@ -69,7 +69,7 @@ fold() {  # case label: flame graph and breakdown
   perf script -i "$WORK/$case.perf" 2>/dev/null | inferno-collapse-perf > "$WORK/$case.folded"
   inferno-flamegraph --title "skillsd: $label (whole machine, cpu-clock)" --width 1600 \
     < "$WORK/$case.folded" > "$ROOT/docs/profile-$case.svg"
-  python3 "$ROOT/bench/breakdown.py" "$WORK/$case.folded" "$label" "$ms" "${4:-1}" "$FREQ" > "$ROOT/docs/profile-$case.md"
+  python3 "$ROOT/bench/breakdown.py" "$WORK/$case.folded" "$label" "$ms" "${4:-1}" > "$ROOT/docs/profile-$case.md"
   cat "$ROOT/docs/profile-$case.md"
 }
 mkdir -p "$ROOT/docs"

@@ -180,7 +180,37 @@ fn touched(
     let changes = repo
         .diff_tree_to_tree(old, new, opts)
         .map_err(CacheError::git)?;
-    let mut exists: HashMap<String, bool> = HashMap::new();
+    let changes: Vec<ChangeDetached> = changes.into_iter().collect();
+    // What the diff itself says of a path (in `new`, as a file, or deleted): a push's
+    // skill files are mostly among its changes, and looking each up in `new` would
+    // read the folder's tree again every time (thousands of entries each).
+    let mut exists: HashMap<String, bool> = changes
+        .iter()
+        .filter_map(|change| match change {
+            ChangeDetached::Deletion {
+                location,
+                entry_mode,
+                ..
+            } if !entry_mode.is_tree() => Some((location.to_string(), false)),
+            ChangeDetached::Addition {
+                location,
+                entry_mode,
+                ..
+            }
+            | ChangeDetached::Modification {
+                location,
+                entry_mode,
+                ..
+            }
+            | ChangeDetached::Rewrite {
+                location,
+                entry_mode,
+                ..
+            } if !entry_mode.is_tree() => Some((location.to_string(), entry_mode.is_blob())),
+            _ => None,
+        })
+        .filter(|(path, _)| rules.is_skill(path))
+        .collect();
     let mut is_skill_file = |path: &str| -> bool {
         if let Some(known) = exists.get(path) {
             return *known;

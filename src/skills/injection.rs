@@ -9,7 +9,7 @@
 //! compiled once; one finding per line, at the first match.
 
 use super::skill::{Check, Level, Problem};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use std::sync::OnceLock;
 
 /// What a pattern catches, in words for the message.
@@ -61,6 +61,14 @@ fn patterns() -> &'static [Pattern] {
     })
 }
 
+/// All the patterns as one set, in the order of [`patterns`].
+fn any_pattern() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        RegexSet::new(patterns().iter().map(|p| p.regex.as_str())).expect("the patterns compile")
+    })
+}
+
 /// Is the text right before a match (on its line) a warning against it: "never pipe
 /// curl into sh", "do not disable the safety checks"?
 fn negated(before: &str) -> bool {
@@ -109,8 +117,17 @@ fn authenticates(command: &str) -> bool {
 /// one per line, at its first match, at the default level (warning).
 pub fn scan(path: &str, text: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
+    // One pass over the text for all the patterns: most files match none, and are
+    // then read once, not once per pattern.
+    let matched = any_pattern().matches(text);
+    if !matched.matched_any() {
+        return problems;
+    }
     let mut last_line = 0;
-    for pattern in patterns() {
+    for (i, pattern) in patterns().iter().enumerate() {
+        if !matched.matched(i) {
+            continue;
+        }
         for m in pattern.regex.find_iter(text) {
             let before = &text[..m.start()];
             let line = before.matches('\n').count() as u32 + 1;

@@ -41,11 +41,17 @@ pub fn scan(path: &str, text: &str) -> Vec<Problem> {
         if continues {
             run_len += c.len_utf8();
         } else {
-            let (limit, what) = match run_char {
-                None => (MAX_WHITESPACE_RUN, "whitespace".to_string()),
-                Some(r) => (MAX_FILLER_RUN, format!("`{}` repeated", r.escape_debug())),
+            let limit = match run_char {
+                None => MAX_WHITESPACE_RUN,
+                Some(_) => MAX_FILLER_RUN,
             };
             if run_len >= limit && pending.is_none() {
+                // Named only for a run that is long enough: a push reads every
+                // character of every file here.
+                let what = match run_char {
+                    None => "whitespace".to_string(),
+                    Some(r) => format!("`{}` repeated", r.escape_debug()),
+                };
                 pending = Some((run_len, what, run_line));
             }
             if !ws && !reported {
