@@ -67,7 +67,7 @@ record() {  # case command...: perf over the whole machine while the command run
 fold() {  # case label: flame graph and breakdown
   local case=$1 label=$2 ms=$3
   perf script -i "$WORK/$case.perf" 2>/dev/null | inferno-collapse-perf > "$WORK/$case.folded"
-  inferno-flamegraph --title "skillsd: $label (whole machine, cpu-clock)" --width 1600 \
+  inferno-flamegraph --title "skillsd: $label (whole machine, cpu-clock)" --width 1600 --minwidth 1 \
     < "$WORK/$case.folded" > "$ROOT/docs/profile-$case.svg"
   python3 "$ROOT/bench/breakdown.py" "$WORK/$case.folded" "$label" "$ms" "${4:-1}" > "$ROOT/docs/profile-$case.md"
   cat "$ROOT/docs/profile-$case.md"

@@ -20,6 +20,8 @@ SKILLSD=$ROOT/target/$PROFILE/skillsd
 mkdir -p "$BASE"
 DATA=$BASE/data
 "$SKILLSD" init bench --empty --data-dir "$DATA" >/dev/null
+# One push of all N skills: over the default per-push limit (20,000).
+export SKILLSD_MAX_FILES_PER_PUSH=$((N + 1))
 # The server holds the private PostgreSQL for the whole run: a command started alone
 # stops the cluster it started when it ends, and the database is the store of record
 # (a node's repository is a copy, so skills go in by a push, never into the copy).
@@ -68,6 +70,4 @@ print("  rows committed (with the vectors skillsd computes):  %.2f s" % med(0))
 print("  vectors PostgreSQL filled after the rows:            %.2f s" % med(1))
 print("  whole command, process start to exit:                %.2f s" % med(2))
 PY
-"$ROOT/target/release/skillsd" --version >/dev/null
-psql_stop() { bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); runuser -u postgres -- "$bin/pg_ctl" stop -D "$DATA/postgres/data" -m fast >/dev/null 2>&1 || true; }
-psql_stop
+# The server (the trap) stops the private PostgreSQL it holds.
