@@ -31,7 +31,11 @@ trap cleanup EXIT
 rm -rf "$WORK"; mkdir -p "$WORK"
 chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
-export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+# deploy/haproxy.cfg sends a PROXY header (send-proxy-v2) from 127.0.0.1, which the
+# nodes then require from that address (SKILLSD_PROXY_PROTOCOL): the clients connect
+# from 127.0.0.2, so that they can also reach a node straight, without a header.
+export SKILLSD_PROXY_PROTOCOL=127.0.0.1
+export GIT_SSH_COMMAND="ssh -i $WORK/id -o BindAddress=127.0.0.2 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 
 wait_for() { for _ in $(seq 1 300); do grep -q listening "$1" && return 0; sleep 0.2; done; echo "node did not start: $1" >&2; cat "$1" >&2; exit 1; }
