@@ -33,6 +33,29 @@ fn corpus() -> Vec<PathBuf> {
     dirs
 }
 
+/// A copy of the collection `source` under `into`, links kept as links; SOURCE is the
+/// corpus's note, not the collection's.
+fn copy_of(source: &Path, into: &Path) -> PathBuf {
+    let dir = into.join(source.file_name().unwrap());
+    let copied = Command::new("cp")
+        .args(["-a", source.to_str().unwrap(), dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_file(dir.join("SOURCE")).unwrap();
+    dir
+}
+
+/// `skillsd check --suggest-config DIR`, its output written as DIR/skillsd.toml.
+fn suggest_config(dir: &Path) -> std::process::Output {
+    let out = Command::new(SKILLSD)
+        .args(["check", "--suggest-config", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("skillsd.toml"), &out.stdout).unwrap();
+    out
+}
+
 /// Every `SKILL.md` under `dir` (regular files and links alike), relative.
 fn skill_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -71,28 +94,17 @@ fn every_collection_is_accepted_on_the_first_push_with_the_suggested_config() {
     for source in &collections {
         let name = source.file_name().unwrap().to_string_lossy().into_owned();
         let repo = name.to_lowercase().replace(['_', '.'], "-");
-        let dir = work.path().join(&name);
-        // A copy, links kept as links; SOURCE is the corpus's note, not the collection's.
-        let copied = Command::new("cp")
-            .args(["-a", source.to_str().unwrap(), dir.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        std::fs::remove_file(dir.join("SOURCE")).unwrap();
+        let dir = copy_of(source, work.path());
         let skills = skill_files(&dir);
         assert!(!skills.is_empty(), "{name}: no SKILL.md");
 
-        let out = Command::new(SKILLSD)
-            .args(["check", "--suggest-config", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out = suggest_config(&dir);
         let config = String::from_utf8(out.stdout).unwrap();
         assert!(
             out.status.success(),
             "{name}: --suggest-config says a push would be refused:\n{config}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::write(dir.join("skillsd.toml"), &config).unwrap();
 
         let init = server.cli(&["init", &repo, "--empty"]);
         assert!(init.status.success(), "{name}: {init:?}");
@@ -183,18 +195,8 @@ fn the_content_checks_find_in_the_corpus_only_what_rules_md_lists() {
     for source in corpus() {
         let name = source.file_name().unwrap().to_str().unwrap().to_string();
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join(&name);
-        let copied = Command::new("cp")
-            .args(["-a", source.to_str().unwrap(), dir.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        std::fs::remove_file(dir.join("SOURCE")).unwrap();
-        let out = Command::new(SKILLSD)
-            .args(["check", "--suggest-config", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        std::fs::write(dir.join("skillsd.toml"), &out.stdout).unwrap();
+        let dir = copy_of(&source, tmp.path());
+        suggest_config(&dir);
         let out = Command::new(SKILLSD)
             .args(["check", "--all", "--format", "json", dir.to_str().unwrap()])
             .output()

@@ -199,36 +199,42 @@ fn touched(
     let changes = repo
         .diff_tree_to_tree(old, new, opts)
         .map_err(CacheError::git)?;
-    let changes: Vec<ChangeDetached> = changes.into_iter().collect();
+    // Each changed file (not folder): its path, and whether it is a file of `new`.
+    let changes: Vec<(String, bool)> = changes
+        .into_iter()
+        .filter_map(|change| {
+            let (location, mode, gone) = match change {
+                ChangeDetached::Deletion {
+                    location,
+                    entry_mode,
+                    ..
+                } => (location, entry_mode, true),
+                ChangeDetached::Addition {
+                    location,
+                    entry_mode,
+                    ..
+                }
+                | ChangeDetached::Modification {
+                    location,
+                    entry_mode,
+                    ..
+                }
+                | ChangeDetached::Rewrite {
+                    location,
+                    entry_mode,
+                    ..
+                } => (location, entry_mode, false),
+            };
+            (!mode.is_tree()).then(|| (location.to_string(), !gone && mode.is_blob()))
+        })
+        .collect();
     // What the diff itself says of a path (in `new`, as a file, or deleted): a push's
     // skill files are mostly among its changes, and looking each up in `new` would
     // read the folder's tree again every time (thousands of entries each).
     let mut exists: HashMap<String, bool> = changes
         .iter()
-        .filter_map(|change| match change {
-            ChangeDetached::Deletion {
-                location,
-                entry_mode,
-                ..
-            } if !entry_mode.is_tree() => Some((location.to_string(), false)),
-            ChangeDetached::Addition {
-                location,
-                entry_mode,
-                ..
-            }
-            | ChangeDetached::Modification {
-                location,
-                entry_mode,
-                ..
-            }
-            | ChangeDetached::Rewrite {
-                location,
-                entry_mode,
-                ..
-            } if !entry_mode.is_tree() => Some((location.to_string(), entry_mode.is_blob())),
-            _ => None,
-        })
         .filter(|(path, _)| rules.is_skill(path))
+        .cloned()
         .collect();
     let mut is_skill_file = |path: &str| -> bool {
         if let Some(known) = exists.get(path) {
@@ -244,32 +250,7 @@ fn touched(
         found
     };
     let mut out = BTreeSet::new();
-    for change in changes {
-        let (location, mode) = match &change {
-            ChangeDetached::Addition {
-                location,
-                entry_mode,
-                ..
-            }
-            | ChangeDetached::Deletion {
-                location,
-                entry_mode,
-                ..
-            }
-            | ChangeDetached::Modification {
-                location,
-                entry_mode,
-                ..
-            }
-            | ChangeDetached::Rewrite {
-                location,
-                entry_mode,
-                ..
-            } => (location.to_string(), *entry_mode),
-        };
-        if mode.is_tree() {
-            continue;
-        }
+    for (location, _) in changes {
         let Some(root) = rules.root_of(&location) else {
             continue;
         };

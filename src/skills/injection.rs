@@ -28,6 +28,12 @@ fn line_end(text: &str, at: usize) -> usize {
 
 const SENDS: &str = "sends secrets or private files to an address";
 
+/// A file or command output that must not leave the machine (of the [`SENDS`] pattern).
+const PRIVATE_FILE: &str = r"~/\.ssh\b|\bid_(rsa|ed25519|ecdsa)\b|\.aws/credentials\b|/etc/(passwd|shadow)\b|\bprintenv\b|\benv\b\s*\|";
+
+/// A shell variable that holds a secret (of the [`SENDS`] pattern).
+const SECRET_VARIABLE: &str = r"\$\{?[A-Z_]*(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)[A-Z_]*\}?";
+
 fn patterns() -> &'static [Pattern] {
     static PATTERNS: OnceLock<Vec<Pattern>> = OnceLock::new();
     PATTERNS.get_or_init(|| {
@@ -51,7 +57,9 @@ fn patterns() -> &'static [Pattern] {
             ),
             p(
                 SENDS,
-                r"\b(curl|wget|nc|netcat|fetch|invoke-webrequest|iwr)\b[^\n]{0,200}(~/\.ssh\b|\bid_(rsa|ed25519|ecdsa)\b|\.aws/credentials\b|/etc/(passwd|shadow)\b|\$\{?[A-Z_]*(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)[A-Z_]*\}?|\bprintenv\b|\benv\b\s*\|)",
+                &format!(
+                    r"\b(curl|wget|nc|netcat|fetch|invoke-webrequest|iwr)\b[^\n]{{0,200}}({PRIVATE_FILE}|{SECRET_VARIABLE})"
+                ),
             ),
             p(
                 "tells the agent to send secrets or private files somewhere",
@@ -95,13 +103,10 @@ fn authenticates(command: &str) -> bool {
     static FILE: OnceLock<Regex> = OnceLock::new();
     static AUTH: OnceLock<Regex> = OnceLock::new();
     let secret = SECRET.get_or_init(|| {
-        Regex::new(r"(?i)\$\{?[A-Z_]*(TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY)[A-Z_]*\}?")
-            .expect("the pattern compiles")
+        Regex::new(&format!("(?i){SECRET_VARIABLE}")).expect("the pattern compiles")
     });
-    let file = FILE.get_or_init(|| {
-        Regex::new(r"(?i)~/\.ssh\b|\bid_(rsa|ed25519|ecdsa)\b|\.aws/credentials\b|/etc/(passwd|shadow)\b|\bprintenv\b|\benv\b\s*\|")
-            .expect("the pattern compiles")
-    });
+    let file = FILE
+        .get_or_init(|| Regex::new(&format!("(?i){PRIVATE_FILE}")).expect("the pattern compiles"));
     // What may stand right before the variable: a header that signs in, or -u user:.
     let auth = AUTH.get_or_init(|| {
         Regex::new(r#"(?i)(\b(authorization|private-token|x-api-key|x-auth-token|api-key)\s*:\s*((bearer|token|basic)\s+)?|(\s-u|--user)\s*['"]?[^\s'":]*:)$"#)
