@@ -25,6 +25,7 @@ pub mod localpg;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;
+pub mod parallel;
 pub mod protocol;
 pub mod receive;
 pub mod repos;

@@ -17,6 +17,36 @@ use std::sync::Arc;
 /// beyond the limit a moved-and-edited file is a delete and a create, as in git.
 pub const RENAME_LIMIT: usize = 64;
 
+/// Skill files a push's checks read and validated already, under the rules of the tip
+/// whose [`commit_tree::fingerprint`] is `rules`: the cache takes them from here
+/// instead of reading and validating each file a second time.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub rules: Vec<Option<ObjectId>>,
+    pub skills: HashMap<(String, ObjectId), Skill>,
+}
+
+impl Parsed {
+    /// At most this many are kept (a push's memory stays bounded; the cache reads
+    /// the rest itself).
+    pub const MAX: usize = 50_000;
+
+    /// Keeps `skill`, validated from `blob` at `path`, unless there are enough.
+    pub fn keep(&mut self, path: &str, blob: ObjectId, skill: Skill) {
+        if self.skills.len() < Self::MAX {
+            self.skills.insert((path.to_string(), blob), skill);
+        }
+    }
+
+    /// The skills, if they were validated under the rules `tree` and `rules` make.
+    fn under(&self, tree: &gix::Tree<'_>, rules: &Rules) -> Option<&Known> {
+        (self.rules == commit_tree::fingerprint(tree, rules)).then_some(&self.skills)
+    }
+}
+
+/// Validated skills by path and blob.
+pub(crate) type Known = HashMap<(String, ObjectId), Skill>;
+
 /// A skill read from the tree: what its cache row is made of.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -66,7 +96,12 @@ pub enum Op {
 /// under the rules of `to`. Renames are detected (exact and similar content), so a moved
 /// skill keeps its id. When the rules differ between the two trees, every skill of `to`
 /// is read again (the layout, the roots or the derived fields may have changed).
-pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> Result<Vec<Op>> {
+pub fn between(
+    repo: &gix::Repository,
+    from: Option<ObjectId>,
+    to: ObjectId,
+    parsed: Option<&Parsed>,
+) -> Result<Vec<Op>> {
     let new_tree = repo
         .find_commit(to)
         .map_err(CacheError::git)?
@@ -91,6 +126,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             }])
         }
     };
+    let known = parsed.and_then(|p| p.under(&new_tree, &rules));
     if from.is_some() {
         let old_rules = Rules::load(&TreeSource {
             tree: old_tree.clone(),
@@ -117,7 +153,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
                     },
                 })
                 .collect();
-            let mut ops = load_all(repo, &rules, jobs);
+            let mut ops = load_all(repo, &rules, jobs, known);
             for path in old_files.keys() {
                 if !new_files.contains_key(path) {
                     ops.push(Op::Delete { path: path.clone() });
@@ -192,7 +228,7 @@ pub fn between(repo: &gix::Repository, from: Option<ObjectId>, to: ObjectId) -> 
             _ => {}
         }
     }
-    ops.extend(load_all(repo, &rules, jobs));
+    ops.extend(load_all(repo, &rules, jobs, known));
     Ok(ops)
 }
 
@@ -213,11 +249,15 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    fn run(&self, repo: &gix::Repository, rules: &Rules) -> Op {
+    fn run(&self, repo: &gix::Repository, rules: &Rules, known: Option<&Known>) -> Op {
+        let op = |make| match known.and_then(|k| k.get(&(self.path.clone(), self.blob))) {
+            Some(skill) => made(rules, skill.clone(), self.blob, make),
+            None => load(repo, rules, &self.path, self.blob, make),
+        };
         match &self.make {
-            Make::Create => load(repo, rules, &self.path, self.blob, Op::Create),
-            Make::Update => load(repo, rules, &self.path, self.blob, Op::Update),
-            Make::Rename(from) => match load(repo, rules, &self.path, self.blob, Op::Create) {
+            Make::Create => op(Op::Create),
+            Make::Update => op(Op::Update),
+            Make::Rename(from) => match op(Op::Create) {
                 Op::Create(row) => Op::Rename {
                     from: from.clone(),
                     row,
@@ -231,22 +271,23 @@ impl Job {
 /// Below this many files, reading and validating stays on the calling thread.
 const PARALLEL_FROM: usize = 512;
 
-/// Reads and validates every job, on all cores for big sets; the operations come
-/// back in the jobs' order.
-pub(crate) fn load_all(repo: &gix::Repository, rules: &Rules, jobs: Vec<Job>) -> Vec<Op> {
+/// Reads and validates every job (but those `known` holds already), on all cores for
+/// big sets; the operations come back in the jobs' order.
+pub(crate) fn load_all(
+    repo: &gix::Repository,
+    rules: &Rules,
+    jobs: Vec<Job>,
+    known: Option<&Known>,
+) -> Vec<Op> {
     let mut ops = Vec::with_capacity(jobs.len());
-    let chunk = jobs.len().div_ceil(threads()).max(1);
-    let result: Result<()> = load_streaming(repo, rules, &jobs, chunk, &mut |batch| {
+    let chunk = jobs.len().div_ceil(crate::parallel::threads()).max(1);
+    let result: Result<()> = load_streaming(repo, rules, &jobs, known, chunk, &mut |batch| {
         ops.push(batch);
         Ok(())
     });
     debug_assert!(result.is_ok());
     ops.sort_by_key(|(i, _)| *i);
     ops.into_iter().flat_map(|(_, batch)| batch).collect()
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// Reads and validates `jobs` in batches of `batch`, on every core when there are many,
@@ -257,40 +298,18 @@ pub(crate) fn load_streaming(
     repo: &gix::Repository,
     rules: &Rules,
     jobs: &[Job],
+    known: Option<&Known>,
     batch: usize,
     consume: &mut dyn FnMut((usize, Vec<Op>)) -> Result<()>,
 ) -> Result<()> {
-    let batch = batch.max(1);
-    let threads = threads();
-    if jobs.len() < PARALLEL_FROM || threads < 2 {
-        for (i, part) in jobs.chunks(batch).enumerate() {
-            consume((i, part.iter().map(|j| j.run(repo, rules)).collect()))?;
-        }
-        return Ok(());
-    }
-    let parts: Vec<&[Job]> = jobs.chunks(batch).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Op>)>(threads);
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let repo = repo.clone();
-            let (parts, next) = (&parts, &next);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(part) = parts.get(i) else { break };
-                let ops = part.iter().map(|j| j.run(&repo, rules)).collect();
-                if tx.send((i, ops)).is_err() {
-                    break; // the consumer stopped
-                }
-            });
-        }
-        drop(tx);
-        for ready in rx {
-            consume(ready)?;
-        }
-        Ok(())
-    })
+    crate::parallel::chunks(
+        jobs,
+        batch,
+        PARALLEL_FROM,
+        || repo.clone(),
+        |repo, part| part.iter().map(|j| j.run(repo, rules, known)).collect(),
+        &mut |i, ops| consume((i, ops)),
+    )
 }
 
 /// Reads and validates one skill file, turning it into an operation with `make`.
@@ -311,19 +330,22 @@ pub(crate) fn load(
         }
     };
     match rules.validate(path, &data) {
-        Ok(mut skill) => {
-            // Under review the lifecycle is the change's: what is on the branch is
-            // published, unless the skill itself says it is archived.
-            if rules.review.enabled() && skill.status != crate::skills::Status::Archived {
-                skill.status = crate::skills::Status::Published;
-            }
-            make(Row::new(skill, blob))
-        }
+        Ok(skill) => made(rules, skill, blob, make),
         Err(problems) => Op::Invalid {
             path: path.to_string(),
             error: crate::skills::render_problems(&problems),
         },
     }
+}
+
+/// A validated skill's operation.
+fn made(rules: &Rules, mut skill: Skill, blob: ObjectId, make: fn(Row) -> Op) -> Op {
+    // Under review the lifecycle is the change's: what is on the branch is
+    // published, unless the skill itself says it is archived.
+    if rules.review.enabled() && skill.status != crate::skills::Status::Archived {
+        skill.status = crate::skills::Status::Published;
+    }
+    make(Row::new(skill, blob))
 }
 
 /// The rules of `commit` and every skill file in its tree: path → blob id.
@@ -350,4 +372,57 @@ fn files_of(tree: &gix::Tree<'_>, rules: &Rules) -> Result<HashMap<String, Objec
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
         .map(|f| (f.path, f.id))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::test_repo::{commit, repository};
+
+    const PATH: &str = "skills/a/SKILL.md";
+    const RULES: &str = "layout = \"agent-skills\"\nroots = [\"skills\"]\n";
+
+    fn skill(description: &str) -> String {
+        format!("---\nname: a\ndescription: {description}\n---\n# A\n")
+    }
+
+    /// The description of the one skill `between` creates.
+    fn created(repo: &gix::Repository, tip: ObjectId, parsed: Option<&Parsed>) -> String {
+        match between(repo, None, tip, parsed).unwrap().as_slice() {
+            [Op::Create(row)] => row.skill.description.clone().unwrap(),
+            other => panic!("expected one created skill, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn skills_the_checks_validated_under_the_same_rules_are_not_read_again() {
+        let (_dir, repo) = repository();
+        let text = skill("Read from the tree.");
+        let tip = commit(
+            &repo,
+            None,
+            &[(CONFIG_PATH, Some(RULES)), (PATH, Some(text.as_str()))],
+        );
+        let tree = repo.find_commit(tip).unwrap().tree().unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let blob = tree
+            .lookup_entry_by_path(PATH)
+            .unwrap()
+            .unwrap()
+            .object_id();
+        // What the checks kept for that blob (told apart here by its description).
+        let kept = rules
+            .validate(PATH, skill("Kept by the checks.").as_bytes())
+            .unwrap();
+        let mut parsed = Parsed {
+            rules: commit_tree::fingerprint(&tree, &rules),
+            ..Parsed::default()
+        };
+        parsed.keep(PATH, blob, kept);
+        assert_eq!(created(&repo, tip, Some(&parsed)), "Kept by the checks.");
+        assert_eq!(created(&repo, tip, None), "Read from the tree.");
+        // Validated under other rules: read again.
+        parsed.rules = vec![None];
+        assert_eq!(created(&repo, tip, Some(&parsed)), "Read from the tree.");
+    }
 }

@@ -20,6 +20,8 @@ pub mod pushes;
 pub mod query;
 pub mod search;
 pub mod sync;
+#[cfg(test)]
+mod test_repo;
 pub mod vector;
 pub mod versions;
 

@@ -108,37 +108,29 @@ fn contents(
     rules: &Rules,
     paths: BTreeSet<String>,
 ) -> Result<Vec<Content>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = crate::parallel::threads();
     if paths.len() < PARALLEL_FROM || threads < 2 {
         return contents_here(repo, tree, rules, paths);
     }
     let paths: Vec<String> = paths.into_iter().collect();
     let tree_id = tree.id;
-    let parts: Vec<&[String]> = paths.chunks(paths.len().div_ceil(threads)).collect();
-    let made: Vec<Result<Vec<Content>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|part| {
-                let repo = repo.clone();
-                scope.spawn(move || {
-                    let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
-                    contents_here(&repo, &tree, rules, part.iter().cloned().collect())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(CacheError::Git("a digest thread panicked".into())))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(paths.len());
-    for part in made {
-        out.extend(part?);
-    }
-    Ok(out)
+    let mut parts: Vec<(usize, Vec<Content>)> = Vec::with_capacity(threads);
+    crate::parallel::chunks::<_, _, _, CacheError>(
+        &paths,
+        paths.len().div_ceil(threads),
+        PARALLEL_FROM,
+        || repo.clone(),
+        |repo, part| {
+            let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
+            contents_here(repo, &tree, rules, part.iter().cloned().collect())
+        },
+        &mut |i, made| {
+            parts.push((i, made?));
+            Ok(())
+        },
+    )?;
+    parts.sort_by_key(|(i, _)| *i);
+    Ok(parts.into_iter().flat_map(|(_, part)| part).collect())
 }
 
 /// From how many skills [`contents_here`] walks the whole tree instead of looking each
@@ -353,51 +345,7 @@ pub async fn lacking(tx: &mut PgConnection, repo: &str) -> sqlx::Result<BTreeSet
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A bare repository for the test's commits.
-    fn repository() -> (tempfile::TempDir, gix::Repository) {
-        let dir = tempfile::tempdir().unwrap();
-        gix::init_bare(dir.path()).unwrap();
-        std::fs::write(
-            dir.path().join("config"),
-            "[core]\n\tbare = true\n[user]\n\tname = t\n\temail = t@localhost\n",
-        )
-        .unwrap();
-        let repo = gix::open(dir.path()).unwrap();
-        (dir, repo)
-    }
-
-    /// A commit of `parent`'s tree with `files` written (`None`: removed).
-    fn commit(
-        repo: &gix::Repository,
-        parent: Option<ObjectId>,
-        files: &[(&str, Option<&str>)],
-    ) -> ObjectId {
-        let base = match parent {
-            Some(p) => repo.find_commit(p).unwrap().tree_id().unwrap().detach(),
-            None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
-        };
-        let mut editor = repo.edit_tree(base).unwrap();
-        for (path, content) in files {
-            match content {
-                Some(c) => {
-                    let blob = repo.write_blob(c.as_bytes()).unwrap();
-                    editor
-                        .upsert(*path, gix::object::tree::EntryKind::Blob, blob)
-                        .unwrap();
-                }
-                None => {
-                    editor.remove(*path).unwrap();
-                }
-            }
-        }
-        let tree = editor.write().unwrap().detach();
-        drop(editor);
-        let parents: Vec<ObjectId> = parent.into_iter().collect();
-        repo.commit("refs/heads/main", "c", tree, parents)
-            .unwrap()
-            .detach()
-    }
+    use crate::cache::test_repo::{commit, repository};
 
     const NESTED: &str = "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n";
 

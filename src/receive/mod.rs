@@ -92,6 +92,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         mut results,
         problems,
         proposal,
+        parsed,
         check_ms,
     } = checked;
     if !problems.is_empty() {
@@ -137,6 +138,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
             &make_record,
             &mut sb,
             proposal,
+            &parsed,
         )?
     } else {
         drop(received.quarantine); // deleted, and everything in it
@@ -248,6 +250,8 @@ struct Checked {
     results: Vec<Outcome>,
     problems: Vec<crate::skills::Problem>,
     proposal: Option<std::result::Result<proposal::Proposal, String>>,
+    /// The skill files the checks read and validated, for the cache.
+    parsed: crate::cache::changes::Parsed,
     check_ms: u64,
 }
 
@@ -288,6 +292,7 @@ fn check_push(
             results,
             problems: Vec::new(),
             proposal,
+            parsed: Default::default(),
             check_ms: 0,
         });
     }
@@ -298,6 +303,7 @@ fn check_push(
             results,
             problems: Vec::new(),
             proposal,
+            parsed: Default::default(),
             check_ms: 0,
         });
     }
@@ -351,6 +357,7 @@ fn check_push(
     Ok(Checked {
         results: verdict.rejections,
         problems: verdict.problems,
+        parsed: verdict.parsed,
         proposal,
         check_ms: checking.elapsed().as_millis() as u64,
     })
@@ -453,9 +460,15 @@ fn store(
     make_record: &dyn Fn(&[Outcome]) -> PushRecord,
     sb: &mut SideBand<'_>,
     proposal: Option<&proposal::Proposal>,
+    parsed: &crate::cache::changes::Parsed,
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
     let pack = publish::pack_files(&quarantine.pack_dir());
     let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+    let brought = publish::Brought {
+        view: &view,
+        pack: &pack,
+        parsed,
+    };
     // Pushes to one repository take turns on this node before they take a database
     // connection: a queue of pushers waits here, not in the database holding the
     // pool's connections (which logins and reads need).
@@ -471,8 +484,8 @@ fn store(
     let caching = std::time::Instant::now();
     let mut moved: Vec<(String, Option<ObjectId>)> = Vec::new();
     let published = match proposal {
-        Some(p) => proposal::publish(ctx, &view, &pack, p, &make_record(results)).map(
-            |(published, opened)| {
+        Some(p) => {
+            proposal::publish(ctx, &brought, p, &make_record(results)).map(|(published, opened)| {
                 for name in [
                     format!("refs/changes/{}/{}", opened.number, opened.patch_set),
                     format!("refs/changes/{}/head", opened.number),
@@ -481,10 +494,10 @@ fn store(
                 }
                 let _ = sb.message(&opened_message(ctx, &opened));
                 published
-            },
-        ),
+            })
+        }
         None => {
-            let published = publish::run(ctx, &view, &pack, commands, results, atomic, make_record);
+            let published = publish::run(ctx, &brought, commands, results, atomic, make_record);
             moved = commands
                 .iter()
                 .zip(results.iter())

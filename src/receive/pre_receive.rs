@@ -9,6 +9,7 @@
 use super::commands::Command;
 use super::connectivity;
 use super::outcome::{Reason, Refusal};
+use crate::cache::changes::Parsed;
 use crate::commit_tree::{self, TreeSource};
 use crate::skills::rules::{Layout, Rules};
 use crate::skills::validate::MAX_FILE_BYTES;
@@ -25,6 +26,9 @@ pub struct Verdict {
     /// What the pusher should know even when nothing is wrong (shown whatever the
     /// client's `quiet` setting): e.g. that the rules changed and everything was checked.
     pub notes: Vec<String>,
+    /// The skill files of the update the cache reads (the default branch's, or the
+    /// change's), as validated here.
+    pub parsed: Parsed,
 }
 
 impl Verdict {
@@ -187,6 +191,7 @@ pub fn check(
     }
     let mut tally = update.tally;
     verdict.notes = std::mem::take(&mut tally.notes);
+    verdict.parsed = std::mem::take(&mut tally.parsed);
     let limit = tally.rules_limit.map_or(policy.max_files_per_push, |l| {
         l.min(policy.max_files_per_push)
     });
@@ -240,6 +245,9 @@ impl Update<'_> {
                 format!("cannot {what}: {e}"),
             )]
         };
+        // The cache reads the default branch (or the change): what is validated for it
+        // is kept for the cache.
+        self.tally.keeping = cmd.name == self.default_ref || policy.proposal;
         let mut problems = validate_update(
             view,
             base,
@@ -626,6 +634,9 @@ struct Tally<'c> {
     /// The lowest per-push file limit of the rules of the pushed tips.
     rules_limit: Option<usize>,
     notes: Vec<String>,
+    /// Whether the update being checked is the one the cache reads ([`Verdict::parsed`]).
+    keeping: bool,
+    parsed: Parsed,
 }
 
 /// `skillsd audit`: every file of `tip`'s tree under its rules — the checks a push
@@ -668,6 +679,9 @@ fn validate_update(
         Err(problems) => return Ok(problems),
     };
     let rules = &trees.rules;
+    if tally.keeping {
+        tally.parsed.rules = commit_tree::fingerprint(&trees.new, rules);
+    }
     if let Some(limit) = rules.max_files_per_push {
         tally.rules_limit = Some(tally.rules_limit.map_or(limit, |l| l.min(limit)));
     }
@@ -931,9 +945,11 @@ impl Diff {
     }
 }
 
-/// Checks each candidate (its path, its mode, its text), adding to `problems`; returns
-/// the paths checked. Like git's own "Resolving deltas: 45% (…)", a meter for pushes
-/// big enough to wait on.
+/// Checks each candidate (its path, its mode, its text), adding to `problems` in the
+/// candidates' order; returns the paths checked. The paths and modes first, then the
+/// contents of the files not read yet by this push, on every core when there are
+/// many. Like git's own "Resolving deltas: 45% (…)", a meter for pushes big enough to
+/// wait on.
 fn check_files(
     view: &gix::Repository,
     rules: &Rules,
@@ -947,6 +963,9 @@ fn check_files(
     let mut meter = Meter::new("Checking skills", candidates.len(), progress);
     let mut checked: Vec<String> = Vec::new();
     let mut executables: Vec<String> = Vec::new();
+    // Each candidate's problems, in order; the contents to read, each with its slot.
+    let mut found: Vec<Vec<Problem>> = Vec::with_capacity(candidates.len());
+    let mut reads: Vec<Read> = Vec::new();
     for Candidate {
         path,
         mode,
@@ -954,51 +973,75 @@ fn check_files(
         counts,
     } in candidates
     {
-        meter.tick();
-        if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(CANCELLED.into());
-        }
-        problems.extend(crate::skills::validate::path_problems(
+        let mut here = crate::skills::validate::path_problems(
             rules.root_of(&path).unwrap_or_default(),
             &path,
             mode.is_link(),
             mode.is_commit(),
-        ));
+        );
         checked.push(path.clone());
-        if mode.is_link() || mode.is_commit() || !mode.is_blob() {
-            continue;
-        }
-        if mode.is_executable() && counts {
+        let regular = !(mode.is_link() || mode.is_commit() || !mode.is_blob());
+        if regular && mode.is_executable() && counts {
             executables.push(path.clone());
         }
-        if rules.is_skill(&path) {
-            check_skill_file(
-                view,
-                rules,
-                &path,
-                mode,
-                id,
-                counts,
-                tally,
-                max_file_bytes,
-                problems,
-            )?;
-        } else if tally.validated.insert((path.clone(), id)) {
-            // Another file under the roots (a skill's script, reference or asset):
-            // its text, the whole of it, is checked for hidden text and credentials.
-            // Only added or changed files (all of them when the rules changed).
-            let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-            problems.extend(rules.validate_other(&path, &blob.data));
-            problems.extend(crate::skills::policy::file_problems(
+        let skill = rules.is_skill(&path);
+        if regular && skill && mode.is_executable() {
+            here.extend(crate::skills::policy::file_problems(
                 &rules.policy,
                 &path,
                 crate::skills::policy::skill_folder(rules, &path).as_deref(),
-                mode.is_executable(),
-                &blob.data,
+                true,
+                b"",
             ));
         }
+        if regular && skill && counts {
+            tally.changed.insert((path.clone(), id));
+        }
+        if regular && tally.validated.insert((path.clone(), id)) {
+            reads.push(Read {
+                slot: found.len(),
+                path,
+                id,
+                skill,
+                executable: mode.is_executable(),
+            });
+        }
+        found.push(here);
     }
+    for _ in reads.len()..found.len() {
+        meter.tick();
+    }
+    let batch = reads
+        .len()
+        .div_ceil(crate::parallel::threads() * 8)
+        .clamp(1, 256);
+    crate::parallel::chunks(
+        &reads,
+        batch,
+        PARALLEL_FROM,
+        || view.clone(),
+        |view, part| {
+            part.iter()
+                .map(|read| read.check(view, rules, max_file_bytes))
+                .collect::<Vec<_>>()
+        },
+        &mut |i, results| {
+            for (read, result) in reads[i * batch..].iter().zip(results) {
+                meter.tick();
+                let (mut more, skill) = result?;
+                found[read.slot].append(&mut more);
+                if let (Some(skill), true) = (skill, tally.keeping) {
+                    tally.parsed.keep(&read.path, read.id, skill);
+                }
+            }
+            if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(CANCELLED.to_string());
+            }
+            Ok(())
+        },
+    )?;
     meter.done();
+    problems.extend(found.into_iter().flatten());
     if !executables.is_empty() {
         executables.sort();
         let shown: Vec<&str> = executables.iter().take(20).map(String::as_str).collect();
@@ -1016,39 +1059,48 @@ fn check_files(
     Ok(checked)
 }
 
-/// A skill file: its executable bit against the policy, its size from the object
-/// header before it is read, then its frontmatter, fields and text.
-#[allow(clippy::too_many_arguments)]
-fn check_skill_file(
-    view: &gix::Repository,
-    rules: &Rules,
-    path: &str,
-    mode: gix::object::tree::EntryMode,
+/// From how many files to read the checks spread over every core.
+const PARALLEL_FROM: usize = 64;
+
+/// A file under the roots whose contents this push has not read yet.
+struct Read {
+    /// Its candidate's place.
+    slot: usize,
+    path: String,
     id: ObjectId,
-    counts: bool,
-    tally: &mut Tally<'_>,
-    max_file_bytes: u64,
-    problems: &mut Vec<Problem>,
-) -> Result<(), String> {
-    if mode.is_executable() {
-        problems.extend(crate::skills::policy::file_problems(
-            &rules.policy,
-            path,
-            crate::skills::policy::skill_folder(rules, path).as_deref(),
-            true,
-            b"",
-        ));
-    }
-    if counts {
-        tally.changed.insert((path.to_string(), id));
-    }
-    if !tally.validated.insert((path.to_string(), id)) {
-        return Ok(());
-    }
-    let header = view.find_header(id).map_err(|e| e.to_string())?;
-    if header.size() > max_file_bytes {
-        problems.push(
-            Problem::new(
+    /// A skill file (else a skill's script, reference or asset).
+    skill: bool,
+    executable: bool,
+}
+
+impl Read {
+    /// Its problems, and the skill when it is a valid skill file. A skill file's size
+    /// comes from the object header before it is read, then its frontmatter, fields
+    /// and text are checked; any other file's text, the whole of it, is checked for
+    /// hidden text and credentials (only files added or changed, all of them when
+    /// the rules changed).
+    fn check(
+        &self,
+        view: &gix::Repository,
+        rules: &Rules,
+        max_file_bytes: u64,
+    ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), String> {
+        let path = self.path.as_str();
+        if !self.skill {
+            let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+            let mut problems = rules.validate_other(path, &blob.data);
+            problems.extend(crate::skills::policy::file_problems(
+                &rules.policy,
+                path,
+                crate::skills::policy::skill_folder(rules, path).as_deref(),
+                self.executable,
+                &blob.data,
+            ));
+            return Ok((problems, None));
+        }
+        let header = view.find_header(self.id).map_err(|e| e.to_string())?;
+        if header.size() > max_file_bytes {
+            let problem = Problem::new(
                 crate::skills::Check::FileTooLarge,
                 path,
                 format!(
@@ -1056,24 +1108,24 @@ fn check_skill_file(
                     header.size()
                 ),
             )
-            .hint("split the skill into smaller ones, or move large content out of the repository"),
-        );
-        return Ok(());
-    }
-    let blob = view.find_blob(id).map_err(|e| e.to_string())?;
-    match rules.validate(path, &blob.data) {
-        Ok(mut skill) => {
-            problems.append(&mut skill.warnings);
-            problems.extend(crate::skills::policy::tool_problems(
-                &rules.policy,
-                path,
-                &skill.frontmatter,
-                &String::from_utf8_lossy(&blob.data),
-            ));
+            .hint("split the skill into smaller ones, or move large content out of the repository");
+            return Ok((vec![problem], None));
         }
-        Err(mut p) => problems.append(&mut p),
+        let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+        match rules.validate(path, &blob.data) {
+            Ok(skill) => {
+                let mut problems = skill.warnings.clone();
+                problems.extend(crate::skills::policy::tool_problems(
+                    &rules.policy,
+                    path,
+                    &skill.frontmatter,
+                    &String::from_utf8_lossy(&blob.data),
+                ));
+                Ok((problems, Some(skill)))
+            }
+            Err(problems) => Ok((problems, None)),
+        }
     }
-    Ok(())
 }
 
 /// Progress lines for long checks: `Checking skills:  45% (4500/10000)` with a carriage

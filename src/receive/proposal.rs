@@ -10,7 +10,7 @@
 //! and the `change` webhooks. The target branch does not move.
 
 use super::commands::Command;
-use super::publish::{PackFiles, PublishError, Published};
+use super::publish::{Brought, PublishError, Published};
 use super::Context;
 use crate::cache::changes::Op;
 use crate::cache::pushes::PushRecord;
@@ -293,15 +293,19 @@ fn subject(repo: &gix::Repository, commit: ObjectId) -> String {
 /// webhooks. On an error nothing is committed.
 pub fn publish(
     ctx: &Context,
-    view: &gix::Repository,
-    pack: &PackFiles,
+    brought: &Brought<'_>,
     proposal: &Proposal,
     record: &PushRecord,
 ) -> Result<(Published, Opened), PublishError> {
-    let rt = &ctx.rt;
+    let (rt, view, pack) = (&ctx.rt, brought.view, brought.pack);
     // The skills it proposes, against the target's tip (read before the transaction:
     // the objects are in the quarantine already).
-    let ops = crate::cache::changes::between(view, Some(proposal.base), proposal.commit)?;
+    let ops = crate::cache::changes::between(
+        view,
+        Some(proposal.base),
+        proposal.commit,
+        Some(brought.parsed),
+    )?;
     let mut conn = rt.block_on(ctx.pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     let generation = rt.block_on(publish::lock(&mut tx, &ctx.repo_name))?;

@@ -9,6 +9,7 @@ use super::commands::Command;
 use super::outcome::{Reason, Refusal};
 use super::refs::{ATOMIC_REFUSED, STALE};
 use super::Context;
+use crate::cache::changes::Parsed;
 use crate::cache::pushes::{self, PushRecord};
 use crate::cache::sync::{self, Replay, SyncOutcome};
 use crate::deliver::webhooks::{PushEvent, RefMove};
@@ -48,14 +49,22 @@ pub enum PublishError {
 /// The pack files of the push in its quarantine: (`.pack`, `.idx`).
 pub type PackFiles = Option<(PathBuf, PathBuf)>;
 
+/// What a push brought, as its transaction needs it: its objects (seen through the
+/// quarantine), its pack files, and its skills as the checks read them (the cache
+/// takes those instead of validating each file again).
+pub struct Brought<'a> {
+    pub view: &'a gix::Repository,
+    pub pack: &'a PackFiles,
+    pub parsed: &'a Parsed,
+}
+
 /// Runs the transaction for the commands whose slot in `results` is `None`; a ref that
 /// moved meanwhile gets `stale info` (with `atomic`, every ref is refused then).
 /// `record` makes the push record from the final results. On an error nothing is
 /// committed: the caller refuses every ref with it.
 pub fn run(
     ctx: &Context,
-    view: &gix::Repository,
-    pack: &PackFiles,
+    brought: &Brought<'_>,
     commands: &[Command],
     results: &mut [super::outcome::Outcome],
     atomic: bool,
@@ -65,7 +74,7 @@ pub fn run(
         refuse_the_rest(results);
         return Ok(Published::default());
     }
-    let rt = &ctx.rt;
+    let (rt, view, pack) = (&ctx.rt, brought.view, brought.pack);
     let default_ref = format!("refs/heads/{}", ctx.default_branch);
     let default_tip = |results: &[super::outcome::Outcome]| {
         accepted(commands, results)
@@ -73,7 +82,7 @@ pub fn run(
             .map(|c| c.new)
     };
     let prepared = match default_tip(results) {
-        Some(tip) => Some(prepare_cache(ctx, view, tip)?),
+        Some(tip) => Some(prepare_cache(ctx, brought, tip)?),
         None => None,
     };
     let mut conn = rt.block_on(ctx.pool.acquire())?;
@@ -113,7 +122,7 @@ pub fn run(
             let replay = Replay {
                 push_id: Some(record.id),
                 started_at: record.started_at,
-                ..replay(ctx, view, tip)
+                ..replay(ctx, brought, tip)
             };
             Some(replay.run_prepared(rt, &mut tx, prepared)?)
         }
@@ -176,15 +185,16 @@ fn refuse_the_rest(results: &mut [super::outcome::Outcome]) {
 }
 
 /// The default branch's replay to `tip`, by this push's user.
-fn replay<'a>(ctx: &'a Context, view: &'a gix::Repository, tip: ObjectId) -> Replay<'a> {
+fn replay<'a>(ctx: &'a Context, brought: &Brought<'a>, tip: ObjectId) -> Replay<'a> {
     Replay {
-        repo: view,
+        repo: brought.view,
         repo_name: &ctx.repo_name,
         branch: &ctx.default_branch,
         tip,
         synced_by: &ctx.user.name,
         push_id: None,
         started_at: chrono::Utc::now(),
+        parsed: Some(brought.parsed),
     }
 }
 
@@ -194,7 +204,7 @@ fn replay<'a>(ctx: &'a Context, view: &'a gix::Repository, tip: ObjectId) -> Rep
 /// again under the lock, and prepares again if it moved).
 fn prepare_cache(
     ctx: &Context,
-    view: &gix::Repository,
+    brought: &Brought<'_>,
     tip: ObjectId,
 ) -> Result<sync::Prepared, PublishError> {
     let guess = ctx
@@ -206,7 +216,7 @@ fn prepare_cache(
         ))
         .ok()
         .flatten();
-    Ok(replay(ctx, view, tip).prepare(guess.as_deref())?)
+    Ok(replay(ctx, brought, tip).prepare(guess.as_deref())?)
 }
 
 /// Moves every ref not refused yet by compare-and-swap against the database's refs;

@@ -124,6 +124,7 @@ pub fn sync_branch(
         synced_by,
         push_id: push.map(|p| p.id),
         started_at,
+        parsed: None,
     };
     let outcome = replay.run(rt, &mut tx)?;
     rt.block_on(tx.commit())?;

@@ -123,7 +123,7 @@ fn reconcile_once(
         bulk_now: bulk.as_ref().map(|b| b.now),
         ..target
     };
-    changes::load_streaming(repo, &rules, &jobs, UPSERT_BATCH, &mut |(_, ops)| {
+    changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);
         Ok(())

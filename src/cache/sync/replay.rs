@@ -21,6 +21,8 @@ pub struct Replay<'a> {
     pub synced_by: &'a str,
     pub push_id: Option<Uuid>,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The skill files the push's checks validated already (its default branch's).
+    pub parsed: Option<&'a changes::Parsed>,
 }
 
 /// The part of a replay that needs no database: the steps from a watermark to the tip,
@@ -62,7 +64,7 @@ impl Replay<'_> {
             versions: crate::cache::versions::between(repo, from, tip)?,
         };
         for (i, (base, commit)) in steps.into_iter().enumerate() {
-            let mut ops = changes::between(repo, base, commit)?;
+            let mut ops = changes::between(repo, base, commit, self.parsed)?;
             if i < last {
                 // Only the tip was validated; a file broken in an intermediate commit
                 // and fixed later is not a failure of the cache.

@@ -1,0 +1,121 @@
+//! Work over many items spread on the machine's cores: chunks handed out to a few
+//! threads as they free up, each chunk's result given back to the calling thread as
+//! soon as it is ready. Reading and validating thousands of skill files (a push's
+//! checks, the cache's preparation, a reconcile) is the work.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The threads for such work: the machine's cores, at most 8.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Runs `work` on each chunk of `batch` items, on every core when there are at least
+/// `from` items (else on the calling thread), and hands each result with its chunk's
+/// index to `consume` on the calling thread, in the order they are ready: a caller
+/// that writes results as they come overlaps that with the work, and holds only a few
+/// chunks' results in memory. `state` makes what each thread works with (a repository
+/// handle), on the calling thread. An error from `consume` stops the work.
+pub fn chunks<I, S, O, E>(
+    items: &[I],
+    batch: usize,
+    from: usize,
+    mut state: impl FnMut() -> S,
+    work: impl Fn(&S, &[I]) -> O + Sync,
+    consume: &mut dyn FnMut(usize, O) -> Result<(), E>,
+) -> Result<(), E>
+where
+    I: Sync,
+    S: Send,
+    O: Send,
+{
+    let batch = batch.max(1);
+    let threads = threads();
+    if items.len() < from || threads < 2 {
+        let state = state();
+        for (i, part) in items.chunks(batch).enumerate() {
+            consume(i, work(&state, part))?;
+        }
+        return Ok(());
+    }
+    let parts: Vec<&[I]> = items.chunks(batch).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, O)>(threads);
+        for _ in 0..threads.min(parts.len()) {
+            let (tx, state) = (tx.clone(), state());
+            let (parts, next, work) = (&parts, &next, &work);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(part) = parts.get(i) else { break };
+                if tx.send((i, work(&state, part))).is_err() {
+                    break; // the consumer stopped
+                }
+            });
+        }
+        drop(tx);
+        for (i, out) in rx {
+            consume(i, out)?;
+        }
+        Ok(())
+    })
+}
+
+/// [`chunks`] with every result kept: one per item, in the items' order.
+pub fn map<I, S, O>(
+    items: &[I],
+    from: usize,
+    state: impl FnMut() -> S,
+    work: impl Fn(&S, &I) -> O + Sync,
+) -> Vec<O>
+where
+    I: Sync,
+    S: Send,
+    O: Send,
+{
+    let batch = items.len().div_ceil(threads() * 4).max(1);
+    let mut parts: Vec<(usize, Vec<O>)> = Vec::new();
+    let done: Result<(), std::convert::Infallible> = chunks(
+        items,
+        batch,
+        from,
+        state,
+        |s, part| part.iter().map(|item| work(s, item)).collect(),
+        &mut |i, out| {
+            parts.push((i, out));
+            Ok(())
+        },
+    );
+    let Ok(()) = done;
+    parts.sort_by_key(|(i, _)| *i);
+    parts.into_iter().flat_map(|(_, out)| out).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_the_items_order_on_every_core_or_on_one() {
+        let items: Vec<u64> = (0..10_000).collect();
+        let squares: Vec<u64> = items.iter().map(|i| i * i).collect();
+        assert_eq!(map(&items, 1, || (), |_, i| i * i), squares);
+        assert_eq!(map(&items, usize::MAX, || (), |_, i| i * i), squares);
+    }
+
+    #[test]
+    fn an_error_from_the_consumer_stops_the_work() {
+        let items: Vec<u32> = (0..1_000).collect();
+        let mut seen = 0;
+        let done = chunks(&items, 10, 1, || (), |_, part| part.len(), &mut |_, n| {
+            seen += n;
+            if seen >= 30 {
+                Err("enough")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(done, Err("enough"));
+        assert!(seen < items.len());
+    }
+}
