@@ -83,13 +83,13 @@ async fn api_token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
         ["list"] => match auth::api_tokens(pool, &user.name).await {
             Ok(rows) => {
                 let mut out = String::new();
-                for (label, created, expires, used) in rows {
+                for row in rows {
                     out.push_str(&format!(
                         "{}\tcreated {}\texpires {}\tlast used {}\n",
-                        label.as_deref().unwrap_or("-"),
-                        created.format("%Y-%m-%d %H:%M"),
-                        expires.format("%Y-%m-%d %H:%M"),
-                        used.map_or("never".to_string(), |u| u
+                        row.label.as_deref().unwrap_or("-"),
+                        row.created_at.format("%Y-%m-%d %H:%M"),
+                        row.expires_at.format("%Y-%m-%d %H:%M"),
+                        row.last_used_at.map_or("never".to_string(), |u| u
                             .format("%Y-%m-%d %H:%M")
                             .to_string())
                     ));

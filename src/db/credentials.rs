@@ -39,20 +39,16 @@ fn hash(secret: &str) -> String {
     hex(&sha2::Sha256::digest(secret.as_bytes()))
 }
 
-fn interval(d: std::time::Duration) -> String {
-    format!("{} seconds", d.as_secs())
-}
-
 /// A one-time sign-in token for `user` (only its hash is stored).
 pub async fn issue_link(pool: &PgPool, user: &str) -> sqlx::Result<String> {
     let token = secret();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO web_logins (token_hash, user_name, user_id, expires_at)
-         SELECT $1, name, id, now() + $3::interval FROM users WHERE name = $2",
+         SELECT $1, name, id, now() + make_interval(secs => $3) FROM users WHERE name = $2",
+        hash(&token),
+        user,
+        LINK_TTL.as_secs_f64(),
     )
-    .bind(hash(&token))
-    .bind(user)
-    .bind(interval(LINK_TTL))
     .execute(pool)
     .await?;
     Ok(token)
@@ -84,50 +80,53 @@ pub async fn issue_token(
     can_write: bool,
 ) -> sqlx::Result<String> {
     let token = secret();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, kind, label, expires_at, can_write)
-         SELECT $1, name, id, role, $3, 'api', $4, now() + $5::interval, $6 FROM users WHERE name = $2",
+         SELECT $1, name, id, role, $3, 'api', $4, now() + make_interval(secs => $5), $6
+         FROM users WHERE name = $2",
+        hash(&token),
+        user,
+        secret(),
+        label,
+        ttl.as_secs_f64(),
+        can_write,
     )
-    .bind(hash(&token))
-    .bind(user)
-    .bind(secret())
-    .bind(label)
-    .bind(interval(ttl))
-    .bind(can_write)
     .execute(pool)
     .await?;
     Ok(token)
 }
 
-/// `user`'s API tokens: (label, created, expires, last used).
-pub type TokenRow = (
-    Option<String>,
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    Option<chrono::DateTime<chrono::Utc>>,
-);
+/// One of `user`'s API tokens.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub label: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// The API tokens `user` holds that still work, oldest first.
 pub async fn api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<Vec<TokenRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TokenRow,
         "SELECT s.label, s.created_at, s.expires_at, s.last_used_at
          FROM web_sessions s JOIN users u ON u.id = s.user_id
          WHERE u.name = $1 AND s.kind = 'api' AND s.expires_at > now() AND s.role = u.role
          ORDER BY s.created_at",
+        user,
     )
-    .bind(user)
     .fetch_all(pool)
     .await
 }
 
 /// Ends `user`'s API tokens labelled `label`; how many there were.
 pub async fn revoke_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM web_sessions WHERE kind = 'api' AND label = $2
            AND user_id = (SELECT id FROM users WHERE name = $1)",
+        user,
+        label,
     )
-    .bind(user)
-    .bind(label)
     .execute(pool)
     .await?
     .rows_affected())
@@ -135,11 +134,11 @@ pub async fn revoke_api_token(pool: &PgPool, user: &str, label: &str) -> sqlx::R
 
 /// Ends every API token of `user`; how many there were.
 pub async fn revoke_api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM web_sessions WHERE kind = 'api'
            AND user_id = (SELECT id FROM users WHERE name = $1)",
+        user,
     )
-    .bind(user)
     .execute(pool)
     .await?
     .rows_affected())
@@ -149,36 +148,36 @@ pub async fn revoke_api_tokens(pool: &PgPool, user: &str) -> sqlx::Result<u64> {
 /// token is unknown, used or expired.
 pub async fn redeem(pool: &PgPool, token: &str) -> sqlx::Result<Option<String>> {
     let mut tx = pool.begin().await?;
-    let user: Option<i64> = sqlx::query_scalar(
+    let user: Option<i64> = sqlx::query_scalar!(
         "UPDATE web_logins SET used_at = now()
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
          RETURNING user_id",
+        hash(token),
     )
-    .bind(hash(token))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(user) = user else {
         return Ok(None);
     };
     let id = secret();
-    let opened = sqlx::query(
+    let opened = sqlx::query!(
         "INSERT INTO web_sessions (id_hash, user_name, user_id, role, csrf, expires_at)
-         SELECT $1, name, id, role, $3, now() + $4::interval FROM users WHERE id = $2",
+         SELECT $1, name, id, role, $3, now() + make_interval(secs => $4) FROM users WHERE id = $2",
+        hash(&id),
+        user,
+        secret(),
+        SESSION_TTL.as_secs_f64(),
     )
-    .bind(hash(&id))
-    .bind(user)
-    .bind(secret())
-    .bind(interval(SESSION_TTL))
     .execute(&mut *tx)
     .await?;
     if opened.rows_affected() == 0 {
         return Ok(None);
     }
     // Old links and sessions go as new ones come.
-    sqlx::query("DELETE FROM web_logins WHERE expires_at < now() - interval '1 day'")
+    sqlx::query!("DELETE FROM web_logins WHERE expires_at < now() - interval '1 day'")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM web_sessions WHERE expires_at < now()")
+    sqlx::query!("DELETE FROM web_sessions WHERE expires_at < now()")
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -208,38 +207,39 @@ pub async fn session(pool: &PgPool, id: &str, kind: Kind) -> sqlx::Result<Option
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let row: Option<(String, String, String, bool, bool)> = sqlx::query_as(
-        "SELECT u.name, u.role, s.csrf,
-                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes',
-                s.kind = 'browser' OR s.can_write
+    let row = sqlx::query!(
+        r#"SELECT u.name, u.role, s.csrf,
+                s.last_used_at IS NULL OR s.last_used_at < now() - interval '5 minutes' AS "stale!",
+                s.kind = 'browser' OR s.can_write AS "can_write!"
          FROM web_sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role",
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role"#,
+        hash(id),
+        kind.as_str(),
     )
-    .bind(hash(id))
-    .bind(kind.as_str())
     .fetch_optional(pool)
     .await?;
     // When a token was last used, to the nearest few minutes (no write per request).
-    if let Some((_, _, _, true, _)) = &row {
-        sqlx::query("UPDATE web_sessions SET last_used_at = now() WHERE id_hash = $1")
-            .bind(hash(id))
-            .execute(pool)
-            .await?;
+    if row.as_ref().is_some_and(|r| r.stale) {
+        sqlx::query!(
+            "UPDATE web_sessions SET last_used_at = now() WHERE id_hash = $1",
+            hash(id),
+        )
+        .execute(pool)
+        .await?;
     }
-    Ok(row.and_then(|(user, role, csrf, _, can_write)| {
+    Ok(row.and_then(|row| {
         Some(Viewer {
-            user,
-            role: Role::parse(&role)?,
-            csrf,
-            can_write,
+            user: row.name,
+            role: Role::parse(&row.role)?,
+            csrf: row.csrf,
+            can_write: row.can_write,
         })
     }))
 }
 
 /// Ends the browser session `id`.
 pub async fn end_session(pool: &PgPool, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
-        .bind(hash(id))
+    sqlx::query!("DELETE FROM web_sessions WHERE id_hash = $1", hash(id))
         .execute(pool)
         .await?;
     Ok(())
@@ -294,12 +294,12 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential> {
 /// Does `credential` still sign its user in (not revoked, not expired, the user still
 /// there with the role it was made with)? The test [`crate::web::auth::viewer`] makes.
 pub async fn still_valid(pool: &PgPool, credential: &Credential) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM web_sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role)",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM web_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id_hash = $1 AND s.kind = $2 AND s.expires_at > now() AND u.role = s.role) AS "valid!""#,
+        credential.id_hash,
+        credential.kind,
     )
-    .bind(&credential.id_hash)
-    .bind(credential.kind)
     .fetch_one(pool)
     .await
 }

@@ -65,12 +65,12 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey> {
 pub async fn add(pool: &PgPool, name: &str, role: Role, key: &PublicKey) -> Result<String> {
     let fp = fingerprint(key);
     let mut tx = pool.begin().await?;
-    let user_id: i64 = sqlx::query_scalar(
+    let user_id: i64 = sqlx::query_scalar!(
         "INSERT INTO users (name, role) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role RETURNING id",
+        name,
+        role.as_str(),
     )
-    .bind(name)
-    .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -79,10 +79,10 @@ pub async fn add(pool: &PgPool, name: &str, role: Role, key: &PublicKey) -> Resu
         ),
         _ => e.into(),
     })?;
-    let owner: Option<String> = sqlx::query_scalar(
+    let owner: Option<String> = sqlx::query_scalar!(
         "SELECT u.name FROM ssh_keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = $1",
+        fp,
     )
-    .bind(&fp)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(owner) = owner {
@@ -95,15 +95,16 @@ pub async fn add(pool: &PgPool, name: &str, role: Role, key: &PublicKey) -> Resu
         let openssh = key
             .to_openssh()
             .map_err(|e| DbError::Invalid(format!("cannot encode key: {e}")))?;
-        sqlx::query(
+        let algorithm = key.algorithm();
+        sqlx::query!(
             "INSERT INTO ssh_keys (user_id, fingerprint, algorithm, public_key, comment)
              VALUES ($1, $2, $3, $4, $5)",
+            user_id,
+            fp,
+            algorithm.as_str(),
+            openssh.as_str(),
+            Some(key.comment().to_string()).filter(|c| !c.is_empty()),
         )
-        .bind(user_id)
-        .bind(&fp)
-        .bind(key.algorithm().as_str())
-        .bind(openssh)
-        .bind(Some(key.comment().to_string()).filter(|c| !c.is_empty()))
         .execute(&mut *tx)
         .await?;
     }
@@ -113,8 +114,7 @@ pub async fn add(pool: &PgPool, name: &str, role: Role, key: &PublicKey) -> Resu
 
 /// Removes a user and their keys. Returns false when there was no such user.
 pub async fn remove(pool: &PgPool, name: &str) -> Result<bool> {
-    let n = sqlx::query("DELETE FROM users WHERE name = $1")
-        .bind(name)
+    let n = sqlx::query!("DELETE FROM users WHERE name = $1", name)
         .execute(pool)
         .await?
         .rows_affected();
@@ -122,7 +122,7 @@ pub async fn remove(pool: &PgPool, name: &str) -> Result<bool> {
 }
 
 /// One row of `user list`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub name: String,
     pub role: String,
@@ -130,11 +130,12 @@ pub struct UserRow {
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(
-        "SELECT u.name, u.role,
-                COALESCE(array_agg(k.fingerprint ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}') AS fingerprints
+    Ok(sqlx::query_as!(
+        UserRow,
+        r#"SELECT u.name, u.role,
+                COALESCE(array_agg(k.fingerprint ORDER BY k.id) FILTER (WHERE k.id IS NOT NULL), '{}') AS "fingerprints!"
          FROM users u LEFT JOIN ssh_keys k ON k.user_id = u.id
-         GROUP BY u.id ORDER BY u.name",
+         GROUP BY u.id ORDER BY u.name"#,
     )
     .fetch_all(pool)
     .await?)
@@ -143,17 +144,17 @@ pub async fn list(pool: &PgPool) -> Result<Vec<UserRow>> {
 /// The user a key belongs to, recording that the key was used.
 pub async fn find_by_key(pool: &PgPool, key: &PublicKey) -> Result<Option<User>> {
     let fp = fingerprint(key);
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "UPDATE ssh_keys k SET last_used_at = now() FROM users u
          WHERE k.fingerprint = $1 AND u.id = k.user_id RETURNING u.name, u.role",
+        fp,
     )
-    .bind(&fp)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(name, role)| {
+    Ok(row.and_then(|row| {
         Some(User {
-            name,
-            role: Role::parse(&role)?,
+            name: row.name,
+            role: Role::parse(&row.role)?,
             key_fingerprint: Some(fp),
         })
     }))
@@ -161,13 +162,13 @@ pub async fn find_by_key(pool: &PgPool, key: &PublicKey) -> Result<Option<User>>
 
 /// Gives `name` the role `role` on `repo`, replacing their global role there.
 pub async fn grant(pool: &PgPool, name: &str, repo: &str, role: Role) -> Result<()> {
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "INSERT INTO repo_grants (user_id, repo, role) SELECT id, $2, $3 FROM users WHERE name = $1
          ON CONFLICT (user_id, repo) DO UPDATE SET role = EXCLUDED.role",
+        name,
+        repo,
+        role.as_str(),
     )
-    .bind(name)
-    .bind(repo)
-    .bind(role.as_str())
     .execute(pool)
     .await?
     .rows_affected();
@@ -179,10 +180,12 @@ pub async fn grant(pool: &PgPool, name: &str, repo: &str, role: Role) -> Result<
 
 /// Removes `name`'s grant on `repo`. Returns false when there was none.
 pub async fn revoke(pool: &PgPool, name: &str, repo: &str) -> Result<bool> {
-    let n = sqlx::query("DELETE FROM repo_grants g USING users u WHERE g.user_id = u.id AND u.name = $1 AND g.repo = $2")
-        .bind(name)
-        .bind(repo)
-        .execute(pool)
+    let n = sqlx::query!(
+        "DELETE FROM repo_grants g USING users u WHERE g.user_id = u.id AND u.name = $1 AND g.repo = $2",
+        name,
+        repo,
+    )
+    .execute(pool)
         .await?
         .rows_affected();
     Ok(n > 0)
@@ -190,11 +193,11 @@ pub async fn revoke(pool: &PgPool, name: &str, repo: &str) -> Result<bool> {
 
 /// The role `user` has on `repo`: their grant there, else their global role.
 pub async fn role_on(pool: &PgPool, user: &User, repo: &str) -> Result<Role> {
-    let granted: Option<String> = sqlx::query_scalar(
+    let granted: Option<String> = sqlx::query_scalar!(
         "SELECT g.role FROM repo_grants g JOIN users u ON u.id = g.user_id WHERE u.name = $1 AND g.repo = $2",
+        user.name,
+        repo,
     )
-    .bind(&user.name)
-    .bind(repo)
     .fetch_optional(pool)
     .await?;
     Ok(granted
