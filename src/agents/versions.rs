@@ -80,7 +80,6 @@ fn repo_of(q: &Option<String>) -> Result<String, Refusal> {
 }
 
 /// One recorded version.
-#[derive(sqlx::FromRow)]
 struct VersionRow {
     skill_id: Uuid,
     version: i32,
@@ -94,35 +93,32 @@ struct VersionRow {
     push_id: Option<Uuid>,
 }
 
-const COLUMNS: &str =
-    "skill_id, version, digest, kind, path, slug, commit_sha, published_at, pushed_by, push_id";
-
 /// The skill `key` names in `repo`: an id, or a slug (the skill that has it now, else
 /// the one whose version last had it: a renamed or deleted skill is still found).
 async fn skill_of(s: &AgentsState, repo: &str, key: &str) -> Result<Uuid, Refusal> {
     let found: Option<Uuid> = match Uuid::parse_str(key) {
         Ok(id) => {
-            sqlx::query_scalar(
-                "SELECT id FROM skills WHERE id = $1 AND repo = $2
+            sqlx::query_scalar!(
+                r#"SELECT id AS "id!" FROM skills WHERE id = $1 AND repo = $2
              UNION ALL
              (SELECT skill_id FROM skill_versions WHERE skill_id = $1 AND repo = $2 LIMIT 1)
-             LIMIT 1",
+             LIMIT 1"#,
+                id,
+                repo,
             )
-            .bind(id)
-            .bind(repo)
             .fetch_optional(&s.pool)
             .await?
         }
         Err(_) => {
-            sqlx::query_scalar(
-                "SELECT id FROM skills WHERE repo = $1 AND slug = $2
+            sqlx::query_scalar!(
+                r#"SELECT id AS "id!" FROM skills WHERE repo = $1 AND slug = $2
              UNION ALL
              (SELECT skill_id FROM skill_versions WHERE repo = $1 AND slug = $2
               ORDER BY published_at DESC, version DESC LIMIT 1)
-             LIMIT 1",
+             LIMIT 1"#,
+                repo,
+                key,
             )
-            .bind(repo)
-            .bind(key)
             .fetch_optional(&s.pool)
             .await?
         }
@@ -194,23 +190,26 @@ async fn list(
     }
     let repo = repo_of(&q.repo)?;
     let id = skill_of(&s, &repo, &key).await?;
-    let rows: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM skill_versions WHERE skill_id = $1 AND repo = $2
-         ORDER BY version DESC LIMIT $3 OFFSET $4"
-    )))
-    .bind(id)
-    .bind(&repo)
-    .bind(limit)
-    .bind((page - 1) * limit)
+    let rows: Vec<VersionRow> = sqlx::query_as!(
+        VersionRow,
+        "SELECT skill_id, version, digest, kind, path, slug, commit_sha, published_at, pushed_by, push_id
+         FROM skill_versions WHERE skill_id = $1 AND repo = $2
+         ORDER BY version DESC LIMIT $3 OFFSET $4",
+        id,
+        repo,
+        limit,
+        (page - 1) * limit,
+    )
     .fetch_all(&s.pool)
     .await?;
-    let (current, status): (Option<i32>, Option<String>) = sqlx::query_as(
-        "SELECT (SELECT max(version) FROM skill_versions WHERE skill_id = $1),
-                (SELECT status FROM skills WHERE id = $1)",
+    let found = sqlx::query!(
+        "SELECT (SELECT max(version) FROM skill_versions WHERE skill_id = $1) AS current,
+                (SELECT status FROM skills WHERE id = $1) AS status",
+        id,
     )
-    .bind(id)
     .fetch_one(&s.pool)
     .await?;
+    let (current, status) = (found.current, found.status);
     let Some(current) = current else {
         return Err(Refusal(
             StatusCode::NOT_FOUND,
@@ -237,12 +236,14 @@ async fn load(
 ) -> Result<(VersionRow, index::Artifact), Refusal> {
     let n = number(n)?;
     let id = skill_of(s, repo, key).await?;
-    let row: Option<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM skill_versions WHERE skill_id = $1 AND repo = $2 AND version = $3"
-    )))
-    .bind(id)
-    .bind(repo)
-    .bind(n)
+    let row: Option<VersionRow> = sqlx::query_as!(
+        VersionRow,
+        "SELECT skill_id, version, digest, kind, path, slug, commit_sha, published_at, pushed_by, push_id
+         FROM skill_versions WHERE skill_id = $1 AND repo = $2 AND version = $3",
+        id,
+        repo,
+        n,
+    )
     .fetch_optional(&s.pool)
     .await?;
     let Some(row) = row else {

@@ -38,23 +38,23 @@ pub struct PushRecord {
 /// Records the push, completed now; a record of the same push left in progress (by a
 /// version that wrote it before its refs moved) is completed by it.
 pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO pushes (id, repo, user_name, key_fingerprint, started_at, completed_at,
                              accepted, refs, errors, push_options)
          VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9)
          ON CONFLICT (id) DO UPDATE SET completed_at = EXCLUDED.completed_at,
                                         accepted = EXCLUDED.accepted,
                                         refs = EXCLUDED.refs, errors = EXCLUDED.errors",
+        p.id,
+        p.repo,
+        p.user,
+        p.key_fingerprint,
+        p.started_at,
+        p.accepted,
+        sqlx::types::Json(&p.refs) as _,
+        sqlx::types::Json(&p.errors) as _,
+        &p.push_options,
     )
-    .bind(p.id)
-    .bind(&p.repo)
-    .bind(&p.user)
-    .bind(&p.key_fingerprint)
-    .bind(p.started_at)
-    .bind(p.accepted)
-    .bind(sqlx::types::Json(&p.refs))
-    .bind(sqlx::types::Json(&p.errors))
-    .bind(&p.push_options)
     .execute(conn)
     .await?;
     Ok(())
@@ -62,9 +62,7 @@ pub async fn insert(conn: &mut PgConnection, p: &PushRecord) -> sqlx::Result<()>
 
 /// Stores what the pusher read (the `remote:` messages, as sent) with the push.
 pub async fn set_said(conn: &mut PgConnection, id: uuid::Uuid, said: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE pushes SET said = $2 WHERE id = $1")
-        .bind(id)
-        .bind(said)
+    sqlx::query!("UPDATE pushes SET said = $2 WHERE id = $1", id, said)
         .execute(conn)
         .await?;
     Ok(())
@@ -78,19 +76,20 @@ pub async fn interrupted(
     repo_name: &str,
     repo: &gix::Repository,
 ) -> sqlx::Result<Vec<PushRecord>> {
-    use sqlx::Row;
-    let rows = sqlx::query(
+    let rows = sqlx::query!(
         "SELECT id, user_name, key_fingerprint, started_at, refs, push_options
          FROM pushes WHERE repo = $1 AND completed_at IS NULL ORDER BY started_at",
+        repo_name,
     )
-    .bind(repo_name)
     .fetch_all(conn)
     .await?;
     let mut out = Vec::new();
     for row in rows {
-        let refs: sqlx::types::Json<Vec<serde_json::Value>> = row.get("refs");
-        let refs: Vec<RefResult> = refs
-            .0
+        let refs: Vec<RefResult> = row
+            .refs
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
             .iter()
             .map(|r| {
                 let text = |k: &str| {
@@ -119,15 +118,15 @@ pub async fn interrupted(
             })
             .collect();
         out.push(PushRecord {
-            id: row.get("id"),
+            id: row.id,
             repo: repo_name.to_string(),
-            user: row.get("user_name"),
-            key_fingerprint: row.get("key_fingerprint"),
-            started_at: row.get("started_at"),
+            user: row.user_name,
+            key_fingerprint: row.key_fingerprint,
+            started_at: row.started_at,
             accepted: refs.iter().any(|r| r.result == "ok"),
             refs,
             errors: Vec::new(),
-            push_options: row.get("push_options"),
+            push_options: row.push_options,
         });
     }
     Ok(out)

@@ -54,11 +54,11 @@ pub async fn host_key(
     let text = key
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
         .map_err(IdentityError::Encode)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO server_identity (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        ROW,
+        text.as_str(),
     )
-    .bind(ROW)
-    .bind(text.as_str())
     .execute(pool)
     .await?;
     // Another node may have stored its key first: everyone uses that one.
@@ -69,8 +69,7 @@ pub async fn host_key(
 
 async fn stored(pool: &PgPool) -> Result<Option<PrivateKey>, IdentityError> {
     let text: Option<String> =
-        sqlx::query_scalar("SELECT value FROM server_identity WHERE name = $1")
-            .bind(ROW)
+        sqlx::query_scalar!("SELECT value FROM server_identity WHERE name = $1", ROW)
             .fetch_optional(pool)
             .await?;
     text.map(|t| {
