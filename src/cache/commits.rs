@@ -135,43 +135,45 @@ pub async fn history(
     skill_id: uuid::Uuid,
     limit: i64,
 ) -> sqlx::Result<Vec<Change>> {
-    use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT l.operation, l.path, l.git_commit_sha, l.started_at, l.synced_by,
-                c.author_name, c.author_email, c.authored_at, c.committer_name, c.committed_at,
-                c.message, c.signature, c.signed_by, c.signing_key
+    // The commit's columns come through a LEFT JOIN: absent for changes made before
+    // commits were recorded.
+    let rows = sqlx::query!(
+        r#"SELECT l.operation, l.path, l.git_commit_sha, l.started_at, l.synced_by,
+                c.author_name AS "author_name?", c.author_email AS "author_email?",
+                c.authored_at AS "authored_at?", c.committer_name AS "committer_name?",
+                c.committed_at AS "committed_at?", c.message AS "message?",
+                c.signature AS "signature?", c.signed_by AS "signed_by?",
+                c.signing_key AS "signing_key?"
          FROM skill_sync_log l
          LEFT JOIN commits c ON c.repo = l.repo AND c.sha = l.git_commit_sha
          WHERE l.skill_id = $1 AND l.status = 'success'
-         ORDER BY l.id DESC LIMIT $2",
+         ORDER BY l.id DESC LIMIT $2"#,
+        skill_id,
+        limit,
     )
-    .bind(skill_id)
-    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| Change {
-            operation: r.get("operation"),
-            path: r.get("path"),
-            commit: r.get("git_commit_sha"),
-            synced_at: r.get("started_at"),
-            synced_by: r.get("synced_by"),
-            author_name: r.get("author_name"),
-            author_email: r.get("author_email"),
-            authored_at: r.get("authored_at"),
-            committer_name: r.get("committer_name"),
-            committed_at: r.get("committed_at"),
-            signature: r.get::<Option<String>, _>("signature").map(|s| {
-                match (s.as_str(), r.get::<Option<String>, _>("signed_by")) {
-                    ("valid", Some(_)) => "verified".to_string(),
-                    ("unsigned", _) => "unsigned".to_string(),
-                    _ => "unverified".to_string(),
-                }
+            signature: r.signature.map(|s| match (s.as_str(), &r.signed_by) {
+                ("valid", Some(_)) => "verified".to_string(),
+                ("unsigned", _) => "unsigned".to_string(),
+                _ => "unverified".to_string(),
             }),
-            signed_by: r.get("signed_by"),
-            signing_key: r.get("signing_key"),
-            message: r.get("message"),
+            operation: r.operation,
+            path: r.path,
+            commit: r.git_commit_sha,
+            synced_at: r.started_at,
+            synced_by: r.synced_by,
+            author_name: r.author_name,
+            author_email: r.author_email,
+            authored_at: r.authored_at,
+            committer_name: r.committer_name,
+            committed_at: r.committed_at,
+            signed_by: r.signed_by,
+            signing_key: r.signing_key,
+            message: r.message,
         })
         .collect())
 }

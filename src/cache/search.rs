@@ -46,22 +46,23 @@ pub async fn fill(pool: &PgPool, workers: usize) -> sqlx::Result<u64> {
 async fn fill_one(pool: &PgPool) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
-        let filled = sqlx::query(
+        let filled = sqlx::query!(
             "UPDATE skills s SET search = skills_search_vector(s.title, s.description, s.tags, s.body)
              FROM (SELECT id FROM skills WHERE search IS NULL LIMIT $1 FOR UPDATE SKIP LOCKED) p
              WHERE s.id = p.id",
+            BATCH,
         )
-        .bind(BATCH)
         .execute(pool)
         .await?
         .rows_affected();
         if filled == 0 {
             // Nothing this filler could lock: done, unless another filler still holds
             // rows (it may die before it commits; then they are ours to fill).
-            let left: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM skills WHERE search IS NULL)")
-                    .fetch_one(pool)
-                    .await?;
+            let left: bool = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM skills WHERE search IS NULL) AS "left!""#
+            )
+            .fetch_one(pool)
+            .await?;
             if !left {
                 return Ok(total);
             }

@@ -140,10 +140,12 @@ async fn watermark(
     repo_name: &str,
     branch: &str,
 ) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
-        .bind(repo_name)
-        .bind(branch)
-        .fetch_optional(tx)
+    sqlx::query_scalar!(
+        "SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2",
+        repo_name,
+        branch,
+    )
+    .fetch_optional(tx)
         .await
 }
 
@@ -202,9 +204,11 @@ fn shrink(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
 
 /// Serialises cache writers of one repository, across processes sharing the database.
 pub async fn lock(tx: &mut PgConnection, repo_name: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("skillsd:cache:{repo_name}"))
-        .execute(tx)
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        format!("skillsd:cache:{repo_name}"),
+    )
+    .execute(tx)
         .await?;
     Ok(())
 }
@@ -219,16 +223,16 @@ async fn check_current(
     branch: &str,
     local_tip: Option<ObjectId>,
 ) -> Result<()> {
-    let row: Option<(Option<String>,)> = sqlx::query_as(
+    let row: Option<Option<String>> = sqlx::query_scalar!(
         "SELECT (SELECT target FROM git_refs WHERE repo = $1 AND name = $2)
          FROM git_repos WHERE name = $1",
+        repo_name,
+        format!("refs/heads/{branch}"),
     )
-    .bind(repo_name)
-    .bind(format!("refs/heads/{branch}"))
     .fetch_optional(&mut *tx)
     .await?;
     match row {
-        Some((db_tip,)) if db_tip != local_tip.map(|t| t.to_string()) => Err(CacheError::Behind),
+        Some(db_tip) if db_tip != local_tip.map(|t| t.to_string()) => Err(CacheError::Behind),
         _ => Ok(()),
     }
 }
@@ -242,13 +246,13 @@ fn branch_tip(repo: &gix::Repository, branch: &str) -> Result<Option<ObjectId>> 
 }
 
 async fn set_watermark(tx: &mut PgConnection, target: &Target<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sync_state (repo, branch, commit_sha, updated_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (repo, branch) DO UPDATE SET commit_sha = EXCLUDED.commit_sha, updated_at = now()",
+        target.repo,
+        target.branch,
+        target.commit,
     )
-    .bind(target.repo)
-    .bind(target.branch)
-    .bind(target.commit)
     .execute(tx)
     .await?;
     Ok(())
