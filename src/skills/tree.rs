@@ -30,38 +30,12 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         .map(|f| f.path.as_str())
         .collect();
     let exists = |p: &str| skills.contains(p);
-    let mut by_folded: HashMap<String, BTreeSet<&str>> = HashMap::new();
-    let mut by_slug: HashMap<String, Vec<&str>> = HashMap::new();
-    let mut present: HashSet<&str> = HashSet::new();
-    let mut folders_with_files: HashSet<String> = HashSet::new();
-    for file in files {
-        let path = file.path.as_str();
-        present.insert(path);
-        // Every folder prefix is folded, so a path costs its length times its depth:
-        // paths over the length limit are reported by the path checks and skipped
-        // here, which keeps this linear in practice.
-        let mut end = 0;
-        let parts = if path.len() > super::skill::MAX_PATH_BYTES {
-            ""
-        } else {
-            path
-        };
-        for part in parts.split('/').filter(|p| !p.is_empty()) {
-            end += part.len();
-            let prefix = &path[..end];
-            by_folded
-                .entry(prefix.to_lowercase())
-                .or_default()
-                .insert(prefix);
-            end += 1;
-        }
-        if skills.contains(path) {
-            by_slug.entry(rules.key_of(path)).or_default().push(path);
-        }
-        if let Some(skill) = rules.skill_of(path, &exists) {
-            folders_with_files.insert(skill);
-        }
-    }
+    let present: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let Index {
+        by_folded,
+        by_slug,
+        folders_with_files,
+    } = Index::of(rules, files, changed, &skills, &exists);
 
     let mut problems = Vec::new();
     for path in changed.iter().filter(|p| present.contains(p.as_str())) {
@@ -200,6 +174,114 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// What the checks of the changed paths need to know of the whole tree, and only
+/// that: a push of one file into a tree of 30,000 indexed every path, folder, slug and
+/// skill of the tree (most of a small push's time); now each file of the tree is
+/// looked at for what the changed paths can collide with or belong to.
+struct Index<'f> {
+    /// The paths and folders of the tree that fold (case-insensitively) to a folded
+    /// path or folder of a changed path.
+    by_folded: HashMap<String, BTreeSet<&'f str>>,
+    /// The skills of the tree by the keys of the changed skills and the names of the
+    /// changed paths' skill folders.
+    by_slug: HashMap<String, Vec<&'f str>>,
+    /// The changed paths' skills (their `SKILL.md` paths) that some file of the tree
+    /// belongs to.
+    folders_with_files: HashSet<String>,
+}
+
+impl<'f> Index<'f> {
+    fn of(
+        rules: &Rules,
+        files: &'f [File],
+        changed: &[String],
+        skills: &HashSet<&'f str>,
+        exists: &dyn Fn(&str) -> bool,
+    ) -> Self {
+        // What the changed paths ask about.
+        let mut folded: HashSet<String> = HashSet::new();
+        let mut keys: HashSet<String> = HashSet::new();
+        let mut wanted_skills: HashSet<String> = HashSet::new();
+        for path in changed {
+            let mut end = 0;
+            for part in path.split('/') {
+                end += part.len();
+                folded.insert(path[..end].to_lowercase());
+                end += 1;
+            }
+            if skills.contains(path.as_str()) {
+                keys.insert(rules.key_of(path));
+            }
+            if let Some(skill) = rules.skill_of(path, exists) {
+                let folder = skill.strip_suffix(SKILL_FILE).unwrap_or(&skill);
+                if let Some(name) = folder.trim_end_matches('/').rsplit('/').next() {
+                    keys.insert(name.to_string());
+                }
+                wanted_skills.insert(skill);
+            }
+        }
+        // The folders of those skills, to find the files that may belong to one.
+        let wanted_folders: HashSet<&str> = wanted_skills
+            .iter()
+            .filter_map(|s| s.strip_suffix(SKILL_FILE))
+            .collect();
+        let mut index = Index {
+            by_folded: HashMap::new(),
+            by_slug: HashMap::new(),
+            folders_with_files: HashSet::new(),
+        };
+        let mut buf = String::new();
+        for file in files {
+            let path = file.path.as_str();
+            // Every folder prefix is folded, so a path costs its length times its
+            // depth: paths over the length limit are reported by the path checks and
+            // skipped here, which keeps this linear in practice.
+            let parts = if path.len() > super::skill::MAX_PATH_BYTES {
+                ""
+            } else {
+                path
+            };
+            let mut end = 0;
+            for part in parts.split('/').filter(|p| !p.is_empty()) {
+                end += part.len();
+                let prefix = &path[..end];
+                buf.clear();
+                if prefix.is_ascii() {
+                    buf.extend(prefix.chars().map(|c| c.to_ascii_lowercase()));
+                } else {
+                    buf.push_str(&prefix.to_lowercase());
+                }
+                if folded.contains(buf.as_str()) {
+                    index
+                        .by_folded
+                        .entry(buf.clone())
+                        .or_default()
+                        .insert(prefix);
+                }
+                end += 1;
+            }
+            if skills.contains(path) {
+                let key = rules.key_of(path);
+                if keys.contains(&key) {
+                    index.by_slug.entry(key).or_default().push(path);
+                }
+            }
+            if !wanted_folders.is_empty()
+                && path
+                    .match_indices('/')
+                    .any(|(i, _)| wanted_folders.contains(&path[..=i]))
+            {
+                if let Some(skill) = rules.skill_of(path, exists) {
+                    if wanted_skills.contains(&skill) {
+                        index.folders_with_files.insert(skill);
+                    }
+                }
+            }
+        }
+        index
+    }
 }
 
 /// How to tell two skills with one key apart: rename one, or (names repeated in
