@@ -166,7 +166,15 @@ fn measure(
     for _ in 0..runs {
         let started = Instant::now();
         let never = std::sync::atomic::AtomicBool::new(false);
-        let verdict = check(repo, &commands, &policy, &current, &mut |_| {}, &never);
+        let verdict = check(
+            repo,
+            &commands,
+            &policy,
+            &current,
+            &mut |_| {},
+            &never,
+            None,
+        );
         times.push(started.elapsed());
         problems = verdict.problems;
     }

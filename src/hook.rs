@@ -169,7 +169,15 @@ pub fn pre_receive(
     };
     let mut progress = |line: &str| eprint!("{line}");
     let never = std::sync::atomic::AtomicBool::new(false);
-    let verdict = pre_receive::check(view, commands, &policy, &current, &mut progress, &never);
+    let verdict = pre_receive::check(
+        view,
+        commands,
+        &policy,
+        &current,
+        &mut progress,
+        &never,
+        None,
+    );
     let mut text = String::new();
     for note in &verdict.notes {
         text.push_str(note);

@@ -1090,6 +1090,35 @@ fn objects_git_fsck_refuses_are_refused_with_the_object_and_the_reason() {
         );
     }
     let _ = &mut base;
+    // A new tree that names a tree the repository has had since an earlier push as a
+    // file: the trees a repository holds are trusted, the new ones are checked,
+    // whatever their entries name.
+    let mut c = Command::new(common::GIT_NEW);
+    c.arg("--git-dir")
+        .arg(a.f.data.join("repos/skills.git"))
+        .args(["rev-parse", &format!("{main}^{{tree}}")]);
+    let existing = gix::ObjectId::from_hex(stdout_of(c).as_bytes()).unwrap();
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &raw_tree(&[("100644", b"file", existing)]));
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"evil\n"));
+    let request = packs::push_request(
+        &[(
+            ZERO.to_string(),
+            commit.to_string(),
+            "refs/heads/evil-old".into(),
+        )],
+        &pack.finish(),
+    );
+    a.refused(
+        "a file that is a tree the repository has",
+        &request,
+        &[
+            &format!("invalid tree {tree}"),
+            &format!("names the tree {existing}"),
+            "(badType)",
+            "ng refs/heads/evil-old",
+        ],
+    );
 
     // A tag whose type says commit while its object is a blob, and a malformed tag.
     let mut pack = Pack::new();

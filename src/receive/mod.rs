@@ -349,6 +349,7 @@ fn check_push(
             current,
             &mut progress,
             &ctx.cancel,
+            Some(&ctx.repo),
         )
     };
     for note in &verdict.notes {

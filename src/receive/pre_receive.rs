@@ -132,7 +132,8 @@ impl Default for Policy {
 }
 
 /// Runs every check. `view` sees the quarantined objects; `current` gives the refs'
-/// present values.
+/// present values; `known` (the repository without the quarantine, when there is one
+/// apart) holds the trees whose entries earlier pushes checked already.
 pub fn check(
     view: &gix::Repository,
     commands: &[Command],
@@ -140,6 +141,7 @@ pub fn check(
     current: &HashMap<String, ObjectId>,
     progress: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
+    known: Option<&gix::Repository>,
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
@@ -154,7 +156,10 @@ pub fn check(
     }
     // Connectivity and limits of everything that is still going ahead.
     let hidden: Vec<ObjectId> = current.values().copied().collect();
-    let mut walk = connectivity::Walk::new(cancel);
+    let mut walk = match known {
+        Some(repo) => connectivity::Walk::new(cancel).trusting(repo),
+        None => connectivity::Walk::new(cancel),
+    };
     for (cmd, rejection) in commands.iter().zip(verdict.rejections.iter_mut()) {
         if rejection.is_none() && !cmd.is_delete() {
             if let Err(e) = walk.tip(view, cmd.new, &hidden, &policy.limits) {
