@@ -146,7 +146,7 @@ async fn watermark(
         branch,
     )
     .fetch_optional(tx)
-        .await
+    .await
 }
 
 /// The cache's watermark of `branch` now (read outside any transaction: a guess that a
@@ -209,7 +209,7 @@ pub async fn lock(tx: &mut PgConnection, repo_name: &str) -> sqlx::Result<()> {
         format!("skillsd:cache:{repo_name}"),
     )
     .execute(tx)
-        .await?;
+    .await?;
     Ok(())
 }
 
