@@ -76,10 +76,10 @@ pub fn backoff(settings: &Settings, failures: u32) -> Duration {
 }
 
 async fn repo_exists(pool: &PgPool, repo: &str) -> Result<()> {
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM git_repos WHERE name = $1")
-        .bind(repo)
-        .fetch_optional(pool)
-        .await?;
+    let found: Option<i32> =
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!" FROM git_repos WHERE name = $1"#, repo)
+            .fetch_optional(pool)
+            .await?;
     match found {
         Some(_) => Ok(()),
         None => Err(DeliverError::Invalid(format!("no repository `{repo}`"))),
@@ -103,19 +103,19 @@ pub async fn enqueue(
 /// work is due again at once for the other nodes. Returns how many.
 pub async fn release(pool: &PgPool) -> sqlx::Result<u64> {
     let node = crate::storage::node_id();
-    let mirrors = sqlx::query(
+    let mirrors = sqlx::query!(
         "UPDATE mirrors SET lease_until = NULL, lease_owner = NULL, next_attempt_at = now()
          WHERE lease_owner = $1 AND lease_until > now()",
+        node,
     )
-    .bind(node)
     .execute(pool)
     .await?
     .rows_affected();
-    let hooks = sqlx::query(
+    let hooks = sqlx::query!(
         "UPDATE webhook_deliveries SET lease_until = NULL, lease_owner = NULL
          WHERE lease_owner = $1 AND lease_until > now() AND status = 'pending'",
+        node,
     )
-    .bind(node)
     .execute(pool)
     .await?
     .rows_affected();

@@ -17,18 +17,19 @@ pub fn gc(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<G
     let mut lock_conn = rt.block_on(pool.acquire())?;
     let key = format!("skillsd:gc:{repo}");
     let locked: bool = rt.block_on(
-        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(&key)
-            .fetch_one(&mut *lock_conn),
+        sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS "locked!""#,
+            key,
+        )
+        .fetch_one(&mut *lock_conn),
     )?;
     if !locked {
         return Err(StorageError::Busy);
     }
     let result = run(rt, pool, repos, repo);
     let _ = rt.block_on(
-        sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-            .bind(&key)
-            .execute(&mut *lock_conn),
+        sqlx::query_scalar!("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+            .fetch_one(&mut *lock_conn),
     );
     result
 }
@@ -38,11 +39,11 @@ fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOu
     let grace = repos.settings.pack_grace;
     let mut conn = rt.block_on(pool.acquire())?;
     let expired = rt.block_on(
-        sqlx::query(
+        sqlx::query!(
             "DELETE FROM git_packs WHERE repo = $1 AND retired_at < now() - make_interval(secs => $2)",
+            repo,
+            grace.as_secs_f64(),
         )
-        .bind(repo)
-        .bind(grace.as_secs_f64())
         .execute(&mut *conn),
     )?;
     if expired.rows_affected() > 0 {
@@ -92,12 +93,12 @@ fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOu
         generation,
     )?;
     rt.block_on(
-        sqlx::query(
+        sqlx::query!(
             "UPDATE git_packs SET retired_at = now()
              WHERE repo = $1 AND checksum = ANY($2) AND retired_at IS NULL",
+            repo,
+            &replaced,
         )
-        .bind(repo)
-        .bind(&replaced)
         .execute(&mut *tx),
     )?;
     rt.block_on(publish::bump(&mut tx, repo))?;
