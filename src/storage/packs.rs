@@ -25,8 +25,15 @@ pub enum PackFile {
     Index = 1,
 }
 
+impl PackFile {
+    /// Its number in `git_pack_chunks.file`.
+    fn number(self) -> i16 {
+        self as i16
+    }
+}
+
 /// A pack as the database lists it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct PackRow {
     pub id: i64,
     pub checksum: String,
@@ -53,12 +60,13 @@ pub fn checksum_of(path: &Path) -> Option<String> {
 
 /// Every pack of `repo` the database knows, live and retired.
 pub async fn list(conn: &mut PgConnection, repo: &str) -> Result<Vec<PackRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, checksum, pack_bytes, index_bytes,
-                EXTRACT(EPOCH FROM now() - retired_at)::float8 AS retired_secs
-         FROM git_packs WHERE repo = $1 ORDER BY id",
+    Ok(sqlx::query_as!(
+        PackRow,
+        r#"SELECT id, checksum, pack_bytes, index_bytes,
+                EXTRACT(EPOCH FROM now() - retired_at)::float8 AS "retired_secs?"
+         FROM git_packs WHERE repo = $1 ORDER BY id"#,
+        repo,
     )
-    .bind(repo)
     .fetch_all(conn)
     .await?)
 }
@@ -83,8 +91,8 @@ pub fn upload(
         // The usual push: row and bytes in one round trip.
         let data = [std::fs::read(pack)?, std::fs::read(idx)?];
         let id: i64 = rt.block_on(
-            sqlx::query_scalar(
-                "WITH p AS (
+            sqlx::query_scalar!(
+                r#"WITH p AS (
                      INSERT INTO git_packs (repo, checksum, pack_bytes, index_bytes, generation)
                      VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (repo, checksum) DO UPDATE SET retired_at = NULL
@@ -94,38 +102,38 @@ pub fn upload(
                      SELECT p.id, f.file, 0, f.data FROM p,
                             unnest(ARRAY[0, 1]::int2[], $6::bytea[]) AS f(file, data)
                      WHERE p.fresh)
-                 SELECT id FROM p",
+                 SELECT id AS "id!" FROM p"#,
+                repo,
+                checksum,
+                pack_bytes,
+                index_bytes,
+                generation,
+                &data[..],
             )
-            .bind(repo)
-            .bind(&checksum)
-            .bind(pack_bytes)
-            .bind(index_bytes)
-            .bind(generation)
-            .bind(&data[..])
             .fetch_one(&mut *tx),
         )?;
         return Ok(id);
     }
     let inserted: Option<i64> = rt.block_on(
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "INSERT INTO git_packs (repo, checksum, pack_bytes, index_bytes, generation)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (repo, checksum) DO NOTHING RETURNING id",
+            repo,
+            checksum,
+            pack_bytes,
+            index_bytes,
+            generation,
         )
-        .bind(repo)
-        .bind(&checksum)
-        .bind(pack_bytes)
-        .bind(index_bytes)
-        .bind(generation)
         .fetch_optional(&mut *tx),
     )?;
     let Some(id) = inserted else {
         let id: i64 = rt.block_on(
-            sqlx::query_scalar(
+            sqlx::query_scalar!(
                 "UPDATE git_packs SET retired_at = NULL WHERE repo = $1 AND checksum = $2 RETURNING id",
+                repo,
+                checksum,
             )
-            .bind(repo)
-            .bind(&checksum)
             .fetch_one(&mut *tx),
         )?;
         return Ok(id);
@@ -140,13 +148,13 @@ pub fn upload(
                 break;
             }
             rt.block_on(
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO git_pack_chunks (pack_id, file, seq, data) VALUES ($1, $2, $3, $4)",
+                    id,
+                    file.number(),
+                    seq,
+                    &buf[..n],
                 )
-                .bind(id)
-                .bind(file as i16)
-                .bind(seq)
-                .bind(&buf[..n])
                 .execute(&mut *tx),
             )?;
             seq += 1;
@@ -196,12 +204,12 @@ pub fn download(
             let mut seq: i32 = 0;
             while written < expected {
                 let data: Option<Vec<u8>> = rt.block_on(
-                    sqlx::query_scalar(
+                    sqlx::query_scalar!(
                         "SELECT data FROM git_pack_chunks WHERE pack_id = $1 AND file = $2 AND seq = $3",
+                        row.id,
+                        file.number(),
+                        seq,
                     )
-                    .bind(row.id)
-                    .bind(file as i16)
-                    .bind(seq)
                     .fetch_optional(&mut *conn),
                 )?;
                 let Some(data) = data else { break };

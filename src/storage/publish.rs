@@ -8,11 +8,13 @@ use sqlx::PgConnection;
 
 /// Locks `repo`'s row until the transaction ends; its current generation.
 pub async fn lock(tx: &mut PgConnection, repo: &str) -> Result<i64> {
-    sqlx::query_scalar("SELECT generation FROM git_repos WHERE name = $1 FOR UPDATE")
-        .bind(repo)
-        .fetch_optional(tx)
-        .await?
-        .ok_or_else(|| StorageError::NotInDatabase(repo.to_string()))
+    sqlx::query_scalar!(
+        "SELECT generation FROM git_repos WHERE name = $1 FOR UPDATE",
+        repo
+    )
+    .fetch_optional(tx)
+    .await?
+    .ok_or_else(|| StorageError::NotInDatabase(repo.to_string()))
 }
 
 /// One ref's change: `old` is what the pusher saw (`None`: the ref must not exist),
@@ -37,19 +39,23 @@ pub async fn conflicting_refs(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(
-        "SELECT DISTINCT ON (c.name) c.name, r.name
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    Ok(sqlx::query!(
+        r#"SELECT DISTINCT ON (c.name) c.name AS "name!", r.name AS "other"
          FROM unnest($2::text[]) AS c(name)
          JOIN git_refs r ON r.repo = $1 AND r.name <> c.name
           AND (lower(r.name) = lower(c.name)
                OR starts_with(r.name, c.name || '/')
                OR starts_with(c.name, r.name || '/'))
-         ORDER BY c.name, r.name",
+         ORDER BY c.name, r.name"#,
+        repo,
+        &names,
     )
-    .bind(repo)
-    .bind(names)
     .fetch_all(tx)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.name, r.other))
+    .collect())
 }
 
 /// Applies `change` if the ref still holds `old`; `false` when it moved (someone
@@ -60,38 +66,38 @@ pub async fn compare_and_swap(
     change: &RefChange<'_>,
 ) -> Result<bool> {
     let done = match (&change.old, &change.new) {
-        (None, Some((target, peeled))) => sqlx::query(
+        (None, Some((target, peeled))) => sqlx::query!(
             "INSERT INTO git_refs (repo, name, target, peeled) VALUES ($1, $2, $3, $4)
              ON CONFLICT (repo, name) DO NOTHING",
+            repo,
+            change.name,
+            target,
+            peeled.as_deref(),
         )
-        .bind(repo)
-        .bind(change.name)
-        .bind(target)
-        .bind(peeled)
         .execute(tx)
         .await?
         .rows_affected(),
-        (Some(old), Some((target, peeled))) => sqlx::query(
+        (Some(old), Some((target, peeled))) => sqlx::query!(
             "UPDATE git_refs SET target = $3, peeled = $4
              WHERE repo = $1 AND name = $2 AND target = $5",
+            repo,
+            change.name,
+            target,
+            peeled.as_deref(),
+            old,
         )
-        .bind(repo)
-        .bind(change.name)
-        .bind(target)
-        .bind(peeled)
-        .bind(old)
         .execute(tx)
         .await?
         .rows_affected(),
-        (Some(old), None) => {
-            sqlx::query("DELETE FROM git_refs WHERE repo = $1 AND name = $2 AND target = $3")
-                .bind(repo)
-                .bind(change.name)
-                .bind(old)
-                .execute(tx)
-                .await?
-                .rows_affected()
-        }
+        (Some(old), None) => sqlx::query!(
+            "DELETE FROM git_refs WHERE repo = $1 AND name = $2 AND target = $3",
+            repo,
+            change.name,
+            old,
+        )
+        .execute(tx)
+        .await?
+        .rows_affected(),
         (None, None) => 0,
     };
     Ok(done == 1)
@@ -104,12 +110,14 @@ pub async fn compare_and_swap(
 /// tells the mirrors ([`crate::deliver::mirrors::wanted`]) in the same transaction.
 pub async fn delete_ref(tx: &mut PgConnection, repo: &str, name: &str) -> Result<Option<i64>> {
     lock(tx, repo).await?;
-    let n = sqlx::query("DELETE FROM git_refs WHERE repo = $1 AND name = $2")
-        .bind(repo)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query!(
+        "DELETE FROM git_refs WHERE repo = $1 AND name = $2",
+        repo,
+        name
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if n == 0 {
         return Ok(None);
     }
@@ -119,18 +127,17 @@ pub async fn delete_ref(tx: &mut PgConnection, repo: &str, name: &str) -> Result
 /// Marks a change of `repo`: the generation grows by one and every node is told
 /// (`NOTIFY`, delivered at commit), in one statement. Returns the new generation.
 pub async fn bump(tx: &mut PgConnection, repo: &str) -> Result<i64> {
-    let (generation,): (i64,) = sqlx::query_as(
-        "WITH g AS (
+    let bumped = sqlx::query!(
+        r#"WITH g AS (
              UPDATE git_repos SET generation = generation + 1, updated_at = now()
              WHERE name = $1 RETURNING generation)
-         SELECT g.generation, pg_notify($2, $1 || ' ' || g.generation || ' ' || $3)::text
-         FROM g",
+         SELECT g.generation AS "generation!", pg_notify($2, $1 || ' ' || g.generation || ' ' || $3)::text
+         FROM g"#,
+        repo,
+        NOTIFY_CHANNEL,
+        super::node_id(),
     )
-    .bind(repo)
-    .bind(NOTIFY_CHANNEL)
-    .bind(super::node_id())
     .fetch_one(tx)
-    .await
-    .map(|(g, _): (i64, String)| (g,))?;
-    Ok(generation)
+    .await?;
+    Ok(bumped.generation)
 }

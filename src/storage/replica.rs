@@ -41,8 +41,7 @@ fn set_local_generation(repo_path: &Path, generation: i64) -> std::io::Result<()
 /// The repository's generation in the database (`None`: not there).
 pub async fn db_generation(pool: &PgPool, repo: &str) -> Result<Option<i64>> {
     Ok(
-        sqlx::query_scalar("SELECT generation FROM git_repos WHERE name = $1")
-            .bind(repo)
+        sqlx::query_scalar!("SELECT generation FROM git_repos WHERE name = $1", repo)
             .fetch_optional(pool)
             .await?,
     )
@@ -51,7 +50,7 @@ pub async fn db_generation(pool: &PgPool, repo: &str) -> Result<Option<i64>> {
 /// Every repository in the database.
 pub async fn db_repos(pool: &PgPool) -> Result<Vec<String>> {
     Ok(
-        sqlx::query_scalar("SELECT name FROM git_repos ORDER BY name")
+        sqlx::query_scalar!("SELECT name FROM git_repos ORDER BY name")
             .fetch_all(pool)
             .await?,
     )
@@ -235,24 +234,28 @@ async fn read_snapshot(
     known: Option<i64>,
 ) -> Result<Option<Snapshot>> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let (generation, head): (i64, String) =
-        sqlx::query_as("SELECT generation, head FROM git_repos WHERE name = $1")
-            .bind(repo)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StorageError::NotInDatabase(repo.to_string()))?;
+    let found = sqlx::query!(
+        "SELECT generation, head FROM git_repos WHERE name = $1",
+        repo
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StorageError::NotInDatabase(repo.to_string()))?;
+    let (generation, head) = (found.generation, found.head);
     if known == Some(generation) {
         tx.commit().await?;
         return Ok(None);
     }
-    let refs: Vec<DbRef> =
-        sqlx::query_as("SELECT name, target, peeled FROM git_refs WHERE repo = $1 ORDER BY name")
-            .bind(repo)
-            .fetch_all(&mut *tx)
-            .await?;
+    let refs: Vec<DbRef> = sqlx::query_as!(
+        DbRef,
+        "SELECT name, target, peeled FROM git_refs WHERE repo = $1 ORDER BY name",
+        repo
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let packs = packs::list(&mut tx, repo).await?;
     tx.commit().await?;
     Ok(Some(Snapshot {
