@@ -229,16 +229,19 @@ impl Catalog {
 
 /// The [`Key`] of `repo`'s cache, `None` when the repository does not exist.
 async fn key_of(pool: &PgPool, repo: &str) -> Result<Option<Key>, AgentsError> {
-    let row: Option<(Option<String>, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-        "SELECT s.commit_sha, s.updated_at
+    let row = sqlx::query!(
+        r#"SELECT s.commit_sha AS "commit_sha?", s.updated_at AS "updated_at?"
          FROM git_repos r LEFT JOIN sync_state s ON s.repo = r.name AND s.branch = $2
-         WHERE r.name = $1",
+         WHERE r.name = $1"#,
+        repo,
+        crate::repos::DEFAULT_BRANCH,
     )
-    .bind(repo)
-    .bind(crate::repos::DEFAULT_BRANCH)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(commit, synced_at)| Key { commit, synced_at }))
+    Ok(row.map(|r| Key {
+        commit: r.commit_sha,
+        synced_at: r.updated_at,
+    }))
 }
 
 /// The key and the `PUBLISHED` rows of `repo`, read in one snapshot.

@@ -112,15 +112,17 @@ pub struct Submitted {
 /// The name and email of `user`'s commits: their profile's, else the user name and
 /// `NAME@users.skillsd` (an address that is nobody's mailbox). `None`: no such user.
 pub async fn identity(pool: &sqlx::PgPool, user: &str) -> sqlx::Result<Option<(String, String)>> {
-    let row: Option<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT name, full_name, email FROM users WHERE name = $1")
-            .bind(user)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(|(name, full, email)| {
+    let row = sqlx::query!(
+        "SELECT name, full_name, email FROM users WHERE name = $1",
+        user
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
         (
-            full.unwrap_or_else(|| name.clone()),
-            email.unwrap_or_else(|| format!("{name}@users.skillsd")),
+            r.full_name.unwrap_or_else(|| r.name.clone()),
+            r.email
+                .unwrap_or_else(|| format!("{}@users.skillsd", r.name)),
         )
     }))
 }
@@ -409,15 +411,17 @@ pub async fn submit(
     })
     .await
     .map_err(|e| EditError::Unavailable(format!("the commit failed: {e}")))??;
-    let found: Option<(i32, i32)> = sqlx::query_as(
-        "SELECT c.number, p.number FROM change_patch_sets p JOIN changes c ON c.id = p.change_id
-         WHERE c.repo = $1 AND p.commit_sha = $2 ORDER BY p.created_at DESC LIMIT 1",
+    let found: Option<(i32, i32)> = sqlx::query!(
+        r#"SELECT c.number AS "change", p.number AS "patch_set"
+         FROM change_patch_sets p JOIN changes c ON c.id = p.change_id
+         WHERE c.repo = $1 AND p.commit_sha = $2 ORDER BY p.created_at DESC LIMIT 1"#,
+        name,
+        commit.to_string(),
     )
-    .bind(&name)
-    .bind(commit.to_string())
     .fetch_optional(&svc.pool)
     .await
-    .map_err(db)?;
+    .map_err(db)?
+    .map(|r| (r.change, r.patch_set));
     let (number, patch_set) = found.ok_or_else(|| {
         EditError::Unavailable(format!(
             "the change was pushed but is not recorded:\n{messages}"

@@ -30,12 +30,12 @@ impl std::fmt::Debug for SignersSource {
 
 /// The registered keys, from the database.
 pub async fn load(pool: &sqlx::PgPool) -> sqlx::Result<Signers> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT k.fingerprint, u.name FROM ssh_keys k JOIN users u ON u.id = k.user_id",
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|r| (r.fingerprint, r.name)).collect())
 }
 
 /// A commit's signature as verified against the registered keys.

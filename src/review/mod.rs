@@ -262,8 +262,7 @@ pub async fn act(
             store::set_state(&mut tx, change.id, ChangeState::Abandoned, &user.name, None)
                 .await
                 .map_err(db)?;
-            sqlx::query("DELETE FROM change_skills WHERE change_id = $1")
-                .bind(change.id)
+            sqlx::query!("DELETE FROM change_skills WHERE change_id = $1", change.id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;

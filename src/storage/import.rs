@@ -69,12 +69,12 @@ pub fn import(
     let mut conn = rt.block_on(pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
     let created: Option<i64> = rt.block_on(
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "INSERT INTO git_repos (name, head, generation) VALUES ($1, $2, 1)
              ON CONFLICT (name) DO NOTHING RETURNING generation",
+            name,
+            head,
         )
-        .bind(name)
-        .bind(&head)
         .fetch_optional(&mut *tx),
     )?;
     let Some(generation) = created else {
@@ -83,13 +83,13 @@ pub fn import(
     };
     for (ref_name, target, peeled) in &refs {
         rt.block_on(
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO git_refs (repo, name, target, peeled) VALUES ($1, $2, $3, $4)",
+                name,
+                ref_name,
+                target,
+                peeled.as_deref(),
             )
-            .bind(name)
-            .bind(ref_name)
-            .bind(target)
-            .bind(peeled)
             .execute(&mut *tx),
         )?;
     }

@@ -55,12 +55,14 @@ pub const NOTIFY_CHANNEL: &str = "skillsd_git";
 /// up to date itself, and a refresh racing with that would only cost the pusher time).
 /// Every ref of `repo` the database holds, by name.
 pub async fn refs(pool: &sqlx::PgPool, repo: &str) -> Result<Vec<(String, gix::ObjectId)>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, target FROM git_refs WHERE repo = $1 ORDER BY name")
-            .bind(repo)
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query!(
+        "SELECT name, target FROM git_refs WHERE repo = $1 ORDER BY name",
+        repo
+    )
+    .fetch_all(pool)
+    .await?;
     rows.into_iter()
+        .map(|r| (r.name, r.target))
         .map(|(name, target)| {
             gix::ObjectId::from_hex(target.as_bytes())
                 .map(|id| (name, id))

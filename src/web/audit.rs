@@ -198,11 +198,12 @@ pub async fn api(State(s): State<Arc<HttpState>>, Query(q): Query<AuditQuery>) -
             &format!("no repository `{requested}`"),
         );
     };
-    let exists: Result<bool, _> =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM git_repos WHERE name = $1)")
-            .bind(&repo)
-            .fetch_one(&s.pool)
-            .await;
+    let exists: Result<bool, _> = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM git_repos WHERE name = $1) AS "exists!""#,
+        repo
+    )
+    .fetch_one(&s.pool)
+    .await;
     match exists {
         Ok(true) => {}
         Ok(false) => return json_error(StatusCode::NOT_FOUND, &format!("no repository `{repo}`")),

@@ -205,10 +205,12 @@ fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Respons
 
 /// Does the repository exist?
 async fn repository_exists(pool: &sqlx::PgPool, name: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM git_repos WHERE name = $1)")
-        .bind(name)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM git_repos WHERE name = $1) AS "exists!""#,
+        name
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Every request to `/mcp` and `/{repo}/mcp`.

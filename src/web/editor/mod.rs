@@ -399,12 +399,14 @@ pub async fn edit_page(
         return *refused;
     }
     let v = v.expect("editor_of needs a viewer");
-    let found: Result<Option<(String, String)>, _> =
-        sqlx::query_as("SELECT path, title FROM skills WHERE repo = $1 AND slug = $2")
-            .bind(&repo)
-            .bind(&slug)
-            .fetch_optional(&s.pool)
-            .await;
+    let found: Result<Option<(String, String)>, _> = sqlx::query!(
+        "SELECT path, title FROM skills WHERE repo = $1 AND slug = $2",
+        repo,
+        slug
+    )
+    .fetch_optional(&s.pool)
+    .await
+    .map(|r| r.map(|r| (r.path, r.title)));
     let (path, title) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
