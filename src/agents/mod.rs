@@ -247,52 +247,41 @@ async fn key_of(pool: &PgPool, repo: &str) -> Result<Option<Key>, AgentsError> {
 /// The key and the `PUBLISHED` rows of `repo`, read in one snapshot.
 async fn snapshot(pool: &PgPool, repo: &str) -> Result<(Key, Vec<Row>), AgentsError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let key: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+    let key = sqlx::query!(
         "SELECT commit_sha, updated_at FROM sync_state WHERE repo = $1 AND branch = $2",
+        repo,
+        crate::repos::DEFAULT_BRANCH,
     )
-    .bind(repo)
-    .bind(crate::repos::DEFAULT_BRANCH)
     .fetch_optional(&mut *tx)
     .await?;
-    type Published = (
-        String,
-        String,
-        String,
-        serde_json::Value,
-        Option<i32>,
-        Option<String>,
-    );
-    let rows: Vec<Published> = sqlx::query_as(
-        "SELECT s.slug, s.path, s.blob_sha, s.frontmatter, v.version, v.digest FROM skills s
+    // The latest version comes through a LEFT JOIN: absent before the first.
+    let rows = sqlx::query!(
+        r#"SELECT s.slug, s.path, s.blob_sha, s.frontmatter,
+                  v.version AS "version?", v.digest AS "digest?"
+         FROM skills s
          LEFT JOIN LATERAL (SELECT version, digest FROM skill_versions
                             WHERE skill_id = s.id ORDER BY version DESC LIMIT 1) v ON true
-         WHERE s.repo = $1 AND s.status = 'PUBLISHED' ORDER BY s.slug",
+         WHERE s.repo = $1 AND s.status = 'PUBLISHED' ORDER BY s.slug"#,
+        repo,
     )
-    .bind(repo)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let key = match key {
-        Some((commit, at)) => Key {
-            commit: Some(commit),
-            synced_at: Some(at),
-        },
-        None => Key {
-            commit: None,
-            synced_at: None,
-        },
+    let key = Key {
+        commit: key.as_ref().map(|k| k.commit_sha.clone()),
+        synced_at: key.map(|k| k.updated_at),
     };
     let rows = rows
         .into_iter()
-        .map(|(slug, path, blob_sha, frontmatter, version, digest)| Row {
-            slug,
-            path,
-            blob_sha,
-            frontmatter,
-            version: version.zip(digest).map(|(n, d)| (i64::from(n), d)),
+        .map(|r| Row {
+            slug: r.slug,
+            path: r.path,
+            blob_sha: r.blob_sha,
+            frontmatter: r.frontmatter,
+            version: r.version.zip(r.digest).map(|(n, d)| (i64::from(n), d)),
         })
         .collect();
     Ok((key, rows))

@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde_json::json;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -72,23 +72,31 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
     }
 }
 
+/// The cache's health, as the live stream sends it.
+#[derive(serde::Serialize)]
+struct Health {
+    synced: i64,
+    pending: i64,
+    failed: i64,
+    unknown: i64,
+    total: i64,
+    search_pending: i64,
+    with_warnings: i64,
+    healthy: bool,
+}
+
 async fn health(pool: &PgPool) -> sqlx::Result<serde_json::Value> {
-    let r = sqlx::query(
-        "SELECT synced, pending, failed, unknown, total, search_pending, with_warnings, healthy
-         FROM skill_sync_health",
+    // A view's columns carry no NOT NULL: each is a count or a comparison of counts.
+    let health = sqlx::query_as!(
+        Health,
+        r#"SELECT synced AS "synced!", pending AS "pending!", failed AS "failed!",
+                  unknown AS "unknown!", total AS "total!", search_pending AS "search_pending!",
+                  with_warnings AS "with_warnings!", healthy AS "healthy!"
+         FROM skill_sync_health"#
     )
     .fetch_one(pool)
     .await?;
-    Ok(json!({
-        "synced": r.get::<i64, _>("synced"),
-        "pending": r.get::<i64, _>("pending"),
-        "failed": r.get::<i64, _>("failed"),
-        "unknown": r.get::<i64, _>("unknown"),
-        "total": r.get::<i64, _>("total"),
-        "search_pending": r.get::<i64, _>("search_pending"),
-        "with_warnings": r.get::<i64, _>("with_warnings"),
-        "healthy": r.get::<bool, _>("healthy"),
-    }))
+    Ok(json!(health))
 }
 
 /// Most live streams open at once, in all and per address: well under the HTTP

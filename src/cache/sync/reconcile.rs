@@ -70,12 +70,15 @@ fn reconcile_once(
     };
     let tip_hex = tip.to_string();
     let (rules, files) = changes::skill_files(repo, tip)?;
-    let rows: Vec<(String, String)> = rt.block_on(
-        sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1")
-            .bind(repo_name)
-            .fetch_all(&mut *tx),
+    let rows = rt.block_on(
+        sqlx::query!(
+            "SELECT path, blob_sha FROM skills WHERE repo = $1",
+            repo_name
+        )
+        .fetch_all(&mut *tx),
     )?;
-    let cached: std::collections::HashMap<String, String> = rows.into_iter().collect();
+    let cached: std::collections::HashMap<String, String> =
+        rows.into_iter().map(|r| (r.path, r.blob_sha)).collect();
     tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
     let mut jobs = Vec::new();
     for (path, blob) in &files {
