@@ -281,13 +281,13 @@ async fn profile(pool: &PgPool, user: &User, args: &[&str]) -> Output {
         }
     }
     let updated = if name.is_some() || email.is_some() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE users SET full_name = COALESCE($2, full_name), email = COALESCE($3, email)
              WHERE name = $1",
+            target,
+            name,
+            email,
         )
-        .bind(&target)
-        .bind(&name)
-        .bind(&email)
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
@@ -351,13 +351,18 @@ pub async fn run(
 }
 
 async fn keys(pool: &PgPool, user: &User) -> Output {
-    let rows: Result<Vec<KeyRow>, _> = sqlx::query_as(
+    let rows: Result<Vec<KeyRow>, _> = sqlx::query!(
         "SELECT k.fingerprint, k.algorithm, k.comment, k.last_used_at FROM ssh_keys k
              JOIN users u ON u.id = k.user_id WHERE u.name = $1 ORDER BY k.id",
+        user.name,
     )
-    .bind(&user.name)
     .fetch_all(pool)
-    .await;
+    .await
+    .map(|rows| {
+        rows.into_iter()
+            .map(|r| (r.fingerprint, r.algorithm, r.comment, r.last_used_at))
+            .collect()
+    });
     match rows {
         Ok(rows) => ok(rows
             .into_iter()
@@ -397,22 +402,25 @@ async fn status(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output 
     };
     let tip = crate::repos::ref_target(&git, &format!("refs/heads/{DEFAULT_BRANCH}"))
         .map(|id| id.to_string());
-    let cached: Option<String> =
-        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2")
-            .bind(&name)
-            .bind(DEFAULT_BRANCH)
-            .fetch_optional(pool)
-            .await
-            .ok()
-            .flatten();
-    let counts: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE sync_status = 'pending'), count(*) FILTER (WHERE sync_status = 'failed')
-         FROM skills WHERE repo = $1",
+    let cached: Option<String> = sqlx::query_scalar!(
+        "SELECT commit_sha FROM sync_state WHERE repo = $1 AND branch = $2",
+        name,
+        DEFAULT_BRANCH,
     )
-    .bind(&name)
+    .fetch_optional(pool)
+    .await
+    .ok()
+    .flatten();
+    let counts: Option<(i64, i64, i64)> = sqlx::query!(
+        r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE sync_status = 'pending') AS "pending!",
+                  count(*) FILTER (WHERE sync_status = 'failed') AS "failed!"
+         FROM skills WHERE repo = $1"#,
+        name,
+    )
     .fetch_one(pool)
     .await
-    .ok();
+    .ok()
+    .map(|r| (r.total, r.pending, r.failed));
     let in_sync = tip.is_some() && tip == cached;
     let mut out = format!(
         "repo: {name}\nbranch: {DEFAULT_BRANCH}\ntip: {}\ncache: {}\nin-sync: {}\n",
@@ -451,12 +459,17 @@ async fn list(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output {
         Ok((name, _)) => name,
         Err(o) => return o,
     };
-    let rows: Result<Vec<(String, String, String, String)>, _> = sqlx::query_as(
+    let rows: Result<Vec<(String, String, String, String)>, _> = sqlx::query!(
         "SELECT slug, title, status, sync_status FROM skills WHERE repo = $1 ORDER BY slug",
+        name,
     )
-    .bind(&name)
     .fetch_all(pool)
-    .await;
+    .await
+    .map(|rows| {
+        rows.into_iter()
+            .map(|r| (r.slug, r.title, r.status, r.sync_status))
+            .collect()
+    });
     match rows {
         Ok(rows) => ok(rows
             .into_iter()
@@ -473,12 +486,14 @@ async fn list(pool: &PgPool, repos: &RepoStore, repo: Option<&str>) -> Output {
 
 /// The file the cache row of `slug` was made from: the blob it names, read from git.
 async fn show(pool: &PgPool, repos: &RepoStore, slug: &str, repo: Option<&str>) -> Output {
-    let row: Result<Option<(String, String)>, _> =
-        sqlx::query_as("SELECT path, blob_sha FROM skills WHERE repo = $1 AND slug = $2")
-            .bind(repo.unwrap_or(DEFAULT_REPO))
-            .bind(slug)
-            .fetch_optional(pool)
-            .await;
+    let row: Result<Option<(String, String)>, _> = sqlx::query!(
+        "SELECT path, blob_sha FROM skills WHERE repo = $1 AND slug = $2",
+        repo.unwrap_or(DEFAULT_REPO),
+        slug,
+    )
+    .fetch_optional(pool)
+    .await
+    .map(|r| r.map(|r| (r.path, r.blob_sha)));
     let (path, blob) = match row {
         Ok(Some(r)) => r,
         Ok(None) => return fail(format!("skillsd: no skill `{slug}`; `ls` lists them\n")),
@@ -503,7 +518,7 @@ async fn show(pool: &PgPool, repos: &RepoStore, slug: &str, repo: Option<&str>) 
 /// The sync history of the skill now called `slug` (or last called so, if deleted),
 /// followed by its id through renames: newest first, 20 rows.
 async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
-    let rows: Result<Vec<LogRow>, _> = sqlx::query_as(
+    let rows: Result<Vec<LogRow>, _> = sqlx::query!(
         "WITH target AS (
              SELECT COALESCE(
                  (SELECT id FROM skills WHERE repo = $1 AND slug = $2),
@@ -516,11 +531,26 @@ async fn log(pool: &PgPool, slug: &str, repo: Option<&str>) -> Output {
          WHERE l.repo = $1
            AND (l.skill_id = target.id OR (target.id IS NULL AND l.slug = $2))
          ORDER BY l.started_at DESC, l.id DESC LIMIT 20",
+        repo.unwrap_or(DEFAULT_REPO),
+        slug,
     )
-    .bind(repo.unwrap_or(DEFAULT_REPO))
-    .bind(slug)
     .fetch_all(pool)
-    .await;
+    .await
+    .map(|rows| {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.started_at,
+                    r.operation,
+                    r.status,
+                    r.git_commit_sha,
+                    r.synced_by,
+                    r.path,
+                    r.error,
+                )
+            })
+            .collect()
+    });
     match rows {
         Ok(rows) if rows.is_empty() => fail(format!("skillsd: no history for `{slug}`\n")),
         Ok(rows) => ok(rows
