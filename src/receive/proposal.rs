@@ -387,11 +387,12 @@ async fn change_of(
         let k = store::latest_patch_set(&mut *tx, change.id).await? + 1;
         return Ok((change, k, false));
     }
-    let number: i32 =
-        sqlx::query_scalar("SELECT coalesce(max(number), 0) + 1 FROM changes WHERE repo = $1")
-            .bind(&ctx.repo_name)
-            .fetch_one(&mut *tx)
-            .await?;
+    let number: i32 = sqlx::query_scalar!(
+        r#"SELECT coalesce(max(number), 0) + 1 AS "next!" FROM changes WHERE repo = $1"#,
+        ctx.repo_name,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let title = proposal
         .title
         .clone()
@@ -432,12 +433,13 @@ async fn move_change_refs(
     let commit = commit.to_string();
     let patch_ref = format!("refs/changes/{number}/{patch_set}");
     let head_ref = format!("refs/changes/{number}/head");
-    let old_head: Option<String> =
-        sqlx::query_scalar("SELECT target FROM git_refs WHERE repo = $1 AND name = $2")
-            .bind(repo)
-            .bind(&head_ref)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let old_head: Option<String> = sqlx::query_scalar!(
+        "SELECT target FROM git_refs WHERE repo = $1 AND name = $2",
+        repo,
+        head_ref,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     for (name, old) in [(&patch_ref, None), (&head_ref, old_head)] {
         let change = publish::RefChange {
             name,
@@ -464,38 +466,38 @@ async fn record_patch_set(
     (patch_set, created): (i32, bool),
     record: &PushRecord,
 ) -> Result<(), PublishError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO change_patch_sets (change_id, number, commit_sha, base_sha, pushed_by, push_id)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        change.id,
+        patch_set,
+        proposal.commit.to_string(),
+        proposal.base.to_string(),
+        ctx.user.name,
+        record.id,
     )
-    .bind(change.id)
-    .bind(patch_set)
-    .bind(proposal.commit.to_string())
-    .bind(proposal.base.to_string())
-    .bind(&ctx.user.name)
-    .bind(record.id)
     .execute(&mut *tx)
     .await?;
     if created {
         return Ok(());
     }
     if crate::changes::target_review(view, proposal.base).dismiss_stale {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE change_reviews SET dismissed_at = now()
              WHERE change_id = $1 AND dismissed_at IS NULL AND verdict = 'approve'",
+            change.id,
         )
-        .bind(change.id)
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE changes SET updated_at = now(), title = coalesce($2, title),
                 description = coalesce($3, description)
          WHERE id = $1",
+        change.id,
+        proposal.title,
+        proposal.description,
     )
-    .bind(change.id)
-    .bind(&proposal.title)
-    .bind(&proposal.description)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -510,8 +512,7 @@ async fn write_skills(
     ops: &[Op],
     default_branch: bool,
 ) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM change_skills WHERE change_id = $1")
-        .bind(change)
+    sqlx::query!("DELETE FROM change_skills WHERE change_id = $1", change)
         .execute(&mut *tx)
         .await?;
     for op in ops {
