@@ -32,13 +32,6 @@ impl Change {
     }
 }
 
-macro_rules! columns {
-    () => {
-        "id, repo, number, target, author, title, description, topic, state,
-         created_at, updated_at, closed_by, closed_at, merged_commit"
-    };
-}
-
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct PatchSet {
     pub number: i32,
@@ -81,25 +74,27 @@ pub async fn find(
     repo: &str,
     number: i32,
 ) -> sqlx::Result<Option<Change>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM changes WHERE repo = $1 AND number = $2"
-    ))
-    .bind(repo)
-    .bind(number)
+    sqlx::query_as!(
+        Change,
+        "SELECT id, repo, number, target, author, title, description, topic, state,
+                created_at, updated_at, closed_by, closed_at, merged_commit
+         FROM changes WHERE repo = $1 AND number = $2",
+        repo,
+        number,
+    )
     .fetch_optional(conn)
     .await
 }
 
 /// The change, its row locked until the transaction ends.
 pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Change>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM changes WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        Change,
+        "SELECT id, repo, number, target, author, title, description, topic, state,
+                created_at, updated_at, closed_by, closed_at, merged_commit
+         FROM changes WHERE id = $1 FOR UPDATE",
+        id,
+    )
     .fetch_optional(conn)
     .await
 }
@@ -111,15 +106,16 @@ pub async fn open_with_topic(
     author: &str,
     topic: &str,
 ) -> sqlx::Result<Option<Change>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM changes WHERE repo = $1 AND author = $2 AND topic = $3
-         AND state IN ('DRAFT', 'IN_REVIEW')"
-    ))
-    .bind(repo)
-    .bind(author)
-    .bind(topic)
+    sqlx::query_as!(
+        Change,
+        "SELECT id, repo, number, target, author, title, description, topic, state,
+                created_at, updated_at, closed_by, closed_at, merged_commit
+         FROM changes WHERE repo = $1 AND author = $2 AND topic = $3
+         AND state IN ('DRAFT', 'IN_REVIEW')",
+        repo,
+        author,
+        topic,
+    )
     .fetch_optional(conn)
     .await
 }
@@ -133,48 +129,53 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<Vec<Change>> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM changes
+    let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    sqlx::query_as!(
+        Change,
+        "SELECT id, repo, number, target, author, title, description, topic, state,
+                created_at, updated_at, closed_by, closed_at, merged_commit
+         FROM changes
          WHERE ($1::text IS NULL OR repo = $1) AND (cardinality($2::text[]) = 0 OR state = ANY($2))
-         ORDER BY updated_at DESC, id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(repo)
-    .bind(states)
-    .bind(limit)
-    .bind(offset)
+         ORDER BY updated_at DESC, id DESC LIMIT $3 OFFSET $4",
+        repo,
+        &states,
+        limit,
+        offset,
+    )
     .fetch_all(conn)
     .await
 }
 
 pub async fn patch_sets(conn: &mut PgConnection, change: i64) -> sqlx::Result<Vec<PatchSet>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        PatchSet,
         "SELECT number, commit_sha, base_sha, pushed_by, created_at FROM change_patch_sets
          WHERE change_id = $1 ORDER BY number",
+        change,
     )
-    .bind(change)
     .fetch_all(conn)
     .await
 }
 
 pub async fn reviews(conn: &mut PgConnection, change: i64) -> sqlx::Result<Vec<ReviewRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ReviewRow,
         "SELECT patch_set, reviewer, reviewer_role, verdict, message, created_at, dismissed_at
          FROM change_reviews WHERE change_id = $1 ORDER BY created_at, id",
+        change,
     )
-    .bind(change)
     .fetch_all(conn)
     .await
 }
 
 pub async fn skills(conn: &mut PgConnection, change: i64) -> sqlx::Result<Vec<ChangeSkill>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ChangeSkill,
         "SELECT path, slug, old_path, operation, title, description, status, frontmatter, body,
                 old_frontmatter, old_body, warnings
          FROM change_skills WHERE change_id = $1 ORDER BY slug, path",
+        change,
     )
-    .bind(change)
     .fetch_all(conn)
     .await
 }
@@ -190,39 +191,41 @@ pub async fn add_review(
     verdict: &str,
     message: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE change_reviews SET dismissed_at = now()
          WHERE change_id = $1 AND reviewer = $2 AND dismissed_at IS NULL",
+        change,
+        reviewer,
     )
-    .bind(change)
-    .bind(reviewer)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO change_reviews (change_id, patch_set, reviewer, reviewer_role, verdict, message)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        change,
+        patch_set,
+        reviewer,
+        role,
+        verdict,
+        message,
     )
-    .bind(change)
-    .bind(patch_set)
-    .bind(reviewer)
-    .bind(role)
-    .bind(verdict)
-    .bind(message)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE changes SET updated_at = now() WHERE id = $1")
-        .bind(change)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE changes SET updated_at = now() WHERE id = $1",
+        change
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// The latest patch set's number (0: none).
 pub async fn latest_patch_set(conn: &mut PgConnection, change: i64) -> sqlx::Result<i32> {
-    sqlx::query_scalar(
-        "SELECT coalesce(max(number), 0) FROM change_patch_sets WHERE change_id = $1",
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(max(number), 0) AS "latest!" FROM change_patch_sets WHERE change_id = $1"#,
+        change,
     )
-    .bind(change)
     .fetch_one(conn)
     .await
 }
@@ -236,18 +239,18 @@ pub async fn set_state(
     merged_commit: Option<&str>,
 ) -> sqlx::Result<()> {
     let closing = matches!(state, ChangeState::Merged | ChangeState::Abandoned);
-    sqlx::query(
+    sqlx::query!(
         "UPDATE changes SET state = $2, updated_at = now(),
             closed_by = CASE WHEN $3 THEN $4 ELSE closed_by END,
             closed_at = CASE WHEN $3 THEN now() ELSE closed_at END,
             merged_commit = coalesce($5, merged_commit)
          WHERE id = $1",
+        change,
+        state.as_str(),
+        closing,
+        by,
+        merged_commit,
     )
-    .bind(change)
-    .bind(state.as_str())
-    .bind(closing)
-    .bind(by)
-    .bind(merged_commit)
     .execute(conn)
     .await?;
     Ok(())
