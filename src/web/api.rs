@@ -201,23 +201,32 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
     }
 }
 
-async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<Value>, ApiError> {
-    let r = sqlx::query(
-        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy, with_warnings
-         FROM skill_sync_health",
+/// `GET /api/skills/sync/status`: the cache's health.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncStatus {
+    synced: i64,
+    pending: i64,
+    failed: i64,
+    unknown: i64,
+    total: i64,
+    recent_failures: i64,
+    healthy: bool,
+    with_warnings: i64,
+}
+
+async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<SyncStatus>, ApiError> {
+    // A view's columns carry no NOT NULL: each is a count or a comparison of counts.
+    let status = sqlx::query_as!(
+        SyncStatus,
+        r#"SELECT synced AS "synced!", pending AS "pending!", failed AS "failed!",
+                  unknown AS "unknown!", total AS "total!", recent_failures AS "recent_failures!",
+                  healthy AS "healthy!", with_warnings AS "with_warnings!"
+         FROM skill_sync_health"#
     )
     .fetch_one(&s.pool)
     .await?;
-    Ok(Json(json!({
-        "synced": r.get::<i64, _>("synced"),
-        "pending": r.get::<i64, _>("pending"),
-        "failed": r.get::<i64, _>("failed"),
-        "unknown": r.get::<i64, _>("unknown"),
-        "total": r.get::<i64, _>("total"),
-        "recentFailures": r.get::<i64, _>("recent_failures"),
-        "healthy": r.get::<bool, _>("healthy"),
-        "withWarnings": r.get::<i64, _>("with_warnings"),
-    })))
+    Ok(Json(status))
 }
 
 /// `GET /api/skills`: the `/skills` page's search and filters as JSON (`q`,
@@ -561,40 +570,40 @@ async fn sync_logs(
     let Some(id) = skill_id(&s.pool, &repo, &key).await? else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
-    let rows = sqlx::query(
+    let logs = sqlx::query_as!(
+        LogEntry,
         "SELECT id, skill_id, repo, slug, path, operation, direction, status, started_at, completed_at,
                 error, git_commit_sha, synced_by, push_id
          FROM skill_sync_log WHERE skill_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
+        id,
+        limit,
     )
-    .bind(id)
-    .bind(limit)
     .fetch_all(&s.pool)
     .await?;
-    if rows.is_empty() {
+    if logs.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     }
-    let logs: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.get::<i64, _>("id"),
-                "skillId": r.get::<Option<uuid::Uuid>, _>("skill_id"),
-                "repo": r.get::<String, _>("repo"),
-                "slug": r.get::<Option<String>, _>("slug"),
-                "path": r.get::<Option<String>, _>("path"),
-                "operation": r.get::<String, _>("operation"),
-                "direction": r.get::<String, _>("direction"),
-                "status": r.get::<String, _>("status"),
-                "startedAt": r.get::<chrono::DateTime<chrono::Utc>, _>("started_at"),
-                "completedAt": r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("completed_at"),
-                "error": r.get::<Option<String>, _>("error"),
-                "gitCommitSha": r.get::<Option<String>, _>("git_commit_sha"),
-                "syncedBy": r.get::<String, _>("synced_by"),
-                "pushId": r.get::<Option<uuid::Uuid>, _>("push_id"),
-            })
-        })
-        .collect();
     Ok(Json(json!({ "skillId": id, "logs": logs })))
+}
+
+/// One sync-log entry of a skill, as `GET /api/skills/{key}/sync-logs` lists it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogEntry {
+    id: i64,
+    skill_id: Option<uuid::Uuid>,
+    repo: String,
+    slug: Option<String>,
+    path: Option<String>,
+    operation: String,
+    direction: String,
+    status: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    error: Option<String>,
+    git_commit_sha: Option<String>,
+    synced_by: String,
+    push_id: Option<uuid::Uuid>,
 }
 
 /// A skill by id, or by slug in `repo`; a deleted skill is found through its log.
@@ -602,15 +611,15 @@ async fn skill_id(pool: &PgPool, repo: &str, key: &str) -> sqlx::Result<Option<u
     if let Ok(id) = uuid::Uuid::parse_str(key) {
         return Ok(Some(id));
     }
-    sqlx::query_scalar(
-        "SELECT id FROM skills WHERE repo = $1 AND slug = $2
+    sqlx::query_scalar!(
+        r#"SELECT id AS "id!" FROM skills WHERE repo = $1 AND slug = $2
          UNION ALL
          (SELECT skill_id FROM skill_sync_log WHERE repo = $1 AND slug = $2 AND skill_id IS NOT NULL
           ORDER BY started_at DESC LIMIT 1)
-         LIMIT 1",
+         LIMIT 1"#,
+        repo,
+        key,
     )
-    .bind(repo)
-    .bind(key)
     .fetch_optional(pool)
     .await
 }
