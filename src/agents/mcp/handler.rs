@@ -520,19 +520,24 @@ async fn snippets(
     if slugs.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT slug, ts_headline('simple', left(body, 20000), websearch_to_tsquery('simple', $2),
-                 'MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \", StartSel=**, StopSel=**')
-         FROM skills WHERE repo = $1 AND status = 'PUBLISHED' AND slug = ANY($3)",
+    let slugs: Vec<String> = slugs.iter().map(|s| s.to_string()).collect();
+    let rows = sqlx::query!(
+        r#"SELECT slug, ts_headline('simple', left(body, 20000), websearch_to_tsquery('simple', $2),
+                 'MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … ", StartSel=**, StopSel=**')
+                 AS "snippet!"
+         FROM skills WHERE repo = $1 AND status = 'PUBLISHED' AND slug = ANY($3)"#,
+        repo,
+        query,
+        &slugs,
     )
-    .bind(repo)
-    .bind(query)
-    .bind(slugs)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(slug, text)| (slug, text.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|r| {
+            let snippet = r.snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+            (r.slug, snippet)
+        })
         .collect())
 }
 
