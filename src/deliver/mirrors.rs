@@ -103,18 +103,18 @@ pub async fn add(
     let (private_key, public_key) =
         upstream::generate_key(&format!("skillsd-mirror-{repo}@{}", parsed.host));
     let key_texts: Vec<String> = keys.iter().map(public_key_text).collect();
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = sqlx::query_scalar!(
         "INSERT INTO mirrors (repo, url, force, private_key, public_key, host_keys,
                               wanted_generation, pending_since)
          SELECT $1, $2, $3, $4, $5, $6, generation, now() FROM git_repos WHERE name = $1
          ON CONFLICT (repo, url) DO NOTHING RETURNING id",
+        repo,
+        parsed.display(),
+        force,
+        private_key,
+        public_key,
+        &key_texts,
     )
-    .bind(repo)
-    .bind(parsed.display())
-    .bind(force)
-    .bind(&private_key)
-    .bind(&public_key)
-    .bind(&key_texts)
     .fetch_optional(pool)
     .await?;
     let id = id.ok_or_else(|| {
@@ -192,34 +192,34 @@ pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Mirror>> {
 pub async fn remove(pool: &PgPool, repo: &str, which: &str) -> Result<bool> {
     let id: Option<i64> = which.parse().ok();
     let shown = UpstreamUrl::parse(which).map(|u| u.display()).ok();
-    let done =
-        sqlx::query("DELETE FROM mirrors WHERE repo = $1 AND (id = $2 OR url = $3 OR url = $4)")
-            .bind(repo)
-            .bind(id)
-            .bind(which)
-            .bind(shown)
-            .execute(pool)
-            .await?;
+    let done = sqlx::query!(
+        "DELETE FROM mirrors WHERE repo = $1 AND (id = $2 OR url = $3 OR url = $4)",
+        repo,
+        id,
+        which,
+        shown,
+    )
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Inside a push's transaction: the repository's mirrors want its new state (the
 /// generation the push is about to commit, `generation`), now.
 pub async fn wanted(tx: &mut PgConnection, repo: &str, generation: i64) -> sqlx::Result<()> {
-    let n = sqlx::query(
+    let n = sqlx::query!(
         "UPDATE mirrors SET wanted_generation = greatest(wanted_generation, $2),
                             pending_since = coalesce(pending_since, now()),
                             next_attempt_at = now()
          WHERE repo = $1",
+        repo,
+        generation,
     )
-    .bind(repo)
-    .bind(generation)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
+        sqlx::query!("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
             .execute(&mut *tx)
             .await?;
     }
@@ -294,14 +294,14 @@ pub async fn sync_now(
 ) -> Result<Vec<(Mirror, Option<String>)>> {
     let id: Option<i64> = which.and_then(|w| w.parse().ok());
     let shown = which.and_then(|w| UpstreamUrl::parse(w).ok().map(|u| u.display()));
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = sqlx::query_scalar!(
         "SELECT id FROM mirrors WHERE repo = $1
            AND ($2::text IS NULL OR id = $3 OR url = $2 OR url = $4) ORDER BY id",
+        repo,
+        which,
+        id,
+        shown,
     )
-    .bind(repo)
-    .bind(which)
-    .bind(id)
-    .bind(shown)
     .fetch_all(pool)
     .await?;
     if ids.is_empty() {
@@ -374,14 +374,14 @@ async fn deliver(pool: &PgPool, repos: &RepoStore, settings: &Settings, m: Claim
             let error = e.to_string();
             tracing::warn!(mirror = m.id, repo = %m.repo, url = %m.url, error, "mirror push failed");
             crate::metrics::global().mirror_push(false);
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE mirrors SET failures = failures + 1, last_error = $2,
                         next_attempt_at = now() + make_interval(secs => $3), lease_until = NULL
                  WHERE id = $1",
+                m.id,
+                error,
+                failure_wait(settings, &m),
             )
-            .bind(m.id)
-            .bind(&error)
-            .bind(failure_wait(settings, &m))
             .execute(pool)
             .await?;
             Ok(())
@@ -500,18 +500,18 @@ async fn record_outcome(
     crate::metrics::global().mirror_push(ok);
     if ok {
         tracing::info!(mirror = m.id, repo = %m.repo, url = %m.url, generation, "mirror in sync");
-        sqlx::query(
+        sqlx::query!(
             "UPDATE mirrors SET pushed_refs = $2, synced_generation = greatest(synced_generation, $3),
                     pending_since = CASE WHEN wanted_generation > $3 THEN now() END,
                     failures = 0, last_error = NULL, last_success_at = now(),
                     host_keys = CASE WHEN $4::text IS NULL THEN host_keys ELSE ARRAY[$4] END,
                     lease_until = NULL
              WHERE id = $1",
+            m.id,
+            sqlx::types::Json(&pushed_json) as _,
+            generation,
+            pin,
         )
-        .bind(m.id)
-        .bind(sqlx::types::Json(&pushed_json))
-        .bind(generation)
-        .bind(&pin)
         .execute(pool)
         .await?;
     } else {
@@ -521,18 +521,18 @@ async fn record_outcome(
             problems.join("; ")
         };
         tracing::warn!(mirror = m.id, repo = %m.repo, url = %m.url, error, "mirror push incomplete");
-        sqlx::query(
+        sqlx::query!(
             "UPDATE mirrors SET pushed_refs = $2, failures = failures + 1, last_error = $3,
                     next_attempt_at = now() + make_interval(secs => $4),
                     host_keys = CASE WHEN $5::text IS NULL THEN host_keys ELSE ARRAY[$5] END,
                     lease_until = NULL
              WHERE id = $1",
+            m.id,
+            sqlx::types::Json(&pushed_json) as _,
+            error,
+            failure_wait(settings, m),
+            pin,
         )
-        .bind(m.id)
-        .bind(sqlx::types::Json(&pushed_json))
-        .bind(&error)
-        .bind(failure_wait(settings, m))
-        .bind(&pin)
         .execute(pool)
         .await?;
     }
