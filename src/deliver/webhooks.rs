@@ -77,15 +77,15 @@ pub async fn add(
         )));
     }
     super::repo_exists(pool, repo).await?;
-    let id: Option<i64> = sqlx::query_scalar(
+    let id: Option<i64> = sqlx::query_scalar!(
         "INSERT INTO webhooks (repo, url, secret, allow_private, events)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo, url) DO NOTHING RETURNING id",
+        repo,
+        parsed.as_str(),
+        secret,
+        allow_private,
+        &events,
     )
-    .bind(repo)
-    .bind(parsed.as_str())
-    .bind(secret)
-    .bind(allow_private)
-    .bind(&events)
     .fetch_optional(pool)
     .await?;
     let id = id.ok_or_else(|| {
@@ -161,12 +161,12 @@ pub fn render_metrics(hooks: &[Webhook]) -> String {
 /// Removes a webhook (by id, or by URL) of `repo`, with its deliveries.
 pub async fn remove(pool: &PgPool, repo: &str, which: &str) -> Result<bool> {
     let id: Option<i64> = which.parse().ok();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM webhooks WHERE repo = $1 AND (id = $2 OR url = $3 OR url = $3 || '/')",
+        repo,
+        id,
+        which,
     )
-    .bind(repo)
-    .bind(id)
-    .bind(which)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -235,18 +235,18 @@ pub async fn redeliver(
     let id = Uuid::new_v4();
     // Inserted claimed (leased, first attempt): no worker sends it meanwhile, and if
     // this process dies the lease runs out and a worker does.
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, push_id, redelivery_of, payload,
                                          attempts, lease_until)
          SELECT $1, d.webhook_id, d.event, d.push_id, d.id, d.payload, 1,
                 now() + make_interval(secs => $4)
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.id = $2 AND w.repo = $3",
+        id,
+        of,
+        repo,
+        lease(settings),
     )
-    .bind(id)
-    .bind(of)
-    .bind(repo)
-    .bind(lease(settings))
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
@@ -264,13 +264,14 @@ pub async fn ping(
     repo: &str,
     hook: i64,
 ) -> Result<(Uuid, Sent)> {
-    let row = sqlx::query("SELECT events FROM webhooks WHERE repo = $1 AND id = $2")
-        .bind(repo)
-        .bind(hook)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| DeliverError::Invalid(format!("{repo} has no webhook {hook}")))?;
-    let events: Vec<String> = row.get(0);
+    let events: Vec<String> = sqlx::query_scalar!(
+        "SELECT events FROM webhooks WHERE repo = $1 AND id = $2",
+        repo,
+        hook,
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| DeliverError::Invalid(format!("{repo} has no webhook {hook}")))?;
     let body = json!({
         "zen": "A skill is only as good as its frontmatter.",
         "hook_id": hook,
@@ -278,14 +279,14 @@ pub async fn ping(
         "repository": {"name": repo},
     });
     let id = Uuid::new_v4();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, attempts, lease_until)
          VALUES ($1, $2, 'ping', $3, 1, now() + make_interval(secs => $4))",
+        id,
+        hook,
+        body.to_string(),
+        lease(settings),
     )
-    .bind(id)
-    .bind(hook)
-    .bind(body.to_string())
-    .bind(lease(settings))
     .execute(pool)
     .await?;
     Ok((id, send_claimed(pool, settings, id).await?))
@@ -315,11 +316,11 @@ const KEEP_DAYS: i32 = 30;
 
 /// Deletes the deliveries that ended more than [`KEEP_DAYS`] ago.
 pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM webhook_deliveries
          WHERE status <> 'pending' AND completed_at < now() - make_interval(days => $1)",
+        KEEP_DAYS,
     )
-    .bind(KEEP_DAYS)
     .execute(pool)
     .await?
     .rows_affected())
@@ -350,11 +351,15 @@ pub async fn enqueue(
     view: &gix::Repository,
     event: &PushEvent<'_>,
 ) -> Result<usize> {
-    let hooks: Vec<(i64, Vec<String>)> =
-        sqlx::query_as("SELECT id, events FROM webhooks WHERE repo = $1")
-            .bind(event.repo)
-            .fetch_all(&mut *tx)
-            .await?;
+    let hooks: Vec<(i64, Vec<String>)> = sqlx::query!(
+        "SELECT id, events FROM webhooks WHERE repo = $1",
+        event.repo
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.events))
+    .collect();
     if hooks.is_empty() {
         return Ok(0);
     }
