@@ -316,7 +316,15 @@ fn a_push_is_delivered_signed_with_its_commits_and_skills_and_retried_after_a_50
     let again = &got[4];
     assert_eq!(again.body, push[0].body);
     assert_ne!(again.header("X-Skillsd-Delivery"), Some(first.as_str()));
-    std::thread::sleep(Duration::from_millis(500));
+    // Nothing else will be sent: no delivery is pending, and the receiver saw every
+    // attempt the database counts.
+    common::eventually(10, "every delivery settled", || {
+        server.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'") == 0
+    });
+    assert_eq!(
+        server.count("SELECT coalesce(sum(attempts), 0)::int8 FROM webhook_deliveries"),
+        5
+    );
     assert_eq!(receiver.count(), 5, "nothing else was sent");
 }
 
@@ -557,7 +565,27 @@ fn each_delivery_is_sent_by_one_node_and_survives_every_node_restarting() {
         );
     }
     let got = receiver.wait_for(5);
-    std::thread::sleep(Duration::from_secs(3));
+    // Each of the five deliveries was settled by one attempt: no node sends it again.
+    let pool = env.rt.block_on(skillsd::db::connect(&env.db_url)).unwrap();
+    let settled = || -> (i64, i64, i64) {
+        env.rt
+            .block_on(
+                sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE status = 'pending'),
+                            count(*) FILTER (WHERE status = 'delivered' AND attempts = 1),
+                            count(*)
+                     FROM webhook_deliveries",
+                )
+                .fetch_one(&pool),
+            )
+            .unwrap()
+    };
+    common::eventually(20, "every delivery settled", || settled().0 == 0);
+    assert_eq!(
+        settled(),
+        (0, 5, 5),
+        "each delivery delivered at its first attempt"
+    );
     let got_all = receiver.got.lock().unwrap().clone();
     assert_eq!(got_all.len(), 5, "one request per delivery: {}", got.len());
     let ids: std::collections::HashSet<&str> = got_all
