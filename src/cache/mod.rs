@@ -6,6 +6,7 @@
 //!   by an advisory lock and anchored on the `sync_state` watermark, so a late or
 //!   repeated sync is a no-op and the cache never moves backwards.
 //! * [`pushes`] records every push attempt, accepted or refused.
+//! * [`health`] sums the cache up by sync state.
 //! * [`bulk`] rebuilds an empty cache rows first, indexes after.
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
 //! * [`periodic`] reconciles every repository now and then.
@@ -15,13 +16,14 @@ pub mod binary_copy;
 pub mod bulk;
 pub mod changes;
 pub mod commits;
+pub mod health;
 pub mod periodic;
 pub mod pushes;
 pub mod query;
 pub mod search;
 pub mod sync;
 #[cfg(test)]
-mod test_repo;
+pub(crate) mod test_repo;
 pub mod vector;
 pub mod versions;
 

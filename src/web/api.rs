@@ -216,17 +216,17 @@ struct SyncStatus {
 }
 
 async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<SyncStatus>, ApiError> {
-    // A view's columns carry no NOT NULL: each is a count or a comparison of counts.
-    let status = sqlx::query_as!(
-        SyncStatus,
-        r#"SELECT synced AS "synced!", pending AS "pending!", failed AS "failed!",
-                  unknown AS "unknown!", total AS "total!", recent_failures AS "recent_failures!",
-                  healthy AS "healthy!", with_warnings AS "with_warnings!"
-         FROM skill_sync_health"#
-    )
-    .fetch_one(&s.pool)
-    .await?;
-    Ok(Json(status))
+    let h = crate::cache::health::read(&s.pool).await?;
+    Ok(Json(SyncStatus {
+        synced: h.synced,
+        pending: h.pending,
+        failed: h.failed,
+        unknown: h.unknown,
+        total: h.total,
+        recent_failures: h.recent_failures,
+        healthy: h.healthy,
+        with_warnings: h.with_warnings,
+    }))
 }
 
 /// `GET /api/skills`: the `/skills` page's search and filters as JSON (`q`,

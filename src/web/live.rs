@@ -73,30 +73,18 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
 }
 
 /// The cache's health, as the live stream sends it.
-#[derive(serde::Serialize)]
-struct Health {
-    synced: i64,
-    pending: i64,
-    failed: i64,
-    unknown: i64,
-    total: i64,
-    search_pending: i64,
-    with_warnings: i64,
-    healthy: bool,
-}
-
 async fn health(pool: &PgPool) -> sqlx::Result<serde_json::Value> {
-    // A view's columns carry no NOT NULL: each is a count or a comparison of counts.
-    let health = sqlx::query_as!(
-        Health,
-        r#"SELECT synced AS "synced!", pending AS "pending!", failed AS "failed!",
-                  unknown AS "unknown!", total AS "total!", search_pending AS "search_pending!",
-                  with_warnings AS "with_warnings!", healthy AS "healthy!"
-         FROM skill_sync_health"#
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(json!(health))
+    let h = crate::cache::health::read(pool).await?;
+    Ok(json!({
+        "synced": h.synced,
+        "pending": h.pending,
+        "failed": h.failed,
+        "unknown": h.unknown,
+        "total": h.total,
+        "search_pending": h.search_pending,
+        "with_warnings": h.with_warnings,
+        "healthy": h.healthy,
+    }))
 }
 
 /// Most live streams open at once, in all and per address: well under the HTTP

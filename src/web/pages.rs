@@ -110,12 +110,7 @@ pub async fn dashboard(
 async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Markup, sqlx::Error> {
     let admin = viewer.filter(|v| v.role == crate::db::users::Role::Admin);
     let branch = crate::repos::DEFAULT_BRANCH;
-    let health = sqlx::query(
-        "SELECT synced, pending, failed, unknown, total, recent_failures, healthy, search_pending, with_warnings
-         FROM skill_sync_health",
-    )
-    .fetch_one(&s.pool)
-    .await?;
+    let health = crate::cache::health::read(&s.pool).await?;
     let repos = sqlx::query(
         "SELECT r.name,
                 (SELECT target FROM git_refs g WHERE g.repo = r.name AND g.name = 'refs/heads/' || $1) AS tip,
@@ -146,19 +141,18 @@ async fn dashboard_markup(s: &HttpState, viewer: Option<&Viewer>) -> Result<Mark
     let hooks = crate::deliver::webhooks::list(&s.pool, None)
         .await
         .unwrap_or_default();
-    let count = |name: &str| health.get::<i64, _>(name);
     let names: Vec<String> = repos.iter().map(|r| r.get("name")).collect();
     let audits = super::audit::states(s, &names, super::audit::PAGE_WAIT).await;
     Ok(html! {
         h1 { "Dashboard" }
         div class="bar" id="status-bar" {
-            span { strong id="count-synced" { (count("synced")) } "/" span id="count-total" { (count("total")) } " skills synced" }
-            span class=(if count("pending") > 0 { "warn" } else { "muted" }) { strong id="count-pending" { (count("pending")) } " pending" }
-            span class=(if count("failed") > 0 { "bad" } else { "muted" }) { strong id="count-failed" { (count("failed")) } " failed" }
-            span class="muted" { strong id="count-unknown" { (count("unknown")) } " unknown" }
-            span class="muted" { strong id="count-search-pending" { (count("search_pending")) } " search vectors pending" }
-            span class=(if count("with_warnings") > 0 { "warn" } else { "muted" }) { strong id="count-warnings" { (count("with_warnings")) } " with warnings" }
-            @if health.get::<bool, _>("healthy") { span class="badge ok" { "healthy" } } @else { span class="badge bad" { "needs attention" } }
+            span { strong id="count-synced" { (health.synced) } "/" span id="count-total" { (health.total) } " skills synced" }
+            span class=(if health.pending > 0 { "warn" } else { "muted" }) { strong id="count-pending" { (health.pending) } " pending" }
+            span class=(if health.failed > 0 { "bad" } else { "muted" }) { strong id="count-failed" { (health.failed) } " failed" }
+            span class="muted" { strong id="count-unknown" { (health.unknown) } " unknown" }
+            span class="muted" { strong id="count-search-pending" { (health.search_pending) } " search vectors pending" }
+            span class=(if health.with_warnings > 0 { "warn" } else { "muted" }) { strong id="count-warnings" { (health.with_warnings) } " with warnings" }
+            @if health.healthy { span class="badge ok" { "healthy" } } @else { span class="badge bad" { "needs attention" } }
             span class="muted" id="live" {}
         }
         h2 { "Repositories" }
