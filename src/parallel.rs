@@ -61,34 +61,28 @@ where
     })
 }
 
-/// [`chunks`] with every result kept: one per item, in the items' order.
-pub fn map<I, S, O>(
+/// [`chunks`] with every chunk's results kept, put back in the items' order; the
+/// first error stops the work and is returned.
+pub fn in_order<I, S, O, E>(
     items: &[I],
+    batch: usize,
     from: usize,
     state: impl FnMut() -> S,
-    work: impl Fn(&S, &I) -> O + Sync,
-) -> Vec<O>
+    work: impl Fn(&S, &[I]) -> Result<Vec<O>, E> + Sync,
+) -> Result<Vec<O>, E>
 where
     I: Sync,
     S: Send,
     O: Send,
+    E: Send,
 {
-    let batch = items.len().div_ceil(threads() * 4).max(1);
     let mut parts: Vec<(usize, Vec<O>)> = Vec::new();
-    let done: Result<(), std::convert::Infallible> = chunks(
-        items,
-        batch,
-        from,
-        state,
-        |s, part| part.iter().map(|item| work(s, item)).collect(),
-        &mut |i, out| {
-            parts.push((i, out));
-            Ok(())
-        },
-    );
-    let Ok(()) = done;
+    chunks(items, batch, from, state, work, &mut |i, out| {
+        parts.push((i, out?));
+        Ok(())
+    })?;
     parts.sort_by_key(|(i, _)| *i);
-    parts.into_iter().flat_map(|(_, out)| out).collect()
+    Ok(parts.into_iter().flat_map(|(_, out)| out).collect())
 }
 
 #[cfg(test)]
@@ -99,8 +93,14 @@ mod tests {
     fn results_come_back_in_the_items_order_on_every_core_or_on_one() {
         let items: Vec<u64> = (0..10_000).collect();
         let squares: Vec<u64> = items.iter().map(|i| i * i).collect();
-        assert_eq!(map(&items, 1, || (), |_, i| i * i), squares);
-        assert_eq!(map(&items, usize::MAX, || (), |_, i| i * i), squares);
+        let square = |_: &(), part: &[u64]| -> Result<Vec<u64>, ()> {
+            Ok(part.iter().map(|i| i * i).collect())
+        };
+        assert_eq!(in_order(&items, 100, 1, || (), square), Ok(squares.clone()));
+        assert_eq!(
+            in_order(&items, 100, usize::MAX, || (), square),
+            Ok(squares)
+        );
     }
 
     #[test]

@@ -575,14 +575,7 @@ mod tests {
 
     /// A bare repository with one commit of `files` (path, content, executable).
     fn repository(files: &[(&str, &str, bool)]) -> (tempfile::TempDir, gix::Repository, String) {
-        let dir = tempfile::tempdir().unwrap();
-        gix::init_bare(dir.path()).unwrap();
-        std::fs::write(
-            dir.path().join("config"),
-            "[core]\n\tbare = true\n[user]\n\tname = t\n\temail = t@localhost\n",
-        )
-        .unwrap();
-        let repo = gix::open(dir.path()).unwrap();
+        let (dir, repo) = crate::cache::test_repo::repository();
         let mut editor = repo
             .edit_tree(ObjectId::empty_tree(gix::hash::Kind::Sha1))
             .unwrap();

@@ -279,15 +279,16 @@ pub(crate) fn load_all(
     jobs: Vec<Job>,
     known: Option<&Known>,
 ) -> Vec<Op> {
-    let mut ops = Vec::with_capacity(jobs.len());
     let chunk = jobs.len().div_ceil(crate::parallel::threads()).max(1);
-    let result: Result<()> = load_streaming(repo, rules, &jobs, known, chunk, &mut |batch| {
-        ops.push(batch);
-        Ok(())
-    });
-    debug_assert!(result.is_ok());
-    ops.sort_by_key(|(i, _)| *i);
-    ops.into_iter().flat_map(|(_, batch)| batch).collect()
+    let ops: std::result::Result<Vec<Op>, std::convert::Infallible> = crate::parallel::in_order(
+        &jobs,
+        chunk,
+        PARALLEL_FROM,
+        || repo.clone(),
+        |repo, part| Ok(part.iter().map(|j| j.run(repo, rules, known)).collect()),
+    );
+    let Ok(ops) = ops;
+    ops
 }
 
 /// Reads and validates `jobs` in batches of `batch`, on every core when there are many,

@@ -1,4 +1,4 @@
-//! Bare repositories and commits for the cache's unit tests.
+//! Bare repositories and commits for unit tests (the cache's, the agents' index).
 
 use gix::ObjectId;
 

@@ -114,8 +114,7 @@ fn contents(
     }
     let paths: Vec<String> = paths.into_iter().collect();
     let tree_id = tree.id;
-    let mut parts: Vec<(usize, Vec<Content>)> = Vec::with_capacity(threads);
-    crate::parallel::chunks::<_, _, _, CacheError>(
+    crate::parallel::in_order(
         &paths,
         paths.len().div_ceil(threads),
         PARALLEL_FROM,
@@ -124,13 +123,7 @@ fn contents(
             let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
             contents_here(repo, &tree, rules, part.iter().cloned().collect())
         },
-        &mut |i, made| {
-            parts.push((i, made?));
-            Ok(())
-        },
-    )?;
-    parts.sort_by_key(|(i, _)| *i);
-    Ok(parts.into_iter().flat_map(|(_, part)| part).collect())
+    )
 }
 
 /// From how many skills [`contents_here`] walks the whole tree instead of looking each
