@@ -163,26 +163,21 @@ fn the_private_postgres_is_stopped_by_whoever_started_it() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = tmp.path().join("data");
     let pid_file = data.join("postgres/data/postmaster.pid");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let banner = tmp.path().join("banner");
     let mut serve = std::process::Command::new(common::SKILLSD)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env_remove("DATABASE_URL")
         .env("SKILLSD_LOG", "warn")
         .env("SKILLSD_HTTP", "off")
-        .stdout(std::fs::File::create(tmp.path().join("banner")).unwrap())
+        .stdout(std::fs::File::create(&banner).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let port = common::read_banner(&banner, std::time::Duration::from_secs(120), || {
+        serve.try_wait().unwrap().is_none()
+    })
+    .ssh;
     common::wait_ready(port, std::time::Duration::from_secs(120));
     assert!(serve.try_wait().unwrap().is_none(), "skillsd exited");
     assert!(pid_file.exists(), "no private PostgreSQL is running");

@@ -76,27 +76,27 @@ fn admin_commands_refuse_without_a_data_dir_and_create_nothing() {
     );
 }
 
-/// `skillsd serve` on a free SSH port and this test's database, with stdout (the
-/// banner) in a file; `http` are extra arguments (none: the default pages address).
+/// `skillsd serve` on an SSH port it binds itself (read back from the banner) and this
+/// test's database, with stdout (the banner) in a file; `http` are extra arguments
+/// (none: the default pages address).
 fn serve(env: &common::ChildEnv, name: &str, http: &[&str]) -> (std::process::Child, u16) {
-    let port = common::free_port();
-    let child = Command::new(SKILLSD)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+    let banner = env.tmp.path().join(name);
+    let mut child = Command::new(SKILLSD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&env.data)
         .args(["--database-url", &env.db_url])
         .args(http)
         .env_remove("SKILLSD_HTTP")
         .env_remove("SKILLSD_CONFIG")
         .env("SKILLSD_LOG", "warn")
-        .stdout(std::fs::File::create(env.tmp.path().join(name)).unwrap())
+        .stdout(std::fs::File::create(&banner).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let port = common::read_banner(&banner, std::time::Duration::from_secs(60), || {
+        child.try_wait().unwrap().is_none()
+    })
+    .ssh;
     common::wait_ready(port, std::time::Duration::from_secs(60));
     (child, port)
 }

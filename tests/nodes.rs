@@ -463,13 +463,10 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
     let mut lb_env: Vec<(String, String)> = Vec::new();
     let mut http_ports = Vec::new();
     for i in 0..3 {
-        let http = free_port();
-        http_ports.push(http);
-        let addr = format!("127.0.0.1:{http}");
         nodes.push(ChildServer::start_with(
             &env.node_dir(i),
             &env.db_url,
-            &["--database-url", &env.db_url, "--http", &addr],
+            &["--database-url", &env.db_url, "--http", "127.0.0.1:0"],
             // HAProxy connects from 127.0.0.1 and names the client in a PROXY
             // header; few sign-ins per client address, to see that they are counted
             // per client, not per balancer.
@@ -482,8 +479,11 @@ fn pushes_and_clones_through_haproxy_in_front_of_three_nodes() {
             format!("SKILLSD_NODE{}", i + 1),
             format!("127.0.0.1:{}", nodes[i].port),
         ));
+        let http = nodes[i].http_port.expect("the pages' port in the banner");
+        http_ports.push(http);
         lb_env.push((format!("SKILLSD_NODE{}_HTTP_PORT", i + 1), http.to_string()));
     }
+    // HAProxy's own port is picked free and then bound by it (it cannot say it back).
     let lb_port = free_port();
     lb_env.push(("SKILLSD_LB_LISTEN".into(), format!("127.0.0.1:{lb_port}")));
     let log = std::fs::File::create(env.tmp.path().join("haproxy.log")).unwrap();

@@ -521,7 +521,12 @@ pub fn fresh_database_with(rt: &tokio::runtime::Runtime, options: &str) -> (Stri
 
 /// skillsd as a child process (`skillsd serve`), for tests that kill it.
 pub struct ChildServer {
+    /// The SSH port: bound by skillsd itself (`--listen 127.0.0.1:0`) and read back
+    /// from its banner; a restart binds the same port again, so URLs stay valid.
     pub port: u16,
+    /// The pages' port when `args` hold `--http 127.0.0.1:0` (read back from the
+    /// banner at each start).
+    pub http_port: Option<u16>,
     pub data: PathBuf,
     pub db_url: String,
     /// Extra arguments of `serve` and environment variables.
@@ -541,9 +546,9 @@ impl ChildServer {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> ChildServer {
-        let port = free_port();
         let mut s = ChildServer {
-            port,
+            port: 0,
+            http_port: None,
             data: data.to_path_buf(),
             db_url: db_url.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -557,13 +562,15 @@ impl ChildServer {
         s
     }
 
-    /// Starts (again) and waits until the port accepts connections.
+    /// Starts (again): reads the ports back from the banner, then waits until SSH
+    /// answers.
     pub fn restart(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.data.with_extension("log"))
             .unwrap();
+        let banner = self.data.with_extension("banner");
         let child = Command::new(SKILLSD)
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .arg("--data-dir")
@@ -575,11 +582,14 @@ impl ChildServer {
             .env("SKILLSD_HTTP", "off")
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&banner).unwrap())
             .stderr(log)
             .spawn()
             .expect("start skillsd");
         self.child = Some(child);
+        let bound = read_banner(&banner, std::time::Duration::from_secs(60), || self.alive());
+        self.port = bound.ssh;
+        self.http_port = bound.http;
         wait_ready(self.port, std::time::Duration::from_secs(60));
     }
 
@@ -679,6 +689,53 @@ impl Server {
                 self.db_name
             ),
         );
+    }
+}
+
+/// The addresses a `skillsd serve` bound, as its banner says them.
+pub struct Bound {
+    pub ssh: u16,
+    /// The pages' port, when they are served at their own address.
+    pub http: Option<u16>,
+}
+
+/// Waits for `skillsd serve`'s banner in the file `path` (its standard output) and
+/// reads back the ports it bound (`--listen 127.0.0.1:0`: the kernel picks, nothing
+/// is picked and then bound by someone else); panics if `alive` says the process
+/// ended first.
+pub fn read_banner(
+    path: &Path,
+    within: std::time::Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Bound {
+    let port_after = |line: &str, prefix: &str| -> Option<u16> {
+        let rest = line.strip_prefix(prefix)?;
+        let addr: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+            .collect();
+        addr.rsplit_once(':')?.1.parse().ok()
+    };
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // The pages' line ends the banner.
+        if let Some(pages) = text.lines().find(|l| l.starts_with("  pages:  ")) {
+            let ssh = text
+                .lines()
+                .find_map(|l| port_after(l, "skillsd listening on "))
+                .unwrap_or_else(|| panic!("no address in the banner:\n{text}"));
+            return Bound {
+                ssh,
+                http: port_after(pages, "  pages:  http://"),
+            };
+        }
+        assert!(alive(), "skillsd ended before its banner:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "skillsd did not start:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
