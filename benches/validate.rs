@@ -15,7 +15,7 @@
 use proptest::prelude::RngExt;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 use skillsd::receive::commands::Command;
-use skillsd::receive::pre_receive::{check, Policy};
+use skillsd::receive::pre_receive::{Policy, check};
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command as Process, Stdio};
@@ -231,12 +231,14 @@ fn main() {
     // Agent-skills repository: the template without its flat skills, in the Agent
     // Skills layout, then +N skills.
     let adir = tempfile::tempdir().unwrap();
-    assert!(Process::new("git")
-        .args(["init", "-q", "--bare", "."])
-        .current_dir(adir.path())
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Process::new("git")
+            .args(["init", "-q", "--bare", "."])
+            .current_dir(adir.path())
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut base: Vec<(String, String)> = template
         .iter()
         .filter(|(p, _)| !p.starts_with("skills/") || p == "skills/README.md")

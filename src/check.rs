@@ -3,7 +3,7 @@
 //! own `skillsd.toml` and schema, as the server reads them from the pushed commit.
 
 use crate::skills::rules::{DirSource, Rules};
-use crate::skills::{render_problems, summary_line, tree, Problem};
+use crate::skills::{Problem, render_problems, summary_line, tree};
 use std::path::{Path, PathBuf};
 
 /// Validates every skill at or under `path` (a file or a folder of a working tree; the

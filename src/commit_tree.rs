@@ -3,8 +3,8 @@
 //! the rules files to tell whether two commits share their rules. `skills` itself
 //! knows nothing of git; this is its reader over gix.
 
-use crate::skills::rules::{RulesSource, CONFIG_PATH};
 use crate::skills::Rules;
+use crate::skills::rules::{CONFIG_PATH, RulesSource};
 
 /// Rules read from a commit's tree.
 pub struct TreeSource<'r> {

@@ -154,12 +154,12 @@ pub fn pre_receive(
 ) -> (String, bool) {
     let branch = default_branch(repo);
     let mut current: HashMap<String, gix::ObjectId> = HashMap::new();
-    if let Ok(platform) = repo.references() {
-        if let Ok(all) = platform.all() {
-            for r in all.flatten() {
-                if let Some(id) = r.target().try_id() {
-                    current.insert(r.name().as_bstr().to_string(), id.to_owned());
-                }
+    if let Ok(platform) = repo.references()
+        && let Ok(all) = platform.all()
+    {
+        for r in all.flatten() {
+            if let Some(id) = r.target().try_id() {
+                current.insert(r.name().as_bstr().to_string(), id.to_owned());
             }
         }
     }
@@ -187,10 +187,10 @@ pub fn pre_receive(
         text.push_str(&crate::skills::push_report(&verdict.problems));
     }
     for (cmd, r) in commands.iter().zip(&verdict.rejections) {
-        if let Some(refusal) = r {
-            if !crate::skills::any_error(&verdict.problems) {
-                text.push_str(&format!("error: {}: {}\n", cmd.name, refusal.message));
-            }
+        if let Some(refusal) = r
+            && !crate::skills::any_error(&verdict.problems)
+        {
+            text.push_str(&format!("error: {}: {}\n", cmd.name, refusal.message));
         }
     }
     let accept = verdict.rejections.iter().all(Option::is_none);

@@ -62,10 +62,10 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
         }
         return cli::check::check(path, format, *builtin_rules, *all, &settings);
     }
-    if let Cmd::Hook { stage, .. } = &cli.command {
-        if stage == "pre-receive" {
-            return cli::check::hook_pre_receive(&settings);
-        }
+    if let Cmd::Hook { stage, .. } = &cli.command
+        && stage == "pre-receive"
+    {
+        return cli::check::hook_pre_receive(&settings);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

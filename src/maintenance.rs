@@ -168,10 +168,10 @@ pub fn consolidate(
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().into_owned());
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-        if let (Some(dir), Some(name)) = (dir, name) {
-            if let Ok(oid) = gix::ObjectId::from_hex(format!("{dir}{name}").as_bytes()) {
-                ids.insert(oid);
-            }
+        if let (Some(dir), Some(name)) = (dir, name)
+            && let Ok(oid) = gix::ObjectId::from_hex(format!("{dir}{name}").as_bytes())
+        {
+            ids.insert(oid);
         }
     }
     let objects = ids.len();

@@ -45,11 +45,13 @@ where
         for _ in 0..threads.min(parts.len()) {
             let (tx, state) = (tx.clone(), state());
             let (parts, next, work) = (&parts, &next, &work);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(part) = parts.get(i) else { break };
-                if tx.send((i, work(&state, part))).is_err() {
-                    break; // the consumer stopped
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(part) = parts.get(i) else { break };
+                    if tx.send((i, work(&state, part))).is_err() {
+                        break; // the consumer stopped
+                    }
                 }
             });
         }
@@ -109,11 +111,7 @@ mod tests {
         let mut seen = 0;
         let done = chunks(&items, 10, 1, || (), |_, part| part.len(), &mut |_, n| {
             seen += n;
-            if seen >= 30 {
-                Err("enough")
-            } else {
-                Ok(())
-            }
+            if seen >= 30 { Err("enough") } else { Ok(()) }
         });
         assert_eq!(done, Err("enough"));
         assert!(seen < items.len());

@@ -62,7 +62,7 @@ pub const TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
-pub use crate::incoming::{odb_options, ODB_SLOTS};
+pub use crate::incoming::{ODB_SLOTS, odb_options};
 
 /// Opens a repository the way the server uses it: isolated from the machine's git
 /// configuration, with [`ODB_SLOTS`] index slots.
@@ -371,7 +371,7 @@ fn lying_tag(repo: &gix::Repository) -> Option<String> {
                          (every clone fails; `skillsd ref delete` removes it)",
                         r.name().as_bstr(),
                         h.kind()
-                    ))
+                    ));
                 }
                 Ok(_) => id = target,
                 Err(_) => break,

@@ -80,7 +80,7 @@ pub fn inspect(repo: &gix::Repository, id: ObjectId) -> Result<Signature, ReadEr
         Err(e) => {
             return Ok(Signature::Unreadable(format!(
                 "its signature cannot be read ({e})"
-            )))
+            )));
         }
     };
     let key = PublicKey::from(sig.public_key().clone());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, Git, Key, Server};
+use common::{Git, Key, Server, skill};
 use std::process::Command;
 
 fn ssh(server: &Server, key: &Key, extra: &[&str]) -> std::process::Output {
@@ -260,10 +260,12 @@ fn per_repository_grants_replace_the_global_role() {
         "{stderr}"
     );
     // Revoked: a reader on notes again.
-    assert!(server
-        .cli(&["user", "revoke", "bob", "notes"])
-        .status
-        .success());
+    assert!(
+        server
+            .cli(&["user", "revoke", "bob", "notes"])
+            .status
+            .success()
+    );
     git.commit_files(
         &notes,
         &[("skills/second.md", &skill("Second", ""))],

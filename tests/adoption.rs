@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_contains_all, Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::path::Path;
 
 /// A skill as public collections write them: client-specific keys, tools as a list,
@@ -175,12 +175,13 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
     ] {
         assert!(warned.contains(&check), "{check} not in {warned:?}");
     }
-    assert!(pdf
-        .4
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|w| w["level"] == "warning"));
+    assert!(
+        pdf.4
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["level"] == "warning")
+    );
     assert_eq!(rows[1].0, "commit");
 
     // The health view and the API show them.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_contains_all, Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::path::Path;
 use std::process::Command;
 

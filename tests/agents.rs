@@ -34,7 +34,9 @@ fn sha256(bytes: &[u8]) -> String {
 const LAYOUT: &str = "layout = \"agent-skills\"\nroots = [\"skills\"]\n";
 
 fn skill_md(name: &str, description: &str, extra: &str) -> String {
-    format!("---\nname: {name}\ndescription: {description}\n{extra}---\n\n# {name}\n\nDo it this way.\n")
+    format!(
+        "---\nname: {name}\ndescription: {description}\n{extra}---\n\n# {name}\n\nDo it this way.\n"
+    )
 }
 
 /// The skills of the test, path and bytes; `scripts/run.sh` is executable.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use serde_json::Value;
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ssh_to, ChildEnv, Key};
+use common::{ChildEnv, Key, ssh_to};
 
 #[test]
 fn admin_key_and_json_logs() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use sqlx::Row;
 use std::collections::BTreeMap;
 

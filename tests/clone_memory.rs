@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{stdout_of, ChildFixture};
+use common::{ChildFixture, stdout_of};
 use std::time::Duration;
 
 /// The process's anonymous resident memory, in KiB.

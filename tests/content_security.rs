@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_contains_all, skill, Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server, assert_contains_all, skill};
 use std::path::Path;
 
 /// The `warnings` column of the cached skill at `path`, if there is a row.
@@ -39,10 +39,8 @@ fn check(path: &Path) -> (Option<i32>, String) {
 /// `if level != "user" { // Check if admin`, and reads as a string comparison that
 /// is never true.
 fn trojan_skill() -> String {
-    skill(
-        "Check access",
-        "",
-    ) + "```js\nif (level != \"user\u{202E} \u{2066}// Check if admin\u{2069} \u{2066}\") {\n  grant();\n}\n```\n"
+    skill("Check access", "")
+        + "```js\nif (level != \"user\u{202E} \u{2066}// Check if admin\u{2069} \u{2066}\") {\n  grant();\n}\n```\n"
 }
 
 #[test]
@@ -508,7 +506,9 @@ fn the_policy_weighs_executables_script_locations_and_allowed_tools() {
         &["rm", "-q", "-r", "skills/git", "skills/getting-started"],
     );
     let agent = |name: &str, tools: &str| {
-        format!("---\nname: {name}\ndescription: Does {name} things when asked to.\n{tools}---\n\n# {name}\n\nSteps.\n")
+        format!(
+            "---\nname: {name}\ndescription: Does {name} things when asked to.\n{tools}---\n\n# {name}\n\nSteps.\n"
+        )
     };
     let write = |path: &str, text: &str, executable: bool| {
         let p = dir.join(path);
@@ -654,8 +654,12 @@ fn a_password_in_a_url_is_refused_in_the_body_and_in_other_files_and_allowed_by_
         assert_contains_all(
             &stderr,
             &[
-                &format!("agent/deploy/SKILL.md:9:11: password in a URL committed (fingerprint {fp_body}); the secret is not shown [secret]"),
-                &format!("agent/deploy/scripts/migrate.sh:3:21: password in a URL committed (fingerprint {fp_script})"),
+                &format!(
+                    "agent/deploy/SKILL.md:9:11: password in a URL committed (fingerprint {fp_body}); the secret is not shown [secret]"
+                ),
+                &format!(
+                    "agent/deploy/scripts/migrate.sh:3:21: password in a URL committed (fingerprint {fp_script})"
+                ),
                 "rotate it",
             ],
         );

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{skill, stdout_of, ChildFixture};
+use common::{ChildFixture, skill, stdout_of};
 use std::process::Command;
 use std::time::Duration;
 

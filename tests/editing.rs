@@ -8,8 +8,8 @@
 mod common;
 
 use base64::Engine;
-use common::{skill, Git, Key, Server};
-use serde_json::{json, Value};
+use common::{Git, Key, Server, skill};
+use serde_json::{Value, json};
 use std::process::Command;
 
 fn ssh(server: &Server, key: &Key, command: &str) -> (bool, String) {
@@ -136,11 +136,13 @@ fn the_contents_api_opens_changes_as_the_user_checked_like_a_push() {
     );
     assert_eq!(code, 200);
     assert_eq!(listing["type"], "dir");
-    assert!(listing["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["name"] == "deploy.md" && e["sha"] == sha.as_str()));
+    assert!(
+        listing["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "deploy.md" && e["sha"] == sha.as_str())
+    );
     let (code, _) = call(
         &server,
         &read_only,
@@ -228,7 +230,9 @@ fn the_contents_api_opens_changes_as_the_user_checked_like_a_push() {
     ]);
     assert_eq!(
         who,
-        format!("Alice Liddell <alice@example.com>|Alice Liddell <alice@example.com>|Watch the error rate|{main_before}")
+        format!(
+            "Alice Liddell <alice@example.com>|Alice Liddell <alice@example.com>|Watch the error rate|{main_before}"
+        )
     );
     assert_eq!(
         run(&["show", "FETCH_HEAD:skills/ops/deploy.md"]).trim_end(),

@@ -11,7 +11,7 @@ mod common;
 
 use base64::Engine;
 use common::{Git, Key, Server};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -529,9 +529,11 @@ fn the_editor_forms_work_without_javascript() {
     let r = request(&server, &rita_jar, &format!("/skills/{SLUG}"), None, None);
     assert_eq!(r.code, 200);
     assert!(!r.body.contains("id=\"edit\"") && !r.body.contains("id=\"archive\""));
-    assert!(!request(&server, &rita_jar, "/skills", None, None)
-        .body
-        .contains("id=\"new-skill\""));
+    assert!(
+        !request(&server, &rita_jar, "/skills", None, None)
+            .body
+            .contains("id=\"new-skill\"")
+    );
     let r = request(
         &server,
         &rita_jar,
@@ -585,10 +587,12 @@ fn the_editor_forms_work_without_javascript() {
     assert_eq!(r.code, 200, "{}", r.body);
     let v: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["path"], PATH);
-    assert!(v["content"]
-        .as_str()
-        .unwrap()
-        .ends_with("---\n# Hi\n\n<script>alert(1)</script>\n"));
+    assert!(
+        v["content"]
+            .as_str()
+            .unwrap()
+            .ends_with("---\n# Hi\n\n<script>alert(1)</script>\n")
+    );
     assert!(
         v["html"].as_str().unwrap().contains("&lt;script&gt;"),
         "{v}"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{stdout_of, ChildFixture};
+use common::{ChildFixture, stdout_of};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -97,7 +97,7 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
             {
-                return false
+                return false;
             }
             Err(_) => return true, // reset
         }

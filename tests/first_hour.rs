@@ -321,7 +321,7 @@ fn remote_lines(stderr: &str) -> Vec<String> {
 /// renamed or deleted since, and a passing dry run has a badge of its own.
 #[test]
 fn push_pages_show_what_the_pusher_read_and_follow_renames() {
-    use common::{skill, Git, GITS};
+    use common::{GITS, Git, skill};
     let server = common::Server::start_with(true);
     let key = server.add_user("alice", "writer");
     for bin in GITS {

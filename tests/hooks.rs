@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{skill, Server, GITS, SKILLSD};
+use common::{GITS, SKILLSD, Server, skill};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -259,7 +259,7 @@ fn check_command_and_pre_commit_hook() {
 
 #[test]
 fn deep_trees_are_refused_by_the_hook_and_by_check() {
-    use common::packs::{self, Pack, BLOB, COMMIT, TREE};
+    use common::packs::{self, BLOB, COMMIT, Pack, TREE};
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let bare = bare_with_hooks(common::GIT_NEW, tmp.path(), "deep");

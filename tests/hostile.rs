@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{skill, Git, Key, Server};
+use common::{Git, Key, Server, skill};
 use std::io::Write;
 use std::process::Stdio;
 

@@ -10,8 +10,8 @@
 
 mod common;
 
-use common::packs::{self, Pack, BLOB, COMMIT, TAG, TREE};
-use common::{stdout_of, ChildFixture};
+use common::packs::{self, BLOB, COMMIT, Pack, TAG, TREE};
+use common::{ChildFixture, stdout_of};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -498,7 +498,11 @@ fn huge_trees_and_many_refs_are_refused() {
         &[(ZERO.to_string(), t.to_string(), "refs/tags/ghosttag".into())],
         &pack.finish(),
     );
-    a.refused("tag of a missing commit", &request, &["missing necessary objects (object feedfacefeedfacefeedfacefeedfacefeedface is missing)"]);
+    a.refused(
+        "tag of a missing commit",
+        &request,
+        &["missing necessary objects (object feedfacefeedfacefeedfacefeedfacefeedface is missing)"],
+    );
     // A tag of a tag of a missing blob.
     let mut pack = Pack::new();
     let inner = pack.object(TAG, &packs::tag(ghost, "blob", "inner"));
@@ -824,7 +828,9 @@ fn a_client_that_leaves_stops_the_work_it_started() {
     let idle_from = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(2));
     let after = cpu_ticks(pid) - idle_from;
-    eprintln!("server CPU: {busy} ticks in 0.5 s while working, {after} ticks in 2 s after the client left");
+    eprintln!(
+        "server CPU: {busy} ticks in 0.5 s while working, {after} ticks in 2 s after the client left"
+    );
     assert!(
         busy >= 10,
         "the server was not working on the push ({busy} ticks): the test proves nothing"
@@ -1407,8 +1413,10 @@ fn skillsd_fsck_finds_what_older_versions_let_in_and_ref_delete_repairs_it() {
     };
     let out = cli(&f, &["fsck"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("every ref and every object it reaches is valid"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("every ref and every object it reaches is valid")
+    );
 
     // A tag that says commit of a blob, and a branch whose name is another's folder.
     let mut pack = Pack::new();

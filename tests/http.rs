@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{skill, Git, Server, ADMIN_TOKEN};
+use common::{ADMIN_TOKEN, Git, Server, skill};
 use std::process::Command;
 
 /// (status, body) of a request made with curl.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_contains_all, Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::process::Command;
 
 const LEGACY: &str = r#"
@@ -348,14 +348,13 @@ fn a_large_table_is_streamed_not_held() {
         let pid = child.id();
         let mut peak = 0u64;
         while child.try_wait().unwrap().is_none() {
-            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                if let Some(kib) = status
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                && let Some(kib) = status
                     .lines()
                     .find_map(|l| l.strip_prefix("VmRSS:"))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                {
-                    peak = peak.max(kib);
-                }
+            {
+                peak = peak.max(kib);
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 
 #[test]
 fn tags_cannot_be_moved_or_deleted() {

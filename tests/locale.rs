@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{skill, stdout_of, ChildEnv, ChildFixture};
+use common::{ChildEnv, ChildFixture, skill, stdout_of};
 
 #[test]
 fn vectors_follow_a_turkish_database() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use std::time::{Duration, Instant};
 
 fn packs(server: &Server) -> usize {
@@ -117,10 +117,12 @@ fn gc_consolidates_while_clones_run() {
     server.assert_fsck("skills");
     // Nothing left behind, one live pack in the database, and a fresh clone has
     // everything.
-    assert!(!server
-        .object_files("skills")
-        .iter()
-        .any(|f| f.starts_with("incoming-") || f.contains("tmp")));
+    assert!(
+        !server
+            .object_files("skills")
+            .iter()
+            .any(|f| f.starts_with("incoming-") || f.contains("tmp"))
+    );
     assert_eq!(
         server.count("SELECT count(*) FROM git_packs WHERE retired_at IS NULL"),
         1
@@ -188,7 +190,7 @@ fn many_pushes_trigger_a_background_gc() {
 /// through when the admin raises the ratio for that run.
 #[test]
 fn a_gc_of_objects_beyond_the_inflation_budget_is_refused() {
-    use common::packs::{self, Pack, BLOB};
+    use common::packs::{self, BLOB, Pack};
     use skillsd::incoming::inspect::PackLimits;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("stored.git");

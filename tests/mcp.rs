@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Git, Key, Server};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -801,10 +801,12 @@ fn bad_requests_are_answered_with_errors_and_the_server_stays_up() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["jsonrpc"], "2.0");
     assert_eq!(v["error"]["code"], -32600);
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("larger than"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
 
     // Not JSON, not one message, not an MCP message: 400 with a JSON-RPC error.
     for (body, code) in [

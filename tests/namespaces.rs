@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_contains_all, skill, Git, Server};
+use common::{Git, Server, assert_contains_all, skill};
 
 fn agent_skill(name: &str, extra_metadata: &str) -> String {
     format!(

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    assert_fsck_at, free_port, skill, ssh_options, stdout_of, ChildEnv, ChildServer, Key, GITS,
-    SKILLSD,
+    ChildEnv, ChildServer, GITS, Key, SKILLSD, assert_fsck_at, free_port, skill, ssh_options,
+    stdout_of,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -731,10 +731,12 @@ fn a_single_node_data_dir_is_imported_once() {
     git(&work, &["push", "-q", bare.to_str().unwrap(), "main", "v0"]);
     let tip = git(&work, &["rev-parse", "HEAD"]);
     // Few objects: stock receive-pack stored them loose.
-    assert!(std::fs::read_dir(bare.join("objects"))
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().len() == 2));
+    assert!(
+        std::fs::read_dir(bare.join("objects"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().len() == 2)
+    );
 
     let nodes = vec![env.node(0, &[])];
     let mut c = Cluster::of(env, nodes);

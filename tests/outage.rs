@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use std::time::{Duration, Instant};
 
 fn wait_for_watermark(server: &Server, tip: &str) {
@@ -161,7 +161,7 @@ fn a_database_restart_in_the_middle_of_a_push_leaves_nothing() {
 /// same push, without a restart of its own.
 #[test]
 fn a_real_database_restart_in_the_middle_of_a_push() {
-    use common::{git_at, stdout_of, ChildServer, Key, SKILLSD};
+    use common::{ChildServer, Key, SKILLSD, git_at, stdout_of};
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     // The cluster runs as `postgres` when the tests run as root: it must reach the dir.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{packs::pkt, Git, Key, Server, GITS};
+use common::{GITS, Git, Key, Server, packs::pkt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 
 #[test]
 fn hostile_paths_are_refused() {

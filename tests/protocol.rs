@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server, GITS};
+use common::{GITS, Git, Server, skill};
 use sqlx::Row;
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server, GITS};
+use common::{GITS, Git, Server, skill};
 use sqlx::Row;
 use std::path::Path;
 
@@ -308,9 +308,10 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         assert_eq!(d.git_commit_sha, c2b);
         let log = sync_log(&server, log1);
         assert_eq!(log.len(), 2);
-        assert!(log
-            .iter()
-            .all(|l| l.0 == "update" && l.1 == format!("deploy-safely-{round}")));
+        assert!(
+            log.iter()
+                .all(|l| l.0 == "update" && l.1 == format!("deploy-safely-{round}"))
+        );
 
         // Rename (git mv): same id, new slug and path.
         let log2 = server.last_log_id();
@@ -367,9 +368,11 @@ fn pushes_add_modify_rename_delete_update_the_cache() {
         && errors.as_array().unwrap().is_empty()));
     // Pushed objects are kept in packs, not loose.
     let files = server.object_files("skills");
-    assert!(files
-        .iter()
-        .any(|f| f.starts_with("pack/") && f.ends_with(".pack")));
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("pack/") && f.ends_with(".pack"))
+    );
     assert!(
         !files.iter().any(|f| f.starts_with("incoming-")),
         "{files:?}"
@@ -419,7 +422,10 @@ fn invalid_push_is_refused_with_every_problem_and_writes_nothing() {
             "remote: 6 errors in 4 files; push refused, nothing was written.",
             "! [remote rejected] main -> main (invalid skills: 6 errors in 4 files)",
         ] {
-            assert!(stderr.contains(expected), "{bin}: missing `{expected}` in:\n{stderr}");
+            assert!(
+                stderr.contains(expected),
+                "{bin}: missing `{expected}` in:\n{stderr}"
+            );
         }
         assert!(!stderr.contains("good.md"), "{stderr}");
         assert!(!stderr.contains("/tmp/"), "no server paths: {stderr}");

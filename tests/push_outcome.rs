@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{skill, Git, Key, Server};
+use common::{Git, Key, Server, skill};
 use std::path::Path;
 
 fn ssh(server: &Server, key: &Key, command: &str) -> (i32, String, String) {

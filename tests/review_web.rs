@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_contains_all, Git, Key, Server};
+use common::{Git, Key, Server, assert_contains_all};
 use std::path::Path;
 use std::process::Command;
 
@@ -279,8 +279,11 @@ fn changes_through_the_json_api_the_pages_and_their_forms() {
         diff.contains(&serde_json::json!({"kind": "added", "line": NEW_LINE})),
         "{updated}"
     );
-    assert!(diff
-        .contains(&serde_json::json!({"kind": "same", "line": "# Write a good commit message"})));
+    assert!(
+        diff.contains(
+            &serde_json::json!({"kind": "same", "line": "# Write a good commit message"})
+        )
+    );
     assert_eq!(
         diff.iter().filter(|l| l["kind"] != "same").count(),
         2,
@@ -291,11 +294,13 @@ fn changes_through_the_json_api_the_pages_and_their_forms() {
     assert_eq!(created["operation"], "create");
     assert!(created["oldPath"].is_null());
     assert!(created["warnings"].is_array());
-    assert!(created["diff"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|l| l["kind"] == "added"));
+    assert!(
+        created["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["kind"] == "added")
+    );
     assert_eq!(
         created["fields"][0],
         serde_json::json!({"name": "title", "old": null, "new": "Hostile"})

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_contains_all, skill, Git, Server, SKILLSD};
+use common::{Git, SKILLSD, Server, assert_contains_all, skill};
 use std::path::Path;
 
 /// The template's flat schema with `owner` required and checked as a mail address.

@@ -8,7 +8,7 @@ mod common;
 use common::{Git, Server};
 use proptest::prelude::RngExt;
 use proptest::test_runner::{RngAlgorithm, TestRng};
-use skillsd::cache::vector::{search_vector, SearchVector};
+use skillsd::cache::vector::{SearchVector, search_vector};
 
 /// proptest's deterministic generator from a seed, so a failure is reproducible.
 struct Rng(TestRng);
@@ -280,9 +280,18 @@ fn pushed_skills_get_postgresql_s_vector_whoever_computes_it() {
     let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
     let files = [
-        ("skills/s/plain.md", "---\ntitle: Rotate signing keys\ndescription: When a key leaks.\ntags: [security, pgp]\n---\n# Steps\n\n- Revoke the old key-pair first.\n- Publish the new one.\n"),
-        ("skills/s/urls.md", "---\ntitle: Read the docs\ntags: [docs]\n---\nSee https://example.com/a/b and e.g. v1.2.3 or me@example.com.\n"),
-        ("skills/s/accents.md", "---\ntitle: Café résumé\n---\nNaïve text.\n"),
+        (
+            "skills/s/plain.md",
+            "---\ntitle: Rotate signing keys\ndescription: When a key leaks.\ntags: [security, pgp]\n---\n# Steps\n\n- Revoke the old key-pair first.\n- Publish the new one.\n",
+        ),
+        (
+            "skills/s/urls.md",
+            "---\ntitle: Read the docs\ntags: [docs]\n---\nSee https://example.com/a/b and e.g. v1.2.3 or me@example.com.\n",
+        ),
+        (
+            "skills/s/accents.md",
+            "---\ntitle: Café résumé\n---\nNaïve text.\n",
+        ),
     ];
     git.commit_files(&dir, &files, "three");
     git.ok(&dir, &["push", "-q", "origin", "main"]);

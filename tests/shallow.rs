@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, Git, Server, GITS};
+use common::{GITS, Git, Server, skill};
 
 fn count(git: &Git, dir: &std::path::Path) -> usize {
     git.ok(dir, &["rev-list", "--count", "HEAD"])

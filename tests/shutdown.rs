@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, ChildFixture};
+use common::{ChildFixture, skill};
 use std::time::Duration;
 
 #[test]

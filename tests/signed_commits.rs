@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{skill, Git, Key, Server, GITS};
+use common::{GITS, Git, Key, Server, skill};
 use std::path::Path;
 
 fn require_signed(server: &Server, key: &Key) {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skill, Git, Key, Server};
+use common::{Git, Key, Server, skill};
 use std::process::Command;
 
 fn ssh(server: &Server, key: &Key, command: &str) -> (i32, String, String) {
@@ -71,7 +71,9 @@ fn self_service_and_admin_commands() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        format!("repo: skills\nbranch: main\ntip: {tip}\ncache: {tip}\nin-sync: yes\nskills: 3\npending: 0\nfailed: 0\n")
+        format!(
+            "repo: skills\nbranch: main\ntip: {tip}\ncache: {tip}\nin-sync: yes\nskills: 3\npending: 0\nfailed: 0\n"
+        )
     );
     let (code, out, _) = ssh(&server, &alice, "log commanded");
     assert_eq!(code, 0);

@@ -3,7 +3,7 @@
 //! made by the `git` CLI — and skillsd's native push client.
 
 use skillsd::upstream::{
-    self, fingerprint, generate_key, HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl,
+    self, HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl, fingerprint, generate_key,
 };
 mod common;
 

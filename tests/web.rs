@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_contains_all, skill, Git, Server};
+use common::{Git, Server, assert_contains_all, skill};
 use std::process::Command;
 
 /// The DOM of `path` after the browser loaded it and ran whatever it would run.
@@ -393,9 +393,11 @@ fn the_cache_s_changes_stream_to_open_pages() {
         page.contains("<script src=\"/static/live.js\" defer=\"\"></script>"),
         "{page}"
     );
-    assert!(server
-        .get("/static/live.js")
-        .contains("new EventSource(\"/events\")"));
+    assert!(
+        server
+            .get("/static/live.js")
+            .contains("new EventSource(\"/events\")")
+    );
     // A reader of /events, then a push.
     let mut reader = Command::new("curl")
         .args(["-sN", "--max-time", "20"])

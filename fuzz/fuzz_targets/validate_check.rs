@@ -9,8 +9,8 @@
 //! shown. Returns the ids of the checks that found something (the harness asserts the seeds
 //! reach each of them).
 
-use skillsd::skills::rules::{Rules, RulesSource, CONFIG_PATH};
 use skillsd::skills::Check;
+use skillsd::skills::rules::{CONFIG_PATH, Rules, RulesSource};
 use std::collections::BTreeSet;
 
 struct Config(&'static str);

@@ -33,16 +33,16 @@
 //! the bytes), `If-None-Match` gets `304`, as for the index.
 
 use super::index::{Plugin, Published};
-use super::serve::{answer, json_error, Freshness};
+use super::serve::{Freshness, answer, json_error};
 use crate::agents::AgentsState;
 use crate::skills::rules::SKILL_FILE;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -132,7 +132,7 @@ fn listable(plugin: &Plugin) -> Result<(String, Option<String>), String> {
     let name = match manifest.get("name") {
         Some(Value::String(n)) if plugin_name_ok(n) => n.clone(),
         Some(Value::String(n)) => {
-            return Err(format!("its plugin name `{n}` is not one clients take"))
+            return Err(format!("its plugin name `{n}` is not one clients take"));
         }
         _ => return Err("its plugin manifest has no `name`".into()),
     };

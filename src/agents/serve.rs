@@ -14,12 +14,12 @@
 
 use super::index::{self, Kind, Published, Skill};
 use crate::agents::AgentsState;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use std::sync::Arc;
 
 /// The routes (both the default repository's and any repository's).

@@ -16,7 +16,7 @@
 //! version is a `404` with a JSON body; a number that is not one is a `400`.
 
 use super::index;
-use super::serve::{answer, content_type, json_error, Freshness};
+use super::serve::{Freshness, answer, content_type, json_error};
 use crate::agents::AgentsState;
 use crate::commit_tree::TreeSource;
 use crate::skills::rules::{Rules, SKILL_FILE};

@@ -4,7 +4,7 @@
 //! again with backoff until it succeeds. (Pushes need none of this: a push writes the
 //! cache in its own transaction or is refused.)
 
-use crate::repos::{RepoStore, DEFAULT_BRANCH};
+use crate::repos::{DEFAULT_BRANCH, RepoStore};
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::time::Duration;

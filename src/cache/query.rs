@@ -46,15 +46,15 @@ impl SkillsQuery {
     /// What is wrong with this query, if anything (a page out of range, a value too
     /// long): answered with 400, never sent to the database.
     pub fn problem(&self) -> Option<String> {
-        if let Some(page) = self.page {
-            if !(1..=MAX_PAGE).contains(&page) {
-                return Some(format!("page must be between 1 and {MAX_PAGE}"));
-            }
+        if let Some(page) = self.page
+            && !(1..=MAX_PAGE).contains(&page)
+        {
+            return Some(format!("page must be between 1 and {MAX_PAGE}"));
         }
-        if let Some(limit) = self.limit {
-            if !(1..=200).contains(&limit) {
-                return Some("limit must be between 1 and 200".into());
-            }
+        if let Some(limit) = self.limit
+            && !(1..=200).contains(&limit)
+        {
+            return Some("limit must be between 1 and 200".into());
         }
         for (name, value) in self.texts() {
             if value

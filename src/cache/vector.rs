@@ -23,10 +23,10 @@
 //! times, more than [`MAX_POSITION`] words. `tests/search_vector.rs` compares this
 //! function with PostgreSQL's on generated text.
 
+use sqlx::Postgres;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo};
-use sqlx::Postgres;
 
 /// Longest word kept (PostgreSQL's own limit is higher; longer words go to it).
 pub const MAX_WORD: usize = 255;
@@ -105,9 +105,13 @@ pub async fn verify(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
     }
     TRUSTED.store(equal, std::sync::atomic::Ordering::Relaxed);
     if equal {
-        tracing::info!("full-text vectors: computed by skillsd where the text is plain (checked equal to PostgreSQL's)");
+        tracing::info!(
+            "full-text vectors: computed by skillsd where the text is plain (checked equal to PostgreSQL's)"
+        );
     } else {
-        tracing::warn!("full-text vectors: all left to PostgreSQL, whose text search differs from skillsd's on this database (its locale?)");
+        tracing::warn!(
+            "full-text vectors: all left to PostgreSQL, whose text search differs from skillsd's on this database (its locale?)"
+        );
     }
     Ok(equal)
 }

@@ -2,7 +2,7 @@
 //! (`migrations/0013_changes.sql`), and what a change still needs to merge.
 
 use super::ChangeState;
-use crate::skills::review::{names, Review};
+use crate::skills::review::{Review, names};
 use sqlx::PgConnection;
 
 type Time = chrono::DateTime<chrono::Utc>;

@@ -5,7 +5,7 @@
 use super::db::{fresh_copy, pool, store};
 use anyhow::{Context as _, Result};
 use skillsd::config::Settings;
-use skillsd::repos::{RepoStore, DEFAULT_BRANCH};
+use skillsd::repos::{DEFAULT_BRANCH, RepoStore};
 use std::path::PathBuf;
 
 /// `skillsd reconcile [REPO]`: the cache compared with the default branch and repaired.

@@ -2,7 +2,7 @@
 //! `skillsd hook pre-receive|post-receive` (the flows live in `skillsd::hook`; here
 //! only stdin and what is printed).
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use skillsd::config::Settings;
 
 /// More errors than this, without a `skillsd.toml`, and `check` says what is missing

@@ -2,7 +2,7 @@
 //! copy of a repository, and the commands that are only about the database: `psql`,
 //! `migrate`.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use skillsd::config::Settings;
 use skillsd::repos::RepoStore;
 use skillsd::server::{self, Database};

@@ -1,9 +1,9 @@
 //! Delivery after a push: `mirror add|list|remove|sync` and
 //! `webhook add|list|remove|test|deliveries|redeliver`.
 
-use super::db::{pool, store};
 use super::Common;
-use anyhow::{bail, Result};
+use super::db::{pool, store};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use skillsd::config::Settings;
 use skillsd::repos::RepoStore;
@@ -161,7 +161,10 @@ pub(crate) async fn mirror_add(
     let repo = RepoStore::canonical_name(&repo)?;
     let added =
         skillsd::deliver::mirrors::add(&pool, &repo, &url, known_hosts.as_deref(), force).await?;
-    println!("mirror {} of {repo} added. Authorize this key on the upstream, with write access (on GitHub: the repository's Settings > Deploy keys > Allow write access):", added.id);
+    println!(
+        "mirror {} of {repo} added. Authorize this key on the upstream, with write access (on GitHub: the repository's Settings > Deploy keys > Allow write access):",
+        added.id
+    );
     println!();
     println!("{}", added.public_key);
     println!();
@@ -214,11 +217,11 @@ pub(crate) fn print_mirror(m: &skillsd::deliver::mirrors::Mirror) {
     if let Some(e) = &m.last_error {
         println!("     last error: {e}");
     }
-    if m.state != "in-sync" {
-        if let Some(next) = m.next_attempt_at {
-            let secs = (next - chrono::Utc::now()).num_seconds().max(0);
-            println!("     next attempt in {secs} s");
-        }
+    if m.state != "in-sync"
+        && let Some(next) = m.next_attempt_at
+    {
+        let secs = (next - chrono::Utc::now()).num_seconds().max(0);
+        println!("     next attempt in {secs} s");
     }
     match m.host_keys.as_slice() {
         [] => println!("     host key: not pinned yet (pinned at the first contact)"),

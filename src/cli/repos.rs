@@ -1,11 +1,11 @@
 //! Repositories and refs: `init`, `ref list|delete`, `fsck`, `gc`, `export`.
 
-use super::db::{fresh_copy, open_pool, pool, refuse_without_data, store};
 use super::Common;
-use anyhow::{bail, Result};
+use super::db::{fresh_copy, open_pool, pool, refuse_without_data, store};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use skillsd::config::Settings;
-use skillsd::repos::{RepoStore, DEFAULT_REPO};
+use skillsd::repos::{DEFAULT_REPO, RepoStore};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]

@@ -1,8 +1,8 @@
 //! `skillsd user add|list|remove|grant|revoke`: users, their roles and SSH keys.
 
-use super::db::pool;
 use super::Common;
-use anyhow::{bail, Context as _, Result};
+use super::db::pool;
+use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use skillsd::config::Settings;
 use skillsd::db::users::{self, Role};

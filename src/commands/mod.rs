@@ -6,7 +6,7 @@
 pub mod review;
 
 use crate::db::users::{Role, User};
-use crate::repos::{RepoStore, DEFAULT_BRANCH, DEFAULT_REPO};
+use crate::repos::{DEFAULT_BRANCH, DEFAULT_REPO, RepoStore};
 use sqlx::PgPool;
 
 /// fingerprint, algorithm, comment, last used.
@@ -152,13 +152,13 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
                         _ => {
                             return fail(format!(
                                 "error: --expires takes a number of days from 1 to {MAX_TOKEN_DAYS}\n"
-                            ))
+                            ));
                         }
                     },
                     (flag, _) => {
                         return fail(format!(
                             "error: `token create` takes --name NAME, --expires DAYS and --write, not `{flag}`\n"
-                        ))
+                        ));
                     }
                 }
                 i += 2;
@@ -182,7 +182,11 @@ async fn token(pool: &PgPool, user: &User, args: &[&str]) -> Output {
                 Ok(token) => ok(format!(
                     "A {} token `{name}` for {} ({}), valid {days} day{}; it is shown once, \
                      send it as `Authorization: Bearer TOKEN`; `token revoke {name}` ends it:\n{token}\n",
-                    if write { "read-write (opens changes)" } else { "read-only" },
+                    if write {
+                        "read-write (opens changes)"
+                    } else {
+                        "read-only"
+                    },
                     user.name,
                     user.role.as_str(),
                     if days == 1 { "" } else { "s" }
@@ -260,14 +264,14 @@ async fn profile(pool: &PgPool, user: &User, args: &[&str]) -> Output {
             _ => {
                 return fail(format!(
                     "error: `profile` takes [USER] --name FULL NAME --email ADDRESS, not `{flag} {value}`\n"
-                ))
+                ));
             }
         }
     }
-    if let Some(n) = &name {
-        if n.chars().count() > 200 || n.contains(['<', '>', '\n', '\r']) {
-            return fail("error: a name is 1 to 200 characters, without < or >\n".into());
-        }
+    if let Some(n) = &name
+        && (n.chars().count() > 200 || n.contains(['<', '>', '\n', '\r']))
+    {
+        return fail("error: a name is 1 to 200 characters, without < or >\n".into());
     }
     if let Some(e) = &email {
         let parts: Vec<&str> = e.split('@').collect();

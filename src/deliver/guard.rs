@@ -273,11 +273,13 @@ mod tests {
         let e = check(&u, false).await.unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");
         let u = parse("http://169.254.169.254/latest/meta-data").unwrap();
-        assert!(check(&u, false)
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("metadata"));
+        assert!(
+            check(&u, false)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("metadata")
+        );
     }
 
     #[tokio::test]

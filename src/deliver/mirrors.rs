@@ -9,7 +9,7 @@
 //! `force`, a ref the upstream moved on its own is not overwritten: the mirror is
 //! marked failing with the reason.
 
-use super::{backoff, DeliverError, Result, Settings, NOTIFY_CHANNEL};
+use super::{DeliverError, NOTIFY_CHANNEL, Result, Settings, backoff};
 use crate::repos::RepoStore;
 use crate::upstream::{self, HostKeys, PushOutcome, PushRequest, UpstreamUrl};
 use chrono::{DateTime, Utc};

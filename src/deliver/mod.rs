@@ -153,12 +153,12 @@ async fn work(pool: &PgPool, settings: &Settings, what: Work<'_>) {
     let mut listener = None;
     let mut pruned: Option<std::time::Instant> = None;
     loop {
-        if let Work::Webhooks = what {
-            if pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                pruned = Some(std::time::Instant::now());
-                if let Err(e) = webhooks::prune(pool).await {
-                    tracing::warn!(error = %e, "pruning old webhook deliveries");
-                }
+        if let Work::Webhooks = what
+            && pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
+        {
+            pruned = Some(std::time::Instant::now());
+            if let Err(e) = webhooks::prune(pool).await {
+                tracing::warn!(error = %e, "pruning old webhook deliveries");
             }
         }
         if listener.is_none() {

@@ -79,7 +79,7 @@ fn verify_headers(data: &[u8]) -> Result<&[u8], FsckError> {
                 return fail(
                     "nulInHeader",
                     format!("unterminated header: NUL at offset {i}"),
-                )
+                );
             }
             b'\n' if data.get(i + 1) == Some(&b'\n') => return Ok(&data[..=i]),
             _ => {}
@@ -221,7 +221,7 @@ pub fn commit(data: &[u8]) -> Result<(), FsckError> {
             return fail(
                 "multipleAuthors",
                 "invalid format - multiple 'author' lines",
-            )
+            );
         }
     }
     let Some(after) = rest.strip_prefix(b"committer ") else {
@@ -296,7 +296,7 @@ pub fn tag(data: &[u8]) -> Result<(gix::ObjectId, Kind), FsckError> {
 }
 
 /// Sorts as git sorts tree entries: a tree's name as if it ended in `/`.
-fn sort_key<'a>(e: &Entry<'a>) -> impl Iterator<Item = u8> + 'a {
+fn sort_key<'a>(e: &Entry<'a>) -> impl Iterator<Item = u8> + 'a + use<'a> {
     e.name
         .iter()
         .copied()
@@ -333,7 +333,7 @@ pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
                 return fail(
                     "badFilemode",
                     format!("contains bad file mode `{}`", mode.as_bstr()),
-                )
+                );
             }
         };
         let shown = name.as_bstr();
@@ -345,7 +345,7 @@ pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
                 return fail(
                     "fullPathname",
                     format!("contains full pathnames (`{shown}`)"),
-                )
+                );
             }
             _ => {}
         }
@@ -365,10 +365,10 @@ pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
             use gix::validate::path::component::Error as E;
             match e {
                 E::SymlinkedGitModules => {
-                    return fail("gitmodulesSymlink", ".gitmodules is a symbolic link")
+                    return fail("gitmodulesSymlink", ".gitmodules is a symbolic link");
                 }
                 E::DotGitDir => {
-                    return fail("hasDotgit", format!("contains '.git' (as `{shown}`)"))
+                    return fail("hasDotgit", format!("contains '.git' (as `{shown}`)"));
                 }
                 _ => {}
             }
@@ -386,10 +386,10 @@ pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
             );
         }
         let entry = Entry { kind, name, id };
-        if let Some(prev) = entries.last() {
-            if sort_key(prev).cmp(sort_key(&entry)) != std::cmp::Ordering::Less {
-                return fail("treeNotSorted", format!("not properly sorted (`{shown}`)"));
-            }
+        if let Some(prev) = entries.last()
+            && sort_key(prev).cmp(sort_key(&entry)) != std::cmp::Ordering::Less
+        {
+            return fail("treeNotSorted", format!("not properly sorted (`{shown}`)"));
         }
         entries.push(entry);
     }
@@ -461,7 +461,9 @@ mod tests {
             )),
             "missingAuthor"
         );
-        let two = format!("tree {TREE}\nauthor A <a@x> 1 +0000\nauthor B <b@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\n");
+        let two = format!(
+            "tree {TREE}\nauthor A <a@x> 1 +0000\nauthor B <b@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\n"
+        );
         assert_eq!(id_of(commit(two.as_bytes())), "multipleAuthors");
         assert_eq!(
             id_of(commit(
@@ -476,7 +478,9 @@ mod tests {
             "unterminatedHeader"
         );
         // Extra headers (signatures, encodings) are fine.
-        let signed = format!("tree {TREE}\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\ngpgsig -----BEGIN SSH SIGNATURE-----\n abc\n -----END SSH SIGNATURE-----\n\nm\n");
+        let signed = format!(
+            "tree {TREE}\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\ngpgsig -----BEGIN SSH SIGNATURE-----\n abc\n -----END SSH SIGNATURE-----\n\nm\n"
+        );
         assert_eq!(id_of(commit(signed.as_bytes())), "ok");
         // Found by the fuzzer: a header line git ignores and gix cannot read.
         let odd = include_bytes!("../../fuzz/seeds/fsck/commit-odd-header");

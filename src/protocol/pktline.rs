@@ -1,8 +1,8 @@
 //! pkt-line framing (decoding with `gix-packetline`) and the side-band writer.
 
 use super::{ProtocolError, Result};
-use gix_packetline::blocking_io::StreamingPeekableIter;
 use gix_packetline::PacketLineRef;
+use gix_packetline::blocking_io::StreamingPeekableIter;
 use std::io::{self, Read, Write};
 
 /// Largest pkt-line payload (65520 minus the 4-byte length).

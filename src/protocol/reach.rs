@@ -17,8 +17,8 @@
 
 use super::refs::RefList;
 use super::{ProtocolError, Result};
-use gix::object::Kind;
 use gix::ObjectId;
+use gix::object::Kind;
 use std::collections::HashSet;
 
 /// Refuses the request unless every want is reachable from an advertised ref.

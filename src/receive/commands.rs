@@ -1,7 +1,7 @@
 //! The commands of a push: `<old> <new> <ref>` lines with the client's capabilities,
 //! then (optionally) push options.
 
-use crate::protocol::pktline::{parse_oid, Pkt, PktReader};
+use crate::protocol::pktline::{Pkt, PktReader, parse_oid};
 use crate::protocol::{ProtocolError, Result};
 use gix::ObjectId;
 use std::io::Read;
@@ -58,13 +58,13 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
                     Some(i) => (&line[..i], Some(&line[i + 1..])),
                     None => (line, None),
                 };
-                if let Some(caps) = caps {
-                    if req.commands.is_empty() {
-                        req.capabilities = String::from_utf8_lossy(caps)
-                            .split_whitespace()
-                            .map(str::to_string)
-                            .collect();
-                    }
+                if let Some(caps) = caps
+                    && req.commands.is_empty()
+                {
+                    req.capabilities = String::from_utf8_lossy(caps)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect();
                 }
                 if line.starts_with(b"shallow ") {
                     return Err(ProtocolError::protocol(
@@ -94,7 +94,7 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
             other => {
                 return Err(ProtocolError::protocol(format!(
                     "unexpected {other:?} in command list"
-                )))
+                )));
             }
         }
     }
@@ -106,7 +106,7 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
             match input.read_pkt()? {
                 Pkt::Flush => break,
                 Pkt::Eof => {
-                    return Err(ProtocolError::protocol("connection closed in push options"))
+                    return Err(ProtocolError::protocol("connection closed in push options"));
                 }
                 pkt @ Pkt::Data(_) => {
                     let opt = String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned();
@@ -118,7 +118,7 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
                 other => {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected {other:?} in push options"
-                    )))
+                    )));
                 }
             }
         }

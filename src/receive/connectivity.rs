@@ -17,8 +17,8 @@
 //! lists or checks out its paths.
 
 use crate::incoming::fsck::{self, EntryKind};
-use gix::bstr::{BString, ByteSlice};
 use gix::ObjectId;
+use gix::bstr::{BString, ByteSlice};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 

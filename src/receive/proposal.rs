@@ -9,9 +9,9 @@
 //! skills it proposes, stale approvals dismissed), the push record, the generation
 //! and the `change` webhooks. The target branch does not move.
 
+use super::Context;
 use super::commands::Command;
 use super::publish::{Brought, PublishError, Published};
-use super::Context;
 use crate::cache::changes::Op;
 use crate::cache::pushes::PushRecord;
 use crate::changes::store::{self, Change};

@@ -55,27 +55,29 @@ pub fn verify(
     commit: ObjectId,
     signers: &Signers,
 ) -> Result<Verified, String> {
-    Ok(match crate::signing::inspect(repo, commit).map_err(|e| e.to_string())? {
-        Signature::Unsigned => Verified::Unsigned,
-        Signature::Unreadable(why) => Verified::Bad(why),
-        Signature::Invalid { key, why } => match signers.get(&key) {
-            Some(user) => Verified::Bad(format!(
-                "its signature by {user}'s key {key} does not verify ({why}): the commit was changed after it was signed"
-            )),
-            None => Verified::Bad(format!(
-                "its signature does not verify ({why}), and its key {key} is no skillsd user's"
-            )),
-        },
-        Signature::Valid { key } => match signers.get(&key) {
-            Some(user) => Verified::By {
-                user: user.clone(),
-                key,
+    Ok(
+        match crate::signing::inspect(repo, commit).map_err(|e| e.to_string())? {
+            Signature::Unsigned => Verified::Unsigned,
+            Signature::Unreadable(why) => Verified::Bad(why),
+            Signature::Invalid { key, why } => match signers.get(&key) {
+                Some(user) => Verified::Bad(format!(
+                    "its signature by {user}'s key {key} does not verify ({why}): the commit was changed after it was signed"
+                )),
+                None => Verified::Bad(format!(
+                    "its signature does not verify ({why}), and its key {key} is no skillsd user's"
+                )),
             },
-            None => Verified::Bad(format!(
-                "it is signed by a key no skillsd user has ({key}); register it with `skillsd user key add`"
-            )),
+            Signature::Valid { key } => match signers.get(&key) {
+                Some(user) => Verified::By {
+                    user: user.clone(),
+                    key,
+                },
+                None => Verified::Bad(format!(
+                    "it is signed by a key no skillsd user has ({key}); register it with `skillsd user key add`"
+                )),
+            },
         },
-    })
+    )
 }
 
 /// The commits `new` brings that `hidden` does not reach, each checked: a problem per

@@ -10,7 +10,7 @@
 //! separated).
 
 use super::frontmatter::Document;
-use super::skill::{describe, not_a_string, suggest_slug, Check, Problem, Skill, Status};
+use super::skill::{Check, Problem, Skill, Status, describe, not_a_string, suggest_slug};
 use serde_json::Value;
 
 /// The keys the specification allows.
@@ -181,7 +181,9 @@ fn check_name(
         let hint = if name_problem(folder).is_some() {
             format!("the name is the folder's name: rename the folder to `{s}`")
         } else {
-            format!("the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`")
+            format!(
+                "the name is the folder's name: set `name: {folder}`, or rename the folder to `{s}`"
+            )
         };
         problems.push(
             Problem::new(
@@ -396,8 +398,8 @@ fn metadata_status(status: Option<String>) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::skills::rules::{Rules, RulesSource, CONFIG_PATH};
     use crate::skills::Level;
+    use crate::skills::rules::{CONFIG_PATH, Rules, RulesSource};
 
     struct Agent;
     impl RulesSource for Agent {

@@ -386,7 +386,9 @@ mod tests {
 
     #[test]
     fn billion_laughs_is_refused() {
-        let mut y = String::from("---\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut y = String::from(
+            "---\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         for i in 1..10 {
             let prev = (b'a' + i - 1) as char;
             let cur = (b'a' + i) as char;

@@ -21,6 +21,6 @@ pub mod validate;
 
 pub use report::{adoption_note, push_report, render_grouped, render_problems, summary_line};
 pub use rules::{Layout, Rules};
-pub use skill::{any_error, Check, Level};
+pub use skill::{Check, Level, any_error};
 pub use unicode::{hidden_text, invisible};
-pub use validate::{validate_skill, Problem, Skill, Status};
+pub use validate::{Problem, Skill, Status, validate_skill};

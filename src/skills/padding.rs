@@ -54,9 +54,11 @@ pub fn scan(path: &str, text: &str) -> Vec<Problem> {
                 };
                 pending = Some((run_len, what, run_line));
             }
-            if !ws && !reported {
-                if let Some((bytes, what, from)) = pending.take() {
-                    problems.push(
+            if !ws
+                && !reported
+                && let Some((bytes, what, from)) = pending.take()
+            {
+                problems.push(
                         Problem::new(
                             Check::Padding,
                             path,
@@ -67,8 +69,7 @@ pub fn scan(path: &str, text: &str) -> Vec<Problem> {
                         .at(line, None)
                         .hint("remove the gap, or move this text where it can be seen"),
                     );
-                    reported = true;
-                }
+                reported = true;
             }
             run_line = line;
             run_len = c.len_utf8();
@@ -132,9 +133,11 @@ mod tests {
         assert!(scan("skills/a.md", &long).is_empty());
         // A gap at the very end hides nothing.
         let trailing = format!("text\n{}", " ".repeat(10_000));
-        assert!(scan("skills/a.md", &trailing)
-            .iter()
-            .all(|p| !p.message.starts_with("text after")));
+        assert!(
+            scan("skills/a.md", &trailing)
+                .iter()
+                .all(|p| !p.message.starts_with("text after"))
+        );
     }
 
     #[test]

@@ -112,10 +112,8 @@ pub fn build(file: PolicyFile, text: &str, problems: &mut Vec<Problem>) -> Polic
                 }
             }
         }
-        if ok {
-            if let Ok(set) = set.build() {
-                deny_tools = Some((set, file.deny_tools.clone()));
-            }
+        if ok && let Ok(set) = set.build() {
+            deny_tools = Some((set, file.deny_tools.clone()));
         }
     }
     let tools = match file.tools.as_deref() {
@@ -326,14 +324,16 @@ mod tests {
         );
         assert!(at("skills/deploy/reference.md", false, b"# notes\n").is_empty());
         let (none, _) = policy("");
-        assert!(file_problems(
-            &none,
-            "skills/deploy/run.sh",
-            Some("skills/deploy/"),
-            true,
-            b"#!"
-        )
-        .is_empty());
+        assert!(
+            file_problems(
+                &none,
+                "skills/deploy/run.sh",
+                Some("skills/deploy/"),
+                true,
+                b"#!"
+            )
+            .is_empty()
+        );
         let (_, problems) = policy("executables = \"maybe\"\n");
         assert!(problems[0].message.contains("not one of allow, warn, deny"));
     }

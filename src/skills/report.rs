@@ -192,10 +192,10 @@ pub const EVERY_PROBLEM_IN_A_CLONE: &str =
 /// adoption note.
 pub fn push_report(problems: &[Problem]) -> String {
     let mut text = String::new();
-    if super::skill::any_error(problems) {
-        if let Some(summary) = unrelaxable_summary(problems) {
-            let _ = writeln!(text, "{summary}");
-        }
+    if super::skill::any_error(problems)
+        && let Some(summary) = unrelaxable_summary(problems)
+    {
+        let _ = writeln!(text, "{summary}");
     }
     text.push_str(&render_grouped(problems, EVERY_PROBLEM_IN_A_CLONE));
     if super::skill::any_error(problems) {

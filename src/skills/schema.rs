@@ -6,9 +6,9 @@
 use super::frontmatter::Document;
 use super::rules::Schema;
 use super::skill::{Check, Problem};
+use jsonschema::ValidationError;
 use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use jsonschema::paths::LocationSegment;
-use jsonschema::ValidationError;
 use serde_json::Value;
 
 /// Every violation of `schema` by `frontmatter`: found once per file, then read by
@@ -305,7 +305,7 @@ fn escape(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::skills::rules::{Rules, RulesSource, CONFIG_PATH};
+    use crate::skills::rules::{CONFIG_PATH, Rules, RulesSource};
     use crate::skills::{Problem, Skill};
 
     /// The flat layout with a schema that asks for more than the built-in rules.

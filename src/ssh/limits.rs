@@ -58,12 +58,12 @@ pub struct SessionSlot {
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        if let Ok(mut running) = self.state.running.lock() {
-            if let Some(n) = running.get_mut(&self.user) {
-                *n -= 1;
-                if *n == 0 {
-                    running.remove(&self.user);
-                }
+        if let Ok(mut running) = self.state.running.lock()
+            && let Some(n) = running.get_mut(&self.user)
+        {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.user);
             }
         }
     }

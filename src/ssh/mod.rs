@@ -22,10 +22,10 @@ mod command;
 mod exec;
 mod limits;
 
-pub use command::{parse_command, Service};
+pub use command::{Service, parse_command};
 use exec::*;
 use limits::*;
-pub use limits::{Activity, Limits, SessionSlot, MAX_IDLE_CHANNELS, MIN_RATE_BYTES};
+pub use limits::{Activity, Limits, MAX_IDLE_CHANNELS, MIN_RATE_BYTES, SessionSlot};
 
 /// Stack of every thread of the server's runtime, the blocking threads that run git
 /// services included: 8 MiB, like a main thread (tokio's default is 2 MiB). No code

@@ -2,7 +2,7 @@
 //! every live pack, every ref, `HEAD` — for backups and for leaving skillsd. Any git
 //! can clone or `fsck` it.
 
-use super::{replica, Result, StorageError};
+use super::{Result, StorageError, replica};
 use sqlx::PgPool;
 use std::path::Path;
 use tokio::runtime::Handle;

@@ -4,7 +4,7 @@
 //! (rows, chunks and other nodes' files) for the grace period, so no reader loses a
 //! pack it is using; each gc deletes the rows retired longer ago than that.
 
-use super::{packs, publish, replica, Result, StorageError};
+use super::{Result, StorageError, packs, publish, replica};
 use crate::maintenance::GcOutcome;
 use crate::repos::RepoStore;
 use sqlx::PgPool;

@@ -3,7 +3,7 @@
 //! in one transaction, when the database has no repository of that name. Idempotent:
 //! a repository the database has is left alone (the copy is then refreshed from it).
 
-use super::{packs, Result, StorageError};
+use super::{Result, StorageError, packs};
 use crate::repos::RepoStore;
 use sqlx::PgPool;
 use tokio::runtime::Handle;

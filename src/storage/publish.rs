@@ -3,7 +3,7 @@
 //! compare-and-swap, and bump the generation with a `NOTIFY`. Nothing is visible to
 //! any node before the caller commits, and all of it is visible after.
 
-use super::{Result, StorageError, NOTIFY_CHANNEL};
+use super::{NOTIFY_CHANNEL, Result, StorageError};
 use sqlx::PgConnection;
 
 /// Locks `repo`'s row until the transaction ends; its current generation.

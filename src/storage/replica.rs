@@ -406,12 +406,12 @@ pub async fn open(
     .await;
     match asked {
         Ok(Ok(Some(generation))) => {
-            if !is_current(repos, &name, generation) {
-                if let Err(e) = refresh_async(pool, repos, &name).await {
-                    tracing::error!(repo = %name, error = %e, "could not refresh the copy from the database");
-                    if writing {
-                        return Err(OpenError::DatabaseDown);
-                    }
+            if !is_current(repos, &name, generation)
+                && let Err(e) = refresh_async(pool, repos, &name).await
+            {
+                tracing::error!(repo = %name, error = %e, "could not refresh the copy from the database");
+                if writing {
+                    return Err(OpenError::DatabaseDown);
                 }
             }
         }

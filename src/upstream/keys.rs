@@ -246,11 +246,13 @@ mod tests {
         };
         assert!(pinned.allows(&key(K1)));
         assert!(!pinned.allows(&k2));
-        assert!(HostKeys {
-            keys: vec![],
-            accept_any: true
-        }
-        .allows(&k2));
+        assert!(
+            HostKeys {
+                keys: vec![],
+                accept_any: true
+            }
+            .allows(&k2)
+        );
         assert!(!HostKeys::default().allows(&k2));
     }
 }

@@ -15,7 +15,7 @@ mod ssh;
 pub mod url;
 pub mod wire;
 
-pub use keys::{fingerprint, generate_key, known_host_keys, known_host_keys_file, HostKeys};
+pub use keys::{HostKeys, fingerprint, generate_key, known_host_keys, known_host_keys_file};
 pub use url::UpstreamUrl;
 
 use gix::ObjectId;

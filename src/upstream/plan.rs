@@ -300,11 +300,13 @@ mod tests {
         let p = run(&[], &[("refs/heads/old", 2)], &last, false, false);
         assert!(p.commands.is_empty());
         assert_eq!(p.refused.len(), 1);
-        assert!(p.refused[0]
-            .result
-            .as_ref()
-            .unwrap_err()
-            .contains("delete-refs"));
+        assert!(
+            p.refused[0]
+                .result
+                .as_ref()
+                .unwrap_err()
+                .contains("delete-refs")
+        );
     }
 
     #[test]

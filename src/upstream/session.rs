@@ -5,7 +5,7 @@ use super::plan::{self, Command, Plan};
 use super::wire::{self, Advertisement};
 use super::{Diverged, RefOutcome, UpstreamError};
 use crate::protocol::pack::{objects_to_send, write_pack};
-use crate::protocol::pktline::{write_flush, PktReader};
+use crate::protocol::pktline::{PktReader, write_flush};
 use gix::ObjectId;
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};

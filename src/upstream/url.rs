@@ -70,13 +70,14 @@ impl UpstreamUrl {
             })?;
             let path = &url[colon + 1..];
             // `user:password@host:path` reads as host `user`: refused, not guessed.
-            if let Some(at) = path.find('@') {
-                if !path[..at].contains('/') && path[at + 1..].contains(':') {
-                    return Err(bad(
-                        url,
-                        "a password in the URL is not allowed; mirrors authenticate with their SSH key",
-                    ));
-                }
+            if let Some(at) = path.find('@')
+                && !path[..at].contains('/')
+                && path[at + 1..].contains(':')
+            {
+                return Err(bad(
+                    url,
+                    "a password in the URL is not allowed; mirrors authenticate with their SSH key",
+                ));
             }
             (&url[..colon], path.to_string())
         };
@@ -85,16 +86,17 @@ impl UpstreamUrl {
             Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
             None => (None, authority),
         };
-        let user =
-            match userinfo {
-                Some(u) if u.contains(':') => return Err(bad(
+        let user = match userinfo {
+            Some(u) if u.contains(':') => {
+                return Err(bad(
                     url,
                     "a password in the URL is not allowed; mirrors authenticate with their SSH key",
-                )),
-                Some("") => return Err(bad(url, "empty user name")),
-                Some(u) => u.to_string(),
-                None => DEFAULT_USER.to_string(),
-            };
+                ));
+            }
+            Some("") => return Err(bad(url, "empty user name")),
+            Some(u) => u.to_string(),
+            None => DEFAULT_USER.to_string(),
+        };
         if user.starts_with('-') || user.contains('@') {
             return Err(bad(url, "invalid user name"));
         }

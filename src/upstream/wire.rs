@@ -1,9 +1,9 @@
 //! The client's half of receive-pack, protocol v0: the ref advertisement, the
 //! commands, the report. What the upstream sends is bounded before it is held.
 
-use super::plan::Command;
 use super::UpstreamError;
-use crate::protocol::pktline::{parse_oid, write_data, write_flush, Pkt, PktReader};
+use super::plan::Command;
+use crate::protocol::pktline::{Pkt, PktReader, parse_oid, write_data, write_flush};
 use gix::ObjectId;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -66,13 +66,13 @@ pub fn read_advertisement<R: Read>(
             Pkt::Eof => {
                 return Err(protocol(
                     "the upstream closed the connection before advertising its refs",
-                ))
+                ));
             }
             Pkt::Data(_) => pkt.text().unwrap_or_default(),
             other => {
                 return Err(protocol(format!(
                     "unexpected {other:?} in the advertisement"
-                )))
+                )));
             }
         };
         if let Some(msg) = line.strip_prefix(b"ERR ") {
@@ -103,7 +103,7 @@ pub fn read_advertisement<R: Read>(
                 return Err(protocol(format!(
                     "invalid advertisement line `{}`",
                     text(line)
-                )))
+                )));
             }
         };
         let oid = parse_oid(oid)?;
@@ -138,12 +138,11 @@ pub fn read_advertisement<R: Read>(
         .caps
         .iter()
         .find_map(|c| c.strip_prefix("object-format="))
+        && format != "sha1"
     {
-        if format != "sha1" {
-            return Err(protocol(format!(
-                "the upstream uses object format {format}; only sha1 repositories can be mirrored"
-            )));
-        }
+        return Err(protocol(format!(
+            "the upstream uses object format {format}; only sha1 repositories can be mirrored"
+        )));
     }
     Ok(adv)
 }
@@ -225,7 +224,7 @@ pub fn read_report<R: Read>(
                         }
                     }
                     Some((3, rest)) => {
-                        return Err(UpstreamError::Upstream(text(rest).trim_end().to_string()))
+                        return Err(UpstreamError::Upstream(text(rest).trim_end().to_string()));
                     }
                     _ => return Err(protocol("invalid side-band packet in the report")),
                 },
@@ -317,7 +316,9 @@ mod tests {
 
     #[test]
     fn advertisement() {
-        let first = format!("{A} refs/heads/main\0report-status delete-refs side-band-64k quiet ofs-delta agent=git/2.47 object-format=sha1\n");
+        let first = format!(
+            "{A} refs/heads/main\0report-status delete-refs side-band-64k quiet ofs-delta agent=git/2.47 object-format=sha1\n"
+        );
         let second = format!("{B} refs/tags/v1\n");
         let have = format!("{B} .have\n");
         let buf = pkts(&[first.as_bytes(), second.as_bytes(), have.as_bytes(), b""]);

@@ -5,14 +5,14 @@
 //! `/api/changes/{n}`, `/api/skills?status=IN_REVIEW`); and the skills for agents
 //! under `/.well-known/agent-skills/` and over MCP at `/mcp` ([`crate::agents`]).
 
-use crate::repos::{RepoStore, DEFAULT_BRANCH};
+use crate::repos::{DEFAULT_BRANCH, RepoStore};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 use std::sync::Arc;
 

@@ -11,9 +11,9 @@
 //! [`API_TOKEN_TTL`], under the same rules.
 
 pub use crate::db::credentials::{
-    self, api_tokens, bearer, credential, issue_api_token, issue_api_token_for, issue_link,
-    issue_token, redeem, revoke_api_token, revoke_api_tokens, session_id, still_valid, Credential,
-    TokenRow, Viewer, API_TOKEN_TTL, COOKIE, LINK_TTL, SESSION_TTL,
+    self, API_TOKEN_TTL, COOKIE, Credential, LINK_TTL, SESSION_TTL, TokenRow, Viewer, api_tokens,
+    bearer, credential, issue_api_token, issue_api_token_for, issue_link, issue_token, redeem,
+    revoke_api_token, revoke_api_tokens, session_id, still_valid,
 };
 use axum::http::HeaderMap;
 use sqlx::PgPool;

@@ -123,7 +123,7 @@ pub async fn events(
                     return Some((
                         Ok::<_, Infallible>(Event::default().event("cache").data(data)),
                         (rx, place),
-                    ))
+                    ));
                 }
                 // A slow reader missed some: the next event has the whole state anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,

@@ -71,7 +71,9 @@ mod tests {
 
     #[test]
     fn markdown_renders_and_nothing_in_it_can_run() {
-        let html = render("# Title\n\nSome *text* and a [link](https://example.com).\n\n| a | b |\n|---|---|\n| 1 | 2 |\n");
+        let html = render(
+            "# Title\n\nSome *text* and a [link](https://example.com).\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+        );
         assert!(html.contains("<h1>Title</h1>"), "{html}");
         assert!(html.contains("<em>text</em>"));
         assert!(html.contains("<a href=\"https://example.com\">link</a>"));

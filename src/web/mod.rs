@@ -19,18 +19,18 @@ pub mod live;
 pub mod markdown;
 mod pages;
 
-pub use api::{serve, token_matches, HttpState};
+pub use api::{HttpState, serve, token_matches};
 
-pub use pages::{search, SkillsQuery, MAX_PAGE, MAX_QUERY_CHARS};
+pub use pages::{MAX_PAGE, MAX_QUERY_CHARS, SkillsQuery, search};
 
 use auth::Viewer;
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
-use maud::{html, Markup, DOCTYPE};
+use maud::{DOCTYPE, Markup, html};
 use std::sync::Arc;
 
 /// Who may read the status pages.
@@ -224,7 +224,7 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
                          `{}` (or the admin token), or a session cookie",
                         ssh_command(&s, request.headers(), "api-token")
                     ),
-                )
+                );
             }
             Surface::Page => {
                 return error_page(
@@ -234,7 +234,7 @@ pub async fn gate(State(s): State<Arc<HttpState>>, mut request: Request, next: N
                         "Sign in to see these pages: run `{}` and open the link it prints.",
                         ssh_command(&s, request.headers(), "web-login")
                     ),
-                )
+                );
             }
             _ => {}
         }

@@ -94,7 +94,9 @@ pub fn sha256(bytes: &[u8]) -> String {
 
 /// An Agent Skills `SKILL.md`.
 pub fn skill_md(name: &str, description: &str, extra: &str) -> String {
-    format!("---\nname: {name}\ndescription: {description}\n{extra}---\n\n# {name}\n\nDo it this way.\n")
+    format!(
+        "---\nname: {name}\ndescription: {description}\n{extra}---\n\n# {name}\n\nDo it this way.\n"
+    )
 }
 
 /// Writes `files` into the clone (`.sh` files executable), commits them.

@@ -5,7 +5,7 @@
 //! or a fragment is refused before anything is looked up; and only the files the
 //! index lists for a skill are ever served.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 pub const SCHEME: &str = "skill://";
 

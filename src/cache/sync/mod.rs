@@ -22,7 +22,7 @@ mod replay;
 mod write;
 
 pub use reconcile::reconcile;
-pub use replay::{Prepared, Replay, MAX_REPLAY};
+pub use replay::{MAX_REPLAY, Prepared, Replay};
 
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! parents, each commit's operations prepared outside the transaction.
 
 use super::write::apply;
-use super::{set_watermark, watermark, SyncOutcome, Target};
-use crate::cache::changes::{self, Op};
+use super::{SyncOutcome, Target, set_watermark, watermark};
 use crate::cache::Result;
+use crate::cache::changes::{self, Op};
 use gix::ObjectId;
 use sqlx::PgConnection;
 use tokio::runtime::Handle;

@@ -1,11 +1,11 @@
 //! Writing a set of operations: the rows (batched, COPY for new ones), the sync log
 //! and the NOTIFY that tells the pages and MCP.
 
-use super::{SyncOutcome, Target, SEARCH_INLINE_ROWS, UPSERT_BATCH};
+use super::{SEARCH_INLINE_ROWS, SyncOutcome, Target, UPSERT_BATCH};
+use crate::cache::Result;
 use crate::cache::binary_copy::CopyBuffer;
 use crate::cache::changes::{self, Op};
 use crate::cache::vector::SearchVector;
-use crate::cache::Result;
 use serde_json::json;
 use sqlx::{PgConnection, Row};
 use std::collections::BTreeSet;

@@ -359,14 +359,13 @@ impl Draft {
             out.push_str(text);
         }
         for key in order {
-            if let Some(spec) = specs.iter().find(|s| s.key == key) {
-                if let Some(line) = self
+            if let Some(spec) = specs.iter().find(|s| s.key == key)
+                && let Some(line) = self
                     .values
                     .get(key)
                     .and_then(|v| field_line(spec, v.trim_end_matches('\n')))
-                {
-                    out.push_str(&line);
-                }
+            {
+                out.push_str(&line);
             }
             for (_, text) in blocks.iter().filter(|(k, _)| k.as_deref() == Some(key)) {
                 out.push_str(text);
@@ -485,10 +484,10 @@ fn blocks(yaml: &str) -> Vec<(Option<String>, String)> {
             },
         }
     }
-    if let Some((_, last)) = out.last_mut() {
-        if !last.ends_with('\n') {
-            last.push('\n');
-        }
+    if let Some((_, last)) = out.last_mut()
+        && !last.ends_with('\n')
+    {
+        last.push('\n');
     }
     out
 }
