@@ -133,6 +133,19 @@ mod tests {
             .collect()
     }
 
+    /// The bytes are pinned across builds and versions of skillsd: a version's digest
+    /// names them for good, so the tar layout, the gzip header, the level and the
+    /// deflate engine (flate2's default) may not change. A different digest here means
+    /// every published archive would get a new digest on upgrade.
+    #[test]
+    fn the_archive_of_fixed_files_has_a_fixed_digest() {
+        let files = members();
+        let bytes = build(&as_members(&files)).unwrap();
+        assert_eq!(crate::artifact::digest(&bytes), PINNED);
+    }
+
+    const PINNED: &str = "sha256:d4938c8f645a6c9c9546b8686b08d2097aa28b725bddfecb251c59774ecf6dd7";
+
     #[test]
     fn the_same_files_in_any_order_give_the_same_bytes() {
         let files = members();
@@ -197,18 +210,20 @@ mod tests {
             let (n, _) = std::str::from_utf8(&r).unwrap().split_once(' ').unwrap();
             assert_eq!(n.parse::<usize>().unwrap(), r.len());
         }
-        assert!(build(&[
-            Member {
-                path: "a",
-                executable: false,
-                data: b"1"
-            },
-            Member {
-                path: "a",
-                executable: false,
-                data: b"2"
-            }
-        ])
-        .is_err());
+        assert!(
+            build(&[
+                Member {
+                    path: "a",
+                    executable: false,
+                    data: b"1"
+                },
+                Member {
+                    path: "a",
+                    executable: false,
+                    data: b"2"
+                }
+            ])
+            .is_err()
+        );
     }
 }
