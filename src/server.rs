@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use crate::localpg::LocalPg;
-use crate::repos::{RepoStore, DEFAULT_REPO};
+use crate::repos::{DEFAULT_REPO, RepoStore};
 use crate::ssh::{AppState, SshServer};
 use russh::keys::PrivateKey;
 use std::net::SocketAddr;
@@ -256,65 +256,18 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let deliveries = prepared.deliveries;
     if let Some(http) = http {
-        // The pages and the API read through a pool of their own.
-        let web_pool = crate::db::connect_web(&prepared.database_url)
-            .unwrap_or_else(|_| prepared.state.pool.clone());
-        let events = crate::web::live::channel();
-        let agents = Arc::new(crate::agents::AgentsState {
-            pool: web_pool.clone(),
-            repos: prepared.state.repos.clone(),
-            catalog: crate::agents::Catalog::default(),
-            mcp: crate::agents::mcp::Mcp::new(prepared.settings.mcp),
-            signed_in: prepared.settings.web_access == crate::web::WebAccess::SignedIn,
-            events: events.clone(),
-            ssh_url: prepared.settings.ssh_url.clone(),
-            ssh_addr: listener.local_addr().ok(),
-            public_url: prepared.settings.public_url.clone(),
-        });
-        let state = Arc::new(crate::web::HttpState {
-            pool: web_pool,
-            repos: prepared.state.repos.clone(),
-            admin_token: prepared.settings.admin_token.clone(),
-            web_access: prepared.settings.web_access,
-            metrics_access: prepared.settings.metrics,
-            metrics_token: prepared.settings.metrics_token.clone(),
-            secure_cookies: prepared
-                .settings
-                .public_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("https://")),
-            events: events.clone(),
-            streams: crate::web::live::stream_admission(),
-            review: crate::review::Service {
-                pool: prepared.state.pool.clone(),
-                ..prepared.state.review()
-            },
-            agents: agents.clone(),
-            public_url: prepared.settings.public_url.clone(),
-        });
-        tokio::spawn(crate::agents::mcp::watch(agents, stop_rx.clone()));
-        tokio::spawn(crate::web::live::relay(
-            state.pool.clone(),
-            state.events.clone(),
-            stop_rx.clone(),
-        ));
-        let limits = prepared.settings.http_limits;
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = crate::web::serve(http, state, limits, stopped).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        start_http(
+            &prepared.settings,
+            &prepared.state,
+            &prepared.database_url,
+            http,
+            listener.local_addr().ok(),
+            &stop_rx,
+        );
     }
-    let idle = prepared.settings.idle_timeout;
-    let config = Arc::new(ssh_config(prepared.host_key, idle));
     let state = prepared.state.clone();
-    let server = SshServer {
-        state: prepared.state,
-    };
+    let settings = &prepared.settings;
+    let shared = Shared::new(prepared.state.clone(), prepared.host_key, settings);
     // Our own accept loop, so that shutting down stops new connections but lets the
     // sessions in flight (pushes, clones) finish, up to a grace period.
     let (force_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -322,18 +275,8 @@ pub async fn run(
     let mut backoff = crate::net::AcceptBackoff::default();
     // Most SSH connections open at once: a connection over the cap is closed at
     // once, so idle connections cannot take every file descriptor.
-    let cap = crate::net::ConnectionCap::new(prepared.settings.max_connections);
-    // Connections that have not signed in yet: a few per address, a reserve for new
-    // addresses, and each must sign in within the login grace time — sockets that
-    // never speak cannot lock out everyone's logins (OpenSSH's MaxStartups,
-    // PerSourceMaxStartups, LoginGraceTime).
-    let startups = crate::net::Admission::new(
-        prepared.settings.max_startups,
-        prepared.settings.max_startups_per_source,
-        (prepared.settings.max_startups / 5).max(2),
-    );
-    let login_grace = prepared.settings.login_grace;
-    let proxy_protocol = prepared.settings.proxy_protocol.clone();
+    let cap = crate::net::ConnectionCap::new(settings.max_connections);
+    let proxy_protocol = settings.proxy_protocol.clone();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -361,124 +304,277 @@ pub async fn run(
                 // A balancer's connection names its client in a PROXY header, read
                 // in the connection's task (under the login grace); admission is by
                 // that client's address.
-                let proxied = proxy_protocol.sends_header(peer.ip());
-                let early = if proxied {
+                let early = if proxy_protocol.sends_header(peer.ip()) {
                     None
                 } else {
-                    match startups.admit(peer.ip()) {
-                        Some(startup) => Some(startup),
-                        None => {
-                            tracing::info!(%peer, "too many connections signing in (from this address or in all); closing");
-                            crate::metrics::METRICS.connection_refused();
-                            continue;
-                        }
-                    }
+                    let Some(startup) = shared.admit(peer) else { continue };
+                    Some(startup)
                 };
                 let _ = socket.set_nodelay(true);
-                let mut server = server.clone();
-                let startups = startups.clone();
-                let config = config.clone();
-                let mut force = force_tx.subscribe();
+                let connection = Connection {
+                    socket,
+                    peer,
+                    early,
+                    force: force_tx.subscribe(),
+                };
+                let shared = shared.clone();
                 state.tasks.spawn(async move {
                     let _permit = permit;
-                    let deadline = tokio::time::Instant::now() + login_grace;
-                    let mut socket = socket;
-                    let (peer, startup) = match early {
-                        Some(startup) => (peer, startup),
-                        None => {
-                            let client = match tokio::time::timeout_at(
-                                deadline,
-                                crate::net::proxy::read_header(&mut socket),
-                            )
-                            .await
-                            {
-                                Ok(Ok(client)) => client.unwrap_or(peer),
-                                Ok(Err(e)) => {
-                                    tracing::warn!(%peer, error = %e, "balancer connection closed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::info!(%peer, "no PROXY header within the login grace time; closed");
-                                    return;
-                                }
-                            };
-                            let Some(startup) = startups.admit(client.ip()) else {
-                                tracing::info!(peer = %client, balancer = %peer, "too many connections signing in (from this address or in all); closing");
-                                crate::metrics::METRICS.connection_refused();
-                                return;
-                            };
-                            (client, startup)
-                        }
-                    };
-                    let mut handler = russh::server::Server::new_client(&mut server, Some(peer));
-                    handler.hold_startup(startup);
-                    let authenticated = handler.authenticated();
-                    let activity = handler.activity();
-                    let socket = crate::net::QuickAck(socket);
-                    let session = match tokio::time::timeout_at(
-                        deadline,
-                        russh::server::run_stream(config, socket, handler),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "ssh handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%peer, "no SSH greeting within the login grace time; closed");
-                            return;
-                        }
-                    };
-                    let handle = session.handle();
-                    // Closes a connection that has not signed in by the deadline.
-                    let grace = async move {
-                        tokio::time::sleep_until(deadline).await;
-                        if authenticated.load(std::sync::atomic::Ordering::Relaxed) {
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    // Closes a connection that has run no command for the idle time,
-                    // whatever keepalives it sends.
-                    let watchdog = async move {
-                        let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                        loop {
-                            tokio::time::sleep(every).await;
-                            if activity.idle_for().is_some_and(|d| d >= idle) {
-                                break;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        result = session => {
-                            if let Err(e) = result {
-                                tracing::debug!(error = %e, "ssh session ended with an error");
-                            }
-                        }
-                        _ = grace => {
-                            tracing::info!(%peer, "not signed in within the login grace time; closed");
-                            let _ = handle
-                                .disconnect(russh::Disconnect::ByApplication, "login grace time over".into(), "".into())
-                                .await;
-                        }
-                        _ = watchdog => {
-                            tracing::info!(%peer, "idle connection closed");
-                            let _ = handle
-                                .disconnect(russh::Disconnect::ByApplication, "idle for too long".into(), "".into())
-                                .await;
-                        }
-                        _ = force.recv() => {
-                            let _ = handle
-                                .disconnect(russh::Disconnect::ByApplication, "skillsd is shutting down".into(), "".into())
-                                .await;
-                        }
-                    }
+                    shared.serve(connection).await;
                 });
             }
         }
     }
     drop(listener);
+    drain(
+        &state,
+        deliveries,
+        &force_tx,
+        stop_tx,
+        settings.shutdown_grace,
+    )
+    .await;
+    Ok(())
+}
+
+/// The status pages, the API and MCP on their own listener, with the tasks that feed
+/// them (the live stream, MCP's catalog watch), until `stop` says so.
+fn start_http(
+    settings: &Settings,
+    app: &Arc<AppState>,
+    database_url: &str,
+    http: tokio::net::TcpListener,
+    ssh_addr: Option<SocketAddr>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    let stop_rx = stop;
+    // The pages and the API read through a pool of their own.
+    let web_pool = crate::db::connect_web(database_url).unwrap_or_else(|_| app.pool.clone());
+    let events = crate::web::live::channel();
+    let agents = Arc::new(crate::agents::AgentsState {
+        pool: web_pool.clone(),
+        repos: app.repos.clone(),
+        catalog: crate::agents::Catalog::default(),
+        mcp: crate::agents::mcp::Mcp::new(settings.mcp),
+        signed_in: settings.web_access == crate::web::WebAccess::SignedIn,
+        events: events.clone(),
+        ssh_url: settings.ssh_url.clone(),
+        ssh_addr,
+        public_url: settings.public_url.clone(),
+    });
+    let state = Arc::new(crate::web::HttpState {
+        pool: web_pool,
+        repos: app.repos.clone(),
+        admin_token: settings.admin_token.clone(),
+        web_access: settings.web_access,
+        metrics_access: settings.metrics,
+        metrics_token: settings.metrics_token.clone(),
+        secure_cookies: settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")),
+        events: events.clone(),
+        streams: crate::web::live::stream_admission(),
+        review: crate::review::Service {
+            pool: app.pool.clone(),
+            ..app.review()
+        },
+        agents: agents.clone(),
+        public_url: settings.public_url.clone(),
+    });
+    tokio::spawn(crate::agents::mcp::watch(agents, stop_rx.clone()));
+    tokio::spawn(crate::web::live::relay(
+        state.pool.clone(),
+        state.events.clone(),
+        stop_rx.clone(),
+    ));
+    let limits = settings.http_limits;
+    let mut rx = stop_rx.clone();
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = crate::web::serve(http, state, limits, stopped).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+}
+
+/// What every SSH connection's task shares.
+#[derive(Clone)]
+struct Shared {
+    server: SshServer,
+    config: Arc<russh::server::Config>,
+    startups: Arc<crate::net::Admission>,
+    login_grace: Duration,
+    idle: Duration,
+}
+
+/// One accepted SSH connection.
+struct Connection {
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    /// Its place among the connections signing in, when taken at accept (`None`:
+    /// a balancer's connection, admitted by the client its PROXY header names).
+    early: Option<crate::net::Admitted>,
+    /// Says when the shutdown's grace period is over.
+    force: tokio::sync::broadcast::Receiver<()>,
+}
+
+impl Shared {
+    fn new(state: Arc<AppState>, host_key: PrivateKey, settings: &Settings) -> Shared {
+        Shared {
+            server: SshServer { state },
+            config: Arc::new(ssh_config(host_key, settings.idle_timeout)),
+            // Connections that have not signed in yet: a few per address, a reserve for
+            // new addresses, and each must sign in within the login grace time — sockets
+            // that never speak cannot lock out everyone's logins (OpenSSH's MaxStartups,
+            // PerSourceMaxStartups, LoginGraceTime).
+            startups: crate::net::Admission::new(
+                settings.max_startups,
+                settings.max_startups_per_source,
+                (settings.max_startups / 5).max(2),
+            ),
+            login_grace: settings.login_grace,
+            idle: settings.idle_timeout,
+        }
+    }
+
+    /// A place among the connections signing in for `peer`'s address (`None`: none
+    /// left; the connection is closed).
+    fn admit(&self, peer: SocketAddr) -> Option<crate::net::Admitted> {
+        let startup = self.startups.admit(peer.ip());
+        if startup.is_none() {
+            tracing::info!(%peer, "too many connections signing in (from this address or in all); closing");
+            crate::metrics::METRICS.connection_refused();
+        }
+        startup
+    }
+
+    /// A balancer's connection: the client its PROXY header names (read within the
+    /// login grace time), admitted by that client's address (`None`: closed).
+    async fn behind_balancer(
+        &self,
+        socket: &mut tokio::net::TcpStream,
+        peer: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> Option<(SocketAddr, crate::net::Admitted)> {
+        let client =
+            match tokio::time::timeout_at(deadline, crate::net::proxy::read_header(socket)).await {
+                Ok(Ok(client)) => client.unwrap_or(peer),
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "balancer connection closed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "no PROXY header within the login grace time; closed");
+                    return None;
+                }
+            };
+        let Some(startup) = self.startups.admit(client.ip()) else {
+            tracing::info!(peer = %client, balancer = %peer, "too many connections signing in (from this address or in all); closing");
+            crate::metrics::METRICS.connection_refused();
+            return None;
+        };
+        Some((client, startup))
+    }
+
+    /// One connection, from its PROXY header (behind a balancer) to its end: signed
+    /// in within the login grace time, closed when idle, or at the end of a shutdown.
+    async fn serve(mut self, connection: Connection) {
+        let Connection {
+            socket,
+            peer,
+            early,
+            mut force,
+        } = connection;
+        let (idle, config) = (self.idle, self.config.clone());
+        let deadline = tokio::time::Instant::now() + self.login_grace;
+        let mut socket = socket;
+        let (peer, startup) = match early {
+            Some(startup) => (peer, startup),
+            None => match self.behind_balancer(&mut socket, peer, deadline).await {
+                Some(admitted) => admitted,
+                None => return,
+            },
+        };
+        let server = &mut self.server;
+        let mut handler = russh::server::Server::new_client(server, Some(peer));
+        handler.hold_startup(startup);
+        let authenticated = handler.authenticated();
+        let activity = handler.activity();
+        let socket = crate::net::QuickAck(socket);
+        let session = match tokio::time::timeout_at(
+            deadline,
+            russh::server::run_stream(config, socket, handler),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "ssh handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "no SSH greeting within the login grace time; closed");
+                return;
+            }
+        };
+        let handle = session.handle();
+        // Closes a connection that has not signed in by the deadline.
+        let grace = async move {
+            tokio::time::sleep_until(deadline).await;
+            if authenticated.load(std::sync::atomic::Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        // Closes a connection that has run no command for the idle time,
+        // whatever keepalives it sends.
+        let watchdog = async move {
+            let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+            loop {
+                tokio::time::sleep(every).await;
+                if activity.idle_for().is_some_and(|d| d >= idle) {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            result = session => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "ssh session ended with an error");
+                }
+            }
+            _ = grace => {
+                tracing::info!(%peer, "not signed in within the login grace time; closed");
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "login grace time over".into(), "".into())
+                    .await;
+            }
+            _ = watchdog => {
+                tracing::info!(%peer, "idle connection closed");
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "idle for too long".into(), "".into())
+                    .await;
+            }
+            _ = force.recv() => {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "skillsd is shutting down".into(), "".into())
+                    .await;
+            }
+        }
+    }
+}
+
+/// The end of a shutdown: the pages stopped, this node's deliveries given back, the
+/// sessions in flight let finish for `grace`, then the rest disconnected.
+async fn drain(
+    state: &Arc<AppState>,
+    deliveries: tokio::task::JoinHandle<()>,
+    force_tx: &tokio::sync::broadcast::Sender<()>,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+) {
     let _ = stop_tx.send(true);
     // A mirror push or webhook in flight is abandoned and its lease given back: another
     // node (or this one, restarted) takes it at once instead of after the lease.
@@ -495,7 +591,6 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, "could not give back this node's deliveries"),
         _ => {}
     }
-    let grace = prepared.settings.shutdown_grace;
     state.tasks.close();
     tracing::info!(
         sessions = state.tasks.len(),
@@ -513,7 +608,6 @@ pub async fn run(
         let _ = force_tx.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), state.tasks.wait()).await;
     }
-    Ok(())
 }
 
 /// Binds `addr` (port 0 picks a free port) and returns the listener and its address.

@@ -18,12 +18,12 @@
 //! is an `archive` entry, whose `.tar.gz` ([`super::archive`]) is made here once per
 //! content, so its digest is known before anyone asks for it.
 
-use crate::artifact::{archive, git_error, members_of};
 pub use crate::artifact::{
-    artifact, digest, group_of, read_blob, skill_members, Artifact, BuildError, Kind, Members,
+    Artifact, BuildError, Kind, Members, artifact, digest, group_of, read_blob, skill_members,
 };
+use crate::artifact::{archive, git_error, members_of};
 use crate::commit_tree::{self, TreeSource};
-use crate::skills::agent::{name_problem, MAX_DESCRIPTION_CHARS};
+use crate::skills::agent::{MAX_DESCRIPTION_CHARS, name_problem};
 use crate::skills::rules::{self, Rules, SKILL_FILE};
 use axum::body::Bytes;
 use gix::ObjectId;
@@ -385,36 +385,7 @@ fn one_skill(
     if ObjectId::from_hex(row.blob_sha.as_bytes()).ok() != Some(main.id) {
         return Err("the cached row is not the commit's file (its sync failed?)".into());
     }
-    let name = match row.frontmatter.get("name") {
-        Some(serde_json::Value::String(n)) => n.clone(),
-        _ => return Err("no `name` in its frontmatter (an Agent Skills client needs one)".into()),
-    };
-    // A namespaced skill (`namespaces` in skillsd.toml) is served under its key,
-    // `namespace:name`, the `plugin:skill` style of Claude Code.
-    let bare = row.slug.rsplit_once(':').map_or(row.slug.as_str(), |x| x.1);
-    if name != bare {
-        return Err(format!(
-            "its `name` ({name}) is not its slug ({})",
-            row.slug
-        ));
-    }
-    if let Some(why) = name_problem(&name) {
-        return Err(format!("its name {why}"));
-    }
-    let name = row.slug.clone();
-    let description = match row.frontmatter.get("description") {
-        Some(serde_json::Value::String(d)) if !d.trim().is_empty() => d.clone(),
-        _ => {
-            return Err(
-                "no `description` in its frontmatter (an Agent Skills client needs one)".into(),
-            )
-        }
-    };
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!(
-            "its description is longer than {MAX_DESCRIPTION_CHARS} characters"
-        ));
-    }
+    let (name, description) = name_and_description(row)?;
     let files = members_of(rules, &row.path, members);
     // Another skill file under this one's folder (a nested skill).
     let holds_skills = match row.path.strip_suffix(SKILL_FILE) {
@@ -427,15 +398,15 @@ fn one_skill(
             .any(|p| *p != row.path),
         _ => false,
     };
-    if let Some(old) = previous.and_then(|p| p.skills.get(&name)) {
-        if old.same_content(&name, &description, &row.frontmatter, &files) {
-            let version = version_of(row, old.digest());
-            if old.version == version && old.path == row.path && old.holds_skills == holds_skills {
-                let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
-                    + old.archive.as_ref().map_or(0, |a| a.len());
-                *budget = budget.saturating_sub(kept);
-                return Ok(old.clone());
-            }
+    if let Some(old) = previous.and_then(|p| p.skills.get(&name))
+        && old.same_content(&name, &description, &row.frontmatter, &files)
+    {
+        let version = version_of(row, old.digest());
+        if old.version == version && old.path == row.path && old.holds_skills == holds_skills {
+            let kept = old.files[0].data.as_ref().map_or(0, |d| d.len())
+                + old.archive.as_ref().map_or(0, |a| a.len());
+            *budget = budget.saturating_sub(kept);
+            return Ok(old.clone());
         }
     }
     let made = artifact(repo, files).map_err(|e| e.0)?;
@@ -485,6 +456,43 @@ fn one_skill(
         archive_digest,
         archive,
     }))
+}
+
+/// The skill's key (`namespace:name` under a namespace folder) and description, as
+/// an Agent Skills client needs them: a valid `name` equal to its slug, a description
+/// of at most [`MAX_DESCRIPTION_CHARS`].
+fn name_and_description(row: &Row) -> Result<(String, String), String> {
+    let name = match row.frontmatter.get("name") {
+        Some(serde_json::Value::String(n)) => n.clone(),
+        _ => return Err("no `name` in its frontmatter (an Agent Skills client needs one)".into()),
+    };
+    // A namespaced skill (`namespaces` in skillsd.toml) is served under its key,
+    // `namespace:name`, the `plugin:skill` style of Claude Code.
+    let bare = row.slug.rsplit_once(':').map_or(row.slug.as_str(), |x| x.1);
+    if name != bare {
+        return Err(format!(
+            "its `name` ({name}) is not its slug ({})",
+            row.slug
+        ));
+    }
+    if let Some(why) = name_problem(&name) {
+        return Err(format!("its name {why}"));
+    }
+    let name = row.slug.clone();
+    let description = match row.frontmatter.get("description") {
+        Some(serde_json::Value::String(d)) if !d.trim().is_empty() => d.clone(),
+        _ => {
+            return Err(
+                "no `description` in its frontmatter (an Agent Skills client needs one)".into(),
+            );
+        }
+    };
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "its description is longer than {MAX_DESCRIPTION_CHARS} characters"
+        ));
+    }
+    Ok((name, description))
 }
 
 /// The row's latest version when its digest is the one served (`digest`), else 0: a
@@ -570,267 +578,4 @@ fn render_index(skills: &BTreeMap<String, Arc<Skill>>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A bare repository with one commit of `files` (path, content, executable).
-    fn repository(files: &[(&str, &str, bool)]) -> (tempfile::TempDir, gix::Repository, String) {
-        let (dir, repo) = crate::cache::test_repo::repository();
-        let mut editor = repo
-            .edit_tree(ObjectId::empty_tree(gix::hash::Kind::Sha1))
-            .unwrap();
-        for (path, content, executable) in files {
-            let blob = repo.write_blob(content.as_bytes()).unwrap();
-            let kind = if *executable {
-                gix::object::tree::EntryKind::BlobExecutable
-            } else {
-                gix::object::tree::EntryKind::Blob
-            };
-            editor.upsert(*path, kind, blob).unwrap();
-        }
-        let tree = editor.write().unwrap().detach();
-        drop(editor);
-        let commit = repo
-            .commit(
-                "refs/heads/main",
-                "skills",
-                tree,
-                gix::commit::NO_PARENT_IDS,
-            )
-            .unwrap()
-            .to_string();
-        (dir, repo, commit)
-    }
-
-    fn blob_of(content: &str) -> String {
-        gix::objs::compute_hash(
-            gix::hash::Kind::Sha1,
-            gix::object::Kind::Blob,
-            content.as_bytes(),
-        )
-        .unwrap()
-        .to_string()
-    }
-
-    const DEPLOY: &str = "---\nname: deploy\ndescription: Deploy it.\n---\n# Deploy\n";
-    const LONE: &str = "---\nname: lone\ndescription: Alone.\n---\n# Lone\n";
-
-    fn row(slug: &str, content: &str, description: &str) -> Row {
-        Row {
-            slug: slug.into(),
-            path: format!("skills/{slug}/SKILL.md"),
-            blob_sha: blob_of(content),
-            frontmatter: serde_json::json!({"name": slug, "description": description}),
-            version: None,
-        }
-    }
-
-    #[test]
-    fn skills_are_read_from_the_commit_and_kept_within_the_memory_budget() {
-        let (_dir, repo, commit) = repository(&[
-            (
-                "skillsd.toml",
-                "layout = \"agent-skills\"\nroots = [\"skills\"]\n",
-                false,
-            ),
-            ("skills/deploy/SKILL.md", DEPLOY, false),
-            ("skills/deploy/scripts/run.sh", "#!/bin/sh\n", true),
-            ("skills/deploy/references/guide.md", "# Guide\n", false),
-            ("skills/lone/SKILL.md", LONE, false),
-            ("skills/stale/SKILL.md", LONE, false),
-        ]);
-        let key = Key {
-            commit: Some(commit),
-            synced_at: None,
-        };
-        let mut stale = row("stale", DEPLOY, "Stale.");
-        stale.path = "skills/stale/SKILL.md".into();
-        let rows = [
-            row("deploy", DEPLOY, "Deploy it."),
-            row("lone", LONE, "Alone."),
-            stale,
-        ];
-        let lean = build(&repo, "skills", &key, &rows, None, 0).unwrap();
-        let full = build(&repo, "skills", &key, &rows, None, MEMORY_BUDGET).unwrap();
-        assert_eq!(lean.index, full.index, "the same index whatever is kept");
-        assert_eq!(lean.skills.keys().collect::<Vec<_>>(), ["deploy", "lone"]);
-        assert_eq!(lean.left_out.len(), 1, "the row is not the commit's file");
-
-        let deploy = &lean.skills["deploy"];
-        assert_eq!(deploy.kind, Kind::Archive);
-        let paths: Vec<&str> = deploy.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["SKILL.md", "references/guide.md", "scripts/run.sh"]);
-        assert!(deploy.files.iter().all(|f| f.data.is_none()));
-        assert!(deploy.archive.is_none());
-        assert!(deploy.file("scripts/run.sh").unwrap().executable);
-        // What is not kept is read or made again, to the same digests.
-        let made = make_archive(&repo, &deploy.files).unwrap();
-        assert_eq!(Some(digest(&made)), deploy.archive_digest);
-        assert_eq!(
-            full.skills["deploy"].archive.as_deref(),
-            Some(made.as_slice())
-        );
-        for f in &deploy.files {
-            assert_eq!(digest(&read_blob(&repo, f.blob).unwrap()), f.digest);
-        }
-        let lone = &full.skills["lone"];
-        assert_eq!(lone.kind, Kind::SkillMd);
-        assert_eq!(lone.digest(), digest(LONE.as_bytes()));
-        assert_eq!(lone.files[0].data.as_deref(), Some(LONE.as_bytes()));
-
-        // A build of the same content carries the skills over.
-        let again = build(&repo, "skills", &key, &rows, Some(&full), MEMORY_BUDGET).unwrap();
-        assert!(Arc::ptr_eq(&again.skills["deploy"], &full.skills["deploy"]));
-        assert_eq!(again.index, full.index);
-        // A changed description is a changed skill.
-        let rows = [
-            row("deploy", DEPLOY, "Deploy it, now."),
-            row("lone", LONE, "Alone."),
-        ];
-        let changed = build(&repo, "skills", &key, &rows, Some(&full), MEMORY_BUDGET).unwrap();
-        assert!(!Arc::ptr_eq(
-            &changed.skills["deploy"],
-            &full.skills["deploy"]
-        ));
-        assert!(Arc::ptr_eq(&changed.skills["lone"], &full.skills["lone"]));
-    }
-
-    #[test]
-    fn one_skill_read_from_its_folder_has_the_members_and_digest_the_index_gives_it() {
-        let (_dir, repo, commit) = repository(&[
-            (
-                "skillsd.toml",
-                "layout = \"agent-skills\"\nroots = [\"skills\"]\nnested_skills = true\n",
-                false,
-            ),
-            ("skills/deploy/SKILL.md", DEPLOY, false),
-            ("skills/deploy/scripts/run.sh", "#!/bin/sh\n", true),
-            // A nested skill: its files are its own, not deploy's.
-            ("skills/deploy/lone/SKILL.md", LONE, false),
-            ("skills/deploy/lone/notes.md", "# Notes\n", false),
-            ("skills/README.md", "# Skills\n", false),
-        ]);
-        let key = Key {
-            commit: Some(commit.clone()),
-            synced_at: None,
-        };
-        let mut lone = row("lone", LONE, "Alone.");
-        lone.path = "skills/deploy/lone/SKILL.md".into();
-        let built = build(
-            &repo,
-            "skills",
-            &key,
-            &[row("deploy", DEPLOY, "Deploy it."), lone],
-            None,
-            MEMORY_BUDGET,
-        )
-        .unwrap();
-        let id = ObjectId::from_hex(commit.as_bytes()).unwrap();
-        let tree = repo.find_commit(id).unwrap().tree().unwrap();
-        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
-        for (name, path) in [
-            ("deploy", "skills/deploy/SKILL.md"),
-            ("lone", "skills/deploy/lone/SKILL.md"),
-        ] {
-            let skill = &built.skills[name];
-            let members = skill_members(&tree, &rules, path).unwrap().unwrap();
-            let listed: Members = skill
-                .files
-                .iter()
-                .map(|f| (f.path.clone(), f.blob, f.executable))
-                .collect();
-            assert_eq!(members, listed, "{name}");
-            let made = artifact(&repo, members).unwrap();
-            assert_eq!(made.digest(), skill.digest(), "{name}");
-            assert_eq!(made.kind, skill.kind, "{name}");
-        }
-        assert!(built.skills["deploy"].holds_skills);
-        assert!(!built.skills["lone"].holds_skills);
-        for not_a_skill in [
-            "skills/README.md",
-            "skills/nope/SKILL.md",
-            "skills/deploy/scripts/run.sh",
-        ] {
-            assert!(
-                skill_members(&tree, &rules, not_a_skill).unwrap().is_none(),
-                "{not_a_skill}"
-            );
-        }
-    }
-
-    #[test]
-    fn plugin_folders_are_the_roots_parents_with_a_manifest() {
-        let (_dir, repo, commit) = repository(&[
-            (
-                "skillsd.toml",
-                "layout = \"agent-skills\"\nroots = [\"skills\", \"plugins/*/skills\"]\n",
-                false,
-            ),
-            ("skills/lone/SKILL.md", LONE, false),
-            (
-                "plugins/kit/.claude-plugin/plugin.json",
-                "{\"name\": \"kit\"}",
-                false,
-            ),
-            ("plugins/kit/skills/deploy/SKILL.md", DEPLOY, false),
-            ("plugins/kit/skills/stale/SKILL.md", LONE, false),
-            ("plugins/bare/skills/other/SKILL.md", LONE, false),
-            ("plugins/bad/.codex-plugin/plugin.json", "[1]", false),
-            ("plugins/bad/skills/x/SKILL.md", LONE, false),
-        ]);
-        let key = Key {
-            commit: Some(commit),
-            synced_at: None,
-        };
-        let mut deploy = row("deploy", DEPLOY, "Deploy it.");
-        deploy.path = "plugins/kit/skills/deploy/SKILL.md".into();
-        let built = build(
-            &repo,
-            "skills",
-            &key,
-            &[deploy, row("lone", LONE, "Alone.")],
-            None,
-            0,
-        )
-        .unwrap();
-        let folders: Vec<(&str, Vec<String>, usize, bool)> = built
-            .plugins
-            .iter()
-            .map(|p| {
-                (
-                    p.folder.as_str(),
-                    p.skills.clone(),
-                    p.unserved,
-                    p.manifest.is_ok(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            folders,
-            [
-                ("plugins/bad", vec![], 1, false),
-                ("plugins/kit", vec!["deploy".to_string()], 1, true),
-            ]
-        );
-        assert_eq!(built.plugins[1].manifest.as_ref().unwrap()["name"], "kit");
-    }
-
-    #[test]
-    fn digests_are_sha256_in_lower_hex() {
-        // The RFC's worked example: `# Hello\n`.
-        assert_eq!(
-            digest(b"# Hello\n"),
-            "sha256:90f8ec5669cd34183b9b0fdf8b94f5efb4c3672876330f4aa76088c2b4ad17be"
-        );
-    }
-
-    #[test]
-    fn an_empty_index_names_its_schema_and_version() {
-        let bytes = render_index(&BTreeMap::new());
-        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"$schema": SCHEMA, "version": "0.2.0", "skills": []})
-        );
-    }
-}
+mod tests;

@@ -1,12 +1,12 @@
 //! What changed between two commits, as operations on skills.
 
-use super::vector::{search_vector, SearchVector};
+use super::vector::{SearchVector, search_vector};
 use super::{CacheError, Result};
 use crate::commit_tree::{self, TreeSource};
-use crate::skills::rules::{self, Rules, CONFIG_PATH};
 use crate::skills::Skill;
-use gix::object::tree::diff::ChangeDetached;
+use crate::skills::rules::{self, CONFIG_PATH, Rules};
 use gix::ObjectId;
+use gix::object::tree::diff::ChangeDetached;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -123,45 +123,28 @@ pub fn between(
             return Ok(vec![Op::Invalid {
                 path: CONFIG_PATH.to_string(),
                 error: crate::skills::render_problems(&problems),
-            }])
+            }]);
         }
     };
     let known = parsed.and_then(|p| p.under(&new_tree, &rules));
-    if from.is_some() {
-        let old_rules = Rules::load(&TreeSource {
-            tree: old_tree.clone(),
-        })
-        .ok();
-        let same = old_rules.as_ref().is_some_and(|old| {
-            commit_tree::fingerprint(&old_tree, old) == commit_tree::fingerprint(&new_tree, &rules)
-        });
-        if !same {
-            let old_files = match &old_rules {
-                Some(old) => files_of(&old_tree, old)?,
-                None => HashMap::new(),
-            };
-            let new_files = files_of(&new_tree, &rules)?;
-            let jobs: Vec<Job> = new_files
-                .iter()
-                .map(|(path, blob)| Job {
-                    path: path.clone(),
-                    blob: *blob,
-                    make: if old_files.contains_key(path) {
-                        Make::Update
-                    } else {
-                        Make::Create
-                    },
-                })
-                .collect();
-            let mut ops = load_all(repo, &rules, jobs, known);
-            for path in old_files.keys() {
-                if !new_files.contains_key(path) {
-                    ops.push(Op::Delete { path: path.clone() });
-                }
-            }
-            return Ok(ops);
-        }
+    if from.is_some()
+        && let Some(ops) = when_rules_changed(repo, &rules, &old_tree, &new_tree, known)?
+    {
+        return Ok(ops);
     }
+    let (mut ops, jobs) = diff_jobs(repo, &rules, &old_tree, &new_tree)?;
+    ops.extend(load_all(repo, &rules, jobs, known));
+    Ok(ops)
+}
+
+/// The skill files a diff of the trees names: deletions as they are, the files to
+/// read (created, changed, renamed) as jobs. Renames are found as git finds them.
+fn diff_jobs(
+    repo: &gix::Repository,
+    rules: &Rules,
+    old_tree: &gix::Tree<'_>,
+    new_tree: &gix::Tree<'_>,
+) -> Result<(Vec<Op>, Vec<Job>)> {
     let is_skill_path = |p: &str| rules.is_skill(p);
     let mut opts = gix::diff::Options::default().with_rewrites(Some(gix::diff::Rewrites {
         limit: RENAME_LIMIT,
@@ -169,7 +152,7 @@ pub fn between(
     }));
     opts.track_path();
     let changes = repo
-        .diff_tree_to_tree(&old_tree, &new_tree, opts)
+        .diff_tree_to_tree(old_tree, new_tree, opts)
         .map_err(CacheError::git)?;
     let mut ops = Vec::new();
     let mut jobs = Vec::new();
@@ -228,8 +211,54 @@ pub fn between(
             _ => {}
         }
     }
-    ops.extend(load_all(repo, &rules, jobs, known));
-    Ok(ops)
+    Ok((ops, jobs))
+}
+
+/// When the rules (or the files they name, by [`commit_tree::fingerprint`]) changed
+/// between the trees, which files are skills may have changed too: every skill file
+/// of the new tree is read again and every one gone is deleted. `None`: the rules are
+/// the same, a diff of the trees says what changed.
+fn when_rules_changed(
+    repo: &gix::Repository,
+    rules: &Rules,
+    old_tree: &gix::Tree<'_>,
+    new_tree: &gix::Tree<'_>,
+    known: Option<&Known>,
+) -> Result<Option<Vec<Op>>> {
+    let old_rules = Rules::load(&TreeSource {
+        tree: old_tree.clone(),
+    })
+    .ok();
+    let same = old_rules.as_ref().is_some_and(|old| {
+        commit_tree::fingerprint(old_tree, old) == commit_tree::fingerprint(new_tree, rules)
+    });
+    if same {
+        return Ok(None);
+    }
+    let old_files = match &old_rules {
+        Some(old) => files_of(old_tree, old)?,
+        None => HashMap::new(),
+    };
+    let new_files = files_of(new_tree, rules)?;
+    let jobs: Vec<Job> = new_files
+        .iter()
+        .map(|(path, blob)| Job {
+            path: path.clone(),
+            blob: *blob,
+            make: if old_files.contains_key(path) {
+                Make::Update
+            } else {
+                Make::Create
+            },
+        })
+        .collect();
+    let mut ops = load_all(repo, rules, jobs, known);
+    for path in old_files.keys() {
+        if !new_files.contains_key(path) {
+            ops.push(Op::Delete { path: path.clone() });
+        }
+    }
+    Ok(Some(ops))
 }
 
 /// What a read skill file becomes.
@@ -327,7 +356,7 @@ pub(crate) fn load(
             return Op::Invalid {
                 path: path.to_string(),
                 error: e.to_string(),
-            }
+            };
         }
     };
     match rules.validate(path, &data) {

@@ -79,7 +79,7 @@ async fn changes(svc: &Service, rest: &str) -> Output {
             return fail(format!(
                 "error: repository `{}` not found",
                 repo.unwrap_or(DEFAULT_REPO)
-            ))
+            ));
         }
     };
     let listed = async {
@@ -155,19 +155,19 @@ async fn review(svc: &Service, user: &User, rest: &str) -> Output {
             return fail(format!(
                 "error: repository `{}` not found",
                 repo.unwrap_or(DEFAULT_REPO)
-            ))
+            ));
         }
     };
     let message = message.unwrap_or_default();
     let action = match action {
         None if !message.is_empty() => {
-            return fail("error: -m goes with --approve or --reject".into())
+            return fail("error: -m goes with --approve or --reject".into());
         }
         None => return show(svc, &repo, number).await,
         Some(Action::Approve(_)) => Action::Approve(message),
         Some(Action::Reject(_)) => Action::Reject(message),
         Some(_) if !message.is_empty() => {
-            return fail("error: -m goes with --approve or --reject".into())
+            return fail("error: -m goes with --approve or --reject".into());
         }
         Some(a) => a,
     };
@@ -234,52 +234,7 @@ fn render(
     skills: &[store::ChangeSkill],
     needs: &Result<Vec<String>, String>,
 ) -> String {
-    let mut out = format!(
-        "change: {}\ntitle: {}\nstate: {}\nrepo: {}\ntarget: {}\nauthor: {}\n",
-        change.number, change.title, change.state, change.repo, change.target, change.author
-    );
-    if let Some(t) = &change.topic {
-        out.push_str(&format!("topic: {t}\n"));
-    }
-    out.push_str(&format!(
-        "created: {}\nupdated: {}\n",
-        change.created_at.format("%Y-%m-%d %H:%M"),
-        change.updated_at.format("%Y-%m-%d %H:%M")
-    ));
-    if let (Some(by), Some(at)) = (&change.closed_by, change.closed_at) {
-        out.push_str(&format!(
-            "{}: {by} at {}\n",
-            if change.state == "MERGED" {
-                "merged-by"
-            } else {
-                "closed-by"
-            },
-            at.format("%Y-%m-%d %H:%M")
-        ));
-    }
-    if let Some(c) = &change.merged_commit {
-        out.push_str(&format!("merged-commit: {c}\n"));
-    }
-    if let Some(url) = crate::review::page_url(svc.web_url.as_deref(), &change.repo, change.number)
-    {
-        out.push_str(&format!("page: {url}\n"));
-    }
-    out.push_str(&format!(
-        "fetch: git fetch origin refs/changes/{}/head\n",
-        change.number
-    ));
-    if change.state().is_open() {
-        match needs {
-            Ok(n) if n.is_empty() => out.push_str("mergeable: yes\n"),
-            Ok(n) => {
-                out.push_str("mergeable: no\n");
-                for m in n {
-                    out.push_str(&format!("needs: {m}\n"));
-                }
-            }
-            Err(e) => out.push_str(&format!("mergeable: unknown ({e})\n")),
-        }
-    }
+    let mut out = header(svc, change, needs);
     if !change.description.is_empty() {
         out.push_str("\ndescription:\n");
         for line in change.description.lines() {
@@ -334,6 +289,58 @@ fn render(
                 .unwrap_or_default(),
             crate::review::diff_summary(s)
         ));
+    }
+    out
+}
+
+/// The change's fields, one `key: value` line each: state, who, when, its page, how to
+/// fetch it, whether it can be merged.
+fn header(svc: &Service, change: &Change, needs: &Result<Vec<String>, String>) -> String {
+    let mut out = format!(
+        "change: {}\ntitle: {}\nstate: {}\nrepo: {}\ntarget: {}\nauthor: {}\n",
+        change.number, change.title, change.state, change.repo, change.target, change.author
+    );
+    if let Some(t) = &change.topic {
+        out.push_str(&format!("topic: {t}\n"));
+    }
+    out.push_str(&format!(
+        "created: {}\nupdated: {}\n",
+        change.created_at.format("%Y-%m-%d %H:%M"),
+        change.updated_at.format("%Y-%m-%d %H:%M")
+    ));
+    if let (Some(by), Some(at)) = (&change.closed_by, change.closed_at) {
+        out.push_str(&format!(
+            "{}: {by} at {}\n",
+            if change.state == "MERGED" {
+                "merged-by"
+            } else {
+                "closed-by"
+            },
+            at.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    if let Some(c) = &change.merged_commit {
+        out.push_str(&format!("merged-commit: {c}\n"));
+    }
+    if let Some(url) = crate::review::page_url(svc.web_url.as_deref(), &change.repo, change.number)
+    {
+        out.push_str(&format!("page: {url}\n"));
+    }
+    out.push_str(&format!(
+        "fetch: git fetch origin refs/changes/{}/head\n",
+        change.number
+    ));
+    if change.state().is_open() {
+        match needs {
+            Ok(n) if n.is_empty() => out.push_str("mergeable: yes\n"),
+            Ok(n) => {
+                out.push_str("mergeable: no\n");
+                for m in n {
+                    out.push_str(&format!("needs: {m}\n"));
+                }
+            }
+            Err(e) => out.push_str(&format!("mergeable: unknown ({e})\n")),
+        }
     }
     out
 }

@@ -10,10 +10,18 @@
 //!
 //! The author and committer are the user, with the name and email of their profile
 //! (`ssh HOST profile --name … --email …`).
+//!
+//! [`commit`] makes and pushes the commit; [`open`] reads a file as an editor opens it.
+
+mod commit;
+mod open;
+
+pub use open::{Opened, open_file};
 
 use crate::db::users::{Role, User};
 use crate::review::store;
 use crate::skills::Problem;
+use commit::commit_and_push;
 use gix::ObjectId;
 use serde::Deserialize;
 
@@ -194,10 +202,10 @@ fn decode(req: &ChangeRequest, max_file_bytes: u64) -> Result<Vec<Decoded>, Edit
                 return Err(bad(format!(
                     "`{}`: a rename names the old path in `from_path`, different from `path`",
                     f.path
-                )))
+                )));
             }
             (_, Some(_)) => {
-                return Err(bad(format!("`{}`: only a rename has `from_path`", f.path)))
+                return Err(bad(format!("`{}`: only a rename has `from_path`", f.path)));
             }
             (_, None) => None,
         };
@@ -219,15 +227,15 @@ fn decode(req: &ChangeRequest, max_file_bytes: u64) -> Result<Vec<Decoded>, Edit
                     "`{}`: `sha` (the blob id you last read) is required to {}",
                     f.path,
                     format!("{op:?}").to_lowercase()
-                )))
+                )));
             }
         };
         let content = match (&f.content, f.operation) {
             (Some(_), Operation::Delete) => {
-                return Err(bad(format!("`{}`: a delete has no content", f.path)))
+                return Err(bad(format!("`{}`: a delete has no content", f.path)));
             }
             (None, Operation::Create | Operation::Update) => {
-                return Err(bad(format!("`{}`: `content` (base64) is required", f.path)))
+                return Err(bad(format!("`{}`: `content` (base64) is required", f.path)));
             }
             (None, _) => None,
             (Some(c), _) => {
@@ -329,63 +337,11 @@ pub async fn submit(
         .map_err(db)?
         .ok_or_else(|| EditError::Forbidden(format!("there is no user `{}`", user.name)))?;
     // Where the commit goes on top of: an open change of the user's, or the branch.
-    let mut branch = req
-        .branch
-        .clone()
-        .unwrap_or_else(|| crate::repos::DEFAULT_BRANCH.to_string());
-    let base_of_change = match req.change {
-        None => None,
-        Some(n) => {
-            let mut conn = svc.pool.acquire().await.map_err(db)?;
-            let change = store::find(&mut conn, &name, n)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| EditError::NotFound(format!("there is no change {n} in {name}")))?;
-            if change.author != user.name {
-                return Err(EditError::Forbidden(format!(
-                    "change {n} is {}'s: only its author adds patch sets",
-                    change.author
-                )));
-            }
-            if !change.state().is_open() {
-                return Err(EditError::BadRequest(format!(
-                    "change {n} is {}: open a new change instead",
-                    change.state().as_str().to_lowercase()
-                )));
-            }
-            match &req.branch {
-                Some(b) if b != &change.target => {
-                    return Err(EditError::BadRequest(format!(
-                        "change {n} is for `{}`, not `{b}`",
-                        change.target
-                    )))
-                }
-                _ => branch = change.target.clone(),
-            }
-            let sets = store::patch_sets(&mut conn, change.id).await.map_err(db)?;
-            let head = sets
-                .last()
-                .and_then(|p| ObjectId::from_hex(p.commit_sha.as_bytes()).ok())
-                .ok_or_else(|| EditError::Unavailable(format!("change {n} has no patch set")))?;
-            Some(head)
-        }
-    };
+    let (branch, base_of_change) = base_of(svc, &user, &name, &req).await?;
     let rt = tokio::runtime::Handle::current();
     let svc2 = svc.clone();
     let user2 = user.clone();
-    let options = {
-        let mut o = vec![format!("title={title}")];
-        if !message.is_empty() {
-            o.push(format!("description={}", message.replace('\n', "\\n")));
-        }
-        if req.draft {
-            o.push("draft".to_string());
-        }
-        if let Some(n) = req.change {
-            o.push(format!("change={n}"));
-        }
-        o
-    };
+    let options = push_options(&title, &message, &req);
     let commit_message = if message.is_empty() {
         format!("{title}\n")
     } else {
@@ -411,22 +367,7 @@ pub async fn submit(
     })
     .await
     .map_err(|e| EditError::Unavailable(format!("the commit failed: {e}")))??;
-    let found: Option<(i32, i32)> = sqlx::query!(
-        r#"SELECT c.number AS "change", p.number AS "patch_set"
-         FROM change_patch_sets p JOIN changes c ON c.id = p.change_id
-         WHERE c.repo = $1 AND p.commit_sha = $2 ORDER BY p.created_at DESC LIMIT 1"#,
-        name,
-        commit.to_string(),
-    )
-    .fetch_optional(&svc.pool)
-    .await
-    .map_err(db)?
-    .map(|r| (r.change, r.patch_set));
-    let (number, patch_set) = found.ok_or_else(|| {
-        EditError::Unavailable(format!(
-            "the change was pushed but is not recorded:\n{messages}"
-        ))
-    })?;
+    let (number, patch_set) = recorded(svc, &name, commit, &messages).await?;
     let path = format!("/changes/{number}?repo={name}");
     let url = match &svc.web_url {
         Some(base) => format!("{}{path}", base.trim_end_matches('/')),
@@ -448,389 +389,100 @@ pub async fn submit(
     })
 }
 
-/// In a scratch repository over `copy`: the files written onto the base (the change's
-/// head, else the branch's tip), checked, committed and pushed to `refs/for/BRANCH`.
-#[allow(clippy::too_many_arguments)]
-fn commit_and_push(
+/// The branch a commit of `req` goes to and what it goes on top of: an open change of
+/// the user's (its last patch set; the change's target branch), else the branch's tip
+/// (`None`).
+async fn base_of(
     svc: &crate::review::Service,
     user: &User,
-    rt: tokio::runtime::Handle,
-    name: String,
-    copy: gix::Repository,
-    branch: &str,
-    base_of_change: Option<ObjectId>,
-    files: &[Decoded],
-    (full_name, email): (&str, &str),
-    message: &str,
-    options: &[String],
-) -> Result<(ObjectId, String), EditError> {
-    let git = |e: &dyn std::fmt::Display| EditError::Unavailable(format!("git: {e}"));
-    let branch_ref = format!("refs/heads/{branch}");
-    let Some(tip) = crate::repos::ref_target(&copy, &branch_ref) else {
-        return Err(EditError::NotFound(format!(
-            "there is no branch `{branch}` in {name}"
-        )));
-    };
-    let base = base_of_change.unwrap_or(tip);
-    let scratch = crate::import::Scratch::new(&copy).map_err(|e| git(&e))?;
-    let repo = scratch.repo();
-    let base_tree = repo
-        .find_commit(base)
-        .map_err(|e| git(&e))?
-        .tree()
-        .map_err(|e| git(&e))?;
-    let rules = crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource {
-        tree: base_tree.clone(),
-    })
-    .unwrap_or_else(|_| crate::skills::rules::Rules::builtin());
-    // The blob at `path` in the base: (mode, id), or None.
-    let entry_at =
-        |path: &str| -> Result<Option<(gix::object::tree::EntryMode, ObjectId)>, EditError> {
-            Ok(base_tree
-                .lookup_entry(path.split('/').map(str::as_bytes))
-                .map_err(|e| git(&e))?
-                .map(|e| (e.mode(), e.object_id())))
-        };
-    let mut editor = repo.edit_tree(base_tree.id).map_err(|e| git(&e))?;
-    let mut written: Vec<(String, Vec<u8>)> = Vec::new();
-    for f in files {
-        for p in std::iter::once(&f.path).chain(f.from_path.iter()) {
-            if !rules.governs(p) {
-                return Err(EditError::BadRequest(format!(
-                    "`{p}` is outside the skill roots of {name} ({}): only skills are edited here",
-                    rules.roots().join(", ")
+    name: &str,
+    req: &ChangeRequest,
+) -> Result<(String, Option<ObjectId>), EditError> {
+    let db = |e: sqlx::Error| EditError::Unavailable(format!("the database is unavailable: {e}"));
+    let mut branch = req
+        .branch
+        .clone()
+        .unwrap_or_else(|| crate::repos::DEFAULT_BRANCH.to_string());
+    let base_of_change = match req.change {
+        None => None,
+        Some(n) => {
+            let mut conn = svc.pool.acquire().await.map_err(db)?;
+            let change = store::find(&mut conn, name, n)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| EditError::NotFound(format!("there is no change {n} in {name}")))?;
+            if change.author != user.name {
+                return Err(EditError::Forbidden(format!(
+                    "change {n} is {}'s: only its author adds patch sets",
+                    change.author
                 )));
             }
-        }
-        let existing = entry_at(&f.path)?;
-        if let Some((mode, _)) = &existing {
-            if !mode.is_blob() && !(f.op == Operation::Create) {
+            if !change.state().is_open() {
                 return Err(EditError::BadRequest(format!(
-                    "`{}` is not a regular file (a folder, a symbolic link or a submodule)",
-                    f.path
+                    "change {n} is {}: open a new change instead",
+                    change.state().as_str().to_lowercase()
                 )));
             }
-        }
-        let stale = |path: &str, current: Option<ObjectId>, why: String| EditError::Stale {
-            path: path.to_string(),
-            current: current.map(|c| c.to_string()),
-            message: why,
-        };
-        match f.op {
-            Operation::Create => {
-                if let Some((_, id)) = existing {
-                    return Err(stale(
-                        &f.path,
-                        Some(id),
-                        format!(
-                            "`{}` exists already: update it with its sha instead",
-                            f.path
-                        ),
-                    ));
-                }
-            }
-            Operation::Update | Operation::Delete => match existing {
-                None => {
-                    return Err(stale(
-                        &f.path,
-                        None,
-                        format!("`{}` does not exist (any more) on {branch}", f.path),
-                    ))
-                }
-                Some((_, id)) if Some(id) != f.sha => {
-                    return Err(stale(
-                        &f.path,
-                        Some(id),
-                        format!("`{}` changed since you opened it: it is {} now", f.path, id),
-                    ))
-                }
-                Some(_) => {}
-            },
-            Operation::Rename => {
-                let from = f.from_path.as_deref().unwrap_or_default();
-                match entry_at(from)? {
-                    None => {
-                        return Err(stale(from, None, format!("`{from}` does not exist (any more) on {branch}")))
-                    }
-                    Some((mode, _)) if !mode.is_blob() => {
-                        return Err(EditError::BadRequest(format!(
-                            "`{from}` is not a regular file (a folder, a symbolic link or a submodule)"
-                        )))
-                    }
-                    Some((_, id)) if Some(id) != f.sha => {
-                        return Err(stale(
-                            from,
-                            Some(id),
-                            format!("`{from}` changed since you opened it: it is {id} now"),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-                if let Some((_, id)) = existing {
-                    return Err(stale(
-                        &f.path,
-                        Some(id),
-                        format!("`{}` exists already", f.path),
-                    ));
-                }
-            }
-        }
-        // The parents of a new path must be folders, not files.
-        let parts: Vec<&str> = f.path.split('/').collect();
-        for i in 1..parts.len() {
-            let parent = parts[..i].join("/");
-            if let Some((mode, _)) = entry_at(&parent)? {
-                if !mode.is_tree() {
+            match &req.branch {
+                Some(b) if b != &change.target => {
                     return Err(EditError::BadRequest(format!(
-                        "`{}`: `{parent}` is a file, not a folder",
-                        f.path
+                        "change {n} is for `{}`, not `{b}`",
+                        change.target
                     )));
                 }
+                _ => branch = change.target.clone(),
             }
+            let sets = store::patch_sets(&mut conn, change.id).await.map_err(db)?;
+            let head = sets
+                .last()
+                .and_then(|p| ObjectId::from_hex(p.commit_sha.as_bytes()).ok())
+                .ok_or_else(|| EditError::Unavailable(format!("change {n} has no patch set")))?;
+            Some(head)
         }
-        let kind_of = |mode: Option<gix::object::tree::EntryMode>| match mode {
-            Some(m) if m.is_executable() => gix::object::tree::EntryKind::BlobExecutable,
-            _ => gix::object::tree::EntryKind::Blob,
-        };
-        match f.op {
-            Operation::Delete => {
-                editor.remove(f.path.as_str()).map_err(|e| git(&e))?;
-            }
-            Operation::Create | Operation::Update => {
-                let bytes = f.content.clone().unwrap_or_default();
-                let id = repo.write_blob(&bytes).map_err(|e| git(&e))?.detach();
-                editor
-                    .upsert(f.path.as_str(), kind_of(existing.map(|e| e.0)), id)
-                    .map_err(|e| git(&e))?;
-                written.push((f.path.clone(), bytes));
-            }
-            Operation::Rename => {
-                let from = f.from_path.as_deref().unwrap_or_default();
-                let (mode, old_id) = entry_at(from)?.expect("checked above");
-                let (id, bytes) = match &f.content {
-                    Some(bytes) => (
-                        repo.write_blob(bytes).map_err(|e| git(&e))?.detach(),
-                        bytes.clone(),
-                    ),
-                    None => (
-                        old_id,
-                        repo.find_object(old_id).map_err(|e| git(&e))?.detach().data,
-                    ),
-                };
-                editor.remove(from).map_err(|e| git(&e))?;
-                editor
-                    .upsert(f.path.as_str(), kind_of(Some(mode)), id)
-                    .map_err(|e| git(&e))?;
-                written.push((f.path.clone(), bytes));
-            }
-        }
-    }
-    let tree = editor.write().map_err(|e| git(&e))?.detach();
-    if tree == base_tree.id {
-        return Err(EditError::BadRequest(
-            "the files are as they are already: nothing to change".into(),
-        ));
-    }
-    // The skills' problems, as JSON, before anything is pushed (the push checks again,
-    // with every rule: this is for a precise answer).
-    let new_tree = repo.find_tree(tree).map_err(|e| git(&e))?;
-    let rules =
-        match crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource { tree: new_tree })
-        {
-            Ok(r) => r,
-            Err(problems) => {
-                return Err(EditError::Invalid {
-                    message: crate::skills::summary_line(&problems),
-                    problems,
-                })
-            }
-        };
-    let mut problems = Vec::new();
-    for (path, bytes) in &written {
-        if rules.is_skill(path) {
-            if let Err(p) = rules.validate(path, bytes) {
-                problems.extend(p);
-            }
-        } else {
-            problems.extend(rules.validate_other(path, bytes));
-        }
-    }
-    if problems
-        .iter()
-        .any(|p| p.level == crate::skills::Level::Error)
-    {
-        return Err(EditError::Invalid {
-            message: crate::skills::summary_line(&problems),
-            problems,
-        });
-    }
-    let now = gix::date::Time::now_local_or_utc();
-    let signature = gix::actor::Signature {
-        name: full_name.into(),
-        email: email.into(),
-        time: now,
     };
-    let commit = gix::objs::Commit {
-        tree,
-        parents: [base].into_iter().collect(),
-        author: signature.clone(),
-        committer: signature,
-        encoding: None,
-        message: message.into(),
-        extra_headers: Vec::new(),
-    };
-    let id = repo.write_object(&commit).map_err(|e| git(&e))?.detach();
-    let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[base, tip], None)
-        .map_err(|e| git(&e))?;
-    let ctx = svc.in_process(user, rt, name, copy, None);
-    let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
-    let (messages, status) =
-        crate::import::push_in_process(&ctx, repo, scratch.dir(), &target, None, id, ids, options)
-            .map_err(|e| git(&e))?;
-    let reason = match crate::import::ref_outcome(&status, &target) {
-        Ok(()) => return Ok((id, messages)),
-        Err(reason) => reason,
-    };
-    let text = format!("{reason}\n{messages}");
-    if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
-        return Err(EditError::Stale {
-            path: String::new(),
-            current: None,
-            message: format!("{branch} moved while committing; try again\n{text}"),
-        });
-    }
-    if reason.contains("no change") || reason.contains("there is no") {
-        return Err(EditError::NotFound(text));
-    }
-    if reason.contains("read-only")
-        || reason.contains("only its author")
-        || reason.contains("may not")
-    {
-        return Err(EditError::Forbidden(text));
-    }
-    Err(EditError::Invalid {
-        problems: Vec::new(),
-        message: text,
-    })
+    Ok((branch, base_of_change))
 }
 
-/// A file on a branch's tip as an editor opens it.
-pub struct Opened {
-    /// The repository's canonical name.
-    pub repo: String,
-    /// The rules of the branch's tip (the built-in ones when it has none, or they do
-    /// not load: the commit's own check then says why).
-    pub rules: std::sync::Arc<crate::skills::rules::Rules>,
-    /// The file at the tip: (blob id, text); `None` when there is none.
-    pub file: Option<(String, String)>,
-    /// The text of the blob asked for as `earlier` (what an editor started from), when
-    /// the repository has it.
-    pub earlier: Option<String>,
-    /// The text of the schema file the rules name (`None`: the built-in schema), for
-    /// the order its properties are written in.
-    pub schema_text: Option<String>,
+/// The push options that open (or add a patch set to) the change: its title, its
+/// description on one line, draft, the change's number.
+fn push_options(title: &str, message: &str, req: &ChangeRequest) -> Vec<String> {
+    let mut o = vec![format!("title={title}")];
+    if !message.is_empty() {
+        o.push(format!("description={}", message.replace('\n', "\\n")));
+    }
+    if req.draft {
+        o.push("draft".to_string());
+    }
+    if let Some(n) = req.change {
+        o.push(format!("change={n}"));
+    }
+    o
 }
 
-/// Reads `path` (if any) on `branch` of `repo` with the tip's rules, and the blob
-/// `earlier` (if any): what the editor pages show. A file that is not UTF-8 text is
-/// refused (binary files are pushed with git).
-pub async fn open_file(
-    pool: &sqlx::PgPool,
-    repos: &crate::repos::RepoStore,
-    repo: &str,
-    branch: &str,
-    path: Option<&str>,
-    earlier: Option<&str>,
-) -> Result<Opened, EditError> {
-    if let Some(p) = path {
-        check_path(p).map_err(EditError::BadRequest)?;
-    }
-    let earlier = match earlier.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(e) => Some(ObjectId::from_hex(e.as_bytes()).map_err(|_| {
-            EditError::BadRequest(format!("`{e}` is not a blob id (40 hex digits)"))
-        })?),
-        None => None,
-    };
-    let (name, copy) = crate::storage::replica::open(pool, repos, repo, false)
-        .await
-        .map_err(|e| EditError::NotFound(format!("no repository `{repo}`: {e}")))?;
-    let branch_ref = format!("refs/heads/{branch}");
-    let path = path.map(str::to_string);
-    let repo_name = name.clone();
-    tokio::task::spawn_blocking(move || {
-        let _reading = crate::maintenance::read_guard(copy.path());
-        let git = |e: &dyn std::fmt::Display| EditError::Unavailable(format!("git: {e}"));
-        let text = |id: ObjectId, what: &str| -> Result<String, EditError> {
-            let data = copy.find_object(id).map_err(|e| git(&e))?.detach().data;
-            String::from_utf8(data).map_err(|_| {
-                EditError::BadRequest(format!(
-                    "`{what}` is not UTF-8 text: it is edited with git, not here"
-                ))
-            })
-        };
-        let tree = match crate::repos::ref_target(&copy, &branch_ref) {
-            Some(tip) => Some(
-                copy.find_commit(tip)
-                    .map_err(|e| git(&e))?
-                    .tree()
-                    .map_err(|e| git(&e))?,
-            ),
-            None => None,
-        };
-        let rules = match &tree {
-            Some(tree) => crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource {
-                tree: tree.clone(),
-            })
-            .unwrap_or_else(|_| crate::skills::rules::Rules::builtin()),
-            None => crate::skills::rules::Rules::builtin(),
-        };
-        let file = match (&tree, &path) {
-            (Some(tree), Some(p)) => match tree
-                .lookup_entry(p.split('/').map(str::as_bytes))
-                .map_err(|e| git(&e))?
-            {
-                Some(entry) if entry.mode().is_blob() => {
-                    let id = entry.object_id();
-                    Some((id.to_string(), text(id, p)?))
-                }
-                Some(_) => {
-                    return Err(EditError::BadRequest(format!(
-                        "`{p}` is not a regular file (a folder, a symbolic link or a submodule)"
-                    )))
-                }
-                None => None,
-            },
-            _ => None,
-        };
-        let schema_text = match (&tree, &rules.schema_path) {
-            (Some(tree), Some(p)) => tree
-                .lookup_entry(p.split('/').map(str::as_bytes))
-                .ok()
-                .flatten()
-                .and_then(|e| e.object().ok())
-                .and_then(|o| String::from_utf8(o.detach().data).ok()),
-            _ => None,
-        };
-        let earlier = match earlier {
-            Some(id)
-                if copy
-                    .find_header(id)
-                    .is_ok_and(|h| h.kind() == gix::object::Kind::Blob) =>
-            {
-                Some(text(id, &id.to_string())?)
-            }
-            _ => None,
-        };
-        Ok(Opened {
-            repo: repo_name,
-            rules,
-            file,
-            earlier,
-            schema_text,
-        })
-    })
+/// The change and patch set the pushed `commit` was recorded as.
+async fn recorded(
+    svc: &crate::review::Service,
+    name: &str,
+    commit: ObjectId,
+    messages: &str,
+) -> Result<(i32, i32), EditError> {
+    let db = |e: sqlx::Error| EditError::Unavailable(format!("the database is unavailable: {e}"));
+    let found: Option<(i32, i32)> = sqlx::query!(
+        r#"SELECT c.number AS "change", p.number AS "patch_set"
+         FROM change_patch_sets p JOIN changes c ON c.id = p.change_id
+         WHERE c.repo = $1 AND p.commit_sha = $2 ORDER BY p.created_at DESC LIMIT 1"#,
+        name,
+        commit.to_string(),
+    )
+    .fetch_optional(&svc.pool)
     .await
-    .map_err(|e| EditError::Unavailable(format!("reading failed: {e}")))?
+    .map_err(db)?
+    .map(|r| (r.change, r.patch_set));
+    found.ok_or_else(|| {
+        EditError::Unavailable(format!(
+            "the change was pushed but is not recorded:\n{messages}"
+        ))
+    })
 }
 
 #[cfg(test)]

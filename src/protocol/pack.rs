@@ -404,39 +404,8 @@ pub fn write_pack(
     )
     .map_err(ProtocolError::git)?;
     let num = counts.len();
-    // Where each object is stored, then the objects in pack order (as gix's
-    // generator sorts them: loose ones first, then by pack and offset), so that a
-    // stored delta whose base is sent too becomes an offset delta to it.
-    let mut counts = counts;
+    let (counts, by_pack) = in_pack_order(&db, counts)?;
     let mut buf = Vec::new();
-    for c in counts.iter_mut() {
-        if matches!(c.entry_pack_location, PackLocation::NotLookedUp) {
-            let found = gix_pack::Find::location_by_oid(&db, &c.id, &mut buf)
-                .map_err(ProtocolError::git)?;
-            c.entry_pack_location = PackLocation::LookedUp(found);
-        }
-    }
-    counts.sort_by(
-        |a, b| match (&a.entry_pack_location, &b.entry_pack_location) {
-            (PackLocation::LookedUp(Some(a)), PackLocation::LookedUp(Some(b))) => a
-                .pack_id
-                .cmp(&b.pack_id)
-                .then(a.pack_offset.cmp(&b.pack_offset)),
-            (PackLocation::LookedUp(Some(_)), _) => std::cmp::Ordering::Greater,
-            (_, PackLocation::LookedUp(Some(_))) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Equal,
-        },
-    );
-    // Each pack's range of the sorted objects: a delta's base is looked for there.
-    let mut by_pack: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
-    for (i, c) in counts.iter().enumerate() {
-        if let PackLocation::LookedUp(Some(l)) = &c.entry_pack_location {
-            match by_pack.last_mut() {
-                Some((id, range)) if *id == l.pack_id => range.end = i + 1,
-                _ => by_pack.push((l.pack_id, i..i + 1)),
-            }
-        }
-    }
     let entries = (0..counts.len()).map(|i| -> gix_error::Result<Vec<output::Entry>> {
         let count = &counts[i];
         let copied = match &count.entry_pack_location {
@@ -477,4 +446,49 @@ pub fn write_pack(
         chunk.map_err(ProtocolError::git)?;
     }
     Ok(num)
+}
+
+/// The counted objects in pack order, each with where it is stored (as gix's generator
+/// sorts them: loose ones first, then by pack and offset), so that a stored delta whose
+/// base is sent too becomes an offset delta to it; and each pack's range of them, where
+/// a delta's base is looked for.
+#[allow(clippy::type_complexity)]
+fn in_pack_order(
+    db: &gix::odb::Handle,
+    mut counts: Vec<gix_pack::data::output::Count>,
+) -> Result<(
+    Vec<gix_pack::data::output::Count>,
+    Vec<(u32, std::ops::Range<usize>)>,
+)> {
+    use gix_pack::data::output::count::PackLocation;
+    let mut buf = Vec::new();
+    for c in counts.iter_mut() {
+        if matches!(c.entry_pack_location, PackLocation::NotLookedUp) {
+            let found = gix_pack::Find::location_by_oid(&db, &c.id, &mut buf)
+                .map_err(ProtocolError::git)?;
+            c.entry_pack_location = PackLocation::LookedUp(found);
+        }
+    }
+    counts.sort_by(
+        |a, b| match (&a.entry_pack_location, &b.entry_pack_location) {
+            (PackLocation::LookedUp(Some(a)), PackLocation::LookedUp(Some(b))) => a
+                .pack_id
+                .cmp(&b.pack_id)
+                .then(a.pack_offset.cmp(&b.pack_offset)),
+            (PackLocation::LookedUp(Some(_)), _) => std::cmp::Ordering::Greater,
+            (_, PackLocation::LookedUp(Some(_))) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Equal,
+        },
+    );
+    // Each pack's range of the sorted objects: a delta's base is looked for there.
+    let mut by_pack: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+    for (i, c) in counts.iter().enumerate() {
+        if let PackLocation::LookedUp(Some(l)) = &c.entry_pack_location {
+            match by_pack.last_mut() {
+                Some((id, range)) if *id == l.pack_id => range.end = i + 1,
+                _ => by_pack.push((l.pack_id, i..i + 1)),
+            }
+        }
+    }
+    Ok((counts, by_pack))
 }

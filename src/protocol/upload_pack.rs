@@ -4,14 +4,14 @@
 //! ([`super::reach`]), as a partial clone's lazy fetches do.
 
 use super::filter::Filter;
-use super::pack::{objects_to_send_filtered, write_pack, Deepen, ShallowUpdate};
+use super::pack::{Deepen, ShallowUpdate, objects_to_send_filtered, write_pack};
 use super::pktline::{
-    parse_oid, write_delim, write_err, write_flush, write_text, Pkt, PktReader, SideBand,
-    SideBandMode,
+    Pkt, PktReader, SideBand, SideBandMode, parse_oid, write_delim, write_err, write_flush,
+    write_text,
 };
 use super::reach::check_wants;
 use super::refs::RefList;
-use super::{ProtocolError, Result, AGENT};
+use super::{AGENT, ProtocolError, Result};
 use gix::ObjectId;
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -67,8 +67,7 @@ pub fn serve(
 /// The most a v0 session reads after refusing a request (see [`serve`]).
 const DRAIN_BYTES: u64 = 64 * 1024;
 
-const V0_CAPS: &str =
-    "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag filter allow-tip-sha1-in-want allow-reachable-sha1-in-want object-format=sha1";
+const V0_CAPS: &str = "multi_ack_detailed side-band-64k side-band thin-pack ofs-delta shallow deepen-since deepen-not deepen-relative no-done no-progress include-tag filter allow-tip-sha1-in-want allow-reachable-sha1-in-want object-format=sha1";
 
 fn serve_v0<R: Read>(
     repo: &gix::Repository,
@@ -84,46 +83,105 @@ fn serve_v0<R: Read>(
     advertise_v0(&refs, &caps, out)?;
     out.flush()?;
 
-    // Wants.
-    let mut wants = Vec::new();
-    let mut client_caps: Vec<String> = Vec::new();
-    let mut deepen: Option<Deepen> = None;
-    let mut client_shallow = Vec::new();
-    let mut relative = false;
-    let mut filter: Option<Filter> = None;
-    let mut lines = 0usize;
     // What the request keeps (wants, shallows, common haves) counts in the process's
     // budget of held requests, like a v2 request's bytes, until the pack is sent.
     let mut held = REQUESTS.hold(user);
+    let mut lines = 0usize;
+    let Some(mut req) = read_wants_v0(input, &refs, &mut held, &mut lines)? else {
+        return Ok(());
+    };
+    if req.wants.is_empty() {
+        return Ok(());
+    }
+    check_wants(repo, &refs, &req.wants)?;
+    let filter = req.filter.take().unwrap_or_default();
+    // In v0, deepen-relative is a capability on the first want line.
+    let relative = req.relative || req.has("deepen-relative");
+    if let Some(d) = req.deepen.as_mut() {
+        d.relative = relative;
+        d.client_shallow = std::mem::take(&mut req.client_shallow);
+        // The new shallow boundary goes out before negotiation.
+        let (_, update) = objects_to_send_filtered(repo, &req.wants, &[], Some(d), &filter)?;
+        write_shallow_update(out, &update)?;
+        write_flush(out)?;
+        out.flush()?;
+    }
+    let sideband = if req.has("side-band-64k") {
+        SideBandMode::Large
+    } else if req.has("side-band") {
+        SideBandMode::Small
+    } else {
+        SideBandMode::None
+    };
+    let Some(commons) = negotiate_v0(repo, input, out, &req, &mut held, &mut lines)? else {
+        return Ok(());
+    };
+    let mut sb = SideBand::new(out, sideband, req.has("no-progress"));
+    let (ids, _) =
+        objects_to_send_filtered(repo, &req.wants, &commons, req.deepen.as_ref(), &filter)?;
+    send_pack(repo, &refs, ids, req.has("include-tag"), &mut sb)?;
+    if sideband != SideBandMode::None {
+        write_flush(sb.inner())?;
+    }
+    sb.flush()?;
+    Ok(())
+}
+
+/// A v0 request: the wants with the client's capabilities (on the first want line),
+/// shallows, deepen and filter lines.
+#[derive(Default)]
+struct V0Request {
+    wants: Vec<ObjectId>,
+    client_caps: Vec<String>,
+    deepen: Option<Deepen>,
+    client_shallow: Vec<ObjectId>,
+    relative: bool,
+    filter: Option<Filter>,
+}
+
+impl V0Request {
+    fn has(&self, cap: &str) -> bool {
+        self.client_caps.iter().any(|c| c == cap)
+    }
+}
+
+/// The want list, up to its flush (`None`: the client left).
+fn read_wants_v0<R: Read>(
+    input: &mut PktReader<R>,
+    refs: &RefList,
+    held: &mut Held<'_>,
+    lines: &mut usize,
+) -> Result<Option<V0Request>> {
+    let mut req = V0Request::default();
     loop {
         match input.read_pkt()? {
-            Pkt::Eof => return Ok(()),
-            Pkt::Flush => break,
+            Pkt::Eof => return Ok(None),
+            Pkt::Flush => return Ok(Some(req)),
             pkt @ Pkt::Data(_) => {
-                lines += 1;
-                too_many_lines(lines)?;
-                hold_line(&mut held)?;
+                *lines += 1;
+                too_many_lines(*lines)?;
+                hold_line(held)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(rest) = line.strip_prefix(b"want ") {
                     let (oid, caps) = rest.split_at(rest.len().min(40));
-                    wants.push(parse_oid(oid)?);
-                    if wants.len() == 1 {
-                        client_caps = String::from_utf8_lossy(caps)
+                    req.wants.push(parse_oid(oid)?);
+                    if req.wants.len() == 1 {
+                        req.client_caps = String::from_utf8_lossy(caps)
                             .split_whitespace()
                             .map(str::to_string)
                             .collect();
                     }
                 } else if let Some(hex) = line.strip_prefix(b"shallow ") {
-                    client_shallow.push(parse_oid(hex)?);
+                    req.client_shallow.push(parse_oid(hex)?);
                 } else if line.starts_with(b"deepen") {
                     parse_deepen(
                         &String::from_utf8_lossy(line),
-                        &refs,
-                        &mut deepen,
-                        &mut relative,
+                        refs,
+                        &mut req.deepen,
+                        &mut req.relative,
                     )?;
                 } else if let Some(spec) = line.strip_prefix(b"filter ") {
-                    parse_filter(&String::from_utf8_lossy(spec), &mut filter)?;
+                    parse_filter(&String::from_utf8_lossy(spec), &mut req.filter)?;
                 } else {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected line in want list: {}",
@@ -134,42 +192,30 @@ fn serve_v0<R: Read>(
             other => {
                 return Err(ProtocolError::protocol(format!(
                     "unexpected {other:?} in want list"
-                )))
+                )));
             }
         }
     }
-    if wants.is_empty() {
-        return Ok(());
-    }
-    check_wants(repo, &refs, &wants)?;
-    let filter = filter.unwrap_or_default();
-    if let Some(d) = deepen.as_mut() {
-        // In v0, deepen-relative is a capability on the first want line.
-        d.relative = relative || client_caps.iter().any(|c| c == "deepen-relative");
-        d.client_shallow = client_shallow;
-        // The new shallow boundary goes out before negotiation.
-        let (_, update) = objects_to_send_filtered(repo, &wants, &[], Some(d), &filter)?;
-        write_shallow_update(out, &update)?;
-        write_flush(out)?;
-        out.flush()?;
-    }
-    let has = |c: &str| client_caps.iter().any(|x| x == c);
-    let multi_ack_detailed = has("multi_ack_detailed");
-    let multi_ack = multi_ack_detailed || has("multi_ack");
-    let no_done = has("no-done");
-    let sideband = if has("side-band-64k") {
-        SideBandMode::Large
-    } else if has("side-band") {
-        SideBandMode::Small
-    } else {
-        SideBandMode::None
-    };
+}
 
-    // Negotiation.
+/// v0 negotiation: each `have` the repository holds is acknowledged as the client's
+/// capabilities ask (multi_ack, multi_ack_detailed, no-done) until `done`, or until
+/// ready; the common commits found (`None`: the client left).
+fn negotiate_v0<R: Read>(
+    repo: &gix::Repository,
+    input: &mut PktReader<R>,
+    out: &mut dyn Write,
+    req: &V0Request,
+    held: &mut Held<'_>,
+    lines: &mut usize,
+) -> Result<Option<Vec<ObjectId>>> {
+    let multi_ack_detailed = req.has("multi_ack_detailed");
+    let multi_ack = multi_ack_detailed || req.has("multi_ack");
+    let no_done = req.has("no-done");
     let mut commons: Vec<ObjectId> = Vec::new();
     loop {
         match input.read_pkt()? {
-            Pkt::Eof => return Ok(()),
+            Pkt::Eof => return Ok(None),
             Pkt::Flush => {
                 // With multi_ack_detailed, one common commit is enough to stop: the
                 // pack is built from the commons found so far.
@@ -182,14 +228,14 @@ fn serve_v0<R: Read>(
                 }
                 if let (true, true, Some(last)) = (ready, no_done, commons.last()) {
                     write_text(out, &format!("ACK {last}"))?;
-                    break;
+                    return Ok(Some(commons));
                 }
                 out.flush()?;
             }
             pkt @ Pkt::Data(_) => {
-                lines += 1;
-                too_many_lines(lines)?;
-                hold_line(&mut held)?;
+                *lines += 1;
+                too_many_lines(*lines)?;
+                hold_line(held)?;
                 let line = pkt.text().unwrap_or_default();
                 if let Some(hex) = line.strip_prefix(b"have ") {
                     let oid = parse_oid(hex)?;
@@ -209,7 +255,7 @@ fn serve_v0<R: Read>(
                         Some(_) => {}
                         None => write_text(out, "NAK")?,
                     }
-                    break;
+                    return Ok(Some(commons));
                 } else {
                     return Err(ProtocolError::protocol(format!(
                         "unexpected line in negotiation: {}",
@@ -220,18 +266,10 @@ fn serve_v0<R: Read>(
             other => {
                 return Err(ProtocolError::protocol(format!(
                     "unexpected {other:?} in negotiation"
-                )))
+                )));
             }
         }
     }
-    let mut sb = SideBand::new(out, sideband, has("no-progress"));
-    let (ids, _) = objects_to_send_filtered(repo, &wants, &commons, deepen.as_ref(), &filter)?;
-    send_pack(repo, &refs, ids, has("include-tag"), &mut sb)?;
-    if sideband != SideBandMode::None {
-        write_flush(sb.inner())?;
-    }
-    sb.flush()?;
-    Ok(())
 }
 
 /// What one kept v0 line costs in the budget of held requests: an object id in a
@@ -398,14 +436,14 @@ fn serve_v2<R: Read>(
                     None => {
                         return Err(ProtocolError::protocol(format!(
                             "expected a command, got `{line}`"
-                        )))
+                        )));
                     }
                 }
             }
             other => {
                 return Err(ProtocolError::protocol(format!(
                     "expected a command, got {other:?}"
-                )))
+                )));
             }
         };
         // Capability lines, then (after a delimiter) arguments, then a flush.
@@ -442,7 +480,7 @@ fn serve_v2<R: Read>(
                     }
                 }
                 Pkt::ResponseEnd => {
-                    return Err(ProtocolError::protocol("unexpected response-end packet"))
+                    return Err(ProtocolError::protocol("unexpected response-end packet"));
                 }
             }
         }
@@ -452,7 +490,7 @@ fn serve_v2<R: Read>(
             other => {
                 return Err(ProtocolError::protocol(format!(
                     "unknown command `{other}`"
-                )))
+                )));
             }
         }
         out.flush()?;
@@ -587,10 +625,11 @@ fn send_pack(
     if include_tag {
         let set: HashSet<ObjectId> = ids.iter().copied().collect();
         for r in &refs.refs {
-            if let Some(p) = r.peeled {
-                if set.contains(&p) && !set.contains(&r.oid) {
-                    ids.push(r.oid);
-                }
+            if let Some(p) = r.peeled
+                && set.contains(&p)
+                && !set.contains(&r.oid)
+            {
+                ids.push(r.oid);
             }
         }
     }
@@ -656,7 +695,7 @@ fn parse_deepen(
             None => {
                 return Err(ProtocolError::protocol(format!(
                     "deepen-not: no such ref `{name}`"
-                )))
+                )));
             }
         }
     } else {

@@ -24,9 +24,9 @@ pub mod signatures;
 use crate::cache::pushes::{PushRecord, RefResult};
 use crate::db::users::User;
 use crate::incoming::quarantine::{self, Quarantine};
-use crate::protocol::pktline::{write_flush, write_text, PktReader, SideBand, SideBandMode};
+use crate::protocol::pktline::{PktReader, SideBand, SideBandMode, write_flush, write_text};
 use crate::protocol::refs::RefList;
-use crate::protocol::{ProtocolError, Result, AGENT};
+use crate::protocol::{AGENT, ProtocolError, Result};
 use commands::Command;
 use gix::ObjectId;
 use outcome::{Outcome, Reason, Refusal};
@@ -58,8 +58,7 @@ pub struct Context {
     pub merging: Option<crate::changes::Merging>,
 }
 
-const CAPS: &str =
-    "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
+const CAPS: &str = "report-status report-status-v2 delete-refs side-band-64k quiet atomic ofs-delta push-options object-format=sha1";
 
 /// Serves one receive-pack session, stage by stage: the advertisement and the
 /// client's commands, the pack into a quarantine ([`receive_pack`]), the checks
@@ -95,38 +94,16 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         parsed,
         check_ms,
     } = checked;
-    if !problems.is_empty() {
-        let mut text = crate::skills::push_report(&problems);
-        if crate::skills::any_error(&problems) {
-            text.push_str("Run `skillsd check` in your clone to see these before pushing.\n");
-        }
-        sb.message(&text)?;
-    }
+    say_problems(&problems, &mut sb)?;
     if req.push_options.iter().any(|o| o == "dry-run") {
         dry_run(&mut results, &mut sb)?;
     }
 
     let storing = std::time::Instant::now();
-    // A ref that moved since the advertisement fails its compare-and-swap anyway:
-    // found now, its pack is not stored for nothing.
-    refs::precheck(&ctx.repo, commands, &mut results, req.has("atomic"));
-    if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
-        for r in results.iter_mut() {
-            *r = Some(Refusal::new(Reason::Cancelled, pre_receive::CANCELLED));
-        }
-    }
+    before_storing(ctx, commands, &mut results, req.has("atomic"));
     let push_id = uuid::Uuid::new_v4();
-    let make_record = |results: &[Outcome]| PushRecord {
-        id: push_id,
-        repo: ctx.repo_name.clone(),
-        user: ctx.user.name.clone(),
-        key_fingerprint: ctx.user.key_fingerprint.clone(),
-        started_at,
-        accepted: results.iter().any(Option::is_none),
-        refs: ref_results(commands, results),
-        errors: problems.clone(),
-        push_options: req.push_options.clone(),
-    };
+    let make_record =
+        |results: &[Outcome]| record_of(ctx, &req, (push_id, started_at), &problems, results);
     let cache = if results.iter().any(Option::is_none) {
         let proposal = proposal.as_ref().and_then(|p| p.as_ref().ok());
         store(
@@ -166,12 +143,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         record_said(ctx, push_id, sb.transcript());
     }
     tracing::info!(
-        refs = %commands
-            .iter()
-            .zip(&results)
-            .map(|(c, r)| format!("{}:{}", c.name, if r.is_none() { "ok" } else { "refused" }))
-            .collect::<Vec<_>>()
-            .join(","),
+        refs = %refs_said(commands, &results),
         accepted,
         problems = problems.len(),
         pack_ms = received.pack_ms,
@@ -184,6 +156,64 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
         crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
     Ok(())
+}
+
+/// The last refusals before anything is stored: a ref that moved since the
+/// advertisement fails its compare-and-swap anyway (found now, its pack is not stored
+/// for nothing); a session that ended stores nothing.
+fn before_storing(ctx: &Context, commands: &[Command], results: &mut [Outcome], atomic: bool) {
+    refs::precheck(&ctx.repo, commands, results, atomic);
+    if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        for r in results.iter_mut() {
+            *r = Some(Refusal::new(Reason::Cancelled, pre_receive::CANCELLED));
+        }
+    }
+}
+
+/// The push's record: who pushed what (`id`, `started_at`), the problems found and
+/// each ref's outcome.
+fn record_of(
+    ctx: &Context,
+    req: &commands::Request,
+    (id, started_at): (uuid::Uuid, chrono::DateTime<chrono::Utc>),
+    problems: &[crate::skills::Problem],
+    results: &[Outcome],
+) -> PushRecord {
+    PushRecord {
+        id,
+        repo: ctx.repo_name.clone(),
+        user: ctx.user.name.clone(),
+        key_fingerprint: ctx.user.key_fingerprint.clone(),
+        started_at,
+        accepted: results.iter().any(Option::is_none),
+        refs: ref_results(&req.commands, results),
+        errors: problems.to_vec(),
+        push_options: req.push_options.clone(),
+    }
+}
+
+/// Every problem the checks found, in the report's format, with how to see them
+/// before the next push.
+fn say_problems(problems: &[crate::skills::Problem], sb: &mut SideBand<'_>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut text = crate::skills::push_report(problems);
+    if crate::skills::any_error(problems) {
+        text.push_str("Run `skillsd check` in your clone to see these before pushing.\n");
+    }
+    sb.message(&text)?;
+    Ok(())
+}
+
+/// Each ref with its outcome, for the log: `refs/heads/main:ok,refs/heads/x:refused`.
+fn refs_said(commands: &[Command], results: &[Outcome]) -> String {
+    commands
+        .iter()
+        .zip(results)
+        .map(|(c, r)| format!("{}:{}", c.name, if r.is_none() { "ok" } else { "refused" }))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The client's commands and capabilities; `None` when it sent none (nothing to do).
@@ -265,77 +295,34 @@ fn check_push(
     sb: &mut SideBand<'_>,
 ) -> Result<Checked> {
     let commands = &req.commands;
-    // A push to refs/for/BRANCH proposes a change: checked as an update of BRANCH.
-    let proposal = commands
-        .iter()
-        .any(|c| c.name.starts_with(proposal::FOR_PREFIX))
-        .then(|| {
-            if commands.len() > 1 {
-                Err(format!(
-                    "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
-                    proposal::FOR_PREFIX
-                ))
-            } else {
-                proposal::prepare(ctx, &commands[0], &req.push_options, current)
-            }
-        });
-    let refuse_all = |reason: Reason, why: &str| -> Vec<Outcome> {
-        commands
+    let proposal = proposal_of(ctx, req, current);
+    let refused = |reason: Reason, why: &str, proposal| Checked {
+        results: commands
             .iter()
             .map(|_| Some(Refusal::new(reason, why)))
-            .collect()
+            .collect(),
+        problems: Vec::new(),
+        proposal,
+        parsed: Default::default(),
+        check_ms: 0,
     };
     if let Some(err) = &received.unpack_error {
         sb.message(&format!("error: the pack could not be read: {err}\n"))?;
-        let results = refuse_all(Reason::Unpack, "unpacker error");
-        return Ok(Checked {
-            results,
-            problems: Vec::new(),
-            proposal,
-            parsed: Default::default(),
-            check_ms: 0,
-        });
+        return Ok(refused(Reason::Unpack, "unpacker error", proposal));
     }
     if let Some(Err(why)) = &proposal {
         sb.message(&format!("error: {why}\n"))?;
-        let results = refuse_all(Reason::Policy, why);
-        return Ok(Checked {
-            results,
-            problems: Vec::new(),
-            proposal,
-            parsed: Default::default(),
-            check_ms: 0,
-        });
+        let why = why.clone();
+        return Ok(refused(Reason::Policy, &why, proposal));
     }
     let view = received
         .quarantine
         .view(&ctx.repo)
         .map_err(ProtocolError::git)?;
     let checking = std::time::Instant::now();
-    // The registered keys, read only if a branch requires signed commits.
-    let signers = ctx.policy.signers.clone().or_else(|| {
-        let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
-        Some(signatures::SignersSource(std::sync::Arc::new(move || {
-            rt.block_on(signatures::load(&pool))
-                .map_err(|e| format!("the database is unavailable: {e}"))
-        })))
-    });
     let (checked, policy) = match &proposal {
-        Some(Ok(p)) => (
-            vec![p.as_update()],
-            pre_receive::Policy {
-                proposal: true,
-                signers,
-                ..ctx.policy.clone()
-            },
-        ),
-        _ => (
-            commands.clone(),
-            pre_receive::Policy {
-                signers,
-                ..ctx.policy.clone()
-            },
-        ),
+        Some(Ok(p)) => (vec![p.as_update()], checking_policy(ctx, true)),
+        _ => (commands.clone(), checking_policy(ctx, false)),
     };
     let verdict = {
         let mut progress = |line: &str| {
@@ -362,6 +349,46 @@ fn check_push(
         proposal,
         check_ms: checking.elapsed().as_millis() as u64,
     })
+}
+
+/// A push to `refs/for/BRANCH` proposes a change, checked as an update of `BRANCH`
+/// (`None`: no such push; `Err`: why it cannot be one).
+fn proposal_of(
+    ctx: &Context,
+    req: &commands::Request,
+    current: &HashMap<String, ObjectId>,
+) -> Option<std::result::Result<proposal::Proposal, String>> {
+    let commands = &req.commands;
+    commands
+        .iter()
+        .any(|c| c.name.starts_with(proposal::FOR_PREFIX))
+        .then(|| {
+            if commands.len() > 1 {
+                Err(format!(
+                    "a change is pushed on its own: push HEAD:{}BRANCH alone, then the other refs",
+                    proposal::FOR_PREFIX
+                ))
+            } else {
+                proposal::prepare(ctx, &commands[0], &req.push_options, current)
+            }
+        })
+}
+
+/// The node's policy for this push's checks: the registered keys read (only if a
+/// branch requires signed commits) from the database, `proposal` for a change.
+fn checking_policy(ctx: &Context, proposal: bool) -> pre_receive::Policy {
+    let signers = ctx.policy.signers.clone().or_else(|| {
+        let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
+        Some(signatures::SignersSource(std::sync::Arc::new(move || {
+            rt.block_on(signatures::load(&pool))
+                .map_err(|e| format!("the database is unavailable: {e}"))
+        })))
+    });
+    pre_receive::Policy {
+        proposal: proposal || ctx.policy.proposal,
+        signers,
+        ..ctx.policy.clone()
+    }
 }
 
 /// `git push -o dry-run`: what passed every check is reported, and refused as a dry
@@ -561,12 +588,11 @@ fn update_copy(
     let advanced = migrated.is_ok()
         && crate::storage::replica::advance(&ctx.repo, previous, generation, changes)
             .unwrap_or(false);
-    if !advanced {
-        if let Err(e) =
+    if !advanced
+        && let Err(e) =
             crate::storage::replica::refresh(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name)
-        {
-            tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
-        }
+    {
+        tracing::warn!(error = %e, "could not refresh this node's copy after the push; the next read does");
     }
 }
 

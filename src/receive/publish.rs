@@ -5,19 +5,19 @@
 //! Only after the commit does this node move the pack into its copy and set its refs
 //! from the database ([`crate::storage::replica`]).
 
+use super::Context;
 use super::commands::Command;
 use super::outcome::{Reason, Refusal};
 use super::refs::{ATOMIC_REFUSED, STALE};
-use super::Context;
 use crate::cache::changes::Parsed;
 use crate::cache::pushes::{self, PushRecord};
 use crate::cache::sync::{self, Replay, SyncOutcome};
 use crate::deliver::webhooks::{PushEvent, RefMove};
-use crate::storage::{self, publish, StorageError};
+use crate::storage::{self, StorageError, publish};
 use gix::ObjectId;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the transaction did.
 #[derive(Debug, Default)]
@@ -101,18 +101,17 @@ pub fn run(
         return Ok(Published::default());
     }
     // A merge: the change is checked again and marked merged under its lock.
-    if let Some(merging) = &ctx.merging {
-        if let Some(tip) = accepted(commands, results).find(|c| !c.is_delete()) {
-            rt.block_on(super::proposal::mark_merged(
-                &mut tx,
-                merging,
-                &ctx.user.name,
-                tip.new,
-            ))?;
-        }
+    if let Some(merging) = &ctx.merging
+        && let Some(tip) = accepted(commands, results).find(|c| !c.is_delete())
+    {
+        rt.block_on(super::proposal::mark_merged(
+            &mut tx,
+            merging,
+            &ctx.user.name,
+            tip.new,
+        ))?;
     }
-    let brings_objects = accepted(commands, results).any(|c| !c.is_delete());
-    if let (true, Some((pack, idx))) = (brings_objects, pack) {
+    if let (true, Some((pack, idx))) = (brings_objects(commands, results), pack) {
         storage::packs::upload(rt, &mut tx, &ctx.repo_name, pack, idx, generation + 1)?;
     }
     let record = record(results);
@@ -132,20 +131,7 @@ pub fn run(
     let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
     // Mirrors and webhooks learn of the push in its transaction: a rollback tells
     // nobody.
-    let event = PushEvent {
-        repo: &ctx.repo_name,
-        push_id: record.id,
-        pusher: &ctx.user.name,
-        default_branch: &ctx.default_branch,
-        default_tip: crate::repos::ref_target(view, &default_ref),
-        refs: accepted(commands, results)
-            .map(|c| RefMove {
-                name: &c.name,
-                old: (!c.is_create()).then_some(c.old),
-                new: (!c.is_delete()).then_some(c.new),
-            })
-            .collect(),
-    };
+    let event = push_event(ctx, view, commands, results, record.id);
     rt.block_on(crate::deliver::enqueue(&mut tx, view, &event, generation))?;
     rt.block_on(tx.commit())?;
     tracing::debug!(
@@ -163,6 +149,37 @@ pub fn run(
         generation: Some(generation),
         previous,
     })
+}
+
+/// Whether an accepted command brings objects (anything but deletions).
+fn brings_objects(commands: &[Command], results: &[super::outcome::Outcome]) -> bool {
+    accepted(commands, results).any(|c| !c.is_delete())
+}
+
+/// What mirrors and webhooks learn of this push: the refs it moved and the default
+/// branch's tip before it.
+fn push_event<'a>(
+    ctx: &'a Context,
+    view: &gix::Repository,
+    commands: &'a [Command],
+    results: &'a [super::outcome::Outcome],
+    push_id: uuid::Uuid,
+) -> PushEvent<'a> {
+    let default_ref = format!("refs/heads/{}", ctx.default_branch);
+    PushEvent {
+        repo: &ctx.repo_name,
+        push_id,
+        pusher: &ctx.user.name,
+        default_branch: &ctx.default_branch,
+        default_tip: crate::repos::ref_target(view, &default_ref),
+        refs: accepted(commands, results)
+            .map(|c| RefMove {
+                name: &c.name,
+                old: (!c.is_create()).then_some(c.old),
+                new: (!c.is_delete()).then_some(c.new),
+            })
+            .collect(),
+    }
 }
 
 /// The commands not refused so far.

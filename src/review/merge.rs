@@ -143,17 +143,17 @@ fn attempt_merge(
     let (new, ids) = if fast_forward {
         (head, Vec::new())
     } else {
-        match merge_commit(scratch.repo(), tip, head, &change, reviews, user, latest.number) {
+        match merge_commit(
+            scratch.repo(),
+            tip,
+            head,
+            &change,
+            reviews,
+            user,
+            latest.number,
+        ) {
             Ok(Some(m)) => m,
-            Ok(None) => {
-                return Outcome::Refused(format!(
-                    "change {number} conflicts with {target}: rebase on {target} and push a new patch set:\n  \
-                     git fetch origin refs/changes/{number}/head && git checkout FETCH_HEAD\n  \
-                     git rebase origin/{target}\n  \
-                     git push -o change={number} origin HEAD:refs/for/{target}\n",
-                    target = change.target
-                ))
-            }
+            Ok(None) => return Outcome::Refused(conflict(number, &change.target)),
             Err(e) => return Outcome::Refused(format!("cannot merge change {number}: {e}")),
         }
     };
@@ -178,26 +178,36 @@ fn attempt_merge(
         Ok(r) => r,
         Err(e) => return Outcome::Refused(format!("the merge could not be stored: {e}")),
     };
-    let outcome = crate::import::ref_outcome(&status, &target_ref);
-    if outcome.is_ok() {
-        let how = if fast_forward {
-            "fast-forward".to_string()
-        } else {
-            format!("merge commit on {}", &tip.to_string()[..7])
-        };
-        return Outcome::Merged(format!(
+    let how = if fast_forward {
+        "fast-forward".to_string()
+    } else {
+        format!("merge commit on {}", &tip.to_string()[..7])
+    };
+    match crate::import::ref_outcome(&status, &target_ref) {
+        Ok(()) => Outcome::Merged(format!(
             "change {number} merged into {} at {} ({how})\n{messages}",
             change.target,
             &new.to_string()[..7]
-        ));
+        )),
+        Err(reason)
+            if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") =>
+        {
+            Outcome::Moved
+        }
+        Err(reason) => Outcome::Refused(format!(
+            "change {number} was not merged: {reason}\n{messages}"
+        )),
     }
-    let reason = outcome.err().unwrap_or_default();
-    if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
-        return Outcome::Moved;
-    }
-    Outcome::Refused(format!(
-        "change {number} was not merged: {reason}\n{messages}"
-    ))
+}
+
+/// A change that conflicts with its target: how to rebase it and push a new patch set.
+fn conflict(number: i32, target: &str) -> String {
+    format!(
+        "change {number} conflicts with {target}: rebase on {target} and push a new patch set:\n  \
+         git fetch origin refs/changes/{number}/head && git checkout FETCH_HEAD\n  \
+         git rebase origin/{target}\n  \
+         git push -o change={number} origin HEAD:refs/for/{target}\n"
+    )
 }
 
 /// The merge commit of `head` into `tip`, written to `repo` (a scratch repository), and

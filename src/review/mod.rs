@@ -19,7 +19,7 @@
 
 pub mod merge;
 
-pub use crate::changes::{page_url, states_filter, store, target_review, ChangeState, Merging};
+pub use crate::changes::{ChangeState, Merging, page_url, states_filter, store, target_review};
 pub use crate::receive::proposal as open;
 
 use crate::db::users::{Role, User};
@@ -160,14 +160,7 @@ pub async fn act(
         ..user.clone()
     };
     if let Action::Approve(m) | Action::Reject(m) = &action {
-        if m.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(format!(
-                "a review message is at most {MAX_MESSAGE_CHARS} characters"
-            ));
-        }
-        if m.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err("a review message cannot hold control characters".into());
-        }
+        check_message(m)?;
     }
     if action == Action::Merge {
         return merge::merge(svc, &user, repo, number).await;
@@ -202,40 +195,8 @@ pub async fn act(
                     "you are the author of change {number}: your own approval or rejection never counts; ask another reviewer"
                 ));
             }
-            if role == Role::Reader {
-                return Err(format!(
-                    "{} has read-only access (role: reader): only writers and admins review",
-                    user.name
-                ));
-            }
-            let verdict = if matches!(action, Action::Approve(_)) {
-                "approve"
-            } else {
-                if m.trim().is_empty() {
-                    return Err("say why: review N --reject -m \"what must change\"".into());
-                }
-                "reject"
-            };
-            store::add_review(
-                &mut tx,
-                change.id,
-                latest,
-                &user.name,
-                role.as_str(),
-                verdict,
-                m.trim(),
-            )
-            .await
-            .map_err(db)?;
-            format!(
-                "change {number} {} by {} (patch set {latest})",
-                if verdict == "approve" {
-                    "approved"
-                } else {
-                    "rejected"
-                },
-                user.name
-            )
+            let approve = matches!(action, Action::Approve(_));
+            review(&mut tx, &change, latest, &user, approve, m).await?
         }
         Action::Ready => {
             if !is_author && role != Role::Admin {
@@ -276,6 +237,64 @@ pub async fn act(
     tx.commit().await.map_err(db)?;
     tracing::info!(repo, change = number, user = %user.name, action = action.verb(), "review");
     Ok(message)
+}
+
+/// A review message: at most [`MAX_MESSAGE_CHARS`], no control characters but line
+/// breaks and tabs.
+fn check_message(m: &str) -> Result<(), String> {
+    if m.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(format!(
+            "a review message is at most {MAX_MESSAGE_CHARS} characters"
+        ));
+    }
+    if m.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err("a review message cannot hold control characters".into());
+    }
+    Ok(())
+}
+
+/// An approval or rejection (with why) of the change's latest patch set, by a writer
+/// or admin who is not its author.
+async fn review(
+    tx: &mut sqlx::PgConnection,
+    change: &store::Change,
+    latest: i32,
+    user: &User,
+    approve: bool,
+    m: &str,
+) -> Result<String, String> {
+    let db = |e: sqlx::Error| format!("the database is unavailable: {e}");
+    if user.role == Role::Reader {
+        return Err(format!(
+            "{} has read-only access (role: reader): only writers and admins review",
+            user.name
+        ));
+    }
+    let verdict = if approve {
+        "approve"
+    } else {
+        if m.trim().is_empty() {
+            return Err("say why: review N --reject -m \"what must change\"".into());
+        }
+        "reject"
+    };
+    store::add_review(
+        tx,
+        change.id,
+        latest,
+        &user.name,
+        user.role.as_str(),
+        verdict,
+        m.trim(),
+    )
+    .await
+    .map_err(db)?;
+    Ok(format!(
+        "change {} {} by {} (patch set {latest})",
+        change.number,
+        if approve { "approved" } else { "rejected" },
+        user.name
+    ))
 }
 
 /// What an open change still needs to be merged, computed as a merge would (the

@@ -31,82 +31,149 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
         .collect();
     let exists = |p: &str| skills.contains(p);
     let present: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    let Index {
-        by_folded,
-        by_slug,
-        folders_with_files,
-    } = Index::of(rules, files, changed, &skills, &exists);
+    let index = Index::of(rules, files, changed, &skills, &exists);
 
-    let mut problems = Vec::new();
-    for path in changed.iter().filter(|p| present.contains(p.as_str())) {
-        // The file collides with another path, or one of its folders does.
-        let mut end = 0;
-        for part in path.split('/') {
-            end += part.len();
-            let prefix = &path[..end];
-            end += 1;
-            let others = by_folded.get(&prefix.to_lowercase());
-            if let Some(other) = others.and_then(|o| o.iter().find(|p| **p != prefix)) {
-                problems.push(
-                    Problem::new(
-                        Check::CaseCollision,
-                        path,
-                        format!("`{prefix}` and `{other}` differ only in upper and lower case"),
-                    )
-                    .hint(
-                        "they would overwrite each other on macOS and Windows: rename one of them",
-                    ),
-                );
-                break;
+    let seen = Seen {
+        rules,
+        files,
+        changed,
+        skills: &skills,
+        present: &present,
+        index: &index,
+    };
+    let mut problems = seen.case_collisions();
+    problems.extend(seen.duplicate_slugs());
+    // SKILL.md files that are not skills under these rules: never silently.
+    let (nested, nested_in) = seen.nested_skill_files();
+    problems.extend(nested);
+    if rules.layout == Layout::AgentSkills {
+        problems.extend(seen.folder_problems(nested_in));
+    }
+    problems
+}
+
+/// The tree as the checks of its changed paths see it.
+struct Seen<'s, 'f> {
+    rules: &'s Rules,
+    files: &'f [File],
+    changed: &'s [String],
+    /// The tree's skills.
+    skills: &'s HashSet<&'f str>,
+    /// Every path of the tree.
+    present: &'s HashSet<&'f str>,
+    index: &'s Index<'f>,
+}
+
+impl Seen<'_, '_> {
+    /// A changed file that collides with another path, or one of whose folders does,
+    /// but for case.
+    fn case_collisions(&self) -> Vec<Problem> {
+        let (changed, present, by_folded) = (self.changed, self.present, &self.index.by_folded);
+        let mut problems = Vec::new();
+        for path in changed.iter().filter(|p| present.contains(p.as_str())) {
+            // The file collides with another path, or one of its folders does.
+            let mut end = 0;
+            for part in path.split('/') {
+                end += part.len();
+                let prefix = &path[..end];
+                end += 1;
+                let others = by_folded.get(&prefix.to_lowercase());
+                if let Some(other) = others.and_then(|o| o.iter().find(|p| **p != prefix)) {
+                    problems.push(
+                        Problem::new(
+                            Check::CaseCollision,
+                            path,
+                            format!("`{prefix}` and `{other}` differ only in upper and lower case"),
+                        )
+                        .hint(
+                            "they would overwrite each other on macOS and Windows: rename one of them",
+                        ),
+                    );
+                    break;
+                }
             }
         }
+        problems
     }
-    for path in changed.iter().filter(|p| skills.contains(p.as_str())) {
-        let slug = rules.key_of(path);
-        let same: Vec<&str> = by_slug[&slug]
-            .iter()
-            .copied()
-            .filter(|p| *p != path)
-            .collect();
-        if !same.is_empty() {
-            problems.push(
-                Problem::new(
-                    Check::DuplicateSlug,
-                    path,
-                    format!("slug `{slug}` is already used by {}", same.join(", ")),
-                )
-                .at(1, None)
-                .field("slug")
-                .hint(duplicate_hint(rules, path, &same)),
-            );
+
+    /// A changed skill whose key another skill of the tree has.
+    fn duplicate_slugs(&self) -> Vec<Problem> {
+        let (rules, changed, skills, by_slug) =
+            (self.rules, self.changed, self.skills, &self.index.by_slug);
+        let mut problems = Vec::new();
+        for path in changed.iter().filter(|p| skills.contains(p.as_str())) {
+            let slug = rules.key_of(path);
+            let same: Vec<&str> = by_slug[&slug]
+                .iter()
+                .copied()
+                .filter(|p| *p != path)
+                .collect();
+            if !same.is_empty() {
+                problems.push(
+                    Problem::new(
+                        Check::DuplicateSlug,
+                        path,
+                        format!("slug `{slug}` is already used by {}", same.join(", ")),
+                    )
+                    .at(1, None)
+                    .field("slug")
+                    .hint(duplicate_hint(rules, path, &same)),
+                );
+            }
         }
+        problems
     }
-    // SKILL.md files that are not skills under these rules: never silently.
-    let mut nested_in: HashSet<String> = HashSet::new();
-    for path in changed.iter().filter(|p| present.contains(p.as_str())) {
-        if rules.layout == Layout::Flat && is_skill_file_name(path) {
-            problems.push(layout_mismatch(path));
-        } else if rules.is_nested_skill_file(path) {
-            let root = rules.root_of(path).unwrap_or_default();
-            let top = path[root.len()..].split('/').next().unwrap_or_default();
-            let outer = format!("{root}{top}/{SKILL_FILE}");
-            let folder = path.rsplit('/').nth(1).unwrap_or_default();
-            let message = if skills.contains(outer.as_str()) {
-                format!("this SKILL.md is inside the skill folder `{root}{top}/`, so it is not a skill of its own")
-            } else {
-                nested_in.insert(outer);
-                format!("this SKILL.md is below `{root}{top}/`, not right under {root}, so it is not a skill")
-            };
-            problems.push(
-                Problem::new(Check::NestedSkill, path, message)
-                    .hint(format!(
-                        "set `nested_skills = true` in skillsd.toml to make every folder with a SKILL.md a skill, or move the folder to `{root}{folder}/`"
-                    ))
-                    .renaming_to(format!("{root}{folder}/")),
-            );
+
+    /// SKILL.md files that are not skills under these rules (flat layout, or nested
+    /// without `nested_skills`); also the skill files they were found below.
+    fn nested_skill_files(&self) -> (Vec<Problem>, HashSet<String>) {
+        let (rules, changed, skills, present) =
+            (self.rules, self.changed, self.skills, self.present);
+        let mut problems = Vec::new();
+        let mut nested_in: HashSet<String> = HashSet::new();
+        for path in changed.iter().filter(|p| present.contains(p.as_str())) {
+            if rules.layout == Layout::Flat && is_skill_file_name(path) {
+                problems.push(layout_mismatch(path));
+            } else if rules.is_nested_skill_file(path) {
+                let root = rules.root_of(path).unwrap_or_default();
+                let top = path[root.len()..].split('/').next().unwrap_or_default();
+                let outer = format!("{root}{top}/{SKILL_FILE}");
+                let folder = path.rsplit('/').nth(1).unwrap_or_default();
+                let message = if skills.contains(outer.as_str()) {
+                    format!(
+                        "this SKILL.md is inside the skill folder `{root}{top}/`, so it is not a skill of its own"
+                    )
+                } else {
+                    nested_in.insert(outer);
+                    format!(
+                        "this SKILL.md is below `{root}{top}/`, not right under {root}, so it is not a skill"
+                    )
+                };
+                problems.push(
+                    Problem::new(Check::NestedSkill, path, message)
+                        .hint(format!(
+                            "set `nested_skills = true` in skillsd.toml to make every folder with a SKILL.md a skill, or move the folder to `{root}{folder}/`"
+                        ))
+                        .renaming_to(format!("{root}{folder}/")),
+                );
+            }
         }
+        (problems, nested_in)
     }
-    if rules.layout == Layout::AgentSkills {
+
+    /// Agent Skills layout: files outside any skill folder, and skill folders without
+    /// their SKILL.md (`nested_in`: folders already reported as holding a nested one).
+    fn folder_problems(&self, nested_in: HashSet<String>) -> Vec<Problem> {
+        let (rules, files, changed, skills, present) = (
+            self.rules,
+            self.files,
+            self.changed,
+            self.skills,
+            self.present,
+        );
+        let (by_slug, folders_with_files) = (&self.index.by_slug, &self.index.folders_with_files);
+        let exists = |p: &str| skills.contains(p);
+        let mut problems = Vec::new();
         let mut reported: HashSet<String> = nested_in;
         for path in changed {
             match rules.skill_of(path, &exists) {
@@ -146,7 +213,10 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                         .unwrap_or(folder);
                     let root = rules.root_of(&skill).unwrap_or_default();
                     let hint = match other_case {
-                        Some(f) => format!("the file must be named exactly {SKILL_FILE}: rename `{}`", f.path),
+                        Some(f) => format!(
+                            "the file must be named exactly {SKILL_FILE}: rename `{}`",
+                            f.path
+                        ),
                         None if super::agent::name_problem(name).is_some() => format!(
                             "`{name}` is not a valid skill name, so this folder cannot be a skill: move its files into a skill's folder or out of {root}; if {root} holds other folders than skills (plugin manifests, shared code), choose roots that hold only skill folders (`skillsd check --suggest-config` prints them)"
                         ),
@@ -172,8 +242,8 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
                 _ => {}
             }
         }
+        problems
     }
-    problems
 }
 
 /// What the checks of the changed paths need to know of the whole tree, and only
@@ -272,12 +342,10 @@ impl<'f> Index<'f> {
                 && path
                     .match_indices('/')
                     .any(|(i, _)| wanted_folders.contains(&path[..=i]))
+                && let Some(skill) = rules.skill_of(path, exists)
+                && wanted_skills.contains(&skill)
             {
-                if let Some(skill) = rules.skill_of(path, exists) {
-                    if wanted_skills.contains(&skill) {
-                        index.folders_with_files.insert(skill);
-                    }
-                }
+                index.folders_with_files.insert(skill);
             }
         }
         index
@@ -306,7 +374,10 @@ fn duplicate_hint(rules: &Rules, path: &str, same: &[&str]) -> String {
             let parent = |p: &str| {
                 let own = match rules.layout {
                     Layout::Flat => p.rsplit_once('/').map(|x| x.0),
-                    Layout::AgentSkills => p.rsplit_once('/').and_then(|x| x.0.rsplit_once('/')).map(|x| x.0),
+                    Layout::AgentSkills => p
+                        .rsplit_once('/')
+                        .and_then(|x| x.0.rsplit_once('/'))
+                        .map(|x| x.0),
                 };
                 own.unwrap_or_default().to_string()
             };
@@ -519,325 +590,4 @@ pub fn free_renames(files: &[File], mut problems: Vec<Problem>) -> Vec<Problem> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::skills::rules::{RulesSource, CONFIG_PATH};
-
-    struct Config(&'static str);
-    impl RulesSource for Config {
-        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok((path == CONFIG_PATH).then(|| self.0.as_bytes().to_vec()))
-        }
-    }
-
-    fn files(paths: &[&str]) -> Vec<File> {
-        paths
-            .iter()
-            .map(|p| File {
-                path: p.to_string(),
-                regular: true,
-            })
-            .collect()
-    }
-
-    fn checks(problems: &[Problem]) -> Vec<(String, &'static str)> {
-        let mut out: Vec<(String, &'static str)> = problems
-            .iter()
-            .map(|p| (p.path.clone(), p.check.id()))
-            .collect();
-        out.sort();
-        out
-    }
-
-    const TREE: &[&str] = &[
-        "skills/pdf/SKILL.md",
-        "skills/pdf/forms/SKILL.md",
-        "skills/document-skills/docx/SKILL.md",
-        "skills/document-skills/xlsx/SKILL.md",
-        "skills/document-skills/LICENSE.txt",
-    ];
-
-    #[test]
-    fn a_skill_md_that_is_not_a_skill_is_always_named() {
-        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
-        let changed: Vec<String> = TREE.iter().map(|p| p.to_string()).collect();
-        let problems = problems(&rules, &files(TREE), &changed);
-        // Inside a skill, and below a folder that is no skill: nested either way; the
-        // grouping folder is not also reported for its missing SKILL.md.
-        assert_eq!(
-            checks(&problems),
-            vec![
-                (
-                    "skills/document-skills/docx/SKILL.md".into(),
-                    "nested-skill"
-                ),
-                (
-                    "skills/document-skills/xlsx/SKILL.md".into(),
-                    "nested-skill"
-                ),
-                ("skills/pdf/forms/SKILL.md".into(), "nested-skill"),
-            ]
-        );
-        let forms = problems
-            .iter()
-            .find(|p| p.path == "skills/pdf/forms/SKILL.md")
-            .unwrap();
-        assert!(forms
-            .message
-            .contains("inside the skill folder `skills/pdf/`"));
-        assert!(forms
-            .hint
-            .as_deref()
-            .unwrap()
-            .contains("nested_skills = true"));
-
-        let nested =
-            Rules::load(&Config("layout = \"agent-skills\"\nnested_skills = true\n")).unwrap();
-        let problems = super::problems(&nested, &files(TREE), &changed);
-        // The license file sits in a folder without a SKILL.md of its own.
-        assert_eq!(
-            checks(&problems),
-            vec![(
-                "skills/document-skills/SKILL.md".into(),
-                "missing-skill-file"
-            )]
-        );
-        let relaxed = Rules::load(&Config(
-            "layout = \"agent-skills\"\nnested_skills = true\n[levels]\nmissing-skill-file = \"warning\"\n",
-        ))
-        .unwrap();
-        let problems = super::problems(&relaxed, &files(TREE), &changed);
-        assert_eq!(problems[0].level, crate::skills::Level::Warning);
-    }
-
-    #[test]
-    fn skill_md_files_in_a_flat_repository_or_outside_the_roots() {
-        let flat = Rules::builtin();
-        let changed = vec!["skills/pdf/SKILL.md".to_string()];
-        let problems = problems(&flat, &files(&["skills/pdf/SKILL.md"]), &changed);
-        assert_eq!(
-            checks(&problems),
-            vec![("skills/pdf/SKILL.md".into(), "layout-mismatch")]
-        );
-        assert!(problems[0]
-            .hint
-            .as_deref()
-            .unwrap()
-            .contains("layout = \"agent-skills\""));
-        // The folder's other files' flat-layout problems are noise next to it.
-        let tree = files(&[
-            "skills/pdf/SKILL.md",
-            "skills/pdf/ref/forms.md",
-            "skills/ops/x.md",
-        ]);
-        let noisy = vec![
-            problems[0].clone(),
-            Problem::new(
-                Check::Frontmatter,
-                "skills/pdf/ref/forms.md",
-                "no frontmatter",
-            ),
-            Problem::new(Check::Frontmatter, "skills/ops/x.md", "no frontmatter"),
-        ];
-        let kept: Vec<String> = quiet_under_skill_folders(&flat, &tree, noisy.clone())
-            .into_iter()
-            .map(|p| p.path)
-            .collect();
-        assert_eq!(kept, vec!["skills/pdf/SKILL.md", "skills/ops/x.md"]);
-        let relaxed = Rules::load(&Config("[levels]\nlayout-mismatch = \"warning\"\n")).unwrap();
-        assert_eq!(quiet_under_skill_folders(&relaxed, &tree, noisy).len(), 3);
-        let strays = vec![
-            "plugins/git/skills/commit/SKILL.md".to_string(),
-            "README.md".to_string(),
-        ];
-        assert_eq!(
-            checks(&stray_skill_files(&flat, &strays)),
-            vec![(
-                "plugins/git/skills/commit/SKILL.md".into(),
-                "layout-mismatch"
-            )]
-        );
-        let agent = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
-        let problems = stray_skill_files(&agent, &strays);
-        assert_eq!(
-            checks(&problems),
-            vec![(
-                "plugins/git/skills/commit/SKILL.md".into(),
-                "skill-outside-roots"
-            )]
-        );
-        assert!(problems[0]
-            .hint
-            .as_deref()
-            .unwrap()
-            .contains("add \"plugins/git/skills\" to `roots`"));
-    }
-
-    #[test]
-    fn a_symlinked_skill_md_is_called_a_symlink_not_a_missing_file() {
-        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
-        let mut tree = files(&["skills/alpha/SKILL.md", "skills/beta/notes.md"]);
-        tree.push(File {
-            path: "skills/beta/SKILL.md".into(),
-            regular: false,
-        });
-        let changed: Vec<String> = tree.iter().map(|f| f.path.clone()).collect();
-        let found = problems(&rules, &tree, &changed);
-        assert!(
-            found.iter().all(|p| p.check != Check::MissingSkillFile),
-            "{found:?}"
-        );
-        // The path check names it, as what it is.
-        let link =
-            crate::skills::validate::path_problems("skills/", "skills/beta/SKILL.md", true, false);
-        assert_eq!(link[0].check, Check::Symlink);
-        assert_eq!(
-            link[0].message,
-            "SKILL.md is a symbolic link, and symbolic links are not allowed under skills/, so `skills/beta/` is not a skill"
-        );
-        assert!(link[0].hint.as_deref().unwrap().contains(
-            "`cp --remove-destination \"$(readlink -f skills/beta/SKILL.md)\" skills/beta/SKILL.md`"
-        ));
-    }
-
-    #[test]
-    fn a_folder_whose_name_is_no_skill_name_is_not_told_to_become_one() {
-        let rules = Rules::load(&Config(
-            "layout = \"agent-skills\"\nroots = [\"plugins/*\"]\n",
-        ))
-        .unwrap();
-        let tree = files(&[
-            "plugins/git/commit/SKILL.md",
-            "plugins/git/.claude-plugin/plugin.json",
-            "plugins/git/_lib/util.py",
-            "plugins/git/helpers/run.sh",
-        ]);
-        let changed: Vec<String> = tree.iter().map(|f| f.path.clone()).collect();
-        let found = problems(&rules, &tree, &changed);
-        let hint = |path: &str| {
-            found
-                .iter()
-                .find(|p| p.path == path && p.check == Check::MissingSkillFile)
-                .and_then(|p| p.hint.clone())
-                .unwrap_or_else(|| panic!("{path}: {found:?}"))
-        };
-        for folder in [".claude-plugin", "_lib"] {
-            let h = hint(&format!("plugins/git/{folder}/SKILL.md"));
-            assert!(!h.contains("name: "), "{h}");
-            assert!(
-                h.starts_with(&format!(
-                    "`{folder}` is not a valid skill name, so this folder cannot be a skill"
-                )),
-                "{h}"
-            );
-            assert!(h.contains("skillsd check --suggest-config"), "{h}");
-        }
-        assert_eq!(
-            hint("plugins/git/helpers/SKILL.md"),
-            "add plugins/git/helpers/SKILL.md with `name: helpers` and a `description`, or move the other files out"
-        );
-    }
-
-    #[test]
-    fn renames_are_suggested_only_to_free_valid_names() {
-        let rules = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
-        let text = "---\nname: lib\ndescription: Shared.\n---\n";
-        let found = rules
-            .validate("skills/_lib/SKILL.md", text.as_bytes())
-            .unwrap_err();
-        let format = found.iter().find(|p| p.check == Check::SlugFormat).unwrap();
-        assert_eq!(format.rename_target(), Some("skills/lib/"));
-        // `skills/lib/` is free: the hint stands. Taken: the next free name, said so.
-        let free = free_renames(&files(&["skills/_lib/SKILL.md"]), found.clone());
-        let h = free
-            .iter()
-            .find(|p| p.check == Check::SlugFormat)
-            .unwrap()
-            .hint
-            .clone()
-            .unwrap();
-        assert_eq!(
-            h,
-            "a skill's folder is its name: rename the folder to `lib` and set `name: lib`"
-        );
-        let tree = files(&[
-            "skills/_lib/SKILL.md",
-            "skills/lib/SKILL.md",
-            "skills/Lib-2/x.md",
-        ]);
-        let taken = free_renames(&tree, found);
-        let p = taken.iter().find(|p| p.check == Check::SlugFormat).unwrap();
-        assert_eq!(
-            p.hint.as_deref(),
-            Some("a skill's folder is its name: rename the folder to `lib-3` and set `name: lib-3` (`lib` is taken)")
-        );
-        // `name-mismatch`: the folder keeps its name when the other is taken.
-        let found = rules
-            .validate(
-                "skills/pdf-tools/SKILL.md",
-                b"---\nname: pdf\ndescription: PDFs.\n---\n",
-            )
-            .unwrap_err();
-        let tree = files(&["skills/pdf-tools/SKILL.md", "skills/pdf/SKILL.md"]);
-        let fixed = free_renames(&tree, found);
-        assert_eq!(
-            fixed[0].hint.as_deref(),
-            Some("the name is the folder's name: set `name: pdf-tools` (a folder `pdf` is there already)")
-        );
-        // Flat: a file name.
-        let flat = Rules::builtin();
-        let found = flat
-            .validate("skills/ops/Bad_Name.md", b"---\ntitle: Bad\n---\n")
-            .unwrap_err();
-        let tree = files(&["skills/ops/Bad_Name.md", "skills/ops/bad-name.md"]);
-        let fixed = free_renames(&tree, found);
-        assert!(
-            fixed[0]
-                .hint
-                .as_deref()
-                .unwrap()
-                .ends_with("rename the file to `bad-name-2.md` (`bad-name.md` is taken)"),
-            "{fixed:?}"
-        );
-        // Two folders that would take one name get two.
-        let a = rules
-            .validate(
-                "skills/_x/SKILL.md",
-                b"---\nname: x\ndescription: D.\n---\n",
-            )
-            .unwrap_err();
-        let b = rules
-            .validate(
-                "skills/x_/SKILL.md",
-                b"---\nname: x\ndescription: D.\n---\n",
-            )
-            .unwrap_err();
-        let both: Vec<Problem> = a
-            .into_iter()
-            .chain(b)
-            .filter(|p| p.check == Check::SlugFormat)
-            .collect();
-        let fixed = free_renames(&files(&["skills/_x/SKILL.md", "skills/x_/SKILL.md"]), both);
-        assert_eq!(fixed[0].rename_target(), Some("skills/x/"));
-        assert_eq!(fixed[1].rename_target(), Some("skills/x-2/"));
-    }
-
-    #[test]
-    fn roots_outside_are_suggested_as_one_pattern() {
-        let agent = Rules::load(&Config("layout = \"agent-skills\"\n")).unwrap();
-        let strays: Vec<String> = (0..37)
-            .map(|i| format!("plugins/p{i}/skills/s{i}/SKILL.md"))
-            .collect();
-        let found = stray_skill_files(&agent, &strays);
-        assert_eq!(found.len(), 37);
-        for p in &found {
-            assert!(
-                p.hint
-                    .as_deref()
-                    .unwrap()
-                    .contains("add \"plugins/*/skills\" to `roots`"),
-                "{p:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -3,8 +3,8 @@
 
 use super::frontmatter::{self, Document, FrontmatterError};
 use super::rules::{Layout, Rules};
-use super::skill::{describe, not_a_string, suggest_slug, Check};
-pub use super::skill::{is_valid_slug, Problem, Skill, Status, MAX_FILE_BYTES, MAX_PATH_BYTES};
+use super::skill::{Check, describe, not_a_string, suggest_slug};
+pub use super::skill::{MAX_FILE_BYTES, MAX_PATH_BYTES, Problem, Skill, Status, is_valid_slug};
 
 /// Problems with a path added or changed under a folder of skills (`root`, e.g.
 /// `skills/`), whatever the file: length, characters that break on some system,
@@ -39,12 +39,18 @@ pub fn path_problems(root: &str, path: &str, is_link: bool, is_submodule: bool) 
         let q = shell_quoted(path);
         let (message, hint) = match path.rsplit_once('/') {
             Some((folder, super::rules::SKILL_FILE)) => (
-                format!("SKILL.md is a symbolic link, and symbolic links are not allowed under {root}, so `{folder}/` is not a skill"),
-                format!("commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`, then `git add {q}`"),
+                format!(
+                    "SKILL.md is a symbolic link, and symbolic links are not allowed under {root}, so `{folder}/` is not a skill"
+                ),
+                format!(
+                    "commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`, then `git add {q}`"
+                ),
             ),
             _ => (
                 format!("symbolic links are not allowed under {root}"),
-                format!("commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`"),
+                format!(
+                    "commit the file itself in place of the link: `cp --remove-destination \"$(readlink -f {q})\" {q}`"
+                ),
             ),
         };
         problems.push(Problem::new(Check::Symlink, path, message).hint(hint));
@@ -163,140 +169,28 @@ fn validate_with(
     path: &str,
     bytes: &[u8],
 ) -> Result<(Skill, Vec<Problem>), Vec<Problem>> {
-    let mut problems = Vec::new();
     let slug = rules.slug_of(path);
-    if rules.layout == Layout::Flat && !is_valid_slug(slug) {
-        problems.push(
-            Problem::new(
-                Check::SlugFormat,
-                path,
-                format!("file name `{slug}.md` is not a valid slug"),
-            )
-            .at(1, None)
-            .field("slug")
-            .hint(format!(
-                "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
-                suggest_slug(slug)
-            ))
-            .renaming_to(format!(
-                "{}{}.md",
-                &path[..path.len() - path.rsplit('/').next().unwrap_or(path).len()],
-                suggest_slug(slug)
-            )),
-        );
-    }
-    if let Some(namespace) = rules.namespace_of(path) {
-        if !is_valid_slug(namespace) {
-            problems.push(
-                Problem::new(
-                    Check::SlugFormat,
-                    path,
-                    format!("namespace folder `{namespace}` is not a valid slug"),
-                )
-                .at(1, None)
-                .field("namespace")
-                .hint(format!(
-                    "a namespace folder's name (`namespaces` in skillsd.toml) is part of the skill's key: rename the folder to `{}`",
-                    suggest_slug(namespace)
-                )),
-            );
-        }
-    }
-    let max_file_bytes = rules.max_file_bytes.min(MAX_FILE_BYTES);
-    if bytes.len() > max_file_bytes {
-        problems.push(
-            Problem::new(
-                Check::FileTooLarge,
-                path,
-                format!(
-                    "file is {} bytes, more than the limit of {max_file_bytes}",
-                    bytes.len()
-                ),
-            )
-            .hint("split the skill into smaller ones, or move large content out of the repository"),
-        );
-        return Err(problems);
-    }
-    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
-        let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-        problems.push(
-            Problem::new(
-                Check::BinaryFile,
-                path,
-                "file contains a NUL byte; it looks like a binary file",
-            )
-            .at(line, None)
-            .hint("skills must be UTF-8 text; remove the binary content"),
-        );
-        return Err(problems);
-    }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u32
-                + 1;
-            problems.push(
-                Problem::new(Check::Encoding, path, "file is not valid UTF-8")
-                    .at(line, None)
-                    .hint("save the file with UTF-8 encoding"),
-            );
+    let mut problems = name_problems(rules, path, slug);
+    let text = match text_of(rules, path, bytes) {
+        Ok(text) => text,
+        Err(problem) => {
+            problems.push(*problem);
             return Err(problems);
         }
     };
     // The whole text, frontmatter and body, before anything is parsed: what the
     // agent reads, not what the parser keeps.
     problems.extend(content_problems(rules, path, text));
-    let doc = match frontmatter::parse_limited(text, rules.max_frontmatter_bytes) {
+    let doc = match parse_frontmatter(rules, path, slug, text) {
         Ok(doc) => doc,
-        Err(e) => {
-            let missing = match rules.layout {
-                Layout::Flat => {
-                    "start the file with a line `---`, then `title: ...`, then a closing `---` line"
-                        .to_string()
-                }
-                Layout::AgentSkills => format!(
-                    "start the file with a line `---`, then `name: {slug}`, then `description: ...` (what the skill does and when to use it), then a closing `---` line"
-                ),
-            };
-            let hint = match &e {
-                FrontmatterError::Missing => missing.as_str(),
-                FrontmatterError::Unterminated => "add a line `---` after the last frontmatter field",
-                FrontmatterError::TooLarge { .. } => "keep long text in the Markdown body, not the frontmatter",
-                FrontmatterError::Yaml { .. } => {
-                    "fix the YAML syntax; quote values that contain ':' or start with a special character"
-                }
-                FrontmatterError::NotAMapping { .. } => "write the frontmatter as `key: value` lines",
-                FrontmatterError::DuplicateKey { .. } => "keep one of the two lines and delete the other",
-            };
-            problems.push(
-                Problem::new(Check::Frontmatter, path, e.to_string())
-                    .at(e.line(), e.column())
-                    .hint(hint),
-            );
+        Err(problem) => {
+            problems.push(*problem);
             return Err(problems);
         }
     };
-    // A NUL written as an escape (`"a\0b"`, `"\x00"`) passes the byte check above but
-    // no PostgreSQL text or jsonb value can hold it: refused here, where the pusher
-    // learns which field, not by the database after the refs moved.
-    for f in &doc.fields {
-        if f.key.contains('\0') || contains_nul(&f.value) {
-            problems.push(
-                Problem::new(
-                    Check::NulCharacter,
-                    path,
-                    "contains a NUL character (an escaped \\0 or \\x00), which cannot be stored",
-                )
-                .at(f.line, Some(f.column))
-                .field(&f.key.replace('\0', "\\0"))
-                .hint("remove the NUL escape from the value"),
-            );
-        }
-    }
-    if problems.iter().any(|p| p.check == Check::NulCharacter) {
+    let nul = nul_problems(path, &doc);
+    if !nul.is_empty() {
+        problems.extend(nul);
         return Err(problems);
     }
     let frontmatter = doc.to_json();
@@ -331,11 +225,162 @@ fn validate_with(
         },
     ));
     drop(violations); // (they borrow the frontmatter, which the skill takes next)
-                      // The cache's key: `namespace:slug` under a namespace folder.
+    // The cache's key: `namespace:slug` under a namespace folder.
     skill.slug = rules.key_of(path);
     fill_columns(&mut skill, &rules.columns, &frontmatter);
     skill.frontmatter = frontmatter;
     Ok((skill, problems))
+}
+
+/// The file's and its namespace folder's names: each must be a valid slug.
+fn name_problems(rules: &Rules, path: &str, slug: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if rules.layout == Layout::Flat && !is_valid_slug(slug) {
+        problems.push(
+            Problem::new(
+                Check::SlugFormat,
+                path,
+                format!("file name `{slug}.md` is not a valid slug"),
+            )
+            .at(1, None)
+            .field("slug")
+            .hint(format!(
+                "use lowercase a-z, 0-9 and '-' only, e.g. rename the file to `{}.md`",
+                suggest_slug(slug)
+            ))
+            .renaming_to(format!(
+                "{}{}.md",
+                &path[..path.len() - path.rsplit('/').next().unwrap_or(path).len()],
+                suggest_slug(slug)
+            )),
+        );
+    }
+    if let Some(namespace) = rules.namespace_of(path)
+        && !is_valid_slug(namespace)
+    {
+        problems.push(
+                Problem::new(
+                    Check::SlugFormat,
+                    path,
+                    format!("namespace folder `{namespace}` is not a valid slug"),
+                )
+                .at(1, None)
+                .field("namespace")
+                .hint(format!(
+                    "a namespace folder's name (`namespaces` in skillsd.toml) is part of the skill's key: rename the folder to `{}`",
+                    suggest_slug(namespace)
+                )),
+            );
+    }
+    problems
+}
+
+/// The file as text: within the size limit, no NUL byte, valid UTF-8.
+fn text_of<'b>(rules: &Rules, path: &str, bytes: &'b [u8]) -> Result<&'b str, Box<Problem>> {
+    let max_file_bytes = rules.max_file_bytes.min(MAX_FILE_BYTES);
+    if bytes.len() > max_file_bytes {
+        return Err(Box::new(
+            Problem::new(
+                Check::FileTooLarge,
+                path,
+                format!(
+                    "file is {} bytes, more than the limit of {max_file_bytes}",
+                    bytes.len()
+                ),
+            )
+            .hint("split the skill into smaller ones, or move large content out of the repository"),
+        ));
+    }
+    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..pos].iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        return Err(Box::new(
+            Problem::new(
+                Check::BinaryFile,
+                path,
+                "file contains a NUL byte; it looks like a binary file",
+            )
+            .at(line, None)
+            .hint("skills must be UTF-8 text; remove the binary content"),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u32
+            + 1;
+        Box::new(
+            Problem::new(Check::Encoding, path, "file is not valid UTF-8")
+                .at(line, None)
+                .hint("save the file with UTF-8 encoding"),
+        )
+    })
+}
+
+/// The frontmatter, or what is wrong with it and how to mend it.
+fn parse_frontmatter<'t>(
+    rules: &Rules,
+    path: &str,
+    slug: &str,
+    text: &'t str,
+) -> Result<Document<'t>, Box<Problem>> {
+    frontmatter::parse_limited(text, rules.max_frontmatter_bytes).map_err(|e| {
+            let missing = match rules.layout {
+                Layout::Flat => {
+                    "start the file with a line `---`, then `title: ...`, then a closing `---` line"
+                        .to_string()
+                }
+                Layout::AgentSkills => format!(
+                    "start the file with a line `---`, then `name: {slug}`, then `description: ...` (what the skill does and when to use it), then a closing `---` line"
+                ),
+            };
+            let hint = match &e {
+                FrontmatterError::Missing => missing.as_str(),
+                FrontmatterError::Unterminated => {
+                    "add a line `---` after the last frontmatter field"
+                }
+                FrontmatterError::TooLarge { .. } => {
+                    "keep long text in the Markdown body, not the frontmatter"
+                }
+                FrontmatterError::Yaml { .. } => {
+                    "fix the YAML syntax; quote values that contain ':' or start with a special character"
+                }
+                FrontmatterError::NotAMapping { .. } => {
+                    "write the frontmatter as `key: value` lines"
+                }
+                FrontmatterError::DuplicateKey { .. } => {
+                    "keep one of the two lines and delete the other"
+                }
+            };
+            Box::new(
+                Problem::new(Check::Frontmatter, path, e.to_string())
+                    .at(e.line(), e.column())
+                    .hint(hint),
+            )
+    })
+}
+
+/// Each field that holds a NUL written as an escape.
+fn nul_problems(path: &str, doc: &Document<'_>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    // A NUL written as an escape (`"a\0b"`, `"\x00"`) passes the byte check above but
+    // no PostgreSQL text or jsonb value can hold it: refused here, where the pusher
+    // learns which field, not by the database after the refs moved.
+    for f in &doc.fields {
+        if f.key.contains('\0') || contains_nul(&f.value) {
+            problems.push(
+                Problem::new(
+                    Check::NulCharacter,
+                    path,
+                    "contains a NUL character (an escaped \\0 or \\x00), which cannot be stored",
+                )
+                .at(f.line, Some(f.column))
+                .field(&f.key.replace('\0', "\\0"))
+                .hint("remove the NUL escape from the value"),
+            );
+        }
+    }
+    problems
 }
 
 /// `[columns]`: each mapped column from the first of its frontmatter paths that holds a
@@ -416,7 +461,34 @@ fn contains_nul(value: &serde_json::Value) -> bool {
 }
 
 fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) -> Skill {
-    let title = match doc.get("title") {
+    let title = title_field(path, doc, problems);
+    let description = optional_string(path, doc, "description", problems);
+    let category = optional_string(path, doc, "category", problems);
+    let owner = optional_string(path, doc, "owner", problems);
+    let tags = tags_field(path, doc, problems);
+    let status = status_field(path, doc, problems);
+    slug_field(path, slug, doc, problems);
+
+    // What a check set to `warning` lets through is read as if the field were
+    // absent: the slug for a title, the default status.
+    Skill {
+        slug: slug.to_string(),
+        path: path.to_string(),
+        title: title.unwrap_or_else(|| slug.to_string()),
+        description,
+        category,
+        owner,
+        tags,
+        status: status.unwrap_or(Status::Published),
+        frontmatter: serde_json::Value::Null, // the caller's, converted once
+        body: doc.body.to_string(),
+        warnings: Vec::new(),
+    }
+}
+
+/// `title`: required, a non-empty string (`None`: a problem was said).
+fn title_field(path: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) -> Option<String> {
+    match doc.get("title") {
         None => {
             problems.push(
                 Problem::new(Check::MissingField, path, "required field is missing")
@@ -448,12 +520,12 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                 None
             }
         },
-    };
-    let description = optional_string(path, doc, "description", problems);
-    let category = optional_string(path, doc, "category", problems);
-    let owner = optional_string(path, doc, "owner", problems);
+    }
+}
 
-    let tags = match doc.get("tags") {
+/// `tags`: a list of strings; each item that is not one is a problem.
+fn tags_field(path: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) -> Vec<String> {
+    match doc.get("tags") {
         None => Vec::new(),
         Some(f) => match &f.value {
             serde_json::Value::Null => Vec::new(),
@@ -494,9 +566,13 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                 Vec::new()
             }
         },
-    };
+    }
+}
 
-    let status = match doc.get("status") {
+/// `status`: one of the lifecycle's statuses, PUBLISHED when absent (`None`: a
+/// problem was said).
+fn status_field(path: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) -> Option<Status> {
+    match doc.get("status") {
         None => Some(Status::Published),
         Some(f) => {
             let parsed = f.value.as_str().and_then(Status::parse);
@@ -510,10 +586,9 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                     .value
                     .as_str()
                     .map(|s| s.trim().to_ascii_uppercase().replace([' ', '-'], "_"))
+                    && Status::parse(&up).is_some()
                 {
-                    if Status::parse(&up).is_some() {
-                        hint = format!("statuses are upper case: status: {up}");
-                    }
+                    hint = format!("statuses are upper case: status: {up}");
                 }
                 problems.push(
                     Problem::new(
@@ -528,8 +603,11 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
             }
             parsed
         }
-    };
+    }
+}
 
+/// `slug`: optional; when present, the file name's.
+fn slug_field(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<Problem>) {
     if let Some(f) = doc.get("slug") {
         match f.value.as_str() {
             Some(s) if s == slug => {}
@@ -549,22 +627,6 @@ fn check_fields(path: &str, slug: &str, doc: &Document<'_>, problems: &mut Vec<P
                 format!("set `slug: {slug}` or remove the field"),
             )),
         }
-    }
-
-    // What a check set to `warning` lets through is read as if the field were
-    // absent: the slug for a title, the default status.
-    Skill {
-        slug: slug.to_string(),
-        path: path.to_string(),
-        title: title.unwrap_or_else(|| slug.to_string()),
-        description,
-        category,
-        owner,
-        tags,
-        status: status.unwrap_or(Status::Published),
-        frontmatter: serde_json::Value::Null, // the caller's, converted once
-        body: doc.body.to_string(),
-        warnings: Vec::new(),
     }
 }
 
@@ -592,198 +654,4 @@ pub(crate) fn optional_string(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = "---\ntitle: Deploy safely\ndescription: How\ncategory: ops\nowner: team-a\ntags: [deploy, ci]\nstatus: DRAFT\nextra: kept\n---\n# Body\n";
-
-    #[test]
-    fn skill_paths() {
-        let rules = Rules::builtin();
-        assert!(rules.is_skill("skills/a.md"));
-        assert!(rules.is_skill("skills/ops/deploy.md"));
-        assert!(!rules.is_skill("skills/README.md"));
-        assert!(!rules.is_skill("skills/ops/readme.md"));
-        assert!(!rules.is_skill("README.md"));
-        assert!(!rules.is_skill("skills/ops/notes.txt"));
-        assert!(!rules.is_skill("other/a.md"));
-    }
-
-    #[test]
-    fn paths() {
-        assert!(path_problems("skills/", "skills/ops/deploy.md", false, false).is_empty());
-        assert_eq!(
-            path_problems("skills/", "skills/ops/x.md", true, false)[0].message,
-            "symbolic links are not allowed under skills/"
-        );
-        assert_eq!(
-            path_problems("skills/", "skills/vendor", false, true)[0].message,
-            "submodules are not allowed under skills/"
-        );
-        assert_eq!(
-            path_problems("docs/skills/", "docs/skills/x.md", true, false)[0].message,
-            "symbolic links are not allowed under docs/skills/"
-        );
-        assert!(path_problems("skills/", "skills/a:b/x.md", false, false)[0]
-            .message
-            .contains("':'"));
-        assert!(
-            path_problems("skills/", "skills/a\tb/x.md", false, false)[0]
-                .message
-                .contains("'\\t'")
-        );
-        assert!(
-            path_problems("skills/", "skills/dot./x.md", false, false)[0]
-                .message
-                .contains("ends with a dot")
-        );
-        let long = format!("skills/{}/x.md", "d".repeat(300));
-        assert!(path_problems("skills/", &long, false, false)[0]
-            .message
-            .contains("more than 255"));
-    }
-
-    #[test]
-    fn slugs() {
-        assert!(is_valid_slug("deploy-safely-2"));
-        assert!(!is_valid_slug("Deploy"));
-        assert!(!is_valid_slug("-x"));
-        assert!(!is_valid_slug("x-"));
-        assert!(!is_valid_slug("a_b"));
-        assert!(!is_valid_slug(""));
-        assert_eq!(suggest_slug("My Skill_v2"), "my-skill-v2");
-    }
-
-    #[test]
-    fn a_good_skill() {
-        let s = validate_skill("skills/ops/deploy-safely.md", GOOD.as_bytes()).unwrap();
-        assert_eq!(s.slug, "deploy-safely");
-        assert_eq!(s.title, "Deploy safely");
-        assert_eq!(s.tags, vec!["deploy", "ci"]);
-        assert_eq!(s.status, Status::Draft);
-        assert_eq!(s.category.as_deref(), Some("ops"));
-        assert_eq!(s.frontmatter["extra"], "kept");
-        assert_eq!(s.body, "# Body\n");
-    }
-
-    #[test]
-    fn status_defaults_to_published() {
-        let s = validate_skill("skills/a.md", b"---\ntitle: A\n---\n").unwrap();
-        assert_eq!(s.status, Status::Published);
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
-        let text = "---\ntitle: \"\"\nstatus: done\ntags: nope\nslug: other\n---\n";
-        let p = validate_skill("skills/Bad_Name.md", text.as_bytes()).unwrap_err();
-        let fields: Vec<_> = p
-            .iter()
-            .map(|p| (p.field.as_deref().unwrap(), p.line.unwrap()))
-            .collect();
-        assert_eq!(
-            fields,
-            vec![
-                ("slug", 1),
-                ("title", 2),
-                ("tags", 4),
-                ("status", 3),
-                ("slug", 5)
-            ]
-        );
-        assert_eq!(p[3].message, "`done` is not a valid status");
-    }
-
-    #[test]
-    fn lowercase_status_gets_a_precise_hint() {
-        let p =
-            validate_skill("skills/a.md", b"---\ntitle: A\nstatus: published\n---\n").unwrap_err();
-        assert_eq!(
-            p[0].hint.as_deref(),
-            Some("statuses are upper case: status: PUBLISHED")
-        );
-    }
-
-    #[test]
-    fn missing_title() {
-        let p = validate_skill("skills/a.md", b"---\nowner: x\n---\n").unwrap_err();
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].field.as_deref(), Some("title"));
-        assert_eq!(p[0].message, "required field is missing");
-    }
-
-    #[test]
-    fn binary_and_encoding() {
-        let p = validate_skill("skills/a.md", b"---\ntitle: A\n\0\n---\n").unwrap_err();
-        assert!(p[0].message.contains("NUL"));
-        // A lone surrogate escape cannot become a Rust (or PostgreSQL) string: refused
-        // by the parser with a located message, never stored.
-        for text in [
-            "---\ntitle: \"\\ud800\"\n---\n",
-            "---\ntitle: \"\\udfffb\"\n---\n",
-        ] {
-            let p = validate_skill("skills/a.md", text.as_bytes()).unwrap_err();
-            assert_eq!((p[0].line, p[0].column), (Some(2), Some(8)), "{p:?}");
-            assert!(p[0].message.contains("surrogate"), "{p:?}");
-            assert!(!p[0].message.contains("line 1"), "{p:?}");
-        }
-        // Escaped NULs, in a value, deep in a list, in a key: refused with the field.
-        for (text, field) in [
-            ("---\ntitle: \"a\\0b\"\n---\n", "title"),
-            ("---\ntitle: T\ntags: [a, \"\\x00\"]\n---\n", "tags"),
-            ("---\ntitle: T\nmeta:\n  \"k\\0\": 1\n---\n", "meta"),
-        ] {
-            let p = validate_skill("skills/a.md", text.as_bytes()).unwrap_err();
-            assert_eq!(p.len(), 1, "{text}: {p:?}");
-            assert!(p[0].message.contains("NUL character"), "{p:?}");
-            assert_eq!(p[0].field.as_deref(), Some(field));
-            assert_eq!(p[0].line, Some(if field == "title" { 2 } else { 3 }));
-        }
-        assert!(p[0].message.contains("NUL"));
-        assert_eq!(p[0].line, Some(3));
-        let p = validate_skill("skills/a.md", b"---\ntitle: \xff\n---\n").unwrap_err();
-        assert_eq!(p[0].message, "file is not valid UTF-8");
-        assert_eq!(p[0].line, Some(2));
-    }
-
-    #[test]
-    fn too_large() {
-        let mut big = b"---\ntitle: A\n---\n".to_vec();
-        big.resize(MAX_FILE_BYTES + 1, b'x');
-        let p = validate_skill("skills/a.md", &big).unwrap_err();
-        assert!(p[0].message.contains("more than the limit"));
-    }
-
-    #[test]
-    fn no_frontmatter() {
-        let p = validate_skill("skills/a.md", b"# Title\n").unwrap_err();
-        assert_eq!(p[0].line, Some(1));
-        assert!(p[0].message.contains("does not start with a `---`"));
-    }
-
-    #[test]
-    fn a_missing_frontmatter_is_hinted_in_the_layouts_own_fields() {
-        let flat = Rules::builtin();
-        let p = flat
-            .validate("skills/a.md", b"# No frontmatter\n")
-            .unwrap_err();
-        assert!(p[0].hint.as_deref().unwrap().contains("`title: ...`"));
-        let agent = Rules::load(&AgentConfig).unwrap();
-        let p = agent
-            .validate("skills/pdf/SKILL.md", b"# No frontmatter\n")
-            .unwrap_err();
-        let hint = p[0].hint.as_deref().unwrap();
-        assert!(
-            hint.contains("`name: pdf`, then `description: ...`"),
-            "{hint}"
-        );
-        assert!(!hint.contains("title"), "{hint}");
-    }
-
-    struct AgentConfig;
-    impl crate::skills::rules::RulesSource for AgentConfig {
-        fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok((path == crate::skills::rules::CONFIG_PATH)
-                .then(|| b"layout = \"agent-skills\"\n".to_vec()))
-        }
-    }
-}
+mod tests;

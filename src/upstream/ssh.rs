@@ -5,9 +5,9 @@
 use super::keys::fingerprint;
 use super::session::{self, Done};
 use super::{HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl};
+use russh::ChannelMsg;
 use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh::ChannelMsg;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -168,26 +168,7 @@ async fn run(
     command: String,
     conversation: session::Request,
 ) -> Result<Done, UpstreamError> {
-    let public = key.public_key().clone();
-    let hash = if key.algorithm().is_rsa() {
-        handle
-            .best_supported_rsa_hash()
-            .await
-            .map_err(ssh_error)?
-            .flatten()
-    } else {
-        None
-    };
-    let auth = handle
-        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-        .await
-        .map_err(ssh_error)?;
-    if !auth.success() {
-        return Err(UpstreamError::Auth {
-            user: user.to_string(),
-            key: fingerprint(&public),
-        });
-    }
+    sign_in(handle, key, user).await?;
     let channel = handle.channel_open_session().await.map_err(ssh_error)?;
     tracing::debug!(%command, "exec");
     channel
@@ -268,6 +249,36 @@ async fn run(
     }
 }
 
+/// Public-key authentication as `user` with `key` (an RSA key with the best hash the
+/// upstream supports).
+async fn sign_in(
+    handle: &mut Handle,
+    key: russh::keys::PrivateKey,
+    user: &str,
+) -> Result<(), UpstreamError> {
+    let public = key.public_key().clone();
+    let hash = if key.algorithm().is_rsa() {
+        handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(ssh_error)?
+            .flatten()
+    } else {
+        None
+    };
+    let auth = handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+        .await
+        .map_err(ssh_error)?;
+    if !auth.success() {
+        return Err(UpstreamError::Auth {
+            user: user.to_string(),
+            key: fingerprint(&public),
+        });
+    }
+    Ok(())
+}
+
 /// The channel as a blocking writer whose writes stop when `cancel` fires.
 struct ChannelWriter {
     inner: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
@@ -316,10 +327,10 @@ async fn pump(mut read: russh::ChannelReadHalf, pipe: tokio::io::DuplexStream, t
         tracing::trace!(?msg, "channel");
         match msg {
             ChannelMsg::Data { data } => {
-                if let Some(p) = pipe.as_mut() {
-                    if p.write_all(&data).await.is_err() {
-                        pipe = None; // the conversation is over
-                    }
+                if let Some(p) = pipe.as_mut()
+                    && p.write_all(&data).await.is_err()
+                {
+                    pipe = None; // the conversation is over
                 }
             }
             ChannelMsg::ExtendedData { data, ext: 1 } => {

@@ -13,8 +13,8 @@
 //! in `X-CSRF-Token`.
 
 use crate::edit::{ChangeRequest, EditError};
-use crate::web::auth::Viewer;
 use crate::web::HttpState;
+use crate::web::auth::Viewer;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use gix::ObjectId;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Largest request body of `POST …/changes` (base64 of the files, and the rest).
@@ -77,10 +77,10 @@ async fn read_contents(
     reference: Option<String>,
 ) -> Response {
     let path = path.trim_end_matches('/').to_string();
-    if !path.is_empty() {
-        if let Err(e) = crate::edit::check_path(&path) {
-            return error(StatusCode::BAD_REQUEST, e);
-        }
+    if !path.is_empty()
+        && let Err(e) = crate::edit::check_path(&path)
+    {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     if reference
         .as_deref()
@@ -97,7 +97,7 @@ async fn read_contents(
             return error(
                 StatusCode::NOT_FOUND,
                 format!("no repository `{repo}`: {e}"),
-            )
+            );
         }
     };
     let answer = tokio::task::spawn_blocking(move || {
@@ -165,59 +165,17 @@ fn contents_of(
                 return Err((
                     StatusCode::NOT_FOUND,
                     format!("no `{path}` in {name} at {}", &commit.to_string()[..7]),
-                ))
+                ));
             }
-        }
-    };
-    let kind = |m: gix::object::tree::EntryMode| {
-        if m.is_tree() {
-            "dir"
-        } else if m.is_link() {
-            "symlink"
-        } else if m.is_commit() {
-            "submodule"
-        } else {
-            "file"
         }
     };
     if mode.is_tree() {
-        let tree = repo.find_tree(id).map_err(|e| internal(&e))?;
-        let mut entries = Vec::new();
-        for entry in tree.iter() {
-            let entry = entry.map_err(|e| internal(&e))?;
-            let file_name = entry.filename().to_string();
-            let full = if path.is_empty() {
-                file_name.clone()
-            } else {
-                format!("{path}/{file_name}")
-            };
-            let mut v = json!({
-                "type": kind(entry.mode()),
-                "name": file_name,
-                "path": full,
-                "sha": entry.object_id().to_string(),
-            });
-            if entry.mode().is_blob() {
-                let size = repo
-                    .find_header(entry.object_id())
-                    .map(|h| h.size())
-                    .unwrap_or(0);
-                v["size"] = json!(size);
-            }
-            entries.push(v);
-        }
-        return Ok(json!({
-            "type": "dir",
-            "path": path,
-            "sha": id.to_string(),
-            "commit": commit.to_string(),
-            "entries": entries,
-        }));
+        return folder_of(repo, path, id, commit);
     }
     if !mode.is_blob() {
         return Err((
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("`{path}` is a {}, not a file", kind(mode)),
+            format!("`{path}` is a {}, not a file", kind_of(mode)),
         ));
     }
     use base64::Engine;
@@ -236,6 +194,61 @@ fn contents_of(
         "content": base64::engine::general_purpose::STANDARD.encode(&data),
         "executable": mode.is_executable(),
         "commit": commit.to_string(),
+    }))
+}
+
+/// What an entry is, in the contents API's words.
+fn kind_of(m: gix::object::tree::EntryMode) -> &'static str {
+    if m.is_tree() {
+        "dir"
+    } else if m.is_link() {
+        "symlink"
+    } else if m.is_commit() {
+        "submodule"
+    } else {
+        "file"
+    }
+}
+
+/// A folder's entries: each one's type, name, path and sha, and a file's size.
+fn folder_of(
+    repo: &gix::Repository,
+    path: &str,
+    id: gix::ObjectId,
+    commit: gix::ObjectId,
+) -> Result<Value, (StatusCode, String)> {
+    let internal = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let tree = repo.find_tree(id).map_err(|e| internal(&e))?;
+    let mut entries = Vec::new();
+    for entry in tree.iter() {
+        let entry = entry.map_err(|e| internal(&e))?;
+        let file_name = entry.filename().to_string();
+        let full = if path.is_empty() {
+            file_name.clone()
+        } else {
+            format!("{path}/{file_name}")
+        };
+        let mut v = json!({
+            "type": kind_of(entry.mode()),
+            "name": file_name,
+            "path": full,
+            "sha": entry.object_id().to_string(),
+        });
+        if entry.mode().is_blob() {
+            let size = repo
+                .find_header(entry.object_id())
+                .map(|h| h.size())
+                .unwrap_or(0);
+            v["size"] = json!(size);
+        }
+        entries.push(v);
+    }
+    Ok(json!({
+        "type": "dir",
+        "path": path,
+        "sha": id.to_string(),
+        "commit": commit.to_string(),
+        "entries": entries,
     }))
 }
 
@@ -294,7 +307,7 @@ async fn create_change(
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("the body is not a change request: {e}"),
-            )
+            );
         }
     };
     match crate::edit::submit(&s.review, &user, &repo, req).await {
@@ -367,7 +380,7 @@ async fn check(State(s): State<Arc<HttpState>>, body: axum::body::Bytes) -> Resp
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("the body is {{\"path\", \"content\", \"repo\"?}}: {e}"),
-            )
+            );
         }
     };
     if let Err(e) = crate::edit::check_path(&req.path) {
@@ -392,7 +405,7 @@ async fn check(State(s): State<Arc<HttpState>>, body: axum::body::Bytes) -> Resp
             return error(
                 StatusCode::NOT_FOUND,
                 format!("no repository `{repo}`: {e}"),
-            )
+            );
         }
     };
     let answer = tokio::task::spawn_blocking(move || {

@@ -2,12 +2,12 @@
 
 use super::write::{notify, write};
 use super::{
-    branch_tip, check_current, lock, set_watermark, shrink, SyncOutcome, Target,
-    SEARCH_INLINE_ROWS, UPSERT_BATCH,
+    SEARCH_INLINE_ROWS, SyncOutcome, Target, UPSERT_BATCH, branch_tip, check_current, lock,
+    set_watermark, shrink,
 };
+use crate::cache::Result;
 use crate::cache::bulk;
 use crate::cache::changes::{self, Op};
-use crate::cache::Result;
 use gix::ObjectId;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
@@ -80,26 +80,7 @@ fn reconcile_once(
     let cached: std::collections::HashMap<String, String> =
         rows.into_iter().map(|r| (r.path, r.blob_sha)).collect();
     tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
-    let mut jobs = Vec::new();
-    for (path, blob) in &files {
-        let make = match cached.get(path) {
-            None => changes::Make::Create,
-            Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
-                changes::Make::Update
-            }
-            Some(_) => continue,
-        };
-        jobs.push(changes::Job {
-            path: path.clone(),
-            blob: *blob,
-            make,
-        });
-    }
-    let deletes: Vec<Op> = cached
-        .keys()
-        .filter(|path| !files.contains_key(*path))
-        .map(|path| Op::Delete { path: path.clone() })
-        .collect();
+    let (jobs, deletes) = differences(&files, &cached);
     let target = Target {
         repo: repo_name,
         branch,
@@ -163,4 +144,33 @@ fn reconcile_once(
     outcome.commit = Some(tip_hex.clone());
     crate::alloc::release_memory();
     Ok(outcome)
+}
+
+/// What the cache lacks of the tip's skill files (created or changed: read and
+/// written) and what it holds that the tip does not (deleted).
+fn differences(
+    files: &std::collections::HashMap<String, ObjectId>,
+    cached: &std::collections::HashMap<String, String>,
+) -> (Vec<changes::Job>, Vec<Op>) {
+    let mut jobs = Vec::new();
+    for (path, blob) in files {
+        let make = match cached.get(path) {
+            None => changes::Make::Create,
+            Some(sha) if ObjectId::from_hex(sha.as_bytes()).ok() != Some(*blob) => {
+                changes::Make::Update
+            }
+            Some(_) => continue,
+        };
+        jobs.push(changes::Job {
+            path: path.clone(),
+            blob: *blob,
+            make,
+        });
+    }
+    let deletes: Vec<Op> = cached
+        .keys()
+        .filter(|path| !files.contains_key(*path))
+        .map(|path| Op::Delete { path: path.clone() })
+        .collect();
+    (jobs, deletes)
 }

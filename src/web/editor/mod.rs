@@ -19,6 +19,8 @@
 //! the buttons.
 
 pub mod draft;
+mod form;
+mod propose;
 
 use super::auth::Viewer;
 use super::pages::{checked, encode, unavailable};
@@ -32,9 +34,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use draft::{Draft, FieldSpec, Kind};
-use maud::{html, Markup, PreEscaped};
+use form::render;
+use maud::{Markup, PreEscaped, html};
+use propose::propose;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The editor's script (progressive enhancement: problems and preview as you type).
@@ -202,182 +206,6 @@ struct View<'a> {
     notice: Option<Notice>,
 }
 
-/// A problem as a list item: `line N · field: message`, its hint, its check.
-fn problem_item(p: &Value) -> Markup {
-    let level = p["level"].as_str().unwrap_or("error");
-    html! {
-        li class={"problem " (level)} data-field=(p["field"].as_str().unwrap_or("")) data-level=(level) {
-            span class="where" {
-                @if let Some(l) = p["line"].as_u64() { "line " (l) }
-                @if let Some(f) = p["field"].as_str() { @if p["line"].is_u64() { " · " } code { (f) } }
-            }
-            " " span class="message" { (p["message"].as_str().unwrap_or("")) }
-            @if let Some(c) = p["check"].as_str() { " " span class="muted check" { "[" (c) "]" } }
-            @if let Some(h) = p["hint"].as_str() { div class="hint muted" { "hint: " (h) } }
-        }
-    }
-}
-
-fn field_markup(spec: &FieldSpec, value: &str) -> Markup {
-    let id = format!("f-{}", spec.key);
-    let name = format!("f.{}", spec.key);
-    html! {
-        div class="field" {
-            label for=(id) {
-                (spec.key)
-                @if spec.required { " " span class="req" title="required" { "*" } }
-                @if spec.kind == Kind::List { " " span class="muted" { "(comma-separated)" } }
-            }
-            @match &spec.kind {
-                Kind::Text { long: true } => {
-                    textarea id=(id) name=(name) rows="3" { "\n" (value) }
-                },
-                Kind::Choice(values) => {
-                    select id=(id) name=(name) {
-                        option value="" selected[value.is_empty()] { "— not set" }
-                        @for v in values { option value=(v) selected[value == v] { (v) } }
-                        @if !value.is_empty() && !values.iter().any(|v| v == value) {
-                            option value=(value) selected { (value) " (not allowed)" }
-                        }
-                    }
-                },
-                Kind::Bool => {
-                    select id=(id) name=(name) {
-                        option value="" selected[value.is_empty()] { "— not set" }
-                        option value="true" selected[value == "true"] { "true" }
-                        option value="false" selected[value == "false"] { "false" }
-                    }
-                },
-                Kind::Number => { input type="text" inputmode="decimal" id=(id) name=(name) value=(value); },
-                _ => { input type="text" id=(id) name=(name) value=(value); },
-            }
-            @if let Some(h) = &spec.hint { div class="hint muted" { (h) } }
-        }
-    }
-}
-
-fn render(view: View<'_>, status: StatusCode) -> Response {
-    let d = view.draft;
-    let keys = serde_json::to_string(&d.keys).unwrap_or_else(|_| "[]".into());
-    let root = first_root(view.rules);
-    let example = match view.rules.layout {
-        Layout::Flat => format!("{root}<folder>/<slug>.md"),
-        Layout::AgentSkills => format!("{root}<name>/{}", crate::skills::rules::SKILL_FILE),
-    };
-    let errors = view.problems.as_ref().map_or(0, |p| {
-        p.iter()
-            .filter(|p| p["level"].as_str() != Some("warning"))
-            .count()
-    });
-    let markup = html! {
-        h1 { (view.heading) }
-        p class="muted" id="editor-note" {
-            "Saving proposes a change to " code { (BRANCH) } " of " (view.repo)
-            ", committed as you; it is published when the change is merged after review."
-        }
-        @match &view.notice {
-            Some(Notice::Stale { was, now }) => {
-                div class="notice warn" id="stale" {
-                    @match now {
-                        Some(_) => {
-                            p { strong { code { (d.path) } " changed since you opened it." }
-                                " Someone else's change was published meanwhile. Below is what changed between the version you started from and the one there now; "
-                                "your text is kept in the form. Compare, adjust, and save again to propose your version over the new one." }
-                        },
-                        None => {
-                            p { strong { code { (d.path) } " was deleted since you opened it." }
-                                " Your text is kept: saving again proposes it as a new file." }
-                        },
-                    }
-                    (super::changes::diff_markup("stale-diff", &super::changes::removed_first(
-                        crate::review::diff_lines(was, now.as_deref().unwrap_or("")))))
-                }
-            },
-            Some(Notice::Exists) => {
-                p class="notice bad" id="refused" {
-                    code { (d.path) } " exists already: choose another path, or edit that skill."
-                }
-            },
-            Some(Notice::Refused(why)) => p class="notice bad text" id="refused" { (why) },
-            None => {},
-        }
-        form class="editor" id="editor" method="post" action="/edit" data-repo=(view.repo) {
-            input type="hidden" name="csrf" value=(view.viewer.csrf);
-            input type="hidden" name="repo" value=(view.repo);
-            input type="hidden" name="sha" value=(d.sha);
-            input type="hidden" name="keys" value=(keys);
-            div class="editor-grid" {
-                div class="editor-fields" {
-                    @if view.new {
-                        div class="field" {
-                            label for="path" { "path " span class="req" title="required" { "*" } }
-                            input type="text" id="path" name="path" value=(d.path) placeholder=(example) required;
-                            div class="hint muted" { (where_skills_go(view.rules)) }
-                        }
-                    } @else {
-                        input type="hidden" name="path" value=(d.path);
-                        p { "File: " code id="path-shown" { (d.path) } }
-                    }
-                    @for spec in view.specs {
-                        (field_markup(spec, d.values.get(&spec.key).map(String::as_str).unwrap_or("")))
-                    }
-                    details class="field" id="other-fields" open[!d.other.trim().is_empty()] {
-                        summary { "More frontmatter (YAML)" }
-                        div class="hint muted" { "Keys the form has no field for, kept as written." }
-                        textarea id="other" name="other" rows="4" spellcheck="false" { "\n" (d.other) }
-                    }
-                    div class="field" {
-                        label for="body" { "Body " span class="muted" { "(Markdown)" } }
-                        textarea id="body" name="body" rows="18" { "\n" (d.body) }
-                    }
-                    fieldset class="change" {
-                        legend { "Your change" }
-                        div class="field" {
-                            label for="summary" { "Title " span class="muted" { "(optional)" } }
-                            input type="text" id="summary" name="summary" value=(d.summary)
-                                maxlength=(crate::review::open::MAX_TITLE_CHARS)
-                                placeholder=(if view.new { format!("Add {}", if d.path.is_empty() { example.as_str() } else { d.path.as_str() }) } else { format!("Update {}", d.path) });
-                        }
-                        div class="field" {
-                            label for="message" { "Why " span class="muted" { "(optional, for the reviewers)" } }
-                            textarea id="message" name="message" rows="2" { "\n" (d.message) }
-                        }
-                    }
-                    div class="buttons" {
-                        button type="submit" id="save" { "Propose change" }
-                        @if !view.new {
-                            a href={"/skills/" (encode(&view.rules.key_of(&d.path))) "?repo=" (encode(view.repo))} class="cancel" { "Cancel" }
-                        }
-                    }
-                }
-                aside class="editor-live" id="live-check" {
-                    h2 { "Problems" }
-                    p class="muted" id="check-status" {
-                        @match &view.problems {
-                            None => "Checked when you save (and as you type, with JavaScript on).",
-                            Some(p) if p.is_empty() => "No problems.",
-                            Some(p) => { (errors) " error" @if errors != 1 { "s" } ", " (p.len() - errors) " warning" @if p.len() - errors != 1 { "s" } }
-                        }
-                    }
-                    ul class="problems" id="problems" {
-                        @for p in view.problems.iter().flatten() { (problem_item(p)) }
-                    }
-                    h2 { "Preview" }
-                    div class="body preview" id="preview" { (PreEscaped(markdown::render(&d.body))) }
-                }
-            }
-        }
-    };
-    let mut response = page_with_script(
-        &view.heading,
-        Some(view.viewer),
-        "/static/editor.js",
-        markup,
-    );
-    *response.status_mut() = status;
-    response
-}
-
 #[derive(Deserialize, Default)]
 pub struct RepoQuery {
     repo: Option<String>,
@@ -414,7 +242,7 @@ pub async fn edit_page(
                 StatusCode::NOT_FOUND,
                 Some(v),
                 &format!("No skill `{slug}` in {repo}."),
-            )
+            );
         }
         Err(e) => return unavailable(e),
     };
@@ -426,7 +254,9 @@ pub async fn edit_page(
         return error_page(
             StatusCode::NOT_FOUND,
             Some(v),
-            &format!("`{path}` is not on {BRANCH} any more (it was moved or deleted); reload the skills."),
+            &format!(
+                "`{path}` is not on {BRANCH} any more (it was moved or deleted); reload the skills."
+            ),
         );
     };
     let specs = specs(&opened);
@@ -606,180 +436,6 @@ pub async fn archive(
         .to_string();
     draft.summary = format!("Archive {title}");
     propose(&s, v, &user, &repo, draft, false).await
-}
-
-/// `draft` composed and submitted as `user`: 303 to the change's page, or the form
-/// again with the problems, the conflict or the refusal.
-async fn propose(
-    s: &HttpState,
-    v: &Viewer,
-    user: &User,
-    repo: &str,
-    mut draft: Draft,
-    new: bool,
-) -> Response {
-    // The rules the file is composed and checked with: the tip's.
-    let path_ok = edit::check_path(&draft.path);
-    let opened = match edit::open_file(
-        &s.pool,
-        &s.repos,
-        repo,
-        BRANCH,
-        path_ok.is_ok().then_some(draft.path.as_str()),
-        None,
-    )
-    .await
-    {
-        Ok(o) => o,
-        Err(e) => return edit_error_page(v, e),
-    };
-    let specs = specs(&opened);
-    let heading = if new {
-        "New skill".to_string()
-    } else {
-        let title = ["title", "name"]
-            .iter()
-            .find_map(|k| draft.values.get(*k).filter(|t| !t.trim().is_empty()));
-        format!("Edit {}", title.unwrap_or(&draft.path))
-    };
-    let again = |draft: &Draft, problems: Option<Vec<Value>>, notice: Option<Notice>, status| {
-        render(
-            View {
-                viewer: v,
-                repo: &opened.repo,
-                rules: &opened.rules,
-                specs: &specs,
-                draft,
-                new,
-                heading: heading.clone(),
-                problems,
-                notice,
-            },
-            status,
-        )
-    };
-    if let Err(why) = path_ok {
-        return again(
-            &draft,
-            None,
-            Some(Notice::Refused(why)),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    let content = draft.compose(&specs);
-    if new && !opened.rules.is_skill(&draft.path) {
-        let problems = check(&opened.rules, &draft.path, &content);
-        return again(
-            &draft,
-            Some(problems),
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
-    }
-    use base64::Engine;
-    let request = ChangeRequest {
-        title: Some(draft.summary.clone()).filter(|t| !t.is_empty()),
-        message: Some(draft.message.clone()).filter(|m| !m.is_empty()),
-        branch: None,
-        change: None,
-        draft: false,
-        publish: false,
-        files: vec![FileEdit {
-            operation: if new {
-                Operation::Create
-            } else {
-                Operation::Update
-            },
-            path: draft.path.clone(),
-            from_path: None,
-            content: Some(base64::engine::general_purpose::STANDARD.encode(content.as_bytes())),
-            sha: (!new).then(|| draft.sha.clone()),
-        }],
-    };
-    match edit::submit(&s.review, user, repo, request).await {
-        Ok(done) => {
-            tracing::info!(repo = %repo, change = done.change, user = %v.user, path = %draft.path, "a change proposed from the editor");
-            Redirect::to(&format!("/changes/{}?repo={}", done.change, encode(repo))).into_response()
-        }
-        Err(EditError::Stale { path, .. }) if new && !path.is_empty() => {
-            again(&draft, None, Some(Notice::Exists), StatusCode::CONFLICT)
-        }
-        Err(EditError::Stale { path, message, .. }) if path.is_empty() => again(
-            &draft,
-            None,
-            Some(Notice::Refused(message)),
-            StatusCode::CONFLICT,
-        ),
-        Err(EditError::Stale { .. }) => {
-            // What the user started from, and what is there now.
-            let fresh = match edit::open_file(
-                &s.pool,
-                &s.repos,
-                repo,
-                BRANCH,
-                Some(&draft.path),
-                Some(&draft.sha),
-            )
-            .await
-            {
-                Ok(o) => o,
-                Err(e) => return edit_error_page(v, e),
-            };
-            let was = fresh.earlier.unwrap_or_default();
-            let (sha, now) = match fresh.file {
-                Some((sha, text)) => (sha, Some(text)),
-                None => (String::new(), None),
-            };
-            draft.sha = sha;
-            // A deleted file is proposed as a new one on the next save.
-            let new_now = draft.sha.is_empty();
-            let problems = check(&opened.rules, &draft.path, &content);
-            render(
-                View {
-                    viewer: v,
-                    repo: &opened.repo,
-                    rules: &opened.rules,
-                    specs: &specs,
-                    draft: &draft,
-                    new: new_now && new,
-                    heading: heading.clone(),
-                    problems: Some(problems),
-                    notice: Some(Notice::Stale { was, now }),
-                },
-                StatusCode::CONFLICT,
-            )
-        }
-        Err(EditError::Invalid { problems, message }) => {
-            if problems.is_empty() {
-                again(
-                    &draft,
-                    None,
-                    Some(Notice::Refused(message)),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-            } else {
-                let problems = problems
-                    .iter()
-                    .filter_map(|p| serde_json::to_value(p).ok())
-                    .collect();
-                again(
-                    &draft,
-                    Some(problems),
-                    Some(Notice::Refused(format!(
-                        "Not saved: {message}. Fix the problems listed and save again."
-                    ))),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-            }
-        }
-        Err(EditError::BadRequest(m)) => again(
-            &draft,
-            None,
-            Some(Notice::Refused(m)),
-            StatusCode::BAD_REQUEST,
-        ),
-        Err(e) => edit_error_page(v, e),
-    }
 }
 
 /// `POST /edit/preview` (the editor's form): the file it composes and its body

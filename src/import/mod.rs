@@ -13,11 +13,18 @@
 //! and push record. A row that does not pass the repository's rules is reported and
 //! left out (or, with `--strict`, nothing is imported); nothing is half-imported.
 
+mod in_process;
+mod rows;
+
+pub use in_process::{Scratch, push_in_process, ref_outcome};
+pub use rows::entry_of_row;
+
 use crate::db::users::{Role, User};
 use crate::receive;
-use crate::skills::rules::{Layout, Rules};
+use crate::skills::rules::Rules;
 use crate::skills::{Problem, Status};
 use gix::ObjectId;
+use rows::{frontmatter_lines, table_query, text};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +41,9 @@ pub enum ImportError {
     Read(std::path::PathBuf, #[source] std::io::Error),
     #[error("nothing was imported: {0}")]
     Refused(String),
-    #[error("nothing was imported: `{0}` is {1}, which git cannot store; remove it or move it out of the folder")]
+    #[error(
+        "nothing was imported: `{0}` is {1}, which git cannot store; remove it or move it out of the folder"
+    )]
     Unstorable(String, &'static str),
 }
 
@@ -100,171 +109,6 @@ impl Report {
             _ => 0,
         }
     }
-}
-
-/// A column of a legacy row by any of its spellings (`ownerId`, `owner_id`).
-fn column<'a>(row: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    names
-        .iter()
-        .find_map(|n| row.get(*n))
-        .filter(|v| !v.is_null())
-}
-
-fn text(row: &Value, names: &[&str]) -> Option<String> {
-    column(row, names).map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
-}
-
-fn timestamp(row: &Value, names: &[&str]) -> Option<chrono::DateTime<chrono::Utc>> {
-    let s = text(row, names)?;
-    chrono::DateTime::parse_from_rfc3339(&s)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%dT%H:%M:%S%.f")
-                .ok()
-                .map(|t| t.and_utc())
-        })
-}
-
-/// A YAML scalar that means exactly `s` (a JSON string is a YAML double-quoted one).
-fn yaml_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-/// The file a legacy row becomes under `rules`, or why it cannot be one.
-pub fn entry_of_row(
-    rules: &Rules,
-    row: &Value,
-    index: usize,
-    taken: &mut std::collections::HashSet<String>,
-) -> Result<Entry, (String, Vec<Problem>)> {
-    let id = text(row, &["id"]).unwrap_or_else(|| format!("#{}", index + 1));
-    let source = format!("row {} (id {id})", index + 1);
-    let problem = |message: String| {
-        (
-            source.clone(),
-            vec![Problem::new(
-                crate::skills::Check::MissingField,
-                &source,
-                message,
-            )],
-        )
-    };
-    let Some(title) = text(row, &["title"]).filter(|t| !t.trim().is_empty()) else {
-        return Err(problem("has no title".into()));
-    };
-    let body = text(row, &["content", "body"]).unwrap_or_default();
-    let slug = text(row, &["slug"])
-        .filter(|s| crate::skills::skill::is_valid_slug(s))
-        .unwrap_or_else(|| crate::skills::skill::suggest_slug(&title));
-    if !taken.insert(slug.clone()) {
-        return Err((
-            source.clone(),
-            vec![Problem::new(
-                crate::skills::Check::DuplicateSlug,
-                &source,
-                format!("slug `{slug}` is already used by another skill"),
-            )
-            .hint("give one of the rows another slug or title")],
-        ));
-    }
-    let description = text(row, &["description"]);
-    let category = text(row, &["category"]);
-    let owner = text(row, &["ownerId", "owner_id", "owner"]);
-    let status = text(row, &["status"]).map(|s| s.to_ascii_uppercase());
-    let tags: Vec<String> = match column(row, &["tags"]) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let root = rules
-        .roots()
-        .iter()
-        .find(|r| !r.contains(['*', '?', '[', '{']))
-        .cloned()
-        .unwrap_or_else(|| "skills/".to_string());
-    let mut fm = String::from("---\n");
-    let path = match rules.layout {
-        Layout::Flat => {
-            fm.push_str(&format!("title: {}\n", yaml_string(&title)));
-            if let Some(d) = &description {
-                fm.push_str(&format!("description: {}\n", yaml_string(d)));
-            }
-            if let Some(c) = &category {
-                fm.push_str(&format!("category: {}\n", yaml_string(c)));
-            }
-            if let Some(o) = &owner {
-                fm.push_str(&format!("owner: {}\n", yaml_string(o)));
-            }
-            if !tags.is_empty() {
-                let list: Vec<String> = tags.iter().map(|t| yaml_string(t)).collect();
-                fm.push_str(&format!("tags: [{}]\n", list.join(", ")));
-            }
-            if let Some(s) = &status {
-                fm.push_str(&format!("status: {}\n", yaml_string(s)));
-            }
-            fm.push_str(&format!("legacy-id: {}\n", yaml_string(&id)));
-            format!("{root}{slug}.md")
-        }
-        Layout::AgentSkills => {
-            fm.push_str(&format!("name: {slug}\n"));
-            let d = description.clone().unwrap_or_else(|| title.clone());
-            fm.push_str(&format!("description: {}\n", yaml_string(&d)));
-            fm.push_str("metadata:\n");
-            fm.push_str(&format!("  title: {}\n", yaml_string(&title)));
-            for (k, v) in [
-                ("category", &category),
-                ("owner", &owner),
-                ("status", &status),
-            ] {
-                if let Some(v) = v {
-                    fm.push_str(&format!("  {k}: {}\n", yaml_string(v)));
-                }
-            }
-            if !tags.is_empty() {
-                fm.push_str(&format!("  tags: {}\n", yaml_string(&tags.join(", "))));
-            }
-            fm.push_str(&format!("  legacy-id: {}\n", yaml_string(&id)));
-            format!("{root}{slug}/SKILL.md")
-        }
-    };
-    fm.push_str("---\n");
-    // A title like `README` makes a path the rules read as documentation, not as a
-    // skill: such a row is left out with the reason, the others go on.
-    if !rules.is_skill(&path) {
-        taken.remove(&slug);
-        return Err(problem(format!(
-            "its slug `{slug}` makes `{path}`, which the rules do not read as a skill \
-             (README files are documentation); give the row a `slug`"
-        )));
-    }
-    let text = format!("{fm}{body}");
-    if let Err(problems) = rules.validate(&path, text.as_bytes()) {
-        let problems = problems
-            .into_iter()
-            .map(|mut p| {
-                p.message = format!("{}: {}", source, p.message);
-                p
-            })
-            .collect();
-        taken.remove(&slug);
-        return Err((path, problems));
-    }
-    Ok(Entry {
-        source,
-        message: format!("Import {title}\n\nLegacy id: {id}\n"),
-        path,
-        text,
-        blob: None,
-        time: timestamp(row, &["updatedAt", "updated_at"])
-            .or_else(|| timestamp(row, &["createdAt", "created_at"])),
-        kind: gix::object::tree::EntryKind::Blob,
-    })
 }
 
 /// Every file of the collection in `dir` (not `.git`), as a push of that folder
@@ -376,51 +220,6 @@ pub fn current(
     Ok((rules, slugs))
 }
 
-/// A scratch repository that borrows a copy's objects (its alternates): an import's
-/// blobs are written here as its rows come, its commits on top, and its push is
-/// made from here. Removed with its folder when dropped.
-pub struct Scratch {
-    _dir: tempfile::TempDir,
-    repo: gix::Repository,
-}
-
-impl Scratch {
-    pub fn new(copy: &gix::Repository) -> Result<Scratch, ImportError> {
-        let dir = tempfile::Builder::new()
-            .prefix("skillsd-import-")
-            .tempdir()
-            .map_err(git)?;
-        gix::init_bare(dir.path()).map_err(git)?;
-        std::fs::write(
-            dir.path().join("objects/info/alternates"),
-            format!("{}\n", copy.objects.store_ref().path().display()),
-        )
-        .map_err(git)?;
-        let repo = gix::open(dir.path()).map_err(git)?;
-        Ok(Scratch { _dir: dir, repo })
-    }
-
-    /// The scratch repository (objects written to it stay in its folder).
-    pub fn repo(&self) -> &gix::Repository {
-        &self.repo
-    }
-
-    /// Its folder (a pack to send is written here).
-    pub fn dir(&self) -> &std::path::Path {
-        self._dir.path()
-    }
-
-    /// Writes `text` as a blob.
-    pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
-        self.write_bytes(text.as_bytes())
-    }
-
-    /// Writes `bytes` as a blob.
-    pub fn write_bytes(&self, bytes: &[u8]) -> Result<ObjectId, ImportError> {
-        Ok(self.repo.write_blob(bytes).map_err(git)?.detach())
-    }
-}
-
 /// Commits `commits` (each a list of files) on top of the default branch of `repo` in a
 /// scratch repository that borrows `repo`'s objects, then pushes them through the push
 /// path. Returns the messages the push printed and the new tip, if it was accepted.
@@ -436,7 +235,7 @@ pub fn land(
         Some(s) => s,
         None => Scratch::new(&ctx.repo)?,
     };
-    let work = &scratch.repo;
+    let work = scratch.repo();
     let (name, email) = match author.split_once('<') {
         Some((n, rest)) => (
             n.trim().to_string(),
@@ -502,129 +301,9 @@ pub fn land(
     Ok((messages, accepted.then(|| new.to_string())))
 }
 
-/// What receive-pack's report-status (`status`, as [`push_in_process`] returns it) says
-/// of `name`: accepted (`ok NAME`), or the reason it was not (`ng NAME REASON`;
-/// `refused` when it names none).
-pub fn ref_outcome(status: &str, name: &str) -> Result<(), String> {
-    let ok = format!("ok {name}");
-    if status.lines().any(|l| l.trim_end() == ok) {
-        return Ok(());
-    }
-    let ng = format!("ng {name} ");
-    Err(status
-        .lines()
-        .find_map(|l| l.strip_prefix(&ng))
-        .unwrap_or("refused")
-        .to_string())
-}
-
-/// Pushes `new` to `branch` (from `old`) through [`receive::serve`], as a client would
-/// send it: the command, the push options, then a pack of `ids` read from `work`
-/// (written to a file in `dir`, never whole in memory). Returns what the push printed
-/// (side-band 2) and its report-status lines.
-#[allow(clippy::too_many_arguments)]
-pub fn push_in_process(
-    ctx: &receive::Context,
-    work: &gix::Repository,
-    dir: &std::path::Path,
-    branch: &str,
-    old: Option<ObjectId>,
-    new: ObjectId,
-    ids: Vec<ObjectId>,
-    options: &[String],
-) -> Result<(String, String), ImportError> {
-    let mut input = Vec::new();
-    let zero = ObjectId::null(gix::hash::Kind::Sha1);
-    let caps = if options.is_empty() {
-        "report-status side-band-64k"
-    } else {
-        "report-status side-band-64k push-options"
-    };
-    let pkt = |input: &mut Vec<u8>, line: &str| {
-        input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-        input.extend_from_slice(line.as_bytes());
-    };
-    pkt(
-        &mut input,
-        &format!("{} {new} {branch}\0{caps}\n", old.unwrap_or(zero)),
-    );
-    input.extend_from_slice(b"0000");
-    if !options.is_empty() {
-        for o in options {
-            pkt(&mut input, &format!("{o}\n"));
-        }
-        input.extend_from_slice(b"0000");
-    }
-    let pack_path = dir.join("push.pack");
-    {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path).map_err(git)?);
-        crate::protocol::pack::write_pack(work, ids, &mut file).map_err(git)?;
-        std::io::Write::flush(&mut file).map_err(git)?;
-    }
-    let pack = std::io::BufReader::new(std::fs::File::open(&pack_path).map_err(git)?);
-    let mut output = Vec::new();
-    receive::serve(
-        ctx,
-        std::io::Read::chain(std::io::Cursor::new(input), pack),
-        &mut output,
-    )
-    .map_err(git)?;
-    let _ = std::fs::remove_file(&pack_path);
-    Ok(demux(&output))
-}
-
 /// A commit date git accepts for `when`: seconds since 1970, never negative.
 fn commit_seconds(when: chrono::DateTime<chrono::Utc>) -> i64 {
     when.timestamp().max(0)
-}
-
-/// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
-/// inside band 1.
-pub(crate) fn demux(output: &[u8]) -> (String, String) {
-    let mut messages = Vec::new();
-    let mut status = Vec::new();
-    let mut rest = output;
-    // The advertisement comes first, outside the side-band: its lines start with an
-    // object id, never with a band byte.
-    while rest.len() >= 4 {
-        let Ok(len) = usize::from_str_radix(&String::from_utf8_lossy(&rest[..4]), 16) else {
-            break;
-        };
-        if len < 4 {
-            rest = &rest[4..];
-            continue;
-        }
-        if rest.len() < len {
-            break;
-        }
-        let payload = &rest[4..len];
-        rest = &rest[len..];
-        match payload.first() {
-            Some(1) => {
-                let mut inner = &payload[1..];
-                while inner.len() >= 4 {
-                    let Ok(n) = usize::from_str_radix(&String::from_utf8_lossy(&inner[..4]), 16)
-                    else {
-                        break;
-                    };
-                    if n < 4 || inner.len() < n {
-                        inner = &inner[4.min(inner.len())..];
-                        continue;
-                    }
-                    status.extend_from_slice(&inner[4..n]);
-                    inner = &inner[n..];
-                }
-            }
-            Some(2) | Some(3) => {
-                messages.extend_from_slice(&payload[1..]);
-            }
-            _ => {}
-        }
-    }
-    (
-        String::from_utf8_lossy(&messages).replace('\r', "\n"),
-        String::from_utf8_lossy(&status).into_owned(),
-    )
 }
 
 /// Where an import lands.
@@ -767,38 +446,6 @@ pub async fn import_table(
         Some(scratch),
     )
     .await
-}
-
-/// The frontmatter of a file made from a row: its lines up to the closing `---`.
-fn frontmatter_lines(text: &str) -> String {
-    let mut out = String::new();
-    for (n, line) in text.lines().enumerate() {
-        out.push_str(line);
-        out.push('\n');
-        if n > 0 && line == "---" {
-            break;
-        }
-    }
-    out
-}
-
-/// The query that reads `table`'s rows as JSON objects, oldest change first
-/// (`updatedAt`, then `updated_at`; rows without one first), ties by id.
-fn table_query(table: &str) -> Result<String, ImportError> {
-    let valid = table.split('.').count() <= 2
-        && table.split('.').all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
-    if !valid {
-        return Err(ImportError::TableName(table.to_string()));
-    }
-    let quoted: Vec<String> = table.split('.').map(|p| format!("\"{p}\"")).collect();
-    // The name is checked above and quoted: letters, digits and `_` only.
-    Ok(format!(
-        "SELECT r FROM (SELECT to_jsonb(t) AS r FROM {} t) s
-         ORDER BY COALESCE(r->>'updatedAt', r->>'updated_at') NULLS FIRST, r->>'id'",
-        quoted.join(".")
-    ))
 }
 
 /// Imports the files of an existing collection in `dir`, in one commit: exactly a

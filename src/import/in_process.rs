@@ -1,0 +1,173 @@
+//! A push made in-process, as a client would make it: objects written to a scratch
+//! repository that borrows a copy's objects, a pack of them sent with the command and
+//! the push options through [`receive::serve`], and its answer read back. Imports,
+//! the editor's changes and review merges all land this way, through the push path.
+
+use super::{ImportError, git};
+use crate::receive;
+use gix::ObjectId;
+
+/// A scratch repository that borrows a copy's objects (its alternates): an import's
+/// blobs are written here as its rows come, its commits on top, and its push is
+/// made from here. Removed with its folder when dropped.
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    repo: gix::Repository,
+}
+
+impl Scratch {
+    pub fn new(copy: &gix::Repository) -> Result<Scratch, ImportError> {
+        let dir = tempfile::Builder::new()
+            .prefix("skillsd-import-")
+            .tempdir()
+            .map_err(git)?;
+        gix::init_bare(dir.path()).map_err(git)?;
+        std::fs::write(
+            dir.path().join("objects/info/alternates"),
+            format!("{}\n", copy.objects.store_ref().path().display()),
+        )
+        .map_err(git)?;
+        let repo = gix::open(dir.path()).map_err(git)?;
+        Ok(Scratch { _dir: dir, repo })
+    }
+
+    /// The scratch repository (objects written to it stay in its folder).
+    pub fn repo(&self) -> &gix::Repository {
+        &self.repo
+    }
+
+    /// Its folder (a pack to send is written here).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Writes `text` as a blob.
+    pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
+        self.write_bytes(text.as_bytes())
+    }
+
+    /// Writes `bytes` as a blob.
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<ObjectId, ImportError> {
+        Ok(self.repo.write_blob(bytes).map_err(git)?.detach())
+    }
+}
+
+/// What receive-pack's report-status (`status`, as [`push_in_process`] returns it) says
+/// of `name`: accepted (`ok NAME`), or the reason it was not (`ng NAME REASON`;
+/// `refused` when it names none).
+pub fn ref_outcome(status: &str, name: &str) -> Result<(), String> {
+    let ok = format!("ok {name}");
+    if status.lines().any(|l| l.trim_end() == ok) {
+        return Ok(());
+    }
+    let ng = format!("ng {name} ");
+    Err(status
+        .lines()
+        .find_map(|l| l.strip_prefix(&ng))
+        .unwrap_or("refused")
+        .to_string())
+}
+
+/// Pushes `new` to `branch` (from `old`) through [`receive::serve`], as a client would
+/// send it: the command, the push options, then a pack of `ids` read from `work`
+/// (written to a file in `dir`, never whole in memory). Returns what the push printed
+/// (side-band 2) and its report-status lines.
+#[allow(clippy::too_many_arguments)]
+pub fn push_in_process(
+    ctx: &receive::Context,
+    work: &gix::Repository,
+    dir: &std::path::Path,
+    branch: &str,
+    old: Option<ObjectId>,
+    new: ObjectId,
+    ids: Vec<ObjectId>,
+    options: &[String],
+) -> Result<(String, String), ImportError> {
+    let mut input = Vec::new();
+    let zero = ObjectId::null(gix::hash::Kind::Sha1);
+    let caps = if options.is_empty() {
+        "report-status side-band-64k"
+    } else {
+        "report-status side-band-64k push-options"
+    };
+    let pkt = |input: &mut Vec<u8>, line: &str| {
+        input.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+        input.extend_from_slice(line.as_bytes());
+    };
+    pkt(
+        &mut input,
+        &format!("{} {new} {branch}\0{caps}\n", old.unwrap_or(zero)),
+    );
+    input.extend_from_slice(b"0000");
+    if !options.is_empty() {
+        for o in options {
+            pkt(&mut input, &format!("{o}\n"));
+        }
+        input.extend_from_slice(b"0000");
+    }
+    let pack_path = dir.join("push.pack");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path).map_err(git)?);
+        crate::protocol::pack::write_pack(work, ids, &mut file).map_err(git)?;
+        std::io::Write::flush(&mut file).map_err(git)?;
+    }
+    let pack = std::io::BufReader::new(std::fs::File::open(&pack_path).map_err(git)?);
+    let mut output = Vec::new();
+    receive::serve(
+        ctx,
+        std::io::Read::chain(std::io::Cursor::new(input), pack),
+        &mut output,
+    )
+    .map_err(git)?;
+    let _ = std::fs::remove_file(&pack_path);
+    Ok(demux(&output))
+}
+
+/// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
+/// inside band 1.
+pub(super) fn demux(output: &[u8]) -> (String, String) {
+    let mut messages = Vec::new();
+    let mut status = Vec::new();
+    let mut rest = output;
+    // The advertisement comes first, outside the side-band: its lines start with an
+    // object id, never with a band byte.
+    while rest.len() >= 4 {
+        let Ok(len) = usize::from_str_radix(&String::from_utf8_lossy(&rest[..4]), 16) else {
+            break;
+        };
+        if len < 4 {
+            rest = &rest[4..];
+            continue;
+        }
+        if rest.len() < len {
+            break;
+        }
+        let payload = &rest[4..len];
+        rest = &rest[len..];
+        match payload.first() {
+            Some(1) => {
+                let mut inner = &payload[1..];
+                while inner.len() >= 4 {
+                    let Ok(n) = usize::from_str_radix(&String::from_utf8_lossy(&inner[..4]), 16)
+                    else {
+                        break;
+                    };
+                    if n < 4 || inner.len() < n {
+                        inner = &inner[4.min(inner.len())..];
+                        continue;
+                    }
+                    status.extend_from_slice(&inner[4..n]);
+                    inner = &inner[n..];
+                }
+            }
+            Some(2) | Some(3) => {
+                messages.extend_from_slice(&payload[1..]);
+            }
+            _ => {}
+        }
+    }
+    (
+        String::from_utf8_lossy(&messages).replace('\r', "\n"),
+        String::from_utf8_lossy(&status).into_owned(),
+    )
+}

@@ -1,0 +1,581 @@
+//! The files of an update: the trees' rules, the diff walked (with the per-push
+//! limit), each changed file read and validated on every core, the progress meter,
+//! and the secrets in the history a push brings.
+
+use super::*;
+
+/// The trees of an update and the rules of its new tip.
+pub(super) struct Trees<'r> {
+    pub(super) old: gix::Tree<'r>,
+    pub(super) new: gix::Tree<'r>,
+    pub(super) rules: std::sync::Arc<Rules>,
+    /// `base`'s rules files differ from the new tip's: every skill is checked again.
+    pub(super) rules_changed: bool,
+}
+
+impl<'r> Trees<'r> {
+    /// The trees and the rules; `Ok(Err(problems))` when the new tip's rules do not load.
+    pub(super) fn read(
+        view: &'r gix::Repository,
+        base: Option<ObjectId>,
+        new: ObjectId,
+    ) -> Result<Result<Self, Vec<Problem>>, String> {
+        let tree_of = |commit: ObjectId| {
+            view.find_commit(commit)
+                .map_err(|e| e.to_string())?
+                .tree()
+                .map_err(|e| e.to_string())
+        };
+        let new_tree = tree_of(new)?;
+        let old_tree = match base {
+            Some(b) => tree_of(b)?,
+            None => view.empty_tree(),
+        };
+        let rules = match Rules::load(&TreeSource {
+            tree: new_tree.clone(),
+        }) {
+            Ok(rules) => rules,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        let rules_changed = base.is_some()
+            && match Rules::load(&TreeSource {
+                tree: old_tree.clone(),
+            }) {
+                Ok(old) => {
+                    commit_tree::fingerprint(&old_tree, &old)
+                        != commit_tree::fingerprint(&new_tree, &rules)
+                }
+                Err(_) => true,
+            };
+        Ok(Ok(Trees {
+            old: old_tree,
+            new: new_tree,
+            rules,
+            rules_changed,
+        }))
+    }
+}
+
+/// A file to check.
+pub(super) struct Candidate {
+    pub(super) path: String,
+    pub(super) mode: gix::object::tree::EntryMode,
+    pub(super) id: ObjectId,
+    /// Added or changed by the push (counts toward the per-push limit), not only
+    /// checked again.
+    pub(super) counts: bool,
+}
+
+/// What an update changes under the roots.
+#[derive(Default)]
+pub(super) struct Diff {
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) deleted: Vec<String>,
+    pub(super) changed: HashSet<String>,
+    /// Changed files named SKILL.md outside every root: named in a problem, never
+    /// silently left out.
+    pub(super) strays: Vec<String>,
+}
+
+impl Diff {
+    /// The diff of the trees, with the per-push file limit enforced as it is walked: a
+    /// push of a million files stops here, after `limit` of them, not after validating
+    /// them all. `Ok(Err(problem))`: over the limit.
+    pub(super) fn walk(trees: &Trees<'_>, limit: usize) -> Result<Result<Diff, Problem>, String> {
+        let rules = &trees.rules;
+        let mut diff = Diff::default();
+        let mut over_limit = false;
+        let mut skill_files = 0usize;
+        let mut platform = trees.old.changes().map_err(|e| e.to_string())?;
+        platform.options(|o| {
+            o.track_path();
+            o.track_rewrites(None);
+        });
+        let walked = platform.for_each_to_obtain_tree(&trees.new, |change| {
+            use gix::object::tree::diff::ChangeDetached as C;
+            match change.detach() {
+                C::Addition {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Modification {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    let path = location.to_string();
+                    if over_limit {
+                        // Past the limit nothing is kept: skill files are only counted,
+                        // for the message, up to ten times the limit.
+                        skill_files += usize::from(rules.is_skill(&path));
+                    } else if rules.governs(&path) && diff.changed.insert(path.clone()) {
+                        skill_files += usize::from(rules.is_skill(&path));
+                        diff.candidates.push(Candidate {
+                            path,
+                            mode: entry_mode,
+                            id,
+                            counts: true,
+                        });
+                    } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
+                        diff.strays.push(path);
+                    }
+                }
+                C::Deletion {
+                    entry_mode,
+                    location,
+                    ..
+                } if !entry_mode.is_tree() => {
+                    let path = location.to_string();
+                    if rules.governs(&path) {
+                        diff.deleted.push(path);
+                    }
+                }
+                _ => {}
+            }
+            // Other files under the skill folders (assets) are checked too, more
+            // cheaply: they may be several per skill, not without bound.
+            let others = diff.candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
+            if skill_files > limit || others {
+                over_limit = true;
+                diff.candidates.clear();
+                if others || skill_files > limit.saturating_mul(10) {
+                    return Ok(std::ops::ControlFlow::Break(()));
+                }
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        });
+        // Breaking off the walk surfaces as an error ("cancelled"): not one when the
+        // limit is why.
+        if over_limit {
+            let count = (skill_files > limit && skill_files <= limit.saturating_mul(10))
+                .then_some(skill_files);
+            return Ok(Err(too_many_files(count, limit)));
+        }
+        walked.map_err(|e| e.to_string())?;
+        Ok(Ok(diff))
+    }
+
+    /// The files checked again though the push did not change them: every file under
+    /// the roots when the rules changed (the layout or the roots may differ); in the
+    /// agent-skills layout, the skill of any file of its folder that changed.
+    pub(super) fn widen(
+        &mut self,
+        rules: &Rules,
+        rules_changed: bool,
+        entries: &[commit_tree::TreeFile],
+    ) {
+        let again = |f: &commit_tree::TreeFile| Candidate {
+            path: f.path.clone(),
+            mode: f.mode,
+            id: f.id,
+            counts: false,
+        };
+        if rules_changed {
+            for f in entries {
+                if !self.changed.contains(&f.path) {
+                    self.candidates.push(again(f));
+                }
+            }
+        }
+        if rules.layout == Layout::AgentSkills {
+            let listed: HashSet<&str> = self.candidates.iter().map(|c| c.path.as_str()).collect();
+            let skill_paths: HashSet<&str> = entries
+                .iter()
+                .filter(|f| rules.is_skill(&f.path))
+                .map(|f| f.path.as_str())
+                .collect();
+            let exists = |p: &str| skill_paths.contains(p);
+            let owners: HashSet<String> = self
+                .candidates
+                .iter()
+                .map(|c| &c.path)
+                .chain(self.deleted.iter())
+                .filter_map(|p| rules.skill_of(p, &exists))
+                .filter(|s| !listed.contains(s.as_str()))
+                .collect();
+            for f in entries {
+                if owners.contains(&f.path) {
+                    self.candidates.push(again(f));
+                }
+            }
+        }
+    }
+}
+
+/// Checks each candidate (its path, its mode, its text), adding to `problems` in the
+/// candidates' order; returns the paths checked. The paths and modes first, then the
+/// contents of the files not read yet by this push, on every core when there are
+/// many. Like git's own "Resolving deltas: 45% (…)", a meter for pushes big enough to
+/// wait on.
+pub(super) fn check_files(
+    view: &gix::Repository,
+    rules: &Rules,
+    candidates: Vec<Candidate>,
+    tally: &mut Tally<'_>,
+    max_file_bytes: u64,
+    progress: &mut dyn FnMut(&str),
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<String>, String> {
+    let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
+    let mut meter = Meter::new("Checking skills", candidates.len(), progress);
+    let Sorted {
+        checked,
+        mut executables,
+        mut found,
+        reads,
+    } = sort_candidates(rules, candidates, tally);
+    for _ in reads.len()..found.len() {
+        meter.tick();
+    }
+    read_in_parallel(
+        view,
+        rules,
+        &reads,
+        max_file_bytes,
+        tally,
+        &mut meter,
+        &mut found,
+    )?;
+    meter.done();
+    problems.extend(found.into_iter().flatten());
+    if !executables.is_empty() {
+        executables.sort();
+        let shown: Vec<&str> = executables.iter().take(20).map(String::as_str).collect();
+        tally.notes.push(format!(
+            "Executable files in this push ({}): {}{}",
+            executables.len(),
+            shown.join(", "),
+            if executables.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(checked)
+}
+
+/// The candidates sorted out: what the path alone tells, and which contents are left
+/// to read.
+pub(super) struct Sorted {
+    /// Every candidate's path, in order.
+    pub(super) checked: Vec<String>,
+    /// Executable files this push brings.
+    pub(super) executables: Vec<String>,
+    /// Each candidate's problems so far, in order.
+    pub(super) found: Vec<Vec<Problem>>,
+    /// The contents to read, each with its slot in `found`.
+    pub(super) reads: Vec<Read>,
+}
+
+/// Each candidate's path checked (names, links, submodules, executable skills), the
+/// changed skills counted, and the contents not validated yet in this push listed.
+fn sort_candidates(rules: &Rules, candidates: Vec<Candidate>, tally: &mut Tally<'_>) -> Sorted {
+    let mut sorted = Sorted {
+        checked: Vec::new(),
+        executables: Vec::new(),
+        found: Vec::with_capacity(candidates.len()),
+        reads: Vec::new(),
+    };
+    for Candidate {
+        path,
+        mode,
+        id,
+        counts,
+    } in candidates
+    {
+        let mut here = crate::skills::validate::path_problems(
+            rules.root_of(&path).unwrap_or_default(),
+            &path,
+            mode.is_link(),
+            mode.is_commit(),
+        );
+        sorted.checked.push(path.clone());
+        let regular = !(mode.is_link() || mode.is_commit() || !mode.is_blob());
+        if regular && mode.is_executable() && counts {
+            sorted.executables.push(path.clone());
+        }
+        let skill = rules.is_skill(&path);
+        if regular && skill && mode.is_executable() {
+            here.extend(crate::skills::policy::file_problems(
+                &rules.policy,
+                &path,
+                crate::skills::policy::skill_folder(rules, &path).as_deref(),
+                true,
+                b"",
+            ));
+        }
+        if regular && skill && counts {
+            tally.changed.insert((path.clone(), id));
+        }
+        if regular && tally.validated.insert((path.clone(), id)) {
+            sorted.reads.push(Read {
+                slot: sorted.found.len(),
+                path,
+                id,
+                skill,
+                executable: mode.is_executable(),
+            });
+        }
+        sorted.found.push(here);
+    }
+    sorted
+}
+
+/// Reads and validates `reads` on every core (from [`PARALLEL_FROM`] files), each
+/// file's problems into its slot of `found`, the parsed skills kept for the cache.
+fn read_in_parallel(
+    view: &gix::Repository,
+    rules: &Rules,
+    reads: &[Read],
+    max_file_bytes: u64,
+    tally: &mut Tally<'_>,
+    meter: &mut Meter<'_>,
+    found: &mut [Vec<Problem>],
+) -> Result<(), String> {
+    let batch = reads
+        .len()
+        .div_ceil(crate::parallel::threads() * 8)
+        .clamp(1, 256);
+    crate::parallel::chunks(
+        reads,
+        batch,
+        PARALLEL_FROM,
+        || view.clone(),
+        |view, part| {
+            part.iter()
+                .map(|read| read.check(view, rules, max_file_bytes))
+                .collect::<Vec<_>>()
+        },
+        &mut |i, results| {
+            for (read, result) in reads[i * batch..].iter().zip(results) {
+                meter.tick();
+                let (mut more, skill) = result?;
+                found[read.slot].append(&mut more);
+                if let (Some(skill), true) = (skill, tally.keeping) {
+                    tally.parsed.keep(&read.path, read.id, skill);
+                }
+            }
+            if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(CANCELLED.to_string());
+            }
+            Ok(())
+        },
+    )
+}
+
+/// From how many files to read the checks spread over every core.
+const PARALLEL_FROM: usize = 64;
+
+/// A file under the roots whose contents this push has not read yet.
+pub(super) struct Read {
+    /// Its candidate's place.
+    pub(super) slot: usize,
+    pub(super) path: String,
+    pub(super) id: ObjectId,
+    /// A skill file (else a skill's script, reference or asset).
+    pub(super) skill: bool,
+    pub(super) executable: bool,
+}
+
+impl Read {
+    /// Its problems, and the skill when it is a valid skill file. A skill file's size
+    /// comes from the object header before it is read, then its frontmatter, fields
+    /// and text are checked; any other file's text, the whole of it, is checked for
+    /// hidden text and credentials (only files added or changed, all of them when
+    /// the rules changed).
+    pub(super) fn check(
+        &self,
+        view: &gix::Repository,
+        rules: &Rules,
+        max_file_bytes: u64,
+    ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), String> {
+        let path = self.path.as_str();
+        if !self.skill {
+            let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+            let mut problems = rules.validate_other(path, &blob.data);
+            problems.extend(crate::skills::policy::file_problems(
+                &rules.policy,
+                path,
+                crate::skills::policy::skill_folder(rules, path).as_deref(),
+                self.executable,
+                &blob.data,
+            ));
+            return Ok((problems, None));
+        }
+        let header = view.find_header(self.id).map_err(|e| e.to_string())?;
+        if header.size() > max_file_bytes {
+            let problem = Problem::new(
+                crate::skills::Check::FileTooLarge,
+                path,
+                format!(
+                    "file is {} bytes, more than the limit of {max_file_bytes}",
+                    header.size()
+                ),
+            )
+            .hint("split the skill into smaller ones, or move large content out of the repository");
+            return Ok((vec![problem], None));
+        }
+        let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+        match rules.validate(path, &blob.data) {
+            Ok(skill) => {
+                let mut problems = skill.warnings.clone();
+                problems.extend(crate::skills::policy::tool_problems(
+                    &rules.policy,
+                    path,
+                    &skill.frontmatter,
+                    &String::from_utf8_lossy(&blob.data),
+                ));
+                Ok((problems, Some(skill)))
+            }
+            Err(problems) => Ok((problems, None)),
+        }
+    }
+}
+
+/// Progress lines for long checks: `Checking skills:  45% (4500/10000)` with a carriage
+/// return, every percent, then `…, done.` — only when there are at least 1,000 items.
+pub(super) struct Meter<'a> {
+    pub(super) what: &'static str,
+    pub(super) total: usize,
+    pub(super) done: usize,
+    pub(super) last_percent: usize,
+    pub(super) out: &'a mut dyn FnMut(&str),
+}
+
+impl<'a> Meter<'a> {
+    const MIN_ITEMS: usize = 1000;
+
+    pub(super) fn new(what: &'static str, total: usize, out: &'a mut dyn FnMut(&str)) -> Self {
+        Meter {
+            what,
+            total,
+            done: 0,
+            last_percent: usize::MAX,
+            out,
+        }
+    }
+
+    pub(super) fn tick(&mut self) {
+        self.done += 1;
+        if self.total < Self::MIN_ITEMS {
+            return;
+        }
+        let percent = self.done * 100 / self.total;
+        if percent != self.last_percent {
+            self.last_percent = percent;
+            (self.out)(&format!(
+                "{}: {percent:3}% ({}/{})\r",
+                self.what, self.done, self.total
+            ));
+        }
+    }
+
+    pub(super) fn done(&mut self) {
+        if self.total >= Self::MIN_ITEMS {
+            (self.out)(&format!(
+                "{}: 100% ({}/{}), done.\n",
+                self.what, self.total, self.total
+            ));
+        }
+    }
+}
+
+/// The `secret` check over every file under the roots that a new commit of the push
+/// adds or changes (the tip's files are checked with the tip), under the rules of
+/// `new`; each finding names the commit. Commits that existing refs already reach are
+/// not read again.
+pub(super) fn secrets_in_history(
+    view: &gix::Repository,
+    new: ObjectId,
+    hidden: &[ObjectId],
+    tally: &mut Tally<'_>,
+) -> Result<Vec<Problem>, String> {
+    let tree = view
+        .find_commit(new)
+        .map_err(|e| e.to_string())?
+        .tree()
+        .map_err(|e| e.to_string())?;
+    // Rules that do not load are reported by the validation of the tip.
+    let Ok(rules) = Rules::load(&TreeSource { tree }) else {
+        return Ok(Vec::new());
+    };
+    let mut problems = Vec::new();
+    // The walk stops at commits: refs to tags are peeled, refs to anything else left out.
+    let hidden: Vec<ObjectId> = hidden
+        .iter()
+        .filter_map(|id| {
+            view.find_object(*id)
+                .ok()?
+                .peel_to_kind(gix::object::Kind::Commit)
+                .ok()
+                .map(|c| c.id)
+        })
+        .collect();
+    let walk = view
+        .rev_walk([new])
+        .with_hidden(hidden)
+        .all()
+        .map_err(|e| e.to_string())?;
+    for info in walk {
+        if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(CANCELLED.into());
+        }
+        let info = info.map_err(|e| e.to_string())?;
+        let commit = view.find_commit(info.id).map_err(|e| e.to_string())?;
+        let tree = commit.tree().map_err(|e| e.to_string())?;
+        let parent_tree = match commit.parent_ids().next() {
+            Some(p) => view
+                .find_commit(p)
+                .map_err(|e| e.to_string())?
+                .tree()
+                .map_err(|e| e.to_string())?,
+            None => view.empty_tree(),
+        };
+        let mut opts = gix::diff::Options::default();
+        opts.track_path();
+        let changes = view
+            .diff_tree_to_tree(&parent_tree, &tree, opts)
+            .map_err(|e| e.to_string())?;
+        let short = info.id.to_string()[..7].to_string();
+        for change in changes {
+            use gix::object::tree::diff::ChangeDetached as C;
+            let (path, id) = match change {
+                C::Addition {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Modification {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                }
+                | C::Rewrite {
+                    entry_mode,
+                    id,
+                    location,
+                    ..
+                } if entry_mode.is_blob() => (location.to_string(), id),
+                _ => continue,
+            };
+            if !rules.governs(&path) || !tally.validated.insert((path.clone(), id)) {
+                continue;
+            }
+            let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+            let Ok(text) = std::str::from_utf8(&blob.data) else {
+                continue;
+            };
+            for mut p in crate::skills::secrets::scan(&path, text, &rules.secrets) {
+                p.path = format!("{path} (in commit {short})");
+                problems.push(p);
+            }
+        }
+    }
+    Ok(problems)
+}
