@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{skill, Git, Server};
+use common::{Git, Server, skill};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -260,22 +260,36 @@ fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
             .unwrap();
         tx
     });
+    // Each pusher's messages in a file, read while it waits.
+    let logs = tempfile::tempdir().unwrap();
+    let said = |c: usize| logs.path().join(format!("pusher-{c}.err"));
     let pushes: Vec<_> = clients
         .iter()
         .enumerate()
         .map(|(c, (git, dir))| {
-            git.spawn(
-                dir,
-                &[
+            git.cmd(dir)
+                .args([
                     "push",
                     "--progress",
                     "origin",
                     &format!("HEAD:refs/heads/q{c}"),
-                ],
-            )
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(said(c)).unwrap())
+                .spawn()
+                .unwrap()
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Every pusher but the one at the lock has been told it waits on this node.
+    let queued_now = || {
+        (0..PUSHERS)
+            .filter(|c| {
+                std::fs::read_to_string(said(*c))
+                    .is_ok_and(|t| t.contains("queued: another push to skills is being stored"))
+            })
+            .count()
+    };
+    common::eventually(60, "the pushers queued", || queued_now() >= PUSHERS - 1);
     // Meanwhile logins and reads are served: the waiting pushes do not hold the
     // pool's connections.
     let newcomer = server.add_user("newcomer", "reader");
@@ -296,19 +310,14 @@ fn waiting_pushes_queue_on_the_node_not_in_the_database_pool() {
         "{in_database} pushes wait in the database"
     );
     server.query(lock.rollback()).unwrap();
-    let mut queued = 0;
-    for p in pushes {
-        let out = p.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        if stderr.contains("queued: another push to skills is being stored") {
-            queued += 1;
-        }
+    for (c, mut p) in pushes.into_iter().enumerate() {
+        let status = p.wait().unwrap();
+        assert!(
+            status.success(),
+            "{}",
+            std::fs::read_to_string(said(c)).unwrap_or_default()
+        );
     }
-    assert!(
-        queued >= PUSHERS - 1,
-        "only {queued} pushers were told they wait"
-    );
     let branches = server
         .count("SELECT count(*) FROM git_refs WHERE repo = 'skills' AND name LIKE 'refs/heads/q%'");
     assert_eq!(branches, PUSHERS as i64);
@@ -359,7 +368,7 @@ fn logins_and_pages_have_connections_of_their_own() {
 /// (Rename detection inside the transaction once held the lock for minutes.)
 #[test]
 fn a_push_prepares_its_cache_work_before_taking_the_repository_lock() {
-    use common::{stdout_of, ChildFixture};
+    use common::{ChildFixture, stdout_of};
     let f = ChildFixture::start_with(
         "alice",
         &[],

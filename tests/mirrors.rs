@@ -12,8 +12,6 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-use std::time::Duration;
-
 /// `skillsd mirror add` (with `extra` flags); returns the key it printed, which the
 /// upstream then authorizes.
 fn add_mirror(server: &Server, upstream: &Upstream, repo: &Path, extra: &[&str]) -> String {
@@ -337,7 +335,15 @@ fn with_several_nodes_one_node_pushes_each_change() {
         eventually(30, "the push upstream", || {
             ref_of(&up, "refs/heads/main").as_deref() == Some(head.as_str())
         });
-        std::thread::sleep(Duration::from_secs(2));
+        // Settled: the upstream has what was wanted and nobody holds a claim, so no
+        // node has another delivery of it to make.
+        eventually(30, "the delivery settled", || {
+            env.count(
+                "SELECT count(*) FROM mirrors
+                 WHERE synced_generation = wanted_generation AND lease_until IS NULL
+                   AND pending_since IS NULL",
+            ) == 1
+        });
         assert_eq!(
             logins(),
             before + 1,

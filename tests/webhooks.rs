@@ -386,7 +386,8 @@ fn webhook_test_sends_a_ping_and_says_what_the_receiver_answered() {
         "{}",
         stdout(&out)
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // `webhook test` returns after its request's answer: a redirect followed would
+    // have been requested by then.
     assert_eq!(redirecting.count(), 1, "the redirect was followed");
 
     // A name that does not resolve now is added with a note; its ping says why.
@@ -915,7 +916,15 @@ fn a_change_is_delivered_as_it_opens_is_approved_and_merges() {
     let merged = got[2].json();
     assert_eq!(merged["change"]["state"], "MERGED");
     assert_eq!(merged["sender"]["login"], "bob");
-    // Only `change` was asked for: the merge's push is not delivered.
-    std::thread::sleep(Duration::from_millis(500));
+    // Only `change` was asked for: the merge's push is not delivered (deliveries are
+    // written in the push's transaction, so none exists for it now, nor later).
+    assert_eq!(
+        server.count("SELECT count(*) FROM webhook_deliveries WHERE event <> 'change'"),
+        0
+    );
+    assert_eq!(
+        server.count("SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"),
+        0
+    );
     assert_eq!(receiver.count(), 3);
 }

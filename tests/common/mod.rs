@@ -915,6 +915,19 @@ impl ChildEnv {
             .unwrap()
     }
 
+    /// The `bigint` one SQL query returns on this database (e.g. a `count(*)`).
+    pub fn count(&self, sql: &str) -> i64 {
+        self.rt.block_on(async {
+            let pool = skillsd::db::connect(&self.db_url).await.unwrap();
+            let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            n
+        })
+    }
+
     /// A key registered with `skillsd user add NAME --role writer`.
     pub fn add_writer(&self, name: &str) -> Key {
         register(|args| self.cli(args), name, "writer")
