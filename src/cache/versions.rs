@@ -330,12 +330,12 @@ pub async fn write(
 
 /// The skill files of `repo`'s `PUBLISHED` rows that have no version yet.
 pub async fn lacking(tx: &mut PgConnection, repo: &str) -> sqlx::Result<BTreeSet<String>> {
-    let paths: Vec<String> = sqlx::query_scalar(
+    let paths: Vec<String> = sqlx::query_scalar!(
         "SELECT s.path FROM skills s
          WHERE s.repo = $1 AND s.status = 'PUBLISHED'
            AND NOT EXISTS (SELECT 1 FROM skill_versions v WHERE v.skill_id = s.id)",
+        repo
     )
-    .bind(repo)
     .fetch_all(tx)
     .await?;
     Ok(paths.into_iter().collect())

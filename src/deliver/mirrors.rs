@@ -15,7 +15,7 @@ use crate::upstream::{self, HostKeys, PushOutcome, PushRequest, UpstreamUrl};
 use chrono::{DateTime, Utc};
 use gix::ObjectId;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
@@ -133,29 +133,26 @@ pub async fn add(
 
 /// Every mirror (of `repo`, or of all).
 pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Mirror>> {
-    let rows = sqlx::query(
-        "SELECT m.id, m.repo, m.url, m.force, m.public_key, m.host_keys,
+    let rows = sqlx::query!(
+        r#"SELECT m.id, m.repo, m.url, m.force, m.public_key, m.host_keys,
                 ((SELECT count(*) FROM git_refs g
                    WHERE g.repo = m.repo AND (g.name LIKE 'refs/heads/%' OR g.name LIKE 'refs/tags/%')
                      AND (m.pushed_refs ->> g.name) IS DISTINCT FROM g.target)
                  + (SELECT count(*) FROM jsonb_object_keys(m.pushed_refs) k
                      WHERE NOT EXISTS (SELECT 1 FROM git_refs g WHERE g.repo = m.repo AND g.name = k))
-                )::int AS refs_behind,
+                )::int AS "refs_behind!",
                 m.failures, m.last_attempt_at, m.last_success_at, m.last_error, m.next_attempt_at,
-                m.created_at, m.synced_generation < m.wanted_generation AS pending,
+                m.created_at, m.synced_generation < m.wanted_generation AS "pending!",
                 extract(epoch FROM now() - m.pending_since)::float8 AS lag
-         FROM mirrors m WHERE $1::text IS NULL OR m.repo = $1 ORDER BY m.repo, m.id",
+         FROM mirrors m WHERE $1::text IS NULL OR m.repo = $1 ORDER BY m.repo, m.id"#,
+        repo
     )
-    .bind(repo)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| {
-            let host_keys: Vec<String> = r.get(5);
-            let failures: i32 = r.get(7);
-            let pending: bool = r.get(13);
-            let refs_behind: i32 = r.get(6);
+            let (failures, pending, refs_behind) = (r.failures, r.pending, r.refs_behind);
             let state = if failures > 0 {
                 "failing"
             } else if pending || refs_behind > 0 {
@@ -164,25 +161,26 @@ pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Mirror>> {
                 "in-sync"
             };
             Mirror {
-                id: r.get(0),
-                repo: r.get(1),
-                url: r.get(2),
-                force: r.get(3),
-                public_key: r.get(4),
-                host_keys: host_keys
+                id: r.id,
+                repo: r.repo,
+                url: r.url,
+                force: r.force,
+                public_key: r.public_key,
+                host_keys: r
+                    .host_keys
                     .iter()
                     .filter_map(|k| parse_public_key(k).ok())
                     .map(|k| upstream::fingerprint(&k))
                     .collect(),
                 state: state.to_string(),
                 refs_behind,
-                lag_seconds: if pending { r.get(14) } else { None },
+                lag_seconds: if pending { r.lag } else { None },
                 failures,
-                last_attempt_at: r.get(8),
-                last_success_at: r.get(9),
-                last_error: r.get(10),
-                next_attempt_at: (state != "in-sync").then(|| r.get(11)),
-                created_at: r.get(12),
+                last_attempt_at: r.last_attempt_at,
+                last_success_at: r.last_success_at,
+                last_error: r.last_error,
+                next_attempt_at: (state != "in-sync").then_some(r.next_attempt_at),
+                created_at: r.created_at,
             }
         })
         .collect())
@@ -239,19 +237,6 @@ struct Claimed {
     failures: i32,
 }
 
-fn claimed(r: sqlx::postgres::PgRow) -> Claimed {
-    Claimed {
-        id: r.get(0),
-        repo: r.get(1),
-        url: r.get(2),
-        force: r.get(3),
-        private_key: r.get(4),
-        host_keys: r.get(5),
-        pushed_refs: r.get(6),
-        failures: r.get(7),
-    }
-}
-
 fn lease(settings: &Settings) -> f64 {
     (settings.mirror_timeout + Duration::from_secs(60)).as_secs_f64()
 }
@@ -261,7 +246,8 @@ fn lease(settings: &Settings) -> f64 {
 pub async fn deliver_due(pool: &PgPool, repos: &RepoStore, settings: &Settings) -> Result<usize> {
     let mut tried = 0;
     loop {
-        let row = sqlx::query(
+        let claimed = sqlx::query_as!(
+            Claimed,
             "UPDATE mirrors SET lease_until = now() + make_interval(secs => $1),
                                 lease_owner = $2, last_attempt_at = now()
              WHERE id = (SELECT id FROM mirrors
@@ -269,16 +255,16 @@ pub async fn deliver_due(pool: &PgPool, repos: &RepoStore, settings: &Settings) 
                             AND (lease_until IS NULL OR lease_until < now())
                           ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
              RETURNING id, repo, url, force, private_key, host_keys, pushed_refs, failures",
+            lease(settings),
+            crate::storage::node_id(),
         )
-        .bind(lease(settings))
-        .bind(crate::storage::node_id())
         .fetch_optional(pool)
         .await?;
-        let Some(row) = row else {
+        let Some(claimed) = claimed else {
             return Ok(tried);
         };
         tried += 1;
-        deliver(pool, repos, settings, claimed(row)).await?;
+        deliver(pool, repos, settings, claimed).await?;
     }
 }
 
@@ -312,19 +298,20 @@ pub async fn sync_now(
     }
     let mut notes = HashMap::new();
     for &id in &ids {
-        let row = sqlx::query(
+        let claimed = sqlx::query_as!(
+            Claimed,
             "UPDATE mirrors SET lease_until = now() + make_interval(secs => $1),
                                 lease_owner = $3, last_attempt_at = now()
              WHERE id = $2 AND (lease_until IS NULL OR lease_until < now())
              RETURNING id, repo, url, force, private_key, host_keys, pushed_refs, failures",
+            lease(settings),
+            id,
+            crate::storage::node_id(),
         )
-        .bind(lease(settings))
-        .bind(id)
-        .bind(crate::storage::node_id())
         .fetch_optional(pool)
         .await?;
-        match row {
-            Some(row) => deliver(pool, repos, settings, claimed(row)).await?,
+        match claimed {
+            Some(claimed) => deliver(pool, repos, settings, claimed).await?,
             None => {
                 notes.insert(
                     id,

@@ -106,13 +106,15 @@ pub async fn add(
 
 /// Every webhook (of `repo`, or of all), with its newest delivery.
 pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Webhook>> {
-    let rows = sqlx::query(
-        "SELECT w.id, w.repo, w.url, w.allow_private, w.events, w.created_at,
-                last.status, last.response_code, last.at, last.last_error,
+    Ok(sqlx::query_as!(
+        Webhook,
+        r#"SELECT w.id, w.repo, w.url, w.allow_private, w.events, w.created_at,
+                last.status AS "last_status?", last.response_code AS "last_code?",
+                last.at AS "last_at?", last.last_error AS "last_error?",
                 (SELECT count(*) FROM webhook_deliveries d
-                  WHERE d.webhook_id = w.id AND d.status = 'pending') AS pending,
+                  WHERE d.webhook_id = w.id AND d.status = 'pending') AS "pending!",
                 (SELECT count(*) FROM webhook_deliveries d
-                  WHERE d.webhook_id = w.id AND d.status = 'failed') AS failed
+                  WHERE d.webhook_id = w.id AND d.status = 'failed') AS "failed!"
          FROM webhooks w
          LEFT JOIN LATERAL (
              SELECT d.status, d.response_code, coalesce(d.completed_at, d.created_at) AS at,
@@ -120,28 +122,11 @@ pub async fn list(pool: &PgPool, repo: Option<&str>) -> Result<Vec<Webhook>> {
              FROM webhook_deliveries d WHERE d.webhook_id = w.id
              ORDER BY d.created_at DESC LIMIT 1) last ON true
          WHERE $1::text IS NULL OR w.repo = $1
-         ORDER BY w.repo, w.id",
+         ORDER BY w.repo, w.id"#,
+        repo
     )
-    .bind(repo)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Webhook {
-            id: r.get(0),
-            repo: r.get(1),
-            url: r.get(2),
-            allow_private: r.get(3),
-            events: r.get(4),
-            created_at: r.get(5),
-            last_status: r.get(6),
-            last_code: r.get(7),
-            last_at: r.get(8),
-            last_error: r.get(9),
-            pending: r.get(10),
-            failed: r.get(11),
-        })
-        .collect())
+    .await?)
 }
 
 /// The webhooks' deliveries waiting for a retry and given up, as Prometheus gauges, one

@@ -65,24 +65,24 @@ pub async fn enqueue(
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
     let mut hook_ids = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
+    let mut kinds: Vec<String> = Vec::with_capacity(n);
     let mut bodies = Vec::with_capacity(n);
     for (hook, kind, body) in rows {
         ids.push(Uuid::new_v4());
         hook_ids.push(hook);
-        kinds.push(kind);
+        kinds.push(kind.to_string());
         bodies.push(body);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, push_id, payload)
          SELECT u.id, u.hook, u.event, $1, u.payload
          FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::text[]) AS u(id, hook, event, payload)",
+        event.push_id,
+        &ids,
+        &hook_ids,
+        &kinds,
+        &bodies,
     )
-    .bind(event.push_id)
-    .bind(&ids)
-    .bind(&hook_ids)
-    .bind(&kinds)
-    .bind(&bodies)
     .execute(&mut *tx)
     .await?;
     if n > 0 {
@@ -104,7 +104,6 @@ pub async fn enqueue_change(
     action: &str,
     sender: &str,
 ) -> Result<usize> {
-    #[derive(sqlx::FromRow)]
     struct Change {
         repo: String,
         number: i32,
@@ -115,20 +114,22 @@ pub async fn enqueue_change(
         state: String,
         patch_set: i32,
     }
-    let change: Change = sqlx::query_as(
-        "SELECT c.repo, c.number, c.title, c.target, c.author, c.topic, c.state,
+    let change = sqlx::query_as!(
+        Change,
+        r#"SELECT c.repo, c.number, c.title, c.target, c.author, c.topic, c.state,
                 coalesce((SELECT max(number) FROM change_patch_sets p WHERE p.change_id = c.id), 0)
-                  AS patch_set
-         FROM changes c WHERE c.id = $1",
+                  AS "patch_set!"
+         FROM changes c WHERE c.id = $1"#,
+        change_id
     )
-    .bind(change_id)
     .fetch_one(&mut *tx)
     .await?;
-    let hooks: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM webhooks WHERE repo = $1 AND 'change' = ANY(events)")
-            .bind(&change.repo)
-            .fetch_all(&mut *tx)
-            .await?;
+    let hooks: Vec<i64> = sqlx::query_scalar!(
+        "SELECT id FROM webhooks WHERE repo = $1 AND 'change' = ANY(events)",
+        change.repo
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     if hooks.is_empty() {
         return Ok(0);
     }
@@ -149,13 +150,13 @@ pub async fn enqueue_change(
     })
     .to_string();
     let ids: Vec<Uuid> = hooks.iter().map(|_| Uuid::new_v4()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, payload)
          SELECT u.id, u.hook, 'change', $3 FROM unnest($1::uuid[], $2::bigint[]) AS u(id, hook)",
+        &ids,
+        &hooks,
+        body,
     )
-    .bind(&ids)
-    .bind(&hooks)
-    .bind(&body)
     .execute(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')")
@@ -170,29 +171,31 @@ pub(super) async fn skills_of(
     tx: &mut PgConnection,
     push: Uuid,
 ) -> sqlx::Result<(Vec<Value>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM skill_sync_log WHERE push_id = $1")
-        .bind(push)
-        .fetch_one(&mut *tx)
-        .await?;
-    let rows = sqlx::query(
+    let total: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM skill_sync_log WHERE push_id = $1"#,
+        push
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let rows = sqlx::query!(
         "SELECT skill_id, slug, path, operation, status, error, git_commit_sha
          FROM skill_sync_log WHERE push_id = $1 ORDER BY id LIMIT $2",
+        push,
+        MAX_SKILLS,
     )
-    .bind(push)
-    .bind(MAX_SKILLS)
     .fetch_all(&mut *tx)
     .await?;
     let skills = rows
         .into_iter()
         .map(|r| {
             json!({
-                "id": r.get::<Option<Uuid>, _>(0),
-                "slug": r.get::<Option<String>, _>(1),
-                "path": r.get::<Option<String>, _>(2),
-                "operation": r.get::<String, _>(3),
-                "status": r.get::<String, _>(4),
-                "error": r.get::<Option<String>, _>(5),
-                "commit": r.get::<Option<String>, _>(6),
+                "id": r.skill_id,
+                "slug": r.slug,
+                "path": r.path,
+                "operation": r.operation,
+                "status": r.status,
+                "error": r.error,
+                "commit": r.git_commit_sha,
             })
         })
         .collect();

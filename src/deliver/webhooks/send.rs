@@ -15,22 +15,11 @@ pub(super) struct Claimed {
     allow_private: bool,
 }
 
-pub(super) fn claimed(r: sqlx::postgres::PgRow) -> Claimed {
-    Claimed {
-        id: r.get(0),
-        event: r.get(1),
-        payload: r.get(2),
-        attempts: r.get(3),
-        url: r.get(4),
-        secret: r.get(5),
-        allow_private: r.get(6),
-    }
-}
-
 /// Sends the deliveries that are due (up to 8, concurrently), each claimed with a
 /// lease so that no other node sends it meanwhile. Returns how many were tried.
 pub async fn deliver_due(pool: &PgPool, settings: &Settings) -> Result<usize> {
-    let rows = sqlx::query(
+    let claimed = sqlx::query_as!(
+        Claimed,
         "UPDATE webhook_deliveries d
             SET lease_until = now() + make_interval(secs => $1), lease_owner = $2,
                 attempts = d.attempts + 1
@@ -40,13 +29,13 @@ pub async fn deliver_due(pool: &PgPool, settings: &Settings) -> Result<usize> {
                     AND (lease_until IS NULL OR lease_until < now())
                   ORDER BY next_attempt_at LIMIT 8 FOR UPDATE SKIP LOCKED)
          RETURNING d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.allow_private",
+        lease(settings),
+        crate::storage::node_id(),
     )
-    .bind(lease(settings))
-    .bind(crate::storage::node_id())
     .fetch_all(pool)
     .await?;
-    let n = rows.len();
-    let sends = rows.into_iter().map(claimed).map(|c| async move {
+    let n = claimed.len();
+    let sends = claimed.into_iter().map(|c| async move {
         let sent = send(&c, settings).await;
         record(pool, &c, &sent, settings).await
     });
@@ -226,14 +215,14 @@ pub(super) async fn record(
         None => {
             tracing::info!(delivery = %c.id, code, ms, "webhook delivered");
             crate::metrics::global().webhook_delivered();
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE webhook_deliveries SET status = 'delivered', response_code = $2,
                         duration_ms = $3, last_error = NULL, completed_at = now(), lease_until = NULL
                  WHERE id = $1",
+                c.id,
+                code,
+                ms,
             )
-            .bind(c.id)
-            .bind(code)
-            .bind(ms)
             .execute(pool)
             .await?;
         }
@@ -242,20 +231,20 @@ pub(super) async fn record(
             tracing::warn!(delivery = %c.id, code, attempt = c.attempts, error, gave_up = last, "webhook delivery failed");
             crate::metrics::global().webhook_failed();
             let wait = backoff(settings, c.attempts as u32);
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE webhook_deliveries
                     SET status = CASE WHEN $4 THEN 'failed' ELSE 'pending' END,
                         response_code = $2, duration_ms = $3, last_error = $5,
                         next_attempt_at = now() + make_interval(secs => $6),
                         completed_at = CASE WHEN $4 THEN now() END, lease_until = NULL
                   WHERE id = $1",
+                c.id,
+                code,
+                ms,
+                last,
+                error,
+                wait.as_secs_f64(),
             )
-            .bind(c.id)
-            .bind(code)
-            .bind(ms)
-            .bind(last)
-            .bind(error)
-            .bind(wait.as_secs_f64())
             .execute(pool)
             .await?;
         }
@@ -265,14 +254,14 @@ pub(super) async fn record(
 
 /// Sends a delivery this process inserted claimed, and records the outcome.
 pub(super) async fn send_claimed(pool: &PgPool, settings: &Settings, id: Uuid) -> Result<Sent> {
-    let r = sqlx::query(
+    let c = sqlx::query_as!(
+        Claimed,
         "SELECT d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.allow_private
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+        id
     )
-    .bind(id)
     .fetch_one(pool)
     .await?;
-    let c = claimed(r);
     let sent = send(&c, settings).await;
     record(pool, &c, &sent, settings).await?;
     Ok(sent)

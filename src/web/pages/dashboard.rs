@@ -40,6 +40,35 @@ pub async fn dashboard(
     }
 }
 
+/// A repository as the dashboard lists it: its default branch's tip, where the cache
+/// is, how many skills.
+pub(super) struct RepoRow {
+    name: String,
+    tip: Option<String>,
+    cached: Option<String>,
+    skills: i64,
+}
+
+/// One of the last pushes.
+pub(super) struct PushRow {
+    id: uuid::Uuid,
+    repo: String,
+    user_name: String,
+    started_at: DateTime<Utc>,
+    accepted: bool,
+    refs: Value,
+    push_options: Vec<String>,
+    changed: i64,
+}
+
+/// A file the cache could not sync.
+pub(super) struct FailureRow {
+    started_at: DateTime<Utc>,
+    repo: String,
+    path: Option<String>,
+    error: Option<String>,
+}
+
 pub(super) async fn dashboard_markup(
     s: &HttpState,
     viewer: Option<&Viewer>,
@@ -47,27 +76,29 @@ pub(super) async fn dashboard_markup(
     let admin = viewer.filter(|v| v.role == crate::db::users::Role::Admin);
     let branch = crate::repos::DEFAULT_BRANCH;
     let health = crate::cache::health::read(&s.pool).await?;
-    let repos = sqlx::query(
-        "SELECT r.name,
-                (SELECT target FROM git_refs g WHERE g.repo = r.name AND g.name = 'refs/heads/' || $1) AS tip,
-                (SELECT commit_sha FROM sync_state t WHERE t.repo = r.name AND t.branch = $1) AS cached,
-                (SELECT count(*) FROM skills k WHERE k.repo = r.name) AS skills
-         FROM git_repos r ORDER BY r.name",
-    )
-    .bind(branch)
-    .fetch_all(&s.pool)
-    .await?;
-    let pushes = sqlx::query(
-        "SELECT p.id, p.repo, p.user_name, p.started_at, p.accepted, p.refs, p.push_options,
-                jsonb_array_length(p.errors) AS problems,
-                (SELECT count(*) FROM skill_sync_log l WHERE l.push_id = p.id AND l.status = 'success') AS changed
-         FROM pushes p ORDER BY p.started_at DESC LIMIT 20",
+    let repos = sqlx::query_as!(
+        RepoRow,
+        r#"SELECT r.name,
+                (SELECT target FROM git_refs g WHERE g.repo = r.name AND g.name = 'refs/heads/' || $1) AS "tip?",
+                (SELECT commit_sha FROM sync_state t WHERE t.repo = r.name AND t.branch = $1) AS "cached?",
+                (SELECT count(*) FROM skills k WHERE k.repo = r.name) AS "skills!"
+         FROM git_repos r ORDER BY r.name"#,
+        branch
     )
     .fetch_all(&s.pool)
     .await?;
-    let failures = sqlx::query(
+    let pushes = sqlx::query_as!(
+        PushRow,
+        r#"SELECT p.id, p.repo, p.user_name, p.started_at, p.accepted, p.refs, p.push_options,
+                (SELECT count(*) FROM skill_sync_log l WHERE l.push_id = p.id AND l.status = 'success') AS "changed!"
+         FROM pushes p ORDER BY p.started_at DESC LIMIT 20"#
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let failures = sqlx::query_as!(
+        FailureRow,
         "SELECT started_at, repo, path, error FROM skill_sync_log
-         WHERE status = 'failed' ORDER BY started_at DESC LIMIT 10",
+         WHERE status = 'failed' ORDER BY started_at DESC LIMIT 10"
     )
     .fetch_all(&s.pool)
     .await?;
@@ -77,7 +108,7 @@ pub(super) async fn dashboard_markup(
     let hooks = crate::deliver::webhooks::list(&s.pool, None)
         .await
         .unwrap_or_default();
-    let names: Vec<String> = repos.iter().map(|r| r.get("name")).collect();
+    let names: Vec<String> = repos.iter().map(|r| r.name.clone()).collect();
     let audits = crate::web::audit::states(s, &names, crate::web::audit::PAGE_WAIT).await;
     Ok(html! {
         h1 { "Dashboard" }
@@ -110,7 +141,7 @@ pub(super) fn status_bar(health: &crate::cache::health::Health) -> Markup {
 /// Each repository: its tip, where the cache is, how many skills, the audit; for
 /// admins, a button that syncs it now.
 pub(super) fn repos_table(
-    repos: &[sqlx::postgres::PgRow],
+    repos: &[RepoRow],
     audits: &std::collections::HashMap<String, crate::web::audit::Progress>,
     admin: Option<&Viewer>,
 ) -> Markup {
@@ -120,9 +151,7 @@ pub(super) fn repos_table(
             thead { tr { th { "repository" } th { "main" } th { "cache at" } th { "" } th { "skills" } th { "audit" } @if admin.is_some() { th { "" } } } }
             tbody {
                 @for r in repos {
-                    @let name: String = r.get("name");
-                    @let tip: Option<String> = r.get("tip");
-                    @let cached: Option<String> = r.get("cached");
+                    @let (name, tip, cached) = (&r.name, &r.tip, &r.cached);
                     tr {
                         td { a href={"/skills?repo=" (name)} { (name) } }
                         td class="sha" { (tip.as_deref().map(short).unwrap_or("(empty)")) }
@@ -132,8 +161,8 @@ pub(super) fn repos_table(
                             @else if tip.is_none() { span class="badge muted" { "empty" } }
                             @else { span class="badge warn" { "behind" } }
                         }
-                        td { (r.get::<i64, _>("skills")) }
-                        td class="audit" { (audit_cell(audits.get(&name))) }
+                        td { (r.skills) }
+                        td class="audit" { (audit_cell(audits.get(name))) }
                         @if let Some(a) = admin {
                             td {
                                 form class="inline" method="post" action="/reconcile" {
@@ -216,32 +245,30 @@ pub(super) fn hooks_table(hooks: &[crate::deliver::webhooks::Webhook]) -> Markup
 }
 
 /// The last 20 pushes: who, which refs, the result, how many skills changed.
-pub(super) fn pushes_table(pushes: &[sqlx::postgres::PgRow]) -> Markup {
+pub(super) fn pushes_table(pushes: &[PushRow]) -> Markup {
     html! {
         h2 { "Recent pushes" }
         table {
             thead { tr { th { "when" } th { "who" } th class="hide-small" { "repository" } th class="hide-small" { "refs" } th { "result" } th { "skills changed" } } }
             tbody {
                 @for p in pushes {
-                    @let id: uuid::Uuid = p.get("id");
-                    @let refs: Value = p.get("refs");
-                    @let accepted: bool = p.get("accepted");
+                    @let (id, refs, accepted) = (p.id, &p.refs, p.accepted);
                     tr {
-                        td { a href={"/pushes/" (id)} { (when(p.get("started_at"))) } }
-                        td { (p.get::<String, _>("user_name")) }
-                        td class="hide-small" { (p.get::<String, _>("repo")) }
+                        td { a href={"/pushes/" (id)} { (when(p.started_at)) } }
+                        td { (p.user_name) }
+                        td class="hide-small" { (p.repo) }
                         td class="hide-small" { @for r in refs.as_array().into_iter().flatten() { code { (r["ref"].as_str().unwrap_or("")) } " " } }
-                        @let options: Vec<String> = p.get("push_options");
+                        @let options = &p.push_options;
                         td {
-                            (result_badge(accepted, &options, &refs))
-                            @if !accepted && !is_dry_run(&options, &refs) {
+                            (result_badge(accepted, options, refs))
+                            @if !accepted && !is_dry_run(options, refs) {
                                 " "
                                 @for r in refs.as_array().into_iter().flatten().filter(|r| r["reason"].is_string()).take(1) {
                                     span class="muted" { (r["reason"].as_str().unwrap_or("")) }
                                 }
                             }
                         }
-                        td { (p.get::<i64, _>("changed")) }
+                        td { (p.changed) }
                     }
                 }
             }
@@ -250,7 +277,7 @@ pub(super) fn pushes_table(pushes: &[sqlx::postgres::PgRow]) -> Markup {
 }
 
 /// The last 10 files the cache could not sync.
-pub(super) fn failures_table(failures: &[sqlx::postgres::PgRow]) -> Markup {
+pub(super) fn failures_table(failures: &[FailureRow]) -> Markup {
     html! {
         h2 { "Recent sync failures" }
         @if failures.is_empty() { p class="muted" { "None." } }
@@ -260,10 +287,10 @@ pub(super) fn failures_table(failures: &[sqlx::postgres::PgRow]) -> Markup {
                 tbody {
                     @for f in failures {
                         tr {
-                            td { (when(f.get("started_at"))) }
-                            td { (f.get::<String, _>("repo")) }
-                            td { code { (f.get::<Option<String>, _>("path").unwrap_or_default()) } }
-                            td { pre { (f.get::<Option<String>, _>("error").unwrap_or_default()) } }
+                            td { (when(f.started_at)) }
+                            td { (f.repo) }
+                            td { code { (f.path.as_deref().unwrap_or_default()) } }
+                            td { pre { (f.error.as_deref().unwrap_or_default()) } }
                         }
                     }
                 }
