@@ -2,7 +2,7 @@
 //! the types the modules own; every malformed value is collected, named by its
 //! setting and value, and refuses the start.
 
-use super::table::SETTINGS;
+use super::table::{SETTINGS, env};
 use super::{Flags, LogFormat, MetricsAccess, Settings, WebAccess};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,20 +23,20 @@ impl Reader<'_> {
         let address = "an address like 127.0.0.1:2222";
         let listen = flags
             .listen
-            .or_else(|| self.parsed("SKILLSD_LISTEN", address))
+            .or_else(|| self.parsed(env::LISTEN, address))
             .unwrap_or(d.listen);
         let http = match flags.http {
             Some(given) => given,
-            None => match self.text("SKILLSD_HTTP").as_deref() {
+            None => match self.text(env::HTTP).as_deref() {
                 Some("off") => None,
                 Some(_) => self
-                    .parsed("SKILLSD_HTTP", "an address like 127.0.0.1:8080, or off")
+                    .parsed(env::HTTP, "an address like 127.0.0.1:8080, or off")
                     .or(d.http),
                 None => d.http,
             },
         };
         let admin_keys = if flags.admin_keys.is_empty() {
-            self.text("SKILLSD_ADMIN_KEYS")
+            self.text(env::ADMIN_KEYS)
                 .map(|v| {
                     v.split(',')
                         .filter(|p| !p.is_empty())
@@ -47,73 +47,72 @@ impl Reader<'_> {
         } else {
             flags.admin_keys.clone()
         };
-        let log = self.text("SKILLSD_LOG").unwrap_or(d.log);
+        let log = self.text(env::LOG).unwrap_or(d.log);
         if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
-            self.refuse("SKILLSD_LOG", &log, "a log filter like info,sqlx=warn");
+            self.refuse(env::LOG, &log, "a log filter like info,sqlx=warn");
         }
-        let log_format = match self.one_of("SKILLSD_LOG_FORMAT", &["text", "json"]) {
+        let log_format = match self.one_of(env::LOG_FORMAT, &["text", "json"]) {
             Some("json") => LogFormat::Json,
             _ => LogFormat::Text,
         };
-        let web_access = match self.one_of("SKILLSD_WEB_ACCESS", &["open", "signed-in"]) {
+        let web_access = match self.one_of(env::WEB_ACCESS, &["open", "signed-in"]) {
             Some("signed-in") => WebAccess::SignedIn,
             _ => WebAccess::Open,
         };
-        let metrics = match self.one_of("SKILLSD_METRICS", &["open", "token"]) {
+        let metrics = match self.one_of(env::METRICS, &["open", "token"]) {
             Some("open") => MetricsAccess::Open,
             Some("token") => MetricsAccess::Token,
             _ if web_access == WebAccess::SignedIn => MetricsAccess::Token,
             _ => MetricsAccess::Open,
         };
-        let public_url = self.text("SKILLSD_PUBLIC_URL");
+        let public_url = self.text(env::PUBLIC_URL);
         if let Some(url) = &public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             let url = url.clone();
-            self.refuse("SKILLSD_PUBLIC_URL", &url, "an http:// or https:// address");
+            self.refuse(env::PUBLIC_URL, &url, "an http:// or https:// address");
         }
-        let ssh_url = self.text("SKILLSD_SSH_URL");
+        let ssh_url = self.text(env::SSH_URL);
         if let Some(url) = &ssh_url {
             let rest = url.strip_prefix("ssh://").unwrap_or_default();
             let host = rest.trim_end_matches('/');
             if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
                 let url = url.clone();
                 self.refuse(
-                    "SKILLSD_SSH_URL",
+                    env::SSH_URL,
                     &url,
                     "an ssh:// address without a path (ssh://git@HOST:PORT)",
                 );
             }
         }
         // Pushes while the database is away are always refused: the only value.
-        self.one_of("SKILLSD_DB_DOWN", &["refuse"]);
+        self.one_of(env::DB_DOWN, &["refuse"]);
         let limits = crate::ssh::Limits {
-            max_sessions: self.count("SKILLSD_MAX_SESSIONS", dl.max_sessions),
-            max_sessions_per_user: self
-                .count("SKILLSD_MAX_SESSIONS_PER_USER", dl.max_sessions_per_user),
-            max_auth_failures: self.count("SKILLSD_MAX_AUTH_FAILURES", dl.max_auth_failures),
-            auth_window: self.secs("SKILLSD_AUTH_WINDOW_SECS", dl.auth_window),
-            session_timeout: self.secs("SKILLSD_SESSION_TIMEOUT_SECS", dl.session_timeout),
+            max_sessions: self.count(env::MAX_SESSIONS, dl.max_sessions),
+            max_sessions_per_user: self.count(env::MAX_SESSIONS_PER_USER, dl.max_sessions_per_user),
+            max_auth_failures: self.count(env::MAX_AUTH_FAILURES, dl.max_auth_failures),
+            auth_window: self.secs(env::AUTH_WINDOW_SECS, dl.auth_window),
+            session_timeout: self.secs(env::SESSION_TIMEOUT_SECS, dl.session_timeout),
             // A running command's client must keep sending while the command waits
             // for it: the idle time is the window of that rule too.
-            min_rate_window: self.secs("SKILLSD_IDLE_TIMEOUT_SECS", d.idle_timeout),
+            min_rate_window: self.secs(env::IDLE_TIMEOUT_SECS, d.idle_timeout),
         };
-        let ref_pattern = match self.text("SKILLSD_REF_PATTERN") {
+        let ref_pattern = match self.text(env::REF_PATTERN) {
             None => d.policy.ref_pattern.clone(),
             Some(p) => match crate::receive::pre_receive::ref_pattern(&p) {
                 Ok(re) => re,
                 Err(e) => {
                     let expected = format!("a regular expression ({e})");
-                    self.refuse("SKILLSD_REF_PATTERN", &p, &expected);
+                    self.refuse(env::REF_PATTERN, &p, &expected);
                     d.policy.ref_pattern.clone()
                 }
             },
         };
-        let proxy_protocol = match self.text("SKILLSD_PROXY_PROTOCOL") {
+        let proxy_protocol = match self.text(env::PROXY_PROTOCOL) {
             None => d.proxy_protocol.clone(),
             Some(t) => crate::net::proxy::Trusted::parse(&t).unwrap_or_else(|e| {
                 self.refuse(
-                    "SKILLSD_PROXY_PROTOCOL",
+                    env::PROXY_PROTOCOL,
                     &t,
                     &format!("addresses or networks, comma-separated ({e})"),
                 );
@@ -122,38 +121,37 @@ impl Reader<'_> {
         };
         let policy = crate::receive::pre_receive::Policy {
             ref_pattern,
-            mutable_tags: self.flag("SKILLSD_MUTABLE_TAGS"),
-            max_files_per_push: self.count("SKILLSD_MAX_FILES_PER_PUSH", dp.max_files_per_push),
-            max_pack_bytes: self.count("SKILLSD_MAX_PACK_BYTES", dp.max_pack_bytes),
+            mutable_tags: self.flag(env::MUTABLE_TAGS),
+            max_files_per_push: self.count(env::MAX_FILES_PER_PUSH, dp.max_files_per_push),
+            max_pack_bytes: self.count(env::MAX_PACK_BYTES, dp.max_pack_bytes),
             // At most the built-in limit (the default).
             max_file_bytes: self
-                .count("SKILLSD_MAX_FILE_BYTES", dp.max_file_bytes)
+                .count(env::MAX_FILE_BYTES, dp.max_file_bytes)
                 .min(dp.max_file_bytes),
-            admins_may_rewrite_default: self.flag("SKILLSD_ADMINS_MAY_REWRITE_MAIN"),
+            admins_may_rewrite_default: self.flag(env::ADMINS_MAY_REWRITE_MAIN),
             limits: connectivity::Limits {
-                max_tree_depth: self.count("SKILLSD_MAX_TREE_DEPTH", dc.max_tree_depth),
-                max_commit_bytes: self.count("SKILLSD_MAX_COMMIT_BYTES", dc.max_commit_bytes),
-                max_tree_entries: self.count("SKILLSD_MAX_TREE_ENTRIES", dc.max_tree_entries),
+                max_tree_depth: self.count(env::MAX_TREE_DEPTH, dc.max_tree_depth),
+                max_commit_bytes: self.count(env::MAX_COMMIT_BYTES, dc.max_commit_bytes),
+                max_tree_entries: self.count(env::MAX_TREE_ENTRIES, dc.max_tree_entries),
                 ..*dc
             },
             pack: PackLimits {
-                max_object_bytes: self.count("SKILLSD_MAX_OBJECT_BYTES", dk.max_object_bytes),
-                max_objects: self.count("SKILLSD_MAX_OBJECTS", dk.max_objects),
-                max_delta_depth: self.count("SKILLSD_MAX_DELTA_DEPTH", dk.max_delta_depth),
+                max_object_bytes: self.count(env::MAX_OBJECT_BYTES, dk.max_object_bytes),
+                max_objects: self.count(env::MAX_OBJECTS, dk.max_objects),
+                max_delta_depth: self.count(env::MAX_DELTA_DEPTH, dk.max_delta_depth),
                 max_delta_base_bytes: self
-                    .count("SKILLSD_MAX_DELTA_BASE_BYTES", dk.max_delta_base_bytes),
-                max_inflate_ratio: self
-                    .count_or_off("SKILLSD_MAX_INFLATE_RATIO", dk.max_inflate_ratio),
+                    .count(env::MAX_DELTA_BASE_BYTES, dk.max_delta_base_bytes),
+                max_inflate_ratio: self.count_or_off(env::MAX_INFLATE_RATIO, dk.max_inflate_ratio),
                 inflate_floor: dk.inflate_floor,
             },
             ..d.policy.clone()
         };
         let http_limits = crate::net::HttpLimits {
-            max_connections: self.count("SKILLSD_HTTP_MAX_CONNECTIONS", dh.max_connections),
-            max_per_address: self.count("SKILLSD_HTTP_MAX_PER_ADDRESS", dh.max_per_address),
-            header: self.secs("SKILLSD_HTTP_HEADER_SECS", dh.header),
-            idle: self.secs("SKILLSD_HTTP_IDLE_SECS", dh.idle),
-            lifetime: self.secs("SKILLSD_HTTP_LIFETIME_SECS", dh.lifetime),
+            max_connections: self.count(env::HTTP_MAX_CONNECTIONS, dh.max_connections),
+            max_per_address: self.count(env::HTTP_MAX_PER_ADDRESS, dh.max_per_address),
+            header: self.secs(env::HTTP_HEADER_SECS, dh.header),
+            idle: self.secs(env::HTTP_IDLE_SECS, dh.idle),
+            lifetime: self.secs(env::HTTP_LIFETIME_SECS, dh.lifetime),
         };
         Settings {
             listen,
@@ -161,43 +159,40 @@ impl Reader<'_> {
             data_dir: flags
                 .data_dir
                 .clone()
-                .or_else(|| self.text("SKILLSD_DATA_DIR").map(PathBuf::from))
+                .or_else(|| self.text(env::DATA_DIR).map(PathBuf::from))
                 .unwrap_or(d.data_dir),
             database_url: flags
                 .database_url
                 .clone()
                 .filter(|u| !u.is_empty())
-                .or_else(|| self.text("DATABASE_URL")),
+                .or_else(|| self.text(env::DATABASE_URL)),
             admin_keys,
-            admin_token: self.text("SKILLSD_ADMIN_TOKEN"),
-            host_key: self.text("SKILLSD_HOST_KEY").map(PathBuf::from),
+            admin_token: self.text(env::ADMIN_TOKEN),
+            host_key: self.text(env::HOST_KEY).map(PathBuf::from),
             log,
             log_format,
             web_access,
             metrics,
-            metrics_token: self.text("SKILLSD_METRICS_TOKEN"),
+            metrics_token: self.text(env::METRICS_TOKEN),
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
             ssh_url: ssh_url.map(|u| u.trim_end_matches('/').to_string()),
             limits,
             policy,
             http_limits,
-            pack_grace: self.secs("SKILLSD_PACK_GRACE_SECS", d.pack_grace),
-            gc_packs: self.count_or_off("SKILLSD_GC_PACKS", d.gc_packs),
-            idle_timeout: self.secs("SKILLSD_IDLE_TIMEOUT_SECS", d.idle_timeout),
-            max_connections: self.count("SKILLSD_MAX_CONNECTIONS", d.max_connections),
-            login_grace: self.secs("SKILLSD_LOGIN_GRACE_SECS", d.login_grace),
-            max_startups: self.count("SKILLSD_MAX_STARTUPS", d.max_startups),
+            pack_grace: self.secs(env::PACK_GRACE_SECS, d.pack_grace),
+            gc_packs: self.count_or_off(env::GC_PACKS, d.gc_packs),
+            idle_timeout: self.secs(env::IDLE_TIMEOUT_SECS, d.idle_timeout),
+            max_connections: self.count(env::MAX_CONNECTIONS, d.max_connections),
+            login_grace: self.secs(env::LOGIN_GRACE_SECS, d.login_grace),
+            max_startups: self.count(env::MAX_STARTUPS, d.max_startups),
             max_startups_per_source: self
-                .count("SKILLSD_MAX_STARTUPS_PER_SOURCE", d.max_startups_per_source),
+                .count(env::MAX_STARTUPS_PER_SOURCE, d.max_startups_per_source),
             proxy_protocol,
-            shutdown_grace: self.secs("SKILLSD_SHUTDOWN_GRACE_SECS", d.shutdown_grace),
+            shutdown_grace: self.secs(env::SHUTDOWN_GRACE_SECS, d.shutdown_grace),
             reconcile_every: self
-                .count_or_off(
-                    "SKILLSD_RECONCILE_SECS",
-                    d.reconcile_every.map(|t| t.as_secs()),
-                )
+                .count_or_off(env::RECONCILE_SECS, d.reconcile_every.map(|t| t.as_secs()))
                 .map(Duration::from_secs),
-            bulk_load_from: self.count_or_off("SKILLSD_BULK_LOAD_FROM", d.bulk_load_from),
+            bulk_load_from: self.count_or_off(env::BULK_LOAD_FROM, d.bulk_load_from),
             delivery: self.delivery(&d.delivery),
             mcp: self.mcp(&d.mcp),
         }
@@ -247,18 +242,18 @@ impl Reader<'_> {
 
     fn delivery(&mut self, d: &crate::deliver::Settings) -> crate::deliver::Settings {
         let s = crate::deliver::Settings {
-            retry_base: self.secs("SKILLSD_DELIVERY_RETRY_SECS", d.retry_base),
-            retry_max: self.secs("SKILLSD_DELIVERY_RETRY_MAX_SECS", d.retry_max),
-            webhook_attempts: self.count("SKILLSD_WEBHOOK_ATTEMPTS", d.webhook_attempts),
-            webhook_timeout: self.secs("SKILLSD_WEBHOOK_TIMEOUT_SECS", d.webhook_timeout),
-            mirror_timeout: self.secs("SKILLSD_MIRROR_TIMEOUT_SECS", d.mirror_timeout),
+            retry_base: self.secs(env::DELIVERY_RETRY_SECS, d.retry_base),
+            retry_max: self.secs(env::DELIVERY_RETRY_MAX_SECS, d.retry_max),
+            webhook_attempts: self.count(env::WEBHOOK_ATTEMPTS, d.webhook_attempts),
+            webhook_timeout: self.secs(env::WEBHOOK_TIMEOUT_SECS, d.webhook_timeout),
+            mirror_timeout: self.secs(env::MIRROR_TIMEOUT_SECS, d.mirror_timeout),
         };
         let zero = |d: Duration| d.is_zero();
         for (env, bad) in [
-            ("SKILLSD_DELIVERY_RETRY_SECS", zero(s.retry_base)),
-            ("SKILLSD_WEBHOOK_TIMEOUT_SECS", zero(s.webhook_timeout)),
-            ("SKILLSD_MIRROR_TIMEOUT_SECS", zero(s.mirror_timeout)),
-            ("SKILLSD_WEBHOOK_ATTEMPTS", s.webhook_attempts == 0),
+            (env::DELIVERY_RETRY_SECS, zero(s.retry_base)),
+            (env::WEBHOOK_TIMEOUT_SECS, zero(s.webhook_timeout)),
+            (env::MIRROR_TIMEOUT_SECS, zero(s.mirror_timeout)),
+            (env::WEBHOOK_ATTEMPTS, s.webhook_attempts == 0),
         ] {
             if bad {
                 self.refuse(env, "0", "a number of at least 1");
@@ -267,7 +262,7 @@ impl Reader<'_> {
         if s.retry_max < s.retry_base {
             let v = s.retry_max.as_secs().to_string();
             self.refuse(
-                "SKILLSD_DELIVERY_RETRY_MAX_SECS",
+                env::DELIVERY_RETRY_MAX_SECS,
                 &v,
                 "at least SKILLSD_DELIVERY_RETRY_SECS",
             );
@@ -277,12 +272,12 @@ impl Reader<'_> {
 
     fn mcp(&mut self, d: &crate::agents::mcp::Limits) -> crate::agents::mcp::Limits {
         let limits = crate::agents::mcp::Limits {
-            max_sessions: self.count("SKILLSD_MCP_MAX_SESSIONS", d.max_sessions),
-            idle: self.secs("SKILLSD_MCP_SESSION_IDLE_SECS", d.idle),
+            max_sessions: self.count(env::MCP_MAX_SESSIONS, d.max_sessions),
+            idle: self.secs(env::MCP_SESSION_IDLE_SECS, d.idle),
         };
         for (env, bad) in [
-            ("SKILLSD_MCP_MAX_SESSIONS", limits.max_sessions == 0),
-            ("SKILLSD_MCP_SESSION_IDLE_SECS", limits.idle.is_zero()),
+            (env::MCP_MAX_SESSIONS, limits.max_sessions == 0),
+            (env::MCP_SESSION_IDLE_SECS, limits.idle.is_zero()),
         ] {
             if bad {
                 self.refuse(env, "0", "a number of at least 1");

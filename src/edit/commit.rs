@@ -29,7 +29,7 @@ pub(super) fn commit_and_push(
         )));
     };
     let base = base_of_change.unwrap_or(tip);
-    let scratch = crate::import::Scratch::new(&copy).map_err(|e| git(&e))?;
+    let scratch = crate::receive::in_process::Scratch::new(&copy).map_err(|e| git(&e))?;
     let repo = scratch.repo();
     let base_tree = repo
         .find_commit(base)
@@ -84,10 +84,18 @@ pub(super) fn commit_and_push(
         .map_err(|e| git(&e))?;
     let ctx = svc.in_process(user, rt, name, copy, None);
     let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
-    let (messages, status) =
-        crate::import::push_in_process(&ctx, repo, scratch.dir(), &target, None, id, ids, options)
-            .map_err(|e| git(&e))?;
-    match crate::import::ref_outcome(&status, &target) {
+    let (messages, status) = crate::receive::in_process::push_in_process(
+        &ctx,
+        repo,
+        scratch.dir(),
+        &target,
+        None,
+        id,
+        ids,
+        options,
+    )
+    .map_err(|e| git(&e))?;
+    match crate::receive::in_process::ref_outcome(&status, &target) {
         Ok(()) => Ok((id, messages)),
         Err(reason) => Err(refused(&reason, &messages, branch)),
     }

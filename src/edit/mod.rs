@@ -3,7 +3,7 @@
 //! push goes through. The files are written onto the branch's tip (or onto an open
 //! change's latest patch set) in a scratch repository, the commit is checked here for
 //! a precise answer (stale `sha`s: 409; the skills' problems: 422, as JSON), then
-//! pushed in process to `refs/for/BRANCH` ([`crate::import::push_in_process`]): the
+//! pushed in process to `refs/for/BRANCH` ([`crate::receive::in_process::push_in_process`]): the
 //! push's own checks, the review gate and the one publishing transaction decide, and
 //! the change then follows review like any other. `publish: true` merges it at once
 //! through the review's merge path when the branch's rules need no approval.

@@ -13,10 +13,9 @@
 //! and push record. A row that does not pass the repository's rules is reported and
 //! left out (or, with `--strict`, nothing is imported); nothing is half-imported.
 
-mod in_process;
 mod rows;
 
-pub use in_process::{Scratch, push_in_process, ref_outcome};
+use crate::receive::in_process::{Scratch, push_in_process, ref_outcome};
 pub use rows::entry_of_row;
 
 use crate::db::users::{Role, User};
@@ -35,6 +34,8 @@ pub enum ImportError {
     TableName(String),
     #[error("git: {0}")]
     Git(String),
+    #[error(transparent)]
+    InProcess(#[from] crate::receive::in_process::InProcessError),
     #[error("the repository's rules do not load:\n{0}")]
     Rules(String),
     #[error("cannot read {0}: {1}")]

@@ -14,6 +14,7 @@
 
 pub mod commands;
 pub mod connectivity;
+pub mod in_process;
 pub mod outcome;
 pub mod pre_receive;
 pub mod proposal;

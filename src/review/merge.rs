@@ -135,7 +135,7 @@ fn attempt_merge(
                 .collect::<String>()
         ));
     }
-    let scratch = match crate::import::Scratch::new(&copy) {
+    let scratch = match crate::receive::in_process::Scratch::new(&copy) {
         Ok(s) => s,
         Err(e) => return Outcome::Refused(format!("cannot prepare the merge: {e}")),
     };
@@ -164,7 +164,7 @@ fn attempt_merge(
         paths,
     };
     let ctx = svc.in_process(user, rt, name, copy, Some(merging));
-    let pushed = crate::import::push_in_process(
+    let pushed = crate::receive::in_process::push_in_process(
         &ctx,
         scratch.repo(),
         scratch.dir(),
@@ -183,7 +183,7 @@ fn attempt_merge(
     } else {
         format!("merge commit on {}", &tip.to_string()[..7])
     };
-    match crate::import::ref_outcome(&status, &target_ref) {
+    match crate::receive::in_process::ref_outcome(&status, &target_ref) {
         Ok(()) => Outcome::Merged(format!(
             "change {number} merged into {} at {} ({how})\n{messages}",
             change.target,

@@ -3,9 +3,25 @@
 //! the push options through [`receive::serve`], and its answer read back. Imports,
 //! the editor's changes and review merges all land this way, through the push path.
 
-use super::{ImportError, git};
 use crate::receive;
 use gix::ObjectId;
+
+/// Why an in-process push could not be made (its refusal is not an error: it is in
+/// the report-status lines).
+#[derive(Debug, thiserror::Error)]
+pub enum InProcessError {
+    /// The scratch repository, its objects or the pack file (the cause is kept).
+    #[error("git: {0}")]
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the pack file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Protocol(#[from] crate::protocol::ProtocolError),
+}
+
+fn git(e: impl std::error::Error + Send + Sync + 'static) -> InProcessError {
+    InProcessError::Git(Box::new(e))
+}
 
 /// A scratch repository that borrows a copy's objects (its alternates): an import's
 /// blobs are written here as its rows come, its commits on top, and its push is
@@ -16,17 +32,15 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn new(copy: &gix::Repository) -> Result<Scratch, ImportError> {
+    pub fn new(copy: &gix::Repository) -> Result<Scratch, InProcessError> {
         let dir = tempfile::Builder::new()
             .prefix("skillsd-import-")
-            .tempdir()
-            .map_err(git)?;
+            .tempdir()?;
         gix::init_bare(dir.path()).map_err(git)?;
         std::fs::write(
             dir.path().join("objects/info/alternates"),
             format!("{}\n", copy.objects.store_ref().path().display()),
-        )
-        .map_err(git)?;
+        )?;
         let repo = gix::open(dir.path()).map_err(git)?;
         Ok(Scratch { _dir: dir, repo })
     }
@@ -42,12 +56,12 @@ impl Scratch {
     }
 
     /// Writes `text` as a blob.
-    pub fn write(&self, text: &str) -> Result<ObjectId, ImportError> {
+    pub fn write(&self, text: &str) -> Result<ObjectId, InProcessError> {
         self.write_bytes(text.as_bytes())
     }
 
     /// Writes `bytes` as a blob.
-    pub fn write_bytes(&self, bytes: &[u8]) -> Result<ObjectId, ImportError> {
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<ObjectId, InProcessError> {
         Ok(self.repo.write_blob(bytes).map_err(git)?.detach())
     }
 }
@@ -82,7 +96,7 @@ pub fn push_in_process(
     new: ObjectId,
     ids: Vec<ObjectId>,
     options: &[String],
-) -> Result<(String, String), ImportError> {
+) -> Result<(String, String), InProcessError> {
     let mut input = Vec::new();
     let zero = ObjectId::null(gix::hash::Kind::Sha1);
     let caps = if options.is_empty() {
@@ -107,18 +121,17 @@ pub fn push_in_process(
     }
     let pack_path = dir.join("push.pack");
     {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path).map_err(git)?);
-        crate::protocol::pack::write_pack(work, ids, &mut file).map_err(git)?;
-        std::io::Write::flush(&mut file).map_err(git)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&pack_path)?);
+        crate::protocol::pack::write_pack(work, ids, &mut file)?;
+        std::io::Write::flush(&mut file)?;
     }
-    let pack = std::io::BufReader::new(std::fs::File::open(&pack_path).map_err(git)?);
+    let pack = std::io::BufReader::new(std::fs::File::open(&pack_path)?);
     let mut output = Vec::new();
     receive::serve(
         ctx,
         std::io::Read::chain(std::io::Cursor::new(input), pack),
         &mut output,
-    )
-    .map_err(git)?;
+    )?;
     let _ = std::fs::remove_file(&pack_path);
     Ok(demux(&output))
 }
