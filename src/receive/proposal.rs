@@ -402,20 +402,21 @@ async fn change_of(
     } else {
         ChangeState::InReview
     };
-    let change: Change = sqlx::query_as(
+    let change = sqlx::query_as!(
+        Change,
         "INSERT INTO changes (repo, number, target, author, title, description, topic, state)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, repo, number, target, author, title, description, topic, state,
                    created_at, updated_at, closed_by, closed_at, merged_commit",
+        ctx.repo_name,
+        number,
+        proposal.target,
+        ctx.user.name,
+        title,
+        proposal.description.as_deref().unwrap_or(""),
+        proposal.topic,
+        state.as_str(),
     )
-    .bind(&ctx.repo_name)
-    .bind(number)
-    .bind(&proposal.target)
-    .bind(&ctx.user.name)
-    .bind(&title)
-    .bind(proposal.description.as_deref().unwrap_or(""))
-    .bind(&proposal.topic)
-    .bind(state.as_str())
     .fetch_one(&mut *tx)
     .await?;
     Ok((change, 1, true))

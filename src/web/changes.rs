@@ -48,12 +48,13 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(i64, Vec<Listed>)> {
-    let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM changes
-         WHERE ($1::text IS NULL OR repo = $1) AND (cardinality($2::text[]) = 0 OR state = ANY($2))",
+    let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    let total: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM changes
+         WHERE ($1::text IS NULL OR repo = $1) AND (cardinality($2::text[]) = 0 OR state = ANY($2))"#,
+        repo,
+        &states,
     )
-    .bind(repo)
-    .bind(states)
     .fetch_one(pool)
     .await?;
     let rows = sqlx::query_as(
