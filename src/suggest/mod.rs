@@ -88,8 +88,9 @@ struct Draft {
 }
 
 impl Draft {
-    /// The configuration's keys alone (no comments).
-    fn bare(&self) -> String {
+    /// The top-level keys: layout, roots, nested skills, namespaces (the `[levels]`
+    /// table follows them, with or without comments).
+    fn top_keys(&self) -> String {
         let mut out = String::new();
         if let Some(layout) = self.layout {
             out.push_str(&format!("layout = {}\n", quote(layout.as_str())));
@@ -101,6 +102,12 @@ impl Draft {
         if !self.namespaces.is_empty() {
             out.push_str(&format!("namespaces = {}\n", list(&self.namespaces)));
         }
+        out
+    }
+
+    /// The configuration's keys alone (no comments).
+    fn bare(&self) -> String {
+        let mut out = self.top_keys();
         if !self.levels.is_empty() {
             out.push_str("[levels]\n");
             for (id, level) in &self.levels {

@@ -33,16 +33,7 @@ pub(super) fn render(
     for note in notes {
         out.push_str(&format!("# {note}\n"));
     }
-    if let Some(layout) = draft.layout {
-        out.push_str(&format!("layout = {}\n", quote(layout.as_str())));
-    }
-    out.push_str(&format!("roots = {}\n", list(&draft.roots)));
-    if draft.nested_skills {
-        out.push_str("nested_skills = true\n");
-    }
-    if !draft.namespaces.is_empty() {
-        out.push_str(&format!("namespaces = {}\n", list(&draft.namespaces)));
-    }
+    out.push_str(&draft.top_keys());
     out.push_str(&levels_lines(draft, tripped, &errors));
     out.push_str(&left_lines(kept_out, &errors));
     out

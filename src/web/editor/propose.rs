@@ -153,6 +153,18 @@ impl Posted<'_> {
         notice: Option<Notice>,
         status: StatusCode,
     ) -> Response {
+        self.shown(draft, self.new, problems, notice, status)
+    }
+
+    /// The form with `draft`, as a new skill's (its path asked for) when `new`.
+    fn shown(
+        &self,
+        draft: &Draft,
+        new: bool,
+        problems: Option<Vec<Value>>,
+        notice: Option<Notice>,
+        status: StatusCode,
+    ) -> Response {
         render(
             View {
                 viewer: self.viewer,
@@ -160,7 +172,7 @@ impl Posted<'_> {
                 rules: &self.opened.rules,
                 specs: &self.specs,
                 draft,
-                new: self.new,
+                new,
                 heading: self.heading.clone(),
                 problems,
                 notice,
@@ -194,18 +206,11 @@ impl Posted<'_> {
         // A deleted file is proposed as a new one on the next save.
         let new_now = draft.sha.is_empty();
         let problems = check(&self.opened.rules, &draft.path, content);
-        render(
-            View {
-                viewer: self.viewer,
-                repo: &self.opened.repo,
-                rules: &self.opened.rules,
-                specs: &self.specs,
-                draft,
-                new: new_now && self.new,
-                heading: self.heading.clone(),
-                problems: Some(problems),
-                notice: Some(Notice::Stale { was, now }),
-            },
+        self.shown(
+            draft,
+            new_now && self.new,
+            Some(problems),
+            Some(Notice::Stale { was, now }),
             StatusCode::CONFLICT,
         )
     }
