@@ -14,13 +14,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("cannot open the repository: {0}")]
-    Open(String),
+    Open(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("invalid hook input line `{0}`")]
     Input(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the post-receive sync stopped: {0}")]
+    Stopped(#[source] tokio::task::JoinError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
 }
@@ -57,7 +59,7 @@ pub fn open_repo() -> Result<(PathBuf, gix::Repository), HookError> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir)?;
-    let repo = gix::open(&dir).map_err(|e| HookError::Open(e.to_string()))?;
+    let repo = gix::open(&dir).map_err(|e| HookError::Open(Box::new(e)))?;
     Ok((dir, repo))
 }
 
@@ -91,7 +93,7 @@ pub fn quarantine_view(
         [],
         crate::incoming::odb_options(),
     )
-    .map_err(|e| HookError::Git(e.to_string()))?;
+    .map_err(|e| HookError::Git(Box::new(e)))?;
     let mut view = repo.clone();
     view.objects = handle.into();
     Ok((view, Some(dir)))
@@ -230,7 +232,7 @@ pub async fn post_receive(
         crate::cache::sync::sync_branch(&rt, &sync_pool, &repo, &name, &branch, &user, None)
     })
     .await
-    .map_err(|e| HookError::Git(e.to_string()))?;
+    .map_err(HookError::Stopped)?;
     let said = match outcome {
         Ok(o) => {
             if o.search_deferred {

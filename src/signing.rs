@@ -13,7 +13,7 @@ use russh::keys::{HashAlg, PublicKey};
 pub enum Signature {
     Unsigned,
     /// Not an SSH signature, or not readable as one: why.
-    Unreadable(String),
+    Unreadable(Unreadable),
     /// An SSH signature that verifies with the key it carries (`SHA256:…`).
     Valid {
         key: String,
@@ -21,8 +21,21 @@ pub enum Signature {
     /// An SSH signature that does not verify: its key, and why.
     Invalid {
         key: String,
-        why: String,
+        why: russh::keys::ssh_key::Error,
     },
+}
+
+/// Why a signature cannot be read as an SSH signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error(
+        "it is signed with OpenPGP; skillsd verifies SSH signatures (git config gpg.format ssh)"
+    )]
+    OpenPgp,
+    #[error("it is signed with X.509; skillsd verifies SSH signatures (git config gpg.format ssh)")]
+    X509,
+    #[error("its signature cannot be read ({0})")]
+    NotSshSig(#[source] russh::keys::ssh_key::Error),
 }
 
 impl Signature {
@@ -65,32 +78,23 @@ pub fn inspect(repo: &gix::Repository, id: ObjectId) -> Result<Signature, ReadEr
     };
     let text = String::from_utf8_lossy(signature.as_ref()).into_owned();
     if text.contains("BEGIN PGP SIGNATURE") {
-        return Ok(Signature::Unreadable(
-            "it is signed with OpenPGP; skillsd verifies SSH signatures (git config gpg.format ssh)".into(),
-        ));
+        return Ok(Signature::Unreadable(Unreadable::OpenPgp));
     }
     if text.contains("BEGIN SIGNED MESSAGE") || text.contains("BEGIN CERTIFICATE") {
-        return Ok(Signature::Unreadable(
-            "it is signed with X.509; skillsd verifies SSH signatures (git config gpg.format ssh)"
-                .into(),
-        ));
+        return Ok(Signature::Unreadable(Unreadable::X509));
     }
     let sig = match SshSig::from_pem(text.trim().as_bytes()) {
         Ok(s) => s,
-        Err(e) => {
-            return Ok(Signature::Unreadable(format!(
-                "its signature cannot be read ({e})"
-            )));
-        }
+        Err(e) => return Ok(Signature::Unreadable(Unreadable::NotSshSig(e))),
     };
     let key = PublicKey::from(sig.public_key().clone());
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
     let payload = signed.to_bstring();
     Ok(match key.verify("git", payload.as_ref(), &sig) {
         Ok(()) => Signature::Valid { key: fingerprint },
-        Err(e) => Signature::Invalid {
+        Err(why) => Signature::Invalid {
             key: fingerprint,
-            why: e.to_string(),
+            why,
         },
     })
 }

@@ -4,6 +4,7 @@
 //! mapped to the editor's error.
 
 use super::*;
+use crate::receive::outcome::{Reason, Refusal};
 
 /// In a scratch repository over `copy`: the files written onto the base (the change's
 /// head, else the branch's tip), checked, committed and pushed to `refs/for/BRANCH`.
@@ -84,7 +85,7 @@ pub(super) fn commit_and_push(
         .map_err(|e| git(&e))?;
     let ctx = svc.in_process(user, rt, name, copy, None);
     let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
-    let (messages, status) = crate::receive::in_process::push_in_process(
+    let (messages, refused_by) = crate::receive::in_process::push_in_process(
         &ctx,
         repo,
         scratch.dir(),
@@ -95,9 +96,9 @@ pub(super) fn commit_and_push(
         options,
     )
     .map_err(|e| git(&e))?;
-    match crate::receive::in_process::ref_outcome(&status, &target) {
-        Ok(()) => Ok((id, messages)),
-        Err(reason) => Err(refused(&reason, &messages, branch)),
+    match refused_by {
+        None => Ok((id, messages)),
+        Some(refusal) => Err(refused(&refusal, &messages, branch)),
     }
 }
 
@@ -311,28 +312,47 @@ fn check_written(
     Ok(())
 }
 
-/// A refused push of an edit as the editor's error: stale, not found, forbidden, or
-/// invalid with the push's messages.
-fn refused(reason: &str, messages: &str, branch: &str) -> EditError {
-    let text = format!("{reason}\n{messages}");
-    if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") {
+/// A refused push of an edit as the editor's error: stale when the branch or the
+/// change moved meanwhile, else invalid with the push's messages. (Who may edit, and
+/// which change, the editor checked before it pushed.)
+fn refused(refusal: &Refusal, messages: &str, branch: &str) -> EditError {
+    let text = format!("{}\n{messages}", refusal.message);
+    if refusal.reason == Reason::Stale {
         return EditError::Stale {
             path: String::new(),
             current: None,
             message: format!("{branch} moved while committing; try again\n{text}"),
         };
     }
-    if reason.contains("no change") || reason.contains("there is no") {
-        return EditError::NotFound(text);
-    }
-    if reason.contains("read-only")
-        || reason.contains("only its author")
-        || reason.contains("may not")
-    {
-        return EditError::Forbidden(text);
-    }
     EditError::Invalid {
         problems: Vec::new(),
         message: text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_answered_by_its_reason_not_its_words() {
+        // Stale by its reason, whatever the words say.
+        let moved = Refusal::new(Reason::Stale, "change 3's ref moved meanwhile; push again");
+        match refused(&moved, "remote words", "main") {
+            EditError::Stale { message, .. } => {
+                assert!(
+                    message.starts_with("main moved while committing"),
+                    "{message}"
+                );
+                assert!(message.contains("remote words"), "{message}");
+            }
+            other => panic!("not stale: {other:?}"),
+        }
+        // Words that once meant "stale" do not make a policy refusal one.
+        let policy = Refusal::new(Reason::Policy, "stale info: fetch first");
+        assert!(matches!(
+            refused(&policy, "", "main"),
+            EditError::Invalid { .. }
+        ));
     }
 }

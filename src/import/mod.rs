@@ -15,7 +15,7 @@
 
 mod rows;
 
-use crate::receive::in_process::{Scratch, push_in_process, ref_outcome};
+use crate::receive::in_process::{Scratch, push_in_process};
 pub use rows::entry_of_row;
 
 use crate::db::users::{Role, User};
@@ -296,9 +296,9 @@ pub fn land(
         None,
     )
     .map_err(git)?;
-    let (messages, status) =
+    let (messages, refused) =
         push_in_process(ctx, work, scratch.dir(), &branch, old, new, ids, &[])?;
-    let accepted = ref_outcome(&status, &branch).is_ok();
+    let accepted = refused.is_none();
     Ok((messages, accepted.then(|| new.to_string())))
 }
 

@@ -1,6 +1,6 @@
 //! pkt-line framing (decoding with `gix-packetline`) and the side-band writer.
 
-use super::{ProtocolError, Result};
+use super::{BadRequest, Result};
 use gix_packetline::PacketLineRef;
 use gix_packetline::blocking_io::StreamingPeekableIter;
 use std::io::{self, Read, Write};
@@ -47,7 +47,7 @@ impl<R: Read> PktReader<R> {
             None => Ok(Pkt::Eof),
             Some(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Pkt::Eof),
             Some(Err(e)) => Err(e.into()),
-            Some(Ok(Err(e))) => Err(ProtocolError::protocol(format!("invalid pkt-line: {e}"))),
+            Some(Ok(Err(e))) => Err(BadRequest::PktLine(e).into()),
             Some(Ok(Ok(line))) => Ok(match line {
                 PacketLineRef::Data(d) => Pkt::Data(d.to_vec()),
                 PacketLineRef::Flush => Pkt::Flush,
@@ -236,12 +236,7 @@ impl Write for SideBand<'_> {
 
 /// Parses a 40-hex object id.
 pub fn parse_oid(hex: &[u8]) -> Result<gix::ObjectId> {
-    gix::ObjectId::from_hex(hex).map_err(|_| {
-        ProtocolError::protocol(format!(
-            "invalid object id `{}`",
-            String::from_utf8_lossy(hex)
-        ))
-    })
+    gix::ObjectId::from_hex(hex).map_err(|_| BadRequest::ObjectId(hex.into()).into())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! every tree of the history once, like one `git rev-list --objects --all`.
 
 use super::refs::RefList;
-use super::{ProtocolError, Result};
+use super::{BadRequest, ProtocolError, Result};
 use gix::ObjectId;
 use gix::object::Kind;
 use std::collections::HashSet;
@@ -108,9 +108,7 @@ pub fn check_wants(repo: &gix::Repository, refs: &RefList, wants: &[ObjectId]) -
 }
 
 fn not_ours(oid: &ObjectId) -> ProtocolError {
-    ProtocolError::protocol(format!(
-        "upload-pack: not our ref {oid}: no ref you can see reaches this object"
-    ))
+    BadRequest::NotOurRef(*oid).into()
 }
 
 /// Takes every tree and blob under `root` out of `pending`, skipping trees already

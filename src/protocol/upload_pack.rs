@@ -11,7 +11,7 @@ use super::pktline::{
 };
 use super::reach::check_wants;
 use super::refs::RefList;
-use super::{AGENT, ProtocolError, Result};
+use super::{AGENT, BadRequest, ProtocolError, Result, Section};
 use gix::ObjectId;
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -46,9 +46,9 @@ pub fn serve(
         Version::V2 => serve_v2(repo, &mut input, out, user),
         Version::V0 => serve_v0(repo, &mut input, out, user),
     };
-    if let Err(ProtocolError::Protocol(msg)) = &result {
+    if let Err(ProtocolError::Request(why)) = &result {
         // Best effort: tell the client why; it prints `remote error: ...`.
-        let _ = write_err(out, msg);
+        let _ = write_err(out, &why.to_string());
         if version == Version::V0 {
             // A v0 client writes its want list and then `done` without reading in
             // between: were the session closed at once, that second write could
@@ -183,16 +183,11 @@ fn read_wants_v0<R: Read>(
                 } else if let Some(spec) = line.strip_prefix(b"filter ") {
                     parse_filter(&String::from_utf8_lossy(spec), &mut req.filter)?;
                 } else {
-                    return Err(ProtocolError::protocol(format!(
-                        "unexpected line in want list: {}",
-                        String::from_utf8_lossy(line)
-                    )));
+                    return Err(BadRequest::Line(Section::WantList, line.into()).into());
                 }
             }
             other => {
-                return Err(ProtocolError::protocol(format!(
-                    "unexpected {other:?} in want list"
-                )));
+                return Err(BadRequest::Packet(Section::WantList, other).into());
             }
         }
     }
@@ -257,16 +252,11 @@ fn negotiate_v0<R: Read>(
                     }
                     return Ok(Some(commons));
                 } else {
-                    return Err(ProtocolError::protocol(format!(
-                        "unexpected line in negotiation: {}",
-                        String::from_utf8_lossy(line)
-                    )));
+                    return Err(BadRequest::Line(Section::Negotiation, line.into()).into());
                 }
             }
             other => {
-                return Err(ProtocolError::protocol(format!(
-                    "unexpected {other:?} in negotiation"
-                )));
+                return Err(BadRequest::Packet(Section::Negotiation, other).into());
             }
         }
     }
@@ -277,18 +267,14 @@ fn negotiate_v0<R: Read>(
 const V0_LINE_BYTES: usize = 2 * std::mem::size_of::<ObjectId>();
 
 fn hold_line(held: &mut Held<'_>) -> Result<()> {
-    held.grow(V0_LINE_BYTES).map_err(|why| {
-        ProtocolError::protocol(format!("{why}; try again when your other fetches end"))
-    })
+    Ok(held.grow(V0_LINE_BYTES).map_err(BadRequest::HeldWants)?)
 }
 
 /// A v0 request may not grow without bound either (the wants, shallows and common
 /// haves are kept until the pack is sent).
 fn too_many_lines(lines: usize) -> Result<()> {
     if lines > MAX_V0_LINES {
-        return Err(ProtocolError::protocol(format!(
-            "more than {MAX_V0_LINES} want/have lines in one request; fetch fewer refs at a time"
-        )));
+        return Err(BadRequest::TooManyLines(MAX_V0_LINES).into());
     }
     Ok(())
 }
@@ -365,6 +351,17 @@ impl RequestBudget {
     }
 }
 
+/// Why a request's bytes do not fit in the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Full {
+    #[error("internal error")]
+    Poisoned,
+    #[error("your requests in progress hold as much as one user may")]
+    User,
+    #[error("the server holds as many requests as it may")]
+    Server,
+}
+
 /// One request's bytes in the budget; given back on drop.
 pub struct Held<'a> {
     budget: &'a RequestBudget,
@@ -374,17 +371,17 @@ pub struct Held<'a> {
 
 impl Held<'_> {
     /// Counts `n` more bytes; an error when the user's or everyone's share is used up.
-    pub fn grow(&mut self, n: usize) -> std::result::Result<(), &'static str> {
+    pub fn grow(&mut self, n: usize) -> std::result::Result<(), Full> {
         let Ok(mut held) = self.budget.held.lock() else {
-            return Err("internal error");
+            return Err(Full::Poisoned);
         };
         let (per, total) = &mut *held;
         let mine = per.get(&self.user).copied().unwrap_or(0);
         if mine + n > self.budget.per_user {
-            return Err("your requests in progress hold as much as one user may");
+            return Err(Full::User);
         }
         if *total + n > self.budget.total {
-            return Err("the server holds as many requests as it may");
+            return Err(Full::Server);
         }
         *per.entry(self.user.clone()).or_insert(0) += n;
         *total += n;
@@ -434,16 +431,12 @@ fn serve_v2<R: Read>(
                 match line.strip_prefix("command=") {
                     Some(c) => c.to_string(),
                     None => {
-                        return Err(ProtocolError::protocol(format!(
-                            "expected a command, got `{line}`"
-                        )));
+                        return Err(BadRequest::NotACommand(line.into()).into());
                     }
                 }
             }
             other => {
-                return Err(ProtocolError::protocol(format!(
-                    "expected a command, got {other:?}"
-                )));
+                return Err(BadRequest::NoCommand(other).into());
             }
         };
         // Capability lines, then (after a delimiter) arguments, then a flush.
@@ -459,28 +452,27 @@ fn serve_v2<R: Read>(
             match input.read_pkt()? {
                 Pkt::Delim => in_args = true,
                 Pkt::Flush => break,
-                Pkt::Eof => return Err(ProtocolError::protocol("unexpected end of request")),
+                Pkt::Eof => return Err(BadRequest::EndOfRequest.into()),
                 pkt @ Pkt::Data(_) => {
                     let text = pkt.text().unwrap_or_default();
                     let cost = text.len() + std::mem::size_of::<String>();
                     request_bytes += cost;
                     if let Err(why) = held.grow(cost) {
-                        return Err(ProtocolError::protocol(format!(
-                            "{why}; try again in a moment"
-                        )));
+                        return Err(BadRequest::HeldRequest(why).into());
                     }
                     if request_bytes > MAX_REQUEST_BYTES {
-                        return Err(ProtocolError::protocol(format!(
-                            "the {command} request is larger than {} MiB; fetch fewer refs at a time",
-                            MAX_REQUEST_BYTES >> 20
-                        )));
+                        return Err(BadRequest::TooLarge {
+                            command,
+                            mib: MAX_REQUEST_BYTES >> 20,
+                        }
+                        .into());
                     }
                     if in_args {
                         args.push(String::from_utf8_lossy(text).into_owned());
                     }
                 }
                 Pkt::ResponseEnd => {
-                    return Err(ProtocolError::protocol("unexpected response-end packet"));
+                    return Err(BadRequest::ResponseEnd.into());
                 }
             }
         }
@@ -488,9 +480,7 @@ fn serve_v2<R: Read>(
             "ls-refs" => ls_refs(repo, &args, out)?,
             "fetch" => fetch_v2(repo, &args, out)?,
             other => {
-                return Err(ProtocolError::protocol(format!(
-                    "unknown command `{other}`"
-                )));
+                return Err(BadRequest::UnknownCommand(other.to_string()).into());
             }
         }
         out.flush()?;
@@ -568,9 +558,7 @@ fn fetch_v2(repo: &gix::Repository, args: &[String], out: &mut dyn Write) -> Res
         } else if let Some(spec) = arg.strip_prefix("filter ") {
             parse_filter(spec, &mut filter)?;
         } else {
-            return Err(ProtocolError::protocol(format!(
-                "unknown fetch argument `{arg}`"
-            )));
+            return Err(BadRequest::UnknownFetchArgument(arg.to_string()).into());
         }
     }
     check_wants(repo, &refs, &wants)?;
@@ -652,12 +640,9 @@ fn write_shallow_update(out: &mut dyn Write, update: &ShallowUpdate) -> Result<(
 /// `--filter` options as one `combine:`).
 fn parse_filter(spec: &str, filter: &mut Option<Filter>) -> Result<()> {
     if filter.is_some() {
-        return Err(ProtocolError::protocol(
-            "more than one filter line; send several filters as one combine:",
-        ));
+        return Err(BadRequest::TwoFilters.into());
     }
-    let parsed = Filter::parse(spec.trim_end_matches('\n'))
-        .map_err(|e| ProtocolError::protocol(e.to_string()))?;
+    let parsed = Filter::parse(spec.trim_end_matches('\n')).map_err(BadRequest::Filter)?;
     *filter = Some(parsed);
     Ok(())
 }
@@ -678,7 +663,7 @@ fn parse_deepen(
         d.since = Some(
             ts.trim()
                 .parse()
-                .map_err(|_| ProtocolError::protocol(format!("invalid deepen-since `{ts}`")))?,
+                .map_err(|_| BadRequest::DeepenSince(ts.to_string()))?,
         );
     } else if let Some(name) = line.strip_prefix("deepen-not ") {
         let name = name.trim();
@@ -693,15 +678,11 @@ fn parse_deepen(
         match found {
             Some(oid) => d.not.push(oid),
             None => {
-                return Err(ProtocolError::protocol(format!(
-                    "deepen-not: no such ref `{name}`"
-                )));
+                return Err(BadRequest::DeepenNot(name.to_string()).into());
             }
         }
     } else {
-        return Err(ProtocolError::protocol(format!(
-            "unknown argument `{line}`"
-        )));
+        return Err(BadRequest::UnknownArgument(line.to_string()).into());
     }
     Ok(())
 }
@@ -711,9 +692,7 @@ fn parse_depth(n: &[u8]) -> Result<u32> {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|&d| d > 0)
-        .ok_or_else(|| {
-            ProtocolError::protocol(format!("invalid depth `{}`", String::from_utf8_lossy(n)))
-        })
+        .ok_or_else(|| BadRequest::Depth(n.into()).into())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! then (optionally) push options.
 
 use crate::protocol::pktline::{Pkt, PktReader, parse_oid};
-use crate::protocol::{ProtocolError, Result};
+use crate::protocol::{BadRequest, Result, Section};
 use gix::ObjectId;
 use std::io::Read;
 
@@ -29,6 +29,8 @@ impl Command {
 
 /// Most ref updates one push may carry.
 pub const MAX_COMMANDS: usize = 1000;
+/// Most push options one push may send.
+pub const MAX_PUSH_OPTIONS: usize = 100;
 
 /// What the client sent before its pack.
 #[derive(Debug, Default)]
@@ -67,18 +69,13 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
                         .collect();
                 }
                 if line.starts_with(b"shallow ") {
-                    return Err(ProtocolError::protocol(
-                        "pushing from a shallow clone is not supported",
-                    ));
+                    return Err(BadRequest::Shallow.into());
                 }
                 if line.len() < 83 || line[40] != b' ' || line[81] != b' ' {
-                    return Err(ProtocolError::protocol(format!(
-                        "malformed command line `{}`",
-                        String::from_utf8_lossy(line)
-                    )));
+                    return Err(BadRequest::CommandLine(line.into()).into());
                 }
                 let name = std::str::from_utf8(&line[82..])
-                    .map_err(|_| ProtocolError::protocol("ref name is not UTF-8"))?
+                    .map_err(|_| BadRequest::RefNameNotUtf8)?
                     .to_string();
                 req.commands.push(Command {
                     old: parse_oid(&line[..40])?,
@@ -86,15 +83,11 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
                     name,
                 });
                 if req.commands.len() > MAX_COMMANDS {
-                    return Err(ProtocolError::protocol(format!(
-                        "too many ref updates in one push (at most {MAX_COMMANDS})"
-                    )));
+                    return Err(BadRequest::TooManyCommands(MAX_COMMANDS).into());
                 }
             }
             other => {
-                return Err(ProtocolError::protocol(format!(
-                    "unexpected {other:?} in command list"
-                )));
+                return Err(BadRequest::Packet(Section::CommandList, other).into());
             }
         }
     }
@@ -106,19 +99,17 @@ pub fn read<R: Read>(input: &mut PktReader<R>) -> Result<Option<Request>> {
             match input.read_pkt()? {
                 Pkt::Flush => break,
                 Pkt::Eof => {
-                    return Err(ProtocolError::protocol("connection closed in push options"));
+                    return Err(BadRequest::EndOfPushOptions.into());
                 }
                 pkt @ Pkt::Data(_) => {
                     let opt = String::from_utf8_lossy(pkt.text().unwrap_or_default()).into_owned();
-                    if req.push_options.len() >= 100 {
-                        return Err(ProtocolError::protocol("too many push options"));
+                    if req.push_options.len() >= MAX_PUSH_OPTIONS {
+                        return Err(BadRequest::TooManyPushOptions(MAX_PUSH_OPTIONS).into());
                     }
                     req.push_options.push(opt);
                 }
                 other => {
-                    return Err(ProtocolError::protocol(format!(
-                        "unexpected {other:?} in push options"
-                    )));
+                    return Err(BadRequest::Packet(Section::PushOptions, other).into());
                 }
             }
         }

@@ -62,14 +62,21 @@ impl Default for Limits {
 }
 
 /// Why a tip cannot be accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum WalkError {
     /// An object the tip needs is not in the pack nor the repository.
-    #[error("missing necessary objects ({0})")]
-    Missing(String),
+    #[error("missing necessary objects ({kind} {id} is missing)")]
+    Missing { kind: &'static str, id: ObjectId },
+    /// The commits below the tip cannot all be walked.
+    #[error("missing necessary objects (history is incomplete: {0})")]
+    Incomplete(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An object exists but cannot be read as what it claims to be.
-    #[error("corrupt object ({0})")]
-    Corrupt(String),
+    #[error("corrupt object (commit {id}: {source})")]
+    Corrupt {
+        id: ObjectId,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// An object `git fsck --strict` refuses (a bad date, a `.git` entry, a tag whose
     /// type lies): every clone that checks objects, and every mirror whose host does,
     /// would refuse it.
@@ -83,8 +90,8 @@ pub enum WalkError {
     #[error("trees nested more than {limit} levels deep, under `{path}`")]
     TooDeep { path: String, limit: u32 },
     /// A tree that expands to more than the limits allow.
-    #[error("the tree expands to {what}, more than the limit of {limit}")]
-    TooWide { what: String, limit: String },
+    #[error("the tree expands to {0}")]
+    TooWide(Width),
     /// The session ended (the client left, or its time ran out): the walk stopped.
     #[error("cancelled: the session ended")]
     Cancelled,
@@ -96,6 +103,46 @@ pub enum WalkError {
         size: u64,
         limit: u64,
     },
+}
+
+/// Which of a tree's limits it goes over, by how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// Files and folders, all levels.
+    Entries { entries: u64, limit: u64 },
+    /// The longest path, in bytes.
+    Path { bytes: u64, limit: u32 },
+    /// All paths' bytes together.
+    PathBytes { bytes: u64, limit: u64 },
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Width::Entries { entries, limit } => write!(
+                f,
+                "{entries} files and folders, more than the limit of {limit} entries"
+            ),
+            Width::Path { bytes, limit } => write!(
+                f,
+                "a path of {bytes} bytes, more than the limit of {limit} bytes per path"
+            ),
+            Width::PathBytes { bytes, limit } => write!(
+                f,
+                "{bytes} bytes of paths, more than the limit of {limit} bytes of paths"
+            ),
+        }
+    }
+}
+
+/// How an object's kind is named in messages.
+fn kind_name(kind: gix::object::Kind) -> &'static str {
+    match kind {
+        gix::object::Kind::Tree => "tree",
+        gix::object::Kind::Blob => "blob",
+        gix::object::Kind::Commit => "commit",
+        gix::object::Kind::Tag => "tag",
+    }
 }
 
 impl WalkError {
@@ -130,7 +177,7 @@ impl WalkError {
                     },
                 )
             }
-            WalkError::Missing(_) | WalkError::Corrupt(_) => {
+            WalkError::Missing { .. } | WalkError::Incomplete(_) | WalkError::Corrupt { .. } => {
                 Problem::new(crate::skills::Check::Push, ref_name, self.to_string()).hint(
                     "push again with a current git; if this repeats, run `git fsck` in your clone",
                 )
@@ -138,7 +185,7 @@ impl WalkError {
             WalkError::Cancelled => {
                 Problem::new(crate::skills::Check::Push, ref_name, self.to_string())
             }
-            WalkError::TooWide { .. } => {
+            WalkError::TooWide(_) => {
                 Problem::new(crate::skills::Check::Push, ref_name, self.to_string())
                     .hint("keep the repository's tree smaller; split it into several repositories")
             }
@@ -239,13 +286,13 @@ impl<'c> Walk<'c> {
         loop {
             let header = view
                 .find_header(id)
-                .map_err(|_| WalkError::Missing(format!("object {id} is missing")))?;
+                .map_err(|_| WalkError::Missing { kind: "object", id })?;
             match header.kind() {
                 gix::object::Kind::Tag => {
                     check_size("tag", id, header.size(), limits)?;
                     let tag = view
                         .find_object(id)
-                        .map_err(|_| WalkError::Missing(format!("tag {id} is missing")))?;
+                        .map_err(|_| WalkError::Missing { kind: "tag", id })?;
                     let (target, declared) =
                         fsck::tag(&tag.data).map_err(|error| WalkError::Fsck {
                             kind: "tag",
@@ -256,7 +303,10 @@ impl<'c> Walk<'c> {
                     // reads the object: a lie breaks every clone.
                     let actual = view
                         .find_header(target)
-                        .map_err(|_| WalkError::Missing(format!("object {target} is missing")))?
+                        .map_err(|_| WalkError::Missing {
+                            kind: "object",
+                            id: target,
+                        })?
                         .kind();
                     if actual != declared {
                         return Err(WalkError::Fsck {
@@ -290,17 +340,18 @@ impl<'c> Walk<'c> {
             .rev_walk([tip])
             .with_hidden(hidden.iter().copied())
             .all()
-            .map_err(|e| WalkError::Missing(format!("history is incomplete: {e}")))?;
+            .map_err(|e| WalkError::Incomplete(Box::new(e)))?;
         for info in walk {
-            let info =
-                info.map_err(|e| WalkError::Missing(format!("history is incomplete: {e}")))?;
-            let header = view
-                .find_header(info.id)
-                .map_err(|_| WalkError::Missing(format!("commit {} is missing", info.id)))?;
+            let info = info.map_err(|e| WalkError::Incomplete(Box::new(e)))?;
+            let header = view.find_header(info.id).map_err(|_| WalkError::Missing {
+                kind: "commit",
+                id: info.id,
+            })?;
             check_size("commit", info.id, header.size(), limits)?;
-            let commit = view
-                .find_commit(info.id)
-                .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?;
+            let commit = view.find_commit(info.id).map_err(|e| WalkError::Corrupt {
+                id: info.id,
+                source: Box::new(e),
+            })?;
             fsck::commit(&commit.data).map_err(|error| WalkError::Fsck {
                 kind: "commit",
                 id: info.id,
@@ -308,7 +359,10 @@ impl<'c> Walk<'c> {
             })?;
             let tree = commit
                 .tree_id()
-                .map_err(|e| WalkError::Corrupt(format!("commit {}: {e}", info.id)))?
+                .map_err(|e| WalkError::Corrupt {
+                    id: info.id,
+                    source: Box::new(e),
+                })?
                 .detach();
             self.tree(view, tree, limits)?;
         }
@@ -368,22 +422,22 @@ impl<'c> Walk<'c> {
             }
         };
         if root_shape.entries > limits.max_tree_entries {
-            return Err(WalkError::TooWide {
-                what: format!("{} files and folders", root_shape.entries),
-                limit: format!("{} entries", limits.max_tree_entries),
-            });
+            return Err(WalkError::TooWide(Width::Entries {
+                entries: root_shape.entries,
+                limit: limits.max_tree_entries,
+            }));
         }
         if root_shape.longest > u64::from(limits.max_path_bytes) {
-            return Err(WalkError::TooWide {
-                what: format!("a path of {} bytes", root_shape.longest),
-                limit: format!("{} bytes per path", limits.max_path_bytes),
-            });
+            return Err(WalkError::TooWide(Width::Path {
+                bytes: root_shape.longest,
+                limit: limits.max_path_bytes,
+            }));
         }
         if root_shape.path_bytes > limits.max_tree_path_bytes {
-            return Err(WalkError::TooWide {
-                what: format!("{} bytes of paths", root_shape.path_bytes),
-                limit: format!("{} bytes of paths", limits.max_tree_path_bytes),
-            });
+            return Err(WalkError::TooWide(Width::PathBytes {
+                bytes: root_shape.path_bytes,
+                limit: limits.max_tree_path_bytes,
+            }));
         }
         Ok(())
     }
@@ -429,7 +483,7 @@ impl Frame {
     ) -> Result<Frame, WalkError> {
         let tree = view
             .find_tree(id)
-            .map_err(|_| WalkError::Missing(format!("tree {id} is missing")))?;
+            .map_err(|_| WalkError::Missing { kind: "tree", id })?;
         let mut subtrees = Vec::new();
         let mut shape = Shape::default();
         let invalid = |error| WalkError::Fsck {
@@ -452,7 +506,10 @@ impl Frame {
             // checks out or packs the tree.
             let actual = if check {
                 view.find_header(oid)
-                    .map_err(|_| WalkError::Missing(format!("{expected} {oid} is missing")))?
+                    .map_err(|_| WalkError::Missing {
+                        kind: kind_name(expected),
+                        id: oid,
+                    })?
                     .kind()
             } else {
                 expected

@@ -17,6 +17,9 @@ pub enum InProcessError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Protocol(#[from] crate::protocol::ProtocolError),
+    /// The push ended without an outcome for its ref.
+    #[error("the push did not say what became of {0}")]
+    NoOutcome(String),
 }
 
 fn git(e: impl std::error::Error + Send + Sync + 'static) -> InProcessError {
@@ -66,26 +69,10 @@ impl Scratch {
     }
 }
 
-/// What receive-pack's report-status (`status`, as [`push_in_process`] returns it) says
-/// of `name`: accepted (`ok NAME`), or the reason it was not (`ng NAME REASON`;
-/// `refused` when it names none).
-pub fn ref_outcome(status: &str, name: &str) -> Result<(), String> {
-    let ok = format!("ok {name}");
-    if status.lines().any(|l| l.trim_end() == ok) {
-        return Ok(());
-    }
-    let ng = format!("ng {name} ");
-    Err(status
-        .lines()
-        .find_map(|l| l.strip_prefix(&ng))
-        .unwrap_or("refused")
-        .to_string())
-}
-
 /// Pushes `new` to `branch` (from `old`) through [`receive::serve`], as a client would
 /// send it: the command, the push options, then a pack of `ids` read from `work`
 /// (written to a file in `dir`, never whole in memory). Returns what the push printed
-/// (side-band 2) and its report-status lines.
+/// (side-band 2) and the ref's outcome: accepted (`None`) or why it was refused.
 #[allow(clippy::too_many_arguments)]
 pub fn push_in_process(
     ctx: &receive::Context,
@@ -96,7 +83,7 @@ pub fn push_in_process(
     new: ObjectId,
     ids: Vec<ObjectId>,
     options: &[String],
-) -> Result<(String, String), InProcessError> {
+) -> Result<(String, receive::outcome::Outcome), InProcessError> {
     let mut input = Vec::new();
     let zero = ObjectId::null(gix::hash::Kind::Sha1);
     let caps = if options.is_empty() {
@@ -127,20 +114,24 @@ pub fn push_in_process(
     }
     let pack = std::io::BufReader::new(std::fs::File::open(&pack_path)?);
     let mut output = Vec::new();
-    receive::serve(
+    let outcomes = receive::serve(
         ctx,
         std::io::Read::chain(std::io::Cursor::new(input), pack),
         &mut output,
     )?;
     let _ = std::fs::remove_file(&pack_path);
-    Ok(demux(&output))
+    let outcome = outcomes
+        .into_iter()
+        .find_map(|(name, outcome)| (name == branch).then_some(outcome))
+        .ok_or_else(|| InProcessError::NoOutcome(branch.to_string()))?;
+    Ok((side_band_messages(&output), outcome))
 }
 
-/// Splits receive-pack's answer: side-band 2 (messages) and the report-status lines
-/// inside band 1.
-pub(super) fn demux(output: &[u8]) -> (String, String) {
+/// What receive-pack's answer printed for the pusher: its side-band 2 and 3 (the
+/// report-status lines of band 1 are not read: [`receive::serve`] returns the
+/// outcomes themselves).
+fn side_band_messages(output: &[u8]) -> String {
     let mut messages = Vec::new();
-    let mut status = Vec::new();
     let mut rest = output;
     // The advertisement comes first, outside the side-band: its lines start with an
     // object id, never with a band byte.
@@ -158,29 +149,11 @@ pub(super) fn demux(output: &[u8]) -> (String, String) {
         let payload = &rest[4..len];
         rest = &rest[len..];
         match payload.first() {
-            Some(1) => {
-                let mut inner = &payload[1..];
-                while inner.len() >= 4 {
-                    let Ok(n) = usize::from_str_radix(&String::from_utf8_lossy(&inner[..4]), 16)
-                    else {
-                        break;
-                    };
-                    if n < 4 || inner.len() < n {
-                        inner = &inner[4.min(inner.len())..];
-                        continue;
-                    }
-                    status.extend_from_slice(&inner[4..n]);
-                    inner = &inner[n..];
-                }
-            }
             Some(2) | Some(3) => {
                 messages.extend_from_slice(&payload[1..]);
             }
             _ => {}
         }
     }
-    (
-        String::from_utf8_lossy(&messages).replace('\r', "\n"),
-        String::from_utf8_lossy(&status).into_owned(),
-    )
+    String::from_utf8_lossy(&messages).replace('\r', "\n")
 }

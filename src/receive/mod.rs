@@ -64,7 +64,13 @@ const CAPS: &str = "report-status report-status-v2 delete-refs side-band-64k qui
 /// Serves one receive-pack session, stage by stage: the advertisement and the
 /// client's commands, the pack into a quarantine ([`receive_pack`]), the checks
 /// ([`check_push`]), the dry run, the one transaction ([`store`]), then the report.
-pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()> {
+/// Returns each ref's outcome (none when the client sent no commands), as the report
+/// told the client.
+pub fn serve<R: Read>(
+    ctx: &Context,
+    input: R,
+    out: &mut dyn Write,
+) -> Result<Vec<(String, Outcome)>> {
     let _span = tracing::info_span!("push", repo = %ctx.repo_name, user = %ctx.user.name).entered();
     let clock = std::time::Instant::now();
     let started_at = chrono::Utc::now();
@@ -74,7 +80,7 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
 
     let mut input = PktReader::<R>::new(input);
     let Some(req) = read_request(&mut input, out)? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     // report-status-v2 adds optional `option` lines after `ok`; we send none, so both
     // versions share one format.
@@ -156,7 +162,11 @@ pub fn serve<R: Read>(ctx: &Context, input: R, out: &mut dyn Write) -> Result<()
     if accepted {
         crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
-    Ok(())
+    Ok(commands
+        .iter()
+        .map(|c| c.name.clone())
+        .zip(results)
+        .collect())
 }
 
 /// The last refusals before anything is stored: a ref that moved since the
@@ -225,10 +235,10 @@ fn read_request<R: Read>(
 ) -> Result<Option<commands::Request>> {
     match commands::read(input) {
         Ok(req) => Ok(req),
-        Err(ProtocolError::Protocol(msg)) => {
-            let _ = crate::protocol::pktline::write_err(out, &msg);
+        Err(ProtocolError::Request(why)) => {
+            let _ = crate::protocol::pktline::write_err(out, &why.to_string());
             let _ = out.flush();
-            Err(ProtocolError::Protocol(msg))
+            Err(ProtocolError::Request(why))
         }
         Err(e) => Err(e),
     }
@@ -382,7 +392,6 @@ fn checking_policy(ctx: &Context, proposal: bool) -> pre_receive::Policy {
         let (pool, rt) = (ctx.pool.clone(), ctx.rt.clone());
         Some(signatures::SignersSource(std::sync::Arc::new(move || {
             rt.block_on(signatures::load(&pool))
-                .map_err(|e| format!("the database is unavailable: {e}"))
         })))
     });
     pre_receive::Policy {
@@ -550,7 +559,7 @@ fn store(
         Err(publish::PublishError::Refused(why)) => {
             sb.message(&format!("error: {why}\n"))?;
             for r in results.iter_mut().filter(|r| r.is_none()) {
-                *r = Some(Refusal::new(Reason::Stale, why.clone()));
+                *r = Some(Refusal::new(Reason::Stale, why.to_string()));
             }
             Ok(None)
         }

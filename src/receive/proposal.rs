@@ -11,7 +11,7 @@
 
 use super::Context;
 use super::commands::Command;
-use super::publish::{Brought, PublishError, Published};
+use super::publish::{Brought, PublishError, Published, Refused};
 use crate::cache::changes::Op;
 use crate::cache::pushes::PushRecord;
 use crate::changes::store::{self, Change};
@@ -381,9 +381,7 @@ async fn change_of(
         let change = store::lock(&mut *tx, found.id)
             .await?
             .filter(|c| c.state().is_open())
-            .ok_or_else(|| {
-                PublishError::Refused(format!("change {} was closed meanwhile", found.number))
-            })?;
+            .ok_or(Refused::Closed(found.number))?;
         let k = store::latest_patch_set(&mut *tx, change.id).await? + 1;
         return Ok((change, k, false));
     }
@@ -448,9 +446,7 @@ async fn move_change_refs(
             new: Some((commit.clone(), None)),
         };
         if !publish::compare_and_swap(&mut *tx, repo, &change).await? {
-            return Err(PublishError::Refused(format!(
-                "{name} moved meanwhile; push again"
-            )));
+            return Err(Refused::Moved(name.to_string()).into());
         }
     }
     Ok(())
@@ -566,20 +562,15 @@ pub async fn mark_merged(
     let number = merging.change.number;
     let change = store::lock(tx, merging.change.id)
         .await?
-        .ok_or_else(|| PublishError::Refused(format!("change {number} is gone")))?;
+        .ok_or(Refused::Gone(number))?;
     let latest = store::latest_patch_set(tx, change.id).await?;
     if change.state().is_open() && latest != merging.patch_set {
-        return Err(PublishError::Refused(format!(
-            "change {number} got patch set {latest} meanwhile: review it, then merge"
-        )));
+        return Err(Refused::NewPatchSet { number, latest }.into());
     }
     let reviews = store::reviews(tx, change.id).await?;
     let missing = store::missing(&change, &merging.review, &reviews, &merging.paths);
     if !missing.is_empty() {
-        return Err(PublishError::Refused(format!(
-            "change {number} cannot be merged: {}",
-            missing.join("; ")
-        )));
+        return Err(Refused::Unapproved { number, missing }.into());
     }
     store::set_state(
         tx,

@@ -43,7 +43,22 @@ pub enum PublishError {
     /// Refused under the repository's lock (a change closed meanwhile, a ref moved):
     /// told to the pusher as it is.
     #[error("{0}")]
-    Refused(String),
+    Refused(#[from] Refused),
+}
+
+/// What the lock found changed since the checks ran, refusing the push.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("change {0} was closed meanwhile")]
+    Closed(i32),
+    #[error("change {0} is gone")]
+    Gone(i32),
+    #[error("{0} moved meanwhile; push again")]
+    Moved(String),
+    #[error("change {number} got patch set {latest} meanwhile: review it, then merge")]
+    NewPatchSet { number: i32, latest: i32 },
+    #[error("change {number} cannot be merged: {}", missing.join("; "))]
+    Unapproved { number: i32, missing: Vec<String> },
 }
 
 /// The pack files of the push in its quarantine: (`.pack`, `.idx`).

@@ -20,7 +20,7 @@ pub type Signers = HashMap<String, String>;
 
 /// Reads the registered keys when a push needs them (one query, only then).
 #[derive(Clone)]
-pub struct SignersSource(pub Arc<dyn Fn() -> Result<Signers, String> + Send + Sync>);
+pub struct SignersSource(pub Arc<dyn Fn() -> sqlx::Result<Signers> + Send + Sync>);
 
 impl std::fmt::Debug for SignersSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +46,44 @@ pub enum Verified {
     /// Not signed at all.
     Unsigned,
     /// Signed, but not acceptably: why.
-    Bad(String),
+    Bad(Bad),
+}
+
+/// Why a signed commit is not acceptably signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Bad {
+    #[error(transparent)]
+    Unreadable(#[from] crate::signing::Unreadable),
+    #[error(
+        "its signature by {user}'s key {key} does not verify ({why}): the commit was changed after it was signed"
+    )]
+    Changed {
+        user: String,
+        key: String,
+        why: russh::keys::ssh_key::Error,
+    },
+    #[error("its signature does not verify ({why}), and its key {key} is no skillsd user's")]
+    Invalid {
+        key: String,
+        why: russh::keys::ssh_key::Error,
+    },
+    #[error(
+        "it is signed by a key no skillsd user has ({key}); register it with `skillsd user key add`"
+    )]
+    Unregistered { key: String },
+}
+
+/// Why a push's commits could not be walked to check their signatures.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Read(#[from] crate::signing::ReadError),
+    #[error("cannot walk the pushed commits: {0}")]
+    Walk(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the database is unavailable: {0}")]
+    Signers(#[source] sqlx::Error),
+    #[error("no user database to read the signing keys from")]
+    NoSigners,
 }
 
 /// Verifies `commit`'s signature against the registered keys.
@@ -54,30 +91,26 @@ pub fn verify(
     repo: &gix::Repository,
     commit: ObjectId,
     signers: &Signers,
-) -> Result<Verified, String> {
-    Ok(
-        match crate::signing::inspect(repo, commit).map_err(|e| e.to_string())? {
-            Signature::Unsigned => Verified::Unsigned,
-            Signature::Unreadable(why) => Verified::Bad(why),
-            Signature::Invalid { key, why } => match signers.get(&key) {
-                Some(user) => Verified::Bad(format!(
-                    "its signature by {user}'s key {key} does not verify ({why}): the commit was changed after it was signed"
-                )),
-                None => Verified::Bad(format!(
-                    "its signature does not verify ({why}), and its key {key} is no skillsd user's"
-                )),
+) -> Result<Verified, crate::signing::ReadError> {
+    Ok(match crate::signing::inspect(repo, commit)? {
+        Signature::Unsigned => Verified::Unsigned,
+        Signature::Unreadable(why) => Verified::Bad(why.into()),
+        Signature::Invalid { key, why } => Verified::Bad(match signers.get(&key) {
+            Some(user) => Bad::Changed {
+                user: user.clone(),
+                key,
+                why,
             },
-            Signature::Valid { key } => match signers.get(&key) {
-                Some(user) => Verified::By {
-                    user: user.clone(),
-                    key,
-                },
-                None => Verified::Bad(format!(
-                    "it is signed by a key no skillsd user has ({key}); register it with `skillsd user key add`"
-                )),
+            None => Bad::Invalid { key, why },
+        }),
+        Signature::Valid { key } => match signers.get(&key) {
+            Some(user) => Verified::By {
+                user: user.clone(),
+                key,
             },
+            None => Verified::Bad(Bad::Unregistered { key }),
         },
-    )
+    })
 }
 
 /// The commits `new` brings that `hidden` does not reach, each checked: a problem per
@@ -90,7 +123,7 @@ pub fn check(
     hidden: &[ObjectId],
     signers: &Signers,
     limit: usize,
-) -> Result<Vec<Problem>, String> {
+) -> Result<Vec<Problem>, CheckError> {
     // The walk stops at commits: refs to tags are peeled, refs to anything else left out.
     let hidden: Vec<ObjectId> = hidden
         .iter()
@@ -106,10 +139,10 @@ pub fn check(
         .rev_walk([new])
         .with_hidden(hidden)
         .all()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CheckError::Walk(Box::new(e)))?;
     let mut problems = Vec::new();
     for (n, info) in walk.enumerate() {
-        let info = info.map_err(|e| e.to_string())?;
+        let info = info.map_err(|e| CheckError::Walk(Box::new(e)))?;
         if n >= limit {
             problems.push(
                 Problem::new(
@@ -125,7 +158,7 @@ pub fn check(
         let why = match verify(repo, info.id, signers)? {
             Verified::By { .. } => continue,
             Verified::Unsigned => "it is not signed".to_string(),
-            Verified::Bad(why) => why,
+            Verified::Bad(why) => why.to_string(),
         };
         problems.push(
             Problem::new(

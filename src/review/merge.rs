@@ -174,7 +174,7 @@ fn attempt_merge(
         ids,
         &[format!("merge-change={number}")],
     );
-    let (messages, status) = match pushed {
+    let (messages, refused) = match pushed {
         Ok(r) => r,
         Err(e) => return Outcome::Refused(format!("the merge could not be stored: {e}")),
     };
@@ -183,19 +183,16 @@ fn attempt_merge(
     } else {
         format!("merge commit on {}", &tip.to_string()[..7])
     };
-    match crate::receive::in_process::ref_outcome(&status, &target_ref) {
-        Ok(()) => Outcome::Merged(format!(
+    match refused {
+        None => Outcome::Merged(format!(
             "change {number} merged into {} at {} ({how})\n{messages}",
             change.target,
             &new.to_string()[..7]
         )),
-        Err(reason)
-            if reason.contains(crate::receive::refs::STALE) || reason.contains("fetch first") =>
-        {
-            Outcome::Moved
-        }
-        Err(reason) => Outcome::Refused(format!(
-            "change {number} was not merged: {reason}\n{messages}"
+        Some(refusal) if refusal.reason == crate::receive::outcome::Reason::Stale => Outcome::Moved,
+        Some(refusal) => Outcome::Refused(format!(
+            "change {number} was not merged: {}\n{messages}",
+            refusal.message
         )),
     }
 }

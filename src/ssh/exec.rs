@@ -239,7 +239,7 @@ impl Git<'_> {
                     web_url,
                     merging: None,
                 };
-                receive::serve(&ctx, input, &mut output)
+                receive::serve(&ctx, input, &mut output).map(drop)
             } else {
                 upload_pack::serve(&repo, input, &mut output, version, &user.name)
             };
@@ -289,8 +289,8 @@ pub(super) async fn exit_code(
     match result {
         Ok(Ok(())) => 0,
         Ok(Err(
-            e @ (crate::protocol::ProtocolError::Protocol(_)
-            | crate::protocol::ProtocolError::Io(_)),
+            e
+            @ (crate::protocol::ProtocolError::Request(_) | crate::protocol::ProtocolError::Io(_)),
         )) => {
             // The client was told (an ERR line) or is gone.
             tracing::info!(user = %user, error = %e, "git session ended early");

@@ -10,10 +10,7 @@ use tokio::runtime::Handle;
 /// Writes `repo` into `dir` (which must not exist, or be empty). Blocking.
 pub fn export(rt: &Handle, pool: &PgPool, repo: &str, dir: &Path) -> Result<replica::Refreshed> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        return Err(StorageError::Invalid(format!(
-            "{} exists and is not empty; give a new directory",
-            dir.display()
-        )));
+        return Err(StorageError::NotEmpty(dir.to_path_buf()));
     }
     gix::init_bare(dir).map_err(StorageError::git)?;
     std::fs::write(

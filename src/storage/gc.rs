@@ -74,8 +74,8 @@ fn run(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: &str) -> Result<GcOu
     let done = crate::maintenance::consolidate(&path, &idx, &[], repos.settings.pack_limits)
         .map_err(StorageError::git)?;
     outcome.objects = done.objects;
-    let checksum = packs::checksum_of(&done.pack)
-        .ok_or_else(|| StorageError::Invalid("the consolidated pack has no checksum".into()))?;
+    let checksum =
+        packs::checksum_of(&done.pack).ok_or_else(|| StorageError::NotAPack(done.pack.clone()))?;
     let replaced: Vec<String> = live
         .iter()
         .map(|p| p.checksum.clone())

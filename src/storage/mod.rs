@@ -29,8 +29,24 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("git error: {0}")]
     Git(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("{0}")]
-    Invalid(String),
+    /// The blocking task of a refresh panicked or was cancelled.
+    #[error("the refresh stopped: {0}")]
+    Stopped(#[source] tokio::task::JoinError),
+    #[error("{} exists and is not empty; give a new directory", .0.display())]
+    NotEmpty(std::path::PathBuf),
+    #[error("{} is not a pack", .0.display())]
+    NotAPack(std::path::PathBuf),
+    /// A pack's chunks in the database add up to fewer (or more) bytes than its row.
+    #[error("pack {checksum} in the database has {written} of its {expected} bytes ({file:?})")]
+    Truncated {
+        checksum: String,
+        written: i64,
+        expected: i64,
+        file: packs::PackFile,
+    },
+    /// A pack read from the database does not end with the checksum it is named by.
+    #[error("pack {checksum} from the database ends with checksum {found}")]
+    Checksum { checksum: String, found: String },
     #[error("repository `{0}` is not in the database")]
     NotInDatabase(String),
     #[error("another node is running a gc of this repository")]

@@ -83,8 +83,7 @@ pub fn upload(
     idx: &Path,
     generation: i64,
 ) -> Result<i64> {
-    let checksum = checksum_of(pack)
-        .ok_or_else(|| StorageError::Invalid(format!("{} is not a pack", pack.display())))?;
+    let checksum = checksum_of(pack).ok_or_else(|| StorageError::NotAPack(pack.to_path_buf()))?;
     let pack_bytes = std::fs::metadata(pack)?.len() as i64;
     let index_bytes = std::fs::metadata(idx)?.len() as i64;
     if pack_bytes + index_bytes <= SMALL as i64 {
@@ -223,10 +222,12 @@ pub fn download(
             out.flush()?;
             out.get_ref().sync_all()?;
             if written != expected {
-                return Err(StorageError::Invalid(format!(
-                    "pack {} in the database has {written} of its {expected} bytes ({:?})",
-                    row.checksum, file
-                )));
+                return Err(StorageError::Truncated {
+                    checksum: row.checksum.clone(),
+                    written,
+                    expected,
+                    file,
+                });
             }
         }
         check_trailer(&tmp_pack, &row.checksum)?;
@@ -250,9 +251,10 @@ fn check_trailer(pack: &Path, checksum: &str) -> Result<()> {
     f.read_exact(&mut trailer)?;
     let hex: String = trailer.iter().map(|b| format!("{b:02x}")).collect();
     if hex != checksum {
-        return Err(StorageError::Invalid(format!(
-            "pack {checksum} from the database ends with checksum {hex}"
-        )));
+        return Err(StorageError::Checksum {
+            checksum: checksum.to_string(),
+            found: hex,
+        });
     }
     Ok(())
 }

@@ -139,7 +139,7 @@ pub async fn refresh_async(pool: &PgPool, repos: &RepoStore, repo: &str) -> Resu
     );
     tokio::task::spawn_blocking(move || refresh(&rt, &pool, &repos, &repo))
         .await
-        .map_err(|e| StorageError::Invalid(format!("the refresh stopped: {e}")))?
+        .map_err(StorageError::Stopped)?
 }
 
 /// Serialises every writer of a copy's refs (refreshes and pushes, threads and

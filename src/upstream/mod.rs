@@ -74,7 +74,7 @@ impl From<crate::protocol::ProtocolError> for UpstreamError {
         use crate::protocol::ProtocolError as P;
         match e {
             P::Io(e) => UpstreamError::Protocol(format!("connection: {e}")),
-            P::Protocol(m) => UpstreamError::Protocol(m),
+            P::Request(why) => UpstreamError::Protocol(why.to_string()),
             P::Git(e) => UpstreamError::Git(e.to_string()),
         }
     }

@@ -157,7 +157,7 @@ async fn start(s: &HttpState, repo: &str) -> Result<Option<watch::Receiver<Outco
         })
         .await
         .map_err(|e| e.to_string())
-        .and_then(|r| r)
+        .and_then(|r| r.map_err(|e| e.to_string()))
         .map(|(files, problems)| Arc::new(Summary::of(tip.to_string(), files, &problems)))
         .map_err(|e| {
             tracing::warn!(repo = %name, error = %e, "audit: cannot read the tree");

@@ -2,6 +2,7 @@
 //! limit), each changed file read and validated on every core, the progress meter,
 //! and the secrets in the history a push brings.
 
+use super::ReadError;
 use super::*;
 
 /// The trees of an update and the rules of its new tip.
@@ -19,12 +20,12 @@ impl<'r> Trees<'r> {
         view: &'r gix::Repository,
         base: Option<ObjectId>,
         new: ObjectId,
-    ) -> Result<Result<Self, Vec<Problem>>, String> {
+    ) -> Result<Result<Self, Vec<Problem>>, ReadError> {
         let tree_of = |commit: ObjectId| {
             view.find_commit(commit)
-                .map_err(|e| e.to_string())?
+                .map_err(ReadError::from)?
                 .tree()
-                .map_err(|e| e.to_string())
+                .map_err(ReadError::from)
         };
         let new_tree = tree_of(new)?;
         let old_tree = match base {
@@ -81,12 +82,15 @@ impl Diff {
     /// The diff of the trees, with the per-push file limit enforced as it is walked: a
     /// push of a million files stops here, after `limit` of them, not after validating
     /// them all. `Ok(Err(problem))`: over the limit.
-    pub(super) fn walk(trees: &Trees<'_>, limit: usize) -> Result<Result<Diff, Problem>, String> {
+    pub(super) fn walk(
+        trees: &Trees<'_>,
+        limit: usize,
+    ) -> Result<Result<Diff, Problem>, ReadError> {
         let rules = &trees.rules;
         let mut diff = Diff::default();
         let mut over_limit = false;
         let mut skill_files = 0usize;
-        let mut platform = trees.old.changes().map_err(|e| e.to_string())?;
+        let mut platform = trees.old.changes().map_err(ReadError::from)?;
         platform.options(|o| {
             o.track_path();
             o.track_rewrites(None);
@@ -154,7 +158,7 @@ impl Diff {
                 .then_some(skill_files);
             return Ok(Err(too_many_files(count, limit)));
         }
-        walked.map_err(|e| e.to_string())?;
+        walked.map_err(ReadError::from)?;
         Ok(Ok(diff))
     }
 
@@ -218,7 +222,7 @@ pub(super) fn check_files(
     max_file_bytes: u64,
     progress: &mut dyn FnMut(&str),
     problems: &mut Vec<Problem>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ReadError> {
     let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
     let mut meter = Meter::new("Checking skills", candidates.len(), progress);
     let Sorted {
@@ -335,7 +339,7 @@ fn read_in_parallel(
     tally: &mut Tally<'_>,
     meter: &mut Meter<'_>,
     found: &mut [Vec<Problem>],
-) -> Result<(), String> {
+) -> Result<(), ReadError> {
     let batch = reads
         .len()
         .div_ceil(crate::parallel::threads() * 8)
@@ -360,7 +364,7 @@ fn read_in_parallel(
                 }
             }
             if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(CANCELLED.to_string());
+                return Err(CANCELLED.into());
             }
             Ok(())
         },
@@ -392,10 +396,10 @@ impl Read {
         view: &gix::Repository,
         rules: &Rules,
         max_file_bytes: u64,
-    ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), String> {
+    ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), ReadError> {
         let path = self.path.as_str();
         if !self.skill {
-            let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+            let blob = view.find_blob(self.id).map_err(ReadError::from)?;
             let mut problems = rules.validate_other(path, &blob.data);
             problems.extend(crate::skills::policy::file_problems(
                 &rules.policy,
@@ -406,7 +410,7 @@ impl Read {
             ));
             return Ok((problems, None));
         }
-        let header = view.find_header(self.id).map_err(|e| e.to_string())?;
+        let header = view.find_header(self.id).map_err(ReadError::from)?;
         if header.size() > max_file_bytes {
             let problem = Problem::new(
                 crate::skills::Check::FileTooLarge,
@@ -419,7 +423,7 @@ impl Read {
             .hint("split the skill into smaller ones, or move large content out of the repository");
             return Ok((vec![problem], None));
         }
-        let blob = view.find_blob(self.id).map_err(|e| e.to_string())?;
+        let blob = view.find_blob(self.id).map_err(ReadError::from)?;
         match rules.validate(path, &blob.data) {
             Ok(skill) => {
                 let mut problems = skill.warnings.clone();
@@ -493,12 +497,12 @@ pub(super) fn secrets_in_history(
     new: ObjectId,
     hidden: &[ObjectId],
     tally: &mut Tally<'_>,
-) -> Result<Vec<Problem>, String> {
+) -> Result<Vec<Problem>, ReadError> {
     let tree = view
         .find_commit(new)
-        .map_err(|e| e.to_string())?
+        .map_err(ReadError::from)?
         .tree()
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadError::from)?;
     // Rules that do not load are reported by the validation of the tip.
     let Ok(rules) = Rules::load(&TreeSource { tree }) else {
         return Ok(Vec::new());
@@ -519,27 +523,27 @@ pub(super) fn secrets_in_history(
         .rev_walk([new])
         .with_hidden(hidden)
         .all()
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadError::from)?;
     for info in walk {
         if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(CANCELLED.into());
         }
-        let info = info.map_err(|e| e.to_string())?;
-        let commit = view.find_commit(info.id).map_err(|e| e.to_string())?;
-        let tree = commit.tree().map_err(|e| e.to_string())?;
+        let info = info.map_err(ReadError::from)?;
+        let commit = view.find_commit(info.id).map_err(ReadError::from)?;
+        let tree = commit.tree().map_err(ReadError::from)?;
         let parent_tree = match commit.parent_ids().next() {
             Some(p) => view
                 .find_commit(p)
-                .map_err(|e| e.to_string())?
+                .map_err(ReadError::from)?
                 .tree()
-                .map_err(|e| e.to_string())?,
+                .map_err(ReadError::from)?,
             None => view.empty_tree(),
         };
         let mut opts = gix::diff::Options::default();
         opts.track_path();
         let changes = view
             .diff_tree_to_tree(&parent_tree, &tree, opts)
-            .map_err(|e| e.to_string())?;
+            .map_err(ReadError::from)?;
         let short = info.id.to_string()[..7].to_string();
         for change in changes {
             use gix::object::tree::diff::ChangeDetached as C;
@@ -567,7 +571,7 @@ pub(super) fn secrets_in_history(
             if !rules.governs(&path) || !tally.validated.insert((path.clone(), id)) {
                 continue;
             }
-            let blob = view.find_blob(id).map_err(|e| e.to_string())?;
+            let blob = view.find_blob(id).map_err(ReadError::from)?;
             let Ok(text) = std::str::from_utf8(&blob.data) else {
                 continue;
             };

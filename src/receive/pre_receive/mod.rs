@@ -28,6 +28,10 @@ use ref_rules::{RefNames, ref_policy, requires_signed, review_gate};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What stopped a check from reading the pushed objects (gix's error, with its causes):
+/// the pusher reads it as "cannot read the pushed commit: …".
+pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The outcome for each command (same order): `None` = may proceed, `Some(reason)`.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -232,7 +236,7 @@ impl Update<'_> {
         } else {
             None
         };
-        let unreadable = |what: &str, e: String| {
+        let unreadable = |what: &str, e: &dyn std::fmt::Display| {
             vec![Problem::new(
                 crate::skills::Check::Push,
                 &cmd.name,
@@ -251,12 +255,12 @@ impl Update<'_> {
             policy.max_files_per_push,
             progress,
         )
-        .unwrap_or_else(|e| unreadable("read the pushed commit", e));
+        .unwrap_or_else(|e| unreadable("read the pushed commit", &e));
         // A credential added by one commit and removed by a later one of the same push
         // is not in the tip, but it would be in the history everyone clones.
         problems.append(
             &mut secrets_in_history(view, cmd.new, self.hidden, &mut self.tally)
-                .unwrap_or_else(|e| unreadable("read the pushed history", e)),
+                .unwrap_or_else(|e| unreadable("read the pushed history", &e)),
         );
         // Signed commits, when the branch's rules (at its tip now) require them.
         let target = self
@@ -268,7 +272,7 @@ impl Update<'_> {
             problems.append(
                 &mut self
                     .signatures(cmd)
-                    .unwrap_or_else(|e| unreadable("verify the pushed commits' signatures", e)),
+                    .unwrap_or_else(|e| unreadable("verify the pushed commits' signatures", &e)),
             );
         }
         problems
@@ -276,11 +280,12 @@ impl Update<'_> {
 
     /// The signature problems of the commits `cmd` brings, with the signing keys read
     /// once per push.
-    fn signatures(&mut self, cmd: &Command) -> Result<Vec<Problem>, String> {
+    fn signatures(&mut self, cmd: &Command) -> Result<Vec<Problem>, super::signatures::CheckError> {
+        use super::signatures::CheckError;
         let keys = match (self.signers.take(), &self.policy.signers) {
             (Some(loaded), _) => loaded,
-            (None, Some(source)) => (source.0)()?,
-            (None, None) => return Err("no user database to read the signing keys from".into()),
+            (None, Some(source)) => (source.0)().map_err(CheckError::Signers)?,
+            (None, None) => return Err(CheckError::NoSigners),
         };
         let found =
             super::signatures::check(self.view, &cmd.name, cmd.new, self.hidden, &keys, 10_000);
@@ -330,7 +335,7 @@ pub fn audit(
     view: &gix::Repository,
     tip: ObjectId,
     max_file_bytes: u64,
-) -> Result<(usize, Vec<Problem>), String> {
+) -> Result<(usize, Vec<Problem>), ReadError> {
     let mut tally = Tally::default();
     let problems = validate_update(
         view,
@@ -357,7 +362,7 @@ fn validate_update(
     max_file_bytes: u64,
     max_files_per_push: usize,
     progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Problem>, String> {
+) -> Result<Vec<Problem>, ReadError> {
     let trees = match Trees::read(view, base, new)? {
         Ok(trees) => trees,
         Err(problems) => return Ok(problems),
@@ -390,7 +395,7 @@ fn validate_update(
     }
     // Every file of the new tree under the roots (for the tree-wide checks, and for
     // revalidating everything when the rules changed).
-    let entries = commit_tree::files_under(&trees.new, rules).map_err(|e| e.to_string())?;
+    let entries = commit_tree::files_under(&trees.new, rules)?;
     if trees.rules_changed {
         note_once(
             tally,
