@@ -176,6 +176,10 @@ fn the_manifests_list_published_skills_and_plugin_folders_pinned_to_the_commit()
     assert_eq!(reply.header("etag"), Some(etag.as_str()));
     let manifest = reply.json();
     println!("{manifest:#}");
+    // Its bytes are its ETag: written as they always were (pretty, keys by name).
+    let mut as_ever = serde_json::to_vec_pretty(&manifest).unwrap();
+    as_ever.push(b'\n');
+    assert_eq!(reply.body, as_ever, "the manifest's bytes changed");
     assert_eq!(manifest["name"], "skillsd-skills");
     assert_eq!(manifest["owner"]["name"], "skillsd");
     // Lone skills, the complete plugin folder as one plugin, and the published skill

@@ -169,6 +169,12 @@ fn each_push_that_changes_a_skill_gives_it_the_next_version() {
     let reply = get(&server, "/api/skills/deploy/versions/1");
     assert_eq!(reply.status, 200, "{}", reply.text());
     let one = reply.json();
+    // Its bytes are its ETag: written as they always were (pretty, keys by name).
+    assert_eq!(
+        reply.body,
+        serde_json::to_vec_pretty(&one).unwrap(),
+        "the version document's bytes changed"
+    );
     assert_eq!(one["version"], 1);
     assert_eq!(one["verified"], true);
     assert_eq!(one["commit"], first.as_str());

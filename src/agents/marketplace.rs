@@ -42,7 +42,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -115,15 +116,86 @@ pub fn marketplace_name(repo: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// The `git-subdir` source of `folder` at the published commit.
-fn source(clone_url: &str, folder: &str, commit: &str) -> Value {
-    json!({
-        "source": "git-subdir",
-        "url": clone_url,
-        "path": folder,
-        "ref": crate::repos::DEFAULT_BRANCH,
-        "sha": commit,
-    })
+// The manifest's types. Their fields are declared in the order of their names: the
+// order the manifests have always been written in (their bytes are their ETag).
+
+/// A Claude Code marketplace (`.claude-plugin/marketplace.json`).
+#[derive(Serialize)]
+struct ClaudeMarketplace<'a> {
+    metadata: Described,
+    name: String,
+    owner: Named,
+    plugins: Vec<Entry<'a>>,
+}
+
+/// A Codex marketplace.
+#[derive(Serialize)]
+struct CodexMarketplace<'a> {
+    interface: Interface,
+    name: String,
+    plugins: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+struct Described {
+    description: String,
+}
+
+#[derive(Serialize)]
+struct Named {
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Interface {
+    #[serde(rename = "displayName")]
+    display_name: String,
+}
+
+/// One plugin of a marketplace: a plugin folder, or (Claude) a skill's folder as a
+/// plugin of its own.
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<Policy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skills: Option<[&'static str; 1]>,
+    source: Source<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+}
+
+/// Codex's install policy of a plugin.
+#[derive(Serialize)]
+struct Policy {
+    authentication: &'static str,
+    installation: &'static str,
+}
+
+/// The `git-subdir` source of a folder at the published commit.
+#[derive(Serialize)]
+struct Source<'a> {
+    path: &'a str,
+    #[serde(rename = "ref")]
+    reference: &'static str,
+    sha: &'a str,
+    source: &'static str,
+    url: &'a str,
+}
+
+fn source<'a>(clone_url: &'a str, folder: &'a str, commit: &'a str) -> Source<'a> {
+    Source {
+        path: folder,
+        reference: crate::repos::DEFAULT_BRANCH,
+        sha: commit,
+        source: "git-subdir",
+        url: clone_url,
+    }
 }
 
 /// What a plugin folder's manifest says, when it can be listed as one entry.
@@ -157,8 +229,10 @@ fn listable(plugin: &Plugin) -> Result<(String, Option<String>), String> {
 /// URL; entries left out are logged (debug) with the reason.
 pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8> {
     let commit = published.key.commit.as_deref().unwrap_or_default();
-    let mut entries: Vec<Value> = Vec::new();
+    let mut entries: Vec<Entry<'_>> = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
+    // The names of listed plugin folders, kept for their entries.
+    let mut listed: Vec<(String, Option<String>, &str)> = Vec::new();
     // Skills a listed plugin folder carries.
     let mut carried: BTreeSet<&str> = BTreeSet::new();
     for plugin in &published.plugins {
@@ -169,24 +243,26 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
                     continue;
                 }
                 carried.extend(plugin.skills.iter().map(String::as_str));
-                let mut e = Map::new();
-                e.insert("name".into(), json!(name));
-                if let (Some(d), Flavor::Claude) = (&description, flavor) {
-                    e.insert("description".into(), json!(d));
-                }
-                e.insert("source".into(), source(clone_url, &plugin.folder, commit));
-                if flavor == Flavor::Codex {
-                    e.insert(
-                        "policy".into(),
-                        json!({"installation": "AVAILABLE", "authentication": "ON_INSTALL"}),
-                    );
-                }
-                entries.push(Value::Object(e));
+                listed.push((name, description, &plugin.folder));
             }
             Err(why) => {
                 tracing::debug!(repo = %published.repo, folder = %plugin.folder, %why, "plugin folder not listed as one plugin");
             }
         }
+    }
+    for (name, description, folder) in &listed {
+        entries.push(Entry {
+            description: description.as_deref().filter(|_| flavor == Flavor::Claude),
+            name,
+            policy: (flavor == Flavor::Codex).then_some(Policy {
+                authentication: "ON_INSTALL",
+                installation: "AVAILABLE",
+            }),
+            skills: None,
+            source: source(clone_url, folder, commit),
+            strict: None,
+            version: None,
+        });
     }
     if flavor == Flavor::Claude {
         for skill in published.skills.values() {
@@ -205,39 +281,40 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
             }
             let folder = &skill.path[..skill.path.len() - SKILL_FILE.len() - 1];
             names.insert(skill.name.clone());
-            let mut e = Map::new();
-            e.insert("name".into(), json!(skill.name));
-            e.insert("description".into(), json!(skill.description));
-            if skill.version > 0 {
-                e.insert("version".into(), json!(skill.version.to_string()));
-            }
-            e.insert("source".into(), source(clone_url, folder, commit));
-            // The folder is the plugin, and its one skill.
-            e.insert("strict".into(), json!(false));
-            e.insert("skills".into(), json!(["./"]));
-            entries.push(Value::Object(e));
+            entries.push(Entry {
+                description: Some(&skill.description),
+                name: &skill.name,
+                policy: None,
+                // The folder is the plugin, and its one skill.
+                skills: Some(["./"]),
+                source: source(clone_url, folder, commit),
+                strict: Some(false),
+                version: (skill.version > 0).then(|| skill.version.to_string()),
+            });
         }
     }
-    entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    entries.sort_by(|a, b| a.name.cmp(b.name));
     let name = marketplace_name(&published.repo);
     let description = format!(
         "The published skills of {} on skillsd, at commit {commit}",
         published.repo
     );
-    let doc = match flavor {
-        Flavor::Claude => json!({
-            "name": name,
-            "owner": {"name": "skillsd"},
-            "metadata": {"description": description},
-            "plugins": entries,
+    let mut bytes = match flavor {
+        Flavor::Claude => serde_json::to_vec_pretty(&ClaudeMarketplace {
+            metadata: Described { description },
+            name,
+            owner: Named { name: "skillsd" },
+            plugins: entries,
         }),
-        Flavor::Codex => json!({
-            "name": name,
-            "interface": {"displayName": format!("skillsd: {}", published.repo)},
-            "plugins": entries,
+        Flavor::Codex => serde_json::to_vec_pretty(&CodexMarketplace {
+            interface: Interface {
+                display_name: format!("skillsd: {}", published.repo),
+            },
+            name,
+            plugins: entries,
         }),
-    };
-    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    }
+    .unwrap_or_default();
     bytes.push(b'\n');
     bytes
 }

@@ -108,8 +108,13 @@ pub(crate) fn segment(raw: &str) -> Result<String, String> {
     Ok(decoded.into_owned())
 }
 
+/// `status` with `{"error": message}`, as every JSON answer of skillsd's says it.
 pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    #[derive(serde::Serialize)]
+    struct Refused<'a> {
+        error: &'a str,
+    }
+    (status, axum::Json(Refused { error: message })).into_response()
 }
 
 /// Does `If-None-Match` name `etag` (weak comparison, as RFC 9110 says for it)?

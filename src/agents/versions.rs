@@ -25,8 +25,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -147,27 +146,94 @@ fn repo_suffix(repo: &str) -> String {
 
 /// A version's fields: `url` is the artifact its `digest` names (as in the discovery
 /// index: the `SKILL.md`, or the archive), `self` the version's own document.
-fn version_json(key: &str, repo: &str, v: &VersionRow) -> serde_json::Value {
-    let base = format!("/api/skills/{key}/versions/{}", v.version);
-    let suffix = repo_suffix(repo);
-    let url = if v.kind == "archive" {
-        format!("{base}/archive.tar.gz{suffix}")
-    } else {
-        format!("{base}/files/{SKILL_FILE}{suffix}")
-    };
-    json!({
-        "version": v.version,
-        "digest": v.digest,
-        "type": v.kind,
-        "path": v.path,
-        "slug": v.slug,
-        "commit": v.commit_sha,
-        "publishedAt": v.published_at,
-        "pushedBy": v.pushed_by,
-        "pushId": v.push_id,
-        "url": url,
-        "self": format!("{base}{suffix}"),
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Version<'a> {
+    version: i32,
+    digest: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    path: &'a str,
+    slug: &'a str,
+    commit: &'a str,
+    published_at: chrono::DateTime<chrono::Utc>,
+    pushed_by: Option<&'a str>,
+    push_id: Option<Uuid>,
+    url: String,
+    #[serde(rename = "self")]
+    itself: String,
+}
+
+impl<'a> Version<'a> {
+    fn of(key: &str, repo: &str, v: &'a VersionRow) -> Self {
+        let base = format!("/api/skills/{key}/versions/{}", v.version);
+        let suffix = repo_suffix(repo);
+        let url = if v.kind == "archive" {
+            format!("{base}/archive.tar.gz{suffix}")
+        } else {
+            format!("{base}/files/{SKILL_FILE}{suffix}")
+        };
+        Version {
+            version: v.version,
+            digest: &v.digest,
+            kind: &v.kind,
+            path: &v.path,
+            slug: &v.slug,
+            commit: &v.commit_sha,
+            published_at: v.published_at,
+            pushed_by: v.pushed_by.as_deref(),
+            push_id: v.push_id,
+            url,
+            itself: format!("{base}{suffix}"),
+        }
+    }
+}
+
+/// `GET /api/skills/{key}/versions`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Versions<'a> {
+    skill_id: Uuid,
+    repo: &'a str,
+    status: Option<String>,
+    current: i32,
+    versions: Vec<Version<'a>>,
+}
+
+/// `GET /api/skills/{key}/versions/{n}`: the version, its `SKILL.md` and its files.
+/// Its bytes are its `ETag`: the fields keep the order (by name) they have always
+/// been written in.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionDocument<'a> {
+    commit: &'a str,
+    digest: &'a str,
+    files: Vec<VersionFile>,
+    path: &'a str,
+    published_at: chrono::DateTime<chrono::Utc>,
+    push_id: Option<Uuid>,
+    pushed_by: Option<&'a str>,
+    repo: &'a str,
+    #[serde(rename = "self")]
+    itself: String,
+    skill_id: Uuid,
+    skill_md: Option<String>,
+    slug: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    url: String,
+    verified: bool,
+    version: i32,
+}
+
+/// One file of a version, with its digest and its URL.
+#[derive(Serialize)]
+struct VersionFile {
+    digest: String,
+    executable: bool,
+    path: String,
+    size: usize,
+    url: String,
 }
 
 /// `GET /api/skills/{key}/versions`.
@@ -175,7 +241,7 @@ async fn list(
     State(s): State<Arc<AgentsState>>,
     Path(key): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, Refusal> {
+) -> Result<Response, Refusal> {
     let bad = |m: String| Refusal(StatusCode::BAD_REQUEST, m);
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -216,15 +282,14 @@ async fn list(
             format!("the skill `{key}` has no published version"),
         ));
     };
-    let versions: Vec<serde_json::Value> =
-        rows.iter().map(|v| version_json(&key, &repo, v)).collect();
-    Ok(Json(json!({
-        "skillId": id,
-        "repo": repo,
-        "status": status,
-        "current": current,
-        "versions": versions,
-    })))
+    let versions = Versions {
+        skill_id: id,
+        repo: &repo,
+        status,
+        current,
+        versions: rows.iter().map(|v| Version::of(&key, &repo, v)).collect(),
+    };
+    Ok(Json(versions).into_response())
 }
 
 /// The version `n` of the skill `key`, with its content read from git.
@@ -326,29 +391,36 @@ async fn one(
         .files
         .first()
         .map(|f| String::from_utf8_lossy(&f.3).into_owned());
-    let files: Vec<serde_json::Value> = artifact
+    let files = artifact
         .files
         .iter()
-        .map(|(path, _, executable, data)| {
-            json!({
-                "path": path,
-                "digest": index::digest(data),
-                "size": data.len(),
-                "executable": executable,
-                "url": format!("{base}/files/{path}{suffix}"),
-            })
+        .map(|(path, _, executable, data)| VersionFile {
+            digest: index::digest(data),
+            executable: *executable,
+            path: path.clone(),
+            size: data.len(),
+            url: format!("{base}/files/{path}{suffix}"),
         })
         .collect();
-    let mut doc = version_json(&key, &repo, &row);
-    for (k, v) in [
-        ("skillId", json!(row.skill_id)),
-        ("repo", json!(repo)),
-        ("verified", json!(verified)),
-        ("skillMd", json!(skill_md)),
-        ("files", json!(files)),
-    ] {
-        doc[k] = v;
-    }
+    let v = Version::of(&key, &repo, &row);
+    let doc = VersionDocument {
+        commit: v.commit,
+        digest: v.digest,
+        files,
+        path: v.path,
+        published_at: v.published_at,
+        push_id: v.push_id,
+        pushed_by: v.pushed_by,
+        repo: &repo,
+        itself: v.itself,
+        skill_id: row.skill_id,
+        skill_md,
+        slug: v.slug,
+        kind: v.kind,
+        url: v.url,
+        verified,
+        version: v.version,
+    };
     let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     let etag = index::digest(&bytes);
     Ok(answer(

@@ -11,7 +11,9 @@
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
 //! * [`periodic`] reconciles every repository now and then.
 //! * [`versions`] records each published skill's versions with their digests.
+//! * [`announce`] is the `NOTIFY skills_changed` a sync sends, and the live event.
 
+pub mod announce;
 pub mod binary_copy;
 pub mod bulk;
 pub mod changes;

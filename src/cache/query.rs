@@ -3,7 +3,6 @@
 //! (`/skills`), the JSON API (`GET /api/skills`) and MCP's `search_skills`.
 
 use serde::Deserialize;
-use sqlx::Row;
 
 /// The repository a `?repo=` names (`skills.git`, `/skills` … name `skills`); `None`
 /// when absent or blank; `Err` when it cannot be a repository's name.
@@ -82,20 +81,44 @@ impl SkillsQuery {
     }
 }
 
+/// One skill as the search finds it: a row of `/skills`, an entry of `GET /api/skills`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Found {
+    pub id: uuid::Uuid,
+    pub slug: String,
+    pub path: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub status: String,
+    pub sync_status: String,
+    /// How many warnings its checks found.
+    pub warnings: i32,
+    /// Its relevance to `q` (0 without one).
+    pub rank: f32,
+    /// How many skills match in all (every row says it).
+    #[serde(skip)]
+    pub total: i64,
+}
+
 /// The skills `q` asks for (search ranked by relevance, then filters, one page) and
 /// how many match in all. Shared by `/skills` and `GET /api/skills`.
 pub async fn search(
     pool: &sqlx::PgPool,
     q: &SkillsQuery,
-) -> Result<(i64, Vec<sqlx::postgres::PgRow>), sqlx::Error> {
+) -> Result<(i64, Vec<Found>), sqlx::Error> {
     let repo = given(&q.repo).unwrap_or(crate::repos::DEFAULT_REPO);
     let page_no = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, 200);
-    let rows = sqlx::query(
-        "SELECT id, slug, path, title, description, category, owner, status, tags, sync_status,
-                jsonb_array_length(warnings) AS warnings, count(*) OVER () AS total,
+    let rows = sqlx::query_as!(
+        Found,
+        r#"SELECT id, slug, path, title, description, category, owner, status, tags, sync_status,
+                jsonb_array_length(warnings) AS "warnings!", count(*) OVER () AS "total!",
                 CASE WHEN $2::text IS NULL THEN 0::real
-                     ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END AS rank
+                     ELSE ts_rank(search, websearch_to_tsquery('simple', $2)) END AS "rank!"
          FROM skills
          WHERE repo = $1
            AND ($2::text IS NULL OR search @@ websearch_to_tsquery('simple', $2))
@@ -103,19 +126,19 @@ pub async fn search(
            AND ($4::text IS NULL OR owner = $4)
            AND ($5::text IS NULL OR status = $5)
            AND ($6::text IS NULL OR $6 = ANY (tags))
-         ORDER BY rank DESC, title, slug
-         LIMIT $7 OFFSET $8",
+         ORDER BY "rank!" DESC, title, slug
+         LIMIT $7 OFFSET $8"#,
+        repo,
+        given(&q.q),
+        given(&q.category),
+        given(&q.owner),
+        given(&q.status),
+        given(&q.tag),
+        limit,
+        (page_no - 1) * limit,
     )
-    .bind(repo)
-    .bind(given(&q.q))
-    .bind(given(&q.category))
-    .bind(given(&q.owner))
-    .bind(given(&q.status))
-    .bind(given(&q.tag))
-    .bind(limit)
-    .bind((page_no - 1) * limit)
     .fetch_all(pool)
     .await?;
-    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
+    let total = rows.first().map_or(0, |r| r.total);
     Ok((total, rows))
 }

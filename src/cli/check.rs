@@ -26,7 +26,17 @@ pub(crate) fn check(
         .with_context(|| format!("cannot read {}", path.display()))?;
     if format == "json" {
         let (errors, warnings): (Vec<_>, Vec<_>) = problems.iter().partition(|p| p.is_error());
-        let out = serde_json::json!({ "checked": count, "errors": errors, "warnings": warnings });
+        #[derive(serde::Serialize)]
+        struct Checked<'a> {
+            checked: usize,
+            errors: Vec<&'a skillsd::skills::Problem>,
+            warnings: Vec<&'a skillsd::skills::Problem>,
+        }
+        let out = Checked {
+            checked: count,
+            errors,
+            warnings,
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if !(builtin_rules || all)
         && problems.iter().filter(|p| p.is_error()).count() > FLOOD

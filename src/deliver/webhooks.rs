@@ -10,12 +10,13 @@ use super::{DeliverError, NOTIFY_CHANNEL, Result, Settings, backoff, guard};
 use chrono::{DateTime, Utc};
 use gix::ObjectId;
 use serde::Serialize;
-use serde_json::{Value, json};
+
 use sqlx::{PgConnection, PgPool, Row};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+mod body;
 mod payload;
 mod send;
 
@@ -264,19 +265,24 @@ pub async fn ping(
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| DeliverError::Invalid(format!("{repo} has no webhook {hook}")))?;
-    let body = json!({
-        "zen": "A skill is only as good as its frontmatter.",
-        "hook_id": hook,
-        "hook": {"events": events},
-        "repository": {"name": repo},
-    });
+    let body = serde_json::to_string(&body::Ping {
+        zen: "A skill is only as good as its frontmatter.",
+        hook_id: hook,
+        hook: body::Hook { events },
+        repository: body::Repository {
+            name: repo,
+            full_name: None,
+            default_branch: None,
+        },
+    })
+    .unwrap_or_default();
     let id = Uuid::new_v4();
     sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, attempts, lease_until)
          VALUES ($1, $2, 'ping', $3, 1, now() + make_interval(secs => $4))",
         id,
         hook,
-        body.to_string(),
+        body,
         lease(settings),
     )
     .execute(pool)

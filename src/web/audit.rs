@@ -214,12 +214,16 @@ pub async fn api(State(s): State<Arc<HttpState>>, Query(q): Query<AuditQuery>) -
     }
     let deadline = tokio::time::Instant::now() + API_WAIT;
     match state(&s, &repo, deadline).await {
-        Progress::Ready(summary) => {
-            axum::Json(serde_json::json!({ "repo": repo, "audit": *summary })).into_response()
-        }
-        Progress::Empty => {
-            axum::Json(serde_json::json!({ "repo": repo, "audit": null })).into_response()
-        }
+        Progress::Ready(summary) => axum::Json(Audited {
+            repo: &repo,
+            audit: Some(&summary),
+        })
+        .into_response(),
+        Progress::Empty => axum::Json(Audited {
+            repo: &repo,
+            audit: None,
+        })
+        .into_response(),
         Progress::Counting => {
             let mut r = json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -235,8 +239,16 @@ pub async fn api(State(s): State<Arc<HttpState>>, Query(q): Query<AuditQuery>) -
     }
 }
 
+/// `GET /api/audit`'s answer: the audit of the repository's tip (`null`: an empty
+/// repository).
+#[derive(Serialize)]
+struct Audited<'a> {
+    repo: &'a str,
+    audit: Option<&'a Summary>,
+}
+
 fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    super::api::answers::Error::response(status, message)
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub async fn load(
 
 /// A frontmatter field whose value differs between the skill's old and new version
 /// (`None`: absent on that side).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FieldChange<'a> {
     pub name: &'a str,
     pub old: Option<&'a Value>,
@@ -214,18 +214,18 @@ pub async fn proposed(
     pool: &PgPool,
     q: &SkillsQuery,
     state: &str,
-) -> sqlx::Result<(i64, Vec<sqlx::postgres::PgRow>)> {
-    use sqlx::Row;
+) -> sqlx::Result<(i64, Vec<Proposed>)> {
     let repo = given(&q.repo).unwrap_or(crate::repos::DEFAULT_REPO);
     let page_no = q.page.unwrap_or(1).clamp(1, super::pages::MAX_PAGE);
     let limit = q.limit.unwrap_or(PAGE_SIZE).clamp(1, 200);
-    let rows = sqlx::query(
-        "SELECT s.slug, s.path, s.old_path, coalesce(s.title, s.slug) AS title, s.description,
-                s.operation, jsonb_array_length(s.warnings) AS warnings,
+    let rows = sqlx::query_as!(
+        Proposed,
+        r#"SELECT s.slug, s.path, s.old_path, coalesce(s.title, s.slug) AS "title!", s.description,
+                s.operation, jsonb_array_length(s.warnings) AS "warnings!",
                 c.number, c.title AS change_title, c.author, c.state,
-                count(*) OVER () AS total,
+                count(*) OVER () AS "total!",
                 CASE WHEN $3::text IS NULL THEN 0::real
-                     ELSE ts_rank(v.search, websearch_to_tsquery('simple', $3)) END AS rank
+                     ELSE ts_rank(v.search, websearch_to_tsquery('simple', $3)) END AS "rank!"
          FROM change_skills s
          JOIN changes c ON c.id = s.change_id
          CROSS JOIN LATERAL (
@@ -242,27 +242,47 @@ pub async fn proposed(
            AND ($5::text IS NULL OR s.frontmatter ->> 'owner' = $5)
            AND ($6::text IS NULL OR (jsonb_typeof(s.frontmatter -> 'tags') = 'array'
                                      AND s.frontmatter -> 'tags' @> jsonb_build_array($6::text)))
-         ORDER BY rank DESC, c.updated_at DESC, c.number DESC, s.slug, s.path
-         LIMIT $7 OFFSET $8",
+         ORDER BY "rank!" DESC, c.updated_at DESC, c.number DESC, s.slug, s.path
+         LIMIT $7 OFFSET $8"#,
+        repo,
+        state,
+        given(&q.q),
+        given(&q.category),
+        given(&q.owner),
+        given(&q.tag),
+        limit,
+        (page_no - 1) * limit,
     )
-    .bind(repo)
-    .bind(state)
-    .bind(given(&q.q))
-    .bind(given(&q.category))
-    .bind(given(&q.owner))
-    .bind(given(&q.tag))
-    .bind(limit)
-    .bind((page_no - 1) * limit)
     .fetch_all(pool)
     .await?;
-    let total: i64 = rows.first().map_or(0, |r| r.get("total"));
+    let total = rows.first().map_or(0, |r| r.total);
     Ok((total, rows))
+}
+
+/// A skill a change proposes, with its change, as [`proposed`] finds it.
+#[derive(Debug, Clone)]
+pub struct Proposed {
+    pub slug: String,
+    pub path: String,
+    pub old_path: Option<String>,
+    /// Its title, or its slug when it has none.
+    pub title: String,
+    pub description: Option<String>,
+    pub operation: String,
+    pub warnings: i32,
+    pub number: i32,
+    pub change_title: String,
+    pub author: String,
+    /// The change's state.
+    pub state: String,
+    /// How many match in all (every row says it).
+    pub total: i64,
+    pub rank: f32,
 }
 
 /// `/skills?status=IN_REVIEW|DRAFT`: the skills changes in `state` propose (rows of
 /// [`proposed`]), each linked to its change.
-pub(super) fn proposed_table(repo: &str, state: &str, rows: &[sqlx::postgres::PgRow]) -> Markup {
-    use sqlx::Row;
+pub(super) fn proposed_table(repo: &str, state: &str, rows: &[Proposed]) -> Markup {
     html! {
         p class="muted" id="proposed-note" {
             "Skills proposed by changes that are " (state_badge(state)) ", not published yet; "
@@ -272,15 +292,14 @@ pub(super) fn proposed_table(repo: &str, state: &str, rows: &[sqlx::postgres::Pg
             thead { tr { th { "title" } th class="hide-small" { "slug" } th { "operation" } th { "change" } th class="hide-small" { "author" } th { "" } } }
             tbody {
                 @for r in rows {
-                    @let number: i32 = r.get("number");
-                    @let warnings: i32 = r.get("warnings");
+                    @let (number, warnings) = (r.number, r.warnings);
                     @let link = change_link(repo, number);
                     tr data-change=(number) {
-                        td { a href={(link) "#skill-" (r.get::<String, _>("slug"))} { (r.get::<String, _>("title")) } }
-                        td class="hide-small" { code { (r.get::<String, _>("slug")) } }
-                        td { (r.get::<String, _>("operation")) }
-                        td { a href=(link) { "#" (number) " " (r.get::<String, _>("change_title")) } }
-                        td class="hide-small" { (r.get::<String, _>("author")) }
+                        td { a href={(link) "#skill-" (r.slug)} { (r.title) } }
+                        td class="hide-small" { code { (r.slug) } }
+                        td { (r.operation) }
+                        td { a href=(link) { "#" (number) " " (r.change_title) } }
+                        td class="hide-small" { (r.author) }
                         td { @if warnings > 0 { span class="badge warn" { (warnings) " warning" @if warnings != 1 { "s" } } } }
                     }
                 }

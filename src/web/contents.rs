@@ -21,8 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use gix::ObjectId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Largest request body of `POST …/changes` (base64 of the files, and the rest).
@@ -45,7 +44,97 @@ pub fn router() -> Router<Arc<HttpState>> {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    crate::web::api::answers::Error::response(status, message)
+}
+
+/// A file or a folder, as `GET …/contents/{path}` answers (`"type": "file"|"dir"`).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Contents {
+    File(File),
+    Dir(Folder),
+}
+
+#[derive(Serialize)]
+struct File {
+    name: String,
+    path: String,
+    /// The blob's id.
+    sha: String,
+    size: usize,
+    /// Always `base64`.
+    encoding: &'static str,
+    content: String,
+    executable: bool,
+    commit: String,
+}
+
+#[derive(Serialize)]
+struct Folder {
+    path: String,
+    /// The tree's id.
+    sha: String,
+    commit: String,
+    entries: Vec<Entry>,
+}
+
+/// A folder's entry: a file's size is given, a folder's not.
+#[derive(Serialize)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: String,
+    path: String,
+    sha: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+}
+
+/// `201` of `POST …/changes`: the change opened (or its new patch set), and, when it
+/// was to be published at once, whether it was.
+#[derive(Serialize)]
+struct Created {
+    change: i32,
+    patch_set: i32,
+    commit: String,
+    branch: String,
+    url: String,
+    messages: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<bool>,
+    /// The merge's words, when published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merge: Option<String>,
+    /// Why it was not published.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_published: Option<String>,
+}
+
+/// `409`: the file changed since its `sha` was read.
+#[derive(Serialize)]
+struct Stale {
+    error: String,
+    path: String,
+    /// Its blob now (`null`: it is gone).
+    sha: Option<String>,
+}
+
+/// `422`: every problem of the files.
+#[derive(Serialize)]
+struct Invalid {
+    error: String,
+    problems: Vec<crate::skills::Problem>,
+}
+
+/// `POST /api/check`'s answer.
+#[derive(Serialize)]
+struct Checked {
+    repo: String,
+    path: String,
+    skill: bool,
+    governed: bool,
+    valid: bool,
+    problems: Vec<crate::skills::Problem>,
 }
 
 #[derive(Deserialize)]
@@ -137,7 +226,7 @@ fn contents_of(
     name: &str,
     path: &str,
     reference: Option<&str>,
-) -> Result<Value, (StatusCode, String)> {
+) -> Result<Contents, (StatusCode, String)> {
     let internal = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let Some(commit) = resolve(repo, reference) else {
         return Err((
@@ -184,16 +273,15 @@ fn contents_of(
         .map_err(|e| internal(&e))?
         .detach()
         .data;
-    Ok(json!({
-        "type": "file",
-        "name": path.rsplit('/').next().unwrap_or(path),
-        "path": path,
-        "sha": id.to_string(),
-        "size": data.len(),
-        "encoding": "base64",
-        "content": base64::engine::general_purpose::STANDARD.encode(&data),
-        "executable": mode.is_executable(),
-        "commit": commit.to_string(),
+    Ok(Contents::File(File {
+        name: path.rsplit('/').next().unwrap_or(path).to_string(),
+        path: path.to_string(),
+        sha: id.to_string(),
+        size: data.len(),
+        encoding: "base64",
+        content: base64::engine::general_purpose::STANDARD.encode(&data),
+        executable: mode.is_executable(),
+        commit: commit.to_string(),
     }))
 }
 
@@ -216,7 +304,7 @@ fn folder_of(
     path: &str,
     id: gix::ObjectId,
     commit: gix::ObjectId,
-) -> Result<Value, (StatusCode, String)> {
+) -> Result<Contents, (StatusCode, String)> {
     let internal = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let tree = repo.find_tree(id).map_err(|e| internal(&e))?;
     let mut entries = Vec::new();
@@ -228,27 +316,24 @@ fn folder_of(
         } else {
             format!("{path}/{file_name}")
         };
-        let mut v = json!({
-            "type": kind_of(entry.mode()),
-            "name": file_name,
-            "path": full,
-            "sha": entry.object_id().to_string(),
-        });
-        if entry.mode().is_blob() {
-            let size = repo
-                .find_header(entry.object_id())
+        let size = entry.mode().is_blob().then(|| {
+            repo.find_header(entry.object_id())
                 .map(|h| h.size())
-                .unwrap_or(0);
-            v["size"] = json!(size);
-        }
-        entries.push(v);
+                .unwrap_or(0)
+        });
+        entries.push(Entry {
+            kind: kind_of(entry.mode()),
+            name: file_name,
+            path: full,
+            sha: entry.object_id().to_string(),
+            size,
+        });
     }
-    Ok(json!({
-        "type": "dir",
-        "path": path,
-        "sha": id.to_string(),
-        "commit": commit.to_string(),
-        "entries": entries,
+    Ok(Contents::Dir(Folder {
+        path: path.to_string(),
+        sha: id.to_string(),
+        commit: commit.to_string(),
+        entries,
     }))
 }
 
@@ -312,26 +397,23 @@ async fn create_change(
     };
     match crate::edit::submit(&s.review, &user, &repo, req).await {
         Ok(done) => {
-            let mut v = json!({
-                "change": done.change,
-                "patch_set": done.patch_set,
-                "commit": done.commit,
-                "branch": done.branch,
-                "url": done.url,
-                "messages": done.messages,
-            });
-            match done.published {
-                Some(Ok(text)) => {
-                    v["published"] = json!(true);
-                    v["merge"] = json!(text);
-                }
-                Some(Err(why)) => {
-                    v["published"] = json!(false);
-                    v["not_published"] = json!(why);
-                }
-                None => {}
-            }
-            (StatusCode::CREATED, Json(v)).into_response()
+            let (published, merge, not_published) = match done.published {
+                Some(Ok(text)) => (Some(true), Some(text), None),
+                Some(Err(why)) => (Some(false), None, Some(why)),
+                None => (None, None, None),
+            };
+            let created = Created {
+                change: done.change,
+                patch_set: done.patch_set,
+                commit: done.commit,
+                branch: done.branch,
+                url: done.url,
+                messages: done.messages,
+                published,
+                merge,
+                not_published,
+            };
+            (StatusCode::CREATED, Json(created)).into_response()
         }
         Err(e) => edit_error(e),
     }
@@ -349,12 +431,19 @@ pub fn edit_error(e: EditError) -> Response {
             message,
         } => (
             StatusCode::CONFLICT,
-            Json(json!({ "error": message, "path": path, "sha": current })),
+            Json(Stale {
+                error: message,
+                path,
+                sha: current,
+            }),
         )
             .into_response(),
         EditError::Invalid { problems, message } => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "error": message, "problems": problems })),
+            Json(Invalid {
+                error: message,
+                problems,
+            }),
         )
             .into_response(),
         EditError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
@@ -435,14 +524,14 @@ async fn check(State(s): State<Arc<HttpState>>, body: axum::body::Bytes) -> Resp
         let valid = !problems
             .iter()
             .any(|p| p.level == crate::skills::Level::Error);
-        json!({
-            "repo": name,
-            "path": req.path,
-            "skill": skill,
-            "governed": governed,
-            "valid": valid && governed,
-            "problems": problems,
-        })
+        Checked {
+            repo: name,
+            path: req.path,
+            skill,
+            governed,
+            valid: valid && governed,
+            problems,
+        }
     })
     .await;
     match answer {

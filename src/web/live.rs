@@ -5,9 +5,9 @@
 //! the status bar's counts and the changed skills' badges. Without JavaScript the
 //! pages are the same, just not live.
 
+use crate::cache::announce::{Changed, LiveEvent};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use serde_json::json;
 use sqlx::PgPool;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
                 }
             }
         };
-        if let Err(e) = listener.listen("skills_changed").await {
+        if let Err(e) = listener.listen(crate::cache::announce::CHANNEL).await {
             tracing::debug!(error = %e, "live pages: LISTEN failed");
             continue;
         }
@@ -47,7 +47,7 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
                 n = listener.recv() => n,
             };
             let payload = match notification {
-                Ok(n) => serde_json::from_str(n.payload()).unwrap_or(serde_json::Value::Null),
+                Ok(n) => Changed::parse(n.payload()),
                 Err(e) => {
                     tracing::debug!(error = %e, "live pages: the listening connection ended");
                     break;
@@ -58,13 +58,13 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
             }
             match health(&pool).await {
                 Ok(health) => {
-                    let event = json!({
-                        "health": health,
-                        "repo": payload["repo"],
-                        "commit": payload["commit"],
-                        "slugs": payload["slugs"],
-                    });
-                    let _ = events.send(event.to_string());
+                    let event = LiveEvent {
+                        health: health.into(),
+                        repo: Some(payload.repo).filter(|r| !r.is_empty()),
+                        commit: Some(payload.commit).filter(|c| !c.is_empty()),
+                        slugs: payload.slugs,
+                    };
+                    let _ = events.send(serde_json::to_string(&event).unwrap_or_default());
                 }
                 Err(e) => tracing::debug!(error = %e, "live pages: cannot read the health view"),
             }
@@ -73,18 +73,8 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
 }
 
 /// The cache's health, as the live stream sends it.
-async fn health(pool: &PgPool) -> sqlx::Result<serde_json::Value> {
-    let h = crate::cache::health::read(pool).await?;
-    Ok(json!({
-        "synced": h.synced,
-        "pending": h.pending,
-        "failed": h.failed,
-        "unknown": h.unknown,
-        "total": h.total,
-        "search_pending": h.search_pending,
-        "with_warnings": h.with_warnings,
-        "healthy": h.healthy,
-    }))
+async fn health(pool: &PgPool) -> sqlx::Result<crate::cache::health::Health> {
+    crate::cache::health::read(pool).await
 }
 
 /// Most live streams open at once, in all and per address: well under the HTTP

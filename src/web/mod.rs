@@ -264,7 +264,7 @@ pub(crate) fn ssh_command(s: &HttpState, headers: &axum::http::HeaderMap, comman
 
 /// `{"error": message}` with `status`.
 fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    api::answers::Error::response(status, message)
 }
 
 async fn style() -> Response {

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::Row;
 use std::sync::Arc;
 
 mod dashboard;
@@ -118,11 +117,16 @@ pub async fn skills(
     q.limit = Some(PAGE_SIZE);
     // IN_REVIEW and DRAFT are the skills changes propose, as in the JSON twin.
     let proposed = super::changes::proposal_state(q.status.as_deref());
+    // One of the two lists is filled: the published skills, or the proposed ones.
     let found = match proposed {
-        Some(state) => super::changes::proposed(&s.pool, &q, state).await,
-        None => search(&s.pool, &q).await,
+        Some(state) => super::changes::proposed(&s.pool, &q, state)
+            .await
+            .map(|(total, rows)| (total, Vec::new(), rows)),
+        None => search(&s.pool, &q)
+            .await
+            .map(|(total, rows)| (total, rows, Vec::new())),
     };
-    let (total, rows) = match found {
+    let (total, rows, proposing) = match found {
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
@@ -150,23 +154,22 @@ pub async fn skills(
         }
         p class="muted" id="result-count" { (total) " skill" @if total != 1 { "s" } }
         @if let Some(state) = proposed {
-            (super::changes::proposed_table(&repo, state, &rows))
+            (super::changes::proposed_table(&repo, state, &proposing))
         } @else {
             table id="skills" {
                 thead { tr { th { "title" } th class="hide-small" { "slug" } th { "category" } th class="hide-small" { "owner" } th { "status" } th class="hide-small" { "tags" } th { "sync" } } }
                 tbody {
                     @for r in &rows {
-                        @let slug: String = r.get("slug");
-                        @let warnings: i32 = r.get("warnings");
+                        @let (slug, warnings) = (&r.slug, r.warnings);
                         tr data-slug=(slug) {
-                            td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.get::<String, _>("title")) } }
+                            td { a href={"/skills/" (slug) "?repo=" (encode(&repo))} { (r.title) } }
                             td class="hide-small" { code { (slug) } }
-                            td { (r.get::<Option<String>, _>("category").unwrap_or_default()) }
-                            td class="hide-small" { (r.get::<Option<String>, _>("owner").unwrap_or_default()) }
-                            td { (r.get::<String, _>("status")) }
-                            td class="hide-small" { (r.get::<Vec<String>, _>("tags").join(", ")) }
+                            td { (r.category.as_deref().unwrap_or_default()) }
+                            td class="hide-small" { (r.owner.as_deref().unwrap_or_default()) }
+                            td { (r.status) }
+                            td class="hide-small" { (r.tags.join(", ")) }
                             td {
-                                (sync_badge(&r.get::<String, _>("sync_status")))
+                                (sync_badge(&r.sync_status))
                                 @if warnings > 0 { " " span class="badge warn" { (warnings) " warning" @if warnings != 1 { "s" } } }
                             }
                         }

@@ -31,7 +31,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -192,15 +192,23 @@ pub fn router() -> Router<Arc<AgentsState>> {
 
 /// A JSON-RPC error answer with HTTP `status` (`id` null: the request's is unknown).
 fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": code, "message": message },
-        })),
-    )
-        .into_response()
+    #[derive(serde::Serialize)]
+    struct RpcError<'a> {
+        jsonrpc: &'static str,
+        id: Value,
+        error: ErrorObject<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorObject<'a> {
+        code: i32,
+        message: &'a str,
+    }
+    let answer = RpcError {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject { code, message },
+    };
+    (status, axum::Json(answer)).into_response()
 }
 
 /// Does the repository exist?
@@ -425,8 +433,8 @@ pub async fn watch(state: Arc<AgentsState>, mut stop: tokio::sync::watch::Receiv
             e = events.recv() => e,
         };
         let repos: Vec<String> = match event {
-            Ok(text) => match serde_json::from_str::<Value>(&text) {
-                Ok(v) => v["repo"].as_str().map(str::to_string).into_iter().collect(),
+            Ok(text) => match serde_json::from_str::<crate::cache::announce::LiveEvent>(&text) {
+                Ok(event) => event.repo.into_iter().collect(),
                 Err(_) => continue,
             },
             // Some were missed: look at every repository seen so far, and the default.

@@ -6,8 +6,7 @@ use crate::cache::Result;
 use crate::cache::binary_copy::CopyBuffer;
 use crate::cache::changes::{self, Op};
 use crate::cache::vector::SearchVector;
-use serde_json::json;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -189,6 +188,17 @@ struct Sorted {
     upserts: Vec<RowIn>,
 }
 
+/// A row a statement wrote, as it returns it.
+#[derive(sqlx::FromRow)]
+struct WrittenRow {
+    id: uuid::Uuid,
+    slug: String,
+    path: String,
+    /// Created rather than updated (the upsert's `xmax = 0`; false for the others).
+    #[sqlx(default)]
+    inserted: bool,
+}
+
 /// What a sync has written so far: its counts, its log rows, and the rows the database
 /// refused (each with the database's reason).
 struct Written {
@@ -198,11 +208,11 @@ struct Written {
 }
 
 impl Written {
-    fn logged(&mut self, r: &sqlx::postgres::PgRow, operation: &'static str) {
+    fn logged(&mut self, r: WrittenRow, operation: &'static str) {
         self.log.push(LogRow {
-            skill_id: Some(r.get("id")),
-            slug: Some(r.get("slug")),
-            path: r.get("path"),
+            skill_id: Some(r.id),
+            slug: Some(r.slug),
+            path: r.path,
             operation,
             error: None,
         });
@@ -250,7 +260,7 @@ impl Written {
         if deletes.is_empty() {
             return Ok(());
         }
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, WrittenRow>(
             "DELETE FROM skills WHERE repo = $1 AND path = ANY($2) RETURNING id, slug, path",
         )
         .bind(target.repo)
@@ -259,7 +269,7 @@ impl Written {
         .await?;
         for r in rows {
             self.outcome.deleted += 1;
-            self.logged(&r, "delete");
+            self.logged(r, "delete");
         }
         Ok(())
     }
@@ -279,7 +289,7 @@ impl Written {
             self.refused.append(&mut bad);
             for r in rows {
                 self.outcome.renamed += 1;
-                self.logged(&r, "rename");
+                self.logged(r, "rename");
             }
         }
         let renamed: std::collections::HashSet<&str> = self
@@ -342,14 +352,14 @@ impl Written {
                 run_tolerant(tx, Statement::Upsert, target, search_inline, &batch).await?;
             self.refused.append(&mut bad);
             for r in rows {
-                let inserted: bool = r.get("inserted");
+                let inserted = r.inserted;
                 if inserted {
                     self.outcome.created += 1;
                 } else {
                     self.outcome.updated += 1;
                 }
                 self.logged(
-                    &r,
+                    r,
                     if inserted {
                         "create"
                     } else {
@@ -487,12 +497,14 @@ impl Statement {
         target: &Target<'_>,
         search_inline: bool,
         rows: &[RowIn],
-    ) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
+    ) -> sqlx::Result<Vec<WrittenRow>> {
+        use sqlx::FromRow;
         let query = sqlx::query(sqlx::AssertSqlSafe(self.sql()))
             .bind(target.repo)
             .bind(target.commit)
             .bind(search_inline);
-        Columns::of(rows).bind(query).fetch_all(&mut *tx).await
+        let written = Columns::of(rows).bind(query).fetch_all(&mut *tx).await?;
+        written.iter().map(WrittenRow::from_row).collect()
     }
 }
 
@@ -518,7 +530,7 @@ async fn run_tolerant(
     target: &Target<'_>,
     search_inline: bool,
     batch: &[RowIn],
-) -> Result<(Vec<sqlx::postgres::PgRow>, Vec<(RowIn, String)>)> {
+) -> Result<(Vec<WrittenRow>, Vec<(RowIn, String)>)> {
     // The batch is bound by reference: refused, it is written again row by row (only
     // the rows the database refuses are copied, for the caller to log).
     sqlx::query("SAVEPOINT skillsd_batch")
@@ -646,23 +658,21 @@ pub(super) async fn notify(
         commit,
         ..
     } = target;
-    let mut payload = json!({
-        "repo": repo_name,
-        "branch": branch,
-        "commit": commit,
-        "created": outcome.created,
-        "updated": outcome.updated,
-        "renamed": outcome.renamed,
-        "deleted": outcome.deleted,
-        "failed": outcome.failed,
-        "slugs": slugs,
-    });
-    // NOTIFY payloads are limited to 8000 bytes: drop the slug list when it does not fit.
-    if payload.to_string().len() > 7000 {
-        payload["slugs"] = serde_json::Value::Null;
+    let payload = crate::cache::announce::Changed {
+        repo: repo_name.to_string(),
+        branch: branch.to_string(),
+        commit: commit.to_string(),
+        created: outcome.created,
+        updated: outcome.updated,
+        renamed: outcome.renamed,
+        deleted: outcome.deleted,
+        failed: outcome.failed,
+        slugs: Some(slugs),
     }
-    sqlx::query("SELECT pg_notify('skills_changed', $1)")
-        .bind(payload.to_string())
+    .payload();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::cache::announce::CHANNEL)
+        .bind(payload)
         .execute(&mut *tx)
         .await?;
     Ok(())

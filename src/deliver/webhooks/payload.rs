@@ -52,7 +52,7 @@ pub async fn enqueue(
             r,
             on_default.then_some((&skills, skills_total)),
         )?;
-        let text = body.to_string();
+        let text = serde_json::to_string(&body).unwrap_or_default();
         for (id, events) in &hooks {
             if events.iter().any(|e| e == "push") {
                 rows.push((*id, "push", text.clone()));
@@ -133,22 +133,26 @@ pub async fn enqueue_change(
     if hooks.is_empty() {
         return Ok(0);
     }
-    let body = serde_json::json!({
-        "action": action.replace(' ', "_"),
-        "change": {
-            "number": change.number,
-            "title": change.title,
-            "target": change.target,
-            "author": change.author,
-            "topic": change.topic,
-            "state": change.state,
-            "patchSet": change.patch_set,
-            "ref": format!("refs/changes/{}/head", change.number),
+    let body = serde_json::to_string(&body::ChangeEvent {
+        action: action.replace(' ', "_"),
+        change: body::Change {
+            number: change.number,
+            title: &change.title,
+            target: &change.target,
+            author: &change.author,
+            topic: change.topic.as_deref(),
+            state: &change.state,
+            patch_set: change.patch_set,
+            reference: format!("refs/changes/{}/head", change.number),
         },
-        "repository": {"name": change.repo},
-        "sender": {"login": sender},
+        repository: body::Repository {
+            name: &change.repo,
+            full_name: None,
+            default_branch: None,
+        },
+        sender: body::Sender { login: sender },
     })
-    .to_string();
+    .unwrap_or_default();
     let ids: Vec<Uuid> = hooks.iter().map(|_| Uuid::new_v4()).collect();
     sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event, payload)
@@ -170,7 +174,7 @@ pub async fn enqueue_change(
 pub(super) async fn skills_of(
     tx: &mut PgConnection,
     push: Uuid,
-) -> sqlx::Result<(Vec<Value>, i64)> {
+) -> sqlx::Result<(Vec<body::Skill>, i64)> {
     let total: i64 = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM skill_sync_log WHERE push_id = $1"#,
         push
@@ -187,28 +191,26 @@ pub(super) async fn skills_of(
     .await?;
     let skills = rows
         .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.skill_id,
-                "slug": r.slug,
-                "path": r.path,
-                "operation": r.operation,
-                "status": r.status,
-                "error": r.error,
-                "commit": r.git_commit_sha,
-            })
+        .map(|r| body::Skill {
+            id: r.skill_id,
+            slug: r.slug,
+            path: r.path,
+            operation: r.operation,
+            status: r.status,
+            error: r.error,
+            commit: r.git_commit_sha,
         })
         .collect();
     Ok((skills, total))
 }
 
 /// The body of a push event for one ref.
-pub(super) fn payload(
+pub(super) fn payload<'a>(
     view: &gix::Repository,
-    event: &PushEvent<'_>,
-    r: &RefMove<'_>,
-    skills: Option<(&Vec<Value>, i64)>,
-) -> Result<Value> {
+    event: &'a PushEvent<'_>,
+    r: &'a RefMove<'_>,
+    skills: Option<(&'a [body::Skill], i64)>,
+) -> Result<body::Push<'a>> {
     let (commits, truncated) = match r.new {
         Some(new) => {
             // A new branch: the commits the default branch did not have.
@@ -221,26 +223,29 @@ pub(super) fn payload(
         Some(new) => commit_json(view, peel(view, new)).ok(),
         None => None,
     };
-    let (skills, skills_total) = match skills {
-        Some((s, n)) => (s.clone(), n),
-        None => (Vec::new(), 0),
-    };
-    Ok(json!({
-        "ref": r.name,
-        "before": r.old.map(|o| o.to_string()).unwrap_or_else(|| ZERO.into()),
-        "after": r.new.map(|o| o.to_string()).unwrap_or_else(|| ZERO.into()),
-        "created": r.old.is_none(),
-        "deleted": r.new.is_none(),
-        "repository": {"name": event.repo, "full_name": event.repo, "default_branch": event.default_branch},
-        "pusher": {"name": event.pusher},
-        "sender": {"login": event.pusher},
-        "push_id": event.push_id,
-        "commits": commits,
-        "commits_truncated": truncated,
-        "head_commit": head,
-        "skills": skills,
-        "skills_total": skills_total,
-    }))
+    let (skills, skills_total) = skills.unwrap_or((&[], 0));
+    Ok(body::Push {
+        reference: r.name,
+        before: r.old.map(|o| o.to_string()).unwrap_or_else(|| ZERO.into()),
+        after: r.new.map(|o| o.to_string()).unwrap_or_else(|| ZERO.into()),
+        created: r.old.is_none(),
+        deleted: r.new.is_none(),
+        repository: body::Repository {
+            name: event.repo,
+            full_name: Some(event.repo),
+            default_branch: Some(event.default_branch),
+        },
+        pusher: body::Pusher { name: event.pusher },
+        sender: body::Sender {
+            login: event.pusher,
+        },
+        push_id: event.push_id,
+        commits,
+        commits_truncated: truncated,
+        head_commit: head,
+        skills,
+        skills_total,
+    })
 }
 
 /// An annotated tag's commit (the commit itself otherwise).
@@ -254,7 +259,7 @@ pub(super) fn commits(
     view: &gix::Repository,
     tip: ObjectId,
     hidden: &[ObjectId],
-) -> Result<(Vec<Value>, bool)> {
+) -> Result<(Vec<body::Commit>, bool)> {
     let tip = peel(view, tip);
     if view.find_header(tip).ok().map(|h| h.kind()) != Some(gix::object::Kind::Commit) {
         return Ok((Vec::new(), false));
@@ -278,23 +283,26 @@ pub(super) fn commits(
     Ok((out, truncated))
 }
 
-pub(super) fn commit_json(view: &gix::Repository, id: ObjectId) -> Result<Value> {
+pub(super) fn commit_json(view: &gix::Repository, id: ObjectId) -> Result<body::Commit> {
     let commit = view.find_commit(id).map_err(DeliverError::git)?;
     let c = commit.decode().map_err(DeliverError::git)?;
-    let person = |s: gix::actor::SignatureRef<'_>| json!({"name": s.name.to_string(), "email": s.email.to_string()});
+    let person = |s: gix::actor::SignatureRef<'_>| body::Person {
+        name: s.name.to_string(),
+        email: s.email.to_string(),
+    };
     let author = c.author().map_err(DeliverError::git)?;
     let committer = c.committer().map_err(DeliverError::git)?;
     let time = author.time().map_err(DeliverError::git)?;
     let timestamp = chrono::FixedOffset::east_opt(time.offset)
         .and_then(|tz| DateTime::from_timestamp(time.seconds, 0).map(|t| t.with_timezone(&tz)))
         .map(|t| t.to_rfc3339());
-    Ok(json!({
-        "id": id.to_string(),
-        "tree_id": c.tree().to_string(),
-        "distinct": true,
-        "message": c.message.to_string(),
-        "timestamp": timestamp,
-        "author": person(author),
-        "committer": person(committer),
-    }))
+    Ok(body::Commit {
+        id: id.to_string(),
+        tree_id: c.tree().to_string(),
+        distinct: true,
+        message: c.message.to_string(),
+        timestamp,
+        author: person(author),
+        committer: person(committer),
+    })
 }

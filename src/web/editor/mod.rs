@@ -447,7 +447,7 @@ pub async fn preview(
     let (draft, rest) = Draft::from_form(pairs);
     let repo = match repo_of(rest.get("repo")) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::NOT_FOUND, Json(json!({ "error": e }))).into_response(),
+        Err(e) => return crate::web::api::answers::Error::response(StatusCode::NOT_FOUND, e),
     };
     let opened = match edit::open_file(&s.pool, &s.repos, &repo, BRANCH, None, None).await {
         Ok(o) => o,
@@ -461,15 +461,27 @@ pub async fn preview(
     } else if !opened.rules.is_skill(&draft.path) {
         problems = check(&opened.rules, &draft.path, &content);
     }
-    Json(json!({
-        "repo": opened.repo,
-        "path": draft.path,
-        "content": content,
-        "html": markdown::render(&draft.body),
-        // Problems with the path itself (the content is checked by /api/check).
-        "problems": problems,
-    }))
+    Json(Preview {
+        repo: opened.repo,
+        html: markdown::render(&draft.body),
+        path: draft.path,
+        content,
+        problems,
+    })
     .into_response()
+}
+
+/// `POST /edit/preview`'s answer.
+#[derive(serde::Serialize)]
+struct Preview {
+    repo: String,
+    path: String,
+    content: String,
+    /// The body rendered.
+    html: String,
+    /// Problems with the path itself (the content is checked by `/api/check`), in the
+    /// shape of that answer's.
+    problems: Vec<Value>,
 }
 
 /// `/static/editor.js`.

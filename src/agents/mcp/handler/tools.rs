@@ -68,7 +68,8 @@ pub(super) fn tools() -> Vec<Tool> {
 }
 
 /// A tool's answer: `value` as structured content and as its JSON text.
-pub(super) fn tool_answer(value: Value) -> CallToolResult {
+pub(super) fn tool_answer(answer: &impl serde::Serialize) -> CallToolResult {
+    let value = serde_json::to_value(answer).unwrap_or_default();
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);
@@ -172,13 +173,11 @@ impl Handler {
         let hits: Vec<(Arc<Skill>, f32)> = rows
             .iter()
             .filter_map(|r| {
-                let slug: String = r.get("slug");
-                let rank: f32 = r.get("rank");
                 published
                     .skills
-                    .get(&slug)
+                    .get(&r.slug)
                     .filter(|s| over_limits(s).is_none())
-                    .map(|s| (s.clone(), rank))
+                    .map(|s| (s.clone(), r.rank))
             })
             .take(limit as usize)
             .collect();
@@ -186,23 +185,21 @@ impl Handler {
         let snippets = snippets(&self.state.pool, &self.repo, &query, &slugs)
             .await
             .map_err(database_error)?;
-        let found: Vec<Value> = hits
+        let hits = hits
             .iter()
-            .map(|(skill, rank)| {
-                json!({
-                    "name": skill.name,
-                    "description": skill.description,
-                    "snippet": snippets.get(&skill.name).cloned().unwrap_or_default(),
-                    "uri": uris::file(&skill.name, crate::skills::rules::SKILL_FILE),
-                    "rank": rank,
-                })
+            .map(|(skill, rank)| Hit {
+                name: &skill.name,
+                description: &skill.description,
+                snippet: snippets.get(&skill.name).cloned().unwrap_or_default(),
+                uri: uris::file(&skill.name, crate::skills::rules::SKILL_FILE),
+                rank: *rank,
             })
             .collect();
-        Ok(tool_answer(json!({
-            "repository": self.repo,
-            "query": query,
-            "hits": found,
-        })))
+        Ok(tool_answer(&Found {
+            repository: &self.repo,
+            query: &query,
+            hits,
+        }))
     }
 
     pub(super) async fn get_skill_tool(
@@ -231,37 +228,83 @@ impl Handler {
         let main = &skill.files[0];
         let bytes = self.bytes(&published, main).await?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let files: Vec<Value> = skill
+        let files: Vec<SkillFile> = skill
             .files
             .iter()
-            .map(|f| {
-                json!({
-                    "path": f.path,
-                    "uri": uris::file(&skill.name, &f.path),
-                    "digest": f.digest,
-                    "size": f.size,
-                    "mimeType": uris::mime_type(&f.path, f.utf8),
-                    "executable": f.executable,
-                })
+            .map(|f| SkillFile {
+                path: &f.path,
+                uri: uris::file(&skill.name, &f.path),
+                digest: &f.digest,
+                size: f.size,
+                mime_type: uris::mime_type(&f.path, f.utf8),
+                executable: f.executable,
             })
             .collect();
-        let value = json!({
-            "repository": self.repo,
-            "name": skill.name,
-            "description": skill.description,
-            "uri": uris::file(&skill.name, crate::skills::rules::SKILL_FILE),
-            // The skill's current version (`/api/skills/NAME/versions`); absent when
-            // none is recorded for this content yet.
-            "version": (skill.version > 0).then_some(skill.version),
-            "digest": skill.digest(),
-            "skillMd": text,
-            "files": files,
-        });
-        let listing =
-            serde_json::to_string_pretty(&json!({ "files": value["files"] })).unwrap_or_default();
+        let listing = serde_json::to_string_pretty(&Listing { files: &files }).unwrap_or_default();
+        let answer = SkillAnswer {
+            repository: &self.repo,
+            name: &skill.name,
+            description: &skill.description,
+            uri: uris::file(&skill.name, crate::skills::rules::SKILL_FILE),
+            version: (skill.version > 0).then_some(skill.version),
+            digest: skill.digest(),
+            skill_md: text.clone(),
+            files,
+        };
         let mut result =
             CallToolResult::success(vec![ContentBlock::text(text), ContentBlock::text(listing)]);
-        result.structured_content = Some(value);
+        result.structured_content = Some(serde_json::to_value(&answer).unwrap_or_default());
         Ok(result)
     }
+}
+
+/// `search_skills`' answer.
+#[derive(serde::Serialize)]
+struct Found<'a> {
+    repository: &'a str,
+    query: &'a str,
+    hits: Vec<Hit<'a>>,
+}
+
+/// One skill `search_skills` found.
+#[derive(serde::Serialize)]
+struct Hit<'a> {
+    name: &'a str,
+    description: &'a str,
+    snippet: String,
+    uri: String,
+    rank: f32,
+}
+
+/// `get_skill`'s answer: the skill, its `SKILL.md` and its files.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SkillAnswer<'a> {
+    repository: &'a str,
+    name: &'a str,
+    description: &'a str,
+    uri: String,
+    /// The skill's current version (`/api/skills/NAME/versions`); absent (null) when
+    /// none is recorded for this content yet.
+    version: Option<i64>,
+    digest: &'a str,
+    skill_md: String,
+    files: Vec<SkillFile<'a>>,
+}
+
+/// `get_skill`'s second text block: the files alone.
+#[derive(serde::Serialize)]
+struct Listing<'a, 'b> {
+    files: &'b [SkillFile<'a>],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SkillFile<'a> {
+    path: &'a str,
+    uri: String,
+    digest: &'a str,
+    size: u64,
+    mime_type: &'static str,
+    executable: bool,
 }

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use std::sync::Arc;
+
+pub mod answers;
 
 /// What the handlers share.
 pub struct HttpState {
@@ -87,7 +88,7 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        answers::Error::response(self.0, self.1)
     }
 }
 
@@ -129,11 +130,11 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> String {
 async fn mirrors(
     State(s): State<Arc<HttpState>>,
     Query(q): Query<RepoFilter>,
-) -> Result<Json<Value>, ApiError> {
-    let list = crate::deliver::mirrors::list(&s.pool, q.repo.as_deref())
+) -> Result<Json<answers::Mirrors>, ApiError> {
+    let mirrors = crate::deliver::mirrors::list(&s.pool, q.repo.as_deref())
         .await
         .map_err(deliver_error)?;
-    Ok(Json(json!({ "mirrors": list })))
+    Ok(Json(answers::Mirrors { mirrors }))
 }
 
 /// `GET /api/webhooks[?repo=NAME]` (admin token: a receiver's URL can be its secret):
@@ -142,21 +143,19 @@ async fn webhooks(
     State(s): State<Arc<HttpState>>,
     headers: HeaderMap,
     Query(q): Query<RepoFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::Webhooks>, ApiError> {
     authorized(&s, &headers)?;
     let hooks = crate::deliver::webhooks::list(&s.pool, q.repo.as_deref())
         .await
         .map_err(deliver_error)?;
-    let mut out = Vec::new();
-    for h in hooks {
-        let recent = crate::deliver::webhooks::deliveries(&s.pool, &h.repo, h.id, 20)
+    let mut webhooks = Vec::new();
+    for hook in hooks {
+        let deliveries = crate::deliver::webhooks::deliveries(&s.pool, &hook.repo, hook.id, 20)
             .await
             .map_err(deliver_error)?;
-        let mut v = serde_json::to_value(&h).unwrap_or_default();
-        v["deliveries"] = serde_json::to_value(recent).unwrap_or_default();
-        out.push(v);
+        webhooks.push(answers::Webhook { hook, deliveries });
     }
-    Ok(Json(json!({ "webhooks": out })))
+    Ok(Json(answers::Webhooks { webhooks }))
 }
 
 #[derive(Deserialize)]
@@ -236,24 +235,15 @@ async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<SyncStatus>
 async fn skills(
     State(s): State<Arc<HttpState>>,
     Query(q): Query<crate::web::SkillsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(problem) = q.problem() {
         return Err(ApiError(StatusCode::BAD_REQUEST, problem));
     }
     if let Some(state) = crate::web::changes::proposal_state(q.status.as_deref()) {
-        return proposed_skills(&s, &q, state).await;
+        return Ok(proposed_skills(&s, &q, state).await?.into_response());
     }
-    let (total, rows) = crate::web::search(&s.pool, &q).await?;
-    let skills: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let mut fields = skill_fields(r);
-            fields.insert("warnings".into(), json!(r.get::<i32, _>("warnings")));
-            fields.insert("rank".into(), json!(r.get::<f32, _>("rank")));
-            Value::Object(fields)
-        })
-        .collect();
-    Ok(Json(json!({ "total": total, "skills": skills })))
+    let (total, skills) = crate::web::search(&s.pool, &q).await?;
+    Ok(Json(answers::Skills { total, skills }).into_response())
 }
 
 /// `GET /api/skills?status=IN_REVIEW|DRAFT`: the skills the changes in that state
@@ -264,30 +254,10 @@ async fn proposed_skills(
     s: &HttpState,
     q: &crate::web::SkillsQuery,
     state: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::Skills<answers::ProposedSkill>>, ApiError> {
     let (total, rows) = crate::web::changes::proposed(&s.pool, q, state).await?;
-    let skills: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "slug": r.get::<String, _>("slug"),
-                "path": r.get::<String, _>("path"),
-                "oldPath": r.get::<Option<String>, _>("old_path"),
-                "title": r.get::<String, _>("title"),
-                "description": r.get::<Option<String>, _>("description"),
-                "status": r.get::<String, _>("state"),
-                "operation": r.get::<String, _>("operation"),
-                "warnings": r.get::<i32, _>("warnings"),
-                "change": {
-                    "number": r.get::<i32, _>("number"),
-                    "title": r.get::<String, _>("change_title"),
-                    "author": r.get::<String, _>("author"),
-                    "state": r.get::<String, _>("state"),
-                },
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "total": total, "skills": skills })))
+    let skills = rows.into_iter().map(answers::ProposedSkill::from).collect();
+    Ok(Json(answers::Skills { total, skills }))
 }
 
 #[derive(Deserialize)]
@@ -298,34 +268,12 @@ struct ChangesQuery {
     limit: Option<i64>,
 }
 
-/// A change's fields every JSON answer about it has.
-fn change_fields(c: &crate::review::store::Change) -> serde_json::Map<String, Value> {
-    let value = json!({
-        "number": c.number,
-        "repo": c.repo,
-        "target": c.target,
-        "title": c.title,
-        "author": c.author,
-        "topic": c.topic,
-        "state": c.state,
-        "createdAt": c.created_at,
-        "updatedAt": c.updated_at,
-        "closedBy": c.closed_by,
-        "closedAt": c.closed_at,
-        "mergedCommit": c.merged_commit,
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => unreachable!("a JSON object literal"),
-    }
-}
-
 /// `GET /api/changes?state=open|all|closed|draft|in-review|merged|abandoned&repo=R&page=&limit=`:
 /// changes (every repository unless `repo`), the most recently updated first.
 async fn changes(
     State(s): State<Arc<HttpState>>,
     Query(q): Query<ChangesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
     let page = q.page.unwrap_or(1);
     if !(1..=crate::web::MAX_PAGE).contains(&page) {
@@ -349,15 +297,14 @@ async fn changes(
     let (total, rows) =
         crate::web::changes::list(&s.pool, repo.as_deref(), &states, limit, (page - 1) * limit)
             .await?;
-    let changes: Vec<Value> = rows
+    let changes = rows
         .iter()
-        .map(|l| {
-            let mut fields = change_fields(&l.change);
-            fields.insert("patchSets".into(), json!(l.patch_sets));
-            Value::Object(fields)
+        .map(|l| answers::ListedChange {
+            change: (&l.change).into(),
+            patch_sets: l.patch_sets,
         })
         .collect();
-    Ok(Json(json!({ "total": total, "changes": changes })))
+    Ok(Json(answers::Changes { total, changes }).into_response())
 }
 
 /// `GET /api/changes/{number}?repo=R` (default the default repository): the change,
@@ -368,7 +315,7 @@ async fn change(
     State(s): State<Arc<HttpState>>,
     Path(number): Path<String>,
     Query(q): Query<RepoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let repo = crate::web::changes::repo_param(&q.repo)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?
         .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
@@ -384,79 +331,21 @@ async fn change(
             format!("no change {n} in {repo}"),
         ));
     };
-    let mut fields = change_fields(&d.change);
     let needs: Vec<String> = match &d.needs {
         Some(Ok(needs)) => needs.clone(),
         Some(Err(e)) => vec![format!("cannot tell whether it can be merged: {e}")],
         None => Vec::new(),
     };
-    let patch_sets: Vec<Value> = d
-        .patch_sets
-        .iter()
-        .map(|p| {
-            json!({
-                "number": p.number,
-                "commit": p.commit_sha,
-                "base": p.base_sha,
-                "pushedBy": p.pushed_by,
-                "createdAt": p.created_at,
-            })
-        })
-        .collect();
-    let reviews: Vec<Value> = d
-        .reviews
-        .iter()
-        .map(|r| {
-            json!({
-                "reviewer": r.reviewer,
-                "role": r.reviewer_role,
-                "verdict": r.verdict,
-                "message": r.message,
-                "patchSet": r.patch_set,
-                "createdAt": r.created_at,
-                "dismissed": r.dismissed_at.is_some(),
-            })
-        })
-        .collect();
-    let skills: Vec<Value> = d
-        .skills
-        .iter()
-        .map(|sk| {
-            let changed: Vec<Value> = crate::web::changes::fields(sk)
-                .iter()
-                .map(|f| json!({ "name": f.name, "old": f.old, "new": f.new }))
-                .collect();
-            let diff: Vec<Value> = crate::web::changes::body_diff(sk)
-                .iter()
-                .map(|(kind, line)| {
-                    json!({ "kind": crate::web::changes::kind_word(*kind), "line": line })
-                })
-                .collect();
-            json!({
-                "path": sk.path,
-                "slug": sk.slug,
-                "oldPath": sk.old_path,
-                "operation": sk.operation,
-                "title": sk.title,
-                "description": sk.description,
-                "status": sk.status,
-                "warnings": sk.warnings,
-                "fields": changed,
-                "diff": diff,
-            })
-        })
-        .collect();
-    for (key, value) in [
-        ("description", json!(d.change.description)),
-        ("mergeable", json!(d.mergeable())),
-        ("needs", json!(needs)),
-        ("patchSets", json!(patch_sets)),
-        ("reviews", json!(reviews)),
-        ("skills", json!(skills)),
-    ] {
-        fields.insert(key.into(), value);
-    }
-    Ok(Json(Value::Object(fields)))
+    let detail = answers::ChangeDetail {
+        change: (&d.change).into(),
+        description: &d.change.description,
+        mergeable: d.mergeable(),
+        needs,
+        patch_sets: d.patch_sets.iter().map(Into::into).collect(),
+        reviews: d.reviews.iter().map(Into::into).collect(),
+        skills: d.skills.iter().map(Into::into).collect(),
+    };
+    Ok(Json(detail).into_response())
 }
 
 /// `GET /api/skills/{id or slug}/history`: every change of the skill with its commit's
@@ -465,18 +354,21 @@ async fn history(
     State(s): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(q): Query<RepoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::History>, ApiError> {
     let repo = q
         .repo
         .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
     let Some(id) = skill_id(&s.pool, &repo, &key).await? else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
-    let changes = crate::cache::commits::history(&s.pool, id, 1000).await?;
-    if changes.is_empty() {
+    let history = crate::cache::commits::history(&s.pool, id, 1000).await?;
+    if history.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     }
-    Ok(Json(json!({ "skillId": id, "history": changes })))
+    Ok(Json(answers::History {
+        skill_id: id,
+        history,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -490,59 +382,26 @@ async fn skill(
     State(s): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(q): Query<RepoQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::Skill>, ApiError> {
     let repo = q
         .repo
         .unwrap_or_else(|| crate::repos::DEFAULT_REPO.to_string());
     let id = uuid::Uuid::parse_str(&key).ok();
-    let row = sqlx::query(
+    let found = sqlx::query_as!(
+        answers::Skill,
         "SELECT id, repo, slug, path, title, description, category, owner, tags, status,
                 frontmatter, blob_sha, git_commit_sha, sync_status, last_synced_at, warnings
          FROM skills WHERE ($1::uuid IS NOT NULL AND id = $1) OR (repo = $2 AND slug = $3)
          LIMIT 1",
+        id,
+        repo,
+        key,
     )
-    .bind(id)
-    .bind(&repo)
-    .bind(&key)
     .fetch_optional(&s.pool)
     .await?;
-    let Some(r) = row else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
-    };
-    let mut fields = skill_fields(&r);
-    for (key, value) in [
-        ("repo", json!(r.get::<String, _>("repo"))),
-        ("frontmatter", r.get::<Value, _>("frontmatter")),
-        ("blobSha", json!(r.get::<String, _>("blob_sha"))),
-        ("gitCommitSha", json!(r.get::<String, _>("git_commit_sha"))),
-        (
-            "lastSyncedAt",
-            json!(r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("last_synced_at")),
-        ),
-        ("warnings", r.get::<Value, _>("warnings")),
-    ] {
-        fields.insert(key.into(), value);
-    }
-    Ok(Json(Value::Object(fields)))
-}
-
-/// The fields of a skill row every JSON answer has.
-fn skill_fields(r: &sqlx::postgres::PgRow) -> serde_json::Map<String, Value> {
-    let value = json!({
-        "id": r.get::<uuid::Uuid, _>("id"),
-        "slug": r.get::<String, _>("slug"),
-        "path": r.get::<String, _>("path"),
-        "title": r.get::<String, _>("title"),
-        "description": r.get::<Option<String>, _>("description"),
-        "category": r.get::<Option<String>, _>("category"),
-        "owner": r.get::<Option<String>, _>("owner"),
-        "tags": r.get::<Vec<String>, _>("tags"),
-        "status": r.get::<String, _>("status"),
-        "syncStatus": r.get::<String, _>("sync_status"),
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => unreachable!("a JSON object literal"),
+    match found {
+        Some(skill) => Ok(Json(skill)),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`"))),
     }
 }
 
@@ -556,7 +415,7 @@ async fn sync_logs(
     State(s): State<Arc<HttpState>>,
     Path(key): Path<String>,
     Query(q): Query<LogQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::SyncLogs>, ApiError> {
     let limit = q.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(ApiError(
@@ -571,7 +430,7 @@ async fn sync_logs(
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     };
     let logs = sqlx::query_as!(
-        LogEntry,
+        answers::LogEntry,
         "SELECT id, skill_id, repo, slug, path, operation, direction, status, started_at, completed_at,
                 error, git_commit_sha, synced_by, push_id
          FROM skill_sync_log WHERE skill_id = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
@@ -583,27 +442,7 @@ async fn sync_logs(
     if logs.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no skill `{key}`")));
     }
-    Ok(Json(json!({ "skillId": id, "logs": logs })))
-}
-
-/// One sync-log entry of a skill, as `GET /api/skills/{key}/sync-logs` lists it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LogEntry {
-    id: i64,
-    skill_id: Option<uuid::Uuid>,
-    repo: String,
-    slug: Option<String>,
-    path: Option<String>,
-    operation: String,
-    direction: String,
-    status: String,
-    started_at: chrono::DateTime<chrono::Utc>,
-    completed_at: Option<chrono::DateTime<chrono::Utc>>,
-    error: Option<String>,
-    git_commit_sha: Option<String>,
-    synced_by: String,
-    push_id: Option<uuid::Uuid>,
+    Ok(Json(answers::SyncLogs { skill_id: id, logs }))
 }
 
 /// A skill by id, or by slug in `repo`; a deleted skill is found through its log.
@@ -651,9 +490,9 @@ pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
 async fn trigger(
     State(s): State<Arc<HttpState>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<answers::Reconciled>, ApiError> {
     authorized(&s, &headers)?;
-    let mut results = Vec::new();
+    let mut reconciled = Vec::new();
     for name in s.repos.list() {
         let (name, repo) = s
             .repos
@@ -669,14 +508,14 @@ async fn trigger(
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        results.push(json!({
-            "repo": name,
-            "commit": outcome.commit,
-            "created": outcome.created,
-            "refreshed": outcome.updated,
-            "deleted": outcome.deleted,
-            "failed": outcome.failed,
-        }));
+        reconciled.push(answers::RepoReconciled {
+            repo: name,
+            commit: outcome.commit,
+            created: outcome.created,
+            refreshed: outcome.updated,
+            deleted: outcome.deleted,
+            failed: outcome.failed,
+        });
     }
-    Ok(Json(json!({ "reconciled": results })))
+    Ok(Json(answers::Reconciled { reconciled }))
 }
