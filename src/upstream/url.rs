@@ -39,8 +39,16 @@ fn redact(url: &str) -> String {
     }
 }
 
+const PASSWORD: &str =
+    "a password in the URL is not allowed; mirrors authenticate with their SSH key";
+const NOT_SSH: &str = "not an SSH address (ssh://[user@]host[:port]/path or [user@]host:path)";
+
 impl UpstreamUrl {
+    /// Parses `s` with gix's URL parser (git's rules for `ssh://` and the scp-like
+    /// form), then holds it to skillsd's: SSH only, no password, nothing an SSH client
+    /// or the upstream's shell could take for an option or a command.
     pub fn parse(s: &str) -> Result<Self, UpstreamError> {
+        use gix::url::Scheme;
         let url = s.trim();
         if url.is_empty() {
             return Err(UpstreamError::Url("empty URL".into()));
@@ -48,59 +56,49 @@ impl UpstreamUrl {
         if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad(url, "spaces and control characters are not allowed"));
         }
-        let (authority, path) = if let Some((scheme, rest)) = url.split_once("://") {
-            if !scheme.eq_ignore_ascii_case("ssh") && !scheme.eq_ignore_ascii_case("git+ssh") {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        // `user:password@host:path` reads, scp-like, as host `user`: refused, not guessed.
+        if scheme.is_none() && scp_password(url) {
+            return Err(bad(url, PASSWORD));
+        }
+        // Scheme names are case-insensitive (`SSH://`); gix takes them in lowercase.
+        let lowered = match (scheme, url.split_once("://")) {
+            (Some(scheme), Some((_, rest))) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            _ => url.to_string(),
+        };
+        let parsed = gix::url::parse(lowered.as_str()).map_err(|_| bad(url, NOT_SSH))?;
+        match (&parsed.scheme, scheme) {
+            (Scheme::Ssh, _) => {}
+            (_, Some(scheme)) => {
                 return Err(bad(
                     url,
                     &format!("only ssh:// URLs and user@host:path are supported, not {scheme}://"),
                 ));
             }
-            let slash = rest
-                .find('/')
-                .ok_or_else(|| bad(url, "no repository path"))?;
-            (&rest[..slash], rest[slash..].to_string())
-        } else {
-            // scp-like: the first colon outside of [brackets], and no slash before it
-            // (git's rule; `./a:b` or `/a:b` are local paths).
-            let colon = scp_colon(url).ok_or_else(|| {
-                bad(
-                    url,
-                    "not an SSH address (ssh://[user@]host[:port]/path or [user@]host:path)",
-                )
-            })?;
-            let path = &url[colon + 1..];
-            // `user:password@host:path` reads as host `user`: refused, not guessed.
-            if let Some(at) = path.find('@')
-                && !path[..at].contains('/')
-                && path[at + 1..].contains(':')
-            {
-                return Err(bad(
-                    url,
-                    "a password in the URL is not allowed; mirrors authenticate with their SSH key",
-                ));
-            }
-            (&url[..colon], path.to_string())
+            (_, None) => return Err(bad(url, NOT_SSH)),
+        }
+        if parsed.password().is_some() {
+            return Err(bad(url, PASSWORD));
+        }
+        // gix reads `ssh://@host/x` as naming no user: an `@` before the host names one.
+        let authority = match url.split_once("://") {
+            Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
+            None => url.split(':').next().unwrap_or_default(),
         };
-        let scp = !url.contains("://");
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
-        };
-        let user = match userinfo {
-            Some(u) if u.contains(':') => {
-                return Err(bad(
-                    url,
-                    "a password in the URL is not allowed; mirrors authenticate with their SSH key",
-                ));
-            }
+        let user = match parsed.user() {
             Some("") => return Err(bad(url, "empty user name")),
+            None if authority.contains('@') => return Err(bad(url, "empty user name")),
             Some(u) => u.to_string(),
             None => DEFAULT_USER.to_string(),
         };
-        if user.starts_with('-') || user.contains('@') {
+        if user.starts_with('-') || user.contains(['@', ':']) {
             return Err(bad(url, "invalid user name"));
         }
-        let (host, port) = split_host_port(hostport, scp).map_err(|why| bad(url, why))?;
+        let host = parsed
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or_default()
+            .to_string();
         if host.is_empty() {
             return Err(bad(url, "empty host"));
         }
@@ -110,12 +108,25 @@ impl UpstreamUrl {
         if host.contains(['/', '\\', '\'', '"', '`', '$', ';', '@']) {
             return Err(bad(url, "invalid host name"));
         }
+        let port = match parsed.port {
+            None => DEFAULT_PORT,
+            Some(0) => return Err(bad(url, "invalid port")),
+            Some(_) if scheme.is_none() => {
+                return Err(bad(url, "the user@host:path form has no port; use ssh://"));
+            }
+            Some(p) => p,
+        };
+        let path = String::from_utf8(parsed.path.to_vec())
+            .map_err(|_| bad(url, "the repository path is not UTF-8"))?;
         let bare = path.trim_start_matches('/');
         if bare.is_empty() {
             return Err(bad(url, "empty repository path"));
         }
         if bare.starts_with('-') {
             return Err(bad(url, "a repository path cannot start with `-`"));
+        }
+        if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad(url, "spaces and control characters are not allowed"));
         }
         Ok(UpstreamUrl {
             user,
@@ -158,47 +169,16 @@ impl std::fmt::Display for UpstreamUrl {
     }
 }
 
-/// The colon of an scp-like address, if `url` is one.
-fn scp_colon(url: &str) -> Option<usize> {
-    let mut in_brackets = false;
-    for (i, c) in url.char_indices() {
-        match c {
-            '[' => in_brackets = true,
-            ']' => in_brackets = false,
-            '/' if !in_brackets => return None,
-            ':' if !in_brackets => return Some(i),
-            _ => {}
-        }
+/// Does the scp-like `url` hold a password (`user:password@host:path`)? Its first
+/// colon is then followed, before any `/`, by an `@` and another colon.
+fn scp_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once(':') else {
+        return false;
+    };
+    match rest.find('@') {
+        Some(at) => !rest[..at].contains('/') && rest[at + 1..].contains(':'),
+        None => false,
     }
-    None
-}
-
-/// `host`, `host:port`, `[v6]`, `[v6]:port` (no port in the scp-like form).
-fn split_host_port(s: &str, scp: bool) -> Result<(String, u16), &'static str> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unclosed `[` in the host")?;
-        let after = &rest[end + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => return Err("invalid host"),
-        };
-        (&rest[..end], port)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = match port {
-        Some(_) if scp => return Err("the user@host:path form has no port; use ssh://"),
-        None | Some("") => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err("invalid port"),
-        },
-    };
-    Ok((host.to_string(), port))
 }
 
 /// `'...'` with every `'` as `'\''`, as git's `sq_quote_buf` does. A newline is
@@ -264,6 +244,11 @@ mod tests {
         assert_eq!(u.display(), "ssh://git@[::1]:2200/x.git");
         assert_eq!(ok("SSH://h/x").host, "h");
         assert_eq!(ok("git+ssh://h/x").host, "h");
+        assert_eq!(ok("ssh+git://h/x").host, "h");
+        // gix decodes the path's escapes: what is left is checked as any path.
+        assert_eq!(ok("ssh://h/a%2Db.git").path, "/a-b.git");
+        assert!(refused("ssh://h/a%20b").contains("spaces"));
+        assert!(refused("ssh://h/%2Dx").contains("cannot start with `-`"));
     }
 
     #[test]
