@@ -1480,9 +1480,28 @@ fn skillsd_fsck_finds_what_older_versions_let_in_and_ref_delete_repairs_it() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// What a request is, seen from the server: held (all of it read and kept: the bytes
+/// the server holds grew by at least `cost`), or refused (the session ended). Whichever
+/// the server shows first; neither is inferred from time passing.
+fn held_or_refused(
+    f: &ChildFixture,
+    child: &mut std::process::Child,
+    before: f64,
+    cost: f64,
+) -> bool {
+    common::eventually_some(120, "the request held or refused", || {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(false);
+        }
+        (f.server.metric(HELD) >= before + cost).then_some(true)
+    })
+}
+
+const HELD: &str = "skillsd_fetch_requests_held_bytes";
+
 #[test]
 fn one_reader_cannot_hold_many_large_requests_at_once() {
-    let f = ChildFixture::start("reader");
+    let f = ChildFixture::start_with("reader", &["--http", "127.0.0.1:0"], &[]);
     let main = f.main();
     // A v2 fetch of 20 MB (29 MiB as held) that never ends (no flush): held until
     // the session ends.
@@ -1492,10 +1511,15 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
     while request.len() < 20 << 20 {
         request.extend_from_slice(&have);
     }
+    // As the server counts a held v2 argument: its text and a `String`; nine tenths
+    // of it is more than a refused request can reach before its refusal.
+    let lines = (request.len() / have.len()) as f64;
+    let cost = 0.9 * lines * (have.len() - 5 + std::mem::size_of::<String>()) as f64;
     f.server.reset_peak_rss();
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..4 {
+        let before = f.server.metric(HELD);
         let mut child = common::ssh_to(&f.key, f.server.port)
             .args(["-o", "SetEnv=GIT_PROTOCOL=version=2"])
             .arg("git-upload-pack '/skills.git'")
@@ -1507,9 +1531,7 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
         let mut stdin = child.stdin.take().unwrap();
         // A refused request is cut off while it is written: a broken pipe.
         let _ = stdin.write_all(&request);
-        // Give the server the time to read it all.
-        std::thread::sleep(Duration::from_millis(1500));
-        if let Ok(Some(_)) = child.try_wait() {
+        if !held_or_refused(&f, &mut child, before, cost) {
             let out = child.wait_with_output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(
@@ -1523,6 +1545,7 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
     }
     // 64 MiB per user: two are held, the others refused at once.
     assert_eq!((held.len(), refused), (2, 2));
+    assert!(f.server.metric(HELD) >= 2.0 * cost);
     let peak = f.server.peak_rss_kib();
     eprintln!("held requests: peak RSS {:.1} MiB", peak as f64 / 1024.0);
     assert!(peak < BUDGET_KIB, "peak {peak} KiB");
@@ -1532,7 +1555,9 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    common::eventually(30, "the held requests given back", || {
+        f.server.metric(HELD) == 0.0
+    });
     let mut clone = f.git();
     clone
         .args(["clone", "-q", &f.server.url("skills.git")])
@@ -1542,7 +1567,7 @@ fn one_reader_cannot_hold_many_large_requests_at_once() {
 
 #[test]
 fn one_reader_cannot_hold_many_large_v0_negotiations_at_once() {
-    let f = ChildFixture::start("reader");
+    let f = ChildFixture::start_with("reader", &["--http", "127.0.0.1:0"], &[]);
     let main = f.main();
     // A protocol v0 fetch: one want, then 290,000 `have` lines of a commit the
     // server has (each kept as common), never `done`: held until the session ends.
@@ -1555,9 +1580,13 @@ fn one_reader_cannot_hold_many_large_v0_negotiations_at_once() {
     for _ in 0..290_000 {
         request.extend_from_slice(&have);
     }
+    // As the server counts a kept v0 line: two object ids; nine tenths of it is more
+    // than a refused negotiation can reach before its refusal.
+    let cost = 0.9 * 290_000.0 * 2.0 * std::mem::size_of::<gix::ObjectId>() as f64;
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..7 {
+        let before = f.server.metric(HELD);
         let mut child = common::ssh_to(&f.key, f.server.port)
             .arg("git-upload-pack '/skills.git'")
             .stdin(Stdio::piped())
@@ -1575,8 +1604,7 @@ fn one_reader_cannot_hold_many_large_v0_negotiations_at_once() {
         let mut stdin = child.stdin.take().unwrap();
         let _ = stdin.write_all(&request);
         let _ = stdin.flush();
-        std::thread::sleep(Duration::from_millis(2500));
-        if let Ok(Some(_)) = child.try_wait() {
+        if !held_or_refused(&f, &mut child, before, cost) {
             let text = String::from_utf8_lossy(&answer.join().unwrap()).into_owned();
             assert!(
                 text.contains("your requests in progress hold as much as one user may"),
@@ -1595,7 +1623,9 @@ fn one_reader_cannot_hold_many_large_v0_negotiations_at_once() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    common::eventually(30, "the held negotiations given back", || {
+        f.server.metric(HELD) == 0.0
+    });
     let mut clone = f.git();
     clone
         .args(["clone", "-q", &f.server.url("skills.git")])

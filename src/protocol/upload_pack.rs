@@ -327,7 +327,7 @@ pub struct RequestBudget {
     held: std::sync::Mutex<(std::collections::HashMap<String, usize>, usize)>,
 }
 
-/// The process's budget for v2 requests.
+/// The process's budget for fetch requests (v2 arguments, v0 wants and haves).
 pub static REQUESTS: std::sync::LazyLock<RequestBudget> = std::sync::LazyLock::new(|| {
     RequestBudget::new(MAX_HELD_REQUEST_BYTES, MAX_HELD_REQUEST_BYTES_PER_USER)
 });
@@ -339,6 +339,27 @@ impl RequestBudget {
             per_user,
             held: Default::default(),
         }
+    }
+
+    /// Bytes held now by everyone's requests.
+    pub fn held_bytes(&self) -> usize {
+        self.held.lock().map_or(0, |held| held.1)
+    }
+
+    /// `/metrics`' lines: the bytes held now, and the budget.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP skillsd_fetch_requests_held_bytes Bytes of fetch requests (v2 arguments, v0 wants and haves) held in memory now.\n\
+             # TYPE skillsd_fetch_requests_held_bytes gauge\n\
+             skillsd_fetch_requests_held_bytes {}\n\
+             # HELP skillsd_fetch_requests_budget_bytes The most bytes of fetch requests held at once, in all and per user.\n\
+             # TYPE skillsd_fetch_requests_budget_bytes gauge\n\
+             skillsd_fetch_requests_budget_bytes{{scope=\"all\"}} {}\n\
+             skillsd_fetch_requests_budget_bytes{{scope=\"user\"}} {}\n",
+            self.held_bytes(),
+            self.total,
+            self.per_user
+        )
     }
 
     /// A request's share, empty so far.

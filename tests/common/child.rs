@@ -98,6 +98,21 @@ impl ChildServer {
         }
     }
 
+    /// The value of the unlabelled series `name` on `/metrics` (the server must run
+    /// with `--http`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let port = self.http_port.expect("a server started with --http");
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "GET /metrics: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

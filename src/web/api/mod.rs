@@ -106,6 +106,7 @@ impl From<sqlx::Error> for ApiError {
 /// shows the same; a scrape without the database shows the counters alone).
 async fn metrics(State(s): State<Arc<HttpState>>) -> String {
     let mut text = crate::metrics::METRICS.render();
+    text.push_str(&crate::protocol::upload_pack::REQUESTS.render_metrics());
     text.push_str(&s.agents.mcp.render_metrics());
     if let Ok(Ok(mirrors)) = tokio::time::timeout(
         std::time::Duration::from_secs(2),
