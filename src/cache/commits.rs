@@ -72,7 +72,8 @@ pub async fn insert(tx: &mut PgConnection, repo_name: &str, rows: &[CommitRow]) 
     let col = |f: fn(&CommitRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     let times =
         |f: fn(&CommitRow) -> chrono::DateTime<chrono::Utc>| rows.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
+    let keys: Vec<Option<&str>> = rows.iter().map(|r| r.signing_key.as_deref()).collect();
+    sqlx::query!(
         "INSERT INTO commits (repo, sha, author_name, author_email, authored_at, committer_name,
                               committer_email, committed_at, message, signature, signing_key,
                               signed_by)
@@ -83,21 +84,17 @@ pub async fn insert(tx: &mut PgConnection, repo_name: &str, rows: &[CommitRow]) 
                      $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
               AS u(sha, an, ae, at, cn, ce, ct, msg, sig, key)
          ON CONFLICT (repo, sha) DO NOTHING",
-    )
-    .bind(repo_name)
-    .bind(col(|r| &r.sha))
-    .bind(col(|r| &r.author_name))
-    .bind(col(|r| &r.author_email))
-    .bind(times(|r| r.authored_at))
-    .bind(col(|r| &r.committer_name))
-    .bind(col(|r| &r.committer_email))
-    .bind(times(|r| r.committed_at))
-    .bind(col(|r| &r.message))
-    .bind(col(|r| &r.signature))
-    .bind(
-        rows.iter()
-            .map(|r| r.signing_key.as_deref())
-            .collect::<Vec<Option<&str>>>(),
+        repo_name,
+        &col(|r| &r.sha) as &[&str],
+        &col(|r| &r.author_name) as &[&str],
+        &col(|r| &r.author_email) as &[&str],
+        &times(|r| r.authored_at),
+        &col(|r| &r.committer_name) as &[&str],
+        &col(|r| &r.committer_email) as &[&str],
+        &times(|r| r.committed_at),
+        &col(|r| &r.message) as &[&str],
+        &col(|r| &r.signature) as &[&str],
+        &keys as &[Option<&str>],
     )
     .execute(tx)
     .await?;

@@ -296,8 +296,8 @@ pub async fn write(
         // statistics not yet updated after a big push (autovacuum analyzes a minute
         // later), the planner scanned every PUBLISHED row once per path (937 ms for
         // 1,000 new skills onto 10,000; 14 ms this way).
-        let rows: Vec<(String, i32)> = sqlx::query_as(
-            "INSERT INTO skill_versions (skill_id, repo, version, digest, kind, path, slug,
+        let rows = sqlx::query!(
+            r#"INSERT INTO skill_versions (skill_id, repo, version, digest, kind, path, slug,
                                          commit_sha, pushed_by, push_id)
              SELECT s.id, s.repo, COALESCE(l.version, 0) + 1, u.digest, u.kind, s.path, s.slug,
                     $2, $3, $4
@@ -308,19 +308,19 @@ pub async fn write(
                                 WHERE v.skill_id = s.id ORDER BY v.version DESC LIMIT 1) l ON true
              WHERE s.blob_sha = u.blob AND s.status = 'PUBLISHED'
                AND l.digest IS DISTINCT FROM u.digest
-             RETURNING slug, version",
+             RETURNING slug, version"#,
+            publish.repo,
+            publish.commit,
+            publish.pushed_by,
+            publish.push_id,
+            &path as &[&str],
+            &blob as &[String],
+            &digest as &[&str],
+            &kind as &[&str],
         )
-        .bind(publish.repo)
-        .bind(publish.commit)
-        .bind(publish.pushed_by)
-        .bind(publish.push_id)
-        .bind(path)
-        .bind(blob)
-        .bind(digest)
-        .bind(kind)
         .fetch_all(&mut *tx)
         .await?;
-        recorded.extend(rows);
+        recorded.extend(rows.into_iter().map(|r| (r.slug, r.version)));
     }
     if !recorded.is_empty() {
         tracing::debug!(repo = %publish.repo, commit = %publish.commit, versions = recorded.len(), "skill versions recorded");

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use gix::ObjectId;
 use serde::Serialize;
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -184,37 +184,20 @@ pub struct Delivery {
 
 /// The newest deliveries of one webhook of `repo`.
 pub async fn deliveries(pool: &PgPool, repo: &str, hook: i64, limit: i64) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as!(
+        Delivery,
         "SELECT d.id, d.webhook_id, d.event, d.push_id, d.redelivery_of, d.status, d.attempts,
                 d.response_code, d.duration_ms, d.last_error, d.created_at, d.completed_at,
                 d.next_attempt_at
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE w.repo = $1 AND w.id = $2
          ORDER BY d.created_at DESC LIMIT $3",
+        repo,
+        hook,
+        limit,
     )
-    .bind(repo)
-    .bind(hook)
-    .bind(limit)
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Delivery {
-            id: r.get(0),
-            webhook_id: r.get(1),
-            event: r.get(2),
-            push_id: r.get(3),
-            redelivery_of: r.get(4),
-            status: r.get(5),
-            attempts: r.get(6),
-            response_code: r.get(7),
-            duration_ms: r.get(8),
-            last_error: r.get(9),
-            created_at: r.get(10),
-            completed_at: r.get(11),
-            next_attempt_at: r.get(12),
-        })
-        .collect())
+    .await?)
 }
 
 /// Sends a new delivery with the body of delivery `of` (same event, new delivery id)

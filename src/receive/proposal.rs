@@ -521,7 +521,9 @@ async fn write_skills(
             Op::Invalid { .. } => continue,
         };
         let skill = row.map(|r| &r.skill);
-        sqlx::query(
+        let warnings =
+            serde_json::to_value(skill.map(|s| &s.warnings[..]).unwrap_or(&[])).unwrap_or_default();
+        sqlx::query!(
             "INSERT INTO change_skills (change_id, path, slug, old_path, operation, title, description,
                                         status, frontmatter, body, old_frontmatter, old_body, warnings)
              SELECT $1, $2, coalesce($3, s.slug, $2), $4, $5, $6, $7, $8, $9, $10,
@@ -529,20 +531,20 @@ async fn write_skills(
              FROM (SELECT 1) AS one
              LEFT JOIN skills s ON $12 AND s.repo = $13 AND s.path = coalesce($4, $2)
              ON CONFLICT (change_id, path) DO NOTHING",
+            change,
+            path,
+            skill.map(|s| s.slug.as_str()),
+            old_path.map(String::as_str),
+            operation,
+            skill.map(|s| s.title.as_str()),
+            skill.and_then(|s| s.description.as_deref()),
+            skill.map(|s| s.status.as_str()),
+            skill.map(|s| &s.frontmatter),
+            skill.map(|s| s.body.as_str()),
+            warnings,
+            default_branch,
+            repo,
         )
-        .bind(change)
-        .bind(path)
-        .bind(skill.map(|s| &s.slug))
-        .bind(old_path)
-        .bind(operation)
-        .bind(skill.map(|s| &s.title))
-        .bind(skill.and_then(|s| s.description.as_ref()))
-        .bind(skill.map(|s| s.status.as_str()))
-        .bind(skill.map(|s| &s.frontmatter))
-        .bind(skill.map(|s| &s.body))
-        .bind(serde_json::to_value(skill.map(|s| &s.warnings[..]).unwrap_or(&[])).unwrap_or_default())
-        .bind(default_branch)
-        .bind(repo)
         .execute(&mut *tx)
         .await?;
     }

@@ -32,9 +32,8 @@ use page::change_markup;
 pub(super) use page::diff_markup;
 
 /// A change in a list, with how many patch sets it has.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Listed {
-    #[sqlx(flatten)]
     pub change: Change,
     pub patch_sets: i64,
 }
@@ -57,20 +56,41 @@ pub async fn list(
     )
     .fetch_one(pool)
     .await?;
-    let rows = sqlx::query_as(
-        "SELECT c.id, c.repo, c.number, c.target, c.author, c.title, c.description, c.topic,
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.repo, c.number, c.target, c.author, c.title, c.description, c.topic,
                 c.state, c.created_at, c.updated_at, c.closed_by, c.closed_at, c.merged_commit,
-                (SELECT count(*) FROM change_patch_sets p WHERE p.change_id = c.id) AS patch_sets
+                (SELECT count(*) FROM change_patch_sets p WHERE p.change_id = c.id) AS "patch_sets!"
          FROM changes c
          WHERE ($1::text IS NULL OR c.repo = $1) AND (cardinality($2::text[]) = 0 OR c.state = ANY($2))
-         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4",
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"#,
+        repo,
+        &states,
+        limit,
+        offset,
     )
-    .bind(repo)
-    .bind(states)
-    .bind(limit)
-    .bind(offset)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| Listed {
+        change: Change {
+            id: r.id,
+            repo: r.repo,
+            number: r.number,
+            target: r.target,
+            author: r.author,
+            title: r.title,
+            description: r.description,
+            topic: r.topic,
+            state: r.state,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            closed_by: r.closed_by,
+            closed_at: r.closed_at,
+            merged_commit: r.merged_commit,
+        },
+        patch_sets: r.patch_sets,
+    })
+    .collect();
     Ok((total, rows))
 }
 

@@ -260,11 +260,13 @@ impl Written {
         if deletes.is_empty() {
             return Ok(());
         }
-        let rows = sqlx::query_as::<_, WrittenRow>(
-            "DELETE FROM skills WHERE repo = $1 AND path = ANY($2) RETURNING id, slug, path",
+        let rows = sqlx::query_as!(
+            WrittenRow,
+            r#"DELETE FROM skills WHERE repo = $1 AND path = ANY($2)
+               RETURNING id, slug, path, false AS "inserted!""#,
+            target.repo,
+            deletes,
         )
-        .bind(target.repo)
-        .bind(deletes)
         .fetch_all(&mut *tx)
         .await?;
         for r in rows {
@@ -394,11 +396,13 @@ impl Written {
                 error: Some(format!("the database refused this skill: {error}")),
             });
         }
-        sqlx::query("UPDATE skills SET sync_status = 'failed' WHERE repo = $1 AND path = ANY($2)")
-            .bind(target.repo)
-            .bind(&paths)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE skills SET sync_status = 'failed' WHERE repo = $1 AND path = ANY($2)",
+            target.repo,
+            &paths,
+        )
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 }
@@ -424,25 +428,25 @@ async fn write_log(tx: &mut PgConnection, target: &Target<'_>, log: &[LogRow]) -
             });
             error.push(l.error.as_deref());
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
                                          started_at, completed_at, error, git_commit_sha, synced_by, push_id)
              SELECT u.skill_id, $1, u.slug, u.path, u.operation, 'git-to-db', u.status, $2, now(), u.error,
                     $3, $4, $5
              FROM unnest($6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                   AS u(skill_id, slug, path, operation, status, error)",
+            target.repo,
+            target.started_at,
+            target.commit,
+            target.synced_by,
+            target.push_id,
+            &skill_id as &[Option<uuid::Uuid>],
+            &slug as &[Option<&str>],
+            &path as &[&str],
+            &operation as &[&str],
+            &status as &[&str],
+            &error as &[Option<&str>],
         )
-        .bind(target.repo)
-        .bind(target.started_at)
-        .bind(target.commit)
-        .bind(target.synced_by)
-        .bind(target.push_id)
-        .bind(skill_id)
-        .bind(slug)
-        .bind(path)
-        .bind(operation)
-        .bind(status)
-        .bind(error)
         .execute(&mut *tx)
         .await?;
     }
@@ -670,10 +674,12 @@ pub(super) async fn notify(
         slugs: Some(slugs),
     }
     .payload();
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(crate::cache::announce::CHANNEL)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        crate::cache::announce::CHANNEL,
+        payload
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }

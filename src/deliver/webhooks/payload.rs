@@ -86,8 +86,7 @@ pub async fn enqueue(
     .execute(&mut *tx)
     .await?;
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
+        sqlx::query!("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
             .execute(&mut *tx)
             .await?;
     }
@@ -163,8 +162,7 @@ pub async fn enqueue_change(
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(NOTIFY_CHANNEL)
+    sqlx::query!("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
         .execute(&mut *tx)
         .await?;
     Ok(hooks.len())

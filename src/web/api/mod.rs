@@ -175,7 +175,7 @@ fn deliver_error(e: crate::deliver::DeliverError) -> ApiError {
 async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
     let db = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&s.pool),
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(&s.pool),
     )
     .await;
     // Every repository opens and its default branch names an object that exists.
