@@ -222,10 +222,9 @@ pub fn build(
         let id = ObjectId::from_hex(commit.as_bytes()).map_err(git_error)?;
         let tree = repo
             .find_commit(id)
-            .map_err(|e| {
-                BuildError(format!(
-                    "the cache's commit {commit} is not in this node's copy: {e}"
-                ))
+            .map_err(|e| BuildError::NotInCopy {
+                commit: commit.clone(),
+                source: Box::new(e),
             })?
             .tree()
             .map_err(git_error)?;
@@ -345,7 +344,7 @@ fn read_manifest(
                 MAX_PLUGIN_MANIFEST_BYTES / 1024
             ));
         }
-        let data = read_blob(repo, entry.object_id()).map_err(|e| e.0)?;
+        let data = read_blob(repo, entry.object_id()).map_err(|e| e.to_string())?;
         return match serde_json::from_slice::<serde_json::Value>(&data) {
             Ok(serde_json::Value::Object(map)) => Ok(map),
             Ok(_) => Err(format!("{path} is not a JSON object")),
@@ -409,7 +408,7 @@ fn one_skill(
             return Ok(old.clone());
         }
     }
-    let made = artifact(repo, files).map_err(|e| e.0)?;
+    let made = artifact(repo, files).map_err(|e| e.to_string())?;
     let artifact_digest = made.digest();
     let Artifact {
         kind,

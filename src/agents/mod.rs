@@ -210,7 +210,7 @@ impl Catalog {
         })
         .await
         .map_err(|e| AgentsError::Git(e.to_string()))?
-        .map_err(|e| AgentsError::Git(e.0))?;
+        .map_err(|e| AgentsError::Git(e.to_string()))?;
         tracing::info!(
             repo = %built.repo,
             commit = built.key.commit.as_deref().unwrap_or("none"),

@@ -343,7 +343,7 @@ pub async fn file_bytes(
     let (blob, repo, repos) = (f.blob, repo.to_string(), repos.clone());
     let read = tokio::task::spawn_blocking(move || {
         let (_, copy) = repos.open(&repo).map_err(|e| e.to_string())?;
-        index::read_blob(&copy, blob).map_err(|e| e.0)
+        index::read_blob(&copy, blob).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())
@@ -381,7 +381,7 @@ async fn archive(
             let (skill2, repo, s2) = (skill.clone(), published.repo.clone(), s.clone());
             let made = tokio::task::spawn_blocking(move || {
                 let (_, copy) = s2.repos.open(&repo).map_err(|e| e.to_string())?;
-                index::make_archive(&copy, &skill2.files).map_err(|e| e.0)
+                index::make_archive(&copy, &skill2.files).map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| e.to_string())

@@ -365,10 +365,13 @@ fn read_version(
     let tree = commit.tree().map_err(|e| e.to_string())?;
     let rules = Rules::load(&TreeSource { tree: tree.clone() })
         .map_err(|p| crate::skills::render_problems(&p))?;
-    let Some(members) = index::skill_members(&tree, &rules, path).map_err(|e| e.0)? else {
+    let Some(members) = index::skill_members(&tree, &rules, path).map_err(|e| e.to_string())?
+    else {
         return Ok(None);
     };
-    index::artifact(repo, members).map(Some).map_err(|e| e.0)
+    index::artifact(repo, members)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// `GET /api/skills/{key}/versions/{n}`.

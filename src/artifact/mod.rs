@@ -43,11 +43,21 @@ impl Kind {
 
 /// Why the published skills could not be read from git.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+pub enum BuildError {
+    /// gix's error (or the archive's writer's), with its causes.
+    #[error("{0}")]
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The cache names a commit this node's copy does not have (yet).
+    #[error("the cache's commit {commit} is not in this node's copy: {source}")]
+    NotInCopy {
+        commit: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
-pub(crate) fn git_error(e: impl std::fmt::Display) -> BuildError {
-    BuildError(e.to_string())
+pub(crate) fn git_error(e: impl std::error::Error + Send + Sync + 'static) -> BuildError {
+    BuildError::Git(Box::new(e))
 }
 
 /// The bytes of blob `id`.

@@ -22,7 +22,6 @@ pub(super) fn commit_and_push(
     message: &str,
     options: &[String],
 ) -> Result<(ObjectId, String), EditError> {
-    let git = |e: &dyn std::fmt::Display| EditError::Unavailable(format!("git: {e}"));
     let branch_ref = format!("refs/heads/{branch}");
     let Some(tip) = crate::repos::ref_target(&copy, &branch_ref) else {
         return Err(EditError::NotFound(format!(
@@ -30,19 +29,19 @@ pub(super) fn commit_and_push(
         )));
     };
     let base = base_of_change.unwrap_or(tip);
-    let scratch = crate::receive::in_process::Scratch::new(&copy).map_err(|e| git(&e))?;
+    let scratch = crate::receive::in_process::Scratch::new(&copy).map_err(git_error)?;
     let repo = scratch.repo();
     let base_tree = repo
         .find_commit(base)
-        .map_err(|e| git(&e))?
+        .map_err(git_error)?
         .tree()
-        .map_err(|e| git(&e))?;
+        .map_err(git_error)?;
     let rules = crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource {
         tree: base_tree.clone(),
     })
     .unwrap_or_else(|_| crate::skills::rules::Rules::builtin());
     let entry_at = |path: &str| entry_in(&base_tree, path);
-    let mut editor = repo.edit_tree(base_tree.id).map_err(|e| git(&e))?;
+    let mut editor = repo.edit_tree(base_tree.id).map_err(git_error)?;
     let mut written: Vec<(String, Vec<u8>)> = Vec::new();
     for f in files {
         for p in std::iter::once(&f.path).chain(f.from_path.iter()) {
@@ -56,7 +55,7 @@ pub(super) fn commit_and_push(
         let existing = check_edit(f, &entry_at, branch)?;
         written.extend(apply_edit(&mut editor, repo, f, existing, &entry_at)?);
     }
-    let tree = editor.write().map_err(|e| git(&e))?.detach();
+    let tree = editor.write().map_err(git_error)?.detach();
     if tree == base_tree.id {
         return Err(EditError::BadRequest(
             "the files are as they are already: nothing to change".into(),
@@ -80,9 +79,9 @@ pub(super) fn commit_and_push(
         message: message.into(),
         extra_headers: Vec::new(),
     };
-    let id = repo.write_object(&commit).map_err(|e| git(&e))?.detach();
+    let id = repo.write_object(&commit).map_err(git_error)?.detach();
     let (ids, _) = crate::protocol::pack::objects_to_send(repo, &[id], &[base, tip], None)
-        .map_err(|e| git(&e))?;
+        .map_err(git_error)?;
     let ctx = svc.in_process(user, rt, name, copy, None);
     let target = format!("{}{branch}", crate::review::open::FOR_PREFIX);
     let (messages, refused_by) = crate::receive::in_process::push_in_process(
@@ -95,7 +94,7 @@ pub(super) fn commit_and_push(
         ids,
         options,
     )
-    .map_err(|e| git(&e))?;
+    .map_err(git_error)?;
     match refused_by {
         None => Ok((id, messages)),
         Some(refusal) => Err(refused(&refusal, &messages, branch)),
@@ -109,12 +108,8 @@ fn entry_in(
 ) -> Result<Option<(gix::object::tree::EntryMode, ObjectId)>, EditError> {
     Ok(tree
         .lookup_entry(path.split('/').map(str::as_bytes))
-        .map_err(|e| git_error(&e))?
+        .map_err(git_error)?
         .map(|e| (e.mode(), e.object_id())))
-}
-
-fn git_error(e: &dyn std::fmt::Display) -> EditError {
-    EditError::Unavailable(format!("git: {e}"))
 }
 
 type EntryAt<'a> =
@@ -230,21 +225,20 @@ fn apply_edit(
     existing: Option<(gix::object::tree::EntryMode, ObjectId)>,
     entry_at: &EntryAt<'_>,
 ) -> Result<Option<(String, Vec<u8>)>, EditError> {
-    let git = git_error;
     let kind_of = |mode: Option<gix::object::tree::EntryMode>| match mode {
         Some(m) if m.is_executable() => gix::object::tree::EntryKind::BlobExecutable,
         _ => gix::object::tree::EntryKind::Blob,
     };
     match f.op {
         Operation::Delete => {
-            editor.remove(f.path.as_str()).map_err(|e| git(&e))?;
+            editor.remove(f.path.as_str()).map_err(git_error)?;
         }
         Operation::Create | Operation::Update => {
             let bytes = f.content.clone().unwrap_or_default();
-            let id = repo.write_blob(&bytes).map_err(|e| git(&e))?.detach();
+            let id = repo.write_blob(&bytes).map_err(git_error)?.detach();
             editor
                 .upsert(f.path.as_str(), kind_of(existing.map(|e| e.0)), id)
-                .map_err(|e| git(&e))?;
+                .map_err(git_error)?;
             return Ok(Some((f.path.clone(), bytes)));
         }
         Operation::Rename => {
@@ -252,18 +246,18 @@ fn apply_edit(
             let (mode, old_id) = entry_at(from)?.expect("checked above");
             let (id, bytes) = match &f.content {
                 Some(bytes) => (
-                    repo.write_blob(bytes).map_err(|e| git(&e))?.detach(),
+                    repo.write_blob(bytes).map_err(git_error)?.detach(),
                     bytes.clone(),
                 ),
                 None => (
                     old_id,
-                    repo.find_object(old_id).map_err(|e| git(&e))?.detach().data,
+                    repo.find_object(old_id).map_err(git_error)?.detach().data,
                 ),
             };
-            editor.remove(from).map_err(|e| git(&e))?;
+            editor.remove(from).map_err(git_error)?;
             editor
                 .upsert(f.path.as_str(), kind_of(Some(mode)), id)
-                .map_err(|e| git(&e))?;
+                .map_err(git_error)?;
             return Ok(Some((f.path.clone(), bytes)));
         }
     }
@@ -277,8 +271,7 @@ fn check_written(
     tree: ObjectId,
     written: &[(String, Vec<u8>)],
 ) -> Result<(), EditError> {
-    let git = git_error;
-    let new_tree = repo.find_tree(tree).map_err(|e| git(&e))?;
+    let new_tree = repo.find_tree(tree).map_err(git_error)?;
     let rules =
         match crate::skills::rules::Rules::load(&crate::commit_tree::TreeSource { tree: new_tree })
         {

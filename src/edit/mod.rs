@@ -100,6 +100,15 @@ pub enum EditError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The repository's objects could not be read or written (gix's error, with its
+    /// causes): the server's fault, answered as unavailable.
+    #[error("git: {0}")]
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// gix's error as the editor's, kept with its causes.
+pub(crate) fn git_error(e: impl std::error::Error + Send + Sync + 'static) -> EditError {
+    EditError::Git(Box::new(e))
 }
 
 /// What was committed.

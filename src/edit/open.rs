@@ -47,9 +47,8 @@ pub async fn open_file(
     let repo_name = name.clone();
     tokio::task::spawn_blocking(move || {
         let _reading = crate::maintenance::read_guard(copy.path());
-        let git = |e: &dyn std::fmt::Display| EditError::Unavailable(format!("git: {e}"));
         let text = |id: ObjectId, what: &str| -> Result<String, EditError> {
-            let data = copy.find_object(id).map_err(|e| git(&e))?.detach().data;
+            let data = copy.find_object(id).map_err(git_error)?.detach().data;
             String::from_utf8(data).map_err(|_| {
                 EditError::BadRequest(format!(
                     "`{what}` is not UTF-8 text: it is edited with git, not here"
@@ -59,9 +58,9 @@ pub async fn open_file(
         let tree = match crate::repos::ref_target(&copy, &branch_ref) {
             Some(tip) => Some(
                 copy.find_commit(tip)
-                    .map_err(|e| git(&e))?
+                    .map_err(git_error)?
                     .tree()
-                    .map_err(|e| git(&e))?,
+                    .map_err(git_error)?,
             ),
             None => None,
         };
@@ -75,7 +74,7 @@ pub async fn open_file(
         let file = match (&tree, &path) {
             (Some(tree), Some(p)) => match tree
                 .lookup_entry(p.split('/').map(str::as_bytes))
-                .map_err(|e| git(&e))?
+                .map_err(git_error)?
             {
                 Some(entry) if entry.mode().is_blob() => {
                     let id = entry.object_id();

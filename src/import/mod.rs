@@ -33,7 +33,7 @@ pub enum ImportError {
     #[error("`{0}` is not a table name (letters, digits, `_`, optionally `schema.table`)")]
     TableName(String),
     #[error("git: {0}")]
-    Git(String),
+    Git(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     InProcess(#[from] crate::receive::in_process::InProcessError),
     #[error("the repository's rules do not load:\n{0}")]
@@ -48,8 +48,8 @@ pub enum ImportError {
     Unstorable(String, &'static str),
 }
 
-fn git(e: impl std::fmt::Display) -> ImportError {
-    ImportError::Git(e.to_string())
+fn git(e: impl std::error::Error + Send + Sync + 'static) -> ImportError {
+    ImportError::Git(Box::new(e))
 }
 
 /// A commit's date (now when `None`).

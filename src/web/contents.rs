@@ -447,6 +447,10 @@ pub fn edit_error(e: EditError) -> Response {
         )
             .into_response(),
         EditError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+        e @ EditError::Git(_) => {
+            tracing::error!(error = %e, "the editor's git work failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     }
 }
 

@@ -326,7 +326,7 @@ fn edit_error_page(v: &Viewer, e: EditError) -> Response {
         EditError::NotFound(_) => StatusCode::NOT_FOUND,
         EditError::Stale { .. } => StatusCode::CONFLICT,
         EditError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        EditError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        EditError::Unavailable(_) | EditError::Git(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     error_page(status, Some(v), &e.to_string())
 }
