@@ -162,11 +162,16 @@ pub fn serve<R: Read>(
     if accepted {
         crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
-    Ok(commands
+    Ok(by_name(commands, results))
+}
+
+/// Each ref's name with its outcome, as [`serve`] returns them.
+fn by_name(commands: &[Command], results: Vec<Outcome>) -> Vec<(String, Outcome)> {
+    commands
         .iter()
         .map(|c| c.name.clone())
         .zip(results)
-        .collect())
+        .collect()
 }
 
 /// The last refusals before anything is stored: a ref that moved since the
