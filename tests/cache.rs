@@ -731,7 +731,12 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
     let (logged, matching): (i64, i64) = server.query(async {
         sqlx::query_as(
             "SELECT count(*), count(s.id) FILTER (WHERE l.operation = 'create' AND l.synced_by = 'system'
-                                                   AND l.slug = s.slug AND l.status = 'success')
+                                                   AND l.slug = s.slug AND l.path = s.path
+                                                   AND l.status = 'success' AND l.error IS NULL
+                                                   AND l.direction = 'git-to-db'
+                                                   AND l.completed_at IS NOT NULL
+                                                   AND l.git_commit_sha = s.git_commit_sha
+                                                   AND l.push_id IS NULL)
              FROM skill_sync_log l LEFT JOIN skills s ON s.id = l.skill_id WHERE l.id > $1",
         )
         .bind(log_before)

@@ -407,8 +407,11 @@ impl Written {
     }
 }
 
-/// The sync log rows, in batches.
+/// The sync log rows, in batches (by `COPY` in a bulk load).
 async fn write_log(tx: &mut PgConnection, target: &Target<'_>, log: &[LogRow]) -> Result<()> {
+    if let Some(now) = target.bulk_now {
+        return copy_log(tx, target, now, log).await;
+    }
     for batch in log.chunks(UPSERT_BATCH * 4) {
         let mut skill_id = Vec::with_capacity(batch.len());
         let mut slug = Vec::with_capacity(batch.len());
@@ -648,6 +651,64 @@ async fn copy_new_rows(
 
 /// Bytes of `COPY` data sent at a time.
 const COPY_CHUNK: usize = 1 << 20;
+
+/// The sync log of a bulk load by `COPY` (a row per skill: 100,000 rows took 0.87 s as
+/// `INSERT … SELECT unnest(…)` batches). `completed_at` is the transaction's `now()`,
+/// as the batches write it.
+async fn copy_log(
+    tx: &mut PgConnection,
+    target: &Target<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+    log: &[LogRow],
+) -> Result<()> {
+    if log.is_empty() {
+        return Ok(());
+    }
+    const COLUMNS: i16 = 13;
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
+                                  started_at, completed_at, error, git_commit_sha, synced_by,
+                                  push_id)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let mut buf = CopyBuffer::new();
+    for l in log {
+        buf.row(COLUMNS);
+        match &l.skill_id {
+            Some(id) => buf.uuid(id),
+            None => buf.null(),
+        }
+        buf.text(target.repo);
+        buf.opt_text(l.slug.as_deref());
+        buf.text(&l.path);
+        buf.text(l.operation);
+        buf.text("git-to-db");
+        buf.text(if l.error.is_some() {
+            "failed"
+        } else {
+            "success"
+        });
+        buf.timestamptz(&target.started_at);
+        buf.timestamptz(&now);
+        buf.opt_text(l.error.as_deref());
+        buf.text(target.commit);
+        buf.text(target.synced_by);
+        match &target.push_id {
+            Some(id) => buf.uuid(id),
+            None => buf.null(),
+        }
+        if buf.len() >= COPY_CHUNK {
+            copy.send(buf.bytes()).await?;
+            buf.clear();
+        }
+    }
+    buf.finish();
+    copy.send(buf.bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
 
 /// `NOTIFY skills_changed` with the counts and, when they fit, the slugs.
 pub(super) async fn notify(
