@@ -745,6 +745,24 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
         .unwrap()
     });
     assert_eq!((logged, matching), (702, 702));
+    // Every published row (each a new id) got its version 1, as a sync records it:
+    // the same digest as the row's version before the cache was emptied.
+    let (published, versioned, same_digest): (i64, i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM skills WHERE status = 'PUBLISHED'),
+                    count(*) FILTER (WHERE v.version = 1 AND v.path = s.path AND v.slug = s.slug
+                                     AND v.commit_sha = s.git_commit_sha AND v.pushed_by IS NULL),
+                    count(*) FILTER (WHERE v.digest = (SELECT o.digest FROM skill_versions o
+                                                        WHERE o.path = s.path AND o.skill_id <> s.id
+                                                        ORDER BY o.version DESC LIMIT 1))
+             FROM skills s JOIN skill_versions v ON v.skill_id = s.id",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert!(published > 600, "{published}");
+    assert_eq!((versioned, same_digest), (published, published));
     // The rebuilt GIN index answers searches.
     let found: i64 = server.query(async {
         sqlx::query_scalar(
