@@ -157,8 +157,8 @@ struct Interface {
 #[derive(Serialize)]
 struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    name: &'a str,
+    description: Option<String>,
+    name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<Policy>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,8 +231,6 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
     let commit = published.key.commit.as_deref().unwrap_or_default();
     let mut entries: Vec<Entry<'_>> = Vec::new();
     let mut names: BTreeSet<String> = BTreeSet::new();
-    // The names of listed plugin folders, kept for their entries.
-    let mut listed: Vec<(String, Option<String>, &str)> = Vec::new();
     // Skills a listed plugin folder carries.
     let mut carried: BTreeSet<&str> = BTreeSet::new();
     for plugin in &published.plugins {
@@ -243,26 +241,23 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
                     continue;
                 }
                 carried.extend(plugin.skills.iter().map(String::as_str));
-                listed.push((name, description, &plugin.folder));
+                entries.push(Entry {
+                    description: description.filter(|_| flavor == Flavor::Claude),
+                    name,
+                    policy: (flavor == Flavor::Codex).then_some(Policy {
+                        authentication: "ON_INSTALL",
+                        installation: "AVAILABLE",
+                    }),
+                    skills: None,
+                    source: source(clone_url, &plugin.folder, commit),
+                    strict: None,
+                    version: None,
+                });
             }
             Err(why) => {
                 tracing::debug!(repo = %published.repo, folder = %plugin.folder, %why, "plugin folder not listed as one plugin");
             }
         }
-    }
-    for (name, description, folder) in &listed {
-        entries.push(Entry {
-            description: description.as_deref().filter(|_| flavor == Flavor::Claude),
-            name,
-            policy: (flavor == Flavor::Codex).then_some(Policy {
-                authentication: "ON_INSTALL",
-                installation: "AVAILABLE",
-            }),
-            skills: None,
-            source: source(clone_url, folder, commit),
-            strict: None,
-            version: None,
-        });
     }
     if flavor == Flavor::Claude {
         for skill in published.skills.values() {
@@ -282,8 +277,8 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
             let folder = &skill.path[..skill.path.len() - SKILL_FILE.len() - 1];
             names.insert(skill.name.clone());
             entries.push(Entry {
-                description: Some(&skill.description),
-                name: &skill.name,
+                description: Some(skill.description.clone()),
+                name: skill.name.clone(),
                 policy: None,
                 // The folder is the plugin, and its one skill.
                 skills: Some(["./"]),
@@ -293,7 +288,7 @@ pub fn render(published: &Published, flavor: Flavor, clone_url: &str) -> Vec<u8>
             });
         }
     }
-    entries.sort_by(|a, b| a.name.cmp(b.name));
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
     let name = marketplace_name(&published.repo);
     let description = format!(
         "The published skills of {} on skillsd, at commit {commit}",

@@ -78,6 +78,13 @@ impl CopyBuffer {
         }
     }
 
+    pub fn opt_uuid(&mut self, id: Option<&Uuid>) {
+        match id {
+            Some(id) => self.uuid(id),
+            None => self.null(),
+        }
+    }
+
     /// A value already in its type's binary form (a `tsvector`'s, say).
     pub fn raw(&mut self, bytes: &[u8]) {
         self.field(bytes);

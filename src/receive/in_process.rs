@@ -6,8 +6,8 @@
 use crate::receive;
 use gix::ObjectId;
 
-/// Why an in-process push could not be made (its refusal is not an error: it is in
-/// the report-status lines).
+/// Why an in-process push could not be made (its refusal is not an error: it is the
+/// ref's `Outcome`, which [`push_in_process`] returns).
 #[derive(Debug, thiserror::Error)]
 pub enum InProcessError {
     /// The scratch repository, its objects or the pack file (the cause is kept).

@@ -56,15 +56,16 @@ impl UpstreamUrl {
         if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad(url, "spaces and control characters are not allowed"));
         }
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        let split = url.split_once("://");
+        let scheme = split.map(|(scheme, _)| scheme);
         // `user:password@host:path` reads, scp-like, as host `user`: refused, not guessed.
         if scheme.is_none() && scp_password(url) {
             return Err(bad(url, PASSWORD));
         }
         // Scheme names are case-insensitive (`SSH://`); gix takes them in lowercase.
-        let lowered = match (scheme, url.split_once("://")) {
-            (Some(scheme), Some((_, rest))) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
-            _ => url.to_string(),
+        let lowered = match split {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None => url.to_string(),
         };
         let parsed = gix::url::parse(lowered.as_str()).map_err(|_| bad(url, NOT_SSH))?;
         match (&parsed.scheme, scheme) {
@@ -81,7 +82,7 @@ impl UpstreamUrl {
             return Err(bad(url, PASSWORD));
         }
         // gix reads `ssh://@host/x` as naming no user: an `@` before the host names one.
-        let authority = match url.split_once("://") {
+        let authority = match split {
             Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
             None => url.split(':').next().unwrap_or_default(),
         };

@@ -56,7 +56,7 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
             if events.receiver_count() == 0 {
                 continue;
             }
-            match health(&pool).await {
+            match crate::cache::health::read(&pool).await {
                 Ok(health) => {
                     let event = LiveEvent {
                         health: health.into(),
@@ -70,11 +70,6 @@ pub async fn relay(pool: PgPool, events: Events, mut stop: tokio::sync::watch::R
             }
         }
     }
-}
-
-/// The cache's health, as the live stream sends it.
-async fn health(pool: &PgPool) -> sqlx::Result<crate::cache::health::Health> {
-    crate::cache::health::read(pool).await
 }
 
 /// Most live streams open at once, in all and per address: well under the HTTP

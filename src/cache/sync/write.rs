@@ -120,6 +120,17 @@ struct LogRow {
     error: Option<String>,
 }
 
+impl LogRow {
+    /// Its `status` column: `failed` with an error, else `success`.
+    fn status(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else {
+            "success"
+        }
+    }
+}
+
 /// Writes `ops` and announces them (`NOTIFY skills_changed`).
 pub(super) async fn apply(
     tx: &mut PgConnection,
@@ -424,11 +435,7 @@ async fn write_log(tx: &mut PgConnection, target: &Target<'_>, log: &[LogRow]) -
             slug.push(l.slug.as_deref());
             path.push(l.path.as_str());
             operation.push(l.operation);
-            status.push(if l.error.is_some() {
-                "failed"
-            } else {
-                "success"
-            });
+            status.push(l.status());
             error.push(l.error.as_deref());
         }
         sqlx::query!(
@@ -676,29 +683,19 @@ async fn copy_log(
     let mut buf = CopyBuffer::new();
     for l in log {
         buf.row(COLUMNS);
-        match &l.skill_id {
-            Some(id) => buf.uuid(id),
-            None => buf.null(),
-        }
+        buf.opt_uuid(l.skill_id.as_ref());
         buf.text(target.repo);
         buf.opt_text(l.slug.as_deref());
         buf.text(&l.path);
         buf.text(l.operation);
         buf.text("git-to-db");
-        buf.text(if l.error.is_some() {
-            "failed"
-        } else {
-            "success"
-        });
+        buf.text(l.status());
         buf.timestamptz(&target.started_at);
         buf.timestamptz(&now);
         buf.opt_text(l.error.as_deref());
         buf.text(target.commit);
         buf.text(target.synced_by);
-        match &target.push_id {
-            Some(id) => buf.uuid(id),
-            None => buf.null(),
-        }
+        buf.opt_uuid(target.push_id.as_ref());
         if buf.len() >= COPY_CHUNK {
             copy.send(buf.bytes()).await?;
             buf.clear();

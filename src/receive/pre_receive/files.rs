@@ -21,12 +21,7 @@ impl<'r> Trees<'r> {
         base: Option<ObjectId>,
         new: ObjectId,
     ) -> Result<Result<Self, Vec<Problem>>, ReadError> {
-        let tree_of = |commit: ObjectId| {
-            view.find_commit(commit)
-                .map_err(ReadError::from)?
-                .tree()
-                .map_err(ReadError::from)
-        };
+        let tree_of = |commit: ObjectId| view.find_commit(commit)?.tree().map_err(ReadError::from);
         let new_tree = tree_of(new)?;
         let old_tree = match base {
             Some(b) => tree_of(b)?,
@@ -90,7 +85,7 @@ impl Diff {
         let mut diff = Diff::default();
         let mut over_limit = false;
         let mut skill_files = 0usize;
-        let mut platform = trees.old.changes().map_err(ReadError::from)?;
+        let mut platform = trees.old.changes()?;
         platform.options(|o| {
             o.track_path();
             o.track_rewrites(None);
@@ -158,7 +153,7 @@ impl Diff {
                 .then_some(skill_files);
             return Ok(Err(too_many_files(count, limit)));
         }
-        walked.map_err(ReadError::from)?;
+        walked?;
         Ok(Ok(diff))
     }
 
@@ -399,7 +394,7 @@ impl Read {
     ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), ReadError> {
         let path = self.path.as_str();
         if !self.skill {
-            let blob = view.find_blob(self.id).map_err(ReadError::from)?;
+            let blob = view.find_blob(self.id)?;
             let mut problems = rules.validate_other(path, &blob.data);
             problems.extend(crate::skills::policy::file_problems(
                 &rules.policy,
@@ -410,7 +405,7 @@ impl Read {
             ));
             return Ok((problems, None));
         }
-        let header = view.find_header(self.id).map_err(ReadError::from)?;
+        let header = view.find_header(self.id)?;
         if header.size() > max_file_bytes {
             let problem = Problem::new(
                 crate::skills::Check::FileTooLarge,
@@ -423,7 +418,7 @@ impl Read {
             .hint("split the skill into smaller ones, or move large content out of the repository");
             return Ok((vec![problem], None));
         }
-        let blob = view.find_blob(self.id).map_err(ReadError::from)?;
+        let blob = view.find_blob(self.id)?;
         match rules.validate(path, &blob.data) {
             Ok(skill) => {
                 let mut problems = skill.warnings.clone();
@@ -498,11 +493,7 @@ pub(super) fn secrets_in_history(
     hidden: &[ObjectId],
     tally: &mut Tally<'_>,
 ) -> Result<Vec<Problem>, ReadError> {
-    let tree = view
-        .find_commit(new)
-        .map_err(ReadError::from)?
-        .tree()
-        .map_err(ReadError::from)?;
+    let tree = view.find_commit(new)?.tree()?;
     // Rules that do not load are reported by the validation of the tip.
     let Ok(rules) = Rules::load(&TreeSource { tree }) else {
         return Ok(Vec::new());
@@ -519,31 +510,21 @@ pub(super) fn secrets_in_history(
                 .map(|c| c.id)
         })
         .collect();
-    let walk = view
-        .rev_walk([new])
-        .with_hidden(hidden)
-        .all()
-        .map_err(ReadError::from)?;
+    let walk = view.rev_walk([new]).with_hidden(hidden).all()?;
     for info in walk {
         if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(CANCELLED.into());
         }
-        let info = info.map_err(ReadError::from)?;
-        let commit = view.find_commit(info.id).map_err(ReadError::from)?;
-        let tree = commit.tree().map_err(ReadError::from)?;
+        let info = info?;
+        let commit = view.find_commit(info.id)?;
+        let tree = commit.tree()?;
         let parent_tree = match commit.parent_ids().next() {
-            Some(p) => view
-                .find_commit(p)
-                .map_err(ReadError::from)?
-                .tree()
-                .map_err(ReadError::from)?,
+            Some(p) => view.find_commit(p)?.tree()?,
             None => view.empty_tree(),
         };
         let mut opts = gix::diff::Options::default();
         opts.track_path();
-        let changes = view
-            .diff_tree_to_tree(&parent_tree, &tree, opts)
-            .map_err(ReadError::from)?;
+        let changes = view.diff_tree_to_tree(&parent_tree, &tree, opts)?;
         let short = info.id.to_string()[..7].to_string();
         for change in changes {
             use gix::object::tree::diff::ChangeDetached as C;
@@ -571,7 +552,7 @@ pub(super) fn secrets_in_history(
             if !rules.governs(&path) || !tally.validated.insert((path.clone(), id)) {
                 continue;
             }
-            let blob = view.find_blob(id).map_err(ReadError::from)?;
+            let blob = view.find_blob(id)?;
             let Ok(text) = std::str::from_utf8(&blob.data) else {
                 continue;
             };

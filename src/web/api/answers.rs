@@ -1,7 +1,6 @@
 //! The JSON API's answers, one type each: what `/api/...` returns is declared here,
 //! field by field, in the camelCase the prototype's web application reads.
 
-use crate::cache::query::Found;
 use crate::changes::store::{Change, ChangeSkill, PatchSet, ReviewRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -26,6 +25,20 @@ impl Error {
         };
         (status, axum::Json(error)).into_response()
     }
+}
+
+/// `GET /api/skills/sync/status`: the cache's health.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    pub synced: i64,
+    pub pending: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub total: i64,
+    pub recent_failures: i64,
+    pub healthy: bool,
+    pub with_warnings: i64,
 }
 
 /// `GET /api/mirrors`.
@@ -54,9 +67,6 @@ pub struct Skills<T> {
     pub total: i64,
     pub skills: Vec<T>,
 }
-
-/// A published skill as the search finds it.
-pub type FoundSkill = Found;
 
 /// A skill a change proposes (`/api/skills?status=IN_REVIEW|DRAFT`), with its change.
 #[derive(Serialize)]

@@ -202,22 +202,11 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
 }
 
 /// `GET /api/skills/sync/status`: the cache's health.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SyncStatus {
-    synced: i64,
-    pending: i64,
-    failed: i64,
-    unknown: i64,
-    total: i64,
-    recent_failures: i64,
-    healthy: bool,
-    with_warnings: i64,
-}
-
-async fn sync_status(State(s): State<Arc<HttpState>>) -> Result<Json<SyncStatus>, ApiError> {
+async fn sync_status(
+    State(s): State<Arc<HttpState>>,
+) -> Result<Json<answers::SyncStatus>, ApiError> {
     let h = crate::cache::health::read(&s.pool).await?;
-    Ok(Json(SyncStatus {
+    Ok(Json(answers::SyncStatus {
         synced: h.synced,
         pending: h.pending,
         failed: h.failed,
