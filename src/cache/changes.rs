@@ -151,9 +151,7 @@ fn diff_jobs(
         ..Default::default()
     }));
     opts.track_path();
-    let changes = repo
-        .diff_tree_to_tree(old_tree, new_tree, opts)
-        .map_err(CacheError::git)?;
+    let changes = commit_tree::diff(repo, old_tree, new_tree, opts).map_err(CacheError::git)?;
     let mut ops = Vec::new();
     let mut jobs = Vec::new();
     let job = |path: String, blob: ObjectId, make: Make| Job { path, blob, make };

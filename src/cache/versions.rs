@@ -181,9 +181,7 @@ fn touched(
 ) -> Result<BTreeSet<String>> {
     let mut opts = gix::diff::Options::default().with_rewrites(None);
     opts.track_path();
-    let changes = repo
-        .diff_tree_to_tree(old, new, opts)
-        .map_err(CacheError::git)?;
+    let changes = commit_tree::diff(repo, old, new, opts).map_err(CacheError::git)?;
     // Each changed file (not folder): its path, and whether it is a file of `new`.
     let changes: Vec<(String, bool)> = changes
         .into_iter()

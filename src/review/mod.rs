@@ -94,9 +94,7 @@ pub fn changed_paths(
     };
     let mut opts = gix::diff::Options::default();
     opts.track_path();
-    let changes = repo
-        .diff_tree_to_tree(&old, &new, opts)
-        .map_err(|e| e.to_string())?;
+    let changes = crate::commit_tree::diff(repo, &old, &new, opts).map_err(|e| e.to_string())?;
     let mut paths: Vec<String> = changes
         .into_iter()
         .filter(|c| !c.entry_mode().is_tree())

@@ -24,13 +24,27 @@ pub fn problems(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Proble
 fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
     // The tree's skills (regular files the layout makes skills), first: with nested
     // skills, which skill a file belongs to depends on which folders have one.
-    let skills: HashSet<&str> = files
-        .iter()
-        .filter(|f| f.regular && rules.is_skill(&f.path))
-        .map(|f| f.path.as_str())
-        .collect();
+    let mut skills = Paths::with_capacity_and_hasher(files.len(), Default::default());
+    skills.extend(
+        files
+            .iter()
+            .filter(|f| f.regular && rules.is_skill(&f.path))
+            .map(|f| f.path.as_str()),
+    );
     let exists = |p: &str| skills.contains(p);
-    let present: HashSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    // Which of the paths the checks ask about are in the tree: the changed paths and
+    // their skill files (a set of every path of the tree cost a push of one file into
+    // 10,000 more than the rest of these checks).
+    let asked: HashSet<String> = changed
+        .iter()
+        .cloned()
+        .chain(changed.iter().filter_map(|p| rules.skill_of(p, &exists)))
+        .collect();
+    let present: Paths<'_> = files
+        .iter()
+        .map(|f| f.path.as_str())
+        .filter(|p| asked.contains(*p))
+        .collect();
     let index = Index::of(rules, files, changed, &skills, &exists);
 
     let seen = Seen {
@@ -52,15 +66,19 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
     problems
 }
 
+/// A set of paths of the tree, hashed with foldhash: the checks hash every path of the
+/// tree once or twice, std's SipHash took a third of their time.
+type Paths<'f> = HashSet<&'f str, foldhash::quality::RandomState>;
+
 /// The tree as the checks of its changed paths see it.
 struct Seen<'s, 'f> {
     rules: &'s Rules,
     files: &'f [File],
     changed: &'s [String],
     /// The tree's skills.
-    skills: &'s HashSet<&'f str>,
-    /// Every path of the tree.
-    present: &'s HashSet<&'f str>,
+    skills: &'s Paths<'f>,
+    /// The changed paths and their skill files that are in the tree.
+    present: &'s Paths<'f>,
     index: &'s Index<'f>,
 }
 
@@ -267,11 +285,11 @@ impl<'f> Index<'f> {
         rules: &Rules,
         files: &'f [File],
         changed: &[String],
-        skills: &HashSet<&'f str>,
+        skills: &Paths<'f>,
         exists: &dyn Fn(&str) -> bool,
     ) -> Self {
         // What the changed paths ask about.
-        let mut folded: HashSet<String> = HashSet::new();
+        let mut folded: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
         let mut keys: HashSet<String> = HashSet::new();
         let mut wanted_skills: HashSet<String> = HashSet::new();
         for path in changed {
@@ -296,6 +314,15 @@ impl<'f> Index<'f> {
         let wanted_folders: HashSet<&str> = wanted_skills
             .iter()
             .filter_map(|s| s.strip_suffix(SKILL_FILE))
+            .collect();
+        // A file's key can be one of `keys` only if its slug is a key (no namespace) or
+        // what follows one of a key's colons (`namespace:slug`): most files are passed
+        // over without making their key.
+        let slugs: HashSet<&str> = keys
+            .iter()
+            .flat_map(|k| {
+                std::iter::once(k.as_str()).chain(k.match_indices(':').map(|(i, _)| &k[i + 1..]))
+            })
             .collect();
         let mut index = Index {
             by_folded: HashMap::new(),
@@ -332,7 +359,7 @@ impl<'f> Index<'f> {
                 }
                 end += 1;
             }
-            if skills.contains(path) {
+            if skills.contains(path) && slugs.contains(rules.slug_of(path)) {
                 let key = rules.key_of(path);
                 if keys.contains(&key) {
                     index.by_slug.entry(key).or_default().push(path);

@@ -90,62 +90,64 @@ impl Diff {
             o.track_path();
             o.track_rewrites(None);
         });
-        let walked = platform.for_each_to_obtain_tree(&trees.new, |change| {
-            use gix::object::tree::diff::ChangeDetached as C;
-            match change.detach() {
-                C::Addition {
-                    entry_mode,
-                    id,
-                    location,
-                    ..
+        let mut cache = commit_tree::diff_cache(trees.old.repo)?;
+        let walked =
+            platform.for_each_to_obtain_tree_with_cache(&trees.new, &mut cache, |change| {
+                use gix::object::tree::diff::ChangeDetached as C;
+                match change.detach() {
+                    C::Addition {
+                        entry_mode,
+                        id,
+                        location,
+                        ..
+                    }
+                    | C::Modification {
+                        entry_mode,
+                        id,
+                        location,
+                        ..
+                    } if !entry_mode.is_tree() => {
+                        let path = location.to_string();
+                        if over_limit {
+                            // Past the limit nothing is kept: skill files are only counted,
+                            // for the message, up to ten times the limit.
+                            skill_files += usize::from(rules.is_skill(&path));
+                        } else if rules.governs(&path) && diff.changed.insert(path.clone()) {
+                            skill_files += usize::from(rules.is_skill(&path));
+                            diff.candidates.push(Candidate {
+                                path,
+                                mode: entry_mode,
+                                id,
+                                counts: true,
+                            });
+                        } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
+                            diff.strays.push(path);
+                        }
+                    }
+                    C::Deletion {
+                        entry_mode,
+                        location,
+                        ..
+                    } if !entry_mode.is_tree() => {
+                        let path = location.to_string();
+                        if rules.governs(&path) {
+                            diff.deleted.push(path);
+                        }
+                    }
+                    _ => {}
                 }
-                | C::Modification {
-                    entry_mode,
-                    id,
-                    location,
-                    ..
-                } if !entry_mode.is_tree() => {
-                    let path = location.to_string();
-                    if over_limit {
-                        // Past the limit nothing is kept: skill files are only counted,
-                        // for the message, up to ten times the limit.
-                        skill_files += usize::from(rules.is_skill(&path));
-                    } else if rules.governs(&path) && diff.changed.insert(path.clone()) {
-                        skill_files += usize::from(rules.is_skill(&path));
-                        diff.candidates.push(Candidate {
-                            path,
-                            mode: entry_mode,
-                            id,
-                            counts: true,
-                        });
-                    } else if tree::is_skill_file_name(&path) && !rules.governs(&path) {
-                        diff.strays.push(path);
+                // Other files under the skill folders (assets) are checked too, more
+                // cheaply: they may be several per skill, not without bound.
+                let others = diff.candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
+                if skill_files > limit || others {
+                    over_limit = true;
+                    diff.candidates.clear();
+                    if others || skill_files > limit.saturating_mul(10) {
+                        return Ok(std::ops::ControlFlow::Break(()));
                     }
                 }
-                C::Deletion {
-                    entry_mode,
-                    location,
-                    ..
-                } if !entry_mode.is_tree() => {
-                    let path = location.to_string();
-                    if rules.governs(&path) {
-                        diff.deleted.push(path);
-                    }
-                }
-                _ => {}
-            }
-            // Other files under the skill folders (assets) are checked too, more
-            // cheaply: they may be several per skill, not without bound.
-            let others = diff.candidates.len() > limit.saturating_mul(OTHER_FILES_PER_SKILL);
-            if skill_files > limit || others {
-                over_limit = true;
-                diff.candidates.clear();
-                if others || skill_files > limit.saturating_mul(10) {
-                    return Ok(std::ops::ControlFlow::Break(()));
-                }
-            }
-            Ok(std::ops::ControlFlow::Continue(()))
-        });
+                Ok(std::ops::ControlFlow::Continue(()))
+            });
         // Breaking off the walk surfaces as an error ("cancelled"): not one when the
         // limit is why.
         if over_limit {
@@ -524,7 +526,7 @@ pub(super) fn secrets_in_history(
         };
         let mut opts = gix::diff::Options::default();
         opts.track_path();
-        let changes = view.diff_tree_to_tree(&parent_tree, &tree, opts)?;
+        let changes = commit_tree::diff(view, &parent_tree, &tree, opts)?;
         let short = info.id.to_string()[..7].to_string();
         for change in changes {
             use gix::object::tree::diff::ChangeDetached as C;
