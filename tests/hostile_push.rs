@@ -1125,6 +1125,35 @@ fn objects_git_fsck_refuses_are_refused_with_the_object_and_the_reason() {
             "ng refs/heads/evil-old",
         ],
     );
+    // The same name and id as an entry of the parent's tree, but the mode of a file:
+    // the entries a new tree shares with its parent's are trusted only as they were
+    // (name, kind and id), anything else is checked.
+    let mut c = Command::new(common::GIT_NEW);
+    c.arg("--git-dir")
+        .arg(a.f.data.join("repos/skills.git"))
+        .args(["rev-parse", &format!("{main}:skills")]);
+    let folder = gix::ObjectId::from_hex(stdout_of(c).as_bytes()).unwrap();
+    let mut pack = Pack::new();
+    let tree = pack.object(TREE, &raw_tree(&[("100644", b"skills", folder)]));
+    let commit = pack.object(COMMIT, &packs::commit(tree, Some(parent), b"evil\n"));
+    let request = packs::push_request(
+        &[(
+            ZERO.to_string(),
+            commit.to_string(),
+            "refs/heads/evil-same-name".into(),
+        )],
+        &pack.finish(),
+    );
+    a.refused(
+        "a folder of the parent's tree, as a file of the same name",
+        &request,
+        &[
+            &format!("invalid tree {tree}"),
+            &format!("names the tree {folder}"),
+            "(badType)",
+            "ng refs/heads/evil-same-name",
+        ],
+    );
 
     // A tag whose type says commit while its object is a blob, and a malformed tag.
     let mut pack = Pack::new();

@@ -263,6 +263,44 @@ impl<'c> Walk<'c> {
         !self.known.is_some_and(|k| k.has_object(id))
     }
 
+    /// Reads tree `id` (named `name` in its parent) for the walk: a new tree's
+    /// entries are checked, but for those its `base` (the same folder in the parent
+    /// commit) has as they are, when the base is checked already.
+    fn frame(
+        &self,
+        view: &gix::Repository,
+        id: ObjectId,
+        name: BString,
+        base: Option<ObjectId>,
+    ) -> Result<Frame, WalkError> {
+        if !self.is_new(id) {
+            return Frame::read(view, id, name, Check::None);
+        }
+        match base.and_then(|b| self.checked_entries(view, b)) {
+            Some(known) => Frame::read(view, id, name, Check::Against(&known)),
+            None => Frame::read(view, id, name, Check::All),
+        }
+    }
+
+    /// The entries of tree `id` by name, if its entries are known to be there and of
+    /// the kind their modes say: the repository holds it (see [`Walk::trusting`]), or
+    /// this walk checked it to the end. An entry of a new tree with the same name,
+    /// kind and id names an object known to be there: a push of one file into a
+    /// folder of 1,000 looked up the 999 others.
+    fn checked_entries(&self, view: &gix::Repository, id: ObjectId) -> Option<Known> {
+        if self.is_new(id) && !self.shapes.contains_key(&id) {
+            return None;
+        }
+        let tree = view.find_tree(id).ok()?;
+        let entries = fsck::tree(&tree.data).ok()?;
+        Some(
+            entries
+                .into_iter()
+                .map(|e| (BString::from(e.name), (e.kind, e.id)))
+                .collect(),
+        )
+    }
+
     fn cancelled(&self) -> Result<(), WalkError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(WalkError::Cancelled);
@@ -323,7 +361,7 @@ impl<'c> Walk<'c> {
                     id = target;
                 }
                 gix::object::Kind::Commit => return self.history(view, id, hidden, limits),
-                gix::object::Kind::Tree => return self.tree(view, id, limits),
+                gix::object::Kind::Tree => return self.tree(view, id, None, limits),
                 gix::object::Kind::Blob => return Ok(()),
             }
         }
@@ -364,7 +402,15 @@ impl<'c> Walk<'c> {
                     source: Box::new(e),
                 })?
                 .detach();
-            self.tree(view, tree, limits)?;
+            // What the commit changed is what is new: its first parent's tree is the
+            // base its trees are compared with.
+            let base = commit
+                .parent_ids()
+                .next()
+                .and_then(|p| view.find_commit(p).ok())
+                .and_then(|p| p.tree_id().ok())
+                .map(|t| t.detach());
+            self.tree(view, tree, base, limits)?;
         }
         Ok(())
     }
@@ -376,17 +422,13 @@ impl<'c> Walk<'c> {
         &mut self,
         view: &gix::Repository,
         root: ObjectId,
+        base: Option<ObjectId>,
         limits: &Limits,
     ) -> Result<(), WalkError> {
         if self.shapes.contains_key(&root) {
             return Ok(());
         }
-        let mut stack = vec![Frame::read(
-            view,
-            root,
-            BString::default(),
-            self.is_new(root),
-        )?];
+        let mut stack = vec![self.frame(view, root, BString::default(), base)?];
         let root_shape = loop {
             // The child is at level `stack.len() + 1` (the root is level 1); the
             // levels below it add to that.
@@ -394,7 +436,7 @@ impl<'c> Walk<'c> {
             let Some(top) = stack.last_mut() else {
                 unreachable!("the root frame is popped last")
             };
-            let Some((name, child)) = top.subtrees.get(top.next).cloned() else {
+            let Some((name, child, base)) = top.subtrees.get(top.next).cloned() else {
                 let done = stack.pop().expect("a frame is on the stack");
                 self.shapes.insert(done.id, done.shape);
                 match stack.last_mut() {
@@ -416,7 +458,7 @@ impl<'c> Walk<'c> {
                 }
                 None => {
                     self.cancelled()?;
-                    let frame = Frame::read(view, child, name, self.is_new(child))?;
+                    let frame = self.frame(view, child, name, base)?;
                     stack.push(frame);
                 }
             }
@@ -460,26 +502,41 @@ fn check_size(
     Ok(())
 }
 
+/// A checked tree's entries by name: their kind and id.
+type Known = HashMap<BString, (EntryKind, ObjectId)>;
+
+/// Which entries of a tree to look up.
+#[derive(Clone, Copy)]
+enum Check<'k> {
+    /// None: the repository has the tree (see [`Walk::trusting`]).
+    None,
+    /// Those not in the checked tree given as they are.
+    Against(&'k Known),
+    /// Every entry.
+    All,
+}
+
 /// One tree being walked: its subtrees, the next one to visit, its height so far.
 struct Frame {
     id: ObjectId,
     /// The name this tree has in its parent (empty for a root).
     name: BString,
-    subtrees: Vec<(BString, ObjectId)>,
+    /// Each subtree's name, id, and the same folder in the base (if it is a tree).
+    subtrees: Vec<(BString, ObjectId, Option<ObjectId>)>,
     next: usize,
     /// Its files so far, and the subtrees walked so far.
     shape: Shape,
 }
 
 impl Frame {
-    /// Reads a tree: notes its subtrees and, when `check` (a new tree), checks that
-    /// every blob it names exists (submodule commits are not ours to have) and is of
-    /// the kind its mode says.
+    /// Reads a tree: notes its subtrees and, as `check` says (a new tree), checks that
+    /// every blob and subtree it names exists (submodule commits are not ours to have)
+    /// and is of the kind its mode says.
     fn read(
         view: &gix::Repository,
         id: ObjectId,
         name: BString,
-        check: bool,
+        check: Check<'_>,
     ) -> Result<Frame, WalkError> {
         let tree = view
             .find_tree(id)
@@ -504,7 +561,16 @@ impl Frame {
             };
             // The mode says what the entry holds; a client trusts it when it
             // checks out or packs the tree.
-            let actual = if check {
+            let in_base = match check {
+                Check::Against(known) => known.get(entry.name.as_bstr()).copied(),
+                Check::None | Check::All => None,
+            };
+            let known = match check {
+                Check::None => true,
+                Check::Against(_) => in_base == Some((entry.kind, oid)),
+                Check::All => false,
+            };
+            let actual = if !known {
                 view.find_header(oid)
                     .map_err(|_| WalkError::Missing {
                         kind: kind_name(expected),
@@ -524,7 +590,8 @@ impl Frame {
                 }));
             }
             if entry.kind == EntryKind::Tree {
-                subtrees.push((entry.name.into(), oid));
+                let base = in_base.and_then(|(kind, id)| (kind == EntryKind::Tree).then_some(id));
+                subtrees.push((entry.name.into(), oid, base));
                 continue;
             }
             shape.add(entry.name.len() as u64, None);
