@@ -99,6 +99,7 @@ pub fn serve<R: Read>(
         problems,
         proposal,
         parsed,
+        view,
         check_ms,
     } = checked;
     say_problems(&problems, &mut sb)?;
@@ -123,6 +124,7 @@ pub fn serve<R: Read>(
             &mut sb,
             proposal,
             &parsed,
+            view,
         )?
     } else {
         drop(received.quarantine); // deleted, and everything in it
@@ -298,6 +300,8 @@ struct Checked {
     proposal: Option<std::result::Result<proposal::Proposal, String>>,
     /// The skill files the checks read and validated, for the cache.
     parsed: crate::cache::changes::Parsed,
+    /// The view the checks read (and cached trees of), for the store to read on.
+    view: Option<gix::Repository>,
     check_ms: u64,
 }
 
@@ -320,6 +324,7 @@ fn check_push(
         problems: Vec::new(),
         proposal,
         parsed: Default::default(),
+        view: None,
         check_ms: 0,
     };
     if let Some(err) = &received.unpack_error {
@@ -363,6 +368,7 @@ fn check_push(
         problems: verdict.problems,
         parsed: verdict.parsed,
         proposal,
+        view: Some(view),
         check_ms: checking.elapsed().as_millis() as u64,
     })
 }
@@ -504,9 +510,13 @@ fn store(
     sb: &mut SideBand<'_>,
     proposal: Option<&proposal::Proposal>,
     parsed: &crate::cache::changes::Parsed,
+    view: Option<gix::Repository>,
 ) -> Result<Option<crate::cache::sync::SyncOutcome>> {
     let pack = publish::pack_files(&quarantine.pack_dir());
-    let view = quarantine.view(&ctx.repo).map_err(ProtocolError::git)?;
+    let view = match view {
+        Some(view) => view,
+        None => quarantine.view(&ctx.repo).map_err(ProtocolError::git)?,
+    };
     let brought = publish::Brought {
         view: &view,
         pack: &pack,
