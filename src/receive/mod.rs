@@ -112,6 +112,21 @@ pub fn serve<R: Read>(
     let push_id = uuid::Uuid::new_v4();
     let make_record =
         |results: &[Outcome]| record_of(ctx, &req, (push_id, started_at), &problems, results);
+    // What the pusher will have read once the push is stored: written with the push
+    // (the push page shows it), not by a second commit after it.
+    // (Without side-band the client reads no message: nothing is kept.)
+    let said_before = sb
+        .transcript()
+        .filter(|_| sb.mode() != SideBandMode::None)
+        .map(str::to_string);
+    let will_have_said = |outcome: Option<&crate::cache::sync::SyncOutcome>| {
+        let mut said = said_before.clone()?;
+        if let Some(outcome) = outcome {
+            said.push_str(&summary_line(ctx, outcome));
+        }
+        (!said.is_empty()).then_some(said)
+    };
+    let proposing = proposal.as_ref().is_some_and(|p| p.is_ok());
     let cache = if results.iter().any(Option::is_none) {
         let proposal = proposal.as_ref().and_then(|p| p.as_ref().ok());
         store(
@@ -120,7 +135,10 @@ pub fn serve<R: Read>(
             commands,
             &mut results,
             req.has("atomic"),
-            &make_record,
+            &publish::Made {
+                record: &make_record,
+                said: &will_have_said,
+            },
             &mut sb,
             proposal,
             &parsed,
@@ -148,7 +166,14 @@ pub fn serve<R: Read>(
         report_status,
     )?;
     sb.flush()?;
-    if accepted {
+    // A change (its page's message) or anything said that the push's transaction did
+    // not write is stored now.
+    let stored = if proposing {
+        None
+    } else {
+        will_have_said(cache.as_ref())
+    };
+    if accepted && stored.as_deref() != sb.transcript().filter(|t| !t.is_empty()) {
         record_said(ctx, push_id, sb.transcript());
     }
     tracing::info!(
@@ -506,7 +531,7 @@ fn store(
     commands: &[Command],
     results: &mut [Outcome],
     atomic: bool,
-    make_record: &dyn Fn(&[Outcome]) -> PushRecord,
+    made: &publish::Made<'_>,
     sb: &mut SideBand<'_>,
     proposal: Option<&proposal::Proposal>,
     parsed: &crate::cache::changes::Parsed,
@@ -537,8 +562,8 @@ fn store(
     let caching = std::time::Instant::now();
     let mut moved: Vec<(String, Option<ObjectId>)> = Vec::new();
     let published = match proposal {
-        Some(p) => {
-            proposal::publish(ctx, &brought, p, &make_record(results)).map(|(published, opened)| {
+        Some(p) => proposal::publish(ctx, &brought, p, &(made.record)(results)).map(
+            |(published, opened)| {
                 for name in [
                     format!("refs/changes/{}/{}", opened.number, opened.patch_set),
                     format!("refs/changes/{}/head", opened.number),
@@ -547,10 +572,10 @@ fn store(
                 }
                 let _ = sb.message(&opened_message(ctx, &opened));
                 published
-            })
-        }
+            },
+        ),
         None => {
-            let published = publish::run(ctx, &brought, commands, results, atomic, make_record);
+            let published = publish::run(ctx, &brought, commands, results, atomic, made);
             moved = commands
                 .iter()
                 .zip(results.iter())
@@ -631,16 +656,17 @@ fn summarize(
     sb: &mut SideBand<'_>,
 ) -> Result<()> {
     tracing::info!(repo = %ctx.repo_name, user = %ctx.user.name, summary = %outcome.summary(), "cache synced");
+    sb.message(&summary_line(ctx, outcome))?;
+    Ok(())
+}
+
+/// `REPO: N created, …; cache at COMMIT`, the line a push's pusher reads last.
+fn summary_line(ctx: &Context, outcome: &crate::cache::sync::SyncOutcome) -> String {
     let at = outcome
         .commit
         .as_deref()
         .map_or("", |c| &c[..c.len().min(7)]);
-    sb.message(&format!(
-        "{}: {}; cache at {at}\n",
-        ctx.repo_name,
-        outcome.summary()
-    ))?;
-    Ok(())
+    format!("{}: {}; cache at {at}\n", ctx.repo_name, outcome.summary())
 }
 
 /// What the pusher of a change reads: `change 3 opened: TITLE (IN_REVIEW)`, its page,

@@ -75,15 +75,16 @@ pub struct Brought<'a> {
 
 /// Runs the transaction for the commands whose slot in `results` is `None`; a ref that
 /// moved meanwhile gets `stale info` (with `atomic`, every ref is refused then).
-/// `record` makes the push record from the final results. On an error nothing is
-/// committed: the caller refuses every ref with it.
+/// `made.record` makes the push record from the final results, `made.said` what the
+/// pusher will have read given the cache's outcome. On an error nothing is committed:
+/// the caller refuses every ref with it.
 pub fn run(
     ctx: &Context,
     brought: &Brought<'_>,
     commands: &[Command],
     results: &mut [super::outcome::Outcome],
     atomic: bool,
-    record: &dyn Fn(&[super::outcome::Outcome]) -> PushRecord,
+    made: &Made<'_>,
 ) -> Result<Published, PublishError> {
     if atomic && results.iter().any(Option::is_some) {
         refuse_the_rest(results);
@@ -129,7 +130,7 @@ pub fn run(
     if let (true, Some((pack, idx))) = (brings_objects(commands, results), pack) {
         storage::packs::upload(rt, &mut tx, &ctx.repo_name, pack, idx, generation + 1)?;
     }
-    let record = record(results);
+    let record = (made.record)(results);
     rt.block_on(pushes::insert(&mut tx, &record))?;
     let cache = match default_tip(results) {
         Some(tip) => {
@@ -142,6 +143,11 @@ pub fn run(
         }
         None => None,
     };
+    // What the pusher reads, kept with the push in its transaction (the push page
+    // shows it): one commit, not a second one after the report.
+    if let Some(said) = (made.said)(cache.as_ref()) {
+        rt.block_on(pushes::set_said(&mut tx, record.id, &said))?;
+    }
     let previous = generation;
     let generation = rt.block_on(publish::bump(&mut tx, &ctx.repo_name))?;
     // Mirrors and webhooks learn of the push in its transaction: a rollback tells
@@ -164,6 +170,14 @@ pub fn run(
         generation: Some(generation),
         previous,
     })
+}
+
+/// What the push's transaction writes besides refs, pack and cache: the push record
+/// (from each ref's outcome) and what the pusher will have read (given the cache's
+/// outcome: its summary is the last line).
+pub struct Made<'m> {
+    pub record: &'m dyn Fn(&[super::outcome::Outcome]) -> PushRecord,
+    pub said: &'m dyn Fn(Option<&sync::SyncOutcome>) -> Option<String>,
 }
 
 /// Whether an accepted command brings objects (anything but deletions).
