@@ -101,13 +101,27 @@ pub fn diff(
     new: &gix::Tree<'_>,
     options: gix::diff::Options,
 ) -> Result<Vec<gix::object::tree::diff::ChangeDetached>, gix::Error> {
+    let mut out = Vec::new();
+    each_change(repo, old, new, options, |change| {
+        out.push(change);
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
+/// Each change from `old` to `new` under `options`, in turn, with [`diff_cache`]'s
+/// cache, until `each` breaks off (which gix reports as an error: "cancelled").
+pub fn each_change(
+    repo: &gix::Repository,
+    old: &gix::Tree<'_>,
+    new: &gix::Tree<'_>,
+    options: gix::diff::Options,
+    mut each: impl FnMut(gix::object::tree::diff::ChangeDetached) -> std::ops::ControlFlow<()>,
+) -> Result<(), gix::Error> {
     let mut cache = diff_cache(repo)?;
     let mut platform = old.changes()?;
     platform.options(|o| *o = options);
-    let mut out = Vec::new();
-    platform.for_each_to_obtain_tree_with_cache(new, &mut cache, |change| {
-        out.push(change.detach());
-        Ok(std::ops::ControlFlow::Continue(()))
-    })?;
-    Ok(out)
+    platform
+        .for_each_to_obtain_tree_with_cache(new, &mut cache, |change| Ok(each(change.detach())))?;
+    Ok(())
 }

@@ -561,14 +561,14 @@ impl Frame {
             };
             // The mode says what the entry holds; a client trusts it when it
             // checks out or packs the tree.
-            let in_base = match check {
-                Check::Against(known) => known.get(entry.name.as_bstr()).copied(),
-                Check::None | Check::All => None,
-            };
-            let known = match check {
-                Check::None => true,
-                Check::Against(_) => in_base == Some((entry.kind, oid)),
-                Check::All => false,
+            // The entry in the base, and whether it is known to be there as it says.
+            let (in_base, known) = match check {
+                Check::None => (None, true),
+                Check::Against(base) => {
+                    let in_base = base.get(entry.name.as_bstr()).copied();
+                    (in_base, in_base == Some((entry.kind, oid)))
+                }
+                Check::All => (None, false),
             };
             let actual = if !known {
                 view.find_header(oid)

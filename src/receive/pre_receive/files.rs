@@ -85,16 +85,12 @@ impl Diff {
         let mut diff = Diff::default();
         let mut over_limit = false;
         let mut skill_files = 0usize;
-        let mut platform = trees.old.changes()?;
-        platform.options(|o| {
-            o.track_path();
-            o.track_rewrites(None);
-        });
-        let mut cache = commit_tree::diff_cache(trees.old.repo)?;
+        let mut options = gix::diff::Options::default().with_rewrites(None);
+        options.track_path();
         let walked =
-            platform.for_each_to_obtain_tree_with_cache(&trees.new, &mut cache, |change| {
+            commit_tree::each_change(trees.old.repo, &trees.old, &trees.new, options, |change| {
                 use gix::object::tree::diff::ChangeDetached as C;
-                match change.detach() {
+                match change {
                     C::Addition {
                         entry_mode,
                         id,
@@ -143,10 +139,10 @@ impl Diff {
                     over_limit = true;
                     diff.candidates.clear();
                     if others || skill_files > limit.saturating_mul(10) {
-                        return Ok(std::ops::ControlFlow::Break(()));
+                        return std::ops::ControlFlow::Break(());
                     }
                 }
-                Ok(std::ops::ControlFlow::Continue(()))
+                std::ops::ControlFlow::Continue(())
             });
         // Breaking off the walk surfaces as an error ("cancelled"): not one when the
         // limit is why.
