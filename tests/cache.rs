@@ -1149,3 +1149,140 @@ fn a_push_of_more_commits_than_the_replay_bound_is_synced_by_one_diff_to_its_tip
     assert_eq!(title, format!("Version {}", n - 1));
     assert_eq!(tree_skills(&server), cache_skills(&server));
 }
+
+/// The object ids of the `skills` table's indexes: a bulk load drops and creates them
+/// again (new ids); a push that writes row by row leaves them as they were.
+fn skill_index_oids(server: &Server) -> Vec<u32> {
+    server.query(async {
+        sqlx::query_scalar::<_, sqlx::postgres::types::Oid>(
+            "SELECT indexrelid FROM pg_index WHERE indrelid = 'skills'::regclass ORDER BY 1",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.0)
+        .collect()
+    })
+}
+
+/// An import push into a new server (its cache holds the template's two skills) loads
+/// its rows first and builds the indexes after them, as a reconcile into an empty
+/// table does, inside the push's transaction; rows, sync log, versions and vectors are
+/// what a push writes row by row. Into a table of more than a tenth as many rows the
+/// push writes row by row. A row an index refuses rolls the bulk load back and the
+/// push writes row by row: that skill fails alone, the indexes stay as they were.
+#[test]
+fn an_import_push_into_a_new_server_loads_rows_first() {
+    let server = Server::start_tuned(false, |s| s.bulk_load_from = Some(100));
+    let indexes = skill_indexes(&server);
+    let key = server.add_user("alice", "writer");
+    let git = Git::new(common::GIT_NEW, &key, &server);
+    for repo in ["big", "other", "bigger"] {
+        let out = server.cli(&["init", repo, "--empty"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(server.count("SELECT count(*) FROM skills"), 2);
+
+    let oids = skill_index_oids(&server);
+    let dir = git.clone(&server.url("big.git"), &[]);
+    git.commit_files(&dir, &varied_skills("alpha", 150, 3), "import");
+    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("150 created, 0 updated"), "{err}");
+    let rebuilt = skill_index_oids(&server);
+    assert!(
+        rebuilt.iter().all(|o| !oids.contains(o)),
+        "every index built again: {oids:?} -> {rebuilt:?}"
+    );
+    assert_eq!(skill_indexes(&server), indexes, "the same definitions");
+    assert_eq!(server.vectors_unlike_postgres(), 0);
+    let tip = server.server_ref("big", "main").unwrap();
+    let (rows, logged, versioned): (i64, i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM skills WHERE repo = 'big' AND git_commit_sha = $1
+                       AND sync_status = 'synced' AND search IS NOT NULL),
+                    (SELECT count(*) FROM skill_sync_log l JOIN skills s ON s.id = l.skill_id
+                      WHERE l.repo = 'big' AND l.operation = 'create' AND l.status = 'success'
+                        AND l.synced_by = 'alice' AND l.push_id IS NOT NULL AND l.path = s.path),
+                    (SELECT count(*) FROM skill_versions v JOIN skills s ON s.id = v.skill_id
+                      WHERE v.repo = 'big' AND v.version = 1 AND v.commit_sha = $1
+                        AND v.pushed_by = 'alice')",
+        )
+        .bind(&tip)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    let published =
+        server.count("SELECT count(*) FROM skills WHERE repo = 'big' AND status = 'PUBLISHED'");
+    assert_eq!((rows, logged, versioned), (150, 150, published));
+    let watermark = server.count(&format!(
+        "SELECT count(*) FROM sync_state WHERE repo = 'big' AND commit_sha = '{tip}'"
+    ));
+    assert_eq!(watermark, 1);
+    // A search finds them at once.
+    let found = server.count(
+        "SELECT count(*) FROM skills WHERE repo = 'big' AND search @@ websearch_to_tsquery('simple', 'rotate alpha keys')",
+    );
+    assert!(found > 0);
+
+    // 152 rows now: an import of 150 more goes row by row.
+    let oids = skill_index_oids(&server);
+    let dir = git.clone(&server.url("other.git"), &[]);
+    git.commit_files(&dir, &varied_skills("gamma", 150, 3), "import");
+    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("150 created, 0 updated"), "{err}");
+    assert_eq!(skill_index_oids(&server), oids, "the indexes kept");
+    assert_eq!(
+        server.count("SELECT count(*) FROM skills WHERE repo = 'other'"),
+        150
+    );
+
+    // Empty; one skill of the next import has a category no B-tree index takes.
+    exec(&server, "DELETE FROM skills");
+    let oids = skill_index_oids(&server);
+    // 6,000 characters that do not compress: over the 2,704-byte index entry limit.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let long: String = (0..6000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect();
+    let mut files = varied_skills("beta", 150, 3);
+    files.push((
+        "skills/huge.md".into(),
+        skill("Huge", &format!("category: {long}\n")),
+    ));
+    let dir = git.clone(&server.url("bigger.git"), &[]);
+    git.commit_files(&dir, &files, "import");
+    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("150 created") && err.contains("1 failed"),
+        "{err}"
+    );
+    assert_eq!(
+        skill_index_oids(&server),
+        oids,
+        "rolled back: the same indexes"
+    );
+    assert_eq!(skill_indexes(&server), indexes);
+    let rows = server.count("SELECT count(*) FROM skills WHERE repo = 'bigger'");
+    assert_eq!(rows, 150);
+    let error: String = server.query(async {
+        sqlx::query_scalar(
+            "SELECT error FROM skill_sync_log WHERE repo = 'bigger' AND path = 'skills/huge.md'
+               AND status = 'failed'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert!(error.contains("index row"), "{error}");
+    assert_eq!(server.vectors_unlike_postgres(), 0);
+}

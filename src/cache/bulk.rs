@@ -8,12 +8,17 @@
 //! indexes inside its transaction, writes the rows, and creates the same indexes again
 //! before it commits — PostgreSQL's own advice for populating a database.
 //!
+//! An import push does the same in its transaction (`sync::Replay`): the first sync
+//! of a repository creating many skills, into a table that holds at most a tenth as
+//! many rows (a new server's holds its template's few), under a savepoint, so a row an
+//! index refuses rolls the bulk load back and the push writes row by row.
+//!
 //! It is all one transaction: a failure anywhere rolls back the rows and the dropped
 //! indexes with them. The price is the `ACCESS EXCLUSIVE` lock `DROP INDEX` takes:
-//! readers of `skills` wait until the reconcile commits (seconds) instead of seeing an
-//! empty table. That is why only an empty table qualifies, and why the lock is not
-//! waited for long: if another session holds the table, the reconcile goes row by
-//! row as usual. The primary key and the unique constraints are dropped and added
+//! readers of `skills` wait until the reconcile or the push commits (seconds) instead
+//! of seeing an empty or nearly empty table. That is why only such a table qualifies,
+//! and why the lock is not waited for long: if another session holds the table, the
+//! writer goes row by row as usual. The primary key and the unique constraints are dropped and added
 //! again the same way (the rows go in with `COPY`, which needs neither; a duplicate
 //! fails the reconcile when they are added back, as it would have on insert).
 
@@ -32,21 +37,19 @@ pub struct Dropped {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
-/// Inside the caller's transaction: when the `skills` table holds no row at all, locks
-/// it, drops its indexes and key constraints and returns their definitions. `None`,
-/// with nothing changed, when the table has rows, the lock is not granted within 2 s,
-/// or something forbids the drop (the role's rights, a foreign key).
-pub async fn begin(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
-    let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM skills)")
-        .fetch_one(&mut *tx)
-        .await?;
-    if !empty {
+/// Inside the caller's transaction: when the `skills` table holds at most `at_most`
+/// rows (0 for a reconcile: none at all), locks it, drops its indexes and key
+/// constraints and returns their definitions. `None`, with nothing changed, when the
+/// table has more rows, the lock is not granted within 2 s, or something forbids the
+/// drop (the role's rights, a foreign key).
+pub async fn begin(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Option<Dropped>> {
+    if !few_rows(tx, at_most).await? {
         return Ok(None);
     }
     sqlx::query("SAVEPOINT skillsd_bulk_load")
         .execute(&mut *tx)
         .await?;
-    let dropped = drop_indexes(tx).await.unwrap_or_else(|e| {
+    let dropped = drop_indexes(tx, at_most).await.unwrap_or_else(|e| {
         tracing::info!(error = %e, "bulk load not possible; writing row by row");
         None
     });
@@ -62,7 +65,17 @@ pub async fn begin(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     Ok(dropped)
 }
 
-async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
+/// Whether `skills` holds at most `at_most` rows (it stops counting after that).
+async fn few_rows(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<bool> {
+    let limit = i64::try_from(at_most).unwrap_or(i64::MAX - 1) + 1;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM skills LIMIT $1) AS s")
+        .bind(limit)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(rows < limit)
+}
+
+async fn drop_indexes(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Option<Dropped>> {
     sqlx::query("SET LOCAL lock_timeout = '2s'")
         .execute(&mut *tx)
         .await?;
@@ -72,11 +85,8 @@ async fn drop_indexes(tx: &mut PgConnection) -> sqlx::Result<Option<Dropped>> {
     sqlx::query("SET LOCAL lock_timeout TO DEFAULT")
         .execute(&mut *tx)
         .await?;
-    // Empty still, now that nobody else can write?
-    let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM skills)")
-        .fetch_one(&mut *tx)
-        .await?;
-    if !empty {
+    // Still so few, now that nobody else can write?
+    if !few_rows(tx, at_most).await? {
         return Ok(None);
     }
     let indexes: Vec<(String, String)> = sqlx::query_as(

@@ -74,7 +74,7 @@ settings! {
          with a PROXY header naming the client (HAProxy's send-proxy-v2) [none]";
     HTTP_IDLE_SECS: "http_idle_secs", "SKILLSD_HTTP_IDLE_SECS", "an HTTP connection without traffic closes after [60]";
     HTTP_LIFETIME_SECS: "http_lifetime_secs", "SKILLSD_HTTP_LIFETIME_SECS", "longest an HTTP connection may live [300]";
-    BULK_LOAD_FROM: "bulk_load_from", "SKILLSD_BULK_LOAD_FROM", "skills an empty cache is rebuilt indexes-last from, 0 = never [10000]";
+    BULK_LOAD_FROM: "bulk_load_from", "SKILLSD_BULK_LOAD_FROM", "skills an empty cache is rebuilt (or a first push imported) indexes-last from, 0 = never [10000]";
     DELIVERY_RETRY_SECS: "delivery_retry_secs", "SKILLSD_DELIVERY_RETRY_SECS", "first wait before a mirror or webhook delivery is retried, doubled each time [10]";
     DELIVERY_RETRY_MAX_SECS: "delivery_retry_max_secs", "SKILLSD_DELIVERY_RETRY_MAX_SECS", "longest wait between retries of a mirror or webhook delivery [600]";
     WEBHOOK_ATTEMPTS: "webhook_attempts", "SKILLSD_WEBHOOK_ATTEMPTS", "attempts of a webhook delivery before it is marked failed [8]";

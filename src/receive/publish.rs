@@ -241,6 +241,7 @@ fn replay<'a>(ctx: &'a Context, brought: &Brought<'a>, tip: ObjectId) -> Replay<
         push_id: None,
         started_at: chrono::Utc::now(),
         parsed: Some(brought.parsed),
+        bulk_from: ctx.repos.settings.bulk_load_from,
     }
 }
 

@@ -125,6 +125,7 @@ pub fn sync_branch(
         push_id: push.map(|p| p.id),
         started_at,
         parsed: None,
+        bulk_from: None,
     };
     let outcome = replay.run(rt, &mut tx)?;
     rt.block_on(tx.commit())?;

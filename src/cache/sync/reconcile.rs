@@ -98,7 +98,7 @@ fn reconcile_once(
     // Into an empty table, many rows load faster with the indexes built after them.
     let bulk = match bulk_from {
         Some(from) if cached.is_empty() && jobs.len() >= from => {
-            rt.block_on(bulk::begin(&mut tx))?
+            rt.block_on(bulk::begin(&mut tx, 0))?
         }
         _ => None,
     };

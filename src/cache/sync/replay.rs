@@ -1,10 +1,10 @@
 //! A sync's replay: from the watermark to the tip, commit by commit along the first
 //! parents, each commit's operations prepared outside the transaction.
 
-use super::write::apply;
-use super::{SyncOutcome, Target, set_watermark, watermark};
-use crate::cache::Result;
+use super::write::{apply, notify, write};
+use super::{SEARCH_INLINE_ROWS, SyncOutcome, Target, set_watermark, watermark};
 use crate::cache::changes::{self, Op};
+use crate::cache::{Result, bulk};
 use gix::ObjectId;
 use sqlx::PgConnection;
 use tokio::runtime::Handle;
@@ -23,6 +23,11 @@ pub struct Replay<'a> {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The skill files the push's checks validated already (its default branch's).
     pub parsed: Option<&'a changes::Parsed>,
+    /// A first sync creating at least this many skills, into a `skills` table that
+    /// holds at most a [`BULK_SHARE`]th as many rows, loads them rows first, indexes
+    /// after ([`bulk`]), as a reconcile into an empty table does: an import push into
+    /// a new server (whose table holds the template's few skills). `None`: never.
+    pub bulk_from: Option<usize>,
 }
 
 /// The part of a replay that needs no database: the steps from a watermark to the tip,
@@ -124,7 +129,25 @@ impl Replay<'_> {
         };
         let mut outcome = SyncOutcome::default();
         let writing = std::time::Instant::now();
-        for (commit_hex, ops) in prepared.steps {
+        let mut steps = prepared.steps;
+        if let Some(from) = self.bulk_from
+            && watermark.is_none()
+            && let [(_, ops)] = steps.as_mut_slice()
+            && let created = creations(ops)
+            && created >= from
+        {
+            let at_most = created / BULK_SHARE;
+            match self.bulk_load(rt, tx, &target, std::mem::take(ops), at_most)? {
+                Bulk::Loaded(step) => {
+                    outcome = step;
+                    steps.clear();
+                }
+                Bulk::NotPossible(back) => *ops = back,
+                // Rolled back to before it: the operations again, row by row.
+                Bulk::Failed => steps = self.prepare(None)?.steps,
+            }
+        }
+        for (commit_hex, ops) in steps {
             let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
             outcome.add(&step);
         }
@@ -152,6 +175,83 @@ impl Replay<'_> {
         outcome.commit = Some(tip_hex);
         Ok(outcome)
     }
+}
+
+/// A first sync bulk loads its rows when the table holds at most this share of what
+/// it creates: the indexes it builds again then cover mostly its own rows, and readers
+/// of the table wait for the push (the lock the drop takes) only while a collection
+/// many times the cache's size comes in.
+const BULK_SHARE: usize = 10;
+
+/// How a [`Replay::bulk_load`] went.
+enum Bulk {
+    /// The rows are in, the indexes built again.
+    Loaded(SyncOutcome),
+    /// The table was not empty or not lockable: nothing changed, the operations back.
+    NotPossible(Vec<Op>),
+    /// It failed (a row an index refuses, ...) and was rolled back: the operations are
+    /// gone, to be prepared again.
+    Failed,
+}
+
+impl Replay<'_> {
+    /// The first sync's operations by bulk load into a table of at most `at_most` rows,
+    /// under a savepoint:
+    /// a failure rolls it back (the dropped indexes with it) for the caller to write
+    /// the rows one statement at a time, which fails only the rows the database
+    /// refuses.
+    fn bulk_load(
+        &self,
+        rt: &Handle,
+        tx: &mut PgConnection,
+        target: &Target<'_>,
+        ops: Vec<Op>,
+        at_most: usize,
+    ) -> Result<Bulk> {
+        rt.block_on(sqlx::query("SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+        let Some(dropped) = rt.block_on(bulk::begin(&mut *tx, at_most))? else {
+            rt.block_on(sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+            return Ok(Bulk::NotPossible(ops));
+        };
+        let target = Target {
+            bulk_now: Some(dropped.now),
+            ..*target
+        };
+        let loaded = rt.block_on(async {
+            let mut slugs = std::collections::BTreeSet::new();
+            let mut outcome = write(&mut *tx, &target, ops, &mut slugs).await?;
+            let lacking = outcome.vectors_lacking;
+            outcome.search_deferred |=
+                bulk::fill_vectors(&mut *tx, lacking, SEARCH_INLINE_ROWS).await?;
+            bulk::finish(&mut *tx, dropped).await?;
+            outcome.bulk_loaded = true;
+            notify(&mut *tx, &target, &outcome, slugs).await?;
+            Ok::<_, crate::cache::CacheError>(outcome)
+        });
+        match loaded {
+            Ok(outcome) => {
+                rt.block_on(sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+                Ok(Bulk::Loaded(outcome))
+            }
+            Err(e) => {
+                tracing::info!(repo = %self.repo_name, error = %e, "bulk load failed; writing row by row");
+                rt.block_on(async {
+                    sqlx::query("ROLLBACK TO SAVEPOINT skillsd_bulk_push")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push")
+                        .execute(&mut *tx)
+                        .await
+                })?;
+                Ok(Bulk::Failed)
+            }
+        }
+    }
+}
+
+/// How many of `ops` create a skill.
+fn creations(ops: &[Op]) -> usize {
+    ops.iter().filter(|op| matches!(op, Op::Create(_))).count()
 }
 
 /// Longest first-parent chain a sync replays commit by commit (each a diff inside
