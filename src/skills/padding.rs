@@ -18,6 +18,11 @@ pub const MIN_VISIBLE_PERCENT: usize = 5;
 
 /// Findings of the `padding` check in `text` (the file at `path`).
 pub fn scan(path: &str, text: &str) -> Vec<Problem> {
+    // A finding needs a run of the limit's length and a byte after it (the ratio
+    // applies from 16 KiB only): a shorter file has none, and most skills are shorter.
+    if text.len() <= MAX_WHITESPACE_RUN.min(MAX_FILLER_RUN) {
+        return Vec::new();
+    }
     let mut problems = Vec::new();
     // The current run: its first line, its bytes, the repeated char (None: whitespace).
     let mut run_line = 1u32;
@@ -98,6 +103,18 @@ pub fn scan(path: &str, text: &str) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortest_padded_text_is_found() {
+        // The limit's run and one byte after it: the shortest text with a finding.
+        let gap = format!("{}x", " ".repeat(MAX_WHITESPACE_RUN));
+        assert_eq!(scan("skills/a.md", &gap).len(), 1);
+        let filler = format!("{}x", "=".repeat(MAX_FILLER_RUN));
+        assert_eq!(scan("skills/a.md", &filler).len(), 1);
+        // One byte shorter: no run of the limit's length.
+        assert!(scan("skills/a.md", &gap[1..]).is_empty());
+        assert!(scan("skills/a.md", &filler[1..]).is_empty());
+    }
 
     #[test]
     fn text_after_a_long_gap_is_found_at_its_line() {
