@@ -170,15 +170,22 @@ pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Document<'_>, Front
             yaml,
         });
     }
-    let value: serde_json::Value =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e, yaml))?;
-    if !value.is_object() {
-        return Err(FrontmatterError::NotAMapping {
-            found: kind_name(&value),
-        });
-    }
-    let fields: Fields =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| yaml_error(&e, yaml))?;
+    // One parse for a mapping with keys, the common case. Anything else (not YAML, no
+    // mapping, or an empty one: a `~` or a comment) is read again as a value, which
+    // says which of those it is.
+    let fields = match serde_saphyr::from_str_with_options::<Fields>(yaml, options()) {
+        Ok(fields) if !fields.0.is_empty() => fields,
+        parsed => {
+            let value: serde_json::Value = serde_saphyr::from_str_with_options(yaml, options())
+                .map_err(|e| yaml_error(&e, yaml))?;
+            if !value.is_object() {
+                return Err(FrontmatterError::NotAMapping {
+                    found: kind_name(&value),
+                });
+            }
+            parsed.map_err(|e| yaml_error(&e, yaml))?
+        }
+    };
     let fields = fields
         .0
         .into_iter()
@@ -356,6 +363,72 @@ mod tests {
         match err {
             FrontmatterError::Yaml { line, .. } => assert!((3..=4).contains(&line), "line {line}"),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// The parse as it was before it read a mapping once: the document as a value
+    /// first (an error, or not a mapping), then its fields.
+    fn parse_twice(text: &str) -> Result<Document<'_>, FrontmatterError> {
+        let (yaml, body) = split(text, MAX_FRONTMATTER_BYTES)?;
+        if yaml.trim().is_empty() {
+            return Ok(Document {
+                fields: Vec::new(),
+                body,
+                yaml,
+            });
+        }
+        let value: serde_json::Value = serde_saphyr::from_str_with_options(yaml, options())
+            .map_err(|e| yaml_error(&e, yaml))?;
+        if !value.is_object() {
+            return Err(FrontmatterError::NotAMapping {
+                found: kind_name(&value),
+            });
+        }
+        let fields: Fields = serde_saphyr::from_str_with_options(yaml, options())
+            .map_err(|e| yaml_error(&e, yaml))?;
+        let fields = fields
+            .0
+            .into_iter()
+            .map(|(key, value)| Field {
+                key: key.value,
+                value: value.value,
+                line: key.referenced.line() as u32 + 1,
+                column: key.referenced.column().max(1) as u32,
+            })
+            .collect();
+        Ok(Document { fields, body, yaml })
+    }
+
+    #[test]
+    fn one_parse_answers_as_two_did() {
+        let cases = [
+            "title: A\nowner: x\n",
+            "{}\n",
+            "~\n",
+            "null\n",
+            "# only a comment\n",
+            "- a\n- b\n",
+            "just text\n",
+            "42\n",
+            "true\n",
+            "[a, b]\n",
+            "title: A\ntitle: B\n",
+            "title: A\nbad: [unclosed\n",
+            "a: &x [1, 2]\nb: *x\n",
+            "? [complex, key]\n: value\n",
+            "1: one\n2: two\n",
+            "title: A\n  indented: wrong\n",
+            "tags: [a, b]\nmetadata:\n  k: v\n",
+            "\t title: tab\n",
+            "--- \ntitle: second document\n",
+            "title: A\n...\n",
+            "!!map {a: 1}\n",
+            "!!str text\n",
+            "<<: {a: 1}\nb: 2\n",
+        ];
+        for yaml in cases {
+            let text = format!("---\n{yaml}---\n# Body\n");
+            assert_eq!(parse(&text), parse_twice(&text), "{yaml:?}");
         }
     }
 
