@@ -846,6 +846,20 @@ fn a_table_with_rows_or_readers_is_rebuilt_row_by_row() {
     assert_eq!(skill_indexes(&server), indexes);
 }
 
+/// `n` letters that do not compress (xorshift): a value that stays over PostgreSQL's
+/// 2,704-byte limit on a B-tree index entry, compressed or not.
+fn incompressible(n: usize) -> String {
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect()
+}
+
 /// A row PostgreSQL refuses (here a `category` too long for its B-tree index) fails that
 /// skill alone: the other skills of the push are cached, the watermark moves on, the
 /// failure is logged with the database's reason, and the next push lands as usual.
@@ -855,16 +869,8 @@ fn a_row_the_database_refuses_fails_that_skill_only() {
     let key = server.add_user("alice", "writer");
     let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    // 6,000 characters that do not compress: over the 2,704-byte index entry limit.
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let long: String = (0..6000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (b'a' + (x % 26) as u8) as char
-        })
-        .collect();
+    // Over the 2,704-byte index entry limit.
+    let long = incompressible(6000);
     let tip = git.commit_files(
         &dir,
         &[
@@ -1243,16 +1249,8 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     // Empty; one skill of the next import has a category no B-tree index takes.
     exec(&server, "DELETE FROM skills");
     let oids = skill_index_oids(&server);
-    // 6,000 characters that do not compress: over the 2,704-byte index entry limit.
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let long: String = (0..6000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (b'a' + (x % 26) as u8) as char
-        })
-        .collect();
+    // Over the 2,704-byte index entry limit.
+    let long = incompressible(6000);
     let mut files = varied_skills("beta", 150, 3);
     files.push((
         "skills/huge.md".into(),
