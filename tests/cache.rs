@@ -1156,6 +1156,16 @@ fn a_push_of_more_commits_than_the_replay_bound_is_synced_by_one_diff_to_its_tip
     assert_eq!(tree_skills(&server), cache_skills(&server));
 }
 
+/// `files` committed into a clone of the empty repository `repo` and pushed, which
+/// must succeed: what the pusher read.
+fn import(git: &Git, server: &Server, repo: &str, files: &[(String, String)]) -> String {
+    let dir = git.clone(&server.url(&format!("{repo}.git")), &[]);
+    git.commit_files(&dir, files, "import");
+    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
+    assert!(ok, "{err}");
+    err
+}
+
 /// The object ids of the `skills` table's indexes: a bulk load drops and creates them
 /// again (new ids); a push that writes row by row leaves them as they were.
 fn skill_index_oids(server: &Server) -> Vec<u32> {
@@ -1191,10 +1201,7 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     assert_eq!(server.count("SELECT count(*) FROM skills"), 2);
 
     let oids = skill_index_oids(&server);
-    let dir = git.clone(&server.url("big.git"), &[]);
-    git.commit_files(&dir, &varied_skills("alpha", 150, 3), "import");
-    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
-    assert!(ok, "{err}");
+    let err = import(&git, &server, "big", &varied_skills("alpha", 150, 3));
     assert!(err.contains("150 created, 0 updated"), "{err}");
     let rebuilt = skill_index_oids(&server);
     assert!(
@@ -1235,10 +1242,7 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
 
     // 152 rows now: an import of 150 more goes row by row.
     let oids = skill_index_oids(&server);
-    let dir = git.clone(&server.url("other.git"), &[]);
-    git.commit_files(&dir, &varied_skills("gamma", 150, 3), "import");
-    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
-    assert!(ok, "{err}");
+    let err = import(&git, &server, "other", &varied_skills("gamma", 150, 3));
     assert!(err.contains("150 created, 0 updated"), "{err}");
     assert_eq!(skill_index_oids(&server), oids, "the indexes kept");
     assert_eq!(
@@ -1256,10 +1260,7 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
         "skills/huge.md".into(),
         skill("Huge", &format!("category: {long}\n")),
     ));
-    let dir = git.clone(&server.url("bigger.git"), &[]);
-    git.commit_files(&dir, &files, "import");
-    let (ok, _, err) = git.run(&dir, &["push", "origin", "main"]);
-    assert!(ok, "{err}");
+    let err = import(&git, &server, "bigger", &files);
     assert!(
         err.contains("150 created") && err.contains("1 failed"),
         "{err}"

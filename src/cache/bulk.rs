@@ -18,9 +18,10 @@
 //! readers of `skills` wait until the reconcile or the push commits (seconds) instead
 //! of seeing an empty or nearly empty table. That is why only such a table qualifies,
 //! and why the lock is not waited for long: if another session holds the table, the
-//! writer goes row by row as usual. The primary key and the unique constraints are dropped and added
-//! again the same way (the rows go in with `COPY`, which needs neither; a duplicate
-//! fails the reconcile when they are added back, as it would have on insert).
+//! writer goes row by row as usual. The primary key and the unique constraints are
+//! dropped and added again the same way (the rows go in with `COPY`, which needs
+//! neither; a duplicate fails the load when they are added back, as it would have on
+//! insert).
 
 use sqlx::PgConnection;
 
