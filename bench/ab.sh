@@ -61,7 +61,7 @@ for label in old new; do
   git -C "$SEED" push -q "$URL" main
   DB="postgres://postgres@localhost/skillsd?host=$D/data/postgres/sock"
   for _ in $(seq 1 600); do
-    [ "$(psql -X -qtA "$DB" -c 'SELECT search_pending FROM skill_sync_health')" = "0" ] && break
+    [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
     sleep 0.1
   done
   ONLY=${ONLY:-push-one push-1000 ls-remote clone-nc}

@@ -49,11 +49,12 @@ sk git -C "$SEEDW" push -q "$SK_URL" main
 t1=$(date +%s%N)
 SK_IMPORT_MS=$(( (t1 - t0) / 1000000 ))
 STOCK_IMPORT_MS=$(sed -n 's/.*initial import push of [0-9]* skills: \([0-9]*\) ms.*/\1/p' /tmp/skillsd-bench-import.log | tail -1)
-# The import's full-text vectors are filled right after it (cache::search): wait for
-# them, so that the measurements below do not share the machine with that work.
+# The import's full-text index is built right after it (cache::index_builds), and
+# vectors skillsd could not compute filled (cache::search): wait for both, so that the
+# measurements below do not share the machine with that work.
 SK_DB="postgres://postgres@localhost/skillsd?host=$SK_DATA/postgres/sock"
 for _ in $(seq 1 600); do
-  [ "$(psql -X -qtA "$SK_DB" -c 'SELECT search_pending FROM skill_sync_health')" = "0" ] && break
+  [ "$(psql -X -qtA "$SK_DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
   sleep 0.1
 done
 sleep 1

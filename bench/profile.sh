@@ -50,9 +50,9 @@ serve() {  # a fresh data dir and server; sets URL and DB
   URL="ssh://git@127.0.0.1:$PORT/bench.git"
   DB="postgres://postgres@localhost/skillsd?host=$d/postgres/sock"
 }
-settle() {  # the full-text vectors filled, the machine quiet
+settle() {  # the full-text vectors filled and indexed, the machine quiet
   for _ in $(seq 1 600); do
-    [ "$(psql -X -qtA "$DB" -c 'SELECT search_pending FROM skill_sync_health')" = "0" ] && break
+    [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
     sleep 0.1
   done
   sync; sleep 1

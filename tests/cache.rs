@@ -716,6 +716,12 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
         "{stdout}"
     );
     assert!(!stdout.contains("search vectors"), "{stdout}");
+    // The full-text index built after the commit, before the command returns.
+    assert!(
+        stdout.contains("indexes: built after the commit"),
+        "{stdout}"
+    );
+    assert_eq!(server.count("SELECT count(*) FROM skill_index_builds"), 0);
     // The same indexes, the same rows, every vector PostgreSQL's own.
     assert_eq!(skill_indexes(&server), indexes);
     assert_same_rows(&cache_rows(&server), &rows);
@@ -1182,6 +1188,51 @@ fn skill_index_oids(server: &Server) -> Vec<u32> {
     })
 }
 
+/// What a server that dies between a bulk load's commit and the full-text index's
+/// build leaves (the index recorded in `skill_index_builds`, not there) is built when
+/// a server starts again: the same definition, the record gone.
+#[test]
+fn an_index_left_unbuilt_is_built_when_a_server_starts() {
+    let mut f = common::ChildFixture::start("alice");
+    let pool = f.rt.block_on(skillsd::db::connect(&f.db_url)).unwrap();
+    f.server.kill();
+    let definition: String = f.rt.block_on(async {
+        let definition: String =
+            sqlx::query_scalar("SELECT pg_get_indexdef('skills_search_idx'::regclass)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        sqlx::query("DROP INDEX skills_search_idx")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO skill_index_builds (name, definition) VALUES ('skills_search_idx', $1)",
+        )
+        .bind(&definition)
+        .execute(&pool)
+        .await
+        .unwrap();
+        definition
+    });
+    let health = |rt: &tokio::runtime::Runtime, pool: &sqlx::PgPool| {
+        rt.block_on(async {
+            sqlx::query_as::<_, (i64, Option<String>)>(
+                "SELECT (SELECT indexes_pending FROM skill_sync_health),
+                        (SELECT pg_get_indexdef(to_regclass('skills_search_idx')))",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        })
+    };
+    assert_eq!(health(&f.rt, &pool), (1, None));
+    f.server.restart();
+    common::eventually(60, "the index built at start", || {
+        health(&f.rt, &pool) == (0, Some(definition.clone()))
+    });
+}
+
 /// An import push into a new server (its cache holds the template's two skills) loads
 /// its rows first and builds the indexes after them, as a reconcile into an empty
 /// table does, inside the push's transaction; rows, sync log, versions and vectors are
@@ -1203,6 +1254,28 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     let oids = skill_index_oids(&server);
     let err = import(&git, &server, "big", &varied_skills("alpha", 150, 3));
     assert!(err.contains("150 created, 0 updated"), "{err}");
+    // Every index but the full-text one built in the push's transaction (the one
+    // that wrote the rows); that one right after it, off the pusher's time.
+    common::eventually(60, "the full-text index built after the push", || {
+        server.count("SELECT count(*) FROM skill_index_builds") == 0
+            && server.count("SELECT count(*) FROM pg_class WHERE relname = 'skills_search_idx'")
+                == 1
+    });
+    let with_rows: Vec<(String, bool)> = server.query(async {
+        sqlx::query_as(
+            "SELECT c.relname::text,
+                    c.xmin = (SELECT xmin FROM skills WHERE repo = 'big' LIMIT 1)
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = 'skills'::regclass ORDER BY 1",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert!(with_rows.len() >= 10, "{with_rows:?}");
+    for (name, same) in &with_rows {
+        assert_eq!(*same, name != "skills_search_idx", "{with_rows:?}");
+    }
     let rebuilt = skill_index_oids(&server);
     assert!(
         rebuilt.iter().all(|o| !oids.contains(o)),

@@ -14,7 +14,9 @@
 //! index refuses rolls the bulk load back and the push writes row by row.
 //!
 //! It is all one transaction: a failure anywhere rolls back the rows and the dropped
-//! indexes with them. The price is the `ACCESS EXCLUSIVE` lock `DROP INDEX` takes:
+//! indexes with them. One index is left out of it: the full-text GIN index, which
+//! cannot refuse a row and only makes searches faster, is built right after the
+//! commit ([`super::index_builds`]). The price is the `ACCESS EXCLUSIVE` lock `DROP INDEX` takes:
 //! readers of `skills` wait until the reconcile or the push commits (seconds) instead
 //! of seeing an empty or nearly empty table. That is why only such a table qualifies,
 //! and why the lock is not waited for long: if another session holds the table, the
@@ -32,10 +34,24 @@ pub struct Dropped {
     /// The primary key and unique constraints: (quoted name, definition as
     /// `pg_get_constraintdef` gives it).
     constraints: Vec<(String, String)>,
-    /// `CREATE INDEX …` statements, as `pg_get_indexdef` gives them.
-    definitions: Vec<String>,
+    /// The other indexes.
+    indexes: Vec<Index>,
     /// The transaction's `now()`, for the rows' timestamps.
     pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// An index dropped for a bulk load.
+#[derive(Debug, sqlx::FromRow)]
+struct Index {
+    name: String,
+    /// `CREATE INDEX …`, as `pg_get_indexdef` gives it.
+    definition: String,
+    /// A GIN index over full-text vectors only, built after the commit
+    /// ([`super::index_builds`]): it only makes searches faster, and it cannot refuse
+    /// a row (a lexeme is at most 2,046 bytes, under GIN's limit for an entry). The
+    /// B-tree indexes are built in the transaction: a value over their entry size
+    /// limit (2,704 bytes) must fail the load, as it would fail an insert.
+    after_commit: bool,
 }
 
 /// Inside the caller's transaction: when the `skills` table holds at most `at_most`
@@ -90,9 +106,14 @@ async fn drop_indexes(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Opt
     if !few_rows(tx, at_most).await? {
         return Ok(None);
     }
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-         FROM pg_index i
+    let indexes: Vec<Index> = sqlx::query_as(
+        "SELECT i.indexrelid::regclass::text AS name,
+                pg_get_indexdef(i.indexrelid) AS definition,
+                (am.amname = 'gin' AND i.indexprs IS NULL AND i.indpred IS NULL
+                 AND (SELECT bool_and(a.atttypid = 'tsvector'::regtype) FROM pg_attribute a
+                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)))
+                  IS TRUE AS after_commit
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
          WHERE i.indrelid = 'skills'::regclass AND NOT i.indisunique AND NOT i.indisprimary
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
          ORDER BY i.indexrelid",
@@ -115,7 +136,7 @@ async fn drop_indexes(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Opt
         .iter()
         .map(|(name, _)| format!("DROP CONSTRAINT {name}"));
     alter_skills(tx, drops.collect()).await?;
-    let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
+    let names: Vec<&str> = indexes.iter().map(|i| i.name.as_str()).collect();
     if !names.is_empty() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP INDEX {}",
@@ -134,7 +155,7 @@ async fn drop_indexes(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Opt
         .await?;
     Ok(Some(Dropped {
         constraints,
-        definitions: indexes.into_iter().map(|(_, def)| def).collect(),
+        indexes,
         now,
     }))
 }
@@ -163,20 +184,27 @@ pub async fn fill_vectors(
     Ok(false)
 }
 
-/// Creates the constraints and indexes [`begin`] dropped, from the rows now in the
-/// table. A duplicate key fails here, as it would have on insert.
-pub async fn finish(tx: &mut PgConnection, dropped: Dropped) -> sqlx::Result<()> {
+/// Adds back the constraints and creates again the indexes [`begin`] dropped, from the
+/// rows now in the table (a duplicate key fails here, as it would have on insert),
+/// except the full-text GIN indexes: those it records for [`super::index_builds`] to
+/// build once the transaction commits. Returns whether it recorded any.
+pub async fn finish(tx: &mut PgConnection, dropped: Dropped) -> sqlx::Result<bool> {
     let adds = dropped
         .constraints
         .iter()
         .map(|(name, definition)| format!("ADD CONSTRAINT {name} {definition}"));
     alter_skills(tx, adds.collect()).await?;
-    for definition in dropped.definitions {
-        sqlx::query(sqlx::AssertSqlSafe(definition))
+    let (later, now): (Vec<Index>, Vec<Index>) =
+        dropped.indexes.into_iter().partition(|i| i.after_commit);
+    for index in now {
+        sqlx::query(sqlx::AssertSqlSafe(index.definition))
             .execute(&mut *tx)
             .await?;
     }
-    Ok(())
+    let (names, definitions): (Vec<String>, Vec<String>) =
+        later.into_iter().map(|i| (i.name, i.definition)).unzip();
+    super::index_builds::record(tx, &names, &definitions).await?;
+    Ok(!names.is_empty())
 }
 
 /// `ALTER TABLE skills` with `actions` (none: nothing to do).

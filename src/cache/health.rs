@@ -14,6 +14,8 @@ pub struct Health {
     /// Rows whose full-text vector is still to be filled.
     pub search_pending: i64,
     pub with_warnings: i64,
+    /// Indexes a bulk load left to build after its commit.
+    pub indexes_pending: i64,
     pub healthy: bool,
 }
 
@@ -25,6 +27,7 @@ pub async fn read(pool: &sqlx::PgPool) -> sqlx::Result<Health> {
         r#"SELECT synced AS "synced!", pending AS "pending!", failed AS "failed!",
                   unknown AS "unknown!", total AS "total!", recent_failures AS "recent_failures!",
                   search_pending AS "search_pending!", with_warnings AS "with_warnings!",
+                  indexes_pending AS "indexes_pending!",
                   healthy AS "healthy!"
          FROM skill_sync_health"#
     )

@@ -19,6 +19,7 @@ pub mod bulk;
 pub mod changes;
 pub mod commits;
 pub mod health;
+pub mod index_builds;
 pub mod periodic;
 pub mod pushes;
 pub mod query;

@@ -77,16 +77,19 @@ async fn fill_one(pool: &PgPool) -> sqlx::Result<u64> {
 /// next fill picks up what is left.
 pub fn fill_in_background(rt: &tokio::runtime::Handle, pool: &PgPool) {
     let pool = pool.clone();
-    rt.spawn(async move {
-        let started = std::time::Instant::now();
-        match fill(&pool, workers()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                rows = n,
-                ms = started.elapsed().as_millis() as u64,
-                "search vectors filled"
-            ),
-            Err(e) => tracing::warn!(error = %e, "filling search vectors failed; will retry"),
-        }
-    });
+    rt.spawn(async move { fill_logged(&pool).await });
+}
+
+/// [`fill`] with every worker, what it did or why it failed logged.
+pub async fn fill_logged(pool: &PgPool) {
+    let started = std::time::Instant::now();
+    match fill(pool, workers()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            rows = n,
+            ms = started.elapsed().as_millis() as u64,
+            "search vectors filled"
+        ),
+        Err(e) => tracing::warn!(error = %e, "filling search vectors failed; will retry"),
+    }
 }

@@ -33,13 +33,22 @@ pub(crate) async fn reconcile(settings: &Settings, repo: String) -> Result<i32> 
     if outcome.bulk_loaded {
         println!("the cache was empty: rows loaded first, indexes built after them");
     }
-    // This process ends here: fill the search vectors a big reconcile left
-    // before it does (a server would do it in the background).
+    // This process ends here: fill the search vectors a big reconcile left, and
+    // build the indexes its bulk load left, before it does (a server would do both
+    // in the background).
     if outcome.search_deferred {
         skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
         println!(
             "search vectors: all filled ({:.2} s after the rows)",
             (started.elapsed() - rows_took).as_secs_f64()
+        );
+    }
+    if outcome.indexes_deferred {
+        let built_from = started.elapsed();
+        skillsd::cache::index_builds::build(&pool).await?;
+        println!(
+            "indexes: built after the commit ({:.2} s)",
+            (started.elapsed() - built_from).as_secs_f64()
         );
     }
     Ok(0)

@@ -162,8 +162,8 @@ pub fn run(
         "repository lock released"
     );
     sqlx::Connection::shrink_buffers(&mut *conn);
-    if cache.as_ref().is_some_and(|c| c.search_deferred) {
-        crate::cache::search::fill_in_background(rt, &ctx.pool);
+    if let Some(cache) = &cache {
+        cache.follow_up(rt, &ctx.pool);
     }
     Ok(Published {
         cache,

@@ -40,11 +40,34 @@ pub struct SyncOutcome {
     /// A reconcile into an empty table loaded the rows before building the indexes
     /// ([`bulk`]).
     pub bulk_loaded: bool,
+    /// The bulk load left indexes to build after the commit
+    /// ([`crate::cache::index_builds`]).
+    pub indexes_deferred: bool,
     /// Rows written without a vector of skillsd's (a bulk load fills them at its end).
     vectors_lacking: usize,
 }
 
 impl SyncOutcome {
+    /// Starts on `rt` (a server's) what the sync left for after its commit, in this
+    /// order: the full-text vectors it did not write, then the indexes its bulk load
+    /// did not build (a GIN index built over the filled vectors once, rather than
+    /// updated for each).
+    pub fn follow_up(&self, rt: &Handle, pool: &PgPool) {
+        let (search, indexes) = (self.search_deferred, self.indexes_deferred);
+        if !search && !indexes {
+            return;
+        }
+        let pool = pool.clone();
+        rt.spawn(async move {
+            if search {
+                crate::cache::search::fill_logged(&pool).await;
+            }
+            if indexes {
+                crate::cache::index_builds::build_logged(&pool).await;
+            }
+        });
+    }
+
     fn add(&mut self, other: &SyncOutcome) {
         self.created += other.created;
         self.updated += other.updated;
@@ -130,9 +153,7 @@ pub fn sync_branch(
     let outcome = replay.run(rt, &mut tx)?;
     rt.block_on(tx.commit())?;
     shrink(&mut conn);
-    if outcome.search_deferred {
-        super::search::fill_in_background(rt, pool);
-    }
+    outcome.follow_up(rt, pool);
     Ok(outcome)
 }
 

@@ -120,7 +120,7 @@ fn reconcile_once(
         let lacking = outcome.vectors_lacking;
         outcome.search_deferred |=
             rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
-        rt.block_on(bulk::finish(&mut tx, dropped))?;
+        outcome.indexes_deferred = rt.block_on(bulk::finish(&mut tx, dropped))?;
         outcome.bulk_loaded = true;
     }
     let made = crate::cache::commits::read(repo, tip)?;
@@ -138,9 +138,7 @@ fn reconcile_once(
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;
     shrink(&mut conn);
-    if outcome.search_deferred {
-        crate::cache::search::fill_in_background(rt, pool);
-    }
+    outcome.follow_up(rt, pool);
     outcome.commit = Some(tip_hex.clone());
     crate::alloc::release_memory();
     Ok(outcome)

@@ -223,7 +223,7 @@ impl Replay<'_> {
             let lacking = outcome.vectors_lacking;
             outcome.search_deferred |=
                 bulk::fill_vectors(&mut *tx, lacking, SEARCH_INLINE_ROWS).await?;
-            bulk::finish(&mut *tx, dropped).await?;
+            outcome.indexes_deferred = bulk::finish(&mut *tx, dropped).await?;
             outcome.bulk_loaded = true;
             notify(&mut *tx, &target, &outcome, slugs).await?;
             Ok::<_, crate::cache::CacheError>(outcome)

@@ -122,7 +122,7 @@ pub(super) async fn dashboard_markup(
 }
 
 /// The cache's health in one line: synced, pending, failed, unknown, search vectors
-/// pending, with warnings, and a verdict.
+/// pending, with warnings, indexes being built (only while some are), and a verdict.
 pub(super) fn status_bar(health: &crate::cache::health::Health) -> Markup {
     html! {
         div class="bar" id="status-bar" {
@@ -132,6 +132,7 @@ pub(super) fn status_bar(health: &crate::cache::health::Health) -> Markup {
             span class="muted" { strong id="count-unknown" { (health.unknown) } " unknown" }
             span class="muted" { strong id="count-search-pending" { (health.search_pending) } " search vectors pending" }
             span class=(if health.with_warnings > 0 { "warn" } else { "muted" }) { strong id="count-warnings" { (health.with_warnings) } " with warnings" }
+            @if health.indexes_pending > 0 { span class="muted" { strong { (health.indexes_pending) } " indexes being built" } }
             @if health.healthy { span class="badge ok" { "healthy" } } @else { span class="badge bad" { "needs attention" } }
             span class="muted" id="live" {}
         }
