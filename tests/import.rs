@@ -263,6 +263,61 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_or_not_at_all_as_a_pus
     assert!(dir.join("skills/ops/notes.txt").is_file());
 }
 
+/// A folder big enough to be bulk loaded (the repository's first sync, into a table of
+/// few rows) leaves nothing for after the command: the full-text index the bulk load
+/// builds after its commit is there when `skillsd import` returns, not cut off with
+/// the process.
+#[test]
+fn a_bulk_loaded_folder_has_its_full_text_index_when_the_command_returns() {
+    let server = Server::start();
+    let node = tempfile::tempdir().unwrap();
+    let collection = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        let p = collection.path().join(format!("skills/s-{i}.md"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(
+            p,
+            format!("---\ntitle: Skill {i}\n---\n# Skill {i}\n\nRotate keys.\n"),
+        )
+        .unwrap();
+    }
+    let out = server.cli(&["init", "big", "--empty"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(SKILLSD)
+        .arg("import")
+        .arg(collection.path())
+        .arg("big")
+        .arg("--data-dir")
+        .arg(node.path())
+        .arg("--database-url")
+        .arg(&server.db_url)
+        .env("SKILLSD_BULK_LOAD_FROM", "20")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 40 files"), "{stdout}");
+    let (pending, index, rows, mine): (i64, Option<String>, i64, i64) = server.query(async {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM skill_index_builds),
+                    (SELECT pg_get_indexdef(to_regclass('skills_search_idx'))),
+                    (SELECT count(*) FROM skills WHERE repo = 'big' AND search IS NOT NULL),
+                    (SELECT count(*) FROM pg_class WHERE relname = 'skills_search_idx'
+                       AND xmin <> (SELECT xmin FROM skills WHERE repo = 'big' LIMIT 1))",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((pending, rows), (0, 40));
+    assert!(index.is_some_and(|d| d.contains("USING gin (search)")));
+    // Built after the rows' transaction: the bulk load did happen.
+    assert_eq!(mine, 1);
+}
+
 #[test]
 fn a_bad_row_skips_only_itself_and_old_dates_make_commits_git_accepts() {
     let server = Server::start();

@@ -129,6 +129,14 @@ pub(crate) async fn import(
         (None, Some(dir)) => import::import_dir(&target, &dir, &options).await?,
         (None, None) => unreachable!("matched above"),
     };
+    // This process ends here: what the push left for after its commit (the vectors
+    // of a big import only PostgreSQL computes, the full-text index of a bulk load)
+    // is done before it does, not cut off with the runtime (a server would do it in
+    // the background).
+    if !dry_run {
+        skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
+        skillsd::cache::index_builds::build(&pool).await?;
+    }
     import::print(&report, dry_run, &mut std::io::stdout());
     Ok(report.exit_code())
 }
