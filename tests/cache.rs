@@ -1188,6 +1188,78 @@ fn skill_index_oids(server: &Server) -> Vec<u32> {
     })
 }
 
+/// An index build waiting for the `skills` table behind a long writer steps out of
+/// the lock queue rather than hold up the writers that come after it: a write
+/// compatible with the long one goes through while it still runs.
+#[test]
+fn an_index_build_never_holds_up_writers_behind_a_long_one() {
+    let server = Server::start();
+    let definition: String = server.query(async {
+        sqlx::query_scalar("SELECT pg_get_indexdef('skills_search_idx'::regclass)")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    });
+    exec(&server, "DROP INDEX skills_search_idx");
+    server.query(async {
+        sqlx::query(
+            "INSERT INTO skill_index_builds (name, definition) VALUES ('skills_search_idx', $1)",
+        )
+        .bind(&definition)
+        .execute(&server.pool)
+        .await
+        .unwrap();
+        let mut long = server.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE skills IN ROW EXCLUSIVE MODE")
+            .execute(&mut *long)
+            .await
+            .unwrap();
+        let pool = server.pool.clone();
+        let builder = tokio::spawn(async move { skillsd::cache::index_builds::build(&pool).await });
+        // The build asks for the table and waits behind the long writer.
+        let waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'skills'::regclass
+                       AND mode = 'ShareLock' AND NOT granted";
+        let mut seen = false;
+        for _ in 0..1000 {
+            let n: i64 = sqlx::query_scalar(waiting)
+                .fetch_one(&server.pool)
+                .await
+                .unwrap();
+            if n > 0 {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(seen, "the build never asked for the table");
+        // Another writer: queued behind a build that never steps out, it would wait
+        // for the long writer too, past its timeout.
+        let mut other = server.pool.acquire().await.unwrap();
+        sqlx::query("SET statement_timeout = '20s'")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let updated = sqlx::query("UPDATE skills SET title = title")
+            .execute(&mut *other)
+            .await
+            .expect("a write goes through while the long writer runs")
+            .rows_affected();
+        assert!(updated > 0);
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        drop(other);
+        long.commit().await.unwrap();
+        assert_eq!(builder.await.unwrap().unwrap(), 1);
+    });
+    assert_eq!(server.count("SELECT count(*) FROM skill_index_builds"), 0);
+    assert_eq!(
+        server.count("SELECT count(*) FROM pg_class WHERE relname = 'skills_search_idx'"),
+        1
+    );
+}
+
 /// What a server that dies between a bulk load's commit and the full-text index's
 /// build leaves (the index recorded in `skill_index_builds`, not there) is built when
 /// a server starts again: the same definition, the record gone.

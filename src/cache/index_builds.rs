@@ -12,9 +12,11 @@
 //! A build takes `SHARE` on `skills` (reads go on; writes wait for it), creates the
 //! index unless it exists, and deletes its row, in one transaction: a crash or a
 //! restart leaves the row, and the next build — at a server's start, periodically,
-//! after the next bulk load, on any node — does it. Locks are taken in the bulk
-//! load's order (the table, then the rows here), so the two never wait for each other
-//! in a cycle.
+//! after the next bulk load, on any node — does it. A build that does not get the
+//! table within a second steps back and asks again later: a request waiting in the
+//! lock queue behind a long writer would hold up every push queued after it. Locks
+//! are taken in the bulk load's order (the table, then the rows here), so the two
+//! never wait for each other in a cycle.
 
 use sqlx::{PgConnection, PgPool};
 
@@ -40,6 +42,37 @@ pub async fn record(
     Ok(())
 }
 
+/// How long a build waits for the `skills` table before it steps out of the lock
+/// queue, and how long it then waits before it asks again.
+const LOCK_WAIT: &str = "1s";
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Takes `SHARE` on `skills` in `tx`, waiting at most [`LOCK_WAIT`]: a request
+/// waiting in the queue makes every later writer wait behind it. False when it was
+/// not granted in that time.
+async fn lock_skills(tx: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{LOCK_WAIT}'"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    match sqlx::query("LOCK TABLE skills IN SHARE MODE")
+        .execute(&mut *tx)
+        .await
+    {
+        Ok(_) => {}
+        // lock_not_available: the timeout ran out.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    sqlx::query("SET LOCAL lock_timeout TO DEFAULT")
+        .execute(&mut *tx)
+        .await?;
+    Ok(true)
+}
+
 /// Builds every recorded index, one transaction each, and returns when none is left
 /// (also those another builder was building). Returns how many this call built.
 pub async fn build(pool: &PgPool) -> sqlx::Result<u64> {
@@ -52,9 +85,13 @@ pub async fn build(pool: &PgPool) -> sqlx::Result<u64> {
             return Ok(built);
         }
         let mut tx = pool.begin().await?;
-        sqlx::query("LOCK TABLE skills IN SHARE MODE")
-            .execute(&mut *tx)
-            .await?;
+        if !lock_skills(&mut tx).await? {
+            // A long writer holds the table: waiting in the lock queue would hold up
+            // every push queued behind this request. Try again in a moment.
+            tx.rollback().await?;
+            tokio::time::sleep(LOCK_RETRY).await;
+            continue;
+        }
         let next: Option<(String, String)> = sqlx::query_as(
             "SELECT name, definition FROM skill_index_builds
              ORDER BY recorded_at, name LIMIT 1 FOR UPDATE SKIP LOCKED",
