@@ -15,15 +15,15 @@
 //!
 //! It is all one transaction: a failure anywhere rolls back the rows and the dropped
 //! indexes with them. One index is left out of it: the full-text GIN index, which
-//! cannot refuse a row and only makes searches faster, is built right after the
-//! commit ([`super::index_builds`]). The price is the `ACCESS EXCLUSIVE` lock `DROP INDEX` takes:
-//! readers of `skills` wait until the reconcile or the push commits (seconds) instead
-//! of seeing an empty or nearly empty table. That is why only such a table qualifies,
-//! and why the lock is not waited for long: if another session holds the table, the
-//! writer goes row by row as usual. The primary key and the unique constraints are
-//! dropped and added again the same way (the rows go in with `COPY`, which needs
-//! neither; a duplicate fails the load when they are added back, as it would have on
-//! insert).
+//! cannot refuse a row and only makes searches faster, is built right after the commit
+//! ([`super::index_builds`]). The price is the `ACCESS EXCLUSIVE` lock `DROP INDEX`
+//! takes: readers of `skills` wait until the reconcile or the push commits (seconds)
+//! instead of seeing an empty or nearly empty table. That is why only such a table
+//! qualifies, and why the lock is not waited for long: if another session holds the
+//! table, the writer goes row by row as usual. The primary key and the unique
+//! constraints are dropped and added again the same way (the rows go in with `COPY`,
+//! which needs neither; a duplicate fails the load when they are added back, as it
+//! would have on insert).
 
 use sqlx::PgConnection;
 
