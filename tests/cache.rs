@@ -1251,7 +1251,9 @@ fn an_index_build_never_holds_up_writers_behind_a_long_one() {
             .unwrap();
         drop(other);
         long.commit().await.unwrap();
-        assert_eq!(builder.await.unwrap().unwrap(), 1);
+        // Built by this call or by the server's own builder (its start and periodic
+        // rounds run the same loop): either way, once.
+        builder.await.unwrap().unwrap();
     });
     assert_eq!(server.count("SELECT count(*) FROM skill_index_builds"), 0);
     assert_eq!(
