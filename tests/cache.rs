@@ -1202,6 +1202,13 @@ fn an_index_build_never_holds_up_writers_behind_a_long_one() {
     });
     exec(&server, "DROP INDEX skills_search_idx");
     server.query(async {
+        let mut long = server.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE skills IN ROW EXCLUSIVE MODE")
+            .execute(&mut *long)
+            .await
+            .unwrap();
+        // Recorded once the long writer holds the table: no builder (the server runs
+        // its own too) can build it before the long writer ends.
         sqlx::query(
             "INSERT INTO skill_index_builds (name, definition) VALUES ('skills_search_idx', $1)",
         )
@@ -1209,11 +1216,6 @@ fn an_index_build_never_holds_up_writers_behind_a_long_one() {
         .execute(&server.pool)
         .await
         .unwrap();
-        let mut long = server.pool.begin().await.unwrap();
-        sqlx::query("LOCK TABLE skills IN ROW EXCLUSIVE MODE")
-            .execute(&mut *long)
-            .await
-            .unwrap();
         let pool = server.pool.clone();
         let builder = tokio::spawn(async move { skillsd::cache::index_builds::build(&pool).await });
         // The build asks for the table and waits behind the long writer.
