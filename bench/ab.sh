@@ -9,6 +9,7 @@
 # Writes bench/ab-N.md. Uses the anchor's skill generator
 # (../shared/anchors/stock-git-ssh/gen_skills.py); needs hyperfine.
 set -euo pipefail
+command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
 OLD=$1 NEW=$2

@@ -9,6 +9,7 @@
 # Prints a Markdown table (medians in ms, ratio skillsd/stock) and writes it to
 # bench/results-N.md. Needs root (the anchor creates a `git` user and its own sshd).
 set -euo pipefail
+command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
 N=${N:-10000}

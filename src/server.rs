@@ -122,9 +122,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     adopt_repositories(&pool, &repos).await?;
     reconcile_all(&pool, &repos).await;
     // Vectors a crash left unfilled, indexes a crash left unbuilt.
-    let rt = tokio::runtime::Handle::current();
-    crate::cache::search::fill_in_background(&rt, &pool);
-    crate::cache::index_builds::build_in_background(&rt, &pool);
+    crate::cache::catch_up_in_background(&tokio::runtime::Handle::current(), &pool);
     crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());
     let deliveries = crate::deliver::spawn(pool.clone(), repos.clone(), settings.delivery.clone());

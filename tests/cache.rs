@@ -1434,3 +1434,75 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     assert!(error.contains("index row"), "{error}");
     assert_eq!(server.vectors_unlike_postgres(), 0);
 }
+
+/// The pages of the GIN indexes' pending lists (`pgstattuple`'s `pgstatginindex`),
+/// by index.
+fn pending_pages(server: &Server) -> Vec<(String, i64)> {
+    server.query(async {
+        sqlx::query_as(
+            "SELECT c.relname::text, (pgstatginindex(c.oid)).pending_pages::bigint
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_am am ON am.oid = c.relam
+             WHERE i.indrelid = 'skills'::regclass AND am.amname = 'gin' ORDER BY 1",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// A push's rows go into the GIN indexes' pending lists, with a limit no push
+/// reaches (migration 0020), so no push moves the lists inside its transaction; the
+/// server moves them after the commit (`cache::pending_lists`). The pushed skills are
+/// found by a search all along, and the lists are empty once moved.
+#[test]
+fn the_gin_pending_lists_are_moved_after_a_push_commits() {
+    let server = Server::start();
+    let limits: Vec<(String, Vec<String>)> = server.query(async {
+        sqlx::query_as(
+            "SELECT c.relname::text, c.reloptions
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_am am ON am.oid = c.relam
+             WHERE i.indrelid = 'skills'::regclass AND am.amname = 'gin' ORDER BY 1",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    let limit = vec!["gin_pending_list_limit=65536".to_string()];
+    assert_eq!(
+        limits,
+        vec![
+            ("skills_search_idx".to_string(), limit.clone()),
+            ("skills_tags_idx".to_string(), limit)
+        ]
+    );
+    server.query(async {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+            .execute(&server.pool)
+            .await
+            .unwrap()
+    });
+    // The lists are moved once the server has started (the template's two skills).
+    let empty = vec![
+        ("skills_search_idx".to_string(), 0),
+        ("skills_tags_idx".to_string(), 0),
+    ];
+    common::eventually(30, "the lists moved at start", || {
+        pending_pages(&server) == empty
+    });
+    let key = server.add_user("alice", "writer");
+    let git = Git::new(common::GIT_NEW, &key, &server);
+    let out = server.cli(&["init", "lists", "--empty"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = import(&git, &server, "lists", &varied_skills("gamma", 60, 4));
+    assert!(err.contains("60 created"), "{err}");
+    let found = server.count(
+        "SELECT count(*) FROM skills
+         WHERE repo = 'lists' AND search @@ websearch_to_tsquery('english', 'gamma')",
+    );
+    assert_eq!(found, 60);
+    common::eventually(30, "the lists moved after the push", || {
+        pending_pages(&server) == empty
+    });
+}

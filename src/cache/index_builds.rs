@@ -125,13 +125,6 @@ pub async fn build(pool: &PgPool) -> sqlx::Result<u64> {
     }
 }
 
-/// Builds in the background, on the runtime of `rt` (a server's). Errors are logged;
-/// the next build picks up what is left.
-pub fn build_in_background(rt: &tokio::runtime::Handle, pool: &PgPool) {
-    let pool = pool.clone();
-    rt.spawn(async move { build_logged(&pool).await });
-}
-
 /// [`build`], what it did or why it failed logged.
 pub async fn build_logged(pool: &PgPool) {
     let started = std::time::Instant::now();

@@ -9,6 +9,8 @@
 //! * [`health`] sums the cache up by sync state.
 //! * [`bulk`] rebuilds an empty cache rows first, indexes after.
 //! * [`search`] fills the full-text vectors a big sync leaves for after its commit.
+//! * [`index_builds`] builds the indexes a bulk load leaves for after its commit.
+//! * [`pending_lists`] moves the GIN indexes' pending lists after each commit.
 //! * [`periodic`] reconciles every repository now and then.
 //! * [`versions`] records each published skill's versions with their digests.
 //! * [`announce`] is the `NOTIFY skills_changed` a sync sends, and the live event.
@@ -20,6 +22,7 @@ pub mod changes;
 pub mod commits;
 pub mod health;
 pub mod index_builds;
+pub mod pending_lists;
 pub mod periodic;
 pub mod pushes;
 pub mod query;
@@ -48,6 +51,19 @@ impl CacheError {
 }
 
 pub type Result<T> = std::result::Result<T, CacheError>;
+
+/// On `rt` (a server's), in this order, whatever a commit may have left for after
+/// it, including a crashed process's: the full-text vectors not filled, the indexes
+/// not built, the GIN pending lists not moved. At a server's start and each periodic
+/// round.
+pub fn catch_up_in_background(rt: &tokio::runtime::Handle, pool: &sqlx::PgPool) {
+    let pool = pool.clone();
+    rt.spawn(async move {
+        search::fill_logged(&pool).await;
+        index_builds::build_logged(&pool).await;
+        pending_lists::clean_logged(&pool).await;
+    });
+}
 
 /// Everything a process does with a database before using it: the migrations
 /// ([`crate::db::migrate`]), then the check that skillsd's full-text vectors equal

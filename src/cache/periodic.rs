@@ -57,9 +57,7 @@ pub fn spawn(pool: PgPool, repos: RepoStore, every: Option<Duration>) {
                 attempt.saturating_add(1)
             };
             if round {
-                let rt = tokio::runtime::Handle::current();
-                super::search::fill_in_background(&rt, &pool);
-                super::index_builds::build_in_background(&rt, &pool);
+                super::catch_up_in_background(&tokio::runtime::Handle::current(), &pool);
             }
         }
     });

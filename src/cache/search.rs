@@ -73,13 +73,6 @@ async fn fill_one(pool: &PgPool) -> sqlx::Result<u64> {
     }
 }
 
-/// Fills in the background, on the runtime of `rt` (a server's). Errors are logged; the
-/// next fill picks up what is left.
-pub fn fill_in_background(rt: &tokio::runtime::Handle, pool: &PgPool) {
-    let pool = pool.clone();
-    rt.spawn(async move { fill_logged(&pool).await });
-}
-
 /// [`fill`] with every worker, what it did or why it failed logged.
 pub async fn fill_logged(pool: &PgPool) {
     let started = std::time::Instant::now();

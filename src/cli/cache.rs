@@ -33,9 +33,9 @@ pub(crate) async fn reconcile(settings: &Settings, repo: String) -> Result<i32> 
     if outcome.bulk_loaded {
         println!("the cache was empty: rows loaded first, indexes built after them");
     }
-    // This process ends here: fill the search vectors a big reconcile left, and
-    // build the indexes its bulk load left, before it does (a server would do both
-    // in the background).
+    // This process ends here: fill the search vectors a big reconcile left, build
+    // the indexes its bulk load left and move the GIN pending lists its rows went
+    // into, before it does (a server would do all three in the background).
     if outcome.search_deferred {
         skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
         println!(
@@ -51,6 +51,7 @@ pub(crate) async fn reconcile(settings: &Settings, repo: String) -> Result<i32> 
             (started.elapsed() - built_from).as_secs_f64()
         );
     }
+    skillsd::cache::pending_lists::clean(&pool).await?;
     Ok(0)
 }
 
@@ -130,12 +131,13 @@ pub(crate) async fn import(
         (None, None) => unreachable!("matched above"),
     };
     // This process ends here: what the push left for after its commit (the vectors
-    // of a big import only PostgreSQL computes, the full-text index of a bulk load)
-    // is done before it does, not cut off with the runtime (a server would do it in
+    // of a big import only PostgreSQL computes, the full-text index of a bulk load,
+    // the GIN pending lists) is done before it does, not cut off with the runtime (a server would do it in
     // the background).
     if !dry_run {
         skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
         skillsd::cache::index_builds::build(&pool).await?;
+        skillsd::cache::pending_lists::clean(&pool).await?;
     }
     import::print(&report, dry_run, &mut std::io::stdout());
     Ok(report.exit_code())

@@ -51,10 +51,12 @@ impl SyncOutcome {
     /// Starts on `rt` (a server's) what the sync left for after its commit, in this
     /// order: the full-text vectors it did not write, then the indexes its bulk load
     /// did not build (a GIN index built over the filled vectors once, rather than
-    /// updated for each).
+    /// updated for each), then the GIN indexes' pending lists its rows went into
+    /// ([`crate::cache::pending_lists`]).
     pub fn follow_up(&self, rt: &Handle, pool: &PgPool) {
         let (search, indexes) = (self.search_deferred, self.indexes_deferred);
-        if !search && !indexes {
+        let entries = self.created + self.updated + self.renamed > 0;
+        if !search && !indexes && !entries {
             return;
         }
         let pool = pool.clone();
@@ -65,6 +67,7 @@ impl SyncOutcome {
             if indexes {
                 crate::cache::index_builds::build_logged(&pool).await;
             }
+            crate::cache::pending_lists::clean_logged(&pool).await;
         });
     }
 

@@ -91,7 +91,7 @@ impl Replay<'_> {
     }
 
     /// Replays the branch from the watermark to the tip and moves the watermark; the
-    /// caller commits (and starts [`crate::cache::search::fill_in_background`] when the
+    /// caller commits (and starts [`super::SyncOutcome::follow_up`] when the
     /// outcome says the vectors were deferred).
     pub fn run(&self, rt: &Handle, tx: &mut PgConnection) -> Result<SyncOutcome> {
         self.run_prepared(rt, tx, None)
