@@ -4,7 +4,9 @@
 //! knows nothing of git; this is its reader over gix.
 
 use crate::skills::Rules;
-use crate::skills::rules::{CONFIG_PATH, RulesSource};
+use crate::skills::rules::{CONFIG_PATH, Layout, RulesSource, SKILL_FILE};
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
 /// Rules read from a commit's tree.
 pub struct TreeSource<'r> {
@@ -54,6 +56,77 @@ pub fn files_under(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Vec<TreeFile>,
         })
         .filter(|f| rules.governs(&f.path))
         .collect())
+}
+
+/// The files of `tree` that the skills whose skill files are `paths` are made of (what
+/// [`crate::artifact::members_of`] picks from): in the agent-skills layout every file
+/// under each skill's folder (a nested skill's files too: grouping by
+/// [`Rules::skill_of`] tells them apart), else each skill file alone. Only the trees
+/// on the way to them are read, each once, and only their files make an entry: a push
+/// of 1,000 skills into a tree of 30,000 files neither lists nor hashes the 29,000
+/// others ([`files_under`] does).
+pub fn files_of_skills(
+    tree: &gix::Tree<'_>,
+    rules: &Rules,
+    paths: &BTreeSet<String>,
+) -> Result<Vec<TreeFile>, gix::Error> {
+    // A skill's folder ends in `/`: everything under it is wanted; a path without the
+    // `/` is a file wanted alone.
+    let targets: BTreeSet<String> = paths
+        .iter()
+        .map(|path| match path.strip_suffix(SKILL_FILE) {
+            Some(folder) if rules.layout == Layout::AgentSkills && !folder.is_empty() => {
+                folder.to_string()
+            }
+            _ => path.clone(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    collect_wanted(tree, &mut String::new(), &targets, false, rules, &mut out)?;
+    Ok(out)
+}
+
+/// [`files_of_skills`] below the folder `prefix` (empty, or ending in `/`) whose tree
+/// is `tree`; with `whole`, every file of it is wanted.
+fn collect_wanted(
+    tree: &gix::Tree<'_>,
+    prefix: &mut String,
+    targets: &BTreeSet<String>,
+    whole: bool,
+    rules: &Rules,
+    out: &mut Vec<TreeFile>,
+) -> Result<(), gix::Error> {
+    for entry in tree.iter() {
+        let entry = entry?;
+        let len = prefix.len();
+        let name = entry.filename();
+        match std::str::from_utf8(name) {
+            Ok(name) => prefix.push_str(name),
+            Err(_) => prefix.push_str(&String::from_utf8_lossy(name)),
+        }
+        if entry.mode().is_tree() {
+            prefix.push('/');
+            let inside = whole || targets.contains(prefix.as_str());
+            // The targets starting with this folder come first among those after it.
+            let below = inside
+                || targets
+                    .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
+                    .next()
+                    .is_some_and(|t| t.starts_with(prefix.as_str()));
+            if below {
+                let subtree = entry.object()?.into_tree();
+                collect_wanted(&subtree, prefix, targets, inside, rules, out)?;
+            }
+        } else if (whole || targets.contains(prefix.as_str())) && rules.governs(prefix) {
+            out.push(TreeFile {
+                path: prefix.clone(),
+                mode: entry.mode(),
+                id: entry.object_id(),
+            });
+        }
+        prefix.truncate(len);
+    }
+    Ok(())
 }
 
 /// The blob ids of the rules files in `tree` (config, and the schema the config of

@@ -100,73 +100,52 @@ fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<gix::Tree<'_>> {
 /// Below this many skills, their contents are made on the calling thread.
 const PARALLEL_FROM: usize = 512;
 
-/// The content of each skill of `paths` in `tree`: on every core (up to 8) when there
-/// are many (a first push, an import, a rules change), in `paths`' order.
+/// The content of each skill of `paths` in `tree`, in `paths`' order: the trees on the
+/// way to their folders read once ([`commit_tree::files_of_skills`]), then each
+/// skill's files read and digested, on every core (up to 8) when there are many (a
+/// first push, an import, a rules change).
 fn contents(
     repo: &gix::Repository,
     tree: &gix::Tree<'_>,
     rules: &Rules,
     paths: BTreeSet<String>,
 ) -> Result<Vec<Content>> {
+    let files = commit_tree::files_of_skills(tree, rules, &paths).map_err(CacheError::git)?;
+    let mut groups = index::group_of(files, rules);
+    let skills: Vec<(String, index::Members)> = paths
+        .into_iter()
+        .filter(|path| rules.is_skill(path))
+        .filter_map(|path| {
+            let group = groups.remove(&path)?;
+            let members = index::members_of(rules, &path, &group);
+            Some((path, members))
+        })
+        .collect();
+    let digest = |repo: &gix::Repository, part: &[(String, index::Members)]| {
+        part.iter()
+            .map(|(path, members)| {
+                let blob = members[0].1;
+                let made = index::artifact(repo, members.clone()).map_err(CacheError::git)?;
+                Ok(Content {
+                    path: path.clone(),
+                    blob,
+                    digest: made.digest(),
+                    kind: made.kind.as_str(),
+                })
+            })
+            .collect::<Result<Vec<Content>>>()
+    };
     let threads = crate::parallel::threads();
-    if paths.len() < PARALLEL_FROM || threads < 2 {
-        return contents_here(repo, tree, rules, paths);
+    if skills.len() < PARALLEL_FROM || threads < 2 {
+        return digest(repo, &skills);
     }
-    let paths: Vec<String> = paths.into_iter().collect();
-    let tree_id = tree.id;
     crate::parallel::in_order(
-        &paths,
-        paths.len().div_ceil(threads),
+        &skills,
+        skills.len().div_ceil(threads),
         PARALLEL_FROM,
         || repo.clone(),
-        |repo, part| {
-            let tree = repo.find_tree(tree_id).map_err(CacheError::git)?;
-            contents_here(repo, &tree, rules, part.iter().cloned().collect())
-        },
+        |repo, part| digest(repo, part),
     )
-}
-
-/// From how many skills [`contents_here`] walks the whole tree instead of looking each
-/// skill up.
-const WALK_FROM: usize = 64;
-
-fn contents_here(
-    repo: &gix::Repository,
-    tree: &gix::Tree<'_>,
-    rules: &Rules,
-    paths: BTreeSet<String>,
-) -> Result<Vec<Content>> {
-    let mut out = Vec::with_capacity(paths.len());
-    // Many skills (a reconcile, a big push): the tree is walked once and its files
-    // grouped by skill. One lookup per skill would read its folder's tree again each
-    // time: 100,000 skills in one folder made a reconcile quadratic (39 s, not 9).
-    let mut groups = if paths.len() >= WALK_FROM {
-        let files = commit_tree::files_under(tree, rules).map_err(CacheError::git)?;
-        Some(index::group_of(files, rules))
-    } else {
-        None
-    };
-    for path in paths {
-        let members = match groups.as_mut() {
-            Some(groups) => match groups.remove(&path) {
-                Some(group) if rules.is_skill(&path) => index::members_of(rules, &path, &group),
-                _ => continue,
-            },
-            None => match index::skill_members(tree, rules, &path).map_err(CacheError::git)? {
-                Some(members) => members,
-                None => continue,
-            },
-        };
-        let blob = members[0].1;
-        let made = index::artifact(repo, members).map_err(CacheError::git)?;
-        out.push(Content {
-            path,
-            blob,
-            digest: made.digest(),
-            kind: made.kind.as_str(),
-        });
-    }
-    Ok(out)
 }
 
 /// The skill files of `new` whose skill a change between the trees touches: for each
@@ -354,8 +333,32 @@ mod tests {
         contents.iter().map(|c| c.path.as_str()).collect()
     }
 
+    /// Each skill's content from a lookup of its own (`artifact::skill_members`, as
+    /// the agents' index reads one skill): what [`contents`] must give for many.
+    fn alone(
+        repo: &gix::Repository,
+        tree: &gix::Tree<'_>,
+        rules: &Rules,
+        paths: &BTreeSet<String>,
+    ) -> Vec<Content> {
+        paths
+            .iter()
+            .filter_map(|path| {
+                let members = index::skill_members(tree, rules, path).unwrap()?;
+                let blob = members[0].1;
+                let made = index::artifact(repo, members).unwrap();
+                Some(Content {
+                    path: path.clone(),
+                    blob,
+                    digest: made.digest(),
+                    kind: made.kind.as_str(),
+                })
+            })
+            .collect()
+    }
+
     #[test]
-    fn many_skills_are_read_on_every_core_to_the_same_contents() {
+    fn many_skills_are_read_on_every_core_to_the_contents_each_has_alone() {
         let (_dir, repo) = repository();
         let skills: Vec<(String, String)> = (0..PARALLEL_FROM + 7)
             .map(|i| {
@@ -372,16 +375,15 @@ mod tests {
         let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
         let paths: BTreeSet<String> = skills.iter().map(|(p, _)| p.clone()).collect();
         let parallel = contents(&repo, &tree, &rules, paths.clone()).unwrap();
-        let here = contents_here(&repo, &tree, &rules, paths).unwrap();
         assert_eq!(parallel.len(), PARALLEL_FROM + 7);
-        assert_eq!(parallel, here);
+        assert_eq!(parallel, alone(&repo, &tree, &rules, &paths));
     }
 
     #[test]
-    fn many_skills_walked_at_once_have_the_contents_each_has_looked_up_alone() {
+    fn skills_read_together_have_the_contents_each_has_alone() {
         let (_dir, repo) = repository();
         let mut files: Vec<(String, String)> = vec![("skillsd.toml".into(), NESTED.into())];
-        for i in 0..WALK_FROM + 5 {
+        for i in 0..70 {
             files.push((
                 format!("skills/s{i:03}/SKILL.md"),
                 skill(&format!("s{i:03}")),
@@ -399,6 +401,7 @@ mod tests {
             }
         }
         files.push(("skills/not-a-skill.md".into(), "text\n".into()));
+        files.push(("docs/SKILL.md".into(), skill("outside")));
         let listed: Vec<(&str, Option<&str>)> = files
             .iter()
             .map(|(p, c)| (p.as_str(), Some(c.as_str())))
@@ -413,15 +416,57 @@ mod tests {
             .collect();
         asked.insert("skills/missing/SKILL.md".into());
         asked.insert("skills/not-a-skill.md".into());
-        assert!(asked.len() >= WALK_FROM);
-        let walked = contents_here(&repo, &tree, &rules, asked.clone()).unwrap();
-        let alone: Vec<Content> = asked
-            .into_iter()
-            .flat_map(|p| contents_here(&repo, &tree, &rules, BTreeSet::from([p])).unwrap())
+        let together = contents(&repo, &tree, &rules, asked.clone()).unwrap();
+        // 70 skills, 10 nested ones; not the missing one, the file that is no skill,
+        // nor the one outside the roots.
+        assert_eq!(together.len(), 80);
+        assert_eq!(together, alone(&repo, &tree, &rules, &asked));
+        assert!(together.iter().any(|c| c.kind == "archive"));
+        // A parent asked without its nested skill, and a nested one without its parent.
+        let some = BTreeSet::from([
+            "skills/s007/SKILL.md".to_string(),
+            "skills/s014/inner/SKILL.md".to_string(),
+        ]);
+        let two = contents(&repo, &tree, &rules, some.clone()).unwrap();
+        assert_eq!(
+            paths(&two),
+            ["skills/s007/SKILL.md", "skills/s014/inner/SKILL.md"]
+        );
+        assert_eq!(two, alone(&repo, &tree, &rules, &some));
+    }
+
+    #[test]
+    fn flat_skills_in_folders_read_together_have_the_contents_each_has_alone() {
+        let (_dir, repo) = repository();
+        let flat = "layout = \"flat\"\nroots = [\"skills\"]\n";
+        let mut files: Vec<(String, String)> = vec![("skillsd.toml".into(), flat.into())];
+        for i in 0..40 {
+            let folder = ["backend", "frontend", "ops"][i % 3];
+            files.push((
+                format!("skills/{folder}/s{i:02}.md"),
+                skill(&format!("s{i:02}")),
+            ));
+        }
+        files.push(("skills/backend/notes.txt".into(), "not a skill\n".into()));
+        files.push(("skills/top.md".into(), skill("top")));
+        let listed: Vec<(&str, Option<&str>)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), Some(c.as_str())))
             .collect();
-        assert_eq!(walked.len(), WALK_FROM + 5 + (WALK_FROM + 5).div_ceil(7));
-        assert_eq!(walked, alone);
-        assert!(walked.iter().any(|c| c.kind == "archive"));
+        let tip = commit(&repo, None, &listed);
+        let tree = tree_of(&repo, tip).unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let mut asked: BTreeSet<String> = files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p.ends_with(".md") && !p.contains("s1"))
+            .collect();
+        asked.insert("skills/backend/notes.txt".into());
+        asked.insert("skills/ops/gone.md".into());
+        let together = contents(&repo, &tree, &rules, asked.clone()).unwrap();
+        assert_eq!(together.len(), 31);
+        assert_eq!(together, alone(&repo, &tree, &rules, &asked));
+        assert!(together.iter().all(|c| c.kind == "skill-md"));
     }
 
     #[test]
