@@ -5,6 +5,9 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY          # N=10000 RUNS=10
 #   ONLY="push-one ls-remote" bench/ab.sh ...   # some of the measurements
+#   INTERLEAVE=1 bench/ab.sh ...                # one run of each in turn, not hyperfine's
+#                                               # runs of one, then of the other: the
+#                                               # machine's drift falls on both alike
 #
 # Writes bench/ab-N.md. Uses the anchor's skill generator
 # (../shared/anchors/stock-git-ssh/gen_skills.py); needs hyperfine.
@@ -46,37 +49,78 @@ git -C "$clone" add skills
 git -C "$clone" commit -q -m "add 1000 ($c)"
 PREP
 
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 med() { python3 -c "import json;print('%.0f' % (1000*json.load(open('$1'))['results'][0]['median']))"; }
-declare -A R
+declare -A R URLS
+# Both servers run side by side, each with its own data dir and PostgreSQL, on PORT
+# and PORT + 1.
+port=$PORT
 for label in old new; do
   bin=$OLD; [ "$label" = new ] && bin=$NEW
   D=$WORK/$label; mkdir -p "$D"
   "$bin" init bench --empty --data-dir "$D/data" >/dev/null
-  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$PORT" --http off --data-dir "$D/data" > "$D/serve.log" 2>&1 &
-  pid=$!
+  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --http off --data-dir "$D/data" > "$D/serve.log" 2>&1 &
+  pids+=($!)
   for _ in $(seq 1 300); do grep -q listening "$D/serve.log" && break; sleep 0.2; done
   "$bin" user add bench --role writer --key "$WORK/id.pub" --data-dir "$D/data" >/dev/null
-  URL="ssh://git@127.0.0.1:$PORT/bench.git"
-  git -C "$SEED" push -q "$URL" main
+  URLS[$label]="ssh://git@127.0.0.1:$port/bench.git"
+  git -C "$SEED" push -q "${URLS[$label]}" main
   DB="postgres://postgres@localhost/skillsd?host=$D/data/postgres/sock"
   for _ in $(seq 1 600); do
     [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
     sleep 0.1
   done
-  ONLY=${ONLY:-push-one push-1000 ls-remote clone-nc}
-  hf() { case " $ONLY " in *" $1 "*) ;; *) return 0 ;; esac; hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$D/$1.json" ${3:+--prepare "$3"} "$2" >> "$D/hyperfine.log" 2>&1; R[$label-$1]=$(med "$D/$1.json"); }
-  hf ls-remote "git ls-remote $URL"
-  hf clone-nc "git clone -q --no-checkout $URL $D/c" "rm -rf $D/c"
-  git clone -q "$URL" "$D/p"
-  hf push-one "git -C $D/p push -q origin main" "bash $WORK/modify-one.sh $D/p $TARGET $ANCHOR"
-  hf push-1000 "git -C $D/p push -q origin main" "bash $WORK/add-1000.sh $D/p $ANCHOR"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  git clone -q "${URLS[$label]}" "$D/p"
+  port=$((port + 1))
+done
+ONLY=${ONLY:-push-one push-1000 ls-remote clone-nc}
+# Each measurement's command and its preparation (untimed), for one binary.
+cmd() {
+  local D=$WORK/$2 URL=${URLS[$2]}
+  case $1 in
+    ls-remote) echo "git ls-remote $URL" ;;
+    clone-nc) echo "git clone -q --no-checkout $URL $D/c" ;;
+    push-one|push-1000) echo "git -C $D/p push -q origin main" ;;
+  esac
+}
+prep() {
+  local D=$WORK/$2
+  case $1 in
+    ls-remote) echo "" ;;
+    clone-nc) echo "rm -rf $D/c" ;;
+    push-one) echo "bash $WORK/modify-one.sh $D/p $TARGET $ANCHOR" ;;
+    push-1000) echo "bash $WORK/add-1000.sh $D/p $ANCHOR" ;;
+  esac
+}
+for m in ls-remote clone-nc push-one push-1000; do
+  case " $ONLY " in *" $m "*) ;; *) continue ;; esac
+  if [ -n "${INTERLEAVE:-}" ]; then
+    # One run of each binary in turn, the order swapped every run: what the machine
+    # does meanwhile falls on both alike. A warm-up run each first.
+    for run in $(seq 0 "$RUNS"); do
+      order="old new"; [ $((run % 2)) = 1 ] && order="new old"
+      for label in $order; do
+        p=$(prep "$m" "$label"); [ -n "$p" ] && eval "$p" >/dev/null
+        c=$(cmd "$m" "$label")
+        t0=$(date +%s%N); eval "$c" >/dev/null 2>&1; t1=$(date +%s%N)
+        [ "$run" -gt 0 ] && echo $(( (t1 - t0) / 1000 )) >> "$WORK/$label/$m.us"
+      done
+    done
+    for label in old new; do
+      R[$label-$m]=$(python3 -c "import statistics,sys;print('%.0f' % (statistics.median(int(l) for l in open(sys.argv[1])) / 1000))" "$WORK/$label/$m.us")
+    done
+  else
+    for label in old new; do
+      D=$WORK/$label p=$(prep "$m" "$label")
+      hyperfine -N --runs "$RUNS" --warmup 1 --style basic --export-json "$D/$m.json" ${p:+--prepare "$p"} "$(cmd "$m" "$label")" >> "$D/hyperfine.log" 2>&1
+      R[$label-$m]=$(med "$D/$m.json")
+    done
+  fi
 done
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 {
-  echo "## A/B, N = $N skills, $(date -u +%Y-%m-%d), $(nproc) cores; medians of $RUNS runs (ms)"
+  echo "## A/B, N = $N skills, $(date -u +%Y-%m-%d), $(nproc) cores; medians of $RUNS runs (ms)${INTERLEAVE:+, interleaved}"
   echo
   echo "| measurement | old | new | new / old |"
   echo "|---|---|---|---|"
