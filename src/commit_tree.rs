@@ -5,7 +5,7 @@
 
 use crate::skills::Rules;
 use crate::skills::rules::{CONFIG_PATH, Layout, RulesSource, SKILL_FILE};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 
 /// Rules read from a commit's tree.
@@ -81,9 +81,20 @@ pub fn files_of_skills(
             _ => path.clone(),
         })
         .collect();
+    let wanted = Wanted {
+        exact: targets.iter().map(String::as_str).collect(),
+        sorted: &targets,
+    };
     let mut out = Vec::new();
-    collect_wanted(tree, &mut String::new(), &targets, false, rules, &mut out)?;
+    collect_wanted(tree, &mut String::new(), &wanted, false, rules, &mut out)?;
     Ok(out)
+}
+
+/// What [`files_of_skills`] looks for: each target, hashed (a file or a folder is one),
+/// and sorted (is a target below this folder?).
+struct Wanted<'t> {
+    exact: HashSet<&'t str, foldhash::quality::RandomState>,
+    sorted: &'t BTreeSet<String>,
 }
 
 /// [`files_of_skills`] below the folder `prefix` (empty, or ending in `/`) whose tree
@@ -91,7 +102,7 @@ pub fn files_of_skills(
 fn collect_wanted(
     tree: &gix::Tree<'_>,
     prefix: &mut String,
-    targets: &BTreeSet<String>,
+    wanted: &Wanted<'_>,
     whole: bool,
     rules: &Rules,
     out: &mut Vec<TreeFile>,
@@ -106,18 +117,19 @@ fn collect_wanted(
         }
         if entry.mode().is_tree() {
             prefix.push('/');
-            let inside = whole || targets.contains(prefix.as_str());
+            let inside = whole || wanted.exact.contains(prefix.as_str());
             // The targets starting with this folder come first among those after it.
             let below = inside
-                || targets
+                || wanted
+                    .sorted
                     .range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded))
                     .next()
                     .is_some_and(|t| t.starts_with(prefix.as_str()));
             if below {
                 let subtree = entry.object()?.into_tree();
-                collect_wanted(&subtree, prefix, targets, inside, rules, out)?;
+                collect_wanted(&subtree, prefix, wanted, inside, rules, out)?;
             }
-        } else if (whole || targets.contains(prefix.as_str())) && rules.governs(prefix) {
+        } else if (whole || wanted.exact.contains(prefix.as_str())) && rules.governs(prefix) {
             out.push(TreeFile {
                 path: prefix.clone(),
                 mode: entry.mode(),

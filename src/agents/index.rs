@@ -19,7 +19,8 @@
 //! content, so its digest is known before anyone asks for it.
 
 pub use crate::artifact::{
-    Artifact, BuildError, Kind, Members, artifact, digest, group_of, read_blob, skill_members,
+    Artifact, BuildError, Groups, Kind, Members, artifact, digest, group_of, read_blob,
+    skill_members,
 };
 use crate::artifact::{archive, git_error, members_of};
 use crate::commit_tree::{self, TreeSource};
@@ -357,10 +358,7 @@ fn read_manifest(
 /// The files of a tree under the roots, grouped by the skill file they belong to
 /// (regular files only: links and submodules are refused under the roots by every
 /// push, and never served).
-fn group_files(
-    tree: &gix::Tree<'_>,
-    rules: &Rules,
-) -> Result<HashMap<String, Vec<commit_tree::TreeFile>>, BuildError> {
+fn group_files(tree: &gix::Tree<'_>, rules: &Rules) -> Result<Groups, BuildError> {
     let files = commit_tree::files_under(tree, rules).map_err(git_error)?;
     Ok(group_of(files, rules))
 }
@@ -369,7 +367,7 @@ fn group_files(
 fn one_skill(
     repo: &gix::Repository,
     rules: &Rules,
-    groups: &HashMap<String, Vec<commit_tree::TreeFile>>,
+    groups: &Groups,
     skill_paths: &std::collections::BTreeSet<&str>,
     row: &Row,
     previous: Option<&Published>,

@@ -211,17 +211,18 @@ pub fn artifact(repo: &gix::Repository, members: Members) -> Result<Artifact, Bu
     })
 }
 
+/// Files grouped by the skill file they belong to (hashed with foldhash: a reconcile
+/// groups every file of the tree).
+pub type Groups = HashMap<String, Vec<commit_tree::TreeFile>, foldhash::quality::RandomState>;
+
 /// `files` (of one tree, under the roots) grouped by the skill file they belong to.
-pub fn group_of(
-    files: Vec<commit_tree::TreeFile>,
-    rules: &Rules,
-) -> HashMap<String, Vec<commit_tree::TreeFile>> {
-    let skill_files: HashSet<String> = files
+pub fn group_of(files: Vec<commit_tree::TreeFile>, rules: &Rules) -> Groups {
+    let skill_files: HashSet<String, foldhash::quality::RandomState> = files
         .iter()
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
         .map(|f| f.path.clone())
         .collect();
-    let mut groups: HashMap<String, Vec<commit_tree::TreeFile>> = HashMap::new();
+    let mut groups = Groups::default();
     for f in files {
         if !f.mode.is_blob() {
             continue;
