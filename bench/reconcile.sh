@@ -6,6 +6,9 @@
 # the full-text index built after them (cache/index_builds.rs), until the command
 # exits. Then checks every vector against PostgreSQL's own.
 #   bench/reconcile.sh            # N=100000 RUNS=3
+#   AB="old/skillsd new/skillsd" bench/reconcile.sh
+#                                 # A/B: RUNS runs of each binary, alternating on the
+#                                 # same data (the first one serves and imports)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
@@ -15,8 +18,14 @@ BASE=${BASE:-/tmp/skillsd-reconcile}
 PORT=${PORT:-2294}
 # PROFILE=profiling: the same optimized code with line tables (bench/profile.sh's build).
 PROFILE=${PROFILE:-release}
-(cd "$ROOT" && cargo build -q --profile "$PROFILE")
-SKILLSD=$ROOT/target/$PROFILE/skillsd
+if [ -n "${AB:-}" ]; then
+  read -r -a BINS <<< "$AB"
+  SKILLSD=${BINS[0]}
+else
+  (cd "$ROOT" && cargo build -q --profile "$PROFILE")
+  SKILLSD=$ROOT/target/$PROFILE/skillsd
+  BINS=("$SKILLSD")
+fi
 [ -d "$BASE" ] && mv "$BASE" "$BASE.trash-$(date +%s%N)"
 mkdir -p "$BASE"
 DATA=$BASE/data
@@ -45,18 +54,20 @@ DB="postgres://postgres@localhost/skillsd?host=$DATA/postgres/sock"
 # are committed and when the full-text vectors are all filled after them.
 : > "$BASE/runs.txt"
 for run in $(seq 1 "$RUNS"); do
+ for bin in "${BINS[@]}"; do
   psql -X -q "$DB" -c "TRUNCATE skills; DELETE FROM sync_state WHERE repo = 'bench'"
   sync
   psql -X -q "$DB" -c "CHECKPOINT"
   t0=$(date +%s%N)
-  out=$("$SKILLSD" reconcile bench --data-dir "$DATA")
+  out=$("$bin" reconcile bench --data-dir "$DATA")
   t1=$(date +%s%N)
   echo "$out" >&2
   rows=$(echo "$out" | sed -n 's/.*(\([0-9.]*\) s)$/\1/p' | head -1)
   search=$(echo "$out" | sed -n 's/^search vectors: all filled (\([0-9.]*\) s after the rows)$/\1/p')
   index=$(echo "$out" | sed -n 's/^indexes: built after the commit (\([0-9.]*\) s)$/\1/p')
   total=$(python3 -c "print(($t1 - $t0) / 1e9)")
-  echo "$rows ${search:-0} $total ${index:-0}" >> "$BASE/runs.txt"
+  echo "$rows ${search:-0} $total ${index:-0} $bin" >> "$BASE/runs.txt"
+ done
 done
 rows=$(psql -X -qtA "$DB" -c "SELECT count(*) FROM skills WHERE repo = 'bench' AND search IS NOT NULL")
 [ "$rows" = "$N" ] || { echo "cache has $rows searchable rows, expected $N" >&2; exit 1; }
@@ -65,12 +76,15 @@ wrong=$(psql -X -qtA "$DB" -c "SELECT count(*) FROM skills WHERE repo = 'bench' 
 [ "$wrong" = "0" ] || { echo "$wrong vectors differ from skills_search_vector" >&2; exit 1; }
 python3 - "$BASE/runs.txt" "$N" "$RUNS" <<'PY'
 import statistics, sys
-runs = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-med = lambda i: statistics.median(r[i] for r in runs)
-print("reconcile of %s skills into an empty cache, median of %s runs:" % (sys.argv[2], sys.argv[3]))
-print("  rows committed (with the vectors skillsd computes):  %.2f s" % med(0))
-print("  vectors PostgreSQL filled after the rows:            %.2f s" % med(1))
-print("  full-text index built after the commit:              %.2f s" % med(3))
-print("  whole command, process start to exit:                %.2f s" % med(2))
+lines = [l.split() for l in open(sys.argv[1]) if l.strip()]
+for binary in dict.fromkeys(l[4] for l in lines):
+    runs = [list(map(float, l[:4])) for l in lines if l[4] == binary]
+    med = lambda i: statistics.median(r[i] for r in runs)
+    spread = lambda i: " / ".join("%.2f" % r[i] for r in runs)
+    print("reconcile of %s skills into an empty cache, median of %s runs, %s:" % (sys.argv[2], sys.argv[3], binary))
+    print("  rows committed (with the vectors skillsd computes):  %.2f s  (%s)" % (med(0), spread(0)))
+    print("  vectors PostgreSQL filled after the rows:            %.2f s" % med(1))
+    print("  full-text index built after the commit:              %.2f s  (%s)" % (med(3), spread(3)))
+    print("  whole command, process start to exit:                %.2f s  (%s)" % (med(2), spread(2)))
 PY
 # The server (the trap) stops the private PostgreSQL it holds.

@@ -116,17 +116,45 @@ fn reconcile_once(
     // versions existed): their content now is their next version.
     let mut versioned: BTreeSet<String> = jobs.iter().map(|j| j.path.clone()).collect();
     drop(jobs);
+    // The versions' contents a bulk load has read already.
+    let mut read = None;
     if let Some(dropped) = bulk {
         let lacking = outcome.vectors_lacking;
         outcome.search_deferred |=
             rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
-        outcome.indexes_deferred = rt.block_on(bulk::finish(&mut tx, dropped))?;
+        // PostgreSQL adds the keys and builds the indexes on one core: the versions'
+        // contents are read from git meanwhile, on the others.
+        let (reader, paths) = (repo.clone(), versioned.clone());
+        let (contents, finished) = std::thread::scope(|s| {
+            let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths));
+            let finished = rt.block_on(bulk::finish(&mut tx, dropped));
+            (reading.join(), finished)
+        });
+        outcome.indexes_deferred = finished?;
+        read = Some(contents.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         outcome.bulk_loaded = true;
     }
     let made = crate::cache::commits::read(repo, tip)?;
     rt.block_on(crate::cache::commits::insert(&mut tx, repo_name, &[made]))?;
-    versioned.extend(rt.block_on(crate::cache::versions::lacking(&mut tx, repo_name))?);
-    let contents = crate::cache::versions::at(repo, tip, versioned)?;
+    let lacking = rt.block_on(crate::cache::versions::lacking(&mut tx, repo_name))?;
+    let contents = match read {
+        // Only the published skills not written now are left to read (none, when the
+        // table was empty).
+        Some(mut contents) => {
+            let rest: BTreeSet<String> = lacking
+                .into_iter()
+                .filter(|path| !versioned.contains(path))
+                .collect();
+            if !rest.is_empty() {
+                contents.extend(crate::cache::versions::at(repo, tip, rest)?);
+            }
+            contents
+        }
+        None => {
+            versioned.extend(lacking);
+            crate::cache::versions::at(repo, tip, versioned)?
+        }
+    };
     let publish = crate::cache::versions::Publish {
         repo: repo_name,
         commit: &tip_hex,
