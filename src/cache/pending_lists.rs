@@ -13,13 +13,32 @@
 //! starts and at each periodic round: off the pushes' path. Autovacuum moves them
 //! too. One cleaner works at a time, on any node (an advisory lock; a cleaner that
 //! finds it taken asks again shortly, not holding a connection meanwhile, since the
-//! one at work may have passed its entries), and a cleaner never waits in the lock
-//! queue of an index a bulk load holds: it steps back and leaves the work to the next.
+//! one at work may have passed its entries; one such cleaner per process, which
+//! covers the others), and a cleaner never waits in the lock queue of an index a bulk
+//! load holds: it steps back and leaves the work to the next.
 
 use sqlx::PgPool;
 
 /// Whether a cleaner has said that it may not move the lists.
 static NOT_OWNER_SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a cleaner of this process waits for the lock.
+static WAITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The one waiting cleaner's turn, given back when dropped.
+struct Waiting;
+
+impl Waiting {
+    fn take() -> Option<Waiting> {
+        (!WAITING.swap(true, std::sync::atomic::Ordering::AcqRel)).then_some(Waiting)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
 
 /// How often, and how long apart, a cleaner asks for the lock another one holds.
 const TRIES: u32 = 50;
@@ -30,6 +49,7 @@ const RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Returns the pages moved.
 pub async fn clean(pool: &PgPool) -> sqlx::Result<i64> {
     let mut tries = 0;
+    let mut waiting = None;
     let mut tx = loop {
         let mut tx = pool.begin().await?;
         let ours = sqlx::query_scalar!(
@@ -41,12 +61,22 @@ pub async fn clean(pool: &PgPool) -> sqlx::Result<i64> {
             break tx;
         }
         tx.rollback().await?;
+        // One cleaner of this process waits for the one at work: it cleans after
+        // that one ends, so after the commits of the cleaners that find it waiting
+        // too, whose entries it moves with the rest.
+        if waiting.is_none() {
+            match Waiting::take() {
+                Some(w) => waiting = Some(w),
+                None => return Ok(0),
+            }
+        }
         tries += 1;
         if tries == TRIES {
             return Ok(0);
         }
         tokio::time::sleep(RETRY).await;
     };
+    drop(waiting);
     sqlx::query("SET LOCAL lock_timeout = '1s'")
         .execute(&mut *tx)
         .await?;
