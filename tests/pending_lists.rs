@@ -7,12 +7,13 @@ mod common;
 
 use common::{Git, Key, Server};
 
-/// The pages of the GIN indexes' pending lists (`pgstattuple`'s `pgstatginindex`),
-/// by index.
-fn pending_pages(server: &Server) -> Vec<(String, i64)> {
+/// Each GIN index of `skills`: its name, its storage options, and the pages of its
+/// pending list (`pgstattuple`'s `pgstatginindex`).
+fn gin_indexes(server: &Server) -> Vec<(String, Vec<String>, i64)> {
     server.query(async {
         sqlx::query_as(
-            "SELECT c.relname::text, (pgstatginindex(c.oid)).pending_pages::bigint
+            "SELECT c.relname::text, coalesce(c.reloptions, '{}'),
+                    (pgstatginindex(c.oid)).pending_pages::bigint
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
              JOIN pg_am am ON am.oid = c.relam
              WHERE i.indrelid = 'skills'::regclass AND am.amname = 'gin' ORDER BY 1",
@@ -21,6 +22,14 @@ fn pending_pages(server: &Server) -> Vec<(String, i64)> {
         .await
         .unwrap()
     })
+}
+
+/// The pages of the GIN indexes' pending lists, by index.
+fn pending_pages(server: &Server) -> Vec<(String, i64)> {
+    gin_indexes(server)
+        .into_iter()
+        .map(|(name, _, pages)| (name, pages))
+        .collect()
 }
 
 /// Both lists empty.
@@ -83,17 +92,10 @@ fn found(server: &Server, word: &str) -> i64 {
 #[test]
 fn the_gin_pending_lists_are_moved_after_a_push_commits() {
     let (server, _key, git) = started();
-    let limits: Vec<(String, Vec<String>)> = server.query(async {
-        sqlx::query_as(
-            "SELECT c.relname::text, c.reloptions
-             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             JOIN pg_am am ON am.oid = c.relam
-             WHERE i.indrelid = 'skills'::regclass AND am.amname = 'gin' ORDER BY 1",
-        )
-        .fetch_all(&server.pool)
-        .await
-        .unwrap()
-    });
+    let limits: Vec<(String, Vec<String>)> = gin_indexes(&server)
+        .into_iter()
+        .map(|(name, options, _)| (name, options))
+        .collect();
     let limit = vec!["gin_pending_list_limit=65536".to_string()];
     assert_eq!(
         limits,

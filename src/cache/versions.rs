@@ -357,6 +357,21 @@ mod tests {
             .collect()
     }
 
+    /// `files` committed into `repo`: the commit's tree and its rules.
+    fn committed<'r>(
+        repo: &'r gix::Repository,
+        files: &[(String, String)],
+    ) -> (gix::Tree<'r>, std::sync::Arc<Rules>) {
+        let listed: Vec<(&str, Option<&str>)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+            .collect();
+        let tip = commit(repo, None, &listed);
+        let tree = tree_of(repo, tip).unwrap();
+        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        (tree, rules)
+    }
+
     #[test]
     fn many_skills_are_read_on_every_core_to_the_contents_each_has_alone() {
         let (_dir, repo) = repository();
@@ -402,13 +417,7 @@ mod tests {
         }
         files.push(("skills/not-a-skill.md".into(), "text\n".into()));
         files.push(("docs/SKILL.md".into(), skill("outside")));
-        let listed: Vec<(&str, Option<&str>)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), Some(c.as_str())))
-            .collect();
-        let tip = commit(&repo, None, &listed);
-        let tree = tree_of(&repo, tip).unwrap();
-        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let (tree, rules) = committed(&repo, &files);
         let mut asked: BTreeSet<String> = files
             .iter()
             .map(|(p, _)| p.clone())
@@ -449,13 +458,7 @@ mod tests {
         }
         files.push(("skills/backend/notes.txt".into(), "not a skill\n".into()));
         files.push(("skills/top.md".into(), skill("top")));
-        let listed: Vec<(&str, Option<&str>)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), Some(c.as_str())))
-            .collect();
-        let tip = commit(&repo, None, &listed);
-        let tree = tree_of(&repo, tip).unwrap();
-        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let (tree, rules) = committed(&repo, &files);
         let mut asked: BTreeSet<String> = files
             .iter()
             .map(|(p, _)| p.clone())
