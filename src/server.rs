@@ -121,7 +121,7 @@ pub async fn prepare(settings: &Settings) -> Result<Prepared, ServeError> {
     }
     adopt_repositories(&pool, &repos).await?;
     reconcile_all(&pool, &repos).await;
-    // Vectors a crash left unfilled, indexes a crash left unbuilt.
+    // Vectors a crash left unfilled, indexes left unbuilt, pending lists not moved.
     crate::cache::catch_up_in_background(&tokio::runtime::Handle::current(), &pool);
     crate::cache::periodic::spawn(pool.clone(), repos.clone(), settings.reconcile_every);
     crate::storage::replica::spawn_prefetch(pool.clone(), repos.clone());

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Git, Key, Server};
+use common::{Git, Key, Server, skill};
 
 /// Each GIN index of `skills`: its name, its storage options, and the pages of its
 /// pending list (`pgstattuple`'s `pgstatginindex`).
@@ -64,12 +64,13 @@ fn push_skills(git: &Git, server: &Server, prefix: &str, n: usize) {
     let dir = git.clone(&server.url("skills.git"), &[]);
     let files: Vec<(String, String)> = (0..n)
         .map(|i| {
+            let extra = format!(
+                "description: About {prefix} {i}.\ntags: [{prefix}, t{}]\n",
+                i % 5
+            );
             (
                 format!("skills/{prefix}-{i:03}.md"),
-                format!(
-                    "---\ntitle: {prefix} {i}\ndescription: About {prefix} {i}.\ntags: [{prefix}, t{}]\n---\n\nRotate the {prefix} keys, step {i}.\n",
-                    i % 5
-                ),
+                skill(&format!("{prefix} {i}"), &extra),
             )
         })
         .collect();

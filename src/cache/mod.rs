@@ -52,17 +52,26 @@ impl CacheError {
 
 pub type Result<T> = std::result::Result<T, CacheError>;
 
-/// On `rt` (a server's), in this order, whatever a commit may have left for after
-/// it, including a crashed process's: the full-text vectors not filled, the indexes
-/// not built, the GIN pending lists not moved. At a server's start and each periodic
+/// What a commit may leave for after it, in this order, each logged: the full-text
+/// vectors not filled (with `search`), the indexes a bulk load did not build (with
+/// `indexes`: a GIN index built over the filled vectors once, rather than updated for
+/// each), then the GIN indexes' pending lists the rows went into.
+pub(crate) async fn after_commit(pool: &sqlx::PgPool, search: bool, indexes: bool) {
+    if search {
+        search::fill_logged(pool).await;
+    }
+    if indexes {
+        index_builds::build_logged(pool).await;
+    }
+    pending_lists::clean_logged(pool).await;
+}
+
+/// [`after_commit`] with everything looked for, on `rt` (a server's): what any
+/// commit left, a crashed process's included. At a server's start and each periodic
 /// round.
 pub fn catch_up_in_background(rt: &tokio::runtime::Handle, pool: &sqlx::PgPool) {
     let pool = pool.clone();
-    rt.spawn(async move {
-        search::fill_logged(&pool).await;
-        index_builds::build_logged(&pool).await;
-        pending_lists::clean_logged(&pool).await;
-    });
+    rt.spawn(async move { after_commit(&pool, true, true).await });
 }
 
 /// Everything a process does with a database before using it: the migrations

@@ -132,8 +132,8 @@ pub(crate) async fn import(
     };
     // This process ends here: what the push left for after its commit (the vectors
     // of a big import only PostgreSQL computes, the full-text index of a bulk load,
-    // the GIN pending lists) is done before it does, not cut off with the runtime (a server would do it in
-    // the background).
+    // the GIN pending lists) is done before it does, not cut off with the runtime (a
+    // server would do it in the background).
     if !dry_run {
         skillsd::cache::search::fill(&pool, skillsd::cache::search::workers()).await?;
         skillsd::cache::index_builds::build(&pool).await?;

@@ -48,11 +48,9 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    /// Starts on `rt` (a server's) what the sync left for after its commit, in this
-    /// order: the full-text vectors it did not write, then the indexes its bulk load
-    /// did not build (a GIN index built over the filled vectors once, rather than
-    /// updated for each), then the GIN indexes' pending lists its rows went into
-    /// ([`crate::cache::pending_lists`]).
+    /// Starts on `rt` (a server's) what the sync left for after its commit
+    /// ([`crate::cache::after_commit`]): the vectors it did not write, the indexes its
+    /// bulk load did not build, the GIN pending lists its rows went into.
     pub fn follow_up(&self, rt: &Handle, pool: &PgPool) {
         let (search, indexes) = (self.search_deferred, self.indexes_deferred);
         let entries = self.created + self.updated + self.renamed > 0;
@@ -60,15 +58,7 @@ impl SyncOutcome {
             return;
         }
         let pool = pool.clone();
-        rt.spawn(async move {
-            if search {
-                crate::cache::search::fill_logged(&pool).await;
-            }
-            if indexes {
-                crate::cache::index_builds::build_logged(&pool).await;
-            }
-            crate::cache::pending_lists::clean_logged(&pool).await;
-        });
+        rt.spawn(async move { crate::cache::after_commit(&pool, search, indexes).await });
     }
 
     fn add(&mut self, other: &SyncOutcome) {
