@@ -7,7 +7,7 @@
 //! core per 3 KB body, which made the vectors of a 100,000-skill reconcile cost 13 s of
 //! CPU on their own, on the one backend a sync writes through. For text that is only
 //! ASCII words between plain separators the parser's output is simple; computing it
-//! here costs about a fifth of that (~28 µs), on the threads that read the files:
+//! here costs about a sixth of that (~20 µs), on the threads that read the files:
 //!
 //! - a word is a run of ASCII letters and digits, lower-cased; its position is one more
 //!   than the previous word's, counted across the four parts in order;
@@ -137,7 +137,9 @@ fn compute(
     tags: &[String],
     body: &str,
 ) -> Option<SearchVector> {
-    let mut words = Words::default();
+    let tags_len = tags.iter().map(|t| t.len() + 1).sum::<usize>();
+    let len = title.len() + description.map_or(0, str::len) + tags_len + body.len();
+    let mut words = Words::with_capacity(len);
     words.add(title, WEIGHT_A)?;
     words.add(description.unwrap_or(""), WEIGHT_B)?;
     // `array_to_string(tags, ' ')`
@@ -179,13 +181,21 @@ const fn mark(table: &mut [u8; 256], bytes: &[u8], class: u8) {
 
 /// The words of the parts added so far: each word's place in `lower` (the parts'
 /// text, lower-cased) and weight. A word's position is its index + 1.
-#[derive(Default)]
 struct Words {
     lower: Vec<u8>,
     words: Vec<(u32, u16, u16)>,
 }
 
 impl Words {
+    /// Room for `len` bytes of text and its words (at most one per two bytes; prose
+    /// has about one per six), and the eight bytes [`Words::finish`] reads past the end.
+    fn with_capacity(len: usize) -> Words {
+        Words {
+            lower: Vec::with_capacity(len + 8),
+            words: Vec::with_capacity(len / 5 + 8),
+        }
+    }
+
     fn add(&mut self, text: &str, weight: u16) -> Option<()> {
         let base = self.lower.len();
         self.lower.extend_from_slice(text.as_bytes());
@@ -257,7 +267,9 @@ impl Words {
     /// by their bytes only when they are longer: a small hash table finds each word's
     /// lexeme, the distinct lexemes are sorted, and each word's position is written
     /// straight into its lexeme's place in the output.
-    fn finish(self) -> Option<SearchVector> {
+    fn finish(mut self) -> Option<SearchVector> {
+        // Eight bytes past the last word, for `prefix` to read whole.
+        self.lower.extend_from_slice(&[0; 8]);
         let lower = &self.lower;
         let text = |i: u32| {
             let (start, len, _) = self.words[i as usize];
@@ -267,11 +279,11 @@ impl Words {
         let bits = (2 * n).max(16).next_power_of_two().trailing_zeros();
         let mut table = vec![0u32; 1 << bits];
         // Each lexeme: its prefix, its first word, its number of words.
-        let mut lexemes: Vec<(u64, u32, u32)> = Vec::new();
+        let mut lexemes: Vec<(u64, u32, u32)> = Vec::with_capacity(n);
         let mut of_word: Vec<u32> = Vec::with_capacity(n);
         for i in 0..n as u32 {
             let word = text(i);
-            let key = prefix(word);
+            let key = prefix(lower, self.words[i as usize].0, word.len());
             let mut slot =
                 (key ^ word.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits);
             let id = loop {
@@ -297,11 +309,21 @@ impl Words {
             }
             of_word.push(id as u32);
         }
-        let mut order: Vec<u32> = (0..lexemes.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (lexemes[a as usize], lexemes[b as usize]);
-            a.0.cmp(&b.0).then_with(|| text(a.1).cmp(text(b.1)))
-        });
+        // By prefix, then (lexemes that share their first eight bytes, which only
+        // longer ones can) by bytes.
+        let mut order: Vec<(u64, u32)> = lexemes
+            .iter()
+            .enumerate()
+            .map(|(id, &(key, _, _))| (key, id as u32))
+            .collect();
+        order.sort_unstable();
+        for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| {
+                    text(lexemes[a.1 as usize].1).cmp(text(lexemes[b.1 as usize].1))
+                });
+            }
+        }
         // Lay the lexemes out; `at[id]` is where the lexeme's next position goes.
         let size = 4 + lexemes
             .iter()
@@ -310,7 +332,7 @@ impl Words {
         let mut wire = Vec::with_capacity(size);
         wire.extend_from_slice(&(lexemes.len() as i32).to_be_bytes());
         let mut at = vec![0usize; lexemes.len()];
-        for &id in &order {
+        for &(_, id) in &order {
             let (_, first, count) = lexemes[id as usize];
             wire.extend_from_slice(text(first));
             wire.push(0);
@@ -329,13 +351,18 @@ impl Words {
     }
 }
 
-/// The first eight bytes of `word` as a big-endian integer, zero-padded: ordering these
-/// orders the words by bytes, up to their eighth.
-fn prefix(word: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = word.len().min(8);
-    head[..n].copy_from_slice(&word[..n]);
-    u64::from_be_bytes(head)
+/// The first eight bytes of the word at `start` in `lower` (which has eight bytes after
+/// its last word) as a big-endian integer, those past its `len` zeroed: ordering these
+/// orders the words by bytes, up to their eighth. One load, not a copy of `len` bytes
+/// read back whole (a copy the processor cannot forward to the load).
+fn prefix(lower: &[u8], start: u32, len: usize) -> u64 {
+    let start = start as usize;
+    let head = u64::from_be_bytes(lower[start..start + 8].try_into().expect("eight bytes"));
+    if len >= 8 {
+        head
+    } else {
+        head & !(u64::MAX >> (8 * len))
+    }
 }
 
 impl SearchVector {
