@@ -55,6 +55,10 @@ pub struct Row {
     /// Its full-text vector when skillsd can compute it ([`super::vector`]): computed
     /// with the reading and validating, on the same threads.
     pub search: Option<SearchVector>,
+    /// The digest of the file's bytes ([`crate::artifact::digest`]) when they were read
+    /// here: a lone skill file's version digest, which [`super::versions`] then need
+    /// not read the file again for (`None` when the checks had parsed it already).
+    pub digest: Option<String>,
 }
 
 impl Row {
@@ -69,6 +73,7 @@ impl Row {
             skill,
             blob,
             search,
+            digest: None,
         }
     }
 }
@@ -90,6 +95,16 @@ pub enum Op {
         path: String,
         error: String,
     },
+}
+
+impl Op {
+    /// The row it writes (none for a deletion or a file that is no skill).
+    pub fn row(&self) -> Option<&Row> {
+        match self {
+            Op::Create(row) | Op::Update(row) | Op::Rename { row, .. } => Some(row),
+            Op::Delete { .. } | Op::Invalid { .. } => None,
+        }
+    }
 }
 
 /// The skill operations that turn the tree of `from` (or nothing) into the tree of `to`,
@@ -278,7 +293,7 @@ pub(crate) struct Job {
 impl Job {
     fn run(&self, repo: &gix::Repository, rules: &Rules, known: Option<&Known>) -> Op {
         let op = |make| match known.and_then(|k| k.get(&(self.path.clone(), self.blob))) {
-            Some(skill) => made(rules, skill.clone(), self.blob, make),
+            Some(skill) => made(rules, skill.clone(), self.blob, None, make),
             None => load(repo, rules, &self.path, self.blob, make),
         };
         match &self.make {
@@ -358,7 +373,13 @@ pub(crate) fn load(
         }
     };
     match rules.validate(path, &data) {
-        Ok(skill) => made(rules, skill, blob, make),
+        Ok(skill) => made(
+            rules,
+            skill,
+            blob,
+            Some(crate::artifact::digest(&data)),
+            make,
+        ),
         Err(problems) => Op::Invalid {
             path: path.to_string(),
             error: crate::skills::render_problems(&problems),
@@ -367,13 +388,22 @@ pub(crate) fn load(
 }
 
 /// A validated skill's operation.
-fn made(rules: &Rules, mut skill: Skill, blob: ObjectId, make: fn(Row) -> Op) -> Op {
+fn made(
+    rules: &Rules,
+    mut skill: Skill,
+    blob: ObjectId,
+    digest: Option<String>,
+    make: fn(Row) -> Op,
+) -> Op {
     // Under review the lifecycle is the change's: what is on the branch is
     // published, unless the skill itself says it is archived.
     if rules.review.enabled() && skill.status != crate::skills::Status::Archived {
         skill.status = crate::skills::Status::Published;
     }
-    make(Row::new(skill, blob))
+    make(Row {
+        digest,
+        ..Row::new(skill, blob)
+    })
 }
 
 /// The rules of `commit` and every skill file in its tree: path → blob id.

@@ -40,6 +40,11 @@ pub struct Content {
     pub kind: &'static str,
 }
 
+/// Digests already made of files' bytes, by blob ([`crate::artifact::digest`]): a lone
+/// skill file's version digest is that of its blob, which then need not be read again
+/// (a reconcile has read and digested every file it writes).
+pub type Digests = HashMap<ObjectId, String>;
+
 /// The skills whose files differ between the trees of `from` (or nothing) and `to`,
 /// with their content at `to`. Every skill of `to` when there is no `from` or the
 /// rules files differ (the layout, the roots: every folder may have changed).
@@ -73,21 +78,22 @@ pub fn between(
             .map(|f| f.path)
             .collect(),
     };
-    contents(repo, &new_tree, &rules, paths)
+    contents(repo, &new_tree, &rules, paths, &Digests::new())
 }
 
 /// The content at `commit` of the skills whose skill files are `paths` (those that
-/// are skill files there).
+/// are skill files there); a lone file whose blob `known` holds is not read.
 pub fn at(
     repo: &gix::Repository,
     commit: ObjectId,
     paths: BTreeSet<String>,
+    known: &Digests,
 ) -> Result<Vec<Content>> {
     let tree = tree_of(repo, commit)?;
     let Ok(rules) = Rules::load(&TreeSource { tree: tree.clone() }) else {
         return Ok(Vec::new());
     };
-    contents(repo, &tree, &rules, paths)
+    contents(repo, &tree, &rules, paths, known)
 }
 
 fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<gix::Tree<'_>> {
@@ -103,12 +109,14 @@ const PARALLEL_FROM: usize = 512;
 /// The content of each skill of `paths` in `tree`, in `paths`' order: the trees on the
 /// way to their folders read once ([`commit_tree::files_of_skills`]), then each
 /// skill's files read and digested, on every core (up to 8) when there are many (a
-/// first push, an import, a rules change).
+/// first push, an import, a rules change); a lone file whose digest `known` holds is
+/// not read at all.
 fn contents(
     repo: &gix::Repository,
     tree: &gix::Tree<'_>,
     rules: &Rules,
     paths: BTreeSet<String>,
+    known: &Digests,
 ) -> Result<Vec<Content>> {
     let files = commit_tree::files_of_skills(tree, rules, &paths).map_err(CacheError::git)?;
     let mut groups = index::group_of(files, rules);
@@ -125,6 +133,14 @@ fn contents(
         part.iter()
             .map(|(path, members)| {
                 let blob = members[0].1;
+                if let ([_], Some(digest)) = (members.as_slice(), known.get(&blob)) {
+                    return Ok(Content {
+                        path: path.clone(),
+                        blob,
+                        digest: digest.clone(),
+                        kind: index::Kind::SkillMd.as_str(),
+                    });
+                }
                 let made = index::artifact(repo, members.clone()).map_err(CacheError::git)?;
                 Ok(Content {
                     path: path.clone(),
@@ -389,7 +405,7 @@ mod tests {
         let tree = tree_of(&repo, tip).unwrap();
         let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
         let paths: BTreeSet<String> = skills.iter().map(|(p, _)| p.clone()).collect();
-        let parallel = contents(&repo, &tree, &rules, paths.clone()).unwrap();
+        let parallel = contents(&repo, &tree, &rules, paths.clone(), &Digests::new()).unwrap();
         assert_eq!(parallel.len(), PARALLEL_FROM + 7);
         assert_eq!(parallel, alone(&repo, &tree, &rules, &paths));
     }
@@ -425,7 +441,7 @@ mod tests {
             .collect();
         asked.insert("skills/missing/SKILL.md".into());
         asked.insert("skills/not-a-skill.md".into());
-        let together = contents(&repo, &tree, &rules, asked.clone()).unwrap();
+        let together = contents(&repo, &tree, &rules, asked.clone(), &Digests::new()).unwrap();
         // 70 skills, 10 nested ones; not the missing one, the file that is no skill,
         // nor the one outside the roots.
         assert_eq!(together.len(), 80);
@@ -436,7 +452,7 @@ mod tests {
             "skills/s007/SKILL.md".to_string(),
             "skills/s014/inner/SKILL.md".to_string(),
         ]);
-        let two = contents(&repo, &tree, &rules, some.clone()).unwrap();
+        let two = contents(&repo, &tree, &rules, some.clone(), &Digests::new()).unwrap();
         assert_eq!(
             paths(&two),
             ["skills/s007/SKILL.md", "skills/s014/inner/SKILL.md"]
@@ -466,12 +482,62 @@ mod tests {
             .collect();
         asked.insert("skills/backend/notes.txt".into());
         asked.insert("skills/ops/gone.md".into());
-        let together = contents(&repo, &tree, &rules, asked.clone()).unwrap();
+        let together = contents(&repo, &tree, &rules, asked.clone(), &Digests::new()).unwrap();
         assert_eq!(together.len(), 31);
         assert_eq!(together, alone(&repo, &tree, &rules, &asked));
         assert!(together.iter().all(|c| c.kind == "skill-md"));
     }
 
+    #[test]
+    fn a_lone_file_s_known_digest_is_taken_and_a_folder_s_archive_is_made() {
+        let (_dir, repo) = repository();
+        let files: Vec<(String, String)> = vec![
+            ("skillsd.toml".into(), NESTED.into()),
+            ("skills/lone/SKILL.md".into(), skill("lone")),
+            ("skills/other/SKILL.md".into(), skill("other")),
+            ("skills/folder/SKILL.md".into(), skill("folder")),
+            ("skills/folder/run.sh".into(), "echo\n".into()),
+        ];
+        let (tree, rules) = committed(&repo, &files);
+        let asked: BTreeSet<String> = files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .filter(|p| p.ends_with("SKILL.md"))
+            .collect();
+        let read = contents(&repo, &tree, &rules, asked.clone(), &Digests::new()).unwrap();
+        let blob = |path: &str| read.iter().find(|c| c.path == path).unwrap().blob;
+        // The digests a reconcile made of the bytes it read equal the ones read here.
+        let made: Digests = read.iter().map(|c| (c.blob, c.digest.clone())).collect();
+        assert_eq!(
+            contents(&repo, &tree, &rules, asked.clone(), &made).unwrap(),
+            read
+        );
+        // Taken as given for a lone file (so it is not read: a wrong one comes back),
+        // never for a folder's SKILL.md, whose digest is its archive's.
+        let given = "sha256:".to_string() + &"0".repeat(64);
+        let known: Digests = [
+            (blob("skills/lone/SKILL.md"), given.clone()),
+            (blob("skills/folder/SKILL.md"), given.clone()),
+        ]
+        .into();
+        let taken = contents(&repo, &tree, &rules, asked, &known).unwrap();
+        let digest_of = |path: &str| {
+            let c = taken.iter().find(|c| c.path == path).unwrap();
+            (c.digest.clone(), c.kind)
+        };
+        assert_eq!(
+            digest_of("skills/lone/SKILL.md"),
+            (given.clone(), "skill-md")
+        );
+        let other = read
+            .iter()
+            .find(|c| c.path == "skills/other/SKILL.md")
+            .unwrap();
+        assert_eq!(digest_of("skills/other/SKILL.md").0, other.digest);
+        let (folder, kind) = digest_of("skills/folder/SKILL.md");
+        assert_eq!(kind, "archive");
+        assert_ne!(folder, given);
+    }
     #[test]
     fn the_skills_a_change_touches_are_the_folders_above_its_files() {
         let (_dir, repo) = repository();

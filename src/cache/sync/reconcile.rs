@@ -107,7 +107,13 @@ fn reconcile_once(
         bulk_now: bulk.as_ref().map(|b| b.now),
         ..target
     };
+    // The digests of the files read: their versions need not read them again.
+    let mut digests = crate::cache::versions::Digests::with_capacity(jobs.len());
     changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
+        digests.extend(ops.iter().filter_map(|op| {
+            let row = op.row()?;
+            Some((row.blob, row.digest.clone()?))
+        }));
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);
         Ok(())
@@ -124,9 +130,9 @@ fn reconcile_once(
             rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
         // PostgreSQL adds the keys and builds the indexes on one core: the versions'
         // contents are read from git meanwhile, on the others.
-        let (reader, paths) = (repo.clone(), versioned.clone());
+        let (reader, paths, known) = (repo.clone(), versioned.clone(), &digests);
         let (contents, finished) = std::thread::scope(|s| {
-            let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths));
+            let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths, known));
             let finished = rt.block_on(bulk::finish(&mut tx, dropped));
             (reading.join(), finished)
         });
@@ -146,13 +152,13 @@ fn reconcile_once(
                 .filter(|path| !versioned.contains(path))
                 .collect();
             if !rest.is_empty() {
-                contents.extend(crate::cache::versions::at(repo, tip, rest)?);
+                contents.extend(crate::cache::versions::at(repo, tip, rest, &digests)?);
             }
             contents
         }
         None => {
             versioned.extend(lacking);
-            crate::cache::versions::at(repo, tip, versioned)?
+            crate::cache::versions::at(repo, tip, versioned, &digests)?
         }
     };
     let publish = crate::cache::versions::Publish {
