@@ -4,7 +4,8 @@
 # rows are committed (with the full-text vectors skillsd computes itself), then the
 # vectors left to PostgreSQL (text that is not plain, see cache/vector.rs) filled and
 # the full-text index built after them (cache/index_builds.rs), until the command
-# exits. Then checks every vector against PostgreSQL's own.
+# exits, and skillsd's own CPU time for the command (user + system: steadier than the
+# wall clock on a shared machine). Then checks every vector against PostgreSQL's own.
 #   bench/reconcile.sh            # N=100000 RUNS=3
 #   AB="old/skillsd new/skillsd" bench/reconcile.sh
 #                                 # A/B: RUNS runs of each binary, alternating on the
@@ -59,14 +60,19 @@ for run in $(seq 1 "$RUNS"); do
   sync
   psql -X -q "$DB" -c "CHECKPOINT"
   t0=$(date +%s%N)
-  out=$("$bin" reconcile bench --data-dir "$DATA")
+  # skillsd's own CPU time (user + system, both cores), less noisy than the wall
+  # clock on a shared machine: what a change to skillsd's side saves shows here.
+  cpu=$( { TIMEFORMAT='%U %S'; time "$bin" reconcile bench --data-dir "$DATA" > "$BASE/out.txt" 2> "$BASE/err.txt"; } 2>&1 )
   t1=$(date +%s%N)
+  out=$(cat "$BASE/out.txt")
+  cpu=$(echo "$cpu" | awk '{print $1 + $2}')
+  cat "$BASE/err.txt" >&2
   echo "$out" >&2
   rows=$(echo "$out" | sed -n 's/.*(\([0-9.]*\) s)$/\1/p' | head -1)
   search=$(echo "$out" | sed -n 's/^search vectors: all filled (\([0-9.]*\) s after the rows)$/\1/p')
   index=$(echo "$out" | sed -n 's/^indexes: built after the commit (\([0-9.]*\) s)$/\1/p')
   total=$(python3 -c "print(($t1 - $t0) / 1e9)")
-  echo "$rows ${search:-0} $total ${index:-0} $bin" >> "$BASE/runs.txt"
+  echo "$rows ${search:-0} $total ${index:-0} $cpu $bin" >> "$BASE/runs.txt"
  done
 done
 rows=$(psql -X -qtA "$DB" -c "SELECT count(*) FROM skills WHERE repo = 'bench' AND search IS NOT NULL")
@@ -77,8 +83,8 @@ wrong=$(psql -X -qtA "$DB" -c "SELECT count(*) FROM skills WHERE repo = 'bench' 
 python3 - "$BASE/runs.txt" "$N" "$RUNS" <<'PY'
 import statistics, sys
 lines = [l.split() for l in open(sys.argv[1]) if l.strip()]
-for binary in dict.fromkeys(l[4] for l in lines):
-    runs = [list(map(float, l[:4])) for l in lines if l[4] == binary]
+for binary in dict.fromkeys(l[5] for l in lines):
+    runs = [list(map(float, l[:5])) for l in lines if l[5] == binary]
     med = lambda i: statistics.median(r[i] for r in runs)
     spread = lambda i: " / ".join("%.2f" % r[i] for r in runs)
     print("reconcile of %s skills into an empty cache, median of %s runs, %s:" % (sys.argv[2], sys.argv[3], binary))
@@ -86,5 +92,6 @@ for binary in dict.fromkeys(l[4] for l in lines):
     print("  vectors PostgreSQL filled after the rows:            %.2f s" % med(1))
     print("  full-text index built after the commit:              %.2f s  (%s)" % (med(3), spread(3)))
     print("  whole command, process start to exit:                %.2f s  (%s)" % (med(2), spread(2)))
+    print("  skillsd's CPU time (user + system), whole command:   %.2f s  (%s)" % (med(4), spread(4)))
 PY
 # The server (the trap) stops the private PostgreSQL it holds.
