@@ -24,6 +24,9 @@ pub const RENAME_LIMIT: usize = 64;
 pub struct Parsed {
     pub rules: Vec<Option<ObjectId>>,
     pub skills: HashMap<(String, ObjectId), Skill>,
+    /// The digests of those files' bytes: a lone skill file's version digest
+    /// ([`super::versions::Digests`]), whatever the rules.
+    pub digests: super::versions::Digests,
 }
 
 impl Parsed {
@@ -31,10 +34,12 @@ impl Parsed {
     /// the rest itself).
     pub const MAX: usize = 50_000;
 
-    /// Keeps `skill`, validated from `blob` at `path`, unless there are enough.
-    pub fn keep(&mut self, path: &str, blob: ObjectId, skill: Skill) {
+    /// Keeps `skill`, validated from `blob` at `path`, and the `digest` of its bytes,
+    /// unless there are enough.
+    pub fn keep(&mut self, path: &str, blob: ObjectId, skill: Skill, digest: String) {
         if self.skills.len() < Self::MAX {
             self.skills.insert((path.to_string(), blob), skill);
+            self.digests.insert(blob, digest);
         }
     }
 
@@ -476,7 +481,7 @@ mod tests {
             rules: commit_tree::fingerprint(&tree, &rules),
             ..Parsed::default()
         };
-        parsed.keep(PATH, blob, kept);
+        parsed.keep(PATH, blob, kept, crate::artifact::digest(text.as_bytes()));
         assert_eq!(created(&repo, tip, Some(&parsed)), "Kept by the checks.");
         assert_eq!(created(&repo, tip, None), "Read from the tree.");
         // Validated under other rules: read again.

@@ -52,6 +52,7 @@ pub fn between(
     repo: &gix::Repository,
     from: Option<ObjectId>,
     to: ObjectId,
+    known: &Digests,
 ) -> Result<Vec<Content>> {
     let new_tree = tree_of(repo, to)?;
     // Rules that do not load: the sync records the failure; no skill is published.
@@ -78,7 +79,7 @@ pub fn between(
             .map(|f| f.path)
             .collect(),
     };
-    contents(repo, &new_tree, &rules, paths, &Digests::new())
+    contents(repo, &new_tree, &rules, paths, known)
 }
 
 /// The content at `commit` of the skills whose skill files are `paths` (those that
@@ -554,7 +555,7 @@ mod tests {
             ],
         );
         // No base: every skill.
-        let all = between(&repo, None, first).unwrap();
+        let all = between(&repo, None, first, &Digests::new()).unwrap();
         assert_eq!(
             paths(&all),
             [
@@ -565,7 +566,7 @@ mod tests {
         );
         // A file of a's folder: a alone; its digest changes.
         let second = commit(&repo, Some(first), &[("skills/a/run.sh", Some("echo 2\n"))]);
-        let touched = between(&repo, Some(first), second).unwrap();
+        let touched = between(&repo, Some(first), second, &Digests::new()).unwrap();
         assert_eq!(paths(&touched), ["skills/a/SKILL.md"]);
         assert_ne!(touched[0].digest, all[0].digest);
         // A nested skill's file: it and the skill around it.
@@ -575,7 +576,7 @@ mod tests {
             &[("skills/a/b/notes.md", Some("# n\n"))],
         );
         assert_eq!(
-            paths(&between(&repo, Some(second), third).unwrap()),
+            paths(&between(&repo, Some(second), third, &Digests::new()).unwrap()),
             ["skills/a/SKILL.md", "skills/a/b/SKILL.md"]
         );
         // Files outside the skills, a README under the root, a deleted skill: none.
@@ -588,7 +589,11 @@ mod tests {
                 ("skills/c/SKILL.md", None),
             ],
         );
-        assert!(between(&repo, Some(third), fourth).unwrap().is_empty());
+        assert!(
+            between(&repo, Some(third), fourth, &Digests::new())
+                .unwrap()
+                .is_empty()
+        );
         // Other rules: every skill again.
         let fifth = commit(
             &repo,
@@ -599,7 +604,7 @@ mod tests {
             )],
         );
         assert_eq!(
-            paths(&between(&repo, Some(fourth), fifth).unwrap()),
+            paths(&between(&repo, Some(fourth), fifth, &Digests::new()).unwrap()),
             ["skills/a/SKILL.md"]
         );
     }

@@ -66,7 +66,13 @@ impl Replay<'_> {
             from: watermark.map(str::to_string),
             steps: Vec::with_capacity(steps.len()),
             made: Vec::new(),
-            versions: crate::cache::versions::between(repo, from, tip)?,
+            // A lone skill file the checks read: its digest is theirs.
+            versions: crate::cache::versions::between(
+                repo,
+                from,
+                tip,
+                self.parsed.map_or(&Default::default(), |p| &p.digests),
+            )?,
         };
         for (i, (base, commit)) in steps.into_iter().enumerate() {
             let mut ops = changes::between(repo, base, commit, self.parsed)?;

@@ -352,8 +352,8 @@ fn read_in_parallel(
                 meter.tick();
                 let (mut more, skill) = result?;
                 found[read.slot].append(&mut more);
-                if let (Some(skill), true) = (skill, tally.keeping) {
-                    tally.parsed.keep(&read.path, read.id, skill);
+                if let (Some((skill, digest)), true) = (skill, tally.keeping) {
+                    tally.parsed.keep(&read.path, read.id, skill, digest);
                 }
             }
             if tally.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -378,6 +378,10 @@ pub(super) struct Read {
     pub(super) executable: bool,
 }
 
+/// A skill file that validated: the skill, and the digest of its bytes (its version's,
+/// when it is a lone file), kept for the cache.
+type Kept = (crate::skills::Skill, String);
+
 impl Read {
     /// Its problems, and the skill when it is a valid skill file. A skill file's size
     /// comes from the object header before it is read, then its frontmatter, fields
@@ -389,7 +393,7 @@ impl Read {
         view: &gix::Repository,
         rules: &Rules,
         max_file_bytes: u64,
-    ) -> Result<(Vec<Problem>, Option<crate::skills::Skill>), ReadError> {
+    ) -> Result<(Vec<Problem>, Option<Kept>), ReadError> {
         let path = self.path.as_str();
         if !self.skill {
             let blob = view.find_blob(self.id)?;
@@ -426,7 +430,10 @@ impl Read {
                     &skill.frontmatter,
                     &String::from_utf8_lossy(&blob.data),
                 ));
-                Ok((problems, Some(skill)))
+                // Its version's digest, when it is a lone file: the cache then need
+                // not read it again.
+                let digest = crate::artifact::digest(&blob.data);
+                Ok((problems, Some((skill, digest))))
             }
             Err(problems) => Ok((problems, None)),
         }
