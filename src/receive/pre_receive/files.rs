@@ -337,6 +337,7 @@ fn read_in_parallel(
         .len()
         .div_ceil(crate::parallel::threads() * 8)
         .clamp(1, 256);
+    let keeping = tally.keeping;
     crate::parallel::chunks(
         reads,
         batch,
@@ -344,15 +345,15 @@ fn read_in_parallel(
         || view.clone(),
         |view, part| {
             part.iter()
-                .map(|read| read.check(view, rules, max_file_bytes))
+                .map(|read| read.check(view, rules, max_file_bytes, keeping))
                 .collect::<Vec<_>>()
         },
         &mut |i, results| {
             for (read, result) in reads[i * batch..].iter().zip(results) {
                 meter.tick();
-                let (mut more, skill) = result?;
+                let (mut more, kept) = result?;
                 found[read.slot].append(&mut more);
-                if let (Some((skill, digest)), true) = (skill, tally.keeping) {
+                if let Some((skill, digest)) = kept {
                     tally.parsed.keep(&read.path, read.id, skill, digest);
                 }
             }
@@ -383,7 +384,8 @@ pub(super) struct Read {
 type Kept = (crate::skills::Skill, String);
 
 impl Read {
-    /// Its problems, and the skill when it is a valid skill file. A skill file's size
+    /// Its problems, and (when `keep`: the update the cache reads) the skill and its
+    /// bytes' digest when it is a valid skill file. A skill file's size
     /// comes from the object header before it is read, then its frontmatter, fields
     /// and text are checked; any other file's text, the whole of it, is checked for
     /// hidden text and credentials (only files added or changed, all of them when
@@ -393,6 +395,7 @@ impl Read {
         view: &gix::Repository,
         rules: &Rules,
         max_file_bytes: u64,
+        keep: bool,
     ) -> Result<(Vec<Problem>, Option<Kept>), ReadError> {
         let path = self.path.as_str();
         if !self.skill {
@@ -432,8 +435,8 @@ impl Read {
                 ));
                 // Its version's digest, when it is a lone file: the cache then need
                 // not read it again.
-                let digest = crate::artifact::digest(&blob.data);
-                Ok((problems, Some((skill, digest))))
+                let kept = keep.then(|| (skill, crate::artifact::digest(&blob.data)));
+                Ok((problems, kept))
             }
             Err(problems) => Ok((problems, None)),
         }
