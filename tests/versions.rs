@@ -447,6 +447,71 @@ fn skills_published_before_versions_get_version_1_from_the_reconcile() {
 }
 
 #[test]
+fn an_emptied_cache_rebuilt_in_bulk_gives_each_published_skill_version_1() {
+    let server = Server::start_with(true);
+    let alice = server.add_user("alice", "writer");
+    let (_git, _dir, head) = repository(&server, &alice);
+    let deploy = indexed(&server, "deploy")["digest"].clone();
+    let workflow = indexed(&server, "git-workflow")["digest"].clone();
+    assert_ne!(deploy, serde_json::Value::Null);
+    // An emptied cache: every row comes back with a new id, by `COPY`; a lone SKILL.md's
+    // version goes in with its row, a folder's archive is made after the rows.
+    server.query(async {
+        sqlx::query("DELETE FROM skills")
+            .execute(&server.pool)
+            .await
+            .unwrap()
+    });
+    let out = server.cli_with(&[("SKILLSD_BULK_LOAD_FROM", "1")], &["reconcile", "skills"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("rows loaded first, indexes built after them"),
+        "{stdout}"
+    );
+    let rows: Vec<(String, i32, String, String, String, Option<String>)> = server.query(async {
+        sqlx::query_as(
+            "SELECT s.slug, v.version, v.digest, v.kind, v.commit_sha, v.pushed_by
+             FROM skills s JOIN skill_versions v ON v.skill_id = s.id ORDER BY s.slug",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    });
+    let digest = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    assert_eq!(
+        rows,
+        [
+            (
+                "deploy".to_string(),
+                1,
+                digest(&deploy),
+                "archive".to_string(),
+                head.clone(),
+                None
+            ),
+            (
+                "git-workflow".to_string(),
+                1,
+                digest(&workflow),
+                "skill-md".to_string(),
+                head.clone(),
+                None
+            ),
+        ],
+        "one version 1 per published skill, none for the archived one"
+    );
+    assert_eq!(numbers(&versions(&server, "git-workflow")), [1]);
+    // Again: nothing new.
+    let out = server.cli(&["reconcile", "skills"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        server.count("SELECT count(*) FROM skill_versions v JOIN skills s ON s.id = v.skill_id"),
+        2
+    );
+}
+
+#[test]
 fn signed_in_mode_closes_the_versions() {
     let server = Server::start_tuned(true, |s| {
         s.web_access = skillsd::config::WebAccess::SignedIn;

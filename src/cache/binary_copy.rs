@@ -90,6 +90,10 @@ impl CopyBuffer {
         self.field(bytes);
     }
 
+    pub fn int4(&mut self, n: i32) {
+        self.field(&n.to_be_bytes());
+    }
+
     pub fn uuid(&mut self, id: &Uuid) {
         self.field(id.as_bytes());
     }

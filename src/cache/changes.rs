@@ -7,7 +7,7 @@ use crate::skills::Skill;
 use crate::skills::rules::{self, CONFIG_PATH, Rules};
 use gix::ObjectId;
 use gix::object::tree::diff::ChangeDetached;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Renames with edits are looked for among at most this many deleted and this many
@@ -416,6 +416,28 @@ pub fn skill_files(
     repo: &gix::Repository,
     commit: ObjectId,
 ) -> Result<(Arc<Rules>, HashMap<String, ObjectId>)> {
+    let (rules, files) = tree_files(repo, commit)?;
+    let files = skill_files_of(files.iter(), &rules);
+    Ok((rules, files))
+}
+
+/// The skill files of `files` (as [`skill_files`] gives them) that are their skill
+/// alone: no other file belongs to the skill ([`crate::artifact::members_of`]: every
+/// file of a flat layout, a folder holding only its `SKILL.md`), so the file's own
+/// digest is the skill's version digest.
+pub fn alone(files: Vec<commit_tree::TreeFile>, rules: &Rules) -> HashSet<String> {
+    crate::artifact::group_of(files, rules)
+        .into_iter()
+        .filter(|(path, group)| crate::artifact::members_of(rules, path, group).len() == 1)
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// The rules of `commit`'s tree and every file under their roots.
+pub fn tree_files(
+    repo: &gix::Repository,
+    commit: ObjectId,
+) -> Result<(Arc<Rules>, Vec<commit_tree::TreeFile>)> {
     let tree = repo
         .find_commit(commit)
         .map_err(CacheError::git)?
@@ -423,18 +445,26 @@ pub fn skill_files(
         .map_err(CacheError::git)?;
     let rules = Rules::load(&TreeSource { tree: tree.clone() })
         .map_err(|p| CacheError::git(rules::RulesError::Invalid(p)))?;
-    let files = files_of(&tree, &rules)?;
+    let files = commit_tree::files_under(&tree, &rules).map_err(CacheError::git)?;
     Ok((rules, files))
 }
 
 /// Every regular skill file of `tree` under `rules`.
 fn files_of(tree: &gix::Tree<'_>, rules: &Rules) -> Result<HashMap<String, ObjectId>> {
-    Ok(commit_tree::files_under(tree, rules)
-        .map_err(CacheError::git)?
+    let files = commit_tree::files_under(tree, rules).map_err(CacheError::git)?;
+    Ok(skill_files_of(files.iter(), rules))
+}
+
+/// The regular skill files of `files` under `rules`: path → blob id.
+pub fn skill_files_of<'f>(
+    files: impl IntoIterator<Item = &'f commit_tree::TreeFile>,
+    rules: &Rules,
+) -> HashMap<String, ObjectId> {
+    files
         .into_iter()
         .filter(|f| f.mode.is_blob() && rules.is_skill(&f.path))
-        .map(|f| (f.path, f.id))
-        .collect())
+        .map(|f| (f.path.clone(), f.id))
+        .collect()
 }
 
 #[cfg(test)]
@@ -487,5 +517,43 @@ mod tests {
         // Validated under other rules: read again.
         parsed.rules = vec![None];
         assert_eq!(created(&repo, tip, Some(&parsed)), "Read from the tree.");
+    }
+
+    #[test]
+    fn a_skill_file_is_alone_when_no_other_file_belongs_to_its_skill() {
+        let (_dir, repo) = repository();
+        let s = skill("A skill.");
+        let tip = commit(
+            &repo,
+            None,
+            &[
+                (CONFIG_PATH, Some(RULES)),
+                ("skills/lone/SKILL.md", Some(s.as_str())),
+                ("skills/tools/SKILL.md", Some(s.as_str())),
+                ("skills/tools/scripts/run.sh", Some("echo\n")),
+                ("skills/docs/SKILL.md", Some(s.as_str())),
+                ("skills/docs/reference/api.md", Some("# API\n")),
+                ("README.md", Some("outside the roots\n")),
+            ],
+        );
+        let (rules, tree) = tree_files(&repo, tip).unwrap();
+        let files = skill_files_of(&tree, &rules);
+        assert_eq!(files.len(), 3, "{files:?}");
+        let mut lone: Vec<String> = alone(tree, &rules).into_iter().collect();
+        lone.sort();
+        assert_eq!(lone, ["skills/lone/SKILL.md"]);
+        // In the flat layout every skill file is its skill alone.
+        let flat = commit(
+            &repo,
+            Some(tip),
+            &[(
+                CONFIG_PATH,
+                Some("layout = \"flat\"\nroots = [\"skills\"]\n"),
+            )],
+        );
+        let (rules, tree) = tree_files(&repo, flat).unwrap();
+        let files = skill_files_of(&tree, &rules);
+        assert_eq!(alone(tree, &rules).len(), files.len());
+        assert!(!files.is_empty());
     }
 }

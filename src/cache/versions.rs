@@ -15,8 +15,11 @@
 //!
 //! Skills published before versions existed, or whose row a reconcile (not a push)
 //! wrote, get theirs from [`super::sync::reconcile`], which every start runs: version
-//! 1 at the content they have then ([`lacking`]).
+//! 1 at the content they have then ([`lacking`]). A reconcile into an empty table (a
+//! bulk load) records the version 1 of each lone skill file with its row instead
+//! ([`copy_first`]), and only the folders' archives after the rows.
 
+use super::changes::Row;
 use super::{CacheError, Result};
 use crate::artifact as index;
 use crate::commit_tree::{self, TreeSource};
@@ -24,7 +27,7 @@ use crate::skills::rules::{self, Rules, SKILL_FILE};
 use gix::ObjectId;
 use gix::object::tree::diff::ChangeDetached;
 use sqlx::PgConnection;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// A skill's content at the tip of a publish: what its version would record.
@@ -320,6 +323,66 @@ pub async fn write(
         tracing::debug!(repo = %publish.repo, commit = %publish.commit, versions = recorded.len(), "skill versions recorded");
     }
     Ok(recorded)
+}
+
+/// A skill row a bulk load has just created ([`super::bulk`]) whose file is its skill
+/// alone: its version 1 is that file's digest.
+pub struct First<'a> {
+    pub skill_id: Uuid,
+    pub path: &'a str,
+    pub slug: &'a str,
+    pub digest: &'a str,
+}
+
+/// Whether a bulk load records `row`'s version 1 with it ([`copy_first`]): a
+/// `PUBLISHED` skill whose file is its skill alone (one of `alone`), with the digest of
+/// the bytes it was read from.
+pub fn first_with_row(alone: &HashSet<String>, row: &Row) -> bool {
+    row.digest.is_some()
+        && row.skill.status == crate::skills::Status::Published
+        && alone.contains(&row.skill.path)
+}
+
+/// Records version 1 of skills a bulk load has just created, by `COPY`, in the same
+/// transaction and batch as their rows: the table was empty, so every row has a new
+/// id and no version, and the rows are `PUBLISHED` and the files their digests were
+/// made from (the caller passes only those). It is what [`write`] would record for
+/// them after the load, one statement on one core with skillsd idle (1.1–1.7 s for
+/// 100,000); here PostgreSQL writes them while skillsd reads the next batch.
+pub async fn copy_first(
+    tx: &mut PgConnection,
+    publish: &Publish<'_>,
+    firsts: &[First<'_>],
+) -> sqlx::Result<()> {
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    const COLUMNS: i16 = 10;
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY skill_versions (skill_id, repo, version, digest, kind, path, slug, commit_sha,
+                                  pushed_by, push_id)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let mut buf = super::binary_copy::CopyBuffer::new();
+    for f in firsts {
+        buf.row(COLUMNS);
+        buf.uuid(&f.skill_id);
+        buf.text(publish.repo);
+        buf.int4(1);
+        buf.text(f.digest);
+        buf.text(index::Kind::SkillMd.as_str());
+        buf.text(f.path);
+        buf.text(f.slug);
+        buf.text(publish.commit);
+        buf.opt_text(publish.pushed_by);
+        buf.opt_uuid(publish.push_id.as_ref());
+    }
+    buf.finish();
+    copy.send(buf.bytes()).await?;
+    copy.finish().await?;
+    Ok(())
 }
 
 /// The skill files of `repo`'s `PUBLISHED` rows that have no version yet.

@@ -14,6 +14,7 @@ use super::pushes::{self, PushRecord};
 use super::{CacheError, Result};
 use gix::ObjectId;
 use sqlx::{PgConnection, PgPool};
+use std::collections::HashSet;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -287,6 +288,10 @@ struct Target<'a> {
     /// In a [`bulk`] load (an empty table, locked): the transaction's `now()`; rows are
     /// then all new and go in with `COPY`.
     bulk_now: Option<chrono::DateTime<chrono::Utc>>,
+    /// In a reconcile's bulk load: the skill files that are their skill alone (no
+    /// other file in its folder). The load records version 1 of those it creates
+    /// `PUBLISHED`, with their rows ([`crate::cache::versions::copy_first`]).
+    first_versions: Option<&'a HashSet<String>>,
 }
 
 impl<'a> Target<'a> {

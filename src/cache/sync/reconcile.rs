@@ -69,7 +69,8 @@ fn reconcile_once(
         return Ok(SyncOutcome::default());
     };
     let tip_hex = tip.to_string();
-    let (rules, files) = changes::skill_files(repo, tip)?;
+    let (rules, tree) = changes::tree_files(repo, tip)?;
+    let files = changes::skill_files_of(&tree, &rules);
     let rows = rt.block_on(
         sqlx::query!(
             "SELECT path, blob_sha FROM skills WHERE repo = $1",
@@ -90,6 +91,7 @@ fn reconcile_once(
         started_at,
         update_operation: "refresh",
         bulk_now: None,
+        first_versions: None,
     };
     // Orphans first (their slugs may be reused), then the files in batches, written
     // while the next ones are read and validated on the other cores.
@@ -103,34 +105,52 @@ fn reconcile_once(
         _ => None,
     };
     *bulk_tried = bulk.is_some();
+    let alone = match bulk {
+        Some(_) => changes::alone(tree, &rules),
+        None => {
+            drop(tree);
+            Default::default()
+        }
+    };
+    // A bulk load records the lone files' version 1 with their rows, as it copies them.
     let target = Target {
         bulk_now: bulk.as_ref().map(|b| b.now),
+        first_versions: bulk.as_ref().map(|_| &alone),
         ..target
     };
-    // The digests of the files read: their versions need not read them again.
-    let mut digests = crate::cache::versions::Digests::with_capacity(jobs.len());
+    // The skills whose versions are read from git after the rows: in a bulk load, the
+    // rows it did not record a version with (a folder's archive is made from git);
+    // else the digests of the files read, which their versions need not read again.
+    let mut versioned = BTreeSet::new();
+    let mut digests = crate::cache::versions::Digests::new();
     changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
-        digests.extend(ops.iter().filter_map(|op| {
-            let row = op.row()?;
-            Some((row.blob, row.digest.clone()?))
-        }));
+        for row in ops.iter().filter_map(Op::row) {
+            match target.first_versions {
+                Some(alone) if !crate::cache::versions::first_with_row(alone, row) => {
+                    versioned.insert(row.skill.path.clone());
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(digest) = &row.digest {
+                        digests.insert(row.blob, digest.clone());
+                    }
+                }
+            }
+        }
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);
         Ok(())
     })?;
-    // The skills it wrote and the published ones without a version (published before
-    // versions existed): their content now is their next version.
-    let mut versioned: BTreeSet<String> = jobs.iter().map(|j| j.path.clone()).collect();
-    drop(jobs);
-    // The versions' contents a bulk load has read already.
+    // The versions' contents a bulk load has read.
     let mut read = None;
     if let Some(dropped) = bulk {
         let lacking = outcome.vectors_lacking;
         outcome.search_deferred |=
             rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
-        // PostgreSQL adds the keys and builds the indexes on one core: the versions'
-        // contents are read from git meanwhile, on the others.
-        let (reader, paths, known) = (repo.clone(), versioned.clone(), &digests);
+        // PostgreSQL adds the keys and builds the indexes on one core: the contents of
+        // the skills left (the rows are all this load's: the table was empty) are read
+        // from git meanwhile, on the others.
+        let (reader, paths, known) = (repo.clone(), std::mem::take(&mut versioned), &digests);
         let (contents, finished) = std::thread::scope(|s| {
             let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths, known));
             let finished = rt.block_on(bulk::finish(&mut tx, dropped));
@@ -142,22 +162,13 @@ fn reconcile_once(
     }
     let made = crate::cache::commits::read(repo, tip)?;
     rt.block_on(crate::cache::commits::insert(&mut tx, repo_name, &[made]))?;
-    let lacking = rt.block_on(crate::cache::versions::lacking(&mut tx, repo_name))?;
     let contents = match read {
-        // Only the published skills not written now are left to read (none, when the
-        // table was empty).
-        Some(mut contents) => {
-            let rest: BTreeSet<String> = lacking
-                .into_iter()
-                .filter(|path| !versioned.contains(path))
-                .collect();
-            if !rest.is_empty() {
-                contents.extend(crate::cache::versions::at(repo, tip, rest, &digests)?);
-            }
-            contents
-        }
+        Some(contents) => contents,
+        // The skills it wrote and the published ones without a version (published
+        // before versions existed): their content now is their next version.
         None => {
-            versioned.extend(lacking);
+            versioned.extend(jobs.into_iter().map(|j| j.path));
+            versioned.extend(rt.block_on(crate::cache::versions::lacking(&mut tx, repo_name))?);
             crate::cache::versions::at(repo, tip, versioned, &digests)?
         }
     };

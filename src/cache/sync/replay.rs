@@ -132,6 +132,7 @@ impl Replay<'_> {
             started_at: self.started_at,
             update_operation: "update",
             bulk_now: None,
+            first_versions: None,
         };
         let mut outcome = SyncOutcome::default();
         let writing = std::time::Instant::now();

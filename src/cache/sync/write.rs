@@ -6,6 +6,7 @@ use crate::cache::Result;
 use crate::cache::binary_copy::CopyBuffer;
 use crate::cache::changes::{self, Op};
 use crate::cache::vector::SearchVector;
+use crate::cache::versions;
 use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -619,8 +620,16 @@ async fn copy_new_rows(
         .await?;
     let mut buf = CopyBuffer::new();
     let mut written = Vec::with_capacity(rows.len());
+    // Version 1 of the rows that get theirs with the load: (id, digest) by row.
+    let mut firsts: Vec<(Uuid, String, usize)> = Vec::new();
     for r in rows {
         let id = Uuid::new_v4();
+        if let Some(alone) = target.first_versions
+            && versions::first_with_row(alone, &r.row)
+            && let Some(digest) = r.row.digest
+        {
+            firsts.push((id, digest, written.len()));
+        }
         let s = r.row.skill;
         buf.row(COLUMNS);
         buf.uuid(&id);
@@ -653,6 +662,27 @@ async fn copy_new_rows(
     buf.finish();
     copy.send(buf.bytes()).await?;
     copy.finish().await?;
+    if !firsts.is_empty() {
+        let firsts: Vec<versions::First<'_>> = firsts
+            .iter()
+            .map(|(id, digest, at)| {
+                let (_, slug, path) = &written[*at];
+                versions::First {
+                    skill_id: *id,
+                    path,
+                    slug,
+                    digest,
+                }
+            })
+            .collect();
+        let publish = versions::Publish {
+            repo: target.repo,
+            commit: target.commit,
+            pushed_by: None,
+            push_id: None,
+        };
+        versions::copy_first(tx, &publish, &firsts).await?;
+    }
     Ok(written)
 }
 
