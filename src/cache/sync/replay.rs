@@ -66,14 +66,10 @@ impl Replay<'_> {
             from: watermark.map(str::to_string),
             steps: Vec::with_capacity(steps.len()),
             made: Vec::new(),
-            // A lone skill file the checks read: its digest is theirs.
-            versions: crate::cache::versions::between(
-                repo,
-                from,
-                tip,
-                self.parsed.map_or(&Default::default(), |p| &p.digests),
-            )?,
+            versions: Vec::new(),
         };
+        // The digests of the files the steps read (not those the checks parsed for them).
+        let mut read = crate::cache::versions::Digests::new();
         for (i, (base, commit)) in steps.into_iter().enumerate() {
             let mut ops = changes::between(repo, base, commit, self.parsed)?;
             if i < last {
@@ -86,8 +82,23 @@ impl Replay<'_> {
                     .made
                     .push(crate::cache::commits::read(repo, commit)?);
             }
+            read.extend(ops.iter().filter_map(|op| {
+                let row = op.row()?;
+                Some((row.blob, row.digest.clone()?))
+            }));
             prepared.steps.push((commit.to_string(), ops));
         }
+        // A lone skill file read already, by the checks or the steps: its digest is
+        // theirs, the file is not read again.
+        let known = match self.parsed {
+            Some(parsed) if read.is_empty() => &parsed.digests,
+            Some(parsed) => {
+                read.extend(parsed.digests.iter().map(|(blob, d)| (*blob, d.clone())));
+                &read
+            }
+            None => &read,
+        };
+        prepared.versions = crate::cache::versions::between(repo, from, tip, known)?;
         tracing::debug!(
             diff_ms = diffing.elapsed().as_millis() as u64,
             steps = prepared.steps.len(),
