@@ -119,14 +119,18 @@ fn reconcile_once(
         ..target
     };
     // The skills whose versions are read from git after the rows: in a bulk load, the
-    // rows it did not record a version with (a folder's archive is made from git);
-    // else the digests of the files read, which their versions need not read again.
+    // PUBLISHED rows it did not record a version with (a folder's archive is made
+    // from git; the others get none); else the digests of the files read, which their
+    // versions need not read again.
     let mut versioned = BTreeSet::new();
     let mut digests = crate::cache::versions::Digests::new();
     changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
         for row in ops.iter().filter_map(Op::row) {
             match target.first_versions {
-                Some(alone) if !crate::cache::versions::first_with_row(alone, row) => {
+                Some(alone)
+                    if row.skill.status == crate::skills::Status::Published
+                        && !crate::cache::versions::first_with_row(alone, row) =>
+                {
                     versioned.insert(row.skill.path.clone());
                 }
                 Some(_) => {}
