@@ -48,6 +48,15 @@ pub struct Content {
 /// (a reconcile has read and digested every file it writes).
 pub type Digests = HashMap<ObjectId, String>;
 
+/// Adds to `known` the digests the rows of `ops` made of the bytes they were read
+/// from ([`Row::digest`]).
+pub fn remember(known: &mut Digests, ops: &[super::changes::Op]) {
+    known.extend(ops.iter().filter_map(|op| {
+        let row = op.row()?;
+        Some((row.blob, row.digest.clone()?))
+    }));
+}
+
 /// The skills whose files differ between the trees of `from` (or nothing) and `to`,
 /// with their content at `to`. Every skill of `to` when there is no `from` or the
 /// rules files differ (the layout, the roots: every folder may have changed).

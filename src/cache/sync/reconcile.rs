@@ -125,21 +125,17 @@ fn reconcile_once(
     let mut versioned = BTreeSet::new();
     let mut digests = crate::cache::versions::Digests::new();
     changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
-        for row in ops.iter().filter_map(Op::row) {
-            match target.first_versions {
-                Some(alone)
-                    if row.skill.status == crate::skills::Status::Published
-                        && !crate::cache::versions::first_with_row(alone, row) =>
-                {
-                    versioned.insert(row.skill.path.clone());
-                }
-                Some(_) => {}
-                None => {
-                    if let Some(digest) = &row.digest {
-                        digests.insert(row.blob, digest.clone());
-                    }
-                }
-            }
+        match target.first_versions {
+            Some(alone) => versioned.extend(
+                ops.iter()
+                    .filter_map(Op::row)
+                    .filter(|row| {
+                        row.skill.status == crate::skills::Status::Published
+                            && !crate::cache::versions::first_with_row(alone, row)
+                    })
+                    .map(|row| row.skill.path.clone()),
+            ),
+            None => crate::cache::versions::remember(&mut digests, &ops),
         }
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
         outcome.add(&step);

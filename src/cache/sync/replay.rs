@@ -82,10 +82,7 @@ impl Replay<'_> {
                     .made
                     .push(crate::cache::commits::read(repo, commit)?);
             }
-            read.extend(ops.iter().filter_map(|op| {
-                let row = op.row()?;
-                Some((row.blob, row.digest.clone()?))
-            }));
+            crate::cache::versions::remember(&mut read, &ops);
             prepared.steps.push((commit.to_string(), ops));
         }
         // A lone skill file read already, by the checks or the steps: its digest is

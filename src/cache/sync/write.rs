@@ -620,15 +620,15 @@ async fn copy_new_rows(
         .await?;
     let mut buf = CopyBuffer::new();
     let mut written = Vec::with_capacity(rows.len());
-    // Version 1 of the rows that get theirs with the load: (id, digest) by row.
-    let mut firsts: Vec<(Uuid, String, usize)> = Vec::new();
+    // The rows that get their version 1 with the load: (index in `written`, digest).
+    let mut firsts: Vec<(usize, String)> = Vec::new();
     for r in rows {
         let id = Uuid::new_v4();
         if let Some(alone) = target.first_versions
             && versions::first_with_row(alone, &r.row)
             && let Some(digest) = r.row.digest
         {
-            firsts.push((id, digest, written.len()));
+            firsts.push((written.len(), digest));
         }
         let s = r.row.skill;
         buf.row(COLUMNS);
@@ -665,8 +665,8 @@ async fn copy_new_rows(
     if !firsts.is_empty() {
         let firsts: Vec<versions::First<'_>> = firsts
             .iter()
-            .map(|(id, digest, at)| {
-                let (_, slug, path) = &written[*at];
+            .map(|(at, digest)| {
+                let (id, slug, path) = &written[*at];
                 versions::First {
                     skill_id: *id,
                     path,
