@@ -1,7 +1,7 @@
 //! Who may connect and what they may do: unknown keys, readers, shells, unknown
 //! repositories, and the `user` commands.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server, skill};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! repository's schema allows, cache columns from the team's own fields, and no
 //! `SKILL.md` ever left out without a word.
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::path::Path;

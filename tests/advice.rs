@@ -6,7 +6,7 @@
 //! `skillsd import DIR` is exactly a push of that folder: same tree, same cache, same
 //! refusal; `--dry-run` is `skillsd check`'s report; one progress bar, on a terminal.
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! the system `tar`, and the real npm `skills` CLI (Node.js and the CLI are installed by
 //! `scripts/deps` under `$SKILLSD_TEST_TOOLS`, default `~/.cache/skillsd-test-tools`).
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server};
 use sha2::Digest;

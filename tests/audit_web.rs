@@ -2,7 +2,7 @@
 //! `GET /api/audit`: computed when first asked for a tip and kept, never on the push
 //! path; a new tip is counted again. Looked at in a real headless chromium.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! First start on a fresh install: `--admin-key` registers the first admin, and
 //! `SKILLSD_LOG_FORMAT=json` gives one JSON object per log line.
 
-mod common;
+use crate::common;
 
 use common::{ChildEnv, Key, ssh_to};
 

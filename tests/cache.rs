@@ -1,7 +1,7 @@
 //! The cache: reconcile repairs any drift, the watermark makes a late sync catch up,
 //! NOTIFY is sent with each change, and the health view adds up.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 use sqlx::Row;

@@ -3,7 +3,7 @@
 //! anonymous memory (`RssAnon`: the heap, not the mapped pack files) is sampled
 //! while clones of a repository of 160 MiB of incompressible files run.
 
-mod common;
+use crate::common;
 
 use common::{ChildFixture, stdout_of};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! when it loses the race: no update is lost, the cache equals the final tree, and
 //! every change is logged exactly once.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! real pushes with git over SSH, `skillsd check` on a working tree, and the cache's
 //! warnings when `hidden-text` is relaxed.
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server, assert_contains_all, skill};
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! accepted the first time, every SKILL.md must be either in the cache or named in the
 //! push's output (nothing lost silently), and at least 90 % of them must be cached.
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server};
 use std::path::{Path, PathBuf};

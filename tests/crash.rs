@@ -3,7 +3,7 @@
 //! `git fsck --strict` is clean, no quarantine survives the restart, and the cache
 //! equals the tip once the startup reconcile has run.
 
-mod common;
+use crate::common;
 
 use common::{ChildFixture, skill, stdout_of};
 use std::process::Command;

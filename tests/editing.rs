@@ -5,7 +5,7 @@
 //! readers, read-only tokens and hostile input with nothing committed; `publish: true`
 //! merges through the review's path. The commits are then fetched with the real git.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{Git, Key, Server, skill};

@@ -7,7 +7,7 @@
 //! script at all. Every change is then fetched with the real git: its commit is by
 //! the user's profile name and email, and holds exactly the composed file.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{Git, Key, Server};

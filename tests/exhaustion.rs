@@ -2,7 +2,7 @@
 //! spinning; the HTTP side caps its connections and closes idle or endless ones.
 //! skillsd runs as its own process, its limits set from outside (`prlimit`).
 
-mod common;
+use crate::common;
 
 use common::{ChildFixture, stdout_of};
 use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! without a terminal, the status pages on the defaults, `check` outside a skills
 //! repository.
 
-mod common;
+use crate::common;
 
 use common::{Key, SKILLSD};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! gits. Invalid skills are refused and nothing is written; valid pushes reach the
 //! cache with the pusher's name.
 
-mod common;
+use crate::common;
 
 use common::{GITS, SKILLSD, Server, skill};
 use std::path::{Path, PathBuf};

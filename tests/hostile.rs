@@ -3,7 +3,7 @@
 //! invalid ref names. These talk the receive-pack protocol directly through the real
 //! OpenSSH client, as a broken or hostile client would.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server, skill};
 use std::io::Write;

@@ -8,7 +8,7 @@
 //! `/proc/PID/status`) under the 512 MiB budget, nothing written (`main`, the object
 //! files) and `git fsck --strict` clean. Peaks are printed (`--nocapture`).
 
-mod common;
+use crate::common;
 
 use common::packs::{self, BLOB, COMMIT, Pack, TAG, TREE};
 use common::{ChildFixture, stdout_of};

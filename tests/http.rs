@@ -1,4 +1,7 @@
 //! The HTTP side: health, readiness and the JSON API of the prototype, driven with curl.
+//!
+//! A test binary of its own (not a module of `suite`): it reads the process-wide
+//! counters of `/metrics`, which only its own in-process server may move.
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! whole import refused with --strict); a folder of an existing collection lands in one
 //! commit, or is refused whole, as a push of it would be (tests/advice.rs compares).
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server, assert_contains_all};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! Each clones, pushes a skill, fetches it into a second clone, and has an invalid
 //! push refused.
 
-mod common;
+use crate::common;
 
 use common::{Key, Server};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! size limit are refused while they stream, pushes over the file limit are refused;
 //! each refusal writes nothing.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 

@@ -5,7 +5,7 @@
 //! equals `skills_search_vector(...)` and searches by the database's rules find them.
 //! (Its own process: the check's verdict is process-wide.)
 
-mod common;
+use crate::common;
 
 use common::{ChildEnv, ChildFixture, skill, stdout_of};
 

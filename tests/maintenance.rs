@@ -1,7 +1,7 @@
 //! Pack maintenance: pushes add packs, a background gc consolidates them once there
 //! are too many, `skillsd gc` does it on demand, and clones keep working throughout.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! `$SKILLSD_TEST_TOOLS` (default `~/.cache/skillsd-test-tools`); neither needs an API
 //! key for this.
 
-mod common;
+use crate::common;
 
 use common::agents::{get, push, request, sha256, skill_md, tools};
 use common::{Git, Key, Server};

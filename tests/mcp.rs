@@ -4,7 +4,7 @@
 //! (the SDK's default: 2026-07-28, no sessions, `subscriptions/listen`); and by curl for
 //! what no SDK would send.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! the mirror forces) and `mirror list` says why; a wrong host key is refused; an
 //! upstream that is down for a while is caught up by itself.
 
-mod common;
+use crate::common;
 
 use common::eventually;
 use common::upstream::Upstream;

@@ -5,7 +5,7 @@
 //! the top of the repository, in both layouts. End to end: real git over real SSH to
 //! the real server and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, assert_contains_all, skill};
 

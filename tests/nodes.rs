@@ -2,7 +2,7 @@
 //! --data-dir DIR --database-url URL` with the same URL and its own data dir, and
 //! serves every push the moment `git push` returns, whichever node took it.
 
-mod common;
+use crate::common;
 
 use common::{
     ChildEnv, ChildServer, GITS, Key, SKILLSD, assert_fsck_at, free_port, skill, ssh_options,

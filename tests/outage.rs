@@ -2,7 +2,7 @@
 //! nothing is written; logins and clones keep working (keys seen recently, the copy
 //! as last verified). A push whose transaction the database drops leaves nothing.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! partial clone, and the refusals: unknown and malformed filters, objects no ref
 //! reaches (a deleted branch's, whose objects stay in the server's packs).
 
-mod common;
+use crate::common;
 
 use common::{GITS, Git, Key, Server, packs::pkt};
 use std::collections::{BTreeMap, BTreeSet};

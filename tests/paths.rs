@@ -2,7 +2,7 @@
 //! symbolic links, submodules, characters Windows cannot check out. Each is refused
 //! with a clear message and nothing is written.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, skill};
 

@@ -1,6 +1,6 @@
 //! The GIN indexes' pending lists (`cache::pending_lists`): no push moves them inside
-//! its transaction; the server moves them after the commit. A test binary of its own:
-//! one cleaner per process waits for another's lock, and other tests' servers in the
+//! its transaction; the server moves them after the commit. A test binary of its own
+//! (not a module of `suite`): one cleaner per process waits for another's lock, and other tests' servers in the
 //! same process must not be that one.
 
 mod common;

@@ -2,7 +2,7 @@
 //! push options, several refs at once, force-pushing a topic branch, pushing objects
 //! the server already has.
 
-mod common;
+use crate::common;
 
 use common::{GITS, Git, Server, skill};
 use sqlx::Row;

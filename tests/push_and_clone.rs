@@ -2,7 +2,7 @@
 //! skillsd, with a real PostgreSQL. Covers clone/fetch (protocol v2 and v0), pushes
 //! that add, modify, rename and delete skills, refused pushes, branches.
 
-mod common;
+use crate::common;
 
 use common::{GITS, Git, Server, skill};
 use sqlx::Row;

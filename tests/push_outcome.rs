@@ -3,7 +3,8 @@
 //! and a failed transaction are each counted under their own reason (before, the
 //! metrics guessed by elimination and counted all three as `policy`).
 //!
-//! One test in this binary: the server runs in process, so the counters are its own.
+//! A test binary of its own (not a module of `suite`), with one test: the server runs
+//! in process, so the process-wide counters are its own.
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! server-made merge commit, conflict, two at once), and every refusal with its one
 //! clear line and nothing stored.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server, skill};
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! with the session's CSRF token, the same rules as over SSH (the author's own
 //! approval and a reader's refused with the reason), and the merge published.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server, assert_contains_all};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! from the pushed commit, refuse the push when they do not load, and when they change,
 //! every skill is checked again. The Agent Skills layout, end to end, with the cache.
 
-mod common;
+use crate::common;
 
 use common::{Git, SKILLSD, Server, assert_contains_all, skill};
 use std::path::Path;

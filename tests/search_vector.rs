@@ -3,7 +3,7 @@
 //! generated text full of the characters the two could disagree on, and end to end on
 //! pushed skills.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server};
 use proptest::prelude::RngExt;

@@ -1,7 +1,7 @@
 //! Shallow clones and fetches: `--depth`, `--deepen`, `--unshallow`, and pulling new
 //! commits into a shallow clone, with both gits and both protocol versions.
 
-mod common;
+use crate::common;
 
 use common::{GITS, Git, Server, skill};
 

@@ -1,7 +1,7 @@
 //! Graceful shutdown: on SIGTERM skillsd stops accepting connections, lets the push in
 //! flight finish (cache included), and exits 0.
 
-mod common;
+use crate::common;
 
 use common::{ChildFixture, skill};
 use std::time::Duration;

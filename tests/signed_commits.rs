@@ -4,7 +4,7 @@
 //! after it was signed are refused with the commit named and nothing written. Commits
 //! the server makes for a signed-in user (the contents API) are its own.
 
-mod common;
+use crate::common;
 
 use common::{GITS, Git, Key, Server, skill};
 use std::path::Path;

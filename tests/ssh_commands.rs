@@ -1,7 +1,7 @@
 //! Commands over SSH besides git: help, whoami, keys, status, ls, show, log, reconcile
 //! — each one's exact output.
 
-mod common;
+use crate::common;
 
 use common::{Git, Key, Server, skill};
 use std::process::Command;

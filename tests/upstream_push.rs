@@ -2,10 +2,10 @@
 //! mirror's key authorized with `git-shell` as its only command, bare repositories
 //! made by the `git` CLI — and skillsd's native push client.
 
+use crate::common;
 use skillsd::upstream::{
     self, HostKeys, PushOutcome, PushRequest, UpstreamError, UpstreamUrl, fingerprint, generate_key,
 };
-mod common;
 
 use common::upstream::Upstream;
 use std::collections::{BTreeMap, HashMap};

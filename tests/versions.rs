@@ -5,7 +5,7 @@
 //! read back from git history by number; skills from before versions existed get
 //! version 1 from the reconcile every start runs.
 
-mod common;
+use crate::common;
 
 use common::agents::{commit, get, push, request, sha256, skill_md};
 use common::{Git, Key, Server};

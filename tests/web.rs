@@ -3,7 +3,7 @@
 //! a word of the body and only those skills, the skill page shows rendered Markdown,
 //! a hostile skill runs nothing, a refused push shows what its pusher read.
 
-mod common;
+use crate::common;
 
 use common::{Git, Server, assert_contains_all, skill};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! delivers nothing; redelivery and `webhook test`; the SSRF guard at `add` and at
 //! delivery time; a delivery that keeps failing is marked failed.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
