@@ -19,7 +19,7 @@ command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
 
 run_case() {  # label gc_packs
   local label=$1 gc=$2 dir=$BASE/$1
-  [ -d "$dir" ] && mv "$dir" "$BASE/trash-$label-$(date +%s%N)"
+  rm -rf "$dir" "$BASE"/trash-"$label"-*
   mkdir -p "$dir"
   ssh-keygen -q -t ed25519 -N '' -f "$dir/key"
   "$SKILLSD" init bench --empty --data-dir "$dir/data" >/dev/null

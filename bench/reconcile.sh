@@ -27,7 +27,8 @@ else
   SKILLSD=$ROOT/target/$PROFILE/skillsd
   BINS=("$SKILLSD")
 fi
-[ -d "$BASE" ] && mv "$BASE" "$BASE.trash-$(date +%s%N)"
+# The last run's data goes before this one starts (a run leaves ~3 GB).
+rm -rf "$BASE" "$BASE".trash-*
 mkdir -p "$BASE"
 DATA=$BASE/data
 "$SKILLSD" init bench --empty --data-dir "$DATA" >/dev/null
