@@ -29,6 +29,67 @@ pub fn tune_allocator() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
+/// How long the server stays quiet (no command, connection or follow-up ending)
+/// before [`release_soon`] trims: a burst of work is trimmed once, after it.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Asks for freed memory to be handed back ([`release_memory`]) once the work that
+/// ends now and whatever ends with it have let go: [`QUIET`] after the last ask, on a
+/// thread of its own. A push's memory is freed by several hands at different times
+/// (the command, its connection, the cache's follow-up after the commit); one trim
+/// at the end of the command alone sometimes ran before the rest had let go, and the
+/// idle server then kept 16 MiB more (measured: 42 instead of 26 MiB after an import
+/// of 10,000 skills, in 2 of 5 runs). Each of them asks; the trim runs after the last.
+pub fn release_soon() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("skillsd-trim".into())
+            .spawn(trim_when_quiet);
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no thread to hand freed memory back");
+        }
+    });
+    let (asked, wake) = &TRIM;
+    *asked.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+    wake.notify_one();
+}
+
+/// The last ask for a trim not yet served, and the trimming thread's wake-up.
+static TRIM: (
+    std::sync::Mutex<Option<std::time::Instant>>,
+    std::sync::Condvar,
+) = (std::sync::Mutex::new(None), std::sync::Condvar::new());
+
+/// Trims [`release_soon`] has made since the process started.
+static TRIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The trimming thread: waits for an ask, then for [`QUIET`] without a newer one.
+fn trim_when_quiet() {
+    let (asked, wake) = &TRIM;
+    let mut last = asked.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        match *last {
+            None => last = wake.wait(last).unwrap_or_else(|p| p.into_inner()),
+            Some(at) => match (at + QUIET).checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    last = wake
+                        .wait_timeout(last, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                _ => {
+                    *last = None;
+                    drop(last);
+                    release_memory();
+                    TRIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    last = asked.lock().unwrap_or_else(|p| p.into_inner());
+                }
+            },
+        }
+    }
+}
+
 /// Hands freed heap memory back to the operating system. A push or a clone of
 /// thousands of skills briefly needs tens of megabytes; glibc's allocator keeps them
 /// otherwise, so the idle server would stay at its peak.
@@ -38,5 +99,50 @@ pub fn release_memory() {
     // system; it touches no allocation that is in use.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    fn trims() -> u64 {
+        TRIMS.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to 5 s for the count of trims to pass `than`.
+    fn trimmed_after(than: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if trims() > than {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn asks_in_a_burst_are_served_by_one_trim_after_the_quiet_time() {
+        // Nothing else in the library's unit tests asks for a trim.
+        release_soon();
+        assert!(trimmed_after(0), "a first ask is served");
+        let before = trims();
+        let start = Instant::now();
+        for i in 0..5 {
+            if i > 0 {
+                std::thread::sleep(QUIET / 5);
+            }
+            release_soon();
+        }
+        let last = Instant::now();
+        assert!(trimmed_after(before), "the burst is served");
+        // Not before the quiet time after the last ask, and once for the burst.
+        assert!(last.elapsed() >= QUIET, "trimmed too early");
+        std::thread::sleep(QUIET * 2);
+        assert_eq!(trims(), before + 1, "one trim for the burst");
+        assert!(start.elapsed() >= QUIET * 2);
     }
 }

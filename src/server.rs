@@ -563,6 +563,8 @@ impl Shared {
                     .await;
             }
         }
+        // The session's buffers are freed now, after its commands' own ask.
+        crate::alloc::release_soon();
     }
 }
 

@@ -64,6 +64,7 @@ pub(crate) async fn after_commit(pool: &sqlx::PgPool, search: bool, indexes: boo
         index_builds::build_logged(pool).await;
     }
     pending_lists::clean_logged(pool).await;
+    crate::alloc::release_soon();
 }
 
 /// [`after_commit`] with everything looked for, on `rt` (a server's): what any

@@ -37,7 +37,7 @@ pub(super) async fn run_exec(
     };
     end_channel(&write_half, code).await;
     // Hand freed memory back once the client has its answer, off its critical path.
-    tokio::task::spawn_blocking(crate::alloc::release_memory);
+    crate::alloc::release_soon();
 }
 
 /// The exit status, EOF, close.

@@ -131,5 +131,6 @@ pub fn maybe_in_background(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: 
             Err(StorageError::Busy) => {}
             Err(e) => tracing::warn!(repo = %repo, error = %e, "gc failed"),
         }
+        crate::alloc::release_soon();
     });
 }

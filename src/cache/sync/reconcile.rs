@@ -185,7 +185,7 @@ fn reconcile_once(
     shrink(&mut conn);
     outcome.follow_up(rt, pool);
     outcome.commit = Some(tip_hex.clone());
-    crate::alloc::release_memory();
+    crate::alloc::release_soon();
     Ok(outcome)
 }
 
