@@ -63,17 +63,16 @@ const CAPS: &str = "report-status report-status-v2 delete-refs side-band-64k qui
 
 /// Serves one receive-pack session, stage by stage: the advertisement and the
 /// client's commands, the pack into a quarantine ([`receive_pack`]), the checks
-/// ([`check_push`]), the dry run, the one transaction ([`store`]), then the report.
-/// Returns each ref's outcome (none when the client sent no commands), as the report
-/// told the client.
+/// ([`check_push`]), the dry run, then the one transaction and the report
+/// ([`store_and_answer`]). Returns each ref's outcome (none when the client sent no
+/// commands), as the report told the client.
 pub fn serve<R: Read>(
     ctx: &Context,
     input: R,
     out: &mut dyn Write,
 ) -> Result<Vec<(String, Outcome)>> {
     let _span = tracing::info_span!("push", repo = %ctx.repo_name, user = %ctx.user.name).entered();
-    let clock = std::time::Instant::now();
-    let started_at = chrono::Utc::now();
+    let started = (std::time::Instant::now(), chrono::Utc::now());
     let refs = RefList::read(&ctx.repo)?;
     advertise(&refs, out)?;
     out.flush()?;
@@ -82,18 +81,34 @@ pub fn serve<R: Read>(
     let Some(req) = read_request(&mut input, out)? else {
         return Ok(Vec::new());
     };
-    // report-status-v2 adds optional `option` lines after `ok`; we send none, so both
-    // versions share one format.
-    let report_status = req.has("report-status") || req.has("report-status-v2");
     let mut sb = SideBand::new(out, side_band_mode(&req), req.has("quiet"));
     // Kept with the push record: the push page shows what the pusher read.
     sb.keep_transcript();
-    let commands = &req.commands;
     let current: HashMap<String, ObjectId> =
         refs.refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
 
-    let received = receive_pack(ctx, commands, input.into_inner())?;
-    let checked = check_push(ctx, &req, &current, &received, &mut sb)?;
+    let received = receive_pack(ctx, &req.commands, input.into_inner())?;
+    let mut checked = check_push(ctx, &req, &current, &received, &mut sb)?;
+    say_problems(&checked.problems, &mut sb)?;
+    if req.push_options.iter().any(|o| o == "dry-run") {
+        dry_run(&mut checked.results, &mut sb)?;
+    }
+    let results = store_and_answer(ctx, &req, received, checked, &mut sb, started)?;
+    Ok(by_name(&req.commands, results))
+}
+
+/// The second half of a push, once it is checked: the refs that passed stored with
+/// the cache in one transaction ([`store`]; the quarantine dropped when none did),
+/// then the pusher's summary and report, the push record, the metrics and the log
+/// line.
+fn store_and_answer(
+    ctx: &Context,
+    req: &commands::Request,
+    received: Received,
+    checked: Checked,
+    sb: &mut SideBand<'_>,
+    (clock, started_at): (std::time::Instant, chrono::DateTime<chrono::Utc>),
+) -> Result<Vec<Outcome>> {
     let Checked {
         mut results,
         problems,
@@ -102,30 +117,14 @@ pub fn serve<R: Read>(
         view,
         check_ms,
     } = checked;
-    say_problems(&problems, &mut sb)?;
-    if req.push_options.iter().any(|o| o == "dry-run") {
-        dry_run(&mut results, &mut sb)?;
-    }
-
+    let commands = &req.commands;
     let storing = std::time::Instant::now();
     before_storing(ctx, commands, &mut results, req.has("atomic"));
     let push_id = uuid::Uuid::new_v4();
     let make_record =
-        |results: &[Outcome]| record_of(ctx, &req, (push_id, started_at), &problems, results);
-    // What the pusher will have read once the push is stored: written with the push
-    // (the push page shows it), not by a second commit after it.
-    // (Without side-band the client reads no message: nothing is kept.)
-    let said_before = sb
-        .transcript()
-        .filter(|_| sb.mode() != SideBandMode::None)
-        .map(str::to_string);
-    let will_have_said = |outcome: Option<&crate::cache::sync::SyncOutcome>| {
-        let mut said = said_before.clone()?;
-        if let Some(outcome) = outcome {
-            said.push_str(&summary_line(ctx, outcome));
-        }
-        (!said.is_empty()).then_some(said)
-    };
+        |results: &[Outcome]| record_of(ctx, req, (push_id, started_at), &problems, results);
+    let said = Said::so_far(ctx, sb);
+    let will_have_said = |outcome: Option<&crate::cache::sync::SyncOutcome>| said.with(outcome);
     let proposing = proposal.as_ref().is_some_and(|p| p.is_ok());
     let cache = if results.iter().any(Option::is_none) {
         let proposal = proposal.as_ref().and_then(|p| p.as_ref().ok());
@@ -139,7 +138,7 @@ pub fn serve<R: Read>(
                 record: &make_record,
                 said: &will_have_said,
             },
-            &mut sb,
+            sb,
             proposal,
             &parsed,
             view,
@@ -153,25 +152,23 @@ pub fn serve<R: Read>(
     count(&results, problems.len());
     let store_ms = storing.elapsed().as_millis() as u64;
     if let Some(outcome) = &cache {
-        summarize(ctx, outcome, &mut sb)?;
+        summarize(ctx, outcome, sb)?;
     }
     if !accepted {
         record_refused(ctx, &make_record(&results), sb.transcript());
     }
-    report(
-        &mut sb,
-        commands,
-        &results,
-        received.unpack_error.as_deref(),
-        report_status,
-    )?;
+    // report-status-v2 adds optional `option` lines after `ok`; we send none, so both
+    // versions share one format.
+    let report_status = req.has("report-status") || req.has("report-status-v2");
+    let unpack_error = received.unpack_error.as_deref();
+    report(sb, commands, &results, unpack_error, report_status)?;
     sb.flush()?;
     // A change (its page's message) or anything said that the push's transaction did
     // not write is stored now.
     let stored = if proposing {
         None
     } else {
-        will_have_said(cache.as_ref())
+        said.with(cache.as_ref())
     };
     if accepted && stored.as_deref() != sb.transcript().filter(|t| !t.is_empty()) {
         record_said(ctx, push_id, sb.transcript());
@@ -189,7 +186,36 @@ pub fn serve<R: Read>(
     if accepted {
         crate::storage::gc::maybe_in_background(&ctx.rt, &ctx.pool, &ctx.repos, &ctx.repo_name);
     }
-    Ok(by_name(commands, results))
+    Ok(results)
+}
+
+/// What the pusher will have read once the push is stored: written with the push (the
+/// push page shows it), not by a second commit after it. (Without side-band the client
+/// reads no message: nothing is kept.)
+struct Said<'c> {
+    ctx: &'c Context,
+    /// The transcript before the store: the checks' messages.
+    before: Option<String>,
+}
+
+impl<'c> Said<'c> {
+    fn so_far(ctx: &'c Context, sb: &SideBand<'_>) -> Self {
+        let before = sb
+            .transcript()
+            .filter(|_| sb.mode() != SideBandMode::None)
+            .map(str::to_string);
+        Said { ctx, before }
+    }
+
+    /// The transcript with the summary line of `outcome` (if the push was stored);
+    /// `None` when nothing is said.
+    fn with(&self, outcome: Option<&crate::cache::sync::SyncOutcome>) -> Option<String> {
+        let mut said = self.before.clone()?;
+        if let Some(outcome) = outcome {
+            said.push_str(&summary_line(self.ctx, outcome));
+        }
+        (!said.is_empty()).then_some(said)
+    }
 }
 
 /// Each ref's name with its outcome, as [`serve`] returns them.
