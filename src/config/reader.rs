@@ -15,11 +15,7 @@ pub(super) struct Reader<'a> {
 
 impl Reader<'_> {
     pub(super) fn settings(&mut self, flags: &Flags) -> Settings {
-        use crate::incoming::inspect::PackLimits;
-        use crate::receive::connectivity;
         let d = Settings::default();
-        let (dl, dp, dh) = (&d.limits, &d.policy, &d.http_limits);
-        let (dc, dk) = (&dp.limits, &dp.pack);
         let address = "an address like 127.0.0.1:2222";
         let listen = flags
             .listen
@@ -35,18 +31,7 @@ impl Reader<'_> {
                 None => d.http,
             },
         };
-        let admin_keys = if flags.admin_keys.is_empty() {
-            self.text(env::ADMIN_KEYS)
-                .map(|v| {
-                    v.split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            flags.admin_keys.clone()
-        };
+        let admin_keys = self.admin_keys(flags);
         let log = self.text(env::LOG).unwrap_or(d.log);
         if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
             self.refuse(env::LOG, &log, "a log filter like info,sqlx=warn");
@@ -55,6 +40,87 @@ impl Reader<'_> {
             Some("json") => LogFormat::Json,
             _ => LogFormat::Text,
         };
+        let (web_access, metrics) = self.access();
+        let (public_url, ssh_url) = self.urls();
+        // Pushes while the database is away are always refused: the only value.
+        self.one_of(env::DB_DOWN, &["refuse"]);
+        let limits = self.ssh_limits(&d.limits, d.idle_timeout);
+        let policy = self.policy(&d.policy);
+        let proxy_protocol = match self.text(env::PROXY_PROTOCOL) {
+            None => d.proxy_protocol.clone(),
+            Some(t) => crate::net::proxy::Trusted::parse(&t).unwrap_or_else(|e| {
+                self.refuse(
+                    env::PROXY_PROTOCOL,
+                    &t,
+                    &format!("addresses or networks, comma-separated ({e})"),
+                );
+                d.proxy_protocol.clone()
+            }),
+        };
+        let http_limits = self.http_limits(&d.http_limits);
+        Settings {
+            listen,
+            http,
+            data_dir: flags
+                .data_dir
+                .clone()
+                .or_else(|| self.text(env::DATA_DIR).map(PathBuf::from))
+                .unwrap_or(d.data_dir),
+            database_url: flags
+                .database_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or_else(|| self.text(env::DATABASE_URL)),
+            admin_keys,
+            admin_token: self.text(env::ADMIN_TOKEN),
+            host_key: self.text(env::HOST_KEY).map(PathBuf::from),
+            log,
+            log_format,
+            web_access,
+            metrics,
+            metrics_token: self.text(env::METRICS_TOKEN),
+            public_url,
+            ssh_url,
+            limits,
+            policy,
+            http_limits,
+            pack_grace: self.secs(env::PACK_GRACE_SECS, d.pack_grace),
+            gc_packs: self.count_or_off(env::GC_PACKS, d.gc_packs),
+            idle_timeout: self.secs(env::IDLE_TIMEOUT_SECS, d.idle_timeout),
+            max_connections: self.count(env::MAX_CONNECTIONS, d.max_connections),
+            login_grace: self.secs(env::LOGIN_GRACE_SECS, d.login_grace),
+            max_startups: self.count(env::MAX_STARTUPS, d.max_startups),
+            max_startups_per_source: self
+                .count(env::MAX_STARTUPS_PER_SOURCE, d.max_startups_per_source),
+            proxy_protocol,
+            shutdown_grace: self.secs(env::SHUTDOWN_GRACE_SECS, d.shutdown_grace),
+            reconcile_every: self
+                .count_or_off(env::RECONCILE_SECS, d.reconcile_every.map(|t| t.as_secs()))
+                .map(Duration::from_secs),
+            bulk_load_from: self.count_or_off(env::BULK_LOAD_FROM, d.bulk_load_from),
+            delivery: self.delivery(&d.delivery),
+            mcp: self.mcp(&d.mcp),
+        }
+    }
+
+    /// The admins' public key files: the flags, else the comma-separated list.
+    fn admin_keys(&mut self, flags: &Flags) -> Vec<PathBuf> {
+        if !flags.admin_keys.is_empty() {
+            return flags.admin_keys.clone();
+        }
+        self.text(env::ADMIN_KEYS)
+            .map(|v| {
+                v.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Who may read the pages and the JSON API, and who `/metrics` (a token by default
+    /// when the pages need signing in).
+    fn access(&mut self) -> (WebAccess, MetricsAccess) {
         let web_access = match self.one_of(env::WEB_ACCESS, &["open", "signed-in"]) {
             Some("signed-in") => WebAccess::SignedIn,
             _ => WebAccess::Open,
@@ -65,6 +131,12 @@ impl Reader<'_> {
             _ if web_access == WebAccess::SignedIn => MetricsAccess::Token,
             _ => MetricsAccess::Open,
         };
+        (web_access, metrics)
+    }
+
+    /// The public addresses (`SKILLSD_PUBLIC_URL`, `SKILLSD_SSH_URL`), checked, without
+    /// a trailing slash.
+    fn urls(&mut self) -> (Option<String>, Option<String>) {
         let public_url = self.text(env::PUBLIC_URL);
         if let Some(url) = &public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -85,9 +157,15 @@ impl Reader<'_> {
                 );
             }
         }
-        // Pushes while the database is away are always refused: the only value.
-        self.one_of(env::DB_DOWN, &["refuse"]);
-        let limits = crate::ssh::Limits {
+        (
+            public_url.map(|u| u.trim_end_matches('/').to_string()),
+            ssh_url.map(|u| u.trim_end_matches('/').to_string()),
+        )
+    }
+
+    /// The SSH side's limits; the idle time is also the window of the minimum rate.
+    fn ssh_limits(&mut self, dl: &crate::ssh::Limits, idle: Duration) -> crate::ssh::Limits {
+        crate::ssh::Limits {
             max_sessions: self.count(env::MAX_SESSIONS, dl.max_sessions),
             max_sessions_per_user: self.count(env::MAX_SESSIONS_PER_USER, dl.max_sessions_per_user),
             max_auth_failures: self.count(env::MAX_AUTH_FAILURES, dl.max_auth_failures),
@@ -95,31 +173,30 @@ impl Reader<'_> {
             session_timeout: self.secs(env::SESSION_TIMEOUT_SECS, dl.session_timeout),
             // A running command's client must keep sending while the command waits
             // for it: the idle time is the window of that rule too.
-            min_rate_window: self.secs(env::IDLE_TIMEOUT_SECS, d.idle_timeout),
-        };
+            min_rate_window: self.secs(env::IDLE_TIMEOUT_SECS, idle),
+        }
+    }
+
+    /// What a push may be: ref names, sizes, the walk's and the pack's limits.
+    fn policy(
+        &mut self,
+        dp: &crate::receive::pre_receive::Policy,
+    ) -> crate::receive::pre_receive::Policy {
+        use crate::incoming::inspect::PackLimits;
+        use crate::receive::connectivity;
+        let (dc, dk) = (&dp.limits, &dp.pack);
         let ref_pattern = match self.text(env::REF_PATTERN) {
-            None => d.policy.ref_pattern.clone(),
+            None => dp.ref_pattern.clone(),
             Some(p) => match crate::receive::pre_receive::ref_pattern(&p) {
                 Ok(re) => re,
                 Err(e) => {
                     let expected = format!("a regular expression ({e})");
                     self.refuse(env::REF_PATTERN, &p, &expected);
-                    d.policy.ref_pattern.clone()
+                    dp.ref_pattern.clone()
                 }
             },
         };
-        let proxy_protocol = match self.text(env::PROXY_PROTOCOL) {
-            None => d.proxy_protocol.clone(),
-            Some(t) => crate::net::proxy::Trusted::parse(&t).unwrap_or_else(|e| {
-                self.refuse(
-                    env::PROXY_PROTOCOL,
-                    &t,
-                    &format!("addresses or networks, comma-separated ({e})"),
-                );
-                d.proxy_protocol.clone()
-            }),
-        };
-        let policy = crate::receive::pre_receive::Policy {
+        crate::receive::pre_receive::Policy {
             ref_pattern,
             mutable_tags: self.flag(env::MUTABLE_TAGS),
             max_files_per_push: self.count(env::MAX_FILES_PER_PUSH, dp.max_files_per_push),
@@ -144,57 +221,18 @@ impl Reader<'_> {
                 max_inflate_ratio: self.count_or_off(env::MAX_INFLATE_RATIO, dk.max_inflate_ratio),
                 inflate_floor: dk.inflate_floor,
             },
-            ..d.policy.clone()
-        };
-        let http_limits = crate::net::HttpLimits {
+            ..dp.clone()
+        }
+    }
+
+    /// The HTTP side's connection limits.
+    fn http_limits(&mut self, dh: &crate::net::HttpLimits) -> crate::net::HttpLimits {
+        crate::net::HttpLimits {
             max_connections: self.count(env::HTTP_MAX_CONNECTIONS, dh.max_connections),
             max_per_address: self.count(env::HTTP_MAX_PER_ADDRESS, dh.max_per_address),
             header: self.secs(env::HTTP_HEADER_SECS, dh.header),
             idle: self.secs(env::HTTP_IDLE_SECS, dh.idle),
             lifetime: self.secs(env::HTTP_LIFETIME_SECS, dh.lifetime),
-        };
-        Settings {
-            listen,
-            http,
-            data_dir: flags
-                .data_dir
-                .clone()
-                .or_else(|| self.text(env::DATA_DIR).map(PathBuf::from))
-                .unwrap_or(d.data_dir),
-            database_url: flags
-                .database_url
-                .clone()
-                .filter(|u| !u.is_empty())
-                .or_else(|| self.text(env::DATABASE_URL)),
-            admin_keys,
-            admin_token: self.text(env::ADMIN_TOKEN),
-            host_key: self.text(env::HOST_KEY).map(PathBuf::from),
-            log,
-            log_format,
-            web_access,
-            metrics,
-            metrics_token: self.text(env::METRICS_TOKEN),
-            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
-            ssh_url: ssh_url.map(|u| u.trim_end_matches('/').to_string()),
-            limits,
-            policy,
-            http_limits,
-            pack_grace: self.secs(env::PACK_GRACE_SECS, d.pack_grace),
-            gc_packs: self.count_or_off(env::GC_PACKS, d.gc_packs),
-            idle_timeout: self.secs(env::IDLE_TIMEOUT_SECS, d.idle_timeout),
-            max_connections: self.count(env::MAX_CONNECTIONS, d.max_connections),
-            login_grace: self.secs(env::LOGIN_GRACE_SECS, d.login_grace),
-            max_startups: self.count(env::MAX_STARTUPS, d.max_startups),
-            max_startups_per_source: self
-                .count(env::MAX_STARTUPS_PER_SOURCE, d.max_startups_per_source),
-            proxy_protocol,
-            shutdown_grace: self.secs(env::SHUTDOWN_GRACE_SECS, d.shutdown_grace),
-            reconcile_every: self
-                .count_or_off(env::RECONCILE_SECS, d.reconcile_every.map(|t| t.as_secs()))
-                .map(Duration::from_secs),
-            bulk_load_from: self.count_or_off(env::BULK_LOAD_FROM, d.bulk_load_from),
-            delivery: self.delivery(&d.delivery),
-            mcp: self.mcp(&d.mcp),
         }
     }
 
