@@ -36,10 +36,15 @@ const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
 /// Asks for freed memory to be handed back ([`release_memory`]) once the work that
 /// ends now and whatever ends with it have let go: [`QUIET`] after the last ask, on a
 /// thread of its own. A push's memory is freed by several hands at different times
-/// (the command, its connection, the cache's follow-up after the commit); one trim
-/// at the end of the command alone sometimes ran before the rest had let go, and the
-/// idle server then kept 16 MiB more (measured: 42 instead of 26 MiB after an import
-/// of 10,000 skills, in 2 of 5 runs). Each of them asks; the trim runs after the last.
+/// (the command, its connection, the cache's follow-up after the commit, which for a
+/// bulk load builds an index); each asks, and the trim runs after the last.
+///
+/// What no trim gives back (measured, `malloc_stats` in the idle server after an
+/// import of 10,000 skills, in 1 to 4 runs of 10): the free top of the second heap,
+/// 5–17 MiB resident with 0.3 MiB in use — glibc's `malloc_trim` gives back the free
+/// chunks of every heap, but of the heaps' free tops only the main heap's. One heap
+/// (`M_ARENA_MAX` 1) kept every run at ~5.5 MiB anonymous but made the import's
+/// checks 20 % slower (two threads on one heap's lock); not taken.
 pub fn release_soon() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
