@@ -110,23 +110,36 @@ pub struct Metrics {
     webhook_attempts: [AtomicU64; 2],
 }
 
-pub static METRICS: Metrics = Metrics {
-    pushes_accepted: AtomicU64::new(0),
-    refusals: [const { AtomicU64::new(0) }; Reason::ALL.len()],
-    validation_errors: AtomicU64::new(0),
-    fetches: AtomicU64::new(0),
-    active_sessions: AtomicI64::new(0),
-    bytes_received: AtomicU64::new(0),
-    bytes_sent: AtomicU64::new(0),
-    reconcile_runs: AtomicU64::new(0),
-    sync_failures: AtomicU64::new(0),
-    sync_buckets: [const { AtomicU64::new(0) }; 10],
-    sync_count: AtomicU64::new(0),
-    sync_sum_micros: AtomicU64::new(0),
-    connections_refused: AtomicU64::new(0),
-    mirror_pushes: [const { AtomicU64::new(0) }; 2],
-    webhook_attempts: [const { AtomicU64::new(0) }; 2],
-};
+impl Metrics {
+    /// Every counter at zero.
+    pub const fn new() -> Metrics {
+        Metrics {
+            pushes_accepted: AtomicU64::new(0),
+            refusals: [const { AtomicU64::new(0) }; Reason::ALL.len()],
+            validation_errors: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+            active_sessions: AtomicI64::new(0),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            reconcile_runs: AtomicU64::new(0),
+            sync_failures: AtomicU64::new(0),
+            sync_buckets: [const { AtomicU64::new(0) }; 10],
+            sync_count: AtomicU64::new(0),
+            sync_sum_micros: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            mirror_pushes: [const { AtomicU64::new(0) }; 2],
+            webhook_attempts: [const { AtomicU64::new(0) }; 2],
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+pub static METRICS: Metrics = Metrics::new();
 
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
@@ -193,63 +206,71 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let mut counter = |name: &str, help: &str, kind: &str, lines: Vec<(String, String)>| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(o, "{name}{labels} {value}");
-            }
-        };
-        let mut pushes = vec![(
-            "{result=\"accepted\"}".to_string(),
-            self.pushes_accepted.load(Relaxed).to_string(),
-        )];
         let refused: u64 = self.refusals.iter().map(|a| a.load(Relaxed)).sum();
-        pushes.push(("{result=\"refused\"}".into(), refused.to_string()));
-        counter(
+        let pushes = vec![
+            (
+                "{result=\"accepted\"}".to_string(),
+                self.pushes_accepted.load(Relaxed).to_string(),
+            ),
+            ("{result=\"refused\"}".to_string(), refused.to_string()),
+        ];
+        series(
+            &mut o,
             "skillsd_pushes_total",
             "Pushes by result.",
             "counter",
             pushes,
         );
-        counter(
+        series(
+            &mut o,
             "skillsd_push_refusals_total",
             "Refused pushes by reason.",
             "counter",
-            Reason::ALL
-                .iter()
-                .map(|r| {
-                    (
-                        format!("{{reason=\"{}\"}}", r.label()),
-                        self.refusals[*r as usize].load(Relaxed).to_string(),
-                    )
-                })
-                .collect(),
+            self.refusal_lines(),
         );
-        let pair = |a: &[AtomicU64; 2], ok: &str, bad: &str| {
-            vec![
-                (
-                    format!("{{result=\"{ok}\"}}"),
-                    a[0].load(Relaxed).to_string(),
-                ),
-                (
-                    format!("{{result=\"{bad}\"}}"),
-                    a[1].load(Relaxed).to_string(),
-                ),
-            ]
-        };
-        counter(
+        series(
+            &mut o,
             "skillsd_mirror_pushes_total",
             "Mirror deliveries by this process, by result.",
             "counter",
             pair(&self.mirror_pushes, "in_sync", "failed"),
         );
-        counter(
+        series(
+            &mut o,
             "skillsd_webhook_attempts_total",
             "Webhook delivery attempts by this process, by result.",
             "counter",
             pair(&self.webhook_attempts, "delivered", "failed"),
         );
-        let simple = [
+        for (name, help, kind, value) in self.unlabelled() {
+            series(&mut o, name, help, kind, vec![(String::new(), value)]);
+        }
+        series(
+            &mut o,
+            "skillsd_cache_sync_seconds",
+            "Time to apply a push to the cache.",
+            "histogram",
+            self.sync_histogram(),
+        );
+        o
+    }
+
+    /// Refused pushes, one line per reason.
+    fn refusal_lines(&self) -> Vec<(String, String)> {
+        Reason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.label()),
+                    self.refusals[*r as usize].load(Relaxed).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The series without labels: (name, help, kind, value).
+    fn unlabelled(&self) -> [(&'static str, &'static str, &'static str, String); 8] {
+        [
             (
                 "skillsd_connections_refused_total",
                 "Connections closed at once because the connection cap was reached.",
@@ -298,10 +319,12 @@ impl Metrics {
                 "counter",
                 self.sync_failures.load(Relaxed).to_string(),
             ),
-        ];
-        for (name, help, kind, value) in simple {
-            counter(name, help, kind, vec![(String::new(), value)]);
-        }
+        ]
+    }
+
+    /// The cache sync's histogram: its buckets, sum and count (name suffixes with
+    /// their labels).
+    fn sync_histogram(&self) -> Vec<(String, String)> {
         let mut hist: Vec<(String, String)> = SYNC_BUCKETS
             .iter()
             .enumerate()
@@ -319,14 +342,31 @@ impl Metrics {
             format!("{}", self.sync_sum_micros.load(Relaxed) as f64 / 1e6),
         ));
         hist.push(("_count".into(), count.to_string()));
-        counter(
-            "skillsd_cache_sync_seconds",
-            "Time to apply a push to the cache.",
-            "histogram",
-            hist,
-        );
-        o
+        hist
     }
+}
+
+/// One metric in the text exposition: its help and type, then a line per series
+/// (`labels` are the name's suffix: `{...}` or `_bucket{...}`).
+fn series(o: &mut String, name: &str, help: &str, kind: &str, lines: Vec<(String, String)>) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in lines {
+        let _ = writeln!(o, "{name}{labels} {value}");
+    }
+}
+
+/// A two-valued counter by result: `ok` and `bad`.
+fn pair(a: &[AtomicU64; 2], ok: &str, bad: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{{result=\"{ok}\"}}"),
+            a[0].load(Relaxed).to_string(),
+        ),
+        (
+            format!("{{result=\"{bad}\"}}"),
+            a[1].load(Relaxed).to_string(),
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -347,4 +387,82 @@ mod tests {
              x_value{repo=\"a\\\"b\"} 1\nx_value{repo=\"c\"} 2.5\n"
         );
     }
+
+    #[test]
+    fn the_exposition_names_each_series_with_its_help_and_type() {
+        let m = Metrics::new();
+        m.push_accepted();
+        m.push_accepted();
+        m.push_refused(Reason::Stale);
+        m.validation_errors(3);
+        m.fetch();
+        m.sync_took(std::time::Duration::from_millis(30));
+        assert_eq!(m.render(), EXPOSITION);
+    }
+
+    /// What scrapers read of [`Metrics::new`] after two accepted pushes, one stale,
+    /// three problems, one fetch and a cache sync of 30 ms.
+    const EXPOSITION: &str = r#"# HELP skillsd_pushes_total Pushes by result.
+# TYPE skillsd_pushes_total counter
+skillsd_pushes_total{result="accepted"} 2
+skillsd_pushes_total{result="refused"} 1
+# HELP skillsd_push_refusals_total Refused pushes by reason.
+# TYPE skillsd_push_refusals_total counter
+skillsd_push_refusals_total{reason="invalid_skills"} 0
+skillsd_push_refusals_total{reason="policy"} 0
+skillsd_push_refusals_total{reason="unpack"} 0
+skillsd_push_refusals_total{reason="permission"} 0
+skillsd_push_refusals_total{reason="database"} 0
+skillsd_push_refusals_total{reason="stale"} 1
+skillsd_push_refusals_total{reason="cancelled"} 0
+skillsd_push_refusals_total{reason="not_stored"} 0
+skillsd_push_refusals_total{reason="dry_run"} 0
+# HELP skillsd_mirror_pushes_total Mirror deliveries by this process, by result.
+# TYPE skillsd_mirror_pushes_total counter
+skillsd_mirror_pushes_total{result="in_sync"} 0
+skillsd_mirror_pushes_total{result="failed"} 0
+# HELP skillsd_webhook_attempts_total Webhook delivery attempts by this process, by result.
+# TYPE skillsd_webhook_attempts_total counter
+skillsd_webhook_attempts_total{result="delivered"} 0
+skillsd_webhook_attempts_total{result="failed"} 0
+# HELP skillsd_connections_refused_total Connections closed at once because the connection cap was reached.
+# TYPE skillsd_connections_refused_total counter
+skillsd_connections_refused_total 0
+# HELP skillsd_validation_errors_total Problems reported to pushers.
+# TYPE skillsd_validation_errors_total counter
+skillsd_validation_errors_total 3
+# HELP skillsd_fetches_total Clones and fetches served.
+# TYPE skillsd_fetches_total counter
+skillsd_fetches_total 1
+# HELP skillsd_active_sessions Git and command sessions running now.
+# TYPE skillsd_active_sessions gauge
+skillsd_active_sessions 0
+# HELP skillsd_received_bytes_total Bytes received from git clients.
+# TYPE skillsd_received_bytes_total counter
+skillsd_received_bytes_total 0
+# HELP skillsd_sent_bytes_total Bytes sent to git clients.
+# TYPE skillsd_sent_bytes_total counter
+skillsd_sent_bytes_total 0
+# HELP skillsd_reconcile_runs_total Reconciles of the cache with git.
+# TYPE skillsd_reconcile_runs_total counter
+skillsd_reconcile_runs_total 0
+# HELP skillsd_cache_sync_failures_total Cache writes that failed after the refs moved.
+# TYPE skillsd_cache_sync_failures_total counter
+skillsd_cache_sync_failures_total 0
+# HELP skillsd_cache_sync_seconds Time to apply a push to the cache.
+# TYPE skillsd_cache_sync_seconds histogram
+skillsd_cache_sync_seconds_bucket{le="0.005"} 0
+skillsd_cache_sync_seconds_bucket{le="0.01"} 0
+skillsd_cache_sync_seconds_bucket{le="0.025"} 0
+skillsd_cache_sync_seconds_bucket{le="0.05"} 1
+skillsd_cache_sync_seconds_bucket{le="0.1"} 1
+skillsd_cache_sync_seconds_bucket{le="0.25"} 1
+skillsd_cache_sync_seconds_bucket{le="0.5"} 1
+skillsd_cache_sync_seconds_bucket{le="1"} 1
+skillsd_cache_sync_seconds_bucket{le="2.5"} 1
+skillsd_cache_sync_seconds_bucket{le="10"} 1
+skillsd_cache_sync_seconds_bucket{le="+Inf"} 1
+skillsd_cache_sync_seconds_sum 0.03
+skillsd_cache_sync_seconds_count 1
+"#;
 }
