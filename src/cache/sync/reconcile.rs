@@ -71,15 +71,7 @@ fn reconcile_once(
     let tip_hex = tip.to_string();
     let (rules, tree) = changes::tree_files(repo, tip)?;
     let files = changes::skill_files_of(&tree, &rules);
-    let rows = rt.block_on(
-        sqlx::query!(
-            "SELECT path, blob_sha FROM skills WHERE repo = $1",
-            repo_name
-        )
-        .fetch_all(&mut *tx),
-    )?;
-    let cached: std::collections::HashMap<String, String> =
-        rows.into_iter().map(|r| (r.path, r.blob_sha)).collect();
+    let cached = rt.block_on(cached_blobs(&mut tx, repo_name))?;
     tracing::debug!(files = files.len(), cached = cached.len(), "reconcile");
     let (jobs, deletes) = differences(&files, &cached);
     let target = Target {
@@ -126,15 +118,7 @@ fn reconcile_once(
     let mut digests = crate::cache::versions::Digests::new();
     changes::load_streaming(repo, &rules, &jobs, None, UPSERT_BATCH, &mut |(_, ops)| {
         match target.first_versions {
-            Some(alone) => versioned.extend(
-                ops.iter()
-                    .filter_map(Op::row)
-                    .filter(|row| {
-                        row.skill.status == crate::skills::Status::Published
-                            && !crate::cache::versions::first_with_row(alone, row)
-                    })
-                    .map(|row| row.skill.path.clone()),
-            ),
+            Some(alone) => versioned.extend(published_without_version(alone, &ops)),
             None => crate::cache::versions::remember(&mut digests, &ops),
         }
         let step = rt.block_on(write(&mut tx, &target, ops, &mut slugs))?;
@@ -147,18 +131,10 @@ fn reconcile_once(
         let lacking = outcome.vectors_lacking;
         outcome.search_deferred |=
             rt.block_on(bulk::fill_vectors(&mut tx, lacking, SEARCH_INLINE_ROWS))?;
-        // PostgreSQL adds the keys and builds the indexes on one core: the contents of
-        // the skills left (the rows are all this load's: the table was empty) are read
-        // from git meanwhile, on the others.
-        let (reader, paths, known) = (repo.clone(), std::mem::take(&mut versioned), &digests);
-        let (contents, finished) = std::thread::scope(|s| {
-            let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths, known));
-            let finished = rt.block_on(bulk::finish(&mut tx, dropped));
-            (reading.join(), finished)
-        });
-        outcome.indexes_deferred = finished?;
-        read = Some(contents.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
-        outcome.bulk_loaded = true;
+        let paths = std::mem::take(&mut versioned);
+        let (contents, deferred) = finish_bulk(rt, &mut tx, repo, tip, dropped, paths, &digests)?;
+        (outcome.indexes_deferred, outcome.bulk_loaded) = (deferred, true);
+        read = Some(contents);
     }
     let made = crate::cache::commits::read(repo, tip)?;
     rt.block_on(crate::cache::commits::insert(&mut tx, repo_name, &[made]))?;
@@ -187,6 +163,59 @@ fn reconcile_once(
     outcome.commit = Some(tip_hex.clone());
     crate::alloc::release_soon();
     Ok(outcome)
+}
+
+/// Each cached skill file's blob id, by path.
+async fn cached_blobs(
+    tx: &mut sqlx::PgConnection,
+    repo_name: &str,
+) -> sqlx::Result<std::collections::HashMap<String, String>> {
+    let rows = sqlx::query!(
+        "SELECT path, blob_sha FROM skills WHERE repo = $1",
+        repo_name
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.path, r.blob_sha)).collect())
+}
+
+/// The PUBLISHED skills among `ops`' rows that a bulk load recorded no version 1 with
+/// (not alone in their files: a folder's archive is made from git after).
+fn published_without_version<'o>(
+    alone: &'o std::collections::HashSet<String>,
+    ops: &'o [Op],
+) -> impl Iterator<Item = String> + 'o {
+    ops.iter()
+        .filter_map(Op::row)
+        .filter(|row| {
+            row.skill.status == crate::skills::Status::Published
+                && !crate::cache::versions::first_with_row(alone, row)
+        })
+        .map(|row| row.skill.path.clone())
+}
+
+/// The end of a bulk load: PostgreSQL adds the keys and builds the indexes on one
+/// core while the contents of `paths` (the rows are all this load's: the table was
+/// empty) are read from git on the others. Returns those contents, and whether
+/// indexes were left to build after the commit.
+fn finish_bulk(
+    rt: &Handle,
+    tx: &mut sqlx::PgConnection,
+    repo: &gix::Repository,
+    tip: ObjectId,
+    dropped: bulk::Dropped,
+    paths: BTreeSet<String>,
+    known: &crate::cache::versions::Digests,
+) -> Result<(Vec<crate::cache::versions::Content>, bool)> {
+    let reader = repo.clone();
+    let (contents, finished) = std::thread::scope(|s| {
+        let reading = s.spawn(move || crate::cache::versions::at(&reader, tip, paths, known));
+        let finished = rt.block_on(bulk::finish(tx, dropped));
+        (reading.join(), finished)
+    });
+    let deferred = finished?;
+    let contents = contents.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    Ok((contents, deferred))
 }
 
 /// What the cache lacks of the tip's skill files (created or changed: read and
