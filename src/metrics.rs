@@ -75,14 +75,19 @@ pub fn render_gauges<T>(
 ) -> String {
     let mut o = String::new();
     for (name, help, value) in gauges {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for row in rows {
-            let labels: Vec<String> = labels(row)
-                .into_iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-                .collect();
-            let _ = writeln!(o, "{name}{{{}}} {}", labels.join(","), value(row));
-        }
+        let lines = rows
+            .iter()
+            .map(|row| {
+                let labels: Vec<String> = labels(row)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                    })
+                    .collect();
+                (format!("{{{}}}", labels.join(",")), value(row).to_string())
+            })
+            .collect();
+        series(&mut o, name, help, "gauge", lines);
     }
     o
 }
