@@ -3,8 +3,8 @@
 # import costs. Each run is a new data dir and private PostgreSQL (`skillsd init
 # bench --empty`, as compare.sh does), one push of N generated skills, then the
 # server's own log line for the push (pack_ms, check_ms, store_ms, duration_ms), the
-# client's time, and the server's RSS 2 s after the push (all, and its anonymous part:
-# the heaps, not the binary's mapped pages).
+# client's time, and the server's RSS 2 s after the push (`AFTER` seconds; all, and its
+# anonymous part: the heaps, not the binary's mapped pages).
 #
 #   bench/import.sh BINARY [BINARY ...]     # N=10000 RUNS=3
 #   STATEMENTS=1 bench/import.sh BINARY     # and PostgreSQL's statements, summed
@@ -46,7 +46,7 @@ run() {  # binary -> one line of key=value
   t0=$(date +%s%N)
   git -C "$SEED" push -q "ssh://git@127.0.0.1:$PORT/bench.git" main 2>/dev/null
   t1=$(date +%s%N)
-  sleep 2
+  sleep "${AFTER:-2}"
   echo "client_ms=$(( (t1 - t0) / 1000000 )) $(grep ' push ' "$d/serve.log" | grep -o '[a-z]*_ms=[0-9]*' | tr '\n' ' ')rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status") anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")"
   if [ -n "${STATEMENTS:-}" ]; then
     python3 - "$d/data/postgres/data/server.log" >&2 <<'PY'

@@ -352,8 +352,9 @@ impl Metrics {
 }
 
 /// One metric in the text exposition: its help and type, then a line per series
-/// (`labels` are the name's suffix: `{...}` or `_bucket{...}`).
-fn series(o: &mut String, name: &str, help: &str, kind: &str, lines: Vec<(String, String)>) {
+/// (`labels` are the name's suffix: `{...}` or `_bucket{...}`). The MCP server's
+/// counters are written by it too (`agents::mcp::metrics`).
+pub fn series(o: &mut String, name: &str, help: &str, kind: &str, lines: Vec<(String, String)>) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in lines {
         let _ = writeln!(o, "{name}{labels} {value}");

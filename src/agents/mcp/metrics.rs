@@ -6,7 +6,7 @@
 //! body too large or not JSON, an unknown repository), so the series stay few whatever
 //! clients send.
 
-use std::fmt::Write as _;
+use crate::metrics::series;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const METHODS: usize = super::KNOWN_METHODS.len() + 1;
@@ -72,9 +72,12 @@ impl Counters {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            series(
+                &mut o,
+                name,
+                help,
+                "gauge",
+                vec![(String::new(), value.to_string())],
             );
         }
         let counters = [
@@ -90,10 +93,17 @@ impl Counters {
             ),
         ];
         for (name, help, values) in counters {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (i, v) in values.iter().enumerate() {
-                let _ = writeln!(o, "{name}{{method=\"{}\"}} {}", label(i), v.load(Relaxed));
-            }
+            let lines = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    (
+                        format!("{{method=\"{}\"}}", label(i)),
+                        v.load(Relaxed).to_string(),
+                    )
+                })
+                .collect();
+            series(&mut o, name, help, "counter", lines);
         }
         o
     }
@@ -123,6 +133,14 @@ mod tests {
         assert!(text.contains("skillsd_mcp_requests_total{method=\"other\"} 1\n"));
         assert!(text.contains("skillsd_mcp_errors_total{method=\"other\"} 1\n"));
         assert!(!text.contains("evil"), "{text}");
+        assert!(
+            text.starts_with(
+                "# HELP skillsd_mcp_sessions_open MCP sessions open now (the handshake era's \
+                 Mcp-Session-Id).\n# TYPE skillsd_mcp_sessions_open gauge\n\
+                 skillsd_mcp_sessions_open 3\n# HELP skillsd_mcp_subscriptions_open "
+            ),
+            "{text}"
+        );
         // One HELP and TYPE per series name.
         assert_eq!(text.matches("# TYPE skillsd_mcp_requests_total").count(), 1);
     }
