@@ -98,7 +98,7 @@ fn trim_when_quiet() {
 /// Hands freed heap memory back to the operating system. A push or a clone of
 /// thousands of skills briefly needs tens of megabytes; glibc's allocator keeps them
 /// otherwise, so the idle server would stay at its peak.
-pub fn release_memory() {
+fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory at the top of the heaps to the
     // system; it touches no allocation that is in use.
