@@ -12,6 +12,7 @@
 //!    copy takes the pack and the database's refs;
 //! 7. report the status of each ref.
 
+mod arrival;
 pub mod commands;
 pub mod connectivity;
 pub mod in_process;
@@ -178,6 +179,8 @@ fn store_and_answer(
         accepted,
         problems = problems.len(),
         pack_ms = received.pack_ms,
+        pack_first_byte_ms = received.arrival.first_ms,
+        pack_last_byte_ms = received.arrival.last_ms,
         check_ms,
         store_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
@@ -318,6 +321,8 @@ struct Received {
     quarantine: Quarantine,
     unpack_error: Option<String>,
     pack_ms: u64,
+    /// When the pack's bytes came, from the stage's start.
+    arrival: arrival::Arrival,
 }
 
 /// Stage 1: the pack (absent when every command is a deletion) streamed into a
@@ -326,12 +331,13 @@ fn receive_pack(ctx: &Context, commands: &[Command], input: impl Read) -> Result
     let receiving = std::time::Instant::now();
     let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
     let mut unpack_error = None;
+    let mut input = arrival::Timed::new(input, receiving);
     if commands.iter().any(|c| !c.is_delete()) {
         let limits = quarantine::IndexLimits {
             max_pack_bytes: ctx.policy.max_pack_bytes,
             pack: ctx.policy.pack,
         };
-        if let Err(msg) = quarantine.index(&ctx.repo, input, &limits, &ctx.cancel) {
+        if let Err(msg) = quarantine.index(&ctx.repo, &mut input, &limits, &ctx.cancel) {
             tracing::info!(error = %msg, "pack refused");
             unpack_error = Some(msg);
         }
@@ -340,6 +346,7 @@ fn receive_pack(ctx: &Context, commands: &[Command], input: impl Read) -> Result
         quarantine,
         unpack_error,
         pack_ms: receiving.elapsed().as_millis() as u64,
+        arrival: input.arrival(),
     })
 }
 

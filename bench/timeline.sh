@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A push of 1,000 new skills against its floor, on one clock: RUNS times, the same
+# 1,000 new skills are committed to two clones of one seed of N skills, pushed first
+# to a bare repository on local disk with git's own receive-pack (the floor: no SSH,
+# no hooks, no database), then to skillsd over SSH. For each push it prints
+#   - both wall times and their ratio;
+#   - the client's timeline (GIT_TRACE2_PERF, ms from the push's start): when its
+#     `pack-objects` started and ended, and for the floor when `index-pack` started
+#     (its first byte) and ended;
+#   - the server's push log line: `pack_first_byte_ms`, `pack_last_byte_ms`,
+#     `pack_ms` (the bytes and their indexing), `check_ms`, `store_ms`, and the
+#     repository lock's `lock_ms` (receive/arrival.rs, receive/publish.rs);
+# then the medians, as a Markdown table (also in $WORK/timeline.md).
+#
+#   bench/timeline.sh                # N=10000 RUNS=8, the release build
+#   SKILLSD=/path/to/skillsd bench/timeline.sh
+set -euo pipefail
+export SKILLSD_LOG=${SKILLSD_LOG:-warn}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
+N=${N:-10000}
+RUNS=${RUNS:-8}
+WORK=${WORK:-/var/tmp/skillsd-timeline}
+PORT=${PORT:-2391}
+if [ -z "${SKILLSD:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q)
+  SKILLSD=$ROOT/target/release/skillsd
+fi
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C timeline
+export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+
+SEED=$WORK/seed
+git init -q -b main "$SEED"
+python3 "$ANCHOR/gen_skills.py" gen --out "$SEED" --n "$N" --seed 42 >/dev/null
+git -C "$SEED" add -A && git -C "$SEED" commit -q -m "$N skills"
+
+"$SKILLSD" init bench --empty --data-dir "$WORK/data" >/dev/null
+SKILLSD_LOG=warn,skillsd::receive=debug "$SKILLSD" serve --listen "127.0.0.1:$PORT" --http off \
+  --data-dir "$WORK/data" > "$WORK/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do grep -q listening "$WORK/serve.log" && break; sleep 0.2; done
+"$SKILLSD" user add bench --role writer --key "$WORK/id.pub" --data-dir "$WORK/data" >/dev/null
+URL="ssh://git@127.0.0.1:$PORT/bench.git"
+git -C "$SEED" push -q "$URL" main
+git clone -q --bare "$SEED" "$WORK/floor.git"
+git clone -q "$WORK/floor.git" "$WORK/floor"
+git clone -q "$URL" "$WORK/skillsd"
+DB="postgres://postgres@localhost/skillsd?host=$WORK/data/postgres/sock"
+for _ in $(seq 1 600); do  # the import's vectors filled and indexed
+  [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
+  sleep 0.1
+done
+
+: > "$WORK/runs.tsv"
+for c in $(seq 1 "$RUNS"); do
+  for clone in floor skillsd; do
+    python3 "$ANCHOR/gen_skills.py" gen --out "$WORK/$clone" --n 1000 --start $(( 5000000 + c * 1000 )) --seed 42 >/dev/null
+    git -C "$WORK/$clone" add skills
+    # No `gc --auto` in a clone: after it, pack-objects reuses deltas and sends sooner.
+    git -C "$WORK/$clone" -c gc.auto=0 commit -q -m "add 1000 ($c)"
+  done
+  sync; sleep 1
+  t0=$(date +%s%N)
+  GIT_TRACE2_PERF=$WORK/floor.trace git -C "$WORK/floor" push -q origin main
+  t1=$(date +%s%N)
+  sleep 1
+  t2=$(date +%s%N)
+  GIT_TRACE2_PERF=$WORK/skillsd.trace git -C "$WORK/skillsd" push -q origin main 2>/dev/null
+  t3=$(date +%s%N)
+  sleep 0.5
+  python3 "$ROOT/bench/timeline.py" run $(( (t1 - t0) / 1000000 )) $(( (t3 - t2) / 1000000 )) \
+    "$WORK/floor.trace" "$WORK/skillsd.trace" "$WORK/serve.log" | tee -a "$WORK/runs.tsv"
+  rm -f "$WORK/floor.trace" "$WORK/skillsd.trace"
+  sleep 1
+done
+python3 "$ROOT/bench/timeline.py" table "$WORK/runs.tsv" "$N" | tee "$WORK/timeline.md"
