@@ -19,25 +19,16 @@ RUNS=${RUNS:-3}
 WORK=${WORK:-/var/tmp/skillsd-import}
 PORT=${PORT:-2396}
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY ...]" >&2; exit 2; }
-rm -rf "$WORK"; mkdir -p "$WORK"
-chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C import
-export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+source "$ROOT/bench/lib.sh"
+bench_client "$WORK" import
 SEED=$WORK/seed
-git init -q -b main "$SEED"
-python3 "$ANCHOR/gen_skills.py" gen --out "$SEED" --n "$N" --seed 42 >/dev/null
-git -C "$SEED" add -A && git -C "$SEED" commit -q -m "$N skills"
+bench_seed "$SEED" "$N"
 
 run() {  # binary -> one line of key=value
   local bin=$1 d=$WORK/run pid t0 t1
   rm -rf "$d"; mkdir -p "$d"; chmod 755 "$d"
-  "$bin" init bench --empty --data-dir "$d/data" >/dev/null
-  SKILLSD_LOG=info "$bin" serve --listen "127.0.0.1:$PORT" --http off --data-dir "$d/data" > "$d/serve.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do grep -q listening "$d/serve.log" && break; sleep 0.2; done
-  grep -q listening "$d/serve.log" || { cat "$d/serve.log" >&2; exit 1; }
-  "$bin" user add bench --role writer --key "$WORK/id.pub" --data-dir "$d/data" >/dev/null
+  bench_serve "$bin" "$d/data" "$PORT" "$d/serve.log" info "$WORK/id.pub"
+  pid=$BENCH_PID
   local db="postgres://postgres@localhost/skillsd?host=$d/data/postgres/sock"
   if [ -n "${STATEMENTS:-}" ]; then
     psql -X -q "$db" -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
@@ -47,7 +38,7 @@ run() {  # binary -> one line of key=value
   git -C "$SEED" push -q "ssh://git@127.0.0.1:$PORT/bench.git" main 2>/dev/null
   t1=$(date +%s%N)
   sleep "${AFTER:-2}"
-  echo "client_ms=$(( (t1 - t0) / 1000000 )) $(grep ' push ' "$d/serve.log" | grep -o '[a-z]*_ms=[0-9]*' | tr '\n' ' ')rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status") anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")"
+  echo "client_ms=$(( (t1 - t0) / 1000000 )) $(grep ' push ' "$d/serve.log" | grep -o '[a-z_]*_ms=[0-9]*' | tr '\n' ' ')rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status") anon_kib=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")"
   if [ -n "${STATEMENTS:-}" ]; then
     python3 - "$d/data/postgres/data/server.log" >&2 <<'PY'
 import re, sys, collections

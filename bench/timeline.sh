@@ -27,24 +27,13 @@ if [ -z "${SKILLSD:-}" ]; then
   SKILLSD=$ROOT/target/release/skillsd
 fi
 
-rm -rf "$WORK"; mkdir -p "$WORK"
-chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C timeline
-export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-
+source "$ROOT/bench/lib.sh"
+bench_client "$WORK" timeline
 SEED=$WORK/seed
-git init -q -b main "$SEED"
-python3 "$ANCHOR/gen_skills.py" gen --out "$SEED" --n "$N" --seed 42 >/dev/null
-git -C "$SEED" add -A && git -C "$SEED" commit -q -m "$N skills"
-
-"$SKILLSD" init bench --empty --data-dir "$WORK/data" >/dev/null
-SKILLSD_LOG=warn,skillsd::receive=debug "$SKILLSD" serve --listen "127.0.0.1:$PORT" --http off \
-  --data-dir "$WORK/data" > "$WORK/serve.log" 2>&1 &
-pid=$!
+bench_seed "$SEED" "$N"
+bench_serve "$SKILLSD" "$WORK/data" "$PORT" "$WORK/serve.log" warn,skillsd::receive=debug "$WORK/id.pub"
+pid=$BENCH_PID
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do grep -q listening "$WORK/serve.log" && break; sleep 0.2; done
-"$SKILLSD" user add bench --role writer --key "$WORK/id.pub" --data-dir "$WORK/data" >/dev/null
 URL="ssh://git@127.0.0.1:$PORT/bench.git"
 git -C "$SEED" push -q "$URL" main
 git clone -q --bare "$SEED" "$WORK/floor.git"

@@ -1,0 +1,34 @@
+# Shared by the bench scripts that run skillsd on their own (sourced, not run).
+
+# bench_client WORK NAME: a fresh WORK directory with a client key, and the git
+# client's environment (its SSH command, author and committer).
+bench_client() {
+  local work=$1 name=$2
+  rm -rf "$work"; mkdir -p "$work"
+  chmod 755 "$work"  # the private PostgreSQL runs as `postgres` when this runs as root
+  ssh-keygen -q -t ed25519 -N '' -f "$work/id" -C "$name"
+  export GIT_SSH_COMMAND="ssh -i $work/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+  export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+}
+
+# bench_seed DIR N: a repository of N generated skills in one commit (the stock
+# anchor's generator, $ANCHOR).
+bench_seed() {
+  local dir=$1 n=$2
+  git init -q -b main "$dir"
+  python3 "$ANCHOR/gen_skills.py" gen --out "$dir" --n "$n" --seed 42 >/dev/null
+  git -C "$dir" add -A && git -C "$dir" commit -q -m "$n skills"
+}
+
+# bench_serve BINARY DATA PORT LOG FILTER KEY: a new repository `bench` in DATA, the
+# server on 127.0.0.1:PORT logging at FILTER into LOG (its pid in BENCH_PID), and the
+# user `bench` (a writer) with the public key KEY.
+bench_serve() {
+  local bin=$1 data=$2 port=$3 log=$4 filter=$5 key=$6
+  "$bin" init bench --empty --data-dir "$data" >/dev/null
+  SKILLSD_LOG=$filter "$bin" serve --listen "127.0.0.1:$port" --http off --data-dir "$data" > "$log" 2>&1 &
+  BENCH_PID=$!
+  for _ in $(seq 1 300); do grep -q listening "$log" && break; sleep 0.2; done
+  grep -q listening "$log" || { cat "$log" >&2; exit 1; }
+  "$bin" user add bench --role writer --key "$key" --data-dir "$data" >/dev/null
+}
