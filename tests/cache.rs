@@ -1434,3 +1434,128 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     assert!(error.contains("index row"), "{error}");
     assert_eq!(server.vectors_unlike_postgres(), 0);
 }
+
+/// Per operation, the sync-log rows after `after` whose skill id is the cached row's
+/// at that path (every row a sync wrote names the skill it wrote).
+fn logged_operations(server: &Server, after: i64) -> BTreeMap<String, i64> {
+    server.query(async {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT l.operation, count(*) FROM skill_sync_log l
+             JOIN skills s ON s.id = l.skill_id AND s.path = l.path
+             WHERE l.id > $1 AND l.status = 'success'
+             GROUP BY l.operation",
+        )
+        .bind(after)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    })
+}
+
+/// (path, version, digest) of every recorded version.
+fn versions(server: &Server) -> Vec<(String, i32, String)> {
+    server.query(async {
+        sqlx::query_as("SELECT path, version, digest FROM skill_versions ORDER BY path, version")
+            .fetch_all(&server.pool)
+            .await
+            .unwrap()
+    })
+}
+
+/// A push of many new skills writes them by `COPY` (`cache/sync/write.rs`, from 100
+/// new files with skillsd's vectors; the others by the upsert). The rows, the sync
+/// log and the versions are what the upsert writes for the same files pushed 40 to a
+/// commit (each commit a step of 40 creations, below the `COPY`'s threshold).
+#[test]
+fn many_new_skills_go_in_by_copy_as_the_upsert_would_write_them() {
+    // 1 in 4 bodies with a URL: their vectors are PostgreSQL's, written by the upsert.
+    let files = varied_skills("delta", 160, 4);
+    let copied = Server::start();
+    let key = copied.add_user("alice", "writer");
+    let git = Git::new(common::GIT_NEW, &key, &copied);
+    let dir = git.clone(&copied.url("skills.git"), &[]);
+    let before = copied.last_log_id();
+    git.commit_files(&dir, &files, "160 skills");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+
+    let upserted = Server::start();
+    let key2 = upserted.add_user("alice", "writer");
+    let git2 = Git::new(common::GIT_NEW, &key2, &upserted);
+    let dir2 = git2.clone(&upserted.url("skills.git"), &[]);
+    let before2 = upserted.last_log_id();
+    for part in files.chunks(40) {
+        git2.commit_files(&dir2, part, "40 skills");
+    }
+    git2.ok(&dir2, &["push", "-q", "origin", "main"]);
+
+    assert_eq!(cache_skills(&copied), tree_skills(&copied));
+    assert_same_rows(&cache_rows(&copied), &cache_rows(&upserted));
+    assert_eq!(copied.vectors_unlike_postgres(), 0);
+    let created = BTreeMap::from([("create".to_string(), 160)]);
+    assert_eq!(logged_operations(&copied, before), created);
+    assert_eq!(logged_operations(&upserted, before2), created);
+    let (v1, v2) = (versions(&copied), versions(&upserted));
+    assert!(v1.len() >= 160, "{} versions", v1.len());
+    assert_eq!(v1, v2);
+}
+
+/// A `COPY` the database refuses leaves nothing behind and the upsert writes the rows
+/// instead: a new file whose path the cache already has a row for (a cache that
+/// drifted) is updated in place, and a row no index takes fails alone, with its reason.
+#[test]
+fn new_skills_the_copy_cannot_write_go_in_by_the_upsert() {
+    let server = Server::start();
+    let key = server.add_user("alice", "writer");
+    let git = Git::new(common::GIT_NEW, &key, &server);
+    let dir = git.clone(&server.url("skills.git"), &[]);
+
+    let files = varied_skills("eps", 150, 1000);
+    let drifted = files[149].0.clone();
+    exec(
+        &server,
+        &format!(
+            "INSERT INTO skills (repo, slug, path, title, blob_sha, git_commit_sha)
+             VALUES ('skills', 'drift', '{drifted}', 'Drift', 'abc', 'abc')"
+        ),
+    );
+    let drift_id = ids_by_path(&server)[&drifted];
+    let before = server.last_log_id();
+    git.commit_files(&dir, &files, "150 skills");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    assert_eq!(cache_skills(&server), tree_skills(&server));
+    assert_eq!(
+        logged_operations(&server, before),
+        BTreeMap::from([("create".to_string(), 149), ("update".to_string(), 1)])
+    );
+    assert_eq!(ids_by_path(&server)[&drifted], drift_id, "updated in place");
+    assert_eq!(server.vectors_unlike_postgres(), 0);
+
+    // 120 more, one with a category over the B-tree's entry limit.
+    let mut more = varied_skills("zeta", 119, 1000);
+    more.push((
+        "skills/b0/zeta-huge.md".to_string(),
+        skill("Huge", &format!("category: {}\n", incompressible(6000))),
+    ));
+    let before = server.last_log_id();
+    git.commit_files(&dir, &more, "120 skills");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    let cached = cache_skills(&server);
+    let mut tree = tree_skills(&server);
+    assert!(tree.remove("skills/b0/zeta-huge.md").is_some());
+    assert_eq!(cached, tree);
+    assert_eq!(
+        logged_operations(&server, before),
+        BTreeMap::from([("create".to_string(), 119)])
+    );
+    let error: String = server.query(async {
+        sqlx::query_scalar(
+            "SELECT error FROM skill_sync_log WHERE path = 'skills/b0/zeta-huge.md' AND status = 'failed'",
+        )
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+    });
+    assert!(error.contains("index row"), "{error}");
+}

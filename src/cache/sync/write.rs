@@ -1,12 +1,13 @@
 //! Writing a set of operations: the rows (batched, COPY for new ones), the sync log
 //! and the NOTIFY that tells the pages and MCP.
 
+mod copy;
+
 use super::{SEARCH_INLINE_ROWS, SyncOutcome, Target, UPSERT_BATCH};
 use crate::cache::Result;
-use crate::cache::binary_copy::CopyBuffer;
 use crate::cache::changes::{self, Op};
 use crate::cache::vector::SearchVector;
-use crate::cache::versions;
+use copy::{COPY_CREATIONS_FROM, copy_log};
 use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -165,12 +166,14 @@ pub(super) async fn write(
         deletes,
         renames,
         mut upserts,
+        creations,
     } = w.sort(ops);
     // Rows whose vector skillsd could not compute: PostgreSQL computes them in the same
     // statements when they are few, else the search filler does after the commit.
     let lacking = renames
         .iter()
         .chain(&upserts)
+        .chain(&creations)
         .filter(|r| r.row.search.is_none())
         .count();
     w.outcome.vectors_lacking = lacking;
@@ -182,11 +185,25 @@ pub(super) async fn write(
     w.delete_rows(tx, target, &deletes).await?;
     let missed = w.rename_rows(tx, target, search_inline, renames).await?;
     upserts.extend(missed);
+    // Many new rows with their vectors go in by `COPY` after the updates; else they
+    // are upserted with them.
+    let (copied, upserted): (Vec<RowIn>, Vec<RowIn>) = if target.bulk_now.is_none()
+        && creations.iter().filter(|r| r.row.search.is_some()).count() >= COPY_CREATIONS_FROM
+    {
+        creations.into_iter().partition(|r| r.row.search.is_some())
+    } else {
+        (Vec::new(), creations)
+    };
+    upserts.extend(upserted);
     if let Some(now) = target.bulk_now {
         w.copy_rows(tx, target, now, std::mem::take(&mut upserts))
             .await?;
     }
     w.upsert_rows(tx, target, search_inline, upserts).await?;
+    if !copied.is_empty() {
+        let refused = w.copy_creations(tx, target, copied).await?;
+        w.upsert_rows(tx, target, search_inline, refused).await?;
+    }
     w.mark_refused(tx, target).await?;
     write_log(tx, target, &w.log).await?;
     slugs.extend(w.log.into_iter().filter_map(|l| l.slug));
@@ -197,7 +214,10 @@ pub(super) async fn write(
 struct Sorted {
     deletes: Vec<String>,
     renames: Vec<RowIn>,
+    /// Updates (and, in a bulk load, everything).
     upserts: Vec<RowIn>,
+    /// Files the diff found new (their paths have no row, unless the cache drifted).
+    creations: Vec<RowIn>,
 }
 
 /// A row a statement wrote, as it returns it.
@@ -236,6 +256,7 @@ impl Written {
             deletes: Vec::new(),
             renames: Vec::new(),
             upserts: Vec::new(),
+            creations: Vec::new(),
         };
         for op in ops {
             match op {
@@ -244,7 +265,11 @@ impl Written {
                     row,
                     old_path: Some(from),
                 }),
-                Op::Create(row) | Op::Update(row) => sorted.upserts.push(RowIn {
+                Op::Create(row) => sorted.creations.push(RowIn {
+                    row,
+                    old_path: None,
+                }),
+                Op::Update(row) => sorted.upserts.push(RowIn {
                     row,
                     old_path: None,
                 }),
@@ -324,27 +349,6 @@ impl Written {
                 !renamed.contains(path) && !refused.contains(path)
             })
             .collect())
-    }
-
-    /// A bulk load's new rows, by `COPY`.
-    async fn copy_rows(
-        &mut self,
-        tx: &mut PgConnection,
-        target: &Target<'_>,
-        now: chrono::DateTime<chrono::Utc>,
-        rows: Vec<RowIn>,
-    ) -> Result<()> {
-        for (id, slug, path) in copy_new_rows(tx, target, now, rows).await? {
-            self.outcome.created += 1;
-            self.log.push(LogRow {
-                skill_id: Some(id),
-                slug: Some(slug),
-                path,
-                operation: "create",
-                error: None,
-            });
-        }
-        Ok(())
     }
 
     /// Creations and updates, in batches that bound the statement's size (an import, a
@@ -598,143 +602,6 @@ async fn run_tolerant(
         .execute(&mut *tx)
         .await?;
     Ok((written, refused))
-}
-
-/// Writes new rows with `COPY` (a [`bulk`] load: the table was empty and is locked, so
-/// every row is new); their ids are made here, for the sync log. Vectors skillsd could
-/// not compute stay NULL: [`bulk::fill_vectors`] sees to them once all rows are in.
-async fn copy_new_rows(
-    tx: &mut PgConnection,
-    target: &Target<'_>,
-    now: chrono::DateTime<chrono::Utc>,
-    rows: Vec<RowIn>,
-) -> Result<Vec<(Uuid, String, String)>> {
-    const COLUMNS: i16 = 18;
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY skills (id, repo, slug, path, title, description, category, owner, tags, status,
-                          frontmatter, body, blob_sha, git_commit_sha, sync_status,
-                          last_synced_at, search, warnings)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    let mut buf = CopyBuffer::new();
-    let mut written = Vec::with_capacity(rows.len());
-    // The rows that get their version 1 with the load: (index in `written`, digest).
-    let mut firsts: Vec<(usize, String)> = Vec::new();
-    for r in rows {
-        let id = Uuid::new_v4();
-        if let Some(alone) = target.first_versions
-            && versions::first_with_row(alone, &r.row)
-            && let Some(digest) = r.row.digest
-        {
-            firsts.push((written.len(), digest));
-        }
-        let s = r.row.skill;
-        buf.row(COLUMNS);
-        buf.uuid(&id);
-        buf.text(target.repo);
-        buf.text(&s.slug);
-        buf.text(&s.path);
-        buf.text(&s.title);
-        buf.opt_text(s.description.as_deref());
-        buf.opt_text(s.category.as_deref());
-        buf.opt_text(s.owner.as_deref());
-        buf.text_array(&s.tags);
-        buf.text(s.status.as_str());
-        buf.jsonb(&s.frontmatter.to_string());
-        buf.text(&s.body);
-        buf.text(&r.row.blob.to_string());
-        buf.text(target.commit);
-        buf.text("synced");
-        buf.timestamptz(&now);
-        match &r.row.search {
-            Some(vector) => buf.raw(vector.as_bytes()),
-            None => buf.null(),
-        }
-        buf.jsonb(&warnings_json(&s.warnings));
-        if buf.len() >= COPY_CHUNK {
-            copy.send(buf.bytes()).await?;
-            buf.clear();
-        }
-        written.push((id, s.slug, s.path));
-    }
-    buf.finish();
-    copy.send(buf.bytes()).await?;
-    copy.finish().await?;
-    if !firsts.is_empty() {
-        let firsts: Vec<versions::First<'_>> = firsts
-            .iter()
-            .map(|(at, digest)| {
-                let (id, slug, path) = &written[*at];
-                versions::First {
-                    skill_id: *id,
-                    path,
-                    slug,
-                    digest,
-                }
-            })
-            .collect();
-        let publish = versions::Publish {
-            repo: target.repo,
-            commit: target.commit,
-            pushed_by: None,
-            push_id: None,
-        };
-        versions::copy_first(tx, &publish, &firsts).await?;
-    }
-    Ok(written)
-}
-
-/// Bytes of `COPY` data sent at a time.
-const COPY_CHUNK: usize = 1 << 20;
-
-/// The sync log of a bulk load by `COPY` (a row per skill: 100,000 rows took 0.87 s as
-/// `INSERT … SELECT unnest(…)` batches). `completed_at` is the transaction's `now()`,
-/// as the batches write it.
-async fn copy_log(
-    tx: &mut PgConnection,
-    target: &Target<'_>,
-    now: chrono::DateTime<chrono::Utc>,
-    log: &[LogRow],
-) -> Result<()> {
-    if log.is_empty() {
-        return Ok(());
-    }
-    const COLUMNS: i16 = 13;
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY skill_sync_log (skill_id, repo, slug, path, operation, direction, status,
-                                  started_at, completed_at, error, git_commit_sha, synced_by,
-                                  push_id)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    let mut buf = CopyBuffer::new();
-    for l in log {
-        buf.row(COLUMNS);
-        buf.opt_uuid(l.skill_id.as_ref());
-        buf.text(target.repo);
-        buf.opt_text(l.slug.as_deref());
-        buf.text(&l.path);
-        buf.text(l.operation);
-        buf.text("git-to-db");
-        buf.text(l.status());
-        buf.timestamptz(&target.started_at);
-        buf.timestamptz(&now);
-        buf.opt_text(l.error.as_deref());
-        buf.text(target.commit);
-        buf.text(target.synced_by);
-        buf.opt_uuid(target.push_id.as_ref());
-        if buf.len() >= COPY_CHUNK {
-            copy.send(buf.bytes()).await?;
-            buf.clear();
-        }
-    }
-    buf.finish();
-    copy.send(buf.bytes()).await?;
-    copy.finish().await?;
-    Ok(())
 }
 
 /// `NOTIFY skills_changed` with the counts and, when they fit, the slugs.
