@@ -1454,6 +1454,33 @@ fn logged_operations(server: &Server, after: i64) -> BTreeMap<String, i64> {
     })
 }
 
+/// The sync-log rows after `after` as a push writes them, by path: all but their ids,
+/// commits and times (whether their times are in order, and a push's id is set).
+type LogLine = (
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    bool,
+);
+fn log_rows(server: &Server, after: i64) -> Vec<LogLine> {
+    server.query(async {
+        sqlx::query_as(
+            "SELECT path, slug, operation, direction, status, error, synced_by,
+                    push_id IS NOT NULL, started_at <= completed_at
+             FROM skill_sync_log WHERE id > $1 ORDER BY path",
+        )
+        .bind(after)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
+    })
+}
+
 /// (path, version, digest) of every recorded version.
 fn versions(server: &Server) -> Vec<(String, i32, String)> {
     server.query(async {
@@ -1464,8 +1491,8 @@ fn versions(server: &Server) -> Vec<(String, i32, String)> {
     })
 }
 
-/// A push of many new skills writes them by `COPY` (`cache/sync/write.rs`, from 100
-/// new files with skillsd's vectors; the others by the upsert). The rows, the sync
+/// A push of many new skills writes them by `COPY` (`cache/sync/write/copy.rs`, from
+/// 100 new files with skillsd's vectors; the others by the upsert). The rows, the sync
 /// log and the versions are what the upsert writes for the same files pushed 40 to a
 /// commit (each commit a step of 40 creations, below the `COPY`'s threshold).
 #[test]
@@ -1496,6 +1523,15 @@ fn many_new_skills_go_in_by_copy_as_the_upsert_would_write_them() {
     let created = BTreeMap::from([("create".to_string(), 160)]);
     assert_eq!(logged_operations(&copied, before), created);
     assert_eq!(logged_operations(&upserted, before2), created);
+    // The sync log names each row the `COPY` made, as the upsert's ids.
+    let (l1, l2) = (log_rows(&copied, before), log_rows(&upserted, before2));
+    assert_eq!(l1.len(), 160);
+    assert!(
+        l1.iter().all(|l| l.7 && l.8 && l.6 == "alice"),
+        "{:?}",
+        l1[0]
+    );
+    assert_eq!(l1, l2);
     let (v1, v2) = (versions(&copied), versions(&upserted));
     assert!(v1.len() >= 160, "{} versions", v1.len());
     assert_eq!(v1, v2);
