@@ -25,6 +25,7 @@
 //! which needs neither; a duplicate fails the load when they are added back, as it
 //! would have on insert).
 
+use super::savepoint::Savepoint;
 use sqlx::PgConnection;
 
 /// The indexes and key constraints dropped for a bulk load, for [`finish`] to create
@@ -63,22 +64,16 @@ pub async fn begin(tx: &mut PgConnection, at_most: usize) -> sqlx::Result<Option
     if !few_rows(tx, at_most).await? {
         return Ok(None);
     }
-    sqlx::query("SAVEPOINT skillsd_bulk_load")
-        .execute(&mut *tx)
-        .await?;
+    Savepoint::BulkLoad.set(tx).await?;
     let dropped = drop_indexes(tx, at_most).await.unwrap_or_else(|e| {
         tracing::info!(error = %e, "bulk load not possible; writing row by row");
         None
     });
     if dropped.is_none() {
         // Undoes whatever got done, the table lock included.
-        sqlx::query("ROLLBACK TO SAVEPOINT skillsd_bulk_load")
-            .execute(&mut *tx)
-            .await?;
+        Savepoint::BulkLoad.rollback_to(tx).await?;
     }
-    sqlx::query("RELEASE SAVEPOINT skillsd_bulk_load")
-        .execute(&mut *tx)
-        .await?;
+    Savepoint::BulkLoad.release(tx).await?;
     Ok(dropped)
 }
 

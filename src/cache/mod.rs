@@ -26,6 +26,7 @@ pub mod pending_lists;
 pub mod periodic;
 pub mod pushes;
 pub mod query;
+pub mod savepoint;
 pub mod search;
 pub mod sync;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::write::{apply, notify, write};
 use super::{SEARCH_INLINE_ROWS, SyncOutcome, Target, set_watermark, watermark};
 use crate::cache::changes::{self, Op};
+use crate::cache::savepoint::Savepoint;
 use crate::cache::{Result, bulk};
 use gix::ObjectId;
 use sqlx::PgConnection;
@@ -223,9 +224,9 @@ impl Replay<'_> {
         ops: Vec<Op>,
         at_most: usize,
     ) -> Result<Bulk> {
-        rt.block_on(sqlx::query("SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+        rt.block_on(Savepoint::BulkPush.set(tx))?;
         let Some(dropped) = rt.block_on(bulk::begin(&mut *tx, at_most))? else {
-            rt.block_on(sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+            rt.block_on(Savepoint::BulkPush.release(tx))?;
             return Ok(Bulk::NotPossible(ops));
         };
         let target = Target {
@@ -245,19 +246,12 @@ impl Replay<'_> {
         });
         match loaded {
             Ok(outcome) => {
-                rt.block_on(sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push").execute(&mut *tx))?;
+                rt.block_on(Savepoint::BulkPush.release(tx))?;
                 Ok(Bulk::Loaded(outcome))
             }
             Err(e) => {
                 tracing::info!(repo = %self.repo_name, error = %e, "bulk load failed; writing row by row");
-                rt.block_on(async {
-                    sqlx::query("ROLLBACK TO SAVEPOINT skillsd_bulk_push")
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("RELEASE SAVEPOINT skillsd_bulk_push")
-                        .execute(&mut *tx)
-                        .await
-                })?;
+                rt.block_on(Savepoint::BulkPush.undo(tx))?;
                 Ok(Bulk::Failed)
             }
         }

@@ -6,6 +6,7 @@ mod copy;
 use super::{SEARCH_INLINE_ROWS, SyncOutcome, Target, UPSERT_BATCH};
 use crate::cache::Result;
 use crate::cache::changes::{self, Op};
+use crate::cache::savepoint::Savepoint;
 use crate::cache::vector::SearchVector;
 use copy::{COPY_CREATIONS_FROM, copy_log};
 use sqlx::PgConnection;
@@ -552,15 +553,11 @@ async fn run_tolerant(
 ) -> Result<(Vec<WrittenRow>, Vec<(RowIn, String)>)> {
     // The batch is bound by reference: refused, it is written again row by row (only
     // the rows the database refuses are copied, for the caller to log).
-    sqlx::query("SAVEPOINT skillsd_batch")
-        .execute(&mut *tx)
-        .await?;
+    Savepoint::Batch.set(tx).await?;
     let first = statement.run(tx, target, search_inline, batch).await;
     let error = match first {
         Ok(rows) => {
-            sqlx::query("RELEASE SAVEPOINT skillsd_batch")
-                .execute(&mut *tx)
-                .await?;
+            Savepoint::Batch.release(tx).await?;
             return Ok((rows, Vec::new()));
         }
         Err(e) => e,
@@ -568,39 +565,29 @@ async fn run_tolerant(
     if refused_data(&error).is_none() {
         return Err(error.into());
     }
-    sqlx::query("ROLLBACK TO SAVEPOINT skillsd_batch")
-        .execute(&mut *tx)
-        .await?;
+    Savepoint::Batch.rollback_to(tx).await?;
     let mut written = Vec::new();
     let mut refused = Vec::new();
     for row in batch {
-        sqlx::query("SAVEPOINT skillsd_row")
-            .execute(&mut *tx)
-            .await?;
+        Savepoint::Row.set(tx).await?;
         match statement
             .run(tx, target, search_inline, std::slice::from_ref(row))
             .await
         {
             Ok(mut rows) => {
-                sqlx::query("RELEASE SAVEPOINT skillsd_row")
-                    .execute(&mut *tx)
-                    .await?;
+                Savepoint::Row.release(tx).await?;
                 written.append(&mut rows);
             }
             Err(e) => {
                 let Some(reason) = refused_data(&e) else {
                     return Err(e.into());
                 };
-                sqlx::query("ROLLBACK TO SAVEPOINT skillsd_row")
-                    .execute(&mut *tx)
-                    .await?;
+                Savepoint::Row.rollback_to(tx).await?;
                 refused.push((row.clone(), reason));
             }
         }
     }
-    sqlx::query("RELEASE SAVEPOINT skillsd_batch")
-        .execute(&mut *tx)
-        .await?;
+    Savepoint::Batch.release(tx).await?;
     Ok((written, refused))
 }
 

@@ -5,6 +5,7 @@
 use super::{LogRow, RowIn, Target, Written, refused_data, warnings_json};
 use crate::cache::Result;
 use crate::cache::binary_copy::CopyBuffer;
+use crate::cache::savepoint::Savepoint;
 use crate::cache::versions;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -52,28 +53,19 @@ impl Written {
         target: &Target<'_>,
         rows: Vec<RowIn>,
     ) -> Result<Vec<RowIn>> {
-        sqlx::query("SAVEPOINT skillsd_copy")
-            .execute(&mut *tx)
-            .await?;
+        Savepoint::Copy.set(tx).await?;
         let now: chrono::DateTime<chrono::Utc> = sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
             .fetch_one(&mut *tx)
             .await?;
         match copy_new_rows(tx, target, now, &rows).await {
             Ok(written) => {
-                sqlx::query("RELEASE SAVEPOINT skillsd_copy")
-                    .execute(&mut *tx)
-                    .await?;
+                Savepoint::Copy.release(tx).await?;
                 self.created(written);
                 Ok(Vec::new())
             }
             Err(crate::cache::CacheError::Db(e)) if refused_data(&e).is_some() => {
                 tracing::debug!(repo = %target.repo, error = %e, "new rows by COPY refused; upserted instead");
-                sqlx::query("ROLLBACK TO SAVEPOINT skillsd_copy")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("RELEASE SAVEPOINT skillsd_copy")
-                    .execute(&mut *tx)
-                    .await?;
+                Savepoint::Copy.undo(tx).await?;
                 Ok(rows)
             }
             Err(e) => Err(e),
@@ -81,9 +73,11 @@ impl Written {
     }
 }
 
-/// Writes new rows with `COPY` (a [`bulk`] load: the table was empty and is locked, so
-/// every row is new); their ids are made here, for the sync log. Vectors skillsd could
-/// not compute stay NULL: [`bulk::fill_vectors`] sees to them once all rows are in.
+/// Writes rows new to the table with `COPY`: a bulk load's (the table was empty and is
+/// locked; vectors skillsd could not compute stay NULL for
+/// [`crate::cache::bulk::fill_vectors`]), or a push's or a reconcile's many new rows
+/// (under [`Savepoint::Copy`], each with its vector). Their ids are made here, for the
+/// sync log.
 async fn copy_new_rows(
     tx: &mut PgConnection,
     target: &Target<'_>,
