@@ -16,12 +16,12 @@ pub(super) struct Arrival {
     pub last_ms: u64,
 }
 
-/// A reader that notes the [`Arrival`] of the bytes it passes on.
+/// A reader that notes the [`Arrival`] of the bytes it passes on (`None` until the
+/// first).
 pub(super) struct Timed<R> {
     inner: R,
     since: Instant,
-    arrival: Arrival,
-    seen: bool,
+    arrival: Option<Arrival>,
 }
 
 impl<R> Timed<R> {
@@ -29,13 +29,12 @@ impl<R> Timed<R> {
         Timed {
             inner,
             since,
-            arrival: Arrival::default(),
-            seen: false,
+            arrival: None,
         }
     }
 
     pub fn arrival(&self) -> Arrival {
-        self.arrival
+        self.arrival.unwrap_or_default()
     }
 }
 
@@ -44,11 +43,12 @@ impl<R: Read> Read for Timed<R> {
         let n = self.inner.read(buf)?;
         if n > 0 {
             let ms = self.since.elapsed().as_millis() as u64;
-            if !self.seen {
-                self.seen = true;
-                self.arrival.first_ms = ms;
-            }
-            self.arrival.last_ms = ms;
+            self.arrival
+                .get_or_insert(Arrival {
+                    first_ms: ms,
+                    last_ms: ms,
+                })
+                .last_ms = ms;
         }
         Ok(n)
     }
