@@ -1481,13 +1481,38 @@ fn log_rows(server: &Server, after: i64) -> Vec<LogLine> {
     })
 }
 
-/// (path, version, digest) of every recorded version.
-fn versions(server: &Server) -> Vec<(String, i32, String)> {
+/// Every recorded version: (path, version, digest, kind, slug, whether its skill id
+/// is its row's, whether it names the commit the cache is at, the pusher, whether
+/// it names the push that brought the cache there).
+type VersionRow = (
+    String,
+    i32,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    Option<String>,
+    bool,
+);
+
+fn versions(server: &Server) -> Vec<VersionRow> {
     server.query(async {
-        sqlx::query_as("SELECT path, version, digest FROM skill_versions ORDER BY path, version")
-            .fetch_all(&server.pool)
-            .await
-            .unwrap()
+        sqlx::query_as(
+            "SELECT v.path, v.version, v.digest, v.kind, v.slug,
+                    v.skill_id IS NOT DISTINCT FROM
+                        (SELECT id FROM skills s WHERE s.repo = v.repo AND s.path = v.path),
+                    v.commit_sha IS NOT DISTINCT FROM
+                        (SELECT commit_sha FROM sync_state t WHERE t.repo = v.repo),
+                    v.pushed_by,
+                    v.push_id IS NOT DISTINCT FROM
+                        (SELECT id FROM pushes p WHERE p.repo = v.repo
+                         ORDER BY started_at DESC LIMIT 1)
+             FROM skill_versions v ORDER BY v.path, v.version",
+        )
+        .fetch_all(&server.pool)
+        .await
+        .unwrap()
     })
 }
 
@@ -1532,8 +1557,65 @@ fn many_new_skills_go_in_by_copy_as_the_upsert_would_write_them() {
         l1[0]
     );
     assert_eq!(l1, l2);
+    // Version 1 of each: the rows' own (by `COPY` with them on the first server, by
+    // the statement after the rows on the second), the push's and the pusher's.
     let (v1, v2) = (versions(&copied), versions(&upserted));
-    assert!(v1.len() >= 160, "{} versions", v1.len());
+    let new: Vec<&VersionRow> = v1.iter().filter(|v| v.0.contains("delta")).collect();
+    assert_eq!(new.len(), 160, "{v1:?}");
+    assert!(
+        new.iter().all(|v| v.1 == 1
+            && v.3 == "skill-md"
+            && v.5
+            && v.6
+            && v.7.as_deref() == Some("alice")
+            && v.8),
+        "{:?}",
+        new[0]
+    );
+    assert_eq!(v1, v2);
+}
+
+/// A push of several commits records each skill's version at the tip, whichever
+/// commit made it: the rows the last commit creates get theirs with them (by `COPY`),
+/// the others after the rows — here rows an earlier commit created by `COPY`, some
+/// of them changed by the last. The versions are those of the same tree pushed as
+/// one commit.
+#[test]
+fn a_push_of_several_commits_versions_each_skill_at_the_tip() {
+    let first = varied_skills("eta", 120, 1000);
+    let second = varied_skills("theta", 120, 1000);
+    let changed: Vec<(String, String)> = first[..10]
+        .iter()
+        .map(|(path, text)| (path.clone(), text.replace("Rotate", "Renew")))
+        .collect();
+
+    let steps = Server::start();
+    let key = steps.add_user("alice", "writer");
+    let git = Git::new(common::GIT_NEW, &key, &steps);
+    let dir = git.clone(&steps.url("skills.git"), &[]);
+    git.commit_files(&dir, &first, "120 skills");
+    let both: Vec<(String, String)> = second.iter().chain(&changed).cloned().collect();
+    git.commit_files(&dir, &both, "120 more, 10 changed");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+
+    let one = Server::start();
+    let key2 = one.add_user("alice", "writer");
+    let git2 = Git::new(common::GIT_NEW, &key2, &one);
+    let dir2 = git2.clone(&one.url("skills.git"), &[]);
+    let all: Vec<(String, String)> = first.iter().chain(&both).cloned().collect();
+    git2.commit_files(&dir2, &all, "240 skills");
+    git2.ok(&dir2, &["push", "-q", "origin", "main"]);
+
+    assert_eq!(cache_skills(&steps), tree_skills(&steps));
+    let (v1, v2) = (versions(&steps), versions(&one));
+    let new: Vec<&VersionRow> = v1.iter().filter(|v| v.0.contains("eta")).collect();
+    assert_eq!(new.len(), 240, "{v1:?}");
+    assert!(
+        new.iter()
+            .all(|v| v.1 == 1 && v.5 && v.6 && v.7.as_deref() == Some("alice") && v.8),
+        "{:?}",
+        new[0]
+    );
     assert_eq!(v1, v2);
 }
 

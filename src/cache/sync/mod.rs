@@ -46,6 +46,9 @@ pub struct SyncOutcome {
     pub indexes_deferred: bool,
     /// Rows written without a vector of skillsd's (a bulk load fills them at its end).
     vectors_lacking: usize,
+    /// Skill files whose version 1 went in with their new rows
+    /// ([`Target::first_versions`]): the versions written after the rows leave them out.
+    versioned: Vec<String>,
 }
 
 impl SyncOutcome {
@@ -70,6 +73,7 @@ impl SyncOutcome {
         self.failed += other.failed;
         self.search_deferred |= other.search_deferred;
         self.vectors_lacking += other.vectors_lacking;
+        self.versioned.extend(other.versioned.iter().cloned());
     }
 
     /// `3 created, 1 refreshed, 2 deleted` (a reconcile does not detect renames).
@@ -288,13 +292,26 @@ struct Target<'a> {
     /// In a [`bulk`] load (an empty table, locked): the transaction's `now()`; rows are
     /// then all new and go in with `COPY`.
     bulk_now: Option<chrono::DateTime<chrono::Utc>>,
-    /// In a reconcile's bulk load: the skill files that are their skill alone (no
-    /// other file in its folder). The load records version 1 of those it creates
-    /// `PUBLISHED`, with their rows ([`crate::cache::versions::copy_first`]).
+    /// The skill files that are their skill alone (no other file in its folder), at
+    /// the commit the rows are read from, when that is the end of the sync: in a
+    /// reconcile's bulk load, and in a replay's last step. The rows a `COPY` creates
+    /// for them `PUBLISHED` get their version 1 with them
+    /// ([`crate::cache::versions::copy_first`]).
     first_versions: Option<&'a HashSet<String>>,
 }
 
 impl<'a> Target<'a> {
+    /// Who published the versions written at this target: the pusher, none for a
+    /// reconcile.
+    fn publish(&self) -> crate::cache::versions::Publish<'_> {
+        crate::cache::versions::Publish {
+            repo: self.repo,
+            commit: self.commit,
+            pushed_by: (self.synced_by != "system").then_some(self.synced_by),
+            push_id: self.push_id,
+        }
+    }
+
     /// The same target at another commit (a step of a replay).
     fn at<'b>(&self, commit: &'b str) -> Target<'b>
     where

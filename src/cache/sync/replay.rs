@@ -8,6 +8,7 @@ use crate::cache::savepoint::Savepoint;
 use crate::cache::{Result, bulk};
 use gix::ObjectId;
 use sqlx::PgConnection;
+use std::collections::{HashMap, HashSet};
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -132,6 +133,9 @@ impl Replay<'_> {
             Some(p) if p.from == watermark => p,
             _ => self.prepare(watermark.as_deref())?,
         };
+        let mut versions = prepared.versions;
+        let mut steps = prepared.steps;
+        let alone = versioned_with_rows(&mut steps, &versions);
         let target = Target {
             repo: self.repo_name,
             branch: self.branch,
@@ -141,11 +145,10 @@ impl Replay<'_> {
             started_at: self.started_at,
             update_operation: "update",
             bulk_now: None,
-            first_versions: None,
+            first_versions: Some(&alone),
         };
         let mut outcome = SyncOutcome::default();
         let writing = std::time::Instant::now();
-        let mut steps = prepared.steps;
         if let Some(from) = self.bulk_from
             && watermark.is_none()
             && let [(_, ops)] = steps.as_mut_slice()
@@ -163,8 +166,14 @@ impl Replay<'_> {
                 Bulk::Failed => steps = self.prepare(None)?.steps,
             }
         }
-        for (commit_hex, ops) in steps {
-            let step = rt.block_on(apply(tx, &target.at(&commit_hex), ops))?;
+        let last = steps.len().saturating_sub(1);
+        for (i, (commit_hex, ops)) in steps.into_iter().enumerate() {
+            // Only the last step's rows are the tip's files.
+            let target = Target {
+                first_versions: target.first_versions.filter(|_| i == last),
+                ..target.at(&commit_hex)
+            };
+            let step = rt.block_on(apply(tx, &target, ops))?;
             outcome.add(&step);
         }
         rt.block_on(crate::cache::commits::insert(
@@ -172,16 +181,14 @@ impl Replay<'_> {
             self.repo_name,
             &prepared.made,
         ))?;
-        let publish = crate::cache::versions::Publish {
-            repo: self.repo_name,
-            commit: &tip_hex,
-            pushed_by: (self.synced_by != "system").then_some(self.synced_by),
-            push_id: self.push_id,
-        };
+        if !outcome.versioned.is_empty() {
+            let done: HashSet<&str> = outcome.versioned.iter().map(String::as_str).collect();
+            versions.retain(|c| !done.contains(c.path.as_str()));
+        }
         rt.block_on(crate::cache::versions::write(
             tx,
-            &publish,
-            &prepared.versions,
+            &target.publish(),
+            &versions,
         ))?;
         rt.block_on(set_watermark(tx, &target))?;
         tracing::debug!(
@@ -191,6 +198,33 @@ impl Replay<'_> {
         outcome.commit = Some(tip_hex);
         Ok(outcome)
     }
+}
+
+/// The lone skill files at the tip (their version's digest is that of the file): rows
+/// the last step creates for them by `COPY` get their version 1 with them, instead of
+/// from the lookup of every path in `versions::write` after the rows. Gives those new
+/// rows the digest their version records (the checks made it; a row made from the
+/// checks' parse does not carry it).
+fn versioned_with_rows(
+    steps: &mut [(String, Vec<Op>)],
+    versions: &[crate::cache::versions::Content],
+) -> HashSet<String> {
+    let lone: HashMap<&str, &crate::cache::versions::Content> = versions
+        .iter()
+        .filter(|c| c.kind == crate::artifact::Kind::SkillMd.as_str())
+        .map(|c| (c.path.as_str(), c))
+        .collect();
+    if let Some((_, ops)) = steps.last_mut() {
+        for op in ops.iter_mut() {
+            if let Op::Create(row) = op
+                && let Some(c) = lone.get(row.skill.path.as_str())
+                && c.blob == row.blob
+            {
+                row.digest.get_or_insert_with(|| c.digest.clone());
+            }
+        }
+    }
+    lone.into_keys().map(str::to_string).collect()
 }
 
 /// A first sync bulk loads its rows when the table holds at most this share of what

@@ -24,14 +24,16 @@ impl Written {
         now: chrono::DateTime<chrono::Utc>,
         rows: Vec<RowIn>,
     ) -> Result<()> {
-        let written = copy_new_rows(tx, target, now, &rows).await?;
-        self.created(written);
+        let copied = copy_new_rows(tx, target, now, &rows).await?;
+        self.created(copied);
         Ok(())
     }
 
-    /// Rows a `COPY` created, counted and logged.
-    fn created(&mut self, written: Vec<(Uuid, String, String)>) {
-        for (id, slug, path) in written {
+    /// Rows a `COPY` created, counted and logged, and the skill files whose version 1
+    /// it recorded with them.
+    fn created(&mut self, copied: Copied) {
+        self.outcome.versioned.extend(copied.versioned);
+        for (id, slug, path) in copied.written {
             self.outcome.created += 1;
             self.log.push(LogRow {
                 skill_id: Some(id),
@@ -58,9 +60,9 @@ impl Written {
             .fetch_one(&mut *tx)
             .await?;
         match copy_new_rows(tx, target, now, &rows).await {
-            Ok(written) => {
+            Ok(copied) => {
                 Savepoint::Copy.release(tx).await?;
-                self.created(written);
+                self.created(copied);
                 Ok(Vec::new())
             }
             Err(crate::cache::CacheError::Db(e)) if refused_data(&e).is_some() => {
@@ -73,17 +75,27 @@ impl Written {
     }
 }
 
+/// What a `COPY` of new rows wrote.
+struct Copied {
+    /// Each row's (id, slug, path): their ids are made here, for the sync log.
+    written: Vec<(Uuid, String, String)>,
+    /// The paths of the rows whose version 1 went in with them
+    /// ([`Target::first_versions`]).
+    versioned: Vec<String>,
+}
+
 /// Writes rows new to the table with `COPY`: a bulk load's (the table was empty and is
 /// locked; vectors skillsd could not compute stay NULL for
 /// [`crate::cache::bulk::fill_vectors`]), or a push's or a reconcile's many new rows
-/// (under [`Savepoint::Copy`], each with its vector). Their ids are made here, for the
-/// sync log.
+/// (under [`Savepoint::Copy`], each with its vector). The rows
+/// [`Target::first_versions`] names get their version 1 in the same transaction, by
+/// `COPY` too ([`versions::copy_first`]): each is a new id, so it has no version yet.
 async fn copy_new_rows(
     tx: &mut PgConnection,
     target: &Target<'_>,
     now: chrono::DateTime<chrono::Utc>,
     rows: &[RowIn],
-) -> Result<Vec<(Uuid, String, String)>> {
+) -> Result<Copied> {
     const COLUMNS: i16 = 18;
     let mut copy = tx
         .copy_in_raw(
@@ -137,6 +149,10 @@ async fn copy_new_rows(
     buf.finish();
     copy.send(buf.bytes()).await?;
     copy.finish().await?;
+    let versioned = firsts
+        .iter()
+        .map(|(at, _)| written[*at].2.clone())
+        .collect();
     if !firsts.is_empty() {
         let firsts: Vec<versions::First<'_>> = firsts
             .iter()
@@ -150,15 +166,9 @@ async fn copy_new_rows(
                 }
             })
             .collect();
-        let publish = versions::Publish {
-            repo: target.repo,
-            commit: target.commit,
-            pushed_by: None,
-            push_id: None,
-        };
-        versions::copy_first(tx, &publish, &firsts).await?;
+        versions::copy_first(tx, &target.publish(), &firsts).await?;
     }
-    Ok(written)
+    Ok(Copied { written, versioned })
 }
 
 /// Bytes of `COPY` data sent at a time.
