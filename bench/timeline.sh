@@ -10,7 +10,9 @@
 #   - the server's push log line: `pack_first_byte_ms`, `pack_last_byte_ms`,
 #     `pack_ms` (the bytes and their indexing), `check_ms`, `store_ms`, and the
 #     repository lock's `lock_ms` (receive/arrival.rs, receive/publish.rs);
-# then the medians, as a Markdown table (also in $WORK/timeline.md).
+# then the medians, as a Markdown table (also in $WORK/timeline.md), and as a chart
+# of both pushes phase by phase on the client's clock ($WORK/timeline.png, with
+# Debian's python3-matplotlib; docs/timeline-push-1000.png is one).
 #
 #   bench/timeline.sh                # N=10000 RUNS=8, the release build
 #   SKILLSD=/path/to/skillsd bench/timeline.sh
@@ -68,3 +70,8 @@ for c in $(seq 1 "$RUNS"); do
   sleep 1
 done
 python3 "$ROOT/bench/timeline.py" table "$WORK/runs.tsv" "$N" | tee "$WORK/timeline.md"
+/usr/bin/python3 -c "import matplotlib" 2>/dev/null \
+  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null \
+  || true
+/usr/bin/python3 "$ROOT/bench/timeline.py" chart "$WORK/runs.tsv" "$N" "$WORK/timeline.png" \
+  || echo "chart skipped (python3-matplotlib missing?)" >&2

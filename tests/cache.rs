@@ -670,12 +670,19 @@ fn varied_skills(prefix: &str, n: usize, url_every: usize) -> Vec<(String, Strin
 /// A server whose `skills` repository has `files` pushed on top of the template; the
 /// pusher's key (it must outlive the git), git and clone, to push more.
 fn server_with(files: &[(String, String)]) -> (Server, common::Key, Git, std::path::PathBuf) {
+    let (server, key, git, dir) = cloned_by_alice();
+    git.commit_files(&dir, files, "more skills");
+    git.ok(&dir, &["push", "-q", "origin", "main"]);
+    (server, key, git, dir)
+}
+
+/// A new server, its writer alice (her key must outlive the git), her git and her
+/// clone of `skills`.
+fn cloned_by_alice() -> (Server, common::Key, Git, std::path::PathBuf) {
     let server = Server::start();
     let key = server.add_user("alice", "writer");
     let git = Git::new(common::GIT_NEW, &key, &server);
     let dir = git.clone(&server.url("skills.git"), &[]);
-    git.commit_files(&dir, files, "more skills");
-    git.ok(&dir, &["push", "-q", "origin", "main"]);
     (server, key, git, dir)
 }
 
@@ -1524,18 +1531,12 @@ fn versions(server: &Server) -> Vec<VersionRow> {
 fn many_new_skills_go_in_by_copy_as_the_upsert_would_write_them() {
     // 1 in 4 bodies with a URL: their vectors are PostgreSQL's, written by the upsert.
     let files = varied_skills("delta", 160, 4);
-    let copied = Server::start();
-    let key = copied.add_user("alice", "writer");
-    let git = Git::new(common::GIT_NEW, &key, &copied);
-    let dir = git.clone(&copied.url("skills.git"), &[]);
+    let (copied, _key, git, dir) = cloned_by_alice();
     let before = copied.last_log_id();
     git.commit_files(&dir, &files, "160 skills");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
 
-    let upserted = Server::start();
-    let key2 = upserted.add_user("alice", "writer");
-    let git2 = Git::new(common::GIT_NEW, &key2, &upserted);
-    let dir2 = git2.clone(&upserted.url("skills.git"), &[]);
+    let (upserted, _key2, git2, dir2) = cloned_by_alice();
     let before2 = upserted.last_log_id();
     for part in files.chunks(40) {
         git2.commit_files(&dir2, part, "40 skills");
@@ -1589,19 +1590,13 @@ fn a_push_of_several_commits_versions_each_skill_at_the_tip() {
         .map(|(path, text)| (path.clone(), text.replace("Rotate", "Renew")))
         .collect();
 
-    let steps = Server::start();
-    let key = steps.add_user("alice", "writer");
-    let git = Git::new(common::GIT_NEW, &key, &steps);
-    let dir = git.clone(&steps.url("skills.git"), &[]);
+    let (steps, _key, git, dir) = cloned_by_alice();
     git.commit_files(&dir, &first, "120 skills");
     let both: Vec<(String, String)> = second.iter().chain(&changed).cloned().collect();
     git.commit_files(&dir, &both, "120 more, 10 changed");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
 
-    let one = Server::start();
-    let key2 = one.add_user("alice", "writer");
-    let git2 = Git::new(common::GIT_NEW, &key2, &one);
-    let dir2 = git2.clone(&one.url("skills.git"), &[]);
+    let (one, _key2, git2, dir2) = cloned_by_alice();
     let all: Vec<(String, String)> = first.iter().chain(&both).cloned().collect();
     git2.commit_files(&dir2, &all, "240 skills");
     git2.ok(&dir2, &["push", "-q", "origin", "main"]);
