@@ -185,12 +185,7 @@ fn a_collection_is_adopted_with_warnings_and_every_skill_md_is_accounted_for() {
     assert_eq!(rows[1].0, "commit");
 
     // The health view and the API show them.
-    let with_warnings: i64 = server.query(async {
-        sqlx::query_scalar("SELECT with_warnings FROM skill_sync_health")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let with_warnings: i64 = server.scalar("SELECT with_warnings FROM skill_sync_health");
     assert_eq!(with_warnings, 3);
     let body = server.get("/api/skills/pdf?repo=skills");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -85,12 +85,7 @@ fn reconcile_repairs_missing_stale_and_orphan_rows() {
     );
     git.ok(&dir, &["push", "origin", "main"]);
     assert_eq!(cache_skills(&server), tree_skills(&server));
-    let two_id: uuid::Uuid = server.query(async {
-        sqlx::query_scalar("SELECT id FROM skills WHERE slug = 'two'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let two_id: uuid::Uuid = server.scalar("SELECT id FROM skills WHERE slug = 'two'");
 
     // Drift: a row lost, a row stale, an orphan row.
     exec(&server, "DELETE FROM skills WHERE slug = 'one'");
@@ -158,14 +153,8 @@ fn a_cache_left_behind_catches_up_with_the_next_push() {
     let tip = git.commit_files(&dir, &[("skills/a/late.md", &skill("Late", ""))], "late");
     git.ok(&dir, &["push", "origin", "main"]);
     assert_eq!(cache_skills(&server), tree_skills(&server));
-    let watermark: String = server.query(async {
-        sqlx::query_scalar(
-            "SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    let watermark: String = server
+        .scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills' AND branch = 'main'");
     assert_eq!(watermark, tip);
 }
 
@@ -212,12 +201,7 @@ fn a_push_notifies_listeners_in_the_same_transaction() {
         })
     );
     // By the time the notification is seen, the row is there.
-    let n: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug = 'notified'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let n: i64 = server.scalar("SELECT count(*) FROM skills WHERE slug = 'notified'");
     assert_eq!(n, 1);
     // A list of slugs that would not fit in a notification (PostgreSQL's limit is 8,000
     // bytes) is left out: `slugs` is null, the counts stay.
@@ -480,22 +464,12 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
     git.commit_files(&dir, &files, "bulk");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
     // The rows are there when the push returns.
-    let rows: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/bulk/%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let rows: i64 = server.scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/bulk/%'");
     assert_eq!(rows, n as i64);
     // The vectors follow within moments; the health view counts the ones to come.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let pending: i64 = server.query(async {
-            sqlx::query_scalar("SELECT search_pending FROM skill_sync_health")
-                .fetch_one(&server.pool)
-                .await
-                .unwrap()
-        });
+        let pending: i64 = server.scalar("SELECT search_pending FROM skill_sync_health");
         if pending == 0 {
             break;
         }
@@ -515,12 +489,7 @@ fn a_big_push_is_searchable_once_its_vectors_are_filled() {
     });
     assert_eq!(found, vec!["bulk-0517"]);
     assert_eq!(server.vectors_unlike_postgres(), 0);
-    let empty: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE search = ''::tsvector")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let empty: i64 = server.scalar("SELECT count(*) FROM skills WHERE search = ''::tsvector");
     assert_eq!(empty, 0);
 }
 
@@ -589,15 +558,10 @@ fn big_columns_are_compressed_with_lz4() {
     });
     assert_eq!(methods, vec!["body=l", "frontmatter=l", "search=l"]);
     // Vectors do not compress: they are stored as they are (out of line when big).
-    let storage: String = server.query(async {
-        sqlx::query_scalar(
-            "SELECT attstorage::text FROM pg_attribute
+    let storage: String = server.scalar(
+        "SELECT attstorage::text FROM pg_attribute
              WHERE attrelid = 'skills'::regclass AND attname = 'search'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    );
     assert_eq!(storage, "e");
     assert_eq!(body_method.as_deref(), Some("lz4"));
 }
@@ -777,14 +741,9 @@ fn an_empty_cache_is_rebuilt_rows_first_and_indexes_after() {
     assert!(published > 600, "{published}");
     assert_eq!((versioned, same_digest), (published, published));
     // The rebuilt GIN index answers searches.
-    let found: i64 = server.query(async {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM skills WHERE search @@ to_tsquery('simple', 'rotate & alpha')",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    let found: i64 = server.scalar(
+        "SELECT count(*) FROM skills WHERE search @@ to_tsquery('simple', 'rotate & alpha')",
+    );
     assert_eq!(found, 700 - 234);
 
     // More than 500 vectors for PostgreSQL: they are filled after the rows commit.
@@ -1159,12 +1118,7 @@ fn a_push_of_more_commits_than_the_replay_bound_is_synced_by_one_diff_to_its_tip
         .unwrap()
     });
     assert_eq!(log, vec![("create".to_string(), tip.clone())]);
-    let title: String = server.query(async {
-        sqlx::query_scalar("SELECT title FROM skills WHERE slug = 'many'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let title: String = server.scalar("SELECT title FROM skills WHERE slug = 'many'");
     assert_eq!(title, format!("Version {}", n - 1));
     assert_eq!(tree_skills(&server), cache_skills(&server));
 }
@@ -1201,12 +1155,7 @@ fn skill_index_oids(server: &Server) -> Vec<u32> {
 #[test]
 fn an_index_build_never_holds_up_writers_behind_a_long_one() {
     let server = Server::start();
-    let definition: String = server.query(async {
-        sqlx::query_scalar("SELECT pg_get_indexdef('skills_search_idx'::regclass)")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let definition: String = server.scalar("SELECT pg_get_indexdef('skills_search_idx'::regclass)");
     exec(&server, "DROP INDEX skills_search_idx");
     server.query(async {
         let mut long = server.pool.begin().await.unwrap();
@@ -1429,15 +1378,10 @@ fn an_import_push_into_a_new_server_loads_rows_first() {
     assert_eq!(skill_indexes(&server), indexes);
     let rows = server.count("SELECT count(*) FROM skills WHERE repo = 'bigger'");
     assert_eq!(rows, 150);
-    let error: String = server.query(async {
-        sqlx::query_scalar(
-            "SELECT error FROM skill_sync_log WHERE repo = 'bigger' AND path = 'skills/huge.md'
+    let error: String = server.scalar(
+        "SELECT error FROM skill_sync_log WHERE repo = 'bigger' AND path = 'skills/huge.md'
                AND status = 'failed'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    );
     assert!(error.contains("index row"), "{error}");
     assert_eq!(server.vectors_unlike_postgres(), 0);
 }
@@ -1662,13 +1606,6 @@ fn new_skills_the_copy_cannot_write_go_in_by_the_upsert() {
         logged_operations(&server, before),
         BTreeMap::from([("create".to_string(), 119)])
     );
-    let error: String = server.query(async {
-        sqlx::query_scalar(
-            "SELECT error FROM skill_sync_log WHERE path = 'skills/b0/zeta-huge.md' AND status = 'failed'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    let error: String = server.scalar("SELECT error FROM skill_sync_log WHERE path = 'skills/b0/zeta-huge.md' AND status = 'failed'");
     assert!(error.contains("index row"), "{error}");
 }

@@ -124,12 +124,8 @@ fn concurrent_pushes_lose_nothing() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), blob, "{path}");
     }
-    let watermark: String = server.query(async {
-        sqlx::query_scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let watermark: String =
+        server.scalar("SELECT commit_sha FROM sync_state WHERE repo = 'skills'");
     assert_eq!(watermark, tip);
     // Each change logged exactly once, with the commit that made it: one update row
     // per client per commit, each naming a distinct commit.
@@ -166,12 +162,7 @@ fn concurrent_pushes_to_different_branches() {
         s.limits.max_sessions_per_user = 4 * CLIENTS
     }));
     let key = Arc::new(server.add_user("crowd", "writer"));
-    let rows_before: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let rows_before: i64 = server.scalar("SELECT count(*) FROM skills");
     let clients: Vec<(Git, std::path::PathBuf, String)> = (0..CLIENTS)
         .map(|c| {
             let bin = if c % 2 == 0 {
@@ -218,12 +209,7 @@ fn concurrent_pushes_to_different_branches() {
         );
     }
     // Topic branches never touch the cache of main.
-    let rows_after: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let rows_after: i64 = server.scalar("SELECT count(*) FROM skills");
     assert_eq!(rows_after, rows_before);
     server.assert_fsck("skills");
 }

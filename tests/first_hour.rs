@@ -282,12 +282,7 @@ fn check_without_skillsd_toml_says_so_and_stops() {
 
 /// The newest push's id.
 fn last_push(server: &common::Server) -> uuid::Uuid {
-    server.query(async {
-        sqlx::query_scalar("SELECT id FROM pushes ORDER BY started_at DESC LIMIT 1")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    })
+    server.scalar("SELECT id FROM pushes ORDER BY started_at DESC LIMIT 1")
 }
 
 /// The text of `<pre id="problems">` on a page, unescaped.
@@ -368,12 +363,7 @@ fn push_pages_show_what_the_pusher_read_and_follow_renames() {
         "{stderr}"
     );
     assert_eq!(transcript_on(&page), read, "{page}");
-    let alpha: uuid::Uuid = server.query(async {
-        sqlx::query_scalar("SELECT id FROM skills WHERE slug = 'alpha'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let alpha: uuid::Uuid = server.scalar("SELECT id FROM skills WHERE slug = 'alpha'");
     assert!(
         page.contains(&format!("href=\"/skills/{alpha}?repo=skills\">alpha</a>")),
         "{page}"

@@ -54,14 +54,7 @@ fn import(server: &Server, data: &std::path::Path, args: &[&str]) -> (bool, Stri
 /// `main` as the database has it: the import runs as another node, and this server's
 /// copy only catches up when it next serves the repository.
 fn main_of(server: &Server) -> String {
-    server.query(async {
-        sqlx::query_scalar(
-            "SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    })
+    server.scalar("SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'")
 }
 
 #[test]
@@ -182,12 +175,8 @@ fn a_legacy_table_becomes_one_commit_per_published_skill_through_the_push_path()
             ),
         ]
     );
-    let pushes: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM pushes WHERE user_name = 'import' AND accepted")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let pushes: i64 =
+        server.scalar("SELECT count(*) FROM pushes WHERE user_name = 'import' AND accepted");
     assert_eq!(pushes, 1);
 
     // Again: every slug is taken now, nothing is written twice.
@@ -243,14 +232,9 @@ fn a_folder_of_an_existing_collection_lands_in_one_commit_or_not_at_all_as_a_pus
     );
     let after = main_of(&server);
     assert_ne!(after, before);
-    let count: i64 = server.query(async {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM skills WHERE repo = 'skills' AND slug IN ('runbook', 'bad-name')",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    let count: i64 = server.scalar(
+        "SELECT count(*) FROM skills WHERE repo = 'skills' AND slug IN ('runbook', 'bad-name')",
+    );
     assert_eq!(count, 2);
     let key = server.add_user("bob", "reader");
     let git = Git::new(common::GIT_NEW, &key, &server);
@@ -436,11 +420,6 @@ fn a_large_table_is_streamed_not_held() {
         stdout.contains("imported 1500 files, skipped 0"),
         "{stdout:.500}"
     );
-    let count: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug LIKE 'big-skill-%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let count: i64 = server.scalar("SELECT count(*) FROM skills WHERE slug LIKE 'big-skill-%'");
     assert_eq!(count, 1500);
 }

@@ -170,12 +170,7 @@ fn several_refs_options_force_and_known_objects() {
     assert!(ok && stderr.contains("Everything up-to-date"), "{stderr}");
     server.assert_fsck("skills");
     // Topic branches never touch the cache of main.
-    let n: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE slug LIKE 'topic-%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let n: i64 = server.scalar("SELECT count(*) FROM skills WHERE slug LIKE 'topic-%'");
     assert_eq!(n, 0);
 }
 
@@ -295,12 +290,7 @@ fn dry_run_push_option_validates_and_writes_nothing() {
     assert!(!stderr.contains("dry run: 1 ref"), "{stderr}");
     assert_eq!(server.object_files("skills"), files);
     // Nothing reached the cache.
-    let n: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/d/%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let n: i64 = server.scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/d/%'");
     assert_eq!(n, 0);
 }
 

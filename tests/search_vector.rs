@@ -295,12 +295,7 @@ fn pushed_skills_get_postgresql_s_vector_whoever_computes_it() {
     ];
     git.commit_files(&dir, &files, "three");
     git.ok(&dir, &["push", "-q", "origin", "main"]);
-    let rows: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/s/%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let rows: i64 = server.scalar("SELECT count(*) FROM skills WHERE path LIKE 'skills/s/%'");
     assert_eq!(rows, 3);
     assert_eq!(server.vectors_unlike_postgres(), 0);
     let found: Vec<String> = server.query(async {

@@ -397,14 +397,8 @@ fn a_review_merge_records_the_next_version_and_a_proposal_does_not() {
     assert_eq!(numbers(&list), [2, 1]);
     let v2 = &list["versions"][0];
     assert_eq!(v2["pushedBy"], "bob");
-    let main: String = server.query(async {
-        sqlx::query_scalar(
-            "SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'",
-        )
-        .fetch_one(&server.pool)
-        .await
-        .unwrap()
-    });
+    let main: String = server
+        .scalar("SELECT target FROM git_refs WHERE repo = 'skills' AND name = 'refs/heads/main'");
     assert_eq!(v2["commit"], main.as_str());
     let entry = indexed(&server, "deploy");
     assert_eq!(entry["digest"], v2["digest"]);

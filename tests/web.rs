@@ -145,12 +145,8 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
             "update",
         ],
     );
-    let first_author: String = server.query(async {
-        sqlx::query_scalar("SELECT author_name FROM commits WHERE message LIKE 'three skills%'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let first_author: String =
+        server.scalar("SELECT author_name FROM commits WHERE message LIKE 'three skills%'");
     assert!(history.contains(&first_author), "{history}");
     assert_ne!(first_author, "Grace Hopper");
 
@@ -185,12 +181,7 @@ fn pages_show_the_database_and_run_nothing_a_pusher_wrote() {
     assert!(!list.contains("data-pwned=\""), "something ran:\n{list}");
 
     // The refused push, as its pusher read it.
-    let id: uuid::Uuid = server.query(async {
-        sqlx::query_scalar("SELECT id FROM pushes WHERE NOT accepted")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let id: uuid::Uuid = server.scalar("SELECT id FROM pushes WHERE NOT accepted");
     let page = dom(&server, &format!("/pushes/{id}"));
     assert_contains_all(
         &page,
@@ -339,12 +330,7 @@ fn signed_in_pages_one_time_links_and_the_manual_sync_for_admins_only() {
     assert_eq!(code, 401);
     // The cache drifted (a row deleted behind skillsd's back): the sync repairs it.
     let count = |server: &Server| -> i64 {
-        server.query(async {
-            sqlx::query_scalar("SELECT count(*) FROM skills WHERE repo = 'skills'")
-                .fetch_one(&server.pool)
-                .await
-                .unwrap()
-        })
+        server.scalar("SELECT count(*) FROM skills WHERE repo = 'skills'")
     };
     let before = count(&server);
     server.query(async {
@@ -372,12 +358,7 @@ fn signed_in_pages_one_time_links_and_the_manual_sync_for_admins_only() {
         code, 401,
         "after sign-out the redirect lands on a closed page"
     );
-    let sessions: i64 = server.query(async {
-        sqlx::query_scalar("SELECT count(*) FROM web_sessions WHERE user_name = 'root'")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let sessions: i64 = server.scalar("SELECT count(*) FROM web_sessions WHERE user_name = 'root'");
     assert_eq!(sessions, 0);
 }
 
@@ -441,12 +422,7 @@ fn the_cache_s_changes_stream_to_open_pages() {
     assert_eq!(event["repo"], "skills");
     let slug = event["slugs"][0].as_str().unwrap();
     assert!(slug.starts_with("live-"), "{event}");
-    let synced: i64 = server.query(async {
-        sqlx::query_scalar("SELECT synced FROM skill_sync_health")
-            .fetch_one(&server.pool)
-            .await
-            .unwrap()
-    });
+    let synced: i64 = server.scalar("SELECT synced FROM skill_sync_health");
     assert!(
         event["health"]["synced"].as_i64().unwrap() <= synced,
         "{event}"

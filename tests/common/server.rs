@@ -193,6 +193,14 @@ impl Server {
 
     /// The `bigint` one SQL query returns (e.g. a `count(*)`).
     pub fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql)
+    }
+
+    /// The one value one SQL query returns (its first row's first column).
+    pub fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
         self.query(async {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
                 .fetch_one(&self.pool)
