@@ -17,7 +17,8 @@
 //! wrote, get theirs from [`super::sync::reconcile`], which every start runs: version
 //! 1 at the content they have then ([`lacking`]). A reconcile into an empty table (a
 //! bulk load) records the version 1 of each lone skill file with its row instead
-//! ([`copy_first`]), and only the folders' archives after the rows.
+//! ([`copy_first`]), and only the folders' archives after the rows; so does a push
+//! for the new rows of its last commit that go in by `COPY` (they are new ids).
 
 use super::changes::Row;
 use super::{CacheError, Result};
@@ -334,8 +335,8 @@ pub async fn write(
     Ok(recorded)
 }
 
-/// A skill row a bulk load has just created ([`super::bulk`]) whose file is its skill
-/// alone: its version 1 is that file's digest.
+/// A skill row a `COPY` has just created (a bulk load's, [`super::bulk`], or a push's
+/// many new rows) whose file is its skill alone: its version 1 is that file's digest.
 pub struct First<'a> {
     pub skill_id: Uuid,
     pub path: &'a str,
@@ -343,7 +344,7 @@ pub struct First<'a> {
     pub digest: &'a str,
 }
 
-/// Whether a bulk load records `row`'s version 1 with it ([`copy_first`]): a
+/// Whether a `COPY` records `row`'s version 1 with it ([`copy_first`]): a
 /// `PUBLISHED` skill whose file is its skill alone (one of `alone`), with the digest of
 /// the bytes it was read from.
 pub fn first_with_row(alone: &HashSet<String>, row: &Row) -> bool {
@@ -352,12 +353,14 @@ pub fn first_with_row(alone: &HashSet<String>, row: &Row) -> bool {
         && alone.contains(&row.skill.path)
 }
 
-/// Records version 1 of skills a bulk load has just created, by `COPY`, in the same
-/// transaction and batch as their rows: the table was empty, so every row has a new
-/// id and no version, and the rows are `PUBLISHED` and the files their digests were
-/// made from (the caller passes only those). It is what [`write`] would record for
-/// them after the load, one statement on one core with skillsd idle (1.1–1.7 s for
-/// 100,000); here PostgreSQL writes them while skillsd reads the next batch.
+/// Records version 1 of skills a `COPY` has just created, by `COPY`, in the same
+/// transaction and batch as their rows: every row has a new id, so no version, and
+/// the rows are `PUBLISHED` and the files their digests were made from (the caller
+/// passes only those; a push, only its last commit's, whose files are the tip's). It
+/// is what [`write`] would record for them after the rows: for a bulk load one
+/// statement on one core with skillsd idle (1.1–1.7 s for 100,000), here PostgreSQL
+/// writes them while skillsd reads the next batch; for a push of 1,000 new skills
+/// 11 ms instead of the statement's 16 (its lookup of every path).
 pub async fn copy_first(
     tx: &mut PgConnection,
     publish: &Publish<'_>,
