@@ -20,16 +20,10 @@ N=${N:-10000}
 RUNS=${RUNS:-10}
 WORK=${WORK:-/var/tmp/skillsd-ab}
 PORT=${PORT:-2380}
-rm -rf "$WORK"; mkdir -p "$WORK"
-chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C ab
-export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-
+source "$ROOT/bench/lib.sh"
+bench_client "$WORK" ab
 SEED=$WORK/seed
-git init -q -b main "$SEED"
-python3 "$ANCHOR/gen_skills.py" gen --out "$SEED" --n "$N" --seed 42
-git -C "$SEED" add -A && git -C "$SEED" commit -q -m "$N skills"
+bench_seed "$SEED" "$N"
 TARGET=$(git -C "$SEED" ls-files skills | sed -n '1p')
 cat > "$WORK/modify-one.sh" <<'PREP'
 #!/usr/bin/env bash
@@ -59,11 +53,8 @@ port=$PORT
 for label in old new; do
   bin=$OLD; [ "$label" = new ] && bin=$NEW
   D=$WORK/$label; mkdir -p "$D"
-  "$bin" init bench --empty --data-dir "$D/data" >/dev/null
-  SKILLSD_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --http off --data-dir "$D/data" > "$D/serve.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 300); do grep -q listening "$D/serve.log" && break; sleep 0.2; done
-  "$bin" user add bench --role writer --key "$WORK/id.pub" --data-dir "$D/data" >/dev/null
+  bench_serve "$bin" "$D/data" "$port" "$D/serve.log" warn "$WORK/id.pub"
+  pids+=("$BENCH_PID")
   URLS[$label]="ssh://git@127.0.0.1:$port/bench.git"
   git -C "$SEED" push -q "${URLS[$label]}" main
   DB="postgres://postgres@localhost/skillsd?host=$D/data/postgres/sock"

@@ -41,11 +41,8 @@ SKILLSD=$(cd "$(dirname "$SKILLSD")" && pwd)/$(basename "$SKILLSD")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-rm -rf "$WORK"; mkdir -p "$WORK"
-chmod 755 "$WORK"  # the private PostgreSQL (and nginx) run unprivileged when this runs as root
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/id" -C bench
-export GIT_SSH_COMMAND="ssh -i $WORK/id -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+source "$ROOT/bench/lib.sh"
+bench_client "$WORK" bench  # (nginx, too, runs unprivileged in WORK)
 
 # N agent skills, each skills/<name>/SKILL.md, in one commit. Words from a fixed
 # vocabulary so that the search has something to rank; 1-3 KB each.
