@@ -148,13 +148,11 @@ fn reconcile_once(
             crate::cache::versions::at(repo, tip, versioned, &digests)?
         }
     };
-    let publish = crate::cache::versions::Publish {
-        repo: repo_name,
-        commit: &tip_hex,
-        pushed_by: None,
-        push_id: None,
-    };
-    rt.block_on(crate::cache::versions::write(&mut tx, &publish, &contents))?;
+    rt.block_on(crate::cache::versions::write(
+        &mut tx,
+        &target.publish(),
+        &contents,
+    ))?;
     rt.block_on(notify(&mut tx, &target, &outcome, slugs))?;
     rt.block_on(set_watermark(&mut tx, &target))?;
     rt.block_on(tx.commit())?;

@@ -107,15 +107,15 @@ async fn copy_new_rows(
         .await?;
     let mut buf = CopyBuffer::new();
     let mut written = Vec::with_capacity(rows.len());
-    // The rows that get their version 1 with the load: (index in `written`, digest).
-    let mut firsts: Vec<(usize, String)> = Vec::new();
+    // The rows that get their version 1 with them: (index in `written`, digest).
+    let mut firsts: Vec<(usize, &str)> = Vec::new();
     for r in rows {
         let id = Uuid::new_v4();
         if let Some(alone) = target.first_versions
             && versions::first_with_row(alone, &r.row)
             && let Some(digest) = &r.row.digest
         {
-            firsts.push((written.len(), digest.clone()));
+            firsts.push((written.len(), digest));
         }
         let s = &r.row.skill;
         buf.row(COLUMNS);
@@ -149,25 +149,20 @@ async fn copy_new_rows(
     buf.finish();
     copy.send(buf.bytes()).await?;
     copy.finish().await?;
-    let versioned = firsts
-        .iter()
-        .map(|(at, _)| written[*at].2.clone())
+    let firsts: Vec<versions::First<'_>> = firsts
+        .into_iter()
+        .map(|(at, digest)| {
+            let (id, slug, path) = &written[at];
+            versions::First {
+                skill_id: *id,
+                path,
+                slug,
+                digest,
+            }
+        })
         .collect();
-    if !firsts.is_empty() {
-        let firsts: Vec<versions::First<'_>> = firsts
-            .iter()
-            .map(|(at, digest)| {
-                let (id, slug, path) = &written[*at];
-                versions::First {
-                    skill_id: *id,
-                    path,
-                    slug,
-                    digest,
-                }
-            })
-            .collect();
-        versions::copy_first(tx, &target.publish(), &firsts).await?;
-    }
+    versions::copy_first(tx, &target.publish(), &firsts).await?;
+    let versioned = firsts.iter().map(|f| f.path.to_string()).collect();
     Ok(Copied { written, versioned })
 }
 
