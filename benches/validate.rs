@@ -8,7 +8,10 @@
 //!
 //! * flat: N new skills in the flat layout (the target: under 1 s for 10,000);
 //! * rules changed: the schema changes, so all N existing skills are checked again;
-//! * agent-skills: N new skills in the Agent Skills layout.
+//! * agent-skills: N new skills in the Agent Skills layout;
+//! * one skill changed in N: a push of one file, the server's case most of the time
+//!   (the repository trusted as the server trusts it, its untouched trees known from
+//!   the runs before).
 //!
 //! `SKILLS=10000 RUNS=5` by default.
 
@@ -142,10 +145,58 @@ fn import(dir: &std::path::Path, commits: &[Vec<(String, String)>]) -> Vec<Strin
     ids.into_iter().map(|(_, id)| id).collect()
 }
 
+/// A commit on `parent` writing one file, in a new repository at `quarantine` that
+/// borrows `repo`'s objects (as a push's quarantine does). Returns its id.
+fn quarantine_commit(
+    repo: &std::path::Path,
+    quarantine: &std::path::Path,
+    parent: &str,
+    (path, text): (&str, &str),
+) -> String {
+    let git = |args: &[&str], input: Option<&str>| {
+        let mut child = Process::new("git")
+            .args(args)
+            .current_dir(quarantine)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q", "--bare", "."], None);
+    std::fs::write(
+        quarantine.join("objects/info/alternates"),
+        format!("{}\n", repo.join("objects").display()),
+    )
+    .unwrap();
+    let msg = "one changed";
+    git(
+        &["fast-import", "--quiet"],
+        Some(&format!(
+            "commit refs/heads/main\ncommitter Bench <b@example.com> 1700000000 +0000\ndata {}\n{msg}\nfrom {parent}\nM 100644 inline {path}\ndata {}\n{text}\ndone\n",
+            msg.len(),
+            text.len()
+        )),
+    );
+    git(&["rev-parse", "refs/heads/main"], None)
+        .trim()
+        .to_string()
+}
+
 fn measure(
     repo: &gix::Repository,
-    old: &str,
-    new: &str,
+    (old, new): (&str, &str),
+    known: Option<&gix::Repository>,
     runs: usize,
 ) -> (Duration, Duration, Vec<skillsd::skills::Problem>) {
     let old = gix::ObjectId::from_hex(old.as_bytes()).unwrap();
@@ -173,7 +224,7 @@ fn measure(
             &current,
             &mut |_| {},
             &never,
-            None,
+            known,
         );
         times.push(started.elapsed());
         problems = verdict.problems;
@@ -194,6 +245,8 @@ fn main() {
     };
     let skills = if bench { var("SKILLS", 10_000) } else { 200 };
     let runs = if bench { var("RUNS", 5) } else { 1 };
+    // `ONLY=one`: only the push of one changed skill (to profile it).
+    let only_one = std::env::var("ONLY").is_ok_and(|v| v == "one");
     let template: Vec<(String, String)> = skillsd::repos::TEMPLATE
         .iter()
         .map(|(p, t)| (p.to_string(), t.to_string()))
@@ -222,7 +275,7 @@ fn main() {
         dir.path(),
         &[
             template.clone(),
-            flat,
+            flat.clone(),
             vec![("rules/flat.schema.json".to_string(), schema)],
         ],
     );
@@ -259,7 +312,10 @@ fn main() {
         ),
         ("agent-skills: N new skills", &arepo, &aids[0], &aids[1]),
     ] {
-        let (median, fastest, problems) = measure(repo, old, new, runs);
+        if only_one {
+            continue;
+        }
+        let (median, fastest, problems) = measure(repo, (old, new), None, runs);
         assert!(
             problems.is_empty(),
             "{what}: the generated skills must be valid:\n{}",
@@ -272,4 +328,33 @@ fn main() {
             median.as_secs_f64() * 1e6 / skills as f64
         );
     }
+    // A push of one changed skill as the server sees it: its objects in a quarantine
+    // (a repository that borrows the flat one's objects), the repository trusted for
+    // what it holds.
+    let qdir = tempfile::tempdir().unwrap();
+    let quarantine = quarantine_commit(
+        dir.path(),
+        qdir.path(),
+        &ids[2],
+        (
+            &flat[skills / 2].0,
+            &flat[skills / 2]
+                .1
+                .replace("\n## ", "\nOne more line.\n\n## "),
+        ),
+    );
+    let view = skillsd::repos::open_server_repo(qdir.path()).unwrap();
+    // One run first, as the push before it would have walked the tree.
+    let (median, fastest, problems) = measure(&view, (&ids[2], &quarantine), Some(&repo), runs + 1);
+    assert!(
+        problems.is_empty(),
+        "one skill changed: {}",
+        skillsd::skills::render_problems(&problems)
+    );
+    println!(
+        "  {:<40} {:>7.1} ms / {:>7.1} ms",
+        "one skill changed in N",
+        median.as_secs_f64() * 1000.0,
+        fastest.as_secs_f64() * 1000.0,
+    );
 }

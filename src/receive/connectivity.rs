@@ -230,9 +230,23 @@ impl Shape {
     }
 }
 
+/// The shapes of trees walked before, across pushes and repositories, so a push of
+/// one file into a tree of 10,000 does not read the 9,000 it did not touch again: a
+/// tree's shape is a function of its content, hence of its id. Only a tree the
+/// repository holds is looked up here ([`Walk::trusting`]); a new one is always read
+/// and checked. Emptied when full: a bound on the memory it keeps, not an LRU.
+/// (Hashed with a seed of the process's: the ids are the pushers' to choose.)
+static KNOWN_SHAPES: std::sync::LazyLock<std::sync::Mutex<Shapes>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Most shapes [`KNOWN_SHAPES`] keeps (~64 bytes each: 4 MiB at most).
+const KNOWN_SHAPES_MAX: usize = 1 << 16;
+
+type Shapes = HashMap<ObjectId, Shape, foldhash::fast::RandomState>;
+
 /// What a push's walk has already seen: each tree's [`Shape`], so a tree is read once.
 pub struct Walk<'c> {
-    shapes: HashMap<ObjectId, Shape>,
+    shapes: Shapes,
     /// Set when the session ends: the walk stops at the next tree.
     cancel: &'c AtomicBool,
     /// The repository as it was before the push: its trees were walked when they came.
@@ -242,7 +256,7 @@ pub struct Walk<'c> {
 impl<'c> Walk<'c> {
     pub fn new(cancel: &'c AtomicBool) -> Self {
         Walk {
-            shapes: HashMap::new(),
+            shapes: Shapes::default(),
             cancel,
             known: None,
         }
@@ -299,6 +313,18 @@ impl<'c> Walk<'c> {
                 .map(|e| (BString::from(e.name), (e.kind, e.id)))
                 .collect(),
         )
+    }
+
+    /// The shape of tree `id` from an earlier walk, if the repository holds it (only
+    /// then are its entries trusted without reading it).
+    fn known_shape(&self, id: ObjectId) -> Option<Shape> {
+        self.known?;
+        let shape = KNOWN_SHAPES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied()?;
+        (!self.is_new(id)).then_some(shape)
     }
 
     fn cancelled(&self) -> Result<(), WalkError> {
@@ -429,6 +455,7 @@ impl<'c> Walk<'c> {
             return Ok(());
         }
         let mut stack = vec![self.frame(view, root, BString::default(), base)?];
+        let mut walked = Vec::new();
         let root_shape = loop {
             // The child is at level `stack.len() + 1` (the root is level 1); the
             // levels below it add to that.
@@ -439,6 +466,7 @@ impl<'c> Walk<'c> {
             let Some((name, child, base)) = top.subtrees.get(top.next).cloned() else {
                 let done = stack.pop().expect("a frame is on the stack");
                 self.shapes.insert(done.id, done.shape);
+                walked.push((done.id, done.shape));
                 match stack.last_mut() {
                     Some(parent) => parent.shape.add(done.name.len() as u64, Some(&done.shape)),
                     None => break done.shape,
@@ -446,7 +474,11 @@ impl<'c> Walk<'c> {
                 continue;
             };
             top.next += 1;
-            let below = self.shapes.get(&child).copied();
+            let below = self
+                .shapes
+                .get(&child)
+                .copied()
+                .or_else(|| self.known_shape(child));
             if depth + below.map_or(0, |b| b.height) > limits.max_tree_depth {
                 return Err(too_deep(&stack, &name, limits.max_tree_depth));
             }
@@ -463,6 +495,7 @@ impl<'c> Walk<'c> {
                 }
             }
         };
+        remember_shapes(&walked);
         if root_shape.entries > limits.max_tree_entries {
             return Err(WalkError::TooWide(Width::Entries {
                 entries: root_shape.entries,
@@ -483,6 +516,17 @@ impl<'c> Walk<'c> {
         }
         Ok(())
     }
+}
+
+/// Keeps the shapes of the trees a walk read for the walks of later pushes (a tree
+/// refused with its push is never looked up: it is not in the repository).
+fn remember_shapes(walked: &[(ObjectId, Shape)]) {
+    let mut known = KNOWN_SHAPES.lock().unwrap_or_else(|p| p.into_inner());
+    if known.len() + walked.len() > KNOWN_SHAPES_MAX {
+        known.clear();
+        known.shrink_to_fit();
+    }
+    known.extend(walked.iter().copied());
 }
 
 fn check_size(
@@ -686,4 +730,120 @@ pub fn fsck(
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::test_repo::{commit, repository};
+
+    fn tree_of(repo: &gix::Repository, commit: ObjectId) -> ObjectId {
+        repo.find_commit(commit)
+            .unwrap()
+            .tree_id()
+            .unwrap()
+            .detach()
+    }
+
+    fn subtree(repo: &gix::Repository, tree: ObjectId, name: &str) -> ObjectId {
+        let tree = repo.find_tree(tree).unwrap();
+        let entry = tree.find_entry(name).unwrap();
+        entry.object_id()
+    }
+
+    /// The files and folders the walk counts for `tip`, read from the limit it refuses.
+    fn entries_counted(walk: &mut Walk<'_>, repo: &gix::Repository, tip: ObjectId) -> u64 {
+        let limits = Limits {
+            max_tree_entries: 0,
+            ..Limits::default()
+        };
+        match walk.tip(repo, tip, &[], &limits) {
+            Err(WalkError::TooWide(Width::Entries { entries, .. })) => entries,
+            other => panic!("expected the entries' limit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_later_walk_counts_trees_the_repository_holds_as_the_first_read_them() {
+        let never = AtomicBool::new(false);
+        let (_dir, repo) = repository();
+        let files: Vec<(String, Option<&str>)> = (0..40)
+            .map(|i| {
+                (
+                    format!("skills/group-{}/skill-{i}.md", i % 4),
+                    Some("---\n---\n"),
+                )
+            })
+            .collect();
+        let files: Vec<(&str, Option<&str>)> =
+            files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+        let first = commit(&repo, None, &files);
+        // 40 files, 4 group folders, `skills`: 45 entries, all read.
+        let mut reading = Walk::new(&never);
+        assert_eq!(entries_counted(&mut reading, &repo, first), 45);
+        // A second commit changes one group: the three others are the repository's
+        // now, and a walk that trusts it takes their shapes from the first walk.
+        let second = commit(&repo, Some(first), &[("skills/group-1/new.md", Some("x"))]);
+        let mut trusting = Walk::new(&never).trusting(&repo);
+        assert!(trusting.tip(&repo, first, &[], &Limits::default()).is_ok());
+        let group_0 = subtree(
+            &repo,
+            subtree(&repo, tree_of(&repo, second), "skills"),
+            "group-0",
+        );
+        assert!(KNOWN_SHAPES.lock().unwrap().contains_key(&group_0));
+        let mut later = Walk::new(&never).trusting(&repo);
+        assert_eq!(entries_counted(&mut later, &repo, second), 46);
+        assert!(
+            !later.shapes.contains_key(&group_0),
+            "an untouched folder is not read again"
+        );
+        // The same counts as a walk that reads every tree.
+        assert_eq!(entries_counted(&mut Walk::new(&never), &repo, second), 46);
+    }
+
+    #[test]
+    fn a_tree_known_elsewhere_is_still_required_here() {
+        let never = AtomicBool::new(false);
+        let (_a_dir, a) = repository();
+        let in_a = commit(&a, None, &[("skills/shared/one.md", Some("one"))]);
+        let mut walk = Walk::new(&never).trusting(&a);
+        assert!(walk.tip(&a, in_a, &[], &Limits::default()).is_ok());
+        let shared = subtree(&a, subtree(&a, tree_of(&a, in_a), "skills"), "shared");
+        assert!(KNOWN_SHAPES.lock().unwrap().contains_key(&shared));
+
+        // Another repository's push, whose new trees (in `b`, its quarantine) name
+        // `shared`, which neither has.
+        let (_before_dir, before) = repository();
+        let (_b_dir, b) = repository();
+        let skills = b
+            .write_object(gix::objs::Tree {
+                entries: vec![gix::objs::tree::Entry {
+                    mode: gix::objs::tree::EntryKind::Tree.into(),
+                    filename: "shared".into(),
+                    oid: shared,
+                }],
+            })
+            .unwrap()
+            .detach();
+        let root = b
+            .write_object(gix::objs::Tree {
+                entries: vec![gix::objs::tree::Entry {
+                    mode: gix::objs::tree::EntryKind::Tree.into(),
+                    filename: "skills".into(),
+                    oid: skills,
+                }],
+            })
+            .unwrap()
+            .detach();
+        let tip = b
+            .commit("refs/heads/main", "c", root, Vec::<ObjectId>::new())
+            .unwrap()
+            .detach();
+        let mut walk = Walk::new(&never).trusting(&before);
+        match walk.tip(&b, tip, &[], &Limits::default()) {
+            Err(WalkError::Missing { kind, id }) => assert_eq!((kind, id), ("tree", shared)),
+            other => panic!("expected the missing tree, got {other:?}"),
+        }
+    }
 }
