@@ -99,12 +99,25 @@ fn trim_when_quiet() {
 /// thousands of skills briefly needs tens of megabytes; glibc's allocator keeps them
 /// otherwise, so the idle server would stay at its peak.
 fn release_memory() {
+    let before = anonymous_kib();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory at the top of the heaps to the
     // system; it touches no allocation that is in use.
     unsafe {
         libc::malloc_trim(0);
     }
+    tracing::debug!(
+        anon_kib_before = before,
+        anon_kib_after = anonymous_kib(),
+        "freed memory handed back"
+    );
+}
+
+/// The process's resident anonymous memory (its heaps and stacks), in KiB, if known.
+fn anonymous_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
