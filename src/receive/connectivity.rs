@@ -816,26 +816,18 @@ mod tests {
         // `shared`, which neither has.
         let (_before_dir, before) = repository();
         let (_b_dir, b) = repository();
-        let skills = b
-            .write_object(gix::objs::Tree {
+        let folder = |name: &str, oid: ObjectId| {
+            b.write_object(gix::objs::Tree {
                 entries: vec![gix::objs::tree::Entry {
                     mode: gix::objs::tree::EntryKind::Tree.into(),
-                    filename: "shared".into(),
-                    oid: shared,
+                    filename: name.into(),
+                    oid,
                 }],
             })
             .unwrap()
-            .detach();
-        let root = b
-            .write_object(gix::objs::Tree {
-                entries: vec![gix::objs::tree::Entry {
-                    mode: gix::objs::tree::EntryKind::Tree.into(),
-                    filename: "skills".into(),
-                    oid: skills,
-                }],
-            })
-            .unwrap()
-            .detach();
+            .detach()
+        };
+        let root = folder("skills", folder("shared", shared));
         let tip = b
             .commit("refs/heads/main", "c", root, Vec::<ObjectId>::new())
             .unwrap()
