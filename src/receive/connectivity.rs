@@ -519,14 +519,16 @@ impl<'c> Walk<'c> {
 }
 
 /// Keeps the shapes of the trees a walk read for the walks of later pushes (a tree
-/// refused with its push is never looked up: it is not in the repository).
+/// refused with its push is never looked up: it is not in the repository), never
+/// more than [`KNOWN_SHAPES_MAX`] (an import of 100,000 skill folders walks as many
+/// trees).
 fn remember_shapes(walked: &[(ObjectId, Shape)]) {
     let mut known = KNOWN_SHAPES.lock().unwrap_or_else(|p| p.into_inner());
     if known.len() + walked.len() > KNOWN_SHAPES_MAX {
         known.clear();
         known.shrink_to_fit();
     }
-    known.extend(walked.iter().copied());
+    known.extend(walked.iter().take(KNOWN_SHAPES_MAX).copied());
 }
 
 fn check_size(
