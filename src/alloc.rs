@@ -39,12 +39,12 @@ const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
 /// (the command, its connection, the cache's follow-up after the commit, which for a
 /// bulk load builds an index); each asks, and the trim runs after the last.
 ///
-/// What no trim gives back (measured, `malloc_stats` in the idle server after an
-/// import of 10,000 skills, in 1 to 4 runs of 10): the free top of the second heap,
-/// 5–17 MiB resident with 0.3 MiB in use — glibc's `malloc_trim` gives back the free
-/// chunks of every heap, but of the heaps' free tops only the main heap's. One heap
-/// (`M_ARENA_MAX` 1) kept every run at ~5.5 MiB anonymous but made the import's
-/// checks 20 % slower (two threads on one heap's lock); not taken.
+/// The idle server's outliers after an import (44–81 MiB against ~27, in 0 to 2 runs
+/// of 5): in one, `malloc_info` showed 24 MB of free chunks in a non-main heap's bins
+/// after the last trim — memory freed later, without an ask: hence the late trim
+/// ([`LATE`]). Neither threads freeing a large block in each heap nor one heap
+/// (`M_ARENA_MAX` 1, the import's checks 30 % slower) removed them (BENCHMARKS.md,
+/// session 27).
 pub fn release_soon() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
