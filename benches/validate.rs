@@ -315,18 +315,7 @@ fn main() {
         if only_one {
             continue;
         }
-        let (median, fastest, problems) = measure(repo, (old, new), None, runs);
-        assert!(
-            problems.is_empty(),
-            "{what}: the generated skills must be valid:\n{}",
-            skillsd::skills::render_problems(&problems)
-        );
-        println!(
-            "  {what:<40} {:>7.1} ms / {:>7.1} ms  ({:.1} µs per skill)",
-            median.as_secs_f64() * 1000.0,
-            fastest.as_secs_f64() * 1000.0,
-            median.as_secs_f64() * 1e6 / skills as f64
-        );
+        report(what, measure(repo, (old, new), None, runs), Some(skills));
     }
     // A push of one changed skill as the server sees it: its objects in a quarantine
     // (a repository that borrows the flat one's objects), the repository trusted for
@@ -345,15 +334,35 @@ fn main() {
     );
     let view = skillsd::repos::open_server_repo(qdir.path()).unwrap();
     // One run first, as the push before it would have walked the tree.
-    let (median, fastest, problems) = measure(&view, (&ids[2], &quarantine), Some(&repo), runs + 1);
+    report(
+        "one skill changed in N",
+        measure(&view, (&ids[2], &quarantine), Some(&repo), runs + 1),
+        None,
+    );
+}
+
+/// One case's line: its median and fastest run (and per skill, given how many the
+/// case checks), after making sure the generated skills passed every check.
+fn report(
+    what: &str,
+    (median, fastest, problems): (Duration, Duration, Vec<skillsd::skills::Problem>),
+    skills: Option<usize>,
+) {
     assert!(
         problems.is_empty(),
-        "one skill changed: {}",
+        "{what}: the generated skills must be valid:\n{}",
         skillsd::skills::render_problems(&problems)
     );
+    let per_skill = skills
+        .map(|n| {
+            format!(
+                "  ({:.1} µs per skill)",
+                median.as_secs_f64() * 1e6 / n as f64
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "  {:<40} {:>7.1} ms / {:>7.1} ms",
-        "one skill changed in N",
+        "  {what:<40} {:>7.1} ms / {:>7.1} ms{per_skill}",
         median.as_secs_f64() * 1000.0,
         fastest.as_secs_f64() * 1000.0,
     );

@@ -114,8 +114,8 @@ fn trim_when_quiet() {
 fn release_memory(late: bool) {
     let before = anonymous_kib();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory at the top of the heaps to the
-    // system; it touches no allocation that is in use.
+    // SAFETY: malloc_trim only hands free pages back to the system (the main heap's
+    // free top, and the free chunks of every heap); it touches no allocation in use.
     unsafe {
         libc::malloc_trim(0);
     }
