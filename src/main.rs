@@ -67,6 +67,11 @@ fn run(cli: Cli, settings: Settings) -> Result<i32> {
     {
         return cli::check::hook_pre_receive(&settings);
     }
+    // Before any thread: glibc caps the heaps only as new ones are made, so a cap set
+    // once the runtime's workers have allocated leaves the heaps they made.
+    if let Cmd::Serve { .. } = &cli.command {
+        skillsd::alloc::tune_allocator();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(skillsd::ssh::SERVICE_STACK_BYTES)

@@ -58,6 +58,7 @@ pub type Result<T> = std::result::Result<T, CacheError>;
 /// `indexes`: a GIN index built over the filled vectors once, rather than updated for
 /// each), then the GIN indexes' pending lists the rows went into.
 pub(crate) async fn after_commit(pool: &sqlx::PgPool, search: bool, indexes: bool) {
+    let _working = crate::alloc::working();
     if search {
         search::fill_logged(pool).await;
     }
@@ -65,7 +66,6 @@ pub(crate) async fn after_commit(pool: &sqlx::PgPool, search: bool, indexes: boo
         index_builds::build_logged(pool).await;
     }
     pending_lists::clean_logged(pool).await;
-    crate::alloc::release_soon();
 }
 
 /// [`after_commit`] with everything looked for, on `rt` (a server's): what any

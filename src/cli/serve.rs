@@ -11,7 +11,6 @@ use std::path::PathBuf;
 /// before the database, the migrations and the reconcile), then the start's work,
 /// the first admins, the banner, and the server until SIGTERM or Ctrl-C.
 pub(crate) async fn serve(settings: &Settings) -> Result<i32> {
-    skillsd::alloc::tune_allocator();
     let (listener, addr) = server::bind(settings.listen).await?;
     // The default address taken (another skillsd on this machine) does not stop the
     // server: the banner says the pages are off and how to place them. An address

@@ -84,6 +84,9 @@ pub fn push_in_process(
     ids: Vec<ObjectId>,
     options: &[String],
 ) -> Result<(String, receive::outcome::Outcome), InProcessError> {
+    // An edit, an import or a merge: no trim while it runs (an SSH command's is
+    // marked by the session).
+    let _working = crate::alloc::working();
     let mut input = Vec::new();
     let zero = ObjectId::null(gix::hash::Kind::Sha1);
     let caps = if options.is_empty() {

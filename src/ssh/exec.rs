@@ -14,6 +14,9 @@ pub(super) async fn run_exec(
     version: Version,
     cancel: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    // No trim while the command runs; its end asks for one, once the client has its
+    // answer (the guard is dropped after the channel ends), off its critical path.
+    let _working = crate::alloc::working();
     let (read_half, write_half) = channel.split();
     crate::metrics::METRICS.session_started();
     let code = match parse_command(&command) {
@@ -36,8 +39,6 @@ pub(super) async fn run_exec(
         }
     };
     end_channel(&write_half, code).await;
-    // Hand freed memory back once the client has its answer, off its critical path.
-    crate::alloc::release_soon();
 }
 
 /// The exit status, EOF, close.

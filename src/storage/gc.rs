@@ -124,6 +124,7 @@ pub fn maybe_in_background(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: 
     std::thread::spawn(move || {
         // Database connections go back to the pool through the runtime.
         let _runtime = rt.enter();
+        let _working = crate::alloc::working();
         match gc(&rt, &pool, &repos, &repo) {
             Ok(o) => {
                 tracing::info!(repo = %repo, packs = o.packs_before, objects = o.objects, "packs consolidated")
@@ -131,6 +132,5 @@ pub fn maybe_in_background(rt: &Handle, pool: &PgPool, repos: &RepoStore, repo: 
             Err(StorageError::Busy) => {}
             Err(e) => tracing::warn!(repo = %repo, error = %e, "gc failed"),
         }
-        crate::alloc::release_soon();
     });
 }

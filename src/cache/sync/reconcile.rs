@@ -58,6 +58,7 @@ fn reconcile_once(
     bulk_tried: &mut bool,
 ) -> Result<SyncOutcome> {
     crate::metrics::METRICS.reconcile_run();
+    let _working = crate::alloc::working();
     let started_at = chrono::Utc::now();
     let mut conn = rt.block_on(pool.acquire())?;
     let mut tx = rt.block_on(sqlx::Connection::begin(&mut *conn))?;
@@ -159,7 +160,6 @@ fn reconcile_once(
     shrink(&mut conn);
     outcome.follow_up(rt, pool);
     outcome.commit = Some(tip_hex.clone());
-    crate::alloc::release_soon();
     Ok(outcome)
 }
 
