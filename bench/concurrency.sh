@@ -5,6 +5,7 @@
 # (the same scenario, below). Checks that nothing is lost: every change in the final
 # tree and in the cache.
 #   bench/concurrency.sh          # N=1000 CLIENTS=8 COMMITS=10
+#   SKILLSD=path/to/skillsd bench/concurrency.sh   # a binary built already
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
@@ -12,8 +13,8 @@ N=${N:-1000}
 export CONC_CLIENTS=${CLIENTS:-8} CONC_COMMITS=${COMMITS:-10}
 SK_PORT=${SK_PORT:-2292}
 SK_ROOT=${SK_ROOT:-/tmp/skillsd-conc}
-(cd "$ROOT" && cargo build --release -q)
-SKILLSD=$ROOT/target/release/skillsd
+source "$ROOT/bench/lib.sh"
+bench_binary  # SKILLSD=path/to/skillsd: a binary built already
 
 bash "$ANCHOR/setup.sh"
 IMPORT_ONLY=1 bash "$ANCHOR/bench.sh" "$N"

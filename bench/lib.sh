@@ -1,5 +1,18 @@
 # Shared by the bench scripts that run skillsd on their own (sourced, not run).
 
+# bench_binary [PROFILE]: SKILLSD as given (a binary built already: a clean checkout
+# need not build to measure one), else built here with cargo's PROFILE (`release`
+# unless given); an absolute path either way.
+bench_binary() {
+  local profile=${1:-release}
+  if [ -z "${SKILLSD:-}" ]; then
+    (cd "$ROOT" && CARGO_INCREMENTAL=0 cargo build -q --profile "$profile" --bin skillsd)
+    SKILLSD=$ROOT/target/$profile/skillsd
+  fi
+  [ -x "$SKILLSD" ] || { echo "no skillsd binary at $SKILLSD" >&2; exit 1; }
+  SKILLSD=$(cd "$(dirname "$SKILLSD")" && pwd)/$(basename "$SKILLSD")
+}
+
 # bench_client WORK NAME: a fresh WORK directory with a client key, and the git
 # client's environment (its SSH command, author and committer).
 bench_client() {

@@ -5,6 +5,7 @@
 # once with it off (SKILLSD_GC_PACKS=0) to see what it saves.
 #
 #   bench/packs.sh                   # N=1000 PUSHES=1000
+#   SKILLSD=path/to/skillsd bench/packs.sh   # a binary built already
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ANCHOR=${ANCHOR:-$(cd "$ROOT/../shared/anchors/stock-git-ssh" && pwd)}
@@ -13,8 +14,8 @@ PUSHES=${PUSHES:-1000}
 RUNS=${RUNS:-10}
 PORT=${PORT:-2291}
 BASE=${BASE:-/tmp/skillsd-packs}
-(cd "$ROOT" && cargo build --release -q)
-SKILLSD=$ROOT/target/release/skillsd
+source "$ROOT/bench/lib.sh"
+bench_binary  # SKILLSD=path/to/skillsd: a binary built already
 command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
 
 run_case() {  # label gc_packs

@@ -9,6 +9,7 @@
 # uploading the pack, PostgreSQL, the git client, the rest.
 #
 #   bench/profile.sh                 # N=10000 RUNS=5
+#   SKILLSD=target/profiling/skillsd bench/profile.sh   # built already (profile `profiling`)
 #
 # Needs perf (Debian's linux-perf; cpu-clock sampling, hardware counters are not
 # needed) and inferno (cargo install inferno). Builds with the `profiling` profile:
@@ -23,8 +24,8 @@ WORK=${WORK:-/var/tmp/skillsd-profile}
 PORT=${PORT:-2390}
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >/dev/null
 command -v inferno-flamegraph >/dev/null || cargo install -q --locked inferno
-(cd "$ROOT" && cargo build -q --profile profiling)
-SKILLSD=$ROOT/target/profiling/skillsd
+source "$ROOT/bench/lib.sh"
+bench_binary profiling  # SKILLSD=path/to/skillsd: one built already (with line tables)
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 chmod 755 "$WORK"  # the private PostgreSQL runs as `postgres` when this runs as root

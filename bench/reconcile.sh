@@ -7,6 +7,7 @@
 # exits, and skillsd's own CPU time for the command (user + system: steadier than the
 # wall clock on a shared machine). Then checks every vector against PostgreSQL's own.
 #   bench/reconcile.sh            # N=100000 RUNS=3
+#   SKILLSD=path/to/skillsd bench/reconcile.sh   # a binary built already
 #   AB="old/skillsd new/skillsd" bench/reconcile.sh
 #                                 # A/B: RUNS runs of each binary, alternating on the
 #                                 # same data (the first one serves and imports)
@@ -23,8 +24,8 @@ if [ -n "${AB:-}" ]; then
   read -r -a BINS <<< "$AB"
   SKILLSD=${BINS[0]}
 else
-  (cd "$ROOT" && cargo build -q --profile "$PROFILE")
-  SKILLSD=$ROOT/target/$PROFILE/skillsd
+  source "$ROOT/bench/lib.sh"
+  bench_binary "$PROFILE"  # SKILLSD=path/to/skillsd: a binary built already
   BINS=("$SKILLSD")
 fi
 # The last run's data goes before this one starts (a run leaves ~3 GB).
