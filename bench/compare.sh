@@ -5,6 +5,7 @@
 #
 #   bench/compare.sh                 # N=10000 skills, RUNS=10 hyperfine runs
 #   N=1000 RUNS=15 bench/compare.sh
+#   SKILLSD=path/to/skillsd bench/compare.sh   # a binary built already
 #
 # Prints a Markdown table (medians in ms, ratio skillsd/stock) and writes it to
 # bench/results-N.md. The push of 1,000 is also measured against its floor (the same
@@ -20,8 +21,8 @@ SK_PORT=${SK_PORT:-2290}
 /usr/bin/python3 -c "import matplotlib" 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-matplotlib >/dev/null
 SK_ROOT=${SK_ROOT:-/tmp/skillsd-bench}
 
-(cd "$ROOT" && cargo build --release -q)
-SKILLSD=$ROOT/target/release/skillsd
+source "$ROOT/bench/lib.sh"
+bench_binary  # SKILLSD=path/to/skillsd: a binary built already
 
 bash "$ANCHOR/setup.sh"
 IMPORT_ONLY=1 bash "$ANCHOR/bench.sh" "$N" 2> >(tee /tmp/skillsd-bench-import.log >&2)
