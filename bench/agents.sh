@@ -32,16 +32,12 @@ for tool in wrk "$NGINX" python3 curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install wrk nginx-light)" >&2; exit 1; }
 done
 
-if [ -z "${SKILLSD:-}" ]; then
-  (cd "$ROOT" && CARGO_INCREMENTAL=0 cargo build --release -q)
-  SKILLSD=$ROOT/target/release/skillsd
-fi
-SKILLSD=$(cd "$(dirname "$SKILLSD")" && pwd)/$(basename "$SKILLSD")
+source "$ROOT/bench/lib.sh"
+bench_binary  # or a binary given as SKILLSD=...
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-source "$ROOT/bench/lib.sh"
 bench_client "$WORK" bench  # (nginx, too, runs unprivileged in WORK)
 
 # N agent skills, each skills/<name>/SKILL.md, in one commit. Words from a fixed

@@ -20,10 +20,8 @@ WORK=${WORK:-/tmp/skillsd-nodes-bench}
 BASE_PORT=${BASE_PORT:-2400}
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
-if [ -z "${SKILLSD:-}" ]; then  # or a binary given as SKILLSD=...
-  (cd "$ROOT" && cargo build --release -q)
-  SKILLSD=$ROOT/target/release/skillsd
-fi
+source "$ROOT/bench/lib.sh"
+bench_binary  # or a binary given as SKILLSD=...
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

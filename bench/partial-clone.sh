@@ -22,11 +22,8 @@ PORT=${PORT:-2293}
 HPORT=${HPORT:-5093}
 BASE=${BASE:-/tmp/skillsd-partial}
 GIT=${GIT:-git}
-if [ -z "${SKILLSD:-}" ]; then
-  (cd "$ROOT" && cargo build --release -q)
-  SKILLSD=$ROOT/target/release/skillsd
-fi
-SKILLSD=$(cd "$(dirname "$SKILLSD")" && pwd)/$(basename "$SKILLSD")
+source "$ROOT/bench/lib.sh"
+bench_binary  # or a binary given as SKILLSD=...
 
 [ -d "$BASE" ] && mv "$BASE" "$BASE.old-$(date +%s%N)"
 mkdir -p "$BASE"

@@ -24,12 +24,9 @@ N=${N:-10000}
 RUNS=${RUNS:-8}
 WORK=${WORK:-/var/tmp/skillsd-timeline}
 PORT=${PORT:-2391}
-if [ -z "${SKILLSD:-}" ]; then
-  (cd "$ROOT" && cargo build --release -q)
-  SKILLSD=$ROOT/target/release/skillsd
-fi
-
 source "$ROOT/bench/lib.sh"
+bench_binary  # or a binary given as SKILLSD=...
+
 bench_client "$WORK" timeline
 SEED=$WORK/seed
 bench_seed "$SEED" "$N"
