@@ -223,7 +223,8 @@ mod tests {
     #[test]
     fn asks_in_a_burst_are_served_by_one_trim_after_the_quiet_time() {
         let _serial = serial();
-        // Nothing else in the library's unit tests asks for a trim.
+        // Nothing in the library's unit tests asks for a trim but this module's
+        // tests, which run one at a time.
         let first = trims();
         release_soon();
         assert!(trimmed_after(first), "a first ask is served");
