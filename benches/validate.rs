@@ -225,6 +225,7 @@ fn measure(
             &mut |_| {},
             &never,
             known,
+            None,
         );
         times.push(started.elapsed());
         problems = verdict.problems;

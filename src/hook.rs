@@ -179,6 +179,7 @@ pub fn pre_receive(
         &mut progress,
         &never,
         None,
+        None,
     );
     let mut text = String::new();
     for note in &verdict.notes {

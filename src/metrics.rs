@@ -113,6 +113,8 @@ pub struct Metrics {
     mirror_pushes: [AtomicU64; 2],
     /// Webhook delivery attempts: [delivered, failed].
     webhook_attempts: [AtomicU64; 2],
+    /// Files pushes checked: [as the pack streamed in, read after it].
+    files_checked: [AtomicU64; 2],
 }
 
 impl Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
             connections_refused: AtomicU64::new(0),
             mirror_pushes: [const { AtomicU64::new(0) }; 2],
             webhook_attempts: [const { AtomicU64::new(0) }; 2],
+            files_checked: [const { AtomicU64::new(0) }; 2],
         }
     }
 }
@@ -174,6 +177,11 @@ impl Metrics {
     }
     pub fn webhook_failed(&self) {
         self.webhook_attempts[1].fetch_add(1, Relaxed);
+    }
+    /// A push's files checked: `streaming` as its pack came, `after` read from it.
+    pub fn files_checked(&self, streaming: usize, after: usize) {
+        self.files_checked[0].fetch_add(streaming as u64, Relaxed);
+        self.files_checked[1].fetch_add(after as u64, Relaxed);
     }
     pub fn fetch(&self) {
         self.fetches.fetch_add(1, Relaxed);
@@ -246,6 +254,22 @@ impl Metrics {
             "Webhook delivery attempts by this process, by result.",
             "counter",
             pair(&self.webhook_attempts, "delivered", "failed"),
+        );
+        series(
+            &mut o,
+            "skillsd_push_files_checked_total",
+            "Files pushes checked, by when: as the pack streamed in, or read after it.",
+            "counter",
+            vec![
+                (
+                    "{when=\"streaming\"}".to_string(),
+                    self.files_checked[0].load(Relaxed).to_string(),
+                ),
+                (
+                    "{when=\"after\"}".to_string(),
+                    self.files_checked[1].load(Relaxed).to_string(),
+                ),
+            ],
         );
         for (name, help, kind, value) in self.unlabelled() {
             series(&mut o, name, help, kind, vec![(String::new(), value)]);
@@ -401,13 +425,15 @@ mod tests {
         m.push_accepted();
         m.push_refused(Reason::Stale);
         m.validation_errors(3);
+        m.files_checked(2, 1);
         m.fetch();
         m.sync_took(std::time::Duration::from_millis(30));
         assert_eq!(m.render(), EXPOSITION);
     }
 
     /// What scrapers read of [`Metrics::new`] after two accepted pushes, one stale,
-    /// three problems, one fetch and a cache sync of 30 ms.
+    /// three problems, three files checked (two as the pack came), one fetch and a
+    /// cache sync of 30 ms.
     const EXPOSITION: &str = r#"# HELP skillsd_pushes_total Pushes by result.
 # TYPE skillsd_pushes_total counter
 skillsd_pushes_total{result="accepted"} 2
@@ -431,6 +457,10 @@ skillsd_mirror_pushes_total{result="failed"} 0
 # TYPE skillsd_webhook_attempts_total counter
 skillsd_webhook_attempts_total{result="delivered"} 0
 skillsd_webhook_attempts_total{result="failed"} 0
+# HELP skillsd_push_files_checked_total Files pushes checked, by when: as the pack streamed in, or read after it.
+# TYPE skillsd_push_files_checked_total counter
+skillsd_push_files_checked_total{when="streaming"} 2
+skillsd_push_files_checked_total{when="after"} 1
 # HELP skillsd_connections_refused_total Connections closed at once because the connection cap was reached.
 # TYPE skillsd_connections_refused_total counter
 skillsd_connections_refused_total 0

@@ -87,6 +87,16 @@ where
     Ok(parts.into_iter().flat_map(|(_, out)| out).collect())
 }
 
+/// Makes the calling thread run only on a core that would otherwise idle (Linux's
+/// `SCHED_IDLE`): work done ahead of need, which must not slow what is needed now.
+/// Returns whether the scheduler took it.
+pub fn only_when_idle() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` with pid 0 changes the calling thread's policy;
+    // `param` lives across the call.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

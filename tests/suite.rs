@@ -56,6 +56,7 @@ mod shallow;
 mod shutdown;
 mod signed_commits;
 mod ssh_commands;
+mod streaming_checks;
 mod upstream_push;
 mod versions;
 mod web;

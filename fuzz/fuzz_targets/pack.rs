@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     let never = AtomicBool::new(false);
-    if quarantine.index(&repo, data, &limits, &never).is_err() {
+    if quarantine.index(&repo, data, &limits, &never, None).is_err() {
         return;
     }
     let Ok(view) = quarantine.view(&repo) else {

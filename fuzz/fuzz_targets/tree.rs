@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         max_pack_bytes: 1 << 22,
         pack: Default::default(),
     };
-    if quarantine.index(&repo, &pack[..], &limits, &never).is_err() {
+    if quarantine.index(&repo, &pack[..], &limits, &never, None).is_err() {
         return;
     }
     let Ok(view) = quarantine.view(&repo) else {

@@ -27,6 +27,9 @@ pub struct Parsed {
     /// The digests of those files' bytes: a lone skill file's version digest
     /// ([`super::versions::Digests`]), whatever the rules.
     pub digests: super::versions::Digests,
+    /// Full-text vectors already made of some of those skills (`None` inside: skillsd
+    /// cannot compute that one, [`super::vector`]).
+    pub vectors: HashMap<(String, ObjectId), Option<SearchVector>>,
 }
 
 impl Parsed {
@@ -43,14 +46,28 @@ impl Parsed {
         }
     }
 
+    /// Keeps the full-text vector made of the skill kept for `blob` at `path`.
+    pub fn keep_vector(&mut self, path: &str, blob: ObjectId, search: Option<SearchVector>) {
+        if self.vectors.len() < Self::MAX {
+            self.vectors.insert((path.to_string(), blob), search);
+        }
+    }
+
     /// The skills, if they were validated under the rules `tree` and `rules` make.
-    fn under(&self, tree: &gix::Tree<'_>, rules: &Rules) -> Option<&Known> {
-        (self.rules == commit_tree::fingerprint(tree, rules)).then_some(&self.skills)
+    fn under(&self, tree: &gix::Tree<'_>, rules: &Rules) -> Option<Known<'_>> {
+        (self.rules == commit_tree::fingerprint(tree, rules)).then_some(Known {
+            skills: &self.skills,
+            vectors: &self.vectors,
+        })
     }
 }
 
-/// Validated skills by path and blob.
-pub(crate) type Known = HashMap<(String, ObjectId), Skill>;
+/// Validated skills by path and blob, and the vectors made of some of them.
+#[derive(Clone, Copy)]
+pub(crate) struct Known<'p> {
+    skills: &'p HashMap<(String, ObjectId), Skill>,
+    vectors: &'p HashMap<(String, ObjectId), Option<SearchVector>>,
+}
 
 /// A skill read from the tree: what its cache row is made of.
 #[derive(Debug, Clone)]
@@ -68,12 +85,7 @@ pub struct Row {
 
 impl Row {
     pub fn new(skill: Skill, blob: ObjectId) -> Row {
-        let search = search_vector(
-            &skill.title,
-            skill.description.as_deref(),
-            &skill.tags,
-            &skill.body,
-        );
+        let search = vector_of(&skill);
         Row {
             skill,
             blob,
@@ -81,6 +93,16 @@ impl Row {
             digest: None,
         }
     }
+}
+
+/// A skill's full-text vector, when skillsd can compute it ([`super::vector`]).
+pub fn vector_of(skill: &Skill) -> Option<SearchVector> {
+    search_vector(
+        &skill.title,
+        skill.description.as_deref(),
+        &skill.tags,
+        &skill.body,
+    )
 }
 
 /// One operation on the cache.
@@ -148,12 +170,12 @@ pub fn between(
     };
     let known = parsed.and_then(|p| p.under(&new_tree, &rules));
     if from.is_some()
-        && let Some(ops) = when_rules_changed(repo, &rules, &old_tree, &new_tree, known)?
+        && let Some(ops) = when_rules_changed(repo, &rules, &old_tree, &new_tree, known.as_ref())?
     {
         return Ok(ops);
     }
     let (mut ops, jobs) = diff_jobs(repo, &rules, &old_tree, &new_tree)?;
-    ops.extend(load_all(repo, &rules, jobs, known));
+    ops.extend(load_all(repo, &rules, jobs, known.as_ref()));
     Ok(ops)
 }
 
@@ -297,8 +319,16 @@ pub(crate) struct Job {
 
 impl Job {
     fn run(&self, repo: &gix::Repository, rules: &Rules, known: Option<&Known>) -> Op {
-        let op = |make| match known.and_then(|k| k.get(&(self.path.clone(), self.blob))) {
-            Some(skill) => made(rules, skill.clone(), self.blob, None, make),
+        let key = (self.path.clone(), self.blob);
+        let op = |make: fn(Row) -> Op| match known.and_then(|k| k.skills.get(&key).map(|s| (s, k)))
+        {
+            Some((skill, k)) => match k.vectors.get(&key) {
+                Some(search) => make(Row {
+                    search: search.clone(),
+                    ..row_of(rules, skill.clone(), self.blob, None)
+                }),
+                None => made(rules, skill.clone(), self.blob, None, make),
+            },
             None => load(repo, rules, &self.path, self.blob, make),
         };
         match &self.make {
@@ -395,20 +425,31 @@ pub(crate) fn load(
 /// A validated skill's operation.
 fn made(
     rules: &Rules,
-    mut skill: Skill,
+    skill: Skill,
     blob: ObjectId,
     digest: Option<String>,
     make: fn(Row) -> Op,
 ) -> Op {
+    let row = row_of(rules, skill, blob, digest);
+    make(Row {
+        search: vector_of(&row.skill),
+        ..row
+    })
+}
+
+/// A skill's row but for its vector (`search` left `None`).
+fn row_of(rules: &Rules, mut skill: Skill, blob: ObjectId, digest: Option<String>) -> Row {
     // Under review the lifecycle is the change's: what is on the branch is
     // published, unless the skill itself says it is archived.
     if rules.review.enabled() && skill.status != crate::skills::Status::Archived {
         skill.status = crate::skills::Status::Published;
     }
-    make(Row {
+    Row {
+        skill,
+        blob,
+        search: None,
         digest,
-        ..Row::new(skill, blob)
-    })
+    }
 }
 
 /// The rules of `commit` and every skill file in its tree: path → blob id.

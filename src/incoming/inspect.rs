@@ -23,10 +23,15 @@
 //! small whatever the pack holds (16 bytes per entry for the chain depths). The cost
 //! is one extra inflate pass, small beside the indexer's own work (inflate, SHA-1,
 //! delta resolution).
+//!
+//! A [`Tap`] may take a copy of what entries inflate to as they pass (within a budget
+//! of bytes held at once): the push validates its files from it while the rest of the
+//! pack streams in ([`super::arriving`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Default largest object (blob, tree, commit, or a delta's result), inflated.
@@ -136,6 +141,79 @@ struct Body {
     /// A delta's first inflated bytes: its base and result sizes.
     delta_head: Vec<u8>,
     delta_checked: bool,
+    /// What the entry inflates to, for the tap (when it takes this entry).
+    tapped: Option<(Vec<u8>, Held)>,
+}
+
+/// A copy of each entry as it is inflated, sent to whoever reads the other end while
+/// the pack still streams (entries up to `max_object` bytes, while the copies not yet
+/// dropped stay within `max_held` bytes; past that, entries pass untapped).
+pub struct Tap {
+    sender: std::sync::mpsc::Sender<Arrived>,
+    held: Arc<AtomicUsize>,
+    max_held: usize,
+    max_object: u64,
+}
+
+/// One entry of the pack as it arrived: a whole object (`kind` 1 commit, 2 tree, 3
+/// blob, 4 tag) or a delta (6, 7) on `base`, with what it inflates to.
+pub struct Arrived {
+    /// Its place among the pack's entries.
+    pub index: u32,
+    pub kind: u8,
+    pub base: Option<ArrivedBase>,
+    pub data: Vec<u8>,
+    /// Counts `data` against the tap's budget until it is dropped.
+    pub held: Held,
+}
+
+/// The object a delta builds on.
+#[derive(Debug, Clone, Copy)]
+pub enum ArrivedBase {
+    /// The entry at this place in the pack.
+    Entry(u32),
+    /// An object named by id (in the pack or, for a thin pack, in the repository).
+    Id(gix::ObjectId),
+}
+
+/// Bytes counted against a tap's budget while this lives.
+pub struct Held {
+    bytes: usize,
+    counter: Arc<AtomicUsize>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Tap {
+    /// A tap and its other end.
+    pub fn new(max_held: usize, max_object: u64) -> (Tap, std::sync::mpsc::Receiver<Arrived>) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let tap = Tap {
+            sender,
+            held: Arc::new(AtomicUsize::new(0)),
+            max_held,
+            max_object,
+        };
+        (tap, receiver)
+    }
+
+    /// Room for an entry of `size` bytes: its budget taken, or `None`.
+    fn take(&self, size: u64) -> Option<(Vec<u8>, Held)> {
+        if size > self.max_object {
+            return None;
+        }
+        let size = size as usize;
+        let before = self.held.fetch_add(size, Ordering::Relaxed);
+        let held = Held {
+            bytes: size,
+            counter: self.held.clone(),
+        };
+        (before + size <= self.max_held).then(|| (Vec::with_capacity(size), held))
+    }
 }
 
 const OBJ_OFS_DELTA: u8 = 6;
@@ -161,6 +239,7 @@ pub struct Inspector<R> {
     inflated: u64,
     scratch: Vec<u8>,
     findings: Arc<Mutex<Findings>>,
+    tap: Option<Tap>,
 }
 
 impl<R: Read> Inspector<R> {
@@ -181,7 +260,14 @@ impl<R: Read> Inspector<R> {
             inflated: 0,
             scratch: vec![0; 64 * 1024],
             findings: Arc::new(Mutex::new(Findings::default())),
+            tap: None,
         }
+    }
+
+    /// The same inspector, sending a copy of each entry through `tap`.
+    pub fn tapped(mut self, tap: Tap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// What the inspector found (complete once the indexer is done with the reader).
@@ -336,6 +422,7 @@ impl<R: Read> Inspector<R> {
             ));
         }
         self.entries.push((start, depth));
+        let tapped = self.tap.as_ref().and_then(|t| t.take(size));
         Ok(Some(Body {
             kind,
             declared: size,
@@ -343,6 +430,7 @@ impl<R: Read> Inspector<R> {
             inflater: flate2::Decompress::new(true),
             delta_head: Vec::new(),
             delta_checked: false,
+            tapped,
         }))
     }
 
@@ -402,6 +490,9 @@ impl<R: Read> Inspector<R> {
                 body.declared
             ));
         }
+        if let Some((copy, _)) = &mut body.tapped {
+            copy.extend_from_slice(&self.scratch[..produced]);
+        }
         let is_delta = body.kind == OBJ_OFS_DELTA || body.kind == OBJ_REF_DELTA;
         if is_delta && !body.delta_checked {
             let take = produced.min(20usize.saturating_sub(body.delta_head.len()));
@@ -426,6 +517,26 @@ impl<R: Read> Inspector<R> {
                 }
                 if is_delta && !body.delta_checked {
                     return Err(format!("entry {index} is a truncated delta"));
+                }
+                if let Some((data, held)) = body.tapped.take() {
+                    let base = body.base.map(|b| match b {
+                        Base::Entry(i) => ArrivedBase::Entry(i as u32),
+                        Base::Id(id) => ArrivedBase::Id(gix::ObjectId::from_bytes_or_panic(&id)),
+                    });
+                    let arrived = Arrived {
+                        index,
+                        kind: body.kind,
+                        base,
+                        data,
+                        held,
+                    };
+                    if self
+                        .tap
+                        .as_ref()
+                        .is_some_and(|t| t.sender.send(arrived).is_err())
+                    {
+                        self.tap = None; // nobody reads the other end any more
+                    }
                 }
                 self.seen += 1;
                 self.state = if self.seen == self.objects {

@@ -4,6 +4,7 @@
 //! allocated. A module of its own so that the push ([`crate::receive`]) and pack
 //! maintenance ([`crate::maintenance`]) share it without depending on each other.
 
+pub mod arriving;
 pub mod fsck;
 pub mod inspect;
 pub mod quarantine;

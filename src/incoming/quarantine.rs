@@ -50,15 +50,16 @@ impl Quarantine {
     }
 
     /// Indexes the pack on `input` into the quarantine (a thin pack completed from
-    /// `repo`'s objects), as it streams, through the [`Inspector`] and a byte limit.
-    /// `cancel` interrupts the indexer. The error is the refusal in words for the
-    /// pusher (one line).
+    /// `repo`'s objects), as it streams, through the [`Inspector`] (with `tap` on it,
+    /// if given) and a byte limit. `cancel` interrupts the indexer. The error is the
+    /// refusal in words for the pusher (one line).
     pub fn index<R: Read>(
         &self,
         repo: &gix::Repository,
         input: R,
         limits: &IndexLimits,
         cancel: &AtomicBool,
+        tap: Option<inspect::Tap>,
     ) -> Result<(), String> {
         let exceeded = Arc::new(AtomicBool::new(false));
         let reader = Limited {
@@ -66,7 +67,10 @@ impl Quarantine {
             left: limits.max_pack_bytes,
             exceeded: exceeded.clone(),
         };
-        let inspector = Inspector::new(reader, limits.pack);
+        let mut inspector = Inspector::new(reader, limits.pack);
+        if let Some(tap) = tap {
+            inspector = inspector.tapped(tap);
+        }
         let findings = inspector.findings();
         let mut buffered = BufReader::with_capacity(64 * 1024, inspector);
         let result = gix_pack::Bundle::write_to_directory(

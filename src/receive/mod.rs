@@ -88,8 +88,9 @@ pub fn serve<R: Read>(
     let current: HashMap<String, ObjectId> =
         refs.refs.iter().map(|r| (r.name.clone(), r.oid)).collect();
 
-    let received = receive_pack(ctx, &req.commands, input.into_inner())?;
-    let mut checked = check_push(ctx, &req, &current, &received, &mut sb)?;
+    let mut received = receive_pack(ctx, &req.commands, input.into_inner())?;
+    let early = received.early.take();
+    let mut checked = check_push(ctx, &req, &current, &received, early, &mut sb)?;
     say_problems(&checked.problems, &mut sb)?;
     if req.push_options.iter().any(|o| o == "dry-run") {
         dry_run(&mut checked.results, &mut sb)?;
@@ -117,6 +118,7 @@ fn store_and_answer(
         parsed,
         view,
         check_ms,
+        early_checked,
     } = checked;
     let commands = &req.commands;
     let storing = std::time::Instant::now();
@@ -182,6 +184,7 @@ fn store_and_answer(
         pack_first_byte_ms = received.arrival.first_ms,
         pack_last_byte_ms = received.arrival.last_ms,
         check_ms,
+        early_checked,
         store_ms,
         duration_ms = clock.elapsed().as_millis() as u64,
         "push"
@@ -323,6 +326,8 @@ struct Received {
     pack_ms: u64,
     /// When the pack's bytes came, from the stage's start.
     arrival: arrival::Arrival,
+    /// The files validated as the pack streamed in ([`pre_receive::early`]).
+    early: Option<pre_receive::early::Early>,
 }
 
 /// Stage 1: the pack (absent when every command is a deletion) streamed into a
@@ -332,12 +337,25 @@ fn receive_pack(ctx: &Context, commands: &[Command], input: impl Read) -> Result
     let quarantine = Quarantine::create(&ctx.repo).map_err(ProtocolError::git)?;
     let mut unpack_error = None;
     let mut input = arrival::Timed::new(input, receiving);
+    let mut early = None;
     if commands.iter().any(|c| !c.is_delete()) {
         let limits = quarantine::IndexLimits {
             max_pack_bytes: ctx.policy.max_pack_bytes,
             pack: ctx.policy.pack,
         };
-        if let Err(msg) = quarantine.index(&ctx.repo, &mut input, &limits, &ctx.cancel) {
+        // While the client's pack-objects counts and the pack streams in, the files
+        // it brings are validated as they come (with the default branch's rules).
+        let tap = pre_receive::early::start(
+            &ctx.repo,
+            &ctx.default_branch,
+            ctx.policy.max_file_bytes,
+            ctx.cancel.clone(),
+        )
+        .map(|(tap, thread)| {
+            early = Some(thread);
+            tap
+        });
+        if let Err(msg) = quarantine.index(&ctx.repo, &mut input, &limits, &ctx.cancel, tap) {
             tracing::info!(error = %msg, "pack refused");
             unpack_error = Some(msg);
         }
@@ -347,6 +365,7 @@ fn receive_pack(ctx: &Context, commands: &[Command], input: impl Read) -> Result
         unpack_error,
         pack_ms: receiving.elapsed().as_millis() as u64,
         arrival: input.arrival(),
+        early,
     })
 }
 
@@ -361,6 +380,8 @@ struct Checked {
     /// The view the checks read (and cached trees of), for the store to read on.
     view: Option<gix::Repository>,
     check_ms: u64,
+    /// Files checked while the pack streamed in.
+    early_checked: usize,
 }
 
 /// Stage 2, pre-receive: every command checked against the quarantined objects
@@ -370,6 +391,7 @@ fn check_push(
     req: &commands::Request,
     current: &HashMap<String, ObjectId>,
     received: &Received,
+    early: Option<pre_receive::early::Early>,
     sb: &mut SideBand<'_>,
 ) -> Result<Checked> {
     let commands = &req.commands;
@@ -384,6 +406,7 @@ fn check_push(
         parsed: Default::default(),
         view: None,
         check_ms: 0,
+        early_checked: 0,
     };
     if let Some(err) = &received.unpack_error {
         sb.message(&format!("error: the pack could not be read: {err}\n"))?;
@@ -416,11 +439,13 @@ fn check_push(
             &mut progress,
             &ctx.cancel,
             Some(&ctx.repo),
+            early,
         )
     };
     for note in &verdict.notes {
         sb.message(&format!("{note}\n"))?;
     }
+    crate::metrics::METRICS.files_checked(verdict.early_used, verdict.read_after);
     Ok(Checked {
         results: verdict.rejections,
         problems: verdict.problems,
@@ -428,6 +453,7 @@ fn check_push(
         proposal,
         view: Some(view),
         check_ms: checking.elapsed().as_millis() as u64,
+        early_checked: verdict.early_used,
     })
 }
 

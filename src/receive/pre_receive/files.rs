@@ -227,6 +227,7 @@ pub(super) fn check_files(
     for _ in reads.len()..found.len() {
         meter.tick();
     }
+    let reads = take_early(reads, max_file_bytes, tally, &mut meter, &mut found);
     read_in_parallel(
         view,
         rules,
@@ -322,6 +323,44 @@ fn sort_candidates(rules: &Rules, candidates: Vec<Candidate>, tally: &mut Tally<
     sorted
 }
 
+/// The reads whose results [`super::early`] has, under the rules being checked
+/// against ([`Tally::fingerprint`]), taken from it; returns the others.
+fn take_early(
+    reads: Vec<Read>,
+    max_file_bytes: u64,
+    tally: &mut Tally<'_>,
+    meter: &mut Meter<'_>,
+    found: &mut [Vec<Problem>],
+) -> Vec<Read> {
+    let Some(mut memo) = tally.early_memo() else {
+        return reads;
+    };
+    let mut left = Vec::new();
+    match memo.under(&tally.fingerprint, max_file_bytes) {
+        Some(usable) => {
+            for read in reads {
+                match usable.take(&read.path, read.id, read.executable) {
+                    Some(((mut more, kept), vector)) => {
+                        meter.tick();
+                        tally.early_used += 1;
+                        found[read.slot].append(&mut more);
+                        if let Some((skill, digest)) = kept.filter(|_| tally.keeping) {
+                            tally.parsed.keep(&read.path, read.id, skill, digest);
+                            if let Some(search) = vector {
+                                tally.parsed.keep_vector(&read.path, read.id, search);
+                            }
+                        }
+                    }
+                    None => left.push(read),
+                }
+            }
+        }
+        None => left = reads,
+    }
+    tally.memo = Some(memo);
+    left
+}
+
 /// Reads and validates `reads` on every core (from [`PARALLEL_FROM`] files), each
 /// file's problems into its slot of `found`, the parsed skills kept for the cache.
 fn read_in_parallel(
@@ -338,6 +377,7 @@ fn read_in_parallel(
         .div_ceil(crate::parallel::threads() * 8)
         .clamp(1, 256);
     let keeping = tally.keeping;
+    tally.read_after += reads.len();
     crate::parallel::chunks(
         reads,
         batch,
@@ -381,15 +421,12 @@ pub(super) struct Read {
 
 /// A skill file that validated: the skill, and the digest of its bytes (its version's,
 /// when it is a lone file), kept for the cache.
-type Kept = (crate::skills::Skill, String);
+pub(super) type Kept = (crate::skills::Skill, String);
 
 impl Read {
     /// Its problems, and (when `keep`: the update the cache reads) the skill and its
-    /// bytes' digest when it is a valid skill file. A skill file's size
-    /// comes from the object header before it is read, then its frontmatter, fields
-    /// and text are checked; any other file's text, the whole of it, is checked for
-    /// hidden text and credentials (only files added or changed, all of them when
-    /// the rules changed).
+    /// bytes' digest when it is a valid skill file ([`check_bytes`]). A skill file's
+    /// size comes from the object header before it is read.
     pub(super) fn check(
         &self,
         view: &gix::Repository,
@@ -397,50 +434,86 @@ impl Read {
         max_file_bytes: u64,
         keep: bool,
     ) -> Result<(Vec<Problem>, Option<Kept>), ReadError> {
-        let path = self.path.as_str();
-        if !self.skill {
-            let blob = view.find_blob(self.id)?;
-            let mut problems = rules.validate_other(path, &blob.data);
-            problems.extend(crate::skills::policy::file_problems(
-                &rules.policy,
-                path,
-                crate::skills::policy::skill_folder(rules, path).as_deref(),
-                self.executable,
-                &blob.data,
-            ));
-            return Ok((problems, None));
-        }
-        let header = view.find_header(self.id)?;
-        if header.size() > max_file_bytes {
-            let problem = Problem::new(
-                crate::skills::Check::FileTooLarge,
-                path,
-                format!(
-                    "file is {} bytes, more than the limit of {max_file_bytes}",
-                    header.size()
-                ),
-            )
-            .hint("split the skill into smaller ones, or move large content out of the repository");
-            return Ok((vec![problem], None));
+        if self.skill {
+            let header = view.find_header(self.id)?;
+            if header.size() > max_file_bytes {
+                return Ok((
+                    vec![too_large(&self.path, header.size(), max_file_bytes)],
+                    None,
+                ));
+            }
         }
         let blob = view.find_blob(self.id)?;
-        match rules.validate(path, &blob.data) {
-            Ok(skill) => {
-                let mut problems = skill.warnings.clone();
-                problems.extend(crate::skills::policy::tool_problems(
-                    &rules.policy,
-                    path,
-                    &skill.frontmatter,
-                    &String::from_utf8_lossy(&blob.data),
-                ));
-                // Its version's digest, when it is a lone file: the cache then need
-                // not read it again.
-                let kept = keep.then(|| (skill, crate::artifact::digest(&blob.data)));
-                Ok((problems, kept))
-            }
-            Err(problems) => Ok((problems, None)),
-        }
+        Ok(check_bytes(
+            rules,
+            &self.path,
+            self.skill,
+            self.executable,
+            max_file_bytes,
+            keep,
+            &blob.data,
+        ))
     }
+}
+
+/// One file's checks, on its bytes: a skill file's frontmatter, fields and text; any
+/// other file's text, the whole of it, for hidden text and credentials (only files
+/// added or changed, all of them when the rules changed). The problems, and (when
+/// `keep`) the skill and its bytes' digest when it is a valid skill file. What the
+/// checks read from the quarantine and what [`super::early`] validates as the pack
+/// arrives both come through here.
+pub(super) fn check_bytes(
+    rules: &Rules,
+    path: &str,
+    skill: bool,
+    executable: bool,
+    max_file_bytes: u64,
+    keep: bool,
+    data: &[u8],
+) -> (Vec<Problem>, Option<Kept>) {
+    if !skill {
+        let mut problems = rules.validate_other(path, data);
+        problems.extend(crate::skills::policy::file_problems(
+            &rules.policy,
+            path,
+            crate::skills::policy::skill_folder(rules, path).as_deref(),
+            executable,
+            data,
+        ));
+        return (problems, None);
+    }
+    if data.len() as u64 > max_file_bytes {
+        return (
+            vec![too_large(path, data.len() as u64, max_file_bytes)],
+            None,
+        );
+    }
+    match rules.validate(path, data) {
+        Ok(skill) => {
+            let mut problems = skill.warnings.clone();
+            problems.extend(crate::skills::policy::tool_problems(
+                &rules.policy,
+                path,
+                &skill.frontmatter,
+                &String::from_utf8_lossy(data),
+            ));
+            // Its version's digest, when it is a lone file: the cache then need
+            // not read it again.
+            let kept = keep.then(|| (skill, crate::artifact::digest(data)));
+            (problems, kept)
+        }
+        Err(problems) => (problems, None),
+    }
+}
+
+/// A skill file over the size limit.
+fn too_large(path: &str, size: u64, max_file_bytes: u64) -> Problem {
+    Problem::new(
+        crate::skills::Check::FileTooLarge,
+        path,
+        format!("file is {size} bytes, more than the limit of {max_file_bytes}"),
+    )
+    .hint("split the skill into smaller ones, or move large content out of the repository")
 }
 
 /// Progress lines for long checks: `Checking skills:  45% (4500/10000)` with a carriage

@@ -9,6 +9,7 @@
 //! [`ref_rules`] holds what a ref may be named and which updates it may take;
 //! [`files`] walks what each update changes and validates it.
 
+pub mod early;
 mod files;
 mod ref_rules;
 
@@ -43,6 +44,10 @@ pub struct Verdict {
     /// The skill files of the update the cache reads (the default branch's, or the
     /// change's), as validated here.
     pub parsed: Parsed,
+    /// Files whose checks were done while the pack streamed in ([`early`]), and
+    /// files read from the quarantine and checked after it.
+    pub early_used: usize,
+    pub read_after: usize,
 }
 
 impl Verdict {
@@ -126,6 +131,7 @@ impl Default for Policy {
 /// Runs every check. `view` sees the quarantined objects; `current` gives the refs'
 /// present values; `known` (the repository without the quarantine, when there is one
 /// apart) holds the trees whose entries earlier pushes checked already.
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     view: &gix::Repository,
     commands: &[Command],
@@ -134,6 +140,7 @@ pub fn check(
     progress: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
     known: Option<&gix::Repository>,
+    early: Option<early::Early>,
 ) -> Verdict {
     let default_ref = format!("refs/heads/{}", policy.default_branch);
     let mut verdict = Verdict::default();
@@ -170,6 +177,7 @@ pub fn check(
         hidden: &hidden,
         tally: Tally {
             cancel: Some(cancel),
+            early,
             ..Tally::default()
         },
         signers: None,
@@ -188,6 +196,8 @@ pub fn check(
         return verdict;
     }
     let mut tally = update.tally;
+    verdict.early_used = tally.early_used;
+    verdict.read_after = tally.read_after;
     verdict.notes = std::mem::take(&mut tally.notes);
     verdict.parsed = std::mem::take(&mut tally.parsed);
     let limit = tally.rules_limit.map_or(policy.max_files_per_push, |l| {
@@ -326,6 +336,25 @@ struct Tally<'c> {
     /// Whether the update being checked is the one the cache reads ([`Verdict::parsed`]).
     keeping: bool,
     parsed: Parsed,
+    /// The files validated while the pack streamed in: the thread until the first
+    /// update needs them, then what it validated.
+    early: Option<early::Early>,
+    memo: Option<early::Memo>,
+    /// Files whose results came from it, and files read and checked after the pack.
+    early_used: usize,
+    read_after: usize,
+    /// The fingerprint of the rules the update being checked is checked against.
+    fingerprint: Vec<Option<ObjectId>>,
+}
+
+impl Tally<'_> {
+    /// What [`early`] validated (its thread joined the first time).
+    fn early_memo(&mut self) -> Option<early::Memo> {
+        if let Some(thread) = self.early.take() {
+            self.memo = thread.finish();
+        }
+        self.memo.take()
+    }
 }
 
 /// `skillsd audit`: every file of `tip`'s tree under its rules — the checks a push
@@ -368,8 +397,9 @@ fn validate_update(
         Err(problems) => return Ok(problems),
     };
     let rules = &trees.rules;
+    tally.fingerprint = commit_tree::fingerprint(&trees.new, rules);
     if tally.keeping {
-        tally.parsed.rules = commit_tree::fingerprint(&trees.new, rules);
+        tally.parsed.rules = tally.fingerprint.clone();
     }
     if let Some(limit) = rules.max_files_per_push {
         tally.rules_limit = Some(tally.rules_limit.map_or(limit, |l| l.min(limit)));
