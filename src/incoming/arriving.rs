@@ -52,8 +52,10 @@ const MAX_PENDING_BLOBS: usize = 4096;
 /// Paths longer than this are left to the usual reading (the checks refuse far
 /// shorter ones).
 const MAX_PATH_BYTES: usize = 4096;
-/// Bytes of paths recorded at most (a pack's trees may name many long paths).
+/// Bytes of paths recorded at most (a pack's trees may name many long paths), each
+/// counted with [`PATH_OVERHEAD`] for its place in the maps.
 const MAX_PATHS_BYTES: usize = 16 * 1024 * 1024;
+const PATH_OVERHEAD: usize = 96;
 
 impl Resolver {
     /// `repo` holds the objects a thin pack's deltas may build on.
@@ -237,10 +239,11 @@ impl Resolver {
 impl Resolver {
     /// Whether `path` may be recorded (counted if so).
     fn room_for(&mut self, path: &str) -> bool {
-        if path.len() > MAX_PATH_BYTES || self.path_bytes + path.len() > MAX_PATHS_BYTES {
+        let bytes = path.len() + PATH_OVERHEAD;
+        if path.len() > MAX_PATH_BYTES || self.path_bytes + bytes > MAX_PATHS_BYTES {
             return false;
         }
-        self.path_bytes += path.len();
+        self.path_bytes += bytes;
         true
     }
 }

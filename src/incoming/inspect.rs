@@ -155,6 +155,9 @@ pub struct Tap {
     max_object: u64,
 }
 
+/// What a tapped entry costs beside its bytes, counted against the budget.
+const TAP_ENTRY_OVERHEAD: usize = 256;
+
 /// One entry of the pack as it arrived: a whole object (`kind` 1 commit, 2 tree, 3
 /// blob, 4 tag) or a delta (6, 7) on `base`, with what it inflates to.
 pub struct Arrived {
@@ -201,18 +204,20 @@ impl Tap {
         (tap, receiver)
     }
 
-    /// Room for an entry of `size` bytes: its budget taken, or `None`.
+    /// Room for an entry of `size` bytes: its budget taken, or `None`. Each entry
+    /// counts [`TAP_ENTRY_OVERHEAD`] bytes more (a pack of millions of empty entries
+    /// is millions of messages).
     fn take(&self, size: u64) -> Option<(Vec<u8>, Held)> {
         if size > self.max_object {
             return None;
         }
-        let size = size as usize;
-        let before = self.held.fetch_add(size, Ordering::Relaxed);
+        let bytes = size as usize + TAP_ENTRY_OVERHEAD;
+        let before = self.held.fetch_add(bytes, Ordering::Relaxed);
         let held = Held {
-            bytes: size,
+            bytes,
             counter: self.held.clone(),
         };
-        (before + size <= self.max_held).then(|| (Vec::with_capacity(size), held))
+        (before + bytes <= self.max_held).then(|| (Vec::with_capacity(size as usize), held))
     }
 }
 

@@ -247,3 +247,39 @@ fn headers_are_checked() {
             .contains("invalid type 5")
     );
 }
+
+#[test]
+fn a_tap_copies_each_entry_within_its_budget_and_gives_it_back_when_dropped() {
+    let blobs: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'a' + i; 100]).collect();
+    let data = pack(
+        &blobs
+            .iter()
+            .map(|b| entry(3, b.len() as u64, &deflate(b)))
+            .collect::<Vec<_>>(),
+    );
+    // Room for three entries at once (each counts its bytes and the overhead).
+    let (tap, arrivals) = Tap::new(3 * (100 + TAP_ENTRY_OVERHEAD), 1000);
+    let held = tap.held.clone();
+    let mut r = Inspector::new(&data[..], SMALL).tapped(tap);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert_eq!(out, data, "the bytes pass untouched");
+    drop(r);
+    // Nobody read while the pack passed: the first three were copied, the rest not.
+    let got: Vec<Arrived> = arrivals.iter().collect();
+    assert_eq!(
+        got.iter().map(|a| a.index).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    for a in &got {
+        assert_eq!((a.kind, &a.data), (3, &blobs[a.index as usize]));
+        assert!(a.base.is_none());
+    }
+    assert_eq!(held.load(Ordering::Relaxed), 3 * (100 + TAP_ENTRY_OVERHEAD));
+    drop(got);
+    assert_eq!(
+        held.load(Ordering::Relaxed),
+        0,
+        "dropped copies give their room back"
+    );
+}

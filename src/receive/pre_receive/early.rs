@@ -45,7 +45,8 @@ type Vector = Option<Option<crate::cache::vector::SearchVector>>;
 
 /// The thread validating a push's files as they arrive.
 pub struct Early {
-    handle: std::thread::JoinHandle<Option<Memo>>,
+    /// The thread (taken when it is joined).
+    handle: Option<std::thread::JoinHandle<Option<Memo>>>,
     /// Asks it to stop where it is.
     stop: Arc<AtomicBool>,
 }
@@ -150,20 +151,29 @@ pub fn start(
             })
         })
         .ok()?;
+    let handle = Some(handle);
     Some((tap, Early { handle, stop }))
 }
 
 impl Early {
     /// Stops the thread where it is (the pack is in) and takes what it validated.
-    pub fn finish(self) -> Option<Memo> {
+    pub fn finish(mut self) -> Option<Memo> {
         let waiting = std::time::Instant::now();
         self.stop.store(true, Ordering::Relaxed);
-        let memo = self.handle.join().ok().flatten();
+        let memo = self.handle.take()?.join().ok().flatten();
         tracing::debug!(
             waited_ms = waiting.elapsed().as_millis() as u64,
             "the early checks joined"
         );
         memo
+    }
+}
+
+/// Unused (the push was refused before its files were checked, or it had none): the
+/// thread stops where it is and ends on its own.
+impl Drop for Early {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -207,8 +217,8 @@ mod tests {
 
     impl Early {
         /// Waits for the thread to take every entry sent (the tap is gone).
-        fn wait(self) -> Option<Memo> {
-            self.handle.join().ok().flatten()
+        fn wait(mut self) -> Option<Memo> {
+            self.handle.take()?.join().ok().flatten()
         }
     }
 
