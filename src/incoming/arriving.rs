@@ -307,10 +307,42 @@ fn size_of(bytes: &[u8]) -> Option<(u64, &[u8])> {
     None
 }
 
+/// The pack `git pack-objects --thin` sends for `new` to a repository that has `old`
+/// (the repository at `git_dir` holds both).
+#[cfg(test)]
+pub(crate) fn thin_pack(git_dir: &std::path::Path, old: ObjectId, new: ObjectId) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args([
+            "pack-objects",
+            "--revs",
+            "--thin",
+            "--stdout",
+            "--delta-base-offset",
+            "-q",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(child.stdin.take().unwrap(), "{new}\n^{old}\n").unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+/// `pack` read through an inspector with `tap` on it, to its end.
+#[cfg(test)]
+pub(crate) fn stream_through(pack: &[u8], tap: super::inspect::Tap) {
+    let limits = super::inspect::PackLimits::default();
+    let mut inspector = super::inspect::Inspector::new(pack, limits).tapped(tap);
+    std::io::copy(&mut inspector, &mut std::io::sink()).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incoming::inspect::{Inspector, PackLimits, Tap};
+    use crate::incoming::inspect::Tap;
 
     /// A text of `n` lines, unlike another seed's.
     fn text(seed: usize, n: usize) -> String {
@@ -332,28 +364,8 @@ mod tests {
         old: ObjectId,
         new: ObjectId,
     ) -> (Vec<(String, ObjectId, Vec<u8>)>, usize) {
-        use std::io::Write;
-        let mut child = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(dir)
-            .args([
-                "pack-objects",
-                "--revs",
-                "--thin",
-                "--stdout",
-                "--delta-base-offset",
-                "-q",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        write!(child.stdin.take().unwrap(), "{new}\n^{old}\n").unwrap();
-        let pack = child.wait_with_output().unwrap().stdout;
         let (tap, arrivals) = Tap::new(1 << 30, 1 << 20);
-        let mut inspector = Inspector::new(&pack[..], PackLimits::default()).tapped(tap);
-        std::io::copy(&mut inspector, &mut std::io::sink()).unwrap();
-        drop(inspector);
+        stream_through(&thin_pack(dir, old, new), tap);
         let mut resolver = Resolver::new(repo.clone());
         let mut files = Vec::new();
         let mut deltas = 0;

@@ -213,7 +213,6 @@ impl Memo {
 mod tests {
     use super::*;
     use crate::cache::test_repo;
-    use crate::incoming::inspect::{Inspector, PackLimits};
 
     impl Early {
         /// Waits for the thread to take every entry sent (the tap is gone).
@@ -237,20 +236,8 @@ mod tests {
         )
         .unwrap();
         let (tap, early) = start(&repo, "main", 1 << 20, Arc::new(AtomicBool::new(false))).unwrap();
-        let mut child = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(dir.path())
-            .args(["pack-objects", "--revs", "--thin", "--stdout", "-q"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        write!(child.stdin.take().unwrap(), "{new}\n^{old}\n").unwrap();
-        let pack = child.wait_with_output().unwrap().stdout;
-        let mut inspector = Inspector::new(&pack[..], PackLimits::default()).tapped(tap);
-        std::io::copy(&mut inspector, &mut std::io::sink()).unwrap();
-        drop(inspector);
+        let pack = crate::incoming::arriving::thin_pack(dir.path(), old, new);
+        crate::incoming::arriving::stream_through(&pack, tap);
         let memo = early.wait().unwrap();
         let tree = repo.find_commit(new).unwrap().tree().unwrap();
         let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
