@@ -322,13 +322,15 @@ impl Job {
         let key = (self.path.clone(), self.blob);
         let op = |make: fn(Row) -> Op| match known.and_then(|k| k.skills.get(&key).map(|s| (s, k)))
         {
-            Some((skill, k)) => match k.vectors.get(&key) {
-                Some(search) => make(Row {
-                    search: search.clone(),
-                    ..row_of(rules, skill.clone(), self.blob, None)
-                }),
-                None => made(rules, skill.clone(), self.blob, None, make),
-            },
+            // The vector made with the checks' validation, else made now.
+            Some((skill, k)) => make(Row {
+                search: k
+                    .vectors
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| vector_of(skill)),
+                ..row_of(rules, skill.clone(), self.blob, None)
+            }),
             None => load(repo, rules, &self.path, self.blob, make),
         };
         match &self.make {

@@ -12,7 +12,7 @@
 //!
 //! [`inspect::Tap`]: super::inspect::Tap
 
-use super::inspect::{Arrived, ArrivedBase, Held};
+use super::inspect::{Arrived, Base, Held, varint};
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::objs::Kind;
@@ -31,14 +31,15 @@ pub struct File<'a> {
 /// build on them), where each tree and blob of the pack is.
 pub struct Resolver {
     repo: gix::Repository,
-    /// Trees and commits by their place in the pack (what offset deltas name), with
-    /// their ids, held against the tap's budget: (kind, id, data).
-    kept: HashMap<u32, (Kind, ObjectId, Vec<u8>, Held)>,
-    by_id: HashMap<ObjectId, u32>,
+    /// Trees and commits by their place in the pack (what offset deltas name), held
+    /// against the tap's budget: (kind, data).
+    kept: HashMap<usize, (Kind, Vec<u8>, Held)>,
+    /// Their places by id (what deltas naming their base by id name).
+    by_id: HashMap<ObjectId, usize>,
     /// Where each tree of the pack's commits is, once a parent named it.
     tree_paths: HashMap<ObjectId, String>,
     /// Trees no parent has named yet.
-    pending_trees: HashMap<ObjectId, u32>,
+    pending_trees: HashMap<ObjectId, usize>,
     /// Each blob named so far: its paths and modes.
     blob_paths: HashMap<ObjectId, Vec<(String, EntryMode)>>,
     /// Blobs that came before any tree named them (still held against the budget).
@@ -82,6 +83,7 @@ impl Resolver {
             data,
             held,
         } = arrived;
+        let index = index as usize;
         let Some((kind, data)) = self.resolve(kind, base, data) else {
             return;
         };
@@ -133,12 +135,7 @@ impl Resolver {
     }
 
     /// The object an entry makes: itself, or its delta applied to its base.
-    fn resolve(
-        &self,
-        kind: u8,
-        base: Option<ArrivedBase>,
-        data: Vec<u8>,
-    ) -> Option<(Kind, Vec<u8>)> {
+    fn resolve(&self, kind: u8, base: Option<Base>, data: Vec<u8>) -> Option<(Kind, Vec<u8>)> {
         let Some(base) = base else {
             let kind = match kind {
                 1 => Kind::Commit,
@@ -150,25 +147,27 @@ impl Resolver {
             return Some((kind, data));
         };
         let at = match base {
-            ArrivedBase::Entry(i) => Some(i),
-            ArrivedBase::Id(id) => self.by_id.get(&id).copied(),
+            Base::Entry(at) => at,
+            Base::Id(id) => {
+                let id = ObjectId::from_bytes_or_panic(&id);
+                match self.by_id.get(&id) {
+                    Some(&at) => at,
+                    // A thin pack's base: an object the repository holds (an older
+                    // version of a tree, or of a file the push changes).
+                    None => {
+                        let object = self.repo.try_find_object(id).ok()??;
+                        return Some((object.kind, apply_delta(&object.data, &data)?));
+                    }
+                }
+            }
         };
-        if let Some(at) = at {
-            let (kind, _, base, _) = self.kept.get(&at)?;
-            return Some((*kind, apply_delta(base, &data)?));
-        }
-        // A thin pack's base: an object the repository holds (an older version of a
-        // tree, or of a file the push changes).
-        let ArrivedBase::Id(id) = base else {
-            return None;
-        };
-        let object = self.repo.try_find_object(id).ok()??;
-        Some((object.kind, apply_delta(&object.data, &data)?))
+        let (kind, base, _) = self.kept.get(&at)?;
+        Some((*kind, apply_delta(base, &data)?))
     }
 
-    fn keep(&mut self, index: u32, kind: Kind, id: ObjectId, data: Vec<u8>, held: Held) {
+    fn keep(&mut self, index: usize, kind: Kind, id: ObjectId, data: Vec<u8>, held: Held) {
         self.by_id.insert(id, index);
-        self.kept.insert(index, (kind, id, data, held));
+        self.kept.insert(index, (kind, data, held));
     }
 
     /// A tree's place is known: it, and the trees below it that came already, are
@@ -190,11 +189,11 @@ impl Resolver {
     /// (those that came already handed on); returns its subtrees with their paths.
     fn walk_tree(
         &mut self,
-        index: u32,
+        index: usize,
         path: &str,
         file: &mut dyn FnMut(File<'_>),
     ) -> Vec<(ObjectId, String)> {
-        let Some((_, _, data, _)) = self.kept.get(&index) else {
+        let Some((_, data, _)) = self.kept.get(&index) else {
             return Vec::new();
         };
         let mut subtrees = Vec::new();
@@ -234,9 +233,7 @@ impl Resolver {
         }
         subtrees
     }
-}
 
-impl Resolver {
     /// Whether `path` may be recorded (counted if so).
     fn room_for(&mut self, path: &str) -> bool {
         let bytes = path.len() + PATH_OVERHEAD;
@@ -252,8 +249,9 @@ impl Resolver {
 /// base's and the result's sizes, then copy and insert instructions). `None` when the
 /// delta does not fit the base or is malformed.
 pub fn apply_delta(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
-    let (base_size, rest) = size_of(delta)?;
-    let (result_size, mut rest) = size_of(rest)?;
+    let (base_size, used) = varint(delta)?;
+    let (result_size, more) = varint(&delta[used..])?;
+    let mut rest = &delta[used + more..];
     if base_size != base.len() as u64 || result_size > (1 << 32) {
         return None;
     }
@@ -293,18 +291,6 @@ pub fn apply_delta(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
         }
     }
     (out.len() as u64 == result_size).then_some(out)
-}
-
-/// A delta header's size: 7 bits a byte, least significant first.
-fn size_of(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut size = 0u64;
-    for (i, &b) in bytes.iter().enumerate().take(10) {
-        size |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((size, &bytes[i + 1..]));
-        }
-    }
-    None
 }
 
 /// The pack `git pack-objects --thin` sends for `new` to a repository that has `old`

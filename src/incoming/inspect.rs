@@ -125,9 +125,9 @@ enum State {
 }
 
 /// The object a delta builds on.
-#[derive(Clone, Copy)]
-enum Base {
-    /// The entry at this index of `Inspector::entries`.
+#[derive(Debug, Clone, Copy)]
+pub enum Base {
+    /// The entry at this place among the pack's entries (`Inspector::entries`).
     Entry(usize),
     /// An object named by id (in the pack or, for a thin pack, in the repository).
     Id([u8; 20]),
@@ -164,19 +164,10 @@ pub struct Arrived {
     /// Its place among the pack's entries.
     pub index: u32,
     pub kind: u8,
-    pub base: Option<ArrivedBase>,
+    pub base: Option<Base>,
     pub data: Vec<u8>,
     /// Counts `data` against the tap's budget until it is dropped.
     pub held: Held,
-}
-
-/// The object a delta builds on.
-#[derive(Debug, Clone, Copy)]
-pub enum ArrivedBase {
-    /// The entry at this place in the pack.
-    Entry(u32),
-    /// An object named by id (in the pack or, for a thin pack, in the repository).
-    Id(gix::ObjectId),
 }
 
 /// Bytes counted against a tap's budget while this lives.
@@ -524,14 +515,10 @@ impl<R: Read> Inspector<R> {
                     return Err(format!("entry {index} is a truncated delta"));
                 }
                 if let Some((data, held)) = body.tapped.take() {
-                    let base = body.base.map(|b| match b {
-                        Base::Entry(i) => ArrivedBase::Entry(i as u32),
-                        Base::Id(id) => ArrivedBase::Id(gix::ObjectId::from_bytes_or_panic(&id)),
-                    });
                     let arrived = Arrived {
                         index,
                         kind: body.kind,
-                        base,
+                        base: body.base,
                         data,
                         held,
                     };
@@ -681,8 +668,9 @@ fn delta_sizes(head: &[u8]) -> Option<(u64, u64)> {
     Some((base, result))
 }
 
-/// A delta header's little-endian base-128 size (`None`: incomplete or too long).
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+/// A delta header's little-endian base-128 size (`None`: incomplete or too long),
+/// and the bytes it took.
+pub(super) fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(10) {
         value |= u64::from(b & 0x7f) << (7 * i);

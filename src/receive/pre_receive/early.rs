@@ -1,8 +1,9 @@
 //! The files of a push validated while its pack still streams in.
 //!
 //! A client's `pack-objects` writes a commit, then each tree before the blobs it
-//! names, and the pack takes a while to arrive; meanwhile the server's other core
-//! waits. [`start`] puts a [`Tap`] on the pack's inspector and a thread behind it
+//! names, and the pack takes a while to arrive; meanwhile the server has CPU to spare
+//! (all of it when the client is another machine; on one machine of two cores, what
+//! the client's `pack-objects` and the transport leave). [`start`] puts a [`Tap`] on the pack's inspector and a thread behind it
 //! that resolves the entries into files with their paths
 //! ([`crate::incoming::arriving`]) and checks each file under the roots exactly as
 //! the checks would ([`super::files::check_bytes`]), with the rules of the default
@@ -16,12 +17,10 @@
 //! past the budget, a delta on a base not at hand, the rules changed by the push — is
 //! read from the quarantine as before.
 
-use super::files::{Kept, check_bytes};
-use crate::commit_tree::{self, TreeSource};
+use super::files::{Fingerprint, Kept, check_bytes, rules_of};
 use crate::incoming::arriving::Resolver;
 use crate::incoming::inspect::Tap;
 use crate::skills::Problem;
-use crate::skills::rules::Rules;
 use gix::ObjectId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,7 +52,7 @@ pub struct Early {
 
 /// What it validated, and under which rules.
 pub struct Memo {
-    fingerprint: Vec<Option<ObjectId>>,
+    fingerprint: Fingerprint,
     max_file_bytes: u64,
     results: HashMap<(String, ObjectId, bool), (Checked, Vector)>,
 }
@@ -87,8 +86,7 @@ pub fn start(
             let idle = crate::parallel::only_when_idle();
             let started = std::time::Instant::now();
             let tree = repo.find_commit(tip).ok()?.tree().ok()?;
-            let rules = Rules::load(&TreeSource { tree: tree.clone() }).ok()?;
-            let fingerprint = commit_tree::fingerprint(&tree, &rules);
+            let (rules, fingerprint) = rules_of(&tree).ok()?;
             let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
             let mut resolver = Resolver::new(repo.clone());
             let mut results: HashMap<(String, ObjectId, bool), (Checked, Vector)> = HashMap::new();
@@ -182,10 +180,10 @@ impl Memo {
     /// the same size limit.
     pub(super) fn under(
         &mut self,
-        fingerprint: &[Option<ObjectId>],
+        fingerprint: &Fingerprint,
         max_file_bytes: u64,
     ) -> Option<&mut Self> {
-        (self.fingerprint == fingerprint && self.max_file_bytes == max_file_bytes).then_some(self)
+        (&self.fingerprint == fingerprint && self.max_file_bytes == max_file_bytes).then_some(self)
     }
 
     /// The result for a file, with its vector when it is a valid skill file, taken out
@@ -197,15 +195,6 @@ impl Memo {
         executable: bool,
     ) -> Option<(Checked, Vector)> {
         self.results.remove(&(path.to_string(), id, executable))
-    }
-
-    /// How many results it holds.
-    pub fn len(&self) -> usize {
-        self.results.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.results.is_empty()
     }
 }
 
@@ -240,7 +229,7 @@ mod tests {
         crate::incoming::arriving::stream_through(&pack, tap);
         let memo = early.wait().unwrap();
         let tree = repo.find_commit(new).unwrap().tree().unwrap();
-        let rules = Rules::load(&TreeSource { tree: tree.clone() }).unwrap();
+        let (rules, fingerprint) = rules_of(&tree).unwrap();
         // What reading each pushed file from the repository gives.
         let read: Vec<Checked> = files
             .iter()
@@ -259,7 +248,7 @@ mod tests {
                 })
             })
             .collect();
-        (memo, commit_tree::fingerprint(&tree, &rules), read)
+        (memo, fingerprint, read)
     }
 
     fn blob(text: &str) -> ObjectId {
@@ -283,7 +272,7 @@ mod tests {
         let memo = memo.under(&fingerprint, 1 << 20).expect("the same rules");
         let (good_checked, vector) = memo.take("skills/good.md", blob(good), false).unwrap();
         let (bad_checked, none) = memo.take("skills/bad.md", blob(bad), false).unwrap();
-        assert!(memo.is_empty(), "only files under the roots");
+        assert!(memo.results.is_empty(), "only files under the roots");
         assert_eq!(
             format!("{:?}", [good_checked.clone(), bad_checked.clone()]),
             format!("{read:?}")
@@ -304,7 +293,11 @@ mod tests {
                 Some("layout = \"flat\"\nroots = [\"skills\"]\n"),
             ),
         ]);
-        assert_eq!(memo.len(), 1, "checked under the rules before the push");
+        assert_eq!(
+            memo.results.len(),
+            1,
+            "checked under the rules before the push"
+        );
         assert!(memo.under(&fingerprint, 1 << 20).is_none());
         let (mut memo, fingerprint, _) = memo_of(&[("skills/good.md", Some(skill))]);
         assert!(

@@ -10,8 +10,22 @@ pub(super) struct Trees<'r> {
     pub(super) old: gix::Tree<'r>,
     pub(super) new: gix::Tree<'r>,
     pub(super) rules: std::sync::Arc<Rules>,
+    /// The new tip's rules files ([`commit_tree::fingerprint`]): what names the rules.
+    pub(super) fingerprint: Fingerprint,
     /// `base`'s rules files differ from the new tip's: every skill is checked again.
     pub(super) rules_changed: bool,
+}
+
+/// The ids of a tree's rules files ([`commit_tree::fingerprint`]).
+pub(super) type Fingerprint = Vec<Option<ObjectId>>;
+
+/// The rules `tree` makes, and their fingerprint; the problems when they do not load.
+pub(super) fn rules_of(
+    tree: &gix::Tree<'_>,
+) -> Result<(std::sync::Arc<Rules>, Fingerprint), Vec<Problem>> {
+    let rules = Rules::load(&TreeSource { tree: tree.clone() })?;
+    let fingerprint = commit_tree::fingerprint(tree, &rules);
+    Ok((rules, fingerprint))
 }
 
 impl<'r> Trees<'r> {
@@ -27,26 +41,17 @@ impl<'r> Trees<'r> {
             Some(b) => tree_of(b)?,
             None => view.empty_tree(),
         };
-        let rules = match Rules::load(&TreeSource {
-            tree: new_tree.clone(),
-        }) {
-            Ok(rules) => rules,
+        let (rules, fingerprint) = match rules_of(&new_tree) {
+            Ok(loaded) => loaded,
             Err(problems) => return Ok(Err(problems)),
         };
-        let rules_changed = base.is_some()
-            && match Rules::load(&TreeSource {
-                tree: old_tree.clone(),
-            }) {
-                Ok(old) => {
-                    commit_tree::fingerprint(&old_tree, &old)
-                        != commit_tree::fingerprint(&new_tree, &rules)
-                }
-                Err(_) => true,
-            };
+        let rules_changed =
+            base.is_some() && rules_of(&old_tree).map_or(true, |(_, old)| old != fingerprint);
         Ok(Ok(Trees {
             old: old_tree,
             new: new_tree,
             rules,
+            fingerprint,
             rules_changed,
         }))
     }
@@ -209,13 +214,14 @@ impl Diff {
 /// wait on.
 pub(super) fn check_files(
     view: &gix::Repository,
-    rules: &Rules,
+    trees: &Trees<'_>,
     candidates: Vec<Candidate>,
     tally: &mut Tally<'_>,
     max_file_bytes: u64,
     progress: &mut dyn FnMut(&str),
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<String>, ReadError> {
+    let rules = &trees.rules;
     let max_file_bytes = max_file_bytes.min(rules.max_file_bytes as u64);
     let mut meter = Meter::new("Checking skills", candidates.len(), progress);
     let Sorted {
@@ -227,7 +233,14 @@ pub(super) fn check_files(
     for _ in reads.len()..found.len() {
         meter.tick();
     }
-    let reads = take_early(reads, max_file_bytes, tally, &mut meter, &mut found);
+    let reads = take_early(
+        reads,
+        &trees.fingerprint,
+        max_file_bytes,
+        tally,
+        &mut meter,
+        &mut found,
+    );
     read_in_parallel(
         view,
         rules,
@@ -324,9 +337,10 @@ fn sort_candidates(rules: &Rules, candidates: Vec<Candidate>, tally: &mut Tally<
 }
 
 /// The reads whose results [`super::early`] has, under the rules being checked
-/// against ([`Tally::fingerprint`]), taken from it; returns the others.
+/// against (their fingerprint) and the size limit, taken from it; returns the others.
 fn take_early(
     reads: Vec<Read>,
+    fingerprint: &Fingerprint,
     max_file_bytes: u64,
     tally: &mut Tally<'_>,
     meter: &mut Meter<'_>,
@@ -336,7 +350,7 @@ fn take_early(
         return reads;
     };
     let mut left = Vec::new();
-    match memo.under(&tally.fingerprint, max_file_bytes) {
+    match memo.under(fingerprint, max_file_bytes) {
         Some(usable) => {
             for read in reads {
                 match usable.take(&read.path, read.id, read.executable) {

@@ -343,8 +343,6 @@ struct Tally<'c> {
     /// Files whose results came from it, and files read and checked after the pack.
     early_used: usize,
     read_after: usize,
-    /// The fingerprint of the rules the update being checked is checked against.
-    fingerprint: Vec<Option<ObjectId>>,
 }
 
 impl Tally<'_> {
@@ -397,9 +395,8 @@ fn validate_update(
         Err(problems) => return Ok(problems),
     };
     let rules = &trees.rules;
-    tally.fingerprint = commit_tree::fingerprint(&trees.new, rules);
     if tally.keeping {
-        tally.parsed.rules = tally.fingerprint.clone();
+        tally.parsed.rules = trees.fingerprint.clone();
     }
     if let Some(limit) = rules.max_files_per_push {
         tally.rules_limit = Some(tally.rules_limit.map_or(limit, |l| l.min(limit)));
@@ -439,7 +436,7 @@ fn validate_update(
 
     let mut checked = check_files(
         view,
-        rules,
+        &trees,
         diff.candidates,
         tally,
         max_file_bytes,
