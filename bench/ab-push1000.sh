@@ -30,10 +30,7 @@ bench_serve "$1" "$WORK/seeded/data" "$PORT" "$WORK/seed.log" warn "$WORK/id.pub
 pid=$BENCH_PID
 git -C "$WORK/seed" push -q "$URL" main
 DB="postgres://postgres@localhost/skillsd?host=$WORK/seeded/data/postgres/sock"
-for _ in $(seq 1 600); do  # the import's vectors filled and indexed
-  [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-  sleep 0.1
-done
+bench_indexed "$DB"  # the import's vectors filled and indexed
 git clone -q "$URL" "$WORK/seeded/clone"
 stop() {  # the server, and its private PostgreSQL with it
   kill "$1" 2>/dev/null || true

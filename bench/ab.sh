@@ -58,10 +58,7 @@ for label in old new; do
   URLS[$label]="ssh://git@127.0.0.1:$port/bench.git"
   git -C "$SEED" push -q "${URLS[$label]}" main
   DB="postgres://postgres@localhost/skillsd?host=$D/data/postgres/sock"
-  for _ in $(seq 1 600); do
-    [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-    sleep 0.1
-  done
+  bench_indexed "$DB"
   git clone -q "${URLS[$label]}" "$D/p"
   port=$((port + 1))
 done

@@ -91,10 +91,7 @@ t0=$(date +%s%N)
 git -C "$SEED" push -q "ssh://git@127.0.0.1:$PORT/skills.git" main
 PUSH_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 DB="postgres://postgres@localhost/skillsd?host=$WORK/data/postgres/sock"
-for _ in $(seq 1 1200); do
-  [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-  sleep 0.1
-done
+bench_indexed "$DB" 1200
 PUBLISHED=$(psql -X -qtA "$DB" -c "SELECT count(*) FROM skills WHERE repo = 'skills' AND status = 'PUBLISHED'")
 
 S=http://127.0.0.1:$HPORT

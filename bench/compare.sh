@@ -56,10 +56,7 @@ STOCK_IMPORT_MS=$(sed -n 's/.*initial import push of [0-9]* skills: \([0-9]*\) m
 # vectors skillsd could not compute filled (cache::search): wait for both, so that the
 # measurements below do not share the machine with that work.
 SK_DB="postgres://postgres@localhost/skillsd?host=$SK_DATA/postgres/sock"
-for _ in $(seq 1 600); do
-  [ "$(psql -X -qtA "$SK_DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-  sleep 0.1
-done
+bench_indexed "$SK_DB"
 sleep 1
 SK_IDLE_KB=$(awk '/VmRSS/ {print $2}' "/proc/$SK_PID/status")
 SK_IMPORT_PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SK_PID/status")

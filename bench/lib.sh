@@ -45,3 +45,13 @@ bench_serve() {
   grep -q listening "$log" || { cat "$log" >&2; exit 1; }
   "$bin" user add bench --role writer --key "$key" --data-dir "$data" >/dev/null
 }
+
+# bench_indexed DB [TRIES]: waits (TRIES × 0.1 s at most, 600 by default) until the
+# import's full-text vectors are filled and their index built.
+bench_indexed() {
+  local db=$1 tries=${2:-600}
+  for _ in $(seq 1 "$tries"); do
+    [ "$(psql -X -qtA "$db" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && return 0
+    sleep 0.1
+  done
+}

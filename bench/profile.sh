@@ -52,10 +52,7 @@ serve() {  # a fresh data dir and server; sets URL and DB
   DB="postgres://postgres@localhost/skillsd?host=$d/postgres/sock"
 }
 settle() {  # the full-text vectors filled and indexed, the machine quiet
-  for _ in $(seq 1 600); do
-    [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-    sleep 0.1
-  done
+  bench_indexed "$DB"
   sync; sleep 1
 }
 record() {  # case command...: perf over the whole machine while the command runs,

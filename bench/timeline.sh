@@ -39,10 +39,7 @@ git clone -q --bare "$SEED" "$WORK/floor.git"
 git clone -q "$WORK/floor.git" "$WORK/floor"
 git clone -q "$URL" "$WORK/skillsd"
 DB="postgres://postgres@localhost/skillsd?host=$WORK/data/postgres/sock"
-for _ in $(seq 1 600); do  # the import's vectors filled and indexed
-  [ "$(psql -X -qtA "$DB" -c "SELECT search_pending = 0 AND to_regclass('skills_search_idx') IS NOT NULL FROM skill_sync_health")" = "t" ] && break
-  sleep 0.1
-done
+bench_indexed "$DB"  # the import's vectors filled and indexed
 
 : > "$WORK/runs.tsv"
 for c in $(seq 1 "$RUNS"); do
