@@ -48,6 +48,7 @@ fn push(f: &ChildFixture) -> std::process::Output {
 fn a_push_s_files_are_each_checked_once_as_its_pack_streams_in_or_after() {
     let f = fixture();
     let (streaming, after) = (f.server.metric(STREAMING), f.server.metric(AFTER));
+    let main_before = f.main();
     for i in 0..150 {
         write(&f, &format!("skills/c{}/s-{i}.md", i % 3), &skill(i, ""));
     }
@@ -79,6 +80,12 @@ fn a_push_s_files_are_each_checked_once_as_its_pack_streams_in_or_after() {
         s + a
     };
     assert_eq!(checked(&f), 152.0, "{said}");
+    // Refused: nothing written, neither the branch nor a row.
+    assert_eq!(f.main(), main_before);
+    assert_eq!(
+        f.count("SELECT count(*) FROM skills WHERE slug LIKE 's-%'"),
+        0
+    );
 
     // Mended: accepted, and the cache holds what the checks validated.
     std::fs::remove_file(f.work.join("skills/c0/bad-one.md")).unwrap();
@@ -97,6 +104,7 @@ fn a_push_s_files_are_each_checked_once_as_its_pack_streams_in_or_after() {
 fn files_pushed_with_new_rules_are_checked_under_those_rules() {
     let f = fixture();
     let (streaming, after) = (f.server.metric(STREAMING), f.server.metric(AFTER));
+    let main_before = f.main();
     // The push makes `owner` required, and brings skills without one: checked under
     // the rules of the branch before the push they would pass.
     let schema_path = f.work.join("rules/flat.schema.json");
@@ -126,6 +134,11 @@ fn files_pushed_with_new_rules_are_checked_under_those_rules() {
     );
     assert_eq!(f.server.metric(STREAMING) - streaming, 0.0, "{said}");
     assert!(f.server.metric(AFTER) - after >= 20.0);
+    assert_eq!(f.main(), main_before, "refused: nothing written");
+    assert_eq!(
+        f.count("SELECT count(*) FROM skills WHERE path LIKE 'skills/new/%'"),
+        0
+    );
 
     // With an owner each, accepted; the next push (same rules at both ends) is
     // checked as it streams in again (or after), once.
