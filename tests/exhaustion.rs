@@ -87,21 +87,63 @@ fn out_of_descriptors_the_server_waits_instead_of_spinning() {
 /// Reads until EOF or an error; true when the server closed the connection within
 /// `within`.
 fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    ended_within(stream, within).is_some()
+}
+
+/// How the server ended the connection within `within` ("EOF", or the error a read
+/// gave: a reset), or `None` while it is still open. A read interrupted by a signal
+/// is retried: a read with a timeout is not restarted by `SA_RESTART`.
+fn ended_within(stream: &mut TcpStream, within: Duration) -> Option<String> {
     stream.set_read_timeout(Some(within)).unwrap();
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return true,
+            Ok(0) => return Some("EOF".into()),
             Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
             {
-                return false;
+                return None;
             }
-            Err(_) => return true, // reset
+            Err(e) => return Some(format!("{:?}", e.kind())),
         }
     }
+}
+
+/// The lines of a server's log about HTTP connections (for a failure's message).
+fn http_lines_of(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("HTTP") || l.contains("hyper"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Of `sockets` (each with the last byte of its loopback source address, in the
+/// order they were opened), how many are still open per address after a short look;
+/// and a line for each one closed among the first `keep` of its address (the ones
+/// the server should have kept), saying how it ended.
+fn open_per_address(
+    sockets: &mut [(u8, TcpStream)],
+    keep: usize,
+) -> (std::collections::BTreeMap<u8, usize>, Vec<String>) {
+    let mut open = std::collections::BTreeMap::new();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut early_ends = Vec::new();
+    for (n, s) in sockets.iter_mut() {
+        let index = *seen.entry(*n).and_modify(|i| *i += 1).or_insert(0usize);
+        match ended_within(s, Duration::from_millis(20)) {
+            None => *open.entry(*n).or_insert(0) += 1,
+            Some(how) if index < keep => {
+                early_ends.push(format!("127.0.0.{n} socket #{index} ended: {how}"))
+            }
+            Some(_) => {}
+        }
+    }
+    (open, early_ends)
 }
 
 #[test]
@@ -234,24 +276,29 @@ fn sockets_that_never_sign_in_lock_nobody_out_and_are_closed_after_the_grace_tim
             ("SKILLSD_MAX_STARTUPS_PER_SOURCE", "5"),
             ("SKILLSD_HTTP_MAX_CONNECTIONS", "32"),
             ("SKILLSD_HTTP_MAX_PER_ADDRESS", "8"),
+            // What each refused or closed connection was, should this test fail.
+            (
+                "SKILLSD_LOG",
+                "info,sqlx=warn,russh=warn,skillsd::net=debug,hyper=debug",
+            ),
         ],
     );
     let http = f.server.http_port.expect("the pages' port in the banner");
     // Three addresses open 60 SSH sockets each that never send a banner.
-    let mut silent: Vec<TcpStream> = Vec::new();
+    let mut silent: Vec<(u8, TcpStream)> = Vec::new();
     for n in 2..5u8 {
         for _ in 0..60 {
-            silent.push(connect_from([127, 0, 0, n], f.server.port));
+            silent.push((n, connect_from([127, 0, 0, n], f.server.port)));
         }
     }
     std::thread::sleep(Duration::from_millis(500));
     // All but five per address are closed at once.
-    let kept = silent
-        .iter_mut()
-        .map(|s| !closed_within(s, Duration::from_millis(20)))
-        .filter(|open| *open)
-        .count();
-    assert_eq!(kept, 15, "sockets still open beyond 5 per address");
+    let (open, early_ends) = open_per_address(&mut silent, 5);
+    assert_eq!(
+        open,
+        (2..5u8).map(|n| (n, 5)).collect(),
+        "SSH sockets open per address (5 kept each); {early_ends:?}"
+    );
     // Meanwhile a user logs in at once.
     let (took, ok) = whoami(&f);
     assert!(
@@ -261,7 +308,7 @@ fn sockets_that_never_sign_in_lock_nobody_out_and_are_closed_after_the_grace_tim
     // The silent ones are closed by the grace time (3 s), and the address may
     // open new ones.
     let started = Instant::now();
-    for s in &mut silent {
+    for (_, s) in &mut silent {
         assert!(
             closed_within(s, Duration::from_secs(6)),
             "a silent socket outlived the grace time"
@@ -276,19 +323,20 @@ fn sockets_that_never_sign_in_lock_nobody_out_and_are_closed_after_the_grace_tim
 
     // HTTP: two addresses hold idle sockets; health checks and pages from another
     // address are still served.
-    let mut idle: Vec<TcpStream> = Vec::new();
+    let mut idle: Vec<(u8, TcpStream)> = Vec::new();
     for n in [2u8, 3] {
         for _ in 0..40 {
-            idle.push(connect_from([127, 0, 0, n], http));
+            idle.push((n, connect_from([127, 0, 0, n], http)));
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    let kept = idle
-        .iter_mut()
-        .map(|s| !closed_within(s, Duration::from_millis(20)))
-        .filter(|open| *open)
-        .count();
-    assert_eq!(kept, 16, "HTTP sockets still open beyond 8 per address");
+    let (open, early_ends) = open_per_address(&mut idle, 8);
+    assert_eq!(
+        open,
+        [(2, 8), (3, 8)].into(),
+        "HTTP sockets open per address (8 kept each); {early_ends:?}; the server's log: {}",
+        http_lines_of(&f.server.data.with_extension("log"))
+    );
     let mut c = std::process::Command::new("curl");
     c.args(["-s", "-m", "5", &format!("http://127.0.0.1:{http}/healthz")]);
     assert_eq!(stdout_of(c), "ok");
