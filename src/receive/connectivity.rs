@@ -290,29 +290,23 @@ impl<'c> Walk<'c> {
         if !self.is_new(id) {
             return Frame::read(view, id, name, Check::None);
         }
-        match base.and_then(|b| self.checked_entries(view, b)) {
+        let base_tree = base.and_then(|b| self.checked_tree(view, b));
+        match base_tree.as_ref().and_then(|t| fsck::tree(&t.data).ok()) {
             Some(known) => Frame::read(view, id, name, Check::Against(&known)),
             None => Frame::read(view, id, name, Check::All),
         }
     }
 
-    /// The entries of tree `id` by name, if its entries are known to be there and of
-    /// the kind their modes say: the repository holds it (see [`Walk::trusting`]), or
-    /// this walk checked it to the end. An entry of a new tree with the same name,
-    /// kind and id names an object known to be there: a push of one file into a
-    /// folder of 1,000 looked up the 999 others.
-    fn checked_entries(&self, view: &gix::Repository, id: ObjectId) -> Option<Known> {
+    /// Tree `id`, if its entries are known to be there and of the kind their modes
+    /// say: the repository holds it (see [`Walk::trusting`]), or this walk checked it
+    /// to the end. An entry of a new tree with the same name, kind and id names an
+    /// object known to be there: a push of one file into a folder of 1,000 looked up
+    /// the 999 others.
+    fn checked_tree<'r>(&self, view: &'r gix::Repository, id: ObjectId) -> Option<gix::Tree<'r>> {
         if self.is_new(id) && !self.shapes.contains_key(&id) {
             return None;
         }
-        let tree = view.find_tree(id).ok()?;
-        let entries = fsck::tree(&tree.data).ok()?;
-        Some(
-            entries
-                .into_iter()
-                .map(|e| (BString::from(e.name), (e.kind, e.id)))
-                .collect(),
-        )
+        view.find_tree(id).ok()
     }
 
     /// The shape of tree `id` from an earlier walk, if the repository holds it (only
@@ -548,16 +542,13 @@ fn check_size(
     Ok(())
 }
 
-/// A checked tree's entries by name: their kind and id.
-type Known = HashMap<BString, (EntryKind, ObjectId)>;
-
 /// Which entries of a tree to look up.
 #[derive(Clone, Copy)]
 enum Check<'k> {
     /// None: the repository has the tree (see [`Walk::trusting`]).
     None,
-    /// Those not in the checked tree given as they are.
-    Against(&'k Known),
+    /// Those not in the checked tree given as they are (its entries, in git's order).
+    Against(&'k [fsck::Entry<'k>]),
     /// Every entry.
     All,
 }
@@ -594,6 +585,9 @@ impl Frame {
             id,
             error,
         };
+        // Both trees' entries are in git's order (fsck checked it): the base's entry of
+        // the same name and kind is found by walking both lists once, side by side.
+        let mut in_order = 0;
         for entry in fsck::tree(&tree.data).map_err(invalid)? {
             let oid = entry.id;
             let expected = match entry.kind {
@@ -611,7 +605,16 @@ impl Frame {
             let (in_base, known) = match check {
                 Check::None => (None, true),
                 Check::Against(base) => {
-                    let in_base = base.get(entry.name.as_bstr()).copied();
+                    while base
+                        .get(in_order)
+                        .is_some_and(|b| fsck::order(b, &entry).is_lt())
+                    {
+                        in_order += 1;
+                    }
+                    let in_base = base
+                        .get(in_order)
+                        .filter(|b| fsck::order(b, &entry).is_eq())
+                        .map(|b| (b.kind, b.id));
                     (in_base, in_base == Some((entry.kind, oid)))
                 }
                 Check::All => (None, false),
@@ -838,6 +841,80 @@ mod tests {
         match walk.tip(&b, tip, &[], &Limits::default()) {
             Err(WalkError::Missing { kind, id }) => assert_eq!((kind, id), ("tree", shared)),
             other => panic!("expected the missing tree, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_the_base_has_as_they_are_are_found_in_gits_order_and_not_looked_up() {
+        let never = AtomicBool::new(false);
+        // The repository (trusted) holds a tree whose entries sort as git sorts them
+        // — a folder `a` after `a-b` and `a.c`, as if it were `a/` — and whose `ab`
+        // names a blob nobody has (a tree the repository holds is not read again).
+        let (_a_dir, a) = repository();
+        let blob = a.write_blob(b"x").unwrap().detach();
+        let nobody_has = ObjectId::from_hex(b"1234567890123456789012345678901234567890").unwrap();
+        let entry = |kind: gix::objs::tree::EntryKind, name: &str, oid| gix::objs::tree::Entry {
+            mode: kind.into(),
+            filename: name.into(),
+            oid,
+        };
+        use gix::objs::tree::EntryKind::{Blob, Tree};
+        let inner = a
+            .write_object(gix::objs::Tree {
+                entries: vec![entry(Blob, "x", blob)],
+            })
+            .unwrap()
+            .detach();
+        let base_entries = vec![
+            entry(Blob, "a-b", blob),
+            entry(Blob, "a.c", blob),
+            entry(Tree, "a", inner),
+            entry(Blob, "ab", nobody_has),
+        ];
+        let base_tree = a
+            .write_object(gix::objs::Tree {
+                entries: base_entries.clone(),
+            })
+            .unwrap()
+            .detach();
+        let base = a
+            .commit("refs/heads/main", "base", base_tree, Vec::<ObjectId>::new())
+            .unwrap()
+            .detach();
+
+        // A push (its own object store, which sees the repository's) adds `b`.
+        let (_q_dir, quarantine) = repository();
+        std::fs::write(
+            quarantine.path().join("objects/info/alternates"),
+            format!("{}\n", a.objects.store_ref().path().display()),
+        )
+        .unwrap();
+        let quarantine = gix::open(quarantine.path()).unwrap();
+        let with = |branch: &str, extra: Vec<gix::objs::tree::Entry>| {
+            let mut entries = base_entries.clone();
+            entries.extend(extra);
+            let tree = quarantine
+                .write_object(gix::objs::Tree { entries })
+                .unwrap()
+                .detach();
+            quarantine
+                .commit(branch, "push", tree, [base])
+                .unwrap()
+                .detach()
+        };
+        let tip = with("refs/heads/one", vec![entry(Blob, "b", blob)]);
+        let mut walk = Walk::new(&never).trusting(&a);
+        assert!(
+            walk.tip(&quarantine, tip, &[base], &Limits::default())
+                .is_ok(),
+            "`ab` is the base's entry as it is: not looked up"
+        );
+        // The same missing blob under a new name is looked up, and missing.
+        let tip = with("refs/heads/two", vec![entry(Blob, "b", nobody_has)]);
+        let mut walk = Walk::new(&never).trusting(&a);
+        match walk.tip(&quarantine, tip, &[base], &Limits::default()) {
+            Err(WalkError::Missing { id, .. }) => assert_eq!(id, nobody_has),
+            other => panic!("expected the missing blob, got {other:?}"),
         }
     }
 }
