@@ -35,7 +35,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
     // Which of the paths the checks ask about are in the tree: the changed paths and
     // their skill files (a set of every path of the tree cost a push of one file into
     // 10,000 more than the rest of these checks).
-    let asked: HashSet<String> = changed
+    let asked: HashSet<String, foldhash::quality::RandomState> = changed
         .iter()
         .cloned()
         .chain(changed.iter().filter_map(|p| rules.skill_of(p, &exists)))
@@ -290,8 +290,8 @@ impl<'f> Index<'f> {
     ) -> Self {
         // What the changed paths ask about.
         let mut folded: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
-        let mut keys: HashSet<String> = HashSet::new();
-        let mut wanted_skills: HashSet<String> = HashSet::new();
+        let mut keys: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
+        let mut wanted_skills: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
         for path in changed {
             let mut end = 0;
             for part in path.split('/') {
@@ -311,14 +311,14 @@ impl<'f> Index<'f> {
             }
         }
         // The folders of those skills, to find the files that may belong to one.
-        let wanted_folders: HashSet<&str> = wanted_skills
+        let wanted_folders: Paths<'_> = wanted_skills
             .iter()
             .filter_map(|s| s.strip_suffix(SKILL_FILE))
             .collect();
         // A file's key can be one of `keys` only if its slug is a key (no namespace) or
         // what follows one of a key's colons (`namespace:slug`): most files are passed
         // over without making their key.
-        let slugs: HashSet<&str> = keys
+        let slugs: Paths<'_> = keys
             .iter()
             .flat_map(|k| {
                 std::iter::once(k.as_str()).chain(k.match_indices(':').map(|(i, _)| &k[i + 1..]))
