@@ -97,9 +97,55 @@ pub fn only_when_idle() -> bool {
     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
 }
 
+/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19), and returns
+/// what it returns: background maintenance that must give the cores to the pushes and
+/// clones of the moment, yet still progress under steady load (unlike `SCHED_IDLE`).
+/// The caller keeps its priority: an unprivileged thread cannot raise its own again,
+/// so the work that holds a lock others wait for stays on the caller's thread. Threads
+/// `work` starts inherit the priority.
+pub fn at_low_priority<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("skillsd-low".into())
+            .spawn_scoped(scope, || {
+                // SAFETY: `setpriority` with `who` 0 changes the calling thread's nice
+                // value on Linux (each thread is its own task there).
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+                    tracing::debug!("could not lower a background thread's priority");
+                }
+                work()
+            })
+            .expect("spawning a thread");
+        match thread.join() {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The calling thread's nice value.
+    fn nice() -> i32 {
+        // SAFETY: `getpriority` reads the calling thread's nice value.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+
+    #[test]
+    fn low_priority_work_runs_at_nice_19_and_the_caller_keeps_its_own() {
+        let before = nice();
+        let (inside, in_its_threads) = at_low_priority(|| {
+            let spawned = std::thread::spawn(nice).join().unwrap();
+            (nice(), spawned)
+        });
+        assert_eq!((inside, in_its_threads), (19, 19));
+        assert_eq!(nice(), before);
+        // A panic in the work reaches the caller.
+        let caught = std::panic::catch_unwind(|| at_low_priority(|| panic!("boom")));
+        assert!(caught.is_err());
+    }
 
     #[test]
     fn results_come_back_in_the_items_order_on_every_core_or_on_one() {
