@@ -308,6 +308,53 @@ fn sort_key<'a>(e: &Entry<'a>) -> impl Iterator<Item = u8> + 'a + use<'a> {
         .chain((e.kind == EntryKind::Tree).then_some(b'/'))
 }
 
+/// One entry of a tree's bytes as they are: its mode, name and id.
+struct Raw<'a> {
+    mode: &'a [u8],
+    name: &'a [u8],
+    id: gix::ObjectId,
+}
+
+/// The first entry of a tree's bytes, and the bytes after it.
+fn next_entry(rest: &[u8]) -> Option<(Raw<'_>, &[u8])> {
+    let space = rest.find_byte(b' ')?;
+    let nul = rest[space + 1..].find_byte(0)? + space + 1;
+    let raw_id = rest.get(nul + 1..nul + 21)?;
+    let raw = Raw {
+        mode: &rest[..space],
+        name: &rest[space + 1..nul],
+        id: gix::ObjectId::from_bytes_or_panic(raw_id),
+    };
+    Some((raw, &rest[nul + 21..]))
+}
+
+/// What an entry's mode says it holds (`None`: a mode git does not write).
+fn kind_of(mode: &[u8]) -> Option<EntryKind> {
+    match mode {
+        b"100644" | b"100755" | b"120000" => Some(EntryKind::Blob),
+        b"40000" => Some(EntryKind::Tree),
+        b"160000" => Some(EntryKind::Commit),
+        _ => None,
+    }
+}
+
+/// The entries of a tree that passed [`tree`] when it came (the repository's), read
+/// without checking them again; `None` when the bytes do not read as a tree.
+pub fn entries(data: &[u8]) -> Option<Vec<Entry<'_>>> {
+    let mut entries = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (Raw { mode, name, id }, after) = next_entry(rest)?;
+        entries.push(Entry {
+            kind: kind_of(mode)?,
+            name,
+            id,
+        });
+        rest = after;
+    }
+    Some(entries)
+}
+
 /// A tree's bytes, as `git fsck --strict` checks them: its entries.
 pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
     let mut entries: Vec<Entry<'_>> = Vec::new();
@@ -317,32 +364,18 @@ pub fn tree(data: &[u8]) -> Result<Vec<Entry<'_>>, FsckError> {
     let mut names: std::collections::HashSet<&[u8], foldhash::quality::RandomState> =
         Default::default();
     while !rest.is_empty() {
-        let Some(space) = rest.find_byte(b' ') else {
+        let Some((Raw { mode, name, id }, after)) = next_entry(rest) else {
             return fail("badTree", "cannot be parsed as a tree");
         };
-        let mode = &rest[..space];
-        let Some(nul) = rest[space + 1..].find_byte(0).map(|n| n + space + 1) else {
-            return fail("badTree", "cannot be parsed as a tree");
-        };
-        let name = &rest[space + 1..nul];
-        let Some(raw_id) = rest.get(nul + 1..nul + 21) else {
-            return fail("badTree", "cannot be parsed as a tree");
-        };
-        let id = gix::ObjectId::from_bytes_or_panic(raw_id);
-        rest = &rest[nul + 21..];
+        rest = after;
         if mode.first() == Some(&b'0') {
             return fail("zeroPaddedFilemode", "contains zero-padded file modes");
         }
-        let kind = match mode {
-            b"100644" | b"100755" | b"120000" => EntryKind::Blob,
-            b"40000" => EntryKind::Tree,
-            b"160000" => EntryKind::Commit,
-            _ => {
-                return fail(
-                    "badFilemode",
-                    format!("contains bad file mode `{}`", mode.as_bstr()),
-                );
-            }
+        let Some(kind) = kind_of(mode) else {
+            return fail(
+                "badFilemode",
+                format!("contains bad file mode `{}`", mode.as_bstr()),
+            );
         };
         let shown = name.as_bstr();
         match name {
@@ -537,6 +570,33 @@ mod tests {
 
     fn tree_id(entries: &[(&str, &str)]) -> &'static str {
         tree(&raw_tree(entries)).err().map_or("ok", |e| e.id)
+    }
+
+    #[test]
+    fn a_checked_trees_entries_read_unchecked_are_what_the_check_read() {
+        let bytes = raw_tree(&[
+            ("100644", "a"),
+            ("100755", "a.b"),
+            ("40000", "b"),
+            ("160000", "c"),
+            ("120000", "d"),
+        ]);
+        let checked: Vec<_> = tree(&bytes)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.name, e.id))
+            .collect();
+        let read: Vec<_> = entries(&bytes)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.name, e.id))
+            .collect();
+        assert_eq!(read, checked);
+        assert_eq!(read.len(), 5);
+        // Bytes that do not read as a tree, or a mode git does not write: nothing.
+        assert!(entries(b"100644 a\0short").is_none());
+        assert!(entries(&raw_tree(&[("100664", "a")])).is_none());
+        assert_eq!(entries(b"").map(|e| e.len()), Some(0));
     }
 
     #[test]

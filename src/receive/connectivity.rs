@@ -290,8 +290,10 @@ impl<'c> Walk<'c> {
         if !self.is_new(id) {
             return Frame::read(view, id, name, Check::None);
         }
+        // The base passed fsck when it came (the repository's, or checked by this
+        // walk): its entries are read, not checked again.
         let base_tree = base.and_then(|b| self.checked_tree(view, b));
-        match base_tree.as_ref().and_then(|t| fsck::tree(&t.data).ok()) {
+        match base_tree.as_ref().and_then(|t| fsck::entries(&t.data)) {
             Some(known) => Frame::read(view, id, name, Check::Against(&known)),
             None => Frame::read(view, id, name, Check::All),
         }
