@@ -83,18 +83,6 @@ pub struct Row {
     pub digest: Option<String>,
 }
 
-impl Row {
-    pub fn new(skill: Skill, blob: ObjectId) -> Row {
-        let search = vector_of(&skill);
-        Row {
-            skill,
-            blob,
-            search,
-            digest: None,
-        }
-    }
-}
-
 /// A skill's full-text vector, when skillsd can compute it ([`super::vector`]).
 pub fn vector_of(skill: &Skill) -> Option<SearchVector> {
     search_vector(

@@ -3,11 +3,11 @@
 //! A client's `pack-objects` writes a commit, then each tree before the blobs it
 //! names, and the pack takes a while to arrive; meanwhile the server has CPU to spare
 //! (all of it when the client is another machine; on one machine of two cores, what
-//! the client's `pack-objects` and the transport leave). [`start`] puts a [`Tap`] on the pack's inspector and a thread behind it
-//! that resolves the entries into files with their paths
-//! ([`crate::incoming::arriving`]) and checks each file under the roots exactly as
-//! the checks would ([`super::files::check_bytes`]), with the rules of the default
-//! branch's tip before the push. The results wait in a [`Memo`] by (path, blob,
+//! the client's `pack-objects` and the transport leave). [`start`] puts a [`Tap`] on
+//! the pack's inspector and a thread behind it that resolves the entries into files
+//! with their paths ([`crate::incoming::arriving`]) and checks each file under the
+//! roots exactly as the checks would ([`super::files::check_bytes`]), with the rules
+//! of the default branch's tip before the push. The results wait in a [`Memo`] by (path, blob,
 //! executable).
 //!
 //! The checks take a file's result from the memo only when the rules they check
@@ -212,7 +212,7 @@ mod tests {
 
     /// `main` at `old`, `new` a commit on it with `files`; the memo the thread makes of
     /// the pack that brings `new`, and the rules' fingerprint at `new`.
-    fn memo_of(files: &[(&str, Option<&str>)]) -> (Memo, Vec<Option<ObjectId>>, Vec<Checked>) {
+    fn memo_of(files: &[(&str, Option<&str>)]) -> (Memo, Fingerprint, Vec<Checked>) {
         let (dir, repo) = test_repo::repository();
         let first = "---\ntitle: First\n---\nThe first skill.\n";
         let old = test_repo::commit(&repo, None, &[("skills/first.md", Some(first))]);
