@@ -329,36 +329,18 @@ impl<'f> Index<'f> {
             by_slug: HashMap::new(),
             folders_with_files: HashSet::new(),
         };
-        let mut buf = String::new();
+        let mut prefixes = Prefixes::default();
         for file in files {
             let path = file.path.as_str();
-            // Every folder prefix is folded, so a path costs its length times its
-            // depth: paths over the length limit are reported by the path checks and
-            // skipped here, which keeps this linear in practice.
-            let parts = if path.len() > super::skill::MAX_PATH_BYTES {
-                ""
-            } else {
-                path
-            };
-            let mut end = 0;
-            for part in parts.split('/').filter(|p| !p.is_empty()) {
-                end += part.len();
-                let prefix = &path[..end];
-                buf.clear();
-                if prefix.is_ascii() {
-                    buf.extend(prefix.chars().map(|c| c.to_ascii_lowercase()));
-                } else {
-                    buf.push_str(&prefix.to_lowercase());
-                }
-                if folded.contains(buf.as_str()) {
+            prefixes.fold(path, &mut |folded_prefix, prefix| {
+                if folded.contains(folded_prefix) {
                     index
                         .by_folded
-                        .entry(buf.clone())
+                        .entry(folded_prefix.to_string())
                         .or_default()
                         .insert(prefix);
                 }
-                end += 1;
-            }
+            });
             if skills.contains(path) && slugs.contains(rules.slug_of(path)) {
                 let key = rules.key_of(path);
                 if keys.contains(&key) {
@@ -376,6 +358,72 @@ impl<'f> Index<'f> {
             }
         }
         index
+    }
+}
+
+/// Each folder prefix of a path and the path itself, case-folded, for
+/// [`Index::of`]'s lookups: an ASCII path is folded once and its prefixes are slices
+/// of it, and the prefixes of a folder are handed out once for a run of paths in it
+/// (a tree lists a folder's files together: a folder of 10,000 files is folded once,
+/// not 10,000 times). What it hands out is what folding each prefix on its own gives.
+#[derive(Default)]
+struct Prefixes {
+    /// The path folded (an ASCII path's, else its last prefix's).
+    folded: String,
+    /// The folder (up to its last `/`) whose prefixes were handed out last.
+    folder: Option<String>,
+}
+
+impl Prefixes {
+    /// Calls `each(folded, prefix)` for the prefixes of `path` (every folder on its way
+    /// and the path itself) that the last path's did not cover. Paths over the length
+    /// limit are skipped: they are reported by the path checks, and folding every
+    /// prefix would cost their length times their depth.
+    fn fold<'p>(&mut self, path: &'p str, each: &mut dyn FnMut(&str, &'p str)) {
+        let plain = path.is_ascii()
+            && !path.starts_with('/')
+            && !path.ends_with('/')
+            && !path.contains("//");
+        if path.len() > super::skill::MAX_PATH_BYTES {
+            self.folder = None;
+            return;
+        }
+        if !plain {
+            self.folder = None;
+            return self.fold_each(path, each);
+        }
+        self.folded.clear();
+        self.folded.push_str(path);
+        self.folded.make_ascii_lowercase();
+        let folder = path.rfind('/').map_or("", |i| &path[..i]);
+        if self.folder.as_deref() != Some(folder) {
+            for (i, _) in folder.match_indices('/').chain(Some((folder.len(), ""))) {
+                if i > 0 {
+                    each(&self.folded[..i], &path[..i]);
+                }
+            }
+            self.folder = Some(folder.to_string());
+        }
+        each(&self.folded, path);
+    }
+
+    /// Every prefix of `path` folded on its own (a path with other than ASCII, or
+    /// with an empty name in it).
+    fn fold_each<'p>(&mut self, path: &'p str, each: &mut dyn FnMut(&str, &'p str)) {
+        let mut end = 0;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            end += part.len();
+            let prefix = &path[..end];
+            self.folded.clear();
+            if prefix.is_ascii() {
+                self.folded.push_str(prefix);
+                self.folded.make_ascii_lowercase();
+            } else {
+                self.folded.push_str(&prefix.to_lowercase());
+            }
+            each(&self.folded, prefix);
+            end += 1;
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use super::{CONFIG_PATH, Layout, Rules, RulesSource};
 use crate::skills::frontmatter::MAX_FRONTMATTER_BYTES;
 use crate::skills::skill::{Check, Level, MAX_FILE_BYTES, Problem};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// The largest rules file read (config or schema).
 const MAX_RULES_FILE_BYTES: usize = 256 * 1024;
@@ -212,7 +212,7 @@ pub(super) fn build(
 /// `roots`: the folders (or folder patterns) that hold skills.
 struct Roots {
     roots: Vec<String>,
-    literal_roots: HashSet<String>,
+    literal_roots: super::RootSet,
     root_globs: Option<globset::GlobSet>,
     dot_root: bool,
 }
@@ -221,7 +221,7 @@ struct Roots {
 /// inside another. The default is `skills`.
 fn parse_roots(raw_roots: Option<Vec<String>>, problems: &mut Vec<Problem>) -> Roots {
     let mut roots = Vec::new();
-    let mut literal_roots = HashSet::new();
+    let mut literal_roots = super::RootSet::default();
     let mut globs = globset::GlobSetBuilder::new();
     let mut has_globs = false;
     let mut dot_root = false;

@@ -77,14 +77,18 @@ impl std::fmt::Debug for Schema {
     }
 }
 
+/// A set of root folders (see [`Rules::root_of`]).
+type RootSet = HashSet<String, foldhash::quality::RandomState>;
+
 /// The rules one tree is checked against.
 #[derive(Debug)]
 pub struct Rules {
     pub layout: Layout,
     /// Folders that hold skills, each ending in `/`, as written (patterns included).
     roots: Vec<String>,
-    /// The roots without wildcards (`skills/`).
-    literal_roots: HashSet<String>,
+    /// The roots without wildcards (`skills/`), hashed with foldhash: every path of a
+    /// pushed tree looks its folders up here.
+    literal_roots: RootSet,
     /// The roots with wildcards (`plugins/*/skills`, `**/skills`), if any.
     root_globs: Option<globset::GlobSet>,
     /// `roots` names `"."`: the top of the repository holds skills (see
@@ -127,7 +131,7 @@ impl Rules {
                 Arc::new(Rules {
                     layout: Layout::Flat,
                     roots: vec!["skills/".to_string()],
-                    literal_roots: HashSet::from(["skills/".to_string()]),
+                    literal_roots: RootSet::from_iter(["skills/".to_string()]),
                     root_globs: None,
                     dot_root: false,
                     namespaces: Vec::new(),

@@ -329,3 +329,64 @@ fn roots_outside_are_suggested_as_one_pattern() {
         );
     }
 }
+
+/// Every prefix of every path folded on its own, as the index folded them before
+/// [`Prefixes`]: (folded, prefix), paths over the length limit left out.
+fn each_prefix_folded(paths: &[&str]) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for path in paths
+        .iter()
+        .filter(|p| p.len() <= crate::skills::skill::MAX_PATH_BYTES)
+    {
+        let mut end = 0;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            end += part.len();
+            let prefix = &path[..end];
+            out.insert((prefix.to_lowercase(), prefix.to_string()));
+            end += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_folders_prefixes_are_folded_once_for_its_files_and_as_each_on_its_own() {
+    let long = format!("skills/{}.md", "x".repeat(300));
+    let paths: Vec<&str> = vec![
+        "README.md",
+        "skills/Data/a.md",
+        "skills/Data/B.md",
+        "skills/data/c.md",
+        "skills/Data/Deep/d.md",
+        "skills/Data/e.md",
+        "skills/Ünï/f.md",
+        "skills/Ünï/g.md",
+        "skills/Data/Ä.md",
+        "skills/Data/h.md",
+        "skills//empty/i.md",
+        "/lead/j.md",
+        "skills/Data/",
+        &long,
+        "skills/Data/k.md",
+        "top.md",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut calls = 0;
+    let mut prefixes = Prefixes::default();
+    for path in &paths {
+        prefixes.fold(path, &mut |folded, prefix| {
+            calls += 1;
+            seen.insert((folded.to_string(), prefix.to_string()));
+        });
+    }
+    assert_eq!(seen, each_prefix_folded(&paths));
+    // `skills` and `skills/Data` handed out once for the run a.md, B.md (and again
+    // when the folder comes back after others), not for each file.
+    let mut once = 0;
+    let mut prefixes = Prefixes::default();
+    for path in ["skills/Data/a.md", "skills/Data/b.md", "skills/Data/c.md"] {
+        prefixes.fold(path, &mut |_, _| once += 1);
+    }
+    assert_eq!(once, 2 + 3, "two folder prefixes once, then each file");
+    assert!(calls < 40, "{calls} calls");
+}
