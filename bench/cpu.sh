@@ -23,16 +23,8 @@ command -v perf >/dev/null || { echo "needs perf: apt-get install linux-perf" >&
 source "$ROOT/bench/lib.sh"
 bench_binary  # or a binary given as SKILLSD=...
 
-bench_client "$WORK" cpu
-SEED=$WORK/seed
-bench_seed "$SEED" "$N"
-bench_serve "$SKILLSD" "$WORK/data" "$PORT" "$WORK/serve.log" warn,skillsd::receive=info "$WORK/id.pub"
-pid=$BENCH_PID
-trap 'kill $pid 2>/dev/null || true' EXIT
-URL="ssh://git@127.0.0.1:$PORT/bench.git"
-git -C "$SEED" push -q "$URL" main
+bench_seeded "$WORK" cpu warn,skillsd::receive=info
 git clone -q "$URL" "$WORK/clone"
-bench_indexed "postgres://postgres@localhost/skillsd?host=$WORK/data/postgres/sock"
 
 : > "$WORK/cpu.md"
 for c in $(seq 1 "$RUNS"); do

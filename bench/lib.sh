@@ -46,6 +46,22 @@ bench_serve() {
   "$bin" user add bench --role writer --key "$key" --data-dir "$data" >/dev/null
 }
 
+# bench_seeded WORK NAME FILTER: a client (bench_client WORK NAME), a seed of $N skills
+# in WORK/seed pushed to a new server on $PORT logging at FILTER (data in WORK/data,
+# stopped when the script exits), its URL in URL, the import's full-text vectors
+# filled and indexed before it returns.
+bench_seeded() {
+  local work=$1 name=$2 filter=$3
+  bench_client "$work" "$name"
+  bench_seed "$work/seed" "$N"
+  bench_serve "$SKILLSD" "$work/data" "$PORT" "$work/serve.log" "$filter" "$work/id.pub"
+  BENCH_SEEDED_PID=$BENCH_PID
+  trap 'kill $BENCH_SEEDED_PID 2>/dev/null || true' EXIT
+  URL="ssh://git@127.0.0.1:$PORT/bench.git"
+  git -C "$work/seed" push -q "$URL" main
+  bench_indexed "postgres://postgres@localhost/skillsd?host=$work/data/postgres/sock"
+}
+
 # bench_indexed DB [TRIES]: waits (TRIES × 0.1 s at most, 600 by default) until the
 # import's full-text vectors are filled and their index built.
 bench_indexed() {

@@ -27,19 +27,11 @@ PORT=${PORT:-2391}
 source "$ROOT/bench/lib.sh"
 bench_binary  # or a binary given as SKILLSD=...
 
-bench_client "$WORK" timeline
+bench_seeded "$WORK" timeline warn,skillsd::receive=debug
 SEED=$WORK/seed
-bench_seed "$SEED" "$N"
-bench_serve "$SKILLSD" "$WORK/data" "$PORT" "$WORK/serve.log" warn,skillsd::receive=debug "$WORK/id.pub"
-pid=$BENCH_PID
-trap 'kill $pid 2>/dev/null || true' EXIT
-URL="ssh://git@127.0.0.1:$PORT/bench.git"
-git -C "$SEED" push -q "$URL" main
 git clone -q --bare "$SEED" "$WORK/floor.git"
 git clone -q "$WORK/floor.git" "$WORK/floor"
 git clone -q "$URL" "$WORK/skillsd"
-DB="postgres://postgres@localhost/skillsd?host=$WORK/data/postgres/sock"
-bench_indexed "$DB"  # the import's vectors filled and indexed
 
 : > "$WORK/runs.tsv"
 for c in $(seq 1 "$RUNS"); do
