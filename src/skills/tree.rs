@@ -35,7 +35,7 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
     // Which of the paths the checks ask about are in the tree: the changed paths and
     // their skill files (a set of every path of the tree cost a push of one file into
     // 10,000 more than the rest of these checks).
-    let asked: HashSet<String, foldhash::quality::RandomState> = changed
+    let asked: Names = changed
         .iter()
         .cloned()
         .chain(changed.iter().filter_map(|p| rules.skill_of(p, &exists)))
@@ -69,6 +69,9 @@ fn findings(rules: &Rules, files: &[File], changed: &[String]) -> Vec<Problem> {
 /// A set of paths of the tree, hashed with foldhash: the checks hash every path of the
 /// tree once or twice, std's SipHash took a third of their time.
 type Paths<'f> = HashSet<&'f str, foldhash::quality::RandomState>;
+
+/// A set of owned paths, names or keys, hashed as [`Paths`] is.
+type Names = HashSet<String, foldhash::quality::RandomState>;
 
 /// The tree as the checks of its changed paths see it.
 struct Seen<'s, 'f> {
@@ -289,9 +292,9 @@ impl<'f> Index<'f> {
         exists: &dyn Fn(&str) -> bool,
     ) -> Self {
         // What the changed paths ask about.
-        let mut folded: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
-        let mut keys: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
-        let mut wanted_skills: HashSet<String, foldhash::quality::RandomState> = HashSet::default();
+        let mut folded = Names::default();
+        let mut keys = Names::default();
+        let mut wanted_skills = Names::default();
         for path in changed {
             let mut end = 0;
             for part in path.split('/') {
