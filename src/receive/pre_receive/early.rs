@@ -7,8 +7,8 @@
 //! the pack's inspector and a thread behind it that resolves the entries into files
 //! with their paths ([`crate::incoming::arriving`]) and checks each file under the
 //! roots exactly as the checks would ([`super::files::check_bytes`]), with the rules
-//! of the default branch's tip before the push. The results wait in a [`Memo`] by (path, blob,
-//! executable).
+//! of the default branch's tip before the push. The results wait in a [`Memo`] by
+//! (path, blob, executable).
 //!
 //! The checks take a file's result from the memo only when the rules they check
 //! against have the same fingerprint (the same rules files: the same rules) and the
